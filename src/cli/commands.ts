@@ -1,0 +1,32 @@
+// The `kipsec` command table. A command that is not built yet says so and exits non-zero, so no
+// script mistakes a placeholder for a working command.
+
+export interface CliIo {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+export interface Command {
+  readonly name: string;
+  readonly usage: string;
+  readonly summary: string;
+  /** Absent while the capability is not built; see the issue that tracks it. */
+  readonly run?: (args: readonly string[], io: CliIo) => Promise<number>;
+  readonly pendingIssue?: number;
+}
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+/** Exit status of a command whose capability has not been built yet. */
+export const EXIT_NOT_BUILT = 3;
+
+export const COMMANDS: readonly Command[] = [
+  { name: 'agent', usage: 'agent --standalone --config FILE [--control-socket PATH] [--datapath kernel] [--log-level L]', summary: 'run the per-node IKEv2 agent', pendingIssue: 5 },
+  { name: 'operator', usage: 'operator [--kubeconfig PATH] [--namespace NS]', summary: 'run the cluster operator (CRDs, identity, status)', pendingIssue: 6 },
+  { name: 'status', usage: 'status [--json] [--control-socket PATH]', summary: 'show tunnels, SAs, counters and last errors of a running agent', pendingIssue: 5 },
+  { name: 'initiate', usage: 'initiate NAME', summary: 'bring a tunnel up now', pendingIssue: 5 },
+  { name: 'terminate', usage: 'terminate NAME', summary: 'take a tunnel down, sending delete notifies', pendingIssue: 5 },
+  { name: 'reload', usage: 'reload', summary: 're-read the agent config (same as SIGHUP)', pendingIssue: 5 },
+  { name: 'diagnose', usage: 'diagnose', summary: 'check this machine: kernel ESP, XFRM, netlink, capabilities', pendingIssue: 5 },
+];

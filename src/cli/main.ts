@@ -1,0 +1,40 @@
+// `kipsec` command line: dispatches to the command table; the only place that composes modules.
+import { COMMANDS, EXIT_NOT_BUILT, EXIT_OK, EXIT_USAGE, type CliIo } from './commands.js';
+
+const stdio: CliIo = {
+  out: (line) => { process.stdout.write(`${line}\n`); },
+  err: (line) => { process.stderr.write(`${line}\n`); },
+};
+
+export function helpText(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  const rows = COMMANDS.map((c) => {
+    const note = c.run ? '' : ` (not built yet: issue ${c.pendingIssue ?? '?'})`;
+    return `  ${c.name.padEnd(width)}  ${c.summary}${note}`;
+  });
+  return ['usage: kipsec COMMAND [OPTIONS]', '', 'commands:', ...rows, '', 'kipsec COMMAND --help shows the options of one command.'].join('\n');
+}
+
+export async function run(argv: readonly string[], io: CliIo = stdio): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.out(helpText());
+    return name === undefined ? EXIT_USAGE : EXIT_OK;
+  }
+  const cmd = COMMANDS.find((c) => c.name === name);
+  if (!cmd) {
+    io.err(`kipsec: unknown command "${name}"`);
+    io.err(helpText());
+    return EXIT_USAGE;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.out(`usage: kipsec ${cmd.usage}\n\n${cmd.summary}`);
+    if (!cmd.run) io.out(`\nnot built yet (issue ${cmd.pendingIssue ?? '?'})`);
+    return EXIT_OK;
+  }
+  if (!cmd.run) {
+    io.err(`kipsec ${cmd.name}: not built yet (issue ${cmd.pendingIssue ?? '?'}); nothing was done`);
+    return EXIT_NOT_BUILT;
+  }
+  return cmd.run(rest, io);
+}
