@@ -1,0 +1,124 @@
+// The Encrypted and Authenticated payload body (RFC 7296 §3.14), also used inside SKF (RFC 7383):
+//
+//   IV | E( inner payloads | padding | pad length ) | ICV
+//
+// CBC + HMAC: IV is random (unpredictable, §3.14), plaintext padded to the block size, and the
+//   ICV is the truncated HMAC over everything from the IKE header to the end of the ciphertext,
+//   i.e. aad | IV | ciphertext.
+// AEAD (RFC 5282 AES-GCM-16, RFC 7634 ChaCha20-Poly1305): 8-octet explicit IV, nonce = salt | IV,
+//   the AEAD tag is the ICV, additional data = IKE header + unencrypted payload header(s) (`aad`).
+//   No padding is needed; the pad length octet is still present (RFC 5282 §3, RFC 7634 §3).
+//
+// `aad` is the message from its first octet up to the end of the SK (or SKF) payload header, with
+// the final Length fields already written: call encryptedLength() first to size them.
+import { SecretBytes } from '../../common/secret.js';
+import { cryptoRandom, type Random } from '../../common/time.js';
+import type { EncrAlg, IntegAlg } from './algorithms.js';
+import { aeadOpen, aeadSeal, cbcDecrypt, cbcEncrypt, icvEqual, integIcv } from './ciphers.js';
+import { IntegrityError, SkMalformedError } from './errors.js';
+import { resolveSuite, type IkeSaKeys, type IkeSuite } from './keys.js';
+
+/** One direction of SK protection (outbound encrypts with SK_e/SK_a of the sender's role). */
+export interface SkCipher {
+  readonly encr: EncrAlg;
+  readonly integ: IntegAlg | null;
+  /** IV + ICV octets around the ciphertext. */
+  readonly overhead: number;
+  /** SK body length for `innerLength` octets of inner payloads (with minimal padding). */
+  encryptedLength(innerLength: number): number;
+  /** IV | ciphertext | ICV for the inner payloads. `opts.iv` fixes the IV (tests only). */
+  encrypt(inner: Uint8Array, aad: Uint8Array, opts?: { readonly iv?: Uint8Array }): Uint8Array;
+  /** The inner payloads, or IntegrityError (drop silently) / SkMalformedError. */
+  decrypt(body: Uint8Array, aad: Uint8Array): Uint8Array;
+}
+
+export interface SkCipherParams {
+  readonly suite: IkeSuite;
+  /** SK_ei or SK_er (key | salt for AEAD). */
+  readonly encKey: SecretBytes;
+  /** SK_ai or SK_ar; empty for AEAD. */
+  readonly integKey: SecretBytes;
+  /** IV source for CBC; defaults to node's CSPRNG. */
+  readonly random?: Random;
+}
+
+export function createSkCipher(p: SkCipherParams): SkCipher {
+  const { encr, integ } = resolveSuite(p.suite);
+  const random = p.random ?? cryptoRandom;
+  const icvLength = encr.aead ? encr.icvLength : integ!.icvLength;
+  const encKey = p.encKey.expose();
+  const integKey = p.integKey.expose();
+  if (encKey.length !== encr.keyLength + encr.saltLength)
+    throw new SkMalformedError(`${encr.name} needs ${encr.keyLength + encr.saltLength} key octets, got ${encKey.length}`);
+  // AEAD IVs must never repeat under one key; a per-direction counter guarantees it (RFC 5282 §3.1).
+  let counter = 0n;
+
+  const paddedLength = (innerLength: number): number => {
+    const withPadLen = innerLength + 1;
+    return Math.ceil(withPadLen / encr.blockSize) * encr.blockSize;
+  };
+
+  return {
+    encr,
+    integ,
+    overhead: encr.ivLength + icvLength,
+    encryptedLength: (n) => encr.ivLength + paddedLength(n) + icvLength,
+    encrypt(inner, aad, opts) {
+      const total = paddedLength(inner.length);
+      const plain = new Uint8Array(total);
+      plain.set(inner);
+      plain[total - 1] = total - inner.length - 1; // pad length; padding octets stay zero
+      let iv: Uint8Array;
+      if (opts?.iv) iv = opts.iv;
+      else if (encr.aead) {
+        counter += 1n;
+        iv = new Uint8Array(8);
+        new DataView(iv.buffer).setBigUint64(0, counter);
+      } else iv = random.bytes(encr.ivLength);
+      if (iv.length !== encr.ivLength) throw new SkMalformedError(`IV is ${iv.length} octets, want ${encr.ivLength}`);
+      const out = new Uint8Array(encr.ivLength + total + icvLength);
+      out.set(iv);
+      if (encr.aead) {
+        out.set(aeadSeal(encr, encKey, iv, aad, plain), encr.ivLength);
+      } else {
+        const ct = cbcEncrypt(encr, encKey, iv, plain);
+        out.set(ct, encr.ivLength);
+        out.set(integIcv(integ!, integKey, aad, out.subarray(0, encr.ivLength + total)), encr.ivLength + total);
+      }
+      plain.fill(0);
+      return out;
+    },
+    decrypt(body, aad) {
+      const minCipher = encr.aead ? 1 : encr.blockSize;
+      if (body.length < encr.ivLength + minCipher + icvLength)
+        throw new SkMalformedError(`SK payload body is ${body.length} octets, need at least ${encr.ivLength + minCipher + icvLength}`);
+      const iv = body.subarray(0, encr.ivLength);
+      let plain: Uint8Array;
+      if (encr.aead) {
+        plain = aeadOpen(encr, encKey, iv, aad, body.subarray(encr.ivLength));
+      } else {
+        const ctEnd = body.length - icvLength;
+        const expected = integIcv(integ!, integKey, aad, body.subarray(0, ctEnd));
+        // Integrity first (encrypt-then-MAC): nothing is decrypted before the ICV verifies.
+        if (!icvEqual(expected, body.subarray(ctEnd))) throw new IntegrityError();
+        plain = cbcDecrypt(encr, encKey, iv, body.subarray(encr.ivLength, ctEnd));
+      }
+      const padLength = plain[plain.length - 1]!;
+      if (padLength > plain.length - 1) {
+        plain.fill(0);
+        throw new SkMalformedError(`pad length ${padLength} exceeds the ${plain.length - 1} decrypted octets`);
+      }
+      return plain.slice(0, plain.length - 1 - padLength);
+    },
+  };
+}
+
+/** Both directions for an IKE SA, from our role: outbound uses our keys, inbound the peer's. */
+export function createSkPair(suite: IkeSuite, keys: IkeSaKeys, role: 'initiator' | 'responder', random?: Random): { outbound: SkCipher; inbound: SkCipher } {
+  const i = { encKey: keys.skEi, integKey: keys.skAi };
+  const r = { encKey: keys.skEr, integKey: keys.skAr };
+  const mine = role === 'initiator' ? i : r;
+  const theirs = role === 'initiator' ? r : i;
+  const base = random ? { suite, random } : { suite };
+  return { outbound: createSkCipher({ ...base, ...mine }), inbound: createSkCipher({ ...base, ...theirs }) };
+}
