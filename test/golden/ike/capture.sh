@@ -159,6 +159,7 @@ scenario() {
   sleep 0.5
   mkdir -p "$work/$name"; cp -r "$work/cur/." "$work/$name/"
   (cd "$repo" && node --import tsx "$here/pcap-to-json.ts" "$name" "$work/$name" "$2" "$3" "$4" "$5" "$out/$name.json")
+  cp "$work/$name/cap.pcap" "$out/$name.pcap"
   echo "captured $name -> $out/$name.json"
 }
 
