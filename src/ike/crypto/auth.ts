@@ -142,7 +142,7 @@ export function verifySignatureAuth(authMethod: number, authData: Uint8Array, pu
   if (!kind || !scheme.keyKinds.includes(kind))
     throw new AuthenticationError(`${scheme.name} signature does not fit the peer's ${publicKey.asymmetricKeyType ?? 'unknown'} key`);
   if (scheme.curve && namedCurve(publicKey) !== scheme.curve) throw new AuthenticationError(`AUTH method ${authMethod} requires a ${scheme.curve} key`);
-  let ok = false;
+  let ok: boolean;
   try {
     ok = nodeVerify(scheme.hash, octets, { key: publicKey, ...nodeSignOptions(scheme, saltLength) }, signature);
   } catch { ok = false; }

@@ -35,7 +35,7 @@ for (const v of hv.integ) {
 }
 
 /** prf+ written straight from RFC 7296 §2.13 on top of @noble/hashes (an independent oracle). */
-function referencePrfPlus(hash: typeof sha256, key: Uint8Array, seed: Uint8Array, length: number): Uint8Array {
+function referencePrfPlus(hash: Parameters<typeof hmac>[0], key: Uint8Array, seed: Uint8Array, length: number): Uint8Array {
   const out: number[] = [];
   let t = new Uint8Array(0);
   for (let n = 1; out.length < length; n++) {
