@@ -1,0 +1,179 @@
+// The strongSwan lane: a real charon (Debian's strongSwan 5.9) inside a network namespace,
+// configured from a generated swanctl.conf and driven with swanctl over its own VICI socket.
+// Two data paths: 'kernel' programs kernel XFRM (needs ESP: the VM lane), 'libipsec' does ESP in
+// userspace over a TUN device and always encapsulates in UDP 4500, so it runs on the host kernel.
+// Each charon gets a private /run (its pid file path is compiled in), so several run at once.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import type { Netns, RunResult, Scope } from './netns.js';
+
+export type SwanDatapath = 'kernel' | 'libipsec';
+
+/** One Child SA as `swanctl --list-sas` prints it (SPIs in hex, strongSwan's in/out view). */
+export interface SwanChild {
+  name: string; state: string; mode: string; suite: string;
+  spiIn: string; bytesIn: number; packetsIn: number;
+  spiOut: string; bytesOut: number; packetsOut: number;
+}
+
+export interface SwanOptions {
+  /** Full swanctl.conf text (connections + secrets). */
+  swanctl: string;
+  mode?: SwanDatapath;
+  /** Extra files relative to the swanctl dir, e.g. { 'x509ca/ca.pem': pem, 'private/key.pem': pem }. */
+  files?: Readonly<Record<string, string | Uint8Array>>;
+  /** charon log levels per subsystem; default ike=2 cfg=2 (4 dumps keys, for golden captures). */
+  logLevels?: Readonly<Record<string, number>>;
+  /** Extra lines inside charon { } of strongswan.conf. */
+  charonExtra?: string;
+}
+
+const PLUGINS = 'random nonce openssl pem pkcs1 pkcs8 x509 revocation constraints pubkey curve25519 gmp hmac gcm aes sha1 sha2 kdf chapoly socket-default vici updown';
+
+export class StrongSwan {
+  readonly dir: string;
+  readonly ns: Netns;
+  private pid = 0;
+
+  private constructor(ns: Netns, dir: string) { this.ns = ns; this.dir = dir; }
+
+  static available(): boolean { return existsSync('/usr/lib/ipsec/charon') && existsSync('/usr/sbin/swanctl'); }
+
+  static async start(scope: Scope | null, ns: Netns, opts: SwanOptions): Promise<StrongSwan> {
+    if (!StrongSwan.available()) throw new Error('strongSwan is not installed (apt-get install strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins)');
+    const dir = mkdtempSync(join(tmpdir(), 'kipsec-swan-'));
+    const s = new StrongSwan(ns, dir);
+    scope?.after(() => s.stop());
+    for (const sub of ['x509', 'x509ca', 'private', 'ecdsa', 'rsa', 'pkcs8']) mkdirSync(join(dir, sub), { recursive: true });
+    for (const [rel, content] of Object.entries(opts.files ?? {})) {
+      mkdirSync(dirname(join(dir, rel)), { recursive: true });
+      writeFileSync(join(dir, rel), content, { mode: 0o600 });
+    }
+    writeFileSync(join(dir, 'swanctl.conf'), opts.swanctl, { mode: 0o600 });
+    const mode = opts.mode ?? 'libipsec';
+    const kplug = mode === 'libipsec' ? 'kernel-libipsec kernel-netlink' : 'kernel-netlink';
+    const levels = { default: 1, ike: 2, cfg: 2, ...opts.logLevels };
+    const levelLines = Object.entries(levels).map(([k, v]) => `${k} = ${v}`).join('\n        ');
+    writeFileSync(join(dir, 'strongswan.conf'), `charon {
+  load = ${PLUGINS} ${kplug}
+  filelog {
+    log {
+      path = ${dir}/charon.log
+      time_format = %H:%M:%S
+      ${levelLines}
+    }
+  }
+  plugins { vici { socket = unix://${dir}/charon.vici } }
+  ${opts.charonExtra ?? ''}
+}
+`);
+    const child = ns.spawn('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs tmpfs /run && exec /usr/lib/ipsec/charon'], {
+      env: { ...process.env, STRONGSWAN_CONF: join(dir, 'strongswan.conf') },
+      stdio: ['ignore', 'ignore', 'ignore'],
+    });
+    s.pid = child.pid ?? 0;
+    const deadline = Date.now() + 10_000;
+    while (!existsSync(join(dir, 'charon.vici'))) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`charon did not start in ${ns.name}:\n${s.log()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await s.load();
+    return s;
+  }
+
+  /** swanctl against this charon, with this charon's swanctl dir for credentials. */
+  swanctl(args: readonly string[], check = true): Promise<RunResult> {
+    return this.ns.run('env', [`SWANCTL_DIR=${this.dir}`, 'swanctl', ...args, '--uri', `unix://${this.dir}/charon.vici`], { check, timeoutMs: 30_000 });
+  }
+
+  async load(): Promise<void> {
+    await this.swanctl(['--load-all', '--noprompt', '--file', join(this.dir, 'swanctl.conf')]);
+  }
+
+  /** Replace swanctl.conf and reload it. */
+  async reconfigure(swanctl: string): Promise<void> {
+    writeFileSync(join(this.dir, 'swanctl.conf'), swanctl, { mode: 0o600 });
+    await this.load();
+  }
+
+  async initiate(child: string, timeoutSec = 20): Promise<RunResult> {
+    return this.swanctl(['--initiate', '--child', child, '--timeout', String(timeoutSec)], false);
+  }
+
+  async listSas(): Promise<string> { return (await this.swanctl(['--list-sas'])).stdout; }
+
+  /** IKE SA states by connection name, e.g. { t: 'ESTABLISHED' }. */
+  async ikeStates(): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const m of (await this.listSas()).matchAll(/^(\S+): #\d+, (\w+), IKEv2/gm)) out[m[1]!] = m[2]!;
+    return out;
+  }
+
+  /** Child SAs: name, state and SPIs (hex, as strongSwan prints them: in first, out second). */
+  async childSas(): Promise<SwanChild[]> {
+    const res: SwanChild[] = [];
+    const text = await this.listSas();
+    const re = /^\s+(\S+): #\d+, reqid \d+, (\w+), ([\w-]+), ESP:(\S+)[^\n]*\n\s+installed[^\n]*\n\s+in\s+([0-9a-f]{8})[^,]*,\s+(\d+) bytes,\s+(\d+) packets[^\n]*\n\s+out\s+([0-9a-f]{8})[^,]*,\s+(\d+) bytes,\s+(\d+) packets/gm;
+    for (const m of text.matchAll(re))
+      res.push({ name: m[1]!, state: m[2]!, mode: m[3]!, suite: m[4]!, spiIn: m[5]!, bytesIn: Number(m[6]), packetsIn: Number(m[7]), spiOut: m[8]!, bytesOut: Number(m[9]), packetsOut: Number(m[10]) });
+    return res;
+  }
+
+  log(): string {
+    try { return readFileSync(join(this.dir, 'charon.log'), 'utf8'); } catch { return '(no charon.log)'; }
+  }
+
+  async stop(): Promise<void> {
+    if (this.pid) { try { process.kill(this.pid, 'SIGTERM'); } catch { /* gone */ } }
+    // charon runs under `ip netns exec … unshare`: wait for it, then make sure.
+    for (let i = 0; i < 30 && this.pid && alive(this.pid); i++) await new Promise((r) => setTimeout(r, 100));
+    if (this.pid) { try { process.kill(this.pid, 'SIGKILL'); } catch { /* gone */ } }
+    this.pid = 0;
+    if (!process.env['KIPSEC_KEEP_SWAN']) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean { try { process.kill(pid, 0); return true; } catch { return false; } }
+
+/** A PSK connection in swanctl syntax; one setting per line (swanctl.conf requires it). */
+export function pskConnection(o: {
+  name: string; local: string; remote: string; localTs: string; remoteTs: string;
+  proposals: string; espProposals: string; psk: string; startAction?: 'none' | 'trap' | 'start';
+  extra?: string; childExtra?: string;
+}): string {
+  return `connections {
+  ${o.name} {
+    version = 2
+    local_addrs = ${o.local}
+    remote_addrs = ${o.remote}
+    proposals = ${o.proposals}
+    ${o.extra ?? ''}
+    local {
+      auth = psk
+      id = ${o.local}
+    }
+    remote {
+      auth = psk
+      id = ${o.remote}
+    }
+    children {
+      ${o.name} {
+        local_ts = ${o.localTs}
+        remote_ts = ${o.remoteTs}
+        esp_proposals = ${o.espProposals}
+        start_action = ${o.startAction ?? 'none'}
+        ${o.childExtra ?? ''}
+      }
+    }
+  }
+}
+secrets {
+  ike-${o.name} {
+    id-a = ${o.local}
+    id-b = ${o.remote}
+    secret = "${o.psk}"
+  }
+}
+`;
+}
