@@ -1,0 +1,219 @@
+// Request/response over a NetlinkTransport: sequence numbers, ACKs, NLMSG_ERROR → errno,
+// multipart dumps (NLM_F_MULTI … NLMSG_DONE), interrupted dumps, timeouts. Messages that
+// match no outstanding request (multicast events) go to the event listener.
+//
+// Use one connection for requests and a separate one for multicast events: the kernel's
+// notifications about our own changes carry our seq and port id, so on a shared socket they
+// would be indistinguishable from replies (strongSwan keeps two sockets for the same reason).
+import { Reader, type Writer } from '../../common/bytes.js';
+import { ParseError } from '../../common/errors.js';
+import { systemClock, type Clock, type TimerHandle } from '../../common/time.js';
+import { getI32 } from '../structs/host.js';
+import { parseAttrs, attrString } from './attr.js';
+import {
+  NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+  NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NLMSGERR_ATTR_MSG, nlAlign,
+} from './constants.js';
+import { NetlinkClosedError, NetlinkDumpInterruptedError, NetlinkErrnoError, NetlinkTimeoutError } from './errors.js';
+import { buildNlmsg, NLMSG_HDRLEN, splitNlmsgs, type NlMessage } from './nlmsghdr.js';
+import type { NetlinkTransport } from './transport.js';
+
+type Body = (w: Writer) => void;
+
+function concat(parts: readonly Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += nlAlign(p.length); }
+  return out;
+}
+
+interface Pending {
+  readonly type: number;
+  readonly kind: 'ack' | 'reply' | 'dump';
+  readonly msgs: NlMessage[];
+  interrupted: boolean;
+  readonly timer: TimerHandle;
+  resolve(msgs: NlMessage[]): void;
+  reject(e: Error): void;
+}
+
+export interface ConnectionOptions {
+  readonly clock?: Clock;
+  /** Per-request timeout; the kernel answers in microseconds, so this only catches bugs. */
+  readonly timeoutMs?: number;
+  /** How often to repeat a dump that came back with NLM_F_DUMP_INTR. */
+  readonly dumpRetries?: number;
+}
+
+/** struct nlmsgerr { int error; struct nlmsghdr msg; } + optional extended-ACK TLVs. */
+export interface NlmsgErr { readonly error: number; readonly extack: string | undefined }
+
+export function decodeNlmsgerr(m: NlMessage): NlmsgErr {
+  const r = new Reader(m.payload);
+  const error = getI32(r, 'nlmsgerr.error');
+  let extack: string | undefined;
+  if (m.hdr.nlmsg_flags & NLM_F_ACK_TLVS && r.remaining >= NLMSG_HDRLEN) {
+    // The echoed request is the header only when CAPPED, else the whole request.
+    const echoedLen = new Reader(m.payload, 4, 8).u32le();
+    const skip = m.hdr.nlmsg_flags & NLM_F_CAPPED ? NLMSG_HDRLEN : nlAlign(echoedLen);
+    if (4 + skip <= m.payload.length)
+      for (const a of parseAttrs(m.payload.subarray(4 + skip))) if (a.type === NLMSGERR_ATTR_MSG) extack = attrString(a);
+  }
+  return { error, extack };
+}
+
+export class NetlinkConnection {
+  readonly #t: NetlinkTransport;
+  readonly #clock: Clock;
+  readonly #timeoutMs: number;
+  readonly #dumpRetries: number;
+  readonly #pending = new Map<number, Pending>();
+  #seq: number;
+  #closed = false;
+  #onEvent: ((m: NlMessage) => void) | undefined;
+  #onError: ((e: Error) => void) | undefined;
+
+  constructor(transport: NetlinkTransport, opts: ConnectionOptions = {}) {
+    this.#t = transport;
+    this.#clock = opts.clock ?? systemClock;
+    this.#timeoutMs = opts.timeoutMs ?? 5_000;
+    this.#dumpRetries = opts.dumpRetries ?? 3;
+    this.#seq = (this.#clock.now() & 0x7fffffff) || 1;
+    transport.setReceiver((d) => this.#receive(d), (e) => this.#fail(e));
+  }
+
+  get portId(): number { return this.#t.portId; }
+
+  /** Listener for messages that answer no request (multicast notifications). */
+  onEvent(fn: (m: NlMessage) => void): void { this.#onEvent = fn; }
+  /** Listener for socket-level failures (ENOBUFS overflow, truncation, parse errors). */
+  onError(fn: (e: Error) => void): void { this.#onError = fn; }
+
+  subscribe(group: number): void {
+    this.#t.addMembership(group);
+    this.#t.setRef(true);
+  }
+
+  /** NEW/UPD/DEL/FLUSH: request with NLM_F_ACK; resolves on the zero-errno ACK. */
+  async ack(type: number, flags: number, body: Body): Promise<void> {
+    await this.#request(type, NLM_F_REQUEST | NLM_F_ACK | flags, 'ack', body);
+  }
+
+  /** GET/ALLOCSPI: resolves with the single reply message. */
+  async get(type: number, flags: number, body: Body): Promise<NlMessage> {
+    const [m] = await this.#request(type, NLM_F_REQUEST | flags, 'reply', body);
+    return m!;
+  }
+
+  /** Dump: every message up to NLMSG_DONE; repeats the dump when the kernel flags it interrupted. */
+  async dump(type: number, body: Body): Promise<NlMessage[]> {
+    for (let attempt = 0; attempt <= this.#dumpRetries; attempt++) {
+      const p = this.#request(type, NLM_F_REQUEST | NLM_F_DUMP, 'dump', body);
+      const msgs = await p.catch((e: unknown) => {
+        if (e instanceof NetlinkDumpInterruptedError) return null;
+        throw e;
+      });
+      if (msgs) return msgs;
+    }
+    throw new NetlinkDumpInterruptedError(type);
+  }
+
+  /**
+   * Many ACKed requests packed into few datagrams (the kernel walks every message of a datagram,
+   * like `ip -batch`), all outstanding at once. Resolves with one result per request, in order;
+   * it never rejects for a single failed request.
+   */
+  async ackBatch(reqs: readonly { readonly type: number; readonly flags?: number; readonly body: Body }[], maxDatagram = 64 << 10): Promise<(Error | null)[]> {
+    const results: Promise<Error | null>[] = [];
+    let chunk: Uint8Array[] = [];
+    let size = 0;
+    const flush = (): void => {
+      if (!chunk.length) return;
+      const d = chunk.length === 1 ? chunk[0]! : concat(chunk, size);
+      chunk = []; size = 0;
+      try { this.#t.send(d); } catch (e) { this.#fail(e as Error); }
+    };
+    for (const q of reqs) {
+      if (this.#closed) { results.push(Promise.resolve(new NetlinkClosedError(`cannot send type ${q.type}`))); continue; }
+      const seq = this.#nextSeq();
+      const msg = buildNlmsg(q.type, NLM_F_REQUEST | NLM_F_ACK | (q.flags ?? 0), seq, this.#t.portId, q.body);
+      if (size + nlAlign(msg.length) > maxDatagram) flush();
+      chunk.push(msg); size += nlAlign(msg.length);
+      results.push(this.#expect(q.type, seq, 'ack').then(() => null, (e: unknown) => e as Error));
+    }
+    flush();
+    return Promise.all(results);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#t.close();
+    this.#fail(new NetlinkClosedError('closed while requests were outstanding'));
+  }
+
+  #request(type: number, flags: number, kind: Pending['kind'], body: Body): Promise<NlMessage[]> {
+    if (this.#closed) return Promise.reject(new NetlinkClosedError(`cannot send type ${type}`));
+    const seq = this.#nextSeq();
+    const msg = buildNlmsg(type, flags, seq, this.#t.portId, body);
+    const p = this.#expect(type, seq, kind);
+    try { this.#t.send(msg); } catch (e) { const q = this.#pending.get(seq); if (q) this.#settle(seq, q, e as Error); }
+    return p;
+  }
+
+  #expect(type: number, seq: number, kind: Pending['kind']): Promise<NlMessage[]> {
+    return new Promise<NlMessage[]>((resolve, reject) => {
+      const timer = this.#clock.setTimer(this.#timeoutMs, () => {
+        this.#pending.delete(seq);
+        reject(new NetlinkTimeoutError(type, seq, this.#timeoutMs));
+      });
+      this.#pending.set(seq, { type, kind, msgs: [], interrupted: false, timer, resolve, reject });
+    });
+  }
+
+  #nextSeq(): number {
+    this.#seq = (this.#seq + 1) >>> 0 || 1;
+    return this.#seq;
+  }
+
+  #receive(datagram: Uint8Array): void {
+    let msgs: NlMessage[];
+    try { msgs = splitNlmsgs(datagram); } catch (e) { this.#onError?.(e as ParseError); return; }
+    for (const m of msgs) this.#dispatch(m);
+  }
+
+  #dispatch(m: NlMessage): void {
+    const seq = m.hdr.nlmsg_seq;
+    const p = m.hdr.nlmsg_pid === this.#t.portId ? this.#pending.get(seq) : undefined;
+    if (!p) {
+      if (m.hdr.nlmsg_type !== NLMSG_NOOP && m.hdr.nlmsg_type !== NLMSG_DONE) this.#onEvent?.(m);
+      return;
+    }
+    const type = m.hdr.nlmsg_type;
+    if (type === NLMSG_NOOP || type === NLMSG_OVERRUN) return;
+    if (m.hdr.nlmsg_flags & NLM_F_DUMP_INTR) p.interrupted = true;
+    if (type === NLMSG_ERROR) {
+      let err: NlmsgErr;
+      try { err = decodeNlmsgerr(m); } catch (e) { return this.#settle(seq, p, e as Error); }
+      if (err.error === 0) return this.#settle(seq, p, null);
+      return this.#settle(seq, p, new NetlinkErrnoError(err.error, p.type, err.extack));
+    }
+    if (type === NLMSG_DONE) {
+      return this.#settle(seq, p, p.interrupted ? new NetlinkDumpInterruptedError(p.type) : null);
+    }
+    p.msgs.push(m);
+    if (p.kind === 'reply') this.#settle(seq, p, null);
+  }
+
+  #settle(seq: number, p: Pending, err: Error | null): void {
+    this.#pending.delete(seq);
+    p.timer.cancel();
+    if (err) p.reject(err); else p.resolve(p.msgs);
+  }
+
+  #fail(e: Error): void {
+    if (this.#pending.size === 0) { this.#onError?.(e); return; }
+    for (const [seq, p] of [...this.#pending]) this.#settle(seq, p, e);
+    this.#onError?.(e);
+  }
+}

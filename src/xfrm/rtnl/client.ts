@@ -1,0 +1,199 @@
+// rtnetlink for route-based tunnels: XFRM interfaces (link kind "xfrm", IFLA_XFRM_IF_ID /
+// IFLA_XFRM_LINK) and routes to remote subnets. Routes follow strongSwan's install_routes:
+// table 220 (looked up by a rule of priority 220), protocol static, a preferred source address
+// from the local traffic selector so locally generated packets match the policy, and either the
+// next hop toward the peer or the XFRM interface as the device.
+import { Reader, type Writer } from '../../common/bytes.js';
+import { ConfigError } from '../../common/errors.js';
+import { AF_INET, AF_UNSPEC } from '../constants.js';
+import { xfrmError } from '../errors.js';
+import { attrString, attrU32, parseAttrs, putAttr, putAttrString, putAttrU32, putAttrWith } from '../netlink/attr.js';
+import { NetlinkConnection } from '../netlink/connection.js';
+import { NETLINK_ROUTE, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, nlAlign } from '../netlink/constants.js';
+import { RawNetlinkTransport } from '../netlink/raw-transport.js';
+import type { NetlinkTransport } from '../netlink/transport.js';
+import { addressBytes, addressText, familyOf } from '../structs/address.js';
+import { parseCidr } from '../selector.js';
+import * as R from './constants.js';
+import { decodeFibRuleHdr, encodeFibRuleHdr, FIB_RULE_HDR_SIZE } from './fib-rule-hdr.js';
+import { decodeIfinfomsg, encodeIfinfomsg, IFINFOMSG_SIZE, type Ifinfomsg } from './ifinfomsg.js';
+import { decodeRtmsg, encodeRtmsg, RTMSG_SIZE, type Rtmsg } from './rtmsg.js';
+
+export interface XfrmInterfaceSpec {
+  readonly name: string;
+  /** Matches XFRMA_IF_ID on SAs and policies (must be non-zero). */
+  readonly ifId: number;
+  /** Underlying device (name or index) for PMTU/neighbour lookups; optional on newer kernels. */
+  readonly link?: string | number;
+  readonly mtu?: number;
+  readonly up?: boolean;
+}
+
+export interface RouteSpec {
+  /** Remote subnet (CIDR). */
+  readonly dst: string;
+  /** Preferred source: a local address inside the local traffic selector. */
+  readonly src?: string;
+  readonly gateway?: string;
+  /** Output device by name or index (an XFRM interface for route-based tunnels). */
+  readonly dev?: string | number;
+  readonly table?: number;
+  readonly metric?: number;
+}
+
+export interface RouteState extends RouteSpec { readonly protocol: number }
+
+const ifinfo = (v: Partial<Ifinfomsg>): Ifinfomsg => ({ ifi_family: AF_UNSPEC, ifi_type: 0, ifi_index: 0, ifi_flags: 0, ifi_change: 0, ...v });
+
+function pad(w: Writer, n: number): void { w.zeros(nlAlign(n) - n); }
+
+export class RtnlClient {
+  readonly #conn: NetlinkConnection;
+
+  constructor(transport: NetlinkTransport, timeoutMs?: number) {
+    this.#conn = new NetlinkConnection(transport, timeoutMs ? { timeoutMs } : {});
+  }
+
+  static open(): RtnlClient { return new RtnlClient(new RawNetlinkTransport(NETLINK_ROUTE)); }
+
+  close(): void { this.#conn.close(); }
+
+  /** Interface index by name (RTM_GETLINK with IFLA_IFNAME). */
+  async linkIndex(name: string): Promise<number> {
+    try {
+      const m = await this.#conn.get(R.RTM_GETLINK, 0, (w) => { encodeIfinfomsg(w, ifinfo({})); putAttrString(w, R.IFLA_IFNAME, name); });
+      return decodeIfinfomsg(new Reader(m.payload, 0, IFINFOMSG_SIZE)).ifi_index;
+    } catch (e) { throw xfrmError(e, 'look up link', { kind: 'other', text: name }); }
+  }
+
+  async #index(dev: string | number): Promise<number> { return typeof dev === 'number' ? dev : this.linkIndex(dev); }
+
+  /** `ip link add NAME type xfrm dev LINK if_id IFID` (+ up). */
+  async addXfrmInterface(s: XfrmInterfaceSpec): Promise<number> {
+    if (!s.ifId) throw new ConfigError('xfrmInterface.ifId', 'if_id must be non-zero');
+    const link = s.link !== undefined ? await this.#index(s.link) : undefined;
+    const target = { kind: 'other', text: `xfrm interface ${s.name} if_id ${s.ifId}` } as const;
+    try {
+      await this.#conn.ack(R.RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, (w) => {
+        encodeIfinfomsg(w, ifinfo(s.up ? { ifi_flags: R.IFF_UP, ifi_change: R.IFF_UP } : {}));
+        putAttrString(w, R.IFLA_IFNAME, s.name);
+        if (s.mtu) putAttrU32(w, R.IFLA_MTU, s.mtu);
+        putAttrWith(w, R.IFLA_LINKINFO, (li) => {
+          putAttrString(li, R.IFLA_INFO_KIND, 'xfrm');
+          putAttrWith(li, R.IFLA_INFO_DATA, (d) => {
+            if (link !== undefined) putAttrU32(d, R.IFLA_XFRM_LINK, link);
+            putAttrU32(d, R.IFLA_XFRM_IF_ID, s.ifId);
+          });
+        });
+      });
+    } catch (e) { throw xfrmError(e, 'add', target); }
+    return this.linkIndex(s.name);
+  }
+
+  /** The if_id of an existing XFRM interface (IFLA_LINKINFO / IFLA_INFO_DATA / IFLA_XFRM_IF_ID). */
+  async xfrmInterfaceIfId(name: string): Promise<number | undefined> {
+    const m = await this.#conn.get(R.RTM_GETLINK, 0, (w) => { encodeIfinfomsg(w, ifinfo({})); putAttrString(w, R.IFLA_IFNAME, name); })
+      .catch((e: unknown) => { throw xfrmError(e, 'look up link', { kind: 'other', text: name }); });
+    for (const a of parseAttrs(m.payload.subarray(IFINFOMSG_SIZE))) {
+      if (a.type !== R.IFLA_LINKINFO) continue;
+      const info = parseAttrs(a.data);
+      const kind = info.find((x) => x.type === R.IFLA_INFO_KIND);
+      const data = info.find((x) => x.type === R.IFLA_INFO_DATA);
+      if (!kind || attrString(kind) !== 'xfrm' || !data) return undefined;
+      const id = parseAttrs(data.data).find((x) => x.type === R.IFLA_XFRM_IF_ID);
+      return id ? attrU32(id) : undefined;
+    }
+    return undefined;
+  }
+
+  async setLinkUp(dev: string | number, up = true): Promise<void> {
+    const index = await this.#index(dev);
+    try {
+      await this.#conn.ack(R.RTM_NEWLINK, 0, (w) => { encodeIfinfomsg(w, ifinfo({ ifi_index: index, ifi_flags: up ? R.IFF_UP : 0, ifi_change: R.IFF_UP })); });
+    } catch (e) { throw xfrmError(e, up ? 'set up' : 'set down', { kind: 'other', text: `link ${dev}` }); }
+  }
+
+  async deleteLink(dev: string | number): Promise<void> {
+    const index = await this.#index(dev);
+    try { await this.#conn.ack(R.RTM_DELLINK, 0, (w) => { encodeIfinfomsg(w, ifinfo({ ifi_index: index })); }); } catch (e) { throw xfrmError(e, 'delete', { kind: 'other', text: `link ${dev}` }); }
+  }
+
+  async #routeBody(r: RouteSpec): Promise<(w: Writer) => void> {
+    const dst = parseCidr(r.dst, 'route.dst');
+    const table = r.table ?? R.STRONGSWAN_ROUTING_TABLE;
+    const oif = r.dev !== undefined ? await this.#index(r.dev) : undefined;
+    if (r.src && familyOf(r.src) !== dst.family) throw new ConfigError('route.src', `family differs from ${r.dst}`);
+    const alen = dst.family === AF_INET ? 4 : 16;
+    const msg: Rtmsg = {
+      rtm_family: dst.family, rtm_dst_len: dst.prefix, rtm_src_len: 0, rtm_tos: 0,
+      rtm_table: table < 256 ? table : 252 /* RT_TABLE_COMPAT */, rtm_protocol: R.RTPROT_STATIC,
+      // Like iproute2: a device route without next hop is on-link (scope link), otherwise universe.
+      rtm_scope: !r.gateway && oif !== undefined ? R.RT_SCOPE_LINK : R.RT_SCOPE_UNIVERSE, rtm_type: R.RTN_UNICAST, rtm_flags: 0,
+    };
+    return (w) => {
+      encodeRtmsg(w, msg); pad(w, RTMSG_SIZE);
+      if (table >= 256) putAttrU32(w, R.RTA_TABLE, table);
+      putAttr(w, R.RTA_DST, dst.addr.subarray(0, alen));
+      if (r.src) putAttr(w, R.RTA_PREFSRC, addressBytes(r.src).subarray(0, alen));
+      if (r.gateway) putAttr(w, R.RTA_GATEWAY, addressBytes(r.gateway).subarray(0, alen));
+      if (oif !== undefined) putAttrU32(w, R.RTA_OIF, oif);
+      if (r.metric !== undefined) putAttrU32(w, R.RTA_PRIORITY, r.metric);
+    };
+  }
+
+  /** `ip route add DST [via GW] [dev DEV] proto static [src SRC] table 220`; replace=true for `ip route replace`. */
+  async addRoute(r: RouteSpec, replace = false): Promise<void> {
+    const body = await this.#routeBody(r);
+    try { await this.#conn.ack(R.RTM_NEWROUTE, NLM_F_CREATE | (replace ? NLM_F_REPLACE : NLM_F_EXCL), body); } catch (e) { throw xfrmError(e, 'add', { kind: 'other', text: `route ${r.dst} table ${r.table ?? R.STRONGSWAN_ROUTING_TABLE}` }); }
+  }
+
+  async deleteRoute(r: RouteSpec): Promise<void> {
+    const body = await this.#routeBody(r);
+    try { await this.#conn.ack(R.RTM_DELROUTE, 0, body); } catch (e) { throw xfrmError(e, 'delete', { kind: 'other', text: `route ${r.dst} table ${r.table ?? R.STRONGSWAN_ROUTING_TABLE}` }); }
+  }
+
+  /** Routes in one table (dump of RTM_GETROUTE filtered here). */
+  async listRoutes(family: number = AF_INET, table: number = R.STRONGSWAN_ROUTING_TABLE): Promise<RouteState[]> {
+    const msgs = await this.#conn.dump(R.RTM_GETROUTE, (w) => { encodeRtmsg(w, { rtm_family: family, rtm_dst_len: 0, rtm_src_len: 0, rtm_tos: 0, rtm_table: 0, rtm_protocol: 0, rtm_scope: 0, rtm_type: 0, rtm_flags: 0 }); });
+    const out: RouteState[] = [];
+    for (const m of msgs) {
+      if (m.hdr.nlmsg_type !== R.RTM_NEWROUTE) continue;
+      const h = decodeRtmsg(new Reader(m.payload, 0, RTMSG_SIZE));
+      const attrs = parseAttrs(m.payload.subarray(nlAlign(RTMSG_SIZE)));
+      const t = attrs.find((a) => a.type === R.RTA_TABLE);
+      const tbl = t ? attrU32(t) : h.rtm_table;
+      if (tbl !== table) continue;
+      const addr = (type: number): string | undefined => {
+        const a = attrs.find((x) => x.type === type);
+        if (!a) return undefined;
+        const b = new Uint8Array(16); b.set(a.data.subarray(0, 16));
+        return addressText(b, h.rtm_family);
+      };
+      const dst = addr(R.RTA_DST) ?? (h.rtm_family === AF_INET ? '0.0.0.0' : '::');
+      const oif = attrs.find((x) => x.type === R.RTA_OIF);
+      const src = addr(R.RTA_PREFSRC); const gw = addr(R.RTA_GATEWAY);
+      out.push({ dst: `${dst}/${h.rtm_dst_len}`, table: tbl, protocol: h.rtm_protocol, ...(src ? { src } : {}), ...(gw ? { gateway: gw } : {}), ...(oif ? { dev: attrU32(oif) } : {}) });
+    }
+    return out;
+  }
+
+  /** `ip rule add priority 220 table 220` (strongSwan's rule); EEXIST is fine, so it is idempotent. */
+  async ensureRule(family: number = AF_INET, table: number = R.STRONGSWAN_ROUTING_TABLE, priority: number = R.STRONGSWAN_ROUTING_TABLE_PRIO): Promise<void> {
+    const rules = await this.#conn.dump(R.RTM_GETRULE, (w) => { encodeFibRuleHdr(w, { family, dst_len: 0, src_len: 0, tos: 0, table: 0, action: 0, flags: 0 }); });
+    for (const m of rules) {
+      if (m.hdr.nlmsg_type !== R.RTM_NEWRULE) continue;
+      const h = decodeFibRuleHdr(new Reader(m.payload, 0, FIB_RULE_HDR_SIZE));
+      const attrs = parseAttrs(m.payload.subarray(FIB_RULE_HDR_SIZE));
+      const prio = attrs.find((a) => a.type === R.FRA_PRIORITY);
+      const tbl = attrs.find((a) => a.type === R.FRA_TABLE);
+      if (h.family === family && prio && attrU32(prio) === priority && (tbl ? attrU32(tbl) : h.table) === table) return;
+    }
+    try {
+      await this.#conn.ack(R.RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, (w) => {
+        encodeFibRuleHdr(w, { family, dst_len: 0, src_len: 0, tos: 0, table: table < 256 ? table : 0, action: R.FR_ACT_TO_TBL, flags: 0 });
+        putAttrU32(w, R.FRA_PRIORITY, priority);
+        putAttrU32(w, R.FRA_TABLE, table);
+      });
+    } catch (e) { throw xfrmError(e, 'add', { kind: 'other', text: `rule priority ${priority} table ${table}` }); }
+  }
+}
