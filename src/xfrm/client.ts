@@ -106,9 +106,9 @@ export class XfrmClient {
 
   // --- SAs -----------------------------------------------------------------------------------
 
-  async addSa(sa: SaSpec): Promise<void> { await this.#putSa(C.XFRM_MSG_NEWSA, 'add SA', sa); }
+  async addSa(sa: SaSpec): Promise<void> { await this.#putSa(C.XFRM_MSG_NEWSA, 'add', sa); }
   /** UPDSA: replace an SA, notably the larval SA ALLOCSPI created for an inbound SPI. */
-  async updateSa(sa: SaSpec): Promise<void> { await this.#putSa(C.XFRM_MSG_UPDSA, 'update SA', sa); }
+  async updateSa(sa: SaSpec): Promise<void> { await this.#putSa(C.XFRM_MSG_UPDSA, 'update', sa); }
 
   async #putSa(type: number, op: string, sa: SaSpec): Promise<void> {
     const { info, attrs } = encodeSa(sa);
@@ -122,20 +122,20 @@ export class XfrmClient {
       const { info, attrs } = encodeSa(sa);
       return { type, body: payload({ struct: 'xfrm_usersa_info', value: info }, attrs) };
     }));
-    return res.map((e, i) => (e ? (xfrmError(e, update ? 'update SA' : 'add SA', saTarget(sas[i]!)) as Error) : null));
+    return res.map((e, i) => (e ? (xfrmError(e, update ? 'update' : 'add', saTarget(sas[i]!)) as Error) : null));
   }
 
   async deleteSa(id: SaId): Promise<void> {
     try {
       await this.#conn.ack(C.XFRM_MSG_DELSA, 0, payload({ struct: 'xfrm_usersa_id', value: usersaId(id) }, saIdAttrs(id)));
-    } catch (e) { throw xfrmError(e, 'delete SA', saTarget(id)); }
+    } catch (e) { throw xfrmError(e, 'delete', saTarget(id)); }
   }
 
   async getSa(id: SaId): Promise<SaState> {
     let m: NlMessage;
     try {
       m = await this.#conn.get(C.XFRM_MSG_GETSA, 0, payload({ struct: 'xfrm_usersa_id', value: usersaId(id) }, saIdAttrs(id)));
-    } catch (e) { throw xfrmError(e, 'get SA', saTarget(id)); }
+    } catch (e) { throw xfrmError(e, 'get', saTarget(id)); }
     return this.#saFrom(m);
   }
 
@@ -186,7 +186,7 @@ export class XfrmClient {
     const body: XfrmBody = { struct: 'xfrm_aevent_id', value: { sa_id: usersaId(id), saddr: addressBytes(id.src), flags: C.XFRM_AE_RVAL | C.XFRM_AE_LVAL, reqid: id.reqid ?? 0 } };
     const attrs: XfrmAttr[] = id.mark ? [attr('XFRMA_MARK', { v: id.mark.value, m: id.mark.mask ?? 0xffffffff })] : [];
     let m: NlMessage;
-    try { m = await this.#conn.get(C.XFRM_MSG_GETAE, 0, payload(body, attrs)); } catch (e) { throw xfrmError(e, 'get SA counters', saTarget(id)); }
+    try { m = await this.#conn.get(C.XFRM_MSG_GETAE, 0, payload(body, attrs)); } catch (e) { throw xfrmError(e, 'get counters of', saTarget(id)); }
     const d = decodeXfrmMessage(m.hdr.nlmsg_type, m.payload);
     return {
       current: findAttr(d.attrs, 'XFRMA_LTIME_VAL'), replay: findAttr(d.attrs, 'XFRMA_REPLAY_VAL'),
@@ -205,13 +205,13 @@ export class XfrmClient {
     if (v.replayThresh !== undefined) attrs.push(attr('XFRMA_REPLAY_THRESH', v.replayThresh));
     if (v.etimerThresh !== undefined) attrs.push(attr('XFRMA_ETIMER_THRESH', v.etimerThresh));
     if (id.mark) attrs.push(attr('XFRMA_MARK', { v: id.mark.value, m: id.mark.mask ?? 0xffffffff }));
-    try { await this.#conn.ack(C.XFRM_MSG_NEWAE, 0x100 /* NLM_F_REPLACE */, payload(body, attrs)); } catch (e) { throw xfrmError(e, 'set SA replay state', saTarget(id)); }
+    try { await this.#conn.ack(C.XFRM_MSG_NEWAE, 0x100 /* NLM_F_REPLACE */, payload(body, attrs)); } catch (e) { throw xfrmError(e, 'set replay state of', saTarget(id)); }
   }
 
   // --- Policies ------------------------------------------------------------------------------
 
-  async addPolicy(p: PolicySpec): Promise<void> { await this.#putPolicy(C.XFRM_MSG_NEWPOLICY, 'add policy', p); }
-  async updatePolicy(p: PolicySpec): Promise<void> { await this.#putPolicy(C.XFRM_MSG_UPDPOLICY, 'update policy', p); }
+  async addPolicy(p: PolicySpec): Promise<void> { await this.#putPolicy(C.XFRM_MSG_NEWPOLICY, 'add', p); }
+  async updatePolicy(p: PolicySpec): Promise<void> { await this.#putPolicy(C.XFRM_MSG_UPDPOLICY, 'update', p); }
 
   async #putPolicy(type: number, op: string, p: PolicySpec): Promise<void> {
     const { info, attrs } = encodePolicy(p);
@@ -224,18 +224,18 @@ export class XfrmClient {
       const { info, attrs } = encodePolicy(p);
       return { type, body: payload({ struct: 'xfrm_userpolicy_info', value: info }, attrs) };
     }));
-    return res.map((e, i) => (e ? (xfrmError(e, update ? 'update policy' : 'add policy', policyTarget(ps[i]!)) as Error) : null));
+    return res.map((e, i) => (e ? (xfrmError(e, update ? 'update' : 'add', policyTarget(ps[i]!)) as Error) : null));
   }
 
   async deletePolicy(id: PolicyId): Promise<void> {
     const { body, attrs } = encodePolicyId(id);
-    try { await this.#conn.ack(C.XFRM_MSG_DELPOLICY, 0, payload({ struct: 'xfrm_userpolicy_id', value: body }, attrs)); } catch (e) { throw xfrmError(e, 'delete policy', policyTarget(id)); }
+    try { await this.#conn.ack(C.XFRM_MSG_DELPOLICY, 0, payload({ struct: 'xfrm_userpolicy_id', value: body }, attrs)); } catch (e) { throw xfrmError(e, 'delete', policyTarget(id)); }
   }
 
   async getPolicy(id: PolicyId): Promise<PolicyState> {
     const { body, attrs } = encodePolicyId(id);
     let m: NlMessage;
-    try { m = await this.#conn.get(C.XFRM_MSG_GETPOLICY, 0, payload({ struct: 'xfrm_userpolicy_id', value: body }, attrs)); } catch (e) { throw xfrmError(e, 'get policy', policyTarget(id)); }
+    try { m = await this.#conn.get(C.XFRM_MSG_GETPOLICY, 0, payload({ struct: 'xfrm_userpolicy_id', value: body }, attrs)); } catch (e) { throw xfrmError(e, 'get', policyTarget(id)); }
     return this.#policyFrom(m);
   }
 

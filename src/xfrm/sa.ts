@@ -192,7 +192,12 @@ export function decodeSa(info: XfrmUsersaInfo, attrs: readonly XfrmAttr[]): SaSt
     ...(aead ? { aead: { name: aead.alg_name, key: aead.alg_key, icvBits: aead.alg_icv_len } } : {}),
     ...(crypt ? { crypt: { name: crypt.alg_name, key: crypt.alg_key } } : {}),
     ...(auth ? { auth: { name: auth.alg_name, key: auth.alg_key, truncBits: auth.alg_trunc_len } } : {}),
-    ...(encap ? { encap: { type: encap.encap_type, sport: encap.encap_sport, dport: encap.encap_dport, oa: addressText(encap.encap_oa, fam) } } : {}),
+    ...(encap ? {
+      encap: {
+        ...(encap.encap_type !== C.UDP_ENCAP_ESPINUDP ? { type: encap.encap_type } : {}),
+        sport: encap.encap_sport, dport: encap.encap_dport, oa: addressText(encap.encap_oa, fam),
+      },
+    } : {}),
     replayWindow: esn ? esn.replay_window : info.replay_window,
     esn: (info.flags & C.XFRM_STATE_ESN) !== 0,
     ...(flags ? { flags } : {}),
