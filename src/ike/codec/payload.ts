@@ -30,7 +30,9 @@ export type IkePayload =
 
 export type PayloadKind = IkePayload['kind'];
 export type KnownPayloadKind = Exclude<PayloadKind, 'unknown'>;
-export type PayloadOf<K extends PayloadKind> = Extract<IkePayload, { kind: K }>;
+/** The payload type for one kind; IDi/IDr and TSi/TSr share an interface, narrowed here to the kind. */
+type Narrow<P, K> = P extends { readonly kind: infer PK } ? (K extends PK ? P & { readonly kind: K } : never) : never;
+export type PayloadOf<K extends PayloadKind> = Narrow<IkePayload, K>;
 
 /** Payload kind -> RFC 7296 §3.2 type number. */
 export const PAYLOAD_TYPE: Readonly<Record<KnownPayloadKind, number>> = {

@@ -62,8 +62,8 @@ function readPcap(file: string): Datagram[] {
   return out;
 }
 
-const KEY_NAMES = ['SKEYSEED', 'Sk_d', 'Sk_ai', 'Sk_ar', 'Sk_ei', 'Sk_er', 'Sk_pi', 'Sk_pr'] as const;
-type KeySet = Partial<Record<(typeof KEY_NAMES)[number], string>>;
+type KeyName = 'SKEYSEED' | 'Sk_d' | 'Sk_ai' | 'Sk_ar' | 'Sk_ei' | 'Sk_er' | 'Sk_pi' | 'Sk_pr';
+type KeySet = Partial<Record<KeyName, string>>;
 
 /** charon's `%B` dumps: "Sk_ei secret => 36 bytes @ 0x..." then "   0: AA BB ..." lines. */
 function readKeys(log: string): { keys: KeySet[]; ikeProposals: string[]; childProposals: string[] } {
@@ -76,7 +76,7 @@ function readKeys(log: string): { keys: KeySet[]; ikeProposals: string[]; childP
     if (sel) (sel[2] === 'IKE' ? ikeProposals : childProposals).push(sel[1]!);
     const m = /\] <[^>]*> (SKEYSEED|Sk_\w+ secret) => (\d+) bytes/.exec(line);
     if (!m) continue;
-    const label = m[1]!.replace(' secret', '') as (typeof KEY_NAMES)[number];
+    const label = m[1]!.replace(' secret', '') as KeyName;
     const want = Number(m[2]);
     let hex = '';
     for (let j = i + 1; j < lines.length && hex.length < want * 2; j++) {
