@@ -5,9 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve, dirname, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { repoRoot } from '../lib/paths.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const root = repoRoot();
 const src = join(root, 'src');
 
 const ALLOWED: Readonly<Record<string, readonly string[]>> = {

@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+// Runs the test lanes over the TypeScript sources (through tsx, so data files beside the tests
+// resolve the same way as in a developer's loop; `npm run build` typechecks first) and prints one summary for all of them,
+// ending with the plain line `N passed, N failed`. A lane that cannot run (not root, a missing
+// tool, the VM failing to boot, no test files) counts as a failure and says why: never a skip.
+//
+//   node scripts/run-lanes.mjs [LANE...]      lanes: unit node24 netns interop apiserver vm
+//   KIPSEC_LANES=unit,netns node scripts/run-lanes.mjs
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const results = join(root, '.lane-results');
+const reporter = join(root, 'scripts', 'count-reporter.mjs');
+const ALL = ['unit', 'node24', 'netns', 'interop', 'apiserver', 'vm'];
+
+function findTests(dir) {
+  if (!existsSync(dir)) return [];
+  const out = [];
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...findTests(p));
+    else if (name.endsWith('.test.ts')) out.push(p);
+  }
+  return out;
+}
+
+const isRoot = process.getuid?.() === 0;
+const which = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+
+/** Each lane: where its tests are, what it needs, how to run it. */
+const LANES = {
+  unit: { dir: 'test/unit', why: 'pure logic, vectors, golden packets, property tests', coverage: true, concurrency: 2 },
+  node24: { dir: 'test/unit', why: 'the unit lane again on Node 24 LTS (the container image runtime)', node24: true, concurrency: 2 },
+  netns: { dir: 'e2e/netns', why: 'network namespaces on the host kernel', needs: () => (isRoot ? null : 'needs root for ip netns'), concurrency: 1 },
+  interop: { dir: 'e2e/interop', why: 'real strongSwan peers in namespaces', needs: () => (!isRoot ? 'needs root' : !existsSync('/usr/lib/ipsec/charon') ? 'strongSwan is not installed (scripts/setup.sh installs it)' : null), concurrency: 1 },
+  apiserver: { dir: 'e2e/apiserver', why: 'real kube-apiserver + etcd', concurrency: 1, apiserver: true },
+  vm: { dir: 'e2e/vm', why: 'Debian kernel with real ESP under QEMU', needs: () => (!isRoot ? 'needs root' : !which('qemu-system-x86_64') ? 'qemu-system-x86_64 is not installed (scripts/setup.sh installs it)' : null), vm: true },
+};
+
+function run(cmd, args, opts = {}) {
+  return new Promise((resolveRun) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], cwd: root, ...opts });
+    child.on('exit', (code, signal) => resolveRun(code ?? (signal ? 128 : 1)));
+    child.on('error', () => resolveRun(127));
+  });
+}
+
+function capture(cmd, args, env) {
+  const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'inherit'], timeout: 1_800_000 });
+  return { code: r.status ?? 1, out: r.stdout ?? '' };
+}
+
+function reporterArgs(out) {
+  return ['--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${reporter}`, `--test-reporter-destination=${out}`];
+}
+
+function readCounts(file) {
+  try { return JSON.parse(readFileSync(file, 'utf8').trim().split('\n').pop()); } catch { return null; }
+}
+
+async function runLane(name) {
+  const lane = LANES[name];
+  const files = findTests(join(root, lane.dir));
+  const out = join(results, `${name}.json`);
+  rmSync(out, { force: true });
+  console.log(`\n=== lane ${name}: ${lane.why} (${files.length} files) ===`);
+  if (files.length === 0) return { name, error: `no test files under ${lane.dir}` };
+  const blocked = lane.needs?.();
+  if (blocked) return { name, error: `cannot run: ${blocked}` };
+  const env = { ...process.env };
+  const t0 = Date.now();
+  let code;
+  if (lane.vm) {
+    mkdirSync(join(results, 'vm-out'), { recursive: true });
+    env.KVM_OUT = join(results, 'vm-out');
+    env.KIPSEC_TEST_REPORTERS = [...reporterArgs('@OUT@/vm.json'), '--test-timeout=600000'].join(' ');
+    rmSync(join(env.KVM_OUT, 'vm.json'), { force: true });
+    code = await run('bash', [join(root, 'e2e/kernel-vm.sh'), join(root, 'e2e/vm-inside.sh'), ...files.map((f) => relative(root, f))], { env });
+    const counts = readCounts(join(env.KVM_OUT, 'vm.json'));
+    if (!counts) return { name, error: `the VM produced no results (exit ${code}): it did not boot or node --test did not run`, ms: Date.now() - t0 };
+    return { name, counts, code, ms: Date.now() - t0 };
+  }
+  if (lane.apiserver) {
+    const s = capture('bash', [join(root, 'e2e/apiserver.sh'), 'start'], env);
+    const kubeconfig = s.out.trim().split('\n').pop();
+    if (s.code !== 0 || !kubeconfig || !existsSync(kubeconfig)) return { name, error: `cannot run: e2e/apiserver.sh start failed (exit ${s.code})` };
+    env.KIPSEC_KUBECONFIG = kubeconfig;
+  }
+  const args = ['--import', 'tsx', '--test', `--test-concurrency=${lane.concurrency ?? 1}`, '--test-timeout=600000', ...reporterArgs(out)];
+  if (lane.coverage) args.push('--experimental-test-coverage');
+  if (lane.node24) {
+    code = await run('npx', ['--yes', '-p', 'node@24', 'node', ...args, ...files], { env });
+  } else {
+    code = await run(process.execPath, [...args, ...files], { env });
+  }
+  if (lane.apiserver && !process.env.KIPSEC_KEEP_APISERVER) capture('bash', [join(root, 'e2e/apiserver.sh'), 'stop'], env);
+  const counts = readCounts(out);
+  if (!counts) return { name, error: `node --test wrote no results (exit ${code})`, ms: Date.now() - t0 };
+  return { name, counts, code, ms: Date.now() - t0 };
+}
+
+const wanted = (process.argv.slice(2).length ? process.argv.slice(2) : (process.env.KIPSEC_LANES?.split(',').filter(Boolean) ?? ALL));
+for (const w of wanted) if (!LANES[w]) { console.error(`unknown lane "${w}" (lanes: ${ALL.join(' ')})`); process.exit(2); }
+mkdirSync(results, { recursive: true });
+// Namespaces left by a killed earlier run (their creator pid is gone) are removed first.
+if (isRoot) spawnSync(process.execPath, ['-e', "for (const n of require('fs').readdirSync('/run/netns')) { const m=/^kt-(\\d+)-/.exec(n); if (!m) continue; try { process.kill(+m[1], 0) } catch { require('child_process').spawnSync('ip',['netns','del',n]) } }"], { stdio: 'ignore' });
+
+const summary = [];
+for (const name of wanted) summary.push(await runLane(name));
+
+let passed = 0, failed = 0, skipped = 0;
+console.log('\n=== summary ===');
+for (const r of summary) {
+  const secs = r.ms ? ` ${(r.ms / 1000).toFixed(1)}s` : '';
+  if (r.error) { failed++; console.log(`lane ${r.name.padEnd(9)} FAILED TO RUN: ${r.error}${secs}`); continue; }
+  const c = r.counts;
+  passed += c.passed; failed += c.failed; skipped += c.skipped + c.todo;
+  // A runner that exited non-zero with no failing test (e.g. a file that crashed on load) still fails.
+  if (r.code !== 0 && c.failed === 0) { failed++; c.failures.push(`runner exited ${r.code} with no failing test reported`); }
+  const cov = c.coverage ? `, coverage lines ${c.coverage.lines.toFixed(1)}% branches ${c.coverage.branches.toFixed(1)}%` : '';
+  console.log(`lane ${r.name.padEnd(9)} ${c.passed} passed, ${c.failed} failed, ${c.skipped + c.todo} skipped${cov}${secs}`);
+  for (const f of c.failures) console.log(`  FAIL ${f}`);
+}
+console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+process.exit(failed > 0 ? 1 : 0);

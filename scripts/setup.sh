@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the project and its test lanes need on a fresh Debian machine of this kind, then
+# builds. Idempotent and quick when everything is there (a warm machine): only missing Debian
+# packages are installed, npm ci runs only when the lockfile changed.
+#   Debian: iproute2, ping, strongSwan (charon, swanctl, plugins, pki), QEMU (kernel lane),
+#           cpio/kmod (VM initramfs), tcpdump/strace (captures), openssl/curl (apiserver lane).
+#   npm:    the locked dependencies, then the project's own build (tsc).
+#   Go:     kube-apiserver/etcd/helm are built by e2e/apiserver.sh on first use (cached).
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")/.."
+
+pkgs=(iproute2 iputils-ping strongswan-charon strongswan-swanctl libcharon-extra-plugins
+      libstrongswan-extra-plugins strongswan-pki qemu-system-x86 cpio kmod tcpdump strace openssl curl
+      make g++ python3)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: missing Debian packages (${missing[*]}) and not root: install them, or run as root" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  echo "setup: npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+echo "setup: build (tsc)" >&2
+npx tsc -p tsconfig.json
