@@ -1,0 +1,205 @@
+// The three custom resources of DESIGN.md §3 as schema Nodes — the single source of truth for the
+// CRD YAML (gen-crds.ts), the TypeScript types (types.ts) and the standalone validator.
+import { bool, conditions, cidr, dpdSettings, durationMs, duration, espSettings, hostAddress, ikeSettings, int, interfaceAddress, ipAddress, secretKeyRef } from './fields.js';
+import { freeform, list, map, obj, oneOf, opt, req, str } from './schema.js';
+import { PROFILES, PROFILE_WEAK_ALLOWED, WEAK_TOKENS, celList, type Profile } from './transforms.js';
+
+const labelMap = () => map(str({ maxLength: 63 }), { maxProperties: 32 });
+
+// ---------- IPsecTunnel ----------
+
+const psk = obj({
+  file: opt(str({ maxLength: 4096, minLength: 1 }).describe('standalone: path to the PSK file (mode 0600 enforced)')),
+  secretRef: opt(secretKeyRef().describe('cluster: Secret holding the PSK (key defaults to "psk")')),
+}).rule('has(self.file) != has(self.secretRef)', 'set exactly one of file or secretRef', (s) => (s.file !== undefined) !== (s.secretRef !== undefined))
+  .rule('!has(self.file)', 'file is for standalone configs; in a cluster use secretRef', (s, mode) => mode === 'standalone' || s.file === undefined, { fieldPath: '.file' });
+psk.clusterOnly = ['secretRef'];
+
+const certificate = obj({
+  certFile: opt(str({ maxLength: 4096 })),
+  keyFile: opt(str({ maxLength: 4096 })),
+  caFile: opt(str({ maxLength: 4096 })),
+  caSecretRef: opt(secretKeyRef().describe('cluster: Secret with the CA bundle trusted for the remote peer (key defaults to "ca.crt")')),
+}).rule('!has(self.certFile) && !has(self.keyFile) && !has(self.caFile)', 'certFile/keyFile/caFile are for standalone configs; in a cluster the node identity comes from the operator and the peer CA from caSecretRef',
+  (s, mode) => mode === 'standalone' || (s.certFile === undefined && s.keyFile === undefined && s.caFile === undefined))
+  .rule('has(self.caSecretRef)', 'caSecretRef is required', (s, mode) => mode === 'standalone' || s.caSecretRef !== undefined, { fieldPath: '.caSecretRef' });
+certificate.clusterOnly = ['caSecretRef'];
+certificate.standaloneRequired = ['certFile', 'keyFile', 'caFile'];
+
+const auth = obj({ psk: opt(psk), certificate: opt(certificate) })
+  .rule('has(self.psk) != has(self.certificate)', 'set exactly one auth method: psk or certificate', (s) => (s.psk !== undefined) !== (s.certificate !== undefined));
+
+const local = obj({
+  address: opt(ipAddress().describe('standalone: required; cluster: the gateway node\'s address')),
+  nodeSelector: opt(labelMap().describe('cluster only; default: nodes labelled kipsec.io/gateway=true')),
+  id: opt(str({ maxLength: 255, minLength: 1 }).describe('IKE identity: IP, FQDN, user@FQDN or a DN; default: address')),
+  subnets: opt(list(cidr(), { maxItems: 64, minItems: 1 }).describe('cluster default: the cluster\'s pod CIDRs')),
+});
+local.clusterOnly = ['nodeSelector'];
+local.standaloneRequired = ['address', 'subnets'];
+
+const remote = obj({
+  address: req(hostAddress().describe('IP or DNS name of the peer')),
+  standbyAddresses: opt(list(hostAddress(), { maxItems: 4 }).describe('further peer addresses for HA gateways, tried in order')),
+  id: opt(str({ maxLength: 255, minLength: 1 })),
+  subnets: req(list(cidr(), { maxItems: 64, minItems: 1 })),
+});
+
+const xfrmInterface = obj({
+  ifId: req(int({ minimum: 1, maximum: 4294967295 })),
+  insideAddress: opt(interfaceAddress().describe('our inside address with prefix, e.g. 169.254.10.2/30')),
+  remoteInsideAddress: opt(ipAddress()),
+  mtu: opt(int({ minimum: 576, maximum: 9000 })),
+});
+
+function weakAllowed(profile: Profile | undefined, token: string): boolean {
+  return !WEAK_TOKENS.includes(token) || (profile !== undefined && PROFILE_WEAK_ALLOWED[profile].includes(token));
+}
+
+/** CEL: every token of every proposal in `list` is not weak, or the profile allows it. */
+function weakCel(parent: string, field: string): string {
+  const listExpr = `${parent}.${field}`;
+  const byProfile = PROFILES.filter((p) => PROFILE_WEAK_ALLOWED[p].length > 0)
+    .map((p) => `(self.profile == '${p}' && t in ${celList(PROFILE_WEAK_ALLOWED[p])})`).join(' || ');
+  return `!has(${parent}) || !has(${listExpr}) || ${listExpr}.all(p, p.split('-').all(t, !(t in ${celList(WEAK_TOKENS)}) || (has(self.profile) && (${byProfile}))))`;
+}
+const WEAK_MESSAGE = `weak transform refused (RFC 8247); a profile may allow some: ${PROFILES.filter((p) => PROFILE_WEAK_ALLOWED[p].length > 0).map((p) => `${p}: ${PROFILE_WEAK_ALLOWED[p].join(' ')}`).join('; ')}`;
+
+export const tunnelSpec = obj({
+  local: req(local),
+  remote: req(remote),
+  auth: req(auth),
+  ike: opt(ikeSettings()),
+  esp: opt(espSettings()),
+  dpd: opt(dpdSettings()),
+  startAction: opt(oneOf(['initiate', 'respond', 'on-demand'] as const).default('initiate')),
+  profile: opt(oneOf(PROFILES).describe('preset for a cloud gateway; may allow weak transforms that peer needs')),
+  mode: opt(oneOf(['policy', 'route'] as const).default('policy')),
+  xfrmInterface: opt(xfrmInterface),
+  installRoutes: opt(bool().default(true)),
+  highAvailability: opt(oneOf(['active-standby', 'active-active'] as const).default('active-standby')),
+}).rule(weakCel('self.ike', 'proposals'), WEAK_MESSAGE,
+  (s) => (s.ike?.proposals ?? []).every((p) => p.split('-').every((tk) => weakAllowed(s.profile, tk))), { fieldPath: '.ike.proposals' })
+  .rule(weakCel('self.esp', 'proposals'), WEAK_MESSAGE,
+    (s) => (s.esp?.proposals ?? []).every((p) => p.split('-').every((tk) => weakAllowed(s.profile, tk))), { fieldPath: '.esp.proposals' })
+  .rule(`!has(self.mode) || self.mode != 'route' || has(self.xfrmInterface)`, 'route mode needs xfrmInterface (ifId, inside addresses)',
+    (s) => s.mode !== 'route' || s.xfrmInterface !== undefined, { fieldPath: '.xfrmInterface' })
+  .rule(`!has(self.xfrmInterface) || (has(self.mode) && self.mode == 'route')`, 'xfrmInterface is only used with mode: route',
+    (s) => s.xfrmInterface === undefined || s.mode === 'route', { fieldPath: '.xfrmInterface' })
+  .rule(`!has(self.esp) || !has(self.esp.rekeyTime) || !has(self.dpd) || !has(self.dpd.timeout) || duration(self.dpd.timeout) < duration(self.esp.rekeyTime)`, 'must be shorter than esp.rekeyTime',
+    (s) => s.esp?.rekeyTime === undefined || s.dpd?.timeout === undefined || durationMs(s.dpd.timeout) < durationMs(s.esp.rekeyTime), { fieldPath: '.dpd.timeout' });
+
+const saState = () => oneOf(['none', 'connecting', 'established', 'rekeying', 'deleting', 'failed'] as const);
+
+export const tunnelGatewayStatus = obj({
+  node: req(str({ maxLength: 253 })),
+  role: opt(oneOf(['active', 'standby'] as const)),
+  ikeSaState: opt(saState()),
+  childSaState: opt(saState()),
+  negotiatedSuite: opt(str({ maxLength: 256 })),
+  inboundSpi: opt(str({ maxLength: 10 })),
+  outboundSpi: opt(str({ maxLength: 10 })),
+  bytesIn: opt(int({ minimum: 0 })),
+  bytesOut: opt(int({ minimum: 0 })),
+  packetsIn: opt(int({ minimum: 0 })),
+  packetsOut: opt(int({ minimum: 0 })),
+  lastRekeyTime: opt(str({ format: 'date-time', maxLength: 64 })),
+  lastError: opt(obj({
+    notify: opt(str({ maxLength: 64 }).describe('the IKE notify that caused it, e.g. NO_PROPOSAL_CHOSEN')),
+    message: req(str({ maxLength: 4096 })),
+    time: opt(str({ format: 'date-time', maxLength: 64 })),
+    localProposals: opt(list(str({ maxLength: 256 }), { maxItems: 16 })),
+    remoteProposals: opt(list(str({ maxLength: 256 }), { maxItems: 16 })),
+  })),
+});
+
+export const tunnelStatus = obj({
+  observedGeneration: opt(int({ minimum: 0 })),
+  conditions: opt(conditions()),
+  negotiatedSuite: opt(str({ maxLength: 256 })),
+  gatewaysEstablished: opt(int({ minimum: 0 })),
+  gatewaysTotal: opt(int({ minimum: 0 })),
+  gateways: opt(list(tunnelGatewayStatus, { maxItems: 64 })),
+  lastRekeyTime: opt(str({ format: 'date-time', maxLength: 64 })),
+});
+
+// ---------- IPsecMesh ----------
+
+const issuerRef = obj({
+  name: req(str({ maxLength: 253, minLength: 1 })),
+  kind: opt(oneOf(['Issuer', 'ClusterIssuer'] as const).default('Issuer')),
+  group: opt(str({ maxLength: 253 }).default('cert-manager.io')),
+});
+
+const identity = obj({
+  source: opt(oneOf(['builtin', 'cert-manager'] as const).default('builtin')),
+  issuerRef: opt(issuerRef),
+  issuerNamespace: opt(str({ maxLength: 63 }).describe('namespace of the CertificateRequests (an Issuer must live there); default: the operator namespace')),
+  certificateLifetime: opt(duration().default('24h')),
+}).rule(`(has(self.source) && self.source == 'cert-manager') == has(self.issuerRef)`, 'issuerRef is required with source: cert-manager and only allowed with it',
+  (s) => (s.source === 'cert-manager') === (s.issuerRef !== undefined), { fieldPath: '.issuerRef' })
+  .rule(`!has(self.certificateLifetime) || (duration(self.certificateLifetime) >= duration('1h') && duration(self.certificateLifetime) <= duration('8760h'))`, 'must be between 1h and 8760h',
+    (s) => s.certificateLifetime === undefined || (durationMs(s.certificateLifetime) >= 3_600_000 && durationMs(s.certificateLifetime) <= 8760 * 3_600_000), { fieldPath: '.certificateLifetime' })
+  .default({});
+
+export const meshSpec = obj({
+  nodeSelector: opt(labelMap()),
+  traffic: opt(obj({ hostToHost: opt(bool().default(false)) }).default({})),
+  ike: opt(ikeSettings()),
+  esp: opt(espSettings()),
+  dpd: opt(dpdSettings()),
+  identity: opt(identity),
+  datapath: opt(oneOf(['kernel', 'userspace', 'auto'] as const).default('kernel')),
+  natTraversal: opt(oneOf(['auto', 'always'] as const).default('auto')),
+  mtu: opt(int({ minimum: 576, maximum: 9000 }).describe('inner MTU; default: derived from the node\'s interface MTU')),
+  mssClamping: opt(bool().default(true)),
+}).rule(`!has(self.ike) || !has(self.ike.proposals) || self.ike.proposals.all(p, p.split('-').all(t, !(t in ${celList(WEAK_TOKENS)})))`, 'weak transform refused (RFC 8247); the mesh has no profile that allows one',
+  (s) => (s.ike?.proposals ?? []).every((p) => p.split('-').every((t) => !WEAK_TOKENS.includes(t))), { fieldPath: '.ike.proposals' })
+  .rule(`!has(self.esp) || !has(self.esp.proposals) || self.esp.proposals.all(p, p.split('-').all(t, !(t in ${celList(WEAK_TOKENS)})))`, 'weak transform refused (RFC 8247); the mesh has no profile that allows one',
+    (s) => (s.esp?.proposals ?? []).every((p) => p.split('-').every((t) => !WEAK_TOKENS.includes(t))), { fieldPath: '.esp.proposals' });
+
+export const meshStatus = obj({
+  observedGeneration: opt(int({ minimum: 0 })),
+  conditions: opt(conditions()),
+  nodesReady: opt(int({ minimum: 0 })),
+  nodesTotal: opt(int({ minimum: 0 })),
+  caFingerprint: opt(str({ maxLength: 64 })),
+  rotationInProgress: opt(bool()),
+});
+
+// ---------- IPsecNode ----------
+
+export const nodeSpec = obj({
+  endpoint: req(obj({
+    address: req(ipAddress()),
+    ikePort: opt(int({ minimum: 1, maximum: 65535 }).default(500)),
+    nattPort: opt(int({ minimum: 1, maximum: 65535 }).default(4500)),
+  })),
+  podCIDRs: opt(list(cidr(), { maxItems: 8 })),
+  identity: opt(obj({
+    certFingerprint: opt(str({ pattern: '^[0-9a-f]{64}$', maxLength: 64 }).describe('SHA-256 of the DER certificate')),
+    publicKeyFingerprint: opt(str({ pattern: '^[0-9a-f]{64}$', maxLength: 64 }).describe('SHA-256 of the DER SubjectPublicKeyInfo')),
+    san: opt(str({ maxLength: 253 })),
+    notAfter: opt(str({ format: 'date-time', maxLength: 64 })),
+  })),
+});
+
+export const nodePeerStatus = obj({
+  node: req(str({ maxLength: 253 })),
+  state: req(saState()),
+  establishedTime: opt(str({ format: 'date-time', maxLength: 64 })),
+  bytesIn: opt(int({ minimum: 0 })),
+  bytesOut: opt(int({ minimum: 0 })),
+  lastError: opt(str({ maxLength: 1024 })),
+});
+
+export const nodeStatus = obj({
+  observedGeneration: opt(int({ minimum: 0 })),
+  conditions: opt(conditions()),
+  datapath: opt(oneOf(['kernel', 'userspace'] as const)),
+  peers: opt(list(nodePeerStatus, { maxItems: 10000 })),
+  // Free-form so agents of a newer minor version can add fields without a CRD change.
+  tunnels: opt(list(freeform(), { maxItems: 256 }).describe('per-tunnel gateway state ({name, ...IPsecTunnel status.gateways entry}) reported by this node')),
+  counters: opt(freeform()),
+  xfrmErrors: opt(map(int({ minimum: 0 }), { maxProperties: 64 }).describe('kernel XFRM error counters (/proc/net/xfrm_stat)')),
+});
