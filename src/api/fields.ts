@@ -43,20 +43,23 @@ const has = (p: string, kind: Parameters<typeof tokensOf>[0]): boolean => p.spli
 
 /** One proposal string; `for` decides the IKE- or ESP-specific structure rules. */
 export function proposal(forProto: 'ike' | 'esp'): Node<string> {
-  const n = str({ maxLength: 128, minLength: 1 })
-    .rule(`self.split('-').all(t, t in ${ALL})`, 'unknown transform', (s) => s.split('-').every((x) => ALL_TOKENS.includes(x)),
+  // Structure rules apply only once every token is known, so a typo gives one error, not three.
+  const known = (s: string): boolean => s.split('-').every((x) => ALL_TOKENS.includes(x));
+  const structural = (n: Node<string>, cel: string, message: string, check: (s: string) => boolean): Node<string> =>
+    n.rule(`!self.split('-').all(t, t in ${ALL}) || (${cel})`, message, (s) => !known(s) || check(s));
+  let n = str({ maxLength: 128, minLength: 1 })
+    .rule(`self.split('-').all(t, t in ${ALL})`, 'unknown transform', known,
       { messageExpression: `'unknown transform "' + self.split('-').filter(t, !(t in ${ALL}))[0] + '"'`,
-        tsMessage: (s) => `unknown transform "${s.split('-').find((x) => !ALL_TOKENS.includes(x)) ?? ''}"` })
-    .rule(`self.split('-').exists(t, t in ${AEAD} || t in ${ENCR})`, 'needs an encryption algorithm (e.g. aes256gcm16)', (s) => has(s, 'aead') || has(s, 'encr'))
-    .rule(`!self.split('-').exists(t, t in ${ENCR}) || self.split('-').exists(t, t in ${INTEG})`, 'a non-AEAD cipher needs an integrity algorithm (e.g. sha256)', (s) => !has(s, 'encr') || has(s, 'integ'))
-    .rule(`!(self.split('-').exists(t, t in ${AEAD}) && self.split('-').exists(t, t in ${INTEG}))`, 'do not mix AEAD and non-AEAD algorithms in one proposal', (s) => !(has(s, 'aead') && has(s, 'integ')));
+        tsMessage: (s) => `unknown transform "${s.split('-').find((x) => !ALL_TOKENS.includes(x)) ?? ''}"` });
+  n = structural(n, `self.split('-').exists(t, t in ${AEAD} || t in ${ENCR})`, 'needs an encryption algorithm (e.g. aes256gcm16)', (s) => has(s, 'aead') || has(s, 'encr'));
+  n = structural(n, `!self.split('-').exists(t, t in ${ENCR}) || self.split('-').exists(t, t in ${INTEG})`, 'a non-AEAD cipher needs an integrity algorithm (e.g. sha256)', (s) => !has(s, 'encr') || has(s, 'integ'));
+  n = structural(n, `!(self.split('-').exists(t, t in ${AEAD}) && self.split('-').exists(t, t in ${INTEG}))`, 'do not mix AEAD and non-AEAD algorithms in one proposal', (s) => !(has(s, 'aead') && has(s, 'integ')));
   if (forProto === 'ike') {
-    return n
-      .rule(`!self.split('-').exists(t, t in ${AEAD}) || self.split('-').exists(t, t in ${PRF})`, 'an AEAD IKE proposal needs a PRF (e.g. prfsha384)', (s) => !has(s, 'aead') || has(s, 'prf'))
-      .rule(`self.split('-').exists(t, t in ${DH})`, 'an IKE proposal needs a key exchange group (e.g. x25519)', (s) => has(s, 'dh'))
-      .rule(`!self.split('-').exists(t, t in ${ESN})`, 'esn/noesn belong in ESP proposals', (s) => !has(s, 'esn'));
+    n = structural(n, `!self.split('-').exists(t, t in ${AEAD}) || self.split('-').exists(t, t in ${PRF})`, 'an AEAD IKE proposal needs a PRF (e.g. prfsha384)', (s) => !has(s, 'aead') || has(s, 'prf'));
+    n = structural(n, `self.split('-').exists(t, t in ${DH})`, 'an IKE proposal needs a key exchange group (e.g. x25519)', (s) => has(s, 'dh'));
+    return structural(n, `!self.split('-').exists(t, t in ${ESN})`, 'esn/noesn belong in ESP proposals', (s) => !has(s, 'esn'));
   }
-  return n.rule(`!self.split('-').exists(t, t in ${PRF})`, 'a PRF belongs in IKE proposals, not ESP', (s) => !has(s, 'prf'));
+  return structural(n, `!self.split('-').exists(t, t in ${PRF})`, 'a PRF belongs in IKE proposals, not ESP', (s) => !has(s, 'prf'));
 }
 
 export const DEFAULT_IKE_PROPOSALS = ['aes256gcm16-prfsha384-x25519', 'aes256gcm16-prfsha256-ecp256'];
