@@ -70,6 +70,8 @@ export class NetlinkConnection {
   readonly #pending = new Map<number, Pending>();
   #seq: number;
   #closed = false;
+  #subscribed = false;
+  #refd = false;
   #onEvent: ((m: NlMessage) => void) | undefined;
   #onError: ((e: Error) => void) | undefined;
 
@@ -91,7 +93,14 @@ export class NetlinkConnection {
 
   subscribe(group: number): void {
     this.#t.addMembership(group);
+    this.#subscribed = true;
     this.#t.setRef(true);
+  }
+
+  /** Keep the event loop alive exactly while replies are awaited (or events are subscribed). */
+  #updateRef(): void {
+    const want = this.#subscribed || this.#pending.size > 0;
+    if (want !== this.#refd && !this.#closed) { this.#refd = want; this.#t.setRef(want); }
   }
 
   /** NEW/UPD/DEL/FLUSH: request with NLM_F_ACK; resolves on the zero-errno ACK. */
@@ -165,9 +174,11 @@ export class NetlinkConnection {
     return new Promise<NlMessage[]>((resolve, reject) => {
       const timer = this.#clock.setTimer(this.#timeoutMs, () => {
         this.#pending.delete(seq);
+        this.#updateRef();
         reject(new NetlinkTimeoutError(type, seq, this.#timeoutMs));
       });
       this.#pending.set(seq, { type, kind, msgs: [], interrupted: false, timer, resolve, reject });
+      this.#updateRef();
     });
   }
 
@@ -207,6 +218,7 @@ export class NetlinkConnection {
 
   #settle(seq: number, p: Pending, err: Error | null): void {
     this.#pending.delete(seq);
+    this.#updateRef();
     p.timer.cancel();
     if (err) p.reject(err); else p.resolve(p.msgs);
   }

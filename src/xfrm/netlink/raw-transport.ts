@@ -25,7 +25,8 @@ export class RawNetlinkTransport implements NetlinkTransport {
   }
 
   send(datagram: Uint8Array): void {
-    this.#sock.send(datagram, {}, (err) => {
+    // The addon accepts Buffers only (a plain Uint8Array aborts inside its C++ code).
+    this.#sock.send(Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength), {}, (err) => {
       if (err) this.#onError?.(new NetlinkSocketError(err.code, `netlink send failed: ${err.code}`));
     });
   }
@@ -34,7 +35,11 @@ export class RawNetlinkTransport implements NetlinkTransport {
 
   setReceiver(onDatagram: (d: Uint8Array) => void, onError: (e: Error) => void): void {
     this.#onError = onError;
-    this.#sock.on('message', (msg) => onDatagram(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength)));
+    // These callbacks run inside the addon's native frame: an exception escaping them aborts the
+    // process (C++ Napi::Error, no stack). Route any throw to onError instead.
+    this.#sock.on('message', (msg) => {
+      try { onDatagram(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength)); } catch (e) { onError(e instanceof Error ? e : new Error(String(e))); }
+    });
     this.#sock.on('truncatedMessage', () => onError(new NetlinkSocketError('EMSGSIZE', 'netlink datagram truncated')));
     this.#sock.on('error', (err) => onError(new NetlinkSocketError(err.code, `netlink socket error: ${err.code}`)));
   }
