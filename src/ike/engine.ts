@@ -1,0 +1,149 @@
+// The IKEv2 engine facade: what the agent daemon (src/agent) and the CLI's standalone mode call.
+// No sockets, no Kubernetes, no timers of its own: everything external comes through EnginePorts
+// (ports.ts). One engine serves many peers; each peer config yields at most one live IKE SA (plus
+// a transient second one during an IKE rekey) and its Child SAs.
+//
+// Lifecycle, as the daemon drives it:
+//   const engine = new IkeEngine(ports, peers, options);
+//   engine.start();                          // startAction initiate → initiate; on-demand → traps
+//   socket.on('message', (d, rinfo) => void engine.receive(d, from, to));
+//   xfrm.on('acquire', (a) => engine.acquire(a.reqid));
+//   xfrm.on('expire', (e) => engine.expired(e.spi, e.hard));
+//   engine.status();                         // for IPsecNode/IPsecTunnel status and `kipsec status`
+//   await engine.close();                    // deletes nothing in the kernel: a restart adopts
+//
+// Every method is safe to call with any input: network bytes never make `receive` throw or reject
+// (bad input is dropped and counted in status().drops, or answered with a notify).
+import type { KipsecError } from '../common/errors.js';
+import type { EnginePorts, Endpoint, IkeFailure, KernelChildSaRef, EspAlgorithms, IpsecMode, UdpEncap } from './ports.js';
+import type { EngineOptions, PeerConfig } from './sa/config.js';
+import { EngineCore } from './sa/core.js';
+
+export type { EngineOptions, PeerConfig, ChildConfig, PeerAuth, IkeIdentity, DpdConfig } from './sa/config.js';
+
+/** IKE SA states as status() reports them (the internal state unions are finer-grained). */
+export type IkeSaStateName =
+  | 'idle' // configured, nothing sent
+  | 'connecting' // IKE_SA_INIT / IKE_AUTH in flight
+  | 'established'
+  | 'rekeying'
+  | 'deleting'
+  | 'down'; // failed or deleted; `lastError` says why when it failed
+
+export type ChildSaStateName = 'installing' | 'installed' | 'rekeying' | 'deleting';
+
+export interface ChildSaStatus {
+  readonly name: string;
+  readonly state: ChildSaStateName;
+  readonly ref: KernelChildSaRef;
+  readonly mode: IpsecMode;
+  /** ESP suite in strongSwan syntax, e.g. "aes256gcm16" (with "-x25519" when PFS was used). */
+  readonly suite: string;
+  readonly localTs: readonly string[];
+  readonly remoteTs: readonly string[];
+  readonly encap: boolean;
+  readonly installedAtMs: number;
+  readonly rekeyAtMs: number;
+  readonly expiresAtMs: number;
+  /** True for SAs adopted from the kernel after a restart (no keys known to this engine). */
+  readonly adopted: boolean;
+}
+
+export interface IkeSaStatus {
+  readonly state: IkeSaStateName;
+  readonly role: 'initiator' | 'responder';
+  /** "0123456789abcdef_i fedcba9876543210_r" (hex SPIs as strongSwan prints them). */
+  readonly ikeSpis: string;
+  readonly suite: string | null;
+  readonly local: Endpoint;
+  readonly remote: Endpoint;
+  readonly localId: string;
+  readonly remoteId: string | null;
+  readonly natDetected: { readonly local: boolean; readonly remote: boolean };
+  readonly establishedAtMs: number | null;
+  readonly rekeyAtMs: number | null;
+  readonly children: readonly ChildSaStatus[];
+}
+
+export interface PeerStatus {
+  readonly name: string;
+  /** The live IKE SA, if any (during an IKE rekey: the newest one). */
+  readonly ike: IkeSaStatus | null;
+  /** Child SAs kept from a previous process (adopt()) until a new IKE SA replaces them. */
+  readonly adoptedChildren: readonly ChildSaStatus[];
+  readonly lastError: (IkeFailure & { readonly atMs: number }) | null;
+}
+
+export interface EngineStatus {
+  readonly peers: readonly PeerStatus[];
+  readonly halfOpen: number;
+  readonly cookiesActive: boolean;
+  /** Dropped datagrams by reason (e.g. "decode", "unknown-spi", "integrity", "window", "half-open-limit"). */
+  readonly drops: Readonly<Record<string, number>>;
+}
+
+/**
+ * A Child SA the daemon found in the kernel at startup (by reqid → peer/child mapping it keeps).
+ * The engine does not know its keys: it keeps it running, reports it, and once a new IKE SA is
+ * up and has installed a fresh Child SA for the same child, deletes the adopted one
+ * (make-before-break across a restart; nothing is flushed).
+ */
+export interface AdoptedChildSa {
+  readonly ref: KernelChildSaRef;
+  readonly mode: IpsecMode;
+  readonly encap: UdpEncap | null;
+  readonly algorithms: Pick<EspAlgorithms, 'kind'> & { readonly suite: string };
+  readonly localTs: readonly string[];
+  readonly remoteTs: readonly string[];
+  /** When it was installed (from XFRM's curlft.add_time), for expiry bookkeeping. */
+  readonly installedAtMs: number;
+}
+
+export class IkeEngine {
+  readonly #core: EngineCore;
+
+  /** Validates every peer config (ConfigError naming the field on failure). */
+  constructor(ports: EnginePorts, peers: readonly PeerConfig[], options: EngineOptions = {}) {
+    this.#core = new EngineCore(ports, options);
+    for (const p of peers) this.#core.addPeer(p);
+  }
+
+  /** Act on each peer's startAction: initiate, install on-demand traps, or just listen. */
+  start(): void { this.#core.start(); }
+
+  /** Add or replace a peer config (replacing tears down its SAs first). ConfigError on bad config. */
+  addPeer(peer: PeerConfig): void { this.#core.addPeer(peer); }
+
+  /** Remove a peer: deletes its IKE SA (with a Delete to the peer) and its Child SAs. */
+  removePeer(name: string): Promise<void> { return this.#core.removePeer(name); }
+
+  /** Start (or restart) the IKE SA and all Child SAs of a peer. Idempotent while connecting/up. */
+  initiate(name: string): void { this.#core.initiate(name); }
+
+  /** Delete the peer's IKE SA and children (INFORMATIONAL Delete), and keep them down. */
+  terminate(name: string): Promise<void> { return this.#core.terminate(name); }
+
+  /**
+   * One IKE message (non-ESP marker already stripped) from `from` to our `to`. Resolves when it
+   * has been processed (including kernel installs); never rejects.
+   */
+  receive(datagram: Uint8Array, from: Endpoint, to: Endpoint): Promise<void> { return this.#core.receive(datagram, from, to); }
+
+  /** Kernel acquire for a trap policy (on-demand): negotiate the peer owning `reqid`. */
+  acquire(reqid: number): void { this.#core.acquire(reqid); }
+
+  /** Kernel soft (rekey) or hard (gone) expire for the inbound SA with this SPI. */
+  expired(inboundSpi: number, hard: boolean): void { this.#core.expired(inboundSpi, hard); }
+
+  /** Keep Child SAs installed by a previous process; see AdoptedChildSa. Then initiate/respond as usual. */
+  adopt(peer: string, children: readonly AdoptedChildSa[]): void { this.#core.adopt(peer, children); }
+
+  /** A snapshot; contains no key material. */
+  status(): EngineStatus { return this.#core.status(); }
+
+  /** Stop timers and pending work. Leaves kernel state and sends nothing (restart-safe). */
+  close(): Promise<void> { return this.#core.close(); }
+}
+
+/** Errors thrown by facade methods (never by receive): config problems and unknown peer names. */
+export type EngineError = KipsecError;

@@ -1,0 +1,97 @@
+// Per-peer configuration the engine is constructed with (one entry per IPsecTunnel / mesh peer).
+// It is the resolved form of the IPsecTunnel spec (DESIGN.md §3): durations in ms, secrets as
+// SecretBytes, certificates as DER, proposals still in strongSwan syntax (parsed and checked by
+// src/ike/policy when the peer is added, so a typo fails at addPeer with a ConfigError).
+import type { KeyObject } from 'node:crypto';
+import type { SecretBytes } from '../../common/secret.js';
+import type { IpsecMode } from '../ports.js';
+
+/**
+ * An IKE identity (RFC 7296 §3.5). `ipv4`/`ipv6` literal, `fqdn` (gw.example.com), `email`
+ * (user@example.com), `dn` (DER of an X.501 Name), `keyid` (opaque bytes as hex).
+ * Use identityFromString() for the strongSwan-style text form.
+ */
+export type IkeIdentity =
+  | { readonly type: 'ipv4' | 'ipv6' | 'fqdn' | 'email'; readonly value: string }
+  | { readonly type: 'dn' | 'keyid'; readonly der: Uint8Array; readonly text: string };
+
+export type PeerAuth =
+  | { readonly method: 'psk'; readonly secret: SecretBytes }
+  | {
+      readonly method: 'certificate';
+      /** Our end-entity certificate (DER), then intermediates to send in CERT payloads. */
+      readonly certificate: Uint8Array;
+      readonly chain?: readonly Uint8Array[];
+      readonly privateKey: KeyObject;
+      /** Trust anchors (DER) the peer's certificate must chain to. */
+      readonly cas: readonly Uint8Array[];
+    };
+
+export interface ChildConfig {
+  readonly name: string;
+  /** CIDRs ("10.1.0.0/16"), single addresses, or ranges "10.0.0.1-10.0.0.9"; optional "[proto/port]" not supported yet. */
+  readonly localTs: readonly string[];
+  readonly remoteTs: readonly string[];
+  /** strongSwan syntax; a DH group makes CREATE_CHILD_SA rekeys use PFS. */
+  readonly espProposals: readonly string[];
+  readonly mode: IpsecMode;
+  /** Initiate a rekey this long after install (jittered down by up to rekeyJitterMs). */
+  readonly rekeyTimeMs: number;
+  /** Hard lifetime: the kernel deletes the SA after this long. Must exceed rekeyTimeMs. */
+  readonly lifeTimeMs: number;
+  readonly lifeBytes?: bigint;
+  readonly lifePackets?: bigint;
+  readonly replayWindow?: number;
+  /** Route-based tunnels. */
+  readonly ifId?: number;
+  readonly mark?: { readonly value: number; readonly mask: number };
+}
+
+export interface DpdConfig {
+  /** Send an empty INFORMATIONAL after this long without inbound IKE traffic; 0 disables. */
+  readonly intervalMs: number;
+  /** 'restart': re-initiate; 'clear': tear down; 'hold': keep trap policies for on-demand. */
+  readonly action: 'restart' | 'clear' | 'hold';
+}
+
+export interface PeerConfig {
+  /** Unique name (the IPsecTunnel name, or "mesh/<node>"). */
+  readonly name: string;
+  readonly local: { readonly address: string; readonly port?: number; readonly id: IkeIdentity };
+  /** `id` undefined = accept any identity the auth method proves (certificates only; PSK requires it). */
+  readonly remote: { readonly address: string; readonly port?: number; readonly id?: IkeIdentity };
+  readonly auth: PeerAuth;
+  readonly ike: {
+    readonly proposals: readonly string[];
+    readonly rekeyTimeMs: number;
+    /** Allow weak algorithms named in proposals (DESIGN.md §6: only profiles set this). */
+    readonly allowWeak?: boolean;
+  };
+  readonly children: readonly ChildConfig[];
+  readonly dpd: DpdConfig;
+  readonly startAction: 'initiate' | 'respond' | 'on-demand';
+  /** 'auto': float to 4500 when NAT_DETECTION says so; 'always': fake NAT (force UDP encap). */
+  readonly natTraversal?: 'auto' | 'always';
+  /** RFC 7383: fragment encrypted messages larger than this (IP packet bytes); 0 disables. */
+  readonly fragmentMtu?: number;
+}
+
+/** Engine-wide knobs; defaults in sa/timers.ts (strongSwan's where it has one). */
+export interface EngineOptions {
+  /** Retransmission: timeout × base^n, up to `retransmitTries` retransmissions (charon: 4 s, 1.8, 5). */
+  readonly retransmitTimeoutMs?: number;
+  readonly retransmitBase?: number;
+  readonly retransmitTries?: number;
+  /** RFC 8019 §4.6 / strongSwan `cookie_threshold`: half-open SAs before we demand COOKIEs. */
+  readonly cookieThreshold?: number;
+  /** Hard bound on half-open SAs (strongSwan `block_threshold`-like): beyond it, drop IKE_SA_INIT. */
+  readonly halfOpenLimit?: number;
+  /** A half-open responder SA is dropped after this long (charon: half_open_timeout 30 s). */
+  readonly halfOpenTimeoutMs?: number;
+  /** Make-before-break: keep the old inbound SA this long after a Child rekey. */
+  readonly rekeyDeleteDelayMs?: number;
+  /** Random reduction of rekey times (strongSwan rand_time), so both peers rarely collide. */
+  readonly rekeyJitterMs?: number;
+  /** Bounded reassembly (RFC 7383 §2.6.1): at most this many fragments per message. */
+  readonly maxFragments?: number;
+}
