@@ -4,7 +4,8 @@
 import { ParseError } from '../../common/errors.js';
 import { concatBytes, fromHex } from '../../common/bytes.js';
 
-export interface Tlv { readonly tag: number; readonly value: Uint8Array; readonly end: number }
+/** `raw` is the whole encoding (tag, length and value); `end` is the offset after it. */
+export interface Tlv { readonly tag: number; readonly value: Uint8Array; readonly raw: Uint8Array; readonly end: number }
 
 /** Read one TLV at `at`; `end` is the offset after it. */
 export function readTlv(b: Uint8Array, at = 0): Tlv {
@@ -20,7 +21,7 @@ export function readTlv(b: Uint8Array, at = 0): Tlv {
     p += n;
   }
   if (p + len > b.length) throw new ParseError('ERR_DER', `DER value of ${len} octets overruns its container`, at);
-  return { tag, value: b.subarray(p, p + len), end: p + len };
+  return { tag, value: b.subarray(p, p + len), raw: b.subarray(at, p + len), end: p + len };
 }
 
 /** All TLVs inside a constructed value. */

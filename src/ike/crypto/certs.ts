@@ -1,0 +1,139 @@
+// Peer certificate validation for IKE_AUTH (RFC 7296 §3.6-3.7, RFC 4945 §5 profile):
+//   1. build a path from the end-entity certificate through the CERT-payload intermediates to one
+//      of the configured CA certificates (issuer Name = subject Name, signature verifies);
+//   2. every certificate on the path, trust anchor included, is inside its validity period at the
+//      injected clock's instant;
+//   3. issuers are CAs (basicConstraints cA, pathLen respected) and, when keyUsage is present,
+//      may sign certificates (keyCertSign); the end entity, when keyUsage is present, may sign
+//      (digitalSignature or nonRepudiation, RFC 4945 §5.1.3.2);
+//   4. the peer's IKE identity is in the end-entity certificate (RFC 4945 §3.1: IP address, DNS
+//      and email SANs; ID_DER_ASN1_DN against the subject). Revocation is out of scope here.
+// Failures are CertificateError with a fixed code; the exchange layer answers AUTHENTICATION_FAILED.
+import type { KeyObject } from 'node:crypto';
+import { IdType } from '../constants.js';
+import { CertificateError } from './errors.js';
+import { KeyUsageBit, parseCertificate, sameName, type CertInfo } from './x509.js';
+
+export interface ChainInput {
+  /** DER of the peer's end-entity certificate (first CERT payload). */
+  readonly endEntity: Uint8Array;
+  /** DER of further CERT payloads, any order. */
+  readonly intermediates?: readonly Uint8Array[];
+  /** DER of the configured CA certificates. */
+  readonly trustAnchors: readonly Uint8Array[];
+  /** The instant to validate at, in ms (Clock.now()). */
+  readonly nowMs: number;
+  /** Longest accepted path including end entity and anchor (default 8). */
+  readonly maxLength?: number;
+}
+
+export interface ValidatedChain {
+  readonly endEntity: CertInfo;
+  /** The key that must verify the AUTH payload. */
+  readonly publicKey: KeyObject;
+  /** End entity first, trust anchor last. */
+  readonly path: readonly CertInfo[];
+}
+
+function describe(c: CertInfo): string { return `"${c.cert.subject.replace(/\n/g, ', ')}"`; }
+
+function checkValidity(c: CertInfo, nowMs: number): void {
+  if (nowMs < c.notBeforeMs) throw new CertificateError('ERR_IKE_CERT_NOT_YET_VALID', `certificate ${describe(c)} is not valid before ${new Date(c.notBeforeMs).toISOString()}`);
+  if (nowMs > c.notAfterMs) throw new CertificateError('ERR_IKE_CERT_EXPIRED', `certificate ${describe(c)} expired at ${new Date(c.notAfterMs).toISOString()}`);
+}
+
+function checkIssuer(issuer: CertInfo, below: number): void {
+  if (!issuer.basicConstraints?.ca) throw new CertificateError('ERR_IKE_CERT_NOT_CA', `issuer ${describe(issuer)} is not a CA (basicConstraints)`);
+  const pathLen = issuer.basicConstraints.pathLen;
+  if (pathLen !== undefined && below > pathLen) throw new CertificateError('ERR_IKE_CERT_NOT_CA', `issuer ${describe(issuer)} allows ${pathLen} intermediate CA(s) below it, path has ${below}`);
+  if (issuer.keyUsage && !issuer.keyUsage.has(KeyUsageBit.keyCertSign)) throw new CertificateError('ERR_IKE_CERT_KEY_USAGE', `issuer ${describe(issuer)} lacks keyUsage keyCertSign`);
+}
+
+function issuedBy(child: CertInfo, parent: CertInfo): boolean {
+  return sameName(child.issuerDer, parent.subjectDer);
+}
+
+function signatureOk(child: CertInfo, parent: CertInfo): boolean {
+  try { return child.cert.verify(parent.publicKey); } catch { return false; }
+}
+
+/** Validate the peer's certificate path to a configured CA; see the module comment for the rules. */
+export function validateCertificateChain(input: ChainInput): ValidatedChain {
+  const maxLength = input.maxLength ?? 8;
+  const ee = parseCertificate(input.endEntity);
+  const pool = (input.intermediates ?? []).map(parseCertificate);
+  const anchors = input.trustAnchors.map(parseCertificate);
+  if (ee.keyUsage && !ee.keyUsage.has(KeyUsageBit.digitalSignature) && !ee.keyUsage.has(KeyUsageBit.nonRepudiation))
+    throw new CertificateError('ERR_IKE_CERT_KEY_USAGE', `certificate ${describe(ee)} may not sign (keyUsage lacks digitalSignature)`);
+  const path: CertInfo[] = [ee];
+  checkValidity(ee, input.nowMs);
+  let current = ee;
+  let badSignature = false;
+  for (;;) {
+    // An anchor that issued the current certificate ends the path (preferred over intermediates,
+    // so a peer cannot lengthen the path by sending the CA itself as an intermediate).
+    const anchorCands = anchors.filter((a) => issuedBy(current, a));
+    const anchor = anchorCands.find((a) => signatureOk(current, a));
+    if (anchor) {
+      checkIssuer(anchor, path.length - 1);
+      checkValidity(anchor, input.nowMs);
+      path.push(anchor);
+      return { endEntity: ee, publicKey: ee.publicKey, path };
+    }
+    if (anchorCands.length > 0) badSignature = true;
+    if (path.length + 1 >= maxLength) throw new CertificateError('ERR_IKE_CERT_CHAIN_TOO_LONG', `no trusted CA within ${maxLength} certificates of ${describe(ee)}`);
+    const cands = pool.filter((c) => !path.includes(c) && issuedBy(current, c));
+    const next = cands.find((c) => signatureOk(current, c));
+    if (!next) {
+      if (badSignature || cands.length > 0)
+        throw new CertificateError('ERR_IKE_CERT_BAD_SIGNATURE', `signature on ${describe(current)} does not verify with its issuer's key`);
+      throw new CertificateError('ERR_IKE_CERT_UNTRUSTED', `no path from ${describe(ee)} to a configured CA (no issuer found for ${describe(current)})`);
+    }
+    checkIssuer(next, path.length - 1);
+    checkValidity(next, input.nowMs);
+    path.push(next);
+    current = next;
+  }
+}
+
+function ipString(b: Uint8Array): string {
+  if (b.length === 4) return Array.from(b).join('.');
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((b[i]! << 8) | b[i + 1]!).toString(16));
+  return groups.join(':');
+}
+
+/**
+ * Check that the IKE identity (ID payload type and data, RFC 7296 §3.5) is bound to the
+ * certificate (RFC 4945 §3.1). Throws ERR_IKE_CERT_ID_MISMATCH.
+ */
+export function matchIdentity(cert: CertInfo, idType: number, idData: Uint8Array): void {
+  const text = (): string => new TextDecoder().decode(idData);
+  let ok = false;
+  let shown: string;
+  switch (idType) {
+    case IdType.ID_IPV4_ADDR:
+    case IdType.ID_IPV6_ADDR: {
+      const want = idType === IdType.ID_IPV4_ADDR ? 4 : 16;
+      if (idData.length !== want) throw new CertificateError('ERR_IKE_CERT_ID_MISMATCH', `ID_IP address is ${idData.length} octets, want ${want}`);
+      shown = ipString(idData);
+      ok = cert.cert.checkIP(shown) !== undefined;
+      break;
+    }
+    case IdType.ID_FQDN:
+      shown = text();
+      ok = cert.cert.checkHost(shown, { subject: 'never', wildcards: false }) !== undefined;
+      break;
+    case IdType.ID_RFC822_ADDR:
+      shown = text();
+      ok = cert.cert.checkEmail(shown, { subject: 'never' }) !== undefined;
+      break;
+    case IdType.ID_DER_ASN1_DN:
+      shown = 'the DN in the ID payload';
+      ok = sameName(idData, cert.subjectDer);
+      break;
+    default:
+      throw new CertificateError('ERR_IKE_CERT_ID_MISMATCH', `ID type ${idType} cannot be matched against a certificate`);
+  }
+  if (!ok) throw new CertificateError('ERR_IKE_CERT_ID_MISMATCH', `identity ${shown} is not in certificate ${describe(cert)}`);
+}
