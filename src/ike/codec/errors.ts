@@ -34,13 +34,18 @@ export class InvalidMajorVersionError extends IkeCodecError {
 
 /** A payload that the per-exchange table (rules.ts) does not allow, or one that is missing. */
 export class PayloadNotAllowedError extends IkeCodecError {
+  /** The payload as RFC 7296 §1.2 names it: "KE", "IDi", "SK", "payload type 201". */
   readonly payload: string;
   readonly exchange: ExchangeTypeName | `EXCHANGE_${number}`;
+  readonly response: boolean;
+  /** Whether the outer chain or the decrypted chain inside SK/SKF was checked. */
   readonly where: 'outer' | 'encrypted';
-  constructor(code: string, payload: string, exchange: ExchangeTypeName | `EXCHANGE_${number}`, where: 'outer' | 'encrypted', detail: string) {
-    super(code, `${payload} ${detail} in ${exchange} ${where === 'outer' ? '' : 'encrypted '}payloads`.replace('  ', ' '), 0);
+  constructor(code: string, payload: string, exchange: ExchangeTypeName | `EXCHANGE_${number}`, response: boolean,
+    where: 'outer' | 'encrypted', detail: string) {
+    super(code, `${payload} ${detail} in ${exchange} ${response ? 'response' : 'request'}${where === 'encrypted' ? ' (inside SK)' : ''}`, 0);
     this.payload = payload;
     this.exchange = exchange;
+    this.response = response;
     this.where = where;
   }
 }

@@ -54,7 +54,7 @@ export const EXCHANGE_RULES: ReadonlyMap<number, { readonly request: ExchangeRul
 function rulesFor(exchangeType: number, response: boolean): ExchangeRules {
   const rules = EXCHANGE_RULES.get(exchangeType);
   if (rules === undefined)
-    throw new PayloadNotAllowedError('ERR_IKE_EXCHANGE_TYPE', `exchange type ${exchangeType}`, exchangeName(exchangeType), 'outer', 'is not supported');
+    throw new PayloadNotAllowedError('ERR_IKE_EXCHANGE_TYPE', `exchange type ${exchangeType}`, exchangeName(exchangeType), response, 'outer', 'is not supported');
   return response ? rules.response : rules.request;
 }
 
@@ -62,31 +62,31 @@ function relaxed(payloads: readonly IkePayload[]): boolean {
   return payloads.some((p) => p.kind === 'notify' && (p.type < 16384 || p.type === NotifyStatus.COOKIE));
 }
 
-function check(rule: PayloadRule, payloads: readonly IkePayload[], exchangeType: number, where: 'outer' | 'encrypted'): void {
+function check(rule: PayloadRule, payloads: readonly IkePayload[], exchangeType: number, response: boolean, where: 'outer' | 'encrypted'): void {
   const ex = exchangeName(exchangeType);
   const counts = new Map<KnownPayloadKind, number>();
   for (const p of payloads) {
     if (p.kind === 'unknown') continue;
     const bounds = rule[p.kind];
-    if (bounds === undefined) throw new PayloadNotAllowedError('ERR_IKE_PAYLOAD_NOT_ALLOWED', payloadLabel(p.kind), ex, where, 'is not allowed');
+    if (bounds === undefined) throw new PayloadNotAllowedError('ERR_IKE_PAYLOAD_NOT_ALLOWED', payloadLabel(p.kind), ex, response, where, 'is not allowed');
     const n = (counts.get(p.kind) ?? 0) + 1;
-    if (n > bounds[1]) throw new PayloadNotAllowedError('ERR_IKE_PAYLOAD_TOO_MANY', payloadLabel(p.kind), ex, where, `appears ${n} times, want at most ${bounds[1]}`);
+    if (n > bounds[1]) throw new PayloadNotAllowedError('ERR_IKE_PAYLOAD_TOO_MANY', payloadLabel(p.kind), ex, response, where, `appears ${n} times, want at most ${bounds[1]}`);
     counts.set(p.kind, n);
   }
   if (relaxed(payloads)) return;
   for (const [kind, bounds] of Object.entries(rule) as Array<[KnownPayloadKind, Bounds]>) {
-    if ((counts.get(kind) ?? 0) < bounds[0]) throw new PayloadNotAllowedError('ERR_IKE_PAYLOAD_MISSING', payloadLabel(kind), ex, where, 'is missing');
+    if ((counts.get(kind) ?? 0) < bounds[0]) throw new PayloadNotAllowedError('ERR_IKE_PAYLOAD_MISSING', payloadLabel(kind), ex, response, where, 'is missing');
   }
 }
 
 /** Check the outer chain of a decoded message (before decryption). */
 export function checkOuterPayloads(exchangeType: number, response: boolean, payloads: readonly IkePayload[]): void {
   const rules = rulesFor(exchangeType, response);
-  check(rules.outer, payloads, exchangeType, 'outer');
+  check(rules.outer, payloads, exchangeType, response, 'outer');
   if (rules.inner !== undefined) {
     const envelopes = payloads.filter((p) => p.kind === 'sk' || p.kind === 'skf').length;
     if (envelopes !== 1)
-      throw new PayloadNotAllowedError('ERR_IKE_PAYLOAD_MISSING', 'SK', exchangeName(exchangeType), 'outer', envelopes === 0 ? 'is missing' : 'appears more than once');
+      throw new PayloadNotAllowedError('ERR_IKE_PAYLOAD_MISSING', 'SK', exchangeName(exchangeType), response, 'outer', envelopes === 0 ? 'is missing' : 'appears more than once');
   }
 }
 
@@ -94,8 +94,8 @@ export function checkOuterPayloads(exchangeType: number, response: boolean, payl
 export function checkInnerPayloads(exchangeType: number, response: boolean, payloads: readonly IkePayload[]): void {
   const rules = rulesFor(exchangeType, response);
   if (rules.inner === undefined)
-    throw new PayloadNotAllowedError('ERR_IKE_PAYLOAD_NOT_ALLOWED', 'SK', exchangeName(exchangeType), 'outer', 'is not allowed');
-  check(rules.inner, payloads, exchangeType, 'encrypted');
+    throw new PayloadNotAllowedError('ERR_IKE_PAYLOAD_NOT_ALLOWED', 'SK', exchangeName(exchangeType), response, 'outer', 'is not allowed');
+  check(rules.inner, payloads, exchangeType, response, 'encrypted');
 }
 
 /** Convenience: check a message as it stands (outer if it carries SK/SKF or is IKE_SA_INIT, else inner). */

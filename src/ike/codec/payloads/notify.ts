@@ -18,8 +18,9 @@ export function decodeNotify(r: Reader): NotifyPayload {
   if (protocolId > ProtocolId.ESP)
     fail(r, 'ERR_IKE_NOTIFY_PROTOCOL', `notify protocol id is ${protocolId}, want 0..3`);
   const spiSize = r.u8('notify spi size');
-  // §3.10: SPI size is 0 for the IKE SA (the SPIs are in the header), 4 for AH/ESP; 8 appears in
-  // the wild for IKE (RFC 7296 allows IKE SPIs in INVALID_IKE_SPI-style notifies of other specs).
+  // §3.10: SPI size is 0 for the IKE SA (the SPIs are in the header) and 4 for AH/ESP. 8 (an IKE
+  // SPI) is tolerated rather than failing the whole message over a notify the handler may ignore;
+  // typed readers (notify-data.ts) check the SPI they need.
   if (spiSize !== 0 && spiSize !== 4 && spiSize !== 8)
     fail(r, 'ERR_IKE_NOTIFY_SPI_SIZE', `notify SPI size is ${spiSize}, want 0, 4 or 8`);
   const type = r.u16('notify type');

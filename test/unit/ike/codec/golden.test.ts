@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { ExchangeType, PayloadType } from '../../../../src/ike/constants.js';
+import { ExchangeType, notifyName, PayloadType } from '../../../../src/ike/constants.js';
 import {
   checkInnerPayloads, checkOuterPayloads, decodeMessage, decodePayloadChain, encodeEncryptedFragments,
   encodeEncryptedMessage, encodeMessage, encodePayloadChain, joinFragments, sealedPrefix,
@@ -121,7 +121,13 @@ for (const c of captures) {
         checkInnerPayloads(m.header.exchangeType, m.header.response, inner);
         assert.deepEqual(encodePayloadChain(inner).bytes, plaintext, `${label(d)} inner chain re-encodes`);
         assert.equal(toHex(encodeEncryptedMessage(m.header, inner, replaySealer(k, [{ iv, padding }]))), d.hex, `${label(d)} re-seals`);
-        if (m.header.exchangeType === ExchangeType.IKE_AUTH && !m.isResponse) assert.ok(inner.some((p) => p.kind === 'idi'));
+        if (m.header.exchangeType === ExchangeType.IKE_AUTH && !m.isResponse) {
+          // charon logged: "generating IKE_AUTH request 1 [ IDi [CERT] N(INIT_CONTACT) [CERTREQ] IDr AUTH SA TSi TSr
+          // N(MOBIKE_SUP) N(NO_ADD_ADDR) N(MULT_AUTH) N(EAP_ONLY) N(MSG_ID_SYN_SUP) ]"
+          assert.deepEqual(inner.filter((p) => p.kind !== 'cert' && p.kind !== 'certreq').map((p) => (p.kind === 'notify' ? notifyName(p.type) : p.kind)), [
+            'idi', 'INITIAL_CONTACT', 'idr', 'auth', 'sa', 'tsi', 'tsr', 'MOBIKE_SUPPORTED', 'NO_ADDITIONAL_ADDRESSES',
+            'MULTIPLE_AUTH_SUPPORTED', 'EAP_ONLY_AUTHENTICATION', 'IKEV2_MESSAGE_ID_SYNC_SUPPORTED']);
+        }
         opened++;
       }
       assert.ok(opened >= 6);

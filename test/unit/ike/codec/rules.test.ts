@@ -30,6 +30,8 @@ describe('per-exchange payload table, RFC 7296 §1.2-§1.5', () => {
   });
   it('rejects IKE_SA_INIT without KE, naming the payload and exchange', () => {
     rejects(() => checkOuterPayloads(ExchangeType.IKE_SA_INIT, false, [sa, nonce]), 'KE', 'IKE_SA_INIT', 'ERR_IKE_PAYLOAD_MISSING');
+    assert.throws(() => checkOuterPayloads(ExchangeType.IKE_SA_INIT, false, [sa, nonce]), /KE is missing in IKE_SA_INIT request/);
+    assert.throws(() => checkInnerPayloads(ExchangeType.INFORMATIONAL, true, [sa]), /SA is not allowed in INFORMATIONAL response \(inside SK\)/);
   });
   it('rejects a second Nonce in IKE_SA_INIT', () => {
     rejects(() => checkOuterPayloads(ExchangeType.IKE_SA_INIT, true, [sa, ke, nonce, nonce]), 'Nonce', 'IKE_SA_INIT', 'ERR_IKE_PAYLOAD_TOO_MANY');
