@@ -109,7 +109,7 @@ function ipString(b: Uint8Array): string {
  */
 export function matchIdentity(cert: CertInfo, idType: number, idData: Uint8Array): void {
   const text = (): string => new TextDecoder().decode(idData);
-  let ok = false;
+  let ok: boolean;
   let shown: string;
   switch (idType) {
     case IdType.ID_IPV4_ADDR:
