@@ -7,7 +7,7 @@ import { Reader, Writer } from '../../common/bytes.js';
 import { ExchangeType, type ExchangeTypeName } from '../constants.js';
 import { decodeChain, writeChain } from './chain.js';
 import { IkeCodecError, IkeEncodeError } from './errors.js';
-import { decodeHeader, encodeHeader, IKE_HEADER_BYTES, type IkeHeader } from './header.js';
+import { decodeHeader, encodeHeader, type IkeHeader } from './header.js';
 import { MAX_MESSAGE_BYTES } from './limits.js';
 import type { IkePayload, PayloadKind, PayloadOf } from './payload.js';
 import type { NotifyPayload } from './payloads/notify.js';
@@ -103,4 +103,3 @@ export function encodeMessage(header: IkeHeader, payloads: readonly IkePayload[]
   return out;
 }
 
-export { IKE_HEADER_BYTES };
