@@ -1,13 +1,13 @@
 // Building and opening the SK (RFC 7296 §3.14) and SKF (RFC 7383 §2.5) envelopes around the crypto
 // module, which the codec never calls itself: it is handed a Sealer / Opener.
 //
-// Sending:  inner payloads --encodePayloadChain--> plaintext --sealer.seal(plaintext, prefix)--> body
+// Sending:  inner payloads --encodePayloadChain--> plaintext --sealer.encrypt(plaintext, prefix)--> body
 //           message = prefix || body, where prefix = IKE header || outer payloads || SK header
 //           (|| fragment number/total for SKF), with every Length field already final. For AEAD the
 //           prefix is exactly the associated data (RFC 5282 §5.1, RFC 7383 §2.5.3); for AES-CBC +
 //           HMAC the ICV is computed over prefix || IV || ciphertext (RFC 7296 §3.14).
 // Receiving: decodeMessage(datagram) -> envelope = message.encrypted(); prefix = sealedPrefix(...);
-//           plaintext = opener(body, prefix); inner = decodePayloadChain(plaintext, envelope.innerNext).
+//           plaintext = opener.decrypt(body, prefix); inner = decodePayloadChain(plaintext, envelope.innerNext).
 import { concatBytes, Writer } from '../../common/bytes.js';
 import { PayloadType } from '../constants.js';
 import { encodePayloadChain, decodePayloadChain, GENERIC_HEADER_BYTES, writeChain } from './chain.js';
@@ -19,22 +19,28 @@ import type { IkePayload } from './payload.js';
 import type { SkPayload } from './payloads/sk.js';
 import type { SkfPayload } from './payloads/skf.js';
 
-/** What the crypto module provides to build an SK/SKF body. */
+/**
+ * What the crypto module provides to build an SK/SKF body. Shaped so src/ike/crypto's outbound
+ * SkCipher fits as is.
+ */
 export interface Sealer {
-  /** Length of IV || ciphertext || ICV for `plaintextLength` bytes of inner payloads (padding included). */
-  sealedLength(plaintextLength: number): number;
-  /** Pad, encrypt, authenticate; must return exactly sealedLength(plaintext.length) bytes. */
-  seal(plaintext: Uint8Array, prefix: Uint8Array): Uint8Array;
+  /** Length of IV || ciphertext || ICV for `innerLength` bytes of inner payloads (padding included). */
+  encryptedLength(innerLength: number): number;
+  /** Pad, encrypt, authenticate; must return exactly encryptedLength(inner.length) bytes. */
+  encrypt(inner: Uint8Array, aad: Uint8Array): Uint8Array;
 }
 
-/** What the crypto module provides to open one: verify and decrypt, return the unpadded plaintext. */
-export type Opener = (body: Uint8Array, prefix: Uint8Array) => Uint8Array;
+/** What the crypto module provides to open one (src/ike/crypto's inbound SkCipher fits). */
+export interface Opener {
+  /** Verify and decrypt IV || ciphertext || ICV; return the inner payloads without padding. */
+  decrypt(body: Uint8Array, aad: Uint8Array): Uint8Array;
+}
 
 export interface FragmentInfo { readonly fragmentNumber: number; readonly totalFragments: number }
 
 function sealOne(header: IkeHeader, outer: readonly IkePayload[], innerNext: number, plaintext: Uint8Array,
   sealer: Sealer, fragment: FragmentInfo | undefined): Uint8Array {
-  const bodyLength = sealer.sealedLength(plaintext.length);
+  const bodyLength = sealer.encryptedLength(plaintext.length);
   const w = new Writer(256 + plaintext.length);
   const lenAt = encodeHeader(w, header, 0);
   const firstOuter = writeChain(w, outer);
@@ -49,7 +55,7 @@ function sealOne(header: IkeHeader, outer: readonly IkePayload[], innerNext: num
   const prefix = w.finish();
   prefix[16] = outer.length === 0 ? envType : firstOuter;
   if (outer.length > 0) prefix[lastOuterHeaderAt(prefix, outer.length)] = envType;
-  const body = sealer.seal(plaintext, prefix);
+  const body = sealer.encrypt(plaintext, prefix);
   if (body.length !== bodyLength) throw new IkeEncodeError('ERR_IKE_SEALED_LENGTH', `sealer returned ${body.length} bytes, promised ${bodyLength}`);
   return concatBytes(prefix, body);
 }
@@ -101,10 +107,10 @@ export function sealedPrefix(datagram: Uint8Array, envelope: SkPayload | SkfPayl
 }
 
 /** Open an SK message: returns the same header with the decoded inner payloads. */
-export function openEncryptedMessage(message: IkeMessage, datagram: Uint8Array, open: Opener): IkeMessage {
+export function openEncryptedMessage(message: IkeMessage, datagram: Uint8Array, opener: Opener): IkeMessage {
   const env = message.encrypted();
   if (env === undefined || env.kind !== 'sk') throw new IkeCodecError('ERR_IKE_NO_SK', `${message.exchangeName} message has no SK payload`, 0);
-  const plaintext = open(env.body, sealedPrefix(datagram, env));
+  const plaintext = opener.decrypt(env.body, sealedPrefix(datagram, env));
   return message.withPayloads(decodePayloadChain(plaintext, env.innerNext));
 }
 

@@ -13,8 +13,8 @@ import { throwsCode, toHex } from './helpers.js';
 const key = randomBytes(32), salt = randomBytes(4);
 const seenAad: Uint8Array[] = [];
 const gcm: Sealer = {
-  sealedLength: (n) => 8 + n + 1 + 16, // IV, plaintext, pad length (no padding needed for GCM), ICV
-  seal: (plaintext, prefix) => {
+  encryptedLength: (n) => 8 + n + 1 + 16, // IV, plaintext, pad length (no padding needed for GCM), ICV
+  encrypt: (plaintext, prefix) => {
     seenAad.push(prefix);
     const iv = randomBytes(8);
     const c = createCipheriv('aes-256-gcm', key, Buffer.concat([salt, iv]));
@@ -23,12 +23,12 @@ const gcm: Sealer = {
     return new Uint8Array(Buffer.concat([iv, ct, c.getAuthTag()]));
   },
 };
-const gcmOpen: Opener = (body, prefix) => {
+const gcmOpen: Opener = { decrypt: (body, prefix) => {
   const d = createDecipheriv('aes-256-gcm', key, Buffer.concat([salt, body.subarray(0, 8)]));
   d.setAAD(prefix); d.setAuthTag(body.subarray(body.length - 16));
   const pt = Buffer.concat([d.update(body.subarray(8, body.length - 16)), d.final()]);
   return new Uint8Array(pt.subarray(0, pt.length - 1 - pt[pt.length - 1]!));
-};
+} };
 
 const h: IkeHeader = { initiatorSpi: 0x1111n, responderSpi: 0x2222n, exchangeType: ExchangeType.IKE_AUTH, initiator: true, response: false, higherVersion: false, minorVersion: 0, messageId: 1 };
 const inner: IkePayload[] = [
@@ -74,13 +74,13 @@ describe('SK envelope, RFC 7296 §3.14 / RFC 5282', () => {
   });
 
   it('refuses a sealer that returns a different length than it promised', () => {
-    const liar: Sealer = { sealedLength: () => 10, seal: () => new Uint8Array(11) };
+    const liar: Sealer = { encryptedLength: () => 10, encrypt: () => new Uint8Array(11) };
     assert.throws(() => encodeEncryptedMessage(h, inner, liar), IkeEncodeError);
   });
 
   it('refuses to take the AAD prefix from a datagram the envelope does not belong to', () => {
     const m = decodeMessage(encodeEncryptedMessage(h, inner, gcm));
-    throwsCode(() => openEncryptedMessage(m, new Uint8Array(0), () => new Uint8Array([0, 0, 0, 4])), 'ERR_IKE_ENVELOPE');
+    throwsCode(() => openEncryptedMessage(m, new Uint8Array(0), { decrypt: () => new Uint8Array(0) }), 'ERR_IKE_ENVELOPE');
   });
 });
 
@@ -96,7 +96,7 @@ describe('SKF fragments, RFC 7383', () => {
     assert.equal(seenAad[0]!.length, 28 + 8, 'AAD runs through the 8-byte SKF header, RFC 7383 §2.5.3');
     const parts = msgs.map(({ w, m }) => {
       const env = m.encrypted() as SkfPayload;
-      return { envelope: env, plaintext: gcmOpen(env.body, sealedPrefix(w, env)) };
+      return { envelope: env, plaintext: gcmOpen.decrypt(env.body, sealedPrefix(w, env)) };
     });
     assert.deepEqual(joinFragments(parts.reverse()), inner);
   });

@@ -65,8 +65,8 @@ function open(k: Keys, body: Uint8Array, prefix: Uint8Array): { plaintext: Uint8
 function replaySealer(k: Keys, replay: Array<{ iv: Uint8Array; padding: Uint8Array }>): Sealer {
   let i = 0;
   return {
-    sealedLength: (n) => k.suite.ivBytes + n + replay[i]!.padding.length + k.suite.icvBytes,
-    seal: (plaintext, prefix) => {
+    encryptedLength: (n) => k.suite.ivBytes + n + replay[i]!.padding.length + k.suite.icvBytes,
+    encrypt: (plaintext, prefix) => {
       const { iv, padding } = replay[i++]!;
       const padded = Buffer.concat([plaintext, padding]);
       if (k.suite.aead) {
