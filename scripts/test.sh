@@ -7,6 +7,8 @@ cd "$(dirname "$(readlink -f "$0")")/.."
 t0=$SECONDS
 bash scripts/setup.sh
 echo "lint: eslint" >&2
-npx eslint --max-warnings=0 .
-node scripts/run-lanes.mjs "$@"
+lint=0; npx eslint --max-warnings=0 . || lint=$?
+lanes=0; node scripts/run-lanes.mjs "$@" || lanes=$?
 echo "total $((SECONDS - t0)) s" >&2
+if [[ $lint != 0 ]]; then echo "lint: FAILED (eslint above); the run fails even though the lanes ran" >&2; fi
+[[ $lint == 0 && $lanes == 0 ]]

@@ -114,7 +114,7 @@ function alive(pid: number): boolean {
 
 /** Delete kt-<pid>-* namespaces whose creating process no longer exists. Returns their names. */
 export function reapStale(): string[] {
-  let names: string[] = [];
+  let names: string[];
   try { names = readdirSync('/run/netns'); } catch { return []; }
   const gone: string[] = [];
   for (const n of names) {
