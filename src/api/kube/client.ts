@@ -133,16 +133,21 @@ export class KubeClient {
     const lines = createInterface({ input: res, crlfDelay: Infinity });
     const onAbort = (): void => { res.destroy(); };
     signal.addEventListener('abort', onAbort, { once: true });
+    // An error thrown by onEvent (e.g. the informer's "410 Gone, relist") ends the watch and
+    // reaches the caller unchanged; stream errors become KubeUnavailableError.
+    let handlerError: { e: unknown } | undefined;
     try {
       for await (const line of lines) {
         if (line.trim() === '') continue;
-        onEvent(JSON.parse(line) as WatchEvent<T>);
+        try { onEvent(JSON.parse(line) as WatchEvent<T>); } catch (e) { handlerError = { e }; break; }
       }
     } catch (e) {
       if (!signal.aborted) throw new KubeUnavailableError(`watch ${path}: ${(e as Error).message}`, e);
     } finally {
       signal.removeEventListener('abort', onAbort);
+      res.destroy();
     }
+    if (handlerError) throw handlerError.e;
   }
 }
 
