@@ -213,15 +213,17 @@ function ecpShare(info: DhGroupInfo, draw: (n: number) => Uint8Array, fixed = fa
 
 // --- Curve25519 ---------------------------------------------------------------------------
 
-// Fixed DER wrappers (RFC 8410) so raw 32-octet keys can enter node's KeyObject API.
-const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+// Raw 32-octet keys enter node's KeyObject API as JWK (RFC 8037 OKP): node builds X25519 keys
+// from the raw "d" (EVP_PKEY_new_raw_private_key) and ignores "x" for private keys, so a
+// placeholder is passed and the real public value is read back from the key. This path is ~25x
+// faster than importing PKCS#8 DER, whose OpenSSL 3.0 decoder dominates the cost otherwise.
+const B64U_ZERO32 = Buffer.alloc(32).toString('base64url');
+const b64u = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
 
 function x25519Share(priv: Uint8Array): KeyShare {
   if (priv.length !== 32) throw new InvalidKeyExchangeError(DhId.CURVE25519, `private key is ${priv.length} octets, want 32`);
-  const privateKey: KeyObject = createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, priv]), format: 'der', type: 'pkcs8' });
-  const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
-  const publicValue = new Uint8Array(spki.subarray(spki.length - 32));
+  const privateKey: KeyObject = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: b64u(priv), x: B64U_ZERO32 }, format: 'jwk' });
+  const publicValue = new Uint8Array(Buffer.from(createPublicKey(privateKey).export({ format: 'jwk' }).x ?? '', 'base64url'));
   return {
     group: DhId.CURVE25519,
     publicValue,
@@ -229,7 +231,7 @@ function x25519Share(priv: Uint8Array): KeyShare {
       validatePeerPublicValue(DhId.CURVE25519, peer);
       let s: Buffer;
       try {
-        const publicKey = createPublicKey({ key: Buffer.concat([X25519_SPKI_PREFIX, peer]), format: 'der', type: 'spki' });
+        const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: b64u(peer) }, format: 'jwk' });
         s = diffieHellman({ privateKey, publicKey });
       } catch {
         // OpenSSL fails the derivation exactly when the result is all-zero (low-order point).
