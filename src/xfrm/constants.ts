@@ -145,5 +145,9 @@ export const UDP_ENCAP_ESPINUDP = 2;
 /** XFRM_INF: "no limit" in xfrm_lifetime_cfg. */
 export const XFRM_INF = 0xffff_ffff_ffff_ffffn;
 
-/** The kernel's replay window field in xfrm_usersa_info is 8 bits; larger windows need ESN state. */
-export const XFRM_REPLAY_WINDOW_U8_MAX = 255;
+/**
+ * Largest window the legacy replay state (struct xfrm_replay_state, one u32 bitmap) holds; the
+ * kernel silently clamps xfrm_usersa_info.replay_window to it, so larger windows (and every ESN
+ * SA) go in XFRMA_REPLAY_ESN_VAL, as strongSwan does.
+ */
+export const XFRM_REPLAY_WINDOW_LEGACY_MAX = 32;

@@ -130,8 +130,8 @@ export function encodeSa(s: SaSpec): { info: XfrmUsersaInfo; attrs: XfrmAttr[] }
   checkSpec(s);
   const family = familyOf(s.dst);
   const window = s.replayWindow ?? 0;
-  // Windows beyond the u8 field, and every ESN SA, need XFRMA_REPLAY_ESN_VAL; the u8 field is then 0.
-  const esnState = s.esn || window > C.XFRM_REPLAY_WINDOW_U8_MAX;
+  // Windows beyond the legacy 32-bit bitmap, and every ESN SA, need XFRMA_REPLAY_ESN_VAL; the u8 field is then 0.
+  const esnState = s.esn || window > C.XFRM_REPLAY_WINDOW_LEGACY_MAX;
   const info: XfrmUsersaInfo = {
     sel: s.selector ? encodeSelector(s.selector) : EMPTY_SELECTOR,
     id: { daddr: addressBytes(s.dst), spi: s.spi, proto: PROTO_NUMBER[s.proto ?? 'esp'] },

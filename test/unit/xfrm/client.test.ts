@@ -179,7 +179,7 @@ test('SaSpec → wire → SaSpec keeps every field (marks, if_id, encap, lifetim
     selector: { src: '2001:db8::1/128', dst: '2001:db8::2/128', proto: 6, dport: 22 },
   };
   const { info, attrs } = encodeSa(s);
-  assert.equal(info.replay_window, 0, 'windows > 255 go in XFRMA_REPLAY_ESN_VAL');
+  assert.equal(info.replay_window, 0, 'windows > 32 go in XFRMA_REPLAY_ESN_VAL');
   const w = new Writer(); encodeXfrmPayload(w, { struct: 'xfrm_usersa_info', value: info }, attrs);
   const d = decodeXfrmMessage(C.XFRM_MSG_NEWSA, w.finish());
   assert.equal(d.body.struct, 'xfrm_usersa_info');
@@ -203,6 +203,15 @@ test('PolicySpec → wire → PolicySpec keeps selector, ports, templates, mark,
   assert.deepEqual(back.mark, p.mark);
   assert.equal(back.ifId, 8);
   assert.equal(back.dir, 'in');
+});
+
+test('replay windows: up to 32 in xfrm_usersa_info, above that in XFRMA_REPLAY_ESN_VAL (the kernel clamps the legacy field to 32)', () => {
+  assert.equal(encodeSa({ ...outSa, esn: false, replayWindow: 32 }).info.replay_window, 32);
+  assert.equal(encodeSa({ ...outSa, esn: false, replayWindow: 32 }).attrs.some((a) => a.kind === 'XFRMA_REPLAY_ESN_VAL'), false);
+  const big = encodeSa({ ...outSa, esn: false, replayWindow: 64 });
+  assert.equal(big.info.replay_window, 0);
+  assert.equal(big.info.flags & C.XFRM_STATE_ESN, 0);
+  assert.ok(big.attrs.some((a) => a.kind === 'XFRMA_REPLAY_ESN_VAL'));
 });
 
 test('rejects specs the kernel would misread: AEAD plus separate auth, mixed families, SPI out of range', () => {

@@ -1,0 +1,79 @@
+// Loader for the project's N-API addon (native/kipsec_native.c, built by `npm install` or
+// `npm run build:native`). Only what Node lacks lives there: UDP_ENCAP on the IKE 4500 socket,
+// per-socket IPsec bypass policies, and TUN devices. Missing build → a KipsecError saying how to build.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Socket } from 'node:dgram';
+import { KipsecError } from '../common/errors.js';
+import { AF_INET, AF_INET6, UDP_ENCAP_ESPINUDP } from './constants.js';
+
+export interface KipsecNative {
+  setUdpEncap(fd: number, type?: number): void;
+  getUdpEncap(fd: number): number;
+  setIpsecBypass(fd: number, family: number): void;
+  openTun(name?: string): { fd: number; name: string };
+}
+
+/** The addon failed to load (not built, wrong ABI) or a call failed (code = errno name in `errnoName`). */
+export class NativeError extends KipsecError {
+  constructor(code: string, message: string, cause?: unknown) { super(code, message, cause === undefined ? {} : { cause }); }
+}
+
+const ADDON = fileURLToPath(new URL('../../native/build/Release/kipsec_native.node', import.meta.url));
+let cached: KipsecNative | undefined;
+
+/** Load (once) and return the addon; throws NativeError ERR_NATIVE_NOT_BUILT with the fix. */
+export function loadNative(path = ADDON): KipsecNative {
+  if (cached && path === ADDON) return cached;
+  if (!existsSync(path))
+    throw new NativeError('ERR_NATIVE_NOT_BUILT', `native addon not built: ${path} is missing; run \`npm run build:native\` (needs g++, make and Node headers)`);
+  let mod: KipsecNative;
+  try {
+    mod = createRequire(import.meta.url)(path) as KipsecNative;
+  } catch (e) {
+    throw new NativeError('ERR_NATIVE_LOAD', `native addon ${path} failed to load (rebuild with \`npm run build:native\` for this Node version): ${e instanceof Error ? e.message : String(e)}`, e);
+  }
+  if (path === ADDON) cached = mod;
+  return mod;
+}
+
+function call<T>(what: string, fn: () => T): T {
+  try { return fn(); } catch (e) {
+    const code = (e as { code?: string }).code ?? 'EUNKNOWN';
+    throw new NativeError(`ERR_NATIVE_${code}`, `${what}: ${e instanceof Error ? e.message : String(e)}`, e);
+  }
+}
+
+/**
+ * The OS file descriptor of a bound node:dgram socket. Node has no public API for it; on Linux
+ * the UDP handle exposes `fd` (libuv's uv_fileno), which Node has kept since 0.x and which
+ * node:net documents for its own handles. We read it only after bind (before that there is no
+ * fd), check it is a real descriptor, and use it only for setsockopt — never for I/O, so libuv's
+ * view of the socket stays correct.
+ */
+export function dgramFd(sock: Socket): number {
+  const handle = (sock as unknown as { _handle?: { fd?: unknown } })._handle;
+  const fd = handle?.fd;
+  if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0)
+    throw new NativeError('ERR_NATIVE_NO_FD', 'dgram socket has no file descriptor yet (bind it first) or this Node version hides it');
+  return fd;
+}
+
+/** UDP_ENCAP_ESPINUDP on the IKE NAT-T socket (port 4500): the kernel then consumes ESP-in-UDP (RFC 3948). */
+export function setUdpEncap(sock: Socket, native: KipsecNative = loadNative()): void {
+  const fd = dgramFd(sock);
+  call('setUdpEncap', () => native.setUdpEncap(fd, UDP_ENCAP_ESPINUDP));
+}
+
+/** Per-socket bypass policies (in and out) so IKE traffic never matches the policies it negotiates. */
+export function setIpsecBypass(sock: Socket, native: KipsecNative = loadNative()): void {
+  const fd = dgramFd(sock);
+  const family = sock.address().family === 'IPv6' ? AF_INET6 : AF_INET;
+  call('setIpsecBypass', () => native.setIpsecBypass(fd, family));
+}
+
+/** A TUN device (IFF_TUN | IFF_NO_PI, non-blocking) for the userspace data plane; close the fd with fs.closeSync. */
+export function openTun(name?: string, native: KipsecNative = loadNative()): { fd: number; name: string } {
+  return call(`openTun(${name ?? ''})`, () => native.openTun(name));
+}
