@@ -13,6 +13,7 @@
 #   psk-cbc   PSK, aes128-sha256-modp2048 (AES-CBC + HMAC-SHA2-256-128)
 #   cert-ecdsa      ECDSA P-256 certificates (RFC 7427 signature auth), aes256gcm16-prfsha256-ecp256
 #   cert-ecdsa-frag same, with charon.fragment_size = 400 so IKE_AUTH travels in SKF (RFC 7383)
+#   psk-invalid-ke  initiator offers x25519 first, responder wants ecp256: INVALID_KE_PAYLOAD retry
 # Each scenario: IKE_SA_INIT + IKE_AUTH (initiate child), a DPD liveness check (INFORMATIONAL),
 # a Child SA rekey and an IKE SA rekey (CREATE_CHILD_SA), then a delete (INFORMATIONAL).
 # The key material is throw-away: fresh keys and certificates every run, PSK is public test data.
@@ -138,11 +139,11 @@ start_charon() {
 }
 sw() { local ns=$1 dir=$2; shift 2; ip netns exec "$ns" swanctl "$@" --uri "unix://$dir/charon.vici"; }
 
-# scenario NAME AUTH IKE_PROPOSALS ESP_PROPOSALS FRAGSIZE
+# scenario NAME AUTH IKE_PROPOSALS ESP_PROPOSALS FRAGSIZE [INITIATOR_IKE_PROPOSALS]
 scenario() {
   local name=$1
   rm -rf "$work/cur"; mkdir -p "$work/cur"
-  write_conf a "$2" "$3" "$4" "$5"; write_conf b "$2" "$3" "$4" "$5"
+  write_conf a "$2" "${6:-$3}" "$4" "$5"; write_conf b "$2" "$3" "$4" "$5"
   ip netns exec "$nsa" tcpdump -i "$tag-va" -U -s 0 -w "$work/cur/cap.pcap" udp >"$work/cur/tcpdump.out" 2>&1 &
   tcpdump_pid=$!
   sleep 1
@@ -158,7 +159,7 @@ scenario() {
   for side in a b; do kill "$(cat "$work/cur/$side/charon.pid")"; rm -f "$work/cur/$side/charon.pid"; done
   sleep 0.5
   mkdir -p "$work/$name"; cp -r "$work/cur/." "$work/$name/"
-  (cd "$repo" && node --import tsx "$here/pcap-to-json.ts" "$name" "$work/$name" "$2" "$3" "$4" "$5" "$out/$name.json")
+  (cd "$repo" && node --import tsx "$here/pcap-to-json.ts" "$name" "$work/$name" "$2" "$3" "$4" "$5" "$out/$name.json" "${6:-$3}")
   cp "$work/$name/cap.pcap" "$out/$name.pcap"
   echo "captured $name -> $out/$name.json"
 }
@@ -167,5 +168,8 @@ scenario psk-gcm psk aes256gcm16-prfsha384-x25519 aes256gcm16 1280
 scenario psk-cbc psk aes128-sha256-modp2048 aes128-sha256 1280
 scenario cert-ecdsa cert aes256gcm16-prfsha256-ecp256 aes256gcm16 1280
 scenario cert-ecdsa-frag cert aes256gcm16-prfsha256-ecp256 aes256gcm16 400
+# The initiator's first proposal (and so its KE) uses x25519; the responder only accepts ecp256 and
+# answers IKE_SA_INIT with N(INVALID_KE_PAYLOAD, 19) alone; the initiator retries with ecp256.
+scenario psk-invalid-ke psk aes256gcm16-prfsha256-ecp256 aes256gcm16 1280 aes256gcm16-prfsha256-x25519-ecp256
 cp "$pkid/ca.crt" "$out/ca.crt"
 echo "work files kept in $work"

@@ -3,11 +3,11 @@
 // of src/ike: it reads only the fixed IKE header fields (RFC 7296 §3.1) so a codec bug cannot
 // shape its own golden data.
 //
-//   node --import tsx test/golden/ike/pcap-to-json.ts NAME WORKDIR AUTH IKE_PROPS ESP_PROPS FRAG OUT
+//   node --import tsx test/golden/ike/pcap-to-json.ts NAME WORKDIR AUTH IKE_PROPS ESP_PROPS FRAG OUT [INITIATOR_IKE_PROPS]
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const [name, dir, auth, ikeProps, espProps, frag, out] = process.argv.slice(2);
+const [name, dir, auth, ikeProps, espProps, frag, out, initiatorIkeProps] = process.argv.slice(2);
 if (!name || !dir || !auth || !ikeProps || !espProps || !frag || !out) throw new Error('usage: NAME WORKDIR AUTH IKE ESP FRAG OUT');
 
 const EXCHANGES: Record<number, string> = { 34: 'IKE_SA_INIT', 35: 'IKE_AUTH', 36: 'CREATE_CHILD_SA', 37: 'INFORMATIONAL' };
@@ -114,7 +114,7 @@ const doc = {
   source: 'strongSwan 5.9.8 (Debian) charon <-> charon in network namespaces, libipsec mode; test/golden/ike/capture.sh, see README.md',
   scenario: name,
   auth: auth === 'psk' ? { method: 'psk', secret: 'kipsec golden capture psk 0123456789' } : { method: 'ecdsa-p256-certificates', ca: 'ca.crt' },
-  config: { ikeProposals: ikeProps, espProposals: espProps, fragmentSize: Number(frag) },
+  config: { ikeProposals: ikeProps, initiatorIkeProposals: initiatorIkeProps ?? ikeProps, espProposals: espProps, fragmentSize: Number(frag) },
   initiator: { address: '192.0.2.1', id: auth === 'psk' ? '192.0.2.1' : 'a.kipsec.test' },
   responder: { address: '192.0.2.2', id: auth === 'psk' ? '192.0.2.2' : 'b.kipsec.test' },
   negotiated: { ike: la.ikeProposals[0], esp: la.childProposals[0] },

@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import { ExchangeType, notifyName, PayloadType } from '../../../../src/ike/constants.js';
 import {
   checkInnerPayloads, checkOuterPayloads, decodeMessage, decodePayloadChain, encodeEncryptedFragments,
-  encodeEncryptedMessage, encodeMessage, encodePayloadChain, joinFragments, sealedPrefix,
+  encodeEncryptedMessage, encodeMessage, encodePayloadChain, invalidKeGroup, joinFragments, sealedPrefix,
   type IkeMessage, type IkePayload, type Sealer, type SkfPayload,
 } from '../../../../src/ike/codec/index.js';
 import { hex, loadGolden, toHex, type GoldenCapture, type GoldenDatagram } from './helpers.js';
@@ -154,3 +154,18 @@ for (const c of captures) {
     });
   });
 }
+
+describe('strongSwan golden psk-invalid-ke', () => {
+  it('the responder answers a KE for the wrong group with N(INVALID_KE_PAYLOAD) alone, carrying group 19, RFC 7296 §1.3', () => {
+    const c = captures.find((g) => g.scenario === 'psk-invalid-ke');
+    assert.ok(c, 'psk-invalid-ke.json present');
+    const [first, reply, retry] = c.datagrams.map((d) => decodeMessage(hex(d.hex)));
+    assert.equal(first!.required('ke').group, 31);
+    assert.deepEqual(reply!.payloads.map((p) => p.kind), ['notify']);
+    assert.equal(invalidKeGroup(reply!.required('notify')), 19);
+    assert.equal(reply!.header.responderSpi, 0n);
+    checkOuterPayloads(ExchangeType.IKE_SA_INIT, true, reply!.payloads); // error-only reply is allowed
+    assert.equal(retry!.required('ke').group, 19);
+    assert.equal(retry!.header.initiatorSpi, first!.header.initiatorSpi);
+  });
+});
