@@ -38,7 +38,7 @@ export interface SkCipherParams {
   readonly encKey: SecretBytes;
   /** SK_ai or SK_ar; empty for AEAD. */
   readonly integKey: SecretBytes;
-  /** IV source for CBC; defaults to node's CSPRNG. */
+  /** IV source (CBC IVs, the AEAD counter's start); defaults to node's CSPRNG. */
   readonly random?: Random;
 }
 
@@ -50,8 +50,10 @@ export function createSkCipher(p: SkCipherParams): SkCipher {
   const integKey = p.integKey.expose();
   if (encKey.length !== encr.keyLength + encr.saltLength)
     throw new SkMalformedError(`${encr.name} needs ${encr.keyLength + encr.saltLength} key octets, got ${encKey.length}`);
-  // AEAD IVs must never repeat under one key; a per-direction counter guarantees it (RFC 5282 §3.1).
-  let counter = 0n;
+  // AEAD IVs must never repeat under one key (RFC 5282 §3.1): a 64-bit counter per direction,
+  // starting at a random point so that two SkCipher objects built from the same keys by mistake
+  // still do not collide in practice.
+  let counter = new DataView(random.bytes(8).buffer).getBigUint64(0) & 0x7fffffffffffffffn;
 
   const paddedLength = (innerLength: number): number => {
     const withPadLen = innerLength + 1;
@@ -71,7 +73,7 @@ export function createSkCipher(p: SkCipherParams): SkCipher {
       let iv: Uint8Array;
       if (opts?.iv) iv = opts.iv;
       else if (encr.aead) {
-        counter += 1n;
+        counter = (counter + 1n) & 0xffffffffffffffffn;
         iv = new Uint8Array(8);
         new DataView(iv.buffer).setBigUint64(0, counter);
       } else iv = random.bytes(encr.ivLength);

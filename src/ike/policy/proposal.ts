@@ -127,3 +127,18 @@ export function formatProposal(p: PolicyProposal): string {
 export function describeProposal(p: PolicyProposal): string {
   return `${p.protocol.toUpperCase()}:${formatProposal(p)}`;
 }
+
+/**
+ * The proposals without KE methods, for the first Child SA in IKE_AUTH (RFC 7296 §1.2: those SA
+ * payloads carry no Transform Type 4; omit it rather than send NONE). PFS applies from the first
+ * CREATE_CHILD_SA rekey on. Proposals that become identical are merged.
+ */
+export function withoutKeyExchange(ps: readonly PolicyProposal[]): PolicyProposal[] {
+  const out: PolicyProposal[] = [];
+  for (const p of ps) {
+    const q: PolicyProposal = { protocol: p.protocol, transforms: p.transforms.filter((t) => t.type !== TransformType.DH) };
+    const key = formatProposal(q);
+    if (!out.some((o) => o.protocol === q.protocol && formatProposal(o) === key)) out.push(q);
+  }
+  return out;
+}

@@ -182,3 +182,14 @@ test('AEAD IVs never repeat within one SK direction (counter), CBC IVs come from
 test('SK cipher refuses keys of the wrong length', () => {
   assert.throws(() => createSkCipher({ suite: SUITES[4]![1], encKey: new SecretBytes(new Uint8Array(16)), integKey: new SecretBytes(new Uint8Array(0)) }), SkMalformedError);
 });
+
+test('SK decrypt of arbitrary bytes only ever fails with IntegrityError or SkMalformedError', () => {
+  for (const [, suite] of SUITES) {
+    const { r } = pairFor(suite);
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ maxLength: 40 }), (body, aad) => {
+      try { r.inbound.decrypt(body, aad); assert.fail('random bytes authenticated'); } catch (e) {
+        assert.ok(e instanceof IntegrityError || e instanceof SkMalformedError, String(e));
+      }
+    }), { numRuns: 200 });
+  }
+});

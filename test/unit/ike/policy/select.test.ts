@@ -151,3 +151,12 @@ test('preferredDhGroup / acceptsDhGroup drive the KE payload and INVALID_KE_PAYL
   assert.equal(acceptsDhGroup(ps, DhId.ECP_384), false);
   assert.equal(preferredDhGroup([parseProposal('aes128gcm16', 'esp')]), null);
 });
+
+test('withoutKeyExchange strips KE methods for the IKE_AUTH Child SA and merges duplicates (RFC 7296 §1.2)', async () => {
+  const { withoutKeyExchange, formatProposal } = await import('../../../../src/ike/policy/index.js');
+  const ps = parseProposals(['aes256gcm16-x25519', 'aes256gcm16-ecp256', 'aes128-sha256-modp2048'], 'esp');
+  const stripped = withoutKeyExchange(ps);
+  assert.deepEqual(stripped.map(formatProposal), ['aes256gcm16', 'aes128-sha256']);
+  const s = selectProposal(withoutKeyExchange(parseProposals(['aes256gcm16-x25519'], 'esp')), offered(['aes256gcm16'], 'esp'));
+  assert.ok(s.ok);
+});
