@@ -6,7 +6,9 @@
 //   SIGNATURE_HASH_ALGORITHMS                  RFC 7427 §4: a list of 16-bit hash algorithm numbers
 //   REKEY_SA                                   RFC 7296 §1.3.3: no data; Protocol ID + SPI of the SA being rekeyed
 //   SET_WINDOW_SIZE                            RFC 7296 §2.3: 4-octet window size
-import { IkeCodecError } from '../errors.js';
+//   UNSUPPORTED_CRITICAL_PAYLOAD               RFC 7296 §3.10.1: the one-octet type of the payload
+import type { ParseError } from '../../../common/errors.js';
+import { IkeCodecError, notifyForError, UnsupportedCriticalPayloadError } from '../errors.js';
 import { NotifyError, NotifyStatus, ProtocolId } from '../../constants.js';
 import { notify, type NotifyPayload } from './notify.js';
 
@@ -107,4 +109,18 @@ export function setWindowSize(p: NotifyPayload): number {
   expectType(p, NotifyStatus.SET_WINDOW_SIZE, 'SET_WINDOW_SIZE');
   if (p.data.length !== 4) bad('ERR_IKE_WINDOW_SIZE_LENGTH', `SET_WINDOW_SIZE data is ${p.data.length} bytes, want 4`);
   return new DataView(p.data.buffer, p.data.byteOffset, 4).getUint32(0);
+}
+
+/** RFC 7296 §3.10.1: UNSUPPORTED_CRITICAL_PAYLOAD carries the offending payload type in one octet. */
+export function unsupportedCriticalPayloadNotify(payloadType: number): NotifyPayload {
+  return notify(NotifyError.UNSUPPORTED_CRITICAL_PAYLOAD, new Uint8Array([payloadType & 0xff]));
+}
+
+/**
+ * The notify to answer a request that failed to decode (RFC 7296 §2.21.1 / §3.10.1): INVALID_SYNTAX,
+ * INVALID_MAJOR_VERSION, or UNSUPPORTED_CRITICAL_PAYLOAD with the payload type.
+ */
+export function replyNotifyFor(e: ParseError): NotifyPayload {
+  if (e instanceof UnsupportedCriticalPayloadError) return unsupportedCriticalPayloadNotify(e.payloadType);
+  return notify(notifyForError(e));
 }

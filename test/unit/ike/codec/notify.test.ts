@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HashAlgorithm, NotifyError, NotifyStatus, PayloadType, ProtocolId } from '../../../../src/ike/constants.js';
 import {
-  cookieData, cookieNotify, decodePayloadChain, encodePayloadChain, invalidKeGroup, invalidKeNotify, isErrorNotify,
+  cookieData, cookieNotify, decodeMessage, decodePayloadChain, replyNotifyFor, encodePayloadChain, invalidKeGroup, invalidKeNotify, isErrorNotify,
   natDetectionHash, natDetectionInput, natDetectionNotify, notify, rekeySa, rekeySaNotify, setWindowSize,
   signatureHashAlgorithms, signatureHashAlgorithmsNotify, type NotifyPayload,
 } from '../../../../src/ike/codec/index.js';
+import { ParseError } from '../../../../src/common/errors.js';
 import { asKind, hex, loadGolden, throwsCode, toHex, wrap } from './helpers.js';
 
 const decodeN = (body: Uint8Array): NotifyPayload => asKind('notify', decodePayloadChain(wrap(body), PayloadType.NOTIFY)[0]);
@@ -63,8 +64,7 @@ describe('typed notify data', () => {
     throwsCode(() => signatureHashAlgorithms(notify(NotifyStatus.SIGNATURE_HASH_ALGORITHMS, hex('000200'))), 'ERR_IKE_HASH_ALGORITHMS_LENGTH');
   });
 
-  it('reads strongSwan\'s SIGNATURE_HASH_ALGORITHMS from a golden IKE_SA_INIT', async () => {
-    const { decodeMessage } = await import('../../../../src/ike/codec/index.js');
+  it('reads strongSwan\'s SIGNATURE_HASH_ALGORITHMS from a golden IKE_SA_INIT', () => {
     const m = decodeMessage(hex(loadGolden()[0]!.datagrams[0]!.hex));
     const algs = signatureHashAlgorithms(m.notify(NotifyStatus.SIGNATURE_HASH_ALGORITHMS)!);
     assert.ok(algs.includes(HashAlgorithm.SHA2_256));
@@ -84,5 +84,16 @@ describe('typed notify data', () => {
 
   it('refuses to read a notify of another type as typed data', () => {
     throwsCode(() => cookieData(notify(NotifyStatus.INITIAL_CONTACT)), 'ERR_IKE_NOTIFY_TYPE');
+  });
+});
+
+describe('reply notifies for decode failures, RFC 7296 §2.21.1', () => {
+  it('UNSUPPORTED_CRITICAL_PAYLOAD carries the payload type; other codec errors map to INVALID_SYNTAX / INVALID_MAJOR_VERSION', () => {
+    const catchParse = (f: () => unknown): ParseError => { try { f(); } catch (e) { if (e instanceof ParseError) return e; throw e; } throw new Error('no error'); };
+    const crit = replyNotifyFor(catchParse(() => decodePayloadChain(wrap(new Uint8Array(0), 0, 0x80), 99)));
+    assert.deepEqual([crit.type, toHex(crit.data)], [NotifyError.UNSUPPORTED_CRITICAL_PAYLOAD, '63']);
+    assert.equal(replyNotifyFor(catchParse(() => decodePayloadChain(wrap(new Uint8Array(3)), PayloadType.NONCE))).type, NotifyError.INVALID_SYNTAX);
+    const v3 = new Uint8Array(28); v3[17] = 0x30;
+    assert.equal(replyNotifyFor(catchParse(() => decodeMessage(v3))).type, NotifyError.INVALID_MAJOR_VERSION);
   });
 });
