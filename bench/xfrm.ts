@@ -1,0 +1,125 @@
+// bench/xfrm — XFRM install rate of src/xfrm next to `ip -batch` doing the same work in the same
+// run and the same kind of fresh network namespace. Policies on any kernel (the host accepts
+// them); SAs only where the kernel has ESP (the kernel-lane VM: `bash e2e/vm-run.sh bench/xfrm.ts`).
+//   node --import tsx bench/xfrm.ts [--sizes 1000,10000]
+// For each size N: kipsec batched (addPolicies/addSas: requests pipelined in 64 KiB datagrams),
+// kipsec one-at-a-time (await each ACK), and `ip -batch` (iproute2, one process). Growth: the
+// 10k batched run is timed per 1k chunk; the last chunk's rate over the first one's shows
+// whether installing slows down as the table fills.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SecretBytes } from '../src/common/secret.js';
+import { XfrmClient } from '../src/xfrm/client.js';
+import type { PolicySpec } from '../src/xfrm/policy.js';
+import type { SaSpec } from '../src/xfrm/sa.js';
+import { Netns } from '../e2e/lib/netns.js';
+
+const SELF = fileURLToPath(import.meta.url);
+type Kind = 'policy' | 'sa';
+
+const KEY = new SecretBytes(new Uint8Array(20).fill(0x42));
+const KEY_HEX = '0x' + '42'.repeat(20);
+const ip4 = (i: number, base: number): string => `10.${base + ((i >> 16) & 0x3f)}.${(i >> 8) & 0xff}.${i & 0xff}`;
+
+function policy(i: number): PolicySpec {
+  return { selector: { src: `${ip4(i, 0)}/32`, dst: '10.200.0.0/16' }, dir: 'out', priority: 100, templates: [{ src: '192.0.2.1', dst: '192.0.2.2', proto: 'esp', reqid: i + 1, mode: 'tunnel' }] };
+}
+function policyLine(i: number): string {
+  return `xfrm policy add src ${ip4(i, 0)}/32 dst 10.200.0.0/16 dir out priority 100 tmpl src 192.0.2.1 dst 192.0.2.2 proto esp reqid ${i + 1} mode tunnel`;
+}
+function sa(i: number): SaSpec {
+  return { src: '192.0.2.1', dst: '192.0.2.2', spi: 0x10000 + i, reqid: i + 1, mode: 'tunnel', aead: { name: 'rfc4106(gcm(aes))', key: KEY, icvBits: 128 } };
+}
+function saLine(i: number): string {
+  return `xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi ${0x10000 + i} reqid ${i + 1} mode tunnel aead rfc4106(gcm(aes)) ${KEY_HEX} 128`;
+}
+
+interface Result { kind: Kind; n: number; batchedPerSec: number; serialPerSec: number; ipBatchPerSec: number; firstChunkPerSec?: number; lastChunkPerSec?: number }
+
+async function measure(kind: Kind, n: number): Promise<Result> {
+  const c = XfrmClient.open({ timeoutMs: 60_000 });
+  const flush = async (): Promise<void> => { if (kind === 'policy') await c.flushPolicies(); else await c.flushSas('esp'); };
+  const add = (from: number, to: number): Promise<(Error | null)[]> => (kind === 'policy'
+    ? c.addPolicies(Array.from({ length: to - from }, (_, k) => policy(from + k)))
+    : c.addSas(Array.from({ length: to - from }, (_, k) => sa(from + k))));
+  const check = (res: (Error | null)[]): void => { const bad = res.find((e) => e); if (bad) throw bad; };
+
+  await flush();
+  // Batched, timed per 1k chunk to see growth.
+  const chunk = Math.min(1000, n);
+  const chunkRates: number[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < n; i += chunk) {
+    const c0 = performance.now();
+    check(await add(i, Math.min(n, i + chunk)));
+    chunkRates.push(chunk / ((performance.now() - c0) / 1000));
+  }
+  const batchedPerSec = n / ((performance.now() - t0) / 1000);
+  await flush();
+
+  // One request at a time.
+  const s0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    if (kind === 'policy') await c.addPolicy(policy(i)); else await c.addSa(sa(i));
+  }
+  const serialPerSec = n / ((performance.now() - s0) / 1000);
+  await flush();
+
+  // iproute2 doing the same work.
+  const file = join(tmpdir(), `kipsec-bench-${process.pid}-${kind}-${n}.batch`);
+  writeFileSync(file, Array.from({ length: n }, (_, i) => (kind === 'policy' ? policyLine(i) : saLine(i))).join('\n') + '\n');
+  const b0 = performance.now();
+  const r = spawnSync('ip', ['-batch', file], { encoding: 'utf8' });
+  const ipBatchPerSec = n / ((performance.now() - b0) / 1000);
+  rmSync(file);
+  if (r.status !== 0) throw new Error(`ip -batch failed: ${r.stderr.slice(0, 300)}`);
+  await flush();
+  c.close();
+  return {
+    kind, n, batchedPerSec, serialPerSec, ipBatchPerSec,
+    ...(chunkRates.length > 1 ? { firstChunkPerSec: chunkRates[0]!, lastChunkPerSec: chunkRates[chunkRates.length - 1]! } : {}),
+  };
+}
+
+function espAvailable(ns: Netns): boolean {
+  const r = spawnSync('ip', ['netns', 'exec', ns.name, 'ip', 'xfrm', 'state', 'add', 'src', '192.0.2.9', 'dst', '192.0.2.8', 'proto', 'esp', 'spi', '1', 'aead', 'rfc4106(gcm(aes))', KEY_HEX, '128'], { encoding: 'utf8' });
+  spawnSync('ip', ['netns', 'exec', ns.name, 'ip', 'xfrm', 'state', 'flush']);
+  return r.status === 0;
+}
+
+const fmt = (x: number): string => Math.round(x).toLocaleString('en-US').padStart(9);
+
+async function main(): Promise<void> {
+  const arg = process.argv.indexOf('--sizes');
+  const sizes = (arg > 0 ? process.argv[arg + 1]! : '1000,10000').split(',').map(Number);
+  const kernel = execFileSync('uname', ['-r']).toString().trim();
+  console.log(`bench/xfrm on kernel ${kernel}, node ${process.version}; rates in installs/s (higher is better)`);
+  console.log(`${'what'.padEnd(8)} ${'N'.padStart(6)} ${'kipsec batched'.padStart(15)} ${'kipsec 1-by-1'.padStart(14)} ${'ip -batch'.padStart(10)} ${'batched/ip'.padStart(10)} ${'growth (last 1k / first 1k)'.padStart(28)}`);
+  const ns = await Netns.create(null, 'bench');
+  try {
+    const kinds: Kind[] = espAvailable(ns) ? ['policy', 'sa'] : ['policy'];
+    for (const kind of kinds) {
+      for (const n of sizes) {
+        const r = spawnSync('ip', ['netns', 'exec', ns.name, 'env', `XFRM_BENCH=${kind}:${n}`, process.execPath, '--import', 'tsx', SELF], { encoding: 'utf8', timeout: 900_000 });
+        if (r.status !== 0) { console.log(`${kind} ${n}: failed: ${r.stderr.slice(0, 400)}`); continue; }
+        const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as Result;
+        const growth = res.firstChunkPerSec ? `${(res.lastChunkPerSec! / res.firstChunkPerSec).toFixed(2)}× (${fmt(res.firstChunkPerSec).trim()} → ${fmt(res.lastChunkPerSec!).trim()})` : '-';
+        console.log(`${kind.padEnd(8)} ${String(n).padStart(6)} ${fmt(res.batchedPerSec).padStart(15)} ${fmt(res.serialPerSec).padStart(14)} ${fmt(res.ipBatchPerSec).padStart(10)} ${(res.batchedPerSec / res.ipBatchPerSec).toFixed(2).padStart(9)}× ${growth.padStart(28)}`);
+      }
+    }
+    if (!kinds.includes('sa')) console.log('sa: skipped, this kernel has no ESP (run in the kernel lane: bash e2e/vm-run.sh bench/xfrm.ts)');
+  } finally {
+    await ns.destroy();
+  }
+}
+
+const job = process.env.XFRM_BENCH;
+if (job) {
+  const [kind, n] = job.split(':') as [Kind, string];
+  await measure(kind, Number(n)).then((r) => { console.log(JSON.stringify(r)); process.exit(0); }, (e: unknown) => { console.error(e); process.exit(1); });
+} else {
+  await main();
+}
