@@ -21,12 +21,19 @@ export const EXIT_USAGE = 2;
 /** Exit status of a command whose capability has not been built yet. */
 export const EXIT_NOT_BUILT = 3;
 
+// Command modules load on use (dynamic import), so `kipsec status` never loads the IKE engine.
 export const COMMANDS: readonly Command[] = [
-  { name: 'agent', usage: 'agent --standalone --config FILE [--control-socket PATH] [--datapath kernel] [--log-level L]', summary: 'run the per-node IKEv2 agent', pendingIssue: 5 },
+  { name: 'agent', usage: 'agent --standalone --config FILE [--control-socket PATH] [--datapath kernel] [--log-level L]', summary: 'run the per-node IKEv2 agent',
+    run: async (a, io) => (await import('./agent.js')).runAgent(a, io) },
   { name: 'operator', usage: 'operator [--kubeconfig PATH] [--namespace NS]', summary: 'run the cluster operator (CRDs, identity, status)', pendingIssue: 6 },
-  { name: 'status', usage: 'status [--json] [--control-socket PATH]', summary: 'show tunnels, SAs, counters and last errors of a running agent', pendingIssue: 5 },
-  { name: 'initiate', usage: 'initiate NAME', summary: 'bring a tunnel up now', pendingIssue: 5 },
-  { name: 'terminate', usage: 'terminate NAME', summary: 'take a tunnel down, sending delete notifies', pendingIssue: 5 },
-  { name: 'reload', usage: 'reload', summary: 're-read the agent config (same as SIGHUP)', pendingIssue: 5 },
-  { name: 'diagnose', usage: 'diagnose', summary: 'check this machine: kernel ESP, XFRM, netlink, capabilities', pendingIssue: 5 },
+  { name: 'status', usage: 'status [--json] [--control-socket PATH]', summary: 'show tunnels, SAs, counters and last errors of a running agent',
+    run: async (a, io) => (await import('./control.js')).runStatus(a, io) },
+  { name: 'initiate', usage: 'initiate NAME [--control-socket PATH]', summary: 'bring a tunnel up now',
+    run: async (a, io) => (await import('./control.js')).runInitiate(a, io) },
+  { name: 'terminate', usage: 'terminate NAME [--control-socket PATH]', summary: 'take a tunnel down, sending delete notifies',
+    run: async (a, io) => (await import('./control.js')).runTerminate(a, io) },
+  { name: 'reload', usage: 'reload [--control-socket PATH]', summary: 're-read the agent config (same as SIGHUP)',
+    run: async (a, io) => (await import('./control.js')).runReload(a, io) },
+  { name: 'diagnose', usage: 'diagnose', summary: 'check this machine: kernel ESP, XFRM, netlink, capabilities',
+    run: async (a, io) => (await import('./diagnose.js')).runDiagnose(a, io) },
 ];

@@ -1,4 +1,5 @@
 // `kipsec` command line: dispatches to the command table; the only place that composes modules.
+import { pathToFileURL } from 'node:url';
 import { COMMANDS, EXIT_NOT_BUILT, EXIT_OK, EXIT_USAGE, type CliIo } from './commands.js';
 
 const stdio: CliIo = {
@@ -37,4 +38,9 @@ export async function run(argv: readonly string[], io: CliIo = stdio): Promise<n
     return EXIT_NOT_BUILT;
   }
   return cmd.run(rest, io);
+}
+
+// Run when executed directly (`node --import tsx src/cli/main.ts status`); bin/kipsec.js imports run().
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = await run(process.argv.slice(2));
 }

@@ -1,0 +1,196 @@
+// Loading the standalone config (`--config FILE`): a YAML stream of IPsecTunnel objects checked
+// with src/api's schema validator (the same one the CRD is generated from), then the checks only
+// the agent can make — credential files exist, are private and usable — and finally compiled into
+// TunnelConfig. All-or-nothing: any problem means no config, so nothing is half-applied and a
+// reload with a bad file leaves the running config alone.
+import { readFileSync, statSync } from 'node:fs';
+import { createPrivateKey, createHash, X509Certificate } from 'node:crypto';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parseDurationMs } from '../common/duration.js';
+import { ConfigError, errorMessage } from '../common/errors.js';
+import { SecretBytes } from '../common/secret.js';
+import { formatProblem, parseTunnelConfig, type Problem } from '../api/config.js';
+import type { IPsecTunnel } from '../api/types.js';
+import { PROFILE_WEAK_ALLOWED, type Profile } from '../api/transforms.js';
+import { parseProposals, type PolicyProposal } from '../ike/policy/index.js';
+import { reqidFor, type TunnelAuth, type TunnelConfig } from './tunnel.js';
+
+/**
+ * Shortest PSK accepted, in bytes. RFC 7296 §2.15 asks for a key as strong as the negotiated
+ * keys; 20 octets is where dictionary-sized secrets stop and cloud gateways' generated PSKs
+ * (AWS: 8..64 chars, typically 32) still pass.
+ */
+export const MIN_PSK_BYTES = 20;
+
+export type LoadResult =
+  | { readonly ok: true; readonly tunnels: readonly TunnelConfig[] }
+  | { readonly ok: false; readonly problems: readonly Problem[] };
+
+/** Filesystem access, injectable so unit tests need no real files. */
+export interface ConfigFs {
+  readText(path: string): string;
+  readBytes(path: string): Uint8Array;
+  /** Permission bits (st_mode & 0o7777). */
+  mode(path: string): number;
+}
+
+export const nodeFs: ConfigFs = {
+  readText: (p) => readFileSync(p, 'utf8'),
+  readBytes: (p) => new Uint8Array(readFileSync(p)),
+  mode: (p) => statSync(p).mode & 0o7777,
+};
+
+/** Load and check FILE; problem paths are prefixed with the file name. */
+export function loadConfigFile(file: string, fs: ConfigFs = nodeFs): LoadResult {
+  let text: string;
+  try { text = fs.readText(file); } catch (e) {
+    return { ok: false, problems: [{ path: file, message: `cannot read config: ${errnoText(e)}` }] };
+  }
+  const res = loadConfigText(text, dirname(resolve(file)), fs);
+  if (res.ok) return res;
+  return { ok: false, problems: res.problems.map((p) => ({ path: `${file}: ${p.path}`, message: p.message })) };
+}
+
+/** Check a config's text; relative credential paths resolve against baseDir. */
+export function loadConfigText(text: string, baseDir: string, fs: ConfigFs = nodeFs): LoadResult {
+  const parsed = parseTunnelConfig(text, 'standalone');
+  const problems: Problem[] = [...parsed.problems];
+  if (parsed.tunnels.length === 0 && problems.length === 0) problems.push({ path: '', message: 'no IPsecTunnel objects in the config' });
+  const tunnels: TunnelConfig[] = [];
+  const reqids = new Map<number, string>();
+  for (const t of parsed.tunnels) {
+    const out: Problem[] = [];
+    const compiled = compileTunnel(t, baseDir, fs, out);
+    for (const p of out) problems.push({ path: `${t.metadata.name} ${p.path}`, message: p.message });
+    if (!compiled) continue;
+    const clash = reqids.get(compiled.reqid);
+    if (clash !== undefined) problems.push({ path: `${t.metadata.name} metadata.name`, message: `reqid collides with tunnel "${clash}"; rename one of them` });
+    reqids.set(compiled.reqid, compiled.name);
+    tunnels.push(compiled);
+  }
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, tunnels };
+}
+
+export function formatProblems(problems: readonly Problem[]): string[] { return problems.map(formatProblem); }
+
+function errnoText(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code ?? errorMessage(e);
+}
+
+function duration(text: string | undefined, fallback: string, path: string, out: Problem[]): number {
+  try { return parseDurationMs(text ?? fallback, path); } catch (e) {
+    out.push({ path, message: e instanceof ConfigError ? e.message.slice(path.length + 2) : errorMessage(e) });
+    return 0;
+  }
+}
+
+function proposals(texts: readonly string[], proto: 'ike' | 'esp', allowWeak: boolean, path: string, out: Problem[]): PolicyProposal[] {
+  const res: PolicyProposal[] = [];
+  texts.forEach((t, i) => {
+    const p = `${path}[${i}]`;
+    try { res.push(...parseProposals([t], proto, { allowWeak, path: p })); } catch (e) {
+      out.push({ path: p, message: e instanceof ConfigError ? e.message.slice(p.length + 2) : errorMessage(e) });
+    }
+  });
+  return res;
+}
+
+function readPsk(file: string, path: string, fs: ConfigFs, out: Problem[]): SecretBytes | undefined {
+  let mode: number;
+  try { mode = fs.mode(file); } catch (e) { out.push({ path, message: `cannot read PSK file ${file}: ${errnoText(e)}` }); return undefined; }
+  if ((mode & 0o077) !== 0) {
+    out.push({ path, message: `PSK file ${file} has mode 0${mode.toString(8)}; it must not be readable by group or others (chmod 600 ${file})` });
+    return undefined;
+  }
+  let raw: Uint8Array;
+  try { raw = fs.readBytes(file); } catch (e) { out.push({ path, message: `cannot read PSK file ${file}: ${errnoText(e)}` }); return undefined; }
+  const bytes = decodePsk(raw);
+  raw.fill(0);
+  if (bytes.length < MIN_PSK_BYTES) {
+    bytes.fill(0);
+    out.push({ path, message: `PSK in ${file} is ${bytes.length} bytes; at least ${MIN_PSK_BYTES} are required` });
+    return undefined;
+  }
+  return new SecretBytes(bytes);
+}
+
+/** strongSwan's PSK forms: `0x<hex>`, `0s<base64>`, else the text itself minus a trailing newline. */
+export function decodePsk(raw: Uint8Array): Uint8Array {
+  let end = raw.length;
+  while (end > 0 && (raw[end - 1] === 0x0a || raw[end - 1] === 0x0d)) end--;
+  const body = raw.subarray(0, end);
+  const head = Buffer.from(body.subarray(0, 2)).toString('latin1');
+  if (head === '0x' && /^[0-9a-fA-F]+$/.test(Buffer.from(body.subarray(2)).toString('latin1')) && (body.length - 2) % 2 === 0)
+    return new Uint8Array(Buffer.from(Buffer.from(body.subarray(2)).toString('latin1'), 'hex'));
+  if (head === '0s') return new Uint8Array(Buffer.from(Buffer.from(body.subarray(2)).toString('latin1'), 'base64'));
+  return body.slice();
+}
+
+function readCerts(c: { certFile?: string; keyFile?: string; caFile?: string }, baseDir: string, path: string, fs: ConfigFs, out: Problem[]): TunnelAuth | undefined {
+  const files = { certFile: c.certFile, keyFile: c.keyFile, caFile: c.caFile };
+  const texts: Partial<Record<keyof typeof files, string>> = {};
+  for (const [k, f] of Object.entries(files) as [keyof typeof files, string | undefined][]) {
+    if (f === undefined) continue; // the schema already reported it
+    const abs = isAbsolute(f) ? f : resolve(baseDir, f);
+    try { texts[k] = fs.readText(abs); } catch (e) { out.push({ path: `${path}.${k}`, message: `cannot read ${abs}: ${errnoText(e)}` }); continue; }
+    if (k === 'keyFile') {
+      const mode = fs.mode(abs);
+      if ((mode & 0o077) !== 0) out.push({ path: `${path}.${k}`, message: `private key file ${abs} has mode 0${mode.toString(8)}; it must not be readable by group or others (chmod 600 ${abs})` });
+    }
+    try {
+      if (k === 'keyFile') createPrivateKey(texts[k]); else new X509Certificate(texts[k]);
+    } catch {
+      out.push({ path: `${path}.${k}`, message: `${abs} is not a usable ${k === 'keyFile' ? 'PEM private key' : 'PEM certificate'}` });
+      delete texts[k];
+    }
+  }
+  const { certFile, keyFile, caFile } = files;
+  if (!texts.certFile || !texts.keyFile || !texts.caFile || !certFile || !keyFile || !caFile) return undefined;
+  return {
+    kind: 'certificate', certPem: texts.certFile, keyPem: new SecretBytes(new Uint8Array(Buffer.from(texts.keyFile))), caPem: texts.caFile,
+    certFile: resolve(baseDir, certFile), keyFile: resolve(baseDir, keyFile), caFile: resolve(baseDir, caFile),
+  };
+}
+
+function compileTunnel(t: IPsecTunnel, baseDir: string, fs: ConfigFs, out: Problem[]): TunnelConfig | undefined {
+  const s = t.spec;
+  const profile = s.profile as Profile | undefined;
+  const allowWeak = profile !== undefined && PROFILE_WEAK_ALLOWED[profile].length > 0;
+  const before = out.length;
+  let auth: TunnelAuth | undefined;
+  if (s.auth.psk?.file !== undefined) {
+    const f = isAbsolute(s.auth.psk.file) ? s.auth.psk.file : resolve(baseDir, s.auth.psk.file);
+    const psk = readPsk(f, 'spec.auth.psk.file', fs, out);
+    if (psk) auth = { kind: 'psk', psk, file: f };
+  } else if (s.auth.certificate) {
+    auth = readCerts(s.auth.certificate, baseDir, 'spec.auth.certificate', fs, out);
+  }
+  const ikeText = s.ike?.proposals ?? [];
+  const espText = s.esp?.proposals ?? [];
+  const ikeProposals = proposals(ikeText, 'ike', allowWeak, 'spec.ike.proposals', out);
+  const espProposals = proposals(espText, 'esp', allowWeak, 'spec.esp.proposals', out);
+  const ikeRekeyMs = duration(s.ike?.rekeyTime, '4h', 'spec.ike.rekeyTime', out);
+  const espRekeyMs = duration(s.esp?.rekeyTime, '1h', 'spec.esp.rekeyTime', out);
+  const espLifeMs = duration(s.esp?.lifeTime, '66m', 'spec.esp.lifeTime', out);
+  const dpdIntervalMs = duration(s.dpd?.interval, '30s', 'spec.dpd.interval', out);
+  const dpdTimeoutMs = duration(s.dpd?.timeout, '150s', 'spec.dpd.timeout', out);
+  if (s.mode === 'route' && s.xfrmInterface === undefined) out.push({ path: 'spec.xfrmInterface', message: 'route mode needs xfrmInterface' });
+  const localAddress = s.local.address;
+  if (localAddress === undefined) out.push({ path: 'spec.local.address', message: 'Required value' });
+  if (out.length > before || !auth || localAddress === undefined) return undefined;
+  const core = {
+    name: t.metadata.name, reqid: reqidFor(t.metadata.name),
+    localAddress, localId: s.local.id ?? localAddress, localSubnets: s.local.subnets ?? [],
+    remoteAddress: s.remote.address, remoteId: s.remote.id, remoteSubnets: s.remote.subnets,
+    ikeProposalText: ikeText, espProposalText: espText, ikeProposals, espProposals,
+    ikeRekeyMs, espRekeyMs, espLifeMs, dpdIntervalMs, dpdTimeoutMs,
+    dpdAction: s.dpd?.action ?? 'restart', startAction: s.startAction ?? 'initiate',
+    mode: s.mode ?? 'policy', xfrmIfId: s.xfrmInterface?.ifId, installRoutes: s.installRoutes ?? true, allowWeak,
+  } as const;
+  // The digest covers credentials through a hash only, so it can be logged or compared freely.
+  const credDigest = auth.kind === 'psk' ? createHash('sha256').update(auth.psk.expose()).digest('hex')
+    : createHash('sha256').update(auth.certPem).update(auth.keyPem.expose()).update(auth.caPem).digest('hex');
+  const digest = createHash('sha256').update(JSON.stringify({ ...core, ikeProposals: undefined, espProposals: undefined })).update(credDigest).digest('hex').slice(0, 16);
+  return { ...core, auth, digest };
+}

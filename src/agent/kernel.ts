@@ -1,0 +1,254 @@
+// The engine's KernelIpsec port (src/ike/ports.ts) on Linux XFRM through src/xfrm's client.
+//
+// Why a reqid translation: the engine numbers Child SAs itself, but after a restart the agent
+// must recognise the SAs and policies it installed before (DESIGN.md §5: never flush). So every
+// XFRM object carries the tunnel's stable reqid (tunnel.ts reqidFor), derived from the peer name;
+// the engine's own reqid is kept only to answer acquires.
+//
+// Make-before-break: a Child SA's policies reference the reqid, not an SPI, so a rekey installs
+// the new inbound and outbound states next to the old ones (XFRM picks the newest outbound state
+// for a template), and the engine deletes the old pair later with keepPolicies. A rekey responder
+// gets outboundActive=false: its outbound state waits until updateChildSa({activateOutbound}).
+import { errorMessage } from '../common/errors.js';
+import type {
+  ChildSaCounters, KernelChildSa, KernelChildSaRef, KernelChildSaUpdate, KernelIpsec, KernelPolicy, KernelSa, KernelTrap, TrafficSelector as IkeTs,
+} from '../ike/ports.js';
+import type { AllocSpiRequest, InstalledChild, PolicyId, PolicySpec, PolicyState, SaAe, SaId, SaSpec, SaState } from '../xfrm/index.js';
+import { XfrmNotFoundError } from '../xfrm/index.js';
+import type { ChildInstall } from '../xfrm/install.js';
+import type { Logger } from './log.js';
+
+/** The part of XfrmClient the port uses (a fake in unit tests). */
+export interface XfrmPort {
+  allocSpi(q: AllocSpiRequest): Promise<number>;
+  addSa(sa: SaSpec): Promise<void>;
+  updateSa(sa: SaSpec): Promise<void>;
+  deleteSa(id: SaId): Promise<void>;
+  getAe(id: SaId & { src: string; reqid?: number }): Promise<SaAe>;
+  listSas(): Promise<SaState[]>;
+  updatePolicy(p: PolicySpec): Promise<void>;
+  deletePolicy(id: PolicyId): Promise<void>;
+  listPolicies(): Promise<PolicyState[]>;
+  installChild(c: ChildInstall): Promise<InstalledChild>;
+}
+
+/** Routes to remote subnets (strongSwan's install_routes); absent = installRoutes false. */
+export interface RoutePort {
+  ensure(peer: string, remoteSubnets: readonly string[], localSubnets: readonly string[], remoteGateway: string): Promise<void>;
+  remove(peer: string): Promise<void>;
+}
+
+export interface KernelPortOptions {
+  readonly xfrm: XfrmPort;
+  readonly log: Logger;
+  /** Stable reqid of a peer's child; the tunnel name maps to its reqid (tunnel.ts). */
+  readonly reqidOf: (peer: string, child: string) => number;
+  /** Whether this peer wants routes (spec.installRoutes). */
+  readonly wantsRoutes: (peer: string) => boolean;
+  readonly routes?: RoutePort;
+  readonly now?: () => number;
+}
+
+interface Tracked {
+  readonly peer: string;
+  readonly child: string;
+  readonly reqid: number;
+  inbound: SaSpec;
+  outbound: SaSpec;
+  outboundInstalled: boolean;
+  readonly policies: readonly PolicySpec[];
+  lastInboundBytes: bigint;
+  lastInboundMs: number | null;
+}
+
+const key = (local: string, inboundSpi: number): string => `${local}|${inboundSpi >>> 0}`;
+
+/** XFRM's algorithm triple for one KernelSa. */
+function algorithms(a: KernelSa['algorithms']): Pick<SaSpec, 'aead' | 'crypt' | 'auth'> {
+  if (a.kind === 'aead') return { aead: { name: a.name, key: a.key, icvBits: a.icvBits } };
+  return { crypt: { name: a.encryption.name, key: a.encryption.key }, auth: { name: a.integrity.name, key: a.integrity.key, truncBits: a.integrity.truncBits } };
+}
+
+function limits(l: KernelSa['lifetimes']): Pick<SaSpec, 'soft' | 'hard'> {
+  const lim = (sec: number, bytes: bigint, packets: bigint) => ({
+    ...(sec > 0 ? { addExpiresSec: sec } : {}), ...(bytes > 0n ? { bytes } : {}), ...(packets > 0n ? { packets } : {}),
+  });
+  return { soft: lim(l.softSec, l.softBytes, l.softPackets), hard: lim(l.hardSec, l.hardBytes, l.hardPackets) };
+}
+
+export function toSaSpec(sa: KernelSa, c: Pick<KernelChildSa, 'mode' | 'ifId' | 'mark'>, reqid: number): SaSpec {
+  return {
+    src: sa.source, dst: sa.destination, spi: sa.spi >>> 0, proto: 'esp', mode: c.mode, reqid,
+    ...algorithms(sa.algorithms), ...limits(sa.lifetimes),
+    replayWindow: sa.replayWindow, esn: sa.esn,
+    ...(sa.encap ? { encap: { sport: sa.encap.sourcePort, dport: sa.encap.destinationPort } } : {}),
+    ...(c.mark ? { mark: c.mark } : {}), ...(c.ifId !== null ? { ifId: c.ifId } : {}),
+  };
+}
+
+/** The engine's selector as an XFRM CIDR; ranges that are not one CIDR are not expressible in one policy. */
+export function tsCidr(ts: IkeTs): string {
+  const max = ts.family === 'ipv4' ? 32 : 128;
+  if (ts.prefixLength === null) throw new TypeError(`traffic selector ${ts.startAddress}-${ts.endAddress} is not a CIDR block`);
+  return `${ts.startAddress}/${ts.prefixLength ?? max}`;
+}
+
+export function toPolicySpec(p: KernelPolicy, c: Pick<KernelChildSa, 'mode' | 'ifId' | 'mark'>, reqid: number): PolicySpec {
+  const proto = p.source.protocol || p.destination.protocol;
+  const port = (t: IkeTs): number | undefined => (t.startPort === t.endPort && t.startPort !== 0 ? t.startPort : undefined);
+  const sport = port(p.source); const dport = port(p.destination);
+  return {
+    selector: { src: tsCidr(p.source), dst: tsCidr(p.destination), ...(proto ? { proto } : {}), ...(sport !== undefined ? { sport } : {}), ...(dport !== undefined ? { dport } : {}) },
+    dir: p.direction, priority: p.priority,
+    templates: [{ src: p.tunnelSource, dst: p.tunnelDestination, proto: 'esp', reqid, mode: c.mode }],
+    ...(c.mark ? { mark: c.mark } : {}), ...(c.ifId !== null ? { ifId: c.ifId } : {}),
+  };
+}
+
+function policyId(p: PolicySpec): PolicyId {
+  return { selector: p.selector, dir: p.dir, ...(p.mark ? { mark: p.mark } : {}), ...(p.ifId !== undefined ? { ifId: p.ifId } : {}) };
+}
+
+const ignoreMissing = (e: unknown): void => { if (!(e instanceof XfrmNotFoundError)) throw e; };
+
+export class XfrmKernel implements KernelIpsec {
+  readonly #o: KernelPortOptions;
+  readonly #children = new Map<string, Tracked>();
+  readonly #traps = new Map<string, { readonly policies: readonly PolicySpec[]; readonly engineReqid: number; readonly reqid: number }>();
+  /** Stable reqid → the engine's reqid, to answer kernel acquires (engine.acquire takes its own). */
+  readonly #engineReqid = new Map<number, number>();
+  readonly #now: () => number;
+
+  constructor(o: KernelPortOptions) { this.#o = o; this.#now = o.now ?? Date.now; }
+
+  /** Inbound SPIs of the Child SAs installed by this process (for expire events). */
+  isInboundSpi(local: string, spi: number): boolean { return this.#children.has(key(local, spi)); }
+
+  engineReqidFor(stableReqid: number): number | undefined { return this.#engineReqid.get(stableReqid); }
+
+  async allocSpi(req: { readonly local: string; readonly remote: string; readonly reqid: number }): Promise<number> {
+    return this.#o.xfrm.allocSpi({ src: req.remote, dst: req.local, proto: 'esp', mode: 'tunnel', reqid: req.reqid });
+  }
+
+  async releaseSpi(req: { readonly local: string; readonly remote: string; readonly spi: number }): Promise<void> {
+    await this.#o.xfrm.deleteSa({ dst: req.local, spi: req.spi >>> 0, src: req.remote, proto: 'esp' }).catch(ignoreMissing);
+  }
+
+  async installChildSa(sa: KernelChildSa): Promise<void> {
+    const reqid = this.#o.reqidOf(sa.peer, sa.child);
+    this.#engineReqid.set(reqid, sa.reqid);
+    const inbound = toSaSpec(sa.inbound, sa, reqid);
+    const outbound = toSaSpec(sa.outbound, sa, reqid);
+    const policies = sa.policies.map((p) => toPolicySpec(p, sa, reqid));
+    const sas = sa.outboundActive ? [{ ...inbound, allocated: true }, outbound] : [{ ...inbound, allocated: true }];
+    // replacePolicies: a rekey, an adopted predecessor or an on-demand trap already holds these
+    // selectors with the same reqid; UPDPOLICY swaps without a moment of clear text.
+    await this.#o.xfrm.installChild({ sas, policies, replacePolicies: true });
+    this.#children.set(key(sa.inbound.destination, sa.inbound.spi), {
+      peer: sa.peer, child: sa.child, reqid, inbound, outbound, outboundInstalled: sa.outboundActive, policies,
+      lastInboundBytes: 0n, lastInboundMs: null,
+    });
+    this.#o.log.info({ peer: sa.peer, child: sa.child, reqid, spiIn: hex(sa.inbound.spi), spiOut: hex(sa.outbound.spi), outboundActive: sa.outboundActive, encap: sa.inbound.encap !== null }, 'child SA installed');
+    if (this.#o.routes && this.#o.wantsRoutes(sa.peer)) {
+      const remote = [...new Set(policies.filter((p) => p.dir === 'out').map((p) => p.selector.dst))];
+      const local = [...new Set(policies.filter((p) => p.dir === 'out').map((p) => p.selector.src))];
+      // A route failure leaves the Child SA working for traffic that already uses the tunnel's
+      // addresses; it is logged, not fatal (strongSwan behaves the same).
+      await this.#o.routes.ensure(sa.peer, remote, local, sa.outbound.destination).catch((e: unknown) => {
+        this.#o.log.warn({ peer: sa.peer, err: errorMessage(e) }, 'route install failed');
+      });
+    }
+  }
+
+  async updateChildSa(ref: KernelChildSaRef, u: KernelChildSaUpdate): Promise<void> {
+    const t = this.#children.get(key(ref.local, ref.inboundSpi));
+    if (!t) return;
+    if (u.encap !== undefined || u.local !== undefined || u.remote !== undefined) {
+      const encap = u.encap === undefined ? undefined : u.encap === null ? null : { sport: u.encap.sourcePort, dport: u.encap.destinationPort };
+      const patch = (s: SaSpec, inbound: boolean): SaSpec => {
+        const src = inbound ? (u.remote ?? s.src) : (u.local ?? s.src);
+        const dst = inbound ? (u.local ?? s.dst) : (u.remote ?? s.dst);
+        const next: SaSpec = { ...s, src, dst };
+        if (encap === null) { const { encap: _e, ...rest } = next; return rest; }
+        if (encap === undefined) return next;
+        return { ...next, encap: inbound ? { sport: encap.dport, dport: encap.sport } : encap };
+      };
+      const nin = patch(t.inbound, true); const nout = patch(t.outbound, false);
+      // Address changes move the SA (its identity includes dst): add the new one, then drop the old.
+      for (const [old, next, installed] of [[t.inbound, nin, true], [t.outbound, nout, t.outboundInstalled]] as const) {
+        if (!installed) continue;
+        if (old.dst === next.dst) await this.#o.xfrm.updateSa(next);
+        else { await this.#o.xfrm.addSa(next); await this.#o.xfrm.deleteSa({ dst: old.dst, spi: old.spi, src: old.src, proto: 'esp' }).catch(ignoreMissing); }
+      }
+      t.inbound = nin; t.outbound = nout;
+    }
+    if (u.activateOutbound && !t.outboundInstalled) {
+      await this.#o.xfrm.addSa(t.outbound);
+      t.outboundInstalled = true;
+      this.#o.log.info({ peer: t.peer, child: t.child, spiOut: hex(t.outbound.spi) }, 'outbound SA activated');
+    }
+  }
+
+  async deleteChildSa(ref: KernelChildSaRef, opts: { readonly keepPolicies: boolean }): Promise<void> {
+    const k = key(ref.local, ref.inboundSpi);
+    const t = this.#children.get(k);
+    this.#children.delete(k);
+    const errors: string[] = [];
+    const tolerate = (e: unknown): void => { if (!(e instanceof XfrmNotFoundError)) errors.push(errorMessage(e)); };
+    const reqid = t?.reqid ?? this.#o.reqidOf(ref.peer, ref.child);
+    // Policies first when they go for good, so no packet leaves in clear while the SAs vanish.
+    if (!opts.keepPolicies && !this.#stillUsed(reqid)) {
+      const pols = t?.policies.map(policyId) ?? (await this.#o.xfrm.listPolicies()).filter((p) => p.templates?.some((x) => x.reqid === reqid)).map(policyId);
+      for (const p of pols) await this.#o.xfrm.deletePolicy(p).catch(tolerate);
+      if (this.#o.routes) await this.#o.routes.remove(ref.peer).catch((e: unknown) => { errors.push(errorMessage(e)); });
+    }
+    await this.#o.xfrm.deleteSa({ dst: ref.local, spi: ref.inboundSpi >>> 0, src: ref.remote, proto: 'esp' }).catch(tolerate);
+    if (!t || t.outboundInstalled) await this.#o.xfrm.deleteSa({ dst: ref.remote, spi: ref.outboundSpi >>> 0, src: ref.local, proto: 'esp' }).catch(tolerate);
+    this.#o.log.info({ peer: ref.peer, child: ref.child, spiIn: hex(ref.inboundSpi), spiOut: hex(ref.outboundSpi), keepPolicies: opts.keepPolicies }, 'child SA removed');
+    if (errors.length) throw new Error(`removing child SA ${ref.peer}/${ref.child}: ${errors.join('; ')}`);
+  }
+
+  #stillUsed(reqid: number): boolean {
+    for (const t of this.#children.values()) if (t.reqid === reqid) return true;
+    return false;
+  }
+
+  async queryCounters(ref: KernelChildSaRef): Promise<ChildSaCounters> {
+    const inn = await this.#o.xfrm.getAe({ dst: ref.local, spi: ref.inboundSpi >>> 0, src: ref.remote, proto: 'esp' });
+    const t = this.#children.get(key(ref.local, ref.inboundSpi));
+    const out = !t || t.outboundInstalled
+      ? await this.#o.xfrm.getAe({ dst: ref.remote, spi: ref.outboundSpi >>> 0, src: ref.local, proto: 'esp' }).catch((e: unknown) => { ignoreMissing(e); return undefined; })
+      : undefined;
+    const inBytes = inn.current?.bytes ?? 0n;
+    let last: number | null = null;
+    if (t) {
+      if (inBytes !== t.lastInboundBytes) { t.lastInboundBytes = inBytes; t.lastInboundMs = this.#now(); }
+      last = t.lastInboundMs;
+    }
+    return {
+      inboundBytes: inBytes, inboundPackets: inn.current?.packets ?? 0n,
+      outboundBytes: out?.current?.bytes ?? 0n, outboundPackets: out?.current?.packets ?? 0n,
+      lastInboundMs: last,
+    };
+  }
+
+  async installTrap(trap: KernelTrap): Promise<void> {
+    const reqid = this.#o.reqidOf(trap.peer, trap.child);
+    this.#engineReqid.set(reqid, trap.reqid);
+    const c = { mode: trap.mode, ifId: null, mark: null } as const;
+    const policies = trap.policies.map((p) => toPolicySpec(p, c, reqid));
+    for (const p of policies) await this.#o.xfrm.updatePolicy(p);
+    this.#traps.set(`${trap.peer}/${trap.child}`, { policies, engineReqid: trap.reqid, reqid });
+  }
+
+  async removeTrap(trap: { readonly peer: string; readonly child: string; readonly reqid: number }): Promise<void> {
+    const t = this.#traps.get(`${trap.peer}/${trap.child}`);
+    if (!t) return;
+    this.#traps.delete(`${trap.peer}/${trap.child}`);
+    // An installed Child SA of the same reqid took these selectors over; leave them to it.
+    if (this.#stillUsed(t.reqid)) return;
+    for (const p of t.policies) await this.#o.xfrm.deletePolicy(policyId(p)).catch(ignoreMissing);
+  }
+}
+
+export function hex(spi: number): string { return (spi >>> 0).toString(16).padStart(8, '0'); }

@@ -1,0 +1,70 @@
+// Routes to remote subnets (spec.installRoutes, default true), the way strongSwan installs them:
+// table 220 behind an `ip rule` of priority 220, each remote subnet routed like the peer itself
+// (same device and next hop) with a preferred source address from our local subnets, so packets
+// this host originates carry an address the outbound policy matches.
+import { execFile } from 'node:child_process';
+import { networkInterfaces } from 'node:os';
+import { isIPv4 } from 'node:net';
+import type { RouteSpec, RtnlClient } from '../xfrm/index.js';
+import { XfrmExistsError, XfrmNotFoundError } from '../xfrm/index.js';
+import type { RoutePort } from './kernel.js';
+import type { Logger } from './log.js';
+
+/** `ip -j route get ADDR`: the device and next hop the main table uses toward the peer. */
+function routeGet(addr: string): Promise<{ dev?: string; gateway?: string }> {
+  return new Promise((resolve) => {
+    execFile('ip', ['-j', 'route', 'get', addr], { timeout: 5_000 }, (err, stdout) => {
+      if (err) { resolve({}); return; }
+      try {
+        const [r] = JSON.parse(stdout) as { dev?: string; gateway?: string }[];
+        resolve({ ...(r?.dev ? { dev: r.dev } : {}), ...(r?.gateway ? { gateway: r.gateway } : {}) });
+      } catch { resolve({}); }
+    });
+  });
+}
+
+function inCidr(ip: string, cidr: string): boolean {
+  const [net = '', bits = '32'] = cidr.split('/');
+  if (!isIPv4(ip) || !isIPv4(net)) return false;
+  const n = (a: string): number => a.split('.').reduce((x, o) => ((x << 8) | Number(o)) >>> 0, 0);
+  const b = Number(bits);
+  const mask = b === 0 ? 0 : (0xffffffff << (32 - b)) >>> 0;
+  return ((n(ip) & mask) >>> 0) === ((n(net) & mask) >>> 0);
+}
+
+/** A local interface address inside one of the local subnets, if this host has one. */
+export function sourceIn(localSubnets: readonly string[]): string | undefined {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && localSubnets.some((c) => inCidr(a.address, c))) return a.address;
+  }
+  return undefined;
+}
+
+export class TableRoutes implements RoutePort {
+  readonly #rtnl: RtnlClient;
+  readonly #log: Logger;
+  readonly #installed = new Map<string, RouteSpec[]>();
+  #ruleDone = false;
+
+  constructor(rtnl: RtnlClient, log: Logger) { this.#rtnl = rtnl; this.#log = log; }
+
+  async ensure(peer: string, remoteSubnets: readonly string[], localSubnets: readonly string[], remoteGateway: string): Promise<void> {
+    if (!this.#ruleDone) { await this.#rtnl.ensureRule(); this.#ruleDone = true; }
+    const via = await routeGet(remoteGateway);
+    const src = sourceIn(localSubnets);
+    const routes: RouteSpec[] = remoteSubnets.filter((d) => isIPv4(d.split('/')[0] ?? '')).map((dst) => ({
+      dst, ...(src ? { src } : {}), ...(via.gateway ? { gateway: via.gateway } : {}), ...(via.dev ? { dev: via.dev } : {}),
+    }));
+    for (const r of routes) {
+      await this.#rtnl.addRoute(r, true).catch((e: unknown) => { if (!(e instanceof XfrmExistsError)) throw e; });
+    }
+    this.#installed.set(peer, routes);
+    this.#log.info({ peer, routes: routes.map((r) => `${r.dst}${r.src ? ` src ${r.src}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`) }, 'routes installed (table 220)');
+  }
+
+  async remove(peer: string): Promise<void> {
+    const routes = this.#installed.get(peer) ?? [];
+    this.#installed.delete(peer);
+    for (const r of routes) await this.#rtnl.deleteRoute(r).catch((e: unknown) => { if (!(e instanceof XfrmNotFoundError)) throw e; });
+  }
+}

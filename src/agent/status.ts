@@ -1,0 +1,111 @@
+// What `kipsec status` shows, as data (the control socket's `status` answer, `--json` prints it
+// as is) and as a table (a pure function of that data). Field names follow the IPsecTunnel
+// status (src/api) so cluster and standalone report the same things. Nothing here holds a key.
+
+export type SaStateName = 'none' | 'connecting' | 'established' | 'rekeying' | 'deleting' | 'failed';
+
+export interface ChildStatus {
+  readonly name: string;
+  readonly state: 'installed' | 'rekeying' | 'adopted';
+  readonly suite: string;
+  /** 8 hex digits, as `ip xfrm state` and strongSwan print them. */
+  readonly spiIn: string;
+  readonly spiOut: string;
+  readonly localTs: readonly string[];
+  readonly remoteTs: readonly string[];
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly packetsIn: number;
+  readonly packetsOut: number;
+  readonly encap: boolean;
+  readonly installedAt?: string;
+  readonly nextRekeyAt?: string;
+}
+
+export interface LastError {
+  /** The IKE notify that caused it, e.g. NO_PROPOSAL_CHOSEN, AUTHENTICATION_FAILED. */
+  readonly notify?: string;
+  readonly message: string;
+  readonly time: string;
+  readonly localProposals?: readonly string[];
+  readonly remoteProposals?: readonly string[];
+}
+
+export interface TunnelStatus {
+  readonly name: string;
+  readonly local: string;
+  readonly remote: string;
+  readonly startAction: string;
+  readonly ikeState: SaStateName;
+  readonly ikeSuite?: string;
+  /** Initiator and responder IKE SPIs, 16 hex digits each. */
+  readonly ikeSpis?: { readonly initiator: string; readonly responder: string };
+  readonly role?: 'initiator' | 'responder';
+  readonly natDetected?: boolean;
+  readonly remotePort?: number;
+  readonly establishedAt?: string;
+  readonly nextRekeyAt?: string;
+  readonly lastRekeyAt?: string;
+  readonly children: readonly ChildStatus[];
+  readonly lastError?: LastError;
+}
+
+export interface AgentStatus {
+  readonly pid: number;
+  readonly startedAt: string;
+  readonly datapath: 'kernel' | 'userspace';
+  readonly configFile: string;
+  readonly configLoadedAt: string;
+  /** What IKE engine drives the tunnels ("kipsec" or why none is available). */
+  readonly engine: string;
+  readonly ports: { readonly ike: number; readonly natt: number };
+  readonly tunnels: readonly TunnelStatus[];
+}
+
+function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n; let u = -1;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  return `${v.toFixed(1)} ${units[u]}`;
+}
+
+function when(iso: string | undefined, nowMs: number): string {
+  if (iso === undefined) return '-';
+  const t = Date.parse(iso);
+  const d = Math.round((t - nowMs) / 1000);
+  const rel = Math.abs(d) < 60 ? `${Math.abs(d)}s` : Math.abs(d) < 3600 ? `${Math.round(Math.abs(d) / 60)}m` : `${(Math.abs(d) / 3600).toFixed(1)}h`;
+  return `${iso.replace(/\.\d+Z$/, 'Z')} (${d >= 0 ? 'in ' : ''}${rel}${d < 0 ? ' ago' : ''})`;
+}
+
+/** The human table: one block per tunnel, one line per Child SA. */
+export function formatStatus(s: AgentStatus, nowMs: number): string[] {
+  const lines: string[] = [];
+  lines.push(`agent pid ${s.pid}, up since ${s.startedAt}, datapath ${s.datapath}, IKE ports ${s.ports.ike}/${s.ports.natt}, engine ${s.engine}`);
+  lines.push(`config ${s.configFile} (loaded ${s.configLoadedAt}), ${s.tunnels.length} tunnel${s.tunnels.length === 1 ? '' : 's'}`);
+  for (const t of s.tunnels) {
+    lines.push('');
+    const role = t.role ? `, ${t.role}` : '';
+    const nat = t.natDetected ? `, NAT-T (port ${t.remotePort ?? 4500})` : '';
+    lines.push(`${t.name}: ${t.local} <-> ${t.remote}  IKE ${t.ikeState.toUpperCase()}${role}${nat}  [start: ${t.startAction}]`);
+    if (t.ikeSuite) lines.push(`  suite      ${t.ikeSuite}`);
+    if (t.ikeSpis) lines.push(`  IKE SPIs   ${t.ikeSpis.initiator}_i ${t.ikeSpis.responder}_r`);
+    if (t.establishedAt) lines.push(`  established ${when(t.establishedAt, nowMs)}`);
+    if (t.nextRekeyAt) lines.push(`  next rekey ${when(t.nextRekeyAt, nowMs)}`);
+    for (const c of t.children) {
+      lines.push(`  child ${c.name} ${c.state.toUpperCase()}  ${c.suite}${c.encap ? ' (ESP-in-UDP)' : ''}`);
+      lines.push(`    ${c.localTs.join(',')} === ${c.remoteTs.join(',')}`);
+      lines.push(`    in  ${c.spiIn}  ${bytes(c.bytesIn).padStart(10)}  ${String(c.packetsIn).padStart(8)} pkts`);
+      lines.push(`    out ${c.spiOut}  ${bytes(c.bytesOut).padStart(10)}  ${String(c.packetsOut).padStart(8)} pkts`);
+      if (c.nextRekeyAt) lines.push(`    rekey ${when(c.nextRekeyAt, nowMs)}`);
+    }
+    if (t.children.length === 0) lines.push('  no Child SA');
+    if (t.lastError) {
+      const e = t.lastError;
+      lines.push(`  last error ${e.time}: ${e.notify ? `${e.notify}: ` : ''}${e.message}`);
+      if (e.localProposals) lines.push(`    our proposals:   ${e.localProposals.join(', ') || '(none)'}`);
+      if (e.remoteProposals) lines.push(`    peer proposals:  ${e.remoteProposals.join(', ') || '(none)'}`);
+    }
+  }
+  return lines;
+}

@@ -1,0 +1,61 @@
+// The agent's compiled view of one IPsecTunnel: durations in milliseconds, proposals parsed,
+// credentials read from their files. Built once per (re)load by config.ts; everything
+// downstream (IKE driver, kernel port, status) works from this and never re-reads YAML.
+import type { SecretBytes } from '../common/secret.js';
+import type { PolicyProposal } from '../ike/policy/index.js';
+
+export type StartAction = 'initiate' | 'respond' | 'on-demand';
+export type DpdAction = 'restart' | 'clear' | 'hold';
+
+export type TunnelAuth =
+  | { readonly kind: 'psk'; readonly psk: SecretBytes; readonly file: string }
+  | {
+    readonly kind: 'certificate';
+    readonly certPem: string; readonly keyPem: SecretBytes; readonly caPem: string;
+    readonly certFile: string; readonly keyFile: string; readonly caFile: string;
+  };
+
+export interface TunnelConfig {
+  readonly name: string;
+  /** Stable across restarts so kernel SAs and policies of this tunnel can be found again. */
+  readonly reqid: number;
+  readonly localAddress: string;
+  readonly localId: string;
+  readonly localSubnets: readonly string[];
+  readonly remoteAddress: string;
+  readonly remoteId: string | undefined;
+  readonly remoteSubnets: readonly string[];
+  readonly auth: TunnelAuth;
+  /** As written (strongSwan syntax), for status and error messages. */
+  readonly ikeProposalText: readonly string[];
+  readonly espProposalText: readonly string[];
+  readonly ikeProposals: readonly PolicyProposal[];
+  readonly espProposals: readonly PolicyProposal[];
+  readonly ikeRekeyMs: number;
+  readonly espRekeyMs: number;
+  readonly espLifeMs: number;
+  readonly dpdIntervalMs: number;
+  readonly dpdTimeoutMs: number;
+  readonly dpdAction: DpdAction;
+  readonly startAction: StartAction;
+  readonly mode: 'policy' | 'route';
+  readonly xfrmIfId: number | undefined;
+  readonly installRoutes: boolean;
+  readonly allowWeak: boolean;
+  /** Fingerprint of everything that matters for IKE/kernel, so reload can tell "changed" from "same". */
+  readonly digest: string;
+}
+
+/**
+ * reqid of a tunnel: FNV-1a of its name folded into 0x4b000000..0x4bffffff (`K` = 0x4b marks
+ * ours, away from strongSwan's small sequential reqids). Stable across restarts, which is what
+ * lets a restarted agent recognise the SAs it installed before (DESIGN.md §5).
+ */
+export function reqidFor(name: string): number {
+  let h = 0x811c9dc5;
+  for (const ch of Buffer.from(name, 'utf8')) { h ^= ch; h = Math.imul(h, 0x01000193) >>> 0; }
+  return (REQID_BASE | (h & 0x00ffffff)) >>> 0;
+}
+
+export const REQID_BASE = 0x4b000000;
+export function isOurReqid(reqid: number): boolean { return (reqid & 0xff000000) >>> 0 === REQID_BASE; }

@@ -1,0 +1,57 @@
+// `kipsec status | initiate | terminate | reload`: one request to a running agent's control socket.
+import { DEFAULT_CONTROL_SOCKET } from '../agent/control/protocol.js';
+import { controlRequest, ControlError } from '../agent/control/client.js';
+import { formatStatus, type AgentStatus } from '../agent/status.js';
+import { parseArgs, str, UsageError } from './args.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from './commands.js';
+
+function socketPath(p: ReturnType<typeof parseArgs>): string {
+  return str(p, 'control-socket') ?? process.env['KIPSEC_CONTROL_SOCKET'] ?? DEFAULT_CONTROL_SOCKET;
+}
+
+async function guarded(io: CliIo, cmd: string, fn: () => Promise<number>): Promise<number> {
+  try { return await fn(); } catch (e) {
+    if (e instanceof UsageError) { io.err(`kipsec ${cmd}: ${e.message}`); return EXIT_USAGE; }
+    if (e instanceof ControlError) {
+      // Config problems come back as lines; print each on its own line, like the agent does at start.
+      for (const line of e.message.split('\n')) io.err(`kipsec ${cmd}: ${line}`);
+      return e.code === 'ERR_CONFIG' ? EXIT_USAGE : EXIT_FAILURE;
+    }
+    throw e;
+  }
+}
+
+export function runStatus(args: readonly string[], io: CliIo): Promise<number> {
+  return guarded(io, 'status', async () => {
+    const p = parseArgs(args, { values: ['control-socket'], booleans: ['json'] });
+    if (p.positionals.length > 0) throw new UsageError(`unexpected argument ${p.positionals[0]!}`);
+    const s = await controlRequest(socketPath(p), 'status') as AgentStatus;
+    if (p.flags.has('json')) io.out(JSON.stringify(s, null, 2));
+    else for (const l of formatStatus(s, Date.now())) io.out(l);
+    return EXIT_OK;
+  });
+}
+
+function byName(cmd: 'initiate' | 'terminate') {
+  return (args: readonly string[], io: CliIo): Promise<number> => guarded(io, cmd, async () => {
+    const p = parseArgs(args, { values: ['control-socket'], booleans: [] });
+    const [name, extra] = p.positionals;
+    if (name === undefined || extra !== undefined) throw new UsageError(`usage: kipsec ${cmd} NAME`);
+    await controlRequest(socketPath(p), cmd, name);
+    io.out(`${name}: ${cmd === 'initiate' ? 'initiating' : 'terminated'}`);
+    return EXIT_OK;
+  });
+}
+
+export const runInitiate = byName('initiate');
+export const runTerminate = byName('terminate');
+
+export function runReload(args: readonly string[], io: CliIo): Promise<number> {
+  return guarded(io, 'reload', async () => {
+    const p = parseArgs(args, { values: ['control-socket'], booleans: [] });
+    if (p.positionals.length > 0) throw new UsageError(`unexpected argument ${p.positionals[0]!}`);
+    const r = await controlRequest(socketPath(p), 'reload') as { added: string[]; removed: string[]; changed: string[]; unchanged: string[] };
+    io.out(`reloaded: ${r.added.length} added, ${r.removed.length} removed, ${r.changed.length} changed, ${r.unchanged.length} unchanged`);
+    return EXIT_OK;
+  });
+}
