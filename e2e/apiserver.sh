@@ -70,7 +70,7 @@ start() {
     --client-ca-file "$dir/ca.crt" --authorization-mode RBAC \
     --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$dir/sa.pub" \
     --service-account-signing-key-file "$dir/sa.key" --service-cluster-ip-range 10.0.0.0/24 \
-    --allow-privileged=true --disable-admission-plugins ServiceAccount \
+    --allow-privileged=true --disable-admission-plugins ServiceAccount --enable-priority-and-fairness=false \
     --max-requests-inflight 2000 --max-mutating-requests-inflight 1000 \
     >"$dir/apiserver.log" 2>&1 &
   echo $! > "$dir/apiserver.pid"

@@ -37,13 +37,15 @@ if [[ ! -f $cache/kernel.ok ]]; then
     dpkg -x linux-image-*.deb root; mkdir -p bb; dpkg -x busybox-static_*.deb bb
     rm -f ./*.deb
     kver=$(ls root/lib/modules); depmod -b "$cache/root" "$kver"
-    rm -f initrd.gz
+    rm -f initrd-*.gz
     echo "$kver" > kernel.ok )
 fi
 kver=$(cat "$cache/kernel.ok")
 
 # 2. initramfs: busybox + the modules that mount the host root over 9p, then switch_root.
-if [[ ! -f $cache/initrd.gz ]]; then
+#    Keyed by this script's hash, so a change to the init below rebuilds it.
+initrd=$cache/initrd-$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12).gz
+if [[ ! -f $initrd ]]; then
   d=$(mktemp -d); mkdir -p "$d"/{bin,dev,proc,sys,lower,upper,newroot,mods}
   cp "$cache/bb/bin/busybox" "$d/bin/"
   for m in virtio_pci 9pnet_virtio 9p overlay; do
@@ -62,14 +64,14 @@ mkdir -p /newroot/lib/modules /newroot/vm-io
 mount -t 9p -o $o,ro mods /newroot/lib/modules
 mount -t 9p -o $o io /newroot/vm-io
 mount --move /proc /newroot/proc; mount --move /sys /newroot/sys; mount --move /dev /newroot/dev
-mount -t tmpfs tmpfs /newroot/run; mount -t tmpfs tmpfs /newroot/tmp
+mount -t tmpfs tmpfs /newroot/run
 exec switch_root /newroot /bin/sh -c '
   export HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin VM_OUT=/vm-io/out KIPSEC_IN_VM=1
   [ -f /vm-io/env ] && . /vm-io/env
   cd "$(cat /vm-io/cwd)"; set -- $(cat /vm-io/args)
   /bin/bash /vm-io/script "$@"; echo $? > /vm-io/rc; sync; poweroff -f'
 INIT
-  chmod +x "$d/init"; (cd "$d" && find . | cpio -o -H newc 2>/dev/null | gzip -1 > "$cache/initrd.gz"); rm -rf "$d"
+  chmod +x "$d/init"; (cd "$d" && find . | cpio -o -H newc 2>/dev/null | gzip -1 > "$initrd"); rm -rf "$d"
 fi
 
 # 3. run. The io folder carries the script, its args, cwd, selected env and results back.
@@ -78,7 +80,7 @@ mkdir -p "$io/out"
 cp "$script" "$io/script"; pwd > "$io/cwd"; echo "$*" > "$io/args"; echo 125 > "$io/rc"
 env | grep -E '^(KIPSEC_[A-Z_]*|NODE_OPTIONS|CI)=' | sed -e "s/'/'\\\\''/g" -e "s/=\(.*\)/='\1'/" -e 's/^/export /' > "$io/env" || true
 timeout "${KVM_TIMEOUT:-1500}" qemu-system-x86_64 -accel tcg -m "${KVM_MEM:-2048}" -smp "${KVM_CPUS:-2}" \
-  -nographic -no-reboot -kernel "$cache/root/boot/vmlinuz-$kver" -initrd "$cache/initrd.gz" \
+  -nographic -no-reboot -kernel "$cache/root/boot/vmlinuz-$kver" -initrd "$initrd" \
   -append "console=ttyS0 quiet panic=-1" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
   -virtfs "local,path=$cache/root/lib/modules,mount_tag=mods,security_model=none,readonly=on" \

@@ -84,6 +84,8 @@ async function runLane(name) {
     return { name, counts, code, ms: Date.now() - t0 };
   }
   if (lane.apiserver) {
+    // The lane's own apiserver, apart from any a developer keeps running at the default place.
+    env.KIPSEC_APISERVER_DIR = join(results, 'apiserver');
     const s = capture('bash', [join(root, 'e2e/apiserver.sh'), 'start'], env);
     const kubeconfig = s.out.trim().split('\n').pop();
     if (s.code !== 0 || !kubeconfig || !existsSync(kubeconfig)) return { name, error: `cannot run: e2e/apiserver.sh start failed (exit ${s.code})` };
