@@ -5,6 +5,7 @@
 // type); an unknown payload without C is skipped (kept as `unknown`). SK and SKF must be last:
 // their Next Payload names the first *inner* payload, so nothing can follow them in the outer chain.
 import { Reader, Writer } from '../../common/bytes.js';
+import { ParseError } from '../../common/errors.js';
 import { PayloadType } from '../constants.js';
 import { IkeCodecError, IkeEncodeError, UnsupportedCriticalPayloadError } from './errors.js';
 import { MAX_INNER_BYTES, MAX_PAYLOADS } from './limits.js';
@@ -94,5 +95,11 @@ export function encodePayloadChain(payloads: readonly IkePayload[]): { firstType
     if (p.kind === 'sk' || p.kind === 'skf') throw new IkeEncodeError('ERR_IKE_NESTED_SK', 'SK/SKF inside an encrypted payload');
   const w = new Writer(512);
   const firstType = writeChain(w, payloads);
-  return { firstType, bytes: w.finish() };
+  const bytes = w.finish();
+  try { decodePayloadChain(bytes, firstType); } catch (e) {
+    // Same rule as encodeMessage (message.ts selfCheck): never emit what we would reject.
+    if (e instanceof ParseError) throw new IkeEncodeError('ERR_IKE_ENCODE_INVALID', `refusing to send what the decoder rejects: ${e.message}`, { cause: e });
+    throw e;
+  }
+  return { firstType, bytes };
 }

@@ -14,7 +14,7 @@ import { encodePayloadChain, decodePayloadChain, GENERIC_HEADER_BYTES, writeChai
 import { IkeCodecError, IkeEncodeError } from './errors.js';
 import { encodeHeader, type IkeHeader } from './header.js';
 import { MAX_INNER_BYTES, MAX_MESSAGE_BYTES } from './limits.js';
-import { IkeMessage } from './message.js';
+import { decodeMessage, IkeMessage, selfCheck } from './message.js';
 import type { IkePayload } from './payload.js';
 import type { SkPayload } from './payloads/sk.js';
 import type { SkfPayload } from './payloads/skf.js';
@@ -57,7 +57,9 @@ function sealOne(header: IkeHeader, outer: readonly IkePayload[], innerNext: num
   if (outer.length > 0) prefix[lastOuterHeaderAt(prefix, outer.length)] = envType;
   const body = sealer.encrypt(plaintext, prefix);
   if (body.length !== bodyLength) throw new IkeEncodeError('ERR_IKE_SEALED_LENGTH', `sealer returned ${body.length} bytes, promised ${bodyLength}`);
-  return concatBytes(prefix, body);
+  const out = concatBytes(prefix, body);
+  selfCheck(() => decodeMessage(out));
+  return out;
 }
 
 /** Offset of the generic header of outer payload number `count - 1` (walks the written lengths). */

@@ -4,6 +4,7 @@
 // the per-exchange payload table (rules.ts: checkPayloads), which the exchanges layer runs on the
 // outer chain and again on the decrypted inner chain before any handler sees the message.
 import { Reader, Writer } from '../../common/bytes.js';
+import { ParseError } from '../../common/errors.js';
 import { ExchangeType, type ExchangeTypeName } from '../constants.js';
 import { decodeChain, writeChain } from './chain.js';
 import { IkeCodecError, IkeEncodeError } from './errors.js';
@@ -100,6 +101,19 @@ export function encodeMessage(header: IkeHeader, payloads: readonly IkePayload[]
   out[16] = firstType;
   if (out.length > MAX_MESSAGE_BYTES) throw new IkeEncodeError('ERR_IKE_MESSAGE_TOO_LONG', `message is ${out.length} bytes, want at most ${MAX_MESSAGE_BYTES}`);
   new DataView(out.buffer).setUint32(lenAt, out.length);
+  selfCheck(() => decodeMessage(out));
   return out;
+}
+
+/**
+ * Never emit what we would reject: encoders trust their input, so every encoded message or chain
+ * is decoded once more (microseconds, next to the crypto of the same message) and a failure is a
+ * caller bug, reported as IkeEncodeError with the decoder's reason.
+ */
+export function selfCheck(decode: () => unknown): void {
+  try { decode(); } catch (e) {
+    if (e instanceof ParseError) throw new IkeEncodeError('ERR_IKE_ENCODE_INVALID', `refusing to send what the decoder rejects: ${e.message}`, { cause: e });
+    throw e;
+  }
 }
 

@@ -91,6 +91,14 @@ describe('generic payload header chain, RFC 7296 §3.2', () => {
     assert.throws(() => encodePayloadChain([{ kind: 'sk', innerNext: 0, body: new Uint8Array(0) }]), IkeEncodeError);
   });
 
+  it('refuses to encode what the decoder would reject (a 10-byte nonce, an IPv4 ID of 3 bytes)', () => {
+    for (const bad of [{ kind: 'nonce', data: new Uint8Array(10) }, { kind: 'idi', idType: 1, data: new Uint8Array(3) }] as IkePayload[]) {
+      assert.throws(() => encodeMessage(h, [bad]), (e: unknown) => e instanceof IkeEncodeError && e.code === 'ERR_IKE_ENCODE_INVALID');
+      assert.throws(() => encodePayloadChain([bad]), (e: unknown) => e instanceof IkeEncodeError && /nonce is 10 bytes|IDi of type 1 is 3 bytes/.test(e.message));
+    }
+    assert.throws(() => encodeMessage(h, [{ kind: 'unknown', type: 201, data: new Uint8Array(0), critical: true }]), IkeEncodeError);
+  });
+
   it('reports a payload body that its decoder did not consume as a length error', () => {
     // A TS payload whose one selector is followed by 2 stray bytes inside the payload length.
     const ts = new Uint8Array([1, 0, 0, 0, 7, 0, 0, 16, 0, 0, 255, 255, 10, 0, 0, 0, 10, 255, 255, 255, 0, 0]);
