@@ -141,6 +141,9 @@ export class IkeEngine {
   /** A snapshot; contains no key material. */
   status(): EngineStatus { return this.#core.status(); }
 
+  /** Resolves once no receive, timer callback or kernel call is in progress (tests, shutdown). */
+  idle(): Promise<void> { return this.#core.idle(); }
+
   /** Stop timers and pending work. Leaves kernel state and sends nothing (restart-safe). */
   close(): Promise<void> { return this.#core.close(); }
 }

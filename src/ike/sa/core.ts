@@ -1,23 +1,338 @@
-// Engine core (placeholder while the exchanges land): owns peers, IKE SAs and dispatch.
-import { KipsecError } from '../../common/errors.js';
-import type { AdoptedChildSa, EngineStatus } from '../engine.js';
-import type { Endpoint, EnginePorts } from '../ports.js';
+// The engine core behind the IkeEngine facade: peer registry, the SA table keyed by our SPI,
+// datagram intake (decode → window/response-cache → decrypt/reassemble → payload rules →
+// exchange step), per-SA serialisation, and status. Initiated exchanges are in tasks.ts,
+// answered ones in responder.ts, SA lifecycle in lifecycle.ts.
+import { ConfigError, errorMessage } from '../../common/errors.js';
+import type { Clock, Random } from '../../common/time.js';
+import { ExchangeType } from '../constants.js';
+import { checkInnerPayloads, checkOuterPayloads } from '../codec/rules.js';
+import { decodeMessage, type IkeMessage } from '../codec/message.js';
+import { IntegrityError } from '../crypto/errors.js';
+import { parseProposals } from '../policy/proposal.js';
+import { preferredDhGroup } from '../policy/convert.js';
+import { DhId, TransformType } from '../constants.js';
+import type { AdoptedChildSa, ChildSaStatus, EngineStatus, IkeSaStatus, PeerStatus } from '../engine.js';
+import type { Endpoint, EnginePorts, EngineLogger, IkeEvent, IkeFailure, KernelIpsec } from '../ports.js';
+import { CookieJar } from '../exchanges/cookie.js';
+import { isIp } from './addr.js';
 import type { EngineOptions, PeerConfig } from './config.js';
+import type { Ctx, ResolvedOptions } from './context.js';
+import * as D from './defaults.js';
+import { identityText } from './identity.js';
+import { ikeSpisText, ourSpi, type ChildSa, type IkeSa, type PeerRuntime, type Task } from './ike-sa.js';
+import { isLive, removeChild, teardown } from './lifecycle.js';
+import { handleInitRequest, handleRequest } from './responder.js';
+import { handleResponse, queueTask, startInitiator } from './tasks.js';
+import { formatTs, parseTs, toPortTs } from './ts.js';
+import { openMessage } from './wire.js';
 
-export class EngineCore {
-  readonly #ports: EnginePorts;
-  readonly #options: EngineOptions;
-  readonly #peers = new Map<string, PeerConfig>();
-  constructor(ports: EnginePorts, options: EngineOptions) { this.#ports = ports; this.#options = options; }
-  start(): void { void this.#ports; void this.#options; }
-  addPeer(peer: PeerConfig): void { this.#peers.set(peer.name, peer); }
-  removePeer(name: string): Promise<void> { this.#peers.delete(name); return Promise.resolve(); }
-  initiate(name: string): void { throw new KipsecError('ERR_IKE_NOT_IMPLEMENTED', `initiate ${name}`); }
-  terminate(name: string): Promise<void> { return Promise.reject(new KipsecError('ERR_IKE_NOT_IMPLEMENTED', `terminate ${name}`)); }
-  receive(datagram: Uint8Array, from: Endpoint, to: Endpoint): Promise<void> { void datagram; void from; void to; return Promise.resolve(); }
-  acquire(reqid: number): void { void reqid; }
-  expired(spi: number, hard: boolean): void { void spi; void hard; }
-  adopt(peer: string, children: readonly AdoptedChildSa[]): void { void peer; void children; }
-  status(): EngineStatus { return { peers: [], halfOpen: 0, cookiesActive: false, drops: {} }; }
-  close(): Promise<void> { return Promise.resolve(); }
+export class EngineCore implements Ctx {
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly kernel: KernelIpsec;
+  readonly options: ResolvedOptions;
+  readonly log: EngineLogger | undefined;
+  readonly ports: EnginePorts;
+  readonly peers = new Map<string, PeerRuntime>();
+  /** Every IKE SA by the SPI we chose for it. */
+  readonly sas = new Map<bigint, IkeSa>();
+  /** Responder half-open SAs by initiator address + SPIi, to answer retransmitted IKE_SA_INIT. */
+  readonly initIndex = new Map<string, IkeSa>();
+  readonly cookies: CookieJar;
+  readonly drops: Record<string, number> = {};
+  readonly lastErrors = new Map<string, IkeFailure & { atMs: number }>();
+  readonly adopted = new Map<string, AdoptedChildSa[]>();
+  halfOpen = 0;
+  #serial = 0;
+  #reqid = 1;
+  readonly #work = new Set<Promise<void>>();
+  #closed = false;
+
+  constructor(ports: EnginePorts, o: EngineOptions) {
+    this.ports = ports;
+    this.clock = ports.clock; this.random = ports.random; this.kernel = ports.kernel; this.log = ports.log;
+    this.options = {
+      retransmitTimeoutMs: o.retransmitTimeoutMs ?? D.RETRANSMIT_TIMEOUT_MS,
+      retransmitBase: o.retransmitBase ?? D.RETRANSMIT_BASE,
+      retransmitTries: o.retransmitTries ?? D.RETRANSMIT_TRIES,
+      cookieThreshold: o.cookieThreshold ?? D.COOKIE_THRESHOLD,
+      halfOpenLimit: o.halfOpenLimit ?? D.HALF_OPEN_LIMIT,
+      halfOpenTimeoutMs: o.halfOpenTimeoutMs ?? D.HALF_OPEN_TIMEOUT_MS,
+      rekeyDeleteDelayMs: o.rekeyDeleteDelayMs ?? D.REKEY_DELETE_DELAY_MS,
+      rekeyJitterMs: o.rekeyJitterMs ?? null,
+      maxFragments: o.maxFragments ?? D.MAX_FRAGMENTS,
+    };
+    this.cookies = new CookieJar(this.random);
+  }
+
+  // ───────────── Ctx services ─────────────
+
+  emit(event: IkeEvent): void {
+    try { this.ports.events.emit(event); } catch { /* a sink must not break the engine */ }
+  }
+
+  failure(peer: PeerRuntime, f: IkeFailure): void {
+    this.lastErrors.set(peer.config.name, { ...f, atMs: this.clock.now() });
+    this.emit({ type: 'error', peer: peer.config.name, error: f });
+  }
+
+  newIkeSpi(): bigint {
+    for (;;) {
+      const b = this.random.bytes(8);
+      const spi = new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0);
+      if (spi !== 0n && !this.sas.has(spi)) return spi;
+    }
+  }
+
+  register(sa: IkeSa): void { this.sas.set(ourSpi(sa), sa); }
+  unregister(sa: IkeSa): void {
+    if (this.sas.get(ourSpi(sa)) === sa) this.sas.delete(ourSpi(sa));
+    for (const [k, v] of this.initIndex) if (v === sa) this.initIndex.delete(k);
+  }
+  newSerial(): number { return ++this.#serial; }
+
+  drop(reason: string): void { this.drops[reason] = (this.drops[reason] ?? 0) + 1; }
+
+  /** Keep a promise for idle(); never let it reject unobserved. */
+  track(p: Promise<void>): Promise<void> {
+    const q = p.catch((e: unknown) => { this.log?.warn({ err: errorMessage(e) }, 'engine task failed'); this.drop('internal-error'); });
+    this.#work.add(q);
+    void q.finally(() => this.#work.delete(q));
+    return q;
+  }
+
+  /** Run `fn` after everything already queued for `sa`. */
+  enqueue(sa: IkeSa, fn: () => Promise<void> | void): Promise<void> {
+    const next = sa.queue.then(async () => { if (!this.#closed) await fn(); });
+    sa.queue = next.catch(() => undefined);
+    return this.track(next);
+  }
+
+  queueTask(sa: IkeSa, task: Task): void { queueTask(this, sa, task); }
+
+  ownerOf(child: ChildSa): IkeSa | undefined {
+    for (const sa of this.sas.values()) if (sa.children.get(child.ref.inboundSpi) === child) return sa;
+    return undefined;
+  }
+
+  // ───────────── peers ─────────────
+
+  addPeer(config: PeerConfig): void {
+    const path = `peers[${config.name}]`;
+    if (!config.name) throw new ConfigError('peer.name', 'empty peer name');
+    if (!isIp(config.local.address)) throw new ConfigError(`${path}.local.address`, `"${config.local.address}" is not an IP address`);
+    if (config.remote.address !== '%any' && !isIp(config.remote.address)) throw new ConfigError(`${path}.remote.address`, `"${config.remote.address}" is not an IP address or %any`);
+    if (config.auth.method === 'psk' && config.remote.id === undefined) throw new ConfigError(`${path}.remote.id`, 'PSK authentication needs the remote identity');
+    const allowWeak = config.ike.allowWeak ?? false;
+    const ikeProposals = parseProposals(config.ike.proposals, 'ike', { allowWeak, path: `${path}.ike.proposals` });
+    if (preferredDhGroup(ikeProposals) === null) throw new ConfigError(`${path}.ike.proposals`, 'IKE proposals need a key exchange method');
+    const existing = this.peers.get(config.name);
+    const children = config.children.map((c, i) => {
+      const cp = `${path}.children[${i}]`;
+      if (c.lifeTimeMs <= c.rekeyTimeMs) throw new ConfigError(`${cp}.lifeTimeMs`, 'must exceed rekeyTimeMs');
+      const espProposals = parseProposals(c.espProposals, 'esp', { allowWeak, path: `${cp}.espProposals` });
+      const pfs = espProposals.flatMap((p) => p.transforms).find((t) => t.type === TransformType.DH && t.id !== DhId.NONE);
+      const reqid = existing?.children.find((x) => x.config.name === c.name)?.reqid ?? this.#reqid++;
+      return {
+        config: c, reqid, espProposals, pfsGroup: pfs?.id ?? null,
+        localTs: c.localTs.map((t, j) => parseTs(t, `${cp}.localTs[${j}]`)), remoteTs: c.remoteTs.map((t, j) => parseTs(t, `${cp}.remoteTs[${j}]`)),
+      };
+    });
+    const rt: PeerRuntime = {
+      config, ikeProposals, children, terminated: false, everEstablished: existing?.everEstablished ?? false, retryTimer: null,
+      local: { address: config.local.address, port: config.local.port ?? 500 },
+      remote: { address: config.remote.address, port: config.remote.port ?? 500 },
+    };
+    this.peers.set(config.name, rt);
+    // SAs of a replaced config keep running with the old settings until they are rekeyed or deleted.
+    for (const sa of this.sas.values()) if (sa.peer.config.name === config.name) sa.peer = rt;
+  }
+
+  async removePeer(name: string): Promise<void> {
+    if (!this.peers.has(name)) return;
+    await this.terminate(name);
+    this.peers.delete(name);
+  }
+
+  peer(name: string): PeerRuntime {
+    const p = this.peers.get(name);
+    if (!p) throw new ConfigError('peer', `no peer named "${name}"`);
+    return p;
+  }
+
+  /** Peers an incoming IKE_SA_INIT to `to` from `from` may belong to (address match, %any last). */
+  candidates(from: Endpoint, to: Endpoint): PeerRuntime[] {
+    const all = [...this.peers.values()].filter((p) => p.config.local.address === to.address);
+    return [...all.filter((p) => p.config.remote.address === from.address), ...all.filter((p) => p.config.remote.address === '%any')];
+  }
+
+  liveSas(peer: string): IkeSa[] { return [...this.sas.values()].filter((s) => s.peer.config.name === peer && isLive(s)); }
+
+  start(): void {
+    for (const p of this.peers.values()) {
+      if (p.config.startAction === 'initiate') this.initiate(p.config.name);
+      else if (p.config.startAction === 'on-demand') this.installTraps(p);
+    }
+  }
+
+  installTraps(p: PeerRuntime): void {
+    for (const c of p.children) {
+      const sa = { local: p.local, remote: p.remote } as const;
+      const policies = c.localTs.flatMap((l) => c.remoteTs.filter((r) => r.family === l.family).map((r) => [l, r] as const));
+      void this.track(this.kernel.installTrap({
+        peer: p.config.name, child: c.config.name, reqid: c.reqid, mode: c.config.mode,
+        policies: policies.map(([l, r]) => ({ direction: 'out' as const, source: toPortTs(l), destination: toPortTs(r), tunnelSource: sa.local.address, tunnelDestination: sa.remote.address, priority: 2_000 })),
+      }));
+    }
+  }
+
+  initiate(name: string): void {
+    const p = this.peer(name);
+    p.terminated = false;
+    if (this.liveSas(name).length > 0) return;
+    if (p.config.remote.address === '%any') throw new ConfigError(`peers[${name}].remote.address`, 'cannot initiate to %any');
+    startInitiator(this, p);
+  }
+
+  async terminate(name: string): Promise<void> {
+    const p = this.peer(name);
+    p.terminated = true;
+    p.retryTimer?.cancel();
+    const sas = [...this.sas.values()].filter((s) => s.peer === p || s.peer.config.name === name);
+    await Promise.all(sas.map((sa) => this.enqueue(sa, async () => {
+      if (sa.state.tag === 'established') queueTask(this, sa, { kind: 'ike-delete', reason: 'terminated' });
+      else await teardown(this, sa, 'terminated');
+    })));
+    await this.idle();
+  }
+
+  acquire(reqid: number): void {
+    for (const p of this.peers.values()) if (p.children.some((c) => c.reqid === reqid)) {
+      if (this.liveSas(p.config.name).length === 0) startInitiator(this, p);
+      return;
+    }
+    this.drop('acquire-unknown-reqid');
+  }
+
+  expired(inboundSpi: number, hard: boolean): void {
+    for (const sa of this.sas.values()) {
+      const c = sa.children.get(inboundSpi);
+      if (!c) continue;
+      void this.enqueue(sa, async () => {
+        if (!hard) { if (c.state.tag === 'installed') queueTask(this, sa, { kind: 'child-rekey', old: c }); return; }
+        await removeChild(this, sa, c, 'hard-lifetime');
+        if (sa.state.tag === 'established') {
+          queueTask(this, sa, { kind: 'child-delete', child: c, reason: 'hard-lifetime' });
+          if (!sa.peer.terminated) queueTask(this, sa, { kind: 'child-create', child: c.runtime });
+        }
+      });
+      return;
+    }
+  }
+
+  adopt(peer: string, children: readonly AdoptedChildSa[]): void {
+    this.peer(peer);
+    this.adopted.set(peer, [...(this.adopted.get(peer) ?? []), ...children]);
+  }
+
+  // ───────────── intake ─────────────
+
+  receive(datagram: Uint8Array, from: Endpoint, to: Endpoint): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    let m: IkeMessage;
+    try { m = decodeMessage(datagram); } catch { this.drop('decode'); return Promise.resolve(); }
+    const h = m.header;
+    if (h.exchangeType === ExchangeType.IKE_SA_INIT && !h.response) {
+      try { handleInitRequest(this, m, datagram, from, to); } catch (e) { this.log?.warn({ err: errorMessage(e) }, 'IKE_SA_INIT request failed'); this.drop('internal-error'); }
+      return Promise.resolve();
+    }
+    // The I flag marks the original initiator's messages: then the responder SPI is ours.
+    const spi = h.initiator ? h.responderSpi : h.initiatorSpi;
+    const sa = this.sas.get(spi);
+    if (sa === undefined || (h.initiator ? sa.role !== 'responder' : sa.role !== 'initiator')) { this.drop('unknown-spi'); return Promise.resolve(); }
+    const copy = new Uint8Array(datagram);
+    return this.enqueue(sa, () => this.#onMessage(sa, decodeMessage(copy), copy, from, to));
+  }
+
+  async #onMessage(sa: IkeSa, m: IkeMessage, datagram: Uint8Array, from: Endpoint, to: Endpoint): Promise<void> {
+    if (sa.state.tag === 'dead') { this.drop('dead-sa'); return; }
+    const h = m.header;
+    if (h.exchangeType === ExchangeType.IKE_SA_INIT) {
+      if (sa.outstanding?.task.kind !== 'ike-init') { this.drop('unexpected-response'); return; }
+      try { checkOuterPayloads(h.exchangeType, true, m.payloads); } catch { this.drop('payload-rules'); return; }
+      await handleResponse(this, sa, m, datagram);
+      return;
+    }
+    try { checkOuterPayloads(h.exchangeType, h.response, m.payloads); } catch { this.drop('payload-rules'); return; }
+    if (!h.response) {
+      if (sa.lastResponse !== null && h.messageId === sa.lastResponse.messageId && h.messageId + 1 === sa.expectedRequestId) {
+        // §2.1 retransmitted request: resend the cached response (RFC 7383 §2.6.1: on fragment 1 only).
+        const env = m.encrypted();
+        if (env?.kind === 'sk' || (env?.kind === 'skf' && env.fragmentNumber === 1)) for (const d of sa.lastResponse.datagrams) this.ports.transport.send(d, from, to);
+        this.drop('retransmitted-request');
+        return;
+      }
+      if (h.messageId !== sa.expectedRequestId) { this.drop('window'); return; }
+    } else if (sa.outstanding === null || sa.outstanding.messageId !== h.messageId) { this.drop('unexpected-response'); return; }
+    let opened;
+    try { opened = openMessage(sa, m, datagram, this.options.maxFragments); } catch (e) {
+      this.drop(e instanceof IntegrityError ? 'integrity' : 'malformed');
+      return;
+    }
+    if (opened.kind === 'drop') { this.drop(opened.reason); return; }
+    if (opened.kind === 'partial') return;
+    const inner = opened.message;
+    try { checkInnerPayloads(h.exchangeType, h.response, inner.payloads); } catch { this.drop('payload-rules'); return; }
+    sa.lastInboundMs = this.clock.now();
+    if (h.response) await handleResponse(this, sa, inner, datagram);
+    else await handleRequest(this, sa, inner, from, to);
+  }
+
+  // ───────────── status ─────────────
+
+  status(): EngineStatus {
+    const peers: PeerStatus[] = [...this.peers.values()].map((p) => {
+      const sas = [...this.sas.values()].filter((s) => s.peer.config.name === p.config.name && s.state.tag !== 'dead');
+      const best = sas.filter((s) => s.state.tag === 'established').sort((a, b) => b.serial - a.serial)[0] ?? sas.sort((a, b) => b.serial - a.serial)[0];
+      const err = this.lastErrors.get(p.config.name) ?? null;
+      return { name: p.config.name, ike: best ? saStatus(best) : null, adoptedChildren: (this.adopted.get(p.config.name) ?? []).map(adoptedStatus), lastError: err };
+    });
+    return { peers, halfOpen: this.halfOpen, cookiesActive: this.halfOpen >= this.options.cookieThreshold, drops: { ...this.drops } };
+  }
+
+  /** Resolves once no receive, timer work or kernel call is pending. */
+  async idle(): Promise<void> {
+    for (let i = 0; i < 1_000 && this.#work.size > 0; i++) await Promise.all([...this.#work]);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const sa of this.sas.values()) {
+      for (const t of Object.values(sa.timers)) t?.cancel();
+      sa.outstanding?.timer?.cancel();
+      for (const c of sa.children.values()) for (const t of c.timers) t.cancel();
+    }
+    for (const p of this.peers.values()) p.retryTimer?.cancel();
+    await this.idle();
+  }
+}
+
+const STATE_NAME = { 'init-sent': 'connecting', 'auth-sent': 'connecting', 'init-done': 'connecting', established: 'established', rekeyed: 'rekeying', deleting: 'deleting', dead: 'down' } as const;
+
+function childStatus(c: ChildSa): ChildSaStatus {
+  const state = c.state.tag === 'installed' ? 'installed' : c.state.tag === 'rekeying' ? 'rekeying' : c.state.tag === 'rekeyed' ? 'rekeying' : 'deleting';
+  return { name: c.ref.child, state, ref: c.ref, mode: c.mode, suite: c.suiteText, localTs: c.localTs.map(formatTs), remoteTs: c.remoteTs.map(formatTs), encap: c.encap !== null, installedAtMs: c.installedAtMs, rekeyAtMs: c.rekeyAtMs, expiresAtMs: c.expiresAtMs, adopted: false };
+}
+
+function adoptedStatus(a: AdoptedChildSa): ChildSaStatus {
+  return { name: a.ref.child, state: 'installed', ref: a.ref, mode: a.mode, suite: a.algorithms.suite, localTs: a.localTs, remoteTs: a.remoteTs, encap: a.encap !== null, installedAtMs: a.installedAtMs, rekeyAtMs: 0, expiresAtMs: 0, adopted: true };
+}
+
+function saStatus(sa: IkeSa): IkeSaStatus {
+  return {
+    state: STATE_NAME[sa.state.tag], role: sa.role, ikeSpis: ikeSpisText(sa), suite: sa.keys?.suiteText ?? null,
+    local: sa.local, remote: sa.remote, localId: identityText(sa.peer.config.local.id), remoteId: sa.remoteId,
+    natDetected: { local: sa.natLocal, remote: sa.natRemote }, establishedAtMs: sa.establishedAtMs, rekeyAtMs: sa.rekeyAtMs,
+    children: [...sa.children.values()].filter((c) => c.state.tag !== 'deleted').map(childStatus),
+  };
 }

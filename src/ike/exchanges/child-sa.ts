@@ -1,0 +1,254 @@
+// Child SA negotiation shared by IKE_AUTH (first Child SA, RFC 7296 §1.2) and CREATE_CHILD_SA
+// (new child and rekey, §1.3.1/§1.3.3): the offer (SA with our inbound SPI, TSi/TSr,
+// USE_TRANSPORT_MODE §1.3.1), the responder's choice (proposal selection, TS narrowing §2.9, KE
+// check for PFS), KEYMAT (§2.17) and the kernel install description (ports.ts KernelChildSa).
+import { SecretBytes } from '../../common/secret.js';
+import { NotifyError, NotifyStatus, ProtocolId, TransformType } from '../constants.js';
+import type { IkeMessage } from '../codec/message.js';
+import type { IkePayload } from '../codec/payload.js';
+import { notify } from '../codec/payloads/notify.js';
+import { invalidKeNotify } from '../codec/payloads/notify-data.js';
+import { createKeyShare, type KeyShare } from '../crypto/dh.js';
+import { deriveChildSaKeys, type ChildSaKeys } from '../crypto/keys.js';
+import { childSuiteOf, dhGroupOf, esnOf, fromSaProposal, selectedToSaProposal, toSaProposals } from '../policy/convert.js';
+import { formatProposal, type PolicyProposal } from '../policy/proposal.js';
+import { checkProposalReply, selectProposal, type SelectedProposal } from '../policy/select.js';
+import type { IkeFailure, IpsecMode, KernelChildSa, KernelPolicy, KernelSa, SaLifetimes, UdpEncap } from '../ports.js';
+import { ikeFailure, type Ctx } from '../sa/context.js';
+import { NONCE_BYTES } from '../sa/defaults.js';
+import { espAlgorithms } from '../sa/esp.js';
+import type { ChildRequestScratch, ChildRuntime, ChildSa, IkeSa } from '../sa/ike-sa.js';
+import { formatTs, fromWireTs, narrowTs, toPortTs, toWireTs, tsWithin, type TsRange } from '../sa/ts.js';
+
+const POLICY_PRIORITY = 2_000;
+
+export function spi32(spi: number): Uint8Array { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, spi >>> 0); return b; }
+export function spiNumber(b: Uint8Array): number { return b.length === 4 ? new DataView(b.buffer, b.byteOffset, 4).getUint32(0) : 0; }
+
+/** IKE_AUTH carries no KE: strip KE methods from ESP proposals there (RFC 7296 §1.2). */
+export function withoutKe(ps: readonly PolicyProposal[]): PolicyProposal[] {
+  return ps.map((p) => ({ ...p, transforms: p.transforms.filter((t) => t.type !== TransformType.DH) }));
+}
+
+/** Initiator: allocate our inbound SPI and fix what we offer. */
+export async function prepareChildOffer(ctx: Ctx, sa: IkeSa, child: ChildRuntime, o: { readonly inIkeAuth: boolean; readonly localTs?: readonly TsRange[]; readonly remoteTs?: readonly TsRange[]; readonly mode?: IpsecMode }): Promise<ChildRequestScratch> {
+  const spi = await ctx.kernel.allocSpi({ local: sa.local.address, remote: sa.remote.address, reqid: child.reqid });
+  const pfs = !o.inIkeAuth && child.pfsGroup !== null;
+  const share: KeyShare | null = pfs && child.pfsGroup !== null ? createKeyShare(child.pfsGroup, { random: ctx.random }) : null;
+  return {
+    spi, ni: ctx.random.bytes(NONCE_BYTES), share,
+    proposals: o.inIkeAuth || !pfs ? withoutKe(child.espProposals) : child.espProposals,
+    mode: o.mode ?? child.config.mode, localTs: o.localTs ?? child.localTs, remoteTs: o.remoteTs ?? child.remoteTs,
+  };
+}
+
+/** SA, [Ni, KEi,] TSi, TSr, [N(USE_TRANSPORT_MODE)] of an offer. Nonce/KE only in CREATE_CHILD_SA. */
+export function childOfferPayloads(s: ChildRequestScratch, inIkeAuth: boolean): IkePayload[] {
+  return [
+    ...(s.mode === 'transport' ? [notify(NotifyStatus.USE_TRANSPORT_MODE)] : []),
+    { kind: 'sa', proposals: toSaProposals(s.proposals, spi32(s.spi)) },
+    ...(inIkeAuth ? [] : [{ kind: 'nonce' as const, data: s.ni }]),
+    ...(s.share ? [{ kind: 'ke' as const, group: s.share.group, data: s.share.publicValue }] : []),
+    { kind: 'tsi', selectors: s.localTs.map(toWireTs) },
+    { kind: 'tsr', selectors: s.remoteTs.map(toWireTs) },
+  ];
+}
+
+export type ChildNegotiation =
+  | { readonly ok: true; readonly child: ChildSa; readonly install: KernelChildSa; readonly reply: IkePayload[] }
+  | { readonly ok: false; readonly reply: IkePayload[]; readonly failure: IkeFailure | null };
+
+interface KeyInputs { readonly ni: Uint8Array; readonly nr: Uint8Array; readonly pfs: SecretBytes | null }
+
+function deriveKeys(sa: IkeSa, sel: SelectedProposal, k: KeyInputs): ChildSaKeys {
+  const keys = sa.keys!;
+  return deriveChildSaKeys({ prfId: keys.suite.prfId, skD: keys.skD, suite: childSuiteOf(sel), ni: k.ni, nr: k.nr, ...(k.pfs ? { pfsSharedSecret: k.pfs } : {}) });
+}
+
+function lifetimes(ctx: Ctx, c: ChildRuntime): SaLifetimes {
+  const hardSec = Math.max(2, Math.ceil(c.config.lifeTimeMs / 1000));
+  // The engine's own timer rekeys at rekeyTime; the kernel's soft expire is a backstop just after it.
+  const softSec = Math.min(hardSec - 1, Math.ceil(c.config.rekeyTimeMs / 1000) + 10);
+  const hardBytes = c.config.lifeBytes ?? 0n; const hardPackets = c.config.lifePackets ?? 0n;
+  void ctx;
+  return { softSec, hardSec, hardBytes, softBytes: (hardBytes * 9n) / 10n, hardPackets, softPackets: (hardPackets * 9n) / 10n };
+}
+
+function encapOf(sa: IkeSa): { inbound: UdpEncap | null; outbound: UdpEncap | null } {
+  if (!sa.natLocal && !sa.natRemote) return { inbound: null, outbound: null };
+  return { inbound: { sourcePort: sa.remote.port, destinationPort: sa.local.port }, outbound: { sourcePort: sa.local.port, destinationPort: sa.remote.port } };
+}
+
+function policiesOf(sa: IkeSa, mode: IpsecMode, localTs: readonly TsRange[], remoteTs: readonly TsRange[]): KernelPolicy[] {
+  const out: KernelPolicy[] = [];
+  for (const l of localTs) for (const r of remoteTs) {
+    if (l.family !== r.family) continue;
+    const L = toPortTs(l); const R = toPortTs(r);
+    const outer = { local: sa.local.address, remote: sa.remote.address };
+    out.push({ direction: 'out', source: L, destination: R, tunnelSource: outer.local, tunnelDestination: outer.remote, priority: POLICY_PRIORITY });
+    out.push({ direction: 'in', source: R, destination: L, tunnelSource: outer.remote, tunnelDestination: outer.local, priority: POLICY_PRIORITY });
+    if (mode === 'tunnel') out.push({ direction: 'fwd', source: R, destination: L, tunnelSource: outer.remote, tunnelDestination: outer.local, priority: POLICY_PRIORITY });
+  }
+  return out;
+}
+
+/** Build the ChildSa record and its kernel description. `weInitiated`: we sent the request of this exchange. */
+export function buildChild(ctx: Ctx, sa: IkeSa, a: {
+  readonly runtime: ChildRuntime; readonly sel: SelectedProposal; readonly keys: ChildSaKeys; readonly weInitiated: boolean;
+  readonly inboundSpi: number; readonly outboundSpi: number; readonly mode: IpsecMode;
+  readonly localTs: readonly TsRange[]; readonly remoteTs: readonly TsRange[]; readonly ni: Uint8Array; readonly nr: Uint8Array;
+  readonly outboundActive: boolean; readonly pfsGroup: number | null;
+}): { child: ChildSa; install: KernelChildSa } {
+  const now = ctx.clock.now();
+  const c = a.runtime;
+  const toPeer = a.weInitiated ? a.keys.initiatorToResponder : a.keys.responderToInitiator;
+  const fromPeer = a.weInitiated ? a.keys.responderToInitiator : a.keys.initiatorToResponder;
+  const encap = encapOf(sa);
+  const life = lifetimes(ctx, c);
+  const esn = esnOf(a.sel);
+  const inbound: KernelSa = { spi: a.inboundSpi, source: sa.remote.address, destination: sa.local.address, algorithms: espAlgorithms(a.sel, fromPeer), esn, replayWindow: c.config.replayWindow ?? 32, encap: encap.inbound, lifetimes: life };
+  const outbound: KernelSa = { spi: a.outboundSpi, source: sa.local.address, destination: sa.remote.address, algorithms: espAlgorithms(a.sel, toPeer), esn, replayWindow: 0, encap: encap.outbound, lifetimes: life };
+  const ref = { peer: sa.peer.config.name, child: c.config.name, reqid: c.reqid, inboundSpi: a.inboundSpi, outboundSpi: a.outboundSpi, local: sa.local.address, remote: sa.remote.address };
+  const install: KernelChildSa = {
+    peer: ref.peer, child: ref.child, reqid: c.reqid, mode: a.mode, inbound, outbound,
+    policies: policiesOf(sa, a.mode, a.localTs, a.remoteTs), outboundActive: a.outboundActive,
+    ifId: c.config.ifId ?? null, mark: c.config.mark ?? null,
+  };
+  const jitterMax = ctx.options.rekeyJitterMs ?? Math.floor(Math.min(c.config.rekeyTimeMs, c.config.lifeTimeMs - c.config.rekeyTimeMs) / 10);
+  const jitter = jitterMax > 0 ? Math.floor(((ctx.random.bytes(2)[0] ?? 0) / 256) * jitterMax) : 0;
+  const suiteText = formatProposal({ protocol: 'esp', transforms: a.sel.transforms });
+  const child: ChildSa = {
+    runtime: c, state: { tag: 'installed' }, ref, mode: a.mode, suiteText,
+    localTs: a.localTs, remoteTs: a.remoteTs, encap: encap.outbound, ni: a.ni, nr: a.nr,
+    installedAtMs: now, rekeyAtMs: now + c.config.rekeyTimeMs - jitter, expiresAtMs: now + c.config.lifeTimeMs,
+    outboundPending: !a.outboundActive, collision: null, timers: [],
+  };
+  return { child, install };
+}
+
+/** The child configs of this peer whose selectors overlap the request's, narrowed (§2.9). */
+function pickChild(sa: IkeSa, tsi: readonly TsRange[], tsr: readonly TsRange[], only: ChildRuntime | null): { runtime: ChildRuntime; localTs: TsRange[]; remoteTs: TsRange[] } | null {
+  for (const c of only ? [only] : sa.peer.children) {
+    // The initiator's TSi is its side = our remote; TSr is our side.
+    const remoteTs = narrowTs(tsi, c.remoteTs);
+    const localTs = narrowTs(tsr, c.localTs);
+    if (remoteTs.length > 0 && localTs.length > 0) return { runtime: c, localTs, remoteTs };
+  }
+  return null;
+}
+
+/** Responder: pick config, proposal and selectors for the request's child; derive keys. */
+export async function negotiateChildResponder(ctx: Ctx, sa: IkeSa, m: IkeMessage, o: {
+  readonly inIkeAuth: boolean; readonly only: ChildRuntime | null; readonly exchange: 'IKE_AUTH' | 'CREATE_CHILD_SA';
+}): Promise<ChildNegotiation> {
+  const saP = m.first('sa'); const tsiP = m.first('tsi'); const tsrP = m.first('tsr');
+  if (!saP || !tsiP || !tsrP) return { ok: false, reply: [notify(NotifyError.INVALID_SYNTAX)], failure: null };
+  const tsi = tsiP.selectors.map(fromWireTs); const tsr = tsrP.selectors.map(fromWireTs);
+  const picked = pickChild(sa, tsi, tsr, o.only);
+  if (!picked) {
+    const cfg = o.only ?? sa.peer.children[0];
+    return {
+      ok: false, reply: [notify(NotifyError.TS_UNACCEPTABLE)],
+      failure: ikeFailure({
+        code: 'ERR_IKE_TS_UNACCEPTABLE', notify: 'TS_UNACCEPTABLE', exchange: o.exchange,
+        message: `peer's traffic selectors ${tsi.map(formatTs).join(',')} === ${tsr.map(formatTs).join(',')} match none of ours`,
+        trafficSelectors: { local: cfg ? cfg.localTs.map(formatTs) : [], remote: cfg ? cfg.remoteTs.map(formatTs) : [] },
+      }),
+    };
+  }
+  const c = picked.runtime;
+  const ours = o.inIkeAuth ? withoutKe(c.espProposals) : c.espProposals;
+  const offered = saP.proposals.map(fromSaProposal);
+  const ke = m.first('ke');
+  const sel = selectProposal(ours, offered, ke ? { kePayloadGroup: ke.group } : {});
+  if (!sel.ok) {
+    return {
+      ok: false, reply: [notify(NotifyError.NO_PROPOSAL_CHOSEN)],
+      failure: ikeFailure({ code: 'ERR_IKE_NO_PROPOSAL_CHOSEN', notify: 'NO_PROPOSAL_CHOSEN', exchange: o.exchange, message: sel.message, proposals: { local: ours.map(formatProposal), remote: [...sel.received] } }),
+    };
+  }
+  const group = o.inIkeAuth ? null : dhGroupOf(sel.proposal);
+  let share: KeyShare | null = null; let pfs: SecretBytes | null = null;
+  if (group !== null) {
+    if (!ke || ke.group !== group) return { ok: false, reply: [invalidKeNotify(group)], failure: null };
+    try { share = createKeyShare(group, { random: ctx.random }); pfs = share.computeSharedSecret(ke.data); } catch {
+      return { ok: false, reply: [notify(NotifyError.INVALID_SYNTAX)], failure: null };
+    }
+  }
+  const wantsTransport = m.has(NotifyStatus.USE_TRANSPORT_MODE);
+  const mode: IpsecMode = wantsTransport && c.config.mode === 'transport' ? 'transport' : 'tunnel';
+  if (c.config.mode === 'transport' && !wantsTransport) {
+    return { ok: false, reply: [notify(NotifyError.NO_PROPOSAL_CHOSEN)], failure: ikeFailure({ code: 'ERR_IKE_MODE_MISMATCH', notify: 'NO_PROPOSAL_CHOSEN', exchange: o.exchange, message: `child ${c.config.name} is configured for transport mode, peer asked for tunnel mode` }) };
+  }
+  const inboundSpi = await ctx.kernel.allocSpi({ local: sa.local.address, remote: sa.remote.address, reqid: c.reqid });
+  const nonceP = m.first('nonce');
+  const ni = o.inIkeAuth ? sa.ni : new Uint8Array(nonceP?.data ?? new Uint8Array(0));
+  const nr = o.inIkeAuth ? sa.nr : ctx.random.bytes(NONCE_BYTES);
+  const keys = deriveKeys(sa, sel.proposal, { ni, nr, pfs });
+  pfs?.wipe();
+  const built = buildChild(ctx, sa, {
+    runtime: c, sel: sel.proposal, keys, weInitiated: false, inboundSpi, outboundSpi: spiNumber(sel.proposal.spi),
+    mode, localTs: picked.localTs, remoteTs: picked.remoteTs, ni, nr, outboundActive: true, pfsGroup: group,
+  });
+  const reply: IkePayload[] = [
+    ...(mode === 'transport' ? [notify(NotifyStatus.USE_TRANSPORT_MODE)] : []),
+    { kind: 'sa', proposals: [selectedToSaProposal(sel.proposal, spi32(inboundSpi))] },
+    ...(o.inIkeAuth ? [] : [{ kind: 'nonce' as const, data: nr }]),
+    ...(share ? [{ kind: 'ke' as const, group: share.group, data: share.publicValue }] : []),
+    { kind: 'tsi', selectors: picked.remoteTs.map(toWireTs) },
+    { kind: 'tsr', selectors: picked.localTs.map(toWireTs) },
+  ];
+  return { ok: true, child: built.child, install: built.install, reply };
+}
+
+export type ChildCompletion =
+  | { readonly ok: true; readonly child: ChildSa; readonly install: KernelChildSa }
+  | { readonly ok: false; readonly failure: IkeFailure; readonly retryGroup?: number; readonly temporary?: boolean };
+
+/** Initiator: the response to our offer (IKE_AUTH or CREATE_CHILD_SA). */
+export function completeChildInitiator(ctx: Ctx, sa: IkeSa, child: ChildRuntime, s: ChildRequestScratch, m: IkeMessage, o: { readonly inIkeAuth: boolean; readonly exchange: 'IKE_AUTH' | 'CREATE_CHILD_SA' }): ChildCompletion {
+  const err = m.errorNotifies()[0];
+  if (err !== undefined) {
+    const name = err.type === NotifyError.NO_PROPOSAL_CHOSEN ? 'NO_PROPOSAL_CHOSEN' : err.type === NotifyError.TS_UNACCEPTABLE ? 'TS_UNACCEPTABLE' : err.type === NotifyError.INVALID_KE_PAYLOAD ? 'INVALID_KE_PAYLOAD' : err.type === NotifyError.TEMPORARY_FAILURE ? 'TEMPORARY_FAILURE' : err.type === NotifyError.CHILD_SA_NOT_FOUND ? 'CHILD_SA_NOT_FOUND' : `NOTIFY_${err.type}`;
+    const failure = ikeFailure({
+      code: name === 'NO_PROPOSAL_CHOSEN' ? 'ERR_IKE_NO_PROPOSAL_CHOSEN' : name === 'TS_UNACCEPTABLE' ? 'ERR_IKE_TS_UNACCEPTABLE' : 'ERR_IKE_CHILD_REFUSED',
+      notify: name, origin: 'remote', exchange: o.exchange,
+      message: name === 'NO_PROPOSAL_CHOSEN' ? `peer accepted none of our ESP proposals for ${child.config.name}` : name === 'TS_UNACCEPTABLE' ? `peer refused traffic selectors ${s.localTs.map(formatTs).join(',')} === ${s.remoteTs.map(formatTs).join(',')}` : `peer refused child ${child.config.name} with ${name}`,
+      proposals: name === 'NO_PROPOSAL_CHOSEN' ? { local: s.proposals.map(formatProposal), remote: null } : null,
+      trafficSelectors: name === 'TS_UNACCEPTABLE' ? { local: s.localTs.map(formatTs), remote: s.remoteTs.map(formatTs) } : null,
+    });
+    if (err.type === NotifyError.INVALID_KE_PAYLOAD && err.data.length === 2) return { ok: false, failure, retryGroup: (err.data[0]! << 8) | err.data[1]! };
+    return { ok: false, failure, ...(err.type === NotifyError.TEMPORARY_FAILURE || err.type === NotifyError.CHILD_SA_NOT_FOUND ? { temporary: true } : {}) };
+  }
+  const bad = (message: string): ChildCompletion => ({ ok: false, failure: ikeFailure({ code: 'ERR_IKE_BAD_CHILD_REPLY', message, origin: 'remote', exchange: o.exchange }) });
+  const saP = m.first('sa'); const tsiP = m.first('tsi'); const tsrP = m.first('tsr');
+  if (!saP || !tsiP || !tsrP) return bad('response lacks SA, TSi or TSr');
+  const check = checkProposalReply(s.proposals, saP.proposals.map(fromSaProposal));
+  if (!check.ok) return bad(check.message);
+  const sel = check.proposal;
+  if (sel.protocol !== 'esp' || saP.proposals[0]?.protocolId !== ProtocolId.ESP) return bad('response proposal is not ESP');
+  const localTs = tsiP.selectors.map(fromWireTs); const remoteTs = tsrP.selectors.map(fromWireTs);
+  if (!localTs.every((t) => tsWithin(t, s.localTs)) || !remoteTs.every((t) => tsWithin(t, s.remoteTs)))
+    return { ok: false, failure: ikeFailure({ code: 'ERR_IKE_TS_UNACCEPTABLE', notify: 'TS_UNACCEPTABLE', exchange: o.exchange, message: 'responder widened our traffic selectors (RFC 7296 §2.9)', trafficSelectors: { local: s.localTs.map(formatTs), remote: s.remoteTs.map(formatTs) } }) };
+  const transport = m.has(NotifyStatus.USE_TRANSPORT_MODE);
+  if (s.mode === 'transport' && !transport)
+    return { ok: false, failure: ikeFailure({ code: 'ERR_IKE_MODE_MISMATCH', notify: 'NO_PROPOSAL_CHOSEN', exchange: o.exchange, message: `peer did not accept transport mode for ${child.config.name}` }) };
+  let pfs: SecretBytes | null = null;
+  const group = o.inIkeAuth ? null : dhGroupOf(sel);
+  if (group !== null) {
+    const ke = m.first('ke');
+    if (!s.share || !ke || ke.group !== s.share.group || group !== s.share.group) return bad('PFS key exchange mismatch');
+    try { pfs = s.share.computeSharedSecret(ke.data); } catch (e) { return bad((e as Error).message); }
+  }
+  const nonceP = m.first('nonce');
+  if (!o.inIkeAuth && !nonceP) return bad('response lacks Nr');
+  const ni = o.inIkeAuth ? sa.ni : s.ni;
+  const nr = o.inIkeAuth ? sa.nr : new Uint8Array(nonceP!.data);
+  const keys = deriveKeys(sa, sel, { ni, nr, pfs });
+  pfs?.wipe();
+  const outboundSpi = spiNumber(saP.proposals[0]?.spi ?? new Uint8Array(0));
+  const built = buildChild(ctx, sa, { runtime: child, sel, keys, weInitiated: true, inboundSpi: s.spi, outboundSpi, mode: s.mode, localTs, remoteTs, ni, nr, outboundActive: true, pfsGroup: group });
+  return { ok: true, child: built.child, install: built.install };
+}
+
+export { SecretBytes };

@@ -1,0 +1,126 @@
+// CREATE_CHILD_SA rekeying the IKE SA (RFC 7296 §1.3.2, §2.18, §2.8.1 collisions).
+//
+//   HDR, SK {SA(IKE, SPIi'), Ni, KEi}  -->
+//                  <-- HDR, SK {SA(IKE, SPIr'), Nr, KEr}
+//
+// The new IKE SA's keys come from the old SA's SK_d (§2.18); the side that initiated the rekey is
+// the "original initiator" of the new SA. Child SAs move to the new IKE SA; the rekey initiator
+// then deletes the old IKE SA with an INFORMATIONAL on it.
+import { SecretBytes } from '../../common/secret.js';
+import { NotifyError } from '../constants.js';
+import type { IkeMessage } from '../codec/message.js';
+import type { IkePayload } from '../codec/payload.js';
+import { notify } from '../codec/payloads/notify.js';
+import { invalidKeNotify } from '../codec/payloads/notify-data.js';
+import { createKeyShare, type KeyShare } from '../crypto/dh.js';
+import { deriveRekeyedIkeSaKeys, type IkeSuite } from '../crypto/keys.js';
+import { createPrf } from '../crypto/prf.js';
+import { createSkPair } from '../crypto/sk.js';
+import { dhGroupOf, fromSaProposal, ikeSuiteOf, selectedToSaProposal, toSaProposals } from '../policy/convert.js';
+import { formatProposal } from '../policy/proposal.js';
+import { checkProposalReply, selectProposal, type SelectedProposal } from '../policy/select.js';
+import type { IkeFailure } from '../ports.js';
+import { ikeFailure, type Ctx } from '../sa/context.js';
+import { NONCE_BYTES } from '../sa/defaults.js';
+import type { IkeRekeyScratch, IkeSa } from '../sa/ike-sa.js';
+import { spiBytes } from './ike-init.js';
+
+function spiOf(b: Uint8Array): bigint { return b.length === 8 ? new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0) : 0n; }
+
+/** A fresh IKE SA record that inherits endpoints, NAT state and peer from `old`. */
+export function successorSa(ctx: Ctx, old: IkeSa, role: 'initiator' | 'responder', spiI: bigint, spiR: bigint): IkeSa {
+  const now = ctx.clock.now();
+  return {
+    serial: ctx.newSerial(), peer: old.peer, role, spiI, spiR, state: { tag: 'established' }, keys: null,
+    local: old.local, remote: old.remote, natLocal: old.natLocal, natRemote: old.natRemote, fragmentation: old.fragmentation,
+    peerHashes: old.peerHashes, initRequest: null, initResponse: null, ni: new Uint8Array(0), nr: new Uint8Array(0),
+    selected: null, remoteId: old.remoteId, nextRequestId: 0, outstanding: null, pending: [], expectedRequestId: 0,
+    lastResponse: null, fragments: null, children: new Map(), ikeCollision: null, createdAtMs: now, establishedAtMs: now,
+    rekeyAtMs: null, lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
+  };
+}
+
+function installKeys(ctx: Ctx, old: IkeSa, sa: IkeSa, sel: SelectedProposal, suite: IkeSuite, secret: SecretBytes, ni: Uint8Array, nr: Uint8Array, group: number): void {
+  const oldKeys = old.keys!;
+  const raw = deriveRekeyedIkeSaKeys({ suite, sharedSecret: secret, ni, nr, spiI: spiBytes(sa.spiI), spiR: spiBytes(sa.spiR), oldPrfId: oldKeys.suite.prfId, oldSkD: oldKeys.skD });
+  const pair = createSkPair(suite, raw, sa.role, ctx.random);
+  sa.keys = { suite, suiteText: formatProposal({ protocol: 'ike', transforms: sel.transforms }), dhGroup: group, prf: createPrf(suite.prfId), skD: raw.skD, skPi: raw.skPi, skPr: raw.skPr, out: pair.outbound, in: pair.inbound };
+  sa.selected = sel; sa.ni = ni; sa.nr = nr;
+}
+
+/** Initiator: SA with our new SPI, Ni, KEi in the current IKE SA's group. */
+export function buildIkeRekeyRequest(ctx: Ctx, sa: IkeSa): { payloads: IkePayload[]; scratch: IkeRekeyScratch } {
+  const spi = ctx.newIkeSpi();
+  const group = sa.keys!.dhGroup;
+  const share = createKeyShare(group, { random: ctx.random, allowWeak: sa.peer.config.ike.allowWeak ?? false });
+  const ni = ctx.random.bytes(NONCE_BYTES);
+  const payloads: IkePayload[] = [
+    { kind: 'sa', proposals: toSaProposals(sa.peer.ikeProposals, spiBytes(spi)) },
+    { kind: 'nonce', data: ni },
+    { kind: 'ke', group, data: share.publicValue },
+  ];
+  return { payloads, scratch: { spi, ni, share } };
+}
+
+export type IkeRekeyCompletion =
+  | { readonly ok: true; readonly sa: IkeSa }
+  | { readonly ok: false; readonly failure: IkeFailure; readonly temporary: boolean };
+
+/** Initiator: the response; builds the new IKE SA (not yet registered or active). */
+export function completeIkeRekey(ctx: Ctx, old: IkeSa, s: IkeRekeyScratch, m: IkeMessage): IkeRekeyCompletion {
+  const err = m.errorNotifies()[0];
+  if (err !== undefined) {
+    const temporary = err.type === NotifyError.TEMPORARY_FAILURE;
+    return { ok: false, temporary, failure: ikeFailure({ code: temporary ? 'ERR_IKE_REKEY_TEMPORARY' : 'ERR_IKE_REKEY_REFUSED', notify: temporary ? 'TEMPORARY_FAILURE' : `NOTIFY_${err.type}`, origin: 'remote', exchange: 'CREATE_CHILD_SA', message: 'peer refused the IKE SA rekey' }) };
+  }
+  const bad = (message: string): IkeRekeyCompletion => ({ ok: false, temporary: false, failure: ikeFailure({ code: 'ERR_IKE_BAD_REKEY_REPLY', message, origin: 'remote', exchange: 'CREATE_CHILD_SA' }) });
+  const saP = m.first('sa'); const ke = m.first('ke'); const nonce = m.first('nonce');
+  if (!saP || !ke || !nonce) return bad('IKE rekey response lacks SA, KE or Nr');
+  const check = checkProposalReply(old.peer.ikeProposals, saP.proposals.map(fromSaProposal));
+  if (!check.ok) return bad(check.message);
+  const spiR = spiOf(saP.proposals[0]?.spi ?? new Uint8Array(0));
+  if (spiR === 0n || ke.group !== s.share.group || dhGroupOf(check.proposal) !== ke.group) return bad('IKE rekey response has no SPI or a mismatched KE');
+  let secret: SecretBytes;
+  try { secret = s.share.computeSharedSecret(ke.data); } catch (e) { return bad((e as Error).message); }
+  const sa = successorSa(ctx, old, 'initiator', s.spi, spiR);
+  installKeys(ctx, old, sa, check.proposal, ikeSuiteOf(check.proposal), secret, s.ni, new Uint8Array(nonce.data), ke.group);
+  secret.wipe();
+  return { ok: true, sa };
+}
+
+export type IkeRekeyRequestOutcome =
+  | { readonly kind: 'rekeyed'; readonly reply: IkePayload[]; readonly sa: IkeSa; readonly collision: boolean }
+  | { readonly kind: 'refused'; readonly reply: IkePayload[]; readonly failure: IkeFailure | null };
+
+/** Responder: the peer rekeys the IKE SA. */
+export function respondIkeRekey(ctx: Ctx, old: IkeSa, m: IkeMessage, weAreRekeying: boolean): IkeRekeyRequestOutcome {
+  // §2.25.2: an IKE SA we are closing (or already replaced) is not rekeyed.
+  if (old.state.tag !== 'established') return { kind: 'refused', reply: [notify(NotifyError.TEMPORARY_FAILURE)], failure: null };
+  // A Child SA exchange we started is still open: §2.25 lets us refuse until it finishes.
+  const busy = old.outstanding !== null && old.outstanding.task.kind !== 'ike-rekey' && old.outstanding.task.kind !== 'dpd';
+  if (busy) return { kind: 'refused', reply: [notify(NotifyError.TEMPORARY_FAILURE)], failure: null };
+  const saP = m.first('sa'); const ke = m.first('ke'); const nonce = m.first('nonce');
+  if (!saP || !ke || !nonce) return { kind: 'refused', reply: [notify(NotifyError.INVALID_SYNTAX)], failure: null };
+  const sel = selectProposal(old.peer.ikeProposals, saP.proposals.map(fromSaProposal), { kePayloadGroup: ke.group });
+  if (!sel.ok) return { kind: 'refused', reply: [notify(NotifyError.NO_PROPOSAL_CHOSEN)], failure: ikeFailure({ code: 'ERR_IKE_NO_PROPOSAL_CHOSEN', notify: 'NO_PROPOSAL_CHOSEN', exchange: 'CREATE_CHILD_SA', message: sel.message, proposals: { local: old.peer.ikeProposals.map(formatProposal), remote: [...sel.received] } }) };
+  const group = dhGroupOf(sel.proposal);
+  if (group === null) return { kind: 'refused', reply: [notify(NotifyError.NO_PROPOSAL_CHOSEN)], failure: null };
+  if (group !== ke.group) return { kind: 'refused', reply: [invalidKeNotify(group)], failure: null };
+  const spiI = spiOf(sel.proposal.spi);
+  if (spiI === 0n) return { kind: 'refused', reply: [notify(NotifyError.INVALID_SYNTAX)], failure: null };
+  let share: KeyShare; let secret: SecretBytes;
+  try { share = createKeyShare(group, { random: ctx.random, allowWeak: old.peer.config.ike.allowWeak ?? false }); secret = share.computeSharedSecret(ke.data); } catch {
+    return { kind: 'refused', reply: [notify(NotifyError.INVALID_SYNTAX)], failure: null };
+  }
+  const spiR = ctx.newIkeSpi();
+  const nr = ctx.random.bytes(NONCE_BYTES);
+  const sa = successorSa(ctx, old, 'responder', spiI, spiR);
+  installKeys(ctx, old, sa, sel.proposal, ikeSuiteOf(sel.proposal), secret, new Uint8Array(nonce.data), nr, group);
+  secret.wipe();
+  const reply: IkePayload[] = [
+    { kind: 'sa', proposals: [selectedToSaProposal(sel.proposal, spiBytes(spiR))] },
+    { kind: 'nonce', data: nr },
+    { kind: 'ke', group, data: share.publicValue },
+  ];
+  return { kind: 'rekeyed', reply, sa, collision: weAreRekeying };
+}

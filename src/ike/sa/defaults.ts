@@ -1,0 +1,28 @@
+// Engine defaults, named after the strongSwan settings they mirror (strongswan.conf(5), charon.*)
+// or the RFC that motivates them, so a reader can compare behaviour with a charon peer.
+
+/** charon.retransmit_timeout / retransmit_base / retransmit_tries: 4 s × 1.8^n, 5 retransmits (≈165 s). */
+export const RETRANSMIT_TIMEOUT_MS = 4_000;
+export const RETRANSMIT_BASE = 1.8;
+export const RETRANSMIT_TRIES = 5;
+
+/** charon.cookie_threshold: half-open IKE SAs before COOKIEs are demanded (RFC 7296 §2.6, RFC 8019 §4.6). */
+export const COOKIE_THRESHOLD = 10;
+/** Hard bound on half-open IKE SAs; beyond it IKE_SA_INIT requests are dropped (RFC 8019 §4.6). */
+export const HALF_OPEN_LIMIT = 1_000;
+/** charon.half_open_timeout. */
+export const HALF_OPEN_TIMEOUT_MS = 30_000;
+/** charon.delete_rekeyed_delay: the old inbound SA lives this long after a Child rekey. */
+export const REKEY_DELETE_DELAY_MS = 5_000;
+/** RFC 7383 §2.6.1 bounded reassembly: fragments per message. */
+export const MAX_FRAGMENTS = 64;
+/** charon.fragment_size default: IP packet size used when a peer sets no fragmentMtu. */
+export const FRAGMENT_MTU = 1_280;
+/** Give up after this many COOKIE / INVALID_KE_PAYLOAD round trips in one IKE_SA_INIT. */
+export const MAX_INIT_RETRIES = 5;
+/** Nonce length we send (RFC 7296 §2.10: at least half the PRF key size; 32 covers SHA-512's 256 bits / 2). */
+export const NONCE_BYTES = 32;
+/** Retry a failed TEMPORARY_FAILURE rekey after this long (RFC 7296 §2.25). */
+export const REKEY_RETRY_MS = 10_000;
+/** After a peer-initiated rekey, wait this long for the peer's Delete of the old SA before acting alone. */
+export const REKEYED_SA_TIMEOUT_MS = 30_000;

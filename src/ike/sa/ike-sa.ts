@@ -1,0 +1,194 @@
+// The IKE SA and Child SA records the exchanges operate on, with their explicit state unions.
+// One IkeSa per IKE SA (a rekey creates a new one); message-ID bookkeeping lives here (RFC 7296
+// §2.3 window of 1 in each direction, the response cache of §2.1) so every exchange module sees
+// the same rules.
+import type { SecretBytes } from '../../common/secret.js';
+import type { TimerHandle } from '../../common/time.js';
+import type { KeyShare } from '../crypto/dh.js';
+import type { IkeSuite } from '../crypto/keys.js';
+import type { Prf } from '../crypto/prf.js';
+import type { SkCipher } from '../crypto/sk.js';
+import type { PolicyProposal } from '../policy/proposal.js';
+import type { SelectedProposal } from '../policy/select.js';
+import type { Endpoint, IpsecMode, KernelChildSaRef, UdpEncap } from '../ports.js';
+import type { ChildConfig, PeerConfig } from './config.js';
+import type { TsRange } from './ts.js';
+
+/** A peer config with everything pre-parsed once at addPeer. */
+export interface PeerRuntime {
+  readonly config: PeerConfig;
+  readonly ikeProposals: readonly PolicyProposal[];
+  readonly children: readonly ChildRuntime[];
+  readonly local: Endpoint;
+  readonly remote: Endpoint;
+  /** Set by terminate(): no DPD restart, no retries. */
+  terminated: boolean;
+  /** Some IKE SA with this peer reached established (INITIAL_CONTACT is sent only before that). */
+  everEstablished: boolean;
+  retryTimer: TimerHandle | null;
+}
+
+export interface ChildRuntime {
+  readonly config: ChildConfig;
+  readonly reqid: number;
+  readonly espProposals: readonly PolicyProposal[];
+  readonly localTs: readonly TsRange[];
+  readonly remoteTs: readonly TsRange[];
+  /** The first KE method in the ESP proposals, i.e. PFS on CREATE_CHILD_SA; null = no PFS. */
+  readonly pfsGroup: number | null;
+}
+
+/** Keys and ciphers of an established (or IKE_AUTH-pending) IKE SA. Never logged. */
+export interface IkeKeys {
+  readonly suite: IkeSuite;
+  readonly suiteText: string;
+  readonly dhGroup: number;
+  readonly prf: Prf;
+  readonly skD: SecretBytes;
+  readonly skPi: SecretBytes;
+  readonly skPr: SecretBytes;
+  readonly out: SkCipher;
+  readonly in: SkCipher;
+}
+
+/**
+ * IKE SA lifecycle. Initiator: init-sent → auth-sent → established; responder: init-done (half-open)
+ * → established. established → rekeyed (superseded, waiting for the old SA's Delete) | deleting → dead.
+ */
+export type IkeSaState =
+  | { readonly tag: 'init-sent'; readonly share: KeyShare; readonly ni: Uint8Array; readonly request: Uint8Array; readonly cookie: Uint8Array | null; readonly retries: number }
+  | { readonly tag: 'auth-sent' }
+  | { readonly tag: 'init-done' }
+  | { readonly tag: 'established' }
+  | { readonly tag: 'rekeyed'; readonly successor: IkeSa | null }
+  | { readonly tag: 'deleting' }
+  | { readonly tag: 'dead' };
+
+export type ChildState =
+  | { readonly tag: 'installed' }
+  | { readonly tag: 'rekeying' }
+  /** Superseded by `successor`; kept until the Delete exchange (or its timeout) completes. */
+  | { readonly tag: 'rekeyed'; readonly successor: ChildSa | null }
+  | { readonly tag: 'deleting' }
+  | { readonly tag: 'deleted' };
+
+export interface ChildSa {
+  readonly runtime: ChildRuntime;
+  state: ChildState;
+  readonly ref: KernelChildSaRef;
+  readonly mode: IpsecMode;
+  readonly suiteText: string;
+  readonly localTs: readonly TsRange[];
+  readonly remoteTs: readonly TsRange[];
+  readonly encap: UdpEncap | null;
+  readonly ni: Uint8Array;
+  readonly nr: Uint8Array;
+  readonly installedAtMs: number;
+  readonly rekeyAtMs: number;
+  readonly expiresAtMs: number;
+  /** Installed with outboundActive: false (rekey responder) and not yet activated. */
+  outboundPending: boolean;
+  /**
+   * RFC 7296 §2.8.1: we answered the peer's rekey of this SA while our own rekey of it was in
+   * flight; the peer's new SA and the nonces of its exchange, for the comparison.
+   */
+  collision: { readonly peerSa: ChildSa; readonly nonces: readonly Uint8Array[] } | null;
+  timers: TimerHandle[];
+}
+
+/** One request we initiated: what it is for, and its retransmission state. */
+export type Task =
+  | { readonly kind: 'ike-init' }
+  | { readonly kind: 'ike-auth' }
+  | { readonly kind: 'child-create'; readonly child: ChildRuntime }
+  | { readonly kind: 'child-rekey'; readonly old: ChildSa }
+  | { readonly kind: 'child-delete'; readonly child: ChildSa; readonly reason: 'rekeyed' | 'terminated' | 'redundant' | 'hard-lifetime' }
+  | { readonly kind: 'ike-rekey' }
+  | { readonly kind: 'ike-delete'; readonly reason: 'terminated' | 'rekeyed' | 'redundant' }
+  | { readonly kind: 'dpd' };
+
+/** Per-request scratch the response handler needs (SPIs allocated, nonce, key share). */
+export interface ChildRequestScratch {
+  readonly spi: number;
+  readonly ni: Uint8Array;
+  readonly share: KeyShare | null;
+  readonly proposals: readonly PolicyProposal[];
+  readonly mode: IpsecMode;
+  readonly localTs: readonly TsRange[];
+  readonly remoteTs: readonly TsRange[];
+}
+
+export interface IkeRekeyScratch {
+  readonly spi: bigint;
+  readonly ni: Uint8Array;
+  readonly share: KeyShare;
+}
+
+export interface Outstanding {
+  readonly task: Task;
+  readonly messageId: number;
+  readonly exchangeType: number;
+  readonly datagrams: readonly Uint8Array[];
+  readonly child?: ChildRequestScratch;
+  readonly ikeRekey?: IkeRekeyScratch;
+  tries: number;
+  timer: TimerHandle | null;
+}
+
+export interface FragmentBuffer {
+  readonly messageId: number;
+  readonly total: number;
+  readonly parts: Map<number, { readonly innerNext: number; readonly plaintext: Uint8Array }>;
+  bytes: number;
+}
+
+export interface IkeSa {
+  /** Local serial for logs and status ordering. */
+  readonly serial: number;
+  peer: PeerRuntime;
+  /** Our role in *this* IKE SA (the rekey initiator becomes the original initiator of the new one). */
+  readonly role: 'initiator' | 'responder';
+  readonly spiI: bigint;
+  spiR: bigint;
+  state: IkeSaState;
+  keys: IkeKeys | null;
+  local: Endpoint;
+  remote: Endpoint;
+  natLocal: boolean;
+  natRemote: boolean;
+  /** Both sides announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3). */
+  fragmentation: boolean;
+  /** Hash IDs from the peer's SIGNATURE_HASH_ALGORITHMS, null when it sent none. */
+  peerHashes: number[] | null;
+  /** IKE_SA_INIT messages and nonces, for AUTH (RFC 7296 §2.15). */
+  initRequest: Uint8Array | null;
+  initResponse: Uint8Array | null;
+  ni: Uint8Array;
+  nr: Uint8Array;
+  /** The IKE SA proposal chosen, for rekey offers that keep the suite. */
+  selected: SelectedProposal | null;
+  remoteId: string | null;
+  // --- message IDs (RFC 7296 §2.1-2.3) ---
+  nextRequestId: number;
+  outstanding: Outstanding | null;
+  readonly pending: Task[];
+  expectedRequestId: number;
+  lastResponse: { readonly messageId: number; readonly datagrams: readonly Uint8Array[] } | null;
+  fragments: FragmentBuffer | null;
+  // --- Child SAs, by our inbound SPI ---
+  readonly children: Map<number, ChildSa>;
+  /** Our own IKE rekey was in flight when we answered the peer's (RFC 7296 §2.8.1). */
+  ikeCollision: { readonly peerSa: IkeSa; readonly nonces: readonly Uint8Array[] } | null;
+  createdAtMs: number;
+  establishedAtMs: number | null;
+  rekeyAtMs: number | null;
+  lastInboundMs: number;
+  timers: { rekey: TimerHandle | null; dpd: TimerHandle | null; halfOpen: TimerHandle | null; rekeyed: TimerHandle | null };
+  /** Serialises everything that touches this SA (receive, timers, kernel awaits). */
+  queue: Promise<void>;
+}
+
+export function spiHex(spi: bigint): string { return spi.toString(16).padStart(16, '0'); }
+export function ikeSpisText(sa: Pick<IkeSa, 'spiI' | 'spiR'>): string { return `${spiHex(sa.spiI)}_i ${spiHex(sa.spiR)}_r`; }
+/** The SPI that identifies the SA for us (the one we chose). */
+export function ourSpi(sa: Pick<IkeSa, 'role' | 'spiI' | 'spiR'>): bigint { return sa.role === 'initiator' ? sa.spiI : sa.spiR; }

@@ -1,0 +1,170 @@
+// IKE and Child SA lifecycle around the exchanges: establishing (timers, events), kernel installs
+// and removals (make-before-break on rekey, policies kept while a sibling with the same reqid
+// lives), teardown with a reason, and moving Child SAs to a rekeyed IKE SA.
+import { errorMessage } from '../../common/errors.js';
+import type { DownReason, KernelChildSa } from '../ports.js';
+import { ikeFailure } from './context.js';
+import type { EngineCore } from './core.js';
+import { formatTs } from './ts.js';
+import { ikeSpisText, ourSpi, type ChildSa, type IkeSa } from './ike-sa.js';
+
+export function isLive(sa: IkeSa): boolean {
+  return sa.state.tag !== 'dead' && sa.state.tag !== 'rekeyed' && sa.state.tag !== 'deleting';
+}
+
+/** Another Child SA (any IKE SA of the engine) uses the same reqid and is not going away. */
+function reqidStillUsed(e: EngineCore, child: ChildSa): boolean {
+  for (const sa of e.sas.values()) for (const c of sa.children.values())
+    if (c !== child && c.ref.reqid === child.ref.reqid && c.state.tag !== 'deleted' && c.state.tag !== 'deleting') return true;
+  return false;
+}
+
+function childInfo(c: ChildSa): { localTs: string[]; remoteTs: string[] } {
+  return { localTs: c.localTs.map(formatTs), remoteTs: c.remoteTs.map(formatTs) };
+}
+
+export function scheduleIkeTimers(e: EngineCore, sa: IkeSa): void {
+  const now = e.clock.now();
+  const rekeyMs = sa.peer.config.ike.rekeyTimeMs;
+  if (rekeyMs > 0) {
+    const jitterMax = e.options.rekeyJitterMs ?? Math.floor(rekeyMs / 10);
+    const jitter = jitterMax > 0 ? Math.floor(((e.random.bytes(2)[0] ?? 0) / 256) * jitterMax) : 0;
+    sa.rekeyAtMs = now + rekeyMs - jitter;
+    sa.timers.rekey?.cancel();
+    sa.timers.rekey = e.clock.setTimer(rekeyMs - jitter, () => { void e.enqueue(sa, () => e.queueTask(sa, { kind: 'ike-rekey' })); });
+  }
+  scheduleDpd(e, sa);
+}
+
+export function scheduleDpd(e: EngineCore, sa: IkeSa): void {
+  const interval = sa.peer.config.dpd.intervalMs;
+  sa.timers.dpd?.cancel();
+  if (interval <= 0) return;
+  const idle = e.clock.now() - sa.lastInboundMs;
+  sa.timers.dpd = e.clock.setTimer(Math.max(0, interval - idle), () => {
+    void e.enqueue(sa, () => {
+      if (sa.state.tag !== 'established') return;
+      if (e.clock.now() - sa.lastInboundMs >= interval && sa.outstanding === null && sa.pending.length === 0) e.queueTask(sa, { kind: 'dpd' });
+      scheduleDpd(e, sa);
+    });
+  });
+}
+
+/** IKE SA authenticated in both directions. */
+export function establish(e: EngineCore, sa: IkeSa): void {
+  if (sa.timers.halfOpen) { sa.timers.halfOpen.cancel(); sa.timers.halfOpen = null; }
+  if (sa.state.tag === 'init-done') e.halfOpen = Math.max(0, e.halfOpen - 1);
+  sa.state = { tag: 'established' };
+  sa.establishedAtMs = e.clock.now();
+  sa.lastInboundMs = e.clock.now();
+  sa.peer.everEstablished = true;
+  e.lastErrors.delete(sa.peer.config.name);
+  e.emit({ type: 'ike-up', peer: sa.peer.config.name, ikeSpis: ikeSpisText(sa), suite: sa.keys?.suiteText ?? '', remote: sa.remote, natDetected: sa.natLocal || sa.natRemote });
+  scheduleIkeTimers(e, sa);
+}
+
+function scheduleChildTimers(e: EngineCore, sa: IkeSa, child: ChildSa): void {
+  const now = e.clock.now();
+  child.timers.push(e.clock.setTimer(Math.max(0, child.rekeyAtMs - now), () => {
+    const owner = e.ownerOf(child);
+    if (owner) void e.enqueue(owner, () => { if (child.state.tag === 'installed') e.queueTask(owner, { kind: 'child-rekey', old: child }); });
+  }));
+  child.timers.push(e.clock.setTimer(Math.max(0, child.expiresAtMs - now), () => {
+    const owner = e.ownerOf(child);
+    if (owner) void e.enqueue(owner, () => hardExpire(e, owner, child));
+  }));
+  void sa;
+}
+
+/** Install in the kernel and attach to `sa`. Returns false (after reporting) when the kernel refused. */
+export async function installChild(e: EngineCore, sa: IkeSa, child: ChildSa, install: KernelChildSa): Promise<boolean> {
+  try {
+    await e.kernel.installChildSa(install);
+  } catch (err) {
+    e.failure(sa.peer, ikeFailure({ code: 'ERR_IKE_KERNEL_INSTALL', message: `kernel refused Child SA ${child.runtime.config.name}: ${errorMessage(err)}` }));
+    void e.kernel.releaseSpi({ local: sa.local.address, remote: sa.remote.address, spi: child.ref.inboundSpi }).catch(() => undefined);
+    return false;
+  }
+  sa.children.set(child.ref.inboundSpi, child);
+  scheduleChildTimers(e, sa, child);
+  await replaceAdopted(e, sa, child);
+  return true;
+}
+
+export function emitChildUp(e: EngineCore, child: ChildSa): void {
+  e.emit({ type: 'child-up', peer: child.ref.peer, child: child.ref.child, ref: child.ref, suite: child.suiteText, ...childInfo(child) });
+}
+
+/** A new Child SA for a child that was adopted after a restart retires the adopted one. */
+async function replaceAdopted(e: EngineCore, sa: IkeSa, child: ChildSa): Promise<void> {
+  const list = e.adopted.get(sa.peer.config.name);
+  if (!list) return;
+  const old = list.filter((a) => a.ref.child === child.ref.child);
+  if (old.length === 0) return;
+  e.adopted.set(sa.peer.config.name, list.filter((a) => a.ref.child !== child.ref.child));
+  for (const a of old) {
+    await e.kernel.deleteChildSa(a.ref, { keepPolicies: a.ref.reqid === child.ref.reqid }).catch(() => undefined);
+    e.emit({ type: 'child-down', peer: a.ref.peer, child: a.ref.child, ref: a.ref, reason: 'replaced' });
+  }
+}
+
+/** Remove a Child SA from the kernel now (or after `delayMs`, make-before-break) and detach it. */
+export async function removeChild(e: EngineCore, sa: IkeSa, child: ChildSa, reason: DownReason, delayMs = 0): Promise<void> {
+  if (child.state.tag === 'deleted') return;
+  for (const t of child.timers) t.cancel();
+  child.timers = [];
+  const keepPolicies = reqidStillUsed(e, child) || (reason === 'dpd-timeout' && sa.peer.config.dpd.action === 'hold');
+  child.state = { tag: 'deleted' };
+  sa.children.delete(child.ref.inboundSpi);
+  if (reason !== 'rekeyed') e.emit({ type: 'child-down', peer: child.ref.peer, child: child.ref.child, ref: child.ref, reason });
+  const run = async (): Promise<void> => {
+    try { await e.kernel.deleteChildSa(child.ref, { keepPolicies }); } catch (err) {
+      e.log?.warn({ peer: child.ref.peer, child: child.ref.child, err: errorMessage(err) }, 'kernel delete of Child SA failed');
+    }
+  };
+  if (delayMs > 0) e.clock.setTimer(delayMs, () => { e.track(run()); });
+  else await run();
+}
+
+/** Make-before-break, second step: start sending on a Child SA installed with outboundActive false. */
+export async function activateOutbound(e: EngineCore, child: ChildSa): Promise<void> {
+  if (!child.outboundPending) return;
+  child.outboundPending = false;
+  try { await e.kernel.updateChildSa(child.ref, { activateOutbound: true }); } catch (err) {
+    e.log?.warn({ peer: child.ref.peer, child: child.ref.child, err: errorMessage(err) }, 'kernel outbound switch failed');
+  }
+}
+
+async function hardExpire(e: EngineCore, sa: IkeSa, child: ChildSa): Promise<void> {
+  if (child.state.tag === 'deleted') return;
+  await removeChild(e, sa, child, 'hard-lifetime');
+  // Tell the peer, and bring the child back up if the IKE SA is fine (strongSwan does the same).
+  if (sa.state.tag === 'established') {
+    e.queueTask(sa, { kind: 'child-delete', child, reason: 'hard-lifetime' });
+    if (!sa.peer.terminated) e.queueTask(sa, { kind: 'child-create', child: child.runtime });
+  }
+}
+
+/** Move every Child SA (and queued child work) from a rekeyed IKE SA to its successor (§2.18). */
+export function migrateChildren(e: EngineCore, from: IkeSa, to: IkeSa): void {
+  for (const [spi, c] of from.children) to.children.set(spi, c);
+  from.children.clear();
+  for (const t of from.pending.splice(0)) if (t.kind !== 'ike-rekey' && t.kind !== 'ike-delete' && t.kind !== 'dpd' && t.kind !== 'ike-auth') to.pending.push(t);
+}
+
+/** Tear an IKE SA down locally: children out of the kernel, timers off, events. No message is sent. */
+export async function teardown(e: EngineCore, sa: IkeSa, reason: DownReason): Promise<void> {
+  if (sa.state.tag === 'dead') return;
+  const wasHalfOpen = sa.state.tag === 'init-done';
+  const announced = sa.state.tag !== 'init-done' || sa.role === 'initiator';
+  sa.state = { tag: 'dead' };
+  if (wasHalfOpen) e.halfOpen = Math.max(0, e.halfOpen - 1);
+  for (const t of Object.values(sa.timers)) t?.cancel();
+  if (sa.outstanding?.timer) sa.outstanding.timer.cancel();
+  sa.outstanding = null;
+  sa.pending.length = 0;
+  for (const c of [...sa.children.values()]) await removeChild(e, sa, c, reason);
+  e.unregister(sa);
+  if (announced) e.emit({ type: 'ike-down', peer: sa.peer.config.name, ikeSpis: ikeSpisText(sa), reason });
+  void ourSpi;
+}

@@ -1,0 +1,146 @@
+// Exchanges the peer initiates: IKE_SA_INIT (half-open bound, cookies under load), and on an
+// existing IKE SA the request for the expected message ID, answered once and cached for
+// retransmissions (RFC 7296 §2.1-2.3).
+import { equalBytes } from '../../common/bytes.js';
+import { ExchangeType, NotifyError, ProtocolId } from '../constants.js';
+import type { IkeMessage } from '../codec/message.js';
+import type { IkePayload } from '../codec/payload.js';
+import { respondAuth } from '../exchanges/ike-auth.js';
+import { respondCreateChild } from '../exchanges/create-child.js';
+import { respondIkeRekey } from '../exchanges/ike-rekey.js';
+import { respondInit } from '../exchanges/ike-init.js';
+import { respondInformational } from '../exchanges/informational.js';
+import type { Endpoint } from '../ports.js';
+import { ikeFailure } from './context.js';
+import type { EngineCore } from './core.js';
+import { REKEYED_SA_TIMEOUT_MS } from './defaults.js';
+import { spiHex, type IkeSa } from './ike-sa.js';
+import { activateOutbound, emitChildUp, establish, installChild, isLive, removeChild, teardown } from './lifecycle.js';
+import { adoptSuccessor, awaitOldIkeDelete, mtuOf, newSa, retire } from './tasks.js';
+import { headerFor, sealMessage } from './wire.js';
+
+export function handleInitRequest(e: EngineCore, m: IkeMessage, datagram: Uint8Array, from: Endpoint, to: Endpoint): void {
+  const key = `${from.address}|${from.port}|${spiHex(m.header.initiatorSpi)}`;
+  const existing = e.initIndex.get(key);
+  if (existing !== undefined) {
+    // §2.1: a retransmitted IKE_SA_INIT gets the same response; anything else with this SPI is dropped.
+    if (existing.initRequest && existing.initResponse && equalBytes(existing.initRequest, datagram)) e.ports.transport.send(existing.initResponse, from, to);
+    e.drop('retransmitted-request');
+    return;
+  }
+  const peers = e.candidates(from, to);
+  const peer = peers[0];
+  if (peer === undefined) { e.drop('no-peer-config'); return; }
+  if (e.halfOpen >= e.options.halfOpenLimit) { e.drop('half-open-limit'); return; }
+  const sa = newSa(e, peer, 'responder', m.header.initiatorSpi, to, from);
+  const r = respondInit(e, { cookies: e.cookies, cookiesRequired: e.halfOpen >= e.options.cookieThreshold }, sa, m, datagram, from);
+  if (r.kind === 'drop') { e.drop(r.reason); return; }
+  e.ports.transport.send(r.datagram, from, to);
+  if (r.kind === 'stateless') {
+    e.drop(r.reason);
+    if (r.failure) e.failure(peer, r.failure);
+    return;
+  }
+  e.register(sa);
+  e.initIndex.set(key, sa);
+  e.halfOpen++;
+  sa.expectedRequestId = 1;
+  sa.timers.halfOpen = e.clock.setTimer(e.options.halfOpenTimeoutMs, () => {
+    void e.enqueue(sa, async () => { if (sa.state.tag === 'init-done') { e.drop('half-open-timeout'); await teardown(e, sa, 'negotiation-failed'); } });
+  });
+}
+
+function sendResponse(e: EngineCore, sa: IkeSa, exchangeType: number, messageId: number, payloads: readonly IkePayload[]): void {
+  const datagrams = sealMessage(sa, headerFor(sa, exchangeType, messageId, true), payloads, mtuOf(sa));
+  sa.lastResponse = { messageId, datagrams };
+  sa.expectedRequestId = messageId + 1;
+  for (const d of datagrams) e.ports.transport.send(d, sa.remote, sa.local);
+}
+
+/** One authenticated, in-window request on `sa`. */
+export async function handleRequest(e: EngineCore, sa: IkeSa, m: IkeMessage, from: Endpoint, to: Endpoint): Promise<void> {
+  // §2.23: follow the peer's address/port (NAT mapping changes, the float to 4500).
+  sa.remote = from; sa.local = to;
+  const id = m.header.messageId;
+  const type = m.header.exchangeType;
+  switch (type) {
+    case ExchangeType.IKE_AUTH: {
+      const candidates = [sa.peer, ...e.candidates(from, to).filter((p) => p !== sa.peer)];
+      const r = await respondAuth(e, sa, m, candidates);
+      if (r.kind === 'drop') { e.drop(r.reason); return; }
+      if (r.kind === 'failed') {
+        sendResponse(e, sa, type, id, r.reply);
+        e.failure(sa.peer, r.failure);
+        await teardown(e, sa, 'negotiation-failed');
+        return;
+      }
+      establish(e, sa);
+      if (r.initialContact) {
+        // §2.4: the peer has no state for older IKE SAs with us; drop them (and their children).
+        for (const other of e.liveSas(sa.peer.config.name)) if (other !== sa && other.state.tag === 'established') await teardown(e, other, 'replaced');
+      }
+      const ok = r.child ? await installChild(e, sa, r.child.sa, r.child.install) : false;
+      sendResponse(e, sa, type, id, r.reply);
+      if (ok && r.child) emitChildUp(e, r.child.sa);
+      if (r.childFailure) e.failure(sa.peer, r.childFailure);
+      return;
+    }
+    case ExchangeType.CREATE_CHILD_SA: {
+      if (m.first('sa')?.proposals[0]?.protocolId === ProtocolId.IKE) {
+        const r = respondIkeRekey(e, sa, m, sa.outstanding?.task.kind === 'ike-rekey');
+        if (r.kind === 'refused') { sendResponse(e, sa, type, id, r.reply); if (r.failure) e.failure(sa.peer, r.failure); return; }
+        e.register(r.sa);
+        sendResponse(e, sa, type, id, r.reply);
+        if (r.collision) sa.ikeCollision = { peerSa: r.sa, nonces: [r.sa.ni, r.sa.nr] };
+        else { adoptSuccessor(e, sa, r.sa); awaitOldIkeDelete(e, sa); }
+        return;
+      }
+      const r = await respondCreateChild(e, sa, m);
+      if (r.kind === 'refused') { sendResponse(e, sa, type, id, r.reply); if (r.failure) e.failure(sa.peer, r.failure); return; }
+      if (!(await installChild(e, sa, r.child, r.install))) { sendResponse(e, sa, type, id, [{ kind: 'notify', protocolId: 0, type: NotifyError.NO_ADDITIONAL_SAS, spi: new Uint8Array(0), data: new Uint8Array(0) }]); return; }
+      sendResponse(e, sa, type, id, r.reply);
+      if (r.kind === 'created') { emitChildUp(e, r.child); return; }
+      const { old, child } = r;
+      if (r.collision) { old.collision = { peerSa: child, nonces: [child.ni, child.nr] }; return; }
+      old.state = { tag: 'rekeyed', successor: child };
+      e.emit({ type: 'child-rekeyed', peer: old.ref.peer, child: old.ref.child, old: old.ref, ref: child.ref, suite: child.suiteText });
+      // The initiator deletes the old SA next; if that never comes, switch over on our own.
+      old.timers.push(e.clock.setTimer(REKEYED_SA_TIMEOUT_MS, () => {
+        void e.enqueue(sa, async () => {
+          const owner = e.ownerOf(old);
+          if (!owner || old.state.tag !== 'rekeyed') return;
+          await activateOutbound(e, child);
+          await removeChild(e, owner, old, 'rekeyed');
+        });
+      }));
+      return;
+    }
+    case ExchangeType.INFORMATIONAL: {
+      const r = respondInformational(sa, m);
+      for (const c of r.deletedChildren) {
+        if (c.state.tag === 'rekeyed' && c.state.successor) {
+          // Make-before-break, responder side: now send on the new SA; the old inbound lingers.
+          await activateOutbound(e, c.state.successor);
+          await removeChild(e, sa, c, 'rekeyed', e.options.rekeyDeleteDelayMs);
+        } else if (c.outboundPending) {
+          await removeChild(e, sa, c, 'rekeyed'); // the peer's redundant SA of a rekey collision
+        } else {
+          await removeChild(e, sa, c, c.state.tag === 'deleting' ? 'terminated' : 'peer-deleted');
+        }
+      }
+      sendResponse(e, sa, type, id, r.reply);
+      if (r.errorNotify === NotifyError.AUTHENTICATION_FAILED) {
+        e.failure(sa.peer, ikeFailure({ code: 'ERR_IKE_AUTH_FAILED', notify: 'AUTHENTICATION_FAILED', origin: 'remote', exchange: 'INFORMATIONAL', message: 'peer rejected our authentication' }));
+        await teardown(e, sa, 'negotiation-failed');
+        return;
+      }
+      if (r.deleteIke) {
+        if (sa.state.tag === 'rekeyed') retire(e, sa);
+        else if (isLive(sa) || sa.state.tag === 'deleting') await teardown(e, sa, 'peer-deleted');
+      }
+      return;
+    }
+    default:
+      e.drop('unknown-exchange');
+  }
+}

@@ -1,0 +1,345 @@
+// Exchanges we initiate, strongSwan task-queue style: tasks wait in `pending` while a request is
+// outstanding (window size 1, RFC 7296 §2.3), each request is retransmitted with exponential
+// backoff (charon: 4 s × 1.8^n, 5 retransmits) until its response arrives or the limit ends
+// the IKE SA (§2.4), and each response goes to the step for its task kind.
+import { ExchangeType, NotifyError } from '../constants.js';
+import type { IkeMessage } from '../codec/message.js';
+import type { IkePayload } from '../codec/payload.js';
+import { notify } from '../codec/payloads/notify.js';
+import { preferredDhGroup } from '../policy/convert.js';
+import { completeChildInitiator } from '../exchanges/child-sa.js';
+import { ourRekeyLoses } from '../exchanges/collision.js';
+import { buildCreateChildRequest } from '../exchanges/create-child.js';
+import { buildAuthRequest, consumeAuthResponse } from '../exchanges/ike-auth.js';
+import { consumeInitResponse, startInit } from '../exchanges/ike-init.js';
+import { buildIkeRekeyRequest, completeIkeRekey } from '../exchanges/ike-rekey.js';
+import { deleteChildPayloads, deleteIkePayloads } from '../exchanges/informational.js';
+import type { DownReason } from '../ports.js';
+import { ikeFailure } from './context.js';
+import type { EngineCore } from './core.js';
+import { FRAGMENT_MTU, REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from './defaults.js';
+import { ikeSpisText, type ChildSa, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
+import { activateOutbound, emitChildUp, establish, installChild, migrateChildren, removeChild, scheduleIkeTimers, teardown } from './lifecycle.js';
+import { headerFor, sealMessage } from './wire.js';
+
+export function mtuOf(sa: IkeSa): number { return sa.peer.config.fragmentMtu ?? FRAGMENT_MTU; }
+
+export function newSa(e: EngineCore, peer: PeerRuntime, role: 'initiator' | 'responder', spiI: bigint, local = peer.local, remote = peer.remote): IkeSa {
+  const now = e.clock.now();
+  return {
+    serial: e.newSerial(), peer, role, spiI, spiR: 0n, state: { tag: role === 'initiator' ? 'auth-sent' : 'init-done' }, keys: null,
+    local, remote, natLocal: false, natRemote: false, fragmentation: false, peerHashes: null, initRequest: null, initResponse: null,
+    ni: new Uint8Array(0), nr: new Uint8Array(0), selected: null, remoteId: null, nextRequestId: 0, outstanding: null, pending: [],
+    expectedRequestId: 0, lastResponse: null, fragments: null, children: new Map(), ikeCollision: null, createdAtMs: now,
+    establishedAtMs: null, rekeyAtMs: null, lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
+  };
+}
+
+/** Create an initiator IKE SA for `peer` and send IKE_SA_INIT. */
+export function startInitiator(e: EngineCore, peer: PeerRuntime): void {
+  const sa = newSa(e, peer, 'initiator', e.newIkeSpi());
+  e.register(sa);
+  void e.enqueue(sa, () => {
+    const group = preferredDhGroup(peer.ikeProposals)!;
+    const d = startInit(e, sa, group, null, 0);
+    arm(e, sa, { task: { kind: 'ike-init' }, messageId: 0, exchangeType: ExchangeType.IKE_SA_INIT, datagrams: [d], tries: 0, timer: null });
+  });
+}
+
+export function queueTask(e: EngineCore, sa: IkeSa, task: Task): void {
+  if (sa.state.tag === 'dead') return;
+  if (task.kind === 'child-rekey' && sa.pending.some((t) => t.kind === 'child-rekey' && t.old === task.old)) return;
+  if ((task.kind === 'ike-rekey' || task.kind === 'dpd') && sa.pending.some((t) => t.kind === task.kind)) return;
+  sa.pending.push(task);
+  void e.enqueue(sa, () => next(e, sa));
+}
+
+/** Start pending tasks until one sends a request (the others may have become moot). */
+export async function next(e: EngineCore, sa: IkeSa): Promise<void> {
+  while (sa.outstanding === null && sa.pending.length > 0) {
+    const task = sa.pending.shift()!;
+    if (await start(e, sa, task)) return;
+  }
+}
+
+function send(e: EngineCore, sa: IkeSa, task: Task, exchangeType: number, payloads: readonly IkePayload[], extra: Pick<Outstanding, 'child' | 'ikeRekey'> = {}): void {
+  const messageId = sa.nextRequestId++;
+  const datagrams = sealMessage(sa, headerFor(sa, exchangeType, messageId, false), payloads, mtuOf(sa));
+  arm(e, sa, { task, messageId, exchangeType, datagrams, tries: 0, timer: null, ...extra });
+}
+
+/** Send (or resend) the outstanding request and schedule its retransmission. */
+function arm(e: EngineCore, sa: IkeSa, o: Outstanding): void {
+  sa.outstanding = o;
+  for (const d of o.datagrams) e.ports.transport.send(d, sa.remote, sa.local);
+  const wait = e.options.retransmitTimeoutMs * Math.pow(e.options.retransmitBase, o.tries);
+  o.timer = e.clock.setTimer(wait, () => {
+    void e.enqueue(sa, async () => {
+      if (sa.outstanding !== o) return;
+      if (o.tries >= e.options.retransmitTries) { await timedOut(e, sa, o); return; }
+      o.tries++;
+      arm(e, sa, o);
+    });
+  });
+}
+
+async function start(e: EngineCore, sa: IkeSa, task: Task): Promise<boolean> {
+  const established = sa.state.tag === 'established';
+  switch (task.kind) {
+    case 'ike-init': return false;
+    case 'ike-auth': {
+      if (sa.state.tag !== 'auth-sent') return false;
+      const { payloads, child } = await buildAuthRequest(e, sa);
+      send(e, sa, task, ExchangeType.IKE_AUTH, payloads, child ? { child } : {});
+      return true;
+    }
+    case 'child-create': {
+      if (!established) return false;
+      const { payloads, scratch } = await buildCreateChildRequest(e, sa, task.child, null);
+      send(e, sa, task, ExchangeType.CREATE_CHILD_SA, payloads, { child: scratch });
+      return true;
+    }
+    case 'child-rekey': {
+      const old = task.old;
+      if (!established || old.state.tag !== 'installed' || sa.children.get(old.ref.inboundSpi) !== old) return false;
+      old.state = { tag: 'rekeying' };
+      const { payloads, scratch } = await buildCreateChildRequest(e, sa, old.runtime, old);
+      send(e, sa, task, ExchangeType.CREATE_CHILD_SA, payloads, { child: scratch });
+      return true;
+    }
+    case 'child-delete': {
+      if (!established) return false;
+      if (task.reason === 'terminated' && task.child.state.tag !== 'deleted') task.child.state = { tag: 'deleting' };
+      send(e, sa, task, ExchangeType.INFORMATIONAL, deleteChildPayloads([task.child]));
+      return true;
+    }
+    case 'ike-rekey': {
+      if (!established || [...sa.children.values()].some((c) => c.state.tag === 'rekeying')) {
+        if (established) sa.timers.rekey = e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, task)); });
+        return false;
+      }
+      const { payloads, scratch } = buildIkeRekeyRequest(e, sa);
+      send(e, sa, task, ExchangeType.CREATE_CHILD_SA, payloads, { ikeRekey: scratch });
+      return true;
+    }
+    case 'ike-delete': {
+      if (sa.state.tag === 'dead' || sa.state.tag === 'init-done' || sa.state.tag === 'init-sent' || sa.state.tag === 'auth-sent') return false;
+      if (task.reason === 'terminated') sa.state = { tag: 'deleting' };
+      send(e, sa, task, ExchangeType.INFORMATIONAL, deleteIkePayloads());
+      return true;
+    }
+    case 'dpd': {
+      if (!established) return false;
+      send(e, sa, task, ExchangeType.INFORMATIONAL, []);
+      return true;
+    }
+  }
+}
+
+/** Retire an IKE SA whose children moved to a successor: no events, no kernel changes. */
+export function retire(e: EngineCore, sa: IkeSa): void {
+  for (const t of Object.values(sa.timers)) t?.cancel();
+  sa.outstanding?.timer?.cancel();
+  sa.outstanding = null;
+  sa.pending.length = 0;
+  sa.state = { tag: 'dead' };
+  e.unregister(sa);
+}
+
+async function timedOut(e: EngineCore, sa: IkeSa, o: Outstanding): Promise<void> {
+  sa.outstanding = null;
+  const task = o.task;
+  if (task.kind === 'ike-delete' && task.reason !== 'terminated') { retire(e, sa); return; }
+  if (sa.state.tag === 'rekeyed') { retire(e, sa); return; }
+  const wasEstablished = sa.state.tag === 'established' || sa.state.tag === 'deleting';
+  const reason: DownReason = task.kind === 'ike-delete' ? 'terminated' : task.kind === 'dpd' ? 'dpd-timeout' : 'retransmit-limit';
+  if (task.kind !== 'ike-delete')
+    e.failure(sa.peer, ikeFailure({ code: 'ERR_IKE_TIMEOUT', message: `no response after ${o.tries} retransmissions (${task.kind})`, exchange: exchangeOf(o.exchangeType) }));
+  await teardown(e, sa, reason);
+  afterDown(e, sa.peer, reason, wasEstablished);
+}
+
+/** What follows an IKE SA that died without being asked to (dpd.action, RFC 3706-style). */
+export function afterDown(e: EngineCore, peer: PeerRuntime, reason: DownReason, wasEstablished: boolean): void {
+  if (peer.terminated || !wasEstablished || (reason !== 'dpd-timeout' && reason !== 'retransmit-limit')) return;
+  const action = peer.config.dpd.action;
+  if (action === 'restart' && e.liveSas(peer.config.name).length === 0) startInitiator(e, peer);
+  else if (action === 'hold') e.installTraps(peer);
+}
+
+function exchangeOf(t: number): 'IKE_SA_INIT' | 'IKE_AUTH' | 'CREATE_CHILD_SA' | 'INFORMATIONAL' | null {
+  return t === ExchangeType.IKE_SA_INIT ? 'IKE_SA_INIT' : t === ExchangeType.IKE_AUTH ? 'IKE_AUTH' : t === ExchangeType.CREATE_CHILD_SA ? 'CREATE_CHILD_SA' : t === ExchangeType.INFORMATIONAL ? 'INFORMATIONAL' : null;
+}
+
+/** The old IKE SA hands everything to `successor` (after our or the peer's IKE rekey). */
+export function adoptSuccessor(e: EngineCore, old: IkeSa, successor: IkeSa): void {
+  migrateChildren(e, old, successor);
+  for (const t of Object.values(old.timers)) t?.cancel();
+  old.timers = { rekey: null, dpd: null, halfOpen: null, rekeyed: null };
+  old.state = { tag: 'rekeyed', successor };
+  e.emit({ type: 'ike-rekeyed', peer: old.peer.config.name, oldIkeSpis: ikeSpisText(old), ikeSpis: ikeSpisText(successor), suite: successor.keys?.suiteText ?? '' });
+  scheduleIkeTimers(e, successor);
+  if (successor.pending.length > 0) void e.enqueue(successor, () => next(e, successor));
+}
+
+function releaseSpi(e: EngineCore, sa: IkeSa, spi: number | undefined): void {
+  if (spi === undefined) return;
+  void e.track(e.kernel.releaseSpi({ local: sa.local.address, remote: sa.remote.address, spi }));
+}
+
+export async function handleResponse(e: EngineCore, sa: IkeSa, m: IkeMessage, datagram: Uint8Array): Promise<void> {
+  const o = sa.outstanding;
+  if (o === null) return;
+  o.timer?.cancel();
+  sa.outstanding = null;
+  const task = o.task;
+  switch (task.kind) {
+    case 'ike-init': await onInit(e, sa, m, datagram, o); break;
+    case 'ike-auth': await onAuth(e, sa, m, o); break;
+    case 'child-create': await onChildCreate(e, sa, m, o, task.child); break;
+    case 'child-rekey': await onChildRekey(e, sa, m, o, task.old); break;
+    case 'child-delete':
+      if (task.reason === 'rekeyed') await removeChild(e, sa, task.child, 'rekeyed', e.options.rekeyDeleteDelayMs);
+      else if (task.reason === 'terminated') await removeChild(e, sa, task.child, 'terminated');
+      break;
+    case 'ike-rekey': await onIkeRekey(e, sa, m, o); break;
+    case 'ike-delete':
+      if (task.reason === 'terminated') await teardown(e, sa, 'terminated');
+      else retire(e, sa);
+      return;
+    case 'dpd': break;
+  }
+  await next(e, sa);
+}
+
+async function onInit(e: EngineCore, sa: IkeSa, m: IkeMessage, datagram: Uint8Array, o: Outstanding): Promise<void> {
+  const r = consumeInitResponse(e, sa, m, datagram);
+  switch (r.kind) {
+    case 'drop': e.drop(r.reason); arm(e, sa, o); return;
+    case 'retry': {
+      const d = startInit(e, sa, r.group, r.cookie, r.retries, r.ni);
+      arm(e, sa, { task: o.task, messageId: 0, exchangeType: ExchangeType.IKE_SA_INIT, datagrams: [d], tries: 0, timer: null });
+      return;
+    }
+    case 'failed':
+      e.failure(sa.peer, r.failure);
+      await teardown(e, sa, 'negotiation-failed');
+      return;
+    case 'ok':
+      sa.nextRequestId = 1;
+      // RFC 7296 §2.23: behind a NAT (or forced), move IKE to port 4500 from IKE_AUTH on.
+      if ((sa.natLocal || sa.natRemote) && sa.local.port === 500) {
+        sa.local = { address: sa.local.address, port: 4500 };
+        sa.remote = { address: sa.remote.address, port: 4500 };
+      }
+      sa.pending.unshift({ kind: 'ike-auth' });
+  }
+}
+
+async function onAuth(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding): Promise<void> {
+  const r = consumeAuthResponse(e, sa, m, o.child);
+  if (r.kind === 'drop') { e.drop(r.reason); arm(e, sa, o); return; }
+  if (r.kind === 'failed') {
+    e.failure(sa.peer, r.failure);
+    releaseSpi(e, sa, o.child?.spi);
+    if (r.notifyPeer) {
+      // §2.21.2: tell the responder, without waiting for an answer.
+      const id = sa.nextRequestId++;
+      for (const d of sealMessage(sa, headerFor(sa, ExchangeType.INFORMATIONAL, id, false), [notify(NotifyError.AUTHENTICATION_FAILED)], mtuOf(sa))) e.ports.transport.send(d, sa.remote, sa.local);
+    }
+    await teardown(e, sa, 'negotiation-failed');
+    return;
+  }
+  establish(e, sa);
+  if (r.child) {
+    if (await installChild(e, sa, r.child.sa, r.child.install)) emitChildUp(e, r.child.sa);
+  } else if (r.childFailure) {
+    e.failure(sa.peer, r.childFailure);
+    releaseSpi(e, sa, o.child?.spi);
+  }
+  for (const c of sa.peer.children.slice(1)) sa.pending.push({ kind: 'child-create', child: c });
+}
+
+async function onChildCreate(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding, child: PeerRuntime['children'][number]): Promise<void> {
+  const r = completeChildInitiator(e, sa, child, o.child!, m, { inIkeAuth: false, exchange: 'CREATE_CHILD_SA' });
+  if (!r.ok) {
+    releaseSpi(e, sa, o.child?.spi);
+    if (r.temporary) { e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'child-create', child })); }); return; }
+    e.failure(sa.peer, r.failure);
+    return;
+  }
+  if (await installChild(e, sa, r.child, r.install)) emitChildUp(e, r.child);
+}
+
+function emitRekeyed(e: EngineCore, old: ChildSa, successor: ChildSa): void {
+  e.emit({ type: 'child-rekeyed', peer: old.ref.peer, child: old.ref.child, old: old.ref, ref: successor.ref, suite: successor.suiteText });
+}
+
+async function onChildRekey(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding, old: ChildSa): Promise<void> {
+  const scratch = o.child!;
+  const r = completeChildInitiator(e, sa, old.runtime, scratch, m, { inIkeAuth: false, exchange: 'CREATE_CHILD_SA' });
+  const collision = old.collision;
+  old.collision = null;
+  if (!r.ok) {
+    releaseSpi(e, sa, scratch.spi);
+    if (collision && old.state.tag !== 'deleted') {
+      // Our rekey failed but the peer's went through: its SA is the successor (§2.8.1).
+      old.state = { tag: 'rekeyed', successor: collision.peerSa };
+      await activateOutbound(e, collision.peerSa);
+      emitRekeyed(e, old, collision.peerSa);
+      return;
+    }
+    if (old.state.tag !== 'rekeying') return; // deleted meanwhile (§2.25.1)
+    old.state = { tag: 'installed' };
+    if (!r.temporary) e.failure(sa.peer, r.failure);
+    e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'child-rekey', old })); });
+    return;
+  }
+  const fresh = r.child;
+  if (old.state.tag === 'deleted') {
+    // The peer deleted the old SA while we rekeyed it: keep the new one as a plain child.
+    if (await installChild(e, sa, fresh, r.install)) emitChildUp(e, fresh);
+    return;
+  }
+  if (collision && ourRekeyLoses([scratch.ni, fresh.nr], collision.nonces)) {
+    // §2.8.1: our new SA holds the lowest nonce; it is redundant and we delete it.
+    releaseSpi(e, sa, scratch.spi);
+    old.state = { tag: 'rekeyed', successor: collision.peerSa };
+    await activateOutbound(e, collision.peerSa);
+    emitRekeyed(e, old, collision.peerSa);
+    sa.pending.push({ kind: 'child-delete', child: fresh, reason: 'redundant' });
+    return;
+  }
+  if (!(await installChild(e, sa, fresh, r.install))) { old.state = { tag: 'installed' }; return; }
+  old.state = { tag: 'rekeyed', successor: fresh };
+  emitRekeyed(e, old, fresh);
+  sa.pending.push({ kind: 'child-delete', child: old, reason: 'rekeyed' });
+}
+
+async function onIkeRekey(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding): Promise<void> {
+  const scratch = o.ikeRekey!;
+  const r = completeIkeRekey(e, sa, scratch, m);
+  const collision = sa.ikeCollision;
+  sa.ikeCollision = null;
+  if (!r.ok) {
+    if (collision) { adoptSuccessor(e, sa, collision.peerSa); return; }
+    if (!r.temporary) e.failure(sa.peer, r.failure);
+    if (sa.state.tag === 'established') sa.timers.rekey = e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'ike-rekey' })); });
+    return;
+  }
+  const fresh = r.sa;
+  e.register(fresh);
+  if (collision && ourRekeyLoses([scratch.ni, fresh.nr], collision.nonces)) {
+    adoptSuccessor(e, sa, collision.peerSa);
+    fresh.state = { tag: 'rekeyed', successor: collision.peerSa };
+    queueTask(e, fresh, { kind: 'ike-delete', reason: 'redundant' });
+    return;
+  }
+  adoptSuccessor(e, sa, fresh);
+  queueTask(e, sa, { kind: 'ike-delete', reason: 'rekeyed' });
+}
+
+/** Responder side of an IKE rekey: the old SA waits for the peer's Delete, but not forever. */
+export function awaitOldIkeDelete(e: EngineCore, old: IkeSa): void {
+  old.timers.rekeyed = e.clock.setTimer(REKEYED_SA_TIMEOUT_MS, () => { void e.enqueue(old, () => { if (old.state.tag === 'rekeyed') retire(e, old); }); });
+}

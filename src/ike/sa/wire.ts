@@ -1,0 +1,77 @@
+// From inner payloads to datagrams and back for one IKE SA: SK protection through the crypto
+// module's SkCipher, RFC 7383 fragmentation when sending, and bounded reassembly when receiving.
+import { IkeCodecError } from '../codec/errors.js';
+import { encodeEncryptedFragments, encodeEncryptedMessage, joinFragments, openEncryptedMessage, sealedPrefix } from '../codec/envelope.js';
+import type { IkeHeader } from '../codec/header.js';
+import { IkeMessage } from '../codec/message.js';
+import type { IkePayload } from '../codec/payload.js';
+import { MAX_INNER_BYTES } from '../codec/limits.js';
+import type { IkeSa } from './ike-sa.js';
+
+export function headerFor(sa: IkeSa, exchangeType: number, messageId: number, response: boolean): IkeHeader {
+  return {
+    initiatorSpi: sa.spiI, responderSpi: sa.spiR, exchangeType, messageId, response,
+    initiator: sa.role === 'initiator', higherVersion: false, minorVersion: 0,
+  };
+}
+
+/** IP + UDP (+ non-ESP marker on 4500) bytes around an IKE message. */
+function overheadBytes(sa: IkeSa): number {
+  return (sa.remote.address.includes(':') ? 40 : 20) + 8 + (sa.remote.port === 500 ? 0 : 4);
+}
+
+/**
+ * Encrypt `inner` for `sa`; when fragmentation was negotiated and the datagram would exceed the
+ * MTU, split it into SKF fragments (RFC 7383 §2.5), each within the MTU.
+ */
+export function sealMessage(sa: IkeSa, header: IkeHeader, inner: readonly IkePayload[], mtu: number): Uint8Array[] {
+  const keys = sa.keys;
+  if (keys === null) throw new IkeCodecError('ERR_IKE_NO_KEYS', 'no keys to protect the message', 0);
+  const sealer = keys.out;
+  const whole = encodeEncryptedMessage(header, inner, sealer);
+  if (!sa.fragmentation || mtu <= 0 || whole.length + overheadBytes(sa) <= mtu) return [whole];
+  // Per fragment: IKE header 28 + SKF header 8 + IV + ICV + up to one block of padding.
+  const room = mtu - overheadBytes(sa) - 28 - 8 - keys.out.overhead - keys.out.encr.blockSize;
+  return encodeEncryptedFragments(header, inner, sealer, Math.max(64, room));
+}
+
+export type OpenResult =
+  | { readonly kind: 'message'; readonly message: IkeMessage }
+  | { readonly kind: 'partial' }
+  | { readonly kind: 'drop'; readonly reason: string };
+
+/**
+ * Decrypt an SK message, or add an SKF fragment to the SA's buffer and return the whole message
+ * once every fragment arrived. Integrity failures drop silently (RFC 7296 §2.21.1). Reassembly is
+ * bounded by `maxFragments` and the codec's MAX_INNER_BYTES; a new message ID discards the buffer.
+ */
+export function openMessage(sa: IkeSa, message: IkeMessage, datagram: Uint8Array, maxFragments: number): OpenResult {
+  const keys = sa.keys;
+  if (keys === null) return { kind: 'drop', reason: 'no-keys' };
+  const env = message.encrypted();
+  if (env === undefined) return { kind: 'drop', reason: 'unencrypted' };
+  if (env.kind === 'sk') return { kind: 'message', message: openEncryptedMessage(message, datagram, keys.in) };
+  if (!sa.fragmentation) return { kind: 'drop', reason: 'fragment-not-negotiated' };
+  if (env.totalFragments > maxFragments) return { kind: 'drop', reason: 'too-many-fragments' };
+  const plaintext = keys.in.decrypt(env.body, sealedPrefix(datagram, env));
+  const id = message.header.messageId;
+  let buf = sa.fragments;
+  if (buf === null || buf.messageId !== id || buf.total !== env.totalFragments) {
+    buf = { messageId: id, total: env.totalFragments, parts: new Map(), bytes: 0 };
+    sa.fragments = buf;
+  }
+  if (!buf.parts.has(env.fragmentNumber)) {
+    buf.bytes += plaintext.length;
+    if (buf.bytes > MAX_INNER_BYTES) { sa.fragments = null; return { kind: 'drop', reason: 'reassembly-too-large' }; }
+    buf.parts.set(env.fragmentNumber, { innerNext: env.innerNext, plaintext });
+  }
+  if (buf.parts.size < buf.total) return { kind: 'partial' };
+  sa.fragments = null;
+  const pieces = [...buf.parts.entries()].map(([n, p]) => ({
+    envelope: { kind: 'skf' as const, innerNext: p.innerNext, fragmentNumber: n, totalFragments: buf.total, body: new Uint8Array(0) },
+    plaintext: p.plaintext,
+  }));
+  return { kind: 'message', message: message.withPayloads(joinFragments(pieces)) };
+}
+
+export { IkeMessage };

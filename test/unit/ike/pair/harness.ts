@@ -1,0 +1,240 @@
+// In-process pair harness (DESIGN.md §8 "ike-pair"): two IkeEngines joined by a fake network that
+// can drop, duplicate and reorder datagrams, each with a fake kernel that records every call,
+// fixed randomness (SeededRandom) and one shared ManualClock.
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { ManualClock, SeededRandom } from '../../../../src/common/time.js';
+import { pskFrom } from '../../../../src/ike/crypto/auth.js';
+import { decodeMessage } from '../../../../src/ike/codec/message.js';
+import { IkeEngine, type ChildConfig, type EngineOptions, type PeerConfig } from '../../../../src/ike/engine.js';
+import type { ChildSaCounters, Endpoint, IkeEvent, KernelChildSa, KernelChildSaRef, KernelChildSaUpdate, KernelIpsec, KernelTrap, Transport } from '../../../../src/ike/ports.js';
+import { identityFromString } from '../../../../src/ike/sa/identity.js';
+import { buildCert, dn } from '../crypto/cert-builder.js';
+
+export interface Packet {
+  readonly datagram: Uint8Array;
+  readonly from: Endpoint;
+  readonly to: Endpoint;
+  /** Decoded header summary for assertions and filters. */
+  readonly exchange: number;
+  readonly response: boolean;
+  readonly messageId: number;
+  /** First payload type (53 = SKF fragment). */
+  readonly firstPayload: number;
+}
+
+/** Decide per datagram: deliver, drop, or deliver twice. */
+export type Fate = 'deliver' | 'drop' | 'duplicate' | 'hold';
+
+export class FakeNet {
+  readonly engines = new Map<string, IkeEngine>();
+  queue: Packet[] = [];
+  readonly log: Packet[] = [];
+  /** Held back by a 'hold' fate; release with releaseHeld() (reordering). */
+  held: Packet[] = [];
+  fate: (p: Packet) => Fate = () => 'deliver';
+
+  transportFor(): Transport {
+    return { send: (datagram, to, from) => this.#push(datagram, from, to) };
+  }
+
+  #push(datagram: Uint8Array, from: Endpoint, to: Endpoint): void {
+    const copy = new Uint8Array(datagram);
+    let exchange = 0; let response = false; let messageId = -1; let firstPayload = 0;
+    try { const m = decodeMessage(copy); exchange = m.header.exchangeType; response = m.header.response; messageId = m.header.messageId; firstPayload = copy[16] ?? 0; } catch { /* garbage is delivered as is */ }
+    const p: Packet = { datagram: copy, from, to, exchange, response, messageId, firstPayload };
+    this.log.push(p);
+    this.queue.push(p);
+  }
+
+  /** Deliver everything (including what the deliveries cause) until quiet. */
+  async pump(): Promise<void> {
+    for (let guard = 0; guard < 10_000; guard++) {
+      for (const e of this.engines.values()) await e.idle();
+      const p = this.queue.shift();
+      if (p === undefined) {
+        let busy = false;
+        for (const e of this.engines.values()) { await e.idle(); }
+        if (this.queue.length > 0) busy = true;
+        if (!busy) return;
+        continue;
+      }
+      const f = this.fate(p);
+      if (f === 'drop') continue;
+      if (f === 'hold') { this.held.push(p); continue; }
+      await this.deliver(p);
+      if (f === 'duplicate') await this.deliver(p);
+    }
+    throw new Error('network did not settle');
+  }
+
+  async deliver(p: Packet): Promise<void> {
+    const e = this.engines.get(p.to.address);
+    if (e) await e.receive(new Uint8Array(p.datagram), p.from, p.to);
+  }
+
+  /** Put held datagrams back (in reverse order: reordering). */
+  releaseHeld(reverse = true): void {
+    const h = reverse ? this.held.reverse() : this.held;
+    this.queue.unshift(...h);
+    this.held = [];
+  }
+}
+
+export interface KernelCall { readonly op: string; readonly arg: unknown }
+
+export class FakeKernel implements KernelIpsec {
+  readonly calls: KernelCall[] = [];
+  /** Installed Child SAs by inbound SPI. */
+  readonly installed = new Map<number, KernelChildSa & { active: boolean }>();
+  readonly traps: KernelTrap[] = [];
+  #next: number;
+  failInstall = false;
+  counters: ChildSaCounters = { inboundBytes: 0n, inboundPackets: 0n, outboundBytes: 0n, outboundPackets: 0n, lastInboundMs: null };
+
+  constructor(base: number) { this.#next = base; }
+
+  allocSpi(req: { local: string; remote: string; reqid: number }): Promise<number> {
+    this.calls.push({ op: 'allocSpi', arg: req });
+    return Promise.resolve(this.#next++);
+  }
+  releaseSpi(req: { local: string; remote: string; spi: number }): Promise<void> { this.calls.push({ op: 'releaseSpi', arg: req }); return Promise.resolve(); }
+  installChildSa(sa: KernelChildSa): Promise<void> {
+    this.calls.push({ op: 'install', arg: sa });
+    if (this.failInstall) return Promise.reject(new Error('EINVAL'));
+    this.installed.set(sa.inbound.spi, { ...sa, active: sa.outboundActive });
+    return Promise.resolve();
+  }
+  updateChildSa(ref: KernelChildSaRef, update: KernelChildSaUpdate): Promise<void> {
+    this.calls.push({ op: 'update', arg: { ref, update } });
+    const s = this.installed.get(ref.inboundSpi);
+    if (s && update.activateOutbound) s.active = true;
+    return Promise.resolve();
+  }
+  deleteChildSa(ref: KernelChildSaRef, opts: { keepPolicies: boolean }): Promise<void> {
+    this.calls.push({ op: 'delete', arg: { ref, opts } });
+    this.installed.delete(ref.inboundSpi);
+    return Promise.resolve();
+  }
+  queryCounters(ref: KernelChildSaRef): Promise<ChildSaCounters> { this.calls.push({ op: 'query', arg: ref }); return Promise.resolve(this.counters); }
+  installTrap(trap: KernelTrap): Promise<void> { this.calls.push({ op: 'trap', arg: trap }); this.traps.push(trap); return Promise.resolve(); }
+  removeTrap(trap: { peer: string; child: string; reqid: number }): Promise<void> { this.calls.push({ op: 'untrap', arg: trap }); return Promise.resolve(); }
+
+  ops(op: string): unknown[] { return this.calls.filter((c) => c.op === op).map((c) => c.arg); }
+}
+
+export const ALICE = '192.0.2.1';
+export const BOB = '192.0.2.2';
+
+export interface Side {
+  readonly engine: IkeEngine;
+  readonly kernel: FakeKernel;
+  readonly events: IkeEvent[];
+  readonly name: string;
+}
+
+export const HOUR = 3_600_000;
+
+export function child(over: Partial<ChildConfig> = {}, side: 'alice' | 'bob' = 'alice'): ChildConfig {
+  const a = ['10.1.0.0/16']; const b = ['10.2.0.0/16'];
+  return {
+    name: 'net', localTs: side === 'alice' ? a : b, remoteTs: side === 'alice' ? b : a, espProposals: ['aes256gcm16'],
+    mode: 'tunnel', rekeyTimeMs: HOUR, lifeTimeMs: 1.1 * HOUR, ...over,
+  };
+}
+
+export interface PkiSet { readonly ca: Uint8Array; readonly alice: { cert: Uint8Array; key: KeyObject }; readonly bob: { cert: Uint8Array; key: KeyObject } }
+
+let pkiCache: PkiSet | undefined;
+/** A CA and two ECDSA P-256 end entities with FQDN SANs (alice.example / bob.example). */
+export function pki(nowMs: number): PkiSet {
+  if (pkiCache) return pkiCache;
+  const ec = () => generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const ca = ec(); const a = ec(); const b = ec();
+  const base = { notBeforeMs: nowMs - 86_400_000, notAfterMs: nowMs + 3650 * 86_400_000 };
+  const CA = dn('kipsec pair CA');
+  const caDer = buildCert({ ...base, subject: CA, issuer: CA, publicKey: ca.publicKey, signingKey: ca.privateKey, ca: true, keyUsage: [5, 6] });
+  const ee = (name: string, k: typeof a, serial: number) => buildCert({ ...base, serial, subject: dn(name), issuer: CA, publicKey: k.publicKey, signingKey: ca.privateKey, keyUsage: [0], dns: [name] });
+  pkiCache = { ca: caDer, alice: { cert: ee('alice.example', a, 2), key: a.privateKey }, bob: { cert: ee('bob.example', b, 3), key: b.privateKey } };
+  return pkiCache;
+}
+
+export interface PairOptions {
+  readonly auth?: 'psk' | 'cert';
+  readonly alicePsk?: string;
+  readonly bobPsk?: string;
+  readonly alice?: Partial<PeerConfig>;
+  readonly bob?: Partial<PeerConfig>;
+  readonly aliceChildren?: ChildConfig[];
+  readonly bobChildren?: ChildConfig[];
+  readonly aliceOptions?: EngineOptions;
+  readonly bobOptions?: EngineOptions;
+  readonly ike?: string[];
+  readonly bobIke?: string[];
+}
+
+export class Pair {
+  readonly clock = new ManualClock(Date.UTC(2026, 10, 27, 12));
+  readonly net = new FakeNet();
+  readonly alice: Side;
+  readonly bob: Side;
+
+  constructor(o: PairOptions = {}) {
+    const mk = (name: 'alice' | 'bob', seed: number, spiBase: number): Side => {
+      const kernel = new FakeKernel(spiBase);
+      const events: IkeEvent[] = [];
+      const me = name === 'alice' ? ALICE : BOB; const them = name === 'alice' ? BOB : ALICE;
+      const other = name === 'alice' ? 'bob' : 'alice';
+      const auth: PeerConfig['auth'] = o.auth === 'cert'
+        ? { method: 'certificate', certificate: pki(this.clock.now())[name].cert, privateKey: pki(this.clock.now())[name].key, cas: [pki(this.clock.now()).ca] }
+        : { method: 'psk', secret: pskFrom((name === 'alice' ? o.alicePsk : o.bobPsk) ?? 'correct horse battery staple') };
+      const cfg: PeerConfig = {
+        name: `to-${other}`,
+        local: { address: me, id: identityFromString(`${name}.example`) },
+        remote: { address: them, id: identityFromString(`${other}.example`) },
+        auth,
+        ike: { proposals: (name === 'bob' ? o.bobIke : undefined) ?? o.ike ?? ['aes256gcm16-prfsha256-x25519'], rekeyTimeMs: 4 * HOUR },
+        children: (name === 'alice' ? o.aliceChildren : o.bobChildren) ?? [child({}, name)],
+        dpd: { intervalMs: 30_000, action: 'restart' },
+        startAction: name === 'alice' ? 'initiate' : 'respond',
+        ...(name === 'alice' ? o.alice : o.bob),
+      };
+      const engine = new IkeEngine({ transport: this.net.transportFor(), kernel, clock: this.clock, random: new SeededRandom(seed), events: { emit: (e) => events.push(e) } },
+        [cfg], { rekeyJitterMs: 0, ...(name === 'alice' ? o.aliceOptions : o.bobOptions) });
+      this.net.engines.set(me, engine);
+      return { engine, kernel, events, name };
+    };
+    this.alice = mk('alice', 11, 0xa0000001);
+    this.bob = mk('bob', 22, 0xb0000001);
+  }
+
+  async connect(): Promise<void> {
+    this.alice.engine.initiate('to-bob');
+    await this.net.pump();
+  }
+
+  /** Move time forward in steps, delivering traffic after each. */
+  async advance(ms: number, stepMs = 500): Promise<void> {
+    let left = ms;
+    while (left > 0) {
+      const s = Math.min(stepMs, left);
+      this.clock.advance(s);
+      left -= s;
+      await this.net.pump();
+    }
+  }
+
+  events(side: Side, type: IkeEvent['type']): IkeEvent[] { return side.events.filter((e) => e.type === type); }
+}
+
+/** Installed SAs of one side must mirror the other's: my inbound SPI is your outbound SPI, same keys. */
+export function mirrored(a: FakeKernel, b: FakeKernel): boolean {
+  if (a.installed.size !== b.installed.size || a.installed.size === 0) return false;
+  for (const sa of a.installed.values()) {
+    const peer = [...b.installed.values()].find((x) => x.outbound.spi === sa.inbound.spi);
+    if (!peer || peer.inbound.spi !== sa.outbound.spi) return false;
+    const k1 = sa.inbound.algorithms; const k2 = peer.outbound.algorithms;
+    if (k1.kind !== 'aead' || k2.kind !== 'aead') continue;
+    if (Buffer.compare(Buffer.from(k1.key.expose()), Buffer.from(k2.key.expose())) !== 0) return false;
+  }
+  return true;
+}
