@@ -56,7 +56,7 @@ const gcm = { name: 'rfc4106(gcm(aes))', key: new SecretBytes(new Uint8Array(20)
 const scenarios: Record<string, () => Promise<unknown>> = {
   async expire() {
     const evRec = new Recording();
-    const c = new XfrmClient(new RawNetlinkTransport(NETLINK_XFRM), { eventTransport: () => evRec });
+    const c = new XfrmClient(new RawNetlinkTransport(NETLINK_XFRM), { timeoutMs: 60_000, eventTransport: () => evRec });
     const events: XfrmEvent[] = [];
     const sub = c.events(['expire'], (e) => events.push(e));
     const t0 = Date.now();
@@ -80,7 +80,7 @@ const scenarios: Record<string, () => Promise<unknown>> = {
     execFileSync('ip', ['link', 'set', 'v0', 'up']);
     execFileSync('ip', ['link', 'set', 'v1', 'up']);
     const evRec = new Recording();
-    const c = new XfrmClient(new RawNetlinkTransport(NETLINK_XFRM), { eventTransport: () => evRec });
+    const c = new XfrmClient(new RawNetlinkTransport(NETLINK_XFRM), { timeoutMs: 60_000, eventTransport: () => evRec });
     const events: XfrmEvent[] = [];
     const sub = c.events(['acquire'], (e) => events.push(e));
     await c.addPolicy({

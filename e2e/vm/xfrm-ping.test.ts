@@ -45,7 +45,7 @@ function child(s: Side): { sas: SaSpec[]; policies: PolicySpec[] } {
 
 const scenarios: Record<string, (s: Side) => Promise<unknown>> = {
   async policyBased(s) {
-    const x = XfrmClient.open();
+    const x = XfrmClient.open({ timeoutMs: 60_000 });
     await x.installChild(child(s));
     const r = RtnlClient.open();
     await r.ensureRule();
@@ -60,14 +60,14 @@ const scenarios: Record<string, (s: Side) => Promise<unknown>> = {
     const index = await r.addXfrmInterface({ name: 'ipsec0', ifId: s.ifId!, link: 'eth0', up: true });
     assert.ok(index > 0);
     assert.equal(await r.xfrmInterfaceIfId('ipsec0'), s.ifId);
-    const x = XfrmClient.open();
+    const x = XfrmClient.open({ timeoutMs: 60_000 });
     await x.installChild(child(s));
     await r.addRoute({ dst: s.remote, src: s.inner, dev: 'ipsec0' });
     x.close(); r.close();
     return index;
   },
   async counters(s) {
-    const x = XfrmClient.open();
+    const x = XfrmClient.open({ timeoutMs: 60_000 });
     const out = await x.getAe({ dst: s.peer, spi: s.spiOut, src: s.me });
     const inn = await x.getAe({ dst: s.me, spi: s.spiIn, src: s.peer });
     x.close();

@@ -61,7 +61,7 @@ function record(name: string, what: string, datagrams: readonly Uint8Array[]): v
 const scenarios: Record<string, () => Promise<unknown>> = {
   async suites() {
     const rec = new Recording();
-    const c = new XfrmClient(rec);
+    const c = new XfrmClient(rec, { timeoutMs: 60_000 });
     let spi = 0x1000;
     for (const [name, alg] of Object.entries(SUITES)) {
       const sa: SaSpec = { ...base, spi: ++spi, replayWindow: 32, ...alg };
@@ -93,7 +93,7 @@ const scenarios: Record<string, () => Promise<unknown>> = {
 
   async features() {
     const rec = new Recording();
-    const c = new XfrmClient(rec);
+    const c = new XfrmClient(rec, { timeoutMs: 60_000 });
     const sa: SaSpec = {
       ...base, spi: 0x2001, aead: SUITES.aes256gcm16!.aead!, esn: true, replayWindow: 1024,
       encap: { sport: 4500, dport: 4500 }, mark: { value: 0x10, mask: 0xff }, setMark: { value: 0x5, mask: 0xff }, ifId: 0x20,
@@ -132,7 +132,7 @@ const scenarios: Record<string, () => Promise<unknown>> = {
   },
 
   async allocspi() {
-    const c = new XfrmClient(new RawNetlinkTransport(NETLINK_XFRM));
+    const c = new XfrmClient(new RawNetlinkTransport(NETLINK_XFRM), { timeoutMs: 60_000 });
     const spi = await c.allocSpi({ src: '192.0.2.2', dst: '192.0.2.1', reqid: 5, min: 0xc0000000, max: 0xc00000ff });
     assert.ok(spi >= 0xc0000000 && spi <= 0xc00000ff, `spi 0x${spi.toString(16)}`);
     const spi2 = await c.allocSpi({ src: '192.0.2.2', dst: '192.0.2.1', reqid: 6, min: 0xc0000000, max: 0xc00000ff });
@@ -149,7 +149,7 @@ const scenarios: Record<string, () => Promise<unknown>> = {
   },
 
   async errors() {
-    const c = new XfrmClient(new RawNetlinkTransport(NETLINK_XFRM));
+    const c = new XfrmClient(new RawNetlinkTransport(NETLINK_XFRM), { timeoutMs: 60_000 });
     const sa: SaSpec = { ...base, spi: 0x3001, ...SUITES.aes128gcm16! };
     await c.addSa(sa);
     await assert.rejects(c.addSa(sa), (e: unknown) => e instanceof XfrmExistsError && /esp spi 0x00003001 192\.0\.2\.1 → 192\.0\.2\.2: EEXIST/.test(e.message));
@@ -164,7 +164,7 @@ const scenarios: Record<string, () => Promise<unknown>> = {
   },
 
   async rollback() {
-    const c = new XfrmClient(new RawNetlinkTransport(NETLINK_XFRM));
+    const c = new XfrmClient(new RawNetlinkTransport(NETLINK_XFRM), { timeoutMs: 60_000 });
     const inSa: SaSpec = { src: '192.0.2.2', dst: '192.0.2.1', spi: 0x4001, reqid: 9, ...SUITES.aes128gcm16! };
     const outSa: SaSpec = { src: '192.0.2.1', dst: '192.0.2.2', spi: 0x4002, reqid: 9, ...SUITES.aes128gcm16! };
     const tmpl = (s: string, d: string) => [{ src: s, dst: d, proto: 'esp' as const, reqid: 9, mode: 'tunnel' as const }];

@@ -5,7 +5,7 @@
 // Use one connection for requests and a separate one for multicast events: the kernel's
 // notifications about our own changes carry our seq and port id, so on a shared socket they
 // would be indistinguishable from replies (strongSwan keeps two sockets for the same reason).
-import { Reader, type Writer } from '../../common/bytes.js';
+import { Reader, Writer } from '../../common/bytes.js';
 import { ParseError } from '../../common/errors.js';
 import { systemClock, type Clock, type TimerHandle } from '../../common/time.js';
 import { getI32 } from '../structs/host.js';
@@ -15,17 +15,12 @@ import {
   NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NLMSGERR_ATTR_MSG, nlAlign,
 } from './constants.js';
 import { NetlinkClosedError, NetlinkDumpInterruptedError, NetlinkErrnoError, NetlinkTimeoutError } from './errors.js';
-import { buildNlmsg, NLMSG_HDRLEN, splitNlmsgs, type NlMessage } from './nlmsghdr.js';
+import { appendNlmsg, buildNlmsg, NLMSG_HDRLEN, splitNlmsgs, type NlMessage } from './nlmsghdr.js';
 import type { NetlinkTransport } from './transport.js';
 
 type Body = (w: Writer) => void;
 
-function concat(parts: readonly Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) { out.set(p, at); at += nlAlign(p.length); }
-  return out;
-}
+const NO_TIMER: TimerHandle = { cancel: () => { /* batch requests share one timer */ } };
 
 interface Pending {
   readonly type: number;
@@ -39,7 +34,8 @@ interface Pending {
 
 export interface ConnectionOptions {
   readonly clock?: Clock;
-  /** Per-request timeout; the kernel answers in microseconds, so this only catches bugs. */
+  /** Per-request timeout (default 15 s). The kernel answers in microseconds, except when a new
+   *  algorithm makes it load and self-test a crypto module (seconds under emulation); this only catches lost replies. */
   readonly timeoutMs?: number;
   /** How often to repeat a dump that came back with NLM_F_DUMP_INTR. */
   readonly dumpRetries?: number;
@@ -78,7 +74,7 @@ export class NetlinkConnection {
   constructor(transport: NetlinkTransport, opts: ConnectionOptions = {}) {
     this.#t = transport;
     this.#clock = opts.clock ?? systemClock;
-    this.#timeoutMs = opts.timeoutMs ?? 5_000;
+    this.#timeoutMs = opts.timeoutMs ?? 15_000;
     this.#dumpRetries = opts.dumpRetries ?? 3;
     this.#seq = (this.#clock.now() & 0x7fffffff) || 1;
     transport.setReceiver((d) => this.#receive(d), (e) => this.#fail(e));
@@ -134,24 +130,42 @@ export class NetlinkConnection {
    */
   async ackBatch(reqs: readonly { readonly type: number; readonly flags?: number; readonly body: Body }[], maxDatagram = 64 << 10): Promise<(Error | null)[]> {
     const results: Promise<Error | null>[] = [];
-    let chunk: Uint8Array[] = [];
-    let size = 0;
+    // One timer for the whole batch (thousands of timers would cost more than the requests).
+    const seqs: number[] = [];
+    const batchTimer = this.#clock.setTimer(this.#timeoutMs, () => {
+      for (const seq of seqs) {
+        const p = this.#pending.get(seq);
+        if (p) this.#settle(seq, p, new NetlinkTimeoutError(p.type, seq, this.#timeoutMs));
+      }
+    });
+    let w = new Writer(maxDatagram + 4096);
     const flush = (): void => {
-      if (!chunk.length) return;
-      const d = chunk.length === 1 ? chunk[0]! : concat(chunk, size);
-      chunk = []; size = 0;
+      if (!w.length) return;
+      const d = w.finish();
+      w = new Writer(maxDatagram + 4096);
       try { this.#t.send(d); } catch (e) { this.#fail(e as Error); }
     };
     for (const q of reqs) {
       if (this.#closed) { results.push(Promise.resolve(new NetlinkClosedError(`cannot send type ${q.type}`))); continue; }
       const seq = this.#nextSeq();
-      const msg = buildNlmsg(q.type, NLM_F_REQUEST | NLM_F_ACK | (q.flags ?? 0), seq, this.#t.portId, q.body);
-      if (size + nlAlign(msg.length) > maxDatagram) flush();
-      chunk.push(msg); size += nlAlign(msg.length);
-      results.push(this.#expect(q.type, seq, 'ack').then(() => null, (e: unknown) => e as Error));
+      const before = w.length;
+      appendNlmsg(w, q.type, NLM_F_REQUEST | NLM_F_ACK | (q.flags ?? 0), seq, this.#t.portId, q.body);
+      if (w.length > maxDatagram && before > 0) {
+        // Move the message that overflowed into the next datagram.
+        const all = w.finish();
+        const msg = all.slice(nlAlign(before));
+        w = new Writer(maxDatagram + 4096);
+        w.bytes(all.subarray(0, before));
+        flush();
+        w.bytes(msg);
+      }
+      seqs.push(seq);
+      results.push(this.#expect(q.type, seq, 'ack', false).then(() => null, (e: unknown) => e as Error));
     }
     flush();
-    return Promise.all(results);
+    const out = await Promise.all(results);
+    batchTimer.cancel();
+    return out;
   }
 
   close(): void {
@@ -170,13 +184,13 @@ export class NetlinkConnection {
     return p;
   }
 
-  #expect(type: number, seq: number, kind: Pending['kind']): Promise<NlMessage[]> {
+  #expect(type: number, seq: number, kind: Pending['kind'], ownTimer = true): Promise<NlMessage[]> {
     return new Promise<NlMessage[]>((resolve, reject) => {
-      const timer = this.#clock.setTimer(this.#timeoutMs, () => {
+      const timer = ownTimer ? this.#clock.setTimer(this.#timeoutMs, () => {
         this.#pending.delete(seq);
         this.#updateRef();
         reject(new NetlinkTimeoutError(type, seq, this.#timeoutMs));
-      });
+      }) : NO_TIMER;
       this.#pending.set(seq, { type, kind, msgs: [], interrupted: false, timer, resolve, reject });
       this.#updateRef();
     });

@@ -56,6 +56,16 @@ export function buildNlmsg(type: number, flags: number, seq: number, pid: number
   return w.finish();
 }
 
+/** Append one message to `w` (NLMSG_ALIGNed start), for packing many requests in one datagram. */
+export function appendNlmsg(w: Writer, type: number, flags: number, seq: number, pid: number, body: (w: Writer) => void): void {
+  const pad = nlAlign(w.length) - w.length;
+  if (pad) w.zeros(pad);
+  const at = w.length;
+  encodeNlmsghdr(w, { nlmsg_len: 0, nlmsg_type: type, nlmsg_flags: flags, nlmsg_seq: seq, nlmsg_pid: pid });
+  body(w);
+  setU32At(w, at, w.length - at);
+}
+
 /** Split a datagram into messages (NLMSG_OK / NLMSG_NEXT); a short or overlong length is a ParseError. */
 export function splitNlmsgs(datagram: Uint8Array): NlMessage[] {
   const out: NlMessage[] = [];
