@@ -6,7 +6,7 @@
 // CERT payload after validating it to ca.crt and matching the FQDN identity.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { X509Certificate } from 'node:crypto';
@@ -16,6 +16,7 @@ import { AuthMethod, CertEncoding, PayloadType, TransformType } from '../../../.
 import { createSkCipher } from '../../../../src/ike/crypto/sk.js';
 import { expandIkeSaKeys, type IkeSuite } from '../../../../src/ike/crypto/keys.js';
 import { createPrf } from '../../../../src/ike/crypto/prf.js';
+import { keyExchangeLength, validatePeerPublicValue } from '../../../../src/ike/crypto/dh.js';
 import { pskAuthData, signedOctets, verifySignatureAuth } from '../../../../src/ike/crypto/auth.js';
 import { matchIdentity, validateCertificateChain } from '../../../../src/ike/crypto/certs.js';
 import { parseProposal } from '../../../../src/ike/policy/index.js';
@@ -57,7 +58,7 @@ function suiteOf(text: string): IkeSuite {
   return { encrId: e.id, prfId: prf.id, ...(e.keyLength ? { encrKeyBits: e.keyLength } : {}), ...(i ? { integId: i.id } : {}) };
 }
 
-const scenarios = ['psk-cbc', 'psk-gcm', 'cert-ecdsa', 'cert-ecdsa-frag'].filter((s) => existsSync(join(dir, `${s}.json`)));
+const scenarios = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort() : [];
 
 test('golden strongSwan captures are present', { skip: scenarios.length === 0 ? 'test/golden/ike not present' : false }, () => {
   assert.ok(scenarios.length > 0);
@@ -76,6 +77,12 @@ for (const name of scenarios) {
     return sa.keys;
   };
   const hex = (k: Record<string, string>, n: string) => new SecretBytes(fromHex(k[n] ?? ''));
+
+  /** The IKE_SA_INIT exchange that created the IKE SA: the last request and response (RFC 7296 §1.3 retry after INVALID_KE_PAYLOAD). */
+  const initPair = (): { req: Uint8Array; resp: Uint8Array } => {
+    const init = msgs.filter((d) => d.exchange === 'IKE_SA_INIT');
+    return { req: init.filter((d) => !d.response).at(-1)!.bytes, resp: init.filter((d) => d.response).at(-1)!.bytes };
+  };
 
   /** Decrypt a protected message (SK, or one SKF fragment) with our SK module. */
   const open = (m: Uint8Array): { firstInner: number; inner: Uint8Array; skf?: { num: number; total: number } } => {
@@ -112,15 +119,14 @@ for (const name of scenarios) {
   };
 
   test(`golden ${name}: prf+(SKEYSEED, Ni | Nr | SPIi | SPIr) reproduces every SK_* key charon logged (RFC 7296 §2.14)`, () => {
-    const init = msgs.filter((d) => d.exchange === 'IKE_SA_INIT');
-    const req = init.find((d) => !d.response)!; const resp = init.find((d) => d.response)!;
+    const { req, resp } = initPair();
     const nonce = (m: Uint8Array) => walk(m[16]!, m.subarray(28)).find((p) => p.type === PayloadType.NONCE)!.body;
     const check = (sa: Golden['ikeSas'][number], ni: Uint8Array, nr: Uint8Array) => {
       const keys = expandIkeSaKeys(suite, new SecretBytes(fromHex(sa.keys['SKEYSEED']!)), ni, nr, fromHex(sa.initiatorSpi), fromHex(sa.responderSpi));
       const got: Record<string, SecretBytes> = { Sk_d: keys.skD, Sk_ai: keys.skAi, Sk_ar: keys.skAr, Sk_ei: keys.skEi, Sk_er: keys.skEr, Sk_pi: keys.skPi, Sk_pr: keys.skPr };
       for (const [k, v] of Object.entries(got)) assert.equal(toHex(v.expose()), sa.keys[k] ?? '', `${k} of IKE SA ${sa.initiatorSpi}`);
     };
-    check(sa0, nonce(req.bytes), nonce(resp.bytes));
+    check(sa0, nonce(req), nonce(resp));
     // The IKE rekey: nonces come from the CREATE_CHILD_SA whose SA payload proposes protocol IKE.
     const sa1 = g.ikeSas[1];
     if (sa1) {
@@ -129,6 +135,24 @@ for (const name of scenarios) {
       const nr = rekey.find((x) => x.response)!.payloads.find((p) => p.type === PayloadType.NONCE)!.body;
       check(sa1, ni, nr);
     }
+  });
+
+  test(`golden ${name}: strongSwan's KE payloads have our lengths and pass our public-value validation; INVALID_KE_PAYLOAD names the retried group`, () => {
+    const init = msgs.filter((d) => d.exchange === 'IKE_SA_INIT');
+    let asked: number | undefined;
+    for (const d of init) {
+      const ps = walk(d.bytes[16]!, d.bytes.subarray(28));
+      const invalidKe = ps.find((p) => p.type === PayloadType.NOTIFY && ((p.body[2]! << 8) | p.body[3]!) === 17);
+      if (invalidKe) { asked = (invalidKe.body[4]! << 8) | invalidKe.body[5]!; continue; }
+      const ke = ps.find((p) => p.type === PayloadType.KE);
+      if (!ke) continue;
+      const group = (ke.body[0]! << 8) | ke.body[1]!;
+      const data = ke.body.subarray(4);
+      assert.equal(data.length, keyExchangeLength(group), `KE length for group ${group}`);
+      validatePeerPublicValue(group, data);
+      if (asked !== undefined && !d.response) { assert.equal(group, asked, 'retry uses the group the responder asked for'); }
+    }
+    if (name.includes('invalid-ke')) assert.ok(asked !== undefined, 'capture contains INVALID_KE_PAYLOAD');
   });
 
   test(`golden ${name}: every SK${name.endsWith('frag') ? '/SKF' : ''} payload decrypts; first inner payload type matches the SK header`, () => {
@@ -149,8 +173,7 @@ for (const name of scenarios) {
 
   test(`golden ${name}: both AUTH payloads verify with our signed octets (RFC 7296 §2.15${g.auth.method === 'psk' ? '' : ', RFC 7427'})`, () => {
     const k = sa0.keys;
-    const init = msgs.filter((d) => d.exchange === 'IKE_SA_INIT');
-    const req = init.find((d) => !d.response)!.bytes; const resp = init.find((d) => d.response)!.bytes;
+    const { req, resp } = initPair();
     const nonce = (m: Uint8Array) => walk(m[16]!, m.subarray(28)).find((p) => p.type === PayloadType.NONCE)!.body;
     const auth = decrypted().filter((x) => x.exchange === 'IKE_AUTH');
     for (const side of ['initiator', 'responder'] as const) {
