@@ -38,23 +38,35 @@ export interface Opener {
 
 export interface FragmentInfo { readonly fragmentNumber: number; readonly totalFragments: number }
 
-function sealOne(header: IkeHeader, outer: readonly IkePayload[], innerNext: number, plaintext: Uint8Array,
-  sealer: Sealer, fragment: FragmentInfo | undefined): Uint8Array {
-  const bodyLength = sealer.encryptedLength(plaintext.length);
-  const w = new Writer(256 + plaintext.length);
+/**
+ * The bytes of an encrypted message that precede the SK/SKF body — IKE header, outer payloads,
+ * SK (or SKF) header — with every Length field final for a body of `bodyLength` bytes. This is the
+ * AEAD associated data and the start of the HMAC input; message = prefix || body.
+ */
+export function encryptedPrefix(header: IkeHeader, outer: readonly IkePayload[], innerNext: number, bodyLength: number,
+  fragment?: FragmentInfo): Uint8Array {
+  const w = new Writer(256);
   const lenAt = encodeHeader(w, header, 0);
   const firstOuter = writeChain(w, outer);
-  // Patch the last outer payload's Next Payload (or the header's) to point at the envelope.
   const envType = fragment === undefined ? PayloadType.SK : PayloadType.SKF;
   const fixed = GENERIC_HEADER_BYTES + (fragment === undefined ? 0 : 4);
-  w.u8(innerNext).u8(0).u16(fixed + bodyLength);
+  w.u8(innerNext).u8(0).u16(0);
   if (fragment !== undefined) w.u16(fragment.fragmentNumber).u16(fragment.totalFragments);
   const total = w.length + bodyLength;
   if (total > MAX_MESSAGE_BYTES) throw new IkeEncodeError('ERR_IKE_MESSAGE_TOO_LONG', `message would be ${total} bytes, want at most ${MAX_MESSAGE_BYTES}`);
   w.setU32(lenAt, total);
   const prefix = w.finish();
+  new DataView(prefix.buffer).setUint16(prefix.length - fixed + 2, fixed + bodyLength);
+  // Point the header's Next Payload (or the last outer payload's) at the envelope.
   prefix[16] = outer.length === 0 ? envType : firstOuter;
   if (outer.length > 0) prefix[lastOuterHeaderAt(prefix, outer.length)] = envType;
+  return prefix;
+}
+
+function sealOne(header: IkeHeader, outer: readonly IkePayload[], innerNext: number, plaintext: Uint8Array,
+  sealer: Sealer, fragment: FragmentInfo | undefined): Uint8Array {
+  const bodyLength = sealer.encryptedLength(plaintext.length);
+  const prefix = encryptedPrefix(header, outer, innerNext, bodyLength, fragment);
   const body = sealer.encrypt(plaintext, prefix);
   if (body.length !== bodyLength) throw new IkeEncodeError('ERR_IKE_SEALED_LENGTH', `sealer returned ${body.length} bytes, promised ${bodyLength}`);
   const out = concatBytes(prefix, body);

@@ -3,9 +3,11 @@
 import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
+import { concatBytes } from '../../../../src/common/bytes.js';
 import { ExchangeType, NotifyStatus, PayloadType } from '../../../../src/ike/constants.js';
 import {
-  checkInnerPayloads, decodeMessage, encodeEncryptedFragments, encodeEncryptedMessage, IkeEncodeError, joinFragments,
+  checkInnerPayloads, decodeMessage, encodeEncryptedFragments, encodeEncryptedMessage, encodePayloadChain, encryptedPrefix,
+  IkeEncodeError, joinFragments,
   notify, openEncryptedMessage, sealedPrefix, type IkeHeader, type IkePayload, type Opener, type Sealer, type SkfPayload,
 } from '../../../../src/ike/codec/index.js';
 import { throwsCode, toHex } from './helpers.js';
@@ -106,5 +108,15 @@ describe('SKF fragments, RFC 7383', () => {
     throwsCode(() => joinFragments([{ envelope: env(1, 2), plaintext: new Uint8Array(4) }]), 'ERR_IKE_SKF_MISSING');
     throwsCode(() => joinFragments([{ envelope: env(2, 2), plaintext: new Uint8Array(4) }]), 'ERR_IKE_SKF_MISSING');
     throwsCode(() => joinFragments([{ envelope: env(1, 2), plaintext: new Uint8Array(4) }, { envelope: env(2, 3), plaintext: new Uint8Array(4) }]), 'ERR_IKE_SKF_TOTAL');
+  });
+});
+
+describe('encryptedPrefix (hand-rolled flow)', () => {
+  it('prefix || body equals what encodeEncryptedMessage builds, RFC 7296 §3.14', () => {
+    const fixedIv: Sealer = { encryptedLength: gcm.encryptedLength, encrypt: (p, aad) => new Uint8Array(gcm.encryptedLength(p.length)).fill(aad.length) };
+    const whole = encodeEncryptedMessage(h, inner, fixedIv);
+    const { firstType, bytes } = encodePayloadChain(inner);
+    const prefix = encryptedPrefix(h, [], firstType, fixedIv.encryptedLength(bytes.length));
+    assert.equal(toHex(concatBytes(prefix, fixedIv.encrypt(bytes, prefix))), toHex(whole));
   });
 });
