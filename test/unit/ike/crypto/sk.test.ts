@@ -193,3 +193,13 @@ test('SK decrypt of arbitrary bytes only ever fails with IntegrityError or SkMal
     }), { numRuns: 200 });
   }
 });
+
+test('weak suite (3DES-CBC + HMAC-MD5-96, PRF_HMAC_MD5) works when a profile configured it; 8-octet blocks and IV', () => {
+  const suite: IkeSuite = { encrId: EncrId.ENCR_3DES, prfId: PrfId.PRF_HMAC_MD5, integId: IntegId.AUTH_HMAC_MD5_96 };
+  const { i, r } = pairFor(suite);
+  const inner = new Uint8Array(13).fill(1);
+  const len = i.outbound.encryptedLength(inner.length);
+  assert.equal(len, 8 + 16 + 12);
+  const aad = aadFor(len);
+  assert.equal(toHex(r.inbound.decrypt(i.outbound.encrypt(inner, aad), aad)), toHex(inner));
+});
