@@ -138,6 +138,9 @@ export class LeaderElector {
     }
   }
 
+  /** Stop campaigning without touching the lease (a crash, for tests): others wait for expiry. */
+  abandon(): void { this.#stopped = true; this.#leading = false; this.#timer?.cancel(); this.#wake?.(); }
+
   /** Step down; when leading, release the lease so a standby takes over at once. */
   async stop(): Promise<void> {
     this.#stopped = true;

@@ -1,0 +1,44 @@
+// What every controller gets: caches, the API client, clock, logger, metrics, events, the CA.
+import type { Clock } from '../common/time.js';
+import type { KubeClient } from '../api/kube/client.js';
+import type { IPsecMesh, IPsecNode, IPsecTunnel } from '../api/types.js';
+import type { CaStore } from './ca-store.js';
+import type { EventRecorder } from './events.js';
+import type { IdentityIndex } from './identity-index.js';
+import type { Informer } from './informer.js';
+import type { CertificateRequest, ConfigMap, Csr, KNode, Secret } from './kinds.js';
+import type { Logger } from './logger.js';
+import type { OperatorMetrics } from './metrics.js';
+
+export interface Caches {
+  readonly nodes: Informer<KNode>;
+  readonly csrs: Informer<Csr>;
+  readonly ipsecNodes: Informer<IPsecNode>;
+  readonly meshes: Informer<IPsecMesh>;
+  readonly tunnels: Informer<IPsecTunnel>;
+  readonly caSecret: Informer<Secret>;
+  readonly bundle: Informer<ConfigMap>;
+  readonly certificateRequests: Informer<CertificateRequest> | undefined;
+}
+
+export interface Ctx {
+  readonly kube: KubeClient;
+  readonly namespace: string;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly metrics: OperatorMetrics;
+  readonly events: EventRecorder;
+  readonly ca: CaStore;
+  readonly caches: Caches;
+  readonly identities: IdentityIndex;
+  readonly agentUsername: string;
+  readonly defaultCertLifetimeMs: number;
+  readonly meshName?: string;
+}
+
+/** The mesh that configures identity: the one named explicitly, else "default", else the oldest. */
+export function activeMesh(c: Caches, name?: string): IPsecMesh | undefined {
+  const all = c.meshes.list();
+  if (name !== undefined) return all.find((m) => m.metadata.name === name);
+  return all.find((m) => m.metadata.name === 'default') ?? all.sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? ''))[0];
+}

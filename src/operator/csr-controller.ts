@@ -1,0 +1,135 @@
+// The signer for CertificateSigningRequests with signerName kipsec.io/node-identity: decide
+// (csr-policy.ts) and record the decision through /approval, then issue through /status — with
+// the builtin CA, or by relaying to a cert-manager CertificateRequest. Every write carries the
+// resourceVersion we decided on, so a stale cache or a second operator can never sign twice.
+import { errorMessage } from '../common/errors.js';
+import { durationMs } from '../api/fields.js';
+import { RESOURCES, resourcePath } from '../api/kube/client.js';
+import { isAlreadyExists, isConflict, isNotFound } from '../api/kube/errors.js';
+import { LABELS, SIGNER_NAME } from '../api/names.js';
+import { parseCsr, signNodeCertificate, DEFAULT_NODE_CERT_LIFETIME_MS, type ParsedCsr } from '../pki/index.js';
+import { activeMesh, type Ctx } from './context.js';
+import { decideCsr, isApproved, isDecided, isFailed } from './csr-policy.js';
+import type { CertificateRequest, Csr, CsrCondition } from './kinds.js';
+import { metaTime } from './status.js';
+
+export function certLifetimeMs(ctx: Ctx): number {
+  const l = activeMesh(ctx.caches, ctx.meshName)?.spec.identity?.certificateLifetime;
+  return l ? durationMs(l) : ctx.defaultCertLifetimeMs;
+}
+
+const csrPath = (name: string, sub?: string): string => resourcePath(RESOURCES.csrs, { name, ...(sub ? { sub } : {}) });
+const regarding = (c: Csr) => ({ apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest', name: c.metadata.name, ...(c.metadata.uid ? { uid: c.metadata.uid } : {}) });
+
+function pem(c: Csr): string { return Buffer.from(c.spec.request, 'base64').toString('utf8'); }
+
+async function setConditions(ctx: Ctx, c: Csr, cond: CsrCondition, sub: 'approval' | 'status'): Promise<void> {
+  await ctx.kube.mergePatch(csrPath(c.metadata.name, sub), {
+    metadata: { resourceVersion: c.metadata.resourceVersion },
+    status: { conditions: [...(c.status?.conditions ?? []), cond] },
+  });
+}
+
+/** Returns a requeue delay or undefined. */
+export async function reconcileCsr(ctx: Ctx, name: string): Promise<number | undefined> {
+  const c = ctx.caches.csrs.get(name);
+  if (!c || c.spec.signerName !== SIGNER_NAME) return undefined;
+  if (isFailed(c) || c.status?.certificate) return undefined;
+  const log = ctx.log.child({ csr: name });
+  const now = ctx.clock.now();
+  let parsed: ParsedCsr | Error;
+  try { parsed = await parseCsr(pem(c)); } catch (e) { parsed = e instanceof Error ? e : new Error(errorMessage(e)); }
+
+  if (!isDecided(c)) {
+    const d = decideCsr(c, parsed, {
+      agentUsername: ctx.agentUsername, nowMs: now,
+      nodeAddresses: (n) => { const k = ctx.caches.nodes.get(n); return k ? (k.status?.addresses ?? []).map((a) => a.address) : undefined; },
+      liveIdentities: (n) => ctx.identities.live(n, name),
+    });
+    const cond: CsrCondition = { type: d.verdict === 'approve' ? 'Approved' : 'Denied', status: 'True', reason: d.reason, message: d.message, lastUpdateTime: metaTime(now) };
+    if (d.verdict === 'approve' && !(parsed instanceof Error)) ctx.identities.reserve(name, d.node, parsed.publicKeyFingerprint, now);
+    try { await setConditions(ctx, c, cond, 'approval'); } catch (e) {
+      ctx.identities.forget(name);
+      if (isConflict(e) || isNotFound(e)) return undefined; // changed under us: the informer brings the new version
+      throw e;
+    }
+    ctx.metrics.csrDecisions.inc({ decision: d.verdict, reason: d.reason });
+    if (d.verdict === 'deny') {
+      log.info({ reason: d.reason, message: d.message, requester: c.spec.username }, 'denied node identity request');
+      ctx.events.emit(regarding(c), 'Warning', d.reason, 'Deny', d.message);
+    } else {
+      log.debug({ node: d.node }, 'approved node identity request');
+    }
+    return undefined; // the approval's watch event brings us back to sign
+  }
+  if (!isApproved(c)) return undefined;
+  if (parsed instanceof Error || parsed.dnsNames.length !== 1) {
+    await failCsr(ctx, c, 'InvalidRequest', parsed instanceof Error ? parsed.message : 'the CSR must name exactly one node');
+    return undefined;
+  }
+  const mesh = activeMesh(ctx.caches, ctx.meshName);
+  const lifetime = Math.min(certLifetimeMs(ctx), c.spec.expirationSeconds ? c.spec.expirationSeconds * 1000 : Infinity);
+  if (mesh?.spec.identity?.source === 'cert-manager') return relayToCertManager(ctx, c, lifetime);
+
+  const ca = ctx.ca.state;
+  if (!ca) return 1000; // CA not loaded yet (leadership just started)
+  const cert = await signNodeCertificate(ca.signer, parsed, { nowMs: now, lifetimeMs: lifetime, dnsNames: parsed.dnsNames, ipAddresses: parsed.ipAddresses });
+  try {
+    await ctx.kube.mergePatch(csrPath(name, 'status'), { metadata: { resourceVersion: c.metadata.resourceVersion }, status: { certificate: Buffer.from(cert.toString('pem')).toString('base64') } });
+  } catch (e) {
+    if (isConflict(e) || isNotFound(e)) return undefined;
+    throw e;
+  }
+  ctx.metrics.certificatesIssued.inc({ mode: 'builtin' });
+  log.debug({ node: parsed.dnsNames[0], notAfter: cert.notAfter.toISOString() }, 'issued node certificate');
+  return undefined;
+}
+
+async function failCsr(ctx: Ctx, c: Csr, reason: string, message: string): Promise<void> {
+  try {
+    await setConditions(ctx, c, { type: 'Failed', status: 'True', reason, message, lastUpdateTime: metaTime(ctx.clock.now()) }, 'status');
+  } catch (e) { if (!isConflict(e) && !isNotFound(e)) throw e; }
+  ctx.events.emit(regarding(c), 'Warning', reason, 'Sign', message);
+}
+
+/** Name of the CertificateRequest relaying a CSR. */
+export function certificateRequestName(csrName: string): string { return `kipsec-${csrName}`.slice(0, 253); }
+
+function crNamespace(ctx: Ctx): string { return activeMesh(ctx.caches, ctx.meshName)?.spec.identity?.issuerNamespace ?? ctx.namespace; }
+
+async function relayToCertManager(ctx: Ctx, c: Csr, lifetimeMs: number): Promise<number | undefined> {
+  const mesh = activeMesh(ctx.caches, ctx.meshName)!;
+  const ref = mesh.spec.identity!.issuerRef!;
+  const ns = crNamespace(ctx);
+  const crName = certificateRequestName(c.metadata.name);
+  const cr = ctx.caches.certificateRequests?.get(`${ns}/${crName}`);
+  if (!cr) {
+    const body: CertificateRequest = {
+      apiVersion: 'cert-manager.io/v1', kind: 'CertificateRequest',
+      metadata: { name: crName, namespace: ns, labels: { [LABELS.managedBy]: 'kipsec-operator', [LABELS.node]: (await parseCsr(pem(c))).dnsNames[0]! }, annotations: { 'kipsec.io/csr': c.metadata.name } },
+      spec: { request: c.spec.request, issuerRef: { name: ref.name, kind: ref.kind ?? 'Issuer', group: ref.group ?? 'cert-manager.io' }, usages: ['digital signature', 'server auth', 'client auth'], duration: `${Math.round(lifetimeMs / 1000)}s`, isCA: false },
+    };
+    try { await ctx.kube.create(resourcePath(RESOURCES.certificateRequests, { namespace: ns }), body); } catch (e) { if (!isAlreadyExists(e)) throw e; }
+    ctx.log.info({ csr: c.metadata.name, certificateRequest: `${ns}/${crName}`, issuer: ref.name }, 'relayed node identity request to cert-manager');
+    return undefined; // the CertificateRequest informer brings us back
+  }
+  const ready = cr.status?.conditions?.find((x) => x.type === 'Ready');
+  const denied = cr.status?.conditions?.find((x) => x.type === 'Denied' && x.status === 'True');
+  if (denied || (ready?.status === 'False' && (ready.reason === 'Failed' || ready.reason === 'Denied'))) {
+    await failCsr(ctx, c, denied ? 'CertManagerDenied' : 'CertManagerFailed', `cert-manager ${denied ? 'denied' : 'failed'} ${ns}/${crName}: ${(denied ?? ready)?.message ?? ''}`);
+    return undefined;
+  }
+  if (ready?.status === 'True' && cr.status?.certificate) {
+    try {
+      await ctx.kube.mergePatch(csrPath(c.metadata.name, 'status'), { metadata: { resourceVersion: c.metadata.resourceVersion }, status: { certificate: cr.status.certificate } });
+    } catch (e) { if (isConflict(e) || isNotFound(e)) return undefined; throw e; }
+    ctx.metrics.certificatesIssued.inc({ mode: 'cert-manager' });
+    return undefined;
+  }
+  return undefined;
+}
+
+/** CSR key a CertificateRequest event should wake. */
+export function csrForCertificateRequest(cr: CertificateRequest): string | undefined { return cr.metadata.annotations?.['kipsec.io/csr']; }
+
+export { DEFAULT_NODE_CERT_LIFETIME_MS };

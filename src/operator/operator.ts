@@ -1,0 +1,198 @@
+// The operator process: informers always (a standby has warm caches), controllers and the signer
+// only while holding the leader Lease. stop() is the SIGTERM path: stop taking work, let in-flight
+// reconciles finish, release the lease so a standby takes over at once.
+import type { Clock } from '../common/time.js';
+import { errorMessage } from '../common/errors.js';
+import type { KubeClient } from '../api/kube/client.js';
+import { RESOURCES, resourcePath } from '../api/kube/client.js';
+import { CA_SECRET, LEADER_LEASE, SIGNER_NAME, TRUST_BUNDLE_CONFIGMAP, agentUsername } from '../api/names.js';
+import type { IPsecMesh, IPsecNode, IPsecTunnel } from '../api/types.js';
+import { CaStore } from './ca-store.js';
+import type { Caches, Ctx } from './context.js';
+import { csrForCertificateRequest, reconcileCsr, DEFAULT_NODE_CERT_LIFETIME_MS, certLifetimeMs } from './csr-controller.js';
+import { EventRecorder } from './events.js';
+import { IdentityIndex } from './identity-index.js';
+import { Informer, kubeListWatcher, type KubeObject } from './informer.js';
+import type { CertificateRequest, ConfigMap, Csr, KNode, Secret } from './kinds.js';
+import { DEFAULT_LEADER_TIMING, LeaderElector } from './leader.js';
+import type { Logger } from './logger.js';
+import { OperatorMetrics, startHealthServer } from './metrics.js';
+import { WorkQueue, runWorkers } from './queue.js';
+import { reconcileCa, reconcileIpsecNode, reconcileMesh, reconcileTunnel } from './resource-controllers.js';
+
+export interface OperatorOptions {
+  readonly kube: KubeClient;
+  readonly namespace: string;
+  readonly identity: string;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly leaseDurationMs?: number;
+  readonly renewDeadlineMs?: number;
+  readonly retryPeriodMs?: number;
+  readonly workers?: number;
+  /** Serve /metrics /healthz /readyz here (0 = any free port); absent = no server. */
+  readonly healthPort?: number;
+  readonly healthHost?: string;
+  readonly certLifetimeMs?: number;
+  /** Watch cert-manager CertificateRequests (needs its CRDs). */
+  readonly certManager?: boolean;
+  readonly defaultMetrics?: boolean;
+  /** Only sign CSRs with these labels (label selector). Shards signers; tests use it for isolation. */
+  readonly csrLabelSelector?: string;
+  /** The IPsecMesh that configures identity (default: "default", else the oldest). */
+  readonly meshName?: string;
+}
+
+type ControllerName = 'csr' | 'ipsecnode' | 'mesh' | 'tunnel' | 'ca';
+
+export class Operator {
+  readonly metrics: OperatorMetrics;
+  readonly ctx: Ctx;
+  readonly #o: OperatorOptions;
+  readonly #leader: LeaderElector;
+  readonly #queues: Record<ControllerName, WorkQueue<string>>;
+  readonly #informers: Informer<KubeObject>[];
+  #workers: Promise<void>[] = [];
+  #running: Promise<void>[] = [];
+  #healthServer: import('node:http').Server | undefined;
+  healthPort: number | undefined;
+  #stopped = false;
+
+  constructor(o: OperatorOptions) {
+    this.#o = o;
+    this.metrics = new OperatorMetrics(o.defaultMetrics ?? false);
+    const { kube, clock, log, namespace } = o;
+    const onErr = (what: string) => (e: unknown): void => log.warn({ informer: what, err: errorMessage(e) }, 'informer list/watch failed; retrying');
+    const inf = <T extends KubeObject>(what: string, path: string, sel: { fieldSelector?: string; labelSelector?: string } = {}): Informer<T> => new Informer<T>(kubeListWatcher<T>(kube, path, sel), clock, onErr(what));
+    const caches: Caches = {
+      nodes: inf<KNode>('nodes', resourcePath(RESOURCES.nodes)),
+      csrs: inf<Csr>('csrs', resourcePath(RESOURCES.csrs), { fieldSelector: `spec.signerName=${SIGNER_NAME}`, ...(o.csrLabelSelector ? { labelSelector: o.csrLabelSelector } : {}) }),
+      ipsecNodes: inf<IPsecNode>('ipsecnodes', resourcePath(RESOURCES.ipsecNodes)),
+      meshes: inf<IPsecMesh>('ipsecmeshes', resourcePath(RESOURCES.ipsecMeshes)),
+      tunnels: inf<IPsecTunnel>('ipsectunnels', resourcePath(RESOURCES.ipsecTunnels)),
+      caSecret: inf<Secret>('ca-secret', resourcePath(RESOURCES.secrets, { namespace }), { fieldSelector: `metadata.name=${CA_SECRET}` }),
+      bundle: inf<ConfigMap>('trust-bundle', resourcePath(RESOURCES.configMaps, { namespace }), { fieldSelector: `metadata.name=${TRUST_BUNDLE_CONFIGMAP}` }),
+      certificateRequests: o.certManager ? inf<CertificateRequest>('certificaterequests', resourcePath(RESOURCES.certificateRequests)) : undefined,
+    };
+    this.#informers = Object.values(caches).filter((x): x is Informer<KubeObject> => x !== undefined);
+    let ctxRef: Ctx | undefined;
+    const identities = new IdentityIndex(() => (ctxRef ? certLifetimeMs(ctxRef) : o.certLifetimeMs ?? DEFAULT_NODE_CERT_LIFETIME_MS));
+    this.ctx = ctxRef = {
+      kube, namespace, clock, log, metrics: this.metrics, caches, identities,
+      events: new EventRecorder(kube, clock, log, o.identity),
+      ca: new CaStore(kube, namespace, clock, log),
+      agentUsername: agentUsername(namespace),
+      defaultCertLifetimeMs: o.certLifetimeMs ?? DEFAULT_NODE_CERT_LIFETIME_MS,
+      ...(o.meshName !== undefined ? { meshName: o.meshName } : {}),
+    };
+    this.#queues = { csr: new WorkQueue(clock), ipsecnode: new WorkQueue(clock), mesh: new WorkQueue(clock), tunnel: new WorkQueue(clock), ca: new WorkQueue(clock) };
+    this.#wire(caches);
+    this.#leader = new LeaderElector(kube, {
+      namespace, name: LEADER_LEASE, identity: o.identity,
+      leaseDurationMs: o.leaseDurationMs ?? DEFAULT_LEADER_TIMING.leaseDurationMs,
+      renewDeadlineMs: o.renewDeadlineMs ?? DEFAULT_LEADER_TIMING.renewDeadlineMs,
+      retryPeriodMs: o.retryPeriodMs ?? DEFAULT_LEADER_TIMING.retryPeriodMs,
+    }, clock, log, {
+      onStartedLeading: () => { this.metrics.isLeader.set(1); this.#lead(); },
+      onStoppedLeading: () => { this.metrics.isLeader.set(0); this.#stopLeading(); },
+      onNewLeader: (id) => log.info({ leader: id }, 'another operator leads'),
+    });
+  }
+
+  get isLeader(): boolean { return this.#leader.isLeader; }
+  get caches(): Caches { return this.ctx.caches; }
+
+  /** Event handlers only enqueue keys; all work happens in the queues' workers. */
+  #wire(c: Caches): void {
+    const q = this.#queues;
+    const now = (): number => this.#o.clock.now();
+    // Mesh status aggregates every node: batch bursts of node changes into one reconcile per second.
+    const meshesSoon = (): void => { for (const m of c.meshes.list()) q.mesh.addAfter(m.metadata.name, 1000); };
+    c.csrs.addHandlers({
+      onAdd: (x) => { this.ctx.identities.observe(x, now()); q.csr.add(x.metadata.name); },
+      onUpdate: (_o, x) => { this.ctx.identities.observe(x, now()); q.csr.add(x.metadata.name); const n = nodeOfCsr(x); if (n) q.ipsecnode.add(n); },
+      onDelete: (x) => { this.ctx.identities.forget(x.metadata.name); },
+    });
+    c.nodes.addHandlers({ onAdd: (x) => q.ipsecnode.add(x.metadata.name), onDelete: (x) => { q.ipsecnode.add(x.metadata.name); meshesSoon(); } });
+    c.ipsecNodes.addHandlers({
+      onAdd: (x) => { q.ipsecnode.add(x.metadata.name); meshesSoon(); tunnelsOf(x).forEach((t) => q.tunnel.add(t)); },
+      onUpdate: (o, x) => { q.ipsecnode.add(x.metadata.name); meshesSoon(); new Set([...tunnelsOf(o), ...tunnelsOf(x)]).forEach((t) => q.tunnel.add(t)); },
+      onDelete: (x) => { meshesSoon(); tunnelsOf(x).forEach((t) => q.tunnel.add(t)); },
+    });
+    c.meshes.addHandlers({ onAdd: (x) => q.mesh.add(x.metadata.name), onUpdate: (_o, x) => { q.mesh.add(x.metadata.name); for (const cs of c.csrs.list()) if (!cs.status?.certificate) q.csr.add(cs.metadata.name); } });
+    c.tunnels.addHandlers({ onAdd: (x) => q.tunnel.add(x.metadata.name), onUpdate: (_o, x) => q.tunnel.add(x.metadata.name) });
+    c.caSecret.addHandlers({ onAdd: () => q.ca.add('ca'), onUpdate: () => q.ca.add('ca'), onDelete: () => q.ca.add('ca') });
+    c.bundle.addHandlers({ onUpdate: () => q.ca.add('ca'), onDelete: () => q.ca.add('ca') });
+    c.certificateRequests?.addHandlers({ onAdd: (x) => { const k = csrForCertificateRequest(x); if (k) q.csr.add(k); }, onUpdate: (_o, x) => { const k = csrForCertificateRequest(x); if (k) q.csr.add(k); } });
+  }
+
+  /** Start informers, leader election and the health server; resolves once caches synced. */
+  async start(): Promise<void> {
+    for (const i of this.#informers) this.#running.push(i.run());
+    await Promise.all(this.#informers.map((i) => i.waitForSync()));
+    this.#o.log.info({ identity: this.#o.identity, nodes: this.ctx.caches.nodes.size, csrs: this.ctx.caches.csrs.size }, 'caches synced');
+    if (this.#o.healthPort !== undefined) {
+      const h = await startHealthServer(this.metrics, { healthy: () => !this.#stopped, ready: () => this.#informers.every((i) => i.hasSynced) }, this.#o.healthPort, this.#o.healthHost ?? '0.0.0.0');
+      this.#healthServer = h.server; this.healthPort = h.port;
+    }
+    this.#running.push(this.#leader.run());
+  }
+
+  #lead(): void {
+    const q = this.#queues;
+    // Re-elected after losing the lease: fresh queues. Handlers hold the same `q` object, so they
+    // enqueue into the new ones.
+    for (const name of Object.keys(q) as ControllerName[]) if (q[name].shuttingDown) q[name] = new WorkQueue(this.#o.clock);
+    const c = this.ctx.caches;
+    q.ca.add('ca');
+    for (const x of c.csrs.list()) q.csr.add(x.metadata.name);
+    for (const x of c.ipsecNodes.list()) q.ipsecnode.add(x.metadata.name);
+    for (const x of c.meshes.list()) q.mesh.add(x.metadata.name);
+    for (const x of c.tunnels.list()) q.tunnel.add(x.metadata.name);
+    const workers = this.#o.workers ?? 4;
+    const run = (name: ControllerName, n: number, fn: (k: string) => Promise<number | undefined>): Promise<void> => runWorkers(q[name], n, async (k) => {
+      const end = this.metrics.reconcileSeconds.startTimer({ controller: name });
+      try { const r = await fn(k); this.metrics.reconciles.inc({ controller: name, result: 'ok' }); return r; } finally { end(); this.metrics.queueDepth.set({ controller: name }, q[name].length); }
+    }, (k, e, retryMs) => {
+      this.metrics.reconciles.inc({ controller: name, result: 'error' });
+      this.#o.log.warn({ controller: name, key: k, retryMs, err: errorMessage(e) }, 'reconcile failed; will retry');
+    });
+    // The CA goes first: signing waits for it (reconcileCsr requeues until it is loaded).
+    this.#workers = [
+      run('ca', 1, () => reconcileCa(this.ctx)),
+      run('csr', workers, (k) => reconcileCsr(this.ctx, k)),
+      run('ipsecnode', workers, (k) => reconcileIpsecNode(this.ctx, k)),
+      run('mesh', 1, (k) => reconcileMesh(this.ctx, k)),
+      run('tunnel', 2, (k) => reconcileTunnel(this.ctx, k)),
+    ];
+  }
+
+  #stopLeading(): void { for (const q of Object.values(this.#queues)) q.shutdown(); }
+
+  /** Graceful shutdown (SIGTERM): finish in-flight work, release the lease, stop watching. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#stopLeading();
+    await Promise.allSettled(this.#workers);
+    await this.#leader.stop();
+    for (const i of this.#informers) i.stop();
+    await Promise.allSettled(this.#running);
+    await new Promise<void>((r) => (this.#healthServer ? this.#healthServer.close(() => r()) : r()));
+    this.#o.kube.close();
+    this.#o.log.info({ identity: this.#o.identity }, 'operator stopped');
+  }
+
+  /** A crash, for tests: everything stops at once and the lease is NOT released. */
+  abandon(): void {
+    this.#stopped = true;
+    this.#stopLeading();
+    void this.#leader.abandon();
+    for (const i of this.#informers) i.stop();
+    this.#healthServer?.close();
+    this.#o.kube.close();
+  }
+}
+
+function nodeOfCsr(c: Csr): string | undefined { return c.metadata.labels?.['kipsec.io/node']; }
+function tunnelsOf(n: IPsecNode): string[] { return (n.status?.tunnels ?? []).map((t) => t['name']).filter((x): x is string => typeof x === 'string'); }

@@ -1,0 +1,105 @@
+// Reconcilers of kipsec's own resources and of the CA. Each reads from the caches, computes status
+// with a pure function (status.ts) and writes with server-side apply only when it changed.
+import { CONDITION_TYPES as C, findCondition, isTrue } from '../api/conditions.js';
+import { RESOURCES, resourcePath } from '../api/kube/client.js';
+import { isConflict, isNotFound } from '../api/kube/errors.js';
+import { API_VERSION, FINALIZERS, KINDS, OPERATOR_FIELD_MANAGER } from '../api/names.js';
+import type { IPsecMesh, IPsecTunnel } from '../api/types.js';
+import { certFingerprint } from '../pki/index.js';
+import { activeMesh, type Ctx } from './context.js';
+import { certLifetimeMs } from './csr-controller.js';
+import { computeIdentityCondition, computeMeshStatus, computeTunnelStatus, gatewayReports, metaTime, sameDesired, sameMeshStatus, sameTunnelStatus } from './status.js';
+
+const RESYNC_MS = 5 * 60_000;
+const TEARDOWN_GRACE_MS = 60_000;
+
+/** IPsecNode: the operator owns one condition, IdentityVerified, via SSA (the agent owns the rest). */
+export async function reconcileIpsecNode(ctx: Ctx, name: string): Promise<number | undefined> {
+  const n = ctx.caches.ipsecNodes.get(name);
+  if (!n) return undefined;
+  const now = ctx.clock.now();
+  const want = computeIdentityCondition(n, ctx.caches.nodes.get(name) !== undefined, ctx.identities.issued(name), now);
+  const have = findCondition(n.status?.conditions, C.IdentityVerified);
+  if (sameDesired(have, want)) return want.status === 'True' ? RESYNC_MS : undefined;
+  const cond = { ...want, lastTransitionTime: have && have.status === want.status ? have.lastTransitionTime : metaTime(now) };
+  await ctx.kube.apply(resourcePath(RESOURCES.ipsecNodes, { name, sub: 'status' }),
+    { apiVersion: API_VERSION, kind: KINDS.IPsecNode.kind, metadata: { name }, status: { conditions: [cond] } }, OPERATOR_FIELD_MANAGER);
+  ctx.metrics.statusWrites.inc({ kind: 'IPsecNode' });
+  return undefined;
+}
+
+function meshRef(m: IPsecMesh) { return { apiVersion: API_VERSION, kind: KINDS.IPsecMesh.kind, name: m.metadata.name, ...(m.metadata.uid ? { uid: m.metadata.uid } : {}) }; }
+function tunnelRef(t: IPsecTunnel) { return { apiVersion: API_VERSION, kind: KINDS.IPsecTunnel.kind, name: t.metadata.name, ...(t.metadata.uid ? { uid: t.metadata.uid } : {}) }; }
+
+export async function reconcileMesh(ctx: Ctx, name: string): Promise<number | undefined> {
+  const m = ctx.caches.meshes.get(name);
+  if (!m) return undefined;
+  const sel = m.spec.nodeSelector ?? {};
+  const nodes = ctx.caches.ipsecNodes.list().filter((n) => {
+    const k = ctx.caches.nodes.get(n.metadata.name);
+    return Object.entries(sel).every(([key, v]) => k?.metadata.labels?.[key] === v);
+  });
+  const ca = ctx.ca.state;
+  const st = computeMeshStatus(m, { nodes, caFingerprint: ca?.fingerprint, rotationInProgress: (ca?.previous.length ?? 0) > 0 }, ctx.clock.now());
+  if (sameMeshStatus(m.status, st)) return RESYNC_MS;
+  await ctx.kube.apply(resourcePath(RESOURCES.ipsecMeshes, { name, sub: 'status' }), { apiVersion: API_VERSION, kind: KINDS.IPsecMesh.kind, metadata: { name }, status: st }, OPERATOR_FIELD_MANAGER);
+  ctx.metrics.statusWrites.inc({ kind: 'IPsecMesh' });
+  const wasReady = isTrue(m.status?.conditions, C.Ready); const isReady = isTrue(st.conditions, C.Ready);
+  if (wasReady !== isReady) {
+    const c = findCondition(st.conditions, C.Ready)!;
+    ctx.events.emit(meshRef(m), isReady ? 'Normal' : 'Warning', c.reason, 'Reconcile', c.message);
+  }
+  return RESYNC_MS;
+}
+
+export async function reconcileTunnel(ctx: Ctx, name: string): Promise<number | undefined> {
+  const t = ctx.caches.tunnels.get(name);
+  if (!t) return undefined;
+  const path = resourcePath(RESOURCES.ipsecTunnels, { name });
+  const fins = t.metadata.finalizers ?? [];
+  const gateways = gatewayReports(name, ctx.caches.ipsecNodes.list());
+  if (t.metadata.deletionTimestamp) {
+    if (!fins.includes(FINALIZERS.tunnel)) return undefined;
+    const up = gateways.filter((g) => g.ikeSaState === 'established' || g.childSaState === 'established' || g.childSaState === 'rekeying');
+    const waited = ctx.clock.now() - Date.parse(t.metadata.deletionTimestamp);
+    if (up.length > 0 && waited < TEARDOWN_GRACE_MS) return 2_000;
+    try {
+      await ctx.kube.mergePatch(path, { metadata: { resourceVersion: t.metadata.resourceVersion, finalizers: fins.filter((f) => f !== FINALIZERS.tunnel) } });
+    } catch (e) { if (isConflict(e) || isNotFound(e)) return undefined; throw e; }
+    if (up.length > 0) ctx.events.emit(tunnelRef(t), 'Warning', 'TeardownTimeout', 'Finalize', `gateways ${up.map((g) => g.node).join(', ')} did not report teardown within ${TEARDOWN_GRACE_MS / 1000}s`);
+    return undefined;
+  }
+  if (!fins.includes(FINALIZERS.tunnel)) {
+    try { await ctx.kube.mergePatch(path, { metadata: { resourceVersion: t.metadata.resourceVersion, finalizers: [...fins, FINALIZERS.tunnel] } }); } catch (e) { if (isConflict(e) || isNotFound(e)) return undefined; throw e; }
+    return undefined; // the update event brings the new version
+  }
+  const st = computeTunnelStatus(t, gateways, ctx.clock.now());
+  if (sameTunnelStatus(t.status, st)) return RESYNC_MS;
+  await ctx.kube.apply(`${path}/status`, { apiVersion: API_VERSION, kind: KINDS.IPsecTunnel.kind, metadata: { name }, status: st }, OPERATOR_FIELD_MANAGER);
+  ctx.metrics.statusWrites.inc({ kind: 'IPsecTunnel' });
+  const was = isTrue(t.status?.conditions, C.Established); const now = isTrue(st.conditions, C.Established);
+  if (was !== now) {
+    const c = findCondition(st.conditions, C.Established)!;
+    ctx.events.emit(tunnelRef(t), now ? 'Normal' : 'Warning', c.reason, 'Reconcile', c.message);
+  }
+  return RESYNC_MS;
+}
+
+/** The CA: load or create, rotate when asked or near expiry, publish the trust bundle. */
+export async function reconcileCa(ctx: Ctx): Promise<number | undefined> {
+  const secret = ctx.caches.caSecret.list()[0];
+  if (!secret) { await ctx.ca.ensure(); return undefined; }
+  const rotatingBefore = (ctx.ca.state?.previous.length ?? 0) > 0;
+  const changed = await ctx.ca.maintain(secret, certLifetimeMs(ctx));
+  const st = ctx.ca.state!;
+  ctx.metrics.caNotAfter.set(st.signer.cert.notAfter.getTime() / 1000);
+  await ctx.ca.publishBundle(ctx.caches.bundle.list()[0]);
+  if (changed) {
+    const m = activeMesh(ctx.caches, ctx.meshName);
+    const rotating = st.previous.length > 0;
+    if (m && rotating !== rotatingBefore) ctx.events.emit(meshRef(m), 'Normal', rotating ? 'CARotated' : 'CARotationFinished', 'RotateCA', rotating ? `signing with new CA ${await certFingerprint(st.signer.cert)}; previous CA trusted until ${st.previousUntilMs ? new Date(st.previousUntilMs).toISOString() : '?'}` : 'previous CA removed from the trust bundle');
+  }
+  // Come back when the overlap ends, and at least hourly to watch the CA's own expiry.
+  const untilOverlap = st.previousUntilMs !== undefined ? Math.max(1000, st.previousUntilMs - ctx.clock.now()) : Infinity;
+  return Math.min(untilOverlap, 3_600_000);
+}

@@ -1,0 +1,119 @@
+// Status of each resource computed by pure functions of what the caches hold (cert-manager's
+// habit), so "write only on change" is a comparison and every reason has a unit test.
+import { CONDITION_TYPES as C, REASONS as R, setCondition, isTrue, type Condition, type DesiredCondition } from '../api/conditions.js';
+import type { IPsecMesh, IPsecMeshStatus, IPsecNode, IPsecTunnel, IPsecTunnelStatus, TunnelGatewayStatus } from '../api/types.js';
+
+/** Metav1 time: RFC 3339, seconds precision. */
+export function metaTime(ms: number): string { return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z'); }
+
+function merge(existing: readonly Condition[] | undefined, wants: readonly DesiredCondition[], nowMs: number): Condition[] {
+  let cs = [...(existing ?? [])];
+  for (const w of wants) cs = setCondition(cs, w, metaTime(nowMs));
+  return cs;
+}
+
+export interface MeshInputs { readonly nodes: readonly IPsecNode[]; readonly caFingerprint: string | undefined; readonly rotationInProgress: boolean }
+
+export function computeMeshStatus(m: IPsecMesh, inp: MeshInputs, nowMs: number): IPsecMeshStatus {
+  const total = inp.nodes.length;
+  const ready = inp.nodes.filter((n) => isTrue(n.status?.conditions, C.Ready)).length;
+  const unverified = inp.nodes.filter((n) => !isTrue(n.status?.conditions, C.IdentityVerified)).map((n) => n.metadata.name);
+  const gen = m.metadata.generation;
+  const g = gen === undefined ? {} : { observedGeneration: gen };
+  const readyC: DesiredCondition = total === 0
+    ? { type: C.Ready, status: 'False', reason: R.NoNodes, message: 'no IPsecNode has registered yet', ...g }
+    : ready === total
+      ? { type: C.Ready, status: 'True', reason: R.AllNodesReady, message: `${ready}/${total} nodes ready`, ...g }
+      : { type: C.Ready, status: 'False', reason: R.NodesNotReady, message: `${ready}/${total} nodes ready; not ready: ${notReadyNames(inp.nodes)}`, ...g };
+  const degradedC: DesiredCondition = unverified.length > 0
+    ? { type: C.Degraded, status: 'True', reason: R.UnknownCertificate, message: `${unverified.length} node(s) without a verified identity: ${listSome(unverified)}`, ...g }
+    : inp.rotationInProgress
+      ? { type: C.Degraded, status: 'False', reason: R.CARotating, message: 'CA rotation in progress: old and new CA both trusted', ...g }
+      : { type: C.Degraded, status: 'False', reason: R.AsExpected, message: 'all node identities verified', ...g };
+  const st: IPsecMeshStatus = {
+    conditions: merge(m.status?.conditions, [readyC, degradedC], nowMs),
+    nodesReady: ready, nodesTotal: total, rotationInProgress: inp.rotationInProgress,
+  };
+  if (gen !== undefined) st.observedGeneration = gen;
+  if (inp.caFingerprint !== undefined) st.caFingerprint = inp.caFingerprint;
+  return st;
+}
+
+function listSome(xs: readonly string[], n = 5): string { return xs.length <= n ? xs.join(', ') : `${xs.slice(0, n).join(', ')} and ${xs.length - n} more`; }
+function notReadyNames(nodes: readonly IPsecNode[]): string { return listSome(nodes.filter((n) => !isTrue(n.status?.conditions, C.Ready)).map((n) => n.metadata.name)); }
+
+/** Gateway reports for a tunnel, taken from IPsecNode.status.tunnels entries (one writer per node). */
+export function gatewayReports(tunnel: string, nodes: readonly IPsecNode[]): TunnelGatewayStatus[] {
+  const out: TunnelGatewayStatus[] = [];
+  for (const n of nodes) {
+    for (const t of n.status?.tunnels ?? []) {
+      if (t['name'] !== tunnel) continue;
+      const { name: _name, ...rest } = t;
+      out.push({ ...(rest as Omit<TunnelGatewayStatus, 'node'>), node: n.metadata.name });
+    }
+  }
+  return out.sort((a, b) => a.node.localeCompare(b.node));
+}
+
+export function computeTunnelStatus(t: IPsecTunnel, gateways: readonly TunnelGatewayStatus[], nowMs: number): IPsecTunnelStatus {
+  const gen = t.metadata.generation;
+  const g = gen === undefined ? {} : { observedGeneration: gen };
+  const est = gateways.filter((x) => x.childSaState === 'established' || x.childSaState === 'rekeying');
+  const active = gateways.filter((x) => x.role !== 'standby');
+  const failing = gateways.filter((x) => x.lastError !== undefined || x.ikeSaState === 'failed' || x.childSaState === 'failed');
+  const wants: DesiredCondition[] = [];
+  if (gateways.length === 0) {
+    wants.push({ type: C.Established, status: 'False', reason: R.NoGatewayReports, message: 'no gateway node has reported this tunnel yet', ...g });
+    wants.push({ type: C.Ready, status: 'False', reason: R.NoGatewayReports, message: 'no gateway node has reported this tunnel yet', ...g });
+  } else {
+    wants.push(est.length > 0
+      ? { type: C.Established, status: 'True', reason: R.Established, message: `established on ${est.map((x) => x.node).join(', ')}`, ...g }
+      : { type: C.Established, status: 'False', reason: R.NotEstablished, message: firstError(failing) ?? 'no gateway has an established Child SA', ...g });
+    const activeUp = active.filter((x) => est.includes(x));
+    wants.push(active.length > 0 && activeUp.length === active.length
+      ? { type: C.Ready, status: 'True', reason: R.Established, message: `${activeUp.length}/${active.length} active gateways established`, ...g }
+      : { type: C.Ready, status: 'False', reason: est.length > 0 ? R.PartiallyEstablished : R.NotEstablished, message: `${activeUp.length}/${active.length} active gateways established`, ...g });
+  }
+  wants.push(failing.length > 0
+    ? { type: C.Degraded, status: 'True', reason: R.GatewayError, message: firstError(failing) ?? 'a gateway reports a failure', ...g }
+    : { type: C.Degraded, status: 'False', reason: R.AsExpected, message: 'no gateway reports an error', ...g });
+  const st: IPsecTunnelStatus = { conditions: merge(t.status?.conditions, wants, nowMs), gatewaysEstablished: est.length, gatewaysTotal: gateways.length, gateways: [...gateways] };
+  if (gen !== undefined) st.observedGeneration = gen;
+  const suite = est[0]?.negotiatedSuite;
+  if (suite !== undefined) st.negotiatedSuite = suite;
+  const rekeys = gateways.map((x) => x.lastRekeyTime).filter((x): x is string => x !== undefined).sort();
+  if (rekeys.length > 0) st.lastRekeyTime = rekeys[rekeys.length - 1]!;
+  return st;
+}
+
+function firstError(gs: readonly TunnelGatewayStatus[]): string | undefined {
+  const e = gs.find((x) => x.lastError);
+  if (!e?.lastError) return undefined;
+  return `${e.node}: ${e.lastError.notify ? `${e.lastError.notify}: ` : ''}${e.lastError.message}`;
+}
+
+export interface IssuedIdentity { readonly certFingerprint: string; readonly notAfterMs: number }
+
+/** The operator's own condition on an IPsecNode: does its published identity match what we issued? */
+export function computeIdentityCondition(n: IPsecNode, nodeExists: boolean, issued: readonly IssuedIdentity[], nowMs: number): DesiredCondition {
+  const g = n.metadata.generation === undefined ? {} : { observedGeneration: n.metadata.generation };
+  if (!nodeExists) return { type: C.IdentityVerified, status: 'False', reason: R.NodeMissing, message: `no Node named ${n.metadata.name}`, ...g };
+  const fp = n.spec.identity?.certFingerprint;
+  if (!fp) return { type: C.IdentityVerified, status: 'False', reason: R.NoCertificate, message: 'spec.identity.certFingerprint is not set yet', ...g };
+  const hit = issued.find((i) => i.certFingerprint === fp);
+  if (!hit) return { type: C.IdentityVerified, status: 'False', reason: R.UnknownCertificate, message: `certificate ${fp.slice(0, 16)}… was not issued for node ${n.metadata.name}`, ...g };
+  if (hit.notAfterMs <= nowMs) return { type: C.IdentityVerified, status: 'False', reason: R.UnknownCertificate, message: `certificate ${fp.slice(0, 16)}… expired at ${metaTime(hit.notAfterMs)}`, ...g };
+  return { type: C.IdentityVerified, status: 'True', reason: R.CertificateMatches, message: `certificate issued for ${n.metadata.name}, valid until ${metaTime(hit.notAfterMs)}`, ...g };
+}
+
+/** Equal for "write only on change": same condition apart from lastTransitionTime. */
+export function sameDesired(existing: Condition | undefined, want: DesiredCondition): boolean {
+  return !!existing && existing.status === want.status && existing.reason === want.reason && existing.message === want.message && (existing.observedGeneration ?? undefined) === (want.observedGeneration ?? undefined);
+}
+
+export function sameMeshStatus(a: IPsecMeshStatus | undefined, b: IPsecMeshStatus): boolean { return stableJson(a ?? {}) === stableJson(b); }
+export function sameTunnelStatus(a: IPsecTunnelStatus | undefined, b: IPsecTunnelStatus): boolean { return stableJson(a ?? {}) === stableJson(b); }
+
+export function stableJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b))) : x));
+}
