@@ -175,3 +175,18 @@ test('chooseSignatureScheme picks an announced RFC 7427 scheme per key, else the
   assert.throws(() => chooseSignatureScheme(KEYS[4]!.priv, null), isAuthFail); // Ed25519 needs RFC 7427
   assert.throws(() => chooseSignatureScheme(KEYS[4]!.priv, [HashAlgorithm.SHA2_256]), isAuthFail);
 });
+
+test('signatures made by @noble/curves verify through our classic (r | s) and RFC 7427 (DER) paths', () => {
+  const curves = [[p256, 'P-256', AuthMethod.ECDSA_SHA256_P256, 'ecdsa-with-sha256'], [p384, 'P-384', AuthMethod.ECDSA_SHA384_P384, 'ecdsa-with-sha384'], [p521, 'P-521', AuthMethod.ECDSA_SHA512_P521, 'ecdsa-with-sha512']] as const;
+  fc.assert(fc.property(fc.constantFrom(...curves), fc.uint8Array({ maxLength: 200 }), ([curve, crv, method, rfc7427], octets) => {
+    const sk = curve.utils.randomSecretKey();
+    const pub = curve.getPublicKey(sk, false);
+    const n = (pub.length - 1) / 2;
+    const key = createPublicKey({ key: { kty: 'EC', crv, x: Buffer.from(pub.subarray(1, 1 + n)).toString('base64url'), y: Buffer.from(pub.subarray(1 + n)).toString('base64url') }, format: 'jwk' });
+    const raw = curve.sign(octets, sk, { format: 'compact' });
+    verifySignatureAuth(method, raw, key, octets);
+    const der = curve.sign(octets, sk, { format: 'der' });
+    const algId = schemeByName(rfc7427)!.algorithmIdentifier!;
+    verifySignatureAuth(AuthMethod.DIGITAL_SIGNATURE, concatBytes(new Uint8Array([algId.length]), algId, der), key, octets);
+  }), { numRuns: 15 });
+});
