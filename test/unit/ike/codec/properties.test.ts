@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
-  checkInnerPayloads, checkOuterPayloads, decodeMessage, decodePayloadChain, encodeMessage, encodePayloadChain,
+  certReqHashes, checkInnerPayloads, checkOuterPayloads, cookieData, decodeMessage, decodePayloadChain, encodeMessage,
+  encodePayloadChain, invalidKeGroup, natDetectionHash, rekeySa, setWindowSize, signatureHashAlgorithms, splitSignatureAuth,
   type IkePayload,
 } from '../../../../src/ike/codec/index.js';
 import { envelope, header, innerPayload, message } from './arbitraries.js';
@@ -116,6 +117,15 @@ describe('robustness: only ParseError escapes', () => {
 
   it('mutated valid and golden messages only ever yield ParseError', () => {
     fc.assert(fc.property(mutated, (b) => onlyParseError(() => fullDecode(b))), { numRuns: RUNS * 10 });
+  });
+
+  it('typed readers (notify data, CERTREQ hashes, RFC 7427 AUTH) on arbitrary payloads only ever yield ParseError', () => {
+    const readers = [natDetectionHash, cookieData, invalidKeGroup, signatureHashAlgorithms, rekeySa, setWindowSize];
+    fc.assert(fc.property(innerPayload, fc.integer({ min: 0, max: 0xffff }), (p, type) => {
+      if (p.kind === 'notify') for (const read of readers) onlyParseError(() => read({ ...p, type: [16388, 16389, 16390, 17, 16431, 16393, 16385][type % 7]! }));
+      if (p.kind === 'certreq') onlyParseError(() => certReqHashes({ ...p, encoding: 4 }));
+      if (p.kind === 'auth') onlyParseError(() => splitSignatureAuth({ ...p, method: 14 }));
+    }), { numRuns: RUNS * 3 });
   });
 
   it('arbitrary inner chains only ever yield ParseError', () => {
