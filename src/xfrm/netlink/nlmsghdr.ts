@@ -69,9 +69,13 @@ export function appendNlmsg(w: Writer, type: number, flags: number, seq: number,
 /** Split a datagram into messages (NLMSG_OK / NLMSG_NEXT); a short or overlong length is a ParseError. */
 export function splitNlmsgs(datagram: Uint8Array): NlMessage[] {
   const out: NlMessage[] = [];
+  // One reader for the whole datagram: per-message readers (each with its own DataView) cost
+  // more than the parsing when thousands of ACKs arrive.
+  const r = new Reader(datagram);
   let at = 0;
   while (datagram.length - at >= NLMSG_HDRLEN) {
-    const hdr = decodeNlmsghdr(new Reader(datagram, at, at + NLMSG_HDRLEN));
+    r.skip(at - r.offset);
+    const hdr = decodeNlmsghdr(r);
     if (hdr.nlmsg_len < NLMSG_HDRLEN || at + hdr.nlmsg_len > datagram.length)
       throw new ParseError('ERR_NETLINK_LENGTH', `nlmsg_len ${hdr.nlmsg_len} does not fit the ${datagram.length - at} bytes left`, at);
     out.push({ hdr, payload: datagram.subarray(at + NLMSG_HDRLEN, at + hdr.nlmsg_len) });

@@ -1,7 +1,7 @@
 // xfrm_address_t (include/uapi/linux/xfrm.h), 16 bytes, network byte order:
 //   typedef union { __be32 a4; __be32 a6[4]; struct in6_addr in6; } xfrm_address_t;
 // IPv4 uses the first 4 bytes, the rest zero.
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
 import type { Reader, Writer } from '../../common/bytes.js';
 import { ConfigError } from '../../common/errors.js';
 import { AF_INET, AF_INET6 } from '../constants.js';
@@ -16,19 +16,37 @@ export function putAddress(w: Writer, a: Uint8Array): void {
 
 export const ZERO_ADDRESS: Uint8Array = new Uint8Array(16);
 
+const scratch = new Uint8Array(16);
 export function familyOf(ip: string): number {
-  if (isIPv4(ip)) return AF_INET;
+  if (parseIPv4(ip, scratch)) return AF_INET;
   if (isIPv6(ip)) return AF_INET6;
   throw new ConfigError('address', `not an IP address: ${JSON.stringify(ip)}`);
+}
+
+/** Dotted quad → bytes without regexes or arrays (this runs for every SA and policy installed); null if not IPv4. */
+function parseIPv4(ip: string, out: Uint8Array): boolean {
+  let part = 0; let val = 0; let digits = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (!digits || part === 3) return false;
+      out[part++] = val; val = 0; digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits && val === 0) return false; // no leading zeros (octal ambiguity), like node:net
+      val = val * 10 + (c - 48); digits++;
+      if (val > 255) return false;
+    } else return false;
+  }
+  if (!digits || part !== 3) return false;
+  out[3] = val;
+  return true;
 }
 
 /** Text address → the 16-byte union. */
 export function addressBytes(ip: string): Uint8Array {
   const out = new Uint8Array(16);
-  if (isIPv4(ip)) {
-    ip.split('.').forEach((o, i) => { out[i] = Number(o); });
-    return out;
-  }
+  if (parseIPv4(ip, out)) return out;
+  out.fill(0);
   if (!isIPv6(ip)) throw new ConfigError('address', `not an IP address: ${JSON.stringify(ip)}`);
   let s = ip;
   const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
