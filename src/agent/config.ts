@@ -6,6 +6,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { createPrivateKey, createHash, X509Certificate } from 'node:crypto';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { parseAllDocuments } from 'yaml';
 import { parseDurationMs } from '../common/duration.js';
 import { ConfigError, errorMessage } from '../common/errors.js';
 import { SecretBytes } from '../common/secret.js';
@@ -68,7 +69,34 @@ export function loadConfigText(text: string, baseDir: string, fs: ConfigFs = nod
     reqids.set(compiled.reqid, compiled.name);
     tunnels.push(compiled);
   }
-  return problems.length > 0 ? { ok: false, problems } : { ok: true, tunnels };
+  // Objects the schema refused still get their credential files checked, so one run of the
+  // agent reports every problem, not the schema's first and the files' on the next try.
+  if (parsed.problems.length > 0) {
+    const compiled = new Set(parsed.tunnels.map((t) => t.metadata.name));
+    for (const doc of parseAllDocuments(text)) {
+      if (doc.errors.length > 0) continue;
+      const v = doc.toJS() as { metadata?: { name?: unknown }; spec?: { auth?: { psk?: { file?: unknown }; certificate?: Record<string, unknown> } } } | null;
+      const name = typeof v?.metadata?.name === 'string' ? v.metadata.name : undefined;
+      if (!v || name === undefined || compiled.has(name)) continue;
+      const out: Problem[] = [];
+      const pskFile = v.spec?.auth?.psk?.file;
+      if (typeof pskFile === 'string') readPsk(isAbsolute(pskFile) ? pskFile : resolve(baseDir, pskFile), 'spec.auth.psk.file', fs, out)?.wipe();
+      const c = v.spec?.auth?.certificate;
+      if (c && typeof c === 'object') {
+        const s = (k: string): string | undefined => (typeof c[k] === 'string' ? c[k] : undefined);
+        const files = { ...(s('certFile') ? { certFile: s('certFile')! } : {}), ...(s('keyFile') ? { keyFile: s('keyFile')! } : {}), ...(s('caFile') ? { caFile: s('caFile')! } : {}) };
+        readCerts(files, baseDir, 'spec.auth.certificate', fs, out);
+      }
+      for (const p of out) problems.push({ path: `${name} ${p.path}`, message: p.message });
+    }
+  }
+  // One line per problem: the YAML parser's messages carry a multi-line excerpt; keep its first line.
+  return problems.length > 0 ? { ok: false, problems: problems.map(oneLine) } : { ok: true, tunnels };
+}
+
+function oneLine(p: Problem): Problem {
+  const first = (s: string): string => s.split('\n')[0]!.trim();
+  return { path: first(p.path), message: first(p.message) };
 }
 
 export function formatProblems(problems: readonly Problem[]): string[] { return problems.map(formatProblem); }

@@ -21,7 +21,7 @@ import type { SocketTuning } from './native.js';
 import { peerConfigOf } from './peers.js';
 import type { AgentStatus, ChildStatus, LastError, SaStateName, TunnelStatus } from './status.js';
 import type { TunnelConfig } from './tunnel.js';
-import { IkeSockets } from './udp.js';
+import { IkeSockets, type DatagramSockets } from './udp.js';
 
 /** The engine surface the agent drives (IkeEngine; a fake in unit tests). */
 export type EngineLike = Pick<IkeEngine, 'start' | 'addPeer' | 'removePeer' | 'initiate' | 'terminate' | 'receive' | 'acquire' | 'expired' | 'adopt' | 'status' | 'close'>;
@@ -43,6 +43,8 @@ export interface AgentOptions {
   readonly clock?: Clock;
   readonly random?: Random;
   readonly fs?: ConfigFs;
+  /** Defaults to real UDP sockets on ikePort/nattPort. */
+  readonly sockets?: DatagramSockets;
   readonly engineFactory?: (ports: EnginePorts, peers: readonly PeerConfig[]) => EngineLike;
   /** RFC 3948 §2.3 suggests 20 s. */
   readonly keepaliveMs?: number;
@@ -77,7 +79,7 @@ export class Agent {
   readonly #startedAt: string;
   #tunnels = new Map<string, TunnelConfig>();
   #configLoadedAt = '';
-  #sockets: IkeSockets;
+  readonly #sockets: DatagramSockets;
   #kernel: XfrmKernel;
   #engine: EngineLike | undefined;
   #events: XfrmEvents | undefined;
@@ -92,7 +94,7 @@ export class Agent {
     this.#log = o.log;
     this.#clock = o.clock ?? systemClock;
     this.#startedAt = new Date(this.#clock.now()).toISOString();
-    this.#sockets = new IkeSockets({ ikePort: o.ikePort ?? 500, nattPort: o.nattPort ?? 4500, log: o.log.child({ part: 'udp' }), tuning: o.tuning });
+    this.#sockets = o.sockets ?? new IkeSockets({ ikePort: o.ikePort ?? 500, nattPort: o.nattPort ?? 4500, log: o.log.child({ part: 'udp' }), tuning: o.tuning });
     this.#kernel = new XfrmKernel({
       xfrm: o.xfrm, log: o.log.child({ part: 'kernel' }),
       reqidOf: (peer) => this.#tunnels.get(peer)?.reqid ?? 0,
@@ -103,7 +105,7 @@ export class Agent {
   }
 
   get tunnels(): readonly TunnelConfig[] { return [...this.#tunnels.values()]; }
-  get sockets(): IkeSockets { return this.#sockets; }
+  get sockets(): DatagramSockets { return this.#sockets; }
 
   /** Load the config and build peer configs; throws ConfigLoadError listing every problem. */
   #prepare(): { tunnels: TunnelConfig[]; peers: PeerConfig[] } {
@@ -152,7 +154,7 @@ export class Agent {
     }
     this.#sockets.onDatagram((d) => { void engine.receive(d.data, d.remote, d.local); });
     this.#events = this.#o.xfrm.events(['expire', 'acquire'], (e) => this.#onXfrmEvent(e));
-    this.#events.onError((e) => this.#log.warn({ err: errorMessage(e) }, 'XFRM event socket error'));
+    this.#events.onError((e) => { if (!this.#stopping) this.#log.warn({ err: errorMessage(e) }, 'XFRM event socket error'); });
     engine.start();
     this.#control = await ControlServer.listen(this.#o.controlSocket, (r) => this.#handle(r), this.#log.child({ part: 'control' }));
     const every = this.#o.keepaliveMs ?? 20_000;

@@ -36,7 +36,19 @@ export const MAX_DATAGRAM = 65_535;
 
 interface Pair { readonly ike: Socket; readonly natt: Socket }
 
-export class IkeSockets {
+/** What the agent needs from its IKE sockets (IkeSockets; an in-memory fake in unit tests). */
+export interface DatagramSockets {
+  readonly ikePort: number;
+  readonly nattPort: number;
+  readonly counters: UdpCounters;
+  onDatagram(h: DatagramHandler): void;
+  bind(addresses: readonly string[]): Promise<void>;
+  send(data: Uint8Array, local: Endpoint, remote: Endpoint): void;
+  keepalive(localAddress: string, remote: Endpoint): void;
+  close(): void;
+}
+
+export class IkeSockets implements DatagramSockets {
   readonly ikePort: number;
   readonly nattPort: number;
   readonly counters: UdpCounters = { received: 0, sent: 0, keepalivesIn: 0, keepalivesOut: 0, espInUdpDropped: 0, invalid: 0, sendErrors: 0 };

@@ -1,0 +1,105 @@
+// Standalone config (issue 5): the IPsecTunnel schema from src/api plus the agent's own checks on
+// credential files. Every problem is one line with its field path; any problem means no config.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { decodePsk, loadConfigText, MIN_PSK_BYTES, type ConfigFs } from '../../../src/agent/config.js';
+import { reqidFor, isOurReqid } from '../../../src/agent/tunnel.js';
+
+const PSK = 'correct horse battery staple, twenty+';
+
+function fakeFs(files: Record<string, { text: string; mode?: number }>): ConfigFs {
+  const get = (p: string) => { const f = files[p]; if (!f) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' }); return f; };
+  return { readText: (p) => get(p).text, readBytes: (p) => new Uint8Array(Buffer.from(get(p).text)), mode: (p) => get(p).mode ?? 0o600 };
+}
+
+const tunnel = (name: string, extra = '', auth = 'auth: {psk: {file: psk}}') => `apiVersion: kipsec.io/v1alpha1
+kind: IPsecTunnel
+metadata: {name: ${name}}
+spec:
+  local: {address: 192.0.2.1, subnets: [10.1.0.0/24]}
+  remote: {address: 192.0.2.2, subnets: [10.2.0.0/24]}
+  ${auth}
+${extra}`;
+
+test('a valid YAML stream compiles every tunnel with durations in ms and defaults applied', () => {
+  const text = [tunnel('a', '  ike: {proposals: [aes256gcm16-prfsha384-x25519], rekeyTime: 4h}\n  esp: {proposals: [aes128gcm16], rekeyTime: 20m, lifeTime: 30m}\n  dpd: {interval: 10s, timeout: 40s}\n'), tunnel('b')].join('---\n');
+  const r = loadConfigText(text, '/etc/kipsec', fakeFs({ '/etc/kipsec/psk': { text: `${PSK}\n` } }));
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.problems));
+  const [a, b] = r.tunnels;
+  assert.equal(a!.ikeRekeyMs, 4 * 3_600_000);
+  assert.equal(a!.espRekeyMs, 20 * 60_000);
+  assert.equal(a!.espLifeMs, 30 * 60_000);
+  assert.equal(a!.dpdIntervalMs, 10_000);
+  assert.equal(a!.installRoutes, true, 'installRoutes defaults to true');
+  assert.equal(a!.startAction, 'initiate');
+  assert.equal(a!.localId, '192.0.2.1', 'the IKE identity defaults to the address');
+  assert.equal(a!.auth.kind, 'psk');
+  assert.deepEqual(a!.auth.kind === 'psk' && Buffer.from(a!.auth.psk.expose()).toString(), PSK, 'trailing newline stripped');
+  assert.deepEqual(b!.ikeProposalText.length > 0, true, 'schema default proposals');
+  assert.notEqual(a!.reqid, b!.reqid);
+});
+
+test('each problem is one line with the field path, across schema and file checks', () => {
+  const text = tunnel('bad', '  ike: {proposals: [aes257-prfsha384-x25519], rekeyTime: 4x}', 'auth: {psk: {file: /k/psk}}');
+  const r = loadConfigText(text, '/etc', fakeFs({ '/k/psk': { text: PSK, mode: 0o644 } }));
+  assert.ok(!r.ok);
+  const lines = r.problems.map((p) => `${p.path}: ${p.message}`);
+  assert.ok(lines.some((l) => l === 'bad spec.ike.proposals[0]: unknown transform "aes257"'), lines.join('\n'));
+  assert.ok(lines.some((l) => l.startsWith('bad spec.ike.rekeyTime: ')), lines.join('\n'));
+  assert.ok(lines.some((l) => /^bad spec\.auth\.psk\.file: PSK file \/k\/psk has mode 0644/.test(l)), lines.join('\n'));
+  for (const l of lines) assert.ok(!l.includes('\n'), 'one line per problem');
+});
+
+test('PSK files: mode 0600 enforced, minimum length, missing file', () => {
+  const cases: [Record<string, { text: string; mode?: number }>, RegExp][] = [
+    [{ '/e/psk': { text: PSK, mode: 0o640 } }, /mode 0640; it must not be readable by group or others/],
+    [{ '/e/psk': { text: 'short-psk\n' } }, new RegExp(`is 9 bytes; at least ${MIN_PSK_BYTES} are required`)],
+    [{}, /cannot read PSK file \/e\/psk: no such file/],
+  ];
+  for (const [files, want] of cases) {
+    const r = loadConfigText(tunnel('t'), '/e', fakeFs(files));
+    assert.ok(!r.ok);
+    assert.equal(r.problems.length, 1);
+    assert.equal(r.problems[0]!.path, 't spec.auth.psk.file');
+    assert.match(r.problems[0]!.message, want);
+  }
+});
+
+test('PSK encodings as strongSwan reads them: 0x hex, 0s base64, else the text', () => {
+  assert.deepEqual([...decodePsk(Buffer.from('0x0a0b\n'))], [10, 11]);
+  assert.deepEqual([...decodePsk(Buffer.from('0sAQID'))], [1, 2, 3]);
+  assert.equal(Buffer.from(decodePsk(Buffer.from('plain text\r\n'))).toString(), 'plain text');
+});
+
+test('certificate files must be readable, parse, and the key file must be private', () => {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const auth = 'auth: {certificate: {certFile: a.crt, keyFile: a.key, caFile: ca.crt}}';
+  const r = loadConfigText(tunnel('c', '', auth), '/c', fakeFs({ '/c/a.crt': { text: 'not a cert' }, '/c/a.key': { text: keyPem, mode: 0o644 } }));
+  assert.ok(!r.ok);
+  const lines = r.problems.map((p) => `${p.path}: ${p.message}`);
+  assert.ok(lines.some((l) => l.startsWith('c spec.auth.certificate.certFile: /c/a.crt is not a usable PEM certificate')), lines.join('\n'));
+  assert.ok(lines.some((l) => l.startsWith('c spec.auth.certificate.keyFile: private key file /c/a.key has mode 0644')), lines.join('\n'));
+  assert.ok(lines.some((l) => l.startsWith('c spec.auth.certificate.caFile: cannot read /c/ca.crt: no such file')), lines.join('\n'));
+});
+
+test('YAML syntax errors are reported on one line each', () => {
+  const r = loadConfigText('a: [1,\n---\nb: }', '/', fakeFs({}));
+  assert.ok(!r.ok);
+  for (const p of r.problems) assert.ok(!p.message.includes('\n') && !p.path.includes('\n'), JSON.stringify(p));
+});
+
+test('an empty stream and duplicate names are problems, not an empty running config', () => {
+  assert.ok(!loadConfigText('', '/', fakeFs({})).ok);
+  const r = loadConfigText(`${tunnel('d')}---\n${tunnel('d')}`, '/e', fakeFs({ '/e/psk': { text: PSK } }));
+  assert.ok(!r.ok);
+  assert.ok(r.problems.some((p) => /duplicate/.test(p.message)));
+});
+
+test('reqids are stable per name and recognisably ours (restart adoption depends on it)', () => {
+  assert.equal(reqidFor('to-aws-1'), reqidFor('to-aws-1'));
+  assert.notEqual(reqidFor('to-aws-1'), reqidFor('to-aws-2'));
+  assert.ok(isOurReqid(reqidFor('x')));
+  assert.ok(!isOurReqid(1), 'strongSwan-style small reqids are not ours');
+});

@@ -1,0 +1,146 @@
+// The agent daemon around a fake engine, fake XFRM and fake sockets, with the real control socket:
+// status, initiate/terminate, reload (a bad file keeps the running config), errors in status with
+// both proposal lists, adoption of kernel SAs on start, SIGTERM-style shutdown, and no PSK in any
+// log line or status answer (issue 5, DESIGN.md §9).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, statSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, ConfigLoadError } from '../../../src/agent/daemon.js';
+import { controlRequest } from '../../../src/agent/control/client.js';
+import { formatStatus, type AgentStatus } from '../../../src/agent/status.js';
+import { missingTuning } from '../../../src/agent/native.js';
+import { reqidFor } from '../../../src/agent/tunnel.js';
+import { SecretBytes } from '../../../src/common/secret.js';
+import { FakeEngine, FakeSockets, FakeXfrm, logSink } from './fakes.js';
+
+const PSK = 'Sup3r-Secret-PSK-never-in-logs-4711';
+
+const tunnel = (name: string, remote = '192.0.2.2') => `apiVersion: kipsec.io/v1alpha1
+kind: IPsecTunnel
+metadata: {name: ${name}}
+spec:
+  local: {address: 192.0.2.1, subnets: [10.1.0.0/24]}
+  remote: {address: ${remote}, subnets: [10.2.0.0/24]}
+  auth: {psk: {file: psk}}
+  ike: {proposals: [aes256gcm16-prfsha384-x25519]}
+  esp: {proposals: [aes256gcm16]}
+`;
+
+function setup(t: { after(fn: () => unknown): void }, config = tunnel('alpha')) {
+  const dir = mkdtempSync(join(tmpdir(), 'kipsec-agent-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'psk'), `${PSK}\n`, { mode: 0o600 });
+  writeFileSync(join(dir, 'tunnels.yaml'), config);
+  const { log, lines } = logSink();
+  const xfrm = new FakeXfrm();
+  const sockets = new FakeSockets();
+  const engines: FakeEngine[] = [];
+  const agent = new Agent({
+    log, configFile: join(dir, 'tunnels.yaml'), controlSocket: join(dir, 'run', 'agent.sock'), xfrm, sockets,
+    tuning: missingTuning('unit test'), engineFactory: (ports, peers) => { const e = new FakeEngine(ports, peers); engines.push(e); return e; },
+  });
+  return { dir, agent, xfrm, sockets, lines, engine: () => engines.at(-1)!, sock: join(dir, 'run', 'agent.sock') };
+}
+
+test('control socket is mode 0600 and answers status, initiate, terminate; unknown names are refused', async (t) => {
+  const s = setup(t);
+  await s.agent.start();
+  t.after(() => s.agent.shutdown());
+  assert.equal(statSync(s.sock).mode & 0o777, 0o600);
+  assert.deepEqual(s.sockets.bound, ['192.0.2.1']);
+  const st = await controlRequest(s.sock, 'status') as AgentStatus;
+  assert.equal(st.tunnels.length, 1);
+  assert.equal(st.tunnels[0]!.name, 'alpha');
+  assert.equal(st.tunnels[0]!.ikeState, 'none');
+  await controlRequest(s.sock, 'initiate', 'alpha');
+  await controlRequest(s.sock, 'terminate', 'alpha');
+  assert.deepEqual(s.engine().calls.filter((c) => /initiate|terminate/.test(c)), ['initiate alpha', 'terminate alpha']);
+  await assert.rejects(controlRequest(s.sock, 'initiate', 'nope'), (e: Error & { code?: string }) => e.code === 'ERR_UNKNOWN_TUNNEL' && /configured: alpha/.test(e.message));
+});
+
+test('reload with a bad file keeps the running config; a good one adds, changes and removes tunnels', async (t) => {
+  const s = setup(t, tunnel('alpha') + '---\n' + tunnel('beta'));
+  await s.agent.start();
+  t.after(() => s.agent.shutdown());
+  const engine = s.engine();
+  writeFileSync(join(s.dir, 'tunnels.yaml'), tunnel('alpha').replace('aes256gcm16-prfsha384-x25519', 'aes257-prfsha384-x25519'));
+  await assert.rejects(controlRequest(s.sock, 'reload'), (e: Error & { code?: string }) => e.code === 'ERR_CONFIG' && /spec\.ike\.proposals\[0\]: unknown transform "aes257"/.test(e.message));
+  assert.deepEqual(s.agent.tunnels.map((x) => x.name), ['alpha', 'beta'], 'running config kept');
+  assert.deepEqual(engine.calls.filter((c) => /^(add|remove)/.test(c)), [], 'nothing applied');
+  writeFileSync(join(s.dir, 'tunnels.yaml'), tunnel('alpha', '192.0.2.3') + '---\n' + tunnel('gamma'));
+  const r = await controlRequest(s.sock, 'reload') as { added: string[]; removed: string[]; changed: string[] };
+  assert.deepEqual(r, { added: ['gamma'], removed: ['beta'], changed: ['alpha'], unchanged: [] });
+  assert.deepEqual(engine.calls.filter((c) => /^(add|remove|initiate)/.test(c)), ['remove beta', 'add alpha', 'initiate alpha', 'add gamma', 'initiate gamma']);
+});
+
+test('a start with a bad config throws every problem and opens nothing', async (t) => {
+  const s = setup(t, tunnel('alpha').replace('192.0.2.1', '192.0.2.300'));
+  await assert.rejects(s.agent.start(), (e: unknown) => e instanceof ConfigLoadError && e.problems.some((p) => /alpha spec\.local\.address$/.test(p.path)));
+  assert.deepEqual(s.sockets.bound, []);
+});
+
+test('NO_PROPOSAL_CHOSEN shows in status with the notify and both proposal lists', async (t) => {
+  const s = setup(t);
+  await s.agent.start();
+  t.after(() => s.agent.shutdown());
+  s.engine().ports.events.emit({ type: 'error', peer: 'alpha', error: {
+    code: 'ERR_IKE_NO_PROPOSAL_CHOSEN', notify: 'NO_PROPOSAL_CHOSEN', origin: 'local', exchange: 'IKE_SA_INIT', message: 'no acceptable IKE proposal',
+    proposals: { local: ['aes256gcm16-prfsha384-x25519'], remote: ['aes128-sha1-modp1024'] }, trafficSelectors: null } });
+  const st = await controlRequest(s.sock, 'status') as AgentStatus;
+  const e = st.tunnels[0]!.lastError!;
+  assert.equal(e.notify, 'NO_PROPOSAL_CHOSEN');
+  assert.deepEqual(e.localProposals, ['aes256gcm16-prfsha384-x25519']);
+  assert.deepEqual(e.remoteProposals, ['aes128-sha1-modp1024']);
+  assert.equal(st.tunnels[0]!.ikeState, 'failed');
+  const table = formatStatus(st, Date.now()).join('\n');
+  assert.match(table, /NO_PROPOSAL_CHOSEN: no acceptable IKE proposal/);
+  assert.match(table, /our proposals: +aes256gcm16-prfsha384-x25519/);
+  assert.match(table, /peer proposals: +aes128-sha1-modp1024/);
+});
+
+test('the PSK never appears in a log line or a status answer', async (t) => {
+  const s = setup(t);
+  await s.agent.start();
+  // Even if someone logs the compiled tunnel or a secret under a plain field name:
+  const { log, lines } = logSink();
+  log.info({ tunnel: s.agent.tunnels[0], psk: PSK, nested: { secret: PSK, key: PSK } }, 'audit');
+  log.info({ raw: new SecretBytes(Buffer.from(PSK)) }, 'wrapped');
+  await controlRequest(s.sock, 'reload');
+  const st = JSON.stringify(await controlRequest(s.sock, 'status'));
+  await s.agent.shutdown();
+  for (const l of [...s.lines, ...lines, st]) assert.ok(!l.includes(PSK), `PSK leaked: ${l.slice(0, 200)}`);
+  assert.ok(lines.some((l) => l.includes('[redacted]')));
+});
+
+test('on start, our installed Child SAs are handed to the engine and orphans are removed', async (t) => {
+  const s = setup(t);
+  const reqid = reqidFor('alpha');
+  const key = new SecretBytes(new Uint8Array(36));
+  const cur = (add: bigint) => ({ bytes: 0n, packets: 0n, add_time: add, use_time: 0n });
+  const stats = { replay_window: 0, replay: 0, integrity_failed: 0 };
+  s.xfrm.sas.push(
+    { src: '192.0.2.2', dst: '192.0.2.1', spi: 0xc1000001, reqid, mode: 'tunnel', aead: { name: 'rfc4106(gcm(aes))', key, icvBits: 128 }, current: cur(100n), stats },
+    { src: '192.0.2.1', dst: '192.0.2.2', spi: 0xd2000002, reqid, mode: 'tunnel', aead: { name: 'rfc4106(gcm(aes))', key, icvBits: 128 }, current: cur(100n), stats },
+    { src: '192.0.2.2', dst: '192.0.2.1', spi: 0xc1000003, reqid, current: cur(200n), stats },            // larval, from a crash mid-negotiation
+    { src: '192.0.2.9', dst: '192.0.2.1', spi: 0xc1000004, reqid: reqidFor('gone'), mode: 'tunnel', aead: { name: 'rfc4106(gcm(aes))', key, icvBits: 128 }, current: cur(1n), stats },
+    { src: '192.0.2.7', dst: '192.0.2.1', spi: 0x1234, reqid: 1, mode: 'tunnel', aead: { name: 'rfc4106(gcm(aes))', key, icvBits: 128 }, current: cur(1n), stats }, // not ours
+  );
+  s.xfrm.policies.push({ selector: { src: '10.1.0.0/24', dst: '10.2.0.0/24' }, dir: 'out', index: 1, current: cur(0n), templates: [{ src: '192.0.2.1', dst: '192.0.2.2', proto: 'esp', reqid, mode: 'tunnel' }] });
+  await s.agent.start();
+  t.after(() => s.agent.shutdown());
+  const adopted = s.engine().adopted.get('alpha');
+  assert.equal(adopted?.length, 1);
+  assert.deepEqual({ in: adopted![0]!.ref.inboundSpi, out: adopted![0]!.ref.outboundSpi, suite: adopted![0]!.algorithms.suite, localTs: adopted![0]!.localTs },
+    { in: 0xc1000001, out: 0xd2000002, suite: 'aes256gcm16', localTs: ['10.1.0.0/24'] });
+  assert.deepEqual(s.xfrm.sas.map((x) => x.spi).sort(), [0x1234, 0xc1000001, 0xd2000002].sort(), 'larval and unconfigured SAs removed, others untouched');
+});
+
+test('shutdown terminates every tunnel (Delete notifies) before closing', async (t) => {
+  const s = setup(t, tunnel('alpha') + '---\n' + tunnel('beta'));
+  await s.agent.start();
+  await s.agent.shutdown();
+  assert.deepEqual(s.engine().calls.filter((c) => /terminate|close/.test(c)), ['terminate alpha', 'terminate beta', 'close']);
+  assert.ok(s.xfrm.closed);
+});

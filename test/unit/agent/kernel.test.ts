@@ -1,0 +1,94 @@
+// The engine's KernelIpsec port on XFRM (fake netlink): stable reqids in SAs and policies, larval
+// inbound SAs completed with UPDSA, policies replaced in place (UPDPOLICY), make-before-break
+// rekeys (the old pair deleted with keepPolicies leaves policies alone), deferred outbound SA on
+// the rekey responder, counters, and policies removed only with the last SA of a reqid.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { XfrmKernel } from '../../../src/agent/kernel.js';
+import { SecretBytes } from '../../../src/common/secret.js';
+import type { KernelChildSa, KernelSa, TrafficSelector } from '../../../src/ike/ports.js';
+import { FakeXfrm, logSink } from './fakes.js';
+
+const STABLE = 0x4b123456;
+const ts = (cidr: string): TrafficSelector => { const [a, p] = cidr.split('/'); return { family: 'ipv4', startAddress: a!, endAddress: a!, prefixLength: Number(p), protocol: 0, startPort: 0, endPort: 65535 }; };
+const life = { softSec: 3000, hardSec: 3600, softBytes: 0n, hardBytes: 0n, softPackets: 0n, hardPackets: 0n };
+const sa = (spi: number, src: string, dst: string): KernelSa => ({ spi, source: src, destination: dst, esn: false, replayWindow: 32, encap: null, lifetimes: life,
+  algorithms: { kind: 'aead', name: 'rfc4106(gcm(aes))', key: new SecretBytes(new Uint8Array(36)), icvBits: 128 } });
+
+function child(inSpi: number, outSpi: number, outboundActive = true): KernelChildSa {
+  const pol = (direction: 'out' | 'in' | 'fwd') => direction === 'out'
+    ? { direction, source: ts('10.1.0.0/24'), destination: ts('10.2.0.0/24'), tunnelSource: '192.0.2.1', tunnelDestination: '192.0.2.2', priority: 100 }
+    : { direction, source: ts('10.2.0.0/24'), destination: ts('10.1.0.0/24'), tunnelSource: '192.0.2.2', tunnelDestination: '192.0.2.1', priority: 100 };
+  return { peer: 'alpha', child: 'alpha', reqid: 7, mode: 'tunnel', inbound: sa(inSpi, '192.0.2.2', '192.0.2.1'), outbound: sa(outSpi, '192.0.2.1', '192.0.2.2'),
+    policies: [pol('out'), pol('in'), pol('fwd')], outboundActive, ifId: null, mark: null };
+}
+
+function setup() {
+  const xfrm = new FakeXfrm();
+  const k = new XfrmKernel({ xfrm, log: logSink().log, reqidOf: () => STABLE, wantsRoutes: () => false });
+  return { xfrm, k };
+}
+const ref = (c: KernelChildSa) => ({ peer: c.peer, child: c.child, reqid: c.reqid, inboundSpi: c.inbound.spi, outboundSpi: c.outbound.spi, local: '192.0.2.1', remote: '192.0.2.2' });
+
+test('install: SPI from the kernel, larval SA completed by UPDSA, SAs and policies carry the stable reqid', async () => {
+  const { xfrm, k } = setup();
+  const spi = await k.allocSpi({ local: '192.0.2.1', remote: '192.0.2.2', reqid: 7 });
+  const c = child(spi, 0xd0000001);
+  await k.installChildSa(c);
+  assert.deepEqual(xfrm.calls.slice(0, 3), [`allocspi 192.0.2.1`, `updsa ${spi.toString(16)}`, 'addsa d0000001']);
+  assert.ok(xfrm.sas.every((s) => s.reqid === STABLE));
+  assert.equal(xfrm.policies.length, 3);
+  assert.ok(xfrm.policies.every((p) => p.templates?.[0]?.reqid === STABLE && p.templates[0].proto === 'esp'));
+  assert.deepEqual(xfrm.policies.find((p) => p.dir === 'out')?.selector, { src: '10.1.0.0/24', dst: '10.2.0.0/24' });
+  assert.ok(k.isInboundSpi('192.0.2.1', spi));
+  assert.equal(k.engineReqidFor(STABLE), 7, 'acquires are translated back to the engine reqid');
+});
+
+test('make-before-break rekey: new pair next to the old, old deleted with keepPolicies, policies stay', async () => {
+  const { xfrm, k } = setup();
+  const old = child(0xc0000001, 0xd0000001);
+  await k.installChildSa(old);
+  const next = child(0xc0000002, 0xd0000002);
+  await k.installChildSa(next);
+  assert.equal(xfrm.sas.length, 4, 'both pairs installed at once');
+  await k.deleteChildSa(ref(old), { keepPolicies: true });
+  assert.deepEqual(xfrm.sas.map((s) => s.spi).sort(), [0xc0000002, 0xd0000002]);
+  assert.equal(xfrm.policies.length, 3);
+  await k.deleteChildSa(ref(next), { keepPolicies: false });
+  assert.equal(xfrm.sas.length + xfrm.policies.length, 0, 'last child gone: policies removed first, then SAs');
+  assert.ok(xfrm.calls.lastIndexOf('delpolicy fwd') < xfrm.calls.lastIndexOf('delsa c0000002'));
+});
+
+test('rekey responder: outbound SA added only when activated', async () => {
+  const { xfrm, k } = setup();
+  const c = child(0xc0000005, 0xd0000005, false);
+  await k.installChildSa(c);
+  assert.deepEqual(xfrm.sas.map((s) => s.spi), [0xc0000005]);
+  await k.updateChildSa(ref(c), { activateOutbound: true });
+  assert.deepEqual(xfrm.sas.map((s) => s.spi), [0xc0000005, 0xd0000005]);
+});
+
+test('NAT appearing: encapsulation set on both SAs (inbound with swapped ports)', async () => {
+  const { xfrm, k } = setup();
+  const c = child(0xc0000006, 0xd0000006);
+  await k.installChildSa(c);
+  await k.updateChildSa(ref(c), { encap: { sourcePort: 4500, destinationPort: 31337 } });
+  assert.deepEqual(xfrm.sas.find((s) => s.spi === 0xd0000006)?.encap, { sport: 4500, dport: 31337 });
+  assert.deepEqual(xfrm.sas.find((s) => s.spi === 0xc0000006)?.encap, { sport: 31337, dport: 4500 });
+});
+
+test('counters come from the kernel; lastInbound moves only when inbound bytes grow', async () => {
+  let now = 1000;
+  const xfrm = new FakeXfrm();
+  const k = new XfrmKernel({ xfrm, log: logSink().log, reqidOf: () => STABLE, wantsRoutes: () => false, now: () => now });
+  const c = child(0xc0000007, 0xd0000007);
+  await k.installChildSa(c);
+  assert.equal((await k.queryCounters(ref(c))).lastInboundMs, null);
+  const i = xfrm.sas.findIndex((s) => s.spi === 0xc0000007);
+  xfrm.sas[i] = { ...xfrm.sas[i]!, current: { bytes: 840n, packets: 10n, add_time: 1n, use_time: 1n } };
+  now = 2000;
+  const cnt = await k.queryCounters(ref(c));
+  assert.deepEqual([cnt.inboundBytes, cnt.inboundPackets, cnt.lastInboundMs], [840n, 10n, 2000]);
+  now = 3000;
+  assert.equal((await k.queryCounters(ref(c))).lastInboundMs, 2000);
+});
