@@ -160,3 +160,28 @@ test('withoutKeyExchange strips KE methods for the IKE_AUTH Child SA and merges 
   const s = selectProposal(withoutKeyExchange(parseProposals(['aes256gcm16-x25519'], 'esp')), offered(['aes256gcm16'], 'esp'));
   assert.ok(s.ok);
 });
+
+test('property: a selection only ever contains transforms both sides listed, and self-selection always succeeds', async () => {
+  const fc = (await import('fast-check')).default;
+  const enc = ['aes128', 'aes256', 'aes128gcm16', 'aes256gcm16', 'chacha20poly1305'];
+  const integ = ['sha1', 'sha256', 'sha384', 'sha512']; const prf = ['prfsha256', 'prfsha384', 'prfsha512']; const dh = ['modp2048', 'ecp256', 'ecp384', 'x25519'];
+  const proposal = fc.tuple(fc.constantFrom(...enc), fc.uniqueArray(fc.constantFrom(...integ), { minLength: 1, maxLength: 2 }), fc.uniqueArray(fc.constantFrom(...prf), { minLength: 1, maxLength: 2 }), fc.uniqueArray(fc.constantFrom(...dh), { minLength: 1, maxLength: 3 }))
+    .map(([e, i, p, d]) => [e, ...(e.includes('gcm') || e.startsWith('chacha') ? [] : i), ...p, ...d].join('-'));
+  fc.assert(fc.property(fc.array(proposal, { minLength: 1, maxLength: 3 }), fc.array(proposal, { minLength: 1, maxLength: 3 }), fc.boolean(), (ours, theirs, prefer) => {
+    const cfg = parseProposals(ours, 'ike');
+    const off = offered(theirs, 'ike');
+    const s = selectProposal(cfg, off, { preferConfigured: prefer });
+    if (s.ok) {
+      const o = off.find((x) => x.num === s.proposal.num)!;
+      for (const t of s.proposal.transforms) {
+        assert.ok(o.transforms.some((x) => x.type === t.type && x.id === t.id && x.keyLength === t.keyLength));
+        assert.ok(cfg.some((c) => c.transforms.some((x) => x.type === t.type && x.id === t.id && x.keyLength === t.keyLength)));
+      }
+      assert.equal(new Set(s.proposal.transforms.map((t) => t.type)).size, s.proposal.transforms.length);
+    } else {
+      assert.equal(s.received.length, theirs.length);
+      assert.equal(s.configured.length, ours.length);
+    }
+    assert.ok(selectProposal(cfg, toSaProposals(cfg).map(fromSaProposal), { preferConfigured: prefer }).ok);
+  }), { numRuns: 300 });
+});
