@@ -62,7 +62,8 @@ const scenarios: Record<string, (s: Side) => Promise<unknown>> = {
     assert.equal(await r.xfrmInterfaceIfId('ipsec0'), s.ifId);
     const x = XfrmClient.open({ timeoutMs: 60_000 });
     await x.installChild(child(s));
-    await r.addRoute({ dst: s.remote, src: s.inner, dev: 'ipsec0' });
+    // Route-based tunnels route by interface: the main table (254), no policy-routing rule needed.
+    await r.addRoute({ dst: s.remote, src: s.inner, dev: 'ipsec0', table: 254 });
     x.close(); r.close();
     return index;
   },
