@@ -8,7 +8,7 @@
 // batched runs are timed per 1k chunk; the last chunk's rate over the first one's shows whether
 // installing slows down as the table fills (medians over XFRM_BENCH_ROUNDS=3 alternating rounds).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { writeFileSync, rmSync } from 'node:fs';
+import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -107,25 +107,33 @@ function espAvailable(ns: Netns): boolean {
 
 const fmt = (x: number): string => Math.round(x).toLocaleString('en-US').padStart(9);
 
+// Printed lines; also written to $VM_OUT/xfrm-bench.txt in the kernel lane (node --test keeps stdout to itself).
+const lines: string[] = [];
+function out(line: string): void {
+  console.log(line);
+  lines.push(line);
+  if (process.env.VM_OUT) { mkdirSync(process.env.VM_OUT, { recursive: true }); writeFileSync(join(process.env.VM_OUT, 'xfrm-bench.txt'), lines.join('\n') + '\n'); }
+}
+
 async function main(): Promise<void> {
   const arg = process.argv.indexOf('--sizes');
   const sizes = (arg > 0 ? process.argv[arg + 1]! : '1000,10000').split(',').map(Number);
   const kernel = execFileSync('uname', ['-r']).toString().trim();
-  console.log(`bench/xfrm on kernel ${kernel}, node ${process.version}; rates in installs/s (higher is better)`);
-  console.log(`${'what'.padEnd(8)} ${'N'.padStart(6)} ${'cold 1k'.padStart(9)} ${'kipsec batched'.padStart(15)} ${'kipsec 1-by-1'.padStart(14)} ${'ip -batch'.padStart(10)} ${'batched/ip'.padStart(10)} ${'growth (last 1k / first 1k)'.padStart(28)}`);
+  out(`bench/xfrm on kernel ${kernel}, node ${process.version}; rates in installs/s (higher is better)`);
+  out(`${'what'.padEnd(8)} ${'N'.padStart(6)} ${'cold 1k'.padStart(9)} ${'kipsec batched'.padStart(15)} ${'kipsec 1-by-1'.padStart(14)} ${'ip -batch'.padStart(10)} ${'batched/ip'.padStart(10)} ${'growth (last 1k / first 1k)'.padStart(28)}`);
   const ns = await Netns.create(null, 'bench');
   try {
     const kinds: Kind[] = espAvailable(ns) ? ['policy', 'sa'] : ['policy'];
     for (const kind of kinds) {
       for (const n of sizes) {
         const r = spawnSync('ip', ['netns', 'exec', ns.name, 'env', `XFRM_BENCH=${kind}:${n}`, process.execPath, '--import', 'tsx', SELF], { encoding: 'utf8', timeout: 900_000 });
-        if (r.status !== 0) { console.log(`${kind} ${n}: failed: ${r.stderr.slice(0, 400)}`); continue; }
+        if (r.status !== 0) { out(`${kind} ${n}: failed: ${r.stderr.slice(0, 400)}`); continue; }
         const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as Result;
         const growth = res.firstChunkPerSec ? `${(res.lastChunkPerSec! / res.firstChunkPerSec).toFixed(2)}× (${fmt(res.firstChunkPerSec).trim()} → ${fmt(res.lastChunkPerSec!).trim()})` : '-';
-        console.log(`${kind.padEnd(8)} ${String(n).padStart(6)} ${fmt(res.coldPerSec)} ${fmt(res.batchedPerSec).padStart(15)} ${fmt(res.serialPerSec).padStart(14)} ${fmt(res.ipBatchPerSec).padStart(10)} ${(res.batchedPerSec / res.ipBatchPerSec).toFixed(2).padStart(9)}× ${growth.padStart(28)}`);
+        out(`${kind.padEnd(8)} ${String(n).padStart(6)} ${fmt(res.coldPerSec)} ${fmt(res.batchedPerSec).padStart(15)} ${fmt(res.serialPerSec).padStart(14)} ${fmt(res.ipBatchPerSec).padStart(10)} ${(res.batchedPerSec / res.ipBatchPerSec).toFixed(2).padStart(9)}× ${growth.padStart(28)}`);
       }
     }
-    if (!kinds.includes('sa')) console.log('sa: skipped, this kernel has no ESP (run in the kernel lane: bash e2e/vm-run.sh bench/xfrm.ts)');
+    if (!kinds.includes('sa')) out('sa: skipped, this kernel has no ESP (run in the kernel lane: bash e2e/vm-run.sh bench/xfrm.ts)');
   } finally {
     await ns.destroy();
   }

@@ -44,7 +44,7 @@ function waitFor<T extends XfrmEvent>(events: XfrmEvent[], pred: (e: XfrmEvent) 
     const tick = (): void => {
       const hit = events.find(pred);
       if (hit) resolve(hit);
-      else if (Date.now() - t0 > ms) reject(new Error(`no matching event within ${ms} ms; saw ${JSON.stringify(events.map((e) => e.kind))}`));
+      else if (Date.now() - t0 > ms) reject(new Error(`no matching event within ${ms} ms; saw ${JSON.stringify(events.map((e) => (e.kind === 'expire' ? `expire hard=${e.hard} spi=${e.sa.spi}` : e.kind)))}`));
       else setTimeout(tick, 50);
     };
     tick();
@@ -58,14 +58,18 @@ const scenarios: Record<string, () => Promise<unknown>> = {
     const evRec = new Recording();
     const c = new XfrmClient(new RawNetlinkTransport(NETLINK_XFRM), { timeoutMs: 60_000, eventTransport: () => evRec });
     const events: XfrmEvent[] = [];
-    const sub = c.events(['expire'], (e) => events.push(e));
+    const sub = c.events(['expire'], (e) => { events.push(e); console.error(`event at ${Date.now() - t0} ms: ${e.kind}${e.kind === 'expire' ? ` hard=${e.hard}` : ''}`); });
+    sub.onError((e) => console.error('event socket error', e));
     const t0 = Date.now();
     await c.addSa({ src: '192.0.2.1', dst: '192.0.2.2', spi: 0x5001, reqid: 3, aead: gcm, soft: { addExpiresSec: 1 }, hard: { addExpiresSec: 3 } });
     const soft = await waitFor(events, (e): e is Extract<XfrmEvent, { kind: 'expire' }> => e.kind === 'expire' && !e.hard, 30_000);
     const softMs = Date.now() - t0;
     assert.equal(soft.sa.spi, 0x5001);
     assert.equal(soft.sa.reqid, 3);
-    const hard = await waitFor(events, (e): e is Extract<XfrmEvent, { kind: 'expire' }> => e.kind === 'expire' && e.hard, 30_000);
+    const hard = await waitFor(events, (e): e is Extract<XfrmEvent, { kind: 'expire' }> => e.kind === 'expire' && e.hard, 60_000).catch(async (e: unknown) => {
+      const left = await c.listSas();
+      throw new Error(`${String(e)}; SAs now: ${JSON.stringify(left.map((s) => ({ spi: s.spi, hard: s.hard, soft: s.soft, addTime: String(s.current.add_time) })))}`);
+    });
     const hardMs = Date.now() - t0;
     assert.equal(hard.sa.spi, 0x5001);
     assert.equal((await c.listSas()).length, 0, 'hard expire deletes the SA');
