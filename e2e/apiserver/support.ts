@@ -4,9 +4,11 @@ import { readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ALL_KINDS, buildCrd } from '../../src/api/crd.js';
-import { KubeClient, resourcePath, RESOURCES } from '../../src/api/kube/client.js';
+import { KubeClient, resourcePath, RESOURCES, type Impersonation } from '../../src/api/kube/client.js';
+import type { Logger } from '../../src/operator/logger.js';
+import pino from 'pino';
 import { isNotFound } from '../../src/api/kube/errors.js';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { eventually, loadKubeConfig } from '../lib/kube.js';
 
 const CRD = { group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions' };
@@ -39,4 +41,64 @@ export async function ensureNamespace(kube: KubeClient, name: string): Promise<v
 
 export async function deleteQuietly(kube: KubeClient, path: string): Promise<void> {
   try { await kube.delete(path); } catch (e) { if (!isNotFound(e)) throw e; }
+}
+
+const PLURALS: Record<string, { group: string; version: string; plural: string; namespaced: boolean }> = {
+  ServiceAccount: { group: '', version: 'v1', plural: 'serviceaccounts', namespaced: true },
+  ClusterRole: { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'clusterroles', namespaced: false },
+  ClusterRoleBinding: { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'clusterrolebindings', namespaced: false },
+  Role: { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'roles', namespaced: true },
+  RoleBinding: { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'rolebindings', namespaced: true },
+  ValidatingAdmissionPolicy: { group: 'admissionregistration.k8s.io', version: 'v1', plural: 'validatingadmissionpolicies', namespaced: false },
+  ValidatingAdmissionPolicyBinding: { group: 'admissionregistration.k8s.io', version: 'v1', plural: 'validatingadmissionpolicybindings', namespaced: false },
+};
+
+interface AnyObj { kind: string; metadata: { name: string; namespace?: string }; roleRef?: { kind: string; name: string }; spec?: { policyName?: string } }
+
+/**
+ * Apply a file from deploy/ for one test: "kipsec-system" becomes `ns`, and cluster-scoped names
+ * get `-<ns>` so tests in parallel do not share them. Returns a cleanup function.
+ */
+export async function applyDeployFile(kube: KubeClient, file: string, ns: string): Promise<() => Promise<void>> {
+  const text = readFileSync(join(here, '..', '..', 'deploy', file), 'utf8').replaceAll('kipsec-system', ns);
+  const objs = parseAllDocuments(text).map((d) => d.toJS() as AnyObj).filter((o) => o && PLURALS[o.kind]);
+  const paths: string[] = [];
+  for (const o of objs) {
+    const r = PLURALS[o.kind]!;
+    if (!r.namespaced) o.metadata.name = `${o.metadata.name}-${ns}`;
+    if (o.roleRef?.kind === 'ClusterRole') o.roleRef.name = `${o.roleRef.name}-${ns}`;
+    if (o.spec?.policyName) o.spec.policyName = `${o.spec.policyName}-${ns}`;
+    const path = resourcePath(r, { name: o.metadata.name, ...(r.namespaced ? { namespace: ns } : {}) });
+    await kube.apply(path, o, 'kipsec-e2e');
+    paths.push(path);
+  }
+  return async () => { for (const p of paths.reverse()) await deleteQuietly(kube, p); };
+}
+
+export function serviceAccountUser(ns: string, name: string, nodeName?: string): Impersonation {
+  return {
+    user: `system:serviceaccount:${ns}:${name}`,
+    groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'],
+    ...(nodeName ? { extra: { 'authentication.kubernetes.io/node-name': [nodeName] } } : {}),
+  };
+}
+
+export async function createNode(kube: KubeClient, name: string, ip: string): Promise<void> {
+  await kube.create(resourcePath(RESOURCES.nodes), { apiVersion: 'v1', kind: 'Node', metadata: { name } });
+  await kube.mergePatch(resourcePath(RESOURCES.nodes, { name, sub: 'status' }), { status: { addresses: [{ type: 'InternalIP', address: ip }] } });
+}
+
+/** A quiet pino-shaped logger for in-process operators (set KIPSEC_TEST_LOG=debug to see it). */
+export function testLogger(): Logger {
+  return pino({ level: process.env['KIPSEC_TEST_LOG'] ?? 'silent' }, pino.destination(2));
+}
+
+/** Delete what a test namespace's operator created (no namespace controller runs in this lane). */
+export async function cleanupNamespace(kube: KubeClient, ns: string, testLabel: string): Promise<void> {
+  const csrs = await kube.get<{ items: { metadata: { name: string } }[] }>(resourcePath(RESOURCES.csrs), { labelSelector: `kipsec.io/test=${testLabel}` });
+  for (const c of csrs.items) await deleteQuietly(kube, resourcePath(RESOURCES.csrs, { name: c.metadata.name }));
+  for (const [r, name] of [[RESOURCES.secrets, 'kipsec-ca'], [RESOURCES.configMaps, 'kipsec-trust-bundle'], [RESOURCES.leases, 'kipsec-operator']] as const) {
+    await deleteQuietly(kube, resourcePath(r, { namespace: ns, name }));
+  }
+  await deleteQuietly(kube, resourcePath(RESOURCES.namespaces, { name: ns }));
 }

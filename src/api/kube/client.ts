@@ -26,23 +26,26 @@ export class KubeClient {
   readonly #server: URL;
   readonly #agent: Agent;
   readonly #impersonate: Impersonation | undefined;
+  readonly #ownsAgent: boolean;
   #opts: RequestOptions | undefined;
   #optsAt = 0;
   readonly stats: RequestStats = { total: 0, writes: 0, byVerb: {} };
 
-  constructor(kc: KubeConfig, opts: { impersonate?: Impersonation; maxSockets?: number } = {}) {
+  constructor(kc: KubeConfig, opts: { impersonate?: Impersonation; maxSockets?: number; agent?: Agent } = {}) {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new KubeUnavailableError('kubeconfig has no current cluster', undefined);
     this.#kc = kc;
     this.#server = new URL(cluster.server);
-    this.#agent = new Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 64 });
+    this.#agent = opts.agent ?? new Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 64 });
+    this.#ownsAgent = opts.agent === undefined;
     this.#impersonate = opts.impersonate;
   }
 
-  /** A client that acts as another user (needs `impersonate` RBAC; tests use the admin). */
-  as(impersonate: Impersonation): KubeClient { return new KubeClient(this.#kc, { impersonate }); }
+  /** A client that acts as another user (needs `impersonate` RBAC; tests use the admin). It shares
+   * this client's connections; closing it is a no-op, closing this one closes both. */
+  as(impersonate: Impersonation): KubeClient { return new KubeClient(this.#kc, { impersonate, agent: this.#agent }); }
 
-  close(): void { this.#agent.destroy(); }
+  close(): void { if (this.#ownsAgent) this.#agent.destroy(); }
 
   async #options(): Promise<RequestOptions> {
     if (!this.#opts || Date.now() - this.#optsAt > CREDENTIAL_TTL_MS) {
@@ -131,8 +134,11 @@ export class KubeClient {
       throw new KubeApiError(status, reason, message);
     }
     const lines = createInterface({ input: res, crlfDelay: Infinity });
-    const onAbort = (): void => { res.destroy(); };
+    // readline does not end when its input is destroyed, so close it too.
+    const onAbort = (): void => { lines.close(); res.destroy(); };
+    if (signal.aborted) onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
+    res.on('close', () => lines.close());
     // An error thrown by onEvent (e.g. the informer's "410 Gone, relist") ends the watch and
     // reaches the caller unchanged; stream errors become KubeUnavailableError.
     let handlerError: { e: unknown } | undefined;

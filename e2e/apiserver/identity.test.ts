@@ -1,0 +1,173 @@
+// Node identity end to end against the real apiserver (DESIGN.md §4). The operator runs in-process
+// as its own service account (deploy/rbac.yaml, via impersonation); agents submit CSRs as
+// kipsec-agent with pod-bound node info, using the agent-side IdentityClient.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { systemClock } from '../../src/common/time.js';
+import { KubeClient, RESOURCES, resourcePath } from '../../src/api/kube/client.js';
+import { IdentityClient, IdentityDeniedError } from '../../src/api/identity-client.js';
+import { ANNOTATIONS, SIGNER_NAME } from '../../src/api/names.js';
+import { identityCrypto } from '../../src/pki/identity-crypto.js';
+import { createCsr, generateKeyPair, parseBundle, parseCertificate, verifyCertificate, certificateSans } from '../../src/pki/index.js';
+import { Operator } from '../../src/operator/operator.js';
+import { eventually, uniqueName } from '../lib/kube.js';
+import { adminClient, applyDeployFile, cleanupNamespace, createNode, deleteQuietly, ensureNamespace, installKipsecCrds, serviceAccountUser, testLogger } from './support.js';
+
+let admin: KubeClient;
+let ns: string;
+let op: Operator;
+const cleanups: (() => Promise<void>)[] = [];
+const silent = { info: () => undefined, warn: () => undefined };
+
+function startOperator(identity: string): Operator {
+  const o = new Operator({
+    kube: admin.as(serviceAccountUser(ns, 'kipsec-operator')), namespace: ns, identity, clock: systemClock, log: testLogger(),
+    csrLabelSelector: `kipsec.io/test=${ns}`, meshName: `mesh-${ns}`, leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 500, healthPort: 0, healthHost: '127.0.0.1',
+  });
+  return o;
+}
+
+function agent(node: string, ip: string, asNode = node): IdentityClient<Awaited<ReturnType<typeof identityCrypto.generateKey>>> {
+  return new IdentityClient({
+    kube: admin.as(serviceAccountUser(ns, 'kipsec-agent', asNode)), crypto: identityCrypto, nodeName: node, nodeIps: [ip],
+    dir: mkdtempSync(join(tmpdir(), 'kipsec-id-')), clock: systemClock, log: silent, namespace: ns, labels: { 'kipsec.io/test': ns }, issueTimeoutMs: 20_000,
+  });
+}
+
+async function bundle(): Promise<string> {
+  const cm = await admin.get<{ data?: Record<string, string> }>(resourcePath(RESOURCES.configMaps, { namespace: ns, name: 'kipsec-trust-bundle' }));
+  return cm.data?.['ca.crt'] ?? '';
+}
+
+before(async () => {
+  admin = adminClient();
+  ns = uniqueName('kipsec-id');
+  await installKipsecCrds(admin);
+  await ensureNamespace(admin, ns);
+  cleanups.push(await applyDeployFile(admin, 'rbac.yaml', ns));
+  op = startOperator('op-1');
+  await op.start();
+  await eventually(async () => (op.isLeader ? true : undefined), 15_000);
+  await eventually(async () => ((await bundle().catch(() => '')) ? true : undefined), 15_000);
+});
+
+after(async () => {
+  await op.stop();
+  for (const c of cleanups.reverse()) await c();
+  await cleanupNamespace(admin, ns, ns);
+  admin.close();
+});
+
+async function node(ip: string): Promise<string> {
+  const name = uniqueName('node');
+  await createNode(admin, name, ip);
+  cleanups.push(() => deleteQuietly(admin, resourcePath(RESOURCES.nodes, { name })));
+  return name;
+}
+
+test('the agent of node X gets a certificate for X: approved, signed with SAN X, verifying against the trust bundle; key file is 0600', async () => {
+  const x = await node('192.0.2.10');
+  const a = agent(x, '192.0.2.10');
+  const cert = await a.start();
+  a.stop();
+  const c = parseCertificate(cert.pem);
+  assert.deepEqual(certificateSans(c), { dns: [x], ip: ['192.0.2.10'] });
+  assert.ok(Math.abs(cert.notAfterMs - cert.notBeforeMs - (24 * 3600_000 + 5 * 60_000)) < 2000, 'default lifetime 24 h (+5 min backdating)');
+  await verifyCertificate(c, parseBundle(await bundle()), Date.now());
+  const { statSync } = await import('node:fs');
+  assert.equal(statSync(a.keyPath).mode & 0o777, 0o600);
+  const csrs = await admin.get<{ items: { spec: { username: string }; status: { conditions: { type: string; reason: string }[] } }[] }>(resourcePath(RESOURCES.csrs), { labelSelector: `kipsec.io/node=${x}` });
+  assert.equal(csrs.items[0]?.spec.username, `system:serviceaccount:${ns}:kipsec-agent`);
+  assert.equal(csrs.items[0]?.status.conditions[0]?.reason, 'KipsecNodeIdentity');
+});
+
+test('a CSR naming a non-existent node is denied with reason NodeNotFound', async () => {
+  const ghost = uniqueName('ghost');
+  const a = agent(ghost, '192.0.2.11');
+  await assert.rejects(a.start(), (e: unknown) => e instanceof IdentityDeniedError && e.reason === 'NodeNotFound' && e.message.includes(ghost));
+  a.stop();
+});
+
+test('a CSR from another account (the admin, not kipsec-agent) is denied with reason UnauthorizedRequester', async () => {
+  const x = await node('192.0.2.12');
+  const pem = await createCsr(await generateKeyPair(), x);
+  const name = uniqueName('csr-admin');
+  await admin.create(resourcePath(RESOURCES.csrs), { apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest', metadata: { name, labels: { 'kipsec.io/test': ns } }, spec: { request: Buffer.from(pem).toString('base64'), signerName: SIGNER_NAME, usages: ['digital signature'] } });
+  const c = await eventually(async () => {
+    const o = await admin.get<{ status?: { conditions?: { type: string; reason: string; message: string }[] } }>(resourcePath(RESOURCES.csrs, { name }));
+    return o.status?.conditions?.find((x) => x.type === 'Denied');
+  });
+  assert.equal(c.reason, 'UnauthorizedRequester');
+  assert.match(c.message, /kipsec-admin/);
+});
+
+test("an agent on node Y asking for node X's identity is denied with reason NodeMismatch", async () => {
+  const x = await node('192.0.2.13');
+  const a = agent(x, '192.0.2.13', 'some-other-node');
+  await assert.rejects(a.start(), (e: unknown) => e instanceof IdentityDeniedError && e.reason === 'NodeMismatch');
+  a.stop();
+});
+
+test('a second key for a node that has a live identity is denied (IdentityInUse); renewal with the same key is signed', async () => {
+  const x = await node('192.0.2.14');
+  const a = agent(x, '192.0.2.14');
+  const first = await a.start();
+  const second = await a.renew();
+  a.stop();
+  assert.equal(second.publicKeyFingerprint, first.publicKeyFingerprint);
+  assert.notEqual(second.fingerprint, first.fingerprint);
+  const b = agent(x, '192.0.2.14');
+  await assert.rejects(b.start(), (e: unknown) => e instanceof IdentityDeniedError && e.reason === 'IdentityInUse');
+  b.stop();
+});
+
+test('CA rotation: the bundle holds old and new CA; certificates from both verify; new ones come from the new CA', async () => {
+  const x = await node('192.0.2.15');
+  const a = agent(x, '192.0.2.15');
+  const before1 = await a.start();
+  const oldBundle = parseBundle(await bundle());
+  assert.equal(oldBundle.length, 1);
+  await admin.mergePatch(resourcePath(RESOURCES.secrets, { namespace: ns, name: 'kipsec-ca' }), { metadata: { annotations: { [ANNOTATIONS.caRotateRequested]: 'true' } } });
+  const both = await eventually(async () => { const b = parseBundle(await bundle()); return b.length === 2 ? b : undefined; });
+  const after1 = await a.renew();
+  a.stop();
+  const oldCert = parseCertificate(before1.pem); const newCert = parseCertificate(after1.pem);
+  assert.equal((await verifyCertificate(oldCert, both, Date.now())).subject, oldBundle[0]!.subject);
+  const issuer = await verifyCertificate(newCert, both, Date.now());
+  assert.notEqual(issuer.subject, oldBundle[0]!.subject, 'renewed certificate is signed by the new CA');
+  await assert.rejects(verifyCertificate(newCert, oldBundle, Date.now()));
+  // Still one CA Secret, now with the previous CA kept for the overlap.
+  const s = await admin.get<{ data: Record<string, string>; metadata: { annotations?: Record<string, string> } }>(resourcePath(RESOURCES.secrets, { namespace: ns, name: 'kipsec-ca' }));
+  assert.ok(s.data['previous.crt']);
+  assert.equal(s.metadata.annotations?.[ANNOTATIONS.caRotateRequested], undefined, 'rotation request consumed');
+});
+
+test('restarting the operator reconverges without a second CA, and signs what arrived while it was down', async () => {
+  const before1 = (await admin.get<{ data: Record<string, string> }>(resourcePath(RESOURCES.secrets, { namespace: ns, name: 'kipsec-ca' }))).data['tls.crt'];
+  await op.stop();
+  const x = await node('192.0.2.16');
+  const a = agent(x, '192.0.2.16');
+  const pending = a.start();
+  op = startOperator('op-2');
+  await op.start();
+  const cert = await pending;
+  a.stop();
+  assert.equal(op.ctx.ca.created, 0, 'the restarted operator created no CA');
+  const after1 = (await admin.get<{ data: Record<string, string> }>(resourcePath(RESOURCES.secrets, { namespace: ns, name: 'kipsec-ca' }))).data['tls.crt'];
+  assert.equal(after1, before1);
+  await verifyCertificate(parseCertificate(cert.pem), parseBundle(await bundle()), Date.now());
+  const secrets = await admin.get<{ items: unknown[] }>(resourcePath(RESOURCES.secrets, { namespace: ns }));
+  assert.equal(secrets.items.length, 1, 'exactly one Secret (the CA) in the operator namespace');
+});
+
+test('health endpoints and metrics are served', async () => {
+  const base = `http://127.0.0.1:${op.healthPort!}`;
+  assert.equal((await fetch(`${base}/healthz`)).status, 200);
+  assert.equal((await fetch(`${base}/readyz`)).status, 200);
+  const m = await (await fetch(`${base}/metrics`)).text();
+  assert.match(m, /kipsec_operator_leader 1/);
+  assert.match(m, /kipsec_operator_csr_decisions_total/);
+});
