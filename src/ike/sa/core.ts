@@ -90,6 +90,7 @@ export class EngineCore implements Ctx {
     for (const [k, v] of this.initIndex) if (v === sa) this.initIndex.delete(k);
   }
   newSerial(): number { return ++this.#serial; }
+  hasOtherIkeSa(sa: IkeSa): boolean { return this.liveSas(sa.peer.config.name).some((s) => s !== sa && s.state.tag === 'established'); }
 
   drop(reason: string): void { this.drops[reason] = (this.drops[reason] ?? 0) + 1; }
 

@@ -36,16 +36,19 @@ export function scheduleIkeTimers(e: EngineCore, sa: IkeSa): void {
   scheduleDpd(e, sa);
 }
 
-export function scheduleDpd(e: EngineCore, sa: IkeSa): void {
+export function scheduleDpd(e: EngineCore, sa: IkeSa, delayMs?: number): void {
   const interval = sa.peer.config.dpd.intervalMs;
   sa.timers.dpd?.cancel();
+  sa.timers.dpd = null;
   if (interval <= 0) return;
-  const idle = e.clock.now() - sa.lastInboundMs;
-  sa.timers.dpd = e.clock.setTimer(Math.max(0, interval - idle), () => {
+  sa.timers.dpd = e.clock.setTimer(delayMs ?? interval, () => {
     void e.enqueue(sa, () => {
       if (sa.state.tag !== 'established') return;
-      if (e.clock.now() - sa.lastInboundMs >= interval && sa.outstanding === null && sa.pending.length === 0) e.queueTask(sa, { kind: 'dpd' });
-      scheduleDpd(e, sa);
+      const idle = e.clock.now() - sa.lastInboundMs;
+      if (idle < interval) { scheduleDpd(e, sa, interval - idle); return; }
+      // Idle for a whole interval: check liveness, unless a request is already doing that.
+      if (sa.outstanding === null && sa.pending.length === 0) e.queueTask(sa, { kind: 'dpd' });
+      scheduleDpd(e, sa, interval);
     });
   });
 }

@@ -2,7 +2,7 @@
 // can drop, duplicate and reorder datagrams, each with a fake kernel that records every call,
 // fixed randomness (SeededRandom) and one shared ManualClock.
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { ManualClock, SeededRandom } from '../../../../src/common/time.js';
+import { ManualClock, SeededRandom, type TimerHandle } from '../../../../src/common/time.js';
 import { pskFrom } from '../../../../src/ike/crypto/auth.js';
 import { decodeMessage } from '../../../../src/ike/codec/message.js';
 import { IkeEngine, type ChildConfig, type EngineOptions, type PeerConfig } from '../../../../src/ike/engine.js';
@@ -20,6 +20,8 @@ export interface Packet {
   readonly messageId: number;
   /** First payload type (53 = SKF fragment). */
   readonly firstPayload: number;
+  /** Clock time when it was sent. */
+  readonly atMs: number;
 }
 
 /** Decide per datagram: deliver, drop, or deliver twice. */
@@ -32,6 +34,7 @@ export class FakeNet {
   /** Held back by a 'hold' fate; release with releaseHeld() (reordering). */
   held: Packet[] = [];
   fate: (p: Packet) => Fate = () => 'deliver';
+  now: () => number = () => 0;
 
   transportFor(): Transport {
     return { send: (datagram, to, from) => this.#push(datagram, from, to) };
@@ -41,7 +44,7 @@ export class FakeNet {
     const copy = new Uint8Array(datagram);
     let exchange = 0; let response = false; let messageId = -1; let firstPayload = 0;
     try { const m = decodeMessage(copy); exchange = m.header.exchangeType; response = m.header.response; messageId = m.header.messageId; firstPayload = copy[16] ?? 0; } catch { /* garbage is delivered as is */ }
-    const p: Packet = { datagram: copy, from, to, exchange, response, messageId, firstPayload };
+    const p: Packet = { datagram: copy, from, to, exchange, response, messageId, firstPayload, atMs: this.now() };
     this.log.push(p);
     this.queue.push(p);
   }
@@ -77,6 +80,26 @@ export class FakeNet {
     const h = reverse ? this.held.reverse() : this.held;
     this.queue.unshift(...h);
     this.held = [];
+  }
+}
+
+/**
+ * ManualClock that also knows when its next timer is due, so the pair can jump from timer to
+ * timer and let each callback's async work (and the traffic it causes) finish before the next:
+ * retransmission times then come out exact instead of drifting by the step size.
+ */
+export class PairClock extends ManualClock {
+  readonly #due = new Set<{ at: number }>();
+  override setTimer(ms: number, fn: () => void): TimerHandle {
+    const entry = { at: this.now() + Math.max(0, ms) };
+    this.#due.add(entry);
+    const h = super.setTimer(ms, () => { this.#due.delete(entry); fn(); });
+    return { cancel: () => { this.#due.delete(entry); h.cancel(); } };
+  }
+  nextDue(): number | null {
+    let best: number | null = null;
+    for (const e of this.#due) if (best === null || e.at < best) best = e.at;
+    return best;
   }
 }
 
@@ -173,12 +196,13 @@ export interface PairOptions {
 }
 
 export class Pair {
-  readonly clock = new ManualClock(Date.UTC(2026, 10, 27, 12));
+  readonly clock = new PairClock(Date.UTC(2026, 10, 27, 12));
   readonly net = new FakeNet();
   readonly alice: Side;
   readonly bob: Side;
 
   constructor(o: PairOptions = {}) {
+    this.net.now = () => this.clock.now();
     const mk = (name: 'alice' | 'bob', seed: number, spiBase: number): Side => {
       const kernel = new FakeKernel(spiBase);
       const events: IkeEvent[] = [];
@@ -212,15 +236,17 @@ export class Pair {
     await this.net.pump();
   }
 
-  /** Move time forward in steps, delivering traffic after each. */
-  async advance(ms: number, stepMs = 500): Promise<void> {
-    let left = ms;
-    while (left > 0) {
-      const s = Math.min(stepMs, left);
-      this.clock.advance(s);
-      left -= s;
+  /** Move time forward timer by timer, delivering the traffic each one causes before the next. */
+  async advance(ms: number): Promise<void> {
+    const target = this.clock.now() + ms;
+    for (let guard = 0; guard < 1_000_000; guard++) {
+      const due = this.clock.nextDue();
+      if (due === null || due > target) break;
+      this.clock.advance(Math.max(0, due - this.clock.now()));
       await this.net.pump();
     }
+    this.clock.advance(Math.max(0, target - this.clock.now()));
+    await this.net.pump();
   }
 
   events(side: Side, type: IkeEvent['type']): IkeEvent[] { return side.events.filter((e) => e.type === type); }
