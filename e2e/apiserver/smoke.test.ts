@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as k8s from '@kubernetes/client-node';
-import { eventually, loadKubeConfig, uniqueName } from '../lib/kube.js';
+import { eventually, loadKubeConfig, uniqueName, watchFor } from '../lib/kube.js';
 
 const group = 'smoke.kipsec.io';
 
@@ -32,14 +32,10 @@ test('create a CRD, then create/get/watch a custom resource against the real api
 
   // Watch first, so the ADDED event for the object we create must arrive through the watch.
   const name = uniqueName('w');
-  const seen = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no watch event within 15 s')), 15_000);
-    void new k8s.Watch(kc).watch(`/apis/${group}/v1/${plural}`, {}, (type, obj: { metadata?: { name?: string } }) => {
-      if (obj.metadata?.name === name) { clearTimeout(timer); resolve(type); }
-    }, (err) => { if (err) reject(err as Error); }).then((req) => t.after(() => req.abort()));
-  });
+  const w = await watchFor(kc, `/apis/${group}/v1/${plural}`, (o) => (o as { metadata?: { name?: string } }).metadata?.name === name);
+  t.after(() => w.stop());
   await objs.createClusterCustomObject({ group, version: 'v1', plural, body: { apiVersion: `${group}/v1`, kind: `Widget${process.pid}`, metadata: { name }, spec: { size: 3 } } });
-  assert.equal(await seen, 'ADDED');
+  assert.equal(await w.event, 'ADDED');
   const got = await objs.getClusterCustomObject({ group, version: 'v1', plural, name }) as { spec: { size: number } };
   assert.equal(got.spec.size, 3);
 

@@ -39,3 +39,32 @@ export async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs 
     await new Promise((r) => setTimeout(r, stepMs));
   }
 }
+
+/**
+ * Start watching `path` and resolve with the first event type for which `match(obj)` holds.
+ * Returns once the watch is running (so the caller can then create the object); `event` settles
+ * later. A new CRD's watch cache answers 429 while it initialises: restart, as client-go does.
+ */
+export async function watchFor(kc: k8s.KubeConfig, path: string, match: (obj: unknown) => boolean, timeoutMs = 15_000): Promise<{ event: Promise<string>; stop(): void }> {
+  let stopped = false;
+  let current: { abort(): void } | undefined;
+  let settle: (v: string) => void = () => undefined;
+  let fail: (e: Error) => void = () => undefined;
+  const event = new Promise<string>((res, rej) => { settle = res; fail = rej; });
+  const timer = setTimeout(() => fail(new Error(`no matching watch event on ${path} within ${timeoutMs} ms`)), timeoutMs);
+  const stop = (): void => { stopped = true; clearTimeout(timer); current?.abort(); };
+  void event.then(stop, stop);
+  let attempts = 0;
+  const start = async (): Promise<void> => {
+    if (stopped) return;
+    attempts++;
+    current = await new k8s.Watch(kc).watch(path, {}, (type, obj: unknown) => { if (match(obj)) settle(type); }, (err) => {
+      if (stopped) return;
+      const code = (err as { statusCode?: number } | null)?.statusCode;
+      if (code === 429 && attempts < 100) setTimeout(() => { void start().catch((e: unknown) => fail(e as Error)); }, 200);
+      else fail(new Error(`watch on ${path} ended: ${err ? (err as Error).message : 'closed'}`));
+    });
+  };
+  await start();
+  return { event, stop };
+}
