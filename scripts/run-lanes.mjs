@@ -7,7 +7,7 @@
 //   node scripts/run-lanes.mjs [LANE...]      lanes: unit node24 netns interop apiserver vm
 //   KIPSEC_LANES=unit,netns node scripts/run-lanes.mjs
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -40,10 +40,14 @@ const LANES = {
   vm: { dir: 'e2e/vm', why: 'Debian kernel with real ESP under QEMU', needs: () => (!isRoot ? 'needs root' : !which('qemu-system-x86_64') ? 'qemu-system-x86_64 is not installed (scripts/setup.sh installs it)' : null), vm: true },
 };
 
-function run(cmd, args, opts = {}) {
+/** Run a lane's command, streaming its output to the console and to .lane-results/<lane>.log. */
+function run(cmd, args, opts = {}, logFile) {
   return new Promise((resolveRun) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], cwd: root, ...opts });
-    child.on('exit', (code, signal) => resolveRun(code ?? (signal ? 128 : 1)));
+    const log = logFile ? createWriteStream(logFile) : null;
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: root, ...opts });
+    child.stdout.on('data', (b) => { process.stdout.write(b); log?.write(b); });
+    child.stderr.on('data', (b) => { process.stderr.write(b); log?.write(b); });
+    child.on('close', (code, signal) => { log?.end(); resolveRun(code ?? (signal ? 128 : 1)); });
     child.on('error', () => resolveRun(127));
   });
 }
@@ -78,7 +82,7 @@ async function runLane(name) {
     env.KVM_OUT = join(results, 'vm-out');
     env.KIPSEC_TEST_REPORTERS = [...reporterArgs('@OUT@/vm.json'), '--test-timeout=600000'].join(' ');
     rmSync(join(env.KVM_OUT, 'vm.json'), { force: true });
-    code = await run('bash', [join(root, 'e2e/kernel-vm.sh'), join(root, 'e2e/vm-inside.sh'), ...files.map((f) => relative(root, f))], { env });
+    code = await run('bash', [join(root, 'e2e/kernel-vm.sh'), join(root, 'e2e/vm-inside.sh'), ...files.map((f) => relative(root, f))], { env }, join(results, `${name}.log`));
     const counts = readCounts(join(env.KVM_OUT, 'vm.json'));
     if (!counts) return { name, error: `the VM produced no results (exit ${code}): it did not boot or node --test did not run`, ms: Date.now() - t0 };
     return { name, counts, code, ms: Date.now() - t0 };
@@ -94,9 +98,9 @@ async function runLane(name) {
   const args = ['--import', 'tsx', '--test', `--test-concurrency=${lane.concurrency ?? 1}`, '--test-timeout=600000', ...reporterArgs(out)];
   if (lane.coverage) args.push('--experimental-test-coverage');
   if (lane.node24) {
-    code = await run('npx', ['--yes', '-p', 'node@24', 'node', ...args, ...files], { env });
+    code = await run('npx', ['--yes', '-p', 'node@24', 'node', ...args, ...files], { env }, join(results, `${name}.log`));
   } else {
-    code = await run(process.execPath, [...args, ...files], { env });
+    code = await run(process.execPath, [...args, ...files], { env }, join(results, `${name}.log`));
   }
   if (lane.apiserver && !process.env.KIPSEC_KEEP_APISERVER) capture('bash', [join(root, 'e2e/apiserver.sh'), 'stop'], env);
   const counts = readCounts(out);

@@ -15,7 +15,7 @@ test('ping between two namespaces through ip-xfrm ESP SAs (rfc4106(gcm(aes)), tu
     for (const dir of ['in', 'fwd'])
       await ns.run('ip', ['xfrm', 'policy', 'add', 'src', `${peer}/32`, 'dst', `${me}/32`, 'dir', dir, 'tmpl', 'src', peer, 'dst', me, 'proto', 'esp', 'reqid', '1', 'mode', 'tunnel']);
   }
-  const ping = await a.run('ping', ['-c', '3', '-i', '0.2', '-W', '2', '192.0.2.2']);
+  const ping = await a.run('ping', ['-c', '3', '-i', '0.2', '-W', '10', '192.0.2.2'], { timeoutMs: 60_000 });
   assert.match(ping.stdout, /3 received/);
   const st = await a.run('ip', ['-s', 'xfrm', 'state', 'get', 'src', '192.0.2.1', 'dst', '192.0.2.2', 'proto', 'esp', 'spi', '0x1001']);
   const m = /lifetime current:\s*\n\s*(\d+)\(bytes\), (\d+)\(packets\)/.exec(st.stdout);
