@@ -112,9 +112,17 @@ const scenarios: Record<string, () => Promise<unknown>> = {
     assert.deepEqual(got.hard, sa.hard);
     // Without the mark the SA is invisible: marks are part of the SA's identity.
     await assert.rejects(c.getSa({ dst: sa.dst, spi: sa.spi }), XfrmNotFoundError);
+    rec.received.length = 0;
     const ae = await c.getAe({ dst: sa.dst, spi: sa.spi, src: sa.src, mark: sa.mark! });
+    record('ae-reply-esn', 'XFRM_MSG_GETAE reply (NEWAE) for the ESN SA with a 1024-packet window (e2e/vm/xfrm-sa.test.ts scenario features)', rec.received);
     assert.equal(ae.current?.bytes, 0n);
     assert.equal(ae.replayEsn?.replay_window, 1024);
+    assert.equal(ae.replayEsn?.bmp.length, 32, 'the kernel returns the whole bitmap');
+    // NEWAE: restore replay state (as after a restart or migration), then read it back.
+    await c.setAe({ dst: sa.dst, spi: sa.spi, src: sa.src, mark: sa.mark! }, { replayEsn: { ...ae.replayEsn!, oseq: 1000, oseq_hi: 1 } });
+    const ae2 = await c.getAe({ dst: sa.dst, spi: sa.spi, src: sa.src, mark: sa.mark! });
+    assert.equal(ae2.replayEsn?.oseq, 1000);
+    assert.equal(ae2.replayEsn?.oseq_hi, 1);
     rec.received.length = 0;
     await c.listSas();
     record('sa-dump-features', 'XfrmClient.listSas() reply for an ESN/encap/mark/if_id/set-mark SA (e2e/vm/xfrm-sa.test.ts scenario features)', rec.received);
