@@ -1,0 +1,42 @@
+// The `kipsec` command table: --help lists every command, and a command whose capability is not
+// built yet says so and exits non-zero without doing anything (no fake output).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { run } from '../../../src/cli/main.js';
+import { COMMANDS, EXIT_NOT_BUILT, EXIT_USAGE } from '../../../src/cli/commands.js';
+import { repoPath } from '../../lib/paths.js';
+
+function capture(): { io: { out(l: string): void; err(l: string): void }; out: string[]; err: string[] } {
+  const out: string[] = []; const err: string[] = [];
+  return { io: { out: (l) => out.push(l), err: (l) => err.push(l) }, out, err };
+}
+
+test('kipsec --help lists every command with its summary', async () => {
+  const c = capture();
+  assert.equal(await run(['--help'], c.io), 0);
+  const text = c.out.join('\n');
+  for (const cmd of COMMANDS) assert.match(text, new RegExp(`\\b${cmd.name}\\b.*${cmd.summary.slice(0, 20).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+});
+
+test('a command that is not built yet exits non-zero and says which issue tracks it', async () => {
+  for (const cmd of COMMANDS.filter((x) => !x.run)) {
+    const c = capture();
+    assert.equal(await run([cmd.name], c.io), EXIT_NOT_BUILT, cmd.name);
+    assert.match(c.err.join('\n'), /not built yet \(issue \d+\); nothing was done/);
+    assert.deepEqual(c.out, []);
+  }
+});
+
+test('an unknown command is a usage error', async () => {
+  const c = capture();
+  assert.equal(await run(['frobnicate'], c.io), EXIT_USAGE);
+  assert.match(c.err[0] ?? '', /unknown command "frobnicate"/);
+});
+
+test('bin/kipsec.js runs the built CLI (npx kipsec --help)', () => {
+  const r = spawnSync(process.execPath, [repoPath('bin', 'kipsec.js'), '--help'], { encoding: 'utf8', timeout: 30_000 });
+  if (r.status === 1 && /not built yet; run `npm run build`/.test(r.stderr)) assert.fail('dist/ is missing: the test command builds before the lanes run');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^usage: kipsec COMMAND/);
+});
