@@ -18,7 +18,7 @@ import { ikeFailure, type Ctx } from '../sa/context.js';
 import { NONCE_BYTES } from '../sa/defaults.js';
 import { espAlgorithms } from '../sa/esp.js';
 import type { ChildRequestScratch, ChildRuntime, ChildSa, IkeSa } from '../sa/ike-sa.js';
-import { formatTs, fromWireTs, narrowTs, toPortTs, toWireTs, tsWithin, type TsRange } from '../sa/ts.js';
+import { formatTs, fromWireTs, narrowTs, sameTs, toPortTs, toWireTs, tsWithin, type TsRange } from '../sa/ts.js';
 
 const POLICY_PRIORITY = 2_000;
 
@@ -126,15 +126,24 @@ export function buildChild(ctx: Ctx, sa: IkeSa, a: {
   return { child, install };
 }
 
-/** The child configs of this peer whose selectors overlap the request's, narrowed (§2.9). */
+/**
+ * The child config for the request's selectors, narrowed (§2.9). A config that covers the
+ * proposal exactly wins over one that covers it, which wins over one that only overlaps it
+ * (strongSwan's best-match), so a wide "net" child does not swallow a narrower "dns" one.
+ */
 function pickChild(sa: IkeSa, tsi: readonly TsRange[], tsr: readonly TsRange[], only: ChildRuntime | null): { runtime: ChildRuntime; localTs: TsRange[]; remoteTs: TsRange[] } | null {
+  let best: { runtime: ChildRuntime; localTs: TsRange[]; remoteTs: TsRange[]; score: number } | null = null;
   for (const c of only ? [only] : sa.peer.children) {
     // The initiator's TSi is its side = our remote; TSr is our side.
     const remoteTs = narrowTs(tsi, c.remoteTs);
     const localTs = narrowTs(tsr, c.localTs);
-    if (remoteTs.length > 0 && localTs.length > 0) return { runtime: c, localTs, remoteTs };
+    if (remoteTs.length === 0 || localTs.length === 0) continue;
+    const same = (a: readonly TsRange[], b: readonly TsRange[]): boolean => a.length === b.length && a.every((x) => b.some((y) => sameTs(x, y)));
+    const covers = tsi.every((t) => tsWithin(t, c.remoteTs)) && tsr.every((t) => tsWithin(t, c.localTs));
+    const score = same(tsi, c.remoteTs) && same(tsr, c.localTs) ? 2 : covers ? 1 : 0;
+    if (best === null || score > best.score) best = { runtime: c, localTs, remoteTs, score };
   }
-  return null;
+  return best;
 }
 
 /** Responder: pick config, proposal and selectors for the request's child; derive keys. */

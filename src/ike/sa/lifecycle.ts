@@ -164,6 +164,8 @@ export async function teardown(e: EngineCore, sa: IkeSa, reason: DownReason): Pr
   if (wasHalfOpen) e.halfOpen = Math.max(0, e.halfOpen - 1);
   for (const t of Object.values(sa.timers)) t?.cancel();
   if (sa.outstanding?.timer) sa.outstanding.timer.cancel();
+  const reserved = sa.outstanding?.child?.spi;
+  if (reserved !== undefined) void e.track(e.kernel.releaseSpi({ local: sa.local.address, remote: sa.remote.address, spi: reserved }));
   sa.outstanding = null;
   sa.pending.length = 0;
   for (const c of [...sa.children.values()]) await removeChild(e, sa, c, reason);

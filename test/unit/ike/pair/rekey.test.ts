@@ -1,0 +1,253 @@
+// CREATE_CHILD_SA (RFC 7296 §1.3): additional Child SAs, Child rekey with and without PFS,
+// make-before-break in the kernel (§2.8: new inbound first, outbound switch, old deleted after a
+// delay), IKE SA rekey (§2.18), simultaneous rekeys (§2.8.1 nonce rule), rekey vs delete (§2.25),
+// INFORMATIONAL delete on terminate (§1.4.1).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ExchangeType } from '../../../../src/ike/constants.js';
+import { decodeMessage } from '../../../../src/ike/codec/message.js';
+import type { KernelChildSa } from '../../../../src/ike/ports.js';
+import { child, HOUR, mirrored, Pair, type FakeKernel } from './harness.js';
+
+const ops = (k: FakeKernel): string[] => k.calls.filter((c) => c.op !== 'allocSpi').map((c) => c.op);
+const spis = (k: FakeKernel): number[] => [...k.installed.keys()].sort();
+
+test('a second child config is negotiated with CREATE_CHILD_SA after IKE_AUTH (RFC 7296 §1.3.1)', async () => {
+  const extra = (side: 'alice' | 'bob') => child({ name: 'dns', localTs: [side === 'alice' ? '10.1.53.0/24' : '10.2.53.0/24'], remoteTs: [side === 'alice' ? '10.2.53.0/24' : '10.1.53.0/24'] }, side);
+  const p = new Pair({ aliceChildren: [child(), extra('alice')], bobChildren: [child({}, 'bob'), extra('bob')] });
+  await p.connect();
+  assert.deepEqual(p.net.log.map((x) => x.exchange), [34, 34, 35, 35, 36, 36]);
+  assert.equal(p.alice.kernel.installed.size, 2);
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  const ups = p.bob.events.filter((e) => e.type === 'child-up').map((e) => (e.type === 'child-up' ? e.child : ''));
+  assert.deepEqual(ups, ['net', 'dns']);
+});
+
+for (const [label, esp, hasKe] of [['without PFS', 'aes256gcm16', false], ['with PFS (x25519)', 'aes256gcm16-x25519', true]] as const) {
+  test(`child rekey ${label} at rekeyTime: new SAs mirrored, old deleted after the delay (RFC 7296 §1.3.3, §2.17)`, async () => {
+    const p = new Pair({ aliceChildren: [child({ espProposals: [esp], rekeyTimeMs: HOUR })], bobChildren: [child({ espProposals: [esp], rekeyTimeMs: 2 * HOUR, lifeTimeMs: 3 * HOUR }, 'bob')] });
+    await p.connect();
+    const before = spis(p.alice.kernel);
+    await p.advance(HOUR);
+    const cc = p.net.log.filter((x) => x.exchange === ExchangeType.CREATE_CHILD_SA);
+    assert.equal(cc.length, 2);
+    assert.equal(cc[0]?.from.address, '192.0.2.1', 'alice (shorter rekeyTime) rekeys');
+    void hasKe;
+    assert.equal(p.alice.kernel.installed.size, 2, 'old inbound still installed during the delay');
+    await p.advance(5_000);
+    assert.equal(p.alice.kernel.installed.size, 1);
+    assert.equal(p.bob.kernel.installed.size, 1);
+    assert.notDeepEqual(spis(p.alice.kernel), before);
+    assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+    assert.equal(p.alice.events.filter((e) => e.type === 'child-rekeyed').length, 1);
+    assert.equal(p.bob.events.filter((e) => e.type === 'child-rekeyed').length, 1);
+    assert.equal(p.alice.events.filter((e) => e.type === 'child-down').length, 0, 'a rekey is not a child-down');
+    const dels = p.alice.kernel.ops('delete') as Array<{ opts: { keepPolicies: boolean } }>;
+    assert.deepEqual(dels.map((d) => d.opts.keepPolicies), [true], 'policies stay: the successor shares the reqid');
+  });
+}
+
+test('PFS rekey carries KE payloads in CREATE_CHILD_SA and changes the keys (RFC 7296 §1.3.3)', async () => {
+  const esp = 'aes256gcm16-x25519';
+  const p = new Pair({ aliceChildren: [child({ espProposals: [esp] })], bobChildren: [child({ espProposals: [esp], rekeyTimeMs: 2 * HOUR, lifeTimeMs: 3 * HOUR }, 'bob')] });
+  await p.connect();
+  // IKE_AUTH must not offer the KE method (no KE payload there).
+  await p.advance(HOUR);
+  const cc = p.net.log.filter((x) => x.exchange === ExchangeType.CREATE_CHILD_SA);
+  assert.equal(cc.length, 2);
+  const install = p.alice.kernel.ops('install') as KernelChildSa[];
+  assert.equal(install.length, 2);
+  assert.equal(p.alice.events.find((e) => e.type === 'child-rekeyed')?.type, 'child-rekeyed');
+  const rk = p.alice.events.find((e) => e.type === 'child-rekeyed');
+  assert.equal(rk?.type === 'child-rekeyed' ? rk.suite : '', 'aes256gcm16-x25519');
+});
+
+test('make-before-break order in the kernel: rekey initiator installs, then deletes old after the delay; responder installs inbound-only, activates outbound on the Delete (RFC 7296 §2.8)', async () => {
+  const p = new Pair({ bobChildren: [child({ rekeyTimeMs: 2 * HOUR, lifeTimeMs: 3 * HOUR }, 'bob')] });
+  await p.connect();
+  p.alice.kernel.calls.length = 0; p.bob.kernel.calls.length = 0;
+  await p.advance(HOUR);
+  const bobInstall = p.bob.kernel.ops('install') as KernelChildSa[];
+  assert.equal(bobInstall[0]?.outboundActive, false, 'responder: new inbound now, keeps sending on the old SA');
+  assert.equal((p.alice.kernel.ops('install') as KernelChildSa[])[0]?.outboundActive, true);
+  assert.deepEqual(ops(p.alice.kernel), ['install']);
+  assert.deepEqual(ops(p.bob.kernel), ['install', 'update'], 'outbound switched when the Delete of the old SA arrived');
+  await p.advance(5_000);
+  assert.deepEqual(ops(p.alice.kernel), ['install', 'delete'], 'old SA removed rekeyDeleteDelay after the Delete exchange');
+  assert.deepEqual(ops(p.bob.kernel), ['install', 'update', 'delete']);
+});
+
+test('the responder of a child rekey can rekey next time too: rekeys from both roles (RFC 7296 §1.3.3)', async () => {
+  const p = new Pair({ aliceChildren: [child({ rekeyTimeMs: 2 * HOUR, lifeTimeMs: 3 * HOUR })], bobChildren: [child({ rekeyTimeMs: HOUR }, 'bob')] });
+  await p.connect();
+  await p.advance(HOUR + 5_000);
+  const cc = p.net.log.filter((x) => x.exchange === ExchangeType.CREATE_CHILD_SA && !x.response);
+  assert.equal(cc[0]?.from.address, '192.0.2.2');
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.equal(p.alice.kernel.installed.size, 1);
+});
+
+test('IKE SA rekey: new SPIs, children untouched in the kernel, old IKE SA deleted, traffic continues on the new SA (RFC 7296 §1.3.2, §2.18)', async () => {
+  const p = new Pair({ alice: { ike: { proposals: ['aes256gcm16-prfsha256-x25519'], rekeyTimeMs: HOUR } }, aliceChildren: [child({ rekeyTimeMs: 3 * HOUR, lifeTimeMs: 4 * HOUR })], bobChildren: [child({ rekeyTimeMs: 3 * HOUR, lifeTimeMs: 4 * HOUR }, 'bob')] });
+  await p.connect();
+  const spisBefore = p.alice.engine.status().peers[0]?.ike?.ikeSpis;
+  p.alice.kernel.calls.length = 0; p.bob.kernel.calls.length = 0;
+  await p.advance(HOUR);
+  const spisAfter = p.alice.engine.status().peers[0]?.ike?.ikeSpis;
+  assert.notEqual(spisAfter, spisBefore);
+  assert.equal(p.bob.engine.status().peers[0]?.ike?.ikeSpis, spisAfter);
+  assert.deepEqual(ops(p.alice.kernel), [], 'no kernel change for an IKE rekey');
+  assert.deepEqual(ops(p.bob.kernel), []);
+  assert.equal(p.alice.events.filter((e) => e.type === 'ike-rekeyed').length, 1);
+  assert.equal(p.bob.events.filter((e) => e.type === 'ike-rekeyed').length, 1);
+  const rekeyAt = p.net.log.findIndex((x) => x.exchange === ExchangeType.CREATE_CHILD_SA && x.response);
+  const del = p.net.log[rekeyAt + 1]!;
+  assert.equal(del.exchange, ExchangeType.INFORMATIONAL, 'Delete of the old IKE SA right after the rekey');
+  assert.equal(decodeMessage(del.datagram).header.initiatorSpi.toString(16).padStart(16, '0'), spisBefore?.slice(0, 16), 'sent on the old SA');
+  // The new SA works: a later child rekey runs over it with message ID 1 (0 was... none yet).
+  await p.advance(2 * HOUR);
+  const cc = p.net.log.filter((x) => x.exchange === ExchangeType.CREATE_CHILD_SA && !x.response);
+  assert.ok(cc.length >= 3, 'IKE rekey, a second IKE rekey and a child rekey');
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.equal(p.alice.engine.status().peers[0]?.ike?.children.length, 1);
+  assert.equal(p.alice.events.filter((e) => e.type === 'ike-down').length, 0);
+});
+
+test('IKE SA rekey initiated by the responder of the original SA works the same (both roles)', async () => {
+  const long = { rekeyTimeMs: 3 * HOUR, lifeTimeMs: 4 * HOUR };
+  const p = new Pair({ bob: { ike: { proposals: ['aes256gcm16-prfsha256-x25519'], rekeyTimeMs: HOUR } }, aliceChildren: [child(long)], bobChildren: [child(long, 'bob')] });
+  await p.connect();
+  await p.advance(HOUR);
+  assert.equal(p.bob.events.filter((e) => e.type === 'ike-rekeyed').length, 1);
+  assert.equal(p.alice.engine.status().peers[0]?.ike?.role, 'responder');
+  assert.equal(p.bob.engine.status().peers[0]?.ike?.role, 'initiator', 'the rekey initiator is the new original initiator');
+  await p.advance(30_000);
+  assert.equal(p.alice.engine.status().peers[0]?.ike?.state, 'established');
+});
+
+test('simultaneous Child rekey: both create SAs, the one with the lowest nonce is deleted by its creator, one pair remains (RFC 7296 §2.8.1)', async () => {
+  const p = new Pair({ bobChildren: [child({}, 'bob')] });
+  await p.connect();
+  // Both rekey at the same instant (same rekeyTime, jitter 0): requests cross on the wire.
+  await p.advance(HOUR);
+  await p.advance(5_000);
+  assert.equal(p.alice.kernel.installed.size, 1);
+  assert.equal(p.bob.kernel.installed.size, 1);
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  const creq = p.net.log.filter((x) => x.exchange === ExchangeType.CREATE_CHILD_SA && !x.response);
+  assert.equal(creq.length, 2);
+  assert.deepEqual(creq.map((x) => x.from.address).sort(), ['192.0.2.1', '192.0.2.2']);
+  assert.equal(p.alice.events.filter((e) => e.type === 'child-rekeyed').length, 1);
+  assert.equal(p.bob.events.filter((e) => e.type === 'child-rekeyed').length, 1);
+  assert.equal(p.alice.events.filter((e) => e.type === 'child-down').length, 0);
+  // The next rekey still works.
+  await p.advance(HOUR + 5_000);
+  assert.equal(p.alice.kernel.installed.size, 1);
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+});
+
+test('simultaneous IKE rekey: one new IKE SA survives on both sides, children move to it (RFC 7296 §2.8.1, §2.18)', async () => {
+  const ike = { proposals: ['aes256gcm16-prfsha256-x25519'], rekeyTimeMs: HOUR };
+  const long = { rekeyTimeMs: 3 * HOUR, lifeTimeMs: 4 * HOUR };
+  const p = new Pair({ alice: { ike }, bob: { ike }, aliceChildren: [child(long)], bobChildren: [child(long, 'bob')] });
+  await p.connect();
+  await p.advance(HOUR);
+  await p.advance(60_000);
+  const a = p.alice.engine.status().peers[0]?.ike; const b = p.bob.engine.status().peers[0]?.ike;
+  assert.equal(a?.state, 'established');
+  assert.equal(a?.ikeSpis, b?.ikeSpis);
+  assert.equal(a?.children.length, 1);
+  assert.equal(b?.children.length, 1);
+  assert.equal(p.alice.events.filter((e) => e.type === 'ike-down' || e.type === 'child-down').length, 0);
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  // Exactly one live IKE SA each: the redundant one and the old one were deleted.
+  await p.advance(2 * HOUR);
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.equal(p.alice.engine.status().peers[0]?.ike?.ikeSpis, p.bob.engine.status().peers[0]?.ike?.ikeSpis);
+});
+
+test('delete during rekey: a Child rekey crossing the peer\'s IKE delete gets TEMPORARY_FAILURE and everything is removed (RFC 7296 §2.25)', async () => {
+  const p = new Pair({ bobChildren: [child({ rekeyTimeMs: 2 * HOUR, lifeTimeMs: 3 * HOUR }, 'bob')] });
+  await p.connect();
+  p.net.fate = (x) => (x.exchange === ExchangeType.CREATE_CHILD_SA && !x.response ? 'hold' : 'deliver');
+  await p.advance(HOUR);
+  const done = p.bob.engine.terminate('to-alice');
+  await p.net.pump();
+  p.net.fate = () => 'deliver';
+  p.net.releaseHeld();
+  await p.net.pump();
+  await done;
+  const reply = p.net.log.find((x) => x.exchange === ExchangeType.CREATE_CHILD_SA && x.response);
+  assert.equal(reply, undefined, 'the rekey request reached a deleted SA and was dropped');
+  assert.equal(p.alice.kernel.installed.size, 0);
+  assert.equal(p.bob.kernel.installed.size, 0);
+  assert.ok(p.alice.events.some((e) => e.type === 'ike-down' && e.reason === 'peer-deleted'));
+  assert.ok(p.bob.events.some((e) => e.type === 'ike-down' && e.reason === 'terminated'));
+  assert.equal(p.alice.kernel.ops('releaseSpi').length, 1, 'the SPI reserved for the abandoned rekey is released');
+});
+
+test('delete during rekey: the rekey of a Child SA the peer is deleting gets TEMPORARY_FAILURE (RFC 7296 §2.25.1)', async () => {
+  const p = new Pair({ bobChildren: [child({ rekeyTimeMs: 2 * HOUR, lifeTimeMs: 3 * HOUR }, 'bob')] });
+  await p.connect();
+  const bobChild = [...p.bob.kernel.installed.keys()][0]!;
+  p.net.fate = (x) => (x.exchange === ExchangeType.CREATE_CHILD_SA && !x.response ? 'hold' : 'deliver');
+  await p.advance(HOUR); // alice's rekey request is held
+  p.net.fate = (x) => (x.exchange === ExchangeType.INFORMATIONAL && !x.response ? 'hold' : 'deliver');
+  p.bob.engine.expired(bobChild, true); // bob's child hits its hard lifetime: Delete to alice
+  await p.net.pump();
+  p.net.fate = () => 'deliver';
+  p.net.releaseHeld(false); // the rekey reaches bob first, then bob's Delete reaches alice
+  await p.net.pump();
+  await p.advance(15_000);
+  const tf = p.net.log.find((x) => x.exchange === ExchangeType.CREATE_CHILD_SA && x.response && x.from.address === '192.0.2.2');
+  assert.ok(tf, 'bob answered the rekey');
+  assert.ok(p.bob.events.some((e) => e.type === 'child-down' && e.reason === 'hard-lifetime'));
+  assert.ok(p.alice.events.some((e) => e.type === 'child-down' && e.reason === 'peer-deleted'));
+  // bob re-creates the child after a hard expiry; both end with one mirrored pair.
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.equal(p.alice.kernel.installed.size, 1);
+});
+
+test('terminate() sends Delete for the IKE SA; both sides remove children and policies (RFC 7296 §1.4.1)', async () => {
+  const p = new Pair();
+  await p.connect();
+  const done = p.alice.engine.terminate('to-bob');
+  await p.net.pump();
+  await done;
+  const info = p.net.log.filter((x) => x.exchange === ExchangeType.INFORMATIONAL);
+  assert.equal(info.length, 2);
+  const del = decodeMessage(info[0]!.datagram);
+  assert.equal(del.header.response, false);
+  assert.equal(p.alice.kernel.installed.size, 0);
+  assert.equal(p.bob.kernel.installed.size, 0);
+  for (const k of [p.alice.kernel, p.bob.kernel]) {
+    const d = k.ops('delete') as Array<{ opts: { keepPolicies: boolean } }>;
+    assert.deepEqual(d.map((x) => x.opts.keepPolicies), [false]);
+  }
+  assert.ok(p.alice.events.some((e) => e.type === 'ike-down' && e.reason === 'terminated'));
+  assert.ok(p.bob.events.some((e) => e.type === 'ike-down' && e.reason === 'peer-deleted'));
+  // terminated peers are not restarted by DPD.
+  await p.advance(200_000);
+  assert.equal(p.net.log.filter((x) => x.exchange === ExchangeType.IKE_SA_INIT).length, 2);
+});
+
+test('terminate() by the responder works the same (both roles)', async () => {
+  const p = new Pair();
+  await p.connect();
+  const done = p.bob.engine.terminate('to-alice');
+  await p.net.pump();
+  await done;
+  assert.equal(p.alice.kernel.installed.size + p.bob.kernel.installed.size, 0);
+  assert.ok(p.alice.events.some((e) => e.type === 'ike-down' && e.reason === 'peer-deleted'));
+});
+
+test('hard lifetime without a successful rekey deletes the Child SA and re-creates it (RFC 7296 §2.8)', async () => {
+  const p = new Pair({ bobChildren: [child({ rekeyTimeMs: 2 * HOUR, lifeTimeMs: 3 * HOUR }, 'bob')] });
+  await p.connect();
+  p.net.fate = (x) => (x.exchange === ExchangeType.CREATE_CHILD_SA ? 'drop' : 'deliver');
+  await p.advance(0.1 * HOUR);
+  p.net.fate = (x) => (x.exchange === ExchangeType.CREATE_CHILD_SA && !x.response && x.from.address === '192.0.2.1' && x.messageId === 1 ? 'drop' : 'deliver');
+  await p.advance(HOUR); // at 1.1 h the hard lifetime hits before the rekey got through
+  assert.ok(p.alice.events.some((e) => e.type === 'child-down' && e.reason === 'hard-lifetime') || p.alice.events.some((e) => e.type === 'child-rekeyed'));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+});
