@@ -1,6 +1,7 @@
 // Kubernetes Events (events.k8s.io/v1) for what an on-call engineer needs to see: denials, Ready
 // transitions, CA rotation. Identical events within a short window are counted, not re-sent
 // (the apiserver would otherwise take a write per repeat).
+import { randomBytes } from 'node:crypto';
 import type { Clock } from '../common/time.js';
 import type { KubeClient } from '../api/kube/client.js';
 import { RESOURCES, resourcePath } from '../api/kube/client.js';
@@ -38,7 +39,8 @@ export class EventRecorder {
     this.sent++;
     this.#kube.create(resourcePath(RESOURCES.events, { namespace: ns }), {
       apiVersion: 'events.k8s.io/v1', kind: 'Event',
-      metadata: { generateName: `${regarding.name}.`, namespace: ns },
+      // Named like the kubelet's events (object.hex); generateName may not end in '.'.
+      metadata: { name: `${regarding.name.slice(0, 200)}.${randomBytes(8).toString('hex')}`, namespace: ns },
       eventTime: microTime(now), reportingController: REPORTING_CONTROLLER, reportingInstance: this.#instance,
       action, reason, note: note.slice(0, 1024), type, regarding,
     }).catch((e: unknown) => this.#log.warn({ reason, regarding: regarding.name, err: (e as Error).message }, 'could not write an Event'));
