@@ -240,19 +240,20 @@ export class EngineCore implements Ctx {
 
   receive(datagram: Uint8Array, from: Endpoint, to: Endpoint): Promise<void> {
     if (this.#closed) return Promise.resolve();
+    // Copy first: the caller may reuse its buffer, and decoded payloads are views into it.
+    const copy = new Uint8Array(datagram);
     let m: IkeMessage;
-    try { m = decodeMessage(datagram); } catch { this.drop('decode'); return Promise.resolve(); }
+    try { m = decodeMessage(copy); } catch { this.drop('decode'); return Promise.resolve(); }
     const h = m.header;
     if (h.exchangeType === ExchangeType.IKE_SA_INIT && !h.response) {
-      try { handleInitRequest(this, m, datagram, from, to); } catch (e) { this.log?.warn({ err: errorMessage(e) }, 'IKE_SA_INIT request failed'); this.drop('internal-error'); }
+      try { handleInitRequest(this, m, copy, from, to); } catch (e) { this.log?.warn({ err: errorMessage(e) }, 'IKE_SA_INIT request failed'); this.drop('internal-error'); }
       return Promise.resolve();
     }
     // The I flag marks the original initiator's messages: then the responder SPI is ours.
     const spi = h.initiator ? h.responderSpi : h.initiatorSpi;
     const sa = this.sas.get(spi);
     if (sa === undefined || (h.initiator ? sa.role !== 'responder' : sa.role !== 'initiator')) { this.drop('unknown-spi'); return Promise.resolve(); }
-    const copy = new Uint8Array(datagram);
-    return this.enqueue(sa, () => this.#onMessage(sa, decodeMessage(copy), copy, from, to));
+    return this.enqueue(sa, () => this.#onMessage(sa, m, copy, from, to));
   }
 
   async #onMessage(sa: IkeSa, m: IkeMessage, datagram: Uint8Array, from: Endpoint, to: Endpoint): Promise<void> {
