@@ -52,7 +52,7 @@ function configs(kind: 'psk' | 'cert'): [PeerConfig, PeerConfig] {
     name: 'peer', local: { address: me, id: identityFromString(myId) }, remote: { address: them, id: identityFromString(theirId) },
     auth: kind === 'psk' ? { method: 'psk', secret: pskFrom('bench secret') } : { method: 'certificate', certificate: cert, privateKey: key, cas: [caDer] },
     ike: { proposals: ['aes128gcm16-prfsha256-x25519'], rekeyTimeMs: 3_600_000 },
-    children: [{ name: 'net', localTs: ['10.1.0.0/16'], remoteTs: ['10.2.0.0/16'], espProposals: ['aes128gcm16'], mode: 'tunnel', rekeyTimeMs: 3_600_000, lifeTimeMs: 4_000_000 }].map((c) => me === A ? c : { ...c, localTs: c.remoteTs, remoteTs: c.localTs }),
+    children: [{ name: 'net', localTs: ['10.1.0.0/16'], remoteTs: ['10.2.0.0/16'], espProposals: ['aes128gcm16'], mode: 'tunnel' as const, rekeyTimeMs: 3_600_000, lifeTimeMs: 4_000_000 }].map((c) => me === A ? c : { ...c, localTs: c.remoteTs, remoteTs: c.localTs }),
     dpd: { intervalMs: 0, action: 'clear' }, startAction: start, fragmentMtu: 0,
   });
   return [mk(A, B, 'alice.example', 'bob.example', aCert, aK.privateKey, 'initiate'), mk(B, A, 'bob.example', 'alice.example', bCert, bK.privateKey, 'respond')];
