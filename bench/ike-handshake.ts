@@ -130,7 +130,9 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.env.KIPSEC_BENCH_PHASES) {
+if (process.env.KIPSEC_BENCH_ONLY_ENGINE) {
+  const s0 = performance.now(); let n = 0; while (performance.now() - s0 < 4000) { await handshake('psk'); n++; } console.log('engine psk hs/s', (n / 4).toFixed(0));
+} else if (process.env.KIPSEC_BENCH_PHASES) {
   const t: Record<string, number> = {};
   const orig = IkeEngine.prototype.receive;
   IkeEngine.prototype.receive = async function (d, f, to) { const s = performance.now(); await orig.call(this, d, f, to); const k = `${d[18]}${(d[19]! & 0x20) ? 'r' : 'q'}`; t[k] = (t[k] ?? 0) + performance.now() - s; };

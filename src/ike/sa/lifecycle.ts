@@ -42,15 +42,30 @@ export function scheduleDpd(e: EngineCore, sa: IkeSa, delayMs?: number): void {
   sa.timers.dpd = null;
   if (interval <= 0) return;
   sa.timers.dpd = e.clock.setTimer(delayMs ?? interval, () => {
-    void e.enqueue(sa, () => {
+    void e.enqueue(sa, async () => {
       if (sa.state.tag !== 'established') return;
       const idle = e.clock.now() - sa.lastInboundMs;
       if (idle < interval) { scheduleDpd(e, sa, interval - idle); return; }
+      // ESP arriving from the peer proves liveness as well as IKE does (strongSwan checks the
+      // kernel's use time the same way), so busy tunnels send no DPD at all.
+      if (await espSeenWithin(e, sa, interval)) { scheduleDpd(e, sa, interval); return; }
       // Idle for a whole interval: check liveness, unless a request is already doing that.
       if (sa.outstanding === null && sa.pending.length === 0) e.queueTask(sa, { kind: 'dpd' });
       scheduleDpd(e, sa, interval);
     });
   });
+}
+
+async function espSeenWithin(e: EngineCore, sa: IkeSa, ms: number): Promise<boolean> {
+  const since = e.clock.now() - ms;
+  for (const c of sa.children.values()) {
+    if (c.state.tag === 'deleted') continue;
+    try {
+      const n = await e.kernel.queryCounters(c.ref);
+      if (n.lastInboundMs !== null && n.lastInboundMs >= since) return true;
+    } catch { /* no counters: fall back to an IKE liveness check */ }
+  }
+  return false;
 }
 
 /** IKE SA authenticated in both directions. */

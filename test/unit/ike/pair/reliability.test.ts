@@ -136,6 +136,20 @@ test('DPD: an idle IKE SA sends an empty INFORMATIONAL after dpd.interval and st
   assert.equal(p.alice.engine.status().peers[0]?.ike?.state, 'established');
 });
 
+test('DPD is skipped while ESP arrives from the peer (kernel counters show recent inbound traffic)', async () => {
+  const p = new Pair({ bob: { dpd: { intervalMs: 0, action: 'clear' } } });
+  await p.connect();
+  for (let i = 0; i < 4; i++) {
+    p.alice.kernel.counters = { ...p.alice.kernel.counters, lastInboundMs: p.clock.now() + 29_000 };
+    await p.advance(30_000);
+  }
+  assert.equal(p.net.log.filter((x) => x.exchange === ExchangeType.INFORMATIONAL).length, 0);
+  assert.ok(p.alice.kernel.ops('query').length >= 3);
+  p.alice.kernel.counters = { ...p.alice.kernel.counters, lastInboundMs: null };
+  await p.advance(30_000);
+  assert.equal(p.net.log.filter((x) => x.exchange === ExchangeType.INFORMATIONAL).length, 2);
+});
+
 test('DPD timeout: a silent peer is declared dead, children removed, and dpd.action restart re-initiates with INITIAL_CONTACT (RFC 7296 §2.4)', async () => {
   const p = new Pair({ bob: { dpd: { intervalMs: 300_000, action: 'clear' } } });
   await p.connect();
