@@ -23,6 +23,20 @@ const regarding = (c: Csr) => ({ apiVersion: 'certificates.k8s.io/v1', kind: 'Ce
 
 function pem(c: Csr): string { return Buffer.from(c.spec.request, 'base64').toString('utf8'); }
 
+// spec.request is immutable, so a CSR is parsed and its signature checked once (by uid), not on
+// every reconcile — at thousands of nodes the ASN.1 parsing dominates the signer's CPU otherwise.
+const parsedByUid = new Map<string, Promise<ParsedCsr | Error>>();
+export function parsedCsr(c: Csr): Promise<ParsedCsr | Error> {
+  const uid = c.metadata.uid ?? `${c.metadata.name}/${c.spec.request.length}`;
+  let p = parsedByUid.get(uid);
+  if (!p) {
+    p = parseCsr(pem(c)).catch((e: unknown) => (e instanceof Error ? e : new Error(errorMessage(e))));
+    parsedByUid.set(uid, p);
+  }
+  return p;
+}
+export function forgetParsedCsr(c: Csr): void { if (c.metadata.uid) parsedByUid.delete(c.metadata.uid); }
+
 async function setConditions(ctx: Ctx, c: Csr, cond: CsrCondition, sub: 'approval' | 'status'): Promise<void> {
   await ctx.kube.mergePatch(csrPath(c.metadata.name, sub), {
     metadata: { resourceVersion: c.metadata.resourceVersion },
@@ -34,11 +48,10 @@ async function setConditions(ctx: Ctx, c: Csr, cond: CsrCondition, sub: 'approva
 export async function reconcileCsr(ctx: Ctx, name: string): Promise<number | undefined> {
   const c = ctx.caches.csrs.get(name);
   if (!c || c.spec.signerName !== SIGNER_NAME) return undefined;
-  if (isFailed(c) || c.status?.certificate) return undefined;
+  if (isFailed(c) || c.status?.certificate) { forgetParsedCsr(c); return undefined; }
   const log = ctx.log.child({ csr: name });
   const now = ctx.clock.now();
-  let parsed: ParsedCsr | Error;
-  try { parsed = await parseCsr(pem(c)); } catch (e) { parsed = e instanceof Error ? e : new Error(errorMessage(e)); }
+  const parsed = await parsedCsr(c);
 
   if (!isDecided(c)) {
     const d = decideCsr(c, parsed, {
@@ -62,7 +75,7 @@ export async function reconcileCsr(ctx: Ctx, name: string): Promise<number | und
     }
     return undefined; // the approval's watch event brings us back to sign
   }
-  if (!isApproved(c)) return undefined;
+  if (!isApproved(c)) { forgetParsedCsr(c); return undefined; }
   if (parsed instanceof Error || parsed.dnsNames.length !== 1) {
     await failCsr(ctx, c, 'InvalidRequest', parsed instanceof Error ? parsed.message : 'the CSR must name exactly one node');
     return undefined;

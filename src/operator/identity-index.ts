@@ -1,14 +1,12 @@
 // Which identities exist per node, derived from the CSR cache: certificates we issued (or relayed)
 // and approved requests not yet signed. The approval policy asks it for "live identities"; the
 // IPsecNode controller asks it whether a published fingerprint is one we issued.
-import { createHash } from 'node:crypto';
-import { x509 } from '../pki/index.js';
+import { createHash, X509Certificate } from 'node:crypto';
+import type { ParsedCsr } from '../pki/index.js';
 import type { LiveIdentity } from './csr-policy.js';
 import { isApproved, isFailed } from './csr-policy.js';
 import type { Csr } from './kinds.js';
 import type { IssuedIdentity } from './status.js';
-
-const sha256 = (b: ArrayBuffer): string => createHash('sha256').update(Buffer.from(b)).digest('hex');
 
 interface Entry { node: string; live: LiveIdentity; issued?: IssuedIdentity }
 
@@ -18,8 +16,9 @@ export class IdentityIndex {
   /** Approvals made by this process but not yet visible in the cache. */
   readonly #reserved = new Map<string, Entry>();
   readonly #lifetimeMs: () => number;
+  readonly #parse: (c: Csr) => Promise<ParsedCsr | Error>;
 
-  constructor(lifetimeMs: () => number) { this.#lifetimeMs = lifetimeMs; }
+  constructor(lifetimeMs: () => number, parse: (c: Csr) => Promise<ParsedCsr | Error>) { this.#lifetimeMs = lifetimeMs; this.#parse = parse; }
 
   #index(name: string, e: Entry | undefined): void {
     const old = this.#byCsr.get(name);
@@ -35,12 +34,14 @@ export class IdentityIndex {
   observe(c: Csr, nowMs: number): void {
     const name = c.metadata.name;
     if (c.status?.certificate) {
+      // node:crypto's native parser here: this runs for every signed CSR the informer sees.
       try {
-        const cert = new x509.X509Certificate(Buffer.from(c.status.certificate, 'base64').toString('utf8'));
-        const dns = cert.getExtension(x509.SubjectAlternativeNameExtension)?.names.items.find((n) => n.type === 'dns')?.value;
+        const cert = new X509Certificate(Buffer.from(c.status.certificate, 'base64').toString('utf8'));
+        const dns = /(?:^|, )DNS:([^,]+)/.exec(cert.subjectAltName ?? '')?.[1];
         if (dns) {
-          const notAfterMs = cert.notAfter.getTime();
-          this.#index(name, { node: dns, live: { publicKeyFingerprint: sha256(cert.publicKey.rawData), notAfterMs, source: `CSR ${name}` }, issued: { certFingerprint: sha256(cert.rawData), notAfterMs } });
+          const notAfterMs = Date.parse(cert.validTo);
+          const spki = cert.publicKey.export({ type: 'spki', format: 'der' });
+          this.#index(name, { node: dns, live: { publicKeyFingerprint: createHash('sha256').update(spki).digest('hex'), notAfterMs, source: `CSR ${name}` }, issued: { certFingerprint: createHash('sha256').update(cert.raw).digest('hex'), notAfterMs } });
           this.#reserved.delete(name);
           return;
         }
@@ -49,11 +50,13 @@ export class IdentityIndex {
       return;
     }
     if (isApproved(c) && !isFailed(c)) {
-      try {
-        const req = new x509.Pkcs10CertificateRequest(Buffer.from(c.spec.request, 'base64').toString('utf8'));
-        const dns = req.extensions.find((e): e is x509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension)?.names.items.find((n) => n.type === 'dns')?.value;
-        if (dns) { this.#index(name, { node: dns, live: { publicKeyFingerprint: sha256(req.publicKey.rawData), notAfterMs: nowMs + this.#lifetimeMs(), source: `approved CSR ${name}` } }); return; }
-      } catch { /* garbage request */ }
+      if (this.#byCsr.has(name)) return; // the request is immutable: indexed once
+      // Parsed (and cached) by the signer anyway; index when ready unless something newer landed.
+      void this.#parse(c).then((p) => {
+        if (p instanceof Error || p.dnsNames.length !== 1 || this.#byCsr.has(name)) return;
+        this.#index(name, { node: p.dnsNames[0]!, live: { publicKeyFingerprint: p.publicKeyFingerprint, notAfterMs: nowMs + this.#lifetimeMs(), source: `approved CSR ${name}` } });
+      });
+      return;
     }
     this.#index(name, undefined);
   }

@@ -9,7 +9,7 @@ import { CA_SECRET, LEADER_LEASE, SIGNER_NAME, TRUST_BUNDLE_CONFIGMAP, agentUser
 import type { IPsecMesh, IPsecNode, IPsecTunnel } from '../api/types.js';
 import { CaStore } from './ca-store.js';
 import type { Caches, Ctx } from './context.js';
-import { csrForCertificateRequest, reconcileCsr, DEFAULT_NODE_CERT_LIFETIME_MS, certLifetimeMs } from './csr-controller.js';
+import { csrForCertificateRequest, forgetParsedCsr, parsedCsr, reconcileCsr, DEFAULT_NODE_CERT_LIFETIME_MS, certLifetimeMs } from './csr-controller.js';
 import { EventRecorder } from './events.js';
 import { IdentityIndex } from './identity-index.js';
 import { Informer, kubeListWatcher, type KubeObject } from './informer.js';
@@ -76,7 +76,7 @@ export class Operator {
     };
     this.#informers = Object.values(caches).filter((x): x is Informer<KubeObject> => x !== undefined);
     let ctxRef: Ctx | undefined;
-    const identities = new IdentityIndex(() => (ctxRef ? certLifetimeMs(ctxRef) : o.certLifetimeMs ?? DEFAULT_NODE_CERT_LIFETIME_MS));
+    const identities = new IdentityIndex(() => (ctxRef ? certLifetimeMs(ctxRef) : o.certLifetimeMs ?? DEFAULT_NODE_CERT_LIFETIME_MS), parsedCsr);
     this.ctx = ctxRef = {
       kube, namespace, clock, log, metrics: this.metrics, caches, identities,
       events: new EventRecorder(kube, clock, log, o.identity),
@@ -111,7 +111,7 @@ export class Operator {
     c.csrs.addHandlers({
       onAdd: (x) => { this.ctx.identities.observe(x, now()); q.csr.add(x.metadata.name); },
       onUpdate: (_o, x) => { this.ctx.identities.observe(x, now()); q.csr.add(x.metadata.name); const n = nodeOfCsr(x); if (n) q.ipsecnode.add(n); },
-      onDelete: (x) => { this.ctx.identities.forget(x.metadata.name); },
+      onDelete: (x) => { this.ctx.identities.forget(x.metadata.name); forgetParsedCsr(x); },
     });
     c.nodes.addHandlers({ onAdd: (x) => q.ipsecnode.add(x.metadata.name), onDelete: (x) => { q.ipsecnode.add(x.metadata.name); meshesSoon(); } });
     c.ipsecNodes.addHandlers({
@@ -119,7 +119,12 @@ export class Operator {
       onUpdate: (o, x) => { q.ipsecnode.add(x.metadata.name); meshesSoon(); new Set([...tunnelsOf(o), ...tunnelsOf(x)]).forEach((t) => q.tunnel.add(t)); },
       onDelete: (x) => { meshesSoon(); tunnelsOf(x).forEach((t) => q.tunnel.add(t)); },
     });
-    c.meshes.addHandlers({ onAdd: (x) => q.mesh.add(x.metadata.name), onUpdate: (_o, x) => { q.mesh.add(x.metadata.name); for (const cs of c.csrs.list()) if (!cs.status?.certificate) q.csr.add(cs.metadata.name); } });
+    // A spec change (new generation) may switch the identity source: revisit unsigned CSRs. Our own
+    // status writes do not change the generation and must not fan out over every CSR.
+    c.meshes.addHandlers({ onAdd: (x) => q.mesh.add(x.metadata.name), onUpdate: (o, x) => {
+      q.mesh.add(x.metadata.name);
+      if (o.metadata.generation !== x.metadata.generation) for (const cs of c.csrs.list()) if (!cs.status?.certificate) q.csr.add(cs.metadata.name);
+    } });
     c.tunnels.addHandlers({ onAdd: (x) => q.tunnel.add(x.metadata.name), onUpdate: (_o, x) => q.tunnel.add(x.metadata.name) });
     c.caSecret.addHandlers({ onAdd: () => q.ca.add('ca'), onUpdate: () => q.ca.add('ca'), onDelete: () => q.ca.add('ca') });
     c.bundle.addHandlers({ onUpdate: () => q.ca.add('ca'), onDelete: () => q.ca.add('ca') });

@@ -1,6 +1,6 @@
 // Reconcilers of kipsec's own resources and of the CA. Each reads from the caches, computes status
 // with a pure function (status.ts) and writes with server-side apply only when it changed.
-import { CONDITION_TYPES as C, findCondition, isTrue } from '../api/conditions.js';
+import { CONDITION_TYPES as C, REASONS, findCondition, isTrue } from '../api/conditions.js';
 import { RESOURCES, resourcePath } from '../api/kube/client.js';
 import { isConflict, isNotFound } from '../api/kube/errors.js';
 import { API_VERSION, FINALIZERS, KINDS, OPERATOR_FIELD_MANAGER } from '../api/names.js';
@@ -21,6 +21,8 @@ export async function reconcileIpsecNode(ctx: Ctx, name: string): Promise<number
   const want = computeIdentityCondition(n, ctx.caches.nodes.get(name) !== undefined, ctx.identities.issued(name), now);
   const have = findCondition(n.status?.conditions, C.IdentityVerified);
   if (sameDesired(have, want)) return want.status === 'True' ? RESYNC_MS : undefined;
+  // Nothing published yet and nothing said yet: no write (saves one write per joining node).
+  if (!have && want.reason === REASONS.NoCertificate) return undefined;
   const cond = { ...want, lastTransitionTime: have && have.status === want.status ? have.lastTransitionTime : metaTime(now) };
   await ctx.kube.apply(resourcePath(RESOURCES.ipsecNodes, { name, sub: 'status' }),
     { apiVersion: API_VERSION, kind: KINDS.IPsecNode.kind, metadata: { name }, status: { conditions: [cond] } }, OPERATOR_FIELD_MANAGER);

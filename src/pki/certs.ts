@@ -1,6 +1,7 @@
 // CSRs, the self-signed CA, node certificates and their verification (DESIGN.md §4): ECDSA P-256,
 // SHA-256 signatures, SAN = node name as DNS (+ node IP), short lifetimes (default 24 h).
-import { randomBytes } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
+import { OID, children, hex, readTlv, value, whole } from './der.js';
 import { isIP } from 'node:net';
 import { SIGN_ALG, webcrypto, x509 } from './provider.js';
 import { PkiError, PKI_CODES } from './errors.js';
@@ -30,27 +31,75 @@ export interface ParsedCsr {
   readonly ipAddresses: string[];
   readonly otherSans: number;
   readonly publicKeyFingerprint: string;
-  readonly csr: x509.Pkcs10CertificateRequest;
+  /** DER SubjectPublicKeyInfo of the requester's key. */
+  readonly spki: Uint8Array;
 }
 
-/** Parse and check the CSR's self-signature (proof the requester holds the key). */
+function ipFromBytes(x: Uint8Array): string {
+  if (x.length === 4) return [...x].join('.');
+  if (x.length === 16) {
+    // RFC 5952 text form: lower case, longest run (≥2) of zero groups as "::".
+    const g: number[] = [];
+    for (let i = 0; i < 16; i += 2) g.push((x[i]! << 8) | x[i + 1]!);
+    let best = -1; let bestLen = 0;
+    for (let i = 0; i < 8;) {
+      if (g[i] !== 0) { i++; continue; }
+      let j = i; while (j < 8 && g[j] === 0) j++;
+      if (j - i > bestLen && j - i >= 2) { best = i; bestLen = j - i; }
+      i = j;
+    }
+    const hx = (a: number[]): string => a.map((v) => v.toString(16)).join(':');
+    return best < 0 ? hx(g) : `${hx(g.slice(0, best))}::${hx(g.slice(best + bestLen))}`;
+  }
+  return `invalid(${x.length} bytes)`;
+}
+
+/**
+ * Parse a PKCS#10 request (RFC 2986) and check its self-signature (proof the requester holds the
+ * key). Only ECDSA P-256 with SHA-256 is accepted (DESIGN.md §4).
+ */
 export async function parseCsr(pem: string): Promise<ParsedCsr> {
-  let csr: x509.Pkcs10CertificateRequest;
-  try { csr = new x509.Pkcs10CertificateRequest(pem); } catch (e) { throw new PkiError(PKI_CODES.badCsr, `not a PKCS#10 request: ${(e as Error).message}`); }
-  if (!(await csr.verify())) throw new PkiError(PKI_CODES.badCsr, 'CSR signature does not verify');
-  const alg = csr.publicKey.algorithm as { name: string; namedCurve?: string };
-  if (alg.name !== 'ECDSA' || alg.namedCurve !== 'P-256') throw new PkiError(PKI_CODES.badCsr, `key must be ECDSA P-256, got ${alg.name} ${alg.namedCurve ?? ''}`);
-  const san = csr.extensions.find((e): e is x509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension);
-  const items = san?.names.items ?? [];
-  const cn = csr.subjectName.getField('CN')[0];
-  return {
-    commonName: cn,
-    dnsNames: items.filter((n) => n.type === 'dns').map((n) => n.value),
-    ipAddresses: items.filter((n) => n.type === 'ip').map((n) => n.value),
-    otherSans: items.filter((n) => n.type !== 'dns' && n.type !== 'ip').length,
-    publicKeyFingerprint: await spkiFingerprint(csr.publicKey.rawData),
-    csr,
-  };
+  const m = /-----BEGIN CERTIFICATE REQUEST-----([\s\S]+?)-----END CERTIFICATE REQUEST-----/.exec(pem);
+  if (!m) throw new PkiError(PKI_CODES.badCsr, 'not a PKCS#10 request: no CERTIFICATE REQUEST PEM block');
+  const b = new Uint8Array(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64'));
+  const top = readTlv(b, 0);
+  const [info, sigAlg, sig] = children(b, top);
+  if (!info || !sigAlg || !sig || info.tag !== 0x30 || sig.tag !== 0x03) throw new PkiError(PKI_CODES.badCsr, 'not a PKCS#10 request: bad outer structure');
+  const [, subject, spkiT, attrs] = children(b, info);
+  if (!subject || !spkiT) throw new PkiError(PKI_CODES.badCsr, 'not a PKCS#10 request: missing subject or key');
+  const algOid = children(b, sigAlg)[0];
+  if (!algOid || hex(value(b, algOid)) !== OID.ecdsaWithSha256) throw new PkiError(PKI_CODES.badCsr, 'CSR must be signed with ecdsa-with-SHA256');
+  const [keyAlg] = children(b, spkiT);
+  const keyAlgParts = keyAlg ? children(b, keyAlg).map((x) => hex(value(b, x))) : [];
+  if (keyAlgParts[0] !== OID.ecPublicKey || keyAlgParts[1] !== OID.prime256v1) throw new PkiError(PKI_CODES.badCsr, 'key must be ECDSA P-256');
+  const spki = whole(b, spkiT);
+  const sigBits = value(b, sig);
+  const ok = verify('sha256', whole(b, info), { key: createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }), dsaEncoding: 'der' }, sigBits.subarray(1));
+  if (!ok) throw new PkiError(PKI_CODES.badCsr, 'CSR signature does not verify');
+  let commonName: string | undefined;
+  for (const rdn of children(b, subject)) for (const atv of children(b, rdn)) {
+    const [oid, v] = children(b, atv);
+    if (oid && v && hex(value(b, oid)) === OID.commonName) commonName = Buffer.from(value(b, v)).toString('utf8');
+  }
+  const dnsNames: string[] = []; const ipAddresses: string[] = []; let otherSans = 0;
+  if (attrs && attrs.tag === 0xa0) {
+    for (const attr of children(b, attrs)) {
+      const [oid, set] = children(b, attr);
+      if (!oid || !set || hex(value(b, oid)) !== OID.extensionRequest) continue;
+      for (const exts of children(b, set)) for (const ext of children(b, exts)) {
+        const parts = children(b, ext);
+        if (hex(value(b, parts[0]!)) !== OID.subjectAltName) continue;
+        const octets = parts[parts.length - 1]!;
+        const names = readTlv(b, octets.valueStart, octets.end);
+        for (const gn of children(b, names)) {
+          if (gn.tag === 0x82) dnsNames.push(Buffer.from(value(b, gn)).toString('latin1'));
+          else if (gn.tag === 0x87) ipAddresses.push(ipFromBytes(value(b, gn)));
+          else otherSans++;
+        }
+      }
+    }
+  }
+  return { commonName, dnsNames, ipAddresses, otherSans, publicKeyFingerprint: createHash('sha256').update(spki).digest('hex'), spki };
 }
 
 export interface CertificateAuthority { readonly cert: x509.X509Certificate; readonly keys: KeyPair }
@@ -91,7 +140,7 @@ export async function signNodeCertificate(ca: CertificateAuthority, csr: ParsedC
     issuer: ca.cert.subject,
     notBefore: new Date(o.nowMs - CLOCK_SKEW_MS),
     notAfter: new Date(notAfter),
-    publicKey: csr.csr.publicKey,
+    publicKey: new x509.PublicKey(csr.spki),
     signingKey: ca.keys.privateKey,
     signingAlgorithm: SIGN_ALG,
     extensions: [

@@ -38,6 +38,8 @@ test('CSR carries node name as DNS SAN and the node IP; its self-signature is ch
   const c = await parseCsr(pem);
   assert.deepEqual([c.commonName, c.dnsNames, c.ipAddresses, c.otherSans], ['worker-1', ['worker-1'], ['192.0.2.7'], 0]);
   assert.match(c.publicKeyFingerprint, /^[0-9a-f]{64}$/);
+  const v6 = await parseCsr(await createCsr(k, 'w6', ['2001:db8::7', 'fe80:0:0:1::1']));
+  assert.deepEqual(v6.ipAddresses, ['2001:db8::7', 'fe80:0:0:1::1']);
   await assert.rejects(parseCsr('garbage'), (e: unknown) => e instanceof PkiError && e.code === 'ERR_PKI_BAD_CSR');
 });
 

@@ -1,0 +1,28 @@
+// The operator under test for bench/operator-scale.ts, in its own process so its memory is its own.
+// Messages: parent → {cmd:'stats'|'stop'}; child → {ready}, {stats}.
+import { KubeConfig } from '@kubernetes/client-node';
+import pino from 'pino';
+import { systemClock } from '../src/common/time.js';
+import { KubeClient } from '../src/api/kube/client.js';
+import { Operator } from '../src/operator/operator.js';
+
+const [kubeconfig = '', namespace = '', selector = '', meshName = ''] = process.argv.slice(2);
+const kc = new KubeConfig();
+kc.loadFromFile(kubeconfig);
+const kube = new KubeClient(kc, { maxSockets: 32 });
+const op = new Operator({ kube, namespace, identity: 'bench', clock: systemClock, log: pino({ level: process.env['KIPSEC_BENCH_LOG'] ?? 'warn' }, pino.destination(2)), csrLabelSelector: selector, meshName, workers: 8, leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 500 });
+
+async function stats(): Promise<unknown> {
+  global.gc?.();
+  const m = process.memoryUsage();
+  const issued = (await op.metrics.certificatesIssued.get()).values.reduce((s, v) => s + v.value, 0);
+  return { rssMiB: m.rss / 2 ** 20, heapUsedMiB: m.heapUsed / 2 ** 20, requests: kube.stats, issued, cpuUserMs: process.cpuUsage().user / 1000, cpuSystemMs: process.cpuUsage().system / 1000 };
+}
+
+process.on('message', (msg: { cmd: string }) => {
+  if (msg.cmd === 'stats') void stats().then((s) => process.send?.({ stats: s }));
+  if (msg.cmd === 'stop') void op.stop().then(() => process.exit(0));
+});
+
+await op.start();
+const t = setInterval(() => { if (op.isLeader && op.ctx.ca.state) { clearInterval(t); process.send?.({ ready: true }); } }, 50);

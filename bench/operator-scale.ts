@@ -1,0 +1,120 @@
+// bench/operator-scale: N Nodes and N agents' CSRs in a real apiserver; the operator (a child
+// process) starts and we time (1) until every CSR is approved and signed, (2) until every
+// IPsecNode, after its agent published the certificate fingerprint, is reconciled
+// (IdentityVerified=True). Reports the operator's memory and its apiserver requests per node, and
+// the apiserver's own request count per node.
+//   KIPSEC_KUBECONFIG=... node --import tsx bench/operator-scale.ts [N...]   (default 1000)
+import { fork } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { KubeClient, RESOURCES, resourcePath } from '../src/api/kube/client.js';
+import { SIGNER_NAME } from '../src/api/names.js';
+import { createCsr, generateKeyPair } from '../src/pki/index.js';
+import { applyDeployFile, installKipsecCrds, ensureNamespace, cleanupNamespace } from '../e2e/apiserver/support.js';
+import { kubeconfigPath, loadKubeConfig } from '../e2e/lib/kube.js';
+
+interface Csr { metadata: { name: string }; status?: { certificate?: string } }
+interface INode { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }
+
+async function pool<T>(items: readonly T[], n: number, fn: (x: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: n }, async () => { for (;;) { const i = next++; if (i >= items.length) return; await fn(items[i]!, i); } }));
+}
+
+async function apiserverRequests(kube: KubeClient): Promise<number> {
+  const text = await kube.getText('/metrics').catch(() => '');
+  let sum = 0;
+  for (const line of text.split('\n')) if (line.startsWith('apiserver_request_total{')) sum += Number(line.split(' ').pop());
+  return sum;
+}
+
+async function listAll<T>(kube: KubeClient, path: string, labelSelector: string): Promise<T[]> {
+  const out: T[] = []; let cont: string | undefined;
+  do { const p = await kube.get<{ items: T[]; metadata: { continue?: string } }>(path, { labelSelector, limit: 1000, continue: cont }); out.push(...p.items); cont = p.metadata.continue || undefined; } while (cont);
+  return out;
+}
+
+async function run(n: number): Promise<Record<string, unknown>> {
+  const admin = new KubeClient(loadKubeConfig(), { maxSockets: 64 });
+  const tag = `bench-${process.pid}-${n}`;
+  const ns = `kipsec-${tag}`;
+  const label = `kipsec.io/test=${tag}`;
+  await installKipsecCrds(admin);
+  await ensureNamespace(admin, ns);
+  const rbacCleanup = await applyDeployFile(admin, 'rbac.yaml', ns);
+  const mesh = `mesh-${tag}`;
+  await admin.create(resourcePath(RESOURCES.ipsecMeshes), { apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecMesh', metadata: { name: mesh, labels: { 'kipsec.io/test': tag } }, spec: { nodeSelector: { 'kipsec.io/test': tag } } });
+  const names = Array.from({ length: n }, (_, i) => `${tag}-node-${i}`);
+  const t0 = Date.now();
+  const key = await generateKeyPair(); // one key per node would be realistic; the signer's work is the same
+  await pool(names, 64, async (name, i) => {
+    await admin.create(resourcePath(RESOURCES.nodes), { apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'kipsec.io/test': tag } } });
+    const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+    await admin.create(resourcePath(RESOURCES.ipsecNodes), { apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecNode', metadata: { name, labels: { 'kipsec.io/test': tag } }, spec: { endpoint: { address: ip } } });
+    const agent = admin.as({ user: `system:serviceaccount:${ns}:kipsec-agent`, groups: ['system:serviceaccounts', 'system:authenticated'], extra: { 'authentication.kubernetes.io/node-name': [name] } });
+    const pem = await createCsr(i === 0 ? key : await generateKeyPair(), name);
+    await agent.create(resourcePath(RESOURCES.csrs), { apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest', metadata: { name: `${name}-csr`, labels: { 'kipsec.io/test': tag, 'kipsec.io/node': name } }, spec: { request: Buffer.from(pem).toString('base64'), signerName: SIGNER_NAME, usages: ['digital signature', 'client auth', 'server auth'] } });
+  });
+  const setupMs = Date.now() - t0;
+
+  const reqBefore = await apiserverRequests(admin);
+  const child = fork(new URL('./operator-scale-child.ts', import.meta.url).pathname, [kubeconfigPath(), ns, label, mesh], { execArgv: ['--import', 'tsx', '--expose-gc', ...(process.env['KIPSEC_BENCH_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['KIPSEC_BENCH_PROF']}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const ask = (): Promise<Record<string, unknown>> => new Promise((r) => { const h = (m: { stats?: Record<string, unknown> }): void => { if (m.stats) { child.off('message', h); r(m.stats); } }; child.on('message', h); child.send({ cmd: 'stats' }); });
+  const tStart = Date.now();
+  await new Promise<void>((r) => child.on('message', (m: { ready?: boolean }) => { if (m.ready) r(); }));
+  const readyMs = Date.now() - tStart;
+
+  // (1) all CSRs signed
+  let signed: Csr[] = [];
+  for (;;) {
+    signed = (await listAll<Csr>(admin, resourcePath(RESOURCES.csrs), label)).filter((c) => c.status?.certificate);
+    if (signed.length >= n) break;
+    if (Date.now() - tStart > 600_000) throw new Error(`only ${signed.length}/${n} signed after 600 s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const signedMs = Date.now() - tStart;
+  const afterSign = await ask();
+
+  // (2) agents publish their certificate fingerprint; all IPsecNodes reconciled
+  const tPub = Date.now();
+  await pool(signed, 64, async (c) => {
+    const der = Buffer.from(Buffer.from(c.status!.certificate!, 'base64').toString('utf8').replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    const node = c.metadata.name.replace(/-csr$/, '');
+    await admin.mergePatch(resourcePath(RESOURCES.ipsecNodes, { name: node }), { spec: { identity: { certFingerprint: createHash('sha256').update(der).digest('hex') } } });
+  });
+  const publishMs = Date.now() - tPub;
+  for (;;) {
+    const ok = (await listAll<INode>(admin, resourcePath(RESOURCES.ipsecNodes), label)).filter((x) => x.status?.conditions?.some((c) => c.type === 'IdentityVerified' && c.status === 'True')).length;
+    if (ok >= n) break;
+    if (Date.now() - tPub > 600_000) throw new Error(`only ${ok}/${n} IPsecNodes verified after 600 s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const reconciledMs = Date.now() - tStart;
+  await new Promise((r) => setTimeout(r, 2000)); // let the batched mesh status land
+  const final = await ask();
+  const reqAfter = await apiserverRequests(admin);
+  child.send({ cmd: 'stop' });
+  await new Promise((r) => child.on('exit', r));
+
+  // cleanup
+  for (const r of [RESOURCES.csrs, RESOURCES.ipsecNodes, RESOURCES.nodes] as const) await admin.request('DELETE', resourcePath(r), { query: { labelSelector: label } }).catch(() => undefined);
+  await admin.delete(resourcePath(RESOURCES.ipsecMeshes, { name: mesh })).catch(() => undefined);
+  await rbacCleanup();
+  await cleanupNamespace(admin, ns, tag);
+  admin.close();
+  const req = final['requests'] as { total: number; writes: number; byVerb: Record<string, number> };
+  return {
+    nodes: n, setupSec: setupMs / 1000, operatorStartSec: readyMs / 1000,
+    allSignedSec: signedMs / 1000, agentsPublishSec: publishMs / 1000, allReconciledSec: reconciledMs / 1000,
+    operatorRssMiB: Math.round(final['rssMiB'] as number), operatorHeapMiB: Math.round(final['heapUsedMiB'] as number), rssAfterSigningMiB: Math.round(afterSign['rssMiB'] as number),
+    operatorRequests: req.total, operatorRequestsPerNode: +(req.total / n).toFixed(2), operatorWritesPerNode: +(req.writes / n).toFixed(2), byVerb: req.byVerb,
+    apiserverRequestsDuringRunPerNode: +((reqAfter - reqBefore) / n).toFixed(2),
+    operatorCpuSec: ((final['cpuUserMs'] as number) + (final['cpuSystemMs'] as number)) / 1000,
+    issued: final['issued'],
+  };
+}
+
+const sizes = process.argv.slice(2).map(Number).filter((x) => x > 0);
+for (const n of sizes.length ? sizes : [1000]) {
+  const r = await run(n);
+  process.stdout.write(`${JSON.stringify(r)}\n`);
+}
