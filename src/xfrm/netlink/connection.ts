@@ -39,6 +39,8 @@ export interface ConnectionOptions {
   readonly timeoutMs?: number;
   /** How often to repeat a dump that came back with NLM_F_DUMP_INTR. */
   readonly dumpRetries?: number;
+  /** Unanswered requests allowed in ackBatch (receive-buffer flow control), default 128. */
+  readonly maxInFlight?: number;
 }
 
 /** struct nlmsgerr { int error; struct nlmsghdr msg; } + optional extended-ACK TLVs. */
@@ -63,6 +65,7 @@ export class NetlinkConnection {
   readonly #clock: Clock;
   readonly #timeoutMs: number;
   readonly #dumpRetries: number;
+  readonly #maxInFlight: number;
   readonly #pending = new Map<number, Pending>();
   #seq: number;
   #closed = false;
@@ -76,6 +79,7 @@ export class NetlinkConnection {
     this.#clock = opts.clock ?? systemClock;
     this.#timeoutMs = opts.timeoutMs ?? 15_000;
     this.#dumpRetries = opts.dumpRetries ?? 3;
+    this.#maxInFlight = opts.maxInFlight ?? 128;
     this.#seq = (this.#clock.now() & 0x7fffffff) || 1;
     transport.setReceiver((d) => this.#receive(d), (e) => this.#fail(e));
   }
@@ -125,28 +129,44 @@ export class NetlinkConnection {
 
   /**
    * Many ACKed requests packed into few datagrams (the kernel walks every message of a datagram,
-   * like `ip -batch`), all outstanding at once. Resolves with one result per request, in order;
-   * it never rejects for a single failed request.
+   * like `ip -batch`), pipelined with at most `maxInFlight` unanswered at a time. The window is
+   * flow control: every ACK is an skb in our receive buffer, and a kernel with the default
+   * rmem_max (208 KiB) drops ACKs with ENOBUFS beyond a few hundred outstanding. Resolves with
+   * one result per request, in order; it never rejects for a single failed request.
    */
-  async ackBatch(reqs: readonly { readonly type: number; readonly flags?: number; readonly body: Body }[], maxDatagram = 64 << 10): Promise<(Error | null)[]> {
+  async ackBatch(
+    reqs: readonly { readonly type: number; readonly flags?: number; readonly body: Body }[],
+    opts: { readonly maxDatagram?: number; readonly maxInFlight?: number } = {},
+  ): Promise<(Error | null)[]> {
+    const maxDatagram = opts.maxDatagram ?? 16 << 10;
+    const maxInFlight = Math.max(1, opts.maxInFlight ?? this.#maxInFlight);
     const results: Promise<Error | null>[] = [];
     // One timer for the whole batch (thousands of timers would cost more than the requests).
     const seqs: number[] = [];
-    const batchTimer = this.#clock.setTimer(this.#timeoutMs, () => {
+    const batchTimer = this.#clock.setTimer(this.#timeoutMs + reqs.length, () => {
       for (const seq of seqs) {
         const p = this.#pending.get(seq);
         if (p) this.#settle(seq, p, new NetlinkTimeoutError(p.type, seq, this.#timeoutMs));
       }
     });
+    let inFlight = 0;
+    let wake: (() => void) | null = null;
+    const done = (): void => { inFlight--; if (wake) { const w = wake; wake = null; w(); } };
     let w = new Writer(maxDatagram + 4096);
+    let queued = 0;
     const flush = (): void => {
       if (!w.length) return;
       const d = w.finish();
       w = new Writer(maxDatagram + 4096);
+      queued = 0;
       try { this.#t.send(d); } catch (e) { this.#fail(e as Error); }
     };
     for (const q of reqs) {
       if (this.#closed) { results.push(Promise.resolve(new NetlinkClosedError(`cannot send type ${q.type}`))); continue; }
+      if (inFlight >= maxInFlight) {
+        flush();
+        await new Promise<void>((r) => { wake = r; });
+      }
       const seq = this.#nextSeq();
       const before = w.length;
       appendNlmsg(w, q.type, NLM_F_REQUEST | NLM_F_ACK | (q.flags ?? 0), seq, this.#t.portId, q.body);
@@ -159,8 +179,12 @@ export class NetlinkConnection {
         flush();
         w.bytes(msg);
       }
+      queued++;
+      inFlight++;
       seqs.push(seq);
-      results.push(this.#expect(q.type, seq, 'ack', false).then(() => null, (e: unknown) => e as Error));
+      results.push(this.#expect(q.type, seq, 'ack', false).then(() => { done(); return null; }, (e: unknown) => { done(); return e as Error; }));
+      // Half a window per datagram keeps the kernel busy while we encode the next half.
+      if (queued >= maxInFlight / 2) flush();
     }
     flush();
     const out = await Promise.all(results);

@@ -10,7 +10,7 @@ import { NetlinkConnection, decodeNlmsgerr } from '../../../src/xfrm/netlink/con
 import { NLM_F_DUMP_INTR, NLM_F_MULTI, NLM_F_ACK_TLVS } from '../../../src/xfrm/netlink/constants.js';
 import { errnoName } from '../../../src/xfrm/netlink/errno.js';
 import { NetlinkErrnoError } from '../../../src/xfrm/netlink/errors.js';
-import { buildNlmsg, splitNlmsgs } from '../../../src/xfrm/netlink/nlmsghdr.js';
+import { buildNlmsg, splitNlmsgs, type NlMessage } from '../../../src/xfrm/netlink/nlmsghdr.js';
 import { FakeTransport, PORT, ack, concatDatagram, done, reply } from './fake-transport.js';
 
 test('attributes: nla_len excludes padding, next attribute starts 4-aligned', () => {
@@ -150,8 +150,27 @@ test('ackBatch(): many requests in one datagram, one result per request in order
 test('ackBatch(): splits into datagrams below the size limit', async () => {
   const t = new FakeTransport();
   const c = new NetlinkConnection(t);
-  await c.ackBatch(Array.from({ length: 10 }, () => ({ type: 0x13, body: (w: Writer) => { w.zeros(100); } })), 300);
+  await c.ackBatch(Array.from({ length: 10 }, () => ({ type: 0x13, body: (w: Writer) => { w.zeros(100); } })), { maxDatagram: 300 });
   assert.equal(t.sent.length, 5);
+});
+
+test('ackBatch(): never more than maxInFlight requests unanswered (ACKs would overflow the receive buffer: ENOBUFS)', async () => {
+  // A kernel that holds its ACKs until the test releases them.
+  const held: NlMessage[] = [];
+  const t = new FakeTransport((req) => { held.push(req); return []; });
+  const c = new NetlinkConnection(t);
+  const p = c.ackBatch(Array.from({ length: 1000 }, () => ({ type: 0x13, body: (w: Writer) => { w.zeros(8); } })), { maxInFlight: 50 });
+  let acked = 0;
+  while (acked < 1000) {
+    await new Promise((r) => setImmediate(r));
+    assert.ok(held.length <= 50, `${held.length} unanswered`);
+    const batch = held.splice(0);
+    if (!batch.length) continue;
+    t.inject(concatDatagram(...batch.map((m) => ack(m))));
+    acked += batch.length;
+  }
+  const res = await p;
+  assert.equal(res.filter((e) => e).length, 0);
 });
 
 test('extended ACK text (NLMSGERR_ATTR_MSG) is surfaced with the errno', () => {
