@@ -25,6 +25,7 @@ import { handleInitRequest, handleRequest } from './responder.js';
 import { handleResponse, queueTask, startInitiator } from './tasks.js';
 import { formatTs, parseTs, toPortTs } from './ts.js';
 import { openMessage } from './wire.js';
+import { pooledRandom } from './random-pool.js';
 
 export class EngineCore implements Ctx {
   readonly clock: Clock;
@@ -36,6 +37,10 @@ export class EngineCore implements Ctx {
   readonly peers = new Map<string, PeerRuntime>();
   /** Every IKE SA by the SPI we chose for it. */
   readonly sas = new Map<bigint, IkeSa>();
+  /** The same SAs by peer name, so per-peer questions do not scan every SA (mesh: O(nodes) peers). */
+  readonly #byPeer = new Map<string, Set<IkeSa>>();
+  /** Peers by "local|remote" address (remote "%any" under "local|%any"), for IKE_SA_INIT lookup. */
+  readonly #byAddress = new Map<string, PeerRuntime[]>();
   /** Responder half-open SAs by initiator address + SPIi, to answer retransmitted IKE_SA_INIT. */
   readonly initIndex = new Map<string, IkeSa>();
   readonly cookies: CookieJar;
@@ -50,7 +55,7 @@ export class EngineCore implements Ctx {
 
   constructor(ports: EnginePorts, o: EngineOptions) {
     this.ports = ports;
-    this.clock = ports.clock; this.random = ports.random; this.kernel = ports.kernel; this.log = ports.log;
+    this.clock = ports.clock; this.random = pooledRandom(ports.random); this.kernel = ports.kernel; this.log = ports.log;
     this.options = {
       retransmitTimeoutMs: o.retransmitTimeoutMs ?? D.RETRANSMIT_TIMEOUT_MS,
       retransmitBase: o.retransmitBase ?? D.RETRANSMIT_BASE,
@@ -84,9 +89,23 @@ export class EngineCore implements Ctx {
     }
   }
 
-  register(sa: IkeSa): void { this.sas.set(ourSpi(sa), sa); }
+  register(sa: IkeSa): void {
+    this.sas.set(ourSpi(sa), sa);
+    const name = sa.peer.config.name;
+    let set = this.#byPeer.get(name);
+    if (!set) { set = new Set(); this.#byPeer.set(name, set); }
+    set.add(sa);
+  }
+  /** The responder switched `sa` to another peer config after IKE_AUTH identified the peer. */
+  rehome(sa: IkeSa, previousPeer: string): void {
+    const set = this.#byPeer.get(previousPeer);
+    if (set) { set.delete(sa); if (set.size === 0) this.#byPeer.delete(previousPeer); }
+    this.register(sa);
+  }
   unregister(sa: IkeSa): void {
     if (this.sas.get(ourSpi(sa)) === sa) this.sas.delete(ourSpi(sa));
+    const set = this.#byPeer.get(sa.peer.config.name);
+    if (set) { set.delete(sa); if (set.size === 0) this.#byPeer.delete(sa.peer.config.name); }
     for (const [k, v] of this.initIndex) if (v === sa) this.initIndex.delete(k);
   }
   newSerial(): number { return ++this.#serial; }
@@ -144,7 +163,9 @@ export class EngineCore implements Ctx {
       local: { address: config.local.address, port: config.local.port ?? 500 },
       remote: { address: config.remote.address, port: config.remote.port ?? 500 },
     };
+    if (existing) this.#indexAddress(existing, false);
     this.peers.set(config.name, rt);
+    this.#indexAddress(rt, true);
     // SAs of a replaced config keep running with the old settings until they are rekeyed or deleted.
     for (const sa of this.sas.values()) if (sa.peer.config.name === config.name) sa.peer = rt;
   }
@@ -152,6 +173,8 @@ export class EngineCore implements Ctx {
   async removePeer(name: string): Promise<void> {
     if (!this.peers.has(name)) return;
     await this.terminate(name);
+    const p = this.peers.get(name);
+    if (p) this.#indexAddress(p, false);
     this.peers.delete(name);
   }
 
@@ -163,11 +186,17 @@ export class EngineCore implements Ctx {
 
   /** Peers an incoming IKE_SA_INIT to `to` from `from` may belong to (address match, %any last). */
   candidates(from: Endpoint, to: Endpoint): PeerRuntime[] {
-    const all = [...this.peers.values()].filter((p) => p.config.local.address === to.address);
-    return [...all.filter((p) => p.config.remote.address === from.address), ...all.filter((p) => p.config.remote.address === '%any')];
+    return [...(this.#byAddress.get(`${to.address}|${from.address}`) ?? []), ...(this.#byAddress.get(`${to.address}|%any`) ?? [])];
   }
 
-  liveSas(peer: string): IkeSa[] { return [...this.sas.values()].filter((s) => s.peer.config.name === peer && isLive(s)); }
+  #indexAddress(rt: PeerRuntime, add: boolean): void {
+    const key = `${rt.config.local.address}|${rt.config.remote.address}`;
+    const list = (this.#byAddress.get(key) ?? []).filter((p) => p.config.name !== rt.config.name);
+    if (add) list.push(rt);
+    if (list.length > 0) this.#byAddress.set(key, list); else this.#byAddress.delete(key);
+  }
+
+  liveSas(peer: string): IkeSa[] { return [...(this.#byPeer.get(peer) ?? [])].filter(isLive); }
 
   start(): void {
     for (const p of this.peers.values()) {
@@ -199,7 +228,7 @@ export class EngineCore implements Ctx {
     const p = this.peer(name);
     p.terminated = true;
     p.retryTimer?.cancel();
-    const sas = [...this.sas.values()].filter((s) => s.peer === p || s.peer.config.name === name);
+    const sas = [...(this.#byPeer.get(name) ?? [])];
     await Promise.all(sas.map((sa) => this.enqueue(sa, async () => {
       if (sa.state.tag === 'established') queueTask(this, sa, { kind: 'ike-delete', reason: 'terminated' });
       else await teardown(this, sa, 'terminated');

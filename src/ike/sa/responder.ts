@@ -66,7 +66,9 @@ export async function handleRequest(e: EngineCore, sa: IkeSa, m: IkeMessage, fro
   switch (type) {
     case ExchangeType.IKE_AUTH: {
       const candidates = [sa.peer, ...e.candidates(from, to).filter((p) => p !== sa.peer)];
+      const before = sa.peer.config.name;
       const r = await respondAuth(e, sa, m, candidates);
+      if (sa.peer.config.name !== before) e.rehome(sa, before);
       if (r.kind === 'drop') { e.drop(r.reason); return; }
       if (r.kind === 'failed') {
         sendResponse(e, sa, type, id, r.reply);
