@@ -25,7 +25,8 @@ export const EXIT_NOT_BUILT = 3;
 export const COMMANDS: readonly Command[] = [
   { name: 'agent', usage: 'agent --standalone --config FILE [--control-socket PATH] [--datapath kernel] [--log-level L]', summary: 'run the per-node IKEv2 agent',
     run: async (a, io) => (await import('./agent.js')).runAgent(a, io) },
-  { name: 'operator', usage: 'operator [--kubeconfig PATH] [--namespace NS]', summary: 'run the cluster operator (CRDs, identity, status)', pendingIssue: 6 },
+  { name: 'operator', usage: 'operator [--kubeconfig PATH] [--namespace NS]', summary: 'run the cluster operator (CRDs, identity, status)',
+    run: async (a, io) => (await import('./operator.js')).runOperator(a, io) },
   { name: 'status', usage: 'status [--json] [--control-socket PATH]', summary: 'show tunnels, SAs, counters and last errors of a running agent',
     run: async (a, io) => (await import('./control.js')).runStatus(a, io) },
   { name: 'initiate', usage: 'initiate NAME [--control-socket PATH]', summary: 'bring a tunnel up now',
