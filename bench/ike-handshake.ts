@@ -26,7 +26,7 @@ import { identityFromString } from '../src/ike/sa/identity.js';
 import { buildCert, dn } from '../test/unit/ike/crypto/cert-builder.js';
 
 const SECONDS = Number(process.argv[2] ?? 2);
-const A = '192.0.2.1'; const B = '192.0.2.2';
+const B = '192.0.2.2';
 const clock = new ManualClock(Date.now());
 
 const kernel = (): KernelIpsec => {
