@@ -151,7 +151,10 @@ export class NetlinkConnection {
     });
     let inFlight = 0;
     let wake: (() => void) | null = null;
-    const done = (): void => { inFlight--; if (wake) { const w = wake; wake = null; w(); } };
+    // Hysteresis: once the window is full, wait until half of it is answered, so the next
+    // datagram again carries half a window rather than one message per returning ACK.
+    const lowWater = Math.floor(maxInFlight / 2);
+    const done = (): void => { inFlight--; if (wake && inFlight <= lowWater) { const w = wake; wake = null; w(); } };
     let w = new Writer(maxDatagram + 4096);
     let queued = 0;
     const flush = (): void => {
@@ -184,7 +187,7 @@ export class NetlinkConnection {
       seqs.push(seq);
       results.push(this.#expect(q.type, seq, 'ack', false).then(() => { done(); return null; }, (e: unknown) => { done(); return e as Error; }));
       // Half a window per datagram keeps the kernel busy while we encode the next half.
-      if (queued >= maxInFlight / 2) flush();
+      if (queued >= Math.max(1, lowWater)) flush();
     }
     flush();
     const out = await Promise.all(results);
