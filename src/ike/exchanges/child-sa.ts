@@ -31,10 +31,11 @@ export function withoutKe(ps: readonly PolicyProposal[]): PolicyProposal[] {
 }
 
 /** Initiator: allocate our inbound SPI and fix what we offer. */
-export async function prepareChildOffer(ctx: Ctx, sa: IkeSa, child: ChildRuntime, o: { readonly inIkeAuth: boolean; readonly localTs?: readonly TsRange[]; readonly remoteTs?: readonly TsRange[]; readonly mode?: IpsecMode }): Promise<ChildRequestScratch> {
+export async function prepareChildOffer(ctx: Ctx, sa: IkeSa, child: ChildRuntime, o: { readonly inIkeAuth: boolean; readonly localTs?: readonly TsRange[]; readonly remoteTs?: readonly TsRange[]; readonly mode?: IpsecMode; readonly group?: number }): Promise<ChildRequestScratch> {
   const spi = await ctx.kernel.allocSpi({ local: sa.local.address, remote: sa.remote.address, reqid: child.reqid });
-  const pfs = !o.inIkeAuth && child.pfsGroup !== null;
-  const share: KeyShare | null = pfs && child.pfsGroup !== null ? createKeyShare(child.pfsGroup, { random: ctx.random }) : null;
+  const group = o.group ?? child.pfsGroup;
+  const pfs = !o.inIkeAuth && group !== null;
+  const share: KeyShare | null = pfs && group !== null ? createKeyShare(group, { random: ctx.random }) : null;
   return {
     spi, ni: ctx.random.bytes(NONCE_BYTES), share,
     proposals: o.inIkeAuth || !pfs ? withoutKe(child.espProposals) : child.espProposals,

@@ -16,8 +16,9 @@ import type { ChildRequestScratch, ChildRuntime, ChildSa, IkeSa } from '../sa/ik
 import { childOfferPayloads, negotiateChildResponder, prepareChildOffer, spi32, spiNumber } from './child-sa.js';
 
 /** Initiator: offer a new Child SA for `child`, or (with `old`) a rekey of `old` keeping its selectors. */
-export async function buildCreateChildRequest(ctx: Ctx, sa: IkeSa, child: ChildRuntime, old: ChildSa | null): Promise<{ payloads: IkePayload[]; scratch: ChildRequestScratch }> {
-  const scratch = await prepareChildOffer(ctx, sa, child, old ? { inIkeAuth: false, localTs: old.localTs, remoteTs: old.remoteTs, mode: old.mode } : { inIkeAuth: false });
+export async function buildCreateChildRequest(ctx: Ctx, sa: IkeSa, child: ChildRuntime, old: ChildSa | null, group?: number): Promise<{ payloads: IkePayload[]; scratch: ChildRequestScratch }> {
+  const g = group === undefined ? {} : { group };
+  const scratch = await prepareChildOffer(ctx, sa, child, old ? { inIkeAuth: false, localTs: old.localTs, remoteTs: old.remoteTs, mode: old.mode, ...g } : { inIkeAuth: false, ...g });
   const payloads: IkePayload[] = [
     ...(old ? [rekeySaNotify(ProtocolId.ESP, spi32(old.ref.inboundSpi))] : []),
     ...childOfferPayloads(scratch, false),

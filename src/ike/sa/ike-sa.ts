@@ -100,8 +100,9 @@ export interface ChildSa {
 export type Task =
   | { readonly kind: 'ike-init' }
   | { readonly kind: 'ike-auth' }
-  | { readonly kind: 'child-create'; readonly child: ChildRuntime }
-  | { readonly kind: 'child-rekey'; readonly old: ChildSa }
+  /** `group`: the KE method the peer asked for with INVALID_KE_PAYLOAD (RFC 7296 §1.3), once. */
+  | { readonly kind: 'child-create'; readonly child: ChildRuntime; readonly group?: number }
+  | { readonly kind: 'child-rekey'; readonly old: ChildSa; readonly group?: number }
   | { readonly kind: 'child-delete'; readonly child: ChildSa; readonly reason: 'rekeyed' | 'terminated' | 'redundant' | 'hard-lifetime' }
   | { readonly kind: 'ike-rekey' }
   | { readonly kind: 'ike-delete'; readonly reason: 'terminated' | 'rekeyed' | 'redundant' }

@@ -6,7 +6,7 @@ import { ExchangeType, NotifyError } from '../constants.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { notify } from '../codec/payloads/notify.js';
-import { preferredDhGroup } from '../policy/convert.js';
+import { acceptsDhGroup, preferredDhGroup } from '../policy/convert.js';
 import { completeChildInitiator } from '../exchanges/child-sa.js';
 import { ourRekeyLoses } from '../exchanges/collision.js';
 import { buildCreateChildRequest } from '../exchanges/create-child.js';
@@ -95,7 +95,7 @@ async function start(e: EngineCore, sa: IkeSa, task: Task): Promise<boolean> {
     }
     case 'child-create': {
       if (!established) return false;
-      const { payloads, scratch } = await buildCreateChildRequest(e, sa, task.child, null);
+      const { payloads, scratch } = await buildCreateChildRequest(e, sa, task.child, null, task.group);
       send(e, sa, task, ExchangeType.CREATE_CHILD_SA, payloads, { child: scratch });
       return true;
     }
@@ -103,7 +103,7 @@ async function start(e: EngineCore, sa: IkeSa, task: Task): Promise<boolean> {
       const old = task.old;
       if (!established || old.state.tag !== 'installed' || sa.children.get(old.ref.inboundSpi) !== old) return false;
       old.state = { tag: 'rekeying' };
-      const { payloads, scratch } = await buildCreateChildRequest(e, sa, old.runtime, old);
+      const { payloads, scratch } = await buildCreateChildRequest(e, sa, old.runtime, old, task.group);
       send(e, sa, task, ExchangeType.CREATE_CHILD_SA, payloads, { child: scratch });
       return true;
     }
@@ -196,8 +196,8 @@ export async function handleResponse(e: EngineCore, sa: IkeSa, m: IkeMessage, da
   switch (task.kind) {
     case 'ike-init': await onInit(e, sa, m, datagram, o); break;
     case 'ike-auth': await onAuth(e, sa, m, o); break;
-    case 'child-create': await onChildCreate(e, sa, m, o, task.child); break;
-    case 'child-rekey': await onChildRekey(e, sa, m, o, task.old); break;
+    case 'child-create': await onChildCreate(e, sa, m, o, task); break;
+    case 'child-rekey': await onChildRekey(e, sa, m, o, task); break;
     case 'child-delete':
       if (task.reason === 'rekeyed') await removeChild(e, sa, task.child, 'rekeyed', e.options.rekeyDeleteDelayMs);
       else if (task.reason === 'terminated') await removeChild(e, sa, task.child, 'terminated');
@@ -260,10 +260,19 @@ async function onAuth(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding): 
   for (const c of sa.peer.children.slice(1)) sa.pending.push({ kind: 'child-create', child: c });
 }
 
-async function onChildCreate(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding, child: PeerRuntime['children'][number]): Promise<void> {
+/** RFC 7296 §1.3: INVALID_KE_PAYLOAD in CREATE_CHILD_SA names the group to retry with, once. */
+function keRetry(child: PeerRuntime['children'][number], tried: number | undefined, wanted: number | undefined): number | undefined {
+  if (wanted === undefined || tried !== undefined || !acceptsDhGroup(child.espProposals, wanted)) return undefined;
+  return wanted;
+}
+
+async function onChildCreate(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding, task: Extract<Task, { kind: 'child-create' }>): Promise<void> {
+  const child = task.child;
   const r = completeChildInitiator(e, sa, child, o.child!, m, { inIkeAuth: false, exchange: 'CREATE_CHILD_SA' });
   if (!r.ok) {
     releaseSpi(e, sa, o.child?.spi);
+    const g = keRetry(child, task.group, r.retryGroup);
+    if (g !== undefined) { sa.pending.unshift({ kind: 'child-create', child, group: g }); return; }
     if (r.temporary) { e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'child-create', child })); }); return; }
     e.failure(sa.peer, r.failure);
     return;
@@ -275,7 +284,8 @@ function emitRekeyed(e: EngineCore, old: ChildSa, successor: ChildSa): void {
   e.emit({ type: 'child-rekeyed', peer: old.ref.peer, child: old.ref.child, old: old.ref, ref: successor.ref, suite: successor.suiteText });
 }
 
-async function onChildRekey(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding, old: ChildSa): Promise<void> {
+async function onChildRekey(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding, task: Extract<Task, { kind: 'child-rekey' }>): Promise<void> {
+  const old = task.old;
   const scratch = o.child!;
   const r = completeChildInitiator(e, sa, old.runtime, scratch, m, { inIkeAuth: false, exchange: 'CREATE_CHILD_SA' });
   const collision = old.collision;
@@ -291,6 +301,8 @@ async function onChildRekey(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstand
     }
     if (old.state.tag !== 'rekeying') return; // deleted meanwhile (§2.25.1)
     old.state = { tag: 'installed' };
+    const g = keRetry(old.runtime, task.group, r.retryGroup);
+    if (g !== undefined) { sa.pending.unshift({ kind: 'child-rekey', old, group: g }); return; }
     if (!r.temporary) e.failure(sa.peer, r.failure);
     e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'child-rekey', old })); });
     return;

@@ -251,3 +251,16 @@ test('hard lifetime without a successful rekey deletes the Child SA and re-creat
   assert.ok(p.alice.events.some((e) => e.type === 'child-down' && e.reason === 'hard-lifetime') || p.alice.events.some((e) => e.type === 'child-rekeyed'));
   assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
 });
+
+test('INVALID_KE_PAYLOAD in a PFS child rekey makes the initiator retry with the group the responder wants (RFC 7296 §1.3)', async () => {
+  const p = new Pair({ aliceChildren: [child({ espProposals: ['aes256gcm16-x25519-ecp256'] })], bobChildren: [child({ espProposals: ['aes256gcm16-ecp256'], rekeyTimeMs: 2 * HOUR, lifeTimeMs: 3 * HOUR }, 'bob')] });
+  await p.connect();
+  await p.advance(HOUR + 5_000);
+  const cc = p.net.log.filter((x) => x.exchange === ExchangeType.CREATE_CHILD_SA);
+  assert.equal(cc.length, 4, 'request, INVALID_KE_PAYLOAD, retried request, response');
+  assert.equal(p.alice.events.filter((e) => e.type === 'child-rekeyed').length, 1);
+  assert.equal(p.alice.events.filter((e) => e.type === 'error').length, 0);
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  const rk = p.bob.events.find((e) => e.type === 'child-rekeyed');
+  assert.equal(rk?.type === 'child-rekeyed' ? rk.suite : '', 'aes256gcm16-ecp256');
+});
