@@ -128,21 +128,26 @@ export class NetlinkConnection {
   }
 
   /**
-   * Many ACKed requests packed into few datagrams (the kernel walks every message of a datagram,
-   * like `ip -batch`), pipelined with at most `maxInFlight` unanswered at a time. The window is
-   * flow control: every ACK is an skb in our receive buffer, and a kernel with the default
-   * rmem_max (208 KiB) drops ACKs with ENOBUFS beyond a few hundred outstanding. Resolves with
-   * one result per request, in order; it never rejects for a single failed request.
+   * Many requests packed into few datagrams (the kernel walks every message of a datagram, like
+   * `ip -batch`) and pipelined. Requests go without NLM_F_ACK: the kernel still answers every
+   * failure with NLMSG_ERROR, and each datagram ends with an NLMSG_NOOP carrying NLM_F_ACK as a
+   * barrier — netlink handles one socket's messages in order, so when the barrier's ACK arrives,
+   * every request before it that drew no error succeeded. That saves one ACK (and one wake-up
+   * of this process) per request. At most `maxInFlight` requests are unanswered at a time: flow
+   * control for our receive buffer (errors echo the request; a kernel with the default
+   * rmem_max of 208 KiB would drop them with ENOBUFS). Resolves with one result per request,
+   * in order; it never rejects for a single failed request.
    */
   async ackBatch(
     reqs: readonly { readonly type: number; readonly flags?: number; readonly body: Body }[],
     opts: { readonly maxDatagram?: number; readonly maxInFlight?: number } = {},
   ): Promise<(Error | null)[]> {
-    const maxDatagram = opts.maxDatagram ?? 16 << 10;
-    const maxInFlight = Math.max(1, opts.maxInFlight ?? this.#maxInFlight);
+    const maxDatagram = opts.maxDatagram ?? 32 << 10;
+    const maxInFlight = Math.max(2, opts.maxInFlight ?? this.#maxInFlight);
+    const perDatagram = Math.floor(maxInFlight / 2);
     const results: Promise<Error | null>[] = [];
-    // One timer for the whole batch (thousands of timers would cost more than the requests).
     const seqs: number[] = [];
+    // One timer for the whole batch (thousands of timers would cost more than the requests).
     const batchTimer = this.#clock.setTimer(this.#timeoutMs + reqs.length, () => {
       for (const seq of seqs) {
         const p = this.#pending.get(seq);
@@ -151,17 +156,26 @@ export class NetlinkConnection {
     });
     let inFlight = 0;
     let wake: (() => void) | null = null;
-    // Hysteresis: once the window is full, wait until half of it is answered, so the next
-    // datagram again carries half a window rather than one message per returning ACK.
-    const lowWater = Math.floor(maxInFlight / 2);
-    const done = (): void => { inFlight--; if (wake && inFlight <= lowWater) { const w = wake; wake = null; w(); } };
     let w = new Writer(maxDatagram + 4096);
-    let queued = 0;
+    let group: number[] = [];
     const flush = (): void => {
-      if (!w.length) return;
+      if (!group.length) return;
+      const members = group;
+      const barrier = this.#nextSeq();
+      appendNlmsg(w, NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK, barrier, this.#t.portId, () => { /* empty */ });
+      seqs.push(barrier);
+      void this.#expect(NLMSG_NOOP, barrier, 'ack', false).then(() => null, (e: unknown) => e as Error).then((err) => {
+        // Requests the kernel did not complain about before the barrier succeeded (or share the barrier's failure).
+        for (const seq of members) {
+          const p = this.#pending.get(seq);
+          if (p) this.#settle(seq, p, err);
+        }
+        inFlight -= members.length;
+        if (wake && inFlight <= perDatagram) { const f = wake; wake = null; f(); }
+      });
       const d = w.finish();
       w = new Writer(maxDatagram + 4096);
-      queued = 0;
+      group = [];
       try { this.#t.send(d); } catch (e) { this.#fail(e as Error); }
     };
     for (const q of reqs) {
@@ -172,8 +186,8 @@ export class NetlinkConnection {
       }
       const seq = this.#nextSeq();
       const before = w.length;
-      appendNlmsg(w, q.type, NLM_F_REQUEST | NLM_F_ACK | (q.flags ?? 0), seq, this.#t.portId, q.body);
-      if (w.length > maxDatagram && before > 0) {
+      appendNlmsg(w, q.type, NLM_F_REQUEST | (q.flags ?? 0), seq, this.#t.portId, q.body);
+      if (w.length + 32 > maxDatagram && group.length > 0) {
         // Move the message that overflowed into the next datagram.
         const all = w.finish();
         const msg = all.slice(nlAlign(before));
@@ -182,12 +196,11 @@ export class NetlinkConnection {
         flush();
         w.bytes(msg);
       }
-      queued++;
+      group.push(seq);
       inFlight++;
       seqs.push(seq);
-      results.push(this.#expect(q.type, seq, 'ack', false).then(() => { done(); return null; }, (e: unknown) => { done(); return e as Error; }));
-      // Half a window per datagram keeps the kernel busy while we encode the next half.
-      if (queued >= Math.max(1, lowWater)) flush();
+      results.push(this.#expect(q.type, seq, 'ack', false).then(() => null, (e: unknown) => e as Error));
+      if (group.length >= perDatagram) flush();
     }
     flush();
     const out = await Promise.all(results);

@@ -16,7 +16,8 @@ export class FakeTransport implements NetlinkTransport {
   #onError: (e: Error) => void = () => {};
   responder: Responder;
 
-  constructor(responder: Responder = (req) => [ack(req)]) { this.responder = responder; }
+  // Like the kernel: an ACK only when asked for (NLM_F_ACK); errors are injected by responders.
+  constructor(responder: Responder = (req) => (req.hdr.nlmsg_flags & 0x4 ? [ack(req)] : [])) { this.responder = responder; }
 
   send(datagram: Uint8Array): void {
     this.sent.push(datagram);
