@@ -120,7 +120,12 @@ export class IkeEngine {
   /** Start (or restart) the IKE SA and all Child SAs of a peer. Idempotent while connecting/up. */
   initiate(name: string): void { this.#core.initiate(name); }
 
-  /** Delete the peer's IKE SA and children (INFORMATIONAL Delete), and keep them down. */
+  /**
+   * Delete the peer's IKE SA and children (INFORMATIONAL Delete), and keep them down (no DPD
+   * restart). Resolves once the Delete is sent (or the SA torn down if it was not up); the
+   * `ike-down` event with reason `terminated` marks completion (after the peer's answer, or
+   * after the retransmission limit).
+   */
   terminate(name: string): Promise<void> { return this.#core.terminate(name); }
 
   /**

@@ -249,3 +249,23 @@ test('status() reports SPIs, suite, times and ids but no key material', async ()
   assert.equal(ike.children[0]?.rekeyAtMs, p.clock.now() + 3_600_000);
   assert.ok(!/"key"|expose/.test(JSON.stringify(s)));
 });
+
+test('behind a NAPT: NAT_DETECTION_* notifies detect it, IKE floats to 4500 and the SAs get UDP encapsulation to the mapped port (RFC 7296 §2.23, RFC 3948)', async () => {
+  const p = new Pair({ bob: { remote: { address: '%any', id: { type: 'fqdn', value: 'alice.example' } } } });
+  p.net.nat = { inside: ALICE, outside: '203.0.113.5', ports: new Map() };
+  await p.connect();
+  assert.deepEqual(p.alice.events.map((e) => e.type), ['ike-up', 'child-up']);
+  const a = p.alice.engine.status().peers[0]!.ike!; const b = p.bob.engine.status().peers[0]!.ike!;
+  assert.deepEqual(a.natDetected, { local: true, remote: false });
+  assert.deepEqual(b.natDetected, { local: false, remote: true });
+  assert.deepEqual(b.remote, { address: '203.0.113.5', port: 40_001 }, 'the NAT mapping of alice:4500');
+  const bobSa = [...p.bob.kernel.installed.values()][0]!;
+  assert.deepEqual(bobSa.outbound.encap, { sourcePort: 4500, destinationPort: 40_001 });
+  assert.equal(bobSa.outbound.destination, '203.0.113.5');
+  const aliceSa = [...p.alice.kernel.installed.values()][0]!;
+  assert.deepEqual(aliceSa.outbound.encap, { sourcePort: 4500, destinationPort: 4500 });
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  // DPD and rekeys keep flowing through the mapping.
+  await p.advance(3_600_000 + 5_000);
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+});

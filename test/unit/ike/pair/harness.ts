@@ -35,12 +35,24 @@ export class FakeNet {
   held: Packet[] = [];
   fate: (p: Packet) => Fate = () => 'deliver';
   now: () => number = () => 0;
+  /** A NAPT in front of `inside`: its packets leave from `outside` with mapped source ports. */
+  nat: { readonly inside: string; readonly outside: string; readonly ports: Map<number, number> } | null = null;
 
   transportFor(): Transport {
     return { send: (datagram, to, from) => this.#push(datagram, from, to) };
   }
 
   #push(datagram: Uint8Array, from: Endpoint, to: Endpoint): void {
+    const nat = this.nat;
+    if (nat && from.address === nat.inside) {
+      let mapped = nat.ports.get(from.port);
+      if (mapped === undefined) { mapped = 40_000 + nat.ports.size; nat.ports.set(from.port, mapped); }
+      from = { address: nat.outside, port: mapped };
+    } else if (nat && to.address === nat.outside) {
+      const inner = [...nat.ports].find(([, o]) => o === to.port)?.[0];
+      if (inner === undefined) return; // no mapping: the NAT drops it
+      to = { address: nat.inside, port: inner };
+    }
     const copy = new Uint8Array(datagram);
     let exchange = 0; let response = false; let messageId = -1; let firstPayload = 0;
     try { const m = decodeMessage(copy); exchange = m.header.exchangeType; response = m.header.response; messageId = m.header.messageId; firstPayload = copy[16] ?? 0; } catch { /* garbage is delivered as is */ }
