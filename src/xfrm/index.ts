@@ -8,3 +8,5 @@ export type { XfrmEvent, XfrmEventGroup, XfrmEvents } from './events.js';
 export * from './errors.js';
 export { NetlinkErrnoError, NetlinkTimeoutError, NetlinkClosedError } from './netlink/errors.js';
 export { RtnlClient, type XfrmInterfaceSpec, type RouteSpec } from './rtnl/client.js';
+export { setUdpEncap, setIpsecBypass, openTun, loadNative, dgramFd, NativeError, type KipsecNative } from './native.js';
+export { openXfrmEvents, decodeXfrmEvent } from './events.js';
