@@ -73,7 +73,8 @@ export class StrongSwan {
       stdio: ['ignore', 'ignore', 'ignore'],
     });
     s.pid = child.pid ?? 0;
-    const deadline = Date.now() + 10_000;
+    // Inside the kernel VM (TCG emulation) charon alone takes ~7 s to open its VICI socket.
+    const deadline = Date.now() + (process.env['KIPSEC_IN_VM'] ? 60_000 : 10_000);
     while (!existsSync(join(dir, 'charon.vici'))) {
       if (Date.now() > deadline || child.exitCode !== null) throw new Error(`charon did not start in ${ns.name}:\n${s.log()}`);
       await new Promise((r) => setTimeout(r, 100));

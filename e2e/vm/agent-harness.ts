@@ -115,8 +115,10 @@ export class AgentProcess {
     const c = this.#child;
     if (!c?.pid || c.exitCode !== null) return c?.exitCode ?? null;
     process.kill(c.pid, 'SIGTERM');
-    const t = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs));
+    let timer: NodeJS.Timeout | undefined;
+    const t = new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), timeoutMs); });
     const res = await Promise.race([this.#exit, t]);
+    clearTimeout(timer);
     if (res === 'timeout') { await this.crash(); throw new Error(`agent did not exit within ${timeoutMs} ms of SIGTERM:\n${this.#log.slice(-4000)}`); }
     return res;
   }

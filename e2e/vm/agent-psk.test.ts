@@ -17,6 +17,9 @@ const PSK = 'kipsec e2e: correct horse battery staple';
 
 test('agent ↔ strongSwan with PSK in both roles: tunnels up, pings encrypted, SPIs match, SIGTERM deletes on both sides', async (t) => {
   const [a, b] = await pair(t, { a: '192.0.2.1/24', b: '192.0.2.2/24' });
+  // Two charon addresses: strongSwan would otherwise carry both tunnels' Child SAs in one IKE SA
+  // between the same gateways, which the engine does not do (one IKE SA per peer config).
+  await b.run('ip', ['addr', 'add', '192.0.2.3/24', 'dev', 'eth0']);
   for (const [ns, addrs] of [[a, ['10.1.1.1/24', '10.1.2.1/24']], [b, ['10.2.1.1/24', '10.2.2.1/24']]] as const)
     for (const x of addrs) await ns.run('ip', ['addr', 'add', x, 'dev', 'lo']);
   const common = { proposals: 'aes256gcm16-prfsha384-x25519', espProposals: 'aes256gcm16', auth: { psk: PSK } } as const;
@@ -24,12 +27,12 @@ test('agent ↔ strongSwan with PSK in both roles: tunnels up, pings encrypted, 
     mode: 'kernel',
     swanctl: swanctlConf([
       { ...common, name: 'a2s', local: '192.0.2.2', remote: '192.0.2.1', localTs: '10.2.1.0/24', remoteTs: '10.1.1.0/24' },
-      { ...common, name: 's2a', local: '192.0.2.2', remote: '192.0.2.1', localTs: '10.2.2.0/24', remoteTs: '10.1.2.0/24' },
+      { ...common, name: 's2a', local: '192.0.2.3', remote: '192.0.2.1', localTs: '10.2.2.0/24', remoteTs: '10.1.2.0/24' },
     ]),
   });
   const config = [
     tunnelYaml({ name: 'a2s', local: '192.0.2.1', remote: '192.0.2.2', localSubnets: ['10.1.1.0/24'], remoteSubnets: ['10.2.1.0/24'], startAction: 'initiate' }),
-    tunnelYaml({ name: 's2a', local: '192.0.2.1', remote: '192.0.2.2', localSubnets: ['10.1.2.0/24'], remoteSubnets: ['10.2.2.0/24'], startAction: 'respond' }),
+    tunnelYaml({ name: 's2a', local: '192.0.2.1', remote: '192.0.2.3', localSubnets: ['10.1.2.0/24'], remoteSubnets: ['10.2.2.0/24'], startAction: 'respond' }),
   ].join('---\n');
   const agent = await AgentProcess.start(t, a, { config, files: { psk: `${PSK}\n` } });
 

@@ -315,11 +315,20 @@ export class Agent {
     this.#log.info({}, 'shutting down: deleting SAs');
     const engine = this.#engine;
     if (engine) {
-      const all = Promise.allSettled([...this.#tunnels.keys()].map((n) => engine.terminate(n)));
-      const limit = new Promise<'timeout'>((r) => { const t = setTimeout(() => r('timeout'), this.#o.shutdownTimeoutMs ?? 5_000); t.unref(); });
-      if (await Promise.race([all, limit]) === 'timeout') this.#log.warn({}, 'some tunnels did not finish deleting in time');
+      const deadline = this.#clock.now() + (this.#o.shutdownTimeoutMs ?? 5_000);
+      await Promise.allSettled([...this.#tunnels.keys()].map((n) => engine.terminate(n)));
+      // terminate() queues the Delete exchanges; the SAs go once the peer answers. Wait for that
+      // (bounded), so the peer hears from us and the kernel state leaves through the engine.
+      const live = (): boolean => engine.status().peers.some((p) => (p.ike !== null && p.ike.state !== 'down') || p.adoptedChildren.length > 0);
+      while (live() && this.#clock.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      if (live()) this.#log.warn({}, 'some tunnels did not finish deleting in time; removing their kernel state directly');
       await engine.close();
     }
+    // Whatever is still ours in the kernel (a peer that never answered, adopted SAs) goes now:
+    // after SIGTERM nothing of ours may stay behind (a crash, by contrast, leaves everything).
+    const left = await scanAndClean(this.#o.xfrm, []).catch((e: unknown) => { this.#log.warn({ err: errorMessage(e) }, 'kernel cleanup failed'); return undefined; });
+    if (left && left.removed > 0) this.#log.info({ removed: left.removed }, 'removed remaining kernel SAs and policies');
+    for (const n of this.#tunnels.keys()) await this.#o.routes?.remove(n).catch(() => { /* already gone */ });
     await this.#closeAll();
     this.#log.info({}, 'agent stopped');
   }

@@ -109,6 +109,7 @@ export class IkeSockets implements DatagramSockets {
 
   #receive(msg: Buffer, local: Endpoint, remote: Endpoint, natt: boolean): void {
     const bytes = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
+    if (this.#log.isLevelEnabled('debug')) this.#log.debug({ local: `${local.address}:${local.port}`, remote: `${remote.address}:${remote.port}`, bytes: bytes.length }, 'datagram in');
     if (!natt) { this.counters.received++; this.#handler({ data: bytes, local, remote }); return; }
     const c = classifyPort4500(bytes);
     switch (c.kind) {
@@ -127,6 +128,7 @@ export class IkeSockets implements DatagramSockets {
     const bytes = natt ? withNonEspMarker(data) : data;
     const s = natt ? pair.natt : pair.ike;
     this.counters.sent++;
+    if (this.#log.isLevelEnabled('debug')) this.#log.debug({ local: `${local.address}:${local.port}`, remote: `${remote.address}:${remote.port}`, bytes: bytes.length }, 'datagram out');
     s.send(bytes, remote.port, remote.address, (e) => {
       if (e) { this.counters.sendErrors++; this.#log.debug({ remote: `${remote.address}:${remote.port}`, err: errorMessage(e) }, 'IKE send failed'); }
     });
