@@ -40,7 +40,7 @@ function junk(i) {
   s.close(); console.log(sent);
 })();`;
 
-test('kill -9 under traffic and restart loses no ping; malformed datagram floods do not stop the daemon', async (t) => {
+test('kill -9 of the agent under a continuous ping and a restart lose no ping (adopted SAs carry traffic until replaced)', async (t) => {
   const [a, b] = await pair(t, { a: '192.0.2.1/24', b: '192.0.2.2/24' });
   await a.run('ip', ['addr', 'add', '10.1.0.1/24', 'dev', 'lo']);
   await b.run('ip', ['addr', 'add', '10.2.0.1/24', 'dev', 'lo']);
@@ -74,8 +74,22 @@ test('kill -9 under traffic and restart loses no ping; malformed datagram floods
   const fresh = (await agent.tunnel('r')).children.find((c) => c.state === 'installed')!;
   const [theirs] = (await swan.childSas()).filter((c) => c.spiIn === fresh.spiOut);
   assert.ok(theirs, `strongSwan has the new child ${fresh.spiIn}/${fresh.spiOut}:\n${await swan.listSas()}`);
+  assert.equal(await agent.stop(), 0);
+});
 
-  // 2. Thousands of malformed datagrams at both ports.
+
+test('thousands of malformed datagrams at UDP 500 and 4500 do not stop the daemon from serving its peer right after', async (t) => {
+  const [a, b] = await pair(t, { a: '192.0.2.1/24', b: '192.0.2.2/24' });
+  await a.run('ip', ['addr', 'add', '10.1.0.1/24', 'dev', 'lo']);
+  await b.run('ip', ['addr', 'add', '10.2.0.1/24', 'dev', 'lo']);
+  await StrongSwan.start(t, b, {
+    mode: 'kernel',
+    swanctl: swanctlConf([{ name: 'r', local: '192.0.2.2', remote: '192.0.2.1', localTs: '10.2.0.0/24', remoteTs: '10.1.0.0/24', proposals: 'aes256gcm16-prfsha384-x25519', espProposals: 'aes256gcm16', auth: { psk: PSK } }]),
+  });
+  const config = tunnelYaml({ name: 'r', local: '192.0.2.1', remote: '192.0.2.2', localSubnets: ['10.1.0.0/24'], remoteSubnets: ['10.2.0.0/24'] });
+  const agent = await AgentProcess.start(t, a, { config, files: { psk: `${PSK}\n` } });
+  await agent.waitEstablished('r', 120_000);
+  // Thousands of malformed datagrams at both ports.
   const flood = await b.run(process.execPath, ['-e', FLOOD, '192.0.2.1', '2500'], { timeoutMs: 240_000 });
   t.diagnostic(`flood: ${flood.stdout.trim()} datagrams sent to 192.0.2.1:500 and :4500`);
   assert.equal(Number(flood.stdout.trim()), 5000);

@@ -233,7 +233,7 @@ export class Agent {
     let next: { tunnels: TunnelConfig[]; peers: PeerConfig[] };
     try { next = this.#prepare(); } catch (e) {
       if (e instanceof ConfigLoadError) {
-        for (const p of e.problems) this.#log.warn({ path: p.path }, `config reload refused: ${p.message}`);
+        for (const p of e.problems) this.#log.warn({ path: p.path, problem: p.message }, 'config problem');
         this.#log.warn({ problems: e.problems.length }, 'config reload refused; running config kept');
       }
       throw e;
