@@ -56,6 +56,29 @@ async function run(n: number): Promise<Record<string, unknown>> {
   });
   const setupMs = Date.now() - t0;
 
+  // Track completion with watches (what a real observer pays), not by re-listing thousands of
+  // objects every few hundred ms — that polling alone saturates a 2-CPU apiserver.
+  const signedSet = new Map<string, string>();
+  const verifiedSet = new Set<string>();
+  const stopWatch = new AbortController();
+  const follow = <T>(path: string, on: (o: T) => void): void => {
+    const loop = async (): Promise<void> => {
+      while (!stopWatch.signal.aborted) {
+        const list = await listAll<T & { metadata: { resourceVersion?: string } }>(admin, path, label);
+        list.forEach(on);
+        const rv = (await admin.get<{ metadata: { resourceVersion: string } }>(path, { labelSelector: label, limit: 1 })).metadata.resourceVersion;
+        await admin.watch<T>(path, { labelSelector: label, resourceVersion: rv, allowWatchBookmarks: true }, (e) => { if (e.type === 'ADDED' || e.type === 'MODIFIED') on(e.object); }, stopWatch.signal).catch(() => undefined);
+      }
+    };
+    void loop();
+  };
+  follow<Csr>(resourcePath(RESOURCES.csrs), (c) => { if (c.status?.certificate) signedSet.set(c.metadata.name, c.status.certificate); });
+  follow<INode>(resourcePath(RESOURCES.ipsecNodes), (x) => { if (x.status?.conditions?.some((c) => c.type === 'IdentityVerified' && c.status === 'True')) verifiedSet.add(x.metadata.name); });
+  const until = async (done: () => boolean, what: () => string): Promise<void> => {
+    const end = Date.now() + 900_000;
+    while (!done()) { if (Date.now() > end) throw new Error(`timed out: ${what()}`); await new Promise((r) => setTimeout(r, 100)); }
+  };
+
   const reqBefore = await apiserverRequests(admin);
   const child = fork(new URL('./operator-scale-child.ts', import.meta.url).pathname, [kubeconfigPath(), ns, label, mesh], { execArgv: ['--import', 'tsx', '--expose-gc', ...(process.env['KIPSEC_BENCH_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['KIPSEC_BENCH_PROF']}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const ask = (): Promise<Record<string, unknown>> => new Promise((r) => { const h = (m: { stats?: Record<string, unknown> }): void => { if (m.stats) { child.off('message', h); r(m.stats); } }; child.on('message', h); child.send({ cmd: 'stats' }); });
@@ -64,34 +87,24 @@ async function run(n: number): Promise<Record<string, unknown>> {
   const readyMs = Date.now() - tStart;
 
   // (1) all CSRs signed
-  let signed: Csr[] = [];
-  for (;;) {
-    signed = (await listAll<Csr>(admin, resourcePath(RESOURCES.csrs), label)).filter((c) => c.status?.certificate);
-    if (signed.length >= n) break;
-    if (Date.now() - tStart > 600_000) throw new Error(`only ${signed.length}/${n} signed after 600 s`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  await until(() => signedSet.size >= n, () => `${signedSet.size}/${n} signed`);
   const signedMs = Date.now() - tStart;
   const afterSign = await ask();
 
   // (2) agents publish their certificate fingerprint; all IPsecNodes reconciled
   const tPub = Date.now();
-  await pool(signed, 64, async (c) => {
-    const der = Buffer.from(Buffer.from(c.status!.certificate!, 'base64').toString('utf8').replace(/-----[^-]+-----|\s/g, ''), 'base64');
-    const node = c.metadata.name.replace(/-csr$/, '');
+  await pool([...signedSet.entries()], 64, async ([csrName, certB64]) => {
+    const der = Buffer.from(Buffer.from(certB64, 'base64').toString('utf8').replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    const node = csrName.replace(/-csr$/, '');
     await admin.mergePatch(resourcePath(RESOURCES.ipsecNodes, { name: node }), { spec: { identity: { certFingerprint: createHash('sha256').update(der).digest('hex') } } });
   });
   const publishMs = Date.now() - tPub;
-  for (;;) {
-    const ok = (await listAll<INode>(admin, resourcePath(RESOURCES.ipsecNodes), label)).filter((x) => x.status?.conditions?.some((c) => c.type === 'IdentityVerified' && c.status === 'True')).length;
-    if (ok >= n) break;
-    if (Date.now() - tPub > 600_000) throw new Error(`only ${ok}/${n} IPsecNodes verified after 600 s`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  await until(() => verifiedSet.size >= n, () => `${verifiedSet.size}/${n} IPsecNodes verified`);
   const reconciledMs = Date.now() - tStart;
   await new Promise((r) => setTimeout(r, 2000)); // let the batched mesh status land
   const final = await ask();
   const reqAfter = await apiserverRequests(admin);
+  stopWatch.abort();
   child.send({ cmd: 'stop' });
   await new Promise((r) => child.on('exit', r));
 

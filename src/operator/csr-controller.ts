@@ -7,7 +7,7 @@ import { durationMs } from '../api/fields.js';
 import { RESOURCES, resourcePath } from '../api/kube/client.js';
 import { isAlreadyExists, isConflict, isNotFound } from '../api/kube/errors.js';
 import { LABELS, SIGNER_NAME } from '../api/names.js';
-import { parseCsr, signNodeCertificate, DEFAULT_NODE_CERT_LIFETIME_MS, type ParsedCsr } from '../pki/index.js';
+import { parseCsr, issueNodeCertificate, DEFAULT_NODE_CERT_LIFETIME_MS, type ParsedCsr } from '../pki/index.js';
 import { activeMesh, type Ctx } from './context.js';
 import { decideCsr, isApproved, isDecided, isFailed } from './csr-policy.js';
 import type { CertificateRequest, Csr, CsrCondition } from './kinds.js';
@@ -86,15 +86,15 @@ export async function reconcileCsr(ctx: Ctx, name: string): Promise<number | und
 
   const ca = ctx.ca.state;
   if (!ca) return 1000; // CA not loaded yet (leadership just started)
-  const cert = await signNodeCertificate(ca.signer, parsed, { nowMs: now, lifetimeMs: lifetime, dnsNames: parsed.dnsNames, ipAddresses: parsed.ipAddresses });
+  const cert = issueNodeCertificate(ca.signer, parsed, { nowMs: now, lifetimeMs: lifetime, dnsNames: parsed.dnsNames, ipAddresses: parsed.ipAddresses });
   try {
-    await ctx.kube.mergePatch(csrPath(name, 'status'), { metadata: { resourceVersion: c.metadata.resourceVersion }, status: { certificate: Buffer.from(cert.toString('pem')).toString('base64') } });
+    await ctx.kube.mergePatch(csrPath(name, 'status'), { metadata: { resourceVersion: c.metadata.resourceVersion }, status: { certificate: Buffer.from(cert.pem).toString('base64') } });
   } catch (e) {
     if (isConflict(e) || isNotFound(e)) return undefined;
     throw e;
   }
   ctx.metrics.certificatesIssued.inc({ mode: 'builtin' });
-  log.debug({ node: parsed.dnsNames[0], notAfter: cert.notAfter.toISOString() }, 'issued node certificate');
+  log.debug({ node: parsed.dnsNames[0], notAfter: new Date(cert.notAfterMs).toISOString() }, 'issued node certificate');
   return undefined;
 }
 

@@ -1,7 +1,7 @@
 // CSRs, the self-signed CA, node certificates and their verification (DESIGN.md §4): ECDSA P-256,
 // SHA-256 signatures, SAN = node name as DNS (+ node IP), short lifetimes (default 24 h).
-import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
-import { OID, children, hex, readTlv, value, whole } from './der.js';
+import { KeyObject, createHash, createPublicKey, randomBytes, sign, verify } from 'node:crypto';
+import { OID, OID_W, bitString, bool, children, hex, octets, oid, readTlv, seq, set, time, tlv, uint, utf8, value, whole } from './der.js';
 import { isIP } from 'node:net';
 import { SIGN_ALG, webcrypto, x509 } from './provider.js';
 import { PkiError, PKI_CODES } from './errors.js';
@@ -129,28 +129,88 @@ export async function createCa(keys: KeyPair, commonName: string, nowMs: number,
 
 export interface SignOptions { readonly nowMs: number; readonly lifetimeMs?: number; readonly dnsNames: readonly string[]; readonly ipAddresses?: readonly string[] }
 
-/** Issue a node certificate for an already-approved CSR; SANs are the ones the caller approved. */
-export async function signNodeCertificate(ca: CertificateAuthority, csr: ParsedCsr, o: SignOptions): Promise<x509.X509Certificate> {
+export interface IssuedCertificate { readonly pem: string; readonly notBeforeMs: number; readonly notAfterMs: number }
+
+interface CaDer { readonly subject: Uint8Array; readonly keyId: Uint8Array | undefined; readonly key: KeyObject }
+const caDerCache = new WeakMap<x509.X509Certificate, CaDer>();
+
+/** The CA's subject Name (DER), subject key identifier and signing key, extracted once per CA. */
+function caDer(ca: CertificateAuthority): CaDer {
+  const hit = caDerCache.get(ca.cert);
+  if (hit) return hit;
+  const b = new Uint8Array(ca.cert.rawData);
+  const [tbs] = children(b, readTlv(b, 0));
+  const f = children(b, tbs!);
+  const off = f[0]!.tag === 0xa0 ? 1 : 0; // [0] version present
+  const subject = whole(b, f[off + 4]!);
+  let keyId: Uint8Array | undefined;
+  const extsWrap = f.find((x) => x.tag === 0xa3);
+  if (extsWrap) {
+    for (const ext of children(b, children(b, extsWrap)[0]!)) {
+      const parts = children(b, ext);
+      if (hex(value(b, parts[0]!)) !== OID_W.subjectKeyIdentifier) continue;
+      const o = parts[parts.length - 1]!;
+      keyId = value(b, readTlv(b, o.valueStart, o.end));
+    }
+  }
+  const out = { subject, keyId, key: KeyObject.from(ca.keys.privateKey as unknown as Parameters<typeof KeyObject.from>[0]) };
+  caDerCache.set(ca.cert, out);
+  return out;
+}
+
+function ipBytes(ip: string): Uint8Array {
+  if (isIP(ip) === 4) return Uint8Array.from(ip.split('.').map(Number));
+  const [h = '', t = ''] = ip.includes('::') ? ip.split('::') : [ip, ''];
+  const hs = h ? h.split(':') : []; const ts = t ? t.split(':') : [];
+  const groups = ip.includes('::') ? [...hs, ...Array<string>(8 - hs.length - ts.length).fill('0'), ...ts] : hs;
+  const out = new Uint8Array(16);
+  groups.forEach((g, i) => { const v = parseInt(g, 16); out[2 * i] = v >> 8; out[2 * i + 1] = v & 0xff; });
+  return out;
+}
+
+function extension(oidHex: string, critical: boolean, valueDer: Uint8Array): Uint8Array {
+  return critical ? seq(oid(oidHex), bool(true), octets(valueDer)) : seq(oid(oidHex), octets(valueDer));
+}
+
+/**
+ * Issue a node certificate for an already-approved CSR (SANs are the ones the caller approved):
+ * X.509 v3, ECDSA-SHA256 by the CA, CA:false, keyUsage digitalSignature, EKU server+client auth,
+ * authority key id. Encoded directly in DER and signed with node:crypto — the signer issues one
+ * per node per renewal, and a generic ASN.1 library costs several ms each.
+ */
+export function issueNodeCertificate(ca: CertificateAuthority, csr: ParsedCsr, o: SignOptions): IssuedCertificate {
   const lifetime = o.lifetimeMs ?? DEFAULT_NODE_CERT_LIFETIME_MS;
-  const notAfter = Math.min(o.nowMs + lifetime, ca.cert.notAfter.getTime());
-  const names: x509.JsonGeneralName[] = [...o.dnsNames.map((v) => ({ type: 'dns' as const, value: v })), ...(o.ipAddresses ?? []).map((v) => ({ type: 'ip' as const, value: v }))];
-  return x509.X509CertificateGenerator.create({
-    serialNumber: serial(),
-    subject: `CN=${o.dnsNames[0] ?? 'node'}`,
-    issuer: ca.cert.subject,
-    notBefore: new Date(o.nowMs - CLOCK_SKEW_MS),
-    notAfter: new Date(notAfter),
-    publicKey: new x509.PublicKey(csr.spki),
-    signingKey: ca.keys.privateKey,
-    signingAlgorithm: SIGN_ALG,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-      new x509.SubjectAlternativeNameExtension(names),
-      await x509.AuthorityKeyIdentifierExtension.create(ca.cert),
-    ],
-  });
+  const notBeforeMs = Math.floor((o.nowMs - CLOCK_SKEW_MS) / 1000) * 1000;
+  const notAfterMs = Math.floor(Math.min(o.nowMs + lifetime, ca.cert.notAfter.getTime()) / 1000) * 1000;
+  const c = caDer(ca);
+  const sigAlg = seq(oid(OID.ecdsaWithSha256));
+  const sans = seq(...o.dnsNames.map((d) => tlv(0x82, Buffer.from(d, 'latin1'))), ...(o.ipAddresses ?? []).map((ip) => tlv(0x87, ipBytes(ip))));
+  const exts = [
+    extension(OID_W.basicConstraints, true, seq()),
+    extension(OID_W.keyUsage, true, bitString(Uint8Array.of(0x80), 7)),
+    extension(OID_W.extKeyUsage, false, seq(oid(OID_W.serverAuth), oid(OID_W.clientAuth))),
+    extension(OID.subjectAltName, false, sans),
+    ...(c.keyId ? [extension(OID_W.authorityKeyIdentifier, false, seq(tlv(0x80, c.keyId)))] : []),
+  ];
+  const tbs = seq(
+    tlv(0xa0, uint(Uint8Array.of(2))),
+    uint(Buffer.from(serial(), 'hex')),
+    sigAlg,
+    c.subject,
+    seq(time(notBeforeMs), time(notAfterMs)),
+    seq(set(seq(oid(OID.commonName), utf8(o.dnsNames[0] ?? 'node')))),
+    csr.spki,
+    tlv(0xa3, seq(...exts)),
+  );
+  const signature = sign('sha256', tbs, { key: c.key, dsaEncoding: 'der' });
+  const der = seq(tbs, sigAlg, bitString(signature));
+  const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  return { pem: `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`, notBeforeMs, notAfterMs };
+}
+
+/** issueNodeCertificate, parsed (for callers that want the certificate object). */
+export async function signNodeCertificate(ca: CertificateAuthority, csr: ParsedCsr, o: SignOptions): Promise<x509.X509Certificate> {
+  return parseCertificate(issueNodeCertificate(ca, csr, o).pem);
 }
 
 export function parseCertificate(pem: string): x509.X509Certificate {

@@ -40,3 +40,57 @@ export const OID = {
   prime256v1: '2a8648ce3d030107',
   ecdsaWithSha256: '2a8648ce3d040302',
 } as const;
+
+// ---- writing (the node-certificate encoder, certs.ts issueNodeCertificate) ----
+
+function lengthBytes(n: number): number[] {
+  if (n < 0x80) return [n];
+  const out: number[] = [];
+  for (let v = n; v > 0; v >>= 8) out.unshift(v & 0xff);
+  return [0x80 | out.length, ...out];
+}
+
+/** One TLV from a tag and its (concatenated) contents. */
+export function tlv(tag: number, ...parts: readonly Uint8Array[]): Uint8Array {
+  const len = parts.reduce((s, p) => s + p.length, 0);
+  const head = [tag, ...lengthBytes(len)];
+  const out = new Uint8Array(head.length + len);
+  out.set(head, 0);
+  let at = head.length;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
+
+export const seq = (...parts: readonly Uint8Array[]): Uint8Array => tlv(0x30, ...parts);
+export const set = (...parts: readonly Uint8Array[]): Uint8Array => tlv(0x31, ...parts);
+export const oid = (hexOid: string): Uint8Array => tlv(0x06, Buffer.from(hexOid, 'hex'));
+export const octets = (x: Uint8Array): Uint8Array => tlv(0x04, x);
+export const utf8 = (s: string): Uint8Array => tlv(0x0c, Buffer.from(s, 'utf8'));
+export const bool = (v: boolean): Uint8Array => tlv(0x01, Uint8Array.of(v ? 0xff : 0));
+export const bitString = (x: Uint8Array, unusedBits = 0): Uint8Array => tlv(0x03, Uint8Array.of(unusedBits), x);
+
+/** A positive INTEGER from big-endian magnitude bytes (leading zeros trimmed, sign byte added). */
+export function uint(x: Uint8Array): Uint8Array {
+  let i = 0;
+  while (i < x.length - 1 && x[i] === 0) i++;
+  const body = x.subarray(i);
+  return (body[0]! & 0x80) ? tlv(0x02, Uint8Array.of(0), body) : tlv(0x02, body);
+}
+
+/** RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050. Seconds precision. */
+export function time(ms: number): Uint8Array {
+  const d = new Date(Math.floor(ms / 1000) * 1000);
+  const iso = d.toISOString(); // YYYY-MM-DDTHH:MM:SS.000Z
+  const digits = iso.slice(0, 19).replace(/[-:T]/g, '');
+  return d.getUTCFullYear() < 2050 ? tlv(0x17, Buffer.from(`${digits.slice(2)}Z`, 'latin1')) : tlv(0x18, Buffer.from(`${digits}Z`, 'latin1'));
+}
+
+export const OID_W = {
+  basicConstraints: '551d13',
+  keyUsage: '551d0f',
+  extKeyUsage: '551d25',
+  serverAuth: '2b06010505070301',
+  clientAuth: '2b06010505070302',
+  authorityKeyIdentifier: '551d23',
+  subjectKeyIdentifier: '551d0e',
+} as const;

@@ -74,3 +74,25 @@ test('a CA with the same name but a different key does not verify (signature, no
   const cert = await signNodeCertificate(impostor, await parseCsr(await createCsr(await generateKeyPair(), 'n')), { nowMs: NOW, dnsNames: ['n'] });
   await assert.rejects(verifyCertificate(cert, [ca.cert], NOW), (e: unknown) => e instanceof PkiError && e.code === 'ERR_PKI_UNTRUSTED');
 });
+
+test('the DER-encoded node certificate is accepted by OpenSSL: chain verifies, SAN/EKU/key usage as intended', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const { writeFileSync } = await import('node:fs');
+  const { X509Certificate } = await import('node:crypto');
+  const now = Date.now();
+  const ca = await createCa(await generateKeyPair(), 'kipsec CA openssl', now);
+  const csr = await parseCsr(await createCsr(await generateKeyPair(), 'worker-9', ['192.0.2.9', '2001:db8::9']));
+  const cert = await signNodeCertificate(ca, csr, { nowMs: now, dnsNames: ['worker-9'], ipAddresses: ['192.0.2.9', '2001:db8::9'] });
+  const dir = mkdtempSync(join(tmpdir(), 'kipsec-ossl-'));
+  writeFileSync(join(dir, 'ca.pem'), ca.cert.toString('pem'));
+  writeFileSync(join(dir, 'n.pem'), cert.toString('pem'));
+  assert.match(execFileSync('openssl', ['verify', '-CAfile', join(dir, 'ca.pem'), '-purpose', 'sslclient', join(dir, 'n.pem')], { encoding: 'utf8' }), /n\.pem: OK/);
+  const text = execFileSync('openssl', ['x509', '-in', join(dir, 'n.pem'), '-noout', '-text'], { encoding: 'utf8' });
+  assert.match(text, /DNS:worker-9, IP Address:192\.0\.2\.9, IP Address:2001:DB8:0:0:0:0:0:9/);
+  assert.match(text, /TLS Web Server Authentication, TLS Web Client Authentication/);
+  assert.match(text, /Digital Signature/);
+  assert.match(text, /CA:FALSE/);
+  const n = new X509Certificate(cert.toString('pem'));
+  assert.ok(n.verify(new X509Certificate(ca.cert.toString('pem')).publicKey));
+  assert.equal(n.checkHost('worker-9'), 'worker-9');
+});
