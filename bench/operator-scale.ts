@@ -12,8 +12,8 @@ import { createCsr, generateKeyPair } from '../src/pki/index.js';
 import { applyDeployFile, installKipsecCrds, ensureNamespace, cleanupNamespace } from '../e2e/apiserver/support.js';
 import { kubeconfigPath, loadKubeConfig } from '../e2e/lib/kube.js';
 
-interface Csr { metadata: { name: string }; status?: { certificate?: string } }
-interface INode { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }
+interface Csr { metadata: { name: string; resourceVersion?: string }; status?: { certificate?: string } }
+interface INode { metadata: { name: string; resourceVersion?: string }; status?: { conditions?: { type: string; status: string }[] } }
 
 async function pool<T>(items: readonly T[], n: number, fn: (x: T, i: number) => Promise<void>): Promise<void> {
   let next = 0;
@@ -61,13 +61,22 @@ async function run(n: number): Promise<Record<string, unknown>> {
   const signedSet = new Map<string, string>();
   const verifiedSet = new Set<string>();
   const stopWatch = new AbortController();
-  const follow = <T>(path: string, on: (o: T) => void): void => {
+  const follow = <T extends { metadata: { resourceVersion?: string } }>(path: string, on: (o: T) => void): void => {
     const loop = async (): Promise<void> => {
+      let rv = '';
       while (!stopWatch.signal.aborted) {
-        const list = await listAll<T & { metadata: { resourceVersion?: string } }>(admin, path, label);
-        list.forEach(on);
-        const rv = (await admin.get<{ metadata: { resourceVersion: string } }>(path, { labelSelector: label, limit: 1 })).metadata.resourceVersion;
-        await admin.watch<T>(path, { labelSelector: label, resourceVersion: rv, allowWatchBookmarks: true }, (e) => { if (e.type === 'ADDED' || e.type === 'MODIFIED') on(e.object); }, stopWatch.signal).catch(() => undefined);
+        try {
+          if (rv === '') {
+            (await listAll<T>(admin, path, label)).forEach(on);
+            rv = (await admin.get<{ metadata: { resourceVersion: string } }>(path, { labelSelector: label, limit: 1 })).metadata.resourceVersion;
+          }
+          // Short watches resumed from the last resourceVersion: a stalled stream costs at most 10 s.
+          await admin.watch<T>(path, { labelSelector: label, resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds: 10 }, (e) => {
+            if (e.type === 'ERROR') { rv = ''; return; }
+            rv = e.object.metadata.resourceVersion ?? rv;
+            if (e.type === 'ADDED' || e.type === 'MODIFIED') on(e.object);
+          }, stopWatch.signal);
+        } catch { rv = ''; }
       }
     };
     void loop();
@@ -75,6 +84,7 @@ async function run(n: number): Promise<Record<string, unknown>> {
   follow<Csr>(resourcePath(RESOURCES.csrs), (c) => { if (c.status?.certificate) signedSet.set(c.metadata.name, c.status.certificate); });
   follow<INode>(resourcePath(RESOURCES.ipsecNodes), (x) => { if (x.status?.conditions?.some((c) => c.type === 'IdentityVerified' && c.status === 'True')) verifiedSet.add(x.metadata.name); });
   const until = async (done: () => boolean, what: () => string): Promise<void> => {
+    if (process.env["KIPSEC_BENCH_DEBUG"]) console.error("waiting", what());
     const end = Date.now() + 900_000;
     while (!done()) { if (Date.now() > end) throw new Error(`timed out: ${what()}`); await new Promise((r) => setTimeout(r, 100)); }
   };
