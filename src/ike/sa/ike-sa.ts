@@ -105,7 +105,8 @@ export type Task =
   | { readonly kind: 'child-rekey'; readonly old: ChildSa; readonly group?: number }
   | { readonly kind: 'child-delete'; readonly child: ChildSa; readonly reason: 'rekeyed' | 'terminated' | 'redundant' | 'hard-lifetime' }
   | { readonly kind: 'ike-rekey' }
-  | { readonly kind: 'ike-delete'; readonly reason: 'terminated' | 'rekeyed' | 'redundant' }
+  /** `duplicate`: one of two IKE SAs from a simultaneous start (see lifecycle.ts resolveDuplicates). */
+  | { readonly kind: 'ike-delete'; readonly reason: 'terminated' | 'rekeyed' | 'redundant' | 'duplicate' }
   | { readonly kind: 'dpd' };
 
 /** Per-request scratch the response handler needs (SPIs allocated, nonce, key share). */
@@ -182,6 +183,8 @@ export interface IkeSa {
   ikeCollision: { readonly peerSa: IkeSa; readonly nonces: readonly Uint8Array[] } | null;
   createdAtMs: number;
   establishedAtMs: number | null;
+  /** Engine-wide order of establishment (ordering without relying on clock resolution). */
+  upSerial: number | null;
   rekeyAtMs: number | null;
   lastInboundMs: number;
   timers: { rekey: TimerHandle | null; dpd: TimerHandle | null; halfOpen: TimerHandle | null; rekeyed: TimerHandle | null };

@@ -6,6 +6,7 @@ import type { DownReason, KernelChildSa } from '../ports.js';
 import { ikeFailure } from './context.js';
 import type { EngineCore } from './core.js';
 import { formatTs } from './ts.js';
+import { compareBytes, ipToBytes } from './addr.js';
 import { ikeSpisText, ourSpi, type ChildSa, type IkeSa } from './ike-sa.js';
 
 export function isLive(sa: IkeSa): boolean {
@@ -74,11 +75,27 @@ export function establish(e: EngineCore, sa: IkeSa): void {
   if (sa.state.tag === 'init-done') e.halfOpen = Math.max(0, e.halfOpen - 1);
   sa.state = { tag: 'established' };
   sa.establishedAtMs = e.clock.now();
+  sa.upSerial = e.newSerial();
   sa.lastInboundMs = e.clock.now();
   sa.peer.everEstablished = true;
   e.lastErrors.delete(sa.peer.config.name);
   e.emit({ type: 'ike-up', peer: sa.peer.config.name, ikeSpis: ikeSpisText(sa), suite: sa.keys?.suiteText ?? '', remote: sa.remote, natDetected: sa.natLocal || sa.natRemote });
   scheduleIkeTimers(e, sa);
+  resolveDuplicates(e, sa);
+}
+
+/**
+ * Both peers initiated at once (a mesh where every node starts its links): two IKE SAs with the
+ * same peer come up. Both sides apply one deterministic rule so exactly one SA survives: keep
+ * the SA initiated by the side with the lower address; the other side deletes the one it
+ * initiated (its children go with it; the survivor's children share their reqids and policies).
+ */
+export function resolveDuplicates(e: EngineCore, sa: IkeSa): void {
+  const mine = e.liveSas(sa.peer.config.name).filter((s) => s.state.tag === 'established' && s.role === 'initiator');
+  const theirs = e.liveSas(sa.peer.config.name).filter((s) => s.state.tag === 'established' && s.role === 'responder');
+  if (mine.length === 0 || theirs.length === 0) return;
+  if (compareBytes(ipToBytes(sa.local.address), ipToBytes(sa.remote.address)) < 0) return; // ours stays; the peer deletes its own
+  for (const s of mine) e.queueTask(s, { kind: 'ike-delete', reason: 'duplicate' });
 }
 
 function scheduleChildTimers(e: EngineCore, sa: IkeSa, child: ChildSa): void {

@@ -79,7 +79,10 @@ export async function handleRequest(e: EngineCore, sa: IkeSa, m: IkeMessage, fro
       establish(e, sa);
       if (r.initialContact) {
         // §2.4: the peer has no state for older IKE SAs with us; drop them (and their children).
-        for (const other of e.liveSas(sa.peer.config.name)) if (other !== sa && other.state.tag === 'established') await teardown(e, other, 'replaced');
+        // Only SAs that were up before this one started: in a simultaneous start the other SA is
+        // as new as this one, and resolveDuplicates settles which of the two stays.
+        for (const other of e.liveSas(sa.peer.config.name))
+          if (other !== sa && other.state.tag === 'established' && (other.upSerial ?? Infinity) < sa.serial) await teardown(e, other, 'replaced');
       }
       const ok = r.child ? await installChild(e, sa, r.child.sa, r.child.install) : false;
       sendResponse(e, sa, type, id, r.reply);

@@ -31,7 +31,7 @@ export function newSa(e: EngineCore, peer: PeerRuntime, role: 'initiator' | 'res
     local, remote, natLocal: false, natRemote: false, fragmentation: false, peerHashes: null, initRequest: null, initResponse: null,
     ni: new Uint8Array(0), nr: new Uint8Array(0), selected: null, remoteId: null, nextRequestId: 0, outstanding: null, pending: [],
     expectedRequestId: 0, lastResponse: null, fragments: null, children: new Map(), ikeCollision: null, createdAtMs: now,
-    establishedAtMs: null, rekeyAtMs: null, lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
+    establishedAtMs: null, upSerial: null, rekeyAtMs: null, lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
   };
 }
 
@@ -124,7 +124,7 @@ async function start(e: EngineCore, sa: IkeSa, task: Task): Promise<boolean> {
     }
     case 'ike-delete': {
       if (sa.state.tag === 'dead' || sa.state.tag === 'init-done' || sa.state.tag === 'init-sent' || sa.state.tag === 'auth-sent') return false;
-      if (task.reason === 'terminated') sa.state = { tag: 'deleting' };
+      if (task.reason === 'terminated' || task.reason === 'duplicate') sa.state = { tag: 'deleting' };
       send(e, sa, task, ExchangeType.INFORMATIONAL, deleteIkePayloads());
       return true;
     }
@@ -149,6 +149,7 @@ export function retire(e: EngineCore, sa: IkeSa): void {
 async function timedOut(e: EngineCore, sa: IkeSa, o: Outstanding): Promise<void> {
   sa.outstanding = null;
   const task = o.task;
+  if (task.kind === 'ike-delete' && task.reason === 'duplicate') { await teardown(e, sa, 'replaced'); return; }
   if (task.kind === 'ike-delete' && task.reason !== 'terminated') { retire(e, sa); return; }
   if (sa.state.tag === 'rekeyed') { retire(e, sa); return; }
   const wasEstablished = sa.state.tag === 'established' || sa.state.tag === 'deleting';
@@ -205,6 +206,7 @@ export async function handleResponse(e: EngineCore, sa: IkeSa, m: IkeMessage, da
     case 'ike-rekey': await onIkeRekey(e, sa, m, o); break;
     case 'ike-delete':
       if (task.reason === 'terminated') await teardown(e, sa, 'terminated');
+      else if (task.reason === 'duplicate') await teardown(e, sa, 'replaced');
       else retire(e, sa);
       return;
     case 'dpd': break;

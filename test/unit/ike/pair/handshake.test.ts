@@ -230,7 +230,7 @@ test('INITIAL_CONTACT from a restarted peer replaces the responder\'s old IKE SA
   p.net.engines.set(ALICE, restarted);
   restarted.initiate('to-bob');
   await p.net.pump();
-  assert.ok(p.bob.events.some((e) => e.type === 'ike-down' && e.reason === 'replaced'));
+  assert.ok(p.bob.events.some((e) => e.type === 'ike-down' && e.reason === 'replaced'), 'old IKE SA replaced');
   const after = [...p.bob.kernel.installed.keys()];
   assert.equal(after.length, 1);
   assert.notDeepEqual(after, before);
@@ -268,4 +268,27 @@ test('behind a NAPT: NAT_DETECTION_* notifies detect it, IKE floats to 4500 and 
   // DPD and rekeys keep flowing through the mapping.
   await p.advance(3_600_000 + 5_000);
   assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+});
+
+test('simultaneous start: both peers initiate at once, one IKE SA and one Child SA pair survive on both sides', async () => {
+  const p = new Pair({ bob: { startAction: 'initiate' } });
+  p.alice.engine.initiate('to-bob');
+  p.bob.engine.initiate('to-alice');
+  await p.net.pump();
+  await p.advance(10_000);
+  const a = p.alice.engine.status().peers[0]!.ike!; const b = p.bob.engine.status().peers[0]!.ike!;
+  assert.equal(a.state, 'established');
+  assert.equal(a.ikeSpis, b.ikeSpis, 'both kept the same IKE SA');
+  assert.equal(a.role, 'initiator', 'the SA initiated by the lower address (alice) stays');
+  assert.equal(p.alice.kernel.installed.size, 1);
+  assert.equal(p.bob.kernel.installed.size, 1);
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  for (const k of [p.alice.kernel, p.bob.kernel]) {
+    const d = k.ops('delete') as Array<{ opts: { keepPolicies: boolean } }>;
+    assert.deepEqual(d.map((x) => x.opts.keepPolicies), [true], 'the duplicate child goes, its policies stay for the survivor');
+  }
+  // It stays that way through DPD and a rekey.
+  await p.advance(3_600_000 + 10_000);
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.equal(p.alice.kernel.installed.size, 1);
 });
