@@ -24,13 +24,13 @@ test('cookie challenge: a responder demanding cookies answers N(COOKIE) stateles
   const init = p.net.log.filter((x) => x.exchange === ExchangeType.IKE_SA_INIT);
   assert.equal(init.length, 4);
   const challenge = decodeMessage(init[1]!.datagram);
-  assert.ok(challenge.has(NotifyStatus.COOKIE));
+  assert.ok(challenge.has(NotifyStatus.COOKIE), 'challenge.has(NotifyStatus.COOKIE)');
   assert.equal(challenge.header.responderSpi, 0n, 'no responder state, no SPI');
   const retry = decodeMessage(init[2]!.datagram);
   assert.equal(retry.payloads[0]?.kind, 'notify', 'COOKIE comes first in the retried request');
   assert.equal(retry.header.initiatorSpi, challenge.header.initiatorSpi);
   assert.deepEqual(p.alice.events.map((e) => e.type), ['ike-up', 'child-up']);
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
 });
 
 test('cookie challenge from the other role: alice demands cookies from bob (RFC 7296 §2.6, both roles)', async () => {
@@ -86,6 +86,6 @@ test('an IKE_SA_INIT without the demanded cookie gets a challenge and creates no
   const first = p.net.log[0]!;
   await p.bob.engine.receive(first.datagram, first.from, first.to);
   const challenge = p.net.queue.at(-1) ?? p.net.log.at(-1)!;
-  assert.ok(decodeMessage(challenge.datagram).has(NotifyStatus.COOKIE));
+  assert.ok(decodeMessage(challenge.datagram).has(NotifyStatus.COOKIE), 'decodeMessage(challenge.datagram).has(NotifyStatus.COOKIE)');
   assert.equal(p.bob.engine.status().halfOpen, 0);
 });

@@ -21,7 +21,7 @@ test('certificate IKE_AUTH larger than the MTU is sent as SKF fragments, each wi
   }
   assert.deepEqual(p.alice.events.map((e) => e.type), ['ike-up', 'child-up']);
   assert.deepEqual(p.bob.events.map((e) => e.type), ['ike-up', 'child-up']);
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
 });
 
 test('without IKEV2_FRAGMENTATION_SUPPORTED from the peer, messages are not fragmented (RFC 7383 §2.3)', async () => {
@@ -29,7 +29,7 @@ test('without IKEV2_FRAGMENTATION_SUPPORTED from the peer, messages are not frag
   await p.connect();
   const auth = p.net.log.filter((x) => x.exchange === ExchangeType.IKE_AUTH);
   assert.equal(auth.length, 2);
-  assert.ok(auth.every((x) => x.firstPayload === PayloadType.SK));
+  assert.ok(auth.every((x) => x.firstPayload === PayloadType.SK), 'auth.every((x) => x.firstPayload === PayloadType.SK)');
   assert.equal(p.alice.events[0]?.type, 'ike-up');
 });
 
@@ -62,12 +62,12 @@ test('a lost response fragment: the retransmitted request fragment 1 triggers a 
   const resp = p.net.log.filter((x) => x.exchange === ExchangeType.IKE_AUTH && x.response);
   const perCopy = resp.length / 2;
   assert.ok(Number.isInteger(perCopy) && perCopy >= 2, 'every response fragment sent exactly twice');
-  assert.ok((p.bob.engine.status().drops['retransmitted-request'] ?? 0) >= 1);
+  assert.ok((p.bob.engine.status().drops['retransmitted-request'] ?? 0) >= 1, '(p.bob.engine.status().drops["retransmitted-request"] ?? 0) >= 1');
 });
 
 test('reassembly is bounded: a message announcing more fragments than allowed is dropped and counted (RFC 7383 §2.6.1)', async () => {
   const p = new Pair({ auth: 'cert', alice: { fragmentMtu: 300 }, bob: { fragmentMtu: 300 }, bobOptions: { maxFragments: 2 } });
   await p.connect();
-  assert.ok((p.bob.engine.status().drops['too-many-fragments'] ?? 0) >= 1);
+  assert.ok((p.bob.engine.status().drops['too-many-fragments'] ?? 0) >= 1, '(p.bob.engine.status().drops["too-many-fragments"] ?? 0) >= 1');
   assert.equal(p.bob.events.length, 0);
 });

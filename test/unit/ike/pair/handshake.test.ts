@@ -46,7 +46,7 @@ test('the responder role works the same when bob initiates (every scenario from 
   assert.deepEqual(p.alice.events.map((e) => e.type), ['ike-up', 'child-up']);
   assert.deepEqual(p.bob.events.map((e) => e.type), ['ike-up', 'child-up']);
   assert.equal(p.alice.engine.status().peers[0]?.ike?.role, 'responder');
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
 });
 
 test('ECDSA P-256 certificates with RFC 7427 signatures authenticate both sides (RFC 7296 §2.15, RFC 7427 §3)', async () => {
@@ -56,14 +56,14 @@ test('ECDSA P-256 certificates with RFC 7427 signatures authenticate both sides 
   assert.deepEqual(p.bob.events.map((e) => e.type), ['ike-up', 'child-up']);
   const auth = p.net.log.filter((x) => x.exchange === ExchangeType.IKE_AUTH);
   assert.equal(auth.length, 2);
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
 });
 
 test('a certificate from an untrusted CA fails with AUTHENTICATION_FAILED on the responder, reported on both sides (RFC 7296 §2.21.2)', async () => {
   const p = new Pair({ auth: 'cert' });
   // Bob trusts only itself (its own cert as "CA" is not a CA): alice's chain does not validate.
   const bobCfg = p.bob.engine.status();
-  assert.ok(bobCfg);
+  assert.ok(bobCfg, 'bobCfg');
   const { pki } = await import('./harness.js');
   const k = pki(p.clock.now());
   p.bob.engine.addPeer({
@@ -91,13 +91,13 @@ test('a wrong PSK fails with AUTHENTICATION_FAILED; nothing is installed and the
   const aliceErr = errors(p.alice.events)[0]!;
   assert.equal(aliceErr.code, 'ERR_IKE_AUTH_FAILED');
   assert.equal(aliceErr.notify, 'AUTHENTICATION_FAILED');
-  assert.ok(p.alice.events.some((e) => e.type === 'ike-down' && e.reason === 'negotiation-failed'));
+  assert.ok(p.alice.events.some((e) => e.type === 'ike-down' && e.reason === 'negotiation-failed'), 'p.alice.events.some((e) => e.type === "ike-down" && e.reason === "negotiation-failed")');
   assert.equal(p.alice.kernel.ops('install').length, 0);
   assert.equal(p.bob.kernel.ops('install').length, 0);
   assert.equal(p.alice.engine.status().peers[0]?.lastError?.notify, 'AUTHENTICATION_FAILED');
   assert.equal(p.alice.engine.status().peers[0]?.ike, null);
   // Secrets never reach status or events.
-  assert.ok(!JSON.stringify([p.alice.engine.status(), p.alice.events]).includes('correct horse'));
+  assert.ok(!JSON.stringify([p.alice.engine.status(), p.alice.events]).includes('correct horse'), '!JSON.stringify([p.alice.engine.status(), p.alice.events]).includes("correct horse")');
 });
 
 test('NO_PROPOSAL_CHOSEN for IKE carries both proposal lists on the responder and ours on the initiator (RFC 7296 §2.7)', async () => {
@@ -136,7 +136,7 @@ test('the responder narrows traffic selectors to the intersection and the initia
   });
   await p.connect();
   const up = p.alice.events.find((e) => e.type === 'child-up');
-  assert.ok(up && up.type === 'child-up');
+  assert.ok(up && up.type === 'child-up', 'up && up.type === "child-up"');
   assert.deepEqual(up.localTs, ['10.1.0.0/20']);
   assert.deepEqual(up.remoteTs, ['10.2.3.0/24']);
   const sa = [...p.alice.kernel.installed.values()][0]!;
@@ -181,10 +181,10 @@ test('INVALID_KE_PAYLOAD makes the initiator retry IKE_SA_INIT with the group th
   const init = p.net.log.filter((x) => x.exchange === ExchangeType.IKE_SA_INIT);
   assert.equal(init.length, 4, 'request, INVALID_KE_PAYLOAD, retried request, response');
   const refusal = decodeMessage(init[1]!.datagram);
-  assert.ok(refusal.has(NotifyError.INVALID_KE_PAYLOAD));
+  assert.ok(refusal.has(NotifyError.INVALID_KE_PAYLOAD), 'refusal.has(NotifyError.INVALID_KE_PAYLOAD)');
   assert.equal(decodeMessage(init[2]!.datagram).first('ke')?.group, 19);
   assert.equal(p.alice.engine.status().peers[0]?.ike?.suite, 'aes256gcm16-prfsha256-ecp256');
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
   assert.equal(p.bob.engine.status().drops['invalid-ke'], 1);
 });
 
@@ -196,14 +196,14 @@ test('INVALID_KE_PAYLOAD retry works with bob as initiator too (RFC 7296 §1.3, 
   assert.equal(init.length, 4);
   assert.equal(p.alice.engine.status().drops['invalid-ke'], 1);
   assert.equal(p.bob.engine.status().peers[0]?.ike?.suite, 'aes256gcm16-prfsha256-ecp256');
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
 });
 
 test('NAT-T forced (natTraversal: always) moves IKE to port 4500 and installs UDP-encapsulated SAs (RFC 7296 §2.23, RFC 3948)', async () => {
   const p = new Pair({ alice: { natTraversal: 'always' } });
   await p.connect();
   const auth = p.net.log.filter((x) => x.exchange === ExchangeType.IKE_AUTH);
-  assert.ok(auth.every((x) => x.from.port === 4500 && x.to.port === 4500));
+  assert.ok(auth.every((x) => x.from.port === 4500 && x.to.port === 4500), 'auth.every((x) => x.from.port === 4500 && x.to.port === 4500)');
   for (const k of [p.alice.kernel, p.bob.kernel]) {
     const sa = [...k.installed.values()][0]!;
     assert.deepEqual(sa.outbound.encap, { sourcePort: 4500, destinationPort: 4500 });
@@ -247,7 +247,7 @@ test('status() reports SPIs, suite, times and ids but no key material', async ()
   assert.equal(ike.establishedAtMs, p.clock.now());
   assert.equal(ike.rekeyAtMs, p.clock.now() + 4 * 3_600_000);
   assert.equal(ike.children[0]?.rekeyAtMs, p.clock.now() + 3_600_000);
-  assert.ok(!/"key"|expose/.test(JSON.stringify(s)));
+  assert.ok(!/"key"|expose/.test(JSON.stringify(s)), '!/"key"|expose/.test(JSON.stringify(s))');
 });
 
 test('behind a NAPT: NAT_DETECTION_* notifies detect it, IKE floats to 4500 and the SAs get UDP encapsulation to the mapped port (RFC 7296 §2.23, RFC 3948)', async () => {
@@ -264,10 +264,10 @@ test('behind a NAPT: NAT_DETECTION_* notifies detect it, IKE floats to 4500 and 
   assert.equal(bobSa.outbound.destination, '203.0.113.5');
   const aliceSa = [...p.alice.kernel.installed.values()][0]!;
   assert.deepEqual(aliceSa.outbound.encap, { sourcePort: 4500, destinationPort: 4500 });
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
   // DPD and rekeys keep flowing through the mapping.
   await p.advance(3_600_000 + 5_000);
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
 });
 
 test('simultaneous start: both peers initiate at once, one IKE SA and one Child SA pair survive on both sides', async () => {
@@ -282,13 +282,13 @@ test('simultaneous start: both peers initiate at once, one IKE SA and one Child 
   assert.equal(a.role, 'initiator', 'the SA initiated by the lower address (alice) stays');
   assert.equal(p.alice.kernel.installed.size, 1);
   assert.equal(p.bob.kernel.installed.size, 1);
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
   for (const k of [p.alice.kernel, p.bob.kernel]) {
     const d = k.ops('delete') as Array<{ opts: { keepPolicies: boolean } }>;
     assert.deepEqual(d.map((x) => x.opts.keepPolicies), [true], 'the duplicate child goes, its policies stay for the survivor');
   }
   // It stays that way through DPD and a rekey.
   await p.advance(3_600_000 + 10_000);
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
   assert.equal(p.alice.kernel.installed.size, 1);
 });

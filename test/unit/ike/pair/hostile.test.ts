@@ -42,6 +42,6 @@ test('5,000 mutated datagrams at both engines: no exception escapes, drops are c
   // Still alive: a liveness check round trip and a child rekey work.
   await p.advance(3_600_000 + 10_000);
   assert.equal(p.alice.engine.status().peers[0]?.ike?.state, 'established');
-  assert.ok(p.net.log.some((x) => x.exchange === ExchangeType.CREATE_CHILD_SA));
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(p.net.log.some((x) => x.exchange === ExchangeType.CREATE_CHILD_SA), 'p.net.log.some((x) => x.exchange === ExchangeType.CREATE_CHILD_SA)');
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
 });

@@ -20,7 +20,7 @@ test('adopted kernel Child SAs are kept until the new IKE SA installs their succ
   assert.equal(del.length, 1);
   assert.equal(del[0]?.ref.inboundSpi, 0xc0000001);
   assert.equal(del[0]?.opts.keepPolicies, true, 'the new SA uses the same reqid and policies');
-  assert.ok(p.alice.events.some((e) => e.type === 'child-down' && e.reason === 'replaced'));
+  assert.ok(p.alice.events.some((e) => e.type === 'child-down' && e.reason === 'replaced'), 'p.alice.events.some((e) => e.type === "child-down" && e.reason === "replaced")');
   const order = p.alice.kernel.calls.map((c) => c.op).filter((o) => o === 'install' || o === 'delete');
   assert.deepEqual(order, ['install', 'delete'], 'make-before-break across the restart');
 });
@@ -34,7 +34,7 @@ test('on-demand: start() installs trap policies and a kernel acquire starts the 
   assert.equal(p.net.log.length, 0);
   p.alice.engine.acquire(p.alice.kernel.traps[0]!.reqid);
   await p.net.pump();
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
   p.alice.engine.acquire(p.alice.kernel.traps[0]!.reqid);
   await p.net.pump();
   assert.equal(p.net.log.filter((x) => x.exchange === ExchangeType.IKE_SA_INIT).length, 2, 'a second acquire while up starts nothing');

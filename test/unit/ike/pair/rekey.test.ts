@@ -18,7 +18,7 @@ test('a second child config is negotiated with CREATE_CHILD_SA after IKE_AUTH (R
   await p.connect();
   assert.deepEqual(p.net.log.map((x) => x.exchange), [34, 34, 35, 35, 36, 36]);
   assert.equal(p.alice.kernel.installed.size, 2);
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
   const ups = p.bob.events.filter((e) => e.type === 'child-up').map((e) => (e.type === 'child-up' ? e.child : ''));
   assert.deepEqual(ups, ['net', 'dns']);
 });
@@ -38,7 +38,7 @@ for (const [label, esp, hasKe] of [['without PFS', 'aes256gcm16', false], ['with
     assert.equal(p.alice.kernel.installed.size, 1);
     assert.equal(p.bob.kernel.installed.size, 1);
     assert.notDeepEqual(spis(p.alice.kernel), before);
-    assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+    assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
     assert.equal(p.alice.events.filter((e) => e.type === 'child-rekeyed').length, 1);
     assert.equal(p.bob.events.filter((e) => e.type === 'child-rekeyed').length, 1);
     assert.equal(p.alice.events.filter((e) => e.type === 'child-down').length, 0, 'a rekey is not a child-down');
@@ -83,7 +83,7 @@ test('the responder of a child rekey can rekey next time too: rekeys from both r
   await p.advance(HOUR + 5_000);
   const cc = p.net.log.filter((x) => x.exchange === ExchangeType.CREATE_CHILD_SA && !x.response);
   assert.equal(cc[0]?.from.address, '192.0.2.2');
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
   assert.equal(p.alice.kernel.installed.size, 1);
 });
 
@@ -108,7 +108,7 @@ test('IKE SA rekey: new SPIs, children untouched in the kernel, old IKE SA delet
   await p.advance(2 * HOUR);
   const cc = p.net.log.filter((x) => x.exchange === ExchangeType.CREATE_CHILD_SA && !x.response);
   assert.ok(cc.length >= 3, 'IKE rekey, a second IKE rekey and a child rekey');
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
   assert.equal(p.alice.engine.status().peers[0]?.ike?.children.length, 1);
   assert.equal(p.alice.events.filter((e) => e.type === 'ike-down').length, 0);
 });
@@ -133,7 +133,7 @@ test('simultaneous Child rekey: both create SAs, the one with the lowest nonce i
   await p.advance(5_000);
   assert.equal(p.alice.kernel.installed.size, 1);
   assert.equal(p.bob.kernel.installed.size, 1);
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
   const creq = p.net.log.filter((x) => x.exchange === ExchangeType.CREATE_CHILD_SA && !x.response);
   assert.equal(creq.length, 2);
   assert.deepEqual(creq.map((x) => x.from.address).sort(), ['192.0.2.1', '192.0.2.2']);
@@ -143,7 +143,7 @@ test('simultaneous Child rekey: both create SAs, the one with the lowest nonce i
   // The next rekey still works.
   await p.advance(HOUR + 5_000);
   assert.equal(p.alice.kernel.installed.size, 1);
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
 });
 
 test('simultaneous IKE rekey: one new IKE SA survives on both sides, children move to it (RFC 7296 §2.8.1, §2.18)', async () => {
@@ -159,10 +159,10 @@ test('simultaneous IKE rekey: one new IKE SA survives on both sides, children mo
   assert.equal(a?.children.length, 1);
   assert.equal(b?.children.length, 1);
   assert.equal(p.alice.events.filter((e) => e.type === 'ike-down' || e.type === 'child-down').length, 0);
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
   // Exactly one live IKE SA each: the redundant one and the old one were deleted.
   await p.advance(2 * HOUR);
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
   assert.equal(p.alice.engine.status().peers[0]?.ike?.ikeSpis, p.bob.engine.status().peers[0]?.ike?.ikeSpis);
 });
 
@@ -181,8 +181,8 @@ test('delete during rekey: a Child rekey crossing the peer\'s IKE delete gets TE
   assert.equal(reply, undefined, 'the rekey request reached a deleted SA and was dropped');
   assert.equal(p.alice.kernel.installed.size, 0);
   assert.equal(p.bob.kernel.installed.size, 0);
-  assert.ok(p.alice.events.some((e) => e.type === 'ike-down' && e.reason === 'peer-deleted'));
-  assert.ok(p.bob.events.some((e) => e.type === 'ike-down' && e.reason === 'terminated'));
+  assert.ok(p.alice.events.some((e) => e.type === 'ike-down' && e.reason === 'peer-deleted'), 'p.alice.events.some((e) => e.type === "ike-down" && e.reason === "peer-deleted")');
+  assert.ok(p.bob.events.some((e) => e.type === 'ike-down' && e.reason === 'terminated'), 'p.bob.events.some((e) => e.type === "ike-down" && e.reason === "terminated")');
   assert.equal(p.alice.kernel.ops('releaseSpi').length, 1, 'the SPI reserved for the abandoned rekey is released');
 });
 
@@ -201,10 +201,10 @@ test('delete during rekey: the rekey of a Child SA the peer is deleting gets TEM
   await p.advance(15_000);
   const tf = p.net.log.find((x) => x.exchange === ExchangeType.CREATE_CHILD_SA && x.response && x.from.address === '192.0.2.2');
   assert.ok(tf, 'bob answered the rekey');
-  assert.ok(p.bob.events.some((e) => e.type === 'child-down' && e.reason === 'hard-lifetime'));
-  assert.ok(p.alice.events.some((e) => e.type === 'child-down' && e.reason === 'peer-deleted'));
+  assert.ok(p.bob.events.some((e) => e.type === 'child-down' && e.reason === 'hard-lifetime'), 'p.bob.events.some((e) => e.type === "child-down" && e.reason === "hard-lifetime")');
+  assert.ok(p.alice.events.some((e) => e.type === 'child-down' && e.reason === 'peer-deleted'), 'p.alice.events.some((e) => e.type === "child-down" && e.reason === "peer-deleted")');
   // bob re-creates the child after a hard expiry; both end with one mirrored pair.
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
   assert.equal(p.alice.kernel.installed.size, 1);
 });
 
@@ -224,8 +224,8 @@ test('terminate() sends Delete for the IKE SA; both sides remove children and po
     const d = k.ops('delete') as Array<{ opts: { keepPolicies: boolean } }>;
     assert.deepEqual(d.map((x) => x.opts.keepPolicies), [false]);
   }
-  assert.ok(p.alice.events.some((e) => e.type === 'ike-down' && e.reason === 'terminated'));
-  assert.ok(p.bob.events.some((e) => e.type === 'ike-down' && e.reason === 'peer-deleted'));
+  assert.ok(p.alice.events.some((e) => e.type === 'ike-down' && e.reason === 'terminated'), 'p.alice.events.some((e) => e.type === "ike-down" && e.reason === "terminated")');
+  assert.ok(p.bob.events.some((e) => e.type === 'ike-down' && e.reason === 'peer-deleted'), 'p.bob.events.some((e) => e.type === "ike-down" && e.reason === "peer-deleted")');
   // terminated peers are not restarted by DPD.
   await p.advance(200_000);
   assert.equal(p.net.log.filter((x) => x.exchange === ExchangeType.IKE_SA_INIT).length, 2);
@@ -238,7 +238,7 @@ test('terminate() by the responder works the same (both roles)', async () => {
   await p.net.pump();
   await done;
   assert.equal(p.alice.kernel.installed.size + p.bob.kernel.installed.size, 0);
-  assert.ok(p.alice.events.some((e) => e.type === 'ike-down' && e.reason === 'peer-deleted'));
+  assert.ok(p.alice.events.some((e) => e.type === 'ike-down' && e.reason === 'peer-deleted'), 'p.alice.events.some((e) => e.type === "ike-down" && e.reason === "peer-deleted")');
 });
 
 test('hard lifetime without a successful rekey deletes the Child SA and re-creates it (RFC 7296 §2.8)', async () => {
@@ -248,8 +248,8 @@ test('hard lifetime without a successful rekey deletes the Child SA and re-creat
   await p.advance(0.1 * HOUR);
   p.net.fate = (x) => (x.exchange === ExchangeType.CREATE_CHILD_SA && !x.response && x.from.address === '192.0.2.1' && x.messageId === 1 ? 'drop' : 'deliver');
   await p.advance(HOUR); // at 1.1 h the hard lifetime hits before the rekey got through
-  assert.ok(p.alice.events.some((e) => e.type === 'child-down' && e.reason === 'hard-lifetime') || p.alice.events.some((e) => e.type === 'child-rekeyed'));
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(p.alice.events.some((e) => e.type === 'child-down' && e.reason === 'hard-lifetime') || p.alice.events.some((e) => e.type === 'child-rekeyed'), 'p.alice.events.some((e) => e.type === "child-down" && e.reason === "hard-lifetime") || p.a');
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
 });
 
 test('INVALID_KE_PAYLOAD in a PFS child rekey makes the initiator retry with the group the responder wants (RFC 7296 §1.3)', async () => {
@@ -260,7 +260,7 @@ test('INVALID_KE_PAYLOAD in a PFS child rekey makes the initiator retry with the
   assert.equal(cc.length, 4, 'request, INVALID_KE_PAYLOAD, retried request, response');
   assert.equal(p.alice.events.filter((e) => e.type === 'child-rekeyed').length, 1);
   assert.equal(p.alice.events.filter((e) => e.type === 'error').length, 0);
-  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
   const rk = p.bob.events.find((e) => e.type === 'child-rekeyed');
   assert.equal(rk?.type === 'child-rekeyed' ? rk.suite : '', 'aes256gcm16-ecp256');
 });

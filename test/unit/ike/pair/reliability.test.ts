@@ -29,7 +29,7 @@ for (const [label, match] of [
     await p.advance(4_000);
     assert.deepEqual(p.alice.events.map((e) => e.type), ['ike-up', 'child-up']);
     assert.deepEqual(p.bob.events.map((e) => e.type), ['ike-up', 'child-up']);
-    assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+    assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
     assert.equal(p.bob.kernel.ops('install').length, 1, 'the responder installed the child once');
   });
 }
@@ -144,7 +144,7 @@ test('DPD is skipped while ESP arrives from the peer (kernel counters show recen
     await p.advance(30_000);
   }
   assert.equal(p.net.log.filter((x) => x.exchange === ExchangeType.INFORMATIONAL).length, 0);
-  assert.ok(p.alice.kernel.ops('query').length >= 3);
+  assert.ok(p.alice.kernel.ops('query').length >= 3, 'p.alice.kernel.ops("query").length >= 3');
   p.alice.kernel.counters = { ...p.alice.kernel.counters, lastInboundMs: null };
   await p.advance(30_000);
   assert.equal(p.net.log.filter((x) => x.exchange === ExchangeType.INFORMATIONAL).length, 2);
@@ -155,8 +155,8 @@ test('DPD timeout: a silent peer is declared dead, children removed, and dpd.act
   await p.connect();
   p.net.fate = () => 'drop';
   await p.advance(30_000 + 166_000);
-  assert.ok(p.alice.events.some((e) => e.type === 'ike-down' && e.reason === 'dpd-timeout'));
-  assert.ok(p.alice.events.some((e) => e.type === 'child-down' && e.reason === 'dpd-timeout'));
+  assert.ok(p.alice.events.some((e) => e.type === 'ike-down' && e.reason === 'dpd-timeout'), 'p.alice.events.some((e) => e.type === "ike-down" && e.reason === "dpd-timeout")');
+  assert.ok(p.alice.events.some((e) => e.type === 'child-down' && e.reason === 'dpd-timeout'), 'p.alice.events.some((e) => e.type === "child-down" && e.reason === "dpd-timeout")');
   assert.equal(p.alice.kernel.installed.size, 0);
   const del = p.alice.kernel.ops('delete') as Array<{ opts: { keepPolicies: boolean } }>;
   assert.equal(del[0]?.opts.keepPolicies, false);
@@ -188,7 +188,7 @@ test('the responder detects a dead initiator through its own DPD, from the other
   await p.connect();
   p.net.fate = () => 'drop';
   await p.advance(10_000 + 166_000);
-  assert.ok(p.bob.events.some((e) => e.type === 'ike-down' && e.reason === 'dpd-timeout'));
+  assert.ok(p.bob.events.some((e) => e.type === 'ike-down' && e.reason === 'dpd-timeout'), 'p.bob.events.some((e) => e.type === "ike-down" && e.reason === "dpd-timeout")');
   assert.equal(p.bob.kernel.installed.size, 0);
   assert.equal(p.net.log.filter((x) => isInit(x)).length, 2, 'clear: no re-initiation');
 });
@@ -201,6 +201,6 @@ test('garbage and truncated datagrams are counted and dropped, never thrown (DES
     await p.bob.engine.receive(bad, auth.from, auth.to);
   }
   const drops = p.bob.engine.status().drops;
-  assert.ok((drops['decode'] ?? 0) >= 3);
+  assert.ok((drops['decode'] ?? 0) >= 3, '(drops["decode"] ?? 0) >= 3');
   assert.equal(p.bob.engine.status().peers[0]?.ike?.state, 'established');
 });
