@@ -138,6 +138,8 @@ export function tunnelYaml(o: {
   name: string; local: string; remote: string; localSubnets: readonly string[]; remoteSubnets: readonly string[];
   auth?: string; ike?: readonly string[]; esp?: readonly string[]; startAction?: 'initiate' | 'respond' | 'on-demand';
   localId?: string; remoteId?: string; extra?: string;
+  /** Extra fields inside `esp: {…}`, e.g. "rekeyTime: 1m, lifeTime: 3m". */
+  espExtra?: string;
 }): string {
   return `apiVersion: kipsec.io/v1alpha1
 kind: IPsecTunnel
@@ -147,7 +149,7 @@ spec:
   remote: {address: ${o.remote}, subnets: [${o.remoteSubnets.join(', ')}]${o.remoteId ? `, id: "${o.remoteId}"` : ''}}
   auth: ${o.auth ?? '{psk: {file: psk}}'}
   ike: {proposals: [${(o.ike ?? ['aes256gcm16-prfsha384-x25519']).join(', ')}]}
-  esp: {proposals: [${(o.esp ?? ['aes256gcm16']).join(', ')}]}
+  esp: {proposals: [${(o.esp ?? ['aes256gcm16']).join(', ')}]${o.espExtra ? `, ${o.espExtra}` : ''}}
   startAction: ${o.startAction ?? 'initiate'}
 ${o.extra ?? ''}`;
 }

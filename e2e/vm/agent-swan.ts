@@ -13,17 +13,20 @@ export interface SwanConn {
   readonly auth: { readonly psk: string } | { readonly cert: string; readonly remoteId: string; readonly localId: string };
   readonly extra?: string;
   readonly childExtra?: string;
+  /** Override remote_addrs (e.g. %any behind NAT) and the peer's PSK identity. */
+  readonly remoteAddrs?: string;
+  readonly remotePskId?: string;
 }
 
 export function swanctlConf(conns: readonly SwanConn[]): string {
   const connections = conns.map((c) => {
     const cert = 'cert' in c.auth ? c.auth : undefined;
     const local = cert ? `auth = pubkey\n      certs = ${cert.cert}\n      id = "${cert.localId}"` : `auth = psk\n      id = ${c.local}`;
-    const remote = cert ? `auth = pubkey\n      id = "${cert.remoteId}"` : `auth = psk\n      id = ${c.remote}`;
+    const remote = cert ? `auth = pubkey\n      id = "${cert.remoteId}"` : `auth = psk\n      id = ${c.remotePskId ?? c.remote}`;
     return `  ${c.name} {
     version = 2
     local_addrs = ${c.local}
-    remote_addrs = ${c.remote}
+    remote_addrs = ${c.remoteAddrs ?? c.remote}
     proposals = ${c.proposals}
     ${c.extra ?? ''}
     local {
@@ -49,7 +52,7 @@ export function swanctlConf(conns: readonly SwanConn[]): string {
     const k = `${c.local}|${c.remote}`;
     if (seen.has(k)) return [];
     seen.add(k);
-    return [`  ike-${c.name} {\n    id-a = ${c.local}\n    id-b = ${c.remote}\n    secret = "${c.auth.psk}"\n  }`];
+    return [`  ike-${c.name} {\n    id-a = ${c.local}\n    id-b = ${c.remotePskId ?? c.remote}\n    secret = "${c.auth.psk}"\n  }`];
   });
   return `connections {\n${connections}\n}\nsecrets {\n${secrets.join('\n')}\n}\n`;
 }
