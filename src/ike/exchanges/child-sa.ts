@@ -17,6 +17,7 @@ import type { IkeFailure, IpsecMode, KernelChildSa, KernelPolicy, KernelSa, SaLi
 import { ikeFailure, type Ctx } from '../sa/context.js';
 import { NONCE_BYTES } from '../sa/defaults.js';
 import { espAlgorithms } from '../sa/esp.js';
+import { suiteText as memoSuite } from '../sa/memo.js';
 import type { ChildRequestScratch, ChildRuntime, ChildSa, IkeSa } from '../sa/ike-sa.js';
 import { formatTs, fromWireTs, narrowTs, sameTs, toPortTs, toWireTs, tsWithin, type TsRange } from '../sa/ts.js';
 
@@ -117,7 +118,7 @@ export function buildChild(ctx: Ctx, sa: IkeSa, a: {
   };
   const jitterMax = ctx.options.rekeyJitterMs ?? Math.floor(Math.min(c.config.rekeyTimeMs, c.config.lifeTimeMs - c.config.rekeyTimeMs) / 10);
   const jitter = jitterMax > 0 ? Math.floor(((ctx.random.bytes(2)[0] ?? 0) / 256) * jitterMax) : 0;
-  const suiteText = formatProposal({ protocol: 'esp', transforms: a.sel.transforms });
+  const suiteText = memoSuite('esp', a.sel.transforms);
   const child: ChildSa = {
     runtime: c, state: { tag: 'installed' }, ref, mode: a.mode, suiteText,
     localTs: a.localTs, remoteTs: a.remoteTs, encap: encap.outbound, ni: a.ni, nr: a.nr,

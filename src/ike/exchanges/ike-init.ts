@@ -28,14 +28,14 @@ import { describeProposal } from '../policy/proposal.js';
 import { checkProposalReply, selectProposal, type SelectedProposal } from '../policy/select.js';
 import { formatProposal } from '../policy/proposal.js';
 import type { Endpoint, IkeFailure } from '../ports.js';
-import { ipToBytes } from '../sa/addr.js';
+import { addressBytes, suiteText } from '../sa/memo.js';
 import { ikeFailure, type Ctx } from '../sa/context.js';
 import { MAX_INIT_RETRIES, NONCE_BYTES } from '../sa/defaults.js';
 import type { IkeKeys, IkeSa, PeerRuntime } from '../sa/ike-sa.js';
 import type { CookieJar } from './cookie.js';
 
 function natHash(spiI: bigint, spiR: bigint, ep: Endpoint): Uint8Array {
-  return new Uint8Array(createHash('sha1').update(natDetectionInput(spiI, spiR, ipToBytes(ep.address), ep.port)).digest());
+  return new Uint8Array(createHash('sha1').update(natDetectionInput(spiI, spiR, addressBytes(ep.address), ep.port)).digest());
 }
 
 function natNotifies(ctx: Ctx, peer: PeerRuntime, spiI: bigint, spiR: bigint, local: Endpoint, remote: Endpoint): IkePayload[] {
@@ -94,7 +94,7 @@ export type InitOutcome =
 
 function keysFor(sa: IkeSa, suite: IkeSuite, sel: SelectedProposal, raw: IkeSaKeys, ctx: Ctx, group: number): IkeKeys {
   const pair = createSkPair(suite, raw, sa.role, ctx.random);
-  return { suite, suiteText: formatProposal({ protocol: 'ike', transforms: sel.transforms }), dhGroup: group, prf: createPrf(suite.prfId), skD: raw.skD, skPi: raw.skPi, skPr: raw.skPr, out: pair.outbound, in: pair.inbound };
+  return { suite, suiteText: suiteText('ike', sel.transforms), dhGroup: group, prf: createPrf(suite.prfId), skD: raw.skD, skPi: raw.skPi, skPr: raw.skPr, out: pair.outbound, in: pair.inbound };
 }
 
 /** Initiator: message 2 arrived. */

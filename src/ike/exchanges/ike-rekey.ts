@@ -22,6 +22,7 @@ import { checkProposalReply, selectProposal, type SelectedProposal } from '../po
 import type { IkeFailure } from '../ports.js';
 import { ikeFailure, type Ctx } from '../sa/context.js';
 import { NONCE_BYTES } from '../sa/defaults.js';
+import { suiteText } from '../sa/memo.js';
 import type { IkeRekeyScratch, IkeSa } from '../sa/ike-sa.js';
 import { spiBytes } from './ike-init.js';
 
@@ -44,7 +45,7 @@ function installKeys(ctx: Ctx, old: IkeSa, sa: IkeSa, sel: SelectedProposal, sui
   const oldKeys = old.keys!;
   const raw = deriveRekeyedIkeSaKeys({ suite, sharedSecret: secret, ni, nr, spiI: spiBytes(sa.spiI), spiR: spiBytes(sa.spiR), oldPrfId: oldKeys.suite.prfId, oldSkD: oldKeys.skD });
   const pair = createSkPair(suite, raw, sa.role, ctx.random);
-  sa.keys = { suite, suiteText: formatProposal({ protocol: 'ike', transforms: sel.transforms }), dhGroup: group, prf: createPrf(suite.prfId), skD: raw.skD, skPi: raw.skPi, skPr: raw.skPr, out: pair.outbound, in: pair.inbound };
+  sa.keys = { suite, suiteText: suiteText('ike', sel.transforms), dhGroup: group, prf: createPrf(suite.prfId), skD: raw.skD, skPi: raw.skPi, skPr: raw.skPr, out: pair.outbound, in: pair.inbound };
   sa.selected = sel; sa.ni = ni; sa.nr = nr;
 }
 

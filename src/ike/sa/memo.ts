@@ -1,0 +1,30 @@
+// Small bounded caches for pure conversions that a handshake repeats with the same inputs
+// (suite names for status/events, address bytes for NAT detection and selectors). Profiling the
+// handshake bench showed them at several percent of a PSK handshake.
+import { formatProposal, type PolicyTransform } from '../policy/proposal.js';
+import { ipToBytes } from './addr.js';
+
+const LIMIT = 4_096;
+
+function bounded<V>(m: Map<string, V>, key: string, make: () => V): V {
+  let v = m.get(key);
+  if (v === undefined) {
+    if (m.size >= LIMIT) m.clear();
+    v = make();
+    m.set(key, v);
+  }
+  return v;
+}
+
+const suites = new Map<string, string>();
+/** formatProposal for a negotiated suite, memoised by its transform IDs. */
+export function suiteText(protocol: 'ike' | 'esp', transforms: readonly PolicyTransform[]): string {
+  const key = `${protocol}|${transforms.map((t) => `${t.type}.${t.id}.${t.keyLength ?? ''}`).join(',')}`;
+  return bounded(suites, key, () => formatProposal({ protocol, transforms }));
+}
+
+const addrs = new Map<string, Uint8Array>();
+/** ipToBytes, memoised; callers must not modify the result. */
+export function addressBytes(text: string): Uint8Array {
+  return bounded(addrs, text, () => ipToBytes(text));
+}
