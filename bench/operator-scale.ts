@@ -17,7 +17,16 @@ interface INode { metadata: { name: string; resourceVersion?: string }; status?:
 
 async function pool<T>(items: readonly T[], n: number, fn: (x: T, i: number) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: n }, async () => { for (;;) { const i = next++; if (i >= items.length) return; await fn(items[i]!, i); } }));
+  // Each item is retried a few times: a loaded 2-CPU apiserver drops the odd connection.
+  const withRetry = async (x: T, i: number): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      try { await fn(x, i); return; } catch (e) {
+        const st = (e as { status?: number }).status;
+        if (st === 409 && attempt > 1) return; // an earlier attempt got through
+        if (attempt >= 5 || st === 409) throw e; await new Promise((r) => setTimeout(r, 200 * attempt)); }
+    }
+  };
+  await Promise.all(Array.from({ length: n }, async () => { for (;;) { const i = next++; if (i >= items.length) return; await withRetry(items[i]!, i); } }));
 }
 
 async function apiserverRequests(kube: KubeClient): Promise<number> {

@@ -94,7 +94,17 @@ export class KubeClient {
 
   async request<T>(method: string, path: string, opts: { query?: Query; body?: unknown; contentType?: string } = {}): Promise<T> {
     const body = opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
-    const res = await this.#send(method, path, opts.query, body, opts.body === undefined ? undefined : (opts.contentType ?? 'application/json'));
+    const send = (): Promise<IncomingMessage> => this.#send(method, path, opts.query, body, opts.body === undefined ? undefined : (opts.contentType ?? 'application/json'));
+    let res: IncomingMessage;
+    try {
+      res = await send();
+    } catch (e) {
+      // A keep-alive socket the server closed just as we reused it: retry once, except for POST
+      // (a create may have happened; callers handle AlreadyExists, not duplicates).
+      const code = (e as { cause?: { code?: string } }).cause?.code;
+      if (method === 'POST' || !(e instanceof KubeUnavailableError) || (code !== 'ECONNRESET' && code !== 'EPIPE')) throw e;
+      res = await send();
+    }
     const chunks: Buffer[] = [];
     for await (const c of res) chunks.push(c as Buffer);
     const text = Buffer.concat(chunks).toString('utf8');
@@ -105,6 +115,15 @@ export class KubeClient {
       throw new KubeApiError(status, reason, message);
     }
     return (text === '' ? undefined : JSON.parse(text)) as T;
+  }
+
+  /** GET a non-JSON endpoint (e.g. /metrics) as text. */
+  async getText(path: string): Promise<string> {
+    const res = await this.#send('GET', path, undefined, undefined, undefined);
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    if ((res.statusCode ?? 0) >= 300) throw new KubeApiError(res.statusCode ?? 0, 'Unknown', Buffer.concat(chunks).toString('utf8').slice(0, 500));
+    return Buffer.concat(chunks).toString('utf8');
   }
 
   get<T>(path: string, query?: Query): Promise<T> { return this.request<T>('GET', path, query ? { query } : {}); }
