@@ -175,6 +175,8 @@ export class EngineCore implements Ctx {
     await this.terminate(name);
     const p = this.peers.get(name);
     if (p) this.#indexAddress(p, false);
+    if (p?.config.startAction === 'on-demand')
+      for (const c of p.children) await this.kernel.removeTrap({ peer: name, child: c.config.name, reqid: c.reqid }).catch(() => undefined);
     this.peers.delete(name);
   }
 
@@ -233,6 +235,12 @@ export class EngineCore implements Ctx {
       if (sa.state.tag === 'established') queueTask(this, sa, { kind: 'ike-delete', reason: 'terminated' });
       else await teardown(this, sa, 'terminated');
     })));
+    // Adopted SAs from a previous process belong to the peer too: down means down.
+    for (const a of this.adopted.get(name) ?? []) {
+      await this.kernel.deleteChildSa(a.ref, { keepPolicies: false }).catch(() => undefined);
+      this.emit({ type: 'child-down', peer: name, child: a.ref.child, ref: a.ref, reason: 'terminated' });
+    }
+    this.adopted.delete(name);
     await this.idle();
   }
 

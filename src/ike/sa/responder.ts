@@ -2,7 +2,8 @@
 // existing IKE SA the request for the expected message ID, answered once and cached for
 // retransmissions (RFC 7296 §2.1-2.3).
 import { equalBytes } from '../../common/bytes.js';
-import { ExchangeType, NotifyError, ProtocolId } from '../constants.js';
+import { ExchangeType, NotifyError, NotifyStatus, ProtocolId } from '../constants.js';
+import { notify as notifyOf } from '../codec/payloads/notify.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { respondAuth } from '../exchanges/ike-auth.js';
@@ -85,7 +86,11 @@ export async function handleRequest(e: EngineCore, sa: IkeSa, m: IkeMessage, fro
           if (other !== sa && other.state.tag === 'established' && (other.upSerial ?? Infinity) < sa.serial) await teardown(e, other, 'replaced');
       }
       const ok = r.child ? await installChild(e, sa, r.child.sa, r.child.install) : false;
-      sendResponse(e, sa, type, id, r.reply);
+      // The kernel refused: answer without the child rather than with one we do not have.
+      const reply = r.child && !ok
+        ? [...r.reply.filter((x) => x.kind !== 'sa' && x.kind !== 'tsi' && x.kind !== 'tsr' && !(x.kind === 'notify' && x.type === NotifyStatus.USE_TRANSPORT_MODE)), notifyOf(NotifyError.NO_ADDITIONAL_SAS)]
+        : r.reply;
+      sendResponse(e, sa, type, id, reply);
       if (ok && r.child) emitChildUp(e, r.child.sa);
       if (r.childFailure) e.failure(sa.peer, r.childFailure);
       return;
@@ -102,7 +107,7 @@ export async function handleRequest(e: EngineCore, sa: IkeSa, m: IkeMessage, fro
       }
       const r = await respondCreateChild(e, sa, m);
       if (r.kind === 'refused') { sendResponse(e, sa, type, id, r.reply); if (r.failure) e.failure(sa.peer, r.failure); return; }
-      if (!(await installChild(e, sa, r.child, r.install))) { sendResponse(e, sa, type, id, [{ kind: 'notify', protocolId: 0, type: NotifyError.NO_ADDITIONAL_SAS, spi: new Uint8Array(0), data: new Uint8Array(0) }]); return; }
+      if (!(await installChild(e, sa, r.child, r.install))) { sendResponse(e, sa, type, id, [notifyOf(NotifyError.NO_ADDITIONAL_SAS)]); return; }
       sendResponse(e, sa, type, id, r.reply);
       if (r.kind === 'created') { emitChildUp(e, r.child); return; }
       const { old, child } = r;

@@ -48,6 +48,22 @@ test('a kernel that refuses the install is reported as an error and nothing is l
   assert.equal(err?.type === 'error' ? err.error.code : '', 'ERR_IKE_KERNEL_INSTALL');
   assert.equal(p.bob.kernel.installed.size, 0);
   assert.equal(p.bob.kernel.ops('releaseSpi').length, 1);
+  assert.equal(p.alice.kernel.installed.size, 0, 'bob answered without the child, so alice installed nothing');
+  assert.equal(p.alice.engine.status().peers[0]?.ike?.state, 'established');
+});
+
+test('terminate() also removes adopted Child SAs; removePeer() removes on-demand traps', async () => {
+  const p = new Pair({ alice: { startAction: 'on-demand' } });
+  const ref = { peer: 'to-bob', child: 'net', reqid: 1, inboundSpi: 0xc0000001, outboundSpi: 0xc0000002, local: '192.0.2.1', remote: '192.0.2.2' };
+  p.alice.engine.adopt('to-bob', [{ ref, mode: 'tunnel', encap: null, algorithms: { kind: 'aead', suite: 'aes256gcm16' }, localTs: ['10.1.0.0/16'], remoteTs: ['10.2.0.0/16'], installedAtMs: 0 }]);
+  p.alice.engine.start();
+  await p.alice.engine.terminate('to-bob');
+  const del = p.alice.kernel.ops('delete') as Array<{ opts: { keepPolicies: boolean } }>;
+  assert.deepEqual(del.map((d) => d.opts.keepPolicies), [false]);
+  assert.ok(p.alice.events.some((e) => e.type === 'child-down' && e.reason === 'terminated'), 'adopted child reported down');
+  await p.alice.engine.removePeer('to-bob');
+  assert.equal(p.alice.kernel.ops('untrap').length, 1);
+  assert.equal(p.alice.engine.status().peers.length, 0);
 });
 
 test('addPeer refuses bad configs with a ConfigError naming the field', () => {
