@@ -21,9 +21,7 @@ async function pool<T>(items: readonly T[], n: number, fn: (x: T, i: number) => 
   const withRetry = async (x: T, i: number): Promise<void> => {
     for (let attempt = 1; ; attempt++) {
       try { await fn(x, i); return; } catch (e) {
-        const st = (e as { status?: number }).status;
-        if (st === 409 && attempt > 1) return; // an earlier attempt got through
-        if (attempt >= 5 || st === 409) throw e; await new Promise((r) => setTimeout(r, 200 * attempt)); }
+        if (attempt >= 5) throw e; await new Promise((r) => setTimeout(r, 200 * attempt)); }
     }
   };
   await Promise.all(Array.from({ length: n }, async () => { for (;;) { const i = next++; if (i >= items.length) return; await withRetry(items[i]!, i); } }));
@@ -55,13 +53,14 @@ async function run(n: number): Promise<Record<string, unknown>> {
   const names = Array.from({ length: n }, (_, i) => `${tag}-node-${i}`);
   const t0 = Date.now();
   const key = await generateKeyPair(); // one key per node would be realistic; the signer's work is the same
+  const createOnce = (path: string, body: unknown): Promise<unknown> => admin.create(path, body).catch((e: unknown) => { if ((e as { status?: number }).status !== 409) throw e; });
   await pool(names, 64, async (name, i) => {
-    await admin.create(resourcePath(RESOURCES.nodes), { apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'kipsec.io/test': tag } } });
+    await createOnce(resourcePath(RESOURCES.nodes), { apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'kipsec.io/test': tag } } });
     const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
-    await admin.create(resourcePath(RESOURCES.ipsecNodes), { apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecNode', metadata: { name, labels: { 'kipsec.io/test': tag } }, spec: { endpoint: { address: ip } } });
+    await createOnce(resourcePath(RESOURCES.ipsecNodes), { apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecNode', metadata: { name, labels: { 'kipsec.io/test': tag } }, spec: { endpoint: { address: ip } } });
     const agent = admin.as({ user: `system:serviceaccount:${ns}:kipsec-agent`, groups: ['system:serviceaccounts', 'system:authenticated'], extra: { 'authentication.kubernetes.io/node-name': [name] } });
     const pem = await createCsr(i === 0 ? key : await generateKeyPair(), name);
-    await agent.create(resourcePath(RESOURCES.csrs), { apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest', metadata: { name: `${name}-csr`, labels: { 'kipsec.io/test': tag, 'kipsec.io/node': name } }, spec: { request: Buffer.from(pem).toString('base64'), signerName: SIGNER_NAME, usages: ['digital signature', 'client auth', 'server auth'] } });
+    await agent.create(resourcePath(RESOURCES.csrs), { apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest', metadata: { name: `${name}-csr`, labels: { 'kipsec.io/test': tag, 'kipsec.io/node': name } }, spec: { request: Buffer.from(pem).toString('base64'), signerName: SIGNER_NAME, usages: ['digital signature', 'client auth', 'server auth'] } }).catch((e: unknown) => { if ((e as { status?: number }).status !== 409) throw e; });
   });
   const setupMs = Date.now() - t0;
 
