@@ -205,6 +205,8 @@ export interface PairOptions {
   readonly bobOptions?: EngineOptions;
   readonly ike?: string[];
   readonly bobIke?: string[];
+  /** SeededRandom seeds for alice and bob (nonce order decides §2.8.1 collisions). */
+  readonly seeds?: readonly [number, number];
 }
 
 export class Pair {
@@ -239,8 +241,8 @@ export class Pair {
       this.net.engines.set(me, engine);
       return { engine, kernel, events, name };
     };
-    this.alice = mk('alice', 11, 0xa0000001);
-    this.bob = mk('bob', 22, 0xb0000001);
+    this.alice = mk('alice', o.seeds?.[0] ?? 11, 0xa0000001);
+    this.bob = mk('bob', o.seeds?.[1] ?? 22, 0xb0000001);
   }
 
   async connect(): Promise<void> {

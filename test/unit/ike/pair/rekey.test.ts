@@ -264,3 +264,35 @@ test('INVALID_KE_PAYLOAD in a PFS child rekey makes the initiator retry with the
   const rk = p.bob.events.find((e) => e.type === 'child-rekeyed');
   assert.equal(rk?.type === 'child-rekeyed' ? rk.suite : '', 'aes256gcm16-ecp256');
 });
+
+test('simultaneous Child rekey under many nonce orders: whichever side loses (RFC 7296 §2.8.1), both end with the same single pair', async () => {
+  const losers = new Set<string>();
+  for (const seeds of [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10], [11, 12]] as const) {
+    const p = new Pair({ seeds });
+    await p.connect();
+    await p.advance(HOUR + 5_000);
+    assert.ok(mirrored(p.alice.kernel, p.bob.kernel), `mirrored with seeds ${seeds.join(',')}`);
+    assert.equal(p.alice.kernel.installed.size, 1);
+    // The loser released the SPI it had allocated for its own, redundant SA.
+    if (p.alice.kernel.ops('releaseSpi').length > 0) losers.add('alice');
+    if (p.bob.kernel.ops('releaseSpi').length > 0) losers.add('bob');
+  }
+  assert.deepEqual([...losers].sort(), ['alice', 'bob'], 'both branches of the nonce rule ran');
+});
+
+test('simultaneous IKE rekey under many nonce orders: one IKE SA, children intact (RFC 7296 §2.8.1)', async () => {
+  const ike = { proposals: ['aes256gcm16-prfsha256-x25519'], rekeyTimeMs: HOUR };
+  const long = { rekeyTimeMs: 3 * HOUR, lifeTimeMs: 4 * HOUR };
+  for (const seeds of [[1, 2], [3, 4], [5, 6], [7, 8]] as const) {
+    const p = new Pair({ seeds, alice: { ike }, bob: { ike }, aliceChildren: [child(long)], bobChildren: [child(long, 'bob')] });
+    await p.connect();
+    await p.advance(HOUR + 60_000);
+    const a = p.alice.engine.status().peers[0]?.ike; const b = p.bob.engine.status().peers[0]?.ike;
+    assert.equal(a?.ikeSpis, b?.ikeSpis, `same IKE SA with seeds ${seeds.join(',')}`);
+    assert.equal(a?.children.length, 1);
+    assert.equal(b?.children.length, 1);
+    assert.equal(p.alice.events.filter((e) => e.type === 'ike-down').length, 0);
+    await p.advance(HOUR);
+    assert.equal(p.alice.engine.status().peers[0]?.ike?.state, 'established');
+  }
+});
