@@ -71,3 +71,13 @@ test('reassembly is bounded: a message announcing more fragments than allowed is
   assert.ok((p.bob.engine.status().drops['too-many-fragments'] ?? 0) >= 1, '(p.bob.engine.status().drops["too-many-fragments"] ?? 0) >= 1');
   assert.equal(p.bob.events.length, 0);
 });
+
+test('fragmentation from the other role: bob initiates with certificates over a small MTU (RFC 7383, both roles)', async () => {
+  const p = new Pair({ auth: 'cert', alice: { fragmentMtu: MTU }, bob: { fragmentMtu: MTU } });
+  p.bob.engine.initiate('to-alice');
+  await p.net.pump();
+  const auth = p.net.log.filter((x) => x.exchange === ExchangeType.IKE_AUTH);
+  assert.ok(auth.length >= 4 && auth.every((x) => x.firstPayload === PayloadType.SKF), 'both directions fragmented');
+  assert.deepEqual(p.alice.events.map((e) => e.type), ['ike-up', 'child-up']);
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored');
+});

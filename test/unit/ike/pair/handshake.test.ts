@@ -292,3 +292,26 @@ test('simultaneous start: both peers initiate at once, one IKE SA and one Child 
   assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
   assert.equal(p.alice.kernel.installed.size, 1);
 });
+
+test('TS narrowing from the other role: alice as responder narrows bob\'s wide selectors (RFC 7296 §2.9, both roles)', async () => {
+  const p = new Pair({
+    aliceChildren: [child({ localTs: ['10.1.2.0/24'], remoteTs: ['10.2.0.0/16'] })],
+    bobChildren: [child({ localTs: ['10.2.0.0/16'], remoteTs: ['10.0.0.0/8'] }, 'bob')],
+  });
+  p.bob.engine.initiate('to-alice');
+  await p.net.pump();
+  const up = p.bob.events.find((e) => e.type === 'child-up');
+  assert.deepEqual(up?.type === 'child-up' ? [up.localTs, up.remoteTs] : [], [['10.2.0.0/16'], ['10.1.2.0/24']]);
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored');
+});
+
+test('TS_UNACCEPTABLE from the other role: bob proposes selectors alice does not allow (RFC 7296 §2.9, both roles)', async () => {
+  const p = new Pair({ aliceChildren: [child({ localTs: ['172.16.0.0/12'], remoteTs: ['10.2.0.0/16'] })] });
+  p.bob.engine.initiate('to-alice');
+  await p.net.pump();
+  const a = errors(p.alice.events)[0];
+  const b = errors(p.bob.events)[0];
+  assert.equal(a?.notify, 'TS_UNACCEPTABLE');
+  assert.equal(b?.notify, 'TS_UNACCEPTABLE');
+  assert.equal(b?.origin, 'remote');
+});
