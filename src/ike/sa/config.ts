@@ -94,4 +94,9 @@ export interface EngineOptions {
   readonly rekeyJitterMs?: number;
   /** Bounded reassembly (RFC 7383 §2.6.1): at most this many fragments per message. */
   readonly maxFragments?: number;
+  /**
+   * startAction 'initiate': try again this long after a failed attempt (no answer, or refused),
+   * like charon's keyingtries=%forever; 0 disables. The daemon sees each failure as an `error`.
+   */
+  readonly retryIntervalMs?: number;
 }

@@ -15,6 +15,7 @@ export interface ResolvedOptions {
   readonly rekeyDeleteDelayMs: number;
   readonly rekeyJitterMs: number | null;
   readonly maxFragments: number;
+  readonly retryIntervalMs: number;
 }
 
 export interface Ctx {

@@ -66,6 +66,7 @@ export class EngineCore implements Ctx {
       rekeyDeleteDelayMs: o.rekeyDeleteDelayMs ?? D.REKEY_DELETE_DELAY_MS,
       rekeyJitterMs: o.rekeyJitterMs ?? null,
       maxFragments: o.maxFragments ?? D.MAX_FRAGMENTS,
+      retryIntervalMs: o.retryIntervalMs ?? D.RETRY_INTERVAL_MS,
     };
     this.cookies = new CookieJar(this.random);
   }

@@ -24,5 +24,7 @@ export const MAX_INIT_RETRIES = 5;
 export const NONCE_BYTES = 32;
 /** Retry a failed TEMPORARY_FAILURE rekey after this long (RFC 7296 §2.25). */
 export const REKEY_RETRY_MS = 10_000;
+/** startAction initiate: retry a failed connection after this long (charon keyingtries=%forever, with a pause). */
+export const RETRY_INTERVAL_MS = 30_000;
 /** After a peer-initiated rekey, wait this long for the peer's Delete of the old SA before acting alone. */
 export const REKEYED_SA_TIMEOUT_MS = 30_000;

@@ -162,10 +162,22 @@ async function timedOut(e: EngineCore, sa: IkeSa, o: Outstanding): Promise<void>
 
 /** What follows an IKE SA that died without being asked to (dpd.action, RFC 3706-style). */
 export function afterDown(e: EngineCore, peer: PeerRuntime, reason: DownReason, wasEstablished: boolean): void {
-  if (peer.terminated || !wasEstablished || (reason !== 'dpd-timeout' && reason !== 'retransmit-limit')) return;
+  if (peer.terminated) return;
+  if (!wasEstablished) { scheduleRetry(e, peer); return; }
+  if (reason !== 'dpd-timeout' && reason !== 'retransmit-limit') return;
   const action = peer.config.dpd.action;
   if (action === 'restart' && e.liveSas(peer.config.name).length === 0) startInitiator(e, peer);
   else if (action === 'hold') e.installTraps(peer);
+}
+
+/** A connection we initiated failed before it was up: try again later (startAction initiate only). */
+export function scheduleRetry(e: EngineCore, peer: PeerRuntime): void {
+  if (peer.terminated || peer.config.startAction !== 'initiate' || e.options.retryIntervalMs <= 0) return;
+  peer.retryTimer?.cancel();
+  peer.retryTimer = e.clock.setTimer(e.options.retryIntervalMs, () => {
+    peer.retryTimer = null;
+    if (!peer.terminated && e.peers.get(peer.config.name) === peer && e.liveSas(peer.config.name).length === 0) startInitiator(e, peer);
+  });
 }
 
 function exchangeOf(t: number): 'IKE_SA_INIT' | 'IKE_AUTH' | 'CREATE_CHILD_SA' | 'INFORMATIONAL' | null {
@@ -226,6 +238,7 @@ async function onInit(e: EngineCore, sa: IkeSa, m: IkeMessage, datagram: Uint8Ar
     case 'failed':
       e.failure(sa.peer, r.failure);
       await teardown(e, sa, 'negotiation-failed');
+      scheduleRetry(e, sa.peer);
       return;
     case 'ok':
       sa.nextRequestId = 1;
@@ -250,6 +263,7 @@ async function onAuth(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding): 
       for (const d of sealMessage(sa, headerFor(sa, ExchangeType.INFORMATIONAL, id, false), [notify(NotifyError.AUTHENTICATION_FAILED)], mtuOf(sa))) e.ports.transport.send(d, sa.remote, sa.local);
     }
     await teardown(e, sa, 'negotiation-failed');
+    scheduleRetry(e, sa.peer);
     return;
   }
   establish(e, sa);

@@ -204,3 +204,31 @@ test('garbage and truncated datagrams are counted and dropped, never thrown (DES
   assert.ok((drops['decode'] ?? 0) >= 3, '(drops["decode"] ?? 0) >= 3');
   assert.equal(p.bob.engine.status().peers[0]?.ike?.state, 'established');
 });
+
+test('startAction initiate keeps trying: after the retransmission limit the peer is retried every retryInterval until it answers', async () => {
+  const p = new Pair();
+  p.net.fate = () => 'drop';
+  p.alice.engine.initiate('to-bob');
+  await p.net.pump();
+  await p.advance(166_000);
+  assert.ok(p.alice.events.some((e) => e.type === 'ike-down' && e.reason === 'retransmit-limit'), 'first attempt given up');
+  const before = p.net.log.filter((x) => isInit(x)).length;
+  await p.advance(30_000);
+  assert.equal(p.net.log.filter((x) => isInit(x)).length, before + 1, 'a new attempt after 30 s');
+  p.net.fate = () => 'deliver';
+  await p.advance(5_000);
+  assert.equal(p.alice.engine.status().peers[0]?.ike?.state, 'established');
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored');
+});
+
+test('a refused attempt (wrong PSK) is retried after retryInterval, and terminate() stops the retries', async () => {
+  const p = new Pair({ bobPsk: 'wrong' });
+  await p.connect();
+  await p.advance(30_000);
+  const errs = p.alice.events.filter((e) => e.type === 'error').length;
+  assert.equal(errs, 2, 'two attempts, two AUTHENTICATION_FAILED');
+  await p.alice.engine.terminate('to-bob');
+  const n = p.net.log.length;
+  await p.advance(120_000);
+  assert.equal(p.net.log.filter((x) => isInit(x)).length, p.net.log.slice(0, n).filter((x) => isInit(x)).length, 'no more attempts');
+});
