@@ -23,6 +23,9 @@ let bundle: string | undefined;
  */
 export function agentBundle(): string {
   if (bundle) return bundle;
+  // A prebuilt bundle (same layout: two levels below the checkout), e.g. to try an engine patch.
+  const given = process.env['KIPSEC_AGENT_BUNDLE'];
+  if (given) return (bundle = given);
   const out = repoPath('build', `e2e-${process.pid}`);
   execFileSync(repoPath('node_modules/.bin/esbuild'), [repoPath('src/cli/main.ts'), '--bundle', '--splitting', '--platform=node', '--format=esm',
     '--packages=external', '--target=node20', `--outdir=${out}`, '--out-extension:.js=.mjs', '--log-level=warning'], { timeout: 120_000, stdio: ['ignore', 'ignore', 'inherit'] });
