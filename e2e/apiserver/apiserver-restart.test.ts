@@ -29,7 +29,13 @@ async function restartApiserver(): Promise<void> {
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
   const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((x) => x !== '');
   process.kill(pid, 'SIGTERM');
-  await eventually(async () => { try { process.kill(pid, 0); return undefined; } catch { return true; } }, 30_000, 100);
+  // Gone, or a zombie nobody reaps (the lane script's shell has exited; PID 1 may not reap).
+  const exited = (): boolean => { try { return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z') ?? true; } catch { return true; } };
+  // Like e2e/apiserver.sh stop: SIGTERM, then SIGKILL if graceful shutdown lingers.
+  await eventually(async () => (exited() ? true : undefined), 10_000, 100).catch(async () => {
+    process.kill(pid, 'SIGKILL');
+    await eventually(async () => (exited() ? true : undefined), 10_000, 100);
+  });
   const log = openSync(join(laneDir, 'apiserver.log'), 'a');
   const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', log, log] });
   child.unref();
