@@ -52,6 +52,11 @@ export interface DpdConfig {
   readonly intervalMs: number;
   /** 'restart': re-initiate; 'clear': tear down; 'hold': keep trap policies for on-demand. */
   readonly action: 'restart' | 'clear' | 'hold';
+  /**
+   * Give up on an unanswered liveness check after this long (the CRD's dpd.timeout, strongSwan's
+   * IKEv1-style dpdtimeout). Unset: the retransmission schedule decides (≈165 s by default).
+   */
+  readonly timeoutMs?: number;
 }
 
 export interface PeerConfig {

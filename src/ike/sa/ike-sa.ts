@@ -135,6 +135,8 @@ export interface Outstanding {
   readonly ikeRekey?: IkeRekeyScratch;
   tries: number;
   timer: TimerHandle | null;
+  /** When the request was first sent (DPD timeouts count from here). */
+  firstSentMs?: number;
 }
 
 export interface FragmentBuffer {

@@ -71,12 +71,17 @@ function send(e: EngineCore, sa: IkeSa, task: Task, exchangeType: number, payloa
 /** Send (or resend) the outstanding request and schedule its retransmission. */
 function arm(e: EngineCore, sa: IkeSa, o: Outstanding): void {
   sa.outstanding = o;
+  o.firstSentMs ??= e.clock.now();
   for (const d of o.datagrams) e.ports.transport.send(d, sa.remote, sa.local);
-  const wait = e.options.retransmitTimeoutMs * Math.pow(e.options.retransmitBase, o.tries);
+  let wait = e.options.retransmitTimeoutMs * Math.pow(e.options.retransmitBase, o.tries);
+  // dpd.timeout bounds a liveness check's total wait, whatever the retransmission schedule says.
+  const dpdTimeout = o.task.kind === 'dpd' ? sa.peer.config.dpd.timeoutMs : undefined;
+  const deadline = dpdTimeout === undefined ? Infinity : o.firstSentMs + dpdTimeout;
+  wait = Math.max(0, Math.min(wait, deadline - e.clock.now()));
   o.timer = e.clock.setTimer(wait, () => {
     void e.enqueue(sa, async () => {
       if (sa.outstanding !== o) return;
-      if (o.tries >= e.options.retransmitTries) { await timedOut(e, sa, o); return; }
+      if (o.tries >= e.options.retransmitTries || e.clock.now() >= deadline) { await timedOut(e, sa, o); return; }
       o.tries++;
       arm(e, sa, o);
     });

@@ -232,3 +232,15 @@ test('a refused attempt (wrong PSK) is retried after retryInterval, and terminat
   await p.advance(120_000);
   assert.equal(p.net.log.filter((x) => isInit(x)).length, p.net.log.slice(0, n).filter((x) => isInit(x)).length, 'no more attempts');
 });
+
+test('dpd.timeoutMs bounds an unanswered liveness check (CRD dpd.timeout) instead of the full retransmission schedule', async () => {
+  const p = new Pair({ alice: { dpd: { intervalMs: 30_000, action: 'clear', timeoutMs: 20_000 } }, bob: { dpd: { intervalMs: 0, action: 'clear' } } });
+  await p.connect();
+  p.net.fate = () => 'drop';
+  await p.advance(30_000 + 19_000);
+  assert.equal(p.alice.events.filter((e) => e.type === 'ike-down').length, 0);
+  await p.advance(1_000);
+  assert.ok(p.alice.events.some((e) => e.type === 'ike-down' && e.reason === 'dpd-timeout'), 'down 20 s after the first DPD');
+  const dpd = p.net.log.filter((x) => x.exchange === ExchangeType.INFORMATIONAL).map((x) => Math.round(x.atMs - p.net.log[0]!.atMs));
+  assert.deepEqual(dpd, [30_000, 34_000, 41_200], 'sent at 0, 4, 11.2 s of the check; gave up at 20 s');
+});
