@@ -2,7 +2,7 @@
 // datagram intake (decode → window/response-cache → decrypt/reassemble → payload rules →
 // exchange step), per-SA serialisation, and status. Initiated exchanges are in tasks.ts,
 // answered ones in responder.ts, SA lifecycle in lifecycle.ts.
-import { ConfigError, errorMessage } from '../../common/errors.js';
+import { ConfigError, errorMessage, ParseError } from '../../common/errors.js';
 import type { Clock, Random } from '../../common/time.js';
 import { ExchangeType } from '../constants.js';
 import { checkInnerPayloads, checkOuterPayloads } from '../codec/rules.js';
@@ -21,7 +21,7 @@ import * as D from './defaults.js';
 import { identityText } from './identity.js';
 import { ikeSpisText, ourSpi, type ChildSa, type IkeSa, type PeerRuntime, type Task } from './ike-sa.js';
 import { isLive, removeChild, teardown } from './lifecycle.js';
-import { handleInitRequest, handleRequest } from './responder.js';
+import { answerMalformed, answerUndecodableInit, handleInitRequest, handleRequest } from './responder.js';
 import { handleResponse, queueTask, startInitiator } from './tasks.js';
 import { formatTs, parseTs, toPortTs } from './ts.js';
 import { openMessage } from './wire.js';
@@ -281,7 +281,11 @@ export class EngineCore implements Ctx {
     // Copy first: the caller may reuse its buffer, and decoded payloads are views into it.
     const copy = new Uint8Array(datagram);
     let m: IkeMessage;
-    try { m = decodeMessage(copy); } catch { this.drop('decode'); return Promise.resolve(); }
+    try { m = decodeMessage(copy); } catch (e) {
+      this.drop('decode');
+      if (e instanceof ParseError) answerUndecodableInit(this, copy, e, from, to);
+      return Promise.resolve();
+    }
     const h = m.header;
     if (h.exchangeType === ExchangeType.IKE_SA_INIT && !h.response) {
       try { handleInitRequest(this, m, copy, from, to); } catch (e) { this.log?.warn({ err: errorMessage(e) }, 'IKE_SA_INIT request failed'); this.drop('internal-error'); }
@@ -317,12 +321,18 @@ export class EngineCore implements Ctx {
     let opened;
     try { opened = openMessage(sa, m, datagram, this.options.maxFragments); } catch (e) {
       this.drop(e instanceof IntegrityError ? 'integrity' : 'malformed');
+      // Decrypted fine but the inner payloads are bad: the peer is authentic, so tell it why.
+      if (!h.response && e instanceof ParseError) answerMalformed(this, sa, h.exchangeType, h.messageId, e);
       return;
     }
     if (opened.kind === 'drop') { this.drop(opened.reason); return; }
     if (opened.kind === 'partial') return;
     const inner = opened.message;
-    try { checkInnerPayloads(h.exchangeType, h.response, inner.payloads); } catch { this.drop('payload-rules'); return; }
+    try { checkInnerPayloads(h.exchangeType, h.response, inner.payloads); } catch (e) {
+      this.drop('payload-rules');
+      if (!h.response && e instanceof ParseError) answerMalformed(this, sa, h.exchangeType, h.messageId, e);
+      return;
+    }
     sa.lastInboundMs = this.clock.now();
     if (h.response) await handleResponse(this, sa, inner, datagram);
     else await handleRequest(this, sa, inner, from, to);

@@ -1,7 +1,11 @@
 // Exchanges the peer initiates: IKE_SA_INIT (half-open bound, cookies under load), and on an
 // existing IKE SA the request for the expected message ID, answered once and cached for
 // retransmissions (RFC 7296 §2.1-2.3).
-import { equalBytes } from '../../common/bytes.js';
+import { equalBytes, Reader } from '../../common/bytes.js';
+import type { ParseError } from '../../common/errors.js';
+import { decodeHeader } from '../codec/header.js';
+import { encodeMessage } from '../codec/message.js';
+import { replyNotifyFor } from '../codec/payloads/notify-data.js';
 import { ExchangeType, NotifyError, NotifyStatus, ProtocolId } from '../constants.js';
 import { notify as notifyOf } from '../codec/payloads/notify.js';
 import type { IkeMessage } from '../codec/message.js';
@@ -49,6 +53,26 @@ export function handleInitRequest(e: EngineCore, m: IkeMessage, datagram: Uint8A
   sa.timers.halfOpen = e.clock.setTimer(e.options.halfOpenTimeoutMs, () => {
     void e.enqueue(sa, async () => { if (sa.state.tag === 'init-done') { e.drop('half-open-timeout'); await teardown(e, sa, 'negotiation-failed'); } });
   });
+}
+
+/**
+ * An authenticated, in-window request we cannot parse (unknown critical payload, payloads the
+ * exchange does not allow, malformed inner payloads): answer with the notify the codec names
+ * (RFC 7296 §2.5, §2.21.2) so the peer stops retransmitting, and change nothing else.
+ */
+export function answerMalformed(e: EngineCore, sa: IkeSa, exchangeType: number, messageId: number, err: ParseError): void {
+  sendResponse(e, sa, exchangeType, messageId, [replyNotifyFor(err)]);
+}
+
+/** RFC 7296 §2.5: an IKE_SA_INIT request we cannot decode gets an unencrypted error reply, statelessly. */
+export function answerUndecodableInit(e: EngineCore, datagram: Uint8Array, err: ParseError, from: Endpoint, to: Endpoint): boolean {
+  let h;
+  try { h = decodeHeader(new Reader(datagram)); } catch { return false; }
+  if (h.exchangeType !== ExchangeType.IKE_SA_INIT || h.response || h.responderSpi !== 0n || h.messageId !== 0) return false;
+  if (e.candidates(from, to).length === 0) return false;
+  const header = { initiatorSpi: h.initiatorSpi, responderSpi: 0n, exchangeType: ExchangeType.IKE_SA_INIT, initiator: false, response: true, higherVersion: false, minorVersion: 0, messageId: 0 };
+  e.ports.transport.send(encodeMessage(header, [replyNotifyFor(err)]), from, to);
+  return true;
 }
 
 function sendResponse(e: EngineCore, sa: IkeSa, exchangeType: number, messageId: number, payloads: readonly IkePayload[]): void {

@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SeededRandom } from '../../../../src/common/time.js';
-import { ExchangeType } from '../../../../src/ike/constants.js';
+import { ExchangeType, NotifyError } from '../../../../src/ike/constants.js';
+import { decodeMessage } from '../../../../src/ike/codec/message.js';
 import { mirrored, Pair } from './harness.js';
 
 function mutate(r: SeededRandom, d: Uint8Array): Uint8Array {
@@ -44,4 +45,31 @@ test('5,000 mutated datagrams at both engines: no exception escapes, drops are c
   assert.equal(p.alice.engine.status().peers[0]?.ike?.state, 'established');
   assert.ok(p.net.log.some((x) => x.exchange === ExchangeType.CREATE_CHILD_SA), 'p.net.log.some((x) => x.exchange === ExchangeType.CREATE_CHILD_SA)');
   assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
+});
+
+test('an IKE_SA_INIT with an unknown critical payload is answered with UNSUPPORTED_CRITICAL_PAYLOAD naming its type, statelessly (RFC 7296 §2.5)', async () => {
+  const p = new Pair();
+  p.net.fate = () => 'drop';
+  p.alice.engine.initiate('to-bob');
+  await p.net.pump();
+  const req = p.net.log[0]!;
+  // Walk the chain to the last payload, point it at type 200 and append an empty critical payload.
+  const d = req.datagram;
+  const v = new DataView(d.buffer, d.byteOffset, d.byteLength);
+  let at = 28;
+  while (v.getUint8(at) !== 0) at += v.getUint16(at + 2);
+  const forged = new Uint8Array(d.length + 4);
+  forged.set(d);
+  forged[at] = 200;
+  forged.set([0, 0x80, 0, 4], d.length);
+  new DataView(forged.buffer).setUint32(24, forged.length);
+  p.net.fate = () => 'deliver';
+  await p.bob.engine.receive(forged, req.from, req.to);
+  const reply = p.net.queue.at(-1);
+  assert.ok(reply !== undefined, 'bob answered');
+  const m = decodeMessage(reply.datagram);
+  const n = m.notify(NotifyError.UNSUPPORTED_CRITICAL_PAYLOAD);
+  assert.deepEqual(n ? [...n.data] : [], [200]);
+  assert.equal(m.header.responderSpi, 0n);
+  assert.equal(p.bob.engine.status().halfOpen, 0);
 });
