@@ -75,12 +75,13 @@ export type ChildState =
 export interface ChildSa {
   readonly runtime: ChildRuntime;
   state: ChildState;
-  readonly ref: KernelChildSaRef;
+  /** Replaced (not mutated) when the peer's NAT mapping moves (RFC 7296 §2.23). */
+  ref: KernelChildSaRef;
   readonly mode: IpsecMode;
   readonly suiteText: string;
   readonly localTs: readonly TsRange[];
   readonly remoteTs: readonly TsRange[];
-  readonly encap: UdpEncap | null;
+  encap: UdpEncap | null;
   readonly ni: Uint8Array;
   readonly nr: Uint8Array;
   readonly installedAtMs: number;

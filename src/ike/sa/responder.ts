@@ -24,6 +24,21 @@ import { activateOutbound, emitChildUp, establish, installChild, isLive, removeC
 import { adoptSuccessor, awaitOldIkeDelete, mtuOf, newSa, retire } from './tasks.js';
 import { headerFor, sealMessage } from './wire.js';
 
+/** The peer's NAT mapping changed: point the installed SAs' UDP encapsulation at the new one. */
+async function followPeer(e: EngineCore, sa: IkeSa): Promise<void> {
+  for (const c of sa.children.values()) {
+    if (c.state.tag === 'deleted') continue;
+    const encap = { sourcePort: sa.local.port, destinationPort: sa.remote.port };
+    const ref = { ...c.ref, local: sa.local.address, remote: sa.remote.address };
+    try {
+      await e.kernel.updateChildSa(c.ref, { encap, local: ref.local, remote: ref.remote });
+      c.ref = ref; c.encap = encap;
+    } catch (err) {
+      e.log?.warn({ peer: ref.peer, child: ref.child, err: String(err) }, 'kernel encap update failed');
+    }
+  }
+}
+
 export function handleInitRequest(e: EngineCore, m: IkeMessage, datagram: Uint8Array, from: Endpoint, to: Endpoint): void {
   const key = `${from.address}|${from.port}|${spiHex(m.header.initiatorSpi)}`;
   const existing = e.initIndex.get(key);
@@ -85,7 +100,9 @@ function sendResponse(e: EngineCore, sa: IkeSa, exchangeType: number, messageId:
 /** One authenticated, in-window request on `sa`. */
 export async function handleRequest(e: EngineCore, sa: IkeSa, m: IkeMessage, from: Endpoint, to: Endpoint): Promise<void> {
   // §2.23: follow the peer's address/port (NAT mapping changes, the float to 4500).
+  const moved = sa.state.tag === 'established' && (sa.natLocal || sa.natRemote) && (sa.remote.address !== from.address || sa.remote.port !== from.port);
   sa.remote = from; sa.local = to;
+  if (moved) await followPeer(e, sa);
   const id = m.header.messageId;
   const type = m.header.exchangeType;
   switch (type) {

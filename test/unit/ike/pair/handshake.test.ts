@@ -315,3 +315,17 @@ test('TS_UNACCEPTABLE from the other role: bob proposes selectors alice does not
   assert.equal(b?.notify, 'TS_UNACCEPTABLE');
   assert.equal(b?.origin, 'remote');
 });
+
+test('a NAT mapping change is followed: the next request from the new port updates the SAs\' encapsulation (RFC 7296 §2.23)', async () => {
+  const p = new Pair({ bob: { remote: { address: '%any', id: { type: 'fqdn', value: 'alice.example' } }, dpd: { intervalMs: 0, action: 'clear' } } });
+  p.net.nat = { inside: ALICE, outside: '203.0.113.5', ports: new Map() };
+  await p.connect();
+  // The NAT reboots and hands out a new mapping; alice's next DPD comes from it.
+  p.net.nat = { inside: ALICE, outside: '203.0.113.5', ports: new Map([[500, 40_100], [4500, 40_101]]) };
+  await p.advance(30_000);
+  const upd = p.bob.kernel.ops('update') as Array<{ update: { encap?: { destinationPort: number } } }>;
+  assert.equal(upd.length, 1);
+  assert.equal(upd[0]?.update.encap?.destinationPort, 40_101);
+  assert.deepEqual(p.bob.engine.status().peers[0]?.ike?.remote, { address: '203.0.113.5', port: 40_101 });
+  assert.equal(p.bob.engine.status().peers[0]?.ike?.children[0]?.ref.remote, '203.0.113.5');
+});
