@@ -78,6 +78,8 @@ export function establish(e: EngineCore, sa: IkeSa): void {
   sa.upSerial = e.newSerial();
   sa.lastInboundMs = e.clock.now();
   sa.peer.everEstablished = true;
+  // The IKE_SA_INIT messages were only needed for AUTH (§2.15); do not keep them for the SA's life.
+  sa.initRequest = null; sa.initResponse = null;
   e.lastErrors.delete(sa.peer.config.name);
   e.emit({ type: 'ike-up', peer: sa.peer.config.name, ikeSpis: ikeSpisText(sa), suite: sa.keys?.suiteText ?? '', remote: sa.remote, natDetected: sa.natLocal || sa.natRemote });
   scheduleIkeTimers(e, sa);
