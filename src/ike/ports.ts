@@ -251,9 +251,6 @@ export interface IkeFailure {
   readonly trafficSelectors: { readonly local: readonly string[]; readonly remote: readonly string[] } | null;
 }
 
-/** Negotiated IKE SA algorithms in strongSwan syntax, e.g. "aes256gcm16-prfsha384-x25519". */
-export interface IkeSuiteInfo { readonly proposal: string }
-
 export type IkeEvent =
   | { readonly type: 'ike-up'; readonly peer: string; readonly ikeSpis: string; readonly suite: string; readonly remote: Endpoint; readonly natDetected: boolean }
   | { readonly type: 'ike-rekeyed'; readonly peer: string; readonly oldIkeSpis: string; readonly ikeSpis: string; readonly suite: string }

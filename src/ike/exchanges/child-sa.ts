@@ -2,7 +2,7 @@
 // (new child and rekey, §1.3.1/§1.3.3): the offer (SA with our inbound SPI, TSi/TSr,
 // USE_TRANSPORT_MODE §1.3.1), the responder's choice (proposal selection, TS narrowing §2.9, KE
 // check for PFS), KEYMAT (§2.17) and the kernel install description (ports.ts KernelChildSa).
-import { SecretBytes } from '../../common/secret.js';
+import type { SecretBytes } from '../../common/secret.js';
 import { NotifyError, NotifyStatus, ProtocolId, TransformType } from '../constants.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
@@ -67,12 +67,11 @@ function deriveKeys(sa: IkeSa, sel: SelectedProposal, k: KeyInputs): ChildSaKeys
   return deriveChildSaKeys({ prfId: keys.suite.prfId, skD: keys.skD, suite: childSuiteOf(sel), ni: k.ni, nr: k.nr, ...(k.pfs ? { pfsSharedSecret: k.pfs } : {}) });
 }
 
-function lifetimes(ctx: Ctx, c: ChildRuntime): SaLifetimes {
+function lifetimes(c: ChildRuntime): SaLifetimes {
   const hardSec = Math.max(2, Math.ceil(c.config.lifeTimeMs / 1000));
   // The engine's own timer rekeys at rekeyTime; the kernel's soft expire is a backstop just after it.
   const softSec = Math.min(hardSec - 1, Math.ceil(c.config.rekeyTimeMs / 1000) + 10);
   const hardBytes = c.config.lifeBytes ?? 0n; const hardPackets = c.config.lifePackets ?? 0n;
-  void ctx;
   return { softSec, hardSec, hardBytes, softBytes: (hardBytes * 9n) / 10n, hardPackets, softPackets: (hardPackets * 9n) / 10n };
 }
 
@@ -106,7 +105,7 @@ export function buildChild(ctx: Ctx, sa: IkeSa, a: {
   const toPeer = a.weInitiated ? a.keys.initiatorToResponder : a.keys.responderToInitiator;
   const fromPeer = a.weInitiated ? a.keys.responderToInitiator : a.keys.initiatorToResponder;
   const encap = encapOf(sa);
-  const life = lifetimes(ctx, c);
+  const life = lifetimes(c);
   const esn = esnOf(a.sel);
   const inbound: KernelSa = { spi: a.inboundSpi, source: sa.remote.address, destination: sa.local.address, algorithms: espAlgorithms(a.sel, fromPeer), esn, replayWindow: c.config.replayWindow ?? 32, encap: encap.inbound, lifetimes: life };
   const outbound: KernelSa = { spi: a.outboundSpi, source: sa.local.address, destination: sa.remote.address, algorithms: espAlgorithms(a.sel, toPeer), esn, replayWindow: 0, encap: encap.outbound, lifetimes: life };
@@ -262,4 +261,3 @@ export function completeChildInitiator(ctx: Ctx, sa: IkeSa, child: ChildRuntime,
   return { ok: true, child: built.child, install: built.install };
 }
 
-export { SecretBytes };

@@ -4,7 +4,7 @@
 //   HDR, SK {D(ESP, our inbound SPIs)}  -->   <-- HDR, SK {D(ESP, its inbound SPIs of those pairs)}
 //   HDR, SK {D(IKE)}                    -->   <-- HDR, SK {}
 //   HDR, SK {}                          -->   <-- HDR, SK {}                     (DPD)
-import { NotifyError, ProtocolId } from '../constants.js';
+import { ProtocolId } from '../constants.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import type { ChildSa, IkeSa } from '../sa/ike-sa.js';
@@ -46,4 +46,3 @@ export function respondInformational(sa: IkeSa, m: IkeMessage): InformationalReq
   return { reply, deletedChildren: deleted, deleteIke, errorNotify: err?.type ?? null };
 }
 
-export const AUTHENTICATION_FAILED = NotifyError.AUTHENTICATION_FAILED;

@@ -7,7 +7,7 @@ import { ikeFailure } from './context.js';
 import type { EngineCore } from './core.js';
 import { formatTs } from './ts.js';
 import { compareBytes, ipToBytes } from './addr.js';
-import { ikeSpisText, ourSpi, type ChildSa, type IkeSa } from './ike-sa.js';
+import { ikeSpisText, type ChildSa, type IkeSa } from './ike-sa.js';
 
 export function isLive(sa: IkeSa): boolean {
   return sa.state.tag !== 'dead' && sa.state.tag !== 'rekeyed' && sa.state.tag !== 'deleting';
@@ -100,7 +100,7 @@ export function resolveDuplicates(e: EngineCore, sa: IkeSa): void {
   for (const s of mine) e.queueTask(s, { kind: 'ike-delete', reason: 'duplicate' });
 }
 
-function scheduleChildTimers(e: EngineCore, sa: IkeSa, child: ChildSa): void {
+function scheduleChildTimers(e: EngineCore, child: ChildSa): void {
   const now = e.clock.now();
   child.timers.push(e.clock.setTimer(Math.max(0, child.rekeyAtMs - now), () => {
     const owner = e.ownerOf(child);
@@ -110,7 +110,6 @@ function scheduleChildTimers(e: EngineCore, sa: IkeSa, child: ChildSa): void {
     const owner = e.ownerOf(child);
     if (owner) void e.enqueue(owner, () => hardExpire(e, owner, child));
   }));
-  void sa;
 }
 
 /** Install in the kernel and attach to `sa`. Returns false (after reporting) when the kernel refused. */
@@ -123,7 +122,7 @@ export async function installChild(e: EngineCore, sa: IkeSa, child: ChildSa, ins
     return false;
   }
   sa.children.set(child.ref.inboundSpi, child);
-  scheduleChildTimers(e, sa, child);
+  scheduleChildTimers(e, child);
   await replaceAdopted(e, sa, child);
   return true;
 }
@@ -205,5 +204,4 @@ export async function teardown(e: EngineCore, sa: IkeSa, reason: DownReason): Pr
   for (const c of [...sa.children.values()]) await removeChild(e, sa, c, reason);
   e.unregister(sa);
   if (announced) e.emit({ type: 'ike-down', peer: sa.peer.config.name, ikeSpis: ikeSpisText(sa), reason });
-  void ourSpi;
 }

@@ -3,7 +3,7 @@
 import { IkeCodecError } from '../codec/errors.js';
 import { encodeEncryptedFragments, encodeEncryptedMessage, joinFragments, openEncryptedMessage, sealedPrefix } from '../codec/envelope.js';
 import type { IkeHeader } from '../codec/header.js';
-import { IkeMessage } from '../codec/message.js';
+import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { MAX_INNER_BYTES } from '../codec/limits.js';
 import type { IkeSa } from './ike-sa.js';
@@ -74,4 +74,3 @@ export function openMessage(sa: IkeSa, message: IkeMessage, datagram: Uint8Array
   return { kind: 'message', message: message.withPayloads(joinFragments(pieces)) };
 }
 
-export { IkeMessage };
