@@ -111,10 +111,14 @@ export class IkeEngine {
   /** Act on each peer's startAction: initiate, install on-demand traps, or just listen. */
   start(): void { this.#core.start(); }
 
-  /** Add or replace a peer config (replacing tears down its SAs first). ConfigError on bad config. */
+  /**
+   * Add or replace a peer config; ConfigError (naming the field) on a bad one. Replacing keeps the
+   * peer's SAs up: they follow the new settings from their next rekey on (reqids are kept per
+   * child name). Call terminate() + initiate() to apply a change at once.
+   */
   addPeer(peer: PeerConfig): void { this.#core.addPeer(peer); }
 
-  /** Remove a peer: deletes its IKE SA (with a Delete to the peer) and its Child SAs. */
+  /** Remove a peer: terminate() (Delete to the peer, children and adopted SAs out), traps removed. */
   removePeer(name: string): Promise<void> { return this.#core.removePeer(name); }
 
   /** Start (or restart) the IKE SA and all Child SAs of a peer. Idempotent while connecting/up. */
