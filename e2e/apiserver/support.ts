@@ -29,7 +29,8 @@ export async function installKipsecCrds(kube: KubeClient): Promise<void> {
 }
 
 export async function installCertManagerCrds(kube: KubeClient): Promise<void> {
-  const dir = join(here, '..', '..', '..', 'shared', 'third-party', 'cert-manager-crds');
+  // The project's own copy (Apache-2.0, see its README), so CI needs nothing outside the repo.
+  const dir = join(here, '..', '..', 'test', 'third-party', 'cert-manager-crds');
   for (const f of ['cert-manager.io_certificaterequests.yaml', 'cert-manager.io_issuers.yaml', 'cert-manager.io_clusterissuers.yaml']) {
     await applyCrd(kube, parse(readFileSync(join(dir, f), 'utf8')) as { metadata: { name: string } });
   }
