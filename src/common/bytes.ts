@@ -49,7 +49,8 @@ export class Reader {
   /** Everything up to the reader's end. */
   rest(): Uint8Array { return this.bytes(this.remaining, 'rest'); }
 
-  skip(n: number, what = 'skip'): void { this.need(n, what); this.pos += n; }
+  /** Step over n bytes (reserved fields, padding). */
+  advance(n: number, what = 'advance'): void { this.need(n, what); this.pos += n; }
 
   /** A reader over the next n bytes; this reader advances past them. */
   sub(n: number, what = 'sub'): Reader {
