@@ -74,7 +74,7 @@ export function splitNlmsgs(datagram: Uint8Array): NlMessage[] {
   const r = new Reader(datagram);
   let at = 0;
   while (datagram.length - at >= NLMSG_HDRLEN) {
-    r.skip(at - r.offset);
+    r.advance(at - r.offset);
     const hdr = decodeNlmsghdr(r);
     if (hdr.nlmsg_len < NLMSG_HDRLEN || at + hdr.nlmsg_len > datagram.length)
       throw new ParseError('ERR_NETLINK_LENGTH', `nlmsg_len ${hdr.nlmsg_len} does not fit the ${datagram.length - at} bytes left`, at);

@@ -18,7 +18,7 @@ export interface FibRuleHdr {
 
 export function decodeFibRuleHdr(r: Reader): FibRuleHdr {
   const family = r.u8(); const dst_len = r.u8(); const src_len = r.u8(); const tos = r.u8(); const table = r.u8();
-  r.skip(2);
+  r.advance(2);
   return { family, dst_len, src_len, tos, table, action: r.u8(), flags: getU32(r) };
 }
 export function encodeFibRuleHdr(w: Writer, v: FibRuleHdr): void {

@@ -14,7 +14,7 @@ export const IFINFOMSG_SIZE = 16;
 export interface Ifinfomsg { readonly ifi_family: number; readonly ifi_type: number; readonly ifi_index: number; readonly ifi_flags: number; readonly ifi_change: number }
 
 export function decodeIfinfomsg(r: Reader): Ifinfomsg {
-  const ifi_family = r.u8(); r.skip(1);
+  const ifi_family = r.u8(); r.advance(1);
   return { ifi_family, ifi_type: getU16(r), ifi_index: getI32(r), ifi_flags: getU32(r), ifi_change: getU32(r) };
 }
 export function encodeIfinfomsg(w: Writer, v: Ifinfomsg): void {

@@ -14,7 +14,7 @@ export const XFRM_ENCAP_TMPL_SIZE = 24;
 export interface XfrmEncapTmpl { readonly encap_type: number; readonly encap_sport: number; readonly encap_dport: number; readonly encap_oa: Uint8Array }
 
 export function decodeXfrmEncapTmpl(r: Reader): XfrmEncapTmpl {
-  const encap_type = getU16(r); const encap_sport = r.u16(); const encap_dport = r.u16(); r.skip(2);
+  const encap_type = getU16(r); const encap_sport = r.u16(); const encap_dport = r.u16(); r.advance(2);
   return { encap_type, encap_sport, encap_dport, encap_oa: getAddress(r) };
 }
 export function encodeXfrmEncapTmpl(w: Writer, v: XfrmEncapTmpl): void {

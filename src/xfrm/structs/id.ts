@@ -12,7 +12,7 @@ export const XFRM_ID_SIZE = 24;
 export interface XfrmId { readonly daddr: Uint8Array; readonly spi: number; readonly proto: number }
 
 export function decodeXfrmId(r: Reader): XfrmId {
-  const daddr = getAddress(r); const spi = r.u32('spi'); const proto = r.u8(); r.skip(3);
+  const daddr = getAddress(r); const spi = r.u32('spi'); const proto = r.u8(); r.advance(3);
   return { daddr, spi, proto };
 }
 export function encodeXfrmId(w: Writer, v: XfrmId): void {

@@ -43,7 +43,7 @@ export function decodeXfrmSelector(r: Reader): XfrmSelector {
   const daddr = getAddress(r); const saddr = getAddress(r);
   const dport = r.u16(); const dport_mask = r.u16(); const sport = r.u16(); const sport_mask = r.u16();
   const family = getU16(r); const prefixlen_d = r.u8(); const prefixlen_s = r.u8(); const proto = r.u8();
-  r.skip(3);
+  r.advance(3);
   const ifindex = getI32(r); const user = getU32(r);
   return { daddr, saddr, dport, dport_mask, sport, sport_mask, family, prefixlen_d, prefixlen_s, proto, ifindex, user };
 }

@@ -11,7 +11,7 @@ export const XFRM_USER_EXPIRE_SIZE = 232;
 export interface XfrmUserExpire { readonly state: XfrmUsersaInfo; readonly hard: number }
 
 export function decodeXfrmUserExpire(r: Reader): XfrmUserExpire {
-  const state = decodeXfrmUsersaInfo(r); const hard = r.u8(); r.skip(Math.min(7, r.remaining));
+  const state = decodeXfrmUsersaInfo(r); const hard = r.u8(); r.advance(Math.min(7, r.remaining));
   return { state, hard };
 }
 export function encodeXfrmUserExpire(w: Writer, v: XfrmUserExpire): void {

@@ -11,7 +11,7 @@ export const XFRM_USER_POLEXPIRE_SIZE = 176;
 export interface XfrmUserPolexpire { readonly pol: XfrmUserpolicyInfo; readonly hard: number }
 
 export function decodeXfrmUserPolexpire(r: Reader): XfrmUserPolexpire {
-  const pol = decodeXfrmUserpolicyInfo(r); const hard = r.u8(); r.skip(Math.min(7, r.remaining));
+  const pol = decodeXfrmUserpolicyInfo(r); const hard = r.u8(); r.advance(Math.min(7, r.remaining));
   return { pol, hard };
 }
 export function encodeXfrmUserPolexpire(w: Writer, v: XfrmUserPolexpire): void {

@@ -32,8 +32,8 @@ export interface XfrmUserTmpl {
 }
 
 export function decodeXfrmUserTmpl(r: Reader): XfrmUserTmpl {
-  const id = decodeXfrmId(r); const family = getU16(r); r.skip(2); const saddr = getAddress(r);
-  const reqid = getU32(r); const mode = r.u8(); const share = r.u8(); const optional = r.u8(); r.skip(1);
+  const id = decodeXfrmId(r); const family = getU16(r); r.advance(2); const saddr = getAddress(r);
+  const reqid = getU32(r); const mode = r.u8(); const share = r.u8(); const optional = r.u8(); r.advance(1);
   const aalgos = getU32(r); const ealgos = getU32(r); const calgos = getU32(r);
   return { id, family, saddr, reqid, mode, share, optional, aalgos, ealgos, calgos };
 }

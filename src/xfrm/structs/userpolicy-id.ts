@@ -13,7 +13,7 @@ export const XFRM_USERPOLICY_ID_SIZE = 64;
 export interface XfrmUserpolicyId { readonly sel: XfrmSelector; readonly index: number; readonly dir: number }
 
 export function decodeXfrmUserpolicyId(r: Reader): XfrmUserpolicyId {
-  const sel = decodeXfrmSelector(r); const index = getU32(r); const dir = r.u8(); r.skip(3);
+  const sel = decodeXfrmSelector(r); const index = getU32(r); const dir = r.u8(); r.advance(3);
   return { sel, index, dir };
 }
 export function encodeXfrmUserpolicyId(w: Writer, v: XfrmUserpolicyId): void {

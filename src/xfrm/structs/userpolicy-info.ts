@@ -33,7 +33,7 @@ export interface XfrmUserpolicyInfo {
 export function decodeXfrmUserpolicyInfo(r: Reader): XfrmUserpolicyInfo {
   const sel = decodeXfrmSelector(r); const lft = decodeXfrmLifetimeCfg(r); const curlft = decodeXfrmLifetimeCur(r);
   const priority = getU32(r); const index = getU32(r);
-  const dir = r.u8(); const action = r.u8(); const flags = r.u8(); const share = r.u8(); r.skip(4);
+  const dir = r.u8(); const action = r.u8(); const flags = r.u8(); const share = r.u8(); r.advance(4);
   return { sel, lft, curlft, priority, index, dir, action, flags, share };
 }
 

@@ -6,5 +6,5 @@ export const XFRM_USERPOLICY_TYPE_SIZE = 4;
 
 export interface XfrmUserpolicyType { readonly type: number }
 
-export function decodeXfrmUserpolicyType(r: Reader): XfrmUserpolicyType { const type = r.u8(); r.skip(3); return { type }; }
+export function decodeXfrmUserpolicyType(r: Reader): XfrmUserpolicyType { const type = r.u8(); r.advance(3); return { type }; }
 export function encodeXfrmUserpolicyType(w: Writer, v: XfrmUserpolicyType): void { w.u8(v.type).zeros(3); }

@@ -14,7 +14,7 @@ export const XFRM_USERSA_ID_SIZE = 24;
 export interface XfrmUsersaId { readonly daddr: Uint8Array; readonly spi: number; readonly family: number; readonly proto: number }
 
 export function decodeXfrmUsersaId(r: Reader): XfrmUsersaId {
-  const daddr = getAddress(r); const spi = r.u32('spi'); const family = getU16(r); const proto = r.u8(); r.skip(1);
+  const daddr = getAddress(r); const spi = r.u32('spi'); const family = getU16(r); const proto = r.u8(); r.advance(1);
   return { daddr, spi, family, proto };
 }
 export function encodeXfrmUsersaId(w: Writer, v: XfrmUsersaId): void {

@@ -44,7 +44,7 @@ export function decodeXfrmUsersaInfo(r: Reader): XfrmUsersaInfo {
   const sel = decodeXfrmSelector(r); const id = decodeXfrmId(r); const saddr = getAddress(r);
   const lft = decodeXfrmLifetimeCfg(r); const curlft = decodeXfrmLifetimeCur(r); const stats = decodeXfrmStats(r);
   const seq = getU32(r); const reqid = getU32(r); const family = getU16(r);
-  const mode = r.u8(); const replay_window = r.u8(); const flags = r.u8(); r.skip(7);
+  const mode = r.u8(); const replay_window = r.u8(); const flags = r.u8(); r.advance(7);
   return { sel, id, saddr, lft, curlft, stats, seq, reqid, family, mode, replay_window, flags };
 }
 

@@ -16,4 +16,4 @@ export function fail(r: Reader, code: string, message: string): never {
 }
 
 /** Reserved fields: RFC 7296 §3.2 says ignore on receipt, send as zero. */
-export function skipReserved(r: Reader, n: number): void { r.skip(n, 'reserved'); }
+export function skipReserved(r: Reader, n: number): void { r.advance(n, 'reserved'); }
