@@ -1,7 +1,7 @@
 // Loading the standalone config (`--config FILE`): a YAML stream of IPsecTunnel objects checked
 // with src/api's schema validator (the same one the CRD is generated from), then the checks only
 // the agent can make — credential files exist, are private and usable — and finally compiled into
-// TunnelConfig. All-or-nothing: any problem means no config, so nothing is half-applied and a
+// TunnelConfig. All-or-nothing: a single problem means no config, so nothing is half-applied and a
 // reload with a bad file leaves the running config alone.
 import { readFileSync, statSync } from 'node:fs';
 import { createPrivateKey, createHash, X509Certificate } from 'node:crypto';
