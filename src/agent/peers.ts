@@ -62,7 +62,7 @@ export function peerConfigOf(t: TunnelConfig): PeerConfig {
       rekeyTimeMs: t.espRekeyMs, lifeTimeMs: t.espLifeMs,
       ...(t.mode === 'route' && t.xfrmIfId !== undefined ? { ifId: t.xfrmIfId } : {}),
     }],
-    dpd: { intervalMs: t.dpdIntervalMs, action: t.dpdAction },
+    dpd: { intervalMs: t.dpdIntervalMs, timeoutMs: t.dpdTimeoutMs, action: t.dpdAction },
     startAction: t.startAction,
   };
 }

@@ -39,7 +39,7 @@ spec:
   assert.deepEqual(p.ike, { proposals: ['aes256gcm16-prfsha384-x25519'], rekeyTimeMs: 7_200_000 });
   assert.equal(p.children.length, 1);
   assert.deepEqual({ ...p.children[0] }, { name: 'to-site', localTs: ['10.1.0.0/24'], remoteTs: ['10.2.0.0/24', '10.3.0.0/24'], espProposals: ['aes128gcm16-x25519'], mode: 'tunnel', rekeyTimeMs: 1_800_000, lifeTimeMs: 2_400_000 });
-  assert.deepEqual(p.dpd, { intervalMs: 15_000, action: 'clear' });
+  assert.deepEqual(p.dpd, { intervalMs: 15_000, timeoutMs: 60_000, action: 'clear' }); // spec.dpd.timeout reaches the engine
   assert.equal(p.startAction, 'respond');
   assert.equal(JSON.stringify(p).includes(PSK), false, 'the PSK serialises as [redacted]');
 });
