@@ -29,6 +29,9 @@ test('DPD: a dead peer is detected and the tunnel recovers when it returns (acti
   const t0 = Date.now();
   const down = await agent.waitFor('d', (s) => s.ikeState !== 'established' || JSON.stringify(s.ikeSpis) !== JSON.stringify(up.ikeSpis), 300_000, 'DPD declares the peer dead');
   t.diagnostic(`peer declared dead after ${Date.now() - t0} ms: state ${down.ikeState}, last error ${JSON.stringify(down.lastError)}`);
+  // dpd.interval 10 s + dpd.timeout 60 s (+ slack for the emulated VM), well under the ≈165 s
+  // retransmission schedule that applies when the timeout is not honoured.
+  assert.ok(Date.now() - t0 < 150_000, `DPD took ${Date.now() - t0} ms; spec.dpd.timeout is 60 s`);
   await b.run('ip', ['link', 'set', 'eth0', 'up']);
   const t1 = Date.now();
   const back = await agent.waitFor('d', (s) => s.ikeState === 'established' && s.children.some((c) => c.state === 'installed') && JSON.stringify(s.ikeSpis) !== JSON.stringify(up.ikeSpis), 300_000, 're-established after the peer returned');
