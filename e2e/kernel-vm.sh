@@ -10,7 +10,7 @@
 #
 # Exit status = SCRIPT's exit status inside the VM (125 if the VM died before SCRIPT ended).
 # Files SCRIPT writes to $VM_OUT inside the VM appear in $KVM_OUT (a host folder) afterwards.
-# Env: KVM_MEM (MiB, 2048), KVM_CPUS (2), KVM_CACHE (~/.cache/kipsec/kernel-vm),
+# Env: KVM_MEM (MiB, 4096: the overlay tmpfs and many node processes share it), KVM_CPUS (2), KVM_CACHE (~/.cache/kipsec/kernel-vm),
 #      KVM_TIMEOUT (seconds, 1500), KVM_OUT (host folder for results; default: none).
 # Needs root and, on first use only, Debian's package mirror (kernel + busybox, ~120 MB).
 set -euo pipefail
@@ -79,7 +79,7 @@ io=$(mktemp -d); trap 'rm -rf "$io"' EXIT
 mkdir -p "$io/out"
 cp "$script" "$io/script"; pwd > "$io/cwd"; echo "$*" > "$io/args"; echo 125 > "$io/rc"
 env | grep -E '^(KIPSEC_[A-Z_]*|NODE_OPTIONS|CI)=' | sed -e "s/'/'\\\\''/g" -e "s/=\(.*\)/='\1'/" -e 's/^/export /' > "$io/env" || true
-timeout "${KVM_TIMEOUT:-1500}" qemu-system-x86_64 -accel tcg -m "${KVM_MEM:-2048}" -smp "${KVM_CPUS:-2}" \
+timeout "${KVM_TIMEOUT:-1500}" qemu-system-x86_64 -accel tcg -m "${KVM_MEM:-4096}" -smp "${KVM_CPUS:-2}" \
   -nographic -no-reboot -kernel "$cache/root/boot/vmlinuz-$kver" -initrd "$initrd" \
   -append "console=ttyS0 quiet panic=-1" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \

@@ -5,6 +5,7 @@
 // tracked and killed by pid.
 import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readdirSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 
 export interface RunResult { code: number; stdout: string; stderr: string }
 export interface RunOptions { timeoutMs?: number; check?: boolean; input?: string }
@@ -19,10 +20,12 @@ function exec(cmd: string, args: readonly string[], opts: RunOptions = {}): Prom
   const timeout = opts.timeoutMs ?? 30_000;
   return new Promise((resolve, reject) => {
     const child = execFile(cmd, args, { timeout, killSignal: 'SIGKILL', maxBuffer: 64 << 20, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : (err.killed ? 124 : 1)) : 0;
-      const res = { code, stdout, stderr };
+      // A death by signal has no exit code: report it as 128+signal, as a shell would, and name it.
+      const signal = err?.signal ?? undefined;
+      const code = err ? (typeof err.code === 'number' ? err.code : err.killed ? 124 : signal ? 128 + (osConstants.signals[signal] ?? 0) : 1) : 0;
+      const res = { code, stdout, stderr: signal && !err?.killed ? `${stderr}[killed by ${signal}]` : stderr };
       if (code !== 0 && opts.check !== false)
-        reject(new Error(`${cmd} ${args.join(' ')} exited ${code}${err?.killed ? ` (killed after ${timeout} ms)` : ''}: ${stderr.trim() || stdout.trim()}`));
+        reject(new Error(`${cmd} ${args.join(' ')} exited ${code}${err?.killed ? ` (killed after ${timeout} ms)` : signal ? ` (${signal})` : ''}: ${stderr.trim() || stdout.trim()}`));
       else resolve(res);
     });
     if (opts.input !== undefined) child.stdin?.end(opts.input);
