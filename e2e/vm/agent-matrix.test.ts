@@ -33,6 +33,14 @@ async function checkTunnels(t: { diagnostic(s: string): void }, a: Netns, agent:
   const swanChildren = await swan.childSas();
   for (const [i, name] of names.entries()) {
     const n = subnetOf(i);
+    // First traffic may meet a tunnel a moment after both sides report it up (the emulated VM
+    // runs several handshakes at once): wait, bounded, for one echo, and say how long it took.
+    const t0 = Date.now();
+    for (let k = 0; k < 10; k++) {
+      const probe = await a.run('ping', ['-c', '1', '-W', '1', '-I', `10.1.${n}.1`, `10.2.${n}.1`], { check: false });
+      if (pingCounts(probe.stdout).received === 1) break;
+    }
+    if (Date.now() - t0 > 1_500) t.diagnostic(`${name}: first echo after ${Date.now() - t0} ms`);
     const ping = await a.run('ping', ['-c', '2', '-i', '0.2', '-W', '3', '-I', `10.1.${n}.1`, `10.2.${n}.1`], { check: false });
     assert.equal(pingCounts(ping.stdout).received, 2, `${name}: ping through the tunnel\n${ping.stdout}${ping.stderr}`);
     const ours = (await agent.tunnel(name)).children.find((c) => c.state === 'installed')!;
