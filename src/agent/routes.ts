@@ -44,12 +44,14 @@ export class TableRoutes implements RoutePort {
   readonly #rtnl: RtnlClient;
   readonly #log: Logger;
   readonly #installed = new Map<string, RouteSpec[]>();
-  #ruleDone = false;
+  /** One ensureRule for all tunnels: children installed at once must not race to add the rule. */
+  #rule: Promise<void> | undefined;
 
   constructor(rtnl: RtnlClient, log: Logger) { this.#rtnl = rtnl; this.#log = log; }
 
   async ensure(peer: string, remoteSubnets: readonly string[], localSubnets: readonly string[], remoteGateway: string): Promise<void> {
-    if (!this.#ruleDone) { await this.#rtnl.ensureRule(); this.#ruleDone = true; }
+    this.#rule ??= this.#rtnl.ensureRule().catch((e: unknown) => { this.#rule = undefined; throw e; });
+    await this.#rule;
     const via = await routeGet(remoteGateway);
     const src = sourceIn(localSubnets);
     const routes: RouteSpec[] = remoteSubnets.filter((d) => isIPv4(d.split('/')[0] ?? '')).map((dst) => ({

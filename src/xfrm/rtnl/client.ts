@@ -6,7 +6,7 @@
 import { Reader, type Writer } from '../../common/bytes.js';
 import { ConfigError } from '../../common/errors.js';
 import { AF_INET, AF_UNSPEC } from '../constants.js';
-import { xfrmError } from '../errors.js';
+import { XfrmExistsError, xfrmError } from '../errors.js';
 import { attrString, attrU32, parseAttrs, putAttr, putAttrString, putAttrU32, putAttrWith } from '../netlink/attr.js';
 import { NetlinkConnection } from '../netlink/connection.js';
 import { NETLINK_ROUTE, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, nlAlign } from '../netlink/constants.js';
@@ -194,6 +194,11 @@ export class RtnlClient {
         putAttrU32(w, R.FRA_PRIORITY, priority);
         putAttrU32(w, R.FRA_TABLE, table);
       });
-    } catch (e) { throw xfrmError(e, 'add', { kind: 'other', text: `rule priority ${priority} table ${table}` }); }
+    } catch (e) {
+      const err = xfrmError(e, 'add', { kind: 'other', text: `rule priority ${priority} table ${table}` });
+      // Another process (or a concurrent call) added it between our dump and our add: it exists.
+      if (err instanceof XfrmExistsError) return;
+      throw err;
+    }
   }
 }
