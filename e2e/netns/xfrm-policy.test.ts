@@ -19,6 +19,7 @@ import type { NetlinkTransport } from '../../src/xfrm/netlink/transport.js';
 import type { PolicySpec } from '../../src/xfrm/policy.js';
 import { RtnlClient } from '../../src/xfrm/rtnl/client.js';
 import { Netns } from '../lib/netns.js';
+import { runScenario, scenarioChild } from '../lib/scenario.js';
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -138,18 +139,10 @@ const scenarios: Record<string, () => Promise<unknown>> = {
 };
 
 async function inNs(t: { after(fn: () => unknown): void }, scenario: string): Promise<unknown> {
-  const ns = await Netns.create(t, `xp${scenario}`);
-  const r = await ns.run('env', [`XFRM_SCENARIO=${scenario}`, process.execPath, '--import', 'tsx', SELF], { timeoutMs: 120_000, check: false });
-  assert.equal(r.code, 0, `scenario ${scenario} exited ${r.code}:\n${r.stderr}\n${r.stdout}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop() ?? 'null');
+  return runScenario(await Netns.create(t, `xp${scenario}`), SELF, scenario, { timeoutMs: 120_000 });
 }
 
-const which = process.env.XFRM_SCENARIO;
-if (which) {
-  const fn = scenarios[which];
-  if (!fn) throw new Error(`unknown scenario ${which}`);
-  await fn().then((res) => { console.log(JSON.stringify(res)); process.exit(0); }, (e: unknown) => { console.error(e); process.exit(1); });
-} else {
+if (!(await scenarioChild(scenarios))) {
   test('policies: add/get/update/delete/list/flush with priorities, marks, if_id, ports, IPv6 and block; EEXIST/ENOENT typed', async (t) => { await inNs(t, 'crud'); });
   test('2000 policies in one batched call, duplicates reported per policy', async (t) => { await inNs(t, 'batch'); });
   test('a policy-only install failing at its third policy removes the two it added, not the pre-existing one', async (t) => { await inNs(t, 'rollback'); });

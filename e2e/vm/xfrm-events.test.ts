@@ -19,6 +19,7 @@ import { NETLINK_XFRM } from '../../src/xfrm/netlink/constants.js';
 import { RawNetlinkTransport } from '../../src/xfrm/netlink/raw-transport.js';
 import type { NetlinkTransport } from '../../src/xfrm/netlink/transport.js';
 import { Netns } from '../lib/netns.js';
+import { runScenario, scenarioChild } from '../lib/scenario.js';
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -116,18 +117,10 @@ const scenarios: Record<string, () => Promise<unknown>> = {
 };
 
 async function inNs(t: { after(fn: () => unknown): void }, scenario: string): Promise<unknown> {
-  const ns = await Netns.create(t, `xev${scenario}`);
-  const r = await ns.run('env', [`XFRM_SCENARIO=${scenario}`, process.execPath, '--import', 'tsx', SELF], { timeoutMs: 240_000, check: false });
-  assert.equal(r.code, 0, `scenario ${scenario} exited ${r.code}:\n${r.stderr}\n${r.stdout}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop() ?? 'null');
+  return runScenario(await Netns.create(t, `xev${scenario}`), SELF, scenario);
 }
 
-const which = process.env.XFRM_SCENARIO;
-if (which) {
-  const fn = scenarios[which];
-  if (!fn) throw new Error(`unknown scenario ${which}`);
-  await fn().then((res) => { console.log(JSON.stringify(res)); process.exit(0); }, (e: unknown) => { console.error(e); process.exit(1); });
-} else {
+if (!(await scenarioChild(scenarios))) {
   test('a 2 s soft / 10 s hard lifetime produces a soft then a hard XFRM_MSG_EXPIRE, and the hard one removes the SA', async (t) => {
     const r = await inNs(t, 'expire') as { softMs: number; hardMs: number };
     t.diagnostic(`soft expire after ${r.softMs} ms, hard after ${r.hardMs} ms`);

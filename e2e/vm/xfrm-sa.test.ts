@@ -20,6 +20,7 @@ import type { NetlinkTransport } from '../../src/xfrm/netlink/transport.js';
 import type { SaSpec } from '../../src/xfrm/sa.js';
 import type { PolicySpec } from '../../src/xfrm/policy.js';
 import { Netns } from '../lib/netns.js';
+import { runScenario, scenarioChild } from '../lib/scenario.js';
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -207,20 +208,10 @@ const scenarios: Record<string, () => Promise<unknown>> = {
 };
 
 async function inNs(t: { after(fn: () => unknown): void }, scenario: string): Promise<unknown> {
-  const ns = await Netns.create(t, `xsa${scenario}`);
-  const r = await ns.run('env', [`XFRM_SCENARIO=${scenario}`, process.execPath, '--import', 'tsx', SELF], { timeoutMs: 240_000, check: false });
-  assert.equal(r.code, 0, `scenario ${scenario} exited ${r.code}:\n${r.stderr}\n${r.stdout}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop() ?? 'null');
+  return runScenario(await Netns.create(t, `xsa${scenario}`), SELF, scenario);
 }
 
-const which = process.env.XFRM_SCENARIO;
-if (which) {
-  const fn = scenarios[which];
-  if (!fn) throw new Error(`unknown scenario ${which}`);
-  // Report failures ourselves: a rejection surfacing inside the netlink addon's callback would
-  // otherwise abort the process without a message.
-  await fn().then((res) => { console.log(JSON.stringify(res)); process.exit(0); }, (e: unknown) => { console.error(e); process.exit(1); });
-} else {
+if (!(await scenarioChild(scenarios))) {
   test('add/get/update/list/delete an SA for every ESP suite the IKE engine offers (GCM, CBC+HMAC-SHA2, ChaCha20-Poly1305, SHA1)', async (t) => {
     const names = await inNs(t, 'suites');
     assert.equal((names as string[]).length, 10);
