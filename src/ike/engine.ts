@@ -9,6 +9,7 @@
 //   socket.on('message', (d, rinfo) => void engine.receive(d, from, to));
 //   xfrm.on('acquire', (a) => engine.acquire(a.reqid));
 //   xfrm.on('expire', (e) => engine.expired(e.spi, e.hard));
+//   engine.rekey(name, { ike: true });       // `kipsec rekey NAME --ike`: rekey now, as the timers would
 //   engine.status();                         // for IPsecNode/IPsecTunnel status and `kipsec status`
 //   await engine.close();                    // deletes nothing in the kernel: a restart adopts
 //
@@ -99,6 +100,22 @@ export interface AdoptedChildSa {
   readonly installedAtMs: number;
 }
 
+/** What to rekey now; neither flag set means the Child SAs (strongSwan's `swanctl --rekey` default). */
+export interface RekeyRequest {
+  readonly ike?: boolean;
+  readonly child?: boolean;
+}
+
+/** What rekey() queued on the peer's established IKE SA; the outcome follows as events. */
+export interface RekeyStarted {
+  /** The IKE SA the rekeys start on (the one being replaced, for an IKE rekey). */
+  readonly ikeSpis: string;
+  /** An IKE SA rekey is queued (or already in flight). */
+  readonly ike: boolean;
+  /** Child SAs whose rekey is queued. */
+  readonly children: readonly KernelChildSaRef[];
+}
+
 export class IkeEngine {
   readonly #core: EngineCore;
 
@@ -137,6 +154,18 @@ export class IkeEngine {
    * has been processed (including kernel installs); never rejects.
    */
   receive(datagram: Uint8Array, from: Endpoint, to: Endpoint): Promise<void> { return this.#core.receive(datagram, from, to); }
+
+  /**
+   * Rekey now what the timers rekey later (operator command, like strongSwan's `swanctl --rekey`):
+   * queues `ike-rekey` (RFC 7296 §1.3.2, §2.18) and/or `child-rekey` for every installed Child SA
+   * (§1.3.3, with PFS when the ESP proposals carry a KE method) on the peer's established IKE SA.
+   * With both, the IKE SA goes first and the Child SA rekeys run on its successor. Returns what
+   * was queued; `ike-rekeyed` / `child-rekeyed` (or `error`) events report the outcome.
+   * Throws KipsecError: ERR_CONFIG (unknown peer), ERR_IKE_NOT_ESTABLISHED (no IKE SA up),
+   * ERR_IKE_NO_CHILD_SA (a child rekey asked for, none installed), ERR_IKE_REKEY_IN_PROGRESS
+   * (every installed Child SA is already being rekeyed).
+   */
+  rekey(name: string, what: RekeyRequest = {}): RekeyStarted { return this.#core.rekey(name, what); }
 
   /** Kernel acquire for a trap policy (on-demand): negotiate the peer owning `reqid`. */
   acquire(reqid: number): void { this.#core.acquire(reqid); }

@@ -2,7 +2,7 @@
 // datagram intake (decode → window/response-cache → decrypt/reassemble → payload rules →
 // exchange step), per-SA serialisation, and status. Initiated exchanges are in tasks.ts,
 // answered ones in responder.ts, SA lifecycle in lifecycle.ts.
-import { ConfigError, errorMessage, ParseError } from '../../common/errors.js';
+import { ConfigError, errorMessage, KipsecError, ParseError } from '../../common/errors.js';
 import type { Clock, Random } from '../../common/time.js';
 import { ExchangeType } from '../constants.js';
 import { checkInnerPayloads, checkOuterPayloads } from '../codec/rules.js';
@@ -11,7 +11,7 @@ import { IntegrityError } from '../crypto/errors.js';
 import { parseProposals } from '../policy/proposal.js';
 import { preferredDhGroup } from '../policy/convert.js';
 import { DhId, TransformType } from '../constants.js';
-import type { AdoptedChildSa, ChildSaStatus, EngineStatus, IkeSaStatus, PeerStatus } from '../engine.js';
+import type { AdoptedChildSa, ChildSaStatus, EngineStatus, IkeSaStatus, PeerStatus, RekeyRequest, RekeyStarted } from '../engine.js';
 import type { Endpoint, EnginePorts, EngineLogger, IkeEvent, IkeFailure, KernelIpsec } from '../ports.js';
 import { CookieJar } from '../exchanges/cookie.js';
 import { isIp } from './addr.js';
@@ -243,6 +243,32 @@ export class EngineCore implements Ctx {
     }
     this.adopted.delete(name);
     await this.idle();
+  }
+
+  /** Operator-requested rekey (IkeEngine.rekey): the same tasks the rekey timers queue. */
+  rekey(name: string, what: RekeyRequest): RekeyStarted {
+    this.peer(name);
+    const ike = what.ike === true;
+    const child = what.child === true || !ike;
+    const live = this.liveSas(name);
+    const sa = live.filter((s) => s.state.tag === 'established').sort((a, b) => (b.upSerial ?? 0) - (a.upSerial ?? 0))[0];
+    if (sa === undefined) {
+      const state = live.length > 0 ? 'still connecting' : 'down';
+      throw new KipsecError('ERR_IKE_NOT_ESTABLISHED', `tunnel "${name}" has no established IKE SA to rekey (it is ${state})`);
+    }
+    const children = [...sa.children.values()].filter((c) => c.state.tag === 'installed');
+    if (child && children.length === 0) {
+      if ([...sa.children.values()].some((c) => c.state.tag === 'rekeying'))
+        throw new KipsecError('ERR_IKE_REKEY_IN_PROGRESS', `tunnel "${name}": a rekey of every Child SA is already in progress`);
+      throw new KipsecError('ERR_IKE_NO_CHILD_SA', `tunnel "${name}" has no installed Child SA to rekey`);
+    }
+    const queued = child ? children : [];
+    void this.enqueue(sa, () => {
+      // IKE first: the child rekeys then move with the other pending work to the new IKE SA (§2.18).
+      if (ike) queueTask(this, sa, { kind: 'ike-rekey' });
+      for (const c of queued) if (c.state.tag === 'installed') queueTask(this, sa, { kind: 'child-rekey', old: c });
+    });
+    return { ikeSpis: ikeSpisText(sa), ike, children: queued.map((c) => c.ref) };
   }
 
   acquire(reqid: number): void {
