@@ -14,7 +14,7 @@ import type { XfrmEvent, XfrmEventGroup, XfrmEvents } from '../xfrm/index.js';
 import { scanAndClean } from './adopt.js';
 import { loadConfigFile, nodeFs, type ConfigFs } from './config.js';
 import { ControlServer } from './control/server.js';
-import type { ControlRequest } from './control/protocol.js';
+import type { ControlRequest, RekeyResult } from './control/protocol.js';
 import { XfrmKernel, hex, type RoutePort, type XfrmPort } from './kernel.js';
 import type { Logger } from './log.js';
 import type { SocketTuning } from './native.js';
@@ -24,7 +24,7 @@ import type { TunnelConfig } from './tunnel.js';
 import { IkeSockets, type DatagramSockets } from './udp.js';
 
 /** The engine surface the agent drives (IkeEngine; a fake in unit tests). */
-export type EngineLike = Pick<IkeEngine, 'start' | 'addPeer' | 'removePeer' | 'initiate' | 'terminate' | 'receive' | 'acquire' | 'expired' | 'adopt' | 'status' | 'close'>;
+export type EngineLike = Pick<IkeEngine, 'start' | 'addPeer' | 'removePeer' | 'initiate' | 'terminate' | 'rekey' | 'receive' | 'acquire' | 'expired' | 'adopt' | 'status' | 'close'>;
 
 export interface AgentXfrm extends XfrmPort {
   events(groups: readonly XfrmEventGroup[], handler: (e: XfrmEvent) => void): XfrmEvents;
@@ -209,6 +209,7 @@ export class Agent {
       case 'reload': return this.reload();
       case 'initiate': this.initiate(this.#need(r)); return { initiated: r.name };
       case 'terminate': await this.terminate(this.#need(r)); return { terminated: r.name };
+      case 'rekey': return this.rekey(this.#need(r), { ike: r.ike ?? false, child: r.child ?? false });
     }
   }
 
@@ -226,6 +227,15 @@ export class Agent {
   async terminate(name: string): Promise<void> {
     this.#log.info({ tunnel: name }, 'terminate requested');
     await this.#engine?.terminate(name);
+  }
+
+  /** `kipsec rekey`: start a rekey of the IKE SA and/or the Child SAs now (engine errors pass through). */
+  rekey(name: string, what: { ike: boolean; child: boolean }): RekeyResult {
+    const engine = this.#engine;
+    if (!engine) throw new KipsecError('ERR_NOT_STARTED', 'agent not started');
+    const r = engine.rekey(name, what);
+    this.#log.info({ tunnel: name, ike: r.ike, children: r.children.map((c) => c.child), ikeSpis: r.ikeSpis }, 'rekey requested');
+    return { tunnel: name, ikeSpis: r.ikeSpis, ike: r.ike, children: r.children.map((c) => ({ name: c.child, spiIn: hex(c.inboundSpi), spiOut: hex(c.outboundSpi) })) };
   }
 
   /** Re-read the config; on problems keep the running one and throw ConfigLoadError. */

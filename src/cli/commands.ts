@@ -10,6 +10,8 @@ export interface Command {
   readonly name: string;
   readonly usage: string;
   readonly summary: string;
+  /** More for `kipsec COMMAND --help`: options and exit status, one string with line breaks. */
+  readonly help?: string;
   /** Absent while the capability is not built; see the issue that tracks it. */
   readonly run?: (args: readonly string[], io: CliIo) => Promise<number>;
   readonly pendingIssue?: number;
@@ -33,6 +35,20 @@ export const COMMANDS: readonly Command[] = [
     run: async (a, io) => (await import('./control.js')).runInitiate(a, io) },
   { name: 'terminate', usage: 'terminate NAME [--control-socket PATH]', summary: 'take a tunnel down, sending delete notifies',
     run: async (a, io) => (await import('./control.js')).runTerminate(a, io) },
+  { name: 'rekey', usage: 'rekey NAME [--child] [--ike] [--control-socket PATH]', summary: 'rekey a tunnel\'s SAs now (like swanctl --rekey)',
+    help: [
+      'options:',
+      '  --child   rekey every installed Child SA (the default): new SPIs and keys, with PFS when',
+      '            esp.proposals name a DH group; the old SAs stay a few seconds (make-before-break)',
+      '  --ike     rekey the IKE SA: new IKE SPIs and keys; the Child SAs move to the new IKE SA',
+      '            unchanged. With both flags the IKE SA goes first, then the Child SAs on the new one.',
+      '  --control-socket PATH   the agent\'s socket (default $KIPSEC_CONTROL_SOCKET or /run/kipsec/agent.sock)',
+      '',
+      'Returns once the rekey has started; `kipsec status` shows the new SPIs, the agent log the outcome.',
+      'exit status: 0 started, 1 refused by the agent (unknown tunnel, no established IKE SA,',
+      'no installed Child SA, rekey already running) or agent unreachable, 2 usage error.',
+    ].join('\n'),
+    run: async (a, io) => (await import('./control.js')).runRekey(a, io) },
   { name: 'reload', usage: 'reload [--control-socket PATH]', summary: 're-read the agent config (same as SIGHUP)',
     run: async (a, io) => (await import('./control.js')).runReload(a, io) },
   { name: 'diagnose', usage: 'diagnose', summary: 'check this machine: kernel ESP, XFRM, netlink, capabilities',

@@ -1,5 +1,5 @@
-// `kipsec status | initiate | terminate | reload`: one request to a running agent's control socket.
-import { DEFAULT_CONTROL_SOCKET } from '../agent/control/protocol.js';
+// `kipsec status | initiate | terminate | rekey | reload`: one request to a running agent's control socket.
+import { DEFAULT_CONTROL_SOCKET, type RekeyResult } from '../agent/control/protocol.js';
 import { controlRequest, ControlError } from '../agent/control/client.js';
 import { formatStatus, type AgentStatus } from '../agent/status.js';
 import { parseArgs, str, UsageError } from './args.js';
@@ -52,6 +52,18 @@ export function runReload(args: readonly string[], io: CliIo): Promise<number> {
     if (p.positionals.length > 0) throw new UsageError(`unexpected argument ${p.positionals[0]!}`);
     const r = await controlRequest(socketPath(p), 'reload') as { added: string[]; removed: string[]; changed: string[]; unchanged: string[] };
     io.out(`reloaded: ${r.added.length} added, ${r.removed.length} removed, ${r.changed.length} changed, ${r.unchanged.length} unchanged`);
+    return EXIT_OK;
+  });
+}
+
+export function runRekey(args: readonly string[], io: CliIo): Promise<number> {
+  return guarded(io, 'rekey', async () => {
+    const p = parseArgs(args, { values: ['control-socket'], booleans: ['ike', 'child'] });
+    const [name, extra] = p.positionals;
+    if (name === undefined || extra !== undefined) throw new UsageError('usage: kipsec rekey NAME [--child] [--ike]');
+    const r = await controlRequest(socketPath(p), 'rekey', { name, ike: p.flags.has('ike'), child: p.flags.has('child') }) as RekeyResult;
+    if (r.ike) io.out(`${name}: IKE SA rekey started (IKE SA ${r.ikeSpis})`);
+    for (const c of r.children) io.out(`${name}: Child SA ${c.name} rekey started (SPIs in ${c.spiIn}, out ${c.spiOut})`);
     return EXIT_OK;
   });
 }

@@ -29,7 +29,7 @@ export async function run(argv: readonly string[], io: CliIo = stdio): Promise<n
     return EXIT_USAGE;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    io.out(`usage: kipsec ${cmd.usage}\n\n${cmd.summary}`);
+    io.out(`usage: kipsec ${cmd.usage}\n\n${cmd.summary}${cmd.help ? `\n\n${cmd.help}` : ''}`);
     if (!cmd.run) io.out(`\nnot built yet (issue ${cmd.pendingIssue ?? '?'})`);
     return EXIT_OK;
   }

@@ -1,21 +1,37 @@
 // Control socket protocol: JSON lines over a unix socket. One request per line
 // `{"id":1,"cmd":"status"}`, one reply per line `{"id":1,"ok":true,"result":…}` or
-// `{"id":1,"ok":false,"error":{"code":"ERR_…","message":"…"}}`. Lines are bounded so a
+// `{"id":1,"ok":false,"error":{"code":"ERR_…","message":"…"}}`. `rekey` takes the tunnel name and
+// what to rekey: `{"id":1,"cmd":"rekey","name":"t","ike":true,"child":false}`. Lines are bounded so a
 // misbehaving client cannot make the agent buffer without limit.
 
-export const CONTROL_COMMANDS = ['status', 'initiate', 'terminate', 'reload', 'ping'] as const;
+export const CONTROL_COMMANDS = ['status', 'initiate', 'terminate', 'reload', 'rekey', 'ping'] as const;
 export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
 
 export interface ControlRequest {
   readonly id: number;
   readonly cmd: ControlCommand;
-  /** Tunnel name for initiate/terminate. */
+  /** Tunnel name for initiate/terminate/rekey. */
   readonly name?: string;
+  /** rekey: the IKE SA and/or the Child SAs (neither: the Child SAs). */
+  readonly ike?: boolean;
+  readonly child?: boolean;
 }
+
+/** A request's arguments (everything but id and cmd). */
+export type ControlArgs = Omit<ControlRequest, 'id' | 'cmd'>;
 
 export type ControlReply =
   | { readonly id: number; readonly ok: true; readonly result: unknown }
   | { readonly id: number; readonly ok: false; readonly error: { readonly code: string; readonly message: string } };
+
+/** The `rekey` answer: what the agent started (the outcome shows in `status`). SPIs in hex. */
+export interface RekeyResult {
+  readonly tunnel: string;
+  /** The IKE SA the rekeys started on, "<spi>_i <spi>_r". */
+  readonly ikeSpis: string;
+  readonly ike: boolean;
+  readonly children: readonly { readonly name: string; readonly spiIn: string; readonly spiOut: string }[];
+}
 
 export const MAX_LINE_BYTES = 64 * 1024;
 export const DEFAULT_CONTROL_SOCKET = '/run/kipsec/agent.sock';
@@ -32,5 +48,12 @@ export function parseRequest(line: string): ControlRequest | string {
   if (typeof id !== 'number' || !Number.isSafeInteger(id)) return 'id must be an integer';
   if (typeof cmd !== 'string' || !(CONTROL_COMMANDS as readonly string[]).includes(cmd)) return `unknown cmd; known: ${CONTROL_COMMANDS.join(', ')}`;
   if (name !== undefined && (typeof name !== 'string' || name.length > 253)) return 'name must be a string';
-  return { id, cmd: cmd as ControlCommand, ...(typeof name === 'string' ? { name } : {}) };
+  const flags: { ike?: boolean; child?: boolean } = {};
+  for (const k of ['ike', 'child'] as const) {
+    const f = o[k];
+    if (f === undefined) continue;
+    if (typeof f !== 'boolean') return `${k} must be true or false`;
+    flags[k] = f;
+  }
+  return { id, cmd: cmd as ControlCommand, ...(typeof name === 'string' ? { name } : {}), ...flags };
 }

@@ -12,6 +12,7 @@ import { controlRequest } from '../../../src/agent/control/client.js';
 import { formatStatus, type AgentStatus } from '../../../src/agent/status.js';
 import { missingTuning } from '../../../src/agent/native.js';
 import { reqidFor } from '../../../src/agent/tunnel.js';
+import { KipsecError } from '../../../src/common/errors.js';
 import { SecretBytes } from '../../../src/common/secret.js';
 import { FakeEngine, FakeSockets, FakeXfrm, logSink } from './fakes.js';
 
@@ -58,6 +59,23 @@ test('control socket is mode 0600 and answers status, initiate, terminate; unkno
   await controlRequest(s.sock, 'terminate', 'alpha');
   assert.deepEqual(s.engine().calls.filter((c) => /initiate|terminate/.test(c)), ['initiate alpha', 'terminate alpha']);
   await assert.rejects(controlRequest(s.sock, 'initiate', 'nope'), (e: Error & { code?: string }) => e.code === 'ERR_UNKNOWN_TUNNEL' && /configured: alpha/.test(e.message));
+});
+
+test('rekey over the control socket passes the tunnel and the flags to the engine and answers with hex SPIs; engine refusals keep their code', async (t) => {
+  const s = setup(t);
+  await s.agent.start();
+  t.after(() => s.agent.shutdown());
+  const ref = { peer: 'alpha', child: 'alpha', reqid: 1, local: '192.0.2.1', remote: '192.0.2.2', inboundSpi: 0xc0000005, outboundSpi: 0x0d000006 };
+  s.engine().rekeyAnswer = (_n, what) => ({ ikeSpis: '00000000000000aa_i 00000000000000bb_r', ike: what.ike === true, children: what.child === true || !what.ike ? [ref] : [] });
+  assert.deepEqual(await controlRequest(s.sock, 'rekey', 'alpha'), { tunnel: 'alpha', ikeSpis: '00000000000000aa_i 00000000000000bb_r', ike: false, children: [{ name: 'alpha', spiIn: 'c0000005', spiOut: '0d000006' }] });
+  await controlRequest(s.sock, 'rekey', { name: 'alpha', ike: true });
+  await controlRequest(s.sock, 'rekey', { name: 'alpha', ike: true, child: true });
+  assert.deepEqual(s.engine().calls.filter((c) => c.startsWith('rekey')), ['rekey alpha', 'rekey alpha ike', 'rekey alpha ike child']);
+  await assert.rejects(controlRequest(s.sock, 'rekey', { name: 'nope' }), (e: Error & { code?: string }) => e.code === 'ERR_UNKNOWN_TUNNEL');
+  await assert.rejects(controlRequest(s.sock, 'rekey'), (e: Error & { code?: string }) => e.code === 'ERR_CONTROL_REQUEST' && /needs a tunnel name/.test(e.message));
+  s.engine().rekeyAnswer = () => { throw new KipsecError('ERR_IKE_NOT_ESTABLISHED', 'tunnel "alpha" has no established IKE SA to rekey (it is down)'); };
+  await assert.rejects(controlRequest(s.sock, 'rekey', 'alpha'), (e: Error & { code?: string }) => e.code === 'ERR_IKE_NOT_ESTABLISHED' && /no established IKE SA/.test(e.message));
+  assert.ok(s.lines.some((l) => l.includes('rekey requested')), 'the agent logs the operator\'s request');
 });
 
 test('reload with a bad file keeps the running config; a good one adds, changes and removes tunnels', async (t) => {

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import type { EngineLike, AgentXfrm } from '../../../src/agent/daemon.js';
 import type { DatagramSockets, Endpoint, UdpCounters } from '../../../src/agent/udp.js';
 import type { EnginePorts } from '../../../src/ike/ports.js';
-import type { EngineStatus, PeerConfig, AdoptedChildSa } from '../../../src/ike/engine.js';
+import type { EngineStatus, PeerConfig, AdoptedChildSa, RekeyRequest, RekeyStarted } from '../../../src/ike/engine.js';
 import type { AllocSpiRequest, InstalledChild, PolicyId, PolicySpec, PolicyState, SaAe, SaId, SaSpec, SaState, XfrmEvent } from '../../../src/xfrm/index.js';
 import { NetlinkErrnoError, XfrmNotFoundError } from '../../../src/xfrm/index.js';
 
@@ -86,6 +86,9 @@ export class FakeEngine implements EngineLike {
   async removePeer(n: string): Promise<void> { this.calls.push(`remove ${n}`); this.peers.delete(n); }
   initiate(n: string): void { this.calls.push(`initiate ${n}`); }
   async terminate(n: string): Promise<void> { this.calls.push(`terminate ${n}`); }
+  /** What rekey() answers (or throws), per peer name. */
+  rekeyAnswer: (name: string, what: RekeyRequest) => RekeyStarted = () => ({ ikeSpis: '', ike: false, children: [] });
+  rekey(n: string, what: RekeyRequest = {}): RekeyStarted { this.calls.push(`rekey ${n}${what.ike ? ' ike' : ''}${what.child ? ' child' : ''}`); return this.rekeyAnswer(n, what); }
   async receive(): Promise<void> { this.calls.push('receive'); }
   acquire(r: number): void { this.calls.push(`acquire ${r}`); }
   expired(spi: number, hard: boolean): void { this.calls.push(`expired ${spi.toString(16)} ${hard}`); }
