@@ -2,7 +2,7 @@
 // a test namespace, with its config, PSK/cert files and control socket in a private temp folder.
 // Talks to it over the control socket (a filesystem unix socket, reachable from any namespace).
 // Processes are tracked by pid: stop() sends SIGTERM, crash() SIGKILL, the scope's end kills.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -89,6 +89,16 @@ export class AgentProcess {
   readConfig(): string { return readFileSync(join(this.dir, 'tunnels.yaml'), 'utf8'); }
 
   request(cmd: ControlCommand, name?: string): Promise<unknown> { return controlRequest(this.socket, cmd, name, 60_000); }
+
+  /** Run the real `kipsec` CLI (the same bundle) against this agent's control socket, as an operator would. */
+  kipsec(args: readonly string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      execFile(process.execPath, [agentBundle(), ...args, '--control-socket', this.socket], { cwd: repoPath(), timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
+        resolve({ code, stdout, stderr: err !== null && typeof err.code !== 'number' ? `${stderr}${err.message}` : stderr });
+      });
+    });
+  }
   async status(): Promise<AgentStatus> { return await this.request('status') as AgentStatus; }
   async tunnel(name: string): Promise<TunnelStatus> {
     const t = (await this.status()).tunnels.find((x) => x.name === name);
