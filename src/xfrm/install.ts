@@ -43,6 +43,19 @@ function policyIdOf(p: PolicySpec): PolicyId {
   return { selector: p.selector, dir: p.dir, ...(p.mark ? { mark: p.mark } : {}), ...(p.ifId !== undefined ? { ifId: p.ifId } : {}) };
 }
 
+/**
+ * UPDSA on the larval SA allocSpi left. The kernel drops a larval SA after
+ * net.core.xfrm_acq_expires (30 s by default), so a negotiation that took longer (a slow peer, a
+ * first install that loads crypto modules) finds nothing there (ESRCH): then add the SA with NEWSA,
+ * as strongSwan's kernel-netlink does ("allocated SPI not found anymore, try to add SAD entry").
+ */
+async function updateAllocated(ops: XfrmOps, sa: ChildSa): Promise<void> {
+  try { await ops.updateSa(sa); } catch (e) {
+    if (!(e instanceof XfrmNotFoundError)) throw e;
+    await ops.addSa(sa);
+  }
+}
+
 interface Undo { readonly what: string; run(): Promise<void> }
 
 export async function installChild(ops: XfrmOps, c: ChildInstall): Promise<InstalledChild> {
@@ -52,7 +65,7 @@ export async function installChild(ops: XfrmOps, c: ChildInstall): Promise<Insta
     for (const sa of c.sas) {
       const id = saIdOf(sa);
       step = `SA ${saText(sa)}`;
-      if (sa.allocated) await ops.updateSa(sa); else await ops.addSa(sa);
+      if (sa.allocated) await updateAllocated(ops, sa); else await ops.addSa(sa);
       undo.push({ what: step, run: () => ops.deleteSa(id) });
     }
     for (const p of c.policies) {

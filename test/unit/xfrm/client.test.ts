@@ -169,6 +169,23 @@ test('installChild uses UPDSA for SPIs from allocSpi (the kernel holds a larval 
   assert.deepEqual(k.log.slice(-1), ['XFRM_MSG_UPDSA']);
 });
 
+test('installChild adds the SA (NEWSA) when the larval SA from allocSpi has expired (ESRCH on UPDSA after xfrm_acq_expires), as strongSwan does', async () => {
+  // Seen in the VM lane: charon took 33 s to answer IKE_AUTH (first GCM install loading modules),
+  // the kernel had dropped our larval SA after 30 s, and UPDSA failed with ESRCH.
+  const k = new FakeKernel();
+  const c = new XfrmClient(k.transport);
+  k.failOn = (m) => (m.hdr.nlmsg_type === C.XFRM_MSG_UPDSA ? 3 : 0);
+  const child = await c.installChild({ sas: [{ ...inSa, allocated: true }, outSa], policies: [pol('out')] });
+  assert.deepEqual(k.log, ['XFRM_MSG_UPDSA', 'XFRM_MSG_NEWSA', 'XFRM_MSG_NEWSA', 'XFRM_MSG_NEWPOLICY']);
+  assert.equal(k.sas.size, 2);
+  await c.removeChild(child);
+  // Any other UPDSA failure is not papered over, and the install still rolls back.
+  k.failOn = (m) => (m.hdr.nlmsg_type === C.XFRM_MSG_UPDSA ? 22 : 0);
+  await assert.rejects(c.installChild({ sas: [{ ...inSa, allocated: true }], policies: [] }), (e: unknown) => e instanceof XfrmInstallError && /EINVAL/.test(e.message));
+  assert.equal(k.sas.size, 0);
+  assert.equal(k.log.filter((x) => x === 'XFRM_MSG_NEWSA').length, 2, 'no NEWSA after EINVAL');
+});
+
 test('SaSpec → wire → SaSpec keeps every field (marks, if_id, encap, lifetimes, extra flags, selector)', () => {
   const s: SaSpec = {
     src: '2001:db8::1', dst: '2001:db8::2', spi: 7, proto: 'esp', mode: 'transport', reqid: 3,
