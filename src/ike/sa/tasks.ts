@@ -355,7 +355,8 @@ async function onIkeRekey(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstandin
   const collision = sa.ikeCollision;
   sa.ikeCollision = null;
   if (!r.ok) {
-    if (collision) { adoptSuccessor(e, sa, collision.peerSa); return; }
+    // Ours failed, the peer's went through: its SA is the successor, and the peer deletes the old one.
+    if (collision) { adoptSuccessor(e, sa, collision.peerSa); awaitOldIkeDelete(e, sa); return; }
     if (!r.temporary) e.failure(sa.peer, r.failure);
     if (sa.state.tag === 'established') sa.timers.rekey = e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'ike-rekey' })); });
     return;
@@ -364,11 +365,18 @@ async function onIkeRekey(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstandin
   e.register(fresh);
   if (collision && ourRekeyLoses([scratch.ni, fresh.nr], collision.nonces)) {
     adoptSuccessor(e, sa, collision.peerSa);
+    awaitOldIkeDelete(e, sa); // the winner deletes the old IKE SA
     fresh.state = { tag: 'rekeyed', successor: collision.peerSa };
     queueTask(e, fresh, { kind: 'ike-delete', reason: 'redundant' });
     return;
   }
   adoptSuccessor(e, sa, fresh);
+  if (collision) {
+    // We won (§2.8.1): the peer's new IKE SA is redundant and the peer deletes it. It is superseded,
+    // not live: its Delete retires it quietly (no ike-down), and it goes on its own if none comes.
+    collision.peerSa.state = { tag: 'rekeyed', successor: fresh };
+    awaitOldIkeDelete(e, collision.peerSa);
+  }
   queueTask(e, sa, { kind: 'ike-delete', reason: 'rekeyed' });
 }
 

@@ -296,3 +296,39 @@ test('simultaneous IKE rekey under many nonce orders: one IKE SA, children intac
     assert.equal(p.alice.engine.status().peers[0]?.ike?.state, 'established');
   }
 });
+
+test('simultaneous IKE rekey: the peer\'s redundant IKE SA is retired quietly by its Delete, or after a timeout when the Delete never comes; no ike-down on either side (RFC 7296 §2.8.1)', async () => {
+  // Found while testing collisions against charon: the winner kept the loser's redundant SA as a
+  // live, established IKE SA, so the loser's Delete of it surfaced as ike-down "peer-deleted"
+  // (logged as "IKE SA down" by the agent), and without that Delete it stayed forever.
+  const ike = { proposals: ['aes256gcm16-prfsha256-x25519'], rekeyTimeMs: HOUR };
+  const long = { rekeyTimeMs: 3 * HOUR, lifeTimeMs: 4 * HOUR };
+  const downs = (p: Pair) => [...p.alice.events, ...p.bob.events].filter((e) => e.type === 'ike-down' || e.type === 'child-down');
+  for (const seeds of [[11, 22], [22, 11]] as const) {
+    const p = new Pair({ seeds, alice: { ike }, bob: { ike }, aliceChildren: [child(long)], bobChildren: [child(long, 'bob')] });
+    await p.connect();
+    await p.advance(HOUR + 60_000);
+    assert.deepEqual(downs(p), [], `seeds ${seeds.join(',')}: Deletes delivered`);
+    assert.equal(p.alice.engine.status().peers[0]?.ike?.ikeSpis, p.bob.engine.status().peers[0]?.ike?.ikeSpis);
+
+    // The same collision with every Delete held back past REKEYED_SA_TIMEOUT_MS and the Delete
+    // requests' own retransmission limit, then delivered late (no DPD: its requests would be held too).
+    const noDpd = { intervalMs: 0, action: 'restart' } as const;
+    const q = new Pair({ seeds, alice: { ike, dpd: noDpd }, bob: { ike, dpd: noDpd }, aliceChildren: [child(long)], bobChildren: [child(long, 'bob')] });
+    await q.connect();
+    q.net.fate = (x) => (x.exchange === ExchangeType.INFORMATIONAL && !x.response ? 'hold' : 'deliver');
+    await q.advance(HOUR + 300_000);
+    assert.ok(q.net.held.length >= 2, 'the Deletes were sent (and held)');
+    q.net.fate = () => 'deliver';
+    const dropsBefore = (q.alice.engine.status().drops['unknown-spi'] ?? 0) + (q.bob.engine.status().drops['unknown-spi'] ?? 0);
+    q.net.releaseHeld(false);
+    await q.net.pump();
+    assert.deepEqual(downs(q), [], `seeds ${seeds.join(',')}: Deletes that never came`);
+    const dropsAfter = (q.alice.engine.status().drops['unknown-spi'] ?? 0) + (q.bob.engine.status().drops['unknown-spi'] ?? 0);
+    assert.ok(dropsAfter - dropsBefore >= 2, `the late Deletes found the old and the redundant SA already gone (${dropsAfter - dropsBefore} dropped)`);
+    assert.equal(q.alice.engine.status().peers[0]?.ike?.ikeSpis, q.bob.engine.status().peers[0]?.ike?.ikeSpis);
+    assert.ok(mirrored(q.alice.kernel, q.bob.kernel), 'mirrored(q.alice.kernel, q.bob.kernel)');
+    await q.advance(HOUR);
+    assert.equal(q.alice.engine.status().peers[0]?.ike?.state, 'established');
+  }
+});
