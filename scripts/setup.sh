@@ -9,8 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 
+# libstrongswan-standard-plugins carries charon's openssl and gcm plugins (ECP groups, AES-GCM, RSA-PSS):
+# strongswan-charon only recommends it, and --no-install-recommends would leave it out.
 pkgs=(iproute2 iputils-ping strongswan-charon strongswan-swanctl libcharon-extra-plugins
-      libstrongswan-extra-plugins strongswan-pki qemu-system-x86 cpio kmod tcpdump strace openssl curl
+      libstrongswan-standard-plugins libstrongswan-extra-plugins strongswan-pki qemu-system-x86 cpio kmod tcpdump strace openssl curl
       make g++ python3)
 missing=()
 for p in "${pkgs[@]}"; do

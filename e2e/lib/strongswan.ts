@@ -38,10 +38,14 @@ export class StrongSwan {
 
   private constructor(ns: Netns, dir: string) { this.ns = ns; this.dir = dir; }
 
-  static available(): boolean { return existsSync('/usr/lib/ipsec/charon') && existsSync('/usr/sbin/swanctl'); }
+  /** charon, swanctl and the plugins PLUGINS names that other packages ship (openssl: ECP, RSA-PSS; gcm). */
+  static available(): boolean {
+    return existsSync('/usr/lib/ipsec/charon') && existsSync('/usr/sbin/swanctl')
+      && existsSync('/usr/lib/ipsec/plugins/libstrongswan-openssl.so') && existsSync('/usr/lib/ipsec/plugins/libstrongswan-gcm.so');
+  }
 
   static async start(scope: Scope | null, ns: Netns, opts: SwanOptions): Promise<StrongSwan> {
-    if (!StrongSwan.available()) throw new Error('strongSwan is not installed (apt-get install strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins)');
+    if (!StrongSwan.available()) throw new Error('strongSwan is not installed (apt-get install strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins libstrongswan-extra-plugins)');
     const dir = mkdtempSync(join(tmpdir(), 'kipsec-swan-'));
     const s = new StrongSwan(ns, dir);
     scope?.after(() => s.stop());
