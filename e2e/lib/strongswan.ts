@@ -88,8 +88,8 @@ export class StrongSwan {
   }
 
   /** swanctl against this charon, with this charon's swanctl dir for credentials. */
-  swanctl(args: readonly string[], check = true): Promise<RunResult> {
-    return this.ns.run('env', [`SWANCTL_DIR=${this.dir}`, 'swanctl', ...args, '--uri', `unix://${this.dir}/charon.vici`], { check, timeoutMs: 30_000 });
+  swanctl(args: readonly string[], check = true, timeoutMs = 30_000): Promise<RunResult> {
+    return this.ns.run('env', [`SWANCTL_DIR=${this.dir}`, 'swanctl', ...args, '--uri', `unix://${this.dir}/charon.vici`], { check, timeoutMs });
   }
 
   async load(): Promise<void> {
@@ -103,7 +103,8 @@ export class StrongSwan {
   }
 
   async initiate(child: string, timeoutSec = 20): Promise<RunResult> {
-    return this.swanctl(['--initiate', '--child', child, '--timeout', String(timeoutSec)], false);
+    // swanctl's own --timeout must end first, or the 30 s default bound kills it with no output.
+    return this.swanctl(['--initiate', '--child', child, '--timeout', String(timeoutSec)], false, (timeoutSec + 30) * 1000);
   }
 
   async listSas(): Promise<string> { return (await this.swanctl(['--list-sas'])).stdout; }
