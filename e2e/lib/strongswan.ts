@@ -27,6 +27,8 @@ export interface SwanOptions {
   logLevels?: Readonly<Record<string, number>>;
   /** Extra lines inside charon { } of strongswan.conf. */
   charonExtra?: string;
+  /** Prefix each log line with the connection name and IKE SA number (`<conn|1>`), to tell tunnels apart. */
+  logIkeName?: boolean;
 }
 
 const PLUGINS = 'random nonce openssl pem pkcs1 pkcs8 x509 revocation constraints pubkey curve25519 gmp hmac gcm aes sha1 sha2 kdf chapoly socket-default vici updown';
@@ -65,6 +67,7 @@ export class StrongSwan {
     log {
       path = ${dir}/charon.log
       time_format = %H:%M:%S
+      ike_name = ${opts.logIkeName ? 'yes' : 'no'}
       ${levelLines}
     }
   }

@@ -10,7 +10,11 @@ export interface SwanConn {
   readonly espProposals: string;
   readonly startAction?: 'none' | 'trap' | 'start';
   /** 'psk' (secret in the secrets section) or certificate file names in x509/ and the CA in x509ca/. */
-  readonly auth: { readonly psk: string } | { readonly cert: string; readonly remoteId: string; readonly localId: string };
+  readonly auth: { readonly psk: string } | {
+    readonly cert: string; readonly remoteId: string; readonly localId: string;
+    /** swanctl `auth` values (default `pubkey`), e.g. `rsa/pss-sha384` to make charon sign with RSASSA-PSS. */
+    readonly localAuth?: string; readonly remoteAuth?: string;
+  };
   readonly extra?: string;
   readonly childExtra?: string;
   /** Override remote_addrs (e.g. %any behind NAT) and the peer's PSK identity. */
@@ -21,8 +25,8 @@ export interface SwanConn {
 export function swanctlConf(conns: readonly SwanConn[]): string {
   const connections = conns.map((c) => {
     const cert = 'cert' in c.auth ? c.auth : undefined;
-    const local = cert ? `auth = pubkey\n      certs = ${cert.cert}\n      id = "${cert.localId}"` : `auth = psk\n      id = ${c.local}`;
-    const remote = cert ? `auth = pubkey\n      id = "${cert.remoteId}"` : `auth = psk\n      id = ${c.remotePskId ?? c.remote}`;
+    const local = cert ? `auth = ${cert.localAuth ?? 'pubkey'}\n      certs = ${cert.cert}\n      id = "${cert.localId}"` : `auth = psk\n      id = ${c.local}`;
+    const remote = cert ? `auth = ${cert.remoteAuth ?? 'pubkey'}\n      id = "${cert.remoteId}"` : `auth = psk\n      id = ${c.remotePskId ?? c.remote}`;
     return `  ${c.name} {
     version = 2
     local_addrs = ${c.local}
