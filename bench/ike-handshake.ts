@@ -35,7 +35,7 @@ const kernel = (): KernelIpsec => {
     allocSpi: () => Promise.resolve(spi++), releaseSpi: () => Promise.resolve(), installChildSa: () => Promise.resolve(),
     updateChildSa: () => Promise.resolve(), deleteChildSa: () => Promise.resolve(),
     queryCounters: () => Promise.resolve({ inboundBytes: 0n, inboundPackets: 0n, outboundBytes: 0n, outboundPackets: 0n, lastInboundMs: null }),
-    installTrap: () => Promise.resolve(), removeTrap: () => Promise.resolve(),
+    installTrap: () => Promise.resolve(), removeTrap: () => Promise.resolve(), restoreChildSa: () => Promise.resolve(false),
   };
 };
 

@@ -69,7 +69,7 @@ const INERT_KERNEL: KernelIpsec = {
   allocSpi: () => Promise.reject(new Error('dry run')), releaseSpi: () => Promise.resolve(), installChildSa: () => Promise.reject(new Error('dry run')),
   updateChildSa: () => Promise.resolve(), deleteChildSa: () => Promise.resolve(),
   queryCounters: () => Promise.resolve({ inboundBytes: 0n, inboundPackets: 0n, outboundBytes: 0n, outboundPackets: 0n, lastInboundMs: null }),
-  installTrap: () => Promise.resolve(), removeTrap: () => Promise.resolve(),
+  installTrap: () => Promise.resolve(), removeTrap: () => Promise.resolve(), restoreChildSa: () => Promise.resolve(false),
 };
 
 export class Agent {

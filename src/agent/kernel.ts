@@ -11,7 +11,7 @@
 // gets outboundActive=false: its outbound state waits until updateChildSa({activateOutbound}).
 import { errorMessage } from '../common/errors.js';
 import type {
-  ChildSaCounters, KernelChildSa, KernelChildSaRef, KernelChildSaUpdate, KernelIpsec, KernelPolicy, KernelSa, KernelTrap, TrafficSelector as IkeTs,
+  ChildSaCounters, KernelChildSa, KernelChildSaRef, KernelChildSaUpdate, KernelIpsec, KernelPolicy, KernelSa, KernelTrap, RestoredChildSa, TrafficSelector as IkeTs,
 } from '../ike/ports.js';
 import type { AllocSpiRequest, InstalledChild, PolicyId, PolicySpec, PolicyState, SaAe, SaId, SaSpec, SaState } from '../xfrm/index.js';
 import { XfrmNotFoundError } from '../xfrm/index.js';
@@ -232,6 +232,36 @@ export class XfrmKernel implements KernelIpsec {
     };
   }
 
+  /**
+   * Kernel state read once for the restoreChildSa calls of a restart (the daemon's start-up scan),
+   * so resuming N Child SAs does not dump the SA table N times. null: each call reads the kernel.
+   */
+  useKernelView(view: { readonly sas: readonly SaState[]; readonly policies: readonly PolicyState[] } | null): void { this.#view = view; }
+  #view: { readonly sas: readonly SaState[]; readonly policies: readonly PolicyState[] } | null = null;
+
+  async restoreChildSa(r: RestoredChildSa): Promise<boolean> {
+    const view = this.#view ?? { sas: await this.#o.xfrm.listSas(), policies: await this.#o.xfrm.listPolicies() };
+    const reqid = this.#o.reqidOf(r.ref.peer, r.ref.child);
+    // Keyed ESP states of this tunnel only: a larval ALLOCSPI state or someone else's SA is not it.
+    const find = (src: string, dst: string, spi: number): SaState | undefined => view.sas.find((x) =>
+      x.spi === spi >>> 0 && x.src === src && x.dst === dst && (x.proto ?? 'esp') === 'esp' && x.reqid === reqid && (x.aead !== undefined || x.crypt !== undefined));
+    const inbound = find(r.ref.remote, r.ref.local, r.ref.inboundSpi);
+    const outbound = find(r.ref.local, r.ref.remote, r.ref.outboundSpi);
+    if (!inbound) return false;
+    let out: SaSpec;
+    if (outbound) out = specOf(outbound);
+    else if (r.pendingOutbound) out = toSaSpec(r.pendingOutbound, r, reqid);
+    else return false;
+    const policies = view.policies.filter((p) => p.templates?.some((t) => t.reqid === reqid)).map(policySpecOf);
+    this.#engineReqid.set(reqid, r.ref.reqid);
+    this.#children.set(key(r.ref.local, r.ref.inboundSpi), {
+      peer: r.ref.peer, child: r.ref.child, reqid, inbound: specOf(inbound), outbound: out, outboundInstalled: outbound !== undefined, policies,
+      lastInboundBytes: inbound.current.bytes, lastInboundMs: null,
+    });
+    this.#o.log.info({ peer: r.ref.peer, child: r.ref.child, reqid, spiIn: hex(r.ref.inboundSpi), spiOut: hex(r.ref.outboundSpi), outboundActive: outbound !== undefined }, 'child SA resumed from the kernel');
+    return true;
+  }
+
   async installTrap(trap: KernelTrap): Promise<void> {
     const reqid = this.#o.reqidOf(trap.peer, trap.child);
     this.#engineReqid.set(reqid, trap.reqid);
@@ -249,6 +279,17 @@ export class XfrmKernel implements KernelIpsec {
     if (this.#stillUsed(t.reqid)) return;
     for (const p of t.policies) await this.#o.xfrm.deletePolicy(policyId(p)).catch(ignoreMissing);
   }
+}
+
+/** The spec part of a dumped state (what updateSa needs), without counters. */
+function specOf(x: SaState): SaSpec {
+  const { current: _c, stats: _s, ...spec } = x;
+  return spec;
+}
+
+function policySpecOf(p: PolicyState): PolicySpec {
+  const { current: _c, index: _i, ...spec } = p;
+  return spec;
 }
 
 export function hex(spi: number): string { return (spi >>> 0).toString(16).padStart(8, '0'); }

@@ -16,11 +16,14 @@
 // Every method is safe to call with any input: network bytes never make `receive` throw or reject
 // (bad input is dropped and counted in status().drops, or answered with a notify).
 import type { KipsecError } from '../common/errors.js';
+import type { SecretBytes } from '../common/secret.js';
 import type { EnginePorts, Endpoint, IkeFailure, KernelChildSaRef, EspAlgorithms, IpsecMode, UdpEncap } from './ports.js';
 import type { EngineOptions, PeerConfig } from './sa/config.js';
 import { EngineCore } from './sa/core.js';
+import type { RestoreResult } from './sa/restore.js';
 
 export type { EngineOptions, PeerConfig, ChildConfig, PeerAuth, IkeIdentity, DpdConfig } from './sa/config.js';
+export type { RestoreResult } from './sa/restore.js';
 
 /** IKE SA states as status() reports them (the internal state unions are finer-grained). */
 export type IkeSaStateName =
@@ -63,6 +66,8 @@ export interface IkeSaStatus {
   readonly natDetected: { readonly local: boolean; readonly remote: boolean };
   readonly establishedAtMs: number | null;
   readonly rekeyAtMs: number | null;
+  /** When a restarted engine resumed this SA from a checkpoint (restore()); null if negotiated by this process. */
+  readonly resumedAtMs: number | null;
   readonly children: readonly ChildSaStatus[];
 }
 
@@ -172,6 +177,15 @@ export class IkeEngine {
 
   /** Kernel soft (rekey) or hard (gone) expire for the inbound SA with this SPI. */
   expired(inboundSpi: number, hard: boolean): void { this.#core.expired(inboundSpi, hard); }
+
+  /**
+   * Resume IKE SAs a previous process checkpointed (EnginePorts.checkpoints; src/ike/sa/checkpoint.ts)
+   * before start(): the same SPIs, keys and message IDs, their Child SAs taken over from the kernel
+   * (KernelIpsec.restoreChildSa). A checkpoint that does not decode, or no longer fits the peer
+   * configs, is refused with the reason and removed from the store; hand the Child SAs no resumed
+   * SA took over to adopt(). Never throws for bad checkpoint data.
+   */
+  restore(checkpoints: readonly { readonly id: string; readonly data: SecretBytes }[]): Promise<readonly RestoreResult[]> { return this.#core.restore(checkpoints); }
 
   /** Keep Child SAs installed by a previous process; see AdoptedChildSa. Then initiate/respond as usual. */
   adopt(peer: string, children: readonly AdoptedChildSa[]): void { this.#core.adopt(peer, children); }

@@ -216,6 +216,38 @@ export interface KernelIpsec {
   queryCounters(ref: KernelChildSaRef): Promise<ChildSaCounters>;
   installTrap(trap: KernelTrap): Promise<void>;
   removeTrap(trap: { readonly peer: string; readonly child: string; readonly reqid: number }): Promise<void>;
+  /**
+   * After a restart, take over a Child SA a previous process installed, so that updates, deletes,
+   * counters and expire events work on it as if this process had installed it. `pendingOutbound`
+   * is the outbound state of a rekey responder that was not activated yet (the kernel does not
+   * have it; see KernelChildSa.outboundActive). Resolves false when the kernel no longer holds the
+   * inbound state, or the outbound one when it is not pending: the Child SA is gone.
+   */
+  restoreChildSa(sa: RestoredChildSa): Promise<boolean>;
+}
+
+export interface RestoredChildSa {
+  readonly ref: KernelChildSaRef;
+  readonly mode: IpsecMode;
+  readonly ifId: number | null;
+  readonly mark: { readonly value: number; readonly mask: number } | null;
+  readonly pendingOutbound: KernelSa | null;
+}
+
+// ───────────────────────────── checkpoints ─────────────────────────────
+
+/**
+ * Durable storage for IKE SA checkpoints (sa/checkpoint.ts): a daemon that crashed or was killed
+ * resumes its IKE SAs from them instead of negotiating new ones, which the peer would switch to
+ * before our side could receive on them (DESIGN.md §9). The engine calls save() synchronously
+ * before any datagram of that IKE SA leaves, so the stored message IDs are never behind the wire.
+ * The data holds key material: store it readable by the owner only and never log it.
+ * Optional: without a store nothing is saved and a restarted daemon re-establishes IKE.
+ */
+export interface CheckpointStore {
+  /** Replace checkpoint `id` (the IKE SA's own SPI, 16 hex digits) atomically. May throw: the engine reports it and goes on. */
+  save(id: string, data: SecretBytes): void;
+  remove(id: string): void;
 }
 
 // ───────────────────────────── events ─────────────────────────────
@@ -280,4 +312,5 @@ export interface EnginePorts {
   readonly random: Random;
   readonly events: EventSink;
   readonly log?: EngineLogger;
+  readonly checkpoints?: CheckpointStore;
 }

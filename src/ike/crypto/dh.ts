@@ -21,6 +21,11 @@ export interface KeyShare {
   readonly publicValue: Uint8Array;
   /** g^ir for the peer's KE data; throws InvalidKeyExchangeError for an invalid public value. */
   computeSharedSecret(peerPublicValue: Uint8Array): SecretBytes;
+  /**
+   * The private value, for keyShareFromPrivate: a restarted daemon finishes an exchange that was in
+   * flight when it stopped (src/ike/sa/checkpoint.ts). Key material: stays inside SecretBytes.
+   */
+  exportPrivate(): SecretBytes;
 }
 
 export interface KeyShareOptions {
@@ -130,6 +135,7 @@ function modpShare(info: DhGroupInfo, draw: (n: number) => Uint8Array): KeyShare
   return {
     group: info.id,
     publicValue,
+    exportPrivate: () => new SecretBytes(new Uint8Array(x)),
     computeSharedSecret(peer) {
       validatePeerPublicValue(info.id, peer, true);
       const s = dh.computeSecret(Buffer.from(peer.buffer, peer.byteOffset, peer.byteLength));
@@ -196,6 +202,7 @@ function ecpShare(info: DhGroupInfo, draw: (n: number) => Uint8Array, fixed = fa
   return {
     group: info.id,
     publicValue,
+    exportPrivate: () => new SecretBytes(leftPad(ecdh.getPrivateKey(), c.coordLen)),
     computeSharedSecret(peer) {
       validatePeerPublicValue(info.id, peer);
       let s: Buffer;
@@ -224,9 +231,11 @@ function x25519Share(priv: Uint8Array): KeyShare {
   if (priv.length !== 32) throw new InvalidKeyExchangeError(DhId.CURVE25519, `private key is ${priv.length} octets, want 32`);
   const privateKey: KeyObject = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: b64u(priv), x: B64U_ZERO32 }, format: 'jwk' });
   const publicValue = new Uint8Array(Buffer.from(createPublicKey(privateKey).export({ format: 'jwk' }).x ?? '', 'base64url'));
+  const own = new Uint8Array(priv);
   return {
     group: DhId.CURVE25519,
     publicValue,
+    exportPrivate: () => new SecretBytes(new Uint8Array(own)),
     computeSharedSecret(peer) {
       validatePeerPublicValue(DhId.CURVE25519, peer);
       let s: Buffer;

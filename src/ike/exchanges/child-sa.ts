@@ -122,7 +122,7 @@ export function buildChild(ctx: Ctx, sa: IkeSa, a: {
     runtime: c, state: { tag: 'installed' }, ref, mode: a.mode, suiteText,
     localTs: a.localTs, remoteTs: a.remoteTs, encap: encap.outbound, ni: a.ni, nr: a.nr,
     installedAtMs: now, rekeyAtMs: now + c.config.rekeyTimeMs - jitter, expiresAtMs: now + c.config.lifeTimeMs,
-    outboundPending: !a.outboundActive, collision: null, timers: [],
+    outboundPending: !a.outboundActive, pendingOutbound: a.outboundActive ? null : outbound, collision: null, timers: [],
   };
   return { child, install };
 }

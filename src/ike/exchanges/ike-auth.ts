@@ -86,7 +86,7 @@ export async function buildAuthRequest(ctx: Ctx, sa: IkeSa): Promise<{ payloads:
   const payloads: IkePayload[] = [
     idi,
     ...certPayloads(peer),
-    ...(ctx.hasOtherIkeSa(sa) ? [] : [notify(NotifyStatus.INITIAL_CONTACT)]),
+    ...(ctx.initialContact(sa) ? [notify(NotifyStatus.INITIAL_CONTACT)] : []),
     ...(peer.config.auth.method === 'certificate' ? [{ kind: 'certreq' as const, encoding: CertEncoding.X509_CERT_SIGNATURE, authorities: new Uint8Array(0) }] : []),
     ...(peer.config.remote.id ? [idPayloadOf('idr', peer.config.remote.id)] : []),
     authPayload(sa, 'initiator', idi),

@@ -21,13 +21,12 @@ import { cookieData, cookieNotify, invalidKeGroup, invalidKeNotify, natDetection
 import { DEFAULT_SIGNATURE_HASHES } from '../crypto/auth.js';
 import { createKeyShare, type KeyShare } from '../crypto/dh.js';
 import { deriveIkeSaKeys, type IkeSaKeys, type IkeSuite } from '../crypto/keys.js';
-import { createPrf } from '../crypto/prf.js';
-import { createSkPair } from '../crypto/sk.js';
 import { acceptsDhGroup, dhGroupOf, fromSaProposal, ikeSuiteOf, selectedToSaProposal, toSaProposals } from '../policy/convert.js';
 import { describeProposal } from '../policy/proposal.js';
 import { checkProposalReply, selectProposal, type SelectedProposal } from '../policy/select.js';
 import { formatProposal } from '../policy/proposal.js';
 import type { Endpoint, IkeFailure } from '../ports.js';
+import { ikeKeysOf } from '../sa/ike-keys.js';
 import { addressBytes, suiteText } from '../sa/memo.js';
 import { ikeFailure, type Ctx } from '../sa/context.js';
 import { MAX_INIT_RETRIES, NONCE_BYTES } from '../sa/defaults.js';
@@ -93,8 +92,7 @@ export type InitOutcome =
   | { readonly kind: 'drop'; readonly reason: string };
 
 function keysFor(sa: IkeSa, suite: IkeSuite, sel: SelectedProposal, raw: IkeSaKeys, ctx: Ctx, group: number): IkeKeys {
-  const pair = createSkPair(suite, raw, sa.role, ctx.random);
-  return { suite, suiteText: suiteText('ike', sel.transforms), dhGroup: group, prf: createPrf(suite.prfId), skD: raw.skD, skPi: raw.skPi, skPr: raw.skPr, out: pair.outbound, in: pair.inbound };
+  return ikeKeysOf({ suite, suiteText: suiteText('ike', sel.transforms), dhGroup: group, raw, role: sa.role, random: ctx.random });
 }
 
 /** Initiator: message 2 arrived. */

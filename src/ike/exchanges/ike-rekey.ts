@@ -14,14 +14,13 @@ import { notify } from '../codec/payloads/notify.js';
 import { invalidKeNotify } from '../codec/payloads/notify-data.js';
 import { createKeyShare, type KeyShare } from '../crypto/dh.js';
 import { deriveRekeyedIkeSaKeys, type IkeSuite } from '../crypto/keys.js';
-import { createPrf } from '../crypto/prf.js';
-import { createSkPair } from '../crypto/sk.js';
 import { dhGroupOf, fromSaProposal, ikeSuiteOf, selectedToSaProposal, toSaProposals } from '../policy/convert.js';
 import { formatProposal } from '../policy/proposal.js';
 import { checkProposalReply, selectProposal, type SelectedProposal } from '../policy/select.js';
 import type { IkeFailure } from '../ports.js';
 import { ikeFailure, type Ctx } from '../sa/context.js';
 import { NONCE_BYTES } from '../sa/defaults.js';
+import { ikeKeysOf } from '../sa/ike-keys.js';
 import { suiteText } from '../sa/memo.js';
 import type { IkeRekeyScratch, IkeSa } from '../sa/ike-sa.js';
 import { spiBytes } from './ike-init.js';
@@ -37,15 +36,14 @@ export function successorSa(ctx: Ctx, old: IkeSa, role: 'initiator' | 'responder
     peerHashes: old.peerHashes, initRequest: null, initResponse: null, ni: new Uint8Array(0), nr: new Uint8Array(0),
     selected: null, remoteId: old.remoteId, nextRequestId: 0, outstanding: null, pending: [], expectedRequestId: 0,
     lastResponse: null, fragments: null, children: new Map(), ikeCollision: null, createdAtMs: now, establishedAtMs: now, upSerial: ctx.newSerial(),
-    rekeyAtMs: null, lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
+    rekeyAtMs: null, resumedAtMs: null, lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
   };
 }
 
 function installKeys(ctx: Ctx, old: IkeSa, sa: IkeSa, sel: SelectedProposal, suite: IkeSuite, secret: SecretBytes, ni: Uint8Array, nr: Uint8Array, group: number): void {
   const oldKeys = old.keys!;
   const raw = deriveRekeyedIkeSaKeys({ suite, sharedSecret: secret, ni, nr, spiI: spiBytes(sa.spiI), spiR: spiBytes(sa.spiR), oldPrfId: oldKeys.suite.prfId, oldSkD: oldKeys.skD });
-  const pair = createSkPair(suite, raw, sa.role, ctx.random);
-  sa.keys = { suite, suiteText: suiteText('ike', sel.transforms), dhGroup: group, prf: createPrf(suite.prfId), skD: raw.skD, skPi: raw.skPi, skPr: raw.skPr, out: pair.outbound, in: pair.inbound };
+  sa.keys = ikeKeysOf({ suite, suiteText: suiteText('ike', sel.transforms), dhGroup: group, raw, role: sa.role, random: ctx.random });
   sa.selected = sel; sa.ni = ni; sa.nr = nr;
 }
 

@@ -32,8 +32,8 @@ export interface Ctx {
   /** Make `sa` reachable by its SPI (after SPIs change or a rekey creates it). */
   register(sa: IkeSa): void;
   newSerial(): number;
-  /** Another established IKE SA with the same peer exists (decides INITIAL_CONTACT, RFC 7296 §2.4). */
-  hasOtherIkeSa(sa: IkeSa): boolean;
+  /** Whether IKE_AUTH may say INITIAL_CONTACT (RFC 7296 §2.4): we hold no other state with this peer. */
+  initialContact(sa: IkeSa): boolean;
 }
 
 /** Shorthand for building failures with every field present. */

@@ -2,7 +2,9 @@
 // datagram intake (decode → window/response-cache → decrypt/reassemble → payload rules →
 // exchange step), per-SA serialisation, and status. Initiated exchanges are in tasks.ts,
 // answered ones in responder.ts, SA lifecycle in lifecycle.ts.
+import { createHash } from 'node:crypto';
 import { ConfigError, errorMessage, KipsecError, ParseError } from '../../common/errors.js';
+import { SecretBytes } from '../../common/secret.js';
 import type { Clock, Random } from '../../common/time.js';
 import { ExchangeType } from '../constants.js';
 import { checkInnerPayloads, checkOuterPayloads } from '../codec/rules.js';
@@ -19,7 +21,9 @@ import type { EngineOptions, PeerConfig } from './config.js';
 import type { Ctx, ResolvedOptions } from './context.js';
 import * as D from './defaults.js';
 import { identityText } from './identity.js';
-import { ikeSpisText, ourSpi, type ChildSa, type IkeSa, type PeerRuntime, type Task } from './ike-sa.js';
+import { encodeCheckpoint, snapshotSa } from './checkpoint.js';
+import { ikeSpisText, ourSpi, spiHex, type ChildSa, type IkeSa, type PeerRuntime, type Task } from './ike-sa.js';
+import { restoreSas, type RestoreResult } from './restore.js';
 import { isLive, removeChild, teardown } from './lifecycle.js';
 import { answerMalformed, answerUndecodableInit, handleInitRequest, handleRequest } from './responder.js';
 import { handleResponse, queueTask, startInitiator } from './tasks.js';
@@ -104,13 +108,67 @@ export class EngineCore implements Ctx {
     this.register(sa);
   }
   unregister(sa: IkeSa): void {
-    if (this.sas.get(ourSpi(sa)) === sa) this.sas.delete(ourSpi(sa));
+    if (this.sas.get(ourSpi(sa)) === sa) { this.sas.delete(ourSpi(sa)); this.#forget(spiHex(ourSpi(sa))); }
     const set = this.#byPeer.get(sa.peer.config.name);
     if (set) { set.delete(sa); if (set.size === 0) this.#byPeer.delete(sa.peer.config.name); }
     for (const [k, v] of this.initIndex) if (v === sa) this.initIndex.delete(k);
   }
   newSerial(): number { return ++this.#serial; }
-  hasOtherIkeSa(sa: IkeSa): boolean { return this.liveSas(sa.peer.config.name).some((s) => s !== sa && s.state.tag === 'established'); }
+  /**
+   * RFC 7296 §2.4: INITIAL_CONTACT tells the peer we hold no other state with it. Not true while
+   * another IKE SA with it is up, nor while Child SAs adopted from a previous process still carry
+   * traffic: the peer must keep its side of those until their successors are installed.
+   */
+  initialContact(sa: IkeSa): boolean {
+    if (this.liveSas(sa.peer.config.name).some((s) => s !== sa && s.state.tag === 'established')) return false;
+    return (this.adopted.get(sa.peer.config.name)?.length ?? 0) === 0;
+  }
+
+  // ───────────── checkpoints (checkpoint.ts) ─────────────
+
+  /** Digest of what the store holds per checkpoint id, so an unchanged SA is not written again. */
+  readonly #saved = new Map<string, string>();
+
+  /**
+   * Save `sa`'s checkpoint if it changed (or remove it once the SA is not resumable). Called before
+   * any of its datagrams leave, so the stored message IDs are never behind the wire.
+   */
+  persist(sa: IkeSa): void {
+    const store = this.ports.checkpoints;
+    if (!store || this.#closed) return;
+    const id = spiHex(ourSpi(sa));
+    const cp = this.sas.get(ourSpi(sa)) === sa ? snapshotSa(sa) : null;
+    if (cp === null) { this.#forget(id); return; }
+    const data = encodeCheckpoint(cp);
+    const digest = createHash('sha256').update(data).digest('base64');
+    if (this.#saved.get(id) === digest) { data.fill(0); return; }
+    try {
+      store.save(id, new SecretBytes(data));
+      this.#saved.set(id, digest);
+    } catch (err) {
+      this.#saved.delete(id);
+      this.drop('checkpoint-failed');
+      this.log?.warn({ peer: sa.peer.config.name, ikeSpis: ikeSpisText(sa), err: errorMessage(err) }, 'IKE SA checkpoint not saved: a restart will re-establish this SA');
+    } finally { data.fill(0); }
+  }
+
+  /** persist() every SA of the peer: an exchange can change two of them (IKE rekey). */
+  persistPeer(peer: string): void {
+    if (!this.ports.checkpoints) return;
+    for (const sa of this.#byPeer.get(peer) ?? []) this.persist(sa);
+  }
+
+  #forget(id: string): void {
+    if (!this.#saved.delete(id) || this.#closed) return;
+    try { this.ports.checkpoints?.remove(id); } catch (err) { this.log?.warn({ id, err: errorMessage(err) }, 'IKE SA checkpoint not removed'); }
+  }
+
+  /** See IkeEngine.restore. */
+  async restore(items: readonly { readonly id: string; readonly data: SecretBytes }[]): Promise<RestoreResult[]> {
+    const results = await restoreSas(this, items);
+    for (const r of results) if (r.outcome === 'resumed') this.persistPeer(r.peer);
+    return results;
+  }
 
   drop(reason: string): void { this.drops[reason] = (this.drops[reason] ?? 0) + 1; }
 
@@ -408,7 +466,7 @@ function saStatus(sa: IkeSa): IkeSaStatus {
   return {
     state: STATE_NAME[sa.state.tag], role: sa.role, ikeSpis: ikeSpisText(sa), suite: sa.keys?.suiteText ?? null,
     local: sa.local, remote: sa.remote, localId: identityText(sa.peer.config.local.id), remoteId: sa.remoteId,
-    natDetected: { local: sa.natLocal, remote: sa.natRemote }, establishedAtMs: sa.establishedAtMs, rekeyAtMs: sa.rekeyAtMs,
+    natDetected: { local: sa.natLocal, remote: sa.natRemote }, establishedAtMs: sa.establishedAtMs, rekeyAtMs: sa.rekeyAtMs, resumedAtMs: sa.resumedAtMs,
     children: [...sa.children.values()].filter((c) => c.state.tag !== 'deleted').map(childStatus),
   };
 }

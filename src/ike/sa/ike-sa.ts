@@ -5,12 +5,12 @@
 import type { SecretBytes } from '../../common/secret.js';
 import type { TimerHandle } from '../../common/time.js';
 import type { KeyShare } from '../crypto/dh.js';
-import type { IkeSuite } from '../crypto/keys.js';
+import type { IkeSaKeys, IkeSuite } from '../crypto/keys.js';
 import type { Prf } from '../crypto/prf.js';
 import type { SkCipher } from '../crypto/sk.js';
 import type { PolicyProposal } from '../policy/proposal.js';
 import type { SelectedProposal } from '../policy/select.js';
-import type { Endpoint, IpsecMode, KernelChildSaRef, UdpEncap } from '../ports.js';
+import type { Endpoint, IpsecMode, KernelChildSaRef, KernelSa, UdpEncap } from '../ports.js';
 import type { ChildConfig, PeerConfig } from './config.js';
 import type { TsRange } from './ts.js';
 
@@ -49,6 +49,8 @@ export interface IkeKeys {
   readonly skPr: SecretBytes;
   readonly out: SkCipher;
   readonly in: SkCipher;
+  /** SK_a and SK_e of both directions, kept to checkpoint the SA (checkpoint.ts); `out`/`in` use them. */
+  readonly sk: Pick<IkeSaKeys, 'skAi' | 'skAr' | 'skEi' | 'skEr'>;
 }
 
 /**
@@ -89,6 +91,11 @@ export interface ChildSa {
   readonly expiresAtMs: number;
   /** Installed with outboundActive: false (rekey responder) and not yet activated. */
   outboundPending: boolean;
+  /**
+   * The outbound state the kernel has not been given yet while `outboundPending`, so a restarted
+   * daemon can still activate it (checkpoint.ts); null otherwise.
+   */
+  pendingOutbound: KernelSa | null;
   /**
    * RFC 7296 §2.8.1: we answered the peer's rekey of this SA while our own rekey of it was in
    * flight; the peer's new SA and the nonces of its exchange, for the comparison.
@@ -189,6 +196,8 @@ export interface IkeSa {
   /** Engine-wide order of establishment (ordering without relying on clock resolution). */
   upSerial: number | null;
   rekeyAtMs: number | null;
+  /** Set when a restarted engine resumed this SA from a checkpoint instead of negotiating it. */
+  resumedAtMs: number | null;
   lastInboundMs: number;
   timers: { rekey: TimerHandle | null; dpd: TimerHandle | null; halfOpen: TimerHandle | null; rekeyed: TimerHandle | null };
   /** Serialises everything that touches this SA (receive, timers, kernel awaits). */

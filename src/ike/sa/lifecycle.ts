@@ -100,7 +100,7 @@ export function resolveDuplicates(e: EngineCore, sa: IkeSa): void {
   for (const s of mine) e.queueTask(s, { kind: 'ike-delete', reason: 'duplicate' });
 }
 
-function scheduleChildTimers(e: EngineCore, child: ChildSa): void {
+export function scheduleChildTimers(e: EngineCore, child: ChildSa): void {
   const now = e.clock.now();
   child.timers.push(e.clock.setTimer(Math.max(0, child.rekeyAtMs - now), () => {
     const owner = e.ownerOf(child);
@@ -166,6 +166,7 @@ export async function removeChild(e: EngineCore, sa: IkeSa, child: ChildSa, reas
 export async function activateOutbound(e: EngineCore, child: ChildSa): Promise<void> {
   if (!child.outboundPending) return;
   child.outboundPending = false;
+  child.pendingOutbound = null;
   try { await e.kernel.updateChildSa(child.ref, { activateOutbound: true }); } catch (err) {
     e.log?.warn({ peer: child.ref.peer, child: child.ref.child, err: errorMessage(err) }, 'kernel outbound switch failed');
   }

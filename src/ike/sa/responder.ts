@@ -94,6 +94,7 @@ function sendResponse(e: EngineCore, sa: IkeSa, exchangeType: number, messageId:
   const datagrams = sealMessage(sa, headerFor(sa, exchangeType, messageId, true), payloads, mtuOf(sa));
   sa.lastResponse = { messageId, datagrams };
   sa.expectedRequestId = messageId + 1;
+  e.persistPeer(sa.peer.config.name);
   for (const d of datagrams) e.ports.transport.send(d, sa.remote, sa.local);
 }
 
@@ -141,9 +142,10 @@ export async function handleRequest(e: EngineCore, sa: IkeSa, m: IkeMessage, fro
         const r = respondIkeRekey(e, sa, m, sa.outstanding?.task.kind === 'ike-rekey');
         if (r.kind === 'refused') { sendResponse(e, sa, type, id, r.reply); if (r.failure) e.failure(sa.peer, r.failure); return; }
         e.register(r.sa);
-        sendResponse(e, sa, type, id, r.reply);
+        // Children move before the response leaves, so a checkpoint never shows them on an SA the peer has rekeyed.
         if (r.collision) sa.ikeCollision = { peerSa: r.sa, nonces: [r.sa.ni, r.sa.nr] };
         else { adoptSuccessor(e, sa, r.sa); awaitOldIkeDelete(e, sa); }
+        sendResponse(e, sa, type, id, r.reply);
         return;
       }
       const r = await respondCreateChild(e, sa, m);

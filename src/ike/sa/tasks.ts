@@ -31,7 +31,7 @@ export function newSa(e: EngineCore, peer: PeerRuntime, role: 'initiator' | 'res
     local, remote, natLocal: false, natRemote: false, fragmentation: false, peerHashes: null, initRequest: null, initResponse: null,
     ni: new Uint8Array(0), nr: new Uint8Array(0), selected: null, remoteId: null, nextRequestId: 0, outstanding: null, pending: [],
     expectedRequestId: 0, lastResponse: null, fragments: null, children: new Map(), ikeCollision: null, createdAtMs: now,
-    establishedAtMs: null, upSerial: null, rekeyAtMs: null, lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
+    establishedAtMs: null, upSerial: null, rekeyAtMs: null, resumedAtMs: null, lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
   };
 }
 
@@ -69,9 +69,10 @@ function send(e: EngineCore, sa: IkeSa, task: Task, exchangeType: number, payloa
 }
 
 /** Send (or resend) the outstanding request and schedule its retransmission. */
-function arm(e: EngineCore, sa: IkeSa, o: Outstanding): void {
+export function arm(e: EngineCore, sa: IkeSa, o: Outstanding): void {
   sa.outstanding = o;
   o.firstSentMs ??= e.clock.now();
+  e.persistPeer(sa.peer.config.name);
   for (const d of o.datagrams) e.ports.transport.send(d, sa.remote, sa.local);
   let wait = e.options.retransmitTimeoutMs * Math.pow(e.options.retransmitBase, o.tries);
   // dpd.timeout bounds a liveness check's total wait, whatever the retransmission schedule says.
@@ -197,6 +198,7 @@ export function adoptSuccessor(e: EngineCore, old: IkeSa, successor: IkeSa): voi
   old.state = { tag: 'rekeyed', successor };
   e.emit({ type: 'ike-rekeyed', peer: old.peer.config.name, oldIkeSpis: ikeSpisText(old), ikeSpis: ikeSpisText(successor), suite: successor.keys?.suiteText ?? '' });
   scheduleIkeTimers(e, successor);
+  e.persistPeer(successor.peer.config.name);
   if (successor.pending.length > 0) void e.enqueue(successor, () => next(e, successor));
 }
 
@@ -229,6 +231,8 @@ export async function handleResponse(e: EngineCore, sa: IkeSa, m: IkeMessage, da
     case 'dpd': break;
   }
   await next(e, sa);
+  // A response can change state without a request following it (IKE_AUTH done, child installed).
+  e.persistPeer(sa.peer.config.name);
 }
 
 async function onInit(e: EngineCore, sa: IkeSa, m: IkeMessage, datagram: Uint8Array, o: Outstanding): Promise<void> {

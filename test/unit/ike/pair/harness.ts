@@ -5,8 +5,9 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { ManualClock, SeededRandom, type TimerHandle } from '../../../../src/common/time.js';
 import { pskFrom } from '../../../../src/ike/crypto/auth.js';
 import { decodeMessage } from '../../../../src/ike/codec/message.js';
-import { IkeEngine, type ChildConfig, type EngineOptions, type PeerConfig } from '../../../../src/ike/engine.js';
-import type { ChildSaCounters, Endpoint, IkeEvent, KernelChildSa, KernelChildSaRef, KernelChildSaUpdate, KernelIpsec, KernelTrap, Transport } from '../../../../src/ike/ports.js';
+import { IkeEngine, type ChildConfig, type EngineOptions, type PeerConfig, type RestoreResult } from '../../../../src/ike/engine.js';
+import { SecretBytes } from '../../../../src/common/secret.js';
+import type { CheckpointStore, ChildSaCounters, Endpoint, IkeEvent, KernelChildSa, KernelChildSaRef, KernelChildSaUpdate, KernelIpsec, KernelTrap, RestoredChildSa, Transport } from '../../../../src/ike/ports.js';
 import { identityFromString } from '../../../../src/ike/sa/identity.js';
 import { buildCert, dn } from '../crypto/cert-builder.js';
 
@@ -34,6 +35,8 @@ export class FakeNet {
   /** Held back by a 'hold' fate; release with releaseHeld() (reordering). */
   held: Packet[] = [];
   fate: (p: Packet) => Fate = () => 'deliver';
+  /** Sees each datagram as it is sent, before any delivery (checks of what the sender stored). */
+  onSend: ((p: Packet) => void) | null = null;
   now: () => number = () => 0;
   /** A NAPT in front of `inside`: its packets leave from `outside` with mapped source ports. */
   nat: { readonly inside: string; readonly outside: string; readonly ports: Map<number, number> } | null = null;
@@ -57,6 +60,7 @@ export class FakeNet {
     let exchange = 0; let response = false; let messageId = -1; let firstPayload = 0;
     try { const m = decodeMessage(copy); exchange = m.header.exchangeType; response = m.header.response; messageId = m.header.messageId; firstPayload = copy[16] ?? 0; } catch { /* garbage is delivered as is */ }
     const p: Packet = { datagram: copy, from, to, exchange, response, messageId, firstPayload, atMs: this.now() };
+    this.onSend?.(p);
     this.log.push(p);
     this.queue.push(p);
   }
@@ -154,6 +158,13 @@ export class FakeKernel implements KernelIpsec {
   installTrap(trap: KernelTrap): Promise<void> { this.calls.push({ op: 'trap', arg: trap }); this.traps.push(trap); return Promise.resolve(); }
   removeTrap(trap: { peer: string; child: string; reqid: number }): Promise<void> { this.calls.push({ op: 'untrap', arg: trap }); return Promise.resolve(); }
 
+  /** The kernel outlives the engine: a restarted engine finds what is still installed. */
+  restoreChildSa(sa: RestoredChildSa): Promise<boolean> {
+    this.calls.push({ op: 'restore', arg: sa });
+    const s = this.installed.get(sa.ref.inboundSpi);
+    return Promise.resolve(s !== undefined && (s.active || sa.pendingOutbound !== null));
+  }
+
   ops(op: string): unknown[] { return this.calls.filter((c) => c.op === op).map((c) => c.arg); }
 }
 
@@ -165,6 +176,16 @@ export interface Side {
   readonly kernel: FakeKernel;
   readonly events: IkeEvent[];
   readonly name: string;
+  readonly checkpoints: MemoryCheckpoints;
+}
+
+/** A CheckpointStore in memory; it outlives the engine like a state directory outlives a process. */
+export class MemoryCheckpoints implements CheckpointStore {
+  readonly data = new Map<string, Uint8Array>();
+  saves = 0;
+  save(id: string, data: SecretBytes): void { this.data.set(id, new Uint8Array(data.expose())); this.saves++; }
+  remove(id: string): void { this.data.delete(id); }
+  items(): { id: string; data: SecretBytes }[] { return [...this.data].map(([id, d]) => ({ id, data: new SecretBytes(new Uint8Array(d)) })); }
 }
 
 export const HOUR = 3_600_000;
@@ -212,13 +233,14 @@ export interface PairOptions {
 export class Pair {
   readonly clock = new PairClock(Date.UTC(2026, 10, 27, 12));
   readonly net = new FakeNet();
-  readonly alice: Side;
-  readonly bob: Side;
+  alice: Side;
+  bob: Side;
+  /** Rebuilds a side's engine over its kernel and checkpoint store (what a restarted daemon does). */
+  readonly #respawn: Record<'alice' | 'bob', (kernel: FakeKernel, checkpoints: MemoryCheckpoints, seed: number) => Side>;
 
   constructor(o: PairOptions = {}) {
     this.net.now = () => this.clock.now();
-    const mk = (name: 'alice' | 'bob', seed: number, spiBase: number): Side => {
-      const kernel = new FakeKernel(spiBase);
+    const mk = (name: 'alice' | 'bob', seed: number, spiBase: number, kernel = new FakeKernel(spiBase), checkpoints = new MemoryCheckpoints()): Side => {
       const events: IkeEvent[] = [];
       const me = name === 'alice' ? ALICE : BOB; const them = name === 'alice' ? BOB : ALICE;
       const other = name === 'alice' ? 'bob' : 'alice';
@@ -236,13 +258,47 @@ export class Pair {
         startAction: name === 'alice' ? 'initiate' : 'respond',
         ...(name === 'alice' ? o.alice : o.bob),
       };
-      const engine = new IkeEngine({ transport: this.net.transportFor(), kernel, clock: this.clock, random: new SeededRandom(seed), events: { emit: (e) => events.push(e) } },
+      const engine = new IkeEngine({ transport: this.net.transportFor(), kernel, clock: this.clock, random: new SeededRandom(seed), events: { emit: (e) => events.push(e) }, checkpoints },
         [cfg], { rekeyJitterMs: 0, ...(name === 'alice' ? o.aliceOptions : o.bobOptions) });
       this.net.engines.set(me, engine);
-      return { engine, kernel, events, name };
+      return { engine, kernel, events, name, checkpoints };
     };
     this.alice = mk('alice', o.seeds?.[0] ?? 11, 0xa0000001);
     this.bob = mk('bob', o.seeds?.[1] ?? 22, 0xb0000001);
+    this.#respawn = {
+      alice: (k, c, seed) => mk('alice', seed, 0, k, c),
+      bob: (k, c, seed) => mk('bob', seed, 0, k, c),
+    };
+  }
+
+  /**
+   * `kill -9` and start again: the old engine stops mid-air (close(): nothing sent, nothing removed
+   * from the kernel or the store), a new engine over the same kernel and checkpoint store resumes
+   * what the store holds (unless `restore: false`), then start() as a daemon would.
+   */
+  async restart(who: 'alice' | 'bob', opts: { readonly restore?: boolean; readonly seed?: number } = {}): Promise<readonly RestoreResult[]> {
+    await this.crash(who);
+    return this.revive(who, opts);
+  }
+
+  /** The engine stops mid-air; datagrams to it are lost until revive(). */
+  async crash(who: 'alice' | 'bob'): Promise<void> { await this[who].engine.close(); }
+
+  async revive(who: 'alice' | 'bob', opts: { readonly restore?: boolean; readonly seed?: number } = {}): Promise<readonly RestoreResult[]> {
+    const old = this[who];
+    const side = this.#respawn[who](old.kernel, old.checkpoints, opts.seed ?? (who === 'alice' ? 111 : 222));
+    this[who] = side;
+    const results = opts.restore === false ? [] : await side.engine.restore(side.checkpoints.items());
+    // Like the agent: whatever no resumed SA took over is adopted (kept until replaced).
+    const taken = new Set(results.flatMap((r) => (r.outcome === 'resumed' ? r.inboundSpis : [])));
+    const adopt = [...side.kernel.installed.values()].filter((c) => !taken.has(c.inbound.spi)).map((c) => ({
+      ref: { peer: c.peer, child: c.child, reqid: c.reqid, inboundSpi: c.inbound.spi, outboundSpi: c.outbound.spi, local: c.inbound.destination, remote: c.inbound.source },
+      mode: c.mode, encap: c.outbound.encap, algorithms: { kind: c.inbound.algorithms.kind, suite: 'aes256gcm16' }, localTs: [], remoteTs: [], installedAtMs: this.clock.now(),
+    }));
+    const peer = who === 'alice' ? 'to-bob' : 'to-alice';
+    if (adopt.length > 0) side.engine.adopt(peer, adopt);
+    side.engine.start();
+    return results;
   }
 
   async connect(): Promise<void> {

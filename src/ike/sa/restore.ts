@@ -1,0 +1,195 @@
+// Resuming IKE SAs from checkpoints after a restart (checkpoint.ts says why). The order matters:
+// decode and check every checkpoint against the current peer configs, rebuild the SAs and take
+// their Child SAs over from the kernel (KernelIpsec.restoreChildSa), register them, then restart
+// timers and the work that was in flight: the request we had sent is sent again with its message
+// ID (the peer answers from its response cache, or processes it if it never got it), queued tasks
+// run, and an SA with nothing to do checks liveness at once (an empty INFORMATIONAL, RFC 7296
+// §1.4) so a peer that dropped the SA while we were down is noticed within dpd.timeout.
+import { errorMessage } from '../../common/errors.js';
+import { SecretBytes } from '../../common/secret.js';
+import { keyShareFromPrivate } from '../crypto/dh.js';
+import type { IkeSaStatus } from '../engine.js';
+import type { EngineCore } from './core.js';
+import { CheckpointError, decodeCheckpoint, type ChildCheckpoint, type IkeSaCheckpoint, type ShareCheckpoint, type TaskCheckpoint } from './checkpoint.js';
+import { ikeKeysOf } from './ike-keys.js';
+import { ikeSpisText, spiHex, type ChildRuntime, type ChildSa, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
+import { scheduleChildTimers, scheduleDpd } from './lifecycle.js';
+import { arm, awaitOldIkeDelete, next, queueTask } from './tasks.js';
+
+/** What became of one checkpoint. */
+export type RestoreResult =
+  | {
+      readonly id: string; readonly outcome: 'resumed'; readonly peer: string; readonly ikeSpis: string; readonly state: IkeSaStatus['state'];
+      /** Inbound SPIs of the Child SAs it took over (the daemon adopts only the others). */
+      readonly inboundSpis: readonly number[];
+      /** SPIs allocated for a request in flight: larval kernel states to keep, not to clean up. */
+      readonly reservedSpis: readonly number[];
+      /** Child SAs the checkpoint had but the kernel no longer holds (deleted from the peer too, then re-created). */
+      readonly lost: readonly number[];
+    }
+  | { readonly id: string; readonly outcome: 'refused'; readonly peer: string | null; readonly reason: string };
+
+function share(s: ShareCheckpoint, peer: PeerRuntime): ReturnType<typeof keyShareFromPrivate> {
+  return keyShareFromPrivate(s.group, s.privateValue.expose(), { allowWeak: peer.config.ike.allowWeak ?? false });
+}
+
+/** Why `cp` cannot run under the current config, or null. */
+function incompatible(cp: IkeSaCheckpoint, peer: PeerRuntime | undefined): string | null {
+  if (!peer) return `no tunnel named "${cp.peer}" is configured any more`;
+  if (peer.config.local.address !== cp.local.address) return `local address changed (${cp.local.address} → ${peer.config.local.address})`;
+  if (peer.config.remote.address !== '%any' && peer.config.remote.address !== cp.remote.address) return `remote address changed (${cp.remote.address} → ${peer.config.remote.address})`;
+  const names = new Set(peer.children.map((c) => c.config.name));
+  const gone = [...cp.children.map((c) => c.name), ...cp.pending.flatMap((t) => (t.kind === 'child-create' ? [t.child] : []))].find((n) => !names.has(n));
+  if (gone !== undefined) return `child "${gone}" is not configured any more`;
+  return null;
+}
+
+function buildChild(c: ChildCheckpoint, runtime: ChildRuntime, peer: string): ChildSa {
+  return {
+    runtime, state: stateOf(c),
+    ref: { peer, child: runtime.config.name, reqid: runtime.reqid, inboundSpi: c.inboundSpi, outboundSpi: c.outboundSpi, local: c.local, remote: c.remote },
+    mode: c.mode, suiteText: c.suite, localTs: c.localTs, remoteTs: c.remoteTs, encap: c.encap, ni: c.ni, nr: c.nr,
+    installedAtMs: c.installedAtMs, rekeyAtMs: c.rekeyAtMs, expiresAtMs: c.expiresAtMs,
+    outboundPending: c.outboundPending, pendingOutbound: c.pendingOutbound, collision: null, timers: [],
+  };
+}
+
+/** SK_p is only used for AUTH (§2.15), which a resumed SA never computes again. */
+const NO_SK_P = new SecretBytes(new Uint8Array(0));
+
+/** Successors of rekeyed children are linked once every child is built. */
+function stateOf(c: ChildCheckpoint): ChildSa['state'] {
+  switch (c.state) {
+    case 'rekeyed': return { tag: 'rekeyed', successor: null };
+    case 'installed': case 'rekeying': case 'deleting': case 'deleted': return { tag: c.state };
+  }
+}
+
+interface Rebuilt { readonly id: string; readonly cp: IkeSaCheckpoint; readonly sa: IkeSa; readonly lost: ChildSa[]; readonly reserved: number[] }
+
+/** Rebuild one SA (not yet registered); children the kernel lost are returned separately. */
+async function rebuild(e: EngineCore, id: string, cp: IkeSaCheckpoint, peer: PeerRuntime): Promise<Rebuilt> {
+  const now = e.clock.now();
+  const runtimeOf = (name: string): ChildRuntime => peer.children.find((c) => c.config.name === name)!;
+  const children = new Map<number, ChildSa>();
+  const lost: ChildSa[] = [];
+  for (const c of cp.children) {
+    const child = buildChild(c, runtimeOf(c.name), peer.config.name);
+    const present = await e.kernel.restoreChildSa({ ref: child.ref, mode: child.mode, ifId: child.runtime.config.ifId ?? null, mark: child.runtime.config.mark ?? null, pendingOutbound: child.pendingOutbound })
+      .catch((err: unknown) => { e.log?.warn({ peer: peer.config.name, spi: child.ref.inboundSpi, err: errorMessage(err) }, 'kernel lookup of a resumed Child SA failed'); return false; });
+    if (present) children.set(c.inboundSpi, child); else lost.push(child);
+  }
+  // Successors of rekeyed children, now that all are built.
+  for (const c of cp.children) {
+    const child = children.get(c.inboundSpi);
+    if (child && c.state === 'rekeyed') child.state = { tag: 'rekeyed', successor: c.successorSpi === null ? null : children.get(c.successorSpi) ?? null };
+  }
+  const childOf = (c: ChildCheckpoint): ChildSa => children.get(c.inboundSpi) ?? lost.find((x) => x.ref.inboundSpi === c.inboundSpi) ?? buildChild(c, runtimeOf(c.name), peer.config.name);
+  const taskOf = (t: TaskCheckpoint): Task => {
+    switch (t.kind) {
+      case 'child-create': return { kind: t.kind, child: runtimeOf(t.child), ...(t.group !== null ? { group: t.group } : {}) };
+      case 'child-rekey': return { kind: t.kind, old: childOf(t.old), ...(t.group !== null ? { group: t.group } : {}) };
+      case 'child-delete': return { kind: t.kind, child: childOf(t.child), reason: t.reason };
+      case 'ike-delete': return { kind: t.kind, reason: t.reason };
+      case 'ike-rekey': case 'dpd': return { kind: t.kind };
+    }
+  };
+  const role = cp.role;
+  const keys = ikeKeysOf({
+    suite: cp.suite, suiteText: cp.suiteText, dhGroup: cp.dhGroup, role, random: e.random,
+    raw: { skD: cp.skD, skAi: cp.skAi, skAr: cp.skAr, skEi: cp.skEi, skEr: cp.skEr, skPi: NO_SK_P, skPr: NO_SK_P },
+  });
+  const reserved: number[] = [];
+  let outstanding: Outstanding | null = null;
+  const o = cp.outstanding;
+  if (o) {
+    const child = o.child ? {
+      spi: o.child.spi, ni: o.child.ni, share: o.child.share ? share(o.child.share, peer) : null,
+      proposals: o.child.proposals, mode: o.child.mode, localTs: o.child.localTs, remoteTs: o.child.remoteTs,
+    } : undefined;
+    if (child) reserved.push(child.spi);
+    const ikeRekey = o.ikeRekey ? { spi: o.ikeRekey.spi, ni: o.ikeRekey.ni, share: share(o.ikeRekey.share, peer) } : undefined;
+    outstanding = {
+      task: taskOf(o.task), messageId: o.messageId, exchangeType: o.exchangeType, datagrams: o.datagrams, tries: 0, timer: null,
+      ...(o.firstSentMs !== null ? { firstSentMs: o.firstSentMs } : {}), ...(child ? { child } : {}), ...(ikeRekey ? { ikeRekey } : {}),
+    };
+  }
+  const sa: IkeSa = {
+    serial: e.newSerial(), peer, role, spiI: cp.spiI, spiR: cp.spiR, state: { tag: 'established' }, keys,
+    local: cp.local, remote: cp.remote, natLocal: cp.natLocal, natRemote: cp.natRemote, fragmentation: cp.fragmentation,
+    peerHashes: cp.peerHashes ? [...cp.peerHashes] : null, initRequest: null, initResponse: null, ni: new Uint8Array(0), nr: new Uint8Array(0),
+    selected: cp.selected, remoteId: cp.remoteId, nextRequestId: cp.nextRequestId, outstanding, pending: cp.pending.map(taskOf),
+    expectedRequestId: cp.expectedRequestId, lastResponse: cp.lastResponse, fragments: null, children, ikeCollision: null,
+    createdAtMs: cp.createdAtMs, establishedAtMs: cp.establishedAtMs, upSerial: e.newSerial(), rekeyAtMs: cp.rekeyAtMs, resumedAtMs: now,
+    lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
+  };
+  return { id, cp, sa, lost, reserved };
+}
+
+/** Restart what an established SA had going: timers, the request in flight, queued work. */
+function resume(e: EngineCore, r: Rebuilt): void {
+  const { sa, cp } = r;
+  const now = e.clock.now();
+  for (const c of sa.children.values()) scheduleChildTimers(e, c);
+  if (cp.state === 'rekeyed') {
+    // Superseded: it only answers the peer until its Delete (ours in flight, or the peer's).
+    if (!sa.outstanding) awaitOldIkeDelete(e, sa);
+  } else {
+    if (cp.rekeyAtMs !== null) sa.timers.rekey = e.clock.setTimer(Math.max(0, cp.rekeyAtMs - now), () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'ike-rekey' })); });
+    scheduleDpd(e, sa);
+    // Child SAs the kernel lost while we were down (hard lifetime): tell the peer, bring them back.
+    for (const c of r.lost) {
+      if (c.state.tag === 'deleted' || c.state.tag === 'rekeyed') continue;
+      c.state = { tag: 'deleted' };
+      sa.pending.push({ kind: 'child-delete', child: c, reason: 'hard-lifetime' });
+      if (!sa.peer.terminated && !sa.pending.some((t) => t.kind === 'child-create' && t.child === c.runtime)) sa.pending.push({ kind: 'child-create', child: c.runtime });
+    }
+    if (!sa.outstanding && sa.pending.length === 0) sa.pending.push({ kind: 'dpd' });
+  }
+  const o = sa.outstanding;
+  void e.enqueue(sa, () => {
+    if (o) arm(e, sa, o);
+    return next(e, sa);
+  });
+}
+
+/**
+ * Resume IKE SAs from checkpoints a previous process saved (before start()). Each checkpoint is
+ * resumed or refused with a reason; refused ones are removed from the store.
+ */
+export async function restoreSas(e: EngineCore, items: readonly { readonly id: string; readonly data: SecretBytes }[]): Promise<RestoreResult[]> {
+  const results: RestoreResult[] = [];
+  const built: Rebuilt[] = [];
+  const refuse = (id: string, peer: string | null, reason: string): void => {
+    results.push({ id, outcome: 'refused', peer, reason });
+    try { e.ports.checkpoints?.remove(id); } catch { /* the store reports its own failures */ }
+  };
+  for (const { id, data } of items) {
+    let cp: IkeSaCheckpoint;
+    try { cp = decodeCheckpoint(data.expose()); } catch (err) {
+      refuse(id, null, err instanceof CheckpointError ? err.message : `unreadable: ${errorMessage(err)}`);
+      continue;
+    }
+    const ours = cp.role === 'initiator' ? cp.spiI : cp.spiR;
+    if (spiHex(ours) !== id) { refuse(id, cp.peer, `checkpoint ${id} holds IKE SA ${spiHex(ours)}`); continue; }
+    const peer = e.peers.get(cp.peer);
+    const why = incompatible(cp, peer);
+    if (why !== null || !peer) { refuse(id, cp.peer, why ?? 'no peer'); continue; }
+    if (e.sas.has(ours)) { refuse(id, cp.peer, `IKE SA ${id} is already running`); continue; }
+    try { built.push(await rebuild(e, id, cp, peer)); } catch (err) { refuse(id, cp.peer, errorMessage(err)); }
+  }
+  for (const r of built) { e.register(r.sa); r.sa.peer.everEstablished = true; }
+  for (const r of built) {
+    if (r.cp.state !== 'rekeyed') continue;
+    const successor = r.cp.successorSpi === null ? null : e.sas.get(r.cp.successorSpi) ?? null;
+    r.sa.state = { tag: 'rekeyed', successor };
+  }
+  for (const r of built) {
+    resume(e, r);
+    results.push({
+      id: r.id, outcome: 'resumed', peer: r.sa.peer.config.name, ikeSpis: ikeSpisText(r.sa), state: r.cp.state === 'rekeyed' ? 'rekeying' : 'established',
+      inboundSpis: [...r.sa.children.keys()], reservedSpis: r.reserved, lost: r.lost.map((c) => c.ref.inboundSpi),
+    });
+  }
+  return results;
+}
