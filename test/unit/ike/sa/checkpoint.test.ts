@@ -1,0 +1,79 @@
+// The IKE SA checkpoint codec (src/ike/sa/checkpoint.ts): what a restarted daemon reads back must
+// be exactly what it wrote, a damaged file must be refused naming the field (never a crash, never a
+// half-read SA), and key material must not leak through the usual logging paths.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { inspect } from 'node:util';
+import fc from 'fast-check';
+import { CheckpointError, decodeCheckpoint, encodeCheckpoint, type IkeSaCheckpoint } from '../../../../src/ike/sa/checkpoint.js';
+import { ExchangeType } from '../../../../src/ike/constants.js';
+import { child, HOUR, Pair } from '../pair/harness.js';
+
+/** Real checkpoints: a PSK/GCM SA, and a certificate/CBC SA behind NAT with a PFS rekey in flight. */
+async function samples(): Promise<Uint8Array[]> {
+  const a = new Pair();
+  await a.connect();
+  const esp = 'aes128-sha256-modp2048';
+  const b = new Pair({
+    auth: 'cert', ike: ['aes256-sha384-prfsha384-ecp384'],
+    aliceChildren: [child({ espProposals: [esp] })], bobChildren: [child({ espProposals: [esp], rekeyTimeMs: 2 * HOUR, lifeTimeMs: 3 * HOUR }, 'bob')],
+    alice: { natTraversal: 'always' },
+  });
+  await b.connect();
+  b.net.fate = (x) => (x.exchange === ExchangeType.CREATE_CHILD_SA && x.response ? 'drop' : 'deliver');
+  await b.advance(HOUR);
+  return [...a.alice.checkpoints.data.values(), ...a.bob.checkpoints.data.values(), ...b.alice.checkpoints.data.values(), ...b.bob.checkpoints.data.values()];
+}
+
+test('decodeCheckpoint(encodeCheckpoint(x)) = x for real SAs of both roles (PSK/GCM; certificates/CBC, NAT, PFS rekey in flight)', async () => {
+  const all = await samples();
+  assert.equal(all.length, 4);
+  let inFlight = 0;
+  for (const bytes of all) {
+    const cp = decodeCheckpoint(bytes);
+    assert.deepEqual(Buffer.from(encodeCheckpoint(cp)), Buffer.from(bytes));
+    if (cp.outstanding?.child?.share) inFlight++;
+  }
+  assert.equal(inFlight, 1, 'the in-flight PFS rekey carries its DH private value');
+});
+
+test('a decoded checkpoint prints no key material through JSON, inspect or template strings', async () => {
+  const [bytes] = await samples();
+  const cp: IkeSaCheckpoint = decodeCheckpoint(bytes!);
+  const sk = Buffer.from(cp.skD.expose()).toString('base64');
+  for (const text of [JSON.stringify(cp, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)), inspect(cp, { depth: 10 }), `${String(cp.skEi)}`]) {
+    assert.ok(!text.includes(sk), 'SK_d visible');
+    assert.ok(text.includes('redacted'));
+  }
+});
+
+test('damaged checkpoints are refused naming the field', async () => {
+  const [bytes] = await samples();
+  const json = JSON.parse(Buffer.from(bytes!).toString()) as Record<string, unknown>;
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ ...json, spiI: 'xyz' }, /spiI: expected 16 hex digits/],
+    [{ ...json, nextRequestId: -1 }, /nextRequestId: expected an integer/],
+    [{ ...json, role: 'observer' }, /role: "observer" is not one of initiator, responder/],
+    [{ ...json, children: [{ ...(json['children'] as object[])[0], localTs: [{ family: 'ipv4', start: 'AAAAAAAA', end: 'AAA=', protocol: 0, startPort: 0, endPort: 65535 }] }] }, /children\[0\]\.localTs\[0\]\.start: 6 bytes, want 4\.\.4/],
+    [{ ...json, lastResponse: { messageId: 1, datagrams: ['AAAA'] } }, /lastResponse\.datagrams\[0\]: 3 bytes is not an IKE message/],
+    [{ ...json, keys: 7 }, /keys: expected an object/],
+  ];
+  for (const [v, re] of cases) {
+    assert.throws(() => decodeCheckpoint(new Uint8Array(Buffer.from(JSON.stringify(v)))), (e: unknown) => e instanceof CheckpointError && re.test(e.message), String(re));
+  }
+});
+
+test('any mutation of a checkpoint decodes or throws CheckpointError, nothing else (fast-check)', async () => {
+  const [bytes] = await samples();
+  const json = JSON.parse(Buffer.from(bytes!).toString()) as Record<string, unknown>;
+  const keys = Object.keys(json);
+  const junk = fc.oneof(fc.string(), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.array(fc.string(), { maxLength: 3 }), fc.object({ maxDepth: 1 }));
+  fc.assert(fc.property(fc.constantFrom(...keys), junk, (k, v) => {
+    try { decodeCheckpoint(new Uint8Array(Buffer.from(JSON.stringify({ ...json, [k]: v })))); } catch (e) {
+      if (!(e instanceof CheckpointError)) throw e;
+    }
+  }), { numRuns: 2_000 });
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (b) => {
+    try { decodeCheckpoint(b); } catch (e) { if (!(e instanceof CheckpointError)) throw e; }
+  }), { numRuns: 1_000 });
+});
