@@ -1,7 +1,8 @@
 // Restart without a dropped packet (DESIGN.md §5, §9): on start the agent reads the kernel's SAs
-// and policies, recognises its own by reqid (tunnel.ts), and hands the engine the Child SAs that
-// still carry traffic (engine.adopt). The engine keeps them until a fresh IKE SA has installed
-// their successors. What is ours but no longer configured, and larval SAs a crash left behind
+// and policies, recognises its own by reqid (tunnel.ts); those a resumed IKE SA took over
+// (checkpoints.ts) stay with it, and the others that still carry traffic go to the engine as
+// adopted Child SAs (engine.adopt), kept until a new IKE SA has negotiated their successors.
+// What is ours but no longer configured, and larval SAs a crash left behind
 // (allocated SPIs never completed), is removed; nothing else is touched.
 import type { AdoptedChildSa } from '../ike/engine.js';
 import type { PolicyState, SaState } from '../xfrm/index.js';
@@ -36,12 +37,19 @@ function isLarval(sa: SaState): boolean { return !sa.aead && !sa.crypt; }
 
 function addedAtMs(sa: SaState): number { return Number(sa.current.add_time) * 1000; }
 
-export function scanKernel(sas: readonly SaState[], policies: readonly PolicyState[], tunnels: readonly TunnelConfig[]): KernelScan {
+/** Identifies one XFRM state: SPIs are unique per destination. */
+export function stateKey(dst: string, spi: number): string { return `${dst}|${spi >>> 0}`; }
+
+/**
+ * `claimed`: states (stateKey) a resumed IKE SA took over, and SPIs it reserved for a request in
+ * flight: neither adopted nor cleaned up.
+ */
+export function scanKernel(sas: readonly SaState[], policies: readonly PolicyState[], tunnels: readonly TunnelConfig[], claimed: ReadonlySet<string> = new Set()): KernelScan {
   const byReqid = new Map(tunnels.map((t) => [t.reqid, t] as const));
   const adopt = new Map<string, AdoptedChildSa[]>();
   const orphanSas: SaState[] = [];
   const orphanPolicies: PolicyState[] = [];
-  const ours = sas.filter((s) => s.reqid !== undefined && isOurReqid(s.reqid) && (s.proto ?? 'esp') === 'esp');
+  const ours = sas.filter((s) => s.reqid !== undefined && isOurReqid(s.reqid) && (s.proto ?? 'esp') === 'esp' && !claimed.has(stateKey(s.dst, s.spi)));
   for (const s of ours) if (isLarval(s) || !byReqid.has(s.reqid!)) orphanSas.push(s);
   for (const p of policies) {
     const r = p.templates?.find((x) => x.reqid !== undefined && isOurReqid(x.reqid))?.reqid;
@@ -78,9 +86,11 @@ export function scanKernel(sas: readonly SaState[], policies: readonly PolicySta
   return { adopt, orphanSas, orphanPolicies };
 }
 
-/** Read the kernel and remove orphans (policies first, so nothing leaks in clear). */
-export async function scanAndClean(xfrm: XfrmPort, tunnels: readonly TunnelConfig[]): Promise<KernelScan & { readonly removed: number }> {
-  const scan = scanKernel(await xfrm.listSas(), await xfrm.listPolicies(), tunnels);
+/** Read the kernel (or use `o.view`, read once at start) and remove orphans (policies first, so nothing leaks in clear). */
+export async function scanAndClean(xfrm: XfrmPort, tunnels: readonly TunnelConfig[], o: {
+  readonly view?: { readonly sas: readonly SaState[]; readonly policies: readonly PolicyState[] }; readonly claimed?: ReadonlySet<string>;
+} = {}): Promise<KernelScan & { readonly removed: number }> {
+  const scan = scanKernel(o.view?.sas ?? await xfrm.listSas(), o.view?.policies ?? await xfrm.listPolicies(), tunnels, o.claimed);
   let removed = 0;
   const gone = (e: unknown): void => { if (!(e instanceof XfrmNotFoundError)) throw e; };
   for (const p of scan.orphanPolicies) {

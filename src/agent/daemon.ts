@@ -1,7 +1,8 @@
 // The standalone agent: config in, IKE engine in the middle, XFRM and UDP sockets around it, a
 // control socket for the CLI. Lifecycle:
-//   start()    load config (all or nothing) → scan kernel, adopt our Child SAs → bind 500/4500 →
-//              engine.adopt + engine.start → XFRM expire/acquire events → control socket
+//   start()    load config (all or nothing) → read the kernel → bind 500/4500 → resume the IKE SAs
+//              checkpointed in the state directory (their Child SAs stay as they are) → adopt our
+//              other Child SAs, remove orphans → engine.start → XFRM expire/acquire events → control socket
 //   reload()   same checks; on any problem the running config stays and the problems are returned
 //   shutdown() SIGTERM: terminate every tunnel (Delete notifies, kernel state removed), then close
 //   abandon()  what a crash leaves: closes sockets only, kernel state untouched (tests use it)
@@ -10,8 +11,9 @@ import { cryptoRandom, systemClock, type Clock, type Random } from '../common/ti
 import type { Problem } from '../api/config.js';
 import { IkeEngine, type PeerConfig, type PeerStatus, type ChildSaStatus } from '../ike/engine.js';
 import type { EnginePorts, IkeEvent, IkeFailure, KernelIpsec, Transport } from '../ike/ports.js';
-import type { XfrmEvent, XfrmEventGroup, XfrmEvents } from '../xfrm/index.js';
-import { scanAndClean } from './adopt.js';
+import type { PolicyState, SaState, XfrmEvent, XfrmEventGroup, XfrmEvents } from '../xfrm/index.js';
+import { scanAndClean, stateKey } from './adopt.js';
+import { FileCheckpoints } from './checkpoints.js';
 import { loadConfigFile, nodeFs, type ConfigFs } from './config.js';
 import { ControlServer } from './control/server.js';
 import type { ControlRequest, RekeyResult } from './control/protocol.js';
@@ -24,7 +26,7 @@ import type { TunnelConfig } from './tunnel.js';
 import { IkeSockets, type DatagramSockets } from './udp.js';
 
 /** The engine surface the agent drives (IkeEngine; a fake in unit tests). */
-export type EngineLike = Pick<IkeEngine, 'start' | 'addPeer' | 'removePeer' | 'initiate' | 'terminate' | 'rekey' | 'receive' | 'acquire' | 'expired' | 'adopt' | 'status' | 'close'>;
+export type EngineLike = Pick<IkeEngine, 'start' | 'addPeer' | 'removePeer' | 'initiate' | 'terminate' | 'rekey' | 'receive' | 'acquire' | 'expired' | 'adopt' | 'restore' | 'status' | 'close'>;
 
 export interface AgentXfrm extends XfrmPort {
   events(groups: readonly XfrmEventGroup[], handler: (e: XfrmEvent) => void): XfrmEvents;
@@ -35,6 +37,11 @@ export interface AgentOptions {
   readonly log: Logger;
   readonly configFile: string;
   readonly controlSocket: string;
+  /**
+   * Where IKE SA checkpoints live (checkpoints.ts), so a crash or `kill -9` resumes the IKE SAs
+   * instead of re-negotiating them; undefined: no checkpoints (a restart re-establishes IKE).
+   */
+  readonly stateDir?: string;
   readonly xfrm: AgentXfrm;
   readonly tuning: SocketTuning;
   readonly routes?: RoutePort;
@@ -88,6 +95,7 @@ export class Agent {
   readonly #lastError = new Map<string, LastError>();
   readonly #lastRekey = new Map<string, string>();
   #stopping = false;
+  #store: FileCheckpoints | undefined;
 
   constructor(o: AgentOptions) {
     this.#o = o;
@@ -137,22 +145,27 @@ export class Agent {
     const { tunnels, peers } = this.#prepare();
     this.#tunnels = new Map(tunnels.map((t) => [t.name, t]));
     this.#configLoadedAt = new Date(this.#clock.now()).toISOString();
-    const scan = await scanAndClean(this.#o.xfrm, tunnels);
-    if (scan.removed > 0) this.#log.info({ removed: scan.removed }, 'removed kernel state of tunnels no longer configured');
+    const store = this.#o.stateDir === undefined ? undefined : FileCheckpoints.open(this.#o.stateDir);
+    this.#store = store;
+    const view = { sas: await this.#o.xfrm.listSas(), policies: await this.#o.xfrm.listPolicies() };
     await this.#sockets.bind([...new Set(tunnels.map((t) => t.localAddress))]);
     const transport: Transport = { send: (d, to, from) => this.#sockets.send(d, from, to) };
     const engine = this.#newEngine({
       transport, kernel: this.#kernel, clock: this.#clock, random: this.#o.random ?? cryptoRandom,
       events: { emit: (e) => this.#onEngineEvent(e) },
       log: this.#log.child({ part: 'ike' }),
+      ...(store ? { checkpoints: store } : {}),
     }, peers);
     this.#engine = engine;
+    this.#sockets.onDatagram((d) => { void engine.receive(d.data, d.remote, d.local); });
+    const claimed = store ? await this.#resume(engine, store, view) : new Set<string>();
+    const scan = await scanAndClean(this.#o.xfrm, tunnels, { view, claimed });
+    if (scan.removed > 0) this.#log.info({ removed: scan.removed }, 'removed kernel state of tunnels no longer configured');
     for (const [name, children] of scan.adopt) {
       if (children.length === 0) continue;
       this.#log.info({ tunnel: name, spis: children.map((c) => `${hex(c.ref.inboundSpi)}/${hex(c.ref.outboundSpi)}`) }, 'adopting child SAs from the kernel');
       engine.adopt(name, children);
     }
-    this.#sockets.onDatagram((d) => { void engine.receive(d.data, d.remote, d.local); });
     this.#events = this.#o.xfrm.events(['expire', 'acquire'], (e) => this.#onXfrmEvent(e));
     this.#events.onError((e) => { if (!this.#stopping) this.#log.warn({ err: errorMessage(e) }, 'XFRM event socket error'); });
     engine.start();
@@ -161,6 +174,27 @@ export class Agent {
     this.#keepalive = setInterval(() => this.#sendKeepalives(), every);
     this.#keepalive.unref();
     this.#log.info({ tunnels: tunnels.map((t) => t.name), control: this.#o.controlSocket, tuning: this.#o.tuning.description, ikePort: this.#sockets.ikePort, nattPort: this.#sockets.nattPort }, 'agent started');
+  }
+
+  /** Resume checkpointed IKE SAs; returns the kernel states (stateKey) they took over. */
+  async #resume(engine: EngineLike, store: FileCheckpoints, view: { readonly sas: readonly SaState[]; readonly policies: readonly PolicyState[] }): Promise<Set<string>> {
+    const loaded = store.load();
+    for (const r of loaded.refused) this.#log.warn({ file: r.file, reason: r.reason }, 'state directory entry not used');
+    const claimed = new Set<string>();
+    if (loaded.items.length === 0) return claimed;
+    this.#kernel.useKernelView(view);
+    let results;
+    try { results = await engine.restore(loaded.items); } finally { this.#kernel.useKernelView(null); }
+    for (const r of results) {
+      if (r.outcome === 'refused') { this.#log.warn({ tunnel: r.peer, checkpoint: r.id, reason: r.reason }, 'IKE SA checkpoint not resumed'); continue; }
+      for (const c of r.children) { claimed.add(stateKey(c.local, c.inboundSpi)); claimed.add(stateKey(c.remote, c.outboundSpi)); }
+      for (const x of r.reserved) claimed.add(stateKey(x.local, x.spi));
+      this.#log.info({
+        tunnel: r.peer, ikeSpis: r.ikeSpis, state: r.state, children: r.children.map((c) => `${hex(c.inboundSpi)}/${hex(c.outboundSpi)}`),
+        ...(r.lost.length > 0 ? { lostChildren: r.lost.map((c) => `${hex(c.inboundSpi)}/${hex(c.outboundSpi)}`) } : {}),
+      }, 'IKE SA resumed from checkpoint');
+    }
+    return claimed;
   }
 
   #onXfrmEvent(e: XfrmEvent): void {
@@ -311,6 +345,7 @@ export class Agent {
       ...(spis ? { ikeSpis: { initiator: spis[1]!, responder: spis[2]! } } : {}),
       ...(ike ? { role: ike.role, natDetected: ike.natDetected.local || ike.natDetected.remote, remotePort: ike.remote.port } : {}),
       ...(iso(ike?.establishedAtMs) ? { establishedAt: iso(ike?.establishedAtMs)! } : {}),
+      ...(iso(ike?.resumedAtMs) ? { resumedAt: iso(ike?.resumedAtMs)! } : {}),
       ...(iso(ike?.rekeyAtMs) ? { nextRekeyAt: iso(ike?.rekeyAtMs)! } : {}),
       ...(lastRekeyAt ? { lastRekeyAt } : {}),
       children,
@@ -339,6 +374,8 @@ export class Agent {
     const left = await scanAndClean(this.#o.xfrm, []).catch((e: unknown) => { this.#log.warn({ err: errorMessage(e) }, 'kernel cleanup failed'); return undefined; });
     if (left && left.removed > 0) this.#log.info({ removed: left.removed }, 'removed remaining kernel SAs and policies');
     for (const n of this.#tunnels.keys()) await this.#o.routes?.remove(n).catch(() => { /* already gone */ });
+    // Every SA is gone (deleted or cleaned up above): nothing may be resumed from a stale checkpoint.
+    try { this.#store?.clear(); } catch (e) { this.#log.warn({ err: errorMessage(e) }, 'state directory cleanup failed'); }
     await this.#closeAll();
     this.#log.info({}, 'agent stopped');
   }

@@ -44,6 +44,8 @@ export interface TunnelStatus {
   readonly natDetected?: boolean;
   readonly remotePort?: number;
   readonly establishedAt?: string;
+  /** This agent resumed the IKE SA from a checkpoint after a restart (not negotiated by this process). */
+  readonly resumedAt?: string;
   readonly nextRekeyAt?: string;
   readonly lastRekeyAt?: string;
   readonly children: readonly ChildStatus[];
@@ -91,6 +93,7 @@ export function formatStatus(s: AgentStatus, nowMs: number): string[] {
     if (t.ikeSuite) lines.push(`  suite      ${t.ikeSuite}`);
     if (t.ikeSpis) lines.push(`  IKE SPIs   ${t.ikeSpis.initiator}_i ${t.ikeSpis.responder}_r`);
     if (t.establishedAt) lines.push(`  established ${when(t.establishedAt, nowMs)}`);
+    if (t.resumedAt) lines.push(`  resumed    ${when(t.resumedAt, nowMs)} after an agent restart`);
     if (t.nextRekeyAt) lines.push(`  next rekey ${when(t.nextRekeyAt, nowMs)}`);
     for (const c of t.children) {
       lines.push(`  child ${c.name} ${c.state.toUpperCase()}  ${c.suite}${c.encap ? ' (ESP-in-UDP)' : ''}`);

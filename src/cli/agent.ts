@@ -2,7 +2,9 @@
 // netlink, rtnetlink routes, the native addon) and runs until SIGTERM/SIGINT. SIGHUP reloads.
 // Exit status: 0 after a clean shutdown, 2 for usage or config problems (one line each, nothing
 // applied), 1 when the agent could not start for another reason.
-import { resolve } from 'node:path';
+// --state-dir (default: "state" next to the control socket, i.e. /run/kipsec/state) keeps the IKE SA
+// checkpoints that let a crashed or killed agent resume its IKE SAs without dropping traffic.
+import { dirname, join, resolve } from 'node:path';
 import { errorMessage } from '../common/errors.js';
 import { Agent, ConfigLoadError } from '../agent/daemon.js';
 import { DEFAULT_CONTROL_SOCKET } from '../agent/control/protocol.js';
@@ -23,7 +25,7 @@ function port(v: string | undefined, fallback: number, name: string): number {
 export async function runAgent(args: readonly string[], io: CliIo): Promise<number> {
   let p;
   try {
-    p = parseArgs(args, { values: ['config', 'control-socket', 'datapath', 'log-level', 'ike-port', 'natt-port'], booleans: ['standalone'] });
+    p = parseArgs(args, { values: ['config', 'control-socket', 'state-dir', 'datapath', 'log-level', 'ike-port', 'natt-port'], booleans: ['standalone'] });
     if (p.positionals.length > 0) throw new UsageError(`unexpected argument ${p.positionals[0]!}`);
   } catch (e) {
     io.err(`kipsec agent: ${errorMessage(e)}`);
@@ -52,8 +54,9 @@ export async function runAgent(args: readonly string[], io: CliIo): Promise<numb
     io.err(`kipsec agent: cannot open netlink (XFRM/rtnetlink): ${errorMessage(e)}; run \`kipsec diagnose\``);
     return EXIT_FAILURE;
   }
+  const controlSocket = resolve(str(p, 'control-socket') ?? DEFAULT_CONTROL_SOCKET);
   const agent = new Agent({
-    log, configFile: resolve(config), controlSocket: resolve(str(p, 'control-socket') ?? DEFAULT_CONTROL_SOCKET),
+    log, configFile: resolve(config), controlSocket, stateDir: resolve(str(p, 'state-dir') ?? join(dirname(controlSocket), 'state')),
     xfrm, tuning, routes: new TableRoutes(rtnl, log.child({ part: 'routes' })), ikePort, nattPort,
   });
   try { await agent.start(); } catch (e) {

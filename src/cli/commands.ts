@@ -25,7 +25,7 @@ export const EXIT_NOT_BUILT = 3;
 
 // Command modules load on use (dynamic import), so `kipsec status` never loads the IKE engine.
 export const COMMANDS: readonly Command[] = [
-  { name: 'agent', usage: 'agent --standalone --config FILE [--control-socket PATH] [--datapath kernel] [--log-level L]', summary: 'run the per-node IKEv2 agent',
+  { name: 'agent', usage: 'agent --standalone --config FILE [--control-socket PATH] [--state-dir DIR] [--datapath kernel] [--log-level L]', summary: 'run the per-node IKEv2 agent',
     run: async (a, io) => (await import('./agent.js')).runAgent(a, io) },
   { name: 'operator', usage: 'operator [--kubeconfig PATH] [--namespace NS]', summary: 'run the cluster operator (CRDs, identity, status)',
     run: async (a, io) => (await import('./operator.js')).runOperator(a, io) },

@@ -9,6 +9,7 @@ import { errorMessage } from '../../common/errors.js';
 import { SecretBytes } from '../../common/secret.js';
 import { keyShareFromPrivate } from '../crypto/dh.js';
 import type { IkeSaStatus } from '../engine.js';
+import type { KernelChildSaRef } from '../ports.js';
 import type { EngineCore } from './core.js';
 import { CheckpointError, decodeCheckpoint, type ChildCheckpoint, type IkeSaCheckpoint, type ShareCheckpoint, type TaskCheckpoint } from './checkpoint.js';
 import { ikeKeysOf } from './ike-keys.js';
@@ -20,12 +21,12 @@ import { arm, awaitOldIkeDelete, next, queueTask } from './tasks.js';
 export type RestoreResult =
   | {
       readonly id: string; readonly outcome: 'resumed'; readonly peer: string; readonly ikeSpis: string; readonly state: IkeSaStatus['state'];
-      /** Inbound SPIs of the Child SAs it took over (the daemon adopts only the others). */
-      readonly inboundSpis: readonly number[];
-      /** SPIs allocated for a request in flight: larval kernel states to keep, not to clean up. */
-      readonly reservedSpis: readonly number[];
-      /** Child SAs the checkpoint had but the kernel no longer holds (deleted from the peer too, then re-created). */
-      readonly lost: readonly number[];
+      /** The Child SAs it took over from the kernel (the daemon adopts only the others). */
+      readonly children: readonly KernelChildSaRef[];
+      /** Inbound SPIs allocated for a request in flight: larval kernel states to keep, not to clean up. */
+      readonly reserved: readonly { readonly spi: number; readonly local: string; readonly remote: string }[];
+      /** Child SAs the checkpoint had but the kernel no longer holds (deleted at the peer too, then negotiated again). */
+      readonly lost: readonly KernelChildSaRef[];
     }
   | { readonly id: string; readonly outcome: 'refused'; readonly peer: string | null; readonly reason: string };
 
@@ -188,7 +189,8 @@ export async function restoreSas(e: EngineCore, items: readonly { readonly id: s
     resume(e, r);
     results.push({
       id: r.id, outcome: 'resumed', peer: r.sa.peer.config.name, ikeSpis: ikeSpisText(r.sa), state: r.cp.state === 'rekeyed' ? 'rekeying' : 'established',
-      inboundSpis: [...r.sa.children.keys()], reservedSpis: r.reserved, lost: r.lost.map((c) => c.ref.inboundSpi),
+      children: [...r.sa.children.values()].map((c) => c.ref), lost: r.lost.map((c) => c.ref),
+      reserved: r.reserved.map((spi) => ({ spi, local: r.sa.local.address, remote: r.sa.remote.address })),
     });
   }
   return results;

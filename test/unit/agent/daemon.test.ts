@@ -4,7 +4,7 @@
 // log line or status answer (issue 5, DESIGN.md §9).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, statSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, writeFileSync, statSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, ConfigLoadError } from '../../../src/agent/daemon.js';
@@ -15,6 +15,7 @@ import { reqidFor } from '../../../src/agent/tunnel.js';
 import { KipsecError } from '../../../src/common/errors.js';
 import { SecretBytes } from '../../../src/common/secret.js';
 import { FakeEngine, FakeSockets, FakeXfrm, logSink } from './fakes.js';
+import type { RestoreResult } from '../../../src/ike/engine.js';
 
 const PSK = 'Sup3r-Secret-PSK-never-in-logs-4711';
 
@@ -29,7 +30,7 @@ spec:
   esp: {proposals: [aes256gcm16]}
 `;
 
-function setup(t: { after(fn: () => unknown): void }, config = tunnel('alpha')) {
+function setup(t: { after(fn: () => unknown): void }, config = tunnel('alpha'), o: { stateDir?: boolean; restoreResults?: readonly RestoreResult[] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'kipsec-agent-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'psk'), `${PSK}\n`, { mode: 0o600 });
@@ -39,8 +40,8 @@ function setup(t: { after(fn: () => unknown): void }, config = tunnel('alpha')) 
   const sockets = new FakeSockets();
   const engines: FakeEngine[] = [];
   const agent = new Agent({
-    log, configFile: join(dir, 'tunnels.yaml'), controlSocket: join(dir, 'run', 'agent.sock'), xfrm, sockets,
-    tuning: missingTuning('unit test'), engineFactory: (ports, peers) => { const e = new FakeEngine(ports, peers); engines.push(e); return e; },
+    log, configFile: join(dir, 'tunnels.yaml'), controlSocket: join(dir, 'run', 'agent.sock'), xfrm, sockets, ...(o.stateDir ? { stateDir: join(dir, 'run', 'state') } : {}),
+    tuning: missingTuning('unit test'), engineFactory: (ports, peers) => { const e = new FakeEngine(ports, peers); if (o.restoreResults) e.restoreResults = o.restoreResults; engines.push(e); return e; },
   });
   return { dir, agent, xfrm, sockets, lines, engine: () => engines.at(-1)!, sock: join(dir, 'run', 'agent.sock') };
 }
@@ -153,6 +154,34 @@ test('on start, our installed Child SAs are handed to the engine and orphans are
   assert.deepEqual({ in: adopted![0]!.ref.inboundSpi, out: adopted![0]!.ref.outboundSpi, suite: adopted![0]!.algorithms.suite, localTs: adopted![0]!.localTs },
     { in: 0xc1000001, out: 0xd2000002, suite: 'aes256gcm16', localTs: ['10.1.0.0/24'] });
   assert.deepEqual(s.xfrm.sas.map((x) => x.spi).sort(), [0x1234, 0xc1000001, 0xd2000002].sort(), 'larval and unconfigured SAs removed, others untouched');
+});
+
+test('checkpointed IKE SAs are resumed first: their Child SA and reserved SPI are neither adopted nor removed; unsafe files are refused by name; SIGTERM clears the state directory', async (t) => {
+  const ref = { peer: 'alpha', child: 'alpha', reqid: 1, inboundSpi: 0xc1000001, outboundSpi: 0xd2000002, local: '192.0.2.1', remote: '192.0.2.2' };
+  // The engine resumes the one readable checkpoint with that Child SA and the SPI of a rekey in flight.
+  const s = setup(t, tunnel('alpha'), { stateDir: true, restoreResults: [{ id: '0123456789abcdef', outcome: 'resumed', peer: 'alpha', ikeSpis: 'x', state: 'established', children: [ref], reserved: [{ spi: 0xc1000003, local: '192.0.2.1', remote: '192.0.2.2' }], lost: [] }] });
+  const state = join(s.dir, 'run', 'state');
+  mkdirSync(state, { recursive: true, mode: 0o700 });
+  writeFileSync(join(state, '0123456789abcdef.ikesa'), '{"v":1}', { mode: 0o600 });
+  writeFileSync(join(state, '1111111111111111.ikesa'), '{"v":1,"secret":"SK_d-like"}', { mode: 0o644 });
+  const reqid = reqidFor('alpha');
+  const key = new SecretBytes(new Uint8Array(36));
+  const cur = (add: bigint) => ({ bytes: 0n, packets: 0n, add_time: add, use_time: 0n });
+  const stats = { replay_window: 0, replay: 0, integrity_failed: 0 };
+  s.xfrm.sas.push(
+    { src: '192.0.2.2', dst: '192.0.2.1', spi: 0xc1000001, reqid, mode: 'tunnel', aead: { name: 'rfc4106(gcm(aes))', key, icvBits: 128 }, current: cur(100n), stats },
+    { src: '192.0.2.1', dst: '192.0.2.2', spi: 0xd2000002, reqid, mode: 'tunnel', aead: { name: 'rfc4106(gcm(aes))', key, icvBits: 128 }, current: cur(100n), stats },
+    { src: '192.0.2.2', dst: '192.0.2.1', spi: 0xc1000003, reqid, current: cur(200n), stats }, // larval: SPI of the rekey in flight
+  );
+  await s.agent.start();
+  assert.deepEqual(s.engine().restored, ['0123456789abcdef'], 'only the owner-only file reaches the engine');
+  assert.equal(s.engine().adopted.get('alpha'), undefined, 'the resumed IKE SA owns its Child SA: nothing adopted');
+  assert.deepEqual(s.xfrm.sas.map((x) => x.spi).sort(), [0xc1000001, 0xc1000003, 0xd2000002].sort(), 'resumed and reserved states kept');
+  assert.ok(s.lines.some((l) => l.includes('1111111111111111.ikesa') && l.includes('mode 644')), 'the unsafe file is named with the reason');
+  assert.ok(s.lines.some((l) => l.includes('IKE SA resumed from checkpoint') && l.includes('c1000001/d2000002')));
+  assert.ok(!s.lines.some((l) => l.includes('SK_d-like')), 'file contents never logged');
+  await s.agent.shutdown();
+  assert.deepEqual(readdirSync(state), [], 'after SIGTERM deleted every SA no checkpoint is left to resume');
 });
 
 test('shutdown terminates every tunnel (Delete notifies) before closing', async (t) => {

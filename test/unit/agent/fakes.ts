@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import type { EngineLike, AgentXfrm } from '../../../src/agent/daemon.js';
 import type { DatagramSockets, Endpoint, UdpCounters } from '../../../src/agent/udp.js';
 import type { EnginePorts } from '../../../src/ike/ports.js';
-import type { EngineStatus, PeerConfig, AdoptedChildSa, RekeyRequest, RekeyStarted } from '../../../src/ike/engine.js';
+import type { EngineStatus, PeerConfig, AdoptedChildSa, RekeyRequest, RekeyStarted, RestoreResult } from '../../../src/ike/engine.js';
 import type { AllocSpiRequest, InstalledChild, PolicyId, PolicySpec, PolicyState, SaAe, SaId, SaSpec, SaState, XfrmEvent } from '../../../src/xfrm/index.js';
 import { NetlinkErrnoError, XfrmNotFoundError } from '../../../src/xfrm/index.js';
 
@@ -93,6 +93,10 @@ export class FakeEngine implements EngineLike {
   acquire(r: number): void { this.calls.push(`acquire ${r}`); }
   expired(spi: number, hard: boolean): void { this.calls.push(`expired ${spi.toString(16)} ${hard}`); }
   adopt(p: string, c: readonly AdoptedChildSa[]): void { this.adopted.set(p, c); }
+  /** What restore() answers; the checkpoint ids it was given land in `restored`. */
+  restoreResults: readonly RestoreResult[] = [];
+  restored: string[] = [];
+  async restore(items: readonly { readonly id: string }[]): Promise<readonly RestoreResult[]> { this.restored.push(...items.map((i) => i.id)); return this.restoreResults; }
   status(): EngineStatus { return this.statusValue; }
   async close(): Promise<void> { this.calls.push('close'); }
 }
