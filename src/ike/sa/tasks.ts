@@ -278,6 +278,7 @@ async function onAuth(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding): 
   establish(e, sa);
   if (r.child) {
     if (await installChild(e, sa, r.child.sa, r.child.install)) emitChildUp(e, r.child.sa);
+    else abandonChild(e, sa, r.child.sa, { kind: 'child-create', child: r.child.sa.runtime });
   } else if (r.childFailure) {
     e.failure(sa.peer, r.childFailure);
     releaseSpi(e, sa, o.child?.spi);
@@ -303,6 +304,16 @@ async function onChildCreate(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstan
     return;
   }
   if (await installChild(e, sa, r.child, r.install)) emitChildUp(e, r.child);
+  else abandonChild(e, sa, r.child, { kind: 'child-create', child });
+}
+
+/**
+ * Our kernel refused a Child SA the peer has installed (installChild reported why): delete it at
+ * the peer, where it would swallow traffic, and negotiate again later (strongSwan deletes it too).
+ */
+function abandonChild(e: EngineCore, sa: IkeSa, child: ChildSa, retry: Task): void {
+  sa.pending.push({ kind: 'child-delete', child, reason: 'redundant' });
+  e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, retry)); });
 }
 
 function emitRekeyed(e: EngineCore, old: ChildSa, successor: ChildSa): void {
@@ -336,6 +347,7 @@ async function onChildRekey(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstand
   if (old.state.tag === 'deleted') {
     // The peer deleted the old SA while we rekeyed it: keep the new one as a plain child.
     if (await installChild(e, sa, fresh, r.install)) emitChildUp(e, fresh);
+    else abandonChild(e, sa, fresh, { kind: 'child-create', child: old.runtime });
     return;
   }
   if (collision && ourRekeyLoses([scratch.ni, fresh.nr], collision.nonces)) {
@@ -347,7 +359,7 @@ async function onChildRekey(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstand
     sa.pending.push({ kind: 'child-delete', child: fresh, reason: 'redundant' });
     return;
   }
-  if (!(await installChild(e, sa, fresh, r.install))) { old.state = { tag: 'installed' }; return; }
+  if (!(await installChild(e, sa, fresh, r.install))) { old.state = { tag: 'installed' }; abandonChild(e, sa, fresh, { kind: 'child-rekey', old }); return; }
   old.state = { tag: 'rekeyed', successor: fresh };
   emitRekeyed(e, old, fresh);
   sa.pending.push({ kind: 'child-delete', child: old, reason: 'rekeyed' });

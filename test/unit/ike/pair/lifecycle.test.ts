@@ -52,6 +52,19 @@ test('a kernel that refuses the install is reported as an error and nothing is l
   assert.equal(p.alice.engine.status().peers[0]?.ike?.state, 'established');
 });
 
+test('the initiator’s kernel refusing the first Child SA: the peer’s copy is deleted (it would swallow traffic) and the child is negotiated again later', async () => {
+  const p = new Pair();
+  p.alice.kernel.failInstall = true;
+  await p.connect();
+  assert.equal(p.alice.engine.status().peers[0]?.ike?.state, 'established');
+  assert.equal(p.alice.kernel.installed.size, 0);
+  assert.equal(p.bob.kernel.installed.size, 0, 'alice deleted the Child SA bob had installed (INFORMATIONAL Delete)');
+  assert.ok(p.net.log.some((x) => x.exchange === ExchangeType.INFORMATIONAL && x.from.address === '192.0.2.1'));
+  p.alice.kernel.failInstall = false;
+  await p.advance(10_000);
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'CREATE_CHILD_SA after the retry interval installed it on both sides');
+});
+
 test('terminate() also removes adopted Child SAs; removePeer() removes on-demand traps', async () => {
   const p = new Pair({ alice: { startAction: 'on-demand' } });
   const ref = { peer: 'to-bob', child: 'net', reqid: 1, inboundSpi: 0xc0000001, outboundSpi: 0xc0000002, local: '192.0.2.1', remote: '192.0.2.2' };
