@@ -45,6 +45,10 @@ function junk(i) {
 
 const swanConn = { name: 'r', local: '192.0.2.2', remote: '192.0.2.1', localTs: '10.2.0.0/24', remoteTs: '10.1.0.0/24', proposals: 'aes256gcm16-prfsha384-x25519', espProposals: 'aes256gcm16-x25519', auth: { psk: PSK } } as const;
 const agentTunnel = tunnelYaml({ name: 'r', local: '192.0.2.1', remote: '192.0.2.2', localSubnets: ['10.1.0.0/24'], remoteSubnets: ['10.2.0.0/24'], esp: ['aes256gcm16-x25519'], extra: '  dpd: {interval: 10s, timeout: 30s}\n' });
+/** A failure while waiting also shows what charon logged (it is the other half of every exchange). */
+async function withSwanLog<T>(swan: StrongSwan, p: Promise<T>): Promise<T> {
+  try { return await p; } catch (e) { throw new Error(`${(e as Error).message}\ncharon log tail:\n${swan.log().slice(-6000)}`); }
+}
 const ikeSpisOf = (t: { ikeSpis?: { initiator: string; responder: string } }): string => `${t.ikeSpis?.initiator}_i ${t.ikeSpis?.responder}_r`;
 
 // The agent checkpoints each IKE SA (src/ike/sa/checkpoint.ts) in its state directory, so a
@@ -58,7 +62,7 @@ test('kill -9 of the agent under a continuous ping and a restart lose no ping: t
   await b.run('ip', ['addr', 'add', '10.2.0.1/24', 'dev', 'lo']);
   const swan = await StrongSwan.start(t, b, { mode: 'kernel', swanctl: swanctlConf([swanConn]) });
   const agent = await AgentProcess.start(t, a, { config: agentTunnel, files: { psk: `${PSK}\n` } });
-  const first = await agent.waitEstablished('r', 120_000);
+  const first = await withSwanLog(swan, agent.waitEstablished('r', 120_000));
   const firstChild = first.children[0]!;
 
   // 1. kill -9 under a continuous ping (10/s), restart.
@@ -118,7 +122,7 @@ test('kill -9 and a restart without a checkpoint: the adopted SAs carry traffic 
   await b.run('ip', ['addr', 'add', '10.2.0.1/24', 'dev', 'lo']);
   const swan = await StrongSwan.start(t, b, { mode: 'kernel', swanctl: swanctlConf([swanConn]) });
   const agent = await AgentProcess.start(t, a, { config: agentTunnel, files: { psk: `${PSK}\n` } });
-  const first = await agent.waitEstablished('r', 120_000);
+  const first = await withSwanLog(swan, agent.waitEstablished('r', 120_000));
   const firstChild = first.children[0]!;
   const pinging = a.run('ping', ['-c', '600', '-i', '0.1', '-W', '2', '-I', '10.1.0.1', '10.2.0.1'], { check: false, timeoutMs: 150_000 });
   await new Promise((r) => setTimeout(r, 2_000));
