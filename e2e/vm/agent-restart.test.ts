@@ -9,7 +9,7 @@ import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { pair } from '../lib/netns.js';
+import { pair, type Scope } from '../lib/netns.js';
 import { StrongSwan } from '../lib/strongswan.js';
 import { AgentProcess, pingCounts, tunnelYaml } from './agent-harness.js';
 import { swanctlConf } from './agent-swan.js';
@@ -47,8 +47,19 @@ const swanConn = { name: 'r', local: '192.0.2.2', remote: '192.0.2.1', localTs: 
 const agentTunnel = tunnelYaml({ name: 'r', local: '192.0.2.1', remote: '192.0.2.2', localSubnets: ['10.1.0.0/24'], remoteSubnets: ['10.2.0.0/24'], esp: ['aes256gcm16-x25519'], extra: '  dpd: {interval: 10s, timeout: 30s}\n' });
 /** A failure while waiting also shows what charon logged (it is the other half of every exchange). */
 async function withSwanLog<T>(swan: StrongSwan, p: Promise<T>): Promise<T> {
-  try { return await p; } catch (e) { throw new Error(`${(e as Error).message}\ncharon log tail:\n${swan.log().slice(-6000)}`); }
+  try { return await p; } catch (e) { throw new Error(`${(e as Error).message}\ncharon log tail:\n${swan.log().slice(-6000)}`, { cause: e }); }
 }
+/** Agent (192.0.2.1) and charon (192.0.2.2) with tunnel r between 10.1.0.0/24 and 10.2.0.0/24, up. */
+async function upTunnel(t: Scope) {
+  const [a, b] = await pair(t, { a: '192.0.2.1/24', b: '192.0.2.2/24' });
+  await a.run('ip', ['addr', 'add', '10.1.0.1/24', 'dev', 'lo']);
+  await b.run('ip', ['addr', 'add', '10.2.0.1/24', 'dev', 'lo']);
+  const swan = await StrongSwan.start(t, b, { mode: 'kernel', swanctl: swanctlConf([swanConn]) });
+  const agent = await AgentProcess.start(t, a, { config: agentTunnel, files: { psk: `${PSK}\n` } });
+  const first = await withSwanLog(swan, agent.waitEstablished('r', 120_000));
+  return { a, swan, agent, first };
+}
+
 const ikeSpisOf = (t: { ikeSpis?: { initiator: string; responder: string } }): string => `${t.ikeSpis?.initiator}_i ${t.ikeSpis?.responder}_r`;
 
 // The agent checkpoints each IKE SA (src/ike/sa/checkpoint.ts) in its state directory, so a
@@ -57,12 +68,7 @@ const ikeSpisOf = (t: { ikeSpis?: { initiator: string; responder: string } }): s
 // make-before-break. Re-negotiating instead would lose packets: strongSwan as IKE_AUTH responder
 // sends on the new Child SA before our side can have installed it.
 test('kill -9 of the agent under a continuous ping and a restart lose no ping: the IKE SA is resumed from its checkpoint, then rekeyed by charon (child with PFS, IKE)', async (t) => {
-  const [a, b] = await pair(t, { a: '192.0.2.1/24', b: '192.0.2.2/24' });
-  await a.run('ip', ['addr', 'add', '10.1.0.1/24', 'dev', 'lo']);
-  await b.run('ip', ['addr', 'add', '10.2.0.1/24', 'dev', 'lo']);
-  const swan = await StrongSwan.start(t, b, { mode: 'kernel', swanctl: swanctlConf([swanConn]) });
-  const agent = await AgentProcess.start(t, a, { config: agentTunnel, files: { psk: `${PSK}\n` } });
-  const first = await withSwanLog(swan, agent.waitEstablished('r', 120_000));
+  const { a, swan, agent, first } = await upTunnel(t);
   const firstChild = first.children[0]!;
 
   // 1. kill -9 under a continuous ping (10/s), restart.
@@ -117,12 +123,7 @@ test('kill -9 of the agent under a continuous ping and a restart lose no ping: t
 // charon keeps its side of the adopted SAs until they are replaced. The window in which charon
 // already sends on the new Child SA while ours is not installed yet is measured, not hidden.
 test('kill -9 and a restart without a checkpoint: the adopted SAs carry traffic until a new IKE SA replaces them (no INITIAL_CONTACT, RFC 7296 §2.4)', async (t) => {
-  const [a, b] = await pair(t, { a: '192.0.2.1/24', b: '192.0.2.2/24' });
-  await a.run('ip', ['addr', 'add', '10.1.0.1/24', 'dev', 'lo']);
-  await b.run('ip', ['addr', 'add', '10.2.0.1/24', 'dev', 'lo']);
-  const swan = await StrongSwan.start(t, b, { mode: 'kernel', swanctl: swanctlConf([swanConn]) });
-  const agent = await AgentProcess.start(t, a, { config: agentTunnel, files: { psk: `${PSK}\n` } });
-  const first = await withSwanLog(swan, agent.waitEstablished('r', 120_000));
+  const { a, swan, agent, first } = await upTunnel(t);
   const firstChild = first.children[0]!;
   const pinging = a.run('ping', ['-c', '600', '-i', '0.1', '-W', '2', '-I', '10.1.0.1', '10.2.0.1'], { check: false, timeoutMs: 150_000 });
   await new Promise((r) => setTimeout(r, 2_000));

@@ -16,6 +16,7 @@ import { KipsecError } from '../../../src/common/errors.js';
 import { SecretBytes } from '../../../src/common/secret.js';
 import { FakeEngine, FakeSockets, FakeXfrm, logSink } from './fakes.js';
 import type { RestoreResult } from '../../../src/ike/engine.js';
+import type { SaState } from '../../../src/xfrm/index.js';
 
 const PSK = 'Sup3r-Secret-PSK-never-in-logs-4711';
 
@@ -29,6 +30,15 @@ spec:
   ike: {proposals: [aes256gcm16-prfsha384-x25519]}
   esp: {proposals: [aes256gcm16]}
 `;
+
+const KEY = new SecretBytes(new Uint8Array(36));
+/** An XFRM state as the kernel dumps it: AES-GCM keyed, or larval (ALLOCSPI, no keys yet). */
+function dumped(src: string, dst: string, spi: number, reqid: number, o: { addTime?: bigint; larval?: boolean } = {}): SaState {
+  return {
+    src, dst, spi, reqid, ...(o.larval ? {} : { mode: 'tunnel' as const, aead: { name: 'rfc4106(gcm(aes))', key: KEY, icvBits: 128 } }),
+    current: { bytes: 0n, packets: 0n, add_time: o.addTime ?? 100n, use_time: 0n }, stats: { replay_window: 0, replay: 0, integrity_failed: 0 },
+  };
+}
 
 function setup(t: { after(fn: () => unknown): void }, config = tunnel('alpha'), o: { stateDir?: boolean; restoreResults?: readonly RestoreResult[] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'kipsec-agent-'));
@@ -136,17 +146,14 @@ test('the PSK never appears in a log line or a status answer', async (t) => {
 test('on start, our installed Child SAs are handed to the engine and orphans are removed', async (t) => {
   const s = setup(t);
   const reqid = reqidFor('alpha');
-  const key = new SecretBytes(new Uint8Array(36));
-  const cur = (add: bigint) => ({ bytes: 0n, packets: 0n, add_time: add, use_time: 0n });
-  const stats = { replay_window: 0, replay: 0, integrity_failed: 0 };
   s.xfrm.sas.push(
-    { src: '192.0.2.2', dst: '192.0.2.1', spi: 0xc1000001, reqid, mode: 'tunnel', aead: { name: 'rfc4106(gcm(aes))', key, icvBits: 128 }, current: cur(100n), stats },
-    { src: '192.0.2.1', dst: '192.0.2.2', spi: 0xd2000002, reqid, mode: 'tunnel', aead: { name: 'rfc4106(gcm(aes))', key, icvBits: 128 }, current: cur(100n), stats },
-    { src: '192.0.2.2', dst: '192.0.2.1', spi: 0xc1000003, reqid, current: cur(200n), stats },            // larval, from a crash mid-negotiation
-    { src: '192.0.2.9', dst: '192.0.2.1', spi: 0xc1000004, reqid: reqidFor('gone'), mode: 'tunnel', aead: { name: 'rfc4106(gcm(aes))', key, icvBits: 128 }, current: cur(1n), stats },
-    { src: '192.0.2.7', dst: '192.0.2.1', spi: 0x1234, reqid: 1, mode: 'tunnel', aead: { name: 'rfc4106(gcm(aes))', key, icvBits: 128 }, current: cur(1n), stats }, // not ours
+    dumped('192.0.2.2', '192.0.2.1', 0xc1000001, reqid),
+    dumped('192.0.2.1', '192.0.2.2', 0xd2000002, reqid),
+    dumped('192.0.2.2', '192.0.2.1', 0xc1000003, reqid, { addTime: 200n, larval: true }), // from a crash mid-negotiation
+    dumped('192.0.2.9', '192.0.2.1', 0xc1000004, reqidFor('gone'), { addTime: 1n }),
+    dumped('192.0.2.7', '192.0.2.1', 0x1234, 1, { addTime: 1n }), // not ours
   );
-  s.xfrm.policies.push({ selector: { src: '10.1.0.0/24', dst: '10.2.0.0/24' }, dir: 'out', index: 1, current: cur(0n), templates: [{ src: '192.0.2.1', dst: '192.0.2.2', proto: 'esp', reqid, mode: 'tunnel' }] });
+  s.xfrm.policies.push({ selector: { src: '10.1.0.0/24', dst: '10.2.0.0/24' }, dir: 'out', index: 1, current: { bytes: 0n, packets: 0n, add_time: 0n, use_time: 0n }, templates: [{ src: '192.0.2.1', dst: '192.0.2.2', proto: 'esp', reqid, mode: 'tunnel' }] });
   await s.agent.start();
   t.after(() => s.agent.shutdown());
   const adopted = s.engine().adopted.get('alpha');
@@ -165,13 +172,10 @@ test('checkpointed IKE SAs are resumed first: their Child SA and reserved SPI ar
   writeFileSync(join(state, '0123456789abcdef.ikesa'), '{"v":1}', { mode: 0o600 });
   writeFileSync(join(state, '1111111111111111.ikesa'), '{"v":1,"secret":"SK_d-like"}', { mode: 0o644 });
   const reqid = reqidFor('alpha');
-  const key = new SecretBytes(new Uint8Array(36));
-  const cur = (add: bigint) => ({ bytes: 0n, packets: 0n, add_time: add, use_time: 0n });
-  const stats = { replay_window: 0, replay: 0, integrity_failed: 0 };
   s.xfrm.sas.push(
-    { src: '192.0.2.2', dst: '192.0.2.1', spi: 0xc1000001, reqid, mode: 'tunnel', aead: { name: 'rfc4106(gcm(aes))', key, icvBits: 128 }, current: cur(100n), stats },
-    { src: '192.0.2.1', dst: '192.0.2.2', spi: 0xd2000002, reqid, mode: 'tunnel', aead: { name: 'rfc4106(gcm(aes))', key, icvBits: 128 }, current: cur(100n), stats },
-    { src: '192.0.2.2', dst: '192.0.2.1', spi: 0xc1000003, reqid, current: cur(200n), stats }, // larval: SPI of the rekey in flight
+    dumped('192.0.2.2', '192.0.2.1', 0xc1000001, reqid),
+    dumped('192.0.2.1', '192.0.2.2', 0xd2000002, reqid),
+    dumped('192.0.2.2', '192.0.2.1', 0xc1000003, reqid, { addTime: 200n, larval: true }), // the SPI of the rekey in flight
   );
   await s.agent.start();
   assert.deepEqual(s.engine().restored, ['0123456789abcdef'], 'only the owner-only file reaches the engine');
