@@ -20,7 +20,7 @@ import type { EngineCore } from './core.js';
 import { FRAGMENT_MTU, REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 import { ikeSpisText, type ChildSa, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
 import { activateOutbound, emitChildUp, establish, installChild, migrateChildren, removeChild, scheduleIkeTimers, teardown } from './lifecycle.js';
-import { headerFor, sealMessage } from './wire.js';
+import { headerFor, sealMessage, unfragmentedHint } from './wire.js';
 
 export function mtuOf(sa: IkeSa): number { return sa.peer.config.fragmentMtu ?? FRAGMENT_MTU; }
 
@@ -161,7 +161,7 @@ async function timedOut(e: EngineCore, sa: IkeSa, o: Outstanding): Promise<void>
   const wasEstablished = sa.state.tag === 'established' || sa.state.tag === 'deleting';
   const reason: DownReason = task.kind === 'ike-delete' ? 'terminated' : task.kind === 'dpd' ? 'dpd-timeout' : 'retransmit-limit';
   if (task.kind !== 'ike-delete')
-    e.failure(sa.peer, ikeFailure({ code: 'ERR_IKE_TIMEOUT', message: `no response after ${o.tries} retransmissions (${task.kind})`, exchange: exchangeOf(o.exchangeType) }));
+    e.failure(sa.peer, ikeFailure({ code: 'ERR_IKE_TIMEOUT', message: `no response after ${o.tries} retransmissions (${task.kind})${unfragmentedHint(sa, o.exchangeType, o.datagrams, mtuOf(sa))}`, exchange: exchangeOf(o.exchangeType) }));
   await teardown(e, sa, reason);
   afterDown(e, sa.peer, reason, wasEstablished);
 }

@@ -6,6 +6,8 @@ import type { IkeHeader } from '../codec/header.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { MAX_INNER_BYTES } from '../codec/limits.js';
+import { ExchangeType } from '../constants.js';
+import { FRAGMENT_MTU } from './defaults.js';
 import type { IkeSa } from './ike-sa.js';
 
 export function headerFor(sa: IkeSa, exchangeType: number, messageId: number, response: boolean): IkeHeader {
@@ -33,6 +35,23 @@ export function sealMessage(sa: IkeSa, header: IkeHeader, inner: readonly IkePay
   // Per fragment: IKE header 28 + SKF header 8 + IV + ICV + up to one block of padding.
   const room = mtu - overheadBytes(sa) - 28 - 8 - keys.out.overhead - keys.out.encr.blockSize;
   return encodeEncryptedFragments(header, inner, sealer, Math.max(64, room));
+}
+
+/**
+ * Why an unanswered request may never have arrived, for the timeout's message: it left as one
+ * datagram above the fragment MTU because IKE fragmentation was not negotiated (RFC 7383 §2.3),
+ * so IP fragmented it, and paths that drop IP fragments lose every copy (certificate IKE_AUTH
+ * with RSA chains is the usual case). Empty when that does not apply; IKE_SA_INIT is never
+ * fragmented (RFC 7383 §2.5) and gets no hint.
+ */
+export function unfragmentedHint(sa: IkeSa, exchangeType: number, datagrams: readonly Uint8Array[], mtu: number): string {
+  const only = datagrams.length === 1 ? datagrams[0] : undefined;
+  if (only === undefined || sa.fragmentation || exchangeType === ExchangeType.IKE_SA_INIT) return '';
+  const limit = mtu > 0 ? mtu : FRAGMENT_MTU;
+  const ipBytes = only.length + overheadBytes(sa);
+  if (ipBytes <= limit) return '';
+  const why = mtu > 0 ? 'the peer did not announce IKE fragmentation (RFC 7383)' : 'IKE fragmentation is disabled in our config';
+  return `; it was one ${ipBytes}-byte IP packet (over ${limit}) because ${why}, so it crossed the path as IP fragments, which some paths drop`;
 }
 
 export type OpenResult =

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ExchangeType, PayloadType } from '../../../../src/ike/constants.js';
-import { mirrored, Pair } from './harness.js';
+import { child, mirrored, Pair } from './harness.js';
 
 const MTU = 576;
 
@@ -80,4 +80,44 @@ test('fragmentation from the other role: bob initiates with certificates over a 
   assert.ok(auth.length >= 4 && auth.every((x) => x.firstPayload === PayloadType.SKF), 'both directions fragmented');
   assert.deepEqual(p.alice.events.map((e) => e.type), ['ike-up', 'child-up']);
   assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored');
+});
+
+// A path that drops IP fragments (some firewalls, some cloud paths): every datagram that would
+// leave as more than one IPv4 packet of `mtu` bytes is lost.
+function dropIpFragments(p: Pair, mtu: number): void {
+  p.net.fate = (x) => (x.datagram.length + 28 > mtu ? 'drop' : 'deliver');
+}
+
+function timeoutMessages(p: Pair): string[] {
+  return p.alice.events.flatMap((e) => (e.type === 'error' && e.error.code === 'ERR_IKE_TIMEOUT' ? [e.error.message] : []));
+}
+
+test('an unfragmented IKE_AUTH lost on a fragment-dropping path times out naming the cause: no IKE fragmentation from the peer (RFC 7383 §2.3, RFC 7296 §2.4)', async () => {
+  // Why: on-call sees only "no response"; the datagram size and the missing notify are the clue.
+  const p = new Pair({ auth: 'cert', alice: { fragmentMtu: MTU }, bob: { fragmentMtu: 0 } });
+  dropIpFragments(p, MTU);
+  await p.connect();
+  await p.advance(200_000);
+  const [msg] = timeoutMessages(p);
+  assert.ok(msg, `alice reports a timeout: ${JSON.stringify(p.alice.events)}`);
+  assert.match(msg, /^no response after 5 retransmissions \(ike-auth\); it was one \d+-byte IP packet \(over 576\) because the peer did not announce IKE fragmentation \(RFC 7383\)/);
+});
+
+test('the same loss with IKE fragmentation disabled on our side says so; the hint uses charon\'s 1280-byte default (RFC 7383 §2.3)', async () => {
+  // Enough traffic selectors to push IKE_AUTH above 1280 bytes with an ECDSA certificate.
+  const many = Array.from({ length: 48 }, (_, i) => `10.9.${i}.0/24`);
+  const p = new Pair({ auth: 'cert', alice: { fragmentMtu: 0 }, bob: { fragmentMtu: MTU }, aliceChildren: [child({ localTs: many })] });
+  dropIpFragments(p, 1280);
+  await p.connect();
+  await p.advance(200_000);
+  const [msg] = timeoutMessages(p);
+  assert.match(msg ?? '', /one \d+-byte IP packet \(over 1280\) because IKE fragmentation is disabled in our config/);
+});
+
+test('a timeout of a request that fit the MTU carries no fragmentation hint (PSK IKE_AUTH, peer silent)', async () => {
+  const p = new Pair({ alice: { fragmentMtu: MTU }, bob: { fragmentMtu: 0 } });
+  p.net.fate = (x) => (x.exchange === ExchangeType.IKE_AUTH ? 'drop' : 'deliver');
+  await p.connect();
+  await p.advance(200_000);
+  assert.deepEqual(timeoutMessages(p), ['no response after 5 retransmissions (ike-auth)']);
 });
