@@ -4,7 +4,7 @@
 // TunnelConfig. All-or-nothing: a single problem means no config, so nothing is half-applied and a
 // reload with a bad file leaves the running config alone.
 import { readFileSync, statSync } from 'node:fs';
-import { createPrivateKey, createHash, X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, createHash, X509Certificate, type KeyObject } from 'node:crypto';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { parseDurationMs } from '../common/duration.js';
@@ -14,6 +14,7 @@ import { formatProblem, parseTunnelConfig, type Problem } from '../api/config.js
 import type { IPsecTunnel } from '../api/types.js';
 import { PROFILE_WEAK_ALLOWED, type Profile } from '../api/transforms.js';
 import { parseProposals, type PolicyProposal } from '../ike/policy/index.js';
+import { pemBlocks } from './peers.js';
 import { reqidFor, type TunnelAuth, type TunnelConfig } from './tunnel.js';
 
 /**
@@ -174,11 +175,40 @@ function readCerts(c: { certFile?: string; keyFile?: string; caFile?: string }, 
     }
   }
   const { certFile, keyFile, caFile } = files;
+  if (texts.certFile && certFile) checkBlocks(texts.certFile, resolve(baseDir, certFile), `${path}.certFile`, out);
+  if (texts.caFile && caFile) checkBlocks(texts.caFile, resolve(baseDir, caFile), `${path}.caFile`, out);
+  if (texts.certFile && texts.keyFile && certFile && keyFile) checkKeyMatches(texts.certFile, texts.keyFile, resolve(baseDir, certFile), resolve(baseDir, keyFile), path, out);
   if (!texts.certFile || !texts.keyFile || !texts.caFile || !certFile || !keyFile || !caFile) return undefined;
   return {
     kind: 'certificate', certPem: texts.certFile, keyPem: new SecretBytes(new Uint8Array(Buffer.from(texts.keyFile))), caPem: texts.caFile,
     certFile: resolve(baseDir, certFile), keyFile: resolve(baseDir, keyFile), caFile: resolve(baseDir, caFile),
   };
+}
+
+/** Every PEM block of a certificate file must be a certificate (a chain file has several). */
+function checkBlocks(text: string, abs: string, path: string, out: Problem[]): void {
+  const blocks = pemBlocks(text);
+  blocks.forEach((der, i) => {
+    try { new X509Certificate(der); } catch { out.push({ path, message: `certificate ${i + 1} of ${blocks.length} in ${abs} does not parse` }); }
+  });
+}
+
+function spki(k: KeyObject): string { return k.export({ type: 'spki', format: 'der' }).toString('hex'); }
+
+/**
+ * The key must belong to the first certificate of certFile: that one goes in the first CERT
+ * payload and must verify our AUTH signature (RFC 7296 §3.6, §2.15); the rest are intermediates.
+ * Otherwise the peer answers AUTHENTICATION_FAILED and nothing says why, so say it here.
+ */
+function checkKeyMatches(certText: string, keyText: string, certAbs: string, keyAbs: string, path: string, out: Problem[]): void {
+  let want: string;
+  try { want = spki(createPublicKey(keyText)); } catch { return; } // already reported as unusable
+  const keys = pemBlocks(certText).map((der) => { try { return spki(new X509Certificate(der).publicKey); } catch { return ''; } });
+  if (keys[0] === want) return;
+  const at = keys.indexOf(want);
+  out.push(at > 0
+    ? { path: `${path}.certFile`, message: `the certificate for ${keyAbs} is number ${at + 1} of ${keys.length} in ${certAbs}; put the end-entity certificate first, then its intermediates` }
+    : { path: `${path}.keyFile`, message: `${keyAbs} is not the private key of the certificate in ${certAbs}` });
 }
 
 function compileTunnel(t: IPsecTunnel, baseDir: string, fs: ConfigFs, out: Problem[]): TunnelConfig | undefined {

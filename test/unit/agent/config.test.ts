@@ -2,8 +2,10 @@
 // credential files. Every problem is one line with its field path; any problem means no config.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { decodePsk, loadConfigText, MIN_PSK_BYTES, type ConfigFs } from '../../../src/agent/config.js';
+import { peerConfigOf } from '../../../src/agent/peers.js';
+import { buildCert, dn } from '../ike/crypto/cert-builder.js';
 import { reqidFor, isOurReqid } from '../../../src/agent/tunnel.js';
 
 const PSK = 'correct horse battery staple, twenty+';
@@ -82,6 +84,55 @@ test('certificate files must be readable, parse, and the key file must be privat
   assert.ok(lines.some((l) => l.startsWith('c spec.auth.certificate.certFile: /c/a.crt is not a usable PEM certificate')), lines.join('\n'));
   assert.ok(lines.some((l) => l.startsWith('c spec.auth.certificate.keyFile: private key file /c/a.key has mode 0644')), lines.join('\n'));
   assert.ok(lines.some((l) => l.startsWith('c spec.auth.certificate.caFile: cannot read /c/ca.crt: no such file')), lines.join('\n'));
+});
+
+// A root CA, an intermediate, and an end entity (ECDSA, for speed): a chain file as users write it.
+function chainFiles(): { ee: string; im: string; root: string; eeKey: string; otherKey: string } {
+  const ec = () => generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const r = ec(); const i = ec(); const e = ec();
+  const now = Date.now(); const base = { notBeforeMs: now - 60_000, notAfterMs: now + 86_400_000 };
+  const pem = (der: Uint8Array) => `-----BEGIN CERTIFICATE-----\n${Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE-----\n`;
+  const root = buildCert({ ...base, subject: dn('root'), issuer: dn('root'), publicKey: r.publicKey, signingKey: r.privateKey, ca: true, keyUsage: [5] });
+  const im = buildCert({ ...base, serial: 2, subject: dn('intermediate'), issuer: dn('root'), publicKey: i.publicKey, signingKey: r.privateKey, ca: true, keyUsage: [5] });
+  const ee = buildCert({ ...base, serial: 3, subject: dn('gw'), issuer: dn('intermediate'), publicKey: e.publicKey, signingKey: i.privateKey, keyUsage: [0], dns: ['gw.example'] });
+  const key = (k: KeyObject) => k.export({ type: 'pkcs8', format: 'pem' }).toString();
+  return { ee: pem(ee), im: pem(im), root: pem(root), eeKey: key(e.privateKey), otherKey: key(ec().privateKey) };
+}
+
+const certAuth = 'auth: {certificate: {certFile: chain.crt, keyFile: gw.key, caFile: ca.crt}}';
+
+test('a chain file (end entity, then intermediate) loads; the intermediate goes in a second CERT payload (RFC 7296 §3.6)', () => {
+  const c = chainFiles();
+  const r = loadConfigText(tunnel('c', '', certAuth), '/c', fakeFs({ '/c/chain.crt': { text: c.ee + c.im }, '/c/gw.key': { text: c.eeKey }, '/c/ca.crt': { text: c.root } }));
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.problems));
+  const auth = peerConfigOf(r.tunnels[0]!).auth;
+  assert.ok(auth.method === 'certificate' && auth.chain?.length === 1, 'one intermediate after the end entity');
+});
+
+test('a chain file with the intermediate first is refused, naming where the key\'s certificate is (RFC 7296 §3.6: the first CERT signs AUTH)', () => {
+  // Why: the peer would answer AUTHENTICATION_FAILED with nothing on our side saying why.
+  const c = chainFiles();
+  const r = loadConfigText(tunnel('c', '', certAuth), '/c', fakeFs({ '/c/chain.crt': { text: c.im + c.ee }, '/c/gw.key': { text: c.eeKey }, '/c/ca.crt': { text: c.root } }));
+  assert.ok(!r.ok);
+  assert.deepEqual(r.problems.map((p) => `${p.path}: ${p.message}`), ['c spec.auth.certificate.certFile: the certificate for /c/gw.key is number 2 of 2 in /c/chain.crt; put the end-entity certificate first, then its intermediates']);
+});
+
+test('a key that belongs to no certificate in certFile is refused', () => {
+  const c = chainFiles();
+  const r = loadConfigText(tunnel('c', '', certAuth), '/c', fakeFs({ '/c/chain.crt': { text: c.ee + c.im }, '/c/gw.key': { text: c.otherKey }, '/c/ca.crt': { text: c.root } }));
+  assert.ok(!r.ok);
+  assert.deepEqual(r.problems.map((p) => `${p.path}: ${p.message}`), ['c spec.auth.certificate.keyFile: /c/gw.key is not the private key of the certificate in /c/chain.crt']);
+});
+
+test('every block of a chain or CA file must parse, not only the first', () => {
+  const c = chainFiles();
+  const junk = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';
+  const r = loadConfigText(tunnel('c', '', certAuth), '/c', fakeFs({ '/c/chain.crt': { text: c.ee + junk }, '/c/gw.key': { text: c.eeKey }, '/c/ca.crt': { text: c.root + junk } }));
+  assert.ok(!r.ok);
+  assert.deepEqual(r.problems.map((p) => `${p.path}: ${p.message}`).sort(), [
+    'c spec.auth.certificate.caFile: certificate 2 of 2 in /c/ca.crt does not parse',
+    'c spec.auth.certificate.certFile: certificate 2 of 2 in /c/chain.crt does not parse',
+  ]);
 });
 
 test('YAML syntax errors are reported on one line each', () => {
