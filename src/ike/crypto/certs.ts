@@ -9,7 +9,7 @@
 //   4. the peer's IKE identity is in the end-entity certificate (RFC 4945 §3.1: IP address, DNS
 //      and email SANs; ID_DER_ASN1_DN against the subject). Revocation is out of scope here.
 // Failures are CertificateError with a fixed code; the exchange layer answers AUTHENTICATION_FAILED.
-import type { KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { IdType } from '../constants.js';
 import { CertificateError } from './errors.js';
 import { KeyUsageBit, parseCertificate, sameName, type CertInfo } from './x509.js';
@@ -136,4 +136,26 @@ export function matchIdentity(cert: CertInfo, idType: number, idData: Uint8Array
       throw new CertificateError('ERR_IKE_CERT_ID_MISMATCH', `ID type ${idType} cannot be matched against a certificate`);
   }
   if (!ok) throw new CertificateError('ERR_IKE_CERT_ID_MISMATCH', `identity ${shown} is not in certificate ${describe(cert)}`);
+}
+
+const caHashCache = new WeakMap<readonly Uint8Array[], Uint8Array>();
+
+/**
+ * The Certification Authority field of an X.509 CERTREQ (RFC 7296 §3.7): for each trust anchor
+ * the SHA-1 hash of its SubjectPublicKeyInfo, concatenated. It tells the peer which CA to chain
+ * to (a peer with several certificates picks by it; some send none for an empty field).
+ * Anchors that do not parse are left out (configuration checks report them).
+ */
+export function caKeyHashes(trustAnchors: readonly Uint8Array[]): Uint8Array {
+  const cached = caHashCache.get(trustAnchors);
+  if (cached) return cached;
+  const hashes: Buffer[] = [];
+  for (const der of trustAnchors) {
+    let spki: Buffer;
+    try { spki = parseCertificate(der).publicKey.export({ type: 'spki', format: 'der' }); } catch { continue; }
+    hashes.push(createHash('sha1').update(spki).digest());
+  }
+  const out = new Uint8Array(Buffer.concat(hashes));
+  caHashCache.set(trustAnchors, out);
+  return out;
 }

@@ -11,7 +11,7 @@ import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { notify } from '../codec/payloads/notify.js';
 import { chooseSignatureScheme, DEFAULT_SIGNATURE_HASHES, pskAuthData, signAuth, signedOctets, verifyPskAuth, verifySignatureAuth } from '../crypto/auth.js';
-import { matchIdentity, validateCertificateChain } from '../crypto/certs.js';
+import { caKeyHashes, matchIdentity, validateCertificateChain } from '../crypto/certs.js';
 import { AuthMethod } from '../constants.js';
 import type { IkeFailure, KernelChildSa } from '../ports.js';
 import { ikeFailure, type Ctx } from '../sa/context.js';
@@ -30,6 +30,13 @@ function authPayload(sa: IkeSa, role: 'initiator' | 'responder', idP: ReturnType
   if (auth.method === 'psk') return { kind: 'auth', method: AuthMethod.SHARED_KEY_MESSAGE_INTEGRITY_CODE, data: pskAuthData(keys.prf, auth.secret, octets) };
   const v = signAuth(chooseSignatureScheme(auth.privateKey, sa.peerHashes), auth.privateKey, octets);
   return { kind: 'auth', method: v.authMethod, data: v.authData };
+}
+
+/** CERTREQ naming our trust anchors (RFC 7296 §3.7), for certificate peers; none for PSK. */
+export function certReqPayloads(peer: PeerRuntime): IkePayload[] {
+  const a = peer.config.auth;
+  if (a.method !== 'certificate') return [];
+  return [{ kind: 'certreq', encoding: CertEncoding.X509_CERT_SIGNATURE, authorities: caKeyHashes(a.cas) }];
 }
 
 function certPayloads(peer: PeerRuntime): IkePayload[] {
@@ -87,7 +94,7 @@ export async function buildAuthRequest(ctx: Ctx, sa: IkeSa): Promise<{ payloads:
     idi,
     ...certPayloads(peer),
     ...(ctx.initialContact(sa) ? [notify(NotifyStatus.INITIAL_CONTACT)] : []),
-    ...(peer.config.auth.method === 'certificate' ? [{ kind: 'certreq' as const, encoding: CertEncoding.X509_CERT_SIGNATURE, authorities: new Uint8Array(0) }] : []),
+    ...certReqPayloads(peer),
     ...(peer.config.remote.id ? [idPayloadOf('idr', peer.config.remote.id)] : []),
     authPayload(sa, 'initiator', idi),
     ...(child ? childOfferPayloads(child, true) : []),

@@ -12,7 +12,7 @@
 // half-open IKE SA (state init-done).
 import { createHash } from 'node:crypto';
 import { SecretBytes } from '../../common/secret.js';
-import { CertEncoding, ExchangeType, NotifyError, NotifyStatus, notifyName } from '../constants.js';
+import { ExchangeType, NotifyError, NotifyStatus, notifyName } from '../constants.js';
 import type { IkeHeader } from '../codec/header.js';
 import { encodeMessage, type IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
@@ -32,6 +32,7 @@ import { ikeFailure, type Ctx } from '../sa/context.js';
 import { MAX_INIT_RETRIES, NONCE_BYTES } from '../sa/defaults.js';
 import type { IkeKeys, IkeSa, PeerRuntime } from '../sa/ike-sa.js';
 import type { CookieJar } from './cookie.js';
+import { certReqPayloads } from './ike-auth.js';
 
 function natHash(spiI: bigint, spiR: bigint, ep: Endpoint): Uint8Array {
   return new Uint8Array(createHash('sha1').update(natDetectionInput(spiI, spiR, addressBytes(ep.address), ep.port)).digest());
@@ -218,7 +219,7 @@ export function respondInit(ctx: Ctx, env: InitResponderEnv, sa: IkeSa, m: IkeMe
     ...natNotifies(ctx, peer, sa.spiI, sa.spiR, sa.local, from),
     ...(sa.fragmentation ? [notify(NotifyStatus.IKEV2_FRAGMENTATION_SUPPORTED)] : []),
     signatureHashAlgorithmsNotify(DEFAULT_SIGNATURE_HASHES),
-    ...(peer.config.auth.method === 'certificate' ? [{ kind: 'certreq' as const, encoding: CertEncoding.X509_CERT_SIGNATURE, authorities: new Uint8Array(0) }] : []),
+    ...certReqPayloads(peer),
   ];
   const response = encodeMessage(initHeader(sa.spiI, sa.spiR, true), payloads);
   sa.initRequest = new Uint8Array(datagram);

@@ -1,6 +1,6 @@
 // RFC 7296 §3.7 Certificate Request payload: Cert Encoding (1), Certification Authority. For X.509
 // (encoding 4) the authority field is a concatenation of 20-octet SHA-1 hashes of trusted CAs'
-// SubjectPublicKeyInfo; it may be empty ("any CA"), which strongSwan and others send.
+// SubjectPublicKeyInfo; it may be empty ("any CA"). We send our trust anchors' hashes, as strongSwan does.
 import type { Reader, Writer } from '../../../common/bytes.js';
 import { CertEncoding } from '../../constants.js';
 import { IkeCodecError } from '../errors.js';

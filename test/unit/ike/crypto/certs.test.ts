@@ -6,7 +6,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { fromHex } from '../../../../src/common/bytes.js';
 import { ManualClock } from '../../../../src/common/time.js';
 import { IdType } from '../../../../src/ike/constants.js';
-import { matchIdentity, validateCertificateChain } from '../../../../src/ike/crypto/certs.js';
+import { caKeyHashes, matchIdentity, validateCertificateChain } from '../../../../src/ike/crypto/certs.js';
+import { sha1 } from '@noble/hashes/legacy.js';
 import { CertificateError, type CertificateErrorCode } from '../../../../src/ike/crypto/errors.js';
 import { parseCertificate } from '../../../../src/ike/crypto/x509.js';
 import { signAuth, verifySignatureAuth } from '../../../../src/ike/crypto/auth.js';
@@ -108,4 +109,14 @@ test('Ed25519 and RSA certificates parse and validate too', () => {
   const rsaEe = buildCert({ ...base, subject: EE, issuer: CA, publicKey: rsa.publicKey, signingKey: ed.privateKey, dns: ['rsa.example.com'] });
   const v = validateCertificateChain({ endEntity: rsaEe, trustAnchors: [edCa], nowMs: now });
   assert.equal(v.publicKey.asymmetricKeyType, 'rsa');
+});
+
+test('CERTREQ Certification Authority = SHA-1 of each trust anchor\'s SubjectPublicKeyInfo, concatenated (RFC 7296 §3.7)', () => {
+  // Why: an empty field asks for "any CA"; naming ours lets a peer with several certificates pick.
+  const spki = (k: typeof caKeys) => new Uint8Array(k.publicKey.export({ type: 'spki', format: 'der' }));
+  const otherCa = buildCert({ ...base, subject: dn('other CA'), issuer: dn('other CA'), publicKey: otherCaKeys.publicKey, signingKey: otherCaKeys.privateKey, ca: true });
+  const out = caKeyHashes([caDer, otherCa]);
+  assert.equal(out.length, 40);
+  assert.deepEqual(out, new Uint8Array([...sha1(spki(caKeys)), ...sha1(spki(otherCaKeys))]));
+  assert.equal(caKeyHashes([new Uint8Array([1, 2, 3])]).length, 0, 'an anchor that does not parse is left out');
 });

@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { ExchangeType, NotifyError } from '../../../../src/ike/constants.js';
 import { decodeMessage } from '../../../../src/ike/codec/message.js';
 import type { IkeEvent, IkeFailure } from '../../../../src/ike/ports.js';
-import { ALICE, BOB, child, mirrored, Pair } from './harness.js';
+import { ALICE, BOB, child, mirrored, Pair, pki } from './harness.js';
+import { X509Certificate } from 'node:crypto';
+import { sha1 } from '@noble/hashes/legacy.js';
 
 function errors(events: readonly IkeEvent[]): IkeFailure[] {
   return events.flatMap((e) => (e.type === 'error' ? [e.error] : []));
@@ -57,6 +59,21 @@ test('ECDSA P-256 certificates with RFC 7427 signatures authenticate both sides 
   const auth = p.net.log.filter((x) => x.exchange === ExchangeType.IKE_AUTH);
   assert.equal(auth.length, 2);
   assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
+});
+
+test('a certificate responder\'s IKE_SA_INIT response carries CERTREQ with its trust anchor\'s SHA-1 SPKI hash, not an empty field (RFC 7296 §3.7)', async () => {
+  const p = new Pair({ auth: 'cert' });
+  await p.connect();
+  const resp = p.net.log.find((x) => x.exchange === ExchangeType.IKE_SA_INIT && x.response);
+  const certreq = resp && decodeMessage(resp.datagram).first('certreq');
+  assert.ok(certreq, 'IKE_SA_INIT response has a CERTREQ');
+  const spki = new X509Certificate(pki(p.clock.now()).ca).publicKey.export({ type: 'spki', format: 'der' });
+  assert.deepEqual(certreq.authorities, sha1(new Uint8Array(spki)));
+  // A PSK responder asks for no certificate.
+  const q = new Pair();
+  await q.connect();
+  const psk = q.net.log.find((x) => x.exchange === ExchangeType.IKE_SA_INIT && x.response);
+  assert.equal(psk && decodeMessage(psk.datagram).first('certreq'), undefined);
 });
 
 test('a certificate from an untrusted CA fails with AUTHENTICATION_FAILED on the responder, reported on both sides (RFC 7296 §2.21.2)', async () => {
