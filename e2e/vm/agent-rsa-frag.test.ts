@@ -180,7 +180,7 @@ async function pingAndSpis(t: { diagnostic(s: string): void }, tun: Tunnel): Pro
 }
 
 /** What charon's log says about fragments and signatures on one connection. */
-function swanEvidence(tun: Tunnel): { weSplit: number; theySplit: number; ourScheme: string | undefined; theirScheme: string | undefined } {
+function swanEvidence(tun: Tunnel): { weSplit: number; theySplit: number; ourScheme: string | undefined; theirScheme: string | undefined; certReq: boolean } {
   const lines = swanLines(tun);
   // charon: "received fragment #2 of 4, reassembled fragmented IKE message (3912 bytes)" and
   // "splitting IKE message (3850 bytes) into 4 fragments"; "authentication of 'X' with SCHEME successful".
@@ -188,7 +188,9 @@ function swanEvidence(tun: Tunnel): { weSplit: number; theySplit: number; ourSch
   const split = lines.filter((l) => /splitting IKE message/.test(l)).length;
   const ours = lines.map((l) => new RegExp(`authentication of '${AGENT_ID}' with (\\S+) successful`).exec(l)?.[1]).find(Boolean);
   const theirs = lines.map((l) => new RegExp(`authentication of '${SWAN_ID}' \\(myself\\) with (\\S+) successful`).exec(l)?.[1]).find(Boolean);
-  return { weSplit: reassembled, theySplit: split, ourScheme: ours, theirScheme: theirs };
+  // Our CERTREQ names the root by its key hash (RFC 7296 §3.7); charon resolves it to the name.
+  const certReq = lines.some((l) => /received cert request for "O=kipsec e2e, CN=RSA-4096 root CA"/.test(l));
+  return { weSplit: reassembled, theySplit: split, ourScheme: ours, theirScheme: theirs, certReq };
 }
 
 describe('RSA-4096 chain over a path that drops IP fragments', { concurrency: true }, () => {
@@ -212,6 +214,7 @@ describe('RSA-4096 chain over a path that drops IP fragments', { concurrency: tr
     assert.notEqual(st.ikeState, 'established');
     assert.match(err.message, /IKE_AUTH|ike-auth/, 'the failure names the exchange that got lost');
     assert.match(err.message, /no response/);
+    assert.match(err.message, /one \d+-byte IP packet \(over 1280\) because the peer did not announce IKE fragmentation/, 'the failure names the likely cause');
     const lines = swanLines(tun);
     assert.ok(lines.some((l) => /parsed IKE_SA_INIT request/.test(l)), `charon saw our IKE_SA_INIT:\n${lines.join('\n')}`);
     assert.ok(!lines.some((l) => /IKE_AUTH request/.test(l)), `charon must never see the fragmented IKE_AUTH:\n${lines.join('\n')}`);
@@ -242,6 +245,7 @@ describe('RSA-4096 chain over a path that drops IP fragments', { concurrency: tr
     assert.ok(ev.weSplit >= 1, `charon reassembled our fragmented IKE_AUTH:\n${swanLines(tun).join('\n')}`);
     assert.ok(ev.theySplit >= 1, 'charon fragmented its IKE_AUTH response');
     assert.match(ev.ourScheme ?? '', /RSA_EMSA_PSS/, 'we sign with RSASSA-PSS (RFC 7427)');
+    assert.ok(ev.certReq, 'charon understood our CERTREQ as a request for the root CA (RFC 7296 §3.7)');
     assert.match(ev.theirScheme ?? '', /RSA_EMSA_PKCS1/, 'charon signed with PKCS#1 v1.5 and we verified it');
     await pingAndSpis(t, tun);
   });
@@ -257,6 +261,7 @@ describe('RSA-4096 chain over a path that drops IP fragments', { concurrency: tr
     assert.ok(ev.theySplit >= 1, `charon fragmented its IKE_AUTH request:\n${swanLines(tun).join('\n')}`);
     assert.ok(ev.weSplit >= 1, 'charon reassembled our fragmented IKE_AUTH response');
     assert.match(ev.ourScheme ?? '', /RSA_EMSA_PSS/, 'we sign with RSASSA-PSS (RFC 7427)');
+    assert.ok(ev.certReq, 'charon understood our CERTREQ as a request for the root CA (RFC 7296 §3.7)');
     assert.match(ev.theirScheme ?? '', /RSA_EMSA_PSS/, 'charon signed with RSASSA-PSS and we verified it');
     await pingAndSpis(t, tun);
     t.diagnostic(`kipsec status:\n${await rig.agent.table()}`);
