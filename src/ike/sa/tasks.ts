@@ -316,6 +316,25 @@ function abandonChild(e: EngineCore, sa: IkeSa, child: ChildSa, retry: Task): vo
   e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, retry)); });
 }
 
+/**
+ * The peer's rekey of `old` won (§2.8.1: our own lost or failed): `successor` is the SA the peer
+ * created, installed here inbound-only when we answered. Keep sending on `old` until the peer
+ * deletes it, as the responder of a plain rekey does: the peer installs its SA when our answer
+ * arrives, which can be after our own exchange has ended, so switching now can send into an SA the
+ * peer does not have yet. The Delete switches over (responder.ts); without one, we switch after
+ * REKEYED_SA_TIMEOUT_MS.
+ */
+function awaitPeerSwitch(e: EngineCore, sa: IkeSa, old: ChildSa, successor: ChildSa): void {
+  old.timers.push(e.clock.setTimer(REKEYED_SA_TIMEOUT_MS, () => {
+    void e.enqueue(sa, async () => {
+      const owner = e.ownerOf(old);
+      if (!owner || old.state.tag !== 'rekeyed') return;
+      await activateOutbound(e, successor);
+      await removeChild(e, owner, old, 'rekeyed');
+    });
+  }));
+}
+
 function emitRekeyed(e: EngineCore, old: ChildSa, successor: ChildSa): void {
   e.emit({ type: 'child-rekeyed', peer: old.ref.peer, child: old.ref.child, old: old.ref, ref: successor.ref, suite: successor.suiteText });
 }
@@ -331,7 +350,7 @@ async function onChildRekey(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstand
     if (collision && old.state.tag !== 'deleted') {
       // Our rekey failed but the peer's went through: its SA is the successor (§2.8.1).
       old.state = { tag: 'rekeyed', successor: collision.peerSa };
-      await activateOutbound(e, collision.peerSa);
+      awaitPeerSwitch(e, sa, old, collision.peerSa);
       emitRekeyed(e, old, collision.peerSa);
       return;
     }
@@ -354,7 +373,7 @@ async function onChildRekey(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstand
     // §2.8.1: our new SA holds the lowest nonce; it is redundant and we delete it.
     releaseSpi(e, sa, scratch.spi);
     old.state = { tag: 'rekeyed', successor: collision.peerSa };
-    await activateOutbound(e, collision.peerSa);
+    awaitPeerSwitch(e, sa, old, collision.peerSa);
     emitRekeyed(e, old, collision.peerSa);
     sa.pending.push({ kind: 'child-delete', child: fresh, reason: 'redundant' });
     return;

@@ -332,3 +332,51 @@ test('simultaneous IKE rekey: the peer\'s redundant IKE SA is retired quietly by
     assert.equal(q.alice.engine.status().peers[0]?.ike?.state, 'established');
   }
 });
+
+test('simultaneous Child rekey: the loser keeps sending on the old SA until the winner deletes it, or switches after a timeout (RFC 7296 §2.8.1, §2.8)', async () => {
+  // The loser switched its outbound to the winner's new SA as soon as its own exchange ended, but
+  // the winner installs that SA only when the loser's answer to the winner's request arrives, so
+  // packets could reach the winner for an SA it did not have yet. strongSwan's loser installs
+  // nothing outbound until the winner's Delete either. (Against charon in the VM lane one ping was
+  // lost in a collision the agent lost, agent-rekey-collision.test.ts; two later runs without
+  // this change lost none, so that loss is consistent with this window but not proven to be it.)
+  const noDpd = { intervalMs: 0, action: 'restart' } as const;
+  const losers = new Set<string>();
+  for (const seeds of [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10], [11, 12]] as const) {
+    for (const deleteComes of [true, false]) {
+      const p = new Pair({ seeds, alice: { dpd: noDpd }, bob: { dpd: noDpd } });
+      await p.connect();
+      const [oldA] = [...p.alice.kernel.installed.keys()];
+      const [oldB] = [...p.bob.kernel.installed.keys()];
+      p.net.fate = (x) => (x.exchange === ExchangeType.INFORMATIONAL && !x.response ? 'hold' : 'deliver');
+      await p.advance(HOUR);
+      const loser = p.alice.kernel.ops('releaseSpi').length > 0 ? p.alice : p.bob;
+      const winner = loser === p.alice ? p.bob : p.alice;
+      losers.add(loser.name);
+      const old = loser === p.alice ? oldA! : oldB!;
+      const successor = [...loser.kernel.installed.values()].find((s) => s.inbound.spi !== old);
+      assert.ok(successor, 'the winner\'s SA is installed at the loser');
+      assert.equal(successor.active, false, `${loser.name} lost (seeds ${seeds.join(',')}): no sending on the winner's SA before the winner deleted the old one`);
+      assert.equal(loser.kernel.installed.get(old)?.active, true, 'still sending on the old SA');
+      assert.ok([...winner.kernel.installed.values()].some((s) => s.inbound.spi === successor.outbound.spi && s.active), 'the winner has its SA in and out');
+      if (deleteComes) {
+        p.net.fate = () => 'deliver';
+        p.net.releaseHeld(false);
+        await p.net.pump();
+        assert.equal(loser.kernel.installed.get(successor.inbound.spi)?.active, true, 'the Delete of the old SA switches the loser over');
+      } else {
+        await p.advance(30_000); // REKEYED_SA_TIMEOUT_MS: the Delete never came
+        assert.equal(loser.kernel.installed.get(successor.inbound.spi)?.active, true, 'switched on its own after the timeout');
+        assert.equal(loser.kernel.installed.has(old), false);
+        p.net.fate = () => 'deliver';
+        p.net.releaseHeld(false);
+        await p.net.pump();
+      }
+      await p.advance(5_000);
+      assert.ok(mirrored(p.alice.kernel, p.bob.kernel), `mirrored (seeds ${seeds.join(',')}, Delete ${deleteComes ? 'delivered' : 'lost'})`);
+      assert.equal(p.alice.kernel.installed.size, 1);
+      assert.deepEqual([...p.alice.events, ...p.bob.events].filter((e) => e.type === 'child-down' || e.type === 'ike-down'), []);
+    }
+  }
+  assert.deepEqual([...losers].sort(), ['alice', 'bob'], 'both branches of the nonce rule ran');
+});
