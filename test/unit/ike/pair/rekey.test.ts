@@ -298,7 +298,8 @@ test('simultaneous IKE rekey under many nonce orders: one IKE SA, children intac
 });
 
 test('simultaneous IKE rekey: the peer\'s redundant IKE SA is retired quietly by its Delete, or after a timeout when the Delete never comes; no ike-down on either side (RFC 7296 §2.8.1)', async () => {
-  // Found while testing collisions against charon: the winner kept the loser's redundant SA as a
+  // Found while preparing the collision test against charon (e2e/vm/agent-rekey-collision.test.ts),
+  // by running this pair scenario first: the winner kept the loser's redundant SA as a
   // live, established IKE SA, so the loser's Delete of it surfaced as ike-down "peer-deleted"
   // (logged as "IKE SA down" by the agent), and without that Delete it stayed forever.
   const ike = { proposals: ['aes256gcm16-prfsha256-x25519'], rekeyTimeMs: HOUR };
