@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { toHex } from '../../src/common/bytes.js';
 import { XfrmClient } from '../../src/xfrm/client.js';
@@ -123,6 +123,11 @@ const scenarios: Record<string, () => Promise<unknown>> = {
     for (const d of ['eth0', 'v1']) execFileSync('ip', ['link', 'set', d, 'up']);
     execFileSync('ip', ['addr', 'add', '10.1.0.1/32', 'dev', 'lo']);
     const r = RtnlClient.open();
+    // routeGet is `ip route get` in-process: on-link peer, then a peer behind a next hop.
+    const eth0 = Number(readFileSync('/sys/class/net/eth0/ifindex', 'utf8'));
+    assert.deepEqual(await r.routeGet('192.0.2.2'), { oif: eth0, prefsrc: '192.0.2.1' });
+    execFileSync('ip', ['route', 'add', '198.51.100.0/24', 'via', '192.0.2.2']);
+    assert.deepEqual(await r.routeGet('198.51.100.7'), { oif: eth0, gateway: '192.0.2.2', prefsrc: '192.0.2.1' });
     await r.ensureRule();
     await r.ensureRule(); // idempotent
     await r.addRoute({ dst: '10.2.0.0/16', src: '10.1.0.1', gateway: '192.0.2.2' });

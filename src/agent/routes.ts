@@ -2,26 +2,12 @@
 // table 220 behind an `ip rule` of priority 220, each remote subnet routed like the peer itself
 // (same device and next hop) with a preferred source address from our local subnets, so packets
 // this host originates carry an address the outbound policy matches.
-import { execFile } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
 import { isIPv4 } from 'node:net';
 import type { RouteSpec, RtnlClient } from '../xfrm/index.js';
 import { XfrmExistsError, XfrmNotFoundError } from '../xfrm/index.js';
 import type { RoutePort } from './kernel.js';
 import type { Logger } from './log.js';
-
-/** `ip -j route get ADDR`: the device and next hop the main table uses toward the peer. */
-function routeGet(addr: string): Promise<{ dev?: string; gateway?: string }> {
-  return new Promise((resolve) => {
-    execFile('ip', ['-j', 'route', 'get', addr], { timeout: 5_000 }, (err, stdout) => {
-      if (err) { resolve({}); return; }
-      try {
-        const [r] = JSON.parse(stdout) as { dev?: string; gateway?: string }[];
-        resolve({ ...(r?.dev ? { dev: r.dev } : {}), ...(r?.gateway ? { gateway: r.gateway } : {}) });
-      } catch { resolve({}); }
-    });
-  });
-}
 
 function inCidr(ip: string, cidr: string): boolean {
   const [net = '', bits = '32'] = cidr.split('/');
@@ -52,10 +38,12 @@ export class TableRoutes implements RoutePort {
   async ensure(peer: string, remoteSubnets: readonly string[], localSubnets: readonly string[], remoteGateway: string): Promise<void> {
     this.#rule ??= this.#rtnl.ensureRule().catch((e: unknown) => { this.#rule = undefined; throw e; });
     await this.#rule;
-    const via = await routeGet(remoteGateway);
+    // In-process RTM_GETROUTE: spawning `ip route get` per Child SA forked the whole agent each
+    // time, which dominated the responder's handshake cost (bench/handshake-vs-strongswan).
+    const via = await this.#rtnl.routeGet(remoteGateway).catch(() => ({ oif: undefined, gateway: undefined }));
     const src = sourceIn(localSubnets);
     const routes: RouteSpec[] = remoteSubnets.filter((d) => isIPv4(d.split('/')[0] ?? '')).map((dst) => ({
-      dst, ...(src ? { src } : {}), ...(via.gateway ? { gateway: via.gateway } : {}), ...(via.dev ? { dev: via.dev } : {}),
+      dst, ...(src ? { src } : {}), ...(via.gateway ? { gateway: via.gateway } : {}), ...(via.oif !== undefined ? { dev: via.oif } : {}),
     }));
     for (const r of routes) {
       await this.#rtnl.addRoute(r, true).catch((e: unknown) => { if (!(e instanceof XfrmExistsError)) throw e; });

@@ -152,6 +152,33 @@ export class RtnlClient {
     try { await this.#conn.ack(R.RTM_DELROUTE, 0, body); } catch (e) { throw xfrmError(e, 'delete', { kind: 'other', text: `route ${r.dst} table ${r.table ?? R.STRONGSWAN_ROUTING_TABLE}` }); }
   }
 
+  /**
+   * `ip route get ADDR`: the route the kernel would use toward one address (rules included), as
+   * output interface index, next hop and preferred source. One netlink round trip, no process.
+   */
+  async routeGet(address: string): Promise<{ readonly oif?: number; readonly gateway?: string; readonly prefsrc?: string }> {
+    const family = familyOf(address);
+    const alen = family === AF_INET ? 4 : 16;
+    let m;
+    try {
+      m = await this.#conn.get(R.RTM_GETROUTE, 0, (w) => {
+        encodeRtmsg(w, { rtm_family: family, rtm_dst_len: alen * 8, rtm_src_len: 0, rtm_tos: 0, rtm_table: 0, rtm_protocol: 0, rtm_scope: 0, rtm_type: 0, rtm_flags: 0 });
+        pad(w, RTMSG_SIZE);
+        putAttr(w, R.RTA_DST, addressBytes(address).subarray(0, alen));
+      });
+    } catch (e) { throw xfrmError(e, 'look up', { kind: 'other', text: `route to ${address}` }); }
+    const attrs = parseAttrs(m.payload.subarray(nlAlign(RTMSG_SIZE)));
+    const addr = (type: number): string | undefined => {
+      const a = attrs.find((x) => x.type === type);
+      if (!a) return undefined;
+      const b = new Uint8Array(16); b.set(a.data.subarray(0, 16));
+      return addressText(b, family);
+    };
+    const oif = attrs.find((x) => x.type === R.RTA_OIF);
+    const gateway = addr(R.RTA_GATEWAY); const prefsrc = addr(R.RTA_PREFSRC);
+    return { ...(oif ? { oif: attrU32(oif) } : {}), ...(gateway ? { gateway } : {}), ...(prefsrc ? { prefsrc } : {}) };
+  }
+
   /** Routes in one table (dump of RTM_GETROUTE filtered here). */
   async listRoutes(family: number = AF_INET, table: number = R.STRONGSWAN_ROUTING_TABLE): Promise<RouteState[]> {
     const msgs = await this.#conn.dump(R.RTM_GETROUTE, (w) => { encodeRtmsg(w, { rtm_family: family, rtm_dst_len: 0, rtm_src_len: 0, rtm_tos: 0, rtm_table: 0, rtm_protocol: 0, rtm_scope: 0, rtm_type: 0, rtm_flags: 0 }); });

@@ -4,12 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Reader } from '../../../src/common/bytes.js';
-import { attrString, attrU32, parseAttrs } from '../../../src/xfrm/netlink/attr.js';
+import { attrString, attrU32, parseAttrs, putAttr, putAttrU32 } from '../../../src/xfrm/netlink/attr.js';
 import type { NlMessage } from '../../../src/xfrm/netlink/nlmsghdr.js';
 import { RtnlClient } from '../../../src/xfrm/rtnl/client.js';
 import * as R from '../../../src/xfrm/rtnl/constants.js';
 import { decodeIfinfomsg, encodeIfinfomsg } from '../../../src/xfrm/rtnl/ifinfomsg.js';
-import { decodeRtmsg } from '../../../src/xfrm/rtnl/rtmsg.js';
+import { decodeRtmsg, encodeRtmsg } from '../../../src/xfrm/rtnl/rtmsg.js';
 import { Writer } from '../../../src/common/bytes.js';
 import { FakeTransport, ack, reply, concatDatagram, done } from './fake-transport.js';
 
@@ -82,4 +82,27 @@ test('ensureRule adds "priority 220 lookup 220" (FR_ACT_TO_TBL) when no such rul
   assert.equal(add.payload[7], R.FR_ACT_TO_TBL);
   const attrs = parseAttrs(add.payload.subarray(12));
   assert.deepEqual(attrs.map((a) => [a.type, attrU32(a)]), [[R.FRA_PRIORITY, 220], [R.FRA_TABLE, 220]]);
+});
+
+test('routeGet: RTM_GETROUTE for one address (RTA_DST, /32, no dump) answered with OIF, GATEWAY and PREFSRC, like `ip route get`', async () => {
+  const reqs: NlMessage[] = [];
+  const t = new FakeTransport((m) => {
+    reqs.push({ hdr: m.hdr, payload: m.payload.slice() });
+    const w = new Writer();
+    encodeRtmsg(w, { rtm_family: 2, rtm_dst_len: 32, rtm_src_len: 0, rtm_tos: 0, rtm_table: 254, rtm_protocol: 0, rtm_scope: 0, rtm_type: R.RTN_UNICAST, rtm_flags: 0x200 });
+    putAttrU32(w, R.RTA_TABLE, 254);
+    putAttr(w, R.RTA_DST, Uint8Array.of(10, 64, 0, 1));
+    putAttrU32(w, R.RTA_OIF, 3);
+    putAttr(w, R.RTA_PREFSRC, Uint8Array.of(198, 51, 100, 1));
+    putAttr(w, R.RTA_GATEWAY, Uint8Array.of(198, 51, 100, 2));
+    return [reply(m, R.RTM_NEWROUTE, w.finish())];
+  });
+  const r = new RtnlClient(t);
+  assert.deepEqual(await r.routeGet('10.64.0.1'), { oif: 3, gateway: '198.51.100.2', prefsrc: '198.51.100.1' });
+  const m = reqs[0]!;
+  assert.equal(m.hdr.nlmsg_type, R.RTM_GETROUTE);
+  assert.equal(m.hdr.nlmsg_flags, 0x1); // REQUEST only: a lookup, not a dump
+  const h = decodeRtmsg(new Reader(m.payload, 0, 12));
+  assert.deepEqual([h.rtm_family, h.rtm_dst_len], [2, 32]);
+  assert.deepEqual(parseAttrs(m.payload.subarray(12)).map((a) => [a.type, [...a.data].join('.')]), [[R.RTA_DST, '10.64.0.1']]);
 });
