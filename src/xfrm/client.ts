@@ -27,7 +27,7 @@ import { EMPTY_SELECTOR } from './structs/selector.js';
 import { STATS_ZERO } from './structs/stats.js';
 import { IPSEC_PROTO_ANY } from './structs/usersa-flush.js';
 import type { XfrmUsersaId } from './structs/usersa-id.js';
-import { installChild, removeChild, type ChildInstall, type InstalledChild } from './install.js';
+import { installChild, removeChild, type ChildInstall, type InstalledChild, type XfrmBatchOp } from './install.js';
 import { openXfrmEvents, type XfrmEventGroup, type XfrmEventHandler, type XfrmEvents } from './events.js';
 
 export interface XfrmClientOptions {
@@ -253,6 +253,34 @@ export class XfrmClient {
   /** XFRM_MSG_FLUSHPOLICY of the main policy type. Tests only. */
   async flushPolicies(): Promise<void> {
     try { await this.#conn.ack(C.XFRM_MSG_FLUSHPOLICY, 0, () => { /* no body */ }); } catch (e) { throw xfrmError(e, 'flush policies', { kind: 'other', text: 'all' }); }
+  }
+
+  /**
+   * Mixed requests pipelined in order (NetlinkConnection.ackBatch): one typed result per request,
+   * null when the kernel applied it. A Child SA install or removal is one or two datagrams.
+   */
+  async batch(ops: readonly XfrmBatchOp[]): Promise<(Error | null)[]> {
+    const reqs = ops.map((o) => {
+      switch (o.op) {
+        case 'add-sa': case 'update-sa': {
+          const { info, attrs } = encodeSa(o.sa);
+          return { type: o.op === 'add-sa' ? C.XFRM_MSG_NEWSA : C.XFRM_MSG_UPDSA, body: payload({ struct: 'xfrm_usersa_info', value: info }, attrs), what: o.op === 'add-sa' ? 'add' : 'update', target: saTarget(o.sa) };
+        }
+        case 'delete-sa':
+          return { type: C.XFRM_MSG_DELSA, body: payload({ struct: 'xfrm_usersa_id', value: usersaId(o.id) }, saIdAttrs(o.id)), what: 'delete', target: saTarget(o.id) };
+        case 'add-policy': {
+          const { info, attrs } = encodePolicy(o.policy);
+          return { type: C.XFRM_MSG_NEWPOLICY, body: payload({ struct: 'xfrm_userpolicy_info', value: info }, attrs), what: 'add', target: policyTarget(o.policy) };
+        }
+        case 'delete-policy': {
+          const { body, attrs } = encodePolicyId(o.id);
+          return { type: C.XFRM_MSG_DELPOLICY, body: payload({ struct: 'xfrm_userpolicy_id', value: body }, attrs), what: 'delete', target: policyTarget(o.id) };
+        }
+      }
+    });
+    if (reqs.length === 0) return [];
+    const res = await this.#conn.ackBatch(reqs.map(({ type, body }) => ({ type, body })));
+    return res.map((e, i) => (e ? (xfrmError(e, reqs[i]!.what, reqs[i]!.target) as Error) : null));
   }
 
   // --- Composite operations and events -------------------------------------------------------

@@ -38,7 +38,7 @@ class FakeKernel {
   handle(m: NlMessage): Uint8Array[] {
     const errno = this.failOn(m);
     const t = m.hdr.nlmsg_type;
-    this.log.push(C.XFRM_MSG_NAMES[t] ?? String(t));
+    if (t !== 1) this.log.push(C.XFRM_MSG_NAMES[t] ?? String(t)); // NLMSG_NOOP: ackBatch's barrier, not a request
     if (errno) return [ack(m, errno)];
     if (m.hdr.nlmsg_flags & 0x300) {
       const all = t === C.XFRM_MSG_GETSA ? [...this.sas.values()].map((p) => reply(m, C.XFRM_MSG_NEWSA, p, 2)) : [...this.policies.values()].map((p) => reply(m, C.XFRM_MSG_NEWPOLICY, p, 2));
@@ -153,12 +153,49 @@ test('installChild with replacePolicies restores the policy it replaced when a l
   const c = new XfrmClient(k.transport);
   const trap: PolicySpec = { ...pol('out'), priority: 999 };
   await c.addPolicy(trap);
-  k.failOn = (m) => (m.hdr.nlmsg_type === C.XFRM_MSG_UPDPOLICY && m.payload[160] === C.XFRM_POLICY_IN ? 12 : 0);
+  // The in policy is new (NEWPOLICY), the out policy replaces the trap (EEXIST, then UPDPOLICY).
+  k.failOn = (m) => ((m.hdr.nlmsg_type === C.XFRM_MSG_NEWPOLICY || m.hdr.nlmsg_type === C.XFRM_MSG_UPDPOLICY) && m.payload[160] === C.XFRM_POLICY_IN ? 12 : 0);
   await assert.rejects(c.installChild({ sas: [inSa], policies: [pol('out'), pol('in')], replacePolicies: true }), XfrmInstallError);
   k.failOn = () => 0;
   const back = await c.getPolicy({ selector: trap.selector, dir: 'out' });
   assert.equal(back.priority, 999);
   assert.equal(k.sas.size, 0);
+});
+
+test('installChild pipelines: the SAs in one datagram, the policies in the next (2 netlink round trips, not 5)', async () => {
+  const k = new FakeKernel();
+  const c = new XfrmClient(k.transport);
+  const child = await c.installChild({ sas: [inSa, outSa], policies: [pol('out'), pol('in'), pol('fwd')], replacePolicies: true });
+  const types = k.transport.sent.map((d) => splitNlmsgs(d).map((m) => C.XFRM_MSG_NAMES[m.hdr.nlmsg_type] ?? String(m.hdr.nlmsg_type)));
+  assert.deepEqual(types, [['XFRM_MSG_NEWSA', 'XFRM_MSG_NEWSA', '1'], ['XFRM_MSG_NEWPOLICY', 'XFRM_MSG_NEWPOLICY', 'XFRM_MSG_NEWPOLICY', '1']]);
+  k.transport.sent.length = 0;
+  await c.removeChild(child);
+  assert.equal(k.transport.sent.length, 1, 'removal is one datagram');
+  assert.deepEqual(k.log.slice(-5), ['XFRM_MSG_DELPOLICY', 'XFRM_MSG_DELPOLICY', 'XFRM_MSG_DELPOLICY', 'XFRM_MSG_DELSA', 'XFRM_MSG_DELSA'], 'policies before SAs');
+  assert.equal(k.sas.size + k.policies.size, 0);
+});
+
+test('installChild: a policy failing in the middle of a datagram rolls back the ones after it too (the kernel applied them)', async () => {
+  const k = new FakeKernel();
+  const c = new XfrmClient(k.transport);
+  k.failOn = (m) => (m.hdr.nlmsg_type === C.XFRM_MSG_NEWPOLICY && m.payload[160] === C.XFRM_POLICY_IN ? 22 : 0);
+  await assert.rejects(c.installChild({ sas: [inSa, outSa], policies: [pol('out'), pol('in'), pol('fwd')] }), (e: unknown) => {
+    assert.ok(e instanceof XfrmInstallError);
+    assert.match(e.message, /install failed at policy 10\.2\.0\.0\/16 → 10\.1\.0\.0\/16 dir in: .*EINVAL/);
+    assert.equal(e.rolledBack.length, 4); // both SAs, the out and the fwd policy
+    return true;
+  });
+  assert.equal(k.sas.size, 0); assert.equal(k.policies.size, 0);
+});
+
+test('installChild replacing an existing policy (EEXIST on NEWPOLICY) falls back to GETPOLICY + UPDPOLICY for that one', async () => {
+  const k = new FakeKernel();
+  const c = new XfrmClient(k.transport);
+  await c.addPolicy({ ...pol('out'), priority: 999 });
+  await c.installChild({ sas: [inSa], policies: [pol('out'), pol('in')], replacePolicies: true });
+  assert.deepEqual(k.log.slice(-4), ['XFRM_MSG_NEWPOLICY', 'XFRM_MSG_NEWPOLICY', 'XFRM_MSG_GETPOLICY', 'XFRM_MSG_UPDPOLICY']);
+  assert.equal((await c.getPolicy({ selector: pol('out').selector, dir: 'out' })).priority, 100);
+  assert.equal(k.policies.size, 2);
 });
 
 test('installChild uses UPDSA for SPIs from allocSpi (the kernel holds a larval SA)', async () => {
