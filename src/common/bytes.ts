@@ -9,10 +9,11 @@ export class Reader {
   private readonly end: number;
   private pos: number;
 
-  constructor(buf: Uint8Array, start = 0, end = buf.length) {
+  /** `view` is internal: sub-readers share their parent's DataView over the same buffer. */
+  constructor(buf: Uint8Array, start = 0, end = buf.length, view?: DataView) {
     if (start < 0 || end > buf.length || start > end) throw new RangeError('Reader: bad bounds');
     this.buf = buf;
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.view = view ?? new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     this.end = end;
     this.pos = start;
   }
@@ -55,7 +56,9 @@ export class Reader {
   /** A reader over the next n bytes; this reader advances past them. */
   sub(n: number, what = 'sub'): Reader {
     this.need(n, what);
-    const r = new Reader(this.buf, this.pos, this.pos + n);
+    // Share the DataView: one per payload was a measurable part of decoding (every IKE payload
+    // and netlink attribute gets a sub-reader).
+    const r = new Reader(this.buf, this.pos, this.pos + n, this.view);
     this.pos += n;
     return r;
   }
