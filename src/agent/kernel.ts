@@ -150,7 +150,8 @@ export class XfrmKernel implements KernelIpsec {
       peer: sa.peer, child: sa.child, reqid, inbound, outbound, outboundInstalled: sa.outboundActive, policies,
       lastInboundBytes: 0n, lastInboundMs: null,
     });
-    this.#o.log.info({ peer: sa.peer, child: sa.child, reqid, spiIn: hex(sa.inbound.spi), spiOut: hex(sa.outbound.spi), outboundActive: sa.outboundActive, encap: sa.inbound.encap !== null }, 'child SA installed');
+    // Debug: the daemon logs the same event at info ("child SA up", with SPIs and selectors).
+    this.#o.log.debug({ peer: sa.peer, child: sa.child, reqid, spiIn: hex(sa.inbound.spi), spiOut: hex(sa.outbound.spi), outboundActive: sa.outboundActive, encap: sa.inbound.encap !== null }, 'child SA installed');
     if (this.#o.routes && this.#o.wantsRoutes(sa.peer)) {
       const remote = [...new Set(policies.filter((p) => p.dir === 'out').map((p) => p.selector.dst))];
       const local = [...new Set(policies.filter((p) => p.dir === 'out').map((p) => p.selector.src))];
@@ -212,7 +213,7 @@ export class XfrmKernel implements KernelIpsec {
     }
     if (dropPolicies && this.#o.routes) await this.#o.routes.remove(ref.peer).catch((e: unknown) => { errors.push(errorMessage(e)); });
     if (!batch) for (const id of sas) await this.#o.xfrm.deleteSa(id).catch(tolerate);
-    this.#o.log.info({ peer: ref.peer, child: ref.child, spiIn: hex(ref.inboundSpi), spiOut: hex(ref.outboundSpi), keepPolicies: opts.keepPolicies }, 'child SA removed');
+    this.#o.log.debug({ peer: ref.peer, child: ref.child, spiIn: hex(ref.inboundSpi), spiOut: hex(ref.outboundSpi), keepPolicies: opts.keepPolicies }, 'child SA removed');
     if (errors.length) throw new Error(`removing child SA ${ref.peer}/${ref.child}: ${errors.join('; ')}`);
   }
 

@@ -18,12 +18,18 @@ function inCidr(ip: string, cidr: string): boolean {
   return ((n(ip) & mask) >>> 0) === ((n(net) & mask) >>> 0);
 }
 
+/** This host's IPv4 addresses, re-read at most once a second: every Child SA asks, addresses rarely change. */
+let addresses: { readonly atMs: number; readonly list: readonly string[] } | undefined;
+function localIpv4(nowMs: number): readonly string[] {
+  if (addresses && nowMs - addresses.atMs < 1_000 && nowMs >= addresses.atMs) return addresses.list;
+  const list = Object.values(networkInterfaces()).flatMap((l) => (l ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address));
+  addresses = { atMs: nowMs, list };
+  return list;
+}
+
 /** A local interface address inside one of the local subnets, if this host has one. */
-export function sourceIn(localSubnets: readonly string[]): string | undefined {
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv4' && localSubnets.some((c) => inCidr(a.address, c))) return a.address;
-  }
-  return undefined;
+export function sourceIn(localSubnets: readonly string[], nowMs = Date.now()): string | undefined {
+  return localIpv4(nowMs).find((a) => localSubnets.some((c) => inCidr(a, c)));
 }
 
 export class TableRoutes implements RoutePort {
@@ -49,7 +55,7 @@ export class TableRoutes implements RoutePort {
       await this.#rtnl.addRoute(r, true).catch((e: unknown) => { if (!(e instanceof XfrmExistsError)) throw e; });
     }
     this.#installed.set(peer, routes);
-    this.#log.info({ peer, routes: routes.map((r) => `${r.dst}${r.src ? ` src ${r.src}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`) }, 'routes installed (table 220)');
+    this.#log.debug({ peer, routes: routes.map((r) => `${r.dst}${r.src ? ` src ${r.src}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`) }, 'routes installed (table 220)');
   }
 
   async remove(peer: string): Promise<void> {
