@@ -60,6 +60,8 @@ export class StrongSwan {
     const mode = opts.mode ?? 'libipsec';
     const kplug = mode === 'libipsec' ? 'kernel-libipsec kernel-netlink' : 'kernel-netlink';
     const levels = { default: 1, ike: 2, cfg: 2, ...opts.logLevels };
+    // flush_line: line-buffered, so log() read in the middle of a test shows all charon did so far
+    // (block buffering hid the last lines, e.g. the AUTH verification a test was looking for).
     const levelLines = Object.entries(levels).map(([k, v]) => `${k} = ${v}`).join('\n        ');
     writeFileSync(join(dir, 'strongswan.conf'), `charon {
   load = ${PLUGINS} ${kplug}
@@ -67,6 +69,7 @@ export class StrongSwan {
     log {
       path = ${dir}/charon.log
       time_format = %H:%M:%S
+      flush_line = yes
       ike_name = ${opts.logIkeName ? 'yes' : 'no'}
       ${levelLines}
     }
