@@ -5,6 +5,9 @@ set -uo pipefail
 modprobe -q esp4 2>/dev/null; modprobe -q esp6 2>/dev/null; modprobe -q xfrm_user 2>/dev/null
 modprobe -q xfrm_interface 2>/dev/null; modprobe -q veth 2>/dev/null; modprobe -q tun 2>/dev/null
 modprobe -q xfrm4_tunnel 2>/dev/null; modprobe -q ip_tunnel 2>/dev/null
+# A masquerading router namespace (agent-natt.test.ts): nftables' NAT chain and masquerade
+# expression, and ctnetlink for the conntrack tool (list the mapped ports, flush a mapping).
+for m in nf_tables nft_chain_nat nft_masq nf_conntrack_netlink; do modprobe -q "$m" 2>/dev/null; done
 ip link set lo up
 # Instantiate the ESP algorithms the tests use, once, in the background: the kernel's first
 # lookup of e.g. rfc4106(gcm(aes)) autoloads modules through a series of modprobe runs, which

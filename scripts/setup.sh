@@ -3,6 +3,7 @@
 # builds. Idempotent and quick when everything is there (a warm machine): only missing Debian
 # packages are installed, npm ci runs only when the lockfile changed.
 #   Debian: iproute2, ping, strongSwan (charon, swanctl, plugins, pki), QEMU (kernel lane),
+#           nftables/conntrack (the kernel lane's masquerading NAT router),
 #           cpio/kmod (VM initramfs), tcpdump/strace (captures), openssl/curl (apiserver lane).
 #   npm:    the locked dependencies, then the project's own build (tsc).
 #   Go:     kube-apiserver/etcd/helm are built by e2e/apiserver.sh on first use (cached).
@@ -13,6 +14,7 @@ cd "$(dirname "$(readlink -f "$0")")/.."
 # strongswan-charon only recommends it, and --no-install-recommends would leave it out.
 pkgs=(iproute2 iputils-ping strongswan-charon strongswan-swanctl libcharon-extra-plugins
       libstrongswan-standard-plugins libstrongswan-extra-plugins strongswan-pki qemu-system-x86 cpio kmod tcpdump strace openssl curl
+      nftables conntrack
       make g++ python3)
 missing=()
 for p in "${pkgs[@]}"; do
