@@ -9,6 +9,7 @@
 //   socket.on('message', (d, rinfo) => void engine.receive(d, from, to));
 //   xfrm.on('acquire', (a) => engine.acquire(a.reqid));
 //   xfrm.on('expire', (e) => engine.expired(e.spi, e.hard));
+//   xfrm.on('mapping', (m) => engine.natMapping(m.spi, { address: m.newSrc, port: m.newSport }));
 //   engine.rekey(name, { ike: true });       // `kipsec rekey NAME --ike`: rekey now, as the timers would
 //   engine.status();                         // for IPsecNode/IPsecTunnel status and `kipsec status`
 //   await engine.close();                    // deletes nothing in the kernel: a restart adopts
@@ -177,6 +178,16 @@ export class IkeEngine {
 
   /** Kernel soft (rekey) or hard (gone) expire for the inbound SA with this SPI. */
   expired(inboundSpi: number, hard: boolean): void { this.#core.expired(inboundSpi, hard); }
+
+  /**
+   * The kernel decapsulated an authenticated ESP-in-UDP packet for the inbound SA `inboundSpi`
+   * from `from`, which is not where the SA's encapsulation points (XFRM_MSG_MAPPING). RFC 7296
+   * §2.23: a validated packet from a new address/port means the peer's NAT mapping changed, and
+   * the side facing that NAT follows it. When the peer is behind a NAT (NAT_DETECTION), its IKE SA
+   * and Child SAs move there now, without waiting for the peer's next IKE request (a peer with no
+   * DPD may send none for an hour). Otherwise counted as a drop and ignored.
+   */
+  natMapping(inboundSpi: number, from: Endpoint): void { this.#core.natMapping(inboundSpi, from); }
 
   /**
    * Resume IKE SAs a previous process checkpointed (EnginePorts.checkpoints; src/ike/sa/checkpoint.ts)

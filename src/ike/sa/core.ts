@@ -25,7 +25,7 @@ import { encodeCheckpoint, snapshotSa } from './checkpoint.js';
 import { ikeSpisText, ourSpi, spiHex, type ChildSa, type IkeSa, type PeerRuntime, type Task } from './ike-sa.js';
 import { restoreSas, type RestoreResult } from './restore.js';
 import { isLive, removeChild, teardown } from './lifecycle.js';
-import { answerMalformed, answerUndecodableInit, handleInitRequest, handleRequest } from './responder.js';
+import { answerMalformed, answerUndecodableInit, followPeer, handleInitRequest, handleRequest } from './responder.js';
 import { handleResponse, queueTask, startInitiator } from './tasks.js';
 import { formatTs, parseTs, toPortTs } from './ts.js';
 import { openMessage } from './wire.js';
@@ -351,6 +351,25 @@ export class EngineCore implements Ctx {
       });
       return;
     }
+  }
+
+  natMapping(inboundSpi: number, from: Endpoint): void {
+    for (const sa of this.sas.values()) {
+      const c = sa.children.get(inboundSpi);
+      if (!c) continue;
+      // The kernel reports every such packet until the SA moves: most of them find it moved.
+      if (sa.remote.address === from.address && sa.remote.port === from.port) return;
+      void this.enqueue(sa, async () => {
+        // §2.23: only the side facing a NAT follows (as strongSwan: the peer must be behind one).
+        if (sa.state.tag !== 'established' || !sa.natRemote || c.state.tag === 'deleted') { this.drop('mapping-ignored'); return; }
+        if (sa.remote.address === from.address && sa.remote.port === from.port) return;
+        sa.remote = from;
+        await followPeer(this, sa);
+        this.persistPeer(sa.peer.config.name);
+      });
+      return;
+    }
+    this.drop('mapping-unknown-spi');
   }
 
   adopt(peer: string, children: readonly AdoptedChildSa[]): void {

@@ -24,8 +24,13 @@ import { activateOutbound, emitChildUp, establish, installChild, isLive, removeC
 import { adoptSuccessor, awaitOldIkeDelete, mtuOf, newSa, retire } from './tasks.js';
 import { headerFor, sealMessage } from './wire.js';
 
-/** The peer's NAT mapping changed: point the installed SAs' UDP encapsulation at the new one. */
-async function followPeer(e: EngineCore, sa: IkeSa): Promise<void> {
+/**
+ * The peer's NAT mapping changed (sa.remote already holds the new one): point the installed SAs'
+ * UDP encapsulation at it. Callers: an authenticated request from a new address/port (below), and
+ * the kernel's report of an authenticated ESP packet from one (EngineCore.natMapping).
+ */
+export async function followPeer(e: EngineCore, sa: IkeSa): Promise<void> {
+  e.log?.info({ peer: sa.peer.config.name, remote: `${sa.remote.address}:${sa.remote.port}` }, 'following the peer\'s new NAT mapping');
   for (const c of sa.children.values()) {
     if (c.state.tag === 'deleted') continue;
     const encap = { sourcePort: sa.local.port, destinationPort: sa.remote.port };

@@ -346,3 +346,48 @@ test('a NAT mapping change is followed: the next request from the new port updat
   assert.deepEqual(p.bob.engine.status().peers[0]?.ike?.remote, { address: '203.0.113.5', port: 40_101 });
   assert.equal(p.bob.engine.status().peers[0]?.ike?.children[0]?.ref.remote, '203.0.113.5');
 });
+
+// The kernel reports an authenticated ESP-in-UDP packet from a new port (XFRM_MSG_MAPPING); a
+// peer behind a NAT that runs no DPD (strongSwan's default) sends no IKE message for an hour, so
+// waiting for one would leave our outbound ESP going to a dead mapping all that time.
+test('a NAT mapping change the kernel reports (validated ESP from a new port) is followed at once, without an IKE message (RFC 7296 §2.23)', async () => {
+  const p = new Pair({ bob: { remote: { address: '%any', id: { type: 'fqdn', value: 'alice.example' } }, dpd: { intervalMs: 0, action: 'clear' } } });
+  p.net.nat = { inside: ALICE, outside: '203.0.113.5', ports: new Map() };
+  await p.connect();
+  const sent = p.net.log.length;
+  const saves = p.bob.checkpoints.saves;
+  p.net.nat = { inside: ALICE, outside: '203.0.113.5', ports: new Map([[500, 40_100], [4500, 40_101]]) };
+  const spi = [...p.bob.kernel.installed.keys()][0]!;
+  p.bob.engine.natMapping(spi, { address: '203.0.113.5', port: 40_101 });
+  p.bob.engine.natMapping(spi, { address: '203.0.113.5', port: 40_101 }); // the kernel reports every packet until the SA moves
+  await p.bob.engine.idle();
+  const upd = p.bob.kernel.ops('update') as Array<{ update: { encap?: { sourcePort: number; destinationPort: number }; remote?: string } }>;
+  assert.deepEqual(upd.map((u) => [u.update.encap, u.update.remote]), [[{ sourcePort: 4500, destinationPort: 40_101 }, '203.0.113.5']], 'one kernel update, to the new port');
+  assert.deepEqual(p.bob.engine.status().peers[0]?.ike?.remote, { address: '203.0.113.5', port: 40_101 });
+  assert.equal(p.net.log.length, sent, 'nothing sent: the ESP packet was the proof');
+  assert.ok(p.bob.checkpoints.saves > saves, 'the new endpoint is checkpointed for a restart');
+  p.bob.engine.natMapping(spi, { address: '203.0.113.5', port: 40_101 });
+  await p.bob.engine.idle();
+  assert.equal(p.bob.kernel.ops('update').length, 1, 'a report of where the SA already points changes nothing');
+  // Our next IKE request reaches alice through the new mapping: a child rekey from bob works.
+  p.bob.engine.rekey('to-alice', { child: true });
+  await p.net.pump();
+  assert.ok(p.bob.events.some((e) => e.type === 'child-rekeyed'), 'bob\'s rekey went through the new mapping');
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
+});
+
+test('a kernel mapping report is ignored when the peer is not behind a NAT, or for an SPI of no Child SA (RFC 7296 §2.23: only the side facing the NAT follows)', async () => {
+  const p = new Pair({ bob: { remote: { address: '%any', id: { type: 'fqdn', value: 'alice.example' } } } });
+  p.net.nat = { inside: ALICE, outside: '203.0.113.5', ports: new Map() };
+  await p.connect();
+  assert.deepEqual(p.alice.engine.status().peers[0]?.ike?.natDetected, { local: true, remote: false });
+  // alice is the one behind the NAT; bob (not behind one) keeps his fixed port 4500 in her view.
+  const spi = [...p.alice.kernel.installed.keys()][0]!;
+  p.alice.engine.natMapping(spi, { address: BOB, port: 31_337 });
+  p.alice.engine.natMapping(0x0bad, { address: BOB, port: 31_337 });
+  await p.alice.engine.idle();
+  assert.deepEqual(p.alice.kernel.ops('update'), []);
+  assert.deepEqual(p.alice.engine.status().peers[0]?.ike?.remote, { address: BOB, port: 4500 });
+  assert.equal(p.alice.engine.status().drops['mapping-ignored'], 1);
+  assert.equal(p.alice.engine.status().drops['mapping-unknown-spi'], 1);
+});
