@@ -2,7 +2,7 @@
 // control socket for the CLI. Lifecycle:
 //   start()    load config (all or nothing) → read the kernel → bind 500/4500 → resume the IKE SAs
 //              checkpointed in the state directory (their Child SAs stay as they are) → adopt our
-//              other Child SAs, remove orphans → engine.start → XFRM expire/acquire events → control socket
+//              other Child SAs, remove orphans → engine.start → XFRM expire/acquire/mapping events → control socket
 //   reload()   same checks; on any problem the running config stays and the problems are returned
 //   shutdown() SIGTERM: terminate every tunnel (Delete notifies, kernel state removed), then close
 //   abandon()  what a crash leaves: closes sockets only, kernel state untouched (tests use it)
@@ -26,7 +26,7 @@ import type { TunnelConfig } from './tunnel.js';
 import { IkeSockets, type DatagramSockets } from './udp.js';
 
 /** The engine surface the agent drives (IkeEngine; a fake in unit tests). */
-export type EngineLike = Pick<IkeEngine, 'start' | 'addPeer' | 'removePeer' | 'initiate' | 'terminate' | 'rekey' | 'receive' | 'acquire' | 'expired' | 'adopt' | 'restore' | 'status' | 'close'>;
+export type EngineLike = Pick<IkeEngine, 'start' | 'addPeer' | 'removePeer' | 'initiate' | 'terminate' | 'rekey' | 'receive' | 'acquire' | 'expired' | 'natMapping' | 'adopt' | 'restore' | 'status' | 'close'>;
 
 export interface AgentXfrm extends XfrmPort {
   events(groups: readonly XfrmEventGroup[], handler: (e: XfrmEvent) => void): XfrmEvents;
@@ -166,7 +166,8 @@ export class Agent {
       this.#log.info({ tunnel: name, spis: children.map((c) => `${hex(c.ref.inboundSpi)}/${hex(c.ref.outboundSpi)}`) }, 'adopting child SAs from the kernel');
       engine.adopt(name, children);
     }
-    this.#events = this.#o.xfrm.events(['expire', 'acquire'], (e) => this.#onXfrmEvent(e));
+    // mapping: an authenticated ESP-in-UDP packet from a new NAT mapping (RFC 7296 §2.23).
+    this.#events = this.#o.xfrm.events(['expire', 'acquire', 'mapping'], (e) => this.#onXfrmEvent(e));
     this.#events.onError((e) => { if (!this.#stopping) this.#log.warn({ err: errorMessage(e) }, 'XFRM event socket error'); });
     engine.start();
     this.#control = await ControlServer.listen(this.#o.controlSocket, (r) => this.#handle(r), this.#log.child({ part: 'control' }));
@@ -208,6 +209,11 @@ export class Agent {
       const stable = e.templates.find((t) => t.reqid !== undefined)?.reqid;
       const reqid = stable === undefined ? undefined : this.#kernel.engineReqidFor(stable);
       if (reqid !== undefined) engine.acquire(reqid);
+    } else if (e.kind === 'mapping') {
+      // Sent for every such packet until the SA moves: debug here, the engine logs the move once.
+      if (!this.#kernel.isInboundSpi(e.dst, e.spi)) return;
+      this.#log.debug({ spi: hex(e.spi), old: `${e.oldSrc}:${e.oldSport}`, new: `${e.newSrc}:${e.newSport}` }, 'kernel reports a new NAT mapping');
+      engine.natMapping(e.spi, { address: e.newSrc, port: e.newSport });
     }
   }
 

@@ -163,6 +163,29 @@ test('on start, our installed Child SAs are handed to the engine and orphans are
   assert.deepEqual(s.xfrm.sas.map((x) => x.spi).sort(), [0x1234, 0xc1000001, 0xd2000002].sort(), 'larval and unconfigured SAs removed, others untouched');
 });
 
+// XFRM_MSG_MAPPING: the kernel authenticated an ESP-in-UDP packet from a new NAT mapping. Only
+// our own inbound SAs count; another daemon's SA on the host is none of ours to follow.
+test('a kernel NAT mapping report for one of our inbound SAs reaches the engine; one for an SA we did not install is ignored (RFC 7296 §2.23)', async (t) => {
+  const s = setup(t);
+  await s.agent.start();
+  t.after(() => s.agent.shutdown());
+  assert.ok(s.xfrm.groups.includes('mapping'), 'subscribed to XFRMNLGRP_MAPPING');
+  const kernel = s.engine().ports.kernel;
+  const spi = await kernel.allocSpi({ local: '192.0.2.1', remote: '198.51.100.7', reqid: 1 });
+  const life = { softSec: 3000, hardSec: 3600, softBytes: 0n, hardBytes: 0n, softPackets: 0n, hardPackets: 0n };
+  const algorithms = { kind: 'aead', name: 'rfc4106(gcm(aes))', key: new SecretBytes(new Uint8Array(36)), icvBits: 128 } as const;
+  await kernel.installChildSa({
+    peer: 'alpha', child: 'alpha', reqid: 1, mode: 'tunnel', policies: [], outboundActive: true, ifId: null, mark: null,
+    inbound: { spi, source: '198.51.100.7', destination: '192.0.2.1', esn: false, replayWindow: 32, lifetimes: life, algorithms, encap: { sourcePort: 40_001, destinationPort: 4500 } },
+    outbound: { spi: 0xd0000001, source: '192.0.2.1', destination: '198.51.100.7', esn: false, replayWindow: 0, lifetimes: life, algorithms, encap: { sourcePort: 4500, destinationPort: 40_001 } },
+  });
+  const mapping = (dst: string, spiOf: number) => ({ kind: 'mapping', dst, spi: spiOf, reqid: 0, oldSrc: '198.51.100.7', oldSport: 40_001, newSrc: '198.51.100.7', newSport: 40_777 } as const);
+  s.xfrm.handler!(mapping('192.0.2.1', spi));
+  s.xfrm.handler!(mapping('192.0.2.1', 0x1234));
+  s.xfrm.handler!(mapping('192.0.2.99', spi));
+  assert.deepEqual(s.engine().calls.filter((c) => c.startsWith('natMapping')), [`natMapping ${spi.toString(16)} 198.51.100.7:40777`]);
+});
+
 test('checkpointed IKE SAs are resumed first: their Child SA and reserved SPI are neither adopted nor removed; unsafe files are refused by name; SIGTERM clears the state directory', async (t) => {
   const ref = { peer: 'alpha', child: 'alpha', reqid: 1, inboundSpi: 0xc1000001, outboundSpi: 0xd2000002, local: '192.0.2.1', remote: '192.0.2.2' };
   // The engine resumes the one readable checkpoint with that Child SA and the SPI of a rekey in flight.

@@ -56,7 +56,9 @@ export class FakeXfrm implements AgentXfrm {
     for (const p of c.policies) await this.updatePolicy(p);
     return { sas: c.sas.map((s) => ({ dst: s.dst, spi: s.spi })), policies: c.policies.map((p) => ({ selector: p.selector, dir: p.dir })) };
   }
-  events(_g: readonly string[], handler: (e: XfrmEvent) => void) { this.handler = handler; return { onError: () => { /* none */ }, close: () => { /* none */ } }; }
+  /** The event groups the agent subscribed to. */
+  groups: readonly string[] = [];
+  events(g: readonly string[], handler: (e: XfrmEvent) => void) { this.groups = [...g]; this.handler = handler; return { onError: () => { /* none */ }, close: () => { /* none */ } }; }
   close(): void { this.closed = true; }
 }
 
@@ -92,6 +94,7 @@ export class FakeEngine implements EngineLike {
   async receive(): Promise<void> { this.calls.push('receive'); }
   acquire(r: number): void { this.calls.push(`acquire ${r}`); }
   expired(spi: number, hard: boolean): void { this.calls.push(`expired ${spi.toString(16)} ${hard}`); }
+  natMapping(spi: number, from: Endpoint): void { this.calls.push(`natMapping ${spi.toString(16)} ${from.address}:${from.port}`); }
   adopt(p: string, c: readonly AdoptedChildSa[]): void { this.adopted.set(p, c); }
   /** What restore() answers; the checkpoint ids it was given land in `restored`. */
   restoreResults: readonly RestoreResult[] = [];
