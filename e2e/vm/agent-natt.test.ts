@@ -7,11 +7,14 @@
 //    ESP-in-UDP (UDP_ENCAP on the agent's 4500 socket), ping both ways, SPIs agree, status shows
 //    NAT-T and port 4500; then the NAT mapping changes (new port range + conntrack flush): the
 //    agent's next packets leave from a new port, charon follows (its kernel's mapping event),
-//    the ping recovers without a new SA;
+//    the ping recovers without a new SA; the agent's NAT-keepalives (one 0xFF octet from its 4500
+//    socket, RFC 3948 §2.3) are counted on the router;
 //  - charon behind the NAT initiates to the agent (responder, remote.address = the NAT's public
 //    address): the agent's kernel SAs encapsulate to the mapped port, status shows it; then the
-//    mapping changes and the agent follows the authenticated IKE message from the new port
-//    (followPeer → updateChildSa: the kernel SA's encap port is updated), the ping recovers.
+//    mapping changes. charon runs no DPD (its default), so no IKE message comes from the new port:
+//    the agent follows charon's first authenticated ESP packet from it (the kernel's
+//    XFRM_MSG_MAPPING → engine.natMapping → followPeer → updateChildSa: the kernel SA's encap
+//    port is updated), the ping recovers.
 // Loss across each mapping change is printed as a diagnostic; recovery is asserted.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -97,6 +100,19 @@ function encapOf(xfrmState: string, src: string, dst: string): { sport: number; 
   return undefined;
 }
 
+/** Count, on the router, the RFC 3948 §2.3 NAT-keepalives (one 0xFF octet) INSIDE sends from UDP 4500. */
+async function countKeepalives(router: Netns): Promise<void> {
+  await router.run('nft', ['-f', '-'], { input: `add table ip kipsec_count
+add chain ip kipsec_count forward { type filter hook forward priority 0; policy accept; }
+add rule ip kipsec_count forward ip saddr ${INSIDE} udp sport 4500 udp length 9 @th,64,8 0xff counter
+` });
+}
+
+async function keepalivesSeen(router: Netns): Promise<number> {
+  const out = (await router.run('nft', ['list', 'chain', 'ip', 'kipsec_count', 'forward'])).stdout;
+  return Number(/counter packets (\d+)/.exec(out)?.[1] ?? 0);
+}
+
 function seqsOf(pingOut: string): Set<number> { return new Set([...pingOut.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1]))); }
 
 /** Loss report of a ping run across a mapping change, and whether its last `tail` echoes all came back. */
@@ -116,6 +132,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 test('agent behind a masquerading NAT initiates: NAT detected, float to 4500 (RFC 7296 §2.23), kernel ESP-in-UDP both ways (RFC 3948), ping; a NAT mapping change is followed by charon', async (t) => {
   const { inside: a, router: r, outside: b } = await natTopology(t);
+  await countKeepalives(r);
   await a.run('ip', ['addr', 'add', '10.1.0.1/24', 'dev', 'lo']);
   await b.run('ip', ['addr', 'add', '10.2.0.1/24', 'dev', 'lo']);
   const swan = await StrongSwan.start(t, b, {
@@ -176,19 +193,23 @@ test('agent behind a masquerading NAT initiates: NAT detected, float to 4500 (RF
   const st2 = await agent.tunnel('nat');
   assert.equal(st2.ikeState, 'established');
   assert.deepEqual(st2.children.map((c) => [c.spiIn, c.spiOut]), [[child.spiIn, child.spiOut]], 'the same Child SA carries on: no new negotiation');
+  // The side behind the NAT keeps its mapping alive: NAT-keepalives from its 4500 socket (every 20 s).
+  let keepalives = 0;
+  for (let i = 0; i < 60 && keepalives === 0; i++) { keepalives = await keepalivesSeen(r); if (keepalives === 0) await sleep(500); }
+  t.diagnostic(`NAT-keepalives from ${INSIDE}:4500 through the router: ${keepalives}`);
+  assert.ok(keepalives >= 1, 'the agent behind the NAT sends NAT-keepalives from UDP 4500 (RFC 3948 §2.3)');
   assert.equal(await agent.stop(), 0);
 });
 
-test('charon behind a masquerading NAT initiates to the agent: the agent encapsulates to the mapped port (RFC 3948), ping; after a NAT mapping change the agent follows the authenticated request from the new port (RFC 7296 §2.23)', async (t) => {
+test('charon behind a masquerading NAT initiates to the agent: the agent encapsulates to the mapped port (RFC 3948), ping; after a NAT mapping change the agent follows the first authenticated ESP packet from the new port, with no IKE message (RFC 7296 §2.23)', async (t) => {
   const { inside: b, router: r, outside: a } = await natTopology(t);
   await a.run('ip', ['addr', 'add', '10.1.0.1/24', 'dev', 'lo']);
   await b.run('ip', ['addr', 'add', '10.2.0.1/24', 'dev', 'lo']);
-  // dpd_delay: charon asks for liveness when nothing has come in for 3 s, which after a mapping
-  // change is its first authenticated IKE message from the new port.
+  // No dpd_delay (strongSwan's default): after the mapping change charon sends ESP and keepalives, no IKE.
   const swan = await StrongSwan.start(t, b, {
     mode: 'kernel',
     swanctl: swanctlConf([{ name: 'nat', local: INSIDE, remote: PEER, localTs: '10.2.0.0/24', remoteTs: '10.1.0.0/24',
-      proposals: 'aes256gcm16-prfsha384-x25519', espProposals: 'aes256gcm16', auth: { psk: PSK }, extra: 'dpd_delay = 3s' }]),
+      proposals: 'aes256gcm16-prfsha384-x25519', espProposals: 'aes256gcm16', auth: { psk: PSK } }]),
   });
   const config = tunnelYaml({ name: 'nat', local: PEER, remote: PUBLIC, remoteId: INSIDE, localSubnets: ['10.1.0.0/24'], remoteSubnets: ['10.2.0.0/24'], startAction: 'respond' });
   const agent = await AgentProcess.start(t, a, { config, files: { psk: `${PSK}\n` } });
@@ -217,9 +238,9 @@ test('charon behind a masquerading NAT initiates to the agent: the agent encapsu
   assert.ok(theirs && theirs.spiIn === child.spiOut && theirs.spiOut === child.spiIn, `SPIs agree:\n${await swan.listSas()}`);
   t.diagnostic(`kipsec status, peer behind NAT:\n${await agent.table()}`);
 
-  // Mapping change under a continuous ping from behind the NAT: charon's packets arrive from a
-  // new port; our replies go to the stale mapping until an authenticated IKE message (charon's
-  // DPD) arrives from the new one and we follow it.
+  // Mapping change under a continuous ping from behind the NAT: charon's echo requests arrive
+  // from a new port; our replies would go to the stale mapping, which the router drops, until we
+  // follow the first authenticated ESP packet from the new one.
   const pinging = b.run('ping', ['-c', '100', '-i', '0.25', '-W', '2', '-I', '10.2.0.1', '10.1.0.1'], { check: false, timeoutMs: 120_000 });
   await sleep(3_000);
   await remap(r, SECOND_RANGE);
@@ -232,6 +253,7 @@ test('charon behind a masquerading NAT initiates to the agent: the agent encapsu
   assert.ok(n4500 !== undefined && n4500 >= SECOND_RANGE.lo && n4500 <= SECOND_RANGE.hi, `a new mapping in the new range:\n${(await mappings(r)).text}`);
   assert.ok(loss.recovered, `the ping recovered after the mapping change (${loss.text}):\n${res.stdout.split('\n').slice(-5).join('\n')}\nagent log:\n${agent.log().slice(-4000)}`);
   assert.equal(st2.remotePort, n4500, 'the IKE SA follows the new mapping');
+  assert.match(agent.log(), /following the peer's new NAT mapping/, 'the engine moved the SAs (followPeer)');
   assert.deepEqual(encapOf(ours2, PEER, PUBLIC), { sport: 4500, dport: n4500 }, `our kernel SA encapsulates to the new port:\n${ours2}`);
   assert.deepEqual(encapOf(ours2, PUBLIC, PEER), { sport: n4500, dport: 4500 }, ours2);
   assert.deepEqual(st2.children.map((c) => [c.spiIn, c.spiOut]), [[child.spiIn, child.spiOut]], 'the same Child SA carries on: no new negotiation');
