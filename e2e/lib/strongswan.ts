@@ -17,6 +17,9 @@ export interface SwanChild {
   spiOut: string; bytesOut: number; packetsOut: number;
 }
 
+/** One IKE SA as `swanctl --list-sas` prints it, with the text of its Child SAs (`block`). */
+export interface SwanIke { name: string; state: string; spiI: string; spiR: string; block: string }
+
 export interface SwanOptions {
   /** Full swanctl.conf text (connections + secrets). */
   swanctl: string;
@@ -120,6 +123,13 @@ export class StrongSwan {
     const out: Record<string, string> = {};
     for (const m of (await this.listSas()).matchAll(/^(\S+): #\d+, (\w+), IKEv2/gm)) out[m[1]!] = m[2]!;
     return out;
+  }
+
+  /** IKE SAs with their SPIs (16 hex digits each) and the lines below each (its Child SAs). */
+  async ikeSas(): Promise<SwanIke[]> {
+    const text = await this.listSas();
+    const heads = [...text.matchAll(/^(\S+): #\d+, (\w+), IKEv2, ([0-9a-f]{16})_i\*? ([0-9a-f]{16})_r\*?/gm)];
+    return heads.map((m, i) => ({ name: m[1]!, state: m[2]!, spiI: m[3]!, spiR: m[4]!, block: text.slice(m.index, heads[i + 1]?.index ?? text.length) }));
   }
 
   /** Child SAs: name, state and SPIs (hex, as strongSwan prints them: in first, out second). */

@@ -9,56 +9,17 @@
 //   2. `kipsec rekey NAME`: a Child SA rekey on that new IKE SA (§1.3.3, KE payloads with PFS),
 //      new SPIs on both sides, the old ones gone from both kernels after the delete delay (§2.8);
 //   3. `kipsec rekey NAME --ike --child`: both again, IKE SA first.
-// Every ping must come back.
+// Every ping must come back. Collisions with charon's rekeys: agent-rekey-collision.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { pair, type Netns } from '../lib/netns.js';
+import { pair } from '../lib/netns.js';
 import { StrongSwan } from '../lib/strongswan.js';
-import { AgentProcess, pingCounts, tunnelYaml } from './agent-harness.js';
+import { AgentProcess, ContinuousPing, kernelSpis, pollUntil, tunnelYaml } from './agent-harness.js';
 import { swanctlConf } from './agent-swan.js';
 import { prepareVm } from './agent-vm.js';
 
 prepareVm();
 const PSK = 'kipsec e2e: correct horse battery staple';
-
-/** One IKE SA of `swanctl --list-sas` with the text of its Child SAs. */
-interface SwanIke { readonly name: string; readonly state: string; readonly spiI: string; readonly spiR: string; readonly block: string }
-
-function swanIkeSas(text: string): SwanIke[] {
-  const res: SwanIke[] = [];
-  const heads = [...text.matchAll(/^(\S+): #\d+, (\w+), IKEv2, ([0-9a-f]{16})_i\*? ([0-9a-f]{16})_r\*?/gm)];
-  for (const [i, m] of heads.entries()) {
-    const end = heads[i + 1]?.index ?? text.length;
-    res.push({ name: m[1]!, state: m[2]!, spiI: m[3]!, spiR: m[4]!, block: text.slice(m.index, end) });
-  }
-  return res;
-}
-
-/** SPIs (8 hex digits) of the ESP states in a namespace's kernel. */
-async function kernelSpis(ns: Netns): Promise<string[]> {
-  return [...(await ns.run('ip', ['xfrm', 'state'])).stdout.matchAll(/proto esp spi 0x([0-9a-f]{8})/g)].map((m) => m[1]!);
-}
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, last: () => Promise<string>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  throw new Error(`${what} not reached in ${timeoutMs} ms:\n${await last()}`);
-}
-
-/** Stop a running ping with SIGINT (it prints its summary), bounded. */
-async function stopPing(p: ChildProcess, out: () => string): Promise<string> {
-  const done = new Promise<void>((r) => { if (p.exitCode !== null || p.signalCode !== null) r(); else p.on('exit', () => r()); });
-  if (p.pid && p.exitCode === null) process.kill(p.pid, 'SIGINT');
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([done, new Promise((r) => { timer = setTimeout(r, 15_000); })]);
-  clearTimeout(timer);
-  return out();
-}
 
 test('agent-initiated IKE and Child SA rekeys (kipsec rekey), with and without PFS, from both original roles, under continuous ping: zero loss (RFC 7296 §1.3.2, §1.3.3, §2.8, §2.18)', async (t) => {
   const [a, b] = await pair(t, { a: '192.0.2.1/24', b: '192.0.2.2/24' });
@@ -88,12 +49,7 @@ test('agent-initiated IKE and Child SA rekeys (kipsec rekey), with and without P
     assert.equal(up.role, x.agentStarts ? 'initiator' : 'responder');
   }
 
-  const pings = tunnels.map((x) => {
-    const p = a.spawn('ping', ['-i', '0.1', '-W', '2', '-I', `10.1.${x.n}.1`, `10.2.${x.n}.1`]);
-    let out = '';
-    p.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
-    return { p, out: () => out };
-  });
+  const pings = tunnels.map((x) => new ContinuousPing(a, `10.1.${x.n}.1`, `10.2.${x.n}.1`));
   await new Promise((r) => setTimeout(r, 3_000));
 
   const ikeText = async (name: string): Promise<string> => { const s = (await agent.tunnel(name)).ikeSpis; return s ? `${s.initiator}_i ${s.responder}_r` : '(none)'; };
@@ -102,15 +58,15 @@ test('agent-initiated IKE and Child SA rekeys (kipsec rekey), with and without P
 
   /** The IKE SA was rekeyed by us: new SPIs on both sides, the old one gone from charon. */
   async function ikeRekeyed(name: string, before: string): Promise<string> {
-    const now = await until(`${name}: new IKE SA in our status`, 60_000, async () => {
+    const now = await pollUntil(`${name}: new IKE SA in our status`, 60_000, async () => {
       const s = await agent.tunnel(name);
       const txt = await ikeText(name);
       return s.ikeState === 'established' && txt !== before ? txt : undefined;
     }, why(name));
     assert.equal((await agent.tunnel(name)).role, 'initiator', `${name}: the rekey initiator is the new SA's original initiator (RFC 7296 §2.18)`);
     const [spiI, spiR] = now.split(' ').map((s) => s.slice(0, 16));
-    await until(`${name}: charon lists only the new IKE SA`, 60_000, async () => {
-      const mine = swanIkeSas(await swan.listSas()).filter((s) => s.name === name);
+    await pollUntil(`${name}: charon lists only the new IKE SA`, 60_000, async () => {
+      const mine = (await swan.ikeSas()).filter((s) => s.name === name);
       return mine.length === 1 && mine[0]!.spiI === spiI && mine[0]!.spiR === spiR && mine[0]!.state === 'ESTABLISHED' ? true : undefined;
     }, why(name));
     return now;
@@ -118,10 +74,10 @@ test('agent-initiated IKE and Child SA rekeys (kipsec rekey), with and without P
 
   /** Our Child SA and charon's agree, and charon lists it under the IKE SA with `ikeSpiI`. */
   async function childAgrees(name: string, ikeSpiI: string): Promise<{ spiIn: string; spiOut: string }> {
-    return until(`${name}: charon's Child SA mirrors ours on the current IKE SA`, 60_000, async () => {
+    return pollUntil(`${name}: charon's Child SA mirrors ours on the current IKE SA`, 60_000, async () => {
       const ours = await installed(name);
       if (ours.length !== 1) return undefined;
-      const ike = swanIkeSas(await swan.listSas()).find((s) => s.name === name && s.spiI === ikeSpiI);
+      const ike = (await swan.ikeSas()).find((s) => s.name === name && s.spiI === ikeSpiI);
       const c = ours[0]!;
       return ike && new RegExp(`\\bin\\s+${c.spiOut}\\b`).test(ike.block) && new RegExp(`\\bout\\s+${c.spiIn}\\b`).test(ike.block) ? { spiIn: c.spiIn, spiOut: c.spiOut } : undefined;
     }, why(name));
@@ -129,13 +85,13 @@ test('agent-initiated IKE and Child SA rekeys (kipsec rekey), with and without P
 
   /** Child SA rekeyed: new SPIs on both sides, the old ones gone from both kernels after the delete delay. */
   async function childRekeyed(name: string, old: { spiIn: string; spiOut: string }, ikeSpiI: string): Promise<{ spiIn: string; spiOut: string }> {
-    await until(`${name}: a new Child SA in our status`, 60_000, async () => {
+    await pollUntil(`${name}: a new Child SA in our status`, 60_000, async () => {
       const c = await installed(name);
       return c.length === 1 && c[0]!.spiIn !== old.spiIn && c[0]!.spiOut !== old.spiOut ? true : undefined;
     }, why(name));
     const now = await childAgrees(name, ikeSpiI);
     const t0 = Date.now();
-    await until(`${name}: old SPIs ${old.spiIn}/${old.spiOut} out of both kernels`, 60_000, async () => {
+    await pollUntil(`${name}: old SPIs ${old.spiIn}/${old.spiOut} out of both kernels`, 60_000, async () => {
       const gone = [...await kernelSpis(a), ...await kernelSpis(b)].every((s) => s !== old.spiIn && s !== old.spiOut);
       return gone ? true : undefined;
     }, why(name));
@@ -178,16 +134,12 @@ test('agent-initiated IKE and Child SA rekeys (kipsec rekey), with and without P
 
   await new Promise((r) => setTimeout(r, 2_000));
   for (const [i, pg] of pings.entries()) {
-    const running = pg.p.exitCode === null && pg.p.signalCode === null;
-    const out = await stopPing(pg.p, pg.out);
-    assert.ok(running, `${tunnels[i]!.name}: ping ended before the rekeys were done:\n${out.slice(-500)}`);
-    const c = pingCounts(out);
-    const seqs = new Set([...out.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1])));
-    // SIGINT may catch one echo in flight: only the very last request may be unanswered.
-    const missing = [...Array(c.sent).keys()].map((k) => k + 1).filter((s) => !seqs.has(s));
-    t.diagnostic(`${tunnels[i]!.name}: ${c.received}/${c.sent} pings across 2 IKE and 2 Child SA rekeys${missing.length > 0 ? ` (in flight at SIGINT: ${missing.join(',')})` : ''}`);
-    assert.ok(c.sent > 100, `${tunnels[i]!.name}: ping ran (${c.sent} sent)`);
-    assert.ok(missing.length === 0 || (missing.length === 1 && missing[0] === c.sent), `${tunnels[i]!.name}: pings lost: ${missing.join(',')}\n${out.split('\n').slice(-3).join('\n')}`);
+    const name = tunnels[i]!.name;
+    const c = await pg.stop();
+    t.diagnostic(`${name}: ${c.received}/${c.sent} pings across 2 IKE and 2 Child SA rekeys`);
+    assert.ok(c.wasRunning, `${name}: ping ended before the rekeys were done:\n${c.tail}`);
+    assert.ok(c.sent > 100, `${name}: ping ran (${c.sent} sent)`);
+    assert.deepEqual(c.lost, [], `${name}: pings lost (only the last echo may be in flight at SIGINT):\n${c.tail}`);
   }
   assert.equal(await agent.stop(), 0);
 });
