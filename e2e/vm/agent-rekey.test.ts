@@ -2,7 +2,9 @@
 // make-before-break). Two tunnels, one without and one with PFS (x25519 in the ESP proposal):
 // charon rekeys the Child SA and the IKE SA, then the agent rekeys the Child SA on its own timer
 // (esp.rekeyTime 1m, the schema's minimum). Each rekey must change the SPIs on both sides and
-// lose no ping.
+// lose no ping. IKE and Child SA rekeys the agent initiates on command (`kipsec rekey`; the
+// schema's minimum ike.rekeyTime, 5m, is too long for this lane) are in agent-rekey-cmd.test.ts,
+// collisions with charon's rekeys in agent-rekey-collision.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pair } from '../lib/netns.js';
