@@ -8,7 +8,8 @@
 # and KVM is not usable, so TCG emulation it is: a boot costs ~25 s and everything inside runs a
 # few times slower. Run many test files per boot (see e2e/vm-run.sh).
 #
-# Exit status = SCRIPT's exit status inside the VM (125 if the VM died before SCRIPT ended).
+# Exit status = SCRIPT's exit status inside the VM (124 if KVM_TIMEOUT ran out, 125 if the VM died
+# before SCRIPT ended).
 # Files SCRIPT writes to $VM_OUT inside the VM appear in $KVM_OUT (a host folder) afterwards.
 # Env: KVM_MEM (MiB, 4096: the overlay tmpfs and many node processes share it), KVM_CPUS (2), KVM_CACHE (~/.cache/kipsec/kernel-vm),
 #      KVM_TIMEOUT (seconds, 1500), KVM_OUT (host folder for results; default: none).
@@ -79,13 +80,17 @@ io=$(mktemp -d); trap 'rm -rf "$io"' EXIT
 mkdir -p "$io/out"
 cp "$script" "$io/script"; pwd > "$io/cwd"; echo "$*" > "$io/args"; echo 125 > "$io/rc"
 env | grep -E '^(KIPSEC_[A-Z_]*|NODE_OPTIONS|CI)=' | sed -e "s/'/'\\\\''/g" -e "s/=\(.*\)/='\1'/" -e 's/^/export /' > "$io/env" || true
-timeout "${KVM_TIMEOUT:-1500}" qemu-system-x86_64 -accel tcg -m "${KVM_MEM:-4096}" -smp "${KVM_CPUS:-2}" \
+( timeout "${KVM_TIMEOUT:-1500}" qemu-system-x86_64 -accel tcg -m "${KVM_MEM:-4096}" -smp "${KVM_CPUS:-2}" \
   -nographic -no-reboot -kernel "$cache/root/boot/vmlinuz-$kver" -initrd "$initrd" \
   -append "console=ttyS0 quiet panic=-1" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
   -virtfs "local,path=$cache/root/lib/modules,mount_tag=mods,security_model=none,readonly=on" \
-  -virtfs "local,path=$io,mount_tag=io,security_model=none" </dev/null \
+  -virtfs "local,path=$io,mount_tag=io,security_model=none" </dev/null; echo $? > "$io/qemu-rc" ) \
   | sed -u -e 's/\x1bc//g' -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\r$//' -e 's/^.*Booting from ROM\.\.\.//' \
           -e '/^\s*\[ *[0-9.]*\]/d' -e '/SeaBIOS\|iPXE\|Press Ctrl-B/d' || true
 if [[ -n ${KVM_OUT:-} ]]; then mkdir -p "$KVM_OUT"; cp -r "$io/out/." "$KVM_OUT/" 2>/dev/null || true; fi
+if [[ $(cat "$io/qemu-rc" 2>/dev/null) == 124 ]]; then
+  echo "kernel-vm: the VM ran out of time after ${KVM_TIMEOUT:-1500} s (KVM_TIMEOUT) before SCRIPT ended" >&2
+  exit 124
+fi
 exit "$(cat "$io/rc")"

@@ -80,6 +80,8 @@ async function runLane(name) {
   if (lane.vm) {
     mkdirSync(join(results, 'vm-out'), { recursive: true });
     env.KVM_OUT = join(results, 'vm-out');
+    // One boot runs every VM file (~20-25 min of TCG-emulated tests on 2 cores); room to spare.
+    env.KVM_TIMEOUT ??= '3600';
     env.KIPSEC_TEST_REPORTERS = [...reporterArgs('@OUT@/vm.json'), '--test-timeout=600000'].join(' ');
     rmSync(join(env.KVM_OUT, 'vm.json'), { force: true });
     // RSA-4096 test keys on the host (seconds) rather than in the VM (minutes under TCG); the VM
@@ -87,6 +89,7 @@ async function runLane(name) {
     await run(process.execPath, ['--import', 'tsx', join(root, 'e2e/lib/rsa-chain.ts')], { env }, join(results, `${name}-keys.log`));
     code = await run('bash', [join(root, 'e2e/kernel-vm.sh'), join(root, 'e2e/vm-inside.sh'), ...files.map((f) => relative(root, f))], { env }, join(results, `${name}.log`));
     const counts = readCounts(join(env.KVM_OUT, 'vm.json'));
+    if (!counts && code === 124) return { name, error: `the VM ran out of time (KVM_TIMEOUT=${env.KVM_TIMEOUT} s) before its tests finished; see .lane-results/${name}.log for how far they got`, ms: Date.now() - t0 };
     if (!counts) return { name, error: `the VM produced no results (exit ${code}): it did not boot or node --test did not run`, ms: Date.now() - t0 };
     return { name, counts, code, ms: Date.now() - t0 };
   }
