@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pair } from '../lib/netns.js';
 import { StrongSwan } from '../lib/strongswan.js';
-import { AgentProcess, pingCounts, tunnelYaml } from './agent-harness.js';
+import { AgentProcess, pingCounts, pollUntil, tunnelYaml } from './agent-harness.js';
 import { swanctlConf } from './agent-swan.js';
 import { prepareVm } from './agent-vm.js';
 
@@ -65,11 +65,16 @@ test('child and IKE rekeys from both sides, with and without PFS, under continuo
     t.diagnostic(`${tunnels[i]!.name}: ${c.received}/${c.sent} pings across the rekeys`);
     assert.equal(c.received, c.sent, `${tunnels[i]!.name}: pings lost:\n${res.stdout.split('\n').slice(-3).join('\n')}`);
   }
-  const theirs = await swan.childSas();
+  // The agent's 1-minute timer keeps rekeying, so a single look can land mid-rekey (old child
+  // 'rekeying', no child 'installed'): poll for a moment with one installed Child SA on our side
+  // that charon mirrors.
   for (const x of tunnels) {
-    const ours = (await agent.tunnel(x.name)).children.find((c) => c.state === 'installed')!;
-    const sw = theirs.find((c) => c.spiIn === ours.spiOut);
-    assert.ok(sw && sw.spiOut === ours.spiIn, `${x.name}: SPIs agree after rekeys:\n${await swan.listSas()}`);
+    await pollUntil(`${x.name}: SPIs agree after rekeys`, 60_000, async () => {
+      const ours = (await agent.tunnel(x.name)).children;
+      if (ours.length !== 1 || ours[0]!.state !== 'installed') return undefined;
+      const sw = (await swan.childSas()).find((c) => c.spiIn === ours[0]!.spiOut);
+      return sw && sw.spiOut === ours[0]!.spiIn ? true : undefined;
+    }, async () => `ours: ${JSON.stringify((await agent.tunnel(x.name)).children)}\n${await swan.listSas()}`);
   }
   assert.equal(await agent.stop(), 0);
 });
