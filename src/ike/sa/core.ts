@@ -445,7 +445,7 @@ export class EngineCore implements Ctx {
 
   status(): EngineStatus {
     const peers: PeerStatus[] = [...this.peers.values()].map((p) => {
-      const sas = [...this.sas.values()].filter((s) => s.peer.config.name === p.config.name && s.state.tag !== 'dead');
+      const sas = [...(this.#byPeer.get(p.config.name) ?? [])].filter((s) => s.state.tag !== 'dead');
       const best = sas.filter((s) => s.state.tag === 'established').sort((a, b) => b.serial - a.serial)[0] ?? sas.sort((a, b) => b.serial - a.serial)[0];
       const err = this.lastErrors.get(p.config.name) ?? null;
       return { name: p.config.name, ike: best ? saStatus(best) : null, adoptedChildren: (this.adopted.get(p.config.name) ?? []).map(adoptedStatus), lastError: err };
