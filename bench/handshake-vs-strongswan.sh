@@ -17,13 +17,19 @@ if [[ -z ${KIPSEC_IN_VM:-} ]]; then
   "${esb[@]}" bench/handshake-vs-strongswan.ts --outfile="$bench/handshake-vs-strongswan.mjs"
   "${esb[@]}" src/cli/main.ts --splitting --outdir="$agent" --out-extension:.js=.mjs
   echo "host: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg) before the VM boots"
-  rc=0; export KVM_TIMEOUT=${KVM_TIMEOUT:-3600}  # ~30 min with 1,000 SAs under TCG
+  rc=0; export KVM_TIMEOUT=${KVM_TIMEOUT:-5400}  # ~45 min with 1,000 SAs under TCG
+  # The responders' logs and the printed figures land here after the run.
+  export KVM_OUT=${KVM_OUT:-$root/.lane-results/handshake-vs-strongswan}
   KIPSEC_BENCH_BUNDLE=$root/$bench/handshake-vs-strongswan.mjs KIPSEC_AGENT_BUNDLE=$root/$agent/main.mjs \
     bash e2e/kernel-vm.sh "$root/bench/handshake-vs-strongswan.sh" "$@" || rc=$?
-  echo "host: load $(cut -d' ' -f1-3 /proc/loadavg) after the VM run"
+  echo "host: load $(cut -d' ' -f1-3 /proc/loadavg) after the VM run; logs and figures in $KVM_OUT"
   exit "$rc"
 fi
 
 for m in esp4 xfrm_user xfrm4_tunnel veth gcm ghash_generic aes_generic ctr seqiv echainiv; do modprobe -q "$m" 2>/dev/null || true; done
 ip link set lo up
+# KIPSEC_BENCH_CORE=1: core dumps of crashing processes into $VM_OUT (the host's KVM_OUT), for gdb.
+if [[ -n ${KIPSEC_BENCH_CORE:-} && -n ${VM_OUT:-} ]]; then
+  ulimit -c unlimited; echo "$VM_OUT/core.%e.%p" > /proc/sys/kernel/core_pattern
+fi
 exec node "${KIPSEC_BENCH_BUNDLE:?}" "$@"

@@ -29,8 +29,9 @@
 //
 // Measurements:
 //  1. Memory: on fresh responders, RSS (VmRSS; RssAnon alongside) idle with the config loaded,
-//     then holding 1,000 established IKE SAs with one Child SA each after 20 s idle (the kernel's
-//     XFRM state and policy counts are printed as the check that both really hold them).
+//     then holding 500 and 1,000 established IKE SAs with one Child SA each, each sample after
+//     20 s idle; the slope between the two is the memory per SA (the kernel's XFRM state and
+//     policy counts are printed as the check that both really hold them).
 //  2. Rate: handshake cycles (IKE_SA_INIT + IKE_AUTH with the Child SA, then an IKE Delete, as
 //     strongSwan's load-tester does with delete_after_established) at a fixed concurrency, in
 //     alternating slices (agent, charon, charon, agent, …) so machine noise hits both alike; each
@@ -48,7 +49,7 @@
 //   KVM_OUT=DIR: a V8 CPU profile of the agent in DIR)
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
-import { mkdtempSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -82,8 +83,7 @@ const MAX_INITIATORS = 60_000;
 
 type GenCommand =
   | { readonly cmd: 'rate'; readonly target: Target; readonly rampMs: number; readonly ms: number; readonly concurrency: number }
-  | { readonly cmd: 'establish'; readonly target: Target; readonly count: number; readonly concurrency: number; readonly timeoutMs: number }
-  | { readonly cmd: 'teardown'; readonly target: Target; readonly concurrency: number; readonly timeoutMs: number }
+  | { readonly cmd: 'establish'; readonly target: Target; readonly from: number; readonly to: number; readonly concurrency: number; readonly timeoutMs: number }
   | { readonly cmd: 'exit' };
 
 interface RateReply { readonly inWindow: number; readonly total: number; readonly failed: number; readonly windowMs: number; readonly elapsedMs: number; readonly cpuMs: number; readonly medianMs: number }
@@ -116,7 +116,7 @@ class LoadGenerator {
   /** Peers with an IKE SA in any state (initiated, not yet announced down). */
   readonly #live = new Set<string>();
   readonly #engine: IkeEngine;
-  /** Peers of each target with an established IKE SA (establish → teardown). */
+  /** Peers of each target with an established IKE SA (establish), left out of rate cycles. */
   readonly #held: Record<Target, Set<number>> = { agent: new Set(), swan: new Set() };
   sendErrors = 0;
 
@@ -227,32 +227,19 @@ class LoadGenerator {
     return { inWindow, total, failed, windowMs: ms, elapsedMs: performance.now() - t0, cpuMs: cpuMs() - c0, medianMs: median(lat) };
   }
 
-  async establish(target: Target, count: number, concurrency: number, timeoutMs: number): Promise<PoolReply> {
-    const t0 = performance.now(); let next = 0; let done = 0; let failed = 0; let firstError: string | undefined;
+  /** Bring up peers [from, to) of `target` and keep them (for the memory figures). */
+  async establish(target: Target, from: number, to: number, concurrency: number, timeoutMs: number): Promise<PoolReply> {
+    const t0 = performance.now(); let next = from; let done = 0; let failed = 0; let firstError: string | undefined;
     const worker = async (): Promise<void> => {
       for (;;) {
         const i = next++;
-        if (i >= Math.min(count, this.#n) || performance.now() - t0 > timeoutMs) return;
+        if (i >= Math.min(to, this.#n) || performance.now() - t0 > timeoutMs) return;
         const r = await this.#up(target, i, 60_000);
         if (r.ok) { done++; this.#held[target].add(i); } else { failed++; firstError ??= r.why; }
       }
     };
     await Promise.all(Array.from({ length: concurrency }, worker));
     return { done, failed, elapsedMs: performance.now() - t0, ...(firstError ? { firstError } : {}) };
-  }
-
-  async teardown(target: Target, concurrency: number, timeoutMs: number): Promise<PoolReply> {
-    const t0 = performance.now(); const todo = [...this.#held[target]]; let done = 0; let failed = 0;
-    const worker = async (): Promise<void> => {
-      for (;;) {
-        const i = todo.shift();
-        if (i === undefined || performance.now() - t0 > timeoutMs) return;
-        if (await this.#down(target, i, 30_000)) done++; else failed++;
-        this.#held[target].delete(i);
-      }
-    };
-    await Promise.all(Array.from({ length: concurrency }, worker));
-    return { done, failed, elapsedMs: performance.now() - t0 };
   }
 
   async close(): Promise<void> {
@@ -272,8 +259,7 @@ async function generatorMain(n: number): Promise<void> {
     let reply: unknown;
     switch (c.cmd) {
       case 'rate': reply = await gen.rate(c.target, c.rampMs, c.ms, c.concurrency); break;
-      case 'establish': reply = await gen.establish(c.target, c.count, c.concurrency, c.timeoutMs); break;
-      case 'teardown': reply = await gen.teardown(c.target, c.concurrency, c.timeoutMs); break;
+      case 'establish': reply = await gen.establish(c.target, c.from, c.to, c.concurrency, c.timeoutMs); break;
       case 'exit': await gen.close(); console.log(JSON.stringify({ bye: true })); process.exit(0);
     }
     console.log(JSON.stringify({ ...(reply as object), sendErrors: gen.sendErrors }));
@@ -432,6 +418,21 @@ async function startAgent(ns: Netns, n: number, timeoutMs: number): Promise<{ pi
   return { pid: child.pid ?? 0, dir, child };
 }
 
+/** The agent's warnings and errors of the run, counted by message (a failed install says why here). */
+function agentWarnings(file: string): string {
+  const counts = new Map<string, number>();
+  let text: string;
+  try { text = readFileSync(file, 'utf8'); } catch { return `agent log ${file} unreadable`; }
+  for (const line of text.split('\n')) {
+    if (!line.includes('"level":"warn"') && !line.includes('"level":"error"')) continue;
+    let key = line.slice(0, 200);
+    try { const j = JSON.parse(line) as { msg?: string; err?: string; code?: string }; key = [j.msg, j.code, j.err].filter(Boolean).join(': ').slice(0, 240); } catch { /* keep the raw line */ }
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  if (counts.size === 0) return 'agent log: no warnings or errors';
+  return `agent log warnings/errors:\n${[...counts].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, n]) => `  ${String(n).padStart(5)} × ${k}`).join('\n')}`;
+}
+
 interface Options { rounds: number; sliceSec: number; rampSec: number; concurrency: number; sas: number; warmupSec: number }
 
 function options(argv: readonly string[]): Options {
@@ -487,6 +488,16 @@ async function driverMain(o: Options): Promise<void> {
     for (const ns of [gen, nsA, nsS]) await ns.destroy();
   };
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { void cleanup().finally(() => process.exit(130)); });
+  let agentRef: { dir: string; child: ChildProcess } | undefined;
+  let swanRef: StrongSwan | undefined;
+  // Both responders' logs go to $VM_OUT (the wrapper's KVM_OUT on the host), kept for a look after the run.
+  const saveLogs = (): void => {
+    const dir = process.env['VM_OUT'];
+    if (!dir) return;
+    mkdirSync(dir, { recursive: true });
+    if (agentRef) { try { copyFileSync(join(agentRef.dir, 'agent.log'), join(dir, 'agent.log')); } catch { /* none */ } }
+    if (swanRef) { try { copyFileSync(join(swanRef.dir, 'charon.log'), join(dir, 'charon.log')); } catch { /* none */ } }
+  };
   try {
     const esp = await espProblem(nsA);
     if (esp !== null) throw new Error(`this kernel takes no ESP state (${esp}); run \`bash bench/handshake-vs-strongswan.sh\` (the kernel-lane VM)`);
@@ -502,8 +513,10 @@ async function driverMain(o: Options): Promise<void> {
 
     out(`[${stamp()}] starting charon and the agent (${o.sas} tunnels)`);
     const swan = await StrongSwan.start(null, nsS, { mode: 'kernel', swanctl: swanctl(), logLevels: { ike: 1, cfg: 1 } });
+    swanRef = swan;
     const swanPid = pidOf(nsS, 'charon');
     const agent = await startAgent(nsA, o.sas, 600_000);
+    agentRef = agent;
     killed.push(agent.child);
     const pids: Record<Target, number> = { agent: agent.pid, swan: swanPid };
     out(`[${stamp()}] responders up (agent pid ${agent.pid}, charon pid ${swanPid}); starting the load generator`);
@@ -512,24 +525,8 @@ async function driverMain(o: Options): Promise<void> {
     await sleep(3_000);
     const idle = { agent: procStat(pids.agent), swan: procStat(pids.swan) };
 
-    // ── 1. memory at N established IKE SAs (fresh responders) ──
-    const held: Record<Target, ProcStat> = { ...idle };
-    const xfrm: Record<Target, { states: number; policies: number }> = { agent: { states: 0, policies: 0 }, swan: { states: 0, policies: 0 } };
-    for (const t of TARGETS) {
-      const r = await g.send<PoolReply>({ cmd: 'establish', target: t, count: o.sas, concurrency: o.concurrency, timeoutMs: 1_200_000 }, 1_300_000);
-      out(`[${stamp()}] ${t}: ${r.done} IKE SAs established in ${(r.elapsedMs / 1000).toFixed(1)} s, ${r.failed} failed${r.firstError ? ` (first: ${r.firstError})` : ''}`);
-      // Idle 20 s, as a daemon holding its SAs mostly is: V8's memory reducer (and glibc's trim)
-      // get the same chance on both sides before the sample.
-      await sleep(20_000);
-      held[t] = procStat(pids[t]);
-      xfrm[t] = await xfrmCounts(t === 'agent' ? nsA : nsS);
-    }
-    for (const t of TARGETS) {
-      const r = await g.send<PoolReply>({ cmd: 'teardown', target: t, concurrency: o.concurrency, timeoutMs: 600_000 }, 700_000);
-      out(`[${stamp()}] ${t}: ${r.done} IKE SAs deleted in ${(r.elapsedMs / 1000).toFixed(1)} s, ${r.failed} not confirmed`);
-    }
-
-    // ── 2. handshake rate, interleaved slices ──
+    // ── 1. handshake rate, interleaved slices (first: a responder that fails at 1,000 SAs
+    //    must not cost this figure) ──
     for (const t of TARGETS) await g.send<RateReply>({ cmd: 'rate', target: t, rampMs: 0, ms: o.warmupSec * 1000, concurrency: o.concurrency }, 600_000);
     const acc: Record<Target, { inWindow: number; total: number; failed: number; windowMs: number; cpuTicks: number; genCpuMs: number; elapsedMs: number; medians: number[]; perRound: number[]; perRoundCpu: number[] }> = {
       agent: { inWindow: 0, total: 0, failed: 0, windowMs: 0, cpuTicks: 0, genCpuMs: 0, elapsedMs: 0, medians: [], perRound: [], perRoundCpu: [] },
@@ -556,7 +553,6 @@ async function driverMain(o: Options): Promise<void> {
       loads.push(loadavg());
     }
 
-    // ── report ──
     const rate = (t: Target): number => acc[t].inWindow / (acc[t].windowMs / 1000);
     const perCpu = (t: Target): number => acc[t].total / Math.max(1e-9, acc[t].cpuTicks / CLK_TCK);
     const util = (t: Target): number => (acc[t].cpuTicks / CLK_TCK) / (acc[t].elapsedMs / 1000);
@@ -572,24 +568,56 @@ async function driverMain(o: Options): Promise<void> {
     out(`  agent / charon: ${ratio.toFixed(2)}× wall rate (rounds: ${roundRatios.map((x) => x.toFixed(2)).join(' ')}), ${ratioCpu.toFixed(2)}× per responder CPU-second; target ≥ 1.5×: ${ratio >= 1.5 ? 'met' : 'NOT met'} (wall), ${ratioCpu >= 1.5 ? 'met' : 'NOT met'} (per CPU-s)`);
     out('  ("CPU used": responder CPU seconds per wall second of its slices, 100% = one vCPU; "gen CPU": the same for the load generator)');
     out('');
+    // ── 2. memory at N established IKE SAs ──
+    // Sampled at N/2 and at N SAs, each after 20 s idle (as a daemon holding its SAs mostly is:
+    // V8's memory reducer and glibc's trim get the same chance on both sides), with the CPU each
+    // responder used in that idle window (DPD every 30 s, timers). The slope between the two
+    // samples is the cost per SA; the idle sample (before any SA) also holds startup garbage.
+    const half: Record<Target, ProcStat> = { ...idle };
+    const held: Record<Target, ProcStat> = { ...idle };
+    const xfrm: Record<Target, { states: number; policies: number }> = { agent: { states: 0, policies: 0 }, swan: { states: 0, policies: 0 } };
+    const mid = Math.floor(o.sas / 2);
+    for (const t of TARGETS) {
+      for (const [from, to] of [[0, mid], [mid, o.sas]] as const) {
+        const r = await g.send<PoolReply>({ cmd: 'establish', target: t, from, to, concurrency: o.concurrency, timeoutMs: 3_000_000 }, 3_100_000);
+        out(`[${stamp()}] ${t}: IKE SAs ${from}..${to - 1}: ${r.done} established in ${(r.elapsedMs / 1000).toFixed(1)} s (${(r.done / (r.elapsedMs / 1000)).toFixed(1)}/s), ${r.failed} failed${r.firstError ? ` (first: ${r.firstError})` : ''}`);
+        const before = procStat(pids[t]);
+        await sleep(20_000);
+        const now = procStat(pids[t]);
+        if (to === mid) half[t] = now; else held[t] = now;
+        out(`    ${t} holding ${to} SAs: RSS ${mb(now.rssKb)} MiB, CPU while idle 20 s: ${(((now.cpuTicks - before.cpuTicks) / CLK_TCK / 20) * 100).toFixed(0)}% of a vCPU`);
+      }
+      xfrm[t] = await xfrmCounts(t === 'agent' ? nsA : nsS);
+    }
     out(`memory (VmRSS) of the responder process`);
-    out(`  ${'responder'.padEnd(22)}${'idle MiB'.padStart(10)}${`${o.sas} SAs MiB`.padStart(14)}${'growth MiB'.padStart(12)}${'KiB/SA'.padStart(9)}${'peak MiB'.padStart(10)}${'anon MiB'.padStart(10)}${'XFRM states/policies'.padStart(22)}`);
+    out(`  ${'responder'.padEnd(22)}${'idle MiB'.padStart(10)}${`${mid} SAs`.padStart(10)}${`${o.sas} SAs`.padStart(10)}${'KiB/SA'.padStart(9)}${'peak MiB'.padStart(10)}${'anon MiB (idle/half/full)'.padStart(27)}${'XFRM states/policies'.padStart(22)}`);
+    const perSa = (t: Target): number => (held[t].rssKb - half[t].rssKb) / Math.max(1, o.sas - mid);
     for (const t of TARGETS) {
       const label = t === 'agent' ? 'kipsec agent' : 'strongSwan charon 5.9';
-      const grow = held[t].rssKb - idle[t].rssKb;
-      out(`  ${label.padEnd(22)}${mb(idle[t].rssKb).padStart(10)}${mb(held[t].rssKb).padStart(14)}${mb(grow).padStart(12)}${(grow / o.sas).toFixed(1).padStart(9)}${mb(held[t].hwmKb).padStart(10)}${`${mb(idle[t].anonKb)}→${mb(held[t].anonKb)}`.padStart(10)}${`${xfrm[t].states}/${xfrm[t].policies}`.padStart(22)}`);
+      out(`  ${label.padEnd(22)}${mb(idle[t].rssKb).padStart(10)}${mb(half[t].rssKb).padStart(10)}${mb(held[t].rssKb).padStart(10)}${perSa(t).toFixed(1).padStart(9)}${mb(held[t].hwmKb).padStart(10)}${`${mb(idle[t].anonKb)}/${mb(half[t].anonKb)}/${mb(held[t].anonKb)}`.padStart(27)}${`${xfrm[t].states}/${xfrm[t].policies}`.padStart(22)}`);
     }
     const memRatio = held.agent.rssKb / held.swan.rssKb;
-    const growRatio = (held.agent.rssKb - idle.agent.rssKb) / Math.max(1, held.swan.rssKb - idle.swan.rssKb);
-    out(`  agent / charon at ${o.sas} SAs: ${memRatio.toFixed(2)}× RSS (target ≤ 2×: ${memRatio <= 2 ? 'met' : 'NOT met'}); growth from idle: ${growRatio.toFixed(2)}×`);
-    out('  ("anon": RssAnon idle → loaded, private memory without mapped binaries and libraries; "peak": VmHWM)');
+    out(`  agent / charon at ${o.sas} SAs: ${memRatio.toFixed(2)}× RSS (target ≤ 2×: ${memRatio <= 2 ? 'met' : 'NOT met'}); per SA (slope ${mid}→${o.sas}): ${(perSa('agent') / Math.max(0.1, perSa('swan'))).toFixed(2)}×`);
+    out('  ("KiB/SA": RSS growth from the half to the full sample per added SA; "anon": RssAnon, private memory without mapped binaries and libraries; "peak": VmHWM)');
     out('');
     out(`load average (guest) during the rate rounds: ${loads.join(' | ')}; total ${stamp()}`);
+    out(agentWarnings(join(agent.dir, 'agent.log')));
     await g.send({ cmd: 'exit' }, 30_000).catch(() => undefined);
+    saveLogs();
     await swan.stop();
     // SIGTERM, so the agent exits cleanly (and writes its CPU profile when asked to).
     process.kill(agent.pid, 'SIGTERM');
     for (let i = 0; i < 600 && agent.child.exitCode === null && agent.child.signalCode === null; i++) await sleep(100);
+  } catch (e) {
+    // A responder that died is a finding: say how, with the end of its log and any OOM kill.
+    const c = agentRef?.child;
+    if (agentRef && c && (c.exitCode !== null || c.signalCode !== null)) {
+      out(`agent exited (${c.exitCode ?? c.signalCode}) during the run; the end of its log:`);
+      try { out(readFileSync(join(agentRef.dir, 'agent.log'), 'utf8').split('\n').slice(-40).join('\n')); } catch { /* none */ }
+      try { out(execFileSync('dmesg').toString().split('\n').filter((l) => /oom|killed process/i.test(l)).slice(-5).join('\n') || '(no OOM kill in dmesg)'); } catch { /* none */ }
+    }
+    saveLogs();
+    throw e;
   } finally {
     await cleanup();
   }
