@@ -194,6 +194,15 @@ export class EngineCore implements Ctx {
     return undefined;
   }
 
+  /** The Child SA with this inbound SPI and the IKE SA holding it (kernel events name only the SPI). */
+  #childByInbound(inboundSpi: number): { readonly sa: IkeSa; readonly child: ChildSa } | undefined {
+    for (const sa of this.sas.values()) {
+      const child = sa.children.get(inboundSpi);
+      if (child) return { sa, child };
+    }
+    return undefined;
+  }
+
   // ───────────── peers ─────────────
 
   addPeer(config: PeerConfig): void {
@@ -338,38 +347,34 @@ export class EngineCore implements Ctx {
   }
 
   expired(inboundSpi: number, hard: boolean): void {
-    for (const sa of this.sas.values()) {
-      const c = sa.children.get(inboundSpi);
-      if (!c) continue;
-      void this.enqueue(sa, async () => {
-        if (!hard) { if (c.state.tag === 'installed') queueTask(this, sa, { kind: 'child-rekey', old: c }); return; }
-        await removeChild(this, sa, c, 'hard-lifetime');
-        if (sa.state.tag === 'established') {
-          queueTask(this, sa, { kind: 'child-delete', child: c, reason: 'hard-lifetime' });
-          if (!sa.peer.terminated) queueTask(this, sa, { kind: 'child-create', child: c.runtime });
-        }
-      });
-      return;
-    }
+    const found = this.#childByInbound(inboundSpi);
+    if (!found) return;
+    const { sa, child: c } = found;
+    void this.enqueue(sa, async () => {
+      if (!hard) { if (c.state.tag === 'installed') queueTask(this, sa, { kind: 'child-rekey', old: c }); return; }
+      await removeChild(this, sa, c, 'hard-lifetime');
+      if (sa.state.tag === 'established') {
+        queueTask(this, sa, { kind: 'child-delete', child: c, reason: 'hard-lifetime' });
+        if (!sa.peer.terminated) queueTask(this, sa, { kind: 'child-create', child: c.runtime });
+      }
+    });
   }
 
   natMapping(inboundSpi: number, from: Endpoint): void {
-    for (const sa of this.sas.values()) {
-      const c = sa.children.get(inboundSpi);
-      if (!c) continue;
-      // The kernel reports every such packet until the SA moves: most of them find it moved.
-      if (sa.remote.address === from.address && sa.remote.port === from.port) return;
-      void this.enqueue(sa, async () => {
-        // §2.23: only the side facing a NAT follows (as strongSwan: the peer must be behind one).
-        if (sa.state.tag !== 'established' || !sa.natRemote || c.state.tag === 'deleted') { this.drop('mapping-ignored'); return; }
-        if (sa.remote.address === from.address && sa.remote.port === from.port) return;
-        sa.remote = from;
-        await followPeer(this, sa);
-        this.persistPeer(sa.peer.config.name);
-      });
-      return;
-    }
-    this.drop('mapping-unknown-spi');
+    const found = this.#childByInbound(inboundSpi);
+    if (!found) { this.drop('mapping-unknown-spi'); return; }
+    const { sa, child: c } = found;
+    const moved = (): boolean => sa.remote.address === from.address && sa.remote.port === from.port;
+    // The kernel reports every such packet until the SA moves: most of them find it moved.
+    if (moved()) return;
+    void this.enqueue(sa, async () => {
+      // §2.23: only the side facing a NAT follows (as strongSwan: the peer must be behind one).
+      if (sa.state.tag !== 'established' || !sa.natRemote || c.state.tag === 'deleted') { this.drop('mapping-ignored'); return; }
+      if (moved()) return;
+      sa.remote = from;
+      await followPeer(this, sa);
+      this.persistPeer(sa.peer.config.name);
+    });
   }
 
   adopt(peer: string, children: readonly AdoptedChildSa[]): void {
