@@ -14,8 +14,8 @@ import type {
   ChildSaCounters, KernelChildSa, KernelChildSaRef, KernelChildSaUpdate, KernelIpsec, KernelPolicy, KernelSa, KernelTrap, RestoredChildSa, TrafficSelector as IkeTs,
 } from '../ike/ports.js';
 import type { AllocSpiRequest, InstalledChild, PolicyId, PolicySpec, PolicyState, SaAe, SaId, SaSpec, SaState } from '../xfrm/index.js';
-import { XfrmNotFoundError } from '../xfrm/index.js';
-import type { ChildInstall, XfrmBatchOp } from '../xfrm/install.js';
+import { XfrmInstallError, XfrmNotFoundError } from '../xfrm/index.js';
+import type { ChildInstall } from '../xfrm/install.js';
 import type { Logger } from './log.js';
 
 /** The part of XfrmClient the port uses (a fake in unit tests). */
@@ -30,8 +30,8 @@ export interface XfrmPort {
   deletePolicy(id: PolicyId): Promise<void>;
   listPolicies(): Promise<PolicyState[]>;
   installChild(c: ChildInstall): Promise<InstalledChild>;
-  /** Optional pipelining (XfrmClient.batch): a Child SA's removal in one datagram. */
-  batch?(ops: readonly XfrmBatchOp[]): Promise<(Error | null)[]>;
+  /** Policies, then SAs; missing ones are fine (XfrmClient: one datagram). */
+  removeChild(c: InstalledChild): Promise<void>;
 }
 
 /** Routes to remote subnets (strongSwan's install_routes); absent = installRoutes false. */
@@ -197,22 +197,14 @@ export class XfrmKernel implements KernelIpsec {
     const t = this.#children.get(k);
     this.#children.delete(k);
     const errors: string[] = [];
-    const tolerate = (e: unknown): void => { if (!(e instanceof XfrmNotFoundError)) errors.push(errorMessage(e)); };
     const reqid = t?.reqid ?? this.#o.reqidOf(ref.peer, ref.child);
     // Policies first when they go for good, so no packet leaves in clear while the SAs vanish.
     const dropPolicies = !opts.keepPolicies && !this.#stillUsed(reqid);
-    const pols = !dropPolicies ? [] : t?.policies.map(policyId) ?? (await this.#o.xfrm.listPolicies()).filter((p) => p.templates?.some((x) => x.reqid === reqid)).map(policyId);
+    const policies = !dropPolicies ? [] : t?.policies.map(policyId) ?? (await this.#o.xfrm.listPolicies()).filter((p) => p.templates?.some((x) => x.reqid === reqid)).map(policyId);
     const sas: SaId[] = [{ dst: ref.local, spi: ref.inboundSpi >>> 0, src: ref.remote, proto: 'esp' }];
     if (!t || t.outboundInstalled) sas.push({ dst: ref.remote, spi: ref.outboundSpi >>> 0, src: ref.local, proto: 'esp' });
-    const batch = this.#o.xfrm.batch?.bind(this.#o.xfrm);
-    if (batch) {
-      // One datagram, applied in order (policies, then SAs): one round trip instead of five.
-      for (const e of await batch([...pols.map((id) => ({ op: 'delete-policy', id }) as const), ...sas.map((id) => ({ op: 'delete-sa', id }) as const)])) if (e) tolerate(e);
-    } else {
-      for (const p of pols) await this.#o.xfrm.deletePolicy(p).catch(tolerate);
-    }
+    await this.#o.xfrm.removeChild({ policies, sas }).catch((e: unknown) => { errors.push(...(e instanceof XfrmInstallError ? e.leftover : [errorMessage(e)])); });
     if (dropPolicies && this.#o.routes) await this.#o.routes.remove(ref.peer).catch((e: unknown) => { errors.push(errorMessage(e)); });
-    if (!batch) for (const id of sas) await this.#o.xfrm.deleteSa(id).catch(tolerate);
     this.#o.log.debug({ peer: ref.peer, child: ref.child, spiIn: hex(ref.inboundSpi), spiOut: hex(ref.outboundSpi), keepPolicies: opts.keepPolicies }, 'child SA removed');
     if (errors.length) throw new Error(`removing child SA ${ref.peer}/${ref.child}: ${errors.join('; ')}`);
   }

@@ -145,7 +145,7 @@ async function installBatched(ops: XfrmOps, batch: NonNullable<XfrmOps['batch']>
 }
 
 /** Policies first (so nothing falls back to clear text while SAs vanish), then SAs; missing ones are fine. */
-export async function removeChild(ops: XfrmOps, c: InstalledChild): Promise<void> {
+export async function removeChild(ops: Pick<XfrmOps, 'deletePolicy' | 'deleteSa' | 'batch'>, c: InstalledChild): Promise<void> {
   const errors: string[] = [];
   const tolerate = (what: string) => (e: unknown): void => { if (!(e instanceof XfrmNotFoundError)) errors.push(`${what}: ${errorMessage(e)}`); };
   if (ops.batch) {
