@@ -18,10 +18,9 @@ import { respondInformational } from '../exchanges/informational.js';
 import type { Endpoint } from '../ports.js';
 import { ikeFailure } from './context.js';
 import type { EngineCore } from './core.js';
-import { REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 import { spiHex, type IkeSa } from './ike-sa.js';
 import { activateOutbound, emitChildUp, establish, installChild, isLive, removeChild, teardown } from './lifecycle.js';
-import { adoptSuccessor, awaitOldIkeDelete, mtuOf, newSa, retire } from './tasks.js';
+import { adoptSuccessor, awaitOldIkeDelete, awaitPeerSwitch, emitRekeyed, mtuOf, newSa, retire } from './tasks.js';
 import { headerFor, sealMessage } from './wire.js';
 
 /**
@@ -161,16 +160,9 @@ export async function handleRequest(e: EngineCore, sa: IkeSa, m: IkeMessage, fro
       const { old, child } = r;
       if (r.collision) { old.collision = { peerSa: child, nonces: [child.ni, child.nr] }; return; }
       old.state = { tag: 'rekeyed', successor: child };
-      e.emit({ type: 'child-rekeyed', peer: old.ref.peer, child: old.ref.child, old: old.ref, ref: child.ref, suite: child.suiteText });
+      emitRekeyed(e, old, child);
       // The initiator deletes the old SA next; if that never comes, switch over on our own.
-      old.timers.push(e.clock.setTimer(REKEYED_SA_TIMEOUT_MS, () => {
-        void e.enqueue(sa, async () => {
-          const owner = e.ownerOf(old);
-          if (!owner || old.state.tag !== 'rekeyed') return;
-          await activateOutbound(e, child);
-          await removeChild(e, owner, old, 'rekeyed');
-        });
-      }));
+      awaitPeerSwitch(e, sa, old, child);
       return;
     }
     case ExchangeType.INFORMATIONAL: {

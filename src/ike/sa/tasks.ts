@@ -317,14 +317,13 @@ function abandonChild(e: EngineCore, sa: IkeSa, child: ChildSa, retry: Task): vo
 }
 
 /**
- * The peer's rekey of `old` won (§2.8.1: our own lost or failed): `successor` is the SA the peer
- * created, installed here inbound-only when we answered. Keep sending on `old` until the peer
- * deletes it, as the responder of a plain rekey does: the peer installs its SA when our answer
- * arrives, which can be after our own exchange has ended, so switching now can send into an SA the
- * peer does not have yet. The Delete switches over (responder.ts); without one, we switch after
- * REKEYED_SA_TIMEOUT_MS.
+ * The peer rekeyed `old` (a plain rekey we answered, or a collision whose winner is the peer's,
+ * §2.8.1): `successor` is installed here inbound-only. Keep sending on `old` until the peer
+ * deletes it: the peer installs its SA when our answer arrives, which can be after our own
+ * exchange has ended, so switching now can send into an SA the peer does not have yet. The Delete
+ * switches over (responder.ts); without one, we switch after REKEYED_SA_TIMEOUT_MS.
  */
-function awaitPeerSwitch(e: EngineCore, sa: IkeSa, old: ChildSa, successor: ChildSa): void {
+export function awaitPeerSwitch(e: EngineCore, sa: IkeSa, old: ChildSa, successor: ChildSa): void {
   old.timers.push(e.clock.setTimer(REKEYED_SA_TIMEOUT_MS, () => {
     void e.enqueue(sa, async () => {
       const owner = e.ownerOf(old);
@@ -335,7 +334,7 @@ function awaitPeerSwitch(e: EngineCore, sa: IkeSa, old: ChildSa, successor: Chil
   }));
 }
 
-function emitRekeyed(e: EngineCore, old: ChildSa, successor: ChildSa): void {
+export function emitRekeyed(e: EngineCore, old: ChildSa, successor: ChildSa): void {
   e.emit({ type: 'child-rekeyed', peer: old.ref.peer, child: old.ref.child, old: old.ref, ref: successor.ref, suite: successor.suiteText });
 }
 
