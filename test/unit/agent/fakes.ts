@@ -10,7 +10,7 @@ import { NetlinkErrnoError, XfrmNotFoundError } from '../../../src/xfrm/index.js
 
 const ESRCH = 3;
 const notFound = (what: string) => new XfrmNotFoundError('delete', { kind: 'other', text: what }, new NetlinkErrnoError(ESRCH, 0));
-import { removeChild, type ChildInstall } from '../../../src/xfrm/install.js';
+import type { ChildInstall } from '../../../src/xfrm/install.js';
 import { createLogger, type Logger } from '../../../src/agent/log.js';
 
 export function logSink(): { log: Logger; lines: string[] } {
@@ -56,7 +56,14 @@ export class FakeXfrm implements AgentXfrm {
     for (const p of c.policies) await this.updatePolicy(p);
     return { sas: c.sas.map((s) => ({ dst: s.dst, spi: s.spi })), policies: c.policies.map((p) => ({ selector: p.selector, dir: p.dir })) };
   }
-  removeChild(c: InstalledChild): Promise<void> { return removeChild(this, c); }
+  /** As XfrmClient.removeChild: policies, then SAs, every one tried, missing ones fine. */
+  async removeChild(c: InstalledChild): Promise<void> {
+    const errors: unknown[] = [];
+    const gone = (e: unknown): void => { if (!(e instanceof XfrmNotFoundError)) errors.push(e); };
+    for (const p of c.policies) await this.deletePolicy(p).catch(gone);
+    for (const s of c.sas) await this.deleteSa(s).catch(gone);
+    if (errors.length) throw errors[0];
+  }
   /** The event groups the agent subscribed to. */
   groups: readonly string[] = [];
   events(g: readonly string[], handler: (e: XfrmEvent) => void) { this.groups = [...g]; this.handler = handler; return { onError: () => { /* none */ }, close: () => { /* none */ } }; }
