@@ -1,6 +1,7 @@
 // Loader for the project's N-API addon (native/kipsec_native.c, built by `npm install` or
-// `npm run build:native`). Only what Node lacks lives there: UDP_ENCAP on the IKE 4500 socket,
-// per-socket IPsec bypass policies, and TUN devices. Missing build → a KipsecError saying how to build.
+// `npm run build:native`). Only what Node lacks lives there: netlink sockets, UDP_ENCAP on the
+// IKE 4500 socket, per-socket IPsec bypass policies, and TUN devices. Missing build → a
+// KipsecError saying how to build.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +9,26 @@ import type { Socket } from 'node:dgram';
 import { KipsecError } from '../common/errors.js';
 import { AF_INET, AF_INET6, UDP_ENCAP_ESPINUDP } from './constants.js';
 
+/** An open netlink socket inside the addon (a JS external: only the addon can use it). */
+export interface NetlinkHandle { readonly __netlinkHandle: unique symbol }
+
+/**
+ * Called once per wake-up with the datagrams read (in order) and, after them, the socket error
+ * that stopped the read if any (ENOBUFS: the kernel dropped messages because the receive buffer
+ * was full). Runs from the event loop; a throw becomes the process's uncaughtException.
+ */
+export type NetlinkReader = (err: (Error & { code?: string }) | null, datagrams: readonly Buffer[]) => void;
+
 export interface KipsecNative {
+  /** socket(AF_NETLINK, SOCK_RAW, protocol), buffer sizes (0: kernel default), bound to a kernel-chosen port, polled for reading. */
+  netlinkOpen(protocol: number, recvBufferSize: number, sendBufferSize: number, onRead: NetlinkReader): NetlinkHandle;
+  netlinkPort(h: NetlinkHandle): number;
+  /** sendto(kernel) of one datagram; synchronous, throws an errno-named Error. */
+  netlinkSend(h: NetlinkHandle, datagram: Uint8Array): number;
+  netlinkAddMembership(h: NetlinkHandle, group: number): void;
+  netlinkRef(h: NetlinkHandle, ref: boolean): void;
+  /** Idempotent; safe from inside onRead. */
+  netlinkClose(h: NetlinkHandle): void;
   setUdpEncap(fd: number, type?: number): void;
   getUdpEncap(fd: number): number;
   setIpsecBypass(fd: number, family: number): void;
@@ -20,7 +40,11 @@ export class NativeError extends KipsecError {
   constructor(code: string, message: string, cause?: unknown) { super(code, message, cause === undefined ? {} : { cause }); }
 }
 
-const ADDON = fileURLToPath(new URL('../../native/build/Release/kipsec_native.node', import.meta.url));
+// This module runs from the checkout (src/xfrm, under tsx) or compiled (dist/src/xfrm: `npx
+// kipsec`, the image); the addon is built in the package's native/ either way.
+const ADDON_PATHS = ['../../native/build/Release/kipsec_native.node', '../../../native/build/Release/kipsec_native.node']
+  .map((p) => fileURLToPath(new URL(p, import.meta.url)));
+const ADDON = ADDON_PATHS.find((p) => existsSync(p)) ?? ADDON_PATHS[0] ?? '';
 let cached: KipsecNative | undefined;
 
 /** Load (once) and return the addon; throws NativeError ERR_NATIVE_NOT_BUILT with the fix. */

@@ -1,5 +1,5 @@
 // The seam between netlink framing and a real socket. Unit tests implement it with recorded
-// datagrams; production uses RawNetlinkTransport over the npm `netlink` package's socket.
+// datagrams; production uses RawNetlinkTransport over the native addon's netlink socket.
 export interface NetlinkTransport {
   /** Port id the kernel addresses replies to (nlmsg_pid of our requests may stay 0). */
   readonly portId: number;

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import { run } from '../../../src/cli/main.js';
 import { COMMANDS, EXIT_NOT_BUILT, EXIT_USAGE } from '../../../src/cli/commands.js';
 import { repoPath } from '../../lib/paths.js';
@@ -39,4 +40,11 @@ test('bin/kipsec.js runs the built CLI (npx kipsec --help)', () => {
   if (r.status === 1 && /not built yet; run `npm run build`/.test(r.stderr)) assert.fail('dist/ is missing: the test command builds before the lanes run');
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^usage: kipsec COMMAND/);
+});
+
+test('the compiled addon loader (dist/src/xfrm/native.js) finds native/build, as `npx kipsec` and the image run it', () => {
+  const loader = repoPath('dist', 'src', 'xfrm', 'native.js');
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(pathToFileURL(loader).href)}); console.log(Object.keys(m.loadNative()).sort().join(' '));`], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /netlinkOpen .*openTun .*setUdpEncap/);
 });
