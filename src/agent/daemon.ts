@@ -11,7 +11,7 @@ import { cryptoRandom, systemClock, type Clock, type Random } from '../common/ti
 import type { Problem } from '../api/config.js';
 import { IkeEngine, type PeerConfig, type PeerStatus, type ChildSaStatus } from '../ike/engine.js';
 import type { EnginePorts, IkeEvent, IkeFailure, KernelIpsec, Transport } from '../ike/ports.js';
-import type { PolicyState, SaState, XfrmEvent, XfrmEventGroup, XfrmEvents } from '../xfrm/index.js';
+import { NetlinkSocketError, type PolicyState, type SaState, type XfrmEvent, type XfrmEventGroup, type XfrmEvents } from '../xfrm/index.js';
 import { scanAndClean, stateKey } from './adopt.js';
 import { FileCheckpoints } from './checkpoints.js';
 import { loadConfigFile, nodeFs, type ConfigFs } from './config.js';
@@ -168,7 +168,11 @@ export class Agent {
     }
     // mapping: an authenticated ESP-in-UDP packet from a new NAT mapping (RFC 7296 §2.23).
     this.#events = this.#o.xfrm.events(['expire', 'acquire', 'mapping'], (e) => this.#onXfrmEvent(e));
-    this.#events.onError((e) => { if (!this.#stopping) this.#log.warn({ err: errorMessage(e) }, 'XFRM event socket error'); });
+    this.#events.onError((e) => {
+      if (this.#stopping) return;
+      if (e instanceof NetlinkSocketError && e.errnoName === 'ENOBUFS') { this.#recheckExpires(); return; }
+      this.#log.warn({ err: errorMessage(e) }, 'XFRM event socket error');
+    });
     engine.start();
     this.#control = await ControlServer.listen(this.#o.controlSocket, (r) => this.#handle(r), this.#log.child({ part: 'control' }));
     const every = this.#o.keepaliveMs ?? 20_000;
@@ -196,6 +200,39 @@ export class Agent {
       }, 'IKE SA resumed from checkpoint');
     }
     return claimed;
+  }
+
+  #recheck: 'idle' | 'running' | 'again' = 'idle';
+
+  /** Another overrun came while a check ran: run once more (after its events were lost too). */
+  #takeAgain(): boolean {
+    const again = this.#recheck === 'again';
+    this.#recheck = 'running';
+    return again;
+  }
+
+  /** The event socket overran: some expires may be lost. Ask the kernel (one dump at a time). */
+  #recheckExpires(): void {
+    if (this.#recheck !== 'idle') { this.#recheck = 'again'; return; }
+    this.#recheck = 'running';
+    this.#log.warn('XFRM events lost (the event socket\'s receive buffer overran); checking Child SA lifetimes against the kernel');
+    void (async () => {
+      try {
+        do {
+          const missed = await this.#kernel.missedExpires();
+          const engine = this.#engine;
+          if (this.#stopping || !engine) break;
+          for (const m of missed) {
+            this.#log.info({ spi: hex(m.inboundSpi), hard: m.hard }, 'kernel SA expire (found after lost events)');
+            engine.expired(m.inboundSpi, m.hard);
+          }
+        } while (this.#takeAgain());
+      } catch (e) {
+        this.#log.warn({ err: errorMessage(e) }, 'checking Child SA lifetimes after lost XFRM events failed');
+      } finally {
+        this.#recheck = 'idle';
+      }
+    })();
   }
 
   #onXfrmEvent(e: XfrmEvent): void {

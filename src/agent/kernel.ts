@@ -214,6 +214,32 @@ export class XfrmKernel implements KernelIpsec {
     return false;
   }
 
+  /**
+   * Expires the kernel sent while the event socket overran (ENOBUFS: it dropped messages for us)
+   * are lost, and Child SA rekeys hang on the soft ones. This compares every Child SA we installed
+   * with the kernel's SA table: an inbound SA that is gone was hard-expired (or removed by
+   * someone else); one past a soft limit (add time, bytes, packets) was soft-expired. Children
+   * installed, changed or removed while the dump ran are left out.
+   */
+  async missedExpires(): Promise<Array<{ readonly inboundSpi: number; readonly hard: boolean }>> {
+    const before = [...this.#children];
+    const kernel = new Map((await this.#o.xfrm.listSas()).map((s) => [key(s.dst, s.spi), s]));
+    const nowSec = BigInt(Math.floor(this.#now() / 1000)); // add_time is wall-clock seconds
+    const out: Array<{ inboundSpi: number; hard: boolean }> = [];
+    for (const [k, t] of before) {
+      if (this.#children.get(k) !== t) continue;
+      const s = kernel.get(key(t.inbound.dst, t.inbound.spi));
+      if (!s) { out.push({ inboundSpi: t.inbound.spi, hard: true }); continue; }
+      const soft = t.inbound.soft;
+      const past = soft !== undefined && (
+        (soft.addExpiresSec !== undefined && s.current.add_time > 0n && s.current.add_time + BigInt(soft.addExpiresSec) <= nowSec)
+        || (soft.bytes !== undefined && s.current.bytes >= soft.bytes)
+        || (soft.packets !== undefined && s.current.packets >= soft.packets));
+      if (past) out.push({ inboundSpi: t.inbound.spi, hard: false });
+    }
+    return out;
+  }
+
   async queryCounters(ref: KernelChildSaRef): Promise<ChildSaCounters> {
     const inn = await this.#o.xfrm.getAe({ dst: ref.local, spi: ref.inboundSpi >>> 0, src: ref.remote, proto: 'esp' });
     const t = this.#children.get(key(ref.local, ref.inboundSpi));

@@ -16,7 +16,7 @@ import { KipsecError } from '../../../src/common/errors.js';
 import { SecretBytes } from '../../../src/common/secret.js';
 import { FakeEngine, FakeSockets, FakeXfrm, logSink } from './fakes.js';
 import type { RestoreResult } from '../../../src/ike/engine.js';
-import type { SaState } from '../../../src/xfrm/index.js';
+import { NetlinkSocketError, type SaState } from '../../../src/xfrm/index.js';
 
 const PSK = 'Sup3r-Secret-PSK-never-in-logs-4711';
 
@@ -184,6 +184,27 @@ test('a kernel NAT mapping report for one of our inbound SAs reaches the engine;
   s.xfrm.handler!(mapping('192.0.2.1', 0x1234));
   s.xfrm.handler!(mapping('192.0.2.99', spi));
   assert.deepEqual(s.engine().calls.filter((c) => c.startsWith('natMapping')), [`natMapping ${spi.toString(16)} 198.51.100.7:40777`]);
+});
+
+test('an event socket overrun (ENOBUFS) makes the agent ask the kernel which expires it missed and hand them to the engine', async (t) => {
+  const s = setup(t);
+  await s.agent.start();
+  t.after(() => s.agent.shutdown());
+  const kernel = s.engine().ports.kernel;
+  const spi = await kernel.allocSpi({ local: '192.0.2.1', remote: '198.51.100.7', reqid: 1 });
+  const life = { softSec: 3000, hardSec: 3600, softBytes: 0n, hardBytes: 0n, softPackets: 0n, hardPackets: 0n };
+  const algorithms = { kind: 'aead', name: 'rfc4106(gcm(aes))', key: new SecretBytes(new Uint8Array(36)), icvBits: 128 } as const;
+  await kernel.installChildSa({
+    peer: 'alpha', child: 'alpha', reqid: 1, mode: 'tunnel', policies: [], outboundActive: true, ifId: null, mark: null,
+    inbound: { spi, source: '198.51.100.7', destination: '192.0.2.1', esn: false, replayWindow: 32, lifetimes: life, algorithms, encap: null },
+    outbound: { spi: 0xd0000001, source: '192.0.2.1', destination: '198.51.100.7', esn: false, replayWindow: 0, lifetimes: life, algorithms, encap: null },
+  });
+  s.xfrm.sas = s.xfrm.sas.filter((x) => x.spi !== spi); // the kernel hard-expired it; that event was lost
+  s.xfrm.errorHandler!(new NetlinkSocketError('ENOBUFS', 'netlink socket error ENOBUFS'));
+  for (let i = 0; i < 100 && !s.engine().calls.some((c) => c.startsWith('expired')); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(s.engine().calls.filter((c) => c.startsWith('expired')), [`expired ${spi.toString(16)} true`]);
+  assert.ok(s.lines.some((l) => l.includes('XFRM events lost')), 'the loss is logged as such');
+  assert.ok(!s.lines.some((l) => l.includes('XFRM event socket error')), 'not as a generic socket error');
 });
 
 test('checkpointed IKE SAs are resumed first: their Child SA and reserved SPI are neither adopted nor removed; unsafe files are refused by name; SIGTERM clears the state directory', async (t) => {

@@ -66,7 +66,9 @@ export class FakeXfrm implements AgentXfrm {
   }
   /** The event groups the agent subscribed to. */
   groups: readonly string[] = [];
-  events(g: readonly string[], handler: (e: XfrmEvent) => void) { this.groups = [...g]; this.handler = handler; return { onError: () => { /* none */ }, close: () => { /* none */ } }; }
+  /** The event socket's error receiver the agent registered. */
+  errorHandler: ((e: Error) => void) | undefined;
+  events(g: readonly string[], handler: (e: XfrmEvent) => void) { this.groups = [...g]; this.handler = handler; return { onError: (fn: (e: Error) => void) => { this.errorHandler = fn; }, close: () => { /* none */ } }; }
   close(): void { this.closed = true; }
 }
 

@@ -92,3 +92,23 @@ test('counters come from the kernel; lastInbound moves only when inbound bytes g
   now = 3000;
   assert.equal((await k.queryCounters(ref(c))).lastInboundMs, 2000);
 });
+
+test('after lost events (ENOBUFS): a Child SA whose inbound SA is gone counts as hard-expired, one past its soft add-expires as soft-expired, a fresh one not at all', async () => {
+  const xfrm = new FakeXfrm();
+  let nowMs = 0;
+  const k = new XfrmKernel({ xfrm, log: logSink().log, reqidOf: () => STABLE, wantsRoutes: () => false, now: () => nowMs });
+  const spis: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const spi = await k.allocSpi({ local: '192.0.2.1', remote: '192.0.2.2', reqid: 7 });
+    await k.installChildSa(child(spi, 0xd0000001 + i));
+    spis.push(spi);
+  }
+  const inbound = (spi: number) => xfrm.sas.find((s) => s.spi === spi && s.dst === '192.0.2.1')!;
+  // Installed at wall-clock second 1000; soft add-expires is 3000 s (life.softSec).
+  xfrm.sas = xfrm.sas.map((s) => ({ ...s, current: { ...s.current, add_time: 1000n } }));
+  nowMs = 3999_000;
+  assert.deepEqual(await k.missedExpires(), [], 'nothing is due 2999 s after install');
+  xfrm.sas = xfrm.sas.filter((s) => s !== inbound(spis[0]!));
+  xfrm.sas = xfrm.sas.map((s) => (s.spi === spis[1] ? { ...s, current: { ...s.current, add_time: 900n } } : s));
+  assert.deepEqual(await k.missedExpires(), [{ inboundSpi: spis[0], hard: true }, { inboundSpi: spis[1], hard: false }]);
+});
