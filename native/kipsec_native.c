@@ -316,12 +316,17 @@ static void nl_on_poll(uv_poll_t *h, int status, int events) {
   napi_close_handle_scope(env, scope);
 }
 
-static nl_sock *nl_arg(napi_env env, napi_value v, const char *fn) {
+/* The arguments of netlink<Fn>(socket, ...): at least `want` of them, the first a socket from
+ * netlinkOpen. NULL with a TypeError thrown (naming `usage`) otherwise. */
+static nl_sock *nl_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, const char *usage) {
+  size_t argc = want;
+  for (size_t i = 0; i < want; i++) argv[i] = NULL;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   nl_sock *s = NULL;
   napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, (void **)&s) != napi_ok || s == NULL) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "%s: the first argument must be a socket from netlinkOpen", fn);
+  if (argc < want || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_external || napi_get_value_external(env, argv[0], (void **)&s) != napi_ok || s == NULL) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s: the first argument must be a socket from netlinkOpen", usage);
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
     return NULL;
   }
@@ -384,22 +389,18 @@ static napi_value netlink_open(napi_env env, napi_callback_info info) {
 }
 
 static napi_value netlink_port(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1] = { NULL };
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  nl_sock *s = argc >= 1 ? nl_arg(env, argv[0], "netlinkPort") : NULL;
-  if (s == NULL) { if (argc < 1) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "netlinkPort(socket)"); return NULL; }
+  napi_value argv[1];
+  nl_sock *s = nl_args(env, info, 1, argv, "netlinkPort(socket)");
+  if (s == NULL) return NULL;
   napi_value v;
   napi_create_uint32(env, s->port, &v);
   return v;
 }
 
 static napi_value netlink_send(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2] = { NULL, NULL };
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  nl_sock *s = argc >= 2 ? nl_arg(env, argv[0], "netlinkSend") : NULL;
-  if (s == NULL) { if (argc < 2) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "netlinkSend(socket, datagram)"); return NULL; }
+  napi_value argv[2];
+  nl_sock *s = nl_args(env, info, 2, argv, "netlinkSend(socket, datagram)");
+  if (s == NULL) return NULL;
   bool is_ta = false;
   napi_is_typedarray(env, argv[1], &is_ta);
   napi_typedarray_type tt;
@@ -423,12 +424,10 @@ static napi_value netlink_send(napi_env env, napi_callback_info info) {
 }
 
 static napi_value netlink_add_membership(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2] = { NULL, NULL };
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_value argv[2];
   int group;
-  nl_sock *s = argc >= 2 ? nl_arg(env, argv[0], "netlinkAddMembership") : NULL;
-  if (s == NULL) { if (argc < 2) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "netlinkAddMembership(socket, group)"); return NULL; }
+  nl_sock *s = nl_args(env, info, 2, argv, "netlinkAddMembership(socket, group)");
+  if (s == NULL) return NULL;
   if (get_int_arg(env, info, 1, -1, &group) || group <= 0) { napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "netlinkAddMembership(socket, group): group must be a positive integer"); return NULL; }
   if (!s->open) { napi_throw_error(env, "ERR_NETLINK_CLOSED", "netlinkAddMembership: the netlink socket is closed"); return NULL; }
   if (setsockopt(s->fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof group) != 0) return throw_errno(env, "setsockopt(NETLINK_ADD_MEMBERSHIP)", errno);
@@ -436,11 +435,9 @@ static napi_value netlink_add_membership(napi_env env, napi_callback_info info) 
 }
 
 static napi_value netlink_ref(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2] = { NULL, NULL };
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  nl_sock *s = argc >= 2 ? nl_arg(env, argv[0], "netlinkRef") : NULL;
-  if (s == NULL) { if (argc < 2) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "netlinkRef(socket, ref)"); return NULL; }
+  napi_value argv[2];
+  nl_sock *s = nl_args(env, info, 2, argv, "netlinkRef(socket, ref)");
+  if (s == NULL) return NULL;
   bool ref = false;
   if (napi_get_value_bool(env, argv[1], &ref) != napi_ok) { napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "netlinkRef(socket, ref): ref must be a boolean"); return NULL; }
   if (s->open) { if (ref) uv_ref((uv_handle_t *)&s->poll); else uv_unref((uv_handle_t *)&s->poll); }
@@ -448,11 +445,9 @@ static napi_value netlink_ref(napi_env env, napi_callback_info info) {
 }
 
 static napi_value netlink_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1] = { NULL };
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  nl_sock *s = argc >= 1 ? nl_arg(env, argv[0], "netlinkClose") : NULL;
-  if (s == NULL) { if (argc < 1) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "netlinkClose(socket)"); return NULL; }
+  napi_value argv[1];
+  nl_sock *s = nl_args(env, info, 1, argv, "netlinkClose(socket)");
+  if (s == NULL) return NULL;
   nl_close(s, 0);
   return NULL;
 }

@@ -234,7 +234,7 @@ else if (!(await scenarioChild(scenarios))) {
 
   test('bad arguments are TypeErrors naming the call; a bad protocol is EPROTONOSUPPORT', () => {
     const native = loadNative();
-    assert.throws(() => native.netlinkSend({} as NetlinkHandle, new Uint8Array(16)), { name: 'TypeError', message: /netlinkSend: the first argument must be a socket/ });
+    assert.throws(() => native.netlinkSend({} as NetlinkHandle, new Uint8Array(16)), { name: 'TypeError', message: /netlinkSend\(socket, datagram\): the first argument must be a socket/ });
     const h = native.netlinkOpen(NETLINK_XFRM, 0, 0, () => { /* none */ });
     assert.throws(() => native.netlinkSend(h, 'x' as unknown as Uint8Array), { name: 'TypeError', message: /datagram must be a Uint8Array/ });
     assert.throws(() => native.netlinkAddMembership(h, -1), { name: 'TypeError' });

@@ -16,6 +16,7 @@ import { KipsecError } from '../../../src/common/errors.js';
 import { SecretBytes } from '../../../src/common/secret.js';
 import { FakeEngine, FakeSockets, FakeXfrm, logSink } from './fakes.js';
 import type { RestoreResult } from '../../../src/ike/engine.js';
+import type { KernelIpsec } from '../../../src/ike/ports.js';
 import { NetlinkSocketError, type SaState } from '../../../src/xfrm/index.js';
 
 const PSK = 'Sup3r-Secret-PSK-never-in-logs-4711';
@@ -38,6 +39,18 @@ function dumped(src: string, dst: string, spi: number, reqid: number, o: { addTi
     src, dst, spi, reqid, ...(o.larval ? {} : { mode: 'tunnel' as const, aead: { name: 'rfc4106(gcm(aes))', key: KEY, icvBits: 128 } }),
     current: { bytes: 0n, packets: 0n, add_time: o.addTime ?? 100n, use_time: 0n }, stats: { replay_window: 0, replay: 0, integrity_failed: 0 },
   };
+}
+
+/** A Child SA of tunnel alpha (192.0.2.1 ↔ 198.51.100.7, inbound SPI `spi`) through the agent's kernel port; `encap` as seen inbound. */
+async function installAlpha(kernel: KernelIpsec, spi: number, encap: { sourcePort: number; destinationPort: number } | null): Promise<void> {
+  const life = { softSec: 3000, hardSec: 3600, softBytes: 0n, hardBytes: 0n, softPackets: 0n, hardPackets: 0n };
+  const algorithms = { kind: 'aead', name: 'rfc4106(gcm(aes))', key: new SecretBytes(new Uint8Array(36)), icvBits: 128 } as const;
+  const out = encap && { sourcePort: encap.destinationPort, destinationPort: encap.sourcePort };
+  await kernel.installChildSa({
+    peer: 'alpha', child: 'alpha', reqid: 1, mode: 'tunnel', policies: [], outboundActive: true, ifId: null, mark: null,
+    inbound: { spi, source: '198.51.100.7', destination: '192.0.2.1', esn: false, replayWindow: 32, lifetimes: life, algorithms, encap },
+    outbound: { spi: 0xd0000001, source: '192.0.2.1', destination: '198.51.100.7', esn: false, replayWindow: 0, lifetimes: life, algorithms, encap: out },
+  });
 }
 
 function setup(t: { after(fn: () => unknown): void }, config = tunnel('alpha'), o: { stateDir?: boolean; restoreResults?: readonly RestoreResult[] } = {}) {
@@ -172,13 +185,7 @@ test('a kernel NAT mapping report for one of our inbound SAs reaches the engine;
   assert.ok(s.xfrm.groups.includes('mapping'), 'subscribed to XFRMNLGRP_MAPPING');
   const kernel = s.engine().ports.kernel;
   const spi = await kernel.allocSpi({ local: '192.0.2.1', remote: '198.51.100.7', reqid: 1 });
-  const life = { softSec: 3000, hardSec: 3600, softBytes: 0n, hardBytes: 0n, softPackets: 0n, hardPackets: 0n };
-  const algorithms = { kind: 'aead', name: 'rfc4106(gcm(aes))', key: new SecretBytes(new Uint8Array(36)), icvBits: 128 } as const;
-  await kernel.installChildSa({
-    peer: 'alpha', child: 'alpha', reqid: 1, mode: 'tunnel', policies: [], outboundActive: true, ifId: null, mark: null,
-    inbound: { spi, source: '198.51.100.7', destination: '192.0.2.1', esn: false, replayWindow: 32, lifetimes: life, algorithms, encap: { sourcePort: 40_001, destinationPort: 4500 } },
-    outbound: { spi: 0xd0000001, source: '192.0.2.1', destination: '198.51.100.7', esn: false, replayWindow: 0, lifetimes: life, algorithms, encap: { sourcePort: 4500, destinationPort: 40_001 } },
-  });
+  await installAlpha(kernel, spi, { sourcePort: 40_001, destinationPort: 4500 });
   const mapping = (dst: string, spiOf: number) => ({ kind: 'mapping', dst, spi: spiOf, reqid: 0, oldSrc: '198.51.100.7', oldSport: 40_001, newSrc: '198.51.100.7', newSport: 40_777 } as const);
   s.xfrm.handler!(mapping('192.0.2.1', spi));
   s.xfrm.handler!(mapping('192.0.2.1', 0x1234));
@@ -192,13 +199,7 @@ test('an event socket overrun (ENOBUFS) makes the agent ask the kernel which exp
   t.after(() => s.agent.shutdown());
   const kernel = s.engine().ports.kernel;
   const spi = await kernel.allocSpi({ local: '192.0.2.1', remote: '198.51.100.7', reqid: 1 });
-  const life = { softSec: 3000, hardSec: 3600, softBytes: 0n, hardBytes: 0n, softPackets: 0n, hardPackets: 0n };
-  const algorithms = { kind: 'aead', name: 'rfc4106(gcm(aes))', key: new SecretBytes(new Uint8Array(36)), icvBits: 128 } as const;
-  await kernel.installChildSa({
-    peer: 'alpha', child: 'alpha', reqid: 1, mode: 'tunnel', policies: [], outboundActive: true, ifId: null, mark: null,
-    inbound: { spi, source: '198.51.100.7', destination: '192.0.2.1', esn: false, replayWindow: 32, lifetimes: life, algorithms, encap: null },
-    outbound: { spi: 0xd0000001, source: '192.0.2.1', destination: '198.51.100.7', esn: false, replayWindow: 0, lifetimes: life, algorithms, encap: null },
-  });
+  await installAlpha(kernel, spi, null);
   s.xfrm.sas = s.xfrm.sas.filter((x) => x.spi !== spi); // the kernel hard-expired it; that event was lost
   s.xfrm.errorHandler!(new NetlinkSocketError('ENOBUFS', 'netlink socket error ENOBUFS'));
   for (let i = 0; i < 100 && !s.engine().calls.some((c) => c.startsWith('expired')); i++) await new Promise((r) => setTimeout(r, 10));
