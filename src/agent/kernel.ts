@@ -116,6 +116,8 @@ const ignoreMissing = (e: unknown): void => { if (!(e instanceof XfrmNotFoundErr
 export class XfrmKernel implements KernelIpsec {
   readonly #o: KernelPortOptions;
   readonly #children = new Map<string, Tracked>();
+  /** Children whose SAs are being moved to new addresses (for a while both or neither SA may show). */
+  readonly #moving = new Set<Tracked>();
   readonly #traps = new Map<string, { readonly policies: readonly PolicySpec[]; readonly engineReqid: number; readonly reqid: number }>();
   /** Stable reqid → the engine's reqid, to answer kernel acquires (engine.acquire takes its own). */
   readonly #engineReqid = new Map<number, number>();
@@ -178,12 +180,17 @@ export class XfrmKernel implements KernelIpsec {
       };
       const nin = patch(t.inbound, true); const nout = patch(t.outbound, false);
       // Address changes move the SA (its identity includes dst): add the new one, then drop the old.
-      for (const [old, next, installed] of [[t.inbound, nin, true], [t.outbound, nout, t.outboundInstalled]] as const) {
-        if (!installed) continue;
-        if (old.dst === next.dst) await this.#o.xfrm.updateSa(next);
-        else { await this.#o.xfrm.addSa(next); await this.#o.xfrm.deleteSa({ dst: old.dst, spi: old.spi, src: old.src, proto: 'esp' }).catch(ignoreMissing); }
+      this.#moving.add(t);
+      try {
+        for (const [old, next, installed] of [[t.inbound, nin, true], [t.outbound, nout, t.outboundInstalled]] as const) {
+          if (!installed) continue;
+          if (old.dst === next.dst) await this.#o.xfrm.updateSa(next);
+          else { await this.#o.xfrm.addSa(next); await this.#o.xfrm.deleteSa({ dst: old.dst, spi: old.spi, src: old.src, proto: 'esp' }).catch(ignoreMissing); }
+        }
+        t.inbound = nin; t.outbound = nout;
+      } finally {
+        this.#moving.delete(t);
       }
-      t.inbound = nin; t.outbound = nout;
     }
     if (u.activateOutbound && !t.outboundInstalled) {
       await this.#o.xfrm.addSa(t.outbound);
@@ -222,20 +229,22 @@ export class XfrmKernel implements KernelIpsec {
    * installed, changed or removed while the dump ran are left out.
    */
   async missedExpires(): Promise<Array<{ readonly inboundSpi: number; readonly hard: boolean }>> {
-    const before = [...this.#children];
+    const before = [...this.#children].map(([k, t]) => ({ k, t, inbound: t.inbound }));
+    const movingAtStart = new Set(this.#moving);
     const kernel = new Map((await this.#o.xfrm.listSas()).map((s) => [key(s.dst, s.spi), s]));
     const nowSec = BigInt(Math.floor(this.#now() / 1000)); // add_time is wall-clock seconds
     const out: Array<{ inboundSpi: number; hard: boolean }> = [];
-    for (const [k, t] of before) {
-      if (this.#children.get(k) !== t) continue;
-      const s = kernel.get(key(t.inbound.dst, t.inbound.spi));
-      if (!s) { out.push({ inboundSpi: t.inbound.spi, hard: true }); continue; }
-      const soft = t.inbound.soft;
+    for (const { k, t, inbound } of before) {
+      // Installed, removed or moved (NAT mapping, address change) while the dump ran: not judged.
+      if (this.#children.get(k) !== t || t.inbound !== inbound || movingAtStart.has(t) || this.#moving.has(t)) continue;
+      const s = kernel.get(key(inbound.dst, inbound.spi));
+      if (!s) { out.push({ inboundSpi: inbound.spi, hard: true }); continue; }
+      const soft = inbound.soft;
       const past = soft !== undefined && (
         (soft.addExpiresSec !== undefined && s.current.add_time > 0n && s.current.add_time + BigInt(soft.addExpiresSec) <= nowSec)
         || (soft.bytes !== undefined && s.current.bytes >= soft.bytes)
         || (soft.packets !== undefined && s.current.packets >= soft.packets));
-      if (past) out.push({ inboundSpi: t.inbound.spi, hard: false });
+      if (past) out.push({ inboundSpi: inbound.spi, hard: false });
     }
     return out;
   }

@@ -112,3 +112,27 @@ test('after lost events (ENOBUFS): a Child SA whose inbound SA is gone counts as
   xfrm.sas = xfrm.sas.map((s) => (s.spi === spis[1] ? { ...s, current: { ...s.current, add_time: 900n } } : s));
   assert.deepEqual(await k.missedExpires(), [{ inboundSpi: spis[0], hard: true }, { inboundSpi: spis[1], hard: false }]);
 });
+
+test('after lost events: a Child SA being moved to a new address while the SA table is read is not judged (its old SA may be gone already)', async () => {
+  const xfrm = new FakeXfrm();
+  const k = new XfrmKernel({ xfrm, log: logSink().log, reqidOf: () => STABLE, wantsRoutes: () => false, now: () => 1000_000 });
+  const spi = await k.allocSpi({ local: '192.0.2.1', remote: '192.0.2.2', reqid: 7 });
+  const c = child(spi, 0xd0000001);
+  await k.installChildSa(c);
+  // The dump runs while a NAT mapping change moves the SAs (new remote address) and answers in
+  // the middle of the move: the inbound SA is missing, and the move is not finished (its kernel
+  // update hangs until the check is over).
+  const list = xfrm.listSas.bind(xfrm);
+  const update = xfrm.updateSa.bind(xfrm);
+  let release: () => void = () => { /* set below */ };
+  const gate = new Promise<void>((r) => { release = r; });
+  xfrm.updateSa = async (sa) => { await gate; return update(sa); };
+  let move: Promise<void> | undefined;
+  xfrm.listSas = async () => {
+    move = k.updateChildSa(ref(c), { remote: '192.0.2.9' });
+    return (await list()).filter((s) => s.spi !== spi);
+  };
+  assert.deepEqual(await k.missedExpires(), []);
+  release();
+  await move;
+});
