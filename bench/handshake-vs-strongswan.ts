@@ -46,7 +46,8 @@
 //
 //   bash bench/handshake-vs-strongswan.sh [--rounds 4] [--slice 20] [--ramp 5] [--concurrency 8] [--sas 1000] [--warmup 10]
 //   (KIPSEC_BENCH_THREADS=1: per-thread CPU of each responder per slice; KIPSEC_BENCH_PROFILE=1 with
-//   KVM_OUT=DIR: a V8 CPU profile of the agent in DIR)
+//   KVM_OUT=DIR: a V8 CPU profile of the agent in DIR; KIPSEC_BENCH_NODE_FLAGS="--max-semi-space-size=1":
+//   extra Node/V8 flags for the agent)
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { copyFileSync, mkdtempSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
@@ -407,7 +408,9 @@ async function startAgent(ns: Netns, n: number, timeoutMs: number): Promise<{ pi
   const log = openSync(join(dir, 'agent.log'), 'a');
   // KIPSEC_BENCH_PROFILE=1: a V8 CPU profile of the agent, written when it exits (SIGTERM below).
   const prof = process.env['KIPSEC_BENCH_PROFILE'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['VM_OUT'] ?? dir}`] : [];
-  const child = ns.spawn(process.execPath, [...prof, agentBundle(), 'agent', '--standalone', '--config', join(dir, 'tunnels.yaml'), '--control-socket', socket, '--log-level', 'info'], { stdio: ['ignore', log, log] });
+  // KIPSEC_BENCH_NODE_FLAGS: extra Node/V8 flags for the agent (e.g. --max-semi-space-size=1), to compare runs.
+  const flags = (process.env['KIPSEC_BENCH_NODE_FLAGS'] ?? '').split(/\s+/).filter(Boolean);
+  const child = ns.spawn(process.execPath, [...prof, ...flags, agentBundle(), 'agent', '--standalone', '--config', join(dir, 'tunnels.yaml'), '--control-socket', socket, '--log-level', 'info'], { stdio: ['ignore', log, log] });
   closeSync(log);
   const deadline = Date.now() + timeoutMs;
   while (!existsSync(socket)) {
