@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
-import { existsSync, closeSync } from 'node:fs';
+import { existsSync, closeSync, readlinkSync } from 'node:fs';
 import { dgramFd, loadNative, openTun, setIpsecBypass, setUdpEncap, NativeError } from '../../src/xfrm/native.js';
 import { UDP_ENCAP_ESPINUDP } from '../../src/xfrm/constants.js';
 
@@ -16,10 +16,18 @@ async function bound(type: 'udp4' | 'udp6', addr: string): Promise<Socket> {
   return s;
 }
 
-test('dgramFd: a bound node:dgram socket exposes its descriptor; an unbound one is a clear error', async () => {
+test('dgramFd: a bound node:dgram socket exposes its descriptor, without a DeprecationWarning (DEP0112); an unbound one is a clear error', async () => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error & { code?: string }): void => { warnings.push(`${w.code ?? ''} ${w.message}`); };
+  process.on('warning', onWarning);
   const s = await bound('udp4', '127.0.0.1');
-  assert.ok(dgramFd(s) > 2);
+  const fd = dgramFd(s);
+  assert.ok(fd > 2);
+  assert.ok(readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:'), 'the descriptor is a socket');
   s.close();
+  await new Promise((r) => setImmediate(r));
+  process.off('warning', onWarning);
+  assert.deepEqual(warnings, []);
   assert.throws(() => dgramFd(createSocket('udp4')), { code: 'ERR_NATIVE_NO_FD' });
 });
 

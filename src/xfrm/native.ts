@@ -71,13 +71,17 @@ function call<T>(what: string, fn: () => T): T {
 
 /**
  * The OS file descriptor of a bound node:dgram socket. Node has no public API for it; on Linux
- * the UDP handle exposes `fd` (libuv's uv_fileno), which Node has kept since 0.x and which
- * node:net documents for its own handles. We read it only after bind (before that there is no
- * fd), check it is a real descriptor, and use it only for setsockopt — never for I/O, so libuv's
- * view of the socket stays correct.
+ * the socket's UDP handle exposes `fd` (libuv's uv_fileno), which Node has kept since 0.x and which
+ * node:net documents for its own handles. The handle sits in the socket's internal state (symbol
+ * "state symbol"); the `_handle` getter returns the same but prints a DeprecationWarning
+ * (DEP0112) on every agent start, so it is only the fallback. We read it only after bind (before
+ * that there is no fd), check it is a real descriptor, and use it only for setsockopt — never for
+ * I/O, so libuv's view of the socket stays correct.
  */
 export function dgramFd(sock: Socket): number {
-  const handle = (sock as unknown as { _handle?: { fd?: unknown } })._handle;
+  const state = Object.getOwnPropertySymbols(sock).find((s) => s.description === 'state symbol');
+  const viaState = state === undefined ? undefined : (sock as unknown as Record<symbol, { handle?: { fd?: unknown } } | undefined>)[state]?.handle;
+  const handle = viaState ?? (sock as unknown as { _handle?: { fd?: unknown } })._handle;
   const fd = handle?.fd;
   if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0)
     throw new NativeError('ERR_NATIVE_NO_FD', 'dgram socket has no file descriptor yet (bind it first) or this Node version hides it');
