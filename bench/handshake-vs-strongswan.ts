@@ -46,8 +46,8 @@
 //
 //   bash bench/handshake-vs-strongswan.sh [--rounds 4] [--slice 20] [--ramp 5] [--concurrency 8] [--sas 1000] [--warmup 10]
 //   (KIPSEC_BENCH_THREADS=1: per-thread CPU of each responder per slice; KIPSEC_BENCH_PROFILE=1 with
-//   KVM_OUT=DIR: a V8 CPU profile of the agent in DIR; KIPSEC_BENCH_NODE_FLAGS="--max-semi-space-size=1":
-//   extra Node/V8 flags for the agent)
+//   KVM_OUT=DIR: a V8 CPU profile of the agent in DIR; KIPSEC_BENCH_NODE_FLAGS="...": the agent's
+//   Node/V8 flags instead of deploy/agent.yaml's NODE_OPTIONS, "" for none)
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { copyFileSync, mkdtempSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
@@ -55,6 +55,8 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 import { SecretBytes } from '../src/common/secret.js';
 import { cryptoRandom, systemClock } from '../src/common/time.js';
 import { IkeEngine, type PeerConfig } from '../src/ike/engine.js';
@@ -399,7 +401,15 @@ secrets {
 `;
 }
 
-/** The agent as a user runs it (the CLI bundle), its log in a file like charon's. */
+/** NODE_OPTIONS of the agent container in deploy/agent.yaml (the DaemonSet users install). */
+function deployedNodeOptions(): string {
+  const ds = parseYaml(readFileSync(fileURLToPath(new URL('../deploy/agent.yaml', import.meta.url)), 'utf8')) as
+    { spec?: { template?: { spec?: { containers?: Array<{ name?: string; env?: Array<{ name?: string; value?: string }> }> } } } };
+  const agent = ds.spec?.template?.spec?.containers?.find((c) => c.name === 'agent');
+  return agent?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
+}
+
+/** The agent as a user runs it (the CLI bundle, with the DaemonSet's Node flags), its log in a file like charon's. */
 async function startAgent(ns: Netns, n: number, timeoutMs: number): Promise<{ pid: number; dir: string; child: ChildProcess }> {
   const dir = mkdtempSync(join(tmpdir(), 'kipsec-bench-agent-'));
   writeFileSync(join(dir, 'psk'), `${PSK}\n`, { mode: 0o600 });
@@ -408,8 +418,8 @@ async function startAgent(ns: Netns, n: number, timeoutMs: number): Promise<{ pi
   const log = openSync(join(dir, 'agent.log'), 'a');
   // KIPSEC_BENCH_PROFILE=1: a V8 CPU profile of the agent, written when it exits (SIGTERM below).
   const prof = process.env['KIPSEC_BENCH_PROFILE'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['VM_OUT'] ?? dir}`] : [];
-  // KIPSEC_BENCH_NODE_FLAGS: extra Node/V8 flags for the agent (e.g. --max-semi-space-size=1), to compare runs.
-  const flags = (process.env['KIPSEC_BENCH_NODE_FLAGS'] ?? '').split(/\s+/).filter(Boolean);
+  // Node/V8 flags: the DaemonSet's NODE_OPTIONS, or KIPSEC_BENCH_NODE_FLAGS to compare runs ("" for none).
+  const flags = (process.env['KIPSEC_BENCH_NODE_FLAGS'] ?? deployedNodeOptions()).split(/\s+/).filter(Boolean);
   const child = ns.spawn(process.execPath, [...prof, ...flags, agentBundle(), 'agent', '--standalone', '--config', join(dir, 'tunnels.yaml'), '--control-socket', socket, '--log-level', 'info'], { stdio: ['ignore', log, log] });
   closeSync(log);
   const deadline = Date.now() + timeoutMs;
