@@ -167,11 +167,13 @@ static napi_value open_tun(napi_env env, napi_callback_info info) {
 
 /* ---- netlink sockets ------------------------------------------------------------------------
  * Why here and not the npm `netlink` package (0.3.0, which the project used first): its C++
- * binding calls JS from libuv callbacks with node-addon-api C++ exceptions and no catch, so any
- * failed call there ends in std::terminate ("terminate called after throwing an instance of
- * 'Napi::Error'", seen once under the 1,000-SA bench), and a socket closed by JS code that runs
- * inside its read callback leaves a poll handler that starts the freed watcher (a NULL
- * dereference when that wake-up also reported writable). This one is plain C with three rules:
+ * binding calls JS from libuv callbacks with node-addon-api C++ exceptions and no catch. A
+ * receive-buffer overrun (POLLERR) and a process ending while datagrams arrive both end in
+ * std::terminate ("terminate called after throwing an instance of 'Napi::Error'", reproduced;
+ * the 1,000-SA bench's abort carried the first one's message), and a socket closed by JS code
+ * running inside its read callback leaves a poll handler that restarts the freed watcher when
+ * that wake-up also reported writable (a NULL dereference, by reading its code). This one is
+ * plain C with three rules:
  *   - JS is called at one place (nl_deliver), through napi_make_callback; a JS exception
  *     becomes Node's own uncaught exception (napi_fatal_exception), and a Node that can no
  *     longer run JS (shutting down) just gets its socket closed;
@@ -209,9 +211,15 @@ static void nl_on_handle_closed(uv_handle_t *h) {
 
 static void nl_cleanup_hook(void *arg);
 
-/* Stop polling, close the fd, let go of JS. `teardown`: called while Node is shutting down (env
- * cleanup hook or finalizer), where only reference bookkeeping is safe. */
-static void nl_close(nl_sock *s, int teardown) {
+/* Who closes: JS (netlinkClose, or a poll error), Node while exiting (the finalizer, a failed
+ * call into JS) where the async context is left alone, or the env cleanup hook itself, which
+ * must not remove itself. */
+#define NL_BY_JS 0
+#define NL_EXITING 1
+#define NL_BY_HOOK 2
+
+/* Stop polling, close the fd, let go of JS. */
+static void nl_close(nl_sock *s, int how) {
   if (!s->open) return;
   s->open = 0;
   uv_poll_stop(&s->poll); /* before close(fd): never close a descriptor an active poll watches */
@@ -219,23 +227,18 @@ static void nl_close(nl_sock *s, int teardown) {
   close(s->fd);
   s->fd = -1;
   if (s->on_read) { napi_delete_reference(s->env, s->on_read); s->on_read = NULL; }
-  if (!teardown) {
-    if (s->actx) napi_async_destroy(s->env, s->actx);
-    napi_remove_env_cleanup_hook(s->env, nl_cleanup_hook, s);
-  }
+  if (how == NL_BY_JS && s->actx) napi_async_destroy(s->env, s->actx);
   s->actx = NULL;
+  /* The hook holds `s`, which may be freed before Node runs its hooks. */
+  if (how != NL_BY_HOOK) napi_remove_env_cleanup_hook(s->env, nl_cleanup_hook, s);
 }
 
-static void nl_cleanup_hook(void *arg) { nl_close((nl_sock *)arg, 1); }
+static void nl_cleanup_hook(void *arg) { nl_close((nl_sock *)arg, NL_BY_HOOK); }
 
 static void nl_finalize(napi_env env, void *data, void *hint) {
   (void)env; (void)hint;
   nl_sock *s = data;
-  if (s->open) {
-    /* Collected while open (its owner never closed it): the cleanup hook must go too. */
-    napi_remove_env_cleanup_hook(s->env, nl_cleanup_hook, s);
-    nl_close(s, 1);
-  }
+  nl_close(s, NL_EXITING); /* collected while open: its owner never closed it */
   s->finalized = 1;
   nl_maybe_free(s);
 }
@@ -259,7 +262,7 @@ static int nl_deliver(nl_sock *s, napi_value err, napi_value datagrams) {
     return 0;
   }
   /* No exception, yet the call failed: Node can no longer run JS (it is exiting). */
-  nl_close(s, 1);
+  nl_close(s, NL_EXITING);
   return -1;
 }
 
@@ -294,9 +297,10 @@ static void nl_on_poll(uv_poll_t *h, int status, int events) {
     ssize_t len = recv(s->fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
     if (len < 0 && errno == EINTR) continue;
     if (len < 0) {
+      int e = errno; /* errno_error's calls may change errno */
       /* ENOBUFS here is the same overrun report as above, when it beat the poll to us. */
-      if (errno != EAGAIN && errno != EWOULDBLOCK && err == NULL) err = errno_error(env, "netlink recv", errno);
-      if (errno == ENOBUFS) continue; /* reported once; the queued datagrams are still there */
+      if (e != EAGAIN && e != EWOULDBLOCK && err == NULL) err = errno_error(env, "netlink recv", e);
+      if (e == ENOBUFS) continue; /* reported once; the queued datagrams are still there */
       break;
     }
     void *data = NULL;
@@ -312,7 +316,7 @@ static void nl_on_poll(uv_poll_t *h, int status, int events) {
     if (got > 0) napi_set_element(env, arr, n++, buf);
   }
   if (n > 0 || err != NULL) nl_deliver(s, err, arr);
-  if (fatal && s->open) nl_close(s, 0);
+  if (fatal) nl_close(s, NL_BY_JS);
   napi_close_handle_scope(env, scope);
 }
 
@@ -378,13 +382,13 @@ static napi_value netlink_open(napi_env env, napi_callback_info info) {
       || napi_async_init(env, NULL, name, &s->actx) != napi_ok
       || napi_create_external(env, s, nl_finalize, NULL, &ext) != napi_ok) {
     s->finalized = 1; /* no external to wait for */
-    nl_close(s, 0);
+    nl_close(s, NL_BY_JS);
     napi_throw_error(env, "ERR_NATIVE_NAPI", "netlinkOpen: could not set up the socket's JS side");
     return NULL;
   }
   napi_add_env_cleanup_hook(env, nl_cleanup_hook, s);
   uerr = uv_poll_start(&s->poll, UV_READABLE, nl_on_poll);
-  if (uerr != 0) { nl_close(s, 0); return throw_errno(env, "uv_poll_start", -uerr); }
+  if (uerr != 0) { nl_close(s, NL_BY_JS); return throw_errno(env, "uv_poll_start", -uerr); }
   return ext;
 }
 
@@ -448,7 +452,7 @@ static napi_value netlink_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   nl_sock *s = nl_args(env, info, 1, argv, "netlinkClose(socket)");
   if (s == NULL) return NULL;
-  nl_close(s, 0);
+  nl_close(s, NL_BY_JS);
   return NULL;
 }
 
