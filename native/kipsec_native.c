@@ -243,27 +243,26 @@ static void nl_finalize(napi_env env, void *data, void *hint) {
   nl_maybe_free(s);
 }
 
-/* Call onRead(err, datagrams) once. Returns 0 if the socket may go on being read. */
-static int nl_deliver(nl_sock *s, napi_value err, napi_value datagrams) {
+/* Call onRead(err, datagrams) once. */
+static void nl_deliver(nl_sock *s, napi_value err, napi_value datagrams) {
   napi_env env = s->env;
   napi_value fn, recv, argv[2], result;
-  if (napi_get_reference_value(env, s->on_read, &fn) != napi_ok || fn == NULL) return -1;
+  if (napi_get_reference_value(env, s->on_read, &fn) != napi_ok || fn == NULL) return;
   napi_get_global(env, &recv); /* napi_make_callback needs an object receiver */
   if (err == NULL) napi_get_null(env, &err);
   argv[0] = err;
   argv[1] = datagrams;
   napi_status st = napi_make_callback(env, s->actx, recv, fn, 2, argv, &result);
-  if (st == napi_ok) return 0;
+  if (st == napi_ok) return;
   bool pending = false;
   if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
     napi_value exc;
     napi_get_and_clear_last_exception(env, &exc);
     napi_fatal_exception(env, exc); /* the process's 'uncaughtException', as for any callback */
-    return 0;
+    return;
   }
   /* No exception, yet the call failed: Node can no longer run JS (it is exiting). */
   nl_close(s, NL_EXITING);
-  return -1;
 }
 
 static void nl_on_poll(uv_poll_t *h, int status, int events) {

@@ -230,13 +230,13 @@ export class XfrmKernel implements KernelIpsec {
    */
   async missedExpires(): Promise<Array<{ readonly inboundSpi: number; readonly hard: boolean }>> {
     const before = [...this.#children].map(([k, t]) => ({ k, t, inbound: t.inbound }));
-    const movingAtStart = new Set(this.#moving);
     const kernel = new Map((await this.#o.xfrm.listSas()).map((s) => [key(s.dst, s.spi), s]));
     const nowSec = BigInt(Math.floor(this.#now() / 1000)); // add_time is wall-clock seconds
     const out: Array<{ inboundSpi: number; hard: boolean }> = [];
     for (const { k, t, inbound } of before) {
-      // Installed, removed or moved (NAT mapping, address change) while the dump ran: not judged.
-      if (this.#children.get(k) !== t || t.inbound !== inbound || movingAtStart.has(t) || this.#moving.has(t)) continue;
+      // Installed, removed or moved (NAT mapping, address change) while the dump ran, or still
+      // moving (a move that ended meanwhile replaced t.inbound): not judged.
+      if (this.#children.get(k) !== t || t.inbound !== inbound || this.#moving.has(t)) continue;
       const s = kernel.get(key(inbound.dst, inbound.spi));
       if (!s) { out.push({ inboundSpi: inbound.spi, hard: true }); continue; }
       const soft = inbound.soft;
