@@ -25,6 +25,17 @@ export const REASONS = {
   UnknownCertificate: 'UnknownCertificate',
   NodeMissing: 'NodeMissing',
   Deleting: 'Deleting',
+  // IPsecNode Ready, written by the node's agent
+  PeersEstablished: 'PeersEstablished',
+  PeersNotEstablished: 'PeersNotEstablished',
+  NoPeers: 'NoPeers',
+  NotInMesh: 'NotInMesh',
+  NoMesh: 'NoMesh',
+  // IPsecMesh pairs
+  AllPairsEstablished: 'AllPairsEstablished',
+  PairsNotEstablished: 'PairsNotEstablished',
+  PairDown: 'PairDown',
+  PairUp: 'PairUp',
 } as const;
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';

@@ -142,9 +142,29 @@ const identity = obj({
     (s) => s.certificateLifetime === undefined || (durationMs(s.certificateLifetime) >= 3_600_000 && durationMs(s.certificateLifetime) <= 8760 * 3_600_000), { fieldPath: '.certificateLifetime' })
   .default({});
 
+const overlaySettings = () => obj({
+  protocol: req(oneOf(['vxlan', 'geneve'] as const)),
+  port: opt(int({ minimum: 1, maximum: 65535 }).describe('UDP port of the overlay; default 4789 for vxlan (flannel uses 8472), 6081 for geneve')),
+});
+
+/** Default UDP port of an overlay protocol (IANA: VXLAN 4789, RFC 7348; Geneve 6081, RFC 8926). */
+export const OVERLAY_DEFAULT_PORT = { vxlan: 4789, geneve: 6081 } as const;
+
+const traffic = obj({
+  mode: opt(oneOf(['auto', 'routed', 'overlay'] as const).default('auto')
+    .describe('routed: pod CIDR <-> pod CIDR in tunnel mode; overlay: the overlay\'s node-to-node UDP in transport mode; auto: overlay when the node has a VXLAN/Geneve device, else routed')),
+  overlay: opt(overlaySettings().describe('the overlay to encrypt with mode: overlay')),
+  hostToHost: opt(bool().default(false).describe('also encrypt all traffic between node addresses (transport mode)')),
+}).rule(`!has(self.mode) || self.mode != 'overlay' || has(self.overlay)`, 'mode: overlay needs overlay (protocol, port)',
+  (s) => s.mode !== 'overlay' || s.overlay !== undefined, { fieldPath: '.overlay' })
+  .rule(`!has(self.overlay) || (has(self.mode) && self.mode == 'overlay')`, 'overlay is only used with mode: overlay',
+    (s) => s.overlay === undefined || s.mode === 'overlay', { fieldPath: '.overlay' })
+  .default({});
+
 export const meshSpec = obj({
   nodeSelector: opt(labelMap()),
-  traffic: opt(obj({ hostToHost: opt(bool().default(false)) }).default({})),
+  traffic: opt(traffic),
+  strict: opt(bool().default(true).describe('once a peer is known, its pod traffic is ESP or dropped, never clear (also while no SA exists and while the agent is down); false allows clear traffic while no SA exists (migration)')),
   ike: opt(ikeSettings()),
   esp: opt(espSettings()),
   dpd: opt(dpdSettings()),
@@ -158,16 +178,34 @@ export const meshSpec = obj({
   .rule(`!has(self.esp) || !has(self.esp.proposals) || self.esp.proposals.all(p, p.split('-').all(t, !(t in ${celList(WEAK_TOKENS)})))`, 'weak transform refused (RFC 8247); the mesh has no profile that allows one',
     (s) => (s.esp?.proposals ?? []).every((p) => p.split('-').every((t) => !WEAK_TOKENS.includes(t))), { fieldPath: '.esp.proposals' });
 
+const pairState = () => oneOf(['established', 'connecting', 'failed', 'half', 'unknown'] as const);
+
+export const meshPairStatus = obj({
+  nodes: req(list(str({ maxLength: 253 }), { maxItems: 2, minItems: 2 }).describe('the two nodes, in name order')),
+  state: req(pairState().describe('established: both report it up; half: only one side does; failed/connecting: what the sides report')),
+  message: opt(str({ maxLength: 1024 })),
+  since: opt(str({ format: 'date-time', maxLength: 64 })),
+});
+
 export const meshStatus = obj({
   observedGeneration: opt(int({ minimum: 0 })),
   conditions: opt(conditions()),
   nodesReady: opt(int({ minimum: 0 })),
   nodesTotal: opt(int({ minimum: 0 })),
+  pairsEstablished: opt(int({ minimum: 0 })),
+  pairsExpected: opt(int({ minimum: 0 })),
+  worstPairs: opt(list(meshPairStatus, { maxItems: 10 }).describe('up to 10 node pairs that are not established, worst first')),
   caFingerprint: opt(str({ maxLength: 64 })),
   rotationInProgress: opt(bool()),
 });
 
 // ---------- IPsecNode ----------
+
+const nodeTraffic = () => obj({
+  mode: req(oneOf(['routed', 'overlay'] as const)),
+  overlay: opt(overlaySettings()),
+  hostToHost: opt(bool()),
+});
 
 export const nodeSpec = obj({
   endpoint: req(obj({
@@ -176,6 +214,7 @@ export const nodeSpec = obj({
     nattPort: opt(int({ minimum: 1, maximum: 65535 }).default(4500)),
   })),
   podCIDRs: opt(list(cidr(), { maxItems: 8 })),
+  traffic: opt(nodeTraffic().describe('what this node encrypts towards its peers (the mesh setting, or what the agent detected)')),
   identity: opt(obj({
     certFingerprint: opt(str({ pattern: '^[0-9a-f]{64}$', maxLength: 64 }).describe('SHA-256 of the DER certificate')),
     publicKeyFingerprint: opt(str({ pattern: '^[0-9a-f]{64}$', maxLength: 64 }).describe('SHA-256 of the DER SubjectPublicKeyInfo')),
@@ -184,22 +223,58 @@ export const nodeSpec = obj({
   })),
 });
 
+const lastError = () => obj({
+  notify: opt(str({ maxLength: 64 }).describe('the IKE notify that caused it, e.g. AUTHENTICATION_FAILED')),
+  message: req(str({ maxLength: 1024 })),
+  time: opt(str({ format: 'date-time', maxLength: 64 })),
+});
+
+export const nodePeerChildStatus = obj({
+  name: req(str({ maxLength: 64 })),
+  mode: opt(oneOf(['tunnel', 'transport'] as const)),
+  spiIn: opt(str({ maxLength: 8 })),
+  spiOut: opt(str({ maxLength: 8 })),
+});
+
 export const nodePeerStatus = obj({
   node: req(str({ maxLength: 253 })),
   state: req(saState()),
+  role: opt(oneOf(['initiator', 'responder'] as const)),
+  address: opt(ipAddress()),
+  ikeSuite: opt(str({ maxLength: 128 })),
+  espSuite: opt(str({ maxLength: 128 })),
+  ikeSpis: opt(str({ maxLength: 40 }).describe('"<initiator SPI>_i <responder SPI>_r", as strongSwan prints them')),
+  children: opt(list(nodePeerChildStatus, { maxItems: 8 })),
   establishedTime: opt(str({ format: 'date-time', maxLength: 64 })),
+  lastRekeyTime: opt(str({ format: 'date-time', maxLength: 64 })),
   bytesIn: opt(int({ minimum: 0 })),
   bytesOut: opt(int({ minimum: 0 })),
-  lastError: opt(str({ maxLength: 1024 })),
+  packetsIn: opt(int({ minimum: 0 })),
+  packetsOut: opt(int({ minimum: 0 })),
+  lastError: opt(lastError()),
 });
 
 export const nodeStatus = obj({
   observedGeneration: opt(int({ minimum: 0 })),
   conditions: opt(conditions()),
   datapath: opt(oneOf(['kernel', 'userspace'] as const)),
+  strict: opt(bool().describe('block policies keep pod traffic to known peers ESP-only')),
+  traffic: opt(obj({
+    mode: req(oneOf(['routed', 'overlay'] as const)),
+    overlay: opt(overlaySettings()),
+    hostToHost: opt(bool()),
+    source: req(oneOf(['mesh', 'detected', 'default'] as const).describe('mesh: spec.traffic.mode; detected: the agent found the overlay device; default: nothing found, routed')),
+    message: opt(str({ maxLength: 1024 })),
+  })),
+  peersUp: opt(int({ minimum: 0 })),
+  peersExpected: opt(int({ minimum: 0 })),
+  espOverheadBytes: opt(int({ minimum: 0 }).describe('largest per-packet ESP overhead over the established Child SAs (outer header, ESP header, IV, padding, ICV, UDP encapsulation)')),
+  maxInnerPacketBytes: opt(int({ minimum: 0 }).describe('largest inner packet that passes without fragmentation: the interface MTU minus espOverheadBytes')),
+  certificateNotAfter: opt(str({ format: 'date-time', maxLength: 64 })),
   peers: opt(list(nodePeerStatus, { maxItems: 10000 })),
   // Free-form so agents of a newer minor version can add fields without a CRD change.
   tunnels: opt(list(freeform(), { maxItems: 256 }).describe('per-tunnel gateway state ({name, ...IPsecTunnel status.gateways entry}) reported by this node')),
   counters: opt(freeform()),
   xfrmErrors: opt(map(int({ minimum: 0 }), { maxProperties: 64 }).describe('kernel XFRM error counters (/proc/net/xfrm_stat)')),
+  lastUpdateTime: opt(str({ format: 'date-time', maxLength: 64 })),
 });

@@ -5,7 +5,7 @@ import type { IPsecMesh, IPsecNode, IPsecTunnel } from '../api/types.js';
 import type { CaStore } from './ca-store.js';
 import type { EventRecorder } from './events.js';
 import type { IdentityIndex } from './identity-index.js';
-import type { Informer } from './informer.js';
+import type { Informer } from '../api/kube/informer.js';
 import type { CertificateRequest, ConfigMap, Csr, KNode, Secret } from './kinds.js';
 import type { Logger } from './logger.js';
 import type { OperatorMetrics } from './metrics.js';

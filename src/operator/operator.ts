@@ -12,7 +12,7 @@ import type { Caches, Ctx } from './context.js';
 import { csrForCertificateRequest, forgetParsedCsr, parsedCsr, reconcileCsr, DEFAULT_NODE_CERT_LIFETIME_MS, certLifetimeMs } from './csr-controller.js';
 import { EventRecorder } from './events.js';
 import { IdentityIndex } from './identity-index.js';
-import { Informer, kubeListWatcher, type KubeObject } from './informer.js';
+import { Informer, kubeListWatcher, type KubeObject } from '../api/kube/informer.js';
 import type { CertificateRequest, ConfigMap, Csr, KNode, Secret } from './kinds.js';
 import { DEFAULT_LEADER_TIMING, LeaderElector } from './leader.js';
 import type { Logger } from './logger.js';

@@ -2,7 +2,7 @@
 // at most once; a key re-added while a worker holds it is processed again after done(); delayed
 // adds (requeue-after, rate-limited retries) go through the injected clock.
 import type { Clock, TimerHandle } from '../common/time.js';
-import { ItemBackoff, type BackoffPolicy } from './backoff.js';
+import { ItemBackoff, type BackoffPolicy } from '../api/kube/backoff.js';
 
 export class WorkQueue<K> {
   readonly #clock: Clock;

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../../src/common/time.js';
-import { backoffDelayMs, ItemBackoff } from '../../../src/operator/backoff.js';
+import { backoffDelayMs, ItemBackoff } from '../../../src/api/kube/backoff.js';
 import { WorkQueue, runWorkers } from '../../../src/operator/queue.js';
 
 test('a key added many times is queued once', async () => {

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../../src/common/time.js';
-import { Informer, type ListWatcher, type WatchStatus } from '../../../src/operator/informer.js';
+import { Informer, type ListWatcher, type WatchStatus } from '../../../src/api/kube/informer.js';
 import type { WatchEvent } from '../../../src/api/kube/client.js';
 
 interface Obj { metadata: { name: string; resourceVersion?: string } }

@@ -3,10 +3,10 @@
 // compacted away: relist, diff against the cache (emitting deletes for what vanished meanwhile)
 // and watch again. Other failures retry with backoff. We do not use client-node 1.3's makeInformer:
 // it stops for good on any non-410 error and has no backoff (checked in its dist/cache.js).
-import type { Clock } from '../common/time.js';
-import { errorMessage } from '../common/errors.js';
-import type { KubeClient, WatchEvent } from '../api/kube/client.js';
-import { isGone } from '../api/kube/errors.js';
+import type { Clock } from '../../common/time.js';
+import { errorMessage } from '../../common/errors.js';
+import type { KubeClient, WatchEvent } from './client.js';
+import { isGone } from './errors.js';
 import { backoffDelayMs } from './backoff.js';
 
 export interface KubeObject { metadata: { name: string; namespace?: string; resourceVersion?: string } }
