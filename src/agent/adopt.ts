@@ -1,5 +1,5 @@
 // Restart without a dropped packet (DESIGN.md §5, §9): on start the agent reads the kernel's SAs
-// and policies, recognises its own by reqid (tunnel.ts); those a resumed IKE SA took over
+// and policies, recognises its own by reqid (reqids.ts); those a resumed IKE SA took over
 // (checkpoints.ts) stay with it, and the others that still carry traffic go to the engine as
 // adopted Child SAs (engine.adopt), kept until a new IKE SA has negotiated their successors.
 // What is ours but no longer configured, and larval SAs a crash left behind
@@ -8,10 +8,18 @@ import type { AdoptedChildSa } from '../ike/engine.js';
 import type { PolicyState, SaState } from '../xfrm/index.js';
 import { XfrmNotFoundError } from '../xfrm/index.js';
 import type { XfrmPort } from './kernel.js';
-import { isOurReqid, type TunnelConfig } from './tunnel.js';
+import { isOurReqid } from './tunnel.js';
+
+/** One configured Child SA as the kernel knows it: its reqid and the local address of its SAs. */
+export interface KernelUnit {
+  readonly peer: string;
+  readonly child: string;
+  readonly reqid: number;
+  readonly local: string;
+}
 
 export interface KernelScan {
-  /** Per tunnel name, the Child SAs to adopt. */
+  /** Per peer name, the Child SAs to adopt. */
   readonly adopt: ReadonlyMap<string, readonly AdoptedChildSa[]>;
   /** Our SAs and policies whose tunnel is gone from the config, plus larval SAs: to remove. */
   readonly orphanSas: readonly SaState[];
@@ -44,8 +52,8 @@ export function stateKey(dst: string, spi: number): string { return `${dst}|${sp
  * `claimed`: states (stateKey) a resumed IKE SA took over, and SPIs it reserved for a request in
  * flight: neither adopted nor cleaned up.
  */
-export function scanKernel(sas: readonly SaState[], policies: readonly PolicyState[], tunnels: readonly TunnelConfig[], claimed: ReadonlySet<string> = new Set()): KernelScan {
-  const byReqid = new Map(tunnels.map((t) => [t.reqid, t] as const));
+export function scanKernel(sas: readonly SaState[], policies: readonly PolicyState[], units: readonly KernelUnit[], claimed: ReadonlySet<string> = new Set()): KernelScan {
+  const byReqid = new Map(units.map((t) => [t.reqid, t] as const));
   const adopt = new Map<string, AdoptedChildSa[]>();
   const orphanSas: SaState[] = [];
   const orphanPolicies: PolicyState[] = [];
@@ -55,10 +63,10 @@ export function scanKernel(sas: readonly SaState[], policies: readonly PolicySta
     const r = p.templates?.find((x) => x.reqid !== undefined && isOurReqid(x.reqid))?.reqid;
     if (r !== undefined && !byReqid.has(r)) orphanPolicies.push(p);
   }
-  for (const t of tunnels) {
+  for (const t of units) {
     const mine = ours.filter((s) => s.reqid === t.reqid && !isLarval(s));
-    const inbound = mine.filter((s) => s.dst === t.localAddress).sort((a, b) => addedAtMs(a) - addedAtMs(b));
-    const outbound = mine.filter((s) => s.src === t.localAddress).sort((a, b) => addedAtMs(a) - addedAtMs(b));
+    const inbound = mine.filter((s) => s.dst === t.local).sort((a, b) => addedAtMs(a) - addedAtMs(b));
+    const outbound = mine.filter((s) => s.src === t.local).sort((a, b) => addedAtMs(a) - addedAtMs(b));
     if (inbound.length === 0 || outbound.length === 0) {
       // Half a Child SA carries nothing both ways; the new IKE SA installs a whole one.
       orphanSas.push(...inbound, ...outbound);
@@ -68,29 +76,29 @@ export function scanKernel(sas: readonly SaState[], policies: readonly PolicySta
     const localTs = [...new Set(pols.map((p) => p.selector.src))];
     const remoteTs = [...new Set(pols.map((p) => p.selector.dst))];
     // Pair the i-th newest inbound with the i-th newest outbound (a rekey in flight leaves two).
-    const list: AdoptedChildSa[] = [];
+    const list = adopt.get(t.peer) ?? [];
     const n = Math.min(inbound.length, outbound.length);
     for (let i = 0; i < n; i++) {
       const inn = inbound[inbound.length - 1 - i]!;
       const out = outbound[outbound.length - 1 - i]!;
       list.push({
-        ref: { peer: t.name, child: t.name, reqid: t.reqid, inboundSpi: inn.spi, outboundSpi: out.spi, local: t.localAddress, remote: inn.src },
+        ref: { peer: t.peer, child: t.child, reqid: t.reqid, inboundSpi: inn.spi, outboundSpi: out.spi, local: t.local, remote: inn.src },
         mode: inn.mode === 'transport' ? 'transport' : 'tunnel',
         encap: out.encap ? { sourcePort: out.encap.sport, destinationPort: out.encap.dport } : null,
         algorithms: { kind: inn.aead ? 'aead' : 'cipher+auth', suite: suiteOfSa(inn) },
         localTs, remoteTs, installedAtMs: addedAtMs(inn),
       });
     }
-    adopt.set(t.name, list);
+    adopt.set(t.peer, list);
   }
   return { adopt, orphanSas, orphanPolicies };
 }
 
 /** Read the kernel (or use `o.view`, read once at start) and remove orphans (policies first, so nothing leaks in clear). */
-export async function scanAndClean(xfrm: XfrmPort, tunnels: readonly TunnelConfig[], o: {
+export async function scanAndClean(xfrm: XfrmPort, units: readonly KernelUnit[], o: {
   readonly view?: { readonly sas: readonly SaState[]; readonly policies: readonly PolicyState[] }; readonly claimed?: ReadonlySet<string>;
 } = {}): Promise<KernelScan & { readonly removed: number }> {
-  const scan = scanKernel(o.view?.sas ?? await xfrm.listSas(), o.view?.policies ?? await xfrm.listPolicies(), tunnels, o.claimed);
+  const scan = scanKernel(o.view?.sas ?? await xfrm.listSas(), o.view?.policies ?? await xfrm.listPolicies(), units, o.claimed);
   let removed = 0;
   const gone = (e: unknown): void => { if (!(e instanceof XfrmNotFoundError)) throw e; };
   for (const p of scan.orphanPolicies) {

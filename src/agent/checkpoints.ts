@@ -14,6 +14,8 @@ import { SecretBytes } from '../common/secret.js';
 import type { CheckpointStore } from '../ike/ports.js';
 
 const ID = /^[0-9a-f]{16}$/;
+/** Other files of the agent's own in the state directory (reqids.ts, the boot id of cluster mode). */
+const OTHER_FILES = new Set(['reqids.json', 'boot-id']);
 const SUFFIX = '.ikesa';
 /** A checkpoint is a few kB; anything much larger is not one of ours. */
 const MAX_BYTES = 1 << 20;
@@ -62,6 +64,7 @@ export class FileCheckpoints implements CheckpointStore {
     for (const name of readdirSync(this.dir)) {
       const path = join(this.dir, name);
       if (name.startsWith('.') && name.endsWith('.tmp')) { rmSync(path, { force: true }); continue; } // a save cut short
+      if (OTHER_FILES.has(name) || name.endsWith('.tmp')) continue;
       const id = name.endsWith(SUFFIX) ? name.slice(0, -SUFFIX.length) : '';
       if (!ID.test(id)) { refused.push({ file: path, reason: 'not a checkpoint file name' }); continue; }
       let fd: number;

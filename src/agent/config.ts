@@ -15,7 +15,7 @@ import type { IPsecTunnel } from '../api/types.js';
 import { PROFILE_WEAK_ALLOWED, type Profile } from '../api/transforms.js';
 import { parseProposals, type PolicyProposal } from '../ike/policy/index.js';
 import { pemBlocks } from './peers.js';
-import { reqidFor, type TunnelAuth, type TunnelConfig } from './tunnel.js';
+import type { TunnelAuth, TunnelConfig } from './tunnel.js';
 
 /**
  * Shortest PSK accepted, in bytes. RFC 7296 §2.15 asks for a key as strong as the negotiated
@@ -59,16 +59,11 @@ export function loadConfigText(text: string, baseDir: string, fs: ConfigFs = nod
   const problems: Problem[] = [...parsed.problems];
   if (parsed.tunnels.length === 0 && problems.length === 0) problems.push({ path: '', message: 'no IPsecTunnel objects in the config' });
   const tunnels: TunnelConfig[] = [];
-  const reqids = new Map<number, string>();
   for (const t of parsed.tunnels) {
     const out: Problem[] = [];
     const compiled = compileTunnel(t, baseDir, fs, out);
     for (const p of out) problems.push({ path: `${t.metadata.name} ${p.path}`, message: p.message });
-    if (!compiled) continue;
-    const clash = reqids.get(compiled.reqid);
-    if (clash !== undefined) problems.push({ path: `${t.metadata.name} metadata.name`, message: `reqid collides with tunnel "${clash}"; rename one of them` });
-    reqids.set(compiled.reqid, compiled.name);
-    tunnels.push(compiled);
+    if (compiled) tunnels.push(compiled);
   }
   // Objects the schema refused still get their credential files checked, so one run of the
   // agent reports every problem, not the schema's first and the files' on the next try.
@@ -238,7 +233,7 @@ function compileTunnel(t: IPsecTunnel, baseDir: string, fs: ConfigFs, out: Probl
   if (localAddress === undefined) out.push({ path: 'spec.local.address', message: 'Required value' });
   if (out.length > before || !auth || localAddress === undefined) return undefined;
   const core = {
-    name: t.metadata.name, reqid: reqidFor(t.metadata.name),
+    name: t.metadata.name,
     localAddress, localId: s.local.id ?? localAddress, localSubnets: s.local.subnets ?? [],
     remoteAddress: s.remote.address, remoteId: s.remote.id, remoteSubnets: s.remote.subnets,
     ikeProposalText: ikeText, espProposalText: espText, ikeProposals, espProposals,

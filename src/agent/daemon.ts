@@ -1,32 +1,40 @@
-// The standalone agent: config in, IKE engine in the middle, XFRM and UDP sockets around it, a
-// control socket for the CLI. Lifecycle:
-//   start()    load config (all or nothing) → read the kernel → bind 500/4500 → resume the IKE SAs
-//              checkpointed in the state directory (their Child SAs stay as they are) → adopt our
-//              other Child SAs, remove orphans → engine.start → XFRM expire/acquire/mapping events → control socket
-//   reload()   same checks; on any problem the running config stays and the problems are returned
-//   shutdown() SIGTERM: terminate every tunnel (Delete notifies, kernel state removed), then close
-//   abandon()  what a crash leaves: closes sockets only, kernel state untouched (tests use it)
+// The agent: the IKE engine in the middle, XFRM and UDP sockets around it, a control socket for
+// the CLI. Its peers come as snapshots from a source (source.ts): the config file in standalone
+// mode (file-source.ts), the Kubernetes watches in cluster mode (mesh/). Lifecycle:
+//   start(s)   the first complete snapshot → reqids and strict-mode blocks in place, sockets bound
+//              → resume the IKE SAs checkpointed in the state directory (their Child SAs stay as
+//              they are) → adopt our other Child SAs, remove orphans → XFRM expire/acquire/mapping
+//              events → control socket → engine.start (unless the caller starts initiating later)
+//   apply(s)   a later snapshot: peers added, updated, renegotiated, removed (applier.ts)
+//   reload()   standalone: the config file again; on any problem the running config stays
+//   shutdown() everything of ours out of the kernel (Delete notifies, SAs, policies, blocks), close
+//   abandon()  close sockets only, kernel state untouched: what a crash leaves, and what cluster
+//              mode does on SIGTERM while its mesh stays (a restart or an upgrade drops nothing)
 import { KipsecError, errorMessage } from '../common/errors.js';
 import { cryptoRandom, systemClock, type Clock, type Random } from '../common/time.js';
-import type { Problem } from '../api/config.js';
-import { IkeEngine, type PeerConfig, type PeerStatus, type ChildSaStatus } from '../ike/engine.js';
-import type { EnginePorts, IkeEvent, IkeFailure, KernelIpsec, Transport } from '../ike/ports.js';
+import { IkeEngine, type PeerConfig } from '../ike/engine.js';
+import type { EnginePorts, KernelIpsec, Transport } from '../ike/ports.js';
 import { NetlinkSocketError, type PolicyState, type SaState, type XfrmEvent, type XfrmEventGroup, type XfrmEvents } from '../xfrm/index.js';
-import { scanAndClean, stateKey } from './adopt.js';
+import { scanAndClean, stateKey, type KernelUnit } from './adopt.js';
+import { PeerApplier, type ApplyResult } from './applier.js';
 import { FileCheckpoints } from './checkpoints.js';
-import { loadConfigFile, nodeFs, type ConfigFs } from './config.js';
+import { nodeFs, type ConfigFs } from './config.js';
 import { ControlServer } from './control/server.js';
 import type { ControlRequest, RekeyResult } from './control/protocol.js';
+import type { EngineLike } from './engine-like.js';
+import { ConfigLoadError, loadFileSnapshot } from './file-source.js';
 import { XfrmKernel, hex, type RoutePort, type XfrmPort } from './kernel.js';
 import type { Logger } from './log.js';
 import type { SocketTuning } from './native.js';
-import { peerConfigOf } from './peers.js';
-import type { AgentStatus, ChildStatus, LastError, SaStateName, TunnelStatus } from './status.js';
-import type { TunnelConfig } from './tunnel.js';
+import { ReqidTable, fileReqidStore } from './reqids.js';
+import type { DesiredPeer, PeerSnapshot } from './source.js';
+import { StatusBook } from './status-book.js';
+import type { AgentStatus, ClusterInfo, TunnelStatus } from './status.js';
+import { StrictPolicies } from './strict.js';
 import { IkeSockets, type DatagramSockets } from './udp.js';
 
-/** The engine surface the agent drives (IkeEngine; a fake in unit tests). */
-export type EngineLike = Pick<IkeEngine, 'start' | 'addPeer' | 'removePeer' | 'initiate' | 'terminate' | 'rekey' | 'receive' | 'acquire' | 'expired' | 'natMapping' | 'adopt' | 'restore' | 'status' | 'close'>;
+export { ConfigLoadError } from './file-source.js';
+export type { EngineLike } from './engine-like.js';
 
 export interface AgentXfrm extends XfrmPort {
   events(groups: readonly XfrmEventGroup[], handler: (e: XfrmEvent) => void): XfrmEvents;
@@ -35,11 +43,12 @@ export interface AgentXfrm extends XfrmPort {
 
 export interface AgentOptions {
   readonly log: Logger;
-  readonly configFile: string;
+  /** Standalone: the config file read by start() without a snapshot, by reload() and on SIGHUP. */
+  readonly configFile?: string;
   readonly controlSocket: string;
   /**
-   * Where IKE SA checkpoints live (checkpoints.ts), so a crash or `kill -9` resumes the IKE SAs
-   * instead of re-negotiating them; undefined: no checkpoints (a restart re-establishes IKE).
+   * Where IKE SA checkpoints (checkpoints.ts) and the reqid table (reqids.ts) live, so a crash or
+   * `kill -9` resumes the IKE SAs instead of re-negotiating them; undefined: none of that.
    */
   readonly stateDir?: string;
   readonly xfrm: AgentXfrm;
@@ -56,20 +65,9 @@ export interface AgentOptions {
   /** RFC 3948 §2.3 suggests 20 s. */
   readonly keepaliveMs?: number;
   readonly shutdownTimeoutMs?: number;
+  /** Cluster mode: the mesh part of the status answer. */
+  readonly clusterInfo?: () => ClusterInfo;
 }
-
-/** Config problems: printed one per line by the CLI (exit 2) or returned by reload. */
-export class ConfigLoadError extends KipsecError {
-  readonly problems: readonly Problem[];
-  constructor(problems: readonly Problem[]) {
-    super('ERR_CONFIG', problems.map((p) => `${p.path}: ${p.message}`).join('\n'));
-    this.problems = problems;
-  }
-}
-
-const IKE_STATE: Readonly<Record<string, SaStateName>> = { idle: 'none', connecting: 'connecting', established: 'established', rekeying: 'rekeying', deleting: 'deleting', down: 'none' };
-
-const iso = (ms: number | null | undefined): string | undefined => (ms === null || ms === undefined || ms <= 0 ? undefined : new Date(ms).toISOString());
 
 /** Inert ports: an engine built on them only validates peer configs (dry run before applying). */
 const INERT_KERNEL: KernelIpsec = {
@@ -84,16 +82,16 @@ export class Agent {
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #startedAt: string;
-  #tunnels = new Map<string, TunnelConfig>();
   #configLoadedAt = '';
   readonly #sockets: DatagramSockets;
-  #kernel: XfrmKernel;
+  readonly #kernel: XfrmKernel;
+  readonly #applier: PeerApplier;
+  readonly #strict: StrictPolicies;
+  readonly #book: StatusBook;
   #engine: EngineLike | undefined;
   #events: XfrmEvents | undefined;
   #control: ControlServer | undefined;
   #keepalive: NodeJS.Timeout | undefined;
-  readonly #lastError = new Map<string, LastError>();
-  readonly #lastRekey = new Map<string, string>();
   #stopping = false;
   #store: FileCheckpoints | undefined;
 
@@ -103,64 +101,69 @@ export class Agent {
     this.#clock = o.clock ?? systemClock;
     this.#startedAt = new Date(this.#clock.now()).toISOString();
     this.#sockets = o.sockets ?? new IkeSockets({ ikePort: o.ikePort ?? 500, nattPort: o.nattPort ?? 4500, log: o.log.child({ part: 'udp' }), tuning: o.tuning });
+    this.#strict = new StrictPolicies(o.xfrm);
+    this.#applier = new PeerApplier({
+      log: o.log.child({ part: 'peers' }), strict: this.#strict, reqids: new ReqidTable(o.stateDir === undefined ? undefined : fileReqidStore(FileCheckpoints.open(o.stateDir).dir)),
+      ...(o.routes ? { routes: o.routes } : {}),
+      bind: (a) => this.#sockets.bind(a),
+    });
     this.#kernel = new XfrmKernel({
       xfrm: o.xfrm, log: o.log.child({ part: 'kernel' }),
-      reqidOf: (peer) => this.#tunnels.get(peer)?.reqid ?? 0,
-      wantsRoutes: (peer) => this.#tunnels.get(peer)?.installRoutes ?? false,
+      reqidOf: (peer, child) => this.#applier.reqidOf(peer, child),
+      wantsRoutes: (peer) => this.#applier.peers.get(peer)?.installRoutes ?? false,
       ...(o.routes ? { routes: o.routes } : {}),
       now: () => this.#clock.now(),
     });
+    this.#book = new StatusBook({ log: o.log.child({ part: 'ike' }), now: () => this.#clock.now(), peerOf: (n) => this.#applier.peers.get(n) });
   }
 
-  get tunnels(): readonly TunnelConfig[] { return [...this.#tunnels.values()]; }
+  get peers(): readonly DesiredPeer[] { return [...this.#applier.peers.values()]; }
   get sockets(): DatagramSockets { return this.#sockets; }
-
-  /** Load the config and build peer configs; throws ConfigLoadError listing every problem. */
-  #prepare(): { tunnels: TunnelConfig[]; peers: PeerConfig[] } {
-    const res = loadConfigFile(this.#o.configFile, this.#o.fs ?? nodeFs);
-    if (!res.ok) throw new ConfigLoadError(res.problems);
-    const problems: Problem[] = [];
-    const peers: PeerConfig[] = [];
-    for (const t of res.tunnels) {
-      try { peers.push(peerConfigOf(t)); } catch (e) { problems.push({ path: `${this.#o.configFile}: ${t.name} ${e instanceof KipsecError && 'path' in e ? String(e.path) : 'spec'}`, message: errorMessage(e).replace(/^[^:]*: /, '') }); }
-    }
-    if (problems.length === 0) {
-      // The engine validates peers when they are added; do it on an inert engine first so a
-      // config it refuses changes nothing in the running one.
-      for (const p of peers) {
-        try { this.#newEngine(inertPorts(), []).addPeer(p); } catch (e) {
-          problems.push({ path: `${this.#o.configFile}: ${p.name} ${e instanceof KipsecError && 'path' in e ? String(e.path) : 'spec'}`, message: errorMessage(e).replace(/^[^:]*: /, '') });
-        }
-      }
-    }
-    if (problems.length > 0) throw new ConfigLoadError(problems);
-    return { tunnels: [...res.tunnels], peers };
-  }
+  get book(): StatusBook { return this.#book; }
+  get engine(): EngineLike | undefined { return this.#engine; }
+  get strictBlocks(): number { return this.#strict.count; }
+  get kernel(): XfrmKernel { return this.#kernel; }
 
   #newEngine(ports: EnginePorts, peers: readonly PeerConfig[]): EngineLike {
     return this.#o.engineFactory ? this.#o.engineFactory(ports, peers) : new IkeEngine(ports, peers);
   }
 
-  async start(): Promise<void> {
-    const { tunnels, peers } = this.#prepare();
-    this.#tunnels = new Map(tunnels.map((t) => [t.name, t]));
+  /** The engine's own check of a peer config, on an engine that can do nothing else. */
+  validatePeer(p: PeerConfig): void { this.#newEngine(inertPorts(), []).addPeer(p); }
+
+  #loadFile(): PeerSnapshot {
+    if (this.#o.configFile === undefined) throw new KipsecError('ERR_NO_CONFIG', 'this agent takes its peers from the cluster, not from a config file');
+    return loadFileSnapshot(this.#o.configFile, (p) => this.validatePeer(p), this.#o.fs ?? nodeFs);
+  }
+
+  /**
+   * Start with the first complete snapshot (standalone: the config file). `initiate: false` leaves
+   * initiation to startInitiating() — cluster mode first publishes its IPsecNode, so peers know it
+   * before it knocks.
+   */
+  async start(first?: PeerSnapshot, o: { readonly initiate?: boolean } = {}): Promise<void> {
+    const snapshot = first ?? this.#loadFile();
+    if (!snapshot.synced) throw new Error('agent start needs a complete (synced) peer snapshot');
     this.#configLoadedAt = new Date(this.#clock.now()).toISOString();
     const store = this.#o.stateDir === undefined ? undefined : FileCheckpoints.open(this.#o.stateDir);
     this.#store = store;
     const view = { sas: await this.#o.xfrm.listSas(), policies: await this.#o.xfrm.listPolicies() };
-    await this.#sockets.bind([...new Set(tunnels.map((t) => t.localAddress))]);
+    const peers = await this.#applier.prepare(snapshot);
     const transport: Transport = { send: (d, to, from) => this.#sockets.send(d, from, to) };
     const engine = this.#newEngine({
       transport, kernel: this.#kernel, clock: this.#clock, random: this.#o.random ?? cryptoRandom,
-      events: { emit: (e) => this.#onEngineEvent(e) },
+      events: { emit: (e) => this.#book.onEvent(e) },
       log: this.#log.child({ part: 'ike' }),
       ...(store ? { checkpoints: store } : {}),
-    }, peers);
+    }, peers.map((p) => p.config));
     this.#engine = engine;
+    this.#applier.attach(engine);
     this.#sockets.onDatagram((d) => { void engine.receive(d.data, d.remote, d.local); });
     const claimed = store ? await this.#resume(engine, store, view) : new Set<string>();
-    const scan = await scanAndClean(this.#o.xfrm, tunnels, { view, claimed });
-    if (scan.removed > 0) this.#log.info({ removed: scan.removed }, 'removed kernel state of tunnels no longer configured');
+    const units: KernelUnit[] = peers.flatMap((p) => p.config.children.map((c) => ({ peer: p.name, child: c.name, reqid: this.#applier.reqidOf(p.name, c.name), local: p.config.local.address })));
+    const scan = await scanAndClean(this.#o.xfrm, units, { view, claimed });
+    if (scan.removed > 0) this.#log.info({ removed: scan.removed }, 'removed kernel state of peers no longer configured');
+    this.#applier.releaseUnused();
     for (const [name, children] of scan.adopt) {
       if (children.length === 0) continue;
       this.#log.info({ tunnel: name, spis: children.map((c) => `${hex(c.ref.inboundSpi)}/${hex(c.ref.outboundSpi)}`) }, 'adopting child SAs from the kernel');
@@ -173,12 +176,27 @@ export class Agent {
       if (e instanceof NetlinkSocketError && e.errnoName === 'ENOBUFS') { this.#recheckExpires(); return; }
       this.#log.warn({ err: errorMessage(e) }, 'XFRM event socket error');
     });
-    engine.start();
+    if (o.initiate !== false) this.startInitiating();
     this.#control = await ControlServer.listen(this.#o.controlSocket, (r) => this.#handle(r), this.#log.child({ part: 'control' }));
     const every = this.#o.keepaliveMs ?? 20_000;
     this.#keepalive = setInterval(() => this.#sendKeepalives(), every);
     this.#keepalive.unref();
-    this.#log.info({ tunnels: tunnels.map((t) => t.name), control: this.#o.controlSocket, tuning: this.#o.tuning.description, ikePort: this.#sockets.ikePort, nattPort: this.#sockets.nattPort }, 'agent started');
+    this.#log.info({ tunnels: peers.map((t) => t.name), blocks: this.#strict.count, control: this.#o.controlSocket, tuning: this.#o.tuning.description, ikePort: this.#sockets.ikePort, nattPort: this.#sockets.nattPort }, 'agent started');
+  }
+
+  /** Begin initiating: peers with startAction initiate connect now, and so do peers added later. */
+  startInitiating(): void {
+    if (!this.#engine) return;
+    this.#applier.startInitiating();
+    this.#engine.start();
+  }
+
+  /** A later snapshot from the source. */
+  async apply(s: PeerSnapshot): Promise<ApplyResult> {
+    if (!this.#engine) throw new KipsecError('ERR_NOT_STARTED', 'agent not started');
+    const r = await this.#applier.apply(s);
+    for (const n of r.removed) this.#book.forget(n);
+    return r;
   }
 
   /** Resume checkpointed IKE SAs; returns the kernel states (stateKey) they took over. */
@@ -254,23 +272,6 @@ export class Agent {
     }
   }
 
-  #onEngineEvent(e: IkeEvent): void {
-    const at = new Date(this.#clock.now()).toISOString();
-    switch (e.type) {
-      case 'ike-up': this.#log.info({ tunnel: e.peer, ikeSpis: e.ikeSpis, suite: e.suite, remote: `${e.remote.address}:${e.remote.port}`, nat: e.natDetected }, 'IKE SA established'); this.#lastError.delete(e.peer); break;
-      case 'ike-rekeyed': this.#log.info({ tunnel: e.peer, old: e.oldIkeSpis, ikeSpis: e.ikeSpis, suite: e.suite }, 'IKE SA rekeyed'); this.#lastRekey.set(e.peer, at); break;
-      case 'ike-down': this.#log.info({ tunnel: e.peer, ikeSpis: e.ikeSpis, reason: e.reason }, 'IKE SA down'); break;
-      case 'child-up': this.#log.info({ tunnel: e.peer, child: e.child, suite: e.suite, spiIn: hex(e.ref.inboundSpi), spiOut: hex(e.ref.outboundSpi), localTs: e.localTs, remoteTs: e.remoteTs }, 'child SA up'); break;
-      case 'child-rekeyed': this.#log.info({ tunnel: e.peer, child: e.child, suite: e.suite, oldSpiIn: hex(e.old.inboundSpi), spiIn: hex(e.ref.inboundSpi), spiOut: hex(e.ref.outboundSpi) }, 'child SA rekeyed'); this.#lastRekey.set(e.peer, at); break;
-      case 'child-down': this.#log.info({ tunnel: e.peer, child: e.child, spiIn: hex(e.ref.inboundSpi), reason: e.reason }, 'child SA down'); break;
-      case 'error': {
-        this.#log.warn({ tunnel: e.peer, code: e.error.code, notify: e.error.notify, origin: e.error.origin, exchange: e.error.exchange, proposals: e.error.proposals }, e.error.message);
-        this.#lastError.set(e.peer, lastErrorOf(e.error, at, this.#tunnels.get(e.peer)));
-        break;
-      }
-    }
-  }
-
   #sendKeepalives(): void {
     if (!this.#engine) return;
     for (const p of this.#engine.status().peers) {
@@ -290,10 +291,14 @@ export class Agent {
     }
   }
 
+  /** The peer a request names: its full name, or for mesh peers the node name alone. */
   #need(r: ControlRequest): string {
     if (r.name === undefined) throw new KipsecError('ERR_CONTROL_REQUEST', `${r.cmd} needs a tunnel name`);
-    if (!this.#tunnels.has(r.name)) throw new KipsecError('ERR_UNKNOWN_TUNNEL', `no tunnel named "${r.name}" (configured: ${[...this.#tunnels.keys()].join(', ') || 'none'})`);
-    return r.name;
+    const peers = this.#applier.peers;
+    if (peers.has(r.name)) return r.name;
+    const byNode = [...peers.values()].find((p) => p.kind.type === 'mesh' && p.kind.node === r.name);
+    if (byNode) return byNode.name;
+    throw new KipsecError('ERR_UNKNOWN_TUNNEL', `no tunnel named "${r.name}" (configured: ${[...peers.keys()].join(', ') || 'none'})`);
   }
 
   initiate(name: string): void {
@@ -315,96 +320,52 @@ export class Agent {
     return { tunnel: name, ikeSpis: r.ikeSpis, ike: r.ike, children: r.children.map((c) => ({ name: c.child, spiIn: hex(c.inboundSpi), spiOut: hex(c.outboundSpi) })) };
   }
 
-  /** Re-read the config; on problems keep the running one and throw ConfigLoadError. */
+  /** Standalone: re-read the config; on problems keep the running one and throw ConfigLoadError. */
   async reload(): Promise<{ added: string[]; removed: string[]; changed: string[]; unchanged: string[] }> {
-    let next: { tunnels: TunnelConfig[]; peers: PeerConfig[] };
-    try { next = this.#prepare(); } catch (e) {
+    let next: PeerSnapshot;
+    try { next = this.#loadFile(); } catch (e) {
       if (e instanceof ConfigLoadError) {
         for (const p of e.problems) this.#log.warn({ path: p.path, problem: p.message }, 'config problem');
         this.#log.warn({ problems: e.problems.length }, 'config reload refused; running config kept');
       }
       throw e;
     }
-    const engine = this.#engine;
-    if (!engine) throw new KipsecError('ERR_NOT_STARTED', 'agent not started');
-    const old = this.#tunnels;
-    const now = new Map(next.tunnels.map((t) => [t.name, t]));
-    const added = next.tunnels.filter((t) => !old.has(t.name)).map((t) => t.name);
-    const removed = [...old.keys()].filter((n) => !now.has(n));
-    const changed = next.tunnels.filter((t) => old.has(t.name) && old.get(t.name)!.digest !== t.digest).map((t) => t.name);
-    const unchanged = next.tunnels.filter((t) => old.get(t.name)?.digest === t.digest).map((t) => t.name);
-    await this.#sockets.bind([...new Set([...old.values(), ...next.tunnels].map((t) => t.localAddress))]);
-    for (const n of removed) await engine.removePeer(n);
-    // Removed tunnels' reqids must still resolve while their SAs are deleted above; swap after.
-    this.#tunnels = now;
-    for (const p of next.peers) {
-      if (!added.includes(p.name) && !changed.includes(p.name)) continue;
-      engine.addPeer(p);
-      if (p.startAction === 'initiate') engine.initiate(p.name);
-    }
-    await this.#sockets.bind([...new Set(next.tunnels.map((t) => t.localAddress))]);
+    const r = await this.apply(next);
     this.#configLoadedAt = new Date(this.#clock.now()).toISOString();
-    this.#log.info({ added, removed, changed, unchanged: unchanged.length }, 'config reloaded');
-    return { added, removed, changed, unchanged };
+    this.#log.info({ added: r.added, removed: r.removed, changed: r.changed, unchanged: r.unchanged.length }, 'config reloaded');
+    return { added: r.added, removed: r.removed, changed: r.changed, unchanged: r.unchanged };
+  }
+
+  /** Per-peer status, for `kipsec status`, the IPsecNode status and the metrics. */
+  async peerStatuses(): Promise<TunnelStatus[]> {
+    const es = this.#engine?.status();
+    const byName = new Map((es?.peers ?? []).map((p) => [p.name, p] as const));
+    const out: TunnelStatus[] = [];
+    for (const p of this.#applier.peers.values()) {
+      out.push(await this.#book.peerStatus(p, byName.get(p.name), (c) => this.#kernel.queryCounters(c.ref).catch(() => undefined)));
+    }
+    return out;
   }
 
   async status(): Promise<AgentStatus> {
-    const es = this.#engine?.status();
-    const byName = new Map((es?.peers ?? []).map((p) => [p.name, p] as const));
-    const tunnels: TunnelStatus[] = [];
-    for (const t of this.#tunnels.values()) tunnels.push(await this.#tunnelStatus(t, byName.get(t.name)));
+    const cluster = this.#o.clusterInfo?.();
     return {
-      pid: process.pid, startedAt: this.#startedAt, datapath: 'kernel', configFile: this.#o.configFile, configLoadedAt: this.#configLoadedAt,
-      engine: 'kipsec IKEv2', ports: { ike: this.#sockets.ikePort, natt: this.#sockets.nattPort }, tunnels,
+      pid: process.pid, startedAt: this.#startedAt, datapath: 'kernel', configFile: this.#o.configFile ?? 'cluster', configLoadedAt: this.#configLoadedAt,
+      ...(cluster ? { cluster } : {}),
+      engine: 'kipsec IKEv2', ports: { ike: this.#sockets.ikePort, natt: this.#sockets.nattPort }, tunnels: await this.peerStatuses(),
     };
   }
 
-  async #childStatus(c: ChildSaStatus): Promise<ChildStatus> {
-    let cnt = { inboundBytes: 0n, inboundPackets: 0n, outboundBytes: 0n, outboundPackets: 0n };
-    try { cnt = await this.#kernel.queryCounters(c.ref); } catch { /* SA vanished between snapshot and query */ }
-    return {
-      name: c.name, state: c.adopted ? 'adopted' : c.state === 'rekeying' ? 'rekeying' : 'installed', suite: c.suite,
-      spiIn: hex(c.ref.inboundSpi), spiOut: hex(c.ref.outboundSpi), localTs: c.localTs, remoteTs: c.remoteTs,
-      bytesIn: Number(cnt.inboundBytes), bytesOut: Number(cnt.outboundBytes), packetsIn: Number(cnt.inboundPackets), packetsOut: Number(cnt.outboundPackets),
-      encap: c.encap,
-      ...(iso(c.installedAtMs) ? { installedAt: iso(c.installedAtMs)! } : {}),
-      ...(!c.adopted && iso(c.rekeyAtMs) ? { nextRekeyAt: iso(c.rekeyAtMs)! } : {}),
-    };
-  }
-
-  async #tunnelStatus(t: TunnelConfig, p: PeerStatus | undefined): Promise<TunnelStatus> {
-    const ike = p?.ike ?? null;
-    const children: ChildStatus[] = [];
-    for (const c of [...(ike?.children ?? []), ...(p?.adoptedChildren ?? [])]) children.push(await this.#childStatus(c));
-    const engineErr = p?.lastError ? lastErrorOf(p.lastError, new Date(p.lastError.atMs).toISOString(), t) : undefined;
-    const lastError = this.#lastError.get(t.name) ?? engineErr;
-    let state: SaStateName = ike ? (IKE_STATE[ike.state] ?? 'none') : 'none';
-    if (state === 'none' && lastError) state = 'failed';
-    const spis = ike ? /^([0-9a-f]+)_i\s+([0-9a-f]+)_r$/.exec(ike.ikeSpis) : null;
-    const lastRekeyAt = this.#lastRekey.get(t.name);
-    return {
-      name: t.name, local: t.localAddress, remote: t.remoteAddress, startAction: t.startAction, ikeState: state,
-      ...(ike?.suite ? { ikeSuite: ike.suite } : {}),
-      ...(spis ? { ikeSpis: { initiator: spis[1]!, responder: spis[2]! } } : {}),
-      ...(ike ? { role: ike.role, natDetected: ike.natDetected.local || ike.natDetected.remote, remotePort: ike.remote.port } : {}),
-      ...(iso(ike?.establishedAtMs) ? { establishedAt: iso(ike?.establishedAtMs)! } : {}),
-      ...(iso(ike?.resumedAtMs) ? { resumedAt: iso(ike?.resumedAtMs)! } : {}),
-      ...(iso(ike?.rekeyAtMs) ? { nextRekeyAt: iso(ike?.rekeyAtMs)! } : {}),
-      ...(lastRekeyAt ? { lastRekeyAt } : {}),
-      children,
-      ...(lastError ? { lastError } : {}),
-    };
-  }
-
-  /** SIGTERM: Delete notifies and kernel cleanup for every tunnel, bounded in time, then close. */
+  /** Everything of ours out of the kernel, bounded in time, then close (standalone SIGTERM; cluster: the mesh is gone). */
   async shutdown(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#log.info({}, 'shutting down: deleting SAs');
     const engine = this.#engine;
+    const names = [...this.#applier.peers.keys()];
     if (engine) {
       const deadline = this.#clock.now() + (this.#o.shutdownTimeoutMs ?? 5_000);
-      await Promise.allSettled([...this.#tunnels.keys()].map((n) => engine.terminate(n)));
+      await Promise.allSettled(names.map((n) => engine.terminate(n)));
       // terminate() queues the Delete exchanges; the SAs go once the peer answers. Wait for that
       // (bounded), so the peer hears from us and the kernel state leaves through the engine.
       const live = (): boolean => engine.status().peers.some((p) => (p.ike !== null && p.ike.state !== 'down') || p.adoptedChildren.length > 0);
@@ -413,17 +374,20 @@ export class Agent {
       await engine.close();
     }
     // Whatever is still ours in the kernel (a peer that never answered, adopted SAs) goes now:
-    // after SIGTERM nothing of ours may stay behind (a crash, by contrast, leaves everything).
+    // after this nothing of ours may stay behind (a crash, by contrast, leaves everything).
     const left = await scanAndClean(this.#o.xfrm, []).catch((e: unknown) => { this.#log.warn({ err: errorMessage(e) }, 'kernel cleanup failed'); return undefined; });
     if (left && left.removed > 0) this.#log.info({ removed: left.removed }, 'removed remaining kernel SAs and policies');
-    for (const n of this.#tunnels.keys()) await this.#o.routes?.remove(n).catch(() => { /* already gone */ });
-    // Every SA is gone (deleted or cleaned up above): nothing may be resumed from a stale checkpoint.
+    const blocks = await this.#strict.removeAll().catch((e: unknown) => { this.#log.warn({ err: errorMessage(e) }, 'removing strict-mode block policies failed'); return 0; });
+    if (blocks > 0) this.#log.info({ removed: blocks }, 'removed strict-mode block policies');
+    for (const n of names) await this.#o.routes?.remove(n).catch(() => { /* already gone */ });
+    // Every SA is gone: nothing may be resumed from a stale checkpoint, no reqid is in use.
     try { this.#store?.clear(); } catch (e) { this.#log.warn({ err: errorMessage(e) }, 'state directory cleanup failed'); }
+    this.#applier.releaseAll();
     await this.#closeAll();
     this.#log.info({}, 'agent stopped');
   }
 
-  /** Close everything but touch no kernel state: what a crash leaves behind (for restart tests). */
+  /** Close everything but touch no kernel state (a crash; cluster mode's SIGTERM while its mesh stays). */
   async abandon(): Promise<void> {
     this.#stopping = true;
     await this.#engine?.close();
@@ -439,15 +403,6 @@ export class Agent {
   }
 }
 
-function lastErrorOf(f: IkeFailure, time: string, t: TunnelConfig | undefined): LastError {
-  const local = f.proposals?.local ?? (f.notify === 'NO_PROPOSAL_CHOSEN' && t ? (f.exchange === 'IKE_SA_INIT' ? t.ikeProposalText : t.espProposalText) : undefined);
-  return {
-    message: f.message, time,
-    ...(f.notify ? { notify: f.notify } : {}),
-    ...(local ? { localProposals: local } : {}),
-    ...(f.proposals?.remote ? { remoteProposals: f.proposals.remote } : f.notify === 'NO_PROPOSAL_CHOSEN' ? { remoteProposals: [] } : {}),
-  };
-}
 
 function inertPorts(): EnginePorts {
   return {

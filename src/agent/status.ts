@@ -8,6 +8,7 @@ export interface ChildStatus {
   readonly name: string;
   readonly state: 'installed' | 'rekeying' | 'adopted';
   readonly suite: string;
+  readonly mode?: 'tunnel' | 'transport';
   /** 8 hex digits, as `ip xfrm state` and strongSwan print them. */
   readonly spiIn: string;
   readonly spiOut: string;
@@ -33,6 +34,8 @@ export interface LastError {
 
 export interface TunnelStatus {
   readonly name: string;
+  /** Mesh peers: the peer's node name. */
+  readonly node?: string;
   readonly local: string;
   readonly remote: string;
   readonly startAction: string;
@@ -52,12 +55,31 @@ export interface TunnelStatus {
   readonly lastError?: LastError;
 }
 
+/** Cluster mode: who this node is in the mesh. */
+export interface ClusterInfo {
+  readonly node: string;
+  readonly address: string;
+  readonly mesh: string | null;
+  /** Why the node takes no part, when it does not ("no IPsecMesh", "nodeSelector does not match"). */
+  readonly inactive?: string;
+  readonly strict: boolean;
+  readonly traffic: string;
+  readonly podCIDRs: readonly string[];
+  readonly certificate?: { readonly fingerprint: string; readonly notAfter: string };
+  readonly peersExpected: number;
+  readonly peersUp: number;
+  /** Peers the agent cannot set up, with the reason (e.g. the peer has not published its identity). */
+  readonly skipped: readonly { readonly node: string; readonly reason: string }[];
+}
+
 export interface AgentStatus {
   readonly pid: number;
   readonly startedAt: string;
   readonly datapath: 'kernel' | 'userspace';
+  /** Where the peers come from: the config file (standalone) or "cluster" */
   readonly configFile: string;
   readonly configLoadedAt: string;
+  readonly cluster?: ClusterInfo;
   /** What IKE engine drives the tunnels ("kipsec" or why none is available). */
   readonly engine: string;
   readonly ports: { readonly ike: number; readonly natt: number };
@@ -84,7 +106,15 @@ function when(iso: string | undefined, nowMs: number): string {
 export function formatStatus(s: AgentStatus, nowMs: number): string[] {
   const lines: string[] = [];
   lines.push(`agent pid ${s.pid}, up since ${s.startedAt}, datapath ${s.datapath}, IKE ports ${s.ports.ike}/${s.ports.natt}, engine ${s.engine}`);
-  lines.push(`config ${s.configFile} (loaded ${s.configLoadedAt}), ${s.tunnels.length} tunnel${s.tunnels.length === 1 ? '' : 's'}`);
+  const cl = s.cluster;
+  if (cl) {
+    lines.push(`node ${cl.node} (${cl.address}), mesh ${cl.mesh ?? '-'}${cl.inactive ? ` — inactive: ${cl.inactive}` : ''}, traffic ${cl.traffic}, strict ${cl.strict ? 'on' : 'off'}, pod CIDRs ${cl.podCIDRs.join(',') || '-'}`);
+    if (cl.certificate) lines.push(`identity ${cl.certificate.fingerprint.slice(0, 16)}…, valid until ${cl.certificate.notAfter}`);
+    lines.push(`peers ${cl.peersUp}/${cl.peersExpected} up`);
+    for (const k of cl.skipped) lines.push(`  skipped ${k.node}: ${k.reason}`);
+  } else {
+    lines.push(`config ${s.configFile} (loaded ${s.configLoadedAt}), ${s.tunnels.length} tunnel${s.tunnels.length === 1 ? '' : 's'}`);
+  }
   for (const t of s.tunnels) {
     lines.push('');
     const role = t.role ? `, ${t.role}` : '';
@@ -96,7 +126,7 @@ export function formatStatus(s: AgentStatus, nowMs: number): string[] {
     if (t.resumedAt) lines.push(`  resumed    ${when(t.resumedAt, nowMs)} after an agent restart`);
     if (t.nextRekeyAt) lines.push(`  next rekey ${when(t.nextRekeyAt, nowMs)}`);
     for (const c of t.children) {
-      lines.push(`  child ${c.name} ${c.state.toUpperCase()}  ${c.suite}${c.encap ? ' (ESP-in-UDP)' : ''}`);
+      lines.push(`  child ${c.name} ${c.state.toUpperCase()}  ${c.suite}${c.mode === 'transport' ? ' transport' : ''}${c.encap ? ' (ESP-in-UDP)' : ''}`);
       lines.push(`    ${c.localTs.join(',')} === ${c.remoteTs.join(',')}`);
       lines.push(`    in  ${c.spiIn}  ${bytes(c.bytesIn).padStart(10)}  ${String(c.packetsIn).padStart(8)} pkts`);
       lines.push(`    out ${c.spiOut}  ${bytes(c.bytesOut).padStart(10)}  ${String(c.packetsOut).padStart(8)} pkts`);

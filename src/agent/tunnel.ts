@@ -17,8 +17,6 @@ export type TunnelAuth =
 
 export interface TunnelConfig {
   readonly name: string;
-  /** Stable across restarts so kernel SAs and policies of this tunnel can be found again. */
-  readonly reqid: number;
   readonly localAddress: string;
   readonly localId: string;
   readonly localSubnets: readonly string[];
@@ -47,9 +45,10 @@ export interface TunnelConfig {
 }
 
 /**
- * reqid of a tunnel: FNV-1a of its name folded into 0x4b000000..0x4bffffff (`K` = 0x4b marks
- * ours, away from strongSwan's small sequential reqids). Stable across restarts, which is what
- * lets a restarted agent recognise the SAs it installed before (DESIGN.md §5).
+ * The preferred reqid of a name: FNV-1a folded into 0x4b000000..0x4bffffff (`K` = 0x4b marks ours,
+ * away from strongSwan's small sequential reqids). reqids.ts allocates from it, moving on to the
+ * next free value when two names hash alike; the allocation is kept for as long as the kernel
+ * holds state, so a restarted agent recognises the SAs it installed before (DESIGN.md §5).
  */
 export function reqidFor(name: string): number {
   let h = 0x811c9dc5;

@@ -109,7 +109,7 @@ test('reload with a bad file keeps the running config; a good one adds, changes 
   const engine = s.engine();
   writeFileSync(join(s.dir, 'tunnels.yaml'), tunnel('alpha').replace('aes256gcm16-prfsha384-x25519', 'aes257-prfsha384-x25519'));
   await assert.rejects(controlRequest(s.sock, 'reload'), (e: Error & { code?: string }) => e.code === 'ERR_CONFIG' && /spec\.ike\.proposals\[0\]: unknown transform "aes257"/.test(e.message));
-  assert.deepEqual(s.agent.tunnels.map((x) => x.name), ['alpha', 'beta'], 'running config kept');
+  assert.deepEqual(s.agent.peers.map((x) => x.name), ['alpha', 'beta'], 'running config kept');
   assert.deepEqual(engine.calls.filter((c) => /^(add|remove)/.test(c)), [], 'nothing applied');
   writeFileSync(join(s.dir, 'tunnels.yaml'), tunnel('alpha', '192.0.2.3') + '---\n' + tunnel('gamma'));
   const r = await controlRequest(s.sock, 'reload') as { added: string[]; removed: string[]; changed: string[] };
@@ -147,7 +147,7 @@ test('the PSK never appears in a log line or a status answer', async (t) => {
   await s.agent.start();
   // Even if someone logs the compiled tunnel or a secret under a plain field name:
   const { log, lines } = logSink();
-  log.info({ tunnel: s.agent.tunnels[0], psk: PSK, nested: { secret: PSK, key: PSK } }, 'audit');
+  log.info({ tunnel: s.agent.peers[0], psk: PSK, nested: { secret: PSK, key: PSK } }, 'audit');
   log.info({ raw: new SecretBytes(Buffer.from(PSK)) }, 'wrapped');
   await controlRequest(s.sock, 'reload');
   const st = JSON.stringify(await controlRequest(s.sock, 'status'));

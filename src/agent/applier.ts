@@ -1,0 +1,162 @@
+// Carries out a PeerPlan (source.ts) on the running agent: the one place that adds, changes and
+// removes peers. It owns the reqid table (reqids.ts) — every Child SA configuration gets its
+// reqid here before the engine or the kernel sees it — and the strict-mode block policies
+// (strict.ts), which go in before the engine knows a peer and come out after its SAs are gone.
+//
+// Order inside one plan: removals first (their reqids and selectors may be reused), then the
+// snapshot's peers in its order. Plans never overlap: apply() queues behind the one running.
+import { errorMessage } from '../common/errors.js';
+import type { EngineLike } from './engine-like.js';
+import type { Logger } from './log.js';
+import type { RoutePort } from './kernel.js';
+import { reqidKey, type ReqidTable } from './reqids.js';
+import { planPeers, type DesiredPeer, type PeerPlan, type PeerSnapshot } from './source.js';
+import type { StrictPolicies } from './strict.js';
+
+export interface ApplyResult {
+  readonly added: string[];
+  readonly removed: string[];
+  readonly changed: string[];
+  readonly unchanged: string[];
+  /** Peers the engine refused (bad config from the source): name → reason. They are not running. */
+  readonly refused: ReadonlyMap<string, string>;
+}
+
+export interface ApplierOptions {
+  readonly log: Logger;
+  readonly reqids: ReqidTable;
+  readonly strict: StrictPolicies;
+  readonly routes?: RoutePort;
+  /** Make sure IKE sockets listen on these local addresses. */
+  readonly bind: (addresses: readonly string[]) => Promise<void>;
+}
+
+export function childKeys(p: Pick<DesiredPeer, 'name' | 'config'>): string[] {
+  return p.config.children.map((c) => reqidKey(p.name, c.name));
+}
+
+export class PeerApplier {
+  readonly #o: ApplierOptions;
+  readonly #running = new Map<string, DesiredPeer>();
+  readonly #refused = new Map<string, string>();
+  #engine: EngineLike | undefined;
+  #initiating = false;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(o: ApplierOptions) { this.#o = o; }
+
+  get peers(): ReadonlyMap<string, DesiredPeer> { return this.#running; }
+  get refused(): ReadonlyMap<string, string> { return this.#refused; }
+
+  /** reqid of a running (or just removed) peer's child; the kernel port asks on every install. */
+  reqidOf(peer: string, child: string): number {
+    const r = this.#o.reqids.get(reqidKey(peer, child));
+    if (r === undefined) throw new Error(`no reqid for ${peer}/${child}: the peer was never applied`);
+    return r;
+  }
+
+  /**
+   * The first snapshot, before the engine exists: reqids for every child, every peer's block
+   * policies in the kernel (adopting those a previous run left), sockets bound. Returns the peer
+   * configs the engine is constructed with.
+   */
+  async prepare(s: PeerSnapshot): Promise<DesiredPeer[]> {
+    this.#o.reqids.allocateAll(s.peers.flatMap(childKeys));
+    const r = await this.#o.strict.reconcile(new Map(s.peers.map((p) => [p.name, p.blocks])));
+    if (r.added + r.removed > 0) this.#o.log.info({ added: r.added, removed: r.removed }, 'strict mode: block policies reconciled');
+    await this.#o.bind([...new Set(s.peers.map((p) => p.config.local.address))]);
+    for (const p of s.peers) this.#running.set(p.name, p);
+    return [...s.peers];
+  }
+
+  /** The engine exists (built with prepare()'s peers); later plans go to it. */
+  attach(engine: EngineLike): void { this.#engine = engine; }
+
+  /** Initiation has begun (engine.start()): added peers with startAction initiate start at once. */
+  startInitiating(): void { this.#initiating = true; }
+
+  /** After start-up cleaned the kernel: reqids of keys no running peer has are free again. */
+  releaseUnused(): void {
+    const wanted = new Set([...this.#running.values()].flatMap(childKeys));
+    this.#o.reqids.release(this.#o.reqids.entries().map(([k]) => k).filter((k) => !wanted.has(k)));
+  }
+
+  /** Every SA of ours is gone (shutdown): the whole table goes. */
+  releaseAll(): void { this.#o.reqids.clear(); }
+
+  plan(s: PeerSnapshot): PeerPlan { return planPeers(this.#running, s); }
+
+  /** Apply a snapshot; resolves once every change is made (removals: once the peer's SAs are gone). */
+  apply(s: PeerSnapshot): Promise<ApplyResult> {
+    const run = this.#queue.then(() => this.#apply(s));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #apply(s: PeerSnapshot): Promise<ApplyResult> {
+    const engine = this.#engine;
+    if (!engine) throw new Error('applier: no engine attached');
+    const plan = planPeers(this.#running, s);
+    const log = this.#o.log;
+    const failed = new Map<string, string>();
+    for (const name of plan.remove) {
+      await this.#removePeer(engine, name);
+      log.info({ peer: name }, 'peer removed');
+    }
+    await this.#o.bind([...new Set([...this.#running.values(), ...s.peers].map((p) => p.config.local.address))]);
+    const renegotiate = new Set(plan.renegotiate.map((p) => p.name));
+    const update = new Set(plan.update.map((p) => p.name));
+    const add = new Set(plan.add.map((p) => p.name));
+    for (const p of s.peers) {
+      if (!renegotiate.has(p.name) && !update.has(p.name) && !add.has(p.name)) continue;
+      try {
+        if (renegotiate.has(p.name)) {
+          // New selectors/addresses: their blocks go in before the old SAs go out.
+          await this.#o.strict.set(p.name, p.blocks);
+          await engine.removePeer(p.name);
+          this.#releaseStale(p);
+        } else {
+          await this.#o.strict.set(p.name, p.blocks);
+        }
+        this.#o.reqids.allocateAll(childKeys(p));
+        engine.addPeer(p.config);
+        this.#running.set(p.name, p);
+        this.#refused.delete(p.name);
+        if (this.#initiating && p.config.startAction === 'initiate') engine.initiate(p.name);
+        log.info({ peer: p.name, change: add.has(p.name) ? 'added' : renegotiate.has(p.name) ? 'renegotiated' : 'updated' }, 'peer applied');
+      } catch (e) {
+        // The source handed us something the engine refuses: keep what ran before (if anything).
+        failed.set(p.name, errorMessage(e));
+        this.#refused.set(p.name, errorMessage(e));
+        log.warn({ peer: p.name, err: errorMessage(e) }, 'peer not applied');
+        if (!this.#running.has(p.name)) await this.#o.strict.remove(p.name).catch(() => undefined);
+      }
+    }
+    return {
+      added: plan.add.map((p) => p.name).filter((n) => !failed.has(n)),
+      removed: [...plan.remove],
+      changed: [...plan.renegotiate, ...plan.update].map((p) => p.name).filter((n) => !failed.has(n)),
+      unchanged: [...plan.unchanged],
+      refused: failed,
+    };
+  }
+
+  async #removePeer(engine: EngineLike, name: string): Promise<void> {
+    const p = this.#running.get(name);
+    await engine.removePeer(name);
+    // The SAs and their policies are gone; now the blocks (traffic is dropped in between, never clear).
+    await this.#o.strict.remove(name);
+    if (p?.installRoutes) await this.#o.routes?.remove(name).catch((e: unknown) => { this.#o.log.warn({ peer: name, err: errorMessage(e) }, 'route removal failed'); });
+    this.#running.delete(name);
+    this.#refused.delete(name);
+    if (p) this.#o.reqids.release(childKeys(p));
+  }
+
+  /** A renegotiated peer's children that are gone from its new config free their reqids. */
+  #releaseStale(next: DesiredPeer): void {
+    const old = this.#running.get(next.name);
+    if (!old) return;
+    const keep = new Set(childKeys(next));
+    this.#o.reqids.release(childKeys(old).filter((k) => !keep.has(k)));
+  }
+}
