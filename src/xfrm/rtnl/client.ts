@@ -43,6 +43,18 @@ export interface RouteSpec {
 
 export interface RouteState extends RouteSpec { readonly protocol: number }
 
+/** One network interface as `ip -d link` shows it: what the agent needs of it. */
+export interface LinkInfo {
+  readonly index: number;
+  readonly name: string;
+  readonly mtu: number;
+  readonly up: boolean;
+  /** IFLA_INFO_KIND: "vxlan", "geneve", "bridge", "veth", "xfrm"…; undefined for plain devices. */
+  readonly kind?: string;
+  /** The UDP destination port of a vxlan or geneve device (IFLA_VXLAN_PORT / IFLA_GENEVE_PORT). */
+  readonly udpPort?: number;
+}
+
 const ifinfo = (v: Partial<Ifinfomsg>): Ifinfomsg => ({ ifi_family: AF_UNSPEC, ifi_type: 0, ifi_index: 0, ifi_flags: 0, ifi_change: 0, ...v });
 
 function pad(w: Writer, n: number): void { w.zeros(nlAlign(n) - n); }
@@ -88,6 +100,32 @@ export class RtnlClient {
       });
     } catch (e) { throw xfrmError(e, 'add', target); }
     return this.linkIndex(s.name);
+  }
+
+  /** Every interface (RTM_GETLINK dump), with MTU and, for overlay devices, their UDP port. */
+  async listLinks(): Promise<LinkInfo[]> {
+    const msgs = await this.#conn.dump(R.RTM_GETLINK, (w) => { encodeIfinfomsg(w, ifinfo({})); })
+      .catch((e: unknown) => { throw xfrmError(e, 'list links', { kind: 'other', text: 'links' }); });
+    const out: LinkInfo[] = [];
+    for (const m of msgs) {
+      const hdr = decodeIfinfomsg(new Reader(m.payload, 0, IFINFOMSG_SIZE));
+      let name = ''; let mtu = 0; let kind: string | undefined; let udpPort: number | undefined;
+      for (const a of parseAttrs(m.payload.subarray(IFINFOMSG_SIZE))) {
+        if (a.type === R.IFLA_IFNAME) name = attrString(a);
+        else if (a.type === R.IFLA_MTU) mtu = attrU32(a);
+        else if (a.type === R.IFLA_LINKINFO) {
+          const info = parseAttrs(a.data);
+          const k = info.find((x) => x.type === R.IFLA_INFO_KIND);
+          kind = k ? attrString(k) : undefined;
+          const data = info.find((x) => x.type === R.IFLA_INFO_DATA);
+          const portType = kind === 'vxlan' ? R.IFLA_VXLAN_PORT : kind === 'geneve' ? R.IFLA_GENEVE_PORT : undefined;
+          const port = portType === undefined || !data ? undefined : parseAttrs(data.data).find((x) => x.type === portType);
+          if (port && port.data.length >= 2) udpPort = ((port.data[0]! << 8) | port.data[1]!) >>> 0; // __be16
+        }
+      }
+      out.push({ index: hdr.ifi_index, name, mtu, up: (hdr.ifi_flags & R.IFF_UP) !== 0, ...(kind !== undefined ? { kind } : {}), ...(udpPort !== undefined ? { udpPort } : {}) });
+    }
+    return out;
   }
 
   /** The if_id of an existing XFRM interface (IFLA_LINKINFO / IFLA_INFO_DATA / IFLA_XFRM_IF_ID). */

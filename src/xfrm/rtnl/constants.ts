@@ -19,6 +19,11 @@ export const IFLA_INFO_DATA = 2;
 export const IFLA_XFRM_LINK = 1;
 export const IFLA_XFRM_IF_ID = 2;
 
+// enum { IFLA_VXLAN_UNSPEC, IFLA_VXLAN_ID, … IFLA_VXLAN_PORT = 15 /* destination port, __be16 */ }
+export const IFLA_VXLAN_PORT = 15;
+// enum { IFLA_GENEVE_UNSPEC, IFLA_GENEVE_ID, IFLA_GENEVE_REMOTE, IFLA_GENEVE_TTL, IFLA_GENEVE_TOS, IFLA_GENEVE_PORT /* __be16 */ }
+export const IFLA_GENEVE_PORT = 5;
+
 export const IFF_UP = 0x1;
 
 export const RTA_DST = 1;
