@@ -167,11 +167,8 @@ spec:
 ${o.extra ?? ''}`;
 }
 
-/** Parse `ping` summary: transmitted and received counts. */
-export function pingCounts(out: string): { sent: number; received: number } {
-  const m = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(out);
-  return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) };
-}
+// pingCounts and ContinuousPing live in e2e/lib/traffic.ts (the cluster lane uses them too).
+export { ContinuousPing, pingCounts } from '../lib/traffic.js';
 
 /** SPIs (8 hex digits) of the ESP states in a namespace's kernel. */
 export async function kernelSpis(ns: Netns): Promise<string[]> {
@@ -187,34 +184,4 @@ export async function pollUntil<T>(what: string, timeoutMs: number, probe: () =>
     await new Promise((r) => setTimeout(r, everyMs));
   }
   throw new Error(`${what} not reached in ${timeoutMs} ms:\n${await explain()}`);
-}
-
-/**
- * `ping -i 0.1` running until stop(): SIGINT by pid makes it print its summary. An echo in flight
- * at that moment is not a loss, so stop() reports which sequence numbers went unanswered before
- * the last one sent.
- */
-export class ContinuousPing {
-  readonly #p: ChildProcess;
-  #out = '';
-
-  constructor(ns: Netns, from: string, to: string) {
-    this.#p = ns.spawn('ping', ['-i', '0.1', '-I', from, to]);
-    this.#p.stdout?.on('data', (d: Buffer) => { this.#out += d.toString(); });
-  }
-
-  get running(): boolean { return this.#p.exitCode === null && this.#p.signalCode === null; }
-
-  async stop(): Promise<{ sent: number; received: number; lost: number[]; wasRunning: boolean; tail: string }> {
-    const wasRunning = this.running;
-    const done = new Promise<void>((r) => { if (!this.running) r(); else this.#p.on('exit', () => r()); });
-    if (this.#p.pid && wasRunning) process.kill(this.#p.pid, 'SIGINT');
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([done, new Promise((r) => { timer = setTimeout(r, 15_000); })]);
-    clearTimeout(timer);
-    const c = pingCounts(this.#out);
-    const seqs = new Set([...this.#out.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1])));
-    const lost = [...Array(Math.max(0, c.sent - 1)).keys()].map((k) => k + 1).filter((s) => !seqs.has(s));
-    return { ...c, lost, wasRunning, tail: this.#out.split('\n').slice(-4).join('\n') };
-  }
 }
