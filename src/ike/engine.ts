@@ -23,7 +23,7 @@ import type { EngineOptions, PeerConfig } from './sa/config.js';
 import { EngineCore } from './sa/core.js';
 import type { RestoreResult } from './sa/restore.js';
 
-export type { EngineOptions, PeerConfig, ChildConfig, PeerAuth, IkeIdentity, DpdConfig } from './sa/config.js';
+export type { EngineOptions, PeerConfig, ChildConfig, PeerAuth, PeerPins, IkeIdentity, DpdConfig } from './sa/config.js';
 export type { RestoreResult } from './sa/restore.js';
 
 /** IKE SA states as status() reports them (the internal state unions are finer-grained). */

@@ -283,8 +283,20 @@ export interface IkeFailure {
   readonly trafficSelectors: { readonly local: readonly string[]; readonly remote: readonly string[] } | null;
 }
 
+/**
+ * What the engine reports. `ike-up` is emitted once per IKE SA negotiated by this process
+ * (IKE_SA_INIT + IKE_AUTH): not for the successor of an IKE rekey (`ike-rekeyed`), nor for an SA
+ * resumed from a checkpoint after a restart (restore(); its RestoreResult reports it).
+ * `handshakeMs` is the negotiation's latency on the engine's clock (for a histogram):
+ *  - initiator: from the first IKE_SA_INIT request (the engine creates the SA, generates the key
+ *    share and sends it in one step) to the IKE_AUTH response that established it, so
+ *    retransmissions, a COOKIE round trip and an INVALID_KE_PAYLOAD retry are included; a new
+ *    attempt after a failed one (retryIntervalMs, dpd.action restart) is a new SA and counts anew;
+ *  - responder: from the IKE_SA_INIT request that created the SA (the one carrying the cookie,
+ *    when one was demanded) to the IKE_AUTH request that established it.
+ */
 export type IkeEvent =
-  | { readonly type: 'ike-up'; readonly peer: string; readonly ikeSpis: string; readonly suite: string; readonly remote: Endpoint; readonly natDetected: boolean }
+  | { readonly type: 'ike-up'; readonly peer: string; readonly ikeSpis: string; readonly suite: string; readonly remote: Endpoint; readonly natDetected: boolean; readonly handshakeMs: number }
   | { readonly type: 'ike-rekeyed'; readonly peer: string; readonly oldIkeSpis: string; readonly ikeSpis: string; readonly suite: string }
   | { readonly type: 'ike-down'; readonly peer: string; readonly ikeSpis: string; readonly reason: DownReason }
   | { readonly type: 'child-up'; readonly peer: string; readonly child: string; readonly ref: KernelChildSaRef; readonly suite: string; readonly localTs: readonly string[]; readonly remoteTs: readonly string[] }

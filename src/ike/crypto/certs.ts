@@ -7,7 +7,10 @@
 //      may sign certificates (keyCertSign); the end entity, when keyUsage is present, may sign
 //      (digitalSignature or nonRepudiation, RFC 4945 §5.1.3.2);
 //   4. the peer's IKE identity is in the end-entity certificate (RFC 4945 §3.1: IP address, DNS
-//      and email SANs; ID_DER_ASN1_DN against the subject). Revocation is out of scope here.
+//      and email SANs; ID_DER_ASN1_DN against the subject). Revocation is out of scope here;
+//   5. when the peer config pins keys or certificates, the end entity matches one pin
+//      (checkPins: SHA-256 of its SubjectPublicKeyInfo or of the whole certificate, as
+//      RFC 7469 §2.4 pins a key, applied to a peer we already trust through the CAs).
 // Failures are CertificateError with a fixed code; the exchange layer answers AUTHENTICATION_FAILED.
 import { createHash, type KeyObject } from 'node:crypto';
 import { IdType } from '../constants.js';
@@ -158,4 +161,32 @@ export function caKeyHashes(trustAnchors: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(Buffer.concat(hashes));
   caHashCache.set(trustAnchors, out);
   return out;
+}
+
+/** Pins as the peer config holds them (sa/config.ts PeerPins): lower-case hex SHA-256 digests. */
+export interface CertificatePins {
+  readonly spkiSha256?: readonly string[];
+  readonly certSha256?: readonly string[];
+}
+
+/** SHA-256 of the DER SubjectPublicKeyInfo and of the DER certificate, lower-case hex. */
+export function certificateFingerprints(cert: CertInfo): { readonly spkiSha256: string; readonly certSha256: string } {
+  const spki = cert.publicKey.export({ type: 'spki', format: 'der' });
+  return { spkiSha256: createHash('sha256').update(spki).digest('hex'), certSha256: createHash('sha256').update(cert.der).digest('hex') };
+}
+
+const short = (hex: string): string => hex.slice(0, 16);
+
+/**
+ * The end-entity certificate matches one pin of either kind; throws ERR_IKE_CERT_PIN_MISMATCH
+ * naming the pins expected and the fingerprints found (16 hex digits each, enough to tell them
+ * apart in a log; the full values are in the config and `openssl x509 -pubkey | sha256sum`).
+ */
+export function checkPins(cert: CertInfo, pins: CertificatePins): void {
+  const found = certificateFingerprints(cert);
+  const spki = pins.spkiSha256 ?? []; const whole = pins.certSha256 ?? [];
+  if (spki.includes(found.spkiSha256) || whole.includes(found.certSha256)) return;
+  const expected = [...spki.map((p) => `SPKI ${short(p)}`), ...whole.map((p) => `certificate ${short(p)}`)].join(', ');
+  throw new CertificateError('ERR_IKE_CERT_PIN_MISMATCH',
+    `certificate ${describe(cert)} matches no pinned SHA-256: expected ${expected}; found SPKI ${short(found.spkiSha256)}, certificate ${short(found.certSha256)}`);
 }

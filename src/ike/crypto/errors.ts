@@ -49,7 +49,8 @@ export type CertificateErrorCode =
   | 'ERR_IKE_CERT_NOT_CA'
   | 'ERR_IKE_CERT_KEY_USAGE'
   | 'ERR_IKE_CERT_CHAIN_TOO_LONG'
-  | 'ERR_IKE_CERT_ID_MISMATCH';
+  | 'ERR_IKE_CERT_ID_MISMATCH'
+  | 'ERR_IKE_CERT_PIN_MISMATCH';
 
 /** Certificate validation failed; the exchange layer answers AUTHENTICATION_FAILED. */
 export class CertificateError extends KipsecError {

@@ -1,5 +1,6 @@
 // IKE_AUTH with the first Child SA (RFC 7296 §1.2, §2.15 AUTH, §2.4 INITIAL_CONTACT, §2.9 TS
-// narrowing, §1.3.1 USE_TRANSPORT_MODE; RFC 7427 signatures).
+// narrowing, §1.3.1 USE_TRANSPORT_MODE; RFC 7427 signatures). A certificate peer is checked in
+// this order: chain to the CAs, identity in the certificate, the config's pins (if any), AUTH.
 //
 //   HDR, SK {IDi, [CERT+], [N(INITIAL_CONTACT)], [CERTREQ], [IDr], AUTH, SAi2, TSi, TSr, [N(USE_TRANSPORT_MODE)]} -->
 //                     <-- HDR, SK {IDr, [CERT+], AUTH, SAr2, TSi, TSr, [N(USE_TRANSPORT_MODE)]}
@@ -11,7 +12,7 @@ import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { notify } from '../codec/payloads/notify.js';
 import { chooseSignatureScheme, DEFAULT_SIGNATURE_HASHES, pskAuthData, signAuth, signedOctets, verifyPskAuth, verifySignatureAuth } from '../crypto/auth.js';
-import { caKeyHashes, matchIdentity, validateCertificateChain } from '../crypto/certs.js';
+import { caKeyHashes, checkPins, matchIdentity, validateCertificateChain } from '../crypto/certs.js';
 import { AuthMethod } from '../constants.js';
 import type { IkeFailure, KernelChildSa } from '../ports.js';
 import { ikeFailure, type Ctx } from '../sa/context.js';
@@ -74,6 +75,7 @@ export function verifyPeerAuth(ctx: Ctx, sa: IkeSa, peer: PeerRuntime, m: IkeMes
       if (!ee) return fail('peer sent no certificate');
       const chain = validateCertificateChain({ endEntity: ee.data, intermediates: certs.slice(1).map((c) => c.data), trustAnchors: auth.cas, nowMs: ctx.clock.now() });
       matchIdentity(chain.endEntity, idP.idType, idP.data);
+      if (auth.peerPins) checkPins(chain.endEntity, auth.peerPins);
       verifySignatureAuth(authP.method, authP.data, chain.publicKey, octets, { allowedHashes: DEFAULT_SIGNATURE_HASHES });
     }
   } catch (e) {

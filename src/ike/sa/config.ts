@@ -25,11 +25,31 @@ export type PeerAuth =
       readonly privateKey: KeyObject;
       /** Trust anchors (DER) the peer's certificate must chain to. */
       readonly cas: readonly Uint8Array[];
+      /**
+       * Pinning: when set, the peer's end-entity certificate must also match one of these, after
+       * its chain validated and its identity matched (else AUTHENTICATION_FAILED, code
+       * ERR_IKE_CERT_PIN_MISMATCH). Each entry is the lower-case hex SHA-256 (64 digits) of the
+       * DER SubjectPublicKeyInfo (survives renewal with the same key) or of the whole DER
+       * certificate (this one certificate only). At least one pin in all (ConfigError otherwise).
+       */
+      readonly peerPins?: PeerPins;
     };
+
+/** Accepted peer keys / certificates for certificate pinning (see PeerAuth). */
+export interface PeerPins {
+  readonly spkiSha256?: readonly string[];
+  readonly certSha256?: readonly string[];
+}
 
 export interface ChildConfig {
   readonly name: string;
-  /** CIDRs ("10.1.0.0/16"), single addresses, or ranges "10.0.0.1-10.0.0.9"; optional "[proto/port]" not supported yet. */
+  /**
+   * Traffic selectors in strongSwan's swanctl syntax (sa/ts.ts parseTs): CIDRs ("10.1.0.0/16"),
+   * single addresses, or ranges "10.0.0.1-10.0.0.9", each optionally followed by "[proto/port]":
+   * a protocol by number or name (tcp, udp, icmp, ipv6-icmp, sctp) and an optional port or port
+   * range, e.g. "192.0.2.12/32[udp/4789]", "10.0.0.0/8[tcp/80-90]". "[udp/4789]" alone stands for
+   * "0.0.0.0/0[udp/4789]" (IPv4; write "::/0[udp/4789]" for IPv6).
+   */
   readonly localTs: readonly string[];
   readonly remoteTs: readonly string[];
   /** strongSwan syntax; a DH group makes CREATE_CHILD_SA rekeys use PFS. */

@@ -17,7 +17,7 @@ import type { AdoptedChildSa, ChildSaStatus, EngineStatus, IkeSaStatus, PeerStat
 import type { Endpoint, EnginePorts, EngineLogger, IkeEvent, IkeFailure, KernelIpsec } from '../ports.js';
 import { CookieJar } from '../exchanges/cookie.js';
 import { isIp } from './addr.js';
-import type { EngineOptions, PeerConfig } from './config.js';
+import type { EngineOptions, PeerConfig, PeerPins } from './config.js';
 import type { Ctx, ResolvedOptions } from './context.js';
 import * as D from './defaults.js';
 import { identityText } from './identity.js';
@@ -211,6 +211,7 @@ export class EngineCore implements Ctx {
     if (!isIp(config.local.address)) throw new ConfigError(`${path}.local.address`, `"${config.local.address}" is not an IP address`);
     if (config.remote.address !== '%any' && !isIp(config.remote.address)) throw new ConfigError(`${path}.remote.address`, `"${config.remote.address}" is not an IP address or %any`);
     if (config.auth.method === 'psk' && config.remote.id === undefined) throw new ConfigError(`${path}.remote.id`, 'PSK authentication needs the remote identity');
+    if (config.auth.method === 'certificate' && config.auth.peerPins) checkPinsConfig(config.auth.peerPins, `${path}.auth.peerPins`);
     const allowWeak = config.ike.allowWeak ?? false;
     const ikeProposals = parseProposals(config.ike.proposals, 'ike', { allowWeak, path: `${path}.ike.proposals` });
     if (preferredDhGroup(ikeProposals) === null) throw new ConfigError(`${path}.ike.proposals`, 'IKE proposals need a key exchange method');
@@ -473,6 +474,18 @@ export class EngineCore implements Ctx {
     for (const p of this.peers.values()) p.retryTimer?.cancel();
     await this.idle();
   }
+}
+
+/** Pins are lower-case hex SHA-256 digests, and a pin list that pins nothing is a mistake. */
+function checkPinsConfig(pins: PeerPins, path: string): void {
+  let n = 0;
+  for (const kind of ['spkiSha256', 'certSha256'] as const) {
+    (pins[kind] ?? []).forEach((pin, i) => {
+      if (!/^[0-9a-f]{64}$/.test(pin)) throw new ConfigError(`${path}.${kind}[${i}]`, `"${pin}" is not a SHA-256 digest in lower-case hex (64 digits 0-9a-f)`);
+      n++;
+    });
+  }
+  if (n === 0) throw new ConfigError(path, 'no pins: list at least one spkiSha256 or certSha256, or leave peerPins out to accept any certificate the CAs vouch for');
 }
 
 const STATE_NAME = { 'init-sent': 'connecting', 'auth-sent': 'connecting', 'init-done': 'connecting', established: 'established', rekeyed: 'rekeying', deleting: 'deleting', dead: 'down' } as const;

@@ -191,6 +191,10 @@ export interface IkeSa {
   readonly children: Map<number, ChildSa>;
   /** Our own IKE rekey was in flight when we answered the peer's (RFC 7296 §2.8.1). */
   ikeCollision: { readonly peerSa: IkeSa; readonly nonces: readonly Uint8Array[] } | null;
+  /**
+   * When this process created the SA: as initiator, when it sent the first IKE_SA_INIT; as
+   * responder, when that request arrived (the `ike-up` event's handshakeMs counts from here).
+   */
   createdAtMs: number;
   establishedAtMs: number | null;
   /** Engine-wide order of establishment (ordering without relying on clock resolution). */

@@ -1,6 +1,7 @@
 // IKE and Child SA lifecycle around the exchanges: establishing (timers, events), kernel installs
 // and removals (make-before-break on rekey, policies kept while a sibling with the same reqid
-// lives), teardown with a reason, and moving Child SAs to a rekeyed IKE SA.
+// lives), duplicates of a simultaneous start, teardown with a reason, and moving Child SAs to a
+// rekeyed IKE SA.
 import { errorMessage } from '../../common/errors.js';
 import type { DownReason, KernelChildSa } from '../ports.js';
 import { ikeFailure } from './context.js';
@@ -81,7 +82,9 @@ export function establish(e: EngineCore, sa: IkeSa): void {
   // The IKE_SA_INIT messages were only needed for AUTH (§2.15); do not keep them for the SA's life.
   sa.initRequest = null; sa.initResponse = null;
   e.lastErrors.delete(sa.peer.config.name);
-  e.emit({ type: 'ike-up', peer: sa.peer.config.name, ikeSpis: ikeSpisText(sa), suite: sa.keys?.suiteText ?? '', remote: sa.remote, natDetected: sa.natLocal || sa.natRemote });
+  // createdAtMs: the initiator's first IKE_SA_INIT, or the responder's receipt of it (ports.ts IkeEvent).
+  const handshakeMs = Math.max(0, sa.establishedAtMs - sa.createdAtMs);
+  e.emit({ type: 'ike-up', peer: sa.peer.config.name, ikeSpis: ikeSpisText(sa), suite: sa.keys?.suiteText ?? '', remote: sa.remote, natDetected: sa.natLocal || sa.natRemote, handshakeMs });
   scheduleIkeTimers(e, sa);
   resolveDuplicates(e, sa);
 }
@@ -91,6 +94,8 @@ export function establish(e: EngineCore, sa: IkeSa): void {
  * same peer come up. Both sides apply one deterministic rule so exactly one SA survives: keep
  * the SA initiated by the side with the lower address; the other side deletes the one it
  * initiated (its children go with it; the survivor's children share their reqids and policies).
+ * Children the survivor has not negotiated yet (the second and later child configs follow
+ * IKE_AUTH by CREATE_CHILD_SA) are handed over instead of removed: see teardown.
  */
 export function resolveDuplicates(e: EngineCore, sa: IkeSa): void {
   const mine = e.liveSas(sa.peer.config.name).filter((s) => s.state.tag === 'established' && s.role === 'initiator');
@@ -98,6 +103,40 @@ export function resolveDuplicates(e: EngineCore, sa: IkeSa): void {
   if (mine.length === 0 || theirs.length === 0) return;
   if (compareBytes(ipToBytes(sa.local.address), ipToBytes(sa.remote.address)) < 0) return; // ours stays; the peer deletes its own
   for (const s of mine) e.queueTask(s, { kind: 'ike-delete', reason: 'duplicate' });
+}
+
+/**
+ * The established IKE SA that takes over from `sa` when `sa` is the loser of resolveDuplicates'
+ * rule (this side's role in the surviving SA: initiator at the lower address, responder at the
+ * higher one); undefined when `sa` is not a duplicate.
+ */
+function survivorOf(e: EngineCore, sa: IkeSa): IkeSa | undefined {
+  const keeperRole = compareBytes(ipToBytes(sa.local.address), ipToBytes(sa.remote.address)) < 0 ? 'initiator' : 'responder';
+  if (sa.role === keeperRole) return undefined;
+  return e.liveSas(sa.peer.config.name).find((s) => s !== sa && s.state.tag === 'established' && s.role === keeperRole);
+}
+
+/**
+ * A duplicate's Child SA whose config the survivor has not installed yet stays in the kernel as
+ * an adopted Child SA (policies included) until the survivor installs its successor, which
+ * retires it keeping the policies (replaceAdopted). Removing it would take its policies out for
+ * the CREATE_CHILD_SA round trip, and the traffic would leave in clear meanwhile. If the successor
+ * never comes, it stays until terminate(), like a Child SA adopted after a restart.
+ */
+function handOver(e: EngineCore, sa: IkeSa, child: ChildSa): void {
+  for (const t of child.timers) t.cancel();
+  child.timers = [];
+  child.state = { tag: 'deleted' };
+  sa.children.delete(child.ref.inboundSpi);
+  const kind = /gcm|chacha20poly1305/.test(child.suiteText) ? 'aead' : 'cipher+auth';
+  const adopted = { ref: child.ref, mode: child.mode, encap: child.encap, algorithms: { kind, suite: child.suiteText } as const, ...childInfo(child), installedAtMs: child.installedAtMs };
+  e.adopted.set(sa.peer.config.name, [...(e.adopted.get(sa.peer.config.name) ?? []), adopted]);
+}
+
+function awaitsSuccessor(survivor: IkeSa, child: ChildSa): boolean {
+  if (child.state.tag !== 'installed') return false;
+  if (!survivor.peer.children.some((c) => c.reqid === child.ref.reqid)) return false;
+  return ![...survivor.children.values()].some((c) => c.ref.reqid === child.ref.reqid && c.state.tag !== 'deleted');
 }
 
 export function scheduleChildTimers(e: EngineCore, child: ChildSa): void {
@@ -189,9 +228,15 @@ export function migrateChildren(e: EngineCore, from: IkeSa, to: IkeSa): void {
   for (const t of from.pending.splice(0)) if (t.kind !== 'ike-rekey' && t.kind !== 'ike-delete' && t.kind !== 'dpd' && t.kind !== 'ike-auth') to.pending.push(t);
 }
 
-/** Tear an IKE SA down locally: children out of the kernel, timers off, events. No message is sent. */
+/**
+ * Tear an IKE SA down locally: children out of the kernel, timers off, events. No message is sent.
+ * A duplicate of a simultaneous start going away (our Delete of it, or the peer's) is reported as
+ * `replaced`, and hands the Child SAs the survivor has yet to negotiate over (handOver).
+ */
 export async function teardown(e: EngineCore, sa: IkeSa, reason: DownReason): Promise<void> {
   if (sa.state.tag === 'dead') return;
+  const survivor = reason === 'replaced' || reason === 'peer-deleted' ? survivorOf(e, sa) : undefined;
+  if (survivor) reason = 'replaced';
   const wasHalfOpen = sa.state.tag === 'init-done';
   const announced = sa.state.tag !== 'init-done' || sa.role === 'initiator';
   sa.state = { tag: 'dead' };
@@ -202,7 +247,10 @@ export async function teardown(e: EngineCore, sa: IkeSa, reason: DownReason): Pr
   if (reserved !== undefined) void e.track(e.kernel.releaseSpi({ local: sa.local.address, remote: sa.remote.address, spi: reserved }));
   sa.outstanding = null;
   sa.pending.length = 0;
-  for (const c of [...sa.children.values()]) await removeChild(e, sa, c, reason);
+  for (const c of [...sa.children.values()]) {
+    if (survivor && !sa.peer.terminated && awaitsSuccessor(survivor, c)) handOver(e, sa, c);
+    else await removeChild(e, sa, c, reason);
+  }
   e.unregister(sa);
   if (announced) e.emit({ type: 'ike-down', peer: sa.peer.config.name, ikeSpis: ikeSpisText(sa), reason });
 }

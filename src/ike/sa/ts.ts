@@ -1,7 +1,7 @@
-// Traffic selectors (RFC 7296 §2.9, §3.13.1): parsing the config's text form, narrowing (the
-// responder answers with the intersection of what was proposed and what its policy allows), the
-// subset check the initiator applies to the reply, and the conversions to the codec's payload form
-// and to the kernel port's plain data.
+// Traffic selectors (RFC 7296 §2.9, §3.13.1): parsing the config's text form (strongSwan's
+// "addresses[proto/port]"), narrowing (the responder answers with the intersection of what was
+// proposed and what its policy allows), the subset check the initiator applies to the reply, and
+// the conversions to the codec's payload form and to the kernel port's plain data.
 import { ConfigError } from '../../common/errors.js';
 import { TsType } from '../constants.js';
 import type { TrafficSelector as WireTs } from '../codec/payloads/ts.js';
@@ -28,26 +28,85 @@ function prefixRange(addr: Uint8Array, bits: number): { start: Uint8Array; end: 
   return { start, end };
 }
 
-/** "10.1.0.0/16", "192.0.2.7", "10.0.0.1-10.0.0.9", "0.0.0.0/0", "::/0". */
-export function parseTs(text: string, path = 'trafficSelector'): TsRange {
-  const t = text.trim();
-  const any = { protocol: 0, startPort: 0, endPort: 0xffff };
+/** IP protocol names the selector text accepts (IANA protocol numbers), as strongSwan spells them. */
+export const TS_PROTOCOLS = { icmp: 1, tcp: 6, udp: 17, 'ipv6-icmp': 58, sctp: 132 } as const;
+
+const ANY_PORT = { startPort: 0, endPort: 0xffff } as const;
+
+function parsePort(text: string, whole: string, path: string): number {
+  if (!/^\d{1,5}$/.test(text) || Number(text) > 0xffff) throw new ConfigError(path, `"${whole}": port "${text}" is not a number 0..65535`);
+  return Number(text);
+}
+
+/** The "[proto/port]" part: a protocol by number (0..255) or name, then an optional port or port range. */
+function parseProtoPort(inner: string, whole: string, path: string): { protocol: number; startPort: number; endPort: number } {
+  const slash = inner.indexOf('/');
+  const protoText = (slash < 0 ? inner : inner.slice(0, slash)).toLowerCase();
+  const names: Readonly<Record<string, number>> = TS_PROTOCOLS;
+  const protocol = protoText === 'any' ? 0 : /^\d{1,3}$/.test(protoText) && Number(protoText) <= 255 ? Number(protoText) : names[protoText];
+  if (protocol === undefined) {
+    throw new ConfigError(path, `"${whole}": protocol "${protoText}" is neither a number 0..255 nor one of ${Object.keys(TS_PROTOCOLS).join(', ')}`);
+  }
+  const portText = slash < 0 ? 'any' : inner.slice(slash + 1);
+  if (portText === 'any') return { protocol, ...ANY_PORT };
+  // RFC 7296 §3.13.1: ports are undefined for protocol 0 ("any"), so the fields must cover all of them.
+  if (protocol === 0) throw new ConfigError(path, `"${whole}": a port needs a protocol (0 means any protocol)`);
+  const dash = portText.indexOf('-');
+  const startPort = parsePort(dash < 0 ? portText : portText.slice(0, dash), whole, path);
+  const endPort = dash < 0 ? startPort : parsePort(portText.slice(dash + 1), whole, path);
+  if (startPort > endPort) throw new ConfigError(path, `"${whole}": port range ${startPort}-${endPort} is descending`);
+  return { protocol, startPort, endPort };
+}
+
+/** The address part: "10.1.0.0/16", "192.0.2.7", "10.0.0.1-10.0.0.9", "0.0.0.0/0", "::/0". */
+function parseAddresses(t: string, whole: string, path: string): Pick<TsRange, 'family' | 'start' | 'end'> {
   const dash = t.indexOf('-');
   if (dash > 0) {
     const a = t.slice(0, dash); const b = t.slice(dash + 1);
-    if (!isIp(a) || !isIp(b)) throw new ConfigError(path, `"${text}" is not an address range`);
+    if (!isIp(a) || !isIp(b)) throw new ConfigError(path, `"${whole}" is not an address range`);
     const start = ipToBytes(a, path); const end = ipToBytes(b, path);
-    if (start.length !== end.length || compareBytes(start, end) > 0) throw new ConfigError(path, `"${text}" is not an ascending range of one family`);
-    return { family: start.length === 4 ? 'ipv4' : 'ipv6', start, end, ...any };
+    if (start.length !== end.length || compareBytes(start, end) > 0) throw new ConfigError(path, `"${whole}" is not an ascending range of one family`);
+    return { family: start.length === 4 ? 'ipv4' : 'ipv6', start, end };
   }
   const slash = t.indexOf('/');
   const addrText = slash < 0 ? t : t.slice(0, slash);
-  if (!isIp(addrText)) throw new ConfigError(path, `"${text}" is not a CIDR, address or range`);
+  if (!isIp(addrText)) throw new ConfigError(path, `"${whole}" is not a CIDR, address or range`);
   const addr = ipToBytes(addrText, path);
   const max = addr.length * 8;
-  const bits = slash < 0 ? max : Number(t.slice(slash + 1));
-  if (!Number.isInteger(bits) || bits < 0 || bits > max) throw new ConfigError(path, `"${text}" has a bad prefix length`);
-  return { family: addr.length === 4 ? 'ipv4' : 'ipv6', ...prefixRange(addr, bits), ...any };
+  const bitsText = slash < 0 ? String(max) : t.slice(slash + 1);
+  const bits = Number(bitsText);
+  if (!/^\d{1,3}$/.test(bitsText) || bits > max) throw new ConfigError(path, `"${whole}" has a bad prefix length`);
+  return { family: addr.length === 4 ? 'ipv4' : 'ipv6', ...prefixRange(addr, bits) };
+}
+
+/**
+ * One traffic selector of the config, in strongSwan's swanctl syntax (RFC 7296 §3.13.1): addresses,
+ * optionally followed by "[proto/port]".
+ *   "10.1.0.0/16", "192.0.2.7", "10.0.0.1-10.0.0.9", "::/0"    any protocol, any port
+ *   "192.0.2.11/32[udp]", "10.0.0.0/8[6]"                      one protocol (number or name), any port
+ *   "192.0.2.12/32[udp/4789]", "10.0.0.0/8[tcp/80-90]"          and one port or an inclusive range
+ *   "[17/4789]", "[icmp]"                                        no addresses: 0.0.0.0/0 (IPv4 only;
+ *                                                                write "::/0[…]" for IPv6)
+ * "any" is accepted for the protocol and the port, as strongSwan does. Ports are the raw 16-bit
+ * fields of the payload: for ICMP that is type × 256 + code (RFC 4301 §4.4.1.3), not strongSwan's
+ * "below 256 is a type" shorthand. parseTs(formatTs(x)) equals x. ConfigError at `path`, quoting
+ * the text, on anything else.
+ */
+export function parseTs(text: string, path = 'trafficSelector'): TsRange {
+  const t = text.trim();
+  const open = t.indexOf('[');
+  let proto: { protocol: number; startPort: number; endPort: number } = { protocol: 0, ...ANY_PORT };
+  let addrText = t;
+  if (open >= 0) {
+    if (t.indexOf(']') !== t.length - 1) throw new ConfigError(path, `"${text}": "[proto/port]" must end the selector`);
+    const inner = t.slice(open + 1, -1);
+    if (inner === '') throw new ConfigError(path, `"${text}": empty "[]" (write [proto] or [proto/port], or leave the brackets out)`);
+    proto = parseProtoPort(inner, text, path);
+    addrText = t.slice(0, open).trim();
+    if (addrText === '') addrText = '0.0.0.0/0';
+  }
+  if (addrText === '') throw new ConfigError(path, 'empty traffic selector');
+  return { ...parseAddresses(addrText, text, path), ...proto };
 }
 
 /** The prefix length when [start, end] is exactly one CIDR block, else null. */

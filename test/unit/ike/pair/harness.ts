@@ -7,7 +7,7 @@ import { pskFrom } from '../../../../src/ike/crypto/auth.js';
 import { decodeMessage } from '../../../../src/ike/codec/message.js';
 import { IkeEngine, type ChildConfig, type EngineOptions, type PeerConfig, type RestoreResult } from '../../../../src/ike/engine.js';
 import { SecretBytes } from '../../../../src/common/secret.js';
-import type { CheckpointStore, ChildSaCounters, Endpoint, IkeEvent, KernelChildSa, KernelChildSaRef, KernelChildSaUpdate, KernelIpsec, KernelTrap, RestoredChildSa, Transport } from '../../../../src/ike/ports.js';
+import type { CheckpointStore, ChildSaCounters, Endpoint, IkeEvent, KernelChildSa, KernelChildSaRef, KernelChildSaUpdate, KernelIpsec, KernelPolicy, KernelTrap, RestoredChildSa, TrafficSelector, Transport } from '../../../../src/ike/ports.js';
 import { identityFromString } from '../../../../src/ike/sa/identity.js';
 import { buildCert, dn } from '../crypto/cert-builder.js';
 
@@ -121,11 +121,27 @@ export class PairClock extends ManualClock {
 
 export interface KernelCall { readonly op: string; readonly arg: unknown }
 
+function tsKey(t: TrafficSelector): string {
+  const port = t.startPort === 0 && t.endPort === 0xffff ? '' : t.startPort === t.endPort ? `/${t.startPort}` : `/${t.startPort}-${t.endPort}`;
+  const addr = t.prefixLength === null ? `${t.startAddress}-${t.endAddress}` : `${t.startAddress}/${t.prefixLength}`;
+  return t.protocol === 0 && port === '' ? addr : `${addr}[${t.protocol}${port}]`;
+}
+
+/** How XFRM identifies a policy (direction + selector; mark and if_id are not used here). */
+function policyKey(p: KernelPolicy): string { return `${p.direction} ${tsKey(p.source)} > ${tsKey(p.destination)}`; }
+
 export class FakeKernel implements KernelIpsec {
   readonly calls: KernelCall[] = [];
   /** Installed Child SAs by inbound SPI. */
   readonly installed = new Map<number, KernelChildSa & { active: boolean }>();
   readonly traps: KernelTrap[] = [];
+  /**
+   * The policy table as XFRM keeps it: installChildSa updates-or-adds each policy (by policyKey)
+   * pointing at the SA's reqid; deleteChildSa without keepPolicies removes that SA's policies.
+   */
+  readonly policies = new Map<string, { readonly reqid: number; readonly child: string }>();
+  /** Every policy removal, in order (a gap in protection until something installs it again). */
+  readonly removedPolicies: string[] = [];
   #next: number;
   failInstall = false;
   counters: ChildSaCounters = { inboundBytes: 0n, inboundPackets: 0n, outboundBytes: 0n, outboundPackets: 0n, lastInboundMs: null };
@@ -141,6 +157,7 @@ export class FakeKernel implements KernelIpsec {
     this.calls.push({ op: 'install', arg: sa });
     if (this.failInstall) return Promise.reject(new Error('EINVAL'));
     this.installed.set(sa.inbound.spi, { ...sa, active: sa.outboundActive });
+    for (const pol of sa.policies) this.policies.set(policyKey(pol), { reqid: sa.reqid, child: sa.child });
     return Promise.resolve();
   }
   updateChildSa(ref: KernelChildSaRef, update: KernelChildSaUpdate): Promise<void> {
@@ -151,6 +168,9 @@ export class FakeKernel implements KernelIpsec {
   }
   deleteChildSa(ref: KernelChildSaRef, opts: { keepPolicies: boolean }): Promise<void> {
     this.calls.push({ op: 'delete', arg: { ref, opts } });
+    if (!opts.keepPolicies) {
+      for (const pol of this.installed.get(ref.inboundSpi)?.policies ?? []) { this.policies.delete(policyKey(pol)); this.removedPolicies.push(policyKey(pol)); }
+    }
     this.installed.delete(ref.inboundSpi);
     return Promise.resolve();
   }
@@ -198,7 +218,13 @@ export function child(over: Partial<ChildConfig> = {}, side: 'alice' | 'bob' = '
   };
 }
 
-export interface PkiSet { readonly ca: Uint8Array; readonly alice: { cert: Uint8Array; key: KeyObject }; readonly bob: { cert: Uint8Array; key: KeyObject } }
+export interface PkiSet {
+  readonly ca: Uint8Array;
+  /** The CA's signing key, to issue more certificates (a renewal, a stranger's). */
+  readonly caKey: KeyObject;
+  readonly alice: { cert: Uint8Array; key: KeyObject };
+  readonly bob: { cert: Uint8Array; key: KeyObject };
+}
 
 let pkiCache: PkiSet | undefined;
 /** A CA and two ECDSA P-256 end entities with FQDN SANs (alice.example / bob.example). */
@@ -210,7 +236,7 @@ export function pki(nowMs: number): PkiSet {
   const CA = dn('kipsec pair CA');
   const caDer = buildCert({ ...base, subject: CA, issuer: CA, publicKey: ca.publicKey, signingKey: ca.privateKey, ca: true, keyUsage: [5, 6] });
   const ee = (name: string, k: typeof a, serial: number) => buildCert({ ...base, serial, subject: dn(name), issuer: CA, publicKey: k.publicKey, signingKey: ca.privateKey, keyUsage: [0], dns: [name] });
-  pkiCache = { ca: caDer, alice: { cert: ee('alice.example', a, 2), key: a.privateKey }, bob: { cert: ee('bob.example', b, 3), key: b.privateKey } };
+  pkiCache = { ca: caDer, caKey: ca.privateKey, alice: { cert: ee('alice.example', a, 2), key: a.privateKey }, bob: { cert: ee('bob.example', b, 3), key: b.privateKey } };
   return pkiCache;
 }
 

@@ -7,7 +7,7 @@ import { ourRekeyLoses } from '../../../../src/ike/exchanges/collision.js';
 import { CookieJar } from '../../../../src/ike/exchanges/cookie.js';
 import { SeededRandom } from '../../../../src/common/time.js';
 import { bytesToIp, ipToBytes } from '../../../../src/ike/sa/addr.js';
-import { formatTs, intersectTs, narrowTs, parseTs, prefixLengthOf, toPortTs, tsWithin } from '../../../../src/ike/sa/ts.js';
+import { formatTs, fromWireTs, intersectTs, narrowTs, parseTs, prefixLengthOf, toPortTs, toWireTs, tsWithin, type TsRange } from '../../../../src/ike/sa/ts.js';
 
 test('parses CIDRs, single addresses and ranges into inclusive address ranges (RFC 7296 §3.13.1)', () => {
   assert.equal(formatTs(parseTs('10.1.2.3/16')), '10.1.0.0/16');
@@ -22,6 +22,81 @@ test('rejects malformed selectors with a ConfigError naming the field', () => {
   for (const bad of ['10.1.0.0/33', 'example.com', '10.0.0.9-10.0.0.1', '10.0.0.1-::1']) {
     assert.throws(() => parseTs(bad, 'spec.local.subnets[0]'), (e: unknown) => e instanceof ConfigError && e.path === 'spec.local.subnets[0]');
   }
+});
+
+// The mesh's overlay child pairs (OVN-Kubernetes style) name a protocol and port next to the node
+// address; the agent writes them as text, so the text form must carry what the payload carries.
+test('parses "[proto/port]" selectors: protocol by number or name, one port, a port range, or any port (RFC 7296 §3.13.1)', () => {
+  const cases: Array<[string, Partial<TsRange> & { text: string }]> = [
+    ['192.0.2.11/32[udp]', { protocol: 17, startPort: 0, endPort: 0xffff, text: '192.0.2.11/32[17]' }],
+    ['192.0.2.12/32[udp/4789]', { protocol: 17, startPort: 4789, endPort: 4789, text: '192.0.2.12/32[17/4789]' }],
+    ['10.0.0.0/8[tcp/80-90]', { protocol: 6, startPort: 80, endPort: 90, text: '10.0.0.0/8[6/80-90]' }],
+    ['[17/4789]', { protocol: 17, startPort: 4789, endPort: 4789, text: '0.0.0.0/0[17/4789]' }],
+    ['[icmp]', { protocol: 1, startPort: 0, endPort: 0xffff, text: '0.0.0.0/0[1]' }],
+    ['2001:db8::/32[ipv6-icmp]', { protocol: 58, text: '2001:db8::/32[58]' }],
+    ['10.0.0.1-10.0.0.9[sctp/3868]', { protocol: 132, startPort: 3868, endPort: 3868, text: '10.0.0.1-10.0.0.9[132/3868]' }],
+    ['10.1.0.0/16[UDP/any]', { protocol: 17, startPort: 0, endPort: 0xffff, text: '10.1.0.0/16[17]' }],
+    ['10.1.0.0/16[any]', { protocol: 0, startPort: 0, endPort: 0xffff, text: '10.1.0.0/16' }],
+    [' 192.0.2.7 [47] ', { protocol: 47, text: '192.0.2.7/32[47]' }],
+  ];
+  for (const [text, want] of cases) {
+    const ts = parseTs(text);
+    for (const k of ['protocol', 'startPort', 'endPort'] as const) if (want[k] !== undefined) assert.equal(ts[k], want[k], `${text}: ${k}`);
+    assert.equal(formatTs(ts), want.text, text);
+  }
+  assert.equal(parseTs('[udp]').family, 'ipv4', 'no addresses: IPv4 any');
+});
+
+// Status, events and errors print selectors with formatTs; what they print must be valid config.
+test('parseTs(formatTs(x)) gives x back for every protocol and port combination, including what a peer sends (RFC 7296 §3.13.1)', () => {
+  const bases = ['10.1.0.0/16', '192.0.2.7', '10.0.0.1-10.0.0.9', '::/0', '2001:db8::1-2001:db8::ff'];
+  const suffixes = ['', '[6]', '[17/4789]', '[6/80-90]', '[1/2048]', '[255/0-65534]', '[17/0]', '[132/65535]'];
+  for (const b of bases) for (const x of suffixes) {
+    const ts = parseTs(`${b}${x}`);
+    assert.deepEqual(parseTs(formatTs(ts)), ts, `${b}${x}`);
+    // and through the payload form (a peer's narrowed reply)
+    assert.deepEqual(parseTs(formatTs(fromWireTs(toWireTs(ts)))), ts, `${b}${x} via the wire`);
+  }
+});
+
+test('rejects malformed "[proto/port]" with a ConfigError naming the field and quoting the text', () => {
+  const bad: Array<[string, RegExp]> = [
+    ['10.0.0.0/8[]', /empty "\[\]"/],
+    ['10.0.0.0/8[udp', /must end the selector/],
+    ['10.0.0.0/8[udp]x', /must end the selector/],
+    ['10.0.0.0/8[udp][tcp]', /must end the selector/],
+    ['10.0.0.0/8[gre]', /protocol "gre" is neither a number 0\.\.255 nor one of icmp, tcp, udp, ipv6-icmp, sctp/],
+    ['10.0.0.0/8[256]', /protocol "256"/],
+    ['10.0.0.0/8[udp/]', /port "" is not a number 0\.\.65535/],
+    ['10.0.0.0/8[udp/65536]', /port "65536"/],
+    ['10.0.0.0/8[udp/http]', /port "http"/],
+    ['10.0.0.0/8[tcp/90-80]', /port range 90-80 is descending/],
+    ['10.0.0.0/8[tcp/80-]', /port "" is not a number/],
+    ['10.0.0.0/8[0/53]', /a port needs a protocol/],
+    ['10.0.0.0/8[any/53]', /a port needs a protocol/],
+    ['example.com[udp]', /is not a CIDR, address or range/],
+    ['10.0.0.0/[udp]', /bad prefix length/],
+    ['10.0.0.0/', /bad prefix length/],
+  ];
+  for (const [text, message] of bad) {
+    assert.throws(() => parseTs(text, 'children[0].localTs[1]'), (e: unknown) => {
+      assert.ok(e instanceof ConfigError, text);
+      assert.equal(e.path, 'children[0].localTs[1]');
+      assert.match(e.message, message, text);
+      assert.ok(e.message.includes(`"${text}"`), `${text}: the message quotes the text (${e.message})`);
+      return true;
+    }, text);
+  }
+});
+
+test('narrowing and the kernel selectors keep protocol and ports: a node\'s [udp] against the peer\'s [udp/4789] (RFC 7296 §2.9)', () => {
+  const n = narrowTs([parseTs('192.0.2.11/32[udp]')], [parseTs('192.0.2.11/32[udp/4789]')]);
+  assert.deepEqual(n.map(formatTs), ['192.0.2.11/32[17/4789]']);
+  assert.equal(intersectTs(parseTs('192.0.2.11/32[udp]'), parseTs('192.0.2.11/32[tcp]')), null);
+  assert.ok(tsWithin(parseTs('192.0.2.11/32[udp/4789]'), [parseTs('192.0.2.11/32[udp]')]));
+  assert.ok(!tsWithin(parseTs('192.0.2.11/32[udp]'), [parseTs('192.0.2.11/32[udp/4789]')]));
+  const k = toPortTs(parseTs('192.0.2.12/32[udp/4789]'));
+  assert.deepEqual([k.protocol, k.startPort, k.endPort, k.prefixLength], [17, 4789, 4789, 32]);
 });
 
 test('narrowing is the intersection of proposed and configured selectors; disjoint or cross-family is empty (RFC 7296 §2.9)', () => {
