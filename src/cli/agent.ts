@@ -1,10 +1,15 @@
-// `kipsec agent --standalone --config FILE …`: composes the agent from its parts (logger, XFRM
-// netlink, rtnetlink routes, the native addon) and runs until SIGTERM/SIGINT. SIGHUP reloads.
+// `kipsec agent`: the per-node daemon, in one of two modes.
+//   --node-name NAME …               cluster mode (agent-cluster.ts): peers from the IPsecMesh and
+//                                    IPsecNodes, identity from the operator's signer
+//   --standalone --config FILE …     a plain IKEv2 daemon driven by a YAML stream of IPsecTunnels
+// Standalone: composes the agent from its parts (logger, XFRM netlink, rtnetlink routes, the native
+// addon) and runs until SIGTERM/SIGINT; SIGHUP reloads. --state-dir (default: "state" next to the
+// control socket, i.e. /run/kipsec/state) keeps the IKE SA checkpoints that let a crashed or killed
+// agent resume its IKE SAs without dropping traffic.
 // Exit status: 0 after a clean shutdown, 2 for usage or config problems (one line each, nothing
-// applied), 1 when the agent could not start for another reason.
-// --state-dir (default: "state" next to the control socket, i.e. /run/kipsec/state) keeps the IKE SA
-// checkpoints that let a crashed or killed agent resume its IKE SAs without dropping traffic.
+// applied), 3 for a data path that is not built yet, 1 when the agent could not start otherwise.
 import { dirname, join, resolve } from 'node:path';
+import { isIP } from 'node:net';
 import { errorMessage } from '../common/errors.js';
 import { Agent, ConfigLoadError } from '../agent/daemon.js';
 import { DEFAULT_CONTROL_SOCKET } from '../agent/control/protocol.js';
@@ -13,38 +18,58 @@ import { loadTuning } from '../agent/native.js';
 import { TableRoutes } from '../agent/routes.js';
 import { RtnlClient, XfrmClient } from '../xfrm/index.js';
 import { parseArgs, str, UsageError } from './args.js';
+import { DEFAULT_METRICS_PORT, runClusterAgent } from './agent-cluster.js';
 import { EXIT_FAILURE, EXIT_NOT_BUILT, EXIT_OK, EXIT_USAGE, type CliIo } from './commands.js';
 
-function port(v: string | undefined, fallback: number, name: string): number {
+function port(v: string | undefined, fallback: number, name: string, min = 1): number {
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UsageError(`--${name} must be a port number`);
+  if (!Number.isInteger(n) || n < min || n > 65535) throw new UsageError(`--${name} must be a port number${min === 0 ? ' (0 turns it off)' : ''}`);
   return n;
 }
+
+const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 export async function runAgent(args: readonly string[], io: CliIo): Promise<number> {
   let p;
   try {
-    p = parseArgs(args, { values: ['config', 'control-socket', 'state-dir', 'datapath', 'log-level', 'ike-port', 'natt-port'], booleans: ['standalone'] });
+    p = parseArgs(args, {
+      values: ['config', 'control-socket', 'state-dir', 'datapath', 'log-level', 'ike-port', 'natt-port', 'node-name', 'kubeconfig', 'namespace', 'mesh', 'metrics-port', 'metrics-address', 'node-ip'],
+      booleans: ['standalone'],
+    });
     if (p.positionals.length > 0) throw new UsageError(`unexpected argument ${p.positionals[0]!}`);
   } catch (e) {
     io.err(`kipsec agent: ${errorMessage(e)}`);
     return EXIT_USAGE;
   }
-  if (!p.flags.has('standalone')) {
-    io.err('kipsec agent: cluster mode (without --standalone) is not built yet (issue 6: operator); nothing was done');
-    return EXIT_NOT_BUILT;
-  }
-  const config = str(p, 'config');
-  if (config === undefined) { io.err('kipsec agent: --config FILE is required with --standalone'); return EXIT_USAGE; }
   const datapath = str(p, 'datapath') ?? 'kernel';
-  if (datapath === 'userspace' || datapath === 'auto') { io.err(`kipsec agent: --datapath ${datapath} is not built yet (userspace ESP datapath); use --datapath kernel`); return EXIT_NOT_BUILT; }
-  if (datapath !== 'kernel') { io.err(`kipsec agent: --datapath must be kernel, userspace or auto`); return EXIT_USAGE; }
+  if (datapath === 'userspace' || datapath === 'auto') { io.err(`kipsec agent: --datapath ${datapath} is not available in this version: the userspace ESP data path is not built yet; use --datapath kernel on a kernel with ESP (\`kipsec diagnose\` checks)`); return EXIT_NOT_BUILT; }
+  if (datapath !== 'kernel') { io.err('kipsec agent: --datapath must be kernel, userspace or auto'); return EXIT_USAGE; }
   const level = str(p, 'log-level') ?? 'info';
-  if (!isLogLevel(level)) { io.err(`kipsec agent: --log-level must be one of fatal, error, warn, info, debug, trace, silent`); return EXIT_USAGE; }
+  if (!isLogLevel(level)) { io.err('kipsec agent: --log-level must be one of fatal, error, warn, info, debug, trace, silent'); return EXIT_USAGE; }
   let ikePort: number; let nattPort: number;
   try { ikePort = port(str(p, 'ike-port'), 500, 'ike-port'); nattPort = port(str(p, 'natt-port'), 4500, 'natt-port'); } catch (e) { io.err(`kipsec agent: ${errorMessage(e)}`); return EXIT_USAGE; }
 
+  const node = str(p, 'node-name');
+  const standalone = p.flags.has('standalone');
+  const clusterOnly = ['node-name', 'kubeconfig', 'namespace', 'mesh', 'metrics-port', 'metrics-address', 'node-ip'].filter((f) => p.flags.has(f));
+  if (standalone && clusterOnly.length > 0) { io.err(`kipsec agent: --${clusterOnly[0]!} is for cluster mode; --standalone takes its tunnels from --config`); return EXIT_USAGE; }
+  if (!standalone) {
+    if (node === undefined) { io.err('kipsec agent: give --node-name NAME (cluster mode) or --standalone --config FILE'); return EXIT_USAGE; }
+    if (p.flags.has('config')) { io.err('kipsec agent: --config is for --standalone; in cluster mode the peers come from the IPsecMesh and IPsecNodes'); return EXIT_USAGE; }
+    if (!NODE_NAME.test(node) || node.length > 253) { io.err(`kipsec agent: --node-name "${node}" is not a Kubernetes node name (lower-case DNS subdomain)`); return EXIT_USAGE; }
+    const nodeIp = str(p, 'node-ip');
+    if (nodeIp !== undefined && isIP(nodeIp) === 0) { io.err(`kipsec agent: --node-ip "${nodeIp}" is not an IP address`); return EXIT_USAGE; }
+    let metricsPort: number;
+    try { metricsPort = port(str(p, 'metrics-port'), DEFAULT_METRICS_PORT, 'metrics-port', 0); } catch (e) { io.err(`kipsec agent: ${errorMessage(e)}`); return EXIT_USAGE; }
+    return runClusterAgent({
+      node, kubeconfig: str(p, 'kubeconfig'), namespace: str(p, 'namespace'), mesh: str(p, 'mesh'), stateDir: str(p, 'state-dir'),
+      controlSocket: str(p, 'control-socket'), metricsPort, metricsAddress: str(p, 'metrics-address') ?? '0.0.0.0', nodeIp,
+      logLevel: level, ikePort, nattPort,
+    }, io);
+  }
+  const config = str(p, 'config');
+  if (config === undefined) { io.err('kipsec agent: --config FILE is required with --standalone'); return EXIT_USAGE; }
   const log = createLogger({ level });
   const tuning = loadTuning();
   if (!tuning.available) log.warn({ reason: tuning.description }, 'native addon missing: no UDP_ENCAP (NAT-T ESP-in-UDP) and no per-socket IKE bypass');

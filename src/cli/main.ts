@@ -10,7 +10,7 @@ const stdio: CliIo = {
 export function helpText(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   const rows = COMMANDS.map((c) => {
-    const note = c.run ? '' : ` (not built yet: issue ${c.pendingIssue ?? '?'})`;
+    const note = c.run ? '' : ' (not available in this version)';
     return `  ${c.name.padEnd(width)}  ${c.summary}${note}`;
   });
   return ['usage: kipsec COMMAND [OPTIONS]', '', 'commands:', ...rows, '', 'kipsec COMMAND --help shows the options of one command.'].join('\n');
@@ -30,11 +30,11 @@ export async function run(argv: readonly string[], io: CliIo = stdio): Promise<n
   }
   if (rest.includes('--help') || rest.includes('-h')) {
     io.out(`usage: kipsec ${cmd.usage}\n\n${cmd.summary}${cmd.help ? `\n\n${cmd.help}` : ''}`);
-    if (!cmd.run) io.out(`\nnot built yet (issue ${cmd.pendingIssue ?? '?'})`);
+    if (!cmd.run) io.out('\nnot available in this version');
     return EXIT_OK;
   }
   if (!cmd.run) {
-    io.err(`kipsec ${cmd.name}: not built yet (issue ${cmd.pendingIssue ?? '?'}); nothing was done`);
+    io.err(`kipsec ${cmd.name}: not available in this version; nothing was done`);
     return EXIT_NOT_BUILT;
   }
   return cmd.run(rest, io);

@@ -64,10 +64,10 @@ export class KubeClient {
     return u;
   }
 
-  async #send(method: string, path: string, query: Query | undefined, body: string | undefined, contentType: string | undefined, signal?: AbortSignal): Promise<IncomingMessage> {
+  async #send(method: string, path: string, query: Query | undefined, body: string | undefined, contentType: string | undefined, signal?: AbortSignal, accept = 'application/json'): Promise<IncomingMessage> {
     const base = await this.#options();
     const url = this.#url(path, query);
-    const headers: Record<string, string | string[]> = { accept: 'application/json' };
+    const headers: Record<string, string | string[]> = { accept };
     for (const [k, v] of Object.entries(base.headers ?? {})) if (typeof v === 'string') headers[k] = v;
     if (contentType) headers['content-type'] = contentType;
     if (this.#impersonate) {
@@ -92,9 +92,9 @@ export class KubeClient {
     });
   }
 
-  async request<T>(method: string, path: string, opts: { query?: Query; body?: unknown; contentType?: string } = {}): Promise<T> {
+  async request<T>(method: string, path: string, opts: { query?: Query; body?: unknown; contentType?: string; accept?: string } = {}): Promise<T> {
     const body = opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
-    const send = (): Promise<IncomingMessage> => this.#send(method, path, opts.query, body, opts.body === undefined ? undefined : (opts.contentType ?? 'application/json'));
+    const send = (): Promise<IncomingMessage> => this.#send(method, path, opts.query, body, opts.body === undefined ? undefined : (opts.contentType ?? 'application/json'), undefined, opts.accept);
     let res: IncomingMessage;
     try {
       res = await send();
@@ -126,7 +126,7 @@ export class KubeClient {
     return Buffer.concat(chunks).toString('utf8');
   }
 
-  get<T>(path: string, query?: Query): Promise<T> { return this.request<T>('GET', path, query ? { query } : {}); }
+  get<T>(path: string, query?: Query, accept?: string): Promise<T> { return this.request<T>('GET', path, { ...(query ? { query } : {}), ...(accept ? { accept } : {}) }); }
   create<T>(path: string, body: unknown, query?: Query): Promise<T> { return this.request<T>('POST', path, { body, ...(query ? { query } : {}) }); }
   update<T>(path: string, body: unknown): Promise<T> { return this.request<T>('PUT', path, { body }); }
   delete<T>(path: string, query?: Query): Promise<T> { return this.request<T>('DELETE', path, query ? { query } : {}); }
@@ -142,8 +142,8 @@ export class KubeClient {
   }
 
   /** Stream a watch; resolves when the server ends it, rejects on HTTP errors (410 → KubeApiError). */
-  async watch<T>(path: string, query: Query, onEvent: (e: WatchEvent<T>) => void, signal: AbortSignal): Promise<void> {
-    const res = await this.#send('GET', path, { ...query, watch: true }, undefined, undefined, signal);
+  async watch<T>(path: string, query: Query, onEvent: (e: WatchEvent<T>) => void, signal: AbortSignal, accept?: string): Promise<void> {
+    const res = await this.#send('GET', path, { ...query, watch: true }, undefined, undefined, signal, accept);
     const status = res.statusCode ?? 0;
     if (status !== 200) {
       const chunks: Buffer[] = [];
@@ -175,6 +175,13 @@ export class KubeClient {
     if (handlerError) throw handlerError.e;
   }
 }
+
+/**
+ * Accept headers for metadata-only reads (PartialObjectMetadata): labels and names without specs
+ * or statuses, for caches that only select by label (the apiserver's own projection).
+ */
+export const METADATA_LIST_ACCEPT = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json';
+export const METADATA_ACCEPT = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
 
 /** Collection or object path for a resource. */
 export function resourcePath(r: { group: string; version: string; plural: string }, opts: { namespace?: string; name?: string; sub?: string } = {}): string {

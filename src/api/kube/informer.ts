@@ -5,7 +5,7 @@
 // it stops for good on any non-410 error and has no backoff (checked in its dist/cache.js).
 import type { Clock } from '../../common/time.js';
 import { errorMessage } from '../../common/errors.js';
-import type { KubeClient, WatchEvent } from './client.js';
+import { METADATA_ACCEPT, METADATA_LIST_ACCEPT, type KubeClient, type WatchEvent } from './client.js';
 import { isGone } from './errors.js';
 import { backoffDelayMs } from './backoff.js';
 
@@ -20,12 +20,13 @@ export interface ListWatcher<T> {
 }
 export interface WatchStatus { kind?: 'Status'; code?: number; message?: string; metadata?: { resourceVersion?: string } }
 
-export function kubeListWatcher<T>(kube: KubeClient, path: string, selectors: { labelSelector?: string; fieldSelector?: string } = {}, pageSize = 500): ListWatcher<T> {
+/** `metadataOnly`: names, labels and annotations only (PartialObjectMetadata), for label-based selection. */
+export function kubeListWatcher<T>(kube: KubeClient, path: string, selectors: { labelSelector?: string; fieldSelector?: string } = {}, pageSize = 500, o: { metadataOnly?: boolean } = {}): ListWatcher<T> {
   return {
-    list: (cont) => kube.get<ListPage<T>>(path, { limit: pageSize, continue: cont, ...selectors }),
+    list: (cont) => kube.get<ListPage<T>>(path, { limit: pageSize, continue: cont, ...selectors }, o.metadataOnly ? METADATA_LIST_ACCEPT : undefined),
     watch: (rv, onEvent, signal) => kube.watch<T | WatchStatus>(path, {
       resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds: 300 + Math.floor(Math.random() * 300), ...selectors,
-    }, onEvent, signal),
+    }, onEvent, signal, o.metadataOnly ? METADATA_ACCEPT : undefined),
   };
 }
 

@@ -1,0 +1,305 @@
+// Cluster mode: `kipsec agent --node-name NAME`. Joins the agent core (daemon.ts) to the cluster:
+//   1. watches (mesh, IPsecNodes, Node labels, its own Node, trust bundle) and the metrics server;
+//   2. its identity: key on the node, certificate through a CSR (identity.ts);
+//   3. once the watches have listed everything (nothing is removed on a partial view): the desired
+//      peers (peers.ts), strict-mode blocks and the engine (agent.start, no initiation yet);
+//   4. its IPsecNode spec — only now, with key, certificate and policies in place, because peers
+//      act on it at once — then initiation, and the status loop (publisher.ts);
+//   5. every change in the cluster recomputes the peers (coalesced) and applies the difference.
+// SIGTERM leaves the kernel state alone while the mesh still selects the node (a restart or an
+// upgrade must not drop a packet; the next agent resumes from the checkpoints); when the mesh is
+// gone or no longer selects the node, everything of ours leaves the kernel.
+import { networkInterfaces } from 'node:os';
+import { errorMessage } from '../../common/errors.js';
+import type { Clock, TimerHandle } from '../../common/time.js';
+import { REASONS } from '../../api/conditions.js';
+import type { KubeClient } from '../../api/kube/client.js';
+import type { IPsecNodeSpec } from '../../api/types.js';
+import type { LinkInfo } from '../../xfrm/index.js';
+import type { Agent } from '../daemon.js';
+import type { Logger } from '../log.js';
+import type { AgentMetrics } from '../metrics.js';
+import { readXfrmStat } from '../metrics.js';
+import type { PeerSnapshot } from '../source.js';
+import type { ClusterInfo, TunnelStatus } from '../status.js';
+import type { NodeIdentity } from './identity.js';
+import { computeNodeStatus } from './node-status.js';
+import { meshPeers, type MeshPeers } from './peers.js';
+import type { NodePublisher } from './publisher.js';
+import { activeMeshOf, resolveMesh, selects, type MeshSettings } from './settings.js';
+import { resolveTraffic, type ResolvedTraffic } from './traffic.js';
+import { internalIps, podCidrsOf, type MeshWatch } from './watch.js';
+
+export interface NodeAgentParts {
+  readonly node: string;
+  readonly meshName?: string;
+  readonly nodeIp?: string;
+  readonly ikePort: number;
+  readonly nattPort: number;
+  readonly kube: KubeClient;
+  readonly watch: MeshWatch;
+  readonly identity: (nodeIps: readonly string[]) => NodeIdentity;
+  readonly agent: (clusterInfo: () => ClusterInfo) => Agent;
+  readonly publisher: NodePublisher;
+  readonly metrics: AgentMetrics;
+  readonly links: () => Promise<LinkInfo[]>;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly statusIntervalMs?: number;
+  readonly trafficRecheckMs?: number;
+}
+
+type Phase =
+  | { readonly tag: 'waiting'; readonly why: string }
+  | { readonly tag: 'running'; readonly agent: Agent; readonly identity: NodeIdentity; readonly address: string }
+  | { readonly tag: 'stopped' };
+
+interface Desired {
+  readonly snapshot: PeerSnapshot;
+  readonly mesh: MeshSettings | undefined;
+  readonly inactive: { readonly reason: string; readonly message: string } | undefined;
+  readonly peers: MeshPeers;
+  readonly traffic: ResolvedTraffic;
+  readonly podCIDRs: readonly string[];
+}
+
+const sleep = (clock: Clock, ms: number): Promise<void> => new Promise((r) => clock.setTimer(ms, r));
+
+export class NodeAgent {
+  readonly #p: NodeAgentParts;
+  #phase: Phase = { tag: 'waiting', why: 'starting' };
+  #desired: Desired | undefined;
+  #links: LinkInfo[] = [];
+  #recompute: 'idle' | 'running' | 'again' = 'idle';
+  #debounce: TimerHandle | undefined;
+  #statusTimer: NodeJS.Timeout | undefined;
+  #trafficTimer: NodeJS.Timeout | undefined;
+  #lastStatus: TunnelStatus[] = [];
+
+  constructor(p: NodeAgentParts) { this.#p = p; }
+
+  get phase(): Phase { return this.#phase; }
+
+  /** /readyz: the identity is valid and the node's policies are in the kernel. */
+  ready(): { ok: boolean; why: string } {
+    const ph = this.#phase;
+    if (ph.tag !== 'running') return { ok: false, why: ph.tag === 'waiting' ? ph.why : 'stopped' };
+    if (!ph.identity.valid) return { ok: false, why: 'the node certificate is not valid (expired, or not issued yet)' };
+    return { ok: true, why: this.#desired?.inactive ? `idle: ${this.#desired.inactive.message}` : 'identity valid, policies in' };
+  }
+
+  #isStopped(): boolean { return this.#phase.tag === 'stopped'; }
+
+  #wait(why: string): void {
+    if (this.#phase.tag === 'waiting' && this.#phase.why === why) return;
+    this.#phase = { tag: 'waiting', why };
+    this.#p.log.info({ node: this.#p.node }, `waiting: ${why}`);
+  }
+
+  async start(): Promise<void> {
+    const { watch, log, clock, node } = this.#p;
+    watch.start();
+    this.#wait('listing the cluster (IPsecMesh, IPsecNodes, Nodes, trust bundle)');
+    await watch.waitForSync();
+    // Our Node: its address and pod CIDRs. Without it there is nothing to be.
+    let address: string | undefined;
+    for (let i = 0; ; i++) {
+      if (this.#isStopped()) return;
+      const n = watch.node(node);
+      address = this.#p.nodeIp ?? internalIps(n)[0];
+      if (n && address) break;
+      this.#wait(n ? `Node ${node} reports no InternalIP; pass --node-ip` : `no Node named ${node} (check --node-name)`);
+      await sleep(clock, Math.min(10_000, 500 * 2 ** Math.min(i, 5)));
+    }
+    if (!localAddresses().includes(address)) log.warn({ address }, 'the node address is not configured on any interface of this host: binding the IKE sockets will fail');
+    this.#links = await this.#p.links().catch(() => []);
+    const identity = this.#p.identity([address]);
+    identity.onChange(() => { void this.#publishSpec(); this.#schedule(); });
+    for (let i = 0; ; i++) {
+      if (this.#isStopped()) return;
+      this.#wait('waiting for the node certificate (a CSR to the kipsec operator\'s signer; is the operator running?)');
+      try { await identity.start(); break; } catch (e) {
+        log.warn({ err: errorMessage(e), attempt: i + 1 }, 'no node certificate yet; retrying');
+        await sleep(clock, Math.min(60_000, 2_000 * 2 ** Math.min(i, 5)));
+      }
+    }
+    const first = this.#compute(address, identity);
+    const agent: Agent = this.#p.agent(() => this.#clusterInfo(agent));
+    await agent.start(first.snapshot, { initiate: false });
+    if (this.#isStopped()) { await agent.abandon(); return; }
+    this.#desired = first;
+    this.#phase = { tag: 'running', agent, identity, address };
+    for (let i = 0; ; i++) {
+      try { await this.#publishSpec(); break; } catch (e) {
+        if (this.#isStopped()) return;
+        log.warn({ err: errorMessage(e), attempt: i + 1 }, 'cannot publish the IPsecNode; retrying');
+        await sleep(clock, Math.min(30_000, 1_000 * 2 ** Math.min(i, 5)));
+      }
+    }
+    agent.startInitiating();
+    agent.book.observe(this.#p.metrics);
+    watch.onChange(() => this.#schedule());
+    this.#statusTimer = setInterval(() => { void this.#statusTick(); }, this.#p.statusIntervalMs ?? 5_000);
+    this.#trafficTimer = setInterval(() => { void this.#recheckLinks(); }, this.#p.trafficRecheckMs ?? 30_000);
+    this.#schedule(); // anything that changed while we started
+    void this.#statusTick();
+    log.info({ node, address, mesh: first.mesh?.name ?? null, inactive: first.inactive?.message, peers: first.snapshot.peers.length, skipped: first.peers.skipped.length, traffic: first.traffic.message }, 'cluster agent running');
+  }
+
+  #compute(address: string, identity: NodeIdentity): Desired {
+    const { watch, node } = this.#p;
+    const self = watch.node(node);
+    const podCIDRs = podCidrsOf(self);
+    const chosen = activeMeshOf(watch.meshes.list(), this.#p.meshName);
+    const resolved = chosen ? resolveMesh(chosen) : undefined;
+    const mesh = resolved?.settings;
+    const traffic = resolveTraffic(mesh ?? { trafficMode: 'auto', overlay: undefined }, this.#links);
+    const empty = { peers: [], skipped: [], notes: [] };
+    const inactive = !chosen
+      ? { reason: REASONS.NoMesh, message: this.#p.meshName ? `no IPsecMesh named ${this.#p.meshName}` : 'no IPsecMesh in the cluster' }
+      : !selects(mesh!, watch.labelsOf(node)) ? { reason: REASONS.NotInMesh, message: `IPsecMesh ${chosen.metadata.name}'s nodeSelector does not select this node` }
+        : mesh!.datapath === 'userspace' ? { reason: 'DatapathUnavailable', message: 'IPsecMesh asks for the userspace data path, which this agent does not have yet; set spec.datapath to kernel or auto' }
+          : undefined;
+    const id = identity.meshIdentity(watch.trustBundle());
+    if (inactive || !mesh || !id) {
+      const why = inactive ?? { reason: 'IdentityNotReady', message: 'no usable certificate or trust bundle yet' };
+      return { snapshot: { synced: watch.synced, peers: [] }, mesh, inactive: why, peers: empty, traffic, podCIDRs };
+    }
+    const others = watch.ipsecNodes.list().filter((n) => n.metadata.name !== node && watch.nodeExists(n.metadata.name) && selects(mesh, watch.labelsOf(n.metadata.name)));
+    const peers = meshPeers({ name: node, address, podCIDRs, traffic: traffic.traffic }, others, mesh, id);
+    return { snapshot: { synced: watch.synced, peers: peers.peers }, mesh, inactive: undefined, peers, traffic, podCIDRs };
+  }
+
+  /** Coalesce bursts of watch events into one recompute. */
+  #schedule(): void {
+    if (this.#phase.tag !== 'running' || this.#debounce) return;
+    this.#debounce = this.#p.clock.setTimer(200, () => { this.#debounce = undefined; void this.#run(); });
+  }
+
+  async #run(): Promise<void> {
+    if (this.#recompute !== 'idle') { this.#recompute = 'again'; return; }
+    this.#recompute = 'running';
+    try {
+      do {
+        const ph = this.#phase;
+        if (ph.tag !== 'running') break;
+        const d = this.#compute(ph.address, ph.identity);
+        const r = await ph.agent.apply(d.snapshot);
+        this.#desired = d;
+        if (r.added.length + r.removed.length + r.changed.length > 0 || r.refused.size > 0)
+          this.#p.log.info({ added: r.added, removed: r.removed, changed: r.changed, refused: Object.fromEntries(r.refused) }, 'mesh peers changed');
+        await this.#publishSpec().catch((e: unknown) => this.#p.log.warn({ err: errorMessage(e) }, 'cannot publish the IPsecNode; will retry'));
+      } while (this.#takeAgain());
+    } catch (e) {
+      this.#p.log.error({ err: errorMessage(e) }, 'applying mesh changes failed; will retry');
+      this.#recompute = 'idle';
+      this.#p.clock.setTimer(5_000, () => this.#schedule());
+      return;
+    }
+    this.#recompute = 'idle';
+  }
+
+  #takeAgain(): boolean { const again = this.#recompute === 'again'; this.#recompute = 'running'; return again; }
+
+  async #publishSpec(): Promise<void> {
+    const ph = this.#phase;
+    if (ph.tag !== 'running') return;
+    const c = ph.identity.certificate;
+    const d = this.#desired;
+    if (!c || !d) return;
+    const t = d.traffic.traffic;
+    const spec: IPsecNodeSpec = {
+      endpoint: { address: ph.address, ikePort: this.#p.ikePort, nattPort: this.#p.nattPort },
+      podCIDRs: [...d.podCIDRs],
+      traffic: { mode: t.mode, ...(t.overlay ? { overlay: t.overlay } : {}), ...(d.mesh?.hostToHost ? { hostToHost: true } : {}) },
+      identity: { certFingerprint: c.fingerprint, publicKeyFingerprint: c.publicKeyFingerprint, san: this.#p.node, notAfter: new Date(c.notAfterMs).toISOString().replace(/\.\d{3}Z$/, 'Z') },
+    };
+    await this.#p.publisher.publishSpec(spec);
+  }
+
+  async #recheckLinks(): Promise<void> {
+    const before = JSON.stringify(this.#desired?.traffic.traffic);
+    this.#links = await this.#p.links().catch(() => this.#links);
+    const ph = this.#phase;
+    if (ph.tag !== 'running' || !this.#desired) return;
+    const now = resolveTraffic(this.#desired.mesh ?? { trafficMode: 'auto', overlay: undefined }, this.#links);
+    if (JSON.stringify(now.traffic) !== before) { this.#p.log.info({ traffic: now.message }, 'traffic mode changed'); this.#schedule(); }
+  }
+
+  async #statusTick(): Promise<void> {
+    const ph = this.#phase;
+    const d = this.#desired;
+    if (ph.tag !== 'running' || !d) return;
+    try {
+      const peers = (await ph.agent.peerStatuses()).filter((p) => p.node !== undefined);
+      this.#lastStatus = peers;
+      const xfrmErrors = await readXfrmStat();
+      this.#p.metrics.setPeers(peers);
+      this.#p.metrics.setXfrmStat(xfrmErrors);
+      this.#p.metrics.strictBlocks.set(ph.agent.strictBlocks);
+      const c = ph.identity.certificate;
+      if (c) this.#p.metrics.certNotAfter.set(c.notAfterMs / 1000);
+      const status = computeNodeStatus({
+        nowMs: this.#p.clock.now(), inactive: d.inactive, peers, skipped: d.peers.skipped, traffic: d.traffic, strict: d.mesh?.strict ?? false,
+        certNotAfterMs: c?.notAfterMs, identityValid: ph.identity.valid, policiesIn: true, mtu: mtuOf(this.#links, ph.address), xfrmErrors,
+        existing: this.#p.watch.ipsecNodes.get(this.#p.node)?.status?.conditions,
+      });
+      this.#p.metrics.peersExpected.set(status.peersExpected ?? 0);
+      this.#p.metrics.peersUp.set(status.peersUp ?? 0);
+      this.#p.publisher.offer(status);
+    } catch (e) {
+      this.#p.log.warn({ err: errorMessage(e) }, 'status update failed');
+    }
+  }
+
+  /** Refresh the per-peer gauges (a Prometheus scrape). */
+  async refreshMetrics(): Promise<void> {
+    const ph = this.#phase;
+    if (ph.tag !== 'running') return;
+    const peers = (await ph.agent.peerStatuses()).filter((p) => p.node !== undefined);
+    this.#p.metrics.setPeers(peers);
+    this.#p.metrics.setXfrmStat(await readXfrmStat());
+  }
+
+  #clusterInfo(agent: Agent): ClusterInfo {
+    const d = this.#desired;
+    const ph = this.#phase;
+    const c = ph.tag === 'running' ? ph.identity.certificate : undefined;
+    const up = this.#lastStatus.filter((p) => (p.ikeState === 'established' || p.ikeState === 'rekeying') && p.children.length > 0).length;
+    return {
+      node: this.#p.node, address: ph.tag === 'running' ? ph.address : '', mesh: d?.mesh?.name ?? null,
+      ...(d?.inactive ? { inactive: d.inactive.message } : {}),
+      strict: d?.mesh?.strict ?? false, traffic: d?.traffic.message ?? 'unknown', podCIDRs: d?.podCIDRs ?? [],
+      ...(c ? { certificate: { fingerprint: c.fingerprint, notAfter: new Date(c.notAfterMs).toISOString() } } : {}),
+      peersExpected: agent.peers.length + (d?.peers.skipped.length ?? 0), peersUp: up,
+      skipped: d?.peers.skipped ?? [],
+    };
+  }
+
+  /** SIGTERM. Returns what happened to the kernel state. */
+  async stop(): Promise<'kept' | 'removed' | 'none'> {
+    const ph = this.#phase;
+    this.#phase = { tag: 'stopped' };
+    this.#debounce?.cancel();
+    if (this.#statusTimer) clearInterval(this.#statusTimer);
+    if (this.#trafficTimer) clearInterval(this.#trafficTimer);
+    this.#p.publisher.stop();
+    if (ph.tag === 'running') ph.identity.stop();
+    await this.#p.watch.stop();
+    if (ph.tag !== 'running') return 'none';
+    // The mesh still wants this node: leave SAs, policies and blocks; the next agent resumes them.
+    if (this.#desired && !this.#desired.inactive) { await ph.agent.abandon(); return 'kept'; }
+    await ph.agent.shutdown();
+    return 'removed';
+  }
+}
+
+function localAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address));
+}
+
+/** MTU of the interface that holds `address`. */
+function mtuOf(links: readonly LinkInfo[], address: string): number | undefined {
+  const ifname = Object.entries(networkInterfaces()).find(([, as]) => (as ?? []).some((a) => a.address === address))?.[0];
+  return links.find((l) => l.name === ifname)?.mtu;
+}
