@@ -264,12 +264,40 @@ export class Agent {
       const stable = e.templates.find((t) => t.reqid !== undefined)?.reqid;
       const reqid = stable === undefined ? undefined : this.#kernel.engineReqidFor(stable);
       if (reqid !== undefined) engine.acquire(reqid);
+      if (stable !== undefined) this.#checkLost(stable);
     } else if (e.kind === 'mapping') {
       // Sent for every such packet until the SA moves: debug here, the engine logs the move once.
       if (!this.#kernel.isInboundSpi(e.dst, e.spi)) return;
       this.#log.debug({ spi: hex(e.spi), old: `${e.oldSrc}:${e.oldSport}`, new: `${e.newSrc}:${e.newSport}` }, 'kernel reports a new NAT mapping');
       engine.natMapping(e.spi, { address: e.newSrc, port: e.newSport });
     }
+  }
+
+  readonly #checkingLost = new Set<number>();
+
+  /**
+   * An ACQUIRE for a reqid whose Child SA we think installed: its states may have been deleted
+   * behind our back. Such a child is treated as hard-expired — the engine deletes it with the
+   * peer and negotiates a new one — instead of leaving its policy without an SA until the next
+   * rekey (traffic is dropped meanwhile, never sent in clear: the policy stays).
+   */
+  #checkLost(stableReqid: number): void {
+    if (this.#checkingLost.has(stableReqid)) return;
+    this.#checkingLost.add(stableReqid);
+    void (async () => {
+      try {
+        for (const spi of await this.#kernel.lostChildren(stableReqid)) {
+          this.#log.warn({ spi: hex(spi) }, 'a Child SA\'s kernel states are gone though nothing of ours removed them; replacing it');
+          this.#engine?.expired(spi, true);
+        }
+      } catch (e) {
+        this.#log.warn({ err: errorMessage(e) }, 'checking the kernel for lost Child SAs failed');
+      } finally {
+        // One look at a time per reqid. The kernel itself paces ACQUIREs (one per larval state,
+        // net.core.xfrm_acq_expires), and a replaced child leaves our table, so none is replaced twice.
+        this.#checkingLost.delete(stableReqid);
+      }
+    })();
   }
 
   #sendKeepalives(): void {

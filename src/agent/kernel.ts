@@ -130,6 +130,26 @@ export class XfrmKernel implements KernelIpsec {
 
   engineReqidFor(stableReqid: number): number | undefined { return this.#engineReqid.get(stableReqid); }
 
+  /**
+   * Child SAs of this reqid whose states are gone from the kernel although nothing of ours removed
+   * them (`ip xfrm state flush` by hand, another daemon). The kernel asks for an SA (ACQUIRE) when
+   * a policy of ours has none; this answers which of ours to replace. Returns inbound SPIs.
+   */
+  async lostChildren(stableReqid: number): Promise<number[]> {
+    const lost: number[] = [];
+    for (const t of [...this.#children.values()]) {
+      if (t.reqid !== stableReqid || this.#moving.has(t)) continue;
+      const present = async (sa: SaSpec): Promise<boolean> => {
+        try { await this.#o.xfrm.getAe({ dst: sa.dst, spi: sa.spi >>> 0, src: sa.src, proto: 'esp' }); return true; } catch (e) {
+          if (e instanceof XfrmNotFoundError) return false;
+          throw e;
+        }
+      };
+      if (!(await present(t.inbound)) || (t.outboundInstalled && !(await present(t.outbound)))) lost.push(t.inbound.spi);
+    }
+    return lost;
+  }
+
   async allocSpi(req: { readonly local: string; readonly remote: string; readonly reqid: number }): Promise<number> {
     return this.#o.xfrm.allocSpi({ src: req.remote, dst: req.local, proto: 'esp', mode: 'tunnel', reqid: req.reqid });
   }

@@ -240,3 +240,23 @@ test('shutdown terminates every tunnel (Delete notifies) before closing', async 
   assert.deepEqual(s.engine().calls.filter((c) => /terminate|close/.test(c)), ['terminate alpha', 'terminate beta', 'close']);
   assert.ok(s.xfrm.closed);
 });
+
+// `ip xfrm state flush` by hand leaves our policies without SAs: the kernel then sends ACQUIREs
+// for the child's reqid. The agent must notice and replace the child, not wait for the next rekey.
+test('an ACQUIRE for an installed Child SA whose states were deleted behind our back makes the engine replace it (hard expire); an intact child is left alone', async (t) => {
+  const s = setup(t);
+  await s.agent.start();
+  t.after(() => s.agent.shutdown());
+  const kernel = s.engine().ports.kernel;
+  const spi = await kernel.allocSpi({ local: '192.0.2.1', remote: '198.51.100.7', reqid: 1 });
+  await installAlpha(kernel, spi, null);
+  const acquire = { kind: 'acquire', seq: 1, src: '192.0.2.1', dst: '198.51.100.7', proto: 'esp', selector: { src: '10.1.0.0/24', dst: '10.2.0.0/24' }, policyIndex: 1, dir: 'out', priority: 2000, templates: [{ reqid: reqidFor('alpha') }] } as const;
+  s.xfrm.handler!(acquire);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(s.engine().calls.filter((c) => c.startsWith('expired')), [], 'both states present: nothing to replace');
+  s.xfrm.sas = s.xfrm.sas.filter((x) => x.spi !== 0xd0000001); // the outbound state, deleted by hand
+  s.xfrm.handler!(acquire);
+  for (let i = 0; i < 100 && !s.engine().calls.some((c) => c.startsWith('expired')); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(s.engine().calls.filter((c) => c.startsWith('expired')), [`expired ${spi.toString(16)} true`]);
+  assert.ok(s.lines.some((l) => l.includes('kernel states are gone')));
+});
