@@ -14,7 +14,7 @@ import { errorMessage } from '../../common/errors.js';
 import type { Clock, TimerHandle } from '../../common/time.js';
 import { REASONS } from '../../api/conditions.js';
 import type { KubeClient } from '../../api/kube/client.js';
-import type { IPsecNodeSpec } from '../../api/types.js';
+import type { IPsecNodeSpec, IPsecNodeStatus } from '../../api/types.js';
 import type { LinkInfo } from '../../xfrm/index.js';
 import type { Agent } from '../daemon.js';
 import type { Logger } from '../log.js';
@@ -75,6 +75,8 @@ export class NodeAgent {
   #statusTimer: NodeJS.Timeout | undefined;
   #trafficTimer: NodeJS.Timeout | undefined;
   #lastStatus: TunnelStatus[] = [];
+  /** Our last Ready condition: its lastTransitionTime must not depend on how fresh the watch cache is. */
+  #lastConditions: IPsecNodeStatus['conditions'];
 
   constructor(p: NodeAgentParts) { this.#p = p; }
 
@@ -242,8 +244,9 @@ export class NodeAgent {
       const status = computeNodeStatus({
         nowMs: this.#p.clock.now(), inactive: d.inactive, peers, skipped: d.peers.skipped, traffic: d.traffic, strict: d.mesh?.strict ?? false,
         certNotAfterMs: c?.notAfterMs, identityValid: ph.identity.valid, policiesIn: true, mtu: mtuOf(this.#links, ph.address), xfrmErrors,
-        existing: this.#p.watch.ipsecNodes.get(this.#p.node)?.status?.conditions,
+        existing: this.#lastConditions ?? this.#p.watch.ipsecNodes.get(this.#p.node)?.status?.conditions,
       });
+      this.#lastConditions = status.conditions;
       this.#p.metrics.peersExpected.set(status.peersExpected ?? 0);
       this.#p.metrics.peersUp.set(status.peersUp ?? 0);
       this.#p.publisher.offer(status);
