@@ -2,6 +2,9 @@
 // published certificate (IdentityVerified), aggregates the mesh (Ready/Degraded, nodes ready/total,
 // CA fingerprint, observedGeneration), aggregates gateway reports into IPsecTunnel status, holds a
 // finalizer until gateways tore the tunnel down, posts Events, and writes status only on change.
+// Node pairs: agents report their peers in their own IPsecNode status; the operator counts the
+// pairs, lists the worst, emits PairDown/PairUp on the mesh, and `kipsec status --kubeconfig`
+// prints the same pairs as a matrix.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
@@ -15,7 +18,9 @@ import { findCondition } from '../../src/api/conditions.js';
 import type { IPsecMesh, IPsecNode, IPsecTunnel } from '../../src/api/types.js';
 import { identityCrypto } from '../../src/pki/identity-crypto.js';
 import { Operator } from '../../src/operator/operator.js';
-import { eventually, uniqueName } from '../lib/kube.js';
+import { eventually, kubeconfigPath, uniqueName } from '../lib/kube.js';
+import type { NodePeerStatus } from '../../src/api/types.js';
+import { run as kipsec } from '../../src/cli/main.js';
 import { goodTunnelSpec } from '../../test/unit/api/cases.js';
 import { adminClient, applyDeployFile, cleanupNamespace, createNode, deleteQuietly, ensureNamespace, installKipsecCrds, serviceAccountUser, testLogger } from './support.js';
 
@@ -47,10 +52,10 @@ after(async () => {
 });
 
 /** An agent's part: node, certificate, IPsecNode with its identity, Ready condition as kipsec-agent. */
-async function joinNode(ip: string, fingerprintOverride?: string): Promise<{ name: string; agentKube: KubeClient }> {
+async function joinNode(ip: string, fingerprintOverride?: string, label = 'kipsec.io/test-mesh'): Promise<{ name: string; agentKube: KubeClient }> {
   const name = uniqueName('st-node');
   await createNode(admin, name, ip);
-  await admin.mergePatch(resourcePath(RESOURCES.nodes, { name }), { metadata: { labels: { 'kipsec.io/test-mesh': ns } } });
+  await admin.mergePatch(resourcePath(RESOURCES.nodes, { name }), { metadata: { labels: { [label]: ns } } });
   cleanups.push(() => deleteQuietly(admin, resourcePath(RESOURCES.nodes, { name })), () => deleteQuietly(admin, resourcePath(RESOURCES.ipsecNodes, { name })));
   const agentKube = admin.as(serviceAccountUser(ns, 'kipsec-agent', name));
   const id = new IdentityClient({ kube: agentKube, crypto: identityCrypto, nodeName: name, dir: mkdtempSync(join(tmpdir(), 'kipsec-st-')), clock: systemClock, log: { info: () => undefined, warn: () => undefined }, namespace: ns, labels: { 'kipsec.io/test': ns } });
@@ -125,4 +130,72 @@ test('an IPsecTunnel gets a finalizer and NoGatewayReports status, then Establis
   assert.ok((await admin.get<IPsecTunnel>(tpath)).metadata.deletionTimestamp, 'still there while the gateway reports an SA');
   await report('none');
   await eventually(async () => admin.get(tpath).then(() => undefined, (e: unknown) => (isNotFound(e) ? true : undefined)), 10_000);
+});
+
+test('node pairs: agents\' peer reports make pairsEstablished/worstPairs; a pair that breaks gets a PairDown Event naming the side and IKE notify, PairUp when it is back; kipsec status --kubeconfig prints the matrix', async () => {
+  const pm = `pairs-${ns}`;
+  const label = 'kipsec.io/test-pairs';
+  await admin.create(resourcePath(RESOURCES.ipsecMeshes), { apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecMesh', metadata: { name: pm }, spec: { nodeSelector: { [label]: ns } } });
+  cleanups.push(() => deleteQuietly(admin, resourcePath(RESOURCES.ipsecMeshes, { name: pm })));
+  const getPm = (): Promise<IPsecMesh> => admin.get<IPsecMesh>(resourcePath(RESOURCES.ipsecMeshes, { name: pm }));
+  const joined = [await joinNode('192.0.2.70', undefined, label), await joinNode('192.0.2.71', undefined, label), await joinNode('192.0.2.72', undefined, label)];
+  const [a, b] = [joined[0]!, joined[1]!];
+  // Pairs of nodes that have not reported each other yet: not established, and never up (no Events).
+  const forming = await eventually(async () => { const x = await getPm(); return x.status?.pairsExpected === 3 ? x : undefined; });
+  assert.equal(forming.status?.pairsEstablished, 0);
+  assert.equal(forming.status?.worstPairs?.[0]?.state, 'unknown');
+  /** Each agent writes its own IPsecNode status (as kipsec-agent): every peer established but the overrides. */
+  const report = async (over: Record<string, Omit<NodePeerStatus, 'node'>> = {}, bytes = 0): Promise<void> => {
+    for (const me of joined) {
+      const peers = joined.filter((x) => x !== me).map((x) => ({ node: x.name, ...(over[`${me.name}>${x.name}`] ?? { state: 'established' as const }), bytesIn: bytes }));
+      await me.agentKube.apply(resourcePath(RESOURCES.ipsecNodes, { name: me.name, sub: 'status' }), { apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecNode', metadata: { name: me.name }, status: {
+        peers, peersUp: peers.filter((p) => p.state === 'established').length, peersExpected: peers.length, lastUpdateTime: now(),
+        conditions: [{ type: 'Ready', status: 'True', reason: 'PeersEstablished', message: 'ok', lastTransitionTime: now() }],
+      } }, 'kipsec-agent');
+    }
+  };
+  await report();
+  const up = await eventually(async () => { const x = await getPm(); return x.status?.pairsEstablished === 3 && findCondition(x.status.conditions, 'Ready')?.status === 'True' ? x : undefined; });
+  assert.equal(findCondition(up.status?.conditions, 'Ready')?.reason, 'AllPairsEstablished');
+  assert.equal(up.status?.worstPairs, undefined);
+  // Counters move (the agent's once-a-minute write): nothing in the mesh status changes, no write.
+  await new Promise((r) => setTimeout(r, 1500));
+  const settled = await getPm();
+  await report({}, 4096);
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.equal((await getPm()).metadata.resourceVersion, settled.metadata.resourceVersion, 'counters alone do not rewrite the mesh');
+
+  const pairEvents = async (reason: string): Promise<{ note: string; type: string }[]> => {
+    const l = await admin.get<{ items: { reason: string; note: string; type: string; regarding: { name: string } }[] }>(resourcePath(RESOURCES.events, { namespace: 'default' }));
+    return l.items.filter((e) => e.regarding.name === pm && e.reason === reason);
+  };
+  assert.deepEqual([(await pairEvents('PairDown')).length, (await pairEvents('PairUp')).length], [0, 0], 'pairs coming up for the first time make no Events');
+
+  await report({ [`${a.name}>${b.name}`]: { state: 'failed', lastError: { notify: 'AUTHENTICATION_FAILED', message: `peer identity does not match IPsecNode ${b.name}` } }, [`${b.name}>${a.name}`]: { state: 'connecting' } });
+  const [x, y] = [a.name, b.name].sort() as [string, string];
+  const down = await eventually(async () => { const m = await getPm(); return m.status?.pairsEstablished === 2 ? m : undefined; });
+  const w = down.status?.worstPairs?.[0];
+  assert.deepEqual([w?.nodes, w?.state], [[x, y], 'failed']);
+  assert.match(w?.message ?? '', new RegExp(`^${a.name}: AUTHENTICATION_FAILED: peer identity does not match IPsecNode ${b.name}; ${b.name}: connecting$`));
+  assert.deepEqual([findCondition(down.status?.conditions, 'Degraded')?.reason, findCondition(down.status?.conditions, 'Ready')?.reason], ['PairsNotEstablished', 'PairsNotEstablished']);
+  const pd = await eventually(async () => { const e = await pairEvents('PairDown'); return e.length > 0 ? e : undefined; });
+  assert.equal(pd[0]?.type, 'Warning');
+  assert.match(pd[0]?.note ?? '', new RegExp(`^${x} <-> ${y}: ${a.name}: AUTHENTICATION_FAILED: `));
+
+  // The matrix from the apiserver, no control socket.
+  const out: string[] = []; const err: string[] = [];
+  assert.equal(await kipsec(['status', '--kubeconfig', kubeconfigPath(), '--mesh', pm], { out: (l) => out.push(l), err: (l) => err.push(l) }), 0, err.join('\n'));
+  assert.equal(out[0], `mesh ${pm} (nodes ${label}=${ns}): 2/3 pairs established, 3/3 nodes ready`);
+  const rowA = out.find((l) => l.includes(` ${a.name} `));
+  assert.match(rowA ?? '', /ready\s+(-|UP|XX)\s+(-|UP|XX)\s+(-|UP|XX)$/);
+  assert.ok(rowA?.includes('XX'), rowA);
+  assert.ok(out.some((l) => l.includes(`${x} <-> ${y}`) && l.includes('AUTHENTICATION_FAILED')), out.join('\n'));
+
+  await report();
+  const back = await eventually(async () => { const e = await pairEvents('PairUp'); return e.length > 0 ? e : undefined; });
+  assert.equal(back[0]?.type, 'Normal');
+  assert.match(back[0]?.note ?? '', new RegExp(`^${x} <-> ${y}: established \\(down since `));
+  assert.equal((await pairEvents('PairDown')).length, 1, 'one PairDown for one pair going down once');
+  const healed = await eventually(async () => { const m = await getPm(); return m.status?.pairsEstablished === 3 ? m : undefined; });
+  assert.equal(findCondition(healed.status?.conditions, 'Degraded')?.status, 'False');
 });

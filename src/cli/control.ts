@@ -1,4 +1,5 @@
-// `kipsec status | initiate | terminate | rekey | reload`: one request to a running agent's control socket.
+// `kipsec status | initiate | terminate | rekey | reload`: one request to a running agent's control socket
+// (`kipsec status --cluster | --kubeconfig PATH` reads the whole mesh from the apiserver instead: mesh-status.ts).
 import { DEFAULT_CONTROL_SOCKET, type RekeyResult } from '../agent/control/protocol.js';
 import { controlRequest, ControlError } from '../agent/control/client.js';
 import { formatStatus, type AgentStatus } from '../agent/status.js';
@@ -23,8 +24,13 @@ async function guarded(io: CliIo, cmd: string, fn: () => Promise<number>): Promi
 
 export function runStatus(args: readonly string[], io: CliIo): Promise<number> {
   return guarded(io, 'status', async () => {
-    const p = parseArgs(args, { values: ['control-socket'], booleans: ['json'] });
+    const p = parseArgs(args, { values: ['control-socket', 'kubeconfig', 'mesh'], booleans: ['json', 'cluster'] });
     if (p.positionals.length > 0) throw new UsageError(`unexpected argument ${p.positionals[0]!}`);
+    // The mesh from the apiserver (every node's view) instead of this node's agent.
+    const cluster = p.flags.has('cluster') || p.flags.has('kubeconfig');
+    if (cluster && p.flags.has('control-socket')) throw new UsageError('--control-socket asks the local agent; --cluster/--kubeconfig read the mesh from the apiserver: pick one');
+    if (!cluster && p.flags.has('mesh')) throw new UsageError('--mesh needs --cluster or --kubeconfig PATH');
+    if (cluster) return (await import('./mesh-status.js')).runMeshStatus(p, io);
     const s = await controlRequest(socketPath(p), 'status') as AgentStatus;
     if (p.flags.has('json')) io.out(JSON.stringify(s, null, 2));
     else for (const l of formatStatus(s, Date.now())) io.out(l);

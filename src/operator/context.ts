@@ -1,13 +1,14 @@
 // What every controller gets: caches, the API client, clock, logger, metrics, events, the CA.
 import type { Clock } from '../common/time.js';
 import type { KubeClient } from '../api/kube/client.js';
-import type { IPsecMesh, IPsecNode, IPsecTunnel } from '../api/types.js';
+import type { IPsecMesh, IPsecMeshStatus, IPsecNode, IPsecTunnel } from '../api/types.js';
 import type { CaStore } from './ca-store.js';
 import type { EventRecorder } from './events.js';
 import type { IdentityIndex } from './identity-index.js';
 import type { Informer } from '../api/kube/informer.js';
 import type { CertificateRequest, ConfigMap, Csr, KNode, Secret } from './kinds.js';
 import type { Logger } from './logger.js';
+import type { PairMemory } from './mesh-pairs.js';
 import type { OperatorMetrics } from './metrics.js';
 
 export interface Caches {
@@ -19,6 +20,15 @@ export interface Caches {
   readonly caSecret: Informer<Secret>;
   readonly bundle: Informer<ConfigMap>;
   readonly certificateRequests: Informer<CertificateRequest> | undefined;
+}
+
+/** What the mesh controller remembers of one IPsecMesh while leading (cleared when it starts leading). */
+export interface MeshMemory {
+  readonly pairs: PairMemory;
+  /** Our last status write, and the mesh's resourceVersion it was based on: while the cache still
+   * shows that version it lags behind our write, and this is the status to compare with. */
+  readonly written?: { readonly basedOn: string | undefined; readonly status: IPsecMeshStatus };
+  readonly lastWriteMs?: number;
 }
 
 export interface Ctx {
@@ -34,6 +44,7 @@ export interface Ctx {
   readonly agentUsername: string;
   readonly defaultCertLifetimeMs: number;
   readonly meshName?: string;
+  readonly meshMemory: Map<string, MeshMemory>;
 }
 
 /** The mesh that configures identity: the one named explicitly, else "default", else the oldest. */

@@ -84,6 +84,7 @@ export class Operator {
       agentUsername: agentUsername(namespace),
       defaultCertLifetimeMs: o.certLifetimeMs ?? DEFAULT_NODE_CERT_LIFETIME_MS,
       ...(o.meshName !== undefined ? { meshName: o.meshName } : {}),
+      meshMemory: new Map(),
     };
     this.#queues = { csr: new WorkQueue(clock), ipsecnode: new WorkQueue(clock), mesh: new WorkQueue(clock), tunnel: new WorkQueue(clock), ca: new WorkQueue(clock) };
     this.#wire(caches);
@@ -149,6 +150,8 @@ export class Operator {
     // enqueue into the new ones.
     for (const name of Object.keys(q) as ControllerName[]) if (q[name].shuttingDown) q[name] = new WorkQueue(this.#o.clock);
     const c = this.ctx.caches;
+    // What a previous term remembered of the meshes may be out of date: start again from their status.
+    this.ctx.meshMemory.clear();
     q.ca.add('ca');
     for (const x of c.csrs.list()) q.csr.add(x.metadata.name);
     for (const x of c.ipsecNodes.list()) q.ipsecnode.add(x.metadata.name);

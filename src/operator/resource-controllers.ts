@@ -8,6 +8,7 @@ import type { IPsecMesh, IPsecTunnel } from '../api/types.js';
 import { certFingerprint } from '../pki/index.js';
 import { activeMesh, type Ctx } from './context.js';
 import { certLifetimeMs } from './csr-controller.js';
+import { WORST_PAIRS_MAX, evaluatePairs, memorySinceFn, nextStaleCheckMs, pairEvents, seedPairMemory, trackPairs, type PairEvaluation, type PairState as MeshPairState } from './mesh-pairs.js';
 import { computeIdentityCondition, computeMeshStatus, computeTunnelStatus, gatewayReports, metaTime, sameDesired, sameMeshStatus, sameTunnelStatus } from './status.js';
 
 const RESYNC_MS = 5 * 60_000;
@@ -33,25 +34,60 @@ export async function reconcileIpsecNode(ctx: Ctx, name: string): Promise<number
 function meshRef(m: IPsecMesh) { return { apiVersion: API_VERSION, kind: KINDS.IPsecMesh.kind, name: m.metadata.name, ...(m.metadata.uid ? { uid: m.metadata.uid } : {}) }; }
 function tunnelRef(t: IPsecTunnel) { return { apiVersion: API_VERSION, kind: KINDS.IPsecTunnel.kind, name: t.metadata.name, ...(t.metadata.uid ? { uid: t.metadata.uid } : {}) }; }
 
+/**
+ * IPsecMesh status from the selected nodes' IPsecNodes: nodes ready, node pairs (mesh-pairs.ts),
+ * identity and CA. Written only when it changed and at most once a second (node updates arrive
+ * batched through addAfter(1000) too); PairDown/PairUp Events from what went down or came back
+ * since the last reconcile (the memory: a byte and a since per pair, seeded from the status after a start).
+ * Writes per change: one status apply plus one Event per pair that changed, at most O(nodes).
+ */
 export async function reconcileMesh(ctx: Ctx, name: string): Promise<number | undefined> {
   const m = ctx.caches.meshes.get(name);
-  if (!m) return undefined;
+  if (!m) {
+    ctx.meshMemory.delete(name);
+    for (const state of MESH_PAIR_STATES) ctx.metrics.meshPairs.remove({ mesh: name, state });
+    return undefined;
+  }
+  const now = ctx.clock.now();
   const sel = m.spec.nodeSelector ?? {};
   const nodes = ctx.caches.ipsecNodes.list().filter((n) => {
     const k = ctx.caches.nodes.get(n.metadata.name);
     return Object.entries(sel).every(([key, v]) => k?.metadata.labels?.[key] === v);
   });
+  const mem = ctx.meshMemory.get(name);
+  // Our own last write may not be in the cache yet: compare with it until the cache moves on.
+  const prev = mem?.written && mem.written.basedOn === m.metadata.resourceVersion ? mem.written.status : m.status;
+  const pairs = evaluatePairs(nodes, now);
+  const tr = trackPairs(mem?.pairs ?? seedPairMemory(prev, pairs.nodes.map((n) => n.name), now), pairs, now);
   const ca = ctx.ca.state;
-  const st = computeMeshStatus(m, { nodes, caFingerprint: ca?.fingerprint, rotationInProgress: (ca?.previous.length ?? 0) > 0 }, ctx.clock.now());
-  if (sameMeshStatus(m.status, st)) return RESYNC_MS;
-  await ctx.kube.apply(resourcePath(RESOURCES.ipsecMeshes, { name, sub: 'status' }), { apiVersion: API_VERSION, kind: KINDS.IPsecMesh.kind, metadata: { name }, status: st }, OPERATOR_FIELD_MANAGER);
-  ctx.metrics.statusWrites.inc({ kind: 'IPsecMesh' });
-  const wasReady = isTrue(m.status?.conditions, C.Ready); const isReady = isTrue(st.conditions, C.Ready);
-  if (wasReady !== isReady) {
-    const c = findCondition(st.conditions, C.Ready)!;
-    ctx.events.emit(meshRef(m), isReady ? 'Normal' : 'Warning', c.reason, 'Reconcile', c.message);
+  const st = computeMeshStatus({ ...m, ...(prev ? { status: prev } : {}) }, {
+    nodes, pairs, caFingerprint: ca?.fingerprint, rotationInProgress: (ca?.previous.length ?? 0) > 0, since: memorySinceFn(tr.memory),
+  }, now);
+  const again = Math.min(RESYNC_MS, nextStaleCheckMs(nodes, now));
+  let written = mem?.written; let lastWriteMs = mem?.lastWriteMs;
+  if (!sameMeshStatus(prev, st)) {
+    // At most one write a second per mesh; nothing is remembered until written, so the next pass
+    // finds the same transitions and emits their Events then.
+    if (lastWriteMs !== undefined && now - lastWriteMs < 1000) return 1000 - (now - lastWriteMs);
+    await ctx.kube.apply(resourcePath(RESOURCES.ipsecMeshes, { name, sub: 'status' }), { apiVersion: API_VERSION, kind: KINDS.IPsecMesh.kind, metadata: { name }, status: st }, OPERATOR_FIELD_MANAGER);
+    ctx.metrics.statusWrites.inc({ kind: 'IPsecMesh' });
+    written = { basedOn: m.metadata.resourceVersion, status: st }; lastWriteMs = now;
+    const wasReady = isTrue(prev?.conditions, C.Ready); const isReady = isTrue(st.conditions, C.Ready);
+    if (wasReady !== isReady) {
+      const c = findCondition(st.conditions, C.Ready)!;
+      ctx.events.emit(meshRef(m), isReady ? 'Normal' : 'Warning', c.reason, 'Reconcile', c.message);
+    }
   }
-  return RESYNC_MS;
+  ctx.meshMemory.set(name, { pairs: tr.memory, ...(written ? { written } : {}), ...(lastWriteMs !== undefined ? { lastWriteMs } : {}) });
+  for (const e of pairEvents(tr, pairs, now, Math.max(WORST_PAIRS_MAX, pairs.nodes.length))) ctx.events.emit(meshRef(m), e.type, e.reason, 'Reconcile', e.note);
+  setPairMetrics(ctx, name, pairs);
+  return again;
+}
+
+const MESH_PAIR_STATES: readonly MeshPairState[] = ['established', 'half', 'connecting', 'failed', 'unknown'];
+
+function setPairMetrics(ctx: Ctx, mesh: string, p: PairEvaluation): void {
+  for (const state of MESH_PAIR_STATES) ctx.metrics.meshPairs.set({ mesh, state }, p.counts[state]);
 }
 
 export async function reconcileTunnel(ctx: Ctx, name: string): Promise<number | undefined> {

@@ -2,9 +2,9 @@
 // habit), so "write only on change" is a comparison and every reason has a unit test.
 import { CONDITION_TYPES as C, REASONS as R, setCondition, isTrue, type Condition, type DesiredCondition } from '../api/conditions.js';
 import type { IPsecMesh, IPsecMeshStatus, IPsecNode, IPsecTunnel, IPsecTunnelStatus, TunnelGatewayStatus } from '../api/types.js';
+import { evaluatePairs, isCountedReady, metaTime, pairKey, worstPairs, type NodeView, type PairEvaluation, type SinceFn } from './mesh-pairs.js';
 
-/** Metav1 time: RFC 3339, seconds precision. */
-export function metaTime(ms: number): string { return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z'); }
+export { metaTime };
 
 function merge(existing: readonly Condition[] | undefined, wants: readonly DesiredCondition[], nowMs: number): Condition[] {
   let cs = [...(existing ?? [])];
@@ -12,35 +12,70 @@ function merge(existing: readonly Condition[] | undefined, wants: readonly Desir
   return cs;
 }
 
-export interface MeshInputs { readonly nodes: readonly IPsecNode[]; readonly caFingerprint: string | undefined; readonly rotationInProgress: boolean }
+export interface MeshInputs {
+  readonly nodes: readonly IPsecNode[];
+  readonly caFingerprint: string | undefined;
+  readonly rotationInProgress: boolean;
+  /** The pairs of `nodes` (evaluatePairs); computed here when absent. */
+  readonly pairs?: PairEvaluation;
+  /** When each non-established pair was first seen down (the operator's memory); absent: from the previous status, else now. */
+  readonly since?: SinceFn;
+}
 
+/**
+ * Mesh status. Ready: every node ready (a stale node is not) and every pair established —
+ * NoNodes | NodesNotReady | PairsNotEstablished, True with AllPairsEstablished (AllNodesReady for a
+ * single node, which has no pairs). Degraded: UnknownCertificate (an unverified node identity) |
+ * PairsNotEstablished (a pair is down) | CARotating (False) | AsExpected (False).
+ */
 export function computeMeshStatus(m: IPsecMesh, inp: MeshInputs, nowMs: number): IPsecMeshStatus {
-  const total = inp.nodes.length;
-  const ready = inp.nodes.filter((n) => isTrue(n.status?.conditions, C.Ready)).length;
+  const ev = inp.pairs ?? evaluatePairs(inp.nodes, nowMs);
+  const total = ev.nodes.length;
+  const ready = ev.nodes.filter(isCountedReady).length;
   const unverified = inp.nodes.filter((n) => !isTrue(n.status?.conditions, C.IdentityVerified)).map((n) => n.metadata.name);
+  const worst = worstPairs(ev, inp.since ?? sinceFromStatus(m.status, ev, nowMs));
+  const down = ev.expected - ev.established;
+  const pairsText = `${ev.established}/${ev.expected} pairs established`;
+  const worstText = worst[0] ? `; worst: ${worst[0].nodes[0]} <-> ${worst[0].nodes[1]} ${worst[0].state}: ${worst[0].message ?? ''}` : '';
   const gen = m.metadata.generation;
   const g = gen === undefined ? {} : { observedGeneration: gen };
   const readyC: DesiredCondition = total === 0
     ? { type: C.Ready, status: 'False', reason: R.NoNodes, message: 'no IPsecNode has registered yet', ...g }
-    : ready === total
-      ? { type: C.Ready, status: 'True', reason: R.AllNodesReady, message: `${ready}/${total} nodes ready`, ...g }
-      : { type: C.Ready, status: 'False', reason: R.NodesNotReady, message: `${ready}/${total} nodes ready; not ready: ${notReadyNames(inp.nodes)}`, ...g };
+    : ready < total
+      ? { type: C.Ready, status: 'False', reason: R.NodesNotReady, message: clip(`${ready}/${total} nodes ready; not ready: ${notReadyNames(ev.nodes)}; ${pairsText}`), ...g }
+      : down > 0
+        ? { type: C.Ready, status: 'False', reason: R.PairsNotEstablished, message: clip(`${ready}/${total} nodes ready; ${pairsText}${worstText}`), ...g }
+        : { type: C.Ready, status: 'True', reason: ev.expected > 0 ? R.AllPairsEstablished : R.AllNodesReady, message: `${ready}/${total} nodes ready; ${pairsText}`, ...g };
   const degradedC: DesiredCondition = unverified.length > 0
-    ? { type: C.Degraded, status: 'True', reason: R.UnknownCertificate, message: `${unverified.length} node(s) without a verified identity: ${listSome(unverified)}`, ...g }
-    : inp.rotationInProgress
-      ? { type: C.Degraded, status: 'False', reason: R.CARotating, message: 'CA rotation in progress: old and new CA both trusted', ...g }
-      : { type: C.Degraded, status: 'False', reason: R.AsExpected, message: 'all node identities verified', ...g };
+    ? { type: C.Degraded, status: 'True', reason: R.UnknownCertificate, message: clip(`${unverified.length} node(s) without a verified identity: ${listSome(unverified)}${down > 0 ? `; ${down} pair(s) not established` : ''}`), ...g }
+    : down > 0
+      ? { type: C.Degraded, status: 'True', reason: R.PairsNotEstablished, message: clip(`${down} of ${ev.expected} pairs not established${worstText}`), ...g }
+      : inp.rotationInProgress
+        ? { type: C.Degraded, status: 'False', reason: R.CARotating, message: 'CA rotation in progress: old and new CA both trusted', ...g }
+        : { type: C.Degraded, status: 'False', reason: R.AsExpected, message: `all node identities verified; ${pairsText}`, ...g };
   const st: IPsecMeshStatus = {
     conditions: merge(m.status?.conditions, [readyC, degradedC], nowMs),
-    nodesReady: ready, nodesTotal: total, rotationInProgress: inp.rotationInProgress,
+    nodesReady: ready, nodesTotal: total, pairsEstablished: ev.established, pairsExpected: ev.expected,
+    rotationInProgress: inp.rotationInProgress,
   };
+  if (worst.length > 0) st.worstPairs = worst;
   if (gen !== undefined) st.observedGeneration = gen;
   if (inp.caFingerprint !== undefined) st.caFingerprint = inp.caFingerprint;
   return st;
 }
 
+/** Without the operator's memory: the since the previous status lists, else now. */
+function sinceFromStatus(st: IPsecMeshStatus | undefined, ev: PairEvaluation, nowMs: number): SinceFn {
+  const listed = new Map((st?.worstPairs ?? []).filter((p) => p.nodes.length === 2 && p.since !== undefined).map((p) => [pairKey(p.nodes[0]!, p.nodes[1]!), Date.parse(p.since!)]));
+  if (listed.size === 0) return () => nowMs;
+  return (i, j) => listed.get(pairKey(ev.nodes[i]!.name, ev.nodes[j]!.name)) ?? nowMs;
+}
+
+function clip(s: string, n = 32_768): string { return s.length <= n ? s : `${s.slice(0, n - 1)}…`; }
 function listSome(xs: readonly string[], n = 5): string { return xs.length <= n ? xs.join(', ') : `${xs.slice(0, n).join(', ')} and ${xs.length - n} more`; }
-function notReadyNames(nodes: readonly IPsecNode[]): string { return listSome(nodes.filter((n) => !isTrue(n.status?.conditions, C.Ready)).map((n) => n.metadata.name)); }
+function notReadyNames(nodes: readonly NodeView[]): string {
+  return listSome(nodes.filter((n) => !isCountedReady(n)).map((n) => (n.stale && n.readyReported ? `${n.name} (status stale since ${n.lastUpdateTime ?? '?'})` : n.name)));
+}
 
 /** Gateway reports for a tunnel, taken from IPsecNode.status.tunnels entries (one writer per node). */
 export function gatewayReports(tunnel: string, nodes: readonly IPsecNode[]): TunnelGatewayStatus[] {

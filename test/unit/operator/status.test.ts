@@ -25,25 +25,67 @@ test('setCondition keeps lastTransitionTime while status is unchanged and moves 
   assert.ok(sameConditions(c, [...c].reverse()));
 });
 
-test('mesh: no nodes → Ready=False NoNodes; all ready → AllNodesReady; some not → NodesNotReady naming them; observedGeneration set', () => {
-  assert.equal(findCondition(computeMeshStatus(mesh(), { nodes: [], caFingerprint: 'f', rotationInProgress: false }, T0).conditions, 'Ready')?.reason, 'NoNodes');
-  const all = computeMeshStatus(mesh(), { nodes: [node('a', true), node('b', true)], caFingerprint: 'f', rotationInProgress: false }, T0);
-  assert.deepEqual([all.nodesReady, all.nodesTotal, all.observedGeneration, findCondition(all.conditions, 'Ready')?.reason, findCondition(all.conditions, 'Ready')?.observedGeneration], [2, 2, 3, 'AllNodesReady', 3]);
-  const some = computeMeshStatus(mesh(), { nodes: [node('a', true), node('b', false)], caFingerprint: 'f', rotationInProgress: false }, T0);
-  assert.match(findCondition(some.conditions, 'Ready')!.message, /1\/2 .*not ready: b/);
+/** Every node reports every other as established (a healthy full mesh). */
+const fullMesh = (ns: IPsecNode[]): IPsecNode[] => ns.map((n) => ({ ...n, status: { ...n.status, peers: ns.filter((x) => x !== n).map((x) => ({ node: x.metadata.name, state: 'established' as const })) } }));
+const inputs = (nodes: IPsecNode[], o: Partial<{ rotationInProgress: boolean }> = {}) => ({ nodes, caFingerprint: 'f', rotationInProgress: o.rotationInProgress ?? false });
+
+test('mesh: no nodes → Ready=False NoNodes; one ready node → AllNodesReady; all ready, all pairs up → AllPairsEstablished; some not → NodesNotReady naming them; observedGeneration set', () => {
+  assert.equal(findCondition(computeMeshStatus(mesh(), inputs([]), T0).conditions, 'Ready')?.reason, 'NoNodes');
+  const one = computeMeshStatus(mesh(), inputs([node('a', true)]), T0);
+  assert.deepEqual([findCondition(one.conditions, 'Ready')?.reason, one.pairsExpected, one.pairsEstablished], ['AllNodesReady', 0, 0]);
+  const all = computeMeshStatus(mesh(), inputs(fullMesh([node('a', true), node('b', true)])), T0);
+  assert.deepEqual([all.nodesReady, all.nodesTotal, all.observedGeneration, findCondition(all.conditions, 'Ready')?.reason, findCondition(all.conditions, 'Ready')?.observedGeneration], [2, 2, 3, 'AllPairsEstablished', 3]);
+  assert.deepEqual([all.pairsEstablished, all.pairsExpected, all.worstPairs, findCondition(all.conditions, 'Ready')?.message], [1, 1, undefined, '2/2 nodes ready; 1/1 pairs established']);
+  const some = computeMeshStatus(mesh(), inputs(fullMesh([node('a', true), node('b', false)])), T0);
+  assert.match(findCondition(some.conditions, 'Ready')!.message, /1\/2 .*not ready: b; 1\/1 pairs established/);
 });
 
-test('mesh: an unverified node identity is Degraded; CA rotation is reported but not Degraded', () => {
-  const d = computeMeshStatus(mesh(), { nodes: [node('a', true, false)], caFingerprint: 'f', rotationInProgress: false }, T0);
-  assert.deepEqual([findCondition(d.conditions, 'Degraded')?.status, findCondition(d.conditions, 'Degraded')?.reason], ['True', 'UnknownCertificate']);
-  const r = computeMeshStatus(mesh(), { nodes: [node('a', true)], caFingerprint: 'f', rotationInProgress: true }, T0);
+test('mesh: all nodes ready but a pair not established → Ready=False PairsNotEstablished and Degraded=True PairsNotEstablished with the worst pair and the side\'s notify', () => {
+  const ns = fullMesh([node('node-a', true), node('node-b', true), node('node-c', true)]);
+  ns[0]!.status!.peers![0] = { node: 'node-b', state: 'failed', lastError: { notify: 'AUTHENTICATION_FAILED', message: 'peer identity mismatch' } };
+  ns[1]!.status!.peers![0] = { node: 'node-a', state: 'connecting' };
+  const st = computeMeshStatus(mesh(), inputs(ns), T0);
+  assert.deepEqual([st.pairsEstablished, st.pairsExpected], [2, 3]);
+  assert.deepEqual(st.worstPairs, [{ nodes: ['node-a', 'node-b'], state: 'failed', message: 'node-a: AUTHENTICATION_FAILED: peer identity mismatch; node-b: connecting', since: '2026-01-01T00:00:00Z' }]);
+  const ready = findCondition(st.conditions, 'Ready'); const deg = findCondition(st.conditions, 'Degraded');
+  assert.deepEqual([ready?.status, ready?.reason, deg?.status, deg?.reason], ['False', 'PairsNotEstablished', 'True', 'PairsNotEstablished']);
+  assert.equal(deg?.message, '1 of 3 pairs not established; worst: node-a <-> node-b failed: node-a: AUTHENTICATION_FAILED: peer identity mismatch; node-b: connecting');
+});
+
+test('mesh: a pair\'s since comes from the operator\'s memory, else from the previous status (stable across reconciles), else now', () => {
+  const ns = [node('a', true), node('b', true)];
+  const s1 = computeMeshStatus(mesh(), inputs(ns), T0);
+  assert.equal(s1.worstPairs?.[0]?.since, '2026-01-01T00:00:00Z');
+  const s2 = computeMeshStatus({ ...mesh(), status: s1 }, inputs(ns), T0 + 60_000);
+  assert.equal(s2.worstPairs?.[0]?.since, '2026-01-01T00:00:00Z');
+  assert.ok(sameMeshStatus(s1, s2));
+  const s3 = computeMeshStatus(mesh(), { ...inputs(ns), since: () => Date.UTC(2025, 5, 1) }, T0);
+  assert.equal(s3.worstPairs?.[0]?.since, '2025-06-01T00:00:00Z');
+});
+
+test('mesh: a node whose status is stale (no update for 3 minutes) does not count as ready although its Ready says True, and the message says so', () => {
+  const ns = fullMesh([node('a', true), node('b', true)]);
+  ns[0]!.status!.lastUpdateTime = '2025-12-31T23:50:00Z';
+  const st = computeMeshStatus(mesh(), inputs(ns), T0);
+  const ready = findCondition(st.conditions, 'Ready');
+  assert.deepEqual([st.nodesReady, ready?.reason, st.worstPairs?.[0]?.state], [1, 'NodesNotReady', 'half']);
+  assert.match(ready?.message ?? '', /not ready: a \(status stale since 2025-12-31T23:50:00Z\); 0\/1 pairs established/);
+});
+
+test('mesh: an unverified node identity is Degraded (UnknownCertificate, also counting pairs down); CA rotation is reported but not Degraded', () => {
+  const d = computeMeshStatus(mesh(), inputs([node('a', true, false), node('b', true)]), T0);
+  assert.deepEqual([findCondition(d.conditions, 'Degraded')?.status, findCondition(d.conditions, 'Degraded')?.reason, findCondition(d.conditions, 'Degraded')?.message], ['True', 'UnknownCertificate', '1 node(s) without a verified identity: a; 1 pair(s) not established']);
+  const r = computeMeshStatus(mesh(), inputs([node('a', true)], { rotationInProgress: true }), T0);
   assert.deepEqual([findCondition(r.conditions, 'Degraded')?.status, findCondition(r.conditions, 'Degraded')?.reason, r.rotationInProgress], ['False', 'CARotating', true]);
+  const ok = computeMeshStatus(mesh(), inputs(fullMesh([node('a', true), node('b', true)])), T0);
+  assert.deepEqual([findCondition(ok.conditions, 'Degraded')?.status, findCondition(ok.conditions, 'Degraded')?.reason], ['False', 'AsExpected']);
 });
 
 test('mesh status recomputed from the same inputs is the same (no write), even later in time', () => {
   const m = mesh();
-  const s1 = computeMeshStatus(m, { nodes: [node('a', true)], caFingerprint: 'f', rotationInProgress: false }, T0);
-  const s2 = computeMeshStatus({ ...m, status: s1 }, { nodes: [node('a', true)], caFingerprint: 'f', rotationInProgress: false }, T0 + 60_000);
+  const ns = fullMesh([node('a', true), node('b', true)]);
+  const s1 = computeMeshStatus(m, inputs(ns), T0);
+  const s2 = computeMeshStatus({ ...m, status: s1 }, inputs(ns), T0 + 60_000);
   assert.ok(sameMeshStatus(s1, s2));
 });
 

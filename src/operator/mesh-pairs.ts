@@ -1,0 +1,429 @@
+// Node pairs of an IPsecMesh, judged from the IPsecNode statuses: each agent reports its own view
+// of every mesh peer (DESIGN.md §3, one writer per object), so a pair {a, b} has two witnesses.
+// Pure functions: the operator turns them into IPsecMesh status and PairDown/PairUp Events,
+// `kipsec status --cluster` prints the same views as a node × node matrix.
+//
+// The rules (one place; the CLI and the operator share them):
+//   side  = what node a reports about peer b (its status.peers entry for b):
+//     up          state established or rekeying (an old lastError is history then)
+//     failed      state failed, or any other state with a lastError (the agent is retrying)
+//     connecting  state connecting, none or deleting, no lastError
+//     unknown     b is not in a's peers list, or a's status is stale (below)
+//   pair  = established when both sides are up; half when exactly one is; otherwise failed when
+//           a side failed, connecting when a side is connecting, unknown when neither says anything.
+//   stale = the node's status.lastUpdateTime is more than STALE_AFTER_MS old (by the operator's
+//           clock). The agent writes state changes within seconds and refreshes lastUpdateTime at
+//           least every minute, so three missed refreshes mean it is down or cut off from the
+//           apiserver. A stale node is not trusted at all: its Ready=True does not count as ready,
+//           and what it says about its peers counts as unknown (the last words of a dead agent are
+//           no evidence that an SA is still up). A status without lastUpdateTime is never stale.
+//
+// Size: a mesh of n nodes has n·(n−1)/2 pairs (499,500 at 1,000 nodes), and all of them may be
+// down at once (a forming mesh, agents that do not report peers yet, a CA mishap). So pair states
+// live in typed arrays over the upper triangle (pairIndex), messages are built only for the pairs
+// shown (worstPairs, Events, the CLI), and the per-node peer lookups are cached per object.
+import { CONDITION_TYPES as C, isTrue } from '../api/conditions.js';
+import type { IPsecMeshStatus, IPsecNode, MeshPairStatus, NodePeerStatus } from '../api/types.js';
+
+export const STALE_AFTER_MS = 3 * 60_000;
+export const WORST_PAIRS_MAX = 10;
+const MESSAGE_MAX = 1024;
+
+export type SideState = 'up' | 'failed' | 'connecting' | 'unknown';
+export type PairState = MeshPairStatus['state'];
+
+// Side codes (what one node reports about one peer).
+const S_UP = 0; const S_FAILED = 1; const S_CONNECTING = 2; const S_UNKNOWN = 3;
+const SIDE_STATES: readonly SideState[] = ['up', 'failed', 'connecting', 'unknown'];
+// Pair codes, as stored in PairEvaluation.codes.
+const P_ESTABLISHED = 0; const P_FAILED = 1; const P_CONNECTING = 2; const P_HALF = 3; const P_UNKNOWN = 4;
+const PAIR_STATES: readonly PairState[] = ['established', 'failed', 'connecting', 'half', 'unknown'];
+/** Worst first: failed, connecting, then half and unknown alike. */
+const PAIR_RANK: readonly number[] = [3, 0, 1, 2, 2];
+
+/** One node as the pair rules see it. */
+export interface NodeView {
+  readonly name: string;
+  /** Its agent's Ready condition says True (regardless of staleness). */
+  readonly readyReported: boolean;
+  readonly stale: boolean;
+  readonly lastUpdateTime: string | undefined;
+  readonly peers: ReadonlyMap<string, NodePeerStatus>;
+}
+
+/** What `node` reports about `peer`, judged. `detail` is the human part after "node: ". */
+export interface SideView {
+  readonly node: string;
+  readonly peer: string;
+  readonly state: SideState;
+  readonly detail: string;
+  readonly notify?: string;
+}
+
+export interface PairView {
+  readonly key: string;
+  /** In name order. */
+  readonly nodes: readonly [string, string];
+  readonly state: PairState;
+  /** Names the side(s) with the problem and the IKE notify, e.g. "node-a: AUTHENTICATION_FAILED: …". */
+  readonly message: string;
+  readonly sides: readonly [SideView, SideView];
+}
+
+export interface PairEvaluation {
+  /** Sorted by name; pair (i, j) with i < j indexes these. */
+  readonly nodes: readonly NodeView[];
+  readonly expected: number;
+  readonly established: number;
+  readonly counts: Readonly<Record<PairState, number>>;
+  /** Pair state codes over the upper triangle, pairIndex order. */
+  readonly codes: Uint8Array;
+}
+
+export function pairKey(a: string, b: string): string { return a < b ? `${a} <-> ${b}` : `${b} <-> ${a}`; }
+
+/** n·(n−1)/2 (and 0, not −0, for no nodes). */
+export function pairCount(n: number): number { return n < 2 ? 0 : (n * (n - 1)) / 2; }
+
+/** Index of pair (i, j), i < j < n, in the row-by-row upper triangle. */
+export function pairIndex(n: number, i: number, j: number): number { return i * n - (i * (i + 1)) / 2 + (j - i - 1); }
+
+export function isStale(n: IPsecNode, nowMs: number): boolean {
+  const t = n.status?.lastUpdateTime;
+  if (t === undefined) return false;
+  const ms = Date.parse(t);
+  return Number.isFinite(ms) && nowMs - ms > STALE_AFTER_MS;
+}
+
+function sideCode(r: NodePeerStatus): number {
+  if (r.state === 'established' || r.state === 'rekeying') return S_UP;
+  if (r.lastError || r.state === 'failed') return S_FAILED;
+  return S_CONNECTING;
+}
+
+// Informer objects are replaced, never mutated, on update: the derived maps are cached per object,
+// so a reconcile rebuilds only the nodes that changed.
+const derived = new WeakMap<IPsecNode, Omit<NodeView, 'stale'>>();
+
+export function nodeView(n: IPsecNode, nowMs: number): NodeView {
+  let d = derived.get(n);
+  if (!d) {
+    const peers = new Map<string, NodePeerStatus>();
+    for (const p of n.status?.peers ?? []) peers.set(p.node, p);
+    d = { name: n.metadata.name, readyReported: isTrue(n.status?.conditions, C.Ready), lastUpdateTime: n.status?.lastUpdateTime, peers };
+    derived.set(n, d);
+  }
+  return { ...d, stale: isStale(n, nowMs) };
+}
+
+/** Counted as ready: Ready=True and not stale. */
+export function isCountedReady(v: NodeView): boolean { return v.readyReported && !v.stale; }
+
+function sideCodeOf(from: NodeView, peer: string): number {
+  const r = from.stale ? undefined : from.peers.get(peer);
+  return r ? sideCode(r) : S_UNKNOWN;
+}
+
+/** What `from` reports about `peer`, as a state only (the matrix cell). */
+export function sideState(from: NodeView, peer: string): SideState { return SIDE_STATES[sideCodeOf(from, peer)]!; }
+
+export function sideView(from: NodeView, peer: string): SideView {
+  const base = { node: from.name, peer };
+  if (from.stale) return { ...base, state: 'unknown', detail: `status stale, last update ${from.lastUpdateTime ?? '?'} (agent down or cut off from the apiserver)` };
+  const r = from.peers.get(peer);
+  if (!r) return { ...base, state: 'unknown', detail: `does not report ${peer}` };
+  if (r.state === 'established' || r.state === 'rekeying') return { ...base, state: 'up', detail: r.state };
+  if (r.lastError) {
+    const e = r.lastError;
+    const what = `${e.notify ? `${e.notify}: ` : ''}${e.message}`;
+    return { ...base, state: 'failed', detail: r.state === 'failed' ? what : `${what} (${r.state})`, ...(e.notify ? { notify: e.notify } : {}) };
+  }
+  if (r.state === 'failed') return { ...base, state: 'failed', detail: 'failed (no error reported)' };
+  return { ...base, state: 'connecting', detail: r.state === 'none' ? 'no SA yet' : r.state };
+}
+
+function pairCode(sa: number, sb: number): number {
+  const ups = (sa === S_UP ? 1 : 0) + (sb === S_UP ? 1 : 0);
+  if (ups === 2) return P_ESTABLISHED;
+  if (ups === 1) return P_HALF;
+  if (sa === S_FAILED || sb === S_FAILED) return P_FAILED;
+  if (sa === S_CONNECTING || sb === S_CONNECTING) return P_CONNECTING;
+  return P_UNKNOWN;
+}
+
+const SIDE_RANK: Record<SideState, number> = { failed: 0, connecting: 1, unknown: 2, up: 3 };
+
+/** The pair of two nodes with its message (built on demand: only for the pairs shown). */
+export function pairView(a: NodeView, b: NodeView): PairView {
+  const [x, y] = a.name < b.name ? [a, b] : [b, a];
+  const sx = sideView(x, y.name); const sy = sideView(y, x.name);
+  const state = PAIR_STATES[pairCode(sideCodeOf(x, y.name), sideCodeOf(y, x.name))]!;
+  return { key: pairKey(x.name, y.name), nodes: [x.name, y.name], state, message: pairMessage(state, sx, sy), sides: [sx, sy] };
+}
+
+function pairMessage(state: PairState, a: SideView, b: SideView): string {
+  if (state === 'established') return `${a.node}: ${a.detail}; ${b.node}: ${b.detail}`;
+  // The side with the problem first (failed before connecting before silent), then the other.
+  const down = [a, b].filter((s) => s.state !== 'up').sort((s, t) => SIDE_RANK[s.state] - SIDE_RANK[t.state]);
+  const parts = down.map((s) => `${s.node}: ${s.detail}`);
+  const up = [a, b].find((s) => s.state === 'up');
+  if (up) parts.push(`${up.node} reports ${up.detail}`);
+  return clip(parts.join('; '), MESSAGE_MAX);
+}
+
+function clip(s: string, n: number): string { return s.length <= n ? s : `${s.slice(0, n - 1)}…`; }
+
+// Rows of side codes, per IPsecNode object and node list: row[j] = what this node reports about
+// names[j]. While the node list stays the same (interned, so the same array), a reconcile rebuilds
+// only the rows of the nodes that changed, and judging a pair is two array reads.
+interface NameList { readonly names: readonly string[]; readonly index: ReadonlyMap<string, number> }
+const lists = new Map<string, NameList>();
+const rows = new WeakMap<IPsecNode, { readonly list: NameList; readonly row: Uint8Array }>();
+
+function internNames(sorted: readonly string[]): NameList {
+  const key = sorted.join('\n');
+  let l = lists.get(key);
+  if (l) { lists.delete(key); lists.set(key, l); return l; } // most recently used last
+  l = { names: sorted, index: new Map(sorted.map((x, i) => [x, i])) };
+  lists.set(key, l);
+  if (lists.size > 16) lists.delete(lists.keys().next().value!);
+  return l;
+}
+
+function rowOf(n: IPsecNode, list: NameList): Uint8Array {
+  const c = rows.get(n);
+  if (c && c.list === list) return c.row;
+  const row = new Uint8Array(list.names.length).fill(S_UNKNOWN);
+  for (const p of n.status?.peers ?? []) { const j = list.index.get(p.node); if (j !== undefined) row[j] = sideCode(p); }
+  rows.set(n, { list, row });
+  return row;
+}
+
+/** Judge every pair of the given (already selected) nodes: two array reads per pair, no objects per pair. */
+export function evaluatePairs(nodes: readonly IPsecNode[], nowMs: number): PairEvaluation {
+  const sorted = [...nodes].sort((a, b) => cmp(a.metadata.name, b.metadata.name));
+  const views = sorted.map((n) => nodeView(n, nowMs));
+  const list = internNames(views.map((v) => v.name));
+  const sideRows = sorted.map((x, i) => (views[i]!.stale ? undefined : rowOf(x, list)));
+  const n = views.length;
+  const codes = new Uint8Array(pairCount(n));
+  const byCode = [0, 0, 0, 0, 0];
+  let k = 0;
+  for (let i = 0; i < n; i++) {
+    const ri = sideRows[i];
+    for (let j = i + 1; j < n; j++) {
+      const rj = sideRows[j];
+      const c = pairCode(ri ? ri[j]! : S_UNKNOWN, rj ? rj[i]! : S_UNKNOWN);
+      codes[k++] = c; byCode[c]!++;
+    }
+  }
+  const counts = { established: byCode[P_ESTABLISHED]!, failed: byCode[P_FAILED]!, connecting: byCode[P_CONNECTING]!, half: byCode[P_HALF]!, unknown: byCode[P_UNKNOWN]! };
+  return { nodes: views, expected: codes.length, established: counts.established, counts, codes };
+}
+
+/** Call fn for every pair that is not established, in pairIndex order. */
+export function forEachDown(ev: PairEvaluation, fn: (i: number, j: number, state: PairState) => void): void {
+  const n = ev.nodes.length;
+  let k = 0;
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++, k++) if (ev.codes[k] !== P_ESTABLISHED) fn(i, j, PAIR_STATES[ev.codes[k]!]!);
+}
+
+/** Every pair that is not established, with its message (the CLI, tests; the operator uses worstPairs). */
+export function downPairs(ev: PairEvaluation): PairView[] {
+  const out: PairView[] = [];
+  forEachDown(ev, (i, j) => out.push(pairView(ev.nodes[i]!, ev.nodes[j]!)));
+  return out;
+}
+
+/** When pair (i, j) went down, ms since the epoch; Infinity when not known (sorts last, no since). */
+export type SinceFn = (i: number, j: number) => number;
+
+/** The worst `max` pairs for status.worstPairs: failed, connecting, then half/unknown; longest down first, then by name. */
+export function worstPairs(ev: PairEvaluation, since: SinceFn, max = WORST_PAIRS_MAX): MeshPairStatus[] {
+  interface Cand { readonly rank: number; readonly since: number; readonly i: number; readonly j: number }
+  const order = (x: Cand, y: Cand): number => x.rank - y.rank || (x.since === y.since ? 0 : x.since < y.since ? -1 : 1) || x.i - y.i || x.j - y.j;
+  let top: Cand[] = [];
+  const n = ev.nodes.length;
+  let k = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++, k++) {
+      const c = ev.codes[k]!;
+      if (c === P_ESTABLISHED) continue;
+      const cand = { rank: PAIR_RANK[c]!, since: since(i, j), i, j };
+      if (max === Infinity) { top.push(cand); continue; }
+      // Bounded insertion: O(pairs · max), no array of every pair down.
+      if (top.length >= max && order(cand, top[top.length - 1]!) >= 0) continue;
+      let at = top.length;
+      while (at > 0 && order(cand, top[at - 1]!) < 0) at--;
+      top.splice(at, 0, cand);
+      if (top.length > max) top.pop();
+    }
+  }
+  if (max === Infinity) top = top.sort(order);
+  return top.map((t) => {
+    const p = pairView(ev.nodes[t.i]!, ev.nodes[t.j]!);
+    return { nodes: [p.nodes[0], p.nodes[1]], state: p.state, message: p.message, ...(Number.isFinite(t.since) ? { since: metaTime(t.since) } : {}) };
+  });
+}
+
+function cmp(a: string, b: string): number { return a < b ? -1 : a > b ? 1 : 0; }
+
+/** When the operator next has to look again although nothing changed: the next node to go stale. */
+export function nextStaleCheckMs(nodes: readonly IPsecNode[], nowMs: number): number {
+  let next = Infinity;
+  for (const n of nodes) {
+    const t = n.status?.lastUpdateTime;
+    const ms = t === undefined ? NaN : Date.parse(t);
+    if (!Number.isFinite(ms)) continue;
+    const due = ms + STALE_AFTER_MS + 1000 - nowMs;
+    if (due > 0 && due < next) next = due;
+  }
+  return next;
+}
+
+// ---------- transitions: which pairs went down or came back (for Events) ----------
+
+// What the memory knows of a pair.
+const M_UP = 0;          // established at the last reconcile
+const M_DOWN_NEW = 1;    // not established, and never was while we watched: no Events for it
+const M_DOWN_WAS_UP = 2; // went down after having been established: PairUp when it returns
+const M_UNKNOWN = 3;     // nothing known (a new node, or an operator start without a complete status)
+
+/**
+ * What the operator remembers of a mesh between reconciles: per pair of `names` (sorted, the
+ * nodes of the last reconcile) whether it was up, down-never-up or down-after-up, and since when
+ * it is down (seconds since the epoch). 3 MB at 1,000 nodes.
+ */
+export interface PairMemory {
+  readonly names: readonly string[];
+  readonly codes: Uint8Array;
+  readonly sinceSec: Uint32Array;
+}
+
+/** When the memory says pair {a, b} went down (metav1 time), if it is down. */
+export function memorySince(m: PairMemory, a: string, b: string): string | undefined {
+  const [x, y] = a < b ? [a, b] : [b, a];
+  const i = indexOf(m.names, x); const j = indexOf(m.names, y);
+  if (i < 0 || j < 0) return undefined;
+  const k = pairIndex(m.names.length, i, j);
+  return m.codes[k] === M_DOWN_NEW || m.codes[k] === M_DOWN_WAS_UP ? metaTime(m.sinceSec[k]! * 1000) : undefined;
+}
+
+function indexOf(sorted: readonly string[], x: string): number {
+  let lo = 0; let hi = sorted.length - 1;
+  while (lo <= hi) { const mid = (lo + hi) >> 1; const c = cmp(sorted[mid]!, x); if (c === 0) return mid; if (c < 0) lo = mid + 1; else hi = mid - 1; }
+  return -1;
+}
+
+/**
+ * Memory after an operator (re)start, from the mesh's own status (the previous leader's view):
+ *  - the pairs in status.worstPairs are down since their `since`, and count as having been up, so
+ *    the on-call who saw PairDown for one gets PairUp when it returns (at most WORST_PAIRS_MAX
+ *    Events, for pairs that may in fact never have come up; the Normal Event says "established");
+ *  - the other pairs of today's nodes count as established only when that status is complete:
+ *    every non-established pair was listed (pairsExpected − pairsEstablished = worstPairs.length)
+ *    and pairsExpected fits today's node count. Then a pair that broke while no operator was
+ *    leading gets its PairDown. Otherwise nothing is known of them: whatever is down now is taken
+ *    as never up (no Events: no storm after a restart).
+ */
+export function seedPairMemory(prev: IPsecMeshStatus | undefined, nodeNames: readonly string[], nowMs: number): PairMemory {
+  const names = [...nodeNames].sort(cmp);
+  const n = names.length;
+  const listed = prev?.worstPairs ?? [];
+  const complete = prev?.pairsExpected !== undefined && prev.pairsEstablished !== undefined
+    && prev.pairsExpected - prev.pairsEstablished === listed.length && prev.pairsExpected === pairCount(n);
+  const codes = new Uint8Array(pairCount(n)).fill(complete ? M_UP : M_UNKNOWN);
+  const sinceSec = new Uint32Array(codes.length);
+  for (const p of listed) {
+    const [a, b] = p.nodes;
+    if (a === undefined || b === undefined) continue;
+    const [x, y] = a < b ? [a, b] : [b, a];
+    const i = indexOf(names, x); const j = indexOf(names, y);
+    if (i < 0 || j < 0 || i === j) continue;
+    const k = pairIndex(n, i, j);
+    const t = p.since !== undefined ? Date.parse(p.since) : NaN;
+    codes[k] = M_DOWN_WAS_UP; sinceSec[k] = Math.floor((Number.isFinite(t) ? t : nowMs) / 1000);
+  }
+  return { names, codes, sinceSec };
+}
+
+export interface PairTransitions {
+  readonly memory: PairMemory;
+  /** Established before, not now (one PairDown each): [i, j] into the evaluation's nodes. */
+  readonly wentDown: readonly (readonly [number, number])[];
+  /** Down after having been up, established now (one PairUp each), with when they went down (ms). */
+  readonly cameUp: readonly { readonly i: number; readonly j: number; readonly downSinceMs: number }[];
+}
+
+/**
+ * Compare the remembered pairs with the new evaluation. A pair that stays down keeps its since
+ * and emits nothing more, whatever its state does meanwhile (connecting → failed → connecting);
+ * a pair that was never up emits nothing when it comes up; pairs of nodes that left are forgotten.
+ */
+export function trackPairs(prev: PairMemory, ev: PairEvaluation, nowMs: number): PairTransitions {
+  const n = ev.nodes.length;
+  const names = ev.nodes.map((v) => v.name);
+  // Where each of today's nodes was in the remembered (also sorted) list, -1 when new.
+  const old = names.map((x) => indexOf(prev.names, x));
+  const on = prev.names.length;
+  const codes = new Uint8Array(ev.codes.length);
+  const sinceSec = new Uint32Array(ev.codes.length);
+  const nowSec = Math.floor(nowMs / 1000);
+  const wentDown: [number, number][] = [];
+  const cameUp: { i: number; j: number; downSinceMs: number }[] = [];
+  let k = 0;
+  for (let i = 0; i < n; i++) {
+    const oi = old[i]!;
+    for (let j = i + 1; j < n; j++, k++) {
+      const oj = old[j]!;
+      const ok = oi >= 0 && oj >= 0 ? pairIndex(on, oi, oj) : -1;
+      const was = ok >= 0 ? prev.codes[ok]! : M_UNKNOWN;
+      if (ev.codes[k] === P_ESTABLISHED) {
+        codes[k] = M_UP;
+        if (was === M_DOWN_WAS_UP) cameUp.push({ i, j, downSinceMs: prev.sinceSec[ok]! * 1000 });
+      } else if (was === M_DOWN_NEW || was === M_DOWN_WAS_UP) {
+        codes[k] = was; sinceSec[k] = prev.sinceSec[ok]!;
+      } else {
+        codes[k] = was === M_UP ? M_DOWN_WAS_UP : M_DOWN_NEW; sinceSec[k] = nowSec;
+        if (was === M_UP) wentDown.push([i, j]);
+      }
+    }
+  }
+  return { memory: { names, codes, sinceSec }, wentDown, cameUp };
+}
+
+/** The since the memory keeps for pair (i, j) of the evaluation it was tracked with (ms). */
+export function memorySinceFn(m: PairMemory): SinceFn {
+  const n = m.names.length;
+  return (i, j) => m.sinceSec[pairIndex(n, i, j)]! * 1000;
+}
+
+export interface PairEvent { readonly type: 'Warning' | 'Normal'; readonly reason: 'PairDown' | 'PairUp'; readonly note: string }
+
+/**
+ * The Events for one reconcile: one per pair that went down or came back, at most `max` of each
+ * kind (the operator passes the node count, so a node failing — n−1 pairs — is reported pair by
+ * pair while a mass failure stays O(nodes) writes), plus one summary Event for the rest.
+ */
+export function pairEvents(t: PairTransitions, ev: PairEvaluation, nowMs: number, max: number): PairEvent[] {
+  const out: PairEvent[] = [];
+  for (const [i, j] of t.wentDown.slice(0, max)) {
+    const p = pairView(ev.nodes[i]!, ev.nodes[j]!);
+    out.push({ type: 'Warning', reason: 'PairDown', note: `${p.nodes[0]} <-> ${p.nodes[1]}: ${p.message}` });
+  }
+  if (t.wentDown.length > max) out.push({ type: 'Warning', reason: 'PairDown', note: `${t.wentDown.length - max} more pairs went down (${t.wentDown.length} in all); status.worstPairs lists the worst` });
+  for (const u of t.cameUp.slice(0, max)) {
+    out.push({ type: 'Normal', reason: 'PairUp', note: `${ev.nodes[u.i]!.name} <-> ${ev.nodes[u.j]!.name}: established (down since ${metaTime(u.downSinceMs)}, ${human(nowMs - u.downSinceMs)})` });
+  }
+  if (t.cameUp.length > max) out.push({ type: 'Normal', reason: 'PairUp', note: `${t.cameUp.length - max} more pairs established again (${t.cameUp.length} in all)` });
+  return out;
+}
+
+function human(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return '?';
+  const s = Math.round(ms / 1000);
+  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${(s / 3600).toFixed(1)}h`;
+}
+
+/** Metav1 time: RFC 3339, seconds precision. */
+export function metaTime(ms: number): string { return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z'); }
