@@ -12,9 +12,8 @@ export interface Command {
   readonly summary: string;
   /** More for `kipsec COMMAND --help`: options and exit status, one string with line breaks. */
   readonly help?: string;
-  /** Absent while the capability is not built; see the issue that tracks it. */
+  /** Absent while the capability is not built (the command then says so and exits 3). */
   readonly run?: (args: readonly string[], io: CliIo) => Promise<number>;
-  readonly pendingIssue?: number;
 }
 
 export const EXIT_OK = 0;
@@ -25,7 +24,25 @@ export const EXIT_NOT_BUILT = 3;
 
 // Command modules load on use (dynamic import), so `kipsec status` never loads the IKE engine.
 export const COMMANDS: readonly Command[] = [
-  { name: 'agent', usage: 'agent --standalone --config FILE [--control-socket PATH] [--state-dir DIR] [--datapath kernel] [--log-level L]', summary: 'run the per-node IKEv2 agent',
+  { name: 'agent', usage: 'agent --node-name NAME [--kubeconfig PATH] [--state-dir DIR] [--metrics-port N] … | agent --standalone --config FILE …', summary: 'run the per-node IKEv2 agent',
+    help: [
+      'cluster mode (the DaemonSet runs this on every node):',
+      '  --node-name NAME        the Node this agent runs on (required)',
+      '  --kubeconfig PATH       default: the pod\'s service account (in-cluster)',
+      '  --namespace NS          where the operator keeps the trust bundle (default $POD_NAMESPACE or kipsec-system)',
+      '  --mesh NAME             the IPsecMesh to follow (default: "default", else the oldest)',
+      '  --node-ip IP            the IKE endpoint (default: the Node\'s first InternalIP)',
+      '  --state-dir DIR         node key and certificate (identity/), IKE SA checkpoints (sa/); default /var/lib/kipsec',
+      '  --control-socket PATH   for `kipsec status` on the node (default /run/kipsec/agent.sock)',
+      '  --metrics-port N        /metrics, /healthz, /readyz (default 9964; 0: off); --metrics-address A (default 0.0.0.0)',
+      '  On SIGTERM the SAs and policies stay in the kernel while the mesh selects the node (a restart',
+      '  drops nothing); they are removed when the IPsecMesh is gone or no longer selects it.',
+      'standalone mode:',
+      '  --standalone --config FILE   a YAML stream of IPsecTunnel objects; SIGHUP or `kipsec reload` re-reads it',
+      '  --state-dir DIR         IKE SA checkpoints (default: state/ next to the control socket); SIGTERM deletes the SAs',
+      'both: --datapath kernel, --log-level L, --ike-port N, --natt-port N',
+      'exit status: 0 after SIGTERM, 1 cannot start, 2 usage or config problem, 3 a data path this version does not have',
+    ].join('\n'),
     run: async (a, io) => (await import('./agent.js')).runAgent(a, io) },
   { name: 'operator', usage: 'operator [--kubeconfig PATH] [--namespace NS]', summary: 'run the cluster operator (CRDs, identity, status)',
     run: async (a, io) => (await import('./operator.js')).runOperator(a, io) },

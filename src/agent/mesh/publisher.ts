@@ -2,8 +2,9 @@
 // identity) is written with server-side apply under the agent's field manager when it changes —
 // and only after the key, the certificate and the node's block policies are in place, because
 // peers act on it at once. The status is written on the /status subresource, coalesced: a change
-// of state (a peer up or down, a new SPI, an error) goes out within `minIntervalMs`, counters alone
-// at most every `countersIntervalMs`, so the apiserver's load stays O(nodes) however busy the mesh.
+// of state (a peer up or down, a new SPI, an error) goes out within `minIntervalMs`, counters and
+// the heartbeat (lastUpdateTime) every `countersIntervalMs`, so the apiserver's load stays O(nodes)
+// however busy the mesh, and the operator can tell a quiet node from one whose agent is gone.
 import { errorMessage } from '../../common/errors.js';
 import type { Clock, TimerHandle } from '../../common/time.js';
 import { RESOURCES, resourcePath, type KubeClient } from '../../api/kube/client.js';
@@ -67,10 +68,11 @@ export class NodePublisher {
     const w = this.#written;
     const minMs = this.#o.minIntervalMs ?? 2_000;
     const countersMs = this.#o.countersIntervalMs ?? 60_000;
-    let dueMs: number | undefined;
+    let dueMs: number;
+    // A change of state goes out soon; anything else (counters, or nothing: lastUpdateTime is the
+    // node's heartbeat, which the operator reads to tell a quiet node from a dead one) once a minute.
     if (!w || w.significant !== sig) dueMs = w ? Math.max(0, w.atMs + minMs - now) : 0;
-    else if (stableJson({ ...this.#status, lastUpdateTime: undefined }) !== w.full) dueMs = Math.max(0, w.atMs + countersMs - now);
-    if (dueMs === undefined) return;
+    else dueMs = Math.max(0, w.atMs + countersMs - now);
     dueMs = Math.max(dueMs, this.#retryAtMs - now);
     this.#timer = this.#o.clock.setTimer(dueMs, () => { this.#timer = undefined; void this.#write(); });
   }
