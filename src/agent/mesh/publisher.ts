@@ -29,6 +29,7 @@ export class NodePublisher {
   #status: IPsecNodeStatus | undefined;
   #written: { significant: string; full: string; atMs: number } | undefined;
   #timer: TimerHandle | undefined;
+  #timerAtMs = 0;
   #writing = false;
   #stopped = false;
   /** After a failed write: not before this (backoff up to a minute while the apiserver is away). */
@@ -62,7 +63,7 @@ export class NodePublisher {
   }
 
   #schedule(): void {
-    if (this.#stopped || this.#writing || this.#timer || !this.#status) return;
+    if (this.#stopped || this.#writing || !this.#status) return;
     const now = this.#o.clock.now();
     const sig = significantPart(this.#status);
     const w = this.#written;
@@ -74,6 +75,10 @@ export class NodePublisher {
     if (!w || w.significant !== sig) dueMs = w ? Math.max(0, w.atMs + minMs - now) : 0;
     else dueMs = Math.max(0, w.atMs + countersMs - now);
     dueMs = Math.max(dueMs, this.#retryAtMs - now);
+    // A timer already set for this moment or earlier stands; a later one (the heartbeat) gives way.
+    if (this.#timer && this.#timerAtMs <= now + dueMs) return;
+    this.#timer?.cancel();
+    this.#timerAtMs = now + dueMs;
     this.#timer = this.#o.clock.setTimer(dueMs, () => { this.#timer = undefined; void this.#write(); });
   }
 
