@@ -12,7 +12,11 @@
 # before SCRIPT ended).
 # Files SCRIPT writes to $VM_OUT inside the VM appear in $KVM_OUT (a host folder) afterwards.
 # Env: KVM_MEM (MiB, 4096: the overlay tmpfs and many node processes share it), KVM_CPUS (2), KVM_CACHE (~/.cache/kipsec/kernel-vm),
-#      KVM_TIMEOUT (seconds, 1500), KVM_OUT (host folder for results; default: none).
+#      KVM_TIMEOUT (seconds, 1500), KVM_OUT (host folder for results; default: none),
+#      KVM_NIC (QEMU's -nic value; default: none, the guest has no network device at all). The
+#      cluster lane passes an isolated user-mode NIC whose only way out is one forwarded port:
+#        user,model=virtio-net-pci,restrict=on,guestfwd=tcp:10.0.2.100:6443-cmd:socat - TCP:127.0.0.1:PORT
+#      (restrict=on: the guest reaches nothing but the guestfwd; the guest must `modprobe virtio_net`).
 # Needs root and, on first use only, Debian's package mirror (kernel + busybox, ~120 MB).
 set -euo pipefail
 script=$(readlink -f "${1:?usage: kernel-vm.sh SCRIPT [ARGS...]}"); shift
@@ -65,6 +69,7 @@ mkdir -p /newroot/lib/modules /newroot/vm-io
 mount -t 9p -o $o,ro mods /newroot/lib/modules
 mount -t 9p -o $o io /newroot/vm-io
 mount --move /proc /newroot/proc; mount --move /sys /newroot/sys; mount --move /dev /newroot/dev
+ln -s /proc/self/fd /newroot/dev/fd   # devtmpfs has no /dev/fd: bash's <(...) and /dev/fd/N need it
 mount -t tmpfs tmpfs /newroot/run
 exec switch_root /newroot /bin/sh -c '
   export HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin VM_OUT=/vm-io/out KIPSEC_IN_VM=1
@@ -80,8 +85,10 @@ io=$(mktemp -d); trap 'rm -rf "$io"' EXIT
 mkdir -p "$io/out"
 cp "$script" "$io/script"; pwd > "$io/cwd"; echo "$*" > "$io/args"; echo 125 > "$io/rc"
 env | grep -E '^(KIPSEC_[A-Z_]*|NODE_OPTIONS|CI)=' | sed -e "s/'/'\\\\''/g" -e "s/=\(.*\)/='\1'/" -e 's/^/export /' > "$io/env" || true
+# No NIC unless asked for: without -nic QEMU would add an unrestricted user-mode NIC by default.
+nic=(-nic none); if [[ -n ${KVM_NIC:-} ]]; then nic=(-nic "$KVM_NIC"); fi
 ( timeout "${KVM_TIMEOUT:-1500}" qemu-system-x86_64 -accel tcg -m "${KVM_MEM:-4096}" -smp "${KVM_CPUS:-2}" \
-  -nographic -no-reboot -kernel "$cache/root/boot/vmlinuz-$kver" -initrd "$initrd" \
+  -nographic -no-reboot "${nic[@]}" -kernel "$cache/root/boot/vmlinuz-$kver" -initrd "$initrd" \
   -append "console=ttyS0 quiet panic=-1" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
   -virtfs "local,path=$cache/root/lib/modules,mount_tag=mods,security_model=none,readonly=on" \

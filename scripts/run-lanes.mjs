@@ -4,17 +4,18 @@
 // ending with the plain line `N passed, N failed`. A lane that cannot run (not root, a missing
 // tool, the VM failing to boot, no test files) counts as a failure and says why: never a skip.
 //
-//   node scripts/run-lanes.mjs [LANE...]      lanes: unit node24 netns interop apiserver vm
+//   node scripts/run-lanes.mjs [LANE...]      lanes: unit node24 netns interop apiserver vm cluster
 //   KIPSEC_LANES=unit,netns node scripts/run-lanes.mjs
+//   KIPSEC_CLUSTER_FILES=e2e/cluster/00-infra.test.ts node scripts/run-lanes.mjs cluster   (some files only)
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const results = join(root, '.lane-results');
 const reporter = join(root, 'scripts', 'count-reporter.mjs');
-const ALL = ['unit', 'node24', 'netns', 'interop', 'apiserver', 'vm'];
+const ALL = ['unit', 'node24', 'netns', 'interop', 'apiserver', 'vm', 'cluster'];
 
 function findTests(dir) {
   if (!existsSync(dir)) return [];
@@ -40,6 +41,14 @@ const LANES = {
   interop: { dir: 'e2e/interop', why: 'real strongSwan peers in namespaces', needs: () => (!isRoot ? 'needs root' : !existsSync('/usr/lib/ipsec/charon') ? 'strongSwan is not installed (scripts/setup.sh installs it)' : null), concurrency: 1 },
   apiserver: { dir: 'e2e/apiserver', why: 'real kube-apiserver + etcd', concurrency: 1, apiserver: true },
   vm: { dir: 'e2e/vm', why: 'Debian kernel with real ESP under QEMU', needs: () => (!isRoot ? 'needs root' : !which('qemu-system-x86_64') ? 'qemu-system-x86_64 is not installed (scripts/setup.sh installs it)' : null), vm: true },
+  // The apiserver runs on the host (native speed); one VM boot runs every file, and the guest's
+  // only network path is QEMU's forward of 10.0.2.100:6443 to it (see runCluster).
+  cluster: {
+    dir: 'e2e/cluster', why: 'kube-apiserver on the host; operator and agents in node namespaces inside the kernel VM',
+    needs: () => (!isRoot ? 'needs root' : !which('qemu-system-x86_64') ? 'qemu-system-x86_64 is not installed (scripts/setup.sh installs it)'
+      : !which('socat') ? 'socat is not installed (scripts/setup.sh installs it)' : null),
+    cluster: true,
+  },
 };
 
 /** Run a lane's command, streaming its output to the console and to .lane-results/<lane>.log. */
@@ -67,6 +76,46 @@ function readCounts(file) {
   try { return JSON.parse(readFileSync(file, 'utf8').trim().split('\n').pop()); } catch { return null; }
 }
 
+/**
+ * The cluster lane: the host's apiserver (its own state dir), then one VM for all files. QEMU's
+ * user networking is isolated (restrict=on: the guest reaches nothing, not this machine and not its
+ * network) except for one guestfwd: each guest connection to 10.0.2.100:6443 spawns
+ * `socat - TCP:127.0.0.1:<apiserver port>` on the host. Inside, e2e/cluster-inside.sh bridges
+ * https://127.0.0.1:6443 to it in every namespace, so the tests get a kubeconfig naming that address
+ * with the host's certificate files (the guest sees this machine's root filesystem read-only).
+ */
+async function runCluster(name, files, env, t0) {
+  const wantFiles = process.env.KIPSEC_CLUSTER_FILES?.split(',').filter(Boolean).map((f) => resolve(root, f));
+  if (wantFiles) files = files.filter((f) => wantFiles.includes(f));
+  if (files.length === 0) return { name, error: `KIPSEC_CLUSTER_FILES selects no file under ${LANES[name].dir}` };
+  env.KIPSEC_APISERVER_DIR = join(results, `${name}-apiserver`);
+  const ta = Date.now();
+  const s = capture('bash', [join(root, 'e2e/apiserver.sh'), 'start'], env);
+  const adminKc = s.out.trim().split('\n').pop();
+  if (s.code !== 0 || !adminKc || !existsSync(adminKc)) return { name, error: `cannot run: e2e/apiserver.sh start failed (exit ${s.code})` };
+  const port = readFileSync(join(env.KIPSEC_APISERVER_DIR, 'port'), 'utf8').trim();
+  console.log(`lane ${name}: apiserver on the host at 127.0.0.1:${port}, ready in ${((Date.now() - ta) / 1000).toFixed(1)} s`);
+  try {
+    const laneKc = join(env.KIPSEC_APISERVER_DIR, 'lane.kubeconfig');
+    writeFileSync(laneKc, readFileSync(adminKc, 'utf8').replace(/server: https:\/\/127\.0\.0\.1:\d+/, 'server: https://127.0.0.1:6443'));
+    env.KIPSEC_KUBECONFIG = laneKc;
+    env.KIPSEC_LANE_APISERVER_HOST_PORT = port;   // lets a test show the guest cannot reach it directly
+    env.KVM_NIC = `user,model=virtio-net-pci,restrict=on,guestfwd=tcp:10.0.2.100:6443-cmd:socat - TCP:127.0.0.1:${port}`;
+    env.KVM_OUT = join(results, `${name}-out`);
+    rmSync(env.KVM_OUT, { recursive: true, force: true });
+    mkdirSync(env.KVM_OUT, { recursive: true });
+    env.KVM_TIMEOUT ??= '3600';
+    env.KIPSEC_TEST_REPORTERS = [...reporterArgs(`@OUT@/${name}.json`), '--test-timeout=900000'].join(' ');
+    const code = await run('bash', [join(root, 'e2e/kernel-vm.sh'), join(root, 'e2e/cluster-inside.sh'), ...files.map((f) => relative(root, f))], { env }, join(results, `${name}.log`));
+    const counts = readCounts(join(env.KVM_OUT, `${name}.json`));
+    if (!counts && code === 124) return { name, error: `the VM ran out of time (KVM_TIMEOUT=${env.KVM_TIMEOUT} s) before its tests finished; see .lane-results/${name}.log`, ms: Date.now() - t0 };
+    if (!counts) return { name, error: `the VM produced no results (exit ${code}): it did not boot, the apiserver bridge failed, or node --test did not run; see .lane-results/${name}.log`, ms: Date.now() - t0 };
+    return { name, counts, code, ms: Date.now() - t0 };
+  } finally {
+    if (!process.env.KIPSEC_KEEP_APISERVER) capture('bash', [join(root, 'e2e/apiserver.sh'), 'stop'], env);
+  }
+}
+
 async function runLane(name) {
   const lane = LANES[name];
   const files = findTests(join(root, lane.dir));
@@ -81,6 +130,7 @@ async function runLane(name) {
   const env = { ...process.env };
   const t0 = Date.now();
   let code;
+  if (lane.cluster) return runCluster(name, files, env, t0);
   if (lane.vm) {
     mkdirSync(join(results, 'vm-out'), { recursive: true });
     env.KVM_OUT = join(results, 'vm-out');

@@ -4,9 +4,11 @@
 # packages are installed, npm ci runs only when the lockfile changed.
 #   Debian: iproute2, ping, strongSwan (charon, swanctl, plugins, pki), QEMU (kernel lane),
 #           nftables/conntrack (the kernel lane's masquerading NAT router),
-#           cpio/kmod (VM initramfs), tcpdump/strace (captures), openssl/curl (apiserver lane).
+#           cpio/kmod (VM initramfs), tcpdump/strace (captures), openssl/curl (apiserver lane),
+#           socat (cluster lane: QEMU's guestfwd to the host apiserver and the apiserver bridge
+#           into every node namespace in the VM).
 #   npm:    the locked dependencies, then the project's own build (tsc).
-#   Go:     kube-apiserver/etcd/helm are built by e2e/apiserver.sh on first use (cached).
+#   Go:     kube-apiserver/etcd/helm/kubectl are built by e2e/apiserver.sh on first use (cached).
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 
@@ -14,7 +16,7 @@ cd "$(dirname "$(readlink -f "$0")")/.."
 # strongswan-charon only recommends it, and --no-install-recommends would leave it out.
 pkgs=(iproute2 iputils-ping strongswan-charon strongswan-swanctl libcharon-extra-plugins
       libstrongswan-standard-plugins libstrongswan-extra-plugins strongswan-pki qemu-system-x86 cpio kmod tcpdump strace openssl curl
-      nftables conntrack
+      nftables conntrack socat
       make g++ python3)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,4 +1,4 @@
-// Build module for the apiserver test lane: kube-apiserver, etcd and helm from the Go module proxy.
+// Build module for the apiserver test lane: kube-apiserver, etcd, helm and kubectl from the Go module proxy.
 // k8s.io/kubernetes publishes its go.mod with staging modules at v0.0.0; each replace below
 // points one of them at its published v0.36.3 so 'go build' resolves.
 module kipsec.io/e2e/k8s-build
