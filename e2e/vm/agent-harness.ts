@@ -27,8 +27,14 @@ export function agentBundle(): string {
   const given = process.env['KIPSEC_AGENT_BUNDLE'];
   if (given) return (bundle = given);
   const out = repoPath('build', `e2e-${process.pid}`);
-  execFileSync(repoPath('node_modules/.bin/esbuild'), [repoPath('src/cli/main.ts'), '--bundle', '--splitting', '--platform=node', '--format=esm',
-    '--packages=external', '--target=node20', `--outdir=${out}`, '--out-extension:.js=.mjs', '--log-level=warning'], { timeout: 120_000, stdio: ['ignore', 'ignore', 'inherit'] });
+  const esbuild = repoPath('node_modules/.bin/esbuild');
+  // ESM hoists imports: inlined into the bundle, src/pki/reflect-polyfill.ts would run after the
+  // external @peculiar/x509 it must precede (tsyringe throws at load without Reflect metadata).
+  // So it is a module of its own, imported first by every chunk (a no-op once Reflect has it).
+  execFileSync(esbuild, [repoPath('src/pki/reflect-polyfill.ts'), '--format=esm', '--platform=node', '--target=node20', `--outfile=${out}/reflect-polyfill.mjs`, '--log-level=warning'], { timeout: 60_000, stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(esbuild, [repoPath('src/cli/main.ts'), '--bundle', '--splitting', '--platform=node', '--format=esm',
+    '--packages=external', '--target=node20', `--outdir=${out}`, '--out-extension:.js=.mjs', '--log-level=warning',
+    '--banner:js=import "./reflect-polyfill.mjs";'], { timeout: 120_000, stdio: ['ignore', 'ignore', 'inherit'] });
   process.on('exit', () => { try { rmSync(out, { recursive: true, force: true }); } catch { /* best effort */ } });
   bundle = `${out}/main.mjs`;
   return bundle;

@@ -37,7 +37,6 @@ export interface ClusterArgs {
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/kipsec';
-export const DEFAULT_METRICS_PORT = 9964;
 
 function kubeClient(a: ClusterArgs): KubeClient {
   const kc = new KubeConfig();

@@ -18,7 +18,6 @@ import { loadTuning } from '../agent/native.js';
 import { TableRoutes } from '../agent/routes.js';
 import { RtnlClient, XfrmClient } from '../xfrm/index.js';
 import { parseArgs, str, UsageError } from './args.js';
-import { DEFAULT_METRICS_PORT, runClusterAgent } from './agent-cluster.js';
 import { EXIT_FAILURE, EXIT_NOT_BUILT, EXIT_OK, EXIT_USAGE, type CliIo } from './commands.js';
 
 function port(v: string | undefined, fallback: number, name: string, min = 1): number {
@@ -27,6 +26,9 @@ function port(v: string | undefined, fallback: number, name: string, min = 1): n
   if (!Number.isInteger(n) || n < min || n > 65535) throw new UsageError(`--${name} must be a port number${min === 0 ? ' (0 turns it off)' : ''}`);
   return n;
 }
+
+/** The agent's metrics port: hostNetwork, so one per node (registered as kipsec's in the Prometheus port list). */
+export const DEFAULT_METRICS_PORT = 9964;
 
 const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
@@ -62,6 +64,8 @@ export async function runAgent(args: readonly string[], io: CliIo): Promise<numb
     if (nodeIp !== undefined && isIP(nodeIp) === 0) { io.err(`kipsec agent: --node-ip "${nodeIp}" is not an IP address`); return EXIT_USAGE; }
     let metricsPort: number;
     try { metricsPort = port(str(p, 'metrics-port'), DEFAULT_METRICS_PORT, 'metrics-port', 0); } catch (e) { io.err(`kipsec agent: ${errorMessage(e)}`); return EXIT_USAGE; }
+    // Loaded on use: the standalone agent needs neither the Kubernetes client nor the PKI.
+    const { runClusterAgent } = await import('./agent-cluster.js');
     return runClusterAgent({
       node, kubeconfig: str(p, 'kubeconfig'), namespace: str(p, 'namespace'), mesh: str(p, 'mesh'), stateDir: str(p, 'state-dir'),
       controlSocket: str(p, 'control-socket'), metricsPort, metricsAddress: str(p, 'metrics-address') ?? '0.0.0.0', nodeIp,

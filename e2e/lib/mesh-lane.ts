@@ -1,0 +1,105 @@
+// A kipsec mesh in the cluster lane, the way a platform engineer gets one: kipsec installed from
+// deploy/ (CRDs, RBAC, admission policy), the operator and one agent per node run exactly as the
+// Deployment and the DaemonSet describe them (e2e/lib/pod-runner.ts), Node objects with pod CIDRs,
+// an IPsecMesh, and nodes and pods as network namespaces on a bridge (e2e/lib/cluster-net.ts).
+import { RESOURCES, resourcePath, type KubeClient } from '../../src/api/kube/client.js';
+import type { IPsecMesh, IPsecMeshSpec, IPsecNode } from '../../src/api/types.js';
+import { deleteQuietly } from '../apiserver/support.js';
+import { buildCluster, type Cluster, type ClusterNode, type Overlay } from './cluster-net.js';
+import { uniqueName } from './kube.js';
+import { agentCredentials, createNode, inClusterDir, installKipsec, operatorCredentials, type KipsecInstall } from './lane-kube.js';
+import { Netns, type Scope } from './netns.js';
+import { runPod, type PodHandle } from './pod-runner.js';
+
+export interface MeshLane {
+  readonly install: KipsecInstall;
+  readonly kube: KubeClient;
+  readonly cluster: Cluster;
+  /** The operator pod's own network namespace (not hostNetwork). */
+  readonly controlNs: Netns;
+  readonly agents: Map<string, PodHandle>;
+  operator: PodHandle | undefined;
+  startOperator(): Promise<PodHandle>;
+  stopOperator(): Promise<void>;
+  startAgent(node: ClusterNode): Promise<PodHandle>;
+  applyMesh(spec: IPsecMeshSpec): Promise<void>;
+  ipsecNodes(): Promise<IPsecNode[]>;
+  mesh(): Promise<IPsecMesh>;
+  /** Every node reports every other node established (peersUp = n-1), bounded in time. */
+  waitAllUp(timeoutMs: number): Promise<IPsecNode[]>;
+  /** Logs of every pod, tails, for failure messages. */
+  logs(tail?: number): string;
+  /** Where a node's agent keeps its control socket (the node's /run/kipsec). */
+  controlSocket(node: ClusterNode): string;
+}
+
+export const MESH_NAME = 'default';
+
+export async function startMeshLane(t: Scope, o: { readonly nodes: number; readonly overlay: Overlay; readonly mesh: IPsecMeshSpec; readonly label: string }): Promise<MeshLane> {
+  const install = await installKipsec(t, uniqueName(`kipsec-${o.label}`));
+  const kube = install.kube;
+  const cluster = await buildCluster(t, { nodes: o.nodes, podsPerNode: 2, overlay: o.overlay });
+  for (const n of cluster.nodes) await createNode(t, n.name, { internalIP: n.ip, podCIDRs: [n.podCidr] });
+  const controlNs = await Netns.create(t, 'ctl');
+  const agents = new Map<string, PodHandle>();
+  const dirs = new Map<string, ReturnType<typeof inClusterDir>>();
+  t.after(async () => {
+    // Cluster-scoped objects this lane made: the mesh and the agents' IPsecNodes.
+    await deleteQuietly(kube, resourcePath(RESOURCES.ipsecMeshes, { name: MESH_NAME }));
+    for (const n of cluster.nodes) await deleteQuietly(kube, resourcePath(RESOURCES.ipsecNodes, { name: n.name }));
+  });
+  const lane: MeshLane = {
+    install, kube, cluster, controlNs, agents, operator: undefined,
+    async startOperator() {
+      const dir = inClusterDir(await operatorCredentials(t, install));
+      lane.operator = await runPod(t, { manifest: 'deploy/operator.yaml', container: 'operator', dir, netns: controlNs.name });
+      return lane.operator;
+    },
+    async stopOperator() {
+      const op = lane.operator;
+      lane.operator = undefined;
+      if (op) await op.stop('SIGTERM');
+    },
+    async startAgent(n) {
+      let dir = dirs.get(n.name);
+      if (!dir) { dir = inClusterDir(await agentCredentials(t, install, n.name)); dirs.set(n.name, dir); }
+      const pod = await runPod(t, { manifest: 'deploy/agent.yaml', container: 'agent', dir, netns: n.ns.name });
+      agents.set(n.name, pod);
+      return pod;
+    },
+    async applyMesh(spec) {
+      await kube.apply(resourcePath(RESOURCES.ipsecMeshes, { name: MESH_NAME }), { apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecMesh', metadata: { name: MESH_NAME }, spec }, 'kipsec-e2e');
+    },
+    async ipsecNodes() {
+      const names = new Set(cluster.nodes.map((n) => n.name));
+      return (await kube.get<{ items: IPsecNode[] }>(resourcePath(RESOURCES.ipsecNodes))).items.filter((x) => names.has(x.metadata.name));
+    },
+    mesh: () => kube.get<IPsecMesh>(resourcePath(RESOURCES.ipsecMeshes, { name: MESH_NAME })),
+    async waitAllUp(timeoutMs) {
+      const want = cluster.nodes.length - 1;
+      const end = Date.now() + timeoutMs;
+      let last: IPsecNode[] = [];
+      for (;;) {
+        last = await lane.ipsecNodes().catch(() => last);
+        if (last.length === cluster.nodes.length && last.every((x) => x.status?.peersUp === want && x.status.peersExpected === want)) return last;
+        for (const [name, a] of agents) if (!a.running()) throw new Error(`agent on ${name} exited while the mesh came up:\n${a.log().slice(-5000)}`);
+        if (Date.now() > end) {
+          const summary = last.map((x) => `${x.metadata.name}: ${x.status?.peersUp ?? '?'}/${x.status?.peersExpected ?? '?'} ${JSON.stringify(x.status?.peers?.map((p) => [p.node, p.state, p.lastError?.message]))}`).join('\n');
+          throw new Error(`not every node pair up within ${timeoutMs} ms:\n${summary}\n${lane.logs(3000)}`);
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    },
+    logs(tail = 4000) {
+      const parts = [...agents].map(([n, a]) => `--- agent ${n} ---\n${a.log().slice(-tail)}`);
+      if (lane.operator) parts.push(`--- operator ---\n${lane.operator.log().slice(-tail)}`);
+      return parts.join('\n');
+    },
+    controlSocket(n) {
+      const dir = dirs.get(n.name);
+      if (!dir?.runKipsec) throw new Error(`no agent folder for ${n.name}`);
+      return `${dir.runKipsec}/agent.sock`;
+    },
+  };
+  return lane;
+}
