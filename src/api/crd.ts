@@ -63,7 +63,7 @@ const DEFS: Record<KindName, { spec: Node<unknown>; status: Node<unknown>; descr
       { name: 'Traffic', type: 'string', jsonPath: '.status.traffic.mode' },
       { name: 'Datapath', type: 'string', jsonPath: '.status.datapath' },
       { name: 'Identity', type: 'string', jsonPath: cond('IdentityVerified') },
-      { name: 'Cert-Expires', type: 'date', jsonPath: '.spec.identity.notAfter' },
+      { name: 'Cert-Expires', type: 'string', jsonPath: '.spec.identity.notAfter' },
       { name: 'Max-Inner', type: 'integer', jsonPath: '.status.maxInnerPacketBytes', priority: 1 },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
     ],

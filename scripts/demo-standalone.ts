@@ -1,4 +1,4 @@
-// The README's demo: two hosts as network namespaces — A runs the kipsec agent, B runs strongSwan
+// `bash scripts/demo.sh --standalone`: the standalone agent next to strongSwan. Two hosts as network namespaces — A runs the kipsec agent, B runs strongSwan
 // (charon, kernel data path) — an IKEv2 tunnel between them, an encrypted ping through it, and
 // `kipsec status`. It needs a kernel with ESP; where the host kernel has none (the machines this
 // project is developed on), it runs itself inside the kernel VM (e2e/kernel-vm.sh) and says so.
@@ -32,7 +32,7 @@ function inVm(): number {
   say('demo: booting Debian\'s kernel under QEMU (e2e/kernel-vm.sh; ~30 s boot, everything slower inside)…');
   const dir = mkdtempSync(join(tmpdir(), 'kipsec-demo-'));
   const script = join(dir, 'demo-in-vm.sh');
-  writeFileSync(script, `set -e\nmodprobe -q esp4 || true\nmodprobe -q xfrm_user || true\nip link set lo up\nexec node --import tsx scripts/demo.ts --in-vm\n`);
+  writeFileSync(script, `set -e\nmodprobe -q esp4 || true\nmodprobe -q xfrm_user || true\nip link set lo up\nexec node --import tsx scripts/demo-standalone.ts --in-vm\n`);
   const r = spawnSync('bash', [repoPath('e2e/kernel-vm.sh'), script], { cwd: repoPath(), stdio: 'inherit', timeout: 900_000 });
   return r.status ?? 1;
 }
