@@ -3,7 +3,7 @@
 // USE_TRANSPORT_MODE §1.3.1), the responder's choice (proposal selection, TS narrowing §2.9, KE
 // check for PFS), KEYMAT (§2.17) and the kernel install description (ports.ts KernelChildSa).
 import type { SecretBytes } from '../../common/secret.js';
-import { NotifyError, NotifyStatus, ProtocolId, TransformType } from '../constants.js';
+import { NotifyError, NotifyStatus, ProtocolId, TransformType, notifyName } from '../constants.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { notify } from '../codec/payloads/notify.js';
@@ -219,7 +219,7 @@ export type ChildCompletion =
 export function completeChildInitiator(ctx: Ctx, sa: IkeSa, child: ChildRuntime, s: ChildRequestScratch, m: IkeMessage, o: { readonly inIkeAuth: boolean; readonly exchange: 'IKE_AUTH' | 'CREATE_CHILD_SA' }): ChildCompletion {
   const err = m.errorNotifies()[0];
   if (err !== undefined) {
-    const name = err.type === NotifyError.NO_PROPOSAL_CHOSEN ? 'NO_PROPOSAL_CHOSEN' : err.type === NotifyError.TS_UNACCEPTABLE ? 'TS_UNACCEPTABLE' : err.type === NotifyError.INVALID_KE_PAYLOAD ? 'INVALID_KE_PAYLOAD' : err.type === NotifyError.TEMPORARY_FAILURE ? 'TEMPORARY_FAILURE' : err.type === NotifyError.CHILD_SA_NOT_FOUND ? 'CHILD_SA_NOT_FOUND' : `NOTIFY_${err.type}`;
+    const name = notifyName(err.type);
     const failure = ikeFailure({
       code: name === 'NO_PROPOSAL_CHOSEN' ? 'ERR_IKE_NO_PROPOSAL_CHOSEN' : name === 'TS_UNACCEPTABLE' ? 'ERR_IKE_TS_UNACCEPTABLE' : 'ERR_IKE_CHILD_REFUSED',
       notify: name, origin: 'remote', exchange: o.exchange,

@@ -6,7 +6,7 @@
 //                     <-- HDR, SK {IDr, [CERT+], AUTH, SAr2, TSi, TSr, [N(USE_TRANSPORT_MODE)]}
 //                     <-- HDR, SK {IDr, [CERT+], AUTH, N(TS_UNACCEPTABLE | NO_PROPOSAL_CHOSEN)}  (IKE SA up, no child)
 //                     <-- HDR, SK {N(AUTHENTICATION_FAILED)}
-import { CertEncoding, NotifyError, NotifyStatus } from '../constants.js';
+import { CertEncoding, NotifyError, NotifyStatus, notifyName } from '../constants.js';
 import { idBody } from '../codec/payloads/id.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
@@ -114,7 +114,7 @@ export function consumeAuthResponse(ctx: Ctx, sa: IkeSa, m: IkeMessage, scratch:
   if (sa.state.tag !== 'auth-sent') return { kind: 'drop', reason: 'unexpected-auth-response' };
   if (!m.first('auth')) {
     const err = m.errorNotifies()[0];
-    const name = err?.type === NotifyError.AUTHENTICATION_FAILED ? 'AUTHENTICATION_FAILED' : err ? `NOTIFY_${err.type}` : null;
+    const name = err ? notifyName(err.type) : null;
     return { kind: 'failed', notifyPeer: false, failure: ikeFailure({ code: err?.type === NotifyError.AUTHENTICATION_FAILED ? 'ERR_IKE_AUTH_FAILED' : 'ERR_IKE_AUTH_REFUSED', notify: name, origin: 'remote', exchange: 'IKE_AUTH', message: name === 'AUTHENTICATION_FAILED' ? 'peer rejected our authentication (wrong pre-shared key or untrusted certificate?)' : `peer refused IKE_AUTH${name ? ` with ${name}` : ''}` }) };
   }
   const f = verifyPeerAuth(ctx, sa, sa.peer, m, 'responder');

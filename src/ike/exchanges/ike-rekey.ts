@@ -7,7 +7,7 @@
 // the "original initiator" of the new SA. Child SAs move to the new IKE SA; the rekey initiator
 // then deletes the old IKE SA with an INFORMATIONAL on it.
 import { SecretBytes } from '../../common/secret.js';
-import { NotifyError } from '../constants.js';
+import { NotifyError, notifyName } from '../constants.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { notify } from '../codec/payloads/notify.js';
@@ -70,7 +70,7 @@ export function completeIkeRekey(ctx: Ctx, old: IkeSa, s: IkeRekeyScratch, m: Ik
   const err = m.errorNotifies()[0];
   if (err !== undefined) {
     const temporary = err.type === NotifyError.TEMPORARY_FAILURE;
-    return { ok: false, temporary, failure: ikeFailure({ code: temporary ? 'ERR_IKE_REKEY_TEMPORARY' : 'ERR_IKE_REKEY_REFUSED', notify: temporary ? 'TEMPORARY_FAILURE' : `NOTIFY_${err.type}`, origin: 'remote', exchange: 'CREATE_CHILD_SA', message: 'peer refused the IKE SA rekey' }) };
+    return { ok: false, temporary, failure: ikeFailure({ code: temporary ? 'ERR_IKE_REKEY_TEMPORARY' : 'ERR_IKE_REKEY_REFUSED', notify: notifyName(err.type), origin: 'remote', exchange: 'CREATE_CHILD_SA', message: 'peer refused the IKE SA rekey' }) };
   }
   const bad = (message: string): IkeRekeyCompletion => ({ ok: false, temporary: false, failure: ikeFailure({ code: 'ERR_IKE_BAD_REKEY_REPLY', message, origin: 'remote', exchange: 'CREATE_CHILD_SA' }) });
   const saP = m.first('sa'); const ke = m.first('ke'); const nonce = m.first('nonce');
