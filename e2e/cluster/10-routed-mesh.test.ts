@@ -215,6 +215,32 @@ test('routed mesh of three nodes, installed from deploy/: pods reach each other,
     const after = await captured(tt, c, async () => { assert.deepEqual(pingLosses(await pingMatrix(c, { count: 2, intervalMs: 200, timeoutMs: 90_000 })), []); });
     assert.equal(after.plaintextBetweenPods, 0, formatReport(after));
   });
+
+  await t.test('SIGTERM while the mesh selects the node (a restart or an upgrade) leaves its SAs and policies in the kernel: traffic keeps flowing as ESP while no agent runs', async (tt) => {
+    const before = { states: await kernelStates(b.ns), policies: await kernelPolicies(b.ns) };
+    const exit = await lane.agents.get('node-b')!.stop('SIGTERM');
+    assert.deepEqual(exit, { code: 0, signal: null }, lane.agents.get('node-b')!.log().slice(-3000));
+    assert.match(lane.agents.get('node-b')!.log(), /SAs and policies stay in the kernel for the next agent/);
+    assert.deepEqual((await kernelStates(b.ns)).map((s) => s.spi).sort(), before.states.map((s) => s.spi).sort(), 'every SA still there');
+    assert.equal((await kernelPolicies(b.ns)).length, before.policies.length, 'every policy and block still there');
+    const r = await captured(tt, c, async () => { assert.deepEqual(pingLosses(await pingMatrix(c, { count: 2, intervalMs: 200, timeoutMs: 90_000 })), []); });
+    assert.equal(r.plaintextBetweenPods, 0, formatReport(r));
+    await lane.startAgent(b);
+    await lane.waitAllUp(300_000);
+  });
+
+  await t.test('deleting the IPsecMesh takes everything of kipsec out of every node\'s kernel (SAs, policies, blocks), and pods still reach each other, now in clear', async () => {
+    await lane.kube.delete(`/apis/kipsec.io/v1alpha1/ipsecmeshes/default`);
+    for (const n of c.nodes) {
+      await assertEventually(async () => ((await kernelStates(n.ns)).length === 0 && (await kernelPolicies(n.ns)).length === 0 ? true : undefined), 120_000,
+        async () => `${n.name}: ${JSON.stringify({ states: await kernelStates(n.ns), policies: await kernelPolicies(n.ns) })}\n${lane.logs(2000)}`);
+    }
+    assert.deepEqual(pingLosses(await pingMatrix(c, { count: 2, intervalMs: 200, timeoutMs: 90_000 })), []);
+    await assertEventually(async () => {
+      const ns = await lane.ipsecNodes();
+      return ns.every((x) => x.status?.conditions?.find((k) => k.type === 'Ready')?.reason === 'NoMesh') ? true : undefined;
+    }, 60_000, async () => JSON.stringify((await lane.ipsecNodes()).map((x) => x.status?.conditions)));
+  });
 });
 
 async function assertEventually<T>(probe: () => Promise<T | undefined>, timeoutMs: number, explain: () => string | Promise<string>): Promise<T> {

@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { IkeFailure } from '../ike/ports.js';
 import type { EventObserver } from './status-book.js';
-import type { TunnelStatus } from './status.js';
+import { peerIsUp, type TunnelStatus } from './status.js';
 
 const STATES = ['none', 'connecting', 'established', 'rekeying', 'deleting', 'failed'] as const;
 
@@ -41,8 +41,7 @@ export class AgentMetrics implements EventObserver {
     this.ikeState.reset(); this.peerUp.reset(); this.childSas.reset(); this.saBytes.reset(); this.saPackets.reset();
     for (const p of peers) {
       for (const s of STATES) this.ikeState.set({ peer: p.name, state: s }, p.ikeState === s ? 1 : 0);
-      const up = (p.ikeState === 'established' || p.ikeState === 'rekeying') && p.children.length > 0;
-      this.peerUp.set({ peer: p.name }, up ? 1 : 0);
+      this.peerUp.set({ peer: p.name }, peerIsUp(p) ? 1 : 0);
       const byChild = new Map<string, number>();
       for (const c of p.children) {
         byChild.set(c.name, (byChild.get(c.name) ?? 0) + 1);

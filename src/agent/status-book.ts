@@ -112,7 +112,7 @@ export class StatusBook {
       ...(iso(ike?.resumedAtMs) ? { resumedAt: iso(ike?.resumedAtMs)! } : {}),
       ...(iso(ike?.rekeyAtMs) ? { nextRekeyAt: iso(ike?.rekeyAtMs)! } : {}),
       ...(lastRekeyAt ? { lastRekeyAt } : {}),
-      children,
+      children, expectedChildren: p.config.children.map((c) => c.name),
       ...(lastError ? { lastError } : {}),
     };
   }

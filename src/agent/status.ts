@@ -52,7 +52,16 @@ export interface TunnelStatus {
   readonly nextRekeyAt?: string;
   readonly lastRekeyAt?: string;
   readonly children: readonly ChildStatus[];
+  /** The Child SAs the peer's config asks for (by name): the peer is up when each one is installed. */
+  readonly expectedChildren?: readonly string[];
   readonly lastError?: LastError;
+}
+
+/** IKE SA up and every Child SA the config asks for installed (adopted ones count: they carry traffic). */
+export function peerIsUp(t: Pick<TunnelStatus, 'ikeState' | 'children' | 'expectedChildren'>): boolean {
+  if (t.ikeState !== 'established' && t.ikeState !== 'rekeying') return false;
+  const have = new Set(t.children.map((c) => c.name));
+  return t.expectedChildren ? t.expectedChildren.every((n) => have.has(n)) : have.size > 0;
 }
 
 /** Cluster mode: who this node is in the mesh. */

@@ -21,7 +21,7 @@ import type { Logger } from '../log.js';
 import type { AgentMetrics } from '../metrics.js';
 import { readXfrmStat } from '../metrics.js';
 import type { PeerSnapshot } from '../source.js';
-import type { ClusterInfo, TunnelStatus } from '../status.js';
+import { peerIsUp, type ClusterInfo, type TunnelStatus } from '../status.js';
 import type { NodeIdentity } from './identity.js';
 import { computeNodeStatus } from './node-status.js';
 import { meshPeers, type MeshPeers } from './peers.js';
@@ -268,7 +268,7 @@ export class NodeAgent {
     const d = this.#desired;
     const ph = this.#phase;
     const c = ph.tag === 'running' ? ph.identity.certificate : undefined;
-    const up = this.#lastStatus.filter((p) => (p.ikeState === 'established' || p.ikeState === 'rekeying') && p.children.length > 0).length;
+    const up = this.#lastStatus.filter(peerIsUp).length;
     return {
       node: this.#p.node, address: ph.tag === 'running' ? ph.address : '', mesh: d?.mesh?.name ?? null,
       ...(d?.inactive ? { inactive: d.inactive.message } : {}),

@@ -3,7 +3,7 @@
 // IdentityVerified condition; the agent owns Ready and everything else here.
 import { REASONS, type Condition, type DesiredCondition } from '../../api/conditions.js';
 import type { IPsecNodeStatus, NodePeerStatus } from '../../api/types.js';
-import type { TunnelStatus } from '../status.js';
+import { peerIsUp, type TunnelStatus } from '../status.js';
 import { espCost, maxInnerPacket, type ResolvedTraffic } from './traffic.js';
 
 export interface NodeStatusInput {
@@ -29,8 +29,9 @@ const UP = new Set(['established', 'rekeying']);
 
 function peerEntry(t: TunnelStatus): NodePeerStatus {
   const children = t.children;
-  const up = UP.has(t.ikeState) && children.length > 0;
-  const state: NodePeerStatus['state'] = UP.has(t.ikeState) && children.length === 0 ? (t.lastError ? 'failed' : 'connecting') : t.ikeState;
+  const up = peerIsUp(t);
+  // IKE up but a Child SA missing: the pair does not carry all its traffic yet (or was refused).
+  const state: NodePeerStatus['state'] = UP.has(t.ikeState) && !up ? (t.lastError ? 'failed' : 'connecting') : t.ikeState;
   const sum = (k: 'bytesIn' | 'bytesOut' | 'packetsIn' | 'packetsOut'): number => children.reduce((a, c) => a + c[k], 0);
   return {
     node: t.node ?? t.name, state: up ? t.ikeState : state,
@@ -68,7 +69,7 @@ export function readyCondition(i: NodeStatusInput, up: number, expected: number)
   if (!i.identityValid) return { type: 'Ready', status: 'False', reason: 'IdentityNotReady', message: 'the node has no valid certificate' };
   if (!i.policiesIn) return { type: 'Ready', status: 'False', reason: 'PoliciesNotInstalled', message: 'strict-mode block policies are not all in the kernel yet' };
   if (expected === 0) return { type: 'Ready', status: 'True', reason: REASONS.NoPeers, message: 'identity valid, policies in; no peer node in the mesh yet' };
-  const down = i.peers.filter((p) => !(UP.has(p.ikeState) && p.children.length > 0)).map((p) => `${p.node ?? p.name}: ${p.lastError ? `${p.lastError.notify ? `${p.lastError.notify}: ` : ''}${p.lastError.message}` : p.ikeState}`);
+  const down = i.peers.filter((p) => !peerIsUp(p)).map((p) => `${p.node ?? p.name}: ${p.lastError ? `${p.lastError.notify ? `${p.lastError.notify}: ` : ''}${p.lastError.message}` : p.ikeState}`);
   const skipped = i.skipped.map((s) => `${s.node}: ${s.reason}`);
   const problems = [...down, ...skipped];
   return up === expected

@@ -58,6 +58,14 @@ test('a failed and a skipped peer show in Ready\'s message with the IKE notify; 
   assert.equal(s.peers![0]!.lastError?.notify, 'AUTHENTICATION_FAILED');
 });
 
+test('a peer is up only when every Child SA its config asks for is installed (an overlay pair needs both directions)', () => {
+  const half = peer('node-b', 'established', { expectedChildren: ['overlay-out', 'overlay-in'] });
+  const s = computeNodeStatus(input({ peers: [{ ...half, children: half.children.map((c) => ({ ...c, name: 'overlay-out', mode: 'transport' as const })) }] }));
+  assert.deepEqual([s.peersUp, s.peers![0]!.state], [0, 'connecting']);
+  const both = { ...half, children: ['overlay-out', 'overlay-in'].map((name) => ({ ...half.children[0]!, name, mode: 'transport' as const })) };
+  assert.deepEqual([computeNodeStatus(input({ peers: [both] })).peersUp], [1]);
+});
+
 test('not in the mesh, or no valid identity: Ready False with the reason; lastTransitionTime kept while the status stays', () => {
   const off = computeNodeStatus(input({ inactive: { reason: 'NotInMesh', message: 'IPsecMesh default\'s nodeSelector does not select this node' }, peers: [] }));
   assert.deepEqual([off.conditions![0]!.status, off.conditions![0]!.reason], ['False', 'NotInMesh']);
