@@ -53,6 +53,17 @@ async function installAlpha(kernel: KernelIpsec, spi: number, encap: { sourcePor
   });
 }
 
+/** A started agent with one installed Child SA of tunnel alpha (no NAT). */
+async function startedWithAlpha(t: { after(fn: () => unknown): void }) {
+  const s = setup(t);
+  await s.agent.start();
+  t.after(() => s.agent.shutdown());
+  const kernel = s.engine().ports.kernel;
+  const spi = await kernel.allocSpi({ local: '192.0.2.1', remote: '198.51.100.7', reqid: 1 });
+  await installAlpha(kernel, spi, null);
+  return { s, spi };
+}
+
 function setup(t: { after(fn: () => unknown): void }, config = tunnel('alpha'), o: { stateDir?: boolean; restoreResults?: readonly RestoreResult[] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'kipsec-agent-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -194,12 +205,7 @@ test('a kernel NAT mapping report for one of our inbound SAs reaches the engine;
 });
 
 test('an event socket overrun (ENOBUFS) makes the agent ask the kernel which expires it missed and hand them to the engine', async (t) => {
-  const s = setup(t);
-  await s.agent.start();
-  t.after(() => s.agent.shutdown());
-  const kernel = s.engine().ports.kernel;
-  const spi = await kernel.allocSpi({ local: '192.0.2.1', remote: '198.51.100.7', reqid: 1 });
-  await installAlpha(kernel, spi, null);
+  const { s, spi } = await startedWithAlpha(t);
   s.xfrm.sas = s.xfrm.sas.filter((x) => x.spi !== spi); // the kernel hard-expired it; that event was lost
   s.xfrm.errorHandler!(new NetlinkSocketError('ENOBUFS', 'netlink socket error ENOBUFS'));
   for (let i = 0; i < 100 && !s.engine().calls.some((c) => c.startsWith('expired')); i++) await new Promise((r) => setTimeout(r, 10));
@@ -244,12 +250,7 @@ test('shutdown terminates every tunnel (Delete notifies) before closing', async 
 // `ip xfrm state flush` by hand leaves our policies without SAs: the kernel then sends ACQUIREs
 // for the child's reqid. The agent must notice and replace the child, not wait for the next rekey.
 test('an ACQUIRE for an installed Child SA whose states were deleted behind our back makes the engine replace it (hard expire); an intact child is left alone', async (t) => {
-  const s = setup(t);
-  await s.agent.start();
-  t.after(() => s.agent.shutdown());
-  const kernel = s.engine().ports.kernel;
-  const spi = await kernel.allocSpi({ local: '192.0.2.1', remote: '198.51.100.7', reqid: 1 });
-  await installAlpha(kernel, spi, null);
+  const { s, spi } = await startedWithAlpha(t);
   const acquire = { kind: 'acquire', seq: 1, src: '192.0.2.1', dst: '198.51.100.7', proto: 'esp', selector: { src: '10.1.0.0/24', dst: '10.2.0.0/24' }, policyIndex: 1, dir: 'out', priority: 2000, templates: [{ reqid: reqidFor('alpha') }] } as const;
   s.xfrm.handler!(acquire);
   await new Promise((r) => setTimeout(r, 50));
