@@ -216,6 +216,8 @@ export class NodeAgent {
       traffic: { mode: t.mode, ...(t.overlay ? { overlay: t.overlay } : {}), ...(d.mesh?.hostToHost ? { hostToHost: true } : {}) },
       identity: { certFingerprint: c.fingerprint, publicKeyFingerprint: c.publicKeyFingerprint, san: this.#p.node, notAfter: new Date(c.notAfterMs).toISOString().replace(/\.\d{3}Z$/, 'Z') },
     };
+    // Someone deleted our IPsecNode (or the cache has not seen our first write yet): write it again.
+    if (!this.#p.watch.ipsecNodes.get(this.#p.node)) this.#p.publisher.forget();
     await this.#p.publisher.publishSpec(spec);
   }
 

@@ -9,6 +9,7 @@ import { Informer, kubeListWatcher, type KubeObject } from '../../api/kube/infor
 import { RESOURCES, resourcePath, type KubeClient } from '../../api/kube/client.js';
 import { TRUST_BUNDLE_CONFIGMAP, TRUST_BUNDLE_KEY } from '../../api/names.js';
 import type { IPsecMesh, IPsecNode } from '../../api/types.js';
+import { stableJson } from '../../api/stable-json.js';
 import type { Logger } from '../log.js';
 
 export interface NodeObject extends KubeObject {
@@ -44,7 +45,16 @@ export class MeshWatch {
     this.#all = [this.meshes, this.ipsecNodes, this.nodeLabels, this.self, this.bundle] as Informer<KubeObject>[];
     // Data flowing again means the watches recovered: a later failure is worth a new log line.
     const fire = (): void => { this.#errors.clear(); for (const l of this.#listeners) l(); };
-    for (const i of this.#all) i.addHandlers({ onAdd: fire, onUpdate: fire, onDelete: fire });
+    // Only changes that can change the desired peers count: every agent rewrites its IPsecNode's
+    // status at least once a minute and kubelets update their Nodes, so reacting to those would
+    // make every agent recompute the mesh a thousand times a minute in a large cluster.
+    const on = <T extends KubeObject>(i: Informer<T>, relevant: (x: T) => unknown): void =>
+      i.addHandlers({ onAdd: fire, onDelete: fire, onUpdate: (a, b) => { if (stableJson(relevant(a)) !== stableJson(relevant(b))) fire(); } });
+    on(this.meshes, (m) => m.spec);
+    on(this.ipsecNodes, (n) => n.spec);
+    on(this.nodeLabels, (n) => n.metadata.labels);
+    on(this.self, (n) => [n.spec, internalIps(n), n.metadata.labels]);
+    on(this.bundle, (c) => c.data);
   }
 
   /** Something that may change the desired peers happened (called synchronously; debounce outside). */
