@@ -12,8 +12,8 @@
 //              mode does on SIGTERM while its mesh stays (a restart or an upgrade drops nothing)
 import { KipsecError, errorMessage } from '../common/errors.js';
 import { cryptoRandom, systemClock, type Clock, type Random } from '../common/time.js';
-import { IkeEngine, type PeerConfig } from '../ike/engine.js';
-import type { EnginePorts, KernelIpsec, Transport } from '../ike/ports.js';
+import { IkeEngine, type ChildSaStatus, type PeerConfig } from '../ike/engine.js';
+import type { ChildSaCounters, EnginePorts, KernelIpsec, Transport } from '../ike/ports.js';
 import { NetlinkSocketError, type PolicyState, type SaState, type XfrmEvent, type XfrmEventGroup, type XfrmEvents } from '../xfrm/index.js';
 import { scanAndClean, stateKey, type KernelUnit } from './adopt.js';
 import { PeerApplier, type ApplyResult } from './applier.js';
@@ -368,10 +368,14 @@ export class Agent {
   async peerStatuses(): Promise<TunnelStatus[]> {
     const es = this.#engine?.status();
     const byName = new Map((es?.peers ?? []).map((p) => [p.name, p] as const));
+    // One dump of the SA table for every counter, rather than two requests per Child SA.
+    const sas = new Map((await this.#o.xfrm.listSas().catch(() => [])).map((x) => [stateKey(x.dst, x.spi), x.current] as const));
+    const counters = async (c: ChildSaStatus): Promise<ChildSaCounters> => {
+      const inn = sas.get(stateKey(c.ref.local, c.ref.inboundSpi)); const out = sas.get(stateKey(c.ref.remote, c.ref.outboundSpi));
+      return { inboundBytes: inn?.bytes ?? 0n, inboundPackets: inn?.packets ?? 0n, outboundBytes: out?.bytes ?? 0n, outboundPackets: out?.packets ?? 0n, lastInboundMs: null };
+    };
     const out: TunnelStatus[] = [];
-    for (const p of this.#applier.peers.values()) {
-      out.push(await this.#book.peerStatus(p, byName.get(p.name), (c) => this.#kernel.queryCounters(c.ref).catch(() => undefined)));
-    }
+    for (const p of this.#applier.peers.values()) out.push(await this.#book.peerStatus(p, byName.get(p.name), counters));
     return out;
   }
 
