@@ -43,6 +43,8 @@ export async function startMeshLane(t: Scope, o: { readonly nodes: number; reado
   const controlNs = await Netns.create(t, 'ctl');
   const agents = new Map<string, PodHandle>();
   const dirs = new Map<string, ReturnType<typeof inClusterDir>>();
+  /** When each node's current agent started: a status written before that is the previous agent's. */
+  const startedAt = new Map<string, number>();
   t.after(async () => {
     // Cluster-scoped objects this lane made: the mesh and the agents' IPsecNodes.
     await deleteQuietly(kube, resourcePath(RESOURCES.ipsecMeshes, { name: MESH_NAME }));
@@ -63,6 +65,7 @@ export async function startMeshLane(t: Scope, o: { readonly nodes: number; reado
     async startAgent(n) {
       let dir = dirs.get(n.name);
       if (!dir) { dir = inClusterDir(await agentCredentials(t, install, n.name)); dirs.set(n.name, dir); }
+      startedAt.set(n.name, Math.floor(Date.now() / 1000) * 1000);
       const pod = await runPod(t, { manifest: 'deploy/agent.yaml', container: 'agent', dir, netns: n.ns.name });
       agents.set(n.name, pod);
       return pod;
@@ -81,7 +84,8 @@ export async function startMeshLane(t: Scope, o: { readonly nodes: number; reado
       let last: IPsecNode[] = [];
       for (;;) {
         last = await lane.ipsecNodes().catch(() => last);
-        if (last.length === cluster.nodes.length && last.every((x) => x.status?.peersUp === want && x.status.peersExpected === want)) return last;
+        const fresh = (x: IPsecNode): boolean => Date.parse(x.status?.lastUpdateTime ?? '') >= (startedAt.get(x.metadata.name) ?? 0);
+        if (last.length === cluster.nodes.length && last.every((x) => x.status?.peersUp === want && x.status.peersExpected === want && fresh(x))) return last;
         for (const [name, a] of agents) if (!a.running()) throw new Error(`agent on ${name} exited while the mesh came up:\n${a.log().slice(-5000)}`);
         if (Date.now() > end) {
           const summary = last.map((x) => `${x.metadata.name}: ${x.status?.peersUp ?? '?'}/${x.status?.peersExpected ?? '?'} ${JSON.stringify(x.status?.peers?.map((p) => [p.node, p.state, p.lastError?.message]))}`).join('\n');

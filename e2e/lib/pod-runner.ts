@@ -17,16 +17,11 @@
 //     127.0.0.1:6443, the lane's apiserver bridge, so @kubernetes/client-node uses its in-cluster
 //     config exactly as in a pod), HOSTNAME, the image's PATH, HOME.
 // The command is `node <bundle>` (e2e/vm/agent-harness.ts agentBundle(), the CLI bundled with
-// esbuild: tsx is too slow under TCG) in place of the image's `node bin/kipsec.js`, with one Node
-// flag, `--import <src/pki/reflect-polyfill.ts as JS>`: in the bundle esbuild hoists the external
-// `import '@peculiar/x509'` above the inlined polyfill, so tsyringe (loaded by x509) finds no
-// Reflect metadata and throws at load; the image's tsc output keeps the module order. Importing the
-// polyfill first restores it (it does nothing when Reflect.getMetadata exists).
+// esbuild: tsx is too slow under TCG) in place of the image's `node bin/kipsec.js`.
 // Processes are tracked by pid; the scope's end (or this process's exit) kills them.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, chmodSync, createWriteStream, mkdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chownSync, chmodSync, createWriteStream, mkdirSync, readFileSync, type WriteStream } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { repoPath } from '../../test/lib/paths.js';
 import { agentBundle } from '../vm/agent-harness.js';
@@ -97,18 +92,6 @@ export function manifestArgs(file: string, container: string): string[] {
  */
 export function expandVars(s: string, env: Readonly<Record<string, string>>): string {
   return s.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g, (m, name: string | undefined) => (name === undefined ? '$' : env[name] ?? m));
-}
-
-let polyfill: string | undefined;
-/** src/pki/reflect-polyfill.ts compiled to a module file (see the header), once per process. */
-function reflectPolyfill(): string {
-  if (polyfill) return polyfill;
-  const out = repoPath('build', `lane-${process.pid}`);
-  const file = join(out, 'reflect-polyfill.mjs');
-  execFileSync(repoPath('node_modules/.bin/esbuild'), [repoPath('src/pki/reflect-polyfill.ts'), '--format=esm', '--platform=node', '--target=node20', `--outfile=${file}`, '--log-level=warning'],
-    { timeout: 120_000, stdio: ['ignore', 'ignore', 'inherit'] });
-  process.on('exit', () => { try { rmSync(out, { recursive: true, force: true }); } catch { /* best effort */ } });
-  return (polyfill = pathToFileURL(file).href);
 }
 
 // ---------- what would run ----------
@@ -215,7 +198,7 @@ export function podPlan(spec: PodSpec): PodPlan {
   mounts.push({ source: spec.dir.serviceAccount, target: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true });
   // The image's /root is empty; the guest's is the machine's (a ~/.kube/config there would win over in-cluster config).
   if (uid === 0) mounts.push({ source: spec.dir.home, target: '/root', readOnly: false });
-  const argv = [...(spec.command ?? [process.execPath, '--import', reflectPolyfill(), agentBundle()]), ...args];
+  const argv = [...(spec.command ?? [process.execPath, agentBundle()]), ...args];
   return { pod, args, env, uid, gid, capabilities, noNewPrivs, readOnlyRoot: sc.readOnlyRootFilesystem === true, mounts, argv };
 }
 

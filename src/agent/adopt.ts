@@ -111,3 +111,20 @@ export async function scanAndClean(xfrm: XfrmPort, units: readonly KernelUnit[],
   }
   return { ...scan, removed };
 }
+
+/** Every SA and policy of these reqids, gone (policies first, so nothing leaks in clear meanwhile). */
+export async function removeReqids(xfrm: XfrmPort, reqids: ReadonlySet<number>): Promise<number> {
+  const gone = (e: unknown): void => { if (!(e instanceof XfrmNotFoundError)) throw e; };
+  let removed = 0;
+  for (const p of await xfrm.listPolicies()) {
+    if (!p.templates?.some((t) => t.reqid !== undefined && reqids.has(t.reqid))) continue;
+    await xfrm.deletePolicy({ selector: p.selector, dir: p.dir, ...(p.mark ? { mark: p.mark } : {}), ...(p.ifId !== undefined ? { ifId: p.ifId } : {}) }).catch(gone);
+    removed++;
+  }
+  for (const s of await xfrm.listSas()) {
+    if (s.reqid === undefined || !reqids.has(s.reqid) || (s.proto ?? 'esp') !== 'esp') continue;
+    await xfrm.deleteSa({ dst: s.dst, spi: s.spi, src: s.src, proto: 'esp', ...(s.mark ? { mark: s.mark } : {}) }).catch(gone);
+    removed++;
+  }
+  return removed;
+}

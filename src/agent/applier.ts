@@ -27,8 +27,15 @@ export interface ApplierOptions {
   readonly reqids: ReqidTable;
   readonly strict: StrictPolicies;
   readonly routes?: RoutePort;
-  /** Make sure IKE sockets listen on these local addresses. */
+  /** Make sure IKE sockets listen on these local addresses (and on no others). */
   readonly bind: (addresses: readonly string[]) => Promise<void>;
+  /** Remove every kernel SA and policy of these reqids (a removed peer's leftovers); returns how many. */
+  readonly removeKernelState: (reqids: ReadonlySet<number>) => Promise<number>;
+  /**
+   * How long a removed peer's SAs may stay for the engine's Delete exchange before they are removed
+   * directly (a peer that does not answer would keep them for the whole retransmission schedule).
+   */
+  readonly removalGraceMs?: number;
 }
 
 export function childKeys(p: Pick<DesiredPeer, 'name' | 'config'>): string[] {
@@ -42,6 +49,11 @@ export class PeerApplier {
   #engine: EngineLike | undefined;
   #initiating = false;
   #queue: Promise<unknown> = Promise.resolve();
+  /** Sockets stay bound once opened: a removed peer's Delete exchange still needs them. */
+  readonly #bound = new Set<string>();
+  /** Child keys of removed peers whose kernel state may linger until the deadline (ms). */
+  readonly #retiring = new Map<string, number>();
+  #sweep: NodeJS.Timeout | undefined;
 
   constructor(o: ApplierOptions) { this.#o = o; }
 
@@ -64,7 +76,7 @@ export class PeerApplier {
     this.#o.reqids.allocateAll(s.peers.flatMap(childKeys));
     const r = await this.#o.strict.reconcile(new Map(s.peers.map((p) => [p.name, p.blocks])));
     if (r.added + r.removed > 0) this.#o.log.info({ added: r.added, removed: r.removed }, 'strict mode: block policies reconciled');
-    await this.#o.bind([...new Set(s.peers.map((p) => p.config.local.address))]);
+    await this.#bindMore(s.peers.map((p) => p.config.local.address));
     for (const p of s.peers) this.#running.set(p.name, p);
     return [...s.peers];
   }
@@ -77,7 +89,7 @@ export class PeerApplier {
 
   /** After start-up cleaned the kernel: reqids of keys no running peer has are free again. */
   releaseUnused(): void {
-    const wanted = new Set([...this.#running.values()].flatMap(childKeys));
+    const wanted = new Set([...[...this.#running.values()].flatMap(childKeys), ...this.#retiring.keys()]);
     this.#o.reqids.release(this.#o.reqids.entries().map(([k]) => k).filter((k) => !wanted.has(k)));
   }
 
@@ -103,7 +115,7 @@ export class PeerApplier {
       await this.#removePeer(engine, name);
       log.info({ peer: name }, 'peer removed');
     }
-    await this.#o.bind([...new Set([...this.#running.values(), ...s.peers].map((p) => p.config.local.address))]);
+    await this.#bindMore(s.peers.map((p) => p.config.local.address));
     const renegotiate = new Set(plan.renegotiate.map((p) => p.name));
     const update = new Set(plan.update.map((p) => p.name));
     const add = new Set(plan.add.map((p) => p.name));
@@ -118,6 +130,7 @@ export class PeerApplier {
         } else {
           await this.#o.strict.set(p.name, p.blocks);
         }
+        for (const k of childKeys(p)) this.#retiring.delete(k); // back before its old state was swept: it is its own again
         this.#o.reqids.allocateAll(childKeys(p));
         engine.addPeer(p.config);
         this.#running.set(p.name, p);
@@ -149,8 +162,50 @@ export class PeerApplier {
     if (p?.installRoutes) await this.#o.routes?.remove(name).catch((e: unknown) => { this.#o.log.warn({ peer: name, err: errorMessage(e) }, 'route removal failed'); });
     this.#running.delete(name);
     this.#refused.delete(name);
-    if (p) this.#o.reqids.release(childKeys(p));
+    if (p) this.#retire(childKeys(p));
   }
+
+  async #bindMore(addresses: readonly string[]): Promise<void> {
+    const before = this.#bound.size;
+    for (const a of addresses) this.#bound.add(a);
+    if (this.#bound.size !== before) await this.#o.bind([...this.#bound]);
+  }
+
+  /**
+   * The engine has sent the Deletes; the SAs go when the peer answers. Past the grace period,
+   * whatever is left of these keys in the kernel is removed directly, and only then are their
+   * reqids free for others.
+   */
+  #retire(keys: readonly string[]): void {
+    const until = Date.now() + (this.#o.removalGraceMs ?? 15_000);
+    for (const k of keys) this.#retiring.set(k, until);
+    if (!this.#sweep) {
+      this.#sweep = setTimeout(() => { this.#sweep = undefined; void this.#sweepRetired(); }, (this.#o.removalGraceMs ?? 15_000) + 100);
+      this.#sweep.unref();
+    }
+  }
+
+  async #sweepRetired(): Promise<void> {
+    const now = Date.now();
+    const due = [...this.#retiring].filter(([, until]) => until <= now).map(([k]) => k);
+    const reqids = new Set(due.map((k) => this.#o.reqids.get(k)).filter((r): r is number => r !== undefined));
+    try {
+      const n = reqids.size > 0 ? await this.#o.removeKernelState(reqids) : 0;
+      if (n > 0) this.#o.log.info({ removed: n }, 'removed the kernel state removed peers left behind (their Delete went unanswered)');
+      for (const k of due) this.#retiring.delete(k);
+      this.#o.reqids.release(due);
+    } catch (e) {
+      this.#o.log.warn({ err: errorMessage(e) }, 'removing a removed peer\'s kernel state failed; will retry');
+    }
+    if (this.#retiring.size > 0) {
+      const next = Math.max(100, Math.min(...this.#retiring.values()) - Date.now() + 100);
+      this.#sweep = setTimeout(() => { this.#sweep = undefined; void this.#sweepRetired(); }, next);
+      this.#sweep.unref();
+    }
+  }
+
+  /** Stop the sweeps (shutdown and abandon: the kernel state stays as it is, or goes all at once). */
+  close(): void { if (this.#sweep) clearTimeout(this.#sweep); this.#sweep = undefined; }
 
   /** A renegotiated peer's children that are gone from its new config free their reqids. */
   #releaseStale(next: DesiredPeer): void {

@@ -15,7 +15,7 @@ import { cryptoRandom, systemClock, type Clock, type Random } from '../common/ti
 import { IkeEngine, type ChildSaStatus, type PeerConfig } from '../ike/engine.js';
 import type { ChildSaCounters, EnginePorts, KernelIpsec, Transport } from '../ike/ports.js';
 import { NetlinkSocketError, type PolicyState, type SaState, type XfrmEvent, type XfrmEventGroup, type XfrmEvents } from '../xfrm/index.js';
-import { scanAndClean, stateKey, type KernelUnit } from './adopt.js';
+import { removeReqids, scanAndClean, stateKey, type KernelUnit } from './adopt.js';
 import { PeerApplier, type ApplyResult } from './applier.js';
 import { FileCheckpoints } from './checkpoints.js';
 import { nodeFs, type ConfigFs } from './config.js';
@@ -106,6 +106,7 @@ export class Agent {
       log: o.log.child({ part: 'peers' }), strict: this.#strict, reqids: new ReqidTable(o.stateDir === undefined ? undefined : fileReqidStore(FileCheckpoints.open(o.stateDir).dir)),
       ...(o.routes ? { routes: o.routes } : {}),
       bind: (a) => this.#sockets.bind(a),
+      removeKernelState: (reqids) => removeReqids(o.xfrm, reqids),
     });
     this.#kernel = new XfrmKernel({
       xfrm: o.xfrm, log: o.log.child({ part: 'kernel' }),
@@ -427,6 +428,7 @@ export class Agent {
   }
 
   async #closeAll(): Promise<void> {
+    this.#applier.close();
     if (this.#keepalive) clearInterval(this.#keepalive);
     this.#events?.close();
     this.#sockets.close();

@@ -149,3 +149,33 @@ test('strict policies: set() adds before it removes, a selector two peers share 
   assert.ok(x.policies.every((p) => isStrictBlock(p)));
   assert.deepEqual(new Set(x.policies.map(blockKey)), new Set(bPods.map(blockKey)));
 });
+
+test('a removed peer whose Delete goes unanswered: its kernel state is removed after the grace period, and only then are its reqids free; a peer back within the grace keeps them', async () => {
+  const { PeerApplier } = await import('../../../src/agent/applier.js');
+  const { logSink } = await import('./fakes.js');
+  const removedReqids: number[][] = [];
+  const bound: string[][] = [];
+  const x = new FakeXfrm();
+  const reqids = new ReqidTable();
+  const a = new PeerApplier({ log: logSink().log, reqids, strict: new StrictPolicies(x), bind: async (ad) => { bound.push([...ad]); }, removeKernelState: async (r) => { removedReqids.push([...r]); return r.size; }, removalGraceMs: 50 });
+  const calls: string[] = [];
+  const engine = { addPeer: (p: PeerConfig) => calls.push(`add ${p.name}`), removePeer: async (n: string) => { calls.push(`remove ${n}`); }, initiate: () => undefined } as never;
+  await a.prepare({ synced: true, peers: [peer('mesh/b', 'd1'), peer('mesh/c', 'd1')] });
+  a.attach(engine);
+  const rb = reqids.get('mesh/b/pods')!;
+  await a.apply({ synced: true, peers: [peer('mesh/c', 'd1')] });
+  assert.deepEqual(calls, ['remove mesh/b']);
+  assert.equal(reqids.get('mesh/b/pods'), rb, 'still reserved while its SAs may linger');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(removedReqids, [[rb]]);
+  assert.equal(reqids.get('mesh/b/pods'), undefined, 'free after the sweep');
+  // c leaves and comes back before the sweep: its new SAs must not be swept away.
+  const rc = reqids.get('mesh/c/pods')!;
+  await a.apply({ synced: true, peers: [] });
+  await a.apply({ synced: true, peers: [peer('mesh/c', 'd1')] });
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(removedReqids, [[rb]]);
+  assert.equal(reqids.get('mesh/c/pods'), rc);
+  assert.deepEqual(bound, [['192.0.2.11']], 'the socket stays bound: no rebinding, no closing while Deletes are in flight');
+  a.close();
+});
