@@ -77,4 +77,35 @@ test('VXLAN overlay mesh of three nodes: the agents detect the overlay, encrypt 
       assert.equal(policies.length, 12 * peers.length, `${n.name}: nothing else:\n${JSON.stringify(policies, null, 1)}`);
     }
   });
+
+  await t.test('traffic.hostToHost: every pair renegotiates to one transport-mode Child SA for all traffic between the node addresses; node-to-node pings, the overlay and IKE itself keep working, and none of it is in clear', async (tt) => {
+    await lane.applyMesh({ traffic: { hostToHost: true } });
+    const t1 = Date.now();
+    const want = c.nodes.length - 1;
+    for (;;) {
+      const ns = await lane.ipsecNodes();
+      if (ns.every((n) => n.spec.traffic?.hostToHost === true && n.status?.peersUp === want && (n.status.peers ?? []).every((p) => p.children?.length === 1 && p.children[0]!.name === 'host'))) break;
+      assert.ok(Date.now() - t1 < 300_000, `pairs not renegotiated to hostToHost: ${JSON.stringify(ns.map((n) => [n.metadata.name, n.status?.peers?.map((p) => [p.node, p.state, p.children?.map((x) => x.name)])]))}\n${lane.logs(2000)}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    tt.diagnostic(`every pair renegotiated to hostToHost in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
+    const cap = await WireCapture.start(tt, c.wire);
+    assert.deepEqual(pingLosses(await pingMatrix(c, { count: 3, intervalMs: 200, timeoutMs: 90_000 })), []);
+    for (const n of c.nodes) for (const p of c.nodes) if (n !== p) {
+      const r = await n.ns.run('ping', ['-n', '-q', '-c', '3', '-i', '0.2', '-W', '5', p.ip], { check: false, timeoutMs: 60_000 });
+      assert.match(r.stdout, /3 received/, `${n.name} → ${p.name} node address: ${r.stdout}`);
+    }
+    const stats = await cap.stop();
+    assert.ok(stats.complete);
+    const report = classifyPcapFile(stats.file, { podCidrs: podCidrsOf(c), overlay: { kind: 'vxlan', port: PORT } });
+    assert.equal(report.plaintextBetweenPods, 0, formatReport(report));
+    assert.equal(report.plaintextOverlay, 0, formatReport(report));
+    const clearIcmp = await c.wire.run('tcpdump', ['-r', stats.file, '-nn', 'icmp'], { check: false });
+    assert.equal(clearIcmp.stdout.trim(), '', `ICMP between node addresses in clear:\n${clearIcmp.stdout.slice(0, 2000)}`);
+    for (const n of c.nodes) {
+      const states = await kernelStates(n.ns);
+      assert.equal(states.length, 2 * want, `${n.name}: one in/out pair per peer`);
+      assert.ok(states.every((s) => s.mode === 'transport'));
+    }
+  });
 });

@@ -125,7 +125,13 @@ export class NodeAgent {
         await sleep(clock, Math.min(60_000, 2_000 * 2 ** Math.min(i, 5)));
       }
     }
-    const first = this.#compute(address, identity);
+    let first = this.#compute(address, identity);
+    for (let i = 0; !first.snapshot.synced; i++) {
+      if (this.#isStopped()) return;
+      this.#wait('waiting for the trust bundle (ConfigMap kipsec-trust-bundle, published by the operator)');
+      await sleep(clock, Math.min(10_000, 500 * 2 ** Math.min(i, 5)));
+      first = this.#compute(address, identity);
+    }
     const agent: Agent = this.#p.agent(() => this.#clusterInfo(agent));
     await agent.start(first.snapshot, { initiate: false });
     if (this.#isStopped()) { await agent.abandon(); return; }
@@ -162,10 +168,13 @@ export class NodeAgent {
       : !selects(mesh!, watch.labelsOf(node)) ? { reason: REASONS.NotInMesh, message: `IPsecMesh ${chosen.metadata.name}'s nodeSelector does not select this node` }
         : mesh!.datapath === 'userspace' ? { reason: 'DatapathUnavailable', message: 'IPsecMesh asks for the userspace data path, which this agent does not have yet; set spec.datapath to kernel or auto' }
           : undefined;
+    if (inactive || !mesh) return { snapshot: { synced: watch.synced, peers: [] }, mesh, inactive, peers: empty, traffic, podCIDRs };
     const id = identity.meshIdentity(watch.trustBundle());
-    if (inactive || !mesh || !id) {
-      const why = inactive ?? { reason: 'IdentityNotReady', message: 'no usable certificate or trust bundle yet' };
-      return { snapshot: { synced: watch.synced, peers: [] }, mesh, inactive: why, peers: empty, traffic, podCIDRs };
+    if (!id) {
+      // No usable certificate or trust bundle right now (it is being replaced, or unreadable): the
+      // peers stay as they are — a snapshot that is not synced removes nothing.
+      const prev = this.#desired;
+      return { snapshot: { synced: false, peers: prev?.snapshot.peers ?? [] }, mesh, inactive: prev ? undefined : { reason: 'IdentityNotReady', message: 'no usable certificate or trust bundle yet' }, peers: prev?.peers ?? empty, traffic, podCIDRs };
     }
     const others = watch.ipsecNodes.list().filter((n) => n.metadata.name !== node && watch.nodeExists(n.metadata.name) && selects(mesh, watch.labelsOf(n.metadata.name)));
     const peers = meshPeers({ name: node, address, podCIDRs, traffic: traffic.traffic }, others, mesh, id);
