@@ -46,9 +46,13 @@ export async function startMeshLane(t: Scope, o: { readonly nodes: number; reado
   /** When each node's current agent started: a status written before that is the previous agent's. */
   const startedAt = new Map<string, number>();
   t.after(async () => {
-    // Cluster-scoped objects this lane made: the mesh and the agents' IPsecNodes.
+    // Cluster-scoped objects this lane made: the mesh, the agents' IPsecNodes, and their CSRs — a
+    // node's live certificate with another key would make the signer refuse the next test's agent
+    // on a node of the same name (one live identity per node).
     await deleteQuietly(kube, resourcePath(RESOURCES.ipsecMeshes, { name: MESH_NAME }));
     for (const n of cluster.nodes) await deleteQuietly(kube, resourcePath(RESOURCES.ipsecNodes, { name: n.name }));
+    const csrs = await kube.get<{ items: { metadata: { name: string } }[] }>(resourcePath(RESOURCES.csrs), { labelSelector: `kipsec.io/node in (${cluster.nodes.map((n) => n.name).join(',')})` });
+    for (const c of csrs.items) await deleteQuietly(kube, resourcePath(RESOURCES.csrs, { name: c.metadata.name }));
   });
   const lane: MeshLane = {
     install, kube, cluster, controlNs, agents, operator: undefined,
