@@ -207,11 +207,11 @@ export class PeerApplier {
   /** Stop the sweeps (shutdown and abandon: the kernel state stays as it is, or goes all at once). */
   close(): void { if (this.#sweep) clearTimeout(this.#sweep); this.#sweep = undefined; }
 
-  /** A renegotiated peer's children that are gone from its new config free their reqids. */
+  /** A renegotiated peer's children that are gone from its new config retire like a removed peer's. */
   #releaseStale(next: DesiredPeer): void {
     const old = this.#running.get(next.name);
     if (!old) return;
     const keep = new Set(childKeys(next));
-    this.#o.reqids.release(childKeys(old).filter((k) => !keep.has(k)));
+    this.#retire(childKeys(old).filter((k) => !keep.has(k)));
   }
 }

@@ -1,0 +1,36 @@
+// `kipsec agent` argument checks: cluster mode and standalone mode exclude each other's options,
+// and every bad value is refused with one line naming it, before anything is opened.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { runAgent } from '../../../src/cli/agent.js';
+import { EXIT_NOT_BUILT, EXIT_USAGE } from '../../../src/cli/commands.js';
+
+async function run(args: string[]): Promise<{ code: number; err: string }> {
+  const err: string[] = [];
+  const code = await runAgent(args, { out: () => undefined, err: (l) => err.push(l) });
+  return { code, err: err.join('\n') };
+}
+
+test('kipsec agent needs a mode: --node-name NAME (cluster) or --standalone --config FILE', async () => {
+  assert.deepEqual(await run([]), { code: EXIT_USAGE, err: 'kipsec agent: give --node-name NAME (cluster mode) or --standalone --config FILE' });
+});
+
+test('cluster-mode values are checked before anything starts: node name, node IP, metrics port', async () => {
+  assert.match((await run(['--node-name', 'Node_1'])).err, /"Node_1" is not a Kubernetes node name/);
+  assert.match((await run(['--node-name', 'n1', '--node-ip', '192.0.2.300'])).err, /--node-ip "192\.0\.2\.300" is not an IP address/);
+  assert.match((await run(['--node-name', 'n1', '--metrics-port', '70000'])).err, /--metrics-port must be a port number \(0 turns it off\)/);
+  for (const a of [['--node-name', 'Node_1'], ['--node-name', 'n1', '--config', 'x.yaml']]) assert.equal((await run(a)).code, EXIT_USAGE);
+  assert.match((await run(['--node-name', 'n1', '--config', 'x.yaml'])).err, /--config is for --standalone/);
+});
+
+test('--standalone refuses cluster-mode options, naming the first', async () => {
+  const r = await run(['--standalone', '--config', 'x.yaml', '--kubeconfig', 'k']);
+  assert.deepEqual(r, { code: EXIT_USAGE, err: 'kipsec agent: --kubeconfig is for cluster mode; --standalone takes its tunnels from --config' });
+});
+
+test('a data path this version does not have exits 3 and says so in the product\'s words', async () => {
+  const r = await run(['--node-name', 'n1', '--datapath', 'userspace']);
+  assert.equal(r.code, EXIT_NOT_BUILT);
+  assert.match(r.err, /userspace ESP data path is not built yet; use --datapath kernel/);
+  assert.doesNotMatch(r.err, /issue/);
+});
