@@ -77,7 +77,8 @@ test('kill -9 of the agent under a continuous ping and a restart lose no ping: t
   await agent.crash();
   const kept = (await a.run('ip', ['xfrm', 'state'])).stdout;
   assert.match(kept, new RegExp(`spi 0x${firstChild.spiIn}`), 'the crash left the SAs in the kernel');
-  const files = readdirSync(join(agent.dir, 'state'));
+  const files = readdirSync(join(agent.dir, 'state')).filter((f) => f.endsWith('.ikesa'));
+  assert.ok(readdirSync(join(agent.dir, 'state')).includes('reqids.json'), 'the reqid table is kept with the checkpoints (same lifetime as the kernel state)');
   assert.deepEqual(files, [`${first.role === 'initiator' ? first.ikeSpis!.initiator : first.ikeSpis!.responder}.ikesa`], 'one checkpoint, named by our IKE SPI');
   assert.equal(statSync(join(agent.dir, 'state', files[0]!)).mode & 0o777, 0o600);
   await new Promise((r) => setTimeout(r, 2_000));
@@ -113,7 +114,7 @@ test('kill -9 of the agent under a continuous ping and a restart lose no ping: t
   const [theirs] = (await swan.childSas()).filter((c) => c.spiIn === now.spiOut);
   assert.ok(theirs, `strongSwan has our child ${now.spiIn}/${now.spiOut}:\n${await swan.listSas()}`);
   assert.equal(theirs.spiOut, now.spiIn);
-  assert.deepEqual(readdirSync(join(agent.dir, 'state')), [`${ikeRekeyed.role === 'initiator' ? ikeRekeyed.ikeSpis!.initiator : ikeRekeyed.ikeSpis!.responder}.ikesa`], 'the checkpoint follows the rekeyed IKE SA');
+  assert.deepEqual(readdirSync(join(agent.dir, 'state')).filter((f) => f.endsWith('.ikesa')), [`${ikeRekeyed.role === 'initiator' ? ikeRekeyed.ikeSpis!.initiator : ikeRekeyed.ikeSpis!.responder}.ikesa`], 'the checkpoint follows the rekeyed IKE SA');
   assert.equal(await agent.stop(), 0);
   assert.deepEqual(readdirSync(join(agent.dir, 'state')), [], 'SIGTERM deleted the SAs and their checkpoint');
 });
