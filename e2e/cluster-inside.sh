@@ -66,3 +66,9 @@ fi
 ts=0; for f in "$@"; do [[ $f == *.ts ]] && ts=1; done
 [[ $ts == 1 ]] && args=(--import tsx "${args[@]}")
 node "${args[@]}" "$@"
+rc=$?
+# The console hides kernel messages: say here if the kernel killed a process for memory.
+oom=$(dmesg 2>/dev/null | grep -iE 'out of memory|oom-kill|killed process' | tail -5)
+[[ -n $oom ]] && printf 'cluster: the kernel killed processes for memory:\n%s\n' "$oom" >&2
+free -m | sed 's/^/cluster: /' >&2
+exit $rc

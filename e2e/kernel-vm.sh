@@ -75,6 +75,7 @@ exec switch_root /newroot /bin/sh -c '
   export HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin VM_OUT=/vm-io/out KIPSEC_IN_VM=1
   [ -f /vm-io/env ] && . /vm-io/env
   cd "$(cat /vm-io/cwd)"; set -- $(cat /vm-io/args)
+  : > /vm-io/booted
   /bin/bash /vm-io/script "$@"; echo $? > /vm-io/rc; sync; poweroff -f'
 INIT
   chmod +x "$d/init"; (cd "$d" && find . | cpio -o -H newc 2>/dev/null | gzip -1 > "$initrd"); rm -rf "$d"
@@ -87,14 +88,30 @@ cp "$script" "$io/script"; pwd > "$io/cwd"; echo "$*" > "$io/args"; echo 125 > "
 env | grep -E '^(KIPSEC_[A-Z_]*|NODE_OPTIONS|CI)=' | sed -e "s/'/'\\\\''/g" -e "s/=\(.*\)/='\1'/" -e 's/^/export /' > "$io/env" || true
 # No NIC unless asked for: without -nic QEMU would add an unrestricted user-mode NIC by default.
 nic=(-nic none); if [[ -n ${KVM_NIC:-} ]]; then nic=(-nic "$KVM_NIC"); fi
-( timeout "${KVM_TIMEOUT:-1500}" qemu-system-x86_64 -accel tcg -m "${KVM_MEM:-4096}" -smp "${KVM_CPUS:-2}" \
-  -nographic -no-reboot "${nic[@]}" -kernel "$cache/root/boot/vmlinuz-$kver" -initrd "$initrd" \
-  -append "console=ttyS0 quiet panic=-1" \
-  -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
-  -virtfs "local,path=$cache/root/lib/modules,mount_tag=mods,security_model=none,readonly=on" \
-  -virtfs "local,path=$io,mount_tag=io,security_model=none" </dev/null; echo $? > "$io/qemu-rc" ) \
-  | sed -u -e 's/\x1bc//g' -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\r$//' -e 's/^.*Booting from ROM\.\.\.//' \
-          -e '/^\s*\[ *[0-9.]*\]/d' -e '/SeaBIOS\|iPXE\|Press Ctrl-B/d' || true
+# A TCG boot very rarely hangs before init runs (seen once in many boots: QEMU busy, no output for
+# minutes). The init marks the boot done in io/booted; without it within KVM_BOOT_TIMEOUT the VM is
+# killed and booted once more, rather than burning the whole KVM_TIMEOUT.
+boot() {
+  rm -f "$io/booted" "$io/qemu.pid"
+  ( timeout "${KVM_TIMEOUT:-1500}" qemu-system-x86_64 -accel tcg -m "${KVM_MEM:-4096}" -smp "${KVM_CPUS:-2}" \
+    -nographic -no-reboot "${nic[@]}" -kernel "$cache/root/boot/vmlinuz-$kver" -initrd "$initrd" -pidfile "$io/qemu.pid" \
+    -append "console=ttyS0 quiet panic=-1" \
+    -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+    -virtfs "local,path=$cache/root/lib/modules,mount_tag=mods,security_model=none,readonly=on" \
+    -virtfs "local,path=$io,mount_tag=io,security_model=none" </dev/null; echo $? > "$io/qemu-rc" ) \
+    | sed -u -e 's/\x1bc//g' -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\r$//' -e 's/^.*Booting from ROM\.\.\.//' \
+            -e '/^\s*\[ *[0-9.]*\]/d' -e '/SeaBIOS\|iPXE\|Press Ctrl-B/d' &
+  local pipe=$! waited=0
+  while [[ ! -f $io/booted ]] && kill -0 "$pipe" 2>/dev/null && (( waited < ${KVM_BOOT_TIMEOUT:-300} )); do sleep 1; waited=$((waited + 1)); done
+  if [[ ! -f $io/booted ]] && kill -0 "$pipe" 2>/dev/null; then
+    echo "kernel-vm: the VM did not boot within ${KVM_BOOT_TIMEOUT:-300} s (KVM_BOOT_TIMEOUT); killing it" >&2
+    [[ -f $io/qemu.pid ]] && kill "$(cat "$io/qemu.pid")" 2>/dev/null
+    wait "$pipe" 2>/dev/null
+    return 1
+  fi
+  wait "$pipe" 2>/dev/null || true
+}
+boot || { echo "kernel-vm: booting once more" >&2; echo 125 > "$io/rc"; boot || true; }
 if [[ -n ${KVM_OUT:-} ]]; then mkdir -p "$KVM_OUT"; cp -r "$io/out/." "$KVM_OUT/" 2>/dev/null || true; fi
 if [[ $(cat "$io/qemu-rc" 2>/dev/null) == 124 ]]; then
   echo "kernel-vm: the VM ran out of time after ${KVM_TIMEOUT:-1500} s (KVM_TIMEOUT) before SCRIPT ended" >&2

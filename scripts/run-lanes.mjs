@@ -105,7 +105,8 @@ async function runCluster(name, files, env, t0) {
     rmSync(env.KVM_OUT, { recursive: true, force: true });
     mkdirSync(env.KVM_OUT, { recursive: true });
     env.KVM_TIMEOUT ??= '3600';
-    env.KIPSEC_TEST_REPORTERS = [...reporterArgs(`@OUT@/${name}.json`), '--test-timeout=900000'].join(' ');
+    // TAP too: it keeps what the spec reporter drops, e.g. how a file's process ended (exit code, signal).
+    env.KIPSEC_TEST_REPORTERS = [...reporterArgs(`@OUT@/${name}.json`), '--test-reporter=tap', `--test-reporter-destination=@OUT@/${name}.tap`, '--test-timeout=900000'].join(' ');
     const code = await run('bash', [join(root, 'e2e/kernel-vm.sh'), join(root, 'e2e/cluster-inside.sh'), ...files.map((f) => relative(root, f))], { env }, join(results, `${name}.log`));
     const counts = readCounts(join(env.KVM_OUT, `${name}.json`));
     if (!counts && code === 124) return { name, error: `the VM ran out of time (KVM_TIMEOUT=${env.KVM_TIMEOUT} s) before its tests finished; see .lane-results/${name}.log`, ms: Date.now() - t0 };
