@@ -3,6 +3,7 @@
 import { CONDITION_TYPES as C, REASONS as R, setCondition, isTrue, type Condition, type DesiredCondition } from '../api/conditions.js';
 import type { IPsecMesh, IPsecMeshStatus, IPsecNode, IPsecTunnel, IPsecTunnelStatus, TunnelGatewayStatus } from '../api/types.js';
 import { evaluatePairs, isCountedReady, metaTime, pairKey, worstPairs, type NodeView, type PairEvaluation, type SinceFn } from './mesh-pairs.js';
+import { stableJson } from '../api/stable-json.js';
 
 export { metaTime };
 
@@ -149,6 +150,3 @@ export function sameDesired(existing: Condition | undefined, want: DesiredCondit
 export function sameMeshStatus(a: IPsecMeshStatus | undefined, b: IPsecMeshStatus): boolean { return stableJson(a ?? {}) === stableJson(b); }
 export function sameTunnelStatus(a: IPsecTunnelStatus | undefined, b: IPsecTunnelStatus): boolean { return stableJson(a ?? {}) === stableJson(b); }
 
-export function stableJson(v: unknown): string {
-  return JSON.stringify(v, (_k, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b))) : x));
-}
