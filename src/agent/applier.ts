@@ -10,7 +10,7 @@ import type { EngineLike } from './engine-like.js';
 import type { Logger } from './log.js';
 import type { RoutePort } from './kernel.js';
 import { reqidKey, type ReqidTable } from './reqids.js';
-import { planPeers, type DesiredPeer, type PeerPlan, type PeerSnapshot } from './source.js';
+import { planPeers, type DesiredPeer, type PeerSnapshot } from './source.js';
 import type { StrictPolicies } from './strict.js';
 
 export interface ApplyResult {
@@ -45,7 +45,6 @@ export function childKeys(p: Pick<DesiredPeer, 'name' | 'config'>): string[] {
 export class PeerApplier {
   readonly #o: ApplierOptions;
   readonly #running = new Map<string, DesiredPeer>();
-  readonly #refused = new Map<string, string>();
   #engine: EngineLike | undefined;
   #initiating = false;
   #queue: Promise<unknown> = Promise.resolve();
@@ -58,7 +57,6 @@ export class PeerApplier {
   constructor(o: ApplierOptions) { this.#o = o; }
 
   get peers(): ReadonlyMap<string, DesiredPeer> { return this.#running; }
-  get refused(): ReadonlyMap<string, string> { return this.#refused; }
 
   /** reqid of a running (or just removed) peer's child; the kernel port asks on every install. */
   reqidOf(peer: string, child: string): number {
@@ -96,8 +94,6 @@ export class PeerApplier {
   /** Every SA of ours is gone (shutdown): the whole table goes. */
   releaseAll(): void { this.#o.reqids.clear(); }
 
-  plan(s: PeerSnapshot): PeerPlan { return planPeers(this.#running, s); }
-
   /** Apply a snapshot; resolves once every change is made (removals: once the peer's SAs are gone). */
   apply(s: PeerSnapshot): Promise<ApplyResult> {
     const run = this.#queue.then(() => this.#apply(s));
@@ -134,13 +130,11 @@ export class PeerApplier {
         this.#o.reqids.allocateAll(childKeys(p));
         engine.addPeer(p.config);
         this.#running.set(p.name, p);
-        this.#refused.delete(p.name);
         if (this.#initiating && p.config.startAction === 'initiate') engine.initiate(p.name);
         log.info({ peer: p.name, change: add.has(p.name) ? 'added' : renegotiate.has(p.name) ? 'renegotiated' : 'updated' }, 'peer applied');
       } catch (e) {
         // The source handed us something the engine refuses: keep what ran before (if anything).
         failed.set(p.name, errorMessage(e));
-        this.#refused.set(p.name, errorMessage(e));
         log.warn({ peer: p.name, err: errorMessage(e) }, 'peer not applied');
         if (!this.#running.has(p.name)) await this.#o.strict.remove(p.name).catch(() => undefined);
       }
@@ -161,7 +155,6 @@ export class PeerApplier {
     await this.#o.strict.remove(name);
     if (p?.installRoutes) await this.#o.routes?.remove(name).catch((e: unknown) => { this.#o.log.warn({ peer: name, err: errorMessage(e) }, 'route removal failed'); });
     this.#running.delete(name);
-    this.#refused.delete(name);
     if (p) this.#retire(childKeys(p));
   }
 

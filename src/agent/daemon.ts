@@ -121,9 +121,7 @@ export class Agent {
   get peers(): readonly DesiredPeer[] { return [...this.#applier.peers.values()]; }
   get sockets(): DatagramSockets { return this.#sockets; }
   get book(): StatusBook { return this.#book; }
-  get engine(): EngineLike | undefined { return this.#engine; }
   get strictBlocks(): number { return this.#strict.count; }
-  get kernel(): XfrmKernel { return this.#kernel; }
 
   #newEngine(ports: EnginePorts, peers: readonly PeerConfig[]): EngineLike {
     return this.#o.engineFactory ? this.#o.engineFactory(ports, peers) : new IkeEngine(ports, peers);

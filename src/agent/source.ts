@@ -75,7 +75,3 @@ export function planPeers(running: ReadonlyMap<string, RunningPeer>, next: PeerS
   const remove = next.synced ? [...running.keys()].filter((n) => !seen.has(n)) : [];
   return { add, update, renegotiate, remove, unchanged };
 }
-
-export function isEmptyPlan(p: PeerPlan): boolean {
-  return p.add.length === 0 && p.update.length === 0 && p.renegotiate.length === 0 && p.remove.length === 0;
-}

@@ -5,7 +5,6 @@
 // engine gets them as DER and a KeyObject (MeshIdentity); nothing here logs key material.
 import { createHash, KeyObject } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Clock } from '../../common/time.js';
 import { IdentityClient, type CertInfo } from '../../api/identity-client.js';
 import type { KubeClient } from '../../api/kube/client.js';
@@ -62,5 +61,3 @@ export class NodeIdentity {
     return { certificate: cert, chain, privateKey: key, cas, certFingerprint: c.fingerprint, bundleDigest: createHash('sha256').update(bundle).digest('hex').slice(0, 16) };
   }
 }
-
-export function identityDir(stateDir: string): string { return join(stateDir, 'identity'); }
