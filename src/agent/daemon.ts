@@ -116,6 +116,7 @@ export class Agent {
       now: () => this.#clock.now(),
     });
     this.#book = new StatusBook({ log: o.log.child({ part: 'ike' }), now: () => this.#clock.now(), peerOf: (n) => this.#applier.peers.get(n) });
+    this.#book.observe({ down: (peer, what, reason) => { if (what === 'ike' && reason === 'peer-deleted') this.#keepUp(peer); } });
   }
 
   get peers(): readonly DesiredPeer[] { return [...this.#applier.peers.values()]; }
@@ -270,6 +271,25 @@ export class Agent {
       this.#log.debug({ spi: hex(e.spi), old: `${e.oldSrc}:${e.oldSport}`, new: `${e.newSrc}:${e.newSport}` }, 'kernel reports a new NAT mapping');
       engine.natMapping(e.spi, { address: e.newSrc, port: e.newSport });
     }
+  }
+
+  /**
+   * A keep-up peer (mesh) deleted the IKE SA: if we are the side that initiates and no other IKE SA
+   * with it is live a moment later, connect again. (The engine restarts on its own after DPD or
+   * retransmission failures, not after a Delete, which normally means "down for good".)
+   */
+  #keepUp(name: string): void {
+    const p = this.#applier.peers.get(name);
+    if (!p?.keepUp || p.config.startAction !== 'initiate' || this.#stopping) return;
+    const t = setTimeout(() => {
+      const engine = this.#engine;
+      if (!engine || this.#stopping || this.#applier.peers.get(name) !== p) return;
+      const live = engine.status().peers.find((x) => x.name === name)?.ike;
+      if (live && live.state !== 'down') return;
+      this.#log.info({ tunnel: name }, 'the peer deleted the IKE SA of a pair that must stay up; connecting again');
+      engine.initiate(name);
+    }, 1_000);
+    t.unref();
   }
 
   readonly #checkingLost = new Set<number>();

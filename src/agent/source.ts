@@ -35,6 +35,11 @@ export interface DesiredPeer {
    * before the engine knows the peer and removed after its SAs (strict.ts).
    */
   readonly blocks: readonly PolicySpec[];
+  /**
+   * The pair must always be up (a mesh): when the peer deletes the IKE SA — it renegotiates after a
+   * change of its own, or restarted without state — the side that initiates connects again.
+   */
+  readonly keepUp?: boolean;
   /** What status shows as the kind of peer ("tunnel", or "mesh" with the node name). */
   readonly kind: { readonly type: 'tunnel' } | { readonly type: 'mesh'; readonly node: string };
 }

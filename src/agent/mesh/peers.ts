@@ -138,7 +138,7 @@ export function meshPeers(self: MeshSelf, nodes: readonly IPsecNode[], m: MeshSe
     peers.push({
       name, config, sessionDigest,
       digest: digest({ sessionDigest, pins, cert: id.certFingerprint, bundle: id.bundleDigest, ike: config.ike, esp: [m.espProposals, m.espRekeyMs, m.espLifeMs], dpd: config.dpd, start: config.startAction, natt: m.natTraversal, strict: m.strict }),
-      installRoutes: false,
+      installRoutes: false, keepUp: true,
       ikeProposalText: m.ikeProposals, espProposalText: m.espProposals,
       blocks: m.strict ? blockPolicies(config) : [],
       kind: { type: 'mesh', node },

@@ -261,3 +261,18 @@ test('an ACQUIRE for an installed Child SA whose states were deleted behind our 
   assert.deepEqual(s.engine().calls.filter((c) => c.startsWith('expired')), [`expired ${spi.toString(16)} true`]);
   assert.ok(s.lines.some((l) => l.includes('kernel states are gone')));
 });
+
+// A mesh pair must always be up: when the peer deletes the IKE SA (it renegotiates after a change
+// of its own), the initiating side connects again; a standalone tunnel deleted by its peer stays down.
+test('a keep-up (mesh) peer whose IKE SA the peer deleted is initiated again by the initiating side; a plain tunnel is not', async (t) => {
+  const { loadFileSnapshot } = await import('../../../src/agent/file-source.js');
+  const s = setup(t, tunnel('alpha') + '---\n' + tunnel('beta', '192.0.2.3'));
+  const file = loadFileSnapshot(join(s.dir, 'tunnels.yaml'), () => undefined);
+  await s.agent.start({ synced: true, peers: file.peers.map((p) => (p.name === 'alpha' ? { ...p, keepUp: true } : p)) });
+  t.after(() => s.agent.shutdown());
+  const before = s.engine().calls.filter((c) => c.startsWith('initiate')).length;
+  for (const peer of ['alpha', 'beta']) s.engine().ports.events.emit({ type: 'ike-down', peer, ikeSpis: 'x', reason: 'peer-deleted' });
+  await new Promise((r) => setTimeout(r, 1_300));
+  assert.deepEqual(s.engine().calls.filter((c) => c.startsWith('initiate')).slice(before), ['initiate alpha']);
+  assert.ok(s.lines.some((l) => l.includes('connecting again')));
+});
