@@ -12,6 +12,7 @@
 # before SCRIPT ended).
 # Files SCRIPT writes to $VM_OUT inside the VM appear in $KVM_OUT (a host folder) afterwards.
 # Env: KVM_MEM (MiB, 4096: the overlay tmpfs and many node processes share it), KVM_CPUS (2), KVM_CACHE (~/.cache/kipsec/kernel-vm),
+#      KVM_ACCEL (tcg; "tcg,thread=single" emulates both vCPUs in one host thread), KVM_CPU (QEMU -cpu model),
 #      KVM_TIMEOUT (seconds, 1500), KVM_OUT (host folder for results; default: none),
 #      KVM_NIC (QEMU's -nic value; default: none, the guest has no network device at all). The
 #      cluster lane passes an isolated user-mode NIC whose only way out is one forwarded port:
@@ -93,7 +94,7 @@ nic=(-nic none); if [[ -n ${KVM_NIC:-} ]]; then nic=(-nic "$KVM_NIC"); fi
 # killed and booted once more, rather than burning the whole KVM_TIMEOUT.
 boot() {
   rm -f "$io/booted" "$io/qemu.pid"
-  ( timeout "${KVM_TIMEOUT:-1500}" qemu-system-x86_64 -accel tcg -m "${KVM_MEM:-4096}" -smp "${KVM_CPUS:-2}" \
+  ( timeout "${KVM_TIMEOUT:-1500}" qemu-system-x86_64 -accel "${KVM_ACCEL:-tcg}" ${KVM_CPU:+-cpu "$KVM_CPU"} -m "${KVM_MEM:-4096}" -smp "${KVM_CPUS:-2}" \
     -nographic -no-reboot "${nic[@]}" -kernel "$cache/root/boot/vmlinuz-$kver" -initrd "$initrd" -pidfile "$io/qemu.pid" \
     -append "console=ttyS0 quiet panic=-1" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \

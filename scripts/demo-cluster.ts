@@ -32,7 +32,8 @@ function hostSide(): number {
     writeFileSync(script, `exec node --import tsx scripts/demo-cluster.ts --in-vm\n`);
     const r = spawnSync('bash', [repoPath('e2e/kernel-vm.sh'), repoPath('e2e/cluster-inside.sh'), script], {
       cwd: repoPath(), stdio: 'inherit', timeout: 1_800_000,
-      env: { ...env, KIPSEC_KUBECONFIG: kc, KVM_TIMEOUT: '1500', KVM_NIC: `user,model=virtio-net-pci,restrict=on,guestfwd=tcp:10.0.2.100:6443-cmd:socat - TCP:127.0.0.1:${port}` },
+      // Single-threaded TCG, as the cluster lane runs it (scripts/run-lanes.mjs says why).
+      env: { ...env, KIPSEC_KUBECONFIG: kc, KVM_TIMEOUT: '1500', KVM_ACCEL: 'tcg,thread=single', KVM_NIC: `user,model=virtio-net-pci,restrict=on,guestfwd=tcp:10.0.2.100:6443-cmd:socat - TCP:127.0.0.1:${port}` },
     });
     return r.status ?? 1;
   } finally {
