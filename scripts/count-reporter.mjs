@@ -1,6 +1,7 @@
 // node:test reporter that writes one JSON line of counts for a lane: passed, failed, skipped,
 // todo, the names of failed tests, and line coverage when --experimental-test-coverage is on.
-// Suites are not counted (their tests are); a skipped test is never counted as passed.
+// Each failure carries the start of its error, so the summary at the end of a long CI log says why
+// (CI keeps only the log's tail). Suites are not counted (their tests are); a skipped test is never counted as passed.
 export default async function* countReporter(source) {
   const c = { passed: 0, failed: 0, skipped: 0, todo: 0, failures: [], coverage: null };
   for await (const ev of source) {
@@ -10,11 +11,18 @@ export default async function* countReporter(source) {
       if (d.skip !== undefined && d.skip !== false) c.skipped++;
       else if (d.todo !== undefined && d.todo !== false) c.todo++;
       else if (ev.type === 'test:pass') c.passed++;
-      else { c.failed++; c.failures.push(`${d.name}${d.file ? ` (${d.file})` : ''}`); }
+      else { c.failed++; c.failures.push(`${d.name}${d.file ? ` (${d.file})` : ''}${why(d.details?.error)}`); }
     } else if (ev.type === 'test:coverage') {
       const t = d.summary?.totals;
       if (t) c.coverage = { lines: t.coveredLinePercent, branches: t.coveredBranchPercent, functions: t.coveredFunctionPercent };
     }
   }
   yield `${JSON.stringify(c)}\n`;
+}
+
+function why(error) {
+  const e = error?.cause ?? error;
+  const text = typeof e?.message === 'string' ? e.message : (e === undefined ? '' : String(e));
+  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean).slice(0, 4).join(' | ');
+  return lines ? `\n      why: ${lines.length > 400 ? `${lines.slice(0, 400)}…` : lines}` : '';
 }

@@ -181,19 +181,20 @@ test('routed mesh of three nodes, installed from deploy/: pods reach each other,
   });
 
   await t.test('strict: with node-c\'s agent killed (SIGKILL) and its SAs deleted by hand on node-a, a pod\'s traffic to node-c never appears in clear; the peers see node-c fail within the DPD time; a new agent brings every pair back', async (tt) => {
-    await lane.agents.get('node-c')!.stop('SIGKILL');
-    const from = a.pods[0]!; const to = cc.pods[0]!;
-    const r = await captured(tt, c, async () => {
-      const ping = new ContinuousPing(from.ns, from.ip, to.ip, { intervalMs: 100 });
-      await new Promise((res) => setTimeout(res, 3_000));
-      // The kernel's SAs still work without the agent: these pings go through, as ESP.
-      await a.ns.run('sh', ['-c', `ip xfrm state deleteall src ${a.ip} dst ${cc.ip}; ip xfrm state deleteall src ${cc.ip} dst ${a.ip}`]);
-      for (const [dir, s, d] of [['out', a.podCidr, cc.podCidr], ['in', cc.podCidr, a.podCidr], ['fwd', cc.podCidr, a.podCidr]] as const) {
-        await a.ns.run('ip', ['xfrm', 'policy', 'delete', 'src', s, 'dst', d, 'dir', dir], { check: false });
-      }
-      await new Promise((res) => setTimeout(res, 5_000));
-      const res = await ping.stop();
-      tt.diagnostic(`pings to node-c with its SAs and policies gone on node-a: ${res.sent} sent, ${res.received} received`);
+    await lane.withAgentStopped(cc, async () => {
+      await lane.agents.get('node-c')!.stop('SIGKILL');
+      const from = a.pods[0]!; const to = cc.pods[0]!;
+      const r = await captured(tt, c, async () => {
+        const ping = new ContinuousPing(from.ns, from.ip, to.ip, { intervalMs: 100 });
+        await new Promise((res) => setTimeout(res, 3_000));
+        // The kernel's SAs still work without the agent: these pings go through, as ESP.
+        await a.ns.run('sh', ['-c', `ip xfrm state deleteall src ${a.ip} dst ${cc.ip}; ip xfrm state deleteall src ${cc.ip} dst ${a.ip}`]);
+        for (const [dir, s, d] of [['out', a.podCidr, cc.podCidr], ['in', cc.podCidr, a.podCidr], ['fwd', cc.podCidr, a.podCidr]] as const) {
+          await a.ns.run('ip', ['xfrm', 'policy', 'delete', 'src', s, 'dst', d, 'dir', dir], { check: false });
+        }
+        await new Promise((res) => setTimeout(res, 5_000));
+        const res = await ping.stop();
+        tt.diagnostic(`pings to node-c with its SAs and policies gone on node-a: ${res.sent} sent, ${res.received} received`);
     });
     assert.equal(r.plaintextBetweenPods, 0, `plaintext leaked while node-c's SA was gone: ${formatReport(r)}`);
     const blocked = await xfrmStat(a.ns);
@@ -209,6 +210,7 @@ test('routed mesh of three nodes, installed from deploy/: pods reach each other,
     tt.diagnostic(`node-b reported node-c down ${((Date.now() - t1) / 1000).toFixed(1)} s after traffic to it stopped (DPD ${DPD.interval} + ${DPD.timeout})`);
 
     await lane.startAgent(cc);
+    });
     const t2 = Date.now();
     await lane.waitAllUp(300_000);
     tt.diagnostic(`all pairs up again ${((Date.now() - t2) / 1000).toFixed(1)} s after node-c's agent restarted`);
@@ -217,15 +219,17 @@ test('routed mesh of three nodes, installed from deploy/: pods reach each other,
   });
 
   await t.test('SIGTERM while the mesh selects the node (a restart or an upgrade) leaves its SAs and policies in the kernel: traffic keeps flowing as ESP while no agent runs', async (tt) => {
+    await lane.waitAllUp(300_000); // whatever the step before left behind
     const before = { states: await kernelStates(b.ns), policies: await kernelPolicies(b.ns) };
-    const exit = await lane.agents.get('node-b')!.stop('SIGTERM');
-    assert.deepEqual(exit, { code: 0, signal: null }, lane.agents.get('node-b')!.log().slice(-3000));
-    assert.match(lane.agents.get('node-b')!.log(), /SAs and policies stay in the kernel for the next agent/);
-    assert.deepEqual((await kernelStates(b.ns)).map((s) => s.spi).sort(), before.states.map((s) => s.spi).sort(), 'every SA still there');
-    assert.equal((await kernelPolicies(b.ns)).length, before.policies.length, 'every policy and block still there');
-    const r = await captured(tt, c, async () => { assert.deepEqual(pingLosses(await pingMatrix(c, { count: 2, intervalMs: 200, timeoutMs: 90_000 })), []); });
-    assert.equal(r.plaintextBetweenPods, 0, formatReport(r));
-    await lane.startAgent(b);
+    await lane.withAgentStopped(b, async () => {
+      const exit = await lane.agents.get('node-b')!.stop('SIGTERM');
+      assert.deepEqual(exit, { code: 0, signal: null }, lane.agents.get('node-b')!.log().slice(-3000));
+      assert.match(lane.agents.get('node-b')!.log(), /SAs and policies stay in the kernel for the next agent/);
+      assert.deepEqual((await kernelStates(b.ns)).map((s) => s.spi).sort(), before.states.map((s) => s.spi).sort(), 'every SA still there');
+      assert.equal((await kernelPolicies(b.ns)).length, before.policies.length, 'every policy and block still there');
+      const r = await captured(tt, c, async () => { assert.deepEqual(pingLosses(await pingMatrix(c, { count: 2, intervalMs: 200, timeoutMs: 90_000 })), []); });
+      assert.equal(r.plaintextBetweenPods, 0, formatReport(r));
+    });
     await lane.waitAllUp(300_000);
   });
 

@@ -22,6 +22,11 @@ export interface MeshLane {
   startOperator(): Promise<PodHandle>;
   stopOperator(): Promise<void>;
   startAgent(node: ClusterNode): Promise<PodHandle>;
+  /**
+   * Runs `body` with the node's agent stopped by the test, and makes sure an agent runs on the node
+   * again afterwards even when `body` failed, so one failing step does not fail every later one.
+   */
+  withAgentStopped<T>(node: ClusterNode, body: () => Promise<T>): Promise<T>;
   applyMesh(spec: IPsecMeshSpec): Promise<void>;
   ipsecNodes(): Promise<IPsecNode[]>;
   mesh(): Promise<IPsecMesh>;
@@ -73,6 +78,13 @@ export async function startMeshLane(t: Scope, o: { readonly nodes: number; reado
       const pod = await runPod(t, { manifest: 'deploy/agent.yaml', container: 'agent', dir, netns: n.ns.name });
       agents.set(n.name, pod);
       return pod;
+    },
+    async withAgentStopped(n, body) {
+      try {
+        return await body();
+      } finally {
+        if (!agents.get(n.name)?.running()) await lane.startAgent(n);
+      }
     },
     async applyMesh(spec) {
       await kube.apply(resourcePath(RESOURCES.ipsecMeshes, { name: MESH_NAME }), { apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecMesh', metadata: { name: MESH_NAME }, spec }, 'kipsec-e2e');
