@@ -27,6 +27,7 @@ import { computeNodeStatus } from './node-status.js';
 import { meshPeers, type MeshPeers } from './peers.js';
 import type { NodePublisher } from './publisher.js';
 import { activeMeshOf, resolveMesh, selects, type MeshSettings } from './settings.js';
+import { Reconnector } from './reconnect.js';
 import { resolveTraffic, type ResolvedTraffic } from './traffic.js';
 import { internalIps, podCidrsOf, type MeshWatch } from './watch.js';
 
@@ -75,6 +76,8 @@ export class NodeAgent {
   #statusTimer: NodeJS.Timeout | undefined;
   #trafficTimer: NodeJS.Timeout | undefined;
   #lastStatus: TunnelStatus[] = [];
+  /** Statuses older than the operator's trust horizon say nothing; look twice before acting. */
+  readonly #reconnect = new Reconnector({ confirmMs: 4_000, retryMs: 20_000, staleMs: 180_000 });
   /** Our last Ready condition: its lastTransitionTime must not depend on how fresh the watch cache is. */
   #lastConditions: IPsecNodeStatus['conditions'];
 
@@ -246,6 +249,10 @@ export class NodeAgent {
     try {
       const peers = (await ph.agent.peerStatuses()).filter((p) => p.node !== undefined);
       this.#lastStatus = peers;
+      for (const name of this.#reconnect.look({ self: this.#p.node, ours: peers, peerNodes: this.#p.watch.ipsecNodes.list(), nowMs: this.#p.clock.now() })) {
+        this.#p.log.info({ peer: name }, 'the peer still holds an IKE SA with this node, which holds none (its state was lost): connecting now so that the peer replaces it');
+        ph.agent.initiate(name);
+      }
       const xfrmErrors = await readXfrmStat();
       this.#p.metrics.setPeers(peers);
       this.#p.metrics.setXfrmStat(xfrmErrors);

@@ -1,0 +1,54 @@
+// Which peers a node connects to although the address rule makes it the responder: those that
+// still hold an IKE SA with it while it holds none (it lost its state). src/agent/mesh/reconnect.ts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Reconnector, staleAtPeer, type ReconnectLook } from '../../../src/agent/mesh/reconnect.js';
+import type { IPsecNode } from '../../../src/api/types.js';
+import type { SaStateName } from '../../../src/agent/status.js';
+
+const NOW = Date.parse('2026-12-06T10:00:00Z');
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+function peerNode(name: string, aboutSelf: SaStateName | undefined, updatedMs = NOW - 10_000): Pick<IPsecNode, 'metadata' | 'status'> {
+  return { metadata: { name }, status: { lastUpdateTime: iso(updatedMs), peers: aboutSelf ? [{ node: 'node-c', state: aboutSelf }] : [] } };
+}
+function ours(node: string, ikeState: SaStateName, startAction = 'respond'): ReconnectLook['ours'][number] {
+  return { name: `mesh/${node}`, node, ikeState, startAction };
+}
+const look = (o: Partial<ReconnectLook>): ReconnectLook => ({ self: 'node-c', ours: [], peerNodes: [], nowMs: NOW, ...o });
+
+test('a peer that reports an established IKE SA with us while we hold none is a candidate (node rebooted, RFC 7296 §2.4 INITIAL_CONTACT replaces its SA)', () => {
+  assert.deepEqual(staleAtPeer(look({ ours: [ours('node-a', 'none'), ours('node-b', 'failed')], peerNodes: [peerNode('node-a', 'established'), peerNode('node-b', 'rekeying')] }), 180_000), ['mesh/node-a', 'mesh/node-b']);
+});
+
+test('no candidate while we hold or negotiate an SA, or initiate anyway, or the peer does not report one', () => {
+  assert.deepEqual(staleAtPeer(look({ ours: [ours('node-a', 'established'), ours('node-b', 'connecting')], peerNodes: [peerNode('node-a', 'established'), peerNode('node-b', 'established')] }), 180_000), []);
+  assert.deepEqual(staleAtPeer(look({ ours: [ours('node-a', 'none', 'initiate')], peerNodes: [peerNode('node-a', 'established')] }), 180_000), [], 'the initiating side connects through startInitiating');
+  assert.deepEqual(staleAtPeer(look({ ours: [ours('node-a', 'none')], peerNodes: [peerNode('node-a', 'connecting'), peerNode('node-b', 'established')] }), 180_000), [], 'node-a is connecting, node-b is not our peer');
+  assert.deepEqual(staleAtPeer(look({ ours: [ours('node-a', 'none')], peerNodes: [peerNode('node-a', undefined)] }), 180_000), []);
+});
+
+test('a stale or missing status is not believed (the peer\'s agent may be gone)', () => {
+  assert.deepEqual(staleAtPeer(look({ ours: [ours('node-a', 'none')], peerNodes: [peerNode('node-a', 'established', NOW - 181_000)] }), 180_000), []);
+  assert.deepEqual(staleAtPeer(look({ ours: [ours('node-a', 'none')], peerNodes: [{ metadata: { name: 'node-a' }, status: { peers: [{ node: 'node-c', state: 'established' }] } }] }), 180_000), []);
+  assert.deepEqual(staleAtPeer(look({ ours: [ours('node-a', 'none')] }), 180_000), []);
+});
+
+test('Reconnector acts only when two looks confirmMs apart agree, then at most once per retryMs', () => {
+  const r = new Reconnector({ confirmMs: 4_000, retryMs: 20_000, staleMs: 180_000 });
+  const base = { ours: [ours('node-a', 'none')], peerNodes: [peerNode('node-a', 'established')] };
+  assert.deepEqual(r.look(look({ ...base, nowMs: NOW })), [], 'first look only remembers');
+  assert.deepEqual(r.look(look({ ...base, nowMs: NOW + 2_000 })), [], 'not confirmed yet');
+  assert.deepEqual(r.look(look({ ...base, nowMs: NOW + 4_000 })), ['mesh/node-a']);
+  assert.deepEqual(r.look(look({ ...base, nowMs: NOW + 10_000 })), [], 'tried 6 s ago');
+  assert.deepEqual(r.look(look({ ...base, nowMs: NOW + 24_000 })), ['mesh/node-a'], 'the first try failed: again after retryMs');
+});
+
+test('Reconnector forgets a candidate as soon as one look disagrees (the pair came back by itself)', () => {
+  const r = new Reconnector({ confirmMs: 4_000, retryMs: 20_000, staleMs: 180_000 });
+  const stale = { ours: [ours('node-a', 'none')], peerNodes: [peerNode('node-a', 'established')] };
+  assert.deepEqual(r.look(look({ ...stale, nowMs: NOW })), []);
+  assert.deepEqual(r.look(look({ ours: [ours('node-a', 'established')], peerNodes: stale.peerNodes, nowMs: NOW + 5_000 })), []);
+  assert.deepEqual(r.look(look({ ...stale, nowMs: NOW + 10_000 })), [], 'a new first look');
+  assert.deepEqual(r.look(look({ ...stale, nowMs: NOW + 15_000 })), ['mesh/node-a']);
+});
