@@ -30,9 +30,10 @@ function startOperator(identity: string): Operator {
   return o;
 }
 
-function agent(node: string, ip: string, asNode = node): IdentityClient<Awaited<ReturnType<typeof identityCrypto.generateKey>>> {
+/** An agent's IdentityClient; `asNode` is the node its pod-bound token names (null: a token not bound to a pod). */
+function agent(node: string, ip: string, asNode: string | null = node): IdentityClient<Awaited<ReturnType<typeof identityCrypto.generateKey>>> {
   return new IdentityClient({
-    kube: admin.as(serviceAccountUser(ns, 'kipsec-agent', asNode)), crypto: identityCrypto, nodeName: node, nodeIps: [ip],
+    kube: admin.as(serviceAccountUser(ns, 'kipsec-agent', asNode ?? undefined)), crypto: identityCrypto, nodeName: node, nodeIps: [ip],
     dir: mkdtempSync(join(tmpdir(), 'kipsec-id-')), clock: systemClock, log: silent, namespace: ns, labels: { 'kipsec.io/test': ns }, issueTimeoutMs: 20_000,
   });
 }
@@ -111,7 +112,9 @@ test("an agent on node Y asking for node X's identity is denied with reason Node
   a.stop();
 });
 
-test('a second key for a node that has a live identity is denied (IdentityInUse); renewal with the same key is signed', async () => {
+type CsrList = { items: { metadata: { name: string }; spec: { extra?: Record<string, string[]> }; status?: { conditions?: { type: string; reason: string; message: string }[] } }[] };
+
+test('a second key for a node with a live identity, from a token not bound to a pod, is denied (IdentityInUse) saying what the admin can do; renewal with the same key is signed', async () => {
   const x = await node('192.0.2.14');
   const a = agent(x, '192.0.2.14');
   const first = await a.start();
@@ -119,9 +122,30 @@ test('a second key for a node that has a live identity is denied (IdentityInUse)
   a.stop();
   assert.equal(second.publicKeyFingerprint, first.publicKeyFingerprint);
   assert.notEqual(second.fingerprint, first.fingerprint);
-  const b = agent(x, '192.0.2.14');
-  await assert.rejects(b.start(), (e: unknown) => e instanceof IdentityDeniedError && e.reason === 'IdentityInUse');
+  const b = agent(x, '192.0.2.14', null);
+  await assert.rejects(b.start(), (e: unknown) => e instanceof IdentityDeniedError && e.reason === 'IdentityInUse' && /not come from a pod bound to node/.test(e.message) && /kubectl delete csr /.test(e.message));
   b.stop();
+});
+
+// Node reboot with a wiped state directory: the agent comes back with a new key. The apiserver puts
+// the pod's node into the CSR (spec.extra, here from impersonated user info as a pod-bound token
+// gives it), so the operator lets the new key replace the live one at once.
+test('a node back with a new key (wiped state dir), asking from a pod bound to it, gets a certificate for the new key at once; the approval names what it supersedes', async () => {
+  const x = await node('192.0.2.17');
+  const a = agent(x, '192.0.2.17');
+  const before1 = await a.start();
+  a.stop();
+  const rebooted = agent(x, '192.0.2.17'); // a fresh state directory: a new key
+  const after1 = await rebooted.start();
+  rebooted.stop();
+  assert.notEqual(after1.publicKeyFingerprint, before1.publicKeyFingerprint);
+  assert.ok(before1.notAfterMs > Date.now(), 'the old certificate is still live');
+  await verifyCertificate(parseCertificate(after1.pem), parseBundle(await bundle()), Date.now());
+  const csrs = await admin.get<CsrList>(resourcePath(RESOURCES.csrs), { labelSelector: `kipsec.io/node=${x}` });
+  const superseding = csrs.items.filter((c) => c.status?.conditions?.some((k) => k.type === 'Approved' && /supersedes/.test(k.message)));
+  assert.equal(superseding.length, 1, JSON.stringify(csrs.items.map((c) => c.status?.conditions)));
+  assert.deepEqual(superseding[0]!.spec.extra?.['authentication.kubernetes.io/node-name'], [x], 'the apiserver recorded the pod-bound node in the CSR');
+  assert.match(superseding[0]!.status!.conditions!.find((k) => k.type === 'Approved')!.message, /in a pod on that node; its new key supersedes the live identity with another key \(CSR /);
 });
 
 test('CA rotation: the bundle holds old and new CA; certificates from both verify; new ones come from the new CA', async () => {

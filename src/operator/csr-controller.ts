@@ -9,7 +9,7 @@ import { isAlreadyExists, isConflict, isNotFound } from '../api/kube/errors.js';
 import { LABELS, SIGNER_NAME } from '../api/names.js';
 import { parseCsr, issueNodeCertificate, DEFAULT_NODE_CERT_LIFETIME_MS, type ParsedCsr } from '../pki/index.js';
 import { activeMesh, type Ctx } from './context.js';
-import { decideCsr, isApproved, isDecided, isFailed } from './csr-policy.js';
+import { CSR_REASONS, decideCsr, isApproved, isDecided, isFailed } from './csr-policy.js';
 import type { CertificateRequest, Csr, CsrCondition } from './kinds.js';
 import { metaTime } from './status.js';
 
@@ -70,6 +70,10 @@ export async function reconcileCsr(ctx: Ctx, name: string): Promise<number | und
     if (d.verdict === 'deny') {
       log.info({ reason: d.reason, message: d.message, requester: c.spec.username }, 'denied node identity request');
       ctx.events.emit(regarding(c), 'Warning', d.reason, 'Deny', d.message);
+    } else if (d.supersedes.length > 0) {
+      // A node back with a new key (reboot with a wiped state directory): worth an on-call's eye.
+      log.info({ node: d.node, supersedes: d.supersedes.map((l) => l.csrName) }, 'approved a new key for a node that had a live identity');
+      ctx.events.emit(regarding(c), 'Normal', CSR_REASONS.superseded, 'Approve', d.message);
     } else {
       log.debug({ node: d.node }, 'approved node identity request');
     }

@@ -7,9 +7,16 @@
 //  - the CSR names exactly one node as CN and its only DNS SAN, and that Node exists;
 //  - IP SANs, if any, are addresses of that Node;
 //  - usages are within digital signature / server auth / client auth;
-//  - the node has no other live identity: no unexpired certificate for a different public key
-//    (a renewal with the same key is fine). Reimaged nodes wait for the old cert to expire, or an
-//    admin deletes the old CSR.
+//  - the node has no other live identity (an unexpired certificate, or an approval, for a different
+//    public key) — unless the request comes from a pod bound to that very node. A renewal with the
+//    same key is always fine.
+// Why a pod-bound request may replace a live identity: a node that rebooted with a wiped state
+// directory has a new key, and would otherwise be locked out for up to a certificate lifetime. The
+// apiserver vouches that the requester runs on the node, which is what the identity asserts; peers
+// pin the public key the agent publishes in its IPsecNode, so the old key stops being accepted as
+// soon as the node publishes the new fingerprint. A request without a pod-bound node cannot prove
+// where it runs and is still denied; the admin then waits for the old certificate to expire or
+// deletes the CSR that holds it.
 import type { ParsedCsr } from '../pki/index.js';
 import type { Csr } from './kinds.js';
 
@@ -22,12 +29,15 @@ export const CSR_REASONS = {
   ipNotOfNode: 'IPNotOfNode',
   badUsages: 'UnsupportedUsages',
   identityInUse: 'IdentityInUse',
+  /** Not a CSR condition reason: the Event's, when an approval replaces a live identity. */
+  superseded: 'IdentitySuperseded',
 } as const;
 
 export const ALLOWED_USAGES: readonly string[] = ['digital signature', 'server auth', 'client auth', 'key encipherment'];
 export const POD_NODE_NAME_EXTRA = 'authentication.kubernetes.io/node-name';
 
-export interface LiveIdentity { readonly publicKeyFingerprint: string; readonly notAfterMs: number; readonly source: string }
+/** One identity a node holds: `source` says where it comes from ("CSR x", "approved CSR x"). */
+export interface LiveIdentity { readonly publicKeyFingerprint: string; readonly notAfterMs: number; readonly source: string; readonly csrName: string }
 
 export interface PolicyContext {
   readonly agentUsername: string;
@@ -37,7 +47,7 @@ export interface PolicyContext {
 }
 
 export type CsrDecision =
-  | { readonly verdict: 'approve'; readonly node: string; readonly ips: readonly string[]; readonly reason: string; readonly message: string }
+  | { readonly verdict: 'approve'; readonly node: string; readonly ips: readonly string[]; readonly reason: string; readonly message: string; readonly supersedes: readonly LiveIdentity[] }
   | { readonly verdict: 'deny'; readonly reason: string; readonly message: string };
 
 export function isDecided(c: Csr): boolean {
@@ -46,6 +56,8 @@ export function isDecided(c: Csr): boolean {
 export function isApproved(c: Csr): boolean { return (c.status?.conditions ?? []).some((x) => x.type === 'Approved' && x.status === 'True'); }
 export function isFailed(c: Csr): boolean { return (c.status?.conditions ?? []).some((x) => x.type === 'Failed' && x.status === 'True'); }
 
+const isoTime = (ms: number): string => new Date(ms).toISOString();
+const describe = (ls: readonly LiveIdentity[]): string => ls.map((l) => `${l.source}, valid until ${isoTime(l.notAfterMs)}`).join('; ');
 const deny = (reason: string, message: string): CsrDecision => ({ verdict: 'deny', reason, message });
 
 export function decideCsr(c: Csr, parsed: ParsedCsr | Error, ctx: PolicyContext): CsrDecision {
@@ -62,7 +74,14 @@ export function decideCsr(c: Csr, parsed: ParsedCsr | Error, ctx: PolicyContext)
   if (addrs === undefined) return deny(CSR_REASONS.nodeMissing, `node ${node} does not exist`);
   const foreign = parsed.ipAddresses.filter((ip) => !addrs.includes(ip));
   if (foreign.length > 0) return deny(CSR_REASONS.ipNotOfNode, `IP SANs ${foreign.join(', ')} are not addresses of node ${node} (${addrs.join(', ') || 'none'})`);
-  const other = ctx.liveIdentities(node).find((l) => l.notAfterMs > ctx.nowMs && l.publicKeyFingerprint !== parsed.publicKeyFingerprint);
-  if (other) return deny(CSR_REASONS.identityInUse, `node ${node} already has a live identity with another key (${other.source}, valid until ${new Date(other.notAfterMs).toISOString()})`);
-  return { verdict: 'approve', node, ips: parsed.ipAddresses, reason: CSR_REASONS.approved, message: `node ${node} exists and the request comes from ${ctx.agentUsername}` };
+  const others = ctx.liveIdentities(node).filter((l) => l.notAfterMs > ctx.nowMs && l.publicKeyFingerprint !== parsed.publicKeyFingerprint);
+  if (others.length > 0 && boundNode === undefined) {
+    const untilMs = Math.max(...others.map((o) => o.notAfterMs));
+    return deny(CSR_REASONS.identityInUse, `node ${node} already has a live identity with another key (${describe(others)}) and this request does not come from a pod bound to node ${node}, so it cannot replace it. `
+      + `To get a certificate: request from the agent's pod on ${node} (its projected service-account token names the node), wait until ${isoTime(untilMs)}, or delete the old identity (kubectl delete csr ${others.map((o) => o.csrName).join(' ')}); then request again`);
+  }
+  const from = boundNode === undefined ? ctx.agentUsername : `${ctx.agentUsername} in a pod on that node`;
+  const message = others.length === 0 ? `node ${node} exists and the request comes from ${from}`
+    : `node ${node} exists and the request comes from ${from}; its new key supersedes the live identity with another key (${describe(others)})`;
+  return { verdict: 'approve', node, ips: parsed.ipAddresses, reason: CSR_REASONS.approved, message, supersedes: others };
 }

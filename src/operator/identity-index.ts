@@ -41,7 +41,7 @@ export class IdentityIndex {
         if (dns) {
           const notAfterMs = Date.parse(cert.validTo);
           const spki = cert.publicKey.export({ type: 'spki', format: 'der' });
-          this.#index(name, { node: dns, live: { publicKeyFingerprint: createHash('sha256').update(spki).digest('hex'), notAfterMs, source: `CSR ${name}` }, issued: { certFingerprint: createHash('sha256').update(cert.raw).digest('hex'), notAfterMs } });
+          this.#index(name, { node: dns, live: { publicKeyFingerprint: createHash('sha256').update(spki).digest('hex'), notAfterMs, source: `CSR ${name}`, csrName: name }, issued: { certFingerprint: createHash('sha256').update(cert.raw).digest('hex'), notAfterMs } });
           this.#reserved.delete(name);
           return;
         }
@@ -54,7 +54,7 @@ export class IdentityIndex {
       // Parsed (and cached) by the signer anyway; index when ready unless something newer landed.
       void this.#parse(c).then((p) => {
         if (p instanceof Error || p.dnsNames.length !== 1 || this.#byCsr.has(name)) return;
-        this.#index(name, { node: p.dnsNames[0]!, live: { publicKeyFingerprint: p.publicKeyFingerprint, notAfterMs: nowMs + this.#lifetimeMs(), source: `approved CSR ${name}` } });
+        this.#index(name, { node: p.dnsNames[0]!, live: { publicKeyFingerprint: p.publicKeyFingerprint, notAfterMs: nowMs + this.#lifetimeMs(), source: `approved CSR ${name}`, csrName: name } });
       });
       return;
     }
@@ -65,7 +65,7 @@ export class IdentityIndex {
 
   /** Record an approval before the informer reflects it, so two CSRs decided back to back see each other. */
   reserve(csrName: string, node: string, publicKeyFingerprint: string, nowMs: number): void {
-    this.#reserved.set(csrName, { node, live: { publicKeyFingerprint, notAfterMs: nowMs + this.#lifetimeMs(), source: `approved CSR ${csrName}` } });
+    this.#reserved.set(csrName, { node, live: { publicKeyFingerprint, notAfterMs: nowMs + this.#lifetimeMs(), source: `approved CSR ${csrName}`, csrName } });
   }
 
   live(node: string, exceptCsr?: string): LiveIdentity[] {
