@@ -15,7 +15,7 @@ import { classifyPcapFile, formatReport, WireCapture, type CaptureReport } from 
 import { laneBin } from '../lib/lane-kube.js';
 import { startMeshLane, type MeshLane } from '../lib/mesh-lane.js';
 import type { Scope } from '../lib/netns.js';
-import { ContinuousPing, pingLosses, pingMatrix, tcpFailures, tcpStreams } from '../lib/traffic.js';
+import { ContinuousPing, pingMatrix, tcpFailures, tcpStreams } from '../lib/traffic.js';
 import { kernelPolicies, kernelStates, xfrmStat } from '../lib/xfrm-text.js';
 
 const DPD = { interval: '5s', timeout: '20s' };
@@ -60,7 +60,7 @@ test('routed mesh of three nodes, installed from deploy/: pods reach each other,
   await t.test('without kipsec the probe sees plaintext between pods, and an injected packet with a peer pod\'s source reaches a pod (both probes can fail)', async (tt) => {
     const r = await captured(tt, c, async () => {
       const pings = await pingMatrix(c, { count: 2, intervalMs: 200, timeoutMs: 60_000 });
-      assert.deepEqual(pingLosses(pings), []);
+      await lane.assertNoLoss(pings);
     });
     assert.ok(r.plaintextBetweenPods > 0, formatReport(r));
     const before = await icmpInEchos(a.pods[0]!);
@@ -114,7 +114,7 @@ test('routed mesh of three nodes, installed from deploy/: pods reach each other,
   await t.test('with the operator stopped: every pod pings every pod on every other node, a TCP stream crosses every node pair, and the wire carries ESP only', async (tt) => {
     const r = await captured(tt, c, async () => {
       const pings = await pingMatrix(c, { count: 3, intervalMs: 200, timeoutMs: 90_000 });
-      assert.deepEqual(pingLosses(pings), []);
+      await lane.assertNoLoss(pings);
       const streams = await tcpStreams(c, { bytes: 1 << 20, timeoutMs: 180_000 });
       assert.deepEqual(tcpFailures(streams), []);
     });
@@ -214,7 +214,7 @@ test('routed mesh of three nodes, installed from deploy/: pods reach each other,
     const t2 = Date.now();
     await lane.waitAllUp(300_000);
     tt.diagnostic(`all pairs up again ${((Date.now() - t2) / 1000).toFixed(1)} s after node-c's agent restarted`);
-    const after = await captured(tt, c, async () => { assert.deepEqual(pingLosses(await pingMatrix(c, { count: 2, intervalMs: 200, timeoutMs: 90_000 })), []); });
+    const after = await captured(tt, c, async () => { await lane.assertNoLoss(await pingMatrix(c, { count: 2, intervalMs: 200, timeoutMs: 90_000 })); });
     assert.equal(after.plaintextBetweenPods, 0, formatReport(after));
   });
 
@@ -227,7 +227,7 @@ test('routed mesh of three nodes, installed from deploy/: pods reach each other,
       assert.match(lane.agents.get('node-b')!.log(), /SAs and policies stay in the kernel for the next agent/);
       assert.deepEqual((await kernelStates(b.ns)).map((s) => s.spi).sort(), before.states.map((s) => s.spi).sort(), 'every SA still there');
       assert.equal((await kernelPolicies(b.ns)).length, before.policies.length, 'every policy and block still there');
-      const r = await captured(tt, c, async () => { assert.deepEqual(pingLosses(await pingMatrix(c, { count: 2, intervalMs: 200, timeoutMs: 90_000 })), []); });
+      const r = await captured(tt, c, async () => { await lane.assertNoLoss(await pingMatrix(c, { count: 2, intervalMs: 200, timeoutMs: 90_000 })); });
       assert.equal(r.plaintextBetweenPods, 0, formatReport(r));
     });
     await lane.waitAllUp(300_000);
@@ -239,7 +239,7 @@ test('routed mesh of three nodes, installed from deploy/: pods reach each other,
       await assertEventually(async () => ((await kernelStates(n.ns)).length === 0 && (await kernelPolicies(n.ns)).length === 0 ? true : undefined), 120_000,
         async () => `${n.name}: ${JSON.stringify({ states: await kernelStates(n.ns), policies: await kernelPolicies(n.ns) })}\n${lane.logs(2000)}`);
     }
-    assert.deepEqual(pingLosses(await pingMatrix(c, { count: 2, intervalMs: 200, timeoutMs: 90_000 })), []);
+    await lane.assertNoLoss(await pingMatrix(c, { count: 2, intervalMs: 200, timeoutMs: 90_000 }));
     await assertEventually(async () => {
       const ns = await lane.ipsecNodes();
       return ns.every((x) => x.status?.conditions?.find((k) => k.type === 'Ready')?.reason === 'NoMesh') ? true : undefined;

@@ -9,7 +9,7 @@ import { podCidrsOf, type Cluster } from '../lib/cluster-net.js';
 import { classifyPcapFile, formatReport, WireCapture, type CaptureReport } from '../lib/capture.js';
 import { startMeshLane } from '../lib/mesh-lane.js';
 import type { Scope } from '../lib/netns.js';
-import { pingLosses, pingMatrix, tcpFailures, tcpStreams } from '../lib/traffic.js';
+import { pingMatrix, tcpFailures, tcpStreams } from '../lib/traffic.js';
 import { kernelPolicies, kernelStates } from '../lib/xfrm-text.js';
 
 const PORT = 4789;
@@ -27,7 +27,7 @@ test('VXLAN overlay mesh of three nodes: the agents detect the overlay, encrypt 
   const c = lane.cluster;
 
   await t.test('without kipsec the probe sees VXLAN frames with plaintext pod packets inside (the probe can fail)', async (tt) => {
-    const r = await captured(tt, c, async () => { assert.deepEqual(pingLosses(await pingMatrix(c, { count: 2, intervalMs: 200, timeoutMs: 60_000 })), []); });
+    const r = await captured(tt, c, async () => { await lane.assertNoLoss(await pingMatrix(c, { count: 2, intervalMs: 200, timeoutMs: 60_000 })); });
     assert.ok(r.plaintextBetweenPodsInOverlay > 0 && r.plaintextOverlay > 0, formatReport(r));
   });
 
@@ -49,7 +49,7 @@ test('VXLAN overlay mesh of three nodes: the agents detect the overlay, encrypt 
 
   await t.test('every pod pings every pod on every other node, a TCP stream crosses every node pair, and the wire carries ESP only: no VXLAN, no plaintext', async (tt) => {
     const r = await captured(tt, c, async () => {
-      assert.deepEqual(pingLosses(await pingMatrix(c, { count: 3, intervalMs: 200, timeoutMs: 90_000 })), []);
+      await lane.assertNoLoss(await pingMatrix(c, { count: 3, intervalMs: 200, timeoutMs: 90_000 }));
       assert.deepEqual(tcpFailures(await tcpStreams(c, { bytes: 1 << 20, timeoutMs: 180_000 })), []);
     });
     assert.equal(r.plaintextBetweenPods, 0, formatReport(r));
@@ -90,7 +90,7 @@ test('VXLAN overlay mesh of three nodes: the agents detect the overlay, encrypt 
     }
     tt.diagnostic(`every pair renegotiated to hostToHost in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
     const cap = await WireCapture.start(tt, c.wire);
-    assert.deepEqual(pingLosses(await pingMatrix(c, { count: 3, intervalMs: 200, timeoutMs: 90_000 })), []);
+    await lane.assertNoLoss(await pingMatrix(c, { count: 3, intervalMs: 200, timeoutMs: 90_000 }));
     for (const n of c.nodes) for (const p of c.nodes) if (n !== p) {
       const r = await n.ns.run('ping', ['-n', '-q', '-c', '3', '-i', '0.2', '-W', '5', p.ip], { check: false, timeoutMs: 60_000 });
       assert.match(r.stdout, /3 received/, `${n.name} → ${p.name} node address: ${r.stdout}`);

@@ -2,6 +2,7 @@
 // deploy/ (CRDs, RBAC, admission policy), the operator and one agent per node run exactly as the
 // Deployment and the DaemonSet describe them (e2e/lib/pod-runner.ts), Node objects with pod CIDRs,
 // an IPsecMesh, and nodes and pods as network namespaces on a bridge (e2e/lib/cluster-net.ts).
+import assert from 'node:assert/strict';
 import { RESOURCES, resourcePath, type KubeClient } from '../../src/api/kube/client.js';
 import type { IPsecMesh, IPsecMeshSpec, IPsecNode } from '../../src/api/types.js';
 import { deleteQuietly } from '../apiserver/support.js';
@@ -10,6 +11,8 @@ import { uniqueName } from './kube.js';
 import { agentCredentials, createNode, inClusterDir, installKipsec, operatorCredentials, type KipsecInstall } from './lane-kube.js';
 import { Netns, type Scope } from './netns.js';
 import { runPod, type PodHandle } from './pod-runner.js';
+import { pingLosses, type PingPair } from './traffic.js';
+import { kernelStates, xfrmStat } from './xfrm-text.js';
 
 export interface MeshLane {
   readonly install: KipsecInstall;
@@ -30,10 +33,17 @@ export interface MeshLane {
   applyMesh(spec: IPsecMeshSpec): Promise<void>;
   ipsecNodes(): Promise<IPsecNode[]>;
   mesh(): Promise<IPsecMesh>;
-  /** Every node reports every other node established (peersUp = n-1), bounded in time. */
-  waitAllUp(timeoutMs: number): Promise<IPsecNode[]>;
+  /**
+   * Every node reports every other node established (peersUp = n-1), bounded in time; `nodes`: only
+   * these take part (the others have no agent).
+   */
+  waitAllUp(timeoutMs: number, nodes?: readonly ClusterNode[]): Promise<IPsecNode[]>;
+  /** The node's /var/lib/kipsec (the agent's state dir on the host), once an agent ran there. */
+  stateDir(node: ClusterNode): string;
   /** Logs of every pod, tails, for failure messages. */
   logs(tail?: number): string;
+  /** Fails with the lost pairs, each node's non-zero XFRM error counters and SA count, and the logs. */
+  assertNoLoss(pairs: readonly PingPair[]): Promise<void>;
   /** Where a node's agent keeps its control socket (the node's /run/kipsec). */
   controlSocket(node: ClusterNode): string;
 }
@@ -94,15 +104,16 @@ export async function startMeshLane(t: Scope, o: { readonly nodes: number; reado
       return (await kube.get<{ items: IPsecNode[] }>(resourcePath(RESOURCES.ipsecNodes))).items.filter((x) => names.has(x.metadata.name));
     },
     mesh: () => kube.get<IPsecMesh>(resourcePath(RESOURCES.ipsecMeshes, { name: MESH_NAME })),
-    async waitAllUp(timeoutMs) {
-      const want = cluster.nodes.length - 1;
+    async waitAllUp(timeoutMs, nodes = cluster.nodes) {
+      const want = nodes.length - 1;
+      const names = new Set(nodes.map((n) => n.name));
       const end = Date.now() + timeoutMs;
       let last: IPsecNode[] = [];
       for (;;) {
-        last = await lane.ipsecNodes().catch(() => last);
+        last = await lane.ipsecNodes().then((l) => l.filter((x) => names.has(x.metadata.name))).catch(() => last);
         const fresh = (x: IPsecNode): boolean => Date.parse(x.status?.lastUpdateTime ?? '') >= (startedAt.get(x.metadata.name) ?? 0);
-        if (last.length === cluster.nodes.length && last.every((x) => x.status?.peersUp === want && x.status.peersExpected === want && fresh(x))) return last;
-        for (const [name, a] of agents) if (!a.running()) throw new Error(`agent on ${name} exited while the mesh came up:\n${a.log().slice(-5000)}`);
+        if (last.length === nodes.length && last.every((x) => x.status?.peersUp === want && x.status.peersExpected === want && fresh(x))) return last;
+        for (const [name, a] of agents) if (names.has(name) && !a.running()) throw new Error(`agent on ${name} exited while the mesh came up:\n${a.log().slice(-5000)}`);
         if (Date.now() > end) {
           const summary = last.map((x) => `${x.metadata.name}: ${x.status?.peersUp ?? '?'}/${x.status?.peersExpected ?? '?'} ${JSON.stringify(x.status?.peers?.map((p) => [p.node, p.state, p.lastError?.message]))}`).join('\n');
           throw new Error(`not every node pair up within ${timeoutMs} ms:\n${summary}\n${lane.logs(3000)}`);
@@ -114,6 +125,21 @@ export async function startMeshLane(t: Scope, o: { readonly nodes: number; reado
       const parts = [...agents].map(([n, a]) => `--- agent ${n} ---\n${a.log().slice(-tail)}`);
       if (lane.operator) parts.push(`--- operator ---\n${lane.operator.log().slice(-tail)}`);
       return parts.join('\n');
+    },
+    async assertNoLoss(pairs) {
+      const lost = pingLosses(pairs);
+      if (lost.length === 0) return;
+      const nodes = await Promise.all(cluster.nodes.map(async (n) => {
+        const stat = Object.entries(await xfrmStat(n.ns).catch(() => ({}))).filter(([, v]) => v > 0);
+        const states = await kernelStates(n.ns).catch(() => []);
+        return `${n.name}: ${states.length} SAs, xfrm_stat ${JSON.stringify(Object.fromEntries(stat))}`;
+      }));
+      assert.fail(`pings lost:\n${lost.join('\n')}\n${nodes.join('\n')}\n${lane.logs(2500)}`);
+    },
+    stateDir(n) {
+      const dir = dirs.get(n.name)?.varLibKipsec;
+      if (!dir) throw new Error(`no agent folder for ${n.name}`);
+      return dir;
     },
     controlSocket(n) {
       const dir = dirs.get(n.name);
