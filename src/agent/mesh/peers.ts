@@ -75,7 +75,7 @@ function hostCidr(ip: string): string { return `${ip}/${isIP(ip) === 6 ? 128 : 3
 
 /** The Child SAs of one pair; empty with a reason when there is nothing to protect. */
 export function pairChildren(self: MeshSelf, peer: { readonly address: string; readonly podCIDRs: readonly string[]; readonly traffic: NodeTraffic | undefined }, m: MeshSettings): { children: ChildConfig[]; note?: string } {
-  const base = { espProposals: [...m.espProposals], rekeyTimeMs: m.espRekeyMs, lifeTimeMs: m.espLifeMs };
+  const base = { espProposals: [...m.espProposals], rekeyTimeMs: m.espRekeyMs, lifeTimeMs: m.espLifeMs, lifePackets: m.espLifePackets };
   const children: ChildConfig[] = [];
   const a = hostCidr(self.address); const b = hostCidr(peer.address);
   const ov = self.traffic.mode === 'overlay' && peer.traffic?.mode === 'overlay' && self.traffic.overlay && peer.traffic.overlay

@@ -21,12 +21,21 @@ export interface MeshSettings {
   readonly espProposals: readonly string[];
   readonly espRekeyMs: number;
   readonly espLifeMs: number;
+  /**
+   * Hard packet limit of a Child SA; the kernel's soft expire at 90% of it starts a rekey. Without
+   * ESN the 32-bit sequence number must never wrap (RFC 4303 §3.3.3): a busy pod pair at 1 Mpps
+   * reaches 2^32 in 72 minutes, inside the default rekey time.
+   */
+  readonly espLifePackets: bigint;
   readonly dpdIntervalMs: number;
   readonly dpdTimeoutMs: number;
   readonly dpdAction: 'restart' | 'clear' | 'hold';
   readonly natTraversal: 'auto' | 'always';
   readonly datapath: 'kernel' | 'userspace' | 'auto';
 }
+
+/** 2^31: the soft expire (90%) comes at 1.93e9 packets, far from the 2^32 wrap. */
+export const ESP_LIFE_PACKETS = 2n ** 31n;
 
 export function resolveMesh(m: IPsecMesh): { readonly settings: MeshSettings; readonly problems: readonly string[] } {
   const s = m.spec;
@@ -47,6 +56,7 @@ export function resolveMesh(m: IPsecMesh): { readonly settings: MeshSettings; re
     espProposals: s.esp?.proposals ?? DEFAULT_ESP_PROPOSALS,
     espRekeyMs: dur(s.esp?.rekeyTime, '1h', 'spec.esp.rekeyTime'),
     espLifeMs: dur(s.esp?.lifeTime, '66m', 'spec.esp.lifeTime'),
+    espLifePackets: ESP_LIFE_PACKETS,
     dpdIntervalMs: dur(s.dpd?.interval, '30s', 'spec.dpd.interval'),
     dpdTimeoutMs: dur(s.dpd?.timeout, '150s', 'spec.dpd.timeout'),
     dpdAction: s.dpd?.action ?? 'restart',

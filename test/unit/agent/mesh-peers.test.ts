@@ -167,3 +167,12 @@ test('largest inner packet: AES-GCM-16 tunnel mode over a 1500-byte MTU leaves 1
   assert.equal(espCost('chacha20poly1305')?.icv, 16);
   assert.equal(espCost('3des-md5'), undefined);
 });
+
+test('every mesh Child SA has a packet limit of 2^31, so its soft expire rekeys it long before the 32-bit ESP sequence number wraps (RFC 4303 §3.3.3)', () => {
+  const routed = meshPeers(selfA, [ipsecNode('node-b', '192.0.2.12', { podCIDRs: ['10.244.2.0/24'] })], settings(), id);
+  const overlay = meshPeers({ ...selfA, traffic: { mode: 'overlay', overlay: { protocol: 'vxlan', port: 4789 } } },
+    [ipsecNode('node-b', '192.0.2.12', { podCIDRs: ['10.244.2.0/24'], traffic: { mode: 'overlay', overlay: { protocol: 'vxlan', port: 4789 } } })], settings({ traffic: { hostToHost: true } }), id);
+  const children = [...routed.peers, ...overlay.peers].flatMap((p) => p.config.children);
+  assert.ok(children.length >= 2);
+  for (const c of children) assert.equal(c.lifePackets, 2n ** 31n, c.name);
+});
