@@ -70,6 +70,10 @@ export class KubeClient {
     const headers: Record<string, string | string[]> = { accept };
     for (const [k, v] of Object.entries(base.headers ?? {})) if (typeof v === 'string') headers[k] = v;
     if (contentType) headers['content-type'] = contentType;
+    // Explicit framing: for DELETE (a body carries DeleteOptions, e.g. preconditions) Node sends the
+    // body with neither Content-Length nor chunking, so the server ignores it and reads it as the
+    // start of the next request on the kept-alive connection (a bare 400 Bad Request).
+    if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
     if (this.#impersonate) {
       headers['impersonate-user'] = this.#impersonate.user;
       if (this.#impersonate.groups) headers['impersonate-group'] = [...this.#impersonate.groups];
