@@ -12,6 +12,7 @@ export class OperatorMetrics {
   readonly queueDepth = new Gauge({ name: 'kipsec_operator_queue_depth', help: 'keys waiting per controller queue', labelNames: ['controller'], registers: [this.registry] });
   readonly isLeader = new Gauge({ name: 'kipsec_operator_leader', help: '1 while this operator holds the leader lease', registers: [this.registry] });
   readonly caNotAfter = new Gauge({ name: 'kipsec_operator_ca_not_after_seconds', help: 'expiry of the signing CA (unix seconds)', registers: [this.registry] });
+  readonly ipsecNodesCollected = new Counter({ name: 'kipsec_operator_ipsecnodes_collected_total', help: 'IPsecNodes deleted because their Node does not exist', registers: [this.registry] });
   readonly statusWrites = new Counter({ name: 'kipsec_operator_status_writes_total', help: 'status writes (only on change)', labelNames: ['kind'], registers: [this.registry] });
   readonly meshPairs = new Gauge({ name: 'kipsec_operator_mesh_pairs', help: 'node pairs of a mesh by state (established, half, connecting, failed, unknown), from the IPsecNode statuses', labelNames: ['mesh', 'state'], registers: [this.registry] });
   readonly apiRequests = new Gauge({ name: 'kipsec_operator_apiserver_requests', help: 'requests this operator sent to the apiserver', labelNames: ['verb'], registers: [this.registry] });

@@ -18,6 +18,7 @@ import { DEFAULT_LEADER_TIMING, LeaderElector } from './leader.js';
 import type { Logger } from './logger.js';
 import { OperatorMetrics, startHealthServer } from './metrics.js';
 import { WorkQueue, runWorkers } from './queue.js';
+import { collectIpsecNode } from './node-gc.js';
 import { reconcileCa, reconcileIpsecNode, reconcileMesh, reconcileTunnel } from './resource-controllers.js';
 
 export interface OperatorOptions {
@@ -43,7 +44,7 @@ export interface OperatorOptions {
   readonly meshName?: string;
 }
 
-type ControllerName = 'csr' | 'ipsecnode' | 'mesh' | 'tunnel' | 'ca';
+type ControllerName = 'csr' | 'ipsecnode' | 'ipsecnode-gc' | 'mesh' | 'tunnel' | 'ca';
 
 export class Operator {
   readonly metrics: OperatorMetrics;
@@ -86,7 +87,7 @@ export class Operator {
       ...(o.meshName !== undefined ? { meshName: o.meshName } : {}),
       meshMemory: new Map(),
     };
-    this.#queues = { csr: new WorkQueue(clock), ipsecnode: new WorkQueue(clock), mesh: new WorkQueue(clock), tunnel: new WorkQueue(clock), ca: new WorkQueue(clock) };
+    this.#queues = { csr: new WorkQueue(clock), ipsecnode: new WorkQueue(clock), 'ipsecnode-gc': new WorkQueue(clock), mesh: new WorkQueue(clock), tunnel: new WorkQueue(clock), ca: new WorkQueue(clock) };
     this.#wire(caches);
     this.#leader = new LeaderElector(kube, {
       namespace, name: LEADER_LEASE, identity: o.identity,
@@ -114,9 +115,10 @@ export class Operator {
       onUpdate: (_o, x) => { this.ctx.identities.observe(x, now()); q.csr.add(x.metadata.name); const n = nodeOfCsr(x); if (n) q.ipsecnode.add(n); },
       onDelete: (x) => { this.ctx.identities.forget(x.metadata.name); forgetParsedCsr(x); },
     });
-    c.nodes.addHandlers({ onAdd: (x) => q.ipsecnode.add(x.metadata.name), onDelete: (x) => { q.ipsecnode.add(x.metadata.name); meshesSoon(); } });
+    // A Node deleted: its IPsecNode goes too (node-gc.ts); so does an IPsecNode that arrives without one.
+    c.nodes.addHandlers({ onAdd: (x) => q.ipsecnode.add(x.metadata.name), onDelete: (x) => { q.ipsecnode.add(x.metadata.name); q['ipsecnode-gc'].add(x.metadata.name); meshesSoon(); } });
     c.ipsecNodes.addHandlers({
-      onAdd: (x) => { q.ipsecnode.add(x.metadata.name); meshesSoon(); tunnelsOf(x).forEach((t) => q.tunnel.add(t)); },
+      onAdd: (x) => { q.ipsecnode.add(x.metadata.name); q['ipsecnode-gc'].add(x.metadata.name); meshesSoon(); tunnelsOf(x).forEach((t) => q.tunnel.add(t)); },
       onUpdate: (o, x) => { q.ipsecnode.add(x.metadata.name); meshesSoon(); new Set([...tunnelsOf(o), ...tunnelsOf(x)]).forEach((t) => q.tunnel.add(t)); },
       onDelete: (x) => { meshesSoon(); tunnelsOf(x).forEach((t) => q.tunnel.add(t)); },
     });
@@ -154,7 +156,7 @@ export class Operator {
     this.ctx.meshMemory.clear();
     q.ca.add('ca');
     for (const x of c.csrs.list()) q.csr.add(x.metadata.name);
-    for (const x of c.ipsecNodes.list()) q.ipsecnode.add(x.metadata.name);
+    for (const x of c.ipsecNodes.list()) { q.ipsecnode.add(x.metadata.name); q['ipsecnode-gc'].add(x.metadata.name); }
     for (const x of c.meshes.list()) q.mesh.add(x.metadata.name);
     for (const x of c.tunnels.list()) q.tunnel.add(x.metadata.name);
     const workers = this.#o.workers ?? 4;
@@ -170,6 +172,7 @@ export class Operator {
       run('ca', 1, () => reconcileCa(this.ctx)),
       run('csr', workers, (k) => reconcileCsr(this.ctx, k)),
       run('ipsecnode', workers, (k) => reconcileIpsecNode(this.ctx, k)),
+      run('ipsecnode-gc', 1, (k) => collectIpsecNode(this.ctx, k)),
       run('mesh', 1, (k) => reconcileMesh(this.ctx, k)),
       run('tunnel', 2, (k) => reconcileTunnel(this.ctx, k)),
     ];

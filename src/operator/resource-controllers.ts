@@ -25,8 +25,13 @@ export async function reconcileIpsecNode(ctx: Ctx, name: string): Promise<number
   // Nothing published yet and nothing said yet: no write (saves one write per joining node).
   if (!have && want.reason === REASONS.NoCertificate) return undefined;
   const cond = { ...want, lastTransitionTime: have && have.status === want.status ? have.lastTransitionTime : metaTime(now) };
-  await ctx.kube.apply(resourcePath(RESOURCES.ipsecNodes, { name, sub: 'status' }),
-    { apiVersion: API_VERSION, kind: KINDS.IPsecNode.kind, metadata: { name }, status: { conditions: [cond] } }, OPERATOR_FIELD_MANAGER);
+  try {
+    await ctx.kube.apply(resourcePath(RESOURCES.ipsecNodes, { name, sub: 'status' }),
+      { apiVersion: API_VERSION, kind: KINDS.IPsecNode.kind, metadata: { name }, status: { conditions: [cond] } }, OPERATOR_FIELD_MANAGER);
+  } catch (e) {
+    if (isNotFound(e)) return undefined; // deleted under us (its Node is gone: node-gc.ts)
+    throw e;
+  }
   ctx.metrics.statusWrites.inc({ kind: 'IPsecNode' });
   return undefined;
 }
