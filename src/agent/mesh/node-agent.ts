@@ -76,6 +76,8 @@ export class NodeAgent {
   #statusTimer: NodeJS.Timeout | undefined;
   #trafficTimer: NodeJS.Timeout | undefined;
   #lastStatus: TunnelStatus[] = [];
+  /** Our Node object was deleted (last time we looked): for logging the change once. */
+  #nodeGone = false;
   /** Statuses older than the operator's trust horizon say nothing; look twice before acting. */
   readonly #reconnect = new Reconnector({ confirmMs: 4_000, retryMs: 20_000, staleMs: 180_000 });
   /** Our last Ready condition: its lastTransitionTime must not depend on how fresh the watch cache is. */
@@ -228,6 +230,14 @@ export class NodeAgent {
       traffic: { mode: t.mode, ...(t.overlay ? { overlay: t.overlay } : {}), ...(d.mesh?.hostToHost ? { hostToHost: true } : {}) },
       identity: { certFingerprint: c.fingerprint, publicKeyFingerprint: c.publicKeyFingerprint, san: this.#p.node, notAfter: new Date(c.notAfterMs).toISOString().replace(/\.\d{3}Z$/, 'Z') },
     };
+    // Our Node is gone: the operator deletes IPsecNodes of deleted Nodes, and writing ours again
+    // would fight it until this pod goes too. The peers have dropped us already.
+    const nodeGone = this.#p.watch.synced && !this.#p.watch.nodeExists(this.#p.node);
+    if (nodeGone !== this.#nodeGone) {
+      this.#nodeGone = nodeGone;
+      if (nodeGone) this.#p.log.warn({ node: this.#p.node }, 'our Node object is gone: the IPsecNode is not written until it is back');
+    }
+    if (nodeGone) return;
     // Someone deleted our IPsecNode (or the cache has not seen our first write yet): write it again.
     if (!this.#p.watch.ipsecNodes.get(this.#p.node)) this.#p.publisher.forget();
     await this.#p.publisher.publishSpec(spec);
