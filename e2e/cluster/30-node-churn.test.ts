@@ -1,0 +1,155 @@
+// Agents restart and nodes come and go. A killed agent and a rolling restart of all agents lose no
+// packet: the kernel keeps the SAs while no agent runs and the next agent resumes them. A node that joins is meshed with every peer, a node that "reboots" (agent
+// state dir and kernel XFRM state wiped, so a new key, a new certificate and new SPIs) is meshed
+// again without its peers waiting for their DPD — it connects with INITIAL_CONTACT and the peers
+// replace their stale IKE SA — and a node whose Node object is deleted leaves nothing of itself
+// in any peer's kernel (the operator deletes its IPsecNode). Pings between the nodes that are not
+// involved run all along and must lose nothing.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { nodeByName, type ClusterNode } from '../lib/cluster-net.js';
+import { startMeshLane, type MeshLane } from '../lib/mesh-lane.js';
+import { ContinuousPing, pingMatrix } from '../lib/traffic.js';
+import { kernelPolicies, kernelStates } from '../lib/xfrm-text.js';
+import { RESOURCES, resourcePath } from '../../src/api/kube/client.js';
+import { isNotFound } from '../../src/api/kube/errors.js';
+import type { IPsecNode } from '../../src/api/types.js';
+
+// Long enough that a peer's DPD cannot be what brings a rebooted node back within the test's look.
+const DPD = { interval: '30s', timeout: '60s' };
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, explain: () => string | Promise<string>): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms:\n${await explain()}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** SAs and policies on `on` that name `other` (its address or its pod CIDR). */
+async function stateAbout(on: ClusterNode, other: ClusterNode): Promise<{ states: unknown[]; policies: unknown[] }> {
+  const states = (await kernelStates(on.ns)).filter((s) => s.src === other.ip || s.dst === other.ip);
+  const policies = (await kernelPolicies(on.ns)).filter((p) => p.src === other.podCidr || p.dst === other.podCidr || p.tmpl?.src === other.ip || p.tmpl?.dst === other.ip);
+  return { states, policies };
+}
+
+/** Pings between two pods of nodes the step does not touch, at 10/s. */
+function steadyPing(from: ClusterNode, to: ClusterNode): ContinuousPing {
+  return new ContinuousPing(from.pods[0]!.ns, from.pods[0]!.ip, to.pods[0]!.ip, { intervalMs: 100 });
+}
+
+async function assertNoLoss(t: { diagnostic(s: string): void }, what: string, p: ContinuousPing): Promise<void> {
+  const r = await p.stop();
+  t.diagnostic(`${what}: ${r.sent} pings sent, ${r.received} answered, lost ${r.lost.length ? r.lost.join(',') : 'none'}`);
+  assert.ok(r.wasRunning, `ping stopped early:\n${r.tail}`);
+  assert.ok(r.sent > 10, `too few pings to judge: ${r.sent}`);
+  assert.deepEqual(r.lost, [], `${what}: pings lost`);
+}
+
+test('node churn: a fourth node joins, a node reboots with new keys, a node is deleted — peers follow within seconds and pairs not involved lose nothing', async (t) => {
+  const lane: MeshLane = await startMeshLane(t, { nodes: 4, overlay: 'none', mesh: { dpd: DPD }, label: 'churn' });
+  const c = lane.cluster;
+  const [a, b, cc, d] = [nodeByName(c, 'node-a'), nodeByName(c, 'node-b'), nodeByName(c, 'node-c'), nodeByName(c, 'node-d')];
+  const three = [a, b, cc];
+  await lane.startOperator();
+  await lane.applyMesh({ dpd: DPD });
+  for (const n of three) await lane.startAgent(n);
+  await lane.waitAllUp(300_000, three);
+
+  await t.test('kill -9 of an agent and a new agent on the same node lose no ping between it and its peers: the kernel keeps the SAs, the new agent resumes its IKE SAs from their checkpoints', async (tt) => {
+    const pings = [steadyPing(cc, a), steadyPing(b, cc), steadyPing(a, b)];
+    await lane.withAgentStopped(cc, async () => {
+      await lane.agents.get('node-c')!.stop('SIGKILL');
+      await new Promise((r) => setTimeout(r, 2_000));
+      await lane.startAgent(cc);
+    });
+    await lane.waitAllUp(300_000, three);
+    await new Promise((r) => setTimeout(r, 2_000));
+    for (const [i, p] of pings.entries()) await assertNoLoss(tt, ['node-c → node-a', 'node-b → node-c', 'node-a → node-b'][i]!, p);
+  });
+
+  await t.test('a rolling restart of every agent (SIGTERM, then a new agent, one node after the other, as a DaemonSet update does) loses no ping on any pair', async (tt) => {
+    const pairs = three.flatMap((x) => three.filter((y) => y !== x).map((y) => [x, y] as const));
+    const pings = pairs.map(([x, y]) => steadyPing(x, y));
+    for (const n of three) {
+      await lane.withAgentStopped(n, async () => {
+        const exit = await lane.agents.get(n.name)!.stop('SIGTERM');
+        assert.deepEqual(exit, { code: 0, signal: null });
+        await lane.startAgent(n);
+      });
+      await lane.waitAllUp(300_000, three);
+    }
+    await new Promise((r) => setTimeout(r, 2_000));
+    for (const [i, p] of pings.entries()) await assertNoLoss(tt, `${pairs[i]![0].name} → ${pairs[i]![1].name}`, p);
+  });
+
+  await t.test('a node that joins is meshed with every peer; the time from its IPsecNode\'s creation to its last pair up is reported', async (tt) => {
+    const steady = steadyPing(a, b);
+    await lane.startAgent(d);
+    const nodes = await lane.waitAllUp(300_000);
+    const created = Date.parse(nodes.find((x) => x.metadata.name === 'node-d')!.metadata.creationTimestamp ?? '');
+    tt.diagnostic(`node-d: all 3 pairs up ${((Date.now() - created) / 1000).toFixed(1)} s after its IPsecNode was created (creation time has 1 s resolution)`);
+    await assertNoLoss(tt, 'node-a → node-b while node-d joined', steady);
+    await lane.assertNoLoss(await pingMatrix(c, { count: 2, intervalMs: 200, timeoutMs: 90_000 }));
+  });
+
+  await t.test('a node that reboots (state dir and kernel state wiped, new key) is meshed again: its peers replace the stale IKE SA at its INITIAL_CONTACT instead of waiting for DPD, and hold one IKE SA and one SA pair with it', async (tt) => {
+    const oldFingerprint = (await lane.ipsecNodes()).find((x) => x.metadata.name === 'node-c')?.spec.identity?.publicKeyFingerprint;
+    assert.ok(oldFingerprint, 'node-c published a key');
+    const steady = steadyPing(a, b);
+    await lane.withAgentStopped(cc, async () => {
+      await lane.agents.get('node-c')!.stop('SIGKILL');
+      await cc.ns.run('sh', ['-c', 'ip xfrm state flush && ip xfrm policy flush']);
+      rmSync(lane.stateDir(cc), { recursive: true, force: true });
+      const logLen = new Map([a, b].map((n) => [n.name, lane.agents.get(n.name)!.log().length]));
+      const t0 = Date.now();
+      await lane.startAgent(cc);
+      await lane.waitAllUp(300_000);
+      tt.diagnostic(`node-c re-meshed ${((Date.now() - t0) / 1000).toFixed(1)} s after its agent started on an empty node (peers' DPD: ${DPD.interval} + ${DPD.timeout})`);
+      const now = (await lane.ipsecNodes()).find((x) => x.metadata.name === 'node-c')!;
+      assert.notEqual(now.spec.identity?.publicKeyFingerprint, oldFingerprint, 'node-c has a new key');
+      for (const p of [a, b]) {
+        const log = lane.agents.get(p.name)!.log().slice(logLen.get(p.name));
+        assert.match(log, /"tunnel":"mesh\/node-c".*"reason":"replaced".*"IKE SA down"/, `${p.name} replaced its IKE SA with node-c:\n${log.slice(-3000)}`);
+        assert.doesNotMatch(log, /"tunnel":"mesh\/node-c".*"reason":"dpd-timeout"/, `${p.name} did not wait for DPD`);
+        const about = await stateAbout(p, cc);
+        assert.equal(about.states.length, 2, `${p.name}: one SA each way with node-c, the stale ones gone: ${JSON.stringify(about.states)}`);
+        // Statuses follow within seconds: both sides name the same, single IKE SA.
+        await until(`${p.name} and node-c report the same IKE SA`, async () => {
+          const ns = await lane.ipsecNodes();
+          const ours = ns.find((x) => x.metadata.name === 'node-c')?.status?.peers?.find((x) => x.node === p.name);
+          const theirs = ns.find((x) => x.metadata.name === p.name)?.status?.peers?.find((x) => x.node === 'node-c');
+          return ours?.state === 'established' && ours.ikeSpis !== undefined && ours.ikeSpis === theirs?.ikeSpis ? true : undefined;
+        }, 30_000, async () => JSON.stringify((await lane.ipsecNodes()).map((x) => [x.metadata.name, x.status?.peers?.map((q) => [q.node, q.state, q.ikeSpis])])));
+      }
+    });
+    await assertNoLoss(tt, 'node-a → node-b while node-c rebooted', steady);
+    await lane.assertNoLoss(await pingMatrix(c, { count: 2, intervalMs: 200, timeoutMs: 90_000 }));
+  });
+
+  await t.test('a node whose Node is deleted leaves: the operator deletes its IPsecNode, its still-running agent does not write it again, and no peer keeps an SA or a policy of it', async (tt) => {
+    const steady = steadyPing(a, b);
+    const t0 = Date.now();
+    await lane.kube.delete(`/api/v1/nodes/${d.name}`);
+    for (const p of three) {
+      await until(`${p.name} forgets node-d`, async () => {
+        const s = await stateAbout(p, d);
+        return s.states.length === 0 && s.policies.length === 0 ? true : undefined;
+      }, 60_000, async () => JSON.stringify(await stateAbout(p, d)));
+    }
+    tt.diagnostic(`nothing of node-d in any peer's kernel ${((Date.now() - t0) / 1000).toFixed(1)} s after its Node was deleted`);
+    await until('the operator deletes the IPsecNode of a deleted Node', async () => {
+      return lane.kube.get<IPsecNode>(resourcePath(RESOURCES.ipsecNodes, { name: d.name })).then(() => undefined, (e: unknown) => (isNotFound(e) ? true : undefined));
+    }, 60_000, () => lane.operator?.log().slice(-3000) ?? 'no operator');
+    // node-d's agent still runs (a pod outliving its Node until the kubelet goes): it must not fight the operator.
+    await new Promise((r) => setTimeout(r, 10_000));
+    await assert.rejects(lane.kube.get(resourcePath(RESOURCES.ipsecNodes, { name: d.name })), (e: unknown) => isNotFound(e), 'the IPsecNode stays deleted');
+    assert.match(lane.agents.get('node-d')!.log(), /our Node object is gone/);
+    await lane.agents.get('node-d')!.stop('SIGTERM');
+    await lane.waitAllUp(120_000, three);
+    await assertNoLoss(tt, 'node-a → node-b while node-d left', steady);
+  });
+});
