@@ -1,4 +1,5 @@
-// Day-2 operations under continuous pings. Rekeys from either side of a pair lose nothing. Agents restart and nodes come and go. A killed agent and a rolling restart of all agents lose no
+// Day-2 operations under continuous pings. Rekeys from either side of a pair lose nothing, and go on
+// while the apiserver is out of reach, which tears nothing down. Agents restart and nodes come and go. A killed agent and a rolling restart of all agents lose no
 // packet: the kernel keeps the SAs while no agent runs and the next agent resumes them. A node that joins is meshed with every peer, a node that "reboots" (agent
 // state dir and kernel XFRM state wiped, so a new key, a new certificate and new SPIs) is meshed
 // again without its peers waiting for their DPD — it connects with INITIAL_CONTACT and the peers
@@ -12,6 +13,7 @@ import { rmSync } from 'node:fs';
 import { agentBundle } from '../vm/agent-harness.js';
 import { repoPath } from '../../test/lib/paths.js';
 import { nodeByName, type ClusterNode } from '../lib/cluster-net.js';
+import { apiserverBridge, cutApiserverBridge } from '../lib/lane-kube.js';
 import { startMeshLane, type MeshLane } from '../lib/mesh-lane.js';
 import { ContinuousPing, pingMatrix } from '../lib/traffic.js';
 import { kernelPolicies, kernelStates, xfrmStat } from '../lib/xfrm-text.js';
@@ -100,6 +102,44 @@ test('mesh operations: rekeys from both sides, agent kill -9 and rolling restart
     assert.deepEqual(spisAfter.filter((x) => spisBefore.has(x)), [], 'every Child SA was replaced');
     const statAfter = await Promise.all(three.map((n) => xfrmStat(n.ns)));
     for (const [i, n] of three.entries()) assert.deepEqual(statAfter[i], statBefore[i], `${n.name}: /proc/net/xfrm_stat unchanged`);
+  });
+
+  await t.test('the apiserver out of every agent\'s reach for 60 s: traffic and Child SA rekeys go on and nothing is torn down; when it is back the agents resync without touching an SA', async (tt) => {
+    const pairs = three.flatMap((x) => three.filter((y) => y !== x).map((y) => [x, y] as const));
+    const pings = pairs.map(([x, y]) => steadyPing(x, y));
+    const logFrom = new Map(three.map((n) => [n.name, lane.agents.get(n.name)!.log().length]));
+    const spis = async (n: ClusterNode, peer: ClusterNode): Promise<string[]> => (await stateAbout(n, peer)).states.map((x) => (x as { spi: string }).spi).sort();
+    const untouchedBefore = await spis(a, b);
+    for (const n of three) cutApiserverBridge(n.ns.name);
+    const cutAt = Date.now();
+    await new Promise((r) => setTimeout(r, 20_000));
+    // Rekeys need no apiserver: node-c's pairs get new Child SAs from each side.
+    const rekeyedBefore = [...await spis(a, cc), ...await spis(b, cc)];
+    for (const [from, to] of [[cc, a], [b, cc]] as const) {
+      const r = await kipsec(lane, from, ['rekey', to.name, '--child']);
+      assert.equal(r.code, 0, `${from.name}: kipsec rekey ${to.name}: ${r.stderr}${r.stdout}`);
+      await new Promise((res) => setTimeout(res, 3_000));
+    }
+    await new Promise((r) => setTimeout(r, Math.max(0, cutAt + 60_000 - Date.now())));
+    const cutLogs = three.map((n) => lane.agents.get(n.name)!.log().slice(logFrom.get(n.name)));
+    assert.ok(cutLogs.some((l) => /ECONNREFUSED|unreachable|cannot reach|failed/i.test(l)), `the agents noticed the outage:\n${cutLogs.join('\n').slice(-3000)}`);
+    const back = Date.now();
+    for (const n of three) await apiserverBridge(n.ns.name, t);
+    await until('every agent writes its status again', async () => {
+      const ns = await lane.ipsecNodes();
+      return ns.filter((x) => three.some((n) => n.name === x.metadata.name)).every((x) => Date.parse(x.status?.lastUpdateTime ?? '') >= Math.floor(back / 1000) * 1000) ? true : undefined;
+    }, 150_000, () => lane.logs(2000));
+    await lane.waitAllUp(60_000, three);
+    await new Promise((r) => setTimeout(r, 2_000));
+    for (const [i, p] of pings.entries()) await assertNoLoss(tt, `${pairs[i]![0].name} → ${pairs[i]![1].name}`, p);
+    for (const n of three) {
+      const log = lane.agents.get(n.name)!.log().slice(logFrom.get(n.name));
+      assert.doesNotMatch(log, /"msg":"(mesh peers changed|peer removed|IKE SA down)"/, `${n.name} changed no peer and lost no IKE SA:\n${log.slice(-3000)}`);
+    }
+    assert.deepEqual(await spis(a, b), untouchedBefore, 'the pair nobody rekeyed kept its SAs through the outage and the resync');
+    const rekeyedAfter = [...await spis(a, cc), ...await spis(b, cc)];
+    assert.equal(rekeyedAfter.length, 4);
+    assert.deepEqual(rekeyedAfter.filter((x) => rekeyedBefore.includes(x)), [], 'the rekeys during the outage installed new SAs');
   });
 
   await t.test('kill -9 of an agent and a new agent on the same node lose no ping between it and its peers: the kernel keeps the SAs, the new agent resumes its IKE SAs from their checkpoints', async (tt) => {

@@ -11,7 +11,7 @@
 //   const dir = inClusterDir(creds);                                    // serviceaccount/ + host dirs
 // `t` is the test's context (anything with after()): what a helper creates is removed at its end.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -119,6 +119,32 @@ export async function apiserverBridge(netns: string, scope?: Scope, timeoutMs = 
 }
 
 function alive(pid: number): boolean { try { process.kill(pid, 0); return true; } catch { return false; } }
+
+/**
+ * Cut namespace `netns` off the apiserver, as a control-plane outage looks from a node: the bridge
+ * and every connection it carries (socat forks one child per connection) are killed, by pid, so
+ * open watches break and new connections are refused. apiserverBridge() brings it back.
+ */
+export function cutApiserverBridge(netns: string): void {
+  const pid = bridges.get(netns);
+  if (pid === undefined) return;
+  bridges.delete(netns);
+  for (const child of childrenOf(pid)) try { process.kill(child, 'SIGKILL'); } catch { /* gone */ }
+  try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+}
+
+/** Pids whose parent is `pid` (/proc/<pid>/stat field 4; the command name in parentheses may hold spaces). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    let stat: string;
+    try { stat = readFileSync(`/proc/${e}/stat`, 'utf8'); } catch { continue; }
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === pid) out.push(Number(e));
+  }
+  return out;
+}
 
 process.on('exit', () => { for (const pid of bridges.values()) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
 
