@@ -182,6 +182,31 @@ test('mesh operations: rekeys from both sides, agent kill -9 and rolling restart
     await lane.assertNoLoss(await pingMatrix(c, { count: 2, intervalMs: 200, timeoutMs: 90_000 }));
   });
 
+  await t.test('certificate renewal on every node (`kipsec renew`, same key) loses no ping: peers pin the key, so every SA stays, and each IPsecNode publishes its new certificate', async (tt) => {
+    const four = [a, b, cc, d];
+    const pairs = four.flatMap((x) => four.filter((y) => y !== x).map((y) => [x, y] as const));
+    const pings = pairs.map(([x, y]) => steadyPing(x, y));
+    const before = new Map((await lane.ipsecNodes()).map((n) => [n.metadata.name, n.spec.identity]));
+    const spisBefore = (await Promise.all(four.map((n) => kernelStates(n.ns)))).map((l) => l.map((x) => x.spi).sort());
+    for (const n of four) {
+      const r = await kipsec(lane, n, ['renew']);
+      assert.equal(r.code, 0, `${n.name}: kipsec renew: ${r.stderr}${r.stdout}`);
+      assert.match(r.stdout, /node certificate renewed: sha256 [0-9a-f]{64}, same key/);
+    }
+    await until('every IPsecNode publishes a new certificate for the same key', async () => {
+      const now = await lane.ipsecNodes();
+      return now.length === 4 && now.every((n) => {
+        const was = before.get(n.metadata.name);
+        return n.spec.identity?.certFingerprint !== was?.certFingerprint && n.spec.identity?.publicKeyFingerprint === was?.publicKeyFingerprint;
+      }) ? true : undefined;
+    }, 30_000, async () => JSON.stringify({ before: [...before], now: (await lane.ipsecNodes()).map((n) => [n.metadata.name, n.spec.identity]) }));
+    await new Promise((r) => setTimeout(r, 3_000));
+    for (const [i, p] of pings.entries()) await assertNoLoss(tt, `${pairs[i]![0].name} → ${pairs[i]![1].name}`, p);
+    const spisAfter = (await Promise.all(four.map((n) => kernelStates(n.ns)))).map((l) => l.map((x) => x.spi).sort());
+    assert.deepEqual(spisAfter, spisBefore, 'no SA replaced or torn down');
+    await lane.waitAllUp(60_000);
+  });
+
   await t.test('a node that reboots (state dir and kernel state wiped, new key) is meshed again: its peers replace the stale IKE SA at its INITIAL_CONTACT instead of waiting for DPD, and hold one IKE SA and one SA pair with it', async (tt) => {
     const oldFingerprint = (await lane.ipsecNodes()).find((x) => x.metadata.name === 'node-c')?.spec.identity?.publicKeyFingerprint;
     assert.ok(oldFingerprint, 'node-c published a key');

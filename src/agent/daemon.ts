@@ -20,7 +20,7 @@ import { PeerApplier, type ApplyResult } from './applier.js';
 import { FileCheckpoints } from './checkpoints.js';
 import { nodeFs, type ConfigFs } from './config.js';
 import { ControlServer } from './control/server.js';
-import type { ControlRequest, RekeyResult } from './control/protocol.js';
+import type { ControlRequest, RekeyResult, RenewResult } from './control/protocol.js';
 import type { EngineLike } from './engine-like.js';
 import { ConfigLoadError, loadFileSnapshot } from './file-source.js';
 import { XfrmKernel, hex, type RoutePort, type XfrmPort } from './kernel.js';
@@ -39,6 +39,11 @@ export type { EngineLike } from './engine-like.js';
 export interface AgentXfrm extends XfrmPort {
   events(groups: readonly XfrmEventGroup[], handler: (e: XfrmEvent) => void): XfrmEvents;
   close(): void;
+}
+
+export interface ClusterHooks {
+  info(): ClusterInfo;
+  renewIdentity(): Promise<RenewResult>;
 }
 
 export interface AgentOptions {
@@ -65,8 +70,8 @@ export interface AgentOptions {
   /** RFC 3948 §2.3 suggests 20 s. */
   readonly keepaliveMs?: number;
   readonly shutdownTimeoutMs?: number;
-  /** Cluster mode: the mesh part of the status answer. */
-  readonly clusterInfo?: () => ClusterInfo;
+  /** Cluster mode: the mesh part of the status answer, and a certificate renewal on request. */
+  readonly cluster?: ClusterHooks;
 }
 
 /** Inert ports: an engine built on them only validates peer configs (dry run before applying). */
@@ -335,6 +340,9 @@ export class Agent {
       case 'initiate': this.initiate(this.#need(r)); return { initiated: r.name };
       case 'terminate': await this.terminate(this.#need(r)); return { terminated: r.name };
       case 'rekey': return this.rekey(this.#need(r), { ike: r.ike ?? false, child: r.child ?? false });
+      case 'renew':
+        if (!this.#o.cluster) throw new KipsecError('ERR_NO_NODE_IDENTITY', 'a standalone agent takes its certificates from its config file; renew is for cluster mode');
+        return this.#o.cluster.renewIdentity();
     }
   }
 
@@ -399,7 +407,7 @@ export class Agent {
   }
 
   async status(): Promise<AgentStatus> {
-    const cluster = this.#o.clusterInfo?.();
+    const cluster = this.#o.cluster?.info();
     return {
       pid: process.pid, startedAt: this.#startedAt, datapath: 'kernel', configFile: this.#o.configFile ?? 'cluster', configLoadedAt: this.#configLoadedAt,
       ...(cluster ? { cluster } : {}),

@@ -71,8 +71,8 @@ export async function runClusterAgent(a: ClusterArgs, io: CliIo): Promise<number
     kube, watch, publisher, metrics, clock: systemClock, log,
     links: () => rtnl.listLinks(),
     identity: (ips) => new NodeIdentity({ kube, node: a.node, nodeIps: ips, dir: dirs.identity, namespace, clock: systemClock, log: log.child({ part: 'identity' }) }),
-    agent: (clusterInfo) => new Agent({
-      log, controlSocket, stateDir: dirs.sa, xfrm, tuning, ikePort: a.ikePort, nattPort: a.nattPort, clusterInfo,
+    agent: (cluster) => new Agent({
+      log, controlSocket, stateDir: dirs.sa, xfrm, tuning, ikePort: a.ikePort, nattPort: a.nattPort, cluster,
     }),
   });
   let server: import('node:http').Server | undefined;

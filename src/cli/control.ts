@@ -1,6 +1,6 @@
 // `kipsec status | initiate | terminate | rekey | reload`: one request to a running agent's control socket
 // (`kipsec status --cluster | --kubeconfig PATH` reads the whole mesh from the apiserver instead: mesh-status.ts).
-import { DEFAULT_CONTROL_SOCKET, type RekeyResult } from '../agent/control/protocol.js';
+import { DEFAULT_CONTROL_SOCKET, type RekeyResult, type RenewResult } from '../agent/control/protocol.js';
 import { controlRequest, ControlError } from '../agent/control/client.js';
 import { formatStatus, type AgentStatus } from '../agent/status.js';
 import { parseArgs, str, UsageError } from './args.js';
@@ -58,6 +58,17 @@ export function runReload(args: readonly string[], io: CliIo): Promise<number> {
     if (p.positionals.length > 0) throw new UsageError(`unexpected argument ${p.positionals[0]!}`);
     const r = await controlRequest(socketPath(p), 'reload') as { added: string[]; removed: string[]; changed: string[]; unchanged: string[] };
     io.out(`reloaded: ${r.added.length} added, ${r.removed.length} removed, ${r.changed.length} changed, ${r.unchanged.length} unchanged`);
+    return EXIT_OK;
+  });
+}
+
+export function runRenew(args: readonly string[], io: CliIo): Promise<number> {
+  return guarded(io, 'renew', async () => {
+    const p = parseArgs(args, { values: ['control-socket'], booleans: [] });
+    if (p.positionals.length > 0) throw new UsageError(`unexpected argument ${p.positionals[0]!}`);
+    // The signer may take a while (an operator that relays to cert-manager); its own wait is bounded.
+    const r = await controlRequest(socketPath(p), 'renew', undefined, 180_000) as RenewResult;
+    io.out(`node certificate renewed: sha256 ${r.fingerprint}, same key (sha256 ${r.publicKeyFingerprint}), valid until ${r.notAfter}`);
     return EXIT_OK;
   });
 }

@@ -1,10 +1,11 @@
 // Control socket protocol: JSON lines over a unix socket. One request per line
 // `{"id":1,"cmd":"status"}`, one reply per line `{"id":1,"ok":true,"result":…}` or
 // `{"id":1,"ok":false,"error":{"code":"ERR_…","message":"…"}}`. `rekey` takes the tunnel name and
-// what to rekey: `{"id":1,"cmd":"rekey","name":"t","ike":true,"child":false}`. Lines are bounded so a
+// what to rekey: `{"id":1,"cmd":"rekey","name":"t","ike":true,"child":false}`. `renew` (cluster mode)
+// asks the operator's signer for a new certificate for the node's key now. Lines are bounded so a
 // misbehaving client cannot make the agent buffer without limit.
 
-export const CONTROL_COMMANDS = ['status', 'initiate', 'terminate', 'reload', 'rekey', 'ping'] as const;
+export const CONTROL_COMMANDS = ['status', 'initiate', 'terminate', 'reload', 'rekey', 'renew', 'ping'] as const;
 export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
 
 export interface ControlRequest {
@@ -31,6 +32,13 @@ export interface RekeyResult {
   readonly ikeSpis: string;
   readonly ike: boolean;
   readonly children: readonly { readonly name: string; readonly spiIn: string; readonly spiOut: string }[];
+}
+
+/** The `renew` answer: the node's certificate now in use. */
+export interface RenewResult {
+  readonly fingerprint: string;
+  readonly publicKeyFingerprint: string;
+  readonly notAfter: string;
 }
 
 export const MAX_LINE_BYTES = 64 * 1024;

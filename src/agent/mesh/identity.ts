@@ -44,6 +44,9 @@ export class NodeIdentity {
 
   stop(): void { this.#client.stop(); }
 
+  /** A new certificate for the same key now (as at 2/3 of its life); onChange follows. */
+  renew(): Promise<CertInfo> { return this.#client.renew(); }
+
   get certificate(): CertInfo | undefined { return this.#client.certificate; }
 
   /** Valid now: issued, not expired. */

@@ -16,7 +16,8 @@ import { REASONS } from '../../api/conditions.js';
 import type { KubeClient } from '../../api/kube/client.js';
 import type { IPsecNodeSpec, IPsecNodeStatus } from '../../api/types.js';
 import type { LinkInfo } from '../../xfrm/index.js';
-import type { Agent } from '../daemon.js';
+import type { Agent, ClusterHooks } from '../daemon.js';
+import type { RenewResult } from '../control/protocol.js';
 import type { Logger } from '../log.js';
 import type { AgentMetrics } from '../metrics.js';
 import { readXfrmStat } from '../metrics.js';
@@ -40,7 +41,7 @@ export interface NodeAgentParts {
   readonly kube: KubeClient;
   readonly watch: MeshWatch;
   readonly identity: (nodeIps: readonly string[]) => NodeIdentity;
-  readonly agent: (clusterInfo: () => ClusterInfo) => Agent;
+  readonly agent: (cluster: ClusterHooks) => Agent;
   readonly publisher: NodePublisher;
   readonly metrics: AgentMetrics;
   readonly links: () => Promise<LinkInfo[]>;
@@ -137,7 +138,7 @@ export class NodeAgent {
       await sleep(clock, Math.min(10_000, 500 * 2 ** Math.min(i, 5)));
       first = this.#compute(address, identity);
     }
-    const agent: Agent = this.#p.agent(() => this.#clusterInfo(agent));
+    const agent: Agent = this.#p.agent({ info: () => this.#clusterInfo(agent), renewIdentity: () => this.#renew(identity) });
     await agent.start(first.snapshot, { initiate: false });
     if (this.#isStopped()) { await agent.abandon(); return; }
     this.#desired = first;
@@ -290,6 +291,13 @@ export class NodeAgent {
     const peers = (await ph.agent.peerStatuses()).filter((p) => p.node !== undefined);
     this.#p.metrics.setPeers(peers);
     this.#p.metrics.setXfrmStat(await readXfrmStat());
+  }
+
+  /** `kipsec renew`: a new certificate for the same key now; peers pin the key, so SAs stay. */
+  async #renew(identity: NodeIdentity): Promise<RenewResult> {
+    this.#p.log.info({ node: this.#p.node }, 'certificate renewal requested');
+    const c = await identity.renew();
+    return { fingerprint: c.fingerprint, publicKeyFingerprint: c.publicKeyFingerprint, notAfter: new Date(c.notAfterMs).toISOString() };
   }
 
   #clusterInfo(agent: Agent): ClusterInfo {

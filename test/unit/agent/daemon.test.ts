@@ -96,6 +96,13 @@ test('control socket is mode 0600 and answers status, initiate, terminate; unkno
   await assert.rejects(controlRequest(s.sock, 'initiate', 'nope'), (e: Error & { code?: string }) => e.code === 'ERR_UNKNOWN_TUNNEL' && /configured: alpha/.test(e.message));
 });
 
+test('renew over the control socket is refused by a standalone agent, whose certificates come from its config file', async (t) => {
+  const s = setup(t);
+  await s.agent.start();
+  t.after(() => s.agent.shutdown());
+  await assert.rejects(controlRequest(s.sock, 'renew'), (e: Error & { code?: string }) => e.code === 'ERR_NO_NODE_IDENTITY' && /standalone/.test(e.message));
+});
+
 test('rekey over the control socket passes the tunnel and the flags to the engine and answers with hex SPIs; engine refusals keep their code', async (t) => {
   const s = setup(t);
   await s.agent.start();
