@@ -110,6 +110,13 @@ export interface AdoptedChildSa {
 export interface RekeyRequest {
   readonly ike?: boolean;
   readonly child?: boolean;
+  /**
+   * Reauthenticate instead (`swanctl --rekey --reauth`, RFC 7296 §2.8.3), make-before-break: a new
+   * IKE SA with the credentials the peer config holds now, and new Child SAs for every child
+   * config, while the old IKE SA and its Child SAs carry traffic; then the old IKE SA is deleted
+   * (its Child SAs with it). `ike` and `child` are ignored: everything is replaced.
+   */
+  readonly reauth?: boolean;
 }
 
 /** What rekey() queued on the peer's established IKE SA; the outcome follows as events. */
@@ -118,8 +125,10 @@ export interface RekeyStarted {
   readonly ikeSpis: string;
   /** An IKE SA rekey is queued (or already in flight). */
   readonly ike: boolean;
-  /** Child SAs whose rekey is queued. */
+  /** Child SAs whose rekey is queued (for a reauthentication: the ones the new IKE SA replaces). */
   readonly children: readonly KernelChildSaRef[];
+  /** A reauthentication was started (RekeyRequest.reauth); `ike` is true then too. */
+  readonly reauth?: boolean;
 }
 
 export class IkeEngine {
@@ -167,9 +176,21 @@ export class IkeEngine {
    * (§1.3.3, with PFS when the ESP proposals carry a KE method) on the peer's established IKE SA.
    * With both, the IKE SA goes first and the Child SA rekeys run on its successor. Returns what
    * was queued; `ike-rekeyed` / `child-rekeyed` (or `error`) events report the outcome.
+   *
+   * With `reauth` (make-before-break reauthentication, RFC 7296 §2.8.3; strongSwan's
+   * `make_before_break = yes`): a new IKE SA is negotiated (IKE_SA_INIT, IKE_AUTH with the current
+   * credentials and no INITIAL_CONTACT, CREATE_CHILD_SA for every further child config) while the
+   * old one stays up; once every child config has been tried on it, the old IKE SA is deleted
+   * with an INFORMATIONAL Delete. New Child SAs share the old ones' reqids and policies; the old
+   * inbound SAs linger rekeyDeleteDelayMs. Events: `ike-up` and `child-up` for the new SAs,
+   * `child-down` and `ike-down` with reason `reauthenticated` for the old ones. If the new IKE SA
+   * fails, it goes down (`error`, `ike-down` negotiation-failed or retransmit-limit) and the old
+   * one stays as it was. The peer's side keeps both until the Delete (no INITIAL_CONTACT, §2.4).
+   *
    * Throws KipsecError: ERR_CONFIG (unknown peer), ERR_IKE_NOT_ESTABLISHED (no IKE SA up),
    * ERR_IKE_NO_CHILD_SA (a child rekey asked for, none installed), ERR_IKE_REKEY_IN_PROGRESS
-   * (every installed Child SA is already being rekeyed).
+   * (every installed Child SA is already being rekeyed; for `reauth`: a reauthentication or
+   * another IKE SA with the peer is already being negotiated).
    */
   rekey(name: string, what: RekeyRequest = {}): RekeyStarted { return this.#core.rekey(name, what); }
 

@@ -261,7 +261,8 @@ export type DownReason =
   | 'hard-lifetime'
   | 'rekeyed' // superseded by a rekeyed SA
   | 'negotiation-failed' // see the accompanying `error` event
-  | 'replaced'; // INITIAL_CONTACT from the peer, or a duplicate IKE SA
+  | 'replaced' // INITIAL_CONTACT from the peer, or a duplicate IKE SA
+  | 'reauthenticated'; // superseded by a new IKE SA with the same peer, make-before-break (RFC 7296 §2.8.3)
 
 /** A protocol-level failure, as users see it in status and Kubernetes Events. */
 export interface IkeFailure {

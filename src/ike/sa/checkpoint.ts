@@ -83,8 +83,19 @@ export type TaskCheckpoint =
   | { readonly kind: 'child-rekey'; readonly old: ChildCheckpoint; readonly group: number | null }
   | { readonly kind: 'child-delete'; readonly child: ChildCheckpoint; readonly reason: 'rekeyed' | 'terminated' | 'redundant' | 'hard-lifetime' }
   | { readonly kind: 'ike-rekey' }
-  | { readonly kind: 'ike-delete'; readonly reason: 'terminated' | 'rekeyed' | 'redundant' | 'duplicate' }
+  | { readonly kind: 'ike-delete'; readonly reason: 'terminated' | 'rekeyed' | 'redundant' | 'duplicate' | 'reauthenticated' }
   | { readonly kind: 'dpd' };
+
+/**
+ * The SA's side of a reauthentication (ike-sa.ts ReauthLink): `spi` is our SPI of the other IKE SA,
+ * which has its own checkpoint (both are saved during the overlap).
+ */
+export interface ReauthCheckpoint {
+  readonly tag: 'replacing' | 'superseded';
+  readonly spi: bigint;
+  readonly ours: boolean;
+  readonly failed: readonly string[];
+}
 
 export interface OutstandingCheckpoint {
   readonly task: TaskCheckpoint;
@@ -129,6 +140,8 @@ export interface IkeSaCheckpoint {
   readonly establishedAtMs: number | null;
   readonly rekeyAtMs: number | null;
   readonly children: readonly ChildCheckpoint[];
+  /** Absent in checkpoints written before reauthentication existed: read as null. */
+  readonly reauth: ReauthCheckpoint | null;
 }
 
 // ───────────────────────────── snapshot ─────────────────────────────
@@ -182,7 +195,15 @@ export function snapshotSa(sa: IkeSa): IkeSaCheckpoint | null {
     pending: sa.pending.map(taskCheckpoint).filter((t): t is TaskCheckpoint => t !== null),
     createdAtMs: sa.createdAtMs, establishedAtMs: sa.establishedAtMs, rekeyAtMs: sa.rekeyAtMs,
     children: [...sa.children.values()].filter((c) => c.state.tag !== 'deleted').map(childCheckpoint),
+    reauth: reauthCheckpoint(sa),
   };
+}
+
+function reauthCheckpoint(sa: IkeSa): ReauthCheckpoint | null {
+  const link = sa.reauth;
+  if (link === null) return null;
+  const other = link.tag === 'replacing' ? link.old : link.successor;
+  return { tag: link.tag, spi: ourSpiOf(other), ours: link.ours, failed: link.tag === 'replacing' ? [...link.failed] : [] };
 }
 
 // ───────────────────────────── encode ─────────────────────────────
@@ -266,6 +287,7 @@ export function encodeCheckpoint(cp: IkeSaCheckpoint): Uint8Array {
     pending: cp.pending.map(taskJson),
     createdAtMs: cp.createdAtMs, establishedAtMs: cp.establishedAtMs, rekeyAtMs: cp.rekeyAtMs,
     children: cp.children.map(childJson),
+    reauth: cp.reauth ? { tag: cp.reauth.tag, spi: spi64(cp.reauth.spi), ours: cp.reauth.ours, failed: [...cp.reauth.failed] } : null,
   };
   return new Uint8Array(Buffer.from(JSON.stringify(json), 'utf8'));
 }
@@ -401,7 +423,7 @@ function decodeTask(v: unknown, path: string): TaskCheckpoint {
     case 'child-create': return { kind, child: f.str('child'), group: f.intOrNull('group', 1, 0xffff) };
     case 'child-rekey': return { kind, old: decodeChild(f.raw('old'), f.at('old')), group: f.intOrNull('group', 1, 0xffff) };
     case 'child-delete': return { kind, child: decodeChild(f.raw('child'), f.at('child')), reason: f.oneOf('reason', ['rekeyed', 'terminated', 'redundant', 'hard-lifetime'] as const) };
-    case 'ike-delete': return { kind, reason: f.oneOf('reason', ['terminated', 'rekeyed', 'redundant', 'duplicate'] as const) };
+    case 'ike-delete': return { kind, reason: f.oneOf('reason', ['terminated', 'rekeyed', 'redundant', 'duplicate', 'reauthenticated'] as const) };
     case 'ike-rekey': case 'dpd': return { kind };
   }
 }
@@ -450,6 +472,7 @@ export function decodeCheckpoint(data: Uint8Array): IkeSaCheckpoint {
     };
   }
   const ph = f.raw('peerHashes');
+  const ra = f.objOrNull('reauth');
   return {
     peer: f.str('peer'), role: f.oneOf('role', ['initiator', 'responder'] as const), spiI: f.spi64('spiI'), spiR: f.spi64('spiR'),
     state: f.oneOf('state', ['established', 'rekeyed'] as const), successorSpi: f.has('successorSpi') ? f.spi64('successorSpi') : null,
@@ -465,5 +488,9 @@ export function decodeCheckpoint(data: Uint8Array): IkeSaCheckpoint {
     outstanding, pending: f.list('pending', decodeTask, 256),
     createdAtMs: f.int('createdAtMs'), establishedAtMs: f.intOrNull('establishedAtMs'), rekeyAtMs: f.intOrNull('rekeyAtMs'),
     children: f.list('children', decodeChild, 1_024),
+    reauth: ra ? {
+      tag: ra.oneOf('tag', ['replacing', 'superseded'] as const), spi: ra.spi64('spi'), ours: ra.bool('ours'),
+      failed: ra.list('failed', (x, p) => { if (typeof x !== 'string') throw new CheckpointError(p, 'expected a child name'); return x; }, 1_024),
+    } : null,
   };
 }

@@ -24,6 +24,7 @@ import { identityText } from './identity.js';
 import { encodeCheckpoint, snapshotSa } from './checkpoint.js';
 import { ikeSpisText, ourSpi, spiHex, type ChildSa, type IkeSa, type PeerRuntime, type Task } from './ike-sa.js';
 import { restoreSas, type RestoreResult } from './restore.js';
+import { linkReauth } from './reauth.js';
 import { isLive, removeChild, teardown } from './lifecycle.js';
 import { answerMalformed, answerUndecodableInit, followPeer, handleInitRequest, handleRequest } from './responder.js';
 import { handleResponse, queueTask, startInitiator } from './tasks.js';
@@ -325,6 +326,7 @@ export class EngineCore implements Ctx {
       throw new KipsecError('ERR_IKE_NOT_ESTABLISHED', `tunnel "${name}" has no established IKE SA to rekey (it is ${state})`);
     }
     const children = [...sa.children.values()].filter((c) => c.state.tag === 'installed');
+    if (what.reauth === true) return this.#reauthenticate(sa, children);
     if (child && children.length === 0) {
       if ([...sa.children.values()].some((c) => c.state.tag === 'rekeying'))
         throw new KipsecError('ERR_IKE_REKEY_IN_PROGRESS', `tunnel "${name}": a rekey of every Child SA is already in progress`);
@@ -337,6 +339,19 @@ export class EngineCore implements Ctx {
       for (const c of queued) if (c.state.tag === 'installed') queueTask(this, sa, { kind: 'child-rekey', old: c });
     });
     return { ikeSpis: ikeSpisText(sa), ike, children: queued.map((c) => c.ref) };
+  }
+
+  /**
+   * Make-before-break reauthentication of `old` (reauth.ts): a new IKE SA with the current
+   * credentials and all child configs; `old` is deleted once the new one has its Child SAs.
+   */
+  #reauthenticate(old: IkeSa, children: readonly ChildSa[]): RekeyStarted {
+    const name = old.peer.config.name;
+    if (old.reauth !== null || this.liveSas(name).some((s) => s.state.tag !== 'established'))
+      throw new KipsecError('ERR_IKE_REKEY_IN_PROGRESS', `tunnel "${name}": a reauthentication or another IKE SA is already being negotiated`);
+    const fresh = startInitiator(this, old.peer, (sa) => linkReauth(old, sa, true));
+    this.log?.info({ peer: name, ikeSpis: ikeSpisText(old), serial: fresh.serial }, 'reauthenticating: new IKE SA started, the old one stays until it is complete');
+    return { ikeSpis: ikeSpisText(old), ike: true, reauth: true, children: children.map((c) => c.ref) };
   }
 
   acquire(reqid: number): void {

@@ -113,8 +113,11 @@ export type Task =
   | { readonly kind: 'child-rekey'; readonly old: ChildSa; readonly group?: number }
   | { readonly kind: 'child-delete'; readonly child: ChildSa; readonly reason: 'rekeyed' | 'terminated' | 'redundant' | 'hard-lifetime' }
   | { readonly kind: 'ike-rekey' }
-  /** `duplicate`: one of two IKE SAs from a simultaneous start (see lifecycle.ts resolveDuplicates). */
-  | { readonly kind: 'ike-delete'; readonly reason: 'terminated' | 'rekeyed' | 'redundant' | 'duplicate' }
+  /**
+   * `duplicate`: one of two IKE SAs from a simultaneous start (see lifecycle.ts resolveDuplicates);
+   * `reauthenticated`: the old IKE SA once its reauthentication is complete (reauth.ts).
+   */
+  | { readonly kind: 'ike-delete'; readonly reason: 'terminated' | 'rekeyed' | 'redundant' | 'duplicate' | 'reauthenticated' }
   | { readonly kind: 'dpd' };
 
 /** Per-request scratch the response handler needs (SPIs allocated, nonce, key share). */
@@ -154,6 +157,16 @@ export interface FragmentBuffer {
   bytes: number;
 }
 
+/**
+ * Make-before-break reauthentication (RFC 7296 §2.8.3, reauth.ts): the new IKE SA and the one it
+ * replaces point at each other until the old one is gone (or the new one failed). `ours`: we
+ * initiated the new SA, so we delete the old one once every child config has been tried on the
+ * new one (`failed`: child configs the new SA could not get); otherwise the peer does.
+ */
+export type ReauthLink =
+  | { readonly tag: 'replacing'; old: IkeSa; readonly ours: boolean; readonly failed: Set<string>; timer: TimerHandle | null }
+  | { readonly tag: 'superseded'; successor: IkeSa; readonly ours: boolean };
+
 export interface IkeSa {
   /** Local serial for logs and status ordering. */
   readonly serial: number;
@@ -189,6 +202,8 @@ export interface IkeSa {
   fragments: FragmentBuffer | null;
   // --- Child SAs, by our inbound SPI ---
   readonly children: Map<number, ChildSa>;
+  /** A reauthentication this SA is the new or the old side of; null otherwise. */
+  reauth: ReauthLink | null;
   /** Our own IKE rekey was in flight when we answered the peer's (RFC 7296 §2.8.1). */
   ikeCollision: { readonly peerSa: IkeSa; readonly nonces: readonly Uint8Array[] } | null;
   /**

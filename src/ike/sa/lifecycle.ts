@@ -9,6 +9,8 @@ import type { EngineCore } from './core.js';
 import { formatTs } from './ts.js';
 import { compareBytes, ipToBytes } from './addr.js';
 import { ikeSpisText, type ChildSa, type IkeSa } from './ike-sa.js';
+import { REKEYED_SA_TIMEOUT_MS } from './defaults.js';
+import { linkPeerReauth, supersedeOldChild, unlinkReauth } from './reauth.js';
 
 export function isLive(sa: IkeSa): boolean {
   return sa.state.tag !== 'dead' && sa.state.tag !== 'rekeyed' && sa.state.tag !== 'deleting';
@@ -70,8 +72,11 @@ async function espSeenWithin(e: EngineCore, sa: IkeSa, ms: number): Promise<bool
   return false;
 }
 
-/** IKE SA authenticated in both directions. */
-export function establish(e: EngineCore, sa: IkeSa): void {
+/**
+ * IKE SA authenticated in both directions. `peer`: what the responder learnt from IKE_AUTH (an IKE
+ * SA without INITIAL_CONTACT next to an older one is the peer's reauthentication, reauth.ts).
+ */
+export function establish(e: EngineCore, sa: IkeSa, peer: { readonly initialContact: boolean } | null = null): void {
   if (sa.timers.halfOpen) { sa.timers.halfOpen.cancel(); sa.timers.halfOpen = null; }
   if (sa.state.tag === 'init-done') e.halfOpen = Math.max(0, e.halfOpen - 1);
   sa.state = { tag: 'established' };
@@ -86,7 +91,27 @@ export function establish(e: EngineCore, sa: IkeSa): void {
   const handshakeMs = Math.max(0, sa.establishedAtMs - sa.createdAtMs);
   e.emit({ type: 'ike-up', peer: sa.peer.config.name, ikeSpis: ikeSpisText(sa), suite: sa.keys?.suiteText ?? '', remote: sa.remote, natDetected: sa.natLocal || sa.natRemote, handshakeMs });
   scheduleIkeTimers(e, sa);
+  if (peer !== null && !peer.initialContact && linkPeerReauth(e, sa) !== null) awaitPeerReauth(e, sa);
   resolveDuplicates(e, sa);
+}
+
+/**
+ * The peer reauthenticates (reauth.ts): it deletes the old IKE SA once its new one has every Child
+ * SA. If that does not happen in REKEYED_SA_TIMEOUT_MS, the two SAs are not a reauthentication
+ * (a simultaneous start whose IKE_SA_INIT came late looks the same here): unlink them and let
+ * resolveDuplicates decide, as it does for every other pair.
+ */
+export function awaitPeerReauth(e: EngineCore, sa: IkeSa): void {
+  const link = sa.reauth;
+  if (link?.tag !== 'replacing') return;
+  link.timer = e.clock.setTimer(REKEYED_SA_TIMEOUT_MS, () => {
+    void e.enqueue(sa, () => {
+      if (sa.reauth !== link || sa.state.tag !== 'established') return;
+      e.log?.info({ peer: sa.peer.config.name, serial: sa.serial }, 'the peer did not delete the IKE SA its new one replaces: resolving them as duplicates');
+      unlinkReauth(e, sa);
+      resolveDuplicates(e, sa);
+    });
+  });
 }
 
 /**
@@ -98,8 +123,10 @@ export function establish(e: EngineCore, sa: IkeSa): void {
  * IKE_AUTH by CREATE_CHILD_SA) are handed over instead of removed: see teardown.
  */
 export function resolveDuplicates(e: EngineCore, sa: IkeSa): void {
-  const mine = e.liveSas(sa.peer.config.name).filter((s) => s.state.tag === 'established' && s.role === 'initiator');
-  const theirs = e.liveSas(sa.peer.config.name).filter((s) => s.state.tag === 'established' && s.role === 'responder');
+  // Both sides of a reauthentication stay until its initiator deletes the old SA (reauth.ts).
+  const up = e.liveSas(sa.peer.config.name).filter((s) => s.state.tag === 'established' && s.reauth === null);
+  const mine = up.filter((s) => s.role === 'initiator');
+  const theirs = up.filter((s) => s.role === 'responder');
   if (mine.length === 0 || theirs.length === 0) return;
   if (compareBytes(ipToBytes(sa.local.address), ipToBytes(sa.remote.address)) < 0) return; // ours stays; the peer deletes its own
   for (const s of mine) e.queueTask(s, { kind: 'ike-delete', reason: 'duplicate' });
@@ -162,6 +189,7 @@ export async function installChild(e: EngineCore, sa: IkeSa, child: ChildSa, ins
   }
   sa.children.set(child.ref.inboundSpi, child);
   scheduleChildTimers(e, child);
+  supersedeOldChild(sa, child);
   await replaceAdopted(e, sa, child);
   return true;
 }
@@ -231,10 +259,14 @@ export function migrateChildren(e: EngineCore, from: IkeSa, to: IkeSa): void {
 /**
  * Tear an IKE SA down locally: children out of the kernel, timers off, events. No message is sent.
  * A duplicate of a simultaneous start going away (our Delete of it, or the peer's) is reported as
- * `replaced`, and hands the Child SAs the survivor has yet to negotiate over (handOver).
+ * `replaced`, and hands the Child SAs the survivor has yet to negotiate over (handOver). An SA
+ * replaced by a reauthentication (`reauthenticated`) leaves its inbound states for
+ * rekeyDeleteDelayMs, like a rekeyed Child SA: their successors share the reqids and policies.
  */
 export async function teardown(e: EngineCore, sa: IkeSa, reason: DownReason): Promise<void> {
   if (sa.state.tag === 'dead') return;
+  unlinkReauth(e, sa);
+  const linger = reason === 'reauthenticated' ? e.options.rekeyDeleteDelayMs : 0;
   const survivor = reason === 'replaced' || reason === 'peer-deleted' ? survivorOf(e, sa) : undefined;
   if (survivor) reason = 'replaced';
   const wasHalfOpen = sa.state.tag === 'init-done';
@@ -249,7 +281,7 @@ export async function teardown(e: EngineCore, sa: IkeSa, reason: DownReason): Pr
   sa.pending.length = 0;
   for (const c of [...sa.children.values()]) {
     if (survivor && !sa.peer.terminated && awaitsSuccessor(survivor, c)) handOver(e, sa, c);
-    else await removeChild(e, sa, c, reason);
+    else await removeChild(e, sa, c, reason, linger);
   }
   e.unregister(sa);
   if (announced) e.emit({ type: 'ike-down', peer: sa.peer.config.name, ikeSpis: ikeSpisText(sa), reason });

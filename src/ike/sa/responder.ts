@@ -123,7 +123,7 @@ export async function handleRequest(e: EngineCore, sa: IkeSa, m: IkeMessage, fro
         await teardown(e, sa, 'negotiation-failed');
         return;
       }
-      establish(e, sa);
+      establish(e, sa, { initialContact: r.initialContact });
       if (r.initialContact) {
         // §2.4: the peer has no state for older IKE SAs with us; drop them (and their children).
         // Only SAs that were up before this one started: in a simultaneous start the other SA is
@@ -186,6 +186,8 @@ export async function handleRequest(e: EngineCore, sa: IkeSa, m: IkeMessage, fro
       }
       if (r.deleteIke) {
         if (sa.state.tag === 'rekeyed') retire(e, sa);
+        // The peer's reauthentication is complete (reauth.ts): its new IKE SA has the Child SAs.
+        else if (sa.reauth?.tag === 'superseded' && sa.state.tag === 'established') await teardown(e, sa, 'reauthenticated');
         else if (isLive(sa) || sa.state.tag === 'deleting') await teardown(e, sa, 'peer-deleted');
       }
       return;

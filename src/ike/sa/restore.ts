@@ -14,7 +14,8 @@ import type { EngineCore } from './core.js';
 import { CheckpointError, decodeCheckpoint, type ChildCheckpoint, type IkeSaCheckpoint, type ShareCheckpoint, type TaskCheckpoint } from './checkpoint.js';
 import { ikeKeysOf } from './ike-keys.js';
 import { ikeSpisText, spiHex, type ChildRuntime, type ChildSa, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
-import { scheduleChildTimers, scheduleDpd } from './lifecycle.js';
+import { awaitPeerReauth, scheduleChildTimers, scheduleDpd } from './lifecycle.js';
+import { finishReauth, linkReauth } from './reauth.js';
 import { arm, awaitOldIkeDelete, next, queueTask } from './tasks.js';
 
 /** What became of one checkpoint. */
@@ -120,7 +121,7 @@ async function rebuild(e: EngineCore, id: string, cp: IkeSaCheckpoint, peer: Pee
     local: cp.local, remote: cp.remote, natLocal: cp.natLocal, natRemote: cp.natRemote, fragmentation: cp.fragmentation,
     peerHashes: cp.peerHashes ? [...cp.peerHashes] : null, initRequest: null, initResponse: null, ni: new Uint8Array(0), nr: new Uint8Array(0),
     selected: cp.selected, remoteId: cp.remoteId, nextRequestId: cp.nextRequestId, outstanding, pending: cp.pending.map(taskOf),
-    expectedRequestId: cp.expectedRequestId, lastResponse: cp.lastResponse, fragments: null, children, ikeCollision: null,
+    expectedRequestId: cp.expectedRequestId, lastResponse: cp.lastResponse, fragments: null, children, reauth: null, ikeCollision: null,
     createdAtMs: cp.createdAtMs, establishedAtMs: cp.establishedAtMs, upSerial: e.newSerial(), rekeyAtMs: cp.rekeyAtMs, resumedAtMs: now,
     lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
   };
@@ -185,6 +186,7 @@ export async function restoreSas(e: EngineCore, items: readonly { readonly id: s
     const successor = r.cp.successorSpi === null ? null : e.sas.get(r.cp.successorSpi) ?? null;
     r.sa.state = { tag: 'rekeyed', successor };
   }
+  relinkReauths(e, built);
   for (const r of built) {
     resume(e, r);
     results.push({
@@ -193,5 +195,32 @@ export async function restoreSas(e: EngineCore, items: readonly { readonly id: s
       reserved: r.reserved.map((spi) => ({ spi, local: r.sa.local.address, remote: r.sa.remote.address })),
     });
   }
+  for (const r of built) {
+    const link = r.sa.reauth;
+    if (link?.tag !== 'replacing') continue;
+    if (link.ours) void e.enqueue(r.sa, () => finishReauth(e, r.sa));
+    else awaitPeerReauth(e, r.sa);
+  }
   return results;
+}
+
+/**
+ * Reauthentications in progress (reauth.ts) when the checkpoints were written: link the new IKE SA
+ * and the old one again, and the old one's superseded Child SAs to their successors on the new
+ * one. Only when both were resumed; otherwise each goes on as a plain IKE SA.
+ */
+function relinkReauths(e: EngineCore, built: readonly Rebuilt[]): void {
+  for (const r of built) {
+    const ra = r.cp.reauth;
+    if (ra?.tag !== 'replacing') continue;
+    const old = built.find((x) => x.sa === e.sas.get(ra.spi) && x.sa.peer === r.sa.peer && x.cp.reauth?.tag === 'superseded');
+    if (old === undefined || old.sa.reauth !== null) continue;
+    linkReauth(old.sa, r.sa, ra.ours);
+    if (r.sa.reauth?.tag === 'replacing') for (const f of ra.failed) r.sa.reauth.failed.add(f);
+    for (const c of old.cp.children) {
+      const child = old.sa.children.get(c.inboundSpi);
+      const successor = c.successorSpi === null ? undefined : r.sa.children.get(c.successorSpi);
+      if (child?.state.tag === 'rekeyed' && child.state.successor === null && successor) child.state = { tag: 'rekeyed', successor };
+    }
+  }
 }

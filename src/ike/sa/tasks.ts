@@ -20,6 +20,7 @@ import type { EngineCore } from './core.js';
 import { FRAGMENT_MTU, REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 import { ikeSpisText, type ChildSa, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
 import { activateOutbound, emitChildUp, establish, installChild, migrateChildren, removeChild, scheduleIkeTimers, teardown } from './lifecycle.js';
+import { finishReauth, moveReauthLink, noteReauthChildFailed } from './reauth.js';
 import { headerFor, sealMessage, unfragmentedHint } from './wire.js';
 
 export function mtuOf(sa: IkeSa): number { return sa.peer.config.fragmentMtu ?? FRAGMENT_MTU; }
@@ -30,20 +31,22 @@ export function newSa(e: EngineCore, peer: PeerRuntime, role: 'initiator' | 'res
     serial: e.newSerial(), peer, role, spiI, spiR: 0n, state: { tag: role === 'initiator' ? 'auth-sent' : 'init-done' }, keys: null,
     local, remote, natLocal: false, natRemote: false, fragmentation: false, peerHashes: null, initRequest: null, initResponse: null,
     ni: new Uint8Array(0), nr: new Uint8Array(0), selected: null, remoteId: null, nextRequestId: 0, outstanding: null, pending: [],
-    expectedRequestId: 0, lastResponse: null, fragments: null, children: new Map(), ikeCollision: null, createdAtMs: now,
+    expectedRequestId: 0, lastResponse: null, fragments: null, children: new Map(), reauth: null, ikeCollision: null, createdAtMs: now,
     establishedAtMs: null, upSerial: null, rekeyAtMs: null, resumedAtMs: null, lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
   };
 }
 
 /** Create an initiator IKE SA for `peer` and send IKE_SA_INIT. */
-export function startInitiator(e: EngineCore, peer: PeerRuntime): void {
+export function startInitiator(e: EngineCore, peer: PeerRuntime, prepare?: (sa: IkeSa) => void): IkeSa {
   const sa = newSa(e, peer, 'initiator', e.newIkeSpi());
+  prepare?.(sa);
   e.register(sa);
   void e.enqueue(sa, () => {
     const group = preferredDhGroup(peer.ikeProposals)!;
     const d = startInit(e, sa, group, null, 0);
     arm(e, sa, { task: { kind: 'ike-init' }, messageId: 0, exchangeType: ExchangeType.IKE_SA_INIT, datagrams: [d], tries: 0, timer: null });
   });
+  return sa;
 }
 
 export function queueTask(e: EngineCore, sa: IkeSa, task: Task): void {
@@ -120,6 +123,8 @@ async function start(e: EngineCore, sa: IkeSa, task: Task): Promise<boolean> {
       return true;
     }
     case 'ike-rekey': {
+      // Superseded by a reauthentication: the new IKE SA replaces this one, it is not rekeyed.
+      if (sa.reauth?.tag === 'superseded') return false;
       if (!established || [...sa.children.values()].some((c) => c.state.tag === 'rekeying')) {
         if (established) sa.timers.rekey = e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, task)); });
         return false;
@@ -130,7 +135,7 @@ async function start(e: EngineCore, sa: IkeSa, task: Task): Promise<boolean> {
     }
     case 'ike-delete': {
       if (sa.state.tag === 'dead' || sa.state.tag === 'init-done' || sa.state.tag === 'init-sent' || sa.state.tag === 'auth-sent') return false;
-      if (task.reason === 'terminated' || task.reason === 'duplicate') sa.state = { tag: 'deleting' };
+      if (task.reason === 'terminated' || task.reason === 'duplicate' || task.reason === 'reauthenticated') sa.state = { tag: 'deleting' };
       send(e, sa, task, ExchangeType.INFORMATIONAL, deleteIkePayloads());
       return true;
     }
@@ -156,6 +161,7 @@ async function timedOut(e: EngineCore, sa: IkeSa, o: Outstanding): Promise<void>
   sa.outstanding = null;
   const task = o.task;
   if (task.kind === 'ike-delete' && task.reason === 'duplicate') { await teardown(e, sa, 'replaced'); return; }
+  if (task.kind === 'ike-delete' && task.reason === 'reauthenticated') { await teardown(e, sa, 'reauthenticated'); return; }
   if (task.kind === 'ike-delete' && task.reason !== 'terminated') { retire(e, sa); return; }
   if (sa.state.tag === 'rekeyed') { retire(e, sa); return; }
   const wasEstablished = sa.state.tag === 'established' || sa.state.tag === 'deleting';
@@ -193,6 +199,7 @@ function exchangeOf(t: number): 'IKE_SA_INIT' | 'IKE_AUTH' | 'CREATE_CHILD_SA' |
 /** The old IKE SA hands everything to `successor` (after our or the peer's IKE rekey). */
 export function adoptSuccessor(e: EngineCore, old: IkeSa, successor: IkeSa): void {
   migrateChildren(e, old, successor);
+  moveReauthLink(old, successor);
   for (const t of Object.values(old.timers)) t?.cancel();
   old.timers = { rekey: null, dpd: null, halfOpen: null, rekeyed: null };
   old.state = { tag: 'rekeyed', successor };
@@ -226,11 +233,14 @@ export async function handleResponse(e: EngineCore, sa: IkeSa, m: IkeMessage, da
     case 'ike-delete':
       if (task.reason === 'terminated') await teardown(e, sa, 'terminated');
       else if (task.reason === 'duplicate') await teardown(e, sa, 'replaced');
+      else if (task.reason === 'reauthenticated') await teardown(e, sa, 'reauthenticated');
       else retire(e, sa);
       return;
     case 'dpd': break;
   }
   await next(e, sa);
+  // A reauthentication whose new IKE SA now has every Child SA it can get deletes the old one.
+  finishReauth(e, sa);
   // A response can change state without a request following it (IKE_AUTH done, child installed).
   e.persistPeer(sa.peer.config.name);
 }
@@ -282,6 +292,7 @@ async function onAuth(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding): 
   } else if (r.childFailure) {
     e.failure(sa.peer, r.childFailure);
     releaseSpi(e, sa, o.child?.spi);
+    if (sa.peer.children[0]) noteReauthChildFailed(sa, sa.peer.children[0].config.name);
   }
   for (const c of sa.peer.children.slice(1)) sa.pending.push({ kind: 'child-create', child: c });
 }
@@ -301,6 +312,7 @@ async function onChildCreate(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstan
     if (g !== undefined) { sa.pending.unshift({ kind: 'child-create', child, group: g }); return; }
     if (r.temporary) { e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'child-create', child })); }); return; }
     e.failure(sa.peer, r.failure);
+    noteReauthChildFailed(sa, child.config.name);
     return;
   }
   if (await installChild(e, sa, r.child, r.install)) emitChildUp(e, r.child);
@@ -312,6 +324,7 @@ async function onChildCreate(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstan
  * the peer, where it would swallow traffic, and negotiate again later (strongSwan deletes it too).
  */
 function abandonChild(e: EngineCore, sa: IkeSa, child: ChildSa, retry: Task): void {
+  noteReauthChildFailed(sa, child.ref.child);
   sa.pending.push({ kind: 'child-delete', child, reason: 'redundant' });
   e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, retry)); });
 }

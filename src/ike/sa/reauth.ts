@@ -1,0 +1,114 @@
+// IKE SA reauthentication, make-before-break (RFC 7296 §2.8.3; strongSwan's
+// `make_before_break = yes`). A reauthentication is a brand-new IKE SA with the same peer —
+// IKE_SA_INIT and IKE_AUTH with the credentials the peer config holds now (a renewed certificate
+// is presented) — which negotiates every child config again while the old IKE SA and its Child
+// SAs keep carrying traffic. Once every child config has been tried on the new SA, its initiator
+// deletes the old IKE SA, and with it the old Child SAs on both sides (§1.4.1).
+//
+//   new IKE SA:  IKE_SA_INIT; IKE_AUTH {IDi, [CERT], AUTH, SA, TSi, TSr} (no INITIAL_CONTACT) -->
+//                CREATE_CHILD_SA {SA, Ni, TSi, TSr} per further child config               -->
+//   old IKE SA:  INFORMATIONAL {D(IKE)}                                                     -->
+//
+// Kernel: a new Child SA has its config's reqid, like the old one, so installing it updates the
+// same policies and the kernel sends on the newest state; removing the old Child SAs keeps the
+// policies (lifecycle.ts reqidStillUsed) and their inbound states linger rekeyDeleteDelayMs for
+// packets in flight, as after a Child SA rekey.
+//
+// The responder knows a reauthentication only by what §2.4 says: a new IKE SA without
+// INITIAL_CONTACT does not ask to drop the others. It keeps both until the initiator deletes the
+// old one. An SA that started after the other was up is taken for a reauthentication; two SAs
+// that started before either was up are a simultaneous start, which resolveDuplicates settles
+// (lifecycle.ts). Linked SAs are left out of that rule, unless the peer has not deleted the old SA
+// within REKEYED_SA_TIMEOUT_MS (lifecycle.ts establish).
+import type { EngineCore } from './core.js';
+import type { ChildSa, IkeSa } from './ike-sa.js';
+
+/** `successor` replaces `old`; `ours`: we initiated the successor. */
+export function linkReauth(old: IkeSa, successor: IkeSa, ours: boolean): void {
+  successor.reauth = { tag: 'replacing', old, ours, failed: new Set(), timer: null };
+  old.reauth = { tag: 'superseded', successor, ours };
+}
+
+/**
+ * Responder: `sa` came up without INITIAL_CONTACT. The newest IKE SA with the peer that was up
+ * before `sa` started (and is not in a reauthentication already) is the one it replaces.
+ */
+export function linkPeerReauth(e: EngineCore, sa: IkeSa): IkeSa | null {
+  const old = e.liveSas(sa.peer.config.name)
+    .filter((o) => o !== sa && o.state.tag === 'established' && o.reauth === null && (o.upSerial ?? Infinity) < sa.serial)
+    .sort((a, b) => (b.upSerial ?? 0) - (a.upSerial ?? 0))[0];
+  if (old === undefined) return null;
+  linkReauth(old, sa, false);
+  e.log?.info({ peer: sa.peer.config.name, serial: sa.serial, old: old.serial }, 'peer reauthenticates: keeping the old IKE SA until it deletes it');
+  return old;
+}
+
+/**
+ * A Child SA was installed on `sa`: if `sa` replaces another IKE SA, that SA's Child SA of the same
+ * config is superseded (no rekey of it from now on; it goes with its IKE SA).
+ */
+export function supersedeOldChild(sa: IkeSa, child: ChildSa): void {
+  const link = sa.reauth;
+  if (link?.tag !== 'replacing') return;
+  for (const c of link.old.children.values())
+    if (c.ref.child === child.ref.child && c.state.tag === 'installed') c.state = { tag: 'rekeyed', successor: child };
+}
+
+/** A child config could not be had on the new SA: do not wait for it. */
+export function noteReauthChildFailed(sa: IkeSa, child: string): void {
+  if (sa.reauth?.tag === 'replacing') sa.reauth.failed.add(child);
+}
+
+/** Every child config of the peer has a Child SA on `sa` or failed there. */
+export function reauthComplete(sa: IkeSa): boolean {
+  const link = sa.reauth;
+  if (link?.tag !== 'replacing' || sa.state.tag !== 'established') return false;
+  const have = new Set([...sa.children.values()].filter((c) => c.state.tag !== 'deleted' && c.state.tag !== 'deleting').map((c) => c.ref.child));
+  return sa.peer.children.every((c) => have.has(c.config.name) || link.failed.has(c.config.name));
+}
+
+/** Initiator: once the new SA has everything it can get, delete the old IKE SA (its children go with it). */
+export function finishReauth(e: EngineCore, sa: IkeSa): void {
+  const link = sa.reauth;
+  if (link?.tag !== 'replacing' || !link.ours || !reauthComplete(sa)) return;
+  link.timer?.cancel();
+  sa.reauth = null;
+  const old = link.old;
+  if (old.state.tag === 'established') e.queueTask(old, { kind: 'ike-delete', reason: 'reauthenticated' });
+}
+
+/**
+ * Undo the link when either side goes (the old one deleted, or the new one failed). A new SA that
+ * failed hands the old SA's superseded Child SAs back: they carry on (and rekey) as before.
+ */
+export function unlinkReauth(e: EngineCore, sa: IkeSa): void {
+  const link = sa.reauth;
+  if (link === null) return;
+  sa.reauth = null;
+  if (link.tag === 'superseded') {
+    const s = link.successor;
+    if (s.reauth?.tag === 'replacing' && s.reauth.old === sa) { s.reauth.timer?.cancel(); s.reauth = null; }
+    return;
+  }
+  link.timer?.cancel();
+  const old = link.old;
+  if (old.reauth?.tag === 'superseded' && old.reauth.successor === sa) old.reauth = null;
+  const mine = new Set(sa.children.values());
+  const now = e.clock.now();
+  for (const c of old.children.values()) {
+    if (c.state.tag !== 'rekeyed' || c.state.successor === null || !mine.has(c.state.successor)) continue;
+    c.state = { tag: 'installed' };
+    // Its rekey timer fired while it was superseded: rekey it now.
+    if (now >= c.rekeyAtMs && old.state.tag === 'established') e.queueTask(old, { kind: 'child-rekey', old: c });
+  }
+}
+
+/** An IKE rekey of a linked SA (§2.18): the link moves to the rekeyed SA's successor. */
+export function moveReauthLink(from: IkeSa, to: IkeSa): void {
+  const link = from.reauth;
+  if (link === null) return;
+  from.reauth = null;
+  to.reauth = link;
+  if (link.tag === 'replacing' && link.old.reauth?.tag === 'superseded') link.old.reauth.successor = to;
+  if (link.tag === 'superseded' && link.successor.reauth?.tag === 'replacing') link.successor.reauth.old = to;
+}
