@@ -339,7 +339,7 @@ export class Agent {
       case 'reload': return this.reload();
       case 'initiate': this.initiate(this.#need(r)); return { initiated: r.name };
       case 'terminate': await this.terminate(this.#need(r)); return { terminated: r.name };
-      case 'rekey': return this.rekey(this.#need(r), { ike: r.ike ?? false, child: r.child ?? false });
+      case 'rekey': return this.rekey(this.#need(r), { ike: r.ike ?? false, child: r.child ?? false, reauth: r.reauth ?? false });
       case 'renew':
         if (!this.#o.cluster) throw new KipsecError('ERR_NO_NODE_IDENTITY', 'a standalone agent takes its certificates from its config file; renew is for cluster mode');
         return this.#o.cluster.renewIdentity();
@@ -367,12 +367,12 @@ export class Agent {
   }
 
   /** `kipsec rekey`: start a rekey of the IKE SA and/or the Child SAs now (engine errors pass through). */
-  rekey(name: string, what: { ike: boolean; child: boolean }): RekeyResult {
+  rekey(name: string, what: { ike: boolean; child: boolean; reauth?: boolean }): RekeyResult {
     const engine = this.#engine;
     if (!engine) throw new KipsecError('ERR_NOT_STARTED', 'agent not started');
-    const r = engine.rekey(name, what);
-    this.#log.info({ tunnel: name, ike: r.ike, children: r.children.map((c) => c.child), ikeSpis: r.ikeSpis }, 'rekey requested');
-    return { tunnel: name, ikeSpis: r.ikeSpis, ike: r.ike, children: r.children.map((c) => ({ name: c.child, spiIn: hex(c.inboundSpi), spiOut: hex(c.outboundSpi) })) };
+    const r = engine.rekey(name, what.reauth ? { reauth: true } : { ike: what.ike, child: what.child });
+    this.#log.info({ tunnel: name, ike: r.ike, reauth: r.reauth === true, children: r.children.map((c) => c.child), ikeSpis: r.ikeSpis }, r.reauth ? 'reauthentication requested' : 'rekey requested');
+    return { tunnel: name, ikeSpis: r.ikeSpis, ike: r.ike, ...(r.reauth ? { reauth: true } : {}), children: r.children.map((c) => ({ name: c.child, spiIn: hex(c.inboundSpi), spiOut: hex(c.outboundSpi) })) };
   }
 
   /** Standalone: re-read the config; on problems keep the running one and throw ConfigLoadError. */

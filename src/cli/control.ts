@@ -75,10 +75,12 @@ export function runRenew(args: readonly string[], io: CliIo): Promise<number> {
 
 export function runRekey(args: readonly string[], io: CliIo): Promise<number> {
   return guarded(io, 'rekey', async () => {
-    const p = parseArgs(args, { values: ['control-socket'], booleans: ['ike', 'child'] });
+    const p = parseArgs(args, { values: ['control-socket'], booleans: ['ike', 'child', 'reauth'] });
     const [name, extra] = p.positionals;
-    if (name === undefined || extra !== undefined) throw new UsageError('usage: kipsec rekey NAME [--child] [--ike]');
-    const r = await controlRequest(socketPath(p), 'rekey', { name, ike: p.flags.has('ike'), child: p.flags.has('child') }) as RekeyResult;
+    if (name === undefined || extra !== undefined) throw new UsageError('usage: kipsec rekey NAME [--child] [--ike] [--reauth]');
+    if (p.flags.has('reauth') && (p.flags.has('ike') || p.flags.has('child'))) throw new UsageError('--reauth replaces the IKE SA and every Child SA: it takes neither --ike nor --child');
+    const r = await controlRequest(socketPath(p), 'rekey', { name, ike: p.flags.has('ike'), child: p.flags.has('child'), reauth: p.flags.has('reauth') }) as RekeyResult;
+    if (r.reauth) { io.out(`${name}: re-authentication started (a new IKE SA replaces ${r.ikeSpis}, make-before-break)`); return EXIT_OK; }
     if (r.ike) io.out(`${name}: IKE SA rekey started (IKE SA ${r.ikeSpis})`);
     for (const c of r.children) io.out(`${name}: Child SA ${c.name} rekey started (SPIs in ${c.spiIn}, out ${c.spiOut})`);
     return EXIT_OK;

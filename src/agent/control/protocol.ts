@@ -16,6 +16,8 @@ export interface ControlRequest {
   /** rekey: the IKE SA and/or the Child SAs (neither: the Child SAs). */
   readonly ike?: boolean;
   readonly child?: boolean;
+  /** rekey: re-authenticate make-before-break (a new IKE SA and Child SAs, then the old one goes). */
+  readonly reauth?: boolean;
 }
 
 /** A request's arguments (everything but id and cmd). */
@@ -31,6 +33,8 @@ export interface RekeyResult {
   /** The IKE SA the rekeys started on, "<spi>_i <spi>_r". */
   readonly ikeSpis: string;
   readonly ike: boolean;
+  /** A re-authentication started (a new IKE SA), not a rekey. */
+  readonly reauth?: boolean;
   readonly children: readonly { readonly name: string; readonly spiIn: string; readonly spiOut: string }[];
 }
 
@@ -56,8 +60,8 @@ export function parseRequest(line: string): ControlRequest | string {
   if (typeof id !== 'number' || !Number.isSafeInteger(id)) return 'id must be an integer';
   if (typeof cmd !== 'string' || !(CONTROL_COMMANDS as readonly string[]).includes(cmd)) return `unknown cmd; known: ${CONTROL_COMMANDS.join(', ')}`;
   if (name !== undefined && (typeof name !== 'string' || name.length > 253)) return 'name must be a string';
-  const flags: { ike?: boolean; child?: boolean } = {};
-  for (const k of ['ike', 'child'] as const) {
+  const flags: { ike?: boolean; child?: boolean; reauth?: boolean } = {};
+  for (const k of ['ike', 'child', 'reauth'] as const) {
     const f = o[k];
     if (f === undefined) continue;
     if (typeof f !== 'boolean') return `${k} must be true or false`;

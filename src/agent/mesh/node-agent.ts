@@ -28,6 +28,7 @@ import { computeNodeStatus } from './node-status.js';
 import { meshPeers, type MeshPeers } from './peers.js';
 import type { NodePublisher } from './publisher.js';
 import { activeMeshOf, resolveMesh, selects, type MeshSettings } from './settings.js';
+import { reauthenticateAll } from './reauth.js';
 import { Reconnector } from './reconnect.js';
 import { resolveTraffic, type ResolvedTraffic } from './traffic.js';
 import { internalIps, podCidrsOf, type MeshWatch } from './watch.js';
@@ -77,6 +78,8 @@ export class NodeAgent {
   #statusTimer: NodeJS.Timeout | undefined;
   #trafficTimer: NodeJS.Timeout | undefined;
   #lastStatus: TunnelStatus[] = [];
+  /** Re-authentication of the IKE SAs after a certificate change (reauth.ts). */
+  #reauth: 'idle' | 'pending' | 'running' | 'pending-again' = 'idle';
   /** Our Node object was deleted (last time we looked): for logging the change once. */
   #nodeGone = false;
   /** Statuses older than the operator's trust horizon say nothing; look twice before acting. */
@@ -122,7 +125,8 @@ export class NodeAgent {
     if (!localAddresses().includes(address)) log.warn({ address }, 'the node address is not configured on any interface of this host: binding the IKE sockets will fail');
     this.#links = await this.#p.links().catch(() => []);
     const identity = this.#p.identity([address]);
-    identity.onChange(() => { void this.#publishSpec(); this.#schedule(); });
+    // A new certificate: publish it, give the engine the new credentials, then re-authenticate.
+    identity.onChange(() => { this.#reauth = this.#reauth === 'running' || this.#reauth === 'pending-again' ? 'pending-again' : 'pending'; void this.#publishSpec(); this.#schedule(); });
     for (let i = 0; ; i++) {
       if (this.#isStopped()) return;
       this.#wait('waiting for the node certificate (a CSR to the kipsec operator\'s signer; is the operator running?)');
@@ -207,6 +211,7 @@ export class NodeAgent {
           this.#p.log.info({ added: r.added, removed: r.removed, changed: r.changed, refused: Object.fromEntries(r.refused) }, 'mesh peers changed');
         await this.#publishSpec().catch((e: unknown) => this.#p.log.warn({ err: errorMessage(e) }, 'cannot publish the IPsecNode; will retry'));
       } while (this.#takeAgain());
+      this.#startReauth();
     } catch (e) {
       this.#p.log.error({ err: errorMessage(e) }, 'applying mesh changes failed; will retry');
       this.#recompute = 'idle';
@@ -214,6 +219,21 @@ export class NodeAgent {
       return;
     }
     this.#recompute = 'idle';
+  }
+
+  /** After a recompute that carried a new certificate into the peer configs. */
+  #startReauth(): void {
+    const ph = this.#phase;
+    if (this.#reauth !== 'pending' || ph.tag !== 'running') return;
+    this.#reauth = 'running';
+    void reauthenticateAll(ph.agent, { clock: this.#p.clock, log: this.#p.log, spacingMs: 1_000, stopped: () => this.#isStopped() })
+      .catch((e: unknown) => this.#p.log.warn({ err: errorMessage(e) }, 're-authentication after the certificate change failed'))
+      .finally(() => {
+        // Another certificate arrived meanwhile: once more.
+        const again = this.#reauth === 'pending-again';
+        this.#reauth = again ? 'pending' : 'idle';
+        if (again) this.#schedule();
+      });
   }
 
   #takeAgain(): boolean { const again = this.#recompute === 'again'; this.#recompute = 'running'; return again; }
