@@ -100,7 +100,7 @@ export class FakeEngine implements EngineLike {
   async terminate(n: string): Promise<void> { this.calls.push(`terminate ${n}`); }
   /** What rekey() answers (or throws), per peer name. */
   rekeyAnswer: (name: string, what: RekeyRequest) => RekeyStarted = () => ({ ikeSpis: '', ike: false, children: [] });
-  rekey(n: string, what: RekeyRequest = {}): RekeyStarted { this.calls.push(`rekey ${n}${what.ike ? ' ike' : ''}${what.child ? ' child' : ''}`); return this.rekeyAnswer(n, what); }
+  rekey(n: string, what: RekeyRequest = {}): RekeyStarted { this.calls.push(`rekey ${n}${what.ike ? ' ike' : ''}${what.child ? ' child' : ''}${what.reauth ? ' reauth' : ''}`); return this.rekeyAnswer(n, what); }
   async receive(): Promise<void> { this.calls.push('receive'); }
   acquire(r: number): void { this.calls.push(`acquire ${r}`); }
   expired(spi: number, hard: boolean): void { this.calls.push(`expired ${spi.toString(16)} ${hard}`); }

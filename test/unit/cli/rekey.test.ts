@@ -1,4 +1,4 @@
-// `kipsec rekey NAME [--child] [--ike]` against a running agent's control socket (the agent with a
+// `kipsec rekey NAME [--child] [--ike] [--reauth]` against a running agent's control socket (the agent with a
 // fake XFRM and fake UDP sockets). Refusals come from the real IKE engine behind the agent, so the
 // operator sees exactly what the engine says, with exit status 1 like the other control commands;
 // bad arguments are usage errors (2) that never reach the agent.
@@ -59,6 +59,18 @@ test('kipsec rekey prints what the agent started: the Child SAs by default, the 
   assert.equal(await run(['rekey', '--ike', '--child', 'alpha', '--control-socket', a.sock], e.io), EXIT_OK);
   assert.equal(e.out.length, 2);
   assert.deepEqual(a.engine()!.calls.filter((x) => x.startsWith('rekey')), ['rekey alpha', 'rekey alpha ike', 'rekey alpha ike child']);
+});
+
+test('kipsec rekey --reauth asks the engine for a make-before-break re-authentication (RFC 7296 §2.8.3) and takes neither --ike nor --child', async (t) => {
+  const a = await agent(t, { fake: true });
+  a.engine()!.rekeyAnswer = (_n, w) => ({ ikeSpis: '1111111111111111_i 2222222222222222_r', ike: true, ...(w.reauth ? { reauth: true } : {}), children: [] });
+  const c = capture();
+  assert.equal(await run(['rekey', 'alpha', '--reauth', '--control-socket', a.sock], c.io), EXIT_OK, c.err.join('\n'));
+  assert.deepEqual(c.out, ['alpha: re-authentication started (a new IKE SA replaces 1111111111111111_i 2222222222222222_r, make-before-break)']);
+  assert.deepEqual(a.engine()!.calls.filter((x) => x.startsWith('rekey')), ['rekey alpha reauth']);
+  const d = capture();
+  assert.equal(await run(['rekey', 'alpha', '--reauth', '--ike', '--control-socket', a.sock], d.io), EXIT_USAGE);
+  assert.match(d.err.join('\n'), /--reauth replaces the IKE SA and every Child SA/);
 });
 
 test('kipsec rekey of a tunnel that is not established exits 1 with the engine\'s reason (real engine behind the agent)', async (t) => {
