@@ -26,5 +26,12 @@ export const NONCE_BYTES = 32;
 export const REKEY_RETRY_MS = 10_000;
 /** startAction initiate: retry a failed connection after this long (charon keyingtries=%forever, with a pause). */
 export const RETRY_INTERVAL_MS = 30_000;
+/**
+ * A peer re-authenticates (a new IKE SA without INITIAL_CONTACT): its new Child SAs are sent on from
+ * the old IKE SA's Delete, or after this long at the latest — the initiator installs its inbound
+ * state only when our IKE_AUTH (or CREATE_CHILD_SA) answer reaches it, and sending on the new SA
+ * before that loses packets (strongSwan's responder has that window).
+ */
+export const REAUTH_OUTBOUND_HOLD_MS = 2_000;
 /** After a peer-initiated rekey, wait this long for the peer's Delete of the old SA before acting alone. */
 export const REKEYED_SA_TIMEOUT_MS = 30_000;

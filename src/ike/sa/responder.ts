@@ -15,10 +15,11 @@ import { respondCreateChild } from '../exchanges/create-child.js';
 import { respondIkeRekey } from '../exchanges/ike-rekey.js';
 import { respondInit } from '../exchanges/ike-init.js';
 import { respondInformational } from '../exchanges/informational.js';
-import type { Endpoint } from '../ports.js';
+import type { Endpoint, KernelChildSa } from '../ports.js';
 import { ikeFailure } from './context.js';
 import type { EngineCore } from './core.js';
-import { spiHex, type IkeSa } from './ike-sa.js';
+import { REAUTH_OUTBOUND_HOLD_MS } from './defaults.js';
+import { spiHex, type ChildSa, type IkeSa } from './ike-sa.js';
 import { activateOutbound, emitChildUp, establish, installChild, isLive, removeChild, teardown } from './lifecycle.js';
 import { adoptSuccessor, awaitOldIkeDelete, awaitPeerSwitch, emitRekeyed, mtuOf, newSa, retire } from './tasks.js';
 import { headerFor, sealMessage } from './wire.js';
@@ -41,6 +42,20 @@ export async function followPeer(e: EngineCore, sa: IkeSa): Promise<void> {
       e.log?.warn({ peer: ref.peer, child: ref.child, err: String(err) }, 'kernel encap update failed');
     }
   }
+}
+
+/**
+ * A Child SA of a peer's re-authentication (reauth.ts): installed receive-only, sent on once the
+ * old IKE SA's Delete comes or REAUTH_OUTBOUND_HOLD_MS has passed, whichever is first.
+ */
+function holdForPeerReauth(e: EngineCore, sa: IkeSa, child: ChildSa, install: KernelChildSa): KernelChildSa {
+  if (sa.reauth?.tag !== 'replacing' || sa.reauth.ours) return install;
+  child.outboundPending = true;
+  child.pendingOutbound = install.outbound;
+  child.timers.push(e.clock.setTimer(REAUTH_OUTBOUND_HOLD_MS, () => {
+    void e.enqueue(sa, async () => { if (child.state.tag !== 'deleted') await activateOutbound(e, child); });
+  }));
+  return { ...install, outboundActive: false };
 }
 
 export function handleInitRequest(e: EngineCore, m: IkeMessage, datagram: Uint8Array, from: Endpoint, to: Endpoint): void {
@@ -131,7 +146,7 @@ export async function handleRequest(e: EngineCore, sa: IkeSa, m: IkeMessage, fro
         for (const other of e.liveSas(sa.peer.config.name))
           if (other !== sa && other.state.tag === 'established' && (other.upSerial ?? Infinity) < sa.serial) await teardown(e, other, 'replaced');
       }
-      const ok = r.child ? await installChild(e, sa, r.child.sa, r.child.install) : false;
+      const ok = r.child ? await installChild(e, sa, r.child.sa, holdForPeerReauth(e, sa, r.child.sa, r.child.install)) : false;
       // The kernel refused: answer without the child rather than with one we do not have.
       const reply = r.child && !ok
         ? [...r.reply.filter((x) => x.kind !== 'sa' && x.kind !== 'tsi' && x.kind !== 'tsr' && !(x.kind === 'notify' && x.type === NotifyStatus.USE_TRANSPORT_MODE)), notifyOf(NotifyError.NO_ADDITIONAL_SAS)]
@@ -154,7 +169,8 @@ export async function handleRequest(e: EngineCore, sa: IkeSa, m: IkeMessage, fro
       }
       const r = await respondCreateChild(e, sa, m);
       if (r.kind === 'refused') { sendResponse(e, sa, type, id, r.reply); if (r.failure) e.failure(sa.peer, r.failure); return; }
-      if (!(await installChild(e, sa, r.child, r.install))) { sendResponse(e, sa, type, id, [notifyOf(NotifyError.NO_ADDITIONAL_SAS)]); return; }
+      const install = r.kind === 'created' ? holdForPeerReauth(e, sa, r.child, r.install) : r.install;
+      if (!(await installChild(e, sa, r.child, install))) { sendResponse(e, sa, type, id, [notifyOf(NotifyError.NO_ADDITIONAL_SAS)]); return; }
       sendResponse(e, sa, type, id, r.reply);
       if (r.kind === 'created') { emitChildUp(e, r.child); return; }
       const { old, child } = r;
@@ -186,8 +202,12 @@ export async function handleRequest(e: EngineCore, sa: IkeSa, m: IkeMessage, fro
       }
       if (r.deleteIke) {
         if (sa.state.tag === 'rekeyed') retire(e, sa);
-        // The peer's reauthentication is complete (reauth.ts): its new IKE SA has the Child SAs.
-        else if (sa.reauth?.tag === 'superseded' && sa.state.tag === 'established') await teardown(e, sa, 'reauthenticated');
+        // The peer's reauthentication is complete (reauth.ts): its new IKE SA has the Child SAs; send
+        // on them from now on, then the old ones go (their inbound states linger).
+        else if (sa.reauth?.tag === 'superseded' && sa.state.tag === 'established') {
+          for (const c of sa.children.values()) if (c.state.tag === 'rekeyed' && c.state.successor) await activateOutbound(e, c.state.successor);
+          await teardown(e, sa, 'reauthenticated');
+        }
         else if (isLive(sa) || sa.state.tag === 'deleting') await teardown(e, sa, 'peer-deleted');
       }
       return;

@@ -129,16 +129,20 @@ for (const initiator of ['alice', 'bob'] as const) {
       for (const [s, from, before] of [[me, mark.me, oldChildren], [them, mark.them, theirOld]] as const) {
         // Kernel: both new Child SAs installed before the first old one is deleted; the deletes
         // keep the policies (the new SAs use them) and come after the delete delay.
-        assert.deepEqual(ops(s, from), ['install', 'install'], `${s.name}: new Child SAs in, the old ones still there`);
+        // The responder installs them receive-only and sends on them from the old IKE SA's Delete:
+        // before the initiator has processed the answer it has no inbound state for them.
+        const responder = s === them;
+        assert.deepEqual(ops(s, from), responder ? ['install', 'install', 'update', 'update'] : ['install', 'install'], `${s.name}: new Child SAs in, the old ones still there`);
         assert.equal(s.kernel.installed.size, 4, `${s.name}: old inbound SAs linger`);
         assert.deepEqual(s.kernel.removedPolicies, [], `${s.name}: no policy removed`);
         const installs = s.kernel.calls.slice(from).filter((c) => c.op === 'install').map((c) => c.arg as KernelChildSa);
-        assert.deepEqual(installs.map((i) => i.outboundActive), [true, true]);
+        assert.deepEqual(installs.map((i) => i.outboundActive), responder ? [false, false] : [true, true]);
+        if (responder) assert.deepEqual(s.kernel.calls.slice(from).filter((c) => c.op === 'update').map((c) => (c.arg as { update: { activateOutbound?: boolean } }).update.activateOutbound), [true, true], `${s.name}: outbound switched on at the Delete`);
         assert.deepEqual(new Set(installs.map((i) => i.reqid)), new Set([...s.kernel.installed.values()].filter((x) => before.has(x.inbound.spi)).map((x) => x.reqid)), `${s.name}: the same reqids as the old Child SAs`);
       }
       await p.advance(5_000);
       for (const [s, from, before] of [[me, mark.me, oldChildren], [them, mark.them, theirOld]] as const) {
-        assert.deepEqual(ops(s, from), ['install', 'install', 'delete', 'delete'], `${s.name}: the old Child SAs went after the delay`);
+        assert.deepEqual(ops(s, from), s === them ? ['install', 'install', 'update', 'update', 'delete', 'delete'] : ['install', 'install', 'delete', 'delete'], `${s.name}: the old Child SAs went after the delay`);
         const dels = s.kernel.calls.slice(from).filter((c) => c.op === 'delete').map((c) => c.arg as { ref: { inboundSpi: number }; opts: { keepPolicies: boolean } });
         assert.deepEqual(dels.map((d) => d.opts.keepPolicies), [true, true], `${s.name}: policies kept`);
         assert.deepEqual(new Set(dels.map((d) => d.ref.inboundSpi)), before);
@@ -186,8 +190,15 @@ test('RFC 7296 §2.8.3: during the overlap both IKE SAs are up and checkpointed 
     assert.deepEqual(of(s, 'ike-down'), [], `${s.name}: nothing went down`);
     assert.notEqual(ike(s)!.ikeSpis, oldSpis, `${s.name}: status shows the new SA`);
   }
-  // Nothing moves until the held request arrives: the responder waits for the initiator's Delete.
-  await p.advance(20_000);
+  // The responder installed the new Child SA receive-only; with no Delete yet it starts sending on
+  // it after REAUTH_OUTBOUND_HOLD_MS (2 s), by when the initiator has long installed its side.
+  const activations = (): unknown[] => p.bob.kernel.calls.filter((c) => c.op === 'update' && (c.arg as { update: { activateOutbound?: boolean } }).update.activateOutbound === true);
+  assert.deepEqual(activations(), [], 'bob does not send on the new Child SA yet');
+  await p.advance(1_500);
+  assert.deepEqual(activations(), [], 'not before 2 s');
+  // Nothing else moves until the held request arrives: the responder waits for the initiator's Delete.
+  await p.advance(18_500);
+  assert.equal(activations().length, 1, 'bob sends on the new Child SA after 2 s without a Delete');
   assert.equal(p.bob.checkpoints.data.size, 2);
   p.net.fate = () => 'deliver';
   p.net.releaseHeld();
