@@ -313,7 +313,7 @@ export class NodeAgent {
     this.#p.metrics.setXfrmStat(await readXfrmStat());
   }
 
-  /** `kipsec renew`: a new certificate for the same key now; peers pin the key, so SAs stay. */
+  /** `kipsec renew`: a new certificate for the same key now; onChange then re-authenticates the IKE SAs with it. */
   async #renew(identity: NodeIdentity): Promise<RenewResult> {
     this.#p.log.info({ node: this.#p.node }, 'certificate renewal requested');
     const c = await identity.renew();
