@@ -91,8 +91,8 @@ export const COMMANDS: readonly Command[] = [
   { name: 'renew', usage: 'renew [--control-socket PATH]', summary: 'cluster mode: get a new node certificate for the same key now',
     help: [
       'The agent asks the operator\'s signer for a certificate now, as it does by itself at two thirds of',
-      'the certificate\'s life, and publishes its fingerprint in the IPsecNode. Peers pin the key, not the',
-      'certificate, so established SAs stay; new IKE SAs present the new certificate.',
+      'the certificate\'s life, publishes its fingerprint in the IPsecNode, and re-authenticates every',
+      'IKE SA with it, make-before-break (a new IKE SA and Child SAs, then the old ones go).',
       '  --control-socket PATH   the agent\'s socket (default $KIPSEC_CONTROL_SOCKET or /run/kipsec/agent.sock)',
       'exit status: 0 renewed, 1 refused (standalone agent, signer refused or unreachable), 2 usage error.',
     ].join('\n'),
