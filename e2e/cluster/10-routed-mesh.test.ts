@@ -12,6 +12,7 @@ import { agentBundle } from '../vm/agent-harness.js';
 import { repoPath } from '../../test/lib/paths.js';
 import { nodeByName, podCidrsOf, type Cluster, type ClusterNode } from '../lib/cluster-net.js';
 import { classifyPcapFile, formatReport, WireCapture, type CaptureReport } from '../lib/capture.js';
+import { eventually } from '../lib/kube.js';
 import { laneBin } from '../lib/lane-kube.js';
 import { startMeshLane, type MeshLane } from '../lib/mesh-lane.js';
 import type { Scope } from '../lib/netns.js';
@@ -247,12 +248,6 @@ test('routed mesh of three nodes, installed from deploy/: pods reach each other,
   });
 });
 
-async function assertEventually<T>(probe: () => Promise<T | undefined>, timeoutMs: number, explain: () => string | Promise<string>): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`not reached within ${timeoutMs} ms:\n${await explain()}`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
+function assertEventually<T>(probe: () => Promise<T | undefined>, timeoutMs: number, explain: () => string | Promise<string>): Promise<T> {
+  return eventually(probe, timeoutMs, 1_000, { what: 'not reached', state: explain });
 }

@@ -14,6 +14,7 @@ import { rmSync } from 'node:fs';
 import { agentBundle } from '../vm/agent-harness.js';
 import { repoPath } from '../../test/lib/paths.js';
 import { nodeByName, type ClusterNode } from '../lib/cluster-net.js';
+import { eventually } from '../lib/kube.js';
 import { apiserverBridge, cutApiserverBridge } from '../lib/lane-kube.js';
 import { startMeshLane, type MeshLane } from '../lib/mesh-lane.js';
 import { ContinuousPing, pingMatrix } from '../lib/traffic.js';
@@ -25,14 +26,9 @@ import type { IPsecNode } from '../../src/api/types.js';
 // Long enough that a peer's DPD cannot be what brings a rebooted node back within the test's look.
 const DPD = { interval: '30s', timeout: '60s' };
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, explain: () => string | Promise<string>): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms:\n${await explain()}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
+/** `probe` returns a value within `timeoutMs`, or the test fails naming `what` and showing `explain()`. */
+function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, explain: () => string | Promise<string>): Promise<T> {
+  return eventually(probe, timeoutMs, 500, { what, state: explain });
 }
 
 /** `kipsec ARGS` against a node's agent (its control socket). */

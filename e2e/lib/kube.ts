@@ -30,12 +30,15 @@ export function uniqueName(prefix: string): string {
 }
 
 /** Poll until fn returns a value (not undefined), bounded in time. */
-export async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs = 20_000, stepMs = 100): Promise<T> {
+export async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs = 20_000, stepMs = 100, explain?: { readonly what: string; readonly state: () => string | Promise<string> }): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try { const v = await fn(); if (v !== undefined) return v; } catch (e) { last = e; }
-    if (Date.now() > end) throw new Error(`eventually: timed out after ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > end) {
+      if (explain) throw new Error(`${explain.what}: not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}:\n${await explain.state()}`);
+      throw new Error(`eventually: timed out after ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
+    }
     await new Promise((r) => setTimeout(r, stepMs));
   }
 }
