@@ -11,7 +11,8 @@ import { KubeClient, RESOURCES, resourcePath } from '../../src/api/kube/client.j
 import { IdentityClient, IdentityDeniedError } from '../../src/api/identity-client.js';
 import { ANNOTATIONS, SIGNER_NAME } from '../../src/api/names.js';
 import { identityCrypto } from '../../src/pki/identity-crypto.js';
-import { createCsr, generateKeyPair, parseBundle, parseCertificate, verifyCertificate, certificateSans } from '../../src/pki/index.js';
+import { certFingerprint, createCsr, generateKeyPair, parseBundle, parseCertificate, verifyCertificate, certificateSans } from '../../src/pki/index.js';
+import type { IPsecMesh } from '../../src/api/types.js';
 import { Operator } from '../../src/operator/operator.js';
 import { eventually, uniqueName } from '../lib/kube.js';
 import { adminClient, applyDeployFile, cleanupNamespace, createNode, deleteQuietly, ensureNamespace, installKipsecCrds, serviceAccountUser, testLogger } from './support.js';
@@ -148,25 +149,67 @@ test('a node back with a new key (wiped state dir), asking from a pod bound to i
   assert.match(superseding[0]!.status!.conditions!.find((k) => k.type === 'Approved')!.message, /in a pod on that node; its new key supersedes the live identity with another key \(CSR /);
 });
 
-test('CA rotation: the bundle holds old and new CA; certificates from both verify; new ones come from the new CA', async () => {
+/** The trust bundle ConfigMap as agents see it: the CAs (SHA-256 of each) and the annotations. */
+async function bundleState(): Promise<{ cas: string[]; signing: string | undefined; phase: string | undefined }> {
+  const cm = await admin.get<{ metadata: { annotations?: Record<string, string> }; data?: Record<string, string> }>(resourcePath(RESOURCES.configMaps, { namespace: ns, name: 'kipsec-trust-bundle' }));
+  const cas = await Promise.all(parseBundle(cm.data?.['ca.crt'] ?? '').map((c) => certFingerprint(c)));
+  return { cas, signing: cm.metadata.annotations?.[ANNOTATIONS.signingCa], phase: cm.metadata.annotations?.[ANNOTATIONS.caRotationPhase] };
+}
+
+test('CA rotation goes in phases: the next CA is trusted before it signs, signs only once every node trusts it, and leaves the old one in the bundle until every node presents a new-CA certificate (DESIGN.md §4)', async () => {
   const x = await node('192.0.2.15');
   const a = agent(x, '192.0.2.15');
   const before1 = await a.start();
-  const oldBundle = parseBundle(await bundle());
-  assert.equal(oldBundle.length, 1);
+  const old = await bundleState();
+  assert.equal(old.cas.length, 1);
+  assert.deepEqual([old.signing, old.phase], [old.cas[0], undefined]);
+  const oldFp = old.cas[0]!;
+  // The node as its agent publishes it: what its engine trusts and which CA issued its certificate.
+  const ipnPath = resourcePath(RESOURCES.ipsecNodes, { name: x });
+  await admin.create(resourcePath(RESOURCES.ipsecNodes), { apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecNode', metadata: { name: x }, spec: { endpoint: { address: '192.0.2.15' }, identity: { certFingerprint: before1.fingerprint, trustedCAs: [oldFp], issuerFingerprint: oldFp } } });
+  cleanups.push(() => deleteQuietly(admin, ipnPath));
+  const mesh = `mesh-${ns}`;
+  await admin.create(resourcePath(RESOURCES.ipsecMeshes), { apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecMesh', metadata: { name: mesh }, spec: {} });
+  cleanups.push(() => deleteQuietly(admin, resourcePath(RESOURCES.ipsecMeshes, { name: mesh })));
+  const meshStatus = async (): Promise<IPsecMesh['status']> => (await admin.get<IPsecMesh>(resourcePath(RESOURCES.ipsecMeshes, { name: mesh }))).status;
+
   await admin.mergePatch(resourcePath(RESOURCES.secrets, { namespace: ns, name: 'kipsec-ca' }), { metadata: { annotations: { [ANNOTATIONS.caRotateRequested]: 'true' } } });
-  const both = await eventually(async () => { const b = parseBundle(await bundle()); return b.length === 2 ? b : undefined; });
+  const trusting = await eventually(async () => { const b = await bundleState(); return b.phase === 'Trusting' ? b : undefined; }, 15_000);
+  assert.equal(trusting.cas.length, 2);
+  assert.equal(trusting.signing, oldFp, 'the old CA still signs while a node does not trust the next one');
+  const newFp = trusting.cas.find((c) => c !== oldFp)!;
+  const st1 = await eventually(async () => { const s = await meshStatus(); return s?.caRotation?.phase === 'Trusting' ? s : undefined; }, 15_000);
+  assert.deepEqual([st1!.caRotation!.nodesDone, st1!.caRotation!.waitingFor?.includes(x), st1!.caRotation!.newCaFingerprint], [0, true, newFp]);
+  // A renewal now still gets an old-CA certificate: a peer that has not loaded the new CA could not verify a new one.
+  const during = await a.renew();
+  assert.equal(await certFingerprint(await verifyCertificate(parseCertificate(during.pem), parseBundle(await bundle()), Date.now())), oldFp);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal((await bundleState()).phase, 'Trusting', 'the phase waits for the node');
+
+  await admin.mergePatch(ipnPath, { spec: { identity: { trustedCAs: [oldFp, newFp] } } });
+  const reissuing = await eventually(async () => { const b = await bundleState(); return b.phase === 'Reissuing' ? b : undefined; }, 15_000);
+  assert.equal(reissuing.signing, newFp);
+  assert.deepEqual([...reissuing.cas].sort(), [oldFp, newFp].sort(), 'both CAs stay trusted');
   const after1 = await a.renew();
   a.stop();
-  const oldCert = parseCertificate(before1.pem); const newCert = parseCertificate(after1.pem);
-  assert.equal((await verifyCertificate(oldCert, both, Date.now())).subject, oldBundle[0]!.subject);
-  const issuer = await verifyCertificate(newCert, both, Date.now());
-  assert.notEqual(issuer.subject, oldBundle[0]!.subject, 'renewed certificate is signed by the new CA');
-  await assert.rejects(verifyCertificate(newCert, oldBundle, Date.now()));
-  // Still one CA Secret, now with the previous CA kept for the overlap.
+  assert.equal(await certFingerprint(await verifyCertificate(parseCertificate(after1.pem), parseBundle(await bundle()), Date.now())), newFp, 'renewed certificate is signed by the new CA');
+  const st2 = await eventually(async () => { const s = await meshStatus(); return s?.caRotation?.phase === 'Reissuing' ? s : undefined; }, 15_000);
+  assert.match(st2!.caRotation!.message ?? '', new RegExp(`0/1 nodes present a certificate from the new CA; waiting for ${x} \\(${x} still presents a certificate from the old CA\\)`));
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal((await bundleState()).cas.length, 2, 'the old CA stays while the node presents an old-CA certificate');
+
+  await admin.mergePatch(ipnPath, { spec: { identity: { certFingerprint: after1.fingerprint, issuerFingerprint: newFp } } });
+  const done = await eventually(async () => { const b = await bundleState(); return b.phase === undefined && b.cas.length === 1 ? b : undefined; }, 15_000);
+  assert.deepEqual([done.cas[0], done.signing], [newFp, newFp]);
   const s = await admin.get<{ data: Record<string, string>; metadata: { annotations?: Record<string, string> } }>(resourcePath(RESOURCES.secrets, { namespace: ns, name: 'kipsec-ca' }));
-  assert.ok(s.data['previous.crt']);
-  assert.equal(s.metadata.annotations?.[ANNOTATIONS.caRotateRequested], undefined, 'rotation request consumed');
+  assert.deepEqual([s.data['previous.crt'], s.data['next.crt'], s.data['next.key'], s.metadata.annotations?.[ANNOTATIONS.caRotateRequested]], [undefined, undefined, undefined, undefined], 'rotation state and request cleared');
+  const st3 = await eventually(async () => { const m = await meshStatus(); return m?.caRotation === undefined && m?.caFingerprint === newFp ? m : undefined; }, 15_000);
+  assert.equal(st3!.rotationInProgress, false);
+  // Events of a cluster-scoped object live in "default".
+  const want = ['CARotationStarted', 'CARotationReissuing', 'CARotationFinished'];
+  const reasons = async (): Promise<string[]> => (await admin.get<{ items: Array<{ reason?: string; regarding?: { name?: string } }> }>(resourcePath(RESOURCES.events, { namespace: 'default' })))
+    .items.filter((e) => e.regarding?.name === mesh).map((e) => e.reason ?? '');
+  await eventually(async () => { const r = await reasons(); return want.every((w) => r.includes(w)) ? true : undefined; }, 15_000).catch(async () => assert.fail(`Events on the mesh: ${(await reasons()).join(', ')}`));
 });
 
 test('restarting the operator reconverges without a second CA, and signs what arrived while it was down', async () => {

@@ -25,6 +25,9 @@ export const LABELS = {
 
 export const ANNOTATIONS = {
   caRotateRequested: 'kipsec.io/rotate-ca',   // set on the CA Secret to start a rotation
+  caRotationStarted: 'kipsec.io/ca-rotation-started', // on the CA Secret while a rotation runs
+  signingCa: 'kipsec.io/signing-ca',          // on the trust bundle ConfigMap: SHA-256 of the CA that signs now
+  caRotationPhase: 'kipsec.io/ca-rotation',   // on the trust bundle ConfigMap: Trusting | Reissuing (absent: none)
 } as const;
 
 export const FINALIZERS = {

@@ -187,6 +187,16 @@ export const meshPairStatus = obj({
   since: opt(str({ format: 'date-time', maxLength: 64 })),
 });
 
+export const caRotationStatus = obj({
+  phase: req(oneOf(['Trusting', 'Reissuing'] as const).describe('Trusting: the bundle holds old and new CA, the old one still signs, until every node trusts the new one; Reissuing: the new CA signs and nodes renew, until every node presents a new-CA certificate; then the old CA leaves the bundle')),
+  newCaFingerprint: req(str({ maxLength: 64 })),
+  startedAt: opt(str({ format: 'date-time', maxLength: 64 })),
+  nodesDone: req(int({ minimum: 0 }).describe('nodes that finished this phase (trust the new CA / present a certificate from it)')),
+  nodesTotal: req(int({ minimum: 0 })),
+  waitingFor: opt(list(str({ maxLength: 253 }), { maxItems: 10 }).describe('up to 10 nodes the phase waits for')),
+  message: opt(str({ maxLength: 1024 })),
+});
+
 export const meshStatus = obj({
   observedGeneration: opt(int({ minimum: 0 })),
   conditions: opt(conditions()),
@@ -197,6 +207,7 @@ export const meshStatus = obj({
   worstPairs: opt(list(meshPairStatus, { maxItems: 10 }).describe('up to 10 node pairs that are not established, worst first')),
   caFingerprint: opt(str({ maxLength: 64 })),
   rotationInProgress: opt(bool()),
+  caRotation: opt(caRotationStatus),
 });
 
 // ---------- IPsecNode ----------
@@ -220,6 +231,8 @@ export const nodeSpec = obj({
     publicKeyFingerprint: opt(str({ pattern: '^[0-9a-f]{64}$', maxLength: 64 }).describe('SHA-256 of the DER SubjectPublicKeyInfo')),
     san: opt(str({ maxLength: 253 })),
     notAfter: opt(str({ format: 'date-time', maxLength: 64 })),
+    issuerFingerprint: opt(str({ pattern: '^[0-9a-f]{64}$', maxLength: 64 }).describe('SHA-256 of the DER certificate of the trust-bundle CA that issued the node certificate')),
+    trustedCAs: opt(list(str({ pattern: '^[0-9a-f]{64}$', maxLength: 64 }), { maxItems: 8 }).describe('SHA-256 of each CA certificate the agent has given its IKE engine to trust')),
   })),
 });
 

@@ -2,7 +2,7 @@
 // drift from the CRDs. Spec types describe what a user may write (defaulted fields optional).
 import type { Condition } from './conditions.js';
 import type { Infer } from './schema.js';
-import type { meshPairStatus, meshSpec, meshStatus, nodePeerStatus, nodeSpec, nodeStatus, tunnelGatewayStatus, tunnelSpec, tunnelStatus } from './resources.js';
+import type { meshPairStatus, caRotationStatus, meshSpec, meshStatus, nodePeerStatus, nodeSpec, nodeStatus, tunnelGatewayStatus, tunnelSpec, tunnelStatus } from './resources.js';
 
 export type IPsecTunnelSpec = Infer<typeof tunnelSpec>;
 export type IPsecTunnelStatus = Omit<Infer<typeof tunnelStatus>, 'conditions'> & { conditions?: Condition[] };
@@ -13,6 +13,7 @@ export type IPsecNodeSpec = Infer<typeof nodeSpec>;
 export type IPsecNodeStatus = Omit<Infer<typeof nodeStatus>, 'conditions'> & { conditions?: Condition[] };
 export type NodePeerStatus = Infer<typeof nodePeerStatus>;
 export type MeshPairStatus = Infer<typeof meshPairStatus>;
+export type CaRotationStatus = Infer<typeof caRotationStatus>;
 
 export interface ObjectMeta {
   name: string;

@@ -116,7 +116,7 @@ export function formatMeshView(v: MeshView): string[] {
 }
 
 /** Credentials: --kubeconfig PATH; with --cluster, $KUBECONFIG, ~/.kube/config, then the pod's service account (as kubectl). */
-async function kubeClient(p: Parsed): Promise<KubeClient> {
+export async function kubeClient(p: Parsed): Promise<KubeClient> {
   const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
   const file = str(p, 'kubeconfig');
@@ -133,7 +133,7 @@ async function kubeClient(p: Parsed): Promise<KubeClient> {
   return new KubeClient(kc, { maxSockets: 4 });
 }
 
-async function listAll<T>(kube: KubeClient, path: string): Promise<T[]> {
+export async function listAll<T>(kube: KubeClient, path: string): Promise<T[]> {
   const out: T[] = [];
   let cont: string | undefined;
   do {

@@ -1,7 +1,8 @@
 // The built-in CA (DESIGN.md §4): kept in one Secret in the operator namespace, created on first
 // start with a create (not an update), so when two operators or a restarted one race, exactly one
-// CA exists and everybody loads it. Rotation keeps the previous CA in the trust bundle until every
-// certificate it signed has expired (rotation time + the longest node-certificate lifetime).
+// CA exists and everybody loads it. Rotation goes in phases (ca-rotation.ts): the next CA is
+// trusted everywhere before it signs, and the old one is trusted until no node presents it.
+// The Secret holds the phase: next.crt/next.key while Trusting, previous.crt while Reissuing.
 import type { Clock } from '../common/time.js';
 import { KipsecError } from '../common/errors.js';
 import type { KubeClient } from '../api/kube/client.js';
@@ -14,18 +15,28 @@ import {
 } from '../pki/index.js';
 import type { ConfigMap, Secret } from './kinds.js';
 import type { Logger } from './logger.js';
+import { rotationProgress, type NodeCaView, type RotationProgress } from './ca-rotation.js';
 
-const KEY = { cert: 'tls.crt', key: 'tls.key', previous: 'previous.crt' } as const;
-const PREVIOUS_UNTIL = 'kipsec.io/previous-ca-trusted-until';
+const KEY = { cert: 'tls.crt', key: 'tls.key', nextCert: 'next.crt', nextKey: 'next.key', previous: 'previous.crt' } as const;
+/** Written by operators before phased rotation; removed on the next write. */
+const LEGACY_PREVIOUS_UNTIL = 'kipsec.io/previous-ca-trusted-until';
+
+export type CaRotationState =
+  | { readonly phase: 'Idle' }
+  /** The next CA is in the bundle; the current signer still signs. */
+  | { readonly phase: 'Trusting'; readonly next: CertificateAuthority; readonly nextFingerprint: string; readonly startedMs: number | undefined }
+  /** The (new) signer signs; the previous CAs stay in the bundle. */
+  | { readonly phase: 'Reissuing'; readonly previous: readonly x509.X509Certificate[]; readonly startedMs: number | undefined };
 
 export interface CaState {
   readonly signer: CertificateAuthority;
-  /** Older CAs still trusted (overlap), with the time they may be dropped. */
-  readonly previous: readonly x509.X509Certificate[];
-  readonly previousUntilMs: number | undefined;
   readonly fingerprint: string;
+  readonly rotation: CaRotationState;
   readonly resourceVersion: string;
 }
+
+/** What maintain() did: nothing, or one step of a rotation. */
+export type CaTransition = 'none' | 'started' | 'reissuing' | 'finished' | 'request-ignored';
 
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
 const unb64 = (s: string | undefined): string => (s ? Buffer.from(s, 'base64').toString('utf8') : '');
@@ -49,17 +60,30 @@ export class CaStore {
   async #load(s: Secret): Promise<CaState> {
     const cert = parseCertificate(unb64(s.data?.[KEY.cert]));
     const keys = await importPrivateKeyPem(unb64(s.data?.[KEY.key]));
+    const started = s.metadata.annotations?.[ANNOTATIONS.caRotationStarted];
+    const startedMs = started ? Date.parse(started) : undefined;
+    let rotation: CaRotationState = { phase: 'Idle' };
+    const nextPem = unb64(s.data?.[KEY.nextCert]);
     const previous = parseBundle(unb64(s.data?.[KEY.previous]));
-    const until = s.metadata.annotations?.[PREVIOUS_UNTIL];
-    return { signer: { cert, keys }, previous, previousUntilMs: until ? Date.parse(until) : undefined, fingerprint: await certFingerprint(cert), resourceVersion: s.metadata.resourceVersion ?? '' };
+    if (nextPem) {
+      const next = { cert: parseCertificate(nextPem), keys: await importPrivateKeyPem(unb64(s.data?.[KEY.nextKey])) };
+      rotation = { phase: 'Trusting', next, nextFingerprint: await certFingerprint(next.cert), startedMs };
+    } else if (previous.length > 0) rotation = { phase: 'Reissuing', previous, startedMs };
+    return { signer: { cert, keys }, fingerprint: await certFingerprint(cert), rotation, resourceVersion: s.metadata.resourceVersion ?? '' };
   }
 
-  async #secretFor(ca: CertificateAuthority, previous: readonly x509.X509Certificate[], previousUntilMs: number | undefined, base?: Secret): Promise<Secret> {
+  async #secretFor(ca: CertificateAuthority, rotation: CaRotationState, base?: Secret): Promise<Secret> {
     const data: Record<string, string> = { [KEY.cert]: b64(ca.cert.toString('pem')), [KEY.key]: b64(await exportPrivateKeyPem(ca.keys)) };
-    if (previous.length > 0) data[KEY.previous] = b64(toPem(previous));
+    if (rotation.phase === 'Trusting') {
+      data[KEY.nextCert] = b64(rotation.next.cert.toString('pem'));
+      data[KEY.nextKey] = b64(await exportPrivateKeyPem(rotation.next.keys));
+    }
+    if (rotation.phase === 'Reissuing') data[KEY.previous] = b64(toPem(rotation.previous));
     const annotations: Record<string, string> = { ...(base?.metadata.annotations ?? {}) };
     delete annotations[ANNOTATIONS.caRotateRequested];
-    if (previousUntilMs !== undefined && previous.length > 0) annotations[PREVIOUS_UNTIL] = new Date(previousUntilMs).toISOString(); else delete annotations[PREVIOUS_UNTIL];
+    delete annotations[LEGACY_PREVIOUS_UNTIL];
+    if (rotation.phase !== 'Idle' && rotation.startedMs !== undefined) annotations[ANNOTATIONS.caRotationStarted] = new Date(rotation.startedMs).toISOString();
+    else delete annotations[ANNOTATIONS.caRotationStarted];
     return {
       apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls',
       metadata: { ...(base?.metadata ?? {}), name: CA_SECRET, namespace: this.#ns, labels: { 'app.kubernetes.io/part-of': 'kipsec', 'app.kubernetes.io/component': 'ca' }, annotations },
@@ -74,7 +98,7 @@ export class CaStore {
     if (!s) {
       const ca = await createCa(await generateKeyPair(), `kipsec node CA ${new Date(this.#clock.now()).toISOString().slice(0, 10)}`, this.#clock.now());
       try {
-        s = await this.#kube.create<Secret>(resourcePath(RESOURCES.secrets, { namespace: this.#ns }), await this.#secretFor(ca, [], undefined));
+        s = await this.#kube.create<Secret>(resourcePath(RESOURCES.secrets, { namespace: this.#ns }), await this.#secretFor(ca, { phase: 'Idle' }));
         this.created++;
         this.#log.info({ fingerprint: await certFingerprint(ca.cert) }, 'created the cluster CA');
       } catch (e) {
@@ -89,45 +113,74 @@ export class CaStore {
   /** Re-read the Secret (after an informer saw it change). */
   async refresh(s: Secret): Promise<CaState> { this.#state = await this.#load(s); return this.#state; }
 
-  /**
-   * Rotate when asked (annotation on the Secret) or when the CA has less than `minRemainingMs` left;
-   * drop the previous CA once its overlap ended. Returns true when the Secret changed.
-   */
-  async maintain(s: Secret, certLifetimeMs: number, minRemainingMs = 30 * 24 * 3_600_000): Promise<boolean> {
-    const st = await this.#load(s);
-    const now = this.#clock.now();
-    const requested = s.metadata.annotations?.[ANNOTATIONS.caRotateRequested] === 'true';
-    let next: Secret | undefined;
-    if (requested || st.signer.cert.notAfter.getTime() - now < minRemainingMs) {
-      const ca = await createCa(await generateKeyPair(), `kipsec node CA ${new Date(now).toISOString()}`, now, Math.max(DEFAULT_CA_LIFETIME_MS, 2 * minRemainingMs));
-      // Old certificates live at most certLifetimeMs more; keep their CA trusted until then (+ skew).
-      const until = now + certLifetimeMs + 10 * 60_000;
-      next = await this.#secretFor(ca, [st.signer.cert, ...st.previous.filter((c) => c.notAfter.getTime() > now)], until, s);
-      this.#log.info({ old: st.fingerprint, new: await certFingerprint(ca.cert), trustedUntil: new Date(until).toISOString() }, 'rotating the cluster CA');
-    } else if (st.previous.length > 0 && st.previousUntilMs !== undefined && now >= st.previousUntilMs) {
-      next = await this.#secretFor(st.signer, [], undefined, s);
-      this.#log.info({ fingerprint: st.fingerprint }, 'CA rotation overlap ended; previous CA dropped from the bundle');
-    }
-    if (!next) { this.#state = st; return false; }
-    const saved = await this.#kube.update<Secret>(this.#path(), next); // resourceVersion in metadata: optimistic
-    this.#state = await this.#load(saved);
-    return true;
+  /** The running phase's progress over `nodes`; undefined when no rotation runs. */
+  progress(nodes: readonly NodeCaView[]): RotationProgress | undefined {
+    const st = this.#state;
+    if (!st || st.rotation.phase === 'Idle') return undefined;
+    return st.rotation.phase === 'Trusting' ? rotationProgress('Trusting', st.rotation.nextFingerprint, nodes) : rotationProgress('Reissuing', st.fingerprint, nodes);
   }
 
-  /** PEM of every CA to trust now: the signer plus previous CAs within their overlap. */
+  /**
+   * One step of the CA's life: start a rotation when asked (annotation on the Secret) or when the
+   * CA has less than `minRemainingMs` left; move Trusting → Reissuing once every node trusts the
+   * next CA, and Reissuing → Idle once every node presents a certificate from it.
+   */
+  async maintain(s: Secret, nodes: readonly NodeCaView[], minRemainingMs = 30 * 24 * 3_600_000): Promise<CaTransition> {
+    const st = await this.#load(s);
+    this.#state = st;
+    const now = this.#clock.now();
+    const requested = s.metadata.annotations?.[ANNOTATIONS.caRotateRequested] === 'true';
+    const r = st.rotation;
+    let next: Secret | undefined;
+    let transition: CaTransition = 'none';
+    if (r.phase === 'Idle') {
+      if (requested || st.signer.cert.notAfter.getTime() - now < minRemainingMs) {
+        const ca = await createCa(await generateKeyPair(), `kipsec node CA ${new Date(now).toISOString()}`, now, Math.max(DEFAULT_CA_LIFETIME_MS, 2 * minRemainingMs));
+        const nextFingerprint = await certFingerprint(ca.cert);
+        next = await this.#secretFor(st.signer, { phase: 'Trusting', next: ca, nextFingerprint, startedMs: now }, s);
+        transition = 'started';
+        this.#log.info({ current: st.fingerprint, next: nextFingerprint, reason: requested ? 'requested' : 'CA near expiry' }, 'CA rotation started: the next CA is trusted before it signs');
+      }
+    } else if (r.phase === 'Trusting' && rotationProgress('Trusting', r.nextFingerprint, nodes).complete) {
+      next = await this.#secretFor(r.next, { phase: 'Reissuing', previous: [st.signer.cert], startedMs: r.startedMs }, s);
+      transition = 'reissuing';
+      this.#log.info({ old: st.fingerprint, new: r.nextFingerprint, nodes: nodes.length }, 'every node trusts the new CA: it signs from now on; nodes renew');
+    } else if (r.phase === 'Reissuing' && rotationProgress('Reissuing', st.fingerprint, nodes).complete) {
+      next = await this.#secretFor(st.signer, { phase: 'Idle' }, s);
+      transition = 'finished';
+      this.#log.info({ fingerprint: st.fingerprint, nodes: nodes.length }, 'every node presents a certificate from the new CA: the old CA leaves the trust bundle');
+    }
+    if (!next && requested && r.phase !== 'Idle') {
+      // A request during a rotation is the same request: consume it rather than start another later.
+      next = await this.#secretFor(st.signer, r, s);
+      transition = 'request-ignored';
+    }
+    if (!next) return 'none';
+    const saved = await this.#kube.update<Secret>(this.#path(), next); // resourceVersion in metadata: optimistic
+    this.#state = await this.#load(saved);
+    return transition;
+  }
+
+  /** PEM of every CA to trust now: the signer, and the next or the previous CA during a rotation. */
   bundlePem(): string {
     const st = this.#state;
     if (!st) throw new KipsecError('ERR_CA_NOT_LOADED', 'CA not loaded');
-    return toPem([st.signer.cert, ...st.previous]);
+    const r = st.rotation;
+    return toPem([st.signer.cert, ...(r.phase === 'Trusting' ? [r.next.cert] : r.phase === 'Reissuing' ? r.previous : [])]);
   }
 
   /** Publish the trust bundle ConfigMap (server-side apply: idempotent, no write if unchanged). */
   async publishBundle(current?: ConfigMap): Promise<boolean> {
     const pem = this.bundlePem();
-    if (current?.data?.[TRUST_BUNDLE_KEY] === pem) return false;
+    const st = this.#state!;
+    // Agents renew when the signing CA differs from their certificate's issuer (agent/mesh/ca-follow.ts).
+    const annotations: Record<string, string> = { [ANNOTATIONS.signingCa]: st.fingerprint };
+    if (st.rotation.phase !== 'Idle') annotations[ANNOTATIONS.caRotationPhase] = st.rotation.phase;
+    const have = current?.metadata.annotations ?? {};
+    if (current?.data?.[TRUST_BUNDLE_KEY] === pem && have[ANNOTATIONS.signingCa] === annotations[ANNOTATIONS.signingCa] && have[ANNOTATIONS.caRotationPhase] === annotations[ANNOTATIONS.caRotationPhase]) return false;
     await this.#kube.apply(resourcePath(RESOURCES.configMaps, { namespace: this.#ns, name: TRUST_BUNDLE_CONFIGMAP }), {
       apiVersion: 'v1', kind: 'ConfigMap',
-      metadata: { name: TRUST_BUNDLE_CONFIGMAP, namespace: this.#ns, labels: { 'app.kubernetes.io/part-of': 'kipsec' } },
+      metadata: { name: TRUST_BUNDLE_CONFIGMAP, namespace: this.#ns, labels: { 'app.kubernetes.io/part-of': 'kipsec' }, annotations },
       data: { [TRUST_BUNDLE_KEY]: pem },
     }, OPERATOR_FIELD_MANAGER);
     return true;

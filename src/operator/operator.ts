@@ -110,17 +110,22 @@ export class Operator {
     const now = (): number => this.#o.clock.now();
     // Mesh status aggregates every node: batch bursts of node changes into one reconcile per second.
     const meshesSoon = (): void => { for (const m of c.meshes.list()) q.mesh.addAfter(m.metadata.name, 1000); };
+    // A CA rotation moves on when the nodes report what they trust and present (ca-rotation.ts).
+    const caSoon = (): void => { if (this.ctx.ca.state?.rotation.phase !== 'Idle') q.ca.addAfter('ca', 1000); };
     c.csrs.addHandlers({
       onAdd: (x) => { this.ctx.identities.observe(x, now()); q.csr.add(x.metadata.name); },
       onUpdate: (_o, x) => { this.ctx.identities.observe(x, now()); q.csr.add(x.metadata.name); const n = nodeOfCsr(x); if (n) q.ipsecnode.add(n); },
       onDelete: (x) => { this.ctx.identities.forget(x.metadata.name); forgetParsedCsr(x); },
     });
     // A Node deleted: its IPsecNode goes too (node-gc.ts); so does an IPsecNode that arrives without one.
-    c.nodes.addHandlers({ onAdd: (x) => q.ipsecnode.add(x.metadata.name), onDelete: (x) => { q.ipsecnode.add(x.metadata.name); q['ipsecnode-gc'].add(x.metadata.name); meshesSoon(); } });
+    c.nodes.addHandlers({ onAdd: (x) => q.ipsecnode.add(x.metadata.name), onDelete: (x) => { q.ipsecnode.add(x.metadata.name); q['ipsecnode-gc'].add(x.metadata.name); meshesSoon(); caSoon(); } });
     c.ipsecNodes.addHandlers({
-      onAdd: (x) => { q.ipsecnode.add(x.metadata.name); q['ipsecnode-gc'].add(x.metadata.name); meshesSoon(); tunnelsOf(x).forEach((t) => q.tunnel.add(t)); },
-      onUpdate: (o, x) => { q.ipsecnode.add(x.metadata.name); meshesSoon(); new Set([...tunnelsOf(o), ...tunnelsOf(x)]).forEach((t) => q.tunnel.add(t)); },
-      onDelete: (x) => { meshesSoon(); tunnelsOf(x).forEach((t) => q.tunnel.add(t)); },
+      onAdd: (x) => { q.ipsecnode.add(x.metadata.name); q['ipsecnode-gc'].add(x.metadata.name); meshesSoon(); caSoon(); tunnelsOf(x).forEach((t) => q.tunnel.add(t)); },
+      onUpdate: (o, x) => {
+        q.ipsecnode.add(x.metadata.name); meshesSoon(); new Set([...tunnelsOf(o), ...tunnelsOf(x)]).forEach((t) => q.tunnel.add(t));
+        if (JSON.stringify(o.spec.identity) !== JSON.stringify(x.spec.identity)) caSoon();
+      },
+      onDelete: (x) => { meshesSoon(); caSoon(); tunnelsOf(x).forEach((t) => q.tunnel.add(t)); },
     });
     // A spec change (new generation) may switch the identity source: revisit unsigned CSRs. Our own
     // status writes do not change the generation and must not fan out over every CSR.
@@ -129,7 +134,7 @@ export class Operator {
       if (o.metadata.generation !== x.metadata.generation) for (const cs of c.csrs.list()) if (!cs.status?.certificate) q.csr.add(cs.metadata.name);
     } });
     c.tunnels.addHandlers({ onAdd: (x) => q.tunnel.add(x.metadata.name), onUpdate: (_o, x) => q.tunnel.add(x.metadata.name) });
-    c.caSecret.addHandlers({ onAdd: () => q.ca.add('ca'), onUpdate: () => q.ca.add('ca'), onDelete: () => q.ca.add('ca') });
+    c.caSecret.addHandlers({ onAdd: () => q.ca.add('ca'), onUpdate: () => { q.ca.add('ca'); meshesSoon(); }, onDelete: () => q.ca.add('ca') });
     c.bundle.addHandlers({ onUpdate: () => q.ca.add('ca'), onDelete: () => q.ca.add('ca') });
     c.certificateRequests?.addHandlers({ onAdd: (x) => { const k = csrForCertificateRequest(x); if (k) q.csr.add(k); }, onUpdate: (_o, x) => { const k = csrForCertificateRequest(x); if (k) q.csr.add(k); } });
   }

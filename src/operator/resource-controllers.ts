@@ -5,9 +5,8 @@ import { RESOURCES, resourcePath } from '../api/kube/client.js';
 import { isConflict, isNotFound } from '../api/kube/errors.js';
 import { API_VERSION, FINALIZERS, KINDS, OPERATOR_FIELD_MANAGER } from '../api/names.js';
 import type { IPsecMesh, IPsecTunnel } from '../api/types.js';
-import { certFingerprint } from '../pki/index.js';
+import { nodeCaViews, rotationStatus, type NodeCaView } from './ca-rotation.js';
 import { activeMesh, type Ctx } from './context.js';
-import { certLifetimeMs } from './csr-controller.js';
 import { WORST_PAIRS_MAX, evaluatePairs, memorySinceFn, nextStaleCheckMs, pairEvents, seedPairMemory, trackPairs, type PairEvaluation, type PairState as MeshPairState } from './mesh-pairs.js';
 import { computeIdentityCondition, computeMeshStatus, computeTunnelStatus, gatewayReports, metaTime, sameDesired, sameMeshStatus, sameTunnelStatus } from './status.js';
 
@@ -65,8 +64,11 @@ export async function reconcileMesh(ctx: Ctx, name: string): Promise<number | un
   const pairs = evaluatePairs(nodes, now);
   const tr = trackPairs(mem?.pairs ?? seedPairMemory(prev, pairs.nodes.map((n) => n.name), now), pairs, now);
   const ca = ctx.ca.state;
+  const r = ca?.rotation;
+  const progress = ctx.ca.progress(caNodes(ctx));
+  const caRotation = progress && r && r.phase !== 'Idle' ? rotationStatus(progress, r.phase === 'Trusting' ? r.nextFingerprint : ca.fingerprint, r.startedMs) : undefined;
   const st = computeMeshStatus({ ...m, ...(prev ? { status: prev } : {}) }, {
-    nodes, pairs, caFingerprint: ca?.fingerprint, rotationInProgress: (ca?.previous.length ?? 0) > 0, since: memorySinceFn(tr.memory),
+    nodes, pairs, caFingerprint: ca?.fingerprint, caRotation, since: memorySinceFn(tr.memory),
   }, now);
   const again = Math.min(RESYNC_MS, nextStaleCheckMs(nodes, now));
   let written = mem?.written; let lastWriteMs = mem?.lastWriteMs;
@@ -128,21 +130,35 @@ export async function reconcileTunnel(ctx: Ctx, name: string): Promise<number | 
   return RESYNC_MS;
 }
 
-/** The CA: load or create, rotate when asked or near expiry, publish the trust bundle. */
+/** The nodes a CA rotation waits for: every IPsecNode whose Node exists (the others are being collected). */
+function caNodes(ctx: Ctx): NodeCaView[] {
+  return nodeCaViews(ctx.caches.ipsecNodes.list().filter((n) => ctx.caches.nodes.get(n.metadata.name) !== undefined));
+}
+
+/**
+ * The CA: load or create, rotate in phases (ca-rotation.ts) when asked or near expiry, publish the
+ * trust bundle. Every node counts, whether or not a mesh selects it: a node holding a certificate
+ * must keep trusting its peers' certificates.
+ */
 export async function reconcileCa(ctx: Ctx): Promise<number | undefined> {
   const secret = ctx.caches.caSecret.list()[0];
   if (!secret) { await ctx.ca.ensure(); return undefined; }
-  const rotatingBefore = (ctx.ca.state?.previous.length ?? 0) > 0;
-  const changed = await ctx.ca.maintain(secret, certLifetimeMs(ctx));
+  const transition = await ctx.ca.maintain(secret, caNodes(ctx));
   const st = ctx.ca.state!;
   ctx.metrics.caNotAfter.set(st.signer.cert.notAfter.getTime() / 1000);
   await ctx.ca.publishBundle(ctx.caches.bundle.list()[0]);
-  if (changed) {
-    const m = activeMesh(ctx.caches, ctx.meshName);
-    const rotating = st.previous.length > 0;
-    if (m && rotating !== rotatingBefore) ctx.events.emit(meshRef(m), 'Normal', rotating ? 'CARotated' : 'CARotationFinished', 'RotateCA', rotating ? `signing with new CA ${await certFingerprint(st.signer.cert)}; previous CA trusted until ${st.previousUntilMs ? new Date(st.previousUntilMs).toISOString() : '?'}` : 'previous CA removed from the trust bundle');
+  const m = activeMesh(ctx.caches, ctx.meshName);
+  if (m && transition !== 'none') {
+    const r = st.rotation;
+    const ev = {
+      'started': ['CARotationStarted', `next CA ${r.phase === 'Trusting' ? r.nextFingerprint : '?'} added to the trust bundle; the current CA signs until every node trusts the next one`],
+      'reissuing': ['CARotationReissuing', `every node trusts CA ${st.fingerprint}: it signs from now on, and nodes renew their certificates`],
+      'finished': ['CARotationFinished', `every node presents a certificate from CA ${st.fingerprint}: the previous CA left the trust bundle`],
+      'request-ignored': ['CARotationInProgress', `a rotation is already in ${r.phase}; the request was consumed`],
+    } as const;
+    const [reason, message] = ev[transition];
+    ctx.events.emit(meshRef(m), 'Normal', reason, 'RotateCA', message);
   }
-  // Come back when the overlap ends, and at least hourly to watch the CA's own expiry.
-  const untilOverlap = st.previousUntilMs !== undefined ? Math.max(1000, st.previousUntilMs - ctx.clock.now()) : Infinity;
-  return Math.min(untilOverlap, 3_600_000);
+  // Hourly, to watch the CA's own expiry; IPsecNode changes requeue a running rotation.
+  return 3_600_000;
 }

@@ -1,7 +1,7 @@
 // Status of each resource computed by pure functions of what the caches hold (cert-manager's
 // habit), so "write only on change" is a comparison and every reason has a unit test.
 import { CONDITION_TYPES as C, REASONS as R, setCondition, isTrue, type Condition, type DesiredCondition } from '../api/conditions.js';
-import type { IPsecMesh, IPsecMeshStatus, IPsecNode, IPsecTunnel, IPsecTunnelStatus, TunnelGatewayStatus } from '../api/types.js';
+import type { CaRotationStatus, IPsecMesh, IPsecMeshStatus, IPsecNode, IPsecTunnel, IPsecTunnelStatus, TunnelGatewayStatus } from '../api/types.js';
 import { evaluatePairs, isCountedReady, metaTime, pairKey, worstPairs, type NodeView, type PairEvaluation, type SinceFn } from './mesh-pairs.js';
 import { stableJson } from '../api/stable-json.js';
 
@@ -16,7 +16,8 @@ function merge(existing: readonly Condition[] | undefined, wants: readonly Desir
 export interface MeshInputs {
   readonly nodes: readonly IPsecNode[];
   readonly caFingerprint: string | undefined;
-  readonly rotationInProgress: boolean;
+  /** The CA rotation under way (ca-rotation.ts), if any. */
+  readonly caRotation?: CaRotationStatus | undefined;
   /** The pairs of `nodes` (evaluatePairs); computed here when absent. */
   readonly pairs?: PairEvaluation;
   /** When each non-established pair was first seen down (the operator's memory); absent: from the previous status, else now. */
@@ -51,14 +52,15 @@ export function computeMeshStatus(m: IPsecMesh, inp: MeshInputs, nowMs: number):
     ? { type: C.Degraded, status: 'True', reason: R.UnknownCertificate, message: clip(`${unverified.length} node(s) without a verified identity: ${listSome(unverified)}${down > 0 ? `; ${down} pair(s) not established` : ''}`), ...g }
     : down > 0
       ? { type: C.Degraded, status: 'True', reason: R.PairsNotEstablished, message: clip(`${down} of ${ev.expected} pairs not established${worstText}`), ...g }
-      : inp.rotationInProgress
-        ? { type: C.Degraded, status: 'False', reason: R.CARotating, message: 'CA rotation in progress: old and new CA both trusted', ...g }
+      : inp.caRotation
+        ? { type: C.Degraded, status: 'False', reason: R.CARotating, message: clip(`CA rotation: ${inp.caRotation.message ?? inp.caRotation.phase}`), ...g }
         : { type: C.Degraded, status: 'False', reason: R.AsExpected, message: `all node identities verified; ${pairsText}`, ...g };
   const st: IPsecMeshStatus = {
     conditions: merge(m.status?.conditions, [readyC, degradedC], nowMs),
     nodesReady: ready, nodesTotal: total, pairsEstablished: ev.established, pairsExpected: ev.expected,
-    rotationInProgress: inp.rotationInProgress,
+    rotationInProgress: inp.caRotation !== undefined,
   };
+  if (inp.caRotation) st.caRotation = inp.caRotation;
   if (worst.length > 0) st.worstPairs = worst;
   if (gen !== undefined) st.observedGeneration = gen;
   if (inp.caFingerprint !== undefined) st.caFingerprint = inp.caFingerprint;

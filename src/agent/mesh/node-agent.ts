@@ -23,7 +23,9 @@ import type { AgentMetrics } from '../metrics.js';
 import { readXfrmStat } from '../metrics.js';
 import type { PeerSnapshot } from '../source.js';
 import { peerIsUp, type ClusterInfo, type TunnelStatus } from '../status.js';
+import { CaFollower, caView, type CaView } from './ca-follow.js';
 import type { NodeIdentity } from './identity.js';
+import { pemBlocks } from '../peers.js';
 import { computeNodeStatus } from './node-status.js';
 import { meshPeers, type MeshPeers } from './peers.js';
 import type { NodePublisher } from './publisher.js';
@@ -64,6 +66,8 @@ interface Desired {
   readonly peers: MeshPeers;
   readonly traffic: ResolvedTraffic;
   readonly podCIDRs: readonly string[];
+  /** The CAs the engine was given (DER) and their digest; undefined while there is no bundle. */
+  readonly cas: { readonly der: readonly Uint8Array[]; readonly digest: string } | undefined;
 }
 
 const sleep = (clock: Clock, ms: number): Promise<void> => new Promise((r) => clock.setTimer(ms, r));
@@ -86,6 +90,9 @@ export class NodeAgent {
   readonly #reconnect = new Reconnector({ confirmMs: 4_000, retryMs: 20_000, staleMs: 180_000 });
   /** Our last Ready condition: its lastTransitionTime must not depend on how fresh the watch cache is. */
   #lastConditions: IPsecNodeStatus['conditions'];
+  /** Renews the certificate when the cluster CA that signs changes (a CA rotation). */
+  #caFollow: CaFollower | undefined;
+  #caView: { readonly key: string; readonly view: CaView } | undefined;
 
   constructor(p: NodeAgentParts) { this.#p = p; }
 
@@ -125,6 +132,7 @@ export class NodeAgent {
     if (!localAddresses().includes(address)) log.warn({ address }, 'the node address is not configured on any interface of this host: binding the IKE sockets will fail');
     this.#links = await this.#p.links().catch(() => []);
     const identity = this.#p.identity([address]);
+    this.#caFollow = new CaFollower({ renew: () => identity.renew(), recheck: () => this.#schedule(), clock, log });
     // A new certificate: publish it, give the engine the new credentials, then re-authenticate.
     identity.onChange(() => { this.#reauth = this.#reauth === 'running' || this.#reauth === 'pending-again' ? 'pending-again' : 'pending'; void this.#publishSpec(); this.#schedule(); });
     for (let i = 0; ; i++) {
@@ -178,17 +186,18 @@ export class NodeAgent {
       : !selects(mesh!, watch.labelsOf(node)) ? { reason: REASONS.NotInMesh, message: `IPsecMesh ${chosen.metadata.name}'s nodeSelector does not select this node` }
         : mesh!.datapath === 'userspace' ? { reason: 'DatapathUnavailable', message: 'IPsecMesh asks for the userspace data path, which this agent does not have yet; set spec.datapath to kernel or auto' }
           : undefined;
-    if (inactive || !mesh) return { snapshot: { synced: watch.synced, peers: [] }, mesh, inactive, peers: empty, traffic, podCIDRs };
     const id = identity.meshIdentity(watch.trustBundle());
+    const cas = id ? { der: id.cas, digest: id.bundleDigest } : this.#desired?.cas;
+    if (inactive || !mesh) return { snapshot: { synced: watch.synced, peers: [] }, mesh, inactive, peers: empty, traffic, podCIDRs, cas };
     if (!id) {
       // No usable certificate or trust bundle right now (it is being replaced, or unreadable): the
       // peers stay as they are — a snapshot that is not synced removes nothing.
       const prev = this.#desired;
-      return { snapshot: { synced: false, peers: prev?.snapshot.peers ?? [] }, mesh, inactive: prev ? undefined : { reason: 'IdentityNotReady', message: 'no usable certificate or trust bundle yet' }, peers: prev?.peers ?? empty, traffic, podCIDRs };
+      return { snapshot: { synced: false, peers: prev?.snapshot.peers ?? [] }, mesh, inactive: prev ? undefined : { reason: 'IdentityNotReady', message: 'no usable certificate or trust bundle yet' }, peers: prev?.peers ?? empty, traffic, podCIDRs, cas };
     }
     const others = watch.ipsecNodes.list().filter((n) => n.metadata.name !== node && watch.nodeExists(n.metadata.name) && selects(mesh, watch.labelsOf(n.metadata.name)));
     const peers = meshPeers({ name: node, address, podCIDRs, traffic: traffic.traffic }, others, mesh, id);
-    return { snapshot: { synced: watch.synced, peers: peers.peers }, mesh, inactive: undefined, peers, traffic, podCIDRs };
+    return { snapshot: { synced: watch.synced, peers: peers.peers }, mesh, inactive: undefined, peers, traffic, podCIDRs, cas };
   }
 
   /** Coalesce bursts of watch events into one recompute. */
@@ -210,6 +219,7 @@ export class NodeAgent {
         if (r.added.length + r.removed.length + r.changed.length > 0 || r.refused.size > 0)
           this.#p.log.info({ added: r.added, removed: r.removed, changed: r.changed, refused: Object.fromEntries(r.refused) }, 'mesh peers changed');
         await this.#publishSpec().catch((e: unknown) => this.#p.log.warn({ err: errorMessage(e) }, 'cannot publish the IPsecNode; will retry'));
+        this.#caFollow?.check(this.#p.watch.signingCa(), this.#currentCaView());
       } while (this.#takeAgain());
       this.#startReauth();
     } catch (e) {
@@ -236,6 +246,20 @@ export class NodeAgent {
       });
   }
 
+  /** What the engine trusts (the last applied bundle) and which of those CAs issued our certificate now. */
+  #currentCaView(): CaView | undefined {
+    const ph = this.#phase;
+    const c = ph.tag === 'running' ? ph.identity.certificate : undefined;
+    const cas = this.#desired?.cas;
+    if (!c || !cas) return undefined;
+    const key = `${c.fingerprint}/${cas.digest}`;
+    if (this.#caView?.key !== key) {
+      const der = pemBlocks(c.pem)[0];
+      this.#caView = { key, view: der ? caView(der, cas.der) : { trusted: [], issuer: undefined } };
+    }
+    return this.#caView.view;
+  }
+
   #takeAgain(): boolean { const again = this.#recompute === 'again'; this.#recompute = 'running'; return again; }
 
   async #publishSpec(): Promise<void> {
@@ -249,7 +273,7 @@ export class NodeAgent {
       endpoint: { address: ph.address, ikePort: this.#p.ikePort, nattPort: this.#p.nattPort },
       podCIDRs: [...d.podCIDRs],
       traffic: { mode: t.mode, ...(t.overlay ? { overlay: t.overlay } : {}), ...(d.mesh?.hostToHost ? { hostToHost: true } : {}) },
-      identity: { certFingerprint: c.fingerprint, publicKeyFingerprint: c.publicKeyFingerprint, san: this.#p.node, notAfter: new Date(c.notAfterMs).toISOString().replace(/\.\d{3}Z$/, 'Z') },
+      identity: { certFingerprint: c.fingerprint, publicKeyFingerprint: c.publicKeyFingerprint, san: this.#p.node, notAfter: new Date(c.notAfterMs).toISOString().replace(/\.\d{3}Z$/, 'Z'), ...caFields(this.#currentCaView()) },
     };
     // Our Node is gone: the operator deletes IPsecNodes of deleted Nodes, and writing ours again
     // would fight it until this pod goes too. The peers have dropped us already.
@@ -344,6 +368,7 @@ export class NodeAgent {
     if (this.#trafficTimer) clearInterval(this.#trafficTimer);
     this.#p.publisher.stop();
     if (ph.tag === 'running') ph.identity.stop();
+    this.#caFollow?.stop();
     await this.#p.watch.stop();
     if (ph.tag !== 'running') return 'none';
     // The mesh still wants this node: leave SAs, policies and blocks; the next agent resumes them.
@@ -361,4 +386,10 @@ function localAddresses(): string[] {
 function mtuOf(links: readonly LinkInfo[], address: string): number | undefined {
   const ifname = Object.entries(networkInterfaces()).find(([, as]) => (as ?? []).some((a) => a.address === address))?.[0];
   return links.find((l) => l.name === ifname)?.mtu;
+}
+
+/** IPsecNode spec.identity fields of a CA view (the schema allows 8 trusted CAs). */
+function caFields(v: CaView | undefined): { issuerFingerprint?: string; trustedCAs?: string[] } {
+  if (!v) return {};
+  return { ...(v.issuer ? { issuerFingerprint: v.issuer } : {}), trustedCAs: v.trusted.slice(0, 8) };
 }

@@ -7,7 +7,7 @@ import type { Clock } from '../../common/time.js';
 import { errorMessage } from '../../common/errors.js';
 import { Informer, kubeListWatcher, type KubeObject } from '../../api/kube/informer.js';
 import { RESOURCES, resourcePath, type KubeClient } from '../../api/kube/client.js';
-import { TRUST_BUNDLE_CONFIGMAP, TRUST_BUNDLE_KEY } from '../../api/names.js';
+import { ANNOTATIONS, TRUST_BUNDLE_CONFIGMAP, TRUST_BUNDLE_KEY } from '../../api/names.js';
 import type { IPsecMesh, IPsecNode } from '../../api/types.js';
 import { stableJson } from '../../api/stable-json.js';
 import type { Logger } from '../log.js';
@@ -18,7 +18,7 @@ export interface NodeObject extends KubeObject {
   status?: { addresses?: { type: string; address: string }[] };
 }
 interface NodeMeta extends KubeObject { metadata: { name: string; resourceVersion?: string; labels?: Record<string, string> } }
-interface ConfigMapObject extends KubeObject { data?: Record<string, string> }
+interface ConfigMapObject extends KubeObject { metadata: KubeObject['metadata'] & { annotations?: Record<string, string> }; data?: Record<string, string> }
 
 export class MeshWatch {
   readonly meshes: Informer<IPsecMesh>;
@@ -54,7 +54,7 @@ export class MeshWatch {
     on(this.ipsecNodes, (n) => n.spec);
     on(this.nodeLabels, (n) => n.metadata.labels);
     on(this.self, (n) => [n.spec, internalIps(n), n.metadata.labels]);
-    on(this.bundle, (c) => c.data);
+    on(this.bundle, (c) => [c.data, c.metadata.annotations?.[ANNOTATIONS.signingCa]]);
   }
 
   /** Something that may change the desired peers happened (called synchronously; debounce outside). */
@@ -72,6 +72,8 @@ export class MeshWatch {
   labelsOf(node: string): Record<string, string> | undefined { return this.nodeLabels.get(node)?.metadata.labels; }
   nodeExists(node: string): boolean { return this.nodeLabels.get(node) !== undefined; }
   trustBundle(): string | undefined { return this.bundle.list()[0]?.data?.[TRUST_BUNDLE_KEY]; }
+  /** SHA-256 of the CA the operator signs with now (on the bundle ConfigMap; ca-follow.ts). */
+  signingCa(): string | undefined { return this.bundle.list()[0]?.metadata.annotations?.[ANNOTATIONS.signingCa]; }
 
   async stop(): Promise<void> {
     for (const i of this.#all) i.stop();

@@ -37,7 +37,7 @@ function fake(): Fake {
   meshes.put({ apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecMesh', metadata: { name: 'default', generation: 1, resourceVersion: String(rv) }, spec: { nodeSelector: { mesh: 'yes' } } });
   const memory = new Map<string, MeshMemory>();
   const ctx = {
-    clock, meshMemory: memory, ca: { state: undefined }, metrics: new OperatorMetrics(),
+    clock, meshMemory: memory, ca: { state: undefined, progress: () => undefined }, metrics: new OperatorMetrics(),
     caches: { meshes, ipsecNodes, nodes },
     kube: { apply: (_path: string, obj: { status: IPsecMeshStatus }) => { writes.push(obj.status); return Promise.resolve(obj); } },
     events: { emit: (_r: unknown, type: string, reason: string, _a: string, note: string) => { events.push({ type, reason, note }); } },

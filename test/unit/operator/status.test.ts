@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setCondition, findCondition, sameConditions } from '../../../src/api/conditions.js';
-import type { IPsecMesh, IPsecNode, IPsecTunnel } from '../../../src/api/types.js';
+import type { CaRotationStatus, IPsecMesh, IPsecNode, IPsecTunnel } from '../../../src/api/types.js';
 import { computeIdentityCondition, computeMeshStatus, computeTunnelStatus, gatewayReports, sameMeshStatus } from '../../../src/operator/status.js';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -27,7 +27,7 @@ test('setCondition keeps lastTransitionTime while status is unchanged and moves 
 
 /** Every node reports every other as established (a healthy full mesh). */
 const fullMesh = (ns: IPsecNode[]): IPsecNode[] => ns.map((n) => ({ ...n, status: { ...n.status, peers: ns.filter((x) => x !== n).map((x) => ({ node: x.metadata.name, state: 'established' as const })) } }));
-const inputs = (nodes: IPsecNode[], o: Partial<{ rotationInProgress: boolean }> = {}) => ({ nodes, caFingerprint: 'f', rotationInProgress: o.rotationInProgress ?? false });
+const inputs = (nodes: IPsecNode[], o: { caRotation?: CaRotationStatus } = {}) => ({ nodes, caFingerprint: 'f', caRotation: o.caRotation });
 
 test('mesh: no nodes → Ready=False NoNodes; one ready node → AllNodesReady; all ready, all pairs up → AllPairsEstablished; some not → NodesNotReady naming them; observedGeneration set', () => {
   assert.equal(findCondition(computeMeshStatus(mesh(), inputs([]), T0).conditions, 'Ready')?.reason, 'NoNodes');
@@ -75,8 +75,10 @@ test('mesh: a node whose status is stale (no update for 3 minutes) does not coun
 test('mesh: an unverified node identity is Degraded (UnknownCertificate, also counting pairs down); CA rotation is reported but not Degraded', () => {
   const d = computeMeshStatus(mesh(), inputs([node('a', true, false), node('b', true)]), T0);
   assert.deepEqual([findCondition(d.conditions, 'Degraded')?.status, findCondition(d.conditions, 'Degraded')?.reason, findCondition(d.conditions, 'Degraded')?.message], ['True', 'UnknownCertificate', '1 node(s) without a verified identity: a; 1 pair(s) not established']);
-  const r = computeMeshStatus(mesh(), inputs([node('a', true)], { rotationInProgress: true }), T0);
-  assert.deepEqual([findCondition(r.conditions, 'Degraded')?.status, findCondition(r.conditions, 'Degraded')?.reason, r.rotationInProgress], ['False', 'CARotating', true]);
+  const caRotation: CaRotationStatus = { phase: 'Trusting', newCaFingerprint: 'n', nodesDone: 0, nodesTotal: 1, waitingFor: ['a'], message: 'Trusting: 0/1 nodes trust the new CA; waiting for a (a does not trust the new CA yet)' };
+  const r = computeMeshStatus(mesh(), inputs([node('a', true)], { caRotation }), T0);
+  assert.deepEqual([findCondition(r.conditions, 'Degraded')?.status, findCondition(r.conditions, 'Degraded')?.reason, r.rotationInProgress, r.caRotation], ['False', 'CARotating', true, caRotation]);
+  assert.equal(findCondition(r.conditions, 'Degraded')?.message, `CA rotation: ${caRotation.message!}`);
   const ok = computeMeshStatus(mesh(), inputs(fullMesh([node('a', true), node('b', true)])), T0);
   assert.deepEqual([findCondition(ok.conditions, 'Degraded')?.status, findCondition(ok.conditions, 'Degraded')?.reason], ['False', 'AsExpected']);
 });
