@@ -95,8 +95,11 @@ export class Informer<T extends KubeObject> {
 
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const t = this.#clock.setTimer(ms, resolve);
-      this.#abort.signal.addEventListener('abort', () => { t.cancel(); resolve(); }, { once: true });
+      const signal = this.#abort.signal;
+      // The listener goes with the timer: a long outage sleeps thousands of times on one signal.
+      const onAbort = (): void => { t.cancel(); resolve(); };
+      const t = this.#clock.setTimer(ms, () => { signal.removeEventListener('abort', onAbort); resolve(); });
+      signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 

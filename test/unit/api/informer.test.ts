@@ -65,3 +65,24 @@ test('an HTTP 410 on watch start also relists; other errors back off on the cloc
   inf.stop();
   await run;
 });
+
+test('a long outage leaves no abort listener behind per retry: the backoff sleep removes its own (else a slow leak, and Node\'s MaxListenersExceededWarning after 10)', async () => {
+  const { getEventListeners } = await import('node:events');
+  const c = new ManualClock();
+  const listeners: number[] = [];
+  const lw: ListWatcher<Obj> = {
+    list: async () => ({ items: [], metadata: { resourceVersion: '1' } }),
+    // Every watch fails at once, as while the apiserver is unreachable.
+    watch: async (_rv, _on, signal) => { listeners.push(getEventListeners(signal, 'abort').length); throw new Error('connect ECONNREFUSED'); },
+  };
+  const inf = new Informer(lw, c, () => undefined);
+  const run = inf.run();
+  for (let i = 0; i < 30; i++) {
+    for (let k = 0; k < 5; k++) await new Promise((r) => setImmediate(r));
+    c.advance(60_000);
+  }
+  inf.stop();
+  await run;
+  assert.ok(listeners.length >= 25, `retried ${listeners.length} times`);
+  assert.deepEqual([...new Set(listeners)], [0], `abort listeners at each retry: ${listeners.join(',')}`);
+});
