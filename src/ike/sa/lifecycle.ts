@@ -9,7 +9,7 @@ import type { EngineCore } from './core.js';
 import { formatTs } from './ts.js';
 import { compareBytes, ipToBytes } from './addr.js';
 import { ikeSpisText, type ChildSa, type IkeSa } from './ike-sa.js';
-import { REKEYED_SA_TIMEOUT_MS } from './defaults.js';
+import { REAUTH_OUTBOUND_HOLD_MS, REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 import { linkPeerReauth, supersedeOldChild, unlinkReauth } from './reauth.js';
 
 export function isLive(sa: IkeSa): boolean {
@@ -237,6 +237,17 @@ export async function activateOutbound(e: EngineCore, child: ChildSa): Promise<v
   try { await e.kernel.updateChildSa(child.ref, { activateOutbound: true }); } catch (err) {
     e.log?.warn({ peer: child.ref.peer, child: child.ref.child, err: errorMessage(err) }, 'kernel outbound switch failed');
   }
+}
+
+/**
+ * A Child SA of a peer's re-authentication waits receive-only for the old IKE SA's Delete; send on
+ * it after REAUTH_OUTBOUND_HOLD_MS without one (responder.ts holdForPeerReauth, and restore.ts for
+ * a hold a restart interrupted).
+ */
+export function armReauthOutboundHold(e: EngineCore, sa: IkeSa, child: ChildSa): void {
+  child.timers.push(e.clock.setTimer(REAUTH_OUTBOUND_HOLD_MS, () => {
+    void e.enqueue(sa, async () => { if (child.state.tag !== 'deleted') await activateOutbound(e, child); });
+  }));
 }
 
 async function hardExpire(e: EngineCore, sa: IkeSa, child: ChildSa): Promise<void> {

@@ -18,9 +18,8 @@ import { respondInformational } from '../exchanges/informational.js';
 import type { Endpoint, KernelChildSa } from '../ports.js';
 import { ikeFailure } from './context.js';
 import type { EngineCore } from './core.js';
-import { REAUTH_OUTBOUND_HOLD_MS } from './defaults.js';
 import { spiHex, type ChildSa, type IkeSa } from './ike-sa.js';
-import { activateOutbound, emitChildUp, establish, installChild, isLive, removeChild, teardown } from './lifecycle.js';
+import { activateOutbound, armReauthOutboundHold, emitChildUp, establish, installChild, isLive, removeChild, teardown } from './lifecycle.js';
 import { adoptSuccessor, awaitOldIkeDelete, awaitPeerSwitch, emitRekeyed, mtuOf, newSa, retire } from './tasks.js';
 import { headerFor, sealMessage } from './wire.js';
 
@@ -52,9 +51,7 @@ function holdForPeerReauth(e: EngineCore, sa: IkeSa, child: ChildSa, install: Ke
   if (sa.reauth?.tag !== 'replacing' || sa.reauth.ours) return install;
   child.outboundPending = true;
   child.pendingOutbound = install.outbound;
-  child.timers.push(e.clock.setTimer(REAUTH_OUTBOUND_HOLD_MS, () => {
-    void e.enqueue(sa, async () => { if (child.state.tag !== 'deleted') await activateOutbound(e, child); });
-  }));
+  armReauthOutboundHold(e, sa, child);
   return { ...install, outboundActive: false };
 }
 

@@ -14,7 +14,7 @@ import type { EngineCore } from './core.js';
 import { CheckpointError, decodeCheckpoint, type ChildCheckpoint, type IkeSaCheckpoint, type ShareCheckpoint, type TaskCheckpoint } from './checkpoint.js';
 import { ikeKeysOf } from './ike-keys.js';
 import { ikeSpisText, spiHex, type ChildRuntime, type ChildSa, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
-import { awaitPeerReauth, scheduleChildTimers, scheduleDpd } from './lifecycle.js';
+import { armReauthOutboundHold, awaitPeerReauth, scheduleChildTimers, scheduleDpd } from './lifecycle.js';
 import { finishReauth, linkReauth } from './reauth.js';
 import { arm, awaitOldIkeDelete, next, queueTask } from './tasks.js';
 
@@ -132,7 +132,11 @@ async function rebuild(e: EngineCore, id: string, cp: IkeSaCheckpoint, peer: Pee
 function resume(e: EngineCore, r: Rebuilt): void {
   const { sa, cp } = r;
   const now = e.clock.now();
-  for (const c of sa.children.values()) scheduleChildTimers(e, c);
+  for (const c of sa.children.values()) {
+    scheduleChildTimers(e, c);
+    // Held receive-only for the peer's re-authentication: the hold's timer died with the process.
+    if (c.outboundPending && sa.reauth?.tag === 'replacing' && !sa.reauth.ours && c.state.tag === 'installed') armReauthOutboundHold(e, sa, c);
+  }
   if (cp.state === 'rekeyed') {
     // Superseded: it only answers the peer until its Delete (ours in flight, or the peer's).
     if (!sa.outstanding) awaitOldIkeDelete(e, sa);

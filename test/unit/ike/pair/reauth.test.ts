@@ -213,6 +213,29 @@ test('RFC 7296 §2.8.3: during the overlap both IKE SAs are up and checkpointed 
   assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
 });
 
+test('a responder restarted while it holds the new Child SA receive-only starts sending on it after REAUTH_OUTBOUND_HOLD_MS all the same: the hold is re-armed from the checkpoint (RFC 7296 §2.8.3)', async () => {
+  const p = certPair();
+  await connect(p, 'alice');
+  // Hold the second child's CREATE_CHILD_SA: no Delete of the old IKE SA comes to end the hold.
+  p.net.fate = (x) => (x.exchange === ExchangeType.CREATE_CHILD_SA ? 'hold' : 'deliver');
+  p.alice.engine.rekey('to-bob', { reauth: true });
+  await p.net.pump();
+  const activations = (): unknown[] => p.bob.kernel.calls.filter((c) => c.op === 'update' && (c.arg as { update: { activateOutbound?: boolean } }).update.activateOutbound === true);
+  assert.deepEqual(activations(), [], 'bob holds the new Child SA receive-only');
+  const results = await p.restart('bob');
+  assert.deepEqual(results.map((r) => r.outcome), ['resumed', 'resumed']);
+  await p.advance(1_500);
+  assert.deepEqual(activations(), [], 'not before the hold');
+  await p.advance(1_000);
+  assert.equal(activations().length, 1, 'the restarted responder sends on the new Child SA');
+  p.net.fate = () => 'deliver';
+  p.net.releaseHeld();
+  await p.net.pump();
+  await p.advance(5_000);
+  for (const s of [p.alice, p.bob]) assert.equal(s.kernel.installed.size, 2, `${s.name}: the new Child SAs only`);
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+});
+
 test('a restart in the overlap resumes both IKE SAs from their checkpoints and the reauthentication completes (checkpoint.ts reauth link)', async () => {
   const p = certPair();
   await connect(p, 'alice');
