@@ -236,8 +236,14 @@ export class EngineCore implements Ctx {
     if (existing) this.#indexAddress(existing, false);
     this.peers.set(config.name, rt);
     this.#indexAddress(rt, true);
-    // SAs of a replaced config keep running with the old settings until they are rekeyed or deleted.
-    for (const sa of this.sas.values()) if (sa.peer.config.name === config.name) sa.peer = rt;
+    // SAs of a replaced config keep running with the old settings until they are rekeyed or deleted;
+    // their successors follow the new config (a child whose name is gone keeps its old one).
+    const byName = new Map(children.map((c) => [c.config.name, c]));
+    for (const sa of this.sas.values()) {
+      if (sa.peer.config.name !== config.name) continue;
+      sa.peer = rt;
+      for (const c of sa.children.values()) c.runtime = byName.get(c.runtime.config.name) ?? c.runtime;
+    }
   }
 
   async removePeer(name: string): Promise<void> {

@@ -75,7 +75,8 @@ export type ChildState =
   | { readonly tag: 'deleted' };
 
 export interface ChildSa {
-  readonly runtime: ChildRuntime;
+  /** Its config; core.addPeer re-points it when the peer's config is replaced (the next rekey follows it). */
+  runtime: ChildRuntime;
   state: ChildState;
   /** Replaced (not mutated) when the peer's NAT mapping moves (RFC 7296 §2.23). */
   ref: KernelChildSaRef;

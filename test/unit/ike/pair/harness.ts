@@ -197,6 +197,8 @@ export interface Side {
   readonly events: IkeEvent[];
   readonly name: string;
   readonly checkpoints: MemoryCheckpoints;
+  /** The peer config the engine was started with. */
+  readonly config: PeerConfig;
 }
 
 /** A CheckpointStore in memory; it outlives the engine like a state directory outlives a process. */
@@ -287,7 +289,7 @@ export class Pair {
       const engine = new IkeEngine({ transport: this.net.transportFor(), kernel, clock: this.clock, random: new SeededRandom(seed), events: { emit: (e) => events.push(e) }, checkpoints },
         [cfg], { rekeyJitterMs: 0, ...(name === 'alice' ? o.aliceOptions : o.bobOptions) });
       this.net.engines.set(me, engine);
-      return { engine, kernel, events, name, checkpoints };
+      return { engine, kernel, events, name, checkpoints, config: cfg };
     };
     this.alice = mk('alice', o.seeds?.[0] ?? 11, 0xa0000001);
     this.bob = mk('bob', o.seeds?.[1] ?? 22, 0xb0000001);

@@ -170,3 +170,22 @@ test('rekey of Child SAs refuses an IKE SA without one, and a rekey already in f
   assert.equal(of(q.alice, 'child-rekeyed').length, 1);
   assert.ok(mirrored(q.alice.kernel, q.bob.kernel), 'mirrored(q.alice.kernel, q.bob.kernel)');
 });
+
+for (const role of ['alice', 'bob'] as const) {
+  test(`a peer config replaced while its SAs run (IkeEngine.addPeer) takes effect at the next Child SA rekey from the ${role === 'alice' ? 'original initiator' : 'original responder'}: the new SAs carry the new lifetimes`, async () => {
+    const p = pair();
+    await p.connect();
+    const me = p[role];
+    const shorter = { rekeyTimeMs: 60_000, lifeTimeMs: 80_000 };
+    for (const s of [p.alice, p.bob]) s.engine.addPeer({ ...s.config, children: s.config.children.map((c) => ({ ...c, ...shorter })) });
+    const before = new Set(spis(me));
+    me.engine.rekey(peerOf(me));
+    await p.net.pump();
+    await p.advance(5_000);
+    for (const s of [p.alice, p.bob]) {
+      const now = [...s.kernel.installed.values()].filter((x) => !before.has(x.inbound.spi));
+      assert.equal(now.length, 1, `${s.name}: one new Child SA`);
+      assert.deepEqual([now[0]!.inbound.lifetimes.hardSec, now[0]!.outbound.lifetimes.hardSec], [80, 80], `${s.name}: the new SA's hard lifetime is the new config's`);
+    }
+  });
+}
