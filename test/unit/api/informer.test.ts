@@ -67,7 +67,8 @@ test('an HTTP 410 on watch start also relists; other errors back off on the cloc
 });
 
 test('a long outage leaves no abort listener behind per retry: the backoff sleep removes its own (else a slow leak, and Node\'s MaxListenersExceededWarning after 10)', async () => {
-  const { getEventListeners } = await import('node:events');
+  const { EventEmitter } = await import('node:events');
+  const getEventListeners = (t: EventTarget, name: string): unknown[] => EventEmitter.getEventListeners(t, name);
   const c = new ManualClock();
   const listeners: number[] = [];
   const lw: ListWatcher<Obj> = {
