@@ -1,15 +1,19 @@
 // Day-2 operations, one after another, under continuous traffic on every node pair — pings at
 // 10/s each way and a long-lived TCP stream whose every byte is checked as it arrives — with, per
-// step, packets sent/received and the longest gap printed, and no lost ping, no stream error and
-// no /proc/net/xfrm_stat counter moved: Child SA and IKE SA rekeys from both sides; the apiserver
-// out of every agent's reach for longer than a Child SA lifetime (so every Child SA is rekeyed
-// while it is gone); kill -9 of an agent; a rolling restart of all agents — these four with the
-// operator stopped, as none may need it —; then certificate renewal on every node and a CA
-// rotation (`kipsec rotate-ca --wait`), which need the signer. After the sequence, with pings: a
-// fourth node joins and is meshed with every peer; a node "reboots" (agent state dir and kernel
-// XFRM state wiped, so a new key, a new certificate and new SPIs) and is meshed again without its
-// peers waiting for their DPD — it connects with INITIAL_CONTACT and the peers replace their stale
-// IKE SA —; a node whose Node object is deleted leaves nothing of itself in any peer's kernel.
+// step, packets sent/received and the longest gap printed, and no lost ping, no stream error, no
+// /proc/net/xfrm_stat counter moved, and (a capture of the whole sequence) no pod packet in clear:
+// Child SA and IKE SA rekeys from both sides, kill -9 of an agent and a rolling restart of all
+// agents with the operator stopped; certificate renewal on every node and a CA rotation
+// (`kipsec rotate-ca --wait`), which need the signer; then, the operator stopped again, the mesh's
+// Child SA lifetime shortened to 80 s (a live change) and the apiserver out of every agent's reach
+// for longer than that, so every Child SA is rekeyed while it is gone. (Short lifetimes only at the
+// end: an agent that is down cannot rekey, and with 80 s lives its peers' SAs would reach their
+// hard lifetime during a restart under the VM's emulation.) After the sequence, with pings: a
+// fourth node joins and is meshed with every peer, leaves when the mesh's nodeSelector stops
+// selecting it and comes back; a node "reboots" (agent state dir and kernel XFRM state wiped, so a
+// new key, a new certificate and new SPIs) and is meshed again without its peers waiting for their
+// DPD — it connects with INITIAL_CONTACT and the peers replace their stale IKE SA —; a node whose
+// Node object is deleted leaves nothing of itself in any peer's kernel.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -168,7 +172,7 @@ function untilNewIkeSas(lane: MeshLane, before: Map<string, string | undefined>,
   }, timeoutMs, async () => JSON.stringify({ before: [...before], now: [...await ikeSpis(lane)] }));
 }
 
-test('mesh operations: under continuous pings and TCP streams on every pair, rekeys, an apiserver outage longer than a Child SA lifetime, kill -9, a rolling restart, renewal on every node and a CA rotation lose nothing; then a node joins, one reboots with new keys, one is deleted', async (t) => {
+test('mesh operations: under continuous pings and TCP streams on every pair, rekeys, an apiserver outage longer than a Child SA lifetime, kill -9, a rolling restart, renewal on every node and a CA rotation lose nothing; then a node joins, leaves by nodeSelector and comes back, one reboots with new keys, one is deleted', async (t) => {
   const lane: MeshLane = await startMeshLane(t, { nodes: 4, overlay: 'none', mesh: { dpd: DPD }, label: 'churn' });
   const c = lane.cluster;
   const [a, b, cc, d] = [nodeByName(c, 'node-a'), nodeByName(c, 'node-b'), nodeByName(c, 'node-c'), nodeByName(c, 'node-d')];
