@@ -65,7 +65,8 @@ export async function reconcileMesh(ctx: Ctx, name: string): Promise<number | un
   const tr = trackPairs(mem?.pairs ?? seedPairMemory(prev, pairs.nodes.map((n) => n.name), now), pairs, now);
   const ca = ctx.ca.state;
   const r = ca?.rotation;
-  const progress = ctx.ca.progress(caNodes(ctx));
+  // Only while a rotation runs: the view of every node is not free at thousands of nodes.
+  const progress = r && r.phase !== 'Idle' ? ctx.ca.progress(caNodes(ctx)) : undefined;
   const caRotation = progress && r && r.phase !== 'Idle' ? rotationStatus(progress, r.phase === 'Trusting' ? r.nextFingerprint : ca.fingerprint, r.startedMs) : undefined;
   const st = computeMeshStatus({ ...m, ...(prev ? { status: prev } : {}) }, {
     nodes, pairs, caFingerprint: ca?.fingerprint, caRotation, since: memorySinceFn(tr.memory),
