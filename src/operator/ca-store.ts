@@ -127,7 +127,6 @@ export class CaStore {
    */
   async maintain(s: Secret, nodes: readonly NodeCaView[], minRemainingMs = 30 * 24 * 3_600_000): Promise<CaTransition> {
     const st = await this.#load(s);
-    this.#state = st;
     const now = this.#clock.now();
     const requested = s.metadata.annotations?.[ANNOTATIONS.caRotateRequested] === 'true';
     const r = st.rotation;
@@ -155,7 +154,8 @@ export class CaStore {
       next = await this.#secretFor(st.signer, r, s);
       transition = 'request-ignored';
     }
-    if (!next) return 'none';
+    // Our state moves only with what the apiserver holds: a write refused as stale (409) leaves it.
+    if (!next) { this.#state = st; return 'none'; }
     const saved = await this.#kube.update<Secret>(this.#path(), next); // resourceVersion in metadata: optimistic
     this.#state = await this.#load(saved);
     return transition;
