@@ -236,7 +236,7 @@ export class NodeAgent {
     const ph = this.#phase;
     if (this.#reauth !== 'pending' || ph.tag !== 'running') return;
     this.#reauth = 'running';
-    void reauthenticateAll(ph.agent, { clock: this.#p.clock, log: this.#p.log, spacingMs: 1_000, stopped: () => this.#isStopped() })
+    void reauthenticateAll(ph.agent, { clock: this.#p.clock, log: this.#p.log, spacingMs: 1_000, stopped: () => this.#isStopped(), self: this.#p.node, sinceMs: this.#p.clock.now() })
       .catch((e: unknown) => this.#p.log.warn({ err: errorMessage(e) }, 're-authentication after the certificate change failed'))
       .finally(() => {
         // Another certificate arrived meanwhile: once more.

@@ -26,7 +26,7 @@ test('every established mesh peer gets a re-authentication; peers not establishe
     },
   };
   const { log, lines } = logSink();
-  const r = await reauthenticateAll(agent, { clock, log, spacingMs: 1, stopped: () => false });
+  const r = await reauthenticateAll(agent, { clock, log, spacingMs: 1, stopped: () => false, self: 'node-a', sinceMs: 0 });
   assert.deepEqual(calls, ['mesh/node-b {"ike":false,"child":false,"reauth":true}', 'mesh/node-d {"ike":false,"child":false,"reauth":true}']);
   assert.deepEqual(r.started, ['mesh/node-b']);
   assert.deepEqual(r.skipped.map((s) => s.peer), ['mesh/node-c', 'mesh/node-d', 'mesh/node-e']);
@@ -41,6 +41,25 @@ test('a stopping agent starts no further re-authentication', async () => {
     peerStatuses: () => Promise.resolve([peer('node-b', 'established'), peer('node-c', 'established')]),
     rekey: (name: string) => { calls.push(name); stopped = true; return { tunnel: name, ikeSpis: '', ike: true, children: [] }; },
   };
-  await reauthenticateAll(agent, { clock, log: logSink().log, spacingMs: 1, stopped: () => stopped });
+  await reauthenticateAll(agent, { clock, log: logSink().log, spacingMs: 1, stopped: () => stopped, self: 'node-a', sinceMs: 0 });
   assert.deepEqual(calls, ['mesh/node-b']);
+});
+
+test('of each pair the end whose name sorts first goes at once; the other waits its turn and skips a pair whose IKE SA came up after its certificate changed (both ends at once leave two IKE SAs)', async () => {
+  const since = Date.now();
+  const calls: Array<{ name: string; at: number }> = [];
+  const t0 = Date.now();
+  let round = 0;
+  const agent = {
+    // node-a re-authenticated a–c (as it goes first) by the time node-c looks again; a–b it did not.
+    peerStatuses: () => Promise.resolve(round++ === 0
+      ? [peer('node-a', 'established'), peer('node-b', 'established'), peer('node-d', 'established')]
+      : [{ ...peer('node-a', 'established'), establishedAt: new Date(since + 5).toISOString() }, { ...peer('node-b', 'established'), establishedAt: new Date(since - 60_000).toISOString() }, peer('node-d', 'established')]),
+    rekey: (name: string) => { calls.push({ name, at: Date.now() - t0 }); return { tunnel: name, ikeSpis: '', ike: true, reauth: true, children: [] }; },
+  };
+  const r = await reauthenticateAll(agent, { clock, log: logSink().log, spacingMs: 5, stopped: () => false, self: 'node-c', sinceMs: since, marginMs: 50 });
+  assert.deepEqual(calls.map((c) => c.name), ['mesh/node-d', 'mesh/node-b'], 'node-d at once (node-c sorts first), node-b after the wait, node-a not at all');
+  assert.ok(calls[1]!.at >= 3 * 5 + 50, `the second end waited: ${calls[1]!.at} ms`);
+  assert.deepEqual(r.started, ['mesh/node-d', 'mesh/node-b']);
+  assert.deepEqual(r.skipped, [{ peer: 'mesh/node-a', why: 'the peer re-authenticated it after our certificate changed' }]);
 });
