@@ -17,7 +17,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { agentBundle } from '../vm/agent-harness.js';
 import { repoPath } from '../../test/lib/paths.js';
@@ -33,7 +32,7 @@ import { RESOURCES, resourcePath } from '../../src/api/kube/client.js';
 import { isNotFound } from '../../src/api/kube/errors.js';
 import { ANNOTATIONS, TRUST_BUNDLE_CONFIGMAP, TRUST_BUNDLE_KEY } from '../../src/api/names.js';
 import type { IPsecNode } from '../../src/api/types.js';
-import { pemBlocks } from '../../src/agent/peers.js';
+import { bundleFingerprints } from '../../src/agent/mesh/ca-follow.js';
 
 // Long enough that a peer's DPD cannot be what brings a rebooted node back within the test's look.
 const DPD = { interval: '30s', timeout: '60s' };
@@ -154,7 +153,7 @@ async function plaintextCapture(t: Scope, c: Cluster): Promise<{ stop(): Promise
 async function trustBundle(lane: MeshLane): Promise<{ cas: string[]; signing: string | undefined; phase: string | undefined }> {
   const cm = await lane.kube.get<{ metadata: { annotations?: Record<string, string> }; data?: Record<string, string> }>(resourcePath(RESOURCES.configMaps, { namespace: lane.install.namespace, name: TRUST_BUNDLE_CONFIGMAP }));
   return {
-    cas: pemBlocks(cm.data?.[TRUST_BUNDLE_KEY] ?? '').map((d) => createHash('sha256').update(d).digest('hex')),
+    cas: bundleFingerprints(cm.data?.[TRUST_BUNDLE_KEY] ?? ''),
     signing: cm.metadata.annotations?.[ANNOTATIONS.signingCa], phase: cm.metadata.annotations?.[ANNOTATIONS.caRotationPhase],
   };
 }

@@ -3,14 +3,13 @@
 // Secret; incident response, and tests), and with --wait follows the phases (operator/ca-rotation.ts)
 // from the trust bundle ConfigMap and the IPsecNodes until the old CA has left the bundle. The
 // progress is read from objects any agent can read too; only the request needs the Secret.
-import { createHash } from 'node:crypto';
 import { errorMessage } from '../common/errors.js';
 import { parseDurationMs } from '../common/duration.js';
 import type { KubeClient } from '../api/kube/client.js';
 import { RESOURCES, resourcePath } from '../api/kube/client.js';
 import { ANNOTATIONS, CA_SECRET, DEFAULT_NAMESPACE, TRUST_BUNDLE_CONFIGMAP, TRUST_BUNDLE_KEY } from '../api/names.js';
 import type { IPsecNode } from '../api/types.js';
-import { pemBlocks } from '../agent/peers.js';
+import { bundleFingerprints } from '../agent/mesh/ca-follow.js';
 import { nodeCaViews, rotationProgress, rotationStatus } from '../operator/ca-rotation.js';
 import { parseArgs, str, UsageError } from './args.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from './commands.js';
@@ -21,7 +20,7 @@ interface CaSecret { metadata: { annotations?: Record<string, string> }; data?: 
 
 /** The phase as the bundle ConfigMap shows it, and the CA the phase is about. */
 export function bundlePhase(b: BundleMap): { phase: 'Idle' | 'Trusting' | 'Reissuing'; signing: string | undefined; newCa: string | undefined; cas: string[] } {
-  const cas = pemBlocks(b.data?.[TRUST_BUNDLE_KEY] ?? '').map((d) => createHash('sha256').update(d).digest('hex'));
+  const cas = bundleFingerprints(b.data?.[TRUST_BUNDLE_KEY] ?? '');
   const signing = b.metadata.annotations?.[ANNOTATIONS.signingCa];
   const p = b.metadata.annotations?.[ANNOTATIONS.caRotationPhase];
   const phase = p === 'Trusting' || p === 'Reissuing' ? p : 'Idle';

@@ -67,7 +67,8 @@ export async function reconcileMesh(ctx: Ctx, name: string): Promise<number | un
   const r = ca?.rotation;
   // Only while a rotation runs: the view of every node is not free at thousands of nodes.
   const progress = r && r.phase !== 'Idle' ? ctx.ca.progress(caNodes(ctx)) : undefined;
-  const caRotation = progress && r && r.phase !== 'Idle' ? rotationStatus(progress, r.phase === 'Trusting' ? r.nextFingerprint : ca.fingerprint, r.startedMs) : undefined;
+  const caRotation = progress && r?.phase === 'Trusting' ? rotationStatus(progress, r.nextFingerprint, r.startedMs)
+    : progress && r?.phase === 'Reissuing' ? rotationStatus(progress, ca!.fingerprint, r.startedMs) : undefined;
   const st = computeMeshStatus({ ...m, ...(prev ? { status: prev } : {}) }, {
     nodes, pairs, caFingerprint: ca?.fingerprint, caRotation, since: memorySinceFn(tr.memory),
   }, now);

@@ -8,6 +8,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { errorMessage } from '../../common/errors.js';
 import type { Clock, TimerHandle } from '../../common/time.js';
 import type { Logger } from '../log.js';
+import { pemBlocks } from '../peers.js';
 
 export interface CaView {
   /** SHA-256 of each CA certificate (DER), in bundle order. */
@@ -17,6 +18,9 @@ export interface CaView {
 }
 
 const sha256 = (der: Uint8Array): string => createHash('sha256').update(der).digest('hex');
+
+/** SHA-256 of each certificate of a PEM bundle, in order (as trustedCAs and the signing-ca annotation name CAs). */
+export function bundleFingerprints(pem: string): string[] { return pemBlocks(pem).map(sha256); }
 
 /** Which bundle CAs there are and which one signed `certificate` (all DER). Unparsable CAs are skipped. */
 export function caView(certificate: Uint8Array, cas: readonly Uint8Array[]): CaView {

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { ManualClock } from '../../../src/common/time.js';
 import { createCa, createCsr, generateKeyPair, issueNodeCertificate, parseCsr } from '../../../src/pki/index.js';
 import { pemBlocks } from '../../../src/agent/peers.js';
-import { CaFollower, caView } from '../../../src/agent/mesh/ca-follow.js';
+import { bundleFingerprints, CaFollower, caView } from '../../../src/agent/mesh/ca-follow.js';
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined, child: () => quiet } as unknown as import('../../../src/agent/log.js').Logger;
 const der = (pem: string): Uint8Array => pemBlocks(pem)[0]!;
@@ -23,6 +23,7 @@ test('caView names the bundle CA whose signature the certificate carries, also w
   assert.deepEqual(caView(byOld, [newDer, oldDer]), { trusted: [fp(newDer), fp(oldDer)], issuer: fp(oldDer) });
   assert.deepEqual(caView(byNew, [newDer, oldDer]), { trusted: [fp(newDer), fp(oldDer)], issuer: fp(newDer) });
   assert.equal(caView(byNew, [oldDer]).issuer, undefined);
+  assert.deepEqual(bundleFingerprints(`${newCa.cert.toString('pem')}\n${oldCa.cert.toString('pem')}`), [fp(newDer), fp(oldDer)], 'a PEM bundle names the same CAs as caView');
   assert.deepEqual(caView(Uint8Array.of(1, 2, 3), [oldDer]), { trusted: [fp(oldDer)], issuer: undefined }, 'garbage is no certificate, not a crash');
 });
 
