@@ -6,11 +6,12 @@
 // at once. A pair the engine refuses (not established right now, or another IKE SA being
 // negotiated) is skipped.
 //
-// Both ends of a pair re-authenticating it at once (both renewed within seconds, as in a CA
-// rotation) leaves two new IKE SAs that the engine does not reconcile, and a moment without an
-// outbound SA. So of each pair the node whose name sorts first goes at once; the other waits until
-// the first has had its turn, and then skips the pair if its IKE SA came up after our certificate
-// changed (the peer's re-authentication presented our new certificate already).
+// Both ends of a pair renew within seconds in a CA rotation. Their re-authentications of the pair
+// would cross, which the engine settles (src/ike/sa/reauth.ts settleReauthCollision: one new IKE
+// SA stays), but each pair then does two handshakes where one is enough. So of each pair the node
+// whose name sorts first goes at once; the other waits until the first has had its turn, and then
+// skips the pair if its IKE SA came up after our certificate changed (the peer's
+// re-authentication presented our new certificate already).
 import { errorMessage } from '../../common/errors.js';
 import type { Clock } from '../../common/time.js';
 import type { Agent } from '../daemon.js';

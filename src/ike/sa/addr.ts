@@ -51,3 +51,12 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return (a[i] ?? 0) - (b[i] ?? 0);
   return a.length - b.length;
 }
+
+/**
+ * The rule both ends of a pair share to settle two IKE SAs that neither asked to replace the other
+ * (a simultaneous start, lifecycle.ts resolveDuplicates; crossed reauthentications, reauth.ts):
+ * the one initiated by the end with the lower address stays. True when that end is us.
+ */
+export function localIsLower(sa: { readonly local: { readonly address: string }; readonly remote: { readonly address: string } }): boolean {
+  return compareBytes(ipToBytes(sa.local.address), ipToBytes(sa.remote.address)) < 0;
+}

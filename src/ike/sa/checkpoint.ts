@@ -201,7 +201,9 @@ export function snapshotSa(sa: IkeSa): IkeSaCheckpoint | null {
 
 function reauthCheckpoint(sa: IkeSa): ReauthCheckpoint | null {
   const link = sa.reauth;
-  if (link === null) return null;
+  // A redundant SA (reauth.ts) is not kept as such: resumed, it is a plain IKE SA that its
+  // initiator deletes, or the simultaneous-start rule does.
+  if (link === null || link.tag === 'redundant') return null;
   const other = link.tag === 'replacing' ? link.old : link.successor;
   return { tag: link.tag, spi: ourSpiOf(other), ours: link.ours, failed: link.tag === 'replacing' ? [...link.failed] : [] };
 }

@@ -63,7 +63,11 @@ export type IkeSaState =
   | { readonly tag: 'init-done' }
   | { readonly tag: 'established' }
   | { readonly tag: 'rekeyed'; readonly successor: IkeSa | null }
-  | { readonly tag: 'deleting' }
+  /**
+   * `sendOn`: a duplicate's Delete is out; these Child SAs of the surviving IKE SA, held
+   * receive-only, were answered before it, so the peer has them: send on them once it is gone.
+   */
+  | { readonly tag: 'deleting'; readonly sendOn?: readonly ChildSa[] }
   | { readonly tag: 'dead' };
 
 export type ChildState =
@@ -166,7 +170,13 @@ export interface FragmentBuffer {
  */
 export type ReauthLink =
   | { readonly tag: 'replacing'; old: IkeSa; readonly ours: boolean; readonly failed: Set<string>; timer: TimerHandle | null }
-  | { readonly tag: 'superseded'; successor: IkeSa; readonly ours: boolean };
+  | { readonly tag: 'superseded'; successor: IkeSa; readonly ours: boolean }
+  /**
+   * The new IKE SA of a reauthentication that crossed the peer's and lost (reauth.ts
+   * settleReauthCollision): nobody sends on its Child SAs; its initiator deletes it (`ours`), or
+   * we do after `timer` if the peer does not.
+   */
+  | { readonly tag: 'redundant'; readonly ours: boolean; timer: TimerHandle | null };
 
 export interface IkeSa {
   /** Local serial for logs and status ordering. */

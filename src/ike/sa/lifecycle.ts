@@ -7,17 +7,17 @@ import type { DownReason, KernelChildSa } from '../ports.js';
 import { ikeFailure } from './context.js';
 import type { EngineCore } from './core.js';
 import { formatTs } from './ts.js';
-import { compareBytes, ipToBytes } from './addr.js';
+import { localIsLower } from './addr.js';
 import { ikeSpisText, type ChildSa, type IkeSa } from './ike-sa.js';
 import { REAUTH_OUTBOUND_HOLD_MS, REKEYED_SA_TIMEOUT_MS } from './defaults.js';
-import { linkPeerReauth, supersedeOldChild, unlinkReauth } from './reauth.js';
+import { deleteOwnDuplicate, dropRedundant, linkPeerReauth, markPeerDuplicate, settleReauthCollision, supersedeOldChild, unlinkReauth } from './reauth.js';
 
 export function isLive(sa: IkeSa): boolean {
   return sa.state.tag !== 'dead' && sa.state.tag !== 'rekeyed' && sa.state.tag !== 'deleting';
 }
 
 /** Another Child SA (any IKE SA of the engine) uses the same reqid and is not going away. */
-function reqidStillUsed(e: EngineCore, child: ChildSa): boolean {
+export function reqidStillUsed(e: EngineCore, child: ChildSa): boolean {
   for (const sa of e.sas.values()) for (const c of sa.children.values())
     if (c !== child && c.ref.reqid === child.ref.reqid && c.state.tag !== 'deleted' && c.state.tag !== 'deleting') return true;
   return false;
@@ -91,7 +91,13 @@ export function establish(e: EngineCore, sa: IkeSa, peer: { readonly initialCont
   const handshakeMs = Math.max(0, sa.establishedAtMs - sa.createdAtMs);
   e.emit({ type: 'ike-up', peer: sa.peer.config.name, ikeSpis: ikeSpisText(sa), suite: sa.keys?.suiteText ?? '', remote: sa.remote, natDetected: sa.natLocal || sa.natRemote, handshakeMs });
   scheduleIkeTimers(e, sa);
-  if (peer !== null && !peer.initialContact && linkPeerReauth(e, sa) !== null) awaitPeerReauth(e, sa);
+  if (peer !== null && !peer.initialContact) {
+    const crossed = settleReauthCollision(e, sa);
+    if (crossed === 'replacing' || (crossed === null && linkPeerReauth(e, sa) !== null)) awaitPeerReauth(e, sa);
+    else if (crossed === null) markPeerDuplicate(e, sa);
+  }
+  // Our reauthentication lost to the peer's while this SA was still in its handshake.
+  dropRedundant(e, sa);
   resolveDuplicates(e, sa);
 }
 
@@ -128,8 +134,11 @@ export function resolveDuplicates(e: EngineCore, sa: IkeSa): void {
   const mine = up.filter((s) => s.role === 'initiator');
   const theirs = up.filter((s) => s.role === 'responder');
   if (mine.length === 0 || theirs.length === 0) return;
-  if (compareBytes(ipToBytes(sa.local.address), ipToBytes(sa.remote.address)) < 0) return; // ours stays; the peer deletes its own
-  for (const s of mine) e.queueTask(s, { kind: 'ike-delete', reason: 'duplicate' });
+  if (localIsLower(sa)) return; // ours stays; the peer deletes its own
+  // `sa` is the peer's: after our answer to its IKE_AUTH, as the peer installs that exchange's
+  // Child SA when the answer arrives and should have it before our Delete takes ours away.
+  if (sa.role === 'responder') void e.enqueue(sa, () => { for (const s of mine) deleteOwnDuplicate(e, s); });
+  else for (const s of mine) deleteOwnDuplicate(e, s);
 }
 
 /**
@@ -138,9 +147,15 @@ export function resolveDuplicates(e: EngineCore, sa: IkeSa): void {
  * higher one); undefined when `sa` is not a duplicate.
  */
 function survivorOf(e: EngineCore, sa: IkeSa): IkeSa | undefined {
-  const keeperRole = compareBytes(ipToBytes(sa.local.address), ipToBytes(sa.remote.address)) < 0 ? 'initiator' : 'responder';
+  const keeperRole = localIsLower(sa) ? 'initiator' : 'responder';
   if (sa.role === keeperRole) return undefined;
   return e.liveSas(sa.peer.config.name).find((s) => s !== sa && s.state.tag === 'established' && s.role === keeperRole);
+}
+
+/** Our duplicate `sa` is about to be deleted: the survivor's Child SAs held receive-only now. */
+export function heldBySurvivor(e: EngineCore, sa: IkeSa): ChildSa[] {
+  const survivor = survivorOf(e, sa);
+  return survivor ? [...survivor.children.values()].filter((c) => c.outboundPending && c.state.tag === 'installed') : [];
 }
 
 /**
@@ -178,8 +193,17 @@ export function scheduleChildTimers(e: EngineCore, child: ChildSa): void {
   }));
 }
 
-/** Install in the kernel and attach to `sa`. Returns false (after reporting) when the kernel refused. */
+/**
+ * Install in the kernel and attach to `sa`. Returns false (after reporting) when the kernel refused.
+ * A redundant IKE SA's Child SA (reauth.ts) is installed receive-only: it is about to be deleted,
+ * and the peer may already have removed its side.
+ */
 export async function installChild(e: EngineCore, sa: IkeSa, child: ChildSa, install: KernelChildSa): Promise<boolean> {
+  if (sa.reauth?.tag === 'redundant' && install.outboundActive) {
+    child.outboundPending = true;
+    child.pendingOutbound = install.outbound;
+    install = { ...install, outboundActive: false };
+  }
   try {
     await e.kernel.installChildSa(install);
   } catch (err) {
@@ -216,11 +240,13 @@ export async function removeChild(e: EngineCore, sa: IkeSa, child: ChildSa, reas
   if (child.state.tag === 'deleted') return;
   for (const t of child.timers) t.cancel();
   child.timers = [];
-  const keepPolicies = reqidStillUsed(e, child) || (reason === 'dpd-timeout' && sa.peer.config.dpd.action === 'hold');
   child.state = { tag: 'deleted' };
   sa.children.delete(child.ref.inboundSpi);
   if (reason !== 'rekeyed') e.emit({ type: 'child-down', peer: child.ref.peer, child: child.ref.child, ref: child.ref, reason });
   const run = async (): Promise<void> => {
+    // Decided when the states go, not when the removal was scheduled: a successor with the same
+    // reqid may have been installed while this one lingered, and its policies are the same.
+    const keepPolicies = reqidStillUsed(e, child) || (reason === 'dpd-timeout' && sa.peer.config.dpd.action === 'hold');
     try { await e.kernel.deleteChildSa(child.ref, { keepPolicies }); } catch (err) {
       e.log?.warn({ peer: child.ref.peer, child: child.ref.child, err: errorMessage(err) }, 'kernel delete of Child SA failed');
     }
@@ -276,10 +302,13 @@ export function migrateChildren(e: EngineCore, from: IkeSa, to: IkeSa): void {
  */
 export async function teardown(e: EngineCore, sa: IkeSa, reason: DownReason): Promise<void> {
   if (sa.state.tag === 'dead') return;
+  // The peer's redundant new IKE SA (reauth.ts), deleted by either side: the peer may have sent on
+  // its Child SAs until the Delete, so their inbound states linger too (we never sent on them).
+  const linger = reason === 'reauthenticated' || (sa.reauth?.tag === 'redundant' && !sa.reauth.ours) ? e.options.rekeyDeleteDelayMs : 0;
   unlinkReauth(e, sa);
-  const linger = reason === 'reauthenticated' ? e.options.rekeyDeleteDelayMs : 0;
   const survivor = reason === 'replaced' || reason === 'peer-deleted' ? survivorOf(e, sa) : undefined;
   if (survivor) reason = 'replaced';
+  const sendOn = sa.state.tag === 'deleting' ? sa.state.sendOn ?? [] : [];
   const wasHalfOpen = sa.state.tag === 'init-done';
   const announced = sa.state.tag !== 'init-done' || sa.role === 'initiator';
   sa.state = { tag: 'dead' };
@@ -290,6 +319,9 @@ export async function teardown(e: EngineCore, sa: IkeSa, reason: DownReason): Pr
   if (reserved !== undefined) void e.track(e.kernel.releaseSpi({ local: sa.local.address, remote: sa.remote.address, spi: reserved }));
   sa.outstanding = null;
   sa.pending.length = 0;
+  // Our duplicate is gone: the survivor's Child SAs the peer had when we sent the Delete carry the
+  // traffic from now on (the others wait for their hold to end, responder.ts holdForPeerReauth).
+  for (const c of sendOn) if (c.state.tag === 'installed') await activateOutbound(e, c);
   for (const c of [...sa.children.values()]) {
     if (survivor && !sa.peer.terminated && awaitsSuccessor(survivor, c)) handOver(e, sa, c);
     else await removeChild(e, sa, c, reason, linger);

@@ -20,8 +20,18 @@
 // that started before either was up are a simultaneous start, which resolveDuplicates settles
 // (lifecycle.ts). Linked SAs are left out of that rule, unless the peer has not deleted the old SA
 // within REKEYED_SA_TIMEOUT_MS (lifecycle.ts establish).
+//
+// Both ends may reauthenticate the same IKE SA at once (a CA rotation renews every node within
+// seconds): the two IKE_SA_INITs cross, and each end sees the other's new SA come up while its own
+// reauthentication of the old SA runs. RFC 7296 settles crossed *rekeys* by nonces (§2.8.1,
+// §2.8.2) but says nothing of reauthentications; settleReauthCollision applies the rule both ends
+// already share for a simultaneous start: the new SA initiated by the end with the lower address
+// stays. The other new SA is `redundant`: no one sends on its Child SAs, its initiator deletes it,
+// and the peer that receives that Delete keeps its inbound states for the delete delay.
+import { localIsLower } from './addr.js';
 import type { EngineCore } from './core.js';
 import type { ChildSa, IkeSa } from './ike-sa.js';
+import { REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 
 /** `successor` replaces `old`; `ours`: we initiated the successor. */
 export function linkReauth(old: IkeSa, successor: IkeSa, ours: boolean): void {
@@ -41,6 +51,68 @@ export function linkPeerReauth(e: EngineCore, sa: IkeSa): IkeSa | null {
   linkReauth(old, sa, false);
   e.log?.info({ peer: sa.peer.config.name, serial: sa.serial, old: old.serial }, 'peer reauthenticates: keeping the old IKE SA until it deletes it');
   return old;
+}
+
+/**
+ * Responder: `sa` came up without INITIAL_CONTACT while we reauthenticate the IKE SA it would
+ * replace (the two reauthentications crossed). Returns what became of `sa`: `replacing` when the
+ * peer's wins (ours is given up and the old SA is linked to `sa` instead), `redundant` when ours
+ * wins, null when there was no collision.
+ */
+export function settleReauthCollision(e: EngineCore, sa: IkeSa): 'replacing' | 'redundant' | null {
+  const old = e.liveSas(sa.peer.config.name).find((o) => o !== sa && o.state.tag === 'established' && o.reauth?.tag === 'superseded' && o.reauth.ours && (o.upSerial ?? Infinity) < sa.serial);
+  if (old?.reauth?.tag !== 'superseded') return null;
+  const mine = old.reauth.successor;
+  const log = { peer: sa.peer.config.name, serial: sa.serial, ours: mine.serial, old: old.serial };
+  if (localIsLower(sa)) {
+    markRedundant(e, sa);
+    e.log?.info(log, 'reauthentications crossed: ours stays (lower address), the peer deletes its new IKE SA');
+    return 'redundant';
+  }
+  unlinkReauth(e, mine);
+  mine.reauth = { tag: 'redundant', ours: true, timer: null };
+  // Once `sa`'s IKE_AUTH is answered (see dropRedundant); not established yet: lifecycle.ts
+  // establish deletes it when it is.
+  if (mine.state.tag === 'established') void e.enqueue(sa, () => dropRedundant(e, mine));
+  linkReauth(old, sa, false);
+  e.log?.info(log, 'reauthentications crossed: the peer\'s stays (lower address), deleting ours');
+  return 'replacing';
+}
+
+/**
+ * Responder, no INITIAL_CONTACT, and nothing older for `sa` to replace: the crossing was seen late
+ * (our reauthentication already deleted the old SA) or it is a simultaneous start. When the rule
+ * keeps our SA, `sa` is redundant: held receive-only until the peer deletes it.
+ */
+export function markPeerDuplicate(e: EngineCore, sa: IkeSa): void {
+  if (!localIsLower(sa) || sa.reauth !== null) return;
+  const ours = e.liveSas(sa.peer.config.name).some((o) => o !== sa && o.role === 'initiator' && o.state.tag === 'established' && o.reauth?.tag !== 'redundant');
+  if (!ours) return;
+  markRedundant(e, sa);
+  e.log?.info({ peer: sa.peer.config.name, serial: sa.serial }, 'the peer\'s new IKE SA duplicates ours (lower address): waiting for the peer to delete it');
+}
+
+/** The peer's new SA lost: nobody sends on it; if the peer has not deleted it in time, we do. */
+function markRedundant(e: EngineCore, sa: IkeSa): void {
+  const timer = e.clock.setTimer(REKEYED_SA_TIMEOUT_MS, () => {
+    void e.enqueue(sa, () => { if (sa.reauth?.tag === 'redundant' && sa.state.tag === 'established') e.queueTask(sa, { kind: 'ike-delete', reason: 'duplicate' }); });
+  });
+  sa.reauth = { tag: 'redundant', ours: false, timer };
+}
+
+/**
+ * Our own redundant new IKE SA: delete it, with the Child SAs it would still have created. Run
+ * after the winning SA's IKE_AUTH is answered, so the peer has installed the winner's Child SA by
+ * the time our Delete makes us send on it (lifecycle.ts teardown activates the survivor).
+ */
+export function dropRedundant(e: EngineCore, sa: IkeSa): void {
+  if (sa.reauth?.tag === 'redundant' && sa.reauth.ours) deleteOwnDuplicate(e, sa);
+}
+
+/** Delete an IKE SA we initiated that another replaces; the Child SAs it has yet to create are moot. */
+export function deleteOwnDuplicate(e: EngineCore, sa: IkeSa): void {
+  for (let i = sa.pending.length - 1; i >= 0; i--) if (sa.pending[i]!.kind === 'child-create') sa.pending.splice(i, 1);
+  e.queueTask(sa, { kind: 'ike-delete', reason: 'duplicate' });
 }
 
 /**
@@ -85,6 +157,7 @@ export function unlinkReauth(e: EngineCore, sa: IkeSa): void {
   const link = sa.reauth;
   if (link === null) return;
   sa.reauth = null;
+  if (link.tag === 'redundant') { link.timer?.cancel(); return; }
   if (link.tag === 'superseded') {
     const s = link.successor;
     if (s.reauth?.tag === 'replacing' && s.reauth.old === sa) { s.reauth.timer?.cancel(); s.reauth = null; }

@@ -19,7 +19,7 @@ import type { Endpoint, KernelChildSa } from '../ports.js';
 import { ikeFailure } from './context.js';
 import type { EngineCore } from './core.js';
 import { spiHex, type ChildSa, type IkeSa } from './ike-sa.js';
-import { activateOutbound, armReauthOutboundHold, emitChildUp, establish, installChild, isLive, removeChild, teardown } from './lifecycle.js';
+import { activateOutbound, armReauthOutboundHold, emitChildUp, establish, installChild, isLive, removeChild, reqidStillUsed, teardown } from './lifecycle.js';
 import { adoptSuccessor, awaitOldIkeDelete, awaitPeerSwitch, emitRekeyed, mtuOf, newSa, retire } from './tasks.js';
 import { headerFor, sealMessage } from './wire.js';
 
@@ -45,10 +45,17 @@ export async function followPeer(e: EngineCore, sa: IkeSa): Promise<void> {
 
 /**
  * A Child SA of a peer's re-authentication (reauth.ts): installed receive-only, sent on once the
- * old IKE SA's Delete comes or REAUTH_OUTBOUND_HOLD_MS has passed, whichever is first.
+ * old IKE SA's Delete comes or REAUTH_OUTBOUND_HOLD_MS has passed, whichever is first. The same for
+ * a new Child SA whose config another Child SA of ours already carries (`replaces`: the peer gave
+ * no INITIAL_CONTACT, or it is a CREATE_CHILD_SA — crossed reauthentications seen late, a
+ * simultaneous start): until our duplicate goes (lifecycle.ts teardown) or the hold ends. The
+ * initiator installs its side only when our answer arrives. A redundant SA's are held for good
+ * (lifecycle.ts installChild).
  */
-function holdForPeerReauth(e: EngineCore, sa: IkeSa, child: ChildSa, install: KernelChildSa): KernelChildSa {
-  if (sa.reauth?.tag !== 'replacing' || sa.reauth.ours) return install;
+function holdForPeerReauth(e: EngineCore, sa: IkeSa, child: ChildSa, install: KernelChildSa, replaces: boolean): KernelChildSa {
+  if (sa.reauth?.tag === 'redundant') return install;
+  const peerReauth = sa.reauth?.tag === 'replacing' && !sa.reauth.ours;
+  if (!peerReauth && !(replaces && reqidStillUsed(e, child))) return install;
   child.outboundPending = true;
   child.pendingOutbound = install.outbound;
   armReauthOutboundHold(e, sa, child);
@@ -143,7 +150,7 @@ export async function handleRequest(e: EngineCore, sa: IkeSa, m: IkeMessage, fro
         for (const other of e.liveSas(sa.peer.config.name))
           if (other !== sa && other.state.tag === 'established' && (other.upSerial ?? Infinity) < sa.serial) await teardown(e, other, 'replaced');
       }
-      const ok = r.child ? await installChild(e, sa, r.child.sa, holdForPeerReauth(e, sa, r.child.sa, r.child.install)) : false;
+      const ok = r.child ? await installChild(e, sa, r.child.sa, holdForPeerReauth(e, sa, r.child.sa, r.child.install, !r.initialContact)) : false;
       // The kernel refused: answer without the child rather than with one we do not have.
       const reply = r.child && !ok
         ? [...r.reply.filter((x) => x.kind !== 'sa' && x.kind !== 'tsi' && x.kind !== 'tsr' && !(x.kind === 'notify' && x.type === NotifyStatus.USE_TRANSPORT_MODE)), notifyOf(NotifyError.NO_ADDITIONAL_SAS)]
@@ -166,7 +173,7 @@ export async function handleRequest(e: EngineCore, sa: IkeSa, m: IkeMessage, fro
       }
       const r = await respondCreateChild(e, sa, m);
       if (r.kind === 'refused') { sendResponse(e, sa, type, id, r.reply); if (r.failure) e.failure(sa.peer, r.failure); return; }
-      const install = r.kind === 'created' ? holdForPeerReauth(e, sa, r.child, r.install) : r.install;
+      const install = r.kind === 'created' ? holdForPeerReauth(e, sa, r.child, r.install, true) : r.install;
       if (!(await installChild(e, sa, r.child, install))) { sendResponse(e, sa, type, id, [notifyOf(NotifyError.NO_ADDITIONAL_SAS)]); return; }
       sendResponse(e, sa, type, id, r.reply);
       if (r.kind === 'created') { emitChildUp(e, r.child); return; }

@@ -19,7 +19,7 @@ import { ikeFailure } from './context.js';
 import type { EngineCore } from './core.js';
 import { FRAGMENT_MTU, REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 import { ikeSpisText, type ChildSa, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
-import { activateOutbound, emitChildUp, establish, installChild, migrateChildren, removeChild, scheduleIkeTimers, teardown } from './lifecycle.js';
+import { activateOutbound, emitChildUp, establish, heldBySurvivor, installChild, migrateChildren, removeChild, scheduleIkeTimers, teardown } from './lifecycle.js';
 import { finishReauth, moveReauthLink, noteReauthChildFailed } from './reauth.js';
 import { headerFor, sealMessage, unfragmentedHint } from './wire.js';
 
@@ -135,7 +135,8 @@ async function start(e: EngineCore, sa: IkeSa, task: Task): Promise<boolean> {
     }
     case 'ike-delete': {
       if (sa.state.tag === 'dead' || sa.state.tag === 'init-done' || sa.state.tag === 'init-sent' || sa.state.tag === 'auth-sent') return false;
-      if (task.reason === 'terminated' || task.reason === 'duplicate' || task.reason === 'reauthenticated') sa.state = { tag: 'deleting' };
+      if (task.reason === 'duplicate') sa.state = { tag: 'deleting', sendOn: heldBySurvivor(e, sa) };
+      else if (task.reason === 'terminated' || task.reason === 'reauthenticated') sa.state = { tag: 'deleting' };
       send(e, sa, task, ExchangeType.INFORMATIONAL, deleteIkePayloads());
       return true;
     }
