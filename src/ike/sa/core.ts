@@ -22,7 +22,7 @@ import type { Ctx, ResolvedOptions } from './context.js';
 import * as D from './defaults.js';
 import { identityText } from './identity.js';
 import { encodeCheckpoint, snapshotSa } from './checkpoint.js';
-import { ikeSpisText, ourSpi, spiHex, type ChildSa, type IkeSa, type PeerRuntime, type Task } from './ike-sa.js';
+import { authenticated, ikeSpisText, ourSpi, spiHex, type ChildSa, type IkeSa, type PeerRuntime, type Task } from './ike-sa.js';
 import { restoreSas, type RestoreResult } from './restore.js';
 import { linkReauth } from './reauth.js';
 import { isLive, removeChild, teardown } from './lifecycle.js';
@@ -438,6 +438,9 @@ export class EngineCore implements Ctx {
       return;
     }
     try { checkOuterPayloads(h.exchangeType, h.response, m.payloads); } catch { this.drop('payload-rules'); return; }
+    // §1.4: INFORMATIONAL exchanges follow the initial ones; on an SA not yet authenticated, a
+    // Delete or notify comes from whoever ran IKE_SA_INIT with us, so it is neither acted on nor answered.
+    if (!h.response && h.exchangeType === ExchangeType.INFORMATIONAL && !authenticated(sa)) { this.drop('unauthenticated-informational'); return; }
     if (!h.response) {
       if (sa.lastResponse !== null && h.messageId === sa.lastResponse.messageId && h.messageId + 1 === sa.expectedRequestId) {
         // §2.1 retransmitted request: resend the cached response (RFC 7383 §2.6.1: on fragment 1 only).

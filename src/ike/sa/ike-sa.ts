@@ -234,6 +234,15 @@ export interface IkeSa {
   queue: Promise<void>;
 }
 
+/**
+ * IKE_AUTH has completed on this IKE SA (or it came from one that had: rekey, checkpoint). Before
+ * that the IKE_SA_INIT keys prove only that someone ran IKE_SA_INIT (RFC 7296 §1.2, §2.15).
+ */
+export function authenticated(sa: Pick<IkeSa, 'state'>): boolean {
+  const t = sa.state.tag;
+  return t === 'established' || t === 'rekeyed' || t === 'deleting';
+}
+
 export function spiHex(spi: bigint): string { return spi.toString(16).padStart(16, '0'); }
 export function ikeSpisText(sa: Pick<IkeSa, 'spiI' | 'spiR'>): string { return `${spiHex(sa.spiI)}_i ${spiHex(sa.spiR)}_r`; }
 /** The SPI that identifies the SA for us (the one we chose). */

@@ -3,7 +3,7 @@
 // retransmissions (RFC 7296 §2.1-2.3).
 import { equalBytes, Reader } from '../../common/bytes.js';
 import type { ParseError } from '../../common/errors.js';
-import { decodeHeader } from '../codec/header.js';
+import { decodeHeader, type IkeHeader } from '../codec/header.js';
 import { encodeMessage } from '../codec/message.js';
 import { replyNotifyFor } from '../codec/payloads/notify-data.js';
 import { ExchangeType, NotifyError, NotifyStatus, ProtocolId } from '../constants.js';
@@ -63,6 +63,9 @@ function holdForPeerReauth(e: EngineCore, sa: IkeSa, child: ChildSa, install: Ke
 }
 
 export function handleInitRequest(e: EngineCore, m: IkeMessage, datagram: Uint8Array, from: Endpoint, to: Endpoint): void {
+  // §3.1: the first message has a non-zero SPIi, SPIr 0 and message ID 0; anything else is not
+  // one and gets neither an answer nor state (nor a lookup as a retransmission).
+  if (!isFirstMessage(m.header)) { e.drop('bad-init-header'); return; }
   const key = `${from.address}|${from.port}|${spiHex(m.header.initiatorSpi)}`;
   const existing = e.initIndex.get(key);
   if (existing !== undefined) {
@@ -93,6 +96,8 @@ export function handleInitRequest(e: EngineCore, m: IkeMessage, datagram: Uint8A
   });
 }
 
+function isFirstMessage(h: IkeHeader): boolean { return h.initiatorSpi !== 0n && h.responderSpi === 0n && h.messageId === 0; }
+
 /**
  * An authenticated, in-window request we cannot parse (unknown critical payload, payloads the
  * exchange does not allow, malformed inner payloads): answer with the notify the codec names
@@ -106,7 +111,7 @@ export function answerMalformed(e: EngineCore, sa: IkeSa, exchangeType: number, 
 export function answerUndecodableInit(e: EngineCore, datagram: Uint8Array, err: ParseError, from: Endpoint, to: Endpoint): boolean {
   let h;
   try { h = decodeHeader(new Reader(datagram)); } catch { return false; }
-  if (h.exchangeType !== ExchangeType.IKE_SA_INIT || h.response || h.responderSpi !== 0n || h.messageId !== 0) return false;
+  if (h.exchangeType !== ExchangeType.IKE_SA_INIT || h.response || !isFirstMessage(h)) return false;
   if (e.candidates(from, to).length === 0) return false;
   const header = { initiatorSpi: h.initiatorSpi, responderSpi: 0n, exchangeType: ExchangeType.IKE_SA_INIT, initiator: false, response: true, higherVersion: false, minorVersion: 0, messageId: 0 };
   e.ports.transport.send(encodeMessage(header, [replyNotifyFor(err)]), from, to);

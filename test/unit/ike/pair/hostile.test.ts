@@ -1,12 +1,25 @@
 // Network input never throws out of engine.receive (DESIGN.md §9): recorded messages of a real
 // handshake, mutated (bit flips, truncation, splices, header field changes) and replayed at both
 // engines in every state, only ever yield counted drops or notifies; the SAs keep working.
+// Then the hardening cases of issue 14: forged IKE_SA_INIT headers that must get nothing (no
+// half-open SA), and requests on an unauthenticated SA.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SeededRandom } from '../../../../src/common/time.js';
-import { ExchangeType, NotifyError } from '../../../../src/ike/constants.js';
-import { decodeMessage } from '../../../../src/ike/codec/message.js';
-import { mirrored, Pair } from './harness.js';
+import { DhId, ExchangeType, NotifyError, ProtocolId } from '../../../../src/ike/constants.js';
+import { encodeEncryptedMessage } from '../../../../src/ike/codec/envelope.js';
+import type { IkeHeader } from '../../../../src/ike/codec/header.js';
+import { decodeMessage, encodeMessage } from '../../../../src/ike/codec/message.js';
+import type { IkePayload } from '../../../../src/ike/codec/payload.js';
+import { createKeyShare } from '../../../../src/ike/crypto/dh.js';
+import { deriveIkeSaKeys } from '../../../../src/ike/crypto/keys.js';
+import { createSkPair } from '../../../../src/ike/crypto/sk.js';
+import { spiBytes } from '../../../../src/ike/exchanges/ike-init.js';
+import type { Endpoint } from '../../../../src/ike/ports.js';
+import { fromSaProposal, ikeSuiteOf, toSaProposals } from '../../../../src/ike/policy/convert.js';
+import { parseProposals } from '../../../../src/ike/policy/proposal.js';
+import { checkProposalReply } from '../../../../src/ike/policy/select.js';
+import { ALICE, BOB, mirrored, Pair } from './harness.js';
 
 function mutate(r: SeededRandom, d: Uint8Array): Uint8Array {
   const b = r.bytes(4);
@@ -72,4 +85,76 @@ test('an IKE_SA_INIT with an unknown critical payload is answered with UNSUPPORT
   assert.deepEqual(n ? [...n.data] : [], [200]);
   assert.equal(m.header.responderSpi, 0n);
   assert.equal(p.bob.engine.status().halfOpen, 0);
+});
+
+// ───────────── IKE_SA_INIT header checks (issue 14 #3) ─────────────
+
+function withHeader(d: Uint8Array, at: { spiI?: bigint; spiR?: bigint; messageId?: number }): Uint8Array {
+  const out = new Uint8Array(d);
+  const v = new DataView(out.buffer);
+  if (at.spiI !== undefined) v.setBigUint64(0, at.spiI);
+  if (at.spiR !== undefined) v.setBigUint64(8, at.spiR);
+  if (at.messageId !== undefined) v.setUint32(20, at.messageId);
+  return out;
+}
+
+test('IKE_SA_INIT requests with SPIi 0, a non-zero SPIr or a non-zero message ID are dropped unanswered, no half-open SA (RFC 7296 §2.6, §3.1)', async () => {
+  // Why: such a request is not a first message; answering it creates state (and traffic) for garbage.
+  const p = new Pair();
+  p.net.fate = () => 'drop';
+  p.alice.engine.initiate('to-bob');
+  await p.net.pump();
+  const req = p.net.log[0]!;
+  p.net.queue.length = 0;
+  const forged = [withHeader(req.datagram, { spiI: 0n }), withHeader(req.datagram, { spiR: 0x0102030405060708n }), withHeader(req.datagram, { messageId: 1 })];
+  for (const d of forged) await p.bob.engine.receive(d, req.from, req.to);
+  assert.equal(p.net.queue.length, 0, `no answer to a malformed IKE_SA_INIT header (${p.net.queue.length} sent)`);
+  assert.equal(p.bob.engine.status().halfOpen, 0);
+  assert.equal(p.bob.engine.status().drops['bad-init-header'], 3, JSON.stringify(p.bob.engine.status().drops));
+  await p.bob.engine.receive(req.datagram, req.from, req.to);
+  assert.equal(p.net.queue.length, 1, 'the genuine request is answered');
+  assert.equal(p.bob.engine.status().halfOpen, 1);
+});
+
+/**
+ * A bare initiator built from the codec and crypto modules, no engine: IKE_SA_INIT with bob from
+ * alice's address, then `seal` protects any request on that half-open (unauthenticated) IKE SA.
+ */
+async function bareInitiator(p: Pair): Promise<{ readonly from: Endpoint; readonly to: Endpoint; seal(exchangeType: number, messageId: number, inner: readonly IkePayload[]): Uint8Array }> {
+  const from = { address: ALICE, port: 500 }; const to = { address: BOB, port: 500 };
+  const proposals = parseProposals(['aes256gcm16-prfsha256-x25519'], 'ike');
+  const random = new SeededRandom(77);
+  const share = createKeyShare(DhId.CURVE25519, { random });
+  const ni = random.bytes(32);
+  const spiI = 0x1122334455667788n;
+  const header = (exchangeType: number, spiR: bigint, messageId: number): IkeHeader => ({ initiatorSpi: spiI, responderSpi: spiR, exchangeType, initiator: true, response: false, higherVersion: false, minorVersion: 0, messageId });
+  const init = encodeMessage(header(ExchangeType.IKE_SA_INIT, 0n, 0), [
+    { kind: 'sa', proposals: toSaProposals(proposals) }, { kind: 'ke', group: DhId.CURVE25519, data: share.publicValue }, { kind: 'nonce', data: ni },
+  ]);
+  await p.bob.engine.receive(init, from, to);
+  const answer = p.net.queue.shift();
+  assert.ok(answer !== undefined, 'bob answered IKE_SA_INIT');
+  const m = decodeMessage(answer.datagram);
+  const sa = m.first('sa'); const ke = m.first('ke'); const nr = m.first('nonce');
+  assert.ok(sa && ke && nr, 'a full IKE_SA_INIT response');
+  const check = checkProposalReply(proposals, sa.proposals.map(fromSaProposal));
+  assert.ok(check.ok, 'bob chose our proposal');
+  const spiR = m.header.responderSpi;
+  const suite = ikeSuiteOf(check.proposal);
+  const raw = deriveIkeSaKeys({ suite, sharedSecret: share.computeSharedSecret(ke.data), ni, nr: nr.data, spiI: spiBytes(spiI), spiR: spiBytes(spiR) });
+  const out = createSkPair(suite, raw, 'initiator', random).outbound;
+  return { from, to, seal: (t, id, inner) => encodeEncryptedMessage(header(t, spiR, id), inner, out) };
+}
+
+test('an INFORMATIONAL on a half-open IKE SA is dropped: no answer, no Delete acted on, before IKE_AUTH (RFC 7296 §1.4)', async () => {
+  // Why: IKE_SA_INIT keys authenticate nobody; whoever ran it must not delete or probe the SA.
+  const p = new Pair();
+  const ini = await bareInitiator(p);
+  assert.equal(p.bob.engine.status().halfOpen, 1);
+  const deleteIke: IkePayload = { kind: 'delete', protocolId: ProtocolId.IKE, spis: [] };
+  await p.bob.engine.receive(ini.seal(ExchangeType.INFORMATIONAL, 1, [deleteIke]), ini.from, ini.to);
+  await p.bob.engine.receive(ini.seal(ExchangeType.INFORMATIONAL, 1, []), ini.from, ini.to);
+  assert.equal(p.net.queue.length, 0, `no answer on a half-open SA (${p.net.queue.length} sent)`);
+  assert.equal(p.bob.engine.status().halfOpen, 1, 'the half-open SA is still there');
+  assert.equal(p.bob.engine.status().drops['unauthenticated-informational'], 2, JSON.stringify(p.bob.engine.status().drops));
 });
