@@ -29,7 +29,7 @@ import { isLive, removeChild, teardown } from './lifecycle.js';
 import { answerMalformed, answerUndecodableInit, followPeer, handleInitRequest, handleRequest } from './responder.js';
 import { handleResponse, queueTask, startInitiator } from './tasks.js';
 import { formatTs, parseTs, toPortTs } from './ts.js';
-import { openMessage } from './wire.js';
+import { openMessage, verifyRetransmission } from './wire.js';
 import { pooledRandom } from './random-pool.js';
 
 export class EngineCore implements Ctx {
@@ -443,9 +443,13 @@ export class EngineCore implements Ctx {
     if (!h.response && h.exchangeType === ExchangeType.INFORMATIONAL && !authenticated(sa)) { this.drop('unauthenticated-informational'); return; }
     if (!h.response) {
       if (sa.lastResponse !== null && h.messageId === sa.lastResponse.messageId && h.messageId + 1 === sa.expectedRequestId) {
-        // §2.1 retransmitted request: resend the cached response (RFC 7383 §2.6.1: on fragment 1 only).
+        // §2.1 retransmitted request: resend the cached response (RFC 7383 §2.6.1: on fragment 1
+        // only), once the datagram verifies, so a forged one with a seen message ID gets nothing.
         const env = m.encrypted();
-        if (env?.kind === 'sk' || (env?.kind === 'skf' && env.fragmentNumber === 1)) for (const d of sa.lastResponse.datagrams) this.ports.transport.send(d, from, to);
+        if (env?.kind === 'sk' || (env?.kind === 'skf' && env.fragmentNumber === 1)) {
+          try { verifyRetransmission(sa, m, datagram); } catch (e) { this.drop(e instanceof IntegrityError ? 'integrity' : 'malformed'); return; }
+          for (const d of sa.lastResponse.datagrams) this.ports.transport.send(d, from, to);
+        }
         this.drop('retransmitted-request');
         return;
       }

@@ -54,6 +54,20 @@ export function unfragmentedHint(sa: IkeSa, exchangeType: number, datagrams: rea
   return `; it was one ${ipBytes}-byte IP packet (over ${limit}) because ${why}, so it crossed the path as IP fragments, which some paths drop`;
 }
 
+/**
+ * Throws unless `message`, which carries the message ID of our cached response, verifies under
+ * the peer's key (RFC 7296 §2.1: a retransmission is bitwise identical, so a genuine one does).
+ * The header is visible on the wire: resending on it alone would let anyone reflect the response
+ * at us or elsewhere. Only SK messages and SKF fragment 1 are checked (RFC 7383 §2.6.1: the other
+ * fragments trigger nothing).
+ */
+export function verifyRetransmission(sa: IkeSa, message: IkeMessage, datagram: Uint8Array): void {
+  const keys = sa.keys;
+  const env = message.encrypted();
+  if (keys === null || env === undefined) throw new IkeCodecError('ERR_IKE_NO_SK', 'retransmission without keys or SK payload', 0);
+  keys.in.decrypt(env.body, sealedPrefix(datagram, env));
+}
+
 export type OpenResult =
   | { readonly kind: 'message'; readonly message: IkeMessage }
   | { readonly kind: 'partial' }

@@ -1,12 +1,12 @@
 // Network input never throws out of engine.receive (DESIGN.md §9): recorded messages of a real
 // handshake, mutated (bit flips, truncation, splices, header field changes) and replayed at both
 // engines in every state, only ever yield counted drops or notifies; the SAs keep working.
-// Then the hardening cases of issue 14: forged IKE_SA_INIT headers that must get nothing (no
-// half-open SA), and requests on an unauthenticated SA.
+// Then the hardening cases of issue 14: forged headers and datagrams that must get nothing (no
+// half-open SA, no cached response resent), and requests on an unauthenticated SA.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SeededRandom } from '../../../../src/common/time.js';
-import { DhId, ExchangeType, NotifyError, ProtocolId } from '../../../../src/ike/constants.js';
+import { DhId, ExchangeType, NotifyError, PayloadType, ProtocolId } from '../../../../src/ike/constants.js';
 import { encodeEncryptedMessage } from '../../../../src/ike/codec/envelope.js';
 import type { IkeHeader } from '../../../../src/ike/codec/header.js';
 import { decodeMessage, encodeMessage } from '../../../../src/ike/codec/message.js';
@@ -19,7 +19,7 @@ import type { Endpoint } from '../../../../src/ike/ports.js';
 import { fromSaProposal, ikeSuiteOf, toSaProposals } from '../../../../src/ike/policy/convert.js';
 import { parseProposals } from '../../../../src/ike/policy/proposal.js';
 import { checkProposalReply } from '../../../../src/ike/policy/select.js';
-import { ALICE, BOB, mirrored, Pair } from './harness.js';
+import { ALICE, BOB, mirrored, Pair, type Packet } from './harness.js';
 
 function mutate(r: SeededRandom, d: Uint8Array): Uint8Array {
   const b = r.bytes(4);
@@ -157,4 +157,41 @@ test('an INFORMATIONAL on a half-open IKE SA is dropped: no answer, no Delete ac
   assert.equal(p.net.queue.length, 0, `no answer on a half-open SA (${p.net.queue.length} sent)`);
   assert.equal(p.bob.engine.status().halfOpen, 1, 'the half-open SA is still there');
   assert.equal(p.bob.engine.status().drops['unauthenticated-informational'], 2, JSON.stringify(p.bob.engine.status().drops));
+});
+
+// ───────────── the response cache (issue 14 #7) ─────────────
+
+test('a forged request with the message ID of a cached response gets nothing; the genuine retransmission gets the cached response (RFC 7296 §2.1)', async () => {
+  // Why: the header (SPIs, message ID) is visible on the wire; resending on it alone lets anyone
+  // make the responder send its (larger) cached response anywhere, as often as they like.
+  const p = new Pair();
+  await p.connect();
+  const req = p.net.log.find((x) => x.exchange === ExchangeType.IKE_AUTH && !x.response)!;
+  const resp = p.net.log.find((x) => x.exchange === ExchangeType.IKE_AUTH && x.response)!;
+  const flipped = new Uint8Array(req.datagram); flipped[flipped.length - 1]! ^= 1;
+  const garbage = new Uint8Array(req.datagram); garbage.set(new SeededRandom(5).bytes(garbage.length - 32), 32);
+  const before = p.bob.engine.status().drops['integrity'] ?? 0;
+  for (const d of [flipped, garbage]) await p.bob.engine.receive(d, req.from, req.to);
+  assert.equal(p.net.queue.length, 0, `forged copies get no response (${p.net.queue.length} sent)`);
+  assert.equal((p.bob.engine.status().drops['integrity'] ?? 0) - before, 2, JSON.stringify(p.bob.engine.status().drops));
+  await p.bob.engine.receive(req.datagram, req.from, req.to);
+  assert.equal(p.net.queue.length, 1, 'the retransmitted request gets the cached response');
+  assert.deepEqual(p.net.queue[0]!.datagram, resp.datagram);
+});
+
+const fragmentNumber = (x: Packet): number => new DataView(x.datagram.buffer, x.datagram.byteOffset).getUint16(32);
+
+test('a retransmitted fragmented request gets every cached response fragment on fragment 1 only; a forged fragment 1 gets nothing (RFC 7383 §2.6.1)', async () => {
+  const p = new Pair({ auth: 'cert', alice: { fragmentMtu: 576 }, bob: { fragmentMtu: 576 } });
+  await p.connect();
+  const auth = p.net.log.filter((x) => x.exchange === ExchangeType.IKE_AUTH);
+  const req = auth.filter((x) => !x.response); const resp = auth.filter((x) => x.response);
+  assert.ok(req.length >= 2 && req.every((x) => x.firstPayload === PayloadType.SKF), `request in ${req.length} fragments`);
+  const first = req.find((x) => fragmentNumber(x) === 1)!; const second = req.find((x) => fragmentNumber(x) === 2)!;
+  const forged = new Uint8Array(first.datagram); forged[forged.length - 1]! ^= 1;
+  await p.bob.engine.receive(forged, first.from, first.to);
+  await p.bob.engine.receive(second.datagram, second.from, second.to);
+  assert.equal(p.net.queue.length, 0, `a forged fragment 1 and a genuine fragment 2 get nothing (${p.net.queue.length} sent)`);
+  await p.bob.engine.receive(first.datagram, first.from, first.to);
+  assert.deepEqual(p.net.queue.map((x) => x.datagram), resp.map((x) => x.datagram));
 });
