@@ -47,10 +47,10 @@ function installKeys(ctx: Ctx, old: IkeSa, sa: IkeSa, sel: SelectedProposal, sui
   sa.selected = sel; sa.ni = ni; sa.nr = nr;
 }
 
-/** Initiator: SA with our new SPI, Ni, KEi in the current IKE SA's group. */
-export function buildIkeRekeyRequest(ctx: Ctx, sa: IkeSa): { payloads: IkePayload[]; scratch: IkeRekeyScratch } {
+/** Initiator: SA with our new SPI, Ni, KEi in the current IKE SA's group (or the one the peer asked for). */
+export function buildIkeRekeyRequest(ctx: Ctx, sa: IkeSa, wanted?: number): { payloads: IkePayload[]; scratch: IkeRekeyScratch } {
   const spi = ctx.newIkeSpi();
-  const group = sa.keys!.dhGroup;
+  const group = wanted ?? sa.keys!.dhGroup;
   const share = createKeyShare(group, { random: ctx.random, allowWeak: sa.peer.config.ike.allowWeak ?? false });
   const ni = ctx.random.bytes(NONCE_BYTES);
   const payloads: IkePayload[] = [
@@ -63,14 +63,17 @@ export function buildIkeRekeyRequest(ctx: Ctx, sa: IkeSa): { payloads: IkePayloa
 
 export type IkeRekeyCompletion =
   | { readonly ok: true; readonly sa: IkeSa }
-  | { readonly ok: false; readonly failure: IkeFailure; readonly temporary: boolean };
+  /** `retryGroup`: the KE method an INVALID_KE_PAYLOAD asked for (invalid-ke.ts decides). */
+  | { readonly ok: false; readonly failure: IkeFailure; readonly temporary: boolean; readonly retryGroup?: number };
 
 /** Initiator: the response; builds the new IKE SA (not yet registered or active). */
 export function completeIkeRekey(ctx: Ctx, old: IkeSa, s: IkeRekeyScratch, m: IkeMessage): IkeRekeyCompletion {
   const err = m.errorNotifies()[0];
   if (err !== undefined) {
     const temporary = err.type === NotifyError.TEMPORARY_FAILURE;
-    return { ok: false, temporary, failure: ikeFailure({ code: temporary ? 'ERR_IKE_REKEY_TEMPORARY' : 'ERR_IKE_REKEY_REFUSED', notify: notifyName(err.type), origin: 'remote', exchange: 'CREATE_CHILD_SA', message: 'peer refused the IKE SA rekey' }) };
+    const failure = ikeFailure({ code: temporary ? 'ERR_IKE_REKEY_TEMPORARY' : 'ERR_IKE_REKEY_REFUSED', notify: notifyName(err.type), origin: 'remote', exchange: 'CREATE_CHILD_SA', message: 'peer refused the IKE SA rekey' });
+    if (err.type === NotifyError.INVALID_KE_PAYLOAD && err.data.length === 2) return { ok: false, temporary, failure, retryGroup: (err.data[0]! << 8) | err.data[1]! };
+    return { ok: false, temporary, failure };
   }
   const bad = (message: string): IkeRekeyCompletion => ({ ok: false, temporary: false, failure: ikeFailure({ code: 'ERR_IKE_BAD_REKEY_REPLY', message, origin: 'remote', exchange: 'CREATE_CHILD_SA' }) });
   const saP = m.first('sa'); const ke = m.first('ke'); const nonce = m.first('nonce');

@@ -117,7 +117,8 @@ export type Task =
   | { readonly kind: 'child-create'; readonly child: ChildRuntime; readonly group?: number }
   | { readonly kind: 'child-rekey'; readonly old: ChildSa; readonly group?: number }
   | { readonly kind: 'child-delete'; readonly child: ChildSa; readonly reason: 'rekeyed' | 'terminated' | 'redundant' | 'hard-lifetime' }
-  | { readonly kind: 'ike-rekey' }
+  /** `group`: as for child-create, the KE method the peer asked for (RFC 7296 §1.3.2), once. */
+  | { readonly kind: 'ike-rekey'; readonly group?: number }
   /**
    * `duplicate`: one of two IKE SAs from a simultaneous start (see lifecycle.ts resolveDuplicates);
    * `reauthenticated`: the old IKE SA once its reauthentication is complete (reauth.ts).

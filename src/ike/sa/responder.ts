@@ -20,7 +20,8 @@ import { ikeFailure } from './context.js';
 import type { EngineCore } from './core.js';
 import { spiHex, type ChildSa, type IkeSa } from './ike-sa.js';
 import { activateOutbound, armReauthOutboundHold, emitChildUp, establish, installChild, isLive, removeChild, reqidStillUsed, teardown } from './lifecycle.js';
-import { adoptSuccessor, awaitOldIkeDelete, awaitPeerSwitch, emitRekeyed, mtuOf, newSa, retire } from './tasks.js';
+import { awaitPeerSwitch, emitRekeyed } from './child-tasks.js';
+import { adoptSuccessor, awaitOldIkeDelete, mtuOf, newSa, retire } from './tasks.js';
 import { headerFor, sealMessage } from './wire.js';
 
 /**

@@ -6,20 +6,21 @@ import { ExchangeType, NotifyError } from '../constants.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { notify } from '../codec/payloads/notify.js';
-import { acceptsDhGroup, preferredDhGroup } from '../policy/convert.js';
-import { completeChildInitiator } from '../exchanges/child-sa.js';
+import { preferredDhGroup } from '../policy/convert.js';
 import { ourRekeyLoses } from '../exchanges/collision.js';
 import { buildCreateChildRequest } from '../exchanges/create-child.js';
 import { buildAuthRequest, consumeAuthResponse } from '../exchanges/ike-auth.js';
 import { consumeInitResponse, startInit } from '../exchanges/ike-init.js';
 import { buildIkeRekeyRequest, completeIkeRekey } from '../exchanges/ike-rekey.js';
+import { keRetry } from '../exchanges/invalid-ke.js';
 import { deleteChildPayloads, deleteIkePayloads } from '../exchanges/informational.js';
 import type { DownReason } from '../ports.js';
+import { abandonChild, onChildCreate, onChildRekey, releaseSpi } from './child-tasks.js';
 import { ikeFailure } from './context.js';
 import type { EngineCore } from './core.js';
 import { FRAGMENT_MTU, REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from './defaults.js';
-import { ikeSpisText, type ChildSa, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
-import { activateOutbound, emitChildUp, establish, heldBySurvivor, installChild, migrateChildren, removeChild, scheduleIkeTimers, teardown } from './lifecycle.js';
+import { ikeSpisText, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
+import { emitChildUp, establish, heldBySurvivor, installChild, migrateChildren, removeChild, scheduleIkeTimers, teardown } from './lifecycle.js';
 import { finishReauth, moveReauthLink, noteReauthChildFailed } from './reauth.js';
 import { headerFor, sealMessage, unfragmentedHint } from './wire.js';
 
@@ -129,7 +130,7 @@ async function start(e: EngineCore, sa: IkeSa, task: Task): Promise<boolean> {
         if (established) sa.timers.rekey = e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, task)); });
         return false;
       }
-      const { payloads, scratch } = buildIkeRekeyRequest(e, sa);
+      const { payloads, scratch } = buildIkeRekeyRequest(e, sa, task.group);
       send(e, sa, task, ExchangeType.CREATE_CHILD_SA, payloads, { ikeRekey: scratch });
       return true;
     }
@@ -210,11 +211,6 @@ export function adoptSuccessor(e: EngineCore, old: IkeSa, successor: IkeSa): voi
   if (successor.pending.length > 0) void e.enqueue(successor, () => next(e, successor));
 }
 
-function releaseSpi(e: EngineCore, sa: IkeSa, spi: number | undefined): void {
-  if (spi === undefined) return;
-  void e.track(e.kernel.releaseSpi({ local: sa.local.address, remote: sa.remote.address, spi }));
-}
-
 export async function handleResponse(e: EngineCore, sa: IkeSa, m: IkeMessage, datagram: Uint8Array): Promise<void> {
   const o = sa.outstanding;
   if (o === null) return;
@@ -230,7 +226,7 @@ export async function handleResponse(e: EngineCore, sa: IkeSa, m: IkeMessage, da
       if (task.reason === 'rekeyed') await removeChild(e, sa, task.child, 'rekeyed', e.options.rekeyDeleteDelayMs);
       else if (task.reason === 'terminated') await removeChild(e, sa, task.child, 'terminated');
       break;
-    case 'ike-rekey': await onIkeRekey(e, sa, m, o); break;
+    case 'ike-rekey': await onIkeRekey(e, sa, m, o, task); break;
     case 'ike-delete':
       if (task.reason === 'terminated') await teardown(e, sa, 'terminated');
       else if (task.reason === 'duplicate') await teardown(e, sa, 'replaced');
@@ -298,106 +294,7 @@ async function onAuth(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding): 
   for (const c of sa.peer.children.slice(1)) sa.pending.push({ kind: 'child-create', child: c });
 }
 
-/** RFC 7296 §1.3: INVALID_KE_PAYLOAD in CREATE_CHILD_SA names the group to retry with, once. */
-function keRetry(child: PeerRuntime['children'][number], tried: number | undefined, wanted: number | undefined): number | undefined {
-  if (wanted === undefined || tried !== undefined || !acceptsDhGroup(child.espProposals, wanted)) return undefined;
-  return wanted;
-}
-
-async function onChildCreate(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding, task: Extract<Task, { kind: 'child-create' }>): Promise<void> {
-  const child = task.child;
-  const r = completeChildInitiator(e, sa, child, o.child!, m, { inIkeAuth: false, exchange: 'CREATE_CHILD_SA' });
-  if (!r.ok) {
-    releaseSpi(e, sa, o.child?.spi);
-    const g = keRetry(child, task.group, r.retryGroup);
-    if (g !== undefined) { sa.pending.unshift({ kind: 'child-create', child, group: g }); return; }
-    if (r.temporary) { e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'child-create', child })); }); return; }
-    e.failure(sa.peer, r.failure);
-    noteReauthChildFailed(sa, child.config.name);
-    return;
-  }
-  if (await installChild(e, sa, r.child, r.install)) emitChildUp(e, r.child);
-  else abandonChild(e, sa, r.child, { kind: 'child-create', child });
-}
-
-/**
- * Our kernel refused a Child SA the peer has installed (installChild reported why): delete it at
- * the peer, where it would swallow traffic, and negotiate again later (strongSwan deletes it too).
- */
-function abandonChild(e: EngineCore, sa: IkeSa, child: ChildSa, retry: Task): void {
-  noteReauthChildFailed(sa, child.ref.child);
-  sa.pending.push({ kind: 'child-delete', child, reason: 'redundant' });
-  e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, retry)); });
-}
-
-/**
- * The peer rekeyed `old` (a plain rekey we answered, or a collision whose winner is the peer's,
- * §2.8.1): `successor` is installed here inbound-only. Keep sending on `old` until the peer
- * deletes it: the peer installs its SA when our answer arrives, which can be after our own
- * exchange has ended, so switching now can send into an SA the peer does not have yet. The Delete
- * switches over (responder.ts); without one, we switch after REKEYED_SA_TIMEOUT_MS.
- */
-export function awaitPeerSwitch(e: EngineCore, sa: IkeSa, old: ChildSa, successor: ChildSa): void {
-  old.timers.push(e.clock.setTimer(REKEYED_SA_TIMEOUT_MS, () => {
-    void e.enqueue(sa, async () => {
-      const owner = e.ownerOf(old);
-      if (!owner || old.state.tag !== 'rekeyed') return;
-      await activateOutbound(e, successor);
-      await removeChild(e, owner, old, 'rekeyed');
-    });
-  }));
-}
-
-export function emitRekeyed(e: EngineCore, old: ChildSa, successor: ChildSa): void {
-  e.emit({ type: 'child-rekeyed', peer: old.ref.peer, child: old.ref.child, old: old.ref, ref: successor.ref, suite: successor.suiteText });
-}
-
-async function onChildRekey(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding, task: Extract<Task, { kind: 'child-rekey' }>): Promise<void> {
-  const old = task.old;
-  const scratch = o.child!;
-  const r = completeChildInitiator(e, sa, old.runtime, scratch, m, { inIkeAuth: false, exchange: 'CREATE_CHILD_SA' });
-  const collision = old.collision;
-  old.collision = null;
-  if (!r.ok) {
-    releaseSpi(e, sa, scratch.spi);
-    if (collision && old.state.tag !== 'deleted') {
-      // Our rekey failed but the peer's went through: its SA is the successor (§2.8.1).
-      old.state = { tag: 'rekeyed', successor: collision.peerSa };
-      awaitPeerSwitch(e, sa, old, collision.peerSa);
-      emitRekeyed(e, old, collision.peerSa);
-      return;
-    }
-    if (old.state.tag !== 'rekeying') return; // deleted meanwhile (§2.25.1)
-    old.state = { tag: 'installed' };
-    const g = keRetry(old.runtime, task.group, r.retryGroup);
-    if (g !== undefined) { sa.pending.unshift({ kind: 'child-rekey', old, group: g }); return; }
-    if (!r.temporary) e.failure(sa.peer, r.failure);
-    e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'child-rekey', old })); });
-    return;
-  }
-  const fresh = r.child;
-  if (old.state.tag === 'deleted') {
-    // The peer deleted the old SA while we rekeyed it: keep the new one as a plain child.
-    if (await installChild(e, sa, fresh, r.install)) emitChildUp(e, fresh);
-    else abandonChild(e, sa, fresh, { kind: 'child-create', child: old.runtime });
-    return;
-  }
-  if (collision && ourRekeyLoses([scratch.ni, fresh.nr], collision.nonces)) {
-    // §2.8.1: our new SA holds the lowest nonce; it is redundant and we delete it.
-    releaseSpi(e, sa, scratch.spi);
-    old.state = { tag: 'rekeyed', successor: collision.peerSa };
-    awaitPeerSwitch(e, sa, old, collision.peerSa);
-    emitRekeyed(e, old, collision.peerSa);
-    sa.pending.push({ kind: 'child-delete', child: fresh, reason: 'redundant' });
-    return;
-  }
-  if (!(await installChild(e, sa, fresh, r.install))) { old.state = { tag: 'installed' }; abandonChild(e, sa, fresh, { kind: 'child-rekey', old }); return; }
-  old.state = { tag: 'rekeyed', successor: fresh };
-  emitRekeyed(e, old, fresh);
-  sa.pending.push({ kind: 'child-delete', child: old, reason: 'rekeyed' });
-}
-
-async function onIkeRekey(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding): Promise<void> {
+async function onIkeRekey(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding, task: Extract<Task, { kind: 'ike-rekey' }>): Promise<void> {
   const scratch = o.ikeRekey!;
   const r = completeIkeRekey(e, sa, scratch, m);
   const collision = sa.ikeCollision;
@@ -405,7 +302,15 @@ async function onIkeRekey(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstandin
   if (!r.ok) {
     // Ours failed, the peer's went through: its SA is the successor, and the peer deletes the old one.
     if (collision) { adoptSuccessor(e, sa, collision.peerSa); awaitOldIkeDelete(e, sa); return; }
-    if (!r.temporary) e.failure(sa.peer, r.failure);
+    let failure = r.failure;
+    if (r.retryGroup !== undefined) {
+      // §1.3.2: repeat the rekey at once with the group the peer named, once (invalid-ke.ts).
+      const k = keRetry({ proposals: sa.peer.ikeProposals, sent: scratch.share.group, retried: task.group !== undefined, wanted: r.retryGroup, what: 'the IKE SA rekey' });
+      if (k.kind === 'retry') { sa.pending.unshift({ kind: 'ike-rekey', group: k.group }); return; }
+      failure = k.failure;
+    }
+    // Like any refused rekey: the IKE SA still works, try again later from its own group.
+    if (!r.temporary) e.failure(sa.peer, failure);
     if (sa.state.tag === 'established') sa.timers.rekey = e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'ike-rekey' })); });
     return;
   }

@@ -2,7 +2,8 @@
 // handshake, mutated (bit flips, truncation, splices, header field changes) and replayed at both
 // engines in every state, only ever yield counted drops or notifies; the SAs keep working.
 // Then the hardening cases of issue 14: forged headers and datagrams that must get nothing (no
-// half-open SA, no cached response resent), and requests on an unauthenticated SA.
+// half-open SA, no cached response resent), requests on an unauthenticated SA, and peers that
+// answer a CREATE_CHILD_SA with INVALID_KE_PAYLOAD (retried once with their group, then a clear error).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SeededRandom } from '../../../../src/common/time.js';
@@ -15,11 +16,12 @@ import { createKeyShare } from '../../../../src/ike/crypto/dh.js';
 import { deriveIkeSaKeys } from '../../../../src/ike/crypto/keys.js';
 import { createSkPair } from '../../../../src/ike/crypto/sk.js';
 import { spiBytes } from '../../../../src/ike/exchanges/ike-init.js';
-import type { Endpoint } from '../../../../src/ike/ports.js';
+import { keRetry } from '../../../../src/ike/exchanges/invalid-ke.js';
+import type { Endpoint, IkeEvent } from '../../../../src/ike/ports.js';
 import { fromSaProposal, ikeSuiteOf, toSaProposals } from '../../../../src/ike/policy/convert.js';
 import { parseProposals } from '../../../../src/ike/policy/proposal.js';
 import { checkProposalReply } from '../../../../src/ike/policy/select.js';
-import { ALICE, BOB, mirrored, Pair, type Packet } from './harness.js';
+import { ALICE, BOB, child, mirrored, Pair, type Packet, type Side } from './harness.js';
 
 function mutate(r: SeededRandom, d: Uint8Array): Uint8Array {
   const b = r.bytes(4);
@@ -194,4 +196,100 @@ test('a retransmitted fragmented request gets every cached response fragment on 
   assert.equal(p.net.queue.length, 0, `a forged fragment 1 and a genuine fragment 2 get nothing (${p.net.queue.length} sent)`);
   await p.bob.engine.receive(first.datagram, first.from, first.to);
   assert.deepEqual(p.net.queue.map((x) => x.datagram), resp.map((x) => x.datagram));
+});
+
+// ───────────── INVALID_KE_PAYLOAD in CREATE_CHILD_SA (issue 14 #1) ─────────────
+
+const ccsa = (p: Pair, from: string): Packet[] => p.net.log.filter((x) => x.exchange === ExchangeType.CREATE_CHILD_SA && !x.response && x.from.address === from);
+const errors = (s: Side): Extract<IkeEvent, { type: 'error' }>[] => s.events.filter((e): e is Extract<IkeEvent, { type: 'error' }> => e.type === 'error');
+const ikeOnly = (s: Side, proposals: string[]): void => s.engine.addPeer({ ...s.config, ike: { ...s.config.ike, proposals } });
+
+test('an IKE SA rekey answered with INVALID_KE_PAYLOAD is retried once with the group the peer asked for (RFC 7296 §1.3.2, §2.7)', async () => {
+  const p = new Pair({ ike: ['aes256gcm16-prfsha256-x25519-ecp256'] });
+  await p.connect();
+  assert.equal(p.alice.engine.status().peers[0]?.ike?.suite, 'aes256gcm16-prfsha256-x25519');
+  ikeOnly(p.bob, ['aes256gcm16-prfsha256-ecp256']); // bob's new config: only ECP-256 from the next rekey on
+  /* CREATE_CHILD_SA { SA, Ni, KEi(x25519) } --> <-- { N(INVALID_KE_PAYLOAD(ecp256)) }; { SA, Ni, KEi(ecp256) } --> <-- { SA, Nr, KEr } */
+  p.alice.engine.rekey('to-bob', { ike: true });
+  await p.net.pump();
+  assert.equal(ccsa(p, ALICE).length, 2, 'the request, then one retry');
+  const rekeyed = p.alice.events.find((e) => e.type === 'ike-rekeyed');
+  assert.equal(rekeyed?.type === 'ike-rekeyed' ? rekeyed.suite : '', 'aes256gcm16-prfsha256-ecp256');
+  assert.deepEqual(errors(p.alice), []);
+  await p.advance(60_000);
+  assert.equal(ccsa(p, ALICE).length, 2, 'nothing more');
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
+});
+
+test('a peer asking for yet another group after our retry gets no third try: one ERR_IKE_INVALID_KE, the next attempt only after the rekey retry delay (RFC 7296 §1.3.2)', async () => {
+  const p = new Pair({ ike: ['aes256gcm16-prfsha256-x25519-ecp256-ecp384'] });
+  await p.connect();
+  ikeOnly(p.bob, ['aes256gcm16-prfsha256-ecp256']);
+  // Hold alice's retry until bob's config moves on to ECP-384: its answer is INVALID_KE_PAYLOAD again.
+  p.net.fate = (x) => (x.exchange === ExchangeType.CREATE_CHILD_SA && !x.response && ccsa(p, ALICE).length === 2 ? 'hold' : 'deliver');
+  p.alice.engine.rekey('to-bob', { ike: true });
+  await p.net.pump();
+  ikeOnly(p.bob, ['aes256gcm16-prfsha256-ecp384']);
+  p.net.fate = () => 'deliver';
+  p.net.releaseHeld();
+  await p.net.pump();
+  assert.equal(ccsa(p, ALICE).length, 2);
+  const errs = errors(p.alice);
+  assert.deepEqual(errs.map((e) => [e.error.code, e.error.notify, e.error.exchange]), [['ERR_IKE_INVALID_KE', 'INVALID_KE_PAYLOAD', 'CREATE_CHILD_SA']]);
+  assert.match(errs[0]!.error.message, /ecp384/);
+  await p.advance(9_000);
+  assert.equal(ccsa(p, ALICE).length, 2, 'no request inside the retry delay');
+  await p.advance(2_000);
+  // A fresh attempt starts from the SA's group again and follows the peer's answer once.
+  assert.equal(ccsa(p, ALICE).length, 4);
+  const rekeyed = p.alice.events.find((e) => e.type === 'ike-rekeyed');
+  assert.equal(rekeyed?.type === 'ike-rekeyed' ? rekeyed.suite : '', 'aes256gcm16-prfsha256-ecp384');
+});
+
+const pfsChild = (side: 'alice' | 'bob', espProposals: string[]) =>
+  child({ name: 'pfs', localTs: [side === 'alice' ? '10.1.1.0/24' : '10.2.1.0/24'], remoteTs: [side === 'alice' ? '10.2.1.0/24' : '10.1.1.0/24'], espProposals }, side);
+
+test('a new Child SA answered with INVALID_KE_PAYLOAD is retried once with the group the peer asked for (RFC 7296 §1.3.1, §2.7)', async () => {
+  const p = new Pair({ aliceChildren: [child(), pfsChild('alice', ['aes256gcm16-x25519-ecp256'])], bobChildren: [child({}, 'bob'), pfsChild('bob', ['aes256gcm16-ecp256'])] });
+  await p.connect();
+  assert.equal(ccsa(p, ALICE).length, 2, 'the request, then one retry');
+  const up = p.alice.events.find((e) => e.type === 'child-up' && e.child === 'pfs');
+  assert.equal(up?.type === 'child-up' ? up.suite : '', 'aes256gcm16-ecp256');
+  assert.deepEqual(errors(p.alice), []);
+});
+
+test('a new Child SA whose retry is answered with INVALID_KE_PAYLOAD again fails with ERR_IKE_INVALID_KE, no third try (RFC 7296 §1.3.1)', async () => {
+  const p = new Pair({ aliceChildren: [child(), pfsChild('alice', ['aes256gcm16-x25519-ecp256-ecp384'])], bobChildren: [child({}, 'bob'), pfsChild('bob', ['aes256gcm16-ecp256'])] });
+  p.net.fate = (x) => (x.exchange === ExchangeType.CREATE_CHILD_SA && !x.response && ccsa(p, ALICE).length === 2 ? 'hold' : 'deliver');
+  await p.connect();
+  p.bob.engine.addPeer({ ...p.bob.config, children: [child({}, 'bob'), pfsChild('bob', ['aes256gcm16-ecp384'])] });
+  p.net.fate = () => 'deliver';
+  p.net.releaseHeld();
+  await p.net.pump();
+  await p.advance(60_000);
+  assert.equal(ccsa(p, ALICE).length, 2);
+  assert.deepEqual(errors(p.alice).map((e) => [e.error.code, e.error.notify]), [['ERR_IKE_INVALID_KE', 'INVALID_KE_PAYLOAD']]);
+  assert.match(errors(p.alice)[0]!.error.message, /pfs/);
+});
+
+test('INVALID_KE_PAYLOAD naming a group we do not propose, or the one we sent, fails at once, the message naming the group (RFC 7296 §1.3, §2.7)', () => {
+  // Why: a real responder picks from our proposals, so only a broken or hostile one asks for these;
+  // the pair cannot produce them, the decision is checked here.
+  const proposals = parseProposals(['aes256gcm16-x25519-ecp256'], 'esp');
+  const ask = (sent: number | null, retried: boolean, wanted: number) => keRetry({ proposals, sent, retried, wanted, what: 'Child SA net' });
+  assert.deepEqual(ask(DhId.CURVE25519, false, DhId.ECP_256), { kind: 'retry', group: DhId.ECP_256 });
+  const cases: [number | null, boolean, number, RegExp][] = [
+    [DhId.CURVE25519, false, DhId.ECP_384, /ecp384 for Child SA net, which our proposals do not offer/],
+    [DhId.CURVE25519, false, DhId.CURVE25519, /x25519 for Child SA net, the group we sent/],
+    [DhId.ECP_256, true, DhId.CURVE25519, /x25519 for Child SA net, after we already retried with ecp256/],
+    [null, false, DhId.ECP_384, /which our proposals do not offer/],
+  ];
+  for (const [sent, retried, wanted, message] of cases) {
+    const r = ask(sent, retried, wanted);
+    assert.equal(r.kind, 'failed', `${sent} → ${wanted}`);
+    if (r.kind === 'failed') {
+      assert.deepEqual([r.failure.code, r.failure.notify, r.failure.origin, r.failure.exchange], ['ERR_IKE_INVALID_KE', 'INVALID_KE_PAYLOAD', 'remote', 'CREATE_CHILD_SA']);
+      assert.match(r.failure.message, message);
+    }
+  }
 });
