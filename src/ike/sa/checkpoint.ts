@@ -82,7 +82,7 @@ export type TaskCheckpoint =
   | { readonly kind: 'child-create'; readonly child: string; readonly group: number | null }
   | { readonly kind: 'child-rekey'; readonly old: ChildCheckpoint; readonly group: number | null }
   | { readonly kind: 'child-delete'; readonly child: ChildCheckpoint; readonly reason: 'rekeyed' | 'terminated' | 'redundant' | 'hard-lifetime' }
-  | { readonly kind: 'ike-rekey' }
+  | { readonly kind: 'ike-rekey'; readonly group: number | null }
   | { readonly kind: 'ike-delete'; readonly reason: 'terminated' | 'rekeyed' | 'redundant' | 'duplicate' | 'reauthenticated' }
   | { readonly kind: 'dpd' };
 
@@ -166,7 +166,8 @@ function taskCheckpoint(t: Task): TaskCheckpoint | null {
     case 'child-rekey': return { kind: t.kind, old: childCheckpoint(t.old), group: t.group ?? null };
     case 'child-delete': return { kind: t.kind, child: childCheckpoint(t.child), reason: t.reason };
     case 'ike-delete': return { kind: t.kind, reason: t.reason };
-    case 'ike-rekey': case 'dpd': return { kind: t.kind };
+    case 'ike-rekey': return { kind: t.kind, group: t.group ?? null };
+    case 'dpd': return { kind: t.kind };
   }
 }
 
@@ -255,7 +256,8 @@ function taskJson(t: TaskCheckpoint): Json {
     case 'child-rekey': return { kind: t.kind, old: childJson(t.old), group: t.group };
     case 'child-delete': return { kind: t.kind, child: childJson(t.child), reason: t.reason };
     case 'ike-delete': return { kind: t.kind, reason: t.reason };
-    case 'ike-rekey': case 'dpd': return { kind: t.kind };
+    case 'ike-rekey': return { kind: t.kind, group: t.group };
+    case 'dpd': return { kind: t.kind };
   }
 }
 
@@ -426,7 +428,8 @@ function decodeTask(v: unknown, path: string): TaskCheckpoint {
     case 'child-rekey': return { kind, old: decodeChild(f.raw('old'), f.at('old')), group: f.intOrNull('group', 1, 0xffff) };
     case 'child-delete': return { kind, child: decodeChild(f.raw('child'), f.at('child')), reason: f.oneOf('reason', ['rekeyed', 'terminated', 'redundant', 'hard-lifetime'] as const) };
     case 'ike-delete': return { kind, reason: f.oneOf('reason', ['terminated', 'rekeyed', 'redundant', 'duplicate', 'reauthenticated'] as const) };
-    case 'ike-rekey': case 'dpd': return { kind };
+    case 'ike-rekey': return { kind, group: f.intOrNull('group', 1, 0xffff) };
+    case 'dpd': return { kind };
   }
 }
 

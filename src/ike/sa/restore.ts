@@ -93,7 +93,8 @@ async function rebuild(e: EngineCore, id: string, cp: IkeSaCheckpoint, peer: Pee
       case 'child-rekey': return { kind: t.kind, old: childOf(t.old), ...(t.group !== null ? { group: t.group } : {}) };
       case 'child-delete': return { kind: t.kind, child: childOf(t.child), reason: t.reason };
       case 'ike-delete': return { kind: t.kind, reason: t.reason };
-      case 'ike-rekey': case 'dpd': return { kind: t.kind };
+      case 'ike-rekey': return { kind: t.kind, ...(t.group !== null ? { group: t.group } : {}) };
+      case 'dpd': return { kind: t.kind };
     }
   };
   const role = cp.role;

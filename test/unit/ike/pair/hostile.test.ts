@@ -246,6 +246,26 @@ test('a peer asking for yet another group after our retry gets no third try: one
   assert.equal(rekeyed?.type === 'ike-rekeyed' ? rekeyed.suite : '', 'aes256gcm16-prfsha256-ecp384');
 });
 
+test('a restarted initiator resumes a retried IKE SA rekey as retried: INVALID_KE_PAYLOAD again gets no third try (RFC 7296 §1.3.2)', async () => {
+  // Why: the checkpoint keeps the group a pending or outstanding rekey retries with; without it the
+  // resumed request would count as a first attempt and be retried again.
+  const p = new Pair({ ike: ['aes256gcm16-prfsha256-x25519-ecp256-ecp384'] });
+  await p.connect();
+  ikeOnly(p.bob, ['aes256gcm16-prfsha256-ecp256']);
+  p.net.fate = (x) => (x.exchange === ExchangeType.CREATE_CHILD_SA && !x.response && ccsa(p, ALICE).length === 2 ? 'hold' : 'deliver');
+  p.alice.engine.rekey('to-bob', { ike: true });
+  await p.net.pump();
+  const results = await p.restart('alice');
+  assert.deepEqual(results.map((r) => r.outcome), ['resumed']);
+  ikeOnly(p.bob, ['aes256gcm16-prfsha256-ecp384']);
+  p.net.fate = () => 'deliver';
+  p.net.releaseHeld();
+  await p.net.pump();
+  // The resumed engine resends its outstanding request (same message ID): two requests, no third.
+  assert.deepEqual([...new Set(ccsa(p, ALICE).map((x) => x.messageId))].length, 2);
+  assert.deepEqual(errors(p.alice).map((e) => e.error.code), ['ERR_IKE_INVALID_KE']);
+});
+
 const pfsChild = (side: 'alice' | 'bob', espProposals: string[]) =>
   child({ name: 'pfs', localTs: [side === 'alice' ? '10.1.1.0/24' : '10.2.1.0/24'], remoteTs: [side === 'alice' ? '10.2.1.0/24' : '10.1.1.0/24'], espProposals }, side);
 
