@@ -52,5 +52,7 @@ export async function respondCreateChild(ctx: Ctx, sa: IkeSa, m: IkeMessage): Pr
   // the old one until the initiator deletes it.
   const install: KernelChildSa = { ...n.install, outboundActive: false };
   n.child.outboundPending = true;
+  // The kernel does not hold the outbound state until the switch: the checkpoint must (restore.ts).
+  n.child.pendingOutbound = n.install.outbound;
   return { kind: 'rekeyed', reply: n.reply, old, child: n.child, install, collision: old.state.tag === 'rekeying' };
 }

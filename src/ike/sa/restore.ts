@@ -11,6 +11,7 @@ import { keyShareFromPrivate } from '../crypto/dh.js';
 import type { IkeSaStatus } from '../engine.js';
 import type { KernelChildSaRef } from '../ports.js';
 import type { EngineCore } from './core.js';
+import { awaitPeerSwitch } from './child-tasks.js';
 import { CheckpointError, decodeCheckpoint, type ChildCheckpoint, type IkeSaCheckpoint, type ShareCheckpoint, type TaskCheckpoint } from './checkpoint.js';
 import { ikeKeysOf } from './ike-keys.js';
 import { ikeSpisText, spiHex, type ChildRuntime, type ChildSa, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
@@ -137,6 +138,10 @@ function resume(e: EngineCore, r: Rebuilt): void {
     scheduleChildTimers(e, c);
     // Held receive-only for the peer's re-authentication: the hold's timer died with the process.
     if (c.outboundPending && sa.reauth?.tag === 'replacing' && !sa.reauth.ours && c.state.tag === 'installed') armReauthOutboundHold(e, sa, c);
+    // A Child SA rekey we answered waits for the peer's Delete of the old SA; so does its timer
+    // (a successor on another IKE SA is a reauthentication's, held above).
+    const successor = c.state.tag === 'rekeyed' ? c.state.successor : null;
+    if (successor?.outboundPending && sa.children.get(successor.ref.inboundSpi) === successor) awaitPeerSwitch(e, sa, c, successor);
   }
   if (cp.state === 'rekeyed') {
     // Superseded: it only answers the peer until its Delete (ours in flight, or the peer's).
