@@ -9,12 +9,13 @@
 // Every verification failure is an AuthenticationError (notify AUTHENTICATION_FAILED); nothing
 // else escapes from verify*.
 import { createPublicKey, sign as nodeSign, verify as nodeVerify, constants, type KeyObject } from 'node:crypto';
-import { concatBytes } from '../../common/bytes.js';
+import { concatBytes, toHex } from '../../common/bytes.js';
 import { SecretBytes } from '../../common/secret.js';
 import { AuthMethod, HashAlgorithm } from '../constants.js';
 import { AuthenticationError } from './errors.js';
 import type { Prf } from './prf.js';
 import { readAll, readTlv } from './der.js';
+import { isPssAlgorithmIdentifier, parsePssParams } from './pss.js';
 import { CLASSIC_SCHEMES, classicSchemeForMethod, RFC7427_SCHEMES, schemeByAlgorithmIdentifier, type KeyKind, type SignatureScheme } from './signature-schemes.js';
 import { icvEqual } from './ciphers.js';
 
@@ -80,36 +81,28 @@ export function signAuth(scheme: SignatureScheme, privateKey: KeyObject, octets:
 export interface VerifyOptions {
   /** RFC 7427 hash IDs we announced in SIGNATURE_HASH_ALGORITHMS; the peer must use one of them. */
   readonly allowedHashes?: readonly number[];
-  /** Accept RSA_DIGITAL_SIGNATURE (1), which is PKCS#1 v1.5 over SHA-1 (default: true). */
+  /** Accept RSA_DIGITAL_SIGNATURE (1), which is PKCS#1 v1.5 over SHA-1 (default: false, RFC 8247 §3.3). */
   readonly allowSha1Rsa?: boolean;
 }
 
-/** RSASSA-PSS with parameters other than ours (RFC 4055 lets NULL be absent; any salt length). */
-const PSS_OID = new Uint8Array([0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a]);
-const HASH_BY_OID: Readonly<Record<string, 'sha256' | 'sha384' | 'sha512'>> = { '608648016503040201': 'sha256', '608648016503040202': 'sha384', '608648016503040203': 'sha512' };
+/**
+ * RFC 7427 AlgorithmIdentifiers with SHA-1 (RFC 8247 §3.3: MUST NOT). We never announce SHA-1 in
+ * SIGNATURE_HASH_ALGORITHMS, so these are refused by name rather than as "unsupported".
+ */
+const SHA1_ALGORITHMS: Readonly<Record<string, string>> = {
+  '2a864886f70d010105': 'sha1WithRSAEncryption', '2a8648ce3d0401': 'ecdsa-with-SHA1', '2a8648ce380403': 'dsa-with-sha1',
+};
 
-function parsePss(algId: Uint8Array): { scheme: SignatureScheme; saltLength: number } | undefined {
-  const outer = readTlv(algId);
-  if (outer.tag !== 0x30 || outer.end !== algId.length) return undefined;
-  const [o, params] = readAll(outer.value);
-  if (!o || o.tag !== 0x06 || Buffer.compare(Buffer.from(o.value), Buffer.from(PSS_OID)) !== 0 || !params || params.tag !== 0x30) return undefined;
-  let hash: string | undefined; let mgfHash: string | undefined; let salt = 20;
-  for (const f of readAll(params.value)) {
-    if (f.tag === 0xa0) hash = Buffer.from(readAll(readTlv(f.value).value)[0]?.value ?? []).toString('hex');
-    else if (f.tag === 0xa1) {
-      const [mgfOid, mgfParams] = readAll(readTlv(f.value).value);
-      if (Buffer.from(mgfOid?.value ?? []).toString('hex') !== '2a864886f70d010108' || !mgfParams) return undefined;
-      mgfHash = Buffer.from(readAll(mgfParams.value)[0]?.value ?? []).toString('hex');
-    } else if (f.tag === 0xa2) {
-      const v = readTlv(f.value).value;
-      salt = 0;
-      for (const b of v) salt = salt * 256 + b;
-    } else if (f.tag === 0xa3) { /* trailerField: only the default (1) exists */ }
-  }
-  const h = hash ? HASH_BY_OID[hash] : undefined;
-  if (!h || mgfHash !== hash) return undefined;
-  const scheme = RFC7427_SCHEMES.find((s) => s.padding === 'pss' && s.hash === h);
-  return scheme ? { scheme, saltLength: salt } : undefined;
+function sha1AlgorithmName(algId: Uint8Array): string | undefined {
+  try { const o = readAll(readTlv(algId).value)[0]; return o?.tag === 0x06 ? SHA1_ALGORITHMS[toHex(o.value)] : undefined; } catch { return undefined; }
+}
+
+/** RSASSA-PSS with parameters other than ours: bounded by parsePssParams, then matched to a scheme. */
+function pssScheme(algId: Uint8Array, publicKey: KeyObject): { scheme: SignatureScheme; saltLength: number } | undefined {
+  if (!isPssAlgorithmIdentifier(algId)) return undefined;
+  const p = parsePssParams(algId, publicKey.asymmetricKeyDetails?.modulusLength);
+  const scheme = RFC7427_SCHEMES.find((s) => s.padding === 'pss' && s.hash === p.hash);
+  return scheme ? { scheme, saltLength: p.saltLength } : undefined;
 }
 
 /** Verify a signature AUTH payload against the peer's public key (from its certificate). */
@@ -122,12 +115,12 @@ export function verifySignatureAuth(authMethod: number, authData: Uint8Array, pu
     if (len === undefined || authData.length < 1 + len + 1) throw new AuthenticationError('DIGITAL_SIGNATURE AUTH data is truncated');
     const algId = authData.subarray(1, 1 + len);
     signature = authData.subarray(1 + len);
+    const sha1 = sha1AlgorithmName(algId);
+    if (sha1) throw new AuthenticationError(`peer signed with ${sha1}: SHA-1 signatures are refused (RFC 8247 §3.3)`);
     scheme = schemeByAlgorithmIdentifier(algId);
     if (!scheme) {
-      try {
-        const p = parsePss(algId);
-        if (p) { scheme = p.scheme; saltLength = p.saltLength; }
-      } catch { /* malformed DER: handled below */ }
+      const p = pssScheme(algId, publicKey);
+      if (p) { scheme = p.scheme; saltLength = p.saltLength; }
     }
     if (!scheme) throw new AuthenticationError(`unsupported signature AlgorithmIdentifier ${Buffer.from(algId).toString('hex')}`);
     if (opts.allowedHashes && !opts.allowedHashes.includes(scheme.hashId))
@@ -135,7 +128,8 @@ export function verifySignatureAuth(authMethod: number, authData: Uint8Array, pu
   } else {
     scheme = classicSchemeForMethod(authMethod);
     if (!scheme) throw new AuthenticationError(`AUTH method ${authMethod} is not a supported signature method`);
-    if (authMethod === AuthMethod.RSA_DIGITAL_SIGNATURE && opts.allowSha1Rsa === false) throw new AuthenticationError('RSA_DIGITAL_SIGNATURE (SHA-1) is not allowed by policy');
+    if (authMethod === AuthMethod.RSA_DIGITAL_SIGNATURE && opts.allowSha1Rsa !== true)
+      throw new AuthenticationError('peer used RSA_DIGITAL_SIGNATURE (1), PKCS#1 v1.5 with SHA-1: refused (RFC 8247 §3.3; a profile with allowWeak accepts it)');
     signature = authData;
   }
   const kind = keyKind(publicKey);

@@ -76,7 +76,7 @@ export function verifyPeerAuth(ctx: Ctx, sa: IkeSa, peer: PeerRuntime, m: IkeMes
       const chain = validateCertificateChain({ endEntity: ee.data, intermediates: certs.slice(1).map((c) => c.data), trustAnchors: auth.cas, nowMs: ctx.clock.now() });
       matchIdentity(chain.endEntity, idP.idType, idP.data);
       if (auth.peerPins) checkPins(chain.endEntity, auth.peerPins);
-      verifySignatureAuth(authP.method, authP.data, chain.publicKey, octets, { allowedHashes: DEFAULT_SIGNATURE_HASHES });
+      verifySignatureAuth(authP.method, authP.data, chain.publicKey, octets, { allowedHashes: DEFAULT_SIGNATURE_HASHES, allowSha1Rsa: peer.config.ike.allowWeak ?? false });
     }
   } catch (e) {
     const code = typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : 'ERR_IKE_AUTH_FAILED';

@@ -89,6 +89,8 @@ for (const scheme of [...RFC7427_SCHEMES, ...CLASSIC_SCHEMES]) {
     if (!scheme.keyKinds.includes(kind as never)) continue;
     if (scheme.curve && k.priv.asymmetricKeyDetails?.namedCurve !== scheme.curve) continue;
     test(`${scheme.name} with ${k.name}: sign, verify, and refuse tampering`, () => {
+      // rsa-pkcs1-sha1 is refused unless allowed (signature-policy.test.ts); here it is exercised.
+      const opts = { allowSha1Rsa: true };
       const octets = new TextEncoder().encode(`signed octets for ${scheme.name}`);
       const auth = signAuth(scheme, k.priv, octets);
       assert.equal(auth.authMethod, scheme.authMethod);
@@ -96,13 +98,13 @@ for (const scheme of [...RFC7427_SCHEMES, ...CLASSIC_SCHEMES]) {
         assert.equal(auth.authData[0], scheme.algorithmIdentifier.length);
         assert.equal(toHex(auth.authData.subarray(1, 1 + scheme.algorithmIdentifier.length)), toHex(scheme.algorithmIdentifier));
       }
-      assert.equal(verifySignatureAuth(auth.authMethod, auth.authData, k.pub, octets).name, scheme.name);
+      assert.equal(verifySignatureAuth(auth.authMethod, auth.authData, k.pub, octets, opts).name, scheme.name);
       const bad = new Uint8Array(auth.authData); bad[bad.length - 1] = bad[bad.length - 1]! ^ 0x40;
-      assert.throws(() => verifySignatureAuth(auth.authMethod, bad, k.pub, octets), isAuthFail);
-      assert.throws(() => verifySignatureAuth(auth.authMethod, auth.authData, k.pub, concatBytes(octets, new Uint8Array(1))), isAuthFail);
+      assert.throws(() => verifySignatureAuth(auth.authMethod, bad, k.pub, octets, opts), isAuthFail);
+      assert.throws(() => verifySignatureAuth(auth.authMethod, auth.authData, k.pub, concatBytes(octets, new Uint8Array(1)), opts), isAuthFail);
       const other = KEYS.find((o) => o !== k && o.priv.asymmetricKeyType === k.priv.asymmetricKeyType && o.priv.asymmetricKeyDetails?.namedCurve === k.priv.asymmetricKeyDetails?.namedCurve);
       const wrongKey = other?.pub ?? generateKeyPairSync('ed25519').publicKey;
-      assert.throws(() => verifySignatureAuth(auth.authMethod, auth.authData, wrongKey, octets), isAuthFail);
+      assert.throws(() => verifySignatureAuth(auth.authMethod, auth.authData, wrongKey, octets, opts), isAuthFail);
     });
   }
 }
@@ -133,10 +135,10 @@ test('verify refuses truncated or unknown RFC 7427 AUTH data and hashes we did n
 test('RSASSA-PSS AlgorithmIdentifiers without NULL hash parameters and another salt length are accepted (RFC 4055 §3.1)', async () => {
   const { constants, sign } = await import('node:crypto');
   const rsa = KEYS[3]!; const octets = new Uint8Array(33).fill(3);
-  // PSS, SHA-256, MGF1-SHA-256, hash AlgorithmIdentifiers without NULL, salt length 20.
+  // PSS, SHA-256, MGF1-SHA-256, hash AlgorithmIdentifiers without NULL, salt length 48 (not hLen).
   const hashAlg = tlv(SEQUENCE, oid('608648016503040201'));
-  const algId = tlv(SEQUENCE, oid('2a864886f70d01010a'), tlv(SEQUENCE, tlv(0xa0, hashAlg), tlv(0xa1, tlv(SEQUENCE, oid('2a864886f70d010108'), hashAlg)), tlv(0xa2, smallInt(20))));
-  const sig = sign('sha256', octets, { key: rsa.priv, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 20 });
+  const algId = tlv(SEQUENCE, oid('2a864886f70d01010a'), tlv(SEQUENCE, tlv(0xa0, hashAlg), tlv(0xa1, tlv(SEQUENCE, oid('2a864886f70d010108'), hashAlg)), tlv(0xa2, smallInt(48))));
+  const sig = sign('sha256', octets, { key: rsa.priv, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 });
   const authData = concatBytes(new Uint8Array([algId.length]), algId, sig);
   assert.equal(verifySignatureAuth(AuthMethod.DIGITAL_SIGNATURE, authData, rsa.pub, octets).name, 'rsassa-pss-sha256');
 });
