@@ -1,31 +1,32 @@
 // `kipsec` command line: dispatches to the command table; the only place that composes modules.
 import { pathToFileURL } from 'node:url';
-import { COMMANDS, EXIT_NOT_BUILT, EXIT_OK, EXIT_USAGE, type CliIo } from './commands.js';
+import { COMMANDS, EXIT_NOT_BUILT, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from './commands.js';
 
 const stdio: CliIo = {
   out: (line) => { process.stdout.write(`${line}\n`); },
   err: (line) => { process.stderr.write(`${line}\n`); },
 };
 
-export function helpText(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length));
-  const rows = COMMANDS.map((c) => {
+/** `commands`: the table to list; tests pass their own (a placeholder command, which COMMANDS has none of). */
+export function helpText(commands: readonly Command[] = COMMANDS): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  const rows = commands.map((c) => {
     const note = c.run ? '' : ' (not available in this version)';
     return `  ${c.name.padEnd(width)}  ${c.summary}${note}`;
   });
   return ['usage: kipsec COMMAND [OPTIONS]', '', 'commands:', ...rows, '', 'kipsec COMMAND --help shows the options of one command.'].join('\n');
 }
 
-export async function run(argv: readonly string[], io: CliIo = stdio): Promise<number> {
+export async function run(argv: readonly string[], io: CliIo = stdio, commands: readonly Command[] = COMMANDS): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    io.out(helpText());
+    io.out(helpText(commands));
     return name === undefined ? EXIT_USAGE : EXIT_OK;
   }
-  const cmd = COMMANDS.find((c) => c.name === name);
+  const cmd = commands.find((c) => c.name === name);
   if (!cmd) {
     io.err(`kipsec: unknown command "${name}"`);
-    io.err(helpText());
+    io.err(helpText(commands));
     return EXIT_USAGE;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
