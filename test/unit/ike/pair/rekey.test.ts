@@ -280,21 +280,29 @@ test('simultaneous Child rekey under many nonce orders: whichever side loses (RF
   assert.deepEqual([...losers].sort(), ['alice', 'bob'], 'both branches of the nonce rule ran');
 });
 
-test('simultaneous IKE rekey under many nonce orders: one IKE SA, children intact (RFC 7296 §2.8.1)', async () => {
+test('simultaneous IKE rekey under many nonce orders: one IKE SA, children intact, and each side loses under some order (RFC 7296 §2.8.1)', async () => {
   const ike = { proposals: ['aes256gcm16-prfsha256-x25519'], rekeyTimeMs: HOUR };
   const long = { rekeyTimeMs: 3 * HOUR, lifeTimeMs: 4 * HOUR };
-  for (const seeds of [[1, 2], [3, 4], [5, 6], [7, 8]] as const) {
+  const losers: string[] = [];
+  // Alice loses under the first four orders; [2, 1] and [22, 11] give bob the lowest nonce.
+  for (const seeds of [[1, 2], [3, 4], [5, 6], [7, 8], [2, 1], [22, 11]] as const) {
     const p = new Pair({ seeds, alice: { ike }, bob: { ike }, aliceChildren: [child(long)], bobChildren: [child(long, 'bob')] });
     await p.connect();
+    const rekeysFrom = p.net.log.length;
     await p.advance(HOUR + 60_000);
+    const requests = p.net.log.slice(rekeysFrom).filter((x) => x.exchange === ExchangeType.CREATE_CHILD_SA && !x.response);
+    assert.deepEqual([...new Set(requests.map((x) => x.from.address))].sort(), ['192.0.2.1', '192.0.2.2'], `seeds ${seeds.join(',')}: both sides started the rekey (a collision)`);
     const a = p.alice.engine.status().peers[0]?.ike; const b = p.bob.engine.status().peers[0]?.ike;
     assert.equal(a?.ikeSpis, b?.ikeSpis, `same IKE SA with seeds ${seeds.join(',')}`);
     assert.equal(a?.children.length, 1);
     assert.equal(b?.children.length, 1);
     assert.equal(p.alice.events.filter((e) => e.type === 'ike-down').length, 0);
+    // The surviving IKE SA is the winner's rekey (§2.8.1): its initiator won, the other side lost.
+    losers.push(a?.role === 'responder' ? 'alice' : 'bob');
     await p.advance(HOUR);
     assert.equal(p.alice.engine.status().peers[0]?.ike?.state, 'established');
   }
+  assert.deepEqual([...new Set(losers)].sort(), ['alice', 'bob'], `both branches of the nonce rule ran (losers by seed: ${losers.join(', ')})`);
 });
 
 test('simultaneous IKE rekey: the peer\'s redundant IKE SA is retired quietly by its Delete, or after a timeout when the Delete never comes; no ike-down on either side (RFC 7296 §2.8.1)', async () => {
