@@ -161,6 +161,11 @@ export function spiBytes(spi: bigint): Uint8Array {
 export interface InitResponderEnv {
   readonly cookies: CookieJar;
   readonly cookiesRequired: boolean;
+  /**
+   * Asked once a demanded cookie verified and before any DH work; a drop reason refuses the
+   * request silently (strongSwan's order: cookie, then block_threshold, receiver.c drop_ike_sa_init).
+   */
+  readonly blocked?: () => string | null;
 }
 
 export type RespondInitOutcome =
@@ -180,6 +185,8 @@ export function respondInit(ctx: Ctx, env: InitResponderEnv, sa: IkeSa, m: IkeMe
     if (c === undefined || !env.cookies.verify(c.data, nonce.data, from.address, sa.spiI))
       return { kind: 'stateless', datagram: reply([cookieNotify(env.cookies.make(nonce.data, from.address, sa.spiI))]), failure: null, reason: 'cookie-sent' };
   }
+  const blocked = env.blocked?.() ?? null;
+  if (blocked !== null) return { kind: 'drop', reason: blocked };
   const offered = saP.proposals.map(fromSaProposal);
   const sel = selectProposal(peer.ikeProposals, offered);
   if (!sel.ok) {

@@ -104,7 +104,7 @@ export interface PeerConfig {
   readonly fragmentMtu?: number;
 }
 
-/** Engine-wide knobs; defaults in sa/timers.ts (strongSwan's where it has one). */
+/** Engine-wide knobs; defaults in sa/defaults.ts (strongSwan's where it has one). */
 export interface EngineOptions {
   /** Retransmission: timeout × base^n, up to `retransmitTries` retransmissions (charon: 4 s, 1.8, 5). */
   readonly retransmitTimeoutMs?: number;
@@ -122,6 +122,14 @@ export interface EngineOptions {
   readonly rekeyJitterMs?: number;
   /** Bounded reassembly (RFC 7383 §2.6.1): at most this many fragments per message. */
   readonly maxFragments?: number;
+  /** Datagrams larger than this are dropped on receipt, uncounted by any SA (charon.max_packet: 10000). */
+  readonly maxDatagramBytes?: number;
+  /** Bytes of partial RFC 7383 messages held across all IKE SAs; a fragment beyond it is dropped. */
+  readonly reassemblyBytesLimit?: number;
+  /** A partial RFC 7383 message is discarded this long after its first fragment arrived. */
+  readonly reassemblyTimeoutMs?: number;
+  /** RFC 8019 §4.6 / strongSwan `block_threshold`: half-open IKE SAs per initiator address. */
+  readonly halfOpenPerAddress?: number;
   /**
    * startAction 'initiate': try again this long after a failed attempt (no answer, or refused),
    * like charon's keyingtries=%forever; 0 disables. The daemon sees each failure as an `error`.

@@ -4,8 +4,9 @@
 import type { Clock, Random } from '../../common/time.js';
 import type { EngineLogger, IkeEvent, IkeFailure, KernelIpsec } from '../ports.js';
 import type { IkeSa, PeerRuntime } from './ike-sa.js';
+import type { LimitOptions } from './limits.js';
 
-export interface ResolvedOptions {
+export interface ResolvedOptions extends LimitOptions {
   readonly retransmitTimeoutMs: number;
   readonly retransmitBase: number;
   readonly retransmitTries: number;
@@ -14,7 +15,6 @@ export interface ResolvedOptions {
   readonly halfOpenTimeoutMs: number;
   readonly rekeyDeleteDelayMs: number;
   readonly rekeyJitterMs: number | null;
-  readonly maxFragments: number;
   readonly retryIntervalMs: number;
 }
 

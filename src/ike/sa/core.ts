@@ -6,13 +6,12 @@ import { createHash } from 'node:crypto';
 import { ConfigError, errorMessage, KipsecError, ParseError } from '../../common/errors.js';
 import { SecretBytes } from '../../common/secret.js';
 import type { Clock, Random } from '../../common/time.js';
-import { ExchangeType } from '../constants.js';
+import { DhId, ExchangeType, TransformType } from '../constants.js';
 import { checkInnerPayloads, checkOuterPayloads } from '../codec/rules.js';
 import { decodeMessage, type IkeMessage } from '../codec/message.js';
 import { IntegrityError } from '../crypto/errors.js';
 import { parseProposals } from '../policy/proposal.js';
 import { preferredDhGroup } from '../policy/convert.js';
-import { DhId, TransformType } from '../constants.js';
 import type { AdoptedChildSa, ChildSaStatus, EngineStatus, IkeSaStatus, PeerStatus, RekeyRequest, RekeyStarted } from '../engine.js';
 import type { Endpoint, EnginePorts, EngineLogger, IkeEvent, IkeFailure, KernelIpsec } from '../ports.js';
 import { CookieJar } from '../exchanges/cookie.js';
@@ -30,6 +29,7 @@ import { answerMalformed, answerUndecodableInit, followPeer, handleInitRequest, 
 import { handleResponse, queueTask, startInitiator } from './tasks.js';
 import { formatTs, parseTs, toPortTs } from './ts.js';
 import { openMessage, verifyRetransmission } from './wire.js';
+import { admitDatagram, EngineLimits, resolveLimits } from './limits.js';
 import { pooledRandom } from './random-pool.js';
 
 export class EngineCore implements Ctx {
@@ -53,8 +53,8 @@ export class EngineCore implements Ctx {
   readonly lastErrors = new Map<string, IkeFailure & { atMs: number }>();
   readonly adopted = new Map<string, AdoptedChildSa[]>();
   halfOpen = 0;
-  #serial = 0;
-  #reqid = 1;
+  readonly limits = new EngineLimits(this); // datagram size, reassembly, half-open per address
+  #serial = 0; #reqid = 1;
   readonly #work = new Set<Promise<void>>();
   #closed = false;
 
@@ -70,7 +70,7 @@ export class EngineCore implements Ctx {
       halfOpenTimeoutMs: o.halfOpenTimeoutMs ?? D.HALF_OPEN_TIMEOUT_MS,
       rekeyDeleteDelayMs: o.rekeyDeleteDelayMs ?? D.REKEY_DELETE_DELAY_MS,
       rekeyJitterMs: o.rekeyJitterMs ?? null,
-      maxFragments: o.maxFragments ?? D.MAX_FRAGMENTS,
+      ...resolveLimits(o),
       retryIntervalMs: o.retryIntervalMs ?? D.RETRY_INTERVAL_MS,
     };
     this.cookies = new CookieJar(this.random);
@@ -407,7 +407,7 @@ export class EngineCore implements Ctx {
   // ───────────── intake ─────────────
 
   receive(datagram: Uint8Array, from: Endpoint, to: Endpoint): Promise<void> {
-    if (this.#closed) return Promise.resolve();
+    if (this.#closed || !admitDatagram(this, datagram)) return Promise.resolve();
     // Copy first: the caller may reuse its buffer, and decoded payloads are views into it.
     const copy = new Uint8Array(datagram);
     let m: IkeMessage;
@@ -456,7 +456,7 @@ export class EngineCore implements Ctx {
       if (h.messageId !== sa.expectedRequestId) { this.drop('window'); return; }
     } else if (sa.outstanding === null || sa.outstanding.messageId !== h.messageId) { this.drop('unexpected-response'); return; }
     let opened;
-    try { opened = openMessage(sa, m, datagram, this.options.maxFragments); } catch (e) {
+    try { opened = openMessage(sa, m, datagram, this.limits); } catch (e) {
       this.drop(e instanceof IntegrityError ? 'integrity' : 'malformed');
       // Decrypted fine but the inner payloads are bad: the peer is authentic, so tell it why.
       if (!h.response && e instanceof ParseError) answerMalformed(this, sa, h.exchangeType, h.messageId, e);

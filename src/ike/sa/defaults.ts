@@ -16,6 +16,21 @@ export const HALF_OPEN_TIMEOUT_MS = 30_000;
 export const REKEY_DELETE_DELAY_MS = 5_000;
 /** RFC 7383 §2.6.1 bounded reassembly: fragments per message. */
 export const MAX_FRAGMENTS = 64;
+/** charon.max_packet (strongswan.conf(5); libstrongswan packet.h PACKET_MAX_DEFAULT): larger datagrams are dropped at intake. */
+export const MAX_DATAGRAM_BYTES = 10_000;
+/**
+ * RFC 7383 reassembly, all IKE SAs together (no charon counterpart: charon bounds each message by
+ * max_packet). 1 MiB holds ~100 certificate IKE_AUTH messages in flight at once, yet caps what
+ * up to HALF_OPEN_LIMIT anonymous half-open SAs (each can send SKF under its IKE_SA_INIT keys) hold.
+ */
+export const REASSEMBLY_BYTES_LIMIT = 1_048_576;
+/**
+ * A partial RFC 7383 message is discarded this long after its first fragment: by then a live peer
+ * has resent all fragments three times (charon's 4 s × 1.8^n schedule), like charon.half_open_timeout.
+ */
+export const REASSEMBLY_TIMEOUT_MS = 30_000;
+/** charon.block_threshold: half-open IKE SAs one source address may hold (RFC 8019 §4.6). */
+export const HALF_OPEN_PER_ADDRESS = 5;
 /** charon.fragment_size default: IP packet size used when a peer sets no fragmentMtu. */
 export const FRAGMENT_MTU = 1_280;
 /** Give up after this many COOKIE / INVALID_KE_PAYLOAD round trips in one IKE_SA_INIT. */

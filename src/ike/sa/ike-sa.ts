@@ -161,6 +161,8 @@ export interface FragmentBuffer {
   readonly total: number;
   readonly parts: Map<number, { readonly innerNext: number; readonly plaintext: Uint8Array }>;
   bytes: number;
+  /** When its first fragment arrived (limits.ts discards it reassemblyTimeoutMs later). */
+  readonly startedAtMs: number;
 }
 
 /**

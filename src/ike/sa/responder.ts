@@ -80,7 +80,9 @@ export function handleInitRequest(e: EngineCore, m: IkeMessage, datagram: Uint8A
   if (peer === undefined) { e.drop('no-peer-config'); return; }
   if (e.halfOpen >= e.options.halfOpenLimit) { e.drop('half-open-limit'); return; }
   const sa = newSa(e, peer, 'responder', m.header.initiatorSpi, to, from);
-  const r = respondInit(e, { cookies: e.cookies, cookiesRequired: e.halfOpen >= e.options.cookieThreshold }, sa, m, datagram, from);
+  // RFC 8019 §4.6: one address answering cookies must not take every half-open slot.
+  const blocked = (): string | null => e.limits.blockInit(from.address);
+  const r = respondInit(e, { cookies: e.cookies, cookiesRequired: e.halfOpen >= e.options.cookieThreshold, blocked }, sa, m, datagram, from);
   if (r.kind === 'drop') { e.drop(r.reason); return; }
   e.ports.transport.send(r.datagram, from, to);
   if (r.kind === 'stateless') {
@@ -91,6 +93,7 @@ export function handleInitRequest(e: EngineCore, m: IkeMessage, datagram: Uint8A
   e.register(sa);
   e.initIndex.set(key, sa);
   e.halfOpen++;
+  e.limits.addHalfOpen(from.address, sa);
   sa.expectedRequestId = 1;
   sa.timers.halfOpen = e.clock.setTimer(e.options.halfOpenTimeoutMs, () => {
     void e.enqueue(sa, async () => { if (sa.state.tag === 'init-done') { e.drop('half-open-timeout'); await teardown(e, sa, 'negotiation-failed'); } });

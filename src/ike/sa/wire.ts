@@ -9,6 +9,7 @@ import { MAX_INNER_BYTES } from '../codec/limits.js';
 import { ExchangeType } from '../constants.js';
 import { FRAGMENT_MTU } from './defaults.js';
 import type { IkeSa } from './ike-sa.js';
+import type { EngineLimits } from './limits.js';
 
 export function headerFor(sa: IkeSa, exchangeType: number, messageId: number, response: boolean): IkeHeader {
   return {
@@ -76,24 +77,28 @@ export type OpenResult =
 /**
  * Decrypt an SK message, or add an SKF fragment to the SA's buffer and return the whole message
  * once every fragment arrived. Integrity failures drop silently (RFC 7296 §2.21.1). Reassembly is
- * bounded by `maxFragments` and the codec's MAX_INNER_BYTES; a new message ID discards the buffer.
+ * bounded per SA by maxFragments and the codec's MAX_INNER_BYTES, engine-wide in bytes and time
+ * (limits.ts); a new message ID discards the buffer.
  */
-export function openMessage(sa: IkeSa, message: IkeMessage, datagram: Uint8Array, maxFragments: number): OpenResult {
+export function openMessage(sa: IkeSa, message: IkeMessage, datagram: Uint8Array, limits: EngineLimits): OpenResult {
   const keys = sa.keys;
   if (keys === null) return { kind: 'drop', reason: 'no-keys' };
   const env = message.encrypted();
   if (env === undefined) return { kind: 'drop', reason: 'unencrypted' };
   if (env.kind === 'sk') return { kind: 'message', message: openEncryptedMessage(message, datagram, keys.in) };
   if (!sa.fragmentation) return { kind: 'drop', reason: 'fragment-not-negotiated' };
-  if (env.totalFragments > maxFragments) return { kind: 'drop', reason: 'too-many-fragments' };
+  if (env.totalFragments > limits.maxFragments) return { kind: 'drop', reason: 'too-many-fragments' };
   const plaintext = keys.in.decrypt(env.body, sealedPrefix(datagram, env));
   const id = message.header.messageId;
+  limits.sweepReassembly();
   let buf = sa.fragments;
   if (buf === null || buf.messageId !== id || buf.total !== env.totalFragments) {
-    buf = { messageId: id, total: env.totalFragments, parts: new Map(), bytes: 0 };
+    buf = limits.newBuffer(id, env.totalFragments);
     sa.fragments = buf;
   }
   if (!buf.parts.has(env.fragmentNumber)) {
+    const blocked = limits.reserveFragment(sa, plaintext.length);
+    if (blocked !== null) return { kind: 'drop', reason: blocked };
     buf.bytes += plaintext.length;
     if (buf.bytes > MAX_INNER_BYTES) { sa.fragments = null; return { kind: 'drop', reason: 'reassembly-too-large' }; }
     buf.parts.set(env.fragmentNumber, { innerNext: env.innerNext, plaintext });
