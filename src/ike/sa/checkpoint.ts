@@ -13,8 +13,9 @@
 // needed for AUTH), message IDs, the response cache, the request in flight with what its response
 // needs (SPI, nonce, DH private value), queued tasks, and each Child SA's bookkeeping (SPIs,
 // selectors, times; its keys stay in the kernel, except the outbound state a rekey responder has
-// not activated yet). Not kept: rekey-collision scratch (RFC 7296 §2.8.1), partial fragment
-// reassembly, the peer's SIGNATURE_HASH list beyond the hashes; both are transient.
+// not activated yet), and a rekey collision we are in the middle of (RFC 7296 §2.8.1: the peer's
+// new SA and its nonces, which decide whose SA goes once our own rekey's answer comes). Not kept:
+// partial fragment reassembly, the peer's SIGNATURE_HASH list beyond the hashes; both are transient.
 //
 // Format: JSON, `v: 1`, byte strings in base64, 64-bit SPIs in hex. It holds key material, so it
 // crosses the CheckpointStore port inside SecretBytes. decodeCheckpoint checks every field and
@@ -63,7 +64,12 @@ export interface ChildCheckpoint {
   readonly expiresAtMs: number;
   readonly outboundPending: boolean;
   readonly pendingOutbound: KernelSa | null;
+  /** ike-sa.ts ChildSa.collision, the peer's new SA by its inbound SPI; absent in older checkpoints. */
+  readonly collision: CollisionCheckpoint<number> | null;
 }
+
+/** RFC 7296 §2.8.1: we answered the peer's rekey while ours was in flight (`peer`: its new SA). */
+export interface CollisionCheckpoint<Id> { readonly peer: Id; readonly nonces: readonly Uint8Array[] }
 
 export interface ShareCheckpoint { readonly group: number; readonly privateValue: SecretBytes }
 
@@ -142,6 +148,8 @@ export interface IkeSaCheckpoint {
   readonly children: readonly ChildCheckpoint[];
   /** Absent in checkpoints written before reauthentication existed: read as null. */
   readonly reauth: ReauthCheckpoint | null;
+  /** ike-sa.ts IkeSa.ikeCollision, the peer's new IKE SA by our SPI; absent in older checkpoints. */
+  readonly ikeCollision: CollisionCheckpoint<bigint> | null;
 }
 
 // ───────────────────────────── snapshot ─────────────────────────────
@@ -156,6 +164,7 @@ function childCheckpoint(c: ChildSa): ChildCheckpoint {
     mode: c.mode, suite: c.suiteText, localTs: c.localTs, remoteTs: c.remoteTs, encap: c.encap, ni: c.ni, nr: c.nr,
     installedAtMs: c.installedAtMs, rekeyAtMs: c.rekeyAtMs, expiresAtMs: c.expiresAtMs,
     outboundPending: c.outboundPending, pendingOutbound: c.pendingOutbound,
+    collision: c.collision ? { peer: c.collision.peerSa.ref.inboundSpi, nonces: c.collision.nonces } : null,
   };
 }
 
@@ -197,6 +206,7 @@ export function snapshotSa(sa: IkeSa): IkeSaCheckpoint | null {
     createdAtMs: sa.createdAtMs, establishedAtMs: sa.establishedAtMs, rekeyAtMs: sa.rekeyAtMs,
     children: [...sa.children.values()].filter((c) => c.state.tag !== 'deleted').map(childCheckpoint),
     reauth: reauthCheckpoint(sa),
+    ikeCollision: sa.ikeCollision ? { peer: ourSpiOf(sa.ikeCollision.peerSa), nonces: sa.ikeCollision.nonces } : null,
   };
 }
 
@@ -245,6 +255,7 @@ function childJson(c: ChildCheckpoint): Json {
     mode: c.mode, suite: c.suite, localTs: c.localTs.map(tsJson), remoteTs: c.remoteTs.map(tsJson), encap: encapJson(c.encap), ni: b64(c.ni), nr: b64(c.nr),
     installedAtMs: c.installedAtMs, rekeyAtMs: c.rekeyAtMs, expiresAtMs: c.expiresAtMs, outboundPending: c.outboundPending,
     pendingOutbound: c.pendingOutbound ? kernelSaJson(c.pendingOutbound) : null,
+    collision: c.collision ? { peer: c.collision.peer, nonces: c.collision.nonces.map(b64) } : null,
   };
 }
 
@@ -292,6 +303,7 @@ export function encodeCheckpoint(cp: IkeSaCheckpoint): Uint8Array {
     createdAtMs: cp.createdAtMs, establishedAtMs: cp.establishedAtMs, rekeyAtMs: cp.rekeyAtMs,
     children: cp.children.map(childJson),
     reauth: cp.reauth ? { tag: cp.reauth.tag, spi: spi64(cp.reauth.spi), ours: cp.reauth.ours, failed: [...cp.reauth.failed] } : null,
+    ikeCollision: cp.ikeCollision ? { peer: spi64(cp.ikeCollision.peer), nonces: cp.ikeCollision.nonces.map(b64) } : null,
   };
   return new Uint8Array(Buffer.from(JSON.stringify(json), 'utf8'));
 }
@@ -404,9 +416,18 @@ function decodeKernelSa(f: Fields): KernelSa {
   };
 }
 
+/** RFC 7296 §2.10: a nonce is 16..256 octets. */
+function decodeNonce(v: unknown, path: string): Uint8Array {
+  if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) throw new CheckpointError(path, 'expected base64');
+  const b = new Uint8Array(Buffer.from(v, 'base64'));
+  if (b.length < 16 || b.length > 256) throw new CheckpointError(path, `${b.length} bytes, want 16..256`);
+  return b;
+}
+
 function decodeChild(v: unknown, path: string): ChildCheckpoint {
   const f = new Fields(v, path);
   const po = f.objOrNull('pendingOutbound');
+  const col = f.objOrNull('collision');
   return {
     name: f.str('name'), state: f.oneOf('state', ['installed', 'rekeying', 'rekeyed', 'deleting', 'deleted'] as const),
     successorSpi: f.intOrNull('successorSpi', 0, U32), inboundSpi: f.int('inboundSpi', 0, U32), outboundSpi: f.int('outboundSpi', 0, U32),
@@ -415,6 +436,7 @@ function decodeChild(v: unknown, path: string): ChildCheckpoint {
     ni: f.bytes('ni', 0, 256), nr: f.bytes('nr', 0, 256),
     installedAtMs: f.int('installedAtMs'), rekeyAtMs: f.int('rekeyAtMs'), expiresAtMs: f.int('expiresAtMs'),
     outboundPending: f.bool('outboundPending'), pendingOutbound: po ? decodeKernelSa(po) : null,
+    collision: col ? { peer: col.int('peer', 0, U32), nonces: col.list('nonces', decodeNonce, 2) } : null,
   };
 }
 
@@ -478,6 +500,7 @@ export function decodeCheckpoint(data: Uint8Array): IkeSaCheckpoint {
   }
   const ph = f.raw('peerHashes');
   const ra = f.objOrNull('reauth');
+  const ic = f.objOrNull('ikeCollision');
   return {
     peer: f.str('peer'), role: f.oneOf('role', ['initiator', 'responder'] as const), spiI: f.spi64('spiI'), spiR: f.spi64('spiR'),
     state: f.oneOf('state', ['established', 'rekeyed'] as const), successorSpi: f.has('successorSpi') ? f.spi64('successorSpi') : null,
@@ -497,5 +520,6 @@ export function decodeCheckpoint(data: Uint8Array): IkeSaCheckpoint {
       tag: ra.oneOf('tag', ['replacing', 'superseded'] as const), spi: ra.spi64('spi'), ours: ra.bool('ours'),
       failed: ra.list('failed', (x, p) => { if (typeof x !== 'string') throw new CheckpointError(p, 'expected a child name'); return x; }, 1_024),
     } : null,
+    ikeCollision: ic ? { peer: ic.spi64('peer'), nonces: ic.list('nonces', decodeNonce, 2) } : null,
   };
 }

@@ -184,13 +184,14 @@ export async function handleRequest(e: EngineCore, sa: IkeSa, m: IkeMessage, fro
       if (r.kind === 'refused') { sendResponse(e, sa, type, id, r.reply); if (r.failure) e.failure(sa.peer, r.failure); return; }
       const install = r.kind === 'created' ? holdForPeerReauth(e, sa, r.child, r.install, true) : r.install;
       if (!(await installChild(e, sa, r.child, install))) { sendResponse(e, sa, type, id, [notifyOf(NotifyError.NO_ADDITIONAL_SAS)]); return; }
-      // Before the response: the checkpoint it writes must say which SA the new one replaces, or a
-      // restart takes the old SA for a live one and never switches over (restore.ts).
-      if (r.kind === 'rekeyed' && !r.collision) r.old.state = { tag: 'rekeyed', successor: r.child };
+      // Before the response: the checkpoint it writes must say which SA the new one replaces (or
+      // collides with, §2.8.1), or a restart takes the old SA for a live one (restore.ts).
+      if (r.kind === 'rekeyed' && r.collision) r.old.collision = { peerSa: r.child, nonces: [r.child.ni, r.child.nr] };
+      else if (r.kind === 'rekeyed') r.old.state = { tag: 'rekeyed', successor: r.child };
       sendResponse(e, sa, type, id, r.reply);
       if (r.kind === 'created') { emitChildUp(e, r.child); return; }
       const { old, child } = r;
-      if (r.collision) { old.collision = { peerSa: child, nonces: [child.ni, child.nr] }; return; }
+      if (r.collision) return;
       emitRekeyed(e, old, child);
       // The initiator deletes the old SA next; if that never comes, switch over on our own.
       awaitPeerSwitch(e, sa, old, child);

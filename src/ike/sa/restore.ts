@@ -82,10 +82,12 @@ async function rebuild(e: EngineCore, id: string, cp: IkeSaCheckpoint, peer: Pee
       .catch((err: unknown) => { e.log?.warn({ peer: peer.config.name, spi: child.ref.inboundSpi, err: errorMessage(err) }, 'kernel lookup of a resumed Child SA failed'); return false; });
     if (present) children.set(c.inboundSpi, child); else lost.push(child);
   }
-  // Successors of rekeyed children, now that all are built.
+  // Successors of rekeyed children and the peer's SA of a rekey collision, now that all are built.
   for (const c of cp.children) {
     const child = children.get(c.inboundSpi);
     if (child && c.state === 'rekeyed') child.state = { tag: 'rekeyed', successor: c.successorSpi === null ? null : children.get(c.successorSpi) ?? null };
+    const peerSa = c.collision ? children.get(c.collision.peer) : undefined;
+    if (child && c.collision && peerSa) child.collision = { peerSa, nonces: c.collision.nonces };
   }
   const childOf = (c: ChildCheckpoint): ChildSa => children.get(c.inboundSpi) ?? lost.find((x) => x.ref.inboundSpi === c.inboundSpi) ?? buildChild(c, runtimeOf(c.name), peer.config.name);
   const taskOf = (t: TaskCheckpoint): Task => {
@@ -197,6 +199,12 @@ export async function restoreSas(e: EngineCore, items: readonly { readonly id: s
     r.sa.state = { tag: 'rekeyed', successor };
   }
   relinkReauths(e, built);
+  // An IKE rekey collision in progress (RFC 7296 §2.8.1): the peer's new IKE SA has its own checkpoint.
+  for (const r of built) {
+    const ic = r.cp.ikeCollision;
+    const peerSa = ic ? e.sas.get(ic.peer) : undefined;
+    if (ic && peerSa && peerSa.peer === r.sa.peer) r.sa.ikeCollision = { peerSa, nonces: ic.nonces };
+  }
   for (const r of built) {
     resume(e, r);
     results.push({

@@ -141,3 +141,49 @@ test('a resumed rekey responder whose Delete never comes switches over on its ow
   assert.equal(fresh.active, true, 'sends on the new Child SA after 30 s');
   assert.deepEqual(p.bob.kernel.removedPolicies, []);
 });
+
+for (const kind of ['child', 'ike'] as const) {
+  test(`simultaneous ${kind === 'child' ? 'Child SA' : 'IKE SA'} rekeys, either side killed before the answer to its own request and the peer's Delete: the resumed side still applies the nonce rule (RFC 7296 §2.8.1)`, async () => {
+    // Each side answered the peer's request while its own was in flight; what it learnt then (the
+    // peer's new SA and its nonces) decides, when its own answer comes, whose SA is redundant. It
+    // is in the checkpoint (ChildCheckpoint.collision, IkeSaCheckpoint.ikeCollision): without it
+    // the resumed loser kept its redundant SA as well (Child SA) or took its own new IKE SA for
+    // the winner (IKE SA). The seeds make each side lose under some order.
+    const losers = new Set<Who>();
+    for (const seeds of [[1, 2], [3, 4], [2, 1], [22, 11]] as const) {
+      for (const who of ['alice', 'bob'] as const) {
+        const at = `seeds ${seeds.join(',')}, ${who} killed`;
+        const dpd = { intervalMs: 0, action: 'restart' } as const;
+        const ikeConfig = { proposals: ['aes256gcm16-prfsha256-x25519'], rekeyTimeMs: HOUR };
+        const long = { rekeyTimeMs: 3 * HOUR, lifeTimeMs: 4 * HOUR };
+        const p = kind === 'child'
+          ? new Pair({ seeds, alice: { dpd }, bob: { dpd } })
+          : new Pair({ seeds, alice: { dpd, ike: ikeConfig }, bob: { dpd, ike: ikeConfig }, aliceChildren: [child(long)], bobChildren: [child(long, 'bob')] });
+        await p.connect();
+        const victim = p[who].config.local.address;
+        p.net.fate = (x) => (x.to.address === victim && ((x.exchange === ExchangeType.CREATE_CHILD_SA && x.response) || (x.exchange === ExchangeType.INFORMATIONAL && !x.response)) ? 'hold' : 'deliver');
+        await p.advance(HOUR);
+        assert.equal(p.net.held.length, 2, `${at}: the answer to its request and the peer's Delete are frozen`);
+        p.net.held = []; // lost with the process
+        p.net.fate = () => 'deliver';
+        const logStart = p.net.log.length;
+        const results = await p.restart(who);
+        assert.ok(results.every((r) => r.outcome === 'resumed' && r.lost.length === 0), `${at}: ${JSON.stringify(results)}`);
+        await p.advance(300_000);
+        assert.equal(p.net.log.slice(logStart).filter((x) => x.exchange === ExchangeType.IKE_SA_INIT).length, 0, `${at}: resumed, not negotiated again`);
+        for (const s of [p.alice, p.bob]) {
+          assert.equal(s.kernel.installed.size, 1, `${at}: ${s.name} holds one Child SA`);
+          assert.ok([...s.kernel.installed.values()].every((c) => c.active), `${at}: ${s.name} sends on it`);
+          assert.deepEqual(s.kernel.removedPolicies, [], `${at}: ${s.name} removed no policy`);
+          assert.equal(s.checkpoints.data.size, 1, `${at}: ${s.name} has one checkpoint`);
+        }
+        assert.ok(mirrored(p.alice.kernel, p.bob.kernel), `${at}: mirrored`);
+        assert.equal(ike(p.alice)?.ikeSpis, ike(p.bob)?.ikeSpis, `${at}: one IKE SA`);
+        // The loser released the SPI of its redundant Child SA / is the responder of the surviving IKE SA.
+        if (kind === 'child') { for (const s of [p.alice, p.bob]) if (s.kernel.ops('releaseSpi').length > 0) losers.add(s.name as Who); }
+        else losers.add(ike(p.alice)?.role === 'responder' ? 'alice' : 'bob');
+      }
+    }
+    assert.deepEqual([...losers].sort(), ['alice', 'bob'], 'each side lost under some nonce order');
+  });
+}
