@@ -389,3 +389,29 @@ test('simultaneous Child rekey: the loser keeps sending on the old SA until the 
   }
   assert.deepEqual([...losers].sort(), ['alice', 'bob'], 'both branches of the nonce rule ran');
 });
+
+test('simultaneous rekeys where the winner\'s Delete of the old SA overtakes the answer to the loser\'s request: one pair remains, no policy removed (RFC 7296 §2.8.1)', { todo: 'the loser takes the Delete for a plain delete of the old SA: it keeps its redundant Child SA as a plain one (two pairs), or for an IKE SA removes the Child SA and its policies (issue 14)' }, async () => {
+  // Found by the restart matrix (restart-rekey.test.ts): the same state as a loser killed after the
+  // Delete, without any crash. Seeds as in the many-nonce-orders tests; the loser is the side whose
+  // answer is held.
+  const ikeConfig = { proposals: ['aes256gcm16-prfsha256-x25519'], rekeyTimeMs: HOUR };
+  const long = { rekeyTimeMs: 3 * HOUR, lifeTimeMs: 4 * HOUR };
+  const dpd = { intervalMs: 0, action: 'restart' } as const;
+  const cases = [['child', [3, 4], '192.0.2.1'], ['child', [1, 2], '192.0.2.2'], ['ike', [1, 2], '192.0.2.1'], ['ike', [2, 1], '192.0.2.2']] as const;
+  for (const [kind, seeds, loser] of cases) {
+    const p = kind === 'child'
+      ? new Pair({ seeds, alice: { dpd }, bob: { dpd } })
+      : new Pair({ seeds, alice: { dpd, ike: ikeConfig }, bob: { dpd, ike: ikeConfig }, aliceChildren: [child(long)], bobChildren: [child(long, 'bob')] });
+    await p.connect();
+    p.net.fate = (x) => (x.exchange === ExchangeType.CREATE_CHILD_SA && x.response && x.to.address === loser ? 'hold' : 'deliver');
+    await p.advance(HOUR);
+    assert.equal(p.net.held.length, 1, `${kind} ${seeds.join(',')}: the answer to the loser is held`);
+    p.net.fate = () => 'deliver';
+    p.net.releaseHeld();
+    await p.advance(300_000);
+    const at = `${kind} collision, seeds ${seeds.join(',')}`;
+    assert.equal(p.alice.kernel.installed.size, 1, `${at}: alice holds one Child SA`);
+    assert.ok(mirrored(p.alice.kernel, p.bob.kernel), `${at}: mirrored`);
+    assert.deepEqual([...p.alice.kernel.removedPolicies, ...p.bob.kernel.removedPolicies], [], `${at}: no policy removed`);
+  }
+});
