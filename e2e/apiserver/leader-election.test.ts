@@ -1,9 +1,11 @@
 // Two operators against the real apiserver, one Lease: only the leader signs; killing it (no lease
 // release, like SIGKILL) hands over within the lease period; a graceful stop (SIGTERM path)
-// releases the lease and hands over at once; no CSR is ever signed twice.
+// releases the lease and hands over at once; a leader cut off from the apiserver (its requests
+// hang) steps down before the standby may take over; no CSR is ever signed twice.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock } from '../../src/common/time.js';
@@ -11,7 +13,7 @@ import { KubeClient, RESOURCES, resourcePath, type WatchEvent } from '../../src/
 import { IdentityClient } from '../../src/api/identity-client.js';
 import { identityCrypto } from '../../src/pki/identity-crypto.js';
 import { Operator } from '../../src/operator/operator.js';
-import { eventually, uniqueName } from '../lib/kube.js';
+import { eventually, kubeconfigPath, loadKubeConfig, uniqueName } from '../lib/kube.js';
 import { adminClient, applyDeployFile, cleanupNamespace, createNode, deleteQuietly, ensureNamespace, installKipsecCrds, serviceAccountUser, testLogger } from './support.js';
 
 const LEASE_MS = 3000; const RENEW_MS = 2000; const RETRY_MS = 300;
@@ -21,8 +23,8 @@ const cleanups: (() => Promise<void>)[] = [];
 const certWrites = new Map<string, string[]>();
 const watchAbort = new AbortController();
 
-function operator(id: string): Operator {
-  return new Operator({ kube: admin.as(serviceAccountUser(ns, 'kipsec-operator')), namespace: ns, identity: id, clock: systemClock, log: testLogger(), csrLabelSelector: `kipsec.io/test=${ns}`, meshName: `mesh-${ns}`, leaseDurationMs: LEASE_MS, renewDeadlineMs: RENEW_MS, retryPeriodMs: RETRY_MS });
+function operator(id: string, via: KubeClient = admin): Operator {
+  return new Operator({ kube: via.as(serviceAccountUser(ns, 'kipsec-operator')), namespace: ns, identity: id, clock: systemClock, log: testLogger(), csrLabelSelector: `kipsec.io/test=${ns}`, meshName: `mesh-${ns}`, leaseDurationMs: LEASE_MS, renewDeadlineMs: RENEW_MS, retryPeriodMs: RETRY_MS });
 }
 
 async function agentsFor(count: number, tag: string): Promise<Promise<unknown>[]> {
@@ -97,4 +99,73 @@ test('a graceful stop releases the lease: the standby takes over within a retry 
   assert.ok(ms < LEASE_MS, `handover after release took ${ms} ms`);
   await Promise.all(await agentsFor(2, 'z'));
   await standby.stop();
+});
+
+/**
+ * A TCP relay to the apiserver that can be made to stop passing bytes (both ways, existing and new
+ * connections alike) and later deliver what it held, in order: a partition that drops packets, so
+ * requests neither fail nor return.
+ */
+class Partition {
+  blocked = false;
+  readonly #held: (() => void)[] = [];
+  readonly #sockets = new Set<Socket>();
+  readonly #server: Server;
+  constructor(upstream: URL) {
+    this.#server = createServer((down) => {
+      const up = connect(Number(upstream.port), upstream.hostname);
+      for (const [from, to] of [[down, up], [up, down]] as const) {
+        this.#sockets.add(from);
+        from.on('data', (d: Buffer) => { if (this.blocked) this.#held.push(() => to.write(d)); else to.write(d); });
+        from.on('close', () => { to.destroy(); this.#sockets.delete(from); });
+        from.on('error', () => to.destroy());
+      }
+    });
+  }
+  async listen(): Promise<number> {
+    await new Promise<void>((r) => this.#server.listen(0, '127.0.0.1', r));
+    return (this.#server.address() as { port: number }).port;
+  }
+  heal(): void { this.blocked = false; for (const f of this.#held.splice(0)) f(); }
+  async close(): Promise<void> { for (const s of this.#sockets) s.destroy(); await new Promise((r) => this.#server.close(r)); }
+}
+
+test('a leader cut off from the apiserver (its lease renewals hang, no error) stops leading before the standby may take over, and signs nothing after; the standby signs (client-go leaderelection renewDeadline)', async (t) => {
+  const partition = new Partition(new URL(loadKubeConfig().getCurrentCluster()!.server));
+  const port = await partition.listen();
+  // The lane's kubeconfig names its certificate files by absolute path: only the server changes.
+  const relayed = loadKubeConfig();
+  relayed.loadFromString(readFileSync(kubeconfigPath(), 'utf8').replace(/server: https:\/\/\S+/, `server: https://127.0.0.1:${port}`));
+  const viaRelay = new KubeClient(relayed);
+  const a = operator('op-e', viaRelay);
+  await a.start();
+  await eventually(async () => (a.isLeader ? true : undefined), LEASE_MS + 5_000, 50);
+  const b = operator('op-f');
+  await b.start();
+  await Promise.all(await agentsFor(2, 'p')); // a signs these
+  const issued = async (o: Operator): Promise<number> => (await o.metrics.certificatesIssued.get()).values.reduce((s, v) => s + v.value, 0);
+  const aBefore = await issued(a);
+  assert.equal(aBefore, 2, 'the leader signed while connected');
+
+  partition.blocked = true;
+  const cutAt = Date.now();
+  let aStoppedAt: number | undefined;
+  const bLeadsAt = await eventually(async () => {
+    if (aStoppedAt === undefined && !a.isLeader) aStoppedAt = Date.now();
+    return b.isLeader ? Date.now() : undefined;
+  }, LEASE_MS + RENEW_MS + 10_000, 20);
+  t.diagnostic(`cut at 0: op-e stopped leading at ${aStoppedAt === undefined ? 'never' : `${aStoppedAt - cutAt} ms`}, op-f leads at ${bLeadsAt - cutAt} ms (renewDeadline ${RENEW_MS} ms, lease ${LEASE_MS} ms)`);
+  assert.ok(aStoppedAt !== undefined && aStoppedAt < bLeadsAt, 'the cut-off leader stopped leading before the standby took over');
+  assert.ok(aStoppedAt - cutAt <= RENEW_MS + RETRY_MS + 500, `stepped down within renewDeadline of its last renewal (${aStoppedAt - cutAt} ms after the cut)`);
+
+  await Promise.all(await agentsFor(3, 'q')); // the new leader signs these
+  partition.heal(); // what op-e sent meanwhile arrives now, and its answers
+  await new Promise((r) => setTimeout(r, 2 * RETRY_MS + 500));
+  assert.equal(a.isLeader, false, 'healed, op-e finds op-f holding the lease');
+  assert.equal(await issued(a), aBefore, 'op-e signed nothing after the cut');
+  assert.equal(await issued(b), 3);
+  for (const [csr, certs] of certWrites) assert.equal(certs.length, 1, `CSR ${csr} got ${certs.length} different certificates`);
+  await a.stop(); await b.stop();
+  viaRelay.close();
+  await partition.close();
 });

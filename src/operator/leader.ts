@@ -4,6 +4,11 @@
 // not matter); a leader that cannot renew within renewDeadline (< leaseDuration) steps down before
 // anyone else may take over, which is what rules out two signers at once. Writes are PUTs with the
 // resourceVersion read, so of two racing candidates exactly one wins.
+//
+// Stepping down must not depend on the apiserver answering: a renewal that hangs (a partition that
+// drops packets) is abandoned at renewDeadline, and `isLeader` is false from the moment the last
+// renewal is renewDeadline old, so work that runs first after a paused process resumes (timers
+// and I/O callbacks queued during the pause) already sees that it may not write.
 import type { Clock } from '../common/time.js';
 import type { KubeClient } from '../api/kube/client.js';
 import { RESOURCES, resourcePath } from '../api/kube/client.js';
@@ -77,7 +82,8 @@ export class LeaderElector {
     this.#kube = kube; this.#cfg = cfg; this.#clock = clock; this.#log = log; this.#cb = cb;
   }
 
-  get isLeader(): boolean { return this.#leading; }
+  /** Leading, and the last renewal is younger than renewDeadline (by our clock). */
+  get isLeader(): boolean { return this.#leading && this.#clock.now() - this.#lastRenewMs < this.#cfg.renewDeadlineMs; }
 
   #path(): string { return resourcePath(RESOURCES.leases, { namespace: this.#cfg.namespace, name: this.#cfg.name }); }
 
@@ -115,6 +121,21 @@ export class LeaderElector {
     return true;
   }
 
+  /**
+   * One read-and-write, given up (false) when leading and renewDeadline since the last renewal
+   * passes first; the request itself carries on and its outcome is ignored (a late PUT of ours
+   * carries the old resourceVersion, so it cannot overwrite a new holder's record).
+   */
+  #attempt(): Promise<boolean> {
+    const once = this.#tryOnce();
+    if (!this.#leading) return once;
+    let timer: { cancel(): void } | undefined;
+    const left = Math.max(0, this.#lastRenewMs + this.#cfg.renewDeadlineMs - this.#clock.now());
+    const deadline = new Promise<boolean>((r) => { timer = this.#clock.setTimer(left, () => r(false)); });
+    once.catch(() => undefined);
+    return Promise.race([once, deadline]).finally(() => timer?.cancel());
+  }
+
   #sleep(ms: number): Promise<void> {
     return new Promise((r) => { this.#wake = r; this.#timer = this.#clock.setTimer(ms, r); });
   }
@@ -123,7 +144,7 @@ export class LeaderElector {
   async run(): Promise<void> {
     while (!this.#stopped) {
       let ok = false;
-      try { ok = await this.#tryOnce(); } catch (e) { this.#log.warn({ err: (e as Error).message }, 'leader election: lease read/write failed'); }
+      try { ok = await this.#attempt(); } catch (e) { this.#log.warn({ err: (e as Error).message }, 'leader election: lease read/write failed'); }
       const now = this.#clock.now();
       if (ok) {
         this.#lastRenewMs = now;

@@ -166,6 +166,9 @@ export class Operator {
     for (const x of c.tunnels.list()) q.tunnel.add(x.metadata.name);
     const workers = this.#o.workers ?? 4;
     const run = (name: ControllerName, n: number, fn: (k: string) => Promise<number | undefined>): Promise<void> => runWorkers(q[name], n, async (k) => {
+      // The lease may have run out while this key waited (a paused process, a hung renewal): no
+      // write without it. The next term starts from every key again.
+      if (!this.#leader.isLeader) return undefined;
       const end = this.metrics.reconcileSeconds.startTimer({ controller: name });
       try { const r = await fn(k); this.metrics.reconciles.inc({ controller: name, result: 'ok' }); return r; } finally { end(); this.metrics.queueDepth.set({ controller: name }, q[name].length); }
     }, (k, e, retryMs) => {
