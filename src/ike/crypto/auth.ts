@@ -81,12 +81,12 @@ export function signAuth(scheme: SignatureScheme, privateKey: KeyObject, octets:
 export interface VerifyOptions {
   /** RFC 7427 hash IDs we announced in SIGNATURE_HASH_ALGORITHMS; the peer must use one of them. */
   readonly allowedHashes?: readonly number[];
-  /** Accept RSA_DIGITAL_SIGNATURE (1), which is PKCS#1 v1.5 over SHA-1 (default: false, RFC 8247 §3.3). */
+  /** Accept RSA_DIGITAL_SIGNATURE (1), which is PKCS#1 v1.5 over SHA-1 (default: false, RFC 8247 §3). */
   readonly allowSha1Rsa?: boolean;
 }
 
 /**
- * RFC 7427 AlgorithmIdentifiers with SHA-1 (RFC 8247 §3.3: MUST NOT). We never announce SHA-1 in
+ * RFC 7427 AlgorithmIdentifiers with SHA-1 (RFC 8247 §3: MUST NOT). We never announce SHA-1 in
  * SIGNATURE_HASH_ALGORITHMS, so these are refused by name rather than as "unsupported".
  */
 const SHA1_ALGORITHMS: Readonly<Record<string, string>> = {
@@ -116,7 +116,7 @@ export function verifySignatureAuth(authMethod: number, authData: Uint8Array, pu
     const algId = authData.subarray(1, 1 + len);
     signature = authData.subarray(1 + len);
     const sha1 = sha1AlgorithmName(algId);
-    if (sha1) throw new AuthenticationError(`peer signed with ${sha1}: SHA-1 signatures are refused (RFC 8247 §3.3)`);
+    if (sha1) throw new AuthenticationError(`peer signed with ${sha1}: SHA-1 signatures are refused (RFC 8247 §3)`);
     scheme = schemeByAlgorithmIdentifier(algId);
     if (!scheme) {
       const p = pssScheme(algId, publicKey);
@@ -129,7 +129,7 @@ export function verifySignatureAuth(authMethod: number, authData: Uint8Array, pu
     scheme = classicSchemeForMethod(authMethod);
     if (!scheme) throw new AuthenticationError(`AUTH method ${authMethod} is not a supported signature method`);
     if (authMethod === AuthMethod.RSA_DIGITAL_SIGNATURE && opts.allowSha1Rsa !== true)
-      throw new AuthenticationError('peer used RSA_DIGITAL_SIGNATURE (1), PKCS#1 v1.5 with SHA-1: refused (RFC 8247 §3.3; a profile with allowWeak accepts it)');
+      throw new AuthenticationError('peer used RSA_DIGITAL_SIGNATURE (1), PKCS#1 v1.5 with SHA-1: refused (RFC 8247 §3; a profile with allowWeak accepts it)');
     signature = authData;
   }
   const kind = keyKind(publicKey);

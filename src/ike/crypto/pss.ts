@@ -1,5 +1,5 @@
 // RSASSA-PSS parameters received in an RFC 7427 AlgorithmIdentifier (RFC 4055 §3.1), bounded before
-// any signature work: hash SHA-256/384/512 (RFC 8247 §3.3: SHA-1 MUST NOT), MGF1 with that same hash
+// any signature work: hash SHA-256/384/512 (RFC 8247 §3: SHA-1 signatures MUST NOT), MGF1 with that same hash
 // (RFC 7427 Appendix A.4 uses only that form), trailerField 1, and a salt of at least the hash length
 // (RFC 4055 §3.1 recommends it; NIST SP 800-131A wants it) and at most what the key's encoding holds
 // (RFC 8017 §9.1.1: emLen - hLen - 2, strongSwan's RSA_PSS_SALT_LEN_MAX). strongSwan
@@ -35,7 +35,7 @@ function hashOf(algId: Tlv | undefined, what: string): PssHash {
   const o = parts[0];
   if (!o || o.tag !== 0x06 || parts.length > 2 || (parts[1] && (parts[1].tag !== 0x05 || parts[1].value.length !== 0))) return refuse(`malformed ${what} AlgorithmIdentifier`);
   const hex = toHex(o.value);
-  if (hex === SHA1_OID) return refuse(`${what} is SHA-1 (RFC 8247 §3.3: MUST NOT)`);
+  if (hex === SHA1_OID) return refuse(`${what} is SHA-1 (RFC 8247 §3: MUST NOT)`);
   return HASH_BY_OID[hex] ?? refuse(`${what} OID ${hex} is not SHA-256/384/512`);
 }
 
@@ -75,8 +75,8 @@ export function parsePssParams(algId: Uint8Array, modulusBits: number | undefine
     if (e instanceof AuthenticationError) throw e;
     refuse('malformed DER');
   }
-  if (hash === undefined) return refuse('hash absent, i.e. SHA-1 (RFC 8247 §3.3: MUST NOT)');
-  if (mgfHash === undefined) return refuse('MGF1 hash absent, i.e. SHA-1 (RFC 8247 §3.3: MUST NOT)');
+  if (hash === undefined) return refuse('hash absent, i.e. SHA-1 (RFC 8247 §3: MUST NOT)');
+  if (mgfHash === undefined) return refuse('MGF1 hash absent, i.e. SHA-1 (RFC 8247 §3: MUST NOT)');
   if (mgfHash !== hash) return refuse(`MGF1 uses ${mgfHash} but the signature ${hash}; they must match`);
   const hLen = PSS_HASH_BYTES[hash];
   const saltLength = salt ?? 20;

@@ -91,7 +91,7 @@ export interface PeerConfig {
     readonly rekeyTimeMs: number;
     /**
      * Allow weak algorithms named in proposals (DESIGN.md §6: only profiles set this), and accept
-     * the peer's RSA_DIGITAL_SIGNATURE (1) AUTH, PKCS#1 v1.5 over SHA-1 (RFC 8247 §3.3).
+     * the peer's RSA_DIGITAL_SIGNATURE (1) AUTH, PKCS#1 v1.5 over SHA-1 (RFC 8247 §3).
      */
     readonly allowWeak?: boolean;
   };
