@@ -1,10 +1,11 @@
 // A `kill -9` in every waiting state of a rekey, from both roles (issue 14, item 2): each exchange
 // of a Child SA rekey (RFC 7296 §1.3.3, §2.8) and of an IKE SA rekey (§1.3.2, §2.18) is frozen at
 // one datagram — the CREATE_CHILD_SA request, its response, the Delete of the old SA, the Delete's
-// response — and the initiator (alice) or the responder (bob) is killed there. The restarted engine
-// must resume from its checkpoints (DESIGN.md §9): no IKE_SA_INIT, nothing lost or adopted, one
-// mirrored Child SA pair sending both ways at the end, and no policy removed at any moment (a
-// removed policy lets traffic leave in clear).
+// response — or caught while the old Child SA lingers after it, and the initiator (alice) or the
+// responder (bob) is killed there; then the same for simultaneous rekeys (§2.8.1). The restarted
+// engine must resume from its checkpoints (DESIGN.md §9): no IKE_SA_INIT, nothing lost or
+// adopted, one mirrored Child SA pair sending both ways at the end, and no policy removed at any
+// moment (a removed policy lets traffic leave in clear).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ExchangeType } from '../../../../src/ike/constants.js';
@@ -25,7 +26,7 @@ const PHASES = {
   /** Initiator: Delete not answered. Responder: switched over, the old inbound state lingers. */
   'Delete response in flight': (x: Packet) => x.exchange === ExchangeType.INFORMATIONAL && x.response,
   /** Both: the exchange is over; the old Child SA's inbound state lingers (rekeyDeleteDelayMs). */
-  'rekey done, old SA lingering': () => false,
+  'old SA lingering after the rekey': () => false,
 } as const;
 type Phase = keyof typeof PHASES;
 
@@ -58,7 +59,7 @@ for (const kind of ['child', 'ike'] as const) {
       const role = who === 'alice' ? 'initiator' : 'responder';
       // The old Child SA's inbound state lingering after the switch is not in the checkpoint: the
       // restarted daemon adopts it and keeps it until the next rekey.
-      const lingering = kind === 'child' && (phase === 'rekey done, old SA lingering' || (phase === 'Delete response in flight' && who === 'bob'));
+      const lingering = kind === 'child' && (phase === 'old SA lingering after the rekey' || (phase === 'Delete response in flight' && who === 'bob'));
       const todo = lingering ? { todo: 'a lingering rekeyed Child SA is adopted after a restart (issue 14)' } : {};
       test(`${kind === 'child' ? 'Child SA' : 'IKE SA'} rekey, ${role} killed with the ${phase}: resumes, one mirrored Child SA pair, no policy removed (RFC 7296 ${kind === 'child' ? '§2.8' : '§2.18'}, DESIGN.md §9)`, todo, async () => {
         await crashDuringRekey(kind, phase, who);
@@ -78,7 +79,7 @@ async function crashDuringRekey(kind: Kind, phase: Phase, who: Who): Promise<voi
   const frozen = PHASES[phase];
   p.net.fate = (x) => (frozen(x) ? 'hold' : 'deliver');
   await p.advance(HOUR);
-  assert.equal(p.net.held.length, phase === 'rekey done, old SA lingering' ? 0 : 1, `datagrams frozen (${phase}): ${p.net.held.length}`);
+  assert.equal(p.net.held.length, phase === 'old SA lingering after the rekey' ? 0 : 1, `datagrams frozen (${phase}): ${p.net.held.length}`);
   assert.equal(p.net.log.filter((x) => x.exchange === ExchangeType.CREATE_CHILD_SA && !x.response)[0]?.from.address, ALICE, 'alice initiates the rekey');
 
   // Killed: datagrams to it are lost; the one it had sent is still on its way.

@@ -77,3 +77,33 @@ test('any mutation of a checkpoint decodes or throws CheckpointError, nothing el
     try { decodeCheckpoint(b); } catch (e) { if (!(e instanceof CheckpointError)) throw e; }
   }), { numRuns: 1_000 });
 });
+
+test('a rekey collision in progress (RFC 7296 §2.8.1) round-trips, Child SA and IKE SA; checkpoints written before it existed read as none', async () => {
+  // Both rekey at 1 h; the answer to alice's own request and bob's Deletes are held, so she is in
+  // the middle of each collision.
+  const ikeConfig = { proposals: ['aes256gcm16-prfsha256-x25519'], rekeyTimeMs: HOUR };
+  const long = { rekeyTimeMs: 3 * HOUR, lifeTimeMs: 4 * HOUR };
+  const dpd = { intervalMs: 0, action: 'restart' } as const; // its requests would be held too
+  const pairs = [new Pair({ alice: { dpd }, bob: { dpd } }), new Pair({ alice: { dpd, ike: ikeConfig }, bob: { dpd, ike: ikeConfig }, aliceChildren: [child(long)], bobChildren: [child(long, 'bob')] })];
+  const found = { child: 0, ike: 0 };
+  for (const p of pairs) {
+    await p.connect();
+    const toAlice = (x: { to: { address: string } }): boolean => x.to.address === p.alice.config.local.address;
+    p.net.fate = (x) => (toAlice(x) && ((x.exchange === ExchangeType.CREATE_CHILD_SA && x.response) || (x.exchange === ExchangeType.INFORMATIONAL && !x.response)) ? 'hold' : 'deliver');
+    await p.advance(HOUR);
+    for (const bytes of p.alice.checkpoints.data.values()) {
+      const cp = decodeCheckpoint(bytes);
+      assert.deepEqual(Buffer.from(encodeCheckpoint(cp)), Buffer.from(bytes));
+      const col = cp.children.find((c) => c.collision)?.collision;
+      if (col) { found.child++; assert.ok(cp.children.some((c) => c.inboundSpi === col.peer), 'the peer\'s new Child SA is on the same IKE SA'); assert.equal(col.nonces.length, 2); }
+      if (cp.ikeCollision) { found.ike++; assert.ok(p.alice.checkpoints.data.has(cp.ikeCollision.peer.toString(16).padStart(16, '0')), 'the peer\'s new IKE SA has its own checkpoint'); }
+      const old = JSON.parse(Buffer.from(bytes).toString()) as Record<string, unknown>;
+      delete old['ikeCollision'];
+      old['children'] = (old['children'] as Record<string, unknown>[]).map(({ collision: _, ...c }) => c);
+      const read = decodeCheckpoint(new Uint8Array(Buffer.from(JSON.stringify(old))));
+      assert.equal(read.ikeCollision, null);
+      assert.ok(read.children.every((c) => c.collision === null));
+    }
+  }
+  assert.deepEqual(found, { child: 1, ike: 1 });
+});
