@@ -4,7 +4,7 @@
 // ending with the plain line `N passed, N failed`. A lane that cannot run (not root, a missing
 // tool, the VM failing to boot, no test files) counts as a failure and says why: never a skip.
 //
-//   node scripts/run-lanes.mjs [LANE...]      lanes: unit node24 netns interop apiserver vm cluster
+//   node scripts/run-lanes.mjs [LANE...]      lanes: unit node24 image netns interop apiserver vm cluster
 //   KIPSEC_LANES=unit,netns node scripts/run-lanes.mjs
 //   KIPSEC_CLUSTER_FILES=e2e/cluster/00-infra.test.ts node scripts/run-lanes.mjs cluster   (some files only)
 import { spawn, spawnSync } from 'node:child_process';
@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const results = join(root, '.lane-results');
 const reporter = join(root, 'scripts', 'count-reporter.mjs');
-const ALL = ['unit', 'node24', 'netns', 'interop', 'apiserver', 'vm', 'cluster'];
+const ALL = ['unit', 'node24', 'image', 'netns', 'interop', 'apiserver', 'vm', 'cluster'];
 
 function findTests(dir) {
   if (!existsSync(dir)) return [];
@@ -37,6 +37,9 @@ const LANES = {
   // Plus the addon's netlink socket test (native code built against Node 20's headers must work
   // on 24 too); it needs root, as the netns lane does.
   node24: { dir: 'test/unit', why: 'the unit lane again on Node 24 LTS (the container image runtime), and the native netlink socket', node24: true, concurrency: 2, also: ['e2e/netns/netlink-socket.test.ts'] },
+  // scripts/build-image.sh (cached under ~/.cache/kipsec-image), then the archive read and its
+  // entrypoint run under unshare + chroot; root for mmdebstrap, chroot and the namespaces.
+  image: { dir: 'test/image', why: 'the OCI image archive: built without a daemon, inspected, run under unshare + chroot', needs: () => (isRoot ? null : 'needs root (mmdebstrap, chroot, namespaces)'), concurrency: 1 },
   netns: { dir: 'e2e/netns', why: 'network namespaces on the host kernel', needs: () => (isRoot ? null : 'needs root for ip netns'), concurrency: 1 },
   interop: { dir: 'e2e/interop', why: 'real strongSwan peers in namespaces', needs: () => (!isRoot ? 'needs root' : !existsSync('/usr/lib/ipsec/charon') ? 'strongSwan is not installed (scripts/setup.sh installs it)' : null), concurrency: 1 },
   apiserver: { dir: 'e2e/apiserver', why: 'real kube-apiserver + etcd', concurrency: 1, apiserver: true },
