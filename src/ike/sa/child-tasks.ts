@@ -100,6 +100,13 @@ export async function onChildRekey(e: EngineCore, sa: IkeSa, m: IkeMessage, o: O
     return;
   }
   const fresh = r.child;
+  if (old.state.tag === 'deleted' && collision) {
+    // The peer won the collision and deleted the old SA before this answer came (responder.ts):
+    // its new SA took over; ours is redundant, so it is not installed and the peer drops its side.
+    releaseSpi(e, sa, scratch.spi);
+    sa.pending.push({ kind: 'child-delete', child: fresh, reason: 'redundant' });
+    return;
+  }
   if (old.state.tag === 'deleted') {
     // The peer deleted the old SA while we rekeyed it: keep the new one as a plain child.
     if (await installChild(e, sa, fresh, r.install)) emitChildUp(e, fresh);

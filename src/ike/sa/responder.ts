@@ -199,8 +199,22 @@ export async function handleRequest(e: EngineCore, sa: IkeSa, m: IkeMessage, fro
     }
     case ExchangeType.INFORMATIONAL: {
       const r = respondInformational(sa, m);
+      // §2.8.1: in a rekey collision the peer deletes the old SA only once it has won. Its Delete
+      // can overtake the answer to our own colliding request: its new SA takes over now, and ours,
+      // when its answer comes, is the redundant one (child-tasks.ts onChildRekey, tasks.ts
+      // onIkeRekey through the retired old SA).
+      if (r.deleteIke && sa.ikeCollision && sa.state.tag === 'established' && sa.outstanding?.task.kind === 'ike-rekey') {
+        const winner = sa.ikeCollision.peerSa;
+        sa.ikeCollision = null;
+        adoptSuccessor(e, sa, winner);
+      }
       for (const c of r.deletedChildren) {
-        if (c.state.tag === 'rekeyed' && c.state.successor) {
+        if (c.state.tag === 'rekeying' && c.collision) {
+          const winner = c.collision.peerSa;
+          await activateOutbound(e, winner);
+          emitRekeyed(e, c, winner);
+          await removeChild(e, sa, c, 'rekeyed', e.options.rekeyDeleteDelayMs);
+        } else if (c.state.tag === 'rekeyed' && c.state.successor) {
           // Make-before-break, responder side: now send on the new SA; the old inbound lingers.
           await activateOutbound(e, c.state.successor);
           await removeChild(e, sa, c, 'rekeyed', e.options.rekeyDeleteDelayMs);

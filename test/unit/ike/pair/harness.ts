@@ -362,3 +362,27 @@ export function mirrored(a: FakeKernel, b: FakeKernel): boolean {
   }
   return true;
 }
+
+/**
+ * Records every moment (after any kernel change on either side) at which one side has an active
+ * outbound state whose SPI the other side has no inbound state for: a packet sent then is lost.
+ * Stricter than the kernel, which sends on the newest of the active states only.
+ */
+export function watchLoss(p: Pair): string[] {
+  const lost: string[] = [];
+  const check = (op: string): void => {
+    for (const [me, them] of [[p.alice, p.bob], [p.bob, p.alice]] as const) {
+      for (const sa of me.kernel.installed.values()) {
+        if (sa.active && !them.kernel.installed.has(sa.outbound.spi))
+          lost.push(`${me.name} sends on ${sa.child} spi ${sa.outbound.spi.toString(16)} that ${them.name} cannot receive (after ${op})`);
+      }
+    }
+  };
+  for (const k of [p.alice.kernel, p.bob.kernel] ) {
+    const install = k.installChildSa.bind(k); const update = k.updateChildSa.bind(k); const del = k.deleteChildSa.bind(k);
+    k.installChildSa = async (sa) => { await install(sa); check('install'); };
+    k.updateChildSa = async (ref, u) => { await update(ref, u); check('update'); };
+    k.deleteChildSa = async (ref, o) => { await del(ref, o); check('delete'); };
+  }
+  return lost;
+}

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ExchangeType } from '../../../../src/ike/constants.js';
 import type { IkeEvent } from '../../../../src/ike/ports.js';
-import { ALICE, BOB, child, HOUR, mirrored, Pair, type FakeKernel, type Side } from './harness.js';
+import { ALICE, BOB, child, HOUR, mirrored, Pair, watchLoss, type Side } from './harness.js';
 
 const LONG = { rekeyTimeMs: 3 * HOUR, lifeTimeMs: 4 * HOUR };
 type Who = 'alice' | 'bob';
@@ -23,29 +23,6 @@ function pair(childCount: 1 | 2): Pair {
   return new Pair({ auth: 'cert', aliceChildren: two('alice'), bobChildren: two('bob') });
 }
 
-/**
- * Records every moment (after any kernel change on either side) at which one side has an active
- * outbound state whose SPI the other side has no inbound state for: a packet sent then is lost.
- * Stricter than the kernel, which sends on the newest of the active states only.
- */
-function watchLoss(p: Pair): string[] {
-  const lost: string[] = [];
-  const check = (op: string): void => {
-    for (const [me, them] of [[p.alice, p.bob], [p.bob, p.alice]] as const) {
-      for (const sa of me.kernel.installed.values()) {
-        if (sa.active && !them.kernel.installed.has(sa.outbound.spi))
-          lost.push(`${me.name} sends on ${sa.child} spi ${sa.outbound.spi.toString(16)} that ${them.name} cannot receive (after ${op})`);
-      }
-    }
-  };
-  for (const k of [p.alice.kernel, p.bob.kernel] as FakeKernel[]) {
-    const install = k.installChildSa.bind(k); const update = k.updateChildSa.bind(k); const del = k.deleteChildSa.bind(k);
-    k.installChildSa = async (sa) => { await install(sa); check('install'); };
-    k.updateChildSa = async (ref, u) => { await update(ref, u); check('update'); };
-    k.deleteChildSa = async (ref, o) => { await del(ref, o); check('delete'); };
-  }
-  return lost;
-}
 
 const of = <T extends IkeEvent['type']>(s: Side, type: T): Extract<IkeEvent, { type: T }>[] => s.events.filter((e): e is Extract<IkeEvent, { type: T }> => e.type === type);
 const peerOf = (s: Side): string => (s.name === 'alice' ? 'to-bob' : 'to-alice');
