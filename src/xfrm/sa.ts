@@ -129,7 +129,10 @@ function checkSpec(s: SaSpec): void {
 export function encodeSa(s: SaSpec): { info: XfrmUsersaInfo; attrs: XfrmAttr[] } {
   checkSpec(s);
   const family = familyOf(s.dst);
-  const window = s.replayWindow ?? 0;
+  // An ESN SA needs a window of at least 1, outbound too: xfrm_init_replay (net/xfrm/xfrm_replay.c)
+  // refuses replay_window 0 with XFRM_STATE_ESN (EINVAL) unless the SA says it is outbound
+  // (XFRMA_SA_DIR, Linux 6.10+). An outbound SA checks no sequence numbers, so 1 changes nothing.
+  const window = s.esn ? Math.max(1, s.replayWindow ?? 0) : (s.replayWindow ?? 0);
   // Windows beyond the legacy 32-bit bitmap, and every ESN SA, need XFRMA_REPLAY_ESN_VAL; the u8 field is then 0.
   const esnState = s.esn || window > C.XFRM_REPLAY_WINDOW_LEGACY_MAX;
   const info: XfrmUsersaInfo = {

@@ -87,6 +87,17 @@ test('addSa then getSa/listSas returns the same SA (keys, ESN, replay window, re
   assert.equal((await c.listSas()).length, 1);
 });
 
+test('an outbound ESN SA (replay window 0 asked) is encoded with XFRMA_REPLAY_ESN_VAL window 1, which Linux accepts; a non-ESN one keeps 0 (xfrm_init_replay: EINVAL for ESN with window 0)', () => {
+  const esnAttr = (spec: SaSpec) => { const a = encodeSa(spec).attrs.find((x) => x.kind === 'XFRMA_REPLAY_ESN_VAL'); return a?.kind === 'XFRMA_REPLAY_ESN_VAL' ? a : undefined; };
+  const esnOut = encodeSa({ ...outSa, replayWindow: 0 });
+  assert.equal(esnOut.info.replay_window, 0, 'the u8 field stays 0 with an ESN state');
+  assert.deepEqual(esnAttr({ ...outSa, replayWindow: 0 })?.value, { bmp_len: 1, oseq: 0, seq: 0, oseq_hi: 0, seq_hi: 0, replay_window: 1, bmp: [] });
+  assert.equal(esnAttr({ ...outSa, replayWindow: 64 })?.value.replay_window, 64, 'a window that is asked for is kept');
+  const plainOut = encodeSa({ ...outSa, esn: false, replayWindow: 0 });
+  assert.equal(plainOut.info.replay_window, 0);
+  assert.equal(esnAttr({ ...outSa, esn: false, replayWindow: 0 }), undefined, 'no ESN state without ESN');
+});
+
 test('EEXIST on add names the SA: proto, SPI, src → dst', async () => {
   const k = new FakeKernel();
   const c = new XfrmClient(k.transport);
