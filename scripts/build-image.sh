@@ -50,6 +50,7 @@ REPO=${KIPSEC_IMAGE_REPO:-ghcr.io/kipsec/kipsec}
 VERSION=$(node -p 'require("./package.json").version')
 OUT=${KIPSEC_IMAGE_OUT:-$root/build/image/kipsec-$VERSION.oci.tar}
 CACHE=${KIPSEC_IMAGE_CACHE:-$HOME/.cache/kipsec-image}
+[[ $CACHE == /?*/?* ]] || { echo "build-image: KIPSEC_IMAGE_CACHE=$CACHE: want an absolute path two levels deep at least (it holds scratch space the script empties)" >&2; exit 2; }
 MAX_AGE_DAYS=${KIPSEC_IMAGE_BASE_MAX_AGE_DAYS:-7}
 refresh_base=0
 for a in "$@"; do
@@ -100,7 +101,7 @@ app_owner=(--owner=0 --group=0 --mode=go-w,a+rX)
 
 # --- 1. Debian base ---------------------------------------------------------------------------
 base_recipe="suite=$SUITE mirror=$MIRROR security=$SECURITY_MIRROR variant=minbase include=$BASE_INCLUDE
-excludes=${DPKG_EXCLUDES[*]} nonroot=$NONROOT_UID sde=$SOURCE_DATE_EPOCH recipe=4 merged-usr-hook no-recommends"
+excludes=${DPKG_EXCLUDES[*]} nonroot=$NONROOT_UID sde=$SOURCE_DATE_EPOCH recipe=5 merged-usr-hook no-recommends apt-partial-owner"
 base_key=$(printf '%s' "$base_recipe" | hash_of)
 base=$CACHE/base-$base_key
 if [[ -f $base/layer.tar.gz && $refresh_base == 0 && -z $(find "$base/layer.tar.gz" -mtime "+$MAX_AGE_DAYS") ]]; then
@@ -117,6 +118,9 @@ else
   opts+=(--customize-hook='rm -f "$1/etc/resolv.conf" "$1/etc/hostname"')
   opts+=(--customize-hook="echo 'nonroot:x:$NONROOT_UID:$NONROOT_UID:nonroot:/nonexistent:/usr/sbin/nologin' >>\"\$1/etc/passwd\"")
   opts+=(--customize-hook="echo 'nonroot:x:$NONROOT_UID:' >>\"\$1/etc/group\"")
+  # apt's partial/ directories belong to _apt or root depending on whether apt ran in the chroot
+  # after mmdebstrap made them (seen both ways on one machine): fix their owner.
+  opts+=(--customize-hook='chroot "$1" chown _apt:root /var/cache/apt/archives/partial /var/lib/apt/lists/partial')
   opts+=(--customize-hook="chroot \"\$1\" dpkg-query -W -f='\${Package} \${Version}\\n' >'$base.tmp/packages.txt'")
   mmdebstrap "${opts[@]}" "$SUITE" "$base.tmp/rootfs" \
     "deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main" "deb $SECURITY_MIRROR $SUITE-security main" \
@@ -191,20 +195,26 @@ else
   mv "$addon.tmp" "$addon"
 fi
 
-say "app: tsc"
-npx tsc -p tsconfig.json || die "tsc failed"
+# src/ alone, compiled into the cache: a type error in a test does not stop the image, no stale
+# file of dist/ slips in, and incremental output keeps a warm run quick.
+say "app: tsc (src/ only)"
+tsout=$CACHE/tsc
+mkdir -p "$tsout"
+printf '{ "extends": "%s/tsconfig.json", "include": ["%s/src"],\n  "compilerOptions": { "rootDir": "%s", "outDir": "%s/out", "sourceMap": false, "tsBuildInfoFile": "%s/tsbuildinfo", "typeRoots": ["%s/node_modules/@types"] } }\n' \
+  "$root" "$root" "$root" "$tsout" "$tsout" "$root" >"$tsout/tsconfig.json"
+npx tsc -p "$tsout/tsconfig.json" || die "tsc failed on src/"
 work=$CACHE/work
 rm -rf "$work"; mkdir -p "$work/app/app/bin" "$work/app/app/native/build/Release" "$work/app/usr/local/bin"
 install -m 0644 package.json "$work/app/app/package.json"
 install -m 0755 bin/kipsec.js "$work/app/app/bin/kipsec.js"
 install -m 0755 "$addon/kipsec_native.node" "$work/app/app/native/build/Release/kipsec_native.node"
 ln -s /app/bin/kipsec.js "$work/app/usr/local/bin/kipsec"
-# The compiled JavaScript of src/ only: a dist/ file whose source is gone (stale) stays out; no maps.
+# The JavaScript of each src/**/*.ts (bin/kipsec.js imports dist/src/cli/main.js); no maps.
 n=0
 while IFS= read -r -d '' ts; do
-  js=dist/${ts%.ts}.js
-  [[ -f $js ]] || die "$js is missing (tsc did not emit it)"
-  install -D -m 0644 "$js" "$work/app/app/$js"; n=$((n + 1))
+  js=${ts%.ts}.js
+  [[ -f $tsout/out/$js ]] || die "$tsout/out/$js is missing (tsc did not emit it)"
+  install -D -m 0644 "$tsout/out/$js" "$work/app/app/dist/$js"; n=$((n + 1))
 done < <(find src -name '*.ts' ! -name '*.d.ts' -print0)
 say "app: $n modules from dist/src"
 layer_tar "$work/app" "$work/app.tar" "${app_owner[@]}"
