@@ -47,6 +47,16 @@ test('a decoded checkpoint prints no key material through JSON, inspect or templ
   }
 });
 
+test('a checkpoint that is not JSON is refused without quoting its text, which holds key material (V8 quotes the input around a bad token)', async () => {
+  const [bytes] = await samples();
+  const text = Buffer.from(bytes!).toString();
+  const skD = /"skD":"([^"]{8})/.exec(text)?.[1];
+  assert.ok(skD, 'the sample has an SK_d');
+  // A flipped byte: the quote that opens SK_d's value is gone.
+  const broken = new Uint8Array(Buffer.from(text.replace('"skD":"', '"skD":')));
+  assert.throws(() => decodeCheckpoint(broken), (e: unknown) => e instanceof CheckpointError && /not JSON/.test(e.message) && !e.message.includes(skD.slice(0, 6)), 'refused, quoting nothing of SK_d');
+});
+
 test('damaged checkpoints are refused naming the field', async () => {
   const [bytes] = await samples();
   const json = JSON.parse(Buffer.from(bytes!).toString()) as Record<string, unknown>;
