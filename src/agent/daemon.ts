@@ -29,7 +29,7 @@ import type { SocketTuning } from './native.js';
 import { ReqidTable, fileReqidStore } from './reqids.js';
 import type { DesiredPeer, PeerSnapshot } from './source.js';
 import { StatusBook } from './status-book.js';
-import type { AgentStatus, ClusterInfo, TunnelStatus } from './status.js';
+import type { AgentStatus, ClusterInfo, IkeCounters, TunnelStatus } from './status.js';
 import { StrictPolicies } from './strict.js';
 import { IkeSockets, type DatagramSockets } from './udp.js';
 
@@ -408,11 +408,20 @@ export class Agent {
 
   async status(): Promise<AgentStatus> {
     const cluster = this.#o.cluster?.info();
+    const ike = this.ikeCounters();
     return {
       pid: process.pid, startedAt: this.#startedAt, datapath: 'kernel', configFile: this.#o.configFile ?? 'cluster', configLoadedAt: this.#configLoadedAt,
       ...(cluster ? { cluster } : {}),
-      engine: 'kipsec IKEv2', ports: { ike: this.#sockets.ikePort, natt: this.#sockets.nattPort }, tunnels: await this.peerStatuses(),
+      engine: 'kipsec IKEv2', ports: { ike: this.#sockets.ikePort, natt: this.#sockets.nattPort }, ...(ike ? { ike } : {}), tunnels: await this.peerStatuses(),
     };
+  }
+
+  /** What the engine and the sockets turned away (status, metrics); undefined before the engine runs. */
+  ikeCounters(): IkeCounters | undefined {
+    const es = this.#engine?.status();
+    if (!es) return undefined;
+    const u = this.#sockets.counters;
+    return { halfOpen: es.halfOpen, cookiesActive: es.cookiesActive, drops: { ...es.drops }, udp: { received: u.received, invalid: u.invalid, espInUdpDropped: u.espInUdpDropped } };
   }
 
   /** Everything of ours out of the kernel, bounded in time, then close (standalone SIGTERM; cluster: the mesh is gone). */

@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { IkeFailure } from '../ike/ports.js';
 import type { EventObserver } from './status-book.js';
-import { peerIsUp, type TunnelStatus } from './status.js';
+import { peerIsUp, type IkeCounters, type TunnelStatus } from './status.js';
 
 const STATES = ['none', 'connecting', 'established', 'rekeying', 'deleting', 'failed'] as const;
 
@@ -28,6 +28,12 @@ export class AgentMetrics implements EventObserver {
   readonly strictBlocks = new Gauge({ name: 'kipsec_agent_strict_block_policies', help: 'strict-mode block policies in the kernel', registers: [this.registry] });
   readonly certNotAfter = new Gauge({ name: 'kipsec_agent_certificate_not_after_seconds', help: 'expiry of the node certificate (unix seconds)', registers: [this.registry] });
   readonly xfrmStat = new Gauge({ name: 'kipsec_agent_xfrm_stat', help: 'kernel XFRM error counters (/proc/net/xfrm_stat)', labelNames: ['counter'], registers: [this.registry] });
+  readonly ikeDrops = new Counter({ name: 'kipsec_agent_ike_dropped_total', help: 'IKE datagrams the engine dropped, by reason (bad input, limits: see docs/SECURITY.md)', labelNames: ['reason'], registers: [this.registry] });
+  readonly udpInvalid = new Counter({ name: 'kipsec_agent_udp_invalid_total', help: 'datagrams on the IKE ports refused before the engine (not IKE, too large)', registers: [this.registry] });
+  readonly halfOpen = new Gauge({ name: 'kipsec_agent_ike_half_open', help: 'half-open IKE SAs (IKE_SA_INIT answered, IKE_AUTH not done)', registers: [this.registry] });
+  readonly cookies = new Gauge({ name: 'kipsec_agent_ike_cookies_active', help: '1 while the engine demands COOKIEs (RFC 7296 §2.6)', registers: [this.registry] });
+  /** The engine's counters at the previous refresh: Prometheus counters take increments. */
+  #seen: { drops: Record<string, number>; invalid: number } = { drops: {}, invalid: 0 };
 
   constructor(defaultMetrics = true) { if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'kipsec_agent_' }); }
 
@@ -53,6 +59,21 @@ export class AgentMetrics implements EventObserver {
       }
       for (const [child, n] of byChild) this.childSas.set({ peer: p.name, child }, n);
     }
+  }
+
+  /** The engine's and the sockets' counts; a count below the last one seen (a new engine) counts from zero. */
+  setIke(c: IkeCounters): void {
+    for (const [reason, n] of Object.entries(c.drops)) {
+      const last = this.#seen.drops[reason] ?? 0;
+      const inc = n >= last ? n - last : n;
+      if (inc > 0) this.ikeDrops.inc({ reason }, inc);
+      this.#seen.drops[reason] = n;
+    }
+    const inv = c.udp.invalid >= this.#seen.invalid ? c.udp.invalid - this.#seen.invalid : c.udp.invalid;
+    if (inv > 0) this.udpInvalid.inc(inv);
+    this.#seen.invalid = c.udp.invalid;
+    this.halfOpen.set(c.halfOpen);
+    this.cookies.set(c.cookiesActive ? 1 : 0);
   }
 
   setXfrmStat(counters: Readonly<Record<string, number>>): void {

@@ -92,7 +92,23 @@ export interface AgentStatus {
   /** What IKE engine drives the tunnels ("kipsec" or why none is available). */
   readonly engine: string;
   readonly ports: { readonly ike: number; readonly natt: number };
+  /** What the IKE side turned away: the engine's drops by reason, and datagrams the sockets refused. */
+  readonly ike?: IkeCounters;
   readonly tunnels: readonly TunnelStatus[];
+}
+
+export interface IkeCounters {
+  readonly halfOpen: number;
+  readonly cookiesActive: boolean;
+  /** The engine's drop counters by reason (src/ike: e.drop), since the agent started. */
+  readonly drops: Readonly<Record<string, number>>;
+  /** Datagrams refused before the engine: not IKE, too large, ESP-in-UDP without a kernel SA. */
+  readonly udp: { readonly received: number; readonly invalid: number; readonly espInUdpDropped: number };
+}
+
+/** "integrity 3, malformed 12": the drop reasons, most frequent first. */
+export function dropsText(drops: Readonly<Record<string, number>>): string {
+  return Object.entries(drops).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([k, n]) => `${k} ${n}`).join(', ');
 }
 
 function bytes(n: number): string {
@@ -123,6 +139,10 @@ export function formatStatus(s: AgentStatus, nowMs: number): string[] {
     for (const k of cl.skipped) lines.push(`  skipped ${k.node}: ${k.reason}`);
   } else {
     lines.push(`config ${s.configFile} (loaded ${s.configLoadedAt}), ${s.tunnels.length} tunnel${s.tunnels.length === 1 ? '' : 's'}`);
+  }
+  if (s.ike) {
+    const d = dropsText(s.ike.drops);
+    lines.push(`IKE ${s.ike.halfOpen} half-open${s.ike.cookiesActive ? ', COOKIEs demanded' : ''}; dropped ${d || 'none'}; ${s.ike.udp.received} datagrams received, ${s.ike.udp.invalid} not IKE`);
   }
   for (const t of s.tunnels) {
     lines.push('');

@@ -311,6 +311,8 @@ export class NodeAgent {
       const xfrmErrors = await readXfrmStat();
       this.#p.metrics.setPeers(peers);
       this.#p.metrics.setXfrmStat(xfrmErrors);
+      const ike = ph.agent.ikeCounters();
+      if (ike) this.#p.metrics.setIke(ike);
       this.#p.metrics.strictBlocks.set(ph.agent.strictBlocks);
       const c = ph.identity.certificate;
       if (c) this.#p.metrics.certNotAfter.set(c.notAfterMs / 1000);
@@ -335,6 +337,8 @@ export class NodeAgent {
     const peers = (await ph.agent.peerStatuses()).filter((p) => p.node !== undefined);
     this.#p.metrics.setPeers(peers);
     this.#p.metrics.setXfrmStat(await readXfrmStat());
+    const ike = ph.agent.ikeCounters();
+    if (ike) this.#p.metrics.setIke(ike);
   }
 
   /** `kipsec renew`: a new certificate for the same key now; onChange then re-authenticates the IKE SAs with it. */

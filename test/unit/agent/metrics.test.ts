@@ -44,3 +44,22 @@ test('/proc/net/xfrm_stat lines become counters; anything else is ignored (a ker
   assert.deepEqual(parseXfrmStat('XfrmInError             \t0\nXfrmInNoPols            \t17\ngarbage\n'), { XfrmInError: 0, XfrmInNoPols: 17 });
   assert.deepEqual(parseXfrmStat(''), {});
 });
+
+test('the engine\'s drop counters become kipsec_agent_ike_dropped_total by reason, counting increments; a new engine\'s lower count continues, not rewinds; half-open and COOKIE gauges follow', async () => {
+  const m = new AgentMetrics(false);
+  const ike = (drops: Record<string, number>, invalid: number, halfOpen = 0, cookiesActive = false) => ({ halfOpen, cookiesActive, drops, udp: { received: 0, invalid, espInUdpDropped: 0 } });
+  m.setIke(ike({ malformed: 3, integrity: 1 }, 5, 2, true));
+  m.setIke(ike({ malformed: 7, integrity: 1 }, 6, 12, true));
+  let text = await m.registry.metrics();
+  assert.match(text, /^kipsec_agent_ike_dropped_total\{reason="malformed"\} 7$/m);
+  assert.match(text, /^kipsec_agent_ike_dropped_total\{reason="integrity"\} 1$/m);
+  assert.match(text, /^kipsec_agent_udp_invalid_total 6$/m);
+  assert.match(text, /^kipsec_agent_ike_half_open 12$/m);
+  assert.match(text, /^kipsec_agent_ike_cookies_active 1$/m);
+  // The agent restarted its engine: its counts start again from 0.
+  m.setIke(ike({ malformed: 2 }, 1));
+  text = await m.registry.metrics();
+  assert.match(text, /^kipsec_agent_ike_dropped_total\{reason="malformed"\} 9$/m);
+  assert.match(text, /^kipsec_agent_udp_invalid_total 7$/m);
+  assert.match(text, /^kipsec_agent_ike_cookies_active 0$/m);
+});

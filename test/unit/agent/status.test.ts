@@ -38,3 +38,10 @@ test('the last error names the notify and both proposal lists', () => {
   assert.match(out, /peer proposals: {2}aes128-sha1-modp1024/);
   assert.match(out, /no Child SA/);
 });
+
+test('what the IKE side turned away: half-open SAs, COOKIEs, the engine\'s drops most frequent first, datagrams that were not IKE (docs/SECURITY.md)', () => {
+  const out = formatStatus({ ...status, ike: { halfOpen: 3, cookiesActive: true, drops: { integrity: 2, malformed: 40, 'half-open-per-address': 0 }, udp: { received: 5012, invalid: 960, espInUdpDropped: 0 } } }, NOW).join('\n');
+  assert.match(out, /^IKE 3 half-open, COOKIEs demanded; dropped malformed 40, integrity 2; 5012 datagrams received, 960 not IKE$/m);
+  const quiet = formatStatus({ ...status, ike: { halfOpen: 0, cookiesActive: false, drops: {}, udp: { received: 4, invalid: 0, espInUdpDropped: 0 } } }, NOW).join('\n');
+  assert.match(quiet, /^IKE 0 half-open; dropped none; 4 datagrams received, 0 not IKE$/m);
+});
