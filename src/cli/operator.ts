@@ -49,13 +49,18 @@ export async function runOperator(argv: readonly string[], io: OperatorCliIo): P
   const stop = (sig: string): void => { if (!stopping) { log.info({ signal: sig }, 'shutting down'); stopping = op.stop(); } };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  // A timer that keeps the process alive from the start: the clock's timers are unref'd, so while
+  // the informers retry an apiserver that does not answer yet nothing else would, and Node exited
+  // with 13 (an unsettled top-level await) — a crash loop in a pod until the apiserver is back.
+  const done = new Promise<void>((resolve) => { const t = setInterval(() => { if (stopping) { clearInterval(t); void stopping.then(resolve); } }, 200); });
   try {
-    await op.start();
+    await Promise.race([op.start(), done]);
   } catch (e) {
     log.error({ err: errorMessage(e) }, 'operator failed to start');
-    await op.stop();
+    stopping ??= op.stop();
+    await done;
     return 1;
   }
-  await new Promise<void>((resolve) => { const t = setInterval(() => { if (stopping) { clearInterval(t); void stopping.then(resolve); } }, 200); });
+  await done;
   return 0;
 }
