@@ -221,14 +221,23 @@ test('an IKE SA rekey answered with INVALID_KE_PAYLOAD is retried once with the 
   assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored(p.alice.kernel, p.bob.kernel)');
 });
 
-test('a peer asking for yet another group after our retry gets no third try: one ERR_IKE_INVALID_KE, the next attempt only after the rekey retry delay (RFC 7296 §1.3.2)', async () => {
+/**
+ * Alice rekeys her IKE SA offering x25519 first; bob takes only ECP-256, so alice retries with it,
+ * and that retry is held on the wire (the test decides what bob answers it with).
+ */
+async function rekeyWithHeldRetry(): Promise<Pair> {
   const p = new Pair({ ike: ['aes256gcm16-prfsha256-x25519-ecp256-ecp384'] });
   await p.connect();
   ikeOnly(p.bob, ['aes256gcm16-prfsha256-ecp256']);
-  // Hold alice's retry until bob's config moves on to ECP-384: its answer is INVALID_KE_PAYLOAD again.
   p.net.fate = (x) => (x.exchange === ExchangeType.CREATE_CHILD_SA && !x.response && ccsa(p, ALICE).length === 2 ? 'hold' : 'deliver');
   p.alice.engine.rekey('to-bob', { ike: true });
   await p.net.pump();
+  return p;
+}
+
+test('a peer asking for yet another group after our retry gets no third try: one ERR_IKE_INVALID_KE, the next attempt only after the rekey retry delay (RFC 7296 §1.3.2)', async () => {
+  // Alice's retry is held until bob's config moves on to ECP-384: its answer is INVALID_KE_PAYLOAD again.
+  const p = await rekeyWithHeldRetry();
   ikeOnly(p.bob, ['aes256gcm16-prfsha256-ecp384']);
   p.net.fate = () => 'deliver';
   p.net.releaseHeld();
@@ -249,12 +258,7 @@ test('a peer asking for yet another group after our retry gets no third try: one
 test('a restarted initiator resumes a retried IKE SA rekey as retried: INVALID_KE_PAYLOAD again gets no third try (RFC 7296 §1.3.2)', async () => {
   // Why: the checkpoint keeps the group a pending or outstanding rekey retries with; without it the
   // resumed request would count as a first attempt and be retried again.
-  const p = new Pair({ ike: ['aes256gcm16-prfsha256-x25519-ecp256-ecp384'] });
-  await p.connect();
-  ikeOnly(p.bob, ['aes256gcm16-prfsha256-ecp256']);
-  p.net.fate = (x) => (x.exchange === ExchangeType.CREATE_CHILD_SA && !x.response && ccsa(p, ALICE).length === 2 ? 'hold' : 'deliver');
-  p.alice.engine.rekey('to-bob', { ike: true });
-  await p.net.pump();
+  const p = await rekeyWithHeldRetry();
   const results = await p.restart('alice');
   assert.deepEqual(results.map((r) => r.outcome), ['resumed']);
   ikeOnly(p.bob, ['aes256gcm16-prfsha256-ecp384']);
