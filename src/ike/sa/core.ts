@@ -73,7 +73,7 @@ export class EngineCore implements Ctx {
       ...resolveLimits(o),
       retryIntervalMs: o.retryIntervalMs ?? D.RETRY_INTERVAL_MS,
     };
-    this.cookies = new CookieJar(this.random);
+    this.cookies = new CookieJar(this.random, this.clock);
   }
 
   // ───────────── Ctx services ─────────────

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { ConfigError } from '../../../../src/common/errors.js';
 import { fromHex } from '../../../../src/common/bytes.js';
 import { ourRekeyLoses } from '../../../../src/ike/exchanges/collision.js';
-import { CookieJar } from '../../../../src/ike/exchanges/cookie.js';
-import { SeededRandom } from '../../../../src/common/time.js';
+import { COOKIE_SECRET_LIFETIME_MS, CookieJar } from '../../../../src/ike/exchanges/cookie.js';
+import { ManualClock, SeededRandom } from '../../../../src/common/time.js';
 import { bytesToIp, ipToBytes } from '../../../../src/ike/sa/addr.js';
 import { formatTs, fromWireTs, intersectTs, narrowTs, parseTs, prefixLengthOf, toPortTs, toWireTs, tsWithin, type TsRange } from '../../../../src/ike/sa/ts.js';
 
@@ -144,4 +144,24 @@ test('RFC 7296 §2.6 cookies: bound to Ni, initiator address and SPIi; the previ
   assert.ok(jar.verify(c, ni, '192.0.2.1', 42n));
   jar.rotate();
   assert.ok(!jar.verify(c, ni, '192.0.2.1', 42n));
+});
+
+test('RFC 7296 §2.6: the COOKIE secret changes every 120 s (strongSwan SECRET_SWITCH) without anyone calling rotate(); a cookie lives through one switch, not two', () => {
+  const clock = new ManualClock();
+  const jar = new CookieJar(new SeededRandom(5), clock);
+  const ni = fromHex('11'.repeat(32));
+  const c = jar.make(ni, '192.0.2.1', 42n);
+  clock.advance(COOKIE_SECRET_LIFETIME_MS - 1);
+  assert.deepEqual(jar.make(ni, '192.0.2.1', 42n), c, 'the same secret within its lifetime');
+  clock.advance(1);
+  const next = jar.make(ni, '192.0.2.1', 42n);
+  assert.notDeepEqual(next, c, 'a new secret after 120 s');
+  assert.equal(next[0], (c[0]! + 1) & 0xff, 'with the next version byte');
+  assert.ok(jar.verify(c, ni, '192.0.2.1', 42n), 'the previous secret still verifies');
+  clock.advance(COOKIE_SECRET_LIFETIME_MS);
+  assert.ok(!jar.verify(c, ni, '192.0.2.1', 42n), 'two switches later it does not');
+  assert.ok(jar.verify(next, ni, '192.0.2.1', 42n));
+  // Idle for long: nothing issued before is accepted.
+  clock.advance(10 * COOKIE_SECRET_LIFETIME_MS);
+  assert.ok(!jar.verify(next, ni, '192.0.2.1', 42n));
 });
