@@ -53,8 +53,10 @@ export async function runOperator(argv: readonly string[], io: OperatorCliIo): P
   // the informers retry an apiserver that does not answer yet nothing else would, and Node exited
   // with 13 (an unsettled top-level await) — a crash loop in a pod until the apiserver is back.
   const done = new Promise<void>((resolve) => { const t = setInterval(() => { if (stopping) { clearInterval(t); void stopping.then(resolve); } }, 200); });
+  const starting = op.start();
+  starting.catch(() => undefined); // a start that fails after SIGTERM won the race is no unhandled rejection
   try {
-    await Promise.race([op.start(), done]);
+    await Promise.race([starting, done]);
   } catch (e) {
     log.error({ err: errorMessage(e) }, 'operator failed to start');
     stopping ??= op.stop();
