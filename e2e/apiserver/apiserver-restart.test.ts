@@ -5,8 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { systemClock } from '../../src/common/time.js';
 import { KubeClient, RESOURCES, resourcePath } from '../../src/api/kube/client.js';
@@ -16,6 +15,7 @@ import { parseBundle, parseCertificate, verifyCertificate } from '../../src/pki/
 import { Operator } from '../../src/operator/operator.js';
 import { eventually, kubeconfigPath, uniqueName } from '../lib/kube.js';
 import { adminClient, applyDeployFile, cleanupNamespace, createNode, deleteQuietly, ensureNamespace, installKipsecCrds, serviceAccountUser, testLogger } from './support.js';
+import { scratchDir } from '../../test/lib/tmp.js';
 
 const laneDir = dirname(kubeconfigPath());
 const pidFile = join(laneDir, 'apiserver.pid');
@@ -61,7 +61,7 @@ test('restarting the apiserver under a running operator: signing resumes, still 
     const node = uniqueName('rs-node');
     await createNode(admin, node, ip);
     cleanups.push(() => deleteQuietly(admin, resourcePath(RESOURCES.nodes, { name: node })));
-    const c = new IdentityClient({ kube: admin.as(serviceAccountUser(ns, 'kipsec-agent', node)), crypto: identityCrypto, nodeName: node, dir: mkdtempSync(join(tmpdir(), 'kipsec-rs-')), clock: systemClock, log: quiet, namespace: ns, labels: { 'kipsec.io/test': ns }, issueTimeoutMs: 60_000 });
+    const c = new IdentityClient({ kube: admin.as(serviceAccountUser(ns, 'kipsec-agent', node)), crypto: identityCrypto, nodeName: node, dir: scratchDir('kipsec-rs-'), clock: systemClock, log: quiet, namespace: ns, labels: { 'kipsec.io/test': ns }, issueTimeoutMs: 60_000 });
     try { return (await c.start()).pem; } finally { c.stop(); }
   };
   await agentFor('192.0.2.80');

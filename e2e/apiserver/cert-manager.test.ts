@@ -4,9 +4,6 @@
 // would. What is real: the CRDs' validation, the operator's relay, RBAC, the agent's client.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { systemClock } from '../../src/common/time.js';
 import { KubeClient, RESOURCES, resourcePath } from '../../src/api/kube/client.js';
 import { IdentityClient, IdentityDeniedError } from '../../src/api/identity-client.js';
@@ -16,6 +13,7 @@ import { Operator } from '../../src/operator/operator.js';
 import type { CertificateRequest } from '../../src/operator/kinds.js';
 import { eventually, uniqueName } from '../lib/kube.js';
 import { adminClient, applyDeployFile, cleanupNamespace, createNode, deleteQuietly, ensureNamespace, installCertManagerCrds, installKipsecCrds, serviceAccountUser, testLogger } from './support.js';
+import { scratchDir } from '../../test/lib/tmp.js';
 
 let admin: KubeClient;
 let ns: string;
@@ -47,7 +45,7 @@ after(async () => {
 });
 
 function agent(node: string): IdentityClient<Awaited<ReturnType<typeof identityCrypto.generateKey>>> {
-  return new IdentityClient({ kube: admin.as(serviceAccountUser(ns, 'kipsec-agent', node)), crypto: identityCrypto, nodeName: node, dir: mkdtempSync(join(tmpdir(), 'kipsec-cm-')), clock: systemClock, log: { info: () => undefined, warn: () => undefined }, namespace: ns, labels: { 'kipsec.io/test': ns }, issueTimeoutMs: 20_000 });
+  return new IdentityClient({ kube: admin.as(serviceAccountUser(ns, 'kipsec-agent', node)), crypto: identityCrypto, nodeName: node, dir: scratchDir('kipsec-cm-'), clock: systemClock, log: { info: () => undefined, warn: () => undefined }, namespace: ns, labels: { 'kipsec.io/test': ns }, issueTimeoutMs: 20_000 });
 }
 
 async function waitForCertificateRequest(node: string): Promise<CertificateRequest> {

@@ -3,9 +3,6 @@
 // including across an agent restart.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { ManualClock, systemClock } from '../../src/common/time.js';
 import { KubeClient, RESOURCES, resourcePath } from '../../src/api/kube/client.js';
@@ -15,6 +12,7 @@ import { identityCrypto } from '../../src/pki/identity-crypto.js';
 import { Operator } from '../../src/operator/operator.js';
 import { eventually, loadKubeConfig, uniqueName } from '../lib/kube.js';
 import { adminClient, applyDeployFile, cleanupNamespace, createNode, deleteQuietly, ensureNamespace, installKipsecCrds, serviceAccountUser, testLogger } from './support.js';
+import { scratchDir } from '../../test/lib/tmp.js';
 
 let admin: KubeClient; let ns: string; let op: Operator;
 const cleanups: (() => Promise<void>)[] = [];
@@ -44,7 +42,7 @@ test('renews at 2/3 of the lifetime with the same key; while the apiserver is aw
   const node = uniqueName('ic-node');
   await createNode(admin, node, '192.0.2.70');
   cleanups.push(() => deleteQuietly(admin, resourcePath(RESOURCES.nodes, { name: node })));
-  const dir = mkdtempSync(join(tmpdir(), 'kipsec-ic-'));
+  const dir = scratchDir('kipsec-ic-');
   const live = new IdentityClient({ kube: admin.as(serviceAccountUser(ns, 'kipsec-agent', node)), crypto: identityCrypto, nodeName: node, dir, clock: systemClock, log: quiet, namespace: ns, labels: { 'kipsec.io/test': ns } });
   const first = await live.start();
   live.stop();

@@ -3,9 +3,6 @@
 // kipsec-agent with pod-bound node info, using the agent-side IdentityClient.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { systemClock } from '../../src/common/time.js';
 import { KubeClient, RESOURCES, resourcePath } from '../../src/api/kube/client.js';
 import { IdentityClient, IdentityDeniedError } from '../../src/api/identity-client.js';
@@ -16,6 +13,7 @@ import type { IPsecMesh } from '../../src/api/types.js';
 import { Operator } from '../../src/operator/operator.js';
 import { eventually, uniqueName } from '../lib/kube.js';
 import { adminClient, applyDeployFile, cleanupNamespace, createNode, deleteQuietly, ensureNamespace, installKipsecCrds, serviceAccountUser, testLogger } from './support.js';
+import { scratchDir } from '../../test/lib/tmp.js';
 
 let admin: KubeClient;
 let ns: string;
@@ -35,7 +33,7 @@ function startOperator(identity: string): Operator {
 function agent(node: string, ip: string, asNode: string | null = node): IdentityClient<Awaited<ReturnType<typeof identityCrypto.generateKey>>> {
   return new IdentityClient({
     kube: admin.as(serviceAccountUser(ns, 'kipsec-agent', asNode ?? undefined)), crypto: identityCrypto, nodeName: node, nodeIps: [ip],
-    dir: mkdtempSync(join(tmpdir(), 'kipsec-id-')), clock: systemClock, log: silent, namespace: ns, labels: { 'kipsec.io/test': ns }, issueTimeoutMs: 20_000,
+    dir: scratchDir('kipsec-id-'), clock: systemClock, log: silent, namespace: ns, labels: { 'kipsec.io/test': ns }, issueTimeoutMs: 20_000,
   });
 }
 

@@ -4,10 +4,8 @@
 // hang) steps down before the standby may take over; no CSR is ever signed twice.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { systemClock } from '../../src/common/time.js';
 import { KubeClient, RESOURCES, resourcePath, type WatchEvent } from '../../src/api/kube/client.js';
 import { IdentityClient } from '../../src/api/identity-client.js';
@@ -15,6 +13,7 @@ import { identityCrypto } from '../../src/pki/identity-crypto.js';
 import { Operator } from '../../src/operator/operator.js';
 import { eventually, kubeconfigPath, loadKubeConfig, uniqueName } from '../lib/kube.js';
 import { adminClient, applyDeployFile, cleanupNamespace, createNode, deleteQuietly, ensureNamespace, installKipsecCrds, serviceAccountUser, testLogger } from './support.js';
+import { scratchDir } from '../../test/lib/tmp.js';
 
 const LEASE_MS = 3000; const RENEW_MS = 2000; const RETRY_MS = 300;
 let admin: KubeClient;
@@ -33,7 +32,7 @@ async function agentsFor(count: number, tag: string): Promise<Promise<unknown>[]
     const name = uniqueName(`le-${tag}`);
     await createNode(admin, name, `192.0.2.${100 + i}`);
     cleanups.push(() => deleteQuietly(admin, resourcePath(RESOURCES.nodes, { name })));
-    const c = new IdentityClient({ kube: admin.as(serviceAccountUser(ns, 'kipsec-agent', name)), crypto: identityCrypto, nodeName: name, dir: mkdtempSync(join(tmpdir(), 'kipsec-le-')), clock: systemClock, log: { info: () => undefined, warn: () => undefined }, namespace: ns, labels: { 'kipsec.io/test': ns }, issueTimeoutMs: 30_000 });
+    const c = new IdentityClient({ kube: admin.as(serviceAccountUser(ns, 'kipsec-agent', name)), crypto: identityCrypto, nodeName: name, dir: scratchDir('kipsec-le-'), clock: systemClock, log: { info: () => undefined, warn: () => undefined }, namespace: ns, labels: { 'kipsec.io/test': ns }, issueTimeoutMs: 30_000 });
     out.push(c.start().finally(() => c.stop()));
   }
   return out;

@@ -7,9 +7,6 @@
 // prints the same pairs as a matrix.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { systemClock } from '../../src/common/time.js';
 import { KubeClient, RESOURCES, resourcePath } from '../../src/api/kube/client.js';
 import { isNotFound } from '../../src/api/kube/errors.js';
@@ -23,6 +20,7 @@ import type { NodePeerStatus } from '../../src/api/types.js';
 import { run as kipsec } from '../../src/cli/main.js';
 import { goodTunnelSpec } from '../../test/unit/api/cases.js';
 import { adminClient, applyDeployFile, cleanupNamespace, createNode, deleteQuietly, ensureNamespace, installKipsecCrds, serviceAccountUser, testLogger } from './support.js';
+import { scratchDir } from '../../test/lib/tmp.js';
 
 let admin: KubeClient;
 let ns: string;
@@ -58,7 +56,7 @@ async function joinNode(ip: string, fingerprintOverride?: string, label = 'kipse
   await admin.mergePatch(resourcePath(RESOURCES.nodes, { name }), { metadata: { labels: { [label]: ns } } });
   cleanups.push(() => deleteQuietly(admin, resourcePath(RESOURCES.nodes, { name })), () => deleteQuietly(admin, resourcePath(RESOURCES.ipsecNodes, { name })));
   const agentKube = admin.as(serviceAccountUser(ns, 'kipsec-agent', name));
-  const id = new IdentityClient({ kube: agentKube, crypto: identityCrypto, nodeName: name, dir: mkdtempSync(join(tmpdir(), 'kipsec-st-')), clock: systemClock, log: { info: () => undefined, warn: () => undefined }, namespace: ns, labels: { 'kipsec.io/test': ns } });
+  const id = new IdentityClient({ kube: agentKube, crypto: identityCrypto, nodeName: name, dir: scratchDir('kipsec-st-'), clock: systemClock, log: { info: () => undefined, warn: () => undefined }, namespace: ns, labels: { 'kipsec.io/test': ns } });
   const cert = await id.start();
   id.stop();
   await agentKube.apply(resourcePath(RESOURCES.ipsecNodes, { name }), { apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecNode', metadata: { name }, spec: { endpoint: { address: ip }, identity: { certFingerprint: fingerprintOverride ?? cert.fingerprint, publicKeyFingerprint: cert.publicKeyFingerprint, san: name } } }, 'kipsec-agent');

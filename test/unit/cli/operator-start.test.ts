@@ -4,17 +4,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { repoPath } from '../../lib/paths.js';
+import { scratchDir } from '../../lib/tmp.js';
 
 test('the operator keeps retrying an apiserver that refuses connections until SIGTERM, then exits 0 (no exit 13 crash loop)', async () => {
   // A port with nothing listening: bind one, note it, close it.
   const port = await new Promise<number>((resolve) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); }); });
-  const dir = mkdtempSync(join(tmpdir(), 'kipsec-op-start-'));
+  const dir = scratchDir('kipsec-op-start-');
   const kubeconfig = join(dir, 'kubeconfig');
   writeFileSync(kubeconfig, `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:${port}', insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`);
   const main = pathToFileURL(repoPath('src', 'cli', 'main.ts')).href;

@@ -2,19 +2,19 @@
 // self-signed CA, 24 h node certificates, verification against a bundle of one or two CAs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, statSync, chmodSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import {
   certFingerprint, certificateSans, createCa, createCsr, generateKeyPair, parseCsr, readKeyFile, renewAtMs,
   signNodeCertificate, verifyCertificate, writeKeyFile, PkiError, parseBundle, toPem,
 } from '../../../src/pki/index.js';
+import { scratchDir } from '../../lib/tmp.js';
 
 const NOW = Date.UTC(2026, 0, 1);
 
 test('key file is written with mode 0600, read back, and refused when group/world readable', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'kipsec-pki-'));
+  const dir = scratchDir('kipsec-pki-');
   const k = await generateKeyPair();
   const p = join(dir, 'node.key');
   await writeKeyFile(p, k);
@@ -83,7 +83,7 @@ test('the DER-encoded node certificate is accepted by OpenSSL: chain verifies, S
   const ca = await createCa(await generateKeyPair(), 'kipsec CA openssl', now);
   const csr = await parseCsr(await createCsr(await generateKeyPair(), 'worker-9', ['192.0.2.9', '2001:db8::9']));
   const cert = await signNodeCertificate(ca, csr, { nowMs: now, dnsNames: ['worker-9'], ipAddresses: ['192.0.2.9', '2001:db8::9'] });
-  const dir = mkdtempSync(join(tmpdir(), 'kipsec-ossl-'));
+  const dir = scratchDir('kipsec-ossl-');
   writeFileSync(join(dir, 'ca.pem'), ca.cert.toString('pem'));
   writeFileSync(join(dir, 'n.pem'), cert.toString('pem'));
   assert.match(execFileSync('openssl', ['verify', '-CAfile', join(dir, 'ca.pem'), '-purpose', 'sslclient', join(dir, 'n.pem')], { encoding: 'utf8' }), /n\.pem: OK/);
