@@ -238,12 +238,14 @@ function compileTunnel(t: IPsecTunnel, baseDir: string, fs: ConfigFs, out: Probl
     remoteAddress: s.remote.address, remoteId: s.remote.id, remoteSubnets: s.remote.subnets,
     ikeProposalText: ikeText, espProposalText: espText, ikeProposals, espProposals,
     ikeRekeyMs, espRekeyMs, espLifeMs, dpdIntervalMs, dpdTimeoutMs,
+    espLifePackets: s.esp?.lifePackets === undefined ? undefined : BigInt(s.esp.lifePackets),
+    espLifeBytes: s.esp?.lifeBytes === undefined ? undefined : BigInt(s.esp.lifeBytes),
     dpdAction: s.dpd?.action ?? 'restart', startAction: s.startAction ?? 'initiate',
     mode: s.mode ?? 'policy', xfrmIfId: s.xfrmInterface?.ifId, installRoutes: s.installRoutes ?? true, allowWeak,
   } as const;
   // The digest covers credentials through a hash only, so it can be logged or compared freely.
   const credDigest = auth.kind === 'psk' ? createHash('sha256').update(auth.psk.expose()).digest('hex')
     : createHash('sha256').update(auth.certPem).update(auth.keyPem.expose()).update(auth.caPem).digest('hex');
-  const digest = createHash('sha256').update(JSON.stringify({ ...core, ikeProposals: undefined, espProposals: undefined })).update(credDigest).digest('hex').slice(0, 16);
+  const digest = createHash('sha256').update(JSON.stringify({ ...core, ikeProposals: undefined, espProposals: undefined }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))).update(credDigest).digest('hex').slice(0, 16);
   return { ...core, auth, digest };
 }

@@ -262,9 +262,10 @@ export class Agent {
     const engine = this.#engine;
     if (!engine) return;
     if (e.kind === 'expire') {
-      if (!this.#kernel.isInboundSpi(e.sa.dst, e.sa.spi)) return;
-      this.#log.info({ spi: hex(e.sa.spi), hard: e.hard }, 'kernel SA expire');
-      engine.expired(e.sa.spi, e.hard);
+      const inbound = this.#kernel.isInboundSpi(e.sa.dst, e.sa.spi) ? e.sa.spi : this.#kernel.inboundSpiOfOutbound(e.sa.dst, e.sa.spi);
+      if (inbound === undefined) return;
+      this.#log.info({ spi: hex(e.sa.spi), ...(inbound !== e.sa.spi ? { outbound: true } : {}), hard: e.hard }, 'kernel SA expire');
+      engine.expired(inbound, e.hard);
     } else if (e.kind === 'acquire') {
       const stable = e.templates.find((t) => t.reqid !== undefined)?.reqid;
       const reqid = stable === undefined ? undefined : this.#kernel.engineReqidFor(stable);

@@ -128,6 +128,18 @@ export class XfrmKernel implements KernelIpsec {
   /** Inbound SPIs of the Child SAs installed by this process (for expire events). */
   isInboundSpi(local: string, spi: number): boolean { return this.#children.has(key(local, spi)); }
 
+  /**
+   * The inbound SPI of the Child SA whose installed outbound state this is. The sender's outbound
+   * state is the one that counts toward the sequence-number limit, and with one-way traffic only it
+   * reaches its soft expire (a few hundred children: a scan per expire event is cheap).
+   */
+  inboundSpiOfOutbound(remote: string, spi: number): number | undefined {
+    for (const t of this.#children.values()) {
+      if (t.outboundInstalled && t.outbound.spi >>> 0 === spi >>> 0 && t.outbound.dst === remote) return t.inbound.spi;
+    }
+    return undefined;
+  }
+
   engineReqidFor(stableReqid: number): number | undefined { return this.#engineReqid.get(stableReqid); }
 
   /**

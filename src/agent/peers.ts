@@ -60,6 +60,7 @@ export function peerConfigOf(t: TunnelConfig): PeerConfig {
     children: [{
       name: t.name, localTs: t.localSubnets, remoteTs: t.remoteSubnets, espProposals: t.espProposalText, mode: 'tunnel',
       rekeyTimeMs: t.espRekeyMs, lifeTimeMs: t.espLifeMs,
+      ...(t.espLifePackets !== undefined ? { lifePackets: t.espLifePackets } : {}), ...(t.espLifeBytes !== undefined ? { lifeBytes: t.espLifeBytes } : {}),
       ...(t.mode === 'route' && t.xfrmIfId !== undefined ? { ifId: t.xfrmIfId } : {}),
     }],
     dpd: { intervalMs: t.dpdIntervalMs, timeoutMs: t.dpdTimeoutMs, action: t.dpdAction },

@@ -32,6 +32,9 @@ export interface TunnelConfig {
   readonly ikeRekeyMs: number;
   readonly espRekeyMs: number;
   readonly espLifeMs: number;
+  /** Hard limits per Child SA; undefined: the engine's default (2^31 packets without ESN). */
+  readonly espLifePackets: bigint | undefined;
+  readonly espLifeBytes: bigint | undefined;
   readonly dpdIntervalMs: number;
   readonly dpdTimeoutMs: number;
   readonly dpdAction: DpdAction;

@@ -78,6 +78,9 @@ export function espSettings() {
     proposals: opt(list(proposal('esp'), { maxItems: 8, minItems: 1 }).default(DEFAULT_ESP_PROPOSALS).describe('a DH group here means PFS on rekey')),
     rekeyTime: opt(duration().default('1h')),
     lifeTime: opt(duration().default('66m')),
+    // The kernel soft-expires the SA at 90% of these, which starts a rekey; at 100% it deletes it.
+    lifePackets: opt(int({ minimum: 1000, maximum: 4294967295 }).describe('hard packet limit per Child SA (rekey at 90%); default 2^31 without ESN so the 32-bit sequence number never wraps (RFC 4303 §3.3.3), none with ESN')),
+    lifeBytes: opt(int({ minimum: 1048576, maximum: Number.MAX_SAFE_INTEGER }).describe('hard byte limit per Child SA (rekey at 90%); default none')),
   }).rule(`!has(self.rekeyTime) || duration(self.rekeyTime) >= duration('1m')`, 'must be at least 1m', (s) => s.rekeyTime === undefined || durationMs(s.rekeyTime) >= 60_000, { fieldPath: '.rekeyTime' })
     .rule(`!has(self.rekeyTime) || !has(self.lifeTime) || duration(self.lifeTime) > duration(self.rekeyTime)`, 'must be longer than rekeyTime (the SA must outlive its rekey)',
       (s) => s.rekeyTime === undefined || s.lifeTime === undefined || durationMs(s.lifeTime) > durationMs(s.rekeyTime), { fieldPath: '.lifeTime' })

@@ -22,20 +22,18 @@ export interface MeshSettings {
   readonly espRekeyMs: number;
   readonly espLifeMs: number;
   /**
-   * Hard packet limit of a Child SA; the kernel's soft expire at 90% of it starts a rekey. Without
-   * ESN the 32-bit sequence number must never wrap (RFC 4303 §3.3.3): a busy pod pair at 1 Mpps
-   * reaches 2^32 in 72 minutes, inside the default rekey time.
+   * Hard limits of a Child SA (spec.esp.lifePackets/lifeBytes); the kernel's soft expire at 90%
+   * starts a rekey. Unset: the engine's default, 2^31 packets without ESN so the 32-bit sequence
+   * number never wraps (RFC 4303 §3.3.3) — a busy pod pair at 1 Mpps reaches 2^32 in 72 minutes.
    */
-  readonly espLifePackets: bigint;
+  readonly espLifePackets: bigint | undefined;
+  readonly espLifeBytes: bigint | undefined;
   readonly dpdIntervalMs: number;
   readonly dpdTimeoutMs: number;
   readonly dpdAction: 'restart' | 'clear' | 'hold';
   readonly natTraversal: 'auto' | 'always';
   readonly datapath: 'kernel' | 'userspace' | 'auto';
 }
-
-/** 2^31: the soft expire (90%) comes at 1.93e9 packets, far from the 2^32 wrap. */
-export const ESP_LIFE_PACKETS = 2n ** 31n;
 
 export function resolveMesh(m: IPsecMesh): { readonly settings: MeshSettings; readonly problems: readonly string[] } {
   const s = m.spec;
@@ -56,7 +54,8 @@ export function resolveMesh(m: IPsecMesh): { readonly settings: MeshSettings; re
     espProposals: s.esp?.proposals ?? DEFAULT_ESP_PROPOSALS,
     espRekeyMs: dur(s.esp?.rekeyTime, '1h', 'spec.esp.rekeyTime'),
     espLifeMs: dur(s.esp?.lifeTime, '66m', 'spec.esp.lifeTime'),
-    espLifePackets: ESP_LIFE_PACKETS,
+    espLifePackets: s.esp?.lifePackets === undefined ? undefined : BigInt(s.esp.lifePackets),
+    espLifeBytes: s.esp?.lifeBytes === undefined ? undefined : BigInt(s.esp.lifeBytes),
     dpdIntervalMs: dur(s.dpd?.interval, '30s', 'spec.dpd.interval'),
     dpdTimeoutMs: dur(s.dpd?.timeout, '150s', 'spec.dpd.timeout'),
     dpdAction: s.dpd?.action ?? 'restart',

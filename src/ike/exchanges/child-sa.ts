@@ -15,7 +15,7 @@ import { formatProposal, type PolicyProposal } from '../policy/proposal.js';
 import { checkProposalReply, selectProposal, type SelectedProposal } from '../policy/select.js';
 import type { IkeFailure, IpsecMode, KernelChildSa, KernelPolicy, KernelSa, SaLifetimes, UdpEncap } from '../ports.js';
 import { ikeFailure, type Ctx } from '../sa/context.js';
-import { NONCE_BYTES } from '../sa/defaults.js';
+import { NON_ESN_LIFE_PACKETS, NONCE_BYTES } from '../sa/defaults.js';
 import { espAlgorithms } from '../sa/esp.js';
 import { suiteText as memoSuite } from '../sa/memo.js';
 import type { ChildRequestScratch, ChildRuntime, ChildSa, IkeSa } from '../sa/ike-sa.js';
@@ -67,11 +67,11 @@ function deriveKeys(sa: IkeSa, sel: SelectedProposal, k: KeyInputs): ChildSaKeys
   return deriveChildSaKeys({ prfId: keys.suite.prfId, skD: keys.skD, suite: childSuiteOf(sel), ni: k.ni, nr: k.nr, ...(k.pfs ? { pfsSharedSecret: k.pfs } : {}) });
 }
 
-function lifetimes(c: ChildRuntime): SaLifetimes {
+function lifetimes(c: ChildRuntime, esn: boolean): SaLifetimes {
   const hardSec = Math.max(2, Math.ceil(c.config.lifeTimeMs / 1000));
   // The engine's own timer rekeys at rekeyTime; the kernel's soft expire is a backstop just after it.
   const softSec = Math.min(hardSec - 1, Math.ceil(c.config.rekeyTimeMs / 1000) + 10);
-  const hardBytes = c.config.lifeBytes ?? 0n; const hardPackets = c.config.lifePackets ?? 0n;
+  const hardBytes = c.config.lifeBytes ?? 0n; const hardPackets = c.config.lifePackets ?? (esn ? 0n : NON_ESN_LIFE_PACKETS);
   return { softSec, hardSec, hardBytes, softBytes: (hardBytes * 9n) / 10n, hardPackets, softPackets: (hardPackets * 9n) / 10n };
 }
 
@@ -105,8 +105,8 @@ export function buildChild(ctx: Ctx, sa: IkeSa, a: {
   const toPeer = a.weInitiated ? a.keys.initiatorToResponder : a.keys.responderToInitiator;
   const fromPeer = a.weInitiated ? a.keys.responderToInitiator : a.keys.initiatorToResponder;
   const encap = encapOf(sa);
-  const life = lifetimes(c);
   const esn = esnOf(a.sel);
+  const life = lifetimes(c, esn);
   const inbound: KernelSa = { spi: a.inboundSpi, source: sa.remote.address, destination: sa.local.address, algorithms: espAlgorithms(a.sel, fromPeer), esn, replayWindow: c.config.replayWindow ?? 32, encap: encap.inbound, lifetimes: life };
   const outbound: KernelSa = { spi: a.outboundSpi, source: sa.local.address, destination: sa.remote.address, algorithms: espAlgorithms(a.sel, toPeer), esn, replayWindow: 0, encap: encap.outbound, lifetimes: life };
   const ref = { peer: sa.peer.config.name, child: c.config.name, reqid: c.reqid, inboundSpi: a.inboundSpi, outboundSpi: a.outboundSpi, local: sa.local.address, remote: sa.remote.address };

@@ -37,6 +37,12 @@ export const FRAGMENT_MTU = 1_280;
 export const MAX_INIT_RETRIES = 5;
 /** Nonce length we send (RFC 7296 §2.10: at least half the PRF key size; 32 covers SHA-512's 256 bits / 2). */
 export const NONCE_BYTES = 32;
+/**
+ * Hard packet limit of a Child SA without ESN when its config sets none (soft expire, and so the
+ * rekey, at 90%): the 32-bit ESP sequence number must never wrap (RFC 4303 §3.3.3), and at the
+ * kernel's limit it drops every packet until the time-based rekey. 2^31 leaves half the space.
+ */
+export const NON_ESN_LIFE_PACKETS = 2n ** 31n;
 /** Retry a failed TEMPORARY_FAILURE rekey after this long (RFC 7296 §2.25). */
 export const REKEY_RETRY_MS = 10_000;
 /** startAction initiate: retry a failed connection after this long (charon keyingtries=%forever, with a pause). */

@@ -41,6 +41,18 @@ test('a valid YAML stream compiles every tunnel with durations in ms and default
   assert.deepEqual(b!.ikeProposalText.length > 0, true, 'schema default proposals');
 });
 
+test('esp.lifePackets and lifeBytes reach the Child SA config as exact integers and change the tunnel digest, so a reload applies them (RFC 4303 §3.3.3)', () => {
+  const fs = fakeFs({ '/etc/kipsec/psk': { text: `${PSK}\n` } });
+  const r = loadConfigText(tunnel('a', '  esp: {proposals: [aes256gcm16], lifePackets: 4294967295, lifeBytes: 1099511627776}\n'), '/etc/kipsec', fs);
+  const plain = loadConfigText(tunnel('a'), '/etc/kipsec', fs);
+  assert.ok(r.ok && plain.ok, JSON.stringify(!r.ok && r.problems));
+  const child = peerConfigOf(r.tunnels[0]!).children[0]!;
+  assert.deepEqual([child.lifePackets, child.lifeBytes], [4294967295n, 1099511627776n]);
+  const unset = peerConfigOf(plain.tunnels[0]!).children[0]!;
+  assert.deepEqual([unset.lifePackets, unset.lifeBytes], [undefined, undefined], 'unset: the engine default applies');
+  assert.notEqual(r.tunnels[0]!.digest, plain.tunnels[0]!.digest);
+});
+
 test('each problem is one line with the field path, across schema and file checks', () => {
   const text = tunnel('bad', '  ike: {proposals: [aes257-prfsha384-x25519], rekeyTime: 4x}', 'auth: {psk: {file: /k/psk}}');
   const r = loadConfigText(text, '/etc', fakeFs({ '/k/psk': { text: PSK, mode: 0o644 } }));

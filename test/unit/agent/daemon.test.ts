@@ -211,6 +211,17 @@ test('a kernel NAT mapping report for one of our inbound SAs reaches the engine;
   assert.deepEqual(s.engine().calls.filter((c) => c.startsWith('natMapping')), [`natMapping ${spi.toString(16)} 198.51.100.7:40777`]);
 });
 
+// The sender's outbound state is the one whose sequence number runs toward the limit; with one-way
+// traffic the peer's inbound state (and so our inbound one) never reaches it.
+test('a soft expire of one of our outbound SAs (its packet limit, RFC 4303 §3.3.3) rekeys its Child SA like an inbound one; an outbound SPI that is not ours is ignored', async (t) => {
+  const { s, spi } = await startedWithAlpha(t);
+  const sa = s.xfrm.sas.find((x) => x.spi === 0xd0000001)!;
+  s.xfrm.handler!({ kind: 'expire', hard: false, sa });
+  s.xfrm.handler!({ kind: 'expire', hard: false, sa: { ...sa, spi: 0xd0000099 } });
+  s.xfrm.handler!({ kind: 'expire', hard: false, sa: { ...sa, dst: '198.51.100.8' } });
+  assert.deepEqual(s.engine().calls.filter((c) => c.startsWith('expired')), [`expired ${spi.toString(16)} false`]);
+});
+
 test('an event socket overrun (ENOBUFS) makes the agent ask the kernel which expires it missed and hand them to the engine', async (t) => {
   const { s, spi } = await startedWithAlpha(t);
   s.xfrm.sas = s.xfrm.sas.filter((x) => x.spi !== spi); // the kernel hard-expired it; that event was lost

@@ -35,6 +35,8 @@ export const BAD_TUNNELS: readonly BadCase<IPsecTunnelSpec>[] = [
   { name: 'IKE rekeyTime too short', mutate: (s) => { s.ike = { rekeyTime: '30s' }; }, path: 'spec.ike.rekeyTime', message: /at least 5m/ },
   { name: 'malformed duration', mutate: (s) => { s.esp = { rekeyTime: '1 hour' }; }, path: 'spec.esp.rekeyTime', message: /should match/ },
   { name: 'DPD timeout not longer than interval', mutate: (s) => { s.dpd = { interval: '60s', timeout: '30s' }; }, path: 'spec.dpd.timeout', message: /longer than interval/ },
+  { name: 'ESP packet limit past the 32-bit sequence space', mutate: (s) => { s.esp = { lifePackets: 4294967296 }; }, path: 'spec.esp.lifePackets', message: /less than or equal to 4294967295|4.294967295e\+09/ },
+  { name: 'ESP byte limit so small it would rekey every few packets', mutate: (s) => { s.esp = { lifeBytes: 1000 }; }, path: 'spec.esp.lifeBytes', message: /greater than or equal to 1048576|1.048576e\+06/ },
   { name: 'unsupported DPD action', mutate: (s) => { (s as unknown as { dpd: Mutable }).dpd = { action: 'explode' }; }, path: 'spec.dpd.action', message: /[Uu]nsupported value/ },
   { name: 'route mode without an XFRM interface', mutate: (s) => { s.mode = 'route'; }, path: 'spec.xfrmInterface', message: /route mode needs xfrmInterface/ },
   { name: 'XFRM interface in policy mode', mutate: (s) => { s.xfrmInterface = { ifId: 7 }; }, path: 'spec.xfrmInterface', message: /only used with mode: route/ },
