@@ -71,11 +71,62 @@ function contains(cidr: string, ip: string): boolean {
   return true;
 }
 
+/** A CIDR as the first and last address of its range (per family), for a sort-and-sweep. */
+function rangeOf(cidr: string): { readonly fam: number; readonly lo: bigint; readonly hi: bigint } {
+  const [net = '', bitsText = ''] = cidr.split('/');
+  const bytes = ipToBytes(net);
+  const width = BigInt(bytes.length * 8);
+  let v = 0n;
+  for (const b of bytes) v = (v << 8n) | BigInt(b);
+  const host = (1n << (width - BigInt(Number(bitsText)))) - 1n;
+  return { fam: bytes.length, lo: v & ~host, hi: (v & ~host) | host };
+}
+
+/**
+ * Claims no node may make: a pod CIDR that overlaps this node's or another node's, an endpoint
+ * address another node claims too. Each agent writes its own IPsecNode, so one compromised or
+ * misconfigured node could otherwise claim another's pods and receive their traffic (the policy
+ * for a remote CIDR points at whichever peer claims it). Both claimants are refused: from here
+ * there is no telling which one is honest, and no SA is safer than one to the wrong node.
+ * Sort and sweep, O(n log n): this runs on every mesh change in clusters of thousands of nodes.
+ */
+function conflictingClaims(self: MeshSelf, nodes: readonly IPsecNode[]): Map<string, string> {
+  const out = new Map<string, string>();
+  const flag = (node: string, reason: string): void => { if (node !== self.name && !out.has(node)) out.set(node, reason); };
+  const claims: { node: string; cidr: string; fam: number; lo: bigint; hi: bigint }[] = [];
+  for (const c of self.podCIDRs) claims.push({ node: self.name, cidr: c, ...rangeOf(c) });
+  const byAddress = new Map<string, string>();
+  for (const n of nodes) {
+    const name = n.metadata.name;
+    if (name === self.name) continue;
+    for (const c of n.spec.podCIDRs ?? []) claims.push({ node: name, cidr: c, ...rangeOf(c) });
+    const addr = n.spec.endpoint?.address;
+    if (addr === undefined) continue;
+    const first = byAddress.get(addr);
+    if (first === undefined) { byAddress.set(addr, name); continue; }
+    flag(name, `its endpoint address ${addr} is also claimed by node ${first}`);
+    flag(first, `its endpoint address ${addr} is also claimed by node ${name}`);
+  }
+  claims.sort((x, y) => x.fam - y.fam || (x.lo < y.lo ? -1 : x.lo > y.lo ? 1 : 0));
+  // The claim reaching furthest so far; a later one starting inside it overlaps it.
+  let reach: (typeof claims)[number] | undefined;
+  for (const c of claims) {
+    if (reach && reach.fam === c.fam && c.lo <= reach.hi && reach.node !== c.node) {
+      const whose = (n: string): string => (n === self.name ? "this node's" : `node ${n}'s`);
+      flag(c.node, `it claims a pod CIDR (${c.cidr}) overlapping ${whose(reach.node)} ${reach.cidr}`);
+      flag(reach.node, `it claims a pod CIDR (${reach.cidr}) overlapping ${whose(c.node)} ${c.cidr}`);
+    }
+    if (!reach || reach.fam !== c.fam || c.hi > reach.hi) reach = c;
+  }
+  return out;
+}
+
 function hostCidr(ip: string): string { return `${ip}/${isIP(ip) === 6 ? 128 : 32}`; }
 
 /** The Child SAs of one pair; empty with a reason when there is nothing to protect. */
 export function pairChildren(self: MeshSelf, peer: { readonly address: string; readonly podCIDRs: readonly string[]; readonly traffic: NodeTraffic | undefined }, m: MeshSettings): { children: ChildConfig[]; note?: string } {
-  const base = { espProposals: [...m.espProposals], rekeyTimeMs: m.espRekeyMs, lifeTimeMs: m.espLifeMs, lifePackets: m.espLifePackets };
+  const base = { espProposals: [...m.espProposals], rekeyTimeMs: m.espRekeyMs, lifeTimeMs: m.espLifeMs,
+    ...(m.espLifePackets !== undefined ? { lifePackets: m.espLifePackets } : {}), ...(m.espLifeBytes !== undefined ? { lifeBytes: m.espLifeBytes } : {}) };
   const children: ChildConfig[] = [];
   const a = hostCidr(self.address); const b = hostCidr(peer.address);
   const ov = self.traffic.mode === 'overlay' && peer.traffic?.mode === 'overlay' && self.traffic.overlay && peer.traffic.overlay
@@ -101,10 +152,13 @@ export function meshPeers(self: MeshSelf, nodes: readonly IPsecNode[], m: MeshSe
   const skipped: { node: string; reason: string }[] = [];
   const notes: { node: string; note: string }[] = [];
   const ownNets = self.podCIDRs;
+  const conflicts = conflictingClaims(self, nodes);
   for (const n of [...nodes].sort((x, y) => x.metadata.name.localeCompare(y.metadata.name))) {
     const node = n.metadata.name;
     if (node === self.name) continue;
     const skip = (reason: string): void => { skipped.push({ node, reason }); };
+    const conflict = conflicts.get(node);
+    if (conflict) { skip(conflict); continue; }
     const address = n.spec.endpoint?.address;
     if (!address || isIP(address) === 0) { skip('its IPsecNode has no endpoint address'); continue; }
     if (isIP(address) !== isIP(self.address)) { skip(`its address ${address} is not of this node's family (${self.address})`); continue; }
@@ -137,7 +191,7 @@ export function meshPeers(self: MeshSelf, nodes: readonly IPsecNode[], m: MeshSe
     const sessionDigest = digest({ local: self.address, address, ikePort, children: children.map((c) => [c.name, c.mode, c.localTs, c.remoteTs]) });
     peers.push({
       name, config, sessionDigest,
-      digest: digest({ sessionDigest, pins, cert: id.certFingerprint, bundle: id.bundleDigest, ike: config.ike, esp: [m.espProposals, m.espRekeyMs, m.espLifeMs], dpd: config.dpd, start: config.startAction, natt: m.natTraversal, strict: m.strict }),
+      digest: digest({ sessionDigest, pins, cert: id.certFingerprint, bundle: id.bundleDigest, ike: config.ike, esp: [m.espProposals, m.espRekeyMs, m.espLifeMs, String(m.espLifePackets), String(m.espLifeBytes)], dpd: config.dpd, start: config.startAction, natt: m.natTraversal, strict: m.strict }),
       installRoutes: false, keepUp: true,
       ikeProposalText: m.ikeProposals, espProposalText: m.espProposals,
       blocks: m.strict ? blockPolicies(config) : [],

@@ -168,11 +168,39 @@ test('largest inner packet: AES-GCM-16 tunnel mode over a 1500-byte MTU leaves 1
   assert.equal(espCost('3des-md5'), undefined);
 });
 
-test('every mesh Child SA has a packet limit of 2^31, so its soft expire rekeys it long before the 32-bit ESP sequence number wraps (RFC 4303 §3.3.3)', () => {
-  const routed = meshPeers(selfA, [ipsecNode('node-b', '192.0.2.12', { podCIDRs: ['10.244.2.0/24'] })], settings(), id);
-  const overlay = meshPeers({ ...selfA, traffic: { mode: 'overlay', overlay: { protocol: 'vxlan', port: 4789 } } },
-    [ipsecNode('node-b', '192.0.2.12', { podCIDRs: ['10.244.2.0/24'], traffic: { mode: 'overlay', overlay: { protocol: 'vxlan', port: 4789 } } })], settings({ traffic: { hostToHost: true } }), id);
-  const children = [...routed.peers, ...overlay.peers].flatMap((p) => p.config.children);
-  assert.ok(children.length >= 2);
-  for (const c of children) assert.equal(c.lifePackets, 2n ** 31n, c.name);
+test('spec.esp.lifePackets and lifeBytes reach every mesh Child SA; unset, the engine applies its default (2^31 packets without ESN, RFC 4303 §3.3.3)', () => {
+  const peer = [ipsecNode('node-b', '192.0.2.12', { podCIDRs: ['10.244.2.0/24'] })];
+  const set = meshPeers(selfA, peer, settings({ esp: { lifePackets: 100_000, lifeBytes: 1_073_741_824 } }), id);
+  const unset = meshPeers(selfA, peer, settings(), id);
+  const children = set.peers.flatMap((p) => p.config.children);
+  assert.ok(children.length >= 1);
+  for (const c of children) assert.deepEqual([c.lifePackets, c.lifeBytes], [100_000n, 1_073_741_824n], c.name);
+  for (const c of unset.peers.flatMap((p) => p.config.children)) assert.deepEqual([c.lifePackets, c.lifeBytes], [undefined, undefined], c.name);
+  assert.notEqual(set.peers[0]!.digest, unset.peers[0]!.digest, 'a changed limit changes the peer digest, so it is applied');
+});
+
+// Each agent writes its own IPsecNode, so a compromised node could claim another node's pods; the
+// policy for that CIDR would then point at it (docs/SECURITY.md, finding 1).
+test('two nodes claiming overlapping pod CIDRs are both refused, naming each other; the others are untouched (docs/SECURITY.md: a node may not take another node\'s pods)', () => {
+  const r = meshPeers(selfA, [
+    ipsecNode('node-b', '192.0.2.12', { podCIDRs: ['10.244.2.0/24'] }),
+    ipsecNode('node-c', '192.0.2.13', { podCIDRs: ['10.244.3.0/24'] }),
+    ipsecNode('node-evil', '192.0.2.66', { podCIDRs: ['10.244.66.0/24', '10.244.2.128/25'] }),
+  ], settings(), id);
+  assert.deepEqual(r.peers.map((p) => p.name), ['mesh/node-c']);
+  assert.deepEqual(r.skipped.map((s) => s.node).sort(), ['node-b', 'node-evil']);
+  assert.match(r.skipped.find((s) => s.node === 'node-b')!.reason, /10\.244\.2\.0\/24.*overlapping node node-evil's 10\.244\.2\.128\/25/);
+  assert.match(r.skipped.find((s) => s.node === 'node-evil')!.reason, /overlapping node node-b's 10\.244\.2\.0\/24/);
+});
+
+test('a node claiming a pod CIDR that holds this node\'s is refused; a node reusing another\'s endpoint address is refused with it', () => {
+  const r = meshPeers(selfA, [
+    ipsecNode('node-wide', '192.0.2.20', { podCIDRs: ['10.244.0.0/16'] }),
+    ipsecNode('node-b', '192.0.2.12', { podCIDRs: ['fd00:b::/64'] }),
+    ipsecNode('node-copy', '192.0.2.12', { podCIDRs: ['10.245.9.0/24'] }),
+  ], settings(), id);
+  assert.deepEqual(r.peers, []);
+  assert.match(r.skipped.find((s) => s.node === 'node-wide')!.reason, /10\.244\.0\.0\/16\) overlapping this node's 10\.244\.1\.0\/24/);
+  assert.match(r.skipped.find((s) => s.node === 'node-copy')!.reason, /endpoint address 192\.0\.2\.12 is also claimed by node node-b/);
+  assert.match(r.skipped.find((s) => s.node === 'node-b')!.reason, /endpoint address 192\.0\.2\.12 is also claimed by node node-copy/);
 });
