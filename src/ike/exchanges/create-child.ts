@@ -39,11 +39,13 @@ export async function respondCreateChild(ctx: Ctx, sa: IkeSa, m: IkeMessage): Pr
     const n = await negotiateChildResponder(ctx, sa, m, { inIkeAuth: false, only: null, exchange: 'CREATE_CHILD_SA' });
     return n.ok ? { kind: 'created', reply: n.reply, child: n.child, install: n.install } : { kind: 'refused', reply: n.reply, failure: n.failure };
   }
-  let spi: number;
-  try { spi = spiNumber(rekeySa(rk).spi); } catch { return { kind: 'refused', reply: [notify(NotifyError.INVALID_SYNTAX)], failure: null }; }
-  // REKEY_SA names the SPI the peer receives on, i.e. our outbound SPI.
-  const old = [...sa.children.values()].find((c) => c.ref.outboundSpi === spi);
-  if (old === undefined) return { kind: 'refused', reply: [{ ...notify(NotifyError.CHILD_SA_NOT_FOUND), protocolId: ProtocolId.ESP, spi: spi32(spi) }], failure: null };
+  let named: { protocolId: number; spi: Uint8Array };
+  try { named = rekeySa(rk); } catch { return { kind: 'refused', reply: [notify(NotifyError.INVALID_SYNTAX)], failure: null }; }
+  const spi = spiNumber(named.spi);
+  // REKEY_SA names the SPI the peer receives on, i.e. our outbound SPI, and its protocol: our
+  // Child SAs are all ESP, so an AH SA with that SPI is not one of them (§3.10.1).
+  const old = named.protocolId === ProtocolId.ESP ? [...sa.children.values()].find((c) => c.ref.outboundSpi === spi) : undefined;
+  if (old === undefined) return { kind: 'refused', reply: [{ ...notify(NotifyError.CHILD_SA_NOT_FOUND), protocolId: named.protocolId, spi: spi32(spi) }], failure: null };
   // §2.25.1: a rekey of an SA we are deleting (or already replaced) gets TEMPORARY_FAILURE.
   if (old.state.tag !== 'installed' && old.state.tag !== 'rekeying') return { kind: 'refused', reply: [notify(NotifyError.TEMPORARY_FAILURE)], failure: null };
   const n = await negotiateChildResponder(ctx, sa, m, { inIkeAuth: false, only: old.runtime, exchange: 'CREATE_CHILD_SA' });
