@@ -92,7 +92,8 @@ for (const from of ROLES) {
 type Edit = (inner: IkePayload[]) => IkePayload[];
 const editTs = (kind: 'tsi' | 'tsr', f: (s: TrafficSelector) => TrafficSelector): Edit => (inner) =>
   inner.map((x) => (x.kind === kind ? { ...x, selectors: x.selectors.map(f) } : x));
-const editKe = (f: (ke: KePayload) => KePayload | null): Edit => (inner) => inner.flatMap((x) => (x.kind === 'ke' ? (f(x) ?? []) : [x]));
+const editKe = (f: (ke: KePayload) => KePayload | null): Edit => (inner) =>
+  inner.flatMap((x): IkePayload[] => { const y = x.kind === 'ke' ? f(x) : x; return y === null ? [] : [y]; });
 const editRekeySa = (protocolId: number, spi?: Uint8Array): Edit => (inner) =>
   inner.map((x) => (x.kind === 'notify' && x.type === NotifyStatus.REKEY_SA ? { ...x, protocolId, spi: spi ?? x.spi } : x));
 const invertedAddresses = (s: TrafficSelector): TrafficSelector => ({ ...s, start: s.end, end: s.start });
