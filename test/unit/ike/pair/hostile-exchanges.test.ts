@@ -163,3 +163,131 @@ for (const c of REQUESTS) for (const from of ROLES) {
     healthy(p);
   });
 }
+
+interface HostileResponse {
+  readonly rfc: string;
+  readonly what: string;
+  readonly ike?: boolean;
+  readonly pfs?: boolean;
+  readonly edit: Edit;
+  readonly patch?: BodyPatch;
+  /** A response that does not decode is dropped (the retransmitted request gets the cached one); one that does is refused. */
+  readonly outcome: { readonly drop: string } | { readonly failure: string };
+}
+
+const RESPONSES: readonly HostileResponse[] = [
+  { rfc: 'RFC 7296 §2.9', what: 'a TSr whose start address is above its end address', edit: editTs('tsr', invertedAddresses), outcome: { failure: 'ERR_IKE_TS_UNACCEPTABLE' } },
+  { rfc: 'RFC 7296 §3.13.1', what: 'a traffic selector whose Selector Length does not fit its TS type', edit: same, patch: tsLength24, outcome: { drop: 'malformed' } },
+  { rfc: 'RFC 7296 §3.4', what: 'a KEr for ECP-256 with x25519\'s 32 octets', pfs: true, edit: same, patch: keSaysEcp256, outcome: { drop: 'malformed' } },
+  { rfc: 'RFC 7296 §1.3.3', what: 'a KEr of another group than the one offered', pfs: true, edit: editKe((k) => ({ ...k, group: UNKNOWN_GROUP })), outcome: { failure: 'ERR_IKE_BAD_CHILD_REPLY' } },
+  { rfc: 'RFC 7296 §1.3.3', what: 'no KEr for a proposal with a KE method (PFS)', pfs: true, edit: editKe(() => null), outcome: { failure: 'ERR_IKE_BAD_CHILD_REPLY' } },
+  { rfc: 'RFC 7296 §1.3.2', what: 'a KEr of another group than the one offered', ike: true, edit: editKe((k) => ({ ...k, group: UNKNOWN_GROUP })), outcome: { failure: 'ERR_IKE_BAD_REKEY_REPLY' } },
+  { rfc: 'RFC 7296 §1.3.2', what: 'no KEr', ike: true, edit: editKe(() => null), outcome: { failure: 'ERR_IKE_BAD_REKEY_REPLY' } },
+];
+
+for (const c of RESPONSES) for (const from of ROLES) {
+  const to = other(from);
+  const kind = c.ike ? 'IKE SA' : 'Child SA';
+  const verdict = 'drop' in c.outcome ? `dropped (${c.outcome.drop}) until the genuine retransmission` : `refused with ${c.outcome.failure}`;
+  test(`${c.rfc}: a ${kind} rekey response with ${c.what}, at the ${roleOf(from)}: ${verdict}; its IKE SA stays up`, async () => {
+    const p = c.pfs ? pfsPair() : new Pair();
+    await p.connect();
+    const installs = p[from].kernel.ops('install').length; const ikeSpis = ike(p[from])?.ikeSpis;
+    const resp = await intercept(p, response(p, p[to], ExchangeType.CREATE_CHILD_SA), () => p[from].engine.rekey(peerOf(from), { ike: c.ike === true }));
+    const released = p[from].kernel.ops('releaseSpi').length;
+    if ('drop' in c.outcome) {
+      const before = drops(p[from], c.outcome.drop);
+      await inject(p, resp, reseal(p[to], resp.datagram, c.edit, c.patch));
+      assert.equal(drops(p[from], c.outcome.drop) - before, 1);
+      assert.deepEqual(errorCodes(p[from]), []);
+      // The request is still outstanding: its retransmission gets the peer's cached (genuine) response.
+      await p.advance(4_000 + 5_000);
+      const done = c.ike ? 'ike-rekeyed' : 'child-rekeyed';
+      assert.deepEqual([count(p.alice, done), count(p.bob, done)], [1, 1], done);
+      healthy(p);
+      return;
+    }
+    await inject(p, resp, reseal(p[to], resp.datagram, c.edit, c.patch));
+    assert.deepEqual(errorCodes(p[from]), [c.outcome.failure]);
+    // Nothing of the refused answer is kept: no kernel state, our offered SPI released, the old SAs in place.
+    assert.equal(p[from].kernel.ops('install').length, installs, 'nothing installed');
+    if (!c.ike) assert.equal(p[from].kernel.ops('releaseSpi').length - released, 1, 'the SPI we offered is released');
+    assert.equal(ike(p[from])?.state, 'established');
+    assert.equal(ike(p[from])?.ikeSpis, ikeSpis);
+    assert.equal(ike(p[from])?.children.length, 1);
+    assert.equal(count(p[from], 'ike-down') + count(p[from], 'child-down'), 0);
+  });
+}
+
+// ───────────── Delete of SPIs that are not the peer's ─────────────
+
+const spi4 = (n: number): Uint8Array => { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, n); return b; };
+
+for (const from of ROLES) {
+  const to = other(from);
+  test(`RFC 7296 §1.4.1, §3.11: a Delete of unknown SPIs, of our own inbound SPI and of the ESP SA's SPI as AH, at the ${roleOf(to)}: an empty answer, nothing deleted`, async () => {
+    // Why: a Delete names the SPIs its sender receives on; anything else must not take down a Child SA.
+    const p = new Pair();
+    await p.connect();
+    const theirInbound = [...p[from].kernel.installed.keys()][0]!; const ourInbound = [...p[to].kernel.installed.keys()][0]!;
+    // An idle IKE SA sends a liveness check after dpd.intervalMs: that request carries the Deletes.
+    const req = await intercept(p, request(p, p[from], ExchangeType.INFORMATIONAL), () => p.advance(30_000));
+    const mark = p.net.log.length;
+    await inject(p, req, reseal(p[from], req.datagram, () => [
+      { kind: 'delete', protocolId: ProtocolId.ESP, spis: [spi4(0xdeadbeef), spi4(ourInbound)] },
+      { kind: 'delete', protocolId: ProtocolId.AH, spis: [spi4(theirInbound)] },
+    ]));
+    assert.deepEqual(answerOf(p, p[to], mark, ExchangeType.INFORMATIONAL).payloads, [], 'an empty INFORMATIONAL response');
+    assert.deepEqual([p.alice.kernel.ops('delete'), p.bob.kernel.ops('delete')], [[], []], 'no Child SA deleted');
+    p[from].engine.rekey(peerOf(from));
+    await p.net.pump();
+    await p.advance(5_000);
+    assert.deepEqual([count(p.alice, 'child-rekeyed'), count(p.bob, 'child-rekeyed')], [1, 1]);
+    healthy(p);
+  });
+}
+
+// ───────────── collisions ─────────────
+
+for (const narrow of ROLES) {
+  const wide = other(narrow);
+  test(`RFC 7296 §2.8.1, §1.3.3: INVALID_KE_PAYLOAD answering the ${roleOf(wide)}'s half of a Child rekey collision: the ${roleOf(narrow)}'s rekey stands, no retry, one pair`, async () => {
+    // Why: the collision already has a winner; retrying with the group asked for would make a third SA.
+    const esp = (side: Who): string[] => [side === narrow ? 'aes256gcm16-ecp256' : 'aes256gcm16-x25519-ecp256'];
+    const p = new Pair({ aliceChildren: [child({ espProposals: esp('alice') })], bobChildren: [child({ espProposals: esp('bob') }, 'bob')] });
+    await p.connect();
+    const mark = p.net.log.length;
+    /* both: CREATE_CHILD_SA { N(REKEY_SA), SA, Ni, KEi } --> ; narrow <-- { N(INVALID_KE_PAYLOAD(ecp256)) } to wide's x25519 offer */
+    p.alice.engine.rekey('to-bob'); p.bob.engine.rekey('to-alice');
+    await p.net.pump();
+    const refusal = answerOf(p, p[narrow], mark, ExchangeType.CREATE_CHILD_SA);
+    assert.deepEqual(notifies(refusal.payloads), [[NotifyError.INVALID_KE_PAYLOAD, [0, DhId.ECP_256]]]);
+    await p.advance(5_000);
+    assert.equal(p.net.log.slice(mark).filter((x) => x.exchange === ExchangeType.CREATE_CHILD_SA && !x.response).length, 2, 'no retry');
+    assert.deepEqual([errorCodes(p.alice), errorCodes(p.bob)], [[], []]);
+    assert.deepEqual([count(p.alice, 'child-rekeyed'), count(p.bob, 'child-rekeyed')], [1, 1]);
+    assert.equal(ike(p.alice)?.children[0]?.suite, 'aes256gcm16-ecp256');
+    healthy(p);
+  });
+}
+
+for (const ikeSide of ROLES) {
+  const childSide = other(ikeSide);
+  test(`RFC 7296 §2.25: an IKE rekey crossing a Child rekey gets TEMPORARY_FAILURE from the ${roleOf(childSide)}, is retried after the delay and goes through`, async () => {
+    const p = new Pair();
+    await p.connect();
+    const mark = p.net.log.length;
+    /* childSide: CREATE_CHILD_SA { N(REKEY_SA), SA, Ni, TSi, TSr } -->  <-- ikeSide: CREATE_CHILD_SA { SA(IKE), Ni, KEi } */
+    p[childSide].engine.rekey(peerOf(childSide)); p[ikeSide].engine.rekey(peerOf(ikeSide), { ike: true });
+    await p.net.pump();
+    const answers = sentSince(p, p[childSide], mark).filter((x) => x.response && x.exchange === ExchangeType.CREATE_CHILD_SA).map((x) => openFrom(p[childSide], x.datagram));
+    assert.deepEqual(answers.map((m) => notifies(m.payloads)), [[[NotifyError.TEMPORARY_FAILURE, []]]]);
+    assert.deepEqual([count(p.alice, 'child-rekeyed'), count(p.bob, 'child-rekeyed')], [1, 1], 'the Child rekey went through');
+    assert.deepEqual([count(p.alice, 'ike-rekeyed'), count(p.bob, 'ike-rekeyed')], [0, 0]);
+    await p.advance(REKEY_RETRY_MS + 5_000);
+    assert.deepEqual([count(p.alice, 'ike-rekeyed'), count(p.bob, 'ike-rekeyed')], [1, 1], 'the IKE rekey, retried, went through');
+    assert.deepEqual([errorCodes(p.alice), errorCodes(p.bob)], [[], []], 'TEMPORARY_FAILURE is not an error');
+    assert.equal(ike(p[ikeSide])?.role, 'initiator', 'the rekey initiator is the new SA\'s original initiator');
+    healthy(p);
+  });
+}
