@@ -5,7 +5,10 @@
 //      injected clock's instant;
 //   3. issuers are CAs (basicConstraints cA, pathLen respected) and, when keyUsage is present,
 //      may sign certificates (keyCertSign); the end entity, when keyUsage is present, may sign
-//      (digitalSignature or nonRepudiation, RFC 4945 §5.1.3.2);
+//      (digitalSignature or nonRepudiation, RFC 4945 §5.1.3.2) and, when extendedKeyUsage is
+//      present, names an IKE purpose (RFC 5280 §4.2.1.12, RFC 4945 §5.1.3.12); the end entity
+//      and intermediates carry no critical extension we do not process (RFC 5280 §4.2); at most
+//      MAX_CHAIN_CERTIFICATES / MAX_CHAIN_BYTES of CERT payloads are looked at;
 //   4. the peer's IKE identity is in the end-entity certificate (RFC 4945 §3.1: IP address, DNS
 //      and email SANs; ID_DER_ASN1_DN against the subject). Revocation is out of scope here;
 //   5. when the peer config pins keys or certificates, the end entity matches one pin
@@ -16,6 +19,14 @@ import { createHash, type KeyObject } from 'node:crypto';
 import { IdType } from '../constants.js';
 import { CertificateError } from './errors.js';
 import { KeyUsageBit, parseCertificate, sameName, type CertInfo } from './x509.js';
+
+/**
+ * Most CERT payloads (end entity included) and octets we look at: the peer is not yet
+ * authenticated, and RFC 7383 fragments let it send 256 KiB. A path is at most 8 certificates
+ * (maxLength); the rest allows a few alternatives (cross-signed CAs) beside it.
+ */
+export const MAX_CHAIN_CERTIFICATES = 16;
+export const MAX_CHAIN_BYTES = 65_536;
 
 export interface ChainInput {
   /** DER of the peer's end-entity certificate (first CERT payload). */
@@ -52,6 +63,24 @@ function checkIssuer(issuer: CertInfo, below: number): void {
   if (issuer.keyUsage && !issuer.keyUsage.has(KeyUsageBit.keyCertSign)) throw new CertificateError('ERR_IKE_CERT_KEY_USAGE', `issuer ${describe(issuer)} lacks keyUsage keyCertSign`);
 }
 
+/**
+ * KeyPurposeIds that allow IKE: RFC 4945 §5.1.3.12 names id-kp-ipsecIKE and anyExtendedKeyUsage;
+ * serverAuth and clientAuth too, as strongSwan accepts them and our own CA issues them (src/pki),
+ * and iKEIntermediate (1.3.6.1.5.5.8.2.2), which Windows clients look for.
+ */
+const IKE_PURPOSES: ReadonlySet<string> = new Set(['2b06010505070311', '551d2500', '2b06010505070301', '2b06010505070302', '2b06010505080202']);
+
+function checkExtKeyUsage(ee: CertInfo): void {
+  if (!ee.extKeyUsage || [...ee.extKeyUsage].some((p) => IKE_PURPOSES.has(p))) return;
+  throw new CertificateError('ERR_IKE_CERT_KEY_USAGE', `certificate ${describe(ee)} may not be used for IKE: its extendedKeyUsage names none of ipsecIKE, anyExtendedKeyUsage, serverAuth, clientAuth, iKEIntermediate (RFC 5280 §4.2.1.12)`);
+}
+
+/** RFC 5280 §4.2 / §6.1.4 (o): a critical extension we do not process rejects the certificate. */
+function checkCritical(c: CertInfo): void {
+  if (c.unprocessedCritical?.length)
+    throw new CertificateError('ERR_IKE_CERT_UNSUPPORTED_CRITICAL', `certificate ${describe(c)} has critical extension ${c.unprocessedCritical.join(', ')}, which we do not process (RFC 5280 §4.2)`);
+}
+
 function issuedBy(child: CertInfo, parent: CertInfo): boolean {
   return sameName(child.issuerDer, parent.subjectDer);
 }
@@ -63,11 +92,19 @@ function signatureOk(child: CertInfo, parent: CertInfo): boolean {
 /** Validate the peer's certificate path to a configured CA; see the module comment for the rules. */
 export function validateCertificateChain(input: ChainInput): ValidatedChain {
   const maxLength = input.maxLength ?? 8;
+  const sent = [input.endEntity, ...(input.intermediates ?? [])];
+  const octets = sent.reduce((n, c) => n + c.length, 0);
+  if (sent.length > MAX_CHAIN_CERTIFICATES)
+    throw new CertificateError('ERR_IKE_CERT_CHAIN_TOO_BIG', `peer sent ${sent.length} certificates, at most ${MAX_CHAIN_CERTIFICATES} are accepted`);
+  if (octets > MAX_CHAIN_BYTES)
+    throw new CertificateError('ERR_IKE_CERT_CHAIN_TOO_BIG', `peer sent certificates of ${octets} octets, at most ${MAX_CHAIN_BYTES} are accepted`);
   const ee = parseCertificate(input.endEntity);
   const pool = (input.intermediates ?? []).map(parseCertificate);
   const anchors = input.trustAnchors.map(parseCertificate);
   if (ee.keyUsage && !ee.keyUsage.has(KeyUsageBit.digitalSignature) && !ee.keyUsage.has(KeyUsageBit.nonRepudiation))
     throw new CertificateError('ERR_IKE_CERT_KEY_USAGE', `certificate ${describe(ee)} may not sign (keyUsage lacks digitalSignature)`);
+  checkExtKeyUsage(ee);
+  checkCritical(ee);
   const path: CertInfo[] = [ee];
   checkValidity(ee, input.nowMs);
   let current = ee;
@@ -93,6 +130,7 @@ export function validateCertificateChain(input: ChainInput): ValidatedChain {
       throw new CertificateError('ERR_IKE_CERT_UNTRUSTED', `no path from ${describe(ee)} to a configured CA (no issuer found for ${describe(current)})`);
     }
     checkIssuer(next, path.length - 1);
+    checkCritical(next);
     checkValidity(next, input.nowMs);
     path.push(next);
     current = next;
@@ -111,7 +149,14 @@ function ipString(b: Uint8Array): string {
  * certificate (RFC 4945 §3.1). Throws ERR_IKE_CERT_ID_MISMATCH.
  */
 export function matchIdentity(cert: CertInfo, idType: number, idData: Uint8Array): void {
-  const text = (): string => new TextDecoder().decode(idData);
+  // dNSName and rfc822Name are IA5String (RFC 5280 §4.2.1.6), so a matching ID is printable ASCII.
+  // Checked on the octets because OpenSSL ignores a trailing NUL ("node-1.example.com\0" matched),
+  // TextDecoder drops a leading BOM, and node throws a TypeError on an embedded NUL.
+  const text = (): string => {
+    const bad = idData.findIndex((b) => b < 0x21 || b > 0x7e);
+    if (bad >= 0) throw new CertificateError('ERR_IKE_CERT_ID_MISMATCH', `identity has octet 0x${idData[bad]!.toString(16).padStart(2, '0')} at ${bad}; a name in a certificate is printable ASCII`);
+    return Buffer.from(idData).toString('latin1');
+  };
   let ok: boolean;
   let shown: string;
   switch (idType) {

@@ -1,7 +1,7 @@
 // Minimal X.509 reading for IKE certificate authentication: node:crypto's X509Certificate does the
 // signature checks and SAN matching (OpenSSL), and this module reads from the DER what node does
 // not expose (raw subject/issuer Names, validity as instants, basicConstraints pathLen, keyUsage
-// bits). RFC 5280 §4.1 structure:
+// bits, extendedKeyUsage, which critical extensions nobody processes). RFC 5280 §4.1 structure:
 //   Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }
 //   TBSCertificate ::= SEQUENCE { [0] version, serial, signature, issuer, validity, subject,
 //                                 subjectPublicKeyInfo, [1] issuerUID, [2] subjectUID, [3] extensions }
@@ -28,10 +28,31 @@ export interface CertInfo {
   readonly basicConstraints?: { readonly ca: boolean; readonly pathLen?: number };
   /** KeyUsage as a set of KeyUsageBit positions; absent when the extension is absent. */
   readonly keyUsage?: ReadonlySet<number>;
+  /** ExtendedKeyUsage KeyPurposeIds (OID content octets, hex); absent when the extension is absent. */
+  readonly extKeyUsage?: ReadonlySet<string>;
+  /** Dotted OIDs of critical extensions nothing here processes (RFC 5280 §4.2: the path check refuses them). */
+  readonly unprocessedCritical?: readonly string[];
 }
 
 const OID_BASIC_CONSTRAINTS = '551d13';
 const OID_KEY_USAGE = '551d0f';
+const OID_EXT_KEY_USAGE = '551d25';
+/**
+ * Extensions that may be critical because we act on them: the three above, subjectAltName
+ * (node's checkHost/checkIP/checkEmail), and the key identifiers, which only help path building.
+ */
+const PROCESSED = new Set([OID_BASIC_CONSTRAINTS, OID_KEY_USAGE, OID_EXT_KEY_USAGE, '551d11', '551d0e', '551d23']);
+
+/** OID content octets as dotted text (X.690 §8.19), for messages. */
+export function oidText(hex: string): string {
+  const b = Buffer.from(hex, 'hex');
+  const arcs: bigint[] = [];
+  let v = 0n;
+  for (const x of b) { v = (v << 7n) | BigInt(x & 0x7f); if (!(x & 0x80)) { arcs.push(v); v = 0n; } }
+  const first = arcs.shift() ?? 0n;
+  const top = first < 80n ? first / 40n : 2n;
+  return [top, first - top * 40n, ...arcs].join('.');
+}
 
 function malformed(msg: string): CertificateError { return new CertificateError('ERR_IKE_CERT_MALFORMED', msg); }
 
@@ -45,19 +66,25 @@ function parseTime(t: Tlv): number {
   return Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
 }
 
-type Extensions = { -readonly [K in 'basicConstraints' | 'keyUsage']?: NonNullable<CertInfo[K]> };
+type Extensions = { -readonly [K in 'basicConstraints' | 'keyUsage' | 'extKeyUsage' | 'unprocessedCritical']?: NonNullable<CertInfo[K]> };
 
 function parseExtensions(ext: Tlv | undefined): Extensions {
   const out: Extensions = {};
   if (!ext) return out;
   const list = readTlv(ext.value);
+  const unprocessed: string[] = [];
   for (const e of readAll(list.value)) {
     const fields = readAll(e.value);
     const oid = fields[0];
     const value = fields[fields.length - 1];
-    if (!oid || !value || value.tag !== 0x04) continue;
+    if (!oid) continue;
     const id = toHex(oid.value);
-    if (id === OID_BASIC_CONSTRAINTS) {
+    const critical = fields.length === 3 && fields[1]!.tag === 0x01 && fields[1]!.value[0] !== 0;
+    if (critical && !PROCESSED.has(id)) unprocessed.push(oidText(id));
+    if (!value || value.tag !== 0x04) continue;
+    if (id === OID_EXT_KEY_USAGE) {
+      out.extKeyUsage = new Set(readAll(readTlv(value.value).value).filter((p) => p.tag === 0x06).map((p) => toHex(p.value)));
+    } else if (id === OID_BASIC_CONSTRAINTS) {
       const seq = readTlv(value.value);
       let ca = false; let pathLen: number | undefined;
       for (const f of readAll(seq.value)) {
@@ -73,6 +100,7 @@ function parseExtensions(ext: Tlv | undefined): Extensions {
       out.keyUsage = set;
     }
   }
+  if (unprocessed.length) out.unprocessedCritical = unprocessed;
   return out;
 }
 

@@ -25,7 +25,8 @@ function sigAlg(key: KeyObject): Uint8Array {
   return tlv(SEQUENCE, oid('2a864886f70d01010b'), NULL_DER);
 }
 
-function ext(oidHex: string, critical: boolean, value: Uint8Array): Uint8Array {
+/** One Extension (RFC 5280 §4.1): extnID, [critical TRUE], extnValue OCTET STRING. */
+export function ext(oidHex: string, critical: boolean, value: Uint8Array): Uint8Array {
   return tlv(SEQUENCE, oid(oidHex), ...(critical ? [fromHex('0101ff')] : []), tlv(0x04, value));
 }
 
@@ -44,6 +45,13 @@ export interface CertSpec {
   readonly dns?: readonly string[];
   readonly ip?: readonly Uint8Array[];
   readonly email?: readonly string[];
+  /** Mark subjectAltName critical (RFC 5280 §4.2.1.6: required when the subject is empty). */
+  readonly sanCritical?: boolean;
+  /** ExtendedKeyUsage KeyPurposeIds as OID hex (RFC 5280 §4.2.1.12). */
+  readonly eku?: readonly string[];
+  readonly ekuCritical?: boolean;
+  /** Further DER Extensions (see ext), appended as given. */
+  readonly extraExtensions?: readonly Uint8Array[];
 }
 
 export function buildCert(s: CertSpec): Uint8Array {
@@ -65,7 +73,9 @@ export function buildCert(s: CertSpec): Uint8Array {
     ...(s.ip ?? []).map((a) => tlv(0x87, a)),
     ...(s.email ?? []).map((e) => tlv(0x81, new TextEncoder().encode(e))),
   ];
-  if (names.length) exts.push(ext('551d11', false, tlv(SEQUENCE, ...names)));
+  if (names.length) exts.push(ext('551d11', s.sanCritical ?? false, tlv(SEQUENCE, ...names)));
+  if (s.eku) exts.push(ext('551d25', s.ekuCritical ?? false, tlv(SEQUENCE, ...s.eku.map((o) => oid(o)))));
+  exts.push(...(s.extraExtensions ?? []));
   const spki = new Uint8Array(s.publicKey.export({ format: 'der', type: 'spki' }));
   const alg = sigAlg(s.signingKey);
   const tbs = tlv(SEQUENCE,
