@@ -271,6 +271,34 @@ for (const narrow of ROLES) {
   });
 }
 
+for (const narrow of ROLES) {
+  const wide = other(narrow);
+  test(`RFC 7296 §2.8.1, §1.3.2: crossing IKE rekeys both answered INVALID_KE_PAYLOAD after the ${roleOf(narrow)} dropped x25519: each retries once with ECP-256, the collision leaves one IKE SA`, async () => {
+    const p = new Pair({ ike: ['aes256gcm16-prfsha256-x25519-ecp256'] });
+    await p.connect();
+    // From its next rekey on, `narrow` takes ECP-256 only; both rekeys still start from the SA's x25519.
+    p[narrow].engine.addPeer({ ...p[narrow].config, ike: { ...p[narrow].config.ike, proposals: ['aes256gcm16-prfsha256-ecp256'] } });
+    const mark = p.net.log.length;
+    // Each answer read as it leaves, while its IKE SA's keys are still in the checkpoint store.
+    const refusals: unknown[] = [];
+    p.net.onSend = (x) => {
+      if (x.exchange !== ExchangeType.CREATE_CHILD_SA || !x.response) return;
+      const m = openFrom(x.from.address === addressOf(p, p.alice) ? p.alice : p.bob, x.datagram);
+      if (m.errorNotifies().length > 0) refusals.push([x.from.address, notifies(m.payloads)]);
+    };
+    p.alice.engine.rekey('to-bob', { ike: true }); p.bob.engine.rekey('to-alice', { ike: true });
+    await p.net.pump();
+    await p.advance(60_000);
+    const invalidKe = [[NotifyError.INVALID_KE_PAYLOAD, [0, DhId.ECP_256]]];
+    assert.deepEqual(refusals, [[addressOf(p, p.bob), invalidKe], [addressOf(p, p.alice), invalidKe]], 'both first requests refused, nothing else');
+    const requests = p.net.log.slice(mark).filter((x) => x.exchange === ExchangeType.CREATE_CHILD_SA && !x.response);
+    assert.deepEqual([requests.filter((x) => x.from.address === addressOf(p, p[narrow])).length, requests.filter((x) => x.from.address === addressOf(p, p[wide])).length], [2, 2], 'one retry each');
+    assert.deepEqual([errorCodes(p.alice), errorCodes(p.bob)], [[], []]);
+    assert.equal(ike(p.alice)?.suite, 'aes256gcm16-prfsha256-ecp256');
+    healthy(p);
+  });
+}
+
 for (const ikeSide of ROLES) {
   const childSide = other(ikeSide);
   test(`RFC 7296 §2.25: an IKE rekey crossing a Child rekey gets TEMPORARY_FAILURE from the ${roleOf(childSide)}, is retried after the delay and goes through`, async () => {
