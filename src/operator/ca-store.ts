@@ -5,7 +5,7 @@
 // The Secret holds the phase: next.crt/next.key while Trusting, previous.crt while Reissuing.
 import type { Clock } from '../common/time.js';
 import { KipsecError } from '../common/errors.js';
-import type { KubeClient } from '../api/kube/client.js';
+import type { OperatorKube } from './fence.js';
 import { RESOURCES, resourcePath } from '../api/kube/client.js';
 import { isAlreadyExists, isNotFound } from '../api/kube/errors.js';
 import { ANNOTATIONS, CA_SECRET, OPERATOR_FIELD_MANAGER, TRUST_BUNDLE_CONFIGMAP, TRUST_BUNDLE_KEY } from '../api/names.js';
@@ -42,7 +42,7 @@ const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
 const unb64 = (s: string | undefined): string => (s ? Buffer.from(s, 'base64').toString('utf8') : '');
 
 export class CaStore {
-  readonly #kube: KubeClient;
+  readonly #kube: OperatorKube;
   readonly #ns: string;
   readonly #clock: Clock;
   readonly #log: Logger;
@@ -50,7 +50,7 @@ export class CaStore {
   /** How many CAs this process created (restart safety is tested on this). */
   created = 0;
 
-  constructor(kube: KubeClient, namespace: string, clock: Clock, log: Logger) {
+  constructor(kube: OperatorKube, namespace: string, clock: Clock, log: Logger) {
     this.#kube = kube; this.#ns = namespace; this.#clock = clock; this.#log = log;
   }
 

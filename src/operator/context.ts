@@ -1,6 +1,6 @@
 // What every controller gets: caches, the API client, clock, logger, metrics, events, the CA.
 import type { Clock } from '../common/time.js';
-import type { KubeClient } from '../api/kube/client.js';
+import type { OperatorKube } from './fence.js';
 import type { IPsecMesh, IPsecMeshStatus, IPsecNode, IPsecTunnel } from '../api/types.js';
 import type { CaStore } from './ca-store.js';
 import type { EventRecorder } from './events.js';
@@ -27,12 +27,13 @@ export interface MeshMemory {
   readonly pairs: PairMemory;
   /** Our last status write, and the mesh's resourceVersion it was based on: while the cache still
    * shows that version it lags behind our write, and this is the status to compare with. */
-  readonly written?: { readonly basedOn: string | undefined; readonly status: IPsecMeshStatus };
+  readonly written?: { readonly basedOn: string | undefined; readonly status: IPsecMeshStatus; readonly resourceVersion?: string };
   readonly lastWriteMs?: number;
 }
 
 export interface Ctx {
-  readonly kube: KubeClient;
+  /** Writes are fenced by the leader lease (fence.ts). */
+  readonly kube: OperatorKube;
   readonly namespace: string;
   readonly clock: Clock;
   readonly log: Logger;

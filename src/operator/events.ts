@@ -3,7 +3,7 @@
 // (the apiserver would otherwise take a write per repeat).
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../common/time.js';
-import type { KubeClient } from '../api/kube/client.js';
+import type { OperatorKube } from './fence.js';
 import { RESOURCES, resourcePath } from '../api/kube/client.js';
 import { microTime } from './leader.js';
 import type { Logger } from './logger.js';
@@ -15,14 +15,14 @@ const DEDUPE_MS = 60_000;
 const REPORTING_CONTROLLER = 'kipsec.io/operator';
 
 export class EventRecorder {
-  readonly #kube: KubeClient;
+  readonly #kube: OperatorKube;
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #instance: string;
   readonly #recent = new Map<string, number>();
   sent = 0;
 
-  constructor(kube: KubeClient, clock: Clock, log: Logger, instance: string) {
+  constructor(kube: OperatorKube, clock: Clock, log: Logger, instance: string) {
     this.#kube = kube; this.#clock = clock; this.#log = log; this.#instance = instance;
   }
 

@@ -17,7 +17,9 @@ import type { CertificateRequest, ConfigMap, Csr, KNode, Secret } from './kinds.
 import { DEFAULT_LEADER_TIMING, LeaderElector } from './leader.js';
 import type { Logger } from './logger.js';
 import { OperatorMetrics, startHealthServer } from './metrics.js';
-import { WorkQueue, runWorkers } from './queue.js';
+import { WorkQueue } from './queue.js';
+import { runController } from './controller.js';
+import { fencedKube } from './fence.js';
 import { collectIpsecNode } from './node-gc.js';
 import { reconcileCa, reconcileIpsecNode, reconcileMesh, reconcileTunnel } from './resource-controllers.js';
 
@@ -78,10 +80,12 @@ export class Operator {
     this.#informers = Object.values(caches).filter((x): x is Informer<KubeObject> => x !== undefined);
     let ctxRef: Ctx | undefined;
     const identities = new IdentityIndex(() => (ctxRef ? certLifetimeMs(ctxRef) : o.certLifetimeMs ?? DEFAULT_NODE_CERT_LIFETIME_MS), parsedCsr);
+    // Controllers write only while this operator holds the lease, checked at each write (fence.ts).
+    const fenced = fencedKube(kube, () => this.#leader.isLeader);
     this.ctx = ctxRef = {
-      kube, namespace, clock, log, metrics: this.metrics, caches, identities,
-      events: new EventRecorder(kube, clock, log, o.identity),
-      ca: new CaStore(kube, namespace, clock, log),
+      kube: fenced, namespace, clock, log, metrics: this.metrics, caches, identities,
+      events: new EventRecorder(fenced, clock, log, o.identity),
+      ca: new CaStore(fenced, namespace, clock, log),
       agentUsername: agentUsername(namespace),
       defaultCertLifetimeMs: o.certLifetimeMs ?? DEFAULT_NODE_CERT_LIFETIME_MS,
       ...(o.meshName !== undefined ? { meshName: o.meshName } : {}),
@@ -165,16 +169,8 @@ export class Operator {
     for (const x of c.meshes.list()) q.mesh.add(x.metadata.name);
     for (const x of c.tunnels.list()) q.tunnel.add(x.metadata.name);
     const workers = this.#o.workers ?? 4;
-    const run = (name: ControllerName, n: number, fn: (k: string) => Promise<number | undefined>): Promise<void> => runWorkers(q[name], n, async (k) => {
-      // The lease may have run out while this key waited (a paused process, a hung renewal): no
-      // write without it. The next term starts from every key again.
-      if (!this.#leader.isLeader) return undefined;
-      const end = this.metrics.reconcileSeconds.startTimer({ controller: name });
-      try { const r = await fn(k); this.metrics.reconciles.inc({ controller: name, result: 'ok' }); return r; } finally { end(); this.metrics.queueDepth.set({ controller: name }, q[name].length); }
-    }, (k, e, retryMs) => {
-      this.metrics.reconciles.inc({ controller: name, result: 'error' });
-      this.#o.log.warn({ controller: name, key: k, retryMs, err: errorMessage(e) }, 'reconcile failed; will retry');
-    });
+    const deps = { log: this.#o.log, metrics: this.metrics, isLeader: () => this.#leader.isLeader };
+    const run = (name: ControllerName, n: number, fn: (k: string) => Promise<number | undefined>): Promise<void> => runController(name, q[name], n, fn, deps);
     // The CA goes first: signing waits for it (reconcileCsr requeues until it is loaded).
     this.#workers = [
       run('ca', 1, () => reconcileCa(this.ctx)),

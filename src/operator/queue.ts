@@ -89,7 +89,9 @@ export class WorkQueue<K> {
 
 /**
  * Run `workers` loops taking keys from the queue. The handler returns a requeue delay (ms) or
- * undefined; a thrown error requeues with backoff and is reported through onError.
+ * undefined; anything it throws (synchronously or not, an Error or any other value) requeues the
+ * key with backoff and is reported through onError. Nothing a handler or the reporter does ends
+ * a loop: only shutdown does (client-go's processNextWorkItem: HandleError, AddRateLimited, Done).
  */
 export async function runWorkers<K>(q: WorkQueue<K>, workers: number, handle: (key: K) => Promise<number | undefined>, onError: (key: K, e: unknown, retryMs: number) => void): Promise<void> {
   const loop = async (): Promise<void> => {
@@ -101,7 +103,10 @@ export async function runWorkers<K>(q: WorkQueue<K>, workers: number, handle: (k
         q.forget(key);
         if (after !== undefined) q.addAfter(key, after);
       } catch (e) {
-        onError(key, e, q.addRateLimited(key));
+        const retryMs = q.addRateLimited(key);
+        // A reporter that throws (a value that cannot be printed, a broken log stream) must not
+        // end the loop: with one worker that would stop the controller for good.
+        try { onError(key, e, retryMs); } catch { /* the retry is already scheduled */ }
       } finally {
         q.done(key);
       }
