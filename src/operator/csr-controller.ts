@@ -1,15 +1,17 @@
 // The signer for CertificateSigningRequests with signerName kipsec.io/node-identity: decide
 // (csr-policy.ts) and record the decision through /approval, then issue through /status — with
 // the builtin CA, or by relaying to a cert-manager CertificateRequest. Every write carries the
-// resourceVersion we decided on, so a stale cache or a second operator can never sign twice.
+// resourceVersion we decided on, so a stale cache or a second operator can never sign twice; a
+// write refused for that (409) is retried by the queue on the new version. Before issuing, the
+// signer applies the approval policy again: an approval by anyone else does not bypass it.
 import { errorMessage } from '../common/errors.js';
 import { durationMs } from '../api/fields.js';
 import { RESOURCES, resourcePath } from '../api/kube/client.js';
-import { isAlreadyExists, isConflict, isNotFound } from '../api/kube/errors.js';
+import { isAlreadyExists, isNotFound } from '../api/kube/errors.js';
 import { LABELS, SIGNER_NAME } from '../api/names.js';
 import { parseCsr, issueNodeCertificate, DEFAULT_NODE_CERT_LIFETIME_MS, type ParsedCsr } from '../pki/index.js';
 import { activeMesh, type Ctx } from './context.js';
-import { CSR_REASONS, decideCsr, isApproved, isDecided, isFailed } from './csr-policy.js';
+import { CSR_REASONS, decideCsr, isApproved, isDecided, isFailed, type PolicyContext } from './csr-policy.js';
 import type { CertificateRequest, Csr, CsrCondition } from './kinds.js';
 import { metaTime } from './status.js';
 
@@ -44,6 +46,15 @@ async function setConditions(ctx: Ctx, c: Csr, cond: CsrCondition, sub: 'approva
   });
 }
 
+/** What the policy (csr-policy.ts) knows of the cluster, from the caches; `name` is the CSR decided. */
+function policyContext(ctx: Ctx, name: string, nowMs: number): PolicyContext {
+  return {
+    agentUsername: ctx.agentUsername, nowMs,
+    nodeAddresses: (n) => { const k = ctx.caches.nodes.get(n); return k ? (k.status?.addresses ?? []).map((a) => a.address) : undefined; },
+    liveIdentities: (n) => ctx.identities.live(n, name),
+  };
+}
+
 /** Returns a requeue delay or undefined. */
 export async function reconcileCsr(ctx: Ctx, name: string): Promise<number | undefined> {
   const c = ctx.caches.csrs.get(name);
@@ -54,17 +65,13 @@ export async function reconcileCsr(ctx: Ctx, name: string): Promise<number | und
   const parsed = await parsedCsr(c);
 
   if (!isDecided(c)) {
-    const d = decideCsr(c, parsed, {
-      agentUsername: ctx.agentUsername, nowMs: now,
-      nodeAddresses: (n) => { const k = ctx.caches.nodes.get(n); return k ? (k.status?.addresses ?? []).map((a) => a.address) : undefined; },
-      liveIdentities: (n) => ctx.identities.live(n, name),
-    });
+    const d = decideCsr(c, parsed, policyContext(ctx, name, now));
     const cond: CsrCondition = { type: d.verdict === 'approve' ? 'Approved' : 'Denied', status: 'True', reason: d.reason, message: d.message, lastUpdateTime: metaTime(now) };
     if (d.verdict === 'approve' && !(parsed instanceof Error)) ctx.identities.reserve(name, d.node, parsed.publicKeyFingerprint, now);
     try { await setConditions(ctx, c, cond, 'approval'); } catch (e) {
       ctx.identities.forget(name);
-      if (isConflict(e) || isNotFound(e)) return undefined; // changed under us: the informer brings the new version
-      throw e;
+      if (isNotFound(e)) return undefined;
+      throw e; // a 409 (changed under us) is retried by the queue and decided again on the new version
     }
     ctx.metrics.csrDecisions.inc({ decision: d.verdict, reason: d.reason });
     if (d.verdict === 'deny') {
@@ -80,8 +87,16 @@ export async function reconcileCsr(ctx: Ctx, name: string): Promise<number | und
     return undefined; // the approval's watch event brings us back to sign
   }
   if (!isApproved(c)) { forgetParsedCsr(c); return undefined; }
-  if (parsed instanceof Error || parsed.dnsNames.length !== 1) {
-    await failCsr(ctx, c, 'InvalidRequest', parsed instanceof Error ? parsed.message : 'the CSR must name exactly one node');
+  // Approval is not ours alone: anyone allowed to approve for this signer (a cluster admin running
+  // `kubectl certificate approve`, another controller) can approve a request we would deny. So the
+  // signer checks again, with the same policy, right before it issues (or relays) anything.
+  const recheck = decideCsr(c, parsed, policyContext(ctx, name, now));
+  if (recheck.verdict === 'deny' || parsed instanceof Error) {
+    const by = c.status?.conditions?.find((x) => x.type === 'Approved' && x.status === 'True')?.reason;
+    const why = recheck.verdict === 'deny' ? recheck : { reason: CSR_REASONS.invalid, message: 'the request does not parse' };
+    await failCsr(ctx, c, why.reason, `approved${by ? ` (${by})` : ''}, but the signer does not issue it: ${why.message}`);
+    ctx.metrics.csrDecisions.inc({ decision: 'refuse-to-sign', reason: why.reason });
+    log.info({ reason: why.reason, requester: c.spec.username, approvedBy: by }, 'refused to sign an approved node identity request');
     return undefined;
   }
   const mesh = activeMesh(ctx.caches, ctx.meshName);
@@ -94,8 +109,8 @@ export async function reconcileCsr(ctx: Ctx, name: string): Promise<number | und
   try {
     await ctx.kube.mergePatch(csrPath(name, 'status'), { metadata: { resourceVersion: c.metadata.resourceVersion }, status: { certificate: Buffer.from(cert.pem).toString('base64') } });
   } catch (e) {
-    if (isConflict(e) || isNotFound(e)) return undefined;
-    throw e;
+    if (isNotFound(e)) return undefined;
+    throw e; // a 409: retried by the queue, on the new version (which may carry a certificate already)
   }
   ctx.metrics.certificatesIssued.inc({ mode: 'builtin' });
   log.debug({ node: parsed.dnsNames[0], notAfter: new Date(cert.notAfterMs).toISOString() }, 'issued node certificate');
@@ -105,7 +120,10 @@ export async function reconcileCsr(ctx: Ctx, name: string): Promise<number | und
 async function failCsr(ctx: Ctx, c: Csr, reason: string, message: string): Promise<void> {
   try {
     await setConditions(ctx, c, { type: 'Failed', status: 'True', reason, message, lastUpdateTime: metaTime(ctx.clock.now()) }, 'status');
-  } catch (e) { if (!isConflict(e) && !isNotFound(e)) throw e; }
+  } catch (e) {
+    if (isNotFound(e)) return;
+    throw e; // a 409: retried by the queue, which looks at the new version again
+  }
   ctx.events.emit(regarding(c), 'Warning', reason, 'Sign', message);
 }
 
@@ -139,7 +157,7 @@ async function relayToCertManager(ctx: Ctx, c: Csr, lifetimeMs: number): Promise
   if (ready?.status === 'True' && cr.status?.certificate) {
     try {
       await ctx.kube.mergePatch(csrPath(c.metadata.name, 'status'), { metadata: { resourceVersion: c.metadata.resourceVersion }, status: { certificate: cr.status.certificate } });
-    } catch (e) { if (isConflict(e) || isNotFound(e)) return undefined; throw e; }
+    } catch (e) { if (isNotFound(e)) return undefined; throw e; } // a 409 is retried by the queue
     ctx.metrics.certificatesIssued.inc({ mode: 'cert-manager' });
     return undefined;
   }
