@@ -2,7 +2,7 @@
 // with a pure function (status.ts) and writes with server-side apply only when it changed.
 import { CONDITION_TYPES as C, REASONS, findCondition, isTrue } from '../api/conditions.js';
 import { RESOURCES, resourcePath } from '../api/kube/client.js';
-import { isConflict, isNotFound } from '../api/kube/errors.js';
+import { isNotFound } from '../api/kube/errors.js';
 import { API_VERSION, FINALIZERS, KINDS, OPERATOR_FIELD_MANAGER } from '../api/names.js';
 import type { IPsecMesh, IPsecTunnel } from '../api/types.js';
 import { nodeCaViews, rotationStatus, type NodeCaView } from './ca-rotation.js';
@@ -12,6 +12,15 @@ import { computeIdentityCondition, computeMeshStatus, computeTunnelStatus, gatew
 
 const RESYNC_MS = 5 * 60_000;
 const TEARDOWN_GRACE_MS = 60_000;
+
+/**
+ * Status applies carry the resourceVersion the status was computed from: a precondition even for
+ * server-side apply (a 409 when the object changed since; the apiserver checks it and does not
+ * record it as a managed field). Without it a forced apply computed from a stale cache, or sent by
+ * a deposed leader after a pause, silently overwrites a newer status. The 409 is retried by the
+ * queue (controller.ts) once the cache has the new version.
+ */
+const rv = (resourceVersion: string | undefined): { resourceVersion?: string } => (resourceVersion ? { resourceVersion } : {});
 
 /** IPsecNode: the operator owns one condition, IdentityVerified, via SSA (the agent owns the rest). */
 export async function reconcileIpsecNode(ctx: Ctx, name: string): Promise<number | undefined> {
@@ -26,7 +35,7 @@ export async function reconcileIpsecNode(ctx: Ctx, name: string): Promise<number
   const cond = { ...want, lastTransitionTime: have && have.status === want.status ? have.lastTransitionTime : metaTime(now) };
   try {
     await ctx.kube.apply(resourcePath(RESOURCES.ipsecNodes, { name, sub: 'status' }),
-      { apiVersion: API_VERSION, kind: KINDS.IPsecNode.kind, metadata: { name }, status: { conditions: [cond] } }, OPERATOR_FIELD_MANAGER);
+      { apiVersion: API_VERSION, kind: KINDS.IPsecNode.kind, metadata: { name, ...rv(n.metadata.resourceVersion) }, status: { conditions: [cond] } }, OPERATOR_FIELD_MANAGER);
   } catch (e) {
     if (isNotFound(e)) return undefined; // deleted under us (its Node is gone: node-gc.ts)
     throw e;
@@ -78,9 +87,11 @@ export async function reconcileMesh(ctx: Ctx, name: string): Promise<number | un
     // At most one write a second per mesh; nothing is remembered until written, so the next pass
     // finds the same transitions and emits their Events then.
     if (lastWriteMs !== undefined && now - lastWriteMs < 1000) return 1000 - (now - lastWriteMs);
-    await ctx.kube.apply(resourcePath(RESOURCES.ipsecMeshes, { name, sub: 'status' }), { apiVersion: API_VERSION, kind: KINDS.IPsecMesh.kind, metadata: { name }, status: st }, OPERATOR_FIELD_MANAGER);
+    // While the cache lags behind our own last write, the version to build on is the one that write made.
+    const base = mem?.written && mem.written.basedOn === m.metadata.resourceVersion ? mem.written.resourceVersion : m.metadata.resourceVersion;
+    const saved = await ctx.kube.apply<IPsecMesh | undefined>(resourcePath(RESOURCES.ipsecMeshes, { name, sub: 'status' }), { apiVersion: API_VERSION, kind: KINDS.IPsecMesh.kind, metadata: { name, ...rv(base) }, status: st }, OPERATOR_FIELD_MANAGER);
     ctx.metrics.statusWrites.inc({ kind: 'IPsecMesh' });
-    written = { basedOn: m.metadata.resourceVersion, status: st }; lastWriteMs = now;
+    written = { basedOn: m.metadata.resourceVersion, status: st, ...rv(saved?.metadata.resourceVersion) }; lastWriteMs = now;
     const wasReady = isTrue(prev?.conditions, C.Ready); const isReady = isTrue(st.conditions, C.Ready);
     if (wasReady !== isReady) {
       const c = findCondition(st.conditions, C.Ready)!;
@@ -112,17 +123,17 @@ export async function reconcileTunnel(ctx: Ctx, name: string): Promise<number | 
     if (up.length > 0 && waited < TEARDOWN_GRACE_MS) return 2_000;
     try {
       await ctx.kube.mergePatch(path, { metadata: { resourceVersion: t.metadata.resourceVersion, finalizers: fins.filter((f) => f !== FINALIZERS.tunnel) } });
-    } catch (e) { if (isConflict(e) || isNotFound(e)) return undefined; throw e; }
+    } catch (e) { if (isNotFound(e)) return undefined; throw e; } // a 409 is retried by the queue (controller.ts)
     if (up.length > 0) ctx.events.emit(tunnelRef(t), 'Warning', 'TeardownTimeout', 'Finalize', `gateways ${up.map((g) => g.node).join(', ')} did not report teardown within ${TEARDOWN_GRACE_MS / 1000}s`);
     return undefined;
   }
   if (!fins.includes(FINALIZERS.tunnel)) {
-    try { await ctx.kube.mergePatch(path, { metadata: { resourceVersion: t.metadata.resourceVersion, finalizers: [...fins, FINALIZERS.tunnel] } }); } catch (e) { if (isConflict(e) || isNotFound(e)) return undefined; throw e; }
+    try { await ctx.kube.mergePatch(path, { metadata: { resourceVersion: t.metadata.resourceVersion, finalizers: [...fins, FINALIZERS.tunnel] } }); } catch (e) { if (isNotFound(e)) return undefined; throw e; }
     return undefined; // the update event brings the new version
   }
   const st = computeTunnelStatus(t, gateways, ctx.clock.now());
   if (sameTunnelStatus(t.status, st)) return RESYNC_MS;
-  await ctx.kube.apply(`${path}/status`, { apiVersion: API_VERSION, kind: KINDS.IPsecTunnel.kind, metadata: { name }, status: st }, OPERATOR_FIELD_MANAGER);
+  await ctx.kube.apply(`${path}/status`, { apiVersion: API_VERSION, kind: KINDS.IPsecTunnel.kind, metadata: { name, ...rv(t.metadata.resourceVersion) }, status: st }, OPERATOR_FIELD_MANAGER);
   ctx.metrics.statusWrites.inc({ kind: 'IPsecTunnel' });
   const was = isTrue(t.status?.conditions, C.Established); const now = isTrue(st.conditions, C.Established);
   if (was !== now) {

@@ -23,7 +23,7 @@ class Cache<T extends { metadata: { name: string } }> {
 
 interface Fake {
   ctx: Ctx; clock: ManualClock; meshes: Cache<IPsecMesh>; ipsecNodes: Cache<IPsecNode>; nodes: Cache<KNode>;
-  writes: IPsecMeshStatus[]; events: { type: string; reason: string; note: string }[];
+  writes: IPsecMeshStatus[]; preconditions: (string | undefined)[]; events: { type: string; reason: string; note: string }[];
   /** The watch delivering our last write into the cache. */
   sync(): void;
   memory: Map<string, MeshMemory>;
@@ -32,18 +32,19 @@ interface Fake {
 function fake(): Fake {
   const clock = new ManualClock(Date.UTC(2026, 0, 1));
   const meshes = new Cache<IPsecMesh>(); const ipsecNodes = new Cache<IPsecNode>(); const nodes = new Cache<KNode>();
-  const writes: IPsecMeshStatus[] = []; const events: Fake['events'] = [];
+  const writes: IPsecMeshStatus[] = []; const preconditions: (string | undefined)[] = []; const events: Fake['events'] = [];
   let rv = 1;
   meshes.put({ apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecMesh', metadata: { name: 'default', generation: 1, resourceVersion: String(rv) }, spec: { nodeSelector: { mesh: 'yes' } } });
   const memory = new Map<string, MeshMemory>();
   const ctx = {
     clock, meshMemory: memory, ca: { state: undefined, progress: () => undefined }, metrics: new OperatorMetrics(),
     caches: { meshes, ipsecNodes, nodes },
-    kube: { apply: (_path: string, obj: { status: IPsecMeshStatus }) => { writes.push(obj.status); return Promise.resolve(obj); } },
+    // Like the apiserver: the write's precondition is recorded, and it answers with a new resourceVersion.
+    kube: { apply: (_path: string, obj: { metadata: { resourceVersion?: string }; status: IPsecMeshStatus }) => { writes.push(obj.status); preconditions.push(obj.metadata.resourceVersion); return Promise.resolve({ ...obj, metadata: { ...obj.metadata, resourceVersion: `written-${writes.length}` } }); } },
     events: { emit: (_r: unknown, type: string, reason: string, _a: string, note: string) => { events.push({ type, reason, note }); } },
   } as unknown as Ctx;
   const sync = (): void => { const m = meshes.get('default')!; const last = writes[writes.length - 1]; meshes.put({ ...m, metadata: { ...m.metadata, resourceVersion: String(++rv) }, ...(last ? { status: last } : {}) }); };
-  return { ctx, clock, meshes, ipsecNodes, nodes, writes, events, sync, memory };
+  return { ctx, clock, meshes, ipsecNodes, nodes, writes, preconditions, events, sync, memory };
 }
 
 /** Put `names` in the mesh, every side established except the overrides ("a>b": what a says of b; null: not listed). */
@@ -161,4 +162,17 @@ test('nodes not selected by the mesh\'s nodeSelector are not part of its pairs',
   f.nodes.put({ metadata: { name: 'node-c', labels: {} } });
   await reconcileMesh(f.ctx, 'default');
   assert.deepEqual([f.writes[0]?.nodesTotal, f.writes[0]?.pairsExpected, f.writes[0]?.pairsEstablished], [2, 1, 1]);
+});
+
+// Why: a forced server-side apply without a resourceVersion overwrites whatever is there, so a
+// status computed from a stale cache (or sent late by a deposed leader) would land silently.
+test('Kubernetes API conventions, optimistic concurrency: each mesh status apply carries the resourceVersion it builds on — the cached one, or, while the cache lags behind our own write, the one that write returned', async () => {
+  const f = fake();
+  agents(f, NAMES, { 'node-a>node-b': { state: 'connecting' } });
+  await reconcileMesh(f.ctx, 'default');
+  f.clock.advance(2000); agents(f, NAMES);
+  await reconcileMesh(f.ctx, 'default'); // the cache has not seen the first write yet
+  f.sync(); f.clock.advance(2000); agents(f, NAMES, { 'node-a>node-c': { state: 'failed' } });
+  await reconcileMesh(f.ctx, 'default');
+  assert.deepEqual(f.preconditions, ['1', 'written-1', '2']);
 });
