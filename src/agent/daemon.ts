@@ -215,7 +215,7 @@ export class Agent {
     try { results = await engine.restore(loaded.items); } finally { this.#kernel.useKernelView(null); }
     for (const r of results) {
       if (r.outcome === 'refused') { this.#log.warn({ tunnel: r.peer, checkpoint: r.id, reason: r.reason }, 'IKE SA checkpoint not resumed'); continue; }
-      for (const c of r.children) { claimed.add(stateKey(c.local, c.inboundSpi)); claimed.add(stateKey(c.remote, c.outboundSpi)); }
+      for (const c of [...r.children, ...r.lingering]) { claimed.add(stateKey(c.local, c.inboundSpi)); claimed.add(stateKey(c.remote, c.outboundSpi)); }
       for (const x of r.reserved) claimed.add(stateKey(x.local, x.spi));
       this.#log.info({
         tunnel: r.peer, ikeSpis: r.ikeSpis, state: r.state, children: r.children.map((c) => `${hex(c.inboundSpi)}/${hex(c.outboundSpi)}`),

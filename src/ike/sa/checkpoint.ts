@@ -68,6 +68,11 @@ export interface ChildCheckpoint {
   readonly collision: CollisionCheckpoint<number> | null;
 }
 
+/** A rekeyed Child SA's states, deleted at untilMs (the child config by name: its reqid may differ after a restart). */
+export interface LingeringCheckpoint {
+  readonly name: string; readonly inboundSpi: number; readonly outboundSpi: number; readonly local: string; readonly remote: string; readonly untilMs: number;
+}
+
 /** RFC 7296 §2.8.1: we answered the peer's rekey while ours was in flight (`peer`: its new SA). */
 export interface CollisionCheckpoint<Id> { readonly peer: Id; readonly nonces: readonly Uint8Array[] }
 
@@ -146,6 +151,8 @@ export interface IkeSaCheckpoint {
   readonly establishedAtMs: number | null;
   readonly rekeyAtMs: number | null;
   readonly children: readonly ChildCheckpoint[];
+  /** ike-sa.ts IkeSa.lingering; absent in older checkpoints (read as none). */
+  readonly lingering: readonly LingeringCheckpoint[];
   /** Absent in checkpoints written before reauthentication existed: read as null. */
   readonly reauth: ReauthCheckpoint | null;
   /** ike-sa.ts IkeSa.ikeCollision, the peer's new IKE SA by our SPI; absent in older checkpoints. */
@@ -205,6 +212,7 @@ export function snapshotSa(sa: IkeSa): IkeSaCheckpoint | null {
     pending: sa.pending.map(taskCheckpoint).filter((t): t is TaskCheckpoint => t !== null),
     createdAtMs: sa.createdAtMs, establishedAtMs: sa.establishedAtMs, rekeyAtMs: sa.rekeyAtMs,
     children: [...sa.children.values()].filter((c) => c.state.tag !== 'deleted').map(childCheckpoint),
+    lingering: [...sa.lingering.values()].map(({ ref, untilMs }) => ({ name: ref.child, inboundSpi: ref.inboundSpi, outboundSpi: ref.outboundSpi, local: ref.local, remote: ref.remote, untilMs })),
     reauth: reauthCheckpoint(sa),
     ikeCollision: sa.ikeCollision ? { peer: ourSpiOf(sa.ikeCollision.peerSa), nonces: sa.ikeCollision.nonces } : null,
   };
@@ -302,6 +310,7 @@ export function encodeCheckpoint(cp: IkeSaCheckpoint): Uint8Array {
     pending: cp.pending.map(taskJson),
     createdAtMs: cp.createdAtMs, establishedAtMs: cp.establishedAtMs, rekeyAtMs: cp.rekeyAtMs,
     children: cp.children.map(childJson),
+    lingering: cp.lingering.map((l) => ({ ...l })),
     reauth: cp.reauth ? { tag: cp.reauth.tag, spi: spi64(cp.reauth.spi), ours: cp.reauth.ours, failed: [...cp.reauth.failed] } : null,
     ikeCollision: cp.ikeCollision ? { peer: spi64(cp.ikeCollision.peer), nonces: cp.ikeCollision.nonces.map(b64) } : null,
   };
@@ -424,6 +433,11 @@ function decodeNonce(v: unknown, path: string): Uint8Array {
   return b;
 }
 
+function decodeLingering(v: unknown, path: string): LingeringCheckpoint {
+  const f = new Fields(v, path);
+  return { name: f.str('name'), inboundSpi: f.int('inboundSpi', 0, U32), outboundSpi: f.int('outboundSpi', 0, U32), local: f.str('local'), remote: f.str('remote'), untilMs: f.int('untilMs') };
+}
+
 function decodeChild(v: unknown, path: string): ChildCheckpoint {
   const f = new Fields(v, path);
   const po = f.objOrNull('pendingOutbound');
@@ -517,6 +531,7 @@ export function decodeCheckpoint(data: Uint8Array): IkeSaCheckpoint {
     outstanding, pending: f.list('pending', decodeTask, 256),
     createdAtMs: f.int('createdAtMs'), establishedAtMs: f.intOrNull('establishedAtMs'), rekeyAtMs: f.intOrNull('rekeyAtMs'),
     children: f.list('children', decodeChild, 1_024),
+    lingering: f.has('lingering') ? f.list('lingering', decodeLingering, 1_024) : [],
     reauth: ra ? {
       tag: ra.oneOf('tag', ['replacing', 'superseded'] as const), spi: ra.spi64('spi'), ours: ra.bool('ours'),
       failed: ra.list('failed', (x, p) => { if (typeof x !== 'string') throw new CheckpointError(p, 'expected a child name'); return x; }, 1_024),

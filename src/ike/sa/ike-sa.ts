@@ -181,6 +181,9 @@ export type ReauthLink =
    */
   | { readonly tag: 'redundant'; readonly ours: boolean; timer: TimerHandle | null };
 
+/** lifecycle.ts removeChild with a delay: the kernel states go at untilMs. */
+export interface LingeringChild { readonly ref: KernelChildSaRef; readonly untilMs: number }
+
 export interface IkeSa {
   /** Local serial for logs and status ordering. */
   readonly serial: number;
@@ -216,6 +219,12 @@ export interface IkeSa {
   fragments: FragmentBuffer | null;
   // --- Child SAs, by our inbound SPI ---
   readonly children: Map<number, ChildSa>;
+  /**
+   * Rekeyed Child SAs whose inbound state lingers (rekeyDeleteDelayMs) for packets still in flight
+   * on the old SPI, by inbound SPI. Not Child SAs any more, but checkpointed, so a restart in that
+   * window deletes them on time instead of adopting them until the next rekey.
+   */
+  readonly lingering: Map<number, LingeringChild>;
   /** A reauthentication this SA is the new or the old side of; null otherwise. */
   reauth: ReauthLink | null;
   /** Our own IKE rekey was in flight when we answered the peer's (RFC 7296 §2.8.1). */

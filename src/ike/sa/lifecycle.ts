@@ -3,7 +3,7 @@
 // lives), duplicates of a simultaneous start, teardown with a reason, and moving Child SAs to a
 // rekeyed IKE SA.
 import { errorMessage } from '../../common/errors.js';
-import type { DownReason, KernelChildSa } from '../ports.js';
+import type { DownReason, KernelChildSa, KernelChildSaRef } from '../ports.js';
 import { ikeFailure } from './context.js';
 import type { EngineCore } from './core.js';
 import { formatTs } from './ts.js';
@@ -17,9 +17,9 @@ export function isLive(sa: IkeSa): boolean {
 }
 
 /** Another Child SA (any IKE SA of the engine) uses the same reqid and is not going away. */
-export function reqidStillUsed(e: EngineCore, child: ChildSa): boolean {
+export function reqidStillUsed(e: EngineCore, child: Pick<ChildSa, 'ref'>): boolean {
   for (const sa of e.sas.values()) for (const c of sa.children.values())
-    if (c !== child && c.ref.reqid === child.ref.reqid && c.state.tag !== 'deleted' && c.state.tag !== 'deleting') return true;
+    if (c.ref.inboundSpi !== child.ref.inboundSpi && c.ref.reqid === child.ref.reqid && c.state.tag !== 'deleted' && c.state.tag !== 'deleting') return true;
   return false;
 }
 
@@ -243,16 +243,31 @@ export async function removeChild(e: EngineCore, sa: IkeSa, child: ChildSa, reas
   child.state = { tag: 'deleted' };
   sa.children.delete(child.ref.inboundSpi);
   if (reason !== 'rekeyed') e.emit({ type: 'child-down', peer: child.ref.peer, child: child.ref.child, ref: child.ref, reason });
-  const run = async (): Promise<void> => {
-    // Decided when the states go, not when the removal was scheduled: a successor with the same
-    // reqid may have been installed while this one lingered, and its policies are the same.
-    const keepPolicies = reqidStillUsed(e, child) || (reason === 'dpd-timeout' && sa.peer.config.dpd.action === 'hold');
-    try { await e.kernel.deleteChildSa(child.ref, { keepPolicies }); } catch (err) {
-      e.log?.warn({ peer: child.ref.peer, child: child.ref.child, err: errorMessage(err) }, 'kernel delete of Child SA failed');
-    }
-  };
-  if (delayMs > 0) e.clock.setTimer(delayMs, () => { e.track(run()); });
-  else await run();
+  const hold = reason === 'dpd-timeout' && sa.peer.config.dpd.action === 'hold';
+  if (delayMs > 0) {
+    sa.lingering.set(child.ref.inboundSpi, { ref: child.ref, untilMs: e.clock.now() + delayMs });
+    armLingering(e, sa, child.ref, delayMs, hold);
+  } else await deleteChildStates(e, child.ref, hold);
+}
+
+async function deleteChildStates(e: EngineCore, ref: KernelChildSaRef, hold: boolean): Promise<void> {
+  // Decided when the states go, not when the removal was scheduled: a successor with the same
+  // reqid may have been installed while this one lingered, and its policies are the same.
+  const keepPolicies = reqidStillUsed(e, { ref }) || hold;
+  try { await e.kernel.deleteChildSa(ref, { keepPolicies }); } catch (err) {
+    e.log?.warn({ peer: ref.peer, child: ref.child, err: errorMessage(err) }, 'kernel delete of Child SA failed');
+  }
+}
+
+/** Delete a lingering Child SA's states after `delayMs` (restore.ts re-arms this after a restart). */
+export function armLingering(e: EngineCore, sa: IkeSa, ref: KernelChildSaRef, delayMs: number, hold = false): void {
+  e.clock.setTimer(Math.max(0, delayMs), () => {
+    e.track((async () => {
+      await deleteChildStates(e, ref, hold);
+      sa.lingering.delete(ref.inboundSpi);
+      e.persist(sa);
+    })());
+  });
 }
 
 /** Make-before-break, second step: start sending on a Child SA installed with outboundActive false. */

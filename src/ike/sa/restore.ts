@@ -15,7 +15,7 @@ import { awaitPeerSwitch } from './child-tasks.js';
 import { CheckpointError, decodeCheckpoint, type ChildCheckpoint, type IkeSaCheckpoint, type ShareCheckpoint, type TaskCheckpoint } from './checkpoint.js';
 import { ikeKeysOf } from './ike-keys.js';
 import { ikeSpisText, spiHex, type ChildRuntime, type ChildSa, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
-import { armReauthOutboundHold, awaitPeerReauth, scheduleChildTimers, scheduleDpd } from './lifecycle.js';
+import { armLingering, armReauthOutboundHold, awaitPeerReauth, scheduleChildTimers, scheduleDpd } from './lifecycle.js';
 import { finishReauth, linkReauth } from './reauth.js';
 import { arm, awaitOldIkeDelete, next, queueTask } from './tasks.js';
 
@@ -29,6 +29,8 @@ export type RestoreResult =
       readonly reserved: readonly { readonly spi: number; readonly local: string; readonly remote: string }[];
       /** Child SAs the checkpoint had but the kernel no longer holds (deleted at the peer too, then negotiated again). */
       readonly lost: readonly KernelChildSaRef[];
+      /** Rekeyed Child SAs whose states linger until their delete time: removed on schedule, not adopted. */
+      readonly lingering: readonly KernelChildSaRef[];
     }
   | { readonly id: string; readonly outcome: 'refused'; readonly peer: string | null; readonly reason: string };
 
@@ -125,17 +127,30 @@ async function rebuild(e: EngineCore, id: string, cp: IkeSaCheckpoint, peer: Pee
     local: cp.local, remote: cp.remote, natLocal: cp.natLocal, natRemote: cp.natRemote, fragmentation: cp.fragmentation,
     peerHashes: cp.peerHashes ? [...cp.peerHashes] : null, initRequest: null, initResponse: null, ni: new Uint8Array(0), nr: new Uint8Array(0),
     selected: cp.selected, remoteId: cp.remoteId, nextRequestId: cp.nextRequestId, outstanding, pending: cp.pending.map(taskOf),
-    expectedRequestId: cp.expectedRequestId, lastResponse: cp.lastResponse, fragments: null, children, reauth: null, ikeCollision: null,
+    expectedRequestId: cp.expectedRequestId, lastResponse: cp.lastResponse, fragments: null, children, lingering: lingeringOf(cp, peer), reauth: null, ikeCollision: null,
     createdAtMs: cp.createdAtMs, establishedAtMs: cp.establishedAtMs, upSerial: e.newSerial(), rekeyAtMs: cp.rekeyAtMs, resumedAtMs: now,
     lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
   };
   return { id, cp, sa, lost, reserved };
 }
 
+/** Lingering Child SAs of a child config that still exists (otherwise the daemon's orphan cleanup takes them). */
+function lingeringOf(cp: IkeSaCheckpoint, peer: PeerRuntime): IkeSa['lingering'] {
+  const out: IkeSa['lingering'] = new Map();
+  for (const l of cp.lingering) {
+    const runtime = peer.children.find((c) => c.config.name === l.name);
+    if (!runtime) continue;
+    const ref = { peer: peer.config.name, child: l.name, reqid: runtime.reqid, inboundSpi: l.inboundSpi, outboundSpi: l.outboundSpi, local: l.local, remote: l.remote };
+    out.set(l.inboundSpi, { ref, untilMs: l.untilMs });
+  }
+  return out;
+}
+
 /** Restart what an established SA had going: timers, the request in flight, queued work. */
 function resume(e: EngineCore, r: Rebuilt): void {
   const { sa, cp } = r;
   const now = e.clock.now();
+  for (const l of sa.lingering.values()) armLingering(e, sa, l.ref, l.untilMs - now);
   for (const c of sa.children.values()) {
     scheduleChildTimers(e, c);
     // Held receive-only for the peer's re-authentication: the hold's timer died with the process.
@@ -209,7 +224,7 @@ export async function restoreSas(e: EngineCore, items: readonly { readonly id: s
     resume(e, r);
     results.push({
       id: r.id, outcome: 'resumed', peer: r.sa.peer.config.name, ikeSpis: ikeSpisText(r.sa), state: r.cp.state === 'rekeyed' ? 'rekeying' : 'established',
-      children: [...r.sa.children.values()].map((c) => c.ref), lost: r.lost.map((c) => c.ref),
+      children: [...r.sa.children.values()].map((c) => c.ref), lost: r.lost.map((c) => c.ref), lingering: [...r.sa.lingering.values()].map((l) => l.ref),
       reserved: r.reserved.map((spi) => ({ spi, local: r.sa.local.address, remote: r.sa.remote.address })),
     });
   }

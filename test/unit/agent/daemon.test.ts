@@ -235,7 +235,7 @@ test('an event socket overrun (ENOBUFS) makes the agent ask the kernel which exp
 test('checkpointed IKE SAs are resumed first: their Child SA and reserved SPI are neither adopted nor removed; unsafe files are refused by name; SIGTERM clears the state directory', async (t) => {
   const ref = { peer: 'alpha', child: 'alpha', reqid: 1, inboundSpi: 0xc1000001, outboundSpi: 0xd2000002, local: '192.0.2.1', remote: '192.0.2.2' };
   // The engine resumes the one readable checkpoint with that Child SA and the SPI of a rekey in flight.
-  const s = setup(t, tunnel('alpha'), { stateDir: true, restoreResults: [{ id: '0123456789abcdef', outcome: 'resumed', peer: 'alpha', ikeSpis: 'x', state: 'established', children: [ref], reserved: [{ spi: 0xc1000003, local: '192.0.2.1', remote: '192.0.2.2' }], lost: [] }] });
+  const s = setup(t, tunnel('alpha'), { stateDir: true, restoreResults: [{ id: '0123456789abcdef', outcome: 'resumed', peer: 'alpha', ikeSpis: 'x', state: 'established', children: [ref], reserved: [{ spi: 0xc1000003, local: '192.0.2.1', remote: '192.0.2.2' }], lost: [], lingering: [] }] });
   const state = join(s.dir, 'run', 'state');
   mkdirSync(state, { recursive: true, mode: 0o700 });
   writeFileSync(join(state, '0123456789abcdef.ikesa'), '{"v":1}', { mode: 0o600 });

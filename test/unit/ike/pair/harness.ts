@@ -318,7 +318,7 @@ export class Pair {
     this[who] = side;
     const results = opts.restore === false ? [] : await side.engine.restore(side.checkpoints.items());
     // Like the agent: whatever no resumed SA took over is adopted (kept until replaced).
-    const taken = new Set(results.flatMap((r) => (r.outcome === 'resumed' ? r.children.map((c) => c.inboundSpi) : [])));
+    const taken = new Set(results.flatMap((r) => (r.outcome === 'resumed' ? [...r.children, ...r.lingering].map((c) => c.inboundSpi) : [])));
     const adopt = [...side.kernel.installed.values()].filter((c) => !taken.has(c.inbound.spi)).map((c) => ({
       ref: { peer: c.peer, child: c.child, reqid: c.reqid, inboundSpi: c.inbound.spi, outboundSpi: c.outbound.spi, local: c.inbound.destination, remote: c.inbound.source },
       mode: c.mode, encap: c.outbound.encap, algorithms: { kind: c.inbound.algorithms.kind, suite: 'aes256gcm16' }, localTs: [], remoteTs: [], installedAtMs: this.clock.now(),

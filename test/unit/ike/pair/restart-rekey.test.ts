@@ -57,11 +57,7 @@ for (const kind of ['child', 'ike'] as const) {
   for (const phase of Object.keys(PHASES) as Phase[]) {
     for (const who of ['alice', 'bob'] as const) {
       const role = who === 'alice' ? 'initiator' : 'responder';
-      // The old Child SA's inbound state lingering after the switch is not in the checkpoint: the
-      // restarted daemon adopts it and keeps it until the next rekey.
-      const lingering = kind === 'child' && (phase === 'old SA lingering after the rekey' || (phase === 'Delete response in flight' && who === 'bob'));
-      const todo = lingering ? { todo: 'a lingering rekeyed Child SA is adopted after a restart (issue 14)' } : {};
-      test(`${kind === 'child' ? 'Child SA' : 'IKE SA'} rekey, ${role} killed with the ${phase}: resumes, one mirrored Child SA pair, no policy removed (RFC 7296 ${kind === 'child' ? '§2.8' : '§2.18'}, DESIGN.md §9)`, todo, async () => {
+      test(`${kind === 'child' ? 'Child SA' : 'IKE SA'} rekey, ${role} killed with the ${phase}: resumes, one mirrored Child SA pair, no policy removed (RFC 7296 ${kind === 'child' ? '§2.8' : '§2.18'}, DESIGN.md §9)`, async () => {
         await crashDuringRekey(kind, phase, who);
       });
     }

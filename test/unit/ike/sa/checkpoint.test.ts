@@ -117,3 +117,22 @@ test('a rekey collision in progress (RFC 7296 §2.8.1) round-trips, Child SA and
   }
   assert.deepEqual(found, { child: 1, ike: 1 });
 });
+
+test('a rekeyed Child SA lingering for its delete delay is in the checkpoint with its delete time, round-trips, and is gone from it once deleted; checkpoints written before it existed read as none (RFC 7296 §2.8, DESIGN.md §9)', async () => {
+  const p = new Pair({ aliceChildren: [child({ rekeyTimeMs: HOUR, lifeTimeMs: 2 * HOUR })], bobChildren: [child({ rekeyTimeMs: 2 * HOUR, lifeTimeMs: 3 * HOUR }, 'bob')] });
+  await p.connect();
+  const [oldSpi] = [...p.alice.kernel.installed.keys()];
+  await p.advance(HOUR + 1_000); // alice rekeyed; the old inbound state lingers 5 s
+  const [bytes] = [...p.alice.checkpoints.data.values()];
+  const cp = decodeCheckpoint(bytes!);
+  assert.deepEqual(Buffer.from(encodeCheckpoint(cp)), Buffer.from(bytes!));
+  assert.equal(cp.lingering.length, 1);
+  assert.equal(cp.lingering[0]!.inboundSpi, oldSpi);
+  assert.ok(cp.lingering[0]!.untilMs > p.clock.now(), 'its delete time is still ahead');
+  const old = JSON.parse(Buffer.from(bytes!).toString()) as Record<string, unknown>;
+  delete old['lingering'];
+  assert.deepEqual(decodeCheckpoint(new Uint8Array(Buffer.from(JSON.stringify(old)))).lingering, []);
+  await p.advance(10_000);
+  assert.deepEqual(decodeCheckpoint([...p.alice.checkpoints.data.values()][0]!).lingering, [], 'deleted: no longer in the checkpoint');
+  assert.ok(!p.alice.kernel.installed.has(oldSpi!));
+});
