@@ -1,6 +1,7 @@
 // Peer certificate validation for IKE_AUTH (RFC 7296 §3.6-3.7, RFC 4945 §5 profile):
 //   1. build a path from the end-entity certificate through the CERT-payload intermediates to one
-//      of the configured CA certificates (issuer Name = subject Name, signature verifies);
+//      of the configured CA certificates (issuer Name = subject Name, signature verifies and is
+//      not MD5, nor SHA-1 unless allowSha1);
 //   2. every certificate on the path, trust anchor included, is inside its validity period at the
 //      injected clock's instant;
 //   3. issuers are CAs (basicConstraints cA, pathLen respected) and, when keyUsage is present,
@@ -39,6 +40,8 @@ export interface ChainInput {
   readonly nowMs: number;
   /** Longest accepted path including end entity and anchor (default 8). */
   readonly maxLength?: number;
+  /** Accept SHA-1 certificate signatures on the path (a profile's allowWeak; default false). */
+  readonly allowSha1?: boolean;
 }
 
 export interface ValidatedChain {
@@ -75,6 +78,27 @@ function checkExtKeyUsage(ee: CertInfo): void {
   throw new CertificateError('ERR_IKE_CERT_KEY_USAGE', `certificate ${describe(ee)} may not be used for IKE: its extendedKeyUsage names none of ipsecIKE, anyExtendedKeyUsage, serverAuth, clientAuth, iKEIntermediate (RFC 5280 §4.2.1.12)`);
 }
 
+/**
+ * Certificate signature algorithms refused (node's X509Certificate.verify is OpenSSL's X509_verify,
+ * which applies no security level): MD2/MD4/MD5 always (RFC 6151), SHA-1 unless allowSha1
+ * (RFC 8247 §3, as for AUTH). Only signatures on the path count; a trust anchor's own does not.
+ */
+const WEAK_CERT_SIGNATURES: Readonly<Record<string, { readonly name: string; readonly sha1: boolean }>> = {
+  '2a864886f70d010102': { name: 'md2WithRSAEncryption', sha1: false },
+  '2a864886f70d010103': { name: 'md4WithRSAEncryption', sha1: false },
+  '2a864886f70d010104': { name: 'md5WithRSAEncryption', sha1: false },
+  '2a864886f70d010105': { name: 'sha1WithRSAEncryption', sha1: true },
+  '2b0e03021d': { name: 'sha1WithRSASignature (OIW)', sha1: true },
+  '2a8648ce3d0401': { name: 'ecdsa-with-SHA1', sha1: true },
+  '2a8648ce380403': { name: 'dsa-with-sha1', sha1: true },
+};
+
+function checkSignatureAlgorithm(c: CertInfo, allowSha1: boolean): void {
+  const weak = WEAK_CERT_SIGNATURES[c.signatureAlgorithm];
+  if (weak && !(weak.sha1 && allowSha1))
+    throw new CertificateError('ERR_IKE_CERT_WEAK_SIGNATURE', `certificate ${describe(c)} is signed with ${weak.name}, which is refused (${weak.sha1 ? 'RFC 8247 §3; allowWeak accepts it' : 'RFC 6151'})`);
+}
+
 /** RFC 5280 §4.2 / §6.1.4 (o): a critical extension we do not process rejects the certificate. */
 function checkCritical(c: CertInfo): void {
   if (c.unprocessedCritical?.length)
@@ -105,6 +129,8 @@ export function validateCertificateChain(input: ChainInput): ValidatedChain {
     throw new CertificateError('ERR_IKE_CERT_KEY_USAGE', `certificate ${describe(ee)} may not sign (keyUsage lacks digitalSignature)`);
   checkExtKeyUsage(ee);
   checkCritical(ee);
+  const allowSha1 = input.allowSha1 ?? false;
+  checkSignatureAlgorithm(ee, allowSha1);
   const path: CertInfo[] = [ee];
   checkValidity(ee, input.nowMs);
   let current = ee;
@@ -131,6 +157,7 @@ export function validateCertificateChain(input: ChainInput): ValidatedChain {
     }
     checkIssuer(next, path.length - 1);
     checkCritical(next);
+    checkSignatureAlgorithm(next, allowSha1);
     checkValidity(next, input.nowMs);
     path.push(next);
     current = next;

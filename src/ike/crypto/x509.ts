@@ -22,6 +22,8 @@ export interface CertInfo {
   /** DER of the subject Name: what ID_DER_ASN1_DN carries (RFC 7296 §3.5). */
   readonly subjectDer: Uint8Array;
   readonly issuerDer: Uint8Array;
+  /** OID (content octets, hex) of the issuer's signature on this certificate. */
+  readonly signatureAlgorithm: string;
   readonly notBeforeMs: number;
   readonly notAfterMs: number;
   /** Absent when the extension is absent. */
@@ -109,7 +111,10 @@ export function parseCertificate(der: Uint8Array): CertInfo {
   let cert: X509Certificate;
   try { cert = new X509Certificate(der); } catch (e) { throw malformed(`not an X.509 certificate (${(e as Error).message})`); }
   try {
-    const tbs = readAll(readTlv(readTlv(der).value).value);
+    const [tbsTlv, sigAlg] = readAll(readTlv(der).value);
+    const sigOid = readAll(sigAlg?.value ?? new Uint8Array(0))[0];
+    if (!tbsTlv || sigOid?.tag !== 0x06) throw malformed('no signatureAlgorithm');
+    const tbs = readAll(tbsTlv.value);
     let i = 0;
     if (tbs[0]?.tag === 0xa0) i++; // version
     const issuer = tbs[i + 2]; const validity = tbs[i + 3]; const subject = tbs[i + 4];
@@ -118,7 +123,7 @@ export function parseCertificate(der: Uint8Array): CertInfo {
     if (!nb || !na) throw malformed('bad validity');
     const ext = tbs.slice(i + 6).find((t) => t.tag === 0xa3);
     return {
-      der, cert, publicKey: cert.publicKey,
+      der, cert, publicKey: cert.publicKey, signatureAlgorithm: toHex(sigOid.value),
       subjectDer: subject.raw, issuerDer: issuer.raw,
       notBeforeMs: parseTime(nb), notAfterMs: parseTime(na),
       ...parseExtensions(ext),

@@ -73,7 +73,7 @@ export function verifyPeerAuth(ctx: Ctx, sa: IkeSa, peer: PeerRuntime, m: IkeMes
       const certs = m.all('cert').filter((c) => c.encoding === CertEncoding.X509_CERT_SIGNATURE);
       const ee = certs[0];
       if (!ee) return fail('peer sent no certificate');
-      const chain = validateCertificateChain({ endEntity: ee.data, intermediates: certs.slice(1).map((c) => c.data), trustAnchors: auth.cas, nowMs: ctx.clock.now() });
+      const chain = validateCertificateChain({ endEntity: ee.data, intermediates: certs.slice(1).map((c) => c.data), trustAnchors: auth.cas, nowMs: ctx.clock.now(), allowSha1: peer.config.ike.allowWeak ?? false });
       matchIdentity(chain.endEntity, idP.idType, idP.data);
       if (auth.peerPins) checkPins(chain.endEntity, auth.peerPins);
       verifySignatureAuth(authP.method, authP.data, chain.publicKey, octets, { allowedHashes: DEFAULT_SIGNATURE_HASHES, allowSha1Rsa: peer.config.ike.allowWeak ?? false });

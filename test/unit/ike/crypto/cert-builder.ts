@@ -18,11 +18,14 @@ function time(ms: number): Uint8Array {
   return y < 2050 ? tlv(0x17, new TextEncoder().encode(`${p(y % 100)}${body}`)) : tlv(0x18, new TextEncoder().encode(`${y}${body}`));
 }
 
-function sigAlg(key: KeyObject): Uint8Array {
+/** Signature digests the builder can sign with; sha1 and md5 exist to test that they are refused. */
+export type CertSigHash = 'sha256' | 'sha1' | 'md5';
+
+function sigAlg(key: KeyObject, h: CertSigHash = 'sha256'): Uint8Array {
   const t = key.asymmetricKeyType;
-  if (t === 'ec') return tlv(SEQUENCE, oid('2a8648ce3d040302'));
+  if (t === 'ec') return tlv(SEQUENCE, oid(h === 'sha1' ? '2a8648ce3d0401' : '2a8648ce3d040302'));
   if (t === 'ed25519') return tlv(SEQUENCE, oid('2b6570'));
-  return tlv(SEQUENCE, oid('2a864886f70d01010b'), NULL_DER);
+  return tlv(SEQUENCE, oid({ sha256: '2a864886f70d01010b', sha1: '2a864886f70d010105', md5: '2a864886f70d010104' }[h]), NULL_DER);
 }
 
 /** One Extension (RFC 5280 §4.1): extnID, [critical TRUE], extnValue OCTET STRING. */
@@ -52,6 +55,8 @@ export interface CertSpec {
   readonly ekuCritical?: boolean;
   /** Further DER Extensions (see ext), appended as given. */
   readonly extraExtensions?: readonly Uint8Array[];
+  /** Digest of the issuer's signature (default sha256; md5 only with RSA signing keys). */
+  readonly sigHash?: CertSigHash;
 }
 
 export function buildCert(s: CertSpec): Uint8Array {
@@ -77,13 +82,13 @@ export function buildCert(s: CertSpec): Uint8Array {
   if (s.eku) exts.push(ext('551d25', s.ekuCritical ?? false, tlv(SEQUENCE, ...s.eku.map((o) => oid(o)))));
   exts.push(...(s.extraExtensions ?? []));
   const spki = new Uint8Array(s.publicKey.export({ format: 'der', type: 'spki' }));
-  const alg = sigAlg(s.signingKey);
+  const alg = sigAlg(s.signingKey, s.sigHash);
   const tbs = tlv(SEQUENCE,
     tlv(0xa0, tlv(0x02, new Uint8Array([2]))),
     tlv(0x02, new Uint8Array([s.serial ?? 1])),
     alg, s.issuer, tlv(SEQUENCE, time(s.notBeforeMs), time(s.notAfterMs)), s.subject, spki,
     ...(exts.length ? [tlv(0xa3, tlv(SEQUENCE, ...exts))] : []));
-  const hash = s.signingKey.asymmetricKeyType === 'ed25519' ? null : 'sha256';
+  const hash = s.signingKey.asymmetricKeyType === 'ed25519' ? null : s.sigHash ?? 'sha256';
   const sig = new Uint8Array(sign(hash, tbs, s.signingKey));
   return tlv(SEQUENCE, tbs, alg, tlv(0x03, concatBytes(new Uint8Array([0]), sig)));
 }

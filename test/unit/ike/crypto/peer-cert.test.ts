@@ -177,6 +177,26 @@ test('control: node certificates from our own CA (src/pki, @peculiar/x509) pass 
   matchIdentity(v.endEntity, IdType.ID_FQDN, enc('worker-1'));
 });
 
+// --- signature algorithms on the path -------------------------------------------------------
+
+test('RFC 6151 / RFC 8247 §3: a certificate on the path signed with MD5 or SHA-1 is refused; SHA-1 only with allowSha1', () => {
+  // Why: node's X509Certificate.verify is OpenSSL's X509_verify, which applies no security level,
+  // so a chosen-prefix collision (the 2008 MD5 rogue CA, SHA-1 "Shambles" 2020) would be trusted.
+  const rsaCa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const anchor = buildCert({ ...caSpec, publicKey: rsaCa.publicKey, signingKey: rsaCa.privateKey, sigHash: 'sha1' });
+  const interBy = (sigHash: 'sha256' | 'sha1' | 'md5'): Uint8Array => buildCert({ ...interSpec, signingKey: rsaCa.privateKey, sigHash });
+  const run = (inter: Uint8Array, endEntity = eeDer, allowSha1?: boolean) =>
+    chain({ endEntity, intermediates: [inter], trustAnchors: [anchor], ...(allowSha1 === undefined ? {} : { allowSha1 }) });
+  // The anchor's own SHA-1 self-signature is not relied on (RFC 5280 §6.1.1: it is an input).
+  assert.equal(run(interBy('sha256')).path.length, 3);
+  assert.throws(() => run(interBy('md5')), refused('ERR_IKE_CERT_WEAK_SIGNATURE', /intermediate CA.*md5WithRSAEncryption/));
+  assert.throws(() => run(interBy('md5'), eeDer, true), refused('ERR_IKE_CERT_WEAK_SIGNATURE', /md5WithRSAEncryption/));
+  assert.throws(() => run(interBy('sha1')), refused('ERR_IKE_CERT_WEAK_SIGNATURE', /sha1WithRSAEncryption/));
+  assert.equal(run(interBy('sha1'), eeDer, true).path.length, 3, 'allowWeak profiles accept SHA-1');
+  const eeSha1 = buildCert({ ...eeSpec, sigHash: 'sha1' });
+  assert.throws(() => run(interBy('sha256'), eeSha1), refused('ERR_IKE_CERT_WEAK_SIGNATURE', /node-1.*ecdsa-with-SHA1/));
+});
+
 // --- validity -------------------------------------------------------------------------------
 
 test('RFC 5280 §4.1.2.5: expired and not-yet-valid end entity and intermediate are refused; the bounds are inclusive', () => {
