@@ -95,9 +95,11 @@ test('Kubernetes API conventions, optimistic concurrency: a tunnel status apply 
     await admin.mergePatch(path, { metadata: { finalizers: null } }).catch(() => undefined);
     await deleteQuietly(admin, path);
   });
+  // The apiserver may show the status before the operator's client has its answer: wait for both.
+  const landed = (): boolean => sent.some((s) => s.path === `${path}/status` && s.status === 200);
   const done = await eventually(async () => {
     const t = await admin.get<IPsecTunnel>(path);
-    return changedTo !== undefined && t.status?.observedGeneration === changedTo ? t : undefined;
+    return changedTo !== undefined && t.status?.observedGeneration === changedTo && landed() ? t : undefined;
   }, 20_000);
   assert.equal(changedTo, 2, 'the spec change made generation 2');
   const writes = sent.filter((s) => s.verb === 'apply' && s.path === `${path}/status`);
