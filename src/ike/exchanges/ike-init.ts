@@ -11,13 +11,14 @@
 // and returns what to do next. Responder: respondInit answers statelessly or creates the
 // half-open IKE SA (state init-done).
 import { createHash } from 'node:crypto';
+import { ParseError } from '../../common/errors.js';
 import { SecretBytes } from '../../common/secret.js';
 import { ExchangeType, NotifyError, NotifyStatus, notifyName } from '../constants.js';
 import type { IkeHeader } from '../codec/header.js';
 import { encodeMessage, type IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { notify } from '../codec/payloads/notify.js';
-import { cookieData, cookieNotify, invalidKeGroup, invalidKeNotify, natDetectionHash, natDetectionInput, natDetectionNotify, signatureHashAlgorithms, signatureHashAlgorithmsNotify } from '../codec/payloads/notify-data.js';
+import { cookieData, cookieNotify, invalidKeGroup, invalidKeNotify, natDetectionHash, natDetectionInput, natDetectionNotify, replyNotifyFor, signatureHashAlgorithms, signatureHashAlgorithmsNotify } from '../codec/payloads/notify-data.js';
 import { DEFAULT_SIGNATURE_HASHES } from '../crypto/auth.js';
 import { createKeyShare, type KeyShare } from '../crypto/dh.js';
 import { deriveIkeSaKeys, type IkeSaKeys, type IkeSuite } from '../crypto/keys.js';
@@ -54,6 +55,23 @@ function detectNat(m: IkeMessage, spiI: bigint, spiR: bigint, local: Endpoint, r
   const want = natHash(spiI, spiR, remote);
   const remoteNat = !srcs.some((s) => eq(natDetectionHash(s), want));
   return { local: localNat, remote: remoteNat };
+}
+
+/** `f()`, or the ParseError it threw (malformed notify data). */
+function parsed<T>(f: () => T): T | ParseError {
+  try { return f(); } catch (e) { if (e instanceof ParseError) return e; throw e; }
+}
+
+/**
+ * NAT detection (§2.23) and the peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4) of an IKE_SA_INIT
+ * message, or the ParseError of malformed notify data: read before the SA changes, since the
+ * message is not authenticated (a forged one must leave the exchange as it was).
+ */
+function readInitNotifies(m: IkeMessage, spiI: bigint, spiR: bigint, local: Endpoint, remote: Endpoint): { readonly nat: { local: boolean; remote: boolean }; readonly peerHashes: number[] | null } | ParseError {
+  return parsed(() => {
+    const sha = m.notify(NotifyStatus.SIGNATURE_HASH_ALGORITHMS);
+    return { nat: detectNat(m, spiI, spiR, local, remote), peerHashes: sha ? signatureHashAlgorithms(sha) : null };
+  });
 }
 
 function commonNotifies(peer: PeerRuntime): IkePayload[] {
@@ -101,15 +119,21 @@ export function consumeInitResponse(ctx: Ctx, sa: IkeSa, m: IkeMessage, datagram
   const s = sa.state;
   if (s.tag !== 'init-sent') return { kind: 'drop', reason: 'unexpected-init-response' };
   const peer = sa.peer;
+  // §2.4: an unauthenticated response with malformed notify data may be forged; drop it and keep
+  // the request outstanding for the real one.
+  const malformed = { kind: 'drop', reason: 'malformed-init-response' } as const;
   const cookie = m.notify(NotifyStatus.COOKIE);
   if (cookie !== undefined) {
+    const data = parsed(() => cookieData(cookie));
+    if (data instanceof ParseError) return malformed;
     if (s.retries >= MAX_INIT_RETRIES) return { kind: 'failed', failure: ikeFailure({ code: 'ERR_IKE_COOKIE_LOOP', message: 'responder keeps demanding cookies', exchange: 'IKE_SA_INIT', notify: 'COOKIE', origin: 'remote' }) };
     // §2.6: resend the same request with the cookie first; same Ni, same group.
-    return { kind: 'retry', group: s.share.group, cookie: cookieData(cookie), retries: s.retries + 1, ni: s.ni };
+    return { kind: 'retry', group: s.share.group, cookie: data, retries: s.retries + 1, ni: s.ni };
   }
   const invalidKe = m.notify(NotifyError.INVALID_KE_PAYLOAD);
   if (invalidKe !== undefined) {
-    const group = invalidKeGroup(invalidKe);
+    const group = parsed(() => invalidKeGroup(invalidKe));
+    if (group instanceof ParseError) return malformed;
     if (!acceptsDhGroup(peer.ikeProposals, group) || group === s.share.group || s.retries >= MAX_INIT_RETRIES)
       return { kind: 'failed', failure: ikeFailure({ code: 'ERR_IKE_INVALID_KE', message: `responder wants DH group ${group}, which we did not propose`, exchange: 'IKE_SA_INIT', notify: 'INVALID_KE_PAYLOAD', origin: 'remote' }) };
     return { kind: 'retry', group, cookie: s.cookie, retries: s.retries + 1, ni: s.ni };
@@ -131,6 +155,8 @@ export function consumeInitResponse(ctx: Ctx, sa: IkeSa, m: IkeMessage, datagram
   const sel = check.proposal;
   if (dhGroupOf(sel) !== ke.group || ke.group !== s.share.group)
     return { kind: 'failed', failure: ikeFailure({ code: 'ERR_IKE_KE_MISMATCH', message: `responder's KE is group ${ke.group}, we sent ${s.share.group}`, exchange: 'IKE_SA_INIT', origin: 'remote' }) };
+  const notes = readInitNotifies(m, sa.spiI, m.header.responderSpi, sa.local, sa.remote);
+  if (notes instanceof ParseError) return malformed;
   sa.spiR = m.header.responderSpi;
   const suite = ikeSuiteOf(sel);
   let secret: SecretBytes;
@@ -144,12 +170,10 @@ export function consumeInitResponse(ctx: Ctx, sa: IkeSa, m: IkeMessage, datagram
   sa.nr = new Uint8Array(nonce.data);
   sa.initRequest = s.request;
   sa.initResponse = new Uint8Array(datagram);
-  const nat = detectNat(m, sa.spiI, sa.spiR, sa.local, sa.remote);
-  sa.natLocal = nat.local || peer.config.natTraversal === 'always';
-  sa.natRemote = nat.remote;
+  sa.natLocal = notes.nat.local || peer.config.natTraversal === 'always';
+  sa.natRemote = notes.nat.remote;
   sa.fragmentation = (peer.config.fragmentMtu ?? 1) > 0 && m.has(NotifyStatus.IKEV2_FRAGMENTATION_SUPPORTED);
-  const sha = m.notify(NotifyStatus.SIGNATURE_HASH_ALGORITHMS);
-  sa.peerHashes = sha ? signatureHashAlgorithms(sha) : null;
+  sa.peerHashes = notes.peerHashes;
   sa.state = { tag: 'auth-sent' };
   return { kind: 'ok' };
 }
@@ -187,6 +211,9 @@ export function respondInit(ctx: Ctx, env: InitResponderEnv, sa: IkeSa, m: IkeMe
   }
   const blocked = env.blocked?.() ?? null;
   if (blocked !== null) return { kind: 'drop', reason: blocked };
+  // §2.21.1: malformed notify data makes the request malformed, answered like an undecodable one.
+  const notes = readInitNotifies(m, sa.spiI, 0n, sa.local, from);
+  if (notes instanceof ParseError) return { kind: 'stateless', datagram: reply([replyNotifyFor(notes)]), failure: null, reason: 'malformed-init-request' };
   const offered = saP.proposals.map(fromSaProposal);
   const sel = selectProposal(peer.ikeProposals, offered);
   if (!sel.ok) {
@@ -213,12 +240,10 @@ export function respondInit(ctx: Ctx, env: InitResponderEnv, sa: IkeSa, m: IkeMe
   sa.keys = keysFor(sa, suite, sel.proposal, raw, ctx, group);
   sa.selected = sel.proposal;
   sa.ni = new Uint8Array(nonce.data); sa.nr = nr;
-  const nat = detectNat(m, sa.spiI, 0n, sa.local, from);
-  sa.natLocal = nat.local || peer.config.natTraversal === 'always';
-  sa.natRemote = nat.remote;
+  sa.natLocal = notes.nat.local || peer.config.natTraversal === 'always';
+  sa.natRemote = notes.nat.remote;
   sa.fragmentation = (peer.config.fragmentMtu ?? 1) > 0 && m.has(NotifyStatus.IKEV2_FRAGMENTATION_SUPPORTED);
-  const sha = m.notify(NotifyStatus.SIGNATURE_HASH_ALGORITHMS);
-  sa.peerHashes = sha ? signatureHashAlgorithms(sha) : null;
+  sa.peerHashes = notes.peerHashes;
   const payloads: IkePayload[] = [
     { kind: 'sa', proposals: [selectedToSaProposal(sel.proposal, new Uint8Array(0))] },
     { kind: 'ke', group, data: share.publicValue },
