@@ -90,6 +90,18 @@ export interface EngineStatus {
 }
 
 /**
+ * How much the engine holds right now, for checks that hostile input cannot make it grow without
+ * bound (test/unit/ike/fuzz; issue 14): every IKE SA in its table (half-open, established,
+ * rekeyed, deleting), their Child SA records, and the bytes of partial RFC 7383 messages.
+ */
+export interface EngineSizes {
+  readonly ikeSas: number;
+  readonly halfOpen: number;
+  readonly childSas: number;
+  readonly reassemblyBytes: number;
+}
+
+/**
  * A Child SA the daemon found in the kernel at startup (by reqid → peer/child mapping it keeps).
  * The engine does not know its keys: it keeps it running, reports it, and once a new IKE SA is
  * up and has installed a fresh Child SA for the same child, deletes the adopted one
@@ -224,6 +236,9 @@ export class IkeEngine {
 
   /** A snapshot; contains no key material. */
   status(): EngineStatus { return this.#core.status(); }
+
+  /** Counts of what the engine holds (see EngineSizes); O(IKE SAs). */
+  sizes(): EngineSizes { return this.#core.sizes(); }
 
   /** Resolves once no receive, timer callback or kernel call is in progress (tests, shutdown). */
   idle(): Promise<void> { return this.#core.idle(); }

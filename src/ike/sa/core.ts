@@ -12,7 +12,7 @@ import { decodeMessage, type IkeMessage } from '../codec/message.js';
 import { IntegrityError } from '../crypto/errors.js';
 import { parseProposals } from '../policy/proposal.js';
 import { preferredDhGroup } from '../policy/convert.js';
-import type { AdoptedChildSa, ChildSaStatus, EngineStatus, IkeSaStatus, PeerStatus, RekeyRequest, RekeyStarted } from '../engine.js';
+import type { AdoptedChildSa, ChildSaStatus, EngineSizes, EngineStatus, IkeSaStatus, PeerStatus, RekeyRequest, RekeyStarted } from '../engine.js';
 import type { Endpoint, EnginePorts, EngineLogger, IkeEvent, IkeFailure, KernelIpsec } from '../ports.js';
 import { CookieJar } from '../exchanges/cookie.js';
 import { isIp } from './addr.js';
@@ -485,6 +485,12 @@ export class EngineCore implements Ctx {
       return { name: p.config.name, ike: best ? saStatus(best) : null, adoptedChildren: (this.adopted.get(p.config.name) ?? []).map(adoptedStatus), lastError: err };
     });
     return { peers, halfOpen: this.halfOpen, cookiesActive: this.halfOpen >= this.options.cookieThreshold, drops: { ...this.drops } };
+  }
+
+  sizes(): EngineSizes {
+    let childSas = 0; let reassemblyBytes = 0;
+    for (const sa of this.sas.values()) { childSas += sa.children.size; reassemblyBytes += sa.fragments?.bytes ?? 0; }
+    return { ikeSas: this.sas.size, halfOpen: this.halfOpen, childSas, reassemblyBytes };
   }
 
   /** Resolves once no receive, timer work or kernel call is pending. */
