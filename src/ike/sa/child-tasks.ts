@@ -27,11 +27,29 @@ function refusal(child: ChildRuntime, s: ChildRequestScratch, retried: boolean, 
   return k.kind === 'retry' ? { group: k.group } : { failure: k.failure };
 }
 
+/**
+ * We refused an answer that carried no error notify, so the peer has installed its side of the SA
+ * (RFC 7296 §1.3): after a rekey it would move its traffic there and lose it. Delete it at the peer,
+ * as strongSwan does, with the SPI we offered (§3.11: the SPI we would have received on). The
+ * record exists only to name that SPI; nothing of it is in our kernel.
+ */
+function deleteRefusedAtPeer(e: EngineCore, sa: IkeSa, child: ChildRuntime, s: ChildRequestScratch, m: IkeMessage): void {
+  if (m.errorNotifies().length > 0) return;
+  const now = e.clock.now();
+  const ref = { peer: sa.peer.config.name, child: child.config.name, reqid: child.reqid, inboundSpi: s.spi, outboundSpi: 0, local: sa.local.address, remote: sa.remote.address };
+  const refused: ChildSa = {
+    runtime: child, state: { tag: 'deleted' }, ref, mode: s.mode, suiteText: '', localTs: s.localTs, remoteTs: s.remoteTs, encap: null, ni: s.ni, nr: new Uint8Array(0),
+    installedAtMs: now, rekeyAtMs: now, expiresAtMs: now, outboundPending: false, pendingOutbound: null, collision: null, timers: [],
+  };
+  sa.pending.push({ kind: 'child-delete', child: refused, reason: 'redundant' });
+}
+
 export async function onChildCreate(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding, task: Extract<Task, { kind: 'child-create' }>): Promise<void> {
   const child = task.child;
   const r = completeChildInitiator(e, sa, child, o.child!, m, { inIkeAuth: false, exchange: 'CREATE_CHILD_SA' });
   if (!r.ok) {
     releaseSpi(e, sa, o.child?.spi);
+    deleteRefusedAtPeer(e, sa, child, o.child!, m);
     const next = refusal(child, o.child!, task.group !== undefined, r);
     if ('group' in next) { sa.pending.unshift({ kind: 'child-create', child, group: next.group }); return; }
     if (r.temporary) { e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => e.queueTask(sa, { kind: 'child-create', child })); }); return; }
@@ -64,7 +82,8 @@ export function awaitPeerSwitch(e: EngineCore, sa: IkeSa, old: ChildSa, successo
   old.timers.push(e.clock.setTimer(REKEYED_SA_TIMEOUT_MS, () => {
     void e.enqueue(sa, async () => {
       const owner = e.ownerOf(old);
-      if (!owner || old.state.tag !== 'rekeyed') return;
+      if (!owner || old.state.tag !== 'rekeyed' || old.state.successor !== successor) return;
+      if (successor.state.tag === 'deleted') { old.state = { tag: 'installed' }; return; }
       await activateOutbound(e, successor);
       await removeChild(e, owner, old, 'rekeyed');
     });
@@ -83,6 +102,7 @@ export async function onChildRekey(e: EngineCore, sa: IkeSa, m: IkeMessage, o: O
   old.collision = null;
   if (!r.ok) {
     releaseSpi(e, sa, scratch.spi);
+    deleteRefusedAtPeer(e, sa, old.runtime, scratch, m);
     if (collision && old.state.tag !== 'deleted') {
       // Our rekey failed but the peer's went through: its SA is the successor (§2.8.1).
       old.state = { tag: 'rekeyed', successor: collision.peerSa };

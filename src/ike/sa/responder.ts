@@ -219,7 +219,10 @@ export async function handleRequest(e: EngineCore, sa: IkeSa, m: IkeMessage, fro
           await activateOutbound(e, c.state.successor);
           await removeChild(e, sa, c, 'rekeyed', e.options.rekeyDeleteDelayMs);
         } else if (c.outboundPending) {
-          await removeChild(e, sa, c, 'rekeyed'); // the peer's redundant SA of a rekey collision
+          // The peer's redundant SA of a rekey collision, or the one of a rekey whose answer its
+          // initiator refused (child-tasks.ts deleteRefusedAtPeer): the old SA goes on carrying traffic.
+          await removeChild(e, sa, c, 'rekeyed');
+          for (const old of sa.children.values()) if (old.state.tag === 'rekeyed' && old.state.successor === c) old.state = { tag: 'installed' };
         } else {
           await removeChild(e, sa, c, c.state.tag === 'deleting' ? 'terminated' : 'peer-deleted');
         }

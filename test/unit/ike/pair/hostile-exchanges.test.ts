@@ -216,6 +216,12 @@ for (const c of RESPONSES) for (const from of ROLES) {
     assert.equal(ike(p[from])?.ikeSpis, ikeSpis);
     assert.equal(ike(p[from])?.children.length, 1);
     assert.equal(count(p[from], 'ike-down') + count(p[from], 'child-down'), 0);
+    if (c.ike) return;
+    // The peer had installed its side of the refused SA: it is deleted there too (strongSwan does),
+    // so it does not move its traffic onto an SA we do not have (REKEYED_SA_TIMEOUT_MS, 30 s).
+    await p.advance(60_000);
+    assert.equal(p[to].kernel.installed.size, 1, `${p[to].name}: no orphan Child SA: ${[...p[to].kernel.installed.keys()].map((x) => x.toString(16)).join(', ')}`);
+    healthy(p);
   });
 }
 
