@@ -175,7 +175,7 @@ test('IKE_SA_INIT flood from 320 addresses: COOKIEs on then off, at most 5 half-
   t.diagnostic(`flood: ${report.sent} IKE_SA_INIT in ${report.sendingMs} ms (${rate}/s) from ${plan.sources.length} addresses (${CONFIGURED.length} configured, ${UNCONFIGURED.length} not), ${report.sentWithCookie} resent with a COOKIE by ${COOKIE_ANSWERERS.length} addresses; answers: ${report.cookies} COOKIE, ${report.created} full responses, ${report.other} other ${JSON.stringify(report.otherNotifies)}; send errors ${report.sendErrors}`);
   t.diagnostic(`half-open: ${perAddress.length} addresses got state, at most ${maxPerAddress} each (${atLimit} at the limit of ${HALF_OPEN_PER_ADDRESS}); the agent's peak half-open count ${seen.maxHalfOpen} (${seen.polls} polls); COOKIEs on ${seen.cookiesOnAt - floodStart} ms after the flooder started, off ${cookiesOffMs} ms after (flood ended at ${floodEnd - floodStart} ms)`);
   t.diagnostic(`agent: ${ike.udp.received} datagrams received, ${floodCpu.toFixed(1)} CPU s until the flood ended; drops ${JSON.stringify(ike.drops)}`);
-  t.diagnostic(`memory of the agent: VmRSS ${mib(before.rss)} before, ${mib(seen.maxRss)} highest seen, ${mib(after.rss)} after; VmHWM ${mib(before.hwm)} before, ${mib(after.hwm)} after; VmRSS from the flood's start: ${seen.rssEvery4s.join(', ')}`);
+  t.diagnostic(`memory of the agent: VmRSS ${mib(before.rss)} before, ${mib(seen.maxRss)} highest seen, ${mib(after.rss)} after; VmHWM ${mib(before.hwm)} before, ${mib(after.hwm)} after (the peak is the larger: VmHWM is updated lazily); VmRSS from the flood's start: ${seen.rssEvery4s.join(', ')}`);
 
   // The flood happened and reached the agent (so nothing below passes vacuously).
   assert.ok(!report.cutOff, 'the flooder finished on its own');
@@ -213,8 +213,10 @@ test('IKE_SA_INIT flood from 320 addresses: COOKIEs on then off, at most 5 half-
   assert.equal((await agent.tunnel('legit')).ikeState, 'established', 'the victim agrees');
   // Memory: this agent (301 tunnels) idles near 85 MiB; 200 MiB leaves room for V8's heap to grow
   // under load, yet fails if each of the flood's 24,000 requests left ~5 KiB behind (the ~300
-  // half-open SAs it may keep are a few MiB).
-  assert.ok(after.hwm < 200 * 1024, `the agent's peak RSS (VmHWM) is ${mib(after.hwm)}`);
+  // half-open SAs it may keep are a few MiB). The kernel updates VmHWM lazily, so a sampled VmRSS
+  // can be above it: the peak is the larger of the two.
+  const peak = Math.max(after.hwm, seen.maxRss, after.rss);
+  assert.ok(peak < 200 * 1024, `the agent's peak RSS is ${mib(peak)}`);
   assert.ok(agent.pid === pid && (await agent.status()).pid === pid, 'the agent is the same process');
   assert.equal(await legit.stop(), 0);
   assert.equal(await agent.stop(), 0);
