@@ -129,6 +129,8 @@ export class EngineCore implements Ctx {
 
   /** Digest of what the store holds per checkpoint id, so an unchanged SA is not written again. */
   readonly #saved = new Map<string, string>();
+  /** When each SA last resent its cached response (RFC 7296 §2.1 retransmissions). */
+  readonly #resentAt = new WeakMap<IkeSa, number>();
 
   /**
    * Save `sa`'s checkpoint if it changed (or remove it once the SA is not resumable). Called before
@@ -448,6 +450,11 @@ export class EngineCore implements Ctx {
         const env = m.encrypted();
         if (env?.kind === 'sk' || (env?.kind === 'skf' && env.fragmentNumber === 1)) {
           try { verifyRetransmission(sa, m, datagram); } catch (e) { this.drop(e instanceof IntegrityError ? 'integrity' : 'malformed'); return; }
+          // A captured request verifies however often it is replayed, from any source address:
+          // one resend per D.RESEND_INTERVAL_MS bounds the reflection. Peers retransmit less often.
+          const now = this.clock.now(); const last = this.#resentAt.get(sa);
+          if (last !== undefined && now - last < D.RESEND_INTERVAL_MS) { this.drop('resend-rate'); return; }
+          this.#resentAt.set(sa, now);
           for (const d of sa.lastResponse.datagrams) this.ports.transport.send(d, from, to);
         }
         this.drop('retransmitted-request');

@@ -29,6 +29,12 @@ export const REASSEMBLY_BYTES_LIMIT = 1_048_576;
  * has resent all fragments three times (charon's 4 s × 1.8^n schedule), like charon.half_open_timeout.
  */
 export const REASSEMBLY_TIMEOUT_MS = 30_000;
+/**
+ * A cached response is resent at most this often per IKE SA (RFC 7296 §2.1): a retransmitted
+ * request verifies whoever replays it, from any source. charon retransmits after 4 s, Libreswan
+ * after 0.5 s then doubling, so a genuine peer loses at most one early retransmission to it.
+ */
+export const RESEND_INTERVAL_MS = 1_000;
 /** charon.block_threshold: half-open IKE SAs one source address may hold (RFC 8019 §4.6). */
 export const HALF_OPEN_PER_ADDRESS = 5;
 /** charon.fragment_size default: IP packet size used when a peer sets no fragmentMtu. */

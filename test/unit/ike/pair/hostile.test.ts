@@ -181,6 +181,22 @@ test('a forged request with the message ID of a cached response gets nothing; th
   assert.deepEqual(p.net.queue[0]!.datagram, resp.datagram);
 });
 
+test('a genuine request replayed many times, from any source address, gets the cached response at most once a second (RFC 7296 §2.1: bounded reflection)', async () => {
+  // A captured IKE_AUTH request verifies however often it is replayed; each copy from a forged
+  // source would make the responder send its larger response there.
+  const p = new Pair();
+  await p.connect();
+  const req = p.net.log.find((x) => x.exchange === ExchangeType.IKE_AUTH && !x.response)!;
+  const victim = { address: '203.0.113.99', port: 500 };
+  for (let i = 0; i < 50; i++) await p.bob.engine.receive(req.datagram, victim, req.to);
+  assert.equal(p.net.queue.length, 1, `${p.net.queue.length} responses for 50 replays within one second`);
+  assert.equal(p.bob.engine.status().drops['resend-rate'], 49);
+  p.net.queue = [];
+  p.clock.advance(1_000);
+  await p.bob.engine.receive(req.datagram, req.from, req.to);
+  assert.equal(p.net.queue.length, 1, 'a second later the retransmission is answered again');
+});
+
 const fragmentNumber = (x: Packet): number => new DataView(x.datagram.buffer, x.datagram.byteOffset).getUint16(32);
 
 test('a retransmitted fragmented request gets every cached response fragment on fragment 1 only; a forged fragment 1 gets nothing (RFC 7383 §2.6.1)', async () => {
