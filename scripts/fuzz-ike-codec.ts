@@ -1,24 +1,12 @@
 // fuzz-ike-codec.ts: push N inputs (default 1,000,000) through the IKEv2 codec's decoders and check
 // that nothing but ParseError ever escapes (DESIGN.md §9), that everything that decodes re-encodes
-// to bytes that decode to the same thing, and that memory stays bounded.
+// to bytes that decode to the same thing, and that memory stays bounded. The generator and checks
+// are in test/unit/ike/fuzz/codec-fuzz.ts (codec.test.ts runs a bounded count of it in CI).
 //
 //   node --import tsx scripts/fuzz-ike-codec.ts [N] [--seed S] [--time-limit SECONDS]
 //
-// Inputs, from a seeded PRNG so a failure can be replayed with --seed:
-//   random bytes; random bytes behind a valid header; strongSwan golden datagrams
-//   (test/golden/ike) and fast-check-generated valid messages with 1-4 mutations each (bit flips,
-//   byte overwrites, truncations, insertions, 16-bit writes at payload length fields and anywhere,
-//   header length fix-ups); and mutated inner payload chains (as if decrypted from SK).
 // Exit status 0 = PASS, 1 = an escaping non-ParseError or a re-encoding mismatch, 2 = time limit.
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import fc from 'fast-check';
-import { equalBytes } from '../src/common/bytes.js';
-import { ParseError } from '../src/common/errors.js';
-import {
-  checkInnerPayloads, checkOuterPayloads, decodeMessage, decodePayloadChain, encodeMessage, encodePayloadChain,
-} from '../src/ike/codec/index.js';
-import { innerPayload, message } from '../test/unit/ike/codec/arbitraries.js';
+import { runCodecFuzz } from '../test/unit/ike/fuzz/codec-fuzz.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
@@ -26,121 +14,11 @@ const total = Number(args.find((a, i) => /^\d+$/.test(a) && !['--seed', '--time-
 const seed = Number(flag('--seed') ?? (Date.now() % 0x7fffffff));
 const timeLimitMs = Number(flag('--time-limit') ?? 900) * 1000;
 
-// xorshift32: fast, seedable, good enough to pick mutations.
-let state = (seed >>> 0) || 1;
-function rnd(): number { state ^= state << 13; state >>>= 0; state ^= state >>> 17; state ^= state << 5; state >>>= 0; return state; }
-const below = (n: number): number => (n <= 0 ? 0 : rnd() % n);
-function randomBytes(n: number): Uint8Array { const b = new Uint8Array(n); for (let i = 0; i < n; i++) b[i] = rnd() & 0xff; return b; }
-
-const goldenDir = join(import.meta.dirname, '../test/golden/ike');
-const golden: Uint8Array[] = readdirSync(goldenDir).filter((f) => f.endsWith('.json')).flatMap((f) =>
-  (JSON.parse(readFileSync(join(goldenDir, f), 'utf8')) as { datagrams: Array<{ hex: string }> }).datagrams
-    .map((d) => new Uint8Array(Buffer.from(d.hex, 'hex'))));
-const generated: Uint8Array[] = fc.sample(message, { numRuns: 400, seed }).map((m) => encodeMessage(m.header, m.payloads));
-const innerChains: Array<{ first: number; bytes: Uint8Array }> = fc.sample(fc.array(innerPayload, { maxLength: 8 }), { numRuns: 400, seed })
-  .map((ps) => { const e = encodePayloadChain(ps); return { first: e.firstType, bytes: e.bytes }; });
-
-/** Offsets of the generic payload headers of a (valid) chain starting at `at`, for length edits. */
-function payloadHeaders(b: Uint8Array, at: number): number[] {
-  const out: number[] = [];
-  while (at + 4 <= b.length && out.length < 64) {
-    out.push(at);
-    const len = (b[at + 2]! << 8) | b[at + 3]!;
-    if (len < 4) break;
-    at += len;
-  }
-  return out;
-}
-
-function mutate(src: Uint8Array, chainStart: number): Uint8Array {
-  let b = new Uint8Array(src);
-  const rounds = below(3) === 0 ? 1 + below(4) : 1; // mostly one edit, so most inputs get deep into the chain
-  for (let k = 0; k < rounds && b.length > 0; k++) {
-    const at = below(b.length);
-    switch (below(8)) {
-      case 0: b[at] = b[at]! ^ (1 << below(8)); break;
-      case 1: b[at] = rnd() & 0xff; break;
-      case 2: b = b.subarray(0, at); break;
-      case 3: { const ins = randomBytes(1 + below(16)); const g = new Uint8Array(b.length + ins.length); g.set(b.subarray(0, at)); g.set(ins, at); g.set(b.subarray(at), at + ins.length); b = g; break; }
-      case 4: { // edit a payload length field
-        const hs = payloadHeaders(b, chainStart);
-        const h = hs[below(hs.length)];
-        if (h !== undefined && h + 4 <= b.length) { const v = below(3) === 0 ? rnd() & 0xffff : ((b[h + 2]! << 8) | b[h + 3]!) + below(9) - 4; b[h + 2] = (v >> 8) & 0xff; b[h + 3] = v & 0xff; }
-        break;
-      }
-      case 5: if (at + 2 <= b.length) { const v = rnd() & 0xffff; b[at] = v >> 8; b[at + 1] = v & 0xff; } break;
-      case 6: { const g = new Uint8Array(b.length - Math.min(b.length, below(8))); g.set(b.subarray(0, g.length)); b = g; break; }
-      default: { const x = b.subarray(at, at + 1 + below(8)); b = new Uint8Array([...b.subarray(0, at), ...x, ...x, ...b.subarray(at + x.length)]); }
-    }
-  }
-  // Half the time, make the IKE Length field agree so the payload walk is exercised.
-  if (chainStart === 28 && b.length >= 28 && below(2) === 0) new DataView(b.buffer, b.byteOffset).setUint32(24, b.length);
-  return b;
-}
-
-const stats = { inputs: 0, ok: 0, parseErrors: 0, failures: 0, maxRssMb: 0, innerOk: 0 };
-const codes = new Map<string, number>();
-const failures: string[] = [];
-
-function fail(kind: string, input: Uint8Array, e?: unknown): void {
-  stats.failures++;
-  if (failures.length < 5) failures.push(`${kind}: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e ?? '')} input=${Buffer.from(input).toString('hex').slice(0, 400)}`);
-}
-
-function guarded(input: Uint8Array, f: () => void): void {
-  try { f(); stats.ok++; } catch (e) {
-    if (e instanceof ParseError) { stats.parseErrors++; codes.set(e.code, (codes.get(e.code) ?? 0) + 1); } else fail('escaped', input, e);
-  }
-}
-
-function runMessage(input: Uint8Array): void {
-  guarded(input, () => {
-    const m = decodeMessage(input);
-    // Whatever decodes must re-encode to bytes that decode to the same thing, byte for byte.
-    const again = encodeMessage(m.header, m.payloads);
-    const m2 = decodeMessage(again);
-    if (!equalBytes(encodeMessage(m2.header, m2.payloads), again)) fail('re-encode mismatch', input);
-    try { checkOuterPayloads(m.header.exchangeType, m.header.response, m.payloads); } catch (e) { if (!(e instanceof ParseError)) fail('escaped from checkOuterPayloads', input, e); }
-    const env = m.encrypted();
-    if (env !== undefined) runInner(env.body, env.innerNext, m.header.exchangeType, m.header.response);
-  });
-}
-
-function runInner(bytes: Uint8Array, first: number, exchangeType = 37, response = false): void {
-  try {
-    const ps = decodePayloadChain(bytes, first);
-    stats.innerOk++;
-    if (!equalBytes(encodePayloadChain(decodePayloadChain(encodePayloadChain(ps).bytes, first)).bytes, encodePayloadChain(ps).bytes)) fail('inner re-encode mismatch', bytes);
-    checkInnerPayloads(exchangeType, response, ps);
-  } catch (e) { if (!(e instanceof ParseError)) fail('escaped from inner chain', bytes, e); }
-}
-
-const started = performance.now();
-let timedOut = false;
-for (let i = 0; i < total; i++) {
-  stats.inputs++;
-  const pick = below(100);
-  if (pick < 8) runMessage(randomBytes(below(600)));
-  else if (pick < 20) {
-    const b = randomBytes(28 + below(600));
-    b.set(golden[below(golden.length)]!.subarray(0, 16)); b[16] = 33 + below(21); b[17] = 0x20;
-    new DataView(b.buffer).setUint32(24, b.length);
-    runMessage(b);
-  } else if (pick < 60) runMessage(mutate(golden[below(golden.length)]!, 28));
-  else if (pick < 90) runMessage(mutate(generated[below(generated.length)]!, 28));
-  else { const c = innerChains[below(innerChains.length)]!; runInner(mutate(c.bytes, 0), below(4) === 0 ? below(256) : c.first); }
-  if ((i & 0x3fff) === 0) {
-    stats.maxRssMb = Math.max(stats.maxRssMb, process.memoryUsage().rss / 2 ** 20);
-    if (performance.now() - started > timeLimitMs) { timedOut = true; break; }
-  }
-}
-const seconds = (performance.now() - started) / 1000;
-stats.maxRssMb = Math.max(stats.maxRssMb, process.memoryUsage().rss / 2 ** 20);
-
-const top = [...codes.entries()].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([c, n]) => `${c} ${n}`).join(', ');
-const result = stats.failures > 0 ? 'FAIL' : timedOut ? 'TIME LIMIT' : 'PASS';
+const r = runCodecFuzz({ count: total, seed, timeLimitMs });
+const top = [...r.codes.entries()].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([c, n]) => `${c} ${n}`).join(', ');
+const result = r.failures > 0 ? 'FAIL' : r.timedOut ? 'TIME LIMIT' : 'PASS';
 console.log(`top ParseError codes: ${top}`);
-for (const f of failures) console.log(`failure: ${f}`);
-console.log(`fuzz-ike-codec: ${result} — ${stats.inputs} inputs in ${seconds.toFixed(1)} s (${Math.round(stats.inputs / seconds)}/s), seed ${seed}; ` +
-  `decoded ${stats.ok}, ParseError ${stats.parseErrors}, inner chains decoded ${stats.innerOk}, other exceptions/mismatches ${stats.failures}, max RSS ${stats.maxRssMb.toFixed(0)} MiB`);
-process.exitCode = stats.failures > 0 ? 1 : timedOut ? 2 : 0;
+for (const f of r.failureSamples) console.log(`failure: ${f}`);
+console.log(`fuzz-ike-codec: ${result} — ${r.inputs} inputs in ${r.seconds.toFixed(1)} s (${Math.round(r.inputs / r.seconds)}/s), seed ${seed}; ` +
+  `decoded ${r.ok}, ParseError ${r.parseErrors}, inner chains decoded ${r.innerOk}, other exceptions/mismatches ${r.failures}, max RSS ${r.maxRssMb.toFixed(0)} MiB`);
+process.exitCode = r.failures > 0 ? 1 : r.timedOut ? 2 : 0;
