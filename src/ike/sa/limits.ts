@@ -67,6 +67,28 @@ export class EngineLimits {
     return this.halfOpenFrom(address) >= this.#e.options.halfOpenPerAddress ? 'half-open-per-address' : null;
   }
 
+  /**
+   * At the engine-wide half-open limit (RFC 8019 §4.6): the oldest half-open SA of the address
+   * holding the most, when that is at least two more than `address` holds, so addresses that
+   * answer COOKIEs cannot keep a newcomer out by holding every slot. Forgotten here at once (the
+   * caller tears it down), so two requests never pick the same one.
+   */
+  evictFor(address: string): IkeSa | null {
+    const mine = this.halfOpenFrom(address);
+    let worst: { address: string; count: number } | undefined;
+    for (const a of [...this.#halfOpen.keys()]) {
+      const count = this.halfOpenFrom(a);
+      if (count > 0 && (worst === undefined || count > worst.count)) worst = { address: a, count };
+    }
+    if (worst === undefined || worst.count < mine + 2) return null;
+    const set = this.#halfOpen.get(worst.address)!;
+    let oldest: IkeSa | undefined;
+    for (const sa of set) if (oldest === undefined || sa.createdAtMs < oldest.createdAtMs) oldest = sa;
+    set.delete(oldest!);
+    if (set.size === 0) this.#halfOpen.delete(worst.address);
+    return oldest ?? null;
+  }
+
   addHalfOpen(address: string, sa: IkeSa): void {
     let set = this.#halfOpen.get(address);
     if (set === undefined) { set = new Set(); this.#halfOpen.set(address, set); }

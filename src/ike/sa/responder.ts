@@ -78,10 +78,10 @@ export function handleInitRequest(e: EngineCore, m: IkeMessage, datagram: Uint8A
   const peers = e.candidates(from, to);
   const peer = peers[0];
   if (peer === undefined) { e.drop('no-peer-config'); return; }
-  if (e.halfOpen >= e.options.halfOpenLimit) { e.drop('half-open-limit'); return; }
   const sa = newSa(e, peer, 'responder', m.header.initiatorSpi, to, from);
-  // RFC 8019 §4.6: one address answering cookies must not take every half-open slot.
-  const blocked = (): string | null => e.limits.blockInit(from.address);
+  // RFC 8019 §4.6: one address answering cookies must not take every half-open slot, nor many
+  // addresses all of them. Checked after the COOKIE, so only requests from a real address count.
+  const blocked = (): string | null => e.limits.blockInit(from.address) ?? (e.halfOpen >= e.options.halfOpenLimit ? evictHalfOpen(e, from.address) : null);
   const r = respondInit(e, { cookies: e.cookies, cookiesRequired: e.halfOpen >= e.options.cookieThreshold, blocked }, sa, m, datagram, from);
   if (r.kind === 'drop') { e.drop(r.reason); return; }
   e.ports.transport.send(r.datagram, from, to);
@@ -98,6 +98,15 @@ export function handleInitRequest(e: EngineCore, m: IkeMessage, datagram: Uint8A
   sa.timers.halfOpen = e.clock.setTimer(e.options.halfOpenTimeoutMs, () => {
     void e.enqueue(sa, async () => { if (sa.state.tag === 'init-done') { e.drop('half-open-timeout'); await teardown(e, sa, 'negotiation-failed'); } });
   });
+}
+
+/** At the half-open limit: make room by the fairness rule of limits.ts evictFor, or refuse. */
+function evictHalfOpen(e: EngineCore, address: string): string | null {
+  const victim = e.limits.evictFor(address);
+  if (victim === null) return 'half-open-limit';
+  e.drop('half-open-evicted');
+  void e.enqueue(victim, async () => { if (victim.state.tag === 'init-done') await teardown(e, victim, 'negotiation-failed'); });
+  return null;
 }
 
 function isFirstMessage(h: IkeHeader): boolean { return h.initiatorSpi !== 0n && h.responderSpi === 0n && h.messageId === 0; }

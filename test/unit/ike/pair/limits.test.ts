@@ -172,3 +172,22 @@ test('halfOpenPerAddress is an engine option; slots free again when a half-open 
   assert.equal(p.bob.engine.status().halfOpen, 0);
   assert.ok(await halfOpen(p, hostile, 0x7002n), 'admitted again once the first timed out');
 });
+
+test('RFC 8019 §4.6: many addresses answering COOKIEs fill every half-open slot; a newcomer still gets in, taking the oldest slot of the address holding the most', async () => {
+  // Why: with halfOpenLimit checked first, 200 cookie-answering addresses × 5 kept every new peer
+  // out for as long as they refilled the slots every halfOpenTimeoutMs (e2e/netns/agent-flood.test.ts).
+  const p = new Pair({ bob: ANY_REMOTE, bobOptions: { cookieThreshold: 0, halfOpenLimit: 6 } });
+  const a = { address: '198.51.100.7', port: 500 }; const b = { address: '198.51.100.8', port: 500 };
+  for (let i = 0; i < 4; i++) assert.ok(await halfOpen(p, a, 0x8000n + BigInt(i)));
+  for (let i = 0; i < 2; i++) assert.ok(await halfOpen(p, b, 0x8100n + BigInt(i)));
+  assert.equal(p.bob.engine.status().halfOpen, 6, 'every slot taken');
+  // A slot is taken from the heaviest holder only while it holds at least two more than the asker.
+  assert.ok(await halfOpen(p, b, 0x8102n), 'b (2) gets a slot from a (4)');
+  assert.equal(await halfOpen(p, b, 0x8103n), null, 'b (3) is refused: a holds 3 too');
+  assert.equal(drops(p)['half-open-limit'], 1, JSON.stringify(drops(p)));
+  await p.connect();
+  assert.equal(p.alice.engine.status().peers[0]?.ike?.state, 'established', 'alice, holding none, got a slot');
+  assert.equal(drops(p)['half-open-evicted'], 2, JSON.stringify(drops(p)));
+  await p.bob.engine.idle();
+  assert.equal(p.bob.engine.status().halfOpen, 5, 'a holds 2, b 3; alice is established');
+});
