@@ -267,7 +267,10 @@ export class World {
     if (broken) return broken;
     // And it still rekeys: a Child SA rekey completes over a good network.
     const before = this.alice.events.filter((e) => e.type === 'child-rekeyed').length;
-    this.alice.engine.rekey('to-bob', { child: true });
+    try { this.alice.engine.rekey('to-bob', { child: true }); } catch (err) {
+      const status = this.alice.engine.status().peers[0]?.ike;
+      return `alice refuses a Child SA rekey after recovery (${err instanceof Error ? err.message : String(err)}); her IKE SA ${status?.ikeSpis ?? 'none'} has children ${status?.children.map((c) => c.state).join(', ') ?? 'none'}; sizes ${JSON.stringify(this.alice.engine.sizes())}`;
+    }
     await this.idle(); this.collect(); await this.settle();
     await this.advance(10_000, true);
     if (this.alice.events.filter((e) => e.type === 'child-rekeyed').length === before) return 'a Child SA rekey after recovery did not complete';
