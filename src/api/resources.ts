@@ -82,6 +82,9 @@ export const tunnelSpec = obj({
   (s) => (s.ike?.proposals ?? []).every((p) => p.split('-').every((tk) => weakAllowed(s.profile, tk))), { fieldPath: '.ike.proposals' })
   .rule(weakCel('self.esp', 'proposals'), WEAK_MESSAGE,
     (s) => (s.esp?.proposals ?? []).every((p) => p.split('-').every((tk) => weakAllowed(s.profile, tk))), { fieldPath: '.esp.proposals' })
+  // RFC 4945 §3.1: the certificate proves who the peer is, the configured ID says who it must be.
+  .rule(`!has(self.auth.certificate) || has(self.remote.id)`, 'certificate authentication needs remote.id (the identity the peer\'s certificate must carry); without it any certificate the CA issued would be accepted',
+    (s) => s.auth.certificate === undefined || s.remote.id !== undefined, { fieldPath: '.remote.id' })
   .rule(`!has(self.mode) || self.mode != 'route' || has(self.xfrmInterface)`, 'route mode needs xfrmInterface (ifId, inside addresses)',
     (s) => s.mode !== 'route' || s.xfrmInterface !== undefined, { fieldPath: '.xfrmInterface' })
   .rule(`!has(self.xfrmInterface) || (has(self.mode) && self.mode == 'route')`, 'xfrmInterface is only used with mode: route',

@@ -20,7 +20,7 @@ kind: IPsecTunnel
 metadata: {name: ${name}}
 spec:
   local: {address: 192.0.2.1, subnets: [10.1.0.0/24]}
-  remote: {address: 192.0.2.2, subnets: [10.2.0.0/24]}
+  remote: {address: 192.0.2.2, subnets: [10.2.0.0/24]${auth.includes('certificate') ? ', id: peer.example' : ''}}
   ${auth}
 ${extra}`;
 

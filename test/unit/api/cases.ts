@@ -37,6 +37,7 @@ export const BAD_TUNNELS: readonly BadCase<IPsecTunnelSpec>[] = [
   { name: 'DPD timeout not longer than interval', mutate: (s) => { s.dpd = { interval: '60s', timeout: '30s' }; }, path: 'spec.dpd.timeout', message: /longer than interval/ },
   { name: 'ESP packet limit past the 32-bit sequence space', mutate: (s) => { s.esp = { lifePackets: 4294967296 }; }, path: 'spec.esp.lifePackets', message: /less than or equal to 4294967295|4.294967295e\+09/ },
   { name: 'ESP byte limit so small it would rekey every few packets', mutate: (s) => { s.esp = { lifeBytes: 1000 }; }, path: 'spec.esp.lifeBytes', message: /greater than or equal to 1048576|1.048576e\+06/ },
+  { name: 'certificate authentication without remote.id (any certificate of the CA would do, RFC 4945 §3.1)', mutate: (s) => { s.auth = { certificate: { caSecretRef: { name: 'peer-ca', namespace: 'kipsec-system' } } }; }, path: 'spec.remote.id', message: /certificate authentication needs remote\.id/ },
   { name: 'unsupported DPD action', mutate: (s) => { (s as unknown as { dpd: Mutable }).dpd = { action: 'explode' }; }, path: 'spec.dpd.action', message: /[Uu]nsupported value/ },
   { name: 'route mode without an XFRM interface', mutate: (s) => { s.mode = 'route'; }, path: 'spec.xfrmInterface', message: /route mode needs xfrmInterface/ },
   { name: 'XFRM interface in policy mode', mutate: (s) => { s.xfrmInterface = { ifId: 7 }; }, path: 'spec.xfrmInterface', message: /only used with mode: route/ },

@@ -81,7 +81,7 @@ kind: IPsecTunnel
 metadata: {name: t}
 spec:
   local: {address: 192.0.2.1, subnets: [10.1.0.0/16]}
-  remote: {address: gw.example.com, subnets: ['2001:db8::/32']}
+  remote: {address: gw.example.com, id: gw.example.com, subnets: ['2001:db8::/32']}
   auth: {certificate: {certFile: a.crt, keyFile: a.key, caFile: ca.crt}}
 `);
   assert.deepEqual(r.problems, []);
