@@ -305,7 +305,11 @@ async function hardExpire(e: EngineCore, sa: IkeSa, child: ChildSa): Promise<voi
 export function migrateChildren(e: EngineCore, from: IkeSa, to: IkeSa): void {
   for (const [spi, c] of from.children) to.children.set(spi, c);
   from.children.clear();
-  for (const t of from.pending.splice(0)) if (t.kind !== 'ike-rekey' && t.kind !== 'ike-delete' && t.kind !== 'dpd' && t.kind !== 'ike-auth') to.pending.push(t);
+  // A reauthentication that completed during the rekey queued the old SA's Delete (reauth.ts
+  // finishReauth): the successor is what it replaces now, so that Delete moves along.
+  for (const t of from.pending.splice(0)) {
+    if (t.kind === 'ike-delete' ? t.reason === 'reauthenticated' : t.kind !== 'ike-rekey' && t.kind !== 'dpd' && t.kind !== 'ike-auth') to.pending.push(t);
+  }
 }
 
 /**
