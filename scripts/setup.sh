@@ -9,6 +9,7 @@
 #           into every node namespace in the VM).
 #   npm:    the locked dependencies, then the project's own build (tsc).
 #   Go:     kube-apiserver/etcd/helm/kubectl are built by e2e/apiserver.sh on first use (cached).
+#   C:      Libreswan 5 (VM lane interop peer), scripts/build-libreswan.sh (cached).
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 
@@ -31,6 +32,10 @@ if ((${#missing[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# Libreswan 5 for the VM lane's interop tests (e2e/lib/libreswan.ts): built from trixie's source
+# into ~/.cache/kipsec-libreswan, never /usr; installs its own build dependencies. Cold ~1 min, then cached.
+bash scripts/build-libreswan.sh >/dev/null
 
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
   echo "setup: npm ci" >&2
