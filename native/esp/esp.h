@@ -1,0 +1,241 @@
+/*
+ * Userspace ESP data path (issue 12, DESIGN.md §5 "userspace"): ESP in UDP, RFC 4303 + RFC 3948,
+ * for kernels without ESP. Per-packet work stays on the engine's own threads; JavaScript only
+ * installs SAs and policies, reads counters and receives events (IKE datagrams, expires).
+ *
+ * Files:
+ *   esp.h          types shared by the C files (this file)
+ *   esp_crypto.c   AEAD seal/open with OpenSSL EVP (AES-GCM-16 RFC 4106, ChaCha20-Poly1305 RFC 7634)
+ *   esp_packet.c   RFC 4303 encapsulation/decapsulation, anti-replay window, traffic selectors
+ *   esp_engine.c   SA/policy table published by pointer swap, epoch-based reclamation, worker threads
+ *   esp_napi.c     the N-API surface (src/esp/native.ts describes it in TypeScript)
+ */
+#ifndef KIPSEC_ESP_H
+#define KIPSEC_ESP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <openssl/evp.h>
+
+/* RFC 4303 §2 field sizes; the IV and ICV sizes of RFC 4106 §3.1 / RFC 7634 §2. */
+#define ESP_SPI_LEN 4
+#define ESP_SEQ_LEN 4
+#define ESP_HDR_LEN (ESP_SPI_LEN + ESP_SEQ_LEN)
+#define ESP_IV_LEN 8
+#define ESP_ICV_LEN 16
+#define ESP_SALT_LEN 4
+#define ESP_TRAILER_LEN 2 /* pad length + next header */
+/* Bytes before the inner packet and the most after it (pad ≤ 3 for 4-byte alignment). */
+#define ESP_HEADROOM (ESP_HDR_LEN + ESP_IV_LEN)
+#define ESP_TAILROOM (3 + ESP_TRAILER_LEN + ESP_ICV_LEN)
+/* RFC 3948 §2.2: a UDP payload starting with four zero bytes is IKE (the non-ESP marker). */
+#define ESP_NON_ESP_MARKER_LEN 4
+/* RFC 3948 §2.3: NAT-keepalive is one byte 0xFF. */
+#define ESP_NATT_KEEPALIVE 0xff
+
+/* Next header values (IANA protocol numbers) an ESP tunnel may carry, RFC 4303 §2.6. */
+#define ESP_NH_IPV4 4
+#define ESP_NH_IPV6 41
+#define ESP_NH_NONE 59 /* dummy packet, RFC 4303 §2.6: discarded after verification */
+
+/* Algorithms, the numbers src/esp/native.ts passes. */
+#define ESP_ALG_AES_GCM_16 1
+#define ESP_ALG_CHACHA20_POLY1305 2
+
+/* Packet buffers: an inner packet of at most ESP_MAX_INNER bytes (TUN MTU ≤ 2000 fits). */
+#define ESP_MAX_INNER 2048
+#define ESP_BUF_LEN (ESP_HEADROOM + ESP_MAX_INNER + ESP_TAILROOM + 64)
+#define ESP_BATCH 32
+#define ESP_MAX_TS 8
+#define ESP_MAX_REPLAY_WINDOW 65536
+
+/* Crypto context slots: each thread that touches an SA has its own EVP context, keyed once. */
+#define ESP_SLOT_JS 0 /* the JS thread (espInject) */
+#define ESP_SLOT_RX 1 /* the inbound worker */
+#define ESP_SLOT_TX 2 /* the outbound worker */
+#define ESP_SLOTS 3
+
+#define ESP_DIR_IN 0
+#define ESP_DIR_OUT 1
+
+/* Per-SA drop reasons (and one non-drop count, dummy). Names in esp_napi.c's table. */
+enum {
+  ESP_DROP_REPLAY,        /* seq 0, already seen, or left of the window */
+  ESP_DROP_AUTH,          /* ICV did not verify */
+  ESP_DROP_PAD,           /* padding bytes not 1,2,3… or pad length past the payload */
+  ESP_DROP_NEXT_HEADER,   /* not 4, 41 or 59 */
+  ESP_DROP_SELECTOR,      /* inner packet outside the SA's traffic selectors */
+  ESP_DROP_MALFORMED,     /* inner packet not a whole IPv4/IPv6 packet of the next header's family */
+  ESP_DROP_TRUNCATED,     /* shorter than header + IV + trailer + ICV, or not 4-byte aligned */
+  ESP_DROP_EXPIRED,       /* hard packet/byte limit reached */
+  ESP_DROP_SEQ_EXHAUSTED, /* outbound 32-bit sequence number would wrap (RFC 4303 §3.3.3) */
+  ESP_DROP_TOO_BIG,       /* inner packet larger than ESP_MAX_INNER */
+  ESP_DROP_IO,            /* the TUN write or UDP send failed */
+  ESP_COUNT_DUMMY,        /* next header 59, verified and discarded: not an error */
+  ESP_DROP_N
+};
+
+/* Engine-wide counters (no SA to charge). Names in esp_napi.c's table. */
+enum {
+  ESP_G_RX_DATAGRAMS, ESP_G_TX_DATAGRAMS, ESP_G_IKE, ESP_G_IKE_DROPPED, ESP_G_KEEPALIVE,
+  ESP_G_RUNT, ESP_G_UNKNOWN_SPI, ESP_G_NO_POLICY, ESP_G_NO_SA, ESP_G_MALFORMED_OUT,
+  ESP_G_TUN_READ_ERRORS, ESP_G_TUN_WRITE_ERRORS, ESP_G_SEND_ERRORS, ESP_G_EVENTS_DROPPED,
+  ESP_G_N
+};
+
+/* A traffic selector (RFC 7296 §3.13.1): inclusive address range, protocol (0 any), ports. */
+typedef struct {
+  uint8_t family; /* 4 or 6 */
+  uint8_t proto;
+  uint16_t port_lo, port_hi;
+  uint8_t lo[16], hi[16];
+} esp_ts;
+
+/* Outer peer address; replaced whole (and the old one retired) when NAT moves the peer. */
+typedef struct {
+  struct sockaddr_storage addr;
+  socklen_t len;
+} esp_peer;
+
+typedef struct esp_sa {
+  uint32_t spi;
+  uint32_t reqid;
+  int dir;
+  int alg;
+  uint8_t salt[ESP_SALT_LEN];
+  EVP_CIPHER_CTX *ctx[ESP_SLOTS];
+  uint64_t order; /* install order: the newest active outbound SA of a reqid wins (as XFRM) */
+  _Atomic(esp_peer *) peer; /* outbound */
+  atomic_int active;        /* outbound: may be chosen by a policy */
+  /* Anti-replay (inbound), RFC 4303 §3.4.3: only the RX worker touches it; the lock is for the
+   * JS-side reader in stats and for future multi-queue RX. */
+  pthread_mutex_t replay_lock;
+  uint32_t window;   /* bits, multiple of 64; 0 = no replay check (XFRM's replay-window 0) */
+  uint32_t top;      /* highest verified sequence number */
+  uint64_t *bitmap;  /* window bits, bit (seq % window) */
+  atomic_uint_fast64_t seq; /* outbound: last sequence number handed out */
+  uint64_t seq_start;       /* outbound: seq at install (restored SAs continue) */
+  uint64_t soft_packets, hard_packets, soft_bytes, hard_bytes; /* 0 = none */
+  atomic_int soft_fired, hard_fired;
+  atomic_uint_fast64_t packets, bytes, drops[ESP_DROP_N];
+  atomic_int_fast64_t last_use_ms;
+  int nsrc, ndst;
+  esp_ts src[ESP_MAX_TS], dst[ESP_MAX_TS]; /* inbound check: inner src ∈ src, dst ∈ dst */
+} esp_sa;
+
+typedef struct {
+  uint32_t id;
+  uint32_t reqid;
+  uint32_t priority; /* lower first, as XFRM */
+  esp_ts src, dst;
+} esp_policy;
+
+/* What the workers read: immutable once published; replaced whole on every change. */
+typedef struct {
+  size_t nin;
+  esp_sa **in;       /* inbound SAs sorted by SPI */
+  size_t npol;
+  esp_policy *pol;   /* sorted by priority */
+  esp_sa **pol_sa;   /* the outbound SA each policy uses now, or NULL */
+} esp_table;
+
+/* Something freed once no worker can still hold it (epoch-based reclamation). */
+typedef struct esp_retired {
+  struct esp_retired *next;
+  void *ptr;
+  void (*free_fn)(void *);
+  uint64_t epoch;
+} esp_retired;
+
+#define ESP_EPOCH_IDLE UINT64_MAX
+
+typedef struct esp_engine esp_engine;
+
+/* Hooks into the N-API side, called from worker threads; they must not block. */
+typedef struct {
+  /* An IKE datagram (marker included) or, with no TUN, a decapsulated inner packet. */
+  void (*up)(esp_engine *e, int kind, const uint8_t *data, size_t len, const struct sockaddr_storage *from);
+  void (*expire)(esp_engine *e, const esp_sa *sa, int hard, const char *reason);
+} esp_hooks;
+
+#define ESP_UP_IKE 0
+#define ESP_UP_INNER 1
+
+struct esp_engine {
+  int udp_fd;
+  int tun_fd; /* -1: inner packets go up to JS (tests) */
+  int wake_fd; /* eventfd: stop */
+  atomic_int stop;
+  esp_hooks hooks;
+  void *napi; /* esp_napi.c's state */
+  /* Control plane (JS thread), under ctl_lock. */
+  pthread_mutex_t ctl_lock;
+  size_t nsas, cap_sas;
+  esp_sa **sas;
+  size_t npols, cap_pols;
+  esp_policy *pols;
+  uint64_t next_order;
+  esp_retired *retired;
+  /* Published for the workers. */
+  _Atomic(esp_table *) table;
+  atomic_uint_fast64_t epoch;
+  atomic_uint_fast64_t worker_epoch[ESP_SLOTS];
+  pthread_t rx_thread, tx_thread;
+  int rx_started, tx_started;
+  atomic_uint_fast64_t g[ESP_G_N];
+};
+
+/* esp_crypto.c */
+EVP_CIPHER_CTX *esp_ctx_new(int alg, int encrypt, const uint8_t *key, size_t key_len);
+int esp_key_len_ok(int alg, size_t key_len_with_salt);
+int esp_seal(EVP_CIPHER_CTX *c, const uint8_t salt[4], const uint8_t aad[8], const uint8_t iv[8], uint8_t *buf, int len, uint8_t *tag);
+int esp_open(EVP_CIPHER_CTX *c, const uint8_t salt[4], const uint8_t aad[8], const uint8_t iv[8], uint8_t *buf, int len, const uint8_t *tag);
+
+/* esp_packet.c */
+int esp_replay_check(const esp_sa *sa, uint32_t seq);
+void esp_replay_update(esp_sa *sa, uint32_t seq);
+int esp_ts_match(const esp_ts *ts, int family, const uint8_t *addr, int proto, int port, int ports_known);
+/* The addresses, protocol and ports of an inner packet; 0 if it is not a whole IP packet. */
+typedef struct {
+  int family;
+  const uint8_t *src, *dst;
+  int proto, sport, dport, ports_known;
+  size_t len; /* from the IP header */
+} esp_inner;
+int esp_parse_inner(const uint8_t *p, size_t len, esp_inner *out);
+esp_sa *esp_lookup_in(const esp_table *t, uint32_t spi);
+esp_sa *esp_lookup_out(const esp_table *t, const esp_inner *in);
+/* Both return 0 on success, ESP_DROP_x + 1 for a drop charged to an SA (dummy packets too),
+ * -(ESP_G_x + 1) for an engine-wide drop; the counter is already bumped.
+ * Outbound: buf holds the inner packet at buf + ESP_HEADROOM (len bytes, cap ≥ ESP_BUF_LEN);
+ * on success the ESP packet starts at buf, *out_len bytes, *sa_out the SA used. */
+int esp_encap(esp_engine *e, const esp_table *t, int slot, uint8_t *buf, size_t len, size_t *out_len, esp_sa **sa_out);
+/* Inbound: the UDP payload in buf (len bytes, not IKE); on success the inner packet is at
+ * buf + ESP_HEADROOM, *inner_len bytes. */
+int esp_decap(esp_engine *e, const esp_table *t, uint8_t *buf, size_t len, size_t *inner_len);
+void esp_fire_expire(esp_engine *e, esp_sa *sa, int hard, const char *reason);
+int64_t esp_now_ms(void);
+
+/* esp_engine.c */
+int esp_engine_init(esp_engine *e, int udp_fd, int tun_fd);
+int esp_engine_start(esp_engine *e); /* 0 or errno */
+void esp_engine_shutdown(esp_engine *e);  /* stop and join workers, close fds, free everything */
+esp_sa *esp_sa_new(void);
+void esp_sa_free(void *p);
+/* Control plane; each takes ctl_lock, publishes a new table, returns 0 or an errno. */
+int esp_add_sa(esp_engine *e, esp_sa *sa);
+/* SAs are named by (direction, SPI, reqid): outbound SPIs are chosen by peers and may repeat. */
+int esp_remove_sa(esp_engine *e, int dir, uint32_t spi, uint32_t reqid);
+/* active < 0: unchanged; peer NULL: unchanged, else taken over (freed by the engine). */
+int esp_update_sa(esp_engine *e, int dir, uint32_t spi, uint32_t reqid, int active, esp_peer *peer);
+int esp_add_policy(esp_engine *e, const esp_policy *p);
+int esp_remove_policy(esp_engine *e, uint32_t id);
+/* Run fn(sa, arg) for every SA under ctl_lock (stats). */
+void esp_each_sa(esp_engine *e, void (*fn)(const esp_sa *, void *), void *arg);
+/* Synchronous outbound of one inner packet on the JS thread; esp_encap's return codes. */
+int esp_inject(esp_engine *e, const uint8_t *pkt, size_t len);
+
+#endif
