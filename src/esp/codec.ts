@@ -1,0 +1,122 @@
+// The typed shapes of the ESP engine's control plane and their translation to and from the
+// addon's plain objects: encodeSa (EspSaSpec → what espAddSa takes) and decodeStats (espStats'
+// record → typed counters). Why a codec: the addon names algorithms and counters by number and
+// string; here they become unions the compiler checks, and a counter the addon stops reporting is
+// an error rather than a silent undefined.
+import { KipsecError } from '../common/errors.js';
+import type { SecretBytes } from '../common/secret.js';
+import type { RawPeer, RawSa, RawStats } from './native.js';
+import type { EspSelector } from './selector.js';
+
+/** RFC 4106 AES-GCM with a 16-byte ICV; RFC 7634 ChaCha20-Poly1305. */
+export const ESP_ALGORITHMS = { 'aes-gcm-16': 1, 'chacha20-poly1305': 2 } as const;
+export type EspAlgorithm = keyof typeof ESP_ALGORITHMS;
+
+/** The issue asks for a window of at least 1024 packets; XFRM's default is 32. */
+export const DEFAULT_REPLAY_WINDOW = 1024;
+
+/** Per-SA drop reasons, in the addon's order (native/esp/esp.h). `dummy` counts verified next-header-59 packets. */
+export const ESP_DROP_REASONS = ['replay', 'auth', 'pad', 'nextHeader', 'selector', 'malformed', 'truncated', 'expired', 'seqExhausted', 'tooBig', 'io', 'dummy'] as const;
+export type EspDropReason = (typeof ESP_DROP_REASONS)[number];
+
+/** Engine-wide counters (no SA to charge), in the addon's order. */
+export const ESP_COUNTERS = [
+  'rxDatagrams', 'txDatagrams', 'ike', 'ikeDropped', 'keepalives', 'runts', 'unknownSpi', 'noPolicy', 'noSa',
+  'malformedOutbound', 'tunReadErrors', 'tunWriteErrors', 'sendErrors', 'eventsDropped',
+] as const;
+export type EspCounter = (typeof ESP_COUNTERS)[number];
+
+export type EspDirection = 'in' | 'out';
+export type EspPeer = RawPeer;
+
+export interface EspLimits {
+  /** 0n or absent: no limit. Soft → an expire event (rekey); hard → the SA stops. */
+  readonly softPackets?: bigint;
+  readonly hardPackets?: bigint;
+  readonly softBytes?: bigint;
+  readonly hardBytes?: bigint;
+}
+
+export interface EspSaSpec {
+  readonly direction: EspDirection;
+  readonly spi: number;
+  /** Policies reference SAs by reqid; the newest active outbound SA of a reqid is used. */
+  readonly reqid: number;
+  readonly algorithm: EspAlgorithm;
+  /** Key material as IKE derives it (RFC 7296 §2.17): the key followed by the 4-byte salt. */
+  readonly key: SecretBytes;
+  /** Inbound anti-replay window in packets (0: no replay check); default 1024. */
+  readonly replayWindow?: number;
+  /** Outbound: false installs it without using it yet (make-before-break rekey responder). */
+  readonly active?: boolean;
+  /** Outbound: the last sequence number already sent (an SA taken over after a restart). */
+  readonly seq?: bigint;
+  readonly limits?: EspLimits;
+  /** Outbound: where the ESP-in-UDP datagrams go (the peer's NAT-T address and port). */
+  readonly peer?: EspPeer;
+  /** Inbound: inner source must be in one of these, destination in one of those (1..8 each). */
+  readonly sources?: readonly EspSelector[];
+  readonly destinations?: readonly EspSelector[];
+}
+
+export interface EspSaRef { readonly direction: EspDirection; readonly spi: number; readonly reqid: number }
+
+export interface EspPolicySpec {
+  readonly id: number;
+  readonly reqid: number;
+  /** Lower wins, as XFRM; default 0. */
+  readonly priority?: number;
+  readonly source: EspSelector;
+  readonly destination: EspSelector;
+}
+
+export interface EspSaStats {
+  readonly direction: EspDirection;
+  readonly spi: number;
+  readonly reqid: number;
+  readonly active: boolean;
+  readonly packets: bigint;
+  readonly bytes: bigint;
+  /** Outbound: last sequence number sent; inbound: highest verified. */
+  readonly seq: bigint;
+  readonly softExpired: boolean;
+  readonly hardExpired: boolean;
+  readonly lastUseMs: number | null;
+  readonly drops: Readonly<Record<EspDropReason, bigint>>;
+}
+
+export interface EspStats {
+  readonly counters: Readonly<Record<EspCounter, bigint>>;
+  readonly sas: readonly EspSaStats[];
+}
+
+export class EspStatsError extends KipsecError {}
+
+export function encodeSa(s: EspSaSpec): RawSa {
+  const l = s.limits ?? {};
+  return {
+    direction: s.direction, spi: s.spi >>> 0, reqid: s.reqid >>> 0, algorithm: ESP_ALGORITHMS[s.algorithm], key: s.key.expose(),
+    replayWindow: s.replayWindow ?? DEFAULT_REPLAY_WINDOW, active: s.active ?? true, seq: s.seq ?? 0n,
+    softPackets: l.softPackets ?? 0n, hardPackets: l.hardPackets ?? 0n, softBytes: l.softBytes ?? 0n, hardBytes: l.hardBytes ?? 0n,
+    ...(s.peer ? { peer: s.peer } : {}),
+    ...(s.sources ? { sources: s.sources } : {}),
+    ...(s.destinations ? { destinations: s.destinations } : {}),
+  };
+}
+
+function pick<K extends string>(names: readonly K[], rec: Readonly<Record<string, bigint>>, what: string): Record<K, bigint> {
+  const out = {} as Record<K, bigint>;
+  for (const n of names) {
+    const v = rec[n];
+    if (typeof v !== 'bigint') throw new EspStatsError('ERR_ESP_STATS', `${what}.${n} missing from the addon's stats (addon and src/esp out of step: rebuild it)`);
+    out[n] = v;
+  }
+  return out;
+}
+
+export function decodeStats(raw: RawStats): EspStats {
+  return {
+    counters: pick(ESP_COUNTERS, raw.counters, 'counters'),
+    sas: raw.sas.map((sa) => ({ ...sa, drops: pick(ESP_DROP_REASONS, sa.drops, `sa ${sa.direction} 0x${sa.spi.toString(16)}`) })),
+  };
+}
