@@ -46,7 +46,8 @@ function wrap<T>(what: string, fn: () => T): T {
   try { return fn(); } catch (e) {
     if (e instanceof KipsecError) throw e;
     const code = (e as { code?: unknown }).code;
-    throw new EspError(`ERR_ESP_${typeof code === 'string' ? code.replace(/^ERR_/, '') : 'UNKNOWN'}`, `${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    const name = typeof code !== 'string' ? 'ERR_ESP_UNKNOWN' : code.startsWith('ERR_ESP_') ? code : `ERR_ESP_${code.replace(/^ERR_/, '')}`;
+    throw new EspError(name, `${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
 }
 
