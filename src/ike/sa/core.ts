@@ -10,6 +10,7 @@ import { DhId, ExchangeType, TransformType } from '../constants.js';
 import { checkInnerPayloads, checkOuterPayloads } from '../codec/rules.js';
 import { decodeMessage, type IkeMessage } from '../codec/message.js';
 import { IntegrityError } from '../crypto/errors.js';
+import { InvalidMajorVersionError } from '../codec/errors.js';
 import { parseProposals } from '../policy/proposal.js';
 import { preferredDhGroup } from '../policy/convert.js';
 import type { AdoptedChildSa, ChildSaStatus, EngineSizes, EngineStatus, IkeSaStatus, PeerStatus, RekeyRequest, RekeyStarted } from '../engine.js';
@@ -31,6 +32,7 @@ import { formatTs, parseTs, toPortTs } from './ts.js';
 import { openMessage, verifyRetransmission } from './wire.js';
 import { admitDatagram, EngineLimits, resolveLimits } from './limits.js';
 import { pooledRandom } from './random-pool.js';
+import { Ikev1Notices } from './ikev1.js';
 
 export class EngineCore implements Ctx {
   readonly clock: Clock;
@@ -54,6 +56,7 @@ export class EngineCore implements Ctx {
   readonly adopted = new Map<string, AdoptedChildSa[]>();
   halfOpen = 0;
   readonly limits = new EngineLimits(this); // datagram size, reassembly, half-open per address
+  readonly #ikev1 = new Ikev1Notices();
   #serial = 0; #reqid = 1;
   readonly #work = new Set<Promise<void>>();
   #closed = false;
@@ -414,6 +417,12 @@ export class EngineCore implements Ctx {
     const copy = new Uint8Array(datagram);
     let m: IkeMessage;
     try { m = decodeMessage(copy); } catch (e) {
+      if (e instanceof InvalidMajorVersionError && e.majorVersion === 1) {
+        // RFC 9395: no IKEv1. Named in logs/status (rate-limited) instead of a silent decode drop.
+        this.drop('ikev1');
+        this.#ikev1.note(this, copy, from, to, this.candidates(from, to).filter((p) => p.config.remote.address === from.address));
+        return Promise.resolve();
+      }
       this.drop('decode');
       if (e instanceof ParseError) answerUndecodableInit(this, copy, e, from, to);
       return Promise.resolve();
