@@ -9,7 +9,10 @@ import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { pair, type Netns, type Scope } from '../e2e/lib/netns.js';
 import type { EspAlgorithm } from '../src/esp/codec.js';
-import type { PeerConfig } from './esp-peer.js';
+import type { PeerCommand, PeerConfig } from './esp-peer.js';
+
+/** A command without its id (the side numbers them). */
+export type Command = PeerCommand extends infer C ? (C extends PeerCommand ? Omit<C, 'id'> : never) : never;
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PEER = fileURLToPath(new URL('./esp-peer.ts', import.meta.url));
@@ -23,6 +26,8 @@ export interface EspSide {
   readonly child: ChildProcess;
   /** The engine's stats as JSON (bigints as strings). */
   stats(): Promise<EspStatsJson>;
+  /** Run one command in the peer; rejects with its error. */
+  command(c: Command): Promise<void>;
 }
 
 export interface EspSaStatsJson { direction: string; spi: number; packets: string; bytes: string; drops: Record<string, string> }
@@ -55,8 +60,15 @@ async function startPeer(ns: Netns, cfg: PeerConfig): Promise<EspSide> {
   const child = ns.spawn(process.execPath, ['--import', 'tsx', PEER, JSON.stringify(cfg)], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
   const next = lineReader(child);
   await next((v) => v['ready'] === true, 'ready line');
+  let ids = 0;
   return {
     ns, child,
+    command: async (c) => {
+      const id = ++ids;
+      child.stdin?.write(`${JSON.stringify({ ...c, id })}\n`);
+      const r = await next((v) => v['reply'] === id, `reply to ${c.op}`);
+      if (typeof r['error'] === 'string') throw new Error(`${c.op}: ${r['error']}`);
+    },
     stats: async () => {
       child.stdin?.write('stats\n');
       return (await next((v) => 'stats' in v, 'stats line'))['stats'] as EspStatsJson;
@@ -71,12 +83,14 @@ async function tunRoutes(ns: Netns, localAddr: string, remoteNet: string): Promi
   await ns.run('ip', ['route', 'add', remoteNet, 'dev', 'esp0', 'src', localAddr]);
 }
 
+export const INITIAL_SPI = { ab: 0x1000a0b, ba: 0x1000b0a } as const;
+
 export async function espTunnelPair(scope: Scope, o: { algorithm?: EspAlgorithm } = {}): Promise<{ a: EspSide; b: EspSide }> {
   const algorithm = o.algorithm ?? 'aes-gcm-16';
   const keyLen = algorithm === 'chacha20-poly1305' ? 36 : 20;
   const [nsA, nsB] = await pair(scope, { a: `${WIRE.a}/24`, b: `${WIRE.b}/24` });
-  const ab = { spi: 0x1000a0b, key: randomBytes(keyLen).toString('hex') };
-  const ba = { spi: 0x1000b0a, key: randomBytes(keyLen).toString('hex') };
+  const ab = { spi: INITIAL_SPI.ab, key: randomBytes(keyLen).toString('hex') };
+  const ba = { spi: INITIAL_SPI.ba, key: randomBytes(keyLen).toString('hex') };
   const common = { tun: 'esp0', port: 4500, algorithm, maxSeconds: 600 };
   const a = await startPeer(nsA, { ...common, bind: WIRE.a, local: INNER.aNet, remote: INNER.bNet, out: { ...ab, peer: WIRE.b, peerPort: 4500 }, in: ba });
   scope.after(() => { a.child.stdin?.end(); });

@@ -9,14 +9,25 @@
 //
 // It opens the TUN device, starts the engine, installs one SA pair and the policy local → remote,
 // prints {"ready":true,"tun":…,"port":…} and then answers stdin lines: "stats" prints the engine's
-// stats as one JSON line; "quit" or end of stdin closes the engine and exits. It also exits on its
-// own after maxSeconds (default 600), so a forgotten peer never outlives its test for long.
+// stats as one JSON line; "quit" or end of stdin closes the engine and exits; a JSON command
+// {"id":n,"op":"addSa"|"updateSa"|"removeSa"|"churn",…} (a rekey driven by the test, or SA/policy
+// churn racing the traffic) is answered by {"reply":n,"ok":true} or {"reply":n,"error":"…"}. It
+// also exits on its own after maxSeconds (default 600), so a forgotten peer never outlives its test.
 import { createInterface } from 'node:readline';
 import { SecretBytes } from '../src/common/secret.js';
 import { EspEngine } from '../src/esp/engine.js';
 import type { EspAlgorithm } from '../src/esp/codec.js';
 import { cidrSelector } from '../src/esp/selector.js';
 import { openTun } from '../src/xfrm/native.js';
+
+/** One direction of an SA as a command carries it; selectors and peer come from the config. */
+export interface SaCommand { readonly direction: 'in' | 'out'; readonly spi: number; readonly key: string; readonly active?: boolean }
+
+export type PeerCommand =
+  | { readonly id: number; readonly op: 'addSa'; readonly sa: SaCommand }
+  | { readonly id: number; readonly op: 'updateSa'; readonly direction: 'in' | 'out'; readonly spi: number; readonly active: boolean }
+  | { readonly id: number; readonly op: 'removeSa'; readonly direction: 'in' | 'out'; readonly spi: number }
+  | { readonly id: number; readonly op: 'churn'; readonly n: number };
 
 export interface PeerConfig {
   readonly tun: string;
@@ -37,10 +48,32 @@ function main(): void {
   const cfg = JSON.parse(process.argv[2] ?? '{}') as PeerConfig;
   const tun = openTun(cfg.tun);
   const engine = EspEngine.open({ tunFd: tun.fd, address: cfg.bind, port: cfg.port });
-  engine.addSa({ direction: 'in', spi: cfg.in.spi, reqid: REQID, algorithm: cfg.algorithm, key: new SecretBytes(Buffer.from(cfg.in.key, 'hex')),
-    replayWindow: cfg.replayWindow ?? 1024, sources: [cidrSelector(cfg.remote)], destinations: [cidrSelector(cfg.local)] });
-  engine.addSa({ direction: 'out', spi: cfg.out.spi, reqid: REQID, algorithm: cfg.algorithm, key: new SecretBytes(Buffer.from(cfg.out.key, 'hex')),
-    peer: { address: cfg.out.peer, port: cfg.out.peerPort } });
+  const addSa = (c: SaCommand): void => {
+    const key = new SecretBytes(Buffer.from(c.key, 'hex'));
+    if (c.direction === 'in') {
+      engine.addSa({ direction: 'in', spi: c.spi, reqid: REQID, algorithm: cfg.algorithm, key, replayWindow: cfg.replayWindow ?? 1024,
+        sources: [cidrSelector(cfg.remote)], destinations: [cidrSelector(cfg.local)] });
+    } else {
+      engine.addSa({ direction: 'out', spi: c.spi, reqid: REQID, algorithm: cfg.algorithm, key, active: c.active ?? true, peer: { address: cfg.out.peer, port: cfg.out.peerPort } });
+    }
+  };
+  const churn = (n: number): void => {
+    for (let i = 0; i < n; i++) {
+      engine.addSa({ direction: 'in', spi: 0x7000 + i, reqid: 99, algorithm: cfg.algorithm, key: new SecretBytes(Buffer.alloc(cfg.algorithm === 'chacha20-poly1305' ? 36 : 20, i)),
+        sources: [cidrSelector('10.77.0.0/16')], destinations: [cidrSelector('10.78.0.0/16')] });
+      engine.addPolicy({ id: 1000 + i, reqid: 99, priority: 5, source: cidrSelector('10.77.0.0/16'), destination: cidrSelector('10.78.0.0/16') });
+      engine.removePolicy(1000 + i);
+      engine.removeSa({ direction: 'in', spi: 0x7000 + i, reqid: 99 });
+    }
+  };
+  const run = (c: PeerCommand): void => {
+    if (c.op === 'addSa') addSa(c.sa);
+    else if (c.op === 'updateSa') engine.updateSa({ direction: c.direction, spi: c.spi, reqid: REQID }, { active: c.active });
+    else if (c.op === 'removeSa') { if (!engine.removeSa({ direction: c.direction, spi: c.spi, reqid: REQID })) throw new Error(`no ${c.direction} SA ${c.spi}`); }
+    else churn(c.n);
+  };
+  addSa({ direction: 'in', spi: cfg.in.spi, key: cfg.in.key });
+  addSa({ direction: 'out', spi: cfg.out.spi, key: cfg.out.key });
   engine.addPolicy({ id: 1, reqid: REQID, source: cidrSelector(cfg.local), destination: cidrSelector(cfg.remote) });
   const json = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x));
   const stop = (): void => { engine.close(); process.exit(0); };
@@ -52,6 +85,10 @@ function main(): void {
   rl.on('line', (line) => {
     if (line.trim() === 'stats') process.stdout.write(`${json({ stats: engine.stats() })}\n`);
     else if (line.trim() === 'quit') stop();
+    else if (line.startsWith('{')) {
+      const c = JSON.parse(line) as PeerCommand;
+      try { run(c); process.stdout.write(`${json({ reply: c.id, ok: true })}\n`); } catch (e) { process.stdout.write(`${json({ reply: c.id, error: e instanceof Error ? e.message : String(e) })}\n`); }
+    }
   });
   rl.on('close', stop);
   process.stdout.write(`${json({ ready: true, tun: tun.name, port: engine.port })}\n`);

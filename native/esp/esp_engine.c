@@ -91,7 +91,7 @@ static int publish(esp_engine *e) {
   if (!t->in || !t->pol || !t->pol_sa) { table_free(t); return ENOMEM; }
   for (size_t i = 0; i < e->nsas; i++) if (e->sas[i]->dir == ESP_DIR_IN) t->in[t->nin++] = e->sas[i];
   qsort(t->in, t->nin, sizeof *t->in, by_spi);
-  memcpy(t->pol, e->pols, e->npols * sizeof *t->pol);
+  if (e->npols) memcpy(t->pol, e->pols, e->npols * sizeof *t->pol);
   t->npol = e->npols;
   qsort(t->pol, t->npol, sizeof *t->pol, by_priority);
   for (size_t p = 0; p < t->npol; p++) {

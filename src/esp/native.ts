@@ -97,7 +97,8 @@ export class EspNativeError extends KipsecError {}
 // From the checkout (src/esp under tsx) or compiled (dist/src/esp); built in the package's native/.
 const ADDON_PATHS = ['../../native/build/Release/kipsec_esp.node', '../../../native/build/Release/kipsec_esp.node']
   .map((p) => fileURLToPath(new URL(p, import.meta.url)));
-const ADDON = ADDON_PATHS.find((p) => existsSync(p)) ?? ADDON_PATHS[0] ?? '';
+// KIPSEC_ESP_ADDON: another build of the same addon (a sanitizer build for tests).
+const ADDON = process.env['KIPSEC_ESP_ADDON'] ?? ADDON_PATHS.find((p) => existsSync(p)) ?? ADDON_PATHS[0] ?? '';
 let cached: EspNative | undefined;
 
 /** Load (once) the ESP addon; throws EspNativeError ERR_ESP_NOT_BUILT with the fix. */

@@ -45,6 +45,28 @@ test('RFC 7296 §2.23 NAT float: updateSa moves the outbound peer, later packets
   assert.equal(openEsp(ref, got[0]!).seq, 2);
 });
 
+test('DESIGN.md §9: random datagrams — short, marker-less, with a known SPI and garbage after it — are counted and dropped, and the engine still works', { skip: SKIP }, async (t) => {
+  const h = await harness(t);
+  const ref = addInbound(h, 'aes-gcm-16', keyFor('aes-gcm-16', 16));
+  const spi = Buffer.alloc(4);
+  spi.writeUInt32BE(IN_SPI);
+  const n = 2000;
+  for (let i = 0; i < n; i++) {
+    const body = randomBytes(i % 97);
+    // Half carry the installed SPI, so they reach the length, replay and ICV checks.
+    const d = i % 2 === 0 ? Buffer.concat([spi, body]) : Buffer.concat([Buffer.from([1 + (i % 255)]), body]);
+    await h.send(d);
+  }
+  await until(() => h.engine.stats().counters.rxDatagrams === BigInt(n), `${n} datagrams read`);
+  await h.send(sealEsp(ref, ipv4Udp('10.2.0.9', '10.1.0.5', Buffer.from('still alive')), { seq: 0x7fffffff }));
+  await until(() => h.events.some((e) => e.kind === 'inner'), 'a genuine packet after the garbage');
+  const s = saStats(h, 'in', IN_SPI);
+  const c = h.engine.stats().counters;
+  const sum = (r: Readonly<Record<string, bigint>>): bigint => Object.values(r).reduce((a, b) => a + b, 0n);
+  assert.equal(s.packets, 1n);
+  assert.equal(sum(s.drops) + c.runts + c.unknownSpi + c.keepalives + c.ike, BigInt(n), 'every datagram counted once');
+});
+
 test('SA and policy changes racing inbound and outbound traffic: no packet lost to a half-built table, nothing used after free', { skip: SKIP }, async (t) => {
   const h = await harness(t);
   const key = keyFor('aes-gcm-16', 16);
