@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { cidrSelector } from '../../../src/esp/selector.js';
+import { EspEngine } from '../../../src/esp/engine.js';
 import { decodeStats, ESP_COUNTERS, ESP_DROP_REASONS, EspStatsError } from '../../../src/esp/codec.js';
 import { SecretBytes } from '../../../src/common/secret.js';
 import { ConfigError } from '../../../src/common/errors.js';
@@ -43,6 +44,42 @@ test('RFC 7296 §2.23 NAT float: updateSa moves the outbound peer, later packets
   assert.equal(h.engine.inject(p), 'sent');
   await until(() => h.received.length === 1 && got.length === 1, 'one datagram at each port');
   assert.equal(openEsp(ref, got[0]!).seq, 2);
+});
+
+test('outer IPv6: the engine binds ::1, ESP in UDP over IPv6 goes out to an IPv6 peer and comes back in', { skip: SKIP }, async (t) => {
+  const engine = EspEngine.open({ tunFd: null, address: '::1', port: 0 });
+  t.after(() => engine.close());
+  const peer = createSocket('udp6');
+  await new Promise<void>((r) => peer.bind(0, '::1', r));
+  t.after(() => peer.close());
+  const got: Buffer[] = [];
+  peer.on('message', (m) => got.push(m));
+  const inner: Buffer[] = [];
+  engine.on((e) => { if (e.kind === 'inner') inner.push(e.data); });
+  const key = keyFor('aes-gcm-16', 16);
+  engine.addSa({ direction: 'out', spi: OUT_SPI, reqid: REQID, algorithm: 'aes-gcm-16', key: new SecretBytes(key), peer: { address: '::1', port: peer.address().port } });
+  engine.addSa({ direction: 'in', spi: IN_SPI, reqid: REQID, algorithm: 'aes-gcm-16', key: new SecretBytes(key), sources: [cidrSelector('10.2.0.0/24')], destinations: [cidrSelector('10.1.0.0/24')] });
+  engine.addPolicy({ id: 1, reqid: REQID, source: cidrSelector('10.1.0.0/24'), destination: cidrSelector('10.2.0.0/24') });
+  const p = ipv4Udp('10.1.0.5', '10.2.0.9', Buffer.from('over v6'));
+  assert.equal(engine.inject(p), 'sent');
+  await until(() => got.length === 1, 'the datagram at the IPv6 peer');
+  assert.deepEqual(openEsp({ algorithm: 'aes-gcm-16', key, spi: OUT_SPI }, got[0]!).payload, p);
+  const back = ipv4Udp('10.2.0.9', '10.1.0.5', Buffer.from('and back'));
+  await new Promise<void>((r, j) => peer.send(sealEsp({ algorithm: 'aes-gcm-16', key, spi: IN_SPI }, back, { seq: 1 }), engine.port, '::1', (e) => (e ? j(e) : r())));
+  await until(() => inner.length === 1, 'the inner packet');
+  assert.deepEqual(inner[0], back);
+});
+
+test('inbound hard byte limit (RFC 4301 §4.4.2.1 lifetimes): the packet reaching it passes, later ones are dropped as expired, one hard expire', { skip: SKIP }, async (t) => {
+  const h = await harness(t);
+  const ref = addInbound(h, 'aes-gcm-16', keyFor('aes-gcm-16', 16), { limits: { softBytes: 60n, hardBytes: 100n } });
+  const p = ipv4Udp('10.2.0.9', '10.1.0.5', randomBytes(41)); // 69 bytes
+  for (let seq = 1; seq <= 3; seq++) await h.send(sealEsp(ref, p, { seq }));
+  await until(() => { const s = saStats(h, 'in', IN_SPI); return s.packets + s.drops.expired === 3n; }, 'three packets accounted for');
+  const s = saStats(h, 'in', IN_SPI);
+  assert.deepEqual([s.packets, s.drops.expired, s.softExpired, s.hardExpired], [2n, 1n, true, true]);
+  await until(() => h.events.filter((e) => e.kind === 'expire').length === 2, 'soft and hard expire');
+  assert.deepEqual(h.events.flatMap((e) => (e.kind === 'expire' ? [[e.direction, e.hard, e.reason]] : [])), [['in', false, 'bytes'], ['in', true, 'bytes']]);
 });
 
 test('DESIGN.md §9: random datagrams — short, marker-less, with a known SPI and garbage after it — are counted and dropped, and the engine still works', { skip: SKIP }, async (t) => {

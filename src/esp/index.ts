@@ -1,0 +1,11 @@
+// Public surface of the userspace ESP data path (DESIGN.md §5 "userspace", issue 12), for the
+// agent: one import for the engine, its SA/policy shapes and selectors. The raw addon types stay
+// in native.ts.
+export { EspEngine, EspError, type EspEngineOptions, type EspEvent, type EspListener, type InjectResult } from './engine.js';
+export {
+  DEFAULT_REPLAY_WINDOW, ESP_ALGORITHMS, ESP_COUNTERS, ESP_DROP_REASONS, EspStatsError, decodeStats, encodeSa,
+  type EspAlgorithm, type EspCounter, type EspDirection, type EspDropReason, type EspLimits, type EspPeer, type EspPolicySpec,
+  type EspSaRef, type EspSaSpec, type EspSaStats, type EspStats,
+} from './codec.js';
+export { cidrSelector, rangeSelector, type EspSelector, type RangeLike } from './selector.js';
+export { EspNativeError, loadEspNative } from './native.js';
