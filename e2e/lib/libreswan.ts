@@ -5,7 +5,7 @@
 // folder, and driven with addconn and whack over that socket. pluto programs kernel XFRM, so SAs
 // only install where the kernel has ESP (the VM lane); IKE itself runs anywhere.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { scratchDir } from '../../test/lib/tmp.js';
@@ -86,21 +86,43 @@ export class Libreswan {
     s.initNss(opts);
     s.writeConf(opts.conns, opts.setup, opts.debug);
     writeFileSync(join(s.dir, 'ipsec.secrets'), opts.secrets ?? '', { mode: 0o600 });
+    await s.launch();
+    return s;
+  }
+
+  /** Start pluto on this folder's config, NSS db and secrets, wait for its control socket, add every conn. */
+  private async launch(): Promise<void> {
+    const prefix = this.prefix;
     // PATH: pluto runs its updown as `ipsec _updown`; strongSwan's /usr/sbin/ipsec must not answer.
     const env = { ...process.env, PATH: `${join(prefix, 'sbin')}:${process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` };
-    const child = ns.spawn(join(s.exec, 'pluto'), ['--nofork', '--config', s.conf, '--logfile', join(s.dir, 'pluto.log'),
-      '--rundir', join(s.dir, 'run'), '--dumpdir', join(s.dir, 'run'), '--nssdir', join(s.dir, 'nss'),
-      '--secretsfile', join(s.dir, 'ipsec.secrets'), '--ipsecdir', s.dir], { env, stdio: ['ignore', 'ignore', 'ignore'] });
+    const child = this.ns.spawn(join(this.exec, 'pluto'), ['--nofork', '--config', this.conf, '--logfile', join(this.dir, 'pluto.log'),
+      '--rundir', join(this.dir, 'run'), '--dumpdir', join(this.dir, 'run'), '--nssdir', join(this.dir, 'nss'),
+      '--secretsfile', join(this.dir, 'ipsec.secrets'), '--ipsecdir', this.dir], { env, stdio: ['ignore', 'ignore', 'ignore'] });
     // `ip netns exec` execs pluto (--nofork), so this pid is pluto's own.
-    s.pid = child.pid ?? 0;
+    this.pid = child.pid ?? 0;
     // Under the VM's TCG emulation with the build read over 9p, NSS and pluto start slowly.
     const deadline = Date.now() + (process.env['KIPSEC_IN_VM'] ? 60_000 : 15_000);
-    while (!existsSync(s.ctl)) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`pluto did not start in ${ns.name} (exit ${child.exitCode}):\n${s.log()}`);
+    while (!existsSync(this.ctl)) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`pluto did not start in ${this.ns.name} (exit ${child.exitCode}):\n${this.log()}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    await s.addconn(['--autoall']);
-    return s;
+    await this.addconn(['--autoall']);
+  }
+
+  /**
+   * A pluto crash and restart: SIGKILL (no Deletes; its kernel SAs and policies stay), the stale
+   * control socket and lock file removed and the kernel's IPsec state flushed as `ipsec start` does
+   * when no pluto runs (_stackmanager start_xfrm: "in case pluto crashed"), then the same config
+   * started again. Its log continues in pluto.log.
+   */
+  async restart(): Promise<void> {
+    if (this.pid) { try { process.kill(this.pid, 'SIGKILL'); } catch { /* gone */ } }
+    for (let i = 0; i < 50 && this.pid && alive(this.pid); i++) await new Promise((r) => setTimeout(r, 100));
+    this.pid = 0;
+    for (const f of ['pluto.ctl', 'pluto.pid']) rmSync(join(this.dir, 'run', f), { force: true });
+    await this.ns.run('ip', ['xfrm', 'state', 'flush']);
+    await this.ns.run('ip', ['xfrm', 'policy', 'flush']);
+    await this.launch();
   }
 
   private initNss(opts: LibreswanOptions): void {
