@@ -16,7 +16,12 @@ async function stats(): Promise<unknown> {
   global.gc?.();
   const m = process.memoryUsage();
   const issued = (await op.metrics.certificatesIssued.get()).values.reduce((s, v) => s + v.value, 0);
-  return { rssMiB: m.rss / 2 ** 20, heapUsedMiB: m.heapUsed / 2 ** 20, requests: kube.stats, issued, cpuUserMs: process.cpuUsage().user / 1000, cpuSystemMs: process.cpuUsage().system / 1000 };
+  const MiB = 2 ** 20;
+  // maxRSS (KiB): the peak over the process's life, not just what is resident after this gc().
+  return {
+    rssMiB: m.rss / MiB, peakRssMiB: process.resourceUsage().maxRSS / 1024, heapUsedMiB: m.heapUsed / MiB, heapTotalMiB: m.heapTotal / MiB, externalMiB: m.external / MiB,
+    requests: kube.stats, issued, cpuUserMs: process.cpuUsage().user / 1000, cpuSystemMs: process.cpuUsage().system / 1000,
+  };
 }
 
 process.on('message', (msg: { cmd: string }) => {

@@ -27,6 +27,45 @@ async function pool<T>(items: readonly T[], n: number, fn: (x: T, i: number) => 
   await Promise.all(Array.from({ length: n }, async () => { for (;;) { const i = next++; if (i >= items.length) return; await withRetry(items[i]!, i); } }));
 }
 
+/**
+ * KIPSEC_BENCH_NODES=kubelet (default): Nodes shaped like a kubelet's — labels, annotations,
+ * addresses, five conditions, capacity, nodeInfo and 24 cached images (~8 KB of JSON, plus the
+ * managedFields the apiserver adds) — since what an informer holds of a real Node is mostly what
+ * the operator never reads. `bare`: name and label only (the figures before 2026-12).
+ */
+const NODE_SHAPE = process.env['KIPSEC_BENCH_NODES'] === 'bare' ? 'bare' : 'kubelet';
+
+function kubeletNode(name: string, ip: string, tag: string): unknown {
+  const t = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const cond = (type: string, status: string, reason: string, message: string) => ({ type, status, reason, message, lastHeartbeatTime: t, lastTransitionTime: t });
+  const digest = (k: number): string => createHash('sha256').update(`${name}-${k}`).digest('hex');
+  const images = Array.from({ length: 24 }, (_, k) => ({ names: [`registry.example.com/team-${k % 6}/service-${k}@sha256:${digest(k)}`, `registry.example.com/team-${k % 6}/service-${k}:v1.${k}.0`], sizeBytes: 20_000_000 + k * 1_234_567 }));
+  const resources = { cpu: '8', 'ephemeral-storage': '101430960Ki', 'hugepages-1Gi': '0', 'hugepages-2Mi': '0', memory: '32882336Ki', pods: '110' };
+  return {
+    apiVersion: 'v1', kind: 'Node',
+    metadata: {
+      name,
+      labels: { 'kipsec.io/test': tag, 'kubernetes.io/arch': 'amd64', 'kubernetes.io/os': 'linux', 'kubernetes.io/hostname': name, 'node.kubernetes.io/instance-type': 'm6i.2xlarge', 'topology.kubernetes.io/region': 'eu-west-1', 'topology.kubernetes.io/zone': 'eu-west-1a', 'beta.kubernetes.io/arch': 'amd64', 'beta.kubernetes.io/os': 'linux' },
+      annotations: { 'node.alpha.kubernetes.io/ttl': '0', 'volumes.kubernetes.io/controller-managed-attach-detach': 'true', 'csi.volume.kubernetes.io/nodeid': JSON.stringify({ 'ebs.csi.aws.com': `i-${digest(99).slice(0, 17)}` }) },
+    },
+    spec: { podCIDR: `10.244.${(Number(ip.split('.')[3]) % 250)}.0/24`, providerID: `aws:///eu-west-1a/i-${digest(98).slice(0, 17)}` },
+    status: {
+      addresses: [{ type: 'InternalIP', address: ip }, { type: 'Hostname', address: name }, { type: 'InternalDNS', address: `${name}.eu-west-1.compute.internal` }],
+      conditions: [
+        cond('MemoryPressure', 'False', 'KubeletHasSufficientMemory', 'kubelet has sufficient memory available'),
+        cond('DiskPressure', 'False', 'KubeletHasNoDiskPressure', 'kubelet has no disk pressure'),
+        cond('PIDPressure', 'False', 'KubeletHasSufficientPID', 'kubelet has sufficient PID available'),
+        cond('Ready', 'True', 'KubeletReady', 'kubelet is posting ready status'),
+        cond('NetworkUnavailable', 'False', 'RouteCreated', 'RouteController created a route'),
+      ],
+      capacity: resources, allocatable: { ...resources, cpu: '7910m', memory: '31682336Ki' },
+      daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
+      nodeInfo: { architecture: 'amd64', bootID: digest(1).slice(0, 36), containerRuntimeVersion: 'containerd://1.7.22', kernelVersion: '6.1.0-26-cloud-amd64', kubeProxyVersion: 'v1.36.3', kubeletVersion: 'v1.36.3', machineID: digest(2).slice(0, 32), operatingSystem: 'linux', osImage: 'Debian GNU/Linux 12 (bookworm)', systemUUID: digest(3).slice(0, 36) },
+      images,
+    },
+  };
+}
+
 async function apiserverRequests(kube: KubeClient): Promise<number> {
   const text = await kube.getText('/metrics').catch(() => '');
   let sum = 0;
@@ -55,8 +94,10 @@ async function run(n: number): Promise<Record<string, unknown>> {
   const key = await generateKeyPair(); // one key per node would be realistic; the signer's work is the same
   const createOnce = (path: string, body: unknown): Promise<unknown> => admin.create(path, body).catch((e: unknown) => { if ((e as { status?: number }).status !== 409) throw e; });
   await pool(names, 64, async (name, i) => {
-    await createOnce(resourcePath(RESOURCES.nodes), { apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'kipsec.io/test': tag } } });
     const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+    await createOnce(resourcePath(RESOURCES.nodes), NODE_SHAPE === 'bare'
+      ? { apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'kipsec.io/test': tag } } }
+      : kubeletNode(name, ip, tag));
     await createOnce(resourcePath(RESOURCES.ipsecNodes), { apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecNode', metadata: { name, labels: { 'kipsec.io/test': tag } }, spec: { endpoint: { address: ip } } });
     const agent = admin.as({ user: `system:serviceaccount:${ns}:kipsec-agent`, groups: ['system:serviceaccounts', 'system:authenticated'], extra: { 'authentication.kubernetes.io/node-name': [name] } });
     const pem = await createCsr(i === 0 ? key : await generateKeyPair(), name);
@@ -119,6 +160,7 @@ async function run(n: number): Promise<Record<string, unknown>> {
   const publishMs = Date.now() - tPub;
   await until(() => verifiedSet.size >= n, () => `${verifiedSet.size}/${n} IPsecNodes verified`);
   const reconciledMs = Date.now() - tStart;
+  const publishedEndMs = tPub + publishMs - tStart;
   await new Promise((r) => setTimeout(r, 2000)); // let the batched mesh status land
   const final = await ask();
   const reqAfter = await apiserverRequests(admin);
@@ -132,14 +174,20 @@ async function run(n: number): Promise<Record<string, unknown>> {
   await rbacCleanup();
   await cleanupNamespace(admin, ns, tag);
   admin.close();
-  const req = final['requests'] as { total: number; writes: number; byVerb: Record<string, number> };
+  const req = final['requests'] as { total: number; writes: number; byVerb: Record<string, number>; byResource: Record<string, number> };
+  const perNode = (x: number): number => +(x / n).toFixed(3);
+  const cpuSec = (s: Record<string, unknown>): number => ((s['cpuUserMs'] as number) + (s['cpuSystemMs'] as number)) / 1000;
   return {
-    nodes: n, setupSec: setupMs / 1000, operatorStartSec: readyMs / 1000,
-    allSignedSec: signedMs / 1000, agentsPublishSec: publishMs / 1000, allReconciledSec: reconciledMs / 1000,
-    operatorRssMiB: Math.round(final['rssMiB'] as number), operatorHeapMiB: Math.round(final['heapUsedMiB'] as number), rssAfterSigningMiB: Math.round(afterSign['rssMiB'] as number),
-    operatorRequests: req.total, operatorRequestsPerNode: +(req.total / n).toFixed(2), operatorWritesPerNode: +(req.writes / n).toFixed(2), byVerb: req.byVerb,
-    apiserverRequestsDuringRunPerNode: +((reqAfter - reqBefore) / n).toFixed(2),
-    operatorCpuSec: ((final['cpuUserMs'] as number) + (final['cpuSystemMs'] as number)) / 1000,
+    nodes: n, nodeShape: NODE_SHAPE, setupSec: setupMs / 1000, operatorStartSec: readyMs / 1000,
+    // Both from the operator's start; reconcileAfterPublishSec: from the last agent's publish to the last IdentityVerified.
+    allSignedSec: signedMs / 1000, agentsPublishSec: publishMs / 1000, allReconciledSec: reconciledMs / 1000, reconcileAfterPublishSec: (reconciledMs - publishedEndMs) / 1000,
+    operatorPeakRssMiB: Math.round(final['peakRssMiB'] as number), operatorRssMiB: Math.round(final['rssMiB'] as number), operatorHeapMiB: Math.round(final['heapUsedMiB'] as number),
+    operatorHeapTotalMiB: Math.round(final['heapTotalMiB'] as number), rssAfterSigningMiB: Math.round(afterSign['rssMiB'] as number), heapAfterSigningMiB: Math.round(afterSign['heapUsedMiB'] as number),
+    operatorRequests: req.total, operatorRequestsPerNode: perNode(req.total), operatorWritesPerNode: perNode(req.writes), byVerb: req.byVerb,
+    writesPerNodeByResource: Object.fromEntries(Object.entries(req.byResource).filter(([k]) => !k.startsWith('GET ')).map(([k, v]) => [k, perNode(v)])),
+    reads: Object.fromEntries(Object.entries(req.byResource).filter(([k]) => k.startsWith('GET '))),
+    apiserverRequestsDuringRunPerNode: perNode(reqAfter - reqBefore),
+    operatorCpuSigningSec: cpuSec(afterSign), operatorCpuSec: cpuSec(final),
     issued: final['issued'],
   };
 }

@@ -13,7 +13,8 @@ import { KubeApiError, KubeUnavailableError } from './errors.js';
 
 export interface Impersonation { readonly user: string; readonly groups?: readonly string[]; readonly extra?: Readonly<Record<string, readonly string[]>> }
 
-export interface RequestStats { total: number; writes: number; byVerb: Record<string, number> }
+/** `byResource` keys are "VERB resource[/subresource]", e.g. "PATCH certificatesigningrequests/approval". */
+export interface RequestStats { total: number; writes: number; byVerb: Record<string, number>; byResource: Record<string, number> }
 
 export interface WatchEvent<T> { type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR'; object: T }
 
@@ -29,7 +30,7 @@ export class KubeClient {
   readonly #ownsAgent: boolean;
   #opts: RequestOptions | undefined;
   #optsAt = 0;
-  readonly stats: RequestStats = { total: 0, writes: 0, byVerb: {} };
+  readonly stats: RequestStats = { total: 0, writes: 0, byVerb: {}, byResource: {} };
 
   constructor(kc: KubeConfig, opts: { impersonate?: Impersonation; maxSockets?: number; agent?: Agent } = {}) {
     const cluster = kc.getCurrentCluster();
@@ -82,6 +83,8 @@ export class KubeClient {
     this.stats.total++;
     this.stats.byVerb[method] = (this.stats.byVerb[method] ?? 0) + 1;
     if (method !== 'GET') this.stats.writes++;
+    const rk = `${method} ${resourceOf(path)}`;
+    this.stats.byResource[rk] = (this.stats.byResource[rk] ?? 0) + 1;
     const isHttps = url.protocol === 'https:';
     const reqOpts: RequestOptions = {
       method, headers, host: url.hostname, port: url.port, path: url.pathname + url.search,
@@ -186,6 +189,15 @@ export class KubeClient {
  */
 export const METADATA_LIST_ACCEPT = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json';
 export const METADATA_ACCEPT = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
+
+/** "plural[/subresource]" of an API path (resourcePath's inverse, namespace and name dropped); other paths as they are. */
+export function resourceOf(path: string): string {
+  const p = path.split('/').filter((x) => x !== '');
+  const rest = p[0] === 'api' ? p.slice(2) : p[0] === 'apis' ? p.slice(3) : undefined;
+  if (!rest) return path;
+  const r = rest[0] === 'namespaces' && rest.length > 2 && rest[2] !== 'status' && rest[2] !== 'finalize' ? rest.slice(2) : rest;
+  return r.length >= 3 ? `${r[0]}/${r[2]}` : (r[0] ?? path);
+}
 
 /** Collection or object path for a resource. */
 export function resourcePath(r: { group: string; version: string; plural: string }, opts: { namespace?: string; name?: string; sub?: string } = {}): string {
