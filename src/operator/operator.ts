@@ -112,8 +112,9 @@ export class Operator {
   #wire(c: Caches): void {
     const q = this.#queues;
     const now = (): number => this.#o.clock.now();
-    // Mesh status aggregates every node: batch bursts of node changes into one reconcile per second.
-    const meshesSoon = (): void => { for (const m of c.meshes.list()) q.mesh.addAfter(m.metadata.name, 1000); };
+    // Mesh status aggregates every node: batch bursts of node changes into one reconcile per second,
+    // or per ten times the last one's cost when that is more (context.ts, MeshMemory.costMs).
+    const meshesSoon = (): void => { for (const m of c.meshes.list()) q.mesh.addAfter(m.metadata.name, meshBatchMs(this.ctx.meshMemory.get(m.metadata.name)?.costMs)); };
     // A CA rotation moves on when the nodes report what they trust and present (ca-rotation.ts).
     const caSoon = (): void => { if (this.ctx.ca.state?.rotation.phase !== 'Idle') q.ca.addAfter('ca', 1000); };
     c.csrs.addHandlers({
@@ -208,6 +209,9 @@ export class Operator {
     this.#o.kube.close();
   }
 }
+
+/** How long node changes are batched before a mesh reconcile, given the last one's cost. */
+export function meshBatchMs(lastCostMs: number | undefined): number { return Math.max(1000, Math.ceil(10 * (lastCostMs ?? 0))); }
 
 function nodeOfCsr(c: Csr): string | undefined { return c.metadata.labels?.['kipsec.io/node']; }
 function tunnelsOf(n: IPsecNode): string[] { return (n.status?.tunnels ?? []).map((t) => t['name']).filter((x): x is string => typeof x === 'string'); }

@@ -62,6 +62,7 @@ export async function reconcileMesh(ctx: Ctx, name: string): Promise<number | un
     return undefined;
   }
   const now = ctx.clock.now();
+  const started = performance.now();
   const sel = m.spec.nodeSelector ?? {};
   const nodes = ctx.caches.ipsecNodes.list().filter((n) => {
     const k = ctx.caches.nodes.get(n.metadata.name);
@@ -98,7 +99,7 @@ export async function reconcileMesh(ctx: Ctx, name: string): Promise<number | un
       ctx.events.emit(meshRef(m), isReady ? 'Normal' : 'Warning', c.reason, 'Reconcile', c.message);
     }
   }
-  ctx.meshMemory.set(name, { pairs: tr.memory, ...(written ? { written } : {}), ...(lastWriteMs !== undefined ? { lastWriteMs } : {}) });
+  ctx.meshMemory.set(name, { pairs: tr.memory, ...(written ? { written } : {}), ...(lastWriteMs !== undefined ? { lastWriteMs } : {}), costMs: performance.now() - started });
   for (const e of pairEvents(tr, pairs, now, Math.max(WORST_PAIRS_MAX, pairs.nodes.length))) ctx.events.emit(meshRef(m), e.type, e.reason, 'Reconcile', e.note);
   setPairMetrics(ctx, name, pairs);
   return again;
