@@ -13,8 +13,10 @@ interface Entry { node: string; live: LiveIdentity; issued?: IssuedIdentity }
 export class IdentityIndex {
   readonly #byCsr = new Map<string, Entry>();
   readonly #byNode = new Map<string, Set<string>>();
-  /** Approvals made by this process but not yet visible in the cache. */
+  /** Approvals made by this process but not yet visible in the cache, by CSR and by node: a
+   * signing burst holds thousands, and live() runs once per decision. */
   readonly #reserved = new Map<string, Entry>();
+  readonly #reservedByNode = new Map<string, Set<string>>();
   readonly #lifetimeMs: () => number;
   readonly #parse: (c: Csr) => Promise<ParsedCsr | Error>;
 
@@ -42,7 +44,7 @@ export class IdentityIndex {
           const notAfterMs = Date.parse(cert.validTo);
           const spki = cert.publicKey.export({ type: 'spki', format: 'der' });
           this.#index(name, { node: dns, live: { publicKeyFingerprint: createHash('sha256').update(spki).digest('hex'), notAfterMs, source: `CSR ${name}`, csrName: name }, issued: { certFingerprint: createHash('sha256').update(cert.raw).digest('hex'), notAfterMs } });
-          this.#reserved.delete(name);
+          this.#unreserve(name);
           return;
         }
       } catch { /* not ours or garbage: no identity */ }
@@ -61,17 +63,30 @@ export class IdentityIndex {
     this.#index(name, undefined);
   }
 
-  forget(name: string): void { this.#index(name, undefined); this.#reserved.delete(name); }
+  forget(name: string): void { this.#index(name, undefined); this.#unreserve(name); }
 
   /** Record an approval before the informer reflects it, so two CSRs decided back to back see each other. */
   reserve(csrName: string, node: string, publicKeyFingerprint: string, nowMs: number): void {
+    this.#unreserve(csrName);
     this.#reserved.set(csrName, { node, live: { publicKeyFingerprint, notAfterMs: nowMs + this.#lifetimeMs(), source: `approved CSR ${csrName}`, csrName } });
+    let s = this.#reservedByNode.get(node);
+    if (!s) { s = new Set(); this.#reservedByNode.set(node, s); }
+    s.add(csrName);
+  }
+
+  #unreserve(csrName: string): void {
+    const e = this.#reserved.get(csrName);
+    if (!e) return;
+    this.#reserved.delete(csrName);
+    const s = this.#reservedByNode.get(e.node);
+    s?.delete(csrName);
+    if (s?.size === 0) this.#reservedByNode.delete(e.node);
   }
 
   live(node: string, exceptCsr?: string): LiveIdentity[] {
     const out: LiveIdentity[] = [];
     for (const n of this.#byNode.get(node) ?? []) if (n !== exceptCsr) out.push(this.#byCsr.get(n)!.live);
-    for (const [n, e] of this.#reserved) if (e.node === node && n !== exceptCsr) out.push(e.live);
+    for (const n of this.#reservedByNode.get(node) ?? []) if (n !== exceptCsr) out.push(this.#reserved.get(n)!.live);
     return out;
   }
 

@@ -21,6 +21,7 @@ import { WorkQueue } from './queue.js';
 import { runController } from './controller.js';
 import { fencedKube } from './fence.js';
 import { collectIpsecNode } from './node-gc.js';
+import { dropManagedFields, trimNode } from './trim.js';
 import { reconcileCa, reconcileIpsecNode, reconcileMesh, reconcileTunnel } from './resource-controllers.js';
 
 export interface OperatorOptions {
@@ -66,9 +67,11 @@ export class Operator {
     this.metrics = new OperatorMetrics(o.defaultMetrics ?? false);
     const { kube, clock, log, namespace } = o;
     const onErr = (what: string) => (e: unknown): void => log.warn({ informer: what, err: errorMessage(e) }, 'informer list/watch failed; retrying');
-    const inf = <T extends KubeObject>(what: string, path: string, sel: { fieldSelector?: string; labelSelector?: string } = {}): Informer<T> => new Informer<T>(kubeListWatcher<T>(kube, path, sel), clock, onErr(what));
+    // Every cache drops managedFields; Nodes keep only what the operator reads (trim.ts).
+    const inf = <T extends KubeObject>(what: string, path: string, sel: { fieldSelector?: string; labelSelector?: string } = {}, transform: (o: T) => T = dropManagedFields): Informer<T> =>
+      new Informer<T>(kubeListWatcher<T>(kube, path, sel), clock, onErr(what), { transform });
     const caches: Caches = {
-      nodes: inf<KNode>('nodes', resourcePath(RESOURCES.nodes)),
+      nodes: inf<KNode>('nodes', resourcePath(RESOURCES.nodes), {}, trimNode),
       csrs: inf<Csr>('csrs', resourcePath(RESOURCES.csrs), { fieldSelector: `spec.signerName=${SIGNER_NAME}`, ...(o.csrLabelSelector ? { labelSelector: o.csrLabelSelector } : {}) }),
       ipsecNodes: inf<IPsecNode>('ipsecnodes', resourcePath(RESOURCES.ipsecNodes)),
       meshes: inf<IPsecMesh>('ipsecmeshes', resourcePath(RESOURCES.ipsecMeshes)),

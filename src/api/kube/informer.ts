@@ -40,12 +40,23 @@ export const keyOf = (o: KubeObject): string => (o.metadata.namespace ? `${o.met
 
 class GoneError extends Error {}
 
+export interface InformerOptions<T> {
+  /**
+   * Applied to every listed or watched object before it is cached or handed to a handler
+   * (client-go's SetTransform): keep only what the readers use. At thousands of Nodes the cache
+   * otherwise holds every image list, condition and managedFields entry the kubelets write.
+   * It must keep metadata.name, namespace and resourceVersion.
+   */
+  readonly transform?: (o: T) => T;
+}
+
 export class Informer<T extends KubeObject> {
   readonly #lw: ListWatcher<T>;
   readonly #clock: Clock;
   readonly #handlers: InformerHandlers<T>[] = [];
   readonly #cache = new Map<string, T>();
   readonly #onError: (e: unknown) => void;
+  readonly #transform: ((o: T) => T) | undefined;
   #rv = '';
   #synced = false;
   #syncWaiters: (() => void)[] = [];
@@ -54,8 +65,8 @@ export class Informer<T extends KubeObject> {
   /** Counters for tests and metrics. */
   readonly stats = { lists: 0, watches: 0, relistsOnGone: 0, errors: 0 };
 
-  constructor(lw: ListWatcher<T>, clock: Clock, onError: (e: unknown) => void = () => undefined) {
-    this.#lw = lw; this.#clock = clock; this.#onError = onError;
+  constructor(lw: ListWatcher<T>, clock: Clock, onError: (e: unknown) => void = () => undefined, o: InformerOptions<T> = {}) {
+    this.#lw = lw; this.#clock = clock; this.#onError = onError; this.#transform = o.transform;
   }
 
   addHandlers(h: InformerHandlers<T>): void { this.#handlers.push(h); }
@@ -110,7 +121,8 @@ export class Informer<T extends KubeObject> {
     let rv = '';
     do {
       const page = await this.#lw.list(cont);
-      items.push(...page.items);
+      const t = this.#transform;
+      for (const x of page.items) items.push(t ? t(x) : x);
       rv = page.metadata.resourceVersion ?? rv;
       cont = page.metadata.continue || undefined;
     } while (cont);
@@ -134,9 +146,10 @@ export class Informer<T extends KubeObject> {
       if (s.code === 410) throw new GoneError(s.message ?? 'resourceVersion too old');
       throw new Error(`watch error ${s.code ?? '?'}: ${s.message ?? ''}`);
     }
-    const o = e.object as T;
-    if (o.metadata?.resourceVersion) this.#rv = o.metadata.resourceVersion;
+    const raw = e.object as T;
+    if (raw.metadata?.resourceVersion) this.#rv = raw.metadata.resourceVersion;
     if (e.type === 'BOOKMARK') return;
+    const o = this.#transform ? this.#transform(raw) : raw;
     const k = keyOf(o);
     if (e.type === 'DELETED') {
       const old = this.#cache.get(k) ?? o;
