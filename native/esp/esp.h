@@ -8,7 +8,12 @@
  *   esp_crypto.c   AEAD seal/open with OpenSSL EVP (AES-GCM-16 RFC 4106, ChaCha20-Poly1305 RFC 7634)
  *   esp_packet.c   RFC 4303 encapsulation/decapsulation, anti-replay window, traffic selectors
  *   esp_engine.c   SA/policy table published by pointer swap, epoch-based reclamation, worker threads
- *   esp_napi.c     the N-API surface (src/esp/native.ts describes it in TypeScript)
+ *   esp_napi.c     the N-API surface: engine lifetime, the socket, events up to JS (src/esp/native.ts types it)
+ *   esp_napi_sa.c  the N-API control-plane calls: SAs, policies, stats, sendIke, inject
+ *   esp_napi.h     what the two N-API files share
+ *
+ * Not done yet (issue 12): ESN, CBC+HMAC suites, TUN/UDP offloads (GSO/GRO), more than one RX
+ * and one TX worker, a policy trie (policies are scanned in priority order).
  */
 #ifndef KIPSEC_ESP_H
 #define KIPSEC_ESP_H
