@@ -8,7 +8,7 @@ import type { IdentityIndex } from './identity-index.js';
 import type { Informer } from '../api/kube/informer.js';
 import type { CertificateRequest, ConfigMap, Csr, KNode, Secret } from './kinds.js';
 import type { Logger } from './logger.js';
-import type { PairMemory } from './mesh-pairs.js';
+import type { PairMemory } from './mesh-pair-memory.js';
 import type { OperatorMetrics } from './metrics.js';
 
 export interface Caches {

@@ -22,8 +22,9 @@
 // down at once (a forming mesh, agents that do not report peers yet, a CA mishap). So pair states
 // live in typed arrays over the upper triangle (pairIndex), messages are built only for the pairs
 // shown (worstPairs, Events, the CLI), and the per-node peer lookups are cached per object.
+// What the operator remembers between reconciles (PairDown/PairUp) is in mesh-pair-memory.ts.
 import { CONDITION_TYPES as C, isTrue } from '../api/conditions.js';
-import type { IPsecMeshStatus, IPsecNode, MeshPairStatus, NodePeerStatus } from '../api/types.js';
+import type { IPsecNode, MeshPairStatus, NodePeerStatus } from '../api/types.js';
 
 export const STALE_AFTER_MS = 3 * 60_000;
 export const WORST_PAIRS_MAX = 10;
@@ -79,6 +80,9 @@ export interface PairEvaluation {
   /** Pair state codes over the upper triangle, pairIndex order. */
   readonly codes: Uint8Array;
 }
+
+/** Established: the pair code evaluatePairs stores for a pair both sides report up. */
+export function isEstablishedCode(c: number): boolean { return c === P_ESTABLISHED; }
 
 export function pairKey(a: string, b: string): string { return a < b ? `${a} <-> ${b}` : `${b} <-> ${a}`; }
 
@@ -173,9 +177,10 @@ function pairMessage(state: PairState, a: SideView, b: SideView): string {
 
 function clip(s: string, n: number): string { return s.length <= n ? s : `${s.slice(0, n - 1)}…`; }
 
-// Rows of side codes, per IPsecNode object and node list: row[j] = what this node reports about
-// names[j]. While the node list stays the same (interned, so the same array), a reconcile rebuilds
-// only the rows of the nodes that changed, and judging a pair is two array reads.
+// Rows of side codes, per IPsecNode object and node list: sideAt(row, j) = what this node reports
+// about names[j], two bits each (a side code is 0..3), so 5,000 rows of 5,000 peers take 6 MB, not
+// 25. While the node list stays the same (interned, so the same array), a reconcile rebuilds only
+// the rows of the nodes that changed, and judging a pair is two array reads.
 interface NameList { readonly names: readonly string[]; readonly index: ReadonlyMap<string, number> }
 const lists = new Map<string, NameList>();
 const rows = new WeakMap<IPsecNode, { readonly list: NameList; readonly row: Uint8Array }>();
@@ -193,8 +198,11 @@ function internNames(sorted: readonly string[]): NameList {
 function rowOf(n: IPsecNode, list: NameList): Uint8Array {
   const c = rows.get(n);
   if (c && c.list === list) return c.row;
-  const row = new Uint8Array(list.names.length).fill(S_UNKNOWN);
-  for (const p of n.status?.peers ?? []) { const j = list.index.get(p.node); if (j !== undefined) row[j] = sideCode(p); }
+  const row = new Uint8Array(Math.ceil(list.names.length / 4)).fill(0xff); // S_UNKNOWN (3) everywhere
+  for (const p of n.status?.peers ?? []) {
+    const j = list.index.get(p.node);
+    if (j !== undefined) { const sh = (j & 3) << 1; row[j >> 2] = (row[j >> 2]! & ~(3 << sh)) | (sideCode(p) << sh); }
+  }
   rows.set(n, { list, row });
   return row;
 }
@@ -212,6 +220,8 @@ function keepCodes(list: NameList, e: CodesEntry): void {
   lastCodes.delete(list); lastCodes.set(list, e);
   if (lastCodes.size > LAST_CODES_MAX) lastCodes.delete(lastCodes.keys().next().value!);
 }
+
+const sideAt = (row: Uint8Array, j: number): number => (row[j >> 2]! >> ((j & 3) << 1)) & 3;
 
 function sameRows(a: readonly (Uint8Array | undefined)[], b: readonly (Uint8Array | undefined)[]): boolean {
   if (a.length !== b.length) return false;
@@ -242,7 +252,7 @@ export function evaluatePairs(nodes: readonly IPsecNode[], nowMs: number): PairE
     const ri = sideRows[i];
     for (let j = i + 1; j < n; j++) {
       const rj = sideRows[j];
-      const c = pairCode(ri ? ri[j]! : S_UNKNOWN, rj ? rj[i]! : S_UNKNOWN);
+      const c = pairCode(ri ? sideAt(ri, j) : S_UNKNOWN, rj ? sideAt(rj, i) : S_UNKNOWN);
       codes[k++] = c; byCode[c]!++;
     }
   }
@@ -323,164 +333,6 @@ export function nextStaleCheckMs(nodes: readonly IPsecNode[], nowMs: number): nu
     if (due > 0 && due < next) next = due;
   }
   return next;
-}
-
-// ---------- transitions: which pairs went down or came back (for Events) ----------
-
-// What the memory knows of a pair.
-const M_UP = 0;          // established at the last reconcile
-const M_DOWN_NEW = 1;    // not established, and never was while we watched: no Events for it
-const M_DOWN_WAS_UP = 2; // went down after having been established: PairUp when it returns
-const M_UNKNOWN = 3;     // nothing known (a new node, or an operator start without a complete status)
-
-/**
- * What the operator remembers of a mesh between reconciles: per pair of `names` (sorted, the
- * nodes of the last reconcile) whether it was up, down-never-up or down-after-up, and since when
- * it is down (seconds since the epoch). 3 MB at 1,000 nodes.
- */
-export interface PairMemory {
-  readonly names: readonly string[];
-  readonly codes: Uint8Array;
-  readonly sinceSec: Uint32Array;
-}
-
-/** When the memory says pair {a, b} went down (metav1 time), if it is down. */
-export function memorySince(m: PairMemory, a: string, b: string): string | undefined {
-  const [x, y] = a < b ? [a, b] : [b, a];
-  const i = indexOf(m.names, x); const j = indexOf(m.names, y);
-  if (i < 0 || j < 0) return undefined;
-  const k = pairIndex(m.names.length, i, j);
-  return m.codes[k] === M_DOWN_NEW || m.codes[k] === M_DOWN_WAS_UP ? metaTime(m.sinceSec[k]! * 1000) : undefined;
-}
-
-function indexOf(sorted: readonly string[], x: string): number {
-  let lo = 0; let hi = sorted.length - 1;
-  while (lo <= hi) { const mid = (lo + hi) >> 1; const c = cmp(sorted[mid]!, x); if (c === 0) return mid; if (c < 0) lo = mid + 1; else hi = mid - 1; }
-  return -1;
-}
-
-/**
- * Memory after an operator (re)start, from the mesh's own status (the previous leader's view):
- *  - the pairs in status.worstPairs are down since their `since`, and count as having been up, so
- *    the on-call who saw PairDown for one gets PairUp when it returns (at most WORST_PAIRS_MAX
- *    Events, for pairs that may in fact never have come up; the Normal Event says "established");
- *  - the other pairs of today's nodes count as established only when that status is complete:
- *    every non-established pair was listed (pairsExpected − pairsEstablished = worstPairs.length)
- *    and pairsExpected fits today's node count. Then a pair that broke while no operator was
- *    leading gets its PairDown. Otherwise nothing is known of them: whatever is down now is taken
- *    as never up (no Events: no storm after a restart).
- */
-export function seedPairMemory(prev: IPsecMeshStatus | undefined, nodeNames: readonly string[], nowMs: number): PairMemory {
-  const names = [...nodeNames].sort(cmp);
-  const n = names.length;
-  const listed = prev?.worstPairs ?? [];
-  const complete = prev?.pairsExpected !== undefined && prev.pairsEstablished !== undefined
-    && prev.pairsExpected - prev.pairsEstablished === listed.length && prev.pairsExpected === pairCount(n);
-  const codes = new Uint8Array(pairCount(n)).fill(complete ? M_UP : M_UNKNOWN);
-  const sinceSec = new Uint32Array(codes.length);
-  for (const p of listed) {
-    const [a, b] = p.nodes;
-    if (a === undefined || b === undefined) continue;
-    const [x, y] = a < b ? [a, b] : [b, a];
-    const i = indexOf(names, x); const j = indexOf(names, y);
-    if (i < 0 || j < 0 || i === j) continue;
-    const k = pairIndex(n, i, j);
-    const t = p.since !== undefined ? Date.parse(p.since) : NaN;
-    codes[k] = M_DOWN_WAS_UP; sinceSec[k] = Math.floor((Number.isFinite(t) ? t : nowMs) / 1000);
-  }
-  return { names, codes, sinceSec };
-}
-
-export interface PairTransitions {
-  readonly memory: PairMemory;
-  /** Established before, not now (one PairDown each): [i, j] into the evaluation's nodes. */
-  readonly wentDown: readonly (readonly [number, number])[];
-  /** Down after having been up, established now (one PairUp each), with when they went down (ms). */
-  readonly cameUp: readonly { readonly i: number; readonly j: number; readonly downSinceMs: number }[];
-}
-
-/**
- * Compare the remembered pairs with the new evaluation. A pair that stays down keeps its since
- * and emits nothing more, whatever its state does meanwhile (connecting → failed → connecting);
- * a pair that was never up emits nothing when it comes up; pairs of nodes that left are forgotten.
- */
-export function trackPairs(prev: PairMemory, ev: PairEvaluation, nowMs: number): PairTransitions {
-  // The very codes this memory was tracked from (evaluatePairs reused them): nothing moved.
-  if (trackedFrom.get(prev) === ev.codes) return { memory: prev, wentDown: [], cameUp: [] };
-  const n = ev.nodes.length;
-  const names = ev.nodes.map((v) => v.name);
-  // Where each of today's nodes was in the remembered (also sorted) list, -1 when new.
-  const old = names.map((x) => indexOf(prev.names, x));
-  const on = prev.names.length;
-  const codes = new Uint8Array(ev.codes.length);
-  const sinceSec = new Uint32Array(ev.codes.length);
-  const nowSec = Math.floor(nowMs / 1000);
-  const wentDown: [number, number][] = [];
-  const cameUp: { i: number; j: number; downSinceMs: number }[] = [];
-  let k = 0;
-  for (let i = 0; i < n; i++) {
-    const oi = old[i]!;
-    for (let j = i + 1; j < n; j++, k++) {
-      const oj = old[j]!;
-      const ok = oi >= 0 && oj >= 0 ? pairIndex(on, oi, oj) : -1;
-      const was = ok >= 0 ? prev.codes[ok]! : M_UNKNOWN;
-      if (ev.codes[k] === P_ESTABLISHED) {
-        codes[k] = M_UP;
-        if (was === M_DOWN_WAS_UP) cameUp.push({ i, j, downSinceMs: prev.sinceSec[ok]! * 1000 });
-      } else if (was === M_DOWN_NEW || was === M_DOWN_WAS_UP) {
-        codes[k] = was; sinceSec[k] = prev.sinceSec[ok]!;
-      } else {
-        codes[k] = was === M_UP ? M_DOWN_WAS_UP : M_DOWN_NEW; sinceSec[k] = nowSec;
-        if (was === M_UP) wentDown.push([i, j]);
-      }
-    }
-  }
-  const memory = { names, codes, sinceSec };
-  trackedFrom.set(memory, ev.codes);
-  return { memory, wentDown, cameUp };
-}
-
-/** The evaluation codes each memory was tracked from. */
-const trackedFrom = new WeakMap<PairMemory, Uint8Array>();
-const sinceFns = new WeakMap<PairMemory, SinceFn>();
-
-/** The since the memory keeps for pair (i, j) of the evaluation it was tracked with (ms). */
-export function memorySinceFn(m: PairMemory): SinceFn {
-  // One function per memory: worstPairs recognises it and reuses its selection.
-  let f = sinceFns.get(m);
-  if (!f) {
-    const n = m.names.length;
-    f = (i, j) => m.sinceSec[pairIndex(n, i, j)]! * 1000;
-    sinceFns.set(m, f);
-  }
-  return f;
-}
-
-export interface PairEvent { readonly type: 'Warning' | 'Normal'; readonly reason: 'PairDown' | 'PairUp'; readonly note: string }
-
-/**
- * The Events for one reconcile: one per pair that went down or came back, at most `max` of each
- * kind (the operator passes the node count, so a node failing — n−1 pairs — is reported pair by
- * pair while a mass failure stays O(nodes) writes), plus one summary Event for the rest.
- */
-export function pairEvents(t: PairTransitions, ev: PairEvaluation, nowMs: number, max: number): PairEvent[] {
-  const out: PairEvent[] = [];
-  for (const [i, j] of t.wentDown.slice(0, max)) {
-    const p = pairView(ev.nodes[i]!, ev.nodes[j]!);
-    out.push({ type: 'Warning', reason: 'PairDown', note: `${p.nodes[0]} <-> ${p.nodes[1]}: ${p.message}` });
-  }
-  if (t.wentDown.length > max) out.push({ type: 'Warning', reason: 'PairDown', note: `${t.wentDown.length - max} more pairs went down (${t.wentDown.length} in all); status.worstPairs lists the worst` });
-  for (const u of t.cameUp.slice(0, max)) {
-    out.push({ type: 'Normal', reason: 'PairUp', note: `${ev.nodes[u.i]!.name} <-> ${ev.nodes[u.j]!.name}: established (down since ${metaTime(u.downSinceMs)}, ${human(nowMs - u.downSinceMs)})` });
-  }
-  if (t.cameUp.length > max) out.push({ type: 'Normal', reason: 'PairUp', note: `${t.cameUp.length - max} more pairs established again (${t.cameUp.length} in all)` });
-  return out;
-}
-
-function human(ms: number): string {
-  if (!Number.isFinite(ms) || ms < 0) return '?';
-  const s = Math.round(ms / 1000);
-  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${(s / 3600).toFixed(1)}h`;
 }
 
 /** Metav1 time: RFC 3339, seconds precision. */

@@ -7,7 +7,8 @@ import { API_VERSION, FINALIZERS, KINDS, OPERATOR_FIELD_MANAGER } from '../api/n
 import type { IPsecMesh, IPsecTunnel } from '../api/types.js';
 import { nodeCaViews, rotationStatus, type NodeCaView } from './ca-rotation.js';
 import { activeMesh, type Ctx } from './context.js';
-import { WORST_PAIRS_MAX, evaluatePairs, memorySinceFn, nextStaleCheckMs, pairEvents, seedPairMemory, trackPairs, type PairEvaluation, type PairState as MeshPairState } from './mesh-pairs.js';
+import { WORST_PAIRS_MAX, evaluatePairs, nextStaleCheckMs, type PairEvaluation, type PairState as MeshPairState } from './mesh-pairs.js';
+import { memorySinceFn, pairEvents, seedPairMemory, trackPairs } from './mesh-pair-memory.js';
 import { computeIdentityCondition, computeMeshStatus, computeTunnelStatus, gatewayReports, metaTime, sameDesired, sameMeshStatus, sameTunnelStatus } from './status.js';
 
 const RESYNC_MS = 5 * 60_000;

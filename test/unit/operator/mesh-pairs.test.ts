@@ -5,9 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IPsecMeshStatus, IPsecNode, NodePeerStatus } from '../../../src/api/types.js';
 import {
-  STALE_AFTER_MS, downPairs, evaluatePairs, memorySince, nextStaleCheckMs, pairEvents, pairKey, seedPairMemory, trackPairs, worstPairs,
-  type PairEvaluation, type PairMemory, type PairTransitions,
+  STALE_AFTER_MS, downPairs, evaluatePairs, nextStaleCheckMs, pairKey, worstPairs, type PairEvaluation,
 } from '../../../src/operator/mesh-pairs.js';
+import { memorySince, pairEvents, seedPairMemory, trackPairs, type PairMemory, type PairTransitions } from '../../../src/operator/mesh-pair-memory.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
