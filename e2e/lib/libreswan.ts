@@ -5,7 +5,7 @@
 // folder, and driven with addconn and whack over that socket. pluto programs kernel XFRM, so SAs
 // only install where the kernel has ESP (the VM lane); IKE itself runs anywhere.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { scratchDir } from '../../test/lib/tmp.js';
@@ -113,13 +113,14 @@ export class Libreswan {
    * A pluto crash and restart: SIGKILL (no Deletes; its kernel SAs and policies stay), the stale
    * control socket and lock file removed and the kernel's IPsec state flushed as `ipsec start` does
    * when no pluto runs (_stackmanager start_xfrm: "in case pluto crashed"), then the same config
-   * started again. Its log continues in pluto.log.
+   * started again. pluto truncates its --logfile, so the old log is kept as pluto.log.1.
    */
   async restart(): Promise<void> {
     if (this.pid) { try { process.kill(this.pid, 'SIGKILL'); } catch { /* gone */ } }
     for (let i = 0; i < 50 && this.pid && alive(this.pid); i++) await new Promise((r) => setTimeout(r, 100));
     this.pid = 0;
     for (const f of ['pluto.ctl', 'pluto.pid']) rmSync(join(this.dir, 'run', f), { force: true });
+    if (existsSync(join(this.dir, 'pluto.log'))) renameSync(join(this.dir, 'pluto.log'), join(this.dir, 'pluto.log.1'));
     await this.ns.run('ip', ['xfrm', 'state', 'flush']);
     await this.ns.run('ip', ['xfrm', 'policy', 'flush']);
     await this.launch();
