@@ -204,3 +204,21 @@ test('terminate removes the checkpoint: a deliberate stop is not resumed', async
   assert.equal(p.alice.checkpoints.data.size, 0);
   assert.equal(p.bob.checkpoints.data.size, 0, 'the peer’s SA went too');
 });
+
+test('INITIAL_CONTACT replaces the old IKE SA even while our liveness check on it is outstanding (RFC 7296 §2.4; seen against Libreswan restarted with SIGKILL)', async () => {
+  const p = new Pair({ bob: { dpd: { intervalMs: 10_000, timeoutMs: 150_000, action: 'restart' } } });
+  await p.connect();
+  await p.crash('alice');
+  p.alice.checkpoints.data.clear();
+  p.alice.kernel.installed.clear(); // a reboot: nothing of alice's previous life survived
+  await p.advance(12_000); // bob's DPD request goes out and is lost
+  const bobIke = p.bob.engine.status().peers[0]!.ike!;
+  assert.equal(bobIke.state, 'established');
+  assert.ok(p.net.log.some((x) => x.from.address !== p.alice.config.local.address && x.exchange === ExchangeType.INFORMATIONAL && !x.response), 'bob has a DPD request outstanding');
+  await p.revive('alice', { restore: false });
+  await p.net.pump();
+  assert.equal(p.bob.events.filter((e) => e.type === 'ike-down' && e.reason === 'replaced').length, 1, JSON.stringify(p.bob.events.filter((e) => e.type === 'ike-down')));
+  assert.notEqual(p.bob.engine.status().peers[0]!.ike!.ikeSpis, bobIke.ikeSpis);
+  assert.equal(p.bob.kernel.installed.size, 1);
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+});
