@@ -1,5 +1,6 @@
 // The operator under test for bench/operator-scale.ts, in its own process so its memory is its own.
-// Messages: parent → {cmd:'stats'|'stop'}; child → {ready}, {stats}.
+// Messages: parent → {cmd:'stats'|'stop'} or {cmd:'heapsnap', path}; child → {ready}, {stats}, {snapped}.
+import { writeHeapSnapshot } from 'node:v8';
 import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
 import { systemClock } from '../src/common/time.js';
@@ -19,13 +20,14 @@ async function stats(): Promise<unknown> {
   const MiB = 2 ** 20;
   // maxRSS (KiB): the peak over the process's life, not just what is resident after this gc().
   return {
-    rssMiB: m.rss / MiB, peakRssMiB: process.resourceUsage().maxRSS / 1024, heapUsedMiB: m.heapUsed / MiB, heapTotalMiB: m.heapTotal / MiB, externalMiB: m.external / MiB,
+    rssMiB: m.rss / MiB, peakRssMiB: process.resourceUsage().maxRSS / 1024, heapUsedMiB: m.heapUsed / MiB, heapTotalMiB: m.heapTotal / MiB, externalMiB: m.external / MiB, arrayBuffersMiB: m.arrayBuffers / MiB,
     requests: kube.stats, issued, cpuUserMs: process.cpuUsage().user / 1000, cpuSystemMs: process.cpuUsage().system / 1000,
   };
 }
 
-process.on('message', (msg: { cmd: string }) => {
+process.on('message', (msg: { cmd: string; path?: string }) => {
   if (msg.cmd === 'stats') void stats().then((s) => process.send?.({ stats: s }));
+  if (msg.cmd === 'heapsnap' && msg.path) { writeHeapSnapshot(msg.path); process.send?.({ snapped: true }); }
   if (msg.cmd === 'stop') void op.stop().then(() => process.exit(0));
 });
 
