@@ -5,7 +5,8 @@
 // the apiserver's own request count per node.
 //   KIPSEC_KUBECONFIG=... node --import tsx bench/operator-scale.ts [N...]   (default 1000)
 // KIPSEC_BENCH_NODES=bare|kubelet (below), KIPSEC_BENCH_PROF=DIR (the operator's --cpu-prof),
-// KIPSEC_BENCH_HEAPSNAP=FILE (the operator's heap snapshot at the end), KIPSEC_BENCH_TSX=1 (below).
+// KIPSEC_BENCH_HEAPSNAP=FILE (the operator's heap snapshot at the end), KIPSEC_BENCH_TSX=1 (below),
+// KIPSEC_BENCH_NODE_FLAGS='--max-semi-space-size=1' (node flags for the operator, as NODE_OPTIONS in a pod).
 import { execFileSync, fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -163,7 +164,7 @@ async function run(n: number): Promise<Record<string, unknown>> {
   };
 
   const reqBefore = await apiserverRequests(admin);
-  const child = fork(childEntry(), [kubeconfigPath(), ns, label, mesh], { execArgv: [...(process.env['KIPSEC_BENCH_TSX'] ? ['--import', 'tsx'] : []), '--expose-gc', ...(process.env['KIPSEC_BENCH_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['KIPSEC_BENCH_PROF']}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(childEntry(), [kubeconfigPath(), ns, label, mesh], { execArgv: [...(process.env['KIPSEC_BENCH_TSX'] ? ['--import', 'tsx'] : []), '--expose-gc', ...(process.env['KIPSEC_BENCH_NODE_FLAGS']?.split(' ').filter((x) => x !== '') ?? []), ...(process.env['KIPSEC_BENCH_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['KIPSEC_BENCH_PROF']}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const ask = (): Promise<Record<string, unknown>> => new Promise((r) => { const h = (m: { stats?: Record<string, unknown> }): void => { if (m.stats) { child.off('message', h); r(m.stats); } }; child.on('message', h); child.send({ cmd: 'stats' }); });
   const tStart = Date.now();
   await new Promise<void>((r) => child.on('message', (m: { ready?: boolean }) => { if (m.ready) r(); }));

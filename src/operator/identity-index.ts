@@ -1,12 +1,12 @@
 // Which identities exist per node, derived from the CSR cache: certificates we issued (or relayed)
 // and approved requests not yet signed. The approval policy asks it for "live identities"; the
 // IPsecNode controller asks it whether a published fingerprint is one we issued.
-import { createHash, X509Certificate } from 'node:crypto';
 import type { ParsedCsr } from '../pki/index.js';
 import type { LiveIdentity } from './csr-policy.js';
 import { isApproved, isFailed } from './csr-policy.js';
 import type { Csr } from './kinds.js';
 import type { IssuedIdentity } from './status.js';
+import { certFacts } from './cert-facts.js';
 
 interface Entry { node: string; live: LiveIdentity; issued?: IssuedIdentity }
 
@@ -36,14 +36,13 @@ export class IdentityIndex {
   observe(c: Csr, nowMs: number): void {
     const name = c.metadata.name;
     if (c.status?.certificate) {
-      // node:crypto's native parser here: this runs for every signed CSR the informer sees.
+      // A DER walk (cert-facts.ts): this runs for every signed CSR the informer sees.
       try {
-        const cert = new X509Certificate(Buffer.from(c.status.certificate, 'base64').toString('utf8'));
-        const dns = /(?:^|, )DNS:([^,]+)/.exec(cert.subjectAltName ?? '')?.[1];
+        const cert = certFacts(Buffer.from(c.status.certificate, 'base64').toString('utf8'));
+        const dns = cert.dnsName;
         if (dns) {
-          const notAfterMs = Date.parse(cert.validTo);
-          const spki = cert.publicKey.export({ type: 'spki', format: 'der' });
-          this.#index(name, { node: dns, live: { publicKeyFingerprint: createHash('sha256').update(spki).digest('hex'), notAfterMs, source: `CSR ${name}`, csrName: name }, issued: { certFingerprint: createHash('sha256').update(cert.raw).digest('hex'), notAfterMs } });
+          const { notAfterMs } = cert;
+          this.#index(name, { node: dns, live: { publicKeyFingerprint: cert.publicKeyFingerprint, notAfterMs, source: `CSR ${name}`, csrName: name }, issued: { certFingerprint: cert.certFingerprint, notAfterMs } });
           this.#unreserve(name);
           return;
         }
