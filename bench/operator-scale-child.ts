@@ -11,7 +11,7 @@ const [kubeconfig = '', namespace = '', selector = '', meshName = ''] = process.
 const kc = new KubeConfig();
 kc.loadFromFile(kubeconfig);
 const kube = new KubeClient(kc, { maxSockets: 32 });
-const op = new Operator({ kube, namespace, identity: 'bench', clock: systemClock, log: pino({ level: process.env['KIPSEC_BENCH_LOG'] ?? 'warn' }, pino.destination(2)), csrLabelSelector: selector, meshName, workers: 8, leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 500 });
+const op = new Operator({ kube, namespace, identity: 'bench', clock: systemClock, log: pino({ level: process.env['KIPSEC_BENCH_LOG'] ?? 'warn' }, pino.destination(2)), csrLabelSelector: selector, meshName, ...(process.env['KIPSEC_BENCH_WORKERS'] ? { workers: Number(process.env['KIPSEC_BENCH_WORKERS']) } : {}), leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 500 });
 
 async function stats(): Promise<unknown> {
   global.gc?.();
