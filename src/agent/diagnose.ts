@@ -23,6 +23,22 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
   try { return await Promise.race([p, limit]); } finally { clearTimeout(t); }
 }
 
+/**
+ * Whether the kernel accepts an ESP state: one AES-GCM SA added (documentation addresses, random
+ * SPI) and deleted at once. `--datapath auto` and diagnose ask the same question.
+ */
+export async function probeKernelEsp(client: Pick<XfrmClient, 'addSa' | 'deleteSa'>): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const spi = (randomBytes(4).readUInt32BE(0) | 0x1000) >>> 0;
+  const probe = { src: '192.0.2.254', dst: '192.0.2.253', spi, proto: 'esp', mode: 'tunnel', reqid: 0 } as const;
+  try {
+    await withTimeout(client.addSa({ ...probe, aead: { name: 'rfc4106(gcm(aes))', key: new SecretBytes(randomBytes(20)), icvBits: 128 } }), 5_000, 'ESP probe');
+  } catch (e) {
+    return { ok: false, reason: errorMessage(e) };
+  }
+  await client.deleteSa({ dst: probe.dst, spi, src: probe.src, proto: 'esp' }).catch(() => { /* a leftover probe SA carries no traffic */ });
+  return { ok: true };
+}
+
 export async function diagnose(): Promise<Check[]> {
   const checks: Check[] = [];
   let cap = false;
@@ -40,15 +56,10 @@ export async function diagnose(): Promise<Check[]> {
   }
 
   if (client) {
-    const spi = (randomBytes(4).readUInt32BE(0) | 0x1000) >>> 0;
-    const probe = { src: '192.0.2.254', dst: '192.0.2.253', spi, proto: 'esp', mode: 'tunnel', reqid: 0 } as const;
-    try {
-      await withTimeout(client.addSa({ ...probe, aead: { name: 'rfc4106(gcm(aes))', key: new SecretBytes(randomBytes(20)), icvBits: 128 } }), 5_000, 'ESP probe');
-      await client.deleteSa({ dst: probe.dst, spi, src: probe.src, proto: 'esp' }).catch(() => { /* reported below if it matters */ });
-      checks.push({ name: 'kernel ESP', ok: true, detail: 'the kernel accepts an ESP state (rfc4106(gcm(aes))): datapath kernel works' });
-    } catch (e) {
-      checks.push({ name: 'kernel ESP', ok: false, detail: `the kernel refuses ESP states (${errorMessage(e)}); this kernel lacks esp4/GCM — use the kernel VM lane (e2e/kernel-vm.sh) or the userspace datapath` });
-    }
+    const esp = await probeKernelEsp(client);
+    checks.push(esp.ok
+      ? { name: 'kernel ESP', ok: true, detail: 'the kernel accepts an ESP state (rfc4106(gcm(aes))): datapath kernel works' }
+      : { name: 'kernel ESP', ok: false, detail: `the kernel refuses ESP states (${esp.reason}); this kernel lacks esp4/GCM — use the kernel VM lane (e2e/kernel-vm.sh) or the userspace datapath` });
     client.close();
   }
 

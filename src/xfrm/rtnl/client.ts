@@ -151,6 +151,14 @@ export class RtnlClient {
     } catch (e) { throw xfrmError(e, up ? 'set up' : 'set down', { kind: 'other', text: `link ${dev}` }); }
   }
 
+  /** `ip link set DEV mtu MTU` (the userspace data path's TUN device). */
+  async setLinkMtu(dev: string | number, mtu: number): Promise<void> {
+    const index = await this.#index(dev);
+    try {
+      await this.#conn.ack(R.RTM_NEWLINK, 0, (w) => { encodeIfinfomsg(w, ifinfo({ ifi_index: index })); putAttrU32(w, R.IFLA_MTU, mtu); });
+    } catch (e) { throw xfrmError(e, 'set mtu', { kind: 'other', text: `link ${dev}` }); }
+  }
+
   async deleteLink(dev: string | number): Promise<void> {
     const index = await this.#index(dev);
     try { await this.#conn.ack(R.RTM_DELLINK, 0, (w) => { encodeIfinfomsg(w, ifinfo({ ifi_index: index })); }); } catch (e) { throw xfrmError(e, 'delete', { kind: 'other', text: `link ${dev}` }); }
