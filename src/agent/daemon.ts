@@ -72,6 +72,10 @@ export interface AgentOptions {
   readonly shutdownTimeoutMs?: number;
   /** Cluster mode: the mesh part of the status answer, and a certificate renewal on request. */
   readonly cluster?: ClusterHooks;
+  /** Where ESP runs (status); 'userspace': `xfrm` and `sockets` are the ESP engine's (src/agent/userspace). */
+  readonly datapath?: 'kernel' | 'userspace';
+  /** Standalone: what the data path makes of each tunnel's peer config (userspace: ESP in UDP, AEAD only). */
+  readonly adaptPeer?: (p: PeerConfig) => PeerConfig;
 }
 
 /** Inert ports: an engine built on them only validates peer configs (dry run before applying). */
@@ -138,7 +142,7 @@ export class Agent {
 
   #loadFile(): PeerSnapshot {
     if (this.#o.configFile === undefined) throw new KipsecError('ERR_NO_CONFIG', 'this agent takes its peers from the cluster, not from a config file');
-    return loadFileSnapshot(this.#o.configFile, (p) => this.validatePeer(p), this.#o.fs ?? nodeFs);
+    return loadFileSnapshot(this.#o.configFile, (p) => this.validatePeer(p), this.#o.fs ?? nodeFs, this.#o.adaptPeer);
   }
 
   /**
@@ -411,7 +415,7 @@ export class Agent {
     const cluster = this.#o.cluster?.info();
     const ike = this.ikeCounters();
     return {
-      pid: process.pid, startedAt: this.#startedAt, datapath: 'kernel', configFile: this.#o.configFile ?? 'cluster', configLoadedAt: this.#configLoadedAt,
+      pid: process.pid, startedAt: this.#startedAt, datapath: this.#o.datapath ?? 'kernel', configFile: this.#o.configFile ?? 'cluster', configLoadedAt: this.#configLoadedAt,
       ...(cluster ? { cluster } : {}),
       engine: 'kipsec IKEv2', ports: { ike: this.#sockets.ikePort, natt: this.#sockets.nattPort }, ...(ike ? { ike } : {}), tunnels: await this.peerStatuses(),
     };

@@ -37,8 +37,9 @@ export function desiredOfTunnel(t: TunnelConfig, config: PeerConfig): DesiredPee
 /**
  * Read and check the file. `validate` is the engine's own check of a peer config (addPeer on an
  * engine with inert ports), so a config the engine would refuse is refused here, before anything runs.
+ * `adapt`: the data path's changes and refusals (userspace/peer.ts), before that check.
  */
-export function loadFileSnapshot(file: string, validate: (p: PeerConfig) => void, fs: ConfigFs = nodeFs): FileSnapshot {
+export function loadFileSnapshot(file: string, validate: (p: PeerConfig) => void, fs: ConfigFs = nodeFs, adapt?: (p: PeerConfig) => PeerConfig): FileSnapshot {
   const res = loadConfigFile(file, fs);
   if (!res.ok) throw new ConfigLoadError(res.problems);
   const problems: Problem[] = [];
@@ -46,7 +47,7 @@ export function loadFileSnapshot(file: string, validate: (p: PeerConfig) => void
   const peers: DesiredPeer[] = [];
   for (const t of res.tunnels) {
     let config: PeerConfig;
-    try { config = peerConfigOf(t); } catch (e) { problems.push(where(t.name, e)); continue; }
+    try { config = peerConfigOf(t); if (adapt) config = adapt(config); } catch (e) { problems.push(where(t.name, e)); continue; }
     try { validate(config); } catch (e) { problems.push(where(t.name, e)); continue; }
     peers.push(desiredOfTunnel(t, config));
   }

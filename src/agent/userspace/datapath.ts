@@ -1,0 +1,125 @@
+// The userspace data path's devices (DESIGN.md §5 "userspace", issue 12): one TUN device
+// (`kipsec0`) and one ESP engine that owns the NAT-T socket (UDP 4500). The engine is opened when
+// the IKE sockets bind, because it binds the local address the config names; the XFRM stand-in
+// (esp-xfrm.ts) and the IKE sockets (sockets.ts) share it through this object. Routes to remote
+// subnets point into the TUN device (TunRoutes); they vanish with the device when the engine
+// closes its fd, so even a crash leaves no route behind.
+import { closeSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
+import { KipsecError, errorMessage } from '../../common/errors.js';
+import { EspEngine } from '../../esp/index.js';
+import { openTun, type RouteSpec, type RtnlClient } from '../../xfrm/index.js';
+import type { RoutePort } from '../kernel.js';
+import type { Logger } from '../log.js';
+import { sourceIn } from '../routes.js';
+
+export const DEFAULT_TUN_NAME = 'kipsec0';
+
+/**
+ * The largest inner packet whose ESP-in-UDP datagram fits the outer MTU (RFC 4303 §2.4, RFC 3948,
+ * RFC 4106 §3): outer IP (20/40) + UDP 8 + SPI/sequence 8 + IV 8 + payload padded with its 2-byte
+ * trailer to a multiple of 4 + ICV 16.
+ */
+export function tunMtu(outerMtu: number, ipv6: boolean): number {
+  const fixed = (ipv6 ? 40 : 20) + 8 + 8 + 8 + 16;
+  const padded = Math.floor((outerMtu - fixed) / 4) * 4;
+  return Math.max(68, padded - 2);
+}
+
+export interface DatapathOptions {
+  readonly rtnl: RtnlClient;
+  readonly log: Logger;
+  readonly tunName?: string;
+  /** Engine tests and probes; the agent uses the addons. */
+  readonly openEngine?: (tunFd: number, address: string, port: number) => EspEngine;
+  readonly openTun?: (name: string) => { fd: number; name: string };
+}
+
+export class UserspaceDatapath {
+  readonly #o: DatapathOptions;
+  #engine: EspEngine | undefined;
+  #address: string | undefined;
+  #tun = '';
+
+  constructor(o: DatapathOptions) { this.#o = o; }
+
+  get tunName(): string { return this.#tun || (this.#o.tunName ?? DEFAULT_TUN_NAME); }
+  get address(): string | undefined { return this.#address; }
+
+  /** The engine; throws before open() (nothing can be installed before the sockets bind). */
+  get engine(): EspEngine {
+    if (!this.#engine) throw new KipsecError('ERR_ESP_NOT_OPEN', 'the userspace ESP engine is not open yet (no local address bound)');
+    return this.#engine;
+  }
+
+  get isOpen(): boolean { return this.#engine !== undefined; }
+
+  /** TUN device, engine on address:port, TUN MTU from the outer device's, link up. */
+  async open(address: string, port: number): Promise<EspEngine> {
+    if (this.#engine) {
+      if (address !== this.#address) throw new KipsecError('ERR_ESP_ADDRESS', `the userspace data path is bound to ${this.#address ?? '?'}; it serves one local address (restart the agent to change it, not ${address})`);
+      return this.#engine;
+    }
+    const tun = (this.#o.openTun ?? ((n) => openTun(n)))(this.#o.tunName ?? DEFAULT_TUN_NAME);
+    let engine: EspEngine;
+    try {
+      engine = (this.#o.openEngine ?? ((fd, a, p) => EspEngine.open({ tunFd: fd, address: a, port: p, bypass: true })))(tun.fd, address, port);
+    } catch (e) { closeSync(tun.fd); throw e; }
+    this.#engine = engine; this.#address = address; this.#tun = tun.name;
+    try {
+      const outer = await this.#outerMtu(address);
+      const mtu = tunMtu(outer, isIPv6(address));
+      await this.#o.rtnl.setLinkMtu(tun.name, mtu);
+      await this.#o.rtnl.setLinkUp(tun.name);
+      this.#o.log.info({ tun: tun.name, mtu, outerMtu: outer, local: `${address}:${engine.port}` }, 'userspace ESP data path up');
+    } catch (e) { this.close(); throw e; }
+    return engine;
+  }
+
+  /** MTU of the device that holds our address (1500 when it cannot be read). */
+  async #outerMtu(address: string): Promise<number> {
+    try {
+      const via = await this.#o.rtnl.routeGet(address);
+      const link = (await this.#o.rtnl.listLinks()).find((l) => l.index === via.oif);
+      // The local route's device is lo (MTU 65536) when the address is on lo: use 1500 then.
+      return link && link.mtu > 0 && link.mtu <= 9000 ? link.mtu : 1500;
+    } catch (e) {
+      this.#o.log.debug({ err: errorMessage(e) }, 'outer MTU unknown; assuming 1500');
+      return 1500;
+    }
+  }
+
+  /** Close the engine: its threads stop, the socket and the TUN fd close (the device and its routes go). */
+  close(): void {
+    this.#engine?.close();
+    this.#engine = undefined;
+  }
+}
+
+/** Routes to remote subnets into the TUN device, main table, with a source in our local subnets. */
+export class TunRoutes implements RoutePort {
+  readonly #rtnl: RtnlClient;
+  readonly #dp: UserspaceDatapath;
+  readonly #log: Logger;
+  readonly #installed = new Map<string, RouteSpec[]>();
+
+  constructor(rtnl: RtnlClient, dp: UserspaceDatapath, log: Logger) { this.#rtnl = rtnl; this.#dp = dp; this.#log = log; }
+
+  async ensure(peer: string, remoteSubnets: readonly string[], localSubnets: readonly string[]): Promise<void> {
+    const src = sourceIn(localSubnets);
+    const routes: RouteSpec[] = remoteSubnets.map((dst) => ({ dst, dev: this.#dp.tunName, table: MAIN_TABLE, ...(src ? { src } : {}) }));
+    for (const r of routes) await this.#rtnl.addRoute(r, true);
+    this.#installed.set(peer, routes);
+    this.#log.debug({ peer, routes: routes.map((r) => `${r.dst} dev ${this.#dp.tunName}${r.src ? ` src ${r.src}` : ''}`) }, 'routes installed (TUN)');
+  }
+
+  async remove(peer: string): Promise<void> {
+    const routes = this.#installed.get(peer) ?? [];
+    this.#installed.delete(peer);
+    // Gone already when the TUN device went (engine closed): nothing to report then.
+    for (const r of routes) await this.#rtnl.deleteRoute(r).catch(() => { /* already gone */ });
+  }
+}
+
+/** RT_TABLE_MAIN: the TUN routes need no rule, and they go with the device. */
+const MAIN_TABLE = 254;

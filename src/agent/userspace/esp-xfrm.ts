@@ -1,0 +1,281 @@
+// The agent's XFRM port (AgentXfrm) on the userspace ESP engine, the way strongSwan's
+// kernel-libipsec implements its kernel_ipsec interface on libipsec: XfrmKernel, adoption, strict
+// blocks and the daemon run unchanged on top, and only this file knows that no kernel holds the
+// states (DESIGN.md §5 "userspace", issue 12).
+//
+// What XFRM does and this does instead:
+//   ALLOCSPI     a random unused SPI ≥ 256, picked here; an SPI we allocated marks an inbound SA
+//   NEWSA        engine.addSa; inbound selectors from the child's in policies, outbound peer from
+//                the SA's destination and its UDP encapsulation port (ESP in UDP only)
+//   UPDPOLICY    out policies with a reqid become engine policies; in/fwd/block ones are only
+//                remembered (the engine checks inbound selectors per SA, and drops what has no SA)
+//   lifetimes    packet/byte limits in the engine ('expire' events); time limits as timers here;
+//                a hard expire removes the SA, as the kernel does, then reports it
+//   dumps        what this process installed, counters from engine.stats()
+// Nothing outlives the process: a restarted agent finds no SAs to adopt or resume.
+import { randomInt } from 'node:crypto';
+import { KipsecError } from '../../common/errors.js';
+import { DEFAULT_REPLAY_WINDOW, cidrSelector, type EspAlgorithm, type EspDirection, type EspEvent, type EspSelector } from '../../esp/index.js';
+import {
+  NetlinkErrnoError, XfrmExistsError, XfrmNotFoundError,
+  type AllocSpiRequest, type PolicyId, type PolicySpec, type PolicyState, type SaAe, type SaId, type SaSpec, type SaState,
+  type TrafficSelector, type XfrmEvent, type XfrmEventGroup, type XfrmEvents,
+} from '../../xfrm/index.js';
+import type { ChildInstall, InstalledChild } from '../../xfrm/install.js';
+import type { AgentXfrm } from '../daemon.js';
+import type { UserspaceDatapath } from './datapath.js';
+
+const ENOENT = 2;
+const EEXIST = 17;
+const ZERO_STATS = { replay_window: 0, replay: 0, integrity_failed: 0 } as const;
+
+/** XFRM's AEAD names (src/ike/sa/esp.ts) → the engine's. */
+const ALGORITHM: Readonly<Record<string, EspAlgorithm>> = { 'rfc4106(gcm(aes))': 'aes-gcm-16', 'rfc7539esp(chacha20,poly1305)': 'chacha20-poly1305' };
+
+export class EspSuiteError extends KipsecError {}
+
+interface Held {
+  spec: SaSpec;
+  readonly direction: EspDirection;
+  readonly reqid: number;
+  readonly addedSec: bigint;
+  readonly timers: NodeJS.Timeout[];
+}
+
+type Counters = Map<string, { readonly bytes: bigint; readonly packets: bigint; readonly lastUseMs: number | null }>;
+
+interface HeldPolicy { readonly spec: PolicySpec; readonly index: number; readonly engine: boolean }
+
+const saKey = (dst: string, spi: number): string => `${dst}|${spi >>> 0}`;
+const policyKey = (p: PolicyId): string => JSON.stringify([p.selector.src, p.selector.dst, p.selector.proto ?? 0, p.selector.sport ?? 0, p.selector.dport ?? 0, p.dir, p.mark?.value ?? 0, p.ifId ?? 0]);
+const notFound = (op: string, id: SaId): XfrmNotFoundError => new XfrmNotFoundError(op, { kind: 'sa', dst: id.dst, spi: id.spi, ...(id.src ? { src: id.src } : {}) }, new NetlinkErrnoError(ENOENT, 0));
+
+/** An XFRM selector side as the engine's inclusive range, with the selector's protocol and port. */
+export function espSelector(cidr: string, proto: number | undefined, port: number | undefined): EspSelector {
+  return { ...cidrSelector(cidr), protocol: proto ?? 0, startPort: port ?? 0, endPort: port ?? 0xffff };
+}
+
+/** Inbound SA selectors: inner source in the remote side of the in policies, destination in ours. */
+export function inboundSelectors(policies: readonly PolicySpec[], reqid: number): { sources: EspSelector[]; destinations: EspSelector[] } | undefined {
+  const ins = policies.filter((p) => p.dir === 'in' && p.templates?.some((t) => t.reqid === reqid)).slice(0, 8);
+  if (ins.length === 0) return undefined;
+  const sel = (s: TrafficSelector, which: 'src' | 'dst'): EspSelector => espSelector(s[which], s.proto, which === 'src' ? s.sport : s.dport);
+  return { sources: ins.map((p) => sel(p.selector, 'src')), destinations: ins.map((p) => sel(p.selector, 'dst')) };
+}
+
+export class EspXfrm implements AgentXfrm {
+  readonly #dp: UserspaceDatapath;
+  readonly #now: () => number;
+  /** Inbound SPIs handed out by allocSpi (larval until installed): SPI → local address. */
+  readonly #allocated = new Map<number, string>();
+  readonly #sas = new Map<string, Held>();
+  /** Inbound selectors per inbound SA, kept for a move (address change re-adds the SA). */
+  readonly #selectors = new Map<string, { sources: EspSelector[]; destinations: EspSelector[] }>();
+  readonly #policies = new Map<string, HeldPolicy>();
+  readonly #handlers = new Set<(e: XfrmEvent) => void>();
+  #nextPolicy = 1;
+  #unsubscribe: (() => void) | undefined;
+
+  constructor(dp: UserspaceDatapath, o: { readonly now?: () => number } = {}) { this.#dp = dp; this.#now = o.now ?? Date.now; }
+
+  async allocSpi(q: AllocSpiRequest): Promise<number> {
+    const min = Math.max(q.min ?? 256, 256); const max = Math.min(q.max ?? 0xffffffff, 0xffffffff);
+    for (let i = 0; i < 64; i++) {
+      // randomInt's range is below 2^48; SPIs are 32-bit.
+      const spi = randomInt(min, max + 1) >>> 0;
+      if (this.#allocated.has(spi)) continue;
+      this.#allocated.set(spi, q.dst);
+      return spi;
+    }
+    throw new KipsecError('ERR_ESP_SPI', 'no unused SPI found in 64 tries');
+  }
+
+  async addSa(sa: SaSpec): Promise<void> { this.#add(sa, undefined); }
+
+  #add(sa: SaSpec, selectors: { sources: EspSelector[]; destinations: EspSelector[] } | undefined): void {
+    const k = saKey(sa.dst, sa.spi);
+    if (this.#sas.has(k)) throw new XfrmExistsError('add', { kind: 'sa', dst: sa.dst, spi: sa.spi, src: sa.src }, new NetlinkErrnoError(EEXIST, 0));
+    const algorithm = sa.aead ? ALGORITHM[sa.aead.name] : undefined;
+    if (!sa.aead || algorithm === undefined) throw new EspSuiteError('ERR_ESP_SUITE', `--datapath userspace does AEAD only (AES-GCM-16, ChaCha20-Poly1305); SA ${sa.spi.toString(16)} asks for ${sa.aead?.name ?? sa.crypt?.name ?? 'no cipher'}`);
+    if (sa.esn) throw new EspSuiteError('ERR_ESP_SUITE', '--datapath userspace does not do extended sequence numbers (ESN)');
+    const reqid = sa.reqid ?? 0;
+    const prior = [...this.#sas].find(([, h]) => h.spec.spi >>> 0 === sa.spi >>> 0 && h.reqid === reqid);
+    if (prior) { this.#move(prior[0], prior[1], sa); return; }
+    // An SPI we allocated is an inbound one (the peer picks outbound SPIs; one equal to ours is
+    // told apart by the local address it was allocated for).
+    const direction: EspDirection = this.#allocated.get(sa.spi >>> 0) === sa.dst ? 'in' : 'out';
+    if (direction === 'out' && !sa.encap) throw new EspSuiteError('ERR_ESP_ENCAP', `--datapath userspace sends ESP in UDP only; SA ${sa.spi.toString(16)} to ${sa.dst} has no UDP encapsulation`);
+    const sel = selectors ?? this.#selectors.get(k);
+    const limits = {
+      ...(sa.soft?.packets ? { softPackets: sa.soft.packets } : {}), ...(sa.hard?.packets ? { hardPackets: sa.hard.packets } : {}),
+      ...(sa.soft?.bytes ? { softBytes: sa.soft.bytes } : {}), ...(sa.hard?.bytes ? { hardBytes: sa.hard.bytes } : {}),
+    };
+    const engine = this.#dp.engine;
+    this.#unsubscribe ??= engine.on((e) => this.#onEngine(e));
+    engine.addSa({
+      direction, spi: sa.spi, reqid, algorithm, key: sa.aead.key, limits,
+      replayWindow: direction === 'in' ? Math.max(sa.replayWindow ?? 0, DEFAULT_REPLAY_WINDOW) : 0,
+      ...(direction === 'out' && sa.encap ? { peer: { address: sa.dst, port: sa.encap.dport } } : {}),
+      ...(direction === 'in' && sel ? sel : {}),
+    });
+    if (direction === 'in' && sel) this.#selectors.set(k, sel);
+    const held: Held = { spec: sa, direction, reqid, addedSec: BigInt(Math.floor(this.#now() / 1000)), timers: [] };
+    for (const [limit, hard] of [[sa.soft?.addExpiresSec, false], [sa.hard?.addExpiresSec, true]] as const) {
+      if (!limit) continue;
+      const t = setTimeout(() => this.#expire(held, hard), limit * 1000);
+      t.unref();
+      held.timers.push(t);
+    }
+    this.#sas.set(k, held);
+  }
+
+  /**
+   * XFRM moves an SA to new addresses by adding it there and deleting the old one; the engine
+   * knows an SA by (direction, SPI, reqid), so here the SA stays and only its peer changes.
+   */
+  #move(oldKey: string, h: Held, sa: SaSpec): void {
+    if (h.direction === 'out' && sa.encap) this.#dp.engine.updateSa({ direction: 'out', spi: sa.spi, reqid: h.reqid }, { peer: { address: sa.dst, port: sa.encap.dport } });
+    const k = saKey(sa.dst, sa.spi);
+    this.#sas.delete(oldKey);
+    h.spec = sa;
+    this.#sas.set(k, h);
+    if (h.direction === 'in') {
+      this.#allocated.set(sa.spi >>> 0, sa.dst);
+      const sel = this.#selectors.get(oldKey);
+      this.#selectors.delete(oldKey);
+      if (sel) this.#selectors.set(k, sel);
+    }
+  }
+
+  async updateSa(sa: SaSpec): Promise<void> {
+    const k = saKey(sa.dst, sa.spi);
+    const h = this.#sas.get(k);
+    if (!h) throw notFound('update', sa);
+    if (h.direction === 'out' && sa.encap && (sa.encap.dport !== h.spec.encap?.dport || sa.dst !== h.spec.dst)) {
+      this.#dp.engine.updateSa({ direction: 'out', spi: sa.spi, reqid: h.reqid }, { peer: { address: sa.dst, port: sa.encap.dport } });
+    }
+    h.spec = sa;
+  }
+
+  async deleteSa(id: SaId): Promise<void> {
+    const k = saKey(id.dst, id.spi);
+    const h = this.#sas.get(k);
+    if (!h) {
+      // A larval SPI (allocSpi without an install: a failed or refused exchange) is released here.
+      if (this.#allocated.get(id.spi >>> 0) === id.dst) { this.#allocated.delete(id.spi >>> 0); return; }
+      throw notFound('delete', id);
+    }
+    this.#drop(k, h);
+  }
+
+  #drop(k: string, h: Held): void {
+    for (const t of h.timers) clearTimeout(t);
+    this.#sas.delete(k);
+    if (h.direction === 'in') { this.#allocated.delete(h.spec.spi >>> 0); this.#selectors.delete(k); }
+    if (this.#dp.isOpen) this.#dp.engine.removeSa({ direction: h.direction, spi: h.spec.spi, reqid: h.reqid });
+  }
+
+  #counters(): Counters {
+    const out: Counters = new Map();
+    if (!this.#dp.isOpen) return out;
+    for (const s of this.#dp.engine.stats().sas) out.set(`${s.direction}|${s.spi >>> 0}|${s.reqid >>> 0}`, s);
+    return out;
+  }
+
+  #state(h: Held, counters: Counters): SaState {
+    const c = counters.get(`${h.direction}|${h.spec.spi >>> 0}|${h.reqid >>> 0}`);
+    const use = c?.lastUseMs ? BigInt(Math.floor(c.lastUseMs / 1000)) : 0n;
+    return { ...h.spec, current: { bytes: c?.bytes ?? 0n, packets: c?.packets ?? 0n, add_time: h.addedSec, use_time: use }, stats: ZERO_STATS };
+  }
+
+  async getAe(id: SaId & { src: string; reqid?: number }): Promise<SaAe> {
+    const h = this.#sas.get(saKey(id.dst, id.spi));
+    if (!h) throw notFound('get', id);
+    return { current: this.#state(h, this.#counters()).current, replay: undefined, replayEsn: undefined, replayThresh: undefined, etimerThresh: undefined };
+  }
+
+  async listSas(): Promise<SaState[]> {
+    const counters = this.#counters();
+    return [...this.#sas.values()].map((h) => this.#state(h, counters));
+  }
+
+  async updatePolicy(p: PolicySpec): Promise<void> {
+    const k = policyKey(p);
+    const old = this.#policies.get(k);
+    const reqid = p.templates?.find((t) => t.reqid !== undefined)?.reqid;
+    const engine = p.dir === 'out' && p.action !== 'block' && reqid !== undefined;
+    const index = old?.index ?? this.#nextPolicy++;
+    if (engine) {
+      const s = p.selector;
+      this.#dp.engine.addPolicy({ id: index, reqid, ...(p.priority !== undefined ? { priority: p.priority } : {}), source: espSelector(s.src, s.proto, s.sport), destination: espSelector(s.dst, s.proto, s.dport) });
+    } else if (old?.engine) this.#dp.engine.removePolicy(index);
+    this.#policies.set(k, { spec: p, index, engine });
+  }
+
+  async deletePolicy(id: PolicyId): Promise<void> {
+    const k = policyKey(id);
+    const p = this.#policies.get(k);
+    if (!p) throw new XfrmNotFoundError('delete', { kind: 'policy', selector: id.selector, dir: id.dir }, new NetlinkErrnoError(ENOENT, 0));
+    this.#policies.delete(k);
+    if (p.engine && this.#dp.isOpen) this.#dp.engine.removePolicy(p.index);
+  }
+
+  async listPolicies(): Promise<PolicyState[]> {
+    return [...this.#policies.values()].map((p) => ({ ...p.spec, index: p.index, current: { bytes: 0n, packets: 0n, add_time: 0n, use_time: 0n } }));
+  }
+
+  /** SAs, then policies; on a failure everything this call added is taken out again. */
+  async installChild(c: ChildInstall): Promise<InstalledChild> {
+    const sas: SaId[] = []; const policies: PolicyId[] = [];
+    try {
+      for (const sa of c.sas) {
+        this.#add(sa, sa.reqid !== undefined && this.#allocated.get(sa.spi >>> 0) === sa.dst ? inboundSelectors(c.policies, sa.reqid) : undefined);
+        sas.push({ dst: sa.dst, spi: sa.spi, src: sa.src, proto: 'esp' });
+      }
+      for (const p of c.policies) {
+        if (!c.replacePolicies && this.#policies.has(policyKey(p))) throw new XfrmExistsError('add', { kind: 'policy', selector: p.selector, dir: p.dir }, new NetlinkErrnoError(EEXIST, 0));
+        await this.updatePolicy(p);
+        policies.push({ selector: p.selector, dir: p.dir, ...(p.mark ? { mark: p.mark } : {}), ...(p.ifId !== undefined ? { ifId: p.ifId } : {}) });
+      }
+    } catch (e) {
+      await this.removeChild({ sas, policies }).catch(() => { /* best effort: the first error is the one to report */ });
+      throw e;
+    }
+    return { sas, policies };
+  }
+
+  /** Policies, then SAs; missing ones are fine. */
+  async removeChild(c: InstalledChild): Promise<void> {
+    const missing = (e: unknown): void => { if (!(e instanceof XfrmNotFoundError)) throw e; };
+    for (const p of c.policies) await this.deletePolicy(p).catch(missing);
+    for (const s of c.sas) await this.deleteSa(s).catch(missing);
+  }
+
+  events(_groups: readonly XfrmEventGroup[], handler: (e: XfrmEvent) => void): XfrmEvents {
+    this.#handlers.add(handler);
+    return { onError: () => { /* no socket to overrun: events are direct calls */ }, close: () => { this.#handlers.delete(handler); } };
+  }
+
+  #onEngine(e: EspEvent): void {
+    if (e.kind !== 'expire') return;
+    for (const h of this.#sas.values()) {
+      if (h.direction === e.direction && h.spec.spi >>> 0 === e.spi >>> 0 && h.reqid === e.reqid >>> 0) { this.#expire(h, e.hard); return; }
+    }
+  }
+
+  /** Soft: report (rekey now). Hard: the SA goes first, as the kernel deletes it, then the report. */
+  #expire(h: Held, hard: boolean): void {
+    const k = saKey(h.spec.dst, h.spec.spi);
+    if (this.#sas.get(k) !== h) return;
+    const state = this.#state(h, this.#counters());
+    if (hard) this.#drop(k, h);
+    for (const fn of this.#handlers) fn({ kind: 'expire', hard, sa: state });
+  }
+
+  close(): void {
+    for (const h of this.#sas.values()) for (const t of h.timers) clearTimeout(t);
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    this.#handlers.clear();
+  }
+}

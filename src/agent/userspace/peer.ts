@@ -1,0 +1,44 @@
+// What a peer config must be for the userspace data path (DESIGN.md §5 "userspace", issue 12):
+// the ESP engine does ESP in UDP only (RFC 3948), with AEAD suites only (AES-GCM-16 with 128- or
+// 256-bit keys, ChaCha20-Poly1305) and without ESN, and it raises no ACQUIREs. So every tunnel
+// forces UDP encapsulation (natTraversal 'always': ESP-in-UDP even without a NAT), proposes only
+// what the engine can key, and an on-demand start is refused — each as a ConfigError naming the
+// field and the data path, so `kipsec agent` prints it and applies nothing.
+import { ConfigError } from '../../common/errors.js';
+import { EncrId, EsnId, TransformType } from '../../ike/constants.js';
+import type { PeerConfig } from '../../ike/engine.js';
+import { DEFAULT_ESP_PROPOSALS, parseProposals, type PolicyTransform } from '../../ike/policy/index.js';
+
+/** The AEAD-only part of the default ESP proposals (the CBC+HMAC one is not built in the engine). */
+export const USERSPACE_ESP_PROPOSALS: readonly string[] = [DEFAULT_ESP_PROPOSALS[0] ?? 'aes256gcm16-aes128gcm16-chacha20poly1305'];
+
+const SUPPORTED = 'aes128gcm16, aes256gcm16 or chacha20poly1305, without esn';
+
+function transformProblem(t: PolicyTransform): string | undefined {
+  if (t.type === TransformType.ENCR) {
+    if (t.id === EncrId.ENCR_CHACHA20_POLY1305) return undefined;
+    if (t.id === EncrId.ENCR_AES_GCM_16 && (t.keyLength === 128 || t.keyLength === 256)) return undefined;
+    return t.id === EncrId.ENCR_AES_GCM_16 ? `AES-GCM with ${t.keyLength ?? '?'}-bit keys` : 'a non-AEAD cipher';
+  }
+  if (t.type === TransformType.INTEG && t.id !== 0) return 'an integrity algorithm (non-AEAD suite)';
+  if (t.type === TransformType.ESN && t.id === EsnId.ESN) return 'extended sequence numbers (esn)';
+  return undefined;
+}
+
+/** The peer config the userspace data path runs; throws ConfigError for what it cannot do. */
+export function userspacePeer(p: PeerConfig): PeerConfig {
+  if (p.startAction === 'on-demand')
+    throw new ConfigError('spec.startAction', 'on-demand needs kernel ACQUIREs, which --datapath userspace does not raise; use initiate or respond');
+  const children = p.children.map((c) => {
+    if (c.espProposals.length === 0) return { ...c, espProposals: USERSPACE_ESP_PROPOSALS };
+    c.espProposals.forEach((text, i) => {
+      const path = `spec.esp.proposals[${i}]`;
+      for (const proposal of parseProposals([text], 'esp', { path, ...(p.ike.allowWeak ? { allowWeak: true } : {}) })) {
+        const bad = proposal.transforms.map(transformProblem).find((x) => x !== undefined);
+        if (bad !== undefined) throw new ConfigError(path, `"${text}" has ${bad}; --datapath userspace supports only ${SUPPORTED}`);
+      }
+    });
+    return c;
+  });
+  return { ...p, children, natTraversal: 'always' };
+}
