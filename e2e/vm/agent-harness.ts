@@ -46,6 +46,8 @@ export interface AgentOptions {
   /** Extra files for the agent's folder (PSK files are written mode 0600). */
   readonly files?: Readonly<Record<string, string>>;
   readonly logLevel?: string;
+  /** More `kipsec agent` arguments, e.g. ['--datapath', 'userspace']. */
+  readonly args?: readonly string[];
 }
 
 export class AgentProcess {
@@ -55,12 +57,13 @@ export class AgentProcess {
   #child: ChildProcess | undefined;
   #log = '';
   #exit: Promise<number | null> = Promise.resolve(null);
+  readonly #args: readonly string[];
 
-  private constructor(ns: Netns, dir: string) { this.ns = ns; this.dir = dir; this.socket = join(dir, 'agent.sock'); }
+  private constructor(ns: Netns, dir: string, args: readonly string[]) { this.ns = ns; this.dir = dir; this.socket = join(dir, 'agent.sock'); this.#args = args; }
 
   static async start(scope: Scope, ns: Netns, o: AgentOptions): Promise<AgentProcess> {
     const dir = mkdtempSync(join(tmpdir(), 'kipsec-agent-e2e-'));
-    const a = new AgentProcess(ns, dir);
+    const a = new AgentProcess(ns, dir, o.args ?? []);
     scope.after(async () => { await a.crash(); if (!process.env['KIPSEC_KEEP_AGENT']) rmSync(dir, { recursive: true, force: true }); });
     for (const [rel, text] of Object.entries(o.files ?? {})) {
       mkdirSync(dirname(join(dir, rel)), { recursive: true });
@@ -75,7 +78,7 @@ export class AgentProcess {
   async launch(logLevel = 'debug', timeoutMs = 60_000): Promise<void> {
     rmSync(this.socket, { force: true });
     const child = this.ns.spawn(process.execPath, [agentBundle(), 'agent', '--standalone',
-      '--config', join(this.dir, 'tunnels.yaml'), '--control-socket', this.socket, '--log-level', logLevel], { cwd: repoPath() });
+      '--config', join(this.dir, 'tunnels.yaml'), '--control-socket', this.socket, '--log-level', logLevel, ...this.#args], { cwd: repoPath() });
     this.#child = child;
     const append = (d: Buffer): void => { this.#log += d.toString(); };
     child.stdout?.on('data', append);

@@ -6,16 +6,24 @@
 // addon) and runs until SIGTERM/SIGINT; SIGHUP reloads. --state-dir (default: "state" next to the
 // control socket, i.e. /run/kipsec/state) keeps the IKE SA checkpoints that let a crashed or killed
 // agent resume its IKE SAs without dropping traffic.
+// --datapath kernel (XFRM), userspace (the ESP engine over a TUN device, src/agent/userspace), or
+// auto (kernel when it accepts an ESP state, else userspace; logged and shown in `kipsec status`).
 // Exit status: 0 after a clean shutdown, 2 for usage or config problems (one line each, nothing
-// applied), 3 for a data path that is not built yet, 1 when the agent could not start otherwise.
+// applied), 3 for a data path that is not built (or not for this mode), 1 when the agent could not start otherwise.
 import { dirname, join, resolve } from 'node:path';
 import { isIP } from 'node:net';
 import { errorMessage } from '../common/errors.js';
 import { Agent, ConfigLoadError } from '../agent/daemon.js';
 import { DEFAULT_CONTROL_SOCKET } from '../agent/control/protocol.js';
 import { createLogger, isLogLevel } from '../agent/log.js';
+import { probeKernelEsp } from '../agent/diagnose.js';
 import { loadTuning } from '../agent/native.js';
 import { TableRoutes } from '../agent/routes.js';
+import { TunRoutes, UserspaceDatapath } from '../agent/userspace/datapath.js';
+import { EspXfrm } from '../agent/userspace/esp-xfrm.js';
+import { userspacePeer } from '../agent/userspace/peer.js';
+import { EspSockets } from '../agent/userspace/sockets.js';
+import { loadEspNative } from '../esp/index.js';
 import { RtnlClient, XfrmClient } from '../xfrm/index.js';
 import { parseArgs, str, UsageError } from './args.js';
 import { EXIT_FAILURE, EXIT_NOT_BUILT, EXIT_OK, EXIT_USAGE, type CliIo } from './commands.js';
@@ -32,6 +40,12 @@ export const DEFAULT_METRICS_PORT = 9964;
 
 const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
+/** `--datapath auto`: kernel when it accepts an ESP state (diagnose's probe), else userspace. */
+async function chooseDatapath(xfrm: XfrmClient): Promise<{ readonly datapath: 'kernel' | 'userspace'; readonly reason: string }> {
+  const esp = await probeKernelEsp(xfrm);
+  return esp.ok ? { datapath: 'kernel', reason: 'the kernel accepts ESP states' } : { datapath: 'userspace', reason: `the kernel refuses ESP states: ${esp.reason}` };
+}
+
 export async function runAgent(args: readonly string[], io: CliIo): Promise<number> {
   let p;
   try {
@@ -45,8 +59,7 @@ export async function runAgent(args: readonly string[], io: CliIo): Promise<numb
     return EXIT_USAGE;
   }
   const datapath = str(p, 'datapath') ?? 'kernel';
-  if (datapath === 'userspace' || datapath === 'auto') { io.err(`kipsec agent: --datapath ${datapath} is not available in this version: the userspace ESP data path is not built yet; use --datapath kernel on a kernel with ESP (\`kipsec diagnose\` checks)`); return EXIT_NOT_BUILT; }
-  if (datapath !== 'kernel') { io.err('kipsec agent: --datapath must be kernel, userspace or auto'); return EXIT_USAGE; }
+  if (datapath !== 'kernel' && datapath !== 'userspace' && datapath !== 'auto') { io.err('kipsec agent: --datapath must be kernel, userspace or auto'); return EXIT_USAGE; }
   const level = str(p, 'log-level') ?? 'info';
   if (!isLogLevel(level)) { io.err('kipsec agent: --log-level must be one of fatal, error, warn, info, debug, trace, silent'); return EXIT_USAGE; }
   let ikePort: number; let nattPort: number;
@@ -62,6 +75,7 @@ export async function runAgent(args: readonly string[], io: CliIo): Promise<numb
     if (!NODE_NAME.test(node) || node.length > 253) { io.err(`kipsec agent: --node-name "${node}" is not a Kubernetes node name (lower-case DNS subdomain)`); return EXIT_USAGE; }
     const nodeIp = str(p, 'node-ip');
     if (nodeIp !== undefined && isIP(nodeIp) === 0) { io.err(`kipsec agent: --node-ip "${nodeIp}" is not an IP address`); return EXIT_USAGE; }
+    if (datapath !== 'kernel') { io.err(`kipsec agent: --datapath ${datapath} is for --standalone in this version; cluster mode needs a kernel with ESP (\`kipsec diagnose\` checks)`); return EXIT_NOT_BUILT; }
     let metricsPort: number;
     try { metricsPort = port(str(p, 'metrics-port'), DEFAULT_METRICS_PORT, 'metrics-port', 0); } catch (e) { io.err(`kipsec agent: ${errorMessage(e)}`); return EXIT_USAGE; }
     // Loaded on use: the standalone agent needs neither the Kubernetes client nor the PKI.
@@ -84,10 +98,25 @@ export async function runAgent(args: readonly string[], io: CliIo): Promise<numb
     return EXIT_FAILURE;
   }
   const controlSocket = resolve(str(p, 'control-socket') ?? DEFAULT_CONTROL_SOCKET);
-  const agent = new Agent({
-    log, configFile: resolve(config), controlSocket, stateDir: resolve(str(p, 'state-dir') ?? join(dirname(controlSocket), 'state')),
-    xfrm, tuning, routes: new TableRoutes(rtnl, log.child({ part: 'routes' })), ikePort, nattPort,
-  });
+  const chosen = datapath === 'auto' ? await chooseDatapath(xfrm) : { datapath, reason: 'asked for' };
+  if (datapath === 'auto') log.info({ datapath: chosen.datapath, reason: chosen.reason }, 'datapath chosen');
+  const base = { log, configFile: resolve(config), controlSocket, tuning, ikePort, nattPort };
+  let agent: Agent;
+  if (chosen.datapath === 'userspace') {
+    try { loadEspNative(); } catch (e) { io.err(`kipsec agent: --datapath userspace: ${errorMessage(e)}`); xfrm.close(); rtnl.close(); return EXIT_NOT_BUILT; }
+    // The kernel holds nothing of ours: no XFRM socket, and no state directory (SAs die with the process).
+    xfrm.close();
+    const dp = new UserspaceDatapath({ rtnl, log: log.child({ part: 'esp' }) });
+    agent = new Agent({
+      ...base, datapath: 'userspace', adaptPeer: userspacePeer, xfrm: new EspXfrm(dp), routes: new TunRoutes(rtnl, dp, log.child({ part: 'routes' })),
+      sockets: new EspSockets({ ikePort, nattPort, datapath: dp, log: log.child({ part: 'udp' }), tuning }),
+    });
+  } else {
+    agent = new Agent({
+      ...base, stateDir: resolve(str(p, 'state-dir') ?? join(dirname(controlSocket), 'state')),
+      xfrm, routes: new TableRoutes(rtnl, log.child({ part: 'routes' })),
+    });
+  }
   try { await agent.start(); } catch (e) {
     if (e instanceof ConfigLoadError) {
       for (const pr of e.problems) io.err(`${pr.path}: ${pr.message}`);

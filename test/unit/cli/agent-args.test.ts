@@ -31,6 +31,6 @@ test('--standalone refuses cluster-mode options, naming the first', async () => 
 test('a data path this version does not have exits 3 and says so in the product\'s words', async () => {
   const r = await run(['--node-name', 'n1', '--datapath', 'userspace']);
   assert.equal(r.code, EXIT_NOT_BUILT);
-  assert.match(r.err, /userspace ESP data path is not built yet; use --datapath kernel/);
+  assert.match(r.err, /--datapath userspace is for --standalone in this version; cluster mode needs a kernel with ESP/);
   assert.doesNotMatch(r.err, /issue/);
 });
