@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { repoPath } from '../../lib/paths.js';
 import { scratchDir } from '../../lib/tmp.js';
 
-test('the operator keeps retrying an apiserver that refuses connections until SIGTERM, then exits 0 (no exit 13 crash loop)', async () => {
+test('the operator keeps retrying an apiserver that refuses connections until SIGTERM, then exits 0 (no exit 13 crash loop)', async (t) => {
   // A port with nothing listening: bind one, note it, close it.
   const port = await new Promise<number>((resolve) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); }); });
   const dir = scratchDir('kipsec-op-start-');
@@ -22,8 +22,13 @@ test('the operator keeps retrying an apiserver that refuses connections until SI
   let out = '';
   child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
   child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const early = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 6_000))]);
+  let gone = false;
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { gone = true; resolve(code); }));
+  // Killed however the test ends: a failed assertion left it running and the lane waiting.
+  t.after(() => { if (!gone) child.kill('SIGKILL'); });
+  // Until it has tried the apiserver (slow under tsx on a loaded machine), then a few seconds more.
+  for (let i = 0; i < 600 && !gone && !/ECONNREFUSED/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+  const early = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 3_000))]);
   if (early !== 'running') assert.fail(`exited ${early} while the apiserver was unreachable:\n${out.slice(-2000)}`);
   assert.match(out, /ECONNREFUSED/, 'it tried the apiserver');
   child.kill('SIGTERM');
