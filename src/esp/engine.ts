@@ -1,4 +1,4 @@
-// The userspace ESP engine as the agent sees it (DESIGN.md §5 "userspace", issue 12): a typed
+// The userspace ESP engine as the agent sees it (DESIGN.md §5 "userspace"): a typed
 // handle on the addon's engine. JavaScript keeps the control plane only — SAs, policies,
 // counters, expire handling, IKE — while the addon's threads move every packet (RFC 4303 ESP in
 // RFC 3948 UDP between the TUN device and the UDP socket).

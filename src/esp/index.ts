@@ -1,4 +1,4 @@
-// Public surface of the userspace ESP data path (DESIGN.md §5 "userspace", issue 12), for the
+// Public surface of the userspace ESP data path (DESIGN.md §5 "userspace"), for the
 // agent: one import for the engine, its SA/policy shapes and selectors. The raw addon types stay
 // in native.ts.
 export { EspEngine, EspError, type EspEngineOptions, type EspEvent, type EspListener, type InjectResult } from './engine.js';

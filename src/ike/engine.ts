@@ -91,7 +91,7 @@ export interface EngineStatus {
 
 /**
  * How much the engine holds right now, for checks that hostile input cannot make it grow without
- * bound (test/unit/ike/fuzz; issue 14): every IKE SA in its table (half-open, established,
+ * bound (test/unit/ike/fuzz): every IKE SA in its table (half-open, established,
  * rekeyed, deleting), their Child SA records, and the bytes of partial RFC 7383 messages.
  */
 export interface EngineSizes {

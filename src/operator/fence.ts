@@ -22,7 +22,7 @@ type RequestOptions = Parameters<KubeClient['request']>[2];
 
 /** `kube` with every non-GET request checked against `mayWrite()` immediately before it is sent. */
 export function fencedKube(kube: OperatorKube, mayWrite: () => boolean): OperatorKube {
-  // A refusal is a rejected promise, as any failed request is, never a synchronous throw.
+  // A refusal is a rejected promise, like every failed request, never a synchronous throw.
   const guarded = <R>(verb: string, path: string, send: () => Promise<R>): Promise<R> =>
     (mayWrite() ? send() : Promise.reject(new NotLeaderError(`${verb} ${path}`)));
   return {

@@ -1,4 +1,4 @@
-// The userspace data path's devices (DESIGN.md §5 "userspace", issue 12): one TUN device
+// The userspace data path's devices (DESIGN.md §5 "userspace"): one TUN device
 // (`kipsec0`) and one ESP engine that owns the NAT-T socket (UDP 4500). The engine is opened when
 // the IKE sockets bind, because it binds the local address the config names; the XFRM stand-in
 // (esp-xfrm.ts) and the IKE sockets (sockets.ts) share it through this object. Routes to remote

@@ -1,7 +1,7 @@
 // The agent's XFRM port (AgentXfrm) on the userspace ESP engine, the way strongSwan's
 // kernel-libipsec implements its kernel_ipsec interface on libipsec: XfrmKernel, adoption, strict
 // blocks and the daemon run unchanged on top, and only this file knows that no kernel holds the
-// states (DESIGN.md §5 "userspace", issue 12).
+// states (DESIGN.md §5 "userspace").
 //
 // What XFRM does and this does instead:
 //   ALLOCSPI     a random unused SPI ≥ 256, picked here; an SPI we allocated marks an inbound SA

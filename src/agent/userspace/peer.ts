@@ -1,4 +1,4 @@
-// What a peer config must be for the userspace data path (DESIGN.md §5 "userspace", issue 12):
+// What a peer config must be for the userspace data path (DESIGN.md §5 "userspace"):
 // the ESP engine does ESP in UDP only (RFC 3948), with AEAD suites only (AES-GCM-16 with 128- or
 // 256-bit keys, ChaCha20-Poly1305) and without ESN, and it raises no ACQUIREs. So every tunnel
 // forces UDP encapsulation (natTraversal 'always': ESP-in-UDP even without a NAT), proposes only
