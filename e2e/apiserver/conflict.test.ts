@@ -6,7 +6,6 @@
 // new version, and end in the right state without undoing the test's change.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { systemClock } from '../../src/common/time.js';
 import { KubeClient, RESOURCES, resourcePath } from '../../src/api/kube/client.js';
 import { KubeApiError } from '../../src/api/kube/errors.js';
 import { SIGNER_NAME } from '../../src/api/names.js';
@@ -15,7 +14,7 @@ import { createCsr, generateKeyPair } from '../../src/pki/index.js';
 import { Operator } from '../../src/operator/operator.js';
 import { eventually, uniqueName } from '../lib/kube.js';
 import { goodTunnelSpec } from '../../test/unit/api/cases.js';
-import { adminClient, applyDeployFile, cleanupNamespace, createNode, deleteQuietly, ensureNamespace, installKipsecCrds, serviceAccountUser, testLogger } from './support.js';
+import { adminClient, applyDeployFile, cleanupNamespace, createNode, deleteQuietly, ensureNamespace, installKipsecCrds, serviceAccountUser, startTestOperator } from './support.js';
 
 let admin: KubeClient;
 let ns: string;
@@ -66,9 +65,7 @@ before(async () => {
   await installKipsecCrds(admin);
   await ensureNamespace(admin, ns);
   cleanups.push(await applyDeployFile(admin, 'rbac.yaml', ns));
-  op = new Operator({ kube: interposed(admin.as(serviceAccountUser(ns, 'kipsec-operator'))), namespace: ns, identity: 'op-cf', clock: systemClock, log: testLogger(), csrLabelSelector: `kipsec.io/test=${ns}`, meshName: `mesh-${ns}`, leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 300 });
-  await op.start();
-  await eventually(async () => (op.isLeader && op.ctx.ca.state ? true : undefined), 15_000);
+  op = await startTestOperator(admin, ns, 'op-cf', interposed);
 });
 
 after(async () => {

@@ -6,13 +6,12 @@
 // no certificate, a Failed condition saying why, and a Warning Event.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { systemClock } from '../../src/common/time.js';
 import { KubeClient, RESOURCES, resourcePath } from '../../src/api/kube/client.js';
 import { SIGNER_NAME } from '../../src/api/names.js';
 import { createCsr, generateKeyPair } from '../../src/pki/index.js';
 import { Operator } from '../../src/operator/operator.js';
 import { eventually, uniqueName } from '../lib/kube.js';
-import { adminClient, applyDeployFile, cleanupNamespace, createNode, deleteQuietly, ensureNamespace, installKipsecCrds, serviceAccountUser, testLogger } from './support.js';
+import { adminClient, applyDeployFile, cleanupNamespace, createNode, deleteQuietly, ensureNamespace, installKipsecCrds, serviceAccountUser, startTestOperator } from './support.js';
 
 let admin: KubeClient;
 let ns: string;
@@ -36,9 +35,7 @@ before(async () => {
   node = uniqueName('sr-node');
   await createNode(admin, node, '192.0.2.80');
   cleanups.push(() => deleteQuietly(admin, resourcePath(RESOURCES.nodes, { name: node })));
-  op = new Operator({ kube: admin.as(serviceAccountUser(ns, 'kipsec-operator')), namespace: ns, identity: 'op-sr', clock: systemClock, log: testLogger(), csrLabelSelector: `kipsec.io/test=${ns}`, meshName: `mesh-${ns}`, leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 300 });
-  await op.start();
-  await eventually(async () => (op.isLeader && op.ctx.ca.state ? true : undefined), 15_000);
+  op = await startTestOperator(admin, ns, 'op-sr');
 });
 
 after(async () => {

@@ -8,6 +8,8 @@ import { KubeClient, resourcePath, RESOURCES, type Impersonation } from '../../s
 import type { Logger } from '../../src/operator/logger.js';
 import pino from 'pino';
 import { isNotFound } from '../../src/api/kube/errors.js';
+import { systemClock } from '../../src/common/time.js';
+import { Operator } from '../../src/operator/operator.js';
 import { parse, parseAllDocuments } from 'yaml';
 import { eventually, loadKubeConfig } from '../lib/kube.js';
 
@@ -102,4 +104,19 @@ export async function cleanupNamespace(kube: KubeClient, ns: string, testLabel: 
     await deleteQuietly(kube, resourcePath(r, { namespace: ns, name }));
   }
   await deleteQuietly(kube, resourcePath(RESOURCES.namespaces, { name: ns }));
+}
+
+/**
+ * An operator for one test namespace, acting as the kipsec-operator service account (its RBAC
+ * from deploy/rbac.yaml must be applied), watching only that test's CSRs and mesh, with short
+ * lease timings; resolves once it leads and holds the CA. `wrap` interposes on its client.
+ */
+export async function startTestOperator(admin: KubeClient, ns: string, identity: string, wrap: (k: KubeClient) => KubeClient = (k) => k): Promise<Operator> {
+  const op = new Operator({
+    kube: wrap(admin.as(serviceAccountUser(ns, 'kipsec-operator'))), namespace: ns, identity, clock: systemClock, log: testLogger(),
+    csrLabelSelector: `kipsec.io/test=${ns}`, meshName: `mesh-${ns}`, leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 300,
+  });
+  await op.start();
+  await eventually(async () => (op.isLeader && op.ctx.ca.state ? true : undefined), 15_000);
+  return op;
 }
