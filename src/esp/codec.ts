@@ -70,20 +70,11 @@ export interface EspPolicySpec {
   readonly destination: EspSelector;
 }
 
-export interface EspSaStats {
+/** The addon's per-SA stats (native.ts RawSaStats) with the drop reasons named. */
+export type EspSaStats = Omit<RawStats['sas'][number], 'direction' | 'drops'> & {
   readonly direction: EspDirection;
-  readonly spi: number;
-  readonly reqid: number;
-  readonly active: boolean;
-  readonly packets: bigint;
-  readonly bytes: bigint;
-  /** Outbound: last sequence number sent; inbound: highest verified. */
-  readonly seq: bigint;
-  readonly softExpired: boolean;
-  readonly hardExpired: boolean;
-  readonly lastUseMs: number | null;
   readonly drops: Readonly<Record<EspDropReason, bigint>>;
-}
+};
 
 export interface EspStats {
   readonly counters: Readonly<Record<EspCounter, bigint>>;
