@@ -1,10 +1,13 @@
 // Public surface of the IKEv2 engine library (DESIGN.md §2): the facade, its ports, its config,
 // and the helpers a caller needs to build that config. Module map:
 //   engine.ts            IkeEngine facade (what src/agent calls)
+//   types.ts             the facade's status, adoption and rekey types (below the engine, so sa/
+//                        uses them without importing the facade)
 //   ports.ts             Transport, KernelIpsec, Clock/Random, EventSink (what src/agent implements)
 //   sa/                  engine core: SA records and state unions (ike-sa.ts), intake and window
 //                        (core.ts), initiated exchanges + retransmission (tasks.ts), answered
-//                        exchanges + response cache (responder.ts), lifecycle, SK/SKF (wire.ts)
+//                        exchanges + response cache (responder.ts), lifecycle, SK/SKF (wire.ts);
+//                        host.ts is what those modules need of the core (none of them imports core.ts)
 //   exchanges/           one module per exchange concern: ike-init, ike-auth, child-sa (shared
 //                        negotiation), create-child, ike-rekey, informational, collision, cookie
 //   codec/ crypto/ policy/  wire format, cryptography, proposals

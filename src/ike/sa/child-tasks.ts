@@ -6,13 +6,13 @@ import { completeChildInitiator, type ChildCompletion } from '../exchanges/child
 import { ourRekeyLoses } from '../exchanges/collision.js';
 import { keRetry } from '../exchanges/invalid-ke.js';
 import type { IkeFailure } from '../ports.js';
-import type { EngineCore } from './core.js';
+import type { EngineHost } from './host.js';
 import { REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 import type { ChildRequestScratch, ChildRuntime, ChildSa, IkeSa, Outstanding, Task } from './ike-sa.js';
 import { activateOutbound, emitChildUp, installChild, removeChild } from './lifecycle.js';
 import { noteReauthChildFailed } from './reauth.js';
 
-export function releaseSpi(e: EngineCore, sa: IkeSa, spi: number | undefined): void {
+export function releaseSpi(e: EngineHost, sa: IkeSa, spi: number | undefined): void {
   if (spi === undefined) return;
   void e.track(e.kernel.releaseSpi({ local: sa.local.address, remote: sa.remote.address, spi }));
 }
@@ -33,7 +33,7 @@ function refusal(child: ChildRuntime, s: ChildRequestScratch, retried: boolean, 
  * as strongSwan does, with the SPI we offered (§3.11: the SPI we would have received on). The
  * record exists only to name that SPI; nothing of it is in our kernel.
  */
-function deleteRefusedAtPeer(e: EngineCore, sa: IkeSa, child: ChildRuntime, s: ChildRequestScratch, m: IkeMessage): void {
+function deleteRefusedAtPeer(e: EngineHost, sa: IkeSa, child: ChildRuntime, s: ChildRequestScratch, m: IkeMessage): void {
   if (m.errorNotifies().length > 0) return;
   const now = e.clock.now();
   const ref = { peer: sa.peer.config.name, child: child.config.name, reqid: child.reqid, inboundSpi: s.spi, outboundSpi: 0, local: sa.local.address, remote: sa.remote.address };
@@ -44,7 +44,7 @@ function deleteRefusedAtPeer(e: EngineCore, sa: IkeSa, child: ChildRuntime, s: C
   sa.pending.push({ kind: 'child-delete', child: refused, reason: 'redundant' });
 }
 
-export async function onChildCreate(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding, task: Extract<Task, { kind: 'child-create' }>): Promise<void> {
+export async function onChildCreate(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstanding, task: Extract<Task, { kind: 'child-create' }>): Promise<void> {
   const child = task.child;
   const r = completeChildInitiator(e, sa, child, o.child!, m, { inIkeAuth: false, exchange: 'CREATE_CHILD_SA' });
   if (!r.ok) {
@@ -65,7 +65,7 @@ export async function onChildCreate(e: EngineCore, sa: IkeSa, m: IkeMessage, o: 
  * Our kernel refused a Child SA the peer has installed (installChild reported why): delete it at
  * the peer, where it would swallow traffic, and negotiate again later (strongSwan deletes it too).
  */
-export function abandonChild(e: EngineCore, sa: IkeSa, child: ChildSa, retry: Task): void {
+export function abandonChild(e: EngineHost, sa: IkeSa, child: ChildSa, retry: Task): void {
   noteReauthChildFailed(sa, child.ref.child);
   sa.pending.push({ kind: 'child-delete', child, reason: 'redundant' });
   e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => e.queueTask(sa, retry)); });
@@ -78,7 +78,7 @@ export function abandonChild(e: EngineCore, sa: IkeSa, child: ChildSa, retry: Ta
  * exchange has ended, so switching now can send into an SA the peer does not have yet. The Delete
  * switches over (responder.ts); without one, we switch after REKEYED_SA_TIMEOUT_MS.
  */
-export function awaitPeerSwitch(e: EngineCore, sa: IkeSa, old: ChildSa, successor: ChildSa): void {
+export function awaitPeerSwitch(e: EngineHost, sa: IkeSa, old: ChildSa, successor: ChildSa): void {
   old.timers.push(e.clock.setTimer(REKEYED_SA_TIMEOUT_MS, () => {
     void e.enqueue(sa, async () => {
       const owner = e.ownerOf(old);
@@ -90,11 +90,11 @@ export function awaitPeerSwitch(e: EngineCore, sa: IkeSa, old: ChildSa, successo
   }));
 }
 
-export function emitRekeyed(e: EngineCore, old: ChildSa, successor: ChildSa): void {
+export function emitRekeyed(e: EngineHost, old: ChildSa, successor: ChildSa): void {
   e.emit({ type: 'child-rekeyed', peer: old.ref.peer, child: old.ref.child, old: old.ref, ref: successor.ref, suite: successor.suiteText });
 }
 
-export async function onChildRekey(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding, task: Extract<Task, { kind: 'child-rekey' }>): Promise<void> {
+export async function onChildRekey(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstanding, task: Extract<Task, { kind: 'child-rekey' }>): Promise<void> {
   const old = task.old;
   const scratch = o.child!;
   const r = completeChildInitiator(e, sa, old.runtime, scratch, m, { inIkeAuth: false, exchange: 'CREATE_CHILD_SA' });

@@ -13,12 +13,13 @@ import { IntegrityError } from '../crypto/errors.js';
 import { InvalidMajorVersionError } from '../codec/errors.js';
 import { parseProposals } from '../policy/proposal.js';
 import { preferredDhGroup } from '../policy/convert.js';
-import type { AdoptedChildSa, ChildSaStatus, EngineSizes, EngineStatus, IkeSaStatus, PeerStatus, RekeyRequest, RekeyStarted } from '../engine.js';
+import type { AdoptedChildSa, ChildSaStatus, EngineSizes, EngineStatus, IkeSaStatus, PeerStatus, RekeyRequest, RekeyStarted } from '../types.js';
 import type { Endpoint, EnginePorts, EngineLogger, IkeEvent, IkeFailure, KernelIpsec } from '../ports.js';
 import { CookieJar } from '../exchanges/cookie.js';
 import { isIp } from './addr.js';
 import type { EngineOptions, PeerConfig, PeerPins } from './config.js';
-import type { Ctx, ResolvedOptions } from './context.js';
+import type { ResolvedOptions } from './context.js';
+import type { EngineHost } from './host.js';
 import * as D from './defaults.js';
 import { identityText } from './identity.js';
 import { encodeCheckpoint, snapshotSa } from './checkpoint.js';
@@ -34,7 +35,7 @@ import { admitDatagram, EngineLimits, resolveLimits } from './limits.js';
 import { pooledRandom } from './random-pool.js';
 import { Ikev1Notices } from './ikev1.js';
 
-export class EngineCore implements Ctx {
+export class EngineCore implements EngineHost {
   readonly clock: Clock;
   readonly random: Random;
   readonly kernel: KernelIpsec;

@@ -5,7 +5,7 @@
 import { errorMessage } from '../../common/errors.js';
 import type { DownReason, KernelChildSa, KernelChildSaRef } from '../ports.js';
 import { ikeFailure } from './context.js';
-import type { EngineCore } from './core.js';
+import type { EngineHost } from './host.js';
 import { formatTs } from './ts.js';
 import { localIsLower } from './addr.js';
 import { ikeSpisText, type ChildSa, type IkeSa } from './ike-sa.js';
@@ -17,7 +17,7 @@ export function isLive(sa: IkeSa): boolean {
 }
 
 /** Another Child SA (any IKE SA of the engine) uses the same reqid and is not going away. */
-export function reqidStillUsed(e: EngineCore, child: Pick<ChildSa, 'ref'>): boolean {
+export function reqidStillUsed(e: EngineHost, child: Pick<ChildSa, 'ref'>): boolean {
   for (const sa of e.sas.values()) for (const c of sa.children.values())
     if (c.ref.inboundSpi !== child.ref.inboundSpi && c.ref.reqid === child.ref.reqid && c.state.tag !== 'deleted' && c.state.tag !== 'deleting') return true;
   return false;
@@ -27,7 +27,7 @@ function childInfo(c: ChildSa): { localTs: string[]; remoteTs: string[] } {
   return { localTs: c.localTs.map(formatTs), remoteTs: c.remoteTs.map(formatTs) };
 }
 
-export function scheduleIkeTimers(e: EngineCore, sa: IkeSa): void {
+export function scheduleIkeTimers(e: EngineHost, sa: IkeSa): void {
   const now = e.clock.now();
   const rekeyMs = sa.peer.config.ike.rekeyTimeMs;
   if (rekeyMs > 0) {
@@ -40,7 +40,7 @@ export function scheduleIkeTimers(e: EngineCore, sa: IkeSa): void {
   scheduleDpd(e, sa);
 }
 
-export function scheduleDpd(e: EngineCore, sa: IkeSa, delayMs?: number): void {
+export function scheduleDpd(e: EngineHost, sa: IkeSa, delayMs?: number): void {
   const interval = sa.peer.config.dpd.intervalMs;
   sa.timers.dpd?.cancel();
   sa.timers.dpd = null;
@@ -60,7 +60,7 @@ export function scheduleDpd(e: EngineCore, sa: IkeSa, delayMs?: number): void {
   });
 }
 
-async function espSeenWithin(e: EngineCore, sa: IkeSa, ms: number): Promise<boolean> {
+async function espSeenWithin(e: EngineHost, sa: IkeSa, ms: number): Promise<boolean> {
   const since = e.clock.now() - ms;
   for (const c of sa.children.values()) {
     if (c.state.tag === 'deleted') continue;
@@ -76,7 +76,7 @@ async function espSeenWithin(e: EngineCore, sa: IkeSa, ms: number): Promise<bool
  * IKE SA authenticated in both directions. `peer`: what the responder learnt from IKE_AUTH (an IKE
  * SA without INITIAL_CONTACT next to an older one is the peer's reauthentication, reauth.ts).
  */
-export function establish(e: EngineCore, sa: IkeSa, peer: { readonly initialContact: boolean } | null = null): void {
+export function establish(e: EngineHost, sa: IkeSa, peer: { readonly initialContact: boolean } | null = null): void {
   if (sa.timers.halfOpen) { sa.timers.halfOpen.cancel(); sa.timers.halfOpen = null; }
   if (sa.state.tag === 'init-done') e.halfOpen = Math.max(0, e.halfOpen - 1);
   sa.state = { tag: 'established' };
@@ -107,7 +107,7 @@ export function establish(e: EngineCore, sa: IkeSa, peer: { readonly initialCont
  * (a simultaneous start whose IKE_SA_INIT came late looks the same here): unlink them and let
  * resolveDuplicates decide, as it does for every other pair.
  */
-export function awaitPeerReauth(e: EngineCore, sa: IkeSa): void {
+export function awaitPeerReauth(e: EngineHost, sa: IkeSa): void {
   const link = sa.reauth;
   if (link?.tag !== 'replacing') return;
   link.timer = e.clock.setTimer(REKEYED_SA_TIMEOUT_MS, () => {
@@ -128,7 +128,7 @@ export function awaitPeerReauth(e: EngineCore, sa: IkeSa): void {
  * Children the survivor has not negotiated yet (the second and later child configs follow
  * IKE_AUTH by CREATE_CHILD_SA) are handed over instead of removed: see teardown.
  */
-export function resolveDuplicates(e: EngineCore, sa: IkeSa): void {
+export function resolveDuplicates(e: EngineHost, sa: IkeSa): void {
   // Both sides of a reauthentication stay until its initiator deletes the old SA (reauth.ts).
   const up = e.liveSas(sa.peer.config.name).filter((s) => s.state.tag === 'established' && s.reauth === null);
   const mine = up.filter((s) => s.role === 'initiator');
@@ -146,14 +146,14 @@ export function resolveDuplicates(e: EngineCore, sa: IkeSa): void {
  * rule (this side's role in the surviving SA: initiator at the lower address, responder at the
  * higher one); undefined when `sa` is not a duplicate.
  */
-function survivorOf(e: EngineCore, sa: IkeSa): IkeSa | undefined {
+function survivorOf(e: EngineHost, sa: IkeSa): IkeSa | undefined {
   const keeperRole = localIsLower(sa) ? 'initiator' : 'responder';
   if (sa.role === keeperRole) return undefined;
   return e.liveSas(sa.peer.config.name).find((s) => s !== sa && s.state.tag === 'established' && s.role === keeperRole);
 }
 
 /** Our duplicate `sa` is about to be deleted: the survivor's Child SAs held receive-only now. */
-export function heldBySurvivor(e: EngineCore, sa: IkeSa): ChildSa[] {
+export function heldBySurvivor(e: EngineHost, sa: IkeSa): ChildSa[] {
   const survivor = survivorOf(e, sa);
   return survivor ? [...survivor.children.values()].filter((c) => c.outboundPending && c.state.tag === 'installed') : [];
 }
@@ -165,7 +165,7 @@ export function heldBySurvivor(e: EngineCore, sa: IkeSa): ChildSa[] {
  * the CREATE_CHILD_SA round trip, and the traffic would leave in clear meanwhile. If the successor
  * never comes, it stays until terminate(), like a Child SA adopted after a restart.
  */
-function handOver(e: EngineCore, sa: IkeSa, child: ChildSa): void {
+function handOver(e: EngineHost, sa: IkeSa, child: ChildSa): void {
   for (const t of child.timers) t.cancel();
   child.timers = [];
   child.state = { tag: 'deleted' };
@@ -181,7 +181,7 @@ function awaitsSuccessor(survivor: IkeSa, child: ChildSa): boolean {
   return ![...survivor.children.values()].some((c) => c.ref.reqid === child.ref.reqid && c.state.tag !== 'deleted');
 }
 
-export function scheduleChildTimers(e: EngineCore, child: ChildSa): void {
+export function scheduleChildTimers(e: EngineHost, child: ChildSa): void {
   const now = e.clock.now();
   child.timers.push(e.clock.setTimer(Math.max(0, child.rekeyAtMs - now), () => {
     const owner = e.ownerOf(child);
@@ -198,7 +198,7 @@ export function scheduleChildTimers(e: EngineCore, child: ChildSa): void {
  * A redundant IKE SA's Child SA (reauth.ts) is installed receive-only: it is about to be deleted,
  * and the peer may already have removed its side.
  */
-export async function installChild(e: EngineCore, sa: IkeSa, child: ChildSa, install: KernelChildSa): Promise<boolean> {
+export async function installChild(e: EngineHost, sa: IkeSa, child: ChildSa, install: KernelChildSa): Promise<boolean> {
   if (sa.reauth?.tag === 'redundant' && install.outboundActive) {
     child.outboundPending = true;
     child.pendingOutbound = install.outbound;
@@ -218,12 +218,12 @@ export async function installChild(e: EngineCore, sa: IkeSa, child: ChildSa, ins
   return true;
 }
 
-export function emitChildUp(e: EngineCore, child: ChildSa): void {
+export function emitChildUp(e: EngineHost, child: ChildSa): void {
   e.emit({ type: 'child-up', peer: child.ref.peer, child: child.ref.child, ref: child.ref, suite: child.suiteText, ...childInfo(child) });
 }
 
 /** A new Child SA for a child that was adopted after a restart retires the adopted one. */
-async function replaceAdopted(e: EngineCore, sa: IkeSa, child: ChildSa): Promise<void> {
+async function replaceAdopted(e: EngineHost, sa: IkeSa, child: ChildSa): Promise<void> {
   const list = e.adopted.get(sa.peer.config.name);
   if (!list) return;
   const old = list.filter((a) => a.ref.child === child.ref.child);
@@ -236,7 +236,7 @@ async function replaceAdopted(e: EngineCore, sa: IkeSa, child: ChildSa): Promise
 }
 
 /** Remove a Child SA from the kernel now (or after `delayMs`, make-before-break) and detach it. */
-export async function removeChild(e: EngineCore, sa: IkeSa, child: ChildSa, reason: DownReason, delayMs = 0): Promise<void> {
+export async function removeChild(e: EngineHost, sa: IkeSa, child: ChildSa, reason: DownReason, delayMs = 0): Promise<void> {
   if (child.state.tag === 'deleted') return;
   for (const t of child.timers) t.cancel();
   child.timers = [];
@@ -250,7 +250,7 @@ export async function removeChild(e: EngineCore, sa: IkeSa, child: ChildSa, reas
   } else await deleteChildStates(e, child.ref, hold);
 }
 
-async function deleteChildStates(e: EngineCore, ref: KernelChildSaRef, hold: boolean): Promise<void> {
+async function deleteChildStates(e: EngineHost, ref: KernelChildSaRef, hold: boolean): Promise<void> {
   // Decided when the states go, not when the removal was scheduled: a successor with the same
   // reqid may have been installed while this one lingered, and its policies are the same.
   const keepPolicies = reqidStillUsed(e, { ref }) || hold;
@@ -260,7 +260,7 @@ async function deleteChildStates(e: EngineCore, ref: KernelChildSaRef, hold: boo
 }
 
 /** Delete a lingering Child SA's states after `delayMs` (restore.ts re-arms this after a restart). */
-export function armLingering(e: EngineCore, sa: IkeSa, ref: KernelChildSaRef, delayMs: number, hold = false): void {
+export function armLingering(e: EngineHost, sa: IkeSa, ref: KernelChildSaRef, delayMs: number, hold = false): void {
   e.clock.setTimer(Math.max(0, delayMs), () => {
     e.track((async () => {
       await deleteChildStates(e, ref, hold);
@@ -271,7 +271,7 @@ export function armLingering(e: EngineCore, sa: IkeSa, ref: KernelChildSaRef, de
 }
 
 /** Make-before-break, second step: start sending on a Child SA installed with outboundActive false. */
-export async function activateOutbound(e: EngineCore, child: ChildSa): Promise<void> {
+export async function activateOutbound(e: EngineHost, child: ChildSa): Promise<void> {
   if (!child.outboundPending) return;
   child.outboundPending = false;
   child.pendingOutbound = null;
@@ -285,13 +285,13 @@ export async function activateOutbound(e: EngineCore, child: ChildSa): Promise<v
  * it after REAUTH_OUTBOUND_HOLD_MS without one (responder.ts holdForPeerReauth, and restore.ts for
  * a hold a restart interrupted).
  */
-export function armReauthOutboundHold(e: EngineCore, sa: IkeSa, child: ChildSa): void {
+export function armReauthOutboundHold(e: EngineHost, sa: IkeSa, child: ChildSa): void {
   child.timers.push(e.clock.setTimer(REAUTH_OUTBOUND_HOLD_MS, () => {
     void e.enqueue(sa, async () => { if (child.state.tag !== 'deleted') await activateOutbound(e, child); });
   }));
 }
 
-async function hardExpire(e: EngineCore, sa: IkeSa, child: ChildSa): Promise<void> {
+async function hardExpire(e: EngineHost, sa: IkeSa, child: ChildSa): Promise<void> {
   if (child.state.tag === 'deleted') return;
   await removeChild(e, sa, child, 'hard-lifetime');
   // Tell the peer, and bring the child back up if the IKE SA is fine (strongSwan does the same).
@@ -302,7 +302,7 @@ async function hardExpire(e: EngineCore, sa: IkeSa, child: ChildSa): Promise<voi
 }
 
 /** Move every Child SA (and queued child work) from a rekeyed IKE SA to its successor (§2.18). */
-export function migrateChildren(e: EngineCore, from: IkeSa, to: IkeSa): void {
+export function migrateChildren(e: EngineHost, from: IkeSa, to: IkeSa): void {
   for (const [spi, c] of from.children) to.children.set(spi, c);
   from.children.clear();
   // A reauthentication that completed during the rekey queued the old SA's Delete (reauth.ts
@@ -319,7 +319,7 @@ export function migrateChildren(e: EngineCore, from: IkeSa, to: IkeSa): void {
  * replaced by a reauthentication (`reauthenticated`) leaves its inbound states for
  * rekeyDeleteDelayMs, like a rekeyed Child SA: their successors share the reqids and policies.
  */
-export async function teardown(e: EngineCore, sa: IkeSa, reason: DownReason): Promise<void> {
+export async function teardown(e: EngineHost, sa: IkeSa, reason: DownReason): Promise<void> {
   if (sa.state.tag === 'dead') return;
   // The peer's redundant new IKE SA (reauth.ts), deleted by either side: the peer may have sent on
   // its Child SAs until the Delete, so their inbound states linger too (we never sent on them).

@@ -29,7 +29,7 @@
 // stays. The other new SA is `redundant`: no one sends on its Child SAs, its initiator deletes it,
 // and the peer that receives that Delete keeps its inbound states for the delete delay.
 import { localIsLower } from './addr.js';
-import type { EngineCore } from './core.js';
+import type { EngineHost } from './host.js';
 import type { ChildSa, IkeSa } from './ike-sa.js';
 import { REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 
@@ -43,7 +43,7 @@ export function linkReauth(old: IkeSa, successor: IkeSa, ours: boolean): void {
  * Responder: `sa` came up without INITIAL_CONTACT. The newest IKE SA with the peer that was up
  * before `sa` started (and is not in a reauthentication already) is the one it replaces.
  */
-export function linkPeerReauth(e: EngineCore, sa: IkeSa): IkeSa | null {
+export function linkPeerReauth(e: EngineHost, sa: IkeSa): IkeSa | null {
   const old = e.liveSas(sa.peer.config.name)
     .filter((o) => o !== sa && o.state.tag === 'established' && o.reauth === null && (o.upSerial ?? Infinity) < sa.serial)
     .sort((a, b) => (b.upSerial ?? 0) - (a.upSerial ?? 0))[0];
@@ -59,7 +59,7 @@ export function linkPeerReauth(e: EngineCore, sa: IkeSa): IkeSa | null {
  * peer's wins (ours is given up and the old SA is linked to `sa` instead), `redundant` when ours
  * wins, null when there was no collision.
  */
-export function settleReauthCollision(e: EngineCore, sa: IkeSa): 'replacing' | 'redundant' | null {
+export function settleReauthCollision(e: EngineHost, sa: IkeSa): 'replacing' | 'redundant' | null {
   const old = e.liveSas(sa.peer.config.name).find((o) => o !== sa && o.state.tag === 'established' && o.reauth?.tag === 'superseded' && o.reauth.ours && (o.upSerial ?? Infinity) < sa.serial);
   if (old?.reauth?.tag !== 'superseded') return null;
   const mine = old.reauth.successor;
@@ -84,7 +84,7 @@ export function settleReauthCollision(e: EngineCore, sa: IkeSa): 'replacing' | '
  * (our reauthentication already deleted the old SA) or it is a simultaneous start. When the rule
  * keeps our SA, `sa` is redundant: held receive-only until the peer deletes it.
  */
-export function markPeerDuplicate(e: EngineCore, sa: IkeSa): void {
+export function markPeerDuplicate(e: EngineHost, sa: IkeSa): void {
   if (!localIsLower(sa) || sa.reauth !== null) return;
   const ours = e.liveSas(sa.peer.config.name).some((o) => o !== sa && o.role === 'initiator' && o.state.tag === 'established' && o.reauth?.tag !== 'redundant');
   if (!ours) return;
@@ -93,7 +93,7 @@ export function markPeerDuplicate(e: EngineCore, sa: IkeSa): void {
 }
 
 /** The peer's new SA lost: nobody sends on it; if the peer has not deleted it in time, we do. */
-function markRedundant(e: EngineCore, sa: IkeSa): void {
+function markRedundant(e: EngineHost, sa: IkeSa): void {
   const timer = e.clock.setTimer(REKEYED_SA_TIMEOUT_MS, () => {
     void e.enqueue(sa, () => { if (sa.reauth?.tag === 'redundant' && sa.state.tag === 'established') e.queueTask(sa, { kind: 'ike-delete', reason: 'duplicate' }); });
   });
@@ -105,12 +105,12 @@ function markRedundant(e: EngineCore, sa: IkeSa): void {
  * after the winning SA's IKE_AUTH is answered, so the peer has installed the winner's Child SA by
  * the time our Delete makes us send on it (lifecycle.ts teardown activates the survivor).
  */
-export function dropRedundant(e: EngineCore, sa: IkeSa): void {
+export function dropRedundant(e: EngineHost, sa: IkeSa): void {
   if (sa.reauth?.tag === 'redundant' && sa.reauth.ours) deleteOwnDuplicate(e, sa);
 }
 
 /** Delete an IKE SA we initiated that another replaces; the Child SAs it has yet to create are moot. */
-export function deleteOwnDuplicate(e: EngineCore, sa: IkeSa): void {
+export function deleteOwnDuplicate(e: EngineHost, sa: IkeSa): void {
   for (let i = sa.pending.length - 1; i >= 0; i--) if (sa.pending[i]!.kind === 'child-create') sa.pending.splice(i, 1);
   e.queueTask(sa, { kind: 'ike-delete', reason: 'duplicate' });
 }
@@ -140,7 +140,7 @@ export function reauthComplete(sa: IkeSa): boolean {
 }
 
 /** Initiator: once the new SA has everything it can get, delete the old IKE SA (its children go with it). */
-export function finishReauth(e: EngineCore, sa: IkeSa): void {
+export function finishReauth(e: EngineHost, sa: IkeSa): void {
   const link = sa.reauth;
   if (link?.tag !== 'replacing' || !link.ours || !reauthComplete(sa)) return;
   link.timer?.cancel();
@@ -153,7 +153,7 @@ export function finishReauth(e: EngineCore, sa: IkeSa): void {
  * Undo the link when either side goes (the old one deleted, or the new one failed). A new SA that
  * failed hands the old SA's superseded Child SAs back: they carry on (and rekey) as before.
  */
-export function unlinkReauth(e: EngineCore, sa: IkeSa): void {
+export function unlinkReauth(e: EngineHost, sa: IkeSa): void {
   const link = sa.reauth;
   if (link === null) return;
   sa.reauth = null;

@@ -17,7 +17,7 @@ import { respondInit } from '../exchanges/ike-init.js';
 import { respondInformational } from '../exchanges/informational.js';
 import type { Endpoint, KernelChildSa } from '../ports.js';
 import { ikeFailure } from './context.js';
-import type { EngineCore } from './core.js';
+import type { EngineHost } from './host.js';
 import { spiHex, type ChildSa, type IkeSa } from './ike-sa.js';
 import { activateOutbound, armReauthOutboundHold, emitChildUp, establish, installChild, isLive, removeChild, reqidStillUsed, teardown } from './lifecycle.js';
 import { awaitPeerSwitch, emitRekeyed } from './child-tasks.js';
@@ -27,9 +27,9 @@ import { headerFor, sealMessage } from './wire.js';
 /**
  * The peer's NAT mapping changed (sa.remote already holds the new one): point the installed SAs'
  * UDP encapsulation at it. Callers: an authenticated request from a new address/port (below), and
- * the kernel's report of an authenticated ESP packet from one (EngineCore.natMapping).
+ * the kernel's report of an authenticated ESP packet from one (EngineHost.natMapping).
  */
-export async function followPeer(e: EngineCore, sa: IkeSa): Promise<void> {
+export async function followPeer(e: EngineHost, sa: IkeSa): Promise<void> {
   e.log?.info({ peer: sa.peer.config.name, remote: `${sa.remote.address}:${sa.remote.port}` }, 'following the peer\'s new NAT mapping');
   for (const c of sa.children.values()) {
     if (c.state.tag === 'deleted') continue;
@@ -53,7 +53,7 @@ export async function followPeer(e: EngineCore, sa: IkeSa): Promise<void> {
  * initiator installs its side only when our answer arrives. A redundant SA's are held for good
  * (lifecycle.ts installChild).
  */
-function holdForPeerReauth(e: EngineCore, sa: IkeSa, child: ChildSa, install: KernelChildSa, replaces: boolean): KernelChildSa {
+function holdForPeerReauth(e: EngineHost, sa: IkeSa, child: ChildSa, install: KernelChildSa, replaces: boolean): KernelChildSa {
   if (sa.reauth?.tag === 'redundant') return install;
   const peerReauth = sa.reauth?.tag === 'replacing' && !sa.reauth.ours;
   if (!peerReauth && !(replaces && reqidStillUsed(e, child))) return install;
@@ -63,7 +63,7 @@ function holdForPeerReauth(e: EngineCore, sa: IkeSa, child: ChildSa, install: Ke
   return { ...install, outboundActive: false };
 }
 
-export function handleInitRequest(e: EngineCore, m: IkeMessage, datagram: Uint8Array, from: Endpoint, to: Endpoint): void {
+export function handleInitRequest(e: EngineHost, m: IkeMessage, datagram: Uint8Array, from: Endpoint, to: Endpoint): void {
   // §3.1: the first message has a non-zero SPIi, SPIr 0 and message ID 0; anything else is not
   // one and gets neither an answer nor state (nor a lookup as a retransmission).
   if (!isFirstMessage(m.header)) { e.drop('bad-init-header'); return; }
@@ -101,7 +101,7 @@ export function handleInitRequest(e: EngineCore, m: IkeMessage, datagram: Uint8A
 }
 
 /** At the half-open limit: make room by the fairness rule of limits.ts evictFor, or refuse. */
-function evictHalfOpen(e: EngineCore, address: string): string | null {
+function evictHalfOpen(e: EngineHost, address: string): string | null {
   const victim = e.limits.evictFor(address);
   if (victim === null) return 'half-open-limit';
   e.drop('half-open-evicted');
@@ -116,12 +116,12 @@ function isFirstMessage(h: IkeHeader): boolean { return h.initiatorSpi !== 0n &&
  * exchange does not allow, malformed inner payloads): answer with the notify the codec names
  * (RFC 7296 §2.5, §2.21.2) so the peer stops retransmitting, and change nothing else.
  */
-export function answerMalformed(e: EngineCore, sa: IkeSa, exchangeType: number, messageId: number, err: ParseError): void {
+export function answerMalformed(e: EngineHost, sa: IkeSa, exchangeType: number, messageId: number, err: ParseError): void {
   sendResponse(e, sa, exchangeType, messageId, [replyNotifyFor(err)]);
 }
 
 /** RFC 7296 §2.5: an IKE_SA_INIT request we cannot decode gets an unencrypted error reply, statelessly. */
-export function answerUndecodableInit(e: EngineCore, datagram: Uint8Array, err: ParseError, from: Endpoint, to: Endpoint): boolean {
+export function answerUndecodableInit(e: EngineHost, datagram: Uint8Array, err: ParseError, from: Endpoint, to: Endpoint): boolean {
   let h;
   try { h = decodeHeader(new Reader(datagram)); } catch { return false; }
   if (h.exchangeType !== ExchangeType.IKE_SA_INIT || h.response || !isFirstMessage(h)) return false;
@@ -131,7 +131,7 @@ export function answerUndecodableInit(e: EngineCore, datagram: Uint8Array, err: 
   return true;
 }
 
-function sendResponse(e: EngineCore, sa: IkeSa, exchangeType: number, messageId: number, payloads: readonly IkePayload[]): void {
+function sendResponse(e: EngineHost, sa: IkeSa, exchangeType: number, messageId: number, payloads: readonly IkePayload[]): void {
   const datagrams = sealMessage(sa, headerFor(sa, exchangeType, messageId, true), payloads, mtuOf(sa));
   sa.lastResponse = { messageId, datagrams };
   sa.expectedRequestId = messageId + 1;
@@ -140,7 +140,7 @@ function sendResponse(e: EngineCore, sa: IkeSa, exchangeType: number, messageId:
 }
 
 /** One authenticated, in-window request on `sa`. */
-export async function handleRequest(e: EngineCore, sa: IkeSa, m: IkeMessage, from: Endpoint, to: Endpoint): Promise<void> {
+export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, from: Endpoint, to: Endpoint): Promise<void> {
   // §2.23: follow the peer's address/port (NAT mapping changes, the float to 4500).
   const moved = sa.state.tag === 'established' && (sa.natLocal || sa.natRemote) && (sa.remote.address !== from.address || sa.remote.port !== from.port);
   sa.remote = from; sa.local = to;

@@ -8,9 +8,9 @@
 import { errorMessage } from '../../common/errors.js';
 import { SecretBytes } from '../../common/secret.js';
 import { keyShareFromPrivate } from '../crypto/dh.js';
-import type { IkeSaStatus } from '../engine.js';
+import type { IkeSaStatus } from '../types.js';
 import type { KernelChildSaRef } from '../ports.js';
-import type { EngineCore } from './core.js';
+import type { EngineHost } from './host.js';
 import { awaitPeerSwitch } from './child-tasks.js';
 import { CheckpointError, decodeCheckpoint, type ChildCheckpoint, type IkeSaCheckpoint, type ShareCheckpoint, type TaskCheckpoint } from './checkpoint.js';
 import { ikeKeysOf } from './ike-keys.js';
@@ -73,7 +73,7 @@ function stateOf(c: ChildCheckpoint): ChildSa['state'] {
 interface Rebuilt { readonly id: string; readonly cp: IkeSaCheckpoint; readonly sa: IkeSa; readonly lost: ChildSa[]; readonly reserved: number[] }
 
 /** Rebuild one SA (not yet registered); children the kernel lost are returned separately. */
-async function rebuild(e: EngineCore, id: string, cp: IkeSaCheckpoint, peer: PeerRuntime): Promise<Rebuilt> {
+async function rebuild(e: EngineHost, id: string, cp: IkeSaCheckpoint, peer: PeerRuntime): Promise<Rebuilt> {
   const now = e.clock.now();
   const runtimeOf = (name: string): ChildRuntime => peer.children.find((c) => c.config.name === name)!;
   const children = new Map<number, ChildSa>();
@@ -147,7 +147,7 @@ function lingeringOf(cp: IkeSaCheckpoint, peer: PeerRuntime): IkeSa['lingering']
 }
 
 /** Restart what an established SA had going: timers, the request in flight, queued work. */
-function resume(e: EngineCore, r: Rebuilt): void {
+function resume(e: EngineHost, r: Rebuilt): void {
   const { sa, cp } = r;
   const now = e.clock.now();
   for (const l of sa.lingering.values()) armLingering(e, sa, l.ref, l.untilMs - now);
@@ -186,7 +186,7 @@ function resume(e: EngineCore, r: Rebuilt): void {
  * Resume IKE SAs from checkpoints a previous process saved (before start()). Each checkpoint is
  * resumed or refused with a reason; refused ones are removed from the store.
  */
-export async function restoreSas(e: EngineCore, items: readonly { readonly id: string; readonly data: SecretBytes }[]): Promise<RestoreResult[]> {
+export async function restoreSas(e: EngineHost, items: readonly { readonly id: string; readonly data: SecretBytes }[]): Promise<RestoreResult[]> {
   const results: RestoreResult[] = [];
   const built: Rebuilt[] = [];
   const refuse = (id: string, peer: string | null, reason: string): void => {
@@ -242,7 +242,7 @@ export async function restoreSas(e: EngineCore, items: readonly { readonly id: s
  * and the old one again, and the old one's superseded Child SAs to their successors on the new
  * one. Only when both were resumed; otherwise each goes on as a plain IKE SA.
  */
-function relinkReauths(e: EngineCore, built: readonly Rebuilt[]): void {
+function relinkReauths(e: EngineHost, built: readonly Rebuilt[]): void {
   for (const r of built) {
     const ra = r.cp.reauth;
     if (ra?.tag !== 'replacing') continue;

@@ -17,7 +17,7 @@ import { deleteChildPayloads, deleteIkePayloads } from '../exchanges/information
 import type { DownReason } from '../ports.js';
 import { abandonChild, onChildCreate, onChildRekey, releaseSpi } from './child-tasks.js';
 import { ikeFailure } from './context.js';
-import type { EngineCore } from './core.js';
+import type { EngineHost } from './host.js';
 import { FRAGMENT_MTU, REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 import { ikeSpisText, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
 import { emitChildUp, establish, heldBySurvivor, installChild, migrateChildren, removeChild, scheduleIkeTimers, teardown } from './lifecycle.js';
@@ -26,7 +26,7 @@ import { headerFor, sealMessage, unfragmentedHint } from './wire.js';
 
 export function mtuOf(sa: IkeSa): number { return sa.peer.config.fragmentMtu ?? FRAGMENT_MTU; }
 
-export function newSa(e: EngineCore, peer: PeerRuntime, role: 'initiator' | 'responder', spiI: bigint, local = peer.local, remote = peer.remote): IkeSa {
+export function newSa(e: EngineHost, peer: PeerRuntime, role: 'initiator' | 'responder', spiI: bigint, local = peer.local, remote = peer.remote): IkeSa {
   const now = e.clock.now();
   return {
     serial: e.newSerial(), peer, role, spiI, spiR: 0n, state: { tag: role === 'initiator' ? 'auth-sent' : 'init-done' }, keys: null,
@@ -38,7 +38,7 @@ export function newSa(e: EngineCore, peer: PeerRuntime, role: 'initiator' | 'res
 }
 
 /** Create an initiator IKE SA for `peer` and send IKE_SA_INIT. */
-export function startInitiator(e: EngineCore, peer: PeerRuntime, prepare?: (sa: IkeSa) => void): IkeSa {
+export function startInitiator(e: EngineHost, peer: PeerRuntime, prepare?: (sa: IkeSa) => void): IkeSa {
   const sa = newSa(e, peer, 'initiator', e.newIkeSpi());
   prepare?.(sa);
   e.register(sa);
@@ -50,7 +50,7 @@ export function startInitiator(e: EngineCore, peer: PeerRuntime, prepare?: (sa: 
   return sa;
 }
 
-export function queueTask(e: EngineCore, sa: IkeSa, task: Task): void {
+export function queueTask(e: EngineHost, sa: IkeSa, task: Task): void {
   if (sa.state.tag === 'dead') return;
   if (task.kind === 'child-rekey' && sa.pending.some((t) => t.kind === 'child-rekey' && t.old === task.old)) return;
   if ((task.kind === 'ike-rekey' || task.kind === 'dpd') && sa.pending.some((t) => t.kind === task.kind)) return;
@@ -59,21 +59,21 @@ export function queueTask(e: EngineCore, sa: IkeSa, task: Task): void {
 }
 
 /** Start pending tasks until one sends a request (the others may have become moot). */
-export async function next(e: EngineCore, sa: IkeSa): Promise<void> {
+export async function next(e: EngineHost, sa: IkeSa): Promise<void> {
   while (sa.outstanding === null && sa.pending.length > 0) {
     const task = sa.pending.shift()!;
     if (await start(e, sa, task)) return;
   }
 }
 
-function send(e: EngineCore, sa: IkeSa, task: Task, exchangeType: number, payloads: readonly IkePayload[], extra: Pick<Outstanding, 'child' | 'ikeRekey'> = {}): void {
+function send(e: EngineHost, sa: IkeSa, task: Task, exchangeType: number, payloads: readonly IkePayload[], extra: Pick<Outstanding, 'child' | 'ikeRekey'> = {}): void {
   const messageId = sa.nextRequestId++;
   const datagrams = sealMessage(sa, headerFor(sa, exchangeType, messageId, false), payloads, mtuOf(sa));
   arm(e, sa, { task, messageId, exchangeType, datagrams, tries: 0, timer: null, ...extra });
 }
 
 /** Send (or resend) the outstanding request and schedule its retransmission. */
-export function arm(e: EngineCore, sa: IkeSa, o: Outstanding): void {
+export function arm(e: EngineHost, sa: IkeSa, o: Outstanding): void {
   sa.outstanding = o;
   o.firstSentMs ??= e.clock.now();
   e.persistPeer(sa.peer.config.name);
@@ -93,7 +93,7 @@ export function arm(e: EngineCore, sa: IkeSa, o: Outstanding): void {
   });
 }
 
-async function start(e: EngineCore, sa: IkeSa, task: Task): Promise<boolean> {
+async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
   const established = sa.state.tag === 'established';
   switch (task.kind) {
     case 'ike-init': return false;
@@ -150,7 +150,7 @@ async function start(e: EngineCore, sa: IkeSa, task: Task): Promise<boolean> {
 }
 
 /** Retire an IKE SA whose children moved to a successor: no events, no kernel changes. */
-export function retire(e: EngineCore, sa: IkeSa): void {
+export function retire(e: EngineHost, sa: IkeSa): void {
   for (const t of Object.values(sa.timers)) t?.cancel();
   sa.outstanding?.timer?.cancel();
   sa.outstanding = null;
@@ -159,7 +159,7 @@ export function retire(e: EngineCore, sa: IkeSa): void {
   e.unregister(sa);
 }
 
-async function timedOut(e: EngineCore, sa: IkeSa, o: Outstanding): Promise<void> {
+async function timedOut(e: EngineHost, sa: IkeSa, o: Outstanding): Promise<void> {
   sa.outstanding = null;
   const task = o.task;
   if (task.kind === 'ike-delete' && task.reason === 'duplicate') { await teardown(e, sa, 'replaced'); return; }
@@ -175,7 +175,7 @@ async function timedOut(e: EngineCore, sa: IkeSa, o: Outstanding): Promise<void>
 }
 
 /** What follows an IKE SA that died without being asked to (dpd.action, RFC 3706-style). */
-export function afterDown(e: EngineCore, peer: PeerRuntime, reason: DownReason, wasEstablished: boolean): void {
+export function afterDown(e: EngineHost, peer: PeerRuntime, reason: DownReason, wasEstablished: boolean): void {
   if (peer.terminated) return;
   if (!wasEstablished) { scheduleRetry(e, peer); return; }
   if (reason !== 'dpd-timeout' && reason !== 'retransmit-limit') return;
@@ -185,7 +185,7 @@ export function afterDown(e: EngineCore, peer: PeerRuntime, reason: DownReason, 
 }
 
 /** A connection we initiated failed before it was up: try again later (startAction initiate only). */
-export function scheduleRetry(e: EngineCore, peer: PeerRuntime): void {
+export function scheduleRetry(e: EngineHost, peer: PeerRuntime): void {
   if (peer.terminated || peer.config.startAction !== 'initiate' || e.options.retryIntervalMs <= 0) return;
   peer.retryTimer?.cancel();
   peer.retryTimer = e.clock.setTimer(e.options.retryIntervalMs, () => {
@@ -199,7 +199,7 @@ function exchangeOf(t: number): 'IKE_SA_INIT' | 'IKE_AUTH' | 'CREATE_CHILD_SA' |
 }
 
 /** The old IKE SA hands everything to `successor` (after our or the peer's IKE rekey). */
-export function adoptSuccessor(e: EngineCore, old: IkeSa, successor: IkeSa): void {
+export function adoptSuccessor(e: EngineHost, old: IkeSa, successor: IkeSa): void {
   migrateChildren(e, old, successor);
   moveReauthLink(old, successor);
   for (const t of Object.values(old.timers)) t?.cancel();
@@ -211,7 +211,7 @@ export function adoptSuccessor(e: EngineCore, old: IkeSa, successor: IkeSa): voi
   if (successor.pending.length > 0) void e.enqueue(successor, () => next(e, successor));
 }
 
-export async function handleResponse(e: EngineCore, sa: IkeSa, m: IkeMessage, datagram: Uint8Array): Promise<void> {
+export async function handleResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, datagram: Uint8Array): Promise<void> {
   const o = sa.outstanding;
   if (o === null) return;
   o.timer?.cancel();
@@ -242,7 +242,7 @@ export async function handleResponse(e: EngineCore, sa: IkeSa, m: IkeMessage, da
   e.persistPeer(sa.peer.config.name);
 }
 
-async function onInit(e: EngineCore, sa: IkeSa, m: IkeMessage, datagram: Uint8Array, o: Outstanding): Promise<void> {
+async function onInit(e: EngineHost, sa: IkeSa, m: IkeMessage, datagram: Uint8Array, o: Outstanding): Promise<void> {
   const r = consumeInitResponse(e, sa, m, datagram);
   switch (r.kind) {
     case 'drop': e.drop(r.reason); arm(e, sa, o); return;
@@ -267,7 +267,7 @@ async function onInit(e: EngineCore, sa: IkeSa, m: IkeMessage, datagram: Uint8Ar
   }
 }
 
-async function onAuth(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding): Promise<void> {
+async function onAuth(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstanding): Promise<void> {
   const r = consumeAuthResponse(e, sa, m, o.child);
   if (r.kind === 'drop') { e.drop(r.reason); arm(e, sa, o); return; }
   if (r.kind === 'failed') {
@@ -294,7 +294,7 @@ async function onAuth(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding): 
   for (const c of sa.peer.children.slice(1)) sa.pending.push({ kind: 'child-create', child: c });
 }
 
-async function onIkeRekey(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstanding, task: Extract<Task, { kind: 'ike-rekey' }>): Promise<void> {
+async function onIkeRekey(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstanding, task: Extract<Task, { kind: 'ike-rekey' }>): Promise<void> {
   const scratch = o.ikeRekey!;
   const r = completeIkeRekey(e, sa, scratch, m);
   const collision = sa.ikeCollision;
@@ -334,6 +334,6 @@ async function onIkeRekey(e: EngineCore, sa: IkeSa, m: IkeMessage, o: Outstandin
 }
 
 /** Responder side of an IKE rekey: the old SA waits for the peer's Delete, but not forever. */
-export function awaitOldIkeDelete(e: EngineCore, old: IkeSa): void {
+export function awaitOldIkeDelete(e: EngineHost, old: IkeSa): void {
   old.timers.rekeyed = e.clock.setTimer(REKEYED_SA_TIMEOUT_MS, () => { void e.enqueue(old, () => { if (old.state.tag === 'rekeyed') retire(e, old); }); });
 }
