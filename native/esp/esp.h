@@ -5,14 +5,16 @@
  *
  * Files:
  *   esp.h          types shared by the C files (this file)
- *   esp_crypto.c   AEAD seal/open with OpenSSL EVP (AES-GCM-16 RFC 4106, ChaCha20-Poly1305 RFC 7634)
- *   esp_packet.c   RFC 4303 encapsulation/decapsulation, anti-replay window, traffic selectors
+ *   esp_crypto.c   seal/open with OpenSSL EVP: AEAD (AES-GCM-16 RFC 4106, ChaCha20-Poly1305 RFC 7634)
+ *                  and AES-CBC (RFC 3602) + HMAC-SHA2 (RFC 4868), with or without ESN
+ *   esp_replay.c   anti-replay window and ESN high-bit inference (RFC 4303 §3.4.3, Appendix A)
+ *   esp_packet.c   RFC 4303 encapsulation/decapsulation, traffic selectors
  *   esp_engine.c   SA/policy table published by pointer swap, epoch-based reclamation, worker threads
  *   esp_napi.c     the N-API surface: engine lifetime, the socket, events up to JS (src/esp/native.ts types it)
  *   esp_napi_sa.c  the N-API control-plane calls: SAs, policies, stats, sendIke, inject
  *   esp_napi.h     what the two N-API files share
  *
- * Not done yet (issue 12): ESN, CBC+HMAC suites, TUN/UDP offloads (GSO/GRO), more than one RX
+ * Not done yet: TUN/UDP offloads (GSO/GRO), more than one RX
  * and one TX worker, a policy trie (policies are scanned in priority order).
  */
 #ifndef KIPSEC_ESP_H
@@ -25,17 +27,23 @@
 #include <sys/socket.h>
 #include <openssl/evp.h>
 
-/* RFC 4303 §2 field sizes; the IV and ICV sizes of RFC 4106 §3.1 / RFC 7634 §2. */
+/* RFC 4303 §2 field sizes. IV and ICV per suite (esp_suite_layout): AEAD 8-byte IV and 16-byte
+ * ICV (RFC 4106 §3.1, RFC 7634 §2); AES-CBC a 16-byte IV (RFC 3602 §3) and the HMAC truncated
+ * to 16, 24 or 32 bytes (RFC 4868 §2.3). */
 #define ESP_SPI_LEN 4
 #define ESP_SEQ_LEN 4
 #define ESP_HDR_LEN (ESP_SPI_LEN + ESP_SEQ_LEN)
-#define ESP_IV_LEN 8
-#define ESP_ICV_LEN 16
+#define ESP_AEAD_IV_LEN 8
+#define ESP_AEAD_ICV_LEN 16
+#define ESP_CBC_IV_LEN 16
+#define ESP_MAX_IV_LEN 16
+#define ESP_MAX_ICV_LEN 32
 #define ESP_SALT_LEN 4
 #define ESP_TRAILER_LEN 2 /* pad length + next header */
-/* Bytes before the inner packet and the most after it (pad ≤ 3 for 4-byte alignment). */
-#define ESP_HEADROOM (ESP_HDR_LEN + ESP_IV_LEN)
-#define ESP_TAILROOM (3 + ESP_TRAILER_LEN + ESP_ICV_LEN)
+/* Bytes before the inner packet (the largest header + IV) and the most after it when sending
+ * (pad ≤ 15 for a 16-byte block). The ESP packet starts ESP_HEADROOM - header - IV into a buffer. */
+#define ESP_HEADROOM (ESP_HDR_LEN + ESP_MAX_IV_LEN)
+#define ESP_TAILROOM (15 + ESP_TRAILER_LEN + ESP_MAX_ICV_LEN)
 /* RFC 3948 §2.2: a UDP payload starting with four zero bytes is IKE (the non-ESP marker). */
 #define ESP_NON_ESP_MARKER_LEN 4
 /* RFC 3948 §2.3: NAT-keepalive is one byte 0xFF. */
@@ -49,10 +57,19 @@
 /* Algorithms, the numbers src/esp/native.ts passes. */
 #define ESP_ALG_AES_GCM_16 1
 #define ESP_ALG_CHACHA20_POLY1305 2
+#define ESP_ALG_AES_CBC_HMAC_SHA256 3 /* HMAC-SHA2-256-128 */
+#define ESP_ALG_AES_CBC_HMAC_SHA384 4 /* HMAC-SHA2-384-192 */
+#define ESP_ALG_AES_CBC_HMAC_SHA512 5 /* HMAC-SHA2-512-256 */
+#define ESP_ALG_IS_AEAD(a) ((a) == ESP_ALG_AES_GCM_16 || (a) == ESP_ALG_CHACHA20_POLY1305)
 
 /* Packet buffers: an inner packet of at most ESP_MAX_INNER bytes (TUN MTU ≤ 2000 fits). */
 #define ESP_MAX_INNER 2048
 #define ESP_BUF_LEN (ESP_HEADROOM + ESP_MAX_INNER + ESP_TAILROOM + 64)
+/* Receive buffers hold any UDP payload: IKE shares the socket, and IKE_AUTH with certificates
+ * runs to kilobytes; a shorter buffer would cut those datagrams. */
+#define ESP_RX_BUF_LEN 65536
+/* Largest ciphertext accepted: the largest inner packet, RFC 4303 §2.4's most padding, trailer. */
+#define ESP_MAX_CIPHERTEXT (ESP_MAX_INNER + 255 + ESP_TRAILER_LEN)
 #define ESP_BATCH 32
 #define ESP_MAX_TS 8
 #define ESP_MAX_REPLAY_WINDOW 65536
@@ -74,10 +91,10 @@ enum {
   ESP_DROP_NEXT_HEADER,   /* not 4, 41 or 59 */
   ESP_DROP_SELECTOR,      /* inner packet outside the SA's traffic selectors */
   ESP_DROP_MALFORMED,     /* inner packet not a whole IPv4/IPv6 packet of the next header's family */
-  ESP_DROP_TRUNCATED,     /* shorter than header + IV + trailer + ICV, or not 4-byte aligned */
+  ESP_DROP_TRUNCATED,     /* shorter than header + IV + trailer + ICV, or not block aligned */
   ESP_DROP_EXPIRED,       /* hard packet/byte limit reached */
-  ESP_DROP_SEQ_EXHAUSTED, /* outbound 32-bit sequence number would wrap (RFC 4303 §3.3.3) */
-  ESP_DROP_TOO_BIG,       /* inner packet larger than ESP_MAX_INNER */
+  ESP_DROP_SEQ_EXHAUSTED, /* outbound sequence number (32- or 64-bit with ESN) would wrap (RFC 4303 §3.3.3) */
+  ESP_DROP_TOO_BIG,       /* inner packet larger than ESP_MAX_INNER, inbound ciphertext past ESP_MAX_CIPHERTEXT */
   ESP_DROP_IO,            /* the TUN write or UDP send failed */
   ESP_COUNT_DUMMY,        /* next header 59, verified and discarded: not an error */
   ESP_DROP_N
@@ -110,16 +127,19 @@ typedef struct esp_sa {
   uint32_t reqid;
   int dir;
   int alg;
-  uint8_t salt[ESP_SALT_LEN];
+  int esn;                         /* RFC 4303 §2.2.1 extended (64-bit) sequence numbers */
+  uint8_t iv_len, icv_len, block;  /* block: the ciphertext alignment (4 for AEAD, 16 for AES-CBC) */
+  uint8_t salt[ESP_SALT_LEN];      /* AEAD only */
   EVP_CIPHER_CTX *ctx[ESP_SLOTS];
+  EVP_MAC_CTX *mac[ESP_SLOTS];     /* AES-CBC suites: HMAC keyed once */
   uint64_t order; /* install order: the newest active outbound SA of a reqid wins (as XFRM) */
   _Atomic(esp_peer *) peer; /* outbound */
   atomic_int active;        /* outbound: may be chosen by a policy */
   /* Anti-replay (inbound), RFC 4303 §3.4.3: only the RX worker touches it; the lock is for the
    * JS-side reader in stats and for future multi-queue RX. */
   pthread_mutex_t replay_lock;
-  uint32_t window;   /* bits, multiple of 64; 0 = no replay check (XFRM's replay-window 0) */
-  uint32_t top;      /* highest verified sequence number */
+  uint32_t window;   /* bits, multiple of 64; 0 = no replay check (XFRM's replay-window 0; not with ESN) */
+  uint64_t top;      /* highest verified sequence number (64-bit with ESN) */
   uint64_t *bitmap;  /* window bits, bit (seq % window) */
   atomic_uint_fast64_t seq; /* outbound: last sequence number handed out */
   uint64_t seq_start;       /* outbound: seq at install (restored SAs continue) */
@@ -194,14 +214,29 @@ struct esp_engine {
 };
 
 /* esp_crypto.c */
-EVP_CIPHER_CTX *esp_ctx_new(int alg, int encrypt, const uint8_t *key, size_t key_len);
-int esp_key_len_ok(int alg, size_t key_len_with_salt);
-int esp_seal(EVP_CIPHER_CTX *c, const uint8_t salt[4], const uint8_t aad[8], const uint8_t iv[8], uint8_t *buf, int len, uint8_t *tag);
-int esp_open(EVP_CIPHER_CTX *c, const uint8_t salt[4], const uint8_t aad[8], const uint8_t iv[8], uint8_t *buf, int len, const uint8_t *tag);
+/* Key material lengths: key (AEAD: key || 4-byte salt) and integrity key (0 for AEAD). */
+int esp_key_len_ok(int alg, size_t key_len);
+size_t esp_integ_key_len(int alg);
+/* Set sa->iv_len, icv_len, block for sa->alg. */
+void esp_suite_layout(esp_sa *sa);
+/* Key the contexts of one slot (sa->alg set, layout done); 1 on success. */
+int esp_crypto_key(esp_sa *sa, int slot, int encrypt, const uint8_t *key, size_t key_len, const uint8_t *ikey, size_t ikey_len);
+void esp_crypto_free(esp_sa *sa);
+/* pkt: SPI | seq | IV | plaintext (clen bytes, padded) | room for the ICV. Seal writes the IV
+ * (AEAD: the 64-bit seq; CBC: random), encrypts in place and appends the ICV; open verifies the
+ * ICV first and decrypts in place only if it verified. seq_hi: ESN high bits (ignored without
+ * ESN). Both return 1 on success. */
+int esp_seal(esp_sa *sa, int slot, uint8_t *pkt, size_t clen, uint64_t seq);
+int esp_open(esp_sa *sa, int slot, uint8_t *pkt, size_t clen, uint32_t seq_hi);
+
+/* esp_replay.c (under sa->replay_lock) */
+/* The packet's 64-bit sequence number from its low 32 bits (RFC 4303 Appendix A2.2 with ESN); 0
+ * if it can only precede the SA's first packet. */
+int esp_replay_infer(const esp_sa *sa, uint32_t seq_lo, uint64_t *seq);
+int esp_replay_check(const esp_sa *sa, uint64_t seq);
+void esp_replay_update(esp_sa *sa, uint64_t seq);
 
 /* esp_packet.c */
-int esp_replay_check(const esp_sa *sa, uint32_t seq);
-void esp_replay_update(esp_sa *sa, uint32_t seq);
 int esp_ts_match(const esp_ts *ts, int family, const uint8_t *addr, int proto, int port, int ports_known);
 /* The addresses, protocol and ports of an inner packet; 0 if it is not a whole IP packet. */
 typedef struct {
@@ -216,11 +251,11 @@ esp_sa *esp_lookup_out(const esp_table *t, const esp_inner *in);
 /* Both return 0 on success, ESP_DROP_x + 1 for a drop charged to an SA (dummy packets too),
  * -(ESP_G_x + 1) for an engine-wide drop; the counter is already bumped.
  * Outbound: buf holds the inner packet at buf + ESP_HEADROOM (len bytes, cap ≥ ESP_BUF_LEN);
- * on success the ESP packet starts at buf, *out_len bytes, *sa_out the SA used. */
-int esp_encap(esp_engine *e, const esp_table *t, int slot, uint8_t *buf, size_t len, size_t *out_len, esp_sa **sa_out);
+ * on success the ESP packet starts at buf + *out_off, *out_len bytes, *sa_out the SA used. */
+int esp_encap(esp_engine *e, const esp_table *t, int slot, uint8_t *buf, size_t len, size_t *out_off, size_t *out_len, esp_sa **sa_out);
 /* Inbound: the UDP payload in buf (len bytes, not IKE); on success the inner packet is at
- * buf + ESP_HEADROOM, *inner_len bytes. */
-int esp_decap(esp_engine *e, const esp_table *t, uint8_t *buf, size_t len, size_t *inner_len);
+ * buf + *inner_off, *inner_len bytes. */
+int esp_decap(esp_engine *e, const esp_table *t, uint8_t *buf, size_t len, size_t *inner_off, size_t *inner_len);
 void esp_fire_expire(esp_engine *e, esp_sa *sa, int hard, const char *reason);
 int64_t esp_now_ms(void);
 

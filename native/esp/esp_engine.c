@@ -32,7 +32,7 @@ esp_sa *esp_sa_new(void) {
 void esp_sa_free(void *p) {
   esp_sa *sa = p;
   if (sa == NULL) return;
-  for (int i = 0; i < ESP_SLOTS; i++) if (sa->ctx[i]) EVP_CIPHER_CTX_free(sa->ctx[i]);
+  esp_crypto_free(sa);
   free(sa->bitmap);
   free(atomic_load(&sa->peer));
   pthread_mutex_destroy(&sa->replay_lock);
@@ -214,12 +214,12 @@ int esp_inject(esp_engine *e, const uint8_t *pkt, size_t len) {
   if (len > ESP_MAX_INNER) { gcount(e, ESP_G_MALFORMED_OUT, 1); return -(ESP_G_MALFORMED_OUT + 1); }
   pthread_mutex_lock(&e->ctl_lock); /* the table cannot be retired while we hold it */
   memcpy(buf + ESP_HEADROOM, pkt, len);
-  size_t out_len = 0;
+  size_t out_off = 0, out_len = 0;
   esp_sa *sa = NULL;
-  int rc = esp_encap(e, atomic_load(&e->table), ESP_SLOT_JS, buf, len, &out_len, &sa);
+  int rc = esp_encap(e, atomic_load(&e->table), ESP_SLOT_JS, buf, len, &out_off, &out_len, &sa);
   if (rc == 0) {
     esp_peer *peer = atomic_load(&sa->peer);
-    if (sendto(e->udp_fd, buf, out_len, MSG_DONTWAIT, (struct sockaddr *)&peer->addr, peer->len) < 0) {
+    if (sendto(e->udp_fd, buf + out_off, out_len, MSG_DONTWAIT, (struct sockaddr *)&peer->addr, peer->len) < 0) {
       gcount(e, ESP_G_SEND_ERRORS, 1);
       atomic_fetch_add_explicit(&sa->drops[ESP_DROP_IO], 1, memory_order_relaxed);
       rc = ESP_DROP_IO + 1;
@@ -249,17 +249,18 @@ static void rx_one(esp_engine *e, const esp_table *t, uint8_t *buf, size_t len, 
     if (e->hooks.up) e->hooks.up(e, ESP_UP_IKE, buf, len, from);
     return;
   }
-  size_t inner_len = 0;
-  if (esp_decap(e, t, buf, len, &inner_len) != 0) return;
-  if (e->tun_fd < 0) { if (e->hooks.up) e->hooks.up(e, ESP_UP_INNER, buf + ESP_HEADROOM, inner_len, from); return; }
+  size_t inner_off = 0, inner_len = 0;
+  if (esp_decap(e, t, buf, len, &inner_off, &inner_len) != 0) return;
+  if (e->tun_fd < 0) { if (e->hooks.up) e->hooks.up(e, ESP_UP_INNER, buf + inner_off, inner_len, from); return; }
   ssize_t w;
-  do w = write(e->tun_fd, buf + ESP_HEADROOM, inner_len); while (w < 0 && errno == EINTR);
+  do w = write(e->tun_fd, buf + inner_off, inner_len); while (w < 0 && errno == EINTR);
   if (w < 0) gcount(e, ESP_G_TUN_WRITE_ERRORS, 1);
 }
 
 static void *rx_main(void *arg) {
   esp_engine *e = arg;
-  uint8_t *bufs = malloc((size_t)ESP_BATCH * ESP_BUF_LEN);
+  /* 32 x 64 KiB of address space; only the bytes datagrams fill become resident. */
+  uint8_t *bufs = malloc((size_t)ESP_BATCH * ESP_RX_BUF_LEN);
   struct mmsghdr msgs[ESP_BATCH];
   struct iovec iov[ESP_BATCH];
   struct sockaddr_storage from[ESP_BATCH];
@@ -268,8 +269,8 @@ static void *rx_main(void *arg) {
     for (int round = 0; round < 64 && !atomic_load(&e->stop); round++) { /* then poll again: stop is seen */
       memset(msgs, 0, sizeof msgs);
       for (int i = 0; i < ESP_BATCH; i++) {
-        iov[i].iov_base = bufs + (size_t)i * ESP_BUF_LEN;
-        iov[i].iov_len = ESP_BUF_LEN;
+        iov[i].iov_base = bufs + (size_t)i * ESP_RX_BUF_LEN;
+        iov[i].iov_len = ESP_RX_BUF_LEN;
         msgs[i].msg_hdr.msg_iov = &iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
         msgs[i].msg_hdr.msg_name = &from[i];
@@ -307,12 +308,12 @@ static void *tx_main(void *arg) {
         ssize_t r = read(e->tun_fd, buf + ESP_HEADROOM, ESP_MAX_INNER + 1);
         if (r < 0 && errno == EINTR) { reads--; continue; }
         if (r < 0) { if (errno != EAGAIN && errno != EWOULDBLOCK) gcount(e, ESP_G_TUN_READ_ERRORS, 1); more = 0; break; }
-        size_t out_len = 0;
-        if (esp_encap(e, t, ESP_SLOT_TX, buf, (size_t)r, &out_len, &sas[n]) != 0) continue;
+        size_t out_off = 0, out_len = 0;
+        if (esp_encap(e, t, ESP_SLOT_TX, buf, (size_t)r, &out_off, &out_len, &sas[n]) != 0) continue;
         esp_peer *peer = atomic_load(&sas[n]->peer);
         memcpy(&to[n], &peer->addr, peer->len);
         memset(&msgs[n], 0, sizeof msgs[n]);
-        iov[n].iov_base = buf;
+        iov[n].iov_base = buf + out_off;
         iov[n].iov_len = out_len;
         msgs[n].msg_hdr.msg_iov = &iov[n];
         msgs[n].msg_hdr.msg_iovlen = 1;

@@ -27,27 +27,34 @@ napi_value esp_napi_add_sa(napi_env env, napi_callback_info info) {
   esp_napi *s = engine_arg(env, info, 2, argv, "espAddSa(h, sa)");
   if (s == NULL) return NULL;
   napi_value o = argv[1];
-  int dir = 0, active = 1;
+  int dir = 0, active = 1, esn = 0;
   uint32_t spi = 0, reqid = 0, alg = 0, window = 1024;
   uint64_t seq = 0, sp = 0, hp = 0, sb = 0, hb = 0;
-  uint8_t *key = NULL;
-  size_t key_len = 0;
+  uint8_t *key = NULL, *ikey = NULL;
+  size_t key_len = 0, ikey_len = 0;
   if (!has(env, o, "direction", &v) || !get_dir(env, v, &dir)) BAD("direction must be 'in' or 'out'");
   /* RFC 4303 §2.1: SPIs 1..255 are reserved by IANA, 0 is for local use only. */
   if (!get_u32(env, o, "spi", &spi, 1) || spi < 256) BAD("spi must be an integer 256..2^32-1");
   if (!get_u32(env, o, "reqid", &reqid, 0)) BAD("reqid must be a 32-bit unsigned integer");
-  if (!get_u32(env, o, "algorithm", &alg, 1) || (alg != ESP_ALG_AES_GCM_16 && alg != ESP_ALG_CHACHA20_POLY1305)) BAD("algorithm must be 1 (AES-GCM-16) or 2 (ChaCha20-Poly1305)");
+  if (!get_u32(env, o, "algorithm", &alg, 1) || alg < ESP_ALG_AES_GCM_16 || alg > ESP_ALG_AES_CBC_HMAC_SHA512)
+    BAD("algorithm must be 1 (AES-GCM-16), 2 (ChaCha20-Poly1305), 3, 4 or 5 (AES-CBC with HMAC-SHA2-256-128, -384-192, -512-256)");
+  int aead = ESP_ALG_IS_AEAD((int)alg);
   if (!has(env, o, "key", &v) || !get_bytes(env, v, &key, &key_len) || !esp_key_len_ok((int)alg, key_len))
-    BAD("key must be a Uint8Array of key || 4-byte salt: 20 or 36 bytes for AES-GCM, 36 for ChaCha20-Poly1305");
+    BAD(aead ? "key must be a Uint8Array of key || 4-byte salt: 20 or 36 bytes for AES-GCM, 36 for ChaCha20-Poly1305" : "key must be a Uint8Array of 16 or 32 bytes for AES-CBC");
+  if (aead ? has(env, o, "integrityKey", &v) : !has(env, o, "integrityKey", &v) || !get_bytes(env, v, &ikey, &ikey_len) || ikey_len != esp_integ_key_len((int)alg))
+    BAD(aead ? "integrityKey is for AES-CBC suites only (AEAD has no separate integrity key)" : "integrityKey must be a Uint8Array as long as the HMAC output: 32, 48 or 64 bytes for SHA2-256, -384, -512 (RFC 4868 §2.1.1)");
+  if (!get_bool(env, o, "esn", &esn)) BAD("esn must be a boolean");
   if (!get_u32(env, o, "replayWindow", &window, 0) || window > ESP_MAX_REPLAY_WINDOW) BAD("replayWindow must be 0..65536 packets");
   if (!get_bool(env, o, "active", &active)) BAD("active must be a boolean");
-  if (!get_u64(env, o, "seq", &seq) || seq > UINT32_MAX) BAD("seq must be a bigint 0..2^32-1");
+  if (!get_u64(env, o, "seq", &seq) || (!esn && seq > UINT32_MAX)) BAD("seq must be a bigint 0..2^32-1 (0..2^64-1 with esn)");
+  /* Appendix A2.2 infers the high bits from the window: ESN without one cannot work. */
+  if (esn && dir == ESP_DIR_IN && window == 0) BAD("esn needs a replayWindow of at least 1");
   if (!get_u64(env, o, "softPackets", &sp) || !get_u64(env, o, "hardPackets", &hp) || !get_u64(env, o, "softBytes", &sb) || !get_u64(env, o, "hardBytes", &hb))
     BAD("softPackets, hardPackets, softBytes and hardBytes must be bigints (0: none)");
   esp_sa *sa = esp_sa_new();
   if (sa == NULL) return throw_errno(env, "espAddSa", ENOMEM);
-  sa->dir = dir; sa->spi = spi; sa->reqid = reqid; sa->alg = (int)alg;
-  memcpy(sa->salt, key + key_len - ESP_SALT_LEN, ESP_SALT_LEN);
+  sa->dir = dir; sa->spi = spi; sa->reqid = reqid; sa->alg = (int)alg; sa->esn = esn;
+  esp_suite_layout(sa);
   sa->soft_packets = sp; sa->hard_packets = hp; sa->soft_bytes = sb; sa->hard_bytes = hb;
   atomic_store(&sa->active, active);
   atomic_store(&sa->seq, seq);
@@ -58,15 +65,14 @@ napi_value esp_napi_add_sa(napi_env env, napi_callback_info info) {
     sa->bitmap = calloc(sa->window ? sa->window / 64 : 1, sizeof *sa->bitmap);
     if (!get_ts_list(env, o, "sources", sa->src, &sa->nsrc) || !get_ts_list(env, o, "destinations", sa->dst, &sa->ndst))
       bad = "sources and destinations must be 1..8 selectors { start, end, protocol?, startPort?, endPort? }";
-    sa->ctx[ESP_SLOT_RX] = esp_ctx_new((int)alg, 0, key, key_len);
-    if (!sa->bitmap || !sa->ctx[ESP_SLOT_RX]) bad = bad ? bad : "could not set up the cipher";
+    int keyed = esp_crypto_key(sa, ESP_SLOT_RX, 0, key, key_len, ikey, ikey_len);
+    if (!sa->bitmap || !keyed) bad = bad ? bad : "could not set up the cipher";
   } else {
     esp_peer *peer = has(env, o, "peer", &v) ? get_peer(env, v) : NULL;
     if (peer == NULL) bad = "peer { address, port } is required on an outbound SA";
     atomic_store(&sa->peer, peer);
-    sa->ctx[ESP_SLOT_TX] = esp_ctx_new((int)alg, 1, key, key_len);
-    sa->ctx[ESP_SLOT_JS] = esp_ctx_new((int)alg, 1, key, key_len);
-    if (!sa->ctx[ESP_SLOT_TX] || !sa->ctx[ESP_SLOT_JS]) bad = bad ? bad : "could not set up the cipher";
+    int keyed = esp_crypto_key(sa, ESP_SLOT_TX, 1, key, key_len, ikey, ikey_len) && esp_crypto_key(sa, ESP_SLOT_JS, 1, key, key_len, ikey, ikey_len);
+    if (!keyed) bad = bad ? bad : "could not set up the cipher";
   }
   if (bad) { esp_sa_free(sa); BAD(bad); }
   int err = esp_add_sa(&s->e, sa);
@@ -160,7 +166,7 @@ static void sa_stats(const esp_sa *sa, void *arg) {
   if (sa->dir == ESP_DIR_OUT) set_u64(env, o, "seq", atomic_load(&((esp_sa *)sa)->seq));
   else {
     pthread_mutex_lock(&((esp_sa *)sa)->replay_lock);
-    uint32_t top = sa->top;
+    uint64_t top = sa->top;
     pthread_mutex_unlock(&((esp_sa *)sa)->replay_lock);
     set_u64(env, o, "seq", top);
   }

@@ -1,7 +1,7 @@
 /*
  * RFC 4303 processing of one packet, shared by the worker threads and the JS thread's inject:
- * outbound policy lookup + encapsulation (§3.1, §3.3), inbound SA lookup, anti-replay (§3.4.3,
- * the sliding window of Appendix A without ESN), ICV check before anything of the payload is
+ * outbound policy lookup + encapsulation (§3.1, §3.3), inbound SA lookup, length and alignment,
+ * anti-replay (§3.4.3, esp_replay.c, with ESN), ICV check before anything of the payload is
  * used (§3.4.4), pad and next-header checks (§2.4, §2.6), and the inner packet checked against the
  * SA's traffic selectors (RFC 4301 §5.2). No system calls here except the clock.
  *
@@ -25,30 +25,6 @@ int64_t esp_now_ms(void) {
 
 static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
 static void put32(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v; }
-
-/* ---- anti-replay, RFC 4303 §3.4.3 ---- */
-
-/* 1 if seq may be accepted (checked again, then recorded, once the ICV verified). */
-int esp_replay_check(const esp_sa *sa, uint32_t seq) {
-  if (seq == 0) return 0; /* the first packet sent on an SA is 1 (§3.3.3): 0 is never valid */
-  if (sa->window == 0 || seq > sa->top) return 1;
-  uint32_t behind = sa->top - seq;
-  if (behind >= sa->window) return 0;
-  uint32_t bit = seq % sa->window;
-  return !(sa->bitmap[bit / 64] >> (bit % 64) & 1);
-}
-
-void esp_replay_update(esp_sa *sa, uint32_t seq) {
-  if (sa->window == 0) { if (seq > sa->top) sa->top = seq; return; }
-  if (seq > sa->top) {
-    uint32_t ahead = seq - sa->top;
-    if (ahead >= sa->window) memset(sa->bitmap, 0, sa->window / 8);
-    else for (uint32_t s = sa->top + 1; s != seq; s++) { uint32_t b = s % sa->window; sa->bitmap[b / 64] &= ~(1ull << (b % 64)); }
-    sa->top = seq;
-  }
-  uint32_t bit = seq % sa->window;
-  sa->bitmap[bit / 64] |= 1ull << (bit % 64);
-}
 
 /* ---- selectors and inner packets ---- */
 
@@ -139,7 +115,7 @@ static void count(esp_engine *e, esp_sa *sa, size_t len) {
 
 /* ---- outbound, RFC 4303 §3.1.2 / §3.3 ---- */
 
-int esp_encap(esp_engine *e, const esp_table *t, int slot, uint8_t *buf, size_t len, size_t *out_len, esp_sa **sa_out) {
+int esp_encap(esp_engine *e, const esp_table *t, int slot, uint8_t *buf, size_t len, size_t *out_off, size_t *out_len, esp_sa **sa_out) {
   uint8_t *inner = buf + ESP_HEADROOM;
   esp_inner in;
   *sa_out = NULL;
@@ -151,49 +127,58 @@ int esp_encap(esp_engine *e, const esp_table *t, int slot, uint8_t *buf, size_t 
   *sa_out = sa;
   if (len > ESP_MAX_INNER) DROP_SA(sa, ESP_DROP_TOO_BIG);
   if (atomic_load_explicit(&sa->hard_fired, memory_order_relaxed)) DROP_SA(sa, ESP_DROP_EXPIRED);
-  uint64_t seq = atomic_fetch_add_explicit(&sa->seq, 1, memory_order_relaxed) + 1;
-  if (seq > UINT32_MAX) { esp_fire_expire(e, sa, 1, "sequence"); DROP_SA(sa, ESP_DROP_SEQ_EXHAUSTED); }
-  /* RFC 4303 §2.4: payload + pad + 2 aligned to 4 bytes; pad bytes are 1, 2, 3, … */
-  size_t pad = (4 - (len + ESP_TRAILER_LEN) % 4) % 4;
+  /* §3.3.3: the counter never cycles — 2^32 - 1 (2^64 - 1 with ESN) is the last number sent.
+   * A compare-and-swap, so two sending threads can never both pass the end. */
+  uint64_t last = sa->esn ? UINT64_MAX : UINT32_MAX;
+  uint64_t cur = atomic_load_explicit(&sa->seq, memory_order_relaxed);
+  do {
+    if (cur >= last) { esp_fire_expire(e, sa, 1, "sequence"); DROP_SA(sa, ESP_DROP_SEQ_EXHAUSTED); }
+  } while (!atomic_compare_exchange_weak_explicit(&sa->seq, &cur, cur + 1, memory_order_relaxed, memory_order_relaxed));
+  uint64_t seq = cur + 1;
+  /* RFC 4303 §2.4: payload + pad + 2 aligned to the block (4 for AEAD, 16 for CBC); pad bytes 1, 2, 3, … */
+  size_t pad = (sa->block - (len + ESP_TRAILER_LEN) % sa->block) % sa->block;
   uint8_t *tr = inner + len;
   for (size_t i = 0; i < pad; i++) tr[i] = (uint8_t)(i + 1);
   tr[pad] = (uint8_t)pad;
   tr[pad + 1] = in.family == 4 ? ESP_NH_IPV4 : ESP_NH_IPV6;
   size_t clen = len + pad + ESP_TRAILER_LEN;
-  put32(buf, sa->spi);
-  put32(buf + ESP_SPI_LEN, (uint32_t)seq);
-  /* RFC 4106 §3.1: the IV must be unique per key; the 64-bit sequence number is (§8.1 advice). */
-  memset(buf + ESP_HDR_LEN, 0, 4);
-  put32(buf + ESP_HDR_LEN + 4, (uint32_t)seq);
-  if (!esp_seal(sa->ctx[slot], sa->salt, buf, buf + ESP_HDR_LEN, inner, (int)clen, inner + clen)) DROP_SA(sa, ESP_DROP_IO);
-  *out_len = ESP_HEADROOM + clen + ESP_ICV_LEN;
+  uint8_t *pkt = inner - sa->iv_len - ESP_HDR_LEN;
+  put32(pkt, sa->spi);
+  put32(pkt + ESP_SPI_LEN, (uint32_t)seq); /* the low 32 bits only, with ESN too (§2.2.1) */
+  if (!esp_seal(sa, slot, pkt, clen, seq)) DROP_SA(sa, ESP_DROP_IO);
+  *out_off = (size_t)(pkt - buf);
+  *out_len = ESP_HDR_LEN + sa->iv_len + clen + sa->icv_len;
   count(e, sa, len);
   return 0;
 }
 
 /* ---- inbound, RFC 4303 §3.4 ---- */
 
-int esp_decap(esp_engine *e, const esp_table *t, uint8_t *buf, size_t len, size_t *inner_len) {
+int esp_decap(esp_engine *e, const esp_table *t, uint8_t *buf, size_t len, size_t *inner_off, size_t *inner_len) {
   if (len < ESP_HDR_LEN) DROP_G(e, ESP_G_RUNT);
-  uint32_t spi = get32(buf), seq = get32(buf + ESP_SPI_LEN);
+  uint32_t spi = get32(buf), seql = get32(buf + ESP_SPI_LEN);
   esp_sa *sa = esp_lookup_in(t, spi);
   if (sa == NULL) DROP_G(e, ESP_G_UNKNOWN_SPI);
-  /* Smallest packet: header, IV, 2 trailer bytes padded to 4, ICV; the ciphertext is 4-aligned. */
-  if (len < ESP_HEADROOM + 4 + ESP_ICV_LEN || (len - ESP_HEADROOM - ESP_ICV_LEN) % 4 != 0) DROP_SA(sa, ESP_DROP_TRUNCATED);
+  size_t head = ESP_HDR_LEN + sa->iv_len;
+  /* Smallest packet: header, IV, the 2 trailer bytes padded to a block, ICV; whole blocks only. */
+  if (len < head + sa->block + sa->icv_len || (len - head - sa->icv_len) % sa->block != 0) DROP_SA(sa, ESP_DROP_TRUNCATED);
+  size_t clen = len - head - sa->icv_len;
+  if (clen > ESP_MAX_CIPHERTEXT) DROP_SA(sa, ESP_DROP_TOO_BIG); /* before any crypto: no work for junk */
   if (atomic_load_explicit(&sa->hard_fired, memory_order_relaxed)) DROP_SA(sa, ESP_DROP_EXPIRED);
+  uint64_t seq = 0;
   pthread_mutex_lock(&sa->replay_lock);
-  int fresh = esp_replay_check(sa, seq); /* before decrypting: replays cost no AEAD work */
+  int fresh = esp_replay_infer(sa, seql, &seq) && esp_replay_check(sa, seq); /* before decrypting: replays cost no crypto */
   pthread_mutex_unlock(&sa->replay_lock);
   if (!fresh) DROP_SA(sa, ESP_DROP_REPLAY);
-  size_t clen = len - ESP_HEADROOM - ESP_ICV_LEN;
-  uint8_t *c = buf + ESP_HEADROOM;
-  if (!esp_open(sa->ctx[ESP_SLOT_RX], sa->salt, buf, buf + ESP_HDR_LEN, c, (int)clen, c + clen)) DROP_SA(sa, ESP_DROP_AUTH);
+  /* With ESN a wrong guess of the high bits fails here too (they are in the ICV, Appendix A2.2). */
+  if (!esp_open(sa, ESP_SLOT_RX, buf, clen, (uint32_t)(seq >> 32))) DROP_SA(sa, ESP_DROP_AUTH);
   /* Verified: record the sequence number (checked again, another packet may have taken it). */
   pthread_mutex_lock(&sa->replay_lock);
   fresh = esp_replay_check(sa, seq);
   if (fresh) esp_replay_update(sa, seq);
   pthread_mutex_unlock(&sa->replay_lock);
   if (!fresh) DROP_SA(sa, ESP_DROP_REPLAY);
+  uint8_t *c = buf + head;
   uint8_t padlen = c[clen - 2], nh = c[clen - 1];
   if ((size_t)padlen + ESP_TRAILER_LEN > clen) DROP_SA(sa, ESP_DROP_PAD);
   size_t plen = clen - ESP_TRAILER_LEN - padlen;
@@ -206,7 +191,8 @@ int esp_decap(esp_engine *e, const esp_table *t, uint8_t *buf, size_t len, size_
   for (int i = 0; i < sa->nsrc && !src_ok; i++) src_ok = esp_ts_match(&sa->src[i], in.family, in.src, in.proto, in.sport, in.ports_known);
   for (int i = 0; i < sa->ndst && !dst_ok; i++) dst_ok = esp_ts_match(&sa->dst[i], in.family, in.dst, in.proto, in.dport, in.ports_known);
   if (!src_ok || !dst_ok) DROP_SA(sa, ESP_DROP_SELECTOR);
+  *inner_off = head;
   *inner_len = in.len; /* TFC padding after the inner packet (§2.7) is dropped here */
   count(e, sa, in.len);
-  return 0; /* the inner packet starts at buf + ESP_HEADROOM */
+  return 0;
 }
