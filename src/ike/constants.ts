@@ -37,9 +37,25 @@ export const PayloadType = {
 } as const;
 export type PayloadTypeName = keyof typeof PayloadType;
 
-/** RFC 7296 §3.3.2 Transform Types. */
-export const TransformType = { ENCR: 1, PRF: 2, INTEG: 3, DH: 4, ESN: 5 } as const;
+/**
+ * RFC 7296 §3.3.2 Transform Types, plus RFC 9370 (§2.2.1, IANA section) Additional Key Exchange 1..7 (ADDKE1..7).
+ * RFC 9370 renames type 4 "Key Exchange Method (KE)"; it stays DH here, as the rest of the code spells it.
+ */
+export const TransformType = {
+  ENCR: 1, PRF: 2, INTEG: 3, DH: 4, ESN: 5,
+  ADDKE1: 6, ADDKE2: 7, ADDKE3: 8, ADDKE4: 9, ADDKE5: 10, ADDKE6: 11, ADDKE7: 12,
+} as const;
 export type TransformTypeName = keyof typeof TransformType;
+
+/** ADDKE1..ADDKE7 in order; each is negotiated on its own and may be NONE (RFC 9370 §2.2.1). */
+export const ADDITIONAL_KE_TYPES = [
+  TransformType.ADDKE1, TransformType.ADDKE2, TransformType.ADDKE3, TransformType.ADDKE4,
+  TransformType.ADDKE5, TransformType.ADDKE6, TransformType.ADDKE7,
+] as const;
+
+export function isAdditionalKeyExchangeType(type: number): boolean {
+  return type >= TransformType.ADDKE1 && type <= TransformType.ADDKE7;
+}
 
 /** Transform Type 1 — Encryption Algorithm IDs (IANA). */
 export const EncrId = {
@@ -73,7 +89,11 @@ export const IntegId = {
   AUTH_HMAC_SHA2_512_256: 14,
 } as const;
 
-/** Transform Type 4 — Key Exchange Method (Diffie-Hellman group) IDs. */
+/**
+ * Transform Type 4 — Key Exchange Method IDs (ADDKE1..7 take the same IDs, RFC 9370 §2.2.1).
+ * ML-KEM 35/36/37: IANA "Transform Type 4 - Key Exchange Method Transform IDs", registered by
+ * draft-ietf-ipsecme-ikev2-mlkem (early individual drafts proposed 35/36 for 768/1024; IANA's are these).
+ */
 export const DhId = {
   NONE: 0,
   MODP_768: 1,
@@ -92,6 +112,9 @@ export const DhId = {
   MODP_2048_256: 24,
   CURVE25519: 31,
   CURVE448: 32,
+  ML_KEM_512: 35,
+  ML_KEM_768: 36,
+  ML_KEM_1024: 37,
 } as const;
 
 /** Transform Type 5 — Extended Sequence Numbers. */

@@ -23,10 +23,20 @@
 //            verifySignatureAuth(authMethod, authData, chain.publicKey, peerOctets, { allowedHashes });
 //     Every AUTH failure is AuthenticationError / CertificateError (notify AUTHENTICATION_FAILED).
 //
+//   Any key exchange method, DH or ML-KEM (RFC 9370 additional key exchanges), by role:
+//     initiator: const share = initiateKeyExchange(method, { random }); ...; share.computeSharedSecret(keData)
+//     responder: const { publicValue, sharedSecret } = respondToKeyExchange(method, peerKeData, { random })
+//     keyExchangeDataLength(method, role) is the KE data length the peer in that role must send.
+//
 //   CREATE_CHILD_SA
 //     deriveChildSaKeys({ prfId, skD, suite: childSuiteOf(selected), ni, nr, pfsSharedSecret? })
 //     deriveRekeyedIkeSaKeys({ suite: newSuite, oldPrfId, oldSkD, sharedSecret, ni, nr, spiI, spiR })
 export { createKeyShare, keyShareFromPrivate, keyExchangeLength, validatePeerPublicValue, modpPrime, type KeyShare, type KeyShareOptions } from './dh.js';
+export {
+  createMlKemShare, mlKemShareFromSeed, encapsulateMlKem, checkEncapsulationKey, checkCiphertext, isMlKem, mlKemParams, nodeHasMlKem,
+  defaultMlKemBackend, InvalidMlKemDataError, ML_KEM_PARAMS, type MlKemParams, type MlKemOptions, type MlKemBackendName,
+} from './mlkem.js';
+export { initiateKeyExchange, respondToKeyExchange, keyExchangeDataLength, isKemMethod, type KeyExchangeRole, type KeyExchangeOptions, type KeyExchangeResponse } from './key-exchange.js';
 export { createPrf, prfPlus, type Prf } from './prf.js';
 export {
   deriveIkeSaKeys, deriveRekeyedIkeSaKeys, deriveChildSaKeys, computeSkeyseed, computeRekeyedSkeyseed, expandIkeSaKeys,
