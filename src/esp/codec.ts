@@ -8,9 +8,29 @@ import type { SecretBytes } from '../common/secret.js';
 import type { RawPeer, RawSa, RawStats } from './native.js';
 import type { EspSelector } from './selector.js';
 
-/** RFC 4106 AES-GCM with a 16-byte ICV; RFC 7634 ChaCha20-Poly1305. */
-export const ESP_ALGORITHMS = { 'aes-gcm-16': 1, 'chacha20-poly1305': 2 } as const;
+/**
+ * RFC 4106 AES-GCM with a 16-byte ICV; RFC 7634 ChaCha20-Poly1305; AES-CBC (RFC 3602) with
+ * HMAC-SHA2 truncated to half its output (RFC 4868): SHA-256 → 128 bits, 384 → 192, 512 → 256.
+ */
+export const ESP_ALGORITHMS = {
+  'aes-gcm-16': 1, 'chacha20-poly1305': 2,
+  'aes-cbc-hmac-sha2-256-128': 3, 'aes-cbc-hmac-sha2-384-192': 4, 'aes-cbc-hmac-sha2-512-256': 5,
+} as const;
 export type EspAlgorithm = keyof typeof ESP_ALGORITHMS;
+
+/**
+ * Key lengths in bytes per suite. AEAD keys carry their 4-byte salt (RFC 4106 §8.1, RFC 7634 §2)
+ * and have no integrity key; an HMAC key is as long as the hash output (RFC 4868 §2.1.1).
+ */
+export const ESP_KEY_BYTES: Readonly<Record<EspAlgorithm, { readonly key: readonly number[]; readonly integrityKey: number }>> = {
+  'aes-gcm-16': { key: [20, 36], integrityKey: 0 },
+  'chacha20-poly1305': { key: [36], integrityKey: 0 },
+  'aes-cbc-hmac-sha2-256-128': { key: [16, 32], integrityKey: 32 },
+  'aes-cbc-hmac-sha2-384-192': { key: [16, 32], integrityKey: 48 },
+  'aes-cbc-hmac-sha2-512-256': { key: [16, 32], integrityKey: 64 },
+};
+
+export function isAead(a: EspAlgorithm): boolean { return ESP_KEY_BYTES[a].integrityKey === 0; }
 
 /** The issue asks for a window of at least 1024 packets; XFRM's default is 32. */
 export const DEFAULT_REPLAY_WINDOW = 1024;
@@ -43,8 +63,12 @@ export interface EspSaSpec {
   /** Policies reference SAs by reqid; the newest active outbound SA of a reqid is used. */
   readonly reqid: number;
   readonly algorithm: EspAlgorithm;
-  /** Key material as IKE derives it (RFC 7296 §2.17): the key followed by the 4-byte salt. */
+  /** Key material as IKE derives it (RFC 7296 §2.17): AEAD the key followed by the 4-byte salt; AES-CBC the AES key. */
   readonly key: SecretBytes;
+  /** AES-CBC suites only: the HMAC key (32, 48 or 64 bytes). */
+  readonly integrityKey?: SecretBytes;
+  /** RFC 4303 §2.2.1 extended sequence numbers (64-bit; both ends must agree, as IKE negotiates). */
+  readonly esn?: boolean;
   /** Inbound anti-replay window in packets (0: no replay check); default 1024. */
   readonly replayWindow?: number;
   /** Outbound: false installs it without using it yet (make-before-break rekey responder). */
@@ -83,10 +107,36 @@ export interface EspStats {
 
 export class EspStatsError extends KipsecError {}
 
+/** An SA spec the engine cannot take (ERR_ESP_ALGORITHM, ERR_ESP_KEY_LENGTH, ERR_ESP_SEQ); no key byte is in the message. */
+export class EspSaSpecError extends KipsecError {}
+
+/** Checks what the addon would refuse with a vaguer message: the suite, key lengths, ESN ranges. */
+export function checkSa(s: EspSaSpec): void {
+  const want = Object.hasOwn(ESP_KEY_BYTES, s.algorithm) ? ESP_KEY_BYTES[s.algorithm] : undefined;
+  if (!want) throw new EspSaSpecError('ERR_ESP_ALGORITHM', `unknown ESP algorithm ${JSON.stringify(s.algorithm)}; want one of ${Object.keys(ESP_ALGORITHMS).join(', ')}`);
+  if (!want.key.includes(s.key.length)) {
+    const what = isAead(s.algorithm) ? 'key || 4-byte salt' : 'AES key (RFC 3602: 128 or 256 bits)';
+    throw new EspSaSpecError('ERR_ESP_KEY_LENGTH', `${s.algorithm}: ${what} is ${s.key.length} bytes, want ${want.key.join(' or ')}`);
+  }
+  if (want.integrityKey === 0 && s.integrityKey !== undefined)
+    throw new EspSaSpecError('ERR_ESP_KEY_LENGTH', `${s.algorithm} is AEAD: it takes no integrityKey`);
+  if (want.integrityKey !== 0 && s.integrityKey?.length !== want.integrityKey) {
+    const got = s.integrityKey === undefined ? 'missing' : `${s.integrityKey.length} bytes`;
+    throw new EspSaSpecError('ERR_ESP_KEY_LENGTH', `${s.algorithm}: integrityKey is ${got}, want ${want.integrityKey} (RFC 4868 §2.1.1: the hash output length)`);
+  }
+  const maxSeq = s.esn ? 0xffff_ffff_ffff_ffffn : 0xffff_ffffn;
+  if (s.seq !== undefined && (s.seq < 0n || s.seq > maxSeq))
+    throw new EspSaSpecError('ERR_ESP_SEQ', `seq ${s.seq} is outside 0..${maxSeq}${s.esn ? '' : ' (32-bit without esn)'}`);
+  if (s.esn && s.direction === 'in' && s.replayWindow === 0)
+    throw new EspSaSpecError('ERR_ESP_SEQ', 'esn needs a replay window: the receiver infers the high 32 bits from it (RFC 4303 Appendix A2.2)');
+}
+
 export function encodeSa(s: EspSaSpec): RawSa {
+  checkSa(s);
   const l = s.limits ?? {};
   return {
     direction: s.direction, spi: s.spi >>> 0, reqid: s.reqid >>> 0, algorithm: ESP_ALGORITHMS[s.algorithm], key: s.key.expose(),
+    ...(s.integrityKey ? { integrityKey: s.integrityKey.expose() } : {}), esn: s.esn ?? false,
     replayWindow: s.replayWindow ?? DEFAULT_REPLAY_WINDOW, active: s.active ?? true, seq: s.seq ?? 0n,
     softPackets: l.softPackets ?? 0n, hardPackets: l.hardPackets ?? 0n, softBytes: l.softBytes ?? 0n, hardBytes: l.hardBytes ?? 0n,
     ...(s.peer ? { peer: s.peer } : {}),

@@ -3,7 +3,8 @@
 // in native.ts.
 export { EspEngine, EspError, type EspEngineOptions, type EspEvent, type EspListener, type InjectResult } from './engine.js';
 export {
-  DEFAULT_REPLAY_WINDOW, ESP_ALGORITHMS, ESP_COUNTERS, ESP_DROP_REASONS, EspStatsError, decodeStats, encodeSa,
+  DEFAULT_REPLAY_WINDOW, ESP_ALGORITHMS, ESP_COUNTERS, ESP_DROP_REASONS, ESP_KEY_BYTES, EspSaSpecError, EspStatsError,
+  checkSa, decodeStats, encodeSa, isAead,
   type EspAlgorithm, type EspCounter, type EspDirection, type EspDropReason, type EspLimits, type EspPeer, type EspPolicySpec,
   type EspSaRef, type EspSaSpec, type EspSaStats, type EspStats,
 } from './codec.js';

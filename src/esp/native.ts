@@ -25,13 +25,17 @@ export interface RawSa {
   readonly direction: 'in' | 'out';
   readonly spi: number;
   readonly reqid: number;
-  /** 1 AES-GCM-16 (RFC 4106), 2 ChaCha20-Poly1305 (RFC 7634). */
-  readonly algorithm: 1 | 2;
-  /** Key followed by the 4-byte salt. */
+  /** 1 AES-GCM-16 (RFC 4106), 2 ChaCha20-Poly1305 (RFC 7634), 3/4/5 AES-CBC with HMAC-SHA2-256-128/384-192/512-256. */
+  readonly algorithm: 1 | 2 | 3 | 4 | 5;
+  /** AEAD: key followed by the 4-byte salt; AES-CBC: the AES key. */
   readonly key: Uint8Array;
+  /** AES-CBC suites: the HMAC key. */
+  readonly integrityKey?: Uint8Array;
+  /** 64-bit extended sequence numbers (RFC 4303 §2.2.1). */
+  readonly esn?: boolean;
   readonly replayWindow?: number;
   readonly active?: boolean;
-  /** Outbound: the last sequence number already sent (0 for a new SA). */
+  /** Outbound: the last sequence number already sent (0 for a new SA; 64-bit with esn). */
   readonly seq?: bigint;
   readonly softPackets?: bigint;
   readonly hardPackets?: bigint;

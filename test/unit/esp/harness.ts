@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SecretBytes } from '../../../src/common/secret.js';
 import { EspEngine, type EspEvent } from '../../../src/esp/engine.js';
-import type { EspAlgorithm, EspSaSpec } from '../../../src/esp/codec.js';
+import { ESP_KEY_BYTES, isAead, type EspAlgorithm, type EspSaSpec } from '../../../src/esp/codec.js';
 import { cidrSelector } from '../../../src/esp/selector.js';
 import type { RefSa } from './reference.js';
 
@@ -57,15 +57,27 @@ export async function until(pred: () => boolean, what: string, timeoutMs = 3000)
   }
 }
 
+/** Key material of a suite: AEAD key || salt; AES-CBC the AES key alone (integrityKeyFor the HMAC key). */
 export function keyFor(alg: EspAlgorithm, keyBytes: number): Uint8Array {
+  if (!isAead(alg)) return randomBytes(keyBytes);
   return randomBytes((alg === 'chacha20-poly1305' ? 32 : keyBytes) + 4);
+}
+
+/** The HMAC key of an AES-CBC suite, as long as the hash output (RFC 4868 §2.1.1); none for AEAD. */
+export function integrityKeyFor(alg: EspAlgorithm): Partial<EspSaSpec> {
+  const n = ESP_KEY_BYTES[alg].integrityKey;
+  return n === 0 ? {} : { integrityKey: new SecretBytes(randomBytes(n)) };
+}
+
+function refOf(alg: EspAlgorithm, key: Uint8Array, spi: number, extra: Partial<EspSaSpec>): RefSa {
+  return { algorithm: alg, key, spi, ...(extra.integrityKey ? { integrityKey: extra.integrityKey.expose() } : {}), ...(extra.esn ? { esn: true } : {}) };
 }
 
 /** Outbound SA to the harness peer plus the policy LOCAL_NET → REMOTE_NET using it. */
 export function addOutbound(h: Harness, alg: EspAlgorithm, key: Uint8Array, extra: Partial<EspSaSpec> = {}): RefSa {
   h.engine.addSa({ direction: 'out', spi: OUT_SPI, reqid: REQID, algorithm: alg, key: new SecretBytes(key), peer: { address: '127.0.0.1', port: h.peerPort }, ...extra });
   h.engine.addPolicy({ id: 1, reqid: REQID, source: cidrSelector(LOCAL_NET), destination: cidrSelector(REMOTE_NET) });
-  return { algorithm: alg, key, spi: extra.spi ?? OUT_SPI };
+  return refOf(alg, key, extra.spi ?? OUT_SPI, extra);
 }
 
 /** Inbound SA for REMOTE_NET → LOCAL_NET (and the IPv6 documentation prefix both ways). */
@@ -74,7 +86,7 @@ export function addInbound(h: Harness, alg: EspAlgorithm, key: Uint8Array, extra
     direction: 'in', spi: IN_SPI, reqid: REQID, algorithm: alg, key: new SecretBytes(key),
     sources: [cidrSelector(REMOTE_NET), cidrSelector('2001:db8:2::/64')], destinations: [cidrSelector(LOCAL_NET), cidrSelector('2001:db8:1::/64')], ...extra,
   });
-  return { algorithm: alg, key, spi: IN_SPI };
+  return refOf(alg, key, extra.spi ?? IN_SPI, extra);
 }
 
 export function saStats(h: Harness, direction: 'in' | 'out', spi: number) {
