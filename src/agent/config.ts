@@ -12,6 +12,7 @@ import { ConfigError, errorMessage } from '../common/errors.js';
 import { SecretBytes } from '../common/secret.js';
 import { formatProblem, parseTunnelConfig, type Problem } from '../api/config.js';
 import type { IPsecTunnel } from '../api/types.js';
+import { effectiveTunnel } from '../api/profiles/index.js';
 import { PROFILE_WEAK_ALLOWED, type Profile } from '../api/transforms.js';
 import { parseProposals, type PolicyProposal } from '../ike/policy/index.js';
 import { pemBlocks } from './peers.js';
@@ -208,8 +209,10 @@ function checkKeyMatches(certText: string, keyText: string, certAbs: string, key
 
 function compileTunnel(t: IPsecTunnel, baseDir: string, fs: ConfigFs, out: Problem[]): TunnelConfig | undefined {
   const s = t.spec;
-  const profile = s.profile as Profile | undefined;
-  const allowWeak = profile !== undefined && PROFILE_WEAK_ALLOWED[profile].length > 0;
+  // Explicit fields over the profile's (strongswan without one): what this agent runs with.
+  const e = effectiveTunnel(s);
+  const profile: Profile = e.profile;
+  const allowWeak = PROFILE_WEAK_ALLOWED[profile].length > 0;
   const before = out.length;
   let auth: TunnelAuth | undefined;
   if (s.auth.psk?.file !== undefined) {
@@ -219,29 +222,37 @@ function compileTunnel(t: IPsecTunnel, baseDir: string, fs: ConfigFs, out: Probl
   } else if (s.auth.certificate) {
     auth = readCerts(s.auth.certificate, baseDir, 'spec.auth.certificate', fs, out);
   }
-  const ikeText = s.ike?.proposals ?? [];
-  const espText = s.esp?.proposals ?? [];
-  const ikeProposals = proposals(ikeText, 'ike', allowWeak, 'spec.ike.proposals', out);
-  const espProposals = proposals(espText, 'esp', allowWeak, 'spec.esp.proposals', out);
-  const ikeRekeyMs = duration(s.ike?.rekeyTime, '4h', 'spec.ike.rekeyTime', out);
-  const espRekeyMs = duration(s.esp?.rekeyTime, '1h', 'spec.esp.rekeyTime', out);
-  const espLifeMs = duration(s.esp?.lifeTime, '66m', 'spec.esp.lifeTime', out);
-  const dpdIntervalMs = duration(s.dpd?.interval, '30s', 'spec.dpd.interval', out);
-  const dpdTimeoutMs = duration(s.dpd?.timeout, '150s', 'spec.dpd.timeout', out);
-  if (s.mode === 'route' && s.xfrmInterface === undefined) out.push({ path: 'spec.xfrmInterface', message: 'route mode needs xfrmInterface' });
+  const ikeText = e.ike.proposals;
+  const espText = e.esp.proposals;
+  // A path says where the value came from, so an error in a profile's value names the profile.
+  const from = (explicit: unknown, path: string): string => (explicit !== undefined ? path : `${path} (from profile ${profile})`);
+  const ikeProposals = proposals(ikeText, 'ike', allowWeak, from(s.ike?.proposals, 'spec.ike.proposals'), out);
+  const espProposals = proposals(espText, 'esp', allowWeak, from(s.esp?.proposals, 'spec.esp.proposals'), out);
+  const ikeRekeyMs = duration(e.ike.rekeyTime, '4h', from(s.ike?.rekeyTime, 'spec.ike.rekeyTime'), out);
+  const espRekeyMs = duration(e.esp.rekeyTime, '1h', from(s.esp?.rekeyTime, 'spec.esp.rekeyTime'), out);
+  const espLifeMs = duration(e.esp.lifeTime, '66m', from(s.esp?.lifeTime, 'spec.esp.lifeTime'), out);
+  const dpdIntervalMs = duration(e.dpd.interval, '30s', from(s.dpd?.interval, 'spec.dpd.interval'), out);
+  const dpdTimeoutMs = duration(e.dpd.timeout, '150s', from(s.dpd?.timeout, 'spec.dpd.timeout'), out);
+  // The schema compares explicit values only; a profile's value mixed with an explicit one is checked here.
+  if (espLifeMs <= espRekeyMs) out.push({ path: from(s.esp?.lifeTime, 'spec.esp.lifeTime'), message: `must be longer than rekeyTime (${e.esp.rekeyTime}); the SA must outlive its rekey` });
+  if (dpdTimeoutMs >= espRekeyMs) out.push({ path: from(s.dpd?.timeout, 'spec.dpd.timeout'), message: `must be shorter than esp.rekeyTime (${e.esp.rekeyTime})` });
+  if (dpdTimeoutMs <= dpdIntervalMs) out.push({ path: from(s.dpd?.timeout, 'spec.dpd.timeout'), message: `must be longer than interval (${e.dpd.interval})` });
+  if (e.mode === 'route' && e.xfrmInterface === undefined) out.push({ path: 'spec.xfrmInterface', message: `route mode${s.mode === undefined ? ` (profile ${profile})` : ''} needs xfrmInterface (ifId, insideAddress); or set mode: policy` });
   const localAddress = s.local.address;
   if (localAddress === undefined) out.push({ path: 'spec.local.address', message: 'Required value' });
   if (out.length > before || !auth || localAddress === undefined) return undefined;
   const core = {
-    name: t.metadata.name,
+    name: t.metadata.name, profile,
     localAddress, localId: s.local.id ?? localAddress, localSubnets: s.local.subnets ?? [],
     remoteAddress: s.remote.address, remoteId: s.remote.id, remoteSubnets: s.remote.subnets,
+    localTs: e.localTs, remoteTs: e.remoteTs,
     ikeProposalText: ikeText, espProposalText: espText, ikeProposals, espProposals,
     ikeRekeyMs, espRekeyMs, espLifeMs, dpdIntervalMs, dpdTimeoutMs,
-    espLifePackets: s.esp?.lifePackets === undefined ? undefined : BigInt(s.esp.lifePackets),
-    espLifeBytes: s.esp?.lifeBytes === undefined ? undefined : BigInt(s.esp.lifeBytes),
-    dpdAction: s.dpd?.action ?? 'restart', startAction: s.startAction ?? 'initiate',
-    mode: s.mode ?? 'policy', xfrmIfId: s.xfrmInterface?.ifId, installRoutes: s.installRoutes ?? true, allowWeak,
+    espLifePackets: e.esp.lifePackets === undefined ? undefined : BigInt(e.esp.lifePackets),
+    espLifeBytes: e.esp.lifeBytes === undefined ? undefined : BigInt(e.esp.lifeBytes),
+    dpdAction: e.dpd.action, startAction: e.startAction,
+    mode: e.mode, xfrmIfId: e.mode === 'route' ? e.xfrmInterface?.ifId : undefined,
+    xfrmInterface: e.mode === 'route' ? e.xfrmInterface : undefined, installRoutes: s.installRoutes ?? true, allowWeak,
   } as const;
   // The digest covers credentials through a hash only, so it can be logged or compared freely.
   const credDigest = auth.kind === 'psk' ? createHash('sha256').update(auth.psk.expose()).digest('hex')

@@ -58,7 +58,7 @@ export function peerConfigOf(t: TunnelConfig): PeerConfig {
     auth,
     ike: { proposals: t.ikeProposalText, rekeyTimeMs: t.ikeRekeyMs, ...(t.allowWeak ? { allowWeak: true } : {}) },
     children: [{
-      name: t.name, localTs: t.localSubnets, remoteTs: t.remoteSubnets, espProposals: t.espProposalText, mode: 'tunnel',
+      name: t.name, localTs: t.localTs, remoteTs: t.remoteTs, espProposals: t.espProposalText, mode: 'tunnel',
       rekeyTimeMs: t.espRekeyMs, lifeTimeMs: t.espLifeMs,
       ...(t.espLifePackets !== undefined ? { lifePackets: t.espLifePackets } : {}), ...(t.espLifeBytes !== undefined ? { lifeBytes: t.espLifeBytes } : {}),
       ...(t.mode === 'route' && t.xfrmIfId !== undefined ? { ifId: t.xfrmIfId } : {}),

@@ -1,6 +1,8 @@
 // The agent's compiled view of one IPsecTunnel: durations in milliseconds, proposals parsed,
 // credentials read from their files. Built once per (re)load by config.ts; everything
 // downstream (IKE driver, kernel port, status) works from this and never re-reads YAML.
+import type { EffectiveXfrmInterface } from '../api/profiles/index.js';
+import type { Profile } from '../api/transforms.js';
 import type { SecretBytes } from '../common/secret.js';
 import type { PolicyProposal } from '../ike/policy/index.js';
 
@@ -17,12 +19,17 @@ export type TunnelAuth =
 
 export interface TunnelConfig {
   readonly name: string;
+  /** spec.profile, or strongswan: where the values the spec left out came from. */
+  readonly profile: Profile;
   readonly localAddress: string;
   readonly localId: string;
   readonly localSubnets: readonly string[];
   readonly remoteAddress: string;
   readonly remoteId: string | undefined;
   readonly remoteSubnets: readonly string[];
+  /** The selectors negotiated: the subnets (policy mode) or 0.0.0.0/0 both ways (route mode). */
+  readonly localTs: readonly string[];
+  readonly remoteTs: readonly string[];
   readonly auth: TunnelAuth;
   /** As written (strongSwan syntax), for status and error messages. */
   readonly ikeProposalText: readonly string[];
@@ -41,6 +48,8 @@ export interface TunnelConfig {
   readonly startAction: StartAction;
   readonly mode: 'policy' | 'route';
   readonly xfrmIfId: number | undefined;
+  /** Route mode: the XFRM interface the tunnel's SAs and policies are bound to (if_id), its inside address, MTU. */
+  readonly xfrmInterface: EffectiveXfrmInterface | undefined;
   readonly installRoutes: boolean;
   readonly allowWeak: boolean;
   /** Fingerprint of everything that matters for IKE/kernel, so reload can tell "changed" from "same". */

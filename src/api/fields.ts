@@ -65,36 +65,45 @@ export function proposal(forProto: 'ike' | 'esp'): Node<string> {
 export const DEFAULT_IKE_PROPOSALS = ['aes256gcm16-prfsha384-x25519', 'aes256gcm16-prfsha256-ecp256'];
 export const DEFAULT_ESP_PROPOSALS = ['aes256gcm16-x25519', 'aes256gcm16-ecp256'];
 
-export function ikeSettings() {
-  return obj({
-    proposals: opt(list(proposal('ike'), { maxItems: 8, minItems: 1 }).default(DEFAULT_IKE_PROPOSALS).describe('strongSwan proposal syntax; first match wins')),
-    rekeyTime: opt(duration().default('4h')),
-  }).rule(`!has(self.rekeyTime) || duration(self.rekeyTime) >= duration('5m')`, 'must be at least 5m', (s) => s.rekeyTime === undefined || durationMs(s.rekeyTime) >= 300_000, { fieldPath: '.rekeyTime' })
-    .default({});
+/**
+ * Defaults on or off: the mesh has them; an IPsecTunnel does not, because its profile supplies
+ * them (profiles/index.ts) and an apiserver-filled default would hide the profile's value.
+ */
+export interface SettingsOptions { readonly defaults: boolean }
+
+/** Attach a schema default only when the resource wants one. */
+function dflt<T>(n: Node<T>, v: T, o: SettingsOptions): Node<T> { return o.defaults ? n.default(v) : n; }
+
+export function ikeSettings(o: SettingsOptions = { defaults: true }) {
+  const s = obj({
+    proposals: opt(dflt(list(proposal('ike'), { maxItems: 8, minItems: 1 }), DEFAULT_IKE_PROPOSALS, o).describe('strongSwan proposal syntax; first match wins')),
+    rekeyTime: opt(dflt(duration(), '4h', o)),
+  }).rule(`!has(self.rekeyTime) || duration(self.rekeyTime) >= duration('5m')`, 'must be at least 5m', (s) => s.rekeyTime === undefined || durationMs(s.rekeyTime) >= 300_000, { fieldPath: '.rekeyTime' });
+  return o.defaults ? s.default({}) : s;
 }
 
-export function espSettings() {
-  return obj({
-    proposals: opt(list(proposal('esp'), { maxItems: 8, minItems: 1 }).default(DEFAULT_ESP_PROPOSALS).describe('a DH group here means PFS on rekey')),
-    rekeyTime: opt(duration().default('1h')),
-    lifeTime: opt(duration().default('66m')),
+export function espSettings(o: SettingsOptions = { defaults: true }) {
+  const s = obj({
+    proposals: opt(dflt(list(proposal('esp'), { maxItems: 8, minItems: 1 }), DEFAULT_ESP_PROPOSALS, o).describe('a DH group here means PFS on rekey')),
+    rekeyTime: opt(dflt(duration(), '1h', o)),
+    lifeTime: opt(dflt(duration(), '66m', o)),
     // The kernel soft-expires the SA at 90% of these, which starts a rekey; at 100% it deletes it.
     lifePackets: opt(int({ minimum: 1000, maximum: 4294967295 }).describe('hard packet limit per Child SA (rekey at 90%); default 2^31 without ESN so the 32-bit sequence number never wraps (RFC 4303 §3.3.3), none with ESN')),
     lifeBytes: opt(int({ minimum: 1048576, maximum: Number.MAX_SAFE_INTEGER }).describe('hard byte limit per Child SA (rekey at 90%); default none')),
   }).rule(`!has(self.rekeyTime) || duration(self.rekeyTime) >= duration('1m')`, 'must be at least 1m', (s) => s.rekeyTime === undefined || durationMs(s.rekeyTime) >= 60_000, { fieldPath: '.rekeyTime' })
     .rule(`!has(self.rekeyTime) || !has(self.lifeTime) || duration(self.lifeTime) > duration(self.rekeyTime)`, 'must be longer than rekeyTime (the SA must outlive its rekey)',
-      (s) => s.rekeyTime === undefined || s.lifeTime === undefined || durationMs(s.lifeTime) > durationMs(s.rekeyTime), { fieldPath: '.lifeTime' })
-    .default({});
+      (s) => s.rekeyTime === undefined || s.lifeTime === undefined || durationMs(s.lifeTime) > durationMs(s.rekeyTime), { fieldPath: '.lifeTime' });
+  return o.defaults ? s.default({}) : s;
 }
 
-export function dpdSettings() {
-  return obj({
-    interval: opt(duration().default('30s')),
-    timeout: opt(duration().default('150s')),
-    action: opt(oneOf(['restart', 'clear', 'hold'] as const).default('restart')),
+export function dpdSettings(o: SettingsOptions = { defaults: true }) {
+  const s = obj({
+    interval: opt(dflt(duration(), '30s', o)),
+    timeout: opt(dflt(duration(), '150s', o)),
+    action: opt(dflt(oneOf(['restart', 'clear', 'hold'] as const), 'restart', o)),
   }).rule(`!has(self.interval) || !has(self.timeout) || duration(self.timeout) > duration(self.interval)`, 'must be longer than interval',
-    (s) => s.interval === undefined || s.timeout === undefined || durationMs(s.timeout) > durationMs(s.interval), { fieldPath: '.timeout' })
-    .default({});
+    (s) => s.interval === undefined || s.timeout === undefined || durationMs(s.timeout) > durationMs(s.interval), { fieldPath: '.timeout' });
+  return o.defaults ? s.default({}) : s;
 }
 
 export function secretKeyRef() {

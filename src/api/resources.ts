@@ -2,6 +2,7 @@
 // CRD YAML (gen-crds.ts), the TypeScript types (types.ts) and the standalone validator.
 import { bool, conditions, cidr, dpdSettings, durationMs, duration, espSettings, hostAddress, ikeSettings, int, interfaceAddress, ipAddress, secretKeyRef } from './fields.js';
 import { freeform, list, map, obj, oneOf, opt, req, str } from './schema.js';
+import { acceptCel, acceptMessageCel, effectiveMode, effectiveModeCel, refusalMessage } from './profiles/index.js';
 import { PROFILES, PROFILE_WEAK_ALLOWED, WEAK_TOKENS, celList, type Profile } from './transforms.js';
 
 const labelMap = () => map(str({ maxLength: 63 }), { maxProperties: 32 });
@@ -46,10 +47,11 @@ const remote = obj({
 });
 
 const xfrmInterface = obj({
-  ifId: req(int({ minimum: 1, maximum: 4294967295 })),
+  ifId: req(int({ minimum: 1, maximum: 4294967295 }).describe('XFRMA_IF_ID of the interface and of the tunnel\'s SAs and policies')),
+  name: opt(str({ pattern: '^[a-zA-Z0-9_.-]{1,15}$', maxLength: 15 }).describe('interface name (IFNAMSIZ - 1 characters); default xfrm<ifId>')),
   insideAddress: opt(interfaceAddress().describe('our inside address with prefix, e.g. 169.254.10.2/30')),
   remoteInsideAddress: opt(ipAddress()),
-  mtu: opt(int({ minimum: 576, maximum: 9000 })),
+  mtu: opt(int({ minimum: 576, maximum: 9000 }).describe('inner MTU of the interface; default: the profile\'s')),
 });
 
 function weakAllowed(profile: Profile | undefined, token: string): boolean {
@@ -69,12 +71,13 @@ export const tunnelSpec = obj({
   local: req(local),
   remote: req(remote),
   auth: req(auth),
-  ike: opt(ikeSettings()),
-  esp: opt(espSettings()),
-  dpd: opt(dpdSettings()),
-  startAction: opt(oneOf(['initiate', 'respond', 'on-demand'] as const).default('initiate')),
-  profile: opt(oneOf(PROFILES).describe('preset for a cloud gateway; may allow weak transforms that peer needs')),
-  mode: opt(oneOf(['policy', 'route'] as const).default('policy')),
+  // No schema defaults below: what is left out comes from the profile (strongswan without one).
+  ike: opt(ikeSettings({ defaults: false })),
+  esp: opt(espSettings({ defaults: false })),
+  dpd: opt(dpdSettings({ defaults: false })),
+  startAction: opt(oneOf(['initiate', 'respond', 'on-demand'] as const).describe('default: the profile\'s (initiate)')),
+  profile: opt(oneOf(PROFILES).describe('preset for a peer (aws, gcp, azure: the provider\'s published parameters; strongswan: the plain default); explicit fields override it field by field')),
+  mode: opt(oneOf(['policy', 'route'] as const).describe('default: the profile\'s (route for aws, gcp, azure; policy otherwise)')),
   xfrmInterface: opt(xfrmInterface),
   installRoutes: opt(bool().default(true)),
   highAvailability: opt(oneOf(['active-standby', 'active-active'] as const).default('active-standby')),
@@ -82,13 +85,18 @@ export const tunnelSpec = obj({
   (s) => (s.ike?.proposals ?? []).every((p) => p.split('-').every((tk) => weakAllowed(s.profile, tk))), { fieldPath: '.ike.proposals' })
   .rule(weakCel('self.esp', 'proposals'), WEAK_MESSAGE,
     (s) => (s.esp?.proposals ?? []).every((p) => p.split('-').every((tk) => weakAllowed(s.profile, tk))), { fieldPath: '.esp.proposals' })
+  // After the weak rules, so a weak token's refusal is the first message at that path.
+  .rule(acceptCel('ike'), 'proposal not accepted by the profile\'s provider', (s) => s.profile === undefined || refusalMessage(s.profile, 'ike', s.ike?.proposals ?? []) === undefined,
+    { fieldPath: '.ike.proposals', messageExpression: acceptMessageCel('ike'), tsMessage: (s) => refusalMessage(s.profile!, 'ike', s.ike?.proposals ?? []) ?? '' })
+  .rule(acceptCel('esp'), 'proposal not accepted by the profile\'s provider', (s) => s.profile === undefined || refusalMessage(s.profile, 'esp', s.esp?.proposals ?? []) === undefined,
+    { fieldPath: '.esp.proposals', messageExpression: acceptMessageCel('esp'), tsMessage: (s) => refusalMessage(s.profile!, 'esp', s.esp?.proposals ?? []) ?? '' })
   // RFC 4945 §3.1: the certificate proves who the peer is, the configured ID says who it must be.
   .rule(`!has(self.auth.certificate) || has(self.remote.id)`, 'certificate authentication needs remote.id (the identity the peer\'s certificate must carry); without it any certificate the CA issued would be accepted',
     (s) => s.auth.certificate === undefined || s.remote.id !== undefined, { fieldPath: '.remote.id' })
-  .rule(`!has(self.mode) || self.mode != 'route' || has(self.xfrmInterface)`, 'route mode needs xfrmInterface (ifId, inside addresses)',
-    (s) => s.mode !== 'route' || s.xfrmInterface !== undefined, { fieldPath: '.xfrmInterface' })
-  .rule(`!has(self.xfrmInterface) || (has(self.mode) && self.mode == 'route')`, 'xfrmInterface is only used with mode: route',
-    (s) => s.xfrmInterface === undefined || s.mode === 'route', { fieldPath: '.xfrmInterface' })
+  .rule(`${effectiveModeCel()} != 'route' || has(self.xfrmInterface)`, 'route mode needs xfrmInterface (ifId, insideAddress), whether the mode is set or comes from the profile; or set mode: policy',
+    (s) => effectiveMode(s) !== 'route' || s.xfrmInterface !== undefined, { fieldPath: '.xfrmInterface' })
+  .rule(`!has(self.xfrmInterface) || ${effectiveModeCel()} == 'route'`, 'xfrmInterface is only used with mode: route',
+    (s) => s.xfrmInterface === undefined || effectiveMode(s) === 'route', { fieldPath: '.xfrmInterface' })
   .rule(`!has(self.esp) || !has(self.esp.rekeyTime) || !has(self.dpd) || !has(self.dpd.timeout) || duration(self.dpd.timeout) < duration(self.esp.rekeyTime)`, 'must be shorter than esp.rekeyTime',
     (s) => s.esp?.rekeyTime === undefined || s.dpd?.timeout === undefined || durationMs(s.dpd.timeout) < durationMs(s.esp.rekeyTime), { fieldPath: '.dpd.timeout' });
 

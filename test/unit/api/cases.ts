@@ -41,6 +41,9 @@ export const BAD_TUNNELS: readonly BadCase<IPsecTunnelSpec>[] = [
   { name: 'unsupported DPD action', mutate: (s) => { (s as unknown as { dpd: Mutable }).dpd = { action: 'explode' }; }, path: 'spec.dpd.action', message: /[Uu]nsupported value/ },
   { name: 'route mode without an XFRM interface', mutate: (s) => { s.mode = 'route'; }, path: 'spec.xfrmInterface', message: /route mode needs xfrmInterface/ },
   { name: 'XFRM interface in policy mode', mutate: (s) => { s.xfrmInterface = { ifId: 7 }; }, path: 'spec.xfrmInterface', message: /only used with mode: route/ },
+  { name: 'Curve25519 under the aws profile (AWS tunnel options: DH groups 2, 14-24)', mutate: (s) => { s.profile = 'aws'; s.xfrmInterface = { ifId: 9 }; s.ike = { proposals: ['aes256gcm16-prfsha384-x25519'] }; }, path: 'spec.ike.proposals', message: /proposal aes256gcm16-prfsha384-x25519 is not accepted by aws \(x25519;/ },
+  { name: 'SHA-512 ESP integrity under the azure profile (not an Azure IPsec/IKE policy parameter)', mutate: (s) => { s.profile = 'azure'; s.xfrmInterface = { ifId: 9 }; s.esp = { proposals: ['aes256-sha512-ecp384'] }; }, path: 'spec.esp.proposals', message: /is not accepted by azure \(sha512;/ },
+  { name: 'a cloud profile (route mode) without an XFRM interface', mutate: (s) => { s.profile = 'gcp'; }, path: 'spec.xfrmInterface', message: /route mode needs xfrmInterface/ },
   { name: 'remote without subnets', mutate: (s) => { delete (s.remote as Partial<typeof s.remote>).subnets; }, path: 'spec.remote.subnets', message: /Required value/ },
 ];
 

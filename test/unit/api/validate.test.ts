@@ -7,6 +7,7 @@ import { parseTunnelConfig, validateTunnel, formatProblem } from '../../../src/a
 import { meshSpec } from '../../../src/api/resources.js';
 import type { Node, Problem } from '../../../src/api/schema.js';
 import { applyDefaults, validateNode } from '../../../src/api/validate.js';
+import { effectiveTunnel } from '../../../src/api/profiles/index.js';
 import { BAD_MESHES, BAD_TUNNELS, goodTunnelSpec } from './cases.js';
 
 const tunnel = (spec: unknown): unknown => ({ apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecTunnel', metadata: { name: 't1' }, spec });
@@ -43,8 +44,8 @@ spec:
   local: {address: 192.0.2.1, subnets: [10.1.0.0/16]}
   remote: {address: 203.0.113.10, id: 203.0.113.10, subnets: [172.31.0.0/16]}
   auth: {psk: {file: /etc/kipsec/psk}}
-  ike: {proposals: [aes256gcm16-prfsha384-x25519], rekeyTime: 4h}
-  esp: {proposals: [aes256gcm16-x25519], rekeyTime: 1h, lifeTime: 66m}
+  ike: {proposals: [aes256gcm16-prfsha384-ecp384], rekeyTime: 4h}
+  esp: {proposals: [aes256gcm16-ecp384], rekeyTime: 1h, lifeTime: 66m}
   dpd: {interval: 30s, timeout: 150s, action: restart}
   startAction: initiate
   profile: aws
@@ -75,7 +76,9 @@ spec:
   ]);
 });
 
-test('defaults match the CRD: lifetimes, DPD, proposals, start action', () => {
+// The schema no longer defaults what a profile sets (an apiserver-filled value would hide the
+// profile's); without a profile the strongswan preset gives the values the schema used to.
+test('without a profile the effective values are the strongswan preset: lifetimes, DPD, proposals, start action, mode', () => {
   const r = parseTunnelConfig(`apiVersion: kipsec.io/v1alpha1
 kind: IPsecTunnel
 metadata: {name: t}
@@ -86,8 +89,11 @@ spec:
 `);
   assert.deepEqual(r.problems, []);
   const s = r.tunnels[0]!.spec;
-  assert.deepEqual([s.ike?.rekeyTime, s.esp?.rekeyTime, s.esp?.lifeTime, s.dpd?.action, s.startAction, s.mode], ['4h', '1h', '66m', 'restart', 'initiate', 'policy']);
-  assert.deepEqual(s.ike?.proposals, ['aes256gcm16-prfsha384-x25519', 'aes256gcm16-prfsha256-ecp256']);
+  assert.deepEqual([s.ike, s.esp, s.dpd, s.startAction, s.mode, s.installRoutes], [undefined, undefined, undefined, undefined, undefined, true]);
+  const e = effectiveTunnel(s);
+  assert.deepEqual([e.ike.rekeyTime, e.esp.rekeyTime, e.esp.lifeTime, e.dpd.interval, e.dpd.timeout, e.dpd.action, e.startAction, e.mode], ['4h', '1h', '1h6m', '30s', '2m30s', 'restart', 'initiate', 'policy']);
+  assert.deepEqual(e.ike.proposals, ['aes256gcm16-prfsha384-x25519', 'aes256gcm16-prfsha256-ecp256']);
+  assert.deepEqual([e.localTs, e.remoteTs], [['10.1.0.0/16'], ['2001:db8::/32']]);
 });
 
 test('type errors are reported once at the field and skip the rules above them', () => {

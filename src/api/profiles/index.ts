@@ -1,0 +1,157 @@
+// IPsecTunnel profiles (spec.profile): the presets, the field-by-field merge that gives the
+// effective settings the agent runs with, and the "does the provider accept this proposal" check
+// in both forms the schema needs — a CEL rule for the CRD and its TypeScript twin for the
+// standalone validator. Explicit fields always win; the profile fills the rest; without a
+// profile the strongswan preset does (the schema itself no longer defaults these fields, so
+// the apiserver cannot fill in a value that would hide the profile's).
+import { isIP } from 'node:net';
+import { PROFILES, celList, type Profile } from '../transforms.js';
+import type { IPsecTunnelSpec } from '../types.js';
+import { aws } from './aws.js';
+import { azure } from './azure.js';
+import { gcp } from './gcp.js';
+import { durationText, type ProfilePreset } from './preset.js';
+import { strongswan } from './strongswan.js';
+
+export type { ProfilePreset, ProfileSource } from './preset.js';
+
+/** `legacy` is strongswan's preset with every weak transform allowed (transforms.ts), for old peers. */
+export const PRESETS: Readonly<Record<Profile, ProfilePreset>> = {
+  aws, gcp, azure, strongswan, legacy: { ...strongswan, name: 'legacy', provider: 'a legacy IKEv2 peer' },
+};
+
+export const DEFAULT_PROFILE: Profile = 'strongswan';
+
+export function presetOf(profile: Profile | undefined): ProfilePreset { return PRESETS[profile ?? DEFAULT_PROFILE]; }
+
+/** Interface name when xfrmInterface.name is not given: `xfrm<ifId>` fits IFNAMSIZ (15) for any u32. */
+export function defaultInterfaceName(ifId: number): string { return `xfrm${ifId}`; }
+
+export interface EffectiveXfrmInterface {
+  readonly name: string;
+  readonly ifId: number;
+  readonly insideAddress?: string;
+  readonly remoteInsideAddress?: string;
+  readonly mtu?: number;
+}
+
+/** What the agent runs with: every field the profile can set, resolved. */
+export interface EffectiveTunnel {
+  readonly profile: Profile;
+  readonly ike: { readonly proposals: readonly string[]; readonly rekeyTime: string };
+  readonly esp: { readonly proposals: readonly string[]; readonly rekeyTime: string; readonly lifeTime: string; readonly lifePackets?: number; readonly lifeBytes?: number };
+  readonly dpd: { readonly interval: string; readonly timeout: string; readonly action: 'restart' | 'clear' | 'hold' };
+  readonly startAction: 'initiate' | 'respond' | 'on-demand';
+  readonly mode: 'policy' | 'route';
+  /** Negotiated traffic selectors: the subnets, or 0.0.0.0/0 (and ::/0) for route mode. */
+  readonly localTs: readonly string[];
+  readonly remoteTs: readonly string[];
+  readonly xfrmInterface?: EffectiveXfrmInterface;
+  readonly mssBytes?: number;
+}
+
+/** The mode a spec runs in: explicit, else the profile's. */
+export function effectiveMode(s: { readonly mode?: 'policy' | 'route' | undefined; readonly profile?: Profile | undefined }): 'policy' | 'route' {
+  return s.mode ?? presetOf(s.profile).mode;
+}
+
+function anySelectors(subnets: readonly string[]): string[] {
+  const v6 = subnets.some((c) => isIP(c.split('/')[0] ?? '') === 6);
+  const v4 = subnets.length === 0 || subnets.some((c) => isIP(c.split('/')[0] ?? '') === 4);
+  return [...(v4 ? ['0.0.0.0/0'] : []), ...(v6 ? ['::/0'] : [])];
+}
+
+/** Merge spec over its profile, field by field. */
+export function effectiveTunnel(s: IPsecTunnelSpec): EffectiveTunnel {
+  const p = presetOf(s.profile);
+  const mode = effectiveMode(s);
+  // The profile's selector shape applies when the mode is the profile's too; an explicit mode
+  // brings its own shape (route: any <-> any, policy: the subnets).
+  const shape = s.mode === undefined ? p.trafficSelectors : mode === 'route' ? 'any' : 'subnets';
+  const local = s.local.subnets ?? [];
+  const all = [...local, ...s.remote.subnets];
+  const x = s.xfrmInterface;
+  const mtu = x?.mtu ?? p.mtu;
+  const esp = s.esp ?? {};
+  const lifeBytes = esp.lifeBytes ?? p.esp.lifeBytes;
+  return {
+    profile: s.profile ?? DEFAULT_PROFILE,
+    ike: {
+      proposals: s.ike?.proposals ?? p.ike.proposals,
+      rekeyTime: s.ike?.rekeyTime ?? durationText(p.ike.lifetimeSec - p.ike.rekeyMarginSec),
+    },
+    esp: {
+      proposals: esp.proposals ?? p.esp.proposals,
+      rekeyTime: esp.rekeyTime ?? durationText(p.esp.lifetimeSec - p.esp.rekeyMarginSec),
+      lifeTime: esp.lifeTime ?? durationText(p.esp.lifetimeSec),
+      ...(esp.lifePackets !== undefined ? { lifePackets: esp.lifePackets } : {}),
+      ...(lifeBytes !== undefined ? { lifeBytes } : {}),
+    },
+    dpd: {
+      interval: s.dpd?.interval ?? durationText(p.dpd.intervalSec),
+      timeout: s.dpd?.timeout ?? durationText(p.dpd.timeoutSec),
+      action: s.dpd?.action ?? p.dpd.action,
+    },
+    startAction: s.startAction ?? p.startAction,
+    mode,
+    localTs: shape === 'any' ? anySelectors(all) : local,
+    remoteTs: shape === 'any' ? anySelectors(all) : s.remote.subnets,
+    ...(x ? {
+      xfrmInterface: {
+        name: x.name ?? defaultInterfaceName(x.ifId), ifId: x.ifId,
+        ...(x.insideAddress !== undefined ? { insideAddress: x.insideAddress } : {}),
+        ...(x.remoteInsideAddress !== undefined ? { remoteInsideAddress: x.remoteInsideAddress } : {}),
+        ...(mtu !== undefined ? { mtu } : {}),
+      },
+    } : {}),
+    ...(p.mssBytes !== undefined ? { mssBytes: p.mssBytes } : {}),
+  };
+}
+
+// ---------- the provider-acceptance rule ----------
+
+export type Proto = 'ike' | 'esp';
+
+/** The first token of `proposal` the profile's provider does not accept, if any. */
+export function refusedToken(profile: Profile | undefined, proto: Proto, proposal: string): string | undefined {
+  const acc = presetOf(profile).accepts;
+  if (!acc) return undefined;
+  return proposal.split('-').find((t) => !acc[proto].includes(t));
+}
+
+/** The refusal as the CRD says it: proposal, provider, the token, the document. */
+export function refusalMessage(profile: Profile, proto: Proto, proposals: readonly string[]): string | undefined {
+  const acc = presetOf(profile).accepts;
+  for (const p of proposals) {
+    const t = refusedToken(profile, proto, p);
+    if (t !== undefined && acc) return `proposal ${p} is not accepted by ${profile} (${t}; ${acc.citation})`;
+  }
+  return undefined;
+}
+
+/** Profiles whose provider limits what it accepts. */
+export const LIMITED_PROFILES: readonly Profile[] = PROFILES.filter((p) => PRESETS[p].accepts !== undefined);
+
+/** CEL over the tunnel spec: every `proto` proposal is accepted by the profile's provider. */
+export function acceptCel(proto: Proto): string {
+  const ok = (p: Profile): string => `self.${proto}.proposals.all(q, q.split('-').all(t, t in ${celList(PRESETS[p].accepts![proto])}))`;
+  const bad = LIMITED_PROFILES.map((p) => `(self.profile == '${p}' && !${ok(p)})`).join(' || ');
+  return `!has(self.profile) || !has(self.${proto}) || !has(self.${proto}.proposals) || !(${bad})`;
+}
+
+/** CEL messageExpression naming the first refused proposal, its provider, the token and the document. */
+export function acceptMessageCel(proto: Proto): string {
+  const branch = (p: Profile): string => {
+    const acc = PRESETS[p].accepts!;
+    const L = celList(acc[proto]);
+    const bad = `self.${proto}.proposals.filter(q, !q.split('-').all(t, t in ${L}))[0]`;
+    return `'proposal ' + ${bad} + ' is not accepted by ${p} (' + ${bad}.split('-').filter(t, !(t in ${L}))[0] + '; ${acc.citation})'`;
+  };
+  return LIMITED_PROFILES.reduceRight((rest, p) => `self.profile == '${p}' ? ${branch(p)} : ${rest}`, `'proposal not accepted by the profile'`);
+}
+
+/** CEL: the mode the tunnel runs in (explicit, else its profile's). */
+export function effectiveModeCel(): string {
+  const route = PROFILES.filter((p) => PRESETS[p].mode === 'route');
+  return `(has(self.mode) ? self.mode : (has(self.profile) && self.profile in ${celList(route)} ? 'route' : 'policy'))`;
+}
