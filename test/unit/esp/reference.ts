@@ -137,7 +137,9 @@ export function openEsp(sa: RefSa, packet: Uint8Array, seqHi = 0): OpenedEsp {
 export class RefReplayWindow {
   top = 0n;
   readonly #seen = new Set<bigint>();
-  constructor(readonly window: number, readonly esn: boolean) {}
+  readonly window: number;
+  readonly esn: boolean;
+  constructor(window: number, esn: boolean) { this.window = window; this.esn = esn; }
 
   /** The full sequence number of a packet with these low 32 bits, or undefined before the SA's first. */
   infer(seqLo: number): bigint | undefined {
