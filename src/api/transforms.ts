@@ -4,7 +4,7 @@
 // it (DESIGN.md §7), so this table lists the tokens the engine implements and a unit test in the
 // agent lane should compare the two. Weak = RFC 8247 MUST NOT / SHOULD NOT, plus DH groups < 2048.
 
-export const TRANSFORM_KINDS = ['aead', 'encr', 'integ', 'prf', 'dh', 'esn'] as const;
+export const TRANSFORM_KINDS = ['aead', 'encr', 'integ', 'prf', 'dh', 'addke', 'esn'] as const;
 export type TransformKind = (typeof TRANSFORM_KINDS)[number];
 
 export interface TransformToken { readonly token: string; readonly kind: TransformKind; readonly weak: boolean }
@@ -20,6 +20,9 @@ export const TRANSFORMS: readonly TransformToken[] = [
   t('modp768', 'dh', true), t('modp1024', 'dh', true), t('modp1536', 'dh', true),
   t('modp1024s160', 'dh', true), t('modp2048s224', 'dh', true), t('modp2048s256', 'dh', true),
   t('esn', 'esn'), t('noesn', 'esn'),
+  // RFC 9370 additional key exchanges 1..7 with ML-KEM (FIPS 203), or none to make one optional:
+  // x25519-ke1_mlkem768. The agent refuses them until it negotiates multiple key exchanges.
+  ...[1, 2, 3, 4, 5, 6, 7].flatMap((n) => ['mlkem512', 'mlkem768', 'mlkem1024', 'none'].map((m) => t(`ke${n}_${m}`, 'addke'))),
 ];
 
 export const PROFILES = ['aws', 'gcp', 'azure', 'strongswan', 'legacy'] as const;

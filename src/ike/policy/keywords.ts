@@ -4,7 +4,11 @@
 //   weak      — implemented but refused unless the profile sets allowWeak (RFC 8247 MUST NOT/SHOULD NOT)
 //   refused   — known, deliberately not implemented (broken: DES, NULL; RFC 5114 groups)
 //   unsupported — known, valid elsewhere, not implemented by kipsec (yet)
-import { DhId, EncrId, EsnId, IntegId, PrfId, TransformType } from '../constants.js';
+//
+// RFC 9370 additional key exchanges use strongSwan's "keN_" prefix: ke1_mlkem768 is ML-KEM-768 as
+// ADDKE1 (Transform Type 6), ke1_none offers NONE for it (the additional exchange is then optional).
+// Only ML-KEM and none are listed after the prefix: post-quantum KEMs are what ADDKE is for.
+import { ADDITIONAL_KE_TYPES, DhId, EncrId, EsnId, IntegId, PrfId, TransformType } from '../constants.js';
 
 export type KeywordStatus = 'ok' | 'weak' | 'refused' | 'unsupported';
 
@@ -19,7 +23,16 @@ export interface Keyword {
   readonly status: KeywordStatus;
   /** Extra spellings strongSwan accepts. */
   readonly aliases?: readonly string[];
+  /** A KEM kipsec implements only as an RFC 9370 additional key exchange (keN_...), not in Transform Type 4. */
+  readonly additionalOnly?: boolean;
 }
+
+/** draft-ietf-ipsecme-ikev2-mlkem / IANA names, in strongSwan's spelling. */
+const ML_KEM = [
+  { name: 'mlkem512', id: DhId.ML_KEM_512 },
+  { name: 'mlkem768', id: DhId.ML_KEM_768 },
+  { name: 'mlkem1024', id: DhId.ML_KEM_1024 },
+] as const;
 
 const E = TransformType.ENCR; const I = TransformType.INTEG; const P = TransformType.PRF; const D = TransformType.DH; const N = TransformType.ESN;
 
@@ -74,9 +87,14 @@ export const KEYWORDS: readonly Keyword[] = [
   { name: 'ecp521', type: D, id: DhId.ECP_521, status: 'ok' },
   { name: 'x25519', type: D, id: DhId.CURVE25519, status: 'ok', aliases: ['curve25519'] },
   { name: 'x448', type: D, id: DhId.CURVE448, status: 'unsupported', aliases: ['curve448'] },
+  // ML-KEM alone in IKE_SA_INIT would put 800..1568 octets into a message that cannot be fragmented
+  // (RFC 7383), and the exchange code keys Transform Type 4 as Diffie-Hellman: additional only.
+  ...ML_KEM.map((m) => ({ ...m, type: D, status: 'unsupported' as const, additionalOnly: true })),
   // Extended sequence numbers (ESP/AH only)
   { name: 'esn', type: N, id: EsnId.ESN, status: 'ok' },
   { name: 'noesn', type: N, id: EsnId.NO_ESN, status: 'ok' },
+  // RFC 9370 Additional Key Exchange 1..7
+  ...ADDITIONAL_KE_TYPES.flatMap((type, i) => [...ML_KEM, { name: 'none', id: DhId.NONE }].map((m): Keyword => ({ name: `ke${i + 1}_${m.name}`, type, id: m.id, status: 'ok' }))),
 ];
 
 const BY_SPELLING: ReadonlyMap<string, Keyword> = new Map(KEYWORDS.flatMap((k) => [[k.name, k] as const, ...(k.aliases ?? []).map((a) => [a, k] as const)]));
@@ -92,10 +110,12 @@ export function keywordFor(type: number, id: number, keyLength?: number): Keywor
 
 const TYPE_PREFIX: Readonly<Record<number, string>> = { [E]: 'encr', [I]: 'integ', [P]: 'prf', [D]: 'ke', [N]: 'esn' };
 
-/** Name for logs and error messages; unknown IDs print as e.g. "encr57" or "encr12/160". */
+/** Name for logs and error messages; unknown IDs print as e.g. "encr57", "encr12/160" or "ke1_ke99". */
 export function transformName(type: number, id: number, keyLength?: number): string {
   const k = keywordFor(type, id, keyLength);
   if (k) return k.name;
   if (type === D && id === DhId.NONE) return 'none';
+  const addke = (ADDITIONAL_KE_TYPES as readonly number[]).indexOf(type);
+  if (addke >= 0) return `ke${addke + 1}_${transformName(D, id, keyLength)}`;
   return `${TYPE_PREFIX[type] ?? `type${type}-`}${id}${keyLength === undefined ? '' : `/${keyLength}`}`;
 }

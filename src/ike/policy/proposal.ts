@@ -7,7 +7,7 @@
 // order (strongSwan: "their order defines the preference in descending order"), and the order of
 // different kinds does not matter. Errors are ConfigErrors naming the offending token.
 import { ConfigError } from '../../common/errors.js';
-import { EsnId, IntegId, PrfId, TransformType } from '../constants.js';
+import { ADDITIONAL_KE_TYPES, DhId, EsnId, IntegId, PrfId, TransformType, isAdditionalKeyExchangeType } from '../constants.js';
 import { keywordBySpelling, keywordFor, transformName, type Keyword } from './keywords.js';
 
 export type SaProtocol = 'ike' | 'esp';
@@ -30,7 +30,15 @@ export interface ParseOptions {
   readonly allowWeak?: boolean;
   /** Field path for errors, e.g. "spec.ike.proposals[0]". */
   readonly path?: string;
+  /**
+   * Accept RFC 9370 additional key exchanges (ke1_mlkem768 ...). Off until the exchange code runs
+   * them (IKE_INTERMEDIATE, IKE_FOLLOWUP_KE): a config asking for them gets a ConfigError saying so.
+   */
+  readonly additionalKeyExchanges?: boolean;
 }
+
+/** Why ke1_..ke7_ transforms are refused while the multi-KE exchanges are missing. */
+export const ADDITIONAL_KE_NOT_NEGOTIATED = 'multiple key exchanges (RFC 9370 ke1_..ke7_) are not yet negotiated by kipsec';
 
 /** strongSwan: PRF derived from an integrity algorithm when an IKE proposal names none. */
 const PRF_FOR_INTEG: Readonly<Record<number, number>> = {
@@ -62,7 +70,9 @@ export function parseProposal(text: string, protocol: SaProtocol, opts: ParseOpt
   for (const token of tokens) {
     const k = keywordBySpelling(token);
     if (!k) throw new ConfigError(path, `unknown transform "${token}" in proposal "${text}"`);
+    if (k.additionalOnly) throw new ConfigError(path, `"${token}" is supported only as an additional key exchange (e.g. x25519-ke1_${k.name}), not as the IKE_SA_INIT key exchange`);
     if (k.status === 'unsupported') throw new ConfigError(path, `transform "${token}" is not supported by kipsec`);
+    if (isAdditionalKeyExchangeType(k.type) && !opts.additionalKeyExchanges) throw new ConfigError(path, `"${token}": ${ADDITIONAL_KE_NOT_NEGOTIATED}; remove it from proposal "${text}"`);
     if (k.status === 'refused') throw new ConfigError(path, `transform "${token}" is insecure and not implemented (RFC 8247)`);
     if (k.status === 'weak' && !opts.allowWeak) throw new ConfigError(path, `transform "${token}" is weak (RFC 8247); it needs a profile with allowWeak`);
     if (protocol === 'ike' && k.type === TransformType.ESN) throw new ConfigError(path, `"${token}" is only valid in ESP proposals`);
@@ -93,16 +103,22 @@ function finish(transforms: PolicyTransform[], protocol: SaProtocol, path: strin
       }
     }
     if (of(TransformType.DH).length === 0) throw new ConfigError(path, `IKE proposal "${text}" needs a key exchange method (e.g. x25519)`);
+  }
+  // RFC 9370 runs additional key exchanges after the Transform Type 4 one; without it they have nothing to follow.
+  if (transforms.some((t) => isAdditionalKeyExchangeType(t.type) && t.id !== DhId.NONE) && !transforms.some((t) => t.type === TransformType.DH && t.id !== DhId.NONE))
+    throw new ConfigError(path, `proposal "${text}" has additional key exchanges but no key exchange method for them to follow (e.g. x25519)`);
+  if (protocol === 'ike') {
+    // IKE proposals never carry ESN.
   } else if (of(TransformType.ESN).length === 0) {
     out.push({ type: TransformType.ESN, id: EsnId.NO_ESN });
   }
   return { protocol, transforms: sortByType(out) };
 }
 
-/** Keep each type's preference order, types in RFC order (ENCR, PRF, INTEG, DH, ESN). */
+/** Keep each type's preference order; types as strongSwan prints them (ENCR, INTEG, PRF, KE, ADDKE1..7, ESN). */
 function sortByType(ts: readonly PolicyTransform[]): PolicyTransform[] {
-  const order = [TransformType.ENCR, TransformType.INTEG, TransformType.PRF, TransformType.DH, TransformType.ESN];
-  return order.flatMap((type) => ts.filter((t) => t.type === type)).concat(ts.filter((t) => !order.includes(t.type as never)));
+  const order: readonly number[] = [TransformType.ENCR, TransformType.INTEG, TransformType.PRF, TransformType.DH, ...ADDITIONAL_KE_TYPES, TransformType.ESN];
+  return order.flatMap((type) => ts.filter((t) => t.type === type)).concat(ts.filter((t) => !order.includes(t.type)));
 }
 
 /** Parse a list of proposal strings (a config field); errors name the element. */
@@ -130,13 +146,13 @@ export function describeProposal(p: PolicyProposal): string {
 
 /**
  * The proposals without KE methods, for the first Child SA in IKE_AUTH (RFC 7296 §1.2: those SA
- * payloads carry no Transform Type 4; omit it rather than send NONE). PFS applies from the first
- * CREATE_CHILD_SA rekey on. Proposals that become identical are merged.
+ * payloads carry no Transform Type 4; omit it rather than send NONE; RFC 9370: nor ADDKE types).
+ * PFS applies from the first CREATE_CHILD_SA rekey on. Proposals that become identical are merged.
  */
 export function withoutKeyExchange(ps: readonly PolicyProposal[]): PolicyProposal[] {
   const out: PolicyProposal[] = [];
   for (const p of ps) {
-    const q: PolicyProposal = { protocol: p.protocol, transforms: p.transforms.filter((t) => t.type !== TransformType.DH) };
+    const q: PolicyProposal = { protocol: p.protocol, transforms: p.transforms.filter((t) => t.type !== TransformType.DH && !isAdditionalKeyExchangeType(t.type)) };
     const key = formatProposal(q);
     if (!out.some((o) => o.protocol === q.protocol && formatProposal(o) === key)) out.push(q);
   }

@@ -6,8 +6,15 @@
 //
 // Failure is data, not an exception: NO_PROPOSAL_CHOSEN with both sides' proposals as strings, so
 // the caller can log and surface "received ... / configured ..." like strongSwan does.
-import { DhId, EsnId, IntegId, TransformType } from '../constants.js';
-import { describeProposal, type PolicyProposal, type PolicyTransform, type SaProtocol } from './proposal.js';
+//
+// RFC 9370 §2.2.1: each Additional Key Exchange type (ADDKE1..7) is negotiated on its own like every
+// other type; NONE among the offered IDs makes it optional, and a type the peer lists gets exactly
+// one of its IDs back. Until the exchange code performs them, a choice that needs an additional key
+// exchange is refused (NO_PROPOSAL_CHOSEN naming the reason) unless `additionalKeyExchanges` is set;
+// a peer that offers them with NONE still gets NONE.
+import { ADDITIONAL_KE_TYPES, DhId, EsnId, IntegId, TransformType, isAdditionalKeyExchangeType } from '../constants.js';
+import { transformName } from './keywords.js';
+import { ADDITIONAL_KE_NOT_NEGOTIATED, describeProposal, type PolicyProposal, type PolicyTransform, type SaProtocol } from './proposal.js';
 
 /** A proposal as received from the peer (see fromSaProposal in convert.ts). */
 export interface OfferedProposal {
@@ -32,13 +39,19 @@ export interface SelectedProposal {
   /** Absent when no KE method was chosen (ESP without PFS). */
   readonly dh?: PolicyTransform;
   readonly esn?: PolicyTransform;
+  /** RFC 9370: the chosen ADDKE1..7 methods other than NONE, in type order; absent when there are none. */
+  readonly additionalKeyExchanges?: readonly PolicyTransform[];
   /** The same transforms as a list, in the order to encode them in the reply. */
   readonly transforms: readonly PolicyTransform[];
 }
 
 export type Selection =
   | { readonly ok: true; readonly proposal: SelectedProposal }
-  | { readonly ok: false; readonly notify: 'NO_PROPOSAL_CHOSEN'; readonly received: readonly string[]; readonly configured: readonly string[]; readonly message: string };
+  | {
+    readonly ok: false; readonly notify: 'NO_PROPOSAL_CHOSEN'; readonly received: readonly string[]; readonly configured: readonly string[]; readonly message: string;
+    /** Set when a proposal matched but needed additional key exchanges, which are not negotiated yet. */
+    readonly reason?: 'ADDITIONAL_KE_NOT_NEGOTIATED';
+  };
 
 export interface SelectOptions {
   /** strongSwan's default (true): our configured order decides. */
@@ -49,12 +62,20 @@ export interface SelectOptions {
    * Off by default, like strongSwan with prefer_configured_proposals.
    */
   readonly kePayloadGroup?: number;
+  /**
+   * Accept a choice with ADDKE methods other than NONE. Off until the IKE_INTERMEDIATE /
+   * IKE_FOLLOWUP_KE exchanges exist: such a match is then skipped and named in the failure.
+   */
+  readonly additionalKeyExchanges?: boolean;
 }
 
-const TYPES = [TransformType.ENCR, TransformType.PRF, TransformType.INTEG, TransformType.DH, TransformType.ESN] as const;
+const TYPES: readonly number[] = [TransformType.ENCR, TransformType.PRF, TransformType.INTEG, TransformType.DH, ...ADDITIONAL_KE_TYPES, TransformType.ESN];
 
-/** Types a missing entry stands for: no INTEG with AEAD, no KE method, no ESN. */
-const IMPLICIT_NONE: Readonly<Record<number, number>> = { [TransformType.INTEG]: IntegId.NONE, [TransformType.DH]: DhId.NONE, [TransformType.ESN]: EsnId.NO_ESN };
+/** Types a missing entry stands for: no INTEG with AEAD, no KE method, no additional KE, no ESN. */
+const IMPLICIT_NONE: Readonly<Record<number, number>> = {
+  [TransformType.INTEG]: IntegId.NONE, [TransformType.DH]: DhId.NONE, [TransformType.ESN]: EsnId.NO_ESN,
+  ...Object.fromEntries(ADDITIONAL_KE_TYPES.map((t) => [t, DhId.NONE])),
+};
 
 function candidates(p: { transforms: readonly PolicyTransform[] }, type: number): { list: PolicyTransform[]; explicit: boolean } {
   const list = p.transforms.filter((t) => t.type === type);
@@ -67,7 +88,7 @@ const same = (a: PolicyTransform, b: PolicyTransform): boolean => a.id === b.id 
 
 function matchPair(ours: PolicyProposal, theirs: OfferedProposal, preferOurs: boolean, keGroup: number | undefined): SelectedProposal | null {
   if (theirs.protocol !== ours.protocol || theirs.unknownAttributes) return null;
-  if (theirs.transforms.some((t) => !(TYPES as readonly number[]).includes(t.type))) return null;
+  if (theirs.transforms.some((t) => !TYPES.includes(t.type))) return null;
   const chosen: Partial<Record<number, PolicyTransform>> = {};
   const reply: PolicyTransform[] = [];
   for (const type of TYPES) {
@@ -93,32 +114,48 @@ function matchPair(ours: PolicyProposal, theirs: OfferedProposal, preferOurs: bo
   };
   const prf = opt(TransformType.PRF); const integ = opt(TransformType.INTEG, IntegId.NONE);
   const dh = opt(TransformType.DH, DhId.NONE); const esn = chosen[TransformType.ESN];
+  const addke = ADDITIONAL_KE_TYPES.map((t) => opt(t, DhId.NONE)).filter((t): t is PolicyTransform => t !== undefined);
   return {
     num: theirs.num, protocol: ours.protocol, spi: theirs.spi, encr, transforms: reply,
     ...(prf ? { prf } : {}), ...(integ ? { integ } : {}), ...(dh ? { dh } : {}), ...(esn && ours.protocol !== 'ike' ? { esn } : {}),
+    ...(addke.length > 0 ? { additionalKeyExchanges: addke } : {}),
   };
+}
+
+/** "ke1_mlkem768, ke2_mlkem1024" for messages. */
+function describeAdditional(ts: readonly PolicyTransform[]): string {
+  return ts.map((t) => transformName(t.type, t.id)).join(', ');
 }
 
 /** Responder: choose one of the peer's proposals, or NO_PROPOSAL_CHOSEN with both lists. */
 export function selectProposal(configured: readonly PolicyProposal[], offered: readonly OfferedProposal[], opts: SelectOptions = {}): Selection {
   const preferOurs = opts.preferConfigured ?? true;
-  if (preferOurs) {
-    for (const ours of configured) for (const theirs of offered) {
-      const m = matchPair(ours, theirs, true, opts.kePayloadGroup);
-      if (m) return { ok: true, proposal: m };
-    }
-  } else {
-    for (const theirs of offered) for (const ours of configured) {
-      const m = matchPair(ours, theirs, false, opts.kePayloadGroup);
-      if (m) return { ok: true, proposal: m };
-    }
+  const pairs = preferOurs
+    ? configured.flatMap((ours) => offered.map((theirs) => [ours, theirs] as const))
+    : offered.flatMap((theirs) => configured.map((ours) => [ours, theirs] as const));
+  let needsAddke: SelectedProposal | undefined;
+  for (const [ours, theirs] of pairs) {
+    const m = matchPair(ours, theirs, preferOurs, opts.kePayloadGroup);
+    if (!m) continue;
+    if (m.additionalKeyExchanges && !opts.additionalKeyExchanges) { needsAddke ??= m; continue; }
+    return { ok: true, proposal: m };
   }
   const received = offered.map(describeOffered);
   const configuredText = configured.map(describeProposal);
-  return {
-    ok: false, notify: 'NO_PROPOSAL_CHOSEN', received, configured: configuredText,
-    message: `no acceptable proposal: received ${received.join(', ') || '(none)'}; configured ${configuredText.join(', ')}`,
-  };
+  const base = `no acceptable proposal: received ${received.join(', ') || '(none)'}; configured ${configuredText.join(', ')}`;
+  const fail = (why: string): Selection => ({
+    ok: false, notify: 'NO_PROPOSAL_CHOSEN', received, configured: configuredText, reason: 'ADDITIONAL_KE_NOT_NEGOTIATED', message: `${base}; ${why}: ${ADDITIONAL_KE_NOT_NEGOTIATED}`,
+  });
+  if (needsAddke?.additionalKeyExchanges) return fail(`proposal #${needsAddke.num} would need ${describeAdditional(needsAddke.additionalKeyExchanges)}`);
+  if (!opts.additionalKeyExchanges) {
+    // Say so when the peer's proposal would match but for ADDKE types it does not let us answer NONE to.
+    for (const [ours, theirs] of pairs) {
+      const required = theirs.transforms.filter(isAdditionalKeyExchange);
+      const rest = { ...theirs, transforms: theirs.transforms.filter((t) => !isAdditionalKeyExchangeType(t.type)) };
+      if (required.length > 0 && matchPair(ours, rest, preferOurs, opts.kePayloadGroup)) return fail(`the peer's proposal #${theirs.num} requires ${describeAdditional(required)}`);
+    }
+  }
+  return { ok: false, notify: 'NO_PROPOSAL_CHOSEN', received, configured: configuredText, message: base };
 }
 
 export function describeOffered(p: OfferedProposal): string {
@@ -131,7 +168,9 @@ export function describeOffered(p: OfferedProposal): string {
  * Initiator: check the responder's reply (§2.7: exactly one proposal, one transform per type,
  * and a subset of the proposal we sent under that number). Our proposals are numbered from 1.
  */
-export function checkProposalReply(sent: readonly PolicyProposal[], reply: readonly OfferedProposal[]): { ok: true; proposal: SelectedProposal } | { ok: false; message: string } {
+export function checkProposalReply(
+  sent: readonly PolicyProposal[], reply: readonly OfferedProposal[], opts: { readonly additionalKeyExchanges?: boolean } = {},
+): { ok: true; proposal: SelectedProposal } | { ok: false; message: string } {
   if (reply.length !== 1) return { ok: false, message: `responder returned ${reply.length} proposals, want exactly 1` };
   const r = reply[0]!;
   const ours = sent[r.num - 1];
@@ -139,8 +178,23 @@ export function checkProposalReply(sent: readonly PolicyProposal[], reply: reado
   for (const type of TYPES) {
     if (r.transforms.filter((t) => t.type === type).length > 1) return { ok: false, message: `responder returned several transforms of type ${type}` };
   }
+  // RFC 9370 §2.2.1: an ADDKE type we offered comes back as exactly one of our IDs (NONE included),
+  // and one we did not offer does not come back at all.
+  for (const type of ADDITIONAL_KE_TYPES) {
+    const offered = ours.transforms.some((t) => t.type === type);
+    const returned = r.transforms.some((t) => t.type === type);
+    if (offered !== returned)
+      return { ok: false, message: `responder ${returned ? 'returned' : 'left out'} Additional Key Exchange ${type - TransformType.ADDKE1 + 1} (transform type ${type}), which we ${offered ? 'offered' : 'did not offer'}` };
+  }
   const m = matchPair(ours, r, false, undefined);
   const covers = m && r.transforms.every((t) => m.transforms.some((c) => c.type === t.type && same(c, t)));
   if (!m || !covers) return { ok: false, message: `responder's choice ${describeOffered(r)} is not in our proposal ${describeProposal(ours)}` };
+  if (m.additionalKeyExchanges && !opts.additionalKeyExchanges)
+    return { ok: false, message: `responder chose ${describeAdditional(m.additionalKeyExchanges)}: ${ADDITIONAL_KE_NOT_NEGOTIATED}` };
   return { ok: true, proposal: m };
+}
+
+/** Whether `t` is one of RFC 9370's ADDKE transforms other than NONE. */
+export function isAdditionalKeyExchange(t: PolicyTransform): boolean {
+  return isAdditionalKeyExchangeType(t.type) && t.id !== DhId.NONE;
 }
