@@ -36,6 +36,7 @@ const kinds = [...r.kinds.entries()].sort((a, b) => b[1] - a[1]).map(([k, n]) =>
 for (const m of r.mismatches) console.log(`mismatch: ${m}`);
 console.log(`inputs by kind: ${kinds}`);
 console.log(`engine counts: ${outcomes} (sum ${[...r.got.values()].reduce((a, b) => a + b, 0n)}, rxDatagrams ${r.rxDatagrams})`);
+console.log(`highest verified sequence numbers: ${r.tops.map((t) => `${t.algorithm}${t.esn ? ' (esn)' : ''} ${t.seq}`).join(', ')}`);
 console.log(`inner events ${r.innerEvents}, event-queue drops ${r.eventsDropped}`);
 console.log(`fuzz-esp: ${result} — ${r.inputs} inputs in ${r.seconds.toFixed(1)} s (${Math.round(r.inputs / r.seconds)}/s), seed ${seed}, peak RSS ${r.maxRssMb.toFixed(0)} MiB`);
 process.exitCode = r.mismatches.length > 0 ? 1 : r.timedOut ? 2 : 0;

@@ -35,6 +35,8 @@ export interface EspFuzzResult {
   readonly innerEvents: number;
   readonly eventsDropped: bigint;
   readonly innerMismatches: number;
+  /** Each SA's highest verified sequence number at the end (ESN SAs pass 2^32 in long runs). */
+  readonly tops: ReadonlyArray<{ readonly algorithm: string; readonly esn: boolean; readonly seq: bigint }>;
   /** Human-readable differences; empty = every input was counted where the model said. */
   readonly mismatches: readonly string[];
 }
@@ -55,6 +57,9 @@ export function engineOutcomes(s: EspStats): { total: Map<Outcome, bigint>; perS
   }
   return { total, perSa };
 }
+
+/** Datagrams the engine has charged to some counter (each is charged to exactly one). */
+function charged(s: EspStats): bigint { let n = 0n; for (const v of engineOutcomes(s).total.values()) n += v; return n; }
 
 function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
 
@@ -107,10 +112,14 @@ export async function runEspFuzz(o: EspFuzzOptions): Promise<EspFuzzResult> {
       }
       await Promise.all(sends);
       sent += sends.length;
-      // Pace: the engine has read every datagram sent so far (its own counter) before the next batch.
+      // Pace: the engine has read every datagram sent so far (its own counter) and charged each
+      // (rxDatagrams is bumped per recvmmsg batch, before its datagrams are processed).
       const readBy = Date.now() + 5000;
       let s = engine.stats();
-      while (s.counters.rxDatagrams < BigInt(sent) && Date.now() < readBy) { await sleep(s.counters.rxDatagrams + 64n < BigInt(sent) ? 1 : 0); s = engine.stats(); }
+      while ((s.counters.rxDatagrams < BigInt(sent) || charged(s) < s.counters.rxDatagrams) && Date.now() < readBy) {
+        await sleep(s.counters.rxDatagrams + 64n < BigInt(sent) ? 1 : 0);
+        s = engine.stats();
+      }
       if (s.counters.rxDatagrams !== BigInt(sent)) {
         mismatches.push(`the engine read ${s.counters.rxDatagrams} of ${sent} datagrams: lost in the socket before it could count them`);
         break;
@@ -134,6 +143,7 @@ export async function runEspFuzz(o: EspFuzzOptions): Promise<EspFuzzResult> {
       inputs: sent, seconds: (Date.now() - start) / 1000, maxRssMb: process.resourceUsage().maxRSS / 1024, timedOut,
       rxDatagrams: s.counters.rxDatagrams, got: engineOutcomes(s).total, expected, kinds, innerEvents, eventsDropped: s.counters.eventsDropped,
       innerMismatches, mismatches,
+      tops: model.sas.map((m) => ({ algorithm: m.ref.algorithm, esn: m.ref.esn ?? false, seq: s.sas.find((x) => x.spi === m.ref.spi)?.seq ?? -1n })),
     };
   } finally {
     engine.close();

@@ -31,6 +31,7 @@ for (const [what, seed] of [['fixed', FIXED_SEED], ['fresh', FRESH_SEED]] as con
     for (const reason of ['delivered', 'replay', 'auth', 'pad', 'nextHeader', 'dummy', 'malformed', 'selector', 'truncated', 'tooBig', 'unknownSpi', 'runt', 'keepalive', 'ike'] as const)
       assert.ok((r.got.get(reason) ?? 0n) > 0n, `some input counted as ${reason}`);
     assert.ok((r.got.get('delivered') ?? 0n) > 1000n, 'valid packets interleaved with junk still get through');
+    if (seed === FIXED_SEED) assert.ok(r.tops.some((x) => x.esn && x.seq > 0xffff_ffffn), 'an ESN SA crossed 2^32 during the run');
   });
 }
 
