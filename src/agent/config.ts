@@ -66,6 +66,7 @@ export function loadConfigText(text: string, baseDir: string, fs: ConfigFs = nod
     for (const p of out) problems.push({ path: `${t.metadata.name} ${p.path}`, message: p.message });
     if (compiled) tunnels.push(compiled);
   }
+  problems.push(...interfaceClashes(tunnels));
   // Objects the schema refused still get their credential files checked, so one run of the
   // agent reports every problem, not the schema's first and the files' on the next try.
   if (parsed.problems.length > 0) {
@@ -89,6 +90,21 @@ export function loadConfigText(text: string, baseDir: string, fs: ConfigFs = nod
   }
   // One line per problem: the YAML parser's messages carry a multi-line excerpt; keep its first line.
   return problems.length > 0 ? { ok: false, problems: problems.map(oneLine) } : { ok: true, tunnels };
+}
+
+/** Two route-mode tunnels may share neither an if_id (their SAs would mix) nor an interface name. */
+function interfaceClashes(tunnels: readonly TunnelConfig[]): Problem[] {
+  const out: Problem[] = [];
+  const ids = new Map<number, string>(); const names = new Map<string, string>();
+  for (const t of tunnels) {
+    const x = t.xfrmInterface;
+    if (!x) continue;
+    const a = ids.get(x.ifId); const b = names.get(x.name);
+    if (a !== undefined) out.push({ path: `${t.name} spec.xfrmInterface.ifId`, message: `if_id ${x.ifId} is also tunnel ${a}'s` });
+    if (b !== undefined) out.push({ path: `${t.name} spec.xfrmInterface.name`, message: `interface ${x.name} is also tunnel ${b}'s` });
+    ids.set(x.ifId, a ?? t.name); names.set(x.name, b ?? t.name);
+  }
+  return out;
 }
 
 function oneLine(p: Problem): Problem {
@@ -252,7 +268,10 @@ function compileTunnel(t: IPsecTunnel, baseDir: string, fs: ConfigFs, out: Probl
     espLifeBytes: e.esp.lifeBytes === undefined ? undefined : BigInt(e.esp.lifeBytes),
     dpdAction: e.dpd.action, startAction: e.startAction,
     mode: e.mode, xfrmIfId: e.mode === 'route' ? e.xfrmInterface?.ifId : undefined,
-    xfrmInterface: e.mode === 'route' ? e.xfrmInterface : undefined, installRoutes: s.installRoutes ?? true, allowWeak,
+    xfrmInterface: e.mode === 'route' ? e.xfrmInterface : undefined,
+    // Route mode routes over its interface (xfrm-interfaces.ts); the table-220 routes of policy
+    // mode would send every destination of the 0.0.0.0/0 selectors to the peer's next hop.
+    installRoutes: (s.installRoutes ?? true) && e.mode === 'policy', interfaceRoutes: (s.installRoutes ?? true) && e.mode === 'route', allowWeak,
   } as const;
   // The digest covers credentials through a hash only, so it can be logged or compared freely.
   const credDigest = auth.kind === 'psk' ? createHash('sha256').update(auth.psk.expose()).digest('hex')

@@ -22,7 +22,7 @@ import { nodeFs, type ConfigFs } from './config.js';
 import { ControlServer } from './control/server.js';
 import type { ControlRequest, RekeyResult, RenewResult } from './control/protocol.js';
 import type { EngineLike } from './engine-like.js';
-import { ConfigLoadError, loadFileSnapshot } from './file-source.js';
+import { ConfigLoadError, loadFileSnapshot, type FileSnapshot } from './file-source.js';
 import { XfrmKernel, hex, type RoutePort, type XfrmPort } from './kernel.js';
 import type { Logger } from './log.js';
 import type { SocketTuning } from './native.js';
@@ -32,6 +32,7 @@ import { StatusBook } from './status-book.js';
 import type { AgentStatus, ClusterInfo, IkeCounters, TunnelStatus } from './status.js';
 import { StrictPolicies } from './strict.js';
 import { IkeSockets, type DatagramSockets } from './udp.js';
+import type { TunnelLinks } from './xfrm-interfaces.js';
 
 export { ConfigLoadError } from './file-source.js';
 export type { EngineLike } from './engine-like.js';
@@ -74,6 +75,8 @@ export interface AgentOptions {
   readonly cluster?: ClusterHooks;
   /** Where ESP runs (status); 'userspace': `xfrm` and `sockets` are the ESP engine's (src/agent/userspace). */
   readonly datapath?: 'kernel' | 'userspace';
+  /** Standalone, kernel data path: the XFRM interfaces of route-mode tunnels (xfrm-interfaces.ts). */
+  readonly links?: TunnelLinks;
   /** Standalone: what the data path makes of each tunnel's peer config (userspace: ESP in UDP, AEAD only). */
   readonly adaptPeer?: (p: PeerConfig) => PeerConfig;
 }
@@ -140,7 +143,7 @@ export class Agent {
   /** The engine's own check of a peer config, on an engine that can do nothing else. */
   validatePeer(p: PeerConfig): void { this.#newEngine(inertPorts(), []).addPeer(p); }
 
-  #loadFile(): PeerSnapshot {
+  #loadFile(): FileSnapshot {
     if (this.#o.configFile === undefined) throw new KipsecError('ERR_NO_CONFIG', 'this agent takes its peers from the cluster, not from a config file');
     return loadFileSnapshot(this.#o.configFile, (p) => this.validatePeer(p), this.#o.fs ?? nodeFs, this.#o.adaptPeer);
   }
@@ -151,8 +154,14 @@ export class Agent {
    * before it knocks.
    */
   async start(first?: PeerSnapshot, o: { readonly initiate?: boolean } = {}): Promise<void> {
-    const snapshot = first ?? this.#loadFile();
+    const file = first === undefined ? this.#loadFile() : undefined;
+    const snapshot = first ?? file!;
     if (!snapshot.synced) throw new Error('agent start needs a complete (synced) peer snapshot');
+    // Route-mode interfaces before any SA: their if_id must exist when the SAs land. On failure
+    // none of ours stays (the agent does not start).
+    if (file && this.#o.links) {
+      try { await this.#o.links.sync(file.tunnels); } catch (e) { await this.#o.links.removeAll().catch(() => 0); throw e; }
+    }
     this.#configLoadedAt = new Date(this.#clock.now()).toISOString();
     const store = this.#o.stateDir === undefined ? undefined : FileCheckpoints.open(this.#o.stateDir);
     this.#store = store;
@@ -382,7 +391,7 @@ export class Agent {
 
   /** Standalone: re-read the config; on problems keep the running one and throw ConfigLoadError. */
   async reload(): Promise<{ added: string[]; removed: string[]; changed: string[]; unchanged: string[] }> {
-    let next: PeerSnapshot;
+    let next: FileSnapshot;
     try { next = this.#loadFile(); } catch (e) {
       if (e instanceof ConfigLoadError) {
         for (const p of e.problems) this.#log.warn({ path: p.path, problem: p.message }, 'config problem');
@@ -390,6 +399,8 @@ export class Agent {
       }
       throw e;
     }
+    // New and changed tunnels' interfaces before their SAs; a removed tunnel's goes now too.
+    await this.#o.links?.sync(next.tunnels);
     const r = await this.apply(next);
     this.#configLoadedAt = new Date(this.#clock.now()).toISOString();
     this.#log.info({ added: r.added, removed: r.removed, changed: r.changed, unchanged: r.unchanged.length }, 'config reloaded');
@@ -453,6 +464,8 @@ export class Agent {
     const blocks = await this.#strict.removeAll().catch((e: unknown) => { this.#log.warn({ err: errorMessage(e) }, 'removing strict-mode block policies failed'); return 0; });
     if (blocks > 0) this.#log.info({ removed: blocks }, 'removed strict-mode block policies');
     for (const n of names) await this.#o.routes?.remove(n).catch(() => { /* already gone */ });
+    const links = await this.#o.links?.removeAll().catch((e: unknown) => { this.#log.warn({ err: errorMessage(e) }, 'removing XFRM interfaces failed'); return 0; });
+    if (links) this.#log.info({ removed: links }, 'removed XFRM interfaces of route-mode tunnels');
     // Every SA is gone: nothing may be resumed from a stale checkpoint, no reqid is in use.
     try { this.#store?.clear(); } catch (e) { this.#log.warn({ err: errorMessage(e) }, 'state directory cleanup failed'); }
     this.#applier.releaseAll();

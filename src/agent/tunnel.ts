@@ -50,7 +50,10 @@ export interface TunnelConfig {
   readonly xfrmIfId: number | undefined;
   /** Route mode: the XFRM interface the tunnel's SAs and policies are bound to (if_id), its inside address, MTU. */
   readonly xfrmInterface: EffectiveXfrmInterface | undefined;
+  /** Policy mode: routes to the remote subnets in table 220 (spec.installRoutes); false in route mode. */
   readonly installRoutes: boolean;
+  /** Route mode: the remote subnets routed over the XFRM interface (spec.installRoutes). */
+  readonly interfaceRoutes: boolean;
   readonly allowWeak: boolean;
   /** Fingerprint of everything that matters for IKE/kernel, so reload can tell "changed" from "same". */
   readonly digest: string;

@@ -19,6 +19,8 @@ import { createLogger, isLogLevel } from '../agent/log.js';
 import { probeKernelEsp } from '../agent/diagnose.js';
 import { loadTuning } from '../agent/native.js';
 import { TableRoutes } from '../agent/routes.js';
+import { XfrmInterfaces } from '../agent/xfrm-interfaces.js';
+import { XfrmLinks } from '../xfrm/rtnl/xfrm-links.js';
 import { TunRoutes, UserspaceDatapath } from '../agent/userspace/datapath.js';
 import { EspXfrm } from '../agent/userspace/esp-xfrm.js';
 import { userspacePeer } from '../agent/userspace/peer.js';
@@ -114,7 +116,7 @@ export async function runAgent(args: readonly string[], io: CliIo): Promise<numb
   } else {
     agent = new Agent({
       ...base, stateDir: resolve(str(p, 'state-dir') ?? join(dirname(controlSocket), 'state')),
-      xfrm, routes: new TableRoutes(rtnl, log.child({ part: 'routes' })),
+      xfrm, routes: new TableRoutes(rtnl, log.child({ part: 'routes' })), links: new XfrmInterfaces(rtnl, () => XfrmLinks.open(), log.child({ part: 'links' })),
     });
   }
   try { await agent.start(); } catch (e) {

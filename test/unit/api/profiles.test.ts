@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { validateTunnel } from '../../../src/api/config.js';
 import { buildCrd } from '../../../src/api/crd.js';
 import { PRESETS, effectiveTunnel, refusalMessage, refusedToken } from '../../../src/api/profiles/index.js';
+import type { Profile } from '../../../src/api/transforms.js';
 import type { IPsecTunnelSpec } from '../../../src/api/types.js';
 import { goodTunnelSpec } from './cases.js';
 
@@ -16,7 +17,7 @@ const AZURE_DOC = 'https://learn.microsoft.com/en-us/azure/vpn-gateway/vpn-gatew
 
 const tunnel = (spec: unknown): unknown => ({ apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecTunnel', metadata: { name: 't1' }, spec });
 
-function routed(profile: IPsecTunnelSpec['profile'], more: Partial<IPsecTunnelSpec> = {}): IPsecTunnelSpec {
+function routed(profile: Profile, more: Partial<IPsecTunnelSpec> = {}): IPsecTunnelSpec {
   return { ...goodTunnelSpec(), profile, xfrmInterface: { ifId: 42, insideAddress: '169.254.10.2/30' }, ...more };
 }
 
