@@ -9,7 +9,10 @@
 //                        exchanges + response cache (responder.ts), lifecycle, SK/SKF (wire.ts);
 //                        host.ts is what those modules need of the core (none of them imports core.ts)
 //   exchanges/           one module per exchange concern: ike-init, ike-auth, child-sa (shared
-//                        negotiation), create-child, ike-rekey, informational, collision, cookie
+//                        negotiation), ike-rekey, informational, collision, cookie
+//   steps/               exchanges as pure steps (state variant in, { next, effects } out):
+//                        child.ts / child-responder.ts for CREATE_CHILD_SA of Child SAs, driven
+//                        by sa/child-tasks.ts
 //   codec/ crypto/ policy/  wire format, cryptography, proposals
 export * from './engine.js';
 export * from './ports.js';

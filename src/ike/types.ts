@@ -51,7 +51,7 @@ export interface IkeSaStatus {
 
 export interface PeerStatus {
   readonly name: string;
-  /** The live IKE SA, if any (during an IKE rekey: the newest one). */
+  /** The live IKE SA, or null (during an IKE rekey: the newest one). */
   readonly ike: IkeSaStatus | null;
   /** Child SAs kept from a previous process (adopt()) until a new IKE SA replaces them. */
   readonly adoptedChildren: readonly ChildSaStatus[];

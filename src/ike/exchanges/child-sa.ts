@@ -2,7 +2,11 @@
 // (new child and rekey, §1.3.1/§1.3.3): the offer (SA with our inbound SPI, TSi/TSr,
 // USE_TRANSPORT_MODE §1.3.1), the responder's choice (proposal selection, TS narrowing §2.9, KE
 // check for PFS), KEYMAT (§2.17) and the kernel install description (ports.ts KernelChildSa).
+// Nothing here calls the kernel except the two IKE_AUTH wrappers (prepareChildOffer,
+// negotiateChildResponder), which allocate the SPI between the pure halves; CREATE_CHILD_SA's
+// steps (steps/child.ts) leave that to their driver.
 import type { SecretBytes } from '../../common/secret.js';
+import type { Clock, Random } from '../../common/time.js';
 import { NotifyError, NotifyStatus, ProtocolId, TransformType, notifyName } from '../constants.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
@@ -14,14 +18,34 @@ import { childSuiteOf, dhGroupOf, esnOf, fromSaProposal, selectedToSaProposal, t
 import { formatProposal, type PolicyProposal } from '../policy/proposal.js';
 import { checkProposalReply, selectProposal, type SelectedProposal } from '../policy/select.js';
 import type { IkeFailure, IpsecMode, KernelChildSa, KernelPolicy, KernelSa, SaLifetimes, UdpEncap } from '../ports.js';
-import { ikeFailure, type Ctx } from '../sa/context.js';
+import { ikeFailure, type Ctx, type ResolvedOptions } from '../sa/context.js';
 import { NON_ESN_LIFE_PACKETS, NONCE_BYTES } from '../sa/defaults.js';
 import { espAlgorithms } from '../sa/esp.js';
 import { suiteText as memoSuite } from '../sa/memo.js';
-import type { ChildRequestScratch, ChildRuntime, ChildSa, IkeSa } from '../sa/ike-sa.js';
+import type { ChildRequestScratch, ChildRuntime, ChildSa, IkeKeys, IkeSa } from '../sa/ike-sa.js';
 import { formatTs, fromWireTs, narrowTs, sameTs, toPortTs, toWireTs, tsWithin, type TsRange } from '../sa/ts.js';
 
 const POLICY_PRIORITY = 2_000;
+
+/** What negotiating a Child SA reads of the engine: the time, randomness (nonces, key shares, rekey jitter). */
+export interface ChildEnv {
+  readonly clock: Pick<Clock, 'now'>;
+  readonly random: Random;
+  readonly options: Pick<ResolvedOptions, 'rekeyJitterMs'>;
+}
+
+/** What negotiating a Child SA reads of its IKE SA (an IkeSa is one). */
+export interface ChildIkeView {
+  readonly peer: { readonly config: { readonly name: string }; readonly children: readonly ChildRuntime[] };
+  readonly keys: Pick<IkeKeys, 'suite' | 'skD'> | null;
+  readonly local: IkeSa['local'];
+  readonly remote: IkeSa['remote'];
+  readonly natLocal: boolean;
+  readonly natRemote: boolean;
+  /** IKE_SA_INIT nonces: the first Child SA's KEYMAT uses them (§2.17). */
+  readonly ni: Uint8Array;
+  readonly nr: Uint8Array;
+}
 
 export function spi32(spi: number): Uint8Array { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, spi >>> 0); return b; }
 export function spiNumber(b: Uint8Array): number { return b.length === 4 ? new DataView(b.buffer, b.byteOffset, 4).getUint32(0) : 0; }
@@ -31,14 +55,21 @@ export function withoutKe(ps: readonly PolicyProposal[]): PolicyProposal[] {
   return ps.map((p) => ({ ...p, transforms: p.transforms.filter((t) => t.type !== TransformType.DH) }));
 }
 
-/** Initiator: allocate our inbound SPI and fix what we offer. */
-export async function prepareChildOffer(ctx: Ctx, sa: IkeSa, child: ChildRuntime, o: { readonly inIkeAuth: boolean; readonly localTs?: readonly TsRange[]; readonly remoteTs?: readonly TsRange[]; readonly mode?: IpsecMode; readonly group?: number }): Promise<ChildRequestScratch> {
+export interface OfferOptions { readonly inIkeAuth: boolean; readonly localTs?: readonly TsRange[]; readonly remoteTs?: readonly TsRange[]; readonly mode?: IpsecMode; readonly group?: number }
+
+/** Initiator (IKE_AUTH): allocate our inbound SPI and fix what we offer. */
+export async function prepareChildOffer(ctx: Ctx, sa: IkeSa, child: ChildRuntime, o: OfferOptions): Promise<ChildRequestScratch> {
   const spi = await ctx.kernel.allocSpi({ local: sa.local.address, remote: sa.remote.address, reqid: child.reqid });
+  return childOffer(ctx, child, spi, o);
+}
+
+/** Initiator: what we offer, on our inbound SPI `spi` (allocated by the caller). */
+export function childOffer(env: Pick<ChildEnv, 'random'>, child: ChildRuntime, spi: number, o: OfferOptions): ChildRequestScratch {
   const group = o.group ?? child.pfsGroup;
   const pfs = !o.inIkeAuth && group !== null;
-  const share: KeyShare | null = pfs && group !== null ? createKeyShare(group, { random: ctx.random }) : null;
+  const share: KeyShare | null = pfs && group !== null ? createKeyShare(group, { random: env.random }) : null;
   return {
-    spi, ni: ctx.random.bytes(NONCE_BYTES), share,
+    spi, ni: env.random.bytes(NONCE_BYTES), share,
     proposals: o.inIkeAuth || !pfs ? withoutKe(child.espProposals) : child.espProposals,
     mode: o.mode ?? child.config.mode, localTs: o.localTs ?? child.localTs, remoteTs: o.remoteTs ?? child.remoteTs,
   };
@@ -62,8 +93,10 @@ export type ChildNegotiation =
 
 interface KeyInputs { readonly ni: Uint8Array; readonly nr: Uint8Array; readonly pfs: SecretBytes | null }
 
-function deriveKeys(sa: IkeSa, sel: SelectedProposal, k: KeyInputs): ChildSaKeys {
-  const keys = sa.keys!;
+function deriveKeys(sa: ChildIkeView, sel: SelectedProposal, k: KeyInputs): ChildSaKeys {
+  const keys = sa.keys;
+  // Child SAs are negotiated only on an IKE SA with keys (IKE_AUTH onwards).
+  if (keys === null) throw new Error('Child SA negotiation on an IKE SA without keys');
   return deriveChildSaKeys({ prfId: keys.suite.prfId, skD: keys.skD, suite: childSuiteOf(sel), ni: k.ni, nr: k.nr, ...(k.pfs ? { pfsSharedSecret: k.pfs } : {}) });
 }
 
@@ -75,12 +108,12 @@ function lifetimes(c: ChildRuntime, esn: boolean): SaLifetimes {
   return { softSec, hardSec, hardBytes, softBytes: (hardBytes * 9n) / 10n, hardPackets, softPackets: (hardPackets * 9n) / 10n };
 }
 
-function encapOf(sa: IkeSa): { inbound: UdpEncap | null; outbound: UdpEncap | null } {
+function encapOf(sa: ChildIkeView): { inbound: UdpEncap | null; outbound: UdpEncap | null } {
   if (!sa.natLocal && !sa.natRemote) return { inbound: null, outbound: null };
   return { inbound: { sourcePort: sa.remote.port, destinationPort: sa.local.port }, outbound: { sourcePort: sa.local.port, destinationPort: sa.remote.port } };
 }
 
-function policiesOf(sa: IkeSa, mode: IpsecMode, localTs: readonly TsRange[], remoteTs: readonly TsRange[]): KernelPolicy[] {
+function policiesOf(sa: ChildIkeView, mode: IpsecMode, localTs: readonly TsRange[], remoteTs: readonly TsRange[]): KernelPolicy[] {
   const out: KernelPolicy[] = [];
   for (const l of localTs) for (const r of remoteTs) {
     if (l.family !== r.family) continue;
@@ -94,7 +127,7 @@ function policiesOf(sa: IkeSa, mode: IpsecMode, localTs: readonly TsRange[], rem
 }
 
 /** Build the ChildSa record and its kernel description. `weInitiated`: we sent the request of this exchange. */
-export function buildChild(ctx: Ctx, sa: IkeSa, a: {
+export function buildChild(ctx: ChildEnv, sa: ChildIkeView, a: {
   readonly runtime: ChildRuntime; readonly sel: SelectedProposal; readonly keys: ChildSaKeys; readonly weInitiated: boolean;
   readonly inboundSpi: number; readonly outboundSpi: number; readonly mode: IpsecMode;
   readonly localTs: readonly TsRange[]; readonly remoteTs: readonly TsRange[]; readonly ni: Uint8Array; readonly nr: Uint8Array;
@@ -132,7 +165,7 @@ export function buildChild(ctx: Ctx, sa: IkeSa, a: {
  * proposal exactly wins over one that covers it, which wins over one that only overlaps it
  * (strongSwan's best-match), so a wide "net" child does not swallow a narrower "dns" one.
  */
-function pickChild(sa: IkeSa, tsi: readonly TsRange[], tsr: readonly TsRange[], only: ChildRuntime | null): { runtime: ChildRuntime; localTs: TsRange[]; remoteTs: TsRange[] } | null {
+function pickChild(sa: ChildIkeView, tsi: readonly TsRange[], tsr: readonly TsRange[], only: ChildRuntime | null): { runtime: ChildRuntime; localTs: TsRange[]; remoteTs: TsRange[] } | null {
   let best: { runtime: ChildRuntime; localTs: TsRange[]; remoteTs: TsRange[]; score: number } | null = null;
   for (const c of only ? [only] : sa.peer.children) {
     // The initiator's TSi is its side = our remote; TSr is our side.
@@ -147,10 +180,30 @@ function pickChild(sa: IkeSa, tsi: readonly TsRange[], tsr: readonly TsRange[], 
   return best;
 }
 
-/** Responder: pick config, proposal and selectors for the request's child; derive keys. */
-export async function negotiateChildResponder(ctx: Ctx, sa: IkeSa, m: IkeMessage, o: {
+/** What the responder chose for the request's child, before it has an inbound SPI. */
+export interface ChildChoice {
+  readonly runtime: ChildRuntime;
+  readonly sel: SelectedProposal;
+  readonly mode: IpsecMode;
+  /** Narrowed (§2.9), from our point of view. */
+  readonly localTs: readonly TsRange[];
+  readonly remoteTs: readonly TsRange[];
+  /** The initiator's nonce (CREATE_CHILD_SA) or IKE_SA_INIT's Ni (IKE_AUTH). */
+  readonly ni: Uint8Array;
+  /** Our KEr and g^ir when the chosen proposal has a KE method (PFS); the secret is wiped by acceptChild. */
+  readonly share: KeyShare | null;
+  readonly pfs: SecretBytes | null;
+  readonly inIkeAuth: boolean;
+}
+
+export type ChildChoiceOutcome =
+  | { readonly ok: true; readonly choice: ChildChoice }
+  | { readonly ok: false; readonly reply: IkePayload[]; readonly failure: IkeFailure | null };
+
+/** Responder: pick config, proposal and selectors for the request's child (no SPI yet, no keys). */
+export function chooseChild(ctx: Pick<ChildEnv, 'random'>, sa: ChildIkeView, m: IkeMessage, o: {
   readonly inIkeAuth: boolean; readonly only: ChildRuntime | null; readonly exchange: 'IKE_AUTH' | 'CREATE_CHILD_SA';
-}): Promise<ChildNegotiation> {
+}): ChildChoiceOutcome {
   const saP = m.first('sa'); const tsiP = m.first('tsi'); const tsrP = m.first('tsr');
   if (!saP || !tsiP || !tsrP) return { ok: false, reply: [notify(NotifyError.INVALID_SYNTAX)], failure: null };
   const tsi = tsiP.selectors.map(fromWireTs); const tsr = tsrP.selectors.map(fromWireTs);
@@ -188,27 +241,41 @@ export async function negotiateChildResponder(ctx: Ctx, sa: IkeSa, m: IkeMessage
   const wantsTransport = m.has(NotifyStatus.USE_TRANSPORT_MODE);
   const mode: IpsecMode = wantsTransport && c.config.mode === 'transport' ? 'transport' : 'tunnel';
   if (c.config.mode === 'transport' && !wantsTransport) {
+    pfs?.wipe();
     return { ok: false, reply: [notify(NotifyError.NO_PROPOSAL_CHOSEN)], failure: ikeFailure({ code: 'ERR_IKE_MODE_MISMATCH', notify: 'NO_PROPOSAL_CHOSEN', exchange: o.exchange, message: `child ${c.config.name} is configured for transport mode, peer asked for tunnel mode` }) };
   }
-  const inboundSpi = await ctx.kernel.allocSpi({ local: sa.local.address, remote: sa.remote.address, reqid: c.reqid });
-  const nonceP = m.first('nonce');
-  const ni = o.inIkeAuth ? sa.ni : new Uint8Array(nonceP?.data ?? new Uint8Array(0));
-  const nr = o.inIkeAuth ? sa.nr : ctx.random.bytes(NONCE_BYTES);
-  const keys = deriveKeys(sa, sel.proposal, { ni, nr, pfs });
-  pfs?.wipe();
+  const ni = o.inIkeAuth ? sa.ni : new Uint8Array(m.first('nonce')?.data ?? new Uint8Array(0));
+  return { ok: true, choice: { runtime: c, sel: sel.proposal, mode, localTs: picked.localTs, remoteTs: picked.remoteTs, ni, share, pfs, inIkeAuth: o.inIkeAuth } };
+}
+
+/** Responder: the chosen child on our inbound SPI `inboundSpi` (allocated by the caller): Nr, keys, the reply. */
+export function acceptChild(ctx: ChildEnv, sa: ChildIkeView, ch: ChildChoice, inboundSpi: number): Extract<ChildNegotiation, { ok: true }> {
+  const nr = ch.inIkeAuth ? sa.nr : ctx.random.bytes(NONCE_BYTES);
+  const keys = deriveKeys(sa, ch.sel, { ni: ch.ni, nr, pfs: ch.pfs });
+  ch.pfs?.wipe();
   const built = buildChild(ctx, sa, {
-    runtime: c, sel: sel.proposal, keys, weInitiated: false, inboundSpi, outboundSpi: spiNumber(sel.proposal.spi),
-    mode, localTs: picked.localTs, remoteTs: picked.remoteTs, ni, nr, outboundActive: true, pfsGroup: group,
+    runtime: ch.runtime, sel: ch.sel, keys, weInitiated: false, inboundSpi, outboundSpi: spiNumber(ch.sel.spi),
+    mode: ch.mode, localTs: ch.localTs, remoteTs: ch.remoteTs, ni: ch.ni, nr, outboundActive: true, pfsGroup: ch.share?.group ?? null,
   });
   const reply: IkePayload[] = [
-    ...(mode === 'transport' ? [notify(NotifyStatus.USE_TRANSPORT_MODE)] : []),
-    { kind: 'sa', proposals: [selectedToSaProposal(sel.proposal, spi32(inboundSpi))] },
-    ...(o.inIkeAuth ? [] : [{ kind: 'nonce' as const, data: nr }]),
-    ...(share ? [{ kind: 'ke' as const, group: share.group, data: share.publicValue }] : []),
-    { kind: 'tsi', selectors: picked.remoteTs.map(toWireTs) },
-    { kind: 'tsr', selectors: picked.localTs.map(toWireTs) },
+    ...(ch.mode === 'transport' ? [notify(NotifyStatus.USE_TRANSPORT_MODE)] : []),
+    { kind: 'sa', proposals: [selectedToSaProposal(ch.sel, spi32(inboundSpi))] },
+    ...(ch.inIkeAuth ? [] : [{ kind: 'nonce' as const, data: nr }]),
+    ...(ch.share ? [{ kind: 'ke' as const, group: ch.share.group, data: ch.share.publicValue }] : []),
+    { kind: 'tsi', selectors: ch.remoteTs.map(toWireTs) },
+    { kind: 'tsr', selectors: ch.localTs.map(toWireTs) },
   ];
   return { ok: true, child: built.child, install: built.install, reply };
+}
+
+/** Responder (IKE_AUTH): choose, allocate our inbound SPI for the chosen child, accept. */
+export async function negotiateChildResponder(ctx: Ctx, sa: IkeSa, m: IkeMessage, o: {
+  readonly inIkeAuth: boolean; readonly only: ChildRuntime | null; readonly exchange: 'IKE_AUTH' | 'CREATE_CHILD_SA';
+}): Promise<ChildNegotiation> {
+  const chosen = chooseChild(ctx, sa, m, o);
+  if (!chosen.ok) return chosen;
+  const inboundSpi = await ctx.kernel.allocSpi({ local: sa.local.address, remote: sa.remote.address, reqid: chosen.choice.runtime.reqid });
+  return acceptChild(ctx, sa, chosen.choice, inboundSpi);
 }
 
 export type ChildCompletion =
@@ -216,7 +283,7 @@ export type ChildCompletion =
   | { readonly ok: false; readonly failure: IkeFailure; readonly retryGroup?: number; readonly temporary?: boolean };
 
 /** Initiator: the response to our offer (IKE_AUTH or CREATE_CHILD_SA). */
-export function completeChildInitiator(ctx: Ctx, sa: IkeSa, child: ChildRuntime, s: ChildRequestScratch, m: IkeMessage, o: { readonly inIkeAuth: boolean; readonly exchange: 'IKE_AUTH' | 'CREATE_CHILD_SA' }): ChildCompletion {
+export function completeChildInitiator(ctx: ChildEnv, sa: ChildIkeView, child: ChildRuntime, s: ChildRequestScratch, m: IkeMessage, o: { readonly inIkeAuth: boolean; readonly exchange: 'IKE_AUTH' | 'CREATE_CHILD_SA' }): ChildCompletion {
   const err = m.errorNotifies()[0];
   if (err !== undefined) {
     const name = notifyName(err.type);
@@ -227,7 +294,7 @@ export function completeChildInitiator(ctx: Ctx, sa: IkeSa, child: ChildRuntime,
       proposals: name === 'NO_PROPOSAL_CHOSEN' ? { local: s.proposals.map(formatProposal), remote: null } : null,
       trafficSelectors: name === 'TS_UNACCEPTABLE' ? { local: s.localTs.map(formatTs), remote: s.remoteTs.map(formatTs) } : null,
     });
-    if (err.type === NotifyError.INVALID_KE_PAYLOAD && err.data.length === 2) return { ok: false, failure, retryGroup: (err.data[0]! << 8) | err.data[1]! };
+    if (err.type === NotifyError.INVALID_KE_PAYLOAD && err.data.length === 2) return { ok: false, failure, retryGroup: new DataView(err.data.buffer, err.data.byteOffset, 2).getUint16(0) };
     return { ok: false, failure, ...(err.type === NotifyError.TEMPORARY_FAILURE || err.type === NotifyError.CHILD_SA_NOT_FOUND ? { temporary: true } : {}) };
   }
   const bad = (message: string): ChildCompletion => ({ ok: false, failure: ikeFailure({ code: 'ERR_IKE_BAD_CHILD_REPLY', message, origin: 'remote', exchange: o.exchange }) });
@@ -253,7 +320,7 @@ export function completeChildInitiator(ctx: Ctx, sa: IkeSa, child: ChildRuntime,
   const nonceP = m.first('nonce');
   if (!o.inIkeAuth && !nonceP) return bad('response lacks Nr');
   const ni = o.inIkeAuth ? sa.ni : s.ni;
-  const nr = o.inIkeAuth ? sa.nr : new Uint8Array(nonceP!.data);
+  const nr = o.inIkeAuth || nonceP === undefined ? sa.nr : new Uint8Array(nonceP.data);
   const keys = deriveKeys(sa, sel, { ni, nr, pfs });
   pfs?.wipe();
   const outboundSpi = spiNumber(saP.proposals[0]?.spi ?? new Uint8Array(0));

@@ -1,15 +1,16 @@
-// Responses to the Child SA exchanges we initiate (tasks.ts routes them here): a new Child SA
-// (RFC 7296 §1.3.1) and a rekey (§1.3.3) with its collisions (§2.8.1), INVALID_KE_PAYLOAD
-// retries (§1.3, invalid-ke.ts), and what follows a Child SA our kernel refused.
+// The driver of the Child SA steps (steps/child.ts, steps/child-responder.ts): it allocates SPIs
+// before a step runs, carries out the step's effects in order against the engine and the kernel,
+// and hands an install's result to childInstalled. tasks.ts starts our requests and routes their
+// answers here; responder.ts routes the peer's CREATE_CHILD_SA requests here.
 import type { IkeMessage } from '../codec/message.js';
-import { completeChildInitiator, type ChildCompletion } from '../exchanges/child-sa.js';
-import { ourRekeyLoses } from '../exchanges/collision.js';
-import { keRetry } from '../exchanges/invalid-ke.js';
-import type { IkeFailure } from '../ports.js';
+import type { IkePayload } from '../codec/payload.js';
+import { acceptChildRequest, consumeChildRequest } from '../steps/child-responder.js';
+import { abandon, childInstalled, consumeChildResponse, requestChild, type ChildEffect, type ChildExchange, type ChildRequest, type ChildTask, type ChildTimer, type Step } from '../steps/child.js';
+import type { KernelChildSa } from '../ports.js';
 import type { EngineHost } from './host.js';
-import { REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from './defaults.js';
-import type { ChildRequestScratch, ChildRuntime, ChildSa, IkeSa, Outstanding, Task } from './ike-sa.js';
-import { activateOutbound, emitChildUp, installChild, removeChild } from './lifecycle.js';
+import { REKEYED_SA_TIMEOUT_MS } from './defaults.js';
+import type { ChildRuntime, ChildSa, IkeSa, Outstanding } from './ike-sa.js';
+import { activateOutbound, armReauthOutboundHold, emitChildUp, installChild, removeChild, reqidStillUsed } from './lifecycle.js';
 import { noteReauthChildFailed } from './reauth.js';
 
 export function releaseSpi(e: EngineHost, sa: IkeSa, spi: number | undefined): void {
@@ -17,58 +18,104 @@ export function releaseSpi(e: EngineHost, sa: IkeSa, spi: number | undefined): v
   void e.track(e.kernel.releaseSpi({ local: sa.local.address, remote: sa.remote.address, spi }));
 }
 
-/**
- * A refused offer: the group to repeat it with (INVALID_KE_PAYLOAD we can follow), or the failure
- * to report — for INVALID_KE_PAYLOAD we cannot follow, invalid-ke.ts's, which names the groups.
- */
-function refusal(child: ChildRuntime, s: ChildRequestScratch, retried: boolean, r: Extract<ChildCompletion, { ok: false }>): { readonly group: number } | { readonly failure: IkeFailure } {
-  if (r.retryGroup === undefined) return { failure: r.failure };
-  const k = keRetry({ proposals: child.espProposals, sent: s.share?.group ?? null, retried, wanted: r.retryGroup, what: `Child SA ${child.config.name}` });
-  return k.kind === 'retry' ? { group: k.group } : { failure: k.failure };
+/** Where a step's messages go: our request (tasks.ts) or the answer to the peer's (responder.ts). */
+export interface ChildChannel {
+  readonly send?: (payloads: readonly IkePayload[], step: Step) => void;
+  readonly respond?: (payloads: readonly IkePayload[]) => void;
 }
 
-/**
- * We refused an answer that carried no error notify, so the peer has installed its side of the SA
- * (RFC 7296 §1.3): after a rekey it would move its traffic there and lose it. Delete it at the peer,
- * as strongSwan does, with the SPI we offered (§3.11: the SPI we would have received on). The
- * record exists only to name that SPI; nothing of it is in our kernel.
- */
-function deleteRefusedAtPeer(e: EngineHost, sa: IkeSa, child: ChildRuntime, s: ChildRequestScratch, m: IkeMessage): void {
-  if (m.errorNotifies().length > 0) return;
-  const now = e.clock.now();
-  const ref = { peer: sa.peer.config.name, child: child.config.name, reqid: child.reqid, inboundSpi: s.spi, outboundSpi: 0, local: sa.local.address, remote: sa.remote.address };
-  const refused: ChildSa = {
-    runtime: child, state: { tag: 'deleted' }, ref, mode: s.mode, suiteText: '', localTs: s.localTs, remoteTs: s.remoteTs, encap: null, ni: s.ni, nr: new Uint8Array(0),
-    installedAtMs: now, rekeyAtMs: now, expiresAtMs: now, outboundPending: false, pendingOutbound: null, collision: null, timers: [],
-  };
-  sa.pending.push({ kind: 'child-delete', child: refused, reason: 'redundant' });
+function allocSpi(e: EngineHost, sa: IkeSa, child: ChildRuntime): Promise<number> {
+  return e.kernel.allocSpi({ local: sa.local.address, remote: sa.remote.address, reqid: child.reqid });
 }
 
-export async function onChildCreate(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstanding, task: Extract<Task, { kind: 'child-create' }>): Promise<void> {
-  const child = task.child;
-  const r = completeChildInitiator(e, sa, child, o.child!, m, { inIkeAuth: false, exchange: 'CREATE_CHILD_SA' });
-  if (!r.ok) {
-    releaseSpi(e, sa, o.child?.spi);
-    deleteRefusedAtPeer(e, sa, child, o.child!, m);
-    const next = refusal(child, o.child!, task.group !== undefined, r);
-    if ('group' in next) { sa.pending.unshift({ kind: 'child-create', child, group: next.group }); return; }
-    if (r.temporary) { e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => e.queueTask(sa, { kind: 'child-create', child })); }); return; }
-    e.failure(sa.peer, next.failure);
-    noteReauthChildFailed(sa, child.config.name);
-    return;
+/** Initiator: allocate our inbound SPI, build the request, send it (tasks.ts checked the task still applies). */
+export async function startChild(e: EngineHost, sa: IkeSa, req: ChildRequest, send: NonNullable<ChildChannel['send']>): Promise<void> {
+  const spi = await allocSpi(e, sa, req.tag === 'create' ? req.runtime : req.old.runtime);
+  await perform(e, sa, requestChild(e, req, spi), { send });
+}
+
+/** Initiator: the answer to our request for `task`; `o.child` holds what we offered. */
+export async function onChildResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstanding, task: ChildTask): Promise<void> {
+  const offer = o.child;
+  if (offer === undefined) return; // tasks.ts sends every Child SA request with its offer
+  const retried = task.group !== undefined;
+  let s: Extract<ChildExchange, { tag: 'create-sent' | 'rekey-sent' }>;
+  if (task.kind === 'child-create') s = { tag: 'create-sent', runtime: task.child, offer, retried };
+  else {
+    // The collision is this exchange's to settle: take it off the record.
+    s = { tag: 'rekey-sent', old: task.old, offer, retried, collision: task.old.collision };
+    task.old.collision = null;
   }
-  if (await installChild(e, sa, r.child, r.install)) emitChildUp(e, r.child);
-  else abandonChild(e, sa, r.child, { kind: 'child-create', child });
+  await perform(e, sa, consumeChildResponse(e, sa, s, m), {});
+}
+
+/** Responder: a CREATE_CHILD_SA request that is not an IKE SA rekey. */
+export async function answerChildRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, respond: (payloads: readonly IkePayload[]) => void): Promise<void> {
+  const step = consumeChildRequest(e, sa, m);
+  if (step.next.tag === 'done') { await perform(e, sa, step, { respond }); return; }
+  const chosen = step.next;
+  const spi = await allocSpi(e, sa, chosen.choice.runtime);
+  await perform(e, sa, acceptChildRequest(e, sa, chosen, spi), { respond });
+}
+
+/** Our kernel refused a Child SA the peer has installed (IKE_AUTH's first one; see steps/child.ts abandon). */
+export function abandonChild(e: EngineHost, sa: IkeSa, child: ChildSa, retry: ChildTask): void {
+  for (const f of abandon(child, retry)) apply(e, sa, f, {});
 }
 
 /**
- * Our kernel refused a Child SA the peer has installed (installChild reported why): delete it at
- * the peer, where it would swallow traffic, and negotiate again later (strongSwan deletes it too).
+ * Carry out a step's effects in order; an installing step's kernel result goes to childInstalled.
+ * Only the install awaits: the other effects run back to back, as one turn of the SA's queue.
  */
-export function abandonChild(e: EngineHost, sa: IkeSa, child: ChildSa, retry: Task): void {
-  noteReauthChildFailed(sa, child.ref.child);
-  sa.pending.push({ kind: 'child-delete', child, reason: 'redundant' });
-  e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => e.queueTask(sa, retry)); });
+async function perform(e: EngineHost, sa: IkeSa, step: Step, io: ChildChannel): Promise<void> {
+  let installed = false;
+  for (const f of step.effects) {
+    if (f.kind === 'install') installed = await installChild(e, sa, f.child, f.peerCreated ? holdForPeerReauth(e, sa, f.child, f.install, true) : f.install);
+    else apply(e, sa, f, io, step);
+  }
+  const n = step.next;
+  if (n.tag === 'create-installing' || n.tag === 'rekey-installing' || n.tag === 'answer-installing') await perform(e, sa, childInstalled(n, installed), io);
+}
+
+function apply(e: EngineHost, sa: IkeSa, f: Exclude<ChildEffect, { kind: 'install' }>, io: ChildChannel, step?: Step): void {
+  switch (f.kind) {
+    case 'send':
+      if (!io.send || !step) throw new Error('a Child SA request outside tasks.ts');
+      io.send(f.payloads, step);
+      return;
+    case 'respond':
+      if (!io.respond) throw new Error('a Child SA answer outside responder.ts');
+      io.respond(f.payloads);
+      return;
+    case 'delete': sa.pending.push({ kind: 'child-delete', child: f.child, reason: f.reason }); return;
+    case 'release-spi': releaseSpi(e, sa, f.spi); return;
+    case 'queue': if (f.first) sa.pending.unshift(f.task); else sa.pending.push(f.task); return;
+    case 'timer': armTimer(e, sa, f.afterMs, f.fire); return;
+    case 'set-state': f.child.state = f.state; return;
+    case 'collision': f.child.collision = { peerSa: f.peerSa, nonces: [f.peerSa.ni, f.peerSa.nr] }; return;
+    case 'note-failed': noteReauthChildFailed(sa, f.name); return;
+    case 'emit':
+      if (f.event.type === 'child-up') emitChildUp(e, f.event.child);
+      else if (f.event.type === 'child-rekeyed') emitRekeyed(e, f.event.old, f.event.successor);
+      else e.failure(sa.peer, f.event.failure);
+      return;
+  }
+}
+
+function armTimer(e: EngineHost, sa: IkeSa, afterMs: number, fire: ChildTimer): void {
+  const h = e.clock.setTimer(afterMs, () => { void e.enqueue(sa, () => onTimer(e, sa, fire)); });
+  // Removing the old SA cancels its switch-over.
+  if (fire.kind === 'peer-switch') fire.old.timers.push(h);
+}
+
+async function onTimer(e: EngineHost, sa: IkeSa, t: ChildTimer): Promise<void> {
+  if (t.kind === 'queue') { e.queueTask(sa, t.task); return; }
+  const { old, successor } = t;
+  const owner = e.ownerOf(old);
+  if (!owner || old.state.tag !== 'rekeyed' || old.state.successor !== successor) return;
+  if (successor.state.tag === 'deleted') { old.state = { tag: 'installed' }; return; }
+  await activateOutbound(e, successor);
+  await removeChild(e, owner, old, 'rekeyed');
 }
 
 /**
@@ -79,71 +126,28 @@ export function abandonChild(e: EngineHost, sa: IkeSa, child: ChildSa, retry: Ta
  * switches over (responder.ts); without one, we switch after REKEYED_SA_TIMEOUT_MS.
  */
 export function awaitPeerSwitch(e: EngineHost, sa: IkeSa, old: ChildSa, successor: ChildSa): void {
-  old.timers.push(e.clock.setTimer(REKEYED_SA_TIMEOUT_MS, () => {
-    void e.enqueue(sa, async () => {
-      const owner = e.ownerOf(old);
-      if (!owner || old.state.tag !== 'rekeyed' || old.state.successor !== successor) return;
-      if (successor.state.tag === 'deleted') { old.state = { tag: 'installed' }; return; }
-      await activateOutbound(e, successor);
-      await removeChild(e, owner, old, 'rekeyed');
-    });
-  }));
+  armTimer(e, sa, REKEYED_SA_TIMEOUT_MS, { kind: 'peer-switch', old, successor });
 }
 
 export function emitRekeyed(e: EngineHost, old: ChildSa, successor: ChildSa): void {
   e.emit({ type: 'child-rekeyed', peer: old.ref.peer, child: old.ref.child, old: old.ref, ref: successor.ref, suite: successor.suiteText });
 }
 
-export async function onChildRekey(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstanding, task: Extract<Task, { kind: 'child-rekey' }>): Promise<void> {
-  const old = task.old;
-  const scratch = o.child!;
-  const r = completeChildInitiator(e, sa, old.runtime, scratch, m, { inIkeAuth: false, exchange: 'CREATE_CHILD_SA' });
-  const collision = old.collision;
-  old.collision = null;
-  if (!r.ok) {
-    releaseSpi(e, sa, scratch.spi);
-    deleteRefusedAtPeer(e, sa, old.runtime, scratch, m);
-    if (collision && old.state.tag !== 'deleted') {
-      // Our rekey failed but the peer's went through: its SA is the successor (§2.8.1).
-      old.state = { tag: 'rekeyed', successor: collision.peerSa };
-      awaitPeerSwitch(e, sa, old, collision.peerSa);
-      emitRekeyed(e, old, collision.peerSa);
-      return;
-    }
-    if (old.state.tag !== 'rekeying') return; // deleted meanwhile (§2.25.1)
-    old.state = { tag: 'installed' };
-    const next = refusal(old.runtime, scratch, task.group !== undefined, r);
-    if ('group' in next) { sa.pending.unshift({ kind: 'child-rekey', old, group: next.group }); return; }
-    // The old SA still carries traffic: try again later, from our own group (its hard lifetime bounds this).
-    if (!r.temporary) e.failure(sa.peer, next.failure);
-    e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => e.queueTask(sa, { kind: 'child-rekey', old })); });
-    return;
-  }
-  const fresh = r.child;
-  if (old.state.tag === 'deleted' && collision) {
-    // The peer won the collision and deleted the old SA before this answer came (responder.ts):
-    // its new SA took over; ours is redundant, so it is not installed and the peer drops its side.
-    releaseSpi(e, sa, scratch.spi);
-    sa.pending.push({ kind: 'child-delete', child: fresh, reason: 'redundant' });
-    return;
-  }
-  if (old.state.tag === 'deleted') {
-    // The peer deleted the old SA while we rekeyed it: keep the new one as a plain child.
-    if (await installChild(e, sa, fresh, r.install)) emitChildUp(e, fresh);
-    else abandonChild(e, sa, fresh, { kind: 'child-create', child: old.runtime });
-    return;
-  }
-  if (collision && ourRekeyLoses([scratch.ni, fresh.nr], collision.nonces)) {
-    // §2.8.1: our new SA holds the lowest nonce; it is redundant and we delete it.
-    releaseSpi(e, sa, scratch.spi);
-    old.state = { tag: 'rekeyed', successor: collision.peerSa };
-    awaitPeerSwitch(e, sa, old, collision.peerSa);
-    emitRekeyed(e, old, collision.peerSa);
-    sa.pending.push({ kind: 'child-delete', child: fresh, reason: 'redundant' });
-    return;
-  }
-  if (!(await installChild(e, sa, fresh, r.install))) { old.state = { tag: 'installed' }; abandonChild(e, sa, fresh, { kind: 'child-rekey', old }); return; }
-  old.state = { tag: 'rekeyed', successor: fresh };
-  emitRekeyed(e, old, fresh);
-  sa.pending.push({ kind: 'child-delete', child: old, reason: 'rekeyed' });
+/**
+ * A Child SA of a peer's re-authentication (reauth.ts): installed receive-only, sent on once the
+ * old IKE SA's Delete comes or REAUTH_OUTBOUND_HOLD_MS has passed, whichever is first. The same for
+ * a new Child SA whose config another Child SA of ours already carries (`replaces`: the peer gave
+ * no INITIAL_CONTACT, or it is a CREATE_CHILD_SA — crossed reauthentications seen late, a
+ * simultaneous start): until our duplicate goes (lifecycle.ts teardown) or the hold ends. The
+ * initiator installs its side only when our answer arrives. A redundant SA's are held for good
+ * (lifecycle.ts installChild).
+ */
+export function holdForPeerReauth(e: EngineHost, sa: IkeSa, child: ChildSa, install: KernelChildSa, replaces: boolean): KernelChildSa {
+  if (sa.reauth?.tag === 'redundant') return install;
+  const peerReauth = sa.reauth?.tag === 'replacing' && !sa.reauth.ours;
+  if (!peerReauth && !(replaces && reqidStillUsed(e, child))) return install;
+  child.outboundPending = true;
+  child.pendingOutbound = install.outbound;
+  armReauthOutboundHold(e, sa, child);
+  return { ...install, outboundActive: false };
 }

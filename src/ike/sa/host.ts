@@ -32,7 +32,7 @@ export interface EngineHost extends Ctx {
   candidates(from: Endpoint, to: Endpoint): PeerRuntime[];
   liveSas(peer: string): IkeSa[];
   installTraps(p: PeerRuntime): void;
-  /** Save `sa`'s checkpoint if it changed; before any of its datagrams leave. */
+  /** Save `sa`'s checkpoint if it changed; before its datagrams leave. */
   persist(sa: IkeSa): void;
   /** persist() every SA of the peer: an exchange can change two of them (IKE rekey). */
   persistPeer(peer: string): void;

@@ -11,16 +11,15 @@ import { notify as notifyOf } from '../codec/payloads/notify.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { respondAuth } from '../exchanges/ike-auth.js';
-import { respondCreateChild } from '../exchanges/create-child.js';
 import { respondIkeRekey } from '../exchanges/ike-rekey.js';
 import { respondInit } from '../exchanges/ike-init.js';
 import { respondInformational } from '../exchanges/informational.js';
-import type { Endpoint, KernelChildSa } from '../ports.js';
+import type { Endpoint } from '../ports.js';
 import { ikeFailure } from './context.js';
 import type { EngineHost } from './host.js';
-import { spiHex, type ChildSa, type IkeSa } from './ike-sa.js';
-import { activateOutbound, armReauthOutboundHold, emitChildUp, establish, installChild, isLive, removeChild, reqidStillUsed, teardown } from './lifecycle.js';
-import { awaitPeerSwitch, emitRekeyed } from './child-tasks.js';
+import { spiHex, type IkeSa } from './ike-sa.js';
+import { activateOutbound, emitChildUp, establish, installChild, isLive, removeChild, teardown } from './lifecycle.js';
+import { answerChildRequest, emitRekeyed, holdForPeerReauth } from './child-tasks.js';
 import { adoptSuccessor, awaitOldIkeDelete, mtuOf, newSa, retire } from './tasks.js';
 import { headerFor, sealMessage } from './wire.js';
 
@@ -42,25 +41,6 @@ export async function followPeer(e: EngineHost, sa: IkeSa): Promise<void> {
       e.log?.warn({ peer: ref.peer, child: ref.child, err: String(err) }, 'kernel encap update failed');
     }
   }
-}
-
-/**
- * A Child SA of a peer's re-authentication (reauth.ts): installed receive-only, sent on once the
- * old IKE SA's Delete comes or REAUTH_OUTBOUND_HOLD_MS has passed, whichever is first. The same for
- * a new Child SA whose config another Child SA of ours already carries (`replaces`: the peer gave
- * no INITIAL_CONTACT, or it is a CREATE_CHILD_SA — crossed reauthentications seen late, a
- * simultaneous start): until our duplicate goes (lifecycle.ts teardown) or the hold ends. The
- * initiator installs its side only when our answer arrives. A redundant SA's are held for good
- * (lifecycle.ts installChild).
- */
-function holdForPeerReauth(e: EngineHost, sa: IkeSa, child: ChildSa, install: KernelChildSa, replaces: boolean): KernelChildSa {
-  if (sa.reauth?.tag === 'redundant') return install;
-  const peerReauth = sa.reauth?.tag === 'replacing' && !sa.reauth.ours;
-  if (!peerReauth && !(replaces && reqidStillUsed(e, child))) return install;
-  child.outboundPending = true;
-  child.pendingOutbound = install.outbound;
-  armReauthOutboundHold(e, sa, child);
-  return { ...install, outboundActive: false };
 }
 
 export function handleInitRequest(e: EngineHost, m: IkeMessage, datagram: Uint8Array, from: Endpoint, to: Endpoint): void {
@@ -189,28 +169,14 @@ export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, fro
         sendResponse(e, sa, type, id, r.reply);
         return;
       }
-      const r = await respondCreateChild(e, sa, m);
-      if (r.kind === 'refused') { sendResponse(e, sa, type, id, r.reply); if (r.failure) e.failure(sa.peer, r.failure); return; }
-      const install = r.kind === 'created' ? holdForPeerReauth(e, sa, r.child, r.install, true) : r.install;
-      if (!(await installChild(e, sa, r.child, install))) { sendResponse(e, sa, type, id, [notifyOf(NotifyError.NO_ADDITIONAL_SAS)]); return; }
-      // Before the response: the checkpoint it writes must say which SA the new one replaces (or
-      // collides with, §2.8.1), or a restart takes the old SA for a live one (restore.ts).
-      if (r.kind === 'rekeyed' && r.collision) r.old.collision = { peerSa: r.child, nonces: [r.child.ni, r.child.nr] };
-      else if (r.kind === 'rekeyed') r.old.state = { tag: 'rekeyed', successor: r.child };
-      sendResponse(e, sa, type, id, r.reply);
-      if (r.kind === 'created') { emitChildUp(e, r.child); return; }
-      const { old, child } = r;
-      if (r.collision) return;
-      emitRekeyed(e, old, child);
-      // The initiator deletes the old SA next; if that never comes, switch over on our own.
-      awaitPeerSwitch(e, sa, old, child);
+      await answerChildRequest(e, sa, m, (payloads) => sendResponse(e, sa, type, id, payloads));
       return;
     }
     case ExchangeType.INFORMATIONAL: {
       const r = respondInformational(sa, m);
       // §2.8.1: in a rekey collision the peer deletes the old SA only once it has won. Its Delete
       // can overtake the answer to our own colliding request: its new SA takes over now, and ours,
-      // when its answer comes, is the redundant one (child-tasks.ts onChildRekey, tasks.ts
+      // when its answer comes, is the redundant one (steps/child.ts consumeChildResponse, tasks.ts
       // onIkeRekey through the retired old SA).
       if (r.deleteIke && sa.ikeCollision && sa.state.tag === 'established' && sa.outstanding?.task.kind === 'ike-rekey') {
         const winner = sa.ikeCollision.peerSa;
@@ -229,7 +195,7 @@ export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, fro
           await removeChild(e, sa, c, 'rekeyed', e.options.rekeyDeleteDelayMs);
         } else if (c.outboundPending) {
           // The peer's redundant SA of a rekey collision, or the one of a rekey whose answer its
-          // initiator refused (child-tasks.ts deleteRefusedAtPeer): the old SA goes on carrying traffic.
+          // initiator refused (steps/child.ts deleteRefusedAtPeer): the old SA goes on carrying traffic.
           await removeChild(e, sa, c, 'rekeyed');
           for (const old of sa.children.values()) if (old.state.tag === 'rekeyed' && old.state.successor === c) old.state = { tag: 'installed' };
         } else {

@@ -8,20 +8,20 @@ import type { IkePayload } from '../codec/payload.js';
 import { notify } from '../codec/payloads/notify.js';
 import { preferredDhGroup } from '../policy/convert.js';
 import { ourRekeyLoses } from '../exchanges/collision.js';
-import { buildCreateChildRequest } from '../exchanges/create-child.js';
 import { buildAuthRequest, consumeAuthResponse } from '../exchanges/ike-auth.js';
 import { consumeInitResponse, startInit } from '../exchanges/ike-init.js';
 import { buildIkeRekeyRequest, completeIkeRekey } from '../exchanges/ike-rekey.js';
 import { keRetry } from '../exchanges/invalid-ke.js';
 import { deleteChildPayloads, deleteIkePayloads } from '../exchanges/informational.js';
 import type { DownReason } from '../ports.js';
-import { abandonChild, onChildCreate, onChildRekey, releaseSpi } from './child-tasks.js';
+import { abandonChild, onChildResponse, releaseSpi, startChild } from './child-tasks.js';
 import { ikeFailure } from './context.js';
 import type { EngineHost } from './host.js';
 import { FRAGMENT_MTU, REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 import { ikeSpisText, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
 import { emitChildUp, establish, heldBySurvivor, installChild, migrateChildren, removeChild, scheduleIkeTimers, teardown } from './lifecycle.js';
 import { finishReauth, moveReauthLink, noteReauthChildFailed } from './reauth.js';
+import type { Step } from '../steps/child.js';
 import { headerFor, sealMessage, unfragmentedHint } from './wire.js';
 
 export function mtuOf(sa: IkeSa): number { return sa.peer.config.fragmentMtu ?? FRAGMENT_MTU; }
@@ -72,6 +72,11 @@ function send(e: EngineHost, sa: IkeSa, task: Task, exchangeType: number, payloa
   arm(e, sa, { task, messageId, exchangeType, datagrams, tries: 0, timer: null, ...extra });
 }
 
+/** The offer a Child SA request step made, kept with the request for its answer. */
+function offerOf(step: Step): Pick<Outstanding, 'child'> {
+  return step.next.tag === 'create-sent' || step.next.tag === 'rekey-sent' ? { child: step.next.offer } : {};
+}
+
 /** Send (or resend) the outstanding request and schedule its retransmission. */
 export function arm(e: EngineHost, sa: IkeSa, o: Outstanding): void {
   sa.outstanding = o;
@@ -105,16 +110,15 @@ async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
     }
     case 'child-create': {
       if (!established) return false;
-      const { payloads, scratch } = await buildCreateChildRequest(e, sa, task.child, null, task.group);
-      send(e, sa, task, ExchangeType.CREATE_CHILD_SA, payloads, { child: scratch });
+      const g = task.group === undefined ? {} : { group: task.group };
+      await startChild(e, sa, { tag: 'create', runtime: task.child, ...g }, (payloads, step) => send(e, sa, task, ExchangeType.CREATE_CHILD_SA, payloads, offerOf(step)));
       return true;
     }
     case 'child-rekey': {
       const old = task.old;
       if (!established || old.state.tag !== 'installed' || sa.children.get(old.ref.inboundSpi) !== old) return false;
-      old.state = { tag: 'rekeying' };
-      const { payloads, scratch } = await buildCreateChildRequest(e, sa, old.runtime, old, task.group);
-      send(e, sa, task, ExchangeType.CREATE_CHILD_SA, payloads, { child: scratch });
+      const g = task.group === undefined ? {} : { group: task.group };
+      await startChild(e, sa, { tag: 'rekey', old, ...g }, (payloads, step) => send(e, sa, task, ExchangeType.CREATE_CHILD_SA, payloads, offerOf(step)));
       return true;
     }
     case 'child-delete': {
@@ -220,8 +224,8 @@ export async function handleResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, da
   switch (task.kind) {
     case 'ike-init': await onInit(e, sa, m, datagram, o); break;
     case 'ike-auth': await onAuth(e, sa, m, o); break;
-    case 'child-create': await onChildCreate(e, sa, m, o, task); break;
-    case 'child-rekey': await onChildRekey(e, sa, m, o, task); break;
+    case 'child-create':
+    case 'child-rekey': await onChildResponse(e, sa, m, o, task); break;
     case 'child-delete':
       if (task.reason === 'rekeyed') await removeChild(e, sa, task.child, 'rekeyed', e.options.rekeyDeleteDelayMs);
       else if (task.reason === 'terminated') await removeChild(e, sa, task.child, 'terminated');

@@ -1,0 +1,68 @@
+// CREATE_CHILD_SA for a Child SA, responder side, as pure steps (see child.ts for the shape):
+// consumeChildRequest decides whether to agree, the driver then allocates our inbound SPI for the
+// chosen child, and acceptChildRequest derives the keys and asks for the install; childInstalled
+// (child.ts) sends the answer once the kernel has the SA. Refusals allocate nothing.
+//
+//   HDR, SK {[N(REKEY_SA)], SA, Ni, [KEi], TSi, TSr}  -->
+//                      <-- HDR, SK {SA, Nr, [KEr], TSi, TSr}
+//                      <-- HDR, SK {N(TEMPORARY_FAILURE | CHILD_SA_NOT_FOUND | INVALID_SYNTAX | NO_PROPOSAL_CHOSEN | TS_UNACCEPTABLE | INVALID_KE_PAYLOAD)}
+import { NotifyError, NotifyStatus, ProtocolId } from '../constants.js';
+import type { IkeMessage } from '../codec/message.js';
+import type { IkePayload } from '../codec/payload.js';
+import { notify } from '../codec/payloads/notify.js';
+import { rekeySa } from '../codec/payloads/notify-data.js';
+import { acceptChild, chooseChild, spi32, spiNumber, type ChildEnv, type ChildIkeView } from '../exchanges/child-sa.js';
+import type { IkeFailure, KernelChildSa } from '../ports.js';
+import type { ChildSa, IkeSa } from '../sa/ike-sa.js';
+import type { ChildEffect, ChildExchange, Step } from './child.js';
+
+/** What the responder reads of its IKE SA besides what negotiation does: its state and Child SAs. */
+export interface ResponderIkeView extends ChildIkeView {
+  readonly state: { readonly tag: IkeSa['state']['tag'] };
+  readonly children: ReadonlyMap<number, ChildSa>;
+}
+
+type Chosen = Extract<ChildExchange, { tag: 'chosen' }>;
+
+function refuse(reply: readonly IkePayload[], failure: IkeFailure | null = null): Step<{ readonly tag: 'done' }> {
+  const effects: ChildEffect[] = [{ kind: 'respond', payloads: reply }];
+  if (failure) effects.push({ kind: 'emit', event: { type: 'error', failure } });
+  return { next: { tag: 'done' }, effects };
+}
+
+/** Responder: a CREATE_CHILD_SA request that is not an IKE SA rekey. */
+export function consumeChildRequest(env: Pick<ChildEnv, 'random'>, ike: ResponderIkeView, m: IkeMessage): Step<Chosen | { readonly tag: 'done' }> {
+  if (ike.state.tag !== 'established') return refuse([notify(NotifyError.TEMPORARY_FAILURE)]);
+  const rk = m.notify(NotifyStatus.REKEY_SA);
+  if (rk === undefined) {
+    const n = chooseChild(env, ike, m, { inIkeAuth: false, only: null, exchange: 'CREATE_CHILD_SA' });
+    return n.ok ? { next: { tag: 'chosen', choice: n.choice, rekey: null }, effects: [] } : refuse(n.reply, n.failure);
+  }
+  let named: { protocolId: number; spi: Uint8Array };
+  try { named = rekeySa(rk); } catch { return refuse([notify(NotifyError.INVALID_SYNTAX)]); }
+  const spi = spiNumber(named.spi);
+  // REKEY_SA names the SPI the peer receives on, i.e. our outbound SPI, and its protocol: our
+  // Child SAs are all ESP, so an AH SA with that SPI is not one of them (§3.10.1).
+  const old = named.protocolId === ProtocolId.ESP ? [...ike.children.values()].find((c) => c.ref.outboundSpi === spi) : undefined;
+  if (old === undefined) return refuse([{ ...notify(NotifyError.CHILD_SA_NOT_FOUND), protocolId: named.protocolId, spi: spi32(spi) }]);
+  // §2.25.1: a rekey of an SA we are deleting (or already replaced) gets TEMPORARY_FAILURE.
+  if (old.state.tag !== 'installed' && old.state.tag !== 'rekeying') return refuse([notify(NotifyError.TEMPORARY_FAILURE)]);
+  const n = chooseChild(env, ike, m, { inIkeAuth: false, only: old.runtime, exchange: 'CREATE_CHILD_SA' });
+  if (!n.ok) return refuse(n.reply, n.failure);
+  // Our own rekey of `old` is in flight: a collision (§2.8.1).
+  return { next: { tag: 'chosen', choice: n.choice, rekey: { old, collision: old.state.tag === 'rekeying' } }, effects: [] };
+}
+
+/** Responder: the chosen Child SA on our inbound SPI `inboundSpi`, which the driver allocated for `s.choice.runtime`'s reqid. */
+export function acceptChildRequest(env: ChildEnv, ike: ChildIkeView, s: Chosen, inboundSpi: number): Step<Extract<ChildExchange, { tag: 'answer-installing' }>> {
+  const n = acceptChild(env, ike, s.choice, inboundSpi);
+  if (s.rekey === null) {
+    return { next: { tag: 'answer-installing', child: n.child, reply: n.reply, rekey: null }, effects: [{ kind: 'install', child: n.child, install: n.install, peerCreated: true }] };
+  }
+  // Make-before-break (§2.8): install the new inbound SA now, but keep sending on the old one
+  // until the initiator deletes it. The kernel does not hold the outbound state until the switch,
+  // so the record keeps it (the checkpoint needs it to switch after a restart).
+  const install: KernelChildSa = { ...n.install, outboundActive: false };
+  const child: ChildSa = { ...n.child, outboundPending: true, pendingOutbound: n.install.outbound };
+  return { next: { tag: 'answer-installing', child, reply: n.reply, rekey: s.rekey }, effects: [{ kind: 'install', child, install, peerCreated: false }] };
+}

@@ -1,0 +1,237 @@
+// CREATE_CHILD_SA for a Child SA as pure steps (RFC 7296 §1.3.1 new Child SA, §1.3.3 rekey, §2.8
+// make-before-break, §2.8.1 simultaneous rekeys, §2.25 crossing deletes). Each step takes the exact
+// exchange state it expects and returns the next state and the effects for the driver
+// (sa/child-tasks.ts) to carry out in order. Steps read records but never change them and never
+// touch ports: the driver allocates SPIs before a step runs and reports kernel results to the
+// next one. This file: the shared types, the initiator's steps and the install outcome of both
+// roles; the responder's steps are in child-responder.ts.
+//
+//   new child:   HDR, SK {SA, Ni, [KEi], TSi, TSr, [N(USE_TRANSPORT_MODE)]}  -->
+//   rekey:       HDR, SK {N(REKEY_SA), SA, Ni, [KEi], TSi, TSr}             -->
+//                                   <-- HDR, SK {SA, Nr, [KEr], TSi, TSr}
+//                                   <-- HDR, SK {N(TEMPORARY_FAILURE | CHILD_SA_NOT_FOUND | NO_PROPOSAL_CHOSEN | TS_UNACCEPTABLE | INVALID_KE_PAYLOAD)}
+import { NotifyError, ProtocolId } from '../constants.js';
+import type { IkeMessage } from '../codec/message.js';
+import type { IkePayload } from '../codec/payload.js';
+import { notify } from '../codec/payloads/notify.js';
+import { rekeySaNotify } from '../codec/payloads/notify-data.js';
+import { childOffer, childOfferPayloads, completeChildInitiator, spi32, type ChildChoice, type ChildCompletion, type ChildEnv, type ChildIkeView } from '../exchanges/child-sa.js';
+import { ourRekeyLoses } from '../exchanges/collision.js';
+import { keRetry } from '../exchanges/invalid-ke.js';
+import type { IkeFailure, KernelChildSa } from '../ports.js';
+import { REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from '../sa/defaults.js';
+import type { ChildRequestScratch, ChildRuntime, ChildSa, ChildState, Task } from '../sa/ike-sa.js';
+
+type Collision = NonNullable<ChildSa['collision']>;
+export type ChildTask = Extract<Task, { kind: 'child-create' | 'child-rekey' }>;
+
+/** One CREATE_CHILD_SA exchange for a Child SA, from either side; each variant holds what its next step needs. */
+export type ChildExchange =
+  /** Initiator: our request for a new Child SA is out; `offer` holds our SPI, Ni, KEi and selectors. */
+  | { readonly tag: 'create-sent'; readonly runtime: ChildRuntime; readonly offer: ChildRequestScratch; readonly retried: boolean }
+  /**
+   * Initiator: our rekey of `old` is out. `collision`: we answered the peer's rekey of `old`
+   * meanwhile (§2.8.1): its new SA and the nonces of its exchange.
+   */
+  | { readonly tag: 'rekey-sent'; readonly old: ChildSa; readonly offer: ChildRequestScratch; readonly retried: boolean; readonly collision: Collision | null }
+  /** Responder: the request is acceptable; the driver allocates an inbound SPI for `choice.runtime` next. */
+  | { readonly tag: 'chosen'; readonly choice: ChildChoice; readonly rekey: { readonly old: ChildSa; readonly collision: boolean } | null }
+  /** Initiator: a new Child SA (or a rekey whose old SA the peer deleted meanwhile) waits for the kernel; `retry` if it refuses. */
+  | { readonly tag: 'create-installing'; readonly child: ChildSa; readonly retry: ChildTask }
+  /** Initiator: the successor of `old` waits for the kernel. */
+  | { readonly tag: 'rekey-installing'; readonly old: ChildSa; readonly child: ChildSa }
+  /** Responder: the Child SA we agreed to waits for the kernel; `reply` goes out if it takes it. */
+  | { readonly tag: 'answer-installing'; readonly child: ChildSa; readonly reply: readonly IkePayload[]; readonly rekey: { readonly old: ChildSa; readonly collision: boolean } | null }
+  | { readonly tag: 'done' };
+
+export type ChildTimer =
+  | { readonly kind: 'queue'; readonly task: ChildTask }
+  /** The peer rekeyed `old`: send on `successor` once the peer deletes `old`, or when this fires. */
+  | { readonly kind: 'peer-switch'; readonly old: ChildSa; readonly successor: ChildSa };
+
+export type ChildEffect =
+  /** Our request (the driver numbers, seals and retransmits it). */
+  | { readonly kind: 'send'; readonly payloads: readonly IkePayload[] }
+  /** The answer to the request being handled (the driver seals, caches and sends it). */
+  | { readonly kind: 'respond'; readonly payloads: readonly IkePayload[] }
+  /**
+   * Install in the kernel and attach to the IKE SA; the result goes to childInstalled.
+   * `peerCreated`: a new Child SA the peer asked for, which the driver installs receive-only while
+   * one of ours carries the same config (reauthentication, crossed starts).
+   */
+  | { readonly kind: 'install'; readonly child: ChildSa; readonly install: KernelChildSa; readonly peerCreated: boolean }
+  /** Queue an INFORMATIONAL Delete of `child` at the peer. */
+  | { readonly kind: 'delete'; readonly child: ChildSa; readonly reason: 'rekeyed' | 'redundant' }
+  | { readonly kind: 'release-spi'; readonly spi: number }
+  /** Queue another exchange; `first`: ahead of the others (an INVALID_KE_PAYLOAD repeat, §1.3). */
+  | { readonly kind: 'queue'; readonly task: ChildTask; readonly first: boolean }
+  | { readonly kind: 'timer'; readonly afterMs: number; readonly fire: ChildTimer }
+  | { readonly kind: 'set-state'; readonly child: ChildSa; readonly state: ChildState }
+  /** §2.8.1: we answered the peer's rekey of `child` while ours is in flight; `peerSa` is its result. */
+  | { readonly kind: 'collision'; readonly child: ChildSa; readonly peerSa: ChildSa }
+  | { readonly kind: 'emit'; readonly event: ChildEvent }
+  /** The child config could not be had on this IKE SA (a reauthentication counts it as tried). */
+  | { readonly kind: 'note-failed'; readonly name: string };
+
+export type ChildEvent =
+  | { readonly type: 'child-up'; readonly child: ChildSa }
+  | { readonly type: 'child-rekeyed'; readonly old: ChildSa; readonly successor: ChildSa }
+  /** Recorded as the peer's lastError and emitted as an `error` event. */
+  | { readonly type: 'error'; readonly failure: IkeFailure };
+
+export interface Step<S extends ChildExchange = ChildExchange> { readonly next: S; readonly effects: readonly ChildEffect[] }
+
+type Sent = Extract<ChildExchange, { tag: 'create-sent' | 'rekey-sent' }>;
+export type Installing = Extract<ChildExchange, { tag: 'create-installing' | 'rekey-installing' | 'answer-installing' }>;
+
+const DONE = { tag: 'done' } as const;
+const done = (effects: readonly ChildEffect[]): Step<typeof DONE> => ({ next: DONE, effects });
+
+export type ChildRequest =
+  | { readonly tag: 'create'; readonly runtime: ChildRuntime; readonly group?: number }
+  | { readonly tag: 'rekey'; readonly old: ChildSa; readonly group?: number };
+
+/**
+ * Initiator: the request for `req` on our inbound SPI `spi`, which the driver allocated for the
+ * child's reqid. A rekey keeps the old SA's selectors and mode and names it in REKEY_SA (§1.3.3);
+ * `group` is a KE method the peer asked for with INVALID_KE_PAYLOAD.
+ */
+export function requestChild(env: Pick<ChildEnv, 'random'>, req: ChildRequest, spi: number): Step<Sent> {
+  const g = req.group === undefined ? {} : { group: req.group };
+  if (req.tag === 'create') {
+    const offer = childOffer(env, req.runtime, spi, { inIkeAuth: false, ...g });
+    return { next: { tag: 'create-sent', runtime: req.runtime, offer, retried: req.group !== undefined }, effects: [{ kind: 'send', payloads: childOfferPayloads(offer, false) }] };
+  }
+  const old = req.old;
+  const offer = childOffer(env, old.runtime, spi, { inIkeAuth: false, localTs: old.localTs, remoteTs: old.remoteTs, mode: old.mode, ...g });
+  return {
+    next: { tag: 'rekey-sent', old, offer, retried: req.group !== undefined, collision: null },
+    effects: [
+      { kind: 'set-state', child: old, state: { tag: 'rekeying' } },
+      { kind: 'send', payloads: [rekeySaNotify(ProtocolId.ESP, spi32(old.ref.inboundSpi)), ...childOfferPayloads(offer, false)] },
+    ],
+  };
+}
+
+/**
+ * A refused offer: the group to repeat it with (INVALID_KE_PAYLOAD we can follow), or the failure
+ * to report — for INVALID_KE_PAYLOAD we cannot follow, invalid-ke.ts's, which names the groups.
+ */
+function refusal(child: ChildRuntime, s: ChildRequestScratch, retried: boolean, r: Extract<ChildCompletion, { ok: false }>): { readonly group: number } | { readonly failure: IkeFailure } {
+  if (r.retryGroup === undefined) return { failure: r.failure };
+  const k = keRetry({ proposals: child.espProposals, sent: s.share?.group ?? null, retried, wanted: r.retryGroup, what: `Child SA ${child.config.name}` });
+  return k.kind === 'retry' ? { group: k.group } : { failure: k.failure };
+}
+
+/**
+ * We refused an answer that carried no error notify, so the peer has installed its side of the SA
+ * (RFC 7296 §1.3): after a rekey it would move its traffic there and lose it. Delete it at the peer,
+ * as strongSwan does, with the SPI we offered (§3.11: the SPI we would have received on). The
+ * record exists only to name that SPI; nothing of it is in our kernel.
+ */
+function deleteRefusedAtPeer(env: Pick<ChildEnv, 'clock'>, ike: ChildIkeView, child: ChildRuntime, s: ChildRequestScratch, m: IkeMessage): ChildEffect[] {
+  if (m.errorNotifies().length > 0) return [];
+  const now = env.clock.now();
+  const ref = { peer: ike.peer.config.name, child: child.config.name, reqid: child.reqid, inboundSpi: s.spi, outboundSpi: 0, local: ike.local.address, remote: ike.remote.address };
+  const refused: ChildSa = {
+    runtime: child, state: { tag: 'deleted' }, ref, mode: s.mode, suiteText: '', localTs: s.localTs, remoteTs: s.remoteTs, encap: null, ni: s.ni, nr: new Uint8Array(0),
+    installedAtMs: now, rekeyAtMs: now, expiresAtMs: now, outboundPending: false, pendingOutbound: null, collision: null, timers: [],
+  };
+  return [{ kind: 'delete', child: refused, reason: 'redundant' }];
+}
+
+/** `successor` (the peer's) replaces `old`: we keep sending on `old` until the peer deletes it. */
+function peerSuccessor(old: ChildSa, successor: ChildSa): ChildEffect[] {
+  return [
+    { kind: 'set-state', child: old, state: { tag: 'rekeyed', successor } },
+    { kind: 'timer', afterMs: REKEYED_SA_TIMEOUT_MS, fire: { kind: 'peer-switch', old, successor } },
+    { kind: 'emit', event: { type: 'child-rekeyed', old, successor } },
+  ];
+}
+
+/** Initiator: the answer to our CREATE_CHILD_SA request. */
+export function consumeChildResponse(env: ChildEnv, ike: ChildIkeView, s: Sent, m: IkeMessage): Step {
+  const runtime = s.tag === 'create-sent' ? s.runtime : s.old.runtime;
+  const r = completeChildInitiator(env, ike, runtime, s.offer, m, { inIkeAuth: false, exchange: 'CREATE_CHILD_SA' });
+  if (!r.ok) {
+    const effects: ChildEffect[] = [{ kind: 'release-spi', spi: s.offer.spi }, ...deleteRefusedAtPeer(env, ike, runtime, s.offer, m)];
+    return s.tag === 'create-sent' ? createRefused(s, r, effects) : rekeyRefused(s, r, effects);
+  }
+  const fresh = r.child;
+  if (s.tag === 'create-sent') return { next: { tag: 'create-installing', child: fresh, retry: { kind: 'child-create', child: runtime } }, effects: [{ kind: 'install', child: fresh, install: r.install, peerCreated: false }] };
+  const { old, collision } = s;
+  // The peer won the collision and deleted the old SA before this answer came: its new SA took
+  // over; ours is redundant, so it is not installed and the peer drops its side.
+  if (old.state.tag === 'deleted' && collision) return done([{ kind: 'release-spi', spi: s.offer.spi }, { kind: 'delete', child: fresh, reason: 'redundant' }]);
+  // The peer deleted the old SA while we rekeyed it (§2.25.1): keep the new one as a plain child.
+  if (old.state.tag === 'deleted') return { next: { tag: 'create-installing', child: fresh, retry: { kind: 'child-create', child: runtime } }, effects: [{ kind: 'install', child: fresh, install: r.install, peerCreated: false }] };
+  // §2.8.1: our new SA holds the lowest nonce; it is redundant and we delete it.
+  if (collision && ourRekeyLoses([s.offer.ni, fresh.nr], collision.nonces))
+    return done([{ kind: 'release-spi', spi: s.offer.spi }, ...peerSuccessor(old, collision.peerSa), { kind: 'delete', child: fresh, reason: 'redundant' }]);
+  return { next: { tag: 'rekey-installing', old, child: fresh }, effects: [{ kind: 'install', child: fresh, install: r.install, peerCreated: false }] };
+}
+
+function createRefused(s: Extract<Sent, { tag: 'create-sent' }>, r: Extract<ChildCompletion, { ok: false }>, effects: ChildEffect[]): Step {
+  const next = refusal(s.runtime, s.offer, s.retried, r);
+  if ('group' in next) return done([...effects, { kind: 'queue', task: { kind: 'child-create', child: s.runtime, group: next.group }, first: true }]);
+  if (r.temporary) return done([...effects, { kind: 'timer', afterMs: REKEY_RETRY_MS, fire: { kind: 'queue', task: { kind: 'child-create', child: s.runtime } } }]);
+  return done([...effects, { kind: 'emit', event: { type: 'error', failure: next.failure } }, { kind: 'note-failed', name: s.runtime.config.name }]);
+}
+
+function rekeyRefused(s: Extract<Sent, { tag: 'rekey-sent' }>, r: Extract<ChildCompletion, { ok: false }>, effects: ChildEffect[]): Step {
+  const { old, collision } = s;
+  // Our rekey failed but the peer's went through: its SA is the successor (§2.8.1).
+  if (collision && old.state.tag !== 'deleted') return done([...effects, ...peerSuccessor(old, collision.peerSa)]);
+  if (old.state.tag !== 'rekeying') return done(effects); // deleted meanwhile (§2.25.1)
+  effects.push({ kind: 'set-state', child: old, state: { tag: 'installed' } });
+  const next = refusal(old.runtime, s.offer, s.retried, r);
+  if ('group' in next) return done([...effects, { kind: 'queue', task: { kind: 'child-rekey', old, group: next.group }, first: true }]);
+  // The old SA still carries traffic: try again later, from our own group (its hard lifetime bounds this).
+  if (!r.temporary) effects.push({ kind: 'emit', event: { type: 'error', failure: next.failure } });
+  return done([...effects, { kind: 'timer', afterMs: REKEY_RETRY_MS, fire: { kind: 'queue', task: { kind: 'child-rekey', old } } }]);
+}
+
+/**
+ * Our kernel refused a Child SA the peer has installed (the driver reported why): delete it at
+ * the peer, where it would swallow traffic, and negotiate again later (strongSwan deletes it too).
+ */
+export function abandon(child: ChildSa, retry: ChildTask): Exclude<ChildEffect, { kind: 'install' }>[] {
+  return [
+    { kind: 'note-failed', name: child.ref.child },
+    { kind: 'delete', child, reason: 'redundant' },
+    { kind: 'timer', afterMs: REKEY_RETRY_MS, fire: { kind: 'queue', task: retry } },
+  ];
+}
+
+/** Either role: the kernel took (`ok`) or refused the Child SA of the exchange. */
+export function childInstalled(s: Installing, ok: boolean): Step<typeof DONE> {
+  switch (s.tag) {
+    case 'create-installing':
+      return done(ok ? [{ kind: 'emit', event: { type: 'child-up', child: s.child } }] : abandon(s.child, s.retry));
+    case 'rekey-installing':
+      if (!ok) return done([{ kind: 'set-state', child: s.old, state: { tag: 'installed' } }, ...abandon(s.child, { kind: 'child-rekey', old: s.old })]);
+      return done([
+        { kind: 'set-state', child: s.old, state: { tag: 'rekeyed', successor: s.child } },
+        { kind: 'emit', event: { type: 'child-rekeyed', old: s.old, successor: s.child } },
+        { kind: 'delete', child: s.old, reason: 'rekeyed' },
+      ]);
+    case 'answer-installing': {
+      // The kernel refused: answer without a Child SA rather than with one we do not have.
+      if (!ok) return done([{ kind: 'respond', payloads: [notify(NotifyError.NO_ADDITIONAL_SAS)] }]);
+      const respond: ChildEffect = { kind: 'respond', payloads: s.reply };
+      if (s.rekey === null) return done([respond, { kind: 'emit', event: { type: 'child-up', child: s.child } }]);
+      const { old, collision } = s.rekey;
+      // Before the answer: the checkpoint it writes must say which SA the new one replaces (or
+      // collides with, §2.8.1), or a restart takes the old SA for a live one. In a collision the
+      // initiator's side settles which SA survives (consumeChildResponse, or the peer's Delete).
+      if (collision) return done([{ kind: 'collision', child: old, peerSa: s.child }, respond]);
+      // Make-before-break (§2.8): the initiator deletes the old SA next; until then we send on it.
+      return done([
+        { kind: 'set-state', child: old, state: { tag: 'rekeyed', successor: s.child } },
+        respond,
+        { kind: 'emit', event: { type: 'child-rekeyed', old, successor: s.child } },
+        { kind: 'timer', afterMs: REKEYED_SA_TIMEOUT_MS, fire: { kind: 'peer-switch', old, successor: s.child } },
+      ]);
+    }
+  }
+}
