@@ -10,7 +10,7 @@ import { KipsecError } from '../common/errors.js';
 /** An engine inside the addon (a JS external: only the addon can use it). */
 export interface RawEngineHandle { readonly __espEngine: unique symbol }
 
-/** A traffic selector as the addon takes it: inclusive address range, protocol 0 = any. */
+/** A traffic selector as the addon takes it: inclusive address range, protocol 0 = all protocols. */
 export interface RawSelector {
   readonly start: string;
   readonly end: string;

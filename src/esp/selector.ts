@@ -37,7 +37,7 @@ function fromBigInt(n: bigint, family: 4 | 6): string {
   return groups.join(':');
 }
 
-/** The inclusive range of a CIDR, any protocol and port. Throws ConfigError on a bad CIDR. */
+/** The inclusive range of a CIDR, all protocols and ports. Throws ConfigError on a bad CIDR. */
 export function cidrSelector(cidr: string, path = 'cidr'): EspSelector {
   const [addr = '', lenText] = cidr.split('/');
   const ip = isIP(addr);
