@@ -55,7 +55,9 @@ export function isMlKem(id: number): boolean {
 export class InvalidMlKemDataError extends InvalidKeyExchangeError {
   constructor(id: number, message: string) {
     super(id, message);
+    // The parent's text says "DH group"; name the KEM instead, in the stack's first line too.
     this.message = `${ML_KEM_PARAMS.get(id)?.name ?? `key exchange method ${id}`}: ${message}`;
+    Error.captureStackTrace(this, new.target);
   }
 }
 

@@ -153,6 +153,9 @@ test('FIPS 203 §7.2/§7.3 type checks: wrong-length ek or ciphertext is Invalid
   assert.throws(() => share.computeSharedSecret(new Uint8Array(1089)), (e: unknown) => isKeError(e) && (e as Error).message === 'ML-KEM-768: ciphertext is 1089 octets, want 1088');
   assert.throws(() => share.computeSharedSecret(new Uint8Array(0)), isKeError);
   assert.throws(() => checkCiphertext(DhId.ML_KEM_1024, new Uint8Array(1088)), /want 1568/);
+  // What a logged stack shows: the KEM's name, not the DH wording of the parent class.
+  assert.throws(() => checkCiphertext(DhId.ML_KEM_1024, new Uint8Array(1)), (e: unknown) =>
+    /^InvalidMlKemDataError: ML-KEM-1024: ciphertext is 1 octets, want 1568\n/.test((e as Error).stack ?? ''));
   assert.throws(() => mlKemShareFromSeed(DhId.ML_KEM_768, new Uint8Array(32)), /seed is 32 octets, want 64/);
   assert.throws(() => encapsulateMlKemDeterministic(DhId.ML_KEM_768, share.publicValue, new Uint8Array(31)), /m is 31 octets, want 32/);
 });
