@@ -4,6 +4,7 @@
 // check that each ADDKE type it offered comes back as exactly one of its IDs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { ConfigError } from '../../../../src/common/errors.js';
 import { DhId, TransformType as T } from '../../../../src/ike/constants.js';
 import {
@@ -128,6 +129,31 @@ test('initiator: a reply choosing ML-KEM is refused while not negotiated, accept
   const accepted = checkProposalReply(sent, chosen, withAddke);
   assert.ok(accepted.ok);
   assert.deepEqual(accepted.proposal.additionalKeyExchanges, [{ type: T.ADDKE1, id: DhId.ML_KEM_768 }]);
+});
+
+test('property, RFC 9370 §2.2.1: whatever both sides list per ADDKE type, the reply holds exactly one common ID per listed type and passes the initiator\'s check', () => {
+  const ids = [DhId.ML_KEM_512, DhId.ML_KEM_768, DhId.ML_KEM_1024, DhId.NONE];
+  const side = fc.array(fc.subarray(ids), { minLength: 7, maxLength: 7 });
+  const build = (lists: number[][]): PolicyProposal => ({
+    protocol: 'ike',
+    transforms: [...ike('aes256gcm16-prfsha384-x25519').transforms, ...lists.flatMap((l, i) => l.map((id) => ({ type: T.ADDKE1 + i, id })))],
+  });
+  fc.assert(fc.property(side, side, (oursLists, theirsLists) => {
+    const sent = build(theirsLists);
+    const s = selectProposal([build(oursLists)], toSaProposals([sent]).map(fromSaProposal), withAddke);
+    // Missing lists mean NONE only; a type matches when the two lists share an ID.
+    const effective = (l: number[]): number[] => (l.length === 0 ? [DhId.NONE] : l);
+    const matchable = oursLists.every((l, i) => effective(l).some((id) => effective(theirsLists[i]!).includes(id)));
+    assert.equal(s.ok, matchable);
+    if (!s.ok) return;
+    theirsLists.forEach((l, i) => {
+      const got = s.proposal.transforms.filter((t) => t.type === T.ADDKE1 + i);
+      if (l.length === 0) assert.equal(got.length, 0);
+      else { assert.equal(got.length, 1); assert.ok(l.includes(got[0]!.id) && effective(oursLists[i]!).includes(got[0]!.id)); }
+    });
+    const back = checkProposalReply([sent], [{ ...fromSaProposal(toSaProposals([{ protocol: 'ike', transforms: s.proposal.transforms }])[0]!), num: 1 }], withAddke);
+    assert.ok(back.ok, back.ok ? '' : back.message);
+  }), { numRuns: 300 });
 });
 
 test('proposals without ADDKE select exactly as before (no additionalKeyExchanges field)', () => {
