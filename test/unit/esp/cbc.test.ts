@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { EspSaSpecError, encodeSa, type EspAlgorithm, type EspSaSpec } from '../../../src/esp/codec.js';
 import { SecretBytes } from '../../../src/common/secret.js';
+import { EspEngine } from '../../../src/esp/engine.js';
+import { loadEspNative, type RawEngineHandle, type RawSa } from '../../../src/esp/native.js';
 import { openEsp, sealEsp, ipv4Udp, layout } from './reference.js';
 import { SKIP, harness, until, keyFor, integrityKeyFor, addOutbound, addInbound, saStats, OUT_SPI, IN_SPI } from './harness.js';
 
@@ -110,6 +112,29 @@ test('RFC 4303 §3.4.4.1: the ICV is checked before decryption — a tampered SP
   const s = saStats(h, 'in', IN_SPI);
   assert.deepEqual({ auth: s.drops.auth, truncated: s.drops.truncated, pad: s.drops.pad, replay: s.drops.replay }, { auth: 6n, truncated: 1n, pad: 1n, replay: 0n });
   assert.equal(h.engine.stats().counters.unknownSpi, 1n);
+});
+
+test('the addon itself refuses a bad suite, integrity key, ESN flag or 64-bit start (what TypeScript would have caught), with a TypeError naming the field, and stays usable', { skip: SKIP }, (t) => {
+  const native = loadEspNative();
+  let handle: RawEngineHandle | undefined;
+  const engine = EspEngine.open({ tunFd: null, address: '127.0.0.1', port: 0, native: { ...native, espCreate: (o) => (handle = native.espCreate(o)) } });
+  t.after(() => engine.close());
+  assert.ok(handle);
+  const base = { direction: 'in', spi: 0x2000, reqid: 1, algorithm: 3, key: randomBytes(16), integrityKey: randomBytes(32), sources: [{ start: '10.0.0.0', end: '10.0.0.255' }], destinations: [{ start: '10.1.0.0', end: '10.1.0.255' }] };
+  const bad: Array<[Record<string, unknown>, RegExp]> = [
+    [{ ...base, algorithm: 6 }, /algorithm must be 1 .* 5/],
+    [{ ...base, integrityKey: undefined }, /integrityKey must be a Uint8Array as long as the HMAC output/],
+    [{ ...base, integrityKey: 'secret' }, /integrityKey must be/],
+    [{ ...base, integrityKey: randomBytes(31) }, /integrityKey must be/],
+    [{ ...base, algorithm: 1, key: randomBytes(20) }, /integrityKey is for AES-CBC suites only/],
+    [{ ...base, key: randomBytes(24) }, /key must be a Uint8Array of 16 or 32 bytes for AES-CBC/],
+    [{ ...base, esn: 'yes' }, /esn must be a boolean/],
+    [{ ...base, esn: true, replayWindow: 0 }, /esn needs a replayWindow/],
+    [{ ...base, direction: 'out', peer: { address: '127.0.0.1', port: 4500 }, seq: 0x1_0000_0000n }, /seq must be a bigint 0..2\^32-1/],
+  ];
+  for (const [sa, msg] of bad) assert.throws(() => native.espAddSa(handle!, sa as unknown as RawSa), (e: unknown) => e instanceof TypeError && msg.test(e.message), JSON.stringify(Object.keys(sa)));
+  native.espAddSa(handle, { ...base, esn: true } as unknown as RawSa);
+  assert.equal(engine.stats().sas.length, 1);
 });
 
 test('RFC 3602 §2 and RFC 4868 §2.1.1: wrong key lengths are refused with the suite, the length and what is wanted', () => {
