@@ -8,7 +8,7 @@
     }
   ],
   "conditions": [
-    # The userspace ESP engine (native/esp, issue 12): its own addon so the hot loop and its
+    # The userspace ESP engine (native/esp): its own addon so the hot loop and its
     # threads stay apart from the netlink code. Built only where native/esp exists, because the
     # image build (scripts/build-image.sh, deploy/Dockerfile) copies kipsec_native.c alone.
     ["'<!(node -p \"require('fs').existsSync('esp/esp.h')\")'=='true'", {

@@ -1,5 +1,5 @@
 /*
- * Userspace ESP data path (issue 12, DESIGN.md §5 "userspace"): ESP in UDP, RFC 4303 + RFC 3948,
+ * Userspace ESP data path (DESIGN.md §5 "userspace"): ESP in UDP, RFC 4303 + RFC 3948,
  * for kernels without ESP. Per-packet work stays on the engine's own threads; JavaScript only
  * installs SAs and policies, reads counters and receives events (IKE datagrams, expires).
  *
