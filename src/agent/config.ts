@@ -254,6 +254,9 @@ function compileTunnel(t: IPsecTunnel, baseDir: string, fs: ConfigFs, out: Probl
   if (dpdTimeoutMs >= espRekeyMs) out.push({ path: from(s.dpd?.timeout, 'spec.dpd.timeout'), message: `must be shorter than esp.rekeyTime (${e.esp.rekeyTime})` });
   if (dpdTimeoutMs <= dpdIntervalMs) out.push({ path: from(s.dpd?.timeout, 'spec.dpd.timeout'), message: `must be longer than interval (${e.dpd.interval})` });
   if (e.mode === 'route' && e.xfrmInterface === undefined) out.push({ path: 'spec.xfrmInterface', message: `route mode${s.mode === undefined ? ` (profile ${profile})` : ''} needs xfrmInterface (ifId, insideAddress); or set mode: policy` });
+  // The engine's on-demand trap policies carry no if_id yet: with 0.0.0.0/0 selectors they would
+  // catch every packet of the host, not just what is routed into the interface.
+  if (e.mode === 'route' && e.startAction === 'on-demand') out.push({ path: from(s.startAction, 'spec.startAction'), message: 'on-demand is not available with route mode yet (its trap policies would match all traffic); use initiate or respond' });
   const localAddress = s.local.address;
   if (localAddress === undefined) out.push({ path: 'spec.local.address', message: 'Required value' });
   if (out.length > before || !auth || localAddress === undefined) return undefined;

@@ -14,7 +14,7 @@
 // addresses and routes go with it) and the error names the tunnel.
 import { isIP } from 'node:net';
 import { KipsecError, errorMessage } from '../common/errors.js';
-import type { RouteSpec, RtnlClient } from '../xfrm/index.js';
+import { XfrmUnsupportedError, type RouteSpec, type RtnlClient } from '../xfrm/index.js';
 import type { XfrmLinkState, XfrmLinks } from '../xfrm/rtnl/xfrm-links.js';
 import type { Logger } from './log.js';
 import { sourceIn } from './routes.js';
@@ -94,7 +94,12 @@ export class XfrmInterfaces implements TunnelLinks {
       if (existing) await this.#delete(existing, 'its if_id changed');
       // IFLA_XFRM_LINK: the device toward the peer, for PMTU; the kernel works without it.
       const via = isIP(t.remoteAddress) ? await this.#rtnl.routeGet(t.remoteAddress).catch(() => ({ oif: undefined })) : { oif: undefined };
-      index = await this.#rtnl.addXfrmInterface({ name: x.name, ifId: x.ifId, ...(via.oif !== undefined ? { link: via.oif } : {}), ...(x.mtu !== undefined ? { mtu: x.mtu } : {}) });
+      index = await this.#rtnl.addXfrmInterface({ name: x.name, ifId: x.ifId, ...(via.oif !== undefined ? { link: via.oif } : {}), ...(x.mtu !== undefined ? { mtu: x.mtu } : {}) })
+        .catch((e: unknown) => {
+          // RTM_NEWLINK of an unknown kind: the kernel lacks CONFIG_XFRM_INTERFACE (module xfrm_interface).
+          if (e instanceof XfrmUnsupportedError) throw new XfrmInterfaceError(`spec.mode: route needs XFRM interfaces, which this kernel does not have (CONFIG_XFRM_INTERFACE, module xfrm_interface; \`ip link add x type xfrm if_id 1\` fails the same way): ${e.message}`);
+          throw e;
+        });
     }
     try {
       // The alias first: an agent that dies from here on finds the interface as its own.

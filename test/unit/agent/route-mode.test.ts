@@ -60,6 +60,12 @@ test('a profile value that contradicts an explicit one is refused naming both (e
   assert.deepEqual(r.problems.map((p) => `${p.path}: ${p.message}`), ['x spec.esp.lifeTime (from profile aws): must be longer than rekeyTime (2h); the SA must outlive its rekey']);
 });
 
+test('route mode refuses startAction on-demand: trap policies without an if_id and 0.0.0.0/0 selectors would catch all of the host\'s traffic', () => {
+  const r = loadConfigText(doc('x', '  profile: gcp\n  startAction: on-demand\n  xfrmInterface: {ifId: 3}\n'), '/etc/kipsec', fs);
+  assert.ok(!r.ok);
+  assert.deepEqual(r.problems.map((p) => p.path), ['x spec.startAction']);
+});
+
 /** The rtnetlink side as a list of calls, with links the test can pre-seed. */
 function fakeKernel(seed: XfrmLinkState[] = [], failOn?: string) {
   const calls: string[] = [];
