@@ -136,7 +136,7 @@ export class XfrmInterfaces implements TunnelLinks {
   #routesOf(t: TunnelConfig, index: number): RouteSpec[] {
     const src = sourceIn(t.localSubnets);
     return t.remoteSubnets.map((dst) => ({
-      dst, dev: index, table: MAIN_TABLE,
+      dst, dev: index, table: MAIN_TABLE, ...(t.xfrmInterface?.routeMetric !== undefined ? { metric: t.xfrmInterface.routeMetric } : {}),
       ...(src !== undefined && familyOfCidr(`${src}/32`) === familyOfCidr(dst) ? { src } : {}),
     }));
   }

@@ -52,6 +52,7 @@ const xfrmInterface = obj({
   insideAddress: opt(interfaceAddress().describe('our inside address with prefix, e.g. 169.254.10.2/30')),
   remoteInsideAddress: opt(ipAddress()),
   mtu: opt(int({ minimum: 576, maximum: 9000 }).describe('inner MTU of the interface; default: the profile\'s')),
+  routeMetric: opt(int({ minimum: 0, maximum: 4294967295 }).describe('metric of the routes over the interface, so two tunnels to one peer (AWS gives two) can both route the remote subnets, the lower metric preferred')),
 });
 
 function weakAllowed(profile: Profile | undefined, token: string): boolean {

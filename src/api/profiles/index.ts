@@ -33,6 +33,7 @@ export interface EffectiveXfrmInterface {
   readonly insideAddress?: string;
   readonly remoteInsideAddress?: string;
   readonly mtu?: number;
+  readonly routeMetric?: number;
 }
 
 /** What the agent runs with: every field the profile can set, resolved. */
@@ -102,6 +103,7 @@ export function effectiveTunnel(s: IPsecTunnelSpec): EffectiveTunnel {
         ...(x.insideAddress !== undefined ? { insideAddress: x.insideAddress } : {}),
         ...(x.remoteInsideAddress !== undefined ? { remoteInsideAddress: x.remoteInsideAddress } : {}),
         ...(mtu !== undefined ? { mtu } : {}),
+        ...(x.routeMetric !== undefined ? { routeMetric: x.routeMetric } : {}),
       },
     } : {}),
     ...(p.mssBytes !== undefined ? { mssBytes: p.mssBytes } : {}),

@@ -77,7 +77,7 @@ function fakeKernel(seed: XfrmLinkState[] = [], failOn?: string) {
     deleteLink: (dev: string | number) => { fail(`del ${dev}`); const i = links.findIndex((l) => l.index === dev); if (i >= 0) links.splice(i, 1); return Promise.resolve(); },
     setLinkUp: (dev: string | number) => { fail(`up ${dev}`); return Promise.resolve(); },
     setLinkMtu: (dev: string | number, mtu: number) => { fail(`mtu ${dev} ${mtu}`); return Promise.resolve(); },
-    addRoute: (r: RouteSpec) => { fail(`route ${r.dst} dev ${String(r.dev)} table ${String(r.table)}`); return Promise.resolve(); },
+    addRoute: (r: RouteSpec) => { fail(`route ${r.dst} dev ${String(r.dev)} table ${String(r.table)}${r.metric !== undefined ? ` metric ${r.metric}` : ''}`); return Promise.resolve(); },
     deleteRoute: (r: RouteSpec) => { fail(`unroute ${r.dst}`); return Promise.resolve(); },
     listRoutes: () => Promise.resolve([]),
     routeGet: () => Promise.resolve({ oif: 2 }),
@@ -134,4 +134,12 @@ test('interfaces of tunnels no longer configured are removed, other people\'s ar
   assert.ok(k.calls.includes('del 7') && !k.calls.includes('del 8'));
   assert.equal(await x.removeAll(), 1);
   assert.deepEqual(k.links.map((l) => l.name), ['ipsec0']);
+});
+
+test('AWS\'s two tunnels: both route the remote subnets, each over its own interface, told apart by routeMetric (lower preferred)', async () => {
+  const text = [doc('aws-t1', '  profile: aws\n  xfrmInterface: {ifId: 41, insideAddress: 169.254.10.2/30, routeMetric: 100}\n'),
+    doc('aws-t2', '  profile: aws\n  xfrmInterface: {ifId: 42, insideAddress: 169.254.11.2/30, routeMetric: 200}\n')].join('---\n');
+  const k = fakeKernel();
+  await new XfrmInterfaces(k.rtnl, k.open, logSink().log).sync(load(text));
+  assert.deepEqual(k.calls.filter((c) => c.startsWith('route 172.31.')), ['route 172.31.0.0/16 dev 100 table 254 metric 100', 'route 172.31.0.0/16 dev 101 table 254 metric 200']);
 });
