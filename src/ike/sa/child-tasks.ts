@@ -5,7 +5,7 @@
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { acceptChildRequest, consumeChildRequest } from '../steps/child-responder.js';
-import { abandon, childInstalled, consumeChildResponse, requestChild, type ChildEffect, type ChildExchange, type ChildRequest, type ChildTask, type ChildTimer, type Step } from '../steps/child.js';
+import { abandon, childInstalled, consumeChildResponse, peerSwitchDue, requestChild, type ChildEffect, type KernelEffect, type ChildExchange, type ChildRequest, type ChildTask, type ChildTimer, type Step } from '../steps/child.js';
 import type { KernelChildSa } from '../ports.js';
 import type { EngineHost } from './host.js';
 import { REKEYED_SA_TIMEOUT_MS } from './defaults.js';
@@ -71,13 +71,15 @@ async function perform(e: EngineHost, sa: IkeSa, step: Step, io: ChildChannel): 
   let installed = false;
   for (const f of step.effects) {
     if (f.kind === 'install') installed = await installChild(e, sa, f.child, f.peerCreated ? holdForPeerReauth(e, sa, f.child, f.install, true) : f.install);
+    else if (f.kind === 'activate-outbound') await activateOutbound(e, f.child);
+    else if (f.kind === 'remove') await removeChild(e, sa, f.child, f.reason);
     else apply(e, sa, f, io, step);
   }
   const n = step.next;
   if (n.tag === 'create-installing' || n.tag === 'rekey-installing' || n.tag === 'answer-installing') await perform(e, sa, childInstalled(n, installed), io);
 }
 
-function apply(e: EngineHost, sa: IkeSa, f: Exclude<ChildEffect, { kind: 'install' }>, io: ChildChannel, step?: Step): void {
+function apply(e: EngineHost, sa: IkeSa, f: Exclude<ChildEffect, KernelEffect>, io: ChildChannel, step?: Step): void {
   switch (f.kind) {
     case 'send':
       if (!io.send || !step) throw new Error('a Child SA request outside tasks.ts');
@@ -110,12 +112,9 @@ function armTimer(e: EngineHost, sa: IkeSa, afterMs: number, fire: ChildTimer): 
 
 async function onTimer(e: EngineHost, sa: IkeSa, t: ChildTimer): Promise<void> {
   if (t.kind === 'queue') { e.queueTask(sa, t.task); return; }
-  const { old, successor } = t;
-  const owner = e.ownerOf(old);
-  if (!owner || old.state.tag !== 'rekeyed' || old.state.successor !== successor) return;
-  if (successor.state.tag === 'deleted') { old.state = { tag: 'installed' }; return; }
-  await activateOutbound(e, successor);
-  await removeChild(e, owner, old, 'rekeyed');
+  // The old SA may have moved to a successor IKE SA since (IKE rekey): remove it from there.
+  const owner = e.ownerOf(t.old);
+  await perform(e, owner ?? sa, peerSwitchDue(t.old, t.successor, owner !== undefined), {});
 }
 
 /**

@@ -62,6 +62,10 @@ export type ChildEffect =
   | { readonly kind: 'install'; readonly child: ChildSa; readonly install: KernelChildSa; readonly peerCreated: boolean }
   /** Queue an INFORMATIONAL Delete of `child` at the peer. */
   | { readonly kind: 'delete'; readonly child: ChildSa; readonly reason: 'rekeyed' | 'redundant' }
+  /** Make-before-break, second half: start sending on `child` (installed receive-only). */
+  | { readonly kind: 'activate-outbound'; readonly child: ChildSa }
+  /** Take `child` out of the kernel and off its IKE SA now. */
+  | { readonly kind: 'remove'; readonly child: ChildSa; readonly reason: 'rekeyed' }
   | { readonly kind: 'release-spi'; readonly spi: number }
   /** Queue another exchange; `first`: ahead of the others (an INVALID_KE_PAYLOAD repeat, §1.3). */
   | { readonly kind: 'queue'; readonly task: ChildTask; readonly first: boolean }
@@ -78,6 +82,9 @@ export type ChildEvent =
   | { readonly type: 'child-rekeyed'; readonly old: ChildSa; readonly successor: ChildSa }
   /** Recorded as the peer's lastError and emitted as an `error` event. */
   | { readonly type: 'error'; readonly failure: IkeFailure };
+
+/** The effects the driver awaits (kernel calls); the others run back to back. */
+export type KernelEffect = Extract<ChildEffect, { kind: 'install' | 'activate-outbound' | 'remove' }>;
 
 export interface Step<S extends ChildExchange = ChildExchange> { readonly next: S; readonly effects: readonly ChildEffect[] }
 
@@ -195,7 +202,7 @@ function rekeyRefused(s: Extract<Sent, { tag: 'rekey-sent' }>, r: Extract<ChildC
  * Our kernel refused a Child SA the peer has installed (the driver reported why): delete it at
  * the peer, where it would swallow traffic, and negotiate again later (strongSwan deletes it too).
  */
-export function abandon(child: ChildSa, retry: ChildTask): Exclude<ChildEffect, { kind: 'install' }>[] {
+export function abandon(child: ChildSa, retry: ChildTask): Exclude<ChildEffect, KernelEffect>[] {
   return [
     { kind: 'note-failed', name: child.ref.child },
     { kind: 'delete', child, reason: 'redundant' },
@@ -234,4 +241,16 @@ export function childInstalled(s: Installing, ok: boolean): Step<typeof DONE> {
       ]);
     }
   }
+}
+
+/**
+ * Either role, REKEYED_SA_TIMEOUT_MS after the peer's new SA `successor` took over `old` and the
+ * peer has not deleted `old` (its Delete would have switched over): send on the successor and
+ * remove the old SA. If the peer deleted the successor instead (the redundant SA of a collision),
+ * the old SA stays. `owned`: `old` is still on one of our IKE SAs.
+ */
+export function peerSwitchDue(old: ChildSa, successor: ChildSa, owned: boolean): Step<typeof DONE> {
+  if (!owned || old.state.tag !== 'rekeyed' || old.state.successor !== successor) return done([]);
+  if (successor.state.tag === 'deleted') return done([{ kind: 'set-state', child: old, state: { tag: 'installed' } }]);
+  return done([{ kind: 'activate-outbound', child: successor }, { kind: 'remove', child: old, reason: 'rekeyed' }]);
 }

@@ -8,7 +8,7 @@ import { DhId } from '../../../../src/ike/constants.js';
 import type { KernelSa } from '../../../../src/ike/ports.js';
 import { REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from '../../../../src/ike/sa/defaults.js';
 import { acceptChildRequest, consumeChildRequest } from '../../../../src/ike/steps/child-responder.js';
-import { childInstalled, consumeChildResponse, requestChild, type ChildExchange } from '../../../../src/ike/steps/child.js';
+import { childInstalled, consumeChildResponse, peerSwitchDue, requestChild, type ChildExchange } from '../../../../src/ike/steps/child.js';
 import { effect, installedChild, kinds, notify, NotifyError, other, shape, side, wire, type Who } from './fixtures.js';
 
 const ROLES: readonly Who[] = ['alice', 'bob'];
@@ -218,4 +218,18 @@ test('RFC 7296 §1.3: the kernel refused what we agreed to — the responder ans
   const rekeyed = childInstalled({ tag: 'rekey-installing', old, child: effect(got, 'install').child }, false);
   assert.deepEqual(kinds(rekeyed), ['set-state', 'note-failed', 'delete', 'timer'], 'the old SA carries traffic again until the retry');
   assert.deepEqual(effect(rekeyed, 'set-state').state, { tag: 'installed' });
+});
+
+test('RFC 7296 §2.8: the peer rekeyed our SA but never deleted the old one — after the wait we send on the new SA and remove the old one, unless the new one is gone', () => {
+  const r = side('bob');
+  const successor = installedChild(r, 0x2001, 0x1001);
+  const old = installedChild(r, 0x2000, 0x1000, { tag: 'rekeyed', successor });
+  /* CREATE_CHILD_SA { N(REKEY_SA), SA, Ni, TSi, TSr } -->  <-- { SA, Nr, TSi, TSr }, then no INFORMATIONAL { D(old) } */
+  assert.deepEqual(peerSwitchDue(old, successor, true).effects, [{ kind: 'activate-outbound', child: successor }, { kind: 'remove', child: old, reason: 'rekeyed' }]);
+  /* INFORMATIONAL { D(successor) } --> came instead (the peer's redundant SA of a collision): the old SA carries on */
+  const gone = { ...successor, state: { tag: 'deleted' } as const };
+  assert.deepEqual(peerSwitchDue({ ...old, state: { tag: 'rekeyed', successor: gone } }, gone, true).effects.map((f) => f.kind === 'set-state' && f.state.tag), ['installed']);
+  /* the old SA went another way meanwhile (deleted, or no longer on one of our IKE SAs): nothing to do */
+  assert.deepEqual(peerSwitchDue({ ...old, state: { tag: 'deleted' } }, successor, true).effects, []);
+  assert.deepEqual(peerSwitchDue(old, successor, false).effects, []);
 });
