@@ -29,6 +29,9 @@ function transformProblem(t: PolicyTransform): string | undefined {
 export function userspacePeer(p: PeerConfig): PeerConfig {
   if (p.startAction === 'on-demand')
     throw new ConfigError('spec.startAction', 'on-demand needs kernel ACQUIREs, which --datapath userspace does not raise; use initiate or respond');
+  // Route mode binds SAs to an XFRM interface (if_id); the userspace engine has one TUN device and no if_id.
+  if (p.children.some((c) => c.ifId !== undefined))
+    throw new ConfigError('spec.mode', 'route mode needs XFRM interfaces, which --datapath userspace does not have; use mode: policy or the kernel data path');
   const children = p.children.map((c) => {
     if (c.espProposals.length === 0) return { ...c, espProposals: USERSPACE_ESP_PROPOSALS };
     c.espProposals.forEach((text, i) => {

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfigText, type ConfigFs } from '../../../src/agent/config.js';
 import { peerConfigOf } from '../../../src/agent/peers.js';
+import { userspacePeer } from '../../../src/agent/userspace/peer.js';
 import type { TunnelConfig } from '../../../src/agent/tunnel.js';
 import { XfrmInterfaces, aliasOf, type LinksPort, type RtnlPort } from '../../../src/agent/xfrm-interfaces.js';
 import type { RouteSpec, XfrmInterfaceSpec } from '../../../src/xfrm/index.js';
@@ -142,4 +143,8 @@ test('AWS\'s two tunnels: both route the remote subnets, each over its own inter
   const k = fakeKernel();
   await new XfrmInterfaces(k.rtnl, k.open, logSink().log).sync(load(text));
   assert.deepEqual(k.calls.filter((c) => c.startsWith('route 172.31.')), ['route 172.31.0.0/16 dev 100 table 254 metric 100', 'route 172.31.0.0/16 dev 101 table 254 metric 200']);
+});
+
+test('the userspace data path refuses route mode naming spec.mode: it has one TUN device and no if_id', () => {
+  assert.throws(() => userspacePeer(peerConfigOf(awsTunnel())), /spec\.mode: route mode needs XFRM interfaces, which --datapath userspace does not have/);
 });
