@@ -2,7 +2,8 @@
 // CRD YAML (gen-crds.ts), the TypeScript types (types.ts) and the standalone validator.
 import { bool, conditions, cidr, dpdSettings, durationMs, duration, espSettings, hostAddress, ikeSettings, int, interfaceAddress, ipAddress, secretKeyRef } from './fields.js';
 import { freeform, list, map, obj, oneOf, opt, req, str } from './schema.js';
-import { acceptCel, acceptMessageCel, effectiveMode, effectiveModeCel, refusalMessage } from './profiles/index.js';
+import { acceptCel, acceptMessageCel, awsInsideCel, awsInsideProblem, effectiveMode, effectiveModeCel, refusalMessage } from './profiles/index.js';
+import { AWS_INSIDE } from './profiles/aws.js';
 import { PROFILES, PROFILE_WEAK_ALLOWED, WEAK_TOKENS, celList, type Profile } from './transforms.js';
 
 const labelMap = () => map(str({ maxLength: 63 }), { maxProperties: 32 });
@@ -98,6 +99,9 @@ export const tunnelSpec = obj({
     (s) => effectiveMode(s) !== 'route' || s.xfrmInterface !== undefined, { fieldPath: '.xfrmInterface' })
   .rule(`!has(self.xfrmInterface) || ${effectiveModeCel()} == 'route'`, 'xfrmInterface is only used with mode: route',
     (s) => s.xfrmInterface === undefined || effectiveMode(s) === 'route', { fieldPath: '.xfrmInterface' })
+  .rule(awsInsideCel(), `not an inside address aws accepts (${AWS_INSIDE.citation})`,
+    (s) => s.profile !== 'aws' || s.xfrmInterface?.insideAddress === undefined || awsInsideProblem(s.xfrmInterface.insideAddress) === undefined,
+    { fieldPath: '.xfrmInterface.insideAddress', tsMessage: (s) => awsInsideProblem(s.xfrmInterface?.insideAddress ?? '') ?? '' })
   .rule(`!has(self.esp) || !has(self.esp.rekeyTime) || !has(self.dpd) || !has(self.dpd.timeout) || duration(self.dpd.timeout) < duration(self.esp.rekeyTime)`, 'must be shorter than esp.rekeyTime',
     (s) => s.esp?.rekeyTime === undefined || s.dpd?.timeout === undefined || durationMs(s.dpd.timeout) < durationMs(s.esp.rekeyTime), { fieldPath: '.dpd.timeout' });
 

@@ -37,6 +37,17 @@ import type { ProfilePreset } from './preset.js';
 
 const DOC = 'https://docs.aws.amazon.com/vpn/latest/s2svpn/VPNTunnels.html';
 
+/**
+ * Tunnel options, "Inside tunnel IPv4 CIDR": a /30 from 169.254.0.0/16, and AWS reserves these
+ * (API ModifyVpnTunnelOptionsSpecification, TunnelInsideCidr constraints).
+ */
+export const AWS_INSIDE = {
+  within: '169.254.0.0/16',
+  prefix: 30,
+  reserved: ['169.254.0.0/30', '169.254.1.0/30', '169.254.2.0/30', '169.254.3.0/30', '169.254.4.0/30', '169.254.5.0/30', '169.254.169.252/30'],
+  citation: `Tunnel options: inside tunnel IPv4 CIDR, a /30 from 169.254.0.0/16 outside 169.254.0.0/30-169.254.5.0/30 and 169.254.169.252/30, ${DOC}`,
+} as const;
+
 export const aws: ProfilePreset = {
   name: 'aws',
   provider: 'AWS Site-to-Site VPN',

@@ -7,7 +7,7 @@
 import { isIP } from 'node:net';
 import { PROFILES, celList, type Profile } from '../transforms.js';
 import type { IPsecTunnelSpec } from '../types.js';
-import { aws } from './aws.js';
+import { AWS_INSIDE, aws } from './aws.js';
 import { azure } from './azure.js';
 import { gcp } from './gcp.js';
 import { durationText, type ProfilePreset } from './preset.js';
@@ -157,3 +157,29 @@ export function effectiveModeCel(): string {
   const route = PROFILES.filter((p) => PRESETS[p].mode === 'route');
   return `(has(self.mode) ? self.mode : (has(self.profile) && self.profile in ${celList(route)} ? 'route' : 'policy'))`;
 }
+
+// ---------- AWS's inside addresses ----------
+
+const v4 = (a: string): number => a.split('.').reduce((x, o) => ((x << 8) | Number(o)) >>> 0, 0);
+const maskOf = (bits: number): number => (bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0);
+
+/** Why an insideAddress does not suit AWS, or undefined (also for what the field's own rule refuses). */
+export function awsInsideProblem(address: string): string | undefined {
+  const [ip = '', bits = ''] = address.split('/');
+  if (isIP(ip) !== 4 || !/^[0-9]+$/.test(bits)) return undefined;
+  const [net = '', len = '0'] = AWS_INSIDE.within.split('/');
+  const inside = ((v4(ip) & maskOf(Number(len))) >>> 0) === v4(net);
+  const block = `${[24, 16, 8, 0].map((sh) => (((v4(ip) & maskOf(30)) >>> sh) & 0xff)).join('.')}/30`;
+  const reserved = (AWS_INSIDE.reserved as readonly string[]).includes(block);
+  if (inside && Number(bits) === AWS_INSIDE.prefix && !reserved) return undefined;
+  return `${address} is not an inside address aws accepts (${AWS_INSIDE.citation})`;
+}
+
+/** CEL twin of awsInsideProblem, over the tunnel spec (Kubernetes CEL IP/CIDR library). */
+export function awsInsideCel(): string {
+  const x = 'self.xfrmInterface.insideAddress';
+  const notReserved = AWS_INSIDE.reserved.map((r) => `cidr(${x}).masked() != cidr('${r}')`).join(' && ');
+  return `!has(self.profile) || self.profile != 'aws' || !has(self.xfrmInterface) || !has(${x}) || !isCIDR(${x}) || cidr(${x}).ip().family() != 4 || ` +
+    `(cidr('${AWS_INSIDE.within}').containsCIDR(${x}) && cidr(${x}).prefixLength() == ${AWS_INSIDE.prefix} && ${notReserved})`;
+}
+

@@ -44,6 +44,7 @@ export const BAD_TUNNELS: readonly BadCase<IPsecTunnelSpec>[] = [
   { name: 'Curve25519 under the aws profile (AWS tunnel options: DH groups 2, 14-24)', mutate: (s) => { s.profile = 'aws'; s.xfrmInterface = { ifId: 9 }; s.ike = { proposals: ['aes256gcm16-prfsha384-x25519'] }; }, path: 'spec.ike.proposals', message: /proposal aes256gcm16-prfsha384-x25519 is not accepted by aws \(x25519;/ },
   { name: 'SHA-512 ESP integrity under the azure profile (not an Azure IPsec/IKE policy parameter)', mutate: (s) => { s.profile = 'azure'; s.xfrmInterface = { ifId: 9 }; s.esp = { proposals: ['aes256-sha512-ecp384'] }; }, path: 'spec.esp.proposals', message: /is not accepted by azure \(sha512;/ },
   { name: 'a cloud profile (route mode) without an XFRM interface', mutate: (s) => { s.profile = 'gcp'; }, path: 'spec.xfrmInterface', message: /route mode needs xfrmInterface/ },
+  { name: 'an aws inside address in a block AWS reserves (169.254.169.252/30)', mutate: (s) => { s.profile = 'aws'; s.xfrmInterface = { ifId: 9, insideAddress: '169.254.169.253/30' }; }, path: 'spec.xfrmInterface.insideAddress', message: /not an inside address aws accepts/ },
   { name: 'remote without subnets', mutate: (s) => { delete (s.remote as Partial<typeof s.remote>).subnets; }, path: 'spec.remote.subnets', message: /Required value/ },
 ];
 

@@ -113,6 +113,18 @@ test('a weak transform under a profile that does not allow it gets the weak mess
   assert.match(ps[1]!.message, /not accepted by aws \(3des;/);
 });
 
+test(`aws inside addresses (${AWS_DOC}, Inside tunnel IPv4 CIDR): a /30 from 169.254.0.0/16, not one of the blocks AWS reserves`, () => {
+  const problems = (a: string) => validateTunnel(tunnel(routed('aws', { xfrmInterface: { ifId: 41, insideAddress: a } })), 'cluster');
+  assert.deepEqual(problems('169.254.10.2/30'), []);
+  for (const bad of ['169.254.10.2/29', '10.0.0.2/30', '169.254.3.2/30', '169.254.169.253/30']) {
+    const ps = problems(bad);
+    assert.deepEqual(ps.map((p) => p.path), ['spec.xfrmInterface.insideAddress'], bad);
+    assert.match(ps[0]!.message, new RegExp(`^${bad.replace(/\./g, '\\.')} is not an inside address aws accepts`));
+  }
+  // Other providers choose their own: no such rule for gcp.
+  assert.deepEqual(validateTunnel(tunnel(routed('gcp', { xfrmInterface: { ifId: 51, insideAddress: '10.0.0.2/30' } })), 'cluster'), []);
+});
+
 test('the CRD carries the provider rule as CEL with a messageExpression naming the provider', () => {
   const spec = buildCrd('IPsecTunnel').spec.versions[0]!.schema.openAPIV3Schema.properties!['spec']!;
   const rules = spec['x-kubernetes-validations'] ?? [];
