@@ -5,7 +5,7 @@
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { acceptChildRequest, consumeChildRequest } from '../steps/child-responder.js';
-import { abandon, childInstalled, consumeChildResponse, peerSwitchDue, requestChild, type ChildEffect, type KernelEffect, type ChildExchange, type ChildRequest, type ChildTask, type ChildTimer, type Step } from '../steps/child.js';
+import { abandon, childInstalled, consumeChildResponse, peerDeletedChild, peerSwitchDue, requestChild, type ChildEffect, type KernelEffect, type ChildExchange, type ChildRequest, type ChildTask, type ChildTimer, type Step } from '../steps/child.js';
 import type { KernelChildSa } from '../ports.js';
 import type { EngineHost } from './host.js';
 import { REKEYED_SA_TIMEOUT_MS } from './defaults.js';
@@ -58,6 +58,11 @@ export async function answerChildRequest(e: EngineHost, sa: IkeSa, m: IkeMessage
   await perform(e, sa, acceptChildRequest(e, sa, chosen, spi), { respond });
 }
 
+/** Responder of an INFORMATIONAL Delete: one Child SA the peer deleted (the answer follows once all are handled). */
+export async function onPeerDeletedChild(e: EngineHost, sa: IkeSa, child: ChildSa): Promise<void> {
+  await perform(e, sa, peerDeletedChild(child, sa.children.values(), e.options.rekeyDeleteDelayMs), {});
+}
+
 /** Our kernel refused a Child SA the peer has installed (IKE_AUTH's first one; see steps/child.ts abandon). */
 export function abandonChild(e: EngineHost, sa: IkeSa, child: ChildSa, retry: ChildTask): void {
   for (const f of abandon(child, retry)) apply(e, sa, f, {});
@@ -72,7 +77,7 @@ async function perform(e: EngineHost, sa: IkeSa, step: Step, io: ChildChannel): 
   for (const f of step.effects) {
     if (f.kind === 'install') installed = await installChild(e, sa, f.child, f.peerCreated ? holdForPeerReauth(e, sa, f.child, f.install, true) : f.install);
     else if (f.kind === 'activate-outbound') await activateOutbound(e, f.child);
-    else if (f.kind === 'remove') await removeChild(e, sa, f.child, f.reason);
+    else if (f.kind === 'remove') await removeChild(e, sa, f.child, f.reason, f.lingerMs);
     else apply(e, sa, f, io, step);
   }
   const n = step.next;
@@ -128,7 +133,7 @@ export function awaitPeerSwitch(e: EngineHost, sa: IkeSa, old: ChildSa, successo
   armTimer(e, sa, REKEYED_SA_TIMEOUT_MS, { kind: 'peer-switch', old, successor });
 }
 
-export function emitRekeyed(e: EngineHost, old: ChildSa, successor: ChildSa): void {
+function emitRekeyed(e: EngineHost, old: ChildSa, successor: ChildSa): void {
   e.emit({ type: 'child-rekeyed', peer: old.ref.peer, child: old.ref.child, old: old.ref, ref: successor.ref, suite: successor.suiteText });
 }
 

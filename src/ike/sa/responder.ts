@@ -18,8 +18,8 @@ import type { Endpoint } from '../ports.js';
 import { ikeFailure } from './context.js';
 import type { EngineHost } from './host.js';
 import { spiHex, type IkeSa } from './ike-sa.js';
-import { activateOutbound, emitChildUp, establish, installChild, isLive, removeChild, teardown } from './lifecycle.js';
-import { answerChildRequest, emitRekeyed, holdForPeerReauth } from './child-tasks.js';
+import { activateOutbound, emitChildUp, establish, installChild, isLive, teardown } from './lifecycle.js';
+import { answerChildRequest, holdForPeerReauth, onPeerDeletedChild } from './child-tasks.js';
 import { adoptSuccessor, awaitOldIkeDelete, mtuOf, newSa, retire } from './tasks.js';
 import { headerFor, sealMessage } from './wire.js';
 
@@ -183,25 +183,7 @@ export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, fro
         sa.ikeCollision = null;
         adoptSuccessor(e, sa, winner);
       }
-      for (const c of r.deletedChildren) {
-        if (c.state.tag === 'rekeying' && c.collision) {
-          const winner = c.collision.peerSa;
-          await activateOutbound(e, winner);
-          emitRekeyed(e, c, winner);
-          await removeChild(e, sa, c, 'rekeyed', e.options.rekeyDeleteDelayMs);
-        } else if (c.state.tag === 'rekeyed' && c.state.successor) {
-          // Make-before-break, responder side: now send on the new SA; the old inbound lingers.
-          await activateOutbound(e, c.state.successor);
-          await removeChild(e, sa, c, 'rekeyed', e.options.rekeyDeleteDelayMs);
-        } else if (c.outboundPending) {
-          // The peer's redundant SA of a rekey collision, or the one of a rekey whose answer its
-          // initiator refused (steps/child.ts deleteRefusedAtPeer): the old SA goes on carrying traffic.
-          await removeChild(e, sa, c, 'rekeyed');
-          for (const old of sa.children.values()) if (old.state.tag === 'rekeyed' && old.state.successor === c) old.state = { tag: 'installed' };
-        } else {
-          await removeChild(e, sa, c, c.state.tag === 'deleting' ? 'terminated' : 'peer-deleted');
-        }
-      }
+      for (const c of r.deletedChildren) await onPeerDeletedChild(e, sa, c);
       sendResponse(e, sa, type, id, r.reply);
       if (r.errorNotify === NotifyError.AUTHENTICATION_FAILED) {
         e.failure(sa.peer, ikeFailure({ code: 'ERR_IKE_AUTH_FAILED', notify: 'AUTHENTICATION_FAILED', origin: 'remote', exchange: 'INFORMATIONAL', message: 'peer rejected our authentication' }));

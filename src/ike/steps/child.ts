@@ -3,8 +3,9 @@
 // exchange state it expects and returns the next state and the effects for the driver
 // (sa/child-tasks.ts) to carry out in order. Steps read records but never change them and never
 // touch ports: the driver allocates SPIs before a step runs and reports kernel results to the
-// next one. This file: the shared types, the initiator's steps and the install outcome of both
-// roles; the responder's steps are in child-responder.ts.
+// next one. This file: the shared types, the initiator's steps, and what follows for both roles
+// (the install outcome, the switch-over to the peer's new SA, the peer's Delete of a Child SA);
+// the responder's steps are in child-responder.ts.
 //
 //   new child:   HDR, SK {SA, Ni, [KEi], TSi, TSr, [N(USE_TRANSPORT_MODE)]}  -->
 //   rekey:       HDR, SK {N(REKEY_SA), SA, Ni, [KEi], TSi, TSr}             -->
@@ -64,8 +65,8 @@ export type ChildEffect =
   | { readonly kind: 'delete'; readonly child: ChildSa; readonly reason: 'rekeyed' | 'redundant' }
   /** Make-before-break, second half: start sending on `child` (installed receive-only). */
   | { readonly kind: 'activate-outbound'; readonly child: ChildSa }
-  /** Take `child` out of the kernel and off its IKE SA now. */
-  | { readonly kind: 'remove'; readonly child: ChildSa; readonly reason: 'rekeyed' }
+  /** Take `child` off its IKE SA; its kernel states go after `lingerMs` (packets still in flight on it). */
+  | { readonly kind: 'remove'; readonly child: ChildSa; readonly reason: 'rekeyed' | 'terminated' | 'peer-deleted'; readonly lingerMs: number }
   | { readonly kind: 'release-spi'; readonly spi: number }
   /** Queue another exchange; `first`: ahead of the others (an INVALID_KE_PAYLOAD repeat, §1.3). */
   | { readonly kind: 'queue'; readonly task: ChildTask; readonly first: boolean }
@@ -252,5 +253,33 @@ export function childInstalled(s: Installing, ok: boolean): Step<typeof DONE> {
 export function peerSwitchDue(old: ChildSa, successor: ChildSa, owned: boolean): Step<typeof DONE> {
   if (!owned || old.state.tag !== 'rekeyed' || old.state.successor !== successor) return done([]);
   if (successor.state.tag === 'deleted') return done([{ kind: 'set-state', child: old, state: { tag: 'installed' } }]);
-  return done([{ kind: 'activate-outbound', child: successor }, { kind: 'remove', child: old, reason: 'rekeyed' }]);
+  return done([{ kind: 'activate-outbound', child: successor }, { kind: 'remove', child: old, reason: 'rekeyed', lingerMs: 0 }]);
+}
+
+/**
+ * Either role: the peer's INFORMATIONAL Delete named `child` (RFC 7296 §1.4.1). Completing a rekey
+ * (§2.8): the successor takes the traffic and the old inbound state lingers `lingerMs` for packets
+ * in flight. The peer's SA of a collision it lost, or of an answer its initiator refused: the old
+ * SA carries on. Otherwise the Child SA is simply gone. `siblings`: the IKE SA's Child SAs.
+ */
+export function peerDeletedChild(child: ChildSa, siblings: Iterable<ChildSa>, lingerMs: number): Step<typeof DONE> {
+  // §2.8.1: the peer deletes the old SA of a collision only once it has won; its Delete can
+  // overtake the answer to our own request, whose SA is then the redundant one.
+  if (child.state.tag === 'rekeying' && child.collision) {
+    const winner = child.collision.peerSa;
+    return done([
+      { kind: 'activate-outbound', child: winner },
+      { kind: 'emit', event: { type: 'child-rekeyed', old: child, successor: winner } },
+      { kind: 'remove', child, reason: 'rekeyed', lingerMs },
+    ]);
+  }
+  // Make-before-break, responder side: now send on the new SA.
+  if (child.state.tag === 'rekeyed' && child.state.successor)
+    return done([{ kind: 'activate-outbound', child: child.state.successor }, { kind: 'remove', child, reason: 'rekeyed', lingerMs }]);
+  if (child.outboundPending) {
+    const effects: ChildEffect[] = [{ kind: 'remove', child, reason: 'rekeyed', lingerMs: 0 }];
+    for (const old of siblings) if (old.state.tag === 'rekeyed' && old.state.successor === child) effects.push({ kind: 'set-state', child: old, state: { tag: 'installed' } });
+    return done(effects);
+  }
+  return done([{ kind: 'remove', child, reason: child.state.tag === 'deleting' ? 'terminated' : 'peer-deleted', lingerMs: 0 }]);
 }

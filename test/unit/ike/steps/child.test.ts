@@ -8,7 +8,7 @@ import { DhId } from '../../../../src/ike/constants.js';
 import type { KernelSa } from '../../../../src/ike/ports.js';
 import { REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from '../../../../src/ike/sa/defaults.js';
 import { acceptChildRequest, consumeChildRequest } from '../../../../src/ike/steps/child-responder.js';
-import { childInstalled, consumeChildResponse, peerSwitchDue, requestChild, type ChildExchange } from '../../../../src/ike/steps/child.js';
+import { childInstalled, consumeChildResponse, peerDeletedChild, peerSwitchDue, requestChild, type ChildExchange } from '../../../../src/ike/steps/child.js';
 import { effect, installedChild, kinds, notify, NotifyError, other, shape, side, wire, type Who } from './fixtures.js';
 
 const ROLES: readonly Who[] = ['alice', 'bob'];
@@ -225,11 +225,31 @@ test('RFC 7296 §2.8: the peer rekeyed our SA but never deleted the old one — 
   const successor = installedChild(r, 0x2001, 0x1001);
   const old = installedChild(r, 0x2000, 0x1000, { tag: 'rekeyed', successor });
   /* CREATE_CHILD_SA { N(REKEY_SA), SA, Ni, TSi, TSr } -->  <-- { SA, Nr, TSi, TSr }, then no INFORMATIONAL { D(old) } */
-  assert.deepEqual(peerSwitchDue(old, successor, true).effects, [{ kind: 'activate-outbound', child: successor }, { kind: 'remove', child: old, reason: 'rekeyed' }]);
+  assert.deepEqual(peerSwitchDue(old, successor, true).effects, [{ kind: 'activate-outbound', child: successor }, { kind: 'remove', child: old, reason: 'rekeyed', lingerMs: 0 }]);
   /* INFORMATIONAL { D(successor) } --> came instead (the peer's redundant SA of a collision): the old SA carries on */
   const gone = { ...successor, state: { tag: 'deleted' } as const };
   assert.deepEqual(peerSwitchDue({ ...old, state: { tag: 'rekeyed', successor: gone } }, gone, true).effects.map((f) => f.kind === 'set-state' && f.state.tag), ['installed']);
   /* the old SA went another way meanwhile (deleted, or no longer on one of our IKE SAs): nothing to do */
   assert.deepEqual(peerSwitchDue({ ...old, state: { tag: 'deleted' } }, successor, true).effects, []);
   assert.deepEqual(peerSwitchDue(old, successor, false).effects, []);
+});
+
+test('RFC 7296 §1.4.1, §2.8: an INFORMATIONAL Delete from the peer of a Child SA — completing its rekey switches us to the new SA (the old inbound lingers), otherwise the SA is gone', () => {
+  const r = side('bob');
+  const LINGER_MS = 2_000;
+  /* INFORMATIONAL { D(old) } --> after the peer's rekey of old, which we answered */
+  const successor = installedChild(r, 0x2001, 0x1001);
+  const old = installedChild(r, 0x2000, 0x1000, { tag: 'rekeyed', successor });
+  assert.deepEqual(peerDeletedChild(old, [old, successor], LINGER_MS).effects, [{ kind: 'activate-outbound', child: successor }, { kind: 'remove', child: old, reason: 'rekeyed', lingerMs: LINGER_MS }]);
+  /* INFORMATIONAL { D(old) } --> overtaking the answer to our own rekey of old, which crossed the peer's (§2.8.1): the peer won */
+  const winner = installedChild(r, 0x2002, 0x1002);
+  const crossed = { ...installedChild(r, 0x2000, 0x1000, { tag: 'rekeying' }), collision: { peerSa: winner, nonces: [winner.ni, winner.nr] } };
+  assert.deepEqual(kinds(peerDeletedChild(crossed, [crossed, winner], LINGER_MS)), ['activate-outbound', 'emit:child-rekeyed', 'remove']);
+  /* INFORMATIONAL { D(new) } --> the peer's SA we installed receive-only (a collision it lost, or an answer it refused): the old SA carries on */
+  const pending = { ...successor, outboundPending: true };
+  const before = installedChild(r, 0x2000, 0x1000, { tag: 'rekeyed', successor: pending });
+  assert.deepEqual(peerDeletedChild(pending, [before, pending], LINGER_MS).effects, [{ kind: 'remove', child: pending, reason: 'rekeyed', lingerMs: 0 }, { kind: 'set-state', child: before, state: { tag: 'installed' } }]);
+  /* INFORMATIONAL { D(child) } --> a plain delete, or the answer to our own delete crossing it */
+  assert.deepEqual(peerDeletedChild(installedChild(r, 0x2000, 0x1000), [], LINGER_MS).effects.map((f) => f.kind === 'remove' && f.reason), ['peer-deleted']);
+  assert.deepEqual(peerDeletedChild(installedChild(r, 0x2000, 0x1000, { tag: 'deleting' }), [], LINGER_MS).effects.map((f) => f.kind === 'remove' && f.reason), ['terminated']);
 });
