@@ -74,9 +74,9 @@ const NOTHING = { links: '', addrs: false, routes: [], policies: '', states: '' 
 
 /** What the engine hands the kernel for this tunnel's Child SA: 0.0.0.0/0 both ways (peers.ts → child-sa.ts). */
 function policiesOf(t: TunnelConfig): KernelPolicy[] {
-  const any = { family: 'ipv4', prefixLength: 0, protocol: 0, startPort: 0, endPort: 65535, startAddress: '0.0.0.0', endAddress: '255.255.255.255' } as const;
+  const wildcard = { family: 'ipv4', prefixLength: 0, protocol: 0, startPort: 0, endPort: 65535, startAddress: '0.0.0.0', endAddress: '255.255.255.255' } as const;
   const mk = (direction: KernelPolicy['direction'], out: boolean): KernelPolicy => ({
-    direction, source: any, destination: any, priority: 2000,
+    direction, source: wildcard, destination: wildcard, priority: 2000,
     tunnelSource: out ? t.localAddress : t.remoteAddress, tunnelDestination: out ? t.remoteAddress : t.localAddress,
   });
   return [mk('out', true), mk('in', false), mk('fwd', false)];

@@ -10,7 +10,7 @@
 // DPD restart or an agent restart keeps it and its routes (DESIGN.md §5, a restart drops no
 // traffic). Each is marked with the alias "kipsec:<tunnel>" so a restarted agent adopts its own
 // and removes those of tunnels no longer configured, and never touches anyone else's.
-// Never half-installed: if any step of one tunnel's set-up fails, its interface is deleted (its
+// Never half-installed: if a step of one tunnel's set-up fails, its interface is deleted (its
 // addresses and routes go with it) and the error names the tunnel.
 import { isIP } from 'node:net';
 import { KipsecError, errorMessage } from '../common/errors.js';

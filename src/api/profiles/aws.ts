@@ -25,7 +25,7 @@
 //    ours is restart, because with the default startup action "Add" AWS never initiates: if we
 //    cleared, nobody would bring the tunnel back.
 //  - Startup action "Add" (default): the customer gateway must initiate -> startAction initiate.
-//  - Local/remote IPv4 network CIDR default 0.0.0.0/0 (route-based: selectors any <-> any), the
+//  - Local/remote IPv4 network CIDR default 0.0.0.0/0 (route-based: selectors 0.0.0.0/0 both ways), the
 //    inside tunnel CIDR a /30 out of 169.254.0.0/16 (AWS takes the first host address, the
 //    customer gateway the second) -> mode route with an XFRM interface.
 //  - MTU 1446 and MSS 1406 bytes (quotas page). Uncertain: AWS's downloadable device
@@ -60,7 +60,7 @@ export const aws: ProfilePreset = {
   esp: { proposals: ['aes256gcm16-ecp384', 'aes256-sha256-modp2048'], lifetimeSec: 3_600, rekeyMarginSec: 540 },
   dpd: { intervalSec: 10, timeoutSec: 40, action: 'restart' },
   mode: 'route',
-  trafficSelectors: 'any',
+  trafficSelectors: 'wildcard',
   mtu: 1446,
   mssBytes: 1406,
   startAction: 'initiate',

@@ -30,7 +30,7 @@
 //  - Lifetimes: IKE 28,800 s, IPsec (quick mode) 27,000 s and 102,400,000 KB. Rekey margin 540 s
 //    is ours.
 //  - DPD timeout 45 s (connection setting, 9..3600 s); the 15 s interval is ours (three misses).
-//  - A route-based gateway negotiates any-to-any selectors unless the connection sets
+//  - A route-based gateway negotiates all-to-all (0.0.0.0/0) selectors unless the connection sets
 //    UsePolicyBasedTrafficSelectors -> mode route, selectors 0.0.0.0/0.
 //  - MTU 1400 / MSS 1350 (FAQ). Azure initiates as well as responds; we initiate anyway.
 import type { ProfilePreset } from './preset.js';
@@ -51,7 +51,7 @@ export const azure: ProfilePreset = {
   esp: { proposals: ['aes256gcm16-ecp384'], lifetimeSec: 27_000, rekeyMarginSec: 540, lifeBytes: 102_400_000 * 1024 },
   dpd: { intervalSec: 15, timeoutSec: 45, action: 'restart' },
   mode: 'route',
-  trafficSelectors: 'any',
+  trafficSelectors: 'wildcard',
   mtu: 1400,
   mssBytes: 1350,
   startAction: 'initiate',

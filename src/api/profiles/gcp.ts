@@ -49,7 +49,7 @@ export const gcp: ProfilePreset = {
   esp: { proposals: ['aes256gcm16-x25519'], lifetimeSec: 10_800, rekeyMarginSec: 540 },
   dpd: { intervalSec: 30, timeoutSec: 150, action: 'restart' },
   mode: 'route',
-  trafficSelectors: 'any',
+  trafficSelectors: 'wildcard',
   mtu: 1390,
   mssBytes: 1350,
   startAction: 'initiate',

@@ -24,7 +24,7 @@ export const DEFAULT_PROFILE: Profile = 'strongswan';
 
 export function presetOf(profile: Profile | undefined): ProfilePreset { return PRESETS[profile ?? DEFAULT_PROFILE]; }
 
-/** Interface name when xfrmInterface.name is not given: `xfrm<ifId>` fits IFNAMSIZ (15) for any u32. */
+/** Interface name when xfrmInterface.name is not given: `xfrm<ifId>` fits IFNAMSIZ (15) for every u32. */
 export function defaultInterfaceName(ifId: number): string { return `xfrm${ifId}`; }
 
 export interface EffectiveXfrmInterface {
@@ -56,7 +56,7 @@ export function effectiveMode(s: { readonly mode?: 'policy' | 'route' | undefine
   return s.mode ?? presetOf(s.profile).mode;
 }
 
-function anySelectors(subnets: readonly string[]): string[] {
+function wildcardSelectors(subnets: readonly string[]): string[] {
   const v6 = subnets.some((c) => isIP(c.split('/')[0] ?? '') === 6);
   const v4 = subnets.length === 0 || subnets.some((c) => isIP(c.split('/')[0] ?? '') === 4);
   return [...(v4 ? ['0.0.0.0/0'] : []), ...(v6 ? ['::/0'] : [])];
@@ -67,8 +67,8 @@ export function effectiveTunnel(s: IPsecTunnelSpec): EffectiveTunnel {
   const p = presetOf(s.profile);
   const mode = effectiveMode(s);
   // The profile's selector shape applies when the mode is the profile's too; an explicit mode
-  // brings its own shape (route: any <-> any, policy: the subnets).
-  const shape = s.mode === undefined ? p.trafficSelectors : mode === 'route' ? 'any' : 'subnets';
+  // brings its own shape (route: 0.0.0.0/0 both ways, policy: the subnets).
+  const shape = s.mode === undefined ? p.trafficSelectors : mode === 'route' ? 'wildcard' : 'subnets';
   const local = s.local.subnets ?? [];
   const all = [...local, ...s.remote.subnets];
   const x = s.xfrmInterface;
@@ -95,8 +95,8 @@ export function effectiveTunnel(s: IPsecTunnelSpec): EffectiveTunnel {
     },
     startAction: s.startAction ?? p.startAction,
     mode,
-    localTs: shape === 'any' ? anySelectors(all) : local,
-    remoteTs: shape === 'any' ? anySelectors(all) : s.remote.subnets,
+    localTs: shape === 'wildcard' ? wildcardSelectors(all) : local,
+    remoteTs: shape === 'wildcard' ? wildcardSelectors(all) : s.remote.subnets,
     ...(x ? {
       xfrmInterface: {
         name: x.name ?? defaultInterfaceName(x.ifId), ifId: x.ifId,
@@ -114,7 +114,7 @@ export function effectiveTunnel(s: IPsecTunnelSpec): EffectiveTunnel {
 
 export type Proto = 'ike' | 'esp';
 
-/** The first token of `proposal` the profile's provider does not accept, if any. */
+/** The first token of `proposal` the profile's provider does not accept, or undefined. */
 export function refusedToken(profile: Profile | undefined, proto: Proto, proposal: string): string | undefined {
   const acc = presetOf(profile).accepts;
   if (!acc) return undefined;

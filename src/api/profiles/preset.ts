@@ -35,8 +35,8 @@ export interface ProfilePreset {
   readonly dpd: { readonly intervalSec: number; readonly timeoutSec: number; readonly action: 'restart' | 'clear' | 'hold' };
   /** route: an XFRM interface and 0.0.0.0/0 selectors, as the cloud gateways negotiate. */
   readonly mode: 'policy' | 'route';
-  /** any: 0.0.0.0/0 <-> 0.0.0.0/0 whatever the subnets; subnets: local.subnets <-> remote.subnets. */
-  readonly trafficSelectors: 'any' | 'subnets';
+  /** wildcard: 0.0.0.0/0 <-> 0.0.0.0/0 whatever the subnets; subnets: local.subnets <-> remote.subnets. */
+  readonly trafficSelectors: 'wildcard' | 'subnets';
   /** Inner MTU of the XFRM interface (route mode) from the provider's document. */
   readonly mtu?: number;
   /** The TCP MSS the provider documents (not yet clamped by kipsec: shown in docs and status only). */

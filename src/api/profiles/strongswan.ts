@@ -1,4 +1,4 @@
-// profile: strongswan — the plain default for any standards-following IKEv2 peer (strongSwan,
+// profile: strongswan — the plain default for every standards-following IKEv2 peer (strongSwan,
 // Libreswan, routers), used when spec.profile is absent. These are the values the IPsecTunnel
 // schema defaulted to before profiles existed, so a tunnel without a profile behaves as it did.
 //
