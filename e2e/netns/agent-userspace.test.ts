@@ -19,13 +19,13 @@ const PSK = 'kipsec e2e userspace: correct horse battery staple';
 const PODS = [{ node: 'a', cidr: '10.1.0.0/24' }, { node: 'b', cidr: '10.2.0.0/24' }];
 const TRANSFER_BYTES = 2 << 20;
 
-test('kipsec agent --datapath userspace refuses a non-AEAD ESP proposal: the field, the data path, exit 2, nothing bound', async (t) => {
+test('kipsec agent --datapath userspace refuses an ESP proposal its engine cannot key (HMAC-SHA-1): the field, the data path, exit 2, nothing bound', async (t) => {
   const [na] = await pair(t, { a: '192.0.2.1/24', b: '192.0.2.2/24' });
-  const config = tunnelYaml({ name: 'cbc', local: '192.0.2.1', remote: '192.0.2.2', localSubnets: ['10.1.0.0/24'], remoteSubnets: ['10.2.0.0/24'], esp: ['aes256-sha256'] });
+  const config = tunnelYaml({ name: 'cbc', local: '192.0.2.1', remote: '192.0.2.2', localSubnets: ['10.1.0.0/24'], remoteSubnets: ['10.2.0.0/24'], esp: ['aes256-sha1'] });
   const e = await AgentProcess.start(t, na, { config, files: { psk: `${PSK}\n` }, args: ['--datapath', 'userspace'] }).catch((x: Error) => x);
   assert.ok(e instanceof Error, 'agent must not start');
   assert.match(e.message, /exited 2 before listening/);
-  assert.match(e.message, /cbc spec\.esp\.proposals\[0\]: "aes256-sha256" has a non-AEAD cipher; --datapath userspace supports only aes128gcm16, aes256gcm16 or chacha20poly1305, without esn/);
+  assert.match(e.message, /cbc spec\.esp\.proposals\[0\]: "aes256-sha1" has an integrity algorithm other than HMAC-SHA2; --datapath userspace supports only aes128gcm16, aes256gcm16, chacha20poly1305, or aes128\/aes256 with sha256, sha384 or sha512/);
   assert.notEqual((await na.run('ip', ['link', 'show', 'kipsec0'], { check: false })).code, 0, 'no TUN device');
 });
 
@@ -68,7 +68,7 @@ test('kipsec agent --datapath userspace|auto: IKE over the ESP engine, ping both
   assert.match(b.log(), /"datapath":"userspace","reason":"the kernel refuses ESP states[^"]*","msg":"datapath chosen"/);
   assert.match(await a.table(), /datapath userspace/);
   const link = await na.run('ip', ['-o', 'link', 'show', 'kipsec0']);
-  assert.match(link.stdout, /mtu 1438\b/, 'TUN MTU = 1500 - ESP-in-UDP overhead');
+  assert.match(link.stdout, /mtu 1406\b/, 'TUN MTU = 1500 - the largest ESP-in-UDP overhead (AES-CBC + HMAC-SHA2-512)');
   assert.match((await na.run('ip', ['route', 'show', '10.2.0.0/24'])).stdout, /dev kipsec0/);
 
   for (const [from, src, dst] of [[na, '10.1.0.1', '10.2.0.1'], [nb, '10.2.0.1', '10.1.0.1']] as const) {
@@ -122,4 +122,43 @@ test('kipsec agent --datapath userspace|auto: IKE over the ESP engine, ping both
   const pr2 = classifyPcapFile(pc.file, { podCidrs: PODS });
   assert.ok(pr2.plaintextBetweenPods >= 4, `the probe sees plaintext: ${formatReport(pr2)}`);
   t.diagnostic(`wall time ${Date.now() - started} ms`);
+});
+
+test('kipsec agent --datapath userspace with AES-CBC + HMAC-SHA2-512-256 and ESN (RFC 3602, RFC 4868, RFC 4303 §2.2.1): ping both ways, a byte-identical TCP transfer, a Child SA rekey with PFS under ping without loss', async (t) => {
+  const [na, nb] = await pair(t, { a: '192.0.2.1/24', b: '192.0.2.2/24' });
+  await na.run('ip', ['addr', 'add', '10.1.0.1/24', 'dev', 'lo']);
+  await nb.run('ip', ['addr', 'add', '10.2.0.1/24', 'dev', 'lo']);
+  const dir = mkdtempSync(join(tmpdir(), 'kipsec-agent-us-cbc-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const esp = ['aes256-sha512-ecp256-esn'];
+  const yaml = (local: string, remote: string, ls: string, rs: string, startAction: 'initiate' | 'respond'): string =>
+    tunnelYaml({ name: 'cbc', local, remote, localSubnets: [ls], remoteSubnets: [rs], startAction, esp });
+  const b = await AgentProcess.start(t, nb, { config: yaml('192.0.2.2', '192.0.2.1', '10.2.0.0/24', '10.1.0.0/24', 'respond'), files: { psk: `${PSK}\n` }, args: ['--datapath', 'userspace'] });
+  const a = await AgentProcess.start(t, na, { config: yaml('192.0.2.1', '192.0.2.2', '10.1.0.0/24', '10.2.0.0/24', 'initiate'), files: { psk: `${PSK}\n` }, args: ['--datapath', 'userspace'] });
+  const up = await a.waitEstablished('cbc', 30_000);
+  await b.waitEstablished('cbc', 30_000);
+  assert.match(up.children[0]!.suite, /^aes256-sha512/, `negotiated ESP suite ${up.children[0]!.suite}`);
+  assert.match(await a.table(), /esn|ESN/i, 'the table names ESN');
+  for (const [from, src, dst] of [[na, '10.1.0.1', '10.2.0.1'], [nb, '10.2.0.1', '10.1.0.1']] as const) {
+    const ping = await from.run('ping', ['-c', '3', '-i', '0.2', '-W', '2', '-s', '1378', '-I', src, dst], { timeoutMs: 20_000, check: false });
+    assert.match(ping.stdout, /3 received/, `${src} → ${dst} (a full-MTU packet): ${ping.stdout}${ping.stderr}`);
+  }
+  await transfer(dir, na, nb, '10.2.0.1');
+  const before = up.children[0]!.spiIn;
+  const ping = new ContinuousPing(na, '10.1.0.1', '10.2.0.1', { intervalMs: 100 });
+  await new Promise((r) => setTimeout(r, 1_000));
+  const r = await a.kipsec(['rekey', 'cbc', '--child']);
+  assert.equal(r.code, 0, r.stderr);
+  await pollUntil('the rekeyed Child SA alone', 20_000, async () => {
+    const s = await a.tunnel('cbc');
+    return s.children.length === 1 && s.children[0]!.spiIn !== before && s.children[0]!.state === 'installed' ? s : undefined;
+  }, async () => JSON.stringify(await a.tunnel('cbc')));
+  await new Promise((r) => setTimeout(r, 1_500));
+  const pr = await ping.stop();
+  assert.ok(pr.sent >= 20, `pings sent: ${pr.sent}`);
+  assert.deepEqual(pr.lost, [], `lost across the rekey: ${pr.lost.join(', ')}\n${pr.tail}`);
+  assert.equal(up.children[0]!.suite, 'aes256-sha512-esn', 'the IKE_AUTH Child SA has no key exchange of its own');
+  assert.equal((await a.tunnel('cbc')).children[0]!.suite, 'aes256-sha512-ecp256-esn', 'the rekey ran a fresh ECP-256 exchange (PFS, RFC 7296 §1.3.1)');
+  assert.equal(await a.stop(), 0);
+  assert.equal(await b.stop(), 0);
 });

@@ -16,13 +16,15 @@ import { sourceIn } from '../routes.js';
 export const DEFAULT_TUN_NAME = 'kipsec0';
 
 /**
- * The largest inner packet whose ESP-in-UDP datagram fits the outer MTU (RFC 4303 §2.4, RFC 3948,
- * RFC 4106 §3): outer IP (20/40) + UDP 8 + SPI/sequence 8 + IV 8 + payload padded with its 2-byte
- * trailer to a multiple of 4 + ICV 16.
+ * The largest inner packet whose ESP-in-UDP datagram fits the outer MTU under every suite the
+ * engine keys (RFC 4303 §2.4, RFC 3948): one TUN MTU serves all SAs, so it is sized for the
+ * largest overhead, AES-CBC with HMAC-SHA2-512-256 — outer IP (20/40) + UDP 8 + SPI/sequence 8 +
+ * IV 16 + payload padded with its 2-byte trailer to the 16-byte block + ICV 32 (RFC 3602 §3,
+ * RFC 4868 §2.3). AEAD suites (IV 8, ICV 16, 4-byte alignment) lose 32 bytes of it.
  */
 export function tunMtu(outerMtu: number, ipv6: boolean): number {
-  const fixed = (ipv6 ? 40 : 20) + 8 + 8 + 8 + 16;
-  const padded = Math.floor((outerMtu - fixed) / 4) * 4;
+  const fixed = (ipv6 ? 40 : 20) + 8 + 8 + 16 + 32;
+  const padded = Math.floor((outerMtu - fixed) / 16) * 16;
   return Math.max(68, padded - 2);
 }
 

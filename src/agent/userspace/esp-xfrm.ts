@@ -15,6 +15,7 @@
 // Nothing outlives the process: a restarted agent finds no SAs to adopt or resume.
 import { randomInt } from 'node:crypto';
 import { KipsecError } from '../../common/errors.js';
+import type { SecretBytes } from '../../common/secret.js';
 import { DEFAULT_REPLAY_WINDOW, cidrSelector, type EspAlgorithm, type EspDirection, type EspEvent, type EspSelector } from '../../esp/index.js';
 import {
   NetlinkErrnoError, XfrmExistsError, XfrmNotFoundError,
@@ -30,7 +31,29 @@ const EEXIST = 17;
 const ZERO_STATS = { replay_window: 0, replay: 0, integrity_failed: 0 } as const;
 
 /** XFRM's AEAD names (src/ike/sa/esp.ts) → the engine's. */
-const ALGORITHM: Readonly<Record<string, EspAlgorithm>> = { 'rfc4106(gcm(aes))': 'aes-gcm-16', 'rfc7539esp(chacha20,poly1305)': 'chacha20-poly1305' };
+const AEAD: Readonly<Record<string, EspAlgorithm>> = { 'rfc4106(gcm(aes))': 'aes-gcm-16', 'rfc7539esp(chacha20,poly1305)': 'chacha20-poly1305' };
+/** cbc(aes) with XFRM's HMAC name and truncation (RFC 4868 §2.3) → the engine's suite. */
+const CBC_HMAC: Readonly<Record<string, EspAlgorithm>> = {
+  'hmac(sha256)/128': 'aes-cbc-hmac-sha2-256-128', 'hmac(sha384)/192': 'aes-cbc-hmac-sha2-384-192', 'hmac(sha512)/256': 'aes-cbc-hmac-sha2-512-256',
+};
+
+const SUITES = 'AES-GCM-16, ChaCha20-Poly1305, or AES-CBC with HMAC-SHA2-256/384/512';
+
+/** The engine's suite and keys for an XFRM state, or an EspSuiteError naming what it cannot key. */
+export function engineSuite(sa: SaSpec): { algorithm: EspAlgorithm; key: SecretBytes; integrityKey?: SecretBytes } {
+  const spi = sa.spi.toString(16);
+  if (sa.aead) {
+    const algorithm = AEAD[sa.aead.name];
+    if (algorithm === undefined) throw new EspSuiteError('ERR_ESP_SUITE', `--datapath userspace does ${SUITES}; SA ${spi} asks for ${sa.aead.name}`);
+    return { algorithm, key: sa.aead.key };
+  }
+  if (sa.crypt?.name === 'cbc(aes)' && sa.auth) {
+    const algorithm = CBC_HMAC[`${sa.auth.name}/${sa.auth.truncBits}`];
+    if (algorithm === undefined) throw new EspSuiteError('ERR_ESP_SUITE', `--datapath userspace does ${SUITES}; SA ${spi} asks for cbc(aes) with ${sa.auth.name} truncated to ${sa.auth.truncBits} bits`);
+    return { algorithm, key: sa.crypt.key, integrityKey: sa.auth.key };
+  }
+  throw new EspSuiteError('ERR_ESP_SUITE', `--datapath userspace does ${SUITES}; SA ${spi} asks for ${sa.crypt?.name ?? 'no cipher'}${sa.auth ? ` with ${sa.auth.name}` : ' without integrity'}`);
+}
 
 export class EspSuiteError extends KipsecError {}
 
@@ -95,9 +118,7 @@ export class EspXfrm implements AgentXfrm {
   #add(sa: SaSpec, selectors: { sources: EspSelector[]; destinations: EspSelector[] } | undefined): void {
     const k = saKey(sa.dst, sa.spi);
     if (this.#sas.has(k)) throw new XfrmExistsError('add', { kind: 'sa', dst: sa.dst, spi: sa.spi, src: sa.src }, new NetlinkErrnoError(EEXIST, 0));
-    const algorithm = sa.aead ? ALGORITHM[sa.aead.name] : undefined;
-    if (!sa.aead || algorithm === undefined) throw new EspSuiteError('ERR_ESP_SUITE', `--datapath userspace does AEAD only (AES-GCM-16, ChaCha20-Poly1305); SA ${sa.spi.toString(16)} asks for ${sa.aead?.name ?? sa.crypt?.name ?? 'no cipher'}`);
-    if (sa.esn) throw new EspSuiteError('ERR_ESP_SUITE', '--datapath userspace does not do extended sequence numbers (ESN)');
+    const suite = engineSuite(sa);
     const reqid = sa.reqid ?? 0;
     const prior = [...this.#sas].find(([, h]) => h.spec.spi >>> 0 === sa.spi >>> 0 && h.reqid === reqid);
     if (prior) { this.#move(prior[0], prior[1], sa); return; }
@@ -113,7 +134,7 @@ export class EspXfrm implements AgentXfrm {
     const engine = this.#dp.engine;
     this.#unsubscribe ??= engine.on((e) => this.#onEngine(e));
     engine.addSa({
-      direction, spi: sa.spi, reqid, algorithm, key: sa.aead.key, limits,
+      direction, spi: sa.spi, reqid, ...suite, ...(sa.esn ? { esn: true } : {}), limits,
       replayWindow: direction === 'in' ? Math.max(sa.replayWindow ?? 0, DEFAULT_REPLAY_WINDOW) : 0,
       ...(direction === 'out' && sa.encap ? { peer: { address: sa.dst, port: sa.encap.dport } } : {}),
       ...(direction === 'in' && sel ? sel : {}),

@@ -1,27 +1,30 @@
 // What a peer config must be for the userspace data path (DESIGN.md §5 "userspace"):
-// the ESP engine does ESP in UDP only (RFC 3948), with AEAD suites only (AES-GCM-16 with 128- or
-// 256-bit keys, ChaCha20-Poly1305) and without ESN, and it raises no ACQUIREs. So every tunnel
-// forces UDP encapsulation (natTraversal 'always': ESP-in-UDP even without a NAT), proposes only
-// what the engine can key, and an on-demand start is refused — each as a ConfigError naming the
-// field and the data path, so `kipsec agent` prints it and applies nothing.
+// the ESP engine does ESP in UDP only (RFC 3948), with AES-GCM-16 (128/256-bit keys),
+// ChaCha20-Poly1305, or AES-CBC (128/256) with HMAC-SHA2-256/384/512, with or without ESN, and it
+// raises no ACQUIREs. So every tunnel forces UDP encapsulation (natTraversal 'always': ESP-in-UDP
+// even without a NAT), proposes only what the engine can key, and an on-demand start is refused —
+// each as a ConfigError naming the field and the data path, so `kipsec agent` prints it and
+// applies nothing.
 import { ConfigError } from '../../common/errors.js';
-import { EncrId, EsnId, TransformType } from '../../ike/constants.js';
+import { EncrId, IntegId, TransformType } from '../../ike/constants.js';
 import type { PeerConfig } from '../../ike/engine.js';
 import { DEFAULT_ESP_PROPOSALS, parseProposals, type PolicyTransform } from '../../ike/policy/index.js';
 
-/** The AEAD-only part of the default ESP proposals (the CBC+HMAC one is not built in the engine). */
+/** The AEAD part of the default ESP proposals: the fastest suites the engine has. */
 export const USERSPACE_ESP_PROPOSALS: readonly string[] = [DEFAULT_ESP_PROPOSALS[0] ?? 'aes256gcm16-aes128gcm16-chacha20poly1305'];
 
-const SUPPORTED = 'aes128gcm16, aes256gcm16 or chacha20poly1305, without esn';
+const SUPPORTED = 'aes128gcm16, aes256gcm16, chacha20poly1305, or aes128/aes256 with sha256, sha384 or sha512';
+const SHA2_HMACS: ReadonlySet<number> = new Set([IntegId.AUTH_HMAC_SHA2_256_128, IntegId.AUTH_HMAC_SHA2_384_192, IntegId.AUTH_HMAC_SHA2_512_256]);
 
 function transformProblem(t: PolicyTransform): string | undefined {
   if (t.type === TransformType.ENCR) {
     if (t.id === EncrId.ENCR_CHACHA20_POLY1305) return undefined;
-    if (t.id === EncrId.ENCR_AES_GCM_16 && (t.keyLength === 128 || t.keyLength === 256)) return undefined;
-    return t.id === EncrId.ENCR_AES_GCM_16 ? `AES-GCM with ${t.keyLength ?? '?'}-bit keys` : 'a non-AEAD cipher';
+    if ((t.id === EncrId.ENCR_AES_GCM_16 || t.id === EncrId.ENCR_AES_CBC) && (t.keyLength === 128 || t.keyLength === 256)) return undefined;
+    if (t.id === EncrId.ENCR_AES_GCM_16) return `AES-GCM with ${t.keyLength ?? '?'}-bit keys`;
+    if (t.id === EncrId.ENCR_AES_CBC) return `AES-CBC with ${t.keyLength ?? '?'}-bit keys`;
+    return 'a cipher the userspace engine does not have';
   }
-  if (t.type === TransformType.INTEG && t.id !== 0) return 'an integrity algorithm (non-AEAD suite)';
-  if (t.type === TransformType.ESN && t.id === EsnId.ESN) return 'extended sequence numbers (esn)';
+  if (t.type === TransformType.INTEG && t.id !== 0 && !SHA2_HMACS.has(t.id)) return 'an integrity algorithm other than HMAC-SHA2';
   return undefined;
 }
 

@@ -1,5 +1,5 @@
 // The userspace data path's control plane without the addon (issue 12): the peer-config rules
-// (ESP in UDP always, AEAD only, no ESN, no on-demand), the TUN MTU arithmetic, and the XFRM port
+// (ESP in UDP always, the engine's suites only, no on-demand), the TUN MTU arithmetic, and the XFRM port
 // on the ESP engine (src/agent/userspace/esp-xfrm.ts) against a fake EspNative that records calls.
 // Why: XfrmKernel, adoption and the daemon run unchanged on this port, so what it tells the engine
 // and what it reports back (dumps, counters, expires) is the whole of the translation.
@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError } from '../../../src/common/errors.js';
 import { SecretBytes } from '../../../src/common/secret.js';
-import { ESP_COUNTERS, ESP_DROP_REASONS } from '../../../src/esp/index.js';
+import { ESP_ALGORITHMS, ESP_COUNTERS, ESP_DROP_REASONS } from '../../../src/esp/index.js';
 import type { EspNative, RawEvent, RawPolicy, RawSa, RawSaStats } from '../../../src/esp/native.js';
 import { EspEngine } from '../../../src/esp/index.js';
 import type { PeerConfig } from '../../../src/ike/engine.js';
@@ -34,22 +34,32 @@ test('userspace peers: UDP encapsulation forced, AEAD proposals kept, empty prop
   assert.doesNotMatch(USERSPACE_ESP_PROPOSALS.join(), /sha|aes256-|aes128-/);
 });
 
-test('userspace peers: non-AEAD, 192-bit GCM, ESN and on-demand are config errors naming the field and the data path', () => {
+test('userspace peers: AES-CBC with HMAC-SHA2 and ESN are kept (RFC 3602, RFC 4868, RFC 4303 §2.2.1)', () => {
+  const kept = ['aes256-sha256', 'aes128-sha512-esn', 'aes256gcm16-esn', 'aes256-sha384-modp2048'];
+  assert.deepEqual(userspacePeer(peer(kept)).children[0]!.espProposals, kept);
+});
+
+test('userspace peers: 3DES, SHA-1, 192-bit AES and on-demand are config errors naming the field and the data path', () => {
   const refused = (p: PeerConfig, path: string, what: RegExp): void => {
     assert.throws(() => userspacePeer(p), (e: unknown) => e instanceof ConfigError && e.path === path && what.test(e.message) && /--datapath userspace/.test(e.message));
   };
-  refused(peer(['aes256gcm16', 'aes256-sha256']), 'spec.esp.proposals[1]', /"aes256-sha256" has a non-AEAD cipher/);
+  refused(peer(['aes256gcm16', 'aes256-sha1']), 'spec.esp.proposals[1]', /"aes256-sha1" has an integrity algorithm other than HMAC-SHA2/);
+  refused({ ...peer(['3des-sha256']), ike: { allowWeak: true } } as PeerConfig, 'spec.esp.proposals[0]', /a cipher the userspace engine does not have/);
   refused(peer(['aes192gcm16']), 'spec.esp.proposals[0]', /AES-GCM with 192-bit keys/);
-  refused(peer(['aes256gcm16-esn']), 'spec.esp.proposals[0]', /extended sequence numbers/);
+  refused(peer(['aes192-sha256']), 'spec.esp.proposals[0]', /AES-CBC with 192-bit keys/);
   refused(peer(['aes256gcm16'], 'on-demand'), 'spec.startAction', /ACQUIRE/);
 });
 
-test('TUN MTU: the outer MTU less IP, UDP, ESP header, IV, ICV, and the padded trailer (RFC 4303, 3948, 4106)', () => {
-  assert.equal(tunMtu(1500, false), 1438); // 20 + 8 + 8 + 8 + (1438 + 2) + 16 = 1500
-  assert.equal(tunMtu(1500, true), 1418);
-  assert.equal(tunMtu(1400, false), 1338);
-  assert.equal((tunMtu(1499, false) + 2) % 4, 0, 'the padded payload is 4-byte aligned');
-  assert.ok(tunMtu(1499, false) + 2 + 60 <= 1499);
+test('TUN MTU: the outer MTU less IP, UDP, ESP header, IV, ICV and padded trailer of the largest suite, AES-CBC + HMAC-SHA2-512 (RFC 4303, 3948, 3602, 4868)', () => {
+  assert.equal(tunMtu(1500, false), 1406); // 20 + 8 + 8 + 16 + (1406 + 2) + 32 = 1492 ≤ 1500, the next block would be 1508
+  assert.equal(tunMtu(1500, true), 1390); // 40 + 8 + 8 + 16 + (1390 + 2) + 32 = 1496
+  assert.equal(tunMtu(1400, false), 1310);
+  for (const outer of [1280, 1400, 1499, 1500, 9000]) {
+    const inner = tunMtu(outer, false);
+    assert.equal((inner + 2) % 16, 0, `the padded payload is block aligned at ${outer}`);
+    assert.ok(inner + 2 + 84 <= outer, `CBC + SHA-512 fits ${outer}`);
+    assert.ok(inner + 2 + 16 + 84 > outer, `no larger block would fit ${outer}`);
+  }
 });
 
 /** A fake addon: records SAs and policies, serves stats, lets the test raise events. */
@@ -117,11 +127,23 @@ test('EspXfrm: a child install puts the inbound SA (selectors from the in policy
   assert.deepEqual(await x.listSas(), []);
 });
 
-test('EspXfrm: what the engine cannot do is refused (non-AEAD, ESN, outbound without UDP encapsulation)', async () => {
+test('EspXfrm: cbc(aes) with hmac(sha256/384/512) at RFC 4868 truncation and ESN reach the engine as its suites', async () => {
+  const { x, f } = await openPort();
+  const { aead: _a, ...bare } = outSa(0x1000);
+  const keys = { enc: new SecretBytes(new Uint8Array(32).fill(7)), integ: new SecretBytes(new Uint8Array(64).fill(9)) };
+  await x.addSa({ ...bare, crypt: { name: 'cbc(aes)', key: keys.enc }, auth: { name: 'hmac(sha512)', key: keys.integ, truncBits: 256 }, esn: true });
+  const sa = f.sas.get(`out|${0x1000}|${REQID}`)!;
+  assert.equal(sa.esn, true);
+  assert.equal(sa.algorithm, ESP_ALGORITHMS['aes-cbc-hmac-sha2-512-256']);
+  assert.deepEqual(sa.integrityKey, new Uint8Array(64).fill(9), 'the HMAC key goes to the engine');
+});
+
+test('EspXfrm: what the engine cannot do is refused (3DES, SHA-1, a non-RFC 4868 truncation, outbound without UDP encapsulation)', async () => {
   const { x } = await openPort();
   const { aead: _a, ...cbc } = outSa(0x1000);
-  await assert.rejects(x.addSa({ ...cbc, crypt: { name: 'cbc(aes)', key: key() }, auth: { name: 'hmac(sha256)', key: key(), truncBits: 128 } }), /AEAD only/);
-  await assert.rejects(x.addSa(outSa(0x1001, { esn: true })), /extended sequence numbers/);
+  await assert.rejects(x.addSa({ ...cbc, crypt: { name: 'cbc(aes)', key: key() }, auth: { name: 'hmac(sha1)', key: key(), truncBits: 96 } }), /cbc\(aes\) with hmac\(sha1\) truncated to 96 bits/);
+  await assert.rejects(x.addSa({ ...cbc, crypt: { name: 'cbc(aes)', key: key() }, auth: { name: 'hmac(sha256)', key: key(), truncBits: 96 } }), /hmac\(sha256\) truncated to 96 bits/);
+  await assert.rejects(x.addSa({ ...cbc, crypt: { name: 'cbc(des3_ede)', key: key() }, auth: { name: 'hmac(sha256)', key: key(), truncBits: 128 } }), /asks for cbc\(des3_ede\)/);
   const { encap: _e, ...plain } = outSa(0x1002);
   await assert.rejects(x.addSa(plain), /ESP in UDP only/);
 });
