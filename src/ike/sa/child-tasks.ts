@@ -5,11 +5,11 @@
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { acceptChildRequest, consumeChildRequest } from '../steps/child-responder.js';
-import { abandon, childInstalled, consumeChildResponse, peerDeletedChild, peerSwitchDue, requestChild, type ChildEffect, type KernelEffect, type ChildExchange, type ChildRequest, type ChildTask, type ChildTimer, type Step } from '../steps/child.js';
+import { abandon, childDeleteAnswered, childInstalled, consumeChildResponse, peerDeletedChild, peerSwitchDue, requestChild, type ChildEffect, type KernelEffect, type ChildExchange, type ChildRequest, type ChildTask, type ChildTimer, type Step } from '../steps/child.js';
 import type { KernelChildSa } from '../ports.js';
 import type { EngineHost } from './host.js';
 import { REKEYED_SA_TIMEOUT_MS } from './defaults.js';
-import type { ChildRuntime, ChildSa, IkeSa, Outstanding } from './ike-sa.js';
+import type { ChildRuntime, ChildSa, IkeSa, Outstanding, Task } from './ike-sa.js';
 import { activateOutbound, armReauthOutboundHold, emitChildUp, installChild, removeChild, reqidStillUsed } from './lifecycle.js';
 import { noteReauthChildFailed } from './reauth.js';
 
@@ -56,6 +56,11 @@ export async function answerChildRequest(e: EngineHost, sa: IkeSa, m: IkeMessage
   const chosen = step.next;
   const spi = await allocSpi(e, sa, chosen.choice.runtime);
   await perform(e, sa, acceptChildRequest(e, sa, chosen, spi), { respond });
+}
+
+/** Initiator of an INFORMATIONAL Delete of a Child SA: the peer answered. */
+export async function onChildDeleteAnswered(e: EngineHost, sa: IkeSa, task: Extract<Task, { kind: 'child-delete' }>): Promise<void> {
+  await perform(e, sa, childDeleteAnswered(task.child, task.reason, e.options.rekeyDeleteDelayMs), {});
 }
 
 /** Responder of an INFORMATIONAL Delete: one Child SA the peer deleted (the answer follows once all are handled). */

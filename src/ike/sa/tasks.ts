@@ -14,12 +14,12 @@ import { buildIkeRekeyRequest, completeIkeRekey } from '../exchanges/ike-rekey.j
 import { keRetry } from '../exchanges/invalid-ke.js';
 import { deleteChildPayloads, deleteIkePayloads } from '../exchanges/informational.js';
 import type { DownReason } from '../ports.js';
-import { abandonChild, onChildResponse, releaseSpi, startChild } from './child-tasks.js';
+import { abandonChild, onChildDeleteAnswered, onChildResponse, releaseSpi, startChild } from './child-tasks.js';
 import { ikeFailure } from './context.js';
 import type { EngineHost } from './host.js';
 import { FRAGMENT_MTU, REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 import { ikeSpisText, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
-import { emitChildUp, establish, heldBySurvivor, installChild, migrateChildren, removeChild, scheduleIkeTimers, teardown } from './lifecycle.js';
+import { emitChildUp, establish, heldBySurvivor, installChild, migrateChildren, scheduleIkeTimers, teardown } from './lifecycle.js';
 import { finishReauth, moveReauthLink, noteReauthChildFailed } from './reauth.js';
 import type { Step } from '../steps/child.js';
 import { headerFor, sealMessage, unfragmentedHint } from './wire.js';
@@ -226,10 +226,7 @@ export async function handleResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, da
     case 'ike-auth': await onAuth(e, sa, m, o); break;
     case 'child-create':
     case 'child-rekey': await onChildResponse(e, sa, m, o, task); break;
-    case 'child-delete':
-      if (task.reason === 'rekeyed') await removeChild(e, sa, task.child, 'rekeyed', e.options.rekeyDeleteDelayMs);
-      else if (task.reason === 'terminated') await removeChild(e, sa, task.child, 'terminated');
-      break;
+    case 'child-delete': await onChildDeleteAnswered(e, sa, task); break;
     case 'ike-rekey': await onIkeRekey(e, sa, m, o, task); break;
     case 'ike-delete':
       if (task.reason === 'terminated') await teardown(e, sa, 'terminated');

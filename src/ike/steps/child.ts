@@ -283,3 +283,14 @@ export function peerDeletedChild(child: ChildSa, siblings: Iterable<ChildSa>, li
   }
   return done([{ kind: 'remove', child, reason: child.state.tag === 'deleting' ? 'terminated' : 'peer-deleted', lingerMs: 0 }]);
 }
+
+/**
+ * Initiator of an INFORMATIONAL Delete of `child`: the peer answered (RFC 7296 §1.4.1). After our
+ * rekey the old SA goes, its inbound state lingering `lingerMs` (§2.8); after terminate() it goes at
+ * once. A redundant or expired SA is already out of the kernel.
+ */
+export function childDeleteAnswered(child: ChildSa, reason: Extract<Task, { kind: 'child-delete' }>['reason'], lingerMs: number): Step<typeof DONE> {
+  if (reason === 'rekeyed') return done([{ kind: 'remove', child, reason: 'rekeyed', lingerMs }]);
+  if (reason === 'terminated') return done([{ kind: 'remove', child, reason: 'terminated', lingerMs: 0 }]);
+  return done([]);
+}

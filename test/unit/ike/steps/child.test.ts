@@ -8,7 +8,7 @@ import { DhId } from '../../../../src/ike/constants.js';
 import type { KernelSa } from '../../../../src/ike/ports.js';
 import { REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from '../../../../src/ike/sa/defaults.js';
 import { acceptChildRequest, consumeChildRequest } from '../../../../src/ike/steps/child-responder.js';
-import { childInstalled, consumeChildResponse, peerDeletedChild, peerSwitchDue, requestChild, type ChildExchange } from '../../../../src/ike/steps/child.js';
+import { childDeleteAnswered, childInstalled, consumeChildResponse, peerDeletedChild, peerSwitchDue, requestChild, type ChildExchange } from '../../../../src/ike/steps/child.js';
 import { effect, installedChild, kinds, notify, NotifyError, other, shape, side, wire, type Who } from './fixtures.js';
 
 const ROLES: readonly Who[] = ['alice', 'bob'];
@@ -252,4 +252,15 @@ test('RFC 7296 §1.4.1, §2.8: an INFORMATIONAL Delete from the peer of a Child 
   /* INFORMATIONAL { D(child) } --> a plain delete, or the answer to our own delete crossing it */
   assert.deepEqual(peerDeletedChild(installedChild(r, 0x2000, 0x1000), [], LINGER_MS).effects.map((f) => f.kind === 'remove' && f.reason), ['peer-deleted']);
   assert.deepEqual(peerDeletedChild(installedChild(r, 0x2000, 0x1000, { tag: 'deleting' }), [], LINGER_MS).effects.map((f) => f.kind === 'remove' && f.reason), ['terminated']);
+});
+
+test('RFC 7296 §1.4.1, §2.8: the answer to our INFORMATIONAL Delete — after our rekey the old SA goes with its inbound state lingering, after terminate() at once', () => {
+  const i = side('alice');
+  const old = installedChild(i, 0x1000, 0x2000, { tag: 'rekeyed', successor: installedChild(i, 0x1001, 0x2001) });
+  /* INFORMATIONAL { D(old) } -->  <-- INFORMATIONAL { D(old) } */
+  assert.deepEqual(childDeleteAnswered(old, 'rekeyed', 2_000).effects, [{ kind: 'remove', child: old, reason: 'rekeyed', lingerMs: 2_000 }]);
+  assert.deepEqual(childDeleteAnswered(old, 'terminated', 2_000).effects, [{ kind: 'remove', child: old, reason: 'terminated', lingerMs: 0 }]);
+  /* a redundant SA of ours (never installed, or a collision's loser) and an expired one are out of the kernel already */
+  assert.deepEqual(childDeleteAnswered(old, 'redundant', 2_000).effects, []);
+  assert.deepEqual(childDeleteAnswered(old, 'hard-lifetime', 2_000).effects, []);
 });
