@@ -1,7 +1,8 @@
 // The driver of the Child SA steps (steps/child.ts, steps/child-responder.ts): it allocates SPIs
 // before a step runs, carries out the step's effects in order against the engine and the kernel,
 // and hands an install's result to childInstalled. tasks.ts starts our requests and routes their
-// answers here; responder.ts routes the peer's CREATE_CHILD_SA requests here.
+// answers (and the answers to our Deletes) here; responder.ts routes the peer's CREATE_CHILD_SA
+// requests and the Child SAs its Deletes name here.
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { acceptChildRequest, consumeChildRequest } from '../steps/child-responder.js';
@@ -75,7 +76,7 @@ export function abandonChild(e: EngineHost, sa: IkeSa, child: ChildSa, retry: Ch
 
 /**
  * Carry out a step's effects in order; an installing step's kernel result goes to childInstalled.
- * Only the install awaits: the other effects run back to back, as one turn of the SA's queue.
+ * Only kernel effects (install, activate-outbound, remove) await; the others run back to back.
  */
 async function perform(e: EngineHost, sa: IkeSa, step: Step, io: ChildChannel): Promise<void> {
   let installed = false;
