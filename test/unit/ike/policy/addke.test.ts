@@ -149,7 +149,7 @@ test('property, RFC 9370 §2.2.1: whatever both sides list per ADDKE type, the r
     theirsLists.forEach((l, i) => {
       const got = s.proposal.transforms.filter((t) => t.type === T.ADDKE1 + i);
       if (l.length === 0) assert.equal(got.length, 0);
-      else { assert.equal(got.length, 1); assert.ok(l.includes(got[0]!.id) && effective(oursLists[i]!).includes(got[0]!.id)); }
+      else { assert.equal(got.length, 1); const id: number = got[0]!.id; assert.ok((l as readonly number[]).includes(id) && effective(oursLists[i]!).includes(id)); }
     });
     const back = checkProposalReply([sent], [{ ...fromSaProposal(toSaProposals([{ protocol: 'ike', transforms: s.proposal.transforms }])[0]!), num: 1 }], withAddke);
     assert.ok(back.ok, back.ok ? '' : back.message);
