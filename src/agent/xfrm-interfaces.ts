@@ -21,6 +21,8 @@ import { sourceIn } from './routes.js';
 import type { TunnelConfig } from './tunnel.js';
 
 export const ALIAS_PREFIX = 'kipsec:';
+/** RTPROT_STATIC (include/uapi/linux/rtnetlink.h): the protocol RtnlClient.addRoute gives our routes. */
+const RTPROT_STATIC = 4;
 /** RT_TABLE_MAIN: routes over the interface need no rule and leave with the interface. */
 const MAIN_TABLE = 254;
 
@@ -146,9 +148,9 @@ export class XfrmInterfaces implements TunnelLinks {
     for (const family of [4, 6] as const) {
       const listed = await this.#rtnl.listRoutes(family === 4 ? 2 : 10, MAIN_TABLE);
       for (const r of listed) {
-        if (r.dev !== index || keep.some((k) => k.dst === r.dst)) continue;
-        // The kernel's own prefix route of the inside address stays (protocol kernel = 2).
-        if (r.protocol === 2) continue;
+        // Only routes of ours (proto static, as addRoute makes them): the kernel's prefix route of the
+        // inside address (proto kernel), hand-made ones (proto boot) and a BGP daemon's (bird, zebra…) stay.
+        if (r.dev !== index || r.protocol !== RTPROT_STATIC || keep.some((k) => k.dst === r.dst)) continue;
         await this.#rtnl.deleteRoute({ dst: r.dst, dev: index, table: MAIN_TABLE }).catch(() => { /* gone meanwhile */ });
       }
     }

@@ -12,6 +12,7 @@ import { userspacePeer } from '../../../src/agent/userspace/peer.js';
 import type { TunnelConfig } from '../../../src/agent/tunnel.js';
 import { XfrmInterfaces, aliasOf, type LinksPort, type RtnlPort } from '../../../src/agent/xfrm-interfaces.js';
 import type { RouteSpec, XfrmInterfaceSpec } from '../../../src/xfrm/index.js';
+import type { RouteState } from '../../../src/xfrm/rtnl/client.js';
 import type { XfrmLinkState } from '../../../src/xfrm/rtnl/xfrm-links.js';
 import { logSink } from './fakes.js';
 
@@ -68,7 +69,7 @@ test('route mode refuses startAction on-demand: trap policies without an if_id a
 });
 
 /** The rtnetlink side as a list of calls, with links the test can pre-seed. */
-function fakeKernel(seed: XfrmLinkState[] = [], failOn?: string) {
+function fakeKernel(seed: XfrmLinkState[] = [], failOn?: string, routes: RouteState[] = []) {
   const calls: string[] = [];
   const links = [...seed];
   let next = 100;
@@ -80,7 +81,7 @@ function fakeKernel(seed: XfrmLinkState[] = [], failOn?: string) {
     setLinkMtu: (dev: string | number, mtu: number) => { fail(`mtu ${dev} ${mtu}`); return Promise.resolve(); },
     addRoute: (r: RouteSpec) => { fail(`route ${r.dst} dev ${String(r.dev)} table ${String(r.table)}${r.metric !== undefined ? ` metric ${r.metric}` : ''}`); return Promise.resolve(); },
     deleteRoute: (r: RouteSpec) => { fail(`unroute ${r.dst}`); return Promise.resolve(); },
-    listRoutes: () => Promise.resolve([]),
+    listRoutes: (family?: number) => Promise.resolve(family === 2 ? routes : []),
     routeGet: () => Promise.resolve({ oif: 2 }),
   };
   const open = (): LinksPort => ({
@@ -147,4 +148,12 @@ test('AWS\'s two tunnels: both route the remote subnets, each over its own inter
 
 test('the userspace data path refuses route mode naming spec.mode: it has one TUN device and no if_id', () => {
   assert.throws(() => userspacePeer(peerConfigOf(awsTunnel())), /spec\.mode: route mode needs XFRM interfaces, which --datapath userspace does not have/);
+});
+
+test('a re-sync removes only its own stale routes over the interface (proto static), not the kernel\'s, hand-made or a BGP daemon\'s', async () => {
+  const over = (dst: string, protocol: number): RouteState => ({ dst, dev: 7, table: 254, protocol });
+  const k = fakeKernel([{ index: 7, name: 'xfrm41', mtu: 1446, up: true, ifId: 41, link: 2, alias: 'kipsec:to-aws-1' }], undefined,
+    [over('172.29.0.0/16', 4), over('169.254.10.0/30', 2), over('192.168.7.0/24', 3), over('10.99.0.0/16', 12), over('172.31.0.0/16', 4)]);
+  await new XfrmInterfaces(k.rtnl, k.open, logSink().log).sync([awsTunnel()]);
+  assert.deepEqual(k.calls.filter((c) => c.startsWith('unroute')), ['unroute 172.29.0.0/16']);
 });
