@@ -75,6 +75,8 @@ export interface AgentOptions {
   readonly cluster?: ClusterHooks;
   /** Where ESP runs (status); 'userspace': `xfrm` and `sockets` are the ESP engine's (src/agent/userspace). */
   readonly datapath?: 'kernel' | 'userspace';
+  /** Why this data path (--datapath auto, the mesh): shown by `kipsec status`. */
+  readonly datapathReason?: string;
   /** Standalone, kernel data path: the XFRM interfaces of route-mode tunnels (xfrm-interfaces.ts). */
   readonly links?: TunnelLinks;
   /** Standalone: what the data path makes of each tunnel's peer config (userspace: ESP in UDP, AEAD only). */
@@ -426,7 +428,7 @@ export class Agent {
     const cluster = this.#o.cluster?.info();
     const ike = this.ikeCounters();
     return {
-      pid: process.pid, startedAt: this.#startedAt, datapath: this.#o.datapath ?? 'kernel', configFile: this.#o.configFile ?? 'cluster', configLoadedAt: this.#configLoadedAt,
+      pid: process.pid, startedAt: this.#startedAt, datapath: this.#o.datapath ?? 'kernel', ...(this.#o.datapathReason ? { datapathReason: this.#o.datapathReason } : {}), configFile: this.#o.configFile ?? 'cluster', configLoadedAt: this.#configLoadedAt,
       ...(cluster ? { cluster } : {}),
       engine: 'kipsec IKEv2', ports: { ike: this.#sockets.ikePort, natt: this.#sockets.nattPort }, ...(ike ? { ike } : {}), tunnels: await this.peerStatuses(),
     };

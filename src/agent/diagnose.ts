@@ -2,10 +2,11 @@
 // fails, what to do. The ESP probe adds one SA (documentation addresses, random SPI) and deletes
 // it at once — the only way to learn whether the kernel accepts ESP states (DESIGN.md §5:
 // the hosts this project is developed on have XFRM policies but no ESP).
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { errorMessage } from '../common/errors.js';
 import { SecretBytes } from '../common/secret.js';
+import { loadEspNative } from '../esp/index.js';
 import { XfrmClient } from '../xfrm/index.js';
 import { loadTuning } from './native.js';
 
@@ -55,13 +56,26 @@ export async function diagnose(): Promise<Check[]> {
     checks.push({ name: 'XFRM netlink', ok: false, detail: `unreachable: ${errorMessage(e)}` });
   }
 
+  let kernelEsp = false;
   if (client) {
     const esp = await probeKernelEsp(client);
+    kernelEsp = esp.ok;
     checks.push(esp.ok
       ? { name: 'kernel ESP', ok: true, detail: 'the kernel accepts an ESP state (rfc4106(gcm(aes))): datapath kernel works' }
       : { name: 'kernel ESP', ok: false, detail: `the kernel refuses ESP states (${esp.reason}); this kernel lacks esp4/GCM — use the kernel VM lane (e2e/kernel-vm.sh) or the userspace datapath` });
     client.close();
   }
+
+  // The other data path, and what `--datapath auto` (standalone and cluster mode alike) runs here.
+  let engine: string | undefined;
+  try { loadEspNative(); } catch (e) { engine = errorMessage(e); }
+  const tun = existsSync('/dev/net/tun');
+  const userspace = engine === undefined && tun;
+  checks.push({ name: 'userspace ESP', ok: userspace, detail: userspace ? 'ESP engine addon loaded, /dev/net/tun present: datapath userspace works' : engine ?? '/dev/net/tun is missing: the userspace data path needs a TUN device' });
+  checks.push({
+    name: 'datapath auto', ok: kernelEsp || userspace,
+    detail: kernelEsp ? '--datapath auto chooses kernel here' : userspace ? '--datapath auto chooses userspace here (the kernel refuses ESP states); IPsecNode status.datapath says so' : 'neither data path works here',
+  });
 
   const tuning = loadTuning();
   checks.push({ name: 'native addon', ok: tuning.available, detail: tuning.available ? 'loaded: UDP_ENCAP on 4500 and per-socket IPsec bypass available' : tuning.description });

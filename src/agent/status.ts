@@ -85,6 +85,8 @@ export interface AgentStatus {
   readonly pid: number;
   readonly startedAt: string;
   readonly datapath: 'kernel' | 'userspace';
+  /** Why that data path (--datapath auto: what the probe found; cluster mode: the mesh's ask). */
+  readonly datapathReason?: string;
   /** Where the peers come from: the config file (standalone) or "cluster" */
   readonly configFile: string;
   readonly configLoadedAt: string;
@@ -130,7 +132,7 @@ function when(iso: string | undefined, nowMs: number): string {
 /** The human table: one block per tunnel, one line per Child SA. */
 export function formatStatus(s: AgentStatus, nowMs: number): string[] {
   const lines: string[] = [];
-  lines.push(`agent pid ${s.pid}, up since ${s.startedAt}, datapath ${s.datapath}, IKE ports ${s.ports.ike}/${s.ports.natt}, engine ${s.engine}`);
+  lines.push(`agent pid ${s.pid}, up since ${s.startedAt}, datapath ${s.datapath}${s.datapathReason ? ` (${s.datapathReason})` : ''}, IKE ports ${s.ports.ike}/${s.ports.natt}, engine ${s.engine}`);
   const cl = s.cluster;
   if (cl) {
     lines.push(`node ${cl.node} (${cl.address}), mesh ${cl.mesh ?? '-'}${cl.inactive ? ` — inactive: ${cl.inactive}` : ''}, traffic ${cl.traffic}, strict ${cl.strict ? 'on' : 'off'}, pod CIDRs ${cl.podCIDRs.join(',') || '-'}`);

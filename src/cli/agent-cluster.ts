@@ -1,6 +1,8 @@
 // `kipsec agent --node-name NAME …` (cluster mode): composes the cluster agent (src/agent/mesh)
 // from the Kubernetes client, XFRM/rtnetlink, the native addon, the metrics server and the agent
-// core, and runs it until SIGTERM/SIGINT. Exit status: 0 after SIGTERM, 2 for usage problems, 1
+// core, and runs it until SIGTERM/SIGINT. The data path is chosen by the node agent once the mesh is
+// listed (src/agent/mesh/datapath.ts): kernel XFRM, or the userspace ESP engine over a TUN device
+// with the peers' pod CIDRs routed into it (src/agent/userspace/mesh-routes.ts). Exit status: 0 after SIGTERM, 2 for usage problems, 1
 // when the agent cannot start (no netlink, no kubeconfig, the metrics port taken).
 import { resolve } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -17,7 +19,14 @@ import { NodeAgent } from '../agent/mesh/node-agent.js';
 import { NodePublisher } from '../agent/mesh/publisher.js';
 import { prepareStateDir } from '../agent/mesh/state-dir.js';
 import { MeshWatch } from '../agent/mesh/watch.js';
+import { probeKernelEsp } from '../agent/diagnose.js';
+import type { DatapathFlag } from '../agent/mesh/datapath.js';
 import { loadTuning } from '../agent/native.js';
+import { UserspaceDatapath } from '../agent/userspace/datapath.js';
+import { EspXfrm } from '../agent/userspace/esp-xfrm.js';
+import { MeshTunRoutes } from '../agent/userspace/mesh-routes.js';
+import { EspSockets } from '../agent/userspace/sockets.js';
+import { loadEspNative } from '../esp/index.js';
 import { RtnlClient, XfrmClient } from '../xfrm/index.js';
 import { EXIT_FAILURE, EXIT_OK, type CliIo } from './commands.js';
 
@@ -34,6 +43,7 @@ export interface ClusterArgs {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly ikePort: number;
   readonly nattPort: number;
+  readonly datapath: DatapathFlag;
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/kipsec';
@@ -64,6 +74,12 @@ export async function runClusterAgent(a: ClusterArgs, io: CliIo): Promise<number
   const namespace = a.namespace ?? process.env['POD_NAMESPACE'] ?? DEFAULT_NAMESPACE;
   const controlSocket = resolve(a.controlSocket ?? DEFAULT_CONTROL_SOCKET);
   const metrics = new AgentMetrics(true);
+  // Made once the data path is chosen userspace: the engine opens when the node address binds.
+  let esp: UserspaceDatapath | undefined;
+  const userspace = (): UserspaceDatapath => {
+    if (!esp) { loadEspNative(); esp = new UserspaceDatapath({ rtnl, log: log.child({ part: 'esp' }) }); }
+    return esp;
+  };
   const watch = new MeshWatch(kube, { node: a.node, namespace, clock: systemClock, log: log.child({ part: 'watch' }) });
   const publisher = new NodePublisher({ kube, node: a.node, clock: systemClock, log: log.child({ part: 'publish' }) });
   const node = new NodeAgent({
@@ -71,9 +87,18 @@ export async function runClusterAgent(a: ClusterArgs, io: CliIo): Promise<number
     kube, watch, publisher, metrics, clock: systemClock, log,
     links: () => rtnl.listLinks(),
     identity: (ips) => new NodeIdentity({ kube, node: a.node, nodeIps: ips, dir: dirs.identity, namespace, clock: systemClock, log: log.child({ part: 'identity' }) }),
-    agent: (cluster) => new Agent({
-      log, controlSocket, stateDir: dirs.sa, xfrm, tuning, ikePort: a.ikePort, nattPort: a.nattPort, cluster,
-    }),
+    datapath: {
+      flag: a.datapath,
+      kernelEsp: () => probeKernelEsp(xfrm),
+      routes: (c) => (c.datapath === 'userspace' ? new MeshTunRoutes({ rtnl, datapath: userspace(), log: log.child({ part: 'routes' }) }) : undefined),
+    },
+    // Userspace: no state directory — the SAs live in this process and die with it.
+    agent: (cluster, c) => (c.datapath === 'userspace'
+      ? new Agent({
+        log, controlSocket, xfrm: new EspXfrm(userspace()), tuning, ikePort: a.ikePort, nattPort: a.nattPort, cluster, datapath: 'userspace', datapathReason: c.reason,
+        sockets: new EspSockets({ ikePort: a.ikePort, nattPort: a.nattPort, datapath: userspace(), log: log.child({ part: 'udp' }), tuning }),
+      })
+      : new Agent({ log, controlSocket, stateDir: dirs.sa, xfrm, tuning, ikePort: a.ikePort, nattPort: a.nattPort, cluster, datapath: 'kernel', datapathReason: c.reason })),
   });
   let server: import('node:http').Server | undefined;
   if (a.metricsPort > 0) {

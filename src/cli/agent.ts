@@ -8,6 +8,8 @@
 // agent resume its IKE SAs without dropping traffic.
 // --datapath kernel (XFRM), userspace (the ESP engine over a TUN device, src/agent/userspace), or
 // auto (kernel when it accepts an ESP state, else userspace; logged and shown in `kipsec status`).
+// Cluster mode takes all three too; unset there means auto, which follows IPsecMesh spec.datapath
+// (src/agent/mesh/datapath.ts says what happens when the flag and the mesh disagree).
 // Exit status: 0 after a clean shutdown, 2 for usage or config problems (one line each, nothing
 // applied), 3 for a data path that is not built (or not for this mode), 1 when the agent could not start otherwise.
 import { dirname, join, resolve } from 'node:path';
@@ -60,7 +62,7 @@ export async function runAgent(args: readonly string[], io: CliIo): Promise<numb
     io.err(`kipsec agent: ${errorMessage(e)}`);
     return EXIT_USAGE;
   }
-  const datapath = str(p, 'datapath') ?? 'kernel';
+  const datapath = str(p, 'datapath') ?? (p.flags.has('standalone') ? 'kernel' : 'auto');
   if (datapath !== 'kernel' && datapath !== 'userspace' && datapath !== 'auto') { io.err('kipsec agent: --datapath must be kernel, userspace or auto'); return EXIT_USAGE; }
   const level = str(p, 'log-level') ?? 'info';
   if (!isLogLevel(level)) { io.err('kipsec agent: --log-level must be one of fatal, error, warn, info, debug, trace, silent'); return EXIT_USAGE; }
@@ -77,7 +79,6 @@ export async function runAgent(args: readonly string[], io: CliIo): Promise<numb
     if (!NODE_NAME.test(node) || node.length > 253) { io.err(`kipsec agent: --node-name "${node}" is not a Kubernetes node name (lower-case DNS subdomain)`); return EXIT_USAGE; }
     const nodeIp = str(p, 'node-ip');
     if (nodeIp !== undefined && isIP(nodeIp) === 0) { io.err(`kipsec agent: --node-ip "${nodeIp}" is not an IP address`); return EXIT_USAGE; }
-    if (datapath !== 'kernel') { io.err(`kipsec agent: --datapath ${datapath} is for --standalone in this version; cluster mode needs a kernel with ESP (\`kipsec diagnose\` checks)`); return EXIT_NOT_BUILT; }
     let metricsPort: number;
     try { metricsPort = port(str(p, 'metrics-port'), DEFAULT_METRICS_PORT, 'metrics-port', 0); } catch (e) { io.err(`kipsec agent: ${errorMessage(e)}`); return EXIT_USAGE; }
     // Loaded on use: the standalone agent needs neither the Kubernetes client nor the PKI.
@@ -85,7 +86,7 @@ export async function runAgent(args: readonly string[], io: CliIo): Promise<numb
     return runClusterAgent({
       node, kubeconfig: str(p, 'kubeconfig'), namespace: str(p, 'namespace'), mesh: str(p, 'mesh'), stateDir: str(p, 'state-dir'),
       controlSocket: str(p, 'control-socket'), metricsPort, metricsAddress: str(p, 'metrics-address') ?? '0.0.0.0', nodeIp,
-      logLevel: level, ikePort, nattPort,
+      logLevel: level, ikePort, nattPort, datapath,
     }, io);
   }
   const config = str(p, 'config');

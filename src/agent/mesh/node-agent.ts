@@ -9,7 +9,6 @@
 // SIGTERM leaves the kernel state alone while the mesh still selects the node (a restart or an
 // upgrade must not drop a packet; the next agent resumes from the checkpoints); when the mesh is
 // gone or no longer selects the node, everything of ours leaves the kernel.
-import { networkInterfaces } from 'node:os';
 import { errorMessage } from '../../common/errors.js';
 import type { Clock, TimerHandle } from '../../common/time.js';
 import { REASONS } from '../../api/conditions.js';
@@ -24,7 +23,11 @@ import { readXfrmStat } from '../metrics.js';
 import type { PeerSnapshot } from '../source.js';
 import { peerIsUp, type ClusterInfo, type TunnelStatus } from '../status.js';
 import { pemBlocks } from '../peers.js';
+import type { MeshRoutePort } from '../userspace/mesh-routes.js';
+import { meshPeerRoutes } from '../userspace/mesh-routes.js';
 import { CaFollower, caView, type CaView } from './ca-follow.js';
+import { chooseNodeDatapath, datapathProblem, userspaceMeshPeers, type DatapathChoice, type DatapathFlag, type KernelEsp } from './datapath.js';
+import { caFields, localAddresses, mtuOf } from './host.js';
 import type { NodeIdentity } from './identity.js';
 import { computeNodeStatus } from './node-status.js';
 import { meshPeers, type MeshPeers } from './peers.js';
@@ -44,7 +47,10 @@ export interface NodeAgentParts {
   readonly kube: KubeClient;
   readonly watch: MeshWatch;
   readonly identity: (nodeIps: readonly string[]) => NodeIdentity;
-  readonly agent: (cluster: ClusterHooks) => Agent;
+  /** Builds the agent core on the data path chosen at start (datapath.ts). */
+  readonly agent: (cluster: ClusterHooks, datapath: DatapathChoice) => Agent;
+  /** --datapath, the kernel ESP probe, and the userspace TUN routes; absent: kernel, as before. */
+  readonly datapath?: { readonly flag: DatapathFlag; readonly kernelEsp: () => Promise<KernelEsp>; readonly routes: (d: DatapathChoice) => MeshRoutePort | undefined };
   readonly publisher: NodePublisher;
   readonly metrics: AgentMetrics;
   readonly links: () => Promise<LinkInfo[]>;
@@ -93,6 +99,10 @@ export class NodeAgent {
   /** Renews the certificate when the cluster CA that signs changes (a CA rotation). */
   #caFollow: CaFollower | undefined;
   #caView: { readonly key: string; readonly view: CaView } | undefined;
+  #datapath: DatapathChoice = { datapath: 'kernel', reason: 'the kernel data path (no choice offered)' };
+  #esp: KernelEsp = { ok: true };
+  /** Userspace: every known peer's pod CIDRs into the TUN device (strict mode there). */
+  #routes: MeshRoutePort | undefined;
 
   constructor(p: NodeAgentParts) { this.#p = p; }
 
@@ -143,6 +153,7 @@ export class NodeAgent {
         await sleep(clock, Math.min(60_000, 2_000 * 2 ** Math.min(i, 5)));
       }
     }
+    await this.#chooseDatapath();
     let first = this.#compute(address, identity);
     for (let i = 0; !first.snapshot.synced; i++) {
       if (this.#isStopped()) return;
@@ -150,8 +161,10 @@ export class NodeAgent {
       await sleep(clock, Math.min(10_000, 500 * 2 ** Math.min(i, 5)));
       first = this.#compute(address, identity);
     }
-    const agent: Agent = this.#p.agent({ info: () => this.#clusterInfo(agent), renewIdentity: () => this.#renew(identity) });
+    const agent: Agent = this.#p.agent({ info: () => this.#clusterInfo(agent), renewIdentity: () => this.#renew(identity) }, this.#datapath);
+    await this.#routes?.add(meshPeerRoutes(first.snapshot.peers), first.mesh?.strict ?? false);
     await agent.start(first.snapshot, { initiate: false });
+    await this.#routes?.sync(meshPeerRoutes(first.snapshot.peers), first.mesh?.strict ?? false);
     if (this.#isStopped()) { await agent.abandon(); return; }
     this.#desired = first;
     this.#phase = { tag: 'running', agent, identity, address };
@@ -172,6 +185,17 @@ export class NodeAgent {
     log.info({ node, address, mesh: first.mesh?.name ?? null, inactive: first.inactive?.message, peers: first.snapshot.peers.length, skipped: first.peers.skipped.length, traffic: first.traffic.message }, 'cluster agent running');
   }
 
+  /** Once, before the first peers: flag, mesh and kernel decide (datapath.ts); logged with the reason. */
+  async #chooseDatapath(): Promise<void> {
+    const dp = this.#p.datapath;
+    if (!dp) return;
+    this.#esp = await dp.kernelEsp();
+    const chosen = activeMeshOf(this.#p.watch.meshes.list(), this.#p.meshName);
+    this.#datapath = chooseNodeDatapath(dp.flag, chosen ? { name: chosen.metadata.name, datapath: resolveMesh(chosen).settings.datapath } : undefined, this.#esp);
+    this.#routes = dp.routes(this.#datapath);
+    this.#p.log.info({ datapath: this.#datapath.datapath, reason: this.#datapath.reason }, 'datapath chosen');
+  }
+
   #compute(address: string, identity: NodeIdentity): Desired {
     const { watch, node } = this.#p;
     const self = watch.node(node);
@@ -184,8 +208,7 @@ export class NodeAgent {
     const inactive = !chosen
       ? { reason: REASONS.NoMesh, message: this.#p.meshName ? `no IPsecMesh named ${this.#p.meshName}` : 'no IPsecMesh in the cluster' }
       : !selects(mesh!, watch.labelsOf(node)) ? { reason: REASONS.NotInMesh, message: `IPsecMesh ${chosen.metadata.name}'s nodeSelector does not select this node` }
-        : mesh!.datapath === 'userspace' ? { reason: 'DatapathUnavailable', message: 'IPsecMesh asks for the userspace data path, which this agent does not have yet; set spec.datapath to kernel or auto' }
-          : undefined;
+        : datapathProblem(this.#datapath, { name: chosen.metadata.name, datapath: mesh!.datapath }, this.#esp);
     const id = identity.meshIdentity(watch.trustBundle());
     const cas = id ? { der: id.cas, digest: id.bundleDigest } : this.#desired?.cas;
     if (inactive || !mesh) return { snapshot: { synced: watch.synced, peers: [] }, mesh, inactive, peers: empty, traffic, podCIDRs, cas };
@@ -196,7 +219,8 @@ export class NodeAgent {
       return { snapshot: { synced: false, peers: prev?.snapshot.peers ?? [] }, mesh, inactive: prev ? undefined : { reason: 'IdentityNotReady', message: 'no usable certificate or trust bundle yet' }, peers: prev?.peers ?? empty, traffic, podCIDRs, cas };
     }
     const others = watch.ipsecNodes.list().filter((n) => n.metadata.name !== node && watch.nodeExists(n.metadata.name) && selects(mesh, watch.labelsOf(n.metadata.name)));
-    const peers = meshPeers({ name: node, address, podCIDRs, traffic: traffic.traffic }, others, mesh, id);
+    const all = meshPeers({ name: node, address, podCIDRs, traffic: traffic.traffic }, others, mesh, id);
+    const peers = this.#datapath.datapath === 'userspace' ? userspaceMeshPeers(all) : all;
     return { snapshot: { synced: watch.synced, peers: peers.peers }, mesh, inactive: undefined, peers, traffic, podCIDRs, cas };
   }
 
@@ -214,7 +238,11 @@ export class NodeAgent {
         const ph = this.#phase;
         if (ph.tag !== 'running') break;
         const d = this.#compute(ph.address, ph.identity);
+        // Userspace strict mode: new peers' blackholes before the engine knows them, old ones' after their SAs went.
+        const routes = meshPeerRoutes(d.snapshot.peers); const strict = d.mesh?.strict ?? false;
+        await this.#routes?.add(routes, strict);
         const r = await ph.agent.apply(d.snapshot);
+        if (d.snapshot.synced) await this.#routes?.sync(routes, strict);
         this.#desired = d;
         if (r.added.length + r.removed.length + r.changed.length > 0 || r.refused.size > 0)
           this.#p.log.info({ added: r.added, removed: r.removed, changed: r.changed, refused: Object.fromEntries(r.refused) }, 'mesh peers changed');
@@ -317,7 +345,7 @@ export class NodeAgent {
       const c = ph.identity.certificate;
       if (c) this.#p.metrics.certNotAfter.set(c.notAfterMs / 1000);
       const status = computeNodeStatus({
-        nowMs: this.#p.clock.now(), inactive: d.inactive, peers, skipped: d.peers.skipped, traffic: d.traffic, strict: d.mesh?.strict ?? false,
+        nowMs: this.#p.clock.now(), datapath: this.#datapath.datapath, inactive: d.inactive, peers, skipped: d.peers.skipped, traffic: d.traffic, strict: d.mesh?.strict ?? false,
         certNotAfterMs: c?.notAfterMs, identityValid: ph.identity.valid, policiesIn: true, mtu: mtuOf(this.#links, ph.address), xfrmErrors,
         existing: this.#lastConditions ?? this.#p.watch.ipsecNodes.get(this.#p.node)?.status?.conditions,
       });
@@ -378,22 +406,8 @@ export class NodeAgent {
     // The mesh still wants this node: leave SAs, policies and blocks; the next agent resumes them.
     if (this.#desired && !this.#desired.inactive) { await ph.agent.abandon(); return 'kept'; }
     await ph.agent.shutdown();
+    const routes = await this.#routes?.removeAll().catch((e: unknown) => { this.#p.log.warn({ err: errorMessage(e) }, 'removing the mesh routes failed'); return 0; });
+    if (routes) this.#p.log.info({ removed: routes }, 'mesh routes and strict-mode blackholes removed');
     return 'removed';
   }
-}
-
-function localAddresses(): string[] {
-  return Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address));
-}
-
-/** MTU of the interface that holds `address`. */
-function mtuOf(links: readonly LinkInfo[], address: string): number | undefined {
-  const ifname = Object.entries(networkInterfaces()).find(([, as]) => (as ?? []).some((a) => a.address === address))?.[0];
-  return links.find((l) => l.name === ifname)?.mtu;
-}
-
-/** IPsecNode spec.identity fields of a CA view (the schema allows 8 trusted CAs). */
-function caFields(v: CaView | undefined): { issuerFingerprint?: string; trustedCAs?: string[] } {
-  if (!v) return {};
-  return { ...(v.issuer ? { issuerFingerprint: v.issuer } : {}), trustedCAs: v.trusted.slice(0, 8) };
 }

@@ -8,6 +8,8 @@ import { espCost, maxInnerPacket, type ResolvedTraffic } from './traffic.js';
 
 export interface NodeStatusInput {
   readonly nowMs: number;
+  /** The data path this agent runs (mesh/datapath.ts). */
+  readonly datapath: 'kernel' | 'userspace';
   /** Why the node takes no part in a mesh, or undefined when it does. */
   readonly inactive: { readonly reason: string; readonly message: string } | undefined;
   readonly peers: readonly TunnelStatus[];
@@ -89,7 +91,7 @@ export function computeNodeStatus(i: NodeStatusInput): IPsecNodeStatus {
   const size = innerSize(i.peers, i.mtu);
   return {
     conditions: [ready],
-    datapath: 'kernel',
+    datapath: i.datapath,
     strict: i.strict,
     traffic: { mode: i.traffic.traffic.mode, ...(i.traffic.traffic.overlay ? { overlay: i.traffic.traffic.overlay } : {}), source: i.traffic.source, message: i.traffic.message },
     peersUp: up, peersExpected: expected,

@@ -39,6 +39,8 @@ export interface RouteSpec {
   readonly dev?: string | number;
   readonly table?: number;
   readonly metric?: number;
+  /** 'blackhole': no device or next hop, the packet is dropped (default 'unicast'). */
+  readonly type?: 'unicast' | 'blackhole';
 }
 
 export interface RouteState extends RouteSpec { readonly protocol: number }
@@ -169,12 +171,14 @@ export class RtnlClient {
     const table = r.table ?? R.STRONGSWAN_ROUTING_TABLE;
     const oif = r.dev !== undefined ? await this.#index(r.dev) : undefined;
     if (r.src && familyOf(r.src) !== dst.family) throw new ConfigError('route.src', `family differs from ${r.dst}`);
+    const blackhole = r.type === 'blackhole';
+    if (blackhole && (oif !== undefined || r.gateway)) throw new ConfigError('route.type', `a blackhole route to ${r.dst} has no device or next hop`);
     const alen = dst.family === AF_INET ? 4 : 16;
     const msg: Rtmsg = {
       rtm_family: dst.family, rtm_dst_len: dst.prefix, rtm_src_len: 0, rtm_tos: 0,
       rtm_table: table < 256 ? table : 252 /* RT_TABLE_COMPAT */, rtm_protocol: R.RTPROT_STATIC,
       // Like iproute2: a device route without next hop is on-link (scope link), otherwise universe.
-      rtm_scope: !r.gateway && oif !== undefined ? R.RT_SCOPE_LINK : R.RT_SCOPE_UNIVERSE, rtm_type: R.RTN_UNICAST, rtm_flags: 0,
+      rtm_scope: !r.gateway && oif !== undefined ? R.RT_SCOPE_LINK : R.RT_SCOPE_UNIVERSE, rtm_type: blackhole ? R.RTN_BLACKHOLE : R.RTN_UNICAST, rtm_flags: 0,
     };
     return (w) => {
       encodeRtmsg(w, msg); pad(w, RTMSG_SIZE);
@@ -245,7 +249,11 @@ export class RtnlClient {
       const dst = addr(R.RTA_DST) ?? (h.rtm_family === AF_INET ? '0.0.0.0' : '::');
       const oif = attrs.find((x) => x.type === R.RTA_OIF);
       const src = addr(R.RTA_PREFSRC); const gw = addr(R.RTA_GATEWAY);
-      out.push({ dst: `${dst}/${h.rtm_dst_len}`, table: tbl, protocol: h.rtm_protocol, ...(src ? { src } : {}), ...(gw ? { gateway: gw } : {}), ...(oif ? { dev: attrU32(oif) } : {}) });
+      const prio = attrs.find((x) => x.type === R.RTA_PRIORITY);
+      out.push({
+        dst: `${dst}/${h.rtm_dst_len}`, table: tbl, protocol: h.rtm_protocol, ...(src ? { src } : {}), ...(gw ? { gateway: gw } : {}), ...(oif ? { dev: attrU32(oif) } : {}),
+        ...(prio ? { metric: attrU32(prio) } : {}), ...(h.rtm_type === R.RTN_BLACKHOLE ? { type: 'blackhole' as const } : {}),
+      });
     }
     return out;
   }

@@ -38,6 +38,8 @@ export const RTPROT_STATIC = 4;
 export const RT_SCOPE_UNIVERSE = 0;
 export const RT_SCOPE_LINK = 253;
 export const RTN_UNICAST = 1;
+/** `ip route add blackhole …`: the packet is dropped silently. */
+export const RTN_BLACKHOLE = 6;
 
 export const FRA_PRIORITY = 6;
 export const FRA_TABLE = 15;

@@ -27,7 +27,7 @@ function peer(node: string, state: TunnelStatus['ikeState'], o: Partial<TunnelSt
 }
 
 const input = (o: Partial<NodeStatusInput> = {}): NodeStatusInput => ({
-  nowMs: NOW, inactive: undefined, peers: [peer('node-b', 'established'), peer('node-c', 'established')], skipped: [],
+  nowMs: NOW, datapath: 'kernel', inactive: undefined, peers: [peer('node-b', 'established'), peer('node-c', 'established')], skipped: [],
   traffic: { traffic: { mode: 'routed' }, source: 'default', message: 'no VXLAN or Geneve device on this node: routed' },
   strict: true, certNotAfterMs: NOW + 86_400_000, identityValid: true, policiesIn: true, mtu: 1500, xfrmErrors: { XfrmInNoStates: 0 }, existing: undefined, ...o,
 });

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runAgent } from '../../../src/cli/agent.js';
-import { EXIT_NOT_BUILT, EXIT_USAGE } from '../../../src/cli/commands.js';
+import { EXIT_FAILURE, EXIT_USAGE } from '../../../src/cli/commands.js';
 
 async function run(args: string[]): Promise<{ code: number; err: string }> {
   const err: string[] = [];
@@ -28,9 +28,11 @@ test('--standalone refuses cluster-mode options, naming the first', async () => 
   assert.deepEqual(r, { code: EXIT_USAGE, err: 'kipsec agent: --kubeconfig is for cluster mode; --standalone takes its tunnels from --config' });
 });
 
-test('a data path this version does not have exits 3 and says so in the product\'s words', async () => {
-  const r = await run(['--node-name', 'n1', '--datapath', 'userspace']);
-  assert.equal(r.code, EXIT_NOT_BUILT);
-  assert.match(r.err, /--datapath userspace is for --standalone in this version; cluster mode needs a kernel with ESP/);
-  assert.doesNotMatch(r.err, /issue/);
+test('cluster mode takes --datapath kernel, userspace and auto: the argument checks pass (here it stops at the missing cluster credentials)', async () => {
+  for (const d of ['kernel', 'userspace', 'auto']) {
+    const r = await run(['--node-name', 'n1', '--datapath', d, '--metrics-port', '0']);
+    assert.equal(r.code, EXIT_FAILURE, r.err);
+    assert.match(r.err, /cannot load the cluster credentials/);
+  }
+  assert.match((await run(['--node-name', 'n1', '--datapath', 'ebpf'])).err, /--datapath must be kernel, userspace or auto/);
 });

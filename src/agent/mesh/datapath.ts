@@ -1,0 +1,72 @@
+// Which data path a cluster agent runs, and whether the IPsecMesh accepts it (DESIGN.md §5). Pure,
+// so every combination of flag, mesh and kernel has a test.
+//
+// The data path is chosen once, at start: the userspace one owns the NAT-T port and a TUN device,
+// the kernel one the XFRM state, and the two cannot trade places under live SAs.
+//   --datapath kernel | userspace   the node runs that; a mesh asking for the other one leaves the
+//                                   node out of the mesh (DatapathMismatch), never half in it
+//   --datapath auto (cluster default) the mesh decides: spec.datapath kernel or userspace is taken as
+//                                   asked, auto means kernel when the kernel accepts an ESP state,
+//                                   else userspace. A mesh asking for kernel on a kernel without ESP
+//                                   is DatapathUnavailable; the agent then runs userspace (idle), so a
+//                                   mesh switched to auto or userspace later needs no restart.
+// The userspace engine does tunnel-mode ESP in UDP for one local address: the mesh's pod CIDR
+// pairs fit it; transport-mode pairs (overlay, hostToHost) are refused per peer, with the reason.
+import { errorMessage } from '../../common/errors.js';
+import type { DesiredPeer } from '../source.js';
+import { userspacePeer } from '../userspace/peer.js';
+import type { MeshPeers } from './peers.js';
+
+export type DatapathFlag = 'kernel' | 'userspace' | 'auto';
+export type Datapath = 'kernel' | 'userspace';
+export type MeshDatapath = 'kernel' | 'userspace' | 'auto';
+
+/** The probe's answer (src/agent/diagnose.ts probeKernelEsp). */
+export interface KernelEsp { readonly ok: boolean; readonly reason?: string }
+
+export interface DatapathChoice { readonly datapath: Datapath; readonly reason: string }
+
+export const DATAPATH_REASONS = { unavailable: 'DatapathUnavailable', mismatch: 'DatapathMismatch' } as const;
+
+const refuses = (esp: KernelEsp): string => `the kernel refuses ESP states${esp.reason ? ` (${esp.reason})` : ''}`;
+
+/** At start: the data path this agent runs, and why (logged, in `kipsec status`). */
+export function chooseNodeDatapath(flag: DatapathFlag, mesh: { readonly name: string; readonly datapath: MeshDatapath } | undefined, esp: KernelEsp): DatapathChoice {
+  if (flag !== 'auto') return { datapath: flag, reason: `--datapath ${flag}` };
+  if (mesh?.datapath === 'userspace') return { datapath: 'userspace', reason: `IPsecMesh ${mesh.name} asks for userspace` };
+  if (esp.ok) return { datapath: 'kernel', reason: `--datapath auto: the kernel accepts ESP states${mesh?.datapath === 'kernel' ? `; IPsecMesh ${mesh.name} asks for kernel` : ''}` };
+  return { datapath: 'userspace', reason: `--datapath auto: ${refuses(esp)}${mesh?.datapath === 'kernel' ? `; IPsecMesh ${mesh.name} asks for kernel, so the node stays out of it` : ''}` };
+}
+
+/** While running: why the mesh cannot have this node on the data path it runs, or undefined. */
+export function datapathProblem(running: DatapathChoice, mesh: { readonly name: string; readonly datapath: MeshDatapath }, esp: KernelEsp): { readonly reason: string; readonly message: string } | undefined {
+  if (mesh.datapath === 'auto' || mesh.datapath === running.datapath) return undefined;
+  if (mesh.datapath === 'kernel' && !esp.ok)
+    return { reason: DATAPATH_REASONS.unavailable, message: `IPsecMesh ${mesh.name} asks for the kernel data path, but on this node ${refuses(esp)}; set spec.datapath to auto or userspace` };
+  return {
+    reason: DATAPATH_REASONS.mismatch,
+    message: `IPsecMesh ${mesh.name} asks for the ${mesh.datapath} data path; this agent runs ${running.datapath} (${running.reason}): restart it with --datapath ${mesh.datapath} or auto, or set spec.datapath to auto`,
+  };
+}
+
+/** One peer as the userspace engine runs it, or why it cannot. */
+function adapt(p: DesiredPeer): DesiredPeer | string {
+  if (p.config.children.some((c) => c.mode === 'transport'))
+    return 'transport-mode ESP (overlay or hostToHost traffic) needs the kernel data path; this node runs userspace (tunnel mode only)';
+  try {
+    // ESP in UDP always (the engine has no raw ESP), and only suites the engine can key.
+    return { ...p, config: userspacePeer(p.config), installRoutes: false };
+  } catch (e) { return `the userspace data path cannot run it: ${errorMessage(e)}`; }
+}
+
+/** The mesh's peers for the userspace data path: those it cannot run move to `skipped` with the reason. */
+export function userspaceMeshPeers(m: MeshPeers): MeshPeers {
+  const peers: DesiredPeer[] = [];
+  const skipped = [...m.skipped];
+  for (const p of m.peers) {
+    const r = adapt(p);
+    if (typeof r === 'string') skipped.push({ node: p.kind.type === 'mesh' ? p.kind.node : p.name, reason: r });
+    else peers.push(r);
+  }
+  return { peers, skipped, notes: m.notes };
+}

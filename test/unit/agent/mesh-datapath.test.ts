@@ -1,0 +1,128 @@
+// Cluster mode's data path (src/agent/mesh/datapath.ts): which one the agent runs for each --datapath
+// flag, IPsecMesh spec.datapath and kernel, the condition when they disagree, the peers the userspace
+// engine cannot run; and strict mode there (src/agent/userspace/mesh-routes.ts): every known peer's
+// pod CIDRs routed into the TUN device, blackholes that outlive the agent, removed only with the peer.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chooseNodeDatapath, datapathProblem, userspaceMeshPeers } from '../../../src/agent/mesh/datapath.js';
+import { computeNodeStatus } from '../../../src/agent/mesh/node-status.js';
+import { BLACKHOLE_METRIC, MESH_TUN_TABLE, MeshTunRoutes, meshPeerRoutes, TUN_ROUTE_METRIC } from '../../../src/agent/userspace/mesh-routes.js';
+import type { UserspaceDatapath } from '../../../src/agent/userspace/datapath.js';
+import type { DesiredPeer } from '../../../src/agent/source.js';
+import type { MeshPeers } from '../../../src/agent/mesh/peers.js';
+import type { ChildConfig, PeerConfig } from '../../../src/ike/engine.js';
+import type { RouteSpec, RtnlClient } from '../../../src/xfrm/index.js';
+import { createLogger } from '../../../src/agent/log.js';
+
+const NO_ESP = { ok: false, reason: 'EPROTONOSUPPORT' } as const;
+const ESP = { ok: true } as const;
+const mesh = (datapath: 'kernel' | 'userspace' | 'auto') => ({ name: 'default', datapath });
+
+test('--datapath auto: the mesh decides; its auto means kernel when the kernel accepts an ESP state, else userspace, and the reason says which', () => {
+  assert.deepEqual(chooseNodeDatapath('auto', mesh('auto'), NO_ESP), { datapath: 'userspace', reason: '--datapath auto: the kernel refuses ESP states (EPROTONOSUPPORT)' });
+  assert.equal(chooseNodeDatapath('auto', mesh('auto'), ESP).datapath, 'kernel');
+  assert.equal(chooseNodeDatapath('auto', undefined, NO_ESP).datapath, 'userspace');
+  assert.equal(chooseNodeDatapath('auto', mesh('userspace'), ESP).datapath, 'userspace', 'the mesh asks for userspace on a kernel with ESP');
+  const c = chooseNodeDatapath('auto', mesh('kernel'), NO_ESP);
+  assert.equal(c.datapath, 'userspace', 'idle on userspace, so a mesh switched to auto needs no restart');
+  assert.match(c.reason, /asks for kernel, so the node stays out of it/);
+});
+
+test('an explicit --datapath wins at start; the mesh then only accepts or refuses it', () => {
+  assert.equal(chooseNodeDatapath('kernel', mesh('userspace'), NO_ESP).datapath, 'kernel');
+  assert.equal(chooseNodeDatapath('userspace', mesh('kernel'), ESP).datapath, 'userspace');
+});
+
+test('the mesh asking for kernel on a kernel without ESP is DatapathUnavailable; flag and mesh disagreeing is DatapathMismatch; auto accepts either', () => {
+  const us = { datapath: 'userspace', reason: '--datapath auto: the kernel refuses ESP states' } as const;
+  const k = { datapath: 'kernel', reason: '--datapath kernel' } as const;
+  const unavailable = datapathProblem(us, mesh('kernel'), NO_ESP);
+  assert.equal(unavailable?.reason, 'DatapathUnavailable');
+  assert.match(unavailable?.message ?? '', /asks for the kernel data path, but on this node the kernel refuses ESP states \(EPROTONOSUPPORT\); set spec\.datapath to auto or userspace/);
+  const mismatch = datapathProblem(k, mesh('userspace'), ESP);
+  assert.equal(mismatch?.reason, 'DatapathMismatch');
+  assert.match(mismatch?.message ?? '', /asks for the userspace data path; this agent runs kernel \(--datapath kernel\): restart it with --datapath userspace or auto/);
+  assert.equal(datapathProblem(us, mesh('kernel'), ESP)?.reason, 'DatapathMismatch', 'a kernel with ESP but an agent forced to userspace');
+  for (const d of [us, k]) assert.equal(datapathProblem(d, mesh('auto'), NO_ESP), undefined);
+  assert.equal(datapathProblem(us, mesh('userspace'), NO_ESP), undefined);
+});
+
+function peer(node: string, children: ChildConfig[], esp = ['aes256gcm16-x25519']): DesiredPeer {
+  const config = {
+    name: `mesh/${node}`, local: { address: '192.0.2.11', id: { type: 'fqdn', value: 'node-a' } }, remote: { address: '192.0.2.12', id: { type: 'fqdn', value: node } },
+    auth: { method: 'psk', psk: new Uint8Array(32) }, ike: { proposals: ['aes256gcm16-prfsha384-x25519'] },
+    children: children.map((c) => ({ ...c, espProposals: esp })), startAction: 'initiate', natTraversal: 'auto',
+  } as unknown as PeerConfig;
+  return { name: config.name, config, digest: 'd', sessionDigest: 's', installRoutes: false, ikeProposalText: [], espProposalText: esp, blocks: [], keepUp: true, kind: { type: 'mesh', node } };
+}
+const LIFE = { espProposals: [], rekeyTimeMs: 3_600_000, lifeTimeMs: 3_960_000 };
+const pods = (remote: string): ChildConfig => ({ name: 'pods', mode: 'tunnel', localTs: ['10.244.1.0/24'], remoteTs: [remote], ...LIFE });
+
+test('userspace mesh peers: ESP in UDP forced (RFC 3948), transport-mode pairs and suites the engine cannot key skipped with the reason', () => {
+  const m: MeshPeers = {
+    peers: [
+      peer('node-b', [pods('10.244.2.0/24')]),
+      peer('node-c', [{ name: 'host', mode: 'transport', localTs: ['192.0.2.11/32'], remoteTs: ['192.0.2.13/32'], ...LIFE }]),
+      peer('node-d', [pods('10.244.4.0/24')], ['3des-sha1-modp2048']),
+    ],
+    skipped: [{ node: 'node-e', reason: 'it has not published its identity yet' }], notes: [],
+  };
+  const u = userspaceMeshPeers(m);
+  assert.deepEqual(u.peers.map((p) => [p.name, p.config.natTraversal]), [['mesh/node-b', 'always']]);
+  assert.deepEqual(u.skipped.map((s) => s.node), ['node-e', 'node-c', 'node-d']);
+  assert.match(u.skipped[1]!.reason, /transport-mode ESP \(overlay or hostToHost traffic\) needs the kernel data path/);
+  assert.match(u.skipped[2]!.reason, /the userspace data path cannot run it: .*3des/);
+});
+
+test('IPsecNode status.datapath says which data path runs', () => {
+  const base = {
+    nowMs: 0, inactive: undefined, peers: [], skipped: [], traffic: { traffic: { mode: 'routed' as const }, source: 'default' as const, message: 'routed' },
+    strict: true, certNotAfterMs: undefined, identityValid: true, policiesIn: true, mtu: 1500, xfrmErrors: {}, existing: undefined,
+  };
+  assert.equal(computeNodeStatus({ ...base, datapath: 'userspace' }).datapath, 'userspace');
+  assert.equal(computeNodeStatus({ ...base, datapath: 'kernel' }).datapath, 'kernel');
+});
+
+/** An rtnetlink stand-in keeping table 221 and the rules as `ip route` / `ip rule` would. */
+function fakeRtnl(initial: RouteSpec[] = []) {
+  const routes = new Map<string, RouteSpec>();
+  const k = (r: RouteSpec): string => `${r.type ?? 'unicast'}|${r.dst}|${r.metric ?? 0}`;
+  for (const r of initial) routes.set(k(r), r);
+  const rules: string[] = [];
+  const rtnl = {
+    listRoutes: (_fam: number, table: number) => Promise.resolve([...routes.values()].filter((r) => r.table === table).map((r) => ({ ...r, protocol: 4 }))),
+    ensureRule: (fam: number, table: number, prio: number) => { rules.push(`${fam} ${prio} ${table}`); return Promise.resolve(); },
+    addRoute: (r: RouteSpec) => { routes.set(k(r), r); return Promise.resolve(); },
+    deleteRoute: (r: RouteSpec) => { routes.delete(k(r)); return Promise.resolve(); },
+  };
+  return { rtnl: rtnl as unknown as RtnlClient, routes, rules };
+}
+const show = (rs: Map<string, RouteSpec>): string[] => [...rs.values()].map((r) => `${r.type === 'blackhole' ? 'blackhole ' : ''}${r.dst}${r.dev ? ` dev ${String(r.dev)}` : ''} metric ${r.metric ?? 0}`).sort();
+
+test('userspace strict mode: a new peer\'s pod CIDRs are blackholed before the engine knows it, routed into the TUN once it runs; a departed peer\'s routes go after its SAs', async () => {
+  const f = fakeRtnl();
+  const dp = { tunName: 'kipsec0', isOpen: false };
+  const r = new MeshTunRoutes({ rtnl: f.rtnl, datapath: dp as unknown as UserspaceDatapath, log: createLogger({ level: 'silent' }) });
+  const b = meshPeerRoutes([peer('node-b', [pods('10.244.2.0/24')])]);
+  await r.add(b, true);
+  assert.deepEqual(show(f.routes), [`blackhole 10.244.2.0/24 metric ${BLACKHOLE_METRIC}`]);
+  assert.deepEqual(f.rules, [`2 221 ${MESH_TUN_TABLE}`], 'one rule ahead of main: the CNI\'s own route to those pods stays untouched');
+  dp.isOpen = true;
+  await r.sync(b, true);
+  assert.deepEqual(show(f.routes), [`10.244.2.0/24 dev kipsec0 metric ${TUN_ROUTE_METRIC}`, `blackhole 10.244.2.0/24 metric ${BLACKHOLE_METRIC}`]);
+  await r.sync([], true);
+  assert.deepEqual(show(f.routes), []);
+});
+
+test('userspace strict mode: blackholes an earlier agent left are taken over, not re-added; without strict only the TUN routes; removeAll empties the table', async () => {
+  const left: RouteSpec = { dst: '10.244.2.0/24', type: 'blackhole', table: MESH_TUN_TABLE, metric: BLACKHOLE_METRIC };
+  const stale: RouteSpec = { dst: '10.244.9.0/24', type: 'blackhole', table: MESH_TUN_TABLE, metric: BLACKHOLE_METRIC };
+  const f = fakeRtnl([left, stale]);
+  const r = new MeshTunRoutes({ rtnl: f.rtnl, datapath: { tunName: 'kipsec0', isOpen: true } as unknown as UserspaceDatapath, log: createLogger({ level: 'silent' }) });
+  await r.sync(meshPeerRoutes([peer('node-b', [pods('10.244.2.0/24')])]), true);
+  assert.deepEqual(show(f.routes), [`10.244.2.0/24 dev kipsec0 metric ${TUN_ROUTE_METRIC}`, `blackhole 10.244.2.0/24 metric ${BLACKHOLE_METRIC}`], 'the stale peer\'s blackhole is gone');
+  await r.sync(meshPeerRoutes([peer('node-b', [pods('10.244.2.0/24')])]), false);
+  assert.deepEqual(show(f.routes), [`10.244.2.0/24 dev kipsec0 metric ${TUN_ROUTE_METRIC}`]);
+  assert.equal(await r.removeAll(), 1);
+  assert.deepEqual(show(f.routes), []);
+});
