@@ -6,7 +6,6 @@
 // the apiserver cannot fill in a value that would hide the profile's).
 import { isIP } from 'node:net';
 import { PROFILES, celList, type Profile } from '../transforms.js';
-import type { IPsecTunnelSpec } from '../types.js';
 import { AWS_INSIDE, aws } from './aws.js';
 import { azure } from './azure.js';
 import { gcp } from './gcp.js';
@@ -51,6 +50,28 @@ export interface EffectiveTunnel {
   readonly mssBytes?: number;
 }
 
+/**
+ * The part of an IPsecTunnel spec a profile fills (structurally IPsecTunnelSpec's; spelled out here
+ * because types.ts is inferred from resources.ts, which imports this module).
+ */
+export interface ProfiledSpec {
+  readonly profile?: Profile | undefined;
+  readonly mode?: 'policy' | 'route' | undefined;
+  readonly startAction?: 'initiate' | 'respond' | 'on-demand' | undefined;
+  readonly local: { readonly subnets?: readonly string[] | undefined };
+  readonly remote: { readonly subnets: readonly string[] };
+  readonly ike?: { readonly proposals?: readonly string[] | undefined; readonly rekeyTime?: string | undefined } | undefined;
+  readonly esp?: {
+    readonly proposals?: readonly string[] | undefined; readonly rekeyTime?: string | undefined; readonly lifeTime?: string | undefined;
+    readonly lifePackets?: number | undefined; readonly lifeBytes?: number | undefined;
+  } | undefined;
+  readonly dpd?: { readonly interval?: string | undefined; readonly timeout?: string | undefined; readonly action?: 'restart' | 'clear' | 'hold' | undefined } | undefined;
+  readonly xfrmInterface?: {
+    readonly ifId: number; readonly name?: string | undefined; readonly insideAddress?: string | undefined; readonly remoteInsideAddress?: string | undefined;
+    readonly mtu?: number | undefined; readonly routeMetric?: number | undefined;
+  } | undefined;
+}
+
 /** The mode a spec runs in: explicit, else the profile's. */
 export function effectiveMode(s: { readonly mode?: 'policy' | 'route' | undefined; readonly profile?: Profile | undefined }): 'policy' | 'route' {
   return s.mode ?? presetOf(s.profile).mode;
@@ -63,7 +84,7 @@ function wildcardSelectors(subnets: readonly string[]): string[] {
 }
 
 /** Merge spec over its profile, field by field. */
-export function effectiveTunnel(s: IPsecTunnelSpec): EffectiveTunnel {
+export function effectiveTunnel(s: ProfiledSpec): EffectiveTunnel {
   const p = presetOf(s.profile);
   const mode = effectiveMode(s);
   // The profile's selector shape applies when the mode is the profile's too; an explicit mode
