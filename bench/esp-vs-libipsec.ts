@@ -1,0 +1,121 @@
+// bench/esp-vs-libipsec — kipsec's userspace ESP engine against strongSwan's kernel-libipsec (the
+// userspace ESP data path issue 12 has to beat), measured in one run with the same generators
+// (bench/traffic-gen.ts) over three data paths, each between two fresh namespaces on a veth
+// (192.0.2.1 ↔ 192.0.2.2, inner 10.1.0.1 → 10.2.0.1, TUN MTU 1400 on both tunnels):
+//   (a) kipsec: two bench/esp-peer.ts engines with fixed keys (bench/esp-pair.ts), ESP in UDP 4500;
+//   (b) libipsec: two charons (strongSwan 5.9, kernel-libipsec) with a PSK IKE SA, ESP in UDP 4500;
+//   (c) the plain veth, no tunnel (the ceiling; the kernel does the work, so no process CPU).
+// Per path: one TCP stream's Gbit/s, 64-byte UDP datagrams offered, decapsulated by the receiving
+// end (its inbound SA counter) and delivered to the sink per second, and the
+// CPU-seconds of the data path's processes (both esp-peer processes, both charons) per GB of TCP
+// and per million UDP datagrams delivered; then kipsec/libipsec ratios. Timings only: nothing here is a test.
+//   node --import tsx bench/esp-vs-libipsec.ts [--seconds 5] [--algorithm aes-gcm-16|chacha20-poly1305]
+// Needs root (namespaces, TUN) and strongSwan (charon, swanctl, the kernel-libipsec plugin).
+import type { EspAlgorithm } from '../src/esp/codec.js';
+import { pair, type Netns, type Scope } from '../e2e/lib/netns.js';
+import { StrongSwan, pskConnection } from '../e2e/lib/strongswan.js';
+import { espTunnelPair, INNER, WIRE } from './esp-pair.js';
+import { cpuSeconds, gbitPerSec, tcpStream, udpFlood, type TcpResult, type UdpResult } from './traffic-gen.js';
+
+const arg = (name: string, dflt: string): string => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] ?? dflt : dflt; };
+const SECONDS = Number(arg('seconds', '5'));
+const ALGORITHM = arg('algorithm', 'aes-gcm-16') as EspAlgorithm;
+/** The same transform in strongSwan's words: AES-GCM-16 with a 128-bit key (esp-pair's 20-byte key||salt), or ChaCha20-Poly1305. */
+const SWAN_ESP: Readonly<Record<string, string>> = { 'aes-gcm-16': 'aes128gcm16', 'chacha20-poly1305': 'chacha20poly1305' };
+
+interface PathResult {
+  readonly name: string;
+  readonly tcp: TcpResult; readonly tcpCpu: number | undefined;
+  readonly udp: UdpResult; readonly udpCpu: number | undefined;
+  /** UDP run: ESP packets the receiving end decapsulated (its inbound SA counter), undefined for the plain veth. */
+  readonly decapsulated: number | undefined;
+}
+
+/** The generators through one data path; `cpu` sums its processes' CPU-seconds (undefined: the kernel's). */
+async function measure(name: string, a: Netns, b: Netns, cpu: (() => number) | undefined, inPackets?: () => Promise<number>): Promise<PathResult> {
+  let c0 = cpu?.();
+  const tcp = await tcpStream(a, b, INNER.b, SECONDS);
+  const tcpCpu = cpu && c0 !== undefined ? cpu() - c0 : undefined;
+  c0 = cpu?.();
+  const p0 = await inPackets?.();
+  const udp = await udpFlood(a, b, INNER.b, SECONDS);
+  const udpCpu = cpu && c0 !== undefined ? cpu() - c0 : undefined;
+  const p1 = await inPackets?.();
+  return { name, tcp, tcpCpu, udp, udpCpu, decapsulated: p0 !== undefined && p1 !== undefined ? p1 - p0 : undefined };
+}
+
+/** pids of the charon processes in a namespace (charon runs as `unshare … exec charon`). */
+async function charonPids(ns: Netns): Promise<number[]> {
+  const pids = (await ns.run('ip', ['netns', 'pids', ns.name])).stdout.split(/\s+/).filter(Boolean).map(Number);
+  const out: number[] = [];
+  for (const p of pids) {
+    const comm = await ns.run('cat', [`/proc/${p}/comm`], { check: false });
+    if (comm.stdout.trim() === 'charon') out.push(p);
+  }
+  return out;
+}
+
+async function libipsecPair(scope: Scope): Promise<{ a: Netns; b: Netns; pids: number[]; inPackets: () => Promise<number> }> {
+  const [a, b] = await pair(scope, { a: `${WIRE.a}/24`, b: `${WIRE.b}/24` });
+  await a.run('ip', ['addr', 'add', `${INNER.a}/24`, 'dev', 'lo']);
+  await b.run('ip', ['addr', 'add', `${INNER.b}/24`, 'dev', 'lo']);
+  const esp = SWAN_ESP[ALGORITHM];
+  if (!esp) throw new Error(`no strongSwan name for ${ALGORITHM}`);
+  const common = { name: 't', proposals: 'aes256gcm16-prfsha384-x25519', espProposals: esp, psk: 'bench esp-vs-libipsec: correct horse battery staple' };
+  // Log level 1 (no per-packet logging either way): the bench measures ESP, not the log file.
+  const logLevels = { ike: 1, cfg: 1 };
+  const sa = await StrongSwan.start(scope, a, { logLevels, swanctl: pskConnection({ ...common, local: WIRE.a, remote: WIRE.b, localTs: INNER.aNet, remoteTs: INNER.bNet }) });
+  const sb = await StrongSwan.start(scope, b, { logLevels, swanctl: pskConnection({ ...common, local: WIRE.b, remote: WIRE.a, localTs: INNER.bNet, remoteTs: INNER.aNet }) });
+  const r = await sa.initiate('t');
+  if (r.code !== 0) throw new Error(`charon initiate failed:\n${r.stdout}\n${sa.log().slice(-3000)}`);
+  const pids = [...await charonPids(a), ...await charonPids(b)];
+  if (pids.length !== 2) throw new Error(`expected 2 charon processes, found ${pids.length}`);
+  const ping = await a.run('ping', ['-c', '2', '-i', '0.2', '-W', '2', '-I', INNER.a, INNER.b], { check: false });
+  if (!/2 received/.test(ping.stdout)) throw new Error(`no ping through libipsec: ${ping.stdout}`);
+  return { a, b, pids, inPackets: async () => (await sb.childSas()).reduce((n, c) => n + c.packetsIn, 0) };
+}
+
+async function main(): Promise<void> {
+  const cleanups: Array<() => unknown> = [];
+  const scope: Scope = { after: (fn) => { cleanups.push(fn); } };
+  const results: PathResult[] = [];
+  try {
+    // (a) kipsec
+    const k = await espTunnelPair(scope, { algorithm: ALGORITHM });
+    const kPids = [k.a.child.pid, k.b.child.pid];
+    const kCpu = (): number => kPids.reduce<number>((s, p) => s + cpuSeconds(p), 0);
+    const kIn = async (): Promise<number> => (await k.b.stats()).sas.filter((x) => x.direction === 'in').reduce((n, x) => n + Number(x.packets), 0);
+    results.push(await measure('kipsec userspace', k.a.ns, k.b.ns, kCpu, kIn));
+    // Plain veth in the same namespaces, once kipsec's numbers are in.
+    await k.a.ns.run('ip', ['route', 'replace', INNER.bNet, 'via', WIRE.b, 'src', INNER.a]);
+    await k.b.ns.run('ip', ['route', 'replace', INNER.aNet, 'via', WIRE.a, 'src', INNER.b]);
+    const plain = await measure('plain veth', k.a.ns, k.b.ns, undefined);
+    for (const fn of cleanups.splice(0).reverse()) await fn();
+    // (b) libipsec, after kipsec's engines are gone.
+    const l = await libipsecPair(scope);
+    const lCpu = (): number => l.pids.reduce((s, p) => s + cpuSeconds(p), 0);
+    results.push(await measure('strongSwan kernel-libipsec', l.a, l.b, lCpu, l.inPackets));
+    results.push(plain);
+  } finally {
+    for (const fn of cleanups.reverse()) await fn();
+  }
+
+  const rows: string[][] = [['data path', 'TCP Gbit/s', 'UDP-64 offered/s', 'decapsulated/s', 'delivered/s', 'CPU s/GB (TCP)', 'CPU s/M delivered (UDP)']];
+  for (const r of results) {
+    const pps = r.udp.received / r.udp.sec;
+    rows.push([r.name, gbitPerSec(r.tcp).toFixed(3), Math.round(r.udp.sent / r.udp.sec).toString(),
+      r.decapsulated === undefined ? '-' : Math.round(r.decapsulated / r.udp.sec).toString(), Math.round(pps).toString(),
+      r.tcpCpu === undefined ? 'kernel' : (r.tcpCpu / (r.tcp.bytes / 1e9)).toFixed(2),
+      r.udpCpu === undefined ? 'kernel' : (r.udpCpu / (r.udp.received / 1e6)).toFixed(2)]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  console.log(`algorithm ${ALGORITHM} (strongSwan: ${SWAN_ESP[ALGORITHM]}), ${SECONDS} s per measurement, same generators for each path`);
+  for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
+  const [k, l] = results as [PathResult, PathResult, PathResult];
+  const ratio = (x: number, y: number): string => (y > 0 ? (x / y).toFixed(2) : 'n/a');
+  console.log(`kipsec / libipsec: TCP throughput ${ratio(gbitPerSec(k.tcp), gbitPerSec(l.tcp))}×, UDP-64 packet rate ${ratio(k.udp.received, l.udp.received)}× delivered, ${ratio(k.decapsulated ?? 0, l.decapsulated ?? 0)}× decapsulated, ` +
+    `CPU per GB ${ratio(k.tcpCpu! / k.tcp.bytes, l.tcpCpu! / l.tcp.bytes)}× (below 1: less CPU), CPU per packet ${ratio(k.udpCpu! / k.udp.received, l.udpCpu! / l.udp.received)}×`);
+}
+
+await main();
+process.exit(0);
