@@ -196,11 +196,27 @@ export function awsInsideProblem(address: string): string | undefined {
   return `${address} is not an inside address aws accepts (${AWS_INSIDE.citation})`;
 }
 
-/** CEL twin of awsInsideProblem, over the tunnel spec (Kubernetes CEL IP/CIDR library). */
+/**
+ * CEL twin of awsInsideProblem, over the tunnel spec. String matching rather than the Kubernetes
+ * CIDR library: the apiserver's cost estimate for ten cidr() calls at the spec level exceeded the
+ * CRD's budget more than 100 times over (422 on install), while regular expressions over a string
+ * of at most 49 characters are cheap. The field's own rule (isCIDR) has checked the syntax.
+ */
 export function awsInsideCel(): string {
   const x = 'self.xfrmInterface.insideAddress';
-  const notReserved = AWS_INSIDE.reserved.map((r) => `cidr(${x}).masked() != cidr('${r}')`).join(' && ');
-  return `!has(self.profile) || self.profile != 'aws' || !has(self.xfrmInterface) || !has(${x}) || !isCIDR(${x}) || cidr(${x}).ip().family() != 4 || ` +
-    `(cidr('${AWS_INSIDE.within}').containsCIDR(${x}) && cidr(${x}).prefixLength() == ${AWS_INSIDE.prefix} && ${notReserved})`;
+  const esc = (t: string): string => t.replaceAll('.', '\\.');
+  const [net = '', len = ''] = AWS_INSIDE.within.split('/');
+  // The within block is a /16: its first two octets as a literal prefix.
+  if (len !== '16') throw new Error(`awsInsideCel handles a /16 only, not ${AWS_INSIDE.within}`);
+  const within = `${net.split('.').slice(0, 2).join('.')}.`;
+  // A reserved a.b.c.d/30 holds the four addresses d..d+3 of its last octet.
+  const reserved = AWS_INSIDE.reserved.map((r) => {
+    const [ip = ''] = r.split('/');
+    const o = ip.split('.');
+    const last = Number(o[3]);
+    return `!${x}.matches(r'^${esc(o.slice(0, 3).join('.'))}\\.(${[0, 1, 2, 3].map((k) => last + k).join('|')})/${AWS_INSIDE.prefix}$')`;
+  }).join(' && ');
+  return `!has(self.profile) || self.profile != 'aws' || !has(self.xfrmInterface) || !has(${x}) || !isCIDR(${x}) || ${x}.contains(':') || ` +
+    `(${x}.startsWith('${within}') && ${x}.endsWith('/${AWS_INSIDE.prefix}') && ${reserved})`;
 }
 
