@@ -6,7 +6,9 @@
 //   (b) libipsec: two charons (strongSwan 5.9, kernel-libipsec) with a PSK IKE SA, ESP in UDP 4500;
 //   (c) the plain veth, no tunnel (the ceiling; the kernel does the work, so no process CPU).
 // Per path: one TCP stream's Gbit/s, 64-byte UDP datagrams offered, decapsulated by the receiving
-// end (its inbound SA counter) and delivered to the sink per second, and the
+// end (its inbound SA counter), delivered to the sink, and lost to full socket buffers at the
+// receiving end: the sink's (Udp RcvbufErrors less the 4500 socket's) and the data path's UDP 4500
+// socket's (/proc/net/udp drops); the Node sink shares 2 cores with both data paths. And the
 // CPU-seconds of the data path's processes (both esp-peer processes, both charons) per GB of TCP
 // and per million UDP datagrams delivered; then kipsec/libipsec ratios. Timings only: nothing here is a test.
 //   node --import tsx bench/esp-vs-libipsec.ts [--seconds 5] [--algorithm aes-gcm-16|chacha20-poly1305]
@@ -29,6 +31,28 @@ interface PathResult {
   readonly udp: UdpResult; readonly udpCpu: number | undefined;
   /** UDP run: ESP packets the receiving end decapsulated (its inbound SA counter), undefined for the plain veth. */
   readonly decapsulated: number | undefined;
+  /** UDP run, receiving namespace: datagrams dropped for a full socket buffer, at the sink and at the data path's UDP 4500 socket(s). */
+  readonly sinkOverflow: number;
+  readonly espSocketOverflow: number;
+}
+
+/** Drops (the last column of /proc/net/udp) summed over the UDP sockets bound to a local port in a namespace. */
+async function udpSocketDrops(ns: Netns, port: number): Promise<number> {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  let n = 0;
+  for (const l of (await ns.run('cat', ['/proc/net/udp'])).stdout.split('\n').slice(1)) {
+    const f = l.trim().split(/\s+/);
+    if (f[1]?.endsWith(hex)) n += Number(f[f.length - 1] ?? 0);
+  }
+  return n;
+}
+
+/** Udp RcvbufErrors of a namespace (/proc/net/snmp: a header line of names, then one of values). */
+async function udpRcvbufErrors(ns: Netns): Promise<number> {
+  const lines = (await ns.run('cat', ['/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Udp: '));
+  const names = lines[0]?.split(' ') ?? [];
+  const values = lines[1]?.split(' ') ?? [];
+  return Number(values[names.indexOf('RcvbufErrors')] ?? 0);
 }
 
 /** The generators through one data path; `cpu` sums its processes' CPU-seconds (undefined: the kernel's). */
@@ -38,10 +62,15 @@ async function measure(name: string, a: Netns, b: Netns, cpu: (() => number) | u
   const tcpCpu = cpu && c0 !== undefined ? cpu() - c0 : undefined;
   c0 = cpu?.();
   const p0 = await inPackets?.();
+  const o0 = await udpRcvbufErrors(b);
+  const e0 = await udpSocketDrops(b, 4500);
   const udp = await udpFlood(a, b, INNER.b, SECONDS);
   const udpCpu = cpu && c0 !== undefined ? cpu() - c0 : undefined;
   const p1 = await inPackets?.();
-  return { name, tcp, tcpCpu, udp, udpCpu, decapsulated: p0 !== undefined && p1 !== undefined ? p1 - p0 : undefined };
+  // The sink's socket is gone by now: its share is the namespace's total less the 4500 socket's.
+  const espSocketOverflow = (await udpSocketDrops(b, 4500)) - e0;
+  const sinkOverflow = (await udpRcvbufErrors(b)) - o0 - espSocketOverflow;
+  return { name, tcp, tcpCpu, udp, udpCpu, decapsulated: p0 !== undefined && p1 !== undefined ? p1 - p0 : undefined, sinkOverflow, espSocketOverflow };
 }
 
 /** pids of the charon processes in a namespace (charon runs as `unshare … exec charon`). */
@@ -100,11 +129,11 @@ async function main(): Promise<void> {
     for (const fn of cleanups.reverse()) await fn();
   }
 
-  const rows: string[][] = [['data path', 'TCP Gbit/s', 'UDP-64 offered/s', 'decapsulated/s', 'delivered/s', 'CPU s/GB (TCP)', 'CPU s/M delivered (UDP)']];
+  const rows: string[][] = [['data path', 'TCP Gbit/s', 'UDP-64 offered/s', 'decapsulated/s', 'delivered/s', 'sink overflow/s', '4500 overflow/s', 'CPU s/GB (TCP)', 'CPU s/M delivered (UDP)']];
   for (const r of results) {
     const pps = r.udp.received / r.udp.sec;
     rows.push([r.name, gbitPerSec(r.tcp).toFixed(3), Math.round(r.udp.sent / r.udp.sec).toString(),
-      r.decapsulated === undefined ? '-' : Math.round(r.decapsulated / r.udp.sec).toString(), Math.round(pps).toString(),
+      r.decapsulated === undefined ? '-' : Math.round(r.decapsulated / r.udp.sec).toString(), Math.round(pps).toString(), Math.round(r.sinkOverflow / r.udp.sec).toString(), Math.round(r.espSocketOverflow / r.udp.sec).toString(),
       r.tcpCpu === undefined ? 'kernel' : (r.tcpCpu / (r.tcp.bytes / 1e9)).toFixed(2),
       r.udpCpu === undefined ? 'kernel' : (r.udpCpu / (r.udp.received / 1e6)).toFixed(2)]);
   }
