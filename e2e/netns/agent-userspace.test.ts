@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { classifyPcapFile, formatReport, WireCapture } from '../lib/capture.js';
 import { pair, type Netns } from '../lib/netns.js';
 import { AgentProcess, ContinuousPing, pollUntil, tunnelYaml } from '../vm/agent-harness.js';
+import type { ContinuousPingResult } from '../lib/traffic.js';
 
 const PSK = 'kipsec e2e userspace: correct horse battery staple';
 const PODS = [{ node: 'a', cidr: '10.1.0.0/24' }, { node: 'b', cidr: '10.2.0.0/24' }];
@@ -47,6 +48,23 @@ async function transfer(dir: string, from: Netns, to: Netns, toIp: string): Prom
   assert.ok(got.equals(sent), 'received bytes equal sent bytes');
 }
 
+/** `kipsec rekey NAME --child` under a 10 Hz ping from 10.1.0.1 to 10.2.0.1; no ping may be lost. */
+async function rekeyUnderPing(a: AgentProcess, na: Netns, name: string, before: string): Promise<ContinuousPingResult> {
+  const ping = new ContinuousPing(na, '10.1.0.1', '10.2.0.1', { intervalMs: 100 });
+  await new Promise((r) => setTimeout(r, 1_000));
+  const r = await a.kipsec(['rekey', name, '--child']);
+  assert.equal(r.code, 0, r.stderr);
+  await pollUntil('the rekeyed Child SA alone', 20_000, async () => {
+    const s = await a.tunnel(name);
+    return s.children.length === 1 && s.children[0]!.spiIn !== before && s.children[0]!.state === 'installed' ? s : undefined;
+  }, async () => JSON.stringify(await a.tunnel(name)));
+  await new Promise((r) => setTimeout(r, 1_500));
+  const pr = await ping.stop();
+  assert.ok(pr.sent >= 20, `pings sent: ${pr.sent}`);
+  assert.deepEqual(pr.lost, [], `lost across the rekey: ${pr.lost.join(', ')}\n${pr.tail}`);
+  return pr;
+}
+
 test('kipsec agent --datapath userspace|auto: IKE over the ESP engine, ping both ways, a byte-identical TCP transfer, only UDP on the wire, a Child SA rekey under ping without loss, SIGTERM removes TUN and routes', async (t) => {
   const started = Date.now();
   const [na, nb] = await pair(t, { a: '192.0.2.1/24', b: '192.0.2.2/24' });
@@ -78,19 +96,7 @@ test('kipsec agent --datapath userspace|auto: IKE over the ESP engine, ping both
   await transfer(dir, na, nb, '10.2.0.1');
 
   // Child SA rekey under a 10 Hz ping: make-before-break in the engine, nothing lost.
-  const before = up.children[0]!.spiIn;
-  const ping = new ContinuousPing(na, '10.1.0.1', '10.2.0.1', { intervalMs: 100 });
-  await new Promise((r) => setTimeout(r, 1_000));
-  const r = await a.kipsec(['rekey', 'us', '--child']);
-  assert.equal(r.code, 0, r.stderr);
-  await pollUntil('the rekeyed Child SA alone', 20_000, async () => {
-    const s = await a.tunnel('us');
-    return s.children.length === 1 && s.children[0]!.spiIn !== before && s.children[0]!.state === 'installed' ? s : undefined;
-  }, async () => JSON.stringify(await a.tunnel('us')));
-  await new Promise((r) => setTimeout(r, 1_500));
-  const pr = await ping.stop();
-  assert.ok(pr.sent >= 20, `pings sent: ${pr.sent}`);
-  assert.deepEqual(pr.lost, [], `lost across the rekey: ${pr.lost.join(', ')}\n${pr.tail}`);
+  const pr = await rekeyUnderPing(a, na, 'us', up.children[0]!.spiIn);
   const after = await a.tunnel('us');
   assert.ok(after.children[0]!.packetsIn > 0, 'the new inbound SA carries the echo replies');
 
@@ -144,19 +150,7 @@ test('kipsec agent --datapath userspace with AES-CBC + HMAC-SHA2-512-256 and ESN
     assert.match(ping.stdout, /3 received/, `${src} → ${dst} (a full-MTU packet): ${ping.stdout}${ping.stderr}`);
   }
   await transfer(dir, na, nb, '10.2.0.1');
-  const before = up.children[0]!.spiIn;
-  const ping = new ContinuousPing(na, '10.1.0.1', '10.2.0.1', { intervalMs: 100 });
-  await new Promise((r) => setTimeout(r, 1_000));
-  const r = await a.kipsec(['rekey', 'cbc', '--child']);
-  assert.equal(r.code, 0, r.stderr);
-  await pollUntil('the rekeyed Child SA alone', 20_000, async () => {
-    const s = await a.tunnel('cbc');
-    return s.children.length === 1 && s.children[0]!.spiIn !== before && s.children[0]!.state === 'installed' ? s : undefined;
-  }, async () => JSON.stringify(await a.tunnel('cbc')));
-  await new Promise((r) => setTimeout(r, 1_500));
-  const pr = await ping.stop();
-  assert.ok(pr.sent >= 20, `pings sent: ${pr.sent}`);
-  assert.deepEqual(pr.lost, [], `lost across the rekey: ${pr.lost.join(', ')}\n${pr.tail}`);
+  await rekeyUnderPing(a, na, 'cbc', up.children[0]!.spiIn);
   assert.equal(up.children[0]!.suite, 'aes256-sha512-esn', 'the IKE_AUTH Child SA has no key exchange of its own');
   assert.equal((await a.tunnel('cbc')).children[0]!.suite, 'aes256-sha512-ecp256-esn', 'the rekey ran a fresh ECP-256 exchange (PFS, RFC 7296 §1.3.1)');
   assert.equal(await a.stop(), 0);
