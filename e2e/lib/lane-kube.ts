@@ -11,7 +11,7 @@
 //   const dir = inClusterDir(creds);                                    // serviceaccount/ + host dirs
 // `t` is the test's context (anything with after()): what a helper creates is removed at its end.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,9 +33,40 @@ const PODS = { group: '', version: 'v1', plural: 'pods' } as const;
 
 function requireLane(): string {
   const path = process.env['KIPSEC_KUBECONFIG'];
-  if (!path || !process.env['KIPSEC_IN_VM'])
-    throw new Error('lane-kube: the cluster lane runs inside its VM with KIPSEC_KUBECONFIG set: `node scripts/run-lanes.mjs cluster`');
+  if (!path || !(process.env['KIPSEC_IN_VM'] || process.env[ON_HOST]))
+    throw new Error('lane-kube: the cluster lane runs inside its VM with KIPSEC_KUBECONFIG set (`node scripts/run-lanes.mjs cluster`), or on this host after hostLaneSocket()');
   return path;
+}
+
+const ON_HOST = 'KIPSEC_LANE_ON_HOST';
+/** The unix socket apiserverBridge() forwards to: the VM's, or the one hostLaneSocket() made. */
+function laneKubeSocket(): string { return process.env['KIPSEC_LANE_KUBE_SOCKET'] ?? LANE_KUBE_SOCKET; }
+
+/**
+ * The lane on this host, without the VM (the apiserver lane's userspace mesh, where the host kernel
+ * has what the test needs): a unix socket forwarding each connection to the apiserver that
+ * KIPSEC_KUBECONFIG names, standing in for the VM's bridge, so apiserverBridge() and everything
+ * built on it work unchanged. socat is killed by pid and the socket removed at the scope's end.
+ */
+export async function hostLaneSocket(scope: Scope, timeoutMs = 10_000): Promise<void> {
+  const server = loadKubeConfig().getCurrentCluster()?.server;
+  if (!server) throw new Error('lane-kube: KIPSEC_KUBECONFIG names no server');
+  const u = new URL(server);
+  const dir = mkdtempSync(join(tmpdir(), 'kipsec-lane-sock-'));
+  const sock = join(dir, 'kube.sock');
+  const child = spawn('socat', [`UNIX-LISTEN:${sock},fork,mode=600`, `TCP:${u.hostname}:${u.port || '443'}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('lane-kube: could not start socat for the host lane socket');
+  scope.after(() => {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    try { rmSync(sock, { force: true }); rmdirSync(dir); } catch { /* best effort */ }
+    delete process.env[ON_HOST]; delete process.env['KIPSEC_LANE_KUBE_SOCKET'];
+  });
+  for (const end = Date.now() + timeoutMs; !existsSync(sock); await new Promise((r) => setTimeout(r, 50))) {
+    if (child.exitCode !== null || Date.now() > end) throw new Error(`lane-kube: socat did not listen on ${sock} within ${timeoutMs} ms`);
+  }
+  process.env['KIPSEC_LANE_KUBE_SOCKET'] = sock;
+  process.env[ON_HOST] = '1';
 }
 
 /** The lane's admin kubeconfig (server https://127.0.0.1:6443, the host's CA and admin certificate). */
@@ -99,7 +130,7 @@ export async function apiserverBridge(netns: string, scope?: Scope, timeoutMs = 
   const known = bridges.get(netns);
   if (known !== undefined && alive(known)) return known;
   await execQuiet('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
-  const child = spawn('ip', ['netns', 'exec', netns, 'socat', `TCP-LISTEN:${LANE_APISERVER.port},bind=${LANE_APISERVER.host},fork,reuseaddr`, `UNIX-CONNECT:${LANE_KUBE_SOCKET}`],
+  const child = spawn('ip', ['netns', 'exec', netns, 'socat', `TCP-LISTEN:${LANE_APISERVER.port},bind=${LANE_APISERVER.host},fork,reuseaddr`, `UNIX-CONNECT:${laneKubeSocket()}`],
     { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr?.on('data', (d: Buffer) => { err += d.toString(); });

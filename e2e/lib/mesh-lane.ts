@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { RESOURCES, resourcePath, type KubeClient } from '../../src/api/kube/client.js';
 import type { IPsecMesh, IPsecMeshSpec, IPsecNode } from '../../src/api/types.js';
 import { deleteQuietly } from '../apiserver/support.js';
-import { buildCluster, type Cluster, type ClusterNode, type Overlay } from './cluster-net.js';
+import { classifyPcapFile, WireCapture, type CaptureReport } from './capture.js';
+import { buildCluster, podCidrsOf, type Cluster, type ClusterNode, type Overlay } from './cluster-net.js';
 import { uniqueName } from './kube.js';
 import { agentCredentials, createNode, inClusterDir, installKipsec, operatorCredentials, type KipsecInstall } from './lane-kube.js';
 import { Netns, type Scope } from './netns.js';
@@ -56,7 +57,25 @@ export interface MeshLane {
 
 export const MESH_NAME = 'default';
 
-export async function startMeshLane(t: Scope, o: { readonly nodes: number; readonly overlay: Overlay; readonly mesh: IPsecMeshSpec; readonly label: string }): Promise<MeshLane> {
+/** Capture on the wire while `during` runs; only a complete capture is believed (a "no plaintext" verdict needs every packet). */
+export async function capturedOnWire(t: Scope, c: Cluster, during: () => Promise<void>): Promise<CaptureReport> {
+  const cap = await WireCapture.start(t, c.wire);
+  try { await during(); } finally { /* stopped below either way */ }
+  const stats = await cap.stop();
+  assert.ok(stats.complete, `the capture is incomplete (${JSON.stringify({ captured: stats.captured, received: stats.receivedByFilter, dropped: stats.droppedByKernel, endedEarly: stats.endedEarly })})`);
+  return classifyPcapFile(stats.file, { podCidrs: podCidrsOf(c) });
+}
+
+export interface MeshLaneOptions {
+  readonly nodes: number;
+  readonly overlay: Overlay;
+  readonly mesh: IPsecMeshSpec;
+  readonly label: string;
+  /** Agent args beyond deploy/agent.yaml's (e.g. --datapath auto), with why: printed atop each agent's log. */
+  readonly agentArgs?: { readonly args: readonly string[]; readonly why: string };
+}
+
+export async function startMeshLane(t: Scope, o: MeshLaneOptions): Promise<MeshLane> {
   const install = await installKipsec(t, uniqueName(`kipsec-${o.label}`));
   const kube = install.kube;
   const cluster = await buildCluster(t, { nodes: o.nodes, podsPerNode: 2, overlay: o.overlay });
@@ -91,7 +110,7 @@ export async function startMeshLane(t: Scope, o: { readonly nodes: number; reado
       let dir = dirs.get(n.name);
       if (!dir) { dir = inClusterDir(await agentCredentials(t, install, n.name)); dirs.set(n.name, dir); }
       startedAt.set(n.name, Math.floor(Date.now() / 1000) * 1000);
-      const pod = await runPod(t, { manifest: 'deploy/agent.yaml', container: 'agent', dir, netns: n.ns.name });
+      const pod = await runPod(t, { manifest: 'deploy/agent.yaml', container: 'agent', dir, netns: n.ns.name, ...(o.agentArgs ? { extraArgs: o.agentArgs } : {}) });
       agents.set(n.name, pod);
       return pod;
     },

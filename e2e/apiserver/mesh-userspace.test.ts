@@ -1,0 +1,103 @@
+// The cluster mesh on the userspace ESP data path, on this host's kernel (XFRM but no esp4, so
+// `--datapath auto` must choose userspace) with the lane's real kube-apiserver — no VM. Built
+// like the cluster lane (e2e/lib/mesh-lane.ts: kipsec installed from deploy/, operator and agents
+// run as deploy/ describes them, nodes and pods as network namespaces on a bridge), reached through
+// hostLaneSocket() in place of the VM's bridge. What the product promises (DESIGN.md §5):
+// IPsecNode status.datapath says userspace, pods on different nodes reach each other, a TCP
+// transfer arrives byte-identical, the wire carries only IKE and ESP in UDP between pod CIDRs
+// (and the same capture sees plaintext when the TUN routes are bypassed, so it can fail), and
+// strict mode holds with an agent stopped.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { agentBundle } from '../vm/agent-harness.js';
+import { repoPath } from '../../test/lib/paths.js';
+import { nodeByName } from '../lib/cluster-net.js';
+import { formatReport } from '../lib/capture.js';
+import { hostLaneSocket } from '../lib/lane-kube.js';
+import { capturedOnWire, startMeshLane } from '../lib/mesh-lane.js';
+import { pingMatrix, tcpFailures, tcpStreams, pingCounts } from '../lib/traffic.js';
+
+const DPD = { interval: '5s', timeout: '20s' };
+const AUTO = { args: ['--datapath', 'auto'], why: 'the data path choice under test (deploy/agent.yaml leaves the cluster default, which is also auto)' };
+
+function run(cmd: string, args: readonly string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8', maxBuffer: 16 << 20, cwd: repoPath() }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+test('userspace mesh of three nodes on the host kernel: --datapath auto chooses userspace, pods reach each other over ESP in UDP only, strict mode holds with an agent stopped', { timeout: 540_000 }, async (t) => {
+  assert.equal(process.getuid?.(), 0, 'this test builds network namespaces: run it as root (the lanes do)');
+  await hostLaneSocket(t);
+  const lane = await startMeshLane(t, { nodes: 3, overlay: 'none', mesh: { datapath: 'auto', dpd: DPD }, label: 'userspace', agentArgs: AUTO });
+  const c = lane.cluster;
+  const [a, b] = [nodeByName(c, 'node-a'), nodeByName(c, 'node-b')];
+
+  await t.test('without kipsec the wire probe sees plaintext between pods (so it can fail)', async (tt) => {
+    const r = await capturedOnWire(tt, c, async () => { await lane.assertNoLoss(await pingMatrix(c, { count: 2, timeoutMs: 60_000 })); });
+    assert.ok(r.plaintextBetweenPods > 0, formatReport(r));
+  });
+
+  await lane.startOperator();
+  await lane.applyMesh({ datapath: 'auto', dpd: DPD });
+  for (const n of c.nodes) await lane.startAgent(n);
+  const t0 = Date.now();
+  await lane.waitAllUp(240_000);
+  t.diagnostic(`all 3 node pairs established ${((Date.now() - t0) / 1000).toFixed(1)} s after the agents started`);
+
+  await t.test('IPsecNode status.datapath is userspace on every node, the log and `kipsec status` say why', async () => {
+    for (const n of await lane.ipsecNodes()) {
+      assert.equal(n.status?.datapath, 'userspace', n.metadata.name);
+      assert.equal(n.status?.strict, true);
+      assert.equal(n.status?.conditions?.find((x) => x.type === 'Ready')?.status, 'True', JSON.stringify(n.status?.conditions));
+      for (const p of n.status?.peers ?? []) assert.equal(p.state, 'established', `${n.metadata.name} → ${p.node}`);
+    }
+    for (const [name, pod] of lane.agents) assert.match(pod.log(), /"datapath":"userspace","reason":"--datapath auto: the kernel refuses ESP states[^"]*","msg":"datapath chosen"/, name);
+    const st = await run(process.execPath, [agentBundle(), 'status', '--control-socket', lane.controlSocket(a)]);
+    assert.equal(st.code, 0, st.stderr);
+    assert.match(st.stdout, /datapath userspace \(--datapath auto: the kernel refuses ESP states/);
+    assert.match(st.stdout, /peers 2\/2 up/);
+  });
+
+  await t.test('every pod pings every pod on the other nodes, a 2 MiB TCP stream per node pair arrives byte-identical, and the wire carries only IKE and ESP in UDP', async (tt) => {
+    const r = await capturedOnWire(tt, c, async () => {
+      await lane.assertNoLoss(await pingMatrix(c, { count: 3, timeoutMs: 90_000 }));
+      const streams = await tcpStreams(c, { bytes: 2 << 20, timeoutMs: 180_000 });
+      assert.deepEqual(tcpFailures(streams), []);
+      assert.ok(streams.every((s) => s.matched && s.received === 2 << 20), JSON.stringify(streams));
+    });
+    assert.equal(r.plaintextBetweenPods, 0, formatReport(r));
+    assert.ok(r.espInUdp > 1000, `ESP in UDP on the wire: ${formatReport(r)}`);
+    assert.equal(r.esp, r.espInUdp, 'no raw ESP: the userspace engine does ESP in UDP only (RFC 3948)');
+    assert.equal(r.undecodable, 0);
+    tt.diagnostic(formatReport(r));
+  });
+
+  await t.test('strict: with node-b\'s agent stopped, its blackholes stay and no pod traffic between node-b and node-a appears in clear; a new agent brings every pair back', async (tt) => {
+    await lane.withAgentStopped(b, async () => {
+      const exit = await lane.agents.get('node-b')!.stop('SIGTERM');
+      assert.equal(exit.code, 0);
+      const table = (await b.ns.run('ip', ['route', 'show', 'table', '221'])).stdout;
+      for (const p of [a, nodeByName(c, 'node-c')]) assert.match(table, new RegExp(`^blackhole ${p.podCidr.replace(/\./g, '\\.')} `, 'm'), table);
+      assert.doesNotMatch(table, /dev kipsec0/, 'the TUN device went with the agent');
+      const r = await capturedOnWire(tt, c, async () => {
+        for (const [from, to] of [[b.pods[0]!, a.pods[0]!], [a.pods[0]!, b.pods[0]!]] as const) {
+          const out = await from.ns.run('ping', ['-n', '-q', '-c', '5', '-i', '0.2', '-W', '1', '-I', from.ip, to.ip], { check: false, timeoutMs: 30_000 });
+          assert.equal(pingCounts(out.stdout).received, 0, `${from.name} → ${to.name} got through with node-b's agent stopped: ${out.stdout}`);
+        }
+      });
+      assert.equal(r.plaintextBetweenPods, 0, `plaintext with node-b's agent stopped: ${formatReport(r)}`);
+    });
+    await lane.waitAllUp(180_000);
+    await lane.assertNoLoss(await pingMatrix(c, { count: 2, timeoutMs: 60_000 }));
+  });
+
+  await t.test('the probe sees plaintext when the TUN routes are bypassed (the rule to table 221 removed on every node)', async (tt) => {
+    for (const n of c.nodes) await n.ns.run('ip', ['rule', 'del', 'priority', '221']);
+    const r = await capturedOnWire(tt, c, async () => { await pingMatrix(c, { count: 2, timeoutMs: 60_000 }); });
+    assert.ok(r.plaintextBetweenPods > 0, formatReport(r));
+  });
+});
