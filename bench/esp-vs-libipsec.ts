@@ -84,6 +84,8 @@ async function charonPids(ns: Netns): Promise<number[]> {
   return out;
 }
 
+const tunMtus: string[] = [];
+
 async function libipsecPair(scope: Scope): Promise<{ a: Netns; b: Netns; pids: number[]; inPackets: () => Promise<number> }> {
   const [a, b] = await pair(scope, { a: `${WIRE.a}/24`, b: `${WIRE.b}/24` });
   await a.run('ip', ['addr', 'add', `${INNER.a}/24`, 'dev', 'lo']);
@@ -101,6 +103,9 @@ async function libipsecPair(scope: Scope): Promise<{ a: Netns; b: Netns; pids: n
   if (pids.length !== 2) throw new Error(`expected 2 charon processes, found ${pids.length}`);
   const ping = await a.run('ping', ['-c', '2', '-i', '0.2', '-W', '2', '-I', INNER.a, INNER.b], { check: false });
   if (!/2 received/.test(ping.stdout)) throw new Error(`no ping through libipsec: ${ping.stdout}`);
+  // kernel-libipsec's TUN device (ipsec0 unless taken) and its MTU, to print beside esp-pair's.
+  const tun = /^\d+: (\S+?): <[^>]*> mtu (\d+)/m.exec((await a.run('ip', ['-o', 'link', 'show', 'type', 'tun'])).stdout);
+  tunMtus.push(`libipsec ${tun?.[1] ?? '?'} ${tun?.[2] ?? '?'}`);
   return { a, b, pids, inPackets: async () => (await sb.childSas()).reduce((n, c) => n + c.packetsIn, 0) };
 }
 
@@ -112,6 +117,7 @@ async function main(): Promise<void> {
     // (a) kipsec
     const k = await espTunnelPair(scope, { algorithm: ALGORITHM });
     const kPids = [k.a.child.pid, k.b.child.pid];
+    tunMtus.push(`kipsec esp0 ${/ mtu (\d+)/.exec((await k.a.ns.run('ip', ['-o', 'link', 'show', 'esp0'])).stdout)?.[1] ?? '?'}`);
     const kCpu = (): number => kPids.reduce<number>((s, p) => s + cpuSeconds(p), 0);
     const kIn = async (): Promise<number> => (await k.b.stats()).sas.filter((x) => x.direction === 'in').reduce((n, x) => n + Number(x.packets), 0);
     results.push(await measure('kipsec userspace', k.a.ns, k.b.ns, kCpu, kIn));
@@ -138,7 +144,7 @@ async function main(): Promise<void> {
       r.udpCpu === undefined ? 'kernel' : (r.udpCpu / (r.udp.received / 1e6)).toFixed(2)]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  console.log(`algorithm ${ALGORITHM} (strongSwan: ${SWAN_ESP[ALGORITHM]}), ${SECONDS} s per measurement, same generators for each path`);
+  console.log(`algorithm ${ALGORITHM} (strongSwan: ${SWAN_ESP[ALGORITHM]}), ${SECONDS} s per measurement, same generators for each path; TUN MTU: ${tunMtus.join(', ')}`);
   for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
   const [k, l] = results as [PathResult, PathResult, PathResult];
   const ratio = (x: number, y: number): string => (y > 0 ? (x / y).toFixed(2) : 'n/a');
