@@ -15,7 +15,7 @@ import { repoPath } from '../../test/lib/paths.js';
 import { nodeByName } from '../lib/cluster-net.js';
 import { formatReport } from '../lib/capture.js';
 import { hostLaneSocket } from '../lib/lane-kube.js';
-import { capturedOnWire, startMeshLane } from '../lib/mesh-lane.js';
+import { capturedOnWire, icmpInEchos, inject, startMeshLane } from '../lib/mesh-lane.js';
 import { pingMatrix, tcpFailures, tcpStreams, pingCounts } from '../lib/traffic.js';
 
 const DPD = { interval: '5s', timeout: '20s' };
@@ -36,9 +36,12 @@ test('userspace mesh of three nodes on the host kernel: --datapath auto chooses 
   const c = lane.cluster;
   const [a, b] = [nodeByName(c, 'node-a'), nodeByName(c, 'node-b')];
 
-  await t.test('without kipsec the wire probe sees plaintext between pods (so it can fail)', async (tt) => {
+  await t.test('without kipsec the wire probe sees plaintext between pods, and a spoofed plaintext echo from a peer pod address reaches a pod (both probes can fail)', async (tt) => {
     const r = await capturedOnWire(tt, c, async () => { await lane.assertNoLoss(await pingMatrix(c, { count: 2, timeoutMs: 60_000 })); });
     assert.ok(r.plaintextBetweenPods > 0, formatReport(r));
+    const before = await icmpInEchos(a.pods[0]!);
+    await inject(tt, lane, a, b.pods[0]!.ip, a.pods[0]!.ip);
+    assert.ok(await icmpInEchos(a.pods[0]!) > before, 'the spoofed echo reached the pod: the injection works');
   });
 
   await lane.startOperator();
@@ -76,6 +79,12 @@ test('userspace mesh of three nodes on the host kernel: --datapath auto chooses 
     tt.diagnostic(formatReport(r));
   });
 
+  await t.test('plaintext injected into node-a from node-b\'s pod CIDR, not out of the TUN device, never reaches the pod (inbound strict: rules 218/219)', async (tt) => {
+    const before = await icmpInEchos(a.pods[0]!);
+    await inject(tt, lane, a, b.pods[0]!.ip, a.pods[0]!.ip);
+    assert.equal(await icmpInEchos(a.pods[0]!), before, 'no spoofed echo reached the pod');
+  });
+
   await t.test('strict: with node-b\'s agent stopped, its blackholes stay and no pod traffic between node-b and node-a appears in clear; a new agent brings every pair back', async (tt) => {
     await lane.withAgentStopped(b, async () => {
       const exit = await lane.agents.get('node-b')!.stop('SIGTERM');
@@ -83,6 +92,8 @@ test('userspace mesh of three nodes on the host kernel: --datapath auto chooses 
       const table = (await b.ns.run('ip', ['route', 'show', 'table', '221'])).stdout;
       for (const p of [a, nodeByName(c, 'node-c')]) assert.match(table, new RegExp(`^blackhole ${p.podCidr.replace(/\./g, '\\.')} `, 'm'), table);
       assert.doesNotMatch(table, /dev kipsec0/, 'the TUN device went with the agent');
+      const rules = (await b.ns.run('ip', ['rule', 'show'])).stdout;
+      assert.match(rules, new RegExp(`^219:\\s+from ${a.podCidr} to ${b.podCidr} blackhole`, 'm'), rules);
       const r = await capturedOnWire(tt, c, async () => {
         for (const [from, to] of [[b.pods[0]!, a.pods[0]!], [a.pods[0]!, b.pods[0]!]] as const) {
           const out = await from.ns.run('ping', ['-n', '-q', '-c', '5', '-i', '0.2', '-W', '1', '-I', from.ip, to.ip], { check: false, timeoutMs: 30_000 });
@@ -93,6 +104,13 @@ test('userspace mesh of three nodes on the host kernel: --datapath auto chooses 
     });
     await lane.waitAllUp(180_000);
     await lane.assertNoLoss(await pingMatrix(c, { count: 2, timeoutMs: 60_000 }));
+    // The new agent took over what the old one left (read back from the kernel), removing none of it.
+    const rules = (await b.ns.run('ip', ['rule', 'show'])).stdout;
+    for (const p of [a, nodeByName(c, 'node-c')]) {
+      assert.match(rules, new RegExp(`^218:\\s+from ${p.podCidr} to ${b.podCidr} iif kipsec0 lookup main`, 'm'), rules);
+      assert.match(rules, new RegExp(`^219:\\s+from ${p.podCidr} to ${b.podCidr} blackhole`, 'm'), rules);
+    }
+    assert.match((await b.ns.run('ip', ['route', 'show', 'table', '221'])).stdout, new RegExp(`^blackhole ${a.podCidr} `, 'm'));
   });
 
   await t.test('the probe sees plaintext when the TUN routes are bypassed (the rule to table 221 removed on every node)', async (tt) => {

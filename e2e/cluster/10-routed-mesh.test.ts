@@ -10,11 +10,11 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { agentBundle } from '../vm/agent-harness.js';
 import { repoPath } from '../../test/lib/paths.js';
-import { nodeByName, podCidrsOf, type Cluster, type ClusterNode } from '../lib/cluster-net.js';
+import { nodeByName, podCidrsOf, type Cluster } from '../lib/cluster-net.js';
 import { classifyPcapFile, formatReport, WireCapture, type CaptureReport } from '../lib/capture.js';
 import { eventually } from '../lib/kube.js';
 import { laneBin } from '../lib/lane-kube.js';
-import { startMeshLane, type MeshLane } from '../lib/mesh-lane.js';
+import { icmpInEchos, inject, startMeshLane } from '../lib/mesh-lane.js';
 import type { Scope } from '../lib/netns.js';
 import { ContinuousPing, pingMatrix, tcpFailures, tcpStreams } from '../lib/traffic.js';
 import { kernelPolicies, kernelStates, xfrmStat } from '../lib/xfrm-text.js';
@@ -36,21 +36,6 @@ async function captured(t: Scope, c: Cluster, during: () => Promise<void>): Prom
   const stats = await cap.stop();
   assert.ok(stats.complete, `the capture is incomplete (${JSON.stringify({ captured: stats.captured, received: stats.receivedByFilter, dropped: stats.droppedByKernel, endedEarly: stats.endedEarly })}): a "no plaintext" verdict needs every packet`);
   return classifyPcapFile(stats.file, { podCidrs: podCidrsOf(c) });
-}
-
-/** A plaintext ICMP echo to `to` with source `from` (a peer's pod address), sent by a rogue host on the wire. */
-async function inject(t: Scope, lane: MeshLane, victim: ClusterNode, from: string, to: string): Promise<void> {
-  const rogue = lane.cluster.wire;
-  // The rogue is the wire itself: an address there, the spoofed source on its loopback, a route to the victim's pods.
-  await rogue.run('sh', ['-c', `ip addr add 192.0.2.250/24 dev br0 2>/dev/null; ip addr add ${from}/32 dev lo 2>/dev/null; ip link set lo up; ip route replace ${victim.podCidr} via ${victim.ip}`]);
-  t.after(() => rogue.run('sh', ['-c', `ip addr del ${from}/32 dev lo; ip route del ${victim.podCidr}`], { check: false }));
-  await rogue.run('ping', ['-c', '5', '-i', '0.2', '-W', '1', '-I', from, to], { check: false, timeoutMs: 30_000 });
-}
-
-async function icmpInEchos(pod: { ns: { run: (c: string, a: readonly string[]) => Promise<{ stdout: string }> } }): Promise<number> {
-  const snmp = (await pod.ns.run('cat', ['/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Icmp:'));
-  const [names, values] = [snmp[0]!.split(/\s+/), snmp[1]!.split(/\s+/)];
-  return Number(values[names.indexOf('InEchos')]);
 }
 
 test('routed mesh of three nodes, installed from deploy/: pods reach each other, the wire carries only ESP between pod CIDRs, strict mode never leaks, and status tells the truth', async (t) => {

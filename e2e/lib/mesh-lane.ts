@@ -185,3 +185,18 @@ export async function startMeshLane(t: Scope, o: MeshLaneOptions): Promise<MeshL
   };
   return lane;
 }
+
+/** A plaintext ICMP echo to `to` with source `from` (a peer's pod address), sent by a rogue host on the wire. */
+export async function inject(t: Scope, lane: MeshLane, victim: ClusterNode, from: string, to: string): Promise<void> {
+  const rogue = lane.cluster.wire;
+  // The rogue is the wire itself: an address there, the spoofed source on its loopback, a route to the victim's pods.
+  await rogue.run('sh', ['-c', `ip addr add 192.0.2.250/24 dev br0 2>/dev/null; ip addr add ${from}/32 dev lo 2>/dev/null; ip link set lo up; ip route replace ${victim.podCidr} via ${victim.ip}`]);
+  t.after(() => rogue.run('sh', ['-c', `ip addr del ${from}/32 dev lo; ip route del ${victim.podCidr}`], { check: false }));
+  await rogue.run('ping', ['-c', '5', '-i', '0.2', '-W', '1', '-I', from, to], { check: false, timeoutMs: 30_000 });
+}
+
+export async function icmpInEchos(pod: { ns: { run: (c: string, a: readonly string[]) => Promise<{ stdout: string }> } }): Promise<number> {
+  const snmp = (await pod.ns.run('cat', ['/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Icmp:'));
+  const [names, values] = [snmp[0]!.split(/\s+/), snmp[1]!.split(/\s+/)];
+  return Number(values[names.indexOf('InEchos')]);
+}

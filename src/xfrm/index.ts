@@ -7,6 +7,6 @@ export type { ChildInstall, ChildSa, InstalledChild } from './install.js';
 export type { XfrmEvent, XfrmEventGroup, XfrmEvents } from './events.js';
 export * from './errors.js';
 export { NetlinkErrnoError, NetlinkTimeoutError, NetlinkClosedError, NetlinkSocketError } from './netlink/errors.js';
-export { RtnlClient, type XfrmInterfaceSpec, type RouteSpec, type LinkInfo } from './rtnl/client.js';
+export { RtnlClient, type XfrmInterfaceSpec, type RouteSpec, type RuleSpec, type LinkInfo } from './rtnl/client.js';
 export { setUdpEncap, setIpsecBypass, openTun, loadNative, dgramFd, NativeError, type KipsecNative } from './native.js';
 export { openXfrmEvents, decodeXfrmEvent } from './events.js';

@@ -43,6 +43,15 @@ export interface RouteSpec {
   readonly type?: 'unicast' | 'blackhole';
 }
 
+/** `ip rule` with selectors: `from SRC to DST iif DEV`, then look up a table or drop (blackhole). */
+export interface RuleSpec {
+  readonly priority: number;
+  readonly src?: string;
+  readonly dst?: string;
+  readonly iif?: string;
+  readonly action: { readonly table: number } | 'blackhole';
+}
+
 export interface RouteState extends RouteSpec { readonly protocol: number }
 
 /** One network interface as `ip -d link` shows it: what the agent needs of it. */
@@ -253,6 +262,61 @@ export class RtnlClient {
       out.push({
         dst: `${dst}/${h.rtm_dst_len}`, table: tbl, protocol: h.rtm_protocol, ...(src ? { src } : {}), ...(gw ? { gateway: gw } : {}), ...(oif ? { dev: attrU32(oif) } : {}),
         ...(prio ? { metric: attrU32(prio) } : {}), ...(h.rtm_type === R.RTN_BLACKHOLE ? { type: 'blackhole' as const } : {}),
+      });
+    }
+    return out;
+  }
+
+  #ruleBody(r: RuleSpec): (w: Writer) => void {
+    const src = r.src === undefined ? undefined : parseCidr(r.src, 'rule.src');
+    const dst = r.dst === undefined ? undefined : parseCidr(r.dst, 'rule.dst');
+    if (src && dst && src.family !== dst.family) throw new ConfigError('rule.dst', `family differs from ${r.src ?? ''}`);
+    const family = src?.family ?? dst?.family ?? AF_INET;
+    const alen = family === AF_INET ? 4 : 16;
+    const table = r.action === 'blackhole' ? 0 : r.action.table;
+    return (w) => {
+      encodeFibRuleHdr(w, { family, dst_len: dst?.prefix ?? 0, src_len: src?.prefix ?? 0, tos: 0, table: table < 256 ? table : 0, action: r.action === 'blackhole' ? R.FR_ACT_BLACKHOLE : R.FR_ACT_TO_TBL, flags: 0 });
+      putAttrU32(w, R.FRA_PRIORITY, r.priority);
+      if (r.action !== 'blackhole') putAttrU32(w, R.FRA_TABLE, table);
+      if (src) putAttr(w, R.FRA_SRC, src.addr.subarray(0, alen));
+      if (dst) putAttr(w, R.FRA_DST, dst.addr.subarray(0, alen));
+      if (r.iif !== undefined) putAttrString(w, R.FRA_IIFNAME, r.iif);
+    };
+  }
+
+  /** `ip rule add priority P [from SRC] [to DST] [iif DEV] lookup T | blackhole`; EEXIST is fine. */
+  async addRule(r: RuleSpec): Promise<void> {
+    try { await this.#conn.ack(R.RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, this.#ruleBody(r)); } catch (e) {
+      const err = xfrmError(e, 'add', { kind: 'other', text: `rule priority ${r.priority}` });
+      if (!(err instanceof XfrmExistsError)) throw err;
+    }
+  }
+
+  async deleteRule(r: RuleSpec): Promise<void> {
+    try { await this.#conn.ack(R.RTM_DELRULE, 0, this.#ruleBody(r)); } catch (e) { throw xfrmError(e, 'delete', { kind: 'other', text: `rule priority ${r.priority}` }); }
+  }
+
+  /** Rules of one family at these priorities, with their selectors (`ip rule show`, filtered here). */
+  async listRules(family: number, priorities: readonly number[]): Promise<RuleSpec[]> {
+    const rules = await this.#conn.dump(R.RTM_GETRULE, (w) => { encodeFibRuleHdr(w, { family, dst_len: 0, src_len: 0, tos: 0, table: 0, action: 0, flags: 0 }); });
+    const out: RuleSpec[] = [];
+    for (const m of rules) {
+      if (m.hdr.nlmsg_type !== R.RTM_NEWRULE) continue;
+      const h = decodeFibRuleHdr(new Reader(m.payload, 0, FIB_RULE_HDR_SIZE));
+      const attrs = parseAttrs(m.payload.subarray(FIB_RULE_HDR_SIZE));
+      const prio = attrs.find((a) => a.type === R.FRA_PRIORITY);
+      if (h.family !== family || !prio || !priorities.includes(attrU32(prio))) continue;
+      const cidr = (type: number, len: number): string | undefined => {
+        const a = attrs.find((x) => x.type === type);
+        if (!a) return undefined;
+        const b = new Uint8Array(16); b.set(a.data.subarray(0, 16));
+        return `${addressText(b, family)}/${len}`;
+      };
+      const src = cidr(R.FRA_SRC, h.src_len); const dst = cidr(R.FRA_DST, h.dst_len);
+      const iif = attrs.find((a) => a.type === R.FRA_IIFNAME); const tbl = attrs.find((a) => a.type === R.FRA_TABLE);
+      out.push({
+        priority: attrU32(prio), ...(src ? { src } : {}), ...(dst ? { dst } : {}), ...(iif ? { iif: attrString(iif) } : {}),
+        action: h.action === R.FR_ACT_BLACKHOLE ? 'blackhole' : { table: tbl ? attrU32(tbl) : h.table },
       });
     }
     return out;

@@ -41,9 +41,15 @@ export const RTN_UNICAST = 1;
 /** `ip route add blackhole …`: the packet is dropped silently. */
 export const RTN_BLACKHOLE = 6;
 
+export const FRA_DST = 1;
+export const FRA_SRC = 2;
+export const FRA_IIFNAME = 3;
 export const FRA_PRIORITY = 6;
 export const FRA_TABLE = 15;
 export const FR_ACT_TO_TBL = 1;
+export const FR_ACT_BLACKHOLE = 6;
+/** RT_TABLE_MAIN. */
+export const RT_TABLE_MAIN = 254;
 
 /** strongSwan's defaults: routes in table 220, looked up by a rule of priority 220 (charon.routing_table[_prio]). */
 export const STRONGSWAN_ROUTING_TABLE = 220;

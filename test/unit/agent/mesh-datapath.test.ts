@@ -6,12 +6,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chooseNodeDatapath, datapathProblem, userspaceMeshPeers } from '../../../src/agent/mesh/datapath.js';
 import { computeNodeStatus } from '../../../src/agent/mesh/node-status.js';
-import { BLACKHOLE_METRIC, MESH_TUN_TABLE, MeshTunRoutes, meshPeerRoutes, TUN_ROUTE_METRIC } from '../../../src/agent/userspace/mesh-routes.js';
+import { BLACKHOLE_METRIC, INBOUND_DROP_PRIORITY, INBOUND_PASS_PRIORITY, MESH_TUN_TABLE, MeshTunRoutes, meshPeerRoutes, TUN_ROUTE_METRIC } from '../../../src/agent/userspace/mesh-routes.js';
 import type { UserspaceDatapath } from '../../../src/agent/userspace/datapath.js';
 import type { DesiredPeer } from '../../../src/agent/source.js';
 import type { MeshPeers } from '../../../src/agent/mesh/peers.js';
 import type { ChildConfig, PeerConfig } from '../../../src/ike/engine.js';
-import type { RouteSpec, RtnlClient } from '../../../src/xfrm/index.js';
+import type { RouteSpec, RtnlClient, RuleSpec } from '../../../src/xfrm/index.js';
 import { createLogger } from '../../../src/agent/log.js';
 
 const NO_ESP = { ok: false, reason: 'EPROTONOSUPPORT' } as const;
@@ -83,46 +83,58 @@ test('IPsecNode status.datapath says which data path runs', () => {
   assert.equal(computeNodeStatus({ ...base, datapath: 'kernel' }).datapath, 'kernel');
 });
 
-/** An rtnetlink stand-in keeping table 221 and the rules as `ip route` / `ip rule` would. */
-function fakeRtnl(initial: RouteSpec[] = []) {
+/** An rtnetlink stand-in keeping table 221 and the rules as `ip route` / `ip rule` would, and the order of changes. */
+function fakeRtnl(initial: RouteSpec[] = [], initialRules: RuleSpec[] = []) {
   const routes = new Map<string, RouteSpec>();
-  const k = (r: RouteSpec): string => `${r.type ?? 'unicast'}|${r.dst}|${r.metric ?? 0}`;
-  for (const r of initial) routes.set(k(r), r);
-  const rules: string[] = [];
+  const policy = new Map<string, RuleSpec>();
+  const ops: string[] = [];
+  const rk = (r: RouteSpec): string => `${r.type === 'blackhole' ? 'blackhole ' : ''}${r.dst}${r.dev ? ` dev ${String(r.dev)}` : ''} metric ${r.metric ?? 0}`;
+  const pk = (r: RuleSpec): string => `${r.priority} from ${r.src ?? 'all'} to ${r.dst ?? 'all'}${r.iif ? ` iif ${r.iif}` : ''} ${r.action === 'blackhole' ? 'blackhole' : `lookup ${r.action.table}`}`;
+  for (const r of initial) routes.set(rk(r), r);
+  for (const r of initialRules) policy.set(pk(r), r);
+  const lookups: string[] = [];
   const rtnl = {
     listRoutes: (_fam: number, table: number) => Promise.resolve([...routes.values()].filter((r) => r.table === table).map((r) => ({ ...r, protocol: 4 }))),
-    ensureRule: (fam: number, table: number, prio: number) => { rules.push(`${fam} ${prio} ${table}`); return Promise.resolve(); },
-    addRoute: (r: RouteSpec) => { routes.set(k(r), r); return Promise.resolve(); },
-    deleteRoute: (r: RouteSpec) => { routes.delete(k(r)); return Promise.resolve(); },
+    listRules: (fam: number, prios: readonly number[]) => Promise.resolve(fam === 2 ? [...policy.values()].filter((r) => prios.includes(r.priority)) : []),
+    ensureRule: (fam: number, table: number, prio: number) => { lookups.push(`${fam} ${prio} ${table}`); return Promise.resolve(); },
+    addRoute: (r: RouteSpec) => { routes.set(rk(r), r); ops.push(`+ ${rk(r)}`); return Promise.resolve(); },
+    deleteRoute: (r: RouteSpec) => { routes.delete(rk(r)); ops.push(`- ${rk(r)}`); return Promise.resolve(); },
+    addRule: (r: RuleSpec) => { policy.set(pk(r), r); ops.push(`+ ${pk(r)}`); return Promise.resolve(); },
+    deleteRule: (r: RuleSpec) => { policy.delete(pk(r)); ops.push(`- ${pk(r)}`); return Promise.resolve(); },
   };
-  return { rtnl: rtnl as unknown as RtnlClient, routes, rules };
+  return { rtnl: rtnl as unknown as RtnlClient, show: () => [...routes.keys(), ...policy.keys()].sort(), lookups, ops };
 }
-const show = (rs: Map<string, RouteSpec>): string[] => [...rs.values()].map((r) => `${r.type === 'blackhole' ? 'blackhole ' : ''}${r.dst}${r.dev ? ` dev ${String(r.dev)}` : ''} metric ${r.metric ?? 0}`).sort();
+const silent = createLogger({ level: 'silent' });
+const B = '10.244.2.0/24';
+const STRICT_B = [`${INBOUND_DROP_PRIORITY} from ${B} to 10.244.1.0/24 blackhole`, `${INBOUND_PASS_PRIORITY} from ${B} to 10.244.1.0/24 iif kipsec0 lookup 254`, `blackhole ${B} metric ${BLACKHOLE_METRIC}`];
 
-test('userspace strict mode: a new peer\'s pod CIDRs are blackholed before the engine knows it, routed into the TUN once it runs; a departed peer\'s routes go after its SAs', async () => {
+test('userspace strict mode: before the engine knows a new peer its pod CIDRs are blackholed both ways; once the engine runs they are routed into the TUN; a departed peer\'s go after its SAs', async () => {
   const f = fakeRtnl();
   const dp = { tunName: 'kipsec0', isOpen: false };
-  const r = new MeshTunRoutes({ rtnl: f.rtnl, datapath: dp as unknown as UserspaceDatapath, log: createLogger({ level: 'silent' }) });
-  const b = meshPeerRoutes([peer('node-b', [pods('10.244.2.0/24')])]);
+  const r = new MeshTunRoutes({ rtnl: f.rtnl, datapath: dp as unknown as UserspaceDatapath, log: silent });
+  const b = meshPeerRoutes([peer('node-b', [pods(B)])]);
   await r.add(b, true);
-  assert.deepEqual(show(f.routes), [`blackhole 10.244.2.0/24 metric ${BLACKHOLE_METRIC}`]);
-  assert.deepEqual(f.rules, [`2 221 ${MESH_TUN_TABLE}`], 'one rule ahead of main: the CNI\'s own route to those pods stays untouched');
+  assert.deepEqual(f.show(), [...STRICT_B].sort());
+  assert.deepEqual(f.lookups, [`2 221 ${MESH_TUN_TABLE}`], 'one lookup rule ahead of main: the CNI\'s own route to those pods stays untouched');
   dp.isOpen = true;
   await r.sync(b, true);
-  assert.deepEqual(show(f.routes), [`10.244.2.0/24 dev kipsec0 metric ${TUN_ROUTE_METRIC}`, `blackhole 10.244.2.0/24 metric ${BLACKHOLE_METRIC}`]);
+  assert.deepEqual(f.show(), [`${B} dev kipsec0 metric ${TUN_ROUTE_METRIC}`, ...STRICT_B].sort());
+  assert.ok(f.ops.indexOf(`+ blackhole ${B} metric ${BLACKHOLE_METRIC}`) < f.ops.indexOf(`+ ${B} dev kipsec0 metric ${TUN_ROUTE_METRIC}`), 'the drop is in before the way around it');
   await r.sync([], true);
-  assert.deepEqual(show(f.routes), []);
+  assert.deepEqual(f.show(), []);
 });
 
-test('userspace strict mode: blackholes an earlier agent left are taken over, not re-added; without strict only the TUN routes; removeAll empties the table', async () => {
-  const left: RouteSpec = { dst: '10.244.2.0/24', type: 'blackhole', table: MESH_TUN_TABLE, metric: BLACKHOLE_METRIC };
+test('userspace strict mode: what an earlier agent left is taken over, not re-added, and a stale peer\'s removed; without strict only the TUN routes; removeAll empties it', async () => {
+  const left: RouteSpec = { dst: B, type: 'blackhole', table: MESH_TUN_TABLE, metric: BLACKHOLE_METRIC };
   const stale: RouteSpec = { dst: '10.244.9.0/24', type: 'blackhole', table: MESH_TUN_TABLE, metric: BLACKHOLE_METRIC };
-  const f = fakeRtnl([left, stale]);
-  const r = new MeshTunRoutes({ rtnl: f.rtnl, datapath: { tunName: 'kipsec0', isOpen: true } as unknown as UserspaceDatapath, log: createLogger({ level: 'silent' }) });
-  await r.sync(meshPeerRoutes([peer('node-b', [pods('10.244.2.0/24')])]), true);
-  assert.deepEqual(show(f.routes), [`10.244.2.0/24 dev kipsec0 metric ${TUN_ROUTE_METRIC}`, `blackhole 10.244.2.0/24 metric ${BLACKHOLE_METRIC}`], 'the stale peer\'s blackhole is gone');
-  await r.sync(meshPeerRoutes([peer('node-b', [pods('10.244.2.0/24')])]), false);
-  assert.deepEqual(show(f.routes), [`10.244.2.0/24 dev kipsec0 metric ${TUN_ROUTE_METRIC}`]);
+  const staleRule: RuleSpec = { priority: INBOUND_DROP_PRIORITY, src: '10.244.9.0/24', dst: '10.244.1.0/24', action: 'blackhole' };
+  const f = fakeRtnl([left, stale], [staleRule]);
+  const r = new MeshTunRoutes({ rtnl: f.rtnl, datapath: { tunName: 'kipsec0', isOpen: true } as unknown as UserspaceDatapath, log: silent });
+  await r.sync(meshPeerRoutes([peer('node-b', [pods(B)])]), true);
+  assert.deepEqual(f.show(), [`${B} dev kipsec0 metric ${TUN_ROUTE_METRIC}`, ...STRICT_B].sort());
+  assert.ok(!f.ops.includes(`+ blackhole ${B} metric ${BLACKHOLE_METRIC}`), 'not re-added: no gap');
+  await r.sync(meshPeerRoutes([peer('node-b', [pods(B)])]), false);
+  assert.deepEqual(f.show(), [`${B} dev kipsec0 metric ${TUN_ROUTE_METRIC}`]);
   assert.equal(await r.removeAll(), 1);
-  assert.deepEqual(show(f.routes), []);
+  assert.deepEqual(f.show(), []);
 });

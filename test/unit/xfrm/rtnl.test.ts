@@ -84,6 +84,33 @@ test('ensureRule adds "priority 220 lookup 220" (FR_ACT_TO_TBL) when no such rul
   assert.deepEqual(attrs.map((a) => [a.type, attrU32(a)]), [[R.FRA_PRIORITY, 220], [R.FRA_TABLE, 220]]);
 });
 
+test('addRule "priority 219 from 10.244.2.0/24 to 10.244.1.0/24 blackhole" and "priority 218 … iif kipsec0 lookup main": selectors as FRA_SRC/FRA_DST with their lengths, FR_ACT_BLACKHOLE without a table', async () => {
+  const { t, reqs } = kernel();
+  const r = new RtnlClient(t);
+  await r.addRule({ priority: 219, src: '10.244.2.0/24', dst: '10.244.1.0/24', action: 'blackhole' });
+  await r.addRule({ priority: 218, src: '10.244.2.0/24', dst: '10.244.1.0/24', iif: 'kipsec0', action: { table: 254 } });
+  const [drop, pass] = reqs.filter((m) => m.hdr.nlmsg_type === R.RTM_NEWRULE);
+  assert.deepEqual([...drop!.payload.subarray(0, 8)], [2, 24, 24, 0, 0, 0, 0, R.FR_ACT_BLACKHOLE]);
+  const da = parseAttrs(drop!.payload.subarray(12));
+  assert.deepEqual(da.map((a) => a.type), [R.FRA_PRIORITY, R.FRA_SRC, R.FRA_DST]);
+  assert.deepEqual([...da[1]!.data], [10, 244, 2, 0]);
+  assert.equal(pass!.payload[4], 254);
+  assert.equal(pass!.payload[7], R.FR_ACT_TO_TBL);
+  const pa = parseAttrs(pass!.payload.subarray(12));
+  assert.equal(attrString(pa.find((a) => a.type === R.FRA_IIFNAME)!), 'kipsec0');
+  assert.equal(attrU32(pa.find((a) => a.type === R.FRA_TABLE)!), 254);
+});
+
+test('addRoute type blackhole: RTN_BLACKHOLE, no device or next hop (one given is refused)', async () => {
+  const { t, reqs } = kernel();
+  const r = new RtnlClient(t);
+  await r.addRoute({ dst: '10.244.2.0/24', type: 'blackhole', table: 221, metric: 4096 });
+  const add = reqs.find((m) => m.hdr.nlmsg_type === R.RTM_NEWROUTE)!;
+  assert.equal(add.payload[7], R.RTN_BLACKHOLE);
+  assert.equal(add.payload[4], 221);
+  await assert.rejects(r.addRoute({ dst: '10.244.2.0/24', type: 'blackhole', gateway: '192.0.2.1' }), { code: 'ERR_CONFIG' });
+});
+
 test('routeGet: RTM_GETROUTE for one address (RTA_DST, /32, no dump) answered with OIF, GATEWAY and PREFSRC, like `ip route get`', async () => {
   const reqs: NlMessage[] = [];
   const t = new FakeTransport((m) => {
