@@ -39,13 +39,14 @@ export function chooseNodeDatapath(flag: DatapathFlag, mesh: { readonly name: st
 }
 
 /** While running: why the mesh cannot have this node on the data path it runs, or undefined. */
-export function datapathProblem(running: DatapathChoice, mesh: { readonly name: string; readonly datapath: MeshDatapath }, esp: KernelEsp): { readonly reason: string; readonly message: string } | undefined {
+export function datapathProblem(flag: DatapathFlag, running: DatapathChoice, mesh: { readonly name: string; readonly datapath: MeshDatapath }, esp: KernelEsp): { readonly reason: string; readonly message: string } | undefined {
   if (mesh.datapath === 'auto' || mesh.datapath === running.datapath) return undefined;
   if (mesh.datapath === 'kernel' && !esp.ok)
     return { reason: DATAPATH_REASONS.unavailable, message: `IPsecMesh ${mesh.name} asks for the kernel data path, but on this node ${refuses(esp)}; set spec.datapath to auto or userspace` };
   return {
     reason: DATAPATH_REASONS.mismatch,
-    message: `IPsecMesh ${mesh.name} asks for the ${mesh.datapath} data path; this agent runs ${running.datapath} (${running.reason}): restart it with --datapath ${mesh.datapath} or auto, or set spec.datapath to auto`,
+    // With --datapath auto a restart follows the mesh; an explicit flag has to change first.
+    message: `IPsecMesh ${mesh.name} asks for the ${mesh.datapath} data path; this agent runs ${running.datapath} (${running.reason}): ${flag === 'auto' ? 'restart the agent (the data path is chosen at start)' : `restart it with --datapath ${mesh.datapath} or auto`}, or set spec.datapath to auto`,
   };
 }
 

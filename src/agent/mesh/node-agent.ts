@@ -208,7 +208,7 @@ export class NodeAgent {
     const inactive = !chosen
       ? { reason: REASONS.NoMesh, message: this.#p.meshName ? `no IPsecMesh named ${this.#p.meshName}` : 'no IPsecMesh in the cluster' }
       : !selects(mesh!, watch.labelsOf(node)) ? { reason: REASONS.NotInMesh, message: `IPsecMesh ${chosen.metadata.name}'s nodeSelector does not select this node` }
-        : datapathProblem(this.#datapath, { name: chosen.metadata.name, datapath: mesh!.datapath }, this.#esp);
+        : datapathProblem(this.#p.datapath?.flag ?? 'kernel', this.#datapath, { name: chosen.metadata.name, datapath: mesh!.datapath }, this.#esp);
     const id = identity.meshIdentity(watch.trustBundle());
     const cas = id ? { der: id.cas, digest: id.bundleDigest } : this.#desired?.cas;
     if (inactive || !mesh) return { snapshot: { synced: watch.synced, peers: [] }, mesh, inactive, peers: empty, traffic, podCIDRs, cas };

@@ -36,15 +36,16 @@ test('an explicit --datapath wins at start; the mesh then only accepts or refuse
 test('the mesh asking for kernel on a kernel without ESP is DatapathUnavailable; flag and mesh disagreeing is DatapathMismatch; auto accepts either', () => {
   const us = { datapath: 'userspace', reason: '--datapath auto: the kernel refuses ESP states' } as const;
   const k = { datapath: 'kernel', reason: '--datapath kernel' } as const;
-  const unavailable = datapathProblem(us, mesh('kernel'), NO_ESP);
+  const unavailable = datapathProblem('auto', us, mesh('kernel'), NO_ESP);
   assert.equal(unavailable?.reason, 'DatapathUnavailable');
   assert.match(unavailable?.message ?? '', /asks for the kernel data path, but on this node the kernel refuses ESP states \(EPROTONOSUPPORT\); set spec\.datapath to auto or userspace/);
-  const mismatch = datapathProblem(k, mesh('userspace'), ESP);
+  const mismatch = datapathProblem('kernel', k, mesh('userspace'), ESP);
   assert.equal(mismatch?.reason, 'DatapathMismatch');
   assert.match(mismatch?.message ?? '', /asks for the userspace data path; this agent runs kernel \(--datapath kernel\): restart it with --datapath userspace or auto/);
-  assert.equal(datapathProblem(us, mesh('kernel'), ESP)?.reason, 'DatapathMismatch', 'a kernel with ESP but an agent forced to userspace');
-  for (const d of [us, k]) assert.equal(datapathProblem(d, mesh('auto'), NO_ESP), undefined);
-  assert.equal(datapathProblem(us, mesh('userspace'), NO_ESP), undefined);
+  assert.equal(datapathProblem('userspace', us, mesh('kernel'), ESP)?.reason, 'DatapathMismatch', 'a kernel with ESP but an agent forced to userspace');
+  assert.match(datapathProblem('auto', k, mesh('userspace'), ESP)?.message ?? '', /restart the agent \(the data path is chosen at start\)/, 'the mesh changed after an auto start');
+  for (const d of [us, k]) assert.equal(datapathProblem('auto', d, mesh('auto'), NO_ESP), undefined);
+  assert.equal(datapathProblem('auto', us, mesh('userspace'), NO_ESP), undefined);
 });
 
 function peer(node: string, children: ChildConfig[], esp = ['aes256gcm16-x25519']): DesiredPeer {
