@@ -4,10 +4,10 @@
 // always UDP-encapsulated), each in its own namespace. Both roles for each of AES-GCM-16-256
 // (RFC 4106), ChaCha20-Poly1305 (RFC 7634), AES-CBC-128 + HMAC-SHA2-256-128 (RFC 3602, RFC 4868)
 // with PFS on rekey; one role each for AES-CBC-256 with HMAC-SHA2-384 and -512. Per scenario:
-// IKE up, the SPIs agree (our status vs `swanctl --list-sas`), ping both ways, a 2 MiB TCP
-// transfer each way arrives byte for byte, a Child SA rekey initiated by each side (RFC 7296 §2.8)
-// under a 10/s ping loses nothing, and the wire carries only UDP (IKE on 500/4500, ESP-in-UDP on
-// 4500). charon needs no `encap = yes`: kipsec's userspace path fakes NAT detection, so charon
+// IKE up, the SPIs agree (our status vs `swanctl --list-sas`), ping both ways (small and at each
+// side's TUN MTU), a 2 MiB TCP transfer each way arrives byte for byte, a Child SA rekey initiated
+// by each side (RFC 7296 §2.8) under a 10/s ping loses nothing, and the wire carries only UDP
+// (IKE on 500/4500, ESP-in-UDP on 4500). charon needs no `encap = yes`: kipsec's userspace path fakes NAT detection, so charon
 // sees "remote host is behind NAT" and encapsulates. Then NAT-T (RFC 7296 §2.23, RFC 3948)
 // through a third namespace doing nftables masquerade with random UDP ports, each side once
 // behind the NAT. ESN is not covered: libipsec refuses it (libipsec.so: "IPsec SA: ESN not
@@ -194,9 +194,17 @@ async function run(t: Scope, sc: Scenario): Promise<string[]> {
     }
   }
 
-  for (const [from, src, dst] of [[k, K_IP, S_IP], [s, S_IP, K_IP]] as const) {
-    const ping = await from.run('ping', ['-c', '3', '-i', '0.2', '-W', '2', '-I', src, dst], { timeoutMs: 20_000, check: false });
-    assert.match(ping.stdout, /3 received/, `${src} → ${dst}: ${ping.stdout}${ping.stderr}\n${await agent.table()}\n${await swan.listSas()}`);
+  // Pings both ways, small and as large as the sender's TUN MTU allows (kipsec0 1406, charon's ipsec0
+  // 1400): the larger ones from kipsec exceed charon's TUN MTU on the way back, and still arrive.
+  const mtu = async (ns: Netns, args: readonly string[]): Promise<number> => Number(/ mtu (\d+)/.exec((await ns.run('ip', ['-o', 'link', 'show', ...args])).stdout)?.[1]);
+  const kMtu = await mtu(k, ['kipsec0']);
+  const sMtu = await mtu(s, ['type', 'tun']);
+  notes.push(`TUN MTU: kipsec0 ${kMtu}, charon ${sMtu}`);
+  for (const [from, src, dst, full] of [[k, K_IP, S_IP, kMtu], [s, S_IP, K_IP, sMtu]] as const) {
+    for (const size of [56, full - 28]) {
+      const ping = await from.run('ping', ['-c', '3', '-i', '0.2', '-W', '2', '-s', String(size), '-I', src, dst], { timeoutMs: 20_000, check: false });
+      assert.match(ping.stdout, /3 received/, `${src} → ${dst}, ${size}-byte payload: ${ping.stdout}${ping.stderr}\n${await agent.table()}\n${await swan.listSas()}`);
+    }
   }
   await transfer(dir, k, s, S_IP, 5001);
   await transfer(dir, s, k, K_IP, 5002);
