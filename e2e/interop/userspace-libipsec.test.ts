@@ -7,12 +7,12 @@
 // IKE up, the SPIs agree (our status vs `swanctl --list-sas`), ping both ways (small and at each
 // side's TUN MTU), a 2 MiB TCP transfer each way arrives byte for byte, a Child SA rekey initiated
 // by each side (RFC 7296 §2.8) under a 10/s ping loses nothing, and the wire carries only UDP
-// (IKE on 500/4500, ESP-in-UDP on 4500). charon needs no `encap = yes`: kipsec's userspace path fakes NAT detection, so charon
-// sees "remote host is behind NAT" and encapsulates. Then NAT-T (RFC 7296 §2.23, RFC 3948)
-// through a third namespace doing nftables masquerade with random UDP ports, each side once
-// behind the NAT. ESN is not covered: libipsec refuses it (libipsec.so: "IPsec SA: ESN not
-// supported"); the last test shows charon choosing an ESN proposal, failing to install it and
-// answering NO_PROPOSAL_CHOSEN.
+// (IKE on 500/4500, ESP-in-UDP on 4500). charon needs no `encap = yes`: kipsec's userspace path
+// fakes NAT detection, so charon sees "remote host is behind NAT" and encapsulates. Then NAT-T
+// (RFC 7296 §2.23, RFC 3948) through a third namespace doing nftables masquerade with random UDP
+// ports, each side once behind the NAT. ESN is not covered: libipsec refuses it (libipsec.so:
+// "IPsec SA: ESN not supported"); the last test shows charon choosing an ESN proposal, failing to
+// install it and answering NO_PROPOSAL_CHOSEN.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
