@@ -13,6 +13,7 @@ import { execFile } from 'node:child_process';
 import { agentBundle } from '../vm/agent-harness.js';
 import { repoPath } from '../../test/lib/paths.js';
 import { nodeByName } from '../lib/cluster-net.js';
+import { eventually } from '../lib/kube.js';
 import { formatReport } from '../lib/capture.js';
 import { hostLaneSocket } from '../lib/lane-kube.js';
 import { capturedOnWire, icmpInEchos, inject, startMeshLane } from '../lib/mesh-lane.js';
@@ -111,6 +112,25 @@ test('userspace mesh of three nodes on the host kernel: --datapath auto chooses 
       assert.match(rules, new RegExp(`^219:\\s+from ${p.podCidr} to ${b.podCidr} blackhole`, 'm'), rules);
     }
     assert.match((await b.ns.run('ip', ['route', 'show', 'table', '221'])).stdout, new RegExp(`^blackhole ${a.podCidr} `, 'm'));
+  });
+
+  await t.test('the mesh asking for the kernel data path, which this kernel lacks: every IPsecNode says DatapathUnavailable, no agent exits, nothing leaves in clear; back to auto, every pair comes back without a restart', async (tt) => {
+    await lane.applyMesh({ datapath: 'kernel', dpd: DPD });
+    const reasons = await eventually(async () => {
+      const ns = await lane.ipsecNodes();
+      const r = ns.map((n) => n.status?.conditions?.find((x) => x.type === 'Ready'));
+      return r.length === 3 && r.every((x) => x?.status === 'False' && x.reason === 'DatapathUnavailable') ? r : undefined;
+    }, 60_000, 500);
+    assert.match(reasons[0]?.message ?? '', /asks for the kernel data path, but on this node the kernel refuses ESP states/);
+    for (const [name, pod] of lane.agents) assert.ok(pod.running(), `agent on ${name} exited:\n${pod.log().slice(-3000)}`);
+    const r = await capturedOnWire(tt, c, async () => {
+      const out = await a.pods[0]!.ns.run('ping', ['-n', '-q', '-c', '5', '-i', '0.2', '-W', '1', '-I', a.pods[0]!.ip, b.pods[0]!.ip], { check: false, timeoutMs: 30_000 });
+      assert.equal(pingCounts(out.stdout).received, 0, out.stdout);
+    });
+    assert.equal(r.plaintextBetweenPods, 0, formatReport(r));
+    await lane.applyMesh({ datapath: 'auto', dpd: DPD });
+    await lane.waitAllUp(120_000);
+    await lane.assertNoLoss(await pingMatrix(c, { count: 2, timeoutMs: 60_000 }));
   });
 
   await t.test('the probe sees plaintext when the TUN routes are bypassed (the rule to table 221 removed on every node)', async (tt) => {

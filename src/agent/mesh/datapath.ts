@@ -10,12 +10,16 @@
 //                                   else userspace. A mesh asking for kernel on a kernel without ESP
 //                                   is DatapathUnavailable; the agent then runs userspace (idle), so a
 //                                   mesh switched to auto or userspace later needs no restart.
+// Held out for either reason the node has no SAs, but with strict mode its peers' pod CIDRs stay
+// guarded (on userspace: blackholed, heldPeerRoutes), so its pods send nothing in clear meanwhile.
 // The userspace engine does tunnel-mode ESP in UDP for one local address: the mesh's pod CIDR
 // pairs fit it; transport-mode pairs (overlay, hostToHost) are refused per peer, with the reason.
 import { errorMessage } from '../../common/errors.js';
+import type { IPsecNode } from '../../api/types.js';
 import type { DesiredPeer } from '../source.js';
+import type { PeerRoutes } from '../userspace/mesh-routes.js';
 import { userspacePeer } from '../userspace/peer.js';
-import type { MeshPeers } from './peers.js';
+import { meshPeerName, type MeshPeers } from './peers.js';
 
 export type DatapathFlag = 'kernel' | 'userspace' | 'auto';
 export type Datapath = 'kernel' | 'userspace';
@@ -48,6 +52,15 @@ export function datapathProblem(flag: DatapathFlag, running: DatapathChoice, mes
     // With --datapath auto a restart follows the mesh; an explicit flag has to change first.
     message: `IPsecMesh ${mesh.name} asks for the ${mesh.datapath} data path; this agent runs ${running.datapath} (${running.reason}): ${flag === 'auto' ? 'restart the agent (the data path is chosen at start)' : `restart it with --datapath ${mesh.datapath} or auto`}, or set spec.datapath to auto`,
   };
+}
+
+/**
+ * Strict mode while the mesh wants this node but not on the data path it runs: no SAs, but its
+ * peers' pod CIDRs stay guarded (userspace: blackholed), so the node's pods send nothing in clear.
+ */
+export function heldPeerRoutes(reason: string | undefined, strict: boolean, local: readonly string[], peers: readonly IPsecNode[]): PeerRoutes[] {
+  if (!strict || (reason !== DATAPATH_REASONS.unavailable && reason !== DATAPATH_REASONS.mismatch)) return [];
+  return peers.map((n) => ({ peer: meshPeerName(n.metadata.name), remote: n.spec.podCIDRs ?? [], local }));
 }
 
 /** One peer as the userspace engine runs it, or why it cannot. */

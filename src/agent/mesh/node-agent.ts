@@ -23,10 +23,9 @@ import { readXfrmStat } from '../metrics.js';
 import type { PeerSnapshot } from '../source.js';
 import { peerIsUp, type ClusterInfo, type TunnelStatus } from '../status.js';
 import { pemBlocks } from '../peers.js';
-import type { MeshRoutePort } from '../userspace/mesh-routes.js';
-import { meshPeerRoutes } from '../userspace/mesh-routes.js';
+import { meshPeerRoutes, type MeshRoutePort, type PeerRoutes } from '../userspace/mesh-routes.js';
 import { CaFollower, caView, type CaView } from './ca-follow.js';
-import { chooseNodeDatapath, datapathProblem, userspaceMeshPeers, type DatapathChoice, type DatapathFlag, type KernelEsp } from './datapath.js';
+import { chooseNodeDatapath, datapathProblem, heldPeerRoutes, userspaceMeshPeers, type DatapathChoice, type DatapathFlag, type KernelEsp } from './datapath.js';
 import { caFields, localAddresses, mtuOf } from './host.js';
 import type { NodeIdentity } from './identity.js';
 import { computeNodeStatus } from './node-status.js';
@@ -74,6 +73,8 @@ interface Desired {
   readonly podCIDRs: readonly string[];
   /** The CAs the engine was given (DER) and their digest; undefined while there is no bundle. */
   readonly cas: { readonly der: readonly Uint8Array[]; readonly digest: string } | undefined;
+  /** Userspace: the peers whose pod CIDRs go into the TUN device (and are blackholed, strict). */
+  readonly routes: readonly PeerRoutes[];
 }
 
 const sleep = (clock: Clock, ms: number): Promise<void> => new Promise((r) => clock.setTimer(ms, r));
@@ -162,9 +163,9 @@ export class NodeAgent {
       first = this.#compute(address, identity);
     }
     const agent: Agent = this.#p.agent({ info: () => this.#clusterInfo(agent), renewIdentity: () => this.#renew(identity) }, this.#datapath);
-    await this.#routes?.add(meshPeerRoutes(first.snapshot.peers), first.mesh?.strict ?? false);
+    await this.#routes?.add(first.routes, first.mesh?.strict ?? false);
     await agent.start(first.snapshot, { initiate: false });
-    await this.#routes?.sync(meshPeerRoutes(first.snapshot.peers), first.mesh?.strict ?? false);
+    await this.#routes?.sync(first.routes, first.mesh?.strict ?? false);
     if (this.#isStopped()) { await agent.abandon(); return; }
     this.#desired = first;
     this.#phase = { tag: 'running', agent, identity, address };
@@ -211,17 +212,20 @@ export class NodeAgent {
         : datapathProblem(this.#p.datapath?.flag ?? 'kernel', this.#datapath, { name: chosen.metadata.name, datapath: mesh!.datapath }, this.#esp);
     const id = identity.meshIdentity(watch.trustBundle());
     const cas = id ? { der: id.cas, digest: id.bundleDigest } : this.#desired?.cas;
-    if (inactive || !mesh) return { snapshot: { synced: watch.synced, peers: [] }, mesh, inactive, peers: empty, traffic, podCIDRs, cas };
+    const others = !mesh ? [] : watch.ipsecNodes.list().filter((n) => n.metadata.name !== node && watch.nodeExists(n.metadata.name) && selects(mesh, watch.labelsOf(n.metadata.name)));
+    if (inactive || !mesh) {
+      const routes = heldPeerRoutes(inactive?.reason, mesh?.strict ?? false, podCIDRs, others);
+      return { snapshot: { synced: watch.synced, peers: [] }, mesh, inactive, peers: empty, traffic, podCIDRs, cas, routes };
+    }
     if (!id) {
       // No usable certificate or trust bundle right now (it is being replaced, or unreadable): the
       // peers stay as they are — a snapshot that is not synced removes nothing.
       const prev = this.#desired;
-      return { snapshot: { synced: false, peers: prev?.snapshot.peers ?? [] }, mesh, inactive: prev ? undefined : { reason: 'IdentityNotReady', message: 'no usable certificate or trust bundle yet' }, peers: prev?.peers ?? empty, traffic, podCIDRs, cas };
+      return { snapshot: { synced: false, peers: prev?.snapshot.peers ?? [] }, mesh, inactive: prev ? undefined : { reason: 'IdentityNotReady', message: 'no usable certificate or trust bundle yet' }, peers: prev?.peers ?? empty, traffic, podCIDRs, cas, routes: prev?.routes ?? [] };
     }
-    const others = watch.ipsecNodes.list().filter((n) => n.metadata.name !== node && watch.nodeExists(n.metadata.name) && selects(mesh, watch.labelsOf(n.metadata.name)));
     const all = meshPeers({ name: node, address, podCIDRs, traffic: traffic.traffic }, others, mesh, id);
     const peers = this.#datapath.datapath === 'userspace' ? userspaceMeshPeers(all) : all;
-    return { snapshot: { synced: watch.synced, peers: peers.peers }, mesh, inactive: undefined, peers, traffic, podCIDRs, cas };
+    return { snapshot: { synced: watch.synced, peers: peers.peers }, mesh, inactive: undefined, peers, traffic, podCIDRs, cas, routes: meshPeerRoutes(peers.peers) };
   }
 
   /** Coalesce bursts of watch events into one recompute. */
@@ -239,10 +243,10 @@ export class NodeAgent {
         if (ph.tag !== 'running') break;
         const d = this.#compute(ph.address, ph.identity);
         // Userspace strict mode: new peers' blackholes before the engine knows them, old ones' after their SAs went.
-        const routes = meshPeerRoutes(d.snapshot.peers); const strict = d.mesh?.strict ?? false;
-        await this.#routes?.add(routes, strict);
+        const strict = d.mesh?.strict ?? false;
+        await this.#routes?.add(d.routes, strict);
         const r = await ph.agent.apply(d.snapshot);
-        if (d.snapshot.synced) await this.#routes?.sync(routes, strict);
+        if (d.snapshot.synced) await this.#routes?.sync(d.routes, strict);
         this.#desired = d;
         if (r.added.length + r.removed.length + r.changed.length > 0 || r.refused.size > 0)
           this.#p.log.info({ added: r.added, removed: r.removed, changed: r.changed, refused: Object.fromEntries(r.refused) }, 'mesh peers changed');
@@ -404,7 +408,8 @@ export class NodeAgent {
     await this.#p.watch.stop();
     if (ph.tag !== 'running') return 'none';
     // The mesh still wants this node: leave SAs, policies and blocks; the next agent resumes them.
-    if (this.#desired && !this.#desired.inactive) { await ph.agent.abandon(); return 'kept'; }
+    // Held out only by its data path, the node stays guarded (routes non-empty): keep that too.
+    if (this.#desired && (!this.#desired.inactive || this.#desired.routes.length > 0)) { await ph.agent.abandon(); return 'kept'; }
     await ph.agent.shutdown();
     const routes = await this.#routes?.removeAll().catch((e: unknown) => { this.#p.log.warn({ err: errorMessage(e) }, 'removing the mesh routes failed'); return 0; });
     if (routes) this.#p.log.info({ removed: routes }, 'mesh routes and strict-mode blackholes removed');

@@ -4,7 +4,7 @@
 // pod CIDRs routed into the TUN device, blackholes that outlive the agent, removed only with the peer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chooseNodeDatapath, datapathProblem, userspaceMeshPeers } from '../../../src/agent/mesh/datapath.js';
+import { chooseNodeDatapath, datapathProblem, heldPeerRoutes, userspaceMeshPeers } from '../../../src/agent/mesh/datapath.js';
 import { computeNodeStatus } from '../../../src/agent/mesh/node-status.js';
 import { BLACKHOLE_METRIC, INBOUND_DROP_PRIORITY, INBOUND_PASS_PRIORITY, MESH_TUN_TABLE, MeshTunRoutes, meshPeerRoutes, TUN_ROUTE_METRIC } from '../../../src/agent/userspace/mesh-routes.js';
 import type { UserspaceDatapath } from '../../../src/agent/userspace/datapath.js';
@@ -73,6 +73,14 @@ test('userspace mesh peers: ESP in UDP forced (RFC 3948), transport-mode pairs a
   assert.deepEqual(u.skipped.map((s) => s.node), ['node-e', 'node-c', 'node-d']);
   assert.match(u.skipped[1]!.reason, /transport-mode ESP \(overlay or hostToHost traffic\) needs the kernel data path/);
   assert.match(u.skipped[2]!.reason, /the userspace data path cannot run it: .*3des/);
+});
+
+test('a node the mesh wants but not on its data path keeps its peers\' pod CIDRs guarded (strict): no SAs, nothing in clear; other reasons and strict off release them', () => {
+  const nodes = [{ metadata: { name: 'node-b' }, spec: { endpoint: { address: '192.0.2.12' }, podCIDRs: ['10.244.2.0/24'] } }] as unknown as Parameters<typeof heldPeerRoutes>[3];
+  assert.deepEqual(heldPeerRoutes('DatapathUnavailable', true, ['10.244.1.0/24'], nodes), [{ peer: 'mesh/node-b', remote: ['10.244.2.0/24'], local: ['10.244.1.0/24'] }]);
+  assert.equal(heldPeerRoutes('DatapathMismatch', true, ['10.244.1.0/24'], nodes).length, 1);
+  assert.deepEqual(heldPeerRoutes('DatapathUnavailable', false, ['10.244.1.0/24'], nodes), []);
+  assert.deepEqual(heldPeerRoutes('NotInMesh', true, ['10.244.1.0/24'], nodes), []);
 });
 
 test('IPsecNode status.datapath says which data path runs', () => {
