@@ -5,12 +5,14 @@
 //   (a) kipsec: two bench/esp-peer.ts engines with fixed keys (bench/esp-pair.ts), ESP in UDP 4500;
 //   (b) libipsec: two charons (strongSwan 5.9, kernel-libipsec) with a PSK IKE SA, ESP in UDP 4500;
 //   (c) the plain veth, no tunnel (the ceiling; the kernel does the work, so no process CPU).
-// Per path: one TCP stream's Gbit/s, 64-byte UDP datagrams offered, decapsulated by the receiving
-// end (its inbound SA counter), delivered to the sink, and lost to full socket buffers at the
-// receiving end: the sink's (Udp RcvbufErrors less the 4500 socket's) and the data path's UDP 4500
-// socket's (/proc/net/udp drops); the Node sink shares 2 cores with both data paths. And the
-// CPU-seconds of the data path's processes (both esp-peer processes, both charons) per GB of TCP
-// and per million UDP datagrams delivered; then kipsec/libipsec ratios. Timings only: nothing here is a test.
+// Per path: one TCP stream's Gbit/s; 64-byte UDP datagrams per second offered, dropped by the
+// sending end's TUN queue (the data path did not read them in time), encapsulated by the sending
+// end (its outbound SA counter), decapsulated by the receiving end (its inbound SA counter),
+// delivered to the sink, and lost to full socket buffers at the receiving end: the sink's (Udp
+// RcvbufErrors less the 4500 socket's) and the data path's UDP 4500 socket's (/proc/net/udp
+// drops); the Node generators share 2 cores with both data paths. And the CPU-seconds of the data
+// path's processes (both esp-peer processes, both charons) per GB of TCP and per million UDP
+// datagrams delivered; then kipsec/libipsec ratios. Timings only: nothing here is a test.
 //   node --import tsx bench/esp-vs-libipsec.ts [--seconds 5] [--algorithm aes-gcm-16|chacha20-poly1305]
 // Needs root (namespaces, TUN) and strongSwan (charon, swanctl, the kernel-libipsec plugin).
 import type { EspAlgorithm } from '../src/esp/codec.js';
@@ -29,11 +31,21 @@ interface PathResult {
   readonly name: string;
   readonly tcp: TcpResult; readonly tcpCpu: number | undefined;
   readonly udp: UdpResult; readonly udpCpu: number | undefined;
+  /** UDP run: packets the sending end's TUN device dropped (its queue full: the data path did not read them in time). */
+  readonly tunDropped: number;
+  /** UDP run: ESP packets the sending end encapsulated (its outbound SA counter), undefined for the plain veth. */
+  readonly encapsulated: number | undefined;
   /** UDP run: ESP packets the receiving end decapsulated (its inbound SA counter), undefined for the plain veth. */
   readonly decapsulated: number | undefined;
   /** UDP run, receiving namespace: datagrams dropped for a full socket buffer, at the sink and at the data path's UDP 4500 socket(s). */
   readonly sinkOverflow: number;
   readonly espSocketOverflow: number;
+}
+
+/** TX drops of the TUN devices in a namespace (`ip -s -j link`: stats64.tx.dropped). */
+async function tunTxDropped(ns: Netns): Promise<number> {
+  const links = JSON.parse((await ns.run('ip', ['-s', '-j', 'link', 'show', 'type', 'tun'])).stdout) as Array<{ stats64?: { tx?: { dropped?: number } } }>;
+  return links.reduce((n, l) => n + (l.stats64?.tx?.dropped ?? 0), 0);
 }
 
 /** Drops (the last column of /proc/net/udp) summed over the UDP sockets bound to a local port in a namespace. */
@@ -56,21 +68,28 @@ async function udpRcvbufErrors(ns: Netns): Promise<number> {
 }
 
 /** The generators through one data path; `cpu` sums its processes' CPU-seconds (undefined: the kernel's). */
-async function measure(name: string, a: Netns, b: Netns, cpu: (() => number) | undefined, inPackets?: () => Promise<number>): Promise<PathResult> {
+/** SA packet counters of a tunnel: outbound at the sending end, inbound at the receiving end. */
+interface SaCounters { out(): Promise<number>; in(): Promise<number> }
+
+async function measure(name: string, a: Netns, b: Netns, cpu: (() => number) | undefined, sas?: SaCounters): Promise<PathResult> {
   let c0 = cpu?.();
   const tcp = await tcpStream(a, b, INNER.b, SECONDS);
   const tcpCpu = cpu && c0 !== undefined ? cpu() - c0 : undefined;
   c0 = cpu?.();
-  const p0 = await inPackets?.();
+  const p0 = await sas?.in();
+  const q0 = await sas?.out();
+  const d0 = await tunTxDropped(a);
   const o0 = await udpRcvbufErrors(b);
   const e0 = await udpSocketDrops(b, 4500);
   const udp = await udpFlood(a, b, INNER.b, SECONDS);
   const udpCpu = cpu && c0 !== undefined ? cpu() - c0 : undefined;
-  const p1 = await inPackets?.();
+  const p1 = await sas?.in();
+  const q1 = await sas?.out();
+  const tunDropped = (await tunTxDropped(a)) - d0;
   // The sink's socket is gone by now: its share is the namespace's total less the 4500 socket's.
   const espSocketOverflow = (await udpSocketDrops(b, 4500)) - e0;
   const sinkOverflow = (await udpRcvbufErrors(b)) - o0 - espSocketOverflow;
-  return { name, tcp, tcpCpu, udp, udpCpu, decapsulated: p0 !== undefined && p1 !== undefined ? p1 - p0 : undefined, sinkOverflow, espSocketOverflow };
+  return { name, tcp, tcpCpu, udp, udpCpu, tunDropped, encapsulated: q0 !== undefined && q1 !== undefined ? q1 - q0 : undefined, decapsulated: p0 !== undefined && p1 !== undefined ? p1 - p0 : undefined, sinkOverflow, espSocketOverflow };
 }
 
 /** pids of the charon processes in a namespace (charon runs as `unshare … exec charon`). */
@@ -86,7 +105,7 @@ async function charonPids(ns: Netns): Promise<number[]> {
 
 const tunMtus: string[] = [];
 
-async function libipsecPair(scope: Scope): Promise<{ a: Netns; b: Netns; pids: number[]; inPackets: () => Promise<number> }> {
+async function libipsecPair(scope: Scope): Promise<{ a: Netns; b: Netns; pids: number[]; sas: SaCounters }> {
   const [a, b] = await pair(scope, { a: `${WIRE.a}/24`, b: `${WIRE.b}/24` });
   await a.run('ip', ['addr', 'add', `${INNER.a}/24`, 'dev', 'lo']);
   await b.run('ip', ['addr', 'add', `${INNER.b}/24`, 'dev', 'lo']);
@@ -106,7 +125,10 @@ async function libipsecPair(scope: Scope): Promise<{ a: Netns; b: Netns; pids: n
   // kernel-libipsec's TUN device (ipsec0 unless taken) and its MTU, to print beside esp-pair's.
   const tun = /^\d+: (\S+?): <[^>]*> mtu (\d+)/m.exec((await a.run('ip', ['-o', 'link', 'show', 'type', 'tun'])).stdout);
   tunMtus.push(`libipsec ${tun?.[1] ?? '?'} ${tun?.[2] ?? '?'}`);
-  return { a, b, pids, inPackets: async () => (await sb.childSas()).reduce((n, c) => n + c.packetsIn, 0) };
+  return { a, b, pids, sas: {
+    out: async () => (await sa.childSas()).reduce((n, c) => n + c.packetsOut, 0),
+    in: async () => (await sb.childSas()).reduce((n, c) => n + c.packetsIn, 0),
+  } };
 }
 
 async function main(): Promise<void> {
@@ -119,8 +141,9 @@ async function main(): Promise<void> {
     const kPids = [k.a.child.pid, k.b.child.pid];
     tunMtus.push(`kipsec esp0 ${/ mtu (\d+)/.exec((await k.a.ns.run('ip', ['-o', 'link', 'show', 'esp0'])).stdout)?.[1] ?? '?'}`);
     const kCpu = (): number => kPids.reduce<number>((s, p) => s + cpuSeconds(p), 0);
-    const kIn = async (): Promise<number> => (await k.b.stats()).sas.filter((x) => x.direction === 'in').reduce((n, x) => n + Number(x.packets), 0);
-    results.push(await measure('kipsec userspace', k.a.ns, k.b.ns, kCpu, kIn));
+    const count = async (side: typeof k.a, direction: 'in' | 'out'): Promise<number> =>
+      (await side.stats()).sas.filter((x) => x.direction === direction).reduce((n, x) => n + Number(x.packets), 0);
+    results.push(await measure('kipsec userspace', k.a.ns, k.b.ns, kCpu, { out: () => count(k.a, 'out'), in: () => count(k.b, 'in') }));
     // Plain veth in the same namespaces, once kipsec's numbers are in.
     await k.a.ns.run('ip', ['route', 'replace', INNER.bNet, 'via', WIRE.b, 'src', INNER.a]);
     await k.b.ns.run('ip', ['route', 'replace', INNER.aNet, 'via', WIRE.a, 'src', INNER.b]);
@@ -129,17 +152,17 @@ async function main(): Promise<void> {
     // (b) libipsec, after kipsec's engines are gone.
     const l = await libipsecPair(scope);
     const lCpu = (): number => l.pids.reduce((s, p) => s + cpuSeconds(p), 0);
-    results.push(await measure('strongSwan kernel-libipsec', l.a, l.b, lCpu, l.inPackets));
+    results.push(await measure('strongSwan kernel-libipsec', l.a, l.b, lCpu, l.sas));
     results.push(plain);
   } finally {
     for (const fn of cleanups.reverse()) await fn();
   }
 
-  const rows: string[][] = [['data path', 'TCP Gbit/s', 'UDP-64 offered/s', 'decapsulated/s', 'delivered/s', 'sink overflow/s', '4500 overflow/s', 'CPU s/GB (TCP)', 'CPU s/M delivered (UDP)']];
+  const rows: string[][] = [['data path', 'TCP Gbit/s', 'UDP-64 offered/s', 'TUN dropped/s', 'encapsulated/s', 'decapsulated/s', 'delivered/s', 'sink overflow/s', '4500 overflow/s', 'CPU s/GB (TCP)', 'CPU s/M delivered (UDP)']];
   for (const r of results) {
     const pps = r.udp.received / r.udp.sec;
-    rows.push([r.name, gbitPerSec(r.tcp).toFixed(3), Math.round(r.udp.sent / r.udp.sec).toString(),
-      r.decapsulated === undefined ? '-' : Math.round(r.decapsulated / r.udp.sec).toString(), Math.round(pps).toString(), Math.round(r.sinkOverflow / r.udp.sec).toString(), Math.round(r.espSocketOverflow / r.udp.sec).toString(),
+    rows.push([r.name, gbitPerSec(r.tcp).toFixed(3), Math.round(r.udp.sent / r.udp.sec).toString(), r.name === 'plain veth' ? '-' : Math.round(r.tunDropped / r.udp.sec).toString(),
+      ...[r.encapsulated, r.decapsulated].map((n) => (n === undefined ? '-' : Math.round(n / r.udp.sec).toString())), Math.round(pps).toString(), Math.round(r.sinkOverflow / r.udp.sec).toString(), Math.round(r.espSocketOverflow / r.udp.sec).toString(),
       r.tcpCpu === undefined ? 'kernel' : (r.tcpCpu / (r.tcp.bytes / 1e9)).toFixed(2),
       r.udpCpu === undefined ? 'kernel' : (r.udpCpu / (r.udp.received / 1e6)).toFixed(2)]);
   }
