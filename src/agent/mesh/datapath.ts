@@ -44,6 +44,9 @@ export function chooseNodeDatapath(flag: DatapathFlag, mesh: { readonly name: st
 
 /** While running: why the mesh cannot have this node on the data path it runs, or undefined. */
 export function datapathProblem(flag: DatapathFlag, running: DatapathChoice, mesh: { readonly name: string; readonly datapath: MeshDatapath }, esp: KernelEsp): { readonly reason: string; readonly message: string } | undefined {
+  // Forced onto a kernel without ESP: say so, rather than let every Child SA install fail.
+  if (running.datapath === 'kernel' && !esp.ok)
+    return { reason: DATAPATH_REASONS.unavailable, message: `this agent runs the kernel data path (${running.reason}), but ${refuses(esp)}; run it with --datapath auto or userspace` };
   if (mesh.datapath === 'auto' || mesh.datapath === running.datapath) return undefined;
   if (mesh.datapath === 'kernel' && !esp.ok)
     return { reason: DATAPATH_REASONS.unavailable, message: `IPsecMesh ${mesh.name} asks for the kernel data path, but on this node ${refuses(esp)}; set spec.datapath to auto or userspace` };

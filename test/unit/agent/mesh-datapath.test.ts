@@ -44,7 +44,9 @@ test('the mesh asking for kernel on a kernel without ESP is DatapathUnavailable;
   assert.match(mismatch?.message ?? '', /asks for the userspace data path; this agent runs kernel \(--datapath kernel\): restart it with --datapath userspace or auto/);
   assert.equal(datapathProblem('userspace', us, mesh('kernel'), ESP)?.reason, 'DatapathMismatch', 'a kernel with ESP but an agent forced to userspace');
   assert.match(datapathProblem('auto', k, mesh('userspace'), ESP)?.message ?? '', /restart the agent \(the data path is chosen at start\)/, 'the mesh changed after an auto start');
-  for (const d of [us, k]) assert.equal(datapathProblem('auto', d, mesh('auto'), NO_ESP), undefined);
+  assert.equal(datapathProblem('auto', us, mesh('auto'), NO_ESP), undefined);
+  assert.equal(datapathProblem('kernel', k, mesh('auto'), ESP), undefined);
+  assert.match(datapathProblem('kernel', k, mesh('auto'), NO_ESP)?.message ?? '', /runs the kernel data path \(--datapath kernel\), but the kernel refuses ESP states \(EPROTONOSUPPORT\); run it with --datapath auto or userspace/);
   assert.equal(datapathProblem('auto', us, mesh('userspace'), NO_ESP), undefined);
 });
 
