@@ -71,7 +71,9 @@ export async function diagnose(): Promise<Check[]> {
   try { loadEspNative(); } catch (e) { engine = errorMessage(e); }
   const tun = existsSync('/dev/net/tun');
   const userspace = engine === undefined && tun;
-  checks.push({ name: 'userspace ESP', ok: userspace, detail: userspace ? 'ESP engine addon loaded, /dev/net/tun present: datapath userspace works' : engine ?? '/dev/net/tun is missing: the userspace data path needs a TUN device' });
+  // Only a failure when the kernel cannot do ESP either: otherwise it is the fallback not taken.
+  const why = engine ?? '/dev/net/tun is missing: the userspace data path needs a TUN device';
+  checks.push({ name: 'userspace ESP', ok: userspace || kernelEsp, detail: userspace ? 'ESP engine addon loaded, /dev/net/tun present: datapath userspace works' : `${why}${kernelEsp ? ' (not needed: the kernel does ESP)' : ''}` });
   checks.push({
     name: 'datapath auto', ok: kernelEsp || userspace,
     detail: kernelEsp ? '--datapath auto chooses kernel here' : userspace ? '--datapath auto chooses userspace here (the kernel refuses ESP states); IPsecNode status.datapath says so' : 'neither data path works here',
