@@ -28,7 +28,7 @@ import { CaFollower, caView, type CaView } from './ca-follow.js';
 import { chooseNodeDatapath, datapathProblem, heldPeerRoutes, userspaceMeshPeers, type DatapathChoice, type DatapathFlag, type KernelEsp } from './datapath.js';
 import { caFields, localAddresses, mtuOf } from './host.js';
 import type { NodeIdentity } from './identity.js';
-import { computeNodeStatus } from './node-status.js';
+import { clusterInfoOf, computeNodeStatus } from './node-status.js';
 import { meshPeers, type MeshPeers } from './peers.js';
 import type { NodePublisher } from './publisher.js';
 import { activeMeshOf, resolveMesh, selects, type MeshSettings } from './settings.js';
@@ -381,18 +381,11 @@ export class NodeAgent {
   }
 
   #clusterInfo(agent: Agent): ClusterInfo {
-    const d = this.#desired;
     const ph = this.#phase;
-    const c = ph.tag === 'running' ? ph.identity.certificate : undefined;
-    const up = this.#lastStatus.filter(peerIsUp).length;
-    return {
-      node: this.#p.node, address: ph.tag === 'running' ? ph.address : '', mesh: d?.mesh?.name ?? null,
-      ...(d?.inactive ? { inactive: d.inactive.message } : {}),
-      strict: d?.mesh?.strict ?? false, traffic: d?.traffic.message ?? 'unknown', podCIDRs: d?.podCIDRs ?? [],
-      ...(c ? { certificate: { fingerprint: c.fingerprint, notAfter: new Date(c.notAfterMs).toISOString() } } : {}),
-      peersExpected: agent.peers.length + (d?.peers.skipped.length ?? 0), peersUp: up,
-      skipped: d?.peers.skipped ?? [],
-    };
+    return clusterInfoOf({
+      node: this.#p.node, address: ph.tag === 'running' ? ph.address : '', desired: this.#desired, certificate: ph.tag === 'running' ? ph.identity.certificate : undefined,
+      running: agent.peers.length, up: this.#lastStatus.filter(peerIsUp).length,
+    });
   }
 
   /** SIGTERM. Returns what happened to the kernel state. */

@@ -3,7 +3,7 @@
 // IdentityVerified condition; the agent owns Ready and everything else here.
 import { REASONS, type Condition, type DesiredCondition } from '../../api/conditions.js';
 import type { IPsecNodeStatus, NodePeerStatus } from '../../api/types.js';
-import { peerIsUp, type TunnelStatus } from '../status.js';
+import { peerIsUp, type ClusterInfo, type TunnelStatus } from '../status.js';
 import { espCost, maxInnerPacket, type ResolvedTraffic } from './traffic.js';
 
 export interface NodeStatusInput {
@@ -100,6 +100,28 @@ export function computeNodeStatus(i: NodeStatusInput): IPsecNodeStatus {
     peers: entries,
     xfrmErrors: { ...i.xfrmErrors },
     lastUpdateTime: iso(i.nowMs),
+  };
+}
+
+/** The mesh part of `kipsec status` (ClusterInfo), from what the node agent knows. */
+export function clusterInfoOf(i: {
+  readonly node: string; readonly address: string;
+  readonly desired: {
+    readonly mesh: { readonly name: string; readonly strict: boolean } | undefined; readonly inactive: { readonly message: string } | undefined;
+    readonly traffic: { readonly message: string }; readonly podCIDRs: readonly string[]; readonly peers: { readonly skipped: ClusterInfo['skipped'] };
+  } | undefined;
+  readonly certificate: { readonly fingerprint: string; readonly notAfterMs: number } | undefined;
+  /** Peers the engine runs, and how many of them are up. */
+  readonly running: number; readonly up: number;
+}): ClusterInfo {
+  const d = i.desired; const c = i.certificate;
+  return {
+    node: i.node, address: i.address, mesh: d?.mesh?.name ?? null,
+    ...(d?.inactive ? { inactive: d.inactive.message } : {}),
+    strict: d?.mesh?.strict ?? false, traffic: d?.traffic.message ?? 'unknown', podCIDRs: d?.podCIDRs ?? [],
+    ...(c ? { certificate: { fingerprint: c.fingerprint, notAfter: new Date(c.notAfterMs).toISOString() } } : {}),
+    peersExpected: i.running + (d?.peers.skipped.length ?? 0), peersUp: i.up,
+    skipped: d?.peers.skipped ?? [],
   };
 }
 
