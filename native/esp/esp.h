@@ -133,7 +133,10 @@ typedef struct esp_sa {
   EVP_CIPHER_CTX *ctx[ESP_SLOTS];
   EVP_MAC_CTX *mac[ESP_SLOTS];     /* AES-CBC suites: HMAC keyed once */
   uint64_t order; /* install order: the newest active outbound SA of a reqid wins (as XFRM) */
-  _Atomic(esp_peer *) peer; /* outbound */
+  /* Outbound: where datagrams go. Inbound (optional): the source they are expected from; an
+   * authenticated packet from elsewhere is a NAT mapping change (RFC 7296 §2.23), reported up. */
+  _Atomic(esp_peer *) peer;
+  atomic_int_fast64_t last_mapping_ms; /* inbound: when the last mapping report went up */
   atomic_int active;        /* outbound: may be chosen by a policy */
   /* Anti-replay (inbound), RFC 4303 §3.4.3: only the RX worker touches it; the lock is for the
    * JS-side reader in stats and for future multi-queue RX. */
@@ -184,6 +187,8 @@ typedef struct {
   /* An IKE datagram (marker included) or, with no TUN, a decapsulated inner packet. */
   void (*up)(esp_engine *e, int kind, const uint8_t *data, size_t len, const struct sockaddr_storage *from);
   void (*expire)(esp_engine *e, const esp_sa *sa, int hard, const char *reason);
+  /* An authenticated packet of inbound `sa` came from `from`, not from its expected peer. */
+  void (*mapping)(esp_engine *e, const esp_sa *sa, const struct sockaddr_storage *from);
 } esp_hooks;
 
 #define ESP_UP_IKE 0
@@ -255,7 +260,7 @@ esp_sa *esp_lookup_out(const esp_table *t, const esp_inner *in);
 int esp_encap(esp_engine *e, const esp_table *t, int slot, uint8_t *buf, size_t len, size_t *out_off, size_t *out_len, esp_sa **sa_out);
 /* Inbound: the UDP payload in buf (len bytes, not IKE); on success the inner packet is at
  * buf + *inner_off, *inner_len bytes. */
-int esp_decap(esp_engine *e, const esp_table *t, uint8_t *buf, size_t len, size_t *inner_off, size_t *inner_len);
+int esp_decap(esp_engine *e, const esp_table *t, uint8_t *buf, size_t len, const struct sockaddr_storage *from, size_t *inner_off, size_t *inner_len);
 void esp_fire_expire(esp_engine *e, esp_sa *sa, int hard, const char *reason);
 int64_t esp_now_ms(void);
 

@@ -250,7 +250,7 @@ static void rx_one(esp_engine *e, const esp_table *t, uint8_t *buf, size_t len, 
     return;
   }
   size_t inner_off = 0, inner_len = 0;
-  if (esp_decap(e, t, buf, len, &inner_off, &inner_len) != 0) return;
+  if (esp_decap(e, t, buf, len, from, &inner_off, &inner_len) != 0) return;
   if (e->tun_fd < 0) { if (e->hooks.up) e->hooks.up(e, ESP_UP_INNER, buf + inner_off, inner_len, from); return; }
   ssize_t w;
   do w = write(e->tun_fd, buf + inner_off, inner_len); while (w < 0 && errno == EINTR);

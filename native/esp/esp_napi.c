@@ -12,8 +12,9 @@
  *   espInject(h, packet)  encapsulate one inner packet on the calling thread (tests, probes)
  *
  * Events reach onEvent({ kind, … }) through two bounded napi threadsafe-function queues: 'ike'
- * and 'inner' share one (a flood of IKE cannot delay expires), 'expire' has its own. When a queue
- * is full the event is dropped and counted (ikeDropped / eventsDropped), never waited for.
+ * and 'inner' share one (a flood of IKE cannot delay expires), 'expire' and 'mapping' (an
+ * authenticated packet of an inbound SA from another source than its peer) the other. When a
+ * queue is full the event is dropped and counted (ikeDropped / eventsDropped), never waited for.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,7 +46,7 @@ const char *const G_NAMES[ESP_G_N] = {
 
 
 typedef struct {
-  int kind; /* ESP_UP_IKE, ESP_UP_INNER, or 2 = expire */
+  int kind; /* ESP_UP_IKE, ESP_UP_INNER, EV_EXPIRE or EV_MAPPING */
   char address[INET6_ADDRSTRLEN];
   int port;
   uint32_t spi, reqid;
@@ -56,6 +57,7 @@ typedef struct {
 } esp_event;
 
 #define EV_EXPIRE 2
+#define EV_MAPPING 3
 
 /* ---- errors and argument helpers ---- */
 
@@ -199,9 +201,16 @@ static void call_js(napi_env env, napi_value fn, void *context, void *data) {
   if (env == NULL || fn == NULL) { free(ev); return; } /* torn down: just free what was queued */
   napi_value obj, v, undef;
   napi_create_object(env, &obj);
-  napi_create_string_utf8(env, ev->kind == ESP_UP_IKE ? "ike" : ev->kind == ESP_UP_INNER ? "inner" : "expire", NAPI_AUTO_LENGTH, &v);
+  static const char *const kinds[] = { "ike", "inner", "expire", "mapping" };
+  napi_create_string_utf8(env, kinds[ev->kind], NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(env, obj, "kind", v);
-  if (ev->kind == EV_EXPIRE) {
+  if (ev->kind == EV_MAPPING) {
+    napi_create_string_utf8(env, ev->dir == ESP_DIR_IN ? "in" : "out", NAPI_AUTO_LENGTH, &v); napi_set_named_property(env, obj, "direction", v);
+    napi_create_uint32(env, ev->spi, &v); napi_set_named_property(env, obj, "spi", v);
+    napi_create_uint32(env, ev->reqid, &v); napi_set_named_property(env, obj, "reqid", v);
+    napi_create_string_utf8(env, ev->address, NAPI_AUTO_LENGTH, &v); napi_set_named_property(env, obj, "address", v);
+    napi_create_uint32(env, (uint32_t)ev->port, &v); napi_set_named_property(env, obj, "port", v);
+  } else if (ev->kind == EV_EXPIRE) {
     napi_create_string_utf8(env, ev->dir == ESP_DIR_IN ? "in" : "out", NAPI_AUTO_LENGTH, &v); napi_set_named_property(env, obj, "direction", v);
     napi_create_uint32(env, ev->spi, &v); napi_set_named_property(env, obj, "spi", v);
     napi_create_uint32(env, ev->reqid, &v); napi_set_named_property(env, obj, "reqid", v);
@@ -224,6 +233,16 @@ static void call_js(napi_env env, napi_value fn, void *context, void *data) {
   }
 }
 
+static void set_from(esp_event *ev, const struct sockaddr_storage *from) {
+  if (from->ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)from;
+    inet_ntop(AF_INET, &a->sin_addr, ev->address, sizeof ev->address); ev->port = ntohs(a->sin_port);
+  } else if (from->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)from;
+    inet_ntop(AF_INET6, &a->sin6_addr, ev->address, sizeof ev->address); ev->port = ntohs(a->sin6_port);
+  }
+}
+
 static void hook_up(esp_engine *e, int kind, const uint8_t *data, size_t len, const struct sockaddr_storage *from) {
   esp_napi *s = e->napi;
   esp_event *ev = malloc(sizeof *ev + len);
@@ -233,13 +252,7 @@ static void hook_up(esp_engine *e, int kind, const uint8_t *data, size_t len, co
   ev->kind = kind;
   ev->len = len;
   memcpy(ev->data, data, len);
-  if (from->ss_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)from;
-    inet_ntop(AF_INET, &a->sin_addr, ev->address, sizeof ev->address); ev->port = ntohs(a->sin_port);
-  } else if (from->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)from;
-    inet_ntop(AF_INET6, &a->sin6_addr, ev->address, sizeof ev->address); ev->port = ntohs(a->sin6_port);
-  }
+  set_from(ev, from);
   if (napi_call_threadsafe_function(s->up, ev, napi_tsfn_nonblocking) != napi_ok) { free(ev); atomic_fetch_add(&e->g[dropped], 1); return; }
   if (kind == ESP_UP_IKE) atomic_fetch_add(&e->g[ESP_G_IKE], 1);
 }
@@ -249,6 +262,15 @@ static void hook_expire(esp_engine *e, const esp_sa *sa, int hard, const char *r
   esp_event *ev = calloc(1, sizeof *ev);
   if (ev == NULL) { atomic_fetch_add(&e->g[ESP_G_EVENTS_DROPPED], 1); return; }
   ev->kind = EV_EXPIRE; ev->spi = sa->spi; ev->reqid = sa->reqid; ev->dir = sa->dir; ev->hard = hard; ev->reason = reason;
+  if (napi_call_threadsafe_function(s->ctl, ev, napi_tsfn_nonblocking) != napi_ok) { free(ev); atomic_fetch_add(&e->g[ESP_G_EVENTS_DROPPED], 1); }
+}
+
+static void hook_mapping(esp_engine *e, const esp_sa *sa, const struct sockaddr_storage *from) {
+  esp_napi *s = e->napi;
+  esp_event *ev = calloc(1, sizeof *ev);
+  if (ev == NULL) { atomic_fetch_add(&e->g[ESP_G_EVENTS_DROPPED], 1); return; }
+  ev->kind = EV_MAPPING; ev->spi = sa->spi; ev->reqid = sa->reqid; ev->dir = sa->dir;
+  set_from(ev, from);
   if (napi_call_threadsafe_function(s->ctl, ev, napi_tsfn_nonblocking) != napi_ok) { free(ev); atomic_fetch_add(&e->g[ESP_G_EVENTS_DROPPED], 1); }
 }
 
@@ -339,6 +361,7 @@ static napi_value esp_create(napi_env env, napi_callback_info info) {
   s->e.napi = s;
   s->e.hooks.up = hook_up;
   s->e.hooks.expire = hook_expire;
+  s->e.hooks.mapping = hook_mapping;
   napi_create_string_utf8(env, "kipsec:esp", NAPI_AUTO_LENGTH, &name);
   if (napi_create_threadsafe_function(env, fn, NULL, name, ikeq, 1, NULL, NULL, s, call_js, &s->up) != napi_ok
       || napi_create_threadsafe_function(env, fn, NULL, name, evq, 1, NULL, NULL, s, call_js, &s->ctl) != napi_ok) {

@@ -67,6 +67,12 @@ napi_value esp_napi_add_sa(napi_env env, napi_callback_info info) {
       bad = "sources and destinations must be 1..8 selectors { start, end, protocol?, startPort?, endPort? }";
     int keyed = esp_crypto_key(sa, ESP_SLOT_RX, 0, key, key_len, ikey, ikey_len);
     if (!sa->bitmap || !keyed) bad = bad ? bad : "could not set up the cipher";
+    /* Optional: the source the peer sends from (NAT mapping reports). */
+    if (has(env, o, "peer", &v)) {
+      esp_peer *from = get_peer(env, v);
+      if (from == NULL) bad = bad ? bad : "peer must be { address, port }";
+      atomic_store(&sa->peer, from);
+    }
   } else {
     esp_peer *peer = has(env, o, "peer", &v) ? get_peer(env, v) : NULL;
     if (peer == NULL) bad = "peer { address, port } is required on an outbound SA";

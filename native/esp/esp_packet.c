@@ -154,7 +154,37 @@ int esp_encap(esp_engine *e, const esp_table *t, int slot, uint8_t *buf, size_t 
 
 /* ---- inbound, RFC 4303 §3.4 ---- */
 
-int esp_decap(esp_engine *e, const esp_table *t, uint8_t *buf, size_t len, size_t *inner_off, size_t *inner_len) {
+/* Same address and port? Families other than IPv4/IPv6 never match. */
+static int same_endpoint(const esp_peer *p, const struct sockaddr_storage *from) {
+  if (p->addr.ss_family != from->ss_family) return 0;
+  if (from->ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)&p->addr, *b = (const struct sockaddr_in *)from;
+    return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+  }
+  if (from->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&p->addr, *b = (const struct sockaddr_in6 *)from;
+    return a->sin6_port == b->sin6_port && memcmp(&a->sin6_addr, &b->sin6_addr, sizeof a->sin6_addr) == 0;
+  }
+  return 0;
+}
+
+/* An authenticated packet from another address or port than the SA's peer: the NAT in front of
+ * the peer changed its mapping (RFC 7296 §2.23, RFC 3948). The control plane decides and moves
+ * the SAs, as it does for the kernel's XFRM_MSG_MAPPING; here only a report, at most one a second
+ * per SA so a flood of packets is not a flood of events. Only after the ICV verified: an
+ * unauthenticated datagram must not redirect our traffic. */
+#define ESP_MAPPING_REPORT_MS 1000
+static void check_mapping(esp_engine *e, esp_sa *sa, const struct sockaddr_storage *from) {
+  const esp_peer *p = atomic_load_explicit(&sa->peer, memory_order_acquire);
+  if (p == NULL || from == NULL || e->hooks.mapping == NULL || same_endpoint(p, from)) return;
+  int64_t now = esp_now_ms();
+  int_fast64_t last = atomic_load_explicit(&sa->last_mapping_ms, memory_order_relaxed);
+  if (now - last < ESP_MAPPING_REPORT_MS && now >= last) return;
+  if (!atomic_compare_exchange_strong(&sa->last_mapping_ms, &last, now)) return;
+  e->hooks.mapping(e, sa, from);
+}
+
+int esp_decap(esp_engine *e, const esp_table *t, uint8_t *buf, size_t len, const struct sockaddr_storage *from, size_t *inner_off, size_t *inner_len) {
   if (len < ESP_HDR_LEN) DROP_G(e, ESP_G_RUNT);
   uint32_t spi = get32(buf), seql = get32(buf + ESP_SPI_LEN);
   esp_sa *sa = esp_lookup_in(t, spi);
@@ -178,6 +208,7 @@ int esp_decap(esp_engine *e, const esp_table *t, uint8_t *buf, size_t len, size_
   if (fresh) esp_replay_update(sa, seq);
   pthread_mutex_unlock(&sa->replay_lock);
   if (!fresh) DROP_SA(sa, ESP_DROP_REPLAY);
+  check_mapping(e, sa, from);
   uint8_t *c = buf + head;
   uint8_t padlen = c[clen - 2], nh = c[clen - 1];
   if ((size_t)padlen + ESP_TRAILER_LEN > clen) DROP_SA(sa, ESP_DROP_PAD);

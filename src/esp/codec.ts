@@ -76,7 +76,11 @@ export interface EspSaSpec {
   /** Outbound: the last sequence number already sent (an SA taken over after a restart). */
   readonly seq?: bigint;
   readonly limits?: EspLimits;
-  /** Outbound: where the ESP-in-UDP datagrams go (the peer's NAT-T address and port). */
+  /**
+   * Outbound (required): where the ESP-in-UDP datagrams go (the peer's NAT-T address and port).
+   * Inbound (optional): where they are expected from; an authenticated packet from elsewhere
+   * raises a 'mapping' event.
+   */
   readonly peer?: EspPeer;
   /** Inbound: inner source must be in one of these, destination in one of those (1..8 each). */
   readonly sources?: readonly EspSelector[];

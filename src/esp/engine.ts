@@ -18,7 +18,13 @@ export type EspEvent =
   /** Without a TUN device (tunFd null): a verified, decapsulated inner packet. */
   | { readonly kind: 'inner'; readonly data: Buffer; readonly address: string; readonly port: number }
   /** A packet/byte limit was reached (soft: rekey now; hard: the SA no longer passes traffic), or the sequence number ran out. */
-  | { readonly kind: 'expire'; readonly direction: EspDirection; readonly spi: number; readonly reqid: number; readonly hard: boolean; readonly reason: 'packets' | 'bytes' | 'sequence' };
+  | { readonly kind: 'expire'; readonly direction: EspDirection; readonly spi: number; readonly reqid: number; readonly hard: boolean; readonly reason: 'packets' | 'bytes' | 'sequence' }
+  /**
+   * An authenticated packet of an inbound SA came from another address or port than the SA's
+   * `peer`: the NAT in front of the peer moved (RFC 7296 §2.23). At most one a second per SA;
+   * nothing changes until the control plane moves the SAs (updateSa peer).
+   */
+  | { readonly kind: 'mapping'; readonly direction: 'in'; readonly spi: number; readonly reqid: number; readonly address: string; readonly port: number };
 
 export type EspListener = (e: EspEvent) => void;
 
@@ -52,6 +58,7 @@ function wrap<T>(what: string, fn: () => T): T {
 }
 
 function toEvent(e: RawEvent): EspEvent {
+  if (e.kind === 'mapping') return { kind: 'mapping', direction: 'in', spi: e.spi, reqid: e.reqid, address: e.address, port: e.port };
   if (e.kind !== 'expire') return e;
   const reason = e.reason === 'packets' || e.reason === 'bytes' ? e.reason : 'sequence';
   return { kind: 'expire', direction: e.direction, spi: e.spi, reqid: e.reqid, hard: e.hard, reason };
@@ -99,7 +106,7 @@ export class EspEngine {
     wrap(`addSa(${sa.direction} 0x${(sa.spi >>> 0).toString(16)})`, () => this.#native.espAddSa(this.#handle, encodeSa(sa)));
   }
 
-  /** Start or stop using an outbound SA, or move its peer (NAT port float, RFC 7296 §2.23). */
+  /** Start or stop using an outbound SA, or move its peer — where an outbound SA sends, where an inbound one expects packets from (NAT port float, RFC 7296 §2.23). */
   updateSa(ref: EspSaRef, u: { readonly active?: boolean; readonly peer?: EspPeer }): void {
     wrap(`updateSa(${ref.direction} 0x${(ref.spi >>> 0).toString(16)})`, () => this.#native.espUpdateSa(this.#handle, ref.direction, ref.spi >>> 0, ref.reqid >>> 0, {
       ...(u.active !== undefined ? { active: u.active } : {}), ...(u.peer ? { peer: u.peer } : {}),

@@ -56,7 +56,8 @@ export interface RawPolicy {
 
 export type RawEvent =
   | { readonly kind: 'ike' | 'inner'; readonly data: Buffer; readonly address: string; readonly port: number }
-  | { readonly kind: 'expire'; readonly direction: 'in' | 'out'; readonly spi: number; readonly reqid: number; readonly hard: boolean; readonly reason: string };
+  | { readonly kind: 'expire'; readonly direction: 'in' | 'out'; readonly spi: number; readonly reqid: number; readonly hard: boolean; readonly reason: string }
+  | { readonly kind: 'mapping'; readonly direction: 'in' | 'out'; readonly spi: number; readonly reqid: number; readonly address: string; readonly port: number };
 
 export interface RawSaStats {
   readonly direction: 'in' | 'out';

@@ -73,6 +73,11 @@ const saKey = (dst: string, spi: number): string => `${dst}|${spi >>> 0}`;
 const policyKey = (p: PolicyId): string => JSON.stringify([p.selector.src, p.selector.dst, p.selector.proto ?? 0, p.selector.sport ?? 0, p.selector.dport ?? 0, p.dir, p.mark?.value ?? 0, p.ifId ?? 0]);
 const notFound = (op: string, id: SaId): XfrmNotFoundError => new XfrmNotFoundError(op, { kind: 'sa', dst: id.dst, spi: id.spi, ...(id.src ? { src: id.src } : {}) }, new NetlinkErrnoError(ENOENT, 0));
 
+/** Outbound: where the SA sends (its destination and encap dport); inbound: where its packets come from (source, encap sport). */
+function peerOf(sa: SaSpec, direction: EspDirection): { address: string; port: number } {
+  return direction === 'out' ? { address: sa.dst, port: sa.encap?.dport ?? 0 } : { address: sa.src, port: sa.encap?.sport ?? 0 };
+}
+
 /** An XFRM selector side as the engine's inclusive range, with the selector's protocol and port. */
 export function espSelector(cidr: string, proto: number | undefined, port: number | undefined): EspSelector {
   return { ...cidrSelector(cidr), protocol: proto ?? 0, startPort: port ?? 0, endPort: port ?? 0xffff };
@@ -136,7 +141,7 @@ export class EspXfrm implements AgentXfrm {
     engine.addSa({
       direction, spi: sa.spi, reqid, ...suite, ...(sa.esn ? { esn: true } : {}), limits,
       replayWindow: direction === 'in' ? Math.max(sa.replayWindow ?? 0, DEFAULT_REPLAY_WINDOW) : 0,
-      ...(direction === 'out' && sa.encap ? { peer: { address: sa.dst, port: sa.encap.dport } } : {}),
+      ...(sa.encap ? { peer: peerOf(sa, direction) } : {}),
       ...(direction === 'in' && sel ? sel : {}),
     });
     if (direction === 'in' && sel) this.#selectors.set(k, sel);
@@ -155,7 +160,7 @@ export class EspXfrm implements AgentXfrm {
    * knows an SA by (direction, SPI, reqid), so here the SA stays and only its peer changes.
    */
   #move(oldKey: string, h: Held, sa: SaSpec): void {
-    if (h.direction === 'out' && sa.encap) this.#dp.engine.updateSa({ direction: 'out', spi: sa.spi, reqid: h.reqid }, { peer: { address: sa.dst, port: sa.encap.dport } });
+    if (sa.encap) this.#dp.engine.updateSa({ direction: h.direction, spi: sa.spi, reqid: h.reqid }, { peer: peerOf(sa, h.direction) });
     const k = saKey(sa.dst, sa.spi);
     this.#sas.delete(oldKey);
     h.spec = sa;
@@ -172,8 +177,8 @@ export class EspXfrm implements AgentXfrm {
     const k = saKey(sa.dst, sa.spi);
     const h = this.#sas.get(k);
     if (!h) throw notFound('update', sa);
-    if (h.direction === 'out' && sa.encap && (sa.encap.dport !== h.spec.encap?.dport || sa.dst !== h.spec.dst)) {
-      this.#dp.engine.updateSa({ direction: 'out', spi: sa.spi, reqid: h.reqid }, { peer: { address: sa.dst, port: sa.encap.dport } });
+    if (sa.encap && (!h.spec.encap || JSON.stringify(peerOf(sa, h.direction)) !== JSON.stringify(peerOf(h.spec, h.direction)))) {
+      this.#dp.engine.updateSa({ direction: h.direction, spi: sa.spi, reqid: h.reqid }, { peer: peerOf(sa, h.direction) });
     }
     h.spec = sa;
   }
@@ -278,10 +283,22 @@ export class EspXfrm implements AgentXfrm {
   }
 
   #onEngine(e: EspEvent): void {
+    if (e.kind === 'mapping') { this.#mapping(e); return; }
     if (e.kind !== 'expire') return;
     for (const h of this.#sas.values()) {
       if (h.direction === e.direction && h.spec.spi >>> 0 === e.spi >>> 0 && h.reqid === e.reqid >>> 0) { this.#expire(h, e.hard); return; }
     }
+  }
+
+  /** The engine saw an inbound SA's packets from a new source: XFRM_MSG_MAPPING's report, same fields. */
+  #mapping(e: Extract<EspEvent, { kind: 'mapping' }>): void {
+    const h = [...this.#sas.values()].find((x) => x.direction === 'in' && x.spec.spi >>> 0 === e.spi >>> 0 && x.reqid === e.reqid >>> 0);
+    if (!h) return;
+    const ev: XfrmEvent = {
+      kind: 'mapping', dst: h.spec.dst, spi: h.spec.spi >>> 0, reqid: h.reqid,
+      oldSrc: h.spec.src, oldSport: h.spec.encap?.sport ?? 0, newSrc: e.address, newSport: e.port,
+    };
+    for (const fn of this.#handlers) fn(ev);
   }
 
   /** Soft: report (rekey now). Hard: the SA goes first, as the kernel deletes it, then the report. */

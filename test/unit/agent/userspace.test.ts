@@ -184,3 +184,18 @@ test('EspXfrm: an address move (XFRM: add at the new address, delete the old) ke
   await x.deleteSa({ dst: '192.0.2.9', spi: 0x3000 });
   assert.equal(f.sas.size, 0);
 });
+
+test('EspXfrm: an inbound SA expects its peer (source, encap sport); the engine\'s mapping report becomes XFRM_MSG_MAPPING\'s event, and moving the SA moves what the engine expects (RFC 7296 §2.23)', async () => {
+  const { x, f } = await openPort();
+  const events: XfrmEvent[] = [];
+  x.events(['mapping'], (e) => events.push(e));
+  const spi = await x.allocSpi({ src: '192.0.2.2', dst: '192.0.2.1', reqid: REQID });
+  await x.addSa(inSa(spi, { encap: { sport: 4501, dport: 4500 } }));
+  assert.deepEqual(f.sas.get(`in|${spi}|${REQID}`)!.peer, { address: '192.0.2.2', port: 4501 });
+  f.fire({ kind: 'mapping', direction: 'in', spi, reqid: REQID, address: '198.51.100.7', port: 40001 });
+  assert.deepEqual(events, [{ kind: 'mapping', dst: '192.0.2.1', spi, reqid: REQID, oldSrc: '192.0.2.2', oldSport: 4501, newSrc: '198.51.100.7', newSport: 40001 }]);
+  f.fire({ kind: 'mapping', direction: 'in', spi: spi + 1, reqid: REQID, address: '198.51.100.7', port: 40001 });
+  assert.equal(events.length, 1, 'an SA we do not hold reports nothing');
+  await x.updateSa(inSa(spi, { src: '198.51.100.7', encap: { sport: 40001, dport: 4500 } }));
+  assert.deepEqual(f.sas.get(`in|${spi}|${REQID}`)!.peer, { address: '198.51.100.7', port: 40001 }, 'the engine now expects the new source');
+});
