@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# build-strongswan6.sh — builds strongSwan 6 (charon, swanctl, the plugins a post-quantum peer
+# needs: openssl, ml for ML-KEM, kernel-netlink and kernel-libipsec) from the upstream tarball in
+# the source package of Debian's next release (forky), into a private prefix in a cache:
+#   ${KIPSEC_STRONGSWAN6_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kipsec-strongswan6}/<version>
+# and prints that path on its last line. A second run with the cache present does nothing.
+#
+# Why built: this machine's Debian (12) ships strongSwan 5.9, which has no ML-KEM and no RFC 9370
+# multiple key exchanges; strongSwan 6 has both (the `ml` plugin implements FIPS 203 itself, so
+# the system's OpenSSL 3.0 is enough). A private prefix (never /usr, never /etc) lets it live
+# next to the system's 5.9, which the other lanes use.
+# Why only the tarball: as for Libreswan (build-libreswan.sh), apt checks it against the suite's
+# signed Sources index; Debian's patches are packaging only. Why forky: trixie lists 6.0.1 but its
+# tarball 404s on the mirror these machines reach; forky's 6.1.0 is there.
+#
+# Env: STRONGSWAN6_SUITE (default forky), STRONGSWAN6_VERSION (default 6.1.0: what forky ships), KIPSEC_STRONGSWAN6_CACHE,
+# STRONGSWAN6_JOBS (default 2). Needs root only to install missing build dependencies (bookworm
+# packages); the system's apt configuration is never changed.
+set -euo pipefail
+
+ver=${STRONGSWAN6_VERSION:-6.1.0}
+suite=${STRONGSWAN6_SUITE:-forky}
+# sha256 of strongswan_6.1.0.orig.tar.bz2 as forky's Sources lists it: the cache key stays meaning one build.
+sha_6_1_0=fe6c97481298767213cfc2e9a1da29fdd8018d481ff4cb9cf0283099654f20d4
+root=${KIPSEC_STRONGSWAN6_CACHE:-${XDG_CACHE_HOME:-${HOME:?HOME unset}/.cache}/kipsec-strongswan6}
+final=$root/$ver
+
+if [[ -f $final/.ok ]]; then
+  echo "strongswan6: $ver cached" >&2
+  echo "$final"; exit 0
+fi
+
+mkdir -p "$root"
+exec 9>"$root/.lock"
+flock 9
+if [[ -f $final/.ok ]]; then echo "$final"; exit 0; fi
+
+# Only what the configure line below needs: no gmp, curl, ldap, systemd, TPM.
+deps=(make gcc pkg-config bison flex gperf libssl-dev bzip2)
+missing=()
+for p in "${deps[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "strongswan6: missing build dependencies (${missing[*]}) and not root: install them" >&2; exit 1
+  fi
+  echo "strongswan6: installing ${missing[*]}" >&2
+  apt-get update -qq -o DPkg::Lock::Timeout=300
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}" >/dev/null
+fi
+
+# Scratch next to the cache, renamed into place in one step; only this directory is ever deleted.
+tmp=$(mktemp -d "$root/.build.XXXXXX")
+cleanup() { [[ ${tmp:?} == "$root"/.build.* ]] && rm -rf -- "${tmp:?}"; }
+trap cleanup EXIT
+
+t0=$SECONDS
+# 1. source: a private apt setup with only the suite's deb-src.
+apt_dir=$tmp/apt
+mkdir -p "$apt_dir/parts" "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$tmp/src"
+echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" > "$apt_dir/sources.list"
+apt_opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o "Dir::Etc::sourceparts=$apt_dir/parts"
+          -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
+          -o APT::Sandbox::User=root)
+echo "strongswan6: fetching $suite's source index" >&2
+apt-get "${apt_opts[@]}" update -qq
+(cd "$tmp/src" && apt-get "${apt_opts[@]}" source -qq --download-only --tar-only strongswan >/dev/null)
+tarball=$tmp/src/strongswan_$ver.orig.tar.bz2
+if [[ ! -f $tarball ]]; then
+  echo "strongswan6: $suite no longer has $ver (got: $(cd "$tmp/src" && ls)); set STRONGSWAN6_VERSION" >&2; exit 1
+fi
+if [[ $ver == 6.1.0 ]] && ! echo "$sha_6_1_0  $tarball" | sha256sum -c --quiet -; then
+  echo "strongswan6: $tarball does not have the sha256 $suite listed for $ver" >&2; exit 1
+fi
+tar -xjf "$tarball" -C "$tmp/src"
+src=$tmp/src/strongswan-$ver
+
+# 2. build. Config and plugins under the prefix; the pid files stay in /run (compiled in), which
+# the tests give each charon privately (e2e/lib/strongswan.ts runs it under unshare).
+conf=(--prefix="$final" --sysconfdir="$final/etc" --disable-defaults
+      --enable-charon --enable-swanctl --enable-vici --enable-ikev2 --enable-nonce --enable-random
+      --enable-openssl --enable-ml --enable-pem --enable-pkcs1 --enable-pkcs8 --enable-x509 --enable-pubkey
+      --enable-constraints --enable-revocation --enable-kdf --enable-socket-default --enable-updown
+      --enable-kernel-netlink --enable-kernel-libipsec --enable-libipsec
+      --with-systemdsystemunitdir=no)
+echo "strongswan6: building $ver (configure + make -j${STRONGSWAN6_JOBS:-2}; log in the scratch dir until done)" >&2
+if ! (cd "$src" && ./configure "${conf[@]}" >"$tmp/build.log" 2>&1) \
+   || ! nice -n 10 make -C "$src" -j"${STRONGSWAN6_JOBS:-2}" >>"$tmp/build.log" 2>&1 \
+   || ! make -C "$src" install DESTDIR="$tmp/stage" >>"$tmp/build.log" 2>&1; then
+  tail -40 "$tmp/build.log" >&2
+  echo "strongswan6: build failed" >&2; exit 1
+fi
+staged=$tmp/stage$final
+[[ -x $staged/libexec/ipsec/charon && -x $staged/sbin/swanctl && -f $staged/lib/ipsec/plugins/libstrongswan-ml.so ]] \
+  || { echo "strongswan6: install left no charon/swanctl/ml plugin under $staged" >&2; exit 1; }
+cp "$tmp/build.log" "$staged/build.log"
+secs=$((SECONDS - t0))
+printf 'version=%s\nbuilt=%s\nseconds=%s\n' "$ver" "$(date -u +%FT%TZ)" "$secs" > "$staged/.ok"
+if [[ -e $final ]]; then mv -T "$final" "$tmp/stale"; fi
+mv -T "$staged" "$final"
+echo "strongswan6: $ver built in ${secs} s (cold: download + configure + make -j${STRONGSWAN6_JOBS:-2} + install)" >&2
+echo "$final"
