@@ -116,6 +116,8 @@ const ignoreMissing = (e: unknown): void => { if (!(e instanceof XfrmNotFoundErr
 export class XfrmKernel implements KernelIpsec {
   readonly #o: KernelPortOptions;
   readonly #children = new Map<string, Tracked>();
+  /** How many tracked children use each reqid, so "does another child still need these policies" is one lookup. */
+  readonly #reqidUse = new Map<number, number>();
   /** Children whose SAs are being moved to new addresses (for a while both or neither SA may show). */
   readonly #moving = new Set<Tracked>();
   readonly #traps = new Map<string, { readonly policies: readonly PolicySpec[]; readonly engineReqid: number; readonly reqid: number }>();
@@ -180,7 +182,7 @@ export class XfrmKernel implements KernelIpsec {
     // replacePolicies: a rekey, an adopted predecessor or an on-demand trap already holds these
     // selectors with the same reqid; UPDPOLICY swaps without a moment of clear text.
     await this.#o.xfrm.installChild({ sas, policies, replacePolicies: true });
-    this.#children.set(key(sa.inbound.destination, sa.inbound.spi), {
+    this.#track(key(sa.inbound.destination, sa.inbound.spi), {
       peer: sa.peer, child: sa.child, reqid, inbound, outbound, outboundInstalled: sa.outboundActive, policies,
       lastInboundBytes: 0n, lastInboundMs: null,
     });
@@ -234,7 +236,7 @@ export class XfrmKernel implements KernelIpsec {
   async deleteChildSa(ref: KernelChildSaRef, opts: { readonly keepPolicies: boolean }): Promise<void> {
     const k = key(ref.local, ref.inboundSpi);
     const t = this.#children.get(k);
-    this.#children.delete(k);
+    this.#untrack(k);
     const errors: string[] = [];
     const reqid = t?.reqid ?? this.#o.reqidOf(ref.peer, ref.child);
     // Policies first when they go for good, so no packet leaves in clear while the SAs vanish.
@@ -249,8 +251,21 @@ export class XfrmKernel implements KernelIpsec {
   }
 
   #stillUsed(reqid: number): boolean {
-    for (const t of this.#children.values()) if (t.reqid === reqid) return true;
-    return false;
+    return (this.#reqidUse.get(reqid) ?? 0) > 0;
+  }
+
+  #track(k: string, t: Tracked): void {
+    this.#untrack(k);
+    this.#children.set(k, t);
+    this.#reqidUse.set(t.reqid, (this.#reqidUse.get(t.reqid) ?? 0) + 1);
+  }
+
+  #untrack(k: string): void {
+    const t = this.#children.get(k);
+    if (!t) return;
+    this.#children.delete(k);
+    const n = (this.#reqidUse.get(t.reqid) ?? 1) - 1;
+    if (n > 0) this.#reqidUse.set(t.reqid, n); else this.#reqidUse.delete(t.reqid);
   }
 
   /**
@@ -322,7 +337,7 @@ export class XfrmKernel implements KernelIpsec {
     else return false;
     const policies = view.policies.filter((p) => p.templates?.some((t) => t.reqid === reqid)).map(policySpecOf);
     this.#engineReqid.set(reqid, r.ref.reqid);
-    this.#children.set(key(r.ref.local, r.ref.inboundSpi), {
+    this.#track(key(r.ref.local, r.ref.inboundSpi), {
       peer: r.ref.peer, child: r.ref.child, reqid, inbound: specOf(inbound), outbound: out, outboundInstalled: outbound !== undefined, policies,
       lastInboundBytes: inbound.current.bytes, lastInboundMs: null,
     });

@@ -51,6 +51,8 @@ export class EngineCore implements EngineHost {
   readonly #byAddress = new Map<string, PeerRuntime[]>();
   /** Responder half-open SAs by initiator address + SPIi, to answer retransmitted IKE_SA_INIT. */
   readonly initIndex = new Map<string, IkeSa>();
+  /** Each SA's initIndex key, so removing an SA is one lookup rather than a scan of every SA's. */
+  readonly #initKeyOf = new Map<IkeSa, string>();
   readonly cookies: CookieJar;
   readonly drops: Record<string, number> = {};
   readonly lastErrors = new Map<string, IkeFailure & { atMs: number }>();
@@ -116,7 +118,15 @@ export class EngineCore implements EngineHost {
     if (this.sas.get(ourSpi(sa)) === sa) { this.sas.delete(ourSpi(sa)); this.#forget(spiHex(ourSpi(sa))); }
     const set = this.#byPeer.get(sa.peer.config.name);
     if (set) { set.delete(sa); if (set.size === 0) this.#byPeer.delete(sa.peer.config.name); }
-    for (const [k, v] of this.initIndex) if (v === sa) this.initIndex.delete(k);
+    const k = this.#initKeyOf.get(sa);
+    if (k !== undefined) {
+      this.#initKeyOf.delete(sa);
+      if (this.initIndex.get(k) === sa) this.initIndex.delete(k);
+    }
+  }
+  indexInit(key: string, sa: IkeSa): void {
+    this.initIndex.set(key, sa);
+    this.#initKeyOf.set(sa, key);
   }
   newSerial(): number { return ++this.#serial; }
   /**

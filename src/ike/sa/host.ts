@@ -13,8 +13,9 @@ export interface EngineHost extends Ctx {
   readonly peers: Map<string, PeerRuntime>;
   /** Every IKE SA by the SPI we chose for it. */
   readonly sas: Map<bigint, IkeSa>;
-  /** Responder half-open SAs by initiator address + SPIi, to answer retransmitted IKE_SA_INIT. */
-  readonly initIndex: Map<string, IkeSa>;
+  /** Responder SAs by initiator address + SPIi, to answer retransmitted IKE_SA_INIT (add with indexInit). */
+  readonly initIndex: ReadonlyMap<string, IkeSa>;
+  indexInit(key: string, sa: IkeSa): void;
   readonly cookies: CookieJar;
   readonly lastErrors: Map<string, IkeFailure & { atMs: number }>;
   readonly adopted: Map<string, AdoptedChildSa[]>;

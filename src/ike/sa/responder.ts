@@ -71,7 +71,7 @@ export function handleInitRequest(e: EngineHost, m: IkeMessage, datagram: Uint8A
     return;
   }
   e.register(sa);
-  e.initIndex.set(key, sa);
+  e.indexInit(key, sa);
   e.halfOpen++;
   e.limits.addHalfOpen(from.address, sa);
   sa.expectedRequestId = 1;
