@@ -45,6 +45,8 @@
 // Figures only: nothing here asserts a timing (performance never decides pass/fail).
 //
 //   bash bench/handshake-vs-strongswan.sh [--rounds 4] [--slice 20] [--ramp 5] [--concurrency 8] [--sas 1000] [--warmup 10]
+//   On the host kernel, both responders on their userspace data paths (kipsec's ESP engine,
+//   charon's kernel-libipsec), no VM: node --import tsx bench/handshake-vs-strongswan.ts --datapath userspace
 //   (KIPSEC_BENCH_THREADS=1: per-thread CPU of each responder per slice; KIPSEC_BENCH_PROFILE=1 with
 //   KVM_OUT=DIR: a V8 CPU profile of the agent in DIR; KIPSEC_BENCH_NODE_FLAGS="...": the agent's
 //   Node/V8 flags instead of deploy/agent.yaml's NODE_OPTIONS, "" for none)
@@ -144,22 +146,36 @@ class LoadGenerator {
     this.#engine = new IkeEngine({ transport, kernel: fakeKernel(), clock: systemClock, random: cryptoRandom, events }, peers);
   }
 
+  /**
+   * Ports 500 and 4500 per initiator address. Without a NAT nothing floats to 4500 on the kernel
+   * data paths; the userspace ones (kipsec's engine, charon's kernel-libipsec) do ESP in UDP only,
+   * so their IKE moves to 4500 (RFC 7296 §2.23), where IKE carries the non-ESP marker (RFC 3948 §2.2).
+   */
   async bind(): Promise<void> {
     for (let i = 0; i < this.#n; i++) {
       const address = outer(i);
-      const s = createSocket({ type: 'udp4' });
-      await new Promise<void>((resolve, reject) => { s.once('error', reject); s.bind({ address, port: 500, exclusive: true }, () => { s.off('error', reject); resolve(); }); });
-      s.on('error', () => { this.sendErrors++; });
-      s.on('message', (msg, rinfo) => { void this.#engine.receive(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), { address: rinfo.address, port: rinfo.port }, { address, port: 500 }); });
-      this.#sockets.set(address, s);
+      for (const port of [500, 4500]) {
+        const s = createSocket({ type: 'udp4' });
+        await new Promise<void>((resolve, reject) => { s.once('error', reject); s.bind({ address, port, exclusive: true }, () => { s.off('error', reject); resolve(); }); });
+        s.on('error', () => { this.sendErrors++; });
+        s.on('message', (msg, rinfo) => {
+          let d = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
+          if (port === 4500) {
+            if (d.length < 4 || d[0] !== 0 || d[1] !== 0 || d[2] !== 0 || d[3] !== 0) return; // ESP or a keepalive: not for the generator
+            d = d.subarray(4);
+          }
+          void this.#engine.receive(d, { address: rinfo.address, port: rinfo.port }, { address, port });
+        });
+        this.#sockets.set(`${address}:${port}`, s);
+      }
     }
   }
 
   #send(d: Uint8Array, to: Endpoint, from: Endpoint): void {
-    const s = this.#sockets.get(from.address);
-    // No NAT between the namespaces, so nothing floats to 4500; a 4500 send would be a bug here.
-    if (!s || from.port !== 500) { this.sendErrors++; return; }
-    s.send(d, to.port, to.address, (e) => { if (e) this.sendErrors++; });
+    const s = this.#sockets.get(`${from.address}:${from.port}`);
+    if (!s) { this.sendErrors++; return; }
+    const out = from.port === 4500 ? Buffer.concat([Buffer.alloc(4), d]) : d;
+    s.send(out, to.port, to.address, (e) => { if (e) this.sendErrors++; });
   }
 
   #onEvent(e: IkeEvent): void {
@@ -410,7 +426,7 @@ function deployedNodeOptions(): string {
 }
 
 /** The agent as a user runs it (the CLI bundle, with the DaemonSet's Node flags), its log in a file like charon's. */
-async function startAgent(ns: Netns, n: number, timeoutMs: number): Promise<{ pid: number; dir: string; child: ChildProcess }> {
+async function startAgent(ns: Netns, n: number, timeoutMs: number, datapath: 'kernel' | 'userspace'): Promise<{ pid: number; dir: string; child: ChildProcess }> {
   const dir = mkdtempSync(join(tmpdir(), 'kipsec-bench-agent-'));
   writeFileSync(join(dir, 'psk'), `${PSK}\n`, { mode: 0o600 });
   writeFileSync(join(dir, 'tunnels.yaml'), agentYaml(n));
@@ -420,7 +436,7 @@ async function startAgent(ns: Netns, n: number, timeoutMs: number): Promise<{ pi
   const prof = process.env['KIPSEC_BENCH_PROFILE'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['VM_OUT'] ?? dir}`] : [];
   // Node/V8 flags: the DaemonSet's NODE_OPTIONS, or KIPSEC_BENCH_NODE_FLAGS to compare runs ("" for none).
   const flags = (process.env['KIPSEC_BENCH_NODE_FLAGS'] ?? deployedNodeOptions()).split(/\s+/).filter(Boolean);
-  const child = ns.spawn(process.execPath, [...prof, ...flags, agentBundle(), 'agent', '--standalone', '--config', join(dir, 'tunnels.yaml'), '--control-socket', socket, '--log-level', 'info'], { stdio: ['ignore', log, log] });
+  const child = ns.spawn(process.execPath, [...prof, ...flags, agentBundle(), 'agent', '--standalone', '--config', join(dir, 'tunnels.yaml'), '--control-socket', socket, '--log-level', 'info', '--datapath', datapath], { stdio: ['ignore', log, log] });
   closeSync(log);
   const deadline = Date.now() + timeoutMs;
   while (!existsSync(socket)) {
@@ -446,7 +462,7 @@ function agentWarnings(file: string): string {
   return `agent log warnings/errors:\n${[...counts].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, n]) => `  ${String(n).padStart(5)} × ${k}`).join('\n')}`;
 }
 
-interface Options { rounds: number; sliceSec: number; rampSec: number; concurrency: number; sas: number; warmupSec: number }
+interface Options { rounds: number; sliceSec: number; rampSec: number; concurrency: number; sas: number; warmupSec: number; datapath: 'kernel' | 'userspace' }
 
 function options(argv: readonly string[]): Options {
   const num = (flag: string, d: number): number => {
@@ -456,7 +472,9 @@ function options(argv: readonly string[]): Options {
     if (!Number.isFinite(v) || v <= 0) throw new Error(`${flag} needs a positive number`);
     return v;
   };
-  const o = { rounds: num('--rounds', 4), sliceSec: num('--slice', 20), rampSec: num('--ramp', 5), concurrency: num('--concurrency', 8), sas: num('--sas', 1000), warmupSec: num('--warmup', 10) };
+  const dp = argv.includes('--datapath') ? argv[argv.indexOf('--datapath') + 1] : 'kernel';
+  if (dp !== 'kernel' && dp !== 'userspace') throw new Error('--datapath must be kernel or userspace');
+  const o: Options = { rounds: num('--rounds', 4), sliceSec: num('--slice', 20), rampSec: num('--ramp', 5), concurrency: num('--concurrency', 8), sas: num('--sas', 1000), warmupSec: num('--warmup', 10), datapath: dp };
   if (o.sas > MAX_INITIATORS) throw new Error(`--sas at most ${MAX_INITIATORS}`);
   return o;
 }
@@ -489,6 +507,7 @@ async function driverMain(o: Options): Promise<void> {
   const stamp = (): string => `${((Date.now() - t0) / 1000).toFixed(0)}s`;
   if (!StrongSwan.available()) throw new Error('strongSwan is not installed (charon + swanctl)');
   out(`bench/handshake-vs-strongswan: kernel ${execFileSync('uname', ['-r']).toString().trim()}${process.env['KIPSEC_IN_VM'] ? ' (kernel-lane VM, QEMU TCG)' : ''}, node ${process.version}, ${cpus().length} CPUs, load ${loadavg()}`);
+  out(`  data paths: ${o.datapath === 'userspace' ? 'userspace (kipsec ESP engine vs charon kernel-libipsec)' : 'kernel XFRM on both'}`);
   out(`  PSK, IKE ${IKE_PROPOSAL}, ESP ${ESP_PROPOSAL}; ${o.sas} initiators; concurrency ${o.concurrency}; ${o.rounds} rounds × (${o.rampSec} s ramp + ${o.sliceSec} s window) per responder`);
 
   const gen = await Netns.create(null, 'gen');
@@ -512,7 +531,7 @@ async function driverMain(o: Options): Promise<void> {
     if (swanRef) { try { copyFileSync(join(swanRef.dir, 'charon.log'), join(dir, 'charon.log')); } catch { /* none */ } }
   };
   try {
-    const esp = await espProblem(nsA);
+    const esp = o.datapath === 'kernel' ? await espProblem(nsA) : null;
     if (esp !== null) throw new Error(`this kernel takes no ESP state (${esp}); run \`bash bench/handshake-vs-strongswan.sh\` (the kernel-lane VM)`);
     for (const [t, ns] of [['agent', nsA], ['swan', nsS]] as const) {
       const r = RESPONDER[t];
@@ -525,10 +544,11 @@ async function driverMain(o: Options): Promise<void> {
     await gen.run('ip', ['route', 'add', 'local', '10.64.0.0/16', 'dev', 'lo']);
 
     out(`[${stamp()}] starting charon and the agent (${o.sas} tunnels)`);
-    const swan = await StrongSwan.start(null, nsS, { mode: 'kernel', swanctl: swanctl(), logLevels: { ike: 1, cfg: 1 } });
+    // Userspace data paths on both sides: kipsec's ESP engine, charon's kernel-libipsec.
+    const swan = await StrongSwan.start(null, nsS, { mode: o.datapath === 'userspace' ? 'libipsec' : 'kernel', swanctl: swanctl(), logLevels: { ike: 1, cfg: 1 } });
     swanRef = swan;
     const swanPid = pidOf(nsS, 'charon');
-    const agent = await startAgent(nsA, o.sas, 600_000);
+    const agent = await startAgent(nsA, o.sas, 600_000, o.datapath);
     agentRef = agent;
     killed.push(agent.child);
     const pids: Record<Target, number> = { agent: agent.pid, swan: swanPid };
