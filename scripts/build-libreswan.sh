@@ -34,19 +34,8 @@ if [[ -f $final/.ok ]]; then echo "$final"; exit 0; fi
 
 # Build dependencies from bookworm, only those missing. No DNSSEC/curl/PAM/LDAP/audit/seccomp
 # (switched off below), so no libunbound/libldns/libcurl/libpam dev packages.
-deps=(make gcc pkg-config bison flex libnss3-dev libnspr4-dev libnss3-tools libevent-dev libcap-ng-dev)
-missing=()
-for p in "${deps[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  if [[ $(id -u) -ne 0 ]]; then
-    echo "libreswan: missing build dependencies (${missing[*]}) and not root: install them" >&2; exit 1
-  fi
-  echo "libreswan: installing ${missing[*]}" >&2
-  apt-get update -qq -o DPkg::Lock::Timeout=300
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}" >/dev/null
-fi
+. "$(dirname "$(readlink -f "$0")")/debian-source.sh"
+need_build_deps libreswan make gcc pkg-config bison flex libnss3-dev libnspr4-dev libnss3-tools libevent-dev libcap-ng-dev
 
 # Scratch next to the cache, so the finished prefix is renamed into place in one step (a build
 # that dies half-way never looks cached). Only this directory is ever deleted.
@@ -55,23 +44,8 @@ cleanup() { [[ ${tmp:?} == "$root"/.build.* ]] && rm -rf -- "${tmp:?}"; }
 trap cleanup EXIT
 
 t0=$SECONDS
-# 1. source: a private apt setup (sources list, lists, cache) with only trixie's deb-src.
-apt_dir=$tmp/apt
-mkdir -p "$apt_dir/parts" "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$tmp/src"
-echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" > "$apt_dir/sources.list"
-apt_opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o "Dir::Etc::sourceparts=$apt_dir/parts"
-          -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
-          -o APT::Sandbox::User=root)
-echo "libreswan: fetching trixie's source index" >&2
-apt-get "${apt_opts[@]}" update -qq
-(cd "$tmp/src" && apt-get "${apt_opts[@]}" source -qq --download-only --tar-only libreswan >/dev/null)
-tarball=$tmp/src/libreswan_$ver.orig.tar.gz
-if [[ ! -f $tarball ]]; then
-  echo "libreswan: trixie no longer has $ver (got: $(cd "$tmp/src" && ls)); set LIBRESWAN_VERSION" >&2; exit 1
-fi
-if [[ $ver == 5.2 ]] && ! echo "$sha_5_2  $tarball" | sha256sum -c --quiet -; then
-  echo "libreswan: $tarball does not have the sha256 trixie listed for 5.2" >&2; exit 1
-fi
+# 1. source: trixie's upstream tarball (sha256 pinned for 5.2).
+tarball=$(fetch_orig_tarball libreswan trixie libreswan "libreswan_$ver.orig.tar.gz" "$([[ $ver == 5.2 ]] && echo "$sha_5_2")" "$tmp")
 tar -xzf "$tarball" -C "$tmp/src"
 src=$tmp/src/libreswan-$ver
 

@@ -36,19 +36,8 @@ flock 9
 if [[ -f $final/.ok ]]; then echo "$final"; exit 0; fi
 
 # Only what the configure line below needs: no gmp, curl, ldap, systemd, TPM.
-deps=(make gcc pkg-config bison flex gperf libssl-dev bzip2)
-missing=()
-for p in "${deps[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  if [[ $(id -u) -ne 0 ]]; then
-    echo "strongswan6: missing build dependencies (${missing[*]}) and not root: install them" >&2; exit 1
-  fi
-  echo "strongswan6: installing ${missing[*]}" >&2
-  apt-get update -qq -o DPkg::Lock::Timeout=300
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}" >/dev/null
-fi
+. "$(dirname "$(readlink -f "$0")")/debian-source.sh"
+need_build_deps strongswan6 make gcc pkg-config bison flex gperf libssl-dev bzip2
 
 # Scratch next to the cache, renamed into place in one step; only this directory is ever deleted.
 tmp=$(mktemp -d "$root/.build.XXXXXX")
@@ -56,23 +45,8 @@ cleanup() { [[ ${tmp:?} == "$root"/.build.* ]] && rm -rf -- "${tmp:?}"; }
 trap cleanup EXIT
 
 t0=$SECONDS
-# 1. source: a private apt setup with only the suite's deb-src.
-apt_dir=$tmp/apt
-mkdir -p "$apt_dir/parts" "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$tmp/src"
-echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" > "$apt_dir/sources.list"
-apt_opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o "Dir::Etc::sourceparts=$apt_dir/parts"
-          -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
-          -o APT::Sandbox::User=root)
-echo "strongswan6: fetching $suite's source index" >&2
-apt-get "${apt_opts[@]}" update -qq
-(cd "$tmp/src" && apt-get "${apt_opts[@]}" source -qq --download-only --tar-only strongswan >/dev/null)
-tarball=$tmp/src/strongswan_$ver.orig.tar.bz2
-if [[ ! -f $tarball ]]; then
-  echo "strongswan6: $suite no longer has $ver (got: $(cd "$tmp/src" && ls)); set STRONGSWAN6_VERSION" >&2; exit 1
-fi
-if [[ $ver == 6.1.0 ]] && ! echo "$sha_6_1_0  $tarball" | sha256sum -c --quiet -; then
-  echo "strongswan6: $tarball does not have the sha256 $suite listed for $ver" >&2; exit 1
-fi
+# 1. source: the suite's upstream tarball (sha256 pinned for 6.1.0).
+tarball=$(fetch_orig_tarball strongswan6 "$suite" strongswan "strongswan_$ver.orig.tar.bz2" "$([[ $ver == 6.1.0 ]] && echo "$sha_6_1_0")" "$tmp")
 tar -xjf "$tarball" -C "$tmp/src"
 src=$tmp/src/strongswan-$ver
 
