@@ -14,8 +14,9 @@
 // pod CIDR to ours is dropped unless it came out of the TUN device, by two rules per pair that
 // outlive the agent too (a rule naming an absent device matches nothing):
 //     priority 218: from <peer cidr> to <our cidr> iif kipsec0 lookup main
-//     priority 219: from <peer cidr> to <our cidr> blackhole Without strict the engine still drops while it runs (there is no way
-// around the TUN for a known peer's pods), and with the agent gone the CNI route carries them.
+//     priority 219: from <peer cidr> to <our cidr> blackhole
+// Without strict the engine still drops while it runs (there is no way around the TUN for a known
+// peer's pods), and with the agent gone the CNI route carries them.
 import { isIPv6 } from 'node:net';
 import { errorMessage } from '../../common/errors.js';
 import { AF_INET, AF_INET6 } from '../../xfrm/constants.js';
