@@ -20,7 +20,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { classifyPcapFile, formatReport, WireCapture } from '../lib/capture.js';
-import { link, Netns, pair, type Scope } from '../lib/netns.js';
+import { NAT_INSIDE, NAT_OUTSIDE, NAT_PUBLIC, natTopology } from '../lib/nat.js';
+import { Netns, pair, type Scope } from '../lib/netns.js';
 import { StrongSwan, type SwanChild } from '../lib/strongswan.js';
 import { AgentProcess, ContinuousPing, pollUntil, tunnelYaml } from '../vm/agent-harness.js';
 
@@ -86,27 +87,12 @@ async function direct(t: Scope): Promise<Topology> {
   return { k, s, kLocal: '192.0.2.1', kRemote: '192.0.2.2', sLocal: '192.0.2.2', sRemote: '192.0.2.1' };
 }
 
-/**
- * One side inside (10.0.0.2) behind a router (10.0.0.1 | 203.0.113.1) doing NAPT with nftables:
- * UDP leaves from a random port in 20000-29999 (so neither 500 nor 4500 keeps its port), as in
- * e2e/vm/agent-natt.test.ts; the other side outside at 203.0.113.2.
- */
+/** One side inside, behind a NAPT router, the other outside (e2e/lib/nat.ts). */
 async function natted(t: Scope, behind: 'kipsec' | 'charon'): Promise<Topology> {
-  const inside = await Netns.create(t, 'natIn');
-  const router = await Netns.create(t, 'natR');
-  const outside = await Netns.create(t, 'natOut');
-  await link(inside, '10.0.0.2/24', router, '10.0.0.1/24', 'eth0', 'eth0');
-  await link(router, '203.0.113.1/24', outside, '203.0.113.2/24', 'eth1', 'eth0');
-  await router.run('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-  await inside.run('ip', ['route', 'add', 'default', 'via', '10.0.0.1']);
-  await router.run('nft', ['-f', '-'], { input: `add table ip kipsec_nat
-add chain ip kipsec_nat postrouting { type nat hook postrouting priority srcnat; policy accept; }
-add rule ip kipsec_nat postrouting oifname "eth1" ip saddr 10.0.0.0/24 meta l4proto udp masquerade to :20000-29999 random
-add rule ip kipsec_nat postrouting oifname "eth1" ip saddr 10.0.0.0/24 masquerade
-` });
+  const { inside, outside, router } = await natTopology(t);
   return behind === 'kipsec'
-    ? { k: inside, s: outside, kLocal: '10.0.0.2', kRemote: '203.0.113.2', sLocal: '203.0.113.2', sRemote: '10.0.0.2', router }
-    : { k: outside, s: inside, kLocal: '203.0.113.2', kRemote: '203.0.113.1', sLocal: '10.0.0.2', sRemote: '203.0.113.2', router };
+    ? { k: inside, s: outside, kLocal: NAT_INSIDE, kRemote: NAT_OUTSIDE, sLocal: NAT_OUTSIDE, sRemote: NAT_INSIDE, router }
+    : { k: outside, s: inside, kLocal: NAT_OUTSIDE, kRemote: NAT_PUBLIC, sLocal: NAT_INSIDE, sRemote: NAT_OUTSIDE, router };
 }
 
 async function transfer(dir: string, from: Netns, to: Netns, toIp: string, port: number): Promise<void> {

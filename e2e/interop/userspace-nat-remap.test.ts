@@ -7,20 +7,13 @@
 // `--datapath userspace`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { link, Netns } from '../lib/netns.js';
+import { natTopology } from '../lib/nat.js';
 import { StrongSwan } from '../lib/strongswan.js';
 import { parsePingLog } from '../lib/traffic.js';
 import { AgentProcess, pollUntil, tunnelYaml } from '../vm/agent-harness.js';
 
 const PSK = 'kipsec e2e nat remap: correct horse battery staple';
 const PINGS = 60;
-const nat = (lo: number, hi: number): string => `add table ip kipsec_nat
-flush table ip kipsec_nat
-add chain ip kipsec_nat postrouting { type nat hook postrouting priority srcnat; policy accept; }
-add rule ip kipsec_nat postrouting oifname "eth1" ip saddr 10.0.0.0/24 meta l4proto udp masquerade to :${lo}-${hi} random
-add rule ip kipsec_nat postrouting oifname "eth1" ip saddr 10.0.0.0/24 masquerade
-`;
-
 const SWANCTL = `connections {
   us {
     version = 2
@@ -54,14 +47,7 @@ secrets {
 `;
 
 test('userspace data path behind a NAT that remaps the peer mid-traffic: the authenticated ESP from the new port moves the SAs (RFC 7296 §2.23) and pings keep being answered', async (t) => {
-  const inside = await Netns.create(t, 'natIn');
-  const router = await Netns.create(t, 'natR');
-  const outside = await Netns.create(t, 'natOut');
-  await link(inside, '10.0.0.2/24', router, '10.0.0.1/24', 'eth0', 'eth0');
-  await link(router, '203.0.113.1/24', outside, '203.0.113.2/24', 'eth1', 'eth0');
-  await router.run('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-  await inside.run('ip', ['route', 'add', 'default', 'via', '10.0.0.1']);
-  await router.run('nft', ['-f', '-'], { input: nat(20000, 29999) });
+  const { inside, outside, remapTo } = await natTopology(t);
   await outside.run('ip', ['addr', 'add', '10.1.0.1/24', 'dev', 'lo']);
   await inside.run('ip', ['addr', 'add', '10.2.0.1/24', 'dev', 'lo']);
 
@@ -80,8 +66,7 @@ test('userspace data path behind a NAT that remaps the peer mid-traffic: the aut
   // mappings, so charon's next ESP leaves from a new port.
   const pinging = inside.run('ping', ['-c', String(PINGS), '-i', '0.25', '-W', '2', '-I', '10.2.0.1', '10.1.0.1'], { check: false, timeoutMs: 60_000 });
   await new Promise((r) => setTimeout(r, 3_000));
-  await router.run('nft', ['-f', '-'], { input: nat(40000, 49999) });
-  await router.run('conntrack', ['-F'], { check: false });
+  await remapTo(40000, 49999);
   const moved = await pollUntil('the tunnel to follow the new mapping', 20_000, async () => {
     const p = (await agent.tunnel('us')).remotePort ?? 0;
     return p >= 40000 && p <= 49999 ? p : undefined;
