@@ -177,8 +177,9 @@ export class EspXfrm implements AgentXfrm {
     const k = saKey(sa.dst, sa.spi);
     const h = this.#sas.get(k);
     if (!h) throw notFound('update', sa);
-    if (sa.encap && (!h.spec.encap || JSON.stringify(peerOf(sa, h.direction)) !== JSON.stringify(peerOf(h.spec, h.direction)))) {
-      this.#dp.engine.updateSa({ direction: h.direction, spi: sa.spi, reqid: h.reqid }, { peer: peerOf(sa, h.direction) });
+    const next = peerOf(sa, h.direction); const was = peerOf(h.spec, h.direction);
+    if (sa.encap && (!h.spec.encap || next.address !== was.address || next.port !== was.port)) {
+      this.#dp.engine.updateSa({ direction: h.direction, spi: sa.spi, reqid: h.reqid }, { peer: next });
     }
     h.spec = sa;
   }
