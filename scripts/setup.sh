@@ -37,6 +37,10 @@ fi
 # into ~/.cache/kipsec-libreswan, never /usr; installs its own build dependencies. Cold ~1 min, then cached.
 bash scripts/build-libreswan.sh >/dev/null
 
+# strongSwan 6.1 (ML-KEM, RFC 9370) for e2e/interop/strongswan6-*.test.ts: built into
+# ~/.cache/kipsec-strongswan6 next to the system's 5.9, never /usr. Cold ~1-3 min, then cached.
+bash scripts/build-strongswan6.sh >/dev/null
+
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
   echo "setup: npm ci" >&2
   npm ci --no-audit --no-fund --loglevel=error
