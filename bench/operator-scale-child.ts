@@ -1,16 +1,14 @@
 // The operator under test for bench/operator-scale.ts, in its own process so its memory is its own.
 // Messages: parent → {cmd:'stats'|'stop'} or {cmd:'heapsnap', path}; child → {ready}, {stats}, {snapped}.
 import { writeHeapSnapshot } from 'node:v8';
-import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
 import { systemClock } from '../src/common/time.js';
 import { KubeClient } from '../src/api/kube/client.js';
+import { loadKubeconfigFile } from '../src/api/kube/kubeconfig.js';
 import { Operator } from '../src/operator/operator.js';
 
 const [kubeconfig = '', namespace = '', selector = '', meshName = ''] = process.argv.slice(2);
-const kc = new KubeConfig();
-kc.loadFromFile(kubeconfig);
-const kube = new KubeClient(kc, { maxSockets: 32 });
+const kube = new KubeClient(loadKubeconfigFile(kubeconfig), { maxSockets: 32 });
 const op = new Operator({ kube, namespace, identity: 'bench', clock: systemClock, log: pino({ level: process.env['KIPSEC_BENCH_LOG'] ?? 'warn' }, pino.destination(2)), csrLabelSelector: selector, meshName, ...(process.env['KIPSEC_BENCH_WORKERS'] ? { workers: Number(process.env['KIPSEC_BENCH_WORKERS']) } : {}), leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 500 });
 
 async function stats(): Promise<unknown> {

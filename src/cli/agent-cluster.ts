@@ -5,10 +5,10 @@
 // with the peers' pod CIDRs routed into it (src/agent/userspace/mesh-routes.ts). Exit status: 0 after SIGTERM, 2 for usage problems, 1
 // when the agent cannot start (no netlink, no kubeconfig, the metrics port taken).
 import { resolve } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { errorMessage } from '../common/errors.js';
 import { systemClock } from '../common/time.js';
 import { KubeClient } from '../api/kube/client.js';
+import { loadInCluster, loadKubeconfigFile, type KubeCredentials } from '../api/kube/kubeconfig.js';
 import { DEFAULT_NAMESPACE } from '../api/names.js';
 import { Agent } from '../agent/daemon.js';
 import { DEFAULT_CONTROL_SOCKET } from '../agent/control/protocol.js';
@@ -49,9 +49,9 @@ export interface ClusterArgs {
 export const DEFAULT_STATE_DIR = '/var/lib/kipsec';
 
 function kubeClient(a: ClusterArgs): KubeClient {
-  const kc = new KubeConfig();
-  if (a.kubeconfig) kc.loadFromFile(a.kubeconfig);
-  else if (process.env['KUBERNETES_SERVICE_HOST']) kc.loadFromCluster();
+  let kc: KubeCredentials;
+  if (a.kubeconfig) kc = loadKubeconfigFile(a.kubeconfig);
+  else if (process.env['KUBERNETES_SERVICE_HOST']) kc = loadInCluster();
   else throw new Error('no --kubeconfig given and not running in a pod (KUBERNETES_SERVICE_HOST is not set)');
   return new KubeClient(kc, { maxSockets: 8 });
 }

@@ -117,16 +117,16 @@ export function formatMeshView(v: MeshView): string[] {
 
 /** Credentials: --kubeconfig PATH; with --cluster, $KUBECONFIG, ~/.kube/config, then the pod's service account (as kubectl). */
 export async function kubeClient(p: Parsed): Promise<KubeClient> {
-  const { KubeConfig } = await import('@kubernetes/client-node');
-  const kc = new KubeConfig();
+  const { loadDefaultKubeconfig, loadInCluster, loadKubeconfigFile } = await import('../api/kube/kubeconfig.js');
+  let kc;
   const file = str(p, 'kubeconfig');
   if (file !== undefined) {
     if (!existsSync(file)) throw new UsageError(`--kubeconfig ${file}: no such file`);
-    kc.loadFromFile(file);
+    kc = loadKubeconfigFile(file);
   } else if ((process.env['KUBECONFIG'] ?? '') !== '' || existsSync(join(homedir(), '.kube', 'config'))) {
-    kc.loadFromDefault();
+    kc = loadDefaultKubeconfig();
   } else if (process.env['KUBERNETES_SERVICE_HOST']) {
-    kc.loadFromCluster();
+    kc = loadInCluster();
   } else {
     throw new UsageError('--cluster: no kubeconfig ($KUBECONFIG, ~/.kube/config) and not in a pod (KUBERNETES_SERVICE_HOST unset); pass --kubeconfig PATH');
   }

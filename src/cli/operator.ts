@@ -1,10 +1,10 @@
 // `kipsec operator [--kubeconfig PATH] [--namespace NS] [--health-port N] [--log-level L]
 //  [--identity NAME] [--cert-manager]`: runs the operator until SIGTERM/SIGINT.
 import { hostname } from 'node:os';
-import { KubeConfig } from '@kubernetes/client-node';
 import { systemClock } from '../common/time.js';
 import { errorMessage } from '../common/errors.js';
 import { KubeClient } from '../api/kube/client.js';
+import { loadDefaultKubeconfig, loadKubeconfigFile, type KubeCredentials } from '../api/kube/kubeconfig.js';
 import { DEFAULT_NAMESPACE } from '../api/names.js';
 import { Operator } from '../operator/operator.js';
 import { rootLogger } from '../operator/logger.js';
@@ -39,9 +39,9 @@ export async function runOperator(argv: readonly string[], io: OperatorCliIo): P
   const a = parseArgs(argv);
   if (typeof a === 'string') { io.err(`kipsec operator: ${a}`); return 2; }
   const log = rootLogger(a.logLevel);
-  const kc = new KubeConfig();
+  let kc: KubeCredentials;
   try {
-    if (a.kubeconfig) kc.loadFromFile(a.kubeconfig); else kc.loadFromDefault();
+    kc = a.kubeconfig ? loadKubeconfigFile(a.kubeconfig) : loadDefaultKubeconfig();
   } catch (e) { io.err(`kipsec operator: cannot load kubeconfig: ${errorMessage(e)}`); return 1; }
   const kube = new KubeClient(kc);
   const op = new Operator({ kube, namespace: a.namespace, identity: a.identity, clock: systemClock, log, healthPort: a.healthPort, certManager: a.certManager, defaultMetrics: true });

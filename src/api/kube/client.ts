@@ -3,12 +3,12 @@
 // resources: server-side apply (application/apply-patch+yaml with fieldManager/force), merge
 // patches on subresources (/status, /approval), impersonation headers, streaming watches, and a
 // request counter (bench/operator-scale reports apiserver requests per node).
-// Credentials come from a @kubernetes/client-node KubeConfig (file, in-cluster, exec); they are
-// re-read every minute so rotated service-account tokens are picked up.
+// Credentials come from ./kubeconfig.ts (file or in-cluster); they are re-read every minute, and
+// at once after a 401, so rotated service-account tokens are picked up.
 import { Agent, request as httpsRequest, type RequestOptions } from 'node:https';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { createInterface } from 'node:readline';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeCredentialSource } from './kubeconfig.js';
 import { KubeApiError, KubeUnavailableError } from './errors.js';
 
 export interface Impersonation { readonly user: string; readonly groups?: readonly string[]; readonly extra?: Readonly<Record<string, readonly string[]>> }
@@ -23,7 +23,7 @@ type Query = Record<string, string | number | boolean | undefined>;
 const CREDENTIAL_TTL_MS = 60_000;
 
 export class KubeClient {
-  readonly #kc: KubeConfig;
+  readonly #kc: KubeCredentialSource;
   readonly #server: URL;
   readonly #agent: Agent;
   readonly #impersonate: Impersonation | undefined;
@@ -32,7 +32,7 @@ export class KubeClient {
   #optsAt = 0;
   readonly stats: RequestStats = { total: 0, writes: 0, byVerb: {}, byResource: {} };
 
-  constructor(kc: KubeConfig, opts: { impersonate?: Impersonation; maxSockets?: number; agent?: Agent } = {}) {
+  constructor(kc: KubeCredentialSource, opts: { impersonate?: Impersonation; maxSockets?: number; agent?: Agent } = {}) {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new KubeUnavailableError('kubeconfig has no current cluster', undefined);
     this.#kc = kc;
@@ -117,6 +117,7 @@ export class KubeClient {
     const text = Buffer.concat(chunks).toString('utf8');
     const status = res.statusCode ?? 0;
     if (status < 200 || status >= 300) {
+      if (status === 401) this.#opts = undefined;   // a rotated token: read the credentials again next time
       let reason = 'Unknown'; let message = text.slice(0, 2000);
       try { const s = JSON.parse(text) as { reason?: string; message?: string }; reason = s.reason ?? reason; message = s.message ?? message; } catch { /* not a Status */ }
       throw new KubeApiError(status, reason, message);
