@@ -64,6 +64,10 @@ export class KubeCredentials implements KubeCredentialSource {
   }
 
   #fill(opts: RequestOptions): void {
+    try { this.#read(opts); } catch (e) { throw new KubeconfigError(`${this.source}: ${(e as Error).message}`); }
+  }
+
+  #read(opts: RequestOptions): void {
     if (this.#ca) opts.ca = readMaterial(this.#ca, 'certificate-authority');
     if (this.#cert) opts.cert = readMaterial(this.#cert, 'client-certificate');
     if (this.#key) opts.key = readMaterial(this.#key, 'client-key');
