@@ -17,6 +17,7 @@ import { AgentMetrics, startMetricsServer } from '../agent/metrics.js';
 import { NodeIdentity } from '../agent/mesh/identity.js';
 import { NodeAgent } from '../agent/mesh/node-agent.js';
 import { NodePublisher } from '../agent/mesh/publisher.js';
+import { TunnelGateways } from '../agent/gateway/gateways.js';
 import { prepareStateDir } from '../agent/mesh/state-dir.js';
 import { MeshWatch } from '../agent/mesh/watch.js';
 import { probeKernelEsp } from '../agent/diagnose.js';
@@ -82,9 +83,10 @@ export async function runClusterAgent(a: ClusterArgs, io: CliIo): Promise<number
   };
   const watch = new MeshWatch(kube, { node: a.node, namespace, clock: systemClock, log: log.child({ part: 'watch' }) });
   const publisher = new NodePublisher({ kube, node: a.node, clock: systemClock, log: log.child({ part: 'publish' }) });
+  const gateways = new TunnelGateways({ kube, node: a.node, namespace, labels: () => watch.labelsOf(a.node), clock: systemClock, log: log.child({ part: 'gateway' }) });
   const node = new NodeAgent({
     node: a.node, ...(a.mesh ? { meshName: a.mesh } : {}), ...(a.nodeIp ? { nodeIp: a.nodeIp } : {}), ikePort: a.ikePort, nattPort: a.nattPort,
-    kube, watch, publisher, metrics, clock: systemClock, log,
+    kube, watch, publisher, gateways, metrics, clock: systemClock, log,
     links: () => rtnl.listLinks(),
     identity: (ips) => new NodeIdentity({ kube, node: a.node, nodeIps: ips, dir: dirs.identity, namespace, clock: systemClock, log: log.child({ part: 'identity' }) }),
     datapath: {

@@ -24,6 +24,9 @@ import type { PeerSnapshot } from '../source.js';
 import { peerIsUp, type ClusterInfo, type TunnelStatus } from '../status.js';
 import { pemBlocks } from '../peers.js';
 import { meshPeerRoutes, type MeshRoutePort, type PeerRoutes } from '../userspace/mesh-routes.js';
+import { userspacePeer } from '../userspace/peer.js';
+import type { DesiredPeer } from '../source.js';
+import type { TunnelGateways } from '../gateway/gateways.js';
 import { CaFollower, caView, type CaView } from './ca-follow.js';
 import { chooseNodeDatapath, datapathProblem, heldPeerRoutes, userspaceMeshPeers, type DatapathChoice, type DatapathFlag, type KernelEsp } from './datapath.js';
 import { caFields, localAddresses, mtuOf } from './host.js';
@@ -57,6 +60,8 @@ export interface NodeAgentParts {
   readonly log: Logger;
   readonly statusIntervalMs?: number;
   readonly trafficRecheckMs?: number;
+  /** IPsecTunnels this node is a gateway of (src/agent/gateway): the active ones run in this engine. */
+  readonly gateways?: TunnelGateways;
 }
 
 type Phase =
@@ -128,6 +133,7 @@ export class NodeAgent {
   async start(): Promise<void> {
     const { watch, log, clock, node } = this.#p;
     watch.start();
+    this.#p.gateways?.start();
     this.#wait('listing the cluster (IPsecMesh, IPsecNodes, Nodes, trust bundle)');
     await watch.waitForSync();
     // Our Node: its address and pod CIDRs. Without it there is nothing to be.
@@ -179,6 +185,7 @@ export class NodeAgent {
     agent.startInitiating();
     agent.book.observe(this.#p.metrics);
     watch.onChange(() => this.#schedule());
+    this.#p.gateways?.onChange(() => this.#schedule());
     this.#statusTimer = setInterval(() => { void this.#statusTick(); }, this.#p.statusIntervalMs ?? 5_000);
     this.#trafficTimer = setInterval(() => { void this.#recheckLinks(); }, this.#p.trafficRecheckMs ?? 30_000);
     this.#schedule(); // anything that changed while we started
@@ -213,9 +220,10 @@ export class NodeAgent {
     const id = identity.meshIdentity(watch.trustBundle());
     const cas = id ? { der: id.cas, digest: id.bundleDigest } : this.#desired?.cas;
     const others = !mesh ? [] : watch.ipsecNodes.list().filter((n) => n.metadata.name !== node && watch.nodeExists(n.metadata.name) && selects(mesh, watch.labelsOf(n.metadata.name)));
+    const tunnels = this.#tunnelPeers(address, podCIDRs);
     if (inactive || !mesh) {
-      const routes = heldPeerRoutes(inactive?.reason, mesh?.strict ?? false, podCIDRs, others);
-      return { snapshot: { synced: watch.synced, peers: [] }, mesh, inactive, peers: empty, traffic, podCIDRs, cas, routes };
+      const routes = [...heldPeerRoutes(inactive?.reason, mesh?.strict ?? false, podCIDRs, others), ...meshPeerRoutes(tunnels)];
+      return { snapshot: { synced: watch.synced, peers: tunnels }, mesh, inactive, peers: empty, traffic, podCIDRs, cas, routes };
     }
     if (!id) {
       // No usable certificate or trust bundle right now (it is being replaced, or unreadable): the
@@ -225,7 +233,15 @@ export class NodeAgent {
     }
     const all = meshPeers({ name: node, address, podCIDRs, traffic: traffic.traffic }, others, mesh, id);
     const peers = this.#datapath.datapath === 'userspace' ? userspaceMeshPeers(all) : all;
-    return { snapshot: { synced: watch.synced, peers: peers.peers }, mesh, inactive: undefined, peers, traffic, podCIDRs, cas, routes: meshPeerRoutes(peers.peers) };
+    return { snapshot: { synced: watch.synced, peers: [...peers.peers, ...tunnels] }, mesh, inactive: undefined, peers, traffic, podCIDRs, cas, routes: meshPeerRoutes([...peers.peers, ...tunnels]) };
+  }
+
+  /** The tunnels this node is the active gateway of; local.subnets default to every known pod CIDR. */
+  #tunnelPeers(address: string, podCIDRs: readonly string[]): DesiredPeer[] {
+    const g = this.#p.gateways;
+    if (!g) return [];
+    const cluster = new Set([...podCIDRs, ...this.#p.watch.ipsecNodes.list().flatMap((n) => n.spec.podCIDRs ?? [])]);
+    return g.peers(address, [...cluster].sort(), this.#datapath.datapath === 'userspace' ? userspacePeer : undefined);
   }
 
   /** Coalesce bursts of watch events into one recompute. */
@@ -334,7 +350,8 @@ export class NodeAgent {
     const d = this.#desired;
     if (ph.tag !== 'running' || !d) return;
     try {
-      const peers = (await ph.agent.peerStatuses()).filter((p) => p.node !== undefined);
+      const all = await ph.agent.peerStatuses();
+      const peers = all.filter((p) => p.node !== undefined);
       this.#lastStatus = peers;
       for (const name of this.#reconnect.look({ self: this.#p.node, ours: peers, peerNodes: this.#p.watch.ipsecNodes.list(), nowMs: this.#p.clock.now() })) {
         this.#p.log.info({ peer: name }, 'the peer still holds an IKE SA with this node, which holds none (its state was lost): connecting now so that the peer replaces it');
@@ -356,7 +373,8 @@ export class NodeAgent {
       this.#lastConditions = status.conditions;
       this.#p.metrics.peersExpected.set(status.peersExpected ?? 0);
       this.#p.metrics.peersUp.set(status.peersUp ?? 0);
-      this.#p.publisher.offer(status);
+      const tunnels = this.#p.gateways?.reports(all);
+      this.#p.publisher.offer(tunnels && tunnels.length > 0 ? { ...status, tunnels } : status);
     } catch (e) {
       this.#p.log.warn({ err: errorMessage(e) }, 'status update failed');
     }
@@ -396,6 +414,13 @@ export class NodeAgent {
     if (this.#statusTimer) clearInterval(this.#statusTimer);
     if (this.#trafficTimer) clearInterval(this.#trafficTimer);
     this.#p.publisher.stop();
+    // An active gateway hands its tunnels over: their SAs go first, then the Leases, so the
+    // standby that takes over never overlaps with SAs left here.
+    if (ph.tag === 'running' && this.#desired && this.#p.gateways && this.#p.gateways.active.length > 0) {
+      await ph.agent.apply({ synced: true, peers: this.#desired.snapshot.peers.filter((p) => p.kind.type !== 'tunnel') })
+        .catch((e: unknown) => this.#p.log.warn({ err: errorMessage(e) }, 'removing the tunnels before the hand-over failed'));
+    }
+    await this.#p.gateways?.stop(true);
     if (ph.tag === 'running') ph.identity.stop();
     this.#caFollow?.stop();
     await this.#p.watch.stop();

@@ -1,0 +1,188 @@
+// Cluster mode: this node as a gateway of IPsecTunnels (DESIGN.md §3, issue 13). It watches the
+// IPsecTunnels; for each one whose nodeSelector selects this node (select.ts) it competes for the
+// tunnel's Lease (lease.ts). The holder is the active gateway: the node agent adds the tunnel's IKE
+// peer to the same engine the mesh runs in (peers()); standbys keep it out, and losing the Lease
+// takes it out. Every selected node reports its role and the peer's state (report.ts) in its
+// IPsecNode status.tunnels, from which the operator writes IPsecTunnel.status.
+//
+// The PSK Secret is read with a GET by name (spec.auth.psk.secretRef), no list or watch: the
+// agent's RBAC grants `get` on exactly the PSK Secrets named (deploy/rbac.yaml), never on the
+// operator's CA Secret. It is read again every SECRET_REFRESH_MS, so a rotated PSK is used from the
+// next IKE SA on.
+import { errorMessage } from '../../common/errors.js';
+import type { Clock, TimerHandle } from '../../common/time.js';
+import { Informer, kubeListWatcher } from '../../api/kube/informer.js';
+import { RESOURCES, resourcePath, type KubeClient } from '../../api/kube/client.js';
+import type { IPsecTunnel } from '../../api/types.js';
+import type { PeerConfig } from '../../ike/engine.js';
+import type { Logger } from '../log.js';
+import type { DesiredPeer } from '../source.js';
+import type { TunnelStatus } from '../status.js';
+import { compileGatewayTunnel } from './compile.js';
+import { TunnelLease, GATEWAY_LEASE_TIMING, type LeaseTiming } from './lease.js';
+import { gatewayReport, type GatewayReport } from './report.js';
+import { leaseNameOf, selectsGateway } from './select.js';
+
+const SECRET_REFRESH_MS = 30_000;
+
+interface SecretObject { metadata: { name: string; resourceVersion?: string }; data?: Record<string, string> }
+
+interface Candidacy {
+  readonly lease: TunnelLease;
+  psk: { readonly bytes: Uint8Array; readonly atMs: number } | undefined;
+  secretError: string | undefined;
+  /** Why the last compile failed (spec the gateway cannot run), with when it was first seen. */
+  problem: { readonly message: string; readonly timeMs: number } | undefined;
+  wasHeld: boolean;
+}
+
+export interface GatewayOptions {
+  readonly kube: KubeClient;
+  readonly node: string;
+  /** The agent's namespace: where the Leases live. */
+  readonly namespace: string;
+  readonly labels: () => Readonly<Record<string, string>> | undefined;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly timing?: LeaseTiming;
+}
+
+export class TunnelGateways {
+  readonly #o: GatewayOptions;
+  readonly tunnels: Informer<IPsecTunnel>;
+  readonly #mine = new Map<string, Candidacy>();
+  readonly #listeners: (() => void)[] = [];
+  #running: Promise<void> | undefined;
+  #timer: TimerHandle | undefined;
+  #ticking = false;
+  #stopped = false;
+
+  constructor(o: GatewayOptions) {
+    this.#o = o;
+    this.tunnels = new Informer<IPsecTunnel>(kubeListWatcher<IPsecTunnel>(o.kube, resourcePath(RESOURCES.ipsecTunnels)), o.clock,
+      (e) => o.log.warn({ watch: 'ipsectunnels', err: errorMessage(e) }, 'watch failed; retrying'));
+    this.tunnels.addHandlers({ onAdd: () => this.#kick(), onDelete: () => this.#kick(), onUpdate: (a, b) => { if (JSON.stringify(a.spec) !== JSON.stringify(b.spec)) { this.#forgetPsk(b.metadata.name); this.#fire(); } } });
+  }
+
+  /** Something that changes the desired peers: which tunnels this node is active for, or their specs. */
+  onChange(fn: () => void): void { this.#listeners.push(fn); }
+  #fire(): void { for (const l of this.#listeners) l(); }
+  #forgetPsk(name: string): void { const c = this.#mine.get(name); if (c) c.psk = undefined; }
+
+  start(): void {
+    this.#running = this.tunnels.run();
+    this.#schedule(0);
+  }
+
+  waitForSync(): Promise<void> { return this.tunnels.waitForSync(); }
+
+  #kick(): void { this.#schedule(0); }
+
+  #schedule(ms: number): void {
+    if (this.#stopped) return;
+    this.#timer?.cancel();
+    this.#timer = this.#o.clock.setTimer(ms, () => { this.#timer = undefined; void this.#tick(); });
+  }
+
+  /** One round: candidacies follow the selectors, every Lease is read or renewed, the PSKs are fresh. */
+  async #tick(): Promise<void> {
+    if (this.#ticking || this.#stopped) return;
+    this.#ticking = true;
+    let changed = false;
+    try {
+      const labels = this.#o.labels();
+      const want = new Map(this.tunnels.hasSynced ? this.tunnels.list().filter((t) => !t.metadata.deletionTimestamp && selectsGateway(t, labels)).map((t) => [t.metadata.name, t]) : []);
+      for (const [name, c] of this.#mine) {
+        if (want.has(name) || !this.tunnels.hasSynced) continue;
+        this.#mine.delete(name);
+        if (c.wasHeld) changed = true;
+        await c.lease.release();
+        this.#o.log.info({ tunnel: name }, 'no longer a gateway of this tunnel (deselected or deleted): Lease released');
+      }
+      for (const [name, t] of want) {
+        let c = this.#mine.get(name);
+        if (!c) {
+          c = { lease: new TunnelLease({ kube: this.#o.kube, namespace: this.#o.namespace, name: leaseNameOf(name), identity: this.#o.node, clock: this.#o.clock, ...(this.#o.timing ? { timing: this.#o.timing } : {}) }), psk: undefined, secretError: undefined, problem: undefined, wasHeld: false };
+          this.#mine.set(name, c);
+          this.#o.log.info({ tunnel: name, lease: c.lease.name }, 'this node is a gateway of the tunnel: competing for its Lease');
+        }
+        const held = await c.lease.tick();
+        if (held) await this.#refreshPsk(t, c);
+        if (held !== c.wasHeld) {
+          changed = true;
+          c.wasHeld = held;
+          this.#o.log.info({ tunnel: name, role: held ? 'active' : 'standby', holder: c.lease.holder || undefined }, held ? 'active gateway of the tunnel (Lease acquired)' : 'standby gateway of the tunnel');
+        }
+      }
+    } catch (e) {
+      this.#o.log.warn({ err: errorMessage(e) }, 'gateway round failed');
+    } finally {
+      this.#ticking = false;
+    }
+    if (changed) this.#fire();
+    this.#schedule((this.#o.timing ?? GATEWAY_LEASE_TIMING).retryMs);
+  }
+
+  async #refreshPsk(t: IPsecTunnel, c: Candidacy): Promise<void> {
+    const ref = t.spec.auth.psk?.secretRef;
+    if (!ref) return;
+    if (c.psk && this.#o.clock.now() - c.psk.atMs < SECRET_REFRESH_MS) return;
+    const key = ref.key ?? 'psk';
+    try {
+      const s = await this.#o.kube.get<SecretObject>(resourcePath(RESOURCES.secrets, { namespace: ref.namespace, name: ref.name }));
+      const b64 = s.data?.[key];
+      if (b64 === undefined) throw new Error(`Secret ${ref.namespace}/${ref.name} has no key "${key}"`);
+      const bytes = new Uint8Array(Buffer.from(b64, 'base64'));
+      const before = c.psk?.bytes;
+      c.psk = { bytes, atMs: this.#o.clock.now() };
+      const was = c.secretError; c.secretError = undefined;
+      if (was !== undefined || !before || Buffer.compare(before, bytes) !== 0) this.#fire();
+    } catch (e) {
+      const msg = `cannot read the PSK Secret ${ref.namespace}/${ref.name}: ${errorMessage(e)}`;
+      if (c.secretError !== msg) { c.secretError = msg; this.#o.log.warn({ tunnel: t.metadata.name, err: msg }, 'PSK Secret unreadable'); this.#fire(); }
+    }
+  }
+
+  /** The tunnels this node is the active gateway of, as engine peers (a tunnel it cannot run is reported, not run). */
+  peers(address: string, podCIDRs: readonly string[], adapt?: (p: PeerConfig) => PeerConfig): DesiredPeer[] {
+    const out: DesiredPeer[] = [];
+    for (const [name, c] of this.#mine) {
+      const t = this.tunnels.get(name);
+      if (!t || !c.lease.held) continue;
+      if (c.secretError) { this.#problem(c, c.secretError); continue; }
+      const r = compileGatewayTunnel(t, { address, podCIDRs, psk: c.psk?.bytes, ...(adapt ? { adapt } : {}) });
+      if (!r.ok) { this.#problem(c, r.message); continue; }
+      c.problem = undefined;
+      out.push(r.peer);
+    }
+    return out;
+  }
+
+  #problem(c: Candidacy, message: string): void {
+    if (c.problem?.message === message) return;
+    c.problem = { message, timeMs: this.#o.clock.now() };
+    this.#o.log.warn({ lease: c.lease.name, problem: message }, 'the tunnel cannot run on this gateway');
+  }
+
+  /** status.tunnels of this node's IPsecNode: one entry per tunnel it is a gateway of. */
+  reports(statuses: readonly TunnelStatus[]): GatewayReport[] {
+    const byName = new Map(statuses.map((s) => [s.name, s]));
+    return [...this.#mine].sort(([a], [b]) => a.localeCompare(b)).map(([name, c]) => {
+      const held = c.lease.held;
+      const problem = c.problem ?? (c.lease.lastError ? { message: `Lease ${this.#o.namespace}/${c.lease.name}: ${c.lease.lastError}`, timeMs: this.#o.clock.now() } : undefined);
+      return gatewayReport({ name, node: this.#o.node, role: held ? 'active' : 'standby', peer: held ? byName.get(name) : undefined, problem: held || c.lease.lastError ? problem : undefined, lastError: undefined });
+    });
+  }
+
+  /** Which tunnels this node is active for (for logs and tests). */
+  get active(): string[] { return [...this.#mine].filter(([, c]) => c.lease.held).map(([n]) => n); }
+
+  /** Stop competing. `release`: hand the Leases back so the standbys take over at once (SIGTERM). */
+  async stop(release: boolean): Promise<void> {
+    this.#stopped = true;
+    this.#timer?.cancel();
+    this.tunnels.stop();
+    if (release) for (const c of this.#mine.values()) await c.lease.release();
+    await this.#running?.catch(() => undefined);
+  }
+}
