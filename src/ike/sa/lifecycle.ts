@@ -144,13 +144,17 @@ export function resolveDuplicates(e: EngineHost, sa: IkeSa): void {
 /**
  * The established IKE SA that takes over from `sa` when `sa` is the loser of resolveDuplicates'
  * rule (this side's role in the surviving SA: initiator at the lower address, responder at the
- * higher one); undefined when `sa` is not a duplicate.
+ * higher one); undefined when `sa` is not a duplicate. `handshaking`: the one that will, still in
+ * its initial exchanges.
  */
-function survivorOf(e: EngineHost, sa: IkeSa): IkeSa | undefined {
+function survivorOf(e: EngineHost, sa: IkeSa, handshaking = false): IkeSa | undefined {
   const keeperRole = localIsLower(sa) ? 'initiator' : 'responder';
   if (sa.role === keeperRole) return undefined;
-  return e.liveSas(sa.peer.config.name).find((s) => s !== sa && s.state.tag === 'established' && s.role === keeperRole);
+  const wanted = handshaking ? HANDSHAKE_TAGS : ESTABLISHED_TAG;
+  return e.liveSas(sa.peer.config.name).find((s) => s !== sa && wanted.has(s.state.tag) && s.role === keeperRole);
 }
+const ESTABLISHED_TAG: ReadonlySet<IkeSa['state']['tag']> = new Set(['established']);
+const HANDSHAKE_TAGS: ReadonlySet<IkeSa['state']['tag']> = new Set(['init-sent', 'init-done', 'auth-sent']);
 
 /** Our duplicate `sa` is about to be deleted: the survivor's Child SAs held receive-only now. */
 export function heldBySurvivor(e: EngineHost, sa: IkeSa): ChildSa[] {
@@ -222,15 +226,23 @@ export function emitChildUp(e: EngineHost, child: ChildSa): void {
   e.emit({ type: 'child-up', peer: child.ref.peer, child: child.ref.child, ref: child.ref, suite: child.suiteText, ...childInfo(child) });
 }
 
-/** A new Child SA for a child that was adopted after a restart retires the adopted one. */
+/**
+ * A new Child SA for a child that was adopted (after a restart, or from a duplicate, handOver)
+ * retires the adopted one. Its states linger like a rekeyed Child SA's: the peer may send on its
+ * side of it until it has installed the new one.
+ */
 async function replaceAdopted(e: EngineHost, sa: IkeSa, child: ChildSa): Promise<void> {
   const list = e.adopted.get(sa.peer.config.name);
   if (!list) return;
   const old = list.filter((a) => a.ref.child === child.ref.child);
   if (old.length === 0) return;
   e.adopted.set(sa.peer.config.name, list.filter((a) => a.ref.child !== child.ref.child));
+  const delayMs = e.options.rekeyDeleteDelayMs;
   for (const a of old) {
-    await e.kernel.deleteChildSa(a.ref, { keepPolicies: a.ref.reqid === child.ref.reqid }).catch(() => undefined);
+    if (delayMs > 0) {
+      sa.lingering.set(a.ref.inboundSpi, { ref: a.ref, untilMs: e.clock.now() + delayMs });
+      armLingering(e, sa, a.ref, delayMs);
+    } else await e.kernel.deleteChildSa(a.ref, { keepPolicies: a.ref.reqid === child.ref.reqid }).catch(() => undefined);
     e.emit({ type: 'child-down', peer: a.ref.peer, child: a.ref.child, ref: a.ref, reason: 'replaced' });
   }
 }
@@ -280,6 +292,29 @@ export async function activateOutbound(e: EngineHost, child: ChildSa): Promise<v
   }
 }
 
+const PEER_USE_POLL_MS = 50;
+
+/**
+ * A survivor's Child SA held receive-only while our duplicate of it is deleted: send on it once
+ * ESP arrives on it (the peer has installed it; its Delete answer alone does not say so, as the
+ * peer handles each IKE SA's messages in its own queue) or after REAUTH_OUTBOUND_HOLD_MS, whichever
+ * is first. Until then our traffic leaves on the duplicate's lingering Child SA (teardown).
+ */
+function sendOnceUsed(e: EngineHost, child: ChildSa): void {
+  const deadline = e.clock.now() + REAUTH_OUTBOUND_HOLD_MS;
+  const poll = (): void => {
+    const owner = e.ownerOf(child);
+    if (!owner) return;
+    void e.enqueue(owner, async () => {
+      if (child.state.tag === 'deleted' || !child.outboundPending) return;
+      const used = await e.kernel.queryCounters(child.ref).then((n) => n.inboundPackets > 0n, () => false);
+      if (used || e.clock.now() >= deadline) { await activateOutbound(e, child); return; }
+      child.timers.push(e.clock.setTimer(PEER_USE_POLL_MS, poll));
+    });
+  };
+  poll();
+}
+
 /**
  * A Child SA of a peer's re-authentication waits receive-only for the old IKE SA's Delete; send on
  * it after REAUTH_OUTBOUND_HOLD_MS without one (responder.ts holdForPeerReauth, and restore.ts for
@@ -323,9 +358,15 @@ export async function teardown(e: EngineHost, sa: IkeSa, reason: DownReason): Pr
   if (sa.state.tag === 'dead') return;
   // The peer's redundant new IKE SA (reauth.ts), deleted by either side: the peer may have sent on
   // its Child SAs until the Delete, so their inbound states linger too (we never sent on them).
-  const linger = reason === 'reauthenticated' || (sa.reauth?.tag === 'redundant' && !sa.reauth.ours) ? e.options.rekeyDeleteDelayMs : 0;
+  let linger = reason === 'reauthenticated' || (sa.reauth?.tag === 'redundant' && !sa.reauth.ours) ? e.options.rekeyDeleteDelayMs : 0;
   unlinkReauth(e, sa);
   const survivor = reason === 'replaced' || reason === 'peer-deleted' ? survivorOf(e, sa) : undefined;
+  // A duplicate of a simultaneous start, deleted by us or by the peer: its Child SAs carry the
+  // traffic until both ends send on the survivor's, so they linger like a rekeyed Child SA. The
+  // side that deleted it moves only once the peer is seen using the survivor's (sendOnceUsed);
+  // the other may still be handling its IKE_AUTH answer (per-SA queues) when the Delete comes.
+  const ourDelete = sa.state.tag === 'deleting' && sa.state.sendOn !== undefined;
+  if ((ourDelete && survivor) || (reason === 'peer-deleted' && (survivor ?? survivorOf(e, sa, true)))) linger = Math.max(linger, e.options.rekeyDeleteDelayMs);
   if (survivor) reason = 'replaced';
   const sendOn = sa.state.tag === 'deleting' ? sa.state.sendOn ?? [] : [];
   const wasHalfOpen = sa.state.tag === 'init-done';
@@ -338,9 +379,7 @@ export async function teardown(e: EngineHost, sa: IkeSa, reason: DownReason): Pr
   if (reserved !== undefined) void e.track(e.kernel.releaseSpi({ local: sa.local.address, remote: sa.remote.address, spi: reserved }));
   sa.outstanding = null;
   sa.pending.length = 0;
-  // Our duplicate is gone: the survivor's Child SAs the peer had when we sent the Delete carry the
-  // traffic from now on (the others wait for their hold to end, responder.ts holdForPeerReauth).
-  for (const c of sendOn) if (c.state.tag === 'installed') await activateOutbound(e, c);
+  for (const c of sendOn) if (c.state.tag === 'installed') sendOnceUsed(e, c);
   for (const c of [...sa.children.values()]) {
     if (survivor && !sa.peer.terminated && awaitsSuccessor(survivor, c)) handOver(e, sa, c);
     else await removeChild(e, sa, c, reason, linger);

@@ -8,7 +8,7 @@ import { ExchangeType } from '../../../../src/ike/constants.js';
 import type { KernelChildSaRef } from '../../../../src/ike/ports.js';
 import { child, mirrored, Pair } from './harness.js';
 
-test('adopted kernel Child SAs are kept until the new IKE SA installs their successor, then removed keeping policies', async () => {
+test('adopted kernel Child SAs are kept until the new IKE SA installs their successor, then linger like a rekeyed Child SA and go keeping policies', async () => {
   const p = new Pair();
   const ref: KernelChildSaRef = { peer: 'to-bob', child: 'net', reqid: 1, inboundSpi: 0xc0000001, outboundSpi: 0xc0000002, local: '192.0.2.1', remote: '192.0.2.2' };
   p.alice.engine.adopt('to-bob', [{ ref, mode: 'tunnel', encap: null, algorithms: { kind: 'aead', suite: 'aes256gcm16' }, localTs: ['10.1.0.0/16'], remoteTs: ['10.2.0.0/16'], installedAtMs: p.clock.now() - 60_000 }]);
@@ -16,6 +16,8 @@ test('adopted kernel Child SAs are kept until the new IKE SA installs their succ
   assert.equal(p.alice.engine.status().peers[0]?.adoptedChildren[0]?.adopted, true);
   await p.connect();
   assert.equal(p.alice.engine.status().peers[0]?.adoptedChildren.length, 0);
+  assert.equal(p.alice.kernel.ops('delete').length, 0, 'the peer may still send on its side of it: it lingers');
+  await p.advance(10_000);
   const del = p.alice.kernel.ops('delete') as Array<{ ref: KernelChildSaRef; opts: { keepPolicies: boolean } }>;
   assert.equal(del.length, 1);
   assert.equal(del[0]?.ref.inboundSpi, 0xc0000001);

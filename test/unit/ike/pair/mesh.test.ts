@@ -96,6 +96,9 @@ function installedByChild(k: FakeKernel): Map<string, KernelChildSa[]> {
   return m;
 }
 
+/** Past the duplicate's Child SAs' linger (rekeyDeleteDelayMs, lifecycle.ts teardown). */
+const LINGERED = 10_000;
+
 /** One IKE SA with the same SPIs on both sides, one Child SA pair per child config, every selector in the kernel. */
 function assertOneMeshSa(p: Pair): void {
   const a = liveIkeSas(p.alice); const b = liveIkeSas(p.bob);
@@ -190,8 +193,9 @@ test('mesh simultaneous start: both nodes initiate at the same moment, one IKE S
 
 // The moment the simultaneous-start test only sees the end of: the duplicate is deleted while the
 // survivor's CREATE_CHILD_SA for the second child is still on its way. Its Child SA stays in the
-// kernel (reported as adopted) so its policies never leave, and goes once the successor is in.
-test('mesh simultaneous start: a duplicate\'s Child SA the survivor has not negotiated yet stays (adopted) until its successor is installed, then goes keeping the policies', async () => {
+// kernel (reported as adopted) so its policies never leave, and lingers once the successor is in
+// (the peer may send on its side of it until it has the successor too), then goes.
+test('mesh simultaneous start: a duplicate\'s Child SA the survivor has not negotiated yet stays (adopted) until its successor is installed, then lingers and goes keeping the policies', async () => {
   const p = meshPair();
   p.net.fate = (x) => (x.exchange === ExchangeType.CREATE_CHILD_SA ? 'hold' : 'deliver');
   p.alice.engine.start();
@@ -208,6 +212,7 @@ test('mesh simultaneous start: a duplicate\'s Child SA the survivor has not nego
   p.net.fate = () => 'deliver';
   p.net.releaseHeld();
   await p.net.pump();
+  await p.advance(LINGERED);
   assertOneMeshSa(p);
   for (const s of [p.alice, p.bob]) {
     assert.deepEqual(s.kernel.removedPolicies, []);
@@ -250,6 +255,7 @@ for (const t of DPD_TIMINGS) {
     p.alice.engine.start();
     p.bob.engine.start();
     await p.net.pump();
+    await p.advance(LINGERED);
     assertOneMeshSa(p);
     const first = liveIkeSas(p.alice)[0];
     assert.equal(p.bob.engine.status().peers[0]!.ike!.role, 'responder');
@@ -281,3 +287,4 @@ test('mesh peers identify each other by the DNS SAN of their node certificates (
   assert.equal(p.bob.engine.status().peers[0]!.ike!.remoteId, NODE.alice);
   assert.deepEqual(p.alice.engine.status().peers.map((x) => x.name), [`mesh/${NODE.bob}`]);
 });
+

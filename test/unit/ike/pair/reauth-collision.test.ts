@@ -93,3 +93,40 @@ for (const childCount of [1, 2] as const) {
     });
   }
 }
+
+// Bob deletes his new IKE SA, the redundant one, while alice's survives; he holds its Child SA
+// receive-only (it replaces one he already has). The Delete's answer does not say alice has her
+// side: she handles each IKE SA's messages in its own queue and may answer the Delete while still
+// installing. So bob sends on it once ESP arrives on it or REAUTH_OUTBOUND_HOLD_MS (2 s) has passed;
+// until then his traffic leaves on his deleted SA's Child SA, which lingers on both sides.
+for (const evidence of ['ESP arrives on it', 'the 2 s hold ends'] as const) {
+  test(`crossed reauthentications: the side deleting its redundant IKE SA sends on the survivor's held Child SA only when ${evidence}, not on the Delete's answer (RFC 7296 §2.8.3)`, async () => {
+    const p = pair(1);
+    p.alice.engine.initiate('to-bob');
+    await p.net.pump();
+    p.alice.engine.rekey('to-bob', { reauth: true });
+    p.bob.engine.rekey('to-alice', { reauth: true });
+    let held = false;
+    p.net.fate = (x) => (!held && x.exchange === ExchangeType.IKE_AUTH && !x.response && x.from.address === ALICE ? ((held = true), 'hold') : 'deliver');
+    await p.net.pump();
+    p.net.fate = () => 'deliver';
+    p.net.releaseHeld();
+    await p.net.pump();
+    const survivor = new Set(p.bob.engine.status().peers[0]!.ike!.children.map((c) => c.ref.inboundSpi));
+    const kept = [...p.bob.kernel.installed.values()].filter((sa) => survivor.has(sa.inbound.spi));
+    assert.equal(kept.length, 1);
+    assert.equal(kept[0]!.active, false, 'bob has the Delete\'s answer and still only receives on the survivor\'s Child SA');
+    const out = [...p.bob.kernel.installed.values()].filter((sa) => sa.active && sa.outbound.spi !== kept[0]!.outbound.spi);
+    assert.ok(out.length > 0 && out.every((sa) => p.alice.kernel.installed.has(sa.outbound.spi)), 'meanwhile bob sends on Child SAs alice still has');
+    await p.advance(500);
+    assert.equal(kept[0]!.active, false, 'no evidence yet: still held');
+    if (evidence === 'ESP arrives on it') {
+      p.bob.kernel.counters = { ...p.bob.kernel.counters, inboundPackets: 1n, inboundBytes: 120n };
+      await p.advance(100);
+    } else await p.advance(1_600);
+    assert.equal(kept[0]!.active, true, 'bob sends on the survivor\'s Child SA now');
+    await p.advance(60_000);
+    assert.equal(p.bob.kernel.installed.size, 1, 'the lingering Child SAs are gone');
+    assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'mirrored after');
+  });
+}

@@ -180,6 +180,8 @@ test('without a checkpoint the restarted initiator negotiates again, omits INITI
   assert.equal(ike(p.alice)!.resumedAtMs, null);
   assert.equal(p.bob.events.filter((e) => e.type === 'ike-down' && e.reason === 'replaced').length, 0, 'no INITIAL_CONTACT: bob keeps the old IKE SA and its Child SA for now');
   assert.equal(p.bob.kernel.installed.size, 2, 'bob holds the old and the new Child SA');
+  assert.equal(p.alice.kernel.installed.size, 2, 'alice installed the new Child SA; the adopted one lingers while bob may still send on it');
+  await p.advance(10_000);
   assert.equal(p.alice.kernel.installed.size, 1, 'alice replaced the adopted Child SA');
   assert.notDeepEqual(childSpis(p.alice), old);
 });
