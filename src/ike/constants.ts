@@ -8,6 +8,8 @@ export const ExchangeType = {
   IKE_AUTH: 35,
   CREATE_CHILD_SA: 36,
   INFORMATIONAL: 37,
+  /** RFC 9242 §3: between IKE_SA_INIT and IKE_AUTH (RFC 9370: one per additional key exchange). */
+  IKE_INTERMEDIATE: 43,
 } as const;
 export type ExchangeTypeName = keyof typeof ExchangeType;
 
@@ -208,6 +210,8 @@ export const NotifyStatus = {
   IKEV2_FRAGMENTATION_SUPPORTED: 16430, // RFC 7383
   SIGNATURE_HASH_ALGORITHMS: 16431, // RFC 7427
   CHILDLESS_IKEV2_SUPPORTED: 16418, // RFC 6023
+  INTERMEDIATE_EXCHANGE_SUPPORTED: 16438, // RFC 9242 §3
+  ADDITIONAL_KEY_EXCHANGE: 16441, // RFC 9370 §2.2.2 (IKE_FOLLOWUP_KE)
 } as const;
 
 /** RFC 7296 §3.13.1 Traffic Selector Types. */

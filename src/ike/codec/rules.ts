@@ -44,6 +44,12 @@ export const EXCHANGE_RULES: ReadonlyMap<number, { readonly request: ExchangeRul
     request: { outer: ENCRYPTED_OUTER, inner: { sa: ONE, nonce: ONE, ke: OPT, tsi: OPT, tsr: OPT, notify: ANY, vendor: ANY } },
     response: { outer: ENCRYPTED_OUTER, inner: { sa: ONE, nonce: ONE, ke: OPT, tsi: OPT, tsr: OPT, notify: ANY, vendor: ANY } },
   }],
+  [ExchangeType.IKE_INTERMEDIATE, {
+    // RFC 9242 §3, RFC 9370 §2.2.1: SK {KEi(n)} / SK {KEr(n)}; no KE is not a rule violation here
+    // (IKE_INTERMEDIATE may carry other data), the exchange code refuses a missing KE itself.
+    request: { outer: ENCRYPTED_OUTER, inner: { ke: OPT, notify: ANY, vendor: ANY } },
+    response: { outer: ENCRYPTED_OUTER, inner: { ke: OPT, notify: ANY, vendor: ANY } },
+  }],
   [ExchangeType.INFORMATIONAL, {
     // SK {[N+], [D+], [CP]}, possibly empty (liveness check, §1.4)
     request: { outer: ENCRYPTED_OUTER, inner: { notify: ANY, delete: ANY, cp: OPT, vendor: ANY } },

@@ -31,11 +31,13 @@ export interface SignedOctetsInput {
   readonly skP: SecretBytes;
   /** The ID payload without its generic header: ID Type | RESERVED (3) | Identification Data. */
   readonly idPayloadBody: Uint8Array;
+  /** RFC 9242 §3.3.2: IntAuth_iN | IntAuth_rN | IKE_AUTH_MID when IKE_INTERMEDIATE exchanges took place. */
+  readonly intAuth?: Uint8Array;
 }
 
 /** <SignedOctets> for either side (the caller picks the inputs per role, see SignedOctetsInput). */
 export function signedOctets(i: SignedOctetsInput): Uint8Array {
-  return concatBytes(i.realMessage, i.peerNonce, i.prf.compute(i.skP, i.idPayloadBody));
+  return concatBytes(i.realMessage, i.peerNonce, i.prf.compute(i.skP, i.idPayloadBody), i.intAuth ?? new Uint8Array(0));
 }
 
 /** AUTH data for SHARED_KEY_MESSAGE_INTEGRITY_CODE (2). */

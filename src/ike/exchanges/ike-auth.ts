@@ -18,14 +18,26 @@ import type { IkeFailure, KernelChildSa } from '../ports.js';
 import { ikeFailure, type Ctx } from '../sa/context.js';
 import { idPayloadOf, idPayloadText, identityMatches } from '../sa/identity.js';
 import type { ChildRequestScratch, ChildSa, IkeSa, PeerRuntime } from '../sa/ike-sa.js';
+import { intAuthOctets } from '../steps/intermediate.js';
 import { childOfferPayloads, completeChildInitiator, negotiateChildResponder, prepareChildOffer } from './child-sa.js';
 
-function authPayload(sa: IkeSa, role: 'initiator' | 'responder', idP: ReturnType<typeof idPayloadOf>): IkePayload {
+/** RFC 9242 §3.3.2: what IKE_INTERMEDIATE adds to both sides' signed octets; `authMessageId`: the IKE_AUTH request's. */
+function intAuthOf(sa: IkeSa, authMessageId: number): { intAuth?: Uint8Array } {
+  return sa.intermediate?.tag === 'done' ? { intAuth: intAuthOctets(sa.intermediate.chain, authMessageId) } : {};
+}
+
+/** RFC 9370: IKE_AUTH only once every additional key exchange is done. */
+export function intermediatePending(sa: IkeSa): boolean {
+  return sa.intermediate !== null && sa.intermediate.tag !== 'done';
+}
+
+function authPayload(sa: IkeSa, role: 'initiator' | 'responder', idP: ReturnType<typeof idPayloadOf>, authMessageId: number): IkePayload {
   const keys = sa.keys!;
   const octets = signedOctets({
     realMessage: role === 'initiator' ? sa.initRequest! : sa.initResponse!,
     peerNonce: role === 'initiator' ? sa.nr : sa.ni,
     prf: keys.prf, skP: role === 'initiator' ? keys.skPi : keys.skPr, idPayloadBody: idBody(idP),
+    ...intAuthOf(sa, authMessageId),
   });
   const auth = sa.peer.config.auth;
   if (auth.method === 'psk') return { kind: 'auth', method: AuthMethod.SHARED_KEY_MESSAGE_INTEGRITY_CODE, data: pskAuthData(keys.prf, auth.secret, octets) };
@@ -63,6 +75,7 @@ export function verifyPeerAuth(ctx: Ctx, sa: IkeSa, peer: PeerRuntime, m: IkeMes
     realMessage: peerRole === 'initiator' ? sa.initRequest! : sa.initResponse!,
     peerNonce: peerRole === 'initiator' ? sa.nr : sa.ni,
     prf: keys.prf, skP: peerRole === 'initiator' ? keys.skPi : keys.skPr, idPayloadBody: idBody(idP),
+    ...intAuthOf(sa, m.header.messageId),
   });
   const auth = peer.config.auth;
   try {
@@ -98,7 +111,7 @@ export async function buildAuthRequest(ctx: Ctx, sa: IkeSa): Promise<{ payloads:
     ...(ctx.initialContact(sa) ? [notify(NotifyStatus.INITIAL_CONTACT)] : []),
     ...certReqPayloads(peer),
     ...(peer.config.remote.id ? [idPayloadOf('idr', peer.config.remote.id)] : []),
-    authPayload(sa, 'initiator', idi),
+    authPayload(sa, 'initiator', idi, sa.nextRequestId),
     ...(child ? childOfferPayloads(child, true) : []),
   ];
   return { payloads, child };
@@ -138,6 +151,7 @@ export type AuthRequestOutcome =
  */
 export async function respondAuth(ctx: Ctx, sa: IkeSa, m: IkeMessage, candidates: readonly PeerRuntime[]): Promise<AuthRequestOutcome> {
   if (sa.state.tag !== 'init-done') return { kind: 'drop', reason: 'unexpected-auth-request' };
+  if (intermediatePending(sa)) return { kind: 'failed', reply: [notify(NotifyError.INVALID_SYNTAX)], failure: ikeFailure({ code: 'ERR_IKE_INTERMEDIATE_SKIPPED', exchange: 'IKE_AUTH', message: 'IKE_AUTH before every additional key exchange (RFC 9370 §2.2.1) was done in IKE_INTERMEDIATE' }) };
   const idi = m.first('idi');
   const idr = m.first('idr');
   if (!idi || !m.first('auth')) return { kind: 'failed', reply: [notify(NotifyError.AUTHENTICATION_FAILED)], failure: ikeFailure({ code: 'ERR_IKE_AUTH_FAILED', notify: 'AUTHENTICATION_FAILED', exchange: 'IKE_AUTH', message: 'IKE_AUTH without IDi or AUTH (EAP is not supported)' }) };
@@ -147,7 +161,7 @@ export async function respondAuth(ctx: Ctx, sa: IkeSa, m: IkeMessage, candidates
   const f = verifyPeerAuth(ctx, sa, peer, m, 'initiator');
   if (f) return { kind: 'failed', reply: [notify(NotifyError.AUTHENTICATION_FAILED)], failure: f };
   const ownId = idPayloadOf('idr', peer.config.local.id);
-  const reply: IkePayload[] = [ownId, ...certPayloads(peer), authPayload(sa, 'responder', ownId)];
+  const reply: IkePayload[] = [ownId, ...certPayloads(peer), authPayload(sa, 'responder', ownId, m.header.messageId)];
   let child: { sa: ChildSa; install: KernelChildSa } | null = null;
   let childFailure: IkeFailure | null = null;
   if (m.first('sa')) {

@@ -1,15 +1,17 @@
 // IKE_SA_INIT (RFC 7296 §1.2, §2.6, §2.10, §2.23; RFC 7383 §2.3; RFC 7427 §4).
 //
 //   initiator                                   responder
-//   HDR, SAi1, KEi, Ni, N(NAT_D*), N(FRAG), N(SHA) -->
-//                           <-- HDR, SAr1, KEr, Nr, N(NAT_D*), N(FRAG), N(SHA), [CERTREQ]
+//   HDR, SAi1, KEi, Ni, N(NAT_D*), N(FRAG), N(SHA), [N(INTERMEDIATE_EXCHANGE_SUPPORTED)] -->
+//                           <-- HDR, SAr1, KEr, Nr, N(NAT_D*), N(FRAG), N(SHA), [N(IES)], [CERTREQ]
 //   or, stateless:          <-- HDR, N(COOKIE)            (under load, §2.6)
 //                           <-- HDR, N(INVALID_KE_PAYLOAD) (wrong group guessed, §1.3)
 //                           <-- HDR, N(NO_PROPOSAL_CHOSEN)
 //
 // Initiator: startInit builds message 1 (state init-sent); consumeInitResponse checks the state
 // and returns what to do next. Responder: respondInit answers statelessly or creates the
-// half-open IKE SA (state init-done).
+// half-open IKE SA (state init-done). An RFC 9370 proposal with ADDKE transforms is offered with
+// N(INTERMEDIATE_EXCHANGE_SUPPORTED) (RFC 9242 §3) and chosen only from a peer that sent it; the
+// additional key exchanges then run in IKE_INTERMEDIATE (steps/intermediate.ts) before IKE_AUTH.
 import { createHash } from 'node:crypto';
 import { ParseError } from '../../common/errors.js';
 import { SecretBytes } from '../../common/secret.js';
@@ -32,6 +34,8 @@ import { addressBytes, suiteText } from '../sa/memo.js';
 import { ikeFailure, type Ctx } from '../sa/context.js';
 import { MAX_INIT_RETRIES, NONCE_BYTES } from '../sa/defaults.js';
 import type { IkeKeys, IkeSa, PeerRuntime } from '../sa/ike-sa.js';
+import { additionalMethods, EMPTY_CHAIN } from '../steps/intermediate.js';
+import { isAdditionalKeyExchangeType } from '../constants.js';
 import type { CookieJar } from './cookie.js';
 import { certReqPayloads } from './ike-auth.js';
 
@@ -74,8 +78,17 @@ function readInitNotifies(m: IkeMessage, spiI: bigint, spiR: bigint, local: Endp
   });
 }
 
+/** Why a peer without IKE_INTERMEDIATE gets no proposal with additional key exchanges. */
+export const ADDKE_NEEDS_INTERMEDIATE = 'additional key exchanges (RFC 9370) run in IKE_INTERMEDIATE, which the peer did not announce (no INTERMEDIATE_EXCHANGE_SUPPORTED, RFC 9242 §3)';
+
+/** We offer ADDKE transforms (even only NONE): announce IKE_INTERMEDIATE so the peer may choose them. */
+function offersAdditionalKe(peer: PeerRuntime): boolean {
+  return peer.ikeProposals.some((p) => p.transforms.some((t) => isAdditionalKeyExchangeType(t.type)));
+}
+
 function commonNotifies(peer: PeerRuntime): IkePayload[] {
   const out: IkePayload[] = [];
+  if (offersAdditionalKe(peer)) out.push(notify(NotifyStatus.INTERMEDIATE_EXCHANGE_SUPPORTED));
   if ((peer.config.fragmentMtu ?? 1) > 0) out.push(notify(NotifyStatus.IKEV2_FRAGMENTATION_SUPPORTED));
   out.push(signatureHashAlgorithmsNotify(DEFAULT_SIGNATURE_HASHES));
   return out;
@@ -150,7 +163,8 @@ export function consumeInitResponse(ctx: Ctx, sa: IkeSa, m: IkeMessage, datagram
   }
   const saP = m.first('sa'); const ke = m.first('ke'); const nonce = m.first('nonce');
   if (!saP || !ke || !nonce || m.header.responderSpi === 0n) return { kind: 'drop', reason: 'init-response-incomplete' };
-  const check = checkProposalReply(peer.ikeProposals, saP.proposals.map(fromSaProposal));
+  const intermediate = m.has(NotifyStatus.INTERMEDIATE_EXCHANGE_SUPPORTED);
+  const check = checkProposalReply(peer.ikeProposals, saP.proposals.map(fromSaProposal), { additionalKeyExchanges: intermediate, addkeRefusal: ADDKE_NEEDS_INTERMEDIATE });
   if (!check.ok) return { kind: 'failed', failure: ikeFailure({ code: 'ERR_IKE_BAD_PROPOSAL_REPLY', message: check.message, exchange: 'IKE_SA_INIT', origin: 'remote' }) };
   const sel = check.proposal;
   if (dhGroupOf(sel) !== ke.group || ke.group !== s.share.group)
@@ -174,6 +188,8 @@ export function consumeInitResponse(ctx: Ctx, sa: IkeSa, m: IkeMessage, datagram
   sa.natRemote = notes.nat.remote;
   sa.fragmentation = (peer.config.fragmentMtu ?? 1) > 0 && m.has(NotifyStatus.IKEV2_FRAGMENTATION_SUPPORTED);
   sa.peerHashes = notes.peerHashes;
+  const methods = additionalMethods(sel.transforms);
+  sa.intermediate = methods.length > 0 ? { tag: 'to-send', n: 1, methods, chain: EMPTY_CHAIN } : null;
   sa.state = { tag: 'auth-sent' };
   return { kind: 'ok' };
 }
@@ -215,7 +231,8 @@ export function respondInit(ctx: Ctx, env: InitResponderEnv, sa: IkeSa, m: IkeMe
   const notes = readInitNotifies(m, sa.spiI, 0n, sa.local, from);
   if (notes instanceof ParseError) return { kind: 'stateless', datagram: reply([replyNotifyFor(notes)]), failure: null, reason: 'malformed-init-request' };
   const offered = saP.proposals.map(fromSaProposal);
-  const sel = selectProposal(peer.ikeProposals, offered);
+  const intermediate = m.has(NotifyStatus.INTERMEDIATE_EXCHANGE_SUPPORTED);
+  const sel = selectProposal(peer.ikeProposals, offered, { additionalKeyExchanges: intermediate, addkeRefusal: ADDKE_NEEDS_INTERMEDIATE });
   if (!sel.ok) {
     return {
       kind: 'stateless', datagram: reply([notify(NotifyError.NO_PROPOSAL_CHOSEN)]), reason: 'no-proposal-chosen',
@@ -244,12 +261,15 @@ export function respondInit(ctx: Ctx, env: InitResponderEnv, sa: IkeSa, m: IkeMe
   sa.natRemote = notes.nat.remote;
   sa.fragmentation = (peer.config.fragmentMtu ?? 1) > 0 && m.has(NotifyStatus.IKEV2_FRAGMENTATION_SUPPORTED);
   sa.peerHashes = notes.peerHashes;
+  const methods = additionalMethods(sel.proposal.transforms);
+  sa.intermediate = methods.length > 0 ? { tag: 'awaiting', n: 1, methods, chain: EMPTY_CHAIN } : null;
   const payloads: IkePayload[] = [
     { kind: 'sa', proposals: [selectedToSaProposal(sel.proposal, new Uint8Array(0))] },
     { kind: 'ke', group, data: share.publicValue },
     { kind: 'nonce', data: nr },
     ...natNotifies(ctx, peer, sa.spiI, sa.spiR, sa.local, from),
     ...(sa.fragmentation ? [notify(NotifyStatus.IKEV2_FRAGMENTATION_SUPPORTED)] : []),
+    ...(intermediate ? [notify(NotifyStatus.INTERMEDIATE_EXCHANGE_SUPPORTED)] : []),
     signatureHashAlgorithmsNotify(DEFAULT_SIGNATURE_HASHES),
     ...certReqPayloads(peer),
   ];

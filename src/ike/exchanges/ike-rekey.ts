@@ -33,7 +33,7 @@ export function successorSa(ctx: Ctx, old: IkeSa, role: 'initiator' | 'responder
   return {
     serial: ctx.newSerial(), peer: old.peer, role, spiI, spiR, state: { tag: 'established' }, keys: null,
     local: old.local, remote: old.remote, natLocal: old.natLocal, natRemote: old.natRemote, fragmentation: old.fragmentation,
-    peerHashes: old.peerHashes, initRequest: null, initResponse: null, ni: new Uint8Array(0), nr: new Uint8Array(0),
+    peerHashes: old.peerHashes, initRequest: null, initResponse: null, intermediate: null, ni: new Uint8Array(0), nr: new Uint8Array(0),
     selected: null, remoteId: old.remoteId, nextRequestId: 0, outstanding: null, pending: [], expectedRequestId: 0,
     lastResponse: null, fragments: null, children: new Map(), lingering: new Map(), reauth: null, ikeCollision: null, createdAtMs: now, establishedAtMs: now, upSerial: ctx.newSerial(),
     rekeyAtMs: null, resumedAtMs: null, lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),

@@ -63,10 +63,13 @@ export interface SelectOptions {
    */
   readonly kePayloadGroup?: number;
   /**
-   * Accept a choice with ADDKE methods other than NONE. Off until the IKE_INTERMEDIATE /
-   * IKE_FOLLOWUP_KE exchanges exist: such a match is then skipped and named in the failure.
+   * Accept a choice with ADDKE methods other than NONE: in IKE_SA_INIT when the initiator announced
+   * IKE_INTERMEDIATE (RFC 9242 §3); off in CREATE_CHILD_SA until IKE_FOLLOWUP_KE exists. Off, such
+   * a match is skipped and named in the failure, with `addkeRefusal` as the reason.
    */
   readonly additionalKeyExchanges?: boolean;
+  /** Why ADDKE methods cannot be negotiated here; default ADDITIONAL_KE_NOT_NEGOTIATED. */
+  readonly addkeRefusal?: string;
 }
 
 const TYPES: readonly number[] = [TransformType.ENCR, TransformType.PRF, TransformType.INTEG, TransformType.DH, ...ADDITIONAL_KE_TYPES, TransformType.ESN];
@@ -122,6 +125,13 @@ function matchPair(ours: PolicyProposal, theirs: OfferedProposal, preferOurs: bo
   };
 }
 
+/** `p` with only NONE for each ADDKE type it names, or null if a type it names does not allow NONE. */
+function noneOnly(p: PolicyProposal): PolicyProposal | null {
+  const types = new Set(p.transforms.filter((t) => isAdditionalKeyExchangeType(t.type)).map((t) => t.type));
+  for (const type of types) if (!p.transforms.some((t) => t.type === type && t.id === DhId.NONE)) return null;
+  return { ...p, transforms: p.transforms.filter((t) => !isAdditionalKeyExchange(t)) };
+}
+
 /** "ke1_mlkem768, ke2_mlkem1024" for messages. */
 function describeAdditional(ts: readonly PolicyTransform[]): string {
   return ts.map((t) => transformName(t.type, t.id)).join(', ');
@@ -137,14 +147,20 @@ export function selectProposal(configured: readonly PolicyProposal[], offered: r
   for (const [ours, theirs] of pairs) {
     const m = matchPair(ours, theirs, preferOurs, opts.kePayloadGroup);
     if (!m) continue;
-    if (m.additionalKeyExchanges && !opts.additionalKeyExchanges) { needsAddke ??= m; continue; }
+    if (m.additionalKeyExchanges && !opts.additionalKeyExchanges) {
+      // Our proposal may also allow NONE for each of those types: that match is acceptable.
+      const plain = noneOnly(ours);
+      const n = plain ? matchPair(plain, theirs, preferOurs, opts.kePayloadGroup) : null;
+      if (n && !n.additionalKeyExchanges) return { ok: true, proposal: n };
+      needsAddke ??= m; continue;
+    }
     return { ok: true, proposal: m };
   }
   const received = offered.map(describeOffered);
   const configuredText = configured.map(describeProposal);
   const base = `no acceptable proposal: received ${received.join(', ') || '(none)'}; configured ${configuredText.join(', ')}`;
   const fail = (why: string): Selection => ({
-    ok: false, notify: 'NO_PROPOSAL_CHOSEN', received, configured: configuredText, reason: 'ADDITIONAL_KE_NOT_NEGOTIATED', message: `${base}; ${why}: ${ADDITIONAL_KE_NOT_NEGOTIATED}`,
+    ok: false, notify: 'NO_PROPOSAL_CHOSEN', received, configured: configuredText, reason: 'ADDITIONAL_KE_NOT_NEGOTIATED', message: `${base}; ${why}: ${opts.addkeRefusal ?? ADDITIONAL_KE_NOT_NEGOTIATED}`,
   });
   if (needsAddke?.additionalKeyExchanges) return fail(`proposal #${needsAddke.num} would need ${describeAdditional(needsAddke.additionalKeyExchanges)}`);
   if (!opts.additionalKeyExchanges) {
@@ -169,7 +185,7 @@ export function describeOffered(p: OfferedProposal): string {
  * and a subset of the proposal we sent under that number). Our proposals are numbered from 1.
  */
 export function checkProposalReply(
-  sent: readonly PolicyProposal[], reply: readonly OfferedProposal[], opts: { readonly additionalKeyExchanges?: boolean } = {},
+  sent: readonly PolicyProposal[], reply: readonly OfferedProposal[], opts: { readonly additionalKeyExchanges?: boolean; readonly addkeRefusal?: string } = {},
 ): { ok: true; proposal: SelectedProposal } | { ok: false; message: string } {
   if (reply.length !== 1) return { ok: false, message: `responder returned ${reply.length} proposals, want exactly 1` };
   const r = reply[0]!;
@@ -190,7 +206,7 @@ export function checkProposalReply(
   const covers = m && r.transforms.every((t) => m.transforms.some((c) => c.type === t.type && same(c, t)));
   if (!m || !covers) return { ok: false, message: `responder's choice ${describeOffered(r)} is not in our proposal ${describeProposal(ours)}` };
   if (m.additionalKeyExchanges && !opts.additionalKeyExchanges)
-    return { ok: false, message: `responder chose ${describeAdditional(m.additionalKeyExchanges)}: ${ADDITIONAL_KE_NOT_NEGOTIATED}` };
+    return { ok: false, message: `responder chose ${describeAdditional(m.additionalKeyExchanges)}: ${opts.addkeRefusal ?? ADDITIONAL_KE_NOT_NEGOTIATED}` };
   return { ok: true, proposal: m };
 }
 

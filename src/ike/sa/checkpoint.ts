@@ -177,7 +177,7 @@ function childCheckpoint(c: ChildSa): ChildCheckpoint {
 
 function taskCheckpoint(t: Task): TaskCheckpoint | null {
   switch (t.kind) {
-    case 'ike-init': case 'ike-auth': return null; // only before the SA is established
+    case 'ike-init': case 'ike-intermediate': case 'ike-auth': return null; // only before the SA is established
     case 'child-create': return { kind: t.kind, child: t.child.config.name, group: t.group ?? null };
     case 'child-rekey': return { kind: t.kind, old: childCheckpoint(t.old), group: t.group ?? null };
     case 'child-delete': return { kind: t.kind, child: childCheckpoint(t.child), reason: t.reason };

@@ -10,6 +10,7 @@ import type { Prf } from '../crypto/prf.js';
 import type { SkCipher } from '../crypto/sk.js';
 import type { PolicyProposal } from '../policy/proposal.js';
 import type { SelectedProposal } from '../policy/select.js';
+import type { Intermediate } from '../steps/intermediate.js';
 import type { Endpoint, IpsecMode, KernelChildSaRef, KernelSa, UdpEncap } from '../ports.js';
 import type { ChildConfig, PeerConfig } from './config.js';
 import type { TsRange } from './ts.js';
@@ -54,7 +55,7 @@ export interface IkeKeys {
 }
 
 /**
- * IKE SA lifecycle. Initiator: init-sent → auth-sent → established; responder: init-done (half-open)
+ * IKE SA lifecycle. Initiator: init-sent → auth-sent (IKE_INTERMEDIATE exchanges, then IKE_AUTH) → established; responder: init-done (half-open)
  * → established. established → rekeyed (superseded, waiting for the old SA's Delete) | deleting → dead.
  */
 export type IkeSaState =
@@ -112,6 +113,8 @@ export interface ChildSa {
 /** One request we initiated: what it is for, and its retransmission state. */
 export type Task =
   | { readonly kind: 'ike-init' }
+  /** RFC 9242 / RFC 9370: the next additional key exchange (sa.intermediate says which). */
+  | { readonly kind: 'ike-intermediate' }
   | { readonly kind: 'ike-auth' }
   /** `group`: the KE method the peer asked for with INVALID_KE_PAYLOAD (RFC 7296 §1.3), once. */
   | { readonly kind: 'child-create'; readonly child: ChildRuntime; readonly group?: number }
@@ -207,6 +210,12 @@ export interface IkeSa {
   initResponse: Uint8Array | null;
   ni: Uint8Array;
   nr: Uint8Array;
+  /**
+   * RFC 9370 additional key exchanges in IKE_INTERMEDIATE (steps/intermediate.ts) between
+   * IKE_SA_INIT and IKE_AUTH (state auth-sent as initiator, init-done as responder); null when the
+   * chosen proposal has none. Its IntAuth chain goes into AUTH.
+   */
+  intermediate: Intermediate | null;
   /** The IKE SA proposal chosen, for rekey offers that keep the suite. */
   selected: SelectedProposal | null;
   remoteId: string | null;
@@ -215,7 +224,8 @@ export interface IkeSa {
   outstanding: Outstanding | null;
   readonly pending: Task[];
   expectedRequestId: number;
-  lastResponse: { readonly messageId: number; readonly datagrams: readonly Uint8Array[] } | null;
+  /** `opener`: the keys the request came under when they have changed since (IKE_INTERMEDIATE, RFC 9370 §2.2.1). */
+  lastResponse: { readonly messageId: number; readonly datagrams: readonly Uint8Array[]; readonly opener?: SkCipher } | null;
   fragments: FragmentBuffer | null;
   // --- Child SAs, by our inbound SPI ---
   readonly children: Map<number, ChildSa>;

@@ -14,6 +14,8 @@ import { respondAuth } from '../exchanges/ike-auth.js';
 import { respondIkeRekey } from '../exchanges/ike-rekey.js';
 import { respondInit } from '../exchanges/ike-init.js';
 import { respondInformational } from '../exchanges/informational.js';
+import { respondIntermediate } from '../steps/intermediate.js';
+import { applyIntermediateKeys, intermediateView } from './intermediate.js';
 import type { Endpoint } from '../ports.js';
 import { ikeFailure } from './context.js';
 import type { EngineHost } from './host.js';
@@ -119,6 +121,37 @@ function sendResponse(e: EngineHost, sa: IkeSa, exchangeType: number, messageId:
   for (const d of datagrams) e.ports.transport.send(d, sa.remote, sa.local);
 }
 
+/**
+ * IKE_INTERMEDIATE request (RFC 9242, RFC 9370 §2.2.1): the answer leaves under the current keys,
+ * then the keys are updated. One the IKE SA did not negotiate (no ADDKE chosen, all done, or
+ * after IKE_AUTH) is answered INVALID_SYNTAX; before IKE_AUTH that ends the half-open SA, since
+ * its IntAuth chain could no longer match the peer's.
+ */
+async function answerIntermediate(e: EngineHost, sa: IkeSa, m: IkeMessage, id: number): Promise<void> {
+  const type = ExchangeType.IKE_INTERMEDIATE;
+  const s = sa.intermediate;
+  if (s?.tag !== 'awaiting' || sa.state.tag !== 'init-done') {
+    sendResponse(e, sa, type, id, [notifyOf(NotifyError.INVALID_SYNTAX)]);
+    if (sa.state.tag !== 'init-done') return;
+    e.failure(sa.peer, ikeFailure({ code: 'ERR_IKE_INTERMEDIATE_UNEXPECTED', exchange: 'IKE_INTERMEDIATE', message: 'peer sent an IKE_INTERMEDIATE request no additional key exchange was negotiated for (RFC 9370 §2.2.1)' }));
+    await teardown(e, sa, 'negotiation-failed');
+    return;
+  }
+  const step = respondIntermediate(intermediateView(e, sa), s, m, headerFor(sa, type, id, true));
+  sa.intermediate = step.next;
+  for (const ef of step.effects) {
+    if (ef.kind === 'respond') sendResponse(e, sa, type, id, ef.payloads);
+    else if (ef.kind === 'update-keys') {
+      const opener = applyIntermediateKeys(e, sa, ef.raw);
+      if (sa.lastResponse !== null) sa.lastResponse = { ...sa.lastResponse, opener };
+    } else if (ef.kind === 'failed') {
+      e.failure(sa.peer, ef.failure);
+      await teardown(e, sa, 'negotiation-failed');
+      return;
+    }
+  }
+}
+
 /** One authenticated, in-window request on `sa`. */
 export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, from: Endpoint, to: Endpoint): Promise<void> {
   // §2.23: follow the peer's address/port (NAT mapping changes, the float to 4500).
@@ -156,6 +189,10 @@ export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, fro
       sendResponse(e, sa, type, id, reply);
       if (ok && r.child) emitChildUp(e, r.child.sa);
       if (r.childFailure) e.failure(sa.peer, r.childFailure);
+      return;
+    }
+    case ExchangeType.IKE_INTERMEDIATE: {
+      await answerIntermediate(e, sa, m, id);
       return;
     }
     case ExchangeType.CREATE_CHILD_SA: {

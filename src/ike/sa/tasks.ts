@@ -8,7 +8,9 @@ import type { IkePayload } from '../codec/payload.js';
 import { notify } from '../codec/payloads/notify.js';
 import { preferredDhGroup } from '../policy/convert.js';
 import { ourRekeyLoses } from '../exchanges/collision.js';
-import { buildAuthRequest, consumeAuthResponse } from '../exchanges/ike-auth.js';
+import { buildAuthRequest, consumeAuthResponse, intermediatePending } from '../exchanges/ike-auth.js';
+import { consumeIntermediateResponse, requestIntermediate } from '../steps/intermediate.js';
+import { applyIntermediateKeys, intermediateView } from './intermediate.js';
 import { consumeInitResponse, startInit } from '../exchanges/ike-init.js';
 import { buildIkeRekeyRequest, completeIkeRekey } from '../exchanges/ike-rekey.js';
 import { keRetry } from '../exchanges/invalid-ke.js';
@@ -30,7 +32,7 @@ export function newSa(e: EngineHost, peer: PeerRuntime, role: 'initiator' | 'res
   const now = e.clock.now();
   return {
     serial: e.newSerial(), peer, role, spiI, spiR: 0n, state: { tag: role === 'initiator' ? 'auth-sent' : 'init-done' }, keys: null,
-    local, remote, natLocal: false, natRemote: false, fragmentation: false, peerHashes: null, initRequest: null, initResponse: null,
+    local, remote, natLocal: false, natRemote: false, fragmentation: false, peerHashes: null, initRequest: null, initResponse: null, intermediate: null,
     ni: new Uint8Array(0), nr: new Uint8Array(0), selected: null, remoteId: null, nextRequestId: 0, outstanding: null, pending: [],
     expectedRequestId: 0, lastResponse: null, fragments: null, children: new Map(), lingering: new Map(), reauth: null, ikeCollision: null, createdAtMs: now,
     establishedAtMs: null, upSerial: null, rekeyAtMs: null, resumedAtMs: null, lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
@@ -102,8 +104,17 @@ async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
   const established = sa.state.tag === 'established';
   switch (task.kind) {
     case 'ike-init': return false;
+    case 'ike-intermediate': {
+      const s = sa.intermediate;
+      if (sa.state.tag !== 'auth-sent' || s?.tag !== 'to-send') return false;
+      const header = headerFor(sa, ExchangeType.IKE_INTERMEDIATE, sa.nextRequestId, false);
+      const step = requestIntermediate(intermediateView(e, sa), s, header);
+      sa.intermediate = step.next;
+      for (const ef of step.effects) if (ef.kind === 'send') send(e, sa, task, ExchangeType.IKE_INTERMEDIATE, ef.payloads);
+      return true;
+    }
     case 'ike-auth': {
-      if (sa.state.tag !== 'auth-sent') return false;
+      if (sa.state.tag !== 'auth-sent' || intermediatePending(sa)) return false;
       const { payloads, child } = await buildAuthRequest(e, sa);
       send(e, sa, task, ExchangeType.IKE_AUTH, payloads, child ? { child } : {});
       return true;
@@ -198,8 +209,8 @@ export function scheduleRetry(e: EngineHost, peer: PeerRuntime): void {
   });
 }
 
-function exchangeOf(t: number): 'IKE_SA_INIT' | 'IKE_AUTH' | 'CREATE_CHILD_SA' | 'INFORMATIONAL' | null {
-  return t === ExchangeType.IKE_SA_INIT ? 'IKE_SA_INIT' : t === ExchangeType.IKE_AUTH ? 'IKE_AUTH' : t === ExchangeType.CREATE_CHILD_SA ? 'CREATE_CHILD_SA' : t === ExchangeType.INFORMATIONAL ? 'INFORMATIONAL' : null;
+function exchangeOf(t: number): 'IKE_SA_INIT' | 'IKE_INTERMEDIATE' | 'IKE_AUTH' | 'CREATE_CHILD_SA' | 'INFORMATIONAL' | null {
+  return t === ExchangeType.IKE_SA_INIT ? 'IKE_SA_INIT' : t === ExchangeType.IKE_INTERMEDIATE ? 'IKE_INTERMEDIATE' : t === ExchangeType.IKE_AUTH ? 'IKE_AUTH' : t === ExchangeType.CREATE_CHILD_SA ? 'CREATE_CHILD_SA' : t === ExchangeType.INFORMATIONAL ? 'INFORMATIONAL' : null;
 }
 
 /** The old IKE SA hands everything to `successor` (after our or the peer's IKE rekey). */
@@ -223,6 +234,7 @@ export async function handleResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, da
   const task = o.task;
   switch (task.kind) {
     case 'ike-init': await onInit(e, sa, m, datagram, o); break;
+    case 'ike-intermediate': if (!await onIntermediate(e, sa, m)) return; break;
     case 'ike-auth': await onAuth(e, sa, m, o); break;
     case 'child-create':
     case 'child-rekey': await onChildResponse(e, sa, m, o, task); break;
@@ -264,8 +276,28 @@ async function onInit(e: EngineHost, sa: IkeSa, m: IkeMessage, datagram: Uint8Ar
         sa.local = { address: sa.local.address, port: 4500 };
         sa.remote = { address: sa.remote.address, port: 4500 };
       }
-      sa.pending.unshift({ kind: 'ike-auth' });
+      // RFC 9370 §2.2.1: the additional key exchanges, if any were chosen, come before IKE_AUTH.
+      sa.pending.unshift(sa.intermediate ? { kind: 'ike-intermediate' } : { kind: 'ike-auth' });
   }
+}
+
+/** IKE_INTERMEDIATE response (steps/intermediate.ts); false when the IKE SA is gone. */
+async function onIntermediate(e: EngineHost, sa: IkeSa, m: IkeMessage): Promise<boolean> {
+  const s = sa.intermediate;
+  if (s?.tag !== 'ke-sent') { e.drop('unexpected-intermediate-response'); return true; }
+  const step = consumeIntermediateResponse(intermediateView(e, sa), s, m);
+  sa.intermediate = step.next;
+  for (const ef of step.effects) {
+    if (ef.kind === 'update-keys') applyIntermediateKeys(e, sa, ef.raw);
+    else if (ef.kind === 'failed') {
+      e.failure(sa.peer, ef.failure);
+      await teardown(e, sa, 'negotiation-failed');
+      scheduleRetry(e, sa.peer);
+      return false;
+    }
+  }
+  sa.pending.unshift(step.next.tag === 'done' ? { kind: 'ike-auth' } : { kind: 'ike-intermediate' });
+  return true;
 }
 
 async function onAuth(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstanding): Promise<void> {

@@ -66,7 +66,7 @@ export function verifyRetransmission(sa: IkeSa, message: IkeMessage, datagram: U
   const keys = sa.keys;
   const env = message.encrypted();
   if (keys === null || env === undefined) throw new IkeCodecError('ERR_IKE_NO_SK', 'retransmission without keys or SK payload', 0);
-  keys.in.decrypt(env.body, sealedPrefix(datagram, env));
+  (sa.lastResponse?.opener ?? keys.in).decrypt(env.body, sealedPrefix(datagram, env));
 }
 
 export type OpenResult =

@@ -1,0 +1,26 @@
+// What the drivers (tasks.ts as initiator, responder.ts as responder) share to run the
+// IKE_INTERMEDIATE steps of steps/intermediate.ts on an IkeSa: the steps' view of the SA, and the
+// key update (RFC 9370 §2.2.1) that replaces the SA's keys and SK ciphers.
+import type { SkCipher } from '../crypto/sk.js';
+import type { IkeSaKeys } from '../crypto/keys.js';
+import { spiBytes } from '../exchanges/ike-init.js';
+import type { IntermediateView } from '../steps/intermediate.js';
+import type { Ctx } from './context.js';
+import { ikeKeysOf } from './ike-keys.js';
+import type { IkeSa } from './ike-sa.js';
+
+export function intermediateView(ctx: Ctx, sa: IkeSa): IntermediateView {
+  const k = sa.keys!;
+  return {
+    suite: k.suite, prf: k.prf, skD: k.skD, skPi: k.skPi, skPr: k.skPr, ni: sa.ni, nr: sa.nr,
+    spiI: spiBytes(sa.spiI), spiR: spiBytes(sa.spiR), random: ctx.random, allowWeak: sa.peer.config.ike.allowWeak ?? false,
+  };
+}
+
+/** Replace the SA's keys; returns the inbound cipher they replace (a retransmitted request verifies under it). */
+export function applyIntermediateKeys(ctx: Ctx, sa: IkeSa, raw: IkeSaKeys): SkCipher {
+  const old = sa.keys!;
+  sa.keys = ikeKeysOf({ suite: old.suite, suiteText: old.suiteText, dhGroup: old.dhGroup, raw, role: sa.role, random: ctx.random });
+  for (const k of [old.skD, old.skPi, old.skPr]) k.wipe();
+  return old.in;
+}

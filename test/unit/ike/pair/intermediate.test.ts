@@ -1,0 +1,120 @@
+// RFC 9370 multiple key exchanges in RFC 9242 IKE_INTERMEDIATE between two in-process engines,
+// from both roles: x25519 in IKE_SA_INIT, ML-KEM in one IKE_INTERMEDIATE per ADDKE method, keys
+// updated after each, IKE_AUTH covering the IntAuth chain; and what a peer without
+// INTERMEDIATE_EXCHANGE_SUPPORTED gets (the proposal without ADDKE, or NO_PROPOSAL_CHOSEN saying why).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ExchangeType, NotifyStatus } from '../../../../src/ike/constants.js';
+import { decodeMessage, encodeMessage } from '../../../../src/ike/codec/message.js';
+import type { IkeEvent, IkeFailure } from '../../../../src/ike/ports.js';
+import { mirrored, Pair, type Packet } from './harness.js';
+
+const HYBRID = 'aes256gcm16-prfsha384-x25519-ke1_mlkem768';
+
+function errors(events: readonly IkeEvent[]): IkeFailure[] {
+  return events.flatMap((e) => (e.type === 'error' ? [e.error] : []));
+}
+
+/** [exchange, response, message ID] per IKE message (SKF fragments of one message counted once). */
+function exchanges(log: readonly Packet[]): Array<[number, boolean, number]> {
+  const out: Array<[number, boolean, number]> = [];
+  for (const p of log) {
+    const last = out[out.length - 1];
+    if (last && last[0] === p.exchange && last[1] === p.response && last[2] === p.messageId) continue;
+    out.push([p.exchange, p.response, p.messageId]);
+  }
+  return out;
+}
+
+const I = ExchangeType.IKE_SA_INIT; const M = ExchangeType.IKE_INTERMEDIATE; const A = ExchangeType.IKE_AUTH;
+
+for (const initiator of ['alice', 'bob'] as const) {
+  test(`RFC 9370 §2.2.1: x25519 + ke1_mlkem768, ${initiator} initiating — one IKE_INTERMEDIATE (MID 1) before IKE_AUTH (MID 2), both sides up with mirrored Child SAs`, async () => {
+    const p = new Pair({ ike: [HYBRID] });
+    p[initiator].engine.initiate(initiator === 'alice' ? 'to-bob' : 'to-alice');
+    await p.net.pump();
+    for (const s of [p.alice, p.bob]) {
+      assert.deepEqual(s.events.map((e) => e.type), ['ike-up', 'child-up'], `${s.name}: ${JSON.stringify(errors(s.events))}`);
+      assert.equal(s.engine.status().peers[0]?.ike?.suite, HYBRID);
+    }
+    /* IKE_SA_INIT {SA, KE(x25519), Ni, N(IES)} <-> {SA, KE, Nr, N(IES)}; IKE_INTERMEDIATE {KEi(1)} <-> {KEr(1)}; IKE_AUTH */
+    assert.deepEqual(exchanges(p.net.log), [[I, false, 0], [I, true, 0], [M, false, 1], [M, true, 1], [A, false, 2], [A, true, 2]]);
+    const init = p.net.log.filter((x) => x.exchange === I).map((x) => decodeMessage(x.datagram));
+    for (const m of init) assert.ok(m.has(NotifyStatus.INTERMEDIATE_EXCHANGE_SUPPORTED), 'both IKE_SA_INIT messages announce IKE_INTERMEDIATE (RFC 9242 §3)');
+    assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'Child SA keys agree, so SK_d after the key update agrees');
+  });
+}
+
+test('RFC 9370 §2.2.1: two additional key exchanges (ke1_mlkem768, ke2_mlkem1024) run as two IKE_INTERMEDIATE exchanges in type order; the IntAuth chain spans both', async () => {
+  const p = new Pair({ ike: ['aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke2_mlkem1024'] });
+  await p.connect();
+  for (const s of [p.alice, p.bob]) assert.deepEqual(s.events.map((e) => e.type), ['ike-up', 'child-up'], JSON.stringify(errors(s.events)));
+  assert.deepEqual(exchanges(p.net.log), [[I, false, 0], [I, true, 0], [M, false, 1], [M, true, 1], [M, false, 2], [M, true, 2], [A, false, 3], [A, true, 3]]);
+  // ML-KEM-1024's 1568-byte key is over the 1280-byte fragment MTU: IntAuth is computed over the
+  // message as if unfragmented (RFC 9242 §3.3.2), which AUTH verifying on both sides shows.
+  assert.ok(p.net.log.some((x) => x.exchange === M && x.messageId === 2 && x.firstPayload === 53), 'the ML-KEM-1024 request went as SKF fragments');
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+});
+
+test('RFC 9370 §2.2.1: ke1_none lets a responder choose no additional exchange; a peer without ADDKE then needs no IKE_INTERMEDIATE', async () => {
+  const p = new Pair({ ike: ['aes256gcm16-prfsha256-x25519'], bobIke: ['aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke1_none'] });
+  await p.connect();
+  for (const s of [p.alice, p.bob]) assert.deepEqual(s.events.map((e) => e.type), ['ike-up', 'child-up'], JSON.stringify(errors(s.events)));
+  assert.deepEqual(exchanges(p.net.log), [[I, false, 0], [I, true, 0], [A, false, 1], [A, true, 1]]);
+  assert.equal(decodeMessage(p.net.log[0]!.datagram).has(NotifyStatus.INTERMEDIATE_EXCHANGE_SUPPORTED), false, 'no ADDKE offered, no IKE_INTERMEDIATE announced');
+});
+
+/** The initiator's IKE_SA_INIT request loses its INTERMEDIATE_EXCHANGE_SUPPORTED on the way (a peer without RFC 9242). */
+function stripIntermediateNotify(p: Pair): void {
+  p.net.fate = (x) => {
+    if (x.exchange !== I || x.response) return 'deliver';
+    const m = decodeMessage(x.datagram);
+    if (!m.has(NotifyStatus.INTERMEDIATE_EXCHANGE_SUPPORTED)) return 'deliver';
+    const payloads = m.payloads.filter((y) => !(y.kind === 'notify' && y.type === NotifyStatus.INTERMEDIATE_EXCHANGE_SUPPORTED));
+    p.net.queue.unshift({ ...x, datagram: encodeMessage(m.header, payloads) });
+    return 'drop';
+  };
+}
+
+test('RFC 9242 §3: an initiator that did not announce IKE_INTERMEDIATE gets the proposal without ADDKE when ours allows NONE', async () => {
+  const p = new Pair({ ike: ['aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke1_none'] });
+  stripIntermediateNotify(p);
+  await p.connect();
+  /* IKE_SA_INIT {SA(.., ke1_mlkem768, ke1_none), KE, Ni} (no N(IES)) --> <-- {SA(.., ke1_none), KE, Nr} (no N(IES)) */
+  const reply = decodeMessage(p.net.log[1]!.datagram);
+  assert.deepEqual(reply.first('sa')?.proposals[0]?.transforms.filter((t) => t.type === 6).map((t) => t.id), [0], 'ADDKE1 answered NONE (RFC 9370 §2.2.1)');
+  assert.equal(reply.has(NotifyStatus.INTERMEDIATE_EXCHANGE_SUPPORTED), false, 'the responder does not announce it to a peer that did not');
+  // No IKE_INTERMEDIATE follows. IKE_AUTH then fails on purpose: the test altered the IKE_SA_INIT
+  // request that the initiator's AUTH signs (RFC 7296 §2.15), and the responder notices.
+  assert.deepEqual(exchanges(p.net.log), [[I, false, 0], [I, true, 0], [A, false, 1], [A, true, 1]]);
+  assert.equal(errors(p.bob.events)[0]?.notify, 'AUTHENTICATION_FAILED');
+});
+
+test('RFC 9242 §3: an initiator that did not announce IKE_INTERMEDIATE gets NO_PROPOSAL_CHOSEN naming why when ours requires ML-KEM', async () => {
+  const p = new Pair({ ike: [HYBRID] });
+  stripIntermediateNotify(p);
+  await p.connect();
+  const b = errors(p.bob.events)[0]!;
+  assert.equal(b.notify, 'NO_PROPOSAL_CHOSEN');
+  assert.match(b.message, /INTERMEDIATE_EXCHANGE_SUPPORTED/);
+  assert.match(b.message, /ke1_mlkem768/);
+  const a = errors(p.alice.events)[0]!;
+  assert.equal(a.notify, 'NO_PROPOSAL_CHOSEN');
+  assert.equal(p.bob.engine.status().halfOpen, 0);
+});
+
+test('RFC 9370 §2.2.1: a responder that chose ADDKE without announcing IKE_INTERMEDIATE is refused by the initiator', async () => {
+  const p = new Pair({ ike: [HYBRID] });
+  p.net.fate = (x) => {
+    if (x.exchange !== I || !x.response) return 'deliver';
+    const m = decodeMessage(x.datagram);
+    if (!m.has(NotifyStatus.INTERMEDIATE_EXCHANGE_SUPPORTED)) return 'deliver';
+    p.net.queue.unshift({ ...x, datagram: encodeMessage(m.header, m.payloads.filter((y) => !(y.kind === 'notify' && y.type === NotifyStatus.INTERMEDIATE_EXCHANGE_SUPPORTED))) });
+    return 'drop';
+  };
+  await p.connect();
+  const a = errors(p.alice.events)[0]!;
+  assert.equal(a.code, 'ERR_IKE_BAD_PROPOSAL_REPLY');
+  assert.match(a.message, /INTERMEDIATE_EXCHANGE_SUPPORTED/);
+  assert.equal(p.alice.events.some((e) => e.type === 'ike-up'), false);
+});
