@@ -4,10 +4,11 @@
 //
 // Size: one small index per pair (n·(n−1)/2 of them: 12.5 M at 5,000 nodes) into a short table of
 // remembered states — up, unknown, and "down (never up | after up) since second S". Pairs go down
-// together in few distinct seconds, so the table stays short and the index is one byte: 12.5 MB
-// at 5,000 nodes, where a code byte and a 4-byte since per pair took 62.5 MB (twice that while a
+// together in few distinct seconds, so the table stays short (states no pair uses any more are
+// dropped) and the index is four bits while it has at most 16 states, else one byte: 6.25 MB at
+// 5,000 nodes, where a code byte and a 4-byte since per pair took 62.5 MB (twice that while a
 // reconcile built the next memory from the previous one).
-import { pairIndex, pairView, isEstablishedCode, metaTime, type PairEvaluation, type SinceFn } from './mesh-pairs.js';
+import { codeAt, pairIndex, pairView, isEstablishedCode, metaTime, type PairEvaluation, type SinceFn } from './mesh-pairs.js';
 import type { IPsecMeshStatus } from '../api/types.js';
 
 // What the memory knows of a pair.
@@ -23,7 +24,8 @@ const UNKNOWN: RememberedState = { code: M_UNKNOWN, sinceSec: 0 };
 /** Table positions of the two states every memory has. */
 const I_UP = 0; const I_UNKNOWN = 1;
 
-type IndexArray = Uint8Array | Uint16Array | Uint32Array;
+/** Table positions, one per pair: `bits` 4 packs two per byte (low nibble first), else one per element. */
+export interface IndexArray { readonly bits: 4 | 8 | 16 | 32; readonly data: Uint8Array | Uint16Array | Uint32Array }
 
 /**
  * What the operator remembers of a mesh between reconciles: per pair of `names` (sorted, the
@@ -32,13 +34,22 @@ type IndexArray = Uint8Array | Uint16Array | Uint32Array;
  */
 export interface PairMemory {
   readonly names: readonly string[];
-  readonly at: IndexArray;
+  readonly at: IndexArray;   // states[get(at, pairIndex)]
   readonly states: readonly RememberedState[];
 }
 
 function indexArray(pairs: number, tableSize: number): IndexArray {
-  return tableSize <= 0x100 ? new Uint8Array(pairs) : tableSize <= 0x10000 ? new Uint16Array(pairs) : new Uint32Array(pairs);
+  if (tableSize <= 16) return { bits: 4, data: new Uint8Array((pairs + 1) >> 1) };
+  return tableSize <= 0x100 ? { bits: 8, data: new Uint8Array(pairs) } : tableSize <= 0x10000 ? { bits: 16, data: new Uint16Array(pairs) } : { bits: 32, data: new Uint32Array(pairs) };
 }
+
+const get = (a: IndexArray, k: number): number => (a.bits === 4 ? (a.data[k >> 1]! >> ((k & 1) << 2)) & 15 : a.data[k]!);
+function set(a: IndexArray, k: number, v: number): void {
+  if (a.bits !== 4) { a.data[k] = v; return; }
+  const sh = (k & 1) << 2;
+  a.data[k >> 1] = (a.data[k >> 1]! & ~(15 << sh)) | (v << sh);
+}
+const pairsOf = (names: readonly string[]): number => (names.length < 2 ? 0 : (names.length * (names.length - 1)) / 2);
 
 function cmp(a: string, b: string): number { return a < b ? -1 : a > b ? 1 : 0; }
 
@@ -55,7 +66,7 @@ export function memorySince(m: PairMemory, a: string, b: string): string | undef
   const [x, y] = a < b ? [a, b] : [b, a];
   const i = indexOf(m.names, x); const j = indexOf(m.names, y);
   if (i < 0 || j < 0) return undefined;
-  const s = m.states[m.at[pairIndex(m.names.length, i, j)]!]!;
+  const s = m.states[get(m.at, pairIndex(m.names.length, i, j))]!;
   return isDown(s) ? metaTime(s.sinceSec * 1000) : undefined;
 }
 
@@ -79,7 +90,7 @@ export function seedPairMemory(prev: IPsecMeshStatus | undefined, nodeNames: rea
     && prev.pairsExpected - prev.pairsEstablished === listed.length && prev.pairsExpected === pairs;
   const states: RememberedState[] = [UP, UNKNOWN];
   const at = indexArray(pairs, 2 + listed.length);
-  if (!complete) at.fill(I_UNKNOWN);
+  if (!complete) at.data.fill(at.bits === 4 ? I_UNKNOWN | (I_UNKNOWN << 4) : I_UNKNOWN);
   for (const p of listed) {
     const [a, b] = p.nodes;
     if (a === undefined || b === undefined) continue;
@@ -87,7 +98,7 @@ export function seedPairMemory(prev: IPsecMeshStatus | undefined, nodeNames: rea
     const i = indexOf(names, x); const j = indexOf(names, y);
     if (i < 0 || j < 0 || i === j) continue;
     const t = p.since !== undefined ? Date.parse(p.since) : NaN;
-    at[pairIndex(n, i, j)] = states.push({ code: M_DOWN_WAS_UP, sinceSec: Math.floor((Number.isFinite(t) ? t : nowMs) / 1000) }) - 1;
+    set(at, pairIndex(n, i, j), states.push({ code: M_DOWN_WAS_UP, sinceSec: Math.floor((Number.isFinite(t) ? t : nowMs) / 1000) }) - 1);
   }
   return { names, at, states };
 }
@@ -106,13 +117,15 @@ const sinceFns = new WeakMap<PairMemory, SinceFn>();
 
 /**
  * The previous memory's table without the states no pair uses any more (each reconcile that sees
- * pairs go down adds up to two), and where each old position went. Identity while it is short.
+ * pairs go down adds up to two), and where each old position went. Identity while it is short
+ * enough for four-bit positions with the two new states.
  */
 function compactStates(prev: PairMemory): { states: RememberedState[]; remap: Int32Array | undefined } {
-  if (prev.states.length + 2 <= 0x100) return { states: [...prev.states], remap: undefined };
+  if (prev.states.length + 2 <= 16) return { states: [...prev.states], remap: undefined };
   const used = new Uint8Array(prev.states.length);
   used[I_UP] = 1; used[I_UNKNOWN] = 1;
-  for (let k = 0; k < prev.at.length; k++) used[prev.at[k]!] = 1;
+  const pairs = pairsOf(prev.names);
+  for (let k = 0; k < pairs; k++) used[get(prev.at, k)] = 1;
   const remap = new Int32Array(prev.states.length).fill(-1);
   const states: RememberedState[] = [];
   prev.states.forEach((s, i) => { if (used[i]) remap[i] = states.push(s) - 1; });
@@ -138,7 +151,7 @@ export function trackPairs(prev: PairMemory, ev: PairEvaluation, nowMs: number):
   const nowSec = Math.floor(nowMs / 1000);
   // The two states a pair going down now takes, added to the table when first needed.
   let downNewNow = -1; let downWasUpNow = -1;
-  const at = indexArray(ev.codes.length, states.length + 2);
+  const at = indexArray(ev.expected, states.length + 2);
   const wentDown: [number, number][] = [];
   const cameUp: { i: number; j: number; downSinceMs: number }[] = [];
   let k = 0;
@@ -146,20 +159,20 @@ export function trackPairs(prev: PairMemory, ev: PairEvaluation, nowMs: number):
     const oi = old[i]!;
     for (let j = i + 1; j < n; j++, k++) {
       const oj = old[j]!;
-      const pi = sameNodes ? prev.at[k]! : oi >= 0 && oj >= 0 ? prev.at[pairIndex(on, oi, oj)]! : I_UNKNOWN;
+      const pi = sameNodes ? get(prev.at, k) : oi >= 0 && oj >= 0 ? get(prev.at, pairIndex(on, oi, oj)) : I_UNKNOWN;
       const was = prevCode[pi]!;
-      if (isEstablishedCode(ev.codes[k]!)) {
-        at[k] = I_UP;
+      if (isEstablishedCode(codeAt(ev.codes, k))) {
+        set(at, k, I_UP);
         if (was === M_DOWN_WAS_UP) cameUp.push({ i, j, downSinceMs: prev.states[pi]!.sinceSec * 1000 });
       } else if (was === M_DOWN_NEW || was === M_DOWN_WAS_UP) {
-        at[k] = remap ? remap[pi]! : pi;
+        set(at, k, remap ? remap[pi]! : pi);
       } else if (was === M_UP) {
         if (downWasUpNow < 0) downWasUpNow = states.push({ code: M_DOWN_WAS_UP, sinceSec: nowSec }) - 1;
-        at[k] = downWasUpNow;
+        set(at, k, downWasUpNow);
         wentDown.push([i, j]);
       } else {
         if (downNewNow < 0) downNewNow = states.push({ code: M_DOWN_NEW, sinceSec: nowSec }) - 1;
-        at[k] = downNewNow;
+        set(at, k, downNewNow);
       }
     }
   }
@@ -174,7 +187,7 @@ export function memorySinceFn(m: PairMemory): SinceFn {
   let f = sinceFns.get(m);
   if (!f) {
     const n = m.names.length;
-    f = (i, j) => m.states[m.at[pairIndex(n, i, j)]!]!.sinceSec * 1000;
+    f = (i, j) => m.states[get(m.at, pairIndex(n, i, j))]!.sinceSec * 1000;
     sinceFns.set(m, f);
   }
   return f;

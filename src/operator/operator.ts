@@ -21,7 +21,7 @@ import { WorkQueue } from './queue.js';
 import { runController } from './controller.js';
 import { fencedKube } from './fence.js';
 import { collectIpsecNode } from './node-gc.js';
-import { dropManagedFields, trimNode } from './trim.js';
+import { dropManagedFields, trimCsr, trimNode } from './trim.js';
 import { reconcileCa, reconcileIpsecNode, reconcileMesh, reconcileTunnel } from './resource-controllers.js';
 
 export interface OperatorOptions {
@@ -82,7 +82,7 @@ export class Operator {
       new Informer<T>(kubeListWatcher<T>(kube, path, sel, pageSize), clock, onErr(what), { transform });
     const caches: Caches = {
       nodes: inf<KNode>('nodes', resourcePath(RESOURCES.nodes), {}, trimNode, 100),
-      csrs: inf<Csr>('csrs', resourcePath(RESOURCES.csrs), { fieldSelector: `spec.signerName=${SIGNER_NAME}`, ...(o.csrLabelSelector ? { labelSelector: o.csrLabelSelector } : {}) }),
+      csrs: inf<Csr>('csrs', resourcePath(RESOURCES.csrs), { fieldSelector: `spec.signerName=${SIGNER_NAME}`, ...(o.csrLabelSelector ? { labelSelector: o.csrLabelSelector } : {}) }, trimCsr),
       ipsecNodes: inf<IPsecNode>('ipsecnodes', resourcePath(RESOURCES.ipsecNodes)),
       meshes: inf<IPsecMesh>('ipsecmeshes', resourcePath(RESOURCES.ipsecMeshes)),
       tunnels: inf<IPsecTunnel>('ipsectunnels', resourcePath(RESOURCES.ipsecTunnels)),

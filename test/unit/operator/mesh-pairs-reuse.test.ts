@@ -62,23 +62,24 @@ test('a reused worst-pair selection carries the messages of today, not of when i
   assert.equal(w[0]!.since, new Date(T0).toISOString().replace(/\.\d{3}Z$/, 'Z'));
 });
 
-test('the pair memory keeps every since through more distinct down-seconds than one index byte holds, and shrinks back', () => {
+test('the pair memory keeps every since through more distinct down-seconds than one index byte holds, and shrinks back to four-bit indexes', () => {
   const ns = Array.from({ length: 30 }, (_, i) => `many-${String(i).padStart(2, '0')}`);
   const pairs = ns.flatMap((a, i) => ns.slice(i + 1).map((b) => [a, b] as const));
   const downAt = (upTo: number, from = 0): Record<string, Peer> =>
     Object.fromEntries(pairs.slice(from, upTo).map(([a, b]) => [`${a}>${b}`, { state: 'connecting' as const }]));
   let mem = trackPairs(seedPairMemory(undefined, ns, T0), evaluatePairs(nodes(ns, {}, 's'), T0), T0).memory;
+  assert.equal(mem.at.bits, 4, 'a short table: four bits a pair');
   // Pair p goes down in second p: 300 distinct sinces.
   for (let p = 0; p < 300; p++) mem = trackPairs(mem, evaluatePairs(nodes(ns, downAt(p + 1), `d${p}`), T0 + p * 1000), T0 + p * 1000).memory;
-  assert.ok(mem.at instanceof Uint16Array, 'more than 256 states in use: two-byte indexes');
+  assert.ok(mem.at.bits === 16 && mem.at.data instanceof Uint16Array, 'more than 256 states in use: two-byte indexes');
   for (const p of [0, 1, 254, 255, 299]) assert.equal(memorySince(mem, pairs[p]![0], pairs[p]![1]), iso(T0 + p * 1000), `pair ${p}`);
-  // All but the last ten come back: their states are dropped at the next compaction, one byte again.
+  // All but the last ten come back: their states are dropped at the next compaction, four bits again.
   const back = T0 + 400_000;
   const t = trackPairs(mem, evaluatePairs(nodes(ns, downAt(300, 290), 'back'), back), back);
   assert.equal(t.cameUp.length, 290);
   assert.equal(t.cameUp[0]!.downSinceMs, T0);
   const again = trackPairs(t.memory, evaluatePairs(nodes(ns, downAt(301, 290), 'more'), back + 1000), back + 1000).memory;
-  assert.ok(again.at instanceof Uint8Array);
+  assert.equal(again.at.bits, 4);
   assert.ok(again.states.length <= 14, `${again.states.length} states`);
   for (const p of [290, 299]) assert.equal(memorySince(again, pairs[p]![0], pairs[p]![1]), iso(T0 + p * 1000));
   assert.equal(memorySince(again, pairs[300]![0], pairs[300]![1]), iso(back + 1000));

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { ManualClock } from '../../../src/common/time.js';
 import { resourceOf, type WatchEvent } from '../../../src/api/kube/client.js';
 import { Informer, type ListWatcher, type WatchStatus } from '../../../src/api/kube/informer.js';
-import type { KNode } from '../../../src/operator/kinds.js';
-import { dropManagedFields, trimNode } from '../../../src/operator/trim.js';
+import type { Csr, KNode } from '../../../src/operator/kinds.js';
+import { dropManagedFields, trimCsr, trimNode } from '../../../src/operator/trim.js';
 import { IdentityIndex } from '../../../src/operator/identity-index.js';
 
 const kubeletNode = (name: string, rv: string, address: string): KNode => JSON.parse(JSON.stringify({
@@ -23,6 +23,12 @@ test('a cached Node keeps its name, uid, resourceVersion, labels and addresses, 
   assert.deepEqual(trimNode({ metadata: { name: 'bare' } }), { metadata: { name: 'bare' } });
   const csr = { metadata: { name: 'c', managedFields: [{ manager: 'x' }] }, spec: { request: 'r' } };
   assert.deepEqual(dropManagedFields(csr), { metadata: { name: 'c' }, spec: { request: 'r' } });
+});
+
+test('a cached CSR keeps its request until it carries a certificate, then only the certificate (the signer never reads a signed request)', () => {
+  const csr = (certificate?: string): Csr => ({ metadata: { name: 'c', managedFields: [{ manager: 'kube-controller-manager' }] } as Csr['metadata'], spec: { request: 'UkVR', signerName: 'kipsec.io/node-identity', username: 'u' }, ...(certificate ? { status: { certificate } } : {}) });
+  assert.deepEqual(trimCsr(csr()), { metadata: { name: 'c' }, spec: { request: 'UkVR', signerName: 'kipsec.io/node-identity', username: 'u' } });
+  assert.deepEqual(trimCsr(csr('Q0VSVA==')), { metadata: { name: 'c' }, spec: { request: '', signerName: 'kipsec.io/node-identity', username: 'u' }, status: { certificate: 'Q0VSVA==' } });
 });
 
 test('the informer transforms listed and watched objects before caching and handlers, and leaves bookmarks alone', async () => {
