@@ -31,7 +31,7 @@ export interface EspSide {
 }
 
 export interface EspSaStatsJson { direction: string; spi: number; packets: string; bytes: string; drops: Record<string, string> }
-export interface EspStatsJson { counters: Record<string, string>; sas: EspSaStatsJson[] }
+export interface EspStatsJson { counters: Record<string, string>; offloads: Record<string, boolean>; sas: EspSaStatsJson[] }
 
 /** Lines of a child's stdout, awaited one predicate at a time, bounded in time. */
 function lineReader(child: ChildProcess): (pred: (v: Record<string, unknown>) => boolean, what: string, timeoutMs?: number) => Promise<Record<string, unknown>> {

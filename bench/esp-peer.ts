@@ -15,10 +15,9 @@
 // also exits on its own after maxSeconds (default 600), so a forgotten peer never outlives its test.
 import { createInterface } from 'node:readline';
 import { SecretBytes } from '../src/common/secret.js';
-import { EspEngine } from '../src/esp/engine.js';
+import { EspEngine, openEspTun } from '../src/esp/engine.js';
 import type { EspAlgorithm } from '../src/esp/codec.js';
 import { cidrSelector } from '../src/esp/selector.js';
-import { openTun } from '../src/xfrm/native.js';
 
 /** One direction of an SA as a command carries it; selectors and peer come from the config. */
 export interface SaCommand { readonly direction: 'in' | 'out'; readonly spi: number; readonly key: string; readonly active?: boolean }
@@ -46,7 +45,8 @@ const REQID = 1;
 
 function main(): void {
   const cfg = JSON.parse(process.argv[2] ?? '{}') as PeerConfig;
-  const tun = openTun(cfg.tun);
+  // Offloads: KIPSEC_ESP_OFFLOADS in the peer's environment (all the kernel offers when unset).
+  const tun = openEspTun(cfg.tun);
   const engine = EspEngine.open({ tunFd: tun.fd, address: cfg.bind, port: cfg.port });
   const addSa = (c: SaCommand): void => {
     const key = new SecretBytes(Buffer.from(c.key, 'hex'));

@@ -15,7 +15,7 @@
       "targets": [
         {
           "target_name": "kipsec_esp",
-          "sources": ["esp/esp_crypto.c", "esp/esp_replay.c", "esp/esp_packet.c", "esp/esp_engine.c", "esp/esp_napi.c", "esp/esp_napi_sa.c"],
+          "sources": ["esp/esp_crypto.c", "esp/esp_replay.c", "esp/esp_packet.c", "esp/esp_engine.c", "esp/esp_io.c", "esp/esp_offload.c", "esp/esp_napi.c", "esp/esp_napi_sa.c"],
           "cflags": ["-std=c11", "-Wall", "-Wextra", "-O2", "-pthread"],
           "ldflags": ["-pthread"],
           "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"]

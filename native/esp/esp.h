@@ -9,13 +9,16 @@
  *                  and AES-CBC (RFC 3602) + HMAC-SHA2 (RFC 4868), with or without ESN
  *   esp_replay.c   anti-replay window and ESN high-bit inference (RFC 4303 §3.4.3, Appendix A)
  *   esp_packet.c   RFC 4303 encapsulation/decapsulation, traffic selectors
- *   esp_engine.c   SA/policy table published by pointer swap, epoch-based reclamation, worker threads
+ *   esp_engine.c   SA/policy table published by pointer swap, epoch-based reclamation, engine lifetime
+ *   esp_io.c       the two worker threads: batched UDP and TUN I/O, UDP GSO/GRO, TUN super-packets
+ *   esp_offload.c  run-time probes of the offloads (UDP_SEGMENT, UDP_GRO, IFF_VNET_HDR, TUNSETOFFLOAD),
+ *                  TCP segmentation of TUN super-packets, checksums
  *   esp_napi.c     the N-API surface: engine lifetime, the socket, events up to JS (src/esp/native.ts types it)
  *   esp_napi_sa.c  the N-API control-plane calls: SAs, policies, stats, sendIke, inject
  *   esp_napi.h     what the two N-API files share
  *
- * Not done yet: TUN/UDP offloads (GSO/GRO), more than one RX
- * and one TX worker, a policy trie (policies are scanned in priority order).
+ * Not done yet: coalescing decapsulated TCP segments into one TUN write (GRO towards the TUN),
+ * more than one RX and one TX worker, a policy trie (policies are scanned in priority order).
  */
 #ifndef KIPSEC_ESP_H
 #define KIPSEC_ESP_H
@@ -71,6 +74,11 @@
 /* Largest ciphertext accepted: the largest inner packet, RFC 4303 §2.4's most padding, trailer. */
 #define ESP_MAX_CIPHERTEXT (ESP_MAX_INNER + 255 + ESP_TRAILER_LEN)
 #define ESP_BATCH 32
+/* Outbound ESP packets gathered before one sendmmsg: a TUN super-packet of 64 KiB cut at a small
+ * MSS still fits (a full batch is sent mid-packet otherwise). */
+#define ESP_TX_SLOTS 128
+/* Largest TUN read: struct virtio_net_hdr + a 64 KiB TSO super-packet. */
+#define ESP_TUN_READ_LEN (65536 + 64)
 #define ESP_MAX_TS 8
 #define ESP_MAX_REPLAY_WINDOW 65536
 
@@ -105,6 +113,12 @@ enum {
   ESP_G_RX_DATAGRAMS, ESP_G_TX_DATAGRAMS, ESP_G_IKE, ESP_G_IKE_DROPPED, ESP_G_KEEPALIVE,
   ESP_G_RUNT, ESP_G_UNKNOWN_SPI, ESP_G_NO_POLICY, ESP_G_NO_SA, ESP_G_MALFORMED_OUT,
   ESP_G_TUN_READ_ERRORS, ESP_G_TUN_WRITE_ERRORS, ESP_G_SEND_ERRORS, ESP_G_EVENTS_DROPPED,
+  /* Offloads at work: UDP GSO sends (one sendmsg with UDP_SEGMENT) and the datagrams they carried;
+   * UDP GRO receives (a coalesced buffer with a gso_size cmsg) and the datagrams split from them;
+   * TUN super-packets (a virtio_net_hdr with a GSO type) and the TCP segments cut from them;
+   * GSO sends the kernel refused (EIO/EINVAL), sent again one datagram at a time. */
+  ESP_G_GSO_SENDS, ESP_G_GSO_DATAGRAMS, ESP_G_GRO_RECEIVES, ESP_G_GRO_DATAGRAMS,
+  ESP_G_TUN_SUPER, ESP_G_TUN_SEGMENTS, ESP_G_GSO_FALLBACKS,
   ESP_G_N
 };
 
@@ -194,9 +208,22 @@ typedef struct {
 #define ESP_UP_IKE 0
 #define ESP_UP_INNER 1
 
+/* Offloads wanted by the caller (espCreate's offloads option); each is probed at start. */
+#define ESP_OFF_UDP_GSO 1
+#define ESP_OFF_UDP_GRO 2
+#define ESP_OFF_TUN_TSO 4
+#define ESP_OFF_ALL 7
+
 struct esp_engine {
   int udp_fd;
   int tun_fd; /* -1: inner packets go up to JS (tests) */
+  /* What the probes found (esp_offload.c), fixed before the workers start except udp_gso, which
+   * the TX worker clears when the kernel refuses a GSO send with EIO (no checksum offload on the
+   * route: udp_send_skb). */
+  atomic_int udp_gso;  /* UDP_SEGMENT: runs of equal-size datagrams to one peer go out as one send */
+  int udp_gro;         /* UDP_GRO set: a receive may be several datagrams, cut by its gso_size */
+  int tun_vnet;        /* the TUN fd has IFF_VNET_HDR: each read and write starts with a struct virtio_net_hdr */
+  unsigned tun_offload; /* the TUN_F_* flags TUNSETOFFLOAD took (TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6) */
   int wake_fd; /* eventfd: stop */
   atomic_int stop;
   esp_hooks hooks;
@@ -264,8 +291,37 @@ int esp_decap(esp_engine *e, const esp_table *t, uint8_t *buf, size_t len, const
 void esp_fire_expire(esp_engine *e, esp_sa *sa, int hard, const char *reason);
 int64_t esp_now_ms(void);
 
+/* esp_offload.c */
+/* Probe and switch on what `want` (ESP_OFF_*) asks for and the kernel offers; sets e->udp_gso,
+ * udp_gro, tun_vnet, tun_offload. Never fails: what is missing stays off. */
+void esp_offload_probe(esp_engine *e, unsigned want);
+/* Where esp_vnet_split puts packets: next() gives room for one (ESP_MAX_INNER bytes), push()
+ * says it holds len bytes now. The TX worker hands out its batch slots, so a segment is built
+ * in the buffer it is encrypted in. */
+typedef struct {
+  uint8_t *(*next)(void *arg);
+  void (*push)(void *arg, size_t len);
+  void *arg;
+} esp_sink;
+/* A TUN read that starts with a struct virtio_net_hdr: each plain packet it holds goes to the
+ * sink — the packet itself (a partial checksum completed: VIRTIO_NET_HDR_F_NEEDS_CSUM) or, for a
+ * TCP super-packet (VIRTIO_NET_HDR_GSO_TCPV4/TCPV6), each gso_size segment with its own IP and
+ * TCP headers and checksums. Returns the number of packets, -1 if the read is malformed. */
+int esp_vnet_split(const uint8_t *buf, size_t len, const esp_sink *sink);
+/* Open a TUN device (IFF_TUN | IFF_NO_PI, non-blocking), with IFF_VNET_HDR when vnet is set and
+ * the kernel takes it; 0 or an errno. *got_vnet says whether it did. */
+int esp_open_tun(const char *name, int vnet, int *fd, char out_name[16], int *got_vnet);
+
+/* esp_io.c */
+void *esp_rx_main(void *arg);
+void *esp_tx_main(void *arg);
+
 /* esp_engine.c */
 int esp_engine_init(esp_engine *e, int udp_fd, int tun_fd);
+/* Epoch markers of the workers (esp_io.c): a worker holds the table between enter and leave. */
+void esp_enter(esp_engine *e, int slot);
+void esp_leave(esp_engine *e, int slot);
+int esp_wait_readable(esp_engine *e, int fd);
 int esp_engine_start(esp_engine *e); /* 0 or errno */
 void esp_engine_shutdown(esp_engine *e);  /* stop and join workers, close fds, free everything */
 esp_sa *esp_sa_new(void);

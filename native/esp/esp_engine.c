@@ -1,10 +1,5 @@
 /*
- * The engine: SA and policy table, its publication to the workers, and the two worker threads.
- *
- * Threads. RX: recvmmsg batches from the UDP socket → IKE datagrams up to JS (the non-ESP
- * marker), ESP decapsulated and written to the TUN device. TX: TUN reads (one packet per read;
- * TUN has no batch read) → policy lookup, encapsulation → one sendmmsg per batch. Each thread has
- * its own EVP context per SA (esp_crypto.c), so no crypto state is shared.
+ * The engine: SA and policy table, its publication to the workers (esp_io.c), engine lifetime.
  *
  * Table. JS changes go into the control copy (e->sas, e->pols) under ctl_lock; every change
  * builds a new immutable esp_table and swaps the pointer (RCU-like). Workers never lock for it:
@@ -14,7 +9,6 @@
  * sequence numbers, counters, limits fired — is atomics inside the SA, shared by all tables.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,8 +41,8 @@ static void table_free(void *p) {
 
 /* ---- epoch-based reclamation ---- */
 
-static void enter(esp_engine *e, int slot) { atomic_store(&e->worker_epoch[slot], atomic_load(&e->epoch)); }
-static void leave(esp_engine *e, int slot) { atomic_store(&e->worker_epoch[slot], ESP_EPOCH_IDLE); }
+void esp_enter(esp_engine *e, int slot) { atomic_store(&e->worker_epoch[slot], atomic_load(&e->epoch)); }
+void esp_leave(esp_engine *e, int slot) { atomic_store(&e->worker_epoch[slot], ESP_EPOCH_IDLE); }
 
 /* Called after ptr was unpublished: a worker that saw it entered before the bump below. */
 static void retire(esp_engine *e, void *ptr, void (*fn)(void *)) {
@@ -229,117 +223,6 @@ int esp_inject(esp_engine *e, const uint8_t *pkt, size_t len) {
   return rc;
 }
 
-/* ---- workers ---- */
-
-static int wait_readable(esp_engine *e, int fd) {
-  struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = e->wake_fd, .events = POLLIN } };
-  while (!atomic_load(&e->stop)) {
-    int r = poll(p, 2, -1);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return 0;
-    return !atomic_load(&e->stop);
-  }
-  return 0;
-}
-
-/* One UDP payload: NAT-keepalive, IKE (non-ESP marker), or ESP. */
-static void rx_one(esp_engine *e, const esp_table *t, uint8_t *buf, size_t len, const struct sockaddr_storage *from) {
-  if (len == 1 && buf[0] == ESP_NATT_KEEPALIVE) { gcount(e, ESP_G_KEEPALIVE, 1); return; }
-  if (len >= ESP_NON_ESP_MARKER_LEN && buf[0] == 0 && buf[1] == 0 && buf[2] == 0 && buf[3] == 0) {
-    if (e->hooks.up) e->hooks.up(e, ESP_UP_IKE, buf, len, from);
-    return;
-  }
-  size_t inner_off = 0, inner_len = 0;
-  if (esp_decap(e, t, buf, len, from, &inner_off, &inner_len) != 0) return;
-  if (e->tun_fd < 0) { if (e->hooks.up) e->hooks.up(e, ESP_UP_INNER, buf + inner_off, inner_len, from); return; }
-  ssize_t w;
-  do w = write(e->tun_fd, buf + inner_off, inner_len); while (w < 0 && errno == EINTR);
-  if (w < 0) gcount(e, ESP_G_TUN_WRITE_ERRORS, 1);
-}
-
-static void *rx_main(void *arg) {
-  esp_engine *e = arg;
-  /* 32 x 64 KiB of address space; only the bytes datagrams fill become resident. */
-  uint8_t *bufs = malloc((size_t)ESP_BATCH * ESP_RX_BUF_LEN);
-  struct mmsghdr msgs[ESP_BATCH];
-  struct iovec iov[ESP_BATCH];
-  struct sockaddr_storage from[ESP_BATCH];
-  if (bufs == NULL) return NULL;
-  while (wait_readable(e, e->udp_fd)) {
-    for (int round = 0; round < 64 && !atomic_load(&e->stop); round++) { /* then poll again: stop is seen */
-      memset(msgs, 0, sizeof msgs);
-      for (int i = 0; i < ESP_BATCH; i++) {
-        iov[i].iov_base = bufs + (size_t)i * ESP_RX_BUF_LEN;
-        iov[i].iov_len = ESP_RX_BUF_LEN;
-        msgs[i].msg_hdr.msg_iov = &iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-        msgs[i].msg_hdr.msg_name = &from[i];
-        msgs[i].msg_hdr.msg_namelen = sizeof from[i];
-      }
-      int n = recvmmsg(e->udp_fd, msgs, ESP_BATCH, MSG_DONTWAIT, NULL);
-      if (n <= 0) break;
-      gcount(e, ESP_G_RX_DATAGRAMS, (uint64_t)n);
-      enter(e, ESP_SLOT_RX);
-      const esp_table *t = atomic_load(&e->table);
-      for (int i = 0; i < n; i++) rx_one(e, t, iov[i].iov_base, msgs[i].msg_len, &from[i]);
-      leave(e, ESP_SLOT_RX);
-      if (n < ESP_BATCH) break;
-    }
-  }
-  free(bufs);
-  return NULL;
-}
-
-static void *tx_main(void *arg) {
-  esp_engine *e = arg;
-  uint8_t *bufs = malloc((size_t)ESP_BATCH * ESP_BUF_LEN);
-  struct mmsghdr msgs[ESP_BATCH];
-  struct iovec iov[ESP_BATCH];
-  struct sockaddr_storage to[ESP_BATCH];
-  esp_sa *sas[ESP_BATCH];
-  if (bufs == NULL) return NULL;
-  while (wait_readable(e, e->tun_fd)) {
-    for (int round = 0, more = 1; more && round < 64 && !atomic_load(&e->stop); round++) {
-      int n = 0;
-      enter(e, ESP_SLOT_TX);
-      const esp_table *t = atomic_load(&e->table);
-      for (int reads = 0; reads < ESP_BATCH; reads++) {
-        uint8_t *buf = bufs + (size_t)n * ESP_BUF_LEN;
-        ssize_t r = read(e->tun_fd, buf + ESP_HEADROOM, ESP_MAX_INNER + 1);
-        if (r < 0 && errno == EINTR) { reads--; continue; }
-        if (r < 0) { if (errno != EAGAIN && errno != EWOULDBLOCK) gcount(e, ESP_G_TUN_READ_ERRORS, 1); more = 0; break; }
-        size_t out_off = 0, out_len = 0;
-        if (esp_encap(e, t, ESP_SLOT_TX, buf, (size_t)r, &out_off, &out_len, &sas[n]) != 0) continue;
-        esp_peer *peer = atomic_load(&sas[n]->peer);
-        memcpy(&to[n], &peer->addr, peer->len);
-        memset(&msgs[n], 0, sizeof msgs[n]);
-        iov[n].iov_base = buf + out_off;
-        iov[n].iov_len = out_len;
-        msgs[n].msg_hdr.msg_iov = &iov[n];
-        msgs[n].msg_hdr.msg_iovlen = 1;
-        msgs[n].msg_hdr.msg_name = &to[n];
-        msgs[n].msg_hdr.msg_namelen = peer->len;
-        n++;
-      }
-      for (int off = 0; off < n;) {
-        int s = sendmmsg(e->udp_fd, msgs + off, (unsigned)(n - off), 0);
-        if (s < 0 && errno == EINTR) continue;
-        if (s < 0) { /* this datagram failed (EMSGSIZE, no route…): count it, go on with the next */
-          gcount(e, ESP_G_SEND_ERRORS, 1);
-          atomic_fetch_add_explicit(&sas[off]->drops[ESP_DROP_IO], 1, memory_order_relaxed);
-          off++;
-          continue;
-        }
-        gcount(e, ESP_G_TX_DATAGRAMS, (uint64_t)s);
-        off += s;
-      }
-      leave(e, ESP_SLOT_TX);
-    }
-  }
-  free(bufs);
-  return NULL;
-}
-
 int esp_engine_init(esp_engine *e, int udp_fd, int tun_fd) {
   memset(e, 0, sizeof *e);
   e->udp_fd = udp_fd;
@@ -356,11 +239,11 @@ int esp_engine_init(esp_engine *e, int udp_fd, int tun_fd) {
 }
 
 int esp_engine_start(esp_engine *e) {
-  int err = pthread_create(&e->rx_thread, NULL, rx_main, e);
+  int err = pthread_create(&e->rx_thread, NULL, esp_rx_main, e);
   if (err) return err;
   e->rx_started = 1;
   if (e->tun_fd >= 0) {
-    err = pthread_create(&e->tx_thread, NULL, tx_main, e);
+    err = pthread_create(&e->tx_thread, NULL, esp_tx_main, e);
     if (err) return err;
     e->tx_started = 1;
   }

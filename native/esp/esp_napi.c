@@ -1,10 +1,14 @@
 /*
  * N-API surface of the userspace ESP engine (the addon kipsec_esp; src/esp/native.ts types it).
  *
- *   espCreate({ tunFd, address, port, onEvent, ikeQueue?, eventQueue?, bypass? }) → handle
+ *   espCreate({ tunFd, address, port, onEvent, ikeQueue?, eventQueue?, bypass?, offloads? }) → handle
  *       Opens and binds the UDP socket itself (the engine owns it: one reader, so IKE and ESP on
  *       the NAT-T port 4500 are told apart by the RFC 3948 marker in one place) and takes over
  *       tunFd (closed by espClose; -1: no TUN, decapsulated packets go up as 'inner' events).
+ *       offloads { udpGso?, udpGro?, tunTso? } (each default true): what esp_offload.c may probe
+ *       for and use; espStats(h).offloads says what is in use.
+ *   espOpenTun(name?, { vnetHdr? }) → { fd, name, vnetHdr }  a TUN device for tunFd, with
+ *       IFF_VNET_HDR when asked and the kernel takes it (needed for TUN TSO)
  *   espLocalPort(h)  espClose(h)  espStats(h)
  *   espAddSa(h, sa)  espUpdateSa(h, dir, spi, reqid, { active?, peer? })  espRemoveSa(h, dir, spi, reqid)
  *   espAddPolicy(h, policy)  espRemovePolicy(h, id)
@@ -42,6 +46,7 @@ const char *const DROP_NAMES[ESP_DROP_N] = {
 const char *const G_NAMES[ESP_G_N] = {
   "rxDatagrams", "txDatagrams", "ike", "ikeDropped", "keepalives", "runts", "unknownSpi",
   "noPolicy", "noSa", "malformedOutbound", "tunReadErrors", "tunWriteErrors", "sendErrors", "eventsDropped",
+  "gsoSends", "gsoDatagrams", "groReceives", "groDatagrams", "tunSuperPackets", "tunSegments", "gsoFallbacks",
 };
 
 
@@ -349,6 +354,9 @@ static napi_value esp_create(napi_env env, napi_callback_info info) {
   if (!get_u32(env, o, "port", &port, 1) || port > 65535) return throw_code(env, "ERR_INVALID_ARG_VALUE", "%s: port must be 0..65535", "espCreate");
   if (!get_u32(env, o, "ikeQueue", &ikeq, 0) || !get_u32(env, o, "eventQueue", &evq, 0) || ikeq == 0 || evq == 0) return throw_code(env, "ERR_INVALID_ARG_VALUE", "%s: queue sizes must be positive integers", "espCreate");
   if (!get_bool(env, o, "bypass", &bypass)) return throw_code(env, "ERR_INVALID_ARG_VALUE", "%s: bypass must be a boolean", "espCreate");
+  int gso = 1, gro = 1, tso = 1;
+  if (has(env, o, "offloads", &v) && (!get_bool(env, v, "udpGso", &gso) || !get_bool(env, v, "udpGro", &gro) || !get_bool(env, v, "tunTso", &tso)))
+    return throw_code(env, "ERR_INVALID_ARG_VALUE", "%s: offloads.udpGso, udpGro and tunTso must be booleans", "espCreate");
   if (!has(env, o, "onEvent", &fn) || napi_typeof(env, fn, &t) != napi_ok || t != napi_function) return throw_code(env, "ERR_INVALID_ARG_TYPE", "%s: onEvent must be a function", "espCreate");
   int fd = -1;
   int err = open_udp(family, addr, port, bypass, &fd, &port);
@@ -375,6 +383,7 @@ static napi_value esp_create(napi_env env, napi_callback_info info) {
   napi_unref_threadsafe_function(env, s->up);
   napi_unref_threadsafe_function(env, s->ctl);
   s->open = 1;
+  esp_offload_probe(&s->e, (gso ? ESP_OFF_UDP_GSO : 0) | (gro ? ESP_OFF_UDP_GRO : 0) | (tso ? ESP_OFF_TUN_TSO : 0));
   err = esp_engine_start(&s->e);
   if (err) { s->e.tun_fd = -1; engine_close(s); free(s); return throw_errno(env, "espCreate: pthread_create", err); }
   napi_create_external(env, s, engine_finalize, NULL, &ext);
@@ -418,6 +427,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "espStats", NULL, esp_napi_stats, NULL, NULL, NULL, napi_enumerable, NULL },
     { "espSendIke", NULL, esp_napi_send_ike, NULL, NULL, NULL, napi_enumerable, NULL },
     { "espInject", NULL, esp_napi_inject, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "espOpenTun", NULL, esp_napi_open_tun, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

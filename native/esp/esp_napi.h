@@ -42,5 +42,6 @@ napi_value esp_napi_remove_policy(napi_env env, napi_callback_info info);
 napi_value esp_napi_stats(napi_env env, napi_callback_info info);
 napi_value esp_napi_send_ike(napi_env env, napi_callback_info info);
 napi_value esp_napi_inject(napi_env env, napi_callback_info info);
+napi_value esp_napi_open_tun(napi_env env, napi_callback_info info);
 
 #endif

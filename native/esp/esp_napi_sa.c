@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <linux/if_tun.h>
 #include "esp.h"
 #include "esp_napi.h"
 
@@ -195,6 +196,15 @@ napi_value esp_napi_stats(napi_env env, napi_callback_info info) {
   napi_create_object(env, &g);
   for (int i = 0; i < ESP_G_N; i++) set_u64(env, g, G_NAMES[i], atomic_load(&s->e.g[i]));
   napi_set_named_property(env, out, "counters", g);
+  /* The offloads in use (esp_offload.c's probes; udpGso turns false if the kernel refused it). */
+  napi_value off, v;
+  napi_create_object(env, &off);
+  napi_get_boolean(env, atomic_load(&s->e.udp_gso), &v); napi_set_named_property(env, off, "udpGso", v);
+  napi_get_boolean(env, s->e.udp_gro, &v); napi_set_named_property(env, off, "udpGro", v);
+  napi_get_boolean(env, s->e.tun_vnet, &v); napi_set_named_property(env, off, "tunVnetHdr", v);
+  napi_get_boolean(env, (s->e.tun_offload & TUN_F_CSUM) != 0, &v); napi_set_named_property(env, off, "tunCsum", v);
+  napi_get_boolean(env, (s->e.tun_offload & (TUN_F_TSO4 | TUN_F_TSO6)) != 0, &v); napi_set_named_property(env, off, "tunTso", v);
+  napi_set_named_property(env, out, "offloads", off);
   stats_acc a = { env, NULL, 0 };
   napi_create_array(env, &a.arr);
   esp_each_sa(&s->e, sa_stats, &a);
@@ -232,4 +242,27 @@ napi_value esp_napi_inject(napi_env env, napi_callback_info info) {
   const char *what = rc == 0 ? "sent" : rc > 0 ? DROP_NAMES[rc - 1] : G_NAMES[-rc - 1];
   napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &v);
   return v;
+}
+
+napi_value esp_napi_open_tun(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2] = { NULL, NULL }, obj, v;
+  napi_valuetype t = napi_undefined;
+  char name[16] = "", got[16];
+  size_t n = 0;
+  int vnet = 0, fd = -1, got_vnet = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= 1) napi_typeof(env, argv[0], &t);
+  if (t == napi_string && (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok || n >= sizeof name - 1))
+    return throw_code(env, "ERR_INVALID_ARG_VALUE", "%s: name must be shorter than 15 bytes", "espOpenTun(name)");
+  if (t != napi_string && t != napi_undefined) return throw_code(env, "ERR_INVALID_ARG_TYPE", "%s: name must be a string", "espOpenTun(name)");
+  if (argc >= 2 && argv[1] != NULL && napi_typeof(env, argv[1], &t) == napi_ok && t == napi_object && !get_bool(env, argv[1], "vnetHdr", &vnet))
+    return throw_code(env, "ERR_INVALID_ARG_VALUE", "%s: vnetHdr must be a boolean", "espOpenTun");
+  int err = esp_open_tun(name, vnet, &fd, got, &got_vnet);
+  if (err) return throw_errno(env, "espOpenTun: TUNSETIFF", err);
+  napi_create_object(env, &obj);
+  napi_create_int32(env, fd, &v); napi_set_named_property(env, obj, "fd", v);
+  napi_create_string_utf8(env, got, NAPI_AUTO_LENGTH, &v); napi_set_named_property(env, obj, "name", v);
+  napi_get_boolean(env, got_vnet, &v); napi_set_named_property(env, obj, "vnetHdr", v);
+  return obj;
 }

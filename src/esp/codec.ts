@@ -5,7 +5,7 @@
 // an error rather than a silent undefined.
 import { KipsecError } from '../common/errors.js';
 import type { SecretBytes } from '../common/secret.js';
-import type { RawPeer, RawSa, RawStats } from './native.js';
+import type { RawOffloads, RawPeer, RawSa, RawStats } from './native.js';
 import type { EspSelector } from './selector.js';
 
 /**
@@ -43,6 +43,10 @@ export type EspDropReason = (typeof ESP_DROP_REASONS)[number];
 export const ESP_COUNTERS = [
   'rxDatagrams', 'txDatagrams', 'ike', 'ikeDropped', 'keepalives', 'runts', 'unknownSpi', 'noPolicy', 'noSa',
   'malformedOutbound', 'tunReadErrors', 'tunWriteErrors', 'sendErrors', 'eventsDropped',
+  // Offloads at work (native/esp/esp_offload.c): UDP GSO sends and the datagrams in them, UDP GRO
+  // receives and the datagrams cut from them, TUN TSO super-packets and their TCP segments, GSO
+  // sends the kernel refused (sent again one datagram at a time).
+  'gsoSends', 'gsoDatagrams', 'groReceives', 'groDatagrams', 'tunSuperPackets', 'tunSegments', 'gsoFallbacks',
 ] as const;
 export type EspCounter = (typeof ESP_COUNTERS)[number];
 
@@ -104,8 +108,14 @@ export type EspSaStats = Omit<RawStats['sas'][number], 'direction' | 'drops'> & 
   readonly drops: Readonly<Record<EspDropReason, bigint>>;
 };
 
+/** The kernel offloads the engine probed and uses (all false for an engine without them). */
+export type EspOffloads = RawOffloads;
+
+export const NO_OFFLOADS: EspOffloads = { udpGso: false, udpGro: false, tunVnetHdr: false, tunCsum: false, tunTso: false };
+
 export interface EspStats {
   readonly counters: Readonly<Record<EspCounter, bigint>>;
+  readonly offloads: EspOffloads;
   readonly sas: readonly EspSaStats[];
 }
 
@@ -162,6 +172,7 @@ function pick<K extends string>(names: readonly K[], rec: Readonly<Record<string
 export function decodeStats(raw: RawStats): EspStats {
   return {
     counters: pick(ESP_COUNTERS, raw.counters, 'counters'),
+    offloads: raw.offloads ?? NO_OFFLOADS,
     sas: raw.sas.map((sa) => ({ ...sa, drops: pick(ESP_DROP_REASONS, sa.drops, `sa ${sa.direction} 0x${sa.spi.toString(16)}`) })),
   };
 }

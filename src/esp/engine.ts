@@ -10,7 +10,7 @@
 // 'expire' events. Events from a full queue are dropped and counted (stats().counters).
 import { KipsecError } from '../common/errors.js';
 import { decodeStats, encodeSa, type EspDirection, type EspPeer, type EspPolicySpec, type EspSaRef, type EspSaSpec, type EspStats } from './codec.js';
-import { loadEspNative, type EspNative, type RawEngineHandle, type RawEvent } from './native.js';
+import { loadEspNative, type EspNative, type RawEngineHandle, type RawEvent, type RawOffloadWish } from './native.js';
 
 export type EspEvent =
   /** A datagram on the shared socket that carries the non-ESP marker (four zero bytes, kept). */
@@ -42,7 +42,39 @@ export interface EspEngineOptions {
   readonly eventQueue?: number;
   /** Per-socket XFRM bypass policies on the socket, as the IKE socket has (needs CAP_NET_ADMIN). */
   readonly bypass?: boolean;
+  /** Kernel offloads the engine may use where probed present (default: KIPSEC_ESP_OFFLOADS, else all). */
+  readonly offloads?: EspOffloadWish;
   readonly native?: EspNative;
+}
+
+export type EspOffloadWish = RawOffloadWish;
+const OFFLOAD_NAMES = ['udpGso', 'udpGro', 'tunTso'] as const;
+
+/**
+ * KIPSEC_ESP_OFFLOADS: unset or "all" lets the engine use every offload the kernel offers; "none"
+ * none; else a comma list of the ones allowed (udpGso, udpGro, tunTso) — to compare, or to step
+ * around a kernel that mishandles one.
+ */
+export function offloadsFromEnv(value: string | undefined = process.env['KIPSEC_ESP_OFFLOADS']): EspOffloadWish {
+  const v = (value ?? '').trim();
+  if (v === '' || v === 'all') return {};
+  const allowed = v === 'none' ? [] : v.split(',').map((x) => x.trim());
+  for (const a of allowed) {
+    if (!(OFFLOAD_NAMES as readonly string[]).includes(a)) throw new EspError('ERR_ESP_OFFLOADS', `KIPSEC_ESP_OFFLOADS: unknown offload ${JSON.stringify(a)}; want "all", "none" or a comma list of ${OFFLOAD_NAMES.join(', ')}`);
+  }
+  return { udpGso: allowed.includes('udpGso'), udpGro: allowed.includes('udpGro'), tunTso: allowed.includes('tunTso') };
+}
+
+/**
+ * A TUN device for the engine (IFF_TUN | IFF_NO_PI, non-blocking), with IFF_VNET_HDR unless TUN TSO
+ * is not wanted (or the kernel refuses it): the engine needs that header for TSO super-packets.
+ */
+export function openEspTun(name: string, o: { offloads?: EspOffloadWish; native?: EspNative } = {}): { fd: number; name: string; vnetHdr: boolean } {
+  const native = o.native ?? loadEspNative();
+  const vnetHdr = (o.offloads ?? offloadsFromEnv()).tunTso !== false;
+  const open = native.espOpenTun;
+  if (!open) throw new EspError('ERR_ESP_NOT_BUILT', 'this ESP addon has no espOpenTun: rebuild it with `npm run build:native`');
+  return wrap(`openTun(${name})`, () => open(name, { vnetHdr }));
 }
 
 /** An engine call failed; `code` is ERR_ESP_<errno name or addon code>. */
@@ -89,6 +121,7 @@ export class EspEngine {
       ...(o.ikeQueue !== undefined ? { ikeQueue: o.ikeQueue } : {}),
       ...(o.eventQueue !== undefined ? { eventQueue: o.eventQueue } : {}),
       ...(o.bypass !== undefined ? { bypass: o.bypass } : {}),
+      offloads: o.offloads ?? offloadsFromEnv(),
     }));
     return new EspEngine(native, handle, listeners);
   }

@@ -74,16 +74,37 @@ export interface RawSaStats {
   readonly drops: Readonly<Record<string, bigint>>;
 }
 
+/** What native/esp/esp_offload.c's run-time probes switched on. */
+export interface RawOffloads {
+  /** UDP_SEGMENT: runs of equal-size ESP datagrams leave as one send (false again if the kernel refused one with EIO). */
+  readonly udpGso: boolean;
+  /** UDP_GRO: a receive may hold several datagrams, cut apart by their gso_size. */
+  readonly udpGro: boolean;
+  /** The TUN fd has IFF_VNET_HDR (a struct virtio_net_hdr before every packet). */
+  readonly tunVnetHdr: boolean;
+  /** TUNSETOFFLOAD took TUN_F_CSUM: packets may come with a partial checksum, completed in the engine. */
+  readonly tunCsum: boolean;
+  /** TUNSETOFFLOAD took TUN_F_TSO4/TSO6: TCP super-packets come in, cut into segments in the engine. */
+  readonly tunTso: boolean;
+}
+
 export interface RawStats {
   readonly counters: Readonly<Record<string, bigint>>;
+  /** Absent only from stand-ins of the addon in tests. */
+  readonly offloads?: RawOffloads;
   readonly sas: readonly RawSaStats[];
 }
+
+/** Which offloads an engine may probe for and use (each true when absent). */
+export interface RawOffloadWish { readonly udpGso?: boolean; readonly udpGro?: boolean; readonly tunTso?: boolean }
 
 export interface EspNative {
   espCreate(o: {
     tunFd: number; address: string; port: number; onEvent: (e: RawEvent) => void;
-    ikeQueue?: number; eventQueue?: number; bypass?: boolean;
+    ikeQueue?: number; eventQueue?: number; bypass?: boolean; offloads?: RawOffloadWish;
   }): RawEngineHandle;
+  /** A TUN device (IFF_TUN | IFF_NO_PI, non-blocking) for espCreate's tunFd; with IFF_VNET_HDR when asked and the kernel takes it. Optional for stand-ins in tests. */
+  espOpenTun?(name?: string, o?: { vnetHdr?: boolean }): { fd: number; name: string; vnetHdr: boolean };
   espLocalPort(h: RawEngineHandle): number;
   espClose(h: RawEngineHandle): void;
   espAddSa(h: RawEngineHandle, sa: RawSa): void;

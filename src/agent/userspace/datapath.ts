@@ -7,8 +7,8 @@
 import { closeSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { KipsecError, errorMessage } from '../../common/errors.js';
-import { EspEngine } from '../../esp/index.js';
-import { openTun, type RouteSpec, type RtnlClient } from '../../xfrm/index.js';
+import { EspEngine, openEspTun } from '../../esp/index.js';
+import type { RouteSpec, RtnlClient } from '../../xfrm/index.js';
 import type { RoutePort } from '../kernel.js';
 import type { Logger } from '../log.js';
 import { sourceIn } from '../routes.js';
@@ -62,7 +62,8 @@ export class UserspaceDatapath {
       if (address !== this.#address) throw new KipsecError('ERR_ESP_ADDRESS', `the userspace data path is bound to ${this.#address ?? '?'}; it serves one local address (restart the agent to change it, not ${address})`);
       return this.#engine;
     }
-    const tun = (this.#o.openTun ?? ((n) => openTun(n)))(this.#o.tunName ?? DEFAULT_TUN_NAME);
+    // IFF_VNET_HDR (unless KIPSEC_ESP_OFFLOADS leaves TUN TSO out): the engine probes TSO on it.
+    const tun = (this.#o.openTun ?? ((n) => openEspTun(n)))(this.#o.tunName ?? DEFAULT_TUN_NAME);
     let engine: EspEngine;
     try {
       engine = (this.#o.openEngine ?? ((fd, a, p) => EspEngine.open({ tunFd: fd, address: a, port: p, bypass: true })))(tun.fd, address, port);
@@ -73,7 +74,8 @@ export class UserspaceDatapath {
       const mtu = tunMtu(outer, isIPv6(address));
       await this.#o.rtnl.setLinkMtu(tun.name, mtu);
       await this.#o.rtnl.setLinkUp(tun.name);
-      this.#o.log.info({ tun: tun.name, mtu, outerMtu: outer, local: `${address}:${engine.port}` }, 'userspace ESP data path up');
+      const offloads = Object.entries(engine.stats().offloads).filter(([, on]) => on).map(([name]) => name);
+      this.#o.log.info({ tun: tun.name, mtu, outerMtu: outer, local: `${address}:${engine.port}`, offloads }, 'userspace ESP data path up');
     } catch (e) { this.close(); throw e; }
     return engine;
   }
