@@ -1,0 +1,215 @@
+// IPsecTunnel in cluster mode on gateway nodes (DESIGN.md §3, issue 13), on this host's kernel
+// (no ESP: the agents run the userspace data path) with the lane's real kube-apiserver — no VM.
+// Two nodes labelled kipsec.io/gateway=true run cluster-mode agents as deploy/agent.yaml describes
+// them (e2e/lib/mesh-lane.ts) and the operator runs as deploy/operator.yaml does; a "cloud" namespace
+// on the same wire runs strongSwan's charon with kernel-libipsec as the remote VPN gateway, the
+// VPC's address 10.99.0.10 behind it. What the product promises: one gateway takes the tunnel's
+// Lease and brings the tunnel up, the other stands by, IPsecTunnel.status says which; traffic
+// crosses the tunnel; with the active agent killed (SIGKILL, by pid) under a 10/s ping the standby
+// takes the Lease when it expires and brings the tunnel up itself, the ping resumes with no action
+// and the outage is printed; a tunnel with the wrong PSK shows AUTHENTICATION_FAILED in its status
+// and as an Event within one retry. The ping target is 10.96.0.10, an address every gateway node
+// holds (as kube-proxy in IPVS mode puts every ClusterIP on every node), so the same flow works
+// through whichever gateway is active.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RESOURCES, resourcePath } from '../../src/api/kube/client.js';
+import type { IPsecTunnel } from '../../src/api/types.js';
+import { WIRE_BRIDGE, nodeByName } from '../lib/cluster-net.js';
+import { eventually, uniqueName } from '../lib/kube.js';
+import { hostLaneSocket } from '../lib/lane-kube.js';
+import { startMeshLane } from '../lib/mesh-lane.js';
+import { Netns } from '../lib/netns.js';
+import { StrongSwan } from '../lib/strongswan.js';
+import { ContinuousPing, pingCounts } from '../lib/traffic.js';
+import { KubeApiError } from '../../src/api/kube/errors.js';
+import { deleteQuietly, serviceAccountUser } from './support.js';
+
+const PSK = 'kipsec gateway tunnel e2e: correct horse battery staple';
+const WRONG_PSK = 'kipsec gateway tunnel e2e: not the PSK the cloud holds';
+const IKE = 'aes256gcm16-prfsha384-x25519';
+const CLOUD_IP = '192.0.2.100';
+const VPC_NET = '10.99.0.0/24';
+const VPC_HOST = '10.99.0.10';
+const SERVICE_NET = '10.96.0.0/16';
+const SERVICE_IP = '10.96.0.10';
+const GATEWAY_ID = 'gw.cluster.test';
+const AUTO = { args: ['--datapath', 'auto'], why: 'the host kernel has no ESP: the agents choose the userspace data path' };
+
+function swanConf(): string {
+  return `connections {
+  vpc {
+    version = 2
+    local_addrs = ${CLOUD_IP}
+    remote_addrs = %any
+    proposals = ${IKE}
+    local {
+      auth = psk
+      id = ${CLOUD_IP}
+    }
+    remote {
+      auth = psk
+      id = ${GATEWAY_ID}
+    }
+    children {
+      vpc {
+        local_ts = ${VPC_NET}
+        remote_ts = ${SERVICE_NET},10.244.0.0/16
+        esp_proposals = aes256gcm16
+        start_action = none
+      }
+    }
+  }
+}
+secrets {
+  ike-vpc {
+    id-a = ${CLOUD_IP}
+    id-b = ${GATEWAY_ID}
+    secret = "${PSK}"
+  }
+}
+`;
+}
+
+test('IPsecTunnel on two gateway nodes: one active through the Lease, the other standby; the active agent killed under a 10/s ping, the standby takes over on its own; a wrong PSK shows AUTHENTICATION_FAILED in status and as an Event', { timeout: 300_000 }, async (t) => {
+  assert.equal(process.getuid?.(), 0, 'this test builds network namespaces: run it as root (the lanes do)');
+  if (!StrongSwan.available()) { t.skip('strongSwan (charon, swanctl, libipsec) is not installed'); return; }
+  await hostLaneSocket(t);
+  const lane = await startMeshLane(t, { nodes: 2, overlay: 'none', mesh: { datapath: 'auto' }, label: 'gw', agentArgs: AUTO });
+  const { kube, cluster: c, install } = lane;
+  const ns = install.namespace;
+  const [a, b] = [nodeByName(c, 'node-a'), nodeByName(c, 'node-b')];
+
+  // The cloud: on the wire, its VPC address on its loopback; charon answers for the VPC.
+  const cloud = await Netns.create(t, 'cloud');
+  await c.wire.run('ip', ['-batch', '-'], { input: `link add p-cloud type veth peer name eth0 netns ${cloud.name}\nlink set p-cloud master ${WIRE_BRIDGE}\nlink set p-cloud up\n` });
+  await cloud.run('ip', ['-batch', '-'], { input: `addr add ${CLOUD_IP}/24 dev eth0\nlink set eth0 up\nlink set lo up\naddr add ${VPC_HOST}/24 dev lo\n` });
+  const swan = await StrongSwan.start(t, cloud, { mode: 'libipsec', swanctl: swanConf(), logIkeName: true });
+  // The service address on every gateway node.
+  for (const n of [a, b]) await n.ns.run('ip', ['addr', 'add', `${SERVICE_IP}/32`, 'dev', 'lo']);
+
+  // Both nodes are gateways; PSK Secrets readable by the agents by name only (deploy/rbac.yaml).
+  for (const n of [a, b]) await kube.mergePatch(resourcePath(RESOURCES.nodes, { name: n.name }), { metadata: { labels: { 'kipsec.io/gateway': 'true' } } });
+  const good = uniqueName('gw-vpc');
+  const bad = uniqueName('gw-badpsk');
+  const secrets = { [good]: PSK, [bad]: WRONG_PSK };
+  for (const [name, psk] of Object.entries(secrets)) {
+    await kube.create(resourcePath(RESOURCES.secrets, { namespace: ns }), { apiVersion: 'v1', kind: 'Secret', metadata: { name }, data: { psk: Buffer.from(psk).toString('base64') } });
+  }
+  const roles = { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'roles' } as const;
+  const bindings = { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'rolebindings' } as const;
+  await kube.create(resourcePath(roles, { namespace: ns }), { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'kipsec-agent-psk' }, rules: [{ apiGroups: [''], resources: ['secrets'], resourceNames: Object.keys(secrets), verbs: ['get'] }] });
+  await kube.create(resourcePath(bindings, { namespace: ns }), { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'kipsec-agent-psk' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'kipsec-agent-psk' }, subjects: [{ kind: 'ServiceAccount', name: 'kipsec-agent', namespace: ns }] });
+
+  const tunnelPath = (name: string): string => resourcePath(RESOURCES.ipsecTunnels, { name });
+  t.after(async () => {
+    for (const name of [good, bad]) {
+      await kube.mergePatch(tunnelPath(name), { metadata: { finalizers: [] } }).catch(() => undefined);
+      await deleteQuietly(kube, tunnelPath(name));
+    }
+  });
+  const apply = async (name: string, remoteSubnet: string): Promise<void> => {
+    await kube.create(resourcePath(RESOURCES.ipsecTunnels), {
+      apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecTunnel', metadata: { name },
+      spec: {
+        local: { id: GATEWAY_ID, subnets: [SERVICE_NET, '10.244.0.0/16'] },
+        remote: { address: CLOUD_IP, id: CLOUD_IP, subnets: [remoteSubnet] },
+        auth: { psk: { secretRef: { name, namespace: ns } } },
+        ike: { proposals: [IKE] }, esp: { proposals: ['aes256gcm16'] },
+      },
+    });
+  };
+  const tunnel = (name: string): Promise<IPsecTunnel> => kube.get<IPsecTunnel>(tunnelPath(name));
+  const explain = (name: string) => ({ what: `IPsecTunnel ${name}`, state: async () => `${JSON.stringify((await tunnel(name).catch(() => undefined))?.status, null, 1)}\n${lane.logs(2500)}\n--- charon ---\n${swan.log().slice(-2500)}` });
+
+  await lane.startOperator();
+  await lane.applyMesh({ datapath: 'auto' });
+  for (const n of [a, b]) await lane.startAgent(n);
+  await lane.waitAllUp(120_000);
+  const t0 = Date.now();
+  await apply(good, VPC_NET);
+
+  const up = await eventually(async () => {
+    const st = (await tunnel(good)).status;
+    const gws = st?.gateways ?? [];
+    const active = gws.filter((g) => g.role === 'active');
+    return gws.length === 2 && active.length === 1 && active[0]!.childSaState === 'established' && st?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True') ? st : undefined;
+  }, 60_000, 250, explain(good));
+  t.diagnostic(`tunnel established and reported ${((Date.now() - t0) / 1000).toFixed(1)} s after it was applied`);
+  const first = up.gateways!.find((g) => g.role === 'active')!;
+  const standby = up.gateways!.find((g) => g.role === 'standby')!;
+  assert.notEqual(first.node, standby.node);
+  assert.equal(standby.ikeSaState, 'none', 'the standby keeps the tunnel down');
+  assert.match(first.negotiatedSuite ?? '', /ESP:aes256gcm16/);
+  assert.match(first.inboundSpi ?? '', /^[0-9a-f]{8}$/);
+  const [activeNode, standbyNode] = first.node === a.name ? [a, b] : [b, a];
+
+  await t.test('the active gateway reaches the VPC host through the tunnel; charon holds one IKE SA, with the active gateway', async () => {
+    const ping = await activeNode.ns.run('ping', ['-n', '-c', '3', '-i', '0.2', '-W', '2', '-I', SERVICE_IP, VPC_HOST], { check: false, timeoutMs: 20_000 });
+    assert.equal(pingCounts(ping.stdout).received, 3, `${ping.stdout}\n${await swan.listSas()}`);
+    const sas = await swan.listSas();
+    assert.match(sas, new RegExp(`remote '${GATEWAY_ID}' @ ${activeNode.ip.replace(/\./g, '\\.')}`), sas);
+  });
+
+  await t.test('the active agent killed by pid under a 10/s ping from the VPC: the standby takes the Lease and the tunnel, the ping resumes without action; the outage is printed', async () => {
+    const ping = new ContinuousPing(cloud, VPC_HOST, SERVICE_IP, { intervalMs: 100 });
+    // mark() counts since the previous mark: sum the windows.
+    let answered = 0;
+    await eventually(async () => { answered += ping.mark().received; return answered > 5 ? true : undefined; }, 10_000, 200, { what: 'the ping through the tunnel', state: () => swan.listSas() });
+    const agent = lane.agents.get(activeNode.name)!;
+    const killedAt = Date.now();
+    process.kill(agent.pid, 'SIGKILL');
+    await agent.exited(10_000).catch(() => undefined);
+    const taken = await eventually(async () => {
+      const st = (await tunnel(good)).status;
+      const g = st?.gateways?.find((x) => x.node === standbyNode.name);
+      return g?.role === 'active' && g.childSaState === 'established' ? st : undefined;
+    }, 45_000, 250, explain(good));
+    const reportedS = (Date.now() - killedAt) / 1000;
+    ping.mark();
+    let after = 0;
+    await eventually(async () => { after += ping.mark().received; return after >= 20 ? true : undefined; }, 30_000, 250, { what: 'the ping after the take-over', state: async () => `${await swan.listSas()}\n${lane.logs(2000)}` });
+    const r = await ping.stop();
+    const outageS = r.longestGapMs / 1000;
+    console.log(`failover: outage ${outageS.toFixed(1)} s (longest gap of a 10/s ping from the VPC host; ${r.lost.length} of ${r.sent} echoes lost); the new active gateway reported established ${reportedS.toFixed(1)} s after the kill; Lease duration 4 s, retry 1 s`);
+    t.diagnostic(`failover outage ${outageS.toFixed(1)} s, ${r.lost.length}/${r.sent} lost`);
+    assert.ok(r.lost.length < r.sent, 'the ping resumed');
+    const gw = taken.gateways!.find((x) => x.node === standbyNode.name)!;
+    assert.match(gw.inboundSpi ?? '', /^[0-9a-f]{8}$/);
+    assert.notEqual(gw.inboundSpi, first.inboundSpi, 'a new Child SA from the new gateway');
+    const sas = await swan.listSas();
+    assert.match(sas, new RegExp(`remote '${GATEWAY_ID}' @ ${standbyNode.ip.replace(/\./g, '\\.')}`), sas);
+  });
+
+  await t.test('admission (deploy/admission-policy.yaml): an agent may write only tunnel Leases, naming itself the holder; not the operator\'s Lease, not another node as holder', async () => {
+    const asAgent = kube.as(serviceAccountUser(ns, 'kipsec-agent', standbyNode.name));
+    const leasePath = resourcePath(RESOURCES.leases, { namespace: ns, name: `kipsec-tunnel-${good}` });
+    const lease = await kube.get<{ metadata: { resourceVersion: string }; spec: Record<string, unknown> }>(leasePath);
+    assert.equal(lease.spec['holderIdentity'], standbyNode.name, 'the new active gateway holds the Lease');
+    const denied = async (p: Promise<unknown>, re: RegExp): Promise<void> => {
+      const e = await p.then(() => undefined, (x: unknown) => x);
+      assert.ok(e instanceof KubeApiError && (e.status === 403 || e.status === 422), `expected a denial, got ${String(e)}`);
+      assert.match(e.message, re);
+    };
+    const put = (body: unknown): Promise<unknown> => asAgent.request('PUT', leasePath, { body, query: { dryRun: 'All' } });
+    await denied(put({ ...lease, spec: { ...lease.spec, holderIdentity: activeNode.name } }), /may only hold a tunnel Lease itself/);
+    await denied(asAgent.create(resourcePath(RESOURCES.leases, { namespace: ns }), { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'kipsec-operator-x' }, spec: { holderIdentity: standbyNode.name } }, { dryRun: 'All' }), /only create and update the Leases of IPsecTunnels/);
+    await put(lease); // its own renewal passes
+  });
+
+  await t.test('a tunnel with the wrong PSK: AUTHENTICATION_FAILED with its message in IPsecTunnel.status and Degraded GatewayError, within one retry', async () => {
+    const appliedAt = Date.now();
+    await apply(bad, '10.98.0.0/24');
+    const st = await eventually(async () => {
+      const s = (await tunnel(bad)).status;
+      const g = s?.gateways?.find((x) => x.role === 'active');
+      return g?.lastError?.notify === 'AUTHENTICATION_FAILED' ? s : undefined;
+    }, 30_000, 250, explain(bad));
+    t.diagnostic(`wrong PSK reported ${((Date.now() - appliedAt) / 1000).toFixed(1)} s after the tunnel was applied`);
+    const degraded = st.conditions?.find((x) => x.type === 'Degraded');
+    assert.equal(degraded?.status, 'True');
+    assert.equal(degraded?.reason, 'GatewayError');
+    assert.match(degraded?.message ?? '', /AUTHENTICATION_FAILED/);
+    assert.equal(st.conditions?.find((x) => x.type === 'Established')?.status, 'False');
+  });
+});
