@@ -75,14 +75,15 @@ export class Operator {
     this.metrics = new OperatorMetrics(o.defaultMetrics ?? false);
     const { kube, clock, log, namespace } = o;
     const onErr = (what: string) => (e: unknown): void => log.warn({ informer: what, err: errorMessage(e) }, 'informer list/watch failed; retrying');
-    // Every cache drops managedFields; Nodes keep only what the operator reads (trim.ts), and are
-    // listed 100 at a time: a page of 500 kubelet Nodes is ~7 MB of JSON, ~30 MB once parsed,
-    // all garbage after the trim but all at once.
+    // Every cache drops managedFields; Nodes keep only what the operator reads (trim.ts). Nodes and
+    // CSRs are listed 100 at a time: a page of 500 kubelet Nodes is ~7 MB of JSON, ~30 MB once
+    // parsed, all garbage after the trim but all at once (500 CSRs with their managedFields ~2 MB),
+    // and the heap V8 grows for such a page it keeps.
     const inf = <T extends KubeObject>(what: string, path: string, sel: { fieldSelector?: string; labelSelector?: string } = {}, transform: (o: T) => T = dropManagedFields, pageSize = 500): Informer<T> =>
       new Informer<T>(kubeListWatcher<T>(kube, path, sel, pageSize), clock, onErr(what), { transform });
     const caches: Caches = {
       nodes: inf<KNode>('nodes', resourcePath(RESOURCES.nodes), {}, trimNode, 100),
-      csrs: inf<Csr>('csrs', resourcePath(RESOURCES.csrs), { fieldSelector: `spec.signerName=${SIGNER_NAME}`, ...(o.csrLabelSelector ? { labelSelector: o.csrLabelSelector } : {}) }, trimCsr),
+      csrs: inf<Csr>('csrs', resourcePath(RESOURCES.csrs), { fieldSelector: `spec.signerName=${SIGNER_NAME}`, ...(o.csrLabelSelector ? { labelSelector: o.csrLabelSelector } : {}) }, trimCsr, 100),
       ipsecNodes: inf<IPsecNode>('ipsecnodes', resourcePath(RESOURCES.ipsecNodes)),
       meshes: inf<IPsecMesh>('ipsecmeshes', resourcePath(RESOURCES.ipsecMeshes)),
       tunnels: inf<IPsecTunnel>('ipsectunnels', resourcePath(RESOURCES.ipsecTunnels)),
