@@ -120,6 +120,10 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
     });
   };
   const tunnel = (name: string): Promise<IPsecTunnel> => kube.get<IPsecTunnel>(tunnelPath(name));
+  // The operator's Events about cluster-scoped objects live in "default" (src/operator/events.ts).
+  const events = async (name: string): Promise<{ reason: string; note: string; type: string }[]> =>
+    (await kube.get<{ items: { reason: string; note: string; type: string; regarding: { kind: string; name: string } }[] }>(resourcePath(RESOURCES.events, { namespace: 'default' }))).items
+      .filter((e) => e.regarding.kind === 'IPsecTunnel' && e.regarding.name === name);
   const explain = (name: string) => ({ what: `IPsecTunnel ${name}`, state: async () => `${JSON.stringify((await tunnel(name).catch(() => undefined))?.status, null, 1)}\n${lane.logs(2500)}\n--- charon ---\n${swan.log().slice(-2500)}` });
 
   await lane.startOperator();
@@ -140,6 +144,7 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
   const standby = up.gateways!.find((g) => g.role === 'standby')!;
   assert.notEqual(first.node, standby.node);
   assert.equal(standby.ikeSaState, 'none', 'the standby keeps the tunnel down');
+  assert.equal(up.activeGateway, first.node, 'status.activeGateway (the Active column of kubectl get ipsectunnels)');
   assert.match(first.negotiatedSuite ?? '', /ESP:aes256gcm16/);
   assert.match(first.inboundSpi ?? '', /^[0-9a-f]{8}$/);
   const [activeNode, standbyNode] = first.node === a.name ? [a, b] : [b, a];
@@ -151,7 +156,7 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
     assert.match(sas, new RegExp(`remote '${GATEWAY_ID}' @ ${activeNode.ip.replace(/\./g, '\\.')}`), sas);
   });
 
-  await t.test('the active agent killed by pid under a 10/s ping from the VPC: the standby takes the Lease and the tunnel, the ping resumes without action; the outage is printed', async () => {
+  await t.test('the active agent killed by pid under a 10/s ping from the VPC: the standby takes the Lease and the tunnel, the ping resumes without action, an ActiveGateway Event says so; the outage is printed', async () => {
     const ping = new ContinuousPing(cloud, VPC_HOST, SERVICE_IP, { intervalMs: 100 });
     // mark() counts since the previous mark: sum the windows.
     let answered = 0;
@@ -179,6 +184,8 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
     assert.notEqual(gw.inboundSpi, first.inboundSpi, 'a new Child SA from the new gateway');
     const sas = await swan.listSas();
     assert.match(sas, new RegExp(`remote '${GATEWAY_ID}' @ ${standbyNode.ip.replace(/\./g, '\\.')}`), sas);
+    const ev = await eventually(async () => (await events(good)).find((e) => e.reason === 'ActiveGateway' && e.note.startsWith(`${standbyNode.name}`)), 15_000, 250, explain(good));
+    t.diagnostic(`Event ActiveGateway: ${ev.note}`);
   });
 
   await t.test('admission (deploy/admission-policy.yaml): an agent may write only tunnel Leases, naming itself the holder; not the operator\'s Lease, not another node as holder', async () => {
@@ -197,7 +204,7 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
     await put(lease); // its own renewal passes
   });
 
-  await t.test('a tunnel with the wrong PSK: AUTHENTICATION_FAILED with its message in IPsecTunnel.status and Degraded GatewayError, within one retry', async () => {
+  await t.test('a tunnel with the wrong PSK: AUTHENTICATION_FAILED with its message in IPsecTunnel.status, Degraded GatewayError and a Warning Event, within one retry', async () => {
     const appliedAt = Date.now();
     await apply(bad, '10.98.0.0/24');
     const st = await eventually(async () => {
@@ -211,5 +218,9 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
     assert.equal(degraded?.reason, 'GatewayError');
     assert.match(degraded?.message ?? '', /AUTHENTICATION_FAILED/);
     assert.equal(st.conditions?.find((x) => x.type === 'Established')?.status, 'False');
+    const ev = await eventually(async () => (await events(bad)).find((e) => e.reason === 'GatewayError'), 15_000, 250, explain(bad));
+    assert.equal(ev.type, 'Warning');
+    assert.match(ev.note, /AUTHENTICATION_FAILED/);
+    t.diagnostic(`Event GatewayError: ${ev.note}`);
   });
 });

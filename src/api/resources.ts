@@ -135,6 +135,7 @@ export const tunnelStatus = obj({
   negotiatedSuite: opt(str({ maxLength: 256 })),
   gatewaysEstablished: opt(int({ minimum: 0 })),
   gatewaysTotal: opt(int({ minimum: 0 })),
+  activeGateway: opt(str({ maxLength: 253 }).describe('the node that holds the tunnel\'s Lease and runs it (active/standby); several, comma-separated, while a hand-over is reported')),
   gateways: opt(list(tunnelGatewayStatus, { maxItems: 64 })),
   lastRekeyTime: opt(str({ format: 'date-time', maxLength: 64 })),
 });

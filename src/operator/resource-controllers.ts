@@ -4,7 +4,7 @@ import { CONDITION_TYPES as C, REASONS, findCondition, isTrue } from '../api/con
 import { RESOURCES, resourcePath } from '../api/kube/client.js';
 import { isNotFound } from '../api/kube/errors.js';
 import { API_VERSION, FINALIZERS, KINDS, OPERATOR_FIELD_MANAGER } from '../api/names.js';
-import type { IPsecMesh, IPsecTunnel } from '../api/types.js';
+import type { IPsecMesh, IPsecTunnel, IPsecTunnelStatus } from '../api/types.js';
 import { nodeCaViews, rotationStatus, type NodeCaView } from './ca-rotation.js';
 import { activeMesh, type Ctx } from './context.js';
 import { WORST_PAIRS_MAX, evaluatePairs, nextStaleCheckMs, type PairEvaluation, type PairState as MeshPairState } from './mesh-pairs.js';
@@ -137,12 +137,26 @@ export async function reconcileTunnel(ctx: Ctx, name: string): Promise<number | 
   if (sameTunnelStatus(t.status, st)) return RESYNC_MS;
   await ctx.kube.apply(`${path}/status`, { apiVersion: API_VERSION, kind: KINDS.IPsecTunnel.kind, metadata: { name, ...rv(t.metadata.resourceVersion) }, status: st }, OPERATOR_FIELD_MANAGER);
   ctx.metrics.statusWrites.inc({ kind: 'IPsecTunnel' });
-  const was = isTrue(t.status?.conditions, C.Established); const now = isTrue(st.conditions, C.Established);
-  if (was !== now) {
-    const c = findCondition(st.conditions, C.Established)!;
-    ctx.events.emit(tunnelRef(t), now ? 'Normal' : 'Warning', c.reason, 'Reconcile', c.message);
-  }
+  for (const e of tunnelEvents(t.status, st)) ctx.events.emit(tunnelRef(t), e.type, e.reason, 'Reconcile', e.note);
   return RESYNC_MS;
+}
+
+/**
+ * Events of a tunnel's status change: Established up or down, a gateway error (the exact cause, the
+ * IKE notify first) when it appears or changes, and the active gateway changing hands (a failover).
+ */
+export function tunnelEvents(before: IPsecTunnelStatus | undefined, after: IPsecTunnelStatus): { type: 'Normal' | 'Warning'; reason: string; note: string }[] {
+  const out: { type: 'Normal' | 'Warning'; reason: string; note: string }[] = [];
+  const was = isTrue(before?.conditions, C.Established); const now = isTrue(after.conditions, C.Established);
+  if (was !== now) {
+    const c = findCondition(after.conditions, C.Established)!;
+    out.push({ type: now ? 'Normal' : 'Warning', reason: c.reason, note: c.message });
+  }
+  const d0 = findCondition(before?.conditions, C.Degraded); const d1 = findCondition(after.conditions, C.Degraded);
+  if (d1?.status === 'True' && (d0?.status !== 'True' || d0.message !== d1.message)) out.push({ type: 'Warning', reason: d1.reason, note: d1.message });
+  const a0 = before?.activeGateway; const a1 = after.activeGateway;
+  if (a1 !== undefined && a1 !== a0) out.push({ type: 'Normal', reason: 'ActiveGateway', note: a0 ? `${a1} is the active gateway now (was ${a0})` : `${a1} is the active gateway` });
+  return out;
 }
 
 /** The nodes a CA rotation waits for: every IPsecNode whose Node exists (the others are being collected). */

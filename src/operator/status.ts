@@ -117,6 +117,8 @@ export function computeTunnelStatus(t: IPsecTunnel, gateways: readonly TunnelGat
     : { type: C.Degraded, status: 'False', reason: R.AsExpected, message: 'no gateway reports an error', ...g });
   const st: IPsecTunnelStatus = { conditions: merge(t.status?.conditions, wants, nowMs), gatewaysEstablished: est.length, gatewaysTotal: gateways.length, gateways: [...gateways] };
   if (gen !== undefined) st.observedGeneration = gen;
+  const activeNames = gateways.filter((x) => x.role === 'active').map((x) => x.node);
+  if (activeNames.length > 0) st.activeGateway = activeNames.join(',').slice(0, 253);
   const suite = est[0]?.negotiatedSuite;
   if (suite !== undefined) st.negotiatedSuite = suite;
   const rekeys = gateways.map((x) => x.lastRekeyTime).filter((x): x is string => x !== undefined).sort();
