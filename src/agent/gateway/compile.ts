@@ -13,6 +13,18 @@ import type { DesiredPeer } from '../source.js';
 
 const PSK_PATH = '/kipsec-gateway/psk';
 
+/**
+ * spec.remote.address then spec.remote.standbyAddresses (a cloud HA pair): the address to use is
+ * the current one until it has gone REMOTE_FAILOVER_MS without an established IKE SA, then the next,
+ * round robin.
+ */
+export const REMOTE_FAILOVER_MS = 15_000;
+export function remoteAddresses(t: IPsecTunnel): string[] { return [t.spec.remote.address, ...(t.spec.remote.standbyAddresses ?? [])]; }
+export function nextRemoteIndex(count: number, index: number, sinceMs: number, nowMs: number, established: boolean): number {
+  if (count <= 1 || established || nowMs - sinceMs < REMOTE_FAILOVER_MS) return index % Math.max(1, count);
+  return (index + 1) % count;
+}
+
 export interface GatewayContext {
   /** The node's address: the tunnel's local address and, without local.id, its IKE identity. */
   readonly address: string;
@@ -20,6 +32,8 @@ export interface GatewayContext {
   readonly podCIDRs: readonly string[];
   /** The PSK from the tunnel's Secret (spec.auth.psk.secretRef). */
   readonly psk: Uint8Array | undefined;
+  /** Which of remoteAddresses() to use; default the first. */
+  readonly remoteIndex?: number;
   /** The data path's changes (userspace: ESP in UDP, suites it can key); throws what it refuses. */
   readonly adapt?: (p: PeerConfig) => PeerConfig;
 }
@@ -27,14 +41,16 @@ export interface GatewayContext {
 export type Compiled = { readonly ok: true; readonly peer: DesiredPeer } | { readonly ok: false; readonly message: string };
 
 /** The standalone spec this gateway runs; a string says why there is none. */
-export function standaloneSpec(t: IPsecTunnel, c: Pick<GatewayContext, 'address' | 'podCIDRs'>): IPsecTunnelSpec | string {
+export function standaloneSpec(t: IPsecTunnel, c: Pick<GatewayContext, 'address' | 'podCIDRs' | 'remoteIndex'>): IPsecTunnelSpec | string {
   const s = t.spec;
   if (s.auth.certificate) return 'certificate authentication is not available on cluster gateways yet; use auth.psk.secretRef';
   if (s.mode === 'route' || (s.mode === undefined && s.xfrmInterface)) return 'route mode (xfrmInterface) is not available on cluster gateways yet; set mode: policy';
   const subnets = s.local.subnets ?? [...c.podCIDRs];
   if (subnets.length === 0) return 'spec.local.subnets is not set and no pod CIDRs are known in the cluster';
   const { nodeSelector: _sel, ...local } = s.local;
-  return { ...s, local: { ...local, address: c.address, subnets }, auth: { psk: { file: PSK_PATH } } };
+  const { standbyAddresses: _more, ...remote } = s.remote;
+  const addresses = remoteAddresses(t);
+  return { ...s, local: { ...local, address: c.address, subnets }, remote: { ...remote, address: addresses[(c.remoteIndex ?? 0) % addresses.length]! }, auth: { psk: { file: PSK_PATH } } };
 }
 
 export function compileGatewayTunnel(t: IPsecTunnel, c: GatewayContext): Compiled {
@@ -54,8 +70,8 @@ export function compileGatewayTunnel(t: IPsecTunnel, c: GatewayContext): Compile
   try {
     let config = peerConfigOf(tc);
     if (c.adapt) config = c.adapt(config);
-    // The session digest follows the node address, so a new address renegotiates.
+    // The session digest follows both addresses, so a new node or remote address renegotiates.
     const peer = desiredOfTunnel(tc, config);
-    return { ok: true, peer: { ...peer, sessionDigest: `tunnel:${tc.name}:${c.address}`, ...(c.adapt ? { installRoutes: false } : {}) } };
+    return { ok: true, peer: { ...peer, sessionDigest: `tunnel:${tc.name}:${c.address}:${tc.remoteAddress}`, ...(c.adapt ? { installRoutes: false } : {}) } };
   } catch (e) { return { ok: false, message: e instanceof Error ? e.message : String(e) }; }
 }

@@ -18,7 +18,7 @@ import type { PeerConfig } from '../../ike/engine.js';
 import type { Logger } from '../log.js';
 import type { DesiredPeer } from '../source.js';
 import type { TunnelStatus } from '../status.js';
-import { compileGatewayTunnel } from './compile.js';
+import { compileGatewayTunnel, nextRemoteIndex, remoteAddresses } from './compile.js';
 import { TunnelLease, GATEWAY_LEASE_TIMING, type LeaseTiming } from './lease.js';
 import { gatewayReport, type GatewayReport } from './report.js';
 import { leaseNameOf, selectsGateway } from './select.js';
@@ -34,6 +34,8 @@ interface Candidacy {
   /** Why the last compile failed (spec the gateway cannot run), with when it was first seen. */
   problem: { readonly message: string; readonly timeMs: number } | undefined;
   wasHeld: boolean;
+  /** Which remote address (compile.ts remoteAddresses) and since when it is in use. */
+  remote: { index: number; sinceMs: number };
 }
 
 export interface GatewayOptions {
@@ -102,7 +104,7 @@ export class TunnelGateways {
       for (const [name, t] of want) {
         let c = this.#mine.get(name);
         if (!c) {
-          c = { lease: new TunnelLease({ kube: this.#o.kube, namespace: this.#o.namespace, name: leaseNameOf(name), identity: this.#o.node, clock: this.#o.clock, ...(this.#o.timing ? { timing: this.#o.timing } : {}) }), psk: undefined, secretError: undefined, problem: undefined, wasHeld: false };
+          c = { lease: new TunnelLease({ kube: this.#o.kube, namespace: this.#o.namespace, name: leaseNameOf(name), identity: this.#o.node, clock: this.#o.clock, ...(this.#o.timing ? { timing: this.#o.timing } : {}) }), psk: undefined, secretError: undefined, problem: undefined, wasHeld: false, remote: { index: 0, sinceMs: this.#o.clock.now() } };
           this.#mine.set(name, c);
           this.#o.log.info({ tunnel: name, lease: c.lease.name }, 'this node is a gateway of the tunnel: competing for its Lease');
         }
@@ -110,6 +112,7 @@ export class TunnelGateways {
         if (held) await this.#refreshPsk(t, c);
         if (held !== c.wasHeld) {
           changed = true;
+          c.remote = { index: 0, sinceMs: this.#o.clock.now() };
           c.wasHeld = held;
           this.#o.log.info({ tunnel: name, role: held ? 'active' : 'standby', holder: c.lease.holder || undefined }, held ? 'active gateway of the tunnel (Lease acquired)' : 'standby gateway of the tunnel');
         }
@@ -150,7 +153,7 @@ export class TunnelGateways {
       const t = this.tunnels.get(name);
       if (!t || !c.lease.held) continue;
       if (c.secretError) { this.#problem(c, c.secretError); continue; }
-      const r = compileGatewayTunnel(t, { address, podCIDRs, psk: c.psk?.bytes, ...(adapt ? { adapt } : {}) });
+      const r = compileGatewayTunnel(t, { address, podCIDRs, psk: c.psk?.bytes, remoteIndex: c.remote.index, ...(adapt ? { adapt } : {}) });
       if (!r.ok) { this.#problem(c, r.message); continue; }
       c.problem = undefined;
       out.push(r.peer);
@@ -167,11 +170,33 @@ export class TunnelGateways {
   /** status.tunnels of this node's IPsecNode: one entry per tunnel it is a gateway of. */
   reports(statuses: readonly TunnelStatus[]): GatewayReport[] {
     const byName = new Map(statuses.map((s) => [s.name, s]));
+    this.#rotateRemotes(byName);
     return [...this.#mine].sort(([a], [b]) => a.localeCompare(b)).map(([name, c]) => {
       const held = c.lease.held;
       const problem = c.problem ?? (c.lease.lastError ? { message: `Lease ${this.#o.namespace}/${c.lease.name}: ${c.lease.lastError}`, timeMs: this.#o.clock.now() } : undefined);
       return gatewayReport({ name, node: this.#o.node, role: held ? 'active' : 'standby', peer: held ? byName.get(name) : undefined, problem: held || c.lease.lastError ? problem : undefined, lastError: undefined });
     });
+  }
+
+  /** An HA remote pair: the active gateway moves on to the next remote address when this one does not answer. */
+  #rotateRemotes(byName: ReadonlyMap<string, TunnelStatus>): void {
+    const now = this.#o.clock.now();
+    let moved = false;
+    for (const [name, c] of this.#mine) {
+      const t = this.tunnels.get(name);
+      if (!t || !c.lease.held) continue;
+      const all = remoteAddresses(t);
+      const p = byName.get(name);
+      const established = p !== undefined && (p.ikeState === 'established' || p.ikeState === 'rekeying');
+      // A responder waits for the remote side, whichever address it comes from.
+      if (established || !p || p.startAction === 'respond') { c.remote.sinceMs = now; continue; }
+      const next = nextRemoteIndex(all.length, c.remote.index, c.remote.sinceMs, now, established);
+      if (next === c.remote.index) continue;
+      this.#o.log.warn({ tunnel: name, from: all[c.remote.index], to: all[next] }, 'no IKE SA with the remote address: trying the next one');
+      c.remote = { index: next, sinceMs: now };
+      moved = true;
+    }
+    if (moved) this.#fire();
   }
 
   /** Which tunnels this node is active for (for logs and tests). */

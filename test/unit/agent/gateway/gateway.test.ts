@@ -90,3 +90,17 @@ test('report: the active gateway shows the engine\'s SA state, suite, SPIs, byte
   const s = gatewayReport({ name: 'to-vpc', node: 'gw-b', role: 'standby', peer, problem: undefined, lastError: undefined });
   assert.deepEqual(s, { name: 'to-vpc', node: 'gw-b', role: 'standby', ikeSaState: 'none', childSaState: 'none' });
 });
+
+test('remote HA pair (spec.remote.standbyAddresses): the next address after REMOTE_FAILOVER_MS without an IKE SA, round robin; established stays', async () => {
+  const { nextRemoteIndex, REMOTE_FAILOVER_MS, remoteAddresses } = await import('../../../../src/agent/gateway/compile.js');
+  const t = tunnel({ remote: { address: '192.0.2.100', standbyAddresses: ['192.0.2.101'], id: '192.0.2.100', subnets: ['10.99.0.0/24'] } });
+  assert.deepEqual(remoteAddresses(t), ['192.0.2.100', '192.0.2.101']);
+  assert.equal(nextRemoteIndex(2, 0, 0, REMOTE_FAILOVER_MS - 1, false), 0);
+  assert.equal(nextRemoteIndex(2, 0, 0, REMOTE_FAILOVER_MS, false), 1);
+  assert.equal(nextRemoteIndex(2, 1, 0, REMOTE_FAILOVER_MS, false), 0);
+  assert.equal(nextRemoteIndex(2, 0, 0, REMOTE_FAILOVER_MS * 10, true), 0);
+  assert.equal(nextRemoteIndex(1, 0, 0, REMOTE_FAILOVER_MS * 10, false), 0);
+  const r = compileGatewayTunnel(t, { address: '192.0.2.11', podCIDRs: ['10.244.1.0/24'], psk: PSK, remoteIndex: 1 });
+  assert.ok(r.ok, r.ok ? '' : r.message);
+  assert.equal(r.peer.config.remote.address, '192.0.2.101');
+});
