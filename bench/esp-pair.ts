@@ -28,6 +28,8 @@ export interface EspSide {
   stats(): Promise<EspStatsJson>;
   /** Run one command in the peer; rejects with its error. */
   command(c: Command): Promise<void>;
+  /** The next IKE datagram the engine passed up (hex, as received). */
+  nextIke(): Promise<string>;
 }
 
 export interface EspSaStatsJson { direction: string; spi: number; packets: string; bytes: string; drops: Record<string, string> }
@@ -56,8 +58,9 @@ function lineReader(child: ChildProcess): (pred: (v: Record<string, unknown>) =>
   };
 }
 
-async function startPeer(ns: Netns, cfg: PeerConfig): Promise<EspSide> {
-  const child = ns.spawn(process.execPath, ['--import', 'tsx', PEER, JSON.stringify(cfg)], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+async function startPeer(ns: Netns, cfg: PeerConfig, offloads: string | undefined): Promise<EspSide> {
+  const env = offloads === undefined ? process.env : { ...process.env, KIPSEC_ESP_OFFLOADS: offloads };
+  const child = ns.spawn(process.execPath, ['--import', 'tsx', PEER, JSON.stringify(cfg)], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
   const next = lineReader(child);
   await next((v) => v['ready'] === true, 'ready line');
   let ids = 0;
@@ -69,6 +72,7 @@ async function startPeer(ns: Netns, cfg: PeerConfig): Promise<EspSide> {
       const r = await next((v) => v['reply'] === id, `reply to ${c.op}`);
       if (typeof r['error'] === 'string') throw new Error(`${c.op}: ${r['error']}`);
     },
+    nextIke: async () => (await next((v) => typeof v['ike'] === 'string', 'IKE datagram'))['ike'] as string,
     stats: async () => {
       child.stdin?.write('stats\n');
       return (await next((v) => 'stats' in v, 'stats line'))['stats'] as EspStatsJson;
@@ -85,16 +89,17 @@ async function tunRoutes(ns: Netns, localAddr: string, remoteNet: string): Promi
 
 export const INITIAL_SPI = { ab: 0x1000a0b, ba: 0x1000b0a } as const;
 
-export async function espTunnelPair(scope: Scope, o: { algorithm?: EspAlgorithm } = {}): Promise<{ a: EspSide; b: EspSide }> {
+/** offloads: KIPSEC_ESP_OFFLOADS for both engines ("none" forces every fallback); unset: all the kernel offers. */
+export async function espTunnelPair(scope: Scope, o: { algorithm?: EspAlgorithm; offloads?: string } = {}): Promise<{ a: EspSide; b: EspSide }> {
   const algorithm = o.algorithm ?? 'aes-gcm-16';
   const keyLen = algorithm === 'chacha20-poly1305' ? 36 : 20;
   const [nsA, nsB] = await pair(scope, { a: `${WIRE.a}/24`, b: `${WIRE.b}/24` });
   const ab = { spi: INITIAL_SPI.ab, key: randomBytes(keyLen).toString('hex') };
   const ba = { spi: INITIAL_SPI.ba, key: randomBytes(keyLen).toString('hex') };
   const common = { tun: 'esp0', port: 4500, algorithm, maxSeconds: 600 };
-  const a = await startPeer(nsA, { ...common, bind: WIRE.a, local: INNER.aNet, remote: INNER.bNet, out: { ...ab, peer: WIRE.b, peerPort: 4500 }, in: ba });
+  const a = await startPeer(nsA, { ...common, bind: WIRE.a, local: INNER.aNet, remote: INNER.bNet, out: { ...ab, peer: WIRE.b, peerPort: 4500 }, in: ba }, o.offloads);
   scope.after(() => { a.child.stdin?.end(); });
-  const b = await startPeer(nsB, { ...common, bind: WIRE.b, local: INNER.bNet, remote: INNER.aNet, out: { ...ba, peer: WIRE.a, peerPort: 4500 }, in: ab });
+  const b = await startPeer(nsB, { ...common, bind: WIRE.b, local: INNER.bNet, remote: INNER.aNet, out: { ...ba, peer: WIRE.a, peerPort: 4500 }, in: ab }, o.offloads);
   scope.after(() => { b.child.stdin?.end(); });
   await tunRoutes(nsA, INNER.a, INNER.bNet);
   await tunRoutes(nsB, INNER.b, INNER.aNet);

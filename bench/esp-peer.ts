@@ -8,7 +8,7 @@
 //     "in":{"spi":4098,"key":"<hex>"}}'
 //
 // It opens the TUN device, starts the engine, installs one SA pair and the policy local → remote,
-// prints {"ready":true,"tun":…,"port":…} and then answers stdin lines: "stats" prints the engine's
+// prints {"ready":true,"tun":…,"port":…} (and {"ike":"<hex>"} per IKE datagram) and then answers stdin lines: "stats" prints the engine's
 // stats as one JSON line; "quit" or end of stdin closes the engine and exits; a JSON command
 // {"id":n,"op":"addSa"|"updateSa"|"removeSa"|"churn",…} (a rekey driven by the test, or SA/policy
 // churn racing the traffic) is answered by {"reply":n,"ok":true} or {"reply":n,"error":"…"}. It
@@ -26,7 +26,9 @@ export type PeerCommand =
   | { readonly id: number; readonly op: 'addSa'; readonly sa: SaCommand }
   | { readonly id: number; readonly op: 'updateSa'; readonly direction: 'in' | 'out'; readonly spi: number; readonly active: boolean }
   | { readonly id: number; readonly op: 'removeSa'; readonly direction: 'in' | 'out'; readonly spi: number }
-  | { readonly id: number; readonly op: 'churn'; readonly n: number };
+  | { readonly id: number; readonly op: 'churn'; readonly n: number }
+  /** An IKE datagram (hex, non-ESP marker included) from the engine's socket to the peer. */
+  | { readonly id: number; readonly op: 'sendIke'; readonly data: string };
 
 export interface PeerConfig {
   readonly tun: string;
@@ -70,6 +72,7 @@ function main(): void {
     if (c.op === 'addSa') addSa(c.sa);
     else if (c.op === 'updateSa') engine.updateSa({ direction: c.direction, spi: c.spi, reqid: REQID }, { active: c.active });
     else if (c.op === 'removeSa') { if (!engine.removeSa({ direction: c.direction, spi: c.spi, reqid: REQID })) throw new Error(`no ${c.direction} SA ${c.spi}`); }
+    else if (c.op === 'sendIke') engine.sendIke(Buffer.from(c.data, 'hex'), cfg.out.peer, cfg.out.peerPort);
     else churn(c.n);
   };
   addSa({ direction: 'in', spi: cfg.in.spi, key: cfg.in.key });
@@ -79,7 +82,10 @@ function main(): void {
   const stop = (): void => { engine.close(); process.exit(0); };
   const timer = setTimeout(stop, (cfg.maxSeconds ?? 600) * 1000);
   timer.unref();
-  engine.on((e) => { if (e.kind === 'expire') process.stdout.write(`${json({ event: e })}\n`); });
+  engine.on((e) => {
+    if (e.kind === 'expire') process.stdout.write(`${json({ event: e })}\n`);
+    if (e.kind === 'ike') process.stdout.write(`${json({ ike: e.data.toString('hex') })}\n`);
+  });
   process.on('SIGTERM', stop);
   const rl = createInterface({ input: process.stdin });
   rl.on('line', (line) => {
