@@ -3,6 +3,7 @@
 // Two data paths: 'kernel' programs kernel XFRM (needs ESP: the VM lane), 'libipsec' does ESP in
 // userspace over a TUN device and always encapsulates in UDP 4500, so it runs on the host kernel.
 // Each charon gets a private /run (its pid file path is compiled in), so several run at once.
+// `prefix` runs another build instead, e.g. strongSwan 6 from scripts/build-strongswan6.sh.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -32,7 +33,15 @@ export interface SwanOptions {
   charonExtra?: string;
   /** Prefix each log line with the connection name and IKE SA number (`<conn|1>`), to tell tunnels apart. */
   logIkeName?: boolean;
+  /**
+   * Install prefix of another strongSwan build (libexec/ipsec/charon, sbin/swanctl), e.g. the
+   * strongSwan 6 of scripts/build-strongswan6.sh; default: Debian's 5.9 under /usr.
+   */
+  prefix?: string;
 }
+
+/** Plugins a scripts/build-strongswan6.sh build has (openssl does the crypto, ml does ML-KEM). */
+const PLUGINS6 = 'random nonce openssl ml pem pkcs1 pkcs8 x509 revocation constraints pubkey kdf socket-default vici updown';
 
 const PLUGINS = 'random nonce openssl pem pkcs1 pkcs8 x509 revocation constraints pubkey curve25519 gmp hmac gcm aes sha1 sha2 kdf chapoly socket-default vici updown';
 
@@ -40,8 +49,9 @@ export class StrongSwan {
   readonly dir: string;
   readonly ns: Netns;
   private pid = 0;
+  private readonly swanctlBin: string;
 
-  private constructor(ns: Netns, dir: string) { this.ns = ns; this.dir = dir; }
+  private constructor(ns: Netns, dir: string, swanctlBin: string) { this.ns = ns; this.dir = dir; this.swanctlBin = swanctlBin; }
 
   /** charon, swanctl and the plugins PLUGINS names that other packages ship (openssl: ECP, RSA-PSS; gcm). */
   static available(): boolean {
@@ -49,10 +59,18 @@ export class StrongSwan {
       && existsSync('/usr/lib/ipsec/plugins/libstrongswan-openssl.so') && existsSync('/usr/lib/ipsec/plugins/libstrongswan-gcm.so');
   }
 
+  /** A strongSwan build under `prefix` (scripts/build-strongswan6.sh prints it) with charon, swanctl and the ml plugin. */
+  static availableAt(prefix: string): boolean {
+    return existsSync(join(prefix, 'libexec/ipsec/charon')) && existsSync(join(prefix, 'sbin/swanctl')) && existsSync(join(prefix, 'lib/ipsec/plugins/libstrongswan-ml.so'));
+  }
+
   static async start(scope: Scope | null, ns: Netns, opts: SwanOptions): Promise<StrongSwan> {
-    if (!StrongSwan.available()) throw new Error('strongSwan is not installed (apt-get install strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins libstrongswan-extra-plugins)');
+    const prefix = opts.prefix;
+    if (prefix !== undefined && !StrongSwan.availableAt(prefix)) throw new Error(`no strongSwan build under ${prefix} (run scripts/build-strongswan6.sh)`);
+    if (prefix === undefined && !StrongSwan.available()) throw new Error('strongSwan is not installed (apt-get install strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins libstrongswan-extra-plugins)');
+    const charon = prefix === undefined ? '/usr/lib/ipsec/charon' : join(prefix, 'libexec/ipsec/charon');
     const dir = mkdtempSync(join(tmpdir(), 'kipsec-swan-'));
-    const s = new StrongSwan(ns, dir);
+    const s = new StrongSwan(ns, dir, prefix === undefined ? 'swanctl' : join(prefix, 'sbin/swanctl'));
     scope?.after(() => s.stop());
     for (const sub of ['x509', 'x509ca', 'private', 'ecdsa', 'rsa', 'pkcs8']) mkdirSync(join(dir, sub), { recursive: true });
     for (const [rel, content] of Object.entries(opts.files ?? {})) {
@@ -67,7 +85,7 @@ export class StrongSwan {
     // (block buffering hid the last lines, e.g. the AUTH verification a test was looking for).
     const levelLines = Object.entries(levels).map(([k, v]) => `${k} = ${v}`).join('\n        ');
     writeFileSync(join(dir, 'strongswan.conf'), `charon {
-  load = ${PLUGINS} ${kplug}
+  load = ${prefix === undefined ? PLUGINS : PLUGINS6} ${kplug}
   filelog {
     log {
       path = ${dir}/charon.log
@@ -81,7 +99,7 @@ export class StrongSwan {
   ${opts.charonExtra ?? ''}
 }
 `);
-    const child = ns.spawn('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs tmpfs /run && exec /usr/lib/ipsec/charon'], {
+    const child = ns.spawn('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs tmpfs /run && exec "$0"', charon], {
       env: { ...process.env, STRONGSWAN_CONF: join(dir, 'strongswan.conf') },
       stdio: ['ignore', 'ignore', 'ignore'],
     });
@@ -98,7 +116,7 @@ export class StrongSwan {
 
   /** swanctl against this charon, with this charon's swanctl dir for credentials. */
   swanctl(args: readonly string[], check = true, timeoutMs = 30_000): Promise<RunResult> {
-    return this.ns.run('env', [`SWANCTL_DIR=${this.dir}`, 'swanctl', ...args, '--uri', `unix://${this.dir}/charon.vici`], { check, timeoutMs });
+    return this.ns.run('env', [`SWANCTL_DIR=${this.dir}`, this.swanctlBin, ...args, '--uri', `unix://${this.dir}/charon.vici`], { check, timeoutMs });
   }
 
   async load(): Promise<void> {

@@ -132,6 +132,7 @@ export function consumeAuthResponse(ctx: Ctx, sa: IkeSa, m: IkeMessage, scratch:
   }
   const f = verifyPeerAuth(ctx, sa, sa.peer, m, 'responder');
   if (f) return { kind: 'failed', failure: f, notifyPeer: true };
+  sa.intermediate = null; // its IntAuth chain was only for AUTH
   const first = sa.peer.children[0];
   if (!first || !scratch) return { kind: 'established', child: null, childFailure: null };
   const r = completeChildInitiator(ctx, sa, first, scratch, m, { inIkeAuth: true, exchange: 'IKE_AUTH' });
@@ -162,6 +163,7 @@ export async function respondAuth(ctx: Ctx, sa: IkeSa, m: IkeMessage, candidates
   if (f) return { kind: 'failed', reply: [notify(NotifyError.AUTHENTICATION_FAILED)], failure: f };
   const ownId = idPayloadOf('idr', peer.config.local.id);
   const reply: IkePayload[] = [ownId, ...certPayloads(peer), authPayload(sa, 'responder', ownId, m.header.messageId)];
+  sa.intermediate = null; // its IntAuth chain was only for AUTH
   let child: { sa: ChildSa; install: KernelChildSa } | null = null;
   let childFailure: IkeFailure | null = null;
   if (m.first('sa')) {
