@@ -22,7 +22,7 @@ import type { EngineHost } from './host.js';
 import { FRAGMENT_MTU, REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 import { ikeSpisText, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
 import { emitChildUp, establish, heldBySurvivor, installChild, migrateChildren, scheduleIkeTimers, teardown } from './lifecycle.js';
-import { finishReauth, moveReauthLink, noteReauthChildFailed } from './reauth.js';
+import { finishReauth, linkReauth, moveReauthLink, noteReauthChildFailed } from './reauth.js';
 import type { Step } from '../steps/child.js';
 import { headerFor, sealMessage, unfragmentedHint } from './wire.js';
 
@@ -145,6 +145,7 @@ async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
         if (established) sa.timers.rekey = e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, task)); });
         return false;
       }
+      if (sa.selected?.additionalKeyExchanges) { reauthInstead(e, sa, task); return false; }
       const { payloads, scratch } = buildIkeRekeyRequest(e, sa, task.group);
       send(e, sa, task, ExchangeType.CREATE_CHILD_SA, payloads, { ikeRekey: scratch });
       return true;
@@ -162,6 +163,18 @@ async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
       return true;
     }
   }
+}
+
+/**
+ * An IKE SA with RFC 9370 additional key exchanges cannot be rekeyed in CREATE_CHILD_SA here
+ * (IKE_FOLLOWUP_KE, §2.2.2, is not implemented): a make-before-break reauthentication replaces
+ * it instead, which runs the additional exchanges in IKE_INTERMEDIATE again (reauth.ts).
+ */
+function reauthInstead(e: EngineHost, sa: IkeSa, task: Task): void {
+  const busy = sa.reauth !== null || e.liveSas(sa.peer.config.name).some((s) => s.state.tag !== 'established');
+  if (busy) { sa.timers.rekey = e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, task)); }); return; }
+  e.log?.info({ peer: sa.peer.config.name, ikeSpis: ikeSpisText(sa) }, 'IKE rekey of an SA with additional key exchanges: reauthenticating instead');
+  startInitiator(e, sa.peer, (fresh) => linkReauth(sa, fresh, true));
 }
 
 /** Retire an IKE SA whose children moved to a successor: no events, no kernel changes. */

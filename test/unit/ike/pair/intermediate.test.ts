@@ -118,3 +118,24 @@ test('RFC 9370 §2.2.1: a responder that chose ADDKE without announcing IKE_INTE
   assert.match(a.message, /INTERMEDIATE_EXCHANGE_SUPPORTED/);
   assert.equal(p.alice.events.some((e) => e.type === 'ike-up'), false);
 });
+
+test('RFC 9370 §2.2.2 is not implemented: an IKE rekey of a hybrid IKE SA is a make-before-break reauthentication (IKE_SA_INIT, IKE_INTERMEDIATE, IKE_AUTH) instead', async () => {
+  const p = new Pair({ ike: [HYBRID] });
+  await p.connect();
+  const before = p.alice.engine.status().peers[0]!.ike!.ikeSpis;
+  const n = p.net.log.length;
+  p.alice.engine.rekey('to-bob', { ike: true });
+  await p.net.pump();
+  /* new IKE SA: IKE_SA_INIT, IKE_INTERMEDIATE {KE(ML-KEM-768)}, IKE_AUTH {.., SA, TSi, TSr}; then INFORMATIONAL {D} on the old one */
+  const seen = exchanges(p.net.log.slice(n)).map(([x, r]) => [x, r]);
+  assert.deepEqual(seen.slice(0, 6), [[I, false], [I, true], [M, false], [M, true], [A, false], [A, true]]);
+  assert.deepEqual(seen.slice(6), [[ExchangeType.INFORMATIONAL, false], [ExchangeType.INFORMATIONAL, true]]);
+  for (const s of [p.alice, p.bob]) {
+    const st = s.engine.status().peers[0]!.ike!;
+    assert.equal(st.state, 'established');
+    assert.notEqual(st.ikeSpis, before);
+    assert.equal(st.suite, HYBRID);
+    assert.deepEqual(errors(s.events), []);
+  }
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+});
