@@ -248,7 +248,8 @@ export function resolveContext(m: Merged, source: string, context?: string): Kub
     if (value !== undefined && tokenFile !== undefined) throw new KubeconfigError(`${at(user, 'user', 'token')}: both token and tokenFile are set; keep one`);
     if (value !== undefined && /\s/.test(value)) throw new KubeconfigError(`${at(user, 'user', 'token')}: holds whitespace`);
     token = value !== undefined ? { value } : tokenFile !== undefined ? { file: relativeTo(user.file, tokenFile) } : undefined;
-    if (token && url.protocol === 'http:') throw new KubeconfigError(`${at(user, 'user', value !== undefined ? 'token' : 'tokenFile')}: refusing to send a bearer token to an http:// server (${at(cluster, 'cluster', 'server')})`);
+    // In clear text only to this machine (kubectl proxy, a test server), never across a network.
+    if (token && url.protocol === 'http:' && !isLoopback(url.hostname)) throw new KubeconfigError(`${at(user, 'user', value !== undefined ? 'token' : 'tokenFile')}: refusing to send a bearer token to an http:// server not on this machine (${at(cluster, 'cluster', 'server')})`);
   }
   const ns = str(ctx, 'context', 'namespace');
   const tlsServerName = str(cluster, 'cluster', 'tls-server-name');
@@ -274,3 +275,5 @@ function material(n: Named, kind: string, field: string, at: (n: Named, k: strin
 }
 
 const relativeTo = (kubeconfigFile: string, p: string): string => (isAbsolute(p) ? p : resolve(dirname(kubeconfigFile), p));
+
+const isLoopback = (host: string): boolean => host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);

@@ -145,7 +145,7 @@ test('bad kubeconfigs fail at load naming the file and field, never quoting a to
     ['impersonation', config(srv, '    as: system:admin'), /user\.as: impersonation/],
     ['token and tokenFile both', config(srv, `    token: ${TOKEN}\n    tokenFile: empty-token`), /user\.token: both token and tokenFile/],
     ['tokenFile empty', config(srv, '    tokenFile: empty-token'), /token file .*empty-token: empty/],
-    ['a token to an http:// server', config('    server: http://127.0.0.1:8080', `    token: ${TOKEN}`), /refusing to send a bearer token to an http:\/\/ server/],
+    ['a token to an http:// server elsewhere', config('    server: http://192.0.2.1:8080', `    token: ${TOKEN}`), /refusing to send a bearer token to an http:\/\/ server not on this machine/],
   ];
   for (const [what, text, want] of cases) {
     const file = write('bad.kubeconfig', text);
@@ -157,6 +157,7 @@ test('bad kubeconfigs fail at load naming the file and field, never quoting a to
       return true;
     });
   }
+  assert.equal(loadKubeconfigFile(write('loopback.kubeconfig', config('    server: http://127.0.0.1:8001', `    token: ${TOKEN}`))).server, 'http://127.0.0.1:8001', 'kubectl proxy: a token in clear only to this machine');
   assert.throws(() => loadKubeconfigFile(join(dir, 'missing.kubeconfig')), /kubeconfig .*missing\.kubeconfig: cannot read: ENOENT/);
 });
 
