@@ -92,6 +92,7 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
   for (const n of [a, b]) await kube.mergePatch(resourcePath(RESOURCES.nodes, { name: n.name }), { metadata: { labels: { 'kipsec.io/gateway': 'true' } } });
   const good = uniqueName('gw-vpc');
   const bad = uniqueName('gw-badpsk');
+  const noProposal = uniqueName('gw-noprop');
   const secrets = { [good]: PSK, [bad]: WRONG_PSK };
   for (const [name, psk] of Object.entries(secrets)) {
     await kube.create(resourcePath(RESOURCES.secrets, { namespace: ns }), { apiVersion: 'v1', kind: 'Secret', metadata: { name }, data: { psk: Buffer.from(psk).toString('base64') } });
@@ -103,19 +104,19 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
 
   const tunnelPath = (name: string): string => resourcePath(RESOURCES.ipsecTunnels, { name });
   t.after(async () => {
-    for (const name of [good, bad]) {
+    for (const name of [good, bad, noProposal]) {
       await kube.mergePatch(tunnelPath(name), { metadata: { finalizers: [] } }).catch(() => undefined);
       await deleteQuietly(kube, tunnelPath(name));
     }
   });
-  const apply = async (name: string, remoteSubnet: string): Promise<void> => {
+  const apply = async (name: string, remoteSubnet: string, o: { secret?: string; ike?: string } = {}): Promise<void> => {
     await kube.create(resourcePath(RESOURCES.ipsecTunnels), {
       apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecTunnel', metadata: { name },
       spec: {
         local: { id: GATEWAY_ID, subnets: [SERVICE_NET, '10.244.0.0/16'] },
         remote: { address: CLOUD_IP, id: CLOUD_IP, subnets: [remoteSubnet] },
-        auth: { psk: { secretRef: { name, namespace: ns } } },
-        ike: { proposals: [IKE] }, esp: { proposals: ['aes256gcm16'] },
+        auth: { psk: { secretRef: { name: o.secret ?? name, namespace: ns } } },
+        ike: { proposals: [o.ike ?? IKE] }, esp: { proposals: ['aes256gcm16'] },
       },
     });
   };
@@ -204,9 +205,11 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
     await put(lease); // its own renewal passes
   });
 
-  await t.test('a tunnel with the wrong PSK: AUTHENTICATION_FAILED with its message in IPsecTunnel.status, Degraded GatewayError and a Warning Event, within one retry', async () => {
+  await t.test('a tunnel with the wrong PSK: AUTHENTICATION_FAILED with its message in IPsecTunnel.status, Degraded GatewayError and a Warning Event, within one retry; one with an IKE proposal the peer refuses: NO_PROPOSAL_CHOSEN with our proposals', async () => {
     const appliedAt = Date.now();
     await apply(bad, '10.98.0.0/24');
+    // An IKE proposal charon does not accept (it offers only aes256gcm16-prfsha384-x25519): IKE_SA_INIT answered NO_PROPOSAL_CHOSEN.
+    await apply(noProposal, '10.97.0.0/24', { secret: good, ike: 'aes128gcm16-prfsha256-ecp256' });
     const st = await eventually(async () => {
       const s = (await tunnel(bad)).status;
       const g = s?.gateways?.find((x) => x.role === 'active');
@@ -222,5 +225,11 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
     assert.equal(ev.type, 'Warning');
     assert.match(ev.note, /AUTHENTICATION_FAILED/);
     t.diagnostic(`Event GatewayError: ${ev.note}`);
+    const np = await eventually(async () => {
+      const g = (await tunnel(noProposal)).status?.gateways?.find((x) => x.role === 'active');
+      return g?.lastError?.notify === 'NO_PROPOSAL_CHOSEN' ? g.lastError : undefined;
+    }, 30_000, 250, explain(noProposal));
+    assert.deepEqual(np.localProposals, ['aes128gcm16-prfsha256-ecp256'], 'our proposal list in the error');
+    t.diagnostic(`refused proposal: ${JSON.stringify(np)}`);
   });
 });
