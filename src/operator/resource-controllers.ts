@@ -4,12 +4,12 @@ import { CONDITION_TYPES as C, REASONS, findCondition, isTrue } from '../api/con
 import { RESOURCES, resourcePath } from '../api/kube/client.js';
 import { isNotFound } from '../api/kube/errors.js';
 import { API_VERSION, FINALIZERS, KINDS, OPERATOR_FIELD_MANAGER } from '../api/names.js';
-import type { IPsecMesh, IPsecTunnel, IPsecTunnelStatus } from '../api/types.js';
+import type { IPsecMesh, IPsecTunnel, IPsecTunnelStatus, TunnelGatewayStatus } from '../api/types.js';
 import { nodeCaViews, rotationStatus, type NodeCaView } from './ca-rotation.js';
 import { activeMesh, type Ctx } from './context.js';
 import { WORST_PAIRS_MAX, evaluatePairs, nextStaleCheckMs, type PairEvaluation, type PairState as MeshPairState } from './mesh-pairs.js';
 import { memorySinceFn, pairEvents, seedPairMemory, trackPairs } from './mesh-pair-memory.js';
-import { computeIdentityCondition, computeMeshStatus, computeTunnelStatus, gatewayReports, metaTime, sameDesired, sameMeshStatus, sameTunnelStatus } from './status.js';
+import { computeIdentityCondition, computeMeshStatus, computeTunnelStatus, gatewayReports, metaTime, resolveActive, sameDesired, sameMeshStatus, sameTunnelStatus } from './status.js';
 
 const RESYNC_MS = 5 * 60_000;
 const TEARDOWN_GRACE_MS = 60_000;
@@ -133,12 +133,22 @@ export async function reconcileTunnel(ctx: Ctx, name: string): Promise<number | 
     try { await ctx.kube.mergePatch(path, { metadata: { resourceVersion: t.metadata.resourceVersion, finalizers: [...fins, FINALIZERS.tunnel] } }); } catch (e) { if (isNotFound(e)) return undefined; throw e; }
     return undefined; // the update event brings the new version
   }
-  const st = computeTunnelStatus(t, gateways, ctx.clock.now());
+  const st = computeTunnelStatus(t, await withLease(ctx, name, gateways), ctx.clock.now());
   if (sameTunnelStatus(t.status, st)) return RESYNC_MS;
   await ctx.kube.apply(`${path}/status`, { apiVersion: API_VERSION, kind: KINDS.IPsecTunnel.kind, metadata: { name, ...rv(t.metadata.resourceVersion) }, status: st }, OPERATOR_FIELD_MANAGER);
   ctx.metrics.statusWrites.inc({ kind: 'IPsecTunnel' });
   for (const e of tunnelEvents(t.status, st)) ctx.events.emit(tunnelRef(t), e.type, e.reason, 'Reconcile', e.note);
   return RESYNC_MS;
+}
+
+/** Two or more gateways claim to be active: read the tunnel's Lease (src/agent/gateway/lease.ts) to know which one is. */
+async function withLease(ctx: Ctx, tunnel: string, gateways: TunnelGatewayStatus[]): Promise<TunnelGatewayStatus[]> {
+  if (gateways.filter((g) => g.role === 'active').length < 2) return gateways;
+  const lease = `kipsec-tunnel-${tunnel}`;
+  try {
+    const l = await ctx.kube.get<{ spec?: { holderIdentity?: string } }>(resourcePath(RESOURCES.leases, { namespace: ctx.namespace, name: lease }));
+    return resolveActive(gateways, { name: lease, holder: l.spec?.holderIdentity });
+  } catch (e) { if (isNotFound(e)) return gateways; throw e; }
 }
 
 /**

@@ -93,6 +93,19 @@ export function gatewayReports(tunnel: string, nodes: readonly IPsecNode[]): Tun
   return out.sort((a, b) => a.node.localeCompare(b.node));
 }
 
+/**
+ * Several gateways report themselves active (a hand-over: the previous active gateway's agent died
+ * and its last report is still there): the Lease decides. The others are shown as standby with what
+ * happened, which is a gateway down, so Degraded says so.
+ */
+export function resolveActive(gateways: readonly TunnelGatewayStatus[], lease: { readonly name: string; readonly holder: string | undefined }): TunnelGatewayStatus[] {
+  if (gateways.filter((g) => g.role === 'active').length < 2 || !lease.holder) return [...gateways];
+  return gateways.map((g) => (g.role !== 'active' || g.node === lease.holder ? g : {
+    node: g.node, role: 'standby', ikeSaState: 'none', childSaState: 'none',
+    lastError: { message: `reports itself active, but the Lease ${lease.name} is held by ${lease.holder}: this gateway's agent stopped reporting (its last report is stale)` },
+  }));
+}
+
 export function computeTunnelStatus(t: IPsecTunnel, gateways: readonly TunnelGatewayStatus[], nowMs: number): IPsecTunnelStatus {
   const gen = t.metadata.generation;
   const g = gen === undefined ? {} : { observedGeneration: gen };

@@ -30,3 +30,14 @@ test('Events: Established and ActiveGateway on the first report, ActiveGateway o
   assert.equal(evs[1]!.note, 'gw-b: AUTHENTICATION_FAILED: the peer refused our AUTH payload');
   assert.deepEqual(tunnelEvents(failing, failing), [], 'no change, no Event');
 });
+
+test('two gateways report themselves active (the dead one\'s last report is stale): the Lease holder is the active one, the other is shown standby with why, and Degraded says so', async () => {
+  const { resolveActive } = await import('../../../../src/operator/status.js');
+  const gws = resolveActive([up('gw-a'), up('gw-b')], { name: 'kipsec-tunnel-t', holder: 'gw-b' });
+  assert.deepEqual(gws.map((g) => [g.node, g.role]), [['gw-a', 'standby'], ['gw-b', 'active']]);
+  assert.match(gws[0]!.lastError?.message ?? '', /Lease kipsec-tunnel-t is held by gw-b/);
+  const st = computeTunnelStatus(tunnel, gws, T0);
+  assert.equal(st.activeGateway, 'gw-b');
+  assert.equal(st.conditions?.find((c) => c.type === 'Degraded')?.status, 'True');
+  assert.deepEqual(resolveActive([up('gw-a'), standby('gw-b')], { name: 'l', holder: 'gw-b' }).map((g) => g.role), ['active', 'standby'], 'one claim: as reported');
+});
