@@ -14,7 +14,10 @@
 // path's processes (both esp-peer processes, both charons) per GB of TCP and per million UDP
 // datagrams delivered; then kipsec/libipsec ratios. Timings only: nothing here is a test.
 //   node --import tsx bench/esp-vs-libipsec.ts [--seconds 5] [--algorithm aes-gcm-16|chacha20-poly1305]
+// kipsec's engines use every offload the kernel offers (TUN TSO, UDP GSO/GRO; the run prints which
+// and how much they carried); KIPSEC_ESP_OFFLOADS=none (or a list) in the environment limits them.
 // Needs root (namespaces, TUN) and strongSwan (charon, swanctl, the kernel-libipsec plugin).
+import { cpus, release } from 'node:os';
 import type { EspAlgorithm } from '../src/esp/codec.js';
 import { pair, type Netns, type Scope } from '../e2e/lib/netns.js';
 import { StrongSwan, pskConnection } from '../e2e/lib/strongswan.js';
@@ -104,6 +107,7 @@ async function charonPids(ns: Netns): Promise<number[]> {
 }
 
 const tunMtus: string[] = [];
+const offloadLines: string[] = [];
 
 async function libipsecPair(scope: Scope): Promise<{ a: Netns; b: Netns; pids: number[]; sas: SaCounters }> {
   const [a, b] = await pair(scope, { a: `${WIRE.a}/24`, b: `${WIRE.b}/24` });
@@ -144,6 +148,11 @@ async function main(): Promise<void> {
     const count = async (side: typeof k.a, direction: 'in' | 'out'): Promise<number> =>
       (await side.stats()).sas.filter((x) => x.direction === direction).reduce((n, x) => n + Number(x.packets), 0);
     results.push(await measure('kipsec userspace', k.a.ns, k.b.ns, kCpu, { out: () => count(k.a, 'out'), in: () => count(k.b, 'in') }));
+    for (const [side, s] of [['a', await k.a.stats()], ['b', await k.b.stats()]] as const) {
+      const on = Object.entries(s.offloads).filter(([, v]) => v).map(([n]) => n).join(' ') || 'none';
+      const c = (n: string): string => s.counters[n] ?? '?';
+      offloadLines.push(`kipsec ${side}: offloads ${on}; TUN super-packets ${c('tunSuperPackets')} → ${c('tunSegments')} segments, GSO sends ${c('gsoSends')} (${c('gsoDatagrams')} datagrams), GRO receives ${c('groReceives')} (${c('groDatagrams')} datagrams), GSO fallbacks ${c('gsoFallbacks')}`);
+    }
     // Plain veth in the same namespaces, once kipsec's numbers are in.
     await k.a.ns.run('ip', ['route', 'replace', INNER.bNet, 'via', WIRE.b, 'src', INNER.a]);
     await k.b.ns.run('ip', ['route', 'replace', INNER.aNet, 'via', WIRE.a, 'src', INNER.b]);
@@ -167,7 +176,8 @@ async function main(): Promise<void> {
       r.udpCpu === undefined ? 'kernel' : (r.udpCpu / (r.udp.received / 1e6)).toFixed(2)]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  console.log(`algorithm ${ALGORITHM} (strongSwan: ${SWAN_ESP[ALGORITHM]}), ${SECONDS} s per measurement, same generators for each path; TUN MTU: ${tunMtus.join(', ')}`);
+  console.log(`algorithm ${ALGORITHM} (strongSwan: ${SWAN_ESP[ALGORITHM]}), ${SECONDS} s per measurement, same generators for each path; TUN MTU: ${tunMtus.join(', ')}; kernel ${release()}, ${cpus().length} CPUs`);
+  for (const l of offloadLines) console.log(l);
   for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
   const [k, l] = results as [PathResult, PathResult, PathResult];
   const ratio = (x: number, y: number): string => (y > 0 ? (x / y).toFixed(2) : 'n/a');
