@@ -76,8 +76,9 @@ void esp_offload_probe(esp_engine *e, unsigned want) {
   memset(&ifr, 0, sizeof ifr);
   if (ioctl(e->tun_fd, TUNGETIFF, &ifr) != 0 || !(ifr.ifr_flags & IFF_VNET_HDR)) return;
   e->tun_vnet = 1;
-  int hdr = sizeof(struct virtio_net_hdr); /* the default; set so the layout is ours whoever opened the fd */
-  if (ioctl(e->tun_fd, TUNSETVNETHDRSZ, &hdr) != 0) { e->tun_vnet = 0; return; }
+  /* The default size; set in case whoever opened the fd changed it. Failing leaves the default. */
+  int hdr = sizeof(struct virtio_net_hdr);
+  (void)ioctl(e->tun_fd, TUNSETVNETHDRSZ, &hdr);
   static const unsigned ladder[] = { TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6, TUN_F_CSUM | TUN_F_TSO4, TUN_F_CSUM, 0 };
   for (size_t i = 0; i < sizeof ladder / sizeof ladder[0]; i++) {
     if (!(want & ESP_OFF_TUN_TSO) && (ladder[i] & (TUN_F_TSO4 | TUN_F_TSO6))) continue;
