@@ -185,7 +185,12 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
     assert.notEqual(gw.inboundSpi, first.inboundSpi, 'a new Child SA from the new gateway');
     const sas = await swan.listSas();
     assert.match(sas, new RegExp(`remote '${GATEWAY_ID}' @ ${standbyNode.ip.replace(/\./g, '\\.')}`), sas);
-    const ev = await eventually(async () => (await events(good)).find((e) => e.reason === 'ActiveGateway' && e.note.startsWith(`${standbyNode.name}`)), 15_000, 250, explain(good));
+    // The dead gateway's last report still says active: the operator asks the Lease (status.ts resolveActive).
+    const resolved = await eventually(async () => { const st = (await tunnel(good)).status; return st?.activeGateway === standbyNode.name ? st : undefined; }, 15_000, 250, explain(good));
+    const dead = resolved.gateways?.find((g) => g.node === activeNode.name);
+    assert.equal(dead?.role, 'standby', JSON.stringify(resolved.gateways));
+    assert.match(dead?.lastError?.message ?? '', /is held by/);
+    const ev = await eventually(async () => (await events(good)).find((e) => e.reason === 'ActiveGateway' && e.note === `${standbyNode.name} is the active gateway now (was ${activeNode.name})`), 15_000, 250, explain(good));
     t.diagnostic(`Event ActiveGateway: ${ev.note}`);
   });
 
