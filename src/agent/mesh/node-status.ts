@@ -130,5 +130,6 @@ export function clusterInfoOf(i: {
  * alone are written at a slow cadence, so a busy mesh does not write O(nodes) objects a second.
  */
 export function significantPart(s: IPsecNodeStatus): string {
-  return JSON.stringify({ ...s, lastUpdateTime: undefined, xfrmErrors: undefined, peers: s.peers?.map((p) => ({ ...p, bytesIn: undefined, bytesOut: undefined, packetsIn: undefined, packetsOut: undefined })) });
+  const noCounters = <T extends object>(x: T): T => ({ ...x, bytesIn: undefined, bytesOut: undefined, packetsIn: undefined, packetsOut: undefined });
+  return JSON.stringify({ ...s, lastUpdateTime: undefined, xfrmErrors: undefined, peers: s.peers?.map(noCounters), tunnels: s.tunnels?.map(noCounters) });
 }

@@ -79,6 +79,10 @@ test('counters and the update time are not significant; a state or SPI change is
   const a = computeNodeStatus(input());
   assert.equal(significantPart(computeNodeStatus(input({ nowMs: NOW + 5_000, existing: a.conditions, peers: [peer('node-b', 'established', {}, 9999), peer('node-c', 'established')] }))), significantPart(a));
   assert.notEqual(significantPart(computeNodeStatus(input({ peers: [peer('node-b', 'rekeying'), peer('node-c', 'established')] }))), significantPart(a));
+  // A gateway's tunnel report (status.tunnels, src/agent/gateway/report.ts): its counters move with traffic too.
+  const gw = (bytesIn: number, childSaState = 'established') => ({ ...a, tunnels: [{ name: 'to-vpc', node: 'node-a', role: 'active', childSaState, bytesIn, packetsIn: bytesIn / 100 }] });
+  assert.equal(significantPart(gw(100)), significantPart(gw(990_000)), 'tunnel counters alone do not make a write urgent');
+  assert.notEqual(significantPart(gw(100)), significantPart(gw(100, 'rekeying')), 'a tunnel state change does');
 });
 
 class ManualClock {
