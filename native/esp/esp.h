@@ -30,6 +30,17 @@
 #include <sys/socket.h>
 #include <openssl/evp.h>
 
+/* UDP GSO/GRO socket options (include/uapi/linux/udp.h) for libc headers older than them. */
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
 /* RFC 4303 §2 field sizes. IV and ICV per suite (esp_suite_layout): AEAD 8-byte IV and 16-byte
  * ICV (RFC 4106 §3.1, RFC 7634 §2); AES-CBC a 16-byte IV (RFC 3602 §3) and the HMAC truncated
  * to 16, 24 or 32 bytes (RFC 4868 §2.3). */

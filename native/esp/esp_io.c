@@ -25,15 +25,6 @@
 #include <linux/virtio_net.h>
 #include "esp.h"
 
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
 /* One GSO send: at most UDP_MAX_SEGMENTS (64 before Linux 6.x raised it) datagrams, and a UDP
  * payload below IPv4's 65,507 bytes. */
 #define ESP_GSO_MAX_SEGS 64

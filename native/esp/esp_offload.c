@@ -30,15 +30,6 @@
 #include <linux/virtio_net.h>
 #include "esp.h"
 
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
 
 #define TCP_FIN 0x01
 #define TCP_PSH 0x08
