@@ -108,7 +108,12 @@ export class TunnelGateways {
           this.#mine.set(name, c);
           this.#o.log.info({ tunnel: name, lease: c.lease.name }, 'this node is a gateway of the tunnel: competing for its Lease');
         }
+        const wasOut = c.lease.outageSinceMs !== undefined;
         const held = await c.lease.tick();
+        if (wasOut !== (c.lease.outageSinceMs !== undefined)) {
+          if (wasOut) this.#o.log.info({ tunnel: name }, 'the apiserver answers again: the Lease decides the active gateway again');
+          else this.#o.log.warn({ tunnel: name, err: c.lease.lastError }, 'the apiserver does not answer: keeping the tunnel up as its active gateway until it does (fail-static)');
+        }
         if (held) await this.#refreshPsk(t, c);
         if (held !== c.wasHeld) {
           changed = true;

@@ -3,8 +3,15 @@
 // what a gateway needs: a candidate takes the Lease only when the record it last saw has not
 // changed for leaseDuration by its own clock (clock skew between nodes does not matter); a holder
 // that cannot renew within renewDeadline (< leaseDuration) counts itself standby before anyone
-// else may take over, so two nodes never both believe they are active. Writes are PUTs carrying
-// the resourceVersion read: of two racing candidates exactly one wins.
+// else may take over. Writes are PUTs carrying the resourceVersion read: of two racing candidates
+// exactly one wins.
+//
+// Except when the apiserver cannot answer at all (unreachable, 5xx, 429) while we hold the Lease:
+// then nobody can take it over through the apiserver either, and a control-plane outage must not
+// take the site-to-site tunnels down (the mesh's SAs live on through one too). The holder keeps
+// the tunnel (fail-static) until the apiserver answers again; then it renews, or steps down at once
+// if another gateway took the Lease meanwhile. The price: a gateway cut off from the apiserver but
+// not from the remote peer stays active beside the one that took over, until it can read the Lease.
 //
 // Timing (GATEWAY_LEASE_TIMING): a dead active gateway is replaced leaseDuration (4 s) plus up to one
 // retry (1 s) after its last renewal, plus the IKE handshake; a node that is deselected, or an
@@ -12,7 +19,7 @@
 import type { Clock } from '../../common/time.js';
 import { errorMessage } from '../../common/errors.js';
 import { RESOURCES, resourcePath, type KubeClient } from '../../api/kube/client.js';
-import { isAlreadyExists, isConflict, isNotFound } from '../../api/kube/errors.js';
+import { isAlreadyExists, isConflict, isNotFound, KubeApiError } from '../../api/kube/errors.js';
 
 export interface LeaseTiming { readonly leaseDurationMs: number; readonly renewDeadlineMs: number; readonly retryMs: number }
 export const GATEWAY_LEASE_TIMING: LeaseTiming = { leaseDurationMs: 4_000, renewDeadlineMs: 3_000, retryMs: 1_000 };
@@ -34,6 +41,11 @@ export function decideLease(lease: Lease | undefined, me: string, observed: Obse
   return observed && observed.holder === holder && observed.renewTime === (lease.spec?.renewTime ?? '') && nowMs - observed.atMs >= durationMs ? 'acquire' : 'wait';
 }
 
+/** The apiserver gave no answer about the Lease: not reached, or 5xx / 429 (it cannot read etcd, or sheds load). */
+export function apiserverUnavailable(e: unknown): boolean {
+  return !(e instanceof KubeApiError) || e.status >= 500 || e.status === 429;
+}
+
 /** Kubernetes MicroTime: RFC 3339 with six fractional digits. */
 function microTime(ms: number): string { return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z'); }
 
@@ -47,6 +59,14 @@ export class TunnelLease {
   readonly #timing: LeaseTiming;
   #observed: Observed | undefined;
   #lastRenewMs: number | undefined;
+  /** We held the Lease when the apiserver stopped answering, and it has not answered since. */
+  #outageSinceMs: number | undefined;
+  /**
+   * A read failed since the last one that worked: the holder could not renew meanwhile either, so
+   * its record's age starts again at the next read (otherwise every standby would take over the
+   * moment an apiserver outage ends, before the holder's first renewal).
+   */
+  #blind = false;
   /** Who holds it, as last read (for status and logs). */
   holder = '';
   lastError: string | undefined;
@@ -59,16 +79,27 @@ export class TunnelLease {
 
   get name(): string { return this.#name; }
 
-  /** Active: we renewed within renewDeadline (by our clock), whatever the apiserver says meanwhile. */
-  get held(): boolean { return this.#lastRenewMs !== undefined && this.#clock.now() - this.#lastRenewMs < this.#timing.renewDeadlineMs; }
+  /** Active: we renewed within renewDeadline (by our clock), or held it when the apiserver stopped answering. */
+  get held(): boolean { return this.#lastRenewMs !== undefined && (this.#outageSinceMs !== undefined || this.#renewedInTime()); }
+
+  /** Since when we keep the tunnel without the apiserver answering (fail-static), if we do. */
+  get outageSinceMs(): number | undefined { return this.#outageSinceMs; }
+
+  #renewedInTime(): boolean { return this.#lastRenewMs !== undefined && this.#clock.now() - this.#lastRenewMs < this.#timing.renewDeadlineMs; }
 
   /** One read and (maybe) one write. Returns whether we hold the Lease afterwards; never throws. */
   async tick(): Promise<boolean> {
     try {
       const ok = await this.#try();
       this.lastError = undefined;
+      this.#outageSinceMs = undefined;
       if (ok) { this.#lastRenewMs = this.#clock.now(); this.holder = this.#me; }
-    } catch (e) { this.lastError = errorMessage(e); }
+    } catch (e) {
+      this.lastError = errorMessage(e);
+      if (apiserverUnavailable(e)) this.#blind = true;
+      if (!apiserverUnavailable(e)) this.#outageSinceMs = undefined;
+      else if (this.#outageSinceMs === undefined && this.#renewedInTime()) this.#outageSinceMs = this.#clock.now();
+    }
     return this.held;
   }
 
@@ -79,8 +110,9 @@ export class TunnelLease {
     if (lease) {
       const holder = lease.spec?.holderIdentity ?? ''; const renewTime = lease.spec?.renewTime ?? '';
       this.holder = holder;
-      if (!this.#observed || this.#observed.holder !== holder || this.#observed.renewTime !== renewTime) this.#observed = { holder, renewTime, atMs: now };
+      if (!this.#observed || this.#observed.holder !== holder || this.#observed.renewTime !== renewTime || this.#blind) this.#observed = { holder, renewTime, atMs: now };
     }
+    this.#blind = false;
     const d = decideLease(lease, this.#me, this.#observed, now, this.#timing.leaseDurationMs);
     if (d === 'wait') { this.#lastRenewMs = undefined; return false; }
     const spec: LeaseSpec = {
@@ -105,6 +137,7 @@ export class TunnelLease {
   async release(): Promise<void> {
     const was = this.#lastRenewMs !== undefined;
     this.#lastRenewMs = undefined;
+    this.#outageSinceMs = undefined;
     if (!was) return;
     try {
       const lease = await this.#kube.get<Lease>(this.#path);
