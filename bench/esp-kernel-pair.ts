@@ -100,12 +100,16 @@ export async function kernelEspPair(scope: Scope, algorithm: EspAlgorithm): Prom
   const keys = { ab: randomBytes(aead.keyBytes).toString('hex'), ba: randomBytes(aead.keyBytes).toString('hex') };
   await configure(a, 'a', aead, keys);
   await configure(b, 'b', aead, keys);
-  const ping = await a.run('ping', ['-c', '2', '-i', '0.2', '-W', '2', '-I', INNER.a, INNER.b], { check: false, timeoutMs: 60_000 });
-  if (!/2 received/.test(ping.stdout)) throw new Error(`no ping through kernel ESP: ${ping.stdout}${ping.stderr}`);
+  // -W 10, 2 of 3: the first packet under TCG emulation can be slow.
+  const ping = await a.run('ping', ['-c', '3', '-i', '0.2', '-W', '10', '-I', INNER.a, INNER.b], { check: false, timeoutMs: 60_000 });
+  if (!/[23] received/.test(ping.stdout)) throw new Error(`no ping through kernel ESP: ${ping.stdout}${ping.stderr}`);
   const encapsulated = await saPackets(a, WIRE.a, WIRE.b, KERNEL_SPI.ab);
   if (encapsulated < 2) throw new Error(`the ping did not go through the a→b SA (${encapsulated} packets on it)`);
-  const crypto = readFileSync('/proc/crypto', 'utf8').split('\n\n').find((blk) => new RegExp(`^name\\s*: ${aead.name.replace(/[()]/g, '\\$&')}$`, 'm').test(blk));
-  const driver = /^driver\s*: (.*)$/m.exec(crypto ?? '')?.[1] ?? '?';
+  // The kernel uses the highest-priority implementation of a name (/proc/crypto lists them all).
+  const field = (blk: string, f: string): string | undefined => new RegExp(`^${f}\\s*: (.*)$`, 'm').exec(blk)?.[1];
+  const impls = readFileSync('/proc/crypto', 'utf8').split('\n\n').filter((blk) => field(blk, 'name') === aead.name);
+  const best = impls.sort((x, y) => Number(field(y, 'priority') ?? 0) - Number(field(x, 'priority') ?? 0))[0];
+  const driver = best === undefined ? '?' : `${field(best, 'driver') ?? '?'} (priority ${field(best, 'priority') ?? '?'}, ${impls.length} registered)`;
   return {
     a, b, driver,
     out: () => saPackets(a, WIRE.a, WIRE.b, KERNEL_SPI.ab),

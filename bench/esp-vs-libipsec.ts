@@ -141,8 +141,8 @@ async function libipsecPair(scope: Scope): Promise<{ a: Netns; b: Netns; pids: n
   if (r.code !== 0) throw new Error(`charon initiate failed:\n${r.stdout}\n${sa.log().slice(-3000)}`);
   const pids = [...await charonPids(a), ...await charonPids(b)];
   if (pids.length !== 2) throw new Error(`expected 2 charon processes, found ${pids.length}`);
-  const ping = await a.run('ping', ['-c', '2', '-i', '0.2', '-W', '2', '-I', INNER.a, INNER.b], { check: false });
-  if (!/2 received/.test(ping.stdout)) throw new Error(`no ping through libipsec: ${ping.stdout}`);
+  const ping = await a.run('ping', ['-c', '3', '-i', '0.2', '-W', '10', '-I', INNER.a, INNER.b], { check: false, timeoutMs: 60_000 });
+  if (!/[23] received/.test(ping.stdout)) throw new Error(`no ping through libipsec: ${ping.stdout}`);
   // kernel-libipsec's TUN device (ipsec0 unless taken) and its MTU, to print beside esp-pair's.
   const tun = /^\d+: (\S+?): <[^>]*> mtu (\d+)/m.exec((await a.run('ip', ['-o', 'link', 'show', 'type', 'tun'])).stdout);
   tunMtus.push(`libipsec ${tun?.[1] ?? '?'} ${tun?.[2] ?? '?'}`);
