@@ -10,6 +10,8 @@ export const ExchangeType = {
   INFORMATIONAL: 37,
   /** RFC 9242 §3: between IKE_SA_INIT and IKE_AUTH (RFC 9370: one per additional key exchange). */
   IKE_INTERMEDIATE: 43,
+  /** RFC 9370 §2.2.2: one per additional key exchange after a CREATE_CHILD_SA. */
+  IKE_FOLLOWUP_KE: 44,
 } as const;
 export type ExchangeTypeName = keyof typeof ExchangeType;
 
@@ -178,6 +180,7 @@ export const NotifyError = {
   INVALID_SELECTORS: 39,
   TEMPORARY_FAILURE: 43,
   CHILD_SA_NOT_FOUND: 44,
+  STATE_NOT_FOUND: 47, // RFC 9370 §2.2.2: an IKE_FOLLOWUP_KE whose link the responder does not know
 } as const;
 
 /** RFC 7296 §3.10.1 Notify Message Types: status (>= 16384), plus extensions we implement. */

@@ -272,7 +272,7 @@ export interface IkeFailure {
   readonly notify: string | null;
   /** Which side detected it: 'local' (we refused) or 'remote' (the peer's notify). */
   readonly origin: 'local' | 'remote';
-  readonly exchange: 'IKE_SA_INIT' | 'IKE_INTERMEDIATE' | 'IKE_AUTH' | 'CREATE_CHILD_SA' | 'INFORMATIONAL' | null;
+  readonly exchange: 'IKE_SA_INIT' | 'IKE_INTERMEDIATE' | 'IKE_FOLLOWUP_KE' | 'IKE_AUTH' | 'CREATE_CHILD_SA' | 'INFORMATIONAL' | null;
   readonly message: string;
   /**
    * NO_PROPOSAL_CHOSEN: both lists in strongSwan syntax. `remote` is what the peer offered when we

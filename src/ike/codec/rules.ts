@@ -50,6 +50,11 @@ export const EXCHANGE_RULES: ReadonlyMap<number, { readonly request: ExchangeRul
     request: { outer: ENCRYPTED_OUTER, inner: { ke: OPT, notify: ANY, vendor: ANY } },
     response: { outer: ENCRYPTED_OUTER, inner: { ke: OPT, notify: ANY, vendor: ANY } },
   }],
+  [ExchangeType.IKE_FOLLOWUP_KE, {
+    // RFC 9370 §2.2.2: SK {KEi(n), N(ADDITIONAL_KEY_EXCHANGE)} / SK {KEr(n), [N(ADDITIONAL_KEY_EXCHANGE)]}
+    request: { outer: ENCRYPTED_OUTER, inner: { ke: OPT, notify: ANY, vendor: ANY } },
+    response: { outer: ENCRYPTED_OUTER, inner: { ke: OPT, notify: ANY, vendor: ANY } },
+  }],
   [ExchangeType.INFORMATIONAL, {
     // SK {[N+], [D+], [CP]}, possibly empty (liveness check, §1.4)
     request: { outer: ENCRYPTED_OUTER, inner: { notify: ANY, delete: ANY, cp: OPT, vendor: ANY } },

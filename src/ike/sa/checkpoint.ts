@@ -178,6 +178,7 @@ function childCheckpoint(c: ChildSa): ChildCheckpoint {
 function taskCheckpoint(t: Task): TaskCheckpoint | null {
   switch (t.kind) {
     case 'ike-init': case 'ike-intermediate': case 'ike-auth': return null; // only before the SA is established
+    case 'ike-followup': return null; // its new IKE SA has no keys yet: after a restart the old one is rekeyed afresh
     case 'child-create': return { kind: t.kind, child: t.child.config.name, group: t.group ?? null };
     case 'child-rekey': return { kind: t.kind, old: childCheckpoint(t.old), group: t.group ?? null };
     case 'child-delete': return { kind: t.kind, child: childCheckpoint(t.child), reason: t.reason };

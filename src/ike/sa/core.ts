@@ -230,8 +230,8 @@ export class EngineCore implements EngineHost {
     if (config.auth.method === 'psk' && config.remote.id === undefined) throw new ConfigError(`${path}.remote.id`, 'PSK authentication needs the remote identity');
     if (config.auth.method === 'certificate' && config.auth.peerPins) checkPinsConfig(config.auth.peerPins, `${path}.auth.peerPins`);
     const allowWeak = config.ike.allowWeak ?? false;
-    // RFC 9370 ADDKE in IKE proposals run in IKE_INTERMEDIATE; ESP proposals keep refusing them
-    // (CREATE_CHILD_SA with IKE_FOLLOWUP_KE is not implemented).
+    // RFC 9370 ADDKE in IKE proposals run in IKE_INTERMEDIATE (setup) and IKE_FOLLOWUP_KE (IKE
+    // rekey); ESP proposals keep refusing them (Child SAs with IKE_FOLLOWUP_KE are not implemented).
     const ikeProposals = parseProposals(config.ike.proposals, 'ike', { allowWeak, path: `${path}.ike.proposals`, additionalKeyExchanges: true });
     if (preferredDhGroup(ikeProposals) === null) throw new ConfigError(`${path}.ike.proposals`, 'IKE proposals need a key exchange method');
     const existing = this.peers.get(config.name);

@@ -10,6 +10,7 @@ import type { Prf } from '../crypto/prf.js';
 import type { SkCipher } from '../crypto/sk.js';
 import type { PolicyProposal } from '../policy/proposal.js';
 import type { SelectedProposal } from '../policy/select.js';
+import type { FollowupKe, FollowupView } from '../steps/followup-ke.js';
 import type { Intermediate } from '../steps/intermediate.js';
 import type { Endpoint, IpsecMode, KernelChildSaRef, KernelSa, UdpEncap } from '../ports.js';
 import type { ChildConfig, PeerConfig } from './config.js';
@@ -122,6 +123,8 @@ export type Task =
   | { readonly kind: 'child-delete'; readonly child: ChildSa; readonly reason: 'rekeyed' | 'terminated' | 'redundant' | 'hard-lifetime' }
   /** `group`: as for child-create, the KE method the peer asked for (RFC 7296 §1.3.2), once. */
   | { readonly kind: 'ike-rekey'; readonly group?: number }
+  /** RFC 9370 §2.2.2: the next IKE_FOLLOWUP_KE of our IKE rekey (sa.followup says which). */
+  | { readonly kind: 'ike-followup' }
   /**
    * `duplicate`: one of two IKE SAs from a simultaneous start (see lifecycle.ts resolveDuplicates);
    * `reauthenticated`: the old IKE SA once its reauthentication is complete (reauth.ts).
@@ -138,6 +141,13 @@ export interface ChildRequestScratch {
   readonly mode: IpsecMode;
   readonly localTs: readonly TsRange[];
   readonly remoteTs: readonly TsRange[];
+}
+
+/** An IKE rekey's IKE_FOLLOWUP_KE run (see IkeSa.followup). */
+export interface FollowupRun {
+  readonly fresh: IkeSa;
+  readonly view: FollowupView;
+  state: FollowupKe;
 }
 
 export interface IkeRekeyScratch {
@@ -216,6 +226,12 @@ export interface IkeSa {
    * chosen proposal has none. Its IntAuth chain goes into AUTH.
    */
   intermediate: Intermediate | null;
+  /**
+   * RFC 9370 §2.2.2: an IKE rekey with additional key exchanges in IKE_FOLLOWUP_KE on this (old)
+   * IKE SA, from either side: the new IKE SA (keys still null, not registered) and the steps'
+   * state (steps/followup-ke.ts). Absent or null when none is running.
+   */
+  followup?: FollowupRun | null;
   /** The IKE SA proposal chosen, for rekey offers that keep the suite. */
   selected: SelectedProposal | null;
   remoteId: string | null;

@@ -343,7 +343,7 @@ export function migrateChildren(e: EngineHost, from: IkeSa, to: IkeSa): void {
   // A reauthentication that completed during the rekey queued the old SA's Delete (reauth.ts
   // finishReauth): the successor is what it replaces now, so that Delete moves along.
   for (const t of from.pending.splice(0)) {
-    if (t.kind === 'ike-delete' ? t.reason === 'reauthenticated' : t.kind !== 'ike-rekey' && t.kind !== 'dpd' && t.kind !== 'ike-auth') to.pending.push(t);
+    if (t.kind === 'ike-delete' ? t.reason === 'reauthenticated' : t.kind !== 'ike-rekey' && t.kind !== 'ike-followup' && t.kind !== 'dpd' && t.kind !== 'ike-auth') to.pending.push(t);
   }
 }
 

@@ -16,6 +16,7 @@ import { respondInit } from '../exchanges/ike-init.js';
 import { respondInformational } from '../exchanges/informational.js';
 import { respondIntermediate } from '../steps/intermediate.js';
 import { applyIntermediateKeys, intermediateView } from './intermediate.js';
+import { abandonFollowup, answerFollowupRequest, beginFollowup } from './followup.js';
 import type { Endpoint } from '../ports.js';
 import { ikeFailure } from './context.js';
 import type { EngineHost } from './host.js';
@@ -195,10 +196,27 @@ export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, fro
       await answerIntermediate(e, sa, m, id);
       return;
     }
+    case ExchangeType.IKE_FOLLOWUP_KE: {
+      const r = sa.state.tag === 'established' ? answerFollowupRequest(e, sa, m) : null;
+      // No run of ours this could belong to (RFC 9370 §2.2.2).
+      if (r === null) { sendResponse(e, sa, type, id, [notifyOf(NotifyError.STATE_NOT_FOUND)]); return; }
+      if (r.outcome.kind === 'failed') e.failure(sa.peer, r.outcome.failure);
+      if (r.outcome.kind === 'done') {
+        // Children move before the response leaves, as for a plain IKE rekey.
+        e.register(r.outcome.fresh);
+        adoptSuccessor(e, sa, r.outcome.fresh);
+        awaitOldIkeDelete(e, sa);
+      }
+      sendResponse(e, sa, type, id, r.reply);
+      return;
+    }
     case ExchangeType.CREATE_CHILD_SA: {
       if (m.first('sa')?.proposals[0]?.protocolId === ProtocolId.IKE) {
         const r = respondIkeRekey(e, sa, m, sa.outstanding?.task.kind === 'ike-rekey');
         if (r.kind === 'refused') { sendResponse(e, sa, type, id, r.reply); if (r.failure) e.failure(sa.peer, r.failure); return; }
+        // RFC 9370 §2.2.2: the new IKE SA waits, unregistered and without keys, for IKE_FOLLOWUP_KE.
+        if (r.kind === 'followup') { beginFollowup(e, sa, r.sa, r.state); sendResponse(e, sa, type, id, r.reply); return; }
+        abandonFollowup(sa);
         e.register(r.sa);
         // Children move before the response leaves, so a checkpoint never shows them on an SA the peer has rekeyed.
         if (r.collision) sa.ikeCollision = { peerSa: r.sa, nonces: [r.sa.ni, r.sa.nr] };

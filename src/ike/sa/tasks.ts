@@ -22,7 +22,8 @@ import type { EngineHost } from './host.js';
 import { FRAGMENT_MTU, REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 import { ikeSpisText, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
 import { emitChildUp, establish, heldBySurvivor, installChild, migrateChildren, scheduleIkeTimers, teardown } from './lifecycle.js';
-import { finishReauth, linkReauth, moveReauthLink, noteReauthChildFailed } from './reauth.js';
+import { finishReauth, moveReauthLink, noteReauthChildFailed } from './reauth.js';
+import { abandonFollowup, beginFollowup, nextFollowupRequest, onFollowupResponse } from './followup.js';
 import type { Step } from '../steps/child.js';
 import { headerFor, sealMessage, unfragmentedHint } from './wire.js';
 
@@ -145,9 +146,16 @@ async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
         if (established) sa.timers.rekey = e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, task)); });
         return false;
       }
-      if (sa.selected?.additionalKeyExchanges) { reauthInstead(e, sa, task); return false; }
+      // A peer's IKE_FOLLOWUP_KE run on this SA is still open: ours waits for it.
+      if (sa.followup) { sa.timers.rekey = e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, task)); }); return false; }
       const { payloads, scratch } = buildIkeRekeyRequest(e, sa, task.group);
       send(e, sa, task, ExchangeType.CREATE_CHILD_SA, payloads, { ikeRekey: scratch });
+      return true;
+    }
+    case 'ike-followup': {
+      const payloads = established ? nextFollowupRequest(sa) : null;
+      if (payloads === null) return false;
+      send(e, sa, task, ExchangeType.IKE_FOLLOWUP_KE, payloads);
       return true;
     }
     case 'ike-delete': {
@@ -163,18 +171,6 @@ async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
       return true;
     }
   }
-}
-
-/**
- * An IKE SA with RFC 9370 additional key exchanges cannot be rekeyed in CREATE_CHILD_SA here
- * (IKE_FOLLOWUP_KE, §2.2.2, is not implemented): a make-before-break reauthentication replaces
- * it instead, which runs the additional exchanges in IKE_INTERMEDIATE again (reauth.ts).
- */
-function reauthInstead(e: EngineHost, sa: IkeSa, task: Task): void {
-  const busy = sa.reauth !== null || e.liveSas(sa.peer.config.name).some((s) => s.state.tag !== 'established');
-  if (busy) { sa.timers.rekey = e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, task)); }); return; }
-  e.log?.info({ peer: sa.peer.config.name, ikeSpis: ikeSpisText(sa) }, 'IKE rekey of an SA with additional key exchanges: reauthenticating instead');
-  startInitiator(e, sa.peer, (fresh) => linkReauth(sa, fresh, true));
 }
 
 /** Retire an IKE SA whose children moved to a successor: no events, no kernel changes. */
@@ -222,8 +218,8 @@ export function scheduleRetry(e: EngineHost, peer: PeerRuntime): void {
   });
 }
 
-function exchangeOf(t: number): 'IKE_SA_INIT' | 'IKE_INTERMEDIATE' | 'IKE_AUTH' | 'CREATE_CHILD_SA' | 'INFORMATIONAL' | null {
-  return t === ExchangeType.IKE_SA_INIT ? 'IKE_SA_INIT' : t === ExchangeType.IKE_INTERMEDIATE ? 'IKE_INTERMEDIATE' : t === ExchangeType.IKE_AUTH ? 'IKE_AUTH' : t === ExchangeType.CREATE_CHILD_SA ? 'CREATE_CHILD_SA' : t === ExchangeType.INFORMATIONAL ? 'INFORMATIONAL' : null;
+function exchangeOf(t: number): 'IKE_SA_INIT' | 'IKE_INTERMEDIATE' | 'IKE_FOLLOWUP_KE' | 'IKE_AUTH' | 'CREATE_CHILD_SA' | 'INFORMATIONAL' | null {
+  return t === ExchangeType.IKE_SA_INIT ? 'IKE_SA_INIT' : t === ExchangeType.IKE_INTERMEDIATE ? 'IKE_INTERMEDIATE' : t === ExchangeType.IKE_FOLLOWUP_KE ? 'IKE_FOLLOWUP_KE' : t === ExchangeType.IKE_AUTH ? 'IKE_AUTH' : t === ExchangeType.CREATE_CHILD_SA ? 'CREATE_CHILD_SA' : t === ExchangeType.INFORMATIONAL ? 'INFORMATIONAL' : null;
 }
 
 /** The old IKE SA hands everything to `successor` (after our or the peer's IKE rekey). */
@@ -253,6 +249,7 @@ export async function handleResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, da
     case 'child-rekey': await onChildResponse(e, sa, m, o, task); break;
     case 'child-delete': await onChildDeleteAnswered(e, sa, task); break;
     case 'ike-rekey': await onIkeRekey(e, sa, m, o, task); break;
+    case 'ike-followup': onFollowup(e, sa, m); break;
     case 'ike-delete':
       if (task.reason === 'terminated') await teardown(e, sa, 'terminated');
       else if (task.reason === 'duplicate') await teardown(e, sa, 'replaced');
@@ -361,6 +358,13 @@ async function onIkeRekey(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstandin
     return;
   }
   const fresh = r.sa;
+  if (r.followup) {
+    // The peer's rekey got in while ours was open: with IKE_FOLLOWUP_KE to come, ours yields.
+    if (collision) { for (const x of r.followup.secrets) x.wipe(); adoptSuccessor(e, sa, collision.peerSa); awaitOldIkeDelete(e, sa); return; }
+    beginFollowup(e, sa, fresh, r.followup);
+    sa.pending.unshift({ kind: 'ike-followup' });
+    return;
+  }
   e.register(fresh);
   if (collision && ourRekeyLoses([scratch.ni, fresh.nr], collision.nonces)) {
     adoptSuccessor(e, sa, collision.peerSa);
@@ -376,6 +380,23 @@ async function onIkeRekey(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstandin
     collision.peerSa.state = { tag: 'rekeyed', successor: fresh };
     awaitOldIkeDelete(e, collision.peerSa);
   }
+  queueTask(e, sa, { kind: 'ike-delete', reason: 'rekeyed' });
+}
+
+/** The answer to our IKE_FOLLOWUP_KE (RFC 9370 §2.2.2): the next one, or the new IKE SA takes over. */
+function onFollowup(e: EngineHost, sa: IkeSa, m: IkeMessage): void {
+  const r = onFollowupResponse(e, sa, m);
+  if (r === null) { e.drop('unexpected-followup-response'); return; }
+  if (r.kind === 'continue') { sa.pending.unshift({ kind: 'ike-followup' }); return; }
+  if (r.kind === 'failed') {
+    // Like any refused rekey: the IKE SA still works, try again later.
+    abandonFollowup(sa);
+    e.failure(sa.peer, r.failure);
+    if (sa.state.tag === 'established') sa.timers.rekey = e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'ike-rekey' })); });
+    return;
+  }
+  e.register(r.fresh);
+  adoptSuccessor(e, sa, r.fresh);
   queueTask(e, sa, { kind: 'ike-delete', reason: 'rekeyed' });
 }
 

@@ -1,4 +1,5 @@
 // RFC 9370 multiple key exchanges in RFC 9242 IKE_INTERMEDIATE between two in-process engines,
+// and in IKE_FOLLOWUP_KE when the hybrid IKE SA is rekeyed (§2.2.2),
 // from both roles: x25519 in IKE_SA_INIT, ML-KEM in one IKE_INTERMEDIATE per ADDKE method, keys
 // updated after each, IKE_AUTH covering the IntAuth chain; and what a peer without
 // INTERMEDIATE_EXCHANGE_SUPPORTED gets (the proposal without ADDKE, or NO_PROPOSAL_CHOSEN saying why).
@@ -119,23 +120,54 @@ test('RFC 9370 §2.2.1: a responder that chose ADDKE without announcing IKE_INTE
   assert.equal(p.alice.events.some((e) => e.type === 'ike-up'), false);
 });
 
-test('RFC 9370 §2.2.2 is not implemented: an IKE rekey of a hybrid IKE SA is a make-before-break reauthentication (IKE_SA_INIT, IKE_INTERMEDIATE, IKE_AUTH) instead', async () => {
-  const p = new Pair({ ike: [HYBRID] });
+const C = ExchangeType.CREATE_CHILD_SA; const F = ExchangeType.IKE_FOLLOWUP_KE; const INFO = ExchangeType.INFORMATIONAL;
+
+for (const [rekeyer, peer] of [['alice', 'to-bob'], ['bob', 'to-alice']] as const) {
+  test(`RFC 9370 §2.2.2: ${rekeyer} rekeys the hybrid IKE SA — CREATE_CHILD_SA {SA, Ni, KE(x25519)} then IKE_FOLLOWUP_KE {KE(ML-KEM-768), N(ADDITIONAL_KEY_EXCHANGE)}; Child SAs move, the new SA is hybrid and usable`, async () => {
+    const p = new Pair({ ike: [HYBRID] });
+    await p.connect();
+    const before = p.alice.engine.status().peers[0]!.ike!.ikeSpis;
+    const n = p.net.log.length;
+    p[rekeyer].engine.rekey(peer, { ike: true });
+    await p.net.pump();
+    /* on the old IKE SA: CREATE_CHILD_SA <->, IKE_FOLLOWUP_KE <->, INFORMATIONAL {D} <-> */
+    const seen = exchanges(p.net.log.slice(n)).map(([x, r]) => [x, r]);
+    assert.deepEqual(seen, [[C, false], [C, true], [F, false], [F, true], [INFO, false], [INFO, true]]);
+    const ccsa = p.net.log.slice(n).filter((x) => x.exchange === C);
+    const fke = p.net.log.slice(n).filter((x) => x.exchange === F);
+    assert.equal(fke[0]!.messageId, ccsa[0]!.messageId + 1, 'IKE_FOLLOWUP_KE is the next request on the old IKE SA');
+    for (const s of [p.alice, p.bob]) {
+      const st = s.engine.status().peers[0]!.ike!;
+      assert.equal(st.state, 'established');
+      assert.notEqual(st.ikeSpis, before);
+      assert.equal(st.suite, HYBRID);
+      assert.deepEqual(errors(s.events), []);
+      assert.ok(s.events.some((e) => e.type === 'ike-rekeyed'), `${s.name} saw ike-rekeyed`);
+      assert.equal(s.events.some((e) => e.type === 'ike-down'), false, `${s.name}: no ike-down`);
+    }
+    assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+    // The new IKE SA works: both sides derived the same keys over SK(0) | Ni | Nr | SK(1), so a
+    // Child SA rekey on it (CREATE_CHILD_SA under the new keys) succeeds.
+    const m = p.net.log.length;
+    p[rekeyer === 'alice' ? 'bob' : 'alice'].engine.rekey(rekeyer === 'alice' ? 'to-alice' : 'to-bob', { ike: false });
+    await p.net.pump();
+    assert.deepEqual(exchanges(p.net.log.slice(m)).map(([x, r]) => [x, r]).slice(0, 2), [[C, false], [C, true]]);
+    for (const s of [p.alice, p.bob]) assert.deepEqual(errors(s.events), [], s.name);
+    assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  });
+}
+
+test('RFC 9370 §2.2.2: two additional methods take two IKE_FOLLOWUP_KE exchanges, linked by the responder\'s notify', async () => {
+  const p = new Pair({ ike: ['aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke2_mlkem1024'] });
   await p.connect();
-  const before = p.alice.engine.status().peers[0]!.ike!.ikeSpis;
   const n = p.net.log.length;
   p.alice.engine.rekey('to-bob', { ike: true });
   await p.net.pump();
-  /* new IKE SA: IKE_SA_INIT, IKE_INTERMEDIATE {KE(ML-KEM-768)}, IKE_AUTH {.., SA, TSi, TSr}; then INFORMATIONAL {D} on the old one */
   const seen = exchanges(p.net.log.slice(n)).map(([x, r]) => [x, r]);
-  assert.deepEqual(seen.slice(0, 6), [[I, false], [I, true], [M, false], [M, true], [A, false], [A, true]]);
-  assert.deepEqual(seen.slice(6), [[ExchangeType.INFORMATIONAL, false], [ExchangeType.INFORMATIONAL, true]]);
+  assert.deepEqual(seen, [[C, false], [C, true], [F, false], [F, true], [F, false], [F, true], [INFO, false], [INFO, true]]);
   for (const s of [p.alice, p.bob]) {
-    const st = s.engine.status().peers[0]!.ike!;
-    assert.equal(st.state, 'established');
-    assert.notEqual(st.ikeSpis, before);
-    assert.equal(st.suite, HYBRID);
-    assert.deepEqual(errors(s.events), []);
+    assert.deepEqual(errors(s.events), [], s.name);
+    assert.equal(s.engine.status().peers[0]!.ike!.suite, 'aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke2_mlkem1024');
   }
   assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
 });
