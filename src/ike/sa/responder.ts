@@ -17,6 +17,7 @@ import { respondInformational } from '../exchanges/informational.js';
 import { respondIntermediate } from '../steps/intermediate.js';
 import { applyIntermediateKeys, intermediateView } from './intermediate.js';
 import { abandonFollowup, answerFollowupRequest, beginFollowup } from './followup.js';
+import { REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 import type { Endpoint } from '../ports.js';
 import { ikeFailure } from './context.js';
 import type { EngineHost } from './host.js';
@@ -215,7 +216,14 @@ export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, fro
         const r = respondIkeRekey(e, sa, m, sa.outstanding?.task.kind === 'ike-rekey');
         if (r.kind === 'refused') { sendResponse(e, sa, type, id, r.reply); if (r.failure) e.failure(sa.peer, r.failure); return; }
         // RFC 9370 §2.2.2: the new IKE SA waits, unregistered and without keys, for IKE_FOLLOWUP_KE.
-        if (r.kind === 'followup') { beginFollowup(e, sa, r.sa, r.state); sendResponse(e, sa, type, id, r.reply); return; }
+        if (r.kind === 'followup') {
+          beginFollowup(e, sa, r.sa, r.state);
+          // An initiator that never follows up (it gave up, or restarted) does not hold the run forever.
+          const fresh = r.sa;
+          e.clock.setTimer(REKEYED_SA_TIMEOUT_MS, () => { void e.enqueue(sa, () => { if (sa.followup?.fresh === fresh) abandonFollowup(sa); }); });
+          sendResponse(e, sa, type, id, r.reply);
+          return;
+        }
         abandonFollowup(sa);
         e.register(r.sa);
         // Children move before the response leaves, so a checkpoint never shows them on an SA the peer has rekeyed.

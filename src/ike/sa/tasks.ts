@@ -352,9 +352,12 @@ async function onIkeRekey(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstandin
       if (k.kind === 'retry') { sa.pending.unshift({ kind: 'ike-rekey', group: k.group }); return; }
       failure = k.failure;
     }
-    // Like any refused rekey: the IKE SA still works, try again later from its own group.
+    // Like any refused rekey: the IKE SA still works, try again later from its own group. Two
+    // rekeys with IKE_FOLLOWUP_KE that met refuse each other (ike-rekey.ts): the SA's original
+    // initiator retries first, so they do not meet again.
     if (!r.temporary) e.failure(sa.peer, failure);
-    if (sa.state.tag === 'established') sa.timers.rekey = e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'ike-rekey' })); });
+    const wait = r.temporary && sa.selected?.additionalKeyExchanges && sa.role === 'responder' ? 2 * REKEY_RETRY_MS : REKEY_RETRY_MS;
+    if (sa.state.tag === 'established') sa.timers.rekey = e.clock.setTimer(wait, () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'ike-rekey' })); });
     return;
   }
   const fresh = r.sa;
