@@ -7,11 +7,11 @@
 // SA SPIs, and INFORMATIONAL goes both ways on the established SA: charon's liveness checks
 // answered by us, our Delete parsed by charon (so SK_e/SK_a after the key update agree); the Child SA's keys come from the updated SK_d, and charon
 // (kernel-libipsec) installs it while kipsec records it (no ESP in this kernel, no data traffic).
-// Then kipsec's IKE rekey, which for a hybrid SA is a make-before-break reauthentication (new
-// IKE_SA_INIT + IKE_INTERMEDIATE + IKE_AUTH, the old SA deleted): CREATE_CHILD_SA with
-// IKE_FOLLOWUP_KE (RFC 9370 §2.2.2) is not implemented, so charon's own rekey of such an SA is
-// refused (NO_PROPOSAL_CHOSEN) and not covered. Not proven either: key agreement by comparing key
-// logs (our engine does not export keys).
+// Then the hybrid IKE SA is rekeyed in CREATE_CHILD_SA + IKE_FOLLOWUP_KE (RFC 9370 §2.2.2), by
+// kipsec and then by charon (swanctl --rekey --ike): the new IKE SA carries KE1_ML_KEM_768 on both
+// sides, the Child SA moves, and the INFORMATIONAL checks above run on the twice-rekeyed SA (so
+// both sides derived the same keys over SK(0) | Ni | Nr | SK(1), §2.2.4). Not proven: key
+// agreement by comparing key logs (our engine does not export keys).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -116,21 +116,40 @@ async function scenario(t: Scope, kipsecInitiates: boolean): Promise<void> {
   assert.equal(child.state, 'INSTALLED');
   assert.equal(child.spiIn, hex8(rec.outbound), 'charon receives on the SPI we send to');
   assert.equal(child.spiOut, hex8(rec.inbound), 'charon sends to the SPI we receive on');
-  // Our IKE rekey of the hybrid SA: a make-before-break reauthentication (IKE_FOLLOWUP_KE is not
-  // implemented), with ML-KEM again in IKE_INTERMEDIATE; charon ends up with the new SA only.
-  const oldSpis = `${ike.spiI}_i ${ike.spiR}_r`;
-  peer.send({ cmd: 'rekey', ike: true });
-  let fresh = ike;
-  for (let i = 0; i < 100; i++) {
-    const sas = await swan.ikeSas();
-    const ours2 = await peer.status();
-    const only = sas.length === 1 ? sas[0] : undefined;
-    if (only && only.state === 'ESTABLISHED' && `${only.spiI}_i ${only.spiR}_r` !== oldSpis && ours2.ike?.ikeSpis === `${only.spiI}_i ${only.spiR}_r`) { fresh = only; break; }
-    await sleep(200);
+  // IKE rekeys of the hybrid SA (RFC 9370 §2.2.2): CREATE_CHILD_SA {SA, Ni, KE(x25519)} then
+  // IKE_FOLLOWUP_KE {KE(ML-KEM-768), N(ADDITIONAL_KEY_EXCHANGE)}, first ours, then charon's.
+  let current = ike;
+  for (const by of ['kipsec', 'charon'] as const) {
+    const oldSpis = `${current.spiI}_i ${current.spiR}_r`;
+    const at = swan.log().length;
+    if (by === 'kipsec') peer.send({ cmd: 'rekey', ike: true });
+    else {
+      const r = await swan.swanctl(['--rekey', '--ike', 't'], false);
+      assert.equal(r.code, 0, `swanctl --rekey --ike failed:\n${r.stdout}`);
+    }
+    let fresh = current;
+    for (let i = 0; i < 100; i++) {
+      const sas = await swan.ikeSas();
+      const ours2 = await peer.status();
+      const only = sas.length === 1 ? sas[0] : undefined;
+      if (only && only.state === 'ESTABLISHED' && `${only.spiI}_i ${only.spiR}_r` !== oldSpis && ours2.ike?.ikeSpis === `${only.spiI}_i ${only.spiR}_r`) { fresh = only; break; }
+      await sleep(200);
+    }
+    const seen = swan.log().slice(at);
+    assert.notEqual(`${fresh.spiI}_i ${fresh.spiR}_r`, oldSpis, `${by}'s IKE rekey left no new IKE SA:\n${await swan.listSas()}\n${seen.slice(-6000)}`);
+    const dir = by === 'kipsec' ? 'parsed' : 'generating';
+    const back = by === 'kipsec' ? 'generating' : 'parsed';
+    assert.match(seen, new RegExp(`${dir} CREATE_CHILD_SA request \\d+ \\[ [^\\]]*KE[^\\]]* \\]`), seen.slice(-6000));
+    assert.match(seen, new RegExp(`${back} CREATE_CHILD_SA response \\d+ \\[ [^\\]]*N\\(ADD_KE\\)[^\\]]* \\]`), seen.slice(-6000));
+    assert.match(seen, new RegExp(`${dir} IKE_FOLLOWUP_KE request \\d+ \\[ [^\\]]*KE[^\\]]* \\]`), seen.slice(-6000));
+    assert.match(seen, new RegExp(`${back} IKE_FOLLOWUP_KE response \\d+ \\[ KE \\]`), seen.slice(-6000));
+    assert.doesNotMatch(seen, /IKE_SA_INIT|IKE_AUTH/, 'a rekey, not a reauthentication');
+    assert.match(fresh.block, /AES_GCM_16-256\/PRF_HMAC_SHA2_384\/CURVE_25519\/KE1_ML_KEM_768/, fresh.block);
+    assert.equal((await peer.status()).ike?.suite, HYBRID);
+    assert.equal((await swan.childSas()).length, 1, 'the Child SA moved to the new IKE SA');
+    current = fresh;
   }
-  assert.notEqual(`${fresh.spiI}_i ${fresh.spiR}_r`, oldSpis, `no reauthenticated IKE SA:\n${await swan.listSas()}\n${swan.log().slice(-4000)}`);
-  assert.match(fresh.block, /KE1_ML_KEM_768/);
-  assert.equal((await swan.childSas()).length, 1, 'the Child SA moved to the new IKE SA');
+  assert.equal(peer.events('ike-rekeyed').length, 2, 'two IKE rekeys on our side');
   // INFORMATIONAL each way: charon's liveness checks (dpd_delay 1 s) are answered by us, and our
   // Delete of the IKE SA is parsed (decrypted, ICV checked) by charon, which then drops the SA.
   const mark = swan.log().length;
@@ -144,10 +163,10 @@ async function scenario(t: Scope, kipsecInitiates: boolean): Promise<void> {
   assert.deepEqual(peer.events('error'), [], 'no errors on our side');
 }
 
-test('strongSwan 6.1 x25519 + ML-KEM-768 (RFC 9370 ke1_mlkem768 in IKE_INTERMEDIATE): kipsec initiates; AUTH, SPIs, INFORMATIONAL each way and an IKE rekey by reauthentication', { skip }, async (t) => {
+test('strongSwan 6.1 x25519 + ML-KEM-768 (RFC 9370 ke1_mlkem768 in IKE_INTERMEDIATE): kipsec initiates; AUTH, SPIs, INFORMATIONAL each way and IKE rekeys with IKE_FOLLOWUP_KE by each side', { skip }, async (t) => {
   await scenario(t, true);
 });
 
-test('strongSwan 6.1 x25519 + ML-KEM-768 (RFC 9370 ke1_mlkem768 in IKE_INTERMEDIATE): charon initiates, kipsec responds; AUTH, SPIs, INFORMATIONAL each way and an IKE rekey by reauthentication', { skip }, async (t) => {
+test('strongSwan 6.1 x25519 + ML-KEM-768 (RFC 9370 ke1_mlkem768 in IKE_INTERMEDIATE): charon initiates, kipsec responds; AUTH, SPIs, INFORMATIONAL each way and IKE rekeys with IKE_FOLLOWUP_KE by each side', { skip }, async (t) => {
   await scenario(t, false);
 });
