@@ -122,7 +122,7 @@ export function childKeyLengths(s: ChildSuite): { encr: number; integ: number } 
 }
 
 /**
- * KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr), cut per §2.17. Pass `pfsSharedSecret` when the
+ * KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr [| SK(1) | ... | SK(n)]), cut per §2.17 (RFC 9370 §2.2.4 for the SK(n)). Pass `pfsSharedSecret` when the
  * CREATE_CHILD_SA carried KE payloads. `prfId` is the IKE SA's PRF.
  */
 export function deriveChildSaKeys(a: {
@@ -132,9 +132,12 @@ export function deriveChildSaKeys(a: {
   readonly ni: Uint8Array;
   readonly nr: Uint8Array;
   readonly pfsSharedSecret?: SecretBytes;
+  /** RFC 9370 §2.2.4: SK(1)..SK(n) of the IKE_FOLLOWUP_KE exchanges, appended after Nr in order. */
+  readonly additionalSecrets?: readonly SecretBytes[];
 }): ChildSaKeys {
   const len = childKeyLengths(a.suite);
-  const seed = a.pfsSharedSecret ? concatBytes(a.pfsSharedSecret.expose(), a.ni, a.nr) : concatBytes(a.ni, a.nr);
+  const extra = (a.additionalSecrets ?? []).map((x) => x.expose());
+  const seed = a.pfsSharedSecret ? concatBytes(a.pfsSharedSecret.expose(), a.ni, a.nr, ...extra) : concatBytes(a.ni, a.nr);
   const km = prfPlus(createPrf(a.prfId), a.skD, seed, 2 * (len.encr + len.integ)).expose();
   seed.fill(0);
   let at = 0;

@@ -16,7 +16,7 @@ import { notify } from '../codec/payloads/notify.js';
 import { invalidKeNotify } from '../codec/payloads/notify-data.js';
 import { createKeyShare, type KeyShare } from '../crypto/dh.js';
 import { deriveRekeyedIkeSaKeys, type IkeSaKeys, type IkeSuite } from '../crypto/keys.js';
-import { followupMethods, initiatorStart, linkNotify, linkOf, responderStart, type FollowupKe, type FollowupView } from '../steps/followup-ke.js';
+import { followupMethods, initiatorStart, linkNotify, linkOf, responderStart, type FollowupKe, type RekeyedIkeInputs } from '../steps/followup-ke.js';
 import { dhGroupOf, fromSaProposal, ikeSuiteOf, selectedToSaProposal, toSaProposals } from '../policy/convert.js';
 import { formatProposal } from '../policy/proposal.js';
 import { checkProposalReply, selectProposal, type SelectedProposal } from '../policy/select.js';
@@ -56,12 +56,9 @@ export function installRekeyedKeys(ctx: Ctx, sa: IkeSa, raw: IkeSaKeys, group = 
   sa.keys = ikeKeysOf({ suite: ikeSuiteOf(sel), suiteText: suiteText('ike', sel.transforms), dhGroup: group, raw, role: sa.role, random: ctx.random });
 }
 
-/** What the IKE_FOLLOWUP_KE steps read (steps/followup-ke.ts): the old SA's PRF and SK_d, the new SA's suite, nonces, SPIs. */
-export function followupView(ctx: Ctx, old: IkeSa, fresh: IkeSa): FollowupView {
-  return {
-    prf: old.keys!.prf, skD: old.keys!.skD, suite: ikeSuiteOf(fresh.selected!), ni: fresh.ni, nr: fresh.nr,
-    spiI: spiBytes(fresh.spiI), spiR: spiBytes(fresh.spiR), random: ctx.random, allowWeak: old.peer.config.ike.allowWeak ?? false,
-  };
+/** What the new IKE SA's keys come from after IKE_FOLLOWUP_KE (steps/followup-ke.ts rekeyedIkeKeys). */
+export function rekeyedInputs(old: IkeSa, fresh: IkeSa): RekeyedIkeInputs {
+  return { prf: old.keys!.prf, skD: old.keys!.skD, suite: ikeSuiteOf(fresh.selected!), ni: fresh.ni, nr: fresh.nr, spiI: spiBytes(fresh.spiI), spiR: spiBytes(fresh.spiR) };
 }
 
 /** Initiator: SA with our new SPI, Ni, KEi in the current IKE SA's group (or the one the peer asked for). */

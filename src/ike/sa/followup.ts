@@ -4,8 +4,8 @@
 // keys here and the driver hands the old SA's Child SAs over to it, as after a plain IKE rekey.
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
-import { followupView, installRekeyedKeys } from '../exchanges/ike-rekey.js';
-import { consumeFollowupResponse, requestFollowup, respondFollowup, wipeSecrets, type FollowupKe, type FollowupStep } from '../steps/followup-ke.js';
+import { installRekeyedKeys, rekeyedInputs } from '../exchanges/ike-rekey.js';
+import { consumeFollowupResponse, rekeyedIkeKeys, requestFollowup, respondFollowup, wipeSecrets, type FollowupKe, type FollowupStep } from '../steps/followup-ke.js';
 import type { IkeFailure } from '../ports.js';
 import type { Ctx } from './context.js';
 import type { IkeSa } from './ike-sa.js';
@@ -21,7 +21,7 @@ export type FollowupOutcome =
 /** Start a run on `old` for `fresh` (the new IKE SA without keys). */
 export function beginFollowup(ctx: Ctx, old: IkeSa, fresh: IkeSa, state: FollowupKe): void {
   abandonFollowup(old);
-  old.followup = { fresh, view: followupView(ctx, old, fresh), state };
+  old.followup = { fresh, view: { random: ctx.random, allowWeak: old.peer.config.ike.allowWeak ?? false }, keys: rekeyedInputs(old, fresh), state };
 }
 
 /** Drop the run (the peer gave up on it, or ours failed), wiping the secrets it holds. */
@@ -35,8 +35,8 @@ function settle(ctx: Ctx, old: IkeSa, step: FollowupStep): FollowupOutcome {
   run.state = step.next;
   for (const ef of step.effects) {
     if (ef.kind === 'failed') { abandonFollowup(old); return { kind: 'failed', failure: ef.failure }; }
-    if (ef.kind === 'keys') {
-      installRekeyedKeys(ctx, run.fresh, ef.raw);
+    if (ef.kind === 'complete') {
+      try { installRekeyedKeys(ctx, run.fresh, rekeyedIkeKeys(run.keys, ef.secrets)); } finally { for (const x of ef.secrets) x.wipe(); }
       old.followup = null;
       return { kind: 'done', fresh: run.fresh };
     }

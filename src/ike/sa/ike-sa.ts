@@ -10,7 +10,7 @@ import type { Prf } from '../crypto/prf.js';
 import type { SkCipher } from '../crypto/sk.js';
 import type { PolicyProposal } from '../policy/proposal.js';
 import type { SelectedProposal } from '../policy/select.js';
-import type { FollowupKe, FollowupView } from '../steps/followup-ke.js';
+import type { FollowupKe, FollowupView, RekeyedIkeInputs } from '../steps/followup-ke.js';
 import type { Intermediate } from '../steps/intermediate.js';
 import type { Endpoint, IpsecMode, KernelChildSaRef, KernelSa, UdpEncap } from '../ports.js';
 import type { ChildConfig, PeerConfig } from './config.js';
@@ -147,6 +147,7 @@ export interface ChildRequestScratch {
 export interface FollowupRun {
   readonly fresh: IkeSa;
   readonly view: FollowupView;
+  readonly keys: RekeyedIkeInputs;
   state: FollowupKe;
 }
 

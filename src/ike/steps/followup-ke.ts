@@ -9,9 +9,10 @@
 //   HDR(IKE_FOLLOWUP_KE), SK {KEi(2), N(ADDITIONAL_KEY_EXCHANGE)(link2)} -->
 //                <-- HDR(IKE_FOLLOWUP_KE), SK {KEr(2)}                     the last answer has no link
 //
-// All of them run on the old IKE SA, under its keys. Only after the last one does the new IKE SA
-// get keys (RFC 9370 §2.2.4), over every shared secret in order:
-//   SKEYSEED = prf(SK_d, SK(0) | Ni | Nr | SK(1) | ... | SK(n))
+// All of them run on the old IKE SA, under its keys. Only after the last one does the new SA get
+// keys (RFC 9370 §2.2.4), over every shared secret in order (the steps hand them over in order):
+//   SKEYSEED = prf(SK_d, SK(0) | Ni | Nr | SK(1) | ... | SK(n))          (IKE SA, rekeyedIkeKeys)
+//   KEYMAT = prf+(SK_d, SK(0) | Ni | Nr | SK(1) | ... | SK(n))           (Child SA, crypto/keys.ts)
 // with SK_d and prf the old IKE SA's, SK(0) the CREATE_CHILD_SA KE's secret and Ni, Nr its nonces;
 // the seven keys then as RFC 7296 §2.18: prf+(SKEYSEED, Ni | Nr | SPIi | SPIr) with the new SPIs.
 // A request whose link the responder does not know is answered STATE_NOT_FOUND (§2.2.2).
@@ -46,8 +47,14 @@ export type FollowupKe =
   /** Both: all `count` additional exchanges are done; the new IKE SA has its keys. */
   | { readonly tag: 'done'; readonly count: number };
 
-/** What the steps read: the old IKE SA's PRF and SK_d, and the new IKE SA's suite, nonces and SPIs. */
+/** What the steps read: randomness for key shares and links, and whether weak methods are allowed. */
 export interface FollowupView {
+  readonly random: Random;
+  readonly allowWeak: boolean;
+}
+
+/** What the new IKE SA's keys come from: the old IKE SA's PRF and SK_d, the new SA's suite, nonces and SPIs. */
+export interface RekeyedIkeInputs {
   readonly prf: Prf;
   readonly skD: SecretBytes;
   readonly suite: IkeSuite;
@@ -55,8 +62,6 @@ export interface FollowupView {
   readonly nr: Uint8Array;
   readonly spiI: Uint8Array;
   readonly spiR: Uint8Array;
-  readonly random: Random;
-  readonly allowWeak: boolean;
 }
 
 export type FollowupEffect =
@@ -64,8 +69,11 @@ export type FollowupEffect =
   | { readonly kind: 'send'; readonly payloads: readonly IkePayload[] }
   /** The answer to the request being handled. */
   | { readonly kind: 'respond'; readonly payloads: readonly IkePayload[] }
-  /** The new IKE SA's keys (after the last exchange). */
-  | { readonly kind: 'keys'; readonly raw: IkeSaKeys }
+  /**
+   * Every exchange is done: SK(0) .. SK(n) in order, for the new SA's keys (rekeyedIkeKeys for an
+   * IKE SA, KEYMAT for a Child SA, RFC 9370 §2.2.4). The driver owns them now and wipes them.
+   */
+  | { readonly kind: 'complete'; readonly secrets: readonly SecretBytes[] }
   /** The rekey failed; the old IKE SA is unaffected. */
   | { readonly kind: 'failed'; readonly failure: IkeFailure };
 
@@ -88,7 +96,7 @@ export function linkOf(m: IkeMessage): Uint8Array | undefined {
 export function linkNotify(link: Uint8Array): IkePayload { return notify(NotifyStatus.ADDITIONAL_KEY_EXCHANGE, link); }
 
 /** RFC 9370 §2.2.4: SKEYSEED = prf(SK_d, SK(0) | Ni | Nr | SK(1) | ... | SK(n)), then the seven keys. */
-export function rekeyedIkeKeys(v: FollowupView, secrets: readonly SecretBytes[]): IkeSaKeys {
+export function rekeyedIkeKeys(v: RekeyedIkeInputs, secrets: readonly SecretBytes[]): IkeSaKeys {
   const [sk0, ...rest] = secrets;
   if (sk0 === undefined) throw new Error('rekeyedIkeKeys: no shared secret');
   const skeyseed = new SecretBytes(v.prf.compute(v.skD, sk0.expose(), v.ni, v.nr, ...rest.map((s) => s.expose())));
@@ -140,9 +148,7 @@ export function consumeFollowupResponse(v: FollowupView, s: Extract<FollowupKe, 
   }
   const secrets = [...s.secrets, secret];
   if (rest.length > 0) return { next: { tag: 'to-send', n: s.n + 1, methods: rest, link: link!, secrets }, effects: [] };
-  const raw = rekeyedIkeKeys(v, secrets);
-  for (const x of secrets) x.wipe();
-  return { next: { tag: 'done', count: s.n }, effects: [{ kind: 'keys', raw }] };
+  return { next: { tag: 'done', count: s.n }, effects: [{ kind: 'complete', secrets }] };
 }
 
 /**
@@ -171,7 +177,5 @@ export function respondFollowup(v: FollowupView, s: Extract<FollowupKe, { tag: '
     const next = { tag: 'awaiting' as const, n: s.n + 1, methods: rest, link: v.random.bytes(LINK_BYTES), secrets };
     return { next, effects: [{ kind: 'respond', payloads: [...payloads, linkNotify(next.link)] }] };
   }
-  const raw = rekeyedIkeKeys(v, secrets);
-  for (const x of secrets) x.wipe();
-  return { next: { tag: 'done', count: s.n }, effects: [{ kind: 'respond', payloads }, { kind: 'keys', raw }] };
+  return { next: { tag: 'done', count: s.n }, effects: [{ kind: 'respond', payloads }, { kind: 'complete', secrets }] };
 }

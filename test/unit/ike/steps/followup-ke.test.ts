@@ -15,8 +15,8 @@ import { notify } from '../../../../src/ike/codec/payloads/notify.js';
 import { expandIkeSaKeys, type IkeSaKeys } from '../../../../src/ike/crypto/keys.js';
 import { createPrf } from '../../../../src/ike/crypto/prf.js';
 import {
-  consumeFollowupResponse, followupMethods, initiatorStart, linkNotify, requestFollowup, respondFollowup,
-  type FollowupEffect, type FollowupKe, type FollowupStep, type FollowupView,
+  consumeFollowupResponse, followupMethods, initiatorStart, linkNotify, rekeyedIkeKeys, requestFollowup, respondFollowup,
+  type FollowupEffect, type FollowupKe, type FollowupStep, type FollowupView, type RekeyedIkeInputs,
 } from '../../../../src/ike/steps/followup-ke.js';
 
 const SUITE = { encrId: EncrId.ENCR_AES_GCM_16, encrKeyBits: 256, prfId: PrfId.PRF_HMAC_SHA2_256 };
@@ -33,8 +33,13 @@ const LINK1 = Uint8Array.of(0xa1, 0xa2, 0xa3, 0xa4);
 const sk0 = (): SecretBytes => new SecretBytes(new Uint8Array(32).fill(0x50));
 
 function view(seed: number): FollowupView {
-  return { prf: PRF, skD: SK_D, suite: SUITE, ni: NI, nr: NR, spiI: SPI_I, spiR: SPI_R, random: new SeededRandom(seed), allowWeak: false };
+  return { random: new SeededRandom(seed), allowWeak: false };
 }
+
+/** The new IKE SA's key inputs (RFC 9370 §2.2.4): the old SA's PRF and SK_d, the CREATE_CHILD_SA's nonces, the new SPIs. */
+const INPUTS: RekeyedIkeInputs = { prf: PRF, skD: SK_D, suite: SUITE, ni: NI, nr: NR, spiI: SPI_I, spiR: SPI_R };
+/** The new IKE SA's keys from a step's complete effect. */
+const keysOf = (s: FollowupStep): IkeSaKeys => rekeyedIkeKeys(INPUTS, effect(s, 'complete').secrets);
 
 function header(messageId: number, response: boolean): IkeHeader {
   return { initiatorSpi: 0x1111111111111111n, responderSpi: 0x2222222222222222n, exchangeType: ExchangeType.IKE_FOLLOWUP_KE, initiator: !response, response, higherVersion: false, minorVersion: 0, messageId };
@@ -74,24 +79,24 @@ test('RFC 9370 §2.2.2, §2.2.4: one IKE_FOLLOWUP_KE with ML-KEM-768 — the lin
   assert.equal(linkIn(sent), hex(LINK1), 'the request carries the link the responder gave');
   /* <-- IKE_FOLLOWUP_KE response {KEr(1)}: no link, this was the last exchange */
   const resp = respondFollowup(rv, expectTag(awaiting([DhId.ML_KEM_768]), 'awaiting'), new IkeMessage(header(5, false), sent));
-  assert.deepEqual(resp.effects.map((e) => e.kind), ['respond', 'keys']);
+  assert.deepEqual(resp.effects.map((e) => e.kind), ['respond', 'complete']);
   const answer = effect(resp, 'respond').payloads;
   assert.equal(linkIn(answer), null);
   assert.equal(expectTag(resp.next, 'done').count, 1);
   const got = consumeFollowupResponse(iv, expectTag(req.next, 'ke-sent'), new IkeMessage(header(5, true), answer));
-  assert.deepEqual(got.effects.map((e) => e.kind), ['keys']);
+  assert.deepEqual(got.effects.map((e) => e.kind), ['complete']);
   assert.equal(expectTag(got.next, 'done').count, 1);
-  assert.deepEqual(keysHex(effect(got, 'keys').raw), keysHex(effect(resp, 'keys').raw), 'same seven keys on both sides');
+  assert.deepEqual(keysHex(keysOf(got)), keysHex(keysOf(resp)), 'same seven keys on both sides');
   // The formula by hand: SK(1) as the initiator's share computes it.
   const ke = answer[0]!;
   const sk1 = expectTag(req.next, 'ke-sent').share.computeSharedSecret(ke.kind === 'ke' ? ke.data : new Uint8Array(0));
   const skeyseed = new SecretBytes(PRF.compute(SK_D, sk0().expose(), NI, NR, sk1.expose()));
-  assert.deepEqual(keysHex(effect(got, 'keys').raw), keysHex(expandIkeSaKeys(SUITE, skeyseed, NI, NR, SPI_I, SPI_R)));
+  assert.deepEqual(keysHex(keysOf(got)), keysHex(expandIkeSaKeys(SUITE, skeyseed, NI, NR, SPI_I, SPI_R)));
   // Not the RFC 7296 §2.18 keys from SK(0) alone, nor the secrets in another order.
   const plain = new SecretBytes(PRF.compute(SK_D, sk0().expose(), NI, NR));
-  assert.notDeepEqual(keysHex(effect(got, 'keys').raw), keysHex(expandIkeSaKeys(SUITE, plain, NI, NR, SPI_I, SPI_R)));
+  assert.notDeepEqual(keysHex(keysOf(got)), keysHex(expandIkeSaKeys(SUITE, plain, NI, NR, SPI_I, SPI_R)));
   const swapped = new SecretBytes(PRF.compute(SK_D, sk1.expose(), NI, NR, sk0().expose()));
-  assert.notDeepEqual(keysHex(effect(got, 'keys').raw), keysHex(expandIkeSaKeys(SUITE, swapped, NI, NR, SPI_I, SPI_R)));
+  assert.notDeepEqual(keysHex(keysOf(got)), keysHex(expandIkeSaKeys(SUITE, swapped, NI, NR, SPI_I, SPI_R)));
 });
 
 test('RFC 9370 §2.2.2: two methods — response 1 hands out a new link, request 2 must carry it; keys only after exchange 2', () => {
@@ -121,7 +126,7 @@ test('RFC 9370 §2.2.2: two methods — response 1 hands out a new link, request
   const resp2 = respondFollowup(rv, expectTag(r, 'awaiting'), new IkeMessage(header(6, false), effect(req2, 'send').payloads));
   const got2 = consumeFollowupResponse(iv, expectTag(req2.next, 'ke-sent'), new IkeMessage(header(6, true), effect(resp2, 'respond').payloads));
   assert.equal(expectTag(got2.next, 'done').count, 2);
-  assert.deepEqual(keysHex(effect(got2, 'keys').raw), keysHex(effect(resp2, 'keys').raw));
+  assert.deepEqual(keysHex(keysOf(got2)), keysHex(keysOf(resp2)));
 });
 
 test('RFC 9370 §2.2.2: a request with no link or a link we did not give is STATE_NOT_FOUND; a wrong KE is INVALID_SYNTAX; the state does not move', () => {
