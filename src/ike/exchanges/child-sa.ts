@@ -7,7 +7,8 @@
 // steps (steps/child.ts) leave that to their driver.
 import type { SecretBytes } from '../../common/secret.js';
 import type { Clock, Random } from '../../common/time.js';
-import { NotifyError, NotifyStatus, ProtocolId, TransformType, notifyName } from '../constants.js';
+import { isAdditionalKeyExchangeType, NotifyError, NotifyStatus, ProtocolId, TransformType, notifyName } from '../constants.js';
+import { followupMethods, linkOf } from '../steps/followup-ke.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { notify } from '../codec/payloads/notify.js';
@@ -22,7 +23,9 @@ import { ikeFailure, type Ctx, type ResolvedOptions } from '../sa/context.js';
 import { NON_ESN_LIFE_PACKETS, NONCE_BYTES } from '../sa/defaults.js';
 import { espAlgorithms } from '../sa/esp.js';
 import { suiteText as memoSuite } from '../sa/memo.js';
-import type { ChildRequestScratch, ChildRuntime, ChildSa, IkeKeys, IkeSa } from '../sa/ike-sa.js';
+import type { ChildChoice, ChildReply, ChildRequestScratch, ChildRuntime, ChildSa, IkeKeys, IkeSa } from '../sa/ike-sa.js';
+
+export type { ChildChoice, ChildReply } from '../sa/ike-sa.js';
 import { formatTs, fromWireTs, narrowTs, sameTs, toPortTs, toWireTs, tsWithin, type TsRange } from '../sa/ts.js';
 
 const POLICY_PRIORITY = 2_000;
@@ -50,9 +53,9 @@ export interface ChildIkeView {
 export function spi32(spi: number): Uint8Array { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, spi >>> 0); return b; }
 export function spiNumber(b: Uint8Array): number { return b.length === 4 ? new DataView(b.buffer, b.byteOffset, 4).getUint32(0) : 0; }
 
-/** IKE_AUTH carries no KE: strip KE methods from ESP proposals there (RFC 7296 §1.2). */
+/** IKE_AUTH carries no KE: strip KE methods (and RFC 9370 ADDKE, §2.2.3) from ESP proposals there (RFC 7296 §1.2). */
 export function withoutKe(ps: readonly PolicyProposal[]): PolicyProposal[] {
-  return ps.map((p) => ({ ...p, transforms: p.transforms.filter((t) => t.type !== TransformType.DH) }));
+  return ps.map((p) => ({ ...p, transforms: p.transforms.filter((t) => t.type !== TransformType.DH && !isAdditionalKeyExchangeType(t.type)) }));
 }
 
 export interface OfferOptions { readonly inIkeAuth: boolean; readonly localTs?: readonly TsRange[]; readonly remoteTs?: readonly TsRange[]; readonly mode?: IpsecMode; readonly group?: number }
@@ -91,13 +94,13 @@ export type ChildNegotiation =
   | { readonly ok: true; readonly child: ChildSa; readonly install: KernelChildSa; readonly reply: IkePayload[] }
   | { readonly ok: false; readonly reply: IkePayload[]; readonly failure: IkeFailure | null };
 
-interface KeyInputs { readonly ni: Uint8Array; readonly nr: Uint8Array; readonly pfs: SecretBytes | null }
+interface KeyInputs { readonly ni: Uint8Array; readonly nr: Uint8Array; readonly pfs: SecretBytes | null; readonly additional?: readonly SecretBytes[] }
 
 function deriveKeys(sa: ChildIkeView, sel: SelectedProposal, k: KeyInputs): ChildSaKeys {
   const keys = sa.keys;
   // Child SAs are negotiated only on an IKE SA with keys (IKE_AUTH onwards).
   if (keys === null) throw new Error('Child SA negotiation on an IKE SA without keys');
-  return deriveChildSaKeys({ prfId: keys.suite.prfId, skD: keys.skD, suite: childSuiteOf(sel), ni: k.ni, nr: k.nr, ...(k.pfs ? { pfsSharedSecret: k.pfs } : {}) });
+  return deriveChildSaKeys({ prfId: keys.suite.prfId, skD: keys.skD, suite: childSuiteOf(sel), ni: k.ni, nr: k.nr, ...(k.pfs ? { pfsSharedSecret: k.pfs } : {}), ...(k.additional ? { additionalSecrets: k.additional } : {}) });
 }
 
 function lifetimes(c: ChildRuntime, esn: boolean): SaLifetimes {
@@ -180,22 +183,6 @@ function pickChild(sa: ChildIkeView, tsi: readonly TsRange[], tsr: readonly TsRa
   return best;
 }
 
-/** What the responder chose for the request's child, before it has an inbound SPI. */
-export interface ChildChoice {
-  readonly runtime: ChildRuntime;
-  readonly sel: SelectedProposal;
-  readonly mode: IpsecMode;
-  /** Narrowed (§2.9), from our point of view. */
-  readonly localTs: readonly TsRange[];
-  readonly remoteTs: readonly TsRange[];
-  /** The initiator's nonce (CREATE_CHILD_SA) or IKE_SA_INIT's Ni (IKE_AUTH). */
-  readonly ni: Uint8Array;
-  /** Our KEr and g^ir when the chosen proposal has a KE method (PFS); the secret is wiped by acceptChild. */
-  readonly share: KeyShare | null;
-  readonly pfs: SecretBytes | null;
-  readonly inIkeAuth: boolean;
-}
-
 export type ChildChoiceOutcome =
   | { readonly ok: true; readonly choice: ChildChoice }
   | { readonly ok: false; readonly reply: IkePayload[]; readonly failure: IkeFailure | null };
@@ -223,7 +210,8 @@ export function chooseChild(ctx: Pick<ChildEnv, 'random'>, sa: ChildIkeView, m: 
   const ours = o.inIkeAuth ? withoutKe(c.espProposals) : c.espProposals;
   const offered = saP.proposals.map(fromSaProposal);
   const ke = m.first('ke');
-  const sel = selectProposal(ours, offered, ke ? { kePayloadGroup: ke.group } : {});
+  // RFC 9370 §2.2.2: ADDKE in CREATE_CHILD_SA run in IKE_FOLLOWUP_KE after it (never in IKE_AUTH).
+  const sel = selectProposal(ours, offered, { ...(ke ? { kePayloadGroup: ke.group } : {}), additionalKeyExchanges: !o.inIkeAuth });
   if (!sel.ok) {
     return {
       ok: false, reply: [notify(NotifyError.NO_PROPOSAL_CHOSEN)],
@@ -248,16 +236,9 @@ export function chooseChild(ctx: Pick<ChildEnv, 'random'>, sa: ChildIkeView, m: 
   return { ok: true, choice: { runtime: c, sel: sel.proposal, mode, localTs: picked.localTs, remoteTs: picked.remoteTs, ni, share, pfs, inIkeAuth: o.inIkeAuth } };
 }
 
-/** Responder: the chosen child on our inbound SPI `inboundSpi` (allocated by the caller): Nr, keys, the reply. */
-export function acceptChild(ctx: ChildEnv, sa: ChildIkeView, ch: ChildChoice, inboundSpi: number): Extract<ChildNegotiation, { ok: true }> {
-  const nr = ch.inIkeAuth ? sa.nr : ctx.random.bytes(NONCE_BYTES);
-  const keys = deriveKeys(sa, ch.sel, { ni: ch.ni, nr, pfs: ch.pfs });
-  ch.pfs?.wipe();
-  const built = buildChild(ctx, sa, {
-    runtime: ch.runtime, sel: ch.sel, keys, weInitiated: false, inboundSpi, outboundSpi: spiNumber(ch.sel.spi),
-    mode: ch.mode, localTs: ch.localTs, remoteTs: ch.remoteTs, ni: ch.ni, nr, outboundActive: true, pfsGroup: ch.share?.group ?? null,
-  });
-  const reply: IkePayload[] = [
+/** The responder's CREATE_CHILD_SA answer for `ch` on `inboundSpi` with nonce `nr`. */
+export function childAnswer(ch: ChildChoice, inboundSpi: number, nr: Uint8Array): IkePayload[] {
+  return [
     ...(ch.mode === 'transport' ? [notify(NotifyStatus.USE_TRANSPORT_MODE)] : []),
     { kind: 'sa', proposals: [selectedToSaProposal(ch.sel, spi32(inboundSpi))] },
     ...(ch.inIkeAuth ? [] : [{ kind: 'nonce' as const, data: nr }]),
@@ -265,7 +246,21 @@ export function acceptChild(ctx: ChildEnv, sa: ChildIkeView, ch: ChildChoice, in
     { kind: 'tsi', selectors: ch.remoteTs.map(toWireTs) },
     { kind: 'tsr', selectors: ch.localTs.map(toWireTs) },
   ];
-  return { ok: true, child: built.child, install: built.install, reply };
+}
+
+/**
+ * Responder: the chosen child on our inbound SPI `inboundSpi` (allocated by the caller): Nr, keys, the reply.
+ * After IKE_FOLLOWUP_KE (RFC 9370 §2.2.2) `after` holds the Nr already sent and SK(1)..SK(n).
+ */
+export function acceptChild(ctx: ChildEnv, sa: ChildIkeView, ch: ChildChoice, inboundSpi: number, after?: { readonly nr: Uint8Array; readonly additional: readonly SecretBytes[] }): Extract<ChildNegotiation, { ok: true }> {
+  const nr = after?.nr ?? (ch.inIkeAuth ? sa.nr : ctx.random.bytes(NONCE_BYTES));
+  const keys = deriveKeys(sa, ch.sel, { ni: ch.ni, nr, pfs: ch.pfs, ...(after ? { additional: after.additional } : {}) });
+  ch.pfs?.wipe();
+  const built = buildChild(ctx, sa, {
+    runtime: ch.runtime, sel: ch.sel, keys, weInitiated: false, inboundSpi, outboundSpi: spiNumber(ch.sel.spi),
+    mode: ch.mode, localTs: ch.localTs, remoteTs: ch.remoteTs, ni: ch.ni, nr, outboundActive: true, pfsGroup: ch.share?.group ?? null,
+  });
+  return { ok: true, child: built.child, install: built.install, reply: childAnswer(ch, inboundSpi, nr) };
 }
 
 /** Responder (IKE_AUTH): choose, allocate our inbound SPI for the chosen child, accept. */
@@ -280,6 +275,8 @@ export async function negotiateChildResponder(ctx: Ctx, sa: IkeSa, m: IkeMessage
 
 export type ChildCompletion =
   | { readonly ok: true; readonly child: ChildSa; readonly install: KernelChildSa }
+  /** Additional key exchanges follow: SK(0), the methods and the responder's first link. */
+  | { readonly ok: 'followup'; readonly reply: ChildReply; readonly sk0: SecretBytes; readonly methods: readonly number[]; readonly link: Uint8Array }
   | { readonly ok: false; readonly failure: IkeFailure; readonly retryGroup?: number; readonly temporary?: boolean };
 
 /** Initiator: the response to our offer (IKE_AUTH or CREATE_CHILD_SA). */
@@ -300,9 +297,12 @@ export function completeChildInitiator(ctx: ChildEnv, sa: ChildIkeView, child: C
   const bad = (message: string): ChildCompletion => ({ ok: false, failure: ikeFailure({ code: 'ERR_IKE_BAD_CHILD_REPLY', message, origin: 'remote', exchange: o.exchange }) });
   const saP = m.first('sa'); const tsiP = m.first('tsi'); const tsrP = m.first('tsr');
   if (!saP || !tsiP || !tsrP) return bad('response lacks SA, TSi or TSr');
-  const check = checkProposalReply(s.proposals, saP.proposals.map(fromSaProposal));
+  const check = checkProposalReply(s.proposals, saP.proposals.map(fromSaProposal), { additionalKeyExchanges: !o.inIkeAuth });
   if (!check.ok) return bad(check.message);
   const sel = check.proposal;
+  const methods = o.inIkeAuth ? [] : followupMethods(sel.transforms);
+  const link = linkOf(m);
+  if (methods.length > 0 && (link === undefined || dhGroupOf(sel) === null)) return bad('response chose additional key exchanges without a KE method or an ADDITIONAL_KEY_EXCHANGE notify (RFC 9370 §2.2.2)');
   if (sel.protocol !== 'esp' || saP.proposals[0]?.protocolId !== ProtocolId.ESP) return bad('response proposal is not ESP');
   const localTs = tsiP.selectors.map(fromWireTs); const remoteTs = tsrP.selectors.map(fromWireTs);
   if (!localTs.every((t) => tsWithin(t, s.localTs)) || !remoteTs.every((t) => tsWithin(t, s.remoteTs)))
@@ -319,12 +319,19 @@ export function completeChildInitiator(ctx: ChildEnv, sa: ChildIkeView, child: C
   }
   const nonceP = m.first('nonce');
   if (!o.inIkeAuth && !nonceP) return bad('response lacks Nr');
-  const ni = o.inIkeAuth ? sa.ni : s.ni;
   const nr = o.inIkeAuth || nonceP === undefined ? sa.nr : new Uint8Array(nonceP.data);
-  const keys = deriveKeys(sa, sel, { ni, nr, pfs });
-  pfs?.wipe();
   const outboundSpi = spiNumber(saP.proposals[0]?.spi ?? new Uint8Array(0));
-  const built = buildChild(ctx, sa, { runtime: child, sel, keys, weInitiated: true, inboundSpi: s.spi, outboundSpi, mode: s.mode, localTs, remoteTs, ni, nr, outboundActive: true, pfsGroup: group });
+  const reply: ChildReply = { sel, localTs, remoteTs, nr, outboundSpi, group };
+  if (methods.length > 0 && pfs !== null) return { ok: 'followup', reply, sk0: pfs, methods, link: link! };
+  return finishChildInitiator(ctx, sa, child, s, reply, pfs, o.inIkeAuth);
+}
+
+/** Initiator: keys and the Child SA from a checked answer; `additional`: SK(1)..SK(n) after IKE_FOLLOWUP_KE. Wipes `pfs`. */
+export function finishChildInitiator(ctx: ChildEnv, sa: ChildIkeView, child: ChildRuntime, s: ChildRequestScratch, r: ChildReply, pfs: SecretBytes | null, inIkeAuth = false, additional?: readonly SecretBytes[]): Extract<ChildCompletion, { ok: true }> {
+  const ni = inIkeAuth ? sa.ni : s.ni;
+  const keys = deriveKeys(sa, r.sel, { ni, nr: r.nr, pfs, ...(additional ? { additional } : {}) });
+  pfs?.wipe();
+  const built = buildChild(ctx, sa, { runtime: child, sel: r.sel, keys, weInitiated: true, inboundSpi: s.spi, outboundSpi: r.outboundSpi, mode: s.mode, localTs: r.localTs, remoteTs: r.remoteTs, ni, nr: r.nr, outboundActive: true, pfsGroup: r.group });
   return { ok: true, child: built.child, install: built.install };
 }
 

@@ -136,7 +136,9 @@ export function consumeAuthResponse(ctx: Ctx, sa: IkeSa, m: IkeMessage, scratch:
   const first = sa.peer.children[0];
   if (!first || !scratch) return { kind: 'established', child: null, childFailure: null };
   const r = completeChildInitiator(ctx, sa, first, scratch, m, { inIkeAuth: true, exchange: 'IKE_AUTH' });
-  if (!r.ok) return { kind: 'established', child: null, childFailure: r.failure };
+  if (r.ok === false) return { kind: 'established', child: null, childFailure: r.failure };
+  // IKE_AUTH carries no KE, so never IKE_FOLLOWUP_KE (completeChildInitiator with inIkeAuth).
+  if (r.ok !== true) { r.sk0.wipe(); return { kind: 'established', child: null, childFailure: null }; }
   return { kind: 'established', child: { sa: r.child, install: r.install }, childFailure: null };
 }
 

@@ -123,7 +123,8 @@ export function respondIkeRekey(ctx: Ctx, old: IkeSa, m: IkeMessage, weAreRekeyi
   // §2.25.2: an IKE SA we are closing (or already replaced) is not rekeyed.
   if (old.state.tag !== 'established') return { kind: 'refused', reply: [notify(NotifyError.TEMPORARY_FAILURE)], failure: null };
   // Our IKE_FOLLOWUP_KE run as initiator is still going (a run as responder the peer abandoned by sending this).
-  if (old.followup && old.followup.fresh.role === 'initiator') return { kind: 'refused', reply: [notify(NotifyError.TEMPORARY_FAILURE)], failure: null };
+  const run = old.followup;
+  if (run && (run.for === 'ike' ? run.fresh.role : run.pending.role) === 'initiator') return { kind: 'refused', reply: [notify(NotifyError.TEMPORARY_FAILURE)], failure: null };
   // A Child SA exchange we started is still open: §2.25 lets us refuse until it finishes.
   const busy = old.outstanding !== null && old.outstanding.task.kind !== 'ike-rekey' && old.outstanding.task.kind !== 'dpd';
   if (busy) return { kind: 'refused', reply: [notify(NotifyError.TEMPORARY_FAILURE)], failure: null };

@@ -38,7 +38,7 @@ export interface ParseOptions {
 }
 
 /** Why ke1_..ke7_ transforms are refused while the multi-KE exchanges are missing. */
-export const ADDITIONAL_KE_NOT_NEGOTIATED = 'multiple key exchanges (RFC 9370 ke1_..ke7_) are not yet negotiated by kipsec here (only for IKE SAs, in IKE_INTERMEDIATE and IKE_FOLLOWUP_KE: not for Child SAs, so no Child SA PFS with them)';
+export const ADDITIONAL_KE_NOT_NEGOTIATED = 'multiple key exchanges (RFC 9370 ke1_..ke7_) are not yet negotiated by kipsec here (only where IKE_INTERMEDIATE or IKE_FOLLOWUP_KE runs them: IKE SA setup, IKE rekey, Child SAs in CREATE_CHILD_SA)';
 
 /** strongSwan: PRF derived from an integrity algorithm when an IKE proposal names none. */
 const PRF_FOR_INTEG: Readonly<Record<number, number>> = {

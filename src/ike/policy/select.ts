@@ -64,7 +64,7 @@ export interface SelectOptions {
   readonly kePayloadGroup?: number;
   /**
    * Accept a choice with ADDKE methods other than NONE: in IKE_SA_INIT when the initiator announced
-   * IKE_INTERMEDIATE (RFC 9242 §3), and in an IKE rekey (IKE_FOLLOWUP_KE); off for Child SAs. Off, such
+   * IKE_INTERMEDIATE (RFC 9242 §3), and in CREATE_CHILD_SA (IKE_FOLLOWUP_KE); off in IKE_AUTH. Off, such
    * a match is skipped and named in the failure, with `addkeRefusal` as the reason.
    */
   readonly additionalKeyExchanges?: boolean;

@@ -5,12 +5,14 @@
 // requests and the Child SAs its Deletes name here.
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
-import { acceptChildRequest, consumeChildRequest } from '../steps/child-responder.js';
-import { abandon, childDeleteAnswered, childInstalled, consumeChildResponse, peerDeletedChild, peerSwitchDue, requestChild, type ChildEffect, type KernelEffect, type ChildExchange, type ChildRequest, type ChildTask, type ChildTimer, type Step } from '../steps/child.js';
-import type { KernelChildSa } from '../ports.js';
+import type { SecretBytes } from '../../common/secret.js';
+import { acceptChildAfterFollowup, acceptChildRequest, consumeChildRequest } from '../steps/child-responder.js';
+import { abandon, childDeleteAnswered, childFollowupSettled, childInstalled, consumeChildResponse, peerDeletedChild, peerSwitchDue, requestChild, type ChildEffect, type KernelEffect, type ChildExchange, type ChildRequest, type ChildTask, type ChildTimer, type Step } from '../steps/child.js';
+import type { IkeFailure, KernelChildSa } from '../ports.js';
+import { abandonFollowup, beginChildFollowup } from './followup.js';
 import type { EngineHost } from './host.js';
 import { REKEYED_SA_TIMEOUT_MS } from './defaults.js';
-import type { ChildRuntime, ChildSa, IkeSa, Outstanding, Task } from './ike-sa.js';
+import type { ChildFollowupPending, ChildRuntime, ChildSa, IkeSa, Outstanding, Task } from './ike-sa.js';
 import { activateOutbound, armReauthOutboundHold, emitChildUp, installChild, removeChild, reqidStillUsed } from './lifecycle.js';
 import { noteReauthChildFailed } from './reauth.js';
 
@@ -57,6 +59,16 @@ export async function answerChildRequest(e: EngineHost, sa: IkeSa, m: IkeMessage
   const chosen = step.next;
   const spi = await allocSpi(e, sa, chosen.choice.runtime);
   await perform(e, sa, acceptChildRequest(e, sa, chosen, spi), { respond });
+}
+
+/** Initiator: our IKE_FOLLOWUP_KE run for a Child SA ended (`m`: the last response). */
+export async function onChildFollowup(e: EngineHost, sa: IkeSa, p: Extract<ChildFollowupPending, { role: 'initiator' }>, r: { readonly secrets: readonly SecretBytes[] } | { readonly failure: IkeFailure }, m: IkeMessage): Promise<void> {
+  await perform(e, sa, childFollowupSettled(e, sa, p, r, m), {});
+}
+
+/** Responder: the peer's last IKE_FOLLOWUP_KE for a Child SA was answered (`reply`, sent once the kernel has the SA). */
+export async function answerChildFollowup(e: EngineHost, sa: IkeSa, p: Extract<ChildFollowupPending, { role: 'responder' }>, secrets: readonly SecretBytes[], reply: readonly IkePayload[], respond: (payloads: readonly IkePayload[]) => void): Promise<void> {
+  await perform(e, sa, acceptChildAfterFollowup(e, sa, p, secrets, reply), { respond });
 }
 
 /** Initiator of an INFORMATIONAL Delete of a Child SA: the peer answered. */
@@ -107,6 +119,14 @@ function apply(e: EngineHost, sa: IkeSa, f: Exclude<ChildEffect, KernelEffect>, 
     case 'set-state': f.child.state = f.state; return;
     case 'collision': f.child.collision = { peerSa: f.peerSa, nonces: [f.peerSa.ni, f.peerSa.nr] }; return;
     case 'note-failed': noteReauthChildFailed(sa, f.name); return;
+    case 'followup': {
+      beginChildFollowup(e, sa, f.pending, f.state);
+      if (f.pending.role === 'initiator') { sa.pending.unshift({ kind: 'ike-followup' }); return; }
+      // An initiator that never follows up does not hold the run (and our SPI) forever.
+      const p = f.pending;
+      e.clock.setTimer(REKEYED_SA_TIMEOUT_MS, () => { void e.enqueue(sa, () => { if (sa.followup?.for === 'child' && sa.followup.pending === p) { abandonFollowup(sa); releaseSpi(e, sa, p.inboundSpi); } }); });
+      return;
+    }
     case 'emit':
       if (f.event.type === 'child-up') emitChildUp(e, f.event.child);
       else if (f.event.type === 'child-rekeyed') emitRekeyed(e, f.event.old, f.event.successor);

@@ -230,15 +230,15 @@ export class EngineCore implements EngineHost {
     if (config.auth.method === 'psk' && config.remote.id === undefined) throw new ConfigError(`${path}.remote.id`, 'PSK authentication needs the remote identity');
     if (config.auth.method === 'certificate' && config.auth.peerPins) checkPinsConfig(config.auth.peerPins, `${path}.auth.peerPins`);
     const allowWeak = config.ike.allowWeak ?? false;
-    // RFC 9370 ADDKE in IKE proposals run in IKE_INTERMEDIATE (setup) and IKE_FOLLOWUP_KE (IKE
-    // rekey); ESP proposals keep refusing them (Child SAs with IKE_FOLLOWUP_KE are not implemented).
+    // RFC 9370 ADDKE run in IKE_INTERMEDIATE (IKE SA setup) and IKE_FOLLOWUP_KE (IKE rekey, and
+    // Child SAs created or rekeyed with PFS in CREATE_CHILD_SA; IKE_AUTH's Child SA has none).
     const ikeProposals = parseProposals(config.ike.proposals, 'ike', { allowWeak, path: `${path}.ike.proposals`, additionalKeyExchanges: true });
     if (preferredDhGroup(ikeProposals) === null) throw new ConfigError(`${path}.ike.proposals`, 'IKE proposals need a key exchange method');
     const existing = this.peers.get(config.name);
     const children = config.children.map((c, i) => {
       const cp = `${path}.children[${i}]`;
       if (c.lifeTimeMs <= c.rekeyTimeMs) throw new ConfigError(`${cp}.lifeTimeMs`, 'must exceed rekeyTimeMs');
-      const espProposals = parseProposals(c.espProposals, 'esp', { allowWeak, path: `${cp}.espProposals` });
+      const espProposals = parseProposals(c.espProposals, 'esp', { allowWeak, path: `${cp}.espProposals`, additionalKeyExchanges: true });
       const pfs = espProposals.flatMap((p) => p.transforms).find((t) => t.type === TransformType.DH && t.id !== DhId.NONE);
       const reqid = existing?.children.find((x) => x.config.name === c.name)?.reqid ?? this.#reqid++;
       return {

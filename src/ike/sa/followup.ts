@@ -1,43 +1,61 @@
 // What the drivers (tasks.ts as initiator, responder.ts as responder) share to run the
-// IKE_FOLLOWUP_KE steps of steps/followup-ke.ts on an old IKE SA being rekeyed (RFC 9370 §2.2.2):
-// the run's state lives in sa.followup; when the last exchange is done the new IKE SA gets its
-// keys here and the driver hands the old SA's Child SAs over to it, as after a plain IKE rekey.
+// IKE_FOLLOWUP_KE steps of steps/followup-ke.ts on an IKE SA (RFC 9370 §2.2.2): the run's state
+// lives in sa.followup. For an IKE rekey the new IKE SA gets its keys here when the last exchange
+// is done, and the driver hands the old SA's Child SAs over to it; for a Child SA the secrets go
+// to the Child SA steps (child-tasks.ts), which derive KEYMAT and install it.
+import type { SecretBytes } from '../../common/secret.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { installRekeyedKeys, rekeyedInputs } from '../exchanges/ike-rekey.js';
 import { consumeFollowupResponse, rekeyedIkeKeys, requestFollowup, respondFollowup, wipeSecrets, type FollowupKe, type FollowupStep } from '../steps/followup-ke.js';
 import type { IkeFailure } from '../ports.js';
 import type { Ctx } from './context.js';
-import type { IkeSa } from './ike-sa.js';
+import type { ChildFollowupPending, FollowupRun, IkeSa } from './ike-sa.js';
 
 export type FollowupOutcome =
   /** More IKE_FOLLOWUP_KE exchanges follow. */
   | { readonly kind: 'continue' }
   /** The new IKE SA has its keys: register it and adopt it as the successor. */
   | { readonly kind: 'done'; readonly fresh: IkeSa }
-  /** The rekey failed; the old IKE SA goes on. */
-  | { readonly kind: 'failed'; readonly failure: IkeFailure };
+  /** A Child SA's exchanges are done: SK(0)..SK(n) for its KEYMAT (the receiver wipes them). */
+  | { readonly kind: 'child'; readonly pending: ChildFollowupPending; readonly secrets: readonly SecretBytes[] }
+  /** The exchange failed; the IKE SA goes on. `pending`: the Child SA that was being negotiated. */
+  | { readonly kind: 'failed'; readonly failure: IkeFailure; readonly pending: ChildFollowupPending | null };
 
-/** Start a run on `old` for `fresh` (the new IKE SA without keys). */
+function viewOf(ctx: Ctx, sa: IkeSa): FollowupRun['view'] {
+  return { random: ctx.random, allowWeak: sa.peer.config.ike.allowWeak ?? false };
+}
+
+/** Start an IKE rekey's run on `old` for `fresh` (the new IKE SA without keys). */
 export function beginFollowup(ctx: Ctx, old: IkeSa, fresh: IkeSa, state: FollowupKe): void {
   abandonFollowup(old);
-  old.followup = { fresh, view: { random: ctx.random, allowWeak: old.peer.config.ike.allowWeak ?? false }, keys: rekeyedInputs(old, fresh), state };
+  old.followup = { for: 'ike', fresh, view: viewOf(ctx, old), keys: rekeyedInputs(old, fresh), state };
+}
+
+/** Start a Child SA's run on `sa`. */
+export function beginChildFollowup(ctx: Ctx, sa: IkeSa, pending: ChildFollowupPending, state: FollowupKe): void {
+  abandonFollowup(sa);
+  sa.followup = { for: 'child', pending, view: viewOf(ctx, sa), state };
 }
 
 /** Drop the run (the peer gave up on it, or ours failed), wiping the secrets it holds. */
-export function abandonFollowup(old: IkeSa): void {
-  if (old.followup) wipeSecrets(old.followup.state);
-  old.followup = null;
+export function abandonFollowup(sa: IkeSa): FollowupRun | null {
+  const run = sa.followup ?? null;
+  if (run) wipeSecrets(run.state);
+  sa.followup = null;
+  return run;
 }
 
-function settle(ctx: Ctx, old: IkeSa, step: FollowupStep): FollowupOutcome {
-  const run = old.followup!;
+function settle(ctx: Ctx, sa: IkeSa, step: FollowupStep): FollowupOutcome {
+  const run = sa.followup!;
   run.state = step.next;
+  const pending = run.for === 'child' ? run.pending : null;
   for (const ef of step.effects) {
-    if (ef.kind === 'failed') { abandonFollowup(old); return { kind: 'failed', failure: ef.failure }; }
+    if (ef.kind === 'failed') { abandonFollowup(sa); return { kind: 'failed', failure: ef.failure, pending }; }
     if (ef.kind === 'complete') {
+      sa.followup = null;
+      if (run.for === 'child') return { kind: 'child', pending: run.pending, secrets: ef.secrets };
       try { installRekeyedKeys(ctx, run.fresh, rekeyedIkeKeys(run.keys, ef.secrets)); } finally { for (const x of ef.secrets) x.wipe(); }
-      old.followup = null;
       return { kind: 'done', fresh: run.fresh };
     }
   }
@@ -45,8 +63,8 @@ function settle(ctx: Ctx, old: IkeSa, step: FollowupStep): FollowupOutcome {
 }
 
 /** Initiator: the payloads of the next IKE_FOLLOWUP_KE request, or null when none is due. */
-export function nextFollowupRequest(old: IkeSa): readonly IkePayload[] | null {
-  const run = old.followup;
+export function nextFollowupRequest(sa: IkeSa): readonly IkePayload[] | null {
+  const run = sa.followup;
   if (run?.state.tag !== 'to-send') return null;
   const step = requestFollowup(run.view, run.state);
   run.state = step.next;
@@ -55,17 +73,17 @@ export function nextFollowupRequest(old: IkeSa): readonly IkePayload[] | null {
 }
 
 /** Initiator: the response to our IKE_FOLLOWUP_KE request. */
-export function onFollowupResponse(ctx: Ctx, old: IkeSa, m: IkeMessage): FollowupOutcome | null {
-  const run = old.followup;
+export function onFollowupResponse(ctx: Ctx, sa: IkeSa, m: IkeMessage): FollowupOutcome | null {
+  const run = sa.followup;
   if (run?.state.tag !== 'ke-sent') return null;
-  return settle(ctx, old, consumeFollowupResponse(run.view, run.state, m));
+  return settle(ctx, sa, consumeFollowupResponse(run.view, run.state, m));
 }
 
-/** Responder: the peer's IKE_FOLLOWUP_KE request; `reply` is the answer (under the old SA's keys). */
-export function answerFollowupRequest(ctx: Ctx, old: IkeSa, m: IkeMessage): { readonly reply: readonly IkePayload[]; readonly outcome: FollowupOutcome } | null {
-  const run = old.followup;
+/** Responder: the peer's IKE_FOLLOWUP_KE request; `reply` is the answer (under the IKE SA's keys). */
+export function answerFollowupRequest(ctx: Ctx, sa: IkeSa, m: IkeMessage): { readonly reply: readonly IkePayload[]; readonly outcome: FollowupOutcome } | null {
+  const run = sa.followup;
   if (run?.state.tag !== 'awaiting') return null;
   const step = respondFollowup(run.view, run.state, m);
   const reply = step.effects.flatMap((ef) => (ef.kind === 'respond' ? ef.payloads : []));
-  return { reply, outcome: settle(ctx, old, step) };
+  return { reply, outcome: settle(ctx, sa, step) };
 }

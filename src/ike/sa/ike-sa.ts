@@ -143,13 +143,53 @@ export interface ChildRequestScratch {
   readonly remoteTs: readonly TsRange[];
 }
 
-/** An IKE rekey's IKE_FOLLOWUP_KE run (see IkeSa.followup). */
-export interface FollowupRun {
-  readonly fresh: IkeSa;
-  readonly view: FollowupView;
-  readonly keys: RekeyedIkeInputs;
-  state: FollowupKe;
+/** What the responder chose for the request's child, before it has an inbound SPI. */
+export interface ChildChoice {
+  readonly runtime: ChildRuntime;
+  readonly sel: SelectedProposal;
+  readonly mode: IpsecMode;
+  /** Narrowed (§2.9), from our point of view. */
+  readonly localTs: readonly TsRange[];
+  readonly remoteTs: readonly TsRange[];
+  /** The initiator's nonce (CREATE_CHILD_SA) or IKE_SA_INIT's Ni (IKE_AUTH). */
+  readonly ni: Uint8Array;
+  /** Our KEr and g^ir when the chosen proposal has a KE method (PFS); the secret is wiped by acceptChild. */
+  readonly share: KeyShare | null;
+  readonly pfs: SecretBytes | null;
+  readonly inIkeAuth: boolean;
 }
+
+/** A checked CREATE_CHILD_SA answer whose keys wait for IKE_FOLLOWUP_KE (RFC 9370 §2.2.2). */
+export interface ChildReply {
+  readonly sel: SelectedProposal;
+  readonly localTs: readonly TsRange[];
+  readonly remoteTs: readonly TsRange[];
+  readonly nr: Uint8Array;
+  readonly outboundSpi: number;
+  readonly group: number | null;
+}
+
+/** Initiator: our CREATE_CHILD_SA request for a Child SA is out (steps/child.ts). */
+export type ChildSent =
+  /** A new Child SA; `offer` holds our SPI, Ni, KEi and selectors. */
+  | { readonly tag: 'create-sent'; readonly runtime: ChildRuntime; readonly offer: ChildRequestScratch; readonly retried: boolean }
+  /**
+   * A rekey of `old`. `collision`: we answered the peer's rekey of `old` meanwhile (§2.8.1): its
+   * new SA and the nonces of its exchange.
+   */
+  | { readonly tag: 'rekey-sent'; readonly old: ChildSa; readonly offer: ChildRequestScratch; readonly retried: boolean; readonly collision: NonNullable<ChildSa['collision']> | null };
+
+/** A Child SA whose keys wait for IKE_FOLLOWUP_KE (RFC 9370 §2.2.2), from either side. */
+export type ChildFollowupPending =
+  /** Initiator: the checked answer to `sent`. */
+  | { readonly role: 'initiator'; readonly sent: ChildSent; readonly reply: ChildReply }
+  /** Responder: what we chose, on our inbound SPI, and the Nr we answered with. */
+  | { readonly role: 'responder'; readonly choice: ChildChoice; readonly rekey: { readonly old: ChildSa; readonly collision: boolean } | null; readonly inboundSpi: number; readonly nr: Uint8Array };
+
+/** An IKE_FOLLOWUP_KE run (see IkeSa.followup): of an IKE rekey, or of a Child SA's CREATE_CHILD_SA. */
+export type FollowupRun =
+  | { readonly for: 'ike'; readonly fresh: IkeSa; readonly view: FollowupView; readonly keys: RekeyedIkeInputs; state: FollowupKe }
+  | { readonly for: 'child'; readonly pending: ChildFollowupPending; readonly view: FollowupView; state: FollowupKe };
 
 export interface IkeRekeyScratch {
   readonly spi: bigint;

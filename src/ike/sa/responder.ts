@@ -23,7 +23,7 @@ import { ikeFailure } from './context.js';
 import type { EngineHost } from './host.js';
 import { spiHex, type IkeSa } from './ike-sa.js';
 import { activateOutbound, emitChildUp, establish, installChild, isLive, teardown } from './lifecycle.js';
-import { answerChildRequest, holdForPeerReauth, onPeerDeletedChild } from './child-tasks.js';
+import { answerChildFollowup, answerChildRequest, holdForPeerReauth, onPeerDeletedChild, releaseSpi } from './child-tasks.js';
 import { adoptSuccessor, awaitOldIkeDelete, mtuOf, newSa, retire } from './tasks.js';
 import { headerFor, sealMessage } from './wire.js';
 
@@ -201,11 +201,17 @@ export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, fro
       const r = sa.state.tag === 'established' ? answerFollowupRequest(e, sa, m) : null;
       // No run of ours this could belong to (RFC 9370 §2.2.2).
       if (r === null) { sendResponse(e, sa, type, id, [notifyOf(NotifyError.STATE_NOT_FOUND)]); return; }
-      if (r.outcome.kind === 'failed') e.failure(sa.peer, r.outcome.failure);
-      if (r.outcome.kind === 'done') {
+      const out = r.outcome;
+      // A Child SA's last exchange: its answer leaves once the kernel has the SA (child-tasks.ts).
+      if (out.kind === 'child' && out.pending.role === 'responder') { await answerChildFollowup(e, sa, out.pending, out.secrets, r.reply, (payloads) => sendResponse(e, sa, type, id, payloads)); return; }
+      if (out.kind === 'failed') {
+        e.failure(sa.peer, out.failure);
+        if (out.pending?.role === 'responder') releaseSpi(e, sa, out.pending.inboundSpi);
+      }
+      if (out.kind === 'done') {
         // Children move before the response leaves, as for a plain IKE rekey.
-        e.register(r.outcome.fresh);
-        adoptSuccessor(e, sa, r.outcome.fresh);
+        e.register(out.fresh);
+        adoptSuccessor(e, sa, out.fresh);
         awaitOldIkeDelete(e, sa);
       }
       sendResponse(e, sa, type, id, r.reply);
@@ -220,7 +226,7 @@ export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, fro
           beginFollowup(e, sa, r.sa, r.state);
           // An initiator that never follows up (it gave up, or restarted) does not hold the run forever.
           const fresh = r.sa;
-          e.clock.setTimer(REKEYED_SA_TIMEOUT_MS, () => { void e.enqueue(sa, () => { if (sa.followup?.fresh === fresh) abandonFollowup(sa); }); });
+          e.clock.setTimer(REKEYED_SA_TIMEOUT_MS, () => { void e.enqueue(sa, () => { if (sa.followup?.for === 'ike' && sa.followup.fresh === fresh) abandonFollowup(sa); }); });
           sendResponse(e, sa, type, id, r.reply);
           return;
         }

@@ -16,7 +16,7 @@ import { buildIkeRekeyRequest, completeIkeRekey } from '../exchanges/ike-rekey.j
 import { keRetry } from '../exchanges/invalid-ke.js';
 import { deleteChildPayloads, deleteIkePayloads } from '../exchanges/informational.js';
 import type { DownReason } from '../ports.js';
-import { abandonChild, onChildDeleteAnswered, onChildResponse, releaseSpi, startChild } from './child-tasks.js';
+import { abandonChild, onChildDeleteAnswered, onChildFollowup, onChildResponse, releaseSpi, startChild } from './child-tasks.js';
 import { ikeFailure } from './context.js';
 import type { EngineHost } from './host.js';
 import { FRAGMENT_MTU, REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from './defaults.js';
@@ -122,6 +122,7 @@ async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
     }
     case 'child-create': {
       if (!established) return false;
+      if (sa.followup) { deferChild(e, sa, task); return false; }
       const g = task.group === undefined ? {} : { group: task.group };
       await startChild(e, sa, { tag: 'create', runtime: task.child, ...g }, (payloads, step) => send(e, sa, task, ExchangeType.CREATE_CHILD_SA, payloads, offerOf(step)));
       return true;
@@ -129,6 +130,7 @@ async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
     case 'child-rekey': {
       const old = task.old;
       if (!established || old.state.tag !== 'installed' || sa.children.get(old.ref.inboundSpi) !== old) return false;
+      if (sa.followup) { deferChild(e, sa, task); return false; }
       const g = task.group === undefined ? {} : { group: task.group };
       await startChild(e, sa, { tag: 'rekey', old, ...g }, (payloads, step) => send(e, sa, task, ExchangeType.CREATE_CHILD_SA, payloads, offerOf(step)));
       return true;
@@ -171,6 +173,11 @@ async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
       return true;
     }
   }
+}
+
+/** The peer's IKE_FOLLOWUP_KE run (sa/followup.ts) holds the IKE SA's one run slot: try the Child SA task later. */
+function deferChild(e: EngineHost, sa: IkeSa, task: Task): void {
+  e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, task)); });
 }
 
 /** Retire an IKE SA whose children moved to a successor: no events, no kernel changes. */
@@ -249,7 +256,7 @@ export async function handleResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, da
     case 'child-rekey': await onChildResponse(e, sa, m, o, task); break;
     case 'child-delete': await onChildDeleteAnswered(e, sa, task); break;
     case 'ike-rekey': await onIkeRekey(e, sa, m, o, task); break;
-    case 'ike-followup': onFollowup(e, sa, m); break;
+    case 'ike-followup': await onFollowup(e, sa, m); break;
     case 'ike-delete':
       if (task.reason === 'terminated') await teardown(e, sa, 'terminated');
       else if (task.reason === 'duplicate') await teardown(e, sa, 'replaced');
@@ -387,10 +394,14 @@ async function onIkeRekey(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstandin
 }
 
 /** The answer to our IKE_FOLLOWUP_KE (RFC 9370 §2.2.2): the next one, or the new IKE SA takes over. */
-function onFollowup(e: EngineHost, sa: IkeSa, m: IkeMessage): void {
+async function onFollowup(e: EngineHost, sa: IkeSa, m: IkeMessage): Promise<void> {
   const r = onFollowupResponse(e, sa, m);
   if (r === null) { e.drop('unexpected-followup-response'); return; }
   if (r.kind === 'continue') { sa.pending.unshift({ kind: 'ike-followup' }); return; }
+  // A Child SA's run (child-tasks.ts): installed, or refused like its CREATE_CHILD_SA could be.
+  if (r.kind === 'child' && r.pending.role === 'initiator') { await onChildFollowup(e, sa, r.pending, { secrets: r.secrets }, m); return; }
+  if (r.kind === 'failed' && r.pending?.role === 'initiator') { await onChildFollowup(e, sa, r.pending, { failure: r.failure }, m); return; }
+  if (r.kind === 'child') return;
   if (r.kind === 'failed') {
     // Like any refused rekey: the IKE SA still works, try again later.
     abandonFollowup(sa);

@@ -11,16 +11,24 @@ import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { notify } from '../codec/payloads/notify.js';
 import { rekeySa } from '../codec/payloads/notify-data.js';
-import { acceptChild, chooseChild, spi32, spiNumber, type ChildEnv, type ChildIkeView } from '../exchanges/child-sa.js';
+import type { SecretBytes } from '../../common/secret.js';
+import { acceptChild, childAnswer, chooseChild, spi32, spiNumber, type ChildChoice, type ChildEnv, type ChildIkeView } from '../exchanges/child-sa.js';
+import { NONCE_BYTES } from '../sa/defaults.js';
+import { followupMethods, linkNotify, responderStart } from './followup-ke.js';
 import type { IkeFailure, KernelChildSa } from '../ports.js';
-import type { ChildSa, IkeSa } from '../sa/ike-sa.js';
+import type { ChildFollowupPending, ChildSa, IkeSa } from '../sa/ike-sa.js';
 import type { ChildEffect, ChildExchange, Step } from './child.js';
 
 /** What the responder reads of its IKE SA besides what negotiation does: its state and Child SAs. */
 export interface ResponderIkeView extends ChildIkeView {
   readonly state: { readonly tag: IkeSa['state']['tag'] };
   readonly children: ReadonlyMap<number, ChildSa>;
+  /** An IKE_FOLLOWUP_KE run of ours on the IKE SA (sa/followup.ts): a request needing another one waits. */
+  readonly followup?: { readonly for: 'ike' | 'child' } | null;
 }
+
+/** RFC 9370: the chosen proposal has additional key exchanges (run in IKE_FOLLOWUP_KE). */
+const needsFollowup = (c: ChildChoice): boolean => followupMethods(c.sel.transforms).length > 0;
 
 type Chosen = Extract<ChildExchange, { tag: 'chosen' }>;
 
@@ -36,6 +44,7 @@ export function consumeChildRequest(env: Pick<ChildEnv, 'random'>, ike: Responde
   const rk = m.notify(NotifyStatus.REKEY_SA);
   if (rk === undefined) {
     const n = chooseChild(env, ike, m, { inIkeAuth: false, only: null, exchange: 'CREATE_CHILD_SA' });
+    if (n.ok && needsFollowup(n.choice) && ike.followup) { n.choice.pfs?.wipe(); return refuse([notify(NotifyError.TEMPORARY_FAILURE)]); }
     return n.ok ? { next: { tag: 'chosen', choice: n.choice, rekey: null }, effects: [] } : refuse(n.reply, n.failure);
   }
   let named: { protocolId: number; spi: Uint8Array };
@@ -49,13 +58,45 @@ export function consumeChildRequest(env: Pick<ChildEnv, 'random'>, ike: Responde
   if (old.state.tag !== 'installed' && old.state.tag !== 'rekeying') return refuse([notify(NotifyError.TEMPORARY_FAILURE)]);
   const n = chooseChild(env, ike, m, { inIkeAuth: false, only: old.runtime, exchange: 'CREATE_CHILD_SA' });
   if (!n.ok) return refuse(n.reply, n.failure);
+  // With IKE_FOLLOWUP_KE to come, §2.8.1's nonce comparison is not run: a colliding rekey (or one
+  // while another run is open) is refused and retried, as after any TEMPORARY_FAILURE.
+  if (needsFollowup(n.choice) && (ike.followup || old.state.tag === 'rekeying')) { n.choice.pfs?.wipe(); return refuse([notify(NotifyError.TEMPORARY_FAILURE)]); }
   // Our own rekey of `old` is in flight: a collision (§2.8.1).
   return { next: { tag: 'chosen', choice: n.choice, rekey: { old, collision: old.state.tag === 'rekeying' } }, effects: [] };
 }
 
 /** Responder: the chosen Child SA on our inbound SPI `inboundSpi`, which the driver allocated for `s.choice.runtime`'s reqid. */
-export function acceptChildRequest(env: ChildEnv, ike: ChildIkeView, s: Chosen, inboundSpi: number): Step<Extract<ChildExchange, { tag: 'answer-installing' }>> {
-  const n = acceptChild(env, ike, s.choice, inboundSpi);
+export function acceptChildRequest(env: ChildEnv, ike: ChildIkeView, s: Chosen, inboundSpi: number): Step<Extract<ChildExchange, { tag: 'answer-installing' } | { tag: 'done' }>> {
+  const methods = followupMethods(s.choice.sel.transforms);
+  if (methods.length > 0 && s.choice.pfs) {
+    // RFC 9370 §2.2.2: answer with N(ADDITIONAL_KEY_EXCHANGE); keys and install after the last IKE_FOLLOWUP_KE.
+    const nr = env.random.bytes(NONCE_BYTES);
+    const state = responderStart(methods, s.choice.pfs, env.random);
+    return {
+      next: { tag: 'done' },
+      effects: [
+        { kind: 'followup', pending: { role: 'responder', choice: s.choice, rekey: s.rekey, inboundSpi, nr }, state },
+        { kind: 'respond', payloads: [...childAnswer(s.choice, inboundSpi, nr), linkNotify(state.link)] },
+      ],
+    };
+  }
+  return acceptChosen(env, ike, s, inboundSpi);
+}
+
+/**
+ * Responder: the last IKE_FOLLOWUP_KE request of the peer's CREATE_CHILD_SA was answered by the
+ * steps (`reply`, held until the install): KEYMAT = prf+(SK_d, SK(0) | Ni | Nr | SK(1) | ... | SK(n))
+ * (RFC 9370 §2.2.4), then as for a plain request.
+ */
+export function acceptChildAfterFollowup(env: ChildEnv, ike: ChildIkeView, p: Extract<ChildFollowupPending, { role: 'responder' }>, secrets: readonly SecretBytes[], reply: readonly IkePayload[]): Step<Extract<ChildExchange, { tag: 'answer-installing' }>> {
+  const [, ...rest] = secrets;
+  const step = acceptChosen(env, ike, { tag: 'chosen', choice: p.choice, rekey: p.rekey }, p.inboundSpi, { nr: p.nr, additional: rest });
+  for (const x of secrets) x.wipe();
+  return { next: { ...step.next, reply }, effects: step.effects };
+}
+
+function acceptChosen(env: ChildEnv, ike: ChildIkeView, s: Chosen, inboundSpi: number, after?: { readonly nr: Uint8Array; readonly additional: readonly SecretBytes[] }): Step<Extract<ChildExchange, { tag: 'answer-installing' }>> {
+  const n = acceptChild(env, ike, s.choice, inboundSpi, after);
   if (s.rekey === null) {
     return { next: { tag: 'answer-installing', child: n.child, reply: n.reply, rekey: null }, effects: [{ kind: 'install', child: n.child, install: n.install, peerCreated: true }] };
   }

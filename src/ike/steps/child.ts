@@ -16,25 +16,21 @@ import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { notify } from '../codec/payloads/notify.js';
 import { rekeySaNotify } from '../codec/payloads/notify-data.js';
-import { childOffer, childOfferPayloads, completeChildInitiator, spi32, type ChildChoice, type ChildCompletion, type ChildEnv, type ChildIkeView } from '../exchanges/child-sa.js';
+import type { SecretBytes } from '../../common/secret.js';
+import { childOffer, childOfferPayloads, completeChildInitiator, finishChildInitiator, spi32, type ChildChoice, type ChildCompletion, type ChildEnv, type ChildIkeView } from '../exchanges/child-sa.js';
 import { ourRekeyLoses } from '../exchanges/collision.js';
 import { keRetry } from '../exchanges/invalid-ke.js';
 import type { IkeFailure, KernelChildSa } from '../ports.js';
 import { REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from '../sa/defaults.js';
-import type { ChildRequestScratch, ChildRuntime, ChildSa, ChildState, Task } from '../sa/ike-sa.js';
+import type { ChildFollowupPending, ChildRequestScratch, ChildRuntime, ChildSa, ChildSent, ChildState, Task } from '../sa/ike-sa.js';
+import { initiatorStart, type FollowupKe } from './followup-ke.js';
 
-type Collision = NonNullable<ChildSa['collision']>;
 export type ChildTask = Extract<Task, { kind: 'child-create' | 'child-rekey' }>;
 
 /** One CREATE_CHILD_SA exchange for a Child SA, from either side; each variant holds what its next step needs. */
 export type ChildExchange =
-  /** Initiator: our request for a new Child SA is out; `offer` holds our SPI, Ni, KEi and selectors. */
-  | { readonly tag: 'create-sent'; readonly runtime: ChildRuntime; readonly offer: ChildRequestScratch; readonly retried: boolean }
-  /**
-   * Initiator: our rekey of `old` is out. `collision`: we answered the peer's rekey of `old`
-   * meanwhile (§2.8.1): its new SA and the nonces of its exchange.
-   */
-  | { readonly tag: 'rekey-sent'; readonly old: ChildSa; readonly offer: ChildRequestScratch; readonly retried: boolean; readonly collision: Collision | null }
+  /** Initiator: our request for a new Child SA (create-sent) or our rekey of `old` (rekey-sent) is out (ike-sa.ts ChildSent). */
+  | ChildSent
   /** Responder: the request is acceptable; the driver allocates an inbound SPI for `choice.runtime` next. */
   | { readonly tag: 'chosen'; readonly choice: ChildChoice; readonly rekey: { readonly old: ChildSa; readonly collision: boolean } | null }
   /** Initiator: a new Child SA (or a rekey whose old SA the peer deleted meanwhile) waits for the kernel; `retry` if it refuses. */
@@ -76,7 +72,9 @@ export type ChildEffect =
   | { readonly kind: 'collision'; readonly child: ChildSa; readonly peerSa: ChildSa }
   | { readonly kind: 'emit'; readonly event: ChildEvent }
   /** The child config could not be had on this IKE SA (a reauthentication counts it as tried). */
-  | { readonly kind: 'note-failed'; readonly name: string };
+  | { readonly kind: 'note-failed'; readonly name: string }
+  /** RFC 9370 §2.2.2: the keys wait for IKE_FOLLOWUP_KE; the driver keeps `pending` with the run (sa/followup.ts). */
+  | { readonly kind: 'followup'; readonly pending: ChildFollowupPending; readonly state: FollowupKe };
 
 export type ChildEvent =
   | { readonly type: 'child-up'; readonly child: ChildSa }
@@ -161,6 +159,28 @@ function peerSuccessor(old: ChildSa, successor: ChildSa): ChildEffect[] {
 export function consumeChildResponse(env: ChildEnv, ike: ChildIkeView, s: Sent, m: IkeMessage): Step {
   const runtime = s.tag === 'create-sent' ? s.runtime : s.old.runtime;
   const r = completeChildInitiator(env, ike, runtime, s.offer, m, { inIkeAuth: false, exchange: 'CREATE_CHILD_SA' });
+  // The responder chose additional key exchanges: KEYMAT after IKE_FOLLOWUP_KE (a rekeyed SA stays rekeying).
+  if (r.ok === 'followup') return done([{ kind: 'followup', pending: { role: 'initiator', sent: s, reply: r.reply }, state: initiatorStart(r.methods, r.sk0, r.link) }]);
+  return settleChildResponse(env, ike, s, r, m);
+}
+
+/**
+ * Initiator: the IKE_FOLLOWUP_KE exchanges after our CREATE_CHILD_SA ended (`m`: the last
+ * response): with SK(0)..SK(n) in order, KEYMAT = prf+(SK_d, SK(0) | Ni | Nr | SK(1) | ... | SK(n))
+ * (RFC 9370 §2.2.4) and the Child SA is installed as after a plain answer; or they failed.
+ */
+export function childFollowupSettled(env: ChildEnv, ike: ChildIkeView, p: Extract<ChildFollowupPending, { role: 'initiator' }>, r: { readonly secrets: readonly SecretBytes[] } | { readonly failure: IkeFailure }, m: IkeMessage): Step {
+  const s = p.sent;
+  if ('failure' in r) return settleChildResponse(env, ike, s, { ok: false, failure: r.failure, ...(r.failure.notify === 'TEMPORARY_FAILURE' ? { temporary: true } : {}) }, m);
+  const [sk0, ...rest] = r.secrets;
+  const fin = finishChildInitiator(env, ike, s.tag === 'create-sent' ? s.runtime : s.old.runtime, s.offer, p.reply, sk0 ?? null, false, rest);
+  for (const x of rest) x.wipe();
+  return settleChildResponse(env, ike, s, fin, m);
+}
+
+/** Initiator: what follows a completed (or refused) answer to our request. */
+function settleChildResponse(env: ChildEnv, ike: ChildIkeView, s: Sent, r: Exclude<ChildCompletion, { ok: 'followup' }>, m: IkeMessage): Step {
+  const runtime = s.tag === 'create-sent' ? s.runtime : s.old.runtime;
   if (!r.ok) {
     const effects: ChildEffect[] = [{ kind: 'release-spi', spi: s.offer.spi }, ...deleteRefusedAtPeer(env, ike, runtime, s.offer, m)];
     return s.tag === 'create-sent' ? createRefused(s, r, effects) : rekeyRefused(s, r, effects);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { ExchangeType, NotifyStatus } from '../../../../src/ike/constants.js';
 import { decodeMessage, encodeMessage } from '../../../../src/ike/codec/message.js';
 import type { IkeEvent, IkeFailure } from '../../../../src/ike/ports.js';
-import { mirrored, Pair, type Packet } from './harness.js';
+import { child, mirrored, Pair, type Packet } from './harness.js';
 
 const HYBRID = 'aes256gcm16-prfsha384-x25519-ke1_mlkem768';
 
@@ -193,5 +193,43 @@ test('RFC 9370 §2.2.2: both sides rekey the hybrid IKE SA at once — each answ
     assert.equal(s.events.filter((e) => e.type === 'ike-rekeyed').length, 1, `${s.name}: one rekey`);
   }
   assert.equal(p.alice.engine.status().peers[0]!.ike!.ikeSpis, p.bob.engine.status().peers[0]!.ike!.ikeSpis);
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+});
+
+const PFS = 'aes256gcm16-x25519-ke1_mlkem768';
+
+for (const [rekeyer, peer] of [['alice', 'to-bob'], ['bob', 'to-alice']] as const) {
+  test(`RFC 9370 §2.2.2: ${rekeyer} rekeys a Child SA with PFS ${PFS} — CREATE_CHILD_SA {N(REKEY_SA), SA, Ni, KE(x25519), TS} then IKE_FOLLOWUP_KE {KE(ML-KEM-768)}; both sides install the same keys`, async () => {
+    const p = new Pair({ ike: [HYBRID], aliceChildren: [child({ espProposals: [PFS] }, 'alice')], bobChildren: [child({ espProposals: [PFS] }, 'bob')] });
+    await p.connect();
+    for (const s of [p.alice, p.bob]) assert.deepEqual(s.events.map((e) => e.type), ['ike-up', 'child-up'], `${s.name}: IKE_AUTH's Child SA has no KE, so no ADDKE (RFC 9370 §2.2.3): ${JSON.stringify(errors(s.events))}`);
+    const n = p.net.log.length;
+    p[rekeyer].engine.rekey(peer, { child: true });
+    await p.net.pump();
+    /* CREATE_CHILD_SA <->, IKE_FOLLOWUP_KE <-> (keys, install), INFORMATIONAL {D(old)} <-> */
+    assert.deepEqual(exchanges(p.net.log.slice(n)).map(([x, r]) => [x, r]), [[C, false], [C, true], [F, false], [F, true], [INFO, false], [INFO, true]]);
+    for (const s of [p.alice, p.bob]) {
+      assert.deepEqual(errors(s.events), [], s.name);
+      const rk = s.events.filter((e) => e.type === 'child-rekeyed');
+      assert.equal(rk.length, 1, s.name);
+      assert.equal(rk[0]!.type === 'child-rekeyed' && rk[0]!.suite, PFS, `${s.name}: the new Child SA's suite names the ADDKE`);
+    }
+    assert.ok(mirrored(p.alice.kernel, p.bob.kernel), 'KEYMAT = prf+(SK_d, SK(0) | Ni | Nr | SK(1)) agrees on both sides');
+  });
+}
+
+test('RFC 9370 §2.2.2: a second Child SA created with PFS and two additional key exchanges takes two IKE_FOLLOWUP_KE; a Child SA without them stays plain', async () => {
+  const two = 'aes256gcm16-x25519-ke1_mlkem768-ke2_mlkem512';
+  const dns = (side: 'alice' | 'bob') => child({ name: 'dns', localTs: [side === 'alice' ? '10.1.0.53/32' : '10.2.0.53/32'], remoteTs: [side === 'alice' ? '10.2.0.53/32' : '10.1.0.53/32'], espProposals: [two] }, side);
+  const p = new Pair({ ike: [HYBRID], aliceChildren: [child({}, 'alice'), dns('alice')], bobChildren: [child({}, 'bob'), dns('bob')] });
+  await p.connect();
+  /* IKE_AUTH (child net), then CREATE_CHILD_SA (child dns) <->, IKE_FOLLOWUP_KE x2 */
+  const seen = exchanges(p.net.log).map(([x, r]) => [x, r]).filter(([x]) => x === C || x === F);
+  assert.deepEqual(seen, [[C, false], [C, true], [F, false], [F, true], [F, false], [F, true]]);
+  for (const s of [p.alice, p.bob]) {
+    assert.deepEqual(s.events.map((e) => e.type), ['ike-up', 'child-up', 'child-up'], `${s.name}: ${JSON.stringify(errors(s.events))}`);
+    const ups = s.events.flatMap((e) => (e.type === 'child-up' ? [e.suite] : []));
+    assert.deepEqual(ups, ['aes256gcm16', two]);
+  }
   assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
 });
