@@ -10,8 +10,11 @@
 // Then the hybrid IKE SA is rekeyed in CREATE_CHILD_SA + IKE_FOLLOWUP_KE (RFC 9370 §2.2.2), by
 // kipsec and then by charon (swanctl --rekey --ike): the new IKE SA carries KE1_ML_KEM_768 on both
 // sides, the Child SA moves, and the INFORMATIONAL checks above run on the twice-rekeyed SA (so
-// both sides derived the same keys over SK(0) | Ni | Nr | SK(1), §2.2.4). Not proven: key
-// agreement by comparing key logs (our engine does not export keys).
+// both sides derived the same keys over SK(0) | Ni | Nr | SK(1), §2.2.4). Then the Child SA, whose
+// ESP proposal has PFS x25519 + ke1_mlkem768 (none in IKE_AUTH), is rekeyed the same way by each
+// side: one INSTALLED Child SA with CURVE_25519/KE1_ML_KEM_768 at charon, with the SPIs we recorded.
+// Not proven: key agreement of the Child SAs (no ESP traffic here) or by comparing key logs (our
+// engine does not export keys).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -25,6 +28,8 @@ import type { IkePeerSpec } from '../lib/ike-peer.js';
 
 const PREFIX = join(process.env['KIPSEC_STRONGSWAN6_CACHE'] ?? join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'kipsec-strongswan6'), process.env['STRONGSWAN6_VERSION'] ?? '6.1.0');
 const HYBRID = 'aes256gcm16-prfsha384-x25519-ke1_mlkem768';
+/** Child SA PFS with ML-KEM too: none in IKE_AUTH (no KE there), x25519 + ML-KEM-768 when rekeyed. */
+const ESP_PFS = 'aes256gcm16-x25519-ke1_mlkem768';
 const PSK = 'kipsec interop strongswan6: correct horse battery staple';
 const K = '192.0.2.1'; const S = '192.0.2.2';
 const skip = StrongSwan.availableAt(PREFIX) ? false : `no strongSwan 6 under ${PREFIX} (scripts/build-strongswan6.sh)`;
@@ -85,10 +90,10 @@ async function scenario(t: Scope, kipsecInitiates: boolean): Promise<void> {
   const [k, s] = await pair(t, { a: `${K}/24`, b: `${S}/24` });
   const swan = await StrongSwan.start(t, s, {
     prefix: PREFIX, mode: 'libipsec',
-    swanctl: pskConnection({ name: 't', local: S, remote: K, localTs: '10.2.0.0/24', remoteTs: '10.1.0.0/24', proposals: HYBRID, espProposals: 'aes256gcm16', psk: PSK, extra: 'dpd_delay = 1s' }),
+    swanctl: pskConnection({ name: 't', local: S, remote: K, localTs: '10.2.0.0/24', remoteTs: '10.1.0.0/24', proposals: HYBRID, espProposals: ESP_PFS, psk: PSK, extra: 'dpd_delay = 1s' }),
   });
   const peer = await Peer.start(t, k, {
-    name: 't', local: K, remote: S, psk: PSK, proposals: [HYBRID], espProposals: ['aes256gcm16'],
+    name: 't', local: K, remote: S, psk: PSK, proposals: [HYBRID], espProposals: [ESP_PFS],
     localTs: ['10.1.0.0/24'], remoteTs: ['10.2.0.0/24'], startAction: 'respond',
   });
   if (kipsecInitiates) peer.send({ cmd: 'initiate' });
@@ -150,6 +155,39 @@ async function scenario(t: Scope, kipsecInitiates: boolean): Promise<void> {
     current = fresh;
   }
   assert.equal(peer.events('ike-rekeyed').length, 2, 'two IKE rekeys on our side');
+  // Child SA rekeys with PFS and ML-KEM (RFC 9370 §2.2.2): CREATE_CHILD_SA {N(REKEY_SA), SA, Ni,
+  // KE(x25519), TS} then IKE_FOLLOWUP_KE {KE(ML-KEM-768)}, first ours, then charon's.
+  for (const by of ['kipsec', 'charon'] as const) {
+    const [before] = await swan.childSas();
+    assert.ok(before);
+    const at = swan.log().length;
+    if (by === 'kipsec') peer.send({ cmd: 'rekey' });
+    else {
+      const r = await swan.swanctl(['--rekey', '--child', 't'], false);
+      assert.equal(r.code, 0, `swanctl --rekey --child failed:\n${r.stdout}`);
+    }
+    let after: typeof before | undefined;
+    for (let i = 0; i < 100 && after === undefined; i++) {
+      const cs = await swan.childSas();
+      const recs = await peer.installed();
+      // Both sides keep the old inbound state a while (charon's delete_rekeyed_delay shows it
+      // REKEYED, our rekeyDeleteDelayMs): one INSTALLED Child SA at charon, and our record of it.
+      const live = cs.filter((c) => c.state === 'INSTALLED');
+      const only = live.length === 1 ? live[0] : undefined;
+      if (only && only.spiIn !== before.spiIn && recs.some((x) => only.spiIn === hex8(x.outbound) && only.spiOut === hex8(x.inbound))) after = only;
+      else await sleep(200);
+    }
+    const seen = swan.log().slice(at);
+    assert.ok(after, `${by}'s Child SA rekey left no single new Child SA at charon with our record of it:\n${await swan.listSas()}\n${JSON.stringify(await peer.installed())}\n${seen.slice(-6000)}`);
+    assert.match(after.suite, /AES_GCM_16-256\/CURVE_25519\/KE1_ML_KEM_768/, after.suite);
+    const dir = by === 'kipsec' ? 'parsed' : 'generating';
+    const back = by === 'kipsec' ? 'generating' : 'parsed';
+    assert.match(seen, new RegExp(`${dir} CREATE_CHILD_SA request \\d+ \\[ [^\\]]*N\\(REKEY_SA\\)[^\\]]*KE[^\\]]* \\]`), seen.slice(-6000));
+    assert.match(seen, new RegExp(`${back} CREATE_CHILD_SA response \\d+ \\[ [^\\]]*N\\(ADD_KE\\)[^\\]]* \\]`), seen.slice(-6000));
+    assert.match(seen, new RegExp(`${dir} IKE_FOLLOWUP_KE request \\d+ \\[ [^\\]]*KE[^\\]]* \\]`), seen.slice(-6000));
+    assert.match(seen, new RegExp(`${back} IKE_FOLLOWUP_KE response \\d+ \\[ [^\\]]*KE[^\\]]* \\]`), seen.slice(-6000));
+  }
+  assert.equal(peer.events('child-rekeyed').length, 2, 'two Child SA rekeys on our side');
   // INFORMATIONAL each way: charon's liveness checks (dpd_delay 1 s) are answered by us, and our
   // Delete of the IKE SA is parsed (decrypted, ICV checked) by charon, which then drops the SA.
   const mark = swan.log().length;
@@ -163,10 +201,10 @@ async function scenario(t: Scope, kipsecInitiates: boolean): Promise<void> {
   assert.deepEqual(peer.events('error'), [], 'no errors on our side');
 }
 
-test('strongSwan 6.1 x25519 + ML-KEM-768 (RFC 9370 ke1_mlkem768 in IKE_INTERMEDIATE): kipsec initiates; AUTH, SPIs, INFORMATIONAL each way and IKE rekeys with IKE_FOLLOWUP_KE by each side', { skip }, async (t) => {
+test('strongSwan 6.1 x25519 + ML-KEM-768 (RFC 9370 ke1_mlkem768 in IKE_INTERMEDIATE): kipsec initiates; AUTH, SPIs, INFORMATIONAL each way, IKE and Child SA rekeys with IKE_FOLLOWUP_KE by each side', { skip }, async (t) => {
   await scenario(t, true);
 });
 
-test('strongSwan 6.1 x25519 + ML-KEM-768 (RFC 9370 ke1_mlkem768 in IKE_INTERMEDIATE): charon initiates, kipsec responds; AUTH, SPIs, INFORMATIONAL each way and IKE rekeys with IKE_FOLLOWUP_KE by each side', { skip }, async (t) => {
+test('strongSwan 6.1 x25519 + ML-KEM-768 (RFC 9370 ke1_mlkem768 in IKE_INTERMEDIATE): charon initiates, kipsec responds; AUTH, SPIs, INFORMATIONAL each way, IKE and Child SA rekeys with IKE_FOLLOWUP_KE by each side', { skip }, async (t) => {
   await scenario(t, false);
 });
