@@ -34,7 +34,7 @@ export function side(who: Who, o: { readonly pfs?: boolean; readonly esp?: reado
   const esp = o.esp ?? [o.pfs ? 'aes256gcm16-x25519' : 'aes256gcm16'];
   const peer = other(who);
   // As core.addPeer resolves a child config: PFS with the first KE method of the proposals.
-  const espProposals = parseProposals(esp, 'esp');
+  const espProposals = parseProposals(esp, 'esp', { additionalKeyExchanges: true });
   const runtime: ChildRuntime = {
     config: { name: 'net', localTs: [SUBNET[who]], remoteTs: [SUBNET[peer]], espProposals: esp, mode: 'tunnel', rekeyTimeMs: 3_600_000, lifeTimeMs: 3_960_000 },
     reqid: who === 'alice' ? 7 : 9, espProposals,
