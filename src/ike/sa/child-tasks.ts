@@ -63,7 +63,13 @@ export async function answerChildRequest(e: EngineHost, sa: IkeSa, m: IkeMessage
 
 /** Initiator: our IKE_FOLLOWUP_KE run for a Child SA ended (`m`: the last response). */
 export async function onChildFollowup(e: EngineHost, sa: IkeSa, p: Extract<ChildFollowupPending, { role: 'initiator' }>, r: { readonly secrets: readonly SecretBytes[] } | { readonly failure: IkeFailure }, m: IkeMessage): Promise<void> {
-  await perform(e, sa, childFollowupSettled(e, sa, p, r, m), {});
+  let pending = p;
+  // A plain rekey of the same SA the peer made meanwhile (§2.8.1) is this exchange's to settle too.
+  if (p.sent.tag === 'rekey-sent' && p.sent.old.collision) {
+    pending = { ...p, sent: { ...p.sent, collision: p.sent.old.collision } };
+    p.sent.old.collision = null;
+  }
+  await perform(e, sa, childFollowupSettled(e, sa, pending, r, m), {});
 }
 
 /** Responder: the peer's last IKE_FOLLOWUP_KE for a Child SA was answered (`reply`, sent once the kernel has the SA). */

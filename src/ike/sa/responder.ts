@@ -221,6 +221,9 @@ export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, fro
       if (m.first('sa')?.proposals[0]?.protocolId === ProtocolId.IKE) {
         const r = respondIkeRekey(e, sa, m, sa.outstanding?.task.kind === 'ike-rekey');
         if (r.kind === 'refused') { sendResponse(e, sa, type, id, r.reply); if (r.failure) e.failure(sa.peer, r.failure); return; }
+        // A run the peer left for this request (its window is one): drop it, and the SPI it held.
+        const left = abandonFollowup(sa);
+        if (left?.for === 'child' && left.pending.role === 'responder') releaseSpi(e, sa, left.pending.inboundSpi);
         // RFC 9370 §2.2.2: the new IKE SA waits, unregistered and without keys, for IKE_FOLLOWUP_KE.
         if (r.kind === 'followup') {
           beginFollowup(e, sa, r.sa, r.state);
@@ -230,7 +233,6 @@ export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, fro
           sendResponse(e, sa, type, id, r.reply);
           return;
         }
-        abandonFollowup(sa);
         e.register(r.sa);
         // Children move before the response leaves, so a checkpoint never shows them on an SA the peer has rekeyed.
         if (r.collision) sa.ikeCollision = { peerSa: r.sa, nonces: [r.sa.ni, r.sa.nr] };
