@@ -48,6 +48,8 @@ export interface ChildIkeView {
   /** IKE_SA_INIT nonces: the first Child SA's KEYMAT uses them (§2.17). */
   readonly ni: Uint8Array;
   readonly nr: Uint8Array;
+  /** Whether we are the IKE SA's original initiator (retry timing of refused requests, steps/child.ts). */
+  readonly role?: 'initiator' | 'responder';
 }
 
 export function spi32(spi: number): Uint8Array { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, spi >>> 0); return b; }

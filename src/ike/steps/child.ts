@@ -11,7 +11,7 @@
 //   rekey:       HDR, SK {N(REKEY_SA), SA, Ni, [KEi], TSi, TSr}             -->
 //                                   <-- HDR, SK {SA, Nr, [KEr], TSi, TSr}
 //                                   <-- HDR, SK {N(TEMPORARY_FAILURE | CHILD_SA_NOT_FOUND | NO_PROPOSAL_CHOSEN | TS_UNACCEPTABLE | INVALID_KE_PAYLOAD)}
-import { NotifyError, ProtocolId } from '../constants.js';
+import { isAdditionalKeyExchangeType, NotifyError, ProtocolId } from '../constants.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { notify } from '../codec/payloads/notify.js';
@@ -183,7 +183,8 @@ function settleChildResponse(env: ChildEnv, ike: ChildIkeView, s: Sent, r: Exclu
   const runtime = s.tag === 'create-sent' ? s.runtime : s.old.runtime;
   if (!r.ok) {
     const effects: ChildEffect[] = [{ kind: 'release-spi', spi: s.offer.spi }, ...deleteRefusedAtPeer(env, ike, runtime, s.offer, m)];
-    return s.tag === 'create-sent' ? createRefused(s, r, effects) : rekeyRefused(s, r, effects);
+    const wait = retryAfter(ike, s);
+    return s.tag === 'create-sent' ? createRefused(s, r, effects, wait) : rekeyRefused(s, r, effects, wait);
   }
   const fresh = r.child;
   if (s.tag === 'create-sent') return { next: { tag: 'create-installing', child: fresh, retry: { kind: 'child-create', child: runtime } }, effects: [{ kind: 'install', child: fresh, install: r.install, peerCreated: false }] };
@@ -199,14 +200,24 @@ function settleChildResponse(env: ChildEnv, ike: ChildIkeView, s: Sent, r: Exclu
   return { next: { tag: 'rekey-installing', old, child: fresh }, effects: [{ kind: 'install', child: fresh, install: r.install, peerCreated: false }] };
 }
 
-function createRefused(s: Extract<Sent, { tag: 'create-sent' }>, r: Extract<ChildCompletion, { ok: false }>, effects: ChildEffect[]): Step {
+/**
+ * How long a refused request waits before it is tried again. Two with additional key exchanges
+ * that met refuse each other (child-responder.ts): the IKE SA's original initiator retries first,
+ * so they do not meet again.
+ */
+function retryAfter(ike: ChildIkeView, s: Sent): number {
+  const addke = s.offer.proposals.some((p) => p.transforms.some((t) => isAdditionalKeyExchangeType(t.type) && t.id !== 0));
+  return addke && ike.role === 'responder' ? 2 * REKEY_RETRY_MS : REKEY_RETRY_MS;
+}
+
+function createRefused(s: Extract<Sent, { tag: 'create-sent' }>, r: Extract<ChildCompletion, { ok: false }>, effects: ChildEffect[], wait: number): Step {
   const next = refusal(s.runtime, s.offer, s.retried, r);
   if ('group' in next) return done([...effects, { kind: 'queue', task: { kind: 'child-create', child: s.runtime, group: next.group }, first: true }]);
-  if (r.temporary) return done([...effects, { kind: 'timer', afterMs: REKEY_RETRY_MS, fire: { kind: 'queue', task: { kind: 'child-create', child: s.runtime } } }]);
+  if (r.temporary) return done([...effects, { kind: 'timer', afterMs: wait, fire: { kind: 'queue', task: { kind: 'child-create', child: s.runtime } } }]);
   return done([...effects, { kind: 'emit', event: { type: 'error', failure: next.failure } }, { kind: 'note-failed', name: s.runtime.config.name }]);
 }
 
-function rekeyRefused(s: Extract<Sent, { tag: 'rekey-sent' }>, r: Extract<ChildCompletion, { ok: false }>, effects: ChildEffect[]): Step {
+function rekeyRefused(s: Extract<Sent, { tag: 'rekey-sent' }>, r: Extract<ChildCompletion, { ok: false }>, effects: ChildEffect[], wait: number): Step {
   const { old, collision } = s;
   // Our rekey failed but the peer's went through: its SA is the successor (§2.8.1).
   if (collision && old.state.tag !== 'deleted') return done([...effects, ...peerSuccessor(old, collision.peerSa)]);
@@ -216,7 +227,7 @@ function rekeyRefused(s: Extract<Sent, { tag: 'rekey-sent' }>, r: Extract<ChildC
   if ('group' in next) return done([...effects, { kind: 'queue', task: { kind: 'child-rekey', old, group: next.group }, first: true }]);
   // The old SA still carries traffic: try again later, from our own group (its hard lifetime bounds this).
   if (!r.temporary) effects.push({ kind: 'emit', event: { type: 'error', failure: next.failure } });
-  return done([...effects, { kind: 'timer', afterMs: REKEY_RETRY_MS, fire: { kind: 'queue', task: { kind: 'child-rekey', old } } }]);
+  return done([...effects, { kind: 'timer', afterMs: wait, fire: { kind: 'queue', task: { kind: 'child-rekey', old } } }]);
 }
 
 /**
