@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ExchangeType, NotifyStatus } from '../../../../src/ike/constants.js';
+import { inject, intercept, reseal } from './forge.js';
 import { decodeMessage, encodeMessage } from '../../../../src/ike/codec/message.js';
 import type { IkeEvent, IkeFailure } from '../../../../src/ike/ports.js';
 import { child, mirrored, Pair, type Packet } from './harness.js';
@@ -248,6 +249,28 @@ test('RFC 9370 §2.2.2: both sides rekey the Child SA with additional key exchan
   for (const s of [p.alice, p.bob]) {
     assert.deepEqual(errors(s.events), [], s.name);
     assert.equal(s.events.filter((e) => e.type === 'child-rekeyed').length, 1, `${s.name}: one rekey`);
+  }
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+});
+
+test('RFC 9370 §2.2.2: an IKE_FOLLOWUP_KE whose link the responder did not give is answered STATE_NOT_FOUND; the rekey fails, the old IKE SA goes on, and the retry later succeeds', async () => {
+  const small = 'aes256gcm16-prfsha256-x25519-ke1_mlkem512'; // KEi(1) fits one datagram, so it can be resealed whole
+  const p = new Pair({ ike: [small] });
+  await p.connect();
+  const before = p.alice.engine.status().peers[0]!.ike!.ikeSpis;
+  const req = await intercept(p, (x) => x.exchange === F && !x.response, () => p.alice.engine.rekey('to-bob', { ike: true }));
+  /* IKE_FOLLOWUP_KE {KEi(1), N(ADDITIONAL_KEY_EXCHANGE)(not bob's link)} --> <-- {N(STATE_NOT_FOUND)} */
+  await inject(p, req, reseal(p.alice, req.datagram, (inner) => inner.map((x) => (x.kind === 'notify' && x.type === NotifyStatus.ADDITIONAL_KEY_EXCHANGE ? { ...x, data: Uint8Array.of(0xde, 0xad) } : x))));
+  assert.equal(errors(p.alice.events)[0]?.notify, 'STATE_NOT_FOUND');
+  assert.match(errors(p.bob.events)[0]?.message ?? '', /link we did not give/);
+  for (const s of [p.alice, p.bob]) {
+    assert.equal(s.engine.status().peers[0]!.ike!.ikeSpis, before, `${s.name}: still the old IKE SA`);
+    assert.equal(s.engine.status().peers[0]!.ike!.state, 'established');
+  }
+  await p.advance(15_000);
+  for (const s of [p.alice, p.bob]) {
+    assert.notEqual(s.engine.status().peers[0]!.ike!.ikeSpis, before, `${s.name}: rekeyed on the retry`);
+    assert.equal(s.events.filter((e) => e.type === 'ike-rekeyed').length, 1);
   }
   assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
 });
