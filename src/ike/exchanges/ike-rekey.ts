@@ -122,9 +122,8 @@ export type IkeRekeyRequestOutcome =
 export function respondIkeRekey(ctx: Ctx, old: IkeSa, m: IkeMessage, weAreRekeying: boolean): IkeRekeyRequestOutcome {
   // §2.25.2: an IKE SA we are closing (or already replaced) is not rekeyed.
   if (old.state.tag !== 'established') return { kind: 'refused', reply: [notify(NotifyError.TEMPORARY_FAILURE)], failure: null };
-  // Our IKE_FOLLOWUP_KE run as initiator is still going (a run as responder the peer abandoned by sending this).
-  const run = old.followup;
-  if (run && (run.for === 'ike' ? run.fresh.role : run.pending.role) === 'initiator') return { kind: 'refused', reply: [notify(NotifyError.TEMPORARY_FAILURE)], failure: null };
+  // Our IKE_FOLLOWUP_KE run as initiator is still going (responder.ts dropped any the peer left).
+  if (old.followup) return { kind: 'refused', reply: [notify(NotifyError.TEMPORARY_FAILURE)], failure: null };
   // A Child SA exchange we started is still open: §2.25 lets us refuse until it finishes.
   const busy = old.outstanding !== null && old.outstanding.task.kind !== 'ike-rekey' && old.outstanding.task.kind !== 'dpd';
   if (busy) return { kind: 'refused', reply: [notify(NotifyError.TEMPORARY_FAILURE)], failure: null };

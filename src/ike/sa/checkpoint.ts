@@ -178,7 +178,9 @@ function childCheckpoint(c: ChildSa): ChildCheckpoint {
 function taskCheckpoint(t: Task): TaskCheckpoint | null {
   switch (t.kind) {
     case 'ike-init': case 'ike-intermediate': case 'ike-auth': return null; // only before the SA is established
-    case 'ike-followup': return null; // its new IKE SA has no keys yet: after a restart the old one is rekeyed afresh
+    // The run (keys of a new SA still open) is not kept, and neither is its request: resent after
+    // a restart, it would let the peer finish an SA we no longer can (snapshotSa rewinds its Message ID).
+    case 'ike-followup': return null;
     case 'child-create': return { kind: t.kind, child: t.child.config.name, group: t.group ?? null };
     case 'child-rekey': return { kind: t.kind, old: childCheckpoint(t.old), group: t.group ?? null };
     case 'child-delete': return { kind: t.kind, child: childCheckpoint(t.child), reason: t.reason };
@@ -201,7 +203,7 @@ export function snapshotSa(sa: IkeSa): IkeSaCheckpoint | null {
     local: sa.local, remote: sa.remote, natLocal: sa.natLocal, natRemote: sa.natRemote, fragmentation: sa.fragmentation, peerHashes: sa.peerHashes,
     suite: k.suite, suiteText: k.suiteText, dhGroup: k.dhGroup, selected: sa.selected,
     skD: k.skD, skAi: k.sk.skAi, skAr: k.sk.skAr, skEi: k.sk.skEi, skEr: k.sk.skEr,
-    remoteId: sa.remoteId, nextRequestId: sa.nextRequestId, expectedRequestId: sa.expectedRequestId, lastResponse: sa.lastResponse,
+    remoteId: sa.remoteId, nextRequestId: o?.task.kind === 'ike-followup' ? o.messageId : sa.nextRequestId, expectedRequestId: sa.expectedRequestId, lastResponse: sa.lastResponse,
     outstanding: o && outstandingTask ? {
       task: outstandingTask, messageId: o.messageId, exchangeType: o.exchangeType, datagrams: o.datagrams, firstSentMs: o.firstSentMs ?? null,
       child: o.child ? {

@@ -218,12 +218,16 @@ export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, fro
       return;
     }
     case ExchangeType.CREATE_CHILD_SA: {
+      // An IKE_FOLLOWUP_KE run the peer left for this request (its window is one, and it restarted
+      // or gave up): drop it, and the SPI it held.
+      const run = sa.followup;
+      if (run && (run.for === 'ike' ? run.fresh.role : run.pending.role) === 'responder') {
+        abandonFollowup(sa);
+        if (run.for === 'child' && run.pending.role === 'responder') releaseSpi(e, sa, run.pending.inboundSpi);
+      }
       if (m.first('sa')?.proposals[0]?.protocolId === ProtocolId.IKE) {
         const r = respondIkeRekey(e, sa, m, sa.outstanding?.task.kind === 'ike-rekey');
         if (r.kind === 'refused') { sendResponse(e, sa, type, id, r.reply); if (r.failure) e.failure(sa.peer, r.failure); return; }
-        // A run the peer left for this request (its window is one): drop it, and the SPI it held.
-        const left = abandonFollowup(sa);
-        if (left?.for === 'child' && left.pending.role === 'responder') releaseSpi(e, sa, left.pending.inboundSpi);
         // RFC 9370 §2.2.2: the new IKE SA waits, unregistered and without keys, for IKE_FOLLOWUP_KE.
         if (r.kind === 'followup') {
           beginFollowup(e, sa, r.sa, r.state);

@@ -152,6 +152,9 @@ function resume(e: EngineHost, r: Rebuilt): void {
   const now = e.clock.now();
   for (const l of sa.lingering.values()) armLingering(e, sa, l.ref, l.untilMs - now);
   for (const c of sa.children.values()) {
+    // A rekey whose IKE_FOLLOWUP_KE run was in flight is not resumed (a checkpoint holds no run,
+    // RFC 9370 §2.2.2): the old SA carries on and is rekeyed afresh.
+    if (c.state.tag === 'rekeying' && !(sa.outstanding?.task.kind === 'child-rekey' && sa.outstanding.task.old === c)) c.state = { tag: 'installed' };
     scheduleChildTimers(e, c);
     // Held receive-only for the peer's re-authentication: the hold's timer died with the process.
     if (c.outboundPending && sa.reauth?.tag === 'replacing' && !sa.reauth.ours && c.state.tag === 'installed') armReauthOutboundHold(e, sa, c);

@@ -23,7 +23,7 @@ import type { ChildEffect, ChildExchange, Step } from './child.js';
 export interface ResponderIkeView extends ChildIkeView {
   readonly state: { readonly tag: IkeSa['state']['tag'] };
   readonly children: ReadonlyMap<number, ChildSa>;
-  /** An IKE_FOLLOWUP_KE run of ours on the IKE SA (sa/followup.ts): a request needing another one waits. */
+  /** Our IKE_FOLLOWUP_KE run on the IKE SA (sa/followup.ts; the peer's are dropped by now): a request needing another one waits. */
   readonly followup?: { readonly for: 'ike' | 'child' } | null;
 }
 

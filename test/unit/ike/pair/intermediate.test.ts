@@ -274,3 +274,32 @@ test('RFC 9370 §2.2.2: an IKE_FOLLOWUP_KE whose link the responder did not give
   }
   assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
 });
+
+test('RFC 9370 §2.2.2: alice restarts while her IKE_FOLLOWUP_KE for a Child SA rekey is lost — neither the run nor its request is resumed (its Message ID is reused), bob drops the run on her next CREATE_CHILD_SA, and that rekey succeeds', async () => {
+  const p = new Pair({ ike: [HYBRID], aliceChildren: [child({ espProposals: [PFS] }, 'alice')], bobChildren: [child({ espProposals: [PFS] }, 'bob')] });
+  await p.connect();
+  const before = [...p.alice.kernel.installed.keys()];
+  /* CREATE_CHILD_SA <->, IKE_FOLLOWUP_KE --> (lost; alice crashes) */
+  p.net.fate = (x) => (x.exchange === F && !x.response ? 'hold' : 'deliver');
+  p.alice.engine.rekey('to-bob', { child: true });
+  await p.net.pump();
+  assert.ok(p.net.held.length > 0, 'the IKE_FOLLOWUP_KE request is on its way');
+  p.net.held = [];
+  p.net.fate = () => 'deliver';
+  const results = await p.restart('alice');
+  assert.deepEqual(results.map((r) => r.outcome), ['resumed']);
+  await p.advance(10_000);
+  assert.equal(exchanges(p.net.log).filter(([x, r]) => x === F && !r).length, 1, 'the lost request is not sent again');
+  assert.deepEqual([...p.alice.kernel.installed.keys()], before, 'the old Child SA carries on');
+  assert.deepEqual(p.alice.engine.status().peers[0]!.ike!.children.map((c) => c.state), ['installed'], 'no longer rekeying');
+  /* CREATE_CHILD_SA {N(REKEY_SA), ..} with the Message ID of the lost request <->, IKE_FOLLOWUP_KE <->, INFORMATIONAL {D} <-> */
+  const mark = p.net.log.length;
+  p.alice.engine.rekey('to-bob', { child: true });
+  await p.net.pump();
+  assert.deepEqual(exchanges(p.net.log.slice(mark)).map(([x, r]) => [x, r]), [[C, false], [C, true], [F, false], [F, true], [INFO, false], [INFO, true]]);
+  for (const s of [p.alice, p.bob]) assert.deepEqual(errors(s.events), [], s.name);
+  assert.equal(p.bob.events.filter((e) => e.type === 'child-rekeyed').length, 1, 'bob saw one rekey: the abandoned run never completed');
+  assert.equal(p.alice.events.filter((e) => e.type === 'child-rekeyed').length, 1, 'alice rekeyed the Child SA');
+  assert.notDeepEqual([...p.alice.kernel.installed.keys()].filter((k) => !before.includes(k)), []);
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+});
