@@ -171,7 +171,8 @@ function emitRekeyed(e: EngineHost, old: ChildSa, successor: ChildSa): void {
 
 /**
  * A Child SA of a peer's re-authentication (reauth.ts): installed receive-only, sent on once the
- * old IKE SA's Delete comes or REAUTH_OUTBOUND_HOLD_MS has passed, whichever is first. The same for
+ * old IKE SA's Delete comes, ESP arrives on it or REAUTH_OUTBOUND_HOLD_MS has passed, whichever is
+ * first (lifecycle.ts armReauthOutboundHold). The same for
  * a new Child SA whose config another Child SA of ours already carries (`replaces`: the peer gave
  * no INITIAL_CONTACT, or it is a CREATE_CHILD_SA — crossed reauthentications seen late, a
  * simultaneous start): until our duplicate goes (lifecycle.ts teardown) or the hold ends. The

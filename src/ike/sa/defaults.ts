@@ -55,10 +55,13 @@ export const REKEY_RETRY_MS = 10_000;
 export const RETRY_INTERVAL_MS = 30_000;
 /**
  * A peer re-authenticates (a new IKE SA without INITIAL_CONTACT): its new Child SAs are sent on from
- * the old IKE SA's Delete, or after this long at the latest — the initiator installs its inbound
- * state only when our IKE_AUTH (or CREATE_CHILD_SA) answer reaches it, and sending on the new SA
- * before that loses packets (strongSwan's responder has that window).
+ * the old IKE SA's Delete or the first ESP that arrives on them, or after this long at the latest —
+ * the initiator installs its inbound state only when our IKE_AUTH (or CREATE_CHILD_SA) answer
+ * reaches it, and sending on the new SA before that loses packets (strongSwan's responder has that
+ * window). 2 s was too short for a loaded node verifying a new certificate chain (the cluster lane's
+ * CA rotation lost pings to it); no longer than rekeyDeleteDelayMs's default, for which a
+ * duplicate's Child SAs linger meanwhile.
  */
-export const REAUTH_OUTBOUND_HOLD_MS = 2_000;
+export const REAUTH_OUTBOUND_HOLD_MS = 5_000;
 /** After a peer-initiated rekey, wait this long for the peer's Delete of the old SA before acting alone. */
 export const REKEYED_SA_TIMEOUT_MS = 30_000;

@@ -292,38 +292,38 @@ export async function activateOutbound(e: EngineHost, child: ChildSa): Promise<v
   }
 }
 
-const PEER_USE_POLL_MS = 50;
+const PEER_USE_POLL_MS = 100;
 
 /**
- * A survivor's Child SA held receive-only while our duplicate of it is deleted: send on it once
- * ESP arrives on it (the peer has installed it; its Delete answer alone does not say so, as the
- * peer handles each IKE SA's messages in its own queue) or after REAUTH_OUTBOUND_HOLD_MS, whichever
- * is first. Until then our traffic leaves on the duplicate's lingering Child SA (teardown).
+ * A Child SA held receive-only (a peer's re-authentication, a duplicate's survivor): send on it once
+ * ESP arrives on it — the peer has installed it, which neither our answer nor the answer to our
+ * Delete says, as the peer handles each IKE SA's messages in its own queue — or after
+ * REAUTH_OUTBOUND_HOLD_MS, whichever is first (the old IKE SA's Delete activates it too,
+ * responder.ts). Until then our traffic leaves on the Child SA it replaces. The counters are read
+ * every PEER_USE_POLL_MS: 50 reads at most, and usually one or two.
  */
-function sendOnceUsed(e: EngineHost, child: ChildSa): void {
-  const deadline = e.clock.now() + REAUTH_OUTBOUND_HOLD_MS;
+function sendOnceUsed(e: EngineHost, sa: IkeSa, child: ChildSa): void {
+  const deadlineMs = e.clock.now() + REAUTH_OUTBOUND_HOLD_MS;
   const poll = (): void => {
-    const owner = e.ownerOf(child);
-    if (!owner) return;
-    void e.enqueue(owner, async () => {
+    // The IKE SA it belongs to now (an IKE rekey moves Child SAs), else the one it was held on.
+    void e.enqueue(e.ownerOf(child) ?? sa, async () => {
       if (child.state.tag === 'deleted' || !child.outboundPending) return;
       const used = await e.kernel.queryCounters(child.ref).then((n) => n.inboundPackets > 0n, () => false);
-      if (used || e.clock.now() >= deadline) { await activateOutbound(e, child); return; }
-      child.timers.push(e.clock.setTimer(PEER_USE_POLL_MS, poll));
+      if (used || e.clock.now() >= deadlineMs) { await activateOutbound(e, child); return; }
+      child.timers.push(e.clock.setTimer(Math.min(PEER_USE_POLL_MS, deadlineMs - e.clock.now()), poll));
     });
   };
-  poll();
+  // Not at once: the caller may be about to install it (holdForPeerReauth).
+  child.timers.push(e.clock.setTimer(PEER_USE_POLL_MS, poll));
 }
 
 /**
- * A Child SA of a peer's re-authentication waits receive-only for the old IKE SA's Delete; send on
- * it after REAUTH_OUTBOUND_HOLD_MS without one (responder.ts holdForPeerReauth, and restore.ts for
- * a hold a restart interrupted).
+ * A Child SA of a peer's re-authentication waits receive-only for the old IKE SA's Delete or ESP
+ * on it, at most REAUTH_OUTBOUND_HOLD_MS (child-tasks.ts holdForPeerReauth, and restore.ts for a
+ * hold a restart interrupted).
  */
 export function armReauthOutboundHold(e: EngineHost, sa: IkeSa, child: ChildSa): void {
-  child.timers.push(e.clock.setTimer(REAUTH_OUTBOUND_HOLD_MS, () => {
-    void e.enqueue(sa, async () => { if (child.state.tag !== 'deleted') await activateOutbound(e, child); });
-  }));
+  sendOnceUsed(e, sa, child);
 }
 
 async function hardExpire(e: EngineHost, sa: IkeSa, child: ChildSa): Promise<void> {
@@ -379,7 +379,7 @@ export async function teardown(e: EngineHost, sa: IkeSa, reason: DownReason): Pr
   if (reserved !== undefined) void e.track(e.kernel.releaseSpi({ local: sa.local.address, remote: sa.remote.address, spi: reserved }));
   sa.outstanding = null;
   sa.pending.length = 0;
-  for (const c of sendOn) if (c.state.tag === 'installed') sendOnceUsed(e, c);
+  for (const c of sendOn) { const owner = e.ownerOf(c); if (owner && c.state.tag === 'installed') sendOnceUsed(e, owner, c); }
   for (const c of [...sa.children.values()]) {
     if (survivor && !sa.peer.terminated && awaitsSuccessor(survivor, c)) handOver(e, sa, c);
     else await removeChild(e, sa, c, reason, linger);

@@ -190,15 +190,16 @@ test('RFC 7296 §2.8.3: during the overlap both IKE SAs are up and checkpointed 
     assert.deepEqual(of(s, 'ike-down'), [], `${s.name}: nothing went down`);
     assert.notEqual(ike(s)!.ikeSpis, oldSpis, `${s.name}: status shows the new SA`);
   }
-  // The responder installed the new Child SA receive-only; with no Delete yet it starts sending on
-  // it after REAUTH_OUTBOUND_HOLD_MS (2 s), by when the initiator has long installed its side.
+  // The responder installed the new Child SA receive-only; with no Delete and no ESP on it yet it
+  // starts sending on it after REAUTH_OUTBOUND_HOLD_MS (5 s), by when the initiator has long
+  // installed its side.
   const activations = (): unknown[] => p.bob.kernel.calls.filter((c) => c.op === 'update' && (c.arg as { update: { activateOutbound?: boolean } }).update.activateOutbound === true);
   assert.deepEqual(activations(), [], 'bob does not send on the new Child SA yet');
-  await p.advance(1_500);
-  assert.deepEqual(activations(), [], 'not before 2 s');
+  await p.advance(4_500);
+  assert.deepEqual(activations(), [], 'not before 5 s');
   // Nothing else moves until the held request arrives: the responder waits for the initiator's Delete.
-  await p.advance(18_500);
-  assert.equal(activations().length, 1, 'bob sends on the new Child SA after 2 s without a Delete');
+  await p.advance(15_500);
+  assert.equal(activations().length, 1, 'bob sends on the new Child SA after 5 s without a Delete');
   assert.equal(p.bob.checkpoints.data.size, 2);
   p.net.fate = () => 'deliver';
   p.net.releaseHeld();
@@ -224,7 +225,7 @@ test('a responder restarted while it holds the new Child SA receive-only starts 
   assert.deepEqual(activations(), [], 'bob holds the new Child SA receive-only');
   const results = await p.restart('bob');
   assert.deepEqual(results.map((r) => r.outcome), ['resumed', 'resumed']);
-  await p.advance(1_500);
+  await p.advance(4_500);
   assert.deepEqual(activations(), [], 'not before the hold');
   await p.advance(1_000);
   assert.equal(activations().length, 1, 'the restarted responder sends on the new Child SA');
@@ -234,6 +235,20 @@ test('a responder restarted while it holds the new Child SA receive-only starts 
   await p.advance(5_000);
   for (const s of [p.alice, p.bob]) assert.equal(s.kernel.installed.size, 2, `${s.name}: the new Child SAs only`);
   assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+});
+
+test('the responder of a reauthentication sends on the new Child SA as soon as ESP arrives on it, without waiting for the Delete or the hold: the initiator has installed it (RFC 7296 §2.8.3)', async () => {
+  const p = certPair();
+  await connect(p, 'alice');
+  p.net.fate = (x) => (x.exchange === ExchangeType.CREATE_CHILD_SA ? 'hold' : 'deliver');
+  p.alice.engine.rekey('to-bob', { reauth: true });
+  await p.net.pump();
+  const activations = (): unknown[] => p.bob.kernel.calls.filter((c) => c.op === 'update' && (c.arg as { update: { activateOutbound?: boolean } }).update.activateOutbound === true);
+  await p.advance(1_000);
+  assert.deepEqual(activations(), [], 'held: no Delete, no ESP on it yet');
+  p.bob.kernel.counters = { ...p.bob.kernel.counters, inboundPackets: 3n, inboundBytes: 360n };
+  await p.advance(200);
+  assert.equal(activations().length, 1, 'alice sends on it, so she has it: bob sends on it too');
 });
 
 test('a restart in the overlap resumes both IKE SAs from their checkpoints and the reauthentication completes (checkpoint.ts reauth link)', async () => {
