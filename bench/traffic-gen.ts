@@ -4,12 +4,13 @@
 // namespace (iperf3 is not installed here), bounded by `seconds`; sinks are killed by pid.
 // Also: CPU-seconds of a process from /proc/<pid>/stat (utime + stime).
 import { readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import type { Netns } from '../e2e/lib/netns.js';
 
 const CLK_TCK = 100;
 
 // TCP sink: reads and drops, closes when the sender ends. TCP source: writes for argv[2] seconds, prints JSON.
-const TCP_SINK = `require('net').createServer((s) => { s.on('data', () => {}); s.on('end', () => s.end()); }).listen(5001, process.argv[1]);`;
+const TCP_SINK = `require('net').createServer((s) => { s.on('data', () => {}); s.on('end', () => s.end()); }).listen(5001, process.argv[1], () => console.log('ready'));`;
 const TCP_SOURCE = `const net = require('net'); const chunk = Buffer.alloc(65536, 7); let bytes = 0; const t0 = process.hrtime.bigint();
 const s = net.connect(5001, process.argv[1], () => { const stopAt = Date.now() + Number(process.argv[2]) * 1000;
   const pump = () => { while (Date.now() < stopAt) { bytes += chunk.length; if (!s.write(chunk)) return s.once('drain', pump); } s.end(); }; pump(); });
@@ -35,11 +36,19 @@ export function cpuSeconds(pid: number | undefined): number {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (proc(5) fields 14, 15)
 }
 
+/** Wait for a sink's "ready" line: bound, within 60 s (Node starts slowly under TCG emulation). */
+async function sinkReady(sink: ChildProcess, what: string): Promise<void> {
+  let out = '';
+  sink.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+  for (let i = 0; i < 600 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 100));
+  if (!out.includes('ready')) throw new Error(`${what} sink did not bind within 60 s`);
+}
+
 /** One TCP stream from `from` to `toIp` (in `to`) for `seconds`. */
 export async function tcpStream(from: Netns, to: Netns, toIp: string, seconds: number): Promise<TcpResult> {
   const sink = to.spawn(process.execPath, ['-e', TCP_SINK, toIp]);
   try {
-    await new Promise((r) => setTimeout(r, 300));
+    await sinkReady(sink, 'TCP');
     const r = await from.run(process.execPath, ['-e', TCP_SOURCE, toIp, String(seconds)], { timeoutMs: (seconds + 30) * 1000 });
     return JSON.parse(r.stdout) as TcpResult;
   } finally { if (sink.pid) try { process.kill(sink.pid, 'SIGKILL'); } catch { /* gone */ } }
@@ -52,8 +61,7 @@ export async function udpFlood(from: Netns, to: Netns, toIp: string, seconds: nu
   sink.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
   const exited = new Promise<void>((r) => sink.once('exit', () => r()));
   try {
-    for (let i = 0; i < 100 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 100));
-    if (!out.includes('ready')) throw new Error('UDP sink did not bind within 10 s');
+    await sinkReady(sink, 'UDP');
     const r = await from.run(process.execPath, ['-e', UDP_SOURCE, toIp, String(seconds)], { timeoutMs: (seconds + 30) * 1000 });
     await new Promise((res) => setTimeout(res, 300)); // packets still in the tunnel
     if (sink.pid) process.kill(sink.pid, 'SIGTERM');
