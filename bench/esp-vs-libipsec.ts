@@ -108,6 +108,9 @@ async function measure(name: string, a: Netns, b: Netns, cpu: (() => number) | u
   // The sink's socket is gone by now: its share is the namespace's total less the 4500 socket's.
   const espSocketOverflow = (await udpSocketDrops(b, 4500)) - e0;
   const sinkOverflow = (await udpRcvbufErrors(b)) - o0 - espSocketOverflow;
+  // One line per path as soon as it is measured, so a run that dies later still shows it.
+  console.log(`measured ${name}: TCP ${gbitPerSec(tcp).toFixed(3)} Gbit/s (${(tcp.bytes / 1e9).toFixed(2)} GB), UDP-64 ${Math.round(udp.received / udp.sec)}/s delivered of ${Math.round(udp.sent / udp.sec)}/s offered; ` +
+    `CPU s (TCP, UDP): processes ${tcpCpu?.toFixed(2) ?? '-'}, ${udpCpu?.toFixed(2) ?? '-'}; machine ${tcpMachine.toFixed(2)}, ${udpMachine.toFixed(2)}`);
   return { name, tcp, tcpCpu, udp, udpCpu, tunDropped, encapsulated: q0 !== undefined && q1 !== undefined ? q1 - q0 : undefined, decapsulated: p0 !== undefined && p1 !== undefined ? p1 - p0 : undefined, sinkOverflow, espSocketOverflow, tcpMachine, udpMachine, tun };
 }
 
