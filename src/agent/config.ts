@@ -130,7 +130,7 @@ function proposals(texts: readonly string[], proto: 'ike' | 'esp', allowWeak: bo
   const res: PolicyProposal[] = [];
   texts.forEach((t, i) => {
     const p = `${path}[${i}]`;
-    try { res.push(...parseProposals([t], proto, { allowWeak, path: p })); } catch (e) {
+    try { res.push(...parseProposals([t], proto, { allowWeak, path: p, additionalKeyExchanges: true })); } catch (e) {
       out.push({ path: p, message: e instanceof ConfigError ? e.message.slice(p.length + 2) : errorMessage(e) });
     }
   });

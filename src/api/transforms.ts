@@ -21,8 +21,7 @@ export const TRANSFORMS: readonly TransformToken[] = [
   t('modp1024s160', 'dh', true), t('modp2048s224', 'dh', true), t('modp2048s256', 'dh', true),
   t('esn', 'esn'), t('noesn', 'esn'),
   // RFC 9370 additional key exchanges 1..7 with ML-KEM (FIPS 203), or none to make one optional:
-  // x25519-ke1_mlkem768. The engine negotiates them at IKE SA setup (IKE_INTERMEDIATE); the agent
-  // refuses them in configs until CREATE_CHILD_SA carries them too (IKE_FOLLOWUP_KE).
+  // x25519-ke1_mlkem768: IKE_INTERMEDIATE at IKE SA setup, IKE_FOLLOWUP_KE in CREATE_CHILD_SA.
   ...[1, 2, 3, 4, 5, 6, 7].flatMap((n) => ['mlkem512', 'mlkem768', 'mlkem1024', 'none'].map((m) => t(`ke${n}_${m}`, 'addke'))),
 ];
 

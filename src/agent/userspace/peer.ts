@@ -39,7 +39,7 @@ export function userspacePeer(p: PeerConfig): PeerConfig {
     if (c.espProposals.length === 0) return { ...c, espProposals: USERSPACE_ESP_PROPOSALS };
     c.espProposals.forEach((text, i) => {
       const path = `spec.esp.proposals[${i}]`;
-      for (const proposal of parseProposals([text], 'esp', { path, ...(p.ike.allowWeak ? { allowWeak: true } : {}) })) {
+      for (const proposal of parseProposals([text], 'esp', { path, additionalKeyExchanges: true, ...(p.ike.allowWeak ? { allowWeak: true } : {}) })) {
         const bad = proposal.transforms.map(transformProblem).find((x) => x !== undefined);
         if (bad !== undefined) throw new ConfigError(path, `"${text}" has ${bad}; --datapath userspace supports only ${SUPPORTED}`);
       }

@@ -31,8 +31,9 @@ export interface ParseOptions {
   /** Field path for errors, e.g. "spec.ike.proposals[0]". */
   readonly path?: string;
   /**
-   * Accept RFC 9370 additional key exchanges (ke1_mlkem768 ...). Off until the exchange code runs
-   * them (IKE_INTERMEDIATE, IKE_FOLLOWUP_KE): a config asking for them gets a ConfigError saying so.
+   * Accept RFC 9370 additional key exchanges (ke1_mlkem768 ...): callers whose proposals reach the
+   * engine, which runs them (IKE_INTERMEDIATE, IKE_FOLLOWUP_KE), opt in; elsewhere a proposal
+   * asking for them gets a ConfigError saying so.
    */
   readonly additionalKeyExchanges?: boolean;
 }

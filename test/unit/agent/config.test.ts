@@ -165,3 +165,12 @@ test('reqids are stable per name and recognisably ours (restart adoption depends
   assert.ok(isOurReqid(reqidFor('x')));
   assert.ok(!isOurReqid(1), 'strongSwan-style small reqids are not ours');
 });
+
+test('hybrid post-quantum proposals (x25519 + ML-KEM-768 as RFC 9370 ADDKE1) load for IKE and ESP: the engine runs them in IKE_INTERMEDIATE and IKE_FOLLOWUP_KE', () => {
+  const text = tunnel('pq', '  ike: {proposals: [aes256gcm16-prfsha384-x25519-ke1_mlkem768]}\n  esp: {proposals: [aes256gcm16-x25519-ke1_mlkem768]}\n');
+  const r = loadConfigText(text, '/etc/kipsec', fakeFs({ '/etc/kipsec/psk': { text: `${PSK}\n` } }));
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.problems));
+  const t = r.tunnels[0]!;
+  assert.ok(t.ikeProposals.some((p) => p.transforms.some((x) => x.type === 6)), 'IKE proposal keeps transform type 6 (ADDKE1)');
+  assert.ok(t.espProposals.some((p) => p.transforms.some((x) => x.type === 6)), 'ESP proposal keeps ADDKE1');
+});

@@ -1,6 +1,6 @@
 // RFC 9370 additional key exchanges in the API's proposal syntax (strongSwan's keN_ prefix): an
-// IPsecMesh/IPsecTunnel proposal such as aes256gcm16-prfsha384-x25519-ke1_mlkem768 validates, so the
-// agent, not the apiserver, is where "not yet negotiated" is reported (src/ike/policy/proposal.ts).
+// IPsecMesh/IPsecTunnel proposal such as aes256gcm16-prfsha384-x25519-ke1_mlkem768 validates; the
+// agent accepts it (test/unit/agent/config.test.ts) and the engine runs it (src/ike/steps).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { proposal } from '../../../src/api/fields.js';
