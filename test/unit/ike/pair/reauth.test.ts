@@ -214,14 +214,22 @@ test('RFC 7296 §2.8.3: during the overlap both IKE SAs are up and checkpointed 
   assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
 });
 
-test('a responder restarted while it holds the new Child SA receive-only starts sending on it after REAUTH_OUTBOUND_HOLD_MS all the same: the hold is re-armed from the checkpoint (RFC 7296 §2.8.3)', async () => {
+/**
+ * Alice reauthenticates and her second child's CREATE_CHILD_SA is held, so no Delete of the old IKE
+ * SA comes to end bob's hold of the new first Child SA; `activations` are bob's outbound switches.
+ */
+async function heldReauth(): Promise<{ p: Pair; activations: () => unknown[] }> {
   const p = certPair();
   await connect(p, 'alice');
-  // Hold the second child's CREATE_CHILD_SA: no Delete of the old IKE SA comes to end the hold.
   p.net.fate = (x) => (x.exchange === ExchangeType.CREATE_CHILD_SA ? 'hold' : 'deliver');
   p.alice.engine.rekey('to-bob', { reauth: true });
   await p.net.pump();
   const activations = (): unknown[] => p.bob.kernel.calls.filter((c) => c.op === 'update' && (c.arg as { update: { activateOutbound?: boolean } }).update.activateOutbound === true);
+  return { p, activations };
+}
+
+test('a responder restarted while it holds the new Child SA receive-only starts sending on it after REAUTH_OUTBOUND_HOLD_MS all the same: the hold is re-armed from the checkpoint (RFC 7296 §2.8.3)', async () => {
+  const { p, activations } = await heldReauth();
   assert.deepEqual(activations(), [], 'bob holds the new Child SA receive-only');
   const results = await p.restart('bob');
   assert.deepEqual(results.map((r) => r.outcome), ['resumed', 'resumed']);
@@ -238,12 +246,7 @@ test('a responder restarted while it holds the new Child SA receive-only starts 
 });
 
 test('the responder of a reauthentication sends on the new Child SA as soon as ESP arrives on it, without waiting for the Delete or the hold: the initiator has installed it (RFC 7296 §2.8.3)', async () => {
-  const p = certPair();
-  await connect(p, 'alice');
-  p.net.fate = (x) => (x.exchange === ExchangeType.CREATE_CHILD_SA ? 'hold' : 'deliver');
-  p.alice.engine.rekey('to-bob', { reauth: true });
-  await p.net.pump();
-  const activations = (): unknown[] => p.bob.kernel.calls.filter((c) => c.op === 'update' && (c.arg as { update: { activateOutbound?: boolean } }).update.activateOutbound === true);
+  const { p, activations } = await heldReauth();
   await p.advance(1_000);
   assert.deepEqual(activations(), [], 'held: no Delete, no ESP on it yet');
   p.bob.kernel.counters = { ...p.bob.kernel.counters, inboundPackets: 3n, inboundBytes: 360n };
