@@ -1,4 +1,4 @@
-// Cluster mode: this node as a gateway of IPsecTunnels (DESIGN.md §3, issue 13). It watches the
+// Cluster mode: this node as a gateway of IPsecTunnels (DESIGN.md §3). It watches the
 // IPsecTunnels; for each one whose nodeSelector selects this node (select.ts) it competes for the
 // tunnel's Lease (lease.ts). The holder is the active gateway: the node agent adds the tunnel's IKE
 // peer to the same engine the mesh runs in (peers()); standbys keep it out, and losing the Lease

@@ -1,4 +1,4 @@
-// Which nodes are an IPsecTunnel's gateways (DESIGN.md §3, issue 13): spec.local.nodeSelector, or
+// Which nodes are an IPsecTunnel's gateways (DESIGN.md §3): spec.local.nodeSelector, or
 // by default the nodes labelled kipsec.io/gateway=true; and the name of the Lease per tunnel
 // through which those nodes agree on one active gateway (the others stand by).
 import type { IPsecTunnel } from '../../api/types.js';
