@@ -38,6 +38,7 @@ import { computeRekeyedSkeyseed, expandIkeSaKeys, type IkeSaKeys, type IkeSuite 
 import type { Prf } from '../crypto/prf.js';
 import { transformName } from '../policy/keywords.js';
 import type { IkeFailure } from '../ports.js';
+import type { FollowupView, RekeyedIkeInputs } from './followup-ke.js';
 
 /** IntAuth_iN and IntAuth_rN so far (both empty before the first exchange). */
 export interface IntAuthChain { readonly i: Uint8Array; readonly r: Uint8Array }
@@ -55,19 +56,13 @@ export type Intermediate =
   /** Both: every additional key exchange is done (`count` of them); IKE_AUTH may start. */
   | { readonly tag: 'done'; readonly count: number; readonly chain: IntAuthChain };
 
-/** What the steps read of the IKE SA: its current keys and the values the key update mixes in. */
-export interface IntermediateView {
-  readonly suite: IkeSuite;
-  readonly prf: Prf;
-  readonly skD: SecretBytes;
+/**
+ * What the steps read of the IKE SA: what a key update mixes in (the same inputs as a rekeyed IKE
+ * SA's keys, followup-ke.ts), and SK_pi/SK_pr for the IntAuth chain.
+ */
+export interface IntermediateView extends RekeyedIkeInputs, FollowupView {
   readonly skPi: SecretBytes;
   readonly skPr: SecretBytes;
-  readonly ni: Uint8Array;
-  readonly nr: Uint8Array;
-  readonly spiI: Uint8Array;
-  readonly spiR: Uint8Array;
-  readonly random: Random;
-  readonly allowWeak: boolean;
 }
 
 export type IntermediateEffect =
