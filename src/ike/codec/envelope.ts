@@ -14,7 +14,7 @@ import { encodePayloadChain, decodePayloadChain, GENERIC_HEADER_BYTES, writeChai
 import { IkeCodecError, IkeEncodeError } from './errors.js';
 import { encodeHeader, type IkeHeader } from './header.js';
 import { MAX_INNER_BYTES, MAX_MESSAGE_BYTES } from './limits.js';
-import { decodeMessage, IkeMessage, selfCheck } from './message.js';
+import { decodeMessage, IkeMessage, selfCheck, type ReceivedSk } from './message.js';
 import type { IkePayload } from './payload.js';
 import type { SkPayload } from './payloads/sk.js';
 import type { SkfPayload } from './payloads/skf.js';
@@ -124,8 +124,40 @@ export function sealedPrefix(datagram: Uint8Array, envelope: SkPayload | SkfPayl
 export function openEncryptedMessage(message: IkeMessage, datagram: Uint8Array, opener: Opener): IkeMessage {
   const env = message.encrypted();
   if (env === undefined || env.kind !== 'sk') throw new IkeCodecError('ERR_IKE_NO_SK', `${message.exchangeName} message has no SK payload`, 0);
-  const plaintext = opener.decrypt(env.body, sealedPrefix(datagram, env));
-  return message.withPayloads(decodePayloadChain(plaintext, env.innerNext));
+  const prefix = sealedPrefix(datagram, env);
+  const plaintext = opener.decrypt(env.body, prefix);
+  return message.withPayloads(decodePayloadChain(plaintext, env.innerNext), { prefix, plaintext });
+}
+
+/**
+ * joinFragments as a message: the inner payloads, and the received octets as if unfragmented
+ * (RFC 9242 §3.1 computes IntAuth over the message before fragmentation): this fragment's header
+ * and outer payloads, the envelope named SK, fragment 1's Next Payload, the plaintexts in order.
+ * `message`/`datagram`: any one fragment of the set, as decoded and as received.
+ */
+export function joinFragmentsMessage(message: IkeMessage, datagram: Uint8Array,
+  fragments: ReadonlyArray<{ readonly envelope: SkfPayload; readonly plaintext: Uint8Array }>): IkeMessage {
+  const env = message.encrypted();
+  if (env === undefined || env.kind !== 'skf') throw new IkeCodecError('ERR_IKE_NO_SKF', `${message.exchangeName} message has no SKF payload`, 0);
+  const inner = joinFragments(fragments);
+  const first = fragments.find((f) => f.envelope.fragmentNumber === 1)!;
+  const skf = sealedPrefix(datagram, env);
+  // The SKF generic header (4) and Fragment Number/Total (4) end the prefix; SK has only the first.
+  const envAt = skf.length - GENERIC_HEADER_BYTES - 4;
+  const prefix = concatBytes(skf.subarray(0, envAt), Uint8Array.of(first.envelope.innerNext, skf[envAt + 1]!, 0, GENERIC_HEADER_BYTES));
+  prefix[envelopePointerAt(prefix, envAt)] = PayloadType.SK;
+  const plaintext = concatBytes(...[...fragments].sort((a, b) => a.envelope.fragmentNumber - b.envelope.fragmentNumber)
+    .filter((f, i, all) => i === 0 || all[i - 1]!.envelope.fragmentNumber !== f.envelope.fragmentNumber).map((f) => f.plaintext));
+  const received: ReceivedSk = { prefix, plaintext };
+  return message.withPayloads(inner, received);
+}
+
+/** Offset of the Next Payload octet that names the payload at `envAt` (the header's, or the last outer payload's). */
+function envelopePointerAt(prefix: Uint8Array, envAt: number): number {
+  const v = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
+  let pointer = 16;
+  for (let at = 28; at < envAt; at += v.getUint16(at + 2)) pointer = at;
+  return pointer;
 }
 
 /**

@@ -15,21 +15,40 @@ import type { NotifyPayload } from './payloads/notify.js';
 import type { SkPayload } from './payloads/sk.js';
 import type { SkfPayload } from './payloads/skf.js';
 
+/**
+ * An SK message's octets as they arrived, for what must cover them exactly rather than a
+ * re-encoding (RFC 9242 §3.1 IntAuth: a peer may send reserved bits, the critical bit or lengths
+ * our encoder would not, and the receiver's MAC must still match the sender's).
+ */
+export interface ReceivedSk {
+  /**
+   * IKE header, outer payloads and the Encrypted payload's generic header, Length fields as on the
+   * wire; for a reassembled SKF message, as if it had not been fragmented (SK, fragment 1's Next
+   * Payload, no fragment number/total).
+   */
+  readonly prefix: Uint8Array;
+  /** The decrypted inner payloads (padding and Pad Length removed). */
+  readonly plaintext: Uint8Array;
+}
+
 export class IkeMessage {
   readonly header: IkeHeader;
   /** Outer chain as received, or the decrypted inner chain (see withPayloads). */
   readonly payloads: readonly IkePayload[];
+  /** Set on a decrypted SK/SKF message (envelope.ts); undefined on one built or not yet opened. */
+  readonly received: ReceivedSk | undefined;
 
-  constructor(header: IkeHeader, payloads: readonly IkePayload[]) {
+  constructor(header: IkeHeader, payloads: readonly IkePayload[], received?: ReceivedSk) {
     this.header = header;
     this.payloads = payloads;
+    this.received = received;
   }
 
   get exchangeName(): ExchangeTypeName | `EXCHANGE_${number}` { return exchangeName(this.header.exchangeType); }
   get isResponse(): boolean { return this.header.response; }
 
   /** The same header with other payloads: the exchanges layer's view after decrypting SK. */
-  withPayloads(payloads: readonly IkePayload[]): IkeMessage { return new IkeMessage(this.header, payloads); }
+  withPayloads(payloads: readonly IkePayload[], received?: ReceivedSk): IkeMessage { return new IkeMessage(this.header, payloads, received); }
 
   first<K extends PayloadKind>(kind: K): PayloadOf<K> | undefined {
     for (const p of this.payloads) if (p.kind === kind) return p as PayloadOf<K>;

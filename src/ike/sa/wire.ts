@@ -1,7 +1,7 @@
 // From inner payloads to datagrams and back for one IKE SA: SK protection through the crypto
 // module's SkCipher, RFC 7383 fragmentation when sending, and bounded reassembly when receiving.
 import { IkeCodecError } from '../codec/errors.js';
-import { encodeEncryptedFragments, encodeEncryptedMessage, joinFragments, openEncryptedMessage, sealedPrefix } from '../codec/envelope.js';
+import { encodeEncryptedFragments, encodeEncryptedMessage, joinFragmentsMessage, openEncryptedMessage, sealedPrefix } from '../codec/envelope.js';
 import type { IkeHeader } from '../codec/header.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
@@ -109,6 +109,6 @@ export function openMessage(sa: IkeSa, message: IkeMessage, datagram: Uint8Array
     envelope: { kind: 'skf' as const, innerNext: p.innerNext, fragmentNumber: n, totalFragments: buf.total, body: new Uint8Array(0) },
     plaintext: p.plaintext,
   }));
-  return { kind: 'message', message: message.withPayloads(joinFragments(pieces)) };
+  return { kind: 'message', message: joinFragmentsMessage(message, datagram, pieces) };
 }
 

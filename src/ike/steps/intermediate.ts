@@ -91,9 +91,30 @@ export function intAuthData(header: IkeHeader, inner: readonly IkePayload[]): Ui
   return concatBytes(encryptedPrefix(header, [], firstType, bytes.length), bytes);
 }
 
-/** IntAuth_n = prf(SK_p, IntAuth_(n-1) | IntAuth_n_A | IntAuth_n_P). */
+/**
+ * IntAuth_A | IntAuth_P of a received IKE_INTERMEDIATE message from the octets that arrived (RFC
+ * 9242 §3.1): the sender's MAC covers what it sent, which need not be what our encoder would make
+ * of the decoded payloads (reserved bits, the critical bit). Only the two Length fields change.
+ * A message built in process (no received octets) is its own encoding.
+ */
+export function receivedIntAuthData(m: IkeMessage): Uint8Array {
+  const r = m.received;
+  if (r === undefined) return intAuthData(m.header, m.payloads);
+  const a = r.prefix.slice();
+  const v = new DataView(a.buffer);
+  v.setUint32(24, a.length + r.plaintext.length);
+  v.setUint16(a.length - 2, 4 + r.plaintext.length);
+  return concatBytes(a, r.plaintext);
+}
+
+/** IntAuth_n = prf(SK_p, IntAuth_(n-1) | IntAuth_n_A | IntAuth_n_P) of a message we send. */
 export function nextIntAuth(prf: Prf, skP: SecretBytes, prev: Uint8Array, header: IkeHeader, inner: readonly IkePayload[]): Uint8Array {
   return prf.compute(skP, prev, intAuthData(header, inner));
+}
+
+/** IntAuth_n of a message we received, over its octets as received. */
+export function receivedIntAuth(prf: Prf, skP: SecretBytes, prev: Uint8Array, m: IkeMessage): Uint8Array {
+  return prf.compute(skP, prev, receivedIntAuthData(m));
 }
 
 /** IntAuth = IntAuth_iN | IntAuth_rN | IKE_AUTH_MID, appended to both sides' signed octets. */
@@ -141,7 +162,7 @@ export function consumeIntermediateResponse(v: IntermediateView, s: Extract<Inte
   try { secret = s.share.computeSharedSecret(ke.data); } catch (e) {
     return { next: s, effects: [fail(`responder's ${methodName(method)} data is invalid: ${(e as Error).message}`, 'ERR_IKE_INVALID_KE_VALUE')] };
   }
-  const r = nextIntAuth(v.prf, v.skPr, s.chain.r, m.header, m.payloads);
+  const r = receivedIntAuth(v.prf, v.skPr, s.chain.r, m);
   const raw = updatedKeys(v, secret);
   secret.wipe();
   return { next: after(s.n, s.methods, { i: s.chain.i, r }, 'initiator'), effects: [{ kind: 'update-keys', raw }] };
@@ -163,7 +184,7 @@ export function respondIntermediate(v: IntermediateView, s: Extract<Intermediate
   try { res = respondToKeyExchange(method, ke.data, { random: v.random, allowWeak: v.allowWeak }); } catch (e) {
     return refuse(`initiator's ${methodName(method)} data is invalid: ${(e as Error).message}`);
   }
-  const i = nextIntAuth(v.prf, v.skPi, s.chain.i, m.header, m.payloads);
+  const i = receivedIntAuth(v.prf, v.skPi, s.chain.i, m);
   const payloads: IkePayload[] = [{ kind: 'ke', group: method, data: res.publicValue }];
   const r = nextIntAuth(v.prf, v.skPr, s.chain.r, header, payloads);
   const raw = updatedKeys(v, res.sharedSecret);

@@ -8,13 +8,16 @@ import { SecretBytes } from '../../../../src/common/secret.js';
 import { SeededRandom } from '../../../../src/common/time.js';
 import { DhId, EncrId, ExchangeType, NotifyError, PayloadType, PrfId } from '../../../../src/ike/constants.js';
 import type { IkeHeader } from '../../../../src/ike/codec/header.js';
-import { IkeMessage } from '../../../../src/ike/codec/message.js';
+import { Writer } from '../../../../src/common/bytes.js';
+import { encodeEncryptedFragments, joinFragmentsMessage, openEncryptedMessage, type Opener, type Sealer } from '../../../../src/ike/codec/envelope.js';
+import { encodeHeader } from '../../../../src/ike/codec/header.js';
+import { decodeMessage, IkeMessage } from '../../../../src/ike/codec/message.js';
 import type { IkePayload } from '../../../../src/ike/codec/payload.js';
 import { notify } from '../../../../src/ike/codec/payloads/notify.js';
 import { computeRekeyedSkeyseed, expandIkeSaKeys, type IkeSaKeys } from '../../../../src/ike/crypto/keys.js';
 import { createPrf } from '../../../../src/ike/crypto/prf.js';
 import {
-  additionalMethods, consumeIntermediateResponse, EMPTY_CHAIN, intAuthData, intAuthOctets, requestIntermediate, respondIntermediate,
+  additionalMethods, consumeIntermediateResponse, EMPTY_CHAIN, intAuthData, intAuthOctets, receivedIntAuthData, requestIntermediate, respondIntermediate,
   type Intermediate, type IntermediateEffect, type IntermediateStep, type IntermediateView,
 } from '../../../../src/ike/steps/intermediate.js';
 
@@ -166,4 +169,48 @@ test('RFC 9242 §3: the responder refusing the exchange (an error notify) or ans
   const wrong = consumeIntermediateResponse(view(INIT_KEYS, 6), sent, new IkeMessage(header(1, true), [{ kind: 'ke', group: DhId.CURVE25519, data: new Uint8Array(32) }]));
   assert.match(effect(wrong, 'failed').failure.message, /want mlkem768/);
   assert.equal(effect(wrong, 'failed').failure.exchange, 'IKE_INTERMEDIATE');
+});
+
+/** A cipher that is no cipher: the body is the plaintext, so the datagram shows exactly what IntAuth covers. */
+const CLEAR: Sealer & Opener = { encryptedLength: (n) => n, encrypt: (p) => p, decrypt: (b) => b };
+
+test('RFC 9242 §3.1: IntAuth of a received IKE_INTERMEDIATE covers the octets as received (RESERVED bits set), not our re-encoding of them', () => {
+  // A peer may set bits RFC 7296 §3.2/§3.4 tell receivers to ignore; its IntAuth covers them, so
+  // ours must too, or AUTH fails against a conforming peer (re-encoding writes zeros there).
+  const method = DhId.CURVE25519;
+  const iv = view(INIT_KEYS, 1);
+  const req = requestIntermediate(iv, { tag: 'to-send', n: 1, methods: [method], chain: EMPTY_CHAIN }, header(1, false));
+  const sentKe = effect(req, 'send').payloads[0] as Extract<IkePayload, { kind: 'ke' }>;
+  const answer = respondIntermediate(view(INIT_KEYS, 2), { tag: 'awaiting', n: 1, methods: [method], chain: EMPTY_CHAIN },
+    new IkeMessage(header(1, false), [sentKe]), header(1, true));
+  const ke = effect(answer, 'respond').payloads[0] as Extract<IkePayload, { kind: 'ke' }>;
+  /* <-- IKE_INTERMEDIATE response 1 SK { KEr(1) }, built by hand: SK and KE generic headers with RESERVED bits, KE RESERVED 0xbeef */
+  const inner = new Writer(64).u8(PayloadType.NONE).u8(0x01).u16(8 + ke.data.length).u16(ke.group).u16(0xbeef).bytes(ke.data).finish();
+  const w = new Writer(128);
+  encodeHeader(w, header(1, true), PayloadType.SK);
+  const datagram = w.u8(PayloadType.KE).u8(0x7f).u16(4 + inner.length).bytes(inner).finish();
+  new DataView(datagram.buffer).setUint32(24, datagram.length);
+  const m = openEncryptedMessage(decodeMessage(datagram), datagram, CLEAR);
+  assert.deepEqual(m.first('ke')?.data, ke.data, 'the peer\'s KE decodes as sent');
+  const reencoded = intAuthData(m.header, m.payloads);
+  assert.notDeepEqual(reencoded, datagram, 'the re-encoding differs from what was sent (else this test shows nothing)');
+  assert.deepEqual(receivedIntAuthData(m), datagram, 'IntAuth_r1_A | IntAuth_r1_P: with a no-op cipher, exactly the datagram');
+  const done = expectTag(consumeIntermediateResponse(iv, expectTag(req.next, 'ke-sent'), m).next, 'done');
+  assert.equal(hex(done.chain.r), hex(PRF.compute(INIT_KEYS.skPr, new Uint8Array(0), datagram)), 'IntAuth_r1 = prf(SK_pr, IntAuth_r1_A | IntAuth_r1_P) over the received octets');
+});
+
+test('RFC 9242 §3.1 with RFC 7383: a reassembled IKE_INTERMEDIATE counts as the unfragmented message (SK, one generic header, the plaintexts joined)', () => {
+  const payloads: IkePayload[] = [{ kind: 'ke', group: DhId.ML_KEM_768, data: Uint8Array.from({ length: 1184 }, (_, i) => i & 0xff) }];
+  const frags = encodeEncryptedFragments(header(1, false), payloads, CLEAR, 500);
+  assert.equal(frags.length, 3);
+  const pieces = frags.map((d) => {
+    const env = decodeMessage(d).encrypted();
+    if (env?.kind !== 'skf') assert.fail('not an SKF fragment');
+    return { envelope: env, plaintext: env.body };
+  });
+  // Any fragment may complete the set: the last one to arrive is handed in.
+  const last = frags[1]!;
+  const joined = joinFragmentsMessage(decodeMessage(last), last, [pieces[2]!, pieces[0]!, pieces[1]!]);
+  assert.deepEqual(joined.payloads, payloads);
+  assert.deepEqual(receivedIntAuthData(joined), intAuthData(header(1, false), payloads));
 });
