@@ -10,12 +10,16 @@
 // and the outage is printed; a tunnel with the wrong PSK shows AUTHENTICATION_FAILED in its status
 // and as an Event within one retry. The ping target is 10.96.0.10, an address every gateway node
 // holds (as kube-proxy in IPVS mode puts every ClusterIP on every node), so the same flow works
-// through whichever gateway is active.
-import { test } from 'node:test';
+// through whichever gateway is active. A third node, node-c, is no gateway: its pod reaches the
+// VPC host through the active gateway, the leg from node-c to the gateway encrypted by the mesh
+// (the pair's Child SA carries the tunnel's remote subnets, src/agent/gateway/routing.ts), before
+// and after the failover.
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { RESOURCES, resourcePath } from '../../src/api/kube/client.js';
 import type { IPsecTunnel } from '../../src/api/types.js';
-import { WIRE_BRIDGE, nodeByName } from '../lib/cluster-net.js';
+import { WIRE_BRIDGE, nodeByName, type ClusterNode, type ClusterPod } from '../lib/cluster-net.js';
+import { WireCapture, classifyPcapFile, formatReport } from '../lib/capture.js';
 import { eventually, uniqueName } from '../lib/kube.js';
 import { hostLaneSocket } from '../lib/lane-kube.js';
 import { startMeshLane } from '../lib/mesh-lane.js';
@@ -71,14 +75,16 @@ secrets {
 `;
 }
 
-test('IPsecTunnel on two gateway nodes: one active through the Lease, the other standby; the active agent killed under a 10/s ping, the standby takes over on its own; a wrong PSK shows AUTHENTICATION_FAILED in status and as an Event', { timeout: 300_000 }, async (t) => {
+test('IPsecTunnel on two gateway nodes: one active through the Lease, the other standby; a pod on a third node reaches the remote side through the active gateway over ESP; the active agent killed under a 10/s ping, the standby takes over on its own; a wrong PSK shows AUTHENTICATION_FAILED in status and as an Event', { timeout: 400_000 }, async (t) => {
   assert.equal(process.getuid?.(), 0, 'this test builds network namespaces: run it as root (the lanes do)');
   assert.ok(StrongSwan.available(), 'strongSwan (charon, swanctl, libipsec) is not installed: scripts/setup.sh installs it');
   await hostLaneSocket(t);
-  const lane = await startMeshLane(t, { nodes: 2, overlay: 'none', mesh: { datapath: 'auto' }, label: 'gw', agentArgs: AUTO });
+  const lane = await startMeshLane(t, { nodes: 3, overlay: 'none', mesh: { datapath: 'auto' }, label: 'gw', agentArgs: AUTO });
   const { kube, cluster: c, install } = lane;
   const ns = install.namespace;
   const [a, b] = [nodeByName(c, 'node-a'), nodeByName(c, 'node-b')];
+  const nodeC = nodeByName(c, 'node-c');
+  const podC = nodeC.pods[0]!;
 
   // The cloud: on the wire, its VPC address on its loopback; charon answers for the VPC.
   const cloud = await Netns.create(t, 'cloud');
@@ -129,7 +135,7 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
 
   await lane.startOperator();
   await lane.applyMesh({ datapath: 'auto' });
-  for (const n of [a, b]) await lane.startAgent(n);
+  for (const n of c.nodes) await lane.startAgent(n);
   await lane.waitAllUp(120_000);
   const t0 = Date.now();
   await apply(good, VPC_NET);
@@ -157,8 +163,39 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
     assert.match(sas, new RegExp(`remote '${GATEWAY_ID}' @ ${activeNode.ip.replace(/\./g, '\\.')}`), sas);
   });
 
+  /**
+   * node-c's pod pings the VPC host through `gw` while the wire is captured: every echo answered;
+   * between node-c's pods and the VPC nothing in clear, ESP in UDP to and from node-c; the same
+   * capture classified with node-c's own address in place of its pods sees the plain probe the
+   * cloud sends it (so the capture and the classifier can see plaintext).
+   */
+  const podLeg = async (tt: TestContext, pod: ClusterPod, gw: ClusterNode): Promise<void> => {
+    const cap = await WireCapture.start(tt, c.wire);
+    const ping = await pod.ns.run('ping', ['-n', '-c', '5', '-i', '0.2', '-W', '2', '-I', pod.ip, VPC_HOST], { check: false, timeoutMs: 20_000 });
+    await cloud.run('ping', ['-n', '-c', '2', '-i', '0.2', '-W', '1', '-I', VPC_HOST, nodeC.ip], { check: false, timeoutMs: 10_000 });
+    const stats = await cap.stop();
+    assert.equal(pingCounts(ping.stdout).received, 5, `${pod.name} → ${VPC_HOST} through ${gw.name}: ${ping.stdout}\n${lane.logs(2000)}`);
+    assert.ok(stats.complete, JSON.stringify(stats));
+    const legs = classifyPcapFile(stats.file, { podCidrs: [{ node: nodeC.name, cidr: nodeC.podCidr }, { node: 'vpc', cidr: VPC_NET }] });
+    assert.equal(legs.plaintextBetweenPods, 0, `plaintext between ${nodeC.podCidr} and ${VPC_NET}: ${formatReport(legs)}`);
+    assert.ok(legs.espInUdp >= 20, `ESP in UDP: node-c → ${gw.name} → cloud and back, 5 echoes: ${formatReport(legs)}`);
+    const probe = classifyPcapFile(stats.file, { podCidrs: [{ node: nodeC.name, cidr: `${nodeC.ip}/32` }, { node: 'vpc', cidr: VPC_NET }] });
+    assert.ok(probe.plaintextBetweenPods >= 2, `the plain probe from the cloud to node-c is seen: ${formatReport(probe)}`);
+    tt.diagnostic(`${pod.name} → ${VPC_HOST} via ${gw.name}: ${formatReport(legs)}`);
+  };
+
+  await t.test('a pod on node-c (no gateway) reaches the VPC host through the active gateway: its remote subnet is routed there over the mesh, and the wire carries that leg as ESP in UDP only', async (tt) => {
+    // node-c renegotiates its pair with the gateway once it has seen the Lease: wait for the first answer.
+    await eventually(async () => {
+      const r = await podC.ns.run('ping', ['-n', '-c', '1', '-W', '1', '-I', podC.ip, VPC_HOST], { check: false, timeoutMs: 5_000 });
+      return pingCounts(r.stdout).received === 1 ? true : undefined;
+    }, 30_000, 250, { what: `${podC.name} → ${VPC_HOST}`, state: async () => `${(await nodeC.ns.run('ip', ['route', 'show', 'table', '221'])).stdout}\n${lane.logs(2500)}` });
+    await podLeg(tt, podC, activeNode);
+  });
+
   await t.test('the active agent killed by pid under a 10/s ping from the VPC: the standby takes the Lease and the tunnel, the ping resumes without action, an ActiveGateway Event says so; the outage is printed', async () => {
     const ping = new ContinuousPing(cloud, VPC_HOST, SERVICE_IP, { intervalMs: 100 });
+    const podPing = new ContinuousPing(podC.ns, podC.ip, VPC_HOST, { intervalMs: 100 });
     // mark() counts since the previous mark: sum the windows.
     let answered = 0;
     await eventually(async () => { answered += ping.mark().received; return answered > 5 ? true : undefined; }, 10_000, 200, { what: 'the ping through the tunnel', state: () => swan.listSas() });
@@ -175,6 +212,13 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
     ping.mark();
     let after = 0;
     await eventually(async () => { after += ping.mark().received; return after >= 20 ? true : undefined; }, 30_000, 250, { what: 'the ping after the take-over', state: async () => `${await swan.listSas()}\n${lane.logs(2000)}` });
+    podPing.mark();
+    let podAfter = 0;
+    await eventually(async () => { podAfter += podPing.mark().received; return podAfter >= 20 ? true : undefined; }, 30_000, 250, { what: `${podC.name}'s ping to the VPC after the take-over`, state: async () => `${(await nodeC.ns.run('ip', ['route', 'show', 'table', '221'])).stdout}\n${lane.logs(2500)}` });
+    const pr = await podPing.stop();
+    console.log(`failover seen from ${podC.name} (node-c, no gateway): outage ${(pr.longestGapMs / 1000).toFixed(1)} s (longest gap of a 10/s ping to the VPC host; ${pr.lost.length} of ${pr.sent} echoes lost)`);
+    t.diagnostic(`failover outage from node-c's pod ${(pr.longestGapMs / 1000).toFixed(1)} s, ${pr.lost.length}/${pr.sent} lost`);
+    assert.ok(pr.lost.length < pr.sent, 'the pod\'s ping resumed');
     const r = await ping.stop();
     const outageS = r.longestGapMs / 1000;
     console.log(`failover: outage ${outageS.toFixed(1)} s (longest gap of a 10/s ping from the VPC host; ${r.lost.length} of ${r.sent} echoes lost); the new active gateway reported established ${reportedS.toFixed(1)} s after the kill; Lease duration 4 s, retry 1 s`);
@@ -192,6 +236,10 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
     assert.match(dead?.lastError?.message ?? '', /is held by/);
     const ev = await eventually(async () => (await events(good)).find((e) => e.reason === 'ActiveGateway' && e.note === `${standbyNode.name} is the active gateway now (was ${activeNode.name})`), 15_000, 250, explain(good));
     t.diagnostic(`Event ActiveGateway: ${ev.note}`);
+  });
+
+  await t.test('after the failover node-c\'s pod reaches the VPC host through the new active gateway, the leg again ESP in UDP only', async (tt) => {
+    await podLeg(tt, podC, standbyNode);
   });
 
   await t.test('admission (deploy/admission-policy.yaml): an agent may write only tunnel Leases, naming itself the holder; not the operator\'s Lease, not another node as holder', async () => {

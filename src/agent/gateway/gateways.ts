@@ -9,6 +9,9 @@
 // agent's RBAC grants `get` on exactly the PSK Secrets named (deploy/rbac.yaml), never on the
 // operator's CA Secret. It is read again every SECRET_REFRESH_MS, so a rotated PSK is used from the
 // next IKE SA on.
+//
+// Every agent, gateway or not, also watches the tunnels' Leases in its namespace: their holders
+// say which node each tunnel's remote subnets are routed to over the mesh (routing.ts).
 import { errorMessage } from '../../common/errors.js';
 import type { Clock, TimerHandle } from '../../common/time.js';
 import { Informer, kubeListWatcher } from '../../api/kube/informer.js';
@@ -19,8 +22,9 @@ import type { Logger } from '../log.js';
 import type { DesiredPeer } from '../source.js';
 import type { TunnelStatus } from '../status.js';
 import { compileGatewayTunnel, nextRemoteIndex, remoteAddresses } from './compile.js';
-import { TunnelLease, GATEWAY_LEASE_TIMING, type LeaseTiming } from './lease.js';
+import { TunnelLease, GATEWAY_LEASE_TIMING, type Lease, type LeaseTiming } from './lease.js';
 import { gatewayReport, type GatewayReport } from './report.js';
+import { gatewayRouting, type GatewayRouting } from './routing.js';
 import { leaseNameOf, selectsGateway } from './select.js';
 
 const SECRET_REFRESH_MS = 30_000;
@@ -52,9 +56,12 @@ export interface GatewayOptions {
 export class TunnelGateways {
   readonly #o: GatewayOptions;
   readonly tunnels: Informer<IPsecTunnel>;
+  /** The tunnels' Leases (holders only): who is the active gateway of each, for the routes of every node. */
+  readonly leases: Informer<Lease>;
   readonly #mine = new Map<string, Candidacy>();
   readonly #listeners: (() => void)[] = [];
   #running: Promise<void> | undefined;
+  #leasesRunning: Promise<void> | undefined;
   #timer: TimerHandle | undefined;
   #ticking = false;
   #stopped = false;
@@ -64,6 +71,12 @@ export class TunnelGateways {
     this.tunnels = new Informer<IPsecTunnel>(kubeListWatcher<IPsecTunnel>(o.kube, resourcePath(RESOURCES.ipsecTunnels)), o.clock,
       (e) => o.log.warn({ watch: 'ipsectunnels', err: errorMessage(e) }, 'watch failed; retrying'));
     this.tunnels.addHandlers({ onAdd: () => this.#kick(), onDelete: () => this.#kick(), onUpdate: (a, b) => { if (JSON.stringify(a.spec) !== JSON.stringify(b.spec)) { this.#forgetPsk(b.metadata.name); this.#fire(); } } });
+    // Renewals change only renewTime: the cache keeps the holder alone, so they are no change.
+    this.leases = new Informer<Lease>(kubeListWatcher<Lease>(o.kube, resourcePath(RESOURCES.leases, { namespace: o.namespace })), o.clock,
+      (e) => o.log.warn({ watch: 'leases', err: errorMessage(e) }, 'watch failed; retrying (remote subnets stay routed to the gateways last seen)'),
+      { transform: (l) => ({ metadata: { name: l.metadata.name, namespace: l.metadata.namespace, ...(l.metadata.resourceVersion ? { resourceVersion: l.metadata.resourceVersion } : {}) }, spec: { holderIdentity: l.spec?.holderIdentity ?? '' } }) });
+    const holderChanged = (a: Lease | undefined, b: Lease | undefined): void => { if ((a?.spec?.holderIdentity ?? '') !== (b?.spec?.holderIdentity ?? '')) this.#fire(); };
+    this.leases.addHandlers({ onAdd: (l) => holderChanged(undefined, l), onDelete: (l) => holderChanged(l, undefined), onUpdate: holderChanged });
   }
 
   /** Something that changes the desired peers: which tunnels this node is active for, or their specs. */
@@ -73,6 +86,7 @@ export class TunnelGateways {
 
   start(): void {
     this.#running = this.tunnels.run();
+    this.#leasesRunning = this.leases.run();
     this.#schedule(0);
   }
 
@@ -204,6 +218,16 @@ export class TunnelGateways {
     if (moved) this.#fire();
   }
 
+  /**
+   * Which node each tunnel's remote subnets go to: this node for the tunnels it holds (by its own
+   * reckoning, as peers() does), otherwise the holder of the tunnel's Lease as last watched.
+   */
+  routing(): GatewayRouting {
+    return gatewayRouting(this.tunnels.list(), this.#o.node,
+      (name) => this.leases.get(`${this.#o.namespace}/${leaseNameOf(name)}`)?.spec?.holderIdentity,
+      (name) => this.#mine.get(name)?.lease.held === true);
+  }
+
   /** Which tunnels this node is active for (for logs and tests). */
   get active(): string[] { return [...this.#mine].filter(([, c]) => c.lease.held).map(([n]) => n); }
 
@@ -212,7 +236,9 @@ export class TunnelGateways {
     this.#stopped = true;
     this.#timer?.cancel();
     this.tunnels.stop();
+    this.leases.stop();
     if (release) for (const c of this.#mine.values()) await c.lease.release();
     await this.#running?.catch(() => undefined);
+    await this.#leasesRunning?.catch(() => undefined);
   }
 }

@@ -23,10 +23,11 @@ import { readXfrmStat } from '../metrics.js';
 import type { PeerSnapshot } from '../source.js';
 import { peerIsUp, type ClusterInfo, type TunnelStatus } from '../status.js';
 import { pemBlocks } from '../peers.js';
-import { meshPeerRoutes, type MeshRoutePort, type PeerRoutes } from '../userspace/mesh-routes.js';
+import type { MeshRoutePort, PeerRoutes } from '../userspace/mesh-routes.js';
 import { userspacePeer } from '../userspace/peer.js';
 import type { DesiredPeer } from '../source.js';
 import type { TunnelGateways } from '../gateway/gateways.js';
+import { NO_GATEWAY_ROUTING, peerRoutesWithGateways } from '../gateway/routing.js';
 import { CaFollower, caView, type CaView } from './ca-follow.js';
 import { chooseNodeDatapath, datapathProblem, heldPeerRoutes, userspaceMeshPeers, type DatapathChoice, type DatapathFlag, type KernelEsp } from './datapath.js';
 import { caFields, localAddresses, mtuOf } from './host.js';
@@ -221,8 +222,12 @@ export class NodeAgent {
     const cas = id ? { der: id.cas, digest: id.bundleDigest } : this.#desired?.cas;
     const others = !mesh ? [] : watch.ipsecNodes.list().filter((n) => n.metadata.name !== node && watch.nodeExists(n.metadata.name) && selects(mesh, watch.labelsOf(n.metadata.name)));
     const tunnels = this.#tunnelPeers(address, podCIDRs);
+    // IPsecTunnels' remote subnets: to their active gateways over the mesh (gateway/routing.ts).
+    const via = this.#p.gateways?.routing() ?? NO_GATEWAY_ROUTING;
+    const otherPods = watch.ipsecNodes.list().filter((n) => n.metadata.name !== node).flatMap((n) => n.spec.podCIDRs ?? []);
+    const routesOf = (ps: readonly DesiredPeer[]): PeerRoutes[] => peerRoutesWithGateways(ps, via.mine, podCIDRs, otherPods);
     if (inactive || !mesh) {
-      const routes = [...heldPeerRoutes(inactive?.reason, mesh?.strict ?? false, podCIDRs, others), ...meshPeerRoutes(tunnels)];
+      const routes = [...heldPeerRoutes(inactive?.reason, mesh?.strict ?? false, podCIDRs, others), ...routesOf(tunnels)];
       return { snapshot: { synced: watch.synced, peers: tunnels }, mesh, inactive, peers: empty, traffic, podCIDRs, cas, routes };
     }
     if (!id) {
@@ -231,9 +236,9 @@ export class NodeAgent {
       const prev = this.#desired;
       return { snapshot: { synced: false, peers: prev?.snapshot.peers ?? [] }, mesh, inactive: prev ? undefined : { reason: 'IdentityNotReady', message: 'no usable certificate or trust bundle yet' }, peers: prev?.peers ?? empty, traffic, podCIDRs, cas, routes: prev?.routes ?? [] };
     }
-    const all = meshPeers({ name: node, address, podCIDRs, traffic: traffic.traffic }, others, mesh, id);
+    const all = meshPeers({ name: node, address, podCIDRs, traffic: traffic.traffic, gatewaySubnets: via.mine }, others, mesh, id, via.viaNode);
     const peers = this.#datapath.datapath === 'userspace' ? userspaceMeshPeers(all) : all;
-    return { snapshot: { synced: watch.synced, peers: [...peers.peers, ...tunnels] }, mesh, inactive: undefined, peers, traffic, podCIDRs, cas, routes: meshPeerRoutes([...peers.peers, ...tunnels]) };
+    return { snapshot: { synced: watch.synced, peers: [...peers.peers, ...tunnels] }, mesh, inactive: undefined, peers, traffic, podCIDRs, cas, routes: routesOf([...peers.peers, ...tunnels]) };
   }
 
   /** The tunnels this node is the active gateway of; local.subnets default to every known pod CIDR. */

@@ -9,6 +9,9 @@
 //    transport-mode Child SAs between the node addresses, OVN-Kubernetes style: "overlay-out"
 //    (our any port → the peer's overlay port) and "overlay-in" (the reverse). hostToHost →
 //    transport mode for everything between the node addresses ("host"; it covers the overlay).
+//  - IPsecTunnels (gateway/routing.ts): the remote subnets of the tunnels a node is the active
+//    gateway of join the "pods" child on both ends of its pairs — its local side, the peer's
+//    remote side — so pods on every node reach them through the gateway, encrypted on the way.
 //  - Who initiates: the side with the lower address (the engine settles a simultaneous start
 //    with the same rule, src/ike/sa/lifecycle.ts resolveDuplicates), so normally only one knocks.
 import { createHash, type KeyObject } from 'node:crypto';
@@ -30,6 +33,8 @@ export interface MeshSelf {
   readonly address: string;
   readonly podCIDRs: readonly string[];
   readonly traffic: NodeTraffic;
+  /** Remote subnets of the IPsecTunnels this node is the active gateway of. */
+  readonly gatewaySubnets?: readonly string[];
 }
 
 export interface MeshIdentity {
@@ -124,7 +129,7 @@ function conflictingClaims(self: MeshSelf, nodes: readonly IPsecNode[]): Map<str
 function hostCidr(ip: string): string { return `${ip}/${isIP(ip) === 6 ? 128 : 32}`; }
 
 /** The Child SAs of one pair; empty with a reason when there is nothing to protect. */
-export function pairChildren(self: MeshSelf, peer: { readonly address: string; readonly podCIDRs: readonly string[]; readonly traffic: NodeTraffic | undefined }, m: MeshSettings): { children: ChildConfig[]; note?: string } {
+export function pairChildren(self: MeshSelf, peer: { readonly address: string; readonly podCIDRs: readonly string[]; readonly traffic: NodeTraffic | undefined; readonly gatewaySubnets?: readonly string[] }, m: MeshSettings): { children: ChildConfig[]; note?: string } {
   const base = { espProposals: [...m.espProposals], rekeyTimeMs: m.espRekeyMs, lifeTimeMs: m.espLifeMs,
     ...(m.espLifePackets !== undefined ? { lifePackets: m.espLifePackets } : {}), ...(m.espLifeBytes !== undefined ? { lifeBytes: m.espLifeBytes } : {}) };
   const children: ChildConfig[] = [];
@@ -141,13 +146,17 @@ export function pairChildren(self: MeshSelf, peer: { readonly address: string; r
   if (!ov) {
     if (self.traffic.mode !== (peer.traffic?.mode ?? 'routed')) note = `traffic modes differ (this node ${self.traffic.mode}, peer ${peer.traffic?.mode ?? 'routed'}): pod CIDRs are encrypted in tunnel mode`;
     const local = self.podCIDRs; const remote = peer.podCIDRs.filter((r) => local.some((l) => family(l) === family(r)));
-    if (local.length > 0 && remote.length > 0) children.push({ ...base, name: 'pods', mode: 'tunnel', localTs: [...local], remoteTs: [...remote] });
+    // Tunnel subnets of a family the pair carries, never one holding a node address (IKE itself would be caught).
+    const via = (subnets: readonly string[] | undefined, pods: readonly string[]): string[] =>
+      (subnets ?? []).filter((c) => !pods.includes(c) && local.some((l) => family(l) === family(c)) && remote.some((r) => family(r) === family(c)) && !contains(c, self.address) && !contains(c, peer.address));
+    if (local.length > 0 && remote.length > 0) children.push({ ...base, name: 'pods', mode: 'tunnel', localTs: [...local, ...via(self.gatewaySubnets, local)], remoteTs: [...remote, ...via(peer.gatewaySubnets, remote)] });
     else if (!m.hostToHost) note = local.length === 0 ? 'this node has no pod CIDR (Node spec.podCIDRs)' : 'the peer publishes no pod CIDR of a family this node has';
   }
   return note === undefined ? { children } : { children, note };
 }
 
-export function meshPeers(self: MeshSelf, nodes: readonly IPsecNode[], m: MeshSettings, id: MeshIdentity): MeshPeers {
+/** `viaNode`: per peer node, the remote subnets of the IPsecTunnels it is the active gateway of. */
+export function meshPeers(self: MeshSelf, nodes: readonly IPsecNode[], m: MeshSettings, id: MeshIdentity, viaNode?: ReadonlyMap<string, readonly string[]>): MeshPeers {
   const peers: DesiredPeer[] = [];
   const skipped: { node: string; reason: string }[] = [];
   const notes: { node: string; note: string }[] = [];
@@ -169,7 +178,8 @@ export function meshPeers(self: MeshSelf, nodes: readonly IPsecNode[], m: MeshSe
     const inside = [...ownNets, ...podCIDRs].find((c) => contains(c, self.address) || contains(c, address));
     if (inside) { skip(`pod CIDR ${inside} contains a node address: IKE itself would be caught`); continue; }
     const traffic = n.spec.traffic ? { mode: n.spec.traffic.mode, ...(n.spec.traffic.overlay ? { overlay: { protocol: n.spec.traffic.overlay.protocol, port: n.spec.traffic.overlay.port ?? (n.spec.traffic.overlay.protocol === 'vxlan' ? 4789 : 6081) } } : {}) } : undefined;
-    const { children, note } = pairChildren(self, { address, podCIDRs, traffic }, m);
+    const gatewaySubnets = viaNode?.get(node);
+    const { children, note } = pairChildren(self, { address, podCIDRs, traffic, ...(gatewaySubnets ? { gatewaySubnets } : {}) }, m);
     if (children.length === 0) { skip(note ?? 'nothing to encrypt'); continue; }
     const initiate = compareBytes(ipToBytes(self.address), ipToBytes(address)) < 0;
     const ikePort = n.spec.endpoint.ikePort ?? 500;
