@@ -317,6 +317,15 @@ export interface EngineLogger {
   warn(obj: Record<string, unknown>, msg: string): void;
 }
 
+/**
+ * The keys of an IKE SA whose key schedule is RFC 9370's, once final: after its last
+ * IKE_INTERMEDIATE (§2.2.1) or the last IKE_FOLLOWUP_KE of its rekey (§2.2.2). Like strongSwan's
+ * save-keys plugin, for interop tests that compare keys with a peer's; the agent passes none.
+ */
+export interface IkeKeyLog {
+  ikeKeys(e: { readonly spiI: bigint; readonly spiR: bigint; readonly keys: Readonly<Record<'skD' | 'skAi' | 'skAr' | 'skEi' | 'skEr' | 'skPi' | 'skPr', SecretBytes>> }): void;
+}
+
 /** Everything the engine is handed. */
 export interface EnginePorts {
   readonly transport: Transport;
@@ -326,4 +335,6 @@ export interface EnginePorts {
   readonly events: EventSink;
   readonly log?: EngineLogger;
   readonly checkpoints?: CheckpointStore;
+  /** Tests only (see IkeKeyLog). */
+  readonly keyLog?: IkeKeyLog;
 }

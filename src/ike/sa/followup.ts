@@ -10,6 +10,7 @@ import { installRekeyedKeys, rekeyedInputs } from '../exchanges/ike-rekey.js';
 import { consumeFollowupResponse, rekeyedIkeKeys, requestFollowup, respondFollowup, wipeSecrets, type FollowupKe, type FollowupStep } from '../steps/followup-ke.js';
 import type { IkeFailure } from '../ports.js';
 import type { Ctx } from './context.js';
+import type { EngineHost } from './host.js';
 import type { ChildFollowupPending, FollowupRun, IkeSa } from './ike-sa.js';
 
 export type FollowupOutcome =
@@ -46,7 +47,7 @@ export function abandonFollowup(sa: IkeSa): FollowupRun | null {
   return run;
 }
 
-function settle(ctx: Ctx, sa: IkeSa, step: FollowupStep): FollowupOutcome {
+function settle(ctx: EngineHost, sa: IkeSa, step: FollowupStep): FollowupOutcome {
   const run = sa.followup!;
   run.state = step.next;
   const pending = run.for === 'child' ? run.pending : null;
@@ -55,7 +56,11 @@ function settle(ctx: Ctx, sa: IkeSa, step: FollowupStep): FollowupOutcome {
     if (ef.kind === 'complete') {
       sa.followup = null;
       if (run.for === 'child') return { kind: 'child', pending: run.pending, secrets: ef.secrets };
-      try { installRekeyedKeys(ctx, run.fresh, rekeyedIkeKeys(run.keys, ef.secrets)); } finally { for (const x of ef.secrets) x.wipe(); }
+      try {
+        const raw = rekeyedIkeKeys(run.keys, ef.secrets);
+        ctx.ports.keyLog?.ikeKeys({ spiI: run.fresh.spiI, spiR: run.fresh.spiR, keys: raw });
+        installRekeyedKeys(ctx, run.fresh, raw);
+      } finally { for (const x of ef.secrets) x.wipe(); }
       return { kind: 'done', fresh: run.fresh };
     }
   }
@@ -73,14 +78,14 @@ export function nextFollowupRequest(sa: IkeSa): readonly IkePayload[] | null {
 }
 
 /** Initiator: the response to our IKE_FOLLOWUP_KE request. */
-export function onFollowupResponse(ctx: Ctx, sa: IkeSa, m: IkeMessage): FollowupOutcome | null {
+export function onFollowupResponse(ctx: EngineHost, sa: IkeSa, m: IkeMessage): FollowupOutcome | null {
   const run = sa.followup;
   if (run?.state.tag !== 'ke-sent') return null;
   return settle(ctx, sa, consumeFollowupResponse(run.view, run.state, m));
 }
 
 /** Responder: the peer's IKE_FOLLOWUP_KE request; `reply` is the answer (under the IKE SA's keys). */
-export function answerFollowupRequest(ctx: Ctx, sa: IkeSa, m: IkeMessage): { readonly reply: readonly IkePayload[]; readonly outcome: FollowupOutcome } | null {
+export function answerFollowupRequest(ctx: EngineHost, sa: IkeSa, m: IkeMessage): { readonly reply: readonly IkePayload[]; readonly outcome: FollowupOutcome } | null {
   const run = sa.followup;
   if (run?.state.tag !== 'awaiting') return null;
   const step = respondFollowup(run.view, run.state, m);

@@ -6,6 +6,7 @@ import type { IkeSaKeys } from '../crypto/keys.js';
 import { spiBytes } from '../exchanges/ike-init.js';
 import type { IntermediateView } from '../steps/intermediate.js';
 import type { Ctx } from './context.js';
+import type { EngineHost } from './host.js';
 import { ikeKeysOf } from './ike-keys.js';
 import type { IkeSa } from './ike-sa.js';
 
@@ -17,9 +18,14 @@ export function intermediateView(ctx: Ctx, sa: IkeSa): IntermediateView {
   };
 }
 
-/** Replace the SA's keys; returns the inbound cipher they replace (a retransmitted request verifies under it). */
-export function applyIntermediateKeys(ctx: Ctx, sa: IkeSa, raw: IkeSaKeys): SkCipher {
+/**
+ * Replace the SA's keys; returns the inbound cipher they replace (a retransmitted request verifies
+ * under it). The drivers set sa.intermediate to the step's next state first: 'done' means these
+ * are the keys IKE_AUTH and the SA use (the ones a key log gets).
+ */
+export function applyIntermediateKeys(ctx: EngineHost, sa: IkeSa, raw: IkeSaKeys): SkCipher {
   const old = sa.keys!;
+  if (sa.intermediate?.tag === 'done') ctx.ports.keyLog?.ikeKeys({ spiI: sa.spiI, spiR: sa.spiR, keys: raw });
   sa.keys = ikeKeysOf({ suite: old.suite, suiteText: old.suiteText, dhGroup: old.dhGroup, raw, role: sa.role, random: ctx.random });
   for (const k of [old.skD, old.skPi, old.skPr]) k.wipe();
   return old.in;

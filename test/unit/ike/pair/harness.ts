@@ -199,6 +199,8 @@ export interface Side {
   readonly checkpoints: MemoryCheckpoints;
   /** The peer config the engine was started with. */
   readonly config: PeerConfig;
+  /** What the engine's key log (ports.keyLog) reported: RFC 9370 IKE SAs' final keys, hex. */
+  readonly ikeKeys: Array<Record<string, string>>;
 }
 
 /** A CheckpointStore in memory; it outlives the engine like a state directory outlives a process. */
@@ -286,10 +288,14 @@ export class Pair {
         startAction: name === 'alice' ? 'initiate' : 'respond',
         ...(name === 'alice' ? o.alice : o.bob),
       };
-      const engine = new IkeEngine({ transport: this.net.transportFor(), kernel, clock: this.clock, random: new SeededRandom(seed), events: { emit: (e) => events.push(e) }, checkpoints },
+      const ikeKeys: Array<Record<string, string>> = [];
+      const keyLog = { ikeKeys: (e: { spiI: bigint; spiR: bigint; keys: Readonly<Record<string, { expose(): Uint8Array }>> }): void => {
+        ikeKeys.push({ spis: `${e.spiI.toString(16)}_${e.spiR.toString(16)}`, ...Object.fromEntries(Object.entries(e.keys).map(([k, v]) => [k, Buffer.from(v.expose()).toString('hex')])) });
+      } };
+      const engine = new IkeEngine({ transport: this.net.transportFor(), kernel, clock: this.clock, random: new SeededRandom(seed), events: { emit: (e) => events.push(e) }, checkpoints, keyLog },
         [cfg], { rekeyJitterMs: 0, ...(name === 'alice' ? o.aliceOptions : o.bobOptions) });
       this.net.engines.set(me, engine);
-      return { engine, kernel, events, name, checkpoints, config: cfg };
+      return { engine, kernel, events, name, checkpoints, config: cfg, ikeKeys };
     };
     this.alice = mk('alice', o.seeds?.[0] ?? 11, 0xa0000001);
     this.bob = mk('bob', o.seeds?.[1] ?? 22, 0xb0000001);

@@ -303,3 +303,19 @@ test('RFC 9370 §2.2.2: alice restarts while her IKE_FOLLOWUP_KE for a Child SA 
   assert.notDeepEqual([...p.alice.kernel.installed.keys()].filter((k) => !before.includes(k)), []);
   assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
 });
+
+test('ports.keyLog: each side reports the final keys of every RFC 9370 IKE SA — after IKE_INTERMEDIATE and after an IKE_FOLLOWUP_KE rekey — and both sides report the same keys for the same SPIs (what the strongSwan 6 interop compares with charon\'s)', async () => {
+  const p = new Pair({ ike: [HYBRID] });
+  await p.connect();
+  assert.equal(p.alice.ikeKeys.length, 1, 'one hybrid IKE SA, logged once (its last key update, not the IKE_SA_INIT keys)');
+  p.bob.engine.rekey('to-alice', { ike: true });
+  await p.net.pump();
+  assert.equal(p.alice.ikeKeys.length, 2, 'the rekeyed IKE SA, logged when its IKE_FOLLOWUP_KE completed');
+  assert.deepEqual(p.alice.ikeKeys, p.bob.ikeKeys, 'initiator and responder derived the same keys');
+  const [first, second] = p.alice.ikeKeys;
+  assert.notEqual(first!['spis'], second!['spis']);
+  assert.notEqual(first!['skD'], second!['skD'], 'the rekey made new keys');
+  assert.equal(first!['skEi']!.length, 2 * 36, 'AES-GCM-256: SK_ei is the key and its 4-byte salt');
+  const st = p.alice.engine.status().peers[0]!.ike!.ikeSpis;
+  assert.match(st, new RegExp(`^0*${second!['spis']!.split('_')[0]}_i 0*${second!['spis']!.split('_')[1]}_r$`), 'the last logged SA is the live one');
+});
