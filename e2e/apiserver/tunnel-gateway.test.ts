@@ -33,14 +33,43 @@ const PSK = 'kipsec gateway tunnel e2e: correct horse battery staple';
 const WRONG_PSK = 'kipsec gateway tunnel e2e: not the PSK the cloud holds';
 const IKE = 'aes256gcm16-prfsha384-x25519';
 const CLOUD_IP = '192.0.2.100';
+const CLOUD_IP2 = '192.0.2.101';
 const VPC_NET = '10.99.0.0/24';
 const VPC_HOST = '10.99.0.10';
 const SERVICE_NET = '10.96.0.0/16';
+const OTHER_NET = '10.95.0.0/24';
 const SERVICE_IP = '10.96.0.10';
 const GATEWAY_ID = 'gw.cluster.test';
 const AUTO = { args: ['--datapath', 'auto'], why: 'the host kernel has no ESP: the agents choose the userspace data path' };
 
-function swanConf(): string {
+/** A second cloud gateway, 192.0.2.101, presenting its address as identity, initiating to `to`. */
+function wrongIdConn(to: string): string {
+  return `  wrongid {
+    version = 2
+    local_addrs = ${CLOUD_IP2}
+    remote_addrs = ${to}
+    proposals = ${IKE}
+    local {
+      auth = psk
+      id = ${CLOUD_IP2}
+    }
+    remote {
+      auth = psk
+      id = ${GATEWAY_ID}
+    }
+    children {
+      wrongid {
+        local_ts = ${OTHER_NET}
+        remote_ts = ${SERVICE_NET},10.244.0.0/16
+        esp_proposals = aes256gcm16
+        start_action = none
+      }
+    }
+  }
+`;
+}
+
+function swanConf(wrongIdTo?: string): string {
   return `connections {
   vpc {
     version = 2
@@ -64,10 +93,15 @@ function swanConf(): string {
       }
     }
   }
-}
+${wrongIdTo ? wrongIdConn(wrongIdTo) : ''}}
 secrets {
   ike-vpc {
     id-a = ${CLOUD_IP}
+    id-b = ${GATEWAY_ID}
+    secret = "${PSK}"
+  }
+  ike-wrongid {
+    id-a = ${CLOUD_IP2}
     id-b = ${GATEWAY_ID}
     secret = "${PSK}"
   }
@@ -89,7 +123,7 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
   // The cloud: on the wire, its VPC address on its loopback; charon answers for the VPC.
   const cloud = await Netns.create(t, 'cloud');
   await c.wire.run('ip', ['-batch', '-'], { input: `link add p-cloud type veth peer name eth0 netns ${cloud.name}\nlink set p-cloud master ${WIRE_BRIDGE}\nlink set p-cloud up\n` });
-  await cloud.run('ip', ['-batch', '-'], { input: `addr add ${CLOUD_IP}/24 dev eth0\nlink set eth0 up\nlink set lo up\naddr add ${VPC_HOST}/24 dev lo\n` });
+  await cloud.run('ip', ['-batch', '-'], { input: `addr add ${CLOUD_IP}/24 dev eth0\naddr add ${CLOUD_IP2}/24 dev eth0\nlink set eth0 up\nlink set lo up\naddr add ${VPC_HOST}/24 dev lo\n` });
   const swan = await StrongSwan.start(t, cloud, { mode: 'libipsec', swanctl: swanConf(), logIkeName: true });
   // The service address on every gateway node.
   for (const n of [a, b]) await n.ns.run('ip', ['addr', 'add', `${SERVICE_IP}/32`, 'dev', 'lo']);
@@ -99,6 +133,7 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
   const good = uniqueName('gw-vpc');
   const bad = uniqueName('gw-badpsk');
   const noProposal = uniqueName('gw-noprop');
+  const wrongId = uniqueName('gw-wrongid');
   const secrets = { [good]: PSK, [bad]: WRONG_PSK };
   for (const [name, psk] of Object.entries(secrets)) {
     await kube.create(resourcePath(RESOURCES.secrets, { namespace: ns }), { apiVersion: 'v1', kind: 'Secret', metadata: { name }, data: { psk: Buffer.from(psk).toString('base64') } });
@@ -110,19 +145,20 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
 
   const tunnelPath = (name: string): string => resourcePath(RESOURCES.ipsecTunnels, { name });
   t.after(async () => {
-    for (const name of [good, bad, noProposal]) {
+    for (const name of [good, bad, noProposal, wrongId]) {
       await kube.mergePatch(tunnelPath(name), { metadata: { finalizers: [] } }).catch(() => undefined);
       await deleteQuietly(kube, tunnelPath(name));
     }
   });
-  const apply = async (name: string, remoteSubnet: string, o: { secret?: string; ike?: string } = {}): Promise<void> => {
+  const apply = async (name: string, remoteSubnet: string, o: { secret?: string; ike?: string; remoteId?: string; remoteAddress?: string; startAction?: string } = {}): Promise<void> => {
     await kube.create(resourcePath(RESOURCES.ipsecTunnels), {
       apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecTunnel', metadata: { name },
       spec: {
         local: { id: GATEWAY_ID, subnets: [SERVICE_NET, '10.244.0.0/16'] },
-        remote: { address: CLOUD_IP, id: CLOUD_IP, subnets: [remoteSubnet] },
+        remote: { address: o.remoteAddress ?? CLOUD_IP, id: o.remoteId ?? CLOUD_IP, subnets: [remoteSubnet] },
         auth: { psk: { secretRef: { name: o.secret ?? name, namespace: ns } } },
         ike: { proposals: [o.ike ?? IKE] }, esp: { proposals: ['aes256gcm16'] },
+        ...(o.startAction ? { startAction: o.startAction } : {}),
       },
     });
   };
@@ -284,5 +320,28 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
     }, 30_000, 250, explain(noProposal));
     assert.deepEqual(np.localProposals, ['aes128gcm16-prfsha256-ecp256'], 'our proposal list in the error');
     t.diagnostic(`refused proposal: ${JSON.stringify(np)}`);
+  });
+
+  await t.test('a remote gateway presenting another identity than spec.remote.id: the exact cause (the identity it presented) in IPsecTunnel.status and as a Warning Event, at its first attempt', async (tt) => {
+    // The remote side initiates (startAction respond here), so it is its IDi we check; as initiator
+    // we send the remote id as IDr, and strongSwan then refuses with a bare AUTHENTICATION_FAILED.
+    await apply(wrongId, OTHER_NET, { secret: good, remoteId: 'vpn.cloud.test', remoteAddress: CLOUD_IP2, startAction: 'respond' });
+    const active = await eventually(async () => (await tunnel(wrongId)).status?.gateways?.find((x) => x.role === 'active')?.node, 30_000, 250, explain(wrongId));
+    await swan.reconfigure(swanConf(nodeByName(c, active).ip));
+    const initiatedAt = Date.now();
+    await swan.initiate('wrongid', 10).catch(() => undefined);
+    const st = await eventually(async () => {
+      const s = (await tunnel(wrongId)).status;
+      return s?.gateways?.find((x) => x.role === 'active')?.lastError ? s : undefined;
+    }, 30_000, 250, explain(wrongId));
+    const g = st.gateways!.find((x) => x.role === 'active')!;
+    tt.diagnostic(`wrong remote identity reported ${((Date.now() - initiatedAt) / 1000).toFixed(1)} s after the peer's attempt: ${JSON.stringify(g.lastError)}`);
+    assert.match(g.lastError?.message ?? '', /peer identity .*192\.0\.2\.101.* is not the configured remote id/, JSON.stringify(g.lastError));
+    assert.equal(g.lastError?.notify, 'AUTHENTICATION_FAILED');
+    assert.match(st.conditions?.find((x) => x.type === 'Degraded')?.message ?? '', /is not the configured remote id/);
+    const ev = await eventually(async () => (await events(wrongId)).find((e) => e.reason === 'GatewayError'), 15_000, 250, explain(wrongId));
+    assert.equal(ev.type, 'Warning');
+    assert.match(ev.note, /192\.0\.2\.101.* is not the configured remote id/);
+    tt.diagnostic(`Event GatewayError: ${ev.note}`);
   });
 });
