@@ -13,6 +13,7 @@
 import { KipsecError, errorMessage } from '../common/errors.js';
 import { cryptoRandom, systemClock, type Clock, type Random } from '../common/time.js';
 import { IkeEngine, type ChildSaStatus, type PeerConfig } from '../ike/engine.js';
+import { cryptoWorkersFromEnv } from '../ike/crypto/pool.js';
 import type { ChildSaCounters, EnginePorts, KernelIpsec, Transport } from '../ike/ports.js';
 import { NetlinkSocketError, type PolicyState, type SaState, type XfrmEvent, type XfrmEventGroup, type XfrmEvents } from '../xfrm/index.js';
 import { removeReqids, scanAndClean, stateKey, type KernelUnit } from './adopt.js';
@@ -33,6 +34,7 @@ import type { AgentStatus, ClusterInfo, IkeCounters, TunnelStatus } from './stat
 import { StrictPolicies } from './strict.js';
 import { IkeSockets, type DatagramSockets } from './udp.js';
 import type { TunnelLinks } from './xfrm-interfaces.js';
+import type { EspStatusView } from './userspace/status.js';
 
 export { ConfigLoadError } from './file-source.js';
 export type { EngineLike } from './engine-like.js';
@@ -77,6 +79,8 @@ export interface AgentOptions {
   readonly datapath?: 'kernel' | 'userspace';
   /** Why this data path (--datapath auto, the mesh): shown by `kipsec status`. */
   readonly datapathReason?: string;
+  /** Userspace: the ESP engine's offloads, counters and drops for `kipsec status` (undefined before it opens). */
+  readonly espStatus?: () => EspStatusView | undefined;
   /** Standalone, kernel data path: the XFRM interfaces of route-mode tunnels (xfrm-interfaces.ts). */
   readonly links?: TunnelLinks;
   /** Standalone: what the data path makes of each tunnel's peer config (userspace: ESP in UDP, AEAD only). */
@@ -139,7 +143,7 @@ export class Agent {
   get strictBlocks(): number { return this.#strict.count; }
 
   #newEngine(ports: EnginePorts, peers: readonly PeerConfig[]): EngineLike {
-    return this.#o.engineFactory ? this.#o.engineFactory(ports, peers) : new IkeEngine(ports, peers);
+    return this.#o.engineFactory ? this.#o.engineFactory(ports, peers) : new IkeEngine(ports, peers, { cryptoWorkers: cryptoWorkersFromEnv() });
   }
 
   /** The engine's own check of a peer config, on an engine that can do nothing else. */
@@ -427,10 +431,11 @@ export class Agent {
   async status(): Promise<AgentStatus> {
     const cluster = this.#o.cluster?.info();
     const ike = this.ikeCounters();
+    const esp = this.#o.espStatus?.();
     return {
       pid: process.pid, startedAt: this.#startedAt, datapath: this.#o.datapath ?? 'kernel', ...(this.#o.datapathReason ? { datapathReason: this.#o.datapathReason } : {}), configFile: this.#o.configFile ?? 'cluster', configLoadedAt: this.#configLoadedAt,
       ...(cluster ? { cluster } : {}),
-      engine: 'kipsec IKEv2', ports: { ike: this.#sockets.ikePort, natt: this.#sockets.nattPort }, ...(ike ? { ike } : {}), tunnels: await this.peerStatuses(),
+      engine: 'kipsec IKEv2', ports: { ike: this.#sockets.ikePort, natt: this.#sockets.nattPort }, ...(ike ? { ike } : {}), ...(esp ? { esp } : {}), tunnels: await this.peerStatuses(),
     };
   }
 

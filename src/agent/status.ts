@@ -1,6 +1,7 @@
 // What `kipsec status` shows, as data (the control socket's `status` answer, `--json` prints it
 // as is) and as a table (a pure function of that data). Field names follow the IPsecTunnel
 // status (src/api) so cluster and standalone report the same things. Nothing here holds a key.
+import type { EspStatusView } from './userspace/status.js';
 
 export type SaStateName = 'none' | 'connecting' | 'established' | 'rekeying' | 'deleting' | 'failed';
 
@@ -96,6 +97,8 @@ export interface AgentStatus {
   readonly ports: { readonly ike: number; readonly natt: number };
   /** What the IKE side turned away: the engine's drops by reason, and datagrams the sockets refused. */
   readonly ike?: IkeCounters;
+  /** Userspace data path: the ESP engine's offloads in use, counters and SA drops (src/agent/userspace/status.ts). */
+  readonly esp?: EspStatusView;
   readonly tunnels: readonly TunnelStatus[];
 }
 
@@ -145,6 +148,10 @@ export function formatStatus(s: AgentStatus, nowMs: number): string[] {
   if (s.ike) {
     const d = dropsText(s.ike.drops);
     lines.push(`IKE ${s.ike.halfOpen} half-open${s.ike.cookiesActive ? ', COOKIEs demanded' : ''}; dropped ${d || 'none'}; ${s.ike.udp.received} datagrams received, ${s.ike.udp.invalid} not IKE`);
+  }
+  if (s.esp) {
+    const drops = dropsText(Object.fromEntries(Object.entries(s.esp.drops).filter(([k]) => k !== 'dummy')));
+    lines.push(`ESP engine: offloads ${s.esp.offloads.join(', ') || 'none'}; SA drops ${drops || 'none'}; ${s.esp.counters['rxDatagrams'] ?? 0} datagrams in, ${s.esp.counters['txDatagrams'] ?? 0} out`);
   }
   for (const t of s.tunnels) {
     lines.push('');

@@ -97,7 +97,7 @@ export async function runClusterAgent(a: ClusterArgs, io: CliIo): Promise<number
     // Userspace: no state directory — the SAs live in this process and die with it.
     agent: (cluster, c) => (c.datapath === 'userspace'
       ? new Agent({
-        log, controlSocket, xfrm: new EspXfrm(userspace()), tuning, ikePort: a.ikePort, nattPort: a.nattPort, cluster, datapath: 'userspace', datapathReason: c.reason,
+        log, controlSocket, xfrm: new EspXfrm(userspace()), tuning, ikePort: a.ikePort, nattPort: a.nattPort, cluster, datapath: 'userspace', datapathReason: c.reason, espStatus: () => userspace().statusView(),
         sockets: new EspSockets({ ikePort: a.ikePort, nattPort: a.nattPort, datapath: userspace(), log: log.child({ part: 'udp' }), tuning }),
       })
       : new Agent({ log, controlSocket, stateDir: dirs.sa, xfrm, tuning, ikePort: a.ikePort, nattPort: a.nattPort, cluster, datapath: 'kernel', datapathReason: c.reason })),

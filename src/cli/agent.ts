@@ -111,7 +111,7 @@ export async function runAgent(args: readonly string[], io: CliIo): Promise<numb
     xfrm.close();
     const dp = new UserspaceDatapath({ rtnl, log: log.child({ part: 'esp' }) });
     agent = new Agent({
-      ...base, datapath: 'userspace', adaptPeer: userspacePeer, xfrm: new EspXfrm(dp), routes: new TunRoutes(rtnl, dp, log.child({ part: 'routes' })),
+      ...base, datapath: 'userspace', espStatus: () => dp.statusView(), adaptPeer: userspacePeer, xfrm: new EspXfrm(dp), routes: new TunRoutes(rtnl, dp, log.child({ part: 'routes' })),
       sockets: new EspSockets({ ikePort, nattPort, datapath: dp, log: log.child({ part: 'udp' }), tuning }),
     });
   } else {

@@ -12,6 +12,7 @@ import type { RouteSpec, RtnlClient } from '../../xfrm/index.js';
 import type { RoutePort } from '../kernel.js';
 import type { Logger } from '../log.js';
 import { sourceIn } from '../routes.js';
+import { espStatusView, type EspStatusView } from './status.js';
 
 export const DEFAULT_TUN_NAME = 'kipsec0';
 
@@ -55,6 +56,9 @@ export class UserspaceDatapath {
   }
 
   get isOpen(): boolean { return this.#engine !== undefined; }
+
+  /** For `kipsec status`: offloads, counters and SA drops; undefined before open(). */
+  statusView(): EspStatusView | undefined { return this.#engine ? espStatusView(this.#engine.stats()) : undefined; }
 
   /** TUN device, engine on address:port, TUN MTU from the outer device's, link up. */
   async open(address: string, port: number): Promise<EspEngine> {

@@ -45,3 +45,11 @@ test('what the IKE side turned away: half-open SAs, COOKIEs, the engine\'s drops
   const quiet = formatStatus({ ...status, ike: { halfOpen: 0, cookiesActive: false, drops: {}, udp: { received: 4, invalid: 0, espInUdpDropped: 0 } } }, NOW).join('\n');
   assert.match(quiet, /^IKE 0 half-open; dropped none; 4 datagrams received, 0 not IKE$/m);
 });
+
+test('the userspace ESP engine: the offloads it uses, its SAs\' drops most frequent first (dummy packets are no drop), datagrams in and out', () => {
+  const out = formatStatus({ ...status, datapath: 'userspace', esp: { offloads: ['udpGso', 'udpGro', 'tunTso'], counters: { rxDatagrams: 120, txDatagrams: 80 }, drops: { replay: 2, auth: 5, dummy: 9 } } }, NOW).join('\n');
+  assert.match(out, /^ESP engine: offloads udpGso, udpGro, tunTso; SA drops auth 5, replay 2; 120 datagrams in, 80 out$/m);
+  const bare = formatStatus({ ...status, datapath: 'userspace', esp: { offloads: [], counters: {}, drops: {} } }, NOW).join('\n');
+  assert.match(bare, /^ESP engine: offloads none; SA drops none; 0 datagrams in, 0 out$/m);
+  assert.doesNotMatch(formatStatus(status, NOW).join('\n'), /ESP engine/, 'the kernel data path has no engine line');
+});

@@ -199,3 +199,24 @@ test('EspXfrm: an inbound SA expects its peer (source, encap sport); the engine\
   await x.updateSa(inSa(spi, { src: '198.51.100.7', encap: { sport: 40001, dport: 4500 } }));
   assert.deepEqual(f.sas.get(`in|${spi}|${REQID}`)!.peer, { address: '198.51.100.7', port: 40001 }, 'the engine now expects the new source');
 });
+
+test('UserspaceDatapath.statusView (`kipsec status`): the offloads the engine uses, its non-zero counters, and its SAs\' drops summed by reason; nothing before open()', async () => {
+  const f = fakeNative();
+  const stats = f.native.espStats;
+  f.native = {
+    ...f.native,
+    espStats: (h) => {
+      const s = stats(h);
+      const drops = (auth: bigint, replay: bigint) => Object.fromEntries(ESP_DROP_REASONS.map((r) => [r, r === 'auth' ? auth : r === 'replay' ? replay : 0n]));
+      const sa = (spi: number, auth: bigint, replay: bigint): RawSaStats => ({ direction: 'in', spi, reqid: REQID, active: true, packets: 0n, bytes: 0n, seq: 0n, softExpired: false, hardExpired: false, lastUseMs: null, drops: drops(auth, replay) });
+      return { ...s, counters: { ...s.counters, rxDatagrams: 7n, noSa: 2n }, offloads: { udpGso: true, udpGro: true, tunVnetHdr: true, tunCsum: false, tunTso: false }, sas: [sa(0x100, 3n, 0n), sa(0x200, 1n, 4n)] };
+    },
+  };
+  const rtnl = { setLinkMtu: async () => { /* none */ }, setLinkUp: async () => { /* none */ }, routeGet: async () => ({}), listLinks: async () => [] } as unknown as RtnlClient;
+  const dp = new UserspaceDatapath({ rtnl, log: logSink().log, openTun: (n) => ({ fd: -1, name: n }), openEngine: (fd, address, port) => EspEngine.open({ tunFd: fd, address, port, native: f.native }) });
+  assert.equal(dp.statusView(), undefined);
+  await dp.open('192.0.2.1', 4500);
+  assert.deepEqual(dp.statusView(), { offloads: ['udpGso', 'udpGro', 'tunVnetHdr'], counters: { rxDatagrams: 7, noSa: 2 }, drops: { auth: 4, replay: 4 } });
+  dp.close();
+  assert.equal(dp.statusView(), undefined);
+});
