@@ -15,7 +15,8 @@ if [[ -z ${KIPSEC_IN_VM:-} ]]; then
   trap 'rm -rf "$root/$bench" "$root/$agent"' EXIT
   esb=(node_modules/.bin/esbuild --bundle --platform=node --format=esm --packages=external --target=node20 --log-level=warning)
   "${esb[@]}" bench/handshake-vs-strongswan.ts --outfile="$bench/handshake-vs-strongswan.mjs"
-  "${esb[@]}" src/cli/main.ts --splitting --outdir="$agent" --out-extension:.js=.mjs
+  # The IKE crypto worker is a second entry point: crypto-worker.mjs beside the chunks (src/ike/crypto/pool.ts).
+  "${esb[@]}" src/cli/main.ts src/ike/crypto/crypto-worker.ts --splitting --outdir="$agent" --entry-names='[name]' --out-extension:.js=.mjs
   echo "host: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg) before the VM boots"
   rc=0; export KVM_TIMEOUT=${KVM_TIMEOUT:-5400}  # ~45 min with 1,000 SAs under TCG
   # The responders' logs and the printed figures land here after the run.

@@ -32,8 +32,9 @@ export function agentBundle(): string {
   // external @peculiar/x509 it must precede (tsyringe throws at load without Reflect metadata).
   // So it is a module of its own, imported first by every chunk (a no-op once Reflect has it).
   execFileSync(esbuild, [repoPath('src/pki/reflect-polyfill.ts'), '--format=esm', '--platform=node', '--target=node20', `--outfile=${out}/reflect-polyfill.mjs`, '--log-level=warning'], { timeout: 60_000, stdio: ['ignore', 'ignore', 'inherit'] });
-  execFileSync(esbuild, [repoPath('src/cli/main.ts'), '--bundle', '--splitting', '--platform=node', '--format=esm',
-    '--packages=external', '--target=node20', `--outdir=${out}`, '--out-extension:.js=.mjs', '--log-level=warning',
+  // The IKE crypto worker (src/ike/crypto/pool.ts) is a second entry point: crypto-worker.mjs beside the chunks.
+  execFileSync(esbuild, [repoPath('src/cli/main.ts'), repoPath('src/ike/crypto/crypto-worker.ts'), '--bundle', '--splitting', '--platform=node', '--format=esm',
+    '--packages=external', '--target=node20', `--outdir=${out}`, '--entry-names=[name]', '--out-extension:.js=.mjs', '--log-level=warning',
     '--banner:js=import "./reflect-polyfill.mjs";'], { timeout: 120_000, stdio: ['ignore', 'ignore', 'inherit'] });
   process.on('exit', () => { try { rmSync(out, { recursive: true, force: true }); } catch { /* best effort */ } });
   bundle = `${out}/main.mjs`;

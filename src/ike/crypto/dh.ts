@@ -56,6 +56,29 @@ export function keyShareFromPrivate(group: number, privateKey: Uint8Array, opts:
   }
 }
 
+/**
+ * A private value for keyShareFromPrivate(group, …), drawn as createKeyShare draws it: the
+ * exponent for MODP, a scalar for ECP (P-521's top 7 bits cleared), 32 octets for Curve25519.
+ * Lets the caller's Random decide a key that another thread computes with (crypto/pool.ts).
+ */
+export function drawPrivateValue(group: number, random: Random = cryptoRandom, allowWeak = false): Uint8Array {
+  const info = dhGroupInfo(group, allowWeak);
+  switch (info.family) {
+    case 'modp': {
+      let x = random.bytes(MODP_EXPONENT_BYTES[info.id] ?? 32);
+      for (let i = 0; i < 8 && toBig(x) < 2n; i++) x = random.bytes(x.length);
+      return x;
+    }
+    case 'ecp': {
+      const c = curveOf(info.id);
+      const d = random.bytes(c.coordLen);
+      if (c.coordLen === 66) d[0] = (d[0] ?? 0) & 0x01;
+      return d;
+    }
+    case 'curve25519': return random.bytes(32);
+  }
+}
+
 /** Expected KE payload data length for a group (§3.4: a mismatch is INVALID_SYNTAX). */
 export function keyExchangeLength(group: number, allowWeak = false): number {
   return dhGroupInfo(group, allowWeak).publicLength;

@@ -11,7 +11,7 @@ import { idBody } from '../codec/payloads/id.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { notify } from '../codec/payloads/notify.js';
-import { chooseSignatureScheme, DEFAULT_SIGNATURE_HASHES, pskAuthData, signAuth, signedOctets, verifyPskAuth, verifySignatureAuth } from '../crypto/auth.js';
+import { chooseSignatureScheme, DEFAULT_SIGNATURE_HASHES, pskAuthData, signedOctets, verifyPskAuth } from '../crypto/auth.js';
 import { caKeyHashes, checkPins, matchIdentity, validateCertificateChain } from '../crypto/certs.js';
 import { AuthMethod } from '../constants.js';
 import type { IkeFailure, KernelChildSa } from '../ports.js';
@@ -31,7 +31,8 @@ export function intermediatePending(sa: IkeSa): boolean {
   return sa.intermediate !== null && sa.intermediate.tag !== 'done';
 }
 
-function authPayload(sa: IkeSa, role: 'initiator' | 'responder', idP: ReturnType<typeof idPayloadOf>, authMessageId: number): IkePayload {
+/** Our AUTH payload; a signature runs on ctx.crypto (a worker thread when the engine has them). */
+async function authPayload(ctx: Ctx, sa: IkeSa, role: 'initiator' | 'responder', idP: ReturnType<typeof idPayloadOf>, authMessageId: number): Promise<IkePayload> {
   const keys = sa.keys!;
   const octets = signedOctets({
     realMessage: role === 'initiator' ? sa.initRequest! : sa.initResponse!,
@@ -41,7 +42,7 @@ function authPayload(sa: IkeSa, role: 'initiator' | 'responder', idP: ReturnType
   });
   const auth = sa.peer.config.auth;
   if (auth.method === 'psk') return { kind: 'auth', method: AuthMethod.SHARED_KEY_MESSAGE_INTEGRITY_CODE, data: pskAuthData(keys.prf, auth.secret, octets) };
-  const v = signAuth(chooseSignatureScheme(auth.privateKey, sa.peerHashes), auth.privateKey, octets);
+  const v = await ctx.crypto.run({ op: 'sign', scheme: chooseSignatureScheme(auth.privateKey, sa.peerHashes).name, privateKey: auth.privateKey, octets });
   return { kind: 'auth', method: v.authMethod, data: v.authData };
 }
 
@@ -62,7 +63,7 @@ function certPayloads(peer: PeerRuntime): IkePayload[] {
  * Check the peer's identity and AUTH (RFC 7296 §2.15). `peerRole` is the role of the side that
  * produced the AUTH. Throws nothing: returns a failure.
  */
-export function verifyPeerAuth(ctx: Ctx, sa: IkeSa, peer: PeerRuntime, m: IkeMessage, peerRole: 'initiator' | 'responder'): IkeFailure | null {
+export async function verifyPeerAuth(ctx: Ctx, sa: IkeSa, peer: PeerRuntime, m: IkeMessage, peerRole: 'initiator' | 'responder'): Promise<IkeFailure | null> {
   const exchange = 'IKE_AUTH' as const;
   const fail = (message: string, code = 'ERR_IKE_AUTH_FAILED'): IkeFailure => ikeFailure({ code, notify: 'AUTHENTICATION_FAILED', exchange, message });
   const idP = m.first(peerRole === 'initiator' ? 'idi' : 'idr');
@@ -89,7 +90,7 @@ export function verifyPeerAuth(ctx: Ctx, sa: IkeSa, peer: PeerRuntime, m: IkeMes
       const chain = validateCertificateChain({ endEntity: ee.data, intermediates: certs.slice(1).map((c) => c.data), trustAnchors: auth.cas, nowMs: ctx.clock.now(), allowSha1: peer.config.ike.allowWeak ?? false });
       matchIdentity(chain.endEntity, idP.idType, idP.data);
       if (auth.peerPins) checkPins(chain.endEntity, auth.peerPins);
-      verifySignatureAuth(authP.method, authP.data, chain.publicKey, octets, { allowedHashes: DEFAULT_SIGNATURE_HASHES, allowSha1Rsa: peer.config.ike.allowWeak ?? false });
+      await ctx.crypto.run({ op: 'verify', authMethod: authP.method, authData: authP.data, publicKey: chain.publicKey, octets, allowedHashes: DEFAULT_SIGNATURE_HASHES, allowSha1Rsa: peer.config.ike.allowWeak ?? false });
     }
   } catch (e) {
     const code = typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : 'ERR_IKE_AUTH_FAILED';
@@ -111,7 +112,7 @@ export async function buildAuthRequest(ctx: Ctx, sa: IkeSa): Promise<{ payloads:
     ...(ctx.initialContact(sa) ? [notify(NotifyStatus.INITIAL_CONTACT)] : []),
     ...certReqPayloads(peer),
     ...(peer.config.remote.id ? [idPayloadOf('idr', peer.config.remote.id)] : []),
-    authPayload(sa, 'initiator', idi, sa.nextRequestId),
+    await authPayload(ctx, sa, 'initiator', idi, sa.nextRequestId),
     ...(child ? childOfferPayloads(child, true) : []),
   ];
   return { payloads, child };
@@ -123,14 +124,14 @@ export type AuthResponseOutcome =
   | { readonly kind: 'drop'; readonly reason: string };
 
 /** Initiator: message 4. */
-export function consumeAuthResponse(ctx: Ctx, sa: IkeSa, m: IkeMessage, scratch: ChildRequestScratch | undefined): AuthResponseOutcome {
+export async function consumeAuthResponse(ctx: Ctx, sa: IkeSa, m: IkeMessage, scratch: ChildRequestScratch | undefined): Promise<AuthResponseOutcome> {
   if (sa.state.tag !== 'auth-sent') return { kind: 'drop', reason: 'unexpected-auth-response' };
   if (!m.first('auth')) {
     const err = m.errorNotifies()[0];
     const name = err ? notifyName(err.type) : null;
     return { kind: 'failed', notifyPeer: false, failure: ikeFailure({ code: err?.type === NotifyError.AUTHENTICATION_FAILED ? 'ERR_IKE_AUTH_FAILED' : 'ERR_IKE_AUTH_REFUSED', notify: name, origin: 'remote', exchange: 'IKE_AUTH', message: name === 'AUTHENTICATION_FAILED' ? 'peer rejected our authentication (wrong pre-shared key or untrusted certificate?)' : `peer refused IKE_AUTH${name ? ` with ${name}` : ''}` }) };
   }
-  const f = verifyPeerAuth(ctx, sa, sa.peer, m, 'responder');
+  const f = await verifyPeerAuth(ctx, sa, sa.peer, m, 'responder');
   if (f) return { kind: 'failed', failure: f, notifyPeer: true };
   sa.intermediate = null; // its IntAuth chain was only for AUTH
   const first = sa.peer.children[0];
@@ -161,10 +162,10 @@ export async function respondAuth(ctx: Ctx, sa: IkeSa, m: IkeMessage, candidates
   const matching = candidates.filter((p) => (p.config.remote.id === undefined || identityMatches(p.config.remote.id, idi)) && (idr === undefined || identityMatches(p.config.local.id, idr)));
   const peer = matching[0] ?? sa.peer;
   sa.peer = peer;
-  const f = verifyPeerAuth(ctx, sa, peer, m, 'initiator');
+  const f = await verifyPeerAuth(ctx, sa, peer, m, 'initiator');
   if (f) return { kind: 'failed', reply: [notify(NotifyError.AUTHENTICATION_FAILED)], failure: f };
   const ownId = idPayloadOf('idr', peer.config.local.id);
-  const reply: IkePayload[] = [ownId, ...certPayloads(peer), authPayload(sa, 'responder', ownId, m.header.messageId)];
+  const reply: IkePayload[] = [ownId, ...certPayloads(peer), await authPayload(ctx, sa, 'responder', ownId, m.header.messageId)];
   sa.intermediate = null; // its IntAuth chain was only for AUTH
   let child: { sa: ChildSa; install: KernelChildSa } | null = null;
   let childFailure: IkeFailure | null = null;

@@ -22,7 +22,9 @@ import type { IkePayload } from '../codec/payload.js';
 import { notify } from '../codec/payloads/notify.js';
 import { cookieData, cookieNotify, invalidKeGroup, invalidKeNotify, natDetectionHash, natDetectionInput, natDetectionNotify, replyNotifyFor, signatureHashAlgorithms, signatureHashAlgorithmsNotify } from '../codec/payloads/notify-data.js';
 import { DEFAULT_SIGNATURE_HASHES } from '../crypto/auth.js';
-import { createKeyShare, type KeyShare } from '../crypto/dh.js';
+import { createKeyShare, drawPrivateValue } from '../crypto/dh.js';
+import type { DhJobResult } from '../crypto/jobs.js';
+import { CryptoQueueFullError, CryptoWorkerError } from '../crypto/pool.js';
 import { deriveIkeSaKeys, type IkeSaKeys, type IkeSuite } from '../crypto/keys.js';
 import { acceptsDhGroup, dhGroupOf, fromSaProposal, ikeSuiteOf, selectedToSaProposal, toSaProposals } from '../policy/convert.js';
 import { describeProposal } from '../policy/proposal.js';
@@ -213,8 +215,12 @@ export type RespondInitOutcome =
   | { readonly kind: 'created'; readonly datagram: Uint8Array }
   | { readonly kind: 'drop'; readonly reason: string };
 
-/** Responder: message 1 for the (new, not yet registered) half-open `sa` of `peer`. */
-export function respondInit(ctx: Ctx, env: InitResponderEnv, sa: IkeSa, m: IkeMessage, datagram: Uint8Array, from: Endpoint): RespondInitOutcome {
+/**
+ * Responder: message 1 for the (new, not yet registered) half-open `sa` of `peer`. Everything up
+ * to the Diffie-Hellman runs before the first await (cookie, limits, proposal); the DH runs on
+ * ctx.crypto, and a full crypto queue drops the request (counted, the peer retransmits).
+ */
+export async function respondInit(ctx: Ctx, env: InitResponderEnv, sa: IkeSa, m: IkeMessage, datagram: Uint8Array, from: Endpoint): Promise<RespondInitOutcome> {
   if (sa.state.tag !== 'init-done') return { kind: 'drop', reason: 'unexpected-init-request' };
   const peer = sa.peer;
   const saP = m.first('sa'); const ke = m.first('ke'); const nonce = m.first('nonce');
@@ -242,13 +248,16 @@ export function respondInit(ctx: Ctx, env: InitResponderEnv, sa: IkeSa, m: IkeMe
   const group = dhGroupOf(sel.proposal);
   if (group === null) return { kind: 'drop', reason: 'no-dh-group' };
   if (ke.group !== group) return { kind: 'stateless', datagram: reply([invalidKeNotify(group)]), failure: null, reason: 'invalid-ke' };
-  let share: KeyShare; let secret: SecretBytes;
+  const allowWeak = peer.config.ike.allowWeak ?? false;
+  let dh: DhJobResult;
   try {
-    share = createKeyShare(group, { random: ctx.random, allowWeak: peer.config.ike.allowWeak ?? false });
-    secret = share.computeSharedSecret(ke.data);
-  } catch {
+    dh = await ctx.crypto.run({ op: 'dh', group, privateValue: drawPrivateValue(group, ctx.random, allowWeak), peerPublicValue: ke.data, allowWeak });
+  } catch (e) {
+    if (e instanceof CryptoQueueFullError) return { kind: 'drop', reason: 'crypto-queue-full' };
+    if (e instanceof CryptoWorkerError) return { kind: 'drop', reason: 'crypto-worker-failed' };
     return { kind: 'stateless', datagram: reply([notify(NotifyError.INVALID_SYNTAX)]), failure: null, reason: 'invalid-ke-value' };
   }
+  const secret = new SecretBytes(dh.sharedSecret);
   sa.spiR = ctx.newIkeSpi();
   const nr = ctx.random.bytes(NONCE_BYTES);
   const suite = ikeSuiteOf(sel.proposal);
@@ -265,7 +274,7 @@ export function respondInit(ctx: Ctx, env: InitResponderEnv, sa: IkeSa, m: IkeMe
   sa.intermediate = methods.length > 0 ? { tag: 'awaiting', n: 1, methods, chain: EMPTY_CHAIN } : null;
   const payloads: IkePayload[] = [
     { kind: 'sa', proposals: [selectedToSaProposal(sel.proposal, new Uint8Array(0))] },
-    { kind: 'ke', group, data: share.publicValue },
+    { kind: 'ke', group, data: dh.publicValue },
     { kind: 'nonce', data: nr },
     ...natNotifies(ctx, peer, sa.spiI, sa.spiR, sa.local, from),
     ...(sa.fragmentation ? [notify(NotifyStatus.IKEV2_FRAGMENTATION_SUPPORTED)] : []),

@@ -135,4 +135,10 @@ export interface EngineOptions {
    * like charon's keyingtries=%forever; 0 disables. The daemon sees each failure as an `error`.
    */
   readonly retryIntervalMs?: number;
+  /**
+   * Worker threads for IKE public-key work (src/ike/crypto/pool.ts): DH in IKE_SA_INIT, AUTH signing
+   * and verification. 0 (the default) runs it on the engine's thread; the agent passes
+   * cryptoWorkersFromEnv() (os.availableParallelism() unless KIPSEC_IKE_CRYPTO_WORKERS says otherwise).
+   */
+  readonly cryptoWorkers?: number;
 }

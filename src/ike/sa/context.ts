@@ -2,6 +2,7 @@
 // that touch engine-wide state (events, last-error bookkeeping, SA registration). Kept narrow so
 // each exchange module can be read on its own.
 import type { Clock, Random } from '../../common/time.js';
+import type { CryptoPool } from '../crypto/pool.js';
 import type { EngineLogger, IkeEvent, IkeFailure, KernelIpsec } from '../ports.js';
 import type { IkeSa, PeerRuntime } from './ike-sa.js';
 import type { LimitOptions } from './limits.js';
@@ -24,6 +25,8 @@ export interface Ctx {
   readonly kernel: KernelIpsec;
   readonly options: ResolvedOptions;
   readonly log: EngineLogger | undefined;
+  /** Where public-key work runs (worker threads, or this thread with size 0). */
+  readonly crypto: CryptoPool;
   emit(event: IkeEvent): void;
   /** Record as the peer's lastError and emit an `error` event. */
   failure(peer: PeerRuntime, f: IkeFailure): void;

@@ -34,6 +34,7 @@ import { openMessage, verifyRetransmission } from './wire.js';
 import { admitDatagram, EngineLimits, resolveLimits } from './limits.js';
 import { pooledRandom } from './random-pool.js';
 import { Ikev1Notices } from './ikev1.js';
+import { acquireCryptoPool, CryptoPool, cryptoWorkersFromEnv, releaseCryptoPool } from '../crypto/pool.js';
 
 export class EngineCore implements EngineHost {
   readonly clock: Clock;
@@ -41,6 +42,7 @@ export class EngineCore implements EngineHost {
   readonly kernel: KernelIpsec;
   readonly options: ResolvedOptions;
   readonly log: EngineLogger | undefined;
+  readonly crypto: CryptoPool;
   readonly ports: EnginePorts;
   readonly peers = new Map<string, PeerRuntime>();
   /** Every IKE SA by the SPI we chose for it. */
@@ -80,6 +82,11 @@ export class EngineCore implements EngineHost {
       retryIntervalMs: o.retryIntervalMs ?? D.RETRY_INTERVAL_MS,
     };
     this.cookies = new CookieJar(this.random, this.clock);
+    // KIPSEC_IKE_CRYPTO_WORKERS, when set, is the default for every engine in the process.
+    const workers = o.cryptoWorkers ?? (process.env['KIPSEC_IKE_CRYPTO_WORKERS'] ? cryptoWorkersFromEnv() : 0);
+    this.crypto = workers > 0 ? acquireCryptoPool(workers) : new CryptoPool({ size: 0 });
+    const why = this.crypto.stats().fallbackReason;
+    if (why) this.log?.warn({ cryptoWorkers: workers }, `IKE crypto workers unavailable: ${why}`);
   }
 
   // ───────────── Ctx services ─────────────
@@ -442,8 +449,7 @@ export class EngineCore implements EngineHost {
     }
     const h = m.header;
     if (h.exchangeType === ExchangeType.IKE_SA_INIT && !h.response) {
-      try { handleInitRequest(this, m, copy, from, to); } catch (e) { this.log?.warn({ err: errorMessage(e) }, 'IKE_SA_INIT request failed'); this.drop('internal-error'); }
-      return Promise.resolve();
+      return this.track(handleInitRequest(this, m, copy, from, to).catch((e: unknown) => { this.log?.warn({ err: errorMessage(e) }, 'IKE_SA_INIT request failed'); this.drop('internal-error'); }));
     }
     // The I flag marks the original initiator's messages: then the responder SPI is ours.
     const spi = h.initiator ? h.responderSpi : h.initiatorSpi;
@@ -536,6 +542,7 @@ export class EngineCore implements EngineHost {
     }
     for (const p of this.peers.values()) p.retryTimer?.cancel();
     await this.idle();
+    await releaseCryptoPool(this.crypto);
   }
 }
 

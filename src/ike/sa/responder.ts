@@ -47,7 +47,10 @@ export async function followPeer(e: EngineHost, sa: IkeSa): Promise<void> {
   }
 }
 
-export function handleInitRequest(e: EngineHost, m: IkeMessage, datagram: Uint8Array, from: Endpoint, to: Endpoint): void {
+/** IKE_SA_INIT requests whose Diffie-Hellman is running: half-open SAs to be, counted toward the cookie threshold. */
+const initsInFlight = new WeakMap<EngineHost, number>();
+
+export async function handleInitRequest(e: EngineHost, m: IkeMessage, datagram: Uint8Array, from: Endpoint, to: Endpoint): Promise<void> {
   // §3.1: the first message has a non-zero SPIi, SPIr 0 and message ID 0; anything else is not
   // one and gets neither an answer nor state (nor a lookup as a retransmission).
   if (!isFirstMessage(m.header)) { e.drop('bad-init-header'); return; }
@@ -66,7 +69,17 @@ export function handleInitRequest(e: EngineHost, m: IkeMessage, datagram: Uint8A
   // RFC 8019 §4.6: one address answering cookies must not take every half-open slot, nor many
   // addresses all of them. Checked after the COOKIE, so only requests from a real address count.
   const blocked = (): string | null => e.limits.blockInit(from.address) ?? (e.halfOpen >= e.options.halfOpenLimit ? evictHalfOpen(e, from.address) : null);
-  const r = respondInit(e, { cookies: e.cookies, cookiesRequired: e.halfOpen >= e.options.cookieThreshold, blocked }, sa, m, datagram, from);
+  const inFlight = initsInFlight.get(e) ?? 0;
+  // Indexed while the DH runs, so a retransmission of this request is dropped rather than worked on twice.
+  e.indexInit(key, sa);
+  initsInFlight.set(e, inFlight + 1);
+  let r;
+  try {
+    r = await respondInit(e, { cookies: e.cookies, cookiesRequired: e.halfOpen + inFlight >= e.options.cookieThreshold, blocked }, sa, m, datagram, from);
+  } finally {
+    initsInFlight.set(e, (initsInFlight.get(e) ?? 1) - 1);
+  }
+  if (r.kind !== 'created') e.unregister(sa);
   if (r.kind === 'drop') { e.drop(r.reason); return; }
   e.ports.transport.send(r.datagram, from, to);
   if (r.kind === 'stateless') {
@@ -75,7 +88,6 @@ export function handleInitRequest(e: EngineHost, m: IkeMessage, datagram: Uint8A
     return;
   }
   e.register(sa);
-  e.indexInit(key, sa);
   e.halfOpen++;
   e.limits.addHalfOpen(from.address, sa);
   sa.expectedRequestId = 1;

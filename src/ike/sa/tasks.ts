@@ -318,7 +318,7 @@ async function onIntermediate(e: EngineHost, sa: IkeSa, m: IkeMessage): Promise<
 }
 
 async function onAuth(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstanding): Promise<void> {
-  const r = consumeAuthResponse(e, sa, m, o.child);
+  const r = await consumeAuthResponse(e, sa, m, o.child);
   if (r.kind === 'drop') { e.drop(r.reason); arm(e, sa, o); return; }
   if (r.kind === 'failed') {
     e.failure(sa.peer, r.failure);
