@@ -13,13 +13,17 @@
 // Held out for either reason the node has no SAs, but with strict mode its peers' pod CIDRs stay
 // guarded (on userspace: blackholed, heldPeerRoutes), so its pods send nothing in clear meanwhile.
 // The userspace engine does tunnel-mode ESP in UDP for one local address: the mesh's pod CIDR
-// pairs fit it; transport-mode pairs (overlay, hostToHost) are refused per peer, with the reason.
+// pairs fit it; transport-mode pairs (hostToHost) are refused per peer, with the reason. An overlay
+// (VXLAN, Geneve) is not encrypted in transport mode there: the node publishes routed traffic and
+// its pod CIDRs go in tunnel mode through the TUN device, whose routes (table 221, ahead of the
+// CNI's routes in main) take pod packets to mesh peers past the overlay device (userspaceTraffic).
 import { errorMessage } from '../../common/errors.js';
 import type { IPsecNode } from '../../api/types.js';
 import type { DesiredPeer } from '../source.js';
 import type { PeerRoutes } from '../userspace/mesh-routes.js';
 import { userspacePeer } from '../userspace/peer.js';
 import { meshPeerName, type MeshPeers } from './peers.js';
+import type { ResolvedTraffic } from './traffic.js';
 
 export type DatapathFlag = 'kernel' | 'userspace' | 'auto';
 export type Datapath = 'kernel' | 'userspace';
@@ -86,4 +90,10 @@ export function userspaceMeshPeers(m: MeshPeers): MeshPeers {
     else peers.push(r);
   }
   return { peers, skipped, notes: m.notes };
+}
+
+/** The traffic a userspace node publishes: an overlay becomes routed (pod CIDRs in tunnel mode through the TUN), with why. */
+export function userspaceTraffic(r: ResolvedTraffic): ResolvedTraffic {
+  if (r.traffic.mode !== 'overlay') return r;
+  return { traffic: { mode: 'routed' }, source: r.source, message: `${r.message}; but the userspace data path has no transport mode: pod CIDRs in tunnel mode through its TUN device, past the overlay` };
 }

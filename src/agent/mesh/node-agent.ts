@@ -29,7 +29,7 @@ import type { DesiredPeer } from '../source.js';
 import type { TunnelGateways } from '../gateway/gateways.js';
 import { NO_GATEWAY_ROUTING, peerRoutesWithGateways } from '../gateway/routing.js';
 import { CaFollower, caView, type CaView } from './ca-follow.js';
-import { chooseNodeDatapath, datapathProblem, heldPeerRoutes, userspaceMeshPeers, type DatapathChoice, type DatapathFlag, type KernelEsp } from './datapath.js';
+import { chooseNodeDatapath, datapathProblem, heldPeerRoutes, userspaceMeshPeers, userspaceTraffic, type DatapathChoice, type DatapathFlag, type KernelEsp } from './datapath.js';
 import { caFields, localAddresses, mtuOf } from './host.js';
 import type { NodeIdentity } from './identity.js';
 import { clusterInfoOf, computeNodeStatus } from './node-status.js';
@@ -205,6 +205,12 @@ export class NodeAgent {
     this.#p.log.info({ datapath: this.#datapath.datapath, reason: this.#datapath.reason }, 'datapath chosen');
   }
 
+  /** spec.traffic and the links decide; on userspace an overlay is passed by in tunnel mode (datapath.ts). */
+  #traffic(mesh: MeshSettings | undefined): ResolvedTraffic {
+    const r = resolveTraffic(mesh ?? { trafficMode: 'auto', overlay: undefined }, this.#links);
+    return this.#datapath.datapath === 'userspace' ? userspaceTraffic(r) : r;
+  }
+
   #compute(address: string, identity: NodeIdentity): Desired {
     const { watch, node } = this.#p;
     const self = watch.node(node);
@@ -212,7 +218,7 @@ export class NodeAgent {
     const chosen = activeMeshOf(watch.meshes.list(), this.#p.meshName);
     const resolved = chosen ? resolveMesh(chosen) : undefined;
     const mesh = resolved?.settings;
-    const traffic = resolveTraffic(mesh ?? { trafficMode: 'auto', overlay: undefined }, this.#links);
+    const traffic = this.#traffic(mesh);
     const empty = { peers: [], skipped: [], notes: [] };
     const inactive = !chosen
       ? { reason: REASONS.NoMesh, message: this.#p.meshName ? `no IPsecMesh named ${this.#p.meshName}` : 'no IPsecMesh in the cluster' }
@@ -346,7 +352,7 @@ export class NodeAgent {
     this.#links = await this.#p.links().catch(() => this.#links);
     const ph = this.#phase;
     if (ph.tag !== 'running' || !this.#desired) return;
-    const now = resolveTraffic(this.#desired.mesh ?? { trafficMode: 'auto', overlay: undefined }, this.#links);
+    const now = this.#traffic(this.#desired.mesh);
     if (JSON.stringify(now.traffic) !== before) { this.#p.log.info({ traffic: now.message }, 'traffic mode changed'); this.#schedule(); }
   }
 

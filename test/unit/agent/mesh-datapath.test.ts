@@ -4,7 +4,9 @@
 // pod CIDRs routed into the TUN device, blackholes that outlive the agent, removed only with the peer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chooseNodeDatapath, datapathProblem, heldPeerRoutes, userspaceMeshPeers } from '../../../src/agent/mesh/datapath.js';
+import { chooseNodeDatapath, datapathProblem, heldPeerRoutes, userspaceMeshPeers, userspaceTraffic } from '../../../src/agent/mesh/datapath.js';
+import { resolveTraffic } from '../../../src/agent/mesh/traffic.js';
+import { pairChildren } from '../../../src/agent/mesh/peers.js';
 import { computeNodeStatus } from '../../../src/agent/mesh/node-status.js';
 import { BLACKHOLE_METRIC, INBOUND_DROP_PRIORITY, INBOUND_PASS_PRIORITY, MESH_TUN_TABLE, MeshTunRoutes, meshPeerRoutes, TUN_ROUTE_METRIC } from '../../../src/agent/userspace/mesh-routes.js';
 import type { UserspaceDatapath } from '../../../src/agent/userspace/datapath.js';
@@ -148,4 +150,19 @@ test('userspace strict mode: what an earlier agent left is taken over, not re-ad
   assert.deepEqual(f.show(), [`${B} dev kipsec0 metric ${TUN_ROUTE_METRIC}`]);
   assert.equal(await r.removeAll(), 1);
   assert.deepEqual(f.show(), []);
+});
+
+test('userspace on an overlay: the detected VXLAN device is named, but the node publishes routed traffic, so each pair is one tunnel-mode pod CIDR child through the TUN (the engine has no transport mode); routed stays as it is', () => {
+  const links = [{ index: 1, name: 'lo', mtu: 65536, up: true }, { index: 5, name: 'flannel.1', mtu: 1450, up: true, kind: 'vxlan', udpPort: 4789 }];
+  const r = userspaceTraffic(resolveTraffic({ trafficMode: 'auto', overlay: undefined }, links));
+  assert.deepEqual([r.traffic, r.source], [{ mode: 'routed' }, 'detected']);
+  assert.match(r.message, /flannel\.1 \(vxlan port 4789\).*userspace data path has no transport mode: pod CIDRs in tunnel mode through its TUN device/);
+  const asked = userspaceTraffic(resolveTraffic({ trafficMode: 'overlay', overlay: { protocol: 'vxlan', port: 4789 } }, links));
+  assert.deepEqual([asked.traffic, asked.source], [{ mode: 'routed' }, 'mesh']);
+  const routed = resolveTraffic({ trafficMode: 'auto', overlay: undefined }, links.slice(0, 1));
+  assert.equal(userspaceTraffic(routed), routed);
+  const settings = { espProposals: [], espRekeyMs: 60_000, espLifeMs: 80_000, hostToHost: false } as unknown as Parameters<typeof pairChildren>[2];
+  const pair = pairChildren({ name: 'node-a', address: '192.0.2.11', podCIDRs: ['10.244.1.0/24'], traffic: r.traffic }, { address: '192.0.2.12', podCIDRs: ['10.244.2.0/24'], traffic: r.traffic }, settings);
+  assert.deepEqual(pair.children.map((c) => [c.name, c.mode, c.localTs, c.remoteTs]), [['pods', 'tunnel', ['10.244.1.0/24'], ['10.244.2.0/24']]]);
+  assert.equal(pair.note, undefined);
 });
