@@ -225,6 +225,11 @@ export interface CaptureReport {
   readonly esp: number;
   /** Of those, ESP in UDP on 4500 (RFC 3948). */
   readonly espInUdp: number;
+  /**
+   * Bytes of the outer ESP-in-UDP packets (their original length): unlike the packet count it does
+   * not depend on UDP GSO, where up to 64 datagrams cross a veth as one packet of the capture.
+   */
+  readonly espInUdpBytes: number;
   /** UDP 4500 with the four-zero-byte non-ESP marker, and UDP 500: IKE. */
   readonly ike: number;
   /** UDP 4500 carrying the single byte 0xff (RFC 3948 §2.3). */
@@ -249,7 +254,7 @@ export interface CaptureReport {
 }
 
 interface Counts {
-  esp: number; espInUdp: number; ike: number; nattKeepalive: number; overlayFrames: number;
+  esp: number; espInUdp: number; espInUdpBytes: number; ike: number; nattKeepalive: number; overlayFrames: number;
   plaintextBetweenPods: number; plaintextBetweenPodsInOverlay: number; plaintextOverlay: number; undecodable: number;
   byProto: Record<string, number>;
   exPods: string[]; exOverlay: string[]; exBad: string[];
@@ -402,7 +407,7 @@ function classifyFrame(ctx: Ctx, rec: PcapRecord, t0: number, r: Reader, etherty
     if (b.length === 1 && b[0] === 0xff) c.nattKeepalive++;
     else if (b.length >= 4) {
       if (new Reader(b).u32('non-ESP marker') === 0) c.ike++;
-      else { isEsp = true; c.espInUdp++; }
+      else { isEsp = true; c.espInUdp++; if (depth === 0) c.espInUdpBytes += rec.origLen; }
     } else throw new ParseError('ERR_NATT_SHORT', `UDP 4500 payload of ${b.length} bytes is neither a keepalive nor ESP nor IKE`, 0);
   } else if (udp && (udp.sport === 500 || udp.dport === 500)) c.ike++;
   if (isEsp) c.esp++;
@@ -448,7 +453,7 @@ export function classifyPcap(bytes: Uint8Array, o: ClassifyOptions): CaptureRepo
   const ports = (kind: EncapKind, wellKnown: readonly number[]): Set<number> =>
     new Set(o.overlay?.kind === kind ? [o.overlay.port, ...wellKnown] : wellKnown);
   const c: Counts = {
-    esp: 0, espInUdp: 0, ike: 0, nattKeepalive: 0, overlayFrames: 0,
+    esp: 0, espInUdp: 0, espInUdpBytes: 0, ike: 0, nattKeepalive: 0, overlayFrames: 0,
     plaintextBetweenPods: 0, plaintextBetweenPodsInOverlay: 0, plaintextOverlay: 0, undecodable: 0,
     byProto: {}, exPods: [], exOverlay: [], exBad: [],
   };
@@ -483,7 +488,7 @@ export function classifyPcap(bytes: Uint8Array, o: ClassifyOptions): CaptureRepo
   }
   return {
     packets: pcap.records.length, truncatedFile: pcap.truncated,
-    esp: c.esp, espInUdp: c.espInUdp, ike: c.ike, nattKeepalive: c.nattKeepalive, overlayFrames: c.overlayFrames,
+    esp: c.esp, espInUdp: c.espInUdp, espInUdpBytes: c.espInUdpBytes, ike: c.ike, nattKeepalive: c.nattKeepalive, overlayFrames: c.overlayFrames,
     plaintextBetweenPods: c.plaintextBetweenPods, plaintextBetweenPodsInOverlay: c.plaintextBetweenPodsInOverlay,
     plaintextByProtocol: c.byProto, plaintextOverlay: c.plaintextOverlay, undecodable: c.undecodable,
     examples: { plaintextBetweenPods: c.exPods, plaintextOverlay: c.exOverlay, undecodable: c.exBad },
@@ -497,7 +502,7 @@ export function classifyPcapFile(file: string, o: ClassifyOptions): CaptureRepor
 /** One line for an assertion message: the counts and the first offending packets. */
 export function formatReport(r: CaptureReport): string {
   const lines = [
-    `${r.packets} packets${r.truncatedFile ? ' (file truncated)' : ''}: esp ${r.esp} (in UDP ${r.espInUdp}), ike ${r.ike}, keepalive ${r.nattKeepalive}, overlay frames ${r.overlayFrames}, ` +
+    `${r.packets} packets${r.truncatedFile ? ' (file truncated)' : ''}: esp ${r.esp} (in UDP ${r.espInUdp}, ${r.espInUdpBytes} B), ike ${r.ike}, keepalive ${r.nattKeepalive}, overlay frames ${r.overlayFrames}, ` +
     `plaintext between pods ${r.plaintextBetweenPods} (in overlay ${r.plaintextBetweenPodsInOverlay}; ${JSON.stringify(r.plaintextByProtocol)}), overlay UDP ${r.plaintextOverlay}, undecodable ${r.undecodable}`,
   ];
   for (const [k, ex] of Object.entries(r.examples)) for (const e of ex) lines.push(`  ${k}: ${e}`);

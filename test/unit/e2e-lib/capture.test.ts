@@ -147,6 +147,15 @@ test('counts UDP 4500 with a non-zero first word as ESP in UDP (RFC 3948 §2.1)'
   assert.equal(r.plaintextBetweenPods, 0);
 });
 
+test('sums the original length of outer ESP-in-UDP packets (a UDP GSO super-packet counts all its bytes), not IKE and not ESP inside an overlay', () => {
+  const big = eth(ipv4(NODE_A, NODE_B, 17, udp(4500, 4500, esp(0xc0000006, 1, 2000))));
+  const small = eth(ipv4(NODE_B, NODE_A, 17, udp(4500, 4500, esp(0xc0000007, 1, 40))));
+  const ike = eth(ipv4(NODE_A, NODE_B, 17, udp(4500, 4500, new Uint8Array(40))));
+  const r = classify([big, small, ike, vxlanFrame(eth(ipv4('10.244.1.2', '10.244.2.2', 17, udp(4500, 4500, esp(0xc0000008)))))], { overlay: { kind: 'vxlan', port: 4789 } });
+  assert.equal(r.espInUdp, 3);
+  assert.equal(r.espInUdpBytes, big.length + small.length);
+});
+
 test('counts UDP 4500 with the four-zero-byte non-ESP marker as IKE, not ESP (RFC 3948 §2.2)', () => {
   const ike = new Writer().u32(0).bytes(new Uint8Array(28).fill(1)).finish();
   const r = classify([eth(ipv4(NODE_A, NODE_B, 17, udp(4500, 4500, ike))), eth(ipv4(NODE_A, NODE_B, 17, udp(500, 500, new Uint8Array(28))))]);
