@@ -143,7 +143,8 @@ class LoadGenerator {
     }
     const transport = { send: (d: Uint8Array, to: Endpoint, from: Endpoint): void => this.#send(d, to, from) };
     const events = { emit: (e: IkeEvent): void => this.#onEvent(e) };
-    this.#engine = new IkeEngine({ transport, kernel: fakeKernel(), clock: systemClock, random: cryptoRandom, events }, peers);
+    // The generator keeps its crypto on its own thread whatever KIPSEC_IKE_CRYPTO_WORKERS says: only the agent varies.
+    this.#engine = new IkeEngine({ transport, kernel: fakeKernel(), clock: systemClock, random: cryptoRandom, events }, peers, { cryptoWorkers: 0 });
   }
 
   /**
@@ -417,6 +418,37 @@ secrets {
 `;
 }
 
+/**
+ * Preloaded into the agent (--import): its event-loop delay (perf_hooks.monitorEventLoopDelay, 10 ms
+ * resolution, as prom-client samples it). On SIGUSR2 it writes the histogram since the last
+ * signal to eld.json beside itself, in ms, and starts a new one: one reading per rate slice.
+ */
+const ELD_PROBE = `import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { writeFileSync } from 'node:fs';
+const h = monitorEventLoopDelay({ resolution: 10 });
+h.enable();
+let seq = 0;
+process.on('SIGUSR2', () => {
+  const ms = (ns) => ns / 1e6;
+  writeFileSync(new URL('./eld.json', import.meta.url), JSON.stringify({ seq: ++seq, p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max), mean: ms(h.mean) }));
+  h.reset();
+});
+`;
+
+interface EventLoopDelay { readonly seq: number; readonly p50: number; readonly p99: number; readonly max: number; readonly mean: number }
+
+/** The agent's event-loop delay since the previous call (ELD_PROBE), or null if it did not answer. */
+async function agentEventLoopDelay(pid: number, dir: string): Promise<EventLoopDelay | null> {
+  const file = join(dir, 'eld.json');
+  const last = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as EventLoopDelay).seq : 0;
+  process.kill(pid, 'SIGUSR2');
+  for (let i = 0; i < 50; i++) {
+    await sleep(100);
+    try { const r = JSON.parse(readFileSync(file, 'utf8')) as EventLoopDelay; if (r.seq > last) return r; } catch { /* not yet */ }
+  }
+  return null;
+}
+
 /** NODE_OPTIONS of the agent container in deploy/agent.yaml (the DaemonSet users install). */
 function deployedNodeOptions(): string {
   const ds = parseYaml(readFileSync(fileURLToPath(new URL('../deploy/agent.yaml', import.meta.url)), 'utf8')) as
@@ -436,7 +468,8 @@ async function startAgent(ns: Netns, n: number, timeoutMs: number, datapath: 'ke
   const prof = process.env['KIPSEC_BENCH_PROFILE'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['VM_OUT'] ?? dir}`] : [];
   // Node/V8 flags: the DaemonSet's NODE_OPTIONS, or KIPSEC_BENCH_NODE_FLAGS to compare runs ("" for none).
   const flags = (process.env['KIPSEC_BENCH_NODE_FLAGS'] ?? deployedNodeOptions()).split(/\s+/).filter(Boolean);
-  const child = ns.spawn(process.execPath, [...prof, ...flags, agentBundle(), 'agent', '--standalone', '--config', join(dir, 'tunnels.yaml'), '--control-socket', socket, '--log-level', 'info', '--datapath', datapath], { stdio: ['ignore', log, log] });
+  writeFileSync(join(dir, 'eld-probe.mjs'), ELD_PROBE);
+  const child = ns.spawn(process.execPath, [...prof, ...flags, '--import', join(dir, 'eld-probe.mjs'), agentBundle(), 'agent', '--standalone', '--config', join(dir, 'tunnels.yaml'), '--control-socket', socket, '--log-level', 'info', '--datapath', datapath], { stdio: ['ignore', log, log] });
   closeSync(log);
   const deadline = Date.now() + timeoutMs;
   while (!existsSync(socket)) {
@@ -566,14 +599,21 @@ async function driverMain(o: Options): Promise<void> {
       swan: { inWindow: 0, total: 0, failed: 0, windowMs: 0, cpuTicks: 0, genCpuMs: 0, elapsedMs: 0, medians: [], perRound: [], perRoundCpu: [] },
     };
     const loads: string[] = [loadavg()];
+    const eld: EventLoopDelay[] = [];
     for (let round = 0; round < o.rounds; round++) {
       const order: readonly Target[] = round % 2 === 0 ? TARGETS : [...TARGETS].reverse();
       for (const t of order) {
+        if (t === 'agent') await agentEventLoopDelay(pids.agent, agent.dir); // a fresh histogram for this slice
         const before = procStat(pids[t]);
         const threadsBefore = process.env['KIPSEC_BENCH_THREADS'] ? threadTicks(pids[t]) : undefined;
         const r = await g.send<RateReply>({ cmd: 'rate', target: t, rampMs: o.rampSec * 1000, ms: o.sliceSec * 1000, concurrency: o.concurrency }, (o.rampSec + o.sliceSec) * 1000 + 600_000);
         const after = procStat(pids[t]);
         const ticks = after.cpuTicks - before.cpuTicks;
+        if (t === 'agent') {
+          const d = await agentEventLoopDelay(pids.agent, agent.dir);
+          if (d) eld.push(d);
+          out(`    agent event-loop delay in the slice: p50 ${d?.p50.toFixed(1) ?? '?'} ms, p99 ${d?.p99.toFixed(1) ?? '?'} ms, max ${d?.max.toFixed(1) ?? '?'} ms`);
+        }
         if (threadsBefore) {
           const busy = [...threadTicks(pids[t])].map(([k, v]) => [k, v - (threadsBefore.get(k) ?? 0)] as const).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]);
           out(`    ${t} threads (CPU s): ${busy.slice(0, 8).map(([k, v]) => `${k} ${(v / CLK_TCK).toFixed(1)}`).join(', ')}`);
@@ -600,6 +640,9 @@ async function driverMain(o: Options): Promise<void> {
     const ratio = rate('agent') / rate('swan'); const ratioCpu = perCpu('agent') / perCpu('swan');
     out(`  agent / charon: ${ratio.toFixed(2)}× wall rate (rounds: ${roundRatios.map((x) => x.toFixed(2)).join(' ')}), ${ratioCpu.toFixed(2)}× per responder CPU-second; target ≥ 1.5×: ${ratio >= 1.5 ? 'met' : 'NOT met'} (wall), ${ratioCpu >= 1.5 ? 'met' : 'NOT met'} (per CPU-s)`);
     out('  ("CPU used": responder CPU seconds per wall second of its slices, 100% = one vCPU; "gen CPU": the same for the load generator)');
+    if (eld.length > 0) {
+      out(`  agent event-loop delay under load (KIPSEC_IKE_CRYPTO_WORKERS=${process.env['KIPSEC_IKE_CRYPTO_WORKERS'] ?? 'unset: one per core'}), per slice: p50 ${median(eld.map((d) => d.p50)).toFixed(1)} ms (median of slices), p99 ${median(eld.map((d) => d.p99)).toFixed(1)} ms (median), worst p99 ${Math.max(...eld.map((d) => d.p99)).toFixed(1)} ms, max ${Math.max(...eld.map((d) => d.max)).toFixed(1)} ms`);
+    }
     out('');
     // ── 2. memory at N established IKE SAs ──
     // Sampled at N/2 and at N SAs, each after 20 s idle (as a daemon holding its SAs mostly is:

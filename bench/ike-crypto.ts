@@ -1,12 +1,19 @@
 // Raw cost of the IKE crypto operations (node:crypto through kipsec's src/ike/crypto API): the
-// ceiling the in-process handshake bench (bench/ike-handshake) is compared against.
-//   node --import tsx bench/ike-crypto.ts [--ms=800]
+// ceiling the in-process handshake bench (bench/ike-handshake) is compared against. Then the same
+// public-key operations through the worker pool (src/ike/crypto/pool.ts), in batches of 1 and 16
+// jobs per event-loop turn: ops/s (wall) and the main thread's busy time per op (event-loop
+// utilisation), i.e. what message passing costs the engine's thread against doing the work there.
+//   node --import tsx bench/ike-crypto.ts [--ms=800] [--no-pool]
 // Import measureIkeCrypto() to get the rows (ops/s) in another bench.
 import { generateKeyPairSync } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { SecretBytes } from '../src/common/secret.js';
 import { DhId, EncrId, IntegId, PrfId } from '../src/ike/constants.js';
-import { createKeyShare } from '../src/ike/crypto/dh.js';
+import { createKeyShare, drawPrivateValue } from '../src/ike/crypto/dh.js';
+import type { CryptoJob } from '../src/ike/crypto/jobs.js';
+import { CryptoPool } from '../src/ike/crypto/pool.js';
 import { deriveChildSaKeys, deriveIkeSaKeys, type IkeSuite } from '../src/ike/crypto/keys.js';
 import { createPrf, prfPlus } from '../src/ike/crypto/prf.js';
 import { createSkPair } from '../src/ike/crypto/sk.js';
@@ -100,6 +107,48 @@ export function measureIkeCrypto(ms = 800): BenchRow[] {
   return rows;
 }
 
+export interface PoolRow { readonly name: string; readonly opsPerSec: number; readonly mainUsPerOp: number; readonly inlineUsPerOp: number }
+
+/**
+ * `make()` jobs through `pool`, `batch` submitted per event-loop turn, for `ms`: wall ops/s and
+ * the main thread's active time per op (performance.eventLoopUtilization), next to the same
+ * jobs run inline on this thread (inlineUsPerOp).
+ */
+async function measurePool(pool: CryptoPool, name: string, make: () => CryptoJob, batch: number, ms: number): Promise<PoolRow> {
+  const round = (): Promise<unknown> => Promise.all(Array.from({ length: batch }, () => pool.run(make())));
+  for (let i = 0; i < 20; i++) await round(); // warm up: workers started, their JIT and OpenSSL contexts
+  const elu0 = performance.eventLoopUtilization();
+  const t0 = performance.now();
+  let n = 0;
+  while (performance.now() - t0 < ms) { await round(); n += batch; }
+  const wall = performance.now() - t0;
+  const elu = performance.eventLoopUtilization(elu0);
+  const inline = new CryptoPool({ size: 0 });
+  const i0 = performance.now(); let m = 0;
+  while (performance.now() - i0 < ms / 2) { await inline.run(make()); m++; }
+  const inlineUs = ((performance.now() - i0) * 1000) / m;
+  await inline.close();
+  return { name: `${name}, batch ${batch}`, opsPerSec: n / (wall / 1000), mainUsPerOp: (elu.active * 1000) / n, inlineUsPerOp: inlineUs };
+}
+
+export async function measurePoolOverhead(ms = 800): Promise<PoolRow[]> {
+  const pool = new CryptoPool({ size: availableParallelism() });
+  const rows: PoolRow[] = [];
+  const x25519Peer = createKeyShare(DhId.CURVE25519).publicValue;
+  const ec = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const octets = new Uint8Array(600).fill(7);
+  const sig = signAuth(schemeByName('ecdsa-with-sha256')!, ec.privateKey, octets);
+  const jobs: readonly [string, () => CryptoJob][] = [
+    ['X25519 keygen + shared secret', () => ({ op: 'dh', group: DhId.CURVE25519, privateValue: drawPrivateValue(DhId.CURVE25519), peerPublicValue: x25519Peer, allowWeak: false })],
+    ['ECDSA-P256 sign', () => ({ op: 'sign', scheme: 'ecdsa-with-sha256', privateKey: ec.privateKey, octets })],
+    ['ECDSA-P256 verify', () => ({ op: 'verify', authMethod: sig.authMethod, authData: sig.authData, publicKey: ec.publicKey, octets, allowedHashes: null, allowSha1Rsa: false })],
+  ];
+  try {
+    for (const [name, make] of jobs) for (const batch of [1, 16]) rows.push(await measurePool(pool, name, make, batch, ms));
+  } finally { await pool.close(); }
+  return rows;
+}
+
 function printTable(rows: readonly BenchRow[]): void {
   const w = Math.max(...rows.map((r) => r.name.length));
   console.log(`${'operation'.padEnd(w)}  ${'ops/s'.padStart(10)}  ${'µs/op'.padStart(9)}`);
@@ -112,4 +161,11 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const ms = msArg ? Number(msArg.slice(5)) : 800;
   console.log(`kipsec IKE raw crypto cost — node ${process.version}, OpenSSL ${process.versions.openssl}, best of 3 slices, ${ms} ms per row`);
   printTable(measureIkeCrypto(ms));
+  if (!process.argv.includes('--no-pool')) {
+    console.log(`\nthrough the worker pool (${availableParallelism()} workers): wall ops/s, main-thread µs/op (event-loop active time), inline µs/op (same jobs, pool size 0)`);
+    const rows = await measurePoolOverhead(ms);
+    const w = Math.max(...rows.map((r) => r.name.length));
+    console.log(`${'operation'.padEnd(w)}  ${'ops/s'.padStart(10)}  ${'main µs/op'.padStart(10)}  ${'inline µs/op'.padStart(12)}  main/inline`);
+    for (const r of rows) console.log(`${r.name.padEnd(w)}  ${Math.round(r.opsPerSec).toString().padStart(10)}  ${r.mainUsPerOp.toFixed(1).padStart(10)}  ${r.inlineUsPerOp.toFixed(1).padStart(12)}  ${(r.mainUsPerOp / r.inlineUsPerOp).toFixed(2).padStart(10)}x`);
+  }
 }
