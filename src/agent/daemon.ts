@@ -431,13 +431,16 @@ export class Agent {
   async status(): Promise<AgentStatus> {
     const cluster = this.#o.cluster?.info();
     const ike = this.ikeCounters();
-    const esp = this.#o.espStatus?.();
+    const esp = this.espStatus();
     return {
       pid: process.pid, startedAt: this.#startedAt, datapath: this.#o.datapath ?? 'kernel', ...(this.#o.datapathReason ? { datapathReason: this.#o.datapathReason } : {}), configFile: this.#o.configFile ?? 'cluster', configLoadedAt: this.#configLoadedAt,
       ...(cluster ? { cluster } : {}),
       engine: 'kipsec IKEv2', ports: { ike: this.#sockets.ikePort, natt: this.#sockets.nattPort }, ...(ike ? { ike } : {}), ...(esp ? { esp } : {}), tunnels: await this.peerStatuses(),
     };
   }
+
+  /** Userspace: the ESP engine's offloads, counters and drops; undefined on the kernel data path or before it opens. */
+  espStatus(): EspStatusView | undefined { return this.#o.espStatus?.(); }
 
   /** What the engine and the sockets turned away (status, metrics); undefined before the engine runs. */
   ikeCounters(): IkeCounters | undefined {

@@ -288,6 +288,7 @@ export const nodeStatus = obj({
   observedGeneration: opt(int({ minimum: 0 })),
   conditions: opt(conditions()),
   datapath: opt(oneOf(['kernel', 'userspace'] as const)),
+  datapathOffloads: opt(list(str({ maxLength: 32 }), { maxItems: 16 }).describe('userspace: the kernel offloads the ESP engine uses (udpGso, udpGro, tunVnetHdr, tunCsum, tunTso)')),
   strict: opt(bool().describe('block policies keep pod traffic to known peers ESP-only')),
   traffic: opt(obj({
     mode: req(oneOf(['routed', 'overlay'] as const)),

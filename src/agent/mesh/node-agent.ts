@@ -377,7 +377,7 @@ export class NodeAgent {
       const c = ph.identity.certificate;
       if (c) this.#p.metrics.certNotAfter.set(c.notAfterMs / 1000);
       const status = computeNodeStatus({
-        nowMs: this.#p.clock.now(), datapath: this.#datapath.datapath, inactive: d.inactive, peers, skipped: d.peers.skipped, traffic: d.traffic, strict: d.mesh?.strict ?? false,
+        nowMs: this.#p.clock.now(), datapath: this.#datapath.datapath, offloads: ph.agent.espStatus()?.offloads, inactive: d.inactive, peers, skipped: d.peers.skipped, traffic: d.traffic, strict: d.mesh?.strict ?? false,
         certNotAfterMs: c?.notAfterMs, identityValid: ph.identity.valid, policiesIn: true, mtu: mtuOf(this.#links, ph.address), xfrmErrors,
         existing: this.#lastConditions ?? this.#p.watch.ipsecNodes.get(this.#p.node)?.status?.conditions,
       });

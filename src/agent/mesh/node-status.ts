@@ -10,6 +10,8 @@ export interface NodeStatusInput {
   readonly nowMs: number;
   /** The data path this agent runs (mesh/datapath.ts). */
   readonly datapath: 'kernel' | 'userspace';
+  /** Userspace: the offloads the ESP engine uses (src/agent/userspace/status.ts). */
+  readonly offloads?: readonly string[] | undefined;
   /** Why the node takes no part in a mesh, or undefined when it does. */
   readonly inactive: { readonly reason: string; readonly message: string } | undefined;
   readonly peers: readonly TunnelStatus[];
@@ -92,6 +94,7 @@ export function computeNodeStatus(i: NodeStatusInput): IPsecNodeStatus {
   return {
     conditions: [ready],
     datapath: i.datapath,
+    ...(i.offloads ? { datapathOffloads: [...i.offloads] } : {}),
     strict: i.strict,
     traffic: { mode: i.traffic.traffic.mode, ...(i.traffic.traffic.overlay ? { overlay: i.traffic.traffic.overlay } : {}), source: i.traffic.source, message: i.traffic.message },
     peersUp: up, peersExpected: expected,

@@ -87,13 +87,16 @@ test('a node the mesh wants but not on its data path keeps its peers\' pod CIDRs
   assert.deepEqual(heldPeerRoutes('NotInMesh', true, ['10.244.1.0/24'], nodes), []);
 });
 
-test('IPsecNode status.datapath says which data path runs', () => {
+test('IPsecNode status.datapath says which data path runs, and status.datapathOffloads the offloads a userspace engine uses (absent on the kernel data path)', () => {
   const base = {
     nowMs: 0, inactive: undefined, peers: [], skipped: [], traffic: { traffic: { mode: 'routed' as const }, source: 'default' as const, message: 'routed' },
     strict: true, certNotAfterMs: undefined, identityValid: true, policiesIn: true, mtu: 1500, xfrmErrors: {}, existing: undefined,
   };
   assert.equal(computeNodeStatus({ ...base, datapath: 'userspace' }).datapath, 'userspace');
   assert.equal(computeNodeStatus({ ...base, datapath: 'kernel' }).datapath, 'kernel');
+  assert.deepEqual(computeNodeStatus({ ...base, datapath: 'userspace', offloads: ['udpGso', 'tunTso'] }).datapathOffloads, ['udpGso', 'tunTso']);
+  assert.deepEqual(computeNodeStatus({ ...base, datapath: 'userspace', offloads: [] }).datapathOffloads, []);
+  assert.equal('datapathOffloads' in computeNodeStatus({ ...base, datapath: 'kernel', offloads: undefined }), false);
 });
 
 /** An rtnetlink stand-in keeping table 221 and the rules as `ip route` / `ip rule` would, and the order of changes. */
