@@ -52,9 +52,13 @@ test('userspace mesh of three nodes on the host kernel: --datapath auto chooses 
   await lane.waitAllUp(240_000);
   t.diagnostic(`all 3 node pairs established ${((Date.now() - t0) / 1000).toFixed(1)} s after the agents started`);
 
-  await t.test('IPsecNode status.datapath is userspace on every node, the log and `kipsec status` say why', async () => {
+  await t.test('IPsecNode status.datapath is userspace on every node with the offloads its engine uses, the log and `kipsec status` say why', async () => {
     for (const n of await lane.ipsecNodes()) {
       assert.equal(n.status?.datapath, 'userspace', n.metadata.name);
+      // The same list the agent logged when its data path came up.
+      const logged = /"offloads":(\[[^\]]*\])[^\n]*"userspace ESP data path up"/.exec(lane.agents.get(n.metadata.name)!.log())?.[1];
+      assert.ok(logged, `${n.metadata.name} logged its offloads`);
+      assert.deepEqual(n.status?.datapathOffloads, JSON.parse(logged) as string[], n.metadata.name);
       assert.equal(n.status?.strict, true);
       assert.equal(n.status?.conditions?.find((x) => x.type === 'Ready')?.status, 'True', JSON.stringify(n.status?.conditions));
       for (const p of n.status?.peers ?? []) assert.equal(p.state, 'established', `${n.metadata.name} → ${p.node}`);
@@ -64,6 +68,7 @@ test('userspace mesh of three nodes on the host kernel: --datapath auto chooses 
     assert.equal(st.code, 0, st.stderr);
     assert.match(st.stdout, /datapath userspace \(--datapath auto: the kernel refuses ESP states/);
     assert.match(st.stdout, /peers 2\/2 up/);
+    assert.match(st.stdout, /^ESP engine: offloads [a-zA-Z, ]+; SA drops none; \d+ datagrams in, \d+ out$/m);
   });
 
   await t.test('every pod pings every pod on the other nodes, a 2 MiB TCP stream per node pair arrives byte-identical, and the wire carries only IKE and ESP in UDP', async (tt) => {
