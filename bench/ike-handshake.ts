@@ -9,9 +9,15 @@
 // overhead at most equals the crypto it cannot avoid).
 //
 // Run: node --import tsx bench/ike-handshake.ts [seconds-per-measurement]
+//
+// --burst [seconds]: the responder under a burst instead: 64 handshakes in flight, the responder
+// engine (bob) with its public-key work inline and on os.availableParallelism() crypto workers,
+// in alternating slices; handshakes/s (wall) and this process's event-loop delay (p50/p99, both
+// engines share the thread, the initiator's crypto stays inline) for each.
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { cpus } from 'node:os';
-import { performance } from 'node:perf_hooks';
+import { availableParallelism } from 'node:os';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { ManualClock, cryptoRandom } from '../src/common/time.js';
 import { chooseSignatureScheme, DEFAULT_SIGNATURE_HASHES, pskAuthData, pskFrom, signAuth, verifyPskAuth, verifySignatureAuth } from '../src/ike/crypto/auth.js';
 import { validateCertificateChain } from '../src/ike/crypto/certs.js';
@@ -25,7 +31,7 @@ import type { Endpoint, KernelIpsec } from '../src/ike/ports.js';
 import { identityFromString } from '../src/ike/sa/identity.js';
 import { buildCert, dn } from '../test/unit/ike/crypto/cert-builder.js';
 
-const SECONDS = Number(process.argv[2] ?? 2);
+const SECONDS = process.argv.includes('--burst') ? 2 : Number(process.argv[2] ?? 2);
 const B = '192.0.2.2';
 const clock = new ManualClock(Date.now());
 
@@ -72,13 +78,13 @@ class Rig {
   readonly alice: IkeEngine;
   readonly bob: IkeEngine;
   readonly size: number;
-  constructor(kind: 'psk' | 'cert', size: number) {
+  constructor(kind: 'psk' | 'cert', size: number, responderWorkers = 0) {
     this.size = size;
     const transport = { send: (d: Uint8Array, to: Endpoint, from: Endpoint) => { this.queue.push({ d, from, to }); } };
     const events = { emit: (e: { type: string }) => { if (e.type === 'child-up') this.up++; } };
     const pairs = Array.from({ length: size }, (_, i) => configs(kind, i));
     this.alice = new IkeEngine({ transport, kernel: kernel(), clock, random: cryptoRandom, events }, pairs.map((p) => p[0]));
-    this.bob = new IkeEngine({ transport, kernel: kernel(), clock, random: cryptoRandom, events }, pairs.map((p) => p[1]));
+    this.bob = new IkeEngine({ transport, kernel: kernel(), clock, random: cryptoRandom, events }, pairs.map((p) => p[1]), { cryptoWorkers: responderWorkers });
   }
 }
 
@@ -169,6 +175,61 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.env.KIPSEC_BENCH_ONLY_ENGINE) {
+/** Deliver every queued datagram, concurrently, until the queue stays empty. */
+async function pump(rig: Rig): Promise<void> {
+  while (rig.queue.length > 0) {
+    const batch = rig.queue.splice(0);
+    await Promise.all(batch.map((p) => (p.to.address === B ? rig.bob : rig.alice).receive(p.d, p.from, p.to)));
+    await rig.alice.idle(); await rig.bob.idle();
+    // A turn of the event loop per round of datagrams, as socket reads give the daemon: otherwise
+    // the inline case never leaves its microtask chain and its delay would read as zero.
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+/** `inFlight` handshakes kept going for `ms`: completed handshakes/s and the event-loop delay. */
+async function burstSlice(rig: Rig, inFlight: number, ms: number): Promise<{ hs: number; p50: number; p99: number }> {
+  const h = monitorEventLoopDelay({ resolution: 10 });
+  const t0 = performance.now(); const up0 = rig.up;
+  h.enable();
+  while (performance.now() - t0 < ms) {
+    const start = Math.min(inFlight, rig.size - rig.next);
+    if (start <= 0) throw new Error('rig exhausted: raise RIG_SIZE');
+    for (let i = 0; i < start; i++) rig.alice.initiate(`p${rig.next++}`);
+    await rig.alice.idle();
+    await pump(rig);
+  }
+  h.disable();
+  const s = (performance.now() - t0) / 1000;
+  return { hs: (rig.up - up0) / 2 / s, p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6 };
+}
+
+async function burst(seconds: number): Promise<void> {
+  const workers = availableParallelism();
+  console.log(`IKEv2 handshake bursts in-process: 64 in flight, responder crypto inline vs on ${workers} workers, alternating ${seconds}s slices (node ${process.version}, ${cpus().length} CPUs)`);
+  console.log('case                       responder   hs/s (wall)   event-loop delay p50 / p99 ms');
+  for (const kind of ['psk', 'cert'] as const) {
+    const size = 64 * Math.ceil(seconds * 4000 / 64) + 2_000;
+    const rigs2 = { inline: new Rig(kind, size, 0), workers: new Rig(kind, size, workers) };
+    for (const r of Object.values(rigs2)) await burstSlice(r, 64, 300); // warm-up (workers started)
+    const acc = { inline: [] as { hs: number; p50: number; p99: number }[], workers: [] as { hs: number; p50: number; p99: number }[] };
+    for (let round = 0; round < 4; round++) {
+      const order: readonly ('inline' | 'workers')[] = round % 2 === 0 ? ['inline', 'workers'] : ['workers', 'inline'];
+      for (const k of order) acc[k].push(await burstSlice(rigs2[k], 64, (seconds * 1000) / 4));
+    }
+    const label = kind === 'psk' ? 'PSK + X25519' : 'ECDSA-P256 certs + X25519';
+    const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+    for (const k of ['inline', 'workers'] as const) {
+      console.log(`${label.padEnd(27)}${k.padStart(9)}${mean(acc[k].map((x) => x.hs)).toFixed(0).padStart(14)}   ${mean(acc[k].map((x) => x.p50)).toFixed(1)} / ${mean(acc[k].map((x) => x.p99)).toFixed(1)}`);
+    }
+    console.log(`${''.padEnd(27)}workers / inline: ${(mean(acc.workers.map((x) => x.hs)) / mean(acc.inline.map((x) => x.hs))).toFixed(2)}x hs/s`);
+    for (const r of Object.values(rigs2)) { await r.alice.close(); await r.bob.close(); }
+  }
+}
+
+if (process.argv.includes('--burst')) {
+  const i = process.argv.indexOf('--burst');
+  await burst(Number(process.argv[i + 1] ?? 8) || 8);
+} else if (process.env.KIPSEC_BENCH_ONLY_ENGINE) {
   const s0 = performance.now(); let n = 0; await handshake('psk'); const s1 = performance.now(); while (performance.now() - s1 < 6000) { await handshake('psk'); n++; } void s0; console.log('engine psk hs/s', (n / 6).toFixed(0));
 } else await main();
