@@ -1,0 +1,62 @@
+// The responder with crypto workers (EngineOptions.cryptoWorkers): a burst beyond the pool's
+// queue bound is dropped and counted before any state exists, and a retransmitted IKE_SA_INIT that
+// arrives while the first copy's Diffie-Hellman runs is not worked on twice (RFC 7296 §2.1, §2.6).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Pair, type Packet } from '../pair/harness.js';
+
+/** IKE_SA_INIT requests that look like they come from different initiators (fresh SPIs). */
+function floodFrom(first: Packet, n: number): Uint8Array[] {
+  return Array.from({ length: n }, (_, i) => {
+    const d = new Uint8Array(first.datagram);
+    new DataView(d.buffer).setUint32(0, 0x20000000 + i);
+    return d;
+  });
+}
+
+async function firstInit(p: Pair): Promise<Packet> {
+  p.net.fate = () => 'drop';
+  p.alice.engine.initiate('to-bob');
+  await p.net.pump();
+  return p.net.log[0]!;
+}
+
+test('a burst beyond the crypto queue bound (64 per worker) is dropped as crypto-queue-full, counted, unanswered, with no state', async () => {
+  const p = new Pair({ bobOptions: { cryptoWorkers: 1, cookieThreshold: 10_000, halfOpenLimit: 10_000, halfOpenPerAddress: 10_000 } });
+  try {
+    const first = await firstInit(p);
+    const sentBefore = p.net.log.length;
+    // All delivered in one turn, before any job finished.
+    await Promise.all(floodFrom(first, 100).map((d) => p.bob.engine.receive(d, first.from, first.to)));
+    assert.equal(p.bob.engine.status().drops['crypto-queue-full'], 36);
+    assert.equal(p.bob.engine.status().halfOpen, 64);
+    assert.equal(p.net.log.length - sentBefore, 64, 'only the queued 64 were answered');
+  } finally { await p.alice.engine.close(); await p.bob.engine.close(); }
+});
+
+test('an IKE_SA_INIT retransmitted while its Diffie-Hellman runs on a worker gets one answer and one half-open SA (RFC 7296 §2.1)', async () => {
+  const p = new Pair({ bobOptions: { cryptoWorkers: 1 } });
+  try {
+    const first = await firstInit(p);
+    const sentBefore = p.net.log.length;
+    await Promise.all([p.bob.engine.receive(first.datagram, first.from, first.to), p.bob.engine.receive(first.datagram, first.from, first.to)]);
+    assert.equal(p.bob.engine.status().halfOpen, 1);
+    assert.equal(p.bob.engine.status().drops['retransmitted-request'], 1);
+    assert.equal(p.net.log.length - sentBefore, 1);
+    // Once answered, a retransmission gets the same response again (§2.1).
+    await p.bob.engine.receive(first.datagram, first.from, first.to);
+    assert.equal(p.net.log.length - sentBefore, 2);
+    assert.deepEqual(p.net.log.at(-1)!.datagram, p.net.log.at(-2)!.datagram);
+  } finally { await p.alice.engine.close(); await p.bob.engine.close(); }
+});
+
+test('with crypto workers the handshake completes as inline: IKE SA and Child SA up on both sides, PSK and ECDSA certificates', async () => {
+  for (const auth of ['psk', 'cert'] as const) {
+    const p = new Pair({ auth, aliceOptions: { cryptoWorkers: 2 }, bobOptions: { cryptoWorkers: 2 } });
+    try {
+      await p.connect();
+      assert.deepEqual(p.alice.events.map((e) => e.type), ['ike-up', 'child-up'], auth);
+      assert.deepEqual(p.bob.events.map((e) => e.type), ['ike-up', 'child-up'], auth);
+    } finally { await p.alice.engine.close(); await p.bob.engine.close(); }
+  }
+});
