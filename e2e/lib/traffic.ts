@@ -231,6 +231,14 @@ export class ContinuousPing {
 
   get running(): boolean { return this.#p.exitCode === null && this.#p.signalCode === null; }
 
+  /**
+   * Start the next window after every echo sent so far, answered or not: what follows is judged
+   * from now on (mark() keeps the last second's unanswered echoes in the next window instead).
+   */
+  markSent(): void {
+    this.#markedSeq = Math.max(this.#markedSeq, parsePingLog(this.#out).highestSent);
+  }
+
   /** The echoes since the previous mark (or the start), up to the highest one answered so far. */
   mark(): PingWindow {
     const w = pingWindow(parsePingLog(this.#out), this.#markedSeq, { intervalMs: this.#intervalMs });

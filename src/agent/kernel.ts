@@ -121,6 +121,8 @@ export class XfrmKernel implements KernelIpsec {
   /** Children whose SAs are being moved to new addresses (for a while both or neither SA may show). */
   readonly #moving = new Set<Tracked>();
   readonly #traps = new Map<string, { readonly policies: readonly PolicySpec[]; readonly engineReqid: number; readonly reqid: number }>();
+  /** peer/child → policies a removed Child SA left for its successor (dpd.action restart or hold), until one is installed. */
+  readonly #kept = new Map<string, { readonly policies: readonly PolicySpec[]; readonly reqid: number }>();
   /** Stable reqid → the engine's reqid, to answer kernel acquires (engine.acquire takes its own). */
   readonly #engineReqid = new Map<number, number>();
   readonly #now: () => number;
@@ -245,6 +247,7 @@ export class XfrmKernel implements KernelIpsec {
     const sas: SaId[] = [{ dst: ref.local, spi: ref.inboundSpi >>> 0, src: ref.remote, proto: 'esp' }];
     if (!t || t.outboundInstalled) sas.push({ dst: ref.remote, spi: ref.outboundSpi >>> 0, src: ref.local, proto: 'esp' });
     await this.#o.xfrm.removeChild({ policies, sas }).catch((e: unknown) => { errors.push(...(e instanceof XfrmInstallError ? e.leftover : [errorMessage(e)])); });
+    if (!dropPolicies && t && !this.#stillUsed(reqid)) this.#kept.set(`${ref.peer}/${ref.child}`, { policies: t.policies, reqid });
     if (dropPolicies && this.#o.routes) await this.#o.routes.remove(ref.peer).catch((e: unknown) => { errors.push(errorMessage(e)); });
     this.#o.log.debug({ peer: ref.peer, child: ref.child, spiIn: hex(ref.inboundSpi), spiOut: hex(ref.outboundSpi), keepPolicies: opts.keepPolicies }, 'child SA removed');
     if (errors.length) throw new Error(`removing child SA ${ref.peer}/${ref.child}: ${errors.join('; ')}`);
@@ -256,6 +259,7 @@ export class XfrmKernel implements KernelIpsec {
 
   #track(k: string, t: Tracked): void {
     this.#untrack(k);
+    this.#kept.delete(`${t.peer}/${t.child}`);
     this.#children.set(k, t);
     this.#reqidUse.set(t.reqid, (this.#reqidUse.get(t.reqid) ?? 0) + 1);
   }
@@ -355,12 +359,16 @@ export class XfrmKernel implements KernelIpsec {
   }
 
   async removeTrap(trap: { readonly peer: string; readonly child: string; readonly reqid: number }): Promise<void> {
-    const t = this.#traps.get(`${trap.peer}/${trap.child}`);
-    if (!t) return;
-    this.#traps.delete(`${trap.peer}/${trap.child}`);
+    const k = `${trap.peer}/${trap.child}`;
+    const t = this.#traps.get(k);
+    this.#traps.delete(k);
     // An installed Child SA of the same reqid took these selectors over; leave them to it.
-    if (this.#stillUsed(t.reqid)) return;
-    for (const p of t.policies) await this.#o.xfrm.deletePolicy(policyId(p)).catch(ignoreMissing);
+    if (t && !this.#stillUsed(t.reqid)) for (const p of t.policies) await this.#o.xfrm.deletePolicy(policyId(p)).catch(ignoreMissing);
+    const kept = this.#kept.get(k);
+    this.#kept.delete(k);
+    if (!kept || this.#stillUsed(kept.reqid)) return;
+    for (const p of kept.policies) await this.#o.xfrm.deletePolicy(policyId(p)).catch(ignoreMissing);
+    if (this.#o.routes) await this.#o.routes.remove(trap.peer);
   }
 }
 

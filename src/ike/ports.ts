@@ -210,11 +210,13 @@ export interface KernelIpsec {
   updateChildSa(ref: KernelChildSaRef, update: KernelChildSaUpdate): Promise<void>;
   /**
    * Remove both states. `keepPolicies`: true on rekey (the successor uses the same reqid and
-   * policies) and on `dpd.action: hold`; false when the Child SA goes away for good.
+   * policies) and when the peer is found dead with `dpd.action` hold or restart (nothing leaves in
+   * clear until a successor installs them); false when the Child SA goes away for good.
    */
   deleteChildSa(ref: KernelChildSaRef, opts: { readonly keepPolicies: boolean }): Promise<void>;
   queryCounters(ref: KernelChildSaRef): Promise<ChildSaCounters>;
   installTrap(trap: KernelTrap): Promise<void>;
+  /** The tunnel goes: remove its trap policies, and the policies a dead peer's Child SA left (deleteChildSa keepPolicies). */
   removeTrap(trap: { readonly peer: string; readonly child: string; readonly reqid: number }): Promise<void>;
   /**
    * After a restart, take over a Child SA a previous process installed, so that updates, deletes,

@@ -70,7 +70,7 @@ export interface ChildConfig {
 export interface DpdConfig {
   /** Send an empty INFORMATIONAL after this long without inbound IKE traffic; 0 disables. */
   readonly intervalMs: number;
-  /** 'restart': re-initiate; 'clear': tear down; 'hold': keep trap policies for on-demand. */
+  /** 'restart': re-initiate, the policies kept meanwhile; 'clear': tear down; 'hold': keep the policies and trap traffic for on-demand. */
   readonly action: 'restart' | 'clear' | 'hold';
   /**
    * Give up on an unanswered liveness check after this long (the CRD's dpd.timeout, strongSwan's

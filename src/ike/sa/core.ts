@@ -276,7 +276,8 @@ export class EngineCore implements EngineHost {
     await this.terminate(name);
     const p = this.peers.get(name);
     if (p) this.#indexAddress(p, false);
-    if (p?.config.startAction === 'on-demand')
+    // Trap policies (on-demand), and policies a dead peer's Child SAs left for a successor.
+    if (p)
       for (const c of p.children) await this.kernel.removeTrap({ peer: name, child: c.config.name, reqid: c.reqid }).catch(() => undefined);
     this.peers.delete(name);
   }

@@ -255,11 +255,22 @@ export async function removeChild(e: EngineHost, sa: IkeSa, child: ChildSa, reas
   child.state = { tag: 'deleted' };
   sa.children.delete(child.ref.inboundSpi);
   if (reason !== 'rekeyed') e.emit({ type: 'child-down', peer: child.ref.peer, child: child.ref.child, ref: child.ref, reason });
-  const hold = reason === 'dpd-timeout' && sa.peer.config.dpd.action === 'hold';
+  const hold = keepsPoliciesWhenDead(sa, reason);
   if (delayMs > 0) {
     sa.lingering.set(child.ref.inboundSpi, { ref: child.ref, untilMs: e.clock.now() + delayMs });
     armLingering(e, sa, child.ref, delayMs, hold);
   } else await deleteChildStates(e, child.ref, hold);
+}
+
+/**
+ * A peer found dead (DPD, or retransmissions run out) with dpd.action hold or restart: its Child
+ * SAs' policies stay without states, so traffic meanwhile is dropped (and its kernel acquires
+ * start a negotiation) rather than sent in clear until the new Child SA installs the same
+ * policies. clear removes them; so does a tunnel being removed.
+ */
+function keepsPoliciesWhenDead(sa: IkeSa, reason: DownReason): boolean {
+  const action = sa.peer.config.dpd.action;
+  return (reason === 'dpd-timeout' || reason === 'retransmit-limit') && (action === 'hold' || action === 'restart') && !sa.peer.terminated;
 }
 
 async function deleteChildStates(e: EngineHost, ref: KernelChildSaRef, hold: boolean): Promise<void> {

@@ -188,14 +188,15 @@ export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, fro
         return;
       }
       establish(e, sa, { initialContact: r.initialContact });
+      const ok = r.child ? await installChild(e, sa, r.child.sa, holdForPeerReauth(e, sa, r.child.sa, r.child.install, !r.initialContact)) : false;
       if (r.initialContact) {
         // §2.4: the peer has no state for older IKE SAs with us; drop them (and their children).
         // Only SAs that were up before this one started: in a simultaneous start the other SA is
-        // as new as this one, and resolveDuplicates settles which of the two stays.
+        // as new as this one, and resolveDuplicates settles which of the two stays. After the new
+        // Child SA is installed, so its policies carry on and nothing leaves in clear between.
         for (const other of e.liveSas(sa.peer.config.name))
           if (other !== sa && other.state.tag === 'established' && (other.upSerial ?? Infinity) < sa.serial) await teardown(e, other, 'replaced');
       }
-      const ok = r.child ? await installChild(e, sa, r.child.sa, holdForPeerReauth(e, sa, r.child.sa, r.child.install, !r.initialContact)) : false;
       // The kernel refused: answer without the child rather than with one we do not have.
       const reply = r.child && !ok
         ? [...r.reply.filter((x) => x.kind !== 'sa' && x.kind !== 'tsi' && x.kind !== 'tsr' && !(x.kind === 'notify' && x.type === NotifyStatus.USE_TRANSPORT_MODE)), notifyOf(NotifyError.NO_ADDITIONAL_SAS)]

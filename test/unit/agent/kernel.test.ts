@@ -136,3 +136,22 @@ test('after lost events: a Child SA being moved to a new address while the SA ta
   release();
   await move;
 });
+
+test('a dead peer\'s Child SA removed with keepPolicies leaves its policies (nothing in clear) until a successor installs them or the tunnel is removed (dpd.action restart/hold)', async () => {
+  const { xfrm, k } = setup();
+  const dead = child(0xc0000001, 0xd0000001);
+  await k.installChildSa(dead);
+  await k.deleteChildSa(ref(dead), { keepPolicies: true });
+  assert.equal(xfrm.sas.length, 0);
+  assert.equal(xfrm.policies.length, 3, 'the policies stay without states: the kernel drops and acquires');
+  // The successor takes them over: removing the tunnel later is its own Child SA's business.
+  const next = child(0xc0000002, 0xd0000002);
+  await k.installChildSa(next);
+  await k.removeTrap({ peer: 'alpha', child: 'alpha', reqid: 7 });
+  assert.equal(xfrm.policies.length, 3, 'an installed Child SA keeps its policies');
+  // Dead again, and then the tunnel is removed: nothing of it stays in the kernel.
+  await k.deleteChildSa(ref(next), { keepPolicies: true });
+  assert.equal(xfrm.policies.length, 3);
+  await k.removeTrap({ peer: 'alpha', child: 'alpha', reqid: 7 });
+  assert.equal(xfrm.policies.length, 0, 'removing the tunnel removes the kept policies');
+});

@@ -150,7 +150,7 @@ test('DPD is skipped while ESP arrives from the peer (kernel counters show recen
   assert.equal(p.net.log.filter((x) => x.exchange === ExchangeType.INFORMATIONAL).length, 2);
 });
 
-test('DPD timeout: a silent peer is declared dead, children removed, and dpd.action restart re-initiates with INITIAL_CONTACT (RFC 7296 §2.4)', async () => {
+test('DPD timeout: a silent peer is declared dead, its Child SAs removed but their policies kept (no traffic in clear meanwhile), and dpd.action restart re-initiates with INITIAL_CONTACT (RFC 7296 §2.4)', async () => {
   const p = new Pair({ bob: { dpd: { intervalMs: 300_000, action: 'clear' } } });
   await p.connect();
   p.net.fate = () => 'drop';
@@ -159,7 +159,7 @@ test('DPD timeout: a silent peer is declared dead, children removed, and dpd.act
   assert.ok(p.alice.events.some((e) => e.type === 'child-down' && e.reason === 'dpd-timeout'), 'p.alice.events.some((e) => e.type === "child-down" && e.reason === "dpd-timeout")');
   assert.equal(p.alice.kernel.installed.size, 0);
   const del = p.alice.kernel.ops('delete') as Array<{ opts: { keepPolicies: boolean } }>;
-  assert.equal(del[0]?.opts.keepPolicies, false);
+  assert.equal(del[0]?.opts.keepPolicies, true, 'restart keeps the policies until the new Child SA replaces them');
   // restart: a new IKE_SA_INIT went out after the timeout.
   const downAt = p.clock.now();
   const inits = p.net.log.filter((x) => isInit(x) && !x.response);
@@ -171,6 +171,11 @@ test('DPD timeout: a silent peer is declared dead, children removed, and dpd.act
   assert.equal(p.alice.kernel.installed.size, 1);
   assert.ok(p.bob.events.some((e) => e.type === 'ike-down' && e.reason === 'replaced'), 'bob dropped its stale SA on INITIAL_CONTACT');
   assert.equal(p.bob.kernel.installed.size, 1);
+  // Bob installs the new Child SA before removing the stale one, so their shared policies stay
+  // and nothing leaves in clear between the two.
+  const bobOps = p.bob.kernel.calls.filter((c) => c.op === 'install' || c.op === 'delete');
+  assert.deepEqual(bobOps.map((c) => c.op), ['install', 'install', 'delete']);
+  assert.equal((bobOps[2]!.arg as { opts: { keepPolicies: boolean } }).opts.keepPolicies, true);
 });
 
 test('DPD timeout with action hold keeps policies and installs trap policies instead (DESIGN.md §3 dpd.action)', async () => {
@@ -190,6 +195,8 @@ test('the responder detects a dead initiator through its own DPD, from the other
   await p.advance(10_000 + 166_000);
   assert.ok(p.bob.events.some((e) => e.type === 'ike-down' && e.reason === 'dpd-timeout'), 'p.bob.events.some((e) => e.type === "ike-down" && e.reason === "dpd-timeout")');
   assert.equal(p.bob.kernel.installed.size, 0);
+  const del = p.bob.kernel.ops('delete') as Array<{ opts: { keepPolicies: boolean } }>;
+  assert.equal(del[0]?.opts.keepPolicies, false, 'clear removes the policies too');
   assert.equal(p.net.log.filter((x) => isInit(x)).length, 2, 'clear: no re-initiation');
 });
 
