@@ -38,7 +38,22 @@ export interface SwanOptions {
    * strongSwan 6 of scripts/build-strongswan6.sh; default: Debian's 5.9 under /usr.
    */
   prefix?: string;
+  /**
+   * Load the save-keys plugin (a scripts/build-strongswan6.sh build has it): charon writes every
+   * IKE SA's SK_e/SK_a and every Child SA's ESP keys, in Wireshark's formats, under `<dir>/keys`
+   * (read them with savedIkeKeys / savedEspKeys).
+   */
+  saveKeys?: boolean;
 }
+
+/** One line of save-keys' `ikev2_decryption_table`: an IKE SA's SPIs and SK_e/SK_a (hex, lower case). */
+export interface SavedIkeKeys { spiI: string; spiR: string; skEi: string; skEr: string; encr: string; skAi: string; skAr: string; integ: string }
+
+/** One key derivation as charon logs it at `ike 4` (hex, lower case), SKEYSEED first. */
+export type LoggedIkeKeys = Partial<Record<'SKEYSEED' | 'Sk_d' | 'Sk_ai' | 'Sk_ar' | 'Sk_ei' | 'Sk_er' | 'Sk_pi' | 'Sk_pr', string>>;
+
+/** One line of save-keys' `esp_sa`: one direction of a Child SA (SPI 8 hex digits, keys hex, lower case). */
+export interface SavedEspKeys { src: string; dst: string; spi: string; encr: string; encrKey: string; integ: string; integKey: string }
 
 /** Plugins a scripts/build-strongswan6.sh build has (openssl does the crypto, ml does ML-KEM). */
 const PLUGINS6 = 'random nonce openssl ml pem pkcs1 pkcs8 x509 revocation constraints pubkey kdf socket-default vici updown';
@@ -83,9 +98,11 @@ export class StrongSwan {
     const levels = { default: 1, ike: 2, cfg: 2, ...opts.logLevels };
     // flush_line: line-buffered, so log() read in the middle of a test shows all charon did so far
     // (block buffering hid the last lines, e.g. the AUTH verification a test was looking for).
+    const saveKeys = opts.saveKeys ? ` save-keys { esp = yes\n ike = yes\n wireshark_keys = ${dir}/keys }` : '';
+    if (opts.saveKeys) mkdirSync(join(dir, 'keys'));
     const levelLines = Object.entries(levels).map(([k, v]) => `${k} = ${v}`).join('\n        ');
     writeFileSync(join(dir, 'strongswan.conf'), `charon {
-  load = ${prefix === undefined ? PLUGINS : PLUGINS6} ${kplug}
+  load = ${prefix === undefined ? PLUGINS : PLUGINS6} ${kplug}${opts.saveKeys ? ' save-keys' : ''}
   filelog {
     log {
       path = ${dir}/charon.log
@@ -95,7 +112,10 @@ export class StrongSwan {
       ${levelLines}
     }
   }
-  plugins { vici { socket = unix://${dir}/charon.vici } }
+  plugins {
+    vici { socket = unix://${dir}/charon.vici }
+   ${saveKeys}
+  }
   ${opts.charonExtra ?? ''}
 }
 `);
@@ -160,6 +180,46 @@ export class StrongSwan {
     return res;
   }
 
+  /** save-keys' IKE table (saveKeys): one line per key derivation, oldest first (an SA's last line holds its keys). */
+  savedIkeKeys(): SavedIkeKeys[] {
+    return csvLines(join(this.dir, 'keys', 'ikev2_decryption_table')).flatMap((f) => (f.length < 8 ? [] : [{
+      spiI: bare(f[0]!), spiR: bare(f[1]!), skEi: bare(f[2]!), skEr: bare(f[3]!), encr: f[4]!, skAi: bare(f[5]!), skAr: bare(f[6]!), integ: f[7]!,
+    }]));
+  }
+
+  /**
+   * Every IKE key derivation in charon's log (needs logLevels { ike: 4 }), oldest first: its
+   * `%B` dumps "Sk_d secret => 48 bytes @ 0x…" then "   0: AA BB …" lines, as the golden
+   * captures read them (test/golden/ike/pcap-to-json.ts).
+   */
+  loggedIkeKeys(): LoggedIkeKeys[] {
+    const lines = this.log().split('\n');
+    const out: LoggedIkeKeys[] = [];
+    for (let i = 0; i < lines.length; i++) {
+      const m = /\] (?:<[^>]*> )?(SKEYSEED|Sk_\w+ secret) => (\d+) bytes/.exec(lines[i]!);
+      if (!m) continue;
+      const label = m[1]!.replace(' secret', '') as keyof LoggedIkeKeys;
+      const want = Number(m[2]);
+      let hex = '';
+      for (let j = i + 1; j < lines.length && hex.length < want * 2; j++) {
+        const d = /\s\d+: ((?:[0-9A-F]{2} )+)/.exec(lines[j]!);
+        if (!d) break;
+        hex += d[1]!.replace(/ /g, '').toLowerCase();
+      }
+      if (label === 'SKEYSEED') out.push({});
+      const cur = out[out.length - 1];
+      if (cur && hex.length === want * 2) cur[label] = hex;
+    }
+    return out;
+  }
+
+  /** save-keys' ESP table (saveKeys): one line per Child SA direction, oldest first. */
+  savedEspKeys(): SavedEspKeys[] {
+    return csvLines(join(this.dir, 'keys', 'esp_sa')).flatMap((f) => (f.length < 8 ? [] : [{
+      src: f[1]!, dst: f[2]!, spi: bare(f[3]!).padStart(8, '0'), encr: f[4]!, encrKey: bare(f[5]!), integ: f[6]!, integKey: bare(f[7]!),
+    }]));
+  }
+
   log(): string {
     try { return readFileSync(join(this.dir, 'charon.log'), 'utf8'); } catch { return '(no charon.log)'; }
   }
@@ -173,6 +233,16 @@ export class StrongSwan {
     if (!process.env['KIPSEC_KEEP_SWAN']) rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/** Comma-separated lines, double quotes around fields stripped (save-keys' formats quote every text field). */
+function csvLines(path: string): string[][] {
+  let text: string;
+  try { text = readFileSync(path, 'utf8'); } catch { return []; }
+  return text.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#')).map((l) => l.split(',').map((x) => x.trim().replace(/^"|"$/g, '')));
+}
+
+/** A hex field as lower-case digits only (save-keys writes `0x…` for some, bare digits for others). */
+const bare = (h: string): string => h.replace(/^0x/i, '').replace(/:/g, '').toLowerCase();
 
 function alive(pid: number): boolean { try { process.kill(pid, 0); return true; } catch { return false; } }
 
