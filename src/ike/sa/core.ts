@@ -196,6 +196,8 @@ export class EngineCore implements EngineHost {
 
   drop(reason: string): void { this.drops[reason] = (this.drops[reason] ?? 0) + 1; }
 
+  get closed(): boolean { return this.#closed; }
+
   /** Keep a promise for idle(); never let it reject unobserved. */
   track(p: Promise<void>): Promise<void> {
     const q = p.catch((e: unknown) => { this.log?.warn({ err: errorMessage(e) }, 'engine task failed'); this.drop('internal-error'); });

@@ -20,6 +20,8 @@ export interface EngineHost extends Ctx {
   readonly lastErrors: Map<string, IkeFailure & { atMs: number }>;
   readonly adopted: Map<string, AdoptedChildSa[]>;
   halfOpen: number;
+  /** close() was called: work that awaited something (a crypto worker) must not start new state. */
+  readonly closed: boolean;
   readonly limits: EngineLimits;
   /** Count a dropped datagram (or failed chore) under `reason` in status().drops. */
   drop(reason: string): void;

@@ -79,7 +79,9 @@ export async function handleInitRequest(e: EngineHost, m: IkeMessage, datagram: 
   } finally {
     initsInFlight.set(e, (initsInFlight.get(e) ?? 1) - 1);
   }
-  if (r.kind !== 'created') e.unregister(sa);
+  // The engine closed while the DH ran: its timers are cancelled, so no new SA (nor answer) now.
+  if (r.kind !== 'created' || e.closed) e.unregister(sa);
+  if (e.closed) { e.drop('engine-closed'); return; }
   if (r.kind === 'drop') { e.drop(r.reason); return; }
   e.ports.transport.send(r.datagram, from, to);
   if (r.kind === 'stateless') {

@@ -60,3 +60,17 @@ test('with crypto workers the handshake completes as inline: IKE SA and Child SA
     } finally { await p.alice.engine.close(); await p.bob.engine.close(); }
   }
 });
+
+test('an engine closed while an IKE_SA_INIT\'s Diffie-Hellman runs on a worker keeps no SA and sends no answer', async () => {
+  const p = new Pair({ bobOptions: { cryptoWorkers: 1 } });
+  try {
+    const first = await firstInit(p);
+    const sentBefore = p.net.log.length;
+    const received = p.bob.engine.receive(first.datagram, first.from, first.to);
+    await p.bob.engine.close();
+    await received;
+    assert.equal(p.bob.engine.status().halfOpen, 0);
+    assert.equal(p.bob.engine.status().drops['engine-closed'], 1);
+    assert.equal(p.net.log.length - sentBefore, 0);
+  } finally { await p.alice.engine.close(); }
+});
