@@ -74,7 +74,7 @@ export async function parseCsr(pem: string): Promise<ParsedCsr> {
   if (keyAlgParts[0] !== OID.ecPublicKey || keyAlgParts[1] !== OID.prime256v1) throw new PkiError(PKI_CODES.badCsr, 'key must be ECDSA P-256');
   const spki = whole(b, spkiT);
   const sigBits = value(b, sig);
-  const ok = verify('sha256', whole(b, info), { key: createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }), dsaEncoding: 'der' }, sigBits.subarray(1));
+  const ok = verify('sha256', whole(b, info), { key: p256PublicKey(b, spkiT, spki), dsaEncoding: 'der' }, sigBits.subarray(1));
   if (!ok) throw new PkiError(PKI_CODES.badCsr, 'CSR signature does not verify');
   let commonName: string | undefined;
   for (const rdn of children(b, subject)) for (const atv of children(b, rdn)) {
@@ -100,6 +100,21 @@ export async function parseCsr(pem: string): Promise<ParsedCsr> {
     }
   }
   return { commonName, dnsNames, ipAddresses, otherSans, publicKeyFingerprint: createHash('sha256').update(spki).digest('hex'), spki };
+}
+
+/**
+ * The key of a P-256 SPKI. An uncompressed point (0x04 | X | Y, RFC 5480 §2.2) is imported as a
+ * JWK: OpenSSL 3 decodes a DER SPKI through its generic decoder chain at about twice the cost, and
+ * the signer imports one key per CSR. Any other encoding takes the DER path. Both check the point.
+ */
+function p256PublicKey(b: Uint8Array, spkiT: Tlv, spki: Uint8Array): KeyObject {
+  const bits = children(b, spkiT)[1];
+  const point = bits && bits.tag === 0x03 ? value(b, bits) : undefined;
+  if (point && point.length === 66 && point[0] === 0 && point[1] === 0x04) {
+    const coord = (from: number): string => Buffer.from(point.subarray(from, from + 32)).toString('base64url');
+    return createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: coord(2), y: coord(34) }, format: 'jwk' });
+  }
+  return createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
 }
 
 export interface CertificateAuthority { readonly cert: x509.X509Certificate; readonly keys: KeyPair }

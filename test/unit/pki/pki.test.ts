@@ -43,6 +43,19 @@ test('CSR carries node name as DNS SAN and the node IP; its self-signature is ch
   await assert.rejects(parseCsr('garbage'), (e: unknown) => e instanceof PkiError && e.code === 'ERR_PKI_BAD_CSR');
 });
 
+test('a CSR whose key is not a P-256 point, or whose signed part was altered, does not parse (parseCsr)', async () => {
+  const pem = await createCsr(await generateKeyPair(), 'worker-1');
+  const der = Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+  const repem = (b: Buffer): string => `-----BEGIN CERTIFICATE REQUEST-----\n${b.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
+  // The SPKI's BIT STRING: 03 42 00, then the uncompressed point 04 | X | Y.
+  const at = der.indexOf(Buffer.from([0x03, 0x42, 0x00, 0x04]));
+  assert.ok(at > 0);
+  const offCurve = Buffer.from(der); offCurve[at + 4 + 63] ^= 1;
+  await assert.rejects(parseCsr(repem(offCurve)));
+  const renamed = Buffer.from(der); const cn = renamed.indexOf(Buffer.from('worker-1')); renamed[cn + 7] = 0x32; // worker-2
+  await assert.rejects(parseCsr(repem(renamed)), (e: unknown) => e instanceof PkiError && e.code === 'ERR_PKI_BAD_CSR' && /does not verify/.test(e.message));
+});
+
 test('node certificate: 24 h by default, SANs as approved, verifies against the bundle; renew at 2/3', async () => {
   const ca = await createCa(await generateKeyPair(), 'kipsec CA 1', NOW);
   const csr = await parseCsr(await createCsr(await generateKeyPair(), 'worker-1', ['192.0.2.7']));
