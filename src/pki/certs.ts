@@ -1,7 +1,7 @@
 // CSRs, the self-signed CA, node certificates and their verification (DESIGN.md §4): ECDSA P-256,
 // SHA-256 signatures, SAN = node name as DNS (+ node IP), short lifetimes (default 24 h).
 import { KeyObject, createHash, createPublicKey, randomBytes, sign, verify } from 'node:crypto';
-import { OID, OID_W, bitString, bool, children, hex, octets, oid, readTlv, seq, set, time, tlv, uint, utf8, value, whole } from './der.js';
+import { OID, OID_W, bitString, bool, children, hex, octets, oid, readTlv, seq, set, time, tlv, uint, utf8, value, whole, type Tlv } from './der.js';
 import { isIP } from 'node:net';
 import { SIGN_ALG, webcrypto, x509 } from './provider.js';
 import { PkiError, PKI_CODES } from './errors.js';

@@ -50,7 +50,7 @@ test('a CSR whose key is not a P-256 point, or whose signed part was altered, do
   // The SPKI's BIT STRING: 03 42 00, then the uncompressed point 04 | X | Y.
   const at = der.indexOf(Buffer.from([0x03, 0x42, 0x00, 0x04]));
   assert.ok(at > 0);
-  const offCurve = Buffer.from(der); offCurve[at + 4 + 63] ^= 1;
+  const offCurve = Buffer.from(der); offCurve[at + 4 + 63] = offCurve[at + 4 + 63]! ^ 1;
   await assert.rejects(parseCsr(repem(offCurve)));
   const renamed = Buffer.from(der); const cn = renamed.indexOf(Buffer.from('worker-1')); renamed[cn + 7] = 0x32; // worker-2
   await assert.rejects(parseCsr(repem(renamed)), (e: unknown) => e instanceof PkiError && e.code === 'ERR_PKI_BAD_CSR' && /does not verify/.test(e.message));
