@@ -205,7 +205,7 @@ async function run(n: number): Promise<Record<string, unknown>> {
   const perNode = (x: number): number => +(x / n).toFixed(3);
   const cpuSec = (s: Record<string, unknown>): number => ((s['cpuUserMs'] as number) + (s['cpuSystemMs'] as number)) / 1000;
   return {
-    nodes: n, nodeShape: NODE_SHAPE, setupSec: setupMs / 1000, operatorStartSec: readyMs / 1000,
+    nodes: n, nodeShape: NODE_SHAPE, operatorStartedAt: new Date(tStart).toISOString(), setupSec: setupMs / 1000, operatorStartSec: readyMs / 1000,
     // Both from the operator's start; reconcileAfterPublishSec: from the last agent's publish to the last IdentityVerified.
     allSignedSec: signedMs / 1000, agentsPublishSec: publishMs / 1000, allReconciledSec: reconciledMs / 1000, reconcileAfterPublishSec: (reconciledMs - publishedEndMs) / 1000,
     operatorPeakRssMiB: Math.round(final['peakRssMiB'] as number), operatorRssMiB: Math.round(final['rssMiB'] as number), operatorHeapMiB: Math.round(final['heapUsedMiB'] as number),
