@@ -130,7 +130,9 @@ async function transfer(dir: string, from: Netns, to: Netns, toIp: string, port:
     if (client.code !== 0) await sleep(100);
   }
   assert.equal(client.code, 0, `socat → ${toIp}:${port}: ${client.stderr}`);
-  assert.equal(await Promise.race([serverDone, sleep(30_000).then(() => 'timeout')]), 0, 'socat listener finished');
+  // unref: a pending bound must not keep the test process alive after the last transfer.
+  const bound = new Promise<string>((r) => { setTimeout(r, 30_000, 'timeout').unref(); });
+  assert.equal(await Promise.race([serverDone, bound]), 0, 'socat listener finished');
   assert.ok(readFileSync(dst).equals(sent), `${TRANSFER_BYTES} bytes arrived at ${toIp} as sent`);
 }
 
