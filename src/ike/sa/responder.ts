@@ -24,7 +24,8 @@ import type { EngineHost } from './host.js';
 import { spiHex, type IkeSa } from './ike-sa.js';
 import { activateOutbound, emitChildUp, establish, installChild, isLive, teardown } from './lifecycle.js';
 import { answerChildFollowup, answerChildRequest, holdForPeerReauth, onPeerDeletedChild, releaseSpi } from './child-tasks.js';
-import { adoptSuccessor, awaitOldIkeDelete, mtuOf, newSa, retire } from './tasks.js';
+import { adoptSuccessor, awaitOldIkeDelete } from './ike-rekey-tasks.js';
+import { mtuOf, newSa, retire } from './task-retransmit.js';
 import { headerFor, sealMessage } from './wire.js';
 
 /**

@@ -17,7 +17,9 @@ import { ikeKeysOf } from './ike-keys.js';
 import { ikeSpisText, spiHex, type ChildRuntime, type ChildSa, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
 import { armLingering, armReauthOutboundHold, awaitPeerReauth, scheduleChildTimers, scheduleDpd } from './lifecycle.js';
 import { finishReauth, linkReauth } from './reauth.js';
-import { arm, awaitOldIkeDelete, next, queueTask } from './tasks.js';
+import { awaitOldIkeDelete } from './ike-rekey-tasks.js';
+import { next, queueTask } from './task-queue.js';
+import { arm } from './task-retransmit.js';
 
 /** What became of one checkpoint. */
 export type RestoreResult =

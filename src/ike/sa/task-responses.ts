@@ -1,0 +1,121 @@
+// The answer to our request goes to the step for its task kind; after it, the next queued task
+// starts. IKE_SA_INIT, IKE_INTERMEDIATE and IKE_AUTH answers are handled here, Child SA ones in
+// child-tasks.ts, IKE rekey ones in ike-rekey-tasks.ts.
+import { ExchangeType, NotifyError } from '../constants.js';
+import type { IkeMessage } from '../codec/message.js';
+import { notify } from '../codec/payloads/notify.js';
+import { consumeAuthResponse } from '../exchanges/ike-auth.js';
+import { consumeIntermediateResponse } from '../steps/intermediate.js';
+import { applyIntermediateKeys, intermediateView } from './intermediate.js';
+import { consumeInitResponse, startInit } from '../exchanges/ike-init.js';
+import { abandonChild, onChildDeleteAnswered, onChildResponse, releaseSpi } from './child-tasks.js';
+import type { EngineHost } from './host.js';
+import type { IkeSa, Outstanding } from './ike-sa.js';
+import { emitChildUp, establish, installChild, teardown } from './lifecycle.js';
+import { finishReauth, noteReauthChildFailed } from './reauth.js';
+import { onFollowup, onIkeRekey } from './ike-rekey-tasks.js';
+import { next } from './task-queue.js';
+import { arm, mtuOf, retire, scheduleRetry } from './task-retransmit.js';
+import { headerFor, sealMessage } from './wire.js';
+
+export async function handleResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, datagram: Uint8Array): Promise<void> {
+  const o = sa.outstanding;
+  if (o === null) return;
+  o.timer?.cancel();
+  sa.outstanding = null;
+  const task = o.task;
+  switch (task.kind) {
+    case 'ike-init': await onInit(e, sa, m, datagram, o); break;
+    case 'ike-intermediate': if (!await onIntermediate(e, sa, m)) return; break;
+    case 'ike-auth': await onAuth(e, sa, m, o); break;
+    case 'child-create':
+    case 'child-rekey': await onChildResponse(e, sa, m, o, task); break;
+    case 'child-delete': await onChildDeleteAnswered(e, sa, task); break;
+    case 'ike-rekey': await onIkeRekey(e, sa, m, o, task); break;
+    case 'ike-followup': await onFollowup(e, sa, m); break;
+    case 'ike-delete':
+      if (task.reason === 'terminated') await teardown(e, sa, 'terminated');
+      else if (task.reason === 'duplicate') await teardown(e, sa, 'replaced');
+      else if (task.reason === 'reauthenticated') await teardown(e, sa, 'reauthenticated');
+      else retire(e, sa);
+      return;
+    case 'dpd': break;
+  }
+  await next(e, sa);
+  // A reauthentication whose new IKE SA now has every Child SA it can get deletes the old one.
+  finishReauth(e, sa);
+  // A response can change state without a request following it (IKE_AUTH done, child installed).
+  e.persistPeer(sa.peer.config.name);
+}
+
+async function onInit(e: EngineHost, sa: IkeSa, m: IkeMessage, datagram: Uint8Array, o: Outstanding): Promise<void> {
+  const r = consumeInitResponse(e, sa, m, datagram);
+  switch (r.kind) {
+    case 'drop': e.drop(r.reason); arm(e, sa, o); return;
+    case 'retry': {
+      const d = startInit(e, sa, r.group, r.cookie, r.retries, r.ni);
+      arm(e, sa, { task: o.task, messageId: 0, exchangeType: ExchangeType.IKE_SA_INIT, datagrams: [d], tries: 0, timer: null });
+      return;
+    }
+    case 'failed':
+      e.failure(sa.peer, r.failure);
+      await teardown(e, sa, 'negotiation-failed');
+      scheduleRetry(e, sa.peer);
+      return;
+    case 'ok':
+      sa.nextRequestId = 1;
+      // RFC 7296 §2.23: behind a NAT (or forced), move IKE to port 4500 from IKE_AUTH on.
+      if ((sa.natLocal || sa.natRemote) && sa.local.port === 500) {
+        sa.local = { address: sa.local.address, port: 4500 };
+        sa.remote = { address: sa.remote.address, port: 4500 };
+      }
+      // RFC 9370 §2.2.1: the additional key exchanges, if any were chosen, come before IKE_AUTH.
+      sa.pending.unshift(sa.intermediate ? { kind: 'ike-intermediate' } : { kind: 'ike-auth' });
+  }
+}
+
+/** IKE_INTERMEDIATE response (steps/intermediate.ts); false when the IKE SA is gone. */
+async function onIntermediate(e: EngineHost, sa: IkeSa, m: IkeMessage): Promise<boolean> {
+  const s = sa.intermediate;
+  if (s?.tag !== 'ke-sent') { e.drop('unexpected-intermediate-response'); return true; }
+  const step = consumeIntermediateResponse(intermediateView(e, sa), s, m);
+  sa.intermediate = step.next;
+  for (const ef of step.effects) {
+    if (ef.kind === 'update-keys') applyIntermediateKeys(e, sa, ef.raw);
+    else if (ef.kind === 'failed') {
+      e.failure(sa.peer, ef.failure);
+      await teardown(e, sa, 'negotiation-failed');
+      scheduleRetry(e, sa.peer);
+      return false;
+    }
+  }
+  sa.pending.unshift(step.next.tag === 'done' ? { kind: 'ike-auth' } : { kind: 'ike-intermediate' });
+  return true;
+}
+
+async function onAuth(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstanding): Promise<void> {
+  const r = await consumeAuthResponse(e, sa, m, o.child);
+  if (r.kind === 'drop') { e.drop(r.reason); arm(e, sa, o); return; }
+  if (r.kind === 'failed') {
+    e.failure(sa.peer, r.failure);
+    releaseSpi(e, sa, o.child?.spi);
+    if (r.notifyPeer) {
+      // §2.21.2: tell the responder, without waiting for an answer.
+      const id = sa.nextRequestId++;
+      for (const d of sealMessage(sa, headerFor(sa, ExchangeType.INFORMATIONAL, id, false), [notify(NotifyError.AUTHENTICATION_FAILED)], mtuOf(sa))) e.ports.transport.send(d, sa.remote, sa.local);
+    }
+    await teardown(e, sa, 'negotiation-failed');
+    scheduleRetry(e, sa.peer);
+    return;
+  }
+  establish(e, sa);
+  if (r.child) {
+    if (await installChild(e, sa, r.child.sa, r.child.install)) emitChildUp(e, r.child.sa);
+    else abandonChild(e, sa, r.child.sa, { kind: 'child-create', child: r.child.sa.runtime });
+  } else if (r.childFailure) {
+    e.failure(sa.peer, r.childFailure);
+    releaseSpi(e, sa, o.child?.spi);
+    if (sa.peer.children[0]) noteReauthChildFailed(sa, sa.peer.children[0].config.name);
+  }
+  for (const c of sa.peer.children.slice(1)) sa.pending.push({ kind: 'child-create', child: c });
+}
