@@ -267,8 +267,8 @@ export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, fro
       const r = respondInformational(sa, m);
       // §2.8.1: in a rekey collision the peer deletes the old SA only once it has won. Its Delete
       // can overtake the answer to our own colliding request: its new SA takes over now, and ours,
-      // when its answer comes, is the redundant one (steps/child.ts consumeChildResponse, tasks.ts
-      // onIkeRekey through the retired old SA).
+      // when its answer comes, is the redundant one (steps/child.ts consumeChildResponse,
+      // ike-rekey-tasks.ts onIkeRekey through the retired old SA).
       if (r.deleteIke && sa.ikeCollision && sa.state.tag === 'established' && sa.outstanding?.task.kind === 'ike-rekey') {
         const winner = sa.ikeCollision.peerSa;
         sa.ikeCollision = null;

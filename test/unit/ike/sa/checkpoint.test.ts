@@ -1,6 +1,7 @@
-// The IKE SA checkpoint codec (src/ike/sa/checkpoint.ts): what a restarted daemon reads back must
-// be exactly what it wrote, a damaged file must be refused naming the field (never a crash, never a
-// half-read SA), and key material must not leak through the usual logging paths.
+// The IKE SA checkpoint codec (src/ike/sa/checkpoint-encode.ts, checkpoint-decode.ts): what a
+// restarted daemon reads back must be exactly what it wrote, a damaged file must be refused naming
+// the field (never a crash, never a half-read SA), and key material must not leak through the usual
+// logging paths.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
