@@ -38,7 +38,7 @@ fi
 bash scripts/build-libreswan.sh >/dev/null
 
 # strongSwan 6.1 (ML-KEM, RFC 9370) for e2e/interop/strongswan6-*.test.ts: built into
-# ~/.cache/kipsec-strongswan6 next to the system's 5.9, never /usr. Cold ~1-3 min, then cached.
+# ~/.cache/kipsec-strongswan6 next to the system's 5.9, never /usr. Cold ~7 min on 2 cores (396 s measured), then cached.
 bash scripts/build-strongswan6.sh >/dev/null
 
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
