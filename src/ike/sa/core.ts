@@ -1,36 +1,31 @@
 // The engine core behind the IkeEngine facade: peer registry, the SA table keyed by our SPI,
-// datagram intake (decode → window/response-cache → decrypt/reassemble → payload rules →
-// exchange step), per-SA serialisation, and status. Initiated exchanges are in tasks.ts,
-// answered ones in responder.ts, SA lifecycle in lifecycle.ts.
-import { createHash } from 'node:crypto';
+// datagram intake (decode, then the SA's own checks in intake.ts), per-SA serialisation, and
+// status (status-view.ts). Tunnel configs are parsed in peer-runtime.ts; initiated exchanges
+// are in tasks.ts, answered ones in responder.ts, SA lifecycle in lifecycle.ts.
 import { ConfigError, errorMessage, KipsecError, ParseError } from '../../common/errors.js';
-import { SecretBytes } from '../../common/secret.js';
+import type { SecretBytes } from '../../common/secret.js';
 import type { Clock, Random } from '../../common/time.js';
-import { DhId, ExchangeType, TransformType } from '../constants.js';
-import { checkInnerPayloads, checkOuterPayloads } from '../codec/rules.js';
+import { ExchangeType } from '../constants.js';
 import { decodeMessage, type IkeMessage } from '../codec/message.js';
-import { IntegrityError } from '../crypto/errors.js';
 import { InvalidMajorVersionError } from '../codec/errors.js';
-import { parseProposals } from '../policy/proposal.js';
-import { preferredDhGroup } from '../policy/convert.js';
-import type { AdoptedChildSa, ChildSaStatus, EngineSizes, EngineStatus, IkeSaStatus, PeerStatus, RekeyRequest, RekeyStarted } from '../types.js';
+import type { AdoptedChildSa, EngineSizes, EngineStatus, PeerStatus, RekeyRequest, RekeyStarted } from '../types.js';
 import type { Endpoint, EnginePorts, EngineLogger, IkeEvent, IkeFailure, KernelIpsec } from '../ports.js';
 import { CookieJar } from '../exchanges/cookie.js';
-import { isIp } from './addr.js';
-import type { EngineOptions, PeerConfig, PeerPins } from './config.js';
+import type { EngineOptions, PeerConfig } from './config.js';
 import type { ResolvedOptions } from './context.js';
 import type { EngineHost } from './host.js';
 import * as D from './defaults.js';
-import { identityText } from './identity.js';
-import { encodeCheckpoint, snapshotSa } from './checkpoint.js';
-import { authenticated, ikeSpisText, ourSpi, spiHex, type ChildSa, type IkeSa, type PeerRuntime, type Task } from './ike-sa.js';
+import { CheckpointWriter } from './checkpoint-writer.js';
+import { ikeSpisText, ourSpi, spiHex, type ChildSa, type IkeSa, type PeerRuntime, type Task } from './ike-sa.js';
 import { restoreSas, type RestoreResult } from './restore.js';
 import { linkReauth } from './reauth.js';
 import { isLive, removeChild, teardown } from './lifecycle.js';
-import { answerMalformed, answerUndecodableInit, followPeer, handleInitRequest, handleRequest } from './responder.js';
-import { handleResponse, queueTask, startInitiator } from './tasks.js';
-import { formatTs, parseTs, toPortTs } from './ts.js';
-import { openMessage, verifyRetransmission } from './wire.js';
+import { answerUndecodableInit, followPeer, handleInitRequest } from './responder.js';
+import { onMessage } from './intake.js';
+import { buildPeerRuntime } from './peer-runtime.js';
+import { adoptedStatus, saStatus } from './status-view.js';
+import { queueTask, startInitiator } from './tasks.js';
+import { toPortTs } from './ts.js';
 import { admitDatagram, EngineLimits, resolveLimits } from './limits.js';
 import { pooledRandom } from './random-pool.js';
 import { Ikev1Notices } from './ikev1.js';
@@ -64,6 +59,7 @@ export class EngineCore implements EngineHost {
   readonly #ikev1 = new Ikev1Notices();
   #serial = 0; #reqid = 1;
   readonly #work = new Set<Promise<void>>();
+  readonly #checkpoints = new CheckpointWriter(this);
   #closed = false;
 
   constructor(ports: EnginePorts, o: EngineOptions) {
@@ -122,7 +118,7 @@ export class EngineCore implements EngineHost {
     this.register(sa);
   }
   unregister(sa: IkeSa): void {
-    if (this.sas.get(ourSpi(sa)) === sa) { this.sas.delete(ourSpi(sa)); this.#forget(spiHex(ourSpi(sa))); }
+    if (this.sas.get(ourSpi(sa)) === sa) { this.sas.delete(ourSpi(sa)); this.#checkpoints.forget(spiHex(ourSpi(sa))); }
     const set = this.#byPeer.get(sa.peer.config.name);
     if (set) { set.delete(sa); if (set.size === 0) this.#byPeer.delete(sa.peer.config.name); }
     const k = this.#initKeyOf.get(sa);
@@ -148,43 +144,16 @@ export class EngineCore implements EngineHost {
 
   // ───────────── checkpoints (checkpoint.ts) ─────────────
 
-  /** Digest of what the store holds per checkpoint id, so an unchanged SA is not written again. */
-  readonly #saved = new Map<string, string>();
-  /** When each SA last resent its cached response (RFC 7296 §2.1 retransmissions). */
-  readonly #resentAt = new WeakMap<IkeSa, number>();
-
   /**
    * Save `sa`'s checkpoint if it changed (or remove it once the SA is not resumable). Called before
    * any of its datagrams leave, so the stored message IDs are never behind the wire.
    */
-  persist(sa: IkeSa): void {
-    const store = this.ports.checkpoints;
-    if (!store || this.#closed) return;
-    const id = spiHex(ourSpi(sa));
-    const cp = this.sas.get(ourSpi(sa)) === sa ? snapshotSa(sa) : null;
-    if (cp === null) { this.#forget(id); return; }
-    const data = encodeCheckpoint(cp);
-    const digest = createHash('sha256').update(data).digest('base64');
-    if (this.#saved.get(id) === digest) { data.fill(0); return; }
-    try {
-      store.save(id, new SecretBytes(data));
-      this.#saved.set(id, digest);
-    } catch (err) {
-      this.#saved.delete(id);
-      this.drop('checkpoint-failed');
-      this.log?.warn({ peer: sa.peer.config.name, ikeSpis: ikeSpisText(sa), err: errorMessage(err) }, 'IKE SA checkpoint not saved: a restart will re-establish this SA');
-    } finally { data.fill(0); }
-  }
+  persist(sa: IkeSa): void { this.#checkpoints.persist(sa); }
 
   /** persist() every SA of the peer: an exchange can change two of them (IKE rekey). */
   persistPeer(peer: string): void {
     if (!this.ports.checkpoints) return;
     for (const sa of this.#byPeer.get(peer) ?? []) this.persist(sa);
-  }
-
-  #forget(id: string): void {
-    if (!this.#saved.delete(id) || this.#closed) return;
-    try { this.ports.checkpoints?.remove(id); } catch (err) { this.log?.warn({ id, err: errorMessage(err) }, 'IKE SA checkpoint not removed'); }
   }
 
   /** See IkeEngine.restore. */
@@ -232,34 +201,9 @@ export class EngineCore implements EngineHost {
   // ───────────── peers ─────────────
 
   addPeer(config: PeerConfig): void {
-    const path = `peers[${config.name}]`;
-    if (!config.name) throw new ConfigError('peer.name', 'empty peer name');
-    if (!isIp(config.local.address)) throw new ConfigError(`${path}.local.address`, `"${config.local.address}" is not an IP address`);
-    if (config.remote.address !== '%any' && !isIp(config.remote.address)) throw new ConfigError(`${path}.remote.address`, `"${config.remote.address}" is not an IP address or %any`);
-    if (config.auth.method === 'psk' && config.remote.id === undefined) throw new ConfigError(`${path}.remote.id`, 'PSK authentication needs the remote identity');
-    if (config.auth.method === 'certificate' && config.auth.peerPins) checkPinsConfig(config.auth.peerPins, `${path}.auth.peerPins`);
-    const allowWeak = config.ike.allowWeak ?? false;
-    // RFC 9370 ADDKE run in IKE_INTERMEDIATE (IKE SA setup) and IKE_FOLLOWUP_KE (IKE rekey, and
-    // Child SAs created or rekeyed with PFS in CREATE_CHILD_SA; IKE_AUTH's Child SA has none).
-    const ikeProposals = parseProposals(config.ike.proposals, 'ike', { allowWeak, path: `${path}.ike.proposals`, additionalKeyExchanges: true });
-    if (preferredDhGroup(ikeProposals) === null) throw new ConfigError(`${path}.ike.proposals`, 'IKE proposals need a key exchange method');
     const existing = this.peers.get(config.name);
-    const children = config.children.map((c, i) => {
-      const cp = `${path}.children[${i}]`;
-      if (c.lifeTimeMs <= c.rekeyTimeMs) throw new ConfigError(`${cp}.lifeTimeMs`, 'must exceed rekeyTimeMs');
-      const espProposals = parseProposals(c.espProposals, 'esp', { allowWeak, path: `${cp}.espProposals`, additionalKeyExchanges: true });
-      const pfs = espProposals.flatMap((p) => p.transforms).find((t) => t.type === TransformType.DH && t.id !== DhId.NONE);
-      const reqid = existing?.children.find((x) => x.config.name === c.name)?.reqid ?? this.#reqid++;
-      return {
-        config: c, reqid, espProposals, pfsGroup: pfs?.id ?? null,
-        localTs: c.localTs.map((t, j) => parseTs(t, `${cp}.localTs[${j}]`)), remoteTs: c.remoteTs.map((t, j) => parseTs(t, `${cp}.remoteTs[${j}]`)),
-      };
-    });
-    const rt: PeerRuntime = {
-      config, ikeProposals, children, terminated: false, everEstablished: existing?.everEstablished ?? false, retryTimer: null,
-      local: { address: config.local.address, port: config.local.port ?? 500 },
-      remote: { address: config.remote.address, port: config.remote.port ?? 500 },
-    };
+    const rt = buildPeerRuntime(config, existing, () => this.#reqid++);
+    const children = rt.children;
     if (existing) this.#indexAddress(existing, false);
     this.peers.set(config.name, rt);
     this.#indexAddress(rt, true);
@@ -458,59 +402,7 @@ export class EngineCore implements EngineHost {
     const spi = h.initiator ? h.responderSpi : h.initiatorSpi;
     const sa = this.sas.get(spi);
     if (sa === undefined || (h.initiator ? sa.role !== 'responder' : sa.role !== 'initiator')) { this.drop('unknown-spi'); return Promise.resolve(); }
-    return this.enqueue(sa, () => this.#onMessage(sa, m, copy, from, to));
-  }
-
-  async #onMessage(sa: IkeSa, m: IkeMessage, datagram: Uint8Array, from: Endpoint, to: Endpoint): Promise<void> {
-    if (sa.state.tag === 'dead') { this.drop('dead-sa'); return; }
-    const h = m.header;
-    if (h.exchangeType === ExchangeType.IKE_SA_INIT) {
-      if (sa.outstanding?.task.kind !== 'ike-init') { this.drop('unexpected-response'); return; }
-      try { checkOuterPayloads(h.exchangeType, true, m.payloads); } catch { this.drop('payload-rules'); return; }
-      await handleResponse(this, sa, m, datagram);
-      return;
-    }
-    try { checkOuterPayloads(h.exchangeType, h.response, m.payloads); } catch { this.drop('payload-rules'); return; }
-    // §1.4: INFORMATIONAL exchanges follow the initial ones; on an SA not yet authenticated, a
-    // Delete or notify comes from whoever ran IKE_SA_INIT with us, so it is neither acted on nor answered.
-    if (!h.response && h.exchangeType === ExchangeType.INFORMATIONAL && !authenticated(sa)) { this.drop('unauthenticated-informational'); return; }
-    if (!h.response) {
-      if (sa.lastResponse !== null && h.messageId === sa.lastResponse.messageId && h.messageId + 1 === sa.expectedRequestId) {
-        // §2.1 retransmitted request: resend the cached response (RFC 7383 §2.6.1: on fragment 1
-        // only), once the datagram verifies, so a forged one with a seen message ID gets nothing.
-        const env = m.encrypted();
-        if (env?.kind === 'sk' || (env?.kind === 'skf' && env.fragmentNumber === 1)) {
-          try { verifyRetransmission(sa, m, datagram); } catch (e) { this.drop(e instanceof IntegrityError ? 'integrity' : 'malformed'); return; }
-          // A captured request verifies however often it is replayed, from any source address:
-          // one resend per D.RESEND_INTERVAL_MS bounds the reflection. Peers retransmit less often.
-          const now = this.clock.now(); const last = this.#resentAt.get(sa);
-          if (last !== undefined && now - last < D.RESEND_INTERVAL_MS) { this.drop('resend-rate'); return; }
-          this.#resentAt.set(sa, now);
-          for (const d of sa.lastResponse.datagrams) this.ports.transport.send(d, from, to);
-        }
-        this.drop('retransmitted-request');
-        return;
-      }
-      if (h.messageId !== sa.expectedRequestId) { this.drop('window'); return; }
-    } else if (sa.outstanding === null || sa.outstanding.messageId !== h.messageId) { this.drop('unexpected-response'); return; }
-    let opened;
-    try { opened = openMessage(sa, m, datagram, this.limits); } catch (e) {
-      this.drop(e instanceof IntegrityError ? 'integrity' : 'malformed');
-      // Decrypted fine but the inner payloads are bad: the peer is authentic, so tell it why.
-      if (!h.response && e instanceof ParseError) answerMalformed(this, sa, h.exchangeType, h.messageId, e);
-      return;
-    }
-    if (opened.kind === 'drop') { this.drop(opened.reason); return; }
-    if (opened.kind === 'partial') return;
-    const inner = opened.message;
-    try { checkInnerPayloads(h.exchangeType, h.response, inner.payloads); } catch (e) {
-      this.drop('payload-rules');
-      if (!h.response && e instanceof ParseError) answerMalformed(this, sa, h.exchangeType, h.messageId, e);
-      return;
-    }
-    sa.lastInboundMs = this.clock.now();
-    if (h.response) await handleResponse(this, sa, inner, datagram);
-    else await handleRequest(this, sa, inner, from, to);
+    return this.enqueue(sa, () => onMessage(this, sa, m, copy, from, to));
   }
 
   // ───────────── status ─────────────
@@ -549,34 +441,3 @@ export class EngineCore implements EngineHost {
   }
 }
 
-/** Pins are lower-case hex SHA-256 digests, and a pin list that pins nothing is a mistake. */
-function checkPinsConfig(pins: PeerPins, path: string): void {
-  let n = 0;
-  for (const kind of ['spkiSha256', 'certSha256'] as const) {
-    (pins[kind] ?? []).forEach((pin, i) => {
-      if (!/^[0-9a-f]{64}$/.test(pin)) throw new ConfigError(`${path}.${kind}[${i}]`, `"${pin}" is not a SHA-256 digest in lower-case hex (64 digits 0-9a-f)`);
-      n++;
-    });
-  }
-  if (n === 0) throw new ConfigError(path, 'no pins: list at least one spkiSha256 or certSha256, or leave peerPins out to accept any certificate the CAs vouch for');
-}
-
-const STATE_NAME = { 'init-sent': 'connecting', 'auth-sent': 'connecting', 'init-done': 'connecting', established: 'established', rekeyed: 'rekeying', deleting: 'deleting', dead: 'down' } as const;
-
-function childStatus(c: ChildSa): ChildSaStatus {
-  const state = c.state.tag === 'installed' ? 'installed' : c.state.tag === 'rekeying' ? 'rekeying' : c.state.tag === 'rekeyed' ? 'rekeying' : 'deleting';
-  return { name: c.ref.child, state, ref: c.ref, mode: c.mode, suite: c.suiteText, localTs: c.localTs.map(formatTs), remoteTs: c.remoteTs.map(formatTs), encap: c.encap !== null, installedAtMs: c.installedAtMs, rekeyAtMs: c.rekeyAtMs, expiresAtMs: c.expiresAtMs, adopted: false };
-}
-
-function adoptedStatus(a: AdoptedChildSa): ChildSaStatus {
-  return { name: a.ref.child, state: 'installed', ref: a.ref, mode: a.mode, suite: a.algorithms.suite, localTs: a.localTs, remoteTs: a.remoteTs, encap: a.encap !== null, installedAtMs: a.installedAtMs, rekeyAtMs: 0, expiresAtMs: 0, adopted: true };
-}
-
-function saStatus(sa: IkeSa): IkeSaStatus {
-  return {
-    state: STATE_NAME[sa.state.tag], role: sa.role, ikeSpis: ikeSpisText(sa), suite: sa.keys?.suiteText ?? null,
-    local: sa.local, remote: sa.remote, localId: identityText(sa.peer.config.local.id), remoteId: sa.remoteId,
-    natDetected: { local: sa.natLocal, remote: sa.natRemote }, establishedAtMs: sa.establishedAtMs, rekeyAtMs: sa.rekeyAtMs, resumedAtMs: sa.resumedAtMs,
-    children: [...sa.children.values()].filter((c) => c.state.tag !== 'deleted').map(childStatus),
-  };
-}

@@ -1,0 +1,53 @@
+// A tunnel's configuration checked and parsed once into what the engine runs on (PeerRuntime):
+// addresses, proposals (RFC 9370 additional key exchanges included), traffic selectors, pins,
+// and a reqid per Child SA that a changed configuration keeps.
+import { ConfigError } from '../../common/errors.js';
+import { DhId, TransformType } from '../constants.js';
+import { parseProposals } from '../policy/proposal.js';
+import { preferredDhGroup } from '../policy/convert.js';
+import { isIp } from './addr.js';
+import type { PeerConfig, PeerPins } from './config.js';
+import type { PeerRuntime } from './ike-sa.js';
+import { parseTs } from './ts.js';
+
+export function buildPeerRuntime(config: PeerConfig, existing: PeerRuntime | undefined, nextReqid: () => number): PeerRuntime {
+  const path = `peers[${config.name}]`;
+  if (!config.name) throw new ConfigError('peer.name', 'empty peer name');
+  if (!isIp(config.local.address)) throw new ConfigError(`${path}.local.address`, `"${config.local.address}" is not an IP address`);
+  if (config.remote.address !== '%any' && !isIp(config.remote.address)) throw new ConfigError(`${path}.remote.address`, `"${config.remote.address}" is not an IP address or %any`);
+  if (config.auth.method === 'psk' && config.remote.id === undefined) throw new ConfigError(`${path}.remote.id`, 'PSK authentication needs the remote identity');
+  if (config.auth.method === 'certificate' && config.auth.peerPins) checkPinsConfig(config.auth.peerPins, `${path}.auth.peerPins`);
+  const allowWeak = config.ike.allowWeak ?? false;
+  // RFC 9370 ADDKE run in IKE_INTERMEDIATE (IKE SA setup) and IKE_FOLLOWUP_KE (IKE rekey, and
+  // Child SAs created or rekeyed with PFS in CREATE_CHILD_SA; IKE_AUTH's Child SA has none).
+  const ikeProposals = parseProposals(config.ike.proposals, 'ike', { allowWeak, path: `${path}.ike.proposals`, additionalKeyExchanges: true });
+  if (preferredDhGroup(ikeProposals) === null) throw new ConfigError(`${path}.ike.proposals`, 'IKE proposals need a key exchange method');
+  const children = config.children.map((c, i) => {
+    const cp = `${path}.children[${i}]`;
+    if (c.lifeTimeMs <= c.rekeyTimeMs) throw new ConfigError(`${cp}.lifeTimeMs`, 'must exceed rekeyTimeMs');
+    const espProposals = parseProposals(c.espProposals, 'esp', { allowWeak, path: `${cp}.espProposals`, additionalKeyExchanges: true });
+    const pfs = espProposals.flatMap((p) => p.transforms).find((t) => t.type === TransformType.DH && t.id !== DhId.NONE);
+    const reqid = existing?.children.find((x) => x.config.name === c.name)?.reqid ?? nextReqid();
+    return {
+      config: c, reqid, espProposals, pfsGroup: pfs?.id ?? null,
+      localTs: c.localTs.map((t, j) => parseTs(t, `${cp}.localTs[${j}]`)), remoteTs: c.remoteTs.map((t, j) => parseTs(t, `${cp}.remoteTs[${j}]`)),
+    };
+  });
+  return {
+    config, ikeProposals, children, terminated: false, everEstablished: existing?.everEstablished ?? false, retryTimer: null,
+    local: { address: config.local.address, port: config.local.port ?? 500 },
+    remote: { address: config.remote.address, port: config.remote.port ?? 500 },
+  };
+}
+
+/** Pins are lower-case hex SHA-256 digests, and a pin list that pins nothing is a mistake. */
+function checkPinsConfig(pins: PeerPins, path: string): void {
+  let n = 0;
+  for (const kind of ['spkiSha256', 'certSha256'] as const) {
+    (pins[kind] ?? []).forEach((pin, i) => {
+      if (!/^[0-9a-f]{64}$/.test(pin)) throw new ConfigError(`${path}.${kind}[${i}]`, `"${pin}" is not a SHA-256 digest in lower-case hex (64 digits 0-9a-f)`);
+      n++;
+    });
+  }
+  if (n === 0) throw new ConfigError(path, 'no pins: list at least one spkiSha256 or certSha256, or leave peerPins out to accept any certificate the CAs vouch for');
+}

@@ -1,0 +1,26 @@
+// The engine's status view of its SAs: IKE SA and Child SA records as `kipsec status` and the
+// agents' reports show them (types.ts), from the engine's own state.
+import type { AdoptedChildSa, ChildSaStatus, IkeSaStatus } from '../types.js';
+import { identityText } from './identity.js';
+import { ikeSpisText, type ChildSa, type IkeSa } from './ike-sa.js';
+import { formatTs } from './ts.js';
+
+const STATE_NAME = { 'init-sent': 'connecting', 'auth-sent': 'connecting', 'init-done': 'connecting', established: 'established', rekeyed: 'rekeying', deleting: 'deleting', dead: 'down' } as const;
+
+function childStatus(c: ChildSa): ChildSaStatus {
+  const state = c.state.tag === 'installed' ? 'installed' : c.state.tag === 'rekeying' ? 'rekeying' : c.state.tag === 'rekeyed' ? 'rekeying' : 'deleting';
+  return { name: c.ref.child, state, ref: c.ref, mode: c.mode, suite: c.suiteText, localTs: c.localTs.map(formatTs), remoteTs: c.remoteTs.map(formatTs), encap: c.encap !== null, installedAtMs: c.installedAtMs, rekeyAtMs: c.rekeyAtMs, expiresAtMs: c.expiresAtMs, adopted: false };
+}
+
+export function adoptedStatus(a: AdoptedChildSa): ChildSaStatus {
+  return { name: a.ref.child, state: 'installed', ref: a.ref, mode: a.mode, suite: a.algorithms.suite, localTs: a.localTs, remoteTs: a.remoteTs, encap: a.encap !== null, installedAtMs: a.installedAtMs, rekeyAtMs: 0, expiresAtMs: 0, adopted: true };
+}
+
+export function saStatus(sa: IkeSa): IkeSaStatus {
+  return {
+    state: STATE_NAME[sa.state.tag], role: sa.role, ikeSpis: ikeSpisText(sa), suite: sa.keys?.suiteText ?? null,
+    local: sa.local, remote: sa.remote, localId: identityText(sa.peer.config.local.id), remoteId: sa.remoteId,
+    natDetected: { local: sa.natLocal, remote: sa.natRemote }, establishedAtMs: sa.establishedAtMs, rekeyAtMs: sa.rekeyAtMs, resumedAtMs: sa.resumedAtMs,
+    children: [...sa.children.values()].filter((c) => c.state.tag !== 'deleted').map(childStatus),
+  };
+}
