@@ -59,10 +59,11 @@ test('Libreswan restart is detected (INITIAL_CONTACT, DPD) and re-established; I
   const up = { ra: await agent.waitEstablished('ra', 120_000).catch(fail), rl: await agent.waitEstablished('rl', 120_000).catch(fail) };
 
   // ── 1. pluto restart ──
-  // ICMP between the tunnels' subnets in clear on pluto's link: none while pluto is down, DPD runs
-  // and both tunnels come back (the Child SAs' policies stay meanwhile). A control flow outside
-  // every tunnel (10.1.99.1 ↔ 10.2.99.1) shows the capture sees it when there is some.
-  const clear = await WireCapture.start(t, b, { iface: 'eth0', filter: ['icmp', 'and', 'net', '10.0.0.0/8'] });
+  // Echo requests of the tunnels' subnets leaving the agent's link in clear: none while pluto is
+  // down, DPD runs and both tunnels come back (the Child SAs' policies stay meanwhile). Captured
+  // at the sender: a receiver's capture also shows what XFRM decrypted. A control flow outside
+  // every tunnel (10.1.99.1 → 10.2.99.1) shows the capture sees it when there is some.
+  const clear = await WireCapture.start(t, a, { iface: 'eth0', filter: ['icmp', 'and', 'src', 'net', '10.1.0.0/16'] });
   const pings = { ra: new ContinuousPing(a, '10.1.60.1', '10.2.60.1'), rl: new ContinuousPing(a, '10.1.61.1', '10.2.61.1') };
   await new Promise((r) => setTimeout(r, 2_000));
   const logBefore = agent.log().length;
@@ -103,12 +104,12 @@ test('Libreswan restart is detected (INITIAL_CONTACT, DPD) and re-established; I
   await b.run('ip', ['route', 'add', '10.1.99.1/32', 'via', '192.0.2.1']);
   const control = await a.run('ping', ['-c', '3', '-i', '0.2', '-W', '2', '-I', '10.1.99.1', '10.2.99.1'], { check: false });
   const cap = await clear.stop();
-  const read = async (expr: readonly string[]): Promise<string[]> => (await b.run('tcpdump', ['-nn', '-r', clear.file, ...expr], { check: false })).stdout.split('\n').filter((l) => l.trim() !== '');
+  const read = async (expr: readonly string[]): Promise<string[]> => (await a.run('tcpdump', ['-nn', '-r', clear.file, ...expr], { check: false })).stdout.split('\n').filter((l) => l.trim() !== '');
   const controlSeen = await read(['host', '10.1.99.1']);
   const leaked = await read(['not', 'host', '10.1.99.1']);
-  t.diagnostic(`ICMP in clear on pluto's link during the restart: ${leaked.length} of the tunnels', ${controlSeen.length} of the control flow`);
+  t.diagnostic(`ICMP in clear leaving the agent's link during the restart: ${leaked.length} of the tunnels', ${controlSeen.length} of the control flow`);
   assert.ok(cap.complete, `the capture holds every packet: ${JSON.stringify(cap)}`);
-  assert.ok(controlSeen.length >= 6, `the capture sees ICMP in clear (control flow):\n${control.stdout}\n${controlSeen.join('\n')}`);
+  assert.ok(controlSeen.length >= 3, `the capture sees ICMP in clear (control flow):\n${control.stdout}\n${controlSeen.join('\n')}`);
   assert.deepEqual(leaked.slice(0, 10), [], 'no echo of the tunnels in clear while they were down');
   // The stale IKE SA goes: replaced by INITIAL_CONTACT (RFC 7296 §2.4) if pluto sends one, else by DPD.
   assert.ok(downs.some((d) => d.tunnel === 'rl' && (d.reason === 'replaced' || d.reason === 'dpd-timeout')), `rl: the stale IKE SA was dropped:\n${JSON.stringify(downs)}`);
