@@ -16,7 +16,7 @@ import { caKeyHashes, checkPins, matchIdentity, validateCertificateChain } from 
 import { AuthMethod } from '../constants.js';
 import type { IkeFailure, KernelChildSa } from '../ports.js';
 import { ikeFailure, type Ctx } from '../sa/context.js';
-import { idPayloadOf, idPayloadText, identityMatches } from '../sa/identity.js';
+import { idPayloadOf, idPayloadText, identityMatches, identityText } from '../sa/identity.js';
 import type { ChildRequestScratch, ChildSa, IkeSa, PeerRuntime } from '../sa/ike-sa.js';
 import { intAuthOctets } from '../steps/intermediate.js';
 import { childOfferPayloads, completeChildInitiator, negotiateChildResponder, prepareChildOffer } from './child-sa.js';
@@ -129,7 +129,11 @@ export async function consumeAuthResponse(ctx: Ctx, sa: IkeSa, m: IkeMessage, sc
   if (!m.first('auth')) {
     const err = m.errorNotifies()[0];
     const name = err ? notifyName(err.type) : null;
-    return { kind: 'failed', notifyPeer: false, failure: ikeFailure({ code: err?.type === NotifyError.AUTHENTICATION_FAILED ? 'ERR_IKE_AUTH_FAILED' : 'ERR_IKE_AUTH_REFUSED', notify: name, origin: 'remote', exchange: 'IKE_AUTH', message: name === 'AUTHENTICATION_FAILED' ? 'peer rejected our authentication (wrong pre-shared key or untrusted certificate?)' : `peer refused IKE_AUTH${name ? ` with ${name}` : ''}` }) };
+    // A bare AUTHENTICATION_FAILED does not say which: strongSwan, for one, answers it alike for a
+    // wrong key and for identities it has no config for, so the message names all three.
+    const ids = `IDi ${identityText(sa.peer.config.local.id)}${sa.peer.config.remote.id ? `, IDr ${identityText(sa.peer.config.remote.id)}` : ''}`;
+    const rejected = `peer rejected our authentication: a wrong pre-shared key, a certificate it does not trust, or no config on the peer for the identities we sent (${ids})`;
+    return { kind: 'failed', notifyPeer: false, failure: ikeFailure({ code: err?.type === NotifyError.AUTHENTICATION_FAILED ? 'ERR_IKE_AUTH_FAILED' : 'ERR_IKE_AUTH_REFUSED', notify: name, origin: 'remote', exchange: 'IKE_AUTH', message: name === 'AUTHENTICATION_FAILED' ? rejected : `peer refused IKE_AUTH${name ? ` with ${name}` : ''}` }) };
   }
   const f = await verifyPeerAuth(ctx, sa, sa.peer, m, 'responder');
   if (f) return { kind: 'failed', failure: f, notifyPeer: true };

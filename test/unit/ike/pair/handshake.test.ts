@@ -108,6 +108,8 @@ test('a wrong PSK fails with AUTHENTICATION_FAILED; nothing is installed and the
   const aliceErr = errors(p.alice.events)[0]!;
   assert.equal(aliceErr.code, 'ERR_IKE_AUTH_FAILED');
   assert.equal(aliceErr.notify, 'AUTHENTICATION_FAILED');
+  // A bare AUTHENTICATION_FAILED may also mean the peer has no config for our identities: named.
+  assert.match(aliceErr.message, /wrong pre-shared key, a certificate it does not trust, or no config on the peer for the identities we sent \(IDi [^,]+, IDr [^)]+\)/);
   assert.ok(p.alice.events.some((e) => e.type === 'ike-down' && e.reason === 'negotiation-failed'), 'p.alice.events.some((e) => e.type === "ike-down" && e.reason === "negotiation-failed")');
   assert.equal(p.alice.kernel.ops('install').length, 0);
   assert.equal(p.bob.kernel.ops('install').length, 0);
