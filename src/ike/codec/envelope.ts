@@ -133,7 +133,7 @@ export function openEncryptedMessage(message: IkeMessage, datagram: Uint8Array, 
  * joinFragments as a message: the inner payloads, and the received octets as if unfragmented
  * (RFC 9242 §3.1 computes IntAuth over the message before fragmentation): this fragment's header
  * and outer payloads, the envelope named SK, fragment 1's Next Payload, the plaintexts in order.
- * `message`/`datagram`: any one fragment of the set, as decoded and as received.
+ * `message`/`datagram`: one fragment of the set, whichever, as decoded and as received.
  */
 export function joinFragmentsMessage(message: IkeMessage, datagram: Uint8Array,
   fragments: ReadonlyArray<{ readonly envelope: SkfPayload; readonly plaintext: Uint8Array }>): IkeMessage {
