@@ -23,14 +23,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { pair, type Netns, type Scope } from '../lib/netns.js';
 import { StrongSwan, pskConnection } from '../lib/strongswan.js';
+import { socatTransfer } from '../lib/traffic.js';
 import type { IkePeerSpec } from '../lib/ike-peer.js';
 import type { InstalledKeys } from '../lib/ike-peer-esp.js';
 
@@ -117,25 +117,6 @@ class Peer {
 
 const hex8 = (n: number): string => n.toString(16).padStart(8, '0');
 
-/** `bytes` random octets from one namespace to a listener in the other, through the tunnel, checked byte for byte. */
-async function transfer(dir: string, from: Netns, to: Netns, toIp: string, port: number): Promise<void> {
-  const sent = randomBytes(TRANSFER_BYTES);
-  const src = join(dir, `send-${port}`); const dst = join(dir, `recv-${port}`);
-  writeFileSync(src, sent);
-  const server = to.spawn('socat', ['-u', `TCP-LISTEN:${port},bind=${toIp},reuseaddr`, `OPEN:${dst},creat,trunc`]);
-  const serverDone = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
-  let client = { code: 1, stdout: '', stderr: '' };
-  for (let i = 0; i < 40 && client.code !== 0; i++) { // the listener may not be up yet: retry, bounded
-    client = await from.run('socat', ['-u', `OPEN:${src}`, `TCP:${toIp}:${port},connect-timeout=2`], { timeoutMs: 30_000, check: false });
-    if (client.code !== 0) await sleep(100);
-  }
-  assert.equal(client.code, 0, `socat → ${toIp}:${port}: ${client.stderr}`);
-  // unref: a pending bound must not keep the test process alive after the last transfer.
-  const bound = new Promise<string>((r) => { setTimeout(r, 30_000, 'timeout').unref(); });
-  assert.equal(await Promise.race([serverDone, bound]), 0, 'socat listener finished');
-  assert.ok(readFileSync(dst).equals(sent), `${TRANSFER_BYTES} bytes arrived at ${toIp} as sent`);
-}
-
 /**
  * Ping both ways and one TCP transfer each way through the tunnel, then check that charon's one
  * INSTALLED Child SA (the newest) counted packets both ways: the traffic used the current SAs.
@@ -146,8 +127,8 @@ async function traffic(phase: string, k: Netns, s: Netns, swan: StrongSwan, dir:
     const ping = await from.run('ping', ['-c', '3', '-i', '0.2', '-W', '2', '-I', src, dst], { timeoutMs: 20_000, check: false });
     assert.match(ping.stdout, /3 received/, `${phase}: ping ${src} → ${dst}: ${ping.stdout}${ping.stderr}\n${await swan.listSas()}`);
   }
-  await transfer(dir, k, s, S_IP, port);
-  await transfer(dir, s, k, K_IP, port + 1);
+  await socatTransfer(dir, k, s, S_IP, port, TRANSFER_BYTES);
+  await socatTransfer(dir, s, k, K_IP, port + 1, TRANSFER_BYTES);
   const [now] = (await swan.childSas()).filter((c) => c.state === 'INSTALLED');
   assert.ok(now && before.length === 1 && now.spiIn === before[0]!.spiIn, `${phase}: one Child SA throughout:\n${await swan.listSas()}`);
   assert.ok(now.packetsIn > before[0]!.packetsIn && now.packetsOut > before[0]!.packetsOut, `${phase}: the current Child SA carried the traffic both ways:\n${await swan.listSas()}`);

@@ -15,14 +15,14 @@
 // install it and answering NO_PROPOSAL_CHOSEN.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { classifyPcapFile, formatReport, WireCapture } from '../lib/capture.js';
 import { NAT_INSIDE, NAT_OUTSIDE, NAT_PUBLIC, natTopology } from '../lib/nat.js';
 import { Netns, pair, type Scope } from '../lib/netns.js';
 import { StrongSwan, type SwanChild } from '../lib/strongswan.js';
+import { socatTransfer } from '../lib/traffic.js';
 import { AgentProcess, ContinuousPing, pollUntil, tunnelYaml } from '../vm/agent-harness.js';
 
 const PSK = 'kipsec interop userspace-libipsec: correct horse battery staple';
@@ -93,26 +93,6 @@ async function natted(t: Scope, behind: 'kipsec' | 'charon'): Promise<Topology> 
   return behind === 'kipsec'
     ? { k: inside, s: outside, kLocal: NAT_INSIDE, kRemote: NAT_OUTSIDE, sLocal: NAT_OUTSIDE, sRemote: NAT_INSIDE, router }
     : { k: outside, s: inside, kLocal: NAT_OUTSIDE, kRemote: NAT_PUBLIC, sLocal: NAT_INSIDE, sRemote: NAT_OUTSIDE, router };
-}
-
-async function transfer(dir: string, from: Netns, to: Netns, toIp: string, port: number): Promise<void> {
-  const sent = randomBytes(TRANSFER_BYTES);
-  const src = join(dir, `send-${port}`);
-  const dst = join(dir, `recv-${port}`);
-  writeFileSync(src, sent);
-  const server = to.spawn('socat', ['-u', `TCP-LISTEN:${port},bind=${toIp},reuseaddr`, `OPEN:${dst},creat,trunc`]);
-  const serverDone = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
-  let client = { code: 1, stdout: '', stderr: '' };
-  for (let i = 0; i < 40 && client.code !== 0; i++) { // the listener may not be up yet: retry, bounded
-    client = await from.run('socat', ['-u', `OPEN:${src}`, `TCP:${toIp}:${port},connect-timeout=2`], { timeoutMs: 30_000, check: false });
-    if (client.code !== 0) await sleep(100);
-  }
-  assert.equal(client.code, 0, `socat client → ${toIp}:${port}: ${client.stderr}`);
-  const serverCode = await Promise.race([serverDone, new Promise<string>((r) => setTimeout(() => r('timeout'), 30_000))]);
-  assert.equal(serverCode, 0, 'socat server finished');
-  const got = readFileSync(dst);
-  assert.equal(got.length, sent.length, `bytes received at ${toIp}`);
-  assert.ok(got.equals(sent), `received bytes equal sent bytes (→ ${toIp})`);
 }
 
 const installed = async (swan: StrongSwan): Promise<SwanChild[]> => (await swan.childSas()).filter((c) => c.state === 'INSTALLED');
@@ -192,8 +172,8 @@ async function run(t: Scope, sc: Scenario): Promise<string[]> {
       assert.match(ping.stdout, /3 received/, `${src} → ${dst}, ${size}-byte payload: ${ping.stdout}${ping.stderr}\n${await agent.table()}\n${await swan.listSas()}`);
     }
   }
-  await transfer(dir, k, s, S_IP, 5001);
-  await transfer(dir, s, k, K_IP, 5002);
+  await socatTransfer(dir, k, s, S_IP, 5001, TRANSFER_BYTES);
+  await socatTransfer(dir, s, k, K_IP, 5002, TRANSFER_BYTES);
 
   // Child SA rekeys (RFC 7296 §2.8) under a 10/s ping: kipsec first, then charon.
   const ping = new ContinuousPing(k, K_IP, S_IP, { intervalMs: 100 });

@@ -8,6 +8,10 @@
 // startup costs seconds under the VM's emulation, so never one process per stream.
 // Every wait is bounded; processes are killed by pid.
 import type { ChildProcess } from 'node:child_process';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Netns } from './netns.js';
 import type { Cluster, ClusterPod } from './cluster-net.js';
 
@@ -877,4 +881,29 @@ export function streamFailures(items: readonly StreamWindow[] | readonly StreamF
 /** One report line: `node-a-pod-0 → node-b-pod-0: stream 15360 B (total 30720 B, sent 31744 B), longest gap 101 ms`. */
 export function streamWindowLine(w: StreamWindow): string {
   return `${w.from.pod} → ${w.to.pod}: stream ${w.bytes} B (total ${w.totalBytes} B, sent ${w.sentTotal ?? '?'} B), longest gap ${w.longestGapMs} ms${w.error === undefined ? '' : `: ${w.error}`}`;
+}
+
+/**
+ * `bytes` random octets from `from` to a socat listener at `toIp:port` in `to` (files under `dir`),
+ * checked byte for byte on arrival: one TCP transfer through whatever tunnel carries that address.
+ */
+export async function socatTransfer(dir: string, from: Netns, to: Netns, toIp: string, port: number, bytes: number): Promise<void> {
+  const sent = randomBytes(bytes);
+  const src = join(dir, `send-${port}`);
+  const dst = join(dir, `recv-${port}`);
+  writeFileSync(src, sent);
+  const server = to.spawn('socat', ['-u', `TCP-LISTEN:${port},bind=${toIp},reuseaddr`, `OPEN:${dst},creat,trunc`]);
+  const serverDone = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
+  let client = { code: 1, stdout: '', stderr: '' };
+  for (let i = 0; i < 40 && client.code !== 0; i++) { // the listener may not be up yet: retry, bounded
+    client = await from.run('socat', ['-u', `OPEN:${src}`, `TCP:${toIp}:${port},connect-timeout=2`], { timeoutMs: 30_000, check: false });
+    if (client.code !== 0) await sleep(100);
+  }
+  assert.equal(client.code, 0, `socat client → ${toIp}:${port}: ${client.stderr}`);
+  // unref: a pending bound must not keep the test process alive after the last transfer.
+  const bound = new Promise<string>((r) => { setTimeout(r, 30_000, 'timeout').unref(); });
+  assert.equal(await Promise.race([serverDone, bound]), 0, 'socat listener finished');
+  const got = readFileSync(dst);
+  assert.equal(got.length, sent.length, `bytes received at ${toIp}`);
+  assert.ok(got.equals(sent), `${bytes} bytes arrived at ${toIp} as sent`);
 }

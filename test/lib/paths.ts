@@ -1,6 +1,6 @@
 // Repository paths for tests, found by walking up to package.json, so a test reads its vectors and
 // golden files the same way whether it runs from the source tree (tsx) or from dist/.
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,3 +17,14 @@ export function repoRoot(): string {
 }
 
 export function repoPath(...parts: string[]): string { return join(repoRoot(), ...parts); }
+
+/** Every .ts file below `dir`, recursively. */
+export function tsFilesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...tsFilesUnder(p));
+    else if (p.endsWith('.ts')) out.push(p);
+  }
+  return out;
+}

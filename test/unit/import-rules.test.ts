@@ -5,9 +5,9 @@
 // cycle is reported with its files.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative, resolve, dirname, sep } from 'node:path';
-import { repoRoot } from '../lib/paths.js';
+import { repoRoot, tsFilesUnder } from '../lib/paths.js';
 
 const root = repoRoot();
 const src = join(root, 'src');
@@ -23,16 +23,6 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   agent: ['common', 'api', 'pki', 'ike', 'xfrm', 'esp'],
   cli: ['common', 'api', 'pki', 'ike', 'xfrm', 'esp', 'agent', 'operator'],
 };
-
-function walk(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...walk(p));
-    else if (p.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
 
 /** Module specifiers of static imports, re-exports and dynamic imports. */
 export function importsOf(text: string): string[] {
@@ -132,7 +122,7 @@ function shortestLoop(start: string, edges: ReadonlyMap<string, readonly string[
 }
 
 test('source tree follows the import rules of DESIGN.md §7', () => {
-  const files = walk(src);
+  const files = tsFilesUnder(src);
   assert.ok(files.length > 0, 'found no source files');
   assert.deepEqual(violations(files), []);
 });
@@ -161,7 +151,7 @@ const KNOWN_CYCLES: readonly string[] = [
 ];
 
 test('no import cycles among the files of a layer, other than the known ones', () => {
-  assert.deepEqual(cycles(walk(src)), KNOWN_CYCLES);
+  assert.deepEqual(cycles(tsFilesUnder(src)), KNOWN_CYCLES);
 });
 
 test('cycle check reports each cycle with its files (the check itself can fail)', () => {

@@ -4,9 +4,9 @@
 // needed fails too, so the list only shrinks.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
-import { repoRoot } from '../lib/paths.js';
+import { repoRoot, tsFilesUnder } from '../lib/paths.js';
 
 const root = repoRoot();
 const MAX_LINES = 450;
@@ -16,16 +16,6 @@ const MAX_LINES = 450;
  * deleting its line here.
  */
 const ALLOWED_OVER: Readonly<Record<string, string>> = {};
-
-function walk(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...walk(p));
-    else if (p.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
 
 /** Lines as `wc -l` counts them (a last line without a newline still counts). */
 export function lineCount(text: string): number {
@@ -53,7 +43,7 @@ export function sizeProblems(files: ReadonlyMap<string, number>, max: number, al
 
 test(`every file of src/ike is at most ${MAX_LINES} lines, apart from the listed allowances`, () => {
   const files = new Map<string, number>();
-  for (const f of walk(join(root, 'src', 'ike'))) files.set(relative(root, f).split(sep).join('/'), lineCount(readFileSync(f, 'utf8')));
+  for (const f of tsFilesUnder(join(root, 'src', 'ike'))) files.set(relative(root, f).split(sep).join('/'), lineCount(readFileSync(f, 'utf8')));
   assert.ok(files.size > 0, 'found no files under src/ike');
   assert.deepEqual(sizeProblems(files, MAX_LINES, ALLOWED_OVER), []);
 });
