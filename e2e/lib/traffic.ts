@@ -224,11 +224,14 @@ export interface ContinuousPingResult {
 export class ContinuousPing {
   readonly #p: ChildProcess;
   readonly #intervalMs: number;
+  readonly #graceMs: number | undefined;
   #out = '';
   #markedSeq = 0;
 
-  constructor(ns: Netns, from: string, to: string, o: { intervalMs?: number } = {}) {
+  /** `graceMs`: how long mark() waits for an echo's answer before counting it lost (pingWindow). */
+  constructor(ns: Netns, from: string, to: string, o: { intervalMs?: number; graceMs?: number } = {}) {
     this.#intervalMs = o.intervalMs ?? 100;
+    this.#graceMs = o.graceMs;
     this.#p = ns.spawn('ping', ['-O', '-i', (this.#intervalMs / 1000).toFixed(3), '-I', from, to]);
     this.#p.stdout?.on('data', (d: Buffer) => { this.#out += d.toString(); });
   }
@@ -245,7 +248,7 @@ export class ContinuousPing {
 
   /** The echoes since the previous mark (or the start), up to the highest one answered so far. */
   mark(): PingWindow {
-    const w = pingWindow(parsePingLog(this.#out), this.#markedSeq, { intervalMs: this.#intervalMs });
+    const w = pingWindow(parsePingLog(this.#out), this.#markedSeq, { intervalMs: this.#intervalMs, ...(this.#graceMs === undefined ? {} : { graceMs: this.#graceMs }) });
     this.#markedSeq = w.lastSeq;
     return w;
   }

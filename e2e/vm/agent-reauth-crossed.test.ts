@@ -31,8 +31,11 @@ test('both ends re-authenticate one IKE SA at once (requests crossing on the wir
   const why = async (): Promise<string> => `a:\n${await agentA.table()}\nb:\n${await agentB.table()}\nxfrm a: ${(await kernelSpis(a)).join(' ')}\nxfrm b: ${(await kernelSpis(b)).join(' ')}\nagent a log tail:\n${agentA.log().slice(-5000)}\nagent b log tail:\n${agentB.log().slice(-5000)}`;
   const spis = async (x: AgentProcess): Promise<string> => { const s = (await x.tunnel('x')).ikeSpis; return s ? `${s.initiator}_i ${s.responder}_r` : ''; };
 
-  const pingAB = new ContinuousPing(a, '10.1.1.1', '10.2.1.1');
-  const pingBA = new ContinuousPing(b, '10.2.1.1', '10.1.1.1');
+  const pingsFrom = new Date().toISOString();
+  // 600 ms round trip under netem: an echo unanswered for 1 s (the default grace) at a mark may be
+  // late, not lost, when the VM stalls; 3 s tells the two apart.
+  const pingAB = new ContinuousPing(a, '10.1.1.1', '10.2.1.1', { graceMs: 3_000 });
+  const pingBA = new ContinuousPing(b, '10.2.1.1', '10.1.1.1', { graceMs: 3_000 });
   await new Promise((r) => setTimeout(r, 2_000));
   const stat0 = { a: await xfrmStat(a), b: await xfrmStat(b) };
   for (const ns of [a, b]) await ns.run('tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'netem', 'delay', '300ms']);
@@ -57,7 +60,7 @@ test('both ends re-authenticate one IKE SA at once (requests crossing on the wir
     // Echoes answered so far: the window closes at the highest one answered, so none is in flight.
     const [wab, wba] = [pingAB.mark(), pingBA.mark()];
     t.diagnostic(`round ${round}: pings a→b ${wab.received}/${wab.sent} (longest gap ${wab.longestGapMs} ms), b→a ${wba.received}/${wba.sent} (longest gap ${wba.longestGapMs} ms)`);
-    assert.deepEqual([wab.lost, wba.lost], [[], []], `round ${round}: pings lost a→b, b→a`);
+    if (wab.lost.length + wba.lost.length > 0) assert.fail(`round ${round}: pings lost a→b [${wab.lost.join(' ')}], b→a [${wba.lost.join(' ')}], max RTT ${wab.maxRttMs} / ${wba.maxRttMs} ms (seq 1 at ${pingsFrom}, one each 100 ms; round from ${new Date(started).toISOString()}; a: ${crossed(logA)}; b: ${crossed(logB)}):\n${await why()}`);
   }
 
   // `change`, not `del`: deleting the qdisc drops what it holds (300 ms of pings each way).
