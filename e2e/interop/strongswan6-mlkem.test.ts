@@ -23,31 +23,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { pair, type Netns, type Scope } from '../lib/netns.js';
 import { StrongSwan, pskConnection } from '../lib/strongswan.js';
+import { HYBRID_ESP as ESP_PFS, HYBRID_ESP_SUITE, HYBRID_IKE as HYBRID, HYBRID_IKE_SUITE, assertFollowupKe, assertHybridSetup, compareEspKeys, compareIkeKeys, hex8, needStrongSwan6, startStrongSwan6 } from '../lib/strongswan6.js';
 import { socatTransfer } from '../lib/traffic.js';
 import type { IkePeerSpec } from '../lib/ike-peer.js';
 import type { InstalledKeys } from '../lib/ike-peer-esp.js';
 
-const PREFIX = join(process.env['KIPSEC_STRONGSWAN6_CACHE'] ?? join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'kipsec-strongswan6'), process.env['STRONGSWAN6_VERSION'] ?? '6.1.0');
-const HYBRID = 'aes256gcm16-prfsha384-x25519-ke1_mlkem768';
-/** Child SA PFS with ML-KEM too: none in IKE_AUTH (no KE there), x25519 + ML-KEM-768 when rekeyed. */
-const ESP_PFS = 'aes256gcm16-x25519-ke1_mlkem768';
 const PSK = 'kipsec interop strongswan6: correct horse battery staple';
 const K = '192.0.2.1'; const S = '192.0.2.2';
 /** Inner addresses (on lo) inside the protected subnets. */
 const K_IP = '10.1.0.1'; const S_IP = '10.2.0.1';
 const TRANSFER_BYTES = 256 << 10;
-/** A lane that cannot run fails, naming why (scripts/setup.sh builds strongSwan 6 once). */
-const needStrongSwan6 = (): void => {
-  assert.ok(StrongSwan.availableAt(PREFIX), `no strongSwan 6 under ${PREFIX}: run scripts/build-strongswan6.sh (scripts/setup.sh does)`);
-  assert.ok(existsSync(join(PREFIX, 'lib/ipsec/plugins/libstrongswan-save-keys.so')), `the strongSwan 6 under ${PREFIX} has no save-keys plugin: re-run scripts/build-strongswan6.sh (its cache key changed)`);
-};
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -115,8 +107,6 @@ class Peer {
   }
 }
 
-const hex8 = (n: number): string => n.toString(16).padStart(8, '0');
-
 /**
  * Ping both ways and one TCP transfer each way through the tunnel, then check that charon's one
  * INSTALLED Child SA (the newest) counted packets both ways: the traffic used the current SAs.
@@ -134,47 +124,6 @@ async function traffic(phase: string, k: Netns, s: Netns, swan: StrongSwan, dir:
   assert.ok(now.packetsIn > before[0]!.packetsIn && now.packetsOut > before[0]!.packetsOut, `${phase}: the current Child SA carried the traffic both ways:\n${await swan.listSas()}`);
 }
 
-/**
- * Each Child SA we installed against charon's save-keys ESP table: charon's inbound SA for our
- * outbound SPI has our outbound key, and the reverse; same suite (AES-GCM: key and salt).
- */
-function compareEspKeys(ours: readonly InstalledKeys[], swan: StrongSwan): string[] {
-  const theirs = swan.savedEspKeys();
-  const notes: string[] = [];
-  for (const c of ours) {
-    for (const [spi, key, src, dst, what] of [[c.outbound, c.outKey, K, S, 'kipsec → charon'], [c.inbound, c.inKey, S, K, 'charon → kipsec']] as const) {
-      const line = theirs.find((x) => x.spi === hex8(spi));
-      assert.ok(line, `charon saved no ESP keys for SPI ${hex8(spi)} (${what}); its table:\n${JSON.stringify(theirs, null, 1)}`);
-      assert.deepEqual([line.src, line.dst], [src, dst], `SA ${hex8(spi)} runs ${what}`);
-      assert.equal(line.encrKey, key, `SA ${hex8(spi)} (${what}): charon's ESP key (${line.encr}) = ours`);
-      notes.push(`${hex8(spi)} ${what}: ${line.encr} key ${key.slice(0, 16)}… (${key.length / 2} bytes) equal`);
-    }
-  }
-  return notes;
-}
-
-const SK = [['skD', 'Sk_d'], ['skAi', 'Sk_ai'], ['skAr', 'Sk_ar'], ['skEi', 'Sk_ei'], ['skEr', 'Sk_er'], ['skPi', 'Sk_pi'], ['skPr', 'Sk_pr']] as const;
-
-/**
- * Each IKE SA's final keys from our engine's key log against charon's: its `ike 4` dumps (all of
- * SK_d..SK_pr, per derivation) and save-keys' table (SK_e/SK_a by SPIs: which SA they belong to).
- */
-function compareIkeKeys(ours: ReadonlyArray<Record<string, string>>, swan: StrongSwan): string[] {
-  const logged = swan.loggedIkeKeys();
-  const table = swan.savedIkeKeys();
-  const notes: string[] = [];
-  for (const o of ours) {
-    const at = logged.findIndex((d) => d.Sk_d === o['skD']);
-    assert.ok(at >= 0, `charon logged no derivation with our SK_d for ${o['spiI']}_i ${o['spiR']}_r (${logged.length} derivations logged)`);
-    for (const [ourName, theirName] of SK) assert.equal(logged[at]![theirName] ?? '', o[ourName], `${theirName} of ${o['spiI']}_i ${o['spiR']}_r`);
-    const line = table.filter((x) => x.spiI === o['spiI'] && x.spiR === o['spiR']).at(-1);
-    assert.ok(line, `charon's save-keys table has no line for ${o['spiI']}_i ${o['spiR']}_r:\n${JSON.stringify(table, null, 1)}`);
-    assert.deepEqual([line.skEi, line.skEr], [o['skEi'], o['skEr']], `save-keys SK_ei/SK_er of ${o['spiI']}_i ${o['spiR']}_r`);
-    notes.push(`IKE SA ${o['spiI']}_i ${o['spiR']}_r: SK_d..SK_pr equal charon's derivation #${at + 1} of ${logged.length}; save-keys SK_e equal (${line.encr})`);
-  }
-  return notes;
-}
-
 async function scenario(t: Scope & { diagnostic(m: string): void }, kipsecInitiates: boolean): Promise<void> {
   const started = Date.now();
   const [k, s] = await pair(t, { a: `${K}/24`, b: `${S}/24` });
@@ -182,8 +131,8 @@ async function scenario(t: Scope & { diagnostic(m: string): void }, kipsecInitia
   await s.run('ip', ['addr', 'add', `${S_IP}/24`, 'dev', 'lo']);
   const work = mkdtempSync(join(tmpdir(), 'kipsec-swan6-'));
   t.after(() => rmSync(work, { recursive: true, force: true }));
-  const swan = await StrongSwan.start(t, s, {
-    prefix: PREFIX, mode: 'libipsec', saveKeys: true, logLevels: { ike: 4 },
+  const swan = await startStrongSwan6(t, s, {
+    mode: 'libipsec', ikeKeyDumps: true,
     swanctl: pskConnection({ name: 't', local: S, remote: K, localTs: '10.2.0.0/24', remoteTs: '10.1.0.0/24', proposals: HYBRID, espProposals: ESP_PFS, psk: PSK, extra: 'dpd_delay = 1s' }),
   });
   const peer = await Peer.start(t, k, {
@@ -198,14 +147,11 @@ async function scenario(t: Scope & { diagnostic(m: string): void }, kipsecInitia
   }
   await peer.waitFor((l) => (l['event'] as { type?: string } | undefined)?.type === 'child-up', 30_000, 'child-up').catch((e: unknown) => { throw new Error(`${String(e)}\ncharon:\n${swan.log().slice(-6000)}`); });
   const log = swan.log();
-  // charon ran the exchange we claim: one IKE_INTERMEDIATE each way with a KE payload, then IKE_AUTH.
-  assert.match(log, new RegExp(`${kipsecInitiates ? 'parsed' : 'generating'} IKE_INTERMEDIATE request 1 \\[ KE \\]`));
-  assert.match(log, new RegExp(`${kipsecInitiates ? 'generating' : 'parsed'} IKE_INTERMEDIATE response 1 \\[ KE \\]`));
-  assert.match(log, /authentication of '192\.0\.2\.1' with pre-shared key successful/, 'charon verified our AUTH over the IntAuth chain');
+  assertHybridSetup(log, kipsecInitiates ? 'kipsec' : 'charon', K);
   const [ike] = await swan.ikeSas();
   assert.ok(ike, await swan.listSas());
   assert.equal(ike.state, 'ESTABLISHED');
-  assert.match(ike.block, /AES_GCM_16-256\/PRF_HMAC_SHA2_384\/CURVE_25519\/KE1_ML_KEM_768/, ike.block);
+  assert.match(ike.block, HYBRID_IKE_SUITE, ike.block);
   const ours = await peer.status();
   assert.equal(ours.ike?.state, 'established');
   assert.equal(ours.ike?.suite, HYBRID);
@@ -239,14 +185,8 @@ async function scenario(t: Scope & { diagnostic(m: string): void }, kipsecInitia
     }
     const seen = swan.log().slice(at);
     assert.notEqual(`${fresh.spiI}_i ${fresh.spiR}_r`, oldSpis, `${by}'s IKE rekey left no new IKE SA:\n${await swan.listSas()}\n${seen.slice(-6000)}`);
-    const dir = by === 'kipsec' ? 'parsed' : 'generating';
-    const back = by === 'kipsec' ? 'generating' : 'parsed';
-    assert.match(seen, new RegExp(`${dir} CREATE_CHILD_SA request \\d+ \\[ [^\\]]*KE[^\\]]* \\]`), seen.slice(-6000));
-    assert.match(seen, new RegExp(`${back} CREATE_CHILD_SA response \\d+ \\[ [^\\]]*N\\(ADD_KE\\)[^\\]]* \\]`), seen.slice(-6000));
-    assert.match(seen, new RegExp(`${dir} IKE_FOLLOWUP_KE request \\d+ \\[ [^\\]]*KE[^\\]]* \\]`), seen.slice(-6000));
-    assert.match(seen, new RegExp(`${back} IKE_FOLLOWUP_KE response \\d+ \\[ KE \\]`), seen.slice(-6000));
-    assert.doesNotMatch(seen, /IKE_SA_INIT|IKE_AUTH/, 'a rekey, not a reauthentication');
-    assert.match(fresh.block, /AES_GCM_16-256\/PRF_HMAC_SHA2_384\/CURVE_25519\/KE1_ML_KEM_768/, fresh.block);
+    assertFollowupKe(seen, by, 'ike');
+    assert.match(fresh.block, HYBRID_IKE_SUITE, fresh.block);
     assert.equal((await peer.status()).ike?.suite, HYBRID);
     assert.equal((await swan.childSas()).length, 1, 'the Child SA moved to the new IKE SA');
     current = fresh;
@@ -277,20 +217,17 @@ async function scenario(t: Scope & { diagnostic(m: string): void }, kipsecInitia
     }
     const seen = swan.log().slice(at);
     assert.ok(after, `${by}'s Child SA rekey left no single new Child SA at charon with our record of it:\n${await swan.listSas()}\n${JSON.stringify(await peer.installed())}\n${seen.slice(-6000)}`);
-    assert.match(after.suite, /AES_GCM_16-256\/CURVE_25519\/KE1_ML_KEM_768/, after.suite);
-    const dir = by === 'kipsec' ? 'parsed' : 'generating';
-    const back = by === 'kipsec' ? 'generating' : 'parsed';
-    assert.match(seen, new RegExp(`${dir} CREATE_CHILD_SA request \\d+ \\[ [^\\]]*N\\(REKEY_SA\\)[^\\]]*KE[^\\]]* \\]`), seen.slice(-6000));
-    assert.match(seen, new RegExp(`${back} CREATE_CHILD_SA response \\d+ \\[ [^\\]]*N\\(ADD_KE\\)[^\\]]* \\]`), seen.slice(-6000));
-    assert.match(seen, new RegExp(`${dir} IKE_FOLLOWUP_KE request \\d+ \\[ [^\\]]*KE[^\\]]* \\]`), seen.slice(-6000));
-    assert.match(seen, new RegExp(`${back} IKE_FOLLOWUP_KE response \\d+ \\[ [^\\]]*KE[^\\]]* \\]`), seen.slice(-6000));
+    assert.match(after.suite, HYBRID_ESP_SUITE, after.suite);
+    assertFollowupKe(seen, by, 'child');
     await traffic(`after the Child SA rekey by ${by}`, k, s, swan, work, by === 'kipsec' ? 5005 : 5007);
   }
   assert.equal(peer.events('child-rekeyed').length, 2, 'two Child SA rekeys on our side');
   const keys = await peer.keys();
   assert.equal(keys.length, 3, `three Child SAs on our side (IKE_AUTH's and two rekeys): ${keys.map((c) => `${hex8(c.inbound)}/${hex8(c.outbound)}`).join(' ')}`);
   assert.ok(keys.every((c) => c.algorithm === 'aes-gcm-16'));
-  for (const n of compareEspKeys(keys, swan)) t.diagnostic(n);
+  // Each Child SA both ways: our outbound SA is charon's inbound one, and the reverse.
+  const sas = keys.flatMap((c) => [{ spi: hex8(c.outbound), src: K, dst: S, key: c.outKey }, { spi: hex8(c.inbound), src: S, dst: K, key: c.inKey }]);
+  for (const n of compareEspKeys(sas, swan.savedEspKeys())) t.diagnostic(n);
   const ikeKeys = await peer.ikeKeys();
   assert.equal(ikeKeys.length, 3, 'three hybrid IKE SAs keyed on our side: IKE_AUTH\'s and two rekeys');
   for (const n of compareIkeKeys(ikeKeys, swan)) t.diagnostic(n);
