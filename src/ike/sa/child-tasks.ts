@@ -49,7 +49,14 @@ export async function onChildResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, o
     s = { tag: 'rekey-sent', old: task.old, offer, retried, collision: task.old.collision };
     task.old.collision = null;
   }
-  await perform(e, sa, consumeChildResponse(e, sa, s, m), {});
+  const peer = task.kind === 'child-rekey' ? peerRekeyRun(sa, task.old) : null;
+  await perform(e, sa, consumeChildResponse(e, sa, s, m, peer && { nonces: [peer.choice.ni, peer.nr] }), {});
+}
+
+/** The peer's rekey of `old` we answered, whose IKE_FOLLOWUP_KE we wait for (RFC 9370 §2.2.2). */
+function peerRekeyRun(sa: IkeSa, old: ChildSa): Extract<ChildFollowupPending, { role: 'responder' }> | null {
+  const run = sa.followup;
+  return run?.for === 'child' && run.pending.role === 'responder' && run.pending.rekey?.old === old ? run.pending : null;
 }
 
 /** Responder: a CREATE_CHILD_SA request that is not an IKE SA rekey. */
@@ -125,6 +132,11 @@ function apply(e: EngineHost, sa: IkeSa, f: Exclude<ChildEffect, KernelEffect>, 
     case 'set-state': f.child.state = f.state; return;
     case 'collision': f.child.collision = { peerSa: f.peerSa, nonces: [f.peerSa.ni, f.peerSa.nr] }; return;
     case 'note-failed': noteReauthChildFailed(sa, f.name); return;
+    case 'drop-peer-run': {
+      const p = peerRekeyRun(sa, f.old);
+      if (p) { abandonFollowup(sa); releaseSpi(e, sa, p.inboundSpi); }
+      return;
+    }
     case 'followup': {
       beginChildFollowup(e, sa, f.pending, f.state);
       if (f.pending.role === 'initiator') { sa.pending.unshift({ kind: 'ike-followup' }); return; }

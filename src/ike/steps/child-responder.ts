@@ -58,10 +58,13 @@ export function consumeChildRequest(env: Pick<ChildEnv, 'random'>, ike: Responde
   if (old.state.tag !== 'installed' && old.state.tag !== 'rekeying') return refuse([notify(NotifyError.TEMPORARY_FAILURE)]);
   const n = chooseChild(env, ike, m, { inIkeAuth: false, only: old.runtime, exchange: 'CREATE_CHILD_SA' });
   if (!n.ok) return refuse(n.reply, n.failure);
-  // With IKE_FOLLOWUP_KE to come, §2.8.1's nonce comparison is not run: a colliding rekey (or one
-  // while another run is open) is refused and retried, as after any TEMPORARY_FAILURE.
-  if (needsFollowup(n.choice) && (ike.followup || old.state.tag === 'rekeying')) { n.choice.pfs?.wipe(); return refuse([notify(NotifyError.TEMPORARY_FAILURE)]); }
-  // Our own rekey of `old` is in flight: a collision (§2.8.1).
+  // With IKE_FOLLOWUP_KE to come while a run is open on the IKE SA (ours for this very SA
+  // included: our CREATE_CHILD_SA was answered before this request came, so the peer never saw a
+  // collision), the request is refused and retried, as after any TEMPORARY_FAILURE (RFC 9370
+  // §2.2.2, as strongSwan answers it).
+  if (needsFollowup(n.choice) && ike.followup) { n.choice.pfs?.wipe(); return refuse([notify(NotifyError.TEMPORARY_FAILURE)]); }
+  // Our own rekey of `old` is in flight: a collision (§2.8.1). With IKE_FOLLOWUP_KE to come, the
+  // answer to our request settles it (child.ts consumeChildResponse).
   return { next: { tag: 'chosen', choice: n.choice, rekey: { old, collision: old.state.tag === 'rekeying' } }, effects: [] };
 }
 
@@ -90,7 +93,10 @@ export function acceptChildRequest(env: ChildEnv, ike: ChildIkeView, s: Chosen, 
  */
 export function acceptChildAfterFollowup(env: ChildEnv, ike: ChildIkeView, p: Extract<ChildFollowupPending, { role: 'responder' }>, secrets: readonly SecretBytes[], reply: readonly IkePayload[]): Step<Extract<ChildExchange, { tag: 'answer-installing' }>> {
   const [, ...rest] = secrets;
-  const step = acceptChosen(env, ike, { tag: 'chosen', choice: p.choice, rekey: p.rekey }, p.inboundSpi, { nr: p.nr, additional: rest });
+  // A collision is one only if our own rekey of the SA is still in flight now: one that lost to
+  // this chain (child.ts consumeChildResponse) or was refused made this a plain rekey.
+  const rekey = p.rekey && { old: p.rekey.old, collision: p.rekey.old.state.tag === 'rekeying' };
+  const step = acceptChosen(env, ike, { tag: 'chosen', choice: p.choice, rekey }, p.inboundSpi, { nr: p.nr, additional: rest });
   for (const x of secrets) x.wipe();
   return { next: { ...step.next, reply }, effects: step.effects };
 }

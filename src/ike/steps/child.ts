@@ -74,7 +74,9 @@ export type ChildEffect =
   /** The child config could not be had on this IKE SA (a reauthentication counts it as tried). */
   | { readonly kind: 'note-failed'; readonly name: string }
   /** RFC 9370 §2.2.2: the keys wait for IKE_FOLLOWUP_KE; the driver keeps `pending` with the run (sa/followup.ts). */
-  | { readonly kind: 'followup'; readonly pending: ChildFollowupPending; readonly state: FollowupKe };
+  | { readonly kind: 'followup'; readonly pending: ChildFollowupPending; readonly state: FollowupKe }
+  /** RFC 9370 §2.2.2: we won a collision with the peer's rekey of `old`: drop our run for its IKE_FOLLOWUP_KE (and its SPI). */
+  | { readonly kind: 'drop-peer-run'; readonly old: ChildSa };
 
 export type ChildEvent =
   | { readonly type: 'child-up'; readonly child: ChildSa }
@@ -155,13 +157,35 @@ function peerSuccessor(old: ChildSa, successor: ChildSa): ChildEffect[] {
   ];
 }
 
-/** Initiator: the answer to our CREATE_CHILD_SA request. */
-export function consumeChildResponse(env: ChildEnv, ike: ChildIkeView, s: Sent, m: IkeMessage): Step {
+/**
+ * The peer's rekey of the SA ours rekeys, answered by us with IKE_FOLLOWUP_KE to come
+ * (child-responder.ts): `nonces` are its CREATE_CHILD_SA's Ni and our Nr.
+ */
+export interface PeerRekeyRun { readonly nonces: readonly Uint8Array[] }
+
+/** Initiator: the answer to our CREATE_CHILD_SA request. `peerRun`: see PeerRekeyRun. */
+export function consumeChildResponse(env: ChildEnv, ike: ChildIkeView, s: Sent, m: IkeMessage, peerRun: PeerRekeyRun | null = null): Step {
   const runtime = s.tag === 'create-sent' ? s.runtime : s.old.runtime;
   const r = completeChildInitiator(env, ike, runtime, s.offer, m, { inIkeAuth: false, exchange: 'CREATE_CHILD_SA' });
+  if (r.ok !== 'followup') return settleChildResponse(env, ike, s, r, m);
   // The responder chose additional key exchanges: KEYMAT after IKE_FOLLOWUP_KE (a rekeyed SA stays rekeying).
-  if (r.ok === 'followup') return done([{ kind: 'followup', pending: { role: 'initiator', sent: s, reply: r.reply }, state: initiatorStart(r.methods, r.sk0, r.link) }]);
-  return settleChildResponse(env, ike, s, r, m);
+  const run: ChildEffect = { kind: 'followup', pending: { role: 'initiator', sent: s, reply: r.reply }, state: initiatorStart(r.methods, r.sk0, r.link) };
+  if (s.tag !== 'rekey-sent' || (s.collision === null && peerRun === null)) return done([run]);
+  // RFC 9370 §2.2.2 with RFC 7296 §2.8.1: the peer rekeys `old` too. Both CREATE_CHILD_SA
+  // exchanges are done, so their four nonces settle it before any IKE_FOLLOWUP_KE, as strongSwan
+  // does: the loser abandons its chain (nothing of it is installed on either side, so there is
+  // nothing to delete) and the winner drops its run for the loser's. The peer's chain that already
+  // ended here (`collision`) has its SA installed: ours yields to it.
+  const ours = [s.offer.ni, r.reply.nr];
+  const lost = s.collision !== null || ourRekeyLoses(ours, peerRun!.nonces);
+  if (!lost) return done([{ kind: 'drop-peer-run', old: s.old }, run]);
+  r.sk0.wipe();
+  const effects: ChildEffect[] = [{ kind: 'release-spi', spi: s.offer.spi }];
+  // The peer's chain goes on, and ends as a plain rekey of `old` (acceptChildAfterFollowup).
+  if (s.collision === null) return done([...effects, { kind: 'set-state', child: s.old, state: { tag: 'installed' } }]);
+  // The winner's Delete of `old` came first and switched us over (peerDeletedChild).
+  if (s.old.state.tag === 'deleted') return done(effects);
+  return done([...effects, ...peerSuccessor(s.old, s.collision.peerSa)]);
 }
 
 /**

@@ -1,0 +1,169 @@
+// Simultaneous rekeys (RFC 7296 §2.8.1) of a Child SA whose proposal has an additional key
+// exchange (RFC 9370 §2.2.2: CREATE_CHILD_SA, then IKE_FOLLOWUP_KE), with the requests crossing at
+// each point of the two chains. As strongSwan does: both CREATE_CHILD_SA exchanges done, the four
+// nonces decide before any IKE_FOLLOWUP_KE — the loser abandons its chain (nothing of it was
+// installed on either side), the winner drops its run for the loser's and completes its own; a
+// rekey request that meets an IKE_FOLLOWUP_KE of ours already under way is answered
+// TEMPORARY_FAILURE, and the peer's chain then replaces the SA without a retry.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ExchangeType, NotifyError } from '../../../../src/ike/constants.js';
+import type { IkeEvent } from '../../../../src/ike/ports.js';
+import { openFrom } from './forge.js';
+import { ALICE, BOB, child, mirrored, Pair, watchLoss, type Packet, type Side } from './harness.js';
+
+const PFS = 'aes256gcm16-x25519-ke1_mlkem768';
+const HYBRID = 'aes256gcm16-prfsha384-x25519-ke1_mlkem768';
+const C = ExchangeType.CREATE_CHILD_SA; const F = ExchangeType.IKE_FOLLOWUP_KE; const INFO = ExchangeType.INFORMATIONAL;
+const SEEDS = [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10], [11, 12]] as const;
+
+function pair(seeds: readonly [number, number]): Pair {
+  // No DPD: every INFORMATIONAL request below is a Delete.
+  const dpd = { intervalMs: 0, action: 'restart' } as const;
+  return new Pair({ seeds, ike: [HYBRID], alice: { dpd }, bob: { dpd }, aliceChildren: [child({ espProposals: [PFS] }, 'alice')], bobChildren: [child({ espProposals: [PFS] }, 'bob')] });
+}
+
+/** Who sent each request since `n`, as [exchange, sender]. */
+function requests(p: Pair, n: number): Array<[number, string]> {
+  const out: Array<[number, string]> = [];
+  let last = '';
+  for (const x of p.net.log.slice(n)) {
+    const key = `${x.exchange}/${x.response}/${x.messageId}/${x.from.address}`;
+    if (x.response || key === last) continue; // SKF fragments of one message count once
+    last = key;
+    out.push([x.exchange, x.from.address === ALICE ? 'alice' : 'bob']);
+  }
+  return out;
+}
+
+/** Records which side answered a CREATE_CHILD_SA with N(TEMPORARY_FAILURE). */
+function watchTemporaryFailure(p: Pair): string[] {
+  const seen: string[] = [];
+  p.net.onSend = (x: Packet) => {
+    if (x.exchange !== C || !x.response) return;
+    const sender = x.from.address === ALICE ? p.alice : p.bob;
+    if (openFrom(sender, x.datagram).has(NotifyError.TEMPORARY_FAILURE)) seen.push(sender.name);
+  };
+  return seen;
+}
+
+const bad = (events: readonly IkeEvent[]): IkeEvent[] => events.filter((e) => e.type === 'error' || e.type === 'child-down' || e.type === 'ike-down');
+
+/** One Child SA pair at the end, mirrored, one rekey event a side, nothing lost, no error. */
+function assertOnePair(p: Pair, at: string, lost: readonly string[]): void {
+  for (const s of [p.alice, p.bob]) {
+    assert.equal(s.kernel.installed.size, 1, `${at}: ${s.name} holds one Child SA`);
+    assert.deepEqual(bad(s.events), [], `${at}: ${s.name}: no error, no child-down`);
+    assert.equal(s.events.filter((e) => e.type === 'child-rekeyed').length, 1, `${at}: ${s.name}: one rekey`);
+  }
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), `${at}: mirrored`);
+  assert.deepEqual([...p.alice.kernel.removedPolicies, ...p.bob.kernel.removedPolicies], [], `${at}: no policy removed`);
+  assert.deepEqual(lost, [], `${at}: neither side sent on a Child SA the other could not receive`);
+}
+
+const installs = (s: Side): number => s.kernel.ops('install').length;
+
+test('RFC 9370 §2.2.2, RFC 7296 §2.8.1: both sides rekey a Child SA with ke1_mlkem768 and the CREATE_CHILD_SA requests cross — the nonces of the two CREATE_CHILD_SA exchanges decide at once, the loser sends no IKE_FOLLOWUP_KE and installs nothing of its own, no TEMPORARY_FAILURE, one pair remains', async () => {
+  const losers = new Set<string>();
+  for (const seeds of SEEDS) {
+    const p = pair(seeds);
+    await p.connect();
+    const lost = watchLoss(p);
+    const tf = watchTemporaryFailure(p);
+    const n = p.net.log.length;
+    const before = [installs(p.alice), installs(p.bob)];
+    p.alice.engine.rekey('to-bob', { child: true });
+    p.bob.engine.rekey('to-alice', { child: true });
+    await p.net.pump();
+    await p.advance(60_000);
+    const at = `seeds ${seeds.join(',')}`;
+    /* CREATE_CHILD_SA each way (both answered with N(ADDITIONAL_KEY_EXCHANGE)), then the winner's IKE_FOLLOWUP_KE and its Delete of the old SA */
+    const reqs = requests(p, n);
+    const chain = reqs.filter(([x]) => x === F);
+    assert.equal(chain.length, 1, `${at}: one IKE_FOLLOWUP_KE chain: ${JSON.stringify(reqs)}`);
+    const winner = chain[0]![1] === 'alice' ? p.alice : p.bob;
+    const loser = winner === p.alice ? p.bob : p.alice;
+    losers.add(loser.name);
+    assert.deepEqual(reqs.map(([x]) => x), [C, C, F, INFO], `${at}: no retry`);
+    assert.deepEqual(reqs.filter(([x]) => x === INFO).map(([, s]) => s), [winner.name], `${at}: the winner deletes the old SA`);
+    assert.deepEqual(tf, [], `${at}: no TEMPORARY_FAILURE`);
+    assert.deepEqual([installs(p.alice) - before[0]!, installs(p.bob) - before[1]!], [1, 1], `${at}: only the winner's SA is installed, on both sides`);
+    // Each released one SPI: the loser its offer's, the winner the one it allocated to answer the loser.
+    assert.equal(loser.kernel.ops('releaseSpi').length, 1, `${at}: the loser released its offer's SPI`);
+    assert.equal(winner.kernel.ops('releaseSpi').length, 1, `${at}: the winner released the SPI of its answer to the loser`);
+    assertOnePair(p, at, lost);
+    // The next rekey still works.
+    p.alice.engine.rekey('to-bob', { child: true });
+    await p.net.pump();
+    await p.advance(10_000);
+    assert.ok(mirrored(p.alice.kernel, p.bob.kernel), `${at}: the next rekey is mirrored`);
+    assert.equal(p.alice.kernel.installed.size, 1);
+  }
+  assert.deepEqual([...losers].sort(), ['alice', 'bob'], 'both branches of the nonce rule ran');
+});
+
+for (const [first, second] of [['alice', 'bob'], ['bob', 'alice']] as const) {
+  for (const order of ['TEMPORARY_FAILURE first', 'IKE_FOLLOWUP_KE first'] as const) {
+    test(`RFC 9370 §2.2.2, RFC 7296 §2.25: ${second}'s rekey of the Child SA reaches ${first} while ${first}'s IKE_FOLLOWUP_KE for it is out — ${first} answers TEMPORARY_FAILURE, ${second} (which answered ${first}'s CREATE_CHILD_SA) takes ${first}'s SA as the successor (${order}), no retry, one pair remains`, async () => {
+      const p = pair([1, 2]);
+      await p.connect();
+      const lost = watchLoss(p);
+      const tf = watchTemporaryFailure(p);
+      const n = p.net.log.length;
+      const from = (s: string) => (x: Packet) => x.from.address === (s === 'alice' ? ALICE : BOB);
+      // The second's CREATE_CHILD_SA request is held until the first's IKE_FOLLOWUP_KE is out.
+      p.net.fate = (x) => (!x.response && ((x.exchange === C && from(second)(x)) || (x.exchange === F && from(first)(x))) ? 'hold' : 'deliver');
+      p[first].engine.rekey(first === 'alice' ? 'to-bob' : 'to-alice', { child: true });
+      p[second].engine.rekey(second === 'alice' ? 'to-bob' : 'to-alice', { child: true });
+      await p.net.pump();
+      const ccsa = p.net.held.filter((x) => x.exchange === C); const fke = p.net.held.filter((x) => x.exchange === F);
+      assert.deepEqual([ccsa.length, fke.length > 0], [1, true], 'held: the second\'s CREATE_CHILD_SA, then the first\'s IKE_FOLLOWUP_KE (in fragments)');
+      p.net.fate = () => 'deliver';
+      if (order === 'TEMPORARY_FAILURE first') {
+        // The refusal reaches the second before the first's chain ends there.
+        p.net.held = ccsa;
+        p.net.releaseHeld(false);
+        await p.net.pump();
+        assert.deepEqual(tf, [first], `${first} answered TEMPORARY_FAILURE`);
+        p.net.held = fke;
+      }
+      p.net.releaseHeld(false);
+      await p.net.pump();
+      await p.advance(60_000);
+      const reqs = requests(p, n);
+      /* CREATE_CHILD_SA each way (the second's answered N(TEMPORARY_FAILURE)), the first's IKE_FOLLOWUP_KE, its Delete of the old SA; no retry */
+      assert.deepEqual(reqs.map(([x]) => x).sort(), [C, C, F, INFO].sort(), JSON.stringify(reqs));
+      assert.deepEqual(reqs.filter(([x]) => x === F || x === INFO).map(([, s]) => s), [first, first]);
+      assert.deepEqual(tf, [first], `only ${first} answered TEMPORARY_FAILURE`);
+      assertOnePair(p, `${order}, ${first} first`, lost);
+    });
+  }
+}
+
+for (const held of ['alice', 'bob'] as const) {
+  test(`RFC 9370 §2.2.2, RFC 7296 §2.8.1: crossed rekeys of a Child SA with ke1_mlkem768 where the answer to ${held}'s CREATE_CHILD_SA is delayed past the winner's IKE_FOLLOWUP_KE — the nonces decide the same on both sides, one pair remains, nothing lost`, async () => {
+    for (const seeds of SEEDS) {
+      const p = pair(seeds);
+      await p.connect();
+      const lost = watchLoss(p);
+      const tf = watchTemporaryFailure(p);
+      const n = p.net.log.length;
+      const to = held === 'alice' ? ALICE : BOB;
+      p.net.fate = (x) => (x.exchange === C && x.response && x.to.address === to ? 'hold' : 'deliver');
+      p.alice.engine.rekey('to-bob', { child: true });
+      p.bob.engine.rekey('to-alice', { child: true });
+      await p.net.pump();
+      assert.equal(p.net.held.length, 1, 'the answer is held');
+      p.net.fate = () => 'deliver';
+      p.net.releaseHeld();
+      await p.net.pump();
+      await p.advance(60_000);
+      const at = `${held}'s answer held, seeds ${seeds.join(',')}`;
+      const reqs = requests(p, n);
+      assert.equal(reqs.filter(([x]) => x === F).length, 1, `${at}: one IKE_FOLLOWUP_KE chain: ${JSON.stringify(reqs)}`);
+      assert.equal(reqs.filter(([x]) => x === C).length, 2, `${at}: no retry`);
+      assert.deepEqual(tf, [], `${at}: no TEMPORARY_FAILURE`);
+      assertOnePair(p, at, lost);
+    }
+  });
+}
