@@ -37,7 +37,7 @@ import { meshPeers, type MeshPeers } from './peers.js';
 import type { NodePublisher } from './publisher.js';
 import { activeMeshOf, resolveMesh, selects, type MeshSettings } from './settings.js';
 import { reauthenticateAll } from './reauth.js';
-import { Reconnector } from './reconnect.js';
+import { peersUseOurSpec, Reconnector } from './reconnect.js';
 import { resolveTraffic, type ResolvedTraffic } from './traffic.js';
 import { internalIps, podCidrsOf, type MeshWatch } from './watch.js';
 
@@ -171,17 +171,24 @@ export class NodeAgent {
     }
     const agent: Agent = this.#p.agent({ info: () => this.#clusterInfo(agent), renewIdentity: () => this.#renew(identity) }, this.#datapath);
     await this.#routes?.add(first.routes, first.mesh?.strict ?? false);
+    const engineStartMs = clock.now();
     await agent.start(first.snapshot, { initiate: false });
     await this.#routes?.sync(first.routes, first.mesh?.strict ?? false);
     if (this.#isStopped()) { await agent.abandon(); return; }
     this.#desired = first;
     this.#phase = { tag: 'running', agent, identity, address };
+    // What the peers use for us: the spec our previous process wrote, if any.
+    const known = watch.ipsecNodes.get(node)?.spec;
     for (let i = 0; ; i++) {
       try { await this.#publishSpec(); break; } catch (e) {
         if (this.#isStopped()) return;
         log.warn({ err: errorMessage(e), attempt: i + 1 }, 'cannot publish the IPsecNode; retrying');
         await sleep(clock, Math.min(30_000, 1_000 * 2 ** Math.min(i, 5)));
       }
+    }
+    if (peersUseOurSpec(known, this.#specNow())) {
+      this.#reconnect.freshStart(engineStartMs);
+      log.info({ node }, 'the peers already use this IPsecNode spec: a peer still holding an IKE SA with this node is connected to at the first look');
     }
     agent.startInitiating();
     agent.book.observe(this.#p.metrics);
@@ -321,19 +328,25 @@ export class NodeAgent {
 
   #takeAgain(): boolean { const again = this.#recompute === 'again'; this.#recompute = 'running'; return again; }
 
-  async #publishSpec(): Promise<void> {
+  /** Our IPsecNode spec as it stands (undefined before the engine runs with a certificate). */
+  #specNow(): IPsecNodeSpec | undefined {
     const ph = this.#phase;
-    if (ph.tag !== 'running') return;
+    if (ph.tag !== 'running') return undefined;
     const c = ph.identity.certificate;
     const d = this.#desired;
-    if (!c || !d) return;
+    if (!c || !d) return undefined;
     const t = d.traffic.traffic;
-    const spec: IPsecNodeSpec = {
+    return {
       endpoint: { address: ph.address, ikePort: this.#p.ikePort, nattPort: this.#p.nattPort },
       podCIDRs: [...d.podCIDRs],
       traffic: { mode: t.mode, ...(t.overlay ? { overlay: t.overlay } : {}), ...(d.mesh?.hostToHost ? { hostToHost: true } : {}) },
       identity: { certFingerprint: c.fingerprint, publicKeyFingerprint: c.publicKeyFingerprint, san: this.#p.node, notAfter: new Date(c.notAfterMs).toISOString().replace(/\.\d{3}Z$/, 'Z'), ...caFields(this.#currentCaView()) },
     };
+  }
+
+  async #publishSpec(): Promise<void> {
+    const spec = this.#specNow();
+    if (!spec) return;
     // Our Node is gone: the operator deletes IPsecNodes of deleted Nodes, and writing ours again
     // would fight it until this pod goes too. The peers have dropped us already.
     const nodeGone = this.#p.watch.synced && !this.#p.watch.nodeExists(this.#p.node);

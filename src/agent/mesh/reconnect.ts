@@ -11,7 +11,16 @@
 // a delete and the peer's own re-initiation looks the same for a moment); and each peer is tried at
 // most once per `retryMs`: a first attempt can fail when it races the peer's view of our new
 // certificate, and the next one then succeeds.
-import type { IPsecNode } from '../../api/types.js';
+//
+// One look is enough right after a new process's engine started (freshStart): no IKE SA of this
+// engine can have come up, shown in the peer's status and gone again in that moment, so the SA
+// the peer reports is one with our previous process (a kill -9 and restart: the responder's pairs
+// then come back in one IKE_SA_INIT + IKE_AUTH instead of a status interval later). Only when the
+// peers already use the IPsecNode spec we published (same endpoint and certificate: a restart with
+// the key and certificate on disk); a new one would race their update. Should the peer be
+// re-initiating at that very moment, the engine settles the two IKE SAs (resolveDuplicates).
+import { stableJson } from '../../api/stable-json.js';
+import type { IPsecNode, IPsecNodeSpec } from '../../api/types.js';
 import type { TunnelStatus } from '../status.js';
 
 export interface ReconnectLook {
@@ -48,24 +57,43 @@ export function staleAtPeer(l: ReconnectLook, staleMs: number): string[] {
   return out;
 }
 
+/**
+ * The spec this process publishes is the one already in the cluster (our previous process wrote
+ * it): the peers' configs for us, pinned certificate included, need no update before our IKE_AUTH.
+ */
+export function peersUseOurSpec(inCluster: IPsecNodeSpec | undefined, ours: IPsecNodeSpec | undefined): boolean {
+  return inCluster !== undefined && ours !== undefined && stableJson(inCluster) === stableJson(ours);
+}
+
 /** Remembers looks between calls; `look()` returns the peers to connect to now. */
 export class Reconnector {
   readonly #times: ReconnectTimes;
   /** Since when each peer has been a candidate, without a break. */
   readonly #since = new Map<string, number>();
   readonly #lastTried = new Map<string, number>();
+  /** When this process's engine started, until the first look after it. */
+  #freshSinceMs: number | undefined;
 
   constructor(times: ReconnectTimes) { this.#times = times; }
 
+  /**
+   * This process's engine started at `atMs`, holding no IKE SA of its own yet, and the peers
+   * already use the IPsecNode spec it published: the next look, if less than `confirmMs` later,
+   * acts on first sight.
+   */
+  freshStart(atMs: number): void { this.#freshSinceMs = atMs; }
+
   look(l: ReconnectLook): string[] {
     const now = l.nowMs;
+    const fresh = this.#freshSinceMs !== undefined && now - this.#freshSinceMs < this.#times.confirmMs;
+    this.#freshSinceMs = undefined;
     const candidates = new Set(staleAtPeer(l, this.#times.staleMs));
     for (const name of [...this.#since.keys()]) if (!candidates.has(name)) this.#since.delete(name);
     const out: string[] = [];
     for (const name of candidates) {
       const since = this.#since.get(name);
-      if (since === undefined) { this.#since.set(name, now); continue; }
-      if (now - since < this.#times.confirmMs) continue;
+      if (since === undefined) this.#since.set(name, now);
+      if (!fresh && (since === undefined || now - since < this.#times.confirmMs)) continue;
       const last = this.#lastTried.get(name);
       if (last !== undefined && now - last < this.#times.retryMs) continue;
       this.#lastTried.set(name, now);
