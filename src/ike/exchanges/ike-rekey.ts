@@ -141,9 +141,9 @@ export function respondIkeRekey(ctx: Ctx, old: IkeSa, m: IkeMessage, weAreRekeyi
     return { kind: 'refused', reply: [notify(NotifyError.INVALID_SYNTAX)], failure: null };
   }
   const methods = followupMethods(sel.proposal.transforms);
-  // Our own rekey is in flight: the §2.8.1 collision rules are not run over IKE_FOLLOWUP_KE here;
-  // the peer retries later (as after any TEMPORARY_FAILURE), by when ours is done.
-  if (methods.length > 0 && weAreRekeying) { secret.wipe(); return { kind: 'refused', reply: [notify(NotifyError.TEMPORARY_FAILURE)], failure: null }; }
+  // Our own rekey is in flight (its CREATE_CHILD_SA not yet answered, or we would be in our
+  // IKE_FOLLOWUP_KE run, refused above): with IKE_FOLLOWUP_KE to come, the answer to ours settles
+  // the collision (RFC 9370 §2.2.2, §2.8.1; sa/ike-rekey-tasks.ts onIkeRekey).
   const spiR = ctx.newIkeSpi();
   const nr = ctx.random.bytes(NONCE_BYTES);
   const sa = successorSa(ctx, old, 'responder', spiI, spiR);

@@ -43,9 +43,9 @@ export async function onIkeRekey(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Out
       if (k.kind === 'retry') { sa.pending.unshift({ kind: 'ike-rekey', group: k.group }); return; }
       failure = k.failure;
     }
-    // Like any refused rekey: the IKE SA still works, try again later from its own group. Two
-    // rekeys with IKE_FOLLOWUP_KE that met refuse each other (ike-rekey.ts): the SA's original
-    // initiator retries first, so they do not meet again.
+    // Like any refused rekey: the IKE SA still works, try again later from its own group. Should
+    // two rekeys with IKE_FOLLOWUP_KE refuse each other (each met an IKE_FOLLOWUP_KE run,
+    // ike-rekey.ts), the SA's original initiator retries first, so they do not meet again.
     if (!r.temporary) e.failure(sa.peer, failure);
     const wait = r.temporary && sa.selected?.additionalKeyExchanges && sa.role === 'responder' ? 2 * REKEY_RETRY_MS : REKEY_RETRY_MS;
     if (sa.state.tag === 'established') sa.timers.rekey = e.clock.setTimer(wait, () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'ike-rekey' })); });
@@ -55,6 +55,19 @@ export async function onIkeRekey(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Out
   if (r.followup) {
     // The peer's rekey got in while ours was open: with IKE_FOLLOWUP_KE to come, ours yields.
     if (collision) { for (const x of r.followup.secrets) x.wipe(); adoptSuccessor(e, sa, collision.peerSa); awaitOldIkeDelete(e, sa); return; }
+    // The peer's chain ended here first (the answer to ours came late): its IKE SA took over.
+    if (sa.state.tag !== 'established') { for (const x of r.followup.secrets) x.wipe(); return; }
+    // RFC 9370 §2.2.2 with §2.8.1: we answered the peer's rekey, whose IKE_FOLLOWUP_KE we wait
+    // for. Both CREATE_CHILD_SA exchanges are done, so their four nonces settle it before any
+    // IKE_FOLLOWUP_KE, as strongSwan does: the loser abandons its chain (neither side has its new
+    // IKE SA registered), the winner drops its run for the loser's and goes on with its own.
+    const peer = sa.followup?.for === 'ike' && sa.followup.fresh.role === 'responder' ? sa.followup.fresh : null;
+    if (peer && ourRekeyLoses([scratch.ni, fresh.nr], [peer.ni, peer.nr])) {
+      for (const x of r.followup.secrets) x.wipe();
+      // Should the peer's chain fail, rekey again later (adoptSuccessor cancels this when it ends).
+      sa.timers.rekey = e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'ike-rekey' })); });
+      return;
+    }
     beginFollowup(e, sa, fresh, r.followup);
     sa.pending.unshift({ kind: 'ike-followup' });
     return;

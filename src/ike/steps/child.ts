@@ -181,8 +181,9 @@ export function consumeChildResponse(env: ChildEnv, ike: ChildIkeView, s: Sent, 
   if (!lost) return done([{ kind: 'drop-peer-run', old: s.old }, run]);
   r.sk0.wipe();
   const effects: ChildEffect[] = [{ kind: 'release-spi', spi: s.offer.spi }];
-  // The peer's chain goes on, and ends as a plain rekey of `old` (acceptChildAfterFollowup).
-  if (s.collision === null) return done([...effects, { kind: 'set-state', child: s.old, state: { tag: 'installed' } }]);
+  // The peer's chain goes on, and ends as a plain rekey of `old` (acceptChildAfterFollowup); should
+  // it fail, we rekey again later (the task is dropped if `old` is rekeyed by then).
+  if (s.collision === null) return done([...effects, { kind: 'set-state', child: s.old, state: { tag: 'installed' } }, { kind: 'timer', afterMs: REKEY_RETRY_MS, fire: { kind: 'queue', task: { kind: 'child-rekey', old: s.old } } }]);
   // The winner's Delete of `old` came first and switched us over (peerDeletedChild).
   if (s.old.state.tag === 'deleted') return done(effects);
   return done([...effects, ...peerSuccessor(s.old, s.collision.peerSa)]);
@@ -225,9 +226,9 @@ function settleChildResponse(env: ChildEnv, ike: ChildIkeView, s: Sent, r: Exclu
 }
 
 /**
- * How long a refused request waits before it is tried again. Two with additional key exchanges
- * that met refuse each other (child-responder.ts): the IKE SA's original initiator retries first,
- * so they do not meet again.
+ * How long a refused request waits before it is tried again. Should two with additional key
+ * exchanges refuse each other (each met an IKE_FOLLOWUP_KE run, child-responder.ts), the IKE SA's
+ * original initiator retries first, so they do not meet again.
  */
 function retryAfter(ike: ChildIkeView, s: Sent): number {
   const addke = s.offer.proposals.some((p) => p.transforms.some((t) => isAdditionalKeyExchangeType(t.type) && t.id !== 0));

@@ -167,3 +167,126 @@ for (const held of ['alice', 'bob'] as const) {
     }
   });
 }
+
+// The same for the IKE SA (RFC 7296 §2.8.2 applies §2.8.1's rule to IKE SAs): the loser's new IKE
+// SA is never registered on either side; the winner's takes the Child SAs and deletes the old one.
+function ikePair(seeds: readonly [number, number]): Pair {
+  const dpd = { intervalMs: 0, action: 'restart' } as const;
+  return new Pair({ seeds, ike: [HYBRID], alice: { dpd }, bob: { dpd } });
+}
+
+const ikeSpis = (s: Side): string | undefined => s.engine.status().peers[0]!.ike?.ikeSpis;
+
+/** One IKE SA a side, the same, hybrid; one ike-rekeyed a side; Child SAs intact and mirrored. */
+function assertOneIkeSa(p: Pair, at: string, before: string | undefined, lost: readonly string[]): void {
+  for (const s of [p.alice, p.bob]) {
+    assert.equal(s.engine.status().peers[0]!.ike!.state, 'established', `${at}: ${s.name}`);
+    assert.notEqual(ikeSpis(s), before, `${at}: ${s.name} rekeyed`);
+    assert.equal(s.engine.status().peers[0]!.ike!.suite, HYBRID, `${at}: ${s.name}: the new IKE SA is hybrid`);
+    assert.equal(s.checkpoints.data.size, 1, `${at}: ${s.name} holds one IKE SA`);
+    assert.deepEqual(bad(s.events), [], `${at}: ${s.name}: no error, no ike-down`);
+    assert.equal(s.events.filter((e) => e.type === 'ike-rekeyed').length, 1, `${at}: ${s.name}: one rekey`);
+    assert.equal(s.kernel.installed.size, 1, `${at}: ${s.name}: the Child SA is untouched`);
+  }
+  assert.equal(ikeSpis(p.alice), ikeSpis(p.bob), `${at}: the same IKE SA on both sides`);
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel), `${at}: mirrored`);
+  assert.deepEqual(lost, [], `${at}: nothing lost`);
+}
+
+test('RFC 9370 §2.2.2, RFC 7296 §2.8.2/§2.8.1: both sides rekey the hybrid IKE SA and the CREATE_CHILD_SA requests cross — the nonces of the two CREATE_CHILD_SA exchanges decide at once, only the winner runs IKE_FOLLOWUP_KE, no TEMPORARY_FAILURE, one new IKE SA on both sides', async () => {
+  const losers = new Set<string>();
+  for (const seeds of SEEDS) {
+    const p = ikePair(seeds);
+    await p.connect();
+    const lost = watchLoss(p);
+    const tf = watchTemporaryFailure(p);
+    const before = ikeSpis(p.alice);
+    const n = p.net.log.length;
+    p.alice.engine.rekey('to-bob', { ike: true });
+    p.bob.engine.rekey('to-alice', { ike: true });
+    await p.net.pump();
+    await p.advance(60_000);
+    const at = `seeds ${seeds.join(',')}`;
+    /* CREATE_CHILD_SA each way (both answered with N(ADDITIONAL_KEY_EXCHANGE)), the winner's IKE_FOLLOWUP_KE, its INFORMATIONAL {D(old IKE SA)} */
+    const reqs = requests(p, n);
+    const chain = reqs.filter(([x]) => x === F);
+    assert.equal(chain.length, 1, `${at}: one IKE_FOLLOWUP_KE chain: ${JSON.stringify(reqs)}`);
+    const winner = chain[0]![1];
+    losers.add(winner === 'alice' ? 'bob' : 'alice');
+    assert.deepEqual(reqs.map(([x]) => x), [C, C, F, INFO], `${at}: no retry`);
+    assert.deepEqual(reqs.filter(([x]) => x === INFO).map(([, s]) => s), [winner], `${at}: the winner deletes the old IKE SA`);
+    assert.deepEqual(tf, [], `${at}: no TEMPORARY_FAILURE`);
+    assertOneIkeSa(p, at, before, lost);
+    // The new IKE SA works: a Child SA rekey on it.
+    p.bob.engine.rekey('to-alice', { child: true });
+    await p.net.pump();
+    await p.advance(10_000);
+    assert.ok(mirrored(p.alice.kernel, p.bob.kernel), `${at}: a Child SA rekey on the new IKE SA`);
+  }
+  assert.deepEqual([...losers].sort(), ['alice', 'bob'], 'both branches of the nonce rule ran');
+});
+
+for (const [first, second] of [['alice', 'bob'], ['bob', 'alice']] as const) {
+  for (const order of ['TEMPORARY_FAILURE first', 'IKE_FOLLOWUP_KE first'] as const) {
+    test(`RFC 9370 §2.2.2, RFC 7296 §2.25: ${second}'s IKE SA rekey reaches ${first} while ${first}'s IKE_FOLLOWUP_KE is out — ${first} answers TEMPORARY_FAILURE, ${second} (which answered ${first}'s CREATE_CHILD_SA) takes ${first}'s IKE SA (${order}), no retry, one IKE SA`, async () => {
+      const p = ikePair([1, 2]);
+      await p.connect();
+      const lost = watchLoss(p);
+      const tf = watchTemporaryFailure(p);
+      const before = ikeSpis(p.alice);
+      const n = p.net.log.length;
+      const from = (s: string) => (x: Packet) => x.from.address === (s === 'alice' ? ALICE : BOB);
+      p.net.fate = (x) => (!x.response && ((x.exchange === C && from(second)(x)) || (x.exchange === F && from(first)(x))) ? 'hold' : 'deliver');
+      p[first].engine.rekey(first === 'alice' ? 'to-bob' : 'to-alice', { ike: true });
+      p[second].engine.rekey(second === 'alice' ? 'to-bob' : 'to-alice', { ike: true });
+      await p.net.pump();
+      const ccsa = p.net.held.filter((x) => x.exchange === C); const fke = p.net.held.filter((x) => x.exchange === F);
+      assert.deepEqual([ccsa.length, fke.length > 0], [1, true], 'held: the second\'s CREATE_CHILD_SA, then the first\'s IKE_FOLLOWUP_KE');
+      p.net.fate = () => 'deliver';
+      if (order === 'TEMPORARY_FAILURE first') {
+        p.net.held = ccsa;
+        p.net.releaseHeld(false);
+        await p.net.pump();
+        assert.deepEqual(tf, [first], `${first} answered TEMPORARY_FAILURE`);
+        p.net.held = fke;
+      }
+      p.net.releaseHeld(false);
+      await p.net.pump();
+      await p.advance(60_000);
+      const reqs = requests(p, n);
+      assert.deepEqual(reqs.map(([x]) => x).sort(), [C, C, F, INFO].sort(), JSON.stringify(reqs));
+      assert.deepEqual(reqs.filter(([x]) => x === F || x === INFO).map(([, s]) => s), [first, first]);
+      assert.deepEqual(tf, [first], `only ${first} answered TEMPORARY_FAILURE`);
+      assertOneIkeSa(p, `${order}, ${first} first`, before, lost);
+    });
+  }
+}
+
+for (const held of ['alice', 'bob'] as const) {
+  test(`RFC 9370 §2.2.2, RFC 7296 §2.8.2/§2.8.1: crossed rekeys of the hybrid IKE SA where the answer to ${held}'s CREATE_CHILD_SA is delayed past the winner's IKE_FOLLOWUP_KE — one IKE SA on both sides, nothing lost`, async () => {
+    for (const seeds of SEEDS) {
+      const p = ikePair(seeds);
+      await p.connect();
+      const lost = watchLoss(p);
+      const tf = watchTemporaryFailure(p);
+      const before = ikeSpis(p.alice);
+      const n = p.net.log.length;
+      const to = held === 'alice' ? ALICE : BOB;
+      p.net.fate = (x) => (x.exchange === C && x.response && x.to.address === to ? 'hold' : 'deliver');
+      p.alice.engine.rekey('to-bob', { ike: true });
+      p.bob.engine.rekey('to-alice', { ike: true });
+      await p.net.pump();
+      assert.equal(p.net.held.length, 1, 'the answer is held');
+      p.net.fate = () => 'deliver';
+      p.net.releaseHeld();
+      await p.net.pump();
+      await p.advance(60_000);
+      const at = `${held}'s answer held, seeds ${seeds.join(',')}`;
+      const reqs = requests(p, n);
+      assert.equal(reqs.filter(([x]) => x === F).length, 1, `${at}: one IKE_FOLLOWUP_KE chain: ${JSON.stringify(reqs)}`);
+      assert.equal(reqs.filter(([x]) => x === C).length, 2, `${at}: no retry`);
+      assert.deepEqual(tf, [], `${at}: no TEMPORARY_FAILURE`);
+      assertOneIkeSa(p, at, before, lost);
+    }
+  });
+}
