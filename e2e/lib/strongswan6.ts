@@ -10,7 +10,11 @@ import { join } from 'node:path';
 import type { Netns, Scope } from './netns.js';
 import { StrongSwan, type SavedEspKeys, type SwanDatapath } from './strongswan.js';
 
-/** The build's prefix (the same expression as scripts/build-strongswan6.sh's). The kernel VM sees this machine's files, so the host's cache serves it too. */
+/**
+ * The build's prefix (the same expression as scripts/build-strongswan6.sh's). The kernel VM sees
+ * this machine's files, so the host's cache serves it too; it gets only KIPSEC_* variables, so a
+ * cache elsewhere is named with KIPSEC_STRONGSWAN6_CACHE there, not XDG_CACHE_HOME.
+ */
 export const STRONGSWAN6_PREFIX = join(process.env['KIPSEC_STRONGSWAN6_CACHE'] ?? join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'kipsec-strongswan6'), process.env['STRONGSWAN6_VERSION'] ?? '6.1.0');
 /** IKE: x25519 in IKE_SA_INIT, ML-KEM-768 in one IKE_INTERMEDIATE (RFC 9370 §2.2.1). */
 export const HYBRID_IKE = 'aes256gcm16-prfsha384-x25519-ke1_mlkem768';
