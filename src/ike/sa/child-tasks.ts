@@ -160,7 +160,12 @@ function armTimer(e: EngineHost, sa: IkeSa, afterMs: number, fire: ChildTimer): 
 }
 
 async function onTimer(e: EngineHost, sa: IkeSa, t: ChildTimer): Promise<void> {
-  if (t.kind === 'queue') { e.queueTask(sa, t.task); return; }
+  if (t.kind === 'queue') {
+    // A rekey goes to the IKE SA that holds the Child SA by now (an IKE rekey meanwhile moved it).
+    const holder = t.task.kind === 'child-rekey' ? e.ownerOf(t.task.old) : undefined;
+    e.queueTask(holder ?? sa, t.task);
+    return;
+  }
   // The old SA may have moved to a successor IKE SA since (IKE rekey): remove it from there.
   const owner = e.ownerOf(t.old);
   await perform(e, owner ?? sa, peerSwitchDue(t.old, t.successor, owner !== undefined), {});

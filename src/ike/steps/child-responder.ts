@@ -16,7 +16,7 @@ import { acceptChild, childAnswer, chooseChild, spi32, spiNumber, type ChildChoi
 import { NONCE_BYTES } from '../sa/defaults.js';
 import { followupMethods, linkNotify, responderStart } from './followup-ke.js';
 import type { IkeFailure, KernelChildSa } from '../ports.js';
-import type { ChildFollowupPending, ChildSa, IkeSa } from '../sa/ike-sa.js';
+import type { ChildFollowupPending, ChildSa, IkeSa, Task } from '../sa/ike-sa.js';
 import type { ChildEffect, ChildExchange, Step } from './child.js';
 
 /** What the responder reads of its IKE SA besides what negotiation does: its state and Child SAs. */
@@ -25,6 +25,21 @@ export interface ResponderIkeView extends ChildIkeView {
   readonly children: ReadonlyMap<number, ChildSa>;
   /** Our IKE_FOLLOWUP_KE run on the IKE SA (sa/followup.ts; the peer's are dropped by now): a request needing another one waits. */
   readonly followup?: { readonly for: 'ike' | 'child' } | null;
+  /** Our request in flight, if any. */
+  readonly outstanding?: { readonly task: Task } | null;
+}
+
+/**
+ * The IKE SA holds one IKE_FOLLOWUP_KE run (sa/followup.ts): while one is open, or while the
+ * answer to our own CREATE_CHILD_SA for another SA may start one, a request that needs a run is
+ * refused with TEMPORARY_FAILURE (§2.25) and retried. Our rekey of `old` itself is a collision,
+ * settled when its answer comes (child.ts consumeChildResponse).
+ */
+function runSlotTaken(ike: ResponderIkeView, old: ChildSa | null): boolean {
+  if (ike.followup) return true;
+  const t = ike.outstanding?.task;
+  if (t?.kind === 'child-rekey') return t.old !== old;
+  return t?.kind === 'child-create' || t?.kind === 'ike-rekey';
 }
 
 /** RFC 9370: the chosen proposal has additional key exchanges (run in IKE_FOLLOWUP_KE). */
@@ -44,7 +59,7 @@ export function consumeChildRequest(env: Pick<ChildEnv, 'random'>, ike: Responde
   const rk = m.notify(NotifyStatus.REKEY_SA);
   if (rk === undefined) {
     const n = chooseChild(env, ike, m, { inIkeAuth: false, only: null, exchange: 'CREATE_CHILD_SA' });
-    if (n.ok && needsFollowup(n.choice) && ike.followup) { n.choice.pfs?.wipe(); return refuse([notify(NotifyError.TEMPORARY_FAILURE)]); }
+    if (n.ok && needsFollowup(n.choice) && runSlotTaken(ike, null)) { n.choice.pfs?.wipe(); return refuse([notify(NotifyError.TEMPORARY_FAILURE)]); }
     return n.ok ? { next: { tag: 'chosen', choice: n.choice, rekey: null }, effects: [] } : refuse(n.reply, n.failure);
   }
   let named: { protocolId: number; spi: Uint8Array };
@@ -58,11 +73,11 @@ export function consumeChildRequest(env: Pick<ChildEnv, 'random'>, ike: Responde
   if (old.state.tag !== 'installed' && old.state.tag !== 'rekeying') return refuse([notify(NotifyError.TEMPORARY_FAILURE)]);
   const n = chooseChild(env, ike, m, { inIkeAuth: false, only: old.runtime, exchange: 'CREATE_CHILD_SA' });
   if (!n.ok) return refuse(n.reply, n.failure);
-  // With IKE_FOLLOWUP_KE to come while a run is open on the IKE SA (ours for this very SA
-  // included: our CREATE_CHILD_SA was answered before this request came, so the peer never saw a
+  // With IKE_FOLLOWUP_KE to come while the run slot is taken (by our run for this very SA too:
+  // our CREATE_CHILD_SA was answered before this request came, so the peer never saw a
   // collision), the request is refused and retried, as after any TEMPORARY_FAILURE (RFC 9370
   // §2.2.2, as strongSwan answers it).
-  if (needsFollowup(n.choice) && ike.followup) { n.choice.pfs?.wipe(); return refuse([notify(NotifyError.TEMPORARY_FAILURE)]); }
+  if (needsFollowup(n.choice) && runSlotTaken(ike, old)) { n.choice.pfs?.wipe(); return refuse([notify(NotifyError.TEMPORARY_FAILURE)]); }
   // Our own rekey of `old` is in flight: a collision (§2.8.1). With IKE_FOLLOWUP_KE to come, the
   // answer to our request settles it (child.ts consumeChildResponse).
   return { next: { tag: 'chosen', choice: n.choice, rekey: { old, collision: old.state.tag === 'rekeying' } }, effects: [] };

@@ -290,3 +290,57 @@ for (const held of ['alice', 'bob'] as const) {
     }
   });
 }
+
+// Rekeys of different SAs at once: the IKE SA holds one IKE_FOLLOWUP_KE run, so a request that
+// needs one while ours may start one is refused (RFC 7296 §2.25) instead of having its run dropped
+// when our answer comes (which its IKE_FOLLOWUP_KE then met as STATE_NOT_FOUND).
+const H = 3_600_000;
+function twoChildPair(times: { aliceNet: number; aliceDns: number; bobNet: number; bobDns: number }): Pair {
+  const dpd = { intervalMs: 0, action: 'restart' } as const;
+  const dns = (side: 'alice' | 'bob', rekeyTimeMs: number) => child({ name: 'dns', localTs: [side === 'alice' ? '10.1.0.53/32' : '10.2.0.53/32'], remoteTs: [side === 'alice' ? '10.2.0.53/32' : '10.1.0.53/32'], espProposals: [PFS], rekeyTimeMs, lifeTimeMs: 4 * H }, side);
+  const net = (side: 'alice' | 'bob', rekeyTimeMs: number) => child({ espProposals: [PFS], rekeyTimeMs, lifeTimeMs: 4 * H }, side);
+  return new Pair({
+    ike: [HYBRID], alice: { dpd }, bob: { dpd },
+    aliceChildren: [net('alice', times.aliceNet), dns('alice', times.aliceDns)], bobChildren: [net('bob', times.bobNet), dns('bob', times.bobDns)],
+  });
+}
+
+test('RFC 9370 §2.2.2, RFC 7296 §2.25: alice rekeys one Child SA and bob another, both with ke1_mlkem768, at the same instant — each answers the other TEMPORARY_FAILURE (one IKE_FOLLOWUP_KE run per IKE SA), the IKE SA\'s original initiator retries first, both SAs rekeyed, no STATE_NOT_FOUND', async () => {
+  const p = twoChildPair({ aliceNet: H, aliceDns: 3 * H, bobNet: 3 * H, bobDns: H });
+  await p.connect();
+  const lost = watchLoss(p);
+  const tf = watchTemporaryFailure(p);
+  const n = p.net.log.length;
+  await p.advance(H + 60_000);
+  /* CREATE_CHILD_SA each way, both answered N(TEMPORARY_FAILURE); 10 s later alice's again, IKE_FOLLOWUP_KE, Delete; 20 s: bob's */
+  assert.deepEqual(requests(p, n), [[C, 'alice'], [C, 'bob'], [C, 'alice'], [F, 'alice'], [INFO, 'alice'], [C, 'bob'], [F, 'bob'], [INFO, 'bob']]);
+  assert.deepEqual(tf.sort(), ['alice', 'bob']);
+  for (const s of [p.alice, p.bob]) {
+    assert.deepEqual(bad(s.events), [], `${s.name}: no error (no STATE_NOT_FOUND)`);
+    assert.equal(s.events.filter((e) => e.type === 'child-rekeyed').length, 2, `${s.name}: both Child SAs rekeyed`);
+    assert.equal(s.kernel.installed.size, 2);
+  }
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.deepEqual(lost, []);
+});
+
+test('RFC 9370 §2.2.2, RFC 7296 §2.25: bob\'s Child SA rekey with ke1_mlkem768 meets alice\'s IKE SA rekey — refused with TEMPORARY_FAILURE both ways; bob\'s retry goes to the new IKE SA that holds the Child SA by then, so both rekeys happen', async () => {
+  const p = twoChildPair({ aliceNet: 3 * H, aliceDns: 3 * H, bobNet: 3 * H, bobDns: 3 * H });
+  await p.connect();
+  const lost = watchLoss(p);
+  const tf = watchTemporaryFailure(p);
+  p.alice.engine.rekey('to-bob', { ike: true });
+  p.bob.engine.rekey('to-alice', { child: true });
+  await p.net.pump();
+  await p.advance(120_000);
+  assert.ok(tf.includes('alice') && tf.includes('bob'), `both refused: ${JSON.stringify(tf)}`);
+  for (const s of [p.alice, p.bob]) {
+    assert.deepEqual(bad(s.events), [], s.name);
+    assert.equal(s.events.filter((e) => e.type === 'ike-rekeyed').length, 1, `${s.name}: the IKE SA rekeyed`);
+    assert.equal(s.events.filter((e) => e.type === 'child-rekeyed').length, 2, `${s.name}: both Child SAs rekeyed, the retry on the new IKE SA`);
+    assert.equal(s.kernel.installed.size, 2);
+    assert.equal(s.checkpoints.data.size, 1);
+  }
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  assert.deepEqual(lost, []);
+});
