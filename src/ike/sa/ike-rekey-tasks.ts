@@ -65,6 +65,7 @@ export async function onIkeRekey(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Out
     if (peer && ourRekeyLoses([scratch.ni, fresh.nr], [peer.ni, peer.nr])) {
       for (const x of r.followup.secrets) x.wipe();
       // Should the peer's chain fail, rekey again later (adoptSuccessor cancels this when it ends).
+      sa.timers.rekey?.cancel();
       sa.timers.rekey = e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'ike-rekey' })); });
       return;
     }
