@@ -231,7 +231,7 @@ export const NON_ESP_MARKER = new Uint8Array([0, 0, 0, 0]);
 
 /** Reverse lookup for logs and errors: notifyName(14) === 'NO_PROPOSAL_CHOSEN'. */
 export function notifyName(type: number): string {
-  for (const [k, v] of Object.entries(NotifyError)) if (v === type) return k;
-  for (const [k, v] of Object.entries(NotifyStatus)) if (v === type) return k;
-  return `NOTIFY_${type}`;
+  return NOTIFY_NAMES.get(type) ?? `NOTIFY_${type}`;
 }
+// Built once (errors first, as the lookup always preferred them): names go into per-message logs.
+const NOTIFY_NAMES: ReadonlyMap<number, string> = new Map([...Object.entries(NotifyStatus), ...Object.entries(NotifyError)].map(([k, v]) => [v, k]));

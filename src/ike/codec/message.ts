@@ -84,9 +84,11 @@ export class IkeMessage {
   }
 }
 
+// Built once: names are asked for on every message (payload rules, logs), not only on errors.
+const EXCHANGE_NAMES: ReadonlyMap<number, ExchangeTypeName> = new Map((Object.entries(ExchangeType) as Array<[ExchangeTypeName, number]>).map(([k, v]) => [v, k]));
+
 export function exchangeName(type: number): ExchangeTypeName | `EXCHANGE_${number}` {
-  for (const [k, v] of Object.entries(ExchangeType)) if (v === type) return k as ExchangeTypeName;
-  return `EXCHANGE_${type}`;
+  return EXCHANGE_NAMES.get(type) ?? `EXCHANGE_${type}`;
 }
 
 /**

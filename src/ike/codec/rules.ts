@@ -73,20 +73,30 @@ function relaxed(payloads: readonly IkePayload[]): boolean {
   return payloads.some((p) => p.kind === 'notify' && (p.type < 16384 || p.type === NotifyStatus.COOKIE));
 }
 
+/** The payloads a rule requires at least once (min > 0), listed once per rule: checked on every message. */
+const requiredOf = new WeakMap<PayloadRule, ReadonlyArray<readonly [KnownPayloadKind, number]>>();
+function required(rule: PayloadRule): ReadonlyArray<readonly [KnownPayloadKind, number]> {
+  let r = requiredOf.get(rule);
+  if (r === undefined) {
+    r = (Object.entries(rule) as Array<[KnownPayloadKind, Bounds]>).filter(([, b]) => b[0] > 0).map(([k, b]) => [k, b[0]] as const);
+    requiredOf.set(rule, r);
+  }
+  return r;
+}
+
 function check(rule: PayloadRule, payloads: readonly IkePayload[], exchangeType: number, response: boolean, where: 'outer' | 'encrypted'): void {
-  const ex = exchangeName(exchangeType);
   const counts = new Map<KnownPayloadKind, number>();
   for (const p of payloads) {
     if (p.kind === 'unknown') continue;
     const bounds = rule[p.kind];
-    if (bounds === undefined) throw new PayloadNotAllowedError('ERR_IKE_PAYLOAD_NOT_ALLOWED', payloadLabel(p.kind), ex, response, where, 'is not allowed');
+    if (bounds === undefined) throw new PayloadNotAllowedError('ERR_IKE_PAYLOAD_NOT_ALLOWED', payloadLabel(p.kind), exchangeName(exchangeType), response, where, 'is not allowed');
     const n = (counts.get(p.kind) ?? 0) + 1;
-    if (n > bounds[1]) throw new PayloadNotAllowedError('ERR_IKE_PAYLOAD_TOO_MANY', payloadLabel(p.kind), ex, response, where, `appears ${n} times, want at most ${bounds[1]}`);
+    if (n > bounds[1]) throw new PayloadNotAllowedError('ERR_IKE_PAYLOAD_TOO_MANY', payloadLabel(p.kind), exchangeName(exchangeType), response, where, `appears ${n} times, want at most ${bounds[1]}`);
     counts.set(p.kind, n);
   }
   if (relaxed(payloads)) return;
-  for (const [kind, bounds] of Object.entries(rule) as Array<[KnownPayloadKind, Bounds]>) {
-    if ((counts.get(kind) ?? 0) < bounds[0]) throw new PayloadNotAllowedError('ERR_IKE_PAYLOAD_MISSING', payloadLabel(kind), ex, response, where, 'is missing');
+  for (const [kind, min] of required(rule)) {
+    if ((counts.get(kind) ?? 0) < min) throw new PayloadNotAllowedError('ERR_IKE_PAYLOAD_MISSING', payloadLabel(kind), exchangeName(exchangeType), response, where, 'is missing');
   }
 }
 
