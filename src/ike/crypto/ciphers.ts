@@ -35,8 +35,13 @@ export function aeadSeal(alg: EncrAlg, keyAndSalt: Uint8Array, iv: Uint8Array, a
     ? createCipheriv(alg.cipher as CipherGCMTypes, key, nonce, { authTagLength: alg.icvLength })
     : createCipheriv(alg.cipher as CipherChaCha20Poly1305Types, key, nonce, { authTagLength: alg.icvLength });
   c.setAAD(buf(aad), { plaintextLength: plaintext.length });
-  const ct = Buffer.concat([c.update(buf(plaintext)), c.final(), c.getAuthTag()]);
-  return new Uint8Array(ct);
+  // One allocation for ciphertext | tag (AEAD final() adds no octets; kept for any it would).
+  const ct = c.update(buf(plaintext));
+  const fin = c.final();
+  const tag = c.getAuthTag();
+  const out = new Uint8Array(ct.length + fin.length + tag.length);
+  out.set(ct); out.set(fin, ct.length); out.set(tag, ct.length + fin.length);
+  return out;
 }
 
 /** Inverse of aeadSeal; a wrong tag is IntegrityError, never a bare Error. */
@@ -57,7 +62,8 @@ export function aeadOpen(alg: EncrAlg, keyAndSalt: Uint8Array, iv: Uint8Array, a
     pt.fill(0);
     throw new IntegrityError();
   }
-  return new Uint8Array(pt);
+  // update() returns a Buffer owning its memory (never the shared pool): a view, not a copy.
+  return new Uint8Array(pt.buffer, pt.byteOffset, pt.byteLength);
 }
 
 /** Truncated HMAC over the parts (RFC 4868 / RFC 2404). */

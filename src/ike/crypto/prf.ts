@@ -25,7 +25,9 @@ export function createPrf(prfId: number): Prf {
     compute(key, ...data) {
       const h = createHmac(alg.hash, raw(key));
       for (const d of data) h.update(d);
-      return new Uint8Array(h.digest());
+      // digest() returns a Buffer owning its own memory: viewed as a plain Uint8Array, not copied.
+      const d = h.digest();
+      return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
     },
   };
 }
