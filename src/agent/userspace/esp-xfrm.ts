@@ -102,6 +102,7 @@ export class EspXfrm implements AgentXfrm {
   readonly #policies = new Map<string, HeldPolicy>();
   readonly #handlers = new Set<(e: XfrmEvent) => void>();
   #nextPolicy = 1;
+  #countersThisTurn: Counters | undefined;
   #unsubscribe: (() => void) | undefined;
 
   constructor(dp: UserspaceDatapath, o: { readonly now?: () => number } = {}) { this.#dp = dp; this.#now = o.now ?? Date.now; }
@@ -153,6 +154,7 @@ export class EspXfrm implements AgentXfrm {
       held.timers.push(t);
     }
     this.#sas.set(k, held);
+    this.#countersThisTurn = undefined;
   }
 
   /**
@@ -198,14 +200,22 @@ export class EspXfrm implements AgentXfrm {
   #drop(k: string, h: Held): void {
     for (const t of h.timers) clearTimeout(t);
     this.#sas.delete(k);
+    this.#countersThisTurn = undefined;
     if (h.direction === 'in') { this.#allocated.delete(h.spec.spi >>> 0); this.#selectors.delete(k); }
     if (this.#dp.isOpen) this.#dp.engine.removeSa({ direction: h.direction, spi: h.spec.spi, reqid: h.reqid });
   }
 
+  /**
+   * Every SA's counters, read once per event-loop turn: the engine copies all SAs per read, and a
+   * Child SA's delete reads both directions, DPD timers due together one each.
+   */
   #counters(): Counters {
+    if (this.#countersThisTurn) return this.#countersThisTurn;
     const out: Counters = new Map();
     if (!this.#dp.isOpen) return out;
     for (const s of this.#dp.engine.stats().sas) out.set(`${s.direction}|${s.spi >>> 0}|${s.reqid >>> 0}`, s);
+    this.#countersThisTurn = out;
+    setImmediate(() => { this.#countersThisTurn = undefined; });
     return out;
   }
 
