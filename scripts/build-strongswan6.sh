@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build-strongswan6.sh — builds strongSwan 6 (charon, swanctl, the plugins a post-quantum peer
 # needs: openssl, ml for ML-KEM, kernel-netlink and kernel-libipsec; save-keys, which writes the
-# IKE and ESP keys in Wireshark's formats for the interop tests to compare) from the upstream tarball in
+# IKE and ESP keys in Wireshark's formats for the interop and VM-lane tests to compare) from the upstream tarball in
 # the source package of Debian's next release (forky), into a private prefix in a cache:
 #   ${KIPSEC_STRONGSWAN6_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kipsec-strongswan6}/<version>
 # and prints that path on its last line. A second run with the cache present does nothing, unless

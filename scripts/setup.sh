@@ -37,7 +37,8 @@ fi
 # into ~/.cache/kipsec-libreswan, never /usr; installs its own build dependencies. Cold ~1 min, then cached.
 bash scripts/build-libreswan.sh >/dev/null
 
-# strongSwan 6.1 (ML-KEM, RFC 9370) for e2e/interop/strongswan6-*.test.ts: built into
+# strongSwan 6.1 (ML-KEM, RFC 9370) for e2e/interop/strongswan6-*.test.ts and the VM lane's
+# e2e/vm/strongswan6-mlkem-kernel.test.ts (the VM reads the same cache): built into
 # ~/.cache/kipsec-strongswan6 next to the system's 5.9, never /usr. Cold ~7 min on 2 cores (396 s measured), then cached.
 bash scripts/build-strongswan6.sh >/dev/null
 
