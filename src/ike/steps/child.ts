@@ -177,7 +177,7 @@ export function consumeChildResponse(env: ChildEnv, ike: ChildIkeView, s: Sent, 
   // nothing to delete) and the winner drops its run for the loser's. The peer's chain that already
   // ended here (`collision`) has its SA installed: ours yields to it.
   const ours = [s.offer.ni, r.reply.nr];
-  const lost = s.collision !== null || ourRekeyLoses(ours, peerRun!.nonces);
+  const lost = s.collision !== null || (peerRun !== null && ourRekeyLoses(ours, peerRun.nonces));
   if (!lost) return done([{ kind: 'drop-peer-run', old: s.old }, run]);
   r.sk0.wipe();
   const effects: ChildEffect[] = [{ kind: 'release-spi', spi: s.offer.spi }];
