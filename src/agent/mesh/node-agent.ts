@@ -381,11 +381,7 @@ export class NodeAgent {
         this.#p.log.info({ peer: name }, 'the peer still holds an IKE SA with this node, which holds none (its state was lost): connecting now so that the peer replaces it');
         ph.agent.initiate(name);
       }
-      const xfrmErrors = await readXfrmStat();
-      this.#p.metrics.setPeers(peers);
-      this.#p.metrics.setXfrmStat(xfrmErrors);
-      const ike = ph.agent.ikeCounters();
-      if (ike) this.#p.metrics.setIke(ike);
+      const xfrmErrors = await this.#peerMetrics(ph.agent, peers);
       this.#p.metrics.strictBlocks.set(ph.agent.strictBlocks);
       const c = ph.identity.certificate;
       if (c) this.#p.metrics.certNotAfter.set(c.notAfterMs / 1000);
@@ -408,11 +404,17 @@ export class NodeAgent {
   async refreshMetrics(): Promise<void> {
     const ph = this.#phase;
     if (ph.tag !== 'running') return;
-    const peers = (await ph.agent.peerStatuses()).filter((p) => p.node !== undefined);
+    await this.#peerMetrics(ph.agent, (await ph.agent.peerStatuses()).filter((p) => p.node !== undefined));
+  }
+
+  /** The per-peer, XFRM error and IKE gauges; returns the XFRM error counters read. */
+  async #peerMetrics(agent: Agent, peers: readonly TunnelStatus[]): Promise<Record<string, number>> {
+    const xfrmErrors = await readXfrmStat();
     this.#p.metrics.setPeers(peers);
-    this.#p.metrics.setXfrmStat(await readXfrmStat());
-    const ike = ph.agent.ikeCounters();
+    this.#p.metrics.setXfrmStat(xfrmErrors);
+    const ike = agent.ikeCounters();
     if (ike) this.#p.metrics.setIke(ike);
+    return xfrmErrors;
   }
 
   /** `kipsec renew`: a new certificate for the same key now; onChange then re-authenticates the IKE SAs with it. */
