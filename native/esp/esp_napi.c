@@ -9,7 +9,7 @@
  *       for and use; espStats(h).offloads says what is in use.
  *   espOpenTun(name?, { vnetHdr? }) → { fd, name, vnetHdr }  a TUN device for tunFd, with
  *       IFF_VNET_HDR when asked and the kernel takes it (needed for TUN TSO)
- *   espLocalPort(h)  espClose(h)  espStats(h)
+ *   espLocalPort(h)  espClose(h)  espStats(h)  espSaStats(h, direction, spi, reqid)
  *   espAddSa(h, sa)  espUpdateSa(h, dir, spi, reqid, { active?, peer? })  espRemoveSa(h, dir, spi, reqid)
  *   espAddPolicy(h, policy)  espRemovePolicy(h, id)
  *   espSendIke(h, datagram, address, port)  send from the shared socket (marker included by the caller)
@@ -425,6 +425,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "espAddPolicy", NULL, esp_napi_add_policy, NULL, NULL, NULL, napi_enumerable, NULL },
     { "espRemovePolicy", NULL, esp_napi_remove_policy, NULL, NULL, NULL, napi_enumerable, NULL },
     { "espStats", NULL, esp_napi_stats, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "espSaStats", NULL, esp_napi_sa_stats, NULL, NULL, NULL, napi_enumerable, NULL },
     { "espSendIke", NULL, esp_napi_send_ike, NULL, NULL, NULL, napi_enumerable, NULL },
     { "espInject", NULL, esp_napi_inject, NULL, NULL, NULL, napi_enumerable, NULL },
     { "espOpenTun", NULL, esp_napi_open_tun, NULL, NULL, NULL, napi_enumerable, NULL },

@@ -40,6 +40,7 @@ napi_value esp_napi_remove_sa(napi_env env, napi_callback_info info);
 napi_value esp_napi_add_policy(napi_env env, napi_callback_info info);
 napi_value esp_napi_remove_policy(napi_env env, napi_callback_info info);
 napi_value esp_napi_stats(napi_env env, napi_callback_info info);
+napi_value esp_napi_sa_stats(napi_env env, napi_callback_info info);
 napi_value esp_napi_send_ike(napi_env env, napi_callback_info info);
 napi_value esp_napi_inject(napi_env env, napi_callback_info info);
 napi_value esp_napi_open_tun(napi_env env, napi_callback_info info);

@@ -212,6 +212,29 @@ napi_value esp_napi_stats(napi_env env, napi_callback_info info) {
   return out;
 }
 
+typedef struct { stats_acc acc; int dir; uint32_t spi, reqid; } one_acc;
+
+static void sa_stats_one(const esp_sa *sa, void *arg) {
+  one_acc *o = arg;
+  if (o->acc.n == 0 && sa->dir == o->dir && sa->spi == o->spi && sa->reqid == o->reqid) sa_stats(sa, &o->acc);
+}
+
+/*
+ * espSaStats(h, direction, spi, reqid): one SA's entry of espStats(h).sas, or null. The walk is in C;
+ * only the one SA becomes JS objects (espStats makes every SA's, which a per-SA query did before).
+ */
+napi_value esp_napi_sa_stats(napi_env env, napi_callback_info info) {
+  napi_value argv[4], out;
+  esp_napi *s = engine_arg(env, info, 4, argv, "espSaStats(h, direction, spi, reqid)");
+  one_acc o = { { env, NULL, 0 }, 0, 0, 0 };
+  if (s == NULL || !sa_ref(env, argv, "espSaStats", &o.dir, &o.spi, &o.reqid)) return NULL;
+  napi_create_array(env, &o.acc.arr);
+  esp_each_sa(&s->e, sa_stats_one, &o);
+  if (o.acc.n == 0) { napi_get_null(env, &out); return out; }
+  napi_get_element(env, o.acc.arr, 0, &out);
+  return out;
+}
+
 napi_value esp_napi_send_ike(napi_env env, napi_callback_info info) {
   napi_value argv[4], v, target;
   esp_napi *s = engine_arg(env, info, 4, argv, "espSendIke(h, datagram, address, port)");

@@ -5,7 +5,7 @@
 // an error rather than a silent undefined.
 import { KipsecError } from '../common/errors.js';
 import type { SecretBytes } from '../common/secret.js';
-import type { RawOffloads, RawPeer, RawSa, RawStats } from './native.js';
+import type { RawOffloads, RawPeer, RawSa, RawSaStats, RawStats } from './native.js';
 import type { EspSelector } from './selector.js';
 
 /**
@@ -173,6 +173,10 @@ export function decodeStats(raw: RawStats): EspStats {
   return {
     counters: pick(ESP_COUNTERS, raw.counters, 'counters'),
     offloads: raw.offloads ?? NO_OFFLOADS,
-    sas: raw.sas.map((sa) => ({ ...sa, drops: pick(ESP_DROP_REASONS, sa.drops, `sa ${sa.direction} 0x${sa.spi.toString(16)}`) })),
+    sas: raw.sas.map(decodeSaStats),
   };
+}
+
+export function decodeSaStats(sa: RawSaStats): EspSaStats {
+  return { ...sa, drops: pick(ESP_DROP_REASONS, sa.drops, `sa ${sa.direction} 0x${sa.spi.toString(16)}`) };
 }

@@ -9,7 +9,7 @@
 // with the caller's timers; packet and byte limits are enforced in the engine and come up as
 // 'expire' events. Events from a full queue are dropped and counted (stats().counters).
 import { KipsecError } from '../common/errors.js';
-import { decodeStats, encodeSa, type EspDirection, type EspPeer, type EspPolicySpec, type EspSaRef, type EspSaSpec, type EspStats } from './codec.js';
+import { decodeSaStats, decodeStats, encodeSa, type EspDirection, type EspPeer, type EspPolicySpec, type EspSaRef, type EspSaSpec, type EspSaStats, type EspStats } from './codec.js';
 import { loadEspNative, type EspNative, type RawEngineHandle, type RawEvent, type RawOffloadWish } from './native.js';
 
 export type EspEvent =
@@ -160,6 +160,16 @@ export class EspEngine {
   removePolicy(id: number): boolean { return wrap('removePolicy', () => this.#native.espRemovePolicy(this.#handle, id)); }
 
   stats(): EspStats { return decodeStats(wrap('stats', () => this.#native.espStats(this.#handle))); }
+
+  /** One SA's counters (undefined: no such SA), without making every SA's as stats() does. */
+  saStats(ref: EspSaRef): EspSaStats | undefined {
+    const { direction, spi, reqid } = { direction: ref.direction, spi: ref.spi >>> 0, reqid: ref.reqid >>> 0 };
+    const n = this.#native;
+    const raw = n.espSaStats
+      ? wrap('saStats', () => n.espSaStats?.(this.#handle, direction, spi, reqid) ?? null)
+      : wrap('stats', () => n.espStats(this.#handle)).sas.find((s) => s.direction === direction && s.spi === spi && s.reqid === reqid) ?? null;
+    return raw === null ? undefined : decodeSaStats(raw);
+  }
 
   /** Send one IKE datagram from the shared socket; on 4500 the caller includes the non-ESP marker. */
   sendIke(datagram: Uint8Array, address: string, port: number): void {

@@ -11,7 +11,8 @@
 //                remembered (the engine checks inbound selectors per SA, and drops what has no SA)
 //   lifetimes    packet/byte limits in the engine ('expire' events); time limits as timers here;
 //                a hard expire removes the SA, as the kernel does, then reports it
-//   dumps        what this process installed, counters from engine.stats()
+//   dumps        what this process installed, counters from engine.stats(); one SA's (getAe,
+//                expiry reports) from engine.saStats(), which copies no other SA's
 // Nothing outlives the process: a restarted agent finds no SAs to adopt or resume.
 import { randomInt } from 'node:crypto';
 import { KipsecError } from '../../common/errors.js';
@@ -65,7 +66,7 @@ interface Held {
   readonly timers: NodeJS.Timeout[];
 }
 
-type Counters = Map<string, { readonly bytes: bigint; readonly packets: bigint; readonly lastUseMs: number | null }>;
+type SaCounters = { readonly bytes: bigint; readonly packets: bigint; readonly lastUseMs: number | null } | undefined;
 
 interface HeldPolicy { readonly spec: PolicySpec; readonly index: number; readonly engine: boolean }
 
@@ -102,7 +103,6 @@ export class EspXfrm implements AgentXfrm {
   readonly #policies = new Map<string, HeldPolicy>();
   readonly #handlers = new Set<(e: XfrmEvent) => void>();
   #nextPolicy = 1;
-  #countersThisTurn: Counters | undefined;
   #unsubscribe: (() => void) | undefined;
 
   constructor(dp: UserspaceDatapath, o: { readonly now?: () => number } = {}) { this.#dp = dp; this.#now = o.now ?? Date.now; }
@@ -154,7 +154,6 @@ export class EspXfrm implements AgentXfrm {
       held.timers.push(t);
     }
     this.#sas.set(k, held);
-    this.#countersThisTurn = undefined;
   }
 
   /**
@@ -200,27 +199,16 @@ export class EspXfrm implements AgentXfrm {
   #drop(k: string, h: Held): void {
     for (const t of h.timers) clearTimeout(t);
     this.#sas.delete(k);
-    this.#countersThisTurn = undefined;
     if (h.direction === 'in') { this.#allocated.delete(h.spec.spi >>> 0); this.#selectors.delete(k); }
     if (this.#dp.isOpen) this.#dp.engine.removeSa({ direction: h.direction, spi: h.spec.spi, reqid: h.reqid });
   }
 
-  /**
-   * Every SA's counters, read once per event-loop turn: the engine copies all SAs per read, and a
-   * Child SA's delete reads both directions, DPD timers due together one each.
-   */
-  #counters(): Counters {
-    if (this.#countersThisTurn) return this.#countersThisTurn;
-    const out: Counters = new Map();
-    if (!this.#dp.isOpen) return out;
-    for (const s of this.#dp.engine.stats().sas) out.set(`${s.direction}|${s.spi >>> 0}|${s.reqid >>> 0}`, s);
-    this.#countersThisTurn = out;
-    setImmediate(() => { this.#countersThisTurn = undefined; });
-    return out;
+  /** One SA's counters from the engine (espSaStats: the others are not copied). */
+  #counters(h: Held): SaCounters {
+    return this.#dp.isOpen ? this.#dp.engine.saStats({ direction: h.direction, spi: h.spec.spi, reqid: h.reqid }) : undefined;
   }
 
-  #state(h: Held, counters: Counters): SaState {
-    const c = counters.get(`${h.direction}|${h.spec.spi >>> 0}|${h.reqid >>> 0}`);
+  #state(h: Held, c: SaCounters): SaState {
     const use = c?.lastUseMs ? BigInt(Math.floor(c.lastUseMs / 1000)) : 0n;
     return { ...h.spec, current: { bytes: c?.bytes ?? 0n, packets: c?.packets ?? 0n, add_time: h.addedSec, use_time: use }, stats: ZERO_STATS };
   }
@@ -228,12 +216,13 @@ export class EspXfrm implements AgentXfrm {
   async getAe(id: SaId & { src: string; reqid?: number }): Promise<SaAe> {
     const h = this.#sas.get(saKey(id.dst, id.spi));
     if (!h) throw notFound('get', id);
-    return { current: this.#state(h, this.#counters()).current, replay: undefined, replayEsn: undefined, replayThresh: undefined, etimerThresh: undefined };
+    return { current: this.#state(h, this.#counters(h)).current, replay: undefined, replayEsn: undefined, replayThresh: undefined, etimerThresh: undefined };
   }
 
   async listSas(): Promise<SaState[]> {
-    const counters = this.#counters();
-    return [...this.#sas.values()].map((h) => this.#state(h, counters));
+    const all = new Map<string, SaCounters>();
+    if (this.#dp.isOpen) for (const c of this.#dp.engine.stats().sas) all.set(`${c.direction}|${c.spi >>> 0}|${c.reqid >>> 0}`, c);
+    return [...this.#sas.values()].map((h) => this.#state(h, all.get(`${h.direction}|${h.spec.spi >>> 0}|${h.reqid >>> 0}`)));
   }
 
   async updatePolicy(p: PolicySpec): Promise<void> {
@@ -316,7 +305,7 @@ export class EspXfrm implements AgentXfrm {
   #expire(h: Held, hard: boolean): void {
     const k = saKey(h.spec.dst, h.spec.spi);
     if (this.#sas.get(k) !== h) return;
-    const state = this.#state(h, this.#counters());
+    const state = this.#state(h, this.#counters(h));
     if (hard) this.#drop(k, h);
     for (const fn of this.#handlers) fn({ kind: 'expire', hard, sa: state });
   }

@@ -201,3 +201,19 @@ test('bad control-plane input throws EspError with a code and the field, and the
   h.engine.close();
   assert.throws(() => h.engine.stats(), (e: unknown) => e instanceof EspError && e.code === 'ERR_ESP_CLOSED');
 });
+
+test('saStats reads one SA: the same counters as its entry in stats(), undefined for an SA the engine does not hold (espSaStats)', { skip: SKIP }, async (t) => {
+  const h = await harness(t);
+  addOutbound(h, 'aes-gcm-16', keyFor('aes-gcm-16', 16));
+  addInbound(h, 'aes-gcm-16', keyFor('aes-gcm-16', 16));
+  for (let i = 0; i < 3; i++) assert.equal(h.engine.inject(ipv4Udp('10.1.0.5', '10.2.0.9', Buffer.alloc(40 + i))), 'sent');
+  await until(() => h.received.length === 3, 'three datagrams');
+  const out = h.engine.saStats({ direction: 'out', spi: OUT_SPI, reqid: REQID });
+  assert.deepEqual(out, saStats(h, 'out', OUT_SPI));
+  assert.equal(out?.packets, 3n);
+  assert.deepEqual(h.engine.saStats({ direction: 'in', spi: IN_SPI, reqid: REQID }), saStats(h, 'in', IN_SPI));
+  assert.equal(h.engine.saStats({ direction: 'in', spi: OUT_SPI, reqid: REQID }), undefined, 'direction is part of the key');
+  assert.equal(h.engine.saStats({ direction: 'out', spi: OUT_SPI, reqid: REQID + 1 }), undefined, 'reqid is part of the key');
+  h.engine.removeSa({ direction: 'out', spi: OUT_SPI, reqid: REQID });
+  assert.equal(h.engine.saStats({ direction: 'out', spi: OUT_SPI, reqid: REQID }), undefined, 'removed');
+});
