@@ -163,11 +163,7 @@ export class EspEngine {
 
   /** One SA's counters (undefined: no such SA), without making every SA's as stats() does. */
   saStats(ref: EspSaRef): EspSaStats | undefined {
-    const { direction, spi, reqid } = { direction: ref.direction, spi: ref.spi >>> 0, reqid: ref.reqid >>> 0 };
-    const n = this.#native;
-    const raw = n.espSaStats
-      ? wrap('saStats', () => n.espSaStats?.(this.#handle, direction, spi, reqid) ?? null)
-      : wrap('stats', () => n.espStats(this.#handle)).sas.find((s) => s.direction === direction && s.spi === spi && s.reqid === reqid) ?? null;
+    const raw = wrap('saStats', () => this.#native.espSaStats(this.#handle, ref.direction, ref.spi >>> 0, ref.reqid >>> 0));
     return raw === null ? undefined : decodeSaStats(raw);
   }
 

@@ -113,8 +113,8 @@ export interface EspNative {
   espAddPolicy(h: RawEngineHandle, p: RawPolicy): void;
   espRemovePolicy(h: RawEngineHandle, id: number): boolean;
   espStats(h: RawEngineHandle): RawStats;
-  /** One SA's entry of espStats(h).sas, or null; optional for stand-ins in tests (EspEngine falls back to espStats). */
-  espSaStats?(h: RawEngineHandle, direction: 'in' | 'out', spi: number, reqid: number): RawSaStats | null;
+  /** One SA's entry of espStats(h).sas, or null. */
+  espSaStats(h: RawEngineHandle, direction: 'in' | 'out', spi: number, reqid: number): RawSaStats | null;
   espSendIke(h: RawEngineHandle, datagram: Uint8Array, address: string, port: number): number;
   /** 'sent' or the drop reason / engine counter that took the packet. */
   espInject(h: RawEngineHandle, packet: Uint8Array): string;

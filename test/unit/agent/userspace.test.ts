@@ -84,6 +84,7 @@ function fakeNative(): { native: EspNative; sas: Map<string, RawSa>; policies: M
         bytes: (counts.get(k(sa.direction, sa.spi, sa.reqid)) ?? 0n) * 100n, seq: 0n, softExpired: false, hardExpired: false, lastUseMs: null, drops: Object.fromEntries(ESP_DROP_REASONS.map((r) => [r, 0n])),
       })),
     }),
+    espSaStats: (h, d, spi, reqid) => native.espStats(h).sas.find((x) => x.direction === d && x.spi === spi && x.reqid === reqid) ?? null,
     espSendIke: (_h, data, _a, port) => { sent.push({ port, data }); return data.length; },
     espInject: () => 'sent',
   };
