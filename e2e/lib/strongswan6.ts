@@ -15,7 +15,7 @@ import { StrongSwan, type SavedEspKeys, type SwanDatapath } from './strongswan.j
  * this machine's files, so the host's cache serves it too; it gets only KIPSEC_* variables, so a
  * cache elsewhere is named with KIPSEC_STRONGSWAN6_CACHE there, not XDG_CACHE_HOME.
  */
-export const STRONGSWAN6_PREFIX = join(process.env['KIPSEC_STRONGSWAN6_CACHE'] ?? join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'kipsec-strongswan6'), process.env['STRONGSWAN6_VERSION'] ?? '6.1.0');
+const STRONGSWAN6_PREFIX = join(process.env['KIPSEC_STRONGSWAN6_CACHE'] ?? join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'kipsec-strongswan6'), process.env['STRONGSWAN6_VERSION'] ?? '6.1.0');
 /** IKE: x25519 in IKE_SA_INIT, ML-KEM-768 in one IKE_INTERMEDIATE (RFC 9370 §2.2.1). */
 export const HYBRID_IKE = 'aes256gcm16-prfsha384-x25519-ke1_mlkem768';
 /** Child SA PFS with ML-KEM too: none in IKE_AUTH (no KE there), x25519 + ML-KEM-768 when rekeyed. */
