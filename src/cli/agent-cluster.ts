@@ -18,6 +18,8 @@ import { NodeIdentity } from '../agent/mesh/identity.js';
 import { NodeAgent } from '../agent/mesh/node-agent.js';
 import { NodePublisher } from '../agent/mesh/publisher.js';
 import { TunnelGateways } from '../agent/gateway/gateways.js';
+import { GatewayRouteTable } from '../agent/gateway/node-routes.js';
+import { TableRoutes } from '../agent/routes.js';
 import { prepareStateDir } from '../agent/mesh/state-dir.js';
 import { MeshWatch } from '../agent/mesh/watch.js';
 import { probeKernelEsp } from '../agent/diagnose.js';
@@ -87,6 +89,7 @@ export async function runClusterAgent(a: ClusterArgs, io: CliIo): Promise<number
   const node = new NodeAgent({
     node: a.node, ...(a.mesh ? { meshName: a.mesh } : {}), ...(a.nodeIp ? { nodeIp: a.nodeIp } : {}), ikePort: a.ikePort, nattPort: a.nattPort,
     kube, watch, publisher, gateways, metrics, clock: systemClock, log,
+    gatewayRoutes: new GatewayRouteTable(rtnl, log.child({ part: 'gateway-routes' })),
     links: () => rtnl.listLinks(),
     identity: (ips) => new NodeIdentity({ kube, node: a.node, nodeIps: ips, dir: dirs.identity, namespace, clock: systemClock, log: log.child({ part: 'identity' }) }),
     datapath: {
@@ -100,7 +103,8 @@ export async function runClusterAgent(a: ClusterArgs, io: CliIo): Promise<number
         log, controlSocket, xfrm: new EspXfrm(userspace()), tuning, ikePort: a.ikePort, nattPort: a.nattPort, cluster, datapath: 'userspace', datapathReason: c.reason, espStatus: () => userspace().statusView(),
         sockets: new EspSockets({ ikePort: a.ikePort, nattPort: a.nattPort, datapath: userspace(), log: log.child({ part: 'udp' }), tuning }),
       })
-      : new Agent({ log, controlSocket, stateDir: dirs.sa, xfrm, tuning, ikePort: a.ikePort, nattPort: a.nattPort, cluster, datapath: 'kernel', datapathReason: c.reason })),
+      // Kernel: a gateway's tunnel routes its remote subnets in table 220 (spec.installRoutes), as standalone.
+      : new Agent({ log, controlSocket, stateDir: dirs.sa, xfrm, tuning, routes: new TableRoutes(rtnl, log.child({ part: 'routes' })), ikePort: a.ikePort, nattPort: a.nattPort, cluster, datapath: 'kernel', datapathReason: c.reason })),
   });
   let server: import('node:http').Server | undefined;
   if (a.metricsPort > 0) {

@@ -28,6 +28,7 @@ import { userspacePeer } from '../userspace/peer.js';
 import type { DesiredPeer } from '../source.js';
 import type { TunnelGateways } from '../gateway/gateways.js';
 import { NO_GATEWAY_ROUTING, peerRoutesWithGateways } from '../gateway/routing.js';
+import { gatewayRoutes, type GatewayRoute, type GatewayRoutePort } from '../gateway/node-routes.js';
 import { CaFollower, caView, type CaView } from './ca-follow.js';
 import { chooseNodeDatapath, datapathProblem, heldPeerRoutes, userspaceMeshPeers, userspaceTraffic, type DatapathChoice, type DatapathFlag, type KernelEsp } from './datapath.js';
 import { caFields, localAddresses, mtuOf } from './host.js';
@@ -63,6 +64,8 @@ export interface NodeAgentParts {
   readonly trafficRecheckMs?: number;
   /** IPsecTunnels this node is a gateway of (src/agent/gateway): the active ones run in this engine. */
   readonly gateways?: TunnelGateways;
+  /** Table 220: tunnels' remote subnets via their active gateway's address (gateway/node-routes.ts). */
+  readonly gatewayRoutes?: GatewayRoutePort;
 }
 
 type Phase =
@@ -81,6 +84,8 @@ interface Desired {
   readonly cas: { readonly der: readonly Uint8Array[]; readonly digest: string } | undefined;
   /** Userspace: the peers whose pod CIDRs go into the TUN device (and are blackholed, strict). */
   readonly routes: readonly PeerRoutes[];
+  /** Tunnels' remote subnets this node routes to their active gateway (table 220). */
+  readonly gatewayRoutes: readonly GatewayRoute[];
 }
 
 const sleep = (clock: Clock, ms: number): Promise<void> => new Promise((r) => clock.setTimer(ms, r));
@@ -174,6 +179,7 @@ export class NodeAgent {
     const engineStartMs = clock.now();
     await agent.start(first.snapshot, { initiate: false });
     await this.#routes?.sync(first.routes, first.mesh?.strict ?? false);
+    await this.#p.gatewayRoutes?.sync(first.gatewayRoutes);
     if (this.#isStopped()) { await agent.abandon(); return; }
     this.#desired = first;
     this.#phase = { tag: 'running', agent, identity, address };
@@ -239,19 +245,24 @@ export class NodeAgent {
     const via = this.#p.gateways?.routing() ?? NO_GATEWAY_ROUTING;
     const otherPods = watch.ipsecNodes.list().filter((n) => n.metadata.name !== node).flatMap((n) => n.spec.podCIDRs ?? []);
     const routesOf = (ps: readonly DesiredPeer[]): PeerRoutes[] => peerRoutesWithGateways(ps, via.mine, podCIDRs, otherPods);
+    // The remote subnets of tunnels another node is the active gateway of, routed to that node: on
+    // userspace only those no mesh pair takes into the TUN device.
+    const toGateways = (routes: readonly PeerRoutes[]): GatewayRoute[] => gatewayRoutes(via.viaNode, address, (n) => watch.ipsecNodes.get(n)?.spec.endpoint?.address,
+      this.#datapath.datapath === 'userspace' ? new Set(routes.flatMap((r) => r.remote)) : undefined);
     if (inactive || !mesh) {
       const routes = [...heldPeerRoutes(inactive?.reason, mesh?.strict ?? false, podCIDRs, others), ...routesOf(tunnels)];
-      return { snapshot: { synced: watch.synced, peers: tunnels }, mesh, inactive, peers: empty, traffic, podCIDRs, cas, routes };
+      return { snapshot: { synced: watch.synced, peers: tunnels }, mesh, inactive, peers: empty, traffic, podCIDRs, cas, routes, gatewayRoutes: toGateways(routes) };
     }
     if (!id) {
       // No usable certificate or trust bundle right now (it is being replaced, or unreadable): the
       // peers stay as they are — a snapshot that is not synced removes nothing.
       const prev = this.#desired;
-      return { snapshot: { synced: false, peers: prev?.snapshot.peers ?? [] }, mesh, inactive: prev ? undefined : { reason: 'IdentityNotReady', message: 'no usable certificate or trust bundle yet' }, peers: prev?.peers ?? empty, traffic, podCIDRs, cas, routes: prev?.routes ?? [] };
+      return { snapshot: { synced: false, peers: prev?.snapshot.peers ?? [] }, mesh, inactive: prev ? undefined : { reason: 'IdentityNotReady', message: 'no usable certificate or trust bundle yet' }, peers: prev?.peers ?? empty, traffic, podCIDRs, cas, routes: prev?.routes ?? [], gatewayRoutes: prev?.gatewayRoutes ?? [] };
     }
     const all = meshPeers({ name: node, address, podCIDRs, traffic: traffic.traffic, gatewaySubnets: via.mine }, others, mesh, id, via.viaNode);
     const peers = this.#datapath.datapath === 'userspace' ? userspaceMeshPeers(all) : all;
-    return { snapshot: { synced: watch.synced, peers: [...peers.peers, ...tunnels] }, mesh, inactive: undefined, peers, traffic, podCIDRs, cas, routes: routesOf([...peers.peers, ...tunnels]) };
+    const routes = routesOf([...peers.peers, ...tunnels]);
+    return { snapshot: { synced: watch.synced, peers: [...peers.peers, ...tunnels] }, mesh, inactive: undefined, peers, traffic, podCIDRs, cas, routes, gatewayRoutes: toGateways(routes) };
   }
 
   /** The tunnels this node is the active gateway of; local.subnets default to every known pod CIDR. */
@@ -281,6 +292,7 @@ export class NodeAgent {
         await this.#routes?.add(d.routes, strict);
         const r = await ph.agent.apply(d.snapshot);
         if (d.snapshot.synced) await this.#routes?.sync(d.routes, strict);
+        if (d.snapshot.synced) await this.#p.gatewayRoutes?.sync(d.gatewayRoutes);
         this.#desired = d;
         if (r.added.length + r.removed.length + r.changed.length > 0 || r.refused.size > 0)
           this.#p.log.info({ added: r.added, removed: r.removed, changed: r.changed, refused: Object.fromEntries(r.refused) }, 'mesh peers changed');
@@ -457,6 +469,8 @@ export class NodeAgent {
     await ph.agent.shutdown();
     const routes = await this.#routes?.removeAll().catch((e: unknown) => { this.#p.log.warn({ err: errorMessage(e) }, 'removing the mesh routes failed'); return 0; });
     if (routes) this.#p.log.info({ removed: routes }, 'mesh routes and strict-mode blackholes removed');
+    const toGateways = await this.#p.gatewayRoutes?.removeAll().catch((e: unknown) => { this.#p.log.warn({ err: errorMessage(e) }, 'removing the routes to tunnel gateways failed'); return 0; });
+    if (toGateways) this.#p.log.info({ removed: toGateways }, 'routes to tunnel gateways removed');
     return 'removed';
   }
 }

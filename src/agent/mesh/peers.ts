@@ -12,6 +12,8 @@
 //  - IPsecTunnels (gateway/routing.ts): the remote subnets of the tunnels a node is the active
 //    gateway of join the "pods" child on both ends of its pairs — its local side, the peer's
 //    remote side — so pods on every node reach them through the gateway, encrypted on the way.
+//    An overlay pair has no "pods" child: tunnel-mode children "gateway-out" (our pods ↔ the peer's
+//    remote subnets) and "gateway-in" (ours ↔ the peer's pods) carry them instead.
 //  - Who initiates: the side with the lower address (the engine settles a simultaneous start
 //    with the same rule, src/ike/sa/lifecycle.ts resolveDuplicates), so normally only one knocks.
 import { createHash, type KeyObject } from 'node:crypto';
@@ -128,6 +130,11 @@ function conflictingClaims(self: MeshSelf, nodes: readonly IPsecNode[]): Map<str
 
 function hostCidr(ip: string): string { return `${ip}/${isIP(ip) === 6 ? 128 : 32}`; }
 
+/** Tunnel subnets a pair can carry: of a family both nodes' pods have, not a pod CIDR, never one holding a node address (IKE itself would be caught). */
+function tunnelSubnets(subnets: readonly string[] | undefined, local: readonly string[], remote: readonly string[], a: string, b: string): string[] {
+  return (subnets ?? []).filter((c) => !local.includes(c) && !remote.includes(c) && local.some((l) => family(l) === family(c)) && remote.some((r) => family(r) === family(c)) && !contains(c, a) && !contains(c, b));
+}
+
 /** The Child SAs of one pair; empty with a reason when there is nothing to protect. */
 export function pairChildren(self: MeshSelf, peer: { readonly address: string; readonly podCIDRs: readonly string[]; readonly traffic: NodeTraffic | undefined; readonly gatewaySubnets?: readonly string[] }, m: MeshSettings): { children: ChildConfig[]; note?: string } {
   const base = { espProposals: [...m.espProposals], rekeyTimeMs: m.espRekeyMs, lifeTimeMs: m.espLifeMs,
@@ -143,13 +150,21 @@ export function pairChildren(self: MeshSelf, peer: { readonly address: string; r
     children.push({ ...base, name: 'overlay-out', mode: 'transport', localTs: [`${a}[udp]`], remoteTs: [`${b}[udp/${ov.port}]`] });
     children.push({ ...base, name: 'overlay-in', mode: 'transport', localTs: [`${a}[udp/${ov.port}]`], remoteTs: [`${b}[udp]`] });
   }
+  if (ov) {
+    // Traffic to a tunnel's remote subnets leaves the overlay (it is routed to the gateway node, not
+    // into the VXLAN/Geneve device), so the transport-mode children never see it: a tunnel-mode
+    // child per direction carries it, our pods ↔ the peer's remote subnets and the reverse.
+    const pods = self.podCIDRs; const peerPods = peer.podCIDRs.filter((r) => pods.some((l) => family(l) === family(r)));
+    const viaPeer = tunnelSubnets(peer.gatewaySubnets, pods, peerPods, self.address, peer.address);
+    const viaUs = tunnelSubnets(self.gatewaySubnets, pods, peerPods, self.address, peer.address);
+    if (viaPeer.length > 0) children.push({ ...base, name: 'gateway-out', mode: 'tunnel', localTs: [...pods], remoteTs: viaPeer });
+    if (viaUs.length > 0) children.push({ ...base, name: 'gateway-in', mode: 'tunnel', localTs: viaUs, remoteTs: peerPods });
+  }
   if (!ov) {
     if (self.traffic.mode !== (peer.traffic?.mode ?? 'routed')) note = `traffic modes differ (this node ${self.traffic.mode}, peer ${peer.traffic?.mode ?? 'routed'}): pod CIDRs are encrypted in tunnel mode`;
     const local = self.podCIDRs; const remote = peer.podCIDRs.filter((r) => local.some((l) => family(l) === family(r)));
-    // Tunnel subnets of a family the pair carries, never one holding a node address (IKE itself would be caught).
-    const via = (subnets: readonly string[] | undefined, pods: readonly string[]): string[] =>
-      (subnets ?? []).filter((c) => !pods.includes(c) && local.some((l) => family(l) === family(c)) && remote.some((r) => family(r) === family(c)) && !contains(c, self.address) && !contains(c, peer.address));
-    if (local.length > 0 && remote.length > 0) children.push({ ...base, name: 'pods', mode: 'tunnel', localTs: [...local, ...via(self.gatewaySubnets, local)], remoteTs: [...remote, ...via(peer.gatewaySubnets, remote)] });
+    const via = (subnets: readonly string[] | undefined): string[] => tunnelSubnets(subnets, local, remote, self.address, peer.address);
+    if (local.length > 0 && remote.length > 0) children.push({ ...base, name: 'pods', mode: 'tunnel', localTs: [...local, ...via(self.gatewaySubnets)], remoteTs: [...remote, ...via(peer.gatewaySubnets)] });
     else if (!m.hostToHost) note = local.length === 0 ? 'this node has no pod CIDR (Node spec.podCIDRs)' : 'the peer publishes no pod CIDR of a family this node has';
   }
   return note === undefined ? { children } : { children, note };
