@@ -62,9 +62,15 @@ export class XfrmInterfaces implements TunnelLinks {
    * Interfaces for every route-mode tunnel, none for anything else of ours. Each tunnel is set up
    * on its own; the failures are reported together (tunnel by tunnel) after the others are done.
    */
-  sync(tunnels: readonly TunnelConfig[]): Promise<void> { return this.#with(() => this.#sync(tunnels)); }
+  async sync(tunnels: readonly TunnelConfig[]): Promise<void> {
+    const failed = [...await this.syncEach(tunnels)].map(([name, e]) => `${name}: ${e}`);
+    if (failed.length > 0) throw new XfrmInterfaceError(`XFRM interface set-up failed (nothing of those tunnels was left installed): ${failed.join('; ')}`);
+  }
 
-  async #sync(tunnels: readonly TunnelConfig[]): Promise<void> {
+  /** As sync, with each failing tunnel's error by name (an empty map: every interface is ready). */
+  syncEach(tunnels: readonly TunnelConfig[]): Promise<Map<string, string>> { return this.#with(() => this.#sync(tunnels)); }
+
+  async #sync(tunnels: readonly TunnelConfig[]): Promise<Map<string, string>> {
     const wanted = tunnels.filter((t) => t.mode === 'route' && t.xfrmInterface !== undefined);
     const byAlias = new Map(wanted.map((t) => [aliasOf(t.name), t] as const));
     for (const l of await this.#l.list()) {
@@ -73,11 +79,11 @@ export class XfrmInterfaces implements TunnelLinks {
       if (t && t.xfrmInterface!.name === l.name && t.xfrmInterface!.ifId === l.ifId) continue;
       await this.#delete(l, t ? 'its name or if_id changed' : 'its tunnel is no longer configured');
     }
-    const failed: string[] = [];
+    const failed = new Map<string, string>();
     for (const t of wanted) {
-      try { await this.#ensure(t); } catch (e) { failed.push(`${t.name}: ${errorMessage(e)}`); }
+      try { await this.#ensure(t); } catch (e) { failed.set(t.name, errorMessage(e)); }
     }
-    if (failed.length > 0) throw new XfrmInterfaceError(`XFRM interface set-up failed (nothing of those tunnels was left installed): ${failed.join('; ')}`);
+    return failed;
   }
 
   /** One tunnel's interface, address, MTU and routes; adopted when it already exists as ours. */

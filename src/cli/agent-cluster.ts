@@ -18,6 +18,7 @@ import { NodeIdentity } from '../agent/mesh/identity.js';
 import { NodeAgent } from '../agent/mesh/node-agent.js';
 import { NodePublisher } from '../agent/mesh/publisher.js';
 import { TunnelGateways } from '../agent/gateway/gateways.js';
+import { XfrmInterfaces } from '../agent/xfrm-interfaces.js';
 import { GatewayRouteTable } from '../agent/gateway/node-routes.js';
 import { TableRoutes } from '../agent/routes.js';
 import { prepareStateDir } from '../agent/mesh/state-dir.js';
@@ -31,6 +32,7 @@ import { MeshTunRoutes } from '../agent/userspace/mesh-routes.js';
 import { EspSockets } from '../agent/userspace/sockets.js';
 import { loadEspNative } from '../esp/index.js';
 import { RtnlClient, XfrmClient } from '../xfrm/index.js';
+import { XfrmLinks } from '../xfrm/rtnl/xfrm-links.js';
 import { EXIT_FAILURE, EXIT_OK, type CliIo } from './commands.js';
 
 export interface ClusterArgs {
@@ -85,7 +87,9 @@ export async function runClusterAgent(a: ClusterArgs, io: CliIo): Promise<number
   };
   const watch = new MeshWatch(kube, { node: a.node, namespace, clock: systemClock, log: log.child({ part: 'watch' }) });
   const publisher = new NodePublisher({ kube, node: a.node, clock: systemClock, log: log.child({ part: 'publish' }) });
-  const gateways = new TunnelGateways({ kube, node: a.node, namespace, labels: () => watch.labelsOf(a.node), clock: systemClock, log: log.child({ part: 'gateway' }) });
+  // Route-mode tunnels' XFRM interfaces (kernel data path; the userspace one refuses route mode).
+  const links = new XfrmInterfaces(rtnl, () => XfrmLinks.open(), log.child({ part: 'links' }));
+  const gateways = new TunnelGateways({ kube, node: a.node, namespace, labels: () => watch.labelsOf(a.node), clock: systemClock, log: log.child({ part: 'gateway' }), links });
   const node = new NodeAgent({
     node: a.node, ...(a.mesh ? { meshName: a.mesh } : {}), ...(a.nodeIp ? { nodeIp: a.nodeIp } : {}), ikePort: a.ikePort, nattPort: a.nattPort,
     kube, watch, publisher, gateways, metrics, clock: systemClock, log,

@@ -3,13 +3,15 @@
 // node's address as local.address, the cluster's pod CIDRs as the default local.subnets and the
 // PSK read from its Secret in place of a file — so a tunnel means the same on a gateway node as in
 // the standalone agent. The PSK never passes through text: the compiler reads it from an
-// in-memory file system holding only those bytes.
+// in-memory file system holding only those bytes. Route mode (an XFRM interface) compiles as in the
+// standalone agent; the data path refuses it where it has no XFRM interfaces (userspace/peer.ts).
 import type { IPsecTunnel, IPsecTunnelSpec } from '../../api/types.js';
 import type { PeerConfig } from '../../ike/engine.js';
 import { loadConfigText, type ConfigFs } from '../config.js';
 import { desiredOfTunnel } from '../file-source.js';
 import { peerConfigOf } from '../peers.js';
 import type { DesiredPeer } from '../source.js';
+import type { TunnelConfig } from '../tunnel.js';
 
 const PSK_PATH = '/kipsec-gateway/psk';
 
@@ -38,13 +40,13 @@ export interface GatewayContext {
   readonly adapt?: (p: PeerConfig) => PeerConfig;
 }
 
-export type Compiled = { readonly ok: true; readonly peer: DesiredPeer } | { readonly ok: false; readonly message: string };
+/** `tunnel`: the compiled tunnel, for its XFRM interface in route mode (links.ts). */
+export type Compiled = { readonly ok: true; readonly peer: DesiredPeer; readonly tunnel: TunnelConfig } | { readonly ok: false; readonly message: string };
 
 /** The standalone spec this gateway runs; a string says why there is none. */
 export function standaloneSpec(t: IPsecTunnel, c: Pick<GatewayContext, 'address' | 'podCIDRs' | 'remoteIndex'>): IPsecTunnelSpec | string {
   const s = t.spec;
   if (s.auth.certificate) return 'certificate authentication is not available on cluster gateways yet; use auth.psk.secretRef';
-  if (s.mode === 'route' || (s.mode === undefined && s.xfrmInterface)) return 'route mode (xfrmInterface) is not available on cluster gateways yet; set mode: policy';
   const subnets = s.local.subnets ?? [...c.podCIDRs];
   if (subnets.length === 0) return 'spec.local.subnets is not set and no pod CIDRs are known in the cluster';
   const { nodeSelector: _sel, ...local } = s.local;
@@ -72,6 +74,6 @@ export function compileGatewayTunnel(t: IPsecTunnel, c: GatewayContext): Compile
     if (c.adapt) config = c.adapt(config);
     // The session digest follows both addresses, so a new node or remote address renegotiates.
     const peer = desiredOfTunnel(tc, config);
-    return { ok: true, peer: { ...peer, sessionDigest: `tunnel:${tc.name}:${c.address}:${tc.remoteAddress}`, ...(c.adapt ? { installRoutes: false } : {}) } };
+    return { ok: true, tunnel: tc, peer: { ...peer, sessionDigest: `tunnel:${tc.name}:${c.address}:${tc.remoteAddress}`, ...(c.adapt ? { installRoutes: false } : {}) } };
   } catch (e) { return { ok: false, message: e instanceof Error ? e.message : String(e) }; }
 }

@@ -10,6 +10,9 @@
 // operator's CA Secret. It is read again every SECRET_REFRESH_MS, so a rotated PSK is used from the
 // next IKE SA on.
 //
+// A route-mode tunnel (an XFRM interface, as AWS and Azure expect) gets its interface while this node
+// is its active gateway, before its SAs (links.ts); standby, a lost Lease or shutdown removes it.
+//
 // Every agent, gateway or not, also watches the tunnels' Leases in its namespace: their holders
 // say which node each tunnel's remote subnets are routed to over the mesh (routing.ts).
 import { errorMessage } from '../../common/errors.js';
@@ -17,11 +20,13 @@ import type { Clock, TimerHandle } from '../../common/time.js';
 import { Informer, kubeListWatcher } from '../../api/kube/informer.js';
 import { RESOURCES, resourcePath, type KubeClient } from '../../api/kube/client.js';
 import type { IPsecTunnel } from '../../api/types.js';
+import { effectiveMode } from '../../api/profiles/index.js';
 import type { PeerConfig } from '../../ike/engine.js';
 import type { Logger } from '../log.js';
 import type { DesiredPeer } from '../source.js';
 import type { TunnelStatus } from '../status.js';
 import { compileGatewayTunnel, nextRemoteIndex, remoteAddresses } from './compile.js';
+import { GatewayLinks, type LinkPort } from './links.js';
 import { TunnelLease, GATEWAY_LEASE_TIMING, type Lease, type LeaseTiming } from './lease.js';
 import { gatewayReport, type GatewayReport } from './report.js';
 import { gatewayRouting, type GatewayRouting } from './routing.js';
@@ -51,6 +56,8 @@ export interface GatewayOptions {
   readonly clock: Clock;
   readonly log: Logger;
   readonly timing?: LeaseTiming;
+  /** The kernel's XFRM interfaces (xfrm-interfaces.ts), for route-mode tunnels; absent: none are made. */
+  readonly links?: LinkPort;
 }
 
 export class TunnelGateways {
@@ -60,6 +67,7 @@ export class TunnelGateways {
   readonly leases: Informer<Lease>;
   readonly #mine = new Map<string, Candidacy>();
   readonly #listeners: (() => void)[] = [];
+  readonly #links: GatewayLinks;
   #running: Promise<void> | undefined;
   #leasesRunning: Promise<void> | undefined;
   #timer: TimerHandle | undefined;
@@ -68,6 +76,7 @@ export class TunnelGateways {
 
   constructor(o: GatewayOptions) {
     this.#o = o;
+    this.#links = new GatewayLinks(o.links, o.log);
     this.tunnels = new Informer<IPsecTunnel>(kubeListWatcher<IPsecTunnel>(o.kube, resourcePath(RESOURCES.ipsecTunnels)), o.clock,
       (e) => o.log.warn({ watch: 'ipsectunnels', err: errorMessage(e) }, 'watch failed; retrying'));
     this.tunnels.addHandlers({ onAdd: () => this.#kick(), onDelete: () => this.#kick(), onUpdate: (a, b) => { if (JSON.stringify(a.spec) !== JSON.stringify(b.spec)) { this.#forgetPsk(b.metadata.name); this.#fire(); } } });
@@ -111,6 +120,7 @@ export class TunnelGateways {
       for (const [name, c] of this.#mine) {
         if (want.has(name) || !this.tunnels.hasSynced) continue;
         this.#mine.delete(name);
+        this.#links.drop(name);
         if (c.wasHeld) changed = true;
         await c.lease.release();
         this.#o.log.info({ tunnel: name }, 'no longer a gateway of this tunnel (deselected or deleted): Lease released');
@@ -133,9 +143,12 @@ export class TunnelGateways {
           changed = true;
           c.remote = { index: 0, sinceMs: this.#o.clock.now() };
           c.wasHeld = held;
+          if (!held) this.#links.want(name, null);
           this.#o.log.info({ tunnel: name, role: held ? 'active' : 'standby', holder: c.lease.holder || undefined }, held ? 'active gateway of the tunnel (Lease acquired)' : 'standby gateway of the tunnel');
         }
       }
+      const heldRoutes = [...want].filter(([name, t]) => this.#mine.get(name)?.lease.held === true && effectiveMode(t.spec) === 'route').map(([name]) => name);
+      if (this.tunnels.hasSynced && await this.#links.sync(heldRoutes)) changed = true;
     } catch (e) {
       this.#o.log.warn({ err: errorMessage(e) }, 'gateway round failed');
     } finally {
@@ -171,9 +184,17 @@ export class TunnelGateways {
     for (const [name, c] of this.#mine) {
       const t = this.tunnels.get(name);
       if (!t || !c.lease.held) continue;
-      if (c.secretError) { this.#problem(c, c.secretError); continue; }
+      if (c.secretError) { this.#problem(c, c.secretError); this.#links.want(name, null); continue; }
       const r = compileGatewayTunnel(t, { address, podCIDRs, psk: c.psk?.bytes, remoteIndex: c.remote.index, ...(adapt ? { adapt } : {}) });
-      if (!r.ok) { this.#problem(c, r.message); continue; }
+      if (!r.ok) { this.#problem(c, r.message); this.#links.want(name, null); continue; }
+      this.#links.want(name, r.tunnel);
+      if (this.#links.pending) this.#kick();
+      if (r.tunnel.mode === 'route') {
+        const err = this.#links.error(name);
+        if (err !== undefined) { this.#problem(c, `XFRM interface: ${err}`); continue; }
+        // Its SAs and policies carry the interface's if_id: they go in once it is up.
+        if (!this.#links.ready(r.tunnel)) continue;
+      }
       c.problem = undefined;
       out.push(r.peer);
     }
@@ -237,6 +258,8 @@ export class TunnelGateways {
     this.#timer?.cancel();
     this.tunnels.stop();
     this.leases.stop();
+    // The interfaces go with the Leases: whoever takes over makes its own.
+    if (release) await this.#links.removeAll();
     if (release) for (const c of this.#mine.values()) await c.lease.release();
     await this.#running?.catch(() => undefined);
     await this.#leasesRunning?.catch(() => undefined);

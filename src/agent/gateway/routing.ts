@@ -25,9 +25,9 @@ export interface GatewayRouting {
 
 export const NO_GATEWAY_ROUTING: GatewayRouting = { mine: [], viaNode: new Map() };
 
-/** Route mode (an XFRM interface, 0.0.0.0/0 selectors) is refused on cluster gateways: nothing of it goes into the mesh. */
+/** Policy and route mode alike: the remote subnets (not a route-mode tunnel's 0.0.0.0/0 selectors) go to the gateway. */
 function carried(t: IPsecTunnel): boolean {
-  return !t.metadata.deletionTimestamp && t.spec.mode !== 'route' && !(t.spec.mode === undefined && t.spec.xfrmInterface);
+  return !t.metadata.deletionTimestamp;
 }
 
 /**

@@ -21,15 +21,16 @@ function tunnel(name: string, subnets: string[], o: Partial<IPsecTunnel['spec']>
 const settings = resolveMesh({ apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecMesh', metadata: { name: 'default', creationTimestamp: '2026-01-01T00:00:00Z' }, spec: {} } as IPsecMesh).settings;
 const selfC: MeshSelf = { name: 'node-c', address: '192.0.2.13', podCIDRs: ['10.244.3.0/24'], traffic: { mode: 'routed' } };
 
-test('the Lease holder carries a tunnel\'s remote subnets: other nodes route them to it, the holder (by its own reckoning) offers them; none while released; route mode and deleted tunnels never', () => {
-  const tunnels = [tunnel('vpc', ['10.99.0.0/24']), tunnel('dc', ['172.16.0.0/16', '10.99.0.0/24']), tunnel('free', ['10.50.0.0/16']), tunnel('rt', ['0.0.0.0/0'], { mode: 'route' }), tunnel('gone', ['10.60.0.0/16'], { deleting: true })];
-  const holders: Record<string, string> = { vpc: 'node-a', dc: 'node-a', free: '', rt: 'node-a', gone: 'node-a' };
+test('the Lease holder carries a tunnel\'s remote subnets: other nodes route them to it, the holder (by its own reckoning) offers them; none while released; deleted tunnels never; route mode by its remote subnets (not its 0.0.0.0/0 selectors)', () => {
+  const tunnels = [tunnel('vpc', ['10.99.0.0/24']), tunnel('dc', ['172.16.0.0/16', '10.99.0.0/24']), tunnel('free', ['10.50.0.0/16']), tunnel('rt', ['172.31.0.0/16'], { profile: 'aws' }), tunnel('gone', ['10.60.0.0/16'], { deleting: true })];
+  const holders: Record<string, string> = { vpc: 'node-a', dc: 'node-a', free: '', rt: 'node-b', gone: 'node-a' };
   const onC = gatewayRouting(tunnels, 'node-c', (n) => holders[n], () => false);
   assert.deepEqual(onC.mine, []);
-  assert.deepEqual([...onC.viaNode], [['node-a', ['172.16.0.0/16', '10.99.0.0/24']]]);
+  assert.deepEqual([...onC.viaNode], [['node-a', ['172.16.0.0/16', '10.99.0.0/24']], ['node-b', ['172.31.0.0/16']]]);
+  assert.deepEqual(gatewayRouting(tunnels, 'node-b', (n) => holders[n], (n) => n === 'rt').mine, ['172.31.0.0/16'], 'the route-mode tunnel\'s gateway offers its VPC to the mesh');
   const onA = gatewayRouting(tunnels, 'node-a', (n) => holders[n], (n) => n === 'vpc' || n === 'dc');
   assert.deepEqual(onA.mine, ['172.16.0.0/16', '10.99.0.0/24']);
-  assert.equal(onA.viaNode.size, 0, 'never a route to ourselves');
+  assert.deepEqual([...onA.viaNode], [['node-b', ['172.31.0.0/16']]], 'never a route to ourselves');
   // The Lease says node-a while node-a no longer counts itself active (renew deadline passed): it stops offering them.
   assert.deepEqual(gatewayRouting(tunnels, 'node-a', (n) => holders[n], () => false).mine, []);
 });
