@@ -9,8 +9,8 @@
 // flower filter on `ip_flags frag` (MF set or non-zero fragment offset) on both ingresses, and
 // its counters show what it dropped.
 //
-// One charon and one agent serve four tunnels at once (a VM boot and the 165 s retransmission
-// schedule of the negative control are expensive; the tests run concurrently):
+// One charon and one agent serve four tunnels at once (a VM boot and the retransmission schedule
+// of the negative controls are expensive, ~36 s as both sides are set here; the tests run concurrently):
 //   frag-out    agent initiates, charon responds, charon signs PKCS#1 v1.5   — must work
 //   frag-in     charon initiates, agent responds, charon signs RSASSA-PSS    — must work
 //   nofrag-out  agent initiates, charon has `fragmentation = no`             — must fail
@@ -142,7 +142,12 @@ before(async () => {
     ike: [IKE], esp: [ESP], auth: certAuth, remoteId: SWAN_ID, startAction: t.initiator === 'agent' ? 'initiate' : 'respond',
   })).join('---\n');
   // The chain file: our end-entity certificate first, then the intermediate that issued it.
-  const agent = await AgentProcess.start(scope, a, { config, files: { 'agent-chain.crt': chain.agentCrt + chain.agentCa, 'agent.key': chain.agentKey, 'root.crt': chain.root } });
+  // The agent gets charon's shorter schedule too (--retransmit-*; its default is charon's default,
+  // ≈165 s to give up), so its own negative control ends in ~36 s.
+  const agent = await AgentProcess.start(scope, a, {
+    config, files: { 'agent-chain.crt': chain.agentCrt + chain.agentCa, 'agent.key': chain.agentKey, 'root.crt': chain.root },
+    args: ['--retransmit-timeout', '3s', '--retransmit-base', '1.8', '--retransmit-tries', '3'],
+  });
   phase('agent');
   rig = { a, r, b, agent, swan, chain };
   process.stderr.write(`# rig up: ${phases.join(', ')}\n`);
@@ -208,7 +213,9 @@ describe('RSA-4096 chain over a path that drops IP fragments', { concurrency: tr
 
   test('without IKE fragmentation the agent\'s IKE_AUTH never arrives: ERR_IKE_TIMEOUT in kipsec status (RFC 7296 §2.4, control for RFC 7383)', { timeout: 400_000 }, async (t) => {
     const tun = byName('nofrag-out');
-    const st = await rig.agent.waitFor(tun.name, (x) => x.lastError !== undefined, 300_000, 'a failure reported for the unfragmented IKE_AUTH');
+    // 90 s: the flags' schedule gives up after 3 + 5.4 + 9.7 + 17.5 ≈ 36 s; the default one (≈165 s)
+    // would not, so this also shows that --retransmit-* reach the engine.
+    const st = await rig.agent.waitFor(tun.name, (x) => x.lastError !== undefined, 90_000, 'a failure reported for the unfragmented IKE_AUTH');
     const err = st.lastError!;
     t.diagnostic(`kipsec status says: ${err.notify ? `${err.notify}: ` : ''}${err.message}`);
     assert.notEqual(st.ikeState, 'established');

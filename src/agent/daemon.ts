@@ -12,7 +12,7 @@
 //              mode does on SIGTERM while its mesh stays (a restart or an upgrade drops nothing)
 import { KipsecError, errorMessage } from '../common/errors.js';
 import { cryptoRandom, systemClock, type Clock, type Random } from '../common/time.js';
-import { IkeEngine, type ChildSaStatus, type PeerConfig } from '../ike/engine.js';
+import { IkeEngine, type ChildSaStatus, type EngineOptions, type PeerConfig } from '../ike/engine.js';
 import { cryptoWorkersFromEnv } from '../ike/crypto/pool.js';
 import type { ChildSaCounters, EnginePorts, KernelIpsec, Transport } from '../ike/ports.js';
 import { NetlinkSocketError, type PolicyState, type SaState, type XfrmEvent, type XfrmEventGroup, type XfrmEvents } from '../xfrm/index.js';
@@ -70,6 +70,8 @@ export interface AgentOptions {
   /** Defaults to real UDP sockets on ikePort/nattPort. */
   readonly sockets?: DatagramSockets;
   readonly engineFactory?: (ports: EnginePorts, peers: readonly PeerConfig[]) => EngineLike;
+  /** The IKE retransmission schedule (src/cli/retransmit.ts); unset fields keep the engine's defaults. */
+  readonly retransmit?: Pick<EngineOptions, 'retransmitTimeoutMs' | 'retransmitBase' | 'retransmitTries'>;
   /** RFC 3948 §2.3 suggests 20 s. */
   readonly keepaliveMs?: number;
   readonly shutdownTimeoutMs?: number;
@@ -143,7 +145,7 @@ export class Agent {
   get strictBlocks(): number { return this.#strict.count; }
 
   #newEngine(ports: EnginePorts, peers: readonly PeerConfig[]): EngineLike {
-    return this.#o.engineFactory ? this.#o.engineFactory(ports, peers) : new IkeEngine(ports, peers, { cryptoWorkers: cryptoWorkersFromEnv() });
+    return this.#o.engineFactory ? this.#o.engineFactory(ports, peers) : new IkeEngine(ports, peers, { ...this.#o.retransmit, cryptoWorkers: cryptoWorkersFromEnv() });
   }
 
   /** The engine's own check of a peer config, on an engine that can do nothing else. */

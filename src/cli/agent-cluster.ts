@@ -18,13 +18,14 @@ import { NodeIdentity } from '../agent/mesh/identity.js';
 import { NodeAgent } from '../agent/mesh/node-agent.js';
 import { NodePublisher } from '../agent/mesh/publisher.js';
 import { TunnelGateways } from '../agent/gateway/gateways.js';
-import { XfrmInterfaces } from '../agent/xfrm-interfaces.js';
 import { GatewayRouteTable } from '../agent/gateway/node-routes.js';
 import { TableRoutes } from '../agent/routes.js';
+import { XfrmInterfaces } from '../agent/xfrm-interfaces.js';
 import { prepareStateDir } from '../agent/mesh/state-dir.js';
 import { MeshWatch } from '../agent/mesh/watch.js';
 import { probeKernelEsp } from '../agent/diagnose.js';
 import type { DatapathFlag } from '../agent/mesh/datapath.js';
+import type { RetransmitOptions } from './retransmit.js';
 import { loadTuning } from '../agent/native.js';
 import { UserspaceDatapath } from '../agent/userspace/datapath.js';
 import { EspXfrm } from '../agent/userspace/esp-xfrm.js';
@@ -49,6 +50,7 @@ export interface ClusterArgs {
   readonly ikePort: number;
   readonly nattPort: number;
   readonly datapath: DatapathFlag;
+  readonly retransmit: RetransmitOptions;
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/kipsec';
@@ -104,11 +106,11 @@ export async function runClusterAgent(a: ClusterArgs, io: CliIo): Promise<number
     // Userspace: no state directory — the SAs live in this process and die with it.
     agent: (cluster, c) => (c.datapath === 'userspace'
       ? new Agent({
-        log, controlSocket, xfrm: new EspXfrm(userspace()), tuning, ikePort: a.ikePort, nattPort: a.nattPort, cluster, datapath: 'userspace', datapathReason: c.reason, espStatus: () => userspace().statusView(),
+        log, controlSocket, xfrm: new EspXfrm(userspace()), tuning, retransmit: a.retransmit, ikePort: a.ikePort, nattPort: a.nattPort, cluster, datapath: 'userspace', datapathReason: c.reason, espStatus: () => userspace().statusView(),
         sockets: new EspSockets({ ikePort: a.ikePort, nattPort: a.nattPort, datapath: userspace(), log: log.child({ part: 'udp' }), tuning }),
       })
       // Kernel: a gateway's tunnel routes its remote subnets in table 220 (spec.installRoutes), as standalone.
-      : new Agent({ log, controlSocket, stateDir: dirs.sa, xfrm, tuning, routes: new TableRoutes(rtnl, log.child({ part: 'routes' })), ikePort: a.ikePort, nattPort: a.nattPort, cluster, datapath: 'kernel', datapathReason: c.reason })),
+      : new Agent({ log, controlSocket, stateDir: dirs.sa, xfrm, tuning, routes: new TableRoutes(rtnl, log.child({ part: 'routes' })), retransmit: a.retransmit, ikePort: a.ikePort, nattPort: a.nattPort, cluster, datapath: 'kernel', datapathReason: c.reason })),
   });
   let server: import('node:http').Server | undefined;
   if (a.metricsPort > 0) {

@@ -30,6 +30,7 @@ import { EspSockets } from '../agent/userspace/sockets.js';
 import { loadEspNative } from '../esp/index.js';
 import { RtnlClient, XfrmClient } from '../xfrm/index.js';
 import { parseArgs, str, UsageError } from './args.js';
+import { RETRANSMIT_FLAGS, retransmitOptions, type RetransmitOptions } from './retransmit.js';
 import { EXIT_FAILURE, EXIT_NOT_BUILT, EXIT_OK, EXIT_USAGE, type CliIo } from './commands.js';
 
 function port(v: string | undefined, fallback: number, name: string, min = 1): number {
@@ -54,7 +55,7 @@ export async function runAgent(args: readonly string[], io: CliIo): Promise<numb
   let p;
   try {
     p = parseArgs(args, {
-      values: ['config', 'control-socket', 'state-dir', 'datapath', 'log-level', 'ike-port', 'natt-port', 'node-name', 'kubeconfig', 'namespace', 'mesh', 'metrics-port', 'metrics-address', 'node-ip'],
+      values: ['config', 'control-socket', 'state-dir', 'datapath', 'log-level', 'ike-port', 'natt-port', 'node-name', 'kubeconfig', 'namespace', 'mesh', 'metrics-port', 'metrics-address', 'node-ip', ...RETRANSMIT_FLAGS],
       booleans: ['standalone'],
     });
     if (p.positionals.length > 0) throw new UsageError(`unexpected argument ${p.positionals[0]!}`);
@@ -67,7 +68,11 @@ export async function runAgent(args: readonly string[], io: CliIo): Promise<numb
   const level = str(p, 'log-level') ?? 'info';
   if (!isLogLevel(level)) { io.err('kipsec agent: --log-level must be one of fatal, error, warn, info, debug, trace, silent'); return EXIT_USAGE; }
   let ikePort: number; let nattPort: number;
-  try { ikePort = port(str(p, 'ike-port'), 500, 'ike-port'); nattPort = port(str(p, 'natt-port'), 4500, 'natt-port'); } catch (e) { io.err(`kipsec agent: ${errorMessage(e)}`); return EXIT_USAGE; }
+  let retransmit: RetransmitOptions;
+  try {
+    ikePort = port(str(p, 'ike-port'), 500, 'ike-port'); nattPort = port(str(p, 'natt-port'), 4500, 'natt-port');
+    retransmit = retransmitOptions(p);
+  } catch (e) { io.err(`kipsec agent: ${errorMessage(e)}`); return EXIT_USAGE; }
 
   const node = str(p, 'node-name');
   const standalone = p.flags.has('standalone');
@@ -86,7 +91,7 @@ export async function runAgent(args: readonly string[], io: CliIo): Promise<numb
     return runClusterAgent({
       node, kubeconfig: str(p, 'kubeconfig'), namespace: str(p, 'namespace'), mesh: str(p, 'mesh'), stateDir: str(p, 'state-dir'),
       controlSocket: str(p, 'control-socket'), metricsPort, metricsAddress: str(p, 'metrics-address') ?? '0.0.0.0', nodeIp,
-      logLevel: level, ikePort, nattPort, datapath,
+      logLevel: level, ikePort, nattPort, datapath, retransmit,
     }, io);
   }
   const config = str(p, 'config');
@@ -103,7 +108,7 @@ export async function runAgent(args: readonly string[], io: CliIo): Promise<numb
   const controlSocket = resolve(str(p, 'control-socket') ?? DEFAULT_CONTROL_SOCKET);
   const chosen = datapath === 'auto' ? await chooseDatapath(xfrm) : { datapath, reason: 'asked for' };
   if (datapath === 'auto') log.info({ datapath: chosen.datapath, reason: chosen.reason }, 'datapath chosen');
-  const base = { log, configFile: resolve(config), controlSocket, tuning, ikePort, nattPort };
+  const base = { log, configFile: resolve(config), controlSocket, tuning, ikePort, nattPort, retransmit };
   let agent: Agent;
   if (chosen.datapath === 'userspace') {
     try { loadEspNative(); } catch (e) { io.err(`kipsec agent: --datapath userspace: ${errorMessage(e)}`); xfrm.close(); rtnl.close(); return EXIT_NOT_BUILT; }

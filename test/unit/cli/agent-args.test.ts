@@ -36,3 +36,22 @@ test('cluster mode takes --datapath kernel, userspace and auto: the argument che
   }
   assert.match((await run(['--node-name', 'n1', '--datapath', 'ebpf'])).err, /--datapath must be kernel, userspace or auto/);
 });
+
+test('--retransmit-timeout/-base/-tries are checked before anything starts, each refusal naming its flag (charon\'s retransmit_* bounds kept sane)', async () => {
+  const bad: [string[], RegExp][] = [
+    [['--retransmit-timeout', '4'], /--retransmit-timeout: invalid duration "4"/],
+    [['--retransmit-timeout', '100ms'], /--retransmit-timeout 100ms is outside 500ms–60s/],
+    [['--retransmit-timeout', '2m'], /--retransmit-timeout 2m is outside 500ms–60s/],
+    [['--retransmit-base', '0.5'], /--retransmit-base 0.5 is not a number from 1 to 4/],
+    [['--retransmit-base', '1e1'], /--retransmit-base 1e1 is not a number from 1 to 4/],
+    [['--retransmit-tries', '-1'], /--retransmit-tries -1 is not a whole number from 0 to 20/],
+    [['--retransmit-tries', '2.5'], /--retransmit-tries 2.5 is not a whole number from 0 to 20/],
+  ];
+  for (const [flags, msg] of bad) {
+    for (const mode of [['--node-name', 'n1'], ['--standalone', '--config', 'x.yaml']]) {
+      const r = await run([...mode, ...flags]);
+      assert.equal(r.code, EXIT_USAGE, `${flags.join(' ')}: ${r.err}`);
+      assert.match(r.err, msg);
+    }
+  }
+});
