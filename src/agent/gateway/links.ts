@@ -32,6 +32,7 @@ export class GatewayLinks {
   readonly #errors = new Map<string, string>();
   /** The kernel may differ from #wanted: the first round (leftovers of a previous agent) and every change. */
   #dirty = true;
+  #listError: string | undefined;
 
   constructor(port: LinkPort | undefined, log: Logger) { this.#port = port; this.#log = log; }
 
@@ -72,11 +73,14 @@ export class GatewayLinks {
     const wanted = [...this.#wanted.values()].filter((t): t is TunnelConfig => t !== null);
     let failed: Map<string, string>;
     try { failed = await this.#port.syncEach(wanted); } catch (e) {
-      // Listing the links failed: nothing is known to be up; the next round tries again.
+      // Listing the links failed: nothing is known to be up; the next round tries again (logged once).
       this.#dirty = true;
-      this.#log.warn({ err: errorMessage(e) }, 'XFRM interfaces of route-mode tunnels: set-up failed; retrying');
+      const err = errorMessage(e);
+      if (err !== this.#listError) this.#log.warn({ err }, 'XFRM interfaces of route-mode tunnels: cannot list the links; retrying');
+      this.#listError = err;
       return false;
     }
+    this.#listError = undefined;
     let changed = false;
     for (const t of wanted) {
       const err = failed.get(t.name);
