@@ -6,8 +6,9 @@
 import type { SecretBytes } from '../../common/secret.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
-import { installRekeyedKeys, rekeyedInputs } from '../exchanges/ike-rekey.js';
-import { consumeFollowupResponse, rekeyedIkeKeys, requestFollowup, respondFollowup, wipeSecrets, type FollowupKe, type FollowupStep } from '../steps/followup-ke.js';
+import type { SelectedProposal } from '../policy/select.js';
+import { consumeFollowupResponse, rekeyedIkeKeys, requestFollowup, respondFollowup, wipeSecrets, type FollowupKe, type FollowupStep, type RekeyedIkeInputs } from '../steps/followup-ke.js';
+import { rekeyedKeys } from '../steps/ike-rekey.js';
 import type { IkeFailure } from '../ports.js';
 import type { Ctx } from './context.js';
 import type { EngineHost } from './host.js';
@@ -27,10 +28,10 @@ function viewOf(ctx: Ctx, sa: IkeSa): FollowupRun['view'] {
   return { random: ctx.random, allowWeak: sa.peer.config.ike.allowWeak ?? false };
 }
 
-/** Start an IKE rekey's run on `old` for `fresh` (the new IKE SA without keys). */
-export function beginFollowup(ctx: Ctx, old: IkeSa, fresh: IkeSa, state: FollowupKe): void {
+/** Start an IKE rekey's run on `old` for `fresh` (the new IKE SA without keys, `selected` its proposal, `keys` what they come from). */
+export function beginFollowup(ctx: Ctx, old: IkeSa, fresh: IkeSa, selected: SelectedProposal, keys: RekeyedIkeInputs, state: FollowupKe): void {
   abandonFollowup(old);
-  old.followup = { for: 'ike', fresh, view: viewOf(ctx, old), keys: rekeyedInputs(old, fresh), state };
+  old.followup = { for: 'ike', fresh, view: viewOf(ctx, old), keys, selected, state };
 }
 
 /** Start a Child SA's run on `sa`. */
@@ -59,7 +60,7 @@ function settle(ctx: EngineHost, sa: IkeSa, step: FollowupStep): FollowupOutcome
       try {
         const raw = rekeyedIkeKeys(run.keys, ef.secrets);
         ctx.ports.keyLog?.ikeKeys({ spiI: run.fresh.spiI, spiR: run.fresh.spiR, keys: raw });
-        installRekeyedKeys(ctx, run.fresh, raw);
+        run.fresh.keys = rekeyedKeys(ctx.random, run.fresh.role, run.selected, raw);
       } finally { for (const x of ef.secrets) x.wipe(); }
       return { kind: 'done', fresh: run.fresh };
     }

@@ -1,13 +1,17 @@
-// Our IKE SA rekey's answers (RFC 7296 §2.8, RFC 9370 §2.2.2): the CREATE_CHILD_SA response, with
-// a collision with the peer's rekey (§2.8.1) settled by nonces, each IKE_FOLLOWUP_KE response, and
-// the old IKE SA handing its Child SAs to the successor.
+// The driver of the IKE SA rekey steps (steps/ike-rekey.ts, steps/ike-rekey-responder.ts): it
+// allocates the new IKE SA's SPI before a step runs and carries out the step's effects in order
+// against the engine. task-queue.ts sends our request, task-responses.ts routes its answer and the
+// answers to our IKE_FOLLOWUP_KE here; responder.ts routes the peer's requests and its Delete of
+// an IKE SA here. The old IKE SA hands its Child SAs to the successor in adoptSuccessor.
 import type { IkeMessage } from '../codec/message.js';
-import { ourRekeyLoses } from '../exchanges/collision.js';
-import { completeIkeRekey } from '../exchanges/ike-rekey.js';
-import { keRetry } from '../exchanges/invalid-ke.js';
+import type { IkePayload } from '../codec/payload.js';
+import { notify } from '../codec/payloads/notify.js';
+import { NotifyError } from '../constants.js';
+import { acceptIkeRekeyRequest, consumeIkeRekeyRequest, peerFollowupDone } from '../steps/ike-rekey-responder.js';
+import { consumeIkeRekeyResponse, ikeFollowupSettled, keyed, peerDeletedRekeyingIke, type IkeRekeyEffect, type IkeRekeyStep } from '../steps/ike-rekey.js';
 import { onChildFollowup } from './child-tasks.js';
 import type { EngineHost } from './host.js';
-import { REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from './defaults.js';
+import { REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 import { ikeSpisText, type IkeSa, type Outstanding, type Task } from './ike-sa.js';
 import { migrateChildren, scheduleIkeTimers } from './lifecycle.js';
 import { moveReauthLink } from './reauth.js';
@@ -28,70 +32,19 @@ export function adoptSuccessor(e: EngineHost, old: IkeSa, successor: IkeSa): voi
   if (successor.pending.length > 0) void e.enqueue(successor, () => next(e, successor));
 }
 
-export async function onIkeRekey(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstanding, task: Extract<Task, { kind: 'ike-rekey' }>): Promise<void> {
-  const scratch = o.ikeRekey!;
-  const r = completeIkeRekey(e, sa, scratch, m);
+/** Initiator: the answer to our CREATE_CHILD_SA rekeying `sa`; `o.ikeRekey` holds what we offered. */
+export function onIkeRekey(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstanding, task: Extract<Task, { kind: 'ike-rekey' }>): void {
+  const offer = o.ikeRekey;
+  if (offer === undefined || !keyed(sa)) return; // task-queue.ts sends every IKE rekey with its offer, on a keyed SA
+  // The collision is this exchange's to settle: take it off the record.
   const collision = sa.ikeCollision;
   sa.ikeCollision = null;
-  if (!r.ok) {
-    // Ours failed, the peer's went through: its SA is the successor, and the peer deletes the old one.
-    if (collision) { adoptSuccessor(e, sa, collision.peerSa); awaitOldIkeDelete(e, sa); return; }
-    let failure = r.failure;
-    if (r.retryGroup !== undefined) {
-      // §1.3.2: repeat the rekey at once with the group the peer named, once (invalid-ke.ts).
-      const k = keRetry({ proposals: sa.peer.ikeProposals, sent: scratch.share.group, retried: task.group !== undefined, wanted: r.retryGroup, what: 'the IKE SA rekey' });
-      if (k.kind === 'retry') { sa.pending.unshift({ kind: 'ike-rekey', group: k.group }); return; }
-      failure = k.failure;
-    }
-    // Like any refused rekey: the IKE SA still works, try again later from its own group. Should
-    // two rekeys with IKE_FOLLOWUP_KE refuse each other (each met an IKE_FOLLOWUP_KE run,
-    // ike-rekey.ts), the SA's original initiator retries first, so they do not meet again.
-    if (!r.temporary) e.failure(sa.peer, failure);
-    const wait = r.temporary && sa.selected?.additionalKeyExchanges && sa.role === 'responder' ? 2 * REKEY_RETRY_MS : REKEY_RETRY_MS;
-    if (sa.state.tag === 'established') sa.timers.rekey = e.clock.setTimer(wait, () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'ike-rekey' })); });
-    return;
-  }
-  const fresh = r.sa;
-  if (r.followup) {
-    // The peer's rekey got in while ours was open: with IKE_FOLLOWUP_KE to come, ours yields.
-    if (collision) { for (const x of r.followup.secrets) x.wipe(); adoptSuccessor(e, sa, collision.peerSa); awaitOldIkeDelete(e, sa); return; }
-    // The peer's chain ended here first (the answer to ours came late): its IKE SA took over.
-    if (sa.state.tag !== 'established') { for (const x of r.followup.secrets) x.wipe(); return; }
-    // RFC 9370 §2.2.2 with §2.8.1: we answered the peer's rekey, whose IKE_FOLLOWUP_KE we wait
-    // for. Both CREATE_CHILD_SA exchanges are done, so their four nonces settle it before any
-    // IKE_FOLLOWUP_KE, as strongSwan does: the loser abandons its chain (neither side has its new
-    // IKE SA registered), the winner drops its run for the loser's and goes on with its own.
-    const peer = sa.followup?.for === 'ike' && sa.followup.fresh.role === 'responder' ? sa.followup.fresh : null;
-    if (peer && ourRekeyLoses([scratch.ni, fresh.nr], [peer.ni, peer.nr])) {
-      for (const x of r.followup.secrets) x.wipe();
-      // Should the peer's chain fail, rekey again later (adoptSuccessor cancels this when it ends).
-      sa.timers.rekey?.cancel();
-      sa.timers.rekey = e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'ike-rekey' })); });
-      return;
-    }
-    beginFollowup(e, sa, fresh, r.followup);
-    sa.pending.unshift({ kind: 'ike-followup' });
-    return;
-  }
-  e.register(fresh);
-  if (collision && ourRekeyLoses([scratch.ni, fresh.nr], collision.nonces)) {
-    adoptSuccessor(e, sa, collision.peerSa);
-    awaitOldIkeDelete(e, sa); // the winner deletes the old IKE SA
-    fresh.state = { tag: 'rekeyed', successor: collision.peerSa };
-    queueTask(e, fresh, { kind: 'ike-delete', reason: 'redundant' });
-    return;
-  }
-  adoptSuccessor(e, sa, fresh);
-  if (collision) {
-    // We won (§2.8.1): the peer's new IKE SA is redundant and the peer deletes it. It is superseded,
-    // not live: its Delete retires it quietly (no ike-down), and it goes on its own if none comes.
-    collision.peerSa.state = { tag: 'rekeyed', successor: fresh };
-    awaitOldIkeDelete(e, collision.peerSa);
-  }
-  queueTask(e, sa, { kind: 'ike-delete', reason: 'rekeyed' });
+  const run = sa.followup;
+  const peerRun = run?.for === 'ike' && run.fresh.role === 'responder' ? { nonces: [run.fresh.ni, run.fresh.nr] } : null;
+  perform(e, sa, consumeIkeRekeyResponse(e, sa, { tag: 'sent', offer, retried: task.group !== undefined, collision }, m, peerRun), {});
 }
 
-/** The answer to our IKE_FOLLOWUP_KE (RFC 9370 §2.2.2): the next one, or the new IKE SA takes over. */
+/** The answer to our IKE_FOLLOWUP_KE (RFC 9370 §2.2.2): the next one, or the new SA (IKE or Child) gets its keys. */
 export async function onFollowup(e: EngineHost, sa: IkeSa, m: IkeMessage): Promise<void> {
   const r = onFollowupResponse(e, sa, m);
   if (r === null) { e.drop('unexpected-followup-response'); return; }
@@ -100,16 +53,62 @@ export async function onFollowup(e: EngineHost, sa: IkeSa, m: IkeMessage): Promi
   if (r.kind === 'child' && r.pending.role === 'initiator') { await onChildFollowup(e, sa, r.pending, { secrets: r.secrets }, m); return; }
   if (r.kind === 'failed' && r.pending?.role === 'initiator') { await onChildFollowup(e, sa, r.pending, { failure: r.failure }, m); return; }
   if (r.kind === 'child') return;
-  if (r.kind === 'failed') {
-    // Like any refused rekey: the IKE SA still works, try again later.
-    abandonFollowup(sa);
-    e.failure(sa.peer, r.failure);
-    if (sa.state.tag === 'established') sa.timers.rekey = e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'ike-rekey' })); });
-    return;
+  perform(e, sa, ikeFollowupSettled(sa, r.kind === 'failed' ? { failure: r.failure } : { fresh: r.fresh }), {});
+}
+
+/** Responder: the peer's CREATE_CHILD_SA rekeying `sa`. */
+export function answerIkeRekey(e: EngineHost, sa: IkeSa, m: IkeMessage, respond: (payloads: readonly IkePayload[]) => void): void {
+  if (!keyed(sa)) { respond([notify(NotifyError.TEMPORARY_FAILURE)]); return; }
+  const step = consumeIkeRekeyRequest(e, sa, m);
+  if (step.next.tag !== 'chosen') { perform(e, sa, step, { respond }); return; }
+  perform(e, sa, acceptIkeRekeyRequest(e, sa, step.next, e.newIkeSpi()), { respond });
+}
+
+/** Responder: the peer's last IKE_FOLLOWUP_KE for rekeying `old` was answered; `fresh` has its keys (the answer follows). */
+export function answerIkeFollowupDone(e: EngineHost, old: IkeSa, fresh: IkeSa): void {
+  perform(e, old, peerFollowupDone(old, fresh), {});
+}
+
+/** Either role: the peer's INFORMATIONAL deletes `sa` (see steps/ike-rekey.ts peerDeletedRekeyingIke). */
+export function onPeerDeletedIke(e: EngineHost, sa: IkeSa): void {
+  perform(e, sa, peerDeletedRekeyingIke(sa), {});
+}
+
+/** Carry out a step's effects in order (none awaits: an IKE rekey changes no kernel state). */
+function perform(e: EngineHost, sa: IkeSa, step: IkeRekeyStep, io: { readonly respond?: (payloads: readonly IkePayload[]) => void }): void {
+  for (const f of step.effects) apply(e, sa, f, io);
+}
+
+function apply(e: EngineHost, sa: IkeSa, f: IkeRekeyEffect, io: { readonly respond?: (payloads: readonly IkePayload[]) => void }): void {
+  switch (f.kind) {
+    case 'send': throw new Error('an IKE rekey request outside task-queue.ts');
+    case 'respond':
+      if (!io.respond) throw new Error('an IKE rekey answer outside responder.ts');
+      io.respond(f.payloads);
+      return;
+    case 'register': e.register(f.sa); return;
+    case 'adopt': adoptSuccessor(e, f.old, f.successor); return;
+    case 'await-delete': awaitOldIkeDelete(e, f.sa); return;
+    case 'delete': queueTask(e, f.sa, { kind: 'ike-delete', reason: f.reason }); return;
+    case 'set-state': f.sa.state = f.state; return;
+    case 'collision': f.sa.ikeCollision = { peerSa: f.peerSa, nonces: [f.peerSa.ni, f.peerSa.nr] }; return;
+    case 'forget-collision': f.sa.ikeCollision = null; return;
+    case 'retry-now': sa.pending.unshift({ kind: 'ike-rekey', group: f.group }); return;
+    case 'retry-later':
+      sa.timers.rekey?.cancel();
+      sa.timers.rekey = e.clock.setTimer(f.afterMs, () => { void e.enqueue(sa, () => queueTask(e, sa, { kind: 'ike-rekey' })); });
+      return;
+    case 'drop-peer-run': abandonFollowup(sa); return;
+    case 'followup': {
+      beginFollowup(e, sa, f.fresh, f.selected, f.keys, f.state);
+      if (f.fresh.role === 'initiator') { sa.pending.unshift({ kind: 'ike-followup' }); return; }
+      // An initiator that never follows up (it gave up, or restarted) does not hold the run forever.
+      const fresh = f.fresh;
+      e.clock.setTimer(REKEYED_SA_TIMEOUT_MS, () => { void e.enqueue(sa, () => { if (sa.followup?.for === 'ike' && sa.followup.fresh === fresh) abandonFollowup(sa); }); });
+      return;
+    }
+    case 'error': e.failure(sa.peer, f.failure); return;
   }
-  e.register(r.fresh);
-  adoptSuccessor(e, sa, r.fresh);
-  queueTask(e, sa, { kind: 'ike-delete', reason: 'rekeyed' });
 }
 
 /** Responder side of an IKE rekey: the old SA waits for the peer's Delete, but not forever. */

@@ -188,7 +188,7 @@ export type ChildFollowupPending =
 
 /** An IKE_FOLLOWUP_KE run (see IkeSa.followup): of an IKE rekey, or of a Child SA's CREATE_CHILD_SA. */
 export type FollowupRun =
-  | { readonly for: 'ike'; readonly fresh: IkeSa; readonly view: FollowupView; readonly keys: RekeyedIkeInputs; state: FollowupKe }
+  | { readonly for: 'ike'; readonly fresh: IkeSa; readonly view: FollowupView; readonly keys: RekeyedIkeInputs; readonly selected: SelectedProposal; state: FollowupKe }
   | { readonly for: 'child'; readonly pending: ChildFollowupPending; readonly view: FollowupView; state: FollowupKe };
 
 export interface IkeRekeyScratch {

@@ -11,20 +11,18 @@ import { notify as notifyOf } from '../codec/payloads/notify.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { respondAuth } from '../exchanges/ike-auth.js';
-import { respondIkeRekey } from '../exchanges/ike-rekey.js';
 import { respondInit } from '../exchanges/ike-init.js';
 import { respondInformational } from '../exchanges/informational.js';
 import { respondIntermediate } from '../steps/intermediate.js';
 import { applyIntermediateKeys, intermediateView } from './intermediate.js';
-import { abandonFollowup, answerFollowupRequest, beginFollowup } from './followup.js';
-import { REKEYED_SA_TIMEOUT_MS } from './defaults.js';
+import { abandonFollowup, answerFollowupRequest } from './followup.js';
 import type { Endpoint } from '../ports.js';
 import { ikeFailure } from './context.js';
 import type { EngineHost } from './host.js';
 import { spiHex, type IkeSa } from './ike-sa.js';
 import { activateOutbound, emitChildUp, establish, installChild, isLive, teardown } from './lifecycle.js';
 import { answerChildFollowup, answerChildRequest, holdForPeerReauth, onPeerDeletedChild, releaseSpi } from './child-tasks.js';
-import { adoptSuccessor, awaitOldIkeDelete } from './ike-rekey-tasks.js';
+import { answerIkeFollowupDone, answerIkeRekey, onPeerDeletedIke } from './ike-rekey-tasks.js';
 import { mtuOf, newSa, retire } from './task-retransmit.js';
 import { headerFor, sealMessage } from './wire.js';
 
@@ -224,12 +222,8 @@ export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, fro
         e.failure(sa.peer, out.failure);
         if (out.pending?.role === 'responder') releaseSpi(e, sa, out.pending.inboundSpi);
       }
-      if (out.kind === 'done') {
-        // Children move before the response leaves, as for a plain IKE rekey.
-        e.register(out.fresh);
-        adoptSuccessor(e, sa, out.fresh);
-        awaitOldIkeDelete(e, sa);
-      }
+      // Children move before the response leaves, as for a plain IKE rekey.
+      if (out.kind === 'done') answerIkeFollowupDone(e, sa, out.fresh);
       sendResponse(e, sa, type, id, r.reply);
       return;
     }
@@ -241,39 +235,17 @@ export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, fro
         abandonFollowup(sa);
         if (run.for === 'child' && run.pending.role === 'responder') releaseSpi(e, sa, run.pending.inboundSpi);
       }
-      if (m.first('sa')?.proposals[0]?.protocolId === ProtocolId.IKE) {
-        const r = respondIkeRekey(e, sa, m, sa.outstanding?.task.kind === 'ike-rekey');
-        if (r.kind === 'refused') { sendResponse(e, sa, type, id, r.reply); if (r.failure) e.failure(sa.peer, r.failure); return; }
-        // RFC 9370 §2.2.2: the new IKE SA waits, unregistered and without keys, for IKE_FOLLOWUP_KE.
-        if (r.kind === 'followup') {
-          beginFollowup(e, sa, r.sa, r.state);
-          // An initiator that never follows up (it gave up, or restarted) does not hold the run forever.
-          const fresh = r.sa;
-          e.clock.setTimer(REKEYED_SA_TIMEOUT_MS, () => { void e.enqueue(sa, () => { if (sa.followup?.for === 'ike' && sa.followup.fresh === fresh) abandonFollowup(sa); }); });
-          sendResponse(e, sa, type, id, r.reply);
-          return;
-        }
-        e.register(r.sa);
-        // Children move before the response leaves, so a checkpoint never shows them on an SA the peer has rekeyed.
-        if (r.collision) sa.ikeCollision = { peerSa: r.sa, nonces: [r.sa.ni, r.sa.nr] };
-        else { adoptSuccessor(e, sa, r.sa); awaitOldIkeDelete(e, sa); }
-        sendResponse(e, sa, type, id, r.reply);
-        return;
-      }
-      await answerChildRequest(e, sa, m, (payloads) => sendResponse(e, sa, type, id, payloads));
+      const respond = (payloads: readonly IkePayload[]): void => sendResponse(e, sa, type, id, payloads);
+      if (m.first('sa')?.proposals[0]?.protocolId === ProtocolId.IKE) { answerIkeRekey(e, sa, m, respond); return; }
+      await answerChildRequest(e, sa, m, respond);
       return;
     }
     case ExchangeType.INFORMATIONAL: {
       const r = respondInformational(sa, m);
       // §2.8.1: in a rekey collision the peer deletes the old SA only once it has won. Its Delete
-      // can overtake the answer to our own colliding request: its new SA takes over now, and ours,
-      // when its answer comes, is the redundant one (steps/child.ts consumeChildResponse,
-      // ike-rekey-tasks.ts onIkeRekey through the retired old SA).
-      if (r.deleteIke && sa.ikeCollision && sa.state.tag === 'established' && sa.outstanding?.task.kind === 'ike-rekey') {
-        const winner = sa.ikeCollision.peerSa;
-        sa.ikeCollision = null;
-        adoptSuccessor(e, sa, winner);
-      }
+      // can overtake the answer to our own colliding request: its new SA takes over now
+      // (steps/ike-rekey.ts peerDeletedRekeyingIke; for a Child SA, steps/child.ts peerDeletedChild).
+      if (r.deleteIke) onPeerDeletedIke(e, sa);
       for (const c of r.deletedChildren) await onPeerDeletedChild(e, sa, c);
       sendResponse(e, sa, type, id, r.reply);
       if (r.errorNotify === NotifyError.AUTHENTICATION_FAILED) {

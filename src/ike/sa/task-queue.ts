@@ -6,7 +6,6 @@ import type { IkePayload } from '../codec/payload.js';
 import { buildAuthRequest, intermediatePending } from '../exchanges/ike-auth.js';
 import { requestIntermediate } from '../steps/intermediate.js';
 import { intermediateView } from './intermediate.js';
-import { buildIkeRekeyRequest } from '../exchanges/ike-rekey.js';
 import { deleteChildPayloads, deleteIkePayloads } from '../exchanges/informational.js';
 import { startChild } from './child-tasks.js';
 import type { EngineHost } from './host.js';
@@ -15,6 +14,7 @@ import type { IkeSa, Outstanding, Task } from './ike-sa.js';
 import { heldBySurvivor } from './lifecycle.js';
 import { nextFollowupRequest } from './followup.js';
 import type { Step } from '../steps/child.js';
+import { keyed, requestIkeRekey } from '../steps/ike-rekey.js';
 import { arm, mtuOf } from './task-retransmit.js';
 import { headerFor, sealMessage } from './wire.js';
 
@@ -94,8 +94,10 @@ async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
       }
       // A peer's IKE_FOLLOWUP_KE run on this SA is still open: ours waits for it.
       if (sa.followup) { sa.timers.rekey = e.clock.setTimer(REKEY_RETRY_MS, () => { void e.enqueue(sa, () => queueTask(e, sa, task)); }); return false; }
-      const { payloads, scratch } = buildIkeRekeyRequest(e, sa, task.group);
-      send(e, sa, task, ExchangeType.CREATE_CHILD_SA, payloads, { ikeRekey: scratch });
+      if (!keyed(sa)) return false;
+      // The new IKE SA's SPI first, then the step (steps/ike-rekey.ts); its one effect is the request.
+      const step = requestIkeRekey(e, sa, e.newIkeSpi(), task.group);
+      for (const ef of step.effects) if (ef.kind === 'send') send(e, sa, task, ExchangeType.CREATE_CHILD_SA, ef.payloads, { ikeRekey: step.next.offer });
       return true;
     }
     case 'ike-followup': {

@@ -31,7 +31,7 @@ export async function handleResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, da
     case 'child-create':
     case 'child-rekey': await onChildResponse(e, sa, m, o, task); break;
     case 'child-delete': await onChildDeleteAnswered(e, sa, task); break;
-    case 'ike-rekey': await onIkeRekey(e, sa, m, o, task); break;
+    case 'ike-rekey': onIkeRekey(e, sa, m, o, task); break;
     case 'ike-followup': await onFollowup(e, sa, m); break;
     case 'ike-delete':
       if (task.reason === 'terminated') await teardown(e, sa, 'terminated');
