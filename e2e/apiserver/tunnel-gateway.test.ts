@@ -278,6 +278,25 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
     await podLeg(tt, podC, standbyNode);
   });
 
+  await t.test('the mesh no longer selects node-c: its pod still reaches the VPC host, by a plain route (table 220) to the active gateway, which forwards it into the tunnel; that leg is in clear (no mesh pair), the tunnel leg ESP', async (tt) => {
+    await lane.applyMesh({ datapath: 'auto', nodeSelector: { 'kipsec.io/gateway': 'true' } });
+    const via = `${VPC_NET} via ${standbyNode.ip}`;
+    await eventually(async () => {
+      const routes = (await nodeC.ns.run('ip', ['route', 'show', 'table', '220'])).stdout;
+      const r = routes.includes(via) ? await podC.ns.run('ping', ['-n', '-c', '1', '-W', '1', '-I', podC.ip, VPC_HOST], { check: false, timeoutMs: 5_000 }) : undefined;
+      return r && pingCounts(r.stdout).received === 1 ? true : undefined;
+    }, 30_000, 250, { what: `${podC.name} → ${VPC_HOST} by the route ${via}`, state: async () => `table 220: ${(await nodeC.ns.run('ip', ['route', 'show', 'table', '220'])).stdout}\ntable 221: ${(await nodeC.ns.run('ip', ['route', 'show', 'table', '221'])).stdout}\n${lane.logs(2500)}` });
+    const cap = await WireCapture.start(tt, c.wire);
+    const ping = await podC.ns.run('ping', ['-n', '-c', '5', '-i', '0.2', '-W', '2', '-I', podC.ip, VPC_HOST], { check: false, timeoutMs: 20_000 });
+    const stats = await cap.stop();
+    assert.equal(pingCounts(ping.stdout).received, 5, `${podC.name} → ${VPC_HOST} through ${standbyNode.name}: ${ping.stdout}`);
+    assert.ok(stats.complete, JSON.stringify(stats));
+    const legs = classifyPcapFile(stats.file, { podCidrs: [{ node: nodeC.name, cidr: nodeC.podCidr }, { node: 'vpc', cidr: VPC_NET }] });
+    // 5 echoes and 5 answers between node-c and the gateway in clear; the tunnel leg to the cloud ESP in UDP.
+    assert.ok(legs.plaintextBetweenPods >= 10 && legs.espInUdp >= 10, formatReport(legs));
+    tt.diagnostic(`${podC.name} → ${VPC_HOST} via ${standbyNode.name}, node-c outside the mesh: ${formatReport(legs)}`);
+  });
+
   await t.test('admission (deploy/admission-policy.yaml): an agent may write only tunnel Leases, naming itself the holder; not the operator\'s Lease, not another node as holder', async () => {
     const asAgent = kube.as(serviceAccountUser(ns, 'kipsec-agent', standbyNode.name));
     const leasePath = resourcePath(RESOURCES.leases, { namespace: ns, name: `kipsec-tunnel-${good}` });
