@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/handshake-vs-strongswan.sh [--rounds N] [--slice SEC] [--ramp SEC] [--concurrency N] [--sas N] [--warmup SEC]
+# bench/handshake-vs-strongswan.sh [--rounds N] [--slice SEC] [--ramp SEC] [--concurrency N] [--sas N] [--warmup SEC] | [--burst N]
 # Runs bench/handshake-vs-strongswan.ts inside the kernel-lane VM (e2e/kernel-vm.sh): the host
 # kernel of these machines has no ESP, and both responders install real Child SAs.
 # On the host: bundle the bench and the agent CLI with esbuild (tsx transpiling ~150 modules per

@@ -1,0 +1,58 @@
+// bench/handshake-vs-strongswan --burst N: N initiators handshake with one fresh responder at
+// once, as every peer of a node does after the node reboots or the cluster's CA rotates. Each
+// responder gets its burst alone (the other one idle, not yet touched); the figure is the time
+// until the last initiator has its Child SA, and whether any gave up (the generator keeps the
+// engine's own retransmission schedule, charon's default: ~165 s). Cookies (both sides: threshold
+// 10 half-open SAs) and each side's half-open limits are part of what is measured. After the
+// burst the responder idles 20 s and its RSS is read: memory holding N SAs that came in at once.
+// Then it is killed (SIGKILL: no N Deletes to load the generator during the other's burst).
+import type { Netns } from '../../e2e/lib/netns.js';
+import type { GeneratorProcess } from './generator.js';
+import { CLK_TCK, procStat, xfrmCounts, type ProcStat } from './responders.js';
+import { sleep, type BurstReply, type Target } from './scenario.js';
+
+export interface BurstRig {
+  readonly g: GeneratorProcess;
+  readonly n: number;
+  readonly order: readonly Target[];
+  readonly pids: Readonly<Record<Target, number>>;
+  readonly ns: Readonly<Record<Target, Netns>>;
+  readonly idle: Readonly<Record<Target, ProcStat>>;
+  readonly out: (line?: string) => void;
+  readonly stamp: () => string;
+}
+
+const LABEL: Readonly<Record<Target, string>> = { agent: 'kipsec agent', swan: 'strongSwan charon' };
+const mb = (kb: number): string => (kb / 1024).toFixed(1);
+const s = (ms: number): string => (ms / 1000).toFixed(1);
+
+export async function runBurst(r: BurstRig): Promise<void> {
+  const rows: { t: Target; b: BurstReply; cpuS: number; held: ProcStat; xfrm: { states: number; policies: number } }[] = [];
+  for (const t of r.order) {
+    const before = procStat(r.pids[t]);
+    r.out(`[${r.stamp()}] ${t}: ${r.n} initiators at once`);
+    const b = await r.g.send<BurstReply>({ cmd: 'burst', target: t, n: r.n, timeoutMs: 900_000 }, 960_000);
+    const after = procStat(r.pids[t]);
+    const cpuS = (after.cpuTicks - before.cpuTicks) / CLK_TCK;
+    const failures = Object.entries(b.failures).map(([k, v]) => `${v} × ${k}`).join(', ');
+    r.out(`    ${b.done} established, last after ${s(b.lastMs)} s (p50 ${s(b.p50Ms)} s, p90 ${s(b.p90Ms)} s, p99 ${s(b.p99Ms)} s); ${b.failed} failed${failures ? ` (${failures})` : ''}; responder CPU ${cpuS.toFixed(1)} s, generator CPU ${s(b.cpuMs)} s`);
+    await sleep(20_000);
+    const held = procStat(r.pids[t]);
+    const xfrm = await xfrmCounts(r.ns[t]);
+    r.out(`    after 20 s idle: RSS ${mb(held.rssKb)} MiB (idle before the burst ${mb(r.idle[t].rssKb)} MiB), peak ${mb(held.hwmKb)} MiB; XFRM states/policies ${xfrm.states}/${xfrm.policies}`);
+    rows.push({ t, b, cpuS, held, xfrm });
+    try { process.kill(r.pids[t], 'SIGKILL'); } catch { /* already gone */ }
+  }
+  r.out('');
+  r.out(`burst: ${r.n} initiators at once against a fresh responder (order: ${r.order.join(', ')})`);
+  r.out(`  ${'responder'.padEnd(20)}${'all up (s)'.padStart(11)}${'p50 (s)'.padStart(9)}${'p99 (s)'.padStart(9)}${'failed'.padStart(8)}${'resp. CPU s'.padStart(13)}${'RSS MiB'.padStart(9)}${'KiB/SA'.padStart(8)}${'peak MiB'.padStart(10)}`);
+  for (const { t, b, cpuS, held } of rows) {
+    const perSa = (held.rssKb - r.idle[t].rssKb) / Math.max(1, b.done);
+    r.out(`  ${LABEL[t].padEnd(20)}${s(b.lastMs).padStart(11)}${s(b.p50Ms).padStart(9)}${s(b.p99Ms).padStart(9)}${String(b.failed).padStart(8)}${cpuS.toFixed(1).padStart(13)}${mb(held.rssKb).padStart(9)}${perSa.toFixed(1).padStart(8)}${mb(held.hwmKb).padStart(10)}`);
+  }
+  const a = rows.find((x) => x.t === 'agent'); const c = rows.find((x) => x.t === 'swan');
+  if (a && c) {
+    r.out(`  agent / charon: time to all up ${(a.b.lastMs / Math.max(1, c.b.lastMs)).toFixed(2)}× (lower is better), responder CPU ${(a.cpuS / Math.max(0.01, c.cpuS)).toFixed(2)}×, RSS holding them ${(a.held.rssKb / Math.max(1, c.held.rssKb)).toFixed(2)}× (target ≤ 1.5× at 5,000)`);
+  }
+  r.out('  ("KiB/SA": RSS after the burst minus RSS before it, per established SA; "peak": VmHWM over the process\'s life)');
+}

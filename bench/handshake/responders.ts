@@ -1,0 +1,200 @@
+// bench/handshake-vs-strongswan's responders and what it reads of them: the agent as a user runs
+// it (bundle, DaemonSet flags, one IPsecTunnel per initiator) and charon with one connection for
+// all; per-process CPU and memory from /proc, XFRM counts, the agent's event-loop delay and warnings.
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { reqidFor } from '../../src/agent/tunnel.js';
+import type { Netns } from '../../e2e/lib/netns.js';
+import { agentBundle } from '../../e2e/vm/agent-harness.js';
+import { ESP_PROPOSAL, IKE_PROPOSAL, PSK, RESPONDER, RESPONDER_SUBNET, inner, outer, sleep } from './scenario.js';
+
+export interface ProcStat { readonly cpuTicks: number; readonly childTicks: number; readonly rssKb: number; readonly anonKb: number; readonly hwmKb: number; readonly threads: number }
+
+export const CLK_TCK = ((): number => { try { return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100; } catch { return 100; } })();
+
+/** utime + stime + cutime + cstime (all threads, reaped children) and memory of one process. */
+export function procStat(pid: number): ProcStat {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from #3 (state) on
+  const ticks = [11, 12, 13, 14].reduce((s, k) => s + Number(f[k]), 0); // #14..#17
+  const childTicks = Number(f[13]) + Number(f[14]); // cutime, cstime: processes it started and reaped
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+  return { cpuTicks: ticks, childTicks, rssKb: kb('VmRSS'), anonKb: kb('RssAnon'), hwmKb: kb('VmHWM'), threads: kb('Threads') };
+}
+
+/** CPU ticks per thread (name#tid), to see where a process spends beyond its main thread. */
+export function threadTicks(pid: number): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      m.set(`${st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'))}#${tid}`, Number(f[11]) + Number(f[12]));
+    } catch { /* thread ended */ }
+  }
+  return m;
+}
+
+export function pidOf(ns: Netns, comm: string): number {
+  const pids = execFileSync('ip', ['netns', 'pids', ns.name], { timeout: 10_000 }).toString().split(/\s+/).filter(Boolean).map(Number);
+  for (const p of pids) { try { if (readFileSync(`/proc/${p}/comm`, 'utf8').trim() === comm) return p; } catch { /* gone */ } }
+  throw new Error(`no ${comm} process in ${ns.name}`);
+}
+
+export async function xfrmCounts(ns: Netns): Promise<{ states: number; policies: number }> {
+  const n = async (what: string): Promise<number> => (await ns.run('ip', ['xfrm', what, 'list'], { timeoutMs: 120_000 })).stdout.split('\n').filter((l) => l.startsWith('src ')).length;
+  return { states: await n('state'), policies: await n('policy') };
+}
+
+export function agentYaml(n: number): string {
+  const docs: string[] = [];
+  const used = new Set<number>();
+  for (let i = 0; i < n; i++) {
+    // Tunnel names map to stable reqids (FNV-1a, 24 bits); skip the rare name whose reqid collides.
+    let name = `ini-${i}`;
+    for (let k = 0; used.has(reqidFor(name)) && k < 100; k++) name = `ini-${i}-${k}`;
+    used.add(reqidFor(name));
+    docs.push(`apiVersion: kipsec.io/v1alpha1
+kind: IPsecTunnel
+metadata: {name: ${name}}
+spec:
+  local: {address: ${RESPONDER.agent.address}, subnets: [${RESPONDER_SUBNET}]}
+  remote: {address: ${outer(i)}, subnets: [${inner(i)}/32]}
+  auth: {psk: {file: psk}}
+  ike: {proposals: [${IKE_PROPOSAL}]}
+  esp: {proposals: [${ESP_PROPOSAL}]}
+  dpd: {interval: 30s}
+  startAction: respond
+`);
+  }
+  return docs.join('---\n');
+}
+
+export function swanctl(): string {
+  return `connections {
+  bench {
+    version = 2
+    local_addrs = ${RESPONDER.swan.address}
+    remote_addrs = 10.64.0.0/16
+    proposals = ${IKE_PROPOSAL}
+    dpd_delay = 30s
+    local {
+      auth = psk
+      id = ${RESPONDER.swan.address}
+    }
+    remote {
+      auth = psk
+      id = %any
+    }
+    children {
+      bench {
+        local_ts = ${RESPONDER_SUBNET}
+        remote_ts = 10.65.0.0/16
+        esp_proposals = ${ESP_PROPOSAL}
+        start_action = none
+      }
+    }
+  }
+}
+secrets {
+  ike-bench {
+    secret = "${PSK}"
+  }
+}
+`;
+}
+
+/**
+ * Preloaded into the agent (--import): its event-loop delay (perf_hooks.monitorEventLoopDelay, 10 ms
+ * resolution, as prom-client samples it). On SIGUSR2 it writes the histogram since the last
+ * signal to eld.json beside itself, in ms, and starts a new one: one reading per rate slice.
+ */
+const ELD_PROBE = `import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { writeFileSync } from 'node:fs';
+const h = monitorEventLoopDelay({ resolution: 10 });
+h.enable();
+let seq = 0;
+process.on('SIGUSR2', () => {
+  const ms = (ns) => ns / 1e6;
+  writeFileSync(new URL('./eld.json', import.meta.url), JSON.stringify({ seq: ++seq, p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max), mean: ms(h.mean) }));
+  h.reset();
+});
+`;
+
+export interface EventLoopDelay { readonly seq: number; readonly p50: number; readonly p99: number; readonly max: number; readonly mean: number }
+
+/** The agent's event-loop delay since the previous call (ELD_PROBE), or null if it did not answer. */
+export async function agentEventLoopDelay(pid: number, dir: string): Promise<EventLoopDelay | null> {
+  const file = join(dir, 'eld.json');
+  const last = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as EventLoopDelay).seq : 0;
+  process.kill(pid, 'SIGUSR2');
+  for (let i = 0; i < 50; i++) {
+    await sleep(100);
+    try { const r = JSON.parse(readFileSync(file, 'utf8')) as EventLoopDelay; if (r.seq > last) return r; } catch { /* not yet */ }
+  }
+  return null;
+}
+
+/** NODE_OPTIONS of the agent container in deploy/agent.yaml (the DaemonSet users install). */
+export function deployedNodeOptions(): string {
+  const ds = parseYaml(readFileSync(fileURLToPath(new URL('../../deploy/agent.yaml', import.meta.url)), 'utf8')) as
+    { spec?: { template?: { spec?: { containers?: Array<{ name?: string; env?: Array<{ name?: string; value?: string }> }> } } } };
+  const agent = ds.spec?.template?.spec?.containers?.find((c) => c.name === 'agent');
+  return agent?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
+}
+
+/** The agent as a user runs it (the CLI bundle, with the DaemonSet's Node flags), its log in a file like charon's. */
+export async function startAgent(ns: Netns, n: number, timeoutMs: number, datapath: 'kernel' | 'userspace'): Promise<{ pid: number; dir: string; child: ChildProcess }> {
+  const dir = mkdtempSync(join(tmpdir(), 'kipsec-bench-agent-'));
+  writeFileSync(join(dir, 'psk'), `${PSK}\n`, { mode: 0o600 });
+  writeFileSync(join(dir, 'tunnels.yaml'), agentYaml(n));
+  const socket = join(dir, 'agent.sock');
+  const log = openSync(join(dir, 'agent.log'), 'a');
+  // KIPSEC_BENCH_PROFILE=1: a V8 CPU profile of the agent, written when it exits (SIGTERM below).
+  const prof = process.env['KIPSEC_BENCH_PROFILE'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['VM_OUT'] ?? dir}`] : [];
+  // Node/V8 flags: the DaemonSet's NODE_OPTIONS, or KIPSEC_BENCH_NODE_FLAGS to compare runs ("" for none).
+  const flags = (process.env['KIPSEC_BENCH_NODE_FLAGS'] ?? deployedNodeOptions()).split(/\s+/).filter(Boolean);
+  writeFileSync(join(dir, 'eld-probe.mjs'), ELD_PROBE);
+  const child = ns.spawn(process.execPath, [...prof, ...flags, '--import', join(dir, 'eld-probe.mjs'), agentBundle(), 'agent', '--standalone', '--config', join(dir, 'tunnels.yaml'), '--control-socket', socket, '--log-level', 'info', '--datapath', datapath], { stdio: ['ignore', log, log] });
+  closeSync(log);
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(socket)) {
+    if (child.exitCode !== null) throw new Error(`agent exited ${child.exitCode}:\n${readFileSync(join(dir, 'agent.log'), 'utf8').slice(-4000)}`);
+    if (Date.now() > deadline) throw new Error(`agent did not listen within ${timeoutMs} ms`);
+    await sleep(200);
+  }
+  return { pid: child.pid ?? 0, dir, child };
+}
+
+/** The agent's warnings and errors of the run, counted by message (a failed install says why here). */
+export function agentWarnings(file: string): string {
+  const counts = new Map<string, number>();
+  let text: string;
+  try { text = readFileSync(file, 'utf8'); } catch { return `agent log ${file} unreadable`; }
+  for (const line of text.split('\n')) {
+    if (!line.includes('"level":"warn"') && !line.includes('"level":"error"')) continue;
+    let key = line.slice(0, 200);
+    try { const j = JSON.parse(line) as { msg?: string; err?: string; code?: string }; key = [j.msg, j.code, j.err].filter(Boolean).join(': ').slice(0, 240); } catch { /* keep the raw line */ }
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  if (counts.size === 0) return 'agent log: no warnings or errors';
+  return `agent log warnings/errors:\n${[...counts].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, n]) => `  ${String(n).padStart(5)} × ${k}`).join('\n')}`;
+}
+
+/** Whether this kernel takes an ESP state (AES-GCM), else why not. Retried: the first use loads modules. */
+export async function espProblem(ns: Netns): Promise<string | null> {
+  let why = '';
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const r = await ns.run('ip', ['xfrm', 'state', 'add', 'src', '192.0.2.9', 'dst', '192.0.2.8', 'proto', 'esp', 'spi', '1', 'aead', 'rfc4106(gcm(aes))', `0x${'42'.repeat(36)}`, '128'], { check: false, timeoutMs: 60_000 });
+    await ns.run('ip', ['xfrm', 'state', 'flush'], { check: false });
+    if (r.code === 0) return null;
+    why = r.stderr.trim() || `exit ${r.code}`;
+    await sleep(2_000);
+  }
+  return why;
+}
