@@ -5,7 +5,8 @@
 //    calling thread (unit tests, or where workers are unavailable), with the same code (runCryptoJob).
 //  - Back-pressure: at most `maxQueued` jobs submitted and unfinished; beyond that run() rejects at
 //    once with CryptoQueueFullError, which the exchange code counts as a drop (the peer retransmits;
-//    cookies and the half-open limits keep guarding the responder before any work is queued).
+//    cookies and the half-open limits keep guarding the responder before any work is queued, so
+//    the bound sits above what they admit: see DEFAULT_MAX_QUEUED).
 //  - Batching: jobs submitted in one turn of the event loop leave as one message per worker
 //    (setImmediate), since a postMessage round trip costs about as much as an X25519 derivation.
 //  - Workers start on first use, are unref'd while idle (an idle pool keeps no process alive) and
@@ -42,7 +43,7 @@ export class CryptoWorkerError extends KipsecError {
 export interface CryptoPoolOptions {
   /** Worker threads; 0 runs jobs on the calling thread. Default: os.availableParallelism(). */
   readonly size?: number;
-  /** Jobs submitted and not yet finished, over all workers, before run() rejects. Default 64 per worker. */
+  /** Jobs submitted and not yet finished, over all workers, before run() rejects. Default DEFAULT_MAX_QUEUED. */
   readonly maxQueued?: number;
   /** The worker entry (tests point it elsewhere). Default: crypto-worker beside this module. */
   readonly workerUrl?: URL;
@@ -68,7 +69,14 @@ export interface CryptoPoolStats {
 interface Entry { readonly job: CryptoJob; resolve(v: CryptoJobResult): void; reject(e: Error): void }
 interface Slot { readonly worker: Worker; readonly batches: Map<number, Entry[]>; load: number; dead: boolean }
 
-const DEFAULT_QUEUE_PER_WORKER = 64;
+/**
+ * Admission is the job of the cookies and the half-open limits (sa/defaults.ts HALF_OPEN_LIMIT,
+ * 1,000; each half-open IKE SA has at most one key-exchange and then one AUTH job in flight), so
+ * the queue holds what they admit: a burst of peers they let in is queued, not dropped, since a
+ * dropped IKE_SA_INIT costs its initiator a whole retransmission timeout (4 s). The bound remains
+ * for memory, should a raised limit or a bug let more in.
+ */
+export const DEFAULT_MAX_QUEUED = 2_048;
 
 /** KIPSEC_IKE_CRYPTO_WORKERS (a whole number, 0 = no workers), else os.availableParallelism(). */
 export function cryptoWorkersFromEnv(env: NodeJS.ProcessEnv = process.env): number {
@@ -125,7 +133,7 @@ export class CryptoPool {
       this.#fallbackReason = `worker entry ${fileURLToPath(this.#url)} not found: jobs run on the calling thread`;
       this.size = 0;
     } else this.size = size;
-    this.maxQueued = opts.maxQueued ?? DEFAULT_QUEUE_PER_WORKER * Math.max(1, this.size);
+    this.maxQueued = opts.maxQueued ?? DEFAULT_MAX_QUEUED;
   }
 
   /** Jobs submitted and not yet finished. */

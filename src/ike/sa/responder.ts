@@ -67,8 +67,10 @@ export async function handleInitRequest(e: EngineHost, m: IkeMessage, datagram: 
   const sa = newSa(e, peer, 'responder', m.header.initiatorSpi, to, from);
   // RFC 8019 §4.6: one address answering cookies must not take every half-open slot, nor many
   // addresses all of them. Checked after the COOKIE, so only requests from a real address count.
-  const blocked = (): string | null => e.limits.blockInit(from.address) ?? (e.halfOpen >= e.options.halfOpenLimit ? evictHalfOpen(e, from.address) : null);
+  // Requests whose key exchange is still running count as half-open: a burst arrives in one turn,
+  // before any of them is registered.
   const inFlight = initsInFlight.get(e) ?? 0;
+  const blocked = (): string | null => e.limits.blockInit(from.address) ?? (e.halfOpen + inFlight >= e.options.halfOpenLimit ? evictHalfOpen(e, from.address) : null);
   // Indexed while the DH runs, so a retransmission of this request is dropped rather than worked on twice.
   e.indexInit(key, sa);
   initsInFlight.set(e, inFlight + 1);

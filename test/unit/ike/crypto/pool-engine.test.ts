@@ -3,6 +3,7 @@
 // arrives while the first copy's Diffie-Hellman runs is not worked on twice (RFC 7296 §2.1, §2.6).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { DEFAULT_MAX_QUEUED } from '../../../../src/ike/crypto/pool.js';
 import { Pair, type Packet } from '../pair/harness.js';
 
 /** IKE_SA_INIT requests that look like they come from different initiators (fresh SPIs). */
@@ -21,16 +22,29 @@ async function firstInit(p: Pair): Promise<Packet> {
   return p.net.log[0]!;
 }
 
-test('a burst beyond the crypto queue bound (64 per worker) is dropped as crypto-queue-full, counted, unanswered, with no state', async () => {
-  const p = new Pair({ bobOptions: { cryptoWorkers: 1, cookieThreshold: 10_000, halfOpenLimit: 10_000, halfOpenPerAddress: 10_000 } });
+test('a burst of the half-open limit (1,000) is queued on the workers, not dropped: every request answered, no crypto-queue-full (RFC 8019 §4.6 admission is the limits\' job)', async () => {
+  const p = new Pair({ bobOptions: { cryptoWorkers: 1, cookieThreshold: 10_000, halfOpenPerAddress: 10_000 } });
   try {
     const first = await firstInit(p);
     const sentBefore = p.net.log.length;
-    // All delivered in one turn, before any job finished.
-    await Promise.all(floodFrom(first, 100).map((d) => p.bob.engine.receive(d, first.from, first.to)));
+    // All delivered in one turn, before any job finished; the 1,001st meets the half-open limit.
+    await Promise.all(floodFrom(first, 1_001).map((d) => p.bob.engine.receive(d, first.from, first.to)));
+    assert.equal(p.bob.engine.status().drops['crypto-queue-full'], undefined);
+    assert.equal(p.bob.engine.status().drops['half-open-limit'], 1, 'requests still in their key exchange count toward the limit');
+    assert.equal(p.bob.engine.status().halfOpen, 1_000);
+    assert.equal(p.net.log.length - sentBefore, 1_000, 'every admitted request answered');
+  } finally { await p.alice.engine.close(); await p.bob.engine.close(); }
+});
+
+test(`a burst beyond the crypto queue bound (${DEFAULT_MAX_QUEUED}, with the half-open limit raised above it) is dropped as crypto-queue-full, counted, unanswered, with no state`, async () => {
+  const p = new Pair({ bobOptions: { cryptoWorkers: 1, cookieThreshold: 100_000, halfOpenLimit: 100_000, halfOpenPerAddress: 100_000 } });
+  try {
+    const first = await firstInit(p);
+    const sentBefore = p.net.log.length;
+    await Promise.all(floodFrom(first, DEFAULT_MAX_QUEUED + 36).map((d) => p.bob.engine.receive(d, first.from, first.to)));
     assert.equal(p.bob.engine.status().drops['crypto-queue-full'], 36);
-    assert.equal(p.bob.engine.status().halfOpen, 64);
-    assert.equal(p.net.log.length - sentBefore, 64, 'only the queued 64 were answered');
+    assert.equal(p.bob.engine.status().halfOpen, DEFAULT_MAX_QUEUED);
+    assert.equal(p.net.log.length - sentBefore, DEFAULT_MAX_QUEUED, `only the queued ${DEFAULT_MAX_QUEUED} were answered`);
   } finally { await p.alice.engine.close(); await p.bob.engine.close(); }
 });
 
