@@ -16,7 +16,7 @@
 // 9370 additional key exchanges chosen the new SA gets its keys only after IKE_FOLLOWUP_KE
 // (followup-ke.ts, driven by sa/followup.ts).
 import { SecretBytes } from '../../common/secret.js';
-import type { Random } from '../../common/time.js';
+import type { Clock, Random } from '../../common/time.js';
 import { NotifyError, notifyName } from '../constants.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
@@ -28,7 +28,7 @@ import { keRetry } from '../exchanges/invalid-ke.js';
 import { dhGroupOf, fromSaProposal, ikeSuiteOf, toSaProposals } from '../policy/convert.js';
 import { checkProposalReply, type SelectedProposal } from '../policy/select.js';
 import type { IkeFailure } from '../ports.js';
-import { ikeFailure, type Ctx } from '../sa/context.js';
+import { ikeFailure } from '../sa/context.js';
 import { NONCE_BYTES, REKEY_RETRY_MS } from '../sa/defaults.js';
 import { ikeKeysOf } from '../sa/ike-keys.js';
 import type { IkeKeys, IkeRekeyScratch, IkeSa, IkeSaState } from '../sa/ike-sa.js';
@@ -40,7 +40,11 @@ export type KeyedIkeSa = IkeSa & { readonly keys: IkeKeys };
 export function keyed(sa: IkeSa): sa is KeyedIkeSa { return sa.keys !== null; }
 
 /** What the steps use of the engine: time and randomness, and serials for a new IKE SA record. */
-export type IkeRekeyEnv = Pick<Ctx, 'clock' | 'random' | 'newSerial'>;
+export interface IkeRekeyEnv {
+  readonly clock: Pick<Clock, 'now'>;
+  readonly random: Random;
+  newSerial(): number;
+}
 
 /** §2.8.2: we answered the peer's rekey of this IKE SA while ours was in flight: its new SA and the nonces of its exchange. */
 export type IkeCollision = NonNullable<IkeSa['ikeCollision']>;
