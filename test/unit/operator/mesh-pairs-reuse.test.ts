@@ -91,3 +91,16 @@ test('mesh batching waits 1 s, or ten times the last reconcile when that took mo
   assert.equal(meshBatchMs(20), 1000);
   assert.equal(meshBatchMs(450.2), 4502);
 });
+
+test('rows shared between a node\'s old and new objects follow each report: down, up again, down elsewhere', () => {
+  // Unchanged rows are shared with the last evaluation's, changed ones built afresh (mesh-pairs.ts rowOf).
+  const steps: [Record<string, Peer>, number][] = [
+    [{}, 0], [{ 'reuse-a>reuse-b': { state: 'connecting' } }, 1], [{}, 0],
+    [{ 'reuse-c>reuse-d': { state: 'failed', lastError: { message: 'x' } }, 'reuse-b>reuse-a': { state: 'connecting' } }, 2], [{}, 0],
+  ];
+  steps.forEach(([says, down], k) => {
+    const ev = evaluatePairs(nodes(names, says, `step-${k}`), T0);
+    assert.equal(ev.expected - ev.established, down, `step ${k}`);
+    if (down === 0) assert.equal(ev.counts.established, 6);
+  });
+});
