@@ -1,5 +1,5 @@
 // The operator under test for bench/operator-scale.ts, in its own process so its memory is its own.
-// Messages: parent → {cmd:'stats'|'stop'} or {cmd:'heapsnap', path}; child → {ready}, {stats}, {snapped}.
+// Messages: parent → {cmd:'stats'|'mem'|'stop'} or {cmd:'heapsnap', path}; child → {ready}, {stats}, {mem}, {snapped}.
 import { writeHeapSnapshot } from 'node:v8';
 import pino from 'pino';
 import { systemClock } from '../src/common/time.js';
@@ -25,6 +25,11 @@ async function stats(): Promise<unknown> {
 
 process.on('message', (msg: { cmd: string; path?: string }) => {
   if (msg.cmd === 'stats') void stats().then((s) => process.send?.({ stats: s }));
+  if (msg.cmd === 'mem') {
+    // Without a gc(): what is resident and committed right now (the bench's timeline).
+    const m = process.memoryUsage(); const MiB = 2 ** 20;
+    process.send?.({ mem: { rssMiB: Math.round(m.rss / MiB), heapTotalMiB: Math.round(m.heapTotal / MiB), heapUsedMiB: Math.round(m.heapUsed / MiB), externalMiB: Math.round(m.external / MiB), arrayBuffersMiB: Math.round(m.arrayBuffers / MiB) } });
+  }
   if (msg.cmd === 'heapsnap' && msg.path) { writeHeapSnapshot(msg.path); process.send?.({ snapped: true }); }
   if (msg.cmd === 'stop') void op.stop().then(() => process.exit(0));
 });

@@ -106,6 +106,21 @@ function childEntry(): string {
   return `${out}/child.mjs`;
 }
 
+/** CPU seconds of the apiserver and etcd (e2e/apiserver.sh's pid files in KIPSEC_APISERVER_DIR), if on this machine. */
+function apiserverCpuSec(): number | undefined {
+  const dir = process.env['KIPSEC_APISERVER_DIR'];
+  if (!dir) return undefined;
+  try {
+    let ticks = 0;
+    for (const f of ['apiserver.pid', 'etcd.pid']) {
+      const stat = readFileSync(`/proc/${readFileSync(`${dir}/${f}`, 'utf8').trim()}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+    }
+    return ticks / 100;
+  } catch { return undefined; }
+}
+
 async function apiserverRequests(kube: KubeClient): Promise<number> {
   const text = await kube.getText('/metrics').catch(() => '');
   let sum = 0;
@@ -210,12 +225,21 @@ async function run(n: number): Promise<Record<string, unknown>> {
   });
   const ask = (): Promise<Record<string, unknown>> => new Promise((r) => { const h = (m: { stats?: Record<string, unknown> }): void => { if (m.stats) { child.off('message', h); r(m.stats); } }; child.on('message', h); child.send({ cmd: 'stats' }); });
   const tStart = Date.now();
+  const apiCpu0 = apiserverCpuSec(); const benchCpu0 = process.cpuUsage();
+  // KIPSEC_BENCH_TIMELINE=1: progress every 2 s on stderr (seconds since the operator's start).
+  let mem = '';
+  child.on('message', (m: { mem?: Record<string, number> }) => { if (m.mem) mem = Object.entries(m.mem).map(([k, v]) => `${k}=${v}`).join(' '); });
+  const timeline = process.env['KIPSEC_BENCH_TIMELINE'] ? setInterval(() => {
+    console.error(`t=${((Date.now() - tStart) / 1000).toFixed(0)}s signed=${signedSet.size} published=${published} verified=${verifiedSet.size} apiserverCpu=${((apiserverCpuSec() ?? 0) - (apiCpu0 ?? 0)).toFixed(1)}s operator: ${mem}`);
+    child.send({ cmd: 'mem' });
+  }, 2000) : undefined;
   await new Promise<void>((r) => child.on('message', (m: { ready?: boolean }) => { if (m.ready) r(); }));
   const readyMs = Date.now() - tStart;
 
   // (1) all CSRs signed (in agents mode the agents publish meanwhile)
   await until(() => signedSet.size >= n, () => `${signedSet.size}/${n} signed`);
   const signedMs = Date.now() - tStart;
+  const apiCpuSigned = apiserverCpuSec();
   const afterSign = await ask();
 
   // (2) every agent published its certificate fingerprint; all IPsecNodes reconciled
@@ -228,6 +252,8 @@ async function run(n: number): Promise<Record<string, unknown>> {
   }
   await until(() => verifiedSet.size >= n, () => `${verifiedSet.size}/${n} IPsecNodes verified`);
   const reconciledMs = Date.now() - tStart;
+  const apiCpuReconciled = apiserverCpuSec(); const benchCpu = process.cpuUsage(benchCpu0);
+  clearInterval(timeline);
   const publishedEndMs = lastPublishMs - tStart;
   await new Promise((r) => setTimeout(r, 2000)); // let the batched mesh status land
   const final = await ask();
@@ -259,6 +285,10 @@ async function run(n: number): Promise<Record<string, unknown>> {
     reads: Object.fromEntries(Object.entries(req.byResource).filter(([k]) => k.startsWith('GET '))),
     apiserverRequestsDuringRunPerNode: perNode(reqAfter - reqBefore),
     operatorCpuSigningSec: cpuSec(afterSign), operatorCpuSec: cpuSec(final),
+    // From the operator's start to all signed / all reconciled; the bench's own CPU (watches, publishing) until reconciled.
+    apiserverEtcdCpuSigningSec: apiCpu0 !== undefined && apiCpuSigned !== undefined ? +(apiCpuSigned - apiCpu0).toFixed(1) : undefined,
+    apiserverEtcdCpuSec: apiCpu0 !== undefined && apiCpuReconciled !== undefined ? +(apiCpuReconciled - apiCpu0).toFixed(1) : undefined,
+    benchCpuSec: +((benchCpu.user + benchCpu.system) / 1e6).toFixed(1),
     issued: final['issued'],
   };
 }
