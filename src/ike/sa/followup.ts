@@ -7,7 +7,7 @@ import type { SecretBytes } from '../../common/secret.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import type { SelectedProposal } from '../policy/select.js';
-import { consumeFollowupResponse, rekeyedIkeKeys, requestFollowup, respondFollowup, wipeSecrets, type FollowupKe, type FollowupStep, type RekeyedIkeInputs } from '../steps/followup-ke.js';
+import { consumeFollowupResponse, rekeyedIkeKeys, requestFollowup, respondFollowup, wipeSecrets, type FollowupFor, type FollowupKe, type FollowupStep, type RekeyedIkeInputs } from '../steps/followup-ke.js';
 import { rekeyedKeys } from '../steps/ike-rekey.js';
 import type { IkeFailure } from '../ports.js';
 import type { Ctx } from './context.js';
@@ -24,20 +24,26 @@ export type FollowupOutcome =
   /** The exchange failed; the IKE SA goes on. `pending`: the Child SA that was being negotiated. */
   | { readonly kind: 'failed'; readonly failure: IkeFailure; readonly pending: ChildFollowupPending | null };
 
-function viewOf(ctx: Ctx, sa: IkeSa): FollowupRun['view'] {
-  return { random: ctx.random, allowWeak: sa.peer.config.ike.allowWeak ?? false };
+function viewOf(ctx: Ctx, sa: IkeSa, of: FollowupFor): FollowupRun['view'] {
+  return { random: ctx.random, allowWeak: sa.peer.config.ike.allowWeak ?? false, for: of };
+}
+
+/** The Child SA a run keys. */
+function childOf(p: ChildFollowupPending): FollowupFor {
+  const runtime = p.role === 'responder' ? p.choice.runtime : p.sent.tag === 'create-sent' ? p.sent.runtime : p.sent.old.runtime;
+  return { kind: 'child', name: runtime.config.name };
 }
 
 /** Start an IKE rekey's run on `old` for `fresh` (the new IKE SA without keys, `selected` its proposal, `keys` what they come from). */
 export function beginFollowup(ctx: Ctx, old: IkeSa, fresh: IkeSa, selected: SelectedProposal, keys: RekeyedIkeInputs, state: FollowupKe): void {
   abandonFollowup(old);
-  old.followup = { for: 'ike', fresh, view: viewOf(ctx, old), keys, selected, state };
+  old.followup = { for: 'ike', fresh, view: viewOf(ctx, old, { kind: 'ike' }), keys, selected, state };
 }
 
 /** Start a Child SA's run on `sa`. */
 export function beginChildFollowup(ctx: Ctx, sa: IkeSa, pending: ChildFollowupPending, state: FollowupKe): void {
   abandonFollowup(sa);
-  sa.followup = { for: 'child', pending, view: viewOf(ctx, sa), state };
+  sa.followup = { for: 'child', pending, view: viewOf(ctx, sa, childOf(pending)), state };
 }
 
 /** Drop the run (the peer gave up on it, or ours failed), wiping the secrets it holds. */

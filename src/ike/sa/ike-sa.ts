@@ -10,7 +10,7 @@ import type { Prf } from '../crypto/prf.js';
 import type { SkCipher } from '../crypto/sk.js';
 import type { PolicyProposal } from '../policy/proposal.js';
 import type { SelectedProposal } from '../policy/select.js';
-import type { FollowupKe, FollowupView, RekeyedIkeInputs } from '../steps/followup-ke.js';
+import type { FollowupKe, FollowupRunView, RekeyedIkeInputs } from '../steps/followup-ke.js';
 import type { Intermediate } from '../steps/intermediate.js';
 import type { Endpoint, IpsecMode, KernelChildSaRef, KernelSa, UdpEncap } from '../ports.js';
 import type { ChildConfig, PeerConfig } from './config.js';
@@ -188,8 +188,8 @@ export type ChildFollowupPending =
 
 /** An IKE_FOLLOWUP_KE run (see IkeSa.followup): of an IKE rekey, or of a Child SA's CREATE_CHILD_SA. */
 export type FollowupRun =
-  | { readonly for: 'ike'; readonly fresh: IkeSa; readonly view: FollowupView; readonly keys: RekeyedIkeInputs; readonly selected: SelectedProposal; state: FollowupKe }
-  | { readonly for: 'child'; readonly pending: ChildFollowupPending; readonly view: FollowupView; state: FollowupKe };
+  | { readonly for: 'ike'; readonly fresh: IkeSa; readonly view: FollowupRunView; readonly keys: RekeyedIkeInputs; readonly selected: SelectedProposal; state: FollowupKe }
+  | { readonly for: 'child'; readonly pending: ChildFollowupPending; readonly view: FollowupRunView; state: FollowupKe };
 
 export interface IkeRekeyScratch {
   readonly spi: bigint;

@@ -53,6 +53,12 @@ export interface FollowupView {
   readonly allowWeak: boolean;
 }
 
+/** What a run keys: the new IKE SA of a rekey, or Child SA `name` (named in the initiator's failures). */
+export type FollowupFor = { readonly kind: 'ike' } | { readonly kind: 'child'; readonly name: string };
+
+/** The view of one run on an IKE SA (sa/followup.ts keeps it with the run). */
+export interface FollowupRunView extends FollowupView { readonly for: FollowupFor }
+
 /** What the new IKE SA's keys come from: the old IKE SA's PRF and SK_d, the new SA's suite, nonces and SPIs. */
 export interface RekeyedIkeInputs {
   readonly prf: Prf;
@@ -131,10 +137,13 @@ export function requestFollowup(v: FollowupView, s: Extract<FollowupKe, { tag: '
 }
 
 /** Initiator: KEr(n) arrived; the next request needs the new link, the last answer gives the keys. */
-export function consumeFollowupResponse(v: FollowupView, s: Extract<FollowupKe, { tag: 'ke-sent' }>, m: IkeMessage): FollowupStep {
+export function consumeFollowupResponse(v: FollowupRunView, s: Extract<FollowupKe, { tag: 'ke-sent' }>, m: IkeMessage): FollowupStep {
   const method = s.methods[0]!;
   const err = m.errorNotifies()[0];
-  if (err !== undefined) return { next: s, effects: [fail(`peer refused additional key exchange ${s.n} (${methodName(method)}) of the IKE rekey with ${notifyName(err.type)}`, 'ERR_IKE_REKEY_REFUSED', notifyName(err.type))] };
+  if (err !== undefined) {
+    const [of, code] = v.for.kind === 'ike' ? ['the IKE SA rekey', 'ERR_IKE_REKEY_REFUSED'] : [`Child SA ${v.for.name}`, 'ERR_IKE_CHILD_REFUSED'];
+    return { next: s, effects: [fail(`peer refused additional key exchange ${s.n} (${methodName(method)}) of ${of} with ${notifyName(err.type)}`, code, notifyName(err.type))] };
+  }
   const ke = m.first('ke');
   if (ke === undefined || ke.group !== method)
     return { next: s, effects: [fail(`IKE_FOLLOWUP_KE response ${s.n} has ${ke ? `a KE of method ${ke.group}` : 'no KE payload'}, want ${methodName(method)} (RFC 9370 §2.2.2)`)] };

@@ -224,6 +224,7 @@ test('RFC 9370 §2.2.2: an IKE_FOLLOWUP_KE whose link the responder did not give
   /* IKE_FOLLOWUP_KE {KEi(1), N(ADDITIONAL_KEY_EXCHANGE)(not bob's link)} --> <-- {N(STATE_NOT_FOUND)} */
   await inject(p, req, reseal(p.alice, req.datagram, (inner) => inner.map((x) => (x.kind === 'notify' && x.type === NotifyStatus.ADDITIONAL_KEY_EXCHANGE ? { ...x, data: Uint8Array.of(0xde, 0xad) } : x))));
   assert.equal(errors(p.alice.events)[0]?.notify, 'STATE_NOT_FOUND');
+  assert.deepEqual([errors(p.alice.events)[0]?.code, errors(p.alice.events)[0]?.message], ['ERR_IKE_REKEY_REFUSED', 'peer refused additional key exchange 1 (mlkem512) of the IKE SA rekey with STATE_NOT_FOUND']);
   assert.match(errors(p.bob.events)[0]?.message ?? '', /link we did not give/);
   for (const s of [p.alice, p.bob]) {
     assert.equal(s.engine.status().peers[0]!.ike!.ikeSpis, before, `${s.name}: still the old IKE SA`);
@@ -234,6 +235,19 @@ test('RFC 9370 §2.2.2: an IKE_FOLLOWUP_KE whose link the responder did not give
     assert.notEqual(s.engine.status().peers[0]!.ike!.ikeSpis, before, `${s.name}: rekeyed on the retry`);
     assert.equal(s.events.filter((e) => e.type === 'ike-rekeyed').length, 1);
   }
+  assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+});
+
+test('RFC 9370 §2.2.2: the IKE_FOLLOWUP_KE of a Child SA rekey answered STATE_NOT_FOUND — the failure names the Child SA, not an IKE SA rekey; the old Child SA goes on', async () => {
+  const small = 'aes256gcm16-x25519-ke1_mlkem512'; // KEi(1) fits one datagram, so it can be resealed whole
+  const p = new Pair({ ike: [HYBRID], aliceChildren: [child({ espProposals: [small] }, 'alice')], bobChildren: [child({ espProposals: [small] }, 'bob')] });
+  await p.connect();
+  const req = await intercept(p, (x) => x.exchange === F && !x.response, () => p.alice.engine.rekey('to-bob', { child: true }));
+  /* IKE_FOLLOWUP_KE {KEi(1), N(ADDITIONAL_KEY_EXCHANGE)(not bob's link)} --> <-- {N(STATE_NOT_FOUND)} */
+  await inject(p, req, reseal(p.alice, req.datagram, (inner) => inner.map((x) => (x.kind === 'notify' && x.type === NotifyStatus.ADDITIONAL_KEY_EXCHANGE ? { ...x, data: Uint8Array.of(0xde, 0xad) } : x))));
+  const err = errors(p.alice.events)[0];
+  assert.deepEqual([err?.code, err?.notify, err?.message], ['ERR_IKE_CHILD_REFUSED', 'STATE_NOT_FOUND', 'peer refused additional key exchange 1 (mlkem512) of Child SA net with STATE_NOT_FOUND']);
+  for (const s of [p.alice, p.bob]) assert.equal(s.kernel.installed.size, 1, `${s.name}: the old Child SA only`);
   assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
 });
 

@@ -14,7 +14,7 @@ import type { ChildFollowupPending } from '../../../../src/ike/sa/ike-sa.js';
 import { acceptChildAfterFollowup, acceptChildRequest, consumeChildRequest } from '../../../../src/ike/steps/child-responder.js';
 import { childFollowupSettled, childInstalled, consumeChildResponse, requestChild, type ChildExchange } from '../../../../src/ike/steps/child.js';
 import { consumeFollowupResponse, requestFollowup, respondFollowup, type FollowupKe } from '../../../../src/ike/steps/followup-ke.js';
-import { effect, kinds, NotifyError, other, shape, side, wire, type Who } from './fixtures.js';
+import { effect, kinds, notify, NotifyError, other, shape, side, wire, type Who } from './fixtures.js';
 
 const PFS = 'aes256gcm16-x25519-ke1_mlkem768';
 const ROLES: readonly Who[] = ['alice', 'bob'];
@@ -65,7 +65,7 @@ for (const I of ROLES) {
     const rInstalled = childInstalled(expectTag(rAcc.next, 'answer-installing'), true);
     assert.deepEqual(kinds(rInstalled), ['respond', 'emit:child-up']);
     assert.deepEqual(effect(rInstalled, 'respond').payloads, reply, 'the IKE_FOLLOWUP_KE answer, after the install');
-    const iDone = consumeFollowupResponse({ random: i.env.random, allowWeak: false }, expectRun(fReq.next, 'ke-sent'), followupMsg(reply, true));
+    const iDone = consumeFollowupResponse({ random: i.env.random, allowWeak: false, for: { kind: 'child', name: 'net' } }, expectRun(fReq.next, 'ke-sent'), followupMsg(reply, true));
     const iSecrets = iDone.effects.flatMap((e) => (e.kind === 'complete' ? [e.secrets] : []))[0]!;
     assert.deepEqual(iSecrets.map((x) => hex(x.expose())), rSecretsHex, 'SK(0), SK(1) agree');
     const ni = iPending.sent.offer.ni; const nr = iPending.reply.nr;
@@ -104,8 +104,26 @@ test('RFC 9370 §2.2.2: an IKE_FOLLOWUP_KE that fails after our CREATE_CHILD_SA 
   const got = consumeChildResponse(i.env, i.ike, expectTag(req.next, 'create-sent'), wire(effect(acc, 'respond').payloads, true));
   const pending = effect(got, 'followup').pending as Extract<ChildFollowupPending, { role: 'initiator' }>;
   /* <-- IKE_FOLLOWUP_KE { N(STATE_NOT_FOUND) } */
-  const failure = { code: 'ERR_IKE_REKEY_REFUSED', message: 'peer refused', exchange: 'IKE_FOLLOWUP_KE' as const, notify: 'STATE_NOT_FOUND', origin: 'remote' as const, proposals: null, trafficSelectors: null };
+  const failure = { code: 'ERR_IKE_CHILD_REFUSED', message: 'peer refused', exchange: 'IKE_FOLLOWUP_KE' as const, notify: 'STATE_NOT_FOUND', origin: 'remote' as const, proposals: null, trafficSelectors: null };
   const s = childFollowupSettled(i.env, i.ike, pending, { failure }, followupMsg([{ kind: 'notify', protocolId: 0, spi: new Uint8Array(0), type: NotifyError.STATE_NOT_FOUND, data: new Uint8Array(0) }], true));
   assert.deepEqual(kinds(s), ['release-spi', 'emit:error', 'note-failed']);
   assert.equal(effect(s, 'release-spi').spi, 0xc0000003);
+});
+
+test('RFC 9370 §2.2.2: the peer refuses an IKE_FOLLOWUP_KE of a Child SA — the failure names the Child SA (ERR_IKE_CHILD_REFUSED), not an IKE SA rekey', () => {
+  const i = side('alice', { esp: [PFS] }); const r = side('bob', { esp: [PFS] });
+  const req = requestChild(i.env, { tag: 'create', runtime: i.runtime }, 0xc0000004);
+  const acc = acceptChildRequest(r.env, r.ike, expectTag(consumeChildRequest(r.env, r.ike, wire(effect(req, 'send').payloads, false)).next, 'chosen'), 0xd0000004);
+  const run = effect(consumeChildResponse(i.env, i.ike, expectTag(req.next, 'create-sent'), wire(effect(acc, 'respond').payloads, true)), 'followup').state;
+  const fReq = requestFollowup({ random: i.env.random, allowWeak: false }, expectRun(run, 'to-send'));
+  /* IKE_FOLLOWUP_KE { KEi(1), N(ADDITIONAL_KEY_EXCHANGE) } -->  <-- IKE_FOLLOWUP_KE { N(STATE_NOT_FOUND) } */
+  const refused = followupMsg([notify(NotifyError.STATE_NOT_FOUND)], true);
+  const child = consumeFollowupResponse({ random: i.env.random, allowWeak: false, for: { kind: 'child', name: 'net' } }, expectRun(fReq.next, 'ke-sent'), refused);
+  const failed = child.effects.flatMap((e) => (e.kind === 'failed' ? [e.failure] : []))[0];
+  assert.equal(failed?.code, 'ERR_IKE_CHILD_REFUSED');
+  assert.equal(failed?.message, 'peer refused additional key exchange 1 (mlkem768) of Child SA net with STATE_NOT_FOUND');
+  // The same refusal in an IKE SA rekey's run says so.
+  const ike = consumeFollowupResponse({ random: i.env.random, allowWeak: false, for: { kind: 'ike' } }, expectRun(fReq.next, 'ke-sent'), refused);
+  const ikeFailed = ike.effects.flatMap((e) => (e.kind === 'failed' ? [e.failure] : []))[0];
+  assert.deepEqual([ikeFailed?.code, ikeFailed?.message], ['ERR_IKE_REKEY_REFUSED', 'peer refused additional key exchange 1 (mlkem768) of the IKE SA rekey with STATE_NOT_FOUND']);
 });

@@ -16,7 +16,7 @@ import { expandIkeSaKeys, type IkeSaKeys } from '../../../../src/ike/crypto/keys
 import { createPrf } from '../../../../src/ike/crypto/prf.js';
 import {
   consumeFollowupResponse, followupMethods, initiatorStart, linkNotify, rekeyedIkeKeys, requestFollowup, respondFollowup,
-  type FollowupEffect, type FollowupKe, type FollowupStep, type FollowupView, type RekeyedIkeInputs,
+  type FollowupEffect, type FollowupKe, type FollowupRunView, type FollowupStep, type RekeyedIkeInputs,
 } from '../../../../src/ike/steps/followup-ke.js';
 
 const SUITE = { encrId: EncrId.ENCR_AES_GCM_16, encrKeyBits: 256, prfId: PrfId.PRF_HMAC_SHA2_256 };
@@ -32,8 +32,8 @@ const LINK1 = Uint8Array.of(0xa1, 0xa2, 0xa3, 0xa4);
 /** SK(0), the CREATE_CHILD_SA KE's shared secret (a fresh copy each time: the steps wipe what they finish with). */
 const sk0 = (): SecretBytes => new SecretBytes(new Uint8Array(32).fill(0x50));
 
-function view(seed: number): FollowupView {
-  return { random: new SeededRandom(seed), allowWeak: false };
+function view(seed: number): FollowupRunView {
+  return { random: new SeededRandom(seed), allowWeak: false, for: { kind: 'ike' } };
 }
 
 /** The new IKE SA's key inputs (RFC 9370 §2.2.4): the old SA's PRF and SK_d, the CREATE_CHILD_SA's nonces, the new SPIs. */

@@ -111,7 +111,7 @@ for (const I of ROLES) {
     /* <-- IKE_FOLLOWUP_KE { KEr(1) } */
     const fResp = respondFollowup({ random: r.env.random, allowWeak: false }, expectRun(rRun.state, 'awaiting'), wire(fSent, false));
     const rSecrets = fResp.effects.flatMap((f) => (f.kind === 'complete' ? [f.secrets] : []))[0]!;
-    const fGot = consumeFollowupResponse({ random: i.env.random, allowWeak: false }, expectRun(fReq.next, 'ke-sent'), wire(fResp.effects.flatMap((f) => (f.kind === 'respond' ? f.payloads : [])), true));
+    const fGot = consumeFollowupResponse({ random: i.env.random, allowWeak: false, for: { kind: 'ike' } }, expectRun(fReq.next, 'ke-sent'), wire(fResp.effects.flatMap((f) => (f.kind === 'respond' ? f.payloads : [])), true));
     const iSecrets = fGot.effects.flatMap((f) => (f.kind === 'complete' ? [f.secrets] : []))[0]!;
     const iKeys = rekeyedIkeKeys(iRun.keys, iSecrets); const rKeys = rekeyedIkeKeys(rRun.keys, rSecrets);
     assert.equal(hex(iKeys.skEi.expose()), hex(rKeys.skEi.expose()));
