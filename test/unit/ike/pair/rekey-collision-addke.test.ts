@@ -7,9 +7,10 @@
 // TEMPORARY_FAILURE, and the peer's chain then replaces the SA without a retry.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ExchangeType, NotifyError } from '../../../../src/ike/constants.js';
+import { ExchangeType, NotifyError, NotifyStatus } from '../../../../src/ike/constants.js';
 import type { IkeEvent } from '../../../../src/ike/ports.js';
-import { openFrom } from './forge.js';
+import { REKEY_RETRY_MS } from '../../../../src/ike/sa/defaults.js';
+import { inject, intercept, openFrom, reseal } from './forge.js';
 import { ALICE, BOB, child, mirrored, Pair, watchLoss, type Packet, type Side } from './harness.js';
 
 const PFS = 'aes256gcm16-x25519-ke1_mlkem768';
@@ -292,3 +293,44 @@ test('RFC 9370 §2.2.2, RFC 7296 §2.25: bob\'s Child SA rekey with ke1_mlkem768
   assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
   assert.deepEqual(lost, []);
 });
+
+// The loser of crossed rekeys with IKE_FOLLOWUP_KE abandons its chain at once (above); should the
+// winner's chain then fail, nothing replaces the SA unless the loser rekeys again. ML-KEM-512, so
+// the winner's KEi(1) fits one datagram and can be resealed with a link the loser did not give.
+const SMALL_IKE = 'aes256gcm16-prfsha256-x25519-ke1_mlkem512';
+const SMALL_ESP = 'aes256gcm16-x25519-ke1_mlkem512';
+const LOSER_RETRIES: ReadonlyArray<{ readonly what: string; readonly rekey: { readonly child: true } | { readonly ike: true }; make(): Pair }> = [
+  {
+    what: 'the Child SA', rekey: { child: true },
+    make: () => new Pair({ seeds: [1, 2], ike: [SMALL_IKE], alice: { dpd: { intervalMs: 0, action: 'restart' } }, bob: { dpd: { intervalMs: 0, action: 'restart' } }, aliceChildren: [child({ espProposals: [SMALL_ESP] }, 'alice')], bobChildren: [child({ espProposals: [SMALL_ESP] }, 'bob')] }),
+  },
+  { what: 'the IKE SA', rekey: { ike: true }, make: () => new Pair({ seeds: [1, 2], ike: [SMALL_IKE], alice: { dpd: { intervalMs: 0, action: 'restart' } }, bob: { dpd: { intervalMs: 0, action: 'restart' } } }) },
+];
+
+for (const k of LOSER_RETRIES) {
+  test(`RFC 9370 §2.2.2, RFC 7296 §2.8.1: crossed rekeys of ${k.what} with ke1_mlkem512 whose winner's IKE_FOLLOWUP_KE fails (STATE_NOT_FOUND) — the loser, which abandoned its own chain, rekeys again REKEY_RETRY_MS later, and the SA is rekeyed once on both sides`, async () => {
+    const p = k.make();
+    await p.connect();
+    const before = ikeSpis(p.alice);
+    /* CREATE_CHILD_SA each way (crossing, both answered with N(ADDITIONAL_KEY_EXCHANGE)); the winner's IKE_FOLLOWUP_KE, held */
+    const req = await intercept(p, (x) => x.exchange === F && !x.response, () => { p.alice.engine.rekey('to-bob', k.rekey); p.bob.engine.rekey('to-alice', k.rekey); });
+    const winner = req.from.address === ALICE ? p.alice : p.bob;
+    const loser = winner === p.alice ? p.bob : p.alice;
+    /* IKE_FOLLOWUP_KE {KEi(1), N(ADDITIONAL_KEY_EXCHANGE)(not the loser's link)} --> <-- {N(STATE_NOT_FOUND)} */
+    await inject(p, req, reseal(winner, req.datagram, (inner) => inner.map((x) => (x.kind === 'notify' && x.type === NotifyStatus.ADDITIONAL_KEY_EXCHANGE ? { ...x, data: Uint8Array.of(0xde, 0xad) } : x))));
+    assert.equal(winner.events.filter((e) => e.type === 'error')[0]?.error.notify, 'STATE_NOT_FOUND', 'the winner\'s chain failed');
+    const n = p.net.log.length;
+    await p.advance(REKEY_RETRY_MS + 30_000);
+    /* REKEY_RETRY_MS later: CREATE_CHILD_SA from the loser (and the winner's own retry) */
+    assert.ok(requests(p, n).some(([x, s]) => x === C && s === loser.name), `the loser rekeys again: ${JSON.stringify(requests(p, n))}`);
+    for (const s of [p.alice, p.bob]) {
+      const rekeyed = s.events.filter((e) => e.type === ('ike' in k.rekey ? 'ike-rekeyed' : 'child-rekeyed'));
+      assert.equal(rekeyed.length, 1, `${s.name}: one rekey in the end`);
+      assert.equal(s.engine.status().peers[0]!.ike!.state, 'established');
+      assert.equal(s.kernel.installed.size, 1, `${s.name}: one Child SA`);
+    }
+    assert.equal(ikeSpis(p.alice), ikeSpis(p.bob), 'the same IKE SA on both sides');
+    if ('ike' in k.rekey) assert.notEqual(ikeSpis(p.alice), before);
+    assert.ok(mirrored(p.alice.kernel, p.bob.kernel));
+  });
+}
