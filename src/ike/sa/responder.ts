@@ -12,7 +12,6 @@ import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { respondAuth } from '../exchanges/ike-auth.js';
 import { respondInit } from '../exchanges/ike-init.js';
-import { respondInformational } from '../exchanges/informational.js';
 import { respondIntermediate } from '../steps/intermediate.js';
 import { applyIntermediateKeys, intermediateView } from './intermediate.js';
 import { abandonFollowup, answerFollowupRequest } from './followup.js';
@@ -20,10 +19,11 @@ import type { Endpoint } from '../ports.js';
 import { ikeFailure } from './context.js';
 import type { EngineHost } from './host.js';
 import { spiHex, type IkeSa } from './ike-sa.js';
-import { activateOutbound, emitChildUp, establish, installChild, isLive, teardown } from './lifecycle.js';
-import { answerChildFollowup, answerChildRequest, holdForPeerReauth, onPeerDeletedChild, releaseSpi } from './child-tasks.js';
-import { answerIkeFollowupDone, answerIkeRekey, onPeerDeletedIke } from './ike-rekey-tasks.js';
-import { mtuOf, newSa, retire } from './task-retransmit.js';
+import { emitChildUp, establish, installChild, teardown } from './lifecycle.js';
+import { answerChildFollowup, answerChildRequest, holdForPeerReauth, releaseSpi } from './child-tasks.js';
+import { answerIkeFollowupDone, answerIkeRekey } from './ike-rekey-tasks.js';
+import { answerInformational } from './informational-tasks.js';
+import { mtuOf, newSa } from './task-retransmit.js';
 import { headerFor, sealMessage } from './wire.js';
 
 /**
@@ -242,31 +242,9 @@ export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, fro
       await answerChildRequest(e, sa, m, respond);
       return;
     }
-    case ExchangeType.INFORMATIONAL: {
-      const r = respondInformational(sa, m);
-      // §2.8.1: in a rekey collision the peer deletes the old SA only once it has won. Its Delete
-      // can overtake the answer to our own colliding request: its new SA takes over now
-      // (steps/ike-rekey.ts peerDeletedRekeyingIke; for a Child SA, steps/child.ts peerDeletedChild).
-      if (r.deleteIke) onPeerDeletedIke(e, sa);
-      for (const c of r.deletedChildren) await onPeerDeletedChild(e, sa, c);
-      sendResponse(e, sa, type, id, r.reply);
-      if (r.errorNotify === NotifyError.AUTHENTICATION_FAILED) {
-        e.failure(sa.peer, ikeFailure({ code: 'ERR_IKE_AUTH_FAILED', notify: 'AUTHENTICATION_FAILED', origin: 'remote', exchange: 'INFORMATIONAL', message: 'peer rejected our authentication' }));
-        await teardown(e, sa, 'negotiation-failed');
-        return;
-      }
-      if (r.deleteIke) {
-        if (sa.state.tag === 'rekeyed') retire(e, sa);
-        // The peer's reauthentication is complete (reauth.ts): its new IKE SA has the Child SAs; send
-        // on them from now on, then the old ones go (their inbound states linger).
-        else if (sa.reauth?.tag === 'superseded' && sa.state.tag === 'established') {
-          for (const c of sa.children.values()) if (c.state.tag === 'rekeyed' && c.state.successor) await activateOutbound(e, c.state.successor);
-          await teardown(e, sa, 'reauthenticated');
-        }
-        else if (isLive(sa) || sa.state.tag === 'deleting') await teardown(e, sa, 'peer-deleted');
-      }
+    case ExchangeType.INFORMATIONAL:
+      await answerInformational(e, sa, m, (payloads) => sendResponse(e, sa, type, id, payloads));
       return;
-    }
     default:
       e.drop('unknown-exchange');
   }

@@ -6,7 +6,7 @@ import type { IkePayload } from '../codec/payload.js';
 import { buildAuthRequest, intermediatePending } from '../exchanges/ike-auth.js';
 import { requestIntermediate } from '../steps/intermediate.js';
 import { intermediateView } from './intermediate.js';
-import { deleteChildPayloads, deleteIkePayloads } from '../exchanges/informational.js';
+import { deleteChildPayloads, deleteIkePayloads } from '../steps/informational.js';
 import { startChild } from './child-tasks.js';
 import type { EngineHost } from './host.js';
 import { REKEY_RETRY_MS } from './defaults.js';
