@@ -97,7 +97,12 @@ export async function runClusterAgent(a: ClusterArgs, io: CliIo): Promise<number
     kube, watch, publisher, gateways, metrics, clock: systemClock, log,
     gatewayRoutes: new GatewayRouteTable(rtnl, log.child({ part: 'gateway-routes' })),
     links: () => rtnl.listLinks(),
-    identity: (ips) => new NodeIdentity({ kube, node: a.node, nodeIps: ips, dir: dirs.identity, namespace, clock: systemClock, log: log.child({ part: 'identity' }) }),
+    identity: (ips) => {
+      const id = new NodeIdentity({ kube, node: a.node, nodeIps: ips, dir: dirs.identity, namespace, clock: systemClock, log: log.child({ part: 'identity' }) });
+      // Certificate-authenticated IPsecTunnels present the node's identity, renewals included.
+      gateways.useIdentity(() => id.meshIdentity(watch.trustBundle()));
+      return id;
+    },
     datapath: {
       flag: a.datapath,
       kernelEsp: () => probeKernelEsp(xfrm),

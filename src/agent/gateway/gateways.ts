@@ -5,10 +5,13 @@
 // takes it out. Every selected node reports its role and the peer's state (report.ts) in its
 // IPsecNode status.tunnels, from which the operator writes IPsecTunnel.status.
 //
-// The PSK Secret is read with a GET by name (spec.auth.psk.secretRef), no list or watch: the
-// agent's RBAC grants `get` on exactly the PSK Secrets named (deploy/rbac.yaml), never on the
-// operator's CA Secret. It is read again every SECRET_REFRESH_MS, so a rotated PSK is used from the
-// next IKE SA on.
+// The PSK Secret (spec.auth.psk.secretRef), or with certificate authentication the Secret holding
+// the CA bundle the remote's certificate must chain to (spec.auth.certificate.caSecretRef), is read
+// with a GET by name, no list or watch: the agent's RBAC grants `get` on exactly the Secrets named
+// (deploy/rbac.yaml), never on the operator's CA Secret. It is read again every SECRET_REFRESH_MS,
+// so a rotated PSK or CA bundle is used from the next IKE SA on. Our own certificate and key are the
+// node's identity (useIdentity): a renewal reaches the engine with the next recompute, and the next
+// IKE_AUTH presents it.
 //
 // A route-mode tunnel (an XFRM interface, as AWS and Azure expect) gets its interface while this node
 // is its active gateway, before its SAs (links.ts); standby, a lost Lease or shutdown removes it.
@@ -25,6 +28,7 @@ import type { PeerConfig } from '../../ike/engine.js';
 import type { Logger } from '../log.js';
 import type { DesiredPeer } from '../source.js';
 import type { TunnelStatus } from '../status.js';
+import { CA_SECRET_KEY, caSecretText, type GatewayIdentity } from './cert-auth.js';
 import { compileGatewayTunnel, nextRemoteIndex, remoteAddresses } from './compile.js';
 import { GatewayLinks, type LinkPort } from './links.js';
 import { TunnelLease, GATEWAY_LEASE_TIMING, type Lease, type LeaseTiming } from './lease.js';
@@ -38,7 +42,8 @@ interface SecretObject { metadata: { name: string; resourceVersion?: string }; d
 
 interface Candidacy {
   readonly lease: TunnelLease;
-  psk: { readonly bytes: Uint8Array; readonly atMs: number } | undefined;
+  /** The PSK, or with certificate authentication the CA bundle, as last read from its Secret. */
+  secret: { readonly bytes: Uint8Array; readonly atMs: number } | undefined;
   secretError: string | undefined;
   /** Why the last compile failed (spec the gateway cannot run), with when it was first seen. */
   problem: { readonly message: string; readonly timeMs: number } | undefined;
@@ -71,6 +76,7 @@ export class TunnelGateways {
   #running: Promise<void> | undefined;
   #leasesRunning: Promise<void> | undefined;
   #timer: TimerHandle | undefined;
+  #identity: () => GatewayIdentity | undefined = () => undefined;
   #ticking = false;
   #stopped = false;
 
@@ -79,7 +85,7 @@ export class TunnelGateways {
     this.#links = new GatewayLinks(o.links, o.log);
     this.tunnels = new Informer<IPsecTunnel>(kubeListWatcher<IPsecTunnel>(o.kube, resourcePath(RESOURCES.ipsecTunnels)), o.clock,
       (e) => o.log.warn({ watch: 'ipsectunnels', err: errorMessage(e) }, 'watch failed; retrying'));
-    this.tunnels.addHandlers({ onAdd: () => this.#kick(), onDelete: () => this.#kick(), onUpdate: (a, b) => { if (JSON.stringify(a.spec) !== JSON.stringify(b.spec)) { this.#forgetPsk(b.metadata.name); this.#fire(); } } });
+    this.tunnels.addHandlers({ onAdd: () => this.#kick(), onDelete: () => this.#kick(), onUpdate: (a, b) => { if (JSON.stringify(a.spec) !== JSON.stringify(b.spec)) { this.#forgetSecret(b.metadata.name); this.#fire(); } } });
     // Renewals change only renewTime: the cache keeps the holder alone, so they are no change.
     this.leases = new Informer<Lease>(kubeListWatcher<Lease>(o.kube, resourcePath(RESOURCES.leases, { namespace: o.namespace })), o.clock,
       (e) => o.log.warn({ watch: 'leases', err: errorMessage(e) }, 'watch failed; retrying (remote subnets stay routed to the gateways last seen)'),
@@ -88,10 +94,13 @@ export class TunnelGateways {
     this.leases.addHandlers({ onAdd: (l) => holderChanged(undefined, l), onDelete: (l) => holderChanged(l, undefined), onUpdate: holderChanged });
   }
 
+  /** The node's certificate and key (mesh/identity.ts), for tunnels with certificate authentication. */
+  useIdentity(fn: () => GatewayIdentity | undefined): void { this.#identity = fn; }
+
   /** Something that changes the desired peers: which tunnels this node is active for, or their specs. */
   onChange(fn: () => void): void { this.#listeners.push(fn); }
   #fire(): void { for (const l of this.#listeners) l(); }
-  #forgetPsk(name: string): void { const c = this.#mine.get(name); if (c) c.psk = undefined; }
+  #forgetSecret(name: string): void { const c = this.#mine.get(name); if (c) c.secret = undefined; }
 
   start(): void {
     this.#running = this.tunnels.run();
@@ -128,7 +137,7 @@ export class TunnelGateways {
       for (const [name, t] of want) {
         let c = this.#mine.get(name);
         if (!c) {
-          c = { lease: new TunnelLease({ kube: this.#o.kube, namespace: this.#o.namespace, name: leaseNameOf(name), identity: this.#o.node, clock: this.#o.clock, ...(this.#o.timing ? { timing: this.#o.timing } : {}) }), psk: undefined, secretError: undefined, problem: undefined, wasHeld: false, remote: { index: 0, sinceMs: this.#o.clock.now() } };
+          c = { lease: new TunnelLease({ kube: this.#o.kube, namespace: this.#o.namespace, name: leaseNameOf(name), identity: this.#o.node, clock: this.#o.clock, ...(this.#o.timing ? { timing: this.#o.timing } : {}) }), secret: undefined, secretError: undefined, problem: undefined, wasHeld: false, remote: { index: 0, sinceMs: this.#o.clock.now() } };
           this.#mine.set(name, c);
           this.#o.log.info({ tunnel: name, lease: c.lease.name }, 'this node is a gateway of the tunnel: competing for its Lease');
         }
@@ -159,22 +168,25 @@ export class TunnelGateways {
   }
 
   async #refreshPsk(t: IPsecTunnel, c: Candidacy): Promise<void> {
-    const ref = t.spec.auth.psk?.secretRef;
+    const psk = t.spec.auth.psk?.secretRef;
+    const ca = t.spec.auth.certificate?.caSecretRef;
+    const ref = psk ?? ca;
     if (!ref) return;
-    if (c.psk && this.#o.clock.now() - c.psk.atMs < SECRET_REFRESH_MS) return;
-    const key = ref.key ?? 'psk';
+    if (c.secret && this.#o.clock.now() - c.secret.atMs < SECRET_REFRESH_MS) return;
+    const key = ref.key ?? (psk ? 'psk' : CA_SECRET_KEY);
+    const what = psk ? `the PSK Secret ${ref.namespace}/${ref.name}` : `the CA Secret ${caSecretText(ref)}`;
     try {
       const s = await this.#o.kube.get<SecretObject>(resourcePath(RESOURCES.secrets, { namespace: ref.namespace, name: ref.name }));
       const b64 = s.data?.[key];
       if (b64 === undefined) throw new Error(`Secret ${ref.namespace}/${ref.name} has no key "${key}"`);
       const bytes = new Uint8Array(Buffer.from(b64, 'base64'));
-      const before = c.psk?.bytes;
-      c.psk = { bytes, atMs: this.#o.clock.now() };
+      const before = c.secret?.bytes;
+      c.secret = { bytes, atMs: this.#o.clock.now() };
       const was = c.secretError; c.secretError = undefined;
       if (was !== undefined || !before || Buffer.compare(before, bytes) !== 0) this.#fire();
     } catch (e) {
-      const msg = `cannot read the PSK Secret ${ref.namespace}/${ref.name}: ${errorMessage(e)}`;
-      if (c.secretError !== msg) { c.secretError = msg; this.#o.log.warn({ tunnel: t.metadata.name, err: msg }, 'PSK Secret unreadable'); this.#fire(); }
+      const msg = `cannot read ${what}: ${errorMessage(e)}`;
+      if (c.secretError !== msg) { c.secretError = msg; this.#o.log.warn({ tunnel: t.metadata.name, err: msg }, psk ? 'PSK Secret unreadable' : 'CA Secret unreadable'); this.#fire(); }
     }
   }
 
@@ -185,7 +197,8 @@ export class TunnelGateways {
       const t = this.tunnels.get(name);
       if (!t || !c.lease.held) continue;
       if (c.secretError) { this.#problem(c, c.secretError); this.#links.want(name, null); continue; }
-      const r = compileGatewayTunnel(t, { address, podCIDRs, psk: c.psk?.bytes, remoteIndex: c.remote.index, ...(adapt ? { adapt } : {}) });
+      const cert = t.spec.auth.certificate !== undefined;
+      const r = compileGatewayTunnel(t, { address, podCIDRs, psk: cert ? undefined : c.secret?.bytes, caBundle: cert ? c.secret?.bytes : undefined, identity: cert ? this.#identity() : undefined, remoteIndex: c.remote.index, ...(adapt ? { adapt } : {}) });
       if (!r.ok) { this.#problem(c, r.message); this.#links.want(name, null); continue; }
       this.#links.want(name, r.tunnel);
       if (this.#links.pending) this.#kick();

@@ -58,13 +58,13 @@ test('compile: the node address is the local address, pod CIDRs the default loca
   assert.ok(other.ok && other.peer.sessionDigest !== r.peer.sessionDigest, 'another node address renegotiates');
 });
 
-test('compile refuses with a reason: a short PSK, no PSK yet, certificate auth (not on gateways yet), a bad proposal', () => {
+test('compile refuses with a reason: a short PSK, no PSK yet, certificate auth before the node certificate is issued, a bad proposal', () => {
   const short = compileGatewayTunnel(tunnel(), { address: '192.0.2.11', podCIDRs: ['10.244.1.0/24'], psk: new Uint8Array(Buffer.from('short')) });
   assert.ok(!short.ok);
   assert.match(short.message, /the PSK Secret: PSK in the Secret is 5 bytes; at least 20 are required/);
   const none = compileGatewayTunnel(tunnel(), { address: '192.0.2.11', podCIDRs: ['10.244.1.0/24'], psk: undefined });
   assert.ok(!none.ok && /no PSK/.test(none.message));
-  assert.match(String(standaloneSpec(tunnel({ auth: { certificate: { caSecretRef: { name: 'x', namespace: 'y' } } } }), { address: '192.0.2.11', podCIDRs: [] })), /certificate authentication is not available/);
+  assert.match(String(standaloneSpec(tunnel({ auth: { certificate: { caSecretRef: { name: 'x', namespace: 'y' } } } }), { address: '192.0.2.11', podCIDRs: [] })), /no node certificate yet/);
   const badProposal = compileGatewayTunnel(tunnel({ ike: { proposals: ['aes256gcm16-prfsha384-nosuchgroup'] } }), { address: '192.0.2.11', podCIDRs: ['10.244.1.0/24'], psk: PSK });
   assert.ok(!badProposal.ok && /spec\.ike\.proposals\[0\]/.test(badProposal.message), badProposal.ok ? '' : badProposal.message);
 });
