@@ -54,8 +54,7 @@ export function abandonFollowup(sa: IkeSa): FollowupRun | null {
   return run;
 }
 
-function settle(ctx: EngineHost, sa: IkeSa, step: FollowupStep): FollowupOutcome {
-  const run = sa.followup!;
+function settle(ctx: EngineHost, sa: IkeSa, run: FollowupRun, step: FollowupStep): FollowupOutcome {
   run.state = step.next;
   const pending = run.for === 'child' ? run.pending : null;
   for (const ef of step.effects) {
@@ -88,7 +87,7 @@ export function nextFollowupRequest(sa: IkeSa): readonly IkePayload[] | null {
 export function onFollowupResponse(ctx: EngineHost, sa: IkeSa, m: IkeMessage): FollowupOutcome | null {
   const run = sa.followup;
   if (run?.state.tag !== 'ke-sent') return null;
-  return settle(ctx, sa, consumeFollowupResponse(run.view, run.state, m));
+  return settle(ctx, sa, run, consumeFollowupResponse(run.view, run.state, m));
 }
 
 /** Responder: the peer's IKE_FOLLOWUP_KE request; `reply` is the answer (under the IKE SA's keys). */
@@ -97,5 +96,5 @@ export function answerFollowupRequest(ctx: EngineHost, sa: IkeSa, m: IkeMessage)
   if (run?.state.tag !== 'awaiting') return null;
   const step = respondFollowup(run.view, run.state, m);
   const reply = step.effects.flatMap((ef) => (ef.kind === 'respond' ? ef.payloads : []));
-  return { reply, outcome: settle(ctx, sa, step) };
+  return { reply, outcome: settle(ctx, sa, run, step) };
 }

@@ -18,6 +18,7 @@
 import { SecretBytes } from '../../common/secret.js';
 import type { Clock, Random } from '../../common/time.js';
 import { NotifyError, notifyName } from '../constants.js';
+import { invalidKeGroup } from '../codec/payloads/notify-data.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { createKeyShare } from '../crypto/dh.js';
@@ -159,7 +160,7 @@ function complete(env: IkeRekeyEnv, old: KeyedIkeSa, s: IkeRekeyScratch, m: IkeM
   if (err !== undefined) {
     const temporary = err.type === NotifyError.TEMPORARY_FAILURE;
     const failure = ikeFailure({ code: temporary ? 'ERR_IKE_REKEY_TEMPORARY' : 'ERR_IKE_REKEY_REFUSED', notify: notifyName(err.type), origin: 'remote', exchange: 'CREATE_CHILD_SA', message: 'peer refused the IKE SA rekey' });
-    if (err.type === NotifyError.INVALID_KE_PAYLOAD && err.data.length === 2) return { ok: false, temporary, failure, retryGroup: (err.data[0]! << 8) | err.data[1]! };
+    if (err.type === NotifyError.INVALID_KE_PAYLOAD && err.data.length === 2) return { ok: false, temporary, failure, retryGroup: invalidKeGroup(err) };
     return { ok: false, temporary, failure };
   }
   const bad = (message: string): Completion => ({ ok: false, temporary: false, failure: ikeFailure({ code: 'ERR_IKE_BAD_REKEY_REPLY', message, origin: 'remote', exchange: 'CREATE_CHILD_SA' }) });
