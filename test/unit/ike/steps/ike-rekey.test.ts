@@ -290,3 +290,25 @@ test('RFC 9370 §2.2.2: our IKE_FOLLOWUP_KE run failed — the error is reported
   i.sa.state = { tag: 'deleting' };
   assert.deepEqual(ikeFollowupSettled(i.sa, { failure }).effects, [{ kind: 'error', failure }], 'an SA on its way out is not rekeyed');
 });
+
+test('RFC 9370 §2.2.2, RFC 7296 §2.25: two hybrid rekeys that refuse each other with TEMPORARY_FAILURE — the IKE SA\'s responder waits twice as long as its original initiator before retrying, so the retries do not meet again', () => {
+  for (const who of ROLES) {
+    const i = ikeSide(who, { proposals: [HYBRID] });
+    // The old SA was negotiated with an additional key exchange (as a hybrid rekey's answer chooses it).
+    const hybrid = effect(respond(ikeSide(other(who), { proposals: [HYBRID] }), request(requestIkeRekey(i.env, i.sa, SPI_I))), 'followup').selected;
+    i.sa.selected = hybrid;
+    const sent = expectTag(requestIkeRekey(i.env, i.sa, SPI_I).next, 'sent');
+    /* <-- CREATE_CHILD_SA { N(TEMPORARY_FAILURE) } */
+    const got = consumeIkeRekeyResponse(i.env, i.sa, sent, wire([notify(NotifyError.TEMPORARY_FAILURE)], true));
+    assert.deepEqual(got.effects, [{ kind: 'retry-later', afterMs: who === 'alice' ? REKEY_RETRY_MS : 2 * REKEY_RETRY_MS }], `${who} is the SA's ${i.sa.role}`);
+  }
+});
+
+test('RFC 9370 §2.2.2: the answer to our hybrid rekey comes after the peer\'s chain already replaced the IKE SA here — nothing more happens (no register, no run, no retry)', () => {
+  const i = ikeSide('bob', { proposals: [HYBRID] });
+  const req = requestIkeRekey(i.env, i.sa, SPI_I);
+  const resp = respond(ikeSide('alice', { proposals: [HYBRID] }), request(req));
+  i.sa.state = { tag: 'rekeyed', successor: ikeSide('bob').sa };
+  /* <-- CREATE_CHILD_SA { SA, Nr, KEr, N(ADDITIONAL_KEY_EXCHANGE) }  (late) */
+  assert.deepEqual(consumeIkeRekeyResponse(i.env, i.sa, expectTag(req.next, 'sent'), answer(resp)).effects, []);
+});
