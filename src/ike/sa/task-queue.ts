@@ -6,7 +6,7 @@ import type { IkePayload } from '../codec/payload.js';
 import { buildAuthRequest, intermediatePending } from '../exchanges/ike-auth.js';
 import { requestIntermediate } from '../steps/intermediate.js';
 import { intermediateView } from './intermediate.js';
-import { deleteChildPayloads, deleteIkePayloads } from '../steps/informational.js';
+import { deleteChildPayloads, requestIkeDelete, requestLiveness } from '../steps/informational.js';
 import { startChild } from './child-tasks.js';
 import type { EngineHost } from './host.js';
 import { REKEY_RETRY_MS } from './defaults.js';
@@ -15,7 +15,7 @@ import { heldBySurvivor } from './lifecycle.js';
 import { nextFollowupRequest } from './followup.js';
 import type { Step } from '../steps/child.js';
 import { keyed, requestIkeRekey } from '../steps/ike-rekey.js';
-import { arm, mtuOf } from './task-retransmit.js';
+import { arm, mtuOf, performRequest } from './task-retransmit.js';
 import { headerFor, sealMessage } from './wire.js';
 
 export function queueTask(e: EngineHost, sa: IkeSa, task: Task): void {
@@ -106,17 +106,12 @@ async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
       send(e, sa, task, ExchangeType.IKE_FOLLOWUP_KE, payloads);
       return true;
     }
-    case 'ike-delete': {
-      if (sa.state.tag === 'dead' || sa.state.tag === 'init-done' || sa.state.tag === 'init-sent' || sa.state.tag === 'auth-sent') return false;
-      if (task.reason === 'duplicate') sa.state = { tag: 'deleting', sendOn: heldBySurvivor(e, sa) };
-      else if (task.reason === 'terminated' || task.reason === 'reauthenticated') sa.state = { tag: 'deleting' };
-      send(e, sa, task, ExchangeType.INFORMATIONAL, deleteIkePayloads());
-      return true;
-    }
+    case 'ike-delete':
     case 'dpd': {
-      if (!established) return false;
-      send(e, sa, task, ExchangeType.INFORMATIONAL, []);
-      return true;
+      // INFORMATIONAL (steps/informational.ts): the step finds it moot or sends it.
+      const step = task.kind === 'dpd' ? requestLiveness(sa) : requestIkeDelete({ heldBySurvivor: (s) => heldBySurvivor(e, s) }, sa, task.reason);
+      await performRequest(e, sa, step, (payloads) => send(e, sa, task, ExchangeType.INFORMATIONAL, payloads));
+      return step.next.tag !== 'done';
     }
   }
 }

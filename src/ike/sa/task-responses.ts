@@ -1,11 +1,13 @@
 // The answer to our request goes to the step for its task kind; after it, the next queued task
 // starts. IKE_SA_INIT, IKE_INTERMEDIATE and IKE_AUTH answers are handled here, Child SA ones in
-// child-tasks.ts, IKE rekey ones in ike-rekey-tasks.ts.
+// child-tasks.ts, IKE rekey ones in ike-rekey-tasks.ts, those to our Delete of the IKE SA and our
+// liveness check by the INFORMATIONAL steps (their effects: task-retransmit.ts performRequest).
 import { ExchangeType, NotifyError } from '../constants.js';
 import type { IkeMessage } from '../codec/message.js';
 import { notify } from '../codec/payloads/notify.js';
 import { consumeAuthResponse } from '../exchanges/ike-auth.js';
 import { consumeIntermediateResponse } from '../steps/intermediate.js';
+import { ikeDeleteAnswered, livenessAnswered } from '../steps/informational.js';
 import { applyIntermediateKeys, intermediateView } from './intermediate.js';
 import { consumeInitResponse, startInit } from '../exchanges/ike-init.js';
 import { abandonChild, onChildDeleteAnswered, onChildResponse, releaseSpi } from './child-tasks.js';
@@ -15,7 +17,7 @@ import { emitChildUp, establish, installChild, teardown } from './lifecycle.js';
 import { finishReauth, noteReauthChildFailed } from './reauth.js';
 import { onFollowup, onIkeRekey } from './ike-rekey-tasks.js';
 import { next } from './task-queue.js';
-import { arm, mtuOf, retire, scheduleRetry } from './task-retransmit.js';
+import { arm, mtuOf, performRequest, scheduleRetry } from './task-retransmit.js';
 import { headerFor, sealMessage } from './wire.js';
 
 export async function handleResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, datagram: Uint8Array): Promise<void> {
@@ -33,13 +35,9 @@ export async function handleResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, da
     case 'child-delete': await onChildDeleteAnswered(e, sa, task); break;
     case 'ike-rekey': onIkeRekey(e, sa, m, o, task); break;
     case 'ike-followup': await onFollowup(e, sa, m); break;
-    case 'ike-delete':
-      if (task.reason === 'terminated') await teardown(e, sa, 'terminated');
-      else if (task.reason === 'duplicate') await teardown(e, sa, 'replaced');
-      else if (task.reason === 'reauthenticated') await teardown(e, sa, 'reauthenticated');
-      else retire(e, sa);
-      return;
-    case 'dpd': break;
+    // Our INFORMATIONAL requests (steps/informational.ts): after our Delete the IKE SA is gone.
+    case 'ike-delete': await performRequest(e, sa, ikeDeleteAnswered({ tag: 'delete-sent', reason: task.reason })); return;
+    case 'dpd': await performRequest(e, sa, livenessAnswered({ tag: 'liveness-sent' })); break;
   }
   await next(e, sa);
   // A reauthentication whose new IKE SA now has every Child SA it can get deletes the old one.

@@ -1,12 +1,14 @@
 // The one request in flight (window size 1, RFC 7296 §2.3): sent, retransmitted with exponential
 // backoff (charon: 4 s × 1.8^n, 5 retransmits) until its answer comes, and when none does, the IKE
-// SA ends (§2.4) and what follows it: dpd.action, or a retry of a failed initiation. Starting an
-// initiator is here because it is both the first request armed and what a restart runs again.
+// SA ends (§2.4) and what follows it: dpd.action, or a retry of a failed initiation. The steps of
+// our INFORMATIONAL requests and of a request left unanswered (steps/informational.ts) decide that;
+// their effects are carried out here. Starting an initiator is here because it is both the first
+// request armed and what a restart runs again.
 import { ExchangeType } from '../constants.js';
+import type { IkePayload } from '../codec/payload.js';
 import { preferredDhGroup } from '../policy/convert.js';
 import { startInit } from '../exchanges/ike-init.js';
-import type { DownReason } from '../ports.js';
-import { ikeFailure } from './context.js';
+import { ikeDeleteUnanswered, livenessUnanswered, requestUnanswered, type RequestStep } from '../steps/informational.js';
 import type { EngineHost } from './host.js';
 import { FRAGMENT_MTU } from './defaults.js';
 import type { IkeSa, Outstanding, PeerRuntime } from './ike-sa.js';
@@ -73,26 +75,32 @@ export function retire(e: EngineHost, sa: IkeSa): void {
 async function timedOut(e: EngineHost, sa: IkeSa, o: Outstanding): Promise<void> {
   sa.outstanding = null;
   const task = o.task;
-  if (task.kind === 'ike-delete' && task.reason === 'duplicate') { await teardown(e, sa, 'replaced'); return; }
-  if (task.kind === 'ike-delete' && task.reason === 'reauthenticated') { await teardown(e, sa, 'reauthenticated'); return; }
-  if (task.kind === 'ike-delete' && task.reason !== 'terminated') { retire(e, sa); return; }
-  if (sa.state.tag === 'rekeyed') { retire(e, sa); return; }
-  const wasEstablished = sa.state.tag === 'established' || sa.state.tag === 'deleting';
-  const reason: DownReason = task.kind === 'ike-delete' ? 'terminated' : task.kind === 'dpd' ? 'dpd-timeout' : 'retransmit-limit';
-  if (task.kind !== 'ike-delete')
-    e.failure(sa.peer, ikeFailure({ code: 'ERR_IKE_TIMEOUT', message: `no response after ${o.tries} retransmissions (${task.kind})${unfragmentedHint(sa, o.exchangeType, o.datagrams, mtuOf(sa))}`, exchange: exchangeOf(o.exchangeType) }));
-  await teardown(e, sa, reason);
-  afterDown(e, sa.peer, reason, wasEstablished);
+  if (task.kind === 'ike-delete') { await performRequest(e, sa, ikeDeleteUnanswered(sa, { tag: 'delete-sent', reason: task.reason })); return; }
+  const u = { tries: o.tries, exchange: exchangeOf(o.exchangeType), hint: unfragmentedHint(sa, o.exchangeType, o.datagrams, mtuOf(sa)) };
+  await performRequest(e, sa, task.kind === 'dpd' ? livenessUnanswered(sa, { tag: 'liveness-sent' }, u) : requestUnanswered(sa, { ...u, task: task.kind }));
 }
 
-/** What follows an IKE SA that died without being asked to (dpd.action, RFC 3706-style). */
-export function afterDown(e: EngineHost, peer: PeerRuntime, reason: DownReason, wasEstablished: boolean): void {
-  if (peer.terminated) return;
-  if (!wasEstablished) { scheduleRetry(e, peer); return; }
-  if (reason !== 'dpd-timeout' && reason !== 'retransmit-limit') return;
-  const action = peer.config.dpd.action;
-  if (action === 'restart' && e.liveSas(peer.config.name).length === 0) startInitiator(e, peer);
-  else if (action === 'hold') e.installTraps(peer);
+/**
+ * Carry out the effects of a step of ours (steps/informational.ts) in order; `send`: where a
+ * request goes (task-queue.ts numbers and arms it).
+ */
+export async function performRequest(e: EngineHost, sa: IkeSa, step: RequestStep, send?: (payloads: readonly IkePayload[]) => void): Promise<void> {
+  const peer = sa.peer;
+  for (const f of step.effects) {
+    switch (f.kind) {
+      case 'send':
+        if (!send) throw new Error('an INFORMATIONAL request outside task-queue.ts');
+        send(f.payloads);
+        break;
+      case 'set-state': sa.state = f.state; break;
+      case 'error': e.failure(peer, f.failure); break;
+      case 'teardown': await teardown(e, sa, f.reason); break;
+      case 'retire': retire(e, sa); break;
+      case 'retry-initiation': scheduleRetry(e, peer); break;
+      case 'restart': if (!peer.terminated && e.liveSas(peer.config.name).length === 0) startInitiator(e, peer); break;
+      case 'install-traps': if (!peer.terminated) e.installTraps(peer); break;
+    }
+  }
 }
 
 /** A connection we initiated failed before it was up: try again later (startAction initiate only). */

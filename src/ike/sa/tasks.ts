@@ -6,6 +6,6 @@
 //   ike-rekey-tasks.ts  IKE SA rekey and IKE_FOLLOWUP_KE, handing over to the successor.
 // This module is the one import for the engine core.
 export { next, queueTask } from './task-queue.js';
-export { afterDown, arm, mtuOf, newSa, retire, scheduleRetry, startInitiator } from './task-retransmit.js';
+export { arm, mtuOf, newSa, retire, scheduleRetry, startInitiator } from './task-retransmit.js';
 export { handleResponse } from './task-responses.js';
 export { adoptSuccessor, awaitOldIkeDelete } from './ike-rekey-tasks.js';

@@ -1,17 +1,23 @@
 // INFORMATIONAL as steps (src/ike/steps/informational.ts), without engines: literal IKE SA and
-// Child SA records in, effects asserted, each request narrated, Deletes run from both roles. The
-// pair tests (test/unit/ike/pair/lifecycle.test.ts, rekey*.test.ts, reauth*.test.ts) drive the
-// same steps through two engines.
+// Child SA records in, effects asserted, each request narrated, Deletes run from both roles: the
+// peer's requests, and ours (Delete of the IKE SA, liveness check) with their answers or none. The
+// pair tests (test/unit/ike/pair/lifecycle.test.ts, reliability.test.ts, rekey*.test.ts,
+// reauth*.test.ts) drive the same steps through two engines.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IkeMessage } from '../../../../src/ike/codec/message.js';
 import type { IkePayload } from '../../../../src/ike/codec/payload.js';
-import { consumeInformationalRequest, deleteChildPayloads, deleteIkePayloads, type InformationalEffect, type InformationalStep } from '../../../../src/ike/steps/informational.js';
+import type { DpdConfig } from '../../../../src/ike/sa/config.js';
+import type { IkeSa } from '../../../../src/ike/sa/ike-sa.js';
+import {
+  consumeInformationalRequest, deleteChildPayloads, deleteIkePayloads, ikeDeleteAnswered, ikeDeleteUnanswered, livenessAnswered, livenessUnanswered,
+  requestIkeDelete, requestLiveness, requestUnanswered, type IkeDeleteReason, type InformationalEffect, type InformationalStep, type RequestEffect, type RequestStep,
+} from '../../../../src/ike/steps/informational.js';
 import { installedChild, notify, NotifyError, other, side, wire, type Who } from './fixtures.js';
 import { ikeSide, outstanding } from './ike-fixtures.js';
 
 const ROLES: readonly Who[] = ['alice', 'bob'];
-const kinds = (s: InformationalStep): string[] => s.effects.map((f) => (f.kind === 'teardown' ? `teardown:${f.reason}` : f.kind));
+const kinds = (s: InformationalStep | RequestStep): string[] => s.effects.map((f: InformationalEffect | RequestEffect) => (f.kind === 'teardown' ? `teardown:${f.reason}` : f.kind));
 const answer = (s: InformationalStep): readonly IkePayload[] => s.effects.flatMap((f: InformationalEffect) => (f.kind === 'respond' ? [f.payloads] : []))[0] ?? assert.fail('no respond effect');
 const request = (payloads: readonly IkePayload[]): IkeMessage => wire(payloads, false);
 const spisOf = (payloads: readonly IkePayload[]): number[] => payloads.flatMap((p) => (p.kind === 'delete' ? p.spis.map((b) => new DataView(b.buffer, b.byteOffset).getUint32(0)) : []));
@@ -87,4 +93,147 @@ test('RFC 7296 §2.8.3: the peer deletes the IKE SA its reauthentication replace
   /* INFORMATIONAL { D(IKE) } on the old SA -->   <-- INFORMATIONAL { } */
   const s = consumeInformationalRequest(ike.sa, request(deleteIkePayloads()));
   assert.deepEqual(s.effects, [{ kind: 'respond', payloads: [] }, { kind: 'activate-outbound', child: successor }, { kind: 'teardown', reason: 'reauthenticated' }]);
+});
+
+// --- Our requests: D(IKE) and the liveness check, answered or not ---
+
+/** Neither side holds a duplicate's survivor here (that is lifecycle.ts's to find). */
+const NO_SURVIVOR = { heldBySurvivor: (): readonly never[] => [] };
+const REASONS: readonly IkeDeleteReason[] = ['terminated', 'duplicate', 'reauthenticated', 'rekeyed', 'redundant'];
+/** As the driver does: the request's state changes, its payloads are what the peer decodes. */
+function sent(sa: IkeSa, s: RequestStep): readonly IkePayload[] {
+  for (const f of s.effects) if (f.kind === 'set-state') sa.state = f.state;
+  const f = s.effects.find((x) => x.kind === 'send');
+  return f?.kind === 'send' ? f.payloads : assert.fail(`no send effect in [${kinds(s).join(', ')}]`);
+}
+function withDpd(sa: IkeSa, dpd: DpdConfig): void { sa.peer = { ...sa.peer, config: { ...sa.peer.config, dpd } }; }
+/** What the driver knows of a request resent until it gave up: an empty INFORMATIONAL small enough to need no fragments. */
+const GAVE_UP = { tries: 5, exchange: 'INFORMATIONAL', hint: '' } as const;
+
+for (const D of ROLES) {
+  const R = other(D);
+  test(`RFC 7296 §1.4.1: ${D} terminates the IKE SA — D(IKE) answered empty by ${R}; ${D} was deleting meanwhile and tears down (terminated)`, () => {
+    const d = ikeSide(D); const r = ikeSide(R);
+    const s = requestIkeDelete(NO_SURVIVOR, d.sa, 'terminated');
+    /* INFORMATIONAL { D(IKE) } --> */
+    assert.deepEqual(sent(d.sa, s), [{ kind: 'delete', protocolId: 1, spis: [] }]);
+    assert.deepEqual(d.sa.state, { tag: 'deleting' });
+    assert.deepEqual(s.next, { tag: 'delete-sent', reason: 'terminated' });
+    const answered = consumeInformationalRequest(r.sa, request(sent(d.sa, s)));
+    /* <-- INFORMATIONAL { } */
+    assert.deepEqual(answer(answered), []);
+    assert.deepEqual(kinds(answered), ['respond', 'teardown:peer-deleted']);
+    assert.equal(s.next.tag, 'delete-sent');
+    if (s.next.tag === 'delete-sent') assert.deepEqual(ikeDeleteAnswered(s.next).effects, [{ kind: 'teardown', reason: 'terminated' }]);
+  });
+
+  test(`RFC 7296 §2.4: ${D}'s liveness check — an empty INFORMATIONAL, answered empty by ${R}; nothing follows (the answer itself showed the peer alive)`, () => {
+    const d = ikeSide(D); const r = ikeSide(R);
+    const s = requestLiveness(d.sa);
+    /* INFORMATIONAL { } --> */
+    assert.deepEqual(sent(d.sa, s), []);
+    assert.deepEqual(d.sa.state, { tag: 'established' });
+    /* <-- INFORMATIONAL { } */
+    assert.deepEqual(consumeInformationalRequest(r.sa, request([])).effects, [{ kind: 'respond', payloads: [] }]);
+    assert.deepEqual(s.next, { tag: 'liveness-sent' });
+    if (s.next.tag === 'liveness-sent') assert.deepEqual(livenessAnswered(s.next).effects, []);
+  });
+
+  test(`RFC 7296 §1.4.1: Deletes crossing — ${D} and ${R} delete the IKE SA at once; each answers the other's D(IKE) empty and tears down, its own request's answer moot`, () => {
+    const d = ikeSide(D); const r = ikeSide(R);
+    /* INFORMATIONAL { D(IKE) } -->   <-- INFORMATIONAL { D(IKE) }   (crossing) */
+    const fromD = sent(d.sa, requestIkeDelete(NO_SURVIVOR, d.sa, 'terminated'));
+    const fromR = sent(r.sa, requestIkeDelete(NO_SURVIVOR, r.sa, 'terminated'));
+    assert.equal(d.sa.state.tag, 'deleting');
+    assert.equal(r.sa.state.tag, 'deleting');
+    /* <-- INFORMATIONAL { }   INFORMATIONAL { } --> */
+    const atR = consumeInformationalRequest(r.sa, request(fromD));
+    const atD = consumeInformationalRequest(d.sa, request(fromR));
+    assert.deepEqual(atR.effects, [{ kind: 'respond', payloads: [] }, { kind: 'teardown', reason: 'peer-deleted' }]);
+    assert.deepEqual(atD.effects, atR.effects);
+  });
+}
+
+test('RFC 7296 §1.4.1: how our D(IKE) ends the IKE SA, by reason — set deleting first (terminated, duplicate with the survivor\'s held Child SAs, reauthenticated), then teardown or, for one whose Child SAs live on, retire; the same without an answer except for terminated', () => {
+  const held = installedChild(side('alice'), 0x1001, 0x2001);
+  const expected: Record<IkeDeleteReason, { readonly state: IkeSa['state']; readonly end: readonly RequestEffect[] }> = {
+    terminated: { state: { tag: 'deleting' }, end: [{ kind: 'teardown', reason: 'terminated' }] },
+    duplicate: { state: { tag: 'deleting', sendOn: [held] }, end: [{ kind: 'teardown', reason: 'replaced' }] },
+    reauthenticated: { state: { tag: 'deleting' }, end: [{ kind: 'teardown', reason: 'reauthenticated' }] },
+    rekeyed: { state: { tag: 'established' }, end: [{ kind: 'retire' }] },
+    redundant: { state: { tag: 'established' }, end: [{ kind: 'retire' }] },
+  };
+  for (const reason of REASONS) {
+    const a = ikeSide('alice');
+    const s = requestIkeDelete({ heldBySurvivor: (sa) => (sa === a.sa ? [held] : []) }, a.sa, reason);
+    /* INFORMATIONAL { D(IKE) } --> */
+    assert.deepEqual(kinds(s).filter((k) => k === 'send'), ['send'], reason);
+    sent(a.sa, s);
+    assert.deepEqual(a.sa.state, expected[reason].state, reason);
+    assert.equal(s.next.tag, 'delete-sent');
+    if (s.next.tag !== 'delete-sent') continue;
+    /* <-- INFORMATIONAL { } */
+    assert.deepEqual(ikeDeleteAnswered(s.next).effects, expected[reason].end, reason);
+    if (reason !== 'terminated') assert.deepEqual(ikeDeleteUnanswered(a.sa, s.next).effects, expected[reason].end, `${reason}, unanswered`);
+  }
+});
+
+test('RFC 7296 §1.4.1, §2.4: our D(IKE) of a terminated IKE SA unanswered through every retransmission — torn down as terminated, with no error and no dpd.action (we were ending it); already rekeyed, it retires', () => {
+  const a = ikeSide('alice');
+  withDpd(a.sa, { intervalMs: 30_000, action: 'restart' });
+  const s = requestIkeDelete(NO_SURVIVOR, a.sa, 'terminated');
+  /* INFORMATIONAL { D(IKE) } -->   (resent, never answered) */
+  sent(a.sa, s);
+  assert.equal(s.next.tag, 'delete-sent');
+  if (s.next.tag !== 'delete-sent') return;
+  assert.deepEqual(ikeDeleteUnanswered(a.sa, s.next).effects, [{ kind: 'teardown', reason: 'terminated' }]);
+  a.sa.state = { tag: 'rekeyed', successor: ikeSide('alice').sa };
+  assert.deepEqual(ikeDeleteUnanswered(a.sa, s.next).effects, [{ kind: 'retire' }]);
+});
+
+test('RFC 7296 §1.4.1: no D(IKE) for an IKE SA still negotiating or gone — the step finds it moot and sends nothing', () => {
+  for (const state of [{ tag: 'auth-sent' }, { tag: 'init-done' }, { tag: 'dead' }] as const) {
+    const a = ikeSide('alice');
+    a.sa.state = state;
+    assert.deepEqual(requestIkeDelete(NO_SURVIVOR, a.sa, 'terminated'), { next: { tag: 'done' }, effects: [] }, state.tag);
+    assert.deepEqual(requestLiveness(a.sa), { next: { tag: 'done' }, effects: [] }, state.tag);
+  }
+});
+
+test('RFC 7296 §2.4: a liveness check unanswered within dpd.timeout — the error, the IKE SA down as dpd-timeout, then dpd.action: restart, hold (trap), or clear (nothing)', () => {
+  const follow: Record<DpdConfig['action'], readonly string[]> = { restart: ['restart'], hold: ['install-traps'], clear: [] };
+  for (const action of ['restart', 'hold', 'clear'] as const) {
+    const a = ikeSide('alice');
+    withDpd(a.sa, { intervalMs: 30_000, timeoutMs: 60_000, action });
+    const s = requestLiveness(a.sa);
+    /* INFORMATIONAL { } -->   (resent until dpd.timeout, never answered) */
+    sent(a.sa, s);
+    assert.equal(s.next.tag, 'liveness-sent');
+    if (s.next.tag !== 'liveness-sent') return;
+    const t = livenessUnanswered(a.sa, s.next, GAVE_UP);
+    assert.deepEqual(kinds(t), ['error', 'teardown:dpd-timeout', ...follow[action]], action);
+    const f = t.effects[0];
+    assert.equal(f?.kind === 'error' && f.failure.code, 'ERR_IKE_TIMEOUT');
+    assert.equal(f?.kind === 'error' && f.failure.message, 'no response after 5 retransmissions (dpd)');
+    assert.equal(f?.kind === 'error' && f.failure.exchange, 'INFORMATIONAL');
+  }
+});
+
+test('RFC 7296 §2.4: a dead peer\'s follow-up — none for a terminated peer; a rekeyed IKE SA retires instead; an initiation that never came up is retried; a request other than a liveness check ends it as retransmit-limit', () => {
+  const terminated = ikeSide('alice');
+  withDpd(terminated.sa, { intervalMs: 30_000, action: 'restart' });
+  terminated.sa.peer.terminated = true;
+  assert.deepEqual(kinds(livenessUnanswered(terminated.sa, { tag: 'liveness-sent' }, GAVE_UP)), ['error', 'teardown:dpd-timeout']);
+  const rekeyed = ikeSide('alice');
+  rekeyed.sa.state = { tag: 'rekeyed', successor: ikeSide('alice').sa };
+  assert.deepEqual(livenessUnanswered(rekeyed.sa, { tag: 'liveness-sent' }, GAVE_UP).effects, [{ kind: 'retire' }]);
+  /* IKE_AUTH { ... } -->   (never answered) */
+  const starting = ikeSide('alice');
+  starting.sa.state = { tag: 'auth-sent' };
+  const t = requestUnanswered(starting.sa, { task: 'ike-auth', tries: 5, exchange: 'IKE_AUTH', hint: '' });
+  assert.deepEqual(kinds(t), ['error', 'teardown:retransmit-limit', 'retry-initiation']);
+  /* CREATE_CHILD_SA { ... } -->   (never answered, dpd.action hold) */
+  const up = ikeSide('bob');
+  withDpd(up.sa, { intervalMs: 30_000, action: 'hold' });
+  assert.deepEqual(kinds(requestUnanswered(up.sa, { task: 'child-create', tries: 5, exchange: 'CREATE_CHILD_SA', hint: '' })), ['error', 'teardown:retransmit-limit', 'install-traps']);
 });
