@@ -18,7 +18,7 @@ import { notify } from '../codec/payloads/notify.js';
 import { rekeySaNotify } from '../codec/payloads/notify-data.js';
 import type { SecretBytes } from '../../common/secret.js';
 import { childOffer, childOfferPayloads, completeChildInitiator, finishChildInitiator, spi32, type ChildChoice, type ChildCompletion, type ChildEnv, type ChildIkeView } from '../exchanges/child-sa.js';
-import { ourRekeyLoses } from '../exchanges/collision.js';
+import { ourRekeyLoses } from './collision.js';
 import { keRetry } from '../exchanges/invalid-ke.js';
 import type { IkeFailure, KernelChildSa } from '../ports.js';
 import { REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from '../sa/defaults.js';

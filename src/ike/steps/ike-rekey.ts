@@ -23,7 +23,7 @@ import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { createKeyShare } from '../crypto/dh.js';
 import { deriveRekeyedIkeSaKeys, type IkeSaKeys } from '../crypto/keys.js';
-import { ourRekeyLoses } from '../exchanges/collision.js';
+import { ourRekeyLoses } from './collision.js';
 import { spiBytes } from '../exchanges/ike-init.js';
 import { keRetry } from '../exchanges/invalid-ke.js';
 import { dhGroupOf, fromSaProposal, ikeSuiteOf, toSaProposals } from '../policy/convert.js';

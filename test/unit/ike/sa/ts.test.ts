@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError } from '../../../../src/common/errors.js';
 import { fromHex } from '../../../../src/common/bytes.js';
-import { ourRekeyLoses } from '../../../../src/ike/exchanges/collision.js';
+import { ourRekeyLoses } from '../../../../src/ike/steps/collision.js';
 import { COOKIE_SECRET_LIFETIME_MS, CookieJar } from '../../../../src/ike/exchanges/cookie.js';
 import { ManualClock, SeededRandom } from '../../../../src/common/time.js';
 import { bytesToIp, ipToBytes } from '../../../../src/ike/sa/addr.js';

@@ -1,6 +1,7 @@
 // RFC 7296 §2.8.1 simultaneous rekeying: when both peers rekey the same SA at once, two new SAs
 // result; "the SA created with the lowest of the four nonces SHOULD be deleted by the endpoint
 // that created it". Nonces compare as unsigned octet strings (memcmp, shorter first on a tie).
+// Used by the rekey steps of Child SAs (child.ts) and of the IKE SA (ike-rekey.ts, §2.8.2).
 import { compareBytes } from '../sa/addr.js';
 
 function lowest(ns: readonly Uint8Array[]): Uint8Array | undefined {
