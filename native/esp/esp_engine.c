@@ -76,26 +76,43 @@ static int by_priority(const void *a, const void *b) {
   return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* Outbound SAs by reqid, the newest install first: the first of a reqid is the one its policies use. */
+static int by_reqid_newest(const void *a, const void *b) {
+  const esp_sa *x = *(esp_sa *const *)a, *y = *(esp_sa *const *)b;
+  if (x->reqid != y->reqid) return x->reqid < y->reqid ? -1 : 1;
+  return x->order > y->order ? -1 : x->order < y->order;
+}
+
+/* The newest active outbound SA of `reqid` in `out` (sorted by by_reqid_newest), or NULL. */
+static esp_sa *newest_of(esp_sa *const *out, size_t n, uint32_t reqid) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) { size_t mid = lo + (hi - lo) / 2; if (out[mid]->reqid < reqid) lo = mid + 1; else hi = mid; }
+  return lo < n && out[lo]->reqid == reqid ? out[lo] : NULL;
+}
+
+/* Each publication sorts (n log n): matching every policy against every SA made it n², which at
+ * thousands of SAs cost tens of milliseconds per SA or policy change. */
 static int publish(esp_engine *e) {
   esp_table *t = calloc(1, sizeof *t);
   if (t == NULL) return ENOMEM;
   t->in = calloc(e->nsas + 1, sizeof *t->in);
   t->pol = calloc(e->npols + 1, sizeof *t->pol);
   t->pol_sa = calloc(e->npols + 1, sizeof *t->pol_sa);
-  if (!t->in || !t->pol || !t->pol_sa) { table_free(t); return ENOMEM; }
-  for (size_t i = 0; i < e->nsas; i++) if (e->sas[i]->dir == ESP_DIR_IN) t->in[t->nin++] = e->sas[i];
+  esp_sa **out = calloc(e->nsas + 1, sizeof *out);
+  if (!t->in || !t->pol || !t->pol_sa || !out) { free(out); table_free(t); return ENOMEM; }
+  size_t nout = 0;
+  for (size_t i = 0; i < e->nsas; i++) {
+    esp_sa *sa = e->sas[i];
+    if (sa->dir == ESP_DIR_IN) t->in[t->nin++] = sa;
+    else if (sa->dir == ESP_DIR_OUT && atomic_load(&sa->active)) out[nout++] = sa;
+  }
   qsort(t->in, t->nin, sizeof *t->in, by_spi);
+  qsort(out, nout, sizeof *out, by_reqid_newest);
   if (e->npols) memcpy(t->pol, e->pols, e->npols * sizeof *t->pol);
   t->npol = e->npols;
   qsort(t->pol, t->npol, sizeof *t->pol, by_priority);
-  for (size_t p = 0; p < t->npol; p++) {
-    esp_sa *best = NULL;
-    for (size_t i = 0; i < e->nsas; i++) {
-      esp_sa *sa = e->sas[i];
-      if (sa->dir == ESP_DIR_OUT && sa->reqid == t->pol[p].reqid && atomic_load(&sa->active) && (!best || sa->order > best->order)) best = sa;
-    }
-    t->pol_sa[p] = best;
-  }
+  for (size_t p = 0; p < t->npol; p++) t->pol_sa[p] = newest_of(out, nout, t->pol[p].reqid);
+  free(out);
   esp_table *old = atomic_exchange(&e->table, t);
   retire(e, old, table_free);
   reclaim(e);

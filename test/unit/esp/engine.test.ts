@@ -9,7 +9,8 @@ import { EspSaSpecError, type EspAlgorithm } from '../../../src/esp/codec.js';
 import { EspError } from '../../../src/esp/engine.js';
 import { SecretBytes } from '../../../src/common/secret.js';
 import { openEsp, sealEsp, ipv4Udp, ipv6Udp } from './reference.js';
-import { SKIP, harness, until, keyFor, addOutbound, addInbound, saStats, OUT_SPI, IN_SPI, REQID } from './harness.js';
+import { SKIP, harness, until, keyFor, addOutbound, addInbound, saStats, OUT_SPI, IN_SPI, REQID, LOCAL_NET } from './harness.js';
+import { cidrSelector } from '../../../src/esp/selector.js';
 
 const CASES: ReadonlyArray<{ alg: EspAlgorithm; keyBytes: number; rfc: string }> = [
   { alg: 'aes-gcm-16', keyBytes: 16, rfc: 'RFC 4106 AES-GCM-16-128' },
@@ -189,6 +190,29 @@ test('make-before-break: an inactive outbound SA is not used; activating it, the
   assert.deepEqual(h.received.map((r) => r.data.readUInt32BE(0)), [OUT_SPI, next.spi, OUT_SPI]);
   assert.equal(openEsp(old, h.received[2]!.data).seq, 2, 'the old SA continues its sequence');
   assert.equal(openEsp(next, h.received[1]!.data).seq, 1);
+});
+
+test('many reqids: each policy sends on the newest active outbound SA of its own reqid, whatever the install order (as XFRM picks a policy\'s state)', { skip: SKIP }, async (t) => {
+  const h = await harness(t);
+  const n = 40;
+  const peer = { address: '127.0.0.1', port: h.peerPort };
+  // Reqid r (1..n): policy 10.1.0.0/24 -> 10.3.r.0/24; SAs 0x10000 + 4r + k for k = 0..2, installed
+  // interleaved across reqids (k-major), the last one inactive for every third reqid; none for r % 7 === 0.
+  for (let r = 1; r <= n; r++) h.engine.addPolicy({ id: r, reqid: r, source: cidrSelector(LOCAL_NET), destination: cidrSelector(`10.3.${r}.0/24`) });
+  const want = new Map<number, number>();
+  for (let k = 0; k < 3; k++) {
+    for (let r = n; r >= 1; r--) {
+      if (r % 7 === 0) continue;
+      const spi = 0x10000 + 4 * r + k;
+      const active = !(k === 2 && r % 3 === 0);
+      h.engine.addSa({ direction: 'out', spi, reqid: r, algorithm: 'aes-gcm-16', key: new SecretBytes(keyFor('aes-gcm-16', 16)), peer, active });
+      if (active) want.set(r, spi);
+    }
+  }
+  for (let r = 1; r <= n; r++) assert.equal(h.engine.inject(ipv4Udp('10.1.0.5', `10.3.${r}.1`, Buffer.from('x'))), r % 7 === 0 ? 'noSa' : 'sent', `reqid ${r}`);
+  await until(() => h.received.length === want.size, `${want.size} datagrams`);
+  const sent = [...want.keys()].sort((a, b) => a - b).map((r) => want.get(r));
+  assert.deepEqual(h.received.map((x) => x.data.readUInt32BE(0)), sent);
 });
 
 test('bad control-plane input throws EspError with a code and the field, and the engine stays usable', { skip: SKIP }, async (t) => {
