@@ -5,7 +5,8 @@
 // engine's own retransmission schedule, charon's default: ~165 s). Cookies (both sides: threshold
 // 10 half-open SAs) and each side's half-open limits are part of what is measured. After the
 // burst the responder idles 20 s and its RSS is read: memory holding N SAs that came in at once.
-// Then it is killed (SIGKILL: no N Deletes to load the generator during the other's burst).
+// Then it is killed (SIGKILL: no N Deletes to load the generator during the other's burst; the
+// agent gets SIGTERM with KIPSEC_BENCH_PROFILE, so it writes its CPU profile).
 import type { Netns } from '../../e2e/lib/netns.js';
 import type { GeneratorProcess } from './generator.js';
 import { CLK_TCK, procStat, xfrmCounts, type ProcStat } from './responders.js';
@@ -20,11 +21,31 @@ export interface BurstRig {
   readonly idle: Readonly<Record<Target, ProcStat>>;
   readonly out: (line?: string) => void;
   readonly stamp: () => string;
+  /** The agent's `kipsec status --json` (what its IKE engine and ESP engine turned away), if it answers. */
+  readonly agentStatus: () => Promise<unknown>;
+}
+
+/** Nonzero IKE drops by reason and the ESP engine's IKE counters (ike, ikeDropped) from the agent's status. */
+function dropsOf(status: unknown): string {
+  const st = status as { ike?: { drops?: Record<string, number> }; esp?: { counters?: Record<string, number> } } | undefined;
+  const ike = Object.entries(st?.ike?.drops ?? {}).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`);
+  const esp = Object.entries(st?.esp?.counters ?? {}).filter(([k]) => k.startsWith('ike')).map(([k, v]) => `${k} ${v}`);
+  if (st === undefined) return 'its status did not answer';
+  return `IKE engine drops: ${ike.join(', ') || 'none'}; ESP engine: ${st.esp ? esp.join(', ') || 'no IKE counters' : '(kernel data path)'}`;
 }
 
 const LABEL: Readonly<Record<Target, string>> = { agent: 'kipsec agent', swan: 'strongSwan charon' };
 const mb = (kb: number): string => (kb / 1024).toFixed(1);
 const s = (ms: number): string => (ms / 1000).toFixed(1);
+
+/** SIGKILL, or SIGTERM when the agent must write its CPU profile (KIPSEC_BENCH_PROFILE); waits up to 120 s. */
+async function stop(pid: number, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+  try { process.kill(pid, signal); } catch { return; }
+  for (let i = 0; i < 1200; i++) {
+    try { process.kill(pid, 0); } catch { return; }
+    await sleep(100);
+  }
+}
 
 export async function runBurst(r: BurstRig): Promise<void> {
   const rows: { t: Target; b: BurstReply; cpuS: number; held: ProcStat; xfrm: { states: number; policies: number } }[] = [];
@@ -36,12 +57,13 @@ export async function runBurst(r: BurstRig): Promise<void> {
     const cpuS = (after.cpuTicks - before.cpuTicks) / CLK_TCK;
     const failures = Object.entries(b.failures).map(([k, v]) => `${v} × ${k}`).join(', ');
     r.out(`    ${b.done} established, last after ${s(b.lastMs)} s (p50 ${s(b.p50Ms)} s, p90 ${s(b.p90Ms)} s, p99 ${s(b.p99Ms)} s); ${b.failed} failed${failures ? ` (${failures})` : ''}; responder CPU ${cpuS.toFixed(1)} s, generator CPU ${s(b.cpuMs)} s`);
+    if (t === 'agent') r.out(`    agent: ${dropsOf(await r.agentStatus().catch(() => undefined))}`);
     await sleep(20_000);
     const held = procStat(r.pids[t]);
     const xfrm = await xfrmCounts(r.ns[t]);
     r.out(`    after 20 s idle: RSS ${mb(held.rssKb)} MiB (idle before the burst ${mb(r.idle[t].rssKb)} MiB), peak ${mb(held.hwmKb)} MiB; XFRM states/policies ${xfrm.states}/${xfrm.policies}`);
     rows.push({ t, b, cpuS, held, xfrm });
-    try { process.kill(r.pids[t], 'SIGKILL'); } catch { /* already gone */ }
+    await stop(r.pids[t], t === 'agent' && process.env['KIPSEC_BENCH_PROFILE'] ? 'SIGTERM' : 'SIGKILL');
   }
   r.out('');
   r.out(`burst: ${r.n} initiators at once against a fresh responder (order: ${r.order.join(', ')})`);
