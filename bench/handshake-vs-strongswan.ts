@@ -59,6 +59,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Netns, link } from '../e2e/lib/netns.js';
 import { StrongSwan } from '../e2e/lib/strongswan.js';
+import { agentBundle } from '../e2e/vm/agent-harness.js';
 import { prepareVm } from '../e2e/vm/agent-vm.js';
 import { runBurst } from './handshake/burst.js';
 import { GeneratorProcess, generatorMain } from './handshake/generator.js';
@@ -158,7 +159,13 @@ async function driverMain(o: Options): Promise<void> {
     const idle = { agent: procStat(pids.agent), swan: procStat(pids.swan) };
 
     if (o.burst > 0) {
-      await runBurst({ g, n: o.burst, order: o.burstOrder, pids, ns: { agent: nsA, swan: nsS }, idle, out, stamp });
+      const agentStatus = async (): Promise<unknown> => {
+        const t = Date.now();
+        const st = JSON.parse(execFileSync(process.execPath, [agentBundle(), 'status', '--json', '--control-socket', join(agent.dir, 'agent.sock')], { timeout: 180_000, maxBuffer: 256 << 20 }).toString()) as unknown;
+        out(`    (kipsec status --json took ${((Date.now() - t) / 1000).toFixed(1)} s)`);
+        return st;
+      };
+      await runBurst({ g, n: o.burst, order: o.burstOrder, pids, ns: { agent: nsA, swan: nsS }, idle, out, stamp, agentStatus });
     } else {
       // ── 1. handshake rate, interleaved slices (first: a responder that fails at 1,000 SAs
       //    must not cost this figure) ──

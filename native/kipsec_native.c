@@ -132,6 +132,19 @@ static napi_value set_ipsec_bypass(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* setRecvBuffer(fd, bytes): SO_RCVBUFFORCE (CAP_NET_ADMIN passes net.core.rmem_max, as a node's
+ * agent must for a burst of IKE_SA_INIT from thousands of peers), else SO_RCVBUF (capped there). */
+static napi_value set_recv_buffer(napi_env env, napi_callback_info info) {
+  int fd, bytes;
+  if (get_int_arg(env, info, 0, -1, &fd) || fd < 0 || get_int_arg(env, info, 1, -1, &bytes) || bytes <= 0) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setRecvBuffer(fd, bytes): fd must be a non-negative integer, bytes positive");
+    return NULL;
+  }
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) == 0) return NULL;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes) != 0) return throw_errno(env, "setsockopt(SO_RCVBUF)", errno);
+  return NULL;
+}
+
 static napi_value open_tun(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -460,6 +473,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "setUdpEncap", NULL, set_udp_encap, NULL, NULL, NULL, napi_enumerable, NULL },
     { "getUdpEncap", NULL, get_udp_encap, NULL, NULL, NULL, napi_enumerable, NULL },
     { "setIpsecBypass", NULL, set_ipsec_bypass, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "setRecvBuffer", NULL, set_recv_buffer, NULL, NULL, NULL, napi_enumerable, NULL },
     { "openTun", NULL, open_tun, NULL, NULL, NULL, napi_enumerable, NULL },
     { "netlinkOpen", NULL, netlink_open, NULL, NULL, NULL, napi_enumerable, NULL },
     { "netlinkPort", NULL, netlink_port, NULL, NULL, NULL, napi_enumerable, NULL },

@@ -47,6 +47,15 @@ async function stop(pid: number, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
   }
 }
 
+/** The namespace's UDP counters (/proc/net/snmp): datagrams the kernel dropped before the responder read them. */
+async function udpDrops(ns: Netns): Promise<string> {
+  const text = (await ns.run('cat', ['/proc/net/snmp'], { check: false })).stdout;
+  const [names, values] = text.split('\n').filter((l) => l.startsWith('Udp:'));
+  if (!names || !values) return 'no UDP counters';
+  const v = new Map(names.split(/\s+/).slice(1).map((k, i) => [k, values.split(/\s+/)[i + 1] ?? '?']));
+  return `kernel UDP: InDatagrams ${v.get('InDatagrams')}, RcvbufErrors ${v.get('RcvbufErrors')}, InErrors ${v.get('InErrors')}`;
+}
+
 export async function runBurst(r: BurstRig): Promise<void> {
   const rows: { t: Target; b: BurstReply; cpuS: number; held: ProcStat; xfrm: { states: number; policies: number } }[] = [];
   for (const t of r.order) {
@@ -57,6 +66,7 @@ export async function runBurst(r: BurstRig): Promise<void> {
     const cpuS = (after.cpuTicks - before.cpuTicks) / CLK_TCK;
     const failures = Object.entries(b.failures).map(([k, v]) => `${v} × ${k}`).join(', ');
     r.out(`    ${b.done} established, last after ${s(b.lastMs)} s (p50 ${s(b.p50Ms)} s, p90 ${s(b.p90Ms)} s, p99 ${s(b.p99Ms)} s); ${b.failed} failed${failures ? ` (${failures})` : ''}; responder CPU ${cpuS.toFixed(1)} s, generator CPU ${s(b.cpuMs)} s`);
+    r.out(`    ${t}: ${await udpDrops(r.ns[t])}`);
     if (t === 'agent') r.out(`    agent: ${dropsOf(await r.agentStatus().catch(() => undefined))}`);
     await sleep(20_000);
     const held = procStat(r.pids[t]);

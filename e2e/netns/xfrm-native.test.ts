@@ -6,8 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
-import { existsSync, closeSync, readlinkSync } from 'node:fs';
-import { dgramFd, loadNative, openTun, setIpsecBypass, setUdpEncap, NativeError } from '../../src/xfrm/native.js';
+import { existsSync, closeSync, readFileSync, readlinkSync } from 'node:fs';
+import { dgramFd, loadNative, openTun, setIpsecBypass, setRecvBuffer, setUdpEncap, NativeError } from '../../src/xfrm/native.js';
+import { IKE_RECV_BUFFER } from '../../src/agent/native.js';
 import { UDP_ENCAP_ESPINUDP } from '../../src/xfrm/constants.js';
 
 async function bound(type: 'udp4' | 'udp6', addr: string): Promise<Socket> {
@@ -46,6 +47,18 @@ test('setIpsecBypass installs in+out bypass policies on IPv4 and IPv6 sockets', 
   const s6 = await bound('udp6', '::1');
   setIpsecBypass(s6);
   s6.close();
+});
+
+test('setRecvBuffer raises a socket\'s receive buffer past net.core.rmem_max (SO_RCVBUFFORCE, as root), as the agent does for its IKE sockets so a burst of IKE_SA_INIT is not dropped before it is read', async () => {
+  const max = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+  const want = Math.max(max, IKE_RECV_BUFFER) + (1 << 20);
+  const s = await bound('udp4', '127.0.0.1');
+  try {
+    setRecvBuffer(s, want);
+    // The kernel doubles what it is given (socket(7), SO_RCVBUF) and reports the doubled value.
+    assert.equal(s.getRecvBufferSize(), 2 * want, `rmem_max ${max}`);
+  } finally { s.close(); }
+  assert.throws(() => loadNative().setRecvBuffer(0, 0), TypeError);
 });
 
 test('native errors carry the errno name: setsockopt on a closed fd is EBADF, a bad family is a TypeError', () => {

@@ -96,6 +96,7 @@ export class IkeSockets implements DatagramSockets {
     // The kernel must not apply our own IPsec policies to IKE packets, and on 4500 it must
     // decapsulate ESP-in-UDP itself (RFC 3948) — both are socket options Node lacks.
     this.#tuning.bypass(s, address);
+    this.#tuning.receiveBuffer(s);
     if (natt) this.#tuning.udpEncap(s);
     s.on('error', (e) => this.#log.warn({ local: `${address}:${port}`, err: errorMessage(e) }, 'UDP socket error'));
     s.on('message', (msg, rinfo) => {

@@ -32,6 +32,8 @@ export interface KipsecNative {
   setUdpEncap(fd: number, type?: number): void;
   getUdpEncap(fd: number): number;
   setIpsecBypass(fd: number, family: number): void;
+  /** SO_RCVBUFFORCE, else SO_RCVBUF (capped by net.core.rmem_max). */
+  setRecvBuffer(fd: number, bytes: number): void;
   openTun(name?: string): { fd: number; name: string };
 }
 
@@ -99,6 +101,12 @@ export function setIpsecBypass(sock: Socket, native: KipsecNative = loadNative()
   const fd = dgramFd(sock);
   const family = sock.address().family === 'IPv6' ? AF_INET6 : AF_INET;
   call('setIpsecBypass', () => native.setIpsecBypass(fd, family));
+}
+
+/** The socket's receive buffer, past net.core.rmem_max where the process may (CAP_NET_ADMIN). */
+export function setRecvBuffer(sock: Socket, bytes: number, native: KipsecNative = loadNative()): void {
+  const fd = dgramFd(sock);
+  call('setRecvBuffer', () => native.setRecvBuffer(fd, bytes));
 }
 
 /** A TUN device (IFF_TUN | IFF_NO_PI, non-blocking) for the userspace data plane; close the fd with fs.closeSync. */

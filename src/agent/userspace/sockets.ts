@@ -54,6 +54,7 @@ export class EspSockets implements DatagramSockets {
       throw new KipsecError('ERR_UDP_BIND', `cannot bind UDP ${address}:${this.ikePort}: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}`);
     });
     this.#tuning.bypass(s, address);
+    this.#tuning.receiveBuffer(s);
     s.on('error', (e) => this.#log.warn({ local: `${address}:${this.ikePort}`, err: errorMessage(e) }, 'UDP socket error'));
     s.on('message', (msg, rinfo) => {
       this.counters.received++;
