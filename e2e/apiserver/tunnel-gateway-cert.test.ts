@@ -18,25 +18,20 @@ import { RESOURCES, resourcePath } from '../../src/api/kube/client.js';
 import { TRUST_BUNDLE_CONFIGMAP, TRUST_BUNDLE_KEY } from '../../src/api/names.js';
 import type { IPsecTunnel } from '../../src/api/types.js';
 import { createCa, createCsr, exportPrivateKeyPem, generateKeyPair, issueNodeCertificate, parseCsr } from '../../src/pki/index.js';
-import { WIRE_BRIDGE, nodeByName } from '../lib/cluster-net.js';
+import { nodeByName } from '../lib/cluster-net.js';
 import { eventually, uniqueName } from '../lib/kube.js';
 import { hostLaneSocket } from '../lib/lane-kube.js';
 import { startMeshLane } from '../lib/mesh-lane.js';
-import { Netns } from '../lib/netns.js';
 import { StrongSwan } from '../lib/strongswan.js';
+import { AUTO_DATAPATH, CLOUD_IKE, CLOUD_IP, SERVICE_IP, SERVICE_NET, VPC_HOST, VPC_NET, startCloud } from '../lib/cloud-gateway.js';
 import { pingCounts } from '../lib/traffic.js';
 import { agentBundle } from '../vm/agent-harness.js';
 import { repoPath } from '../../test/lib/paths.js';
 import { deleteQuietly } from './support.js';
 
-const IKE = 'aes256gcm16-prfsha384-x25519';
-const CLOUD_IP = '192.0.2.100';
+const IKE = CLOUD_IKE;
+const AUTO = AUTO_DATAPATH;
 const CLOUD_ID = 'vpn.cloud.test';
-const VPC_NET = '10.99.0.0/24';
-const VPC_HOST = '10.99.0.10';
-const SERVICE_NET = '10.96.0.0/16';
-const SERVICE_IP = '10.96.0.10';
-const AUTO = { args: ['--datapath', 'auto'], why: 'the host kernel has no ESP: the agents choose the userspace data path' };
 
 /** charon as docs/gateway-tunnels.md shows it: its own certificate, the cluster CA as the only CA it accepts for the gateways. */
 function swanConf(clusterCas: number): string {
@@ -97,11 +92,8 @@ test('IPsecTunnel with certificate authentication: the gateway presents the oper
   const bundle = (await kube.get<{ data?: Record<string, string> }>(resourcePath(RESOURCES.configMaps, { namespace: ns, name: TRUST_BUNDLE_CONFIGMAP }))).data?.[TRUST_BUNDLE_KEY] ?? '';
   const clusterCas = [...bundle.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g)].map((m) => m[0]);
   assert.ok(clusterCas.length >= 1, `ConfigMap ${ns}/${TRUST_BUNDLE_CONFIGMAP} holds the cluster CA: ${bundle}`);
-  const cloud = await Netns.create(t, 'cloud');
-  await c.wire.run('ip', ['-batch', '-'], { input: `link add p-cloud type veth peer name eth0 netns ${cloud.name}\nlink set p-cloud master ${WIRE_BRIDGE}\nlink set p-cloud up\n` });
-  await cloud.run('ip', ['-batch', '-'], { input: `addr add ${CLOUD_IP}/24 dev eth0\nlink set eth0 up\nlink set lo up\naddr add ${VPC_HOST}/24 dev lo\n` });
-  const swan = await StrongSwan.start(t, cloud, {
-    mode: 'libipsec', swanctl: swanConf(clusterCas.length), logIkeName: true,
+  const { swan } = await startCloud(t, c, {
+    swanctl: swanConf(clusterCas.length),
     files: { 'x509/cloud.crt': cloudCert.pem, 'pkcs8/cloud.key': await exportPrivateKeyPem(cloudKeys), ...Object.fromEntries(clusterCas.map((p, i) => [`x509ca/cluster-ca-${i}.crt`, p])) },
   });
   await a.ns.run('ip', ['addr', 'add', `${SERVICE_IP}/32`, 'dev', 'lo']);

@@ -18,29 +18,24 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { RESOURCES, resourcePath } from '../../src/api/kube/client.js';
 import type { IPsecTunnel } from '../../src/api/types.js';
-import { WIRE_BRIDGE, nodeByName, type ClusterNode, type ClusterPod } from '../lib/cluster-net.js';
+import { nodeByName, type ClusterNode, type ClusterPod } from '../lib/cluster-net.js';
 import { WireCapture, classifyPcapFile, formatReport } from '../lib/capture.js';
 import { eventually, uniqueName } from '../lib/kube.js';
 import { hostLaneSocket } from '../lib/lane-kube.js';
 import { startMeshLane } from '../lib/mesh-lane.js';
-import { Netns } from '../lib/netns.js';
 import { StrongSwan } from '../lib/strongswan.js';
+import { AUTO_DATAPATH, CLOUD_IKE, CLOUD_IP, SERVICE_IP, SERVICE_NET, VPC_HOST, VPC_NET, startCloud } from '../lib/cloud-gateway.js';
 import { ContinuousPing, pingCounts } from '../lib/traffic.js';
 import { KubeApiError } from '../../src/api/kube/errors.js';
 import { deleteQuietly, serviceAccountUser } from './support.js';
 
 const PSK = 'kipsec gateway tunnel e2e: correct horse battery staple';
 const WRONG_PSK = 'kipsec gateway tunnel e2e: not the PSK the cloud holds';
-const IKE = 'aes256gcm16-prfsha384-x25519';
-const CLOUD_IP = '192.0.2.100';
+const IKE = CLOUD_IKE;
+const AUTO = AUTO_DATAPATH;
 const CLOUD_IP2 = '192.0.2.101';
-const VPC_NET = '10.99.0.0/24';
-const VPC_HOST = '10.99.0.10';
-const SERVICE_NET = '10.96.0.0/16';
 const OTHER_NET = '10.95.0.0/24';
-const SERVICE_IP = '10.96.0.10';
 const GATEWAY_ID = 'gw.cluster.test';
-const AUTO = { args: ['--datapath', 'auto'], why: 'the host kernel has no ESP: the agents choose the userspace data path' };
 
 /** A second cloud gateway, 192.0.2.101, presenting its address as identity, initiating to `to`. */
 function wrongIdConn(to: string): string {
@@ -121,10 +116,7 @@ test('IPsecTunnel on two gateway nodes: one active through the Lease, the other 
   const podC = nodeC.pods[0]!;
 
   // The cloud: on the wire, its VPC address on its loopback; charon answers for the VPC.
-  const cloud = await Netns.create(t, 'cloud');
-  await c.wire.run('ip', ['-batch', '-'], { input: `link add p-cloud type veth peer name eth0 netns ${cloud.name}\nlink set p-cloud master ${WIRE_BRIDGE}\nlink set p-cloud up\n` });
-  await cloud.run('ip', ['-batch', '-'], { input: `addr add ${CLOUD_IP}/24 dev eth0\naddr add ${CLOUD_IP2}/24 dev eth0\nlink set eth0 up\nlink set lo up\naddr add ${VPC_HOST}/24 dev lo\n` });
-  const swan = await StrongSwan.start(t, cloud, { mode: 'libipsec', swanctl: swanConf(), logIkeName: true });
+  const { ns: cloud, swan } = await startCloud(t, c, { swanctl: swanConf() }, [CLOUD_IP, CLOUD_IP2]);
   // The service address on every gateway node.
   for (const n of [a, b]) await n.ns.run('ip', ['addr', 'add', `${SERVICE_IP}/32`, 'dev', 'lo']);
 
