@@ -17,6 +17,14 @@ import { espStatusView, type EspStatusView } from './status.js';
 export const DEFAULT_TUN_NAME = 'kipsec0';
 
 /**
+ * IKE datagrams on port 4500 wait here between the engine's receive thread and the event loop.
+ * The engine's default (256) dropped 2,888 of them when 5,000 peers started IKE at once (each a
+ * retransmission timeout for its peer). 4,096 holds such a burst; a datagram is at most ~2 KiB
+ * here (the engine's buffer), so a full queue is under 10 MiB.
+ */
+const IKE_EVENT_QUEUE = 4_096;
+
+/**
  * The largest inner packet whose ESP-in-UDP datagram fits the outer MTU under every suite the
  * engine keys (RFC 4303 §2.4, RFC 3948): one TUN MTU serves all SAs, so it is sized for the
  * largest overhead, AES-CBC with HMAC-SHA2-512-256 — outer IP (20/40) + UDP 8 + SPI/sequence 8 +
@@ -70,7 +78,7 @@ export class UserspaceDatapath {
     const tun = (this.#o.openTun ?? ((n) => openEspTun(n)))(this.#o.tunName ?? DEFAULT_TUN_NAME);
     let engine: EspEngine;
     try {
-      engine = (this.#o.openEngine ?? ((fd, a, p) => EspEngine.open({ tunFd: fd, address: a, port: p, bypass: true })))(tun.fd, address, port);
+      engine = (this.#o.openEngine ?? ((fd, a, p) => EspEngine.open({ tunFd: fd, address: a, port: p, bypass: true, ikeQueue: IKE_EVENT_QUEUE })))(tun.fd, address, port);
     } catch (e) { closeSync(tun.fd); throw e; }
     this.#engine = engine; this.#address = address; this.#tun = tun.name;
     try {
