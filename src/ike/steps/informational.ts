@@ -162,7 +162,7 @@ export function ikeDeleteAnswered(s: DeleteSent): RequestStep<typeof DONE> {
 
 /**
  * Initiator: our D(IKE) went unanswered through every retransmission. The SA ends all the same;
- * a terminated one as any dead peer's would (§2.4), but with no error: we were ending it anyway.
+ * a terminated one as every dead peer's would (§2.4), but with no error: we were ending it anyway.
  */
 export function ikeDeleteUnanswered(sa: IkeSa, s: DeleteSent): RequestStep<typeof DONE> {
   if (s.reason !== 'terminated') return ikeDeleteAnswered(s);
@@ -196,7 +196,7 @@ export function livenessUnanswered(sa: IkeSa, _s: LivenessSent, u: Omit<Unanswer
 }
 
 /**
- * Initiator: any request of ours other than a Delete of the IKE SA went unanswered through every
+ * Initiator: a request of ours other than a Delete of the IKE SA went unanswered through every
  * retransmission: §2.4, the peer is dead and the IKE SA goes with the reason `dpd-timeout` for a
  * liveness check, `retransmit-limit` otherwise; a rekeyed one retires quietly.
  */
