@@ -147,7 +147,7 @@ export class TunnelGateways {
           if (wasOut) this.#o.log.info({ tunnel: name }, 'the apiserver answers again: the Lease decides the active gateway again');
           else this.#o.log.warn({ tunnel: name, err: c.lease.lastError }, 'the apiserver does not answer: keeping the tunnel up as its active gateway until it does (fail-static)');
         }
-        if (held) await this.#refreshPsk(t, c);
+        if (held) await this.#refreshSecret(t, c);
         if (held !== c.wasHeld) {
           changed = true;
           c.remote = { index: 0, sinceMs: this.#o.clock.now() };
@@ -167,7 +167,7 @@ export class TunnelGateways {
     this.#schedule((this.#o.timing ?? GATEWAY_LEASE_TIMING).retryMs);
   }
 
-  async #refreshPsk(t: IPsecTunnel, c: Candidacy): Promise<void> {
+  async #refreshSecret(t: IPsecTunnel, c: Candidacy): Promise<void> {
     const psk = t.spec.auth.psk?.secretRef;
     const ca = t.spec.auth.certificate?.caSecretRef;
     const ref = psk ?? ca;
