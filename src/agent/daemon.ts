@@ -4,7 +4,8 @@
 //   start(s)   the first complete snapshot → reqids and strict-mode blocks in place, sockets bound
 //              → resume the IKE SAs checkpointed in the state directory (their Child SAs stay as
 //              they are) → adopt our other Child SAs, remove orphans → XFRM expire/acquire/mapping
-//              events → control socket → engine.start (unless the caller starts initiating later)
+//              events (kernel-events.ts) → control socket → engine.start (unless the caller starts
+//              initiating later)
 //   apply(s)   a later snapshot: peers added, updated, renegotiated, removed (applier.ts)
 //   reload()   standalone: the config file again; on any problem the running config stays
 //   shutdown() everything of ours out of the kernel (Delete notifies, SAs, policies, blocks), close
@@ -14,11 +15,13 @@ import { KipsecError, errorMessage } from '../common/errors.js';
 import { cryptoRandom, systemClock, type Clock, type Random } from '../common/time.js';
 import { IkeEngine, type ChildSaStatus, type EngineOptions, type PeerConfig } from '../ike/engine.js';
 import { cryptoWorkersFromEnv } from '../ike/crypto/pool.js';
-import type { ChildSaCounters, EnginePorts, KernelIpsec, Transport } from '../ike/ports.js';
-import { NetlinkSocketError, type PolicyState, type SaState, type XfrmEvent, type XfrmEventGroup, type XfrmEvents } from '../xfrm/index.js';
+import type { ChildSaCounters, EnginePorts, Transport } from '../ike/ports.js';
+import type { PolicyState, SaState, XfrmEvent, XfrmEventGroup, XfrmEvents } from '../xfrm/index.js';
 import { removeReqids, scanAndClean, stateKey, type KernelUnit } from './adopt.js';
 import { PeerApplier, type ApplyResult } from './applier.js';
 import { FileCheckpoints } from './checkpoints.js';
+import { inertPorts } from './inert-ports.js';
+import { KernelEvents } from './kernel-events.js';
 import { nodeFs, type ConfigFs } from './config.js';
 import { ControlServer } from './control/server.js';
 import type { ControlRequest, RekeyResult, RenewResult } from './control/protocol.js';
@@ -88,14 +91,6 @@ export interface AgentOptions {
   /** Standalone: what the data path makes of each tunnel's peer config (userspace: ESP in UDP, AEAD only). */
   readonly adaptPeer?: (p: PeerConfig) => PeerConfig;
 }
-
-/** Inert ports: an engine built on them only validates peer configs (dry run before applying). */
-const INERT_KERNEL: KernelIpsec = {
-  allocSpi: () => Promise.reject(new Error('dry run')), releaseSpi: () => Promise.resolve(), installChildSa: () => Promise.reject(new Error('dry run')),
-  updateChildSa: () => Promise.resolve(), deleteChildSa: () => Promise.resolve(),
-  queryCounters: () => Promise.resolve({ inboundBytes: 0n, inboundPackets: 0n, outboundBytes: 0n, outboundPackets: 0n, lastInboundMs: null }),
-  installTrap: () => Promise.resolve(), removeTrap: () => Promise.resolve(), restoreChildSa: () => Promise.resolve(false),
-};
 
 export class Agent {
   readonly #o: AgentOptions;
@@ -196,12 +191,9 @@ export class Agent {
       engine.adopt(name, children);
     }
     // mapping: an authenticated ESP-in-UDP packet from a new NAT mapping (RFC 7296 §2.23).
-    this.#events = this.#o.xfrm.events(['expire', 'acquire', 'mapping'], (e) => this.#onXfrmEvent(e));
-    this.#events.onError((e) => {
-      if (this.#stopping) return;
-      if (e instanceof NetlinkSocketError && e.errnoName === 'ENOBUFS') { this.#recheckExpires(); return; }
-      this.#log.warn({ err: errorMessage(e) }, 'XFRM event socket error');
-    });
+    const kernelEvents = new KernelEvents({ kernel: this.#kernel, log: this.#log, engine: () => this.#engine, stopping: () => this.#stopping });
+    this.#events = this.#o.xfrm.events(['expire', 'acquire', 'mapping'], (e) => kernelEvents.onEvent(e));
+    this.#events.onError((e) => kernelEvents.onError(e));
     if (o.initiate !== false) this.startInitiating();
     this.#control = await ControlServer.listen(this.#o.controlSocket, (r) => this.#handle(r), this.#log.child({ part: 'control' }));
     const every = this.#o.keepaliveMs ?? 20_000;
@@ -246,60 +238,6 @@ export class Agent {
     return claimed;
   }
 
-  #recheck: 'idle' | 'running' | 'again' = 'idle';
-
-  /** Another overrun came while a check ran: run once more (after its events were lost too). */
-  #takeAgain(): boolean {
-    const again = this.#recheck === 'again';
-    this.#recheck = 'running';
-    return again;
-  }
-
-  /** The event socket overran: some expires may be lost. Ask the kernel (one dump at a time). */
-  #recheckExpires(): void {
-    if (this.#recheck !== 'idle') { this.#recheck = 'again'; return; }
-    this.#recheck = 'running';
-    this.#log.warn('XFRM events lost (the event socket\'s receive buffer overran); checking Child SA lifetimes against the kernel');
-    void (async () => {
-      try {
-        do {
-          const missed = await this.#kernel.missedExpires();
-          const engine = this.#engine;
-          if (this.#stopping || !engine) break;
-          for (const m of missed) {
-            this.#log.info({ spi: hex(m.inboundSpi), hard: m.hard }, 'kernel SA expire (found after lost events)');
-            engine.expired(m.inboundSpi, m.hard);
-          }
-        } while (this.#takeAgain());
-      } catch (e) {
-        this.#log.warn({ err: errorMessage(e) }, 'checking Child SA lifetimes after lost XFRM events failed');
-      } finally {
-        this.#recheck = 'idle';
-      }
-    })();
-  }
-
-  #onXfrmEvent(e: XfrmEvent): void {
-    const engine = this.#engine;
-    if (!engine) return;
-    if (e.kind === 'expire') {
-      const inbound = this.#kernel.isInboundSpi(e.sa.dst, e.sa.spi) ? e.sa.spi : this.#kernel.inboundSpiOfOutbound(e.sa.dst, e.sa.spi);
-      if (inbound === undefined) return;
-      this.#log.info({ spi: hex(e.sa.spi), ...(inbound !== e.sa.spi ? { outbound: true } : {}), hard: e.hard }, 'kernel SA expire');
-      engine.expired(inbound, e.hard);
-    } else if (e.kind === 'acquire') {
-      const stable = e.templates.find((t) => t.reqid !== undefined)?.reqid;
-      const reqid = stable === undefined ? undefined : this.#kernel.engineReqidFor(stable);
-      if (reqid !== undefined) engine.acquire(reqid);
-      if (stable !== undefined) this.#checkLost(stable);
-    } else if (e.kind === 'mapping') {
-      // Sent for every such packet until the SA moves: debug here, the engine logs the move once.
-      if (!this.#kernel.isInboundSpi(e.dst, e.spi)) return;
-      this.#log.debug({ spi: hex(e.spi), old: `${e.oldSrc}:${e.oldSport}`, new: `${e.newSrc}:${e.newSport}` }, 'kernel reports a new NAT mapping');
-      engine.natMapping(e.spi, { address: e.newSrc, port: e.newSport });
-    }
-  }
-
   /**
    * A keep-up peer (mesh) deleted the IKE SA: if we are the side that initiates and no other IKE SA
    * with it is live a moment later, connect again. (The engine restarts on its own after DPD or
@@ -317,33 +255,6 @@ export class Agent {
       engine.initiate(name);
     }, 1_000);
     t.unref();
-  }
-
-  readonly #checkingLost = new Set<number>();
-
-  /**
-   * An ACQUIRE for a reqid whose Child SA we think installed: its states may have been deleted
-   * behind our back. Such a child is treated as hard-expired — the engine deletes it with the
-   * peer and negotiates a new one — instead of leaving its policy without an SA until the next
-   * rekey (traffic is dropped meanwhile, never sent in clear: the policy stays).
-   */
-  #checkLost(stableReqid: number): void {
-    if (this.#checkingLost.has(stableReqid)) return;
-    this.#checkingLost.add(stableReqid);
-    void (async () => {
-      try {
-        for (const spi of await this.#kernel.lostChildren(stableReqid)) {
-          this.#log.warn({ spi: hex(spi) }, 'a Child SA\'s kernel states are gone though nothing of ours removed them; replacing it');
-          this.#engine?.expired(spi, true);
-        }
-      } catch (e) {
-        this.#log.warn({ err: errorMessage(e) }, 'checking the kernel for lost Child SAs failed');
-      } finally {
-        // One look at a time per reqid. The kernel itself paces ACQUIREs (one per larval state,
-        // net.core.xfrm_acq_expires), and a replaced child leaves our table, so none is replaced twice.
-        this.#checkingLost.delete(stableReqid);
-      }
-    })();
   }
 
   #sendKeepalives(): void {
@@ -500,12 +411,4 @@ export class Agent {
     await this.#control?.close();
     this.#o.xfrm.close();
   }
-}
-
-
-function inertPorts(): EnginePorts {
-  return {
-    transport: { send: () => { /* dry run */ } }, kernel: INERT_KERNEL, clock: { now: () => 0, setTimer: () => ({ cancel: () => { /* none */ } }) },
-    random: cryptoRandom, events: { emit: () => { /* dry run */ } },
-  };
 }

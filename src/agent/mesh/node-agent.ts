@@ -2,7 +2,7 @@
 //   1. watches (mesh, IPsecNodes, Node labels, its own Node, trust bundle) and the metrics server;
 //   2. its identity: key on the node, certificate through a CSR (identity.ts);
 //   3. once the watches have listed everything (nothing is removed on a partial view): the desired
-//      peers (peers.ts), strict-mode blocks and the engine (agent.start, no initiation yet);
+//      peers (desired.ts, peers.ts), strict-mode blocks and the engine (agent.start, no initiation yet);
 //   4. its IPsecNode spec — only now, with key, certificate and policies in place, because peers
 //      act on it at once — then initiation, and the status loop (publisher.ts);
 //   5. every change in the cluster recomputes the peers (coalesced) and applies the difference.
@@ -11,7 +11,6 @@
 // gone or no longer selects the node, everything of ours leaves the kernel.
 import { errorMessage } from '../../common/errors.js';
 import type { Clock, TimerHandle } from '../../common/time.js';
-import { REASONS } from '../../api/conditions.js';
 import type { KubeClient } from '../../api/kube/client.js';
 import type { IPsecNodeSpec, IPsecNodeStatus } from '../../api/types.js';
 import type { LinkInfo } from '../../xfrm/index.js';
@@ -20,27 +19,23 @@ import type { RenewResult } from '../control/protocol.js';
 import type { Logger } from '../log.js';
 import type { AgentMetrics } from '../metrics.js';
 import { readXfrmStat } from '../metrics.js';
-import type { PeerSnapshot } from '../source.js';
 import { peerIsUp, type ClusterInfo, type TunnelStatus } from '../status.js';
 import { pemBlocks } from '../peers.js';
-import type { MeshRoutePort, PeerRoutes } from '../userspace/mesh-routes.js';
-import { userspacePeer } from '../userspace/peer.js';
-import type { DesiredPeer } from '../source.js';
 import type { TunnelGateways } from '../gateway/gateways.js';
-import { NO_GATEWAY_ROUTING, peerRoutesWithGateways } from '../gateway/routing.js';
-import { gatewayRoutes, type GatewayRoute, type GatewayRoutePort } from '../gateway/node-routes.js';
 import { CaFollower, caView, type CaView } from './ca-follow.js';
-import { chooseNodeDatapath, datapathProblem, heldPeerRoutes, userspaceMeshPeers, userspaceTraffic, type DatapathChoice, type DatapathFlag, type KernelEsp } from './datapath.js';
+import type { MeshRoutePort } from '../userspace/mesh-routes.js';
+import type { GatewayRoutePort } from '../gateway/node-routes.js';
+import { chooseNodeDatapath, type DatapathChoice, type DatapathFlag, type KernelEsp } from './datapath.js';
+import { computeDesired, trafficOf, type Desired } from './desired.js';
+import { activeMeshOf, resolveMesh, type MeshSettings } from './settings.js';
+import type { ResolvedTraffic } from './traffic.js';
+import { internalIps, type MeshWatch } from './watch.js';
 import { caFields, localAddresses, mtuOf } from './host.js';
 import type { NodeIdentity } from './identity.js';
 import { clusterInfoOf, computeNodeStatus } from './node-status.js';
-import { meshPeers, type MeshPeers } from './peers.js';
 import type { NodePublisher } from './publisher.js';
-import { activeMeshOf, resolveMesh, selects, type MeshSettings } from './settings.js';
 import { reauthenticateAll } from './reauth.js';
 import { peersUseOurSpec, Reconnector } from './reconnect.js';
-import { resolveTraffic, type ResolvedTraffic } from './traffic.js';
-import { internalIps, podCidrsOf, type MeshWatch } from './watch.js';
 
 export interface NodeAgentParts {
   readonly node: string;
@@ -72,21 +67,6 @@ type Phase =
   | { readonly tag: 'waiting'; readonly why: string }
   | { readonly tag: 'running'; readonly agent: Agent; readonly identity: NodeIdentity; readonly address: string }
   | { readonly tag: 'stopped' };
-
-interface Desired {
-  readonly snapshot: PeerSnapshot;
-  readonly mesh: MeshSettings | undefined;
-  readonly inactive: { readonly reason: string; readonly message: string } | undefined;
-  readonly peers: MeshPeers;
-  readonly traffic: ResolvedTraffic;
-  readonly podCIDRs: readonly string[];
-  /** The CAs the engine was given (DER) and their digest; undefined while there is no bundle. */
-  readonly cas: { readonly der: readonly Uint8Array[]; readonly digest: string } | undefined;
-  /** Userspace: the peers whose pod CIDRs go into the TUN device (and are blackholed, strict). */
-  readonly routes: readonly PeerRoutes[];
-  /** Tunnels' remote subnets this node routes to their active gateway (table 220). */
-  readonly gatewayRoutes: readonly GatewayRoute[];
-}
 
 const sleep = (clock: Clock, ms: number): Promise<void> => new Promise((r) => clock.setTimer(ms, r));
 
@@ -218,59 +198,11 @@ export class NodeAgent {
     this.#p.log.info({ datapath: this.#datapath.datapath, reason: this.#datapath.reason }, 'datapath chosen');
   }
 
-  /** spec.traffic and the links decide; on userspace an overlay is passed by in tunnel mode (datapath.ts). */
-  #traffic(mesh: MeshSettings | undefined): ResolvedTraffic {
-    const r = resolveTraffic(mesh ?? { trafficMode: 'auto', overlay: undefined }, this.#links);
-    return this.#datapath.datapath === 'userspace' ? userspaceTraffic(r) : r;
-  }
+  #traffic(mesh: MeshSettings | undefined): ResolvedTraffic { return trafficOf(mesh, this.#links, this.#datapath); }
 
   #compute(address: string, identity: NodeIdentity): Desired {
-    const { watch, node } = this.#p;
-    const self = watch.node(node);
-    const podCIDRs = podCidrsOf(self);
-    const chosen = activeMeshOf(watch.meshes.list(), this.#p.meshName);
-    const resolved = chosen ? resolveMesh(chosen) : undefined;
-    const mesh = resolved?.settings;
-    const traffic = this.#traffic(mesh);
-    const empty = { peers: [], skipped: [], notes: [] };
-    const inactive = !chosen
-      ? { reason: REASONS.NoMesh, message: this.#p.meshName ? `no IPsecMesh named ${this.#p.meshName}` : 'no IPsecMesh in the cluster' }
-      : !selects(mesh!, watch.labelsOf(node)) ? { reason: REASONS.NotInMesh, message: `IPsecMesh ${chosen.metadata.name}'s nodeSelector does not select this node` }
-        : datapathProblem(this.#p.datapath?.flag ?? 'kernel', this.#datapath, { name: chosen.metadata.name, datapath: mesh!.datapath }, this.#esp);
-    const id = identity.meshIdentity(watch.trustBundle());
-    const cas = id ? { der: id.cas, digest: id.bundleDigest } : this.#desired?.cas;
-    const others = !mesh ? [] : watch.ipsecNodes.list().filter((n) => n.metadata.name !== node && watch.nodeExists(n.metadata.name) && selects(mesh, watch.labelsOf(n.metadata.name)));
-    const tunnels = this.#tunnelPeers(address, podCIDRs);
-    // IPsecTunnels' remote subnets: to their active gateways over the mesh (gateway/routing.ts).
-    const via = this.#p.gateways?.routing() ?? NO_GATEWAY_ROUTING;
-    const otherPods = watch.ipsecNodes.list().filter((n) => n.metadata.name !== node).flatMap((n) => n.spec.podCIDRs ?? []);
-    const routesOf = (ps: readonly DesiredPeer[]): PeerRoutes[] => peerRoutesWithGateways(ps, via.mine, podCIDRs, otherPods);
-    // The remote subnets of tunnels another node is the active gateway of, routed to that node: on
-    // userspace only those no mesh pair takes into the TUN device.
-    const toGateways = (routes: readonly PeerRoutes[]): GatewayRoute[] => gatewayRoutes(via.viaNode, address, (n) => watch.ipsecNodes.get(n)?.spec.endpoint?.address,
-      this.#datapath.datapath === 'userspace' ? new Set(routes.flatMap((r) => r.remote)) : undefined);
-    if (inactive || !mesh) {
-      const routes = [...heldPeerRoutes(inactive?.reason, mesh?.strict ?? false, podCIDRs, others), ...routesOf(tunnels)];
-      return { snapshot: { synced: watch.synced, peers: tunnels }, mesh, inactive, peers: empty, traffic, podCIDRs, cas, routes, gatewayRoutes: toGateways(routes) };
-    }
-    if (!id) {
-      // No usable certificate or trust bundle right now (it is being replaced, or unreadable): the
-      // peers stay as they are — a snapshot that is not synced removes nothing.
-      const prev = this.#desired;
-      return { snapshot: { synced: false, peers: prev?.snapshot.peers ?? [] }, mesh, inactive: prev ? undefined : { reason: 'IdentityNotReady', message: 'no usable certificate or trust bundle yet' }, peers: prev?.peers ?? empty, traffic, podCIDRs, cas, routes: prev?.routes ?? [], gatewayRoutes: prev?.gatewayRoutes ?? [] };
-    }
-    const all = meshPeers({ name: node, address, podCIDRs, traffic: traffic.traffic, gatewaySubnets: via.mine }, others, mesh, id, via.viaNode);
-    const peers = this.#datapath.datapath === 'userspace' ? userspaceMeshPeers(all) : all;
-    const routes = routesOf([...peers.peers, ...tunnels]);
-    return { snapshot: { synced: watch.synced, peers: [...peers.peers, ...tunnels] }, mesh, inactive: undefined, peers, traffic, podCIDRs, cas, routes, gatewayRoutes: toGateways(routes) };
-  }
-
-  /** The tunnels this node is the active gateway of; local.subnets default to every known pod CIDR. */
-  #tunnelPeers(address: string, podCIDRs: readonly string[]): DesiredPeer[] {
-    const g = this.#p.gateways;
-    if (!g) return [];
-    const cluster = new Set([...podCIDRs, ...this.#p.watch.ipsecNodes.list().flatMap((n) => n.spec.podCIDRs ?? [])]);
-    return g.peers(address, [...cluster].sort(), this.#datapath.datapath === 'userspace' ? userspacePeer : undefined);
+    const p = this.#p;
+    return computeDesired({ node: p.node, meshName: p.meshName, watch: p.watch, gateways: p.gateways, flag: p.datapath?.flag ?? 'kernel', datapath: this.#datapath, esp: this.#esp, links: this.#links, previous: this.#desired }, address, identity);
   }
 
   /** Coalesce bursts of watch events into one recompute. */
