@@ -113,6 +113,7 @@ export const tunnelGatewayStatus = obj({
   ikeSaState: opt(saState()),
   childSaState: opt(saState()),
   negotiatedSuite: opt(str({ maxLength: 256 })),
+  remoteAddress: opt(str({ maxLength: 253 }).describe('the remote address the active gateway uses: spec.remote.address or one of standbyAddresses')),
   inboundSpi: opt(str({ maxLength: 10 })),
   outboundSpi: opt(str({ maxLength: 10 })),
   bytesIn: opt(int({ minimum: 0 })),

@@ -227,7 +227,9 @@ export class TunnelGateways {
     return [...this.#mine].sort(([a], [b]) => a.localeCompare(b)).map(([name, c]) => {
       const held = c.lease.held;
       const problem = c.problem ?? (c.lease.lastError ? { message: `Lease ${this.#o.namespace}/${c.lease.name}: ${c.lease.lastError}`, timeMs: this.#o.clock.now() } : undefined);
-      return gatewayReport({ name, node: this.#o.node, role: held ? 'active' : 'standby', peer: held ? byName.get(name) : undefined, problem: held || c.lease.lastError ? problem : undefined, lastError: undefined });
+      const t = this.tunnels.get(name);
+      const remoteAddress = held && t ? remoteAddresses(t)[c.remote.index % remoteAddresses(t).length] : undefined;
+      return gatewayReport({ name, node: this.#o.node, role: held ? 'active' : 'standby', peer: held ? byName.get(name) : undefined, problem: held || c.lease.lastError ? problem : undefined, lastError: undefined, remoteAddress });
     });
   }
 

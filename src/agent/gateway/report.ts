@@ -18,6 +18,8 @@ export interface GatewayFacts {
   readonly problem: { readonly message: string; readonly timeMs: number } | undefined;
   /** The last error the engine reported for this tunnel while active, kept across a restart of the peer. */
   readonly lastError: TunnelStatus['lastError'];
+  /** The remote address the active gateway uses (spec.remote.address or a standby address). */
+  readonly remoteAddress?: string | undefined;
 }
 
 export type GatewayReport = Record<string, unknown> & TunnelGatewayStatus & { readonly name: string };
@@ -33,6 +35,7 @@ export function gatewayReport(f: GatewayFacts): GatewayReport {
   const p = f.role === 'active' ? f.peer : undefined;
   out.ikeSaState = p ? p.ikeState : 'none';
   out.childSaState = p ? childState(p) : 'none';
+  if (f.role === 'active' && f.remoteAddress !== undefined) out.remoteAddress = f.remoteAddress;
   const c = p?.children[0];
   if (c) {
     out.negotiatedSuite = p?.ikeSuite ? `IKE:${p.ikeSuite} ESP:${c.suite}` : c.suite;
