@@ -63,7 +63,7 @@ import { agentBundle } from '../e2e/vm/agent-harness.js';
 import { prepareVm } from '../e2e/vm/agent-vm.js';
 import { runBurst } from './handshake/burst.js';
 import { GeneratorProcess, generatorMain } from './handshake/generator.js';
-import { agentEventLoopDelay, agentWarnings, CLK_TCK, espProblem, pidOf, procStat, startAgent, swanctl, threadTicks, xfrmCounts, type EventLoopDelay, type ProcStat } from './handshake/responders.js';
+import { agentEventLoopDelay, agentMemory, agentWarnings, CLK_TCK, espProblem, pidOf, procStat, startAgent, swanctl, threadTicks, xfrmCounts, type EventLoopDelay, type ProcStat } from './handshake/responders.js';
 import { ESP_PROPOSAL, IKE_PROPOSAL, MAX_INITIATORS, median, RESPONDER, sleep, TARGETS, type PoolReply, type RateReply, type Target } from './handshake/scenario.js';
 
 interface Options { rounds: number; sliceSec: number; rampSec: number; concurrency: number; sas: number; warmupSec: number; datapath: 'kernel' | 'userspace'; burst: number; burstOrder: readonly Target[] }
@@ -165,7 +165,7 @@ async function driverMain(o: Options): Promise<void> {
         out(`    (kipsec status --json took ${((Date.now() - t) / 1000).toFixed(1)} s)`);
         return st;
       };
-      await runBurst({ g, n: o.burst, order: o.burstOrder, pids, ns: { agent: nsA, swan: nsS }, idle, out, stamp, agentStatus });
+      await runBurst({ g, n: o.burst, order: o.burstOrder, pids, ns: { agent: nsA, swan: nsS }, idle, out, stamp, agentStatus, agentMemory: () => agentMemory(agent.pid, agent.dir) });
     } else {
       // ── 1. handshake rate, interleaved slices (first: a responder that fails at 1,000 SAs
       //    must not cost this figure) ──

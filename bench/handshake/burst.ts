@@ -9,7 +9,7 @@
 // agent gets SIGTERM with KIPSEC_BENCH_PROFILE, so it writes its CPU profile).
 import type { Netns } from '../../e2e/lib/netns.js';
 import type { GeneratorProcess } from './generator.js';
-import { CLK_TCK, procStat, xfrmCounts, type ProcStat } from './responders.js';
+import { CLK_TCK, procStat, xfrmCounts, type AgentMemory, type ProcStat } from './responders.js';
 import { sleep, type BurstReply, type Target } from './scenario.js';
 
 export interface BurstRig {
@@ -23,6 +23,21 @@ export interface BurstRig {
   readonly stamp: () => string;
   /** The agent's `kipsec status --json` (what its IKE engine and ESP engine turned away), if it answers. */
   readonly agentStatus: () => Promise<unknown>;
+  /** The agent's memory after a full GC (V8 heap, external), read after the RSS samples. */
+  readonly agentMemory: () => Promise<AgentMemory | null>;
+}
+
+/**
+ * Where the agent's RSS growth per SA went: live V8 heap (after GC), ArrayBuffer/external
+ * memory, and the rest of RSS (the ESP engine's and OpenSSL's malloc, glibc arenas, V8 heap
+ * pages not yet returned: committed but free).
+ */
+function memorySplit(a: AgentMemory, b: AgentMemory, n: number): string {
+  const kib = (x: number): string => (x / 1024 / Math.max(1, n)).toFixed(1);
+  const rest = (m: AgentMemory): number => m.rss - m.heapUsed - m.external;
+  const mib = (x: number): string => (x / 1048576).toFixed(1);
+  return `agent after GC: RSS ${mib(b.rss)} MiB = V8 heap used ${mib(b.heapUsed)} (${mib(b.heapTotal)} committed) + external ${mib(b.external)} (ArrayBuffers ${mib(b.arrayBuffers)}) + rest ${mib(rest(b))}; `
+    + `per SA: heap ${kib(b.heapUsed - a.heapUsed)} KiB, committed heap ${kib(b.heapTotal - a.heapTotal)} KiB, external ${kib(b.external - a.external)} KiB, rest ${kib(rest(b) - rest(a))} KiB, RSS ${kib(b.rss - a.rss)} KiB`;
 }
 
 /** Nonzero IKE drops by reason and the ESP engine's IKE counters (ike, ikeDropped) from the agent's status. */
@@ -60,6 +75,7 @@ export async function runBurst(r: BurstRig): Promise<void> {
   const rows: { t: Target; b: BurstReply; cpuS: number; held: ProcStat; xfrm: { states: number; policies: number } }[] = [];
   for (const t of r.order) {
     const before = procStat(r.pids[t]);
+    const memBefore = t === 'agent' ? await r.agentMemory() : null;
     r.out(`[${r.stamp()}] ${t}: ${r.n} initiators at once`);
     const b = await r.g.send<BurstReply>({ cmd: 'burst', target: t, n: r.n, timeoutMs: 900_000 }, 960_000);
     const after = procStat(r.pids[t]);
@@ -72,6 +88,11 @@ export async function runBurst(r: BurstRig): Promise<void> {
     const held = procStat(r.pids[t]);
     const xfrm = await xfrmCounts(r.ns[t]);
     r.out(`    after 20 s idle: RSS ${mb(held.rssKb)} MiB (idle before the burst ${mb(r.idle[t].rssKb)} MiB), peak ${mb(held.hwmKb)} MiB; XFRM states/policies ${xfrm.states}/${xfrm.policies}`);
+    if (t === 'agent') {
+      const memAfter = await r.agentMemory();
+      r.out(memBefore && memAfter ? `    ${memorySplit(memBefore, memAfter, b.done)}` : '    agent memory probe did not answer');
+      if (memAfter?.snap) r.out(`    heap snapshot: ${memAfter.snap} (before the burst: ${memBefore?.snap ?? 'none'})`);
+    }
     rows.push({ t, b, cpuS, held, xfrm });
     await stop(r.pids[t], t === 'agent' && process.env['KIPSEC_BENCH_PROFILE'] ? 'SIGTERM' : 'SIGKILL');
   }

@@ -116,6 +116,8 @@ secrets {
  */
 const ELD_PROBE = `import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 const h = monitorEventLoopDelay({ resolution: 10 });
 h.enable();
 let seq = 0;
@@ -123,6 +125,18 @@ process.on('SIGUSR2', () => {
   const ms = (ns) => ns / 1e6;
   writeFileSync(new URL('./eld.json', import.meta.url), JSON.stringify({ seq: ++seq, p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max), mean: ms(h.mean) }));
   h.reset();
+});
+// SIGWINCH: memory after a full GC (live JS heap, ArrayBuffer/external bytes) into mem.json, and
+// with KIPSEC_BENCH_HEAPSNAP a heap snapshot beside it (bench/handshake/heap-summary.ts reads it).
+v8.setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc');
+let memSeq = 0;
+process.on('SIGWINCH', () => {
+  gc(); gc();
+  const m = process.memoryUsage();
+  const spaces = Object.fromEntries(v8.getHeapSpaceStatistics().map((s) => [s.space_name, s.space_used_size]));
+  const snap = process.env.KIPSEC_BENCH_HEAPSNAP ? v8.writeHeapSnapshot(new URL('./agent-' + (memSeq + 1) + '.heapsnapshot', import.meta.url).pathname) : undefined;
+  writeFileSync(new URL('./mem.json', import.meta.url), JSON.stringify({ seq: ++memSeq, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, spaces, snap }));
 });
 `;
 
@@ -136,6 +150,20 @@ export async function agentEventLoopDelay(pid: number, dir: string): Promise<Eve
   for (let i = 0; i < 50; i++) {
     await sleep(100);
     try { const r = JSON.parse(readFileSync(file, 'utf8')) as EventLoopDelay; if (r.seq > last) return r; } catch { /* not yet */ }
+  }
+  return null;
+}
+
+export interface AgentMemory { readonly seq: number; readonly rss: number; readonly heapUsed: number; readonly heapTotal: number; readonly external: number; readonly arrayBuffers: number; readonly spaces: Readonly<Record<string, number>>; readonly snap?: string }
+
+/** The agent's memory after a full GC (ELD_PROBE's SIGWINCH), or null if it did not answer; a heap snapshot with KIPSEC_BENCH_HEAPSNAP. */
+export async function agentMemory(pid: number, dir: string): Promise<AgentMemory | null> {
+  const file = join(dir, 'mem.json');
+  const last = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as AgentMemory).seq : 0;
+  process.kill(pid, 'SIGWINCH');
+  for (let i = 0; i < 1200; i++) {
+    await sleep(100);
+    try { const r = JSON.parse(readFileSync(file, 'utf8')) as AgentMemory; if (r.seq > last) return r; } catch { /* not yet */ }
   }
   return null;
 }
