@@ -71,6 +71,7 @@ type SaCounters = { readonly bytes: bigint; readonly packets: bigint; readonly l
 interface HeldPolicy { readonly spec: PolicySpec; readonly index: number; readonly engine: boolean }
 
 const saKey = (dst: string, spi: number): string => `${dst}|${spi >>> 0}`;
+const refKey = (spi: number, reqid: number): string => `${spi >>> 0}|${reqid >>> 0}`;
 const policyKey = (p: PolicyId): string => JSON.stringify([p.selector.src, p.selector.dst, p.selector.proto ?? 0, p.selector.sport ?? 0, p.selector.dport ?? 0, p.dir, p.mark?.value ?? 0, p.ifId ?? 0]);
 const notFound = (op: string, id: SaId): XfrmNotFoundError => new XfrmNotFoundError(op, { kind: 'sa', dst: id.dst, spi: id.spi, ...(id.src ? { src: id.src } : {}) }, new NetlinkErrnoError(ENOENT, 0));
 
@@ -98,6 +99,8 @@ export class EspXfrm implements AgentXfrm {
   /** Inbound SPIs handed out by allocSpi (larval until installed): SPI → local address. */
   readonly #allocated = new Map<number, string>();
   readonly #sas = new Map<string, Held>();
+  /** SPI|reqid → its #sas key: #add looks for an SA to move by them (a scan of #sas per install was n² over a burst). */
+  readonly #byRef = new Map<string, string>();
   /** Inbound selectors per inbound SA, kept for a move (address change re-adds the SA). */
   readonly #selectors = new Map<string, { sources: EspSelector[]; destinations: EspSelector[] }>();
   readonly #policies = new Map<string, HeldPolicy>();
@@ -126,8 +129,9 @@ export class EspXfrm implements AgentXfrm {
     if (this.#sas.has(k)) throw new XfrmExistsError('add', { kind: 'sa', dst: sa.dst, spi: sa.spi, src: sa.src }, new NetlinkErrnoError(EEXIST, 0));
     const suite = engineSuite(sa);
     const reqid = sa.reqid ?? 0;
-    const prior = [...this.#sas].find(([, h]) => h.spec.spi >>> 0 === sa.spi >>> 0 && h.reqid === reqid);
-    if (prior) { this.#move(prior[0], prior[1], sa); return; }
+    const priorKey = this.#byRef.get(refKey(sa.spi, reqid));
+    const prior = priorKey === undefined ? undefined : this.#sas.get(priorKey);
+    if (priorKey !== undefined && prior) { this.#move(priorKey, prior, sa); return; }
     // An SPI we allocated is an inbound one (the peer picks outbound SPIs; one equal to ours is
     // told apart by the local address it was allocated for).
     const direction: EspDirection = this.#allocated.get(sa.spi >>> 0) === sa.dst ? 'in' : 'out';
@@ -154,6 +158,7 @@ export class EspXfrm implements AgentXfrm {
       held.timers.push(t);
     }
     this.#sas.set(k, held);
+    this.#byRef.set(refKey(sa.spi, reqid), k);
   }
 
   /**
@@ -166,6 +171,7 @@ export class EspXfrm implements AgentXfrm {
     this.#sas.delete(oldKey);
     h.spec = sa;
     this.#sas.set(k, h);
+    this.#byRef.set(refKey(sa.spi, h.reqid), k);
     if (h.direction === 'in') {
       this.#allocated.set(sa.spi >>> 0, sa.dst);
       const sel = this.#selectors.get(oldKey);
@@ -199,6 +205,7 @@ export class EspXfrm implements AgentXfrm {
   #drop(k: string, h: Held): void {
     for (const t of h.timers) clearTimeout(t);
     this.#sas.delete(k);
+    if (this.#byRef.get(refKey(h.spec.spi, h.reqid)) === k) this.#byRef.delete(refKey(h.spec.spi, h.reqid));
     if (h.direction === 'in') { this.#allocated.delete(h.spec.spi >>> 0); this.#selectors.delete(k); }
     if (this.#dp.isOpen) this.#dp.engine.removeSa({ direction: h.direction, spi: h.spec.spi, reqid: h.reqid });
   }
