@@ -18,6 +18,7 @@
 // Failures are CertificateError with a fixed code; the exchange layer answers AUTHENTICATION_FAILED.
 import { createHash, type KeyObject } from 'node:crypto';
 import { IdType } from '../constants.js';
+import { parseCertificateCached, signedBy } from './cert-cache.js';
 import { CertificateError } from './errors.js';
 import { KeyUsageBit, parseCertificate, sameName, type CertInfo } from './x509.js';
 
@@ -110,7 +111,7 @@ function issuedBy(child: CertInfo, parent: CertInfo): boolean {
 }
 
 function signatureOk(child: CertInfo, parent: CertInfo): boolean {
-  try { return child.cert.verify(parent.publicKey); } catch { return false; }
+  return signedBy(child, parent);
 }
 
 /** Validate the peer's certificate path to a configured CA; see the module comment for the rules. */
@@ -122,9 +123,10 @@ export function validateCertificateChain(input: ChainInput): ValidatedChain {
     throw new CertificateError('ERR_IKE_CERT_CHAIN_TOO_BIG', `peer sent ${sent.length} certificates, at most ${MAX_CHAIN_CERTIFICATES} are accepted`);
   if (octets > MAX_CHAIN_BYTES)
     throw new CertificateError('ERR_IKE_CERT_CHAIN_TOO_BIG', `peer sent certificates of ${octets} octets, at most ${MAX_CHAIN_BYTES} are accepted`);
-  const ee = parseCertificate(input.endEntity);
-  const pool = (input.intermediates ?? []).map(parseCertificate);
-  const anchors = input.trustAnchors.map(parseCertificate);
+  // Parsed and issuer-checked once per certificate content (cert-cache.ts), not per handshake.
+  const ee = parseCertificateCached(input.endEntity);
+  const pool = (input.intermediates ?? []).map(parseCertificateCached);
+  const anchors = input.trustAnchors.map(parseCertificateCached);
   if (ee.keyUsage && !ee.keyUsage.has(KeyUsageBit.digitalSignature) && !ee.keyUsage.has(KeyUsageBit.nonRepudiation))
     throw new CertificateError('ERR_IKE_CERT_KEY_USAGE', `certificate ${describe(ee)} may not sign (keyUsage lacks digitalSignature)`);
   checkExtKeyUsage(ee);
