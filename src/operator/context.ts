@@ -49,6 +49,8 @@ export interface Ctx {
   readonly defaultCertLifetimeMs: number;
   readonly meshName?: string;
   readonly meshMemory: Map<string, MeshMemory>;
+  /** uids of CSRs this process wrote a certificate to that the CSR cache does not show yet. */
+  readonly csrsIssued: Set<string>;
 }
 
 /** The mesh that configures identity: the one named explicitly, else "default", else the oldest. */

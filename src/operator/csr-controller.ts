@@ -39,8 +39,9 @@ export function parsedCsr(c: Csr): Promise<ParsedCsr | Error> {
 }
 export function forgetParsedCsr(c: Csr): void { if (c.metadata.uid) parsedByUid.delete(c.metadata.uid); }
 
-async function setConditions(ctx: Ctx, c: Csr, cond: CsrCondition, sub: 'approval' | 'status'): Promise<void> {
-  await ctx.kube.mergePatch(csrPath(c.metadata.name, sub), {
+/** Returns the CSR as the apiserver holds it after the write. */
+async function setConditions(ctx: Ctx, c: Csr, cond: CsrCondition, sub: 'approval' | 'status'): Promise<Csr> {
+  return ctx.kube.mergePatch<Csr>(csrPath(c.metadata.name, sub), {
     metadata: { resourceVersion: c.metadata.resourceVersion },
     status: { conditions: [...(c.status?.conditions ?? []), cond] },
   });
@@ -57,9 +58,13 @@ function policyContext(ctx: Ctx, name: string, nowMs: number): PolicyContext {
 
 /** Returns a requeue delay or undefined. */
 export async function reconcileCsr(ctx: Ctx, name: string): Promise<number | undefined> {
-  const c = ctx.caches.csrs.get(name);
+  let c = ctx.caches.csrs.get(name);
   if (!c || c.spec.signerName !== SIGNER_NAME) return undefined;
-  if (isFailed(c) || c.status?.certificate) { forgetParsedCsr(c); return undefined; }
+  const uid = c.metadata.uid;
+  if (isFailed(c) || c.status?.certificate) { forgetParsedCsr(c); if (uid) ctx.csrsIssued.delete(uid); return undefined; }
+  // Signed by this process already; the cache shows an older version (the approval's). A certificate
+  // is never taken back, so its own event is on the way.
+  if (uid && ctx.csrsIssued.has(uid)) return undefined;
   const log = ctx.log.child({ csr: name });
   const now = ctx.clock.now();
   const parsed = await parsedCsr(c);
@@ -68,7 +73,8 @@ export async function reconcileCsr(ctx: Ctx, name: string): Promise<number | und
     const d = decideCsr(c, parsed, policyContext(ctx, name, now));
     const cond: CsrCondition = { type: d.verdict === 'approve' ? 'Approved' : 'Denied', status: 'True', reason: d.reason, message: d.message, lastUpdateTime: metaTime(now) };
     if (d.verdict === 'approve' && !(parsed instanceof Error)) ctx.identities.reserve(name, d.node, parsed.publicKeyFingerprint, now);
-    try { await setConditions(ctx, c, cond, 'approval'); } catch (e) {
+    let approved: Csr;
+    try { approved = await setConditions(ctx, c, cond, 'approval'); } catch (e) {
       ctx.identities.forget(name);
       if (isNotFound(e)) return undefined;
       throw e; // a 409 (changed under us) is retried by the queue and decided again on the new version
@@ -77,14 +83,19 @@ export async function reconcileCsr(ctx: Ctx, name: string): Promise<number | und
     if (d.verdict === 'deny') {
       log.info({ reason: d.reason, message: d.message, requester: c.spec.username }, 'denied node identity request');
       ctx.events.emit(regarding(c), 'Warning', d.reason, 'Deny', d.message);
-    } else if (d.supersedes.length > 0) {
+      return undefined;
+    }
+    if (d.supersedes.length > 0) {
       // A node back with a new key (reboot with a wiped state directory): worth an on-call's eye.
       log.info({ node: d.node, supersedes: d.supersedes.map((l) => l.csrName) }, 'approved a new key for a node that had a live identity');
       ctx.events.emit(regarding(c), 'Normal', CSR_REASONS.superseded, 'Approve', d.message);
     } else {
       log.debug({ node: d.node }, 'approved node identity request');
     }
-    return undefined; // the approval's watch event brings us back to sign
+    // Sign now, on the version the approval made, rather than when its watch event comes back
+    // behind every CSR queued meanwhile: in a join of thousands, every approval would be written
+    // before the first certificate. A failure here retries from the cache, as any other.
+    c = approved;
   }
   if (!isApproved(c)) { forgetParsedCsr(c); return undefined; }
   // Approval is not ours alone: anyone allowed to approve for this signer (a cluster admin running
@@ -112,6 +123,8 @@ export async function reconcileCsr(ctx: Ctx, name: string): Promise<number | und
     if (isNotFound(e)) return undefined;
     throw e; // a 409: retried by the queue, on the new version (which may carry a certificate already)
   }
+  if (uid) ctx.csrsIssued.add(uid);
+  ctx.identities.issuedNow(name, cert.pem);
   ctx.metrics.certificatesIssued.inc({ mode: 'builtin' });
   log.debug({ node: parsed.dnsNames[0], notAfter: new Date(cert.notAfterMs).toISOString() }, 'issued node certificate');
   return undefined;

@@ -36,18 +36,7 @@ export class IdentityIndex {
   observe(c: Csr, nowMs: number): void {
     const name = c.metadata.name;
     if (c.status?.certificate) {
-      // A DER walk (cert-facts.ts): this runs for every signed CSR the informer sees.
-      try {
-        const cert = certFacts(Buffer.from(c.status.certificate, 'base64').toString('utf8'));
-        const dns = cert.dnsName;
-        if (dns) {
-          const { notAfterMs } = cert;
-          this.#index(name, { node: dns, live: { publicKeyFingerprint: cert.publicKeyFingerprint, notAfterMs, source: `CSR ${name}`, csrName: name }, issued: { certFingerprint: cert.certFingerprint, notAfterMs } });
-          this.#unreserve(name);
-          return;
-        }
-      } catch { /* not ours or garbage: no identity */ }
-      this.#index(name, undefined);
+      this.#indexCertificate(name, Buffer.from(c.status.certificate, 'base64').toString('utf8'));
       return;
     }
     if (isApproved(c) && !isFailed(c)) {
@@ -59,6 +48,28 @@ export class IdentityIndex {
       });
       return;
     }
+    this.#index(name, undefined);
+  }
+
+  /**
+   * A certificate this process just wrote to CSR `csrName`, before the informer shows it: an agent
+   * may publish its fingerprint, and the IPsecNode event reach us, before the CSR event does — an
+   * IdentityVerified=False write and another one to set it True, for nothing.
+   */
+  issuedNow(csrName: string, pem: string): void { this.#indexCertificate(csrName, pem); }
+
+  #indexCertificate(name: string, pem: string): void {
+    // A DER walk (cert-facts.ts): this runs for every signed CSR the informer sees.
+    try {
+      const cert = certFacts(pem);
+      const dns = cert.dnsName;
+      if (dns) {
+        const { notAfterMs } = cert;
+        this.#index(name, { node: dns, live: { publicKeyFingerprint: cert.publicKeyFingerprint, notAfterMs, source: `CSR ${name}`, csrName: name }, issued: { certFingerprint: cert.certFingerprint, notAfterMs } });
+        this.#unreserve(name);
+        return;
+      }
+    } catch { /* not ours or garbage: no identity */ }
     this.#index(name, undefined);
   }
 

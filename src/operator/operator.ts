@@ -104,6 +104,7 @@ export class Operator {
       defaultCertLifetimeMs: o.certLifetimeMs ?? DEFAULT_NODE_CERT_LIFETIME_MS,
       ...(o.meshName !== undefined ? { meshName: o.meshName } : {}),
       meshMemory: new Map(),
+      csrsIssued: new Set(),
     };
     this.#queues = { csr: new WorkQueue(clock), ipsecnode: new WorkQueue(clock), 'ipsecnode-gc': new WorkQueue(clock), mesh: new WorkQueue(clock), tunnel: new WorkQueue(clock), ca: new WorkQueue(clock) };
     this.#wire(caches);
@@ -134,7 +135,7 @@ export class Operator {
     c.csrs.addHandlers({
       onAdd: (x) => { this.ctx.identities.observe(x, now()); q.csr.add(x.metadata.name); },
       onUpdate: (_o, x) => { this.ctx.identities.observe(x, now()); q.csr.add(x.metadata.name); const n = nodeOfCsr(x); if (n) q.ipsecnode.add(n); },
-      onDelete: (x) => { this.ctx.identities.forget(x.metadata.name); forgetParsedCsr(x); },
+      onDelete: (x) => { this.ctx.identities.forget(x.metadata.name); forgetParsedCsr(x); if (x.metadata.uid) this.ctx.csrsIssued.delete(x.metadata.uid); },
     });
     // A Node deleted: its IPsecNode goes too (node-gc.ts); so does an IPsecNode that arrives without one.
     c.nodes.addHandlers({ onAdd: (x) => q.ipsecnode.add(x.metadata.name), onDelete: (x) => { q.ipsecnode.add(x.metadata.name); q['ipsecnode-gc'].add(x.metadata.name); meshesSoon(); caSoon(); } });
