@@ -121,6 +121,9 @@ function apiserverCpuSec(): number | undefined {
   } catch { return undefined; }
 }
 
+/** 1-, 5- and 15-minute load averages: the machine is shared, and a loaded one stretches every figure. */
+function loadAvg(): string { try { return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '); } catch { return '?'; } }
+
 async function apiserverRequests(kube: KubeClient): Promise<number> {
   const text = await kube.getText('/metrics').catch(() => '');
   let sum = 0;
@@ -224,7 +227,7 @@ async function run(n: number): Promise<Record<string, unknown>> {
     env: { ...process.env, NODE_OPTIONS: nodeOptions }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const ask = (): Promise<Record<string, unknown>> => new Promise((r) => { const h = (m: { stats?: Record<string, unknown> }): void => { if (m.stats) { child.off('message', h); r(m.stats); } }; child.on('message', h); child.send({ cmd: 'stats' }); });
-  const tStart = Date.now();
+  const tStart = Date.now(); const loadAtStart = loadAvg();
   const apiCpu0 = apiserverCpuSec(); const benchCpu0 = process.cpuUsage();
   // KIPSEC_BENCH_TIMELINE=1: progress every 2 s on stderr (seconds since the operator's start).
   let mem = '';
@@ -251,7 +254,7 @@ async function run(n: number): Promise<Record<string, unknown>> {
     await until(() => published >= n, () => `${published}/${n} published`);
   }
   await until(() => verifiedSet.size >= n, () => `${verifiedSet.size}/${n} IPsecNodes verified`);
-  const reconciledMs = Date.now() - tStart;
+  const reconciledMs = Date.now() - tStart; const loadAtReconciled = loadAvg();
   const apiCpuReconciled = apiserverCpuSec(); const benchCpu = process.cpuUsage(benchCpu0);
   clearInterval(timeline);
   const publishedEndMs = lastPublishMs - tStart;
@@ -274,13 +277,16 @@ async function run(n: number): Promise<Record<string, unknown>> {
   const perNode = (x: number): number => +(x / n).toFixed(3);
   const cpuSec = (s: Record<string, unknown>): number => ((s['cpuUserMs'] as number) + (s['cpuSystemMs'] as number)) / 1000;
   return {
-    nodes: n, nodeShape: NODE_SHAPE, operatorStartedAt: new Date(tStart).toISOString(), setupSec: setupMs / 1000, operatorStartSec: readyMs / 1000,
+    nodes: n, nodeShape: NODE_SHAPE, loadAvgAtStart: loadAtStart, loadAvgAtReconciled: loadAtReconciled, operatorStartedAt: new Date(tStart).toISOString(), setupSec: setupMs / 1000, operatorStartSec: readyMs / 1000,
     // Both from the operator's start; reconcileAfterPublishSec: from the last agent's publish to the last IdentityVerified.
     publishMode: PUBLISH_MODE, operatorNodeOptions: nodeOptions,
     allSignedSec: signedMs / 1000, firstPublishSec: (firstPublishMs - tStart) / 1000, lastPublishSec: publishedEndMs / 1000, allReconciledSec: reconciledMs / 1000, reconcileAfterPublishSec: (reconciledMs - publishedEndMs) / 1000,
     operatorPeakRssMiB: Math.round(final['peakRssMiB'] as number), operatorRssMiB: Math.round(final['rssMiB'] as number), operatorHeapMiB: Math.round(final['heapUsedMiB'] as number),
     operatorHeapTotalMiB: Math.round(final['heapTotalMiB'] as number), operatorArrayBuffersMiB: Math.round(final['arrayBuffersMiB'] as number), peakRssDuringSigningMiB: Math.round(afterSign['peakRssMiB'] as number), rssAfterSigningMiB: Math.round(afterSign['rssMiB'] as number), heapAfterSigningMiB: Math.round(afterSign['heapUsedMiB'] as number),
     operatorRequests: req.total, operatorRequestsPerNode: perNode(req.total), operatorWritesPerNode: perNode(req.writes), byVerb: req.byVerb,
+    // Exactly which writes: per node (CSR approval, CSR certificate, IPsecNode IdentityVerified) and
+    // per run (Lease renewals, mesh status, Events), as counts.
+    writes: Object.fromEntries(Object.entries(req.byResource).filter(([k]) => !k.startsWith('GET '))),
     writesPerNodeByResource: Object.fromEntries(Object.entries(req.byResource).filter(([k]) => !k.startsWith('GET ')).map(([k, v]) => [k, perNode(v)])),
     reads: Object.fromEntries(Object.entries(req.byResource).filter(([k]) => k.startsWith('GET '))),
     apiserverRequestsDuringRunPerNode: perNode(reqAfter - reqBefore),
