@@ -20,7 +20,7 @@ import { createHash, type KeyObject } from 'node:crypto';
 import { IdType } from '../constants.js';
 import { parseCertificateCached, signedBy } from './cert-cache.js';
 import { CertificateError } from './errors.js';
-import { KeyUsageBit, parseCertificate, sameName, type CertInfo } from './x509.js';
+import { KeyUsageBit, sameName, type CertInfo } from './x509.js';
 
 /**
  * Most CERT payloads (end entity included) and octets we look at: the peer is not yet
@@ -216,21 +216,30 @@ export function matchIdentity(cert: CertInfo, idType: number, idData: Uint8Array
 }
 
 const caHashCache = new WeakMap<readonly Uint8Array[], Uint8Array>();
+const spkiSha1 = new WeakMap<CertInfo, Uint8Array>();
 
 /**
  * The Certification Authority field of an X.509 CERTREQ (RFC 7296 §3.7): for each trust anchor
  * the SHA-1 hash of its SubjectPublicKeyInfo, concatenated. It tells the peer which CA to chain
  * to (a peer with several certificates picks by it; some send none for an empty field).
  * Anchors that do not parse are left out (configuration checks report them).
+ * It goes into every IKE_SA_INIT response and IKE_AUTH request: cached per list, and each
+ * anchor's hash per certificate content (cert-cache.ts), since peers' configs hold equal lists
+ * in distinct arrays.
  */
 export function caKeyHashes(trustAnchors: readonly Uint8Array[]): Uint8Array {
   const cached = caHashCache.get(trustAnchors);
   if (cached) return cached;
-  const hashes: Buffer[] = [];
+  const hashes: Uint8Array[] = [];
   for (const der of trustAnchors) {
-    let spki: Buffer;
-    try { spki = parseCertificate(der).publicKey.export({ type: 'spki', format: 'der' }); } catch { continue; }
-    hashes.push(createHash('sha1').update(spki).digest());
+    let ca: CertInfo;
+    try { ca = parseCertificateCached(der); } catch { continue; }
+    let h = spkiSha1.get(ca);
+    if (h === undefined) {
+      h = createHash('sha1').update(ca.publicKey.export({ type: 'spki', format: 'der' })).digest();
+      spkiSha1.set(ca, h);
+    }
+    hashes.push(h);
   }
   const out = new Uint8Array(Buffer.concat(hashes));
   caHashCache.set(trustAnchors, out);

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { certCacheStats, clearCertCache, MAX_PARSED, parseCertificateCached, signedBy } from '../../../../src/ike/crypto/cert-cache.js';
-import { validateCertificateChain } from '../../../../src/ike/crypto/certs.js';
+import { caKeyHashes, validateCertificateChain } from '../../../../src/ike/crypto/certs.js';
 import { CertificateError } from '../../../../src/ike/crypto/errors.js';
 import { buildCert, dn } from './cert-builder.js';
 
@@ -77,4 +77,14 @@ test(`the cache holds at most ${MAX_PARSED} certificates, dropping the least rec
   parseCertificateCached(first);
   assert.equal(certCacheStats().misses, misses + 1, 'the least recently used one was dropped');
   assert.equal(certCacheStats().size, MAX_PARSED);
+});
+
+test('CERTREQ authorities: equal CA lists in distinct arrays (one per peer config) parse the CA once; a renewed CA key gives another hash', () => {
+  clearCertCache();
+  const der = ca(caOld, 40);
+  const first = caKeyHashes([der]);
+  const misses = certCacheStats().misses;
+  for (let i = 0; i < 5; i++) assert.deepEqual(caKeyHashes([new Uint8Array(der)]), first);
+  assert.equal(certCacheStats().misses, misses);
+  assert.notDeepEqual(caKeyHashes([ca(caNew, 41)]), first);
 });
