@@ -1,0 +1,120 @@
+// reconcileCsr (src/operator/csr-controller.ts) against fake caches and a recording apiserver: a
+// request the policy approves is approved and signed in one reconcile, the certificate written on
+// the version the approval returned; the approval's own watch event, arriving after the certificate
+// was written, costs no second write; the certificate is an issued identity before its CSR event
+// arrives; a certificate write that fails after the approval is retried from the cache.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ManualClock } from '../../../src/common/time.js';
+import { SIGNER_NAME, agentUsername } from '../../../src/api/names.js';
+import { KubeApiError } from '../../../src/api/kube/errors.js';
+import { createCa, createCsr, generateKeyPair } from '../../../src/pki/index.js';
+import type { Ctx } from '../../../src/operator/context.js';
+import { parsedCsr, reconcileCsr } from '../../../src/operator/csr-controller.js';
+import { IdentityIndex } from '../../../src/operator/identity-index.js';
+import type { Csr, KNode } from '../../../src/operator/kinds.js';
+import { OperatorMetrics } from '../../../src/operator/metrics.js';
+import { silentLogger } from '../../../src/operator/logger.js';
+import { certFacts } from '../../../src/operator/cert-facts.js';
+
+const NS = 'kipsec-system';
+
+class Cache<T extends { metadata: { name: string } }> {
+  readonly m = new Map<string, T>();
+  get(name: string): T | undefined { return this.m.get(name); }
+  list(): T[] { return [...this.m.values()]; }
+  put(x: T): void { this.m.set(x.metadata.name, x); }
+}
+
+interface Write { readonly path: string; readonly resourceVersion: string | undefined; readonly body: { status: Csr['status'] } }
+
+async function fake(opts: { failCertificateWrites?: number } = {}) {
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const csrs = new Cache<Csr>(); const nodes = new Cache<KNode>(); const meshes = new Cache<{ metadata: { name: string } }>();
+  const writes: Write[] = [];
+  // The apiserver's copy of each CSR: a merge patch with a stale resourceVersion is a 409.
+  const server = new Map<string, Csr>();
+  let rv = 10; let failCertificateWrites = opts.failCertificateWrites ?? 0;
+  const identities = new IdentityIndex(() => 24 * 3_600_000, parsedCsr);
+  const ca = await createCa(await generateKeyPair(), 'test CA', clock.now());
+  const ctx = {
+    clock, log: silentLogger(), metrics: new OperatorMetrics(), identities, agentUsername: agentUsername(NS), namespace: NS,
+    defaultCertLifetimeMs: 24 * 3_600_000, csrsIssued: new Set<string>(), meshMemory: new Map(),
+    caches: { csrs, nodes, meshes },
+    ca: { state: { signer: ca, fingerprint: 'f', rotation: { phase: 'Idle' }, resourceVersion: '1' } },
+    events: { emit: () => undefined },
+    kube: {
+      mergePatch: (path: string, body: { metadata: { resourceVersion?: string }; status: Csr['status'] }) => {
+        const name = decodeURIComponent(path.split('/')[5]!);
+        const have = server.get(name)!;
+        writes.push({ path, resourceVersion: body.metadata.resourceVersion, body });
+        if (body.metadata.resourceVersion !== have.metadata.resourceVersion) return Promise.reject(new KubeApiError(409, 'Conflict', 'the object has been modified'));
+        if (path.endsWith('/status') && body.status?.certificate && failCertificateWrites > 0) { failCertificateWrites--; return Promise.reject(new KubeApiError(500, 'InternalError', 'etcd hiccup')); }
+        const next: Csr = { ...have, metadata: { ...have.metadata, resourceVersion: String(++rv) }, status: { ...have.status, ...body.status } };
+        server.set(name, next);
+        return Promise.resolve(structuredClone(next));
+      },
+    },
+  } as unknown as Ctx;
+  /** The CSR informer delivering the apiserver's current version of `name`. */
+  const sync = (name: string): void => { csrs.put(structuredClone(server.get(name)!)); identities.observe(csrs.get(name)!, clock.now()); };
+  const submit = async (node: string): Promise<string> => {
+    nodes.put({ metadata: { name: node }, status: { addresses: [] } });
+    const name = `${node}-csr`;
+    const pem = await createCsr(await generateKeyPair(), node);
+    server.set(name, { metadata: { name, uid: `uid-${name}`, resourceVersion: String(++rv) }, spec: { request: Buffer.from(pem).toString('base64'), signerName: SIGNER_NAME, username: agentUsername(NS), usages: ['digital signature', 'client auth', 'server auth'] } });
+    sync(name);
+    return name;
+  };
+  return { ctx, writes, server, sync, submit, identities };
+}
+
+test('csr-controller: one reconcile approves and signs (approval, then the certificate on the version the approval returned); the approval event that arrives afterwards writes nothing', async () => {
+  const f = await fake();
+  const name = await f.submit('node-a');
+  const approvedOn = f.server.get(name)!.metadata.resourceVersion;
+  assert.equal(await reconcileCsr(f.ctx, name), undefined);
+  assert.deepEqual(f.writes.map((w) => w.path.split('/').pop()), ['approval', 'status']);
+  assert.equal(f.writes[0]!.resourceVersion, approvedOn);
+  const afterApproval = String(Number(approvedOn) + 1);
+  assert.equal(f.writes[1]!.resourceVersion, afterApproval, 'the certificate is written on the version the approval made');
+  assert.ok(f.server.get(name)!.status?.certificate, 'the apiserver holds the certificate');
+  assert.ok(f.server.get(name)!.status?.conditions?.some((c) => c.type === 'Approved' && c.status === 'True'));
+
+  // The identity is known as issued before any CSR event: an agent's publish that arrives first verifies.
+  const fp = certFacts(Buffer.from(f.server.get(name)!.status!.certificate!, 'base64').toString('utf8')).certFingerprint;
+  assert.deepEqual(f.identities.issued('node-a').map((i) => i.certFingerprint), [fp]);
+
+  // The informer now delivers the approval's version (approved, no certificate): nothing to do.
+  f.ctx.caches.csrs.put({ ...structuredClone(f.server.get(name)!), metadata: { ...f.server.get(name)!.metadata, resourceVersion: afterApproval }, status: { conditions: f.server.get(name)!.status!.conditions! } });
+  assert.equal(await reconcileCsr(f.ctx, name), undefined);
+  assert.equal(f.writes.length, 2, 'no second certificate write on the stale version');
+  // Then the certificate's version: done, and forgotten.
+  f.sync(name);
+  assert.equal(await reconcileCsr(f.ctx, name), undefined);
+  assert.equal(f.writes.length, 2);
+  assert.equal(f.ctx.csrsIssued.size, 0);
+  assert.deepEqual(f.identities.issued('node-a').map((i) => i.certFingerprint), [fp]);
+});
+
+test('csr-controller: a certificate write that fails after the approval is retried from the cache, and signs the approved version', async () => {
+  const f = await fake({ failCertificateWrites: 1 });
+  const name = await f.submit('node-b');
+  await assert.rejects(reconcileCsr(f.ctx, name), (e: unknown) => e instanceof KubeApiError && e.status === 500);
+  assert.deepEqual(f.writes.map((w) => w.path.split('/').pop()), ['approval', 'status']);
+  assert.equal(f.server.get(name)!.status?.certificate, undefined);
+  f.sync(name); // the approval's event
+  assert.equal(await reconcileCsr(f.ctx, name), undefined);
+  assert.deepEqual(f.writes.map((w) => w.path.split('/').pop()), ['approval', 'status', 'status'], 'no second approval');
+  assert.ok(f.server.get(name)!.status?.certificate);
+});
+
+test('csr-controller: a denied request costs one write and is not signed', async () => {
+  const f = await fake();
+  const name = await f.submit('node-c');
+  f.ctx.caches.nodes.m.delete('node-c');
+  assert.equal(await reconcileCsr(f.ctx, name), undefined);
+  assert.deepEqual(f.writes.map((w) => w.path.split('/').pop()), ['approval']);
+  assert.ok(f.server.get(name)!.status?.conditions?.some((c) => c.type === 'Denied' && c.reason === 'NodeNotFound'));
+  assert.equal(f.server.get(name)!.status?.certificate, undefined);
+});
