@@ -9,7 +9,7 @@
 //                the SA's destination and its UDP encapsulation port (ESP in UDP only)
 //   UPDPOLICY    out policies with a reqid become engine policies; in/fwd/block ones are only
 //                remembered (the engine checks inbound selectors per SA, and drops what has no SA)
-//   lifetimes    packet/byte limits in the engine ('expire' events); time limits as timers here;
+//   lifetimes    packet/byte limits in the engine ('expire' events); time limits here (one timer for all: deadlines.ts);
 //                a hard expire removes the SA, as the kernel does, then reports it
 //   dumps        what this process installed, counters from engine.stats(); one SA's (getAe,
 //                expiry reports) from engine.saStats(), which copies no other SA's
@@ -26,6 +26,7 @@ import {
 import type { ChildInstall, InstalledChild } from '../../xfrm/install.js';
 import type { AgentXfrm } from '../daemon.js';
 import type { UserspaceDatapath } from './datapath.js';
+import { Deadlines, type Deadline } from './deadlines.js';
 
 const ENOENT = 2;
 const EEXIST = 17;
@@ -63,8 +64,11 @@ interface Held {
   readonly direction: EspDirection;
   readonly reqid: number;
   readonly addedSec: bigint;
-  readonly timers: NodeJS.Timeout[];
+  /** Its soft and hard add-expires in #deadlines, if it has them. */
+  readonly deadlines: Deadline<Expiry>[];
 }
+
+interface Expiry { readonly held: Held; readonly hard: boolean }
 
 type SaCounters = { readonly bytes: bigint; readonly packets: bigint; readonly lastUseMs: number | null } | undefined;
 
@@ -105,10 +109,15 @@ export class EspXfrm implements AgentXfrm {
   readonly #selectors = new Map<string, { sources: EspSelector[]; destinations: EspSelector[] }>();
   readonly #policies = new Map<string, HeldPolicy>();
   readonly #handlers = new Set<(e: XfrmEvent) => void>();
+  /** SA time limits: one timer for all of them. */
+  readonly #deadlines: Deadlines<Expiry>;
   #nextPolicy = 1;
   #unsubscribe: (() => void) | undefined;
 
-  constructor(dp: UserspaceDatapath, o: { readonly now?: () => number } = {}) { this.#dp = dp; this.#now = o.now ?? Date.now; }
+  constructor(dp: UserspaceDatapath, o: { readonly now?: () => number } = {}) {
+    this.#dp = dp; this.#now = o.now ?? Date.now;
+    this.#deadlines = new Deadlines((x) => this.#expire(x.held, x.hard), this.#now);
+  }
 
   async allocSpi(q: AllocSpiRequest): Promise<number> {
     const min = Math.max(q.min ?? 256, 256); const max = Math.min(q.max ?? 0xffffffff, 0xffffffff);
@@ -150,13 +159,10 @@ export class EspXfrm implements AgentXfrm {
       ...(direction === 'in' && sel ? sel : {}),
     });
     if (direction === 'in' && sel) this.#selectors.set(k, sel);
-    const held: Held = { spec: sa, direction, reqid, addedSec: BigInt(Math.floor(this.#now() / 1000)), timers: [] };
-    for (const [limit, hard] of [[sa.soft?.addExpiresSec, false], [sa.hard?.addExpiresSec, true]] as const) {
-      if (!limit) continue;
-      const t = setTimeout(() => this.#expire(held, hard), limit * 1000);
-      t.unref();
-      held.timers.push(t);
-    }
+    const now = this.#now();
+    const held: Held = { spec: sa, direction, reqid, addedSec: BigInt(Math.floor(now / 1000)), deadlines: [] };
+    if (sa.soft?.addExpiresSec) held.deadlines.push(this.#deadlines.add(now + sa.soft.addExpiresSec * 1000, { held, hard: false }));
+    if (sa.hard?.addExpiresSec) held.deadlines.push(this.#deadlines.add(now + sa.hard.addExpiresSec * 1000, { held, hard: true }));
     this.#sas.set(k, held);
     this.#byRef.set(refKey(sa.spi, reqid), k);
   }
@@ -203,7 +209,7 @@ export class EspXfrm implements AgentXfrm {
   }
 
   #drop(k: string, h: Held): void {
-    for (const t of h.timers) clearTimeout(t);
+    for (const d of h.deadlines) this.#deadlines.remove(d);
     this.#sas.delete(k);
     if (this.#byRef.get(refKey(h.spec.spi, h.reqid)) === k) this.#byRef.delete(refKey(h.spec.spi, h.reqid));
     if (h.direction === 'in') { this.#allocated.delete(h.spec.spi >>> 0); this.#selectors.delete(k); }
@@ -318,7 +324,7 @@ export class EspXfrm implements AgentXfrm {
   }
 
   close(): void {
-    for (const h of this.#sas.values()) for (const t of h.timers) clearTimeout(t);
+    this.#deadlines.clear();
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
     this.#handlers.clear();
