@@ -1,12 +1,12 @@
 // bench/handshake/heap-summary — where a V8 heap snapshot's bytes are: the largest groups by node
 // type and constructor name (self sizes; ArrayBuffer backing stores are "native" nodes of their
 // own), and, for each instance of the given classes, the bytes reachable from each of its fields
-// (each object charged once, to the first field and instance that reaches it, other instances of
-// the classes not entered): per instance, what an IkeSa holds in `lastResponse`, `keys`, …
+// (objects with one strong retainer only, so shared configs and the engine are charged to no
+// field; other instances of the classes not entered): per instance, what an IkeSa holds in `lastResponse`, `keys`, …
 // Given two snapshots (before, after), groups are the difference and per-instance figures come
 // from the second.
 //
-//   node --import tsx bench/handshake/heap-summary.ts [--before a.heapsnapshot] after.heapsnapshot [--class IkeSa,ChildSa] [--top 30]
+//   node --import tsx bench/handshake/heap-summary.ts [--before a.heapsnapshot] after.heapsnapshot [--class IkeSa,Object+lastResponse] [--top 30] [--detail]
 import { readFileSync } from 'node:fs';
 
 interface Snapshot {
@@ -31,9 +31,24 @@ function load(file: string): Graph {
 const typeOf = (g: Graph, i: number): string => g.nodeTypes[g.s.nodes[i * g.nf]!]!;
 const nameOf = (g: Graph, i: number): string => g.s.strings[g.s.nodes[i * g.nf + 1]!]!;
 const selfOf = (g: Graph, i: number): number => g.s.nodes[i * g.nf + 3]!;
+/** Plain objects by their first property names, closures by function name, timers by callback. */
+const detail = (g: Graph, i: number): string => {
+  const t = typeOf(g, i); const name = nameOf(g, i);
+  const props: string[] = [];
+  for (let e = g.firstEdge[i]!; e < g.firstEdge[i + 1]!; e += g.ef) {
+    if (g.edgeTypes[g.s.edges[e]!] !== 'property') continue;
+    const p = String(g.s.strings[g.s.edges[e + 1]!]);
+    if (name === 'Timeout' && p === '_onTimeout') return `Timeout → ${nameOf(g, g.s.edges[e + 2]! / g.nf) || '(anonymous)'}`;
+    props.push(p);
+  }
+  if (t === 'closure') return `closure ${name || '(anonymous)'}`;
+  if (t === 'object' && (name === 'Object' || name === 'Array')) return `${name} {${props.slice(0, 5).join(',')}}`;
+  return '';
+};
 const groupOf = (g: Graph, i: number): string => {
   const t = typeOf(g, i);
   const name = nameOf(g, i);
+  if (DETAIL) { const d = detail(g, i); if (d) return d; }
   return t === 'string' || t === 'concatenated string' || t === 'sliced string' ? `(${t})` : t === 'code' || t === 'closure' ? `(${t}) ${t === 'closure' ? '' : name.slice(0, 30)}` : `(${t}) ${name.slice(0, 60)}`;
 };
 
@@ -53,12 +68,26 @@ function fields(g: Graph, classes: readonly string[]): void {
   const n = g.s.nodes.length / g.nf;
   const seen = new Uint8Array(n);
   const roots: number[] = [];
-  for (let i = 0; i < n; i++) if (typeOf(g, i) === 'object' && classes.includes(nameOf(g, i))) roots.push(i);
+  // A class is a constructor name, or name+field for plain objects (Object+lastResponse: the IKE SA records).
+  const hasField = (i: number, f: string): boolean => {
+    for (let e = g.firstEdge[i]!; e < g.firstEdge[i + 1]!; e += g.ef) if (g.edgeTypes[g.s.edges[e]!] === 'property' && g.s.strings[g.s.edges[e + 1]!] === f) return true;
+    return false;
+  };
+  const label = new Map<number, string>();
+  for (let i = 0; i < n; i++) {
+    if (typeOf(g, i) !== 'object') continue;
+    const c = classes.find((k) => { const [name, field] = k.split('+'); return nameOf(g, i) === name && (field === undefined || hasField(i, field)); });
+    if (c !== undefined) { roots.push(i); label.set(i, c); }
+  }
   for (const r of roots) seen[r] = 1;
+  // Only what is owned: a node with one strong retainer (shared proposals, configs and the engine
+  // itself are retained from many places and not charged to any field).
+  const indeg = new Uint32Array(n);
+  for (let e = 0; e < g.s.edges.length; e += g.ef) if (!['weak', 'shortcut'].includes(g.edgeTypes[g.s.edges[e]!]!)) indeg[g.s.edges[e + 2]! / g.nf]!++;
   const per = new Map<string, number>();
   const skipEdge = new Set(['weak', 'shortcut']);
   for (const r of roots) {
-    const cls = nameOf(g, r);
+    const cls = label.get(r)!;
     per.set(`${cls}: (object itself)`, (per.get(`${cls}: (object itself)`) ?? 0) + selfOf(g, r));
     for (let e = g.firstEdge[r]!; e < g.firstEdge[r + 1]!; e += g.ef) {
       const et = g.edgeTypes[g.s.edges[e]!]!;
@@ -70,7 +99,7 @@ function fields(g: Graph, classes: readonly string[]): void {
       const stack = [to];
       while (stack.length) {
         const x = stack.pop()!;
-        if (seen[x]) continue;
+        if (seen[x] || indeg[x]! > 1) continue;
         const t = typeOf(g, x);
         if (t === 'code' || t === 'hidden' && nameOf(g, x) === 'system / Map') continue; // shared shapes and code
         seen[x] = 1;
@@ -82,7 +111,7 @@ function fields(g: Graph, classes: readonly string[]): void {
     }
   }
   const count = new Map<string, number>();
-  for (const r of roots) count.set(nameOf(g, r), (count.get(nameOf(g, r)) ?? 0) + 1);
+  for (const r of roots) count.set(label.get(r)!, (count.get(label.get(r)!) ?? 0) + 1);
   console.log(`\nreachable from each field (first reach; per instance): ${[...count].map(([k, v]) => `${v} × ${k}`).join(', ') || 'no instances'}`);
   for (const [k, v] of [...per].sort((a, b) => b[1] - a[1]).slice(0, 40)) {
     const c = count.get(k.slice(0, k.indexOf(k.includes(': (') ? ':' : '.'))) ?? 1;
@@ -91,6 +120,8 @@ function fields(g: Graph, classes: readonly string[]): void {
 }
 
 const argv = process.argv.slice(2);
+// --detail: plain objects grouped by their first property names, closures by name, timers by callback.
+const DETAIL = argv.includes('--detail') ? (argv.splice(argv.indexOf('--detail'), 1), true) : false;
 const opt = (f: string): string | undefined => { const i = argv.indexOf(f); return i >= 0 ? argv.splice(i, 2)[1] : undefined; };
 const beforeFile = opt('--before');
 const classes = (opt('--class') ?? 'IkeSa').split(',');
