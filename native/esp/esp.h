@@ -157,6 +157,10 @@ typedef struct esp_sa {
   uint8_t salt[ESP_SALT_LEN];      /* AEAD only */
   EVP_CIPHER_CTX *ctx[ESP_SLOTS];
   EVP_MAC_CTX *mac[ESP_SLOTS];     /* AES-CBC suites: HMAC keyed once */
+  /* Outbound: the keys for the JS slot, keyed on the first espInject only (the agent never
+   * injects: an EVP context per SA it would never use is ~1 KiB each). key || integrity key. */
+  uint8_t *late_key;
+  uint8_t late_key_len, late_ikey_len;
   uint64_t order; /* install order: the newest active outbound SA of a reqid wins (as XFRM) */
   /* Outbound: where datagrams go. Inbound (optional): the source they are expected from; an
    * authenticated packet from elsewhere is a NAT mapping change (RFC 7296 §2.23), reported up. */
@@ -176,7 +180,9 @@ typedef struct esp_sa {
   atomic_uint_fast64_t packets, bytes, drops[ESP_DROP_N];
   atomic_int_fast64_t last_use_ms;
   int nsrc, ndst;
-  esp_ts src[ESP_MAX_TS], dst[ESP_MAX_TS]; /* inbound check: inner src ∈ src, dst ∈ dst */
+  /* Inbound check: inner src ∈ src, dst ∈ dst; allocated to size (a Child SA mostly has one
+   * pair: eight fixed slots each were 600 bytes per SA), NULL on outbound SAs. */
+  esp_ts *src, *dst;
 } esp_sa;
 
 typedef struct {
@@ -264,6 +270,8 @@ size_t esp_integ_key_len(int alg);
 void esp_suite_layout(esp_sa *sa);
 /* Key the contexts of one slot (sa->alg set, layout done); 1 on success. */
 int esp_crypto_key(esp_sa *sa, int slot, int encrypt, const uint8_t *key, size_t key_len, const uint8_t *ikey, size_t ikey_len);
+/* Keep the keys to key an encrypting slot on its first seal (esp_seal does it); 1 on success. */
+int esp_crypto_key_later(esp_sa *sa, const uint8_t *key, size_t key_len, const uint8_t *ikey, size_t ikey_len);
 void esp_crypto_free(esp_sa *sa);
 /* pkt: SPI | seq | IV | plaintext (clen bytes, padded) | room for the ICV. Seal writes the IV
  * (AEAD: the 64-bit seq; CBC: random), encrypts in place and appends the ICV; open verifies the

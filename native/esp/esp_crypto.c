@@ -13,6 +13,7 @@
  *     appended to what is MACed but not sent (RFC 4303 §3.3.2.2); the ICV is checked in constant
  *     time before anything is decrypted (§3.4.4.1).
  */
+#include <stdlib.h>
 #include <string.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -77,12 +78,33 @@ int esp_crypto_key(esp_sa *sa, int slot, int encrypt, const uint8_t *key, size_t
   return sa->mac[slot] != NULL;
 }
 
+int esp_crypto_key_later(esp_sa *sa, const uint8_t *key, size_t key_len, const uint8_t *ikey, size_t ikey_len) {
+  if (!esp_key_len_ok(sa->alg, key_len) || ikey_len != esp_integ_key_len(sa->alg)) return 0;
+  sa->late_key = malloc(key_len + ikey_len);
+  if (sa->late_key == NULL) return 0;
+  memcpy(sa->late_key, key, key_len);
+  if (ikey_len) memcpy(sa->late_key + key_len, ikey, ikey_len);
+  sa->late_key_len = (uint8_t)key_len; sa->late_ikey_len = (uint8_t)ikey_len;
+  return 1;
+}
+
+/* An encrypting slot keyed from the kept keys the first time it is used; only the thread that
+ * owns the slot calls this (the JS slot: under ctl_lock in esp_inject). */
+static int late_key(esp_sa *sa, int slot) {
+  if (sa->ctx[slot] != NULL) return 1;
+  if (sa->late_key == NULL) return 0;
+  if (esp_crypto_key(sa, slot, 1, sa->late_key, sa->late_key_len, sa->late_key + sa->late_key_len, sa->late_ikey_len)) return 1;
+  if (sa->ctx[slot]) { EVP_CIPHER_CTX_free(sa->ctx[slot]); sa->ctx[slot] = NULL; }
+  return 0;
+}
+
 void esp_crypto_free(esp_sa *sa) {
   for (int i = 0; i < ESP_SLOTS; i++) {
     if (sa->ctx[i]) EVP_CIPHER_CTX_free(sa->ctx[i]);
     if (sa->mac[i]) EVP_MAC_CTX_free(sa->mac[i]);
     sa->ctx[i] = NULL; sa->mac[i] = NULL;
   }
+  if (sa->late_key) { OPENSSL_cleanse(sa->late_key, (size_t)sa->late_key_len + sa->late_ikey_len); free(sa->late_key); sa->late_key = NULL; }
 }
 
 static void put32(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v; }
@@ -166,6 +188,7 @@ static int cbc_open(esp_sa *sa, int slot, uint8_t *pkt, size_t clen, uint32_t se
 }
 
 int esp_seal(esp_sa *sa, int slot, uint8_t *pkt, size_t clen, uint64_t seq) {
+  if (!late_key(sa, slot)) return 0;
   if (!ESP_ALG_IS_AEAD(sa->alg)) return cbc_seal(sa, slot, pkt, clen, (uint32_t)(seq >> 32));
   /* RFC 4106 §3.1 / RFC 7634 §2: the IV must never repeat under a key; the 64-bit sequence
    * number does not (§8.1's advice). */

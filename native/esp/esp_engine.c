@@ -27,6 +27,7 @@ void esp_sa_free(void *p) {
   esp_sa *sa = p;
   if (sa == NULL) return;
   esp_crypto_free(sa);
+  free(sa->src); /* dst is the same block */
   free(sa->bitmap);
   free(atomic_load(&sa->peer));
   pthread_mutex_destroy(&sa->replay_lock);

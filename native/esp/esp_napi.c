@@ -7,6 +7,7 @@
  *       tunFd (closed by espClose; -1: no TUN, decapsulated packets go up as 'inner' events).
  *       offloads { udpGso?, udpGro?, tunTso? } (each default true): what esp_offload.c may probe
  *       for and use; espStats(h).offloads says what is in use.
+ *   espMallocInfo(trim?) → glibc malloc figures of the process (benches: how much of RSS is malloc's)
  *   espOpenTun(name?, { vnetHdr? }) → { fd, name, vnetHdr }  a TUN device for tunFd, with
  *       IFF_VNET_HDR when asked and the kernel takes it (needed for TUN TSO)
  *   espLocalPort(h)  espClose(h)  espStats(h)  espSaStats(h, direction, spi, reqid)
@@ -23,6 +24,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -413,6 +415,28 @@ static napi_value esp_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* espMallocInfo(trim): glibc's malloc figures for the whole process (mallinfo2: bytes in use,
+ * free inside the heap, mmapped), read after malloc_trim(0) when trim is true. For measuring what
+ * of a process's RSS is malloc's; {} where the C library has no mallinfo2. */
+static napi_value esp_malloc_info(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], o, v;
+  bool trim = false;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= 1) napi_get_value_bool(env, argv[0], &trim);
+  napi_create_object(env, &o);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  if (trim) malloc_trim(0);
+  struct mallinfo2 m = mallinfo2();
+  const struct { const char *name; size_t n; } f[] = {
+    { "heapBytes", m.arena }, { "mmapBytes", m.hblkhd }, { "inUseBytes", m.uordblks + m.hblkhd }, { "freeBytes", m.fordblks }, { "topFreeBytes", m.keepcost },
+  };
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) { napi_create_double(env, (double)f[i].n, &v); napi_set_named_property(env, o, f[i].name, v); }
+#else
+  (void)trim; (void)v;
+#endif
+  return o;
+}
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
@@ -429,6 +453,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "espSendIke", NULL, esp_napi_send_ike, NULL, NULL, NULL, napi_enumerable, NULL },
     { "espInject", NULL, esp_napi_inject, NULL, NULL, NULL, napi_enumerable, NULL },
     { "espOpenTun", NULL, esp_napi_open_tun, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "espMallocInfo", NULL, esp_malloc_info, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

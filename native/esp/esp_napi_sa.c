@@ -64,8 +64,15 @@ napi_value esp_napi_add_sa(napi_env env, napi_callback_info info) {
   if (dir == ESP_DIR_IN) {
     sa->window = (window + 63) / 64 * 64;
     sa->bitmap = calloc(sa->window ? sa->window / 64 : 1, sizeof *sa->bitmap);
-    if (!get_ts_list(env, o, "sources", sa->src, &sa->nsrc) || !get_ts_list(env, o, "destinations", sa->dst, &sa->ndst))
+    esp_ts src[ESP_MAX_TS], dst[ESP_MAX_TS];
+    if (!get_ts_list(env, o, "sources", src, &sa->nsrc) || !get_ts_list(env, o, "destinations", dst, &sa->ndst))
       bad = "sources and destinations must be 1..8 selectors { start, end, protocol?, startPort?, endPort? }";
+    else if ((sa->src = malloc((size_t)(sa->nsrc + sa->ndst) * sizeof *sa->src)) == NULL) bad = "out of memory";
+    else {
+      sa->dst = sa->src + sa->nsrc;
+      memcpy(sa->src, src, (size_t)sa->nsrc * sizeof *src);
+      memcpy(sa->dst, dst, (size_t)sa->ndst * sizeof *dst);
+    }
     int keyed = esp_crypto_key(sa, ESP_SLOT_RX, 0, key, key_len, ikey, ikey_len);
     if (!sa->bitmap || !keyed) bad = bad ? bad : "could not set up the cipher";
     /* Optional: the source the peer sends from (NAT mapping reports). */
@@ -78,7 +85,7 @@ napi_value esp_napi_add_sa(napi_env env, napi_callback_info info) {
     esp_peer *peer = has(env, o, "peer", &v) ? get_peer(env, v) : NULL;
     if (peer == NULL) bad = "peer { address, port } is required on an outbound SA";
     atomic_store(&sa->peer, peer);
-    int keyed = esp_crypto_key(sa, ESP_SLOT_TX, 1, key, key_len, ikey, ikey_len) && esp_crypto_key(sa, ESP_SLOT_JS, 1, key, key_len, ikey, ikey_len);
+    int keyed = esp_crypto_key(sa, ESP_SLOT_TX, 1, key, key_len, ikey, ikey_len) && esp_crypto_key_later(sa, key, key_len, ikey, ikey_len);
     if (!keyed) bad = bad ? bad : "could not set up the cipher";
   }
   if (bad) { esp_sa_free(sa); BAD(bad); }
