@@ -37,7 +37,11 @@ function memorySplit(a: AgentMemory, b: AgentMemory, n: number): string {
   const rest = (m: AgentMemory): number => m.rss - m.heapUsed - m.external;
   const mib = (x: number): string => (x / 1048576).toFixed(1);
   return `agent after GC: RSS ${mib(b.rss)} MiB = V8 heap used ${mib(b.heapUsed)} (${mib(b.heapTotal)} committed) + external ${mib(b.external)} (ArrayBuffers ${mib(b.arrayBuffers)}) + rest ${mib(rest(b))}; `
-    + `per SA: heap ${kib(b.heapUsed - a.heapUsed)} KiB, committed heap ${kib(b.heapTotal - a.heapTotal)} KiB, external ${kib(b.external - a.external)} KiB, rest ${kib(rest(b) - rest(a))} KiB, RSS ${kib(b.rss - a.rss)} KiB`;
+    + `per SA: heap ${kib(b.heapUsed - a.heapUsed)} KiB, committed heap ${kib(b.heapTotal - a.heapTotal)} KiB, external ${kib(b.external - a.external)} KiB, rest ${kib(rest(b) - rest(a))} KiB, RSS ${kib(b.rss - a.rss)} KiB`
+    + (a.malloc && b.malloc && a.trimmed && b.trimmed
+      ? `\n    malloc (all arenas): in use ${mib(b.malloc.inUseBytes)} MiB, free inside its heaps ${mib(b.malloc.freeBytes)} MiB; per SA: in use ${kib(b.malloc.inUseBytes - a.malloc.inUseBytes)} KiB, free ${kib(b.malloc.freeBytes - a.malloc.freeBytes)} KiB; `
+        + `RSS after malloc_trim(0) ${mib(b.trimmed.rss)} MiB (${kib(b.trimmed.rss - a.trimmed.rss)} KiB/SA)`
+      : '');
 }
 
 /** Nonzero IKE drops by reason and the ESP engine's IKE counters (ike, ikeDropped) from the agent's status. */

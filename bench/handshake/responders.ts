@@ -118,6 +118,8 @@ const ELD_PROBE = `import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { createRequire } from 'node:module';
+import { dirname, resolve } from 'node:path';
 const h = monitorEventLoopDelay({ resolution: 10 });
 h.enable();
 let seq = 0;
@@ -126,17 +128,23 @@ process.on('SIGUSR2', () => {
   writeFileSync(new URL('./eld.json', import.meta.url), JSON.stringify({ seq: ++seq, p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max), mean: ms(h.mean) }));
   h.reset();
 });
-// SIGWINCH: memory after a full GC (live JS heap, ArrayBuffer/external bytes) into mem.json, and
-// with KIPSEC_BENCH_HEAPSNAP a heap snapshot beside it (bench/handshake/heap-summary.ts reads it).
+// SIGWINCH: memory after a full GC (live JS heap, ArrayBuffer/external bytes) and glibc's malloc
+// figures (the ESP addon's espMallocInfo: in use, free inside the heap; then RSS after
+// malloc_trim) into mem.json, and with KIPSEC_BENCH_HEAPSNAP a heap snapshot beside it
+// (bench/handshake/heap-summary.ts reads it).
 v8.setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc');
+let addon = null;
+try { addon = createRequire(import.meta.url)(resolve(dirname(process.argv[1]), '../../native/build/Release/kipsec_esp.node')); } catch { /* no addon */ }
 let memSeq = 0;
 process.on('SIGWINCH', () => {
   gc(); gc();
   const m = process.memoryUsage();
   const spaces = Object.fromEntries(v8.getHeapSpaceStatistics().map((s) => [s.space_name, s.space_used_size]));
+  const malloc = addon?.espMallocInfo ? addon.espMallocInfo(false) : undefined;
+  const trimmed = addon?.espMallocInfo ? { ...addon.espMallocInfo(true), rss: process.memoryUsage().rss } : undefined;
   const snap = process.env.KIPSEC_BENCH_HEAPSNAP ? v8.writeHeapSnapshot(new URL('./agent-' + (memSeq + 1) + '.heapsnapshot', import.meta.url).pathname) : undefined;
-  writeFileSync(new URL('./mem.json', import.meta.url), JSON.stringify({ seq: ++memSeq, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, spaces, snap }));
+  writeFileSync(new URL('./mem.json', import.meta.url), JSON.stringify({ seq: ++memSeq, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, spaces, malloc, trimmed, snap }));
 });
 `;
 
@@ -154,7 +162,13 @@ export async function agentEventLoopDelay(pid: number, dir: string): Promise<Eve
   return null;
 }
 
-export interface AgentMemory { readonly seq: number; readonly rss: number; readonly heapUsed: number; readonly heapTotal: number; readonly external: number; readonly arrayBuffers: number; readonly spaces: Readonly<Record<string, number>>; readonly snap?: string }
+export interface MallocInfo { readonly heapBytes: number; readonly mmapBytes: number; readonly inUseBytes: number; readonly freeBytes: number; readonly topFreeBytes: number }
+export interface AgentMemory {
+  readonly seq: number; readonly rss: number; readonly heapUsed: number; readonly heapTotal: number; readonly external: number; readonly arrayBuffers: number; readonly spaces: Readonly<Record<string, number>>;
+  /** glibc's figures, then again after malloc_trim(0) with the RSS then. */
+  readonly malloc?: MallocInfo; readonly trimmed?: MallocInfo & { readonly rss: number };
+  readonly snap?: string;
+}
 
 /** The agent's memory after a full GC (ELD_PROBE's SIGWINCH), or null if it did not answer; a heap snapshot with KIPSEC_BENCH_HEAPSNAP. */
 export async function agentMemory(pid: number, dir: string): Promise<AgentMemory | null> {
