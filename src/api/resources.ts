@@ -304,6 +304,7 @@ export const nodeStatus = obj({
   maxInnerPacketBytes: opt(int({ minimum: 0 }).describe('largest inner packet that passes without fragmentation: the interface MTU minus espOverheadBytes')),
   certificateNotAfter: opt(str({ format: 'date-time', maxLength: 64 })),
   peers: opt(list(nodePeerStatus, { maxItems: 10000 })),
+  peersListed: opt(oneOf(['all', 'notUp', 'someNotUp'] as const).describe('which mesh peers `peers` lists. all (or unset): every one. notUp: only those not up (in a large mesh), so every other expected peer is up. someNotUp: more were not up than are listed; an unlisted peer\'s state is unknown')),
   // Free-form so agents of a newer minor version can add fields without a CRD change.
   tunnels: opt(list(freeform(), { maxItems: 256 }).describe('per-tunnel gateway state ({name, ...IPsecTunnel status.gateways entry}) reported by this node')),
   counters: opt(freeform()),

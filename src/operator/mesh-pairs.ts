@@ -8,7 +8,10 @@
 //     up          state established or rekeying (an old lastError is history then)
 //     failed      state failed, or any other state with a lastError (the agent is retrying)
 //     connecting  state connecting, none or deleting, no lastError
-//     unknown     b is not in a's peers list, or a's status is stale (below)
+//     unknown     b is not in a's peers list, or a's status is stale (below). A large mesh's agent
+//                 lists only the peers that are not up (status.peersListed notUp): there an
+//                 unlisted peer is up, as long as a expects as many peers as the mesh has others
+//                 (api/peer-listing.ts; else a has not caught up with a join or a leave).
 //   pair  = established when both sides are up; half when exactly one is; otherwise failed when
 //           a side failed, connecting when a side is connecting, unknown when neither says anything.
 //   stale = the node's status.lastUpdateTime is more than STALE_AFTER_MS old (by the operator's
@@ -24,6 +27,7 @@
 // shown (worstPairs, Events, the CLI), and the per-node peer lookups are cached per object.
 // What the operator remembers between reconciles (PairDown/PairUp) is in mesh-pair-memory.ts.
 import { CONDITION_TYPES as C, isTrue } from '../api/conditions.js';
+import { unlistedPeersUp } from '../api/peer-listing.js';
 import type { IPsecNode, MeshPairStatus, NodePeerStatus } from '../api/types.js';
 
 export const STALE_AFTER_MS = 3 * 60_000;
@@ -50,6 +54,8 @@ export interface NodeView {
   readonly stale: boolean;
   readonly lastUpdateTime: string | undefined;
   readonly peers: ReadonlyMap<string, NodePeerStatus>;
+  /** It lists only the peers that are not up, and expects every other node of the mesh. */
+  readonly unlistedUp: boolean;
 }
 
 /** What `node` reports about `peer`, judged. `detail` is the human part after "node: ". */
@@ -111,9 +117,9 @@ function sideCode(r: NodePeerStatus): number {
 
 // Informer objects are replaced, never mutated, on update: the derived maps are cached per object,
 // so a reconcile rebuilds only the nodes that changed.
-const derived = new WeakMap<IPsecNode, Omit<NodeView, 'stale'>>();
+const derived = new WeakMap<IPsecNode, Omit<NodeView, 'stale' | 'unlistedUp'>>();
 
-export function nodeView(n: IPsecNode, nowMs: number): NodeView {
+export function nodeView(n: IPsecNode, nowMs: number, meshSize = 0): NodeView {
   let d = derived.get(n);
   if (!d) {
     const peers = new Map<string, NodePeerStatus>();
@@ -121,15 +127,16 @@ export function nodeView(n: IPsecNode, nowMs: number): NodeView {
     d = { name: n.metadata.name, readyReported: isTrue(n.status?.conditions, C.Ready), lastUpdateTime: n.status?.lastUpdateTime, peers };
     derived.set(n, d);
   }
-  return { ...d, stale: isStale(n, nowMs) };
+  return { ...d, stale: isStale(n, nowMs), unlistedUp: unlistedPeersUp(n.status, meshSize) };
 }
 
 /** Counted as ready: Ready=True and not stale. */
 export function isCountedReady(v: NodeView): boolean { return v.readyReported && !v.stale; }
 
 function sideCodeOf(from: NodeView, peer: string): number {
-  const r = from.stale ? undefined : from.peers.get(peer);
-  return r ? sideCode(r) : S_UNKNOWN;
+  if (from.stale) return S_UNKNOWN;
+  const r = from.peers.get(peer);
+  return r ? sideCode(r) : from.unlistedUp ? S_UP : S_UNKNOWN;
 }
 
 /** What `from` reports about `peer`, as a state only (the matrix cell). */
@@ -139,7 +146,7 @@ export function sideView(from: NodeView, peer: string): SideView {
   const base = { node: from.name, peer };
   if (from.stale) return { ...base, state: 'unknown', detail: `status stale, last update ${from.lastUpdateTime ?? '?'} (agent down or cut off from the apiserver)` };
   const r = from.peers.get(peer);
-  if (!r) return { ...base, state: 'unknown', detail: `does not report ${peer}` };
+  if (!r) return from.unlistedUp ? { ...base, state: 'up', detail: 'up (it lists only the peers that are not up)' } : { ...base, state: 'unknown', detail: `does not report ${peer}` };
   if (r.state === 'established' || r.state === 'rekeying') return { ...base, state: 'up', detail: r.state };
   if (r.lastError) {
     const e = r.lastError;
@@ -210,7 +217,8 @@ function rowOf(n: IPsecNode, list: NameList, prev: Uint8Array | undefined): Uint
   if (c && c.list === list) return c.row;
   const len = Math.ceil(list.names.length / 4);
   if (scratch.length < len) scratch = new Uint8Array(len);
-  const buf = scratch.subarray(0, len).fill(0xff); // S_UNKNOWN (3) everywhere
+  // Unlisted peers: S_UP (0) everywhere or S_UNKNOWN (3) everywhere.
+  const buf = scratch.subarray(0, len).fill(unlistedPeersUp(n.status, list.names.length) ? 0x00 : 0xff);
   for (const p of n.status?.peers ?? []) {
     const j = list.index.get(p.node);
     if (j !== undefined) { const sh = (j & 3) << 1; buf[j >> 2] = (buf[j >> 2]! & ~(3 << sh)) | (sideCode(p) << sh); }
@@ -249,7 +257,7 @@ function sameRows(a: readonly (Uint8Array | undefined)[], b: readonly (Uint8Arra
 /** Judge every pair of the given (already selected) nodes: two array reads per pair, no objects per pair. */
 export function evaluatePairs(nodes: readonly IPsecNode[], nowMs: number): PairEvaluation {
   const sorted = [...nodes].sort((a, b) => cmp(a.metadata.name, b.metadata.name));
-  const views = sorted.map((n) => nodeView(n, nowMs));
+  const views = sorted.map((n) => nodeView(n, nowMs, sorted.length));
   const list = internNames(views.map((v) => v.name));
   const last = lastCodes.get(list);
   const sideRows = sorted.map((x, i) => (views[i]!.stale ? undefined : rowOf(x, list, last?.rows[i])));

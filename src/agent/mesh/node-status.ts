@@ -81,12 +81,33 @@ export function readyCondition(i: NodeStatusInput, up: number, expected: number)
     : { type: 'Ready', status: 'True', reason: REASONS.PeersNotEstablished, message: `${up}/${expected} peers established; ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? `; and ${problems.length - 5} more` : ''}`.slice(0, 2000) };
 }
 
+/**
+ * Every mesh peer gets an entry up to this many peers. Beyond, only those not up do
+ * (`peersListed: notUp`), at most PEERS_NOT_UP_MAX: a full list grows the object by ~470 bytes a
+ * peer (etcd refuses one of 1.5 MiB, ~3,300 peers), and every agent watches every IPsecNode, so
+ * each status write crosses the apiserver once per node — O(n²) bytes per write, O(n³) a minute.
+ */
+export const PEERS_LISTED_ALL_MAX = 100;
+export const PEERS_NOT_UP_MAX = 100;
+
+/** The entries to publish and what they cover (see PEERS_LISTED_ALL_MAX). */
+export function listedPeers(entries: readonly NodePeerStatus[]): { readonly peers: NodePeerStatus[]; readonly peersListed: NonNullable<IPsecNodeStatus['peersListed']> } {
+  if (entries.length <= PEERS_LISTED_ALL_MAX) return { peers: [...entries], peersListed: 'all' };
+  const notUp = entries.filter((e) => !UP.has(e.state));
+  if (notUp.length <= PEERS_NOT_UP_MAX) return { peers: notUp, peersListed: 'notUp' };
+  // Failed ones (with their errors) first, then by name; the rest stay unlisted and unknown.
+  const rank = (e: NodePeerStatus): number => (e.lastError || e.state === 'failed' ? 0 : 1);
+  const worst = [...notUp].sort((a, b) => rank(a) - rank(b) || a.node.localeCompare(b.node)).slice(0, PEERS_NOT_UP_MAX);
+  return { peers: worst.sort((a, b) => a.node.localeCompare(b.node)), peersListed: 'someNotUp' };
+}
+
 export function computeNodeStatus(i: NodeStatusInput): IPsecNodeStatus {
   const entries = i.peers.map(peerEntry);
   for (const s of i.skipped) entries.push({ node: s.node, state: 'none', lastError: { message: s.reason } });
   entries.sort((a, b) => a.node.localeCompare(b.node));
   const up = entries.filter((e) => UP.has(e.state)).length;
   const expected = entries.length;
+  const listed = listedPeers(entries);
   const want = readyCondition(i, up, expected);
   const prev = i.existing?.find((c) => c.type === 'Ready');
   const ready: Condition = { ...want, lastTransitionTime: prev && prev.status === want.status ? prev.lastTransitionTime : iso(i.nowMs) };
@@ -100,7 +121,8 @@ export function computeNodeStatus(i: NodeStatusInput): IPsecNodeStatus {
     peersUp: up, peersExpected: expected,
     ...(size ? { espOverheadBytes: size.overhead, maxInnerPacketBytes: size.inner } : {}),
     ...(i.certNotAfterMs !== undefined ? { certificateNotAfter: iso(i.certNotAfterMs) } : {}),
-    peers: entries,
+    peers: listed.peers,
+    ...(listed.peersListed !== 'all' ? { peersListed: listed.peersListed } : {}),
     xfrmErrors: { ...i.xfrmErrors },
     lastUpdateTime: iso(i.nowMs),
   };

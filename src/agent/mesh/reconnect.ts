@@ -19,6 +19,7 @@
 // peers already use the IPsecNode spec we published (same endpoint and certificate: a restart with
 // the key and certificate on disk); a new one would race their update. Should the peer be
 // re-initiating at that very moment, the engine settles the two IKE SAs (resolveDuplicates).
+import { unlistedPeersUp } from '../../api/peer-listing.js';
 import { stableJson } from '../../api/stable-json.js';
 import type { IPsecNode, IPsecNodeSpec } from '../../api/types.js';
 import type { TunnelStatus } from '../status.js';
@@ -28,6 +29,8 @@ export interface ReconnectLook {
   /** This agent's peers (mesh peers carry `node`). */
   readonly ours: readonly Pick<TunnelStatus, 'name' | 'node' | 'ikeState' | 'startAction'>[];
   readonly peerNodes: readonly Pick<IPsecNode, 'metadata' | 'status'>[];
+  /** Nodes in the mesh, this one included: a large mesh's statuses list only peers not up. */
+  readonly meshSize: number;
   readonly nowMs: number;
 }
 
@@ -52,7 +55,8 @@ export function staleAtPeer(l: ReconnectLook, staleMs: number): string[] {
     const updated = Date.parse(st?.lastUpdateTime ?? '');
     if (!Number.isFinite(updated) || l.nowMs - updated > staleMs) continue;
     const theirs = st?.peers?.find((p) => p.node === l.self);
-    if (theirs?.state === 'established' || theirs?.state === 'rekeying') out.push(t.name);
+    const up = theirs ? theirs.state === 'established' || theirs.state === 'rekeying' : unlistedPeersUp(st, l.meshSize);
+    if (up) out.push(t.name);
   }
   return out;
 }

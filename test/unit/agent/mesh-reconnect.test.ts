@@ -15,7 +15,7 @@ function peerNode(name: string, aboutSelf: SaStateName | undefined, updatedMs = 
 function ours(node: string, ikeState: SaStateName, startAction = 'respond'): ReconnectLook['ours'][number] {
   return { name: `mesh/${node}`, node, ikeState, startAction };
 }
-const look = (o: Partial<ReconnectLook>): ReconnectLook => ({ self: 'node-c', ours: [], peerNodes: [], nowMs: NOW, ...o });
+const look = (o: Partial<ReconnectLook>): ReconnectLook => ({ self: 'node-c', ours: [], peerNodes: [], meshSize: 3, nowMs: NOW, ...o });
 
 test('a peer that reports an established IKE SA with us while we hold none is a candidate (node rebooted, RFC 7296 §2.4 INITIAL_CONTACT replaces its SA)', () => {
   assert.deepEqual(staleAtPeer(look({ ours: [ours('node-a', 'none'), ours('node-b', 'failed')], peerNodes: [peerNode('node-a', 'established'), peerNode('node-b', 'rekeying')] }), 180_000), ['mesh/node-a', 'mesh/node-b']);
@@ -26,6 +26,14 @@ test('no candidate while we hold or negotiate an SA, or initiate anyway, or the 
   assert.deepEqual(staleAtPeer(look({ ours: [ours('node-a', 'none', 'initiate')], peerNodes: [peerNode('node-a', 'established')] }), 180_000), [], 'the initiating side connects through startInitiating');
   assert.deepEqual(staleAtPeer(look({ ours: [ours('node-a', 'none')], peerNodes: [peerNode('node-a', 'connecting'), peerNode('node-b', 'established')] }), 180_000), [], 'node-a is connecting, node-b is not our peer');
   assert.deepEqual(staleAtPeer(look({ ours: [ours('node-a', 'none')], peerNodes: [peerNode('node-a', undefined)] }), 180_000), []);
+});
+
+test('a large mesh\'s peer that lists only the peers not up (status.peersListed notUp) and expects every other node holds an SA with us when it does not list us; one behind a join (peersExpected short) does not count', () => {
+  const large = (expected: number, listed: 'notUp' | 'someNotUp' = 'notUp'): Pick<IPsecNode, 'metadata' | 'status'> => ({ metadata: { name: 'node-a' }, status: { lastUpdateTime: iso(NOW - 10_000), peersListed: listed, peersExpected: expected, peers: [{ node: 'node-x', state: 'failed' }] } });
+  assert.deepEqual(staleAtPeer(look({ ours: [ours('node-a', 'none')], peerNodes: [large(200)], meshSize: 201 }), 180_000), ['mesh/node-a']);
+  assert.deepEqual(staleAtPeer(look({ ours: [ours('node-a', 'none')], peerNodes: [large(199)], meshSize: 201 }), 180_000), [], 'node-a has not seen every node yet');
+  assert.deepEqual(staleAtPeer(look({ ours: [ours('node-a', 'none')], peerNodes: [large(200, 'someNotUp')], meshSize: 201 }), 180_000), [], 'a truncated list says nothing of the unlisted');
+  assert.deepEqual(staleAtPeer(look({ ours: [ours('node-a', 'none')], peerNodes: [peerNode('node-a', undefined)], meshSize: 2 }), 180_000), [], 'a full list without us: no SA');
 });
 
 test('a stale or missing status is not believed (the peer\'s agent may be gone)', () => {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { computeNodeStatus, significantPart, type NodeStatusInput } from '../../../src/agent/mesh/node-status.js';
+import { PEERS_LISTED_ALL_MAX, PEERS_NOT_UP_MAX, computeNodeStatus, significantPart, type NodeStatusInput } from '../../../src/agent/mesh/node-status.js';
 import { NodePublisher } from '../../../src/agent/mesh/publisher.js';
 import { prepareStateDir } from '../../../src/agent/mesh/state-dir.js';
 import type { TunnelStatus } from '../../../src/agent/status.js';
@@ -156,4 +156,19 @@ test('state directory: checkpoints and reqids of an earlier boot are discarded, 
   assert.equal(after.discarded, 2);
   assert.deepEqual(readdirSync(after.sa), ['boot-id']);
   assert.deepEqual(readdirSync(after.identity), ['node.key']);
+});
+
+test('a mesh of more than PEERS_LISTED_ALL_MAX peers lists only those not up (peersListed notUp), failed ones first when even those are too many (someNotUp): the object stays far below etcd\'s 1.5 MiB request limit (~3,300 full entries)', () => {
+  const many = (n: number, down: number): TunnelStatus[] => Array.from({ length: n }, (_, i) => peer(`node-${String(i).padStart(4, '0')}`, i < down ? 'connecting' : 'established'));
+  const small = computeNodeStatus(input({ peers: many(PEERS_LISTED_ALL_MAX, 1) }));
+  assert.deepEqual([small.peers?.length, small.peersListed], [PEERS_LISTED_ALL_MAX, undefined], 'up to the limit every peer has an entry');
+  const large = computeNodeStatus(input({ peers: many(5000, 3), skipped: [{ node: 'node-zzzz', reason: 'no identity yet' }] }));
+  assert.deepEqual([large.peersListed, large.peersExpected, large.peersUp], ['notUp', 5001, 4997]);
+  assert.deepEqual(large.peers?.map((p) => [p.node, p.state]), [['node-0000', 'connecting'], ['node-0001', 'connecting'], ['node-0002', 'connecting'], ['node-zzzz', 'none']]);
+  assert.ok(JSON.stringify(large).length < 8_000, `${JSON.stringify(large).length} bytes`);
+  const failed = peer('node-4999', 'failed', { lastError: { notify: 'AUTHENTICATION_FAILED', message: 'x', time: '2026-12-06T09:59:59.000Z' } });
+  const worst = computeNodeStatus(input({ peers: [...many(4999, PEERS_NOT_UP_MAX + 50), failed] }));
+  assert.equal(worst.peersListed, 'someNotUp');
+  assert.equal(worst.peers?.length, PEERS_NOT_UP_MAX);
+  assert.ok(worst.peers?.some((p) => p.node === 'node-4999'), 'the failed peer is listed although it sorts last');
 });

@@ -241,3 +241,19 @@ test('scale: 1,000 nodes that report no peers (499,500 pairs down) evaluate, tra
   assert.deepEqual([s1.ev.expected, s1.ev.counts.unknown, w.length, s1.t.wentDown.length], [499_500, 499_500, 10, 0]);
   assert.ok(ms < 5000, `took ${ms.toFixed(0)} ms`);
 });
+
+test('a node listing only the peers not up (status.peersListed notUp, as agents of meshes over 100 peers write it) reports every unlisted peer up, but only while it expects every other node; someNotUp leaves the unlisted unknown', () => {
+  const names = ['a', 'b', 'c', 'd'];
+  const nodes = mesh(names, { 'a>b': null, 'a>c': null, 'a>d': { state: 'connecting' } });
+  const listing = (n: IPsecNode, peersListed: 'notUp' | 'someNotUp', peersExpected: number): IPsecNode => ({ ...n, status: { ...n.status, peersListed, peersExpected } });
+  const judged = (a: IPsecNode): PairEvaluation => evaluatePairs([a, ...nodes.slice(1)], T0);
+  const full = judged(listing(nodes[0]!, 'notUp', 3));
+  assert.deepEqual([full.established, downPairs(full).map((p) => [p.key, p.state])], [5, [['a <-> d', 'half']]]);
+  assert.match(downPairs(full)[0]!.message, /a: no SA yet|a: connecting/);
+  assert.equal(pairOf([listing(nodes[0]!, 'notUp', 3), ...nodes.slice(1)], 'a', 'b'), undefined, 'a <-> b established');
+  const behind = judged(listing(nodes[0]!, 'notUp', 2));
+  assert.deepEqual(downPairs(behind).map((p) => [p.key, p.state]), [['a <-> b', 'half'], ['a <-> c', 'half'], ['a <-> d', 'half']], 'a expects 2 peers of 3: it has not seen a join');
+  assert.match(pairOf([listing(nodes[0]!, 'notUp', 2), ...nodes.slice(1)], 'a', 'b')!.message, /a: does not report b/);
+  const truncated = judged(listing(nodes[0]!, 'someNotUp', 3));
+  assert.deepEqual(downPairs(truncated).map((p) => p.state), ['half', 'half', 'half']);
+});
