@@ -80,7 +80,7 @@ function fields(g: Graph, classes: readonly string[]): void {
     if (c !== undefined) { roots.push(i); label.set(i, c); }
   }
   for (const r of roots) seen[r] = 1;
-  // Only what is owned: a node with one strong retainer (shared proposals, configs and the engine
+  // Only what is owned: a node with at most MAX_OWNERS strong retainers (shared proposals, configs and the engine
   // itself are retained from many places and not charged to any field).
   const indeg = new Uint32Array(n);
   for (let e = 0; e < g.s.edges.length; e += g.ef) if (!['weak', 'shortcut'].includes(g.edgeTypes[g.s.edges[e]!]!)) indeg[g.s.edges[e + 2]! / g.nf]!++;
@@ -99,7 +99,7 @@ function fields(g: Graph, classes: readonly string[]): void {
       const stack = [to];
       while (stack.length) {
         const x = stack.pop()!;
-        if (seen[x] || indeg[x]! > 1) continue;
+        if (seen[x] || indeg[x]! > MAX_OWNERS) continue;
         const t = typeOf(g, x);
         if (t === 'code' || t === 'hidden' && nameOf(g, x) === 'system / Map') continue; // shared shapes and code
         seen[x] = 1;
@@ -122,6 +122,9 @@ function fields(g: Graph, classes: readonly string[]): void {
 const argv = process.argv.slice(2);
 // --detail: plain objects grouped by their first property names, closures by name, timers by callback.
 const DETAIL = argv.includes('--detail') ? (argv.splice(argv.indexOf('--detail'), 1), true) : false;
+// --owners N: a field also charges nodes with up to N strong retainers (default 1: owned only;
+// 2 takes in a buffer that a view and its ArrayBuffer both hold).
+const MAX_OWNERS = argv.includes('--owners') ? Number(argv.splice(argv.indexOf('--owners'), 2)[1]) : 1;
 const opt = (f: string): string | undefined => { const i = argv.indexOf(f); return i >= 0 ? argv.splice(i, 2)[1] : undefined; };
 const beforeFile = opt('--before');
 const classes = (opt('--class') ?? 'IkeSa').split(',');

@@ -135,7 +135,7 @@ process.on('SIGUSR2', () => {
 v8.setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc');
 let addon = null;
-try { addon = createRequire(import.meta.url)(resolve(dirname(process.argv[1]), '../../native/build/Release/kipsec_esp.node')); } catch { /* no addon */ }
+try { addon = createRequire(import.meta.url)(process.env.KIPSEC_ESP_ADDON ?? resolve(dirname(process.argv[1]), '../../native/build/Release/kipsec_esp.node')); } catch { /* no addon */ }
 let memSeq = 0;
 process.on('SIGWINCH', () => {
   gc(); gc();
