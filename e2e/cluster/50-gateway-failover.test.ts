@@ -6,7 +6,10 @@
 //   which; with the active agent SIGKILLed (by pid) under a 10/s ping from the VPC host and one
 //   from node-c's pod, the standby takes the Lease and brings the tunnel up on its own, both pings
 //   resume with no action, the outage and the lost echoes are printed (never judged beyond a
-//   generous bound), the status shows the roles swapped and an ActiveGateway Event says so;
+//   generous bound), the status shows the roles swapped and an ActiveGateway Event says so; the
+//   same with the active node gone (its wire port down as well): with kernel ESP a dead agent's SAs
+//   keep carrying traffic until charon replaces them, a dead node's do not, so the two outages differ;
+//   the killed agent started again (the node back) stands by;
 // - spec.remote.standbyAddresses (a cloud HA pair): with spec.remote.address unreachable, the
 //   active gateway moves to the standby address after REMOTE_FAILOVER_MS without an IKE SA, the
 //   tunnel comes up there and status.gateways[].remoteAddress says which address is in use; the
@@ -14,12 +17,12 @@
 //   is what brought the first one up).
 // The ping target 10.96.0.10 is on both gateways' loopback (as kube-proxy in IPVS mode puts every
 // ClusterIP on every node), so the VPC host's flow works through whichever gateway is active.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { RESOURCES, resourcePath } from '../../src/api/kube/client.js';
 import { REMOTE_FAILOVER_MS } from '../../src/agent/gateway/compile.js';
 import { CLOUD_IKE, CLOUD_IP, SERVICE_IP, SERVICE_NET, VPC_HOST, VPC_NET, startCloud } from '../lib/cloud-gateway.js';
-import { nodeByName } from '../lib/cluster-net.js';
+import { nodeByName, type ClusterNode } from '../lib/cluster-net.js';
 import { activeEstablished, deleteTunnelsAfter, getTunnel, pskSecrets, tunnelEvents, tunnelPath } from '../lib/gateway-tunnel.js';
 import { eventually, uniqueName } from '../lib/kube.js';
 import { startMeshLane } from '../lib/mesh-lane.js';
@@ -108,12 +111,21 @@ test('gateway failover on kernel ESP: two gateway nodes, one active through the 
   assert.equal(up.activeGateway, activeNode.name);
   assert.equal(first.remoteAddress, CLOUD_IP, 'status says which remote address is in use');
 
-  await t.test('the active agent SIGKILLed by pid under a 10/s ping from the VPC host and from node-c\'s pod: the standby takes the Lease and the tunnel, both pings resume without action, the status shows the roles swapped and an ActiveGateway Event says so; the outage is printed', async (tt) => {
+  /**
+   * The active gateway `from` dies under a 10/s ping from the VPC host and from node-c's pod: its
+   * agent SIGKILLed by pid, with `unplug` its wire port down too (the node gone: with kernel ESP a
+   * dead agent's SAs keep carrying traffic until the remote side replaces them, a dead node's do
+   * not). `to` must take the Lease and the tunnel, both pings resume on their own, the status shows
+   * the roles swapped and an ActiveGateway Event says so; the outage and losses are printed.
+   */
+  const takeover = async (tt: TestContext, from: ClusterNode, to: ClusterNode, o: { readonly unplug: boolean }): Promise<void> => {
+    const before = activeEstablished((await getTunnel(kube, vpc)).status?.gateways);
+    assert.equal(before?.node, from.name, 'the active gateway to kill');
     // node-c reaches the VPC through the active gateway once its pair with it carries the VPC (first answer).
     await eventually(async () => {
       const r = await podC.ns.run('ping', ['-n', '-c', '1', '-W', '1', '-I', podC.ip, VPC_HOST], { check: false, timeoutMs: 5_000 });
       return pingCounts(r.stdout).received === 1 ? true : undefined;
-    }, 60_000, 250, { what: `${podC.name} → ${VPC_HOST} through ${activeNode.name}`, state: async () => `${(await nodeC.ns.run('ip', ['route', 'show', 'table', '220'])).stdout}\n${lane.logs(2500)}` });
+    }, 60_000, 250, { what: `${podC.name} → ${VPC_HOST} through ${from.name}`, state: async () => `${(await nodeC.ns.run('ip', ['route', 'show', 'table', '220'])).stdout}\n${lane.logs(2500)}` });
     const fromVpc = new ContinuousPing(cloud, VPC_HOST, SERVICE_IP, { intervalMs: 100 });
     const fromPod = new ContinuousPing(podC.ns, podC.ip, VPC_HOST, { intervalMs: 100 });
     try {
@@ -125,50 +137,69 @@ test('gateway failover on kernel ESP: two gateway nodes, one active through the 
       };
       await answers(fromVpc, 5, 'the ping from the VPC host through the tunnel', 10_000);
       await answers(fromPod, 5, `${podC.name}'s ping to the VPC host`, 10_000);
-      const agent = lane.agents.get(activeNode.name)!;
+      const agent = lane.agents.get(from.name)!;
       const killedAt = Date.now();
+      if (o.unplug) await c.wire.run('ip', ['link', 'set', from.wirePort, 'down']);
       process.kill(agent.pid, 'SIGKILL');
       await agent.exited(10_000).catch(() => undefined);
       const taken = await eventually(async () => {
-        const g = (await getTunnel(kube, vpc)).status?.gateways?.find((x) => x.node === standbyNode.name);
+        const g = (await getTunnel(kube, vpc)).status?.gateways?.find((x) => x.node === to.name);
         return g?.role === 'active' && g.childSaState === 'established' ? g : undefined;
       }, 60_000, 250, explain(vpc));
       const reportedS = (Date.now() - killedAt) / 1000;
-      // Resumed: 20 answers in a row's worth, within a generous bound (the measured figure is printed below).
+      // Resumed: 20 answers, within a generous bound (the measured figures are printed below).
       await answers(fromVpc, 20, 'the ping from the VPC host after the take-over', 60_000);
       await answers(fromPod, 20, `${podC.name}'s ping after the take-over`, 60_000);
       const [rv, rp] = [await fromVpc.stop(), await fromPod.stop()];
-      const line = `failover on kernel ESP: outage ${(rv.longestGapMs / 1000).toFixed(1)} s from the VPC host (${rv.lost.length} of ${rv.sent} echoes lost), ${(rp.longestGapMs / 1000).toFixed(1)} s from ${podC.name} (${rp.lost.length} of ${rp.sent} lost); the new active gateway reported established ${reportedS.toFixed(1)} s after the kill`;
+      const line = `failover on kernel ESP, ${from.name} ${o.unplug ? 'unplugged and its agent' : 'agent'} SIGKILLed: outage ${(rv.longestGapMs / 1000).toFixed(1)} s from the VPC host (${rv.lost.length} of ${rv.sent} echoes lost), ${(rp.longestGapMs / 1000).toFixed(1)} s from ${podC.name} (${rp.lost.length} of ${rp.sent} lost); ${to.name} reported established ${reportedS.toFixed(1)} s after the kill`;
       console.log(line);
       tt.diagnostic(line);
       assert.ok(rv.lost.length < rv.sent && rp.lost.length < rp.sent, line);
-      assert.notEqual(taken.inboundSpi, first.inboundSpi, 'a new Child SA from the new gateway');
+      assert.notEqual(taken.inboundSpi, before.inboundSpi, 'a new Child SA from the new gateway');
       assert.equal(taken.remoteAddress, CLOUD_IP);
       const sas = await swan.listSas();
-      assert.match(sas, new RegExp(`remote '${GATEWAY_ID}' @ ${standbyNode.ip.replace(/\./g, '\\.')}`), `charon's IKE SA is with the new gateway:\n${sas}`);
+      assert.match(sas, new RegExp(`remote '${GATEWAY_ID}' @ ${to.ip.replace(/\./g, '\\.')}`), `charon's IKE SA is with the new gateway:\n${sas}`);
       // The dead gateway's last report still says active: the operator reads the Lease and shows it standby.
-      const resolved = await eventually(async () => { const st = (await getTunnel(kube, vpc)).status; return st?.activeGateway === standbyNode.name ? st : undefined; }, 15_000, 250, explain(vpc));
-      const dead = resolved.gateways?.find((g) => g.node === activeNode.name);
+      const resolved = await eventually(async () => { const st = (await getTunnel(kube, vpc)).status; return st?.activeGateway === to.name ? st : undefined; }, 15_000, 250, explain(vpc));
+      const dead = resolved.gateways?.find((g) => g.node === from.name);
       assert.equal(dead?.role, 'standby', JSON.stringify(resolved.gateways));
       assert.match(dead?.lastError?.message ?? '', /is held by/);
-      const ev = await eventually(async () => (await tunnelEvents(kube, vpc)).find((e) => e.reason === 'ActiveGateway' && e.note === `${standbyNode.name} is the active gateway now (was ${activeNode.name})`), 15_000, 250, explain(vpc));
+      const ev = await eventually(async () => (await tunnelEvents(kube, vpc)).find((e) => e.reason === 'ActiveGateway' && e.note === `${to.name} is the active gateway now (was ${from.name})`), 15_000, 250, explain(vpc));
       tt.diagnostic(`Event ActiveGateway: ${ev.note}`);
     } finally {
       await fromVpc.stop();
       await fromPod.stop();
     }
+  };
+
+  /** `n`'s agent started again (its node back on the wire): it stands by, no error, and `active` keeps the tunnel. */
+  const backAsStandby = async (n: ClusterNode, active: ClusterNode): Promise<void> => {
+    await c.wire.run('ip', ['link', 'set', n.wirePort, 'up']);
+    if (!lane.agents.get(n.name)?.running()) await lane.startAgent(n);
+    const st = await eventually(async () => {
+      const s = (await getTunnel(kube, vpc)).status;
+      const back = s?.gateways?.find((g) => g.node === n.name);
+      return back?.role === 'standby' && back.lastError === undefined && activeEstablished(s?.gateways)?.node === active.name ? s : undefined;
+    }, 60_000, 500, explain(vpc));
+    assert.equal(st.activeGateway, active.name);
+  };
+
+  await t.test('the active agent SIGKILLed by pid under a 10/s ping from the VPC host and from node-c\'s pod: the standby takes the Lease and the tunnel, both pings resume without action, the status shows the roles swapped and an ActiveGateway Event says so; the outage is printed', async (tt) => {
+    await takeover(tt, activeNode, standbyNode, { unplug: false });
   });
 
   await t.test('the killed gateway\'s agent started again: it stands by (its own report says standby, no error) and the tunnel stays with the new gateway', async () => {
-    await lane.startAgent(activeNode);
-    const st = await eventually(async () => {
-      const s = (await getTunnel(kube, vpc)).status;
-      const back = s?.gateways?.find((g) => g.node === activeNode.name);
-      return back?.role === 'standby' && back.lastError === undefined && activeEstablished(s?.gateways)?.node === standbyNode.name ? s : undefined;
-    }, 60_000, 500, explain(vpc));
-    assert.equal(st.activeGateway, standbyNode.name);
+    await backAsStandby(activeNode, standbyNode);
     const r = await cloud.run('ping', ['-n', '-c', '3', '-i', '0.2', '-W', '2', '-I', VPC_HOST, SERVICE_IP], { check: false, timeoutMs: 20_000 });
     assert.equal(pingCounts(r.stdout).received, 3, r.stdout);
+  });
+
+  await t.test('the active gateway node gone (its wire port down, its agent SIGKILLed) under the same pings: the other gateway takes over, both pings resume without action; the outage is printed; the node back, it stands by', async (tt) => {
+    try {
+      await takeover(tt, standbyNode, activeNode, { unplug: true });
+    } finally {
+      await backAsStandby(standbyNode, activeNode);
+    }
   });
 
   await t.test('spec.remote.standbyAddresses: remote.address unreachable, the active gateway moves to the standby address after REMOTE_FAILOVER_MS without an IKE SA; Established there, status.gateways[].remoteAddress says so, traffic crosses; the same tunnel without standbyAddresses is still down', async (tt) => {
