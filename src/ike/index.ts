@@ -8,11 +8,12 @@
 //                        (core.ts), initiated exchanges + retransmission (tasks.ts), answered
 //                        exchanges + response cache (responder.ts), lifecycle, SK/SKF (wire.ts);
 //                        host.ts is what those modules need of the core (none of them imports core.ts)
-//   exchanges/           one module per exchange concern: ike-init, ike-auth, child-sa (shared
-//                        negotiation), ike-rekey, informational, collision, cookie
-//   steps/               exchanges as pure steps (state variant in, { next, effects } out):
-//                        child.ts / child-responder.ts for CREATE_CHILD_SA of Child SAs, driven
-//                        by sa/child-tasks.ts
+//   exchanges/           what the steps share: ike-init, child-sa (Child SA negotiation),
+//                        invalid-ke, cookie
+//   steps/               exchanges as pure steps (state variant in, { next, effects } out), one
+//                        file per exchange and role: ike-auth(-responder), intermediate, child
+//                        (-responder), followup-ke, ike-rekey(-responder), informational,
+//                        collision; each driven by its sa/*-tasks.ts
 //   codec/ crypto/ policy/  wire format, cryptography, proposals
 export * from './engine.js';
 export * from './ports.js';

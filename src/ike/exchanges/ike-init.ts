@@ -35,11 +35,11 @@ import { ikeKeysOf } from '../sa/ike-keys.js';
 import { addressBytes, suiteText } from '../sa/memo.js';
 import { ikeFailure, type Ctx } from '../sa/context.js';
 import { MAX_INIT_RETRIES, NONCE_BYTES } from '../sa/defaults.js';
-import type { IkeKeys, IkeSa, PeerRuntime } from '../sa/ike-sa.js';
+import { spiBytes, type IkeKeys, type IkeSa, type PeerRuntime } from '../sa/ike-sa.js';
 import { additionalMethods, EMPTY_CHAIN } from '../steps/intermediate.js';
 import { isAdditionalKeyExchangeType } from '../constants.js';
 import type { CookieJar } from './cookie.js';
-import { certReqPayloads } from './ike-auth.js';
+import { certReqPayloads } from '../steps/ike-auth.js';
 
 function natHash(spiI: bigint, spiR: bigint, ep: Endpoint): Uint8Array {
   return new Uint8Array(createHash('sha1').update(natDetectionInput(spiI, spiR, addressBytes(ep.address), ep.port)).digest());
@@ -194,10 +194,6 @@ export function consumeInitResponse(ctx: Ctx, sa: IkeSa, m: IkeMessage, datagram
   sa.intermediate = methods.length > 0 ? { tag: 'to-send', n: 1, methods, chain: EMPTY_CHAIN } : null;
   sa.state = { tag: 'auth-sent' };
   return { kind: 'ok' };
-}
-
-export function spiBytes(spi: bigint): Uint8Array {
-  const out = new Uint8Array(8); new DataView(out.buffer).setBigUint64(0, spi); return out;
 }
 
 export interface InitResponderEnv {

@@ -322,6 +322,11 @@ export function authenticated(sa: Pick<IkeSa, 'state'>): boolean {
   return t === 'established' || t === 'rekeyed' || t === 'deleting';
 }
 
+/** An IKE SPI as its 8 octets on the wire (§3.1), as prf+ and the SA payload take it. */
+export function spiBytes(spi: bigint): Uint8Array {
+  const out = new Uint8Array(8); new DataView(out.buffer).setBigUint64(0, spi); return out;
+}
+
 export function spiHex(spi: bigint): string { return spi.toString(16).padStart(16, '0'); }
 export function ikeSpisText(sa: Pick<IkeSa, 'spiI' | 'spiR'>): string { return `${spiHex(sa.spiI)}_i ${spiHex(sa.spiR)}_r`; }
 /** The SPI that identifies the SA for us (the one we chose). */

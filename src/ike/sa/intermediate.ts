@@ -3,7 +3,7 @@
 // key update (RFC 9370 §2.2.1) that replaces the SA's keys and SK ciphers.
 import type { SkCipher } from '../crypto/sk.js';
 import type { IkeSaKeys } from '../crypto/keys.js';
-import { spiBytes } from '../exchanges/ike-init.js';
+import { spiBytes } from './ike-sa.js';
 import type { IntermediateView } from '../steps/intermediate.js';
 import type { Ctx } from './context.js';
 import type { EngineHost } from './host.js';

@@ -6,11 +6,10 @@ import type { ParseError } from '../../common/errors.js';
 import { decodeHeader, type IkeHeader } from '../codec/header.js';
 import { encodeMessage } from '../codec/message.js';
 import { replyNotifyFor } from '../codec/payloads/notify-data.js';
-import { ExchangeType, NotifyError, NotifyStatus, ProtocolId } from '../constants.js';
+import { ExchangeType, NotifyError, ProtocolId } from '../constants.js';
 import { notify as notifyOf } from '../codec/payloads/notify.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
-import { respondAuth } from '../exchanges/ike-auth.js';
 import { respondInit } from '../exchanges/ike-init.js';
 import { respondIntermediate } from '../steps/intermediate.js';
 import { applyIntermediateKeys, intermediateView } from './intermediate.js';
@@ -19,8 +18,9 @@ import type { Endpoint } from '../ports.js';
 import { ikeFailure } from './context.js';
 import type { EngineHost } from './host.js';
 import { spiHex, type IkeSa } from './ike-sa.js';
-import { emitChildUp, establish, installChild, teardown } from './lifecycle.js';
-import { answerChildFollowup, answerChildRequest, holdForPeerReauth, releaseSpi } from './child-tasks.js';
+import { teardown } from './lifecycle.js';
+import { answerChildFollowup, answerChildRequest, releaseSpi } from './child-tasks.js';
+import { answerAuth } from './ike-auth-tasks.js';
 import { answerIkeFollowupDone, answerIkeRekey } from './ike-rekey-tasks.js';
 import { answerInformational } from './informational-tasks.js';
 import { mtuOf, newSa } from './task-retransmit.js';
@@ -179,34 +179,9 @@ export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, fro
   const type = m.header.exchangeType;
   switch (type) {
     case ExchangeType.IKE_AUTH: {
+      // steps/ike-auth-responder.ts: IDi may pick another config at these addresses.
       const candidates = [sa.peer, ...e.candidates(from, to).filter((p) => p !== sa.peer)];
-      const before = sa.peer.config.name;
-      const r = await respondAuth(e, sa, m, candidates);
-      if (sa.peer.config.name !== before) e.rehome(sa, before);
-      if (r.kind === 'drop') { e.drop(r.reason); return; }
-      if (r.kind === 'failed') {
-        sendResponse(e, sa, type, id, r.reply);
-        e.failure(sa.peer, r.failure);
-        await teardown(e, sa, 'negotiation-failed');
-        return;
-      }
-      establish(e, sa, { initialContact: r.initialContact });
-      const ok = r.child ? await installChild(e, sa, r.child.sa, holdForPeerReauth(e, sa, r.child.sa, r.child.install, !r.initialContact)) : false;
-      if (r.initialContact) {
-        // §2.4: the peer has no state for older IKE SAs with us; drop them (and their children).
-        // Only SAs that were up before this one started: in a simultaneous start the other SA is
-        // as new as this one, and resolveDuplicates settles which of the two stays. After the new
-        // Child SA is installed, so its policies carry on and nothing leaves in clear between.
-        for (const other of e.liveSas(sa.peer.config.name))
-          if (other !== sa && other.state.tag === 'established' && (other.upSerial ?? Infinity) < sa.serial) await teardown(e, other, 'replaced');
-      }
-      // The kernel refused: answer without the child rather than with one we do not have.
-      const reply = r.child && !ok
-        ? [...r.reply.filter((x) => x.kind !== 'sa' && x.kind !== 'tsi' && x.kind !== 'tsr' && !(x.kind === 'notify' && x.type === NotifyStatus.USE_TRANSPORT_MODE)), notifyOf(NotifyError.NO_ADDITIONAL_SAS)]
-        : r.reply;
-      sendResponse(e, sa, type, id, reply);
-      if (ok && r.child) emitChildUp(e, r.child.sa);
-      if (r.childFailure) e.failure(sa.peer, r.childFailure);
+      await answerAuth(e, sa, m, candidates, (payloads) => sendResponse(e, sa, type, id, payloads));
       return;
     }
     case ExchangeType.IKE_INTERMEDIATE: {

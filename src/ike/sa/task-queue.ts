@@ -3,11 +3,11 @@
 // its kind (or finds it moot). Sending and retransmitting is task-retransmit.ts.
 import { ExchangeType } from '../constants.js';
 import type { IkePayload } from '../codec/payload.js';
-import { buildAuthRequest, intermediatePending } from '../exchanges/ike-auth.js';
 import { requestIntermediate } from '../steps/intermediate.js';
 import { intermediateView } from './intermediate.js';
 import { deleteChildPayloads, requestIkeDelete, requestLiveness } from '../steps/informational.js';
 import { startChild } from './child-tasks.js';
+import { startAuth } from './ike-auth-tasks.js';
 import type { EngineHost } from './host.js';
 import { REKEY_RETRY_MS } from './defaults.js';
 import type { IkeSa, Outstanding, Task } from './ike-sa.js';
@@ -58,12 +58,9 @@ async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
       for (const ef of step.effects) if (ef.kind === 'send') send(e, sa, task, ExchangeType.IKE_INTERMEDIATE, ef.payloads);
       return true;
     }
-    case 'ike-auth': {
-      if (sa.state.tag !== 'auth-sent' || intermediatePending(sa)) return false;
-      const { payloads, child } = await buildAuthRequest(e, sa);
-      send(e, sa, task, ExchangeType.IKE_AUTH, payloads, child ? { child } : {});
-      return true;
-    }
+    case 'ike-auth':
+      // steps/ike-auth.ts, after IKE_SA_INIT and every IKE_INTERMEDIATE.
+      return startAuth(e, sa, (payloads, offer) => send(e, sa, task, ExchangeType.IKE_AUTH, payloads, offer ? { child: offer } : {}));
     case 'child-create': {
       if (!established) return false;
       if (sa.followup) { deferChild(e, sa, task); return false; }

@@ -1,24 +1,22 @@
 // The answer to our request goes to the step for its task kind; after it, the next queued task
-// starts. IKE_SA_INIT, IKE_INTERMEDIATE and IKE_AUTH answers are handled here, Child SA ones in
-// child-tasks.ts, IKE rekey ones in ike-rekey-tasks.ts, those to our Delete of the IKE SA and our
+// starts. IKE_SA_INIT and IKE_INTERMEDIATE answers are handled here, IKE_AUTH ones in
+// ike-auth-tasks.ts, Child SA ones in child-tasks.ts, IKE rekey ones in ike-rekey-tasks.ts, those to our Delete of the IKE SA and our
 // liveness check by the INFORMATIONAL steps (their effects: task-retransmit.ts performRequest).
-import { ExchangeType, NotifyError } from '../constants.js';
+import { ExchangeType } from '../constants.js';
 import type { IkeMessage } from '../codec/message.js';
-import { notify } from '../codec/payloads/notify.js';
-import { consumeAuthResponse } from '../exchanges/ike-auth.js';
 import { consumeIntermediateResponse } from '../steps/intermediate.js';
 import { ikeDeleteAnswered, livenessAnswered } from '../steps/informational.js';
 import { applyIntermediateKeys, intermediateView } from './intermediate.js';
 import { consumeInitResponse, startInit } from '../exchanges/ike-init.js';
-import { abandonChild, onChildDeleteAnswered, onChildResponse, releaseSpi } from './child-tasks.js';
+import { onChildDeleteAnswered, onChildResponse } from './child-tasks.js';
+import { onAuthResponse } from './ike-auth-tasks.js';
 import type { EngineHost } from './host.js';
 import type { IkeSa, Outstanding } from './ike-sa.js';
-import { emitChildUp, establish, installChild, teardown } from './lifecycle.js';
-import { finishReauth, noteReauthChildFailed } from './reauth.js';
+import { teardown } from './lifecycle.js';
+import { finishReauth } from './reauth.js';
 import { onFollowup, onIkeRekey } from './ike-rekey-tasks.js';
 import { next } from './task-queue.js';
-import { arm, mtuOf, performRequest, scheduleRetry } from './task-retransmit.js';
-import { headerFor, sealMessage } from './wire.js';
+import { arm, performRequest, scheduleRetry } from './task-retransmit.js';
 
 export async function handleResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, datagram: Uint8Array): Promise<void> {
   const o = sa.outstanding;
@@ -29,7 +27,7 @@ export async function handleResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, da
   switch (task.kind) {
     case 'ike-init': await onInit(e, sa, m, datagram, o); break;
     case 'ike-intermediate': if (!await onIntermediate(e, sa, m)) return; break;
-    case 'ike-auth': await onAuth(e, sa, m, o); break;
+    case 'ike-auth': await onAuthResponse(e, sa, m, o); break;
     case 'child-create':
     case 'child-rekey': await onChildResponse(e, sa, m, o, task); break;
     case 'child-delete': await onChildDeleteAnswered(e, sa, task); break;
@@ -89,31 +87,4 @@ async function onIntermediate(e: EngineHost, sa: IkeSa, m: IkeMessage): Promise<
   }
   sa.pending.unshift(step.next.tag === 'done' ? { kind: 'ike-auth' } : { kind: 'ike-intermediate' });
   return true;
-}
-
-async function onAuth(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstanding): Promise<void> {
-  const r = await consumeAuthResponse(e, sa, m, o.child);
-  if (r.kind === 'drop') { e.drop(r.reason); arm(e, sa, o); return; }
-  if (r.kind === 'failed') {
-    e.failure(sa.peer, r.failure);
-    releaseSpi(e, sa, o.child?.spi);
-    if (r.notifyPeer) {
-      // §2.21.2: tell the responder, without waiting for an answer.
-      const id = sa.nextRequestId++;
-      for (const d of sealMessage(sa, headerFor(sa, ExchangeType.INFORMATIONAL, id, false), [notify(NotifyError.AUTHENTICATION_FAILED)], mtuOf(sa))) e.ports.transport.send(d, sa.remote, sa.local);
-    }
-    await teardown(e, sa, 'negotiation-failed');
-    scheduleRetry(e, sa.peer);
-    return;
-  }
-  establish(e, sa);
-  if (r.child) {
-    if (await installChild(e, sa, r.child.sa, r.child.install)) emitChildUp(e, r.child.sa);
-    else abandonChild(e, sa, r.child.sa, { kind: 'child-create', child: r.child.sa.runtime });
-  } else if (r.childFailure) {
-    e.failure(sa.peer, r.childFailure);
-    releaseSpi(e, sa, o.child?.spi);
-    if (sa.peer.children[0]) noteReauthChildFailed(sa, sa.peer.children[0].config.name);
-  }
-  for (const c of sa.peer.children.slice(1)) sa.pending.push({ kind: 'child-create', child: c });
 }

@@ -13,7 +13,7 @@ import type { IkePayload } from '../codec/payload.js';
 import { notify } from '../codec/payloads/notify.js';
 import { invalidKeNotify } from '../codec/payloads/notify-data.js';
 import { createKeyShare } from '../crypto/dh.js';
-import { spiBytes } from '../exchanges/ike-init.js';
+import { spiBytes } from '../sa/ike-sa.js';
 import { dhGroupOf, fromSaProposal, selectedToSaProposal } from '../policy/convert.js';
 import { formatProposal } from '../policy/proposal.js';
 import { selectProposal } from '../policy/select.js';

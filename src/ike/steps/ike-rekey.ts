@@ -24,7 +24,7 @@ import type { IkePayload } from '../codec/payload.js';
 import { createKeyShare } from '../crypto/dh.js';
 import { deriveRekeyedIkeSaKeys, type IkeSaKeys } from '../crypto/keys.js';
 import { ourRekeyLoses } from './collision.js';
-import { spiBytes } from '../exchanges/ike-init.js';
+import { spiBytes } from '../sa/ike-sa.js';
 import { keRetry } from '../exchanges/invalid-ke.js';
 import { dhGroupOf, fromSaProposal, ikeSuiteOf, toSaProposals } from '../policy/convert.js';
 import { checkProposalReply, type SelectedProposal } from '../policy/select.js';

@@ -1,5 +1,5 @@
 // Peer certificates an IKE responder or initiator must refuse (validateCertificateChain and
-// matchIdentity, as verifyPeerAuth in exchanges/ike-auth.ts calls them): paths over the depth
+// matchIdentity, as verifyPeerAuth in steps/ike-auth.ts calls them): paths over the depth
 // limit, CERT payloads over the count and size limits, wrong keyUsage / extendedKeyUsage, unknown
 // critical extensions, certificates outside their validity period, and IKE identities the
 // certificate does not carry. Every refusal is a CertificateError (AUTHENTICATION_FAILED) with its

@@ -15,7 +15,7 @@ import type { IkePayload } from '../../../../src/ike/codec/payload.js';
 import { createKeyShare } from '../../../../src/ike/crypto/dh.js';
 import { deriveIkeSaKeys } from '../../../../src/ike/crypto/keys.js';
 import { createSkPair } from '../../../../src/ike/crypto/sk.js';
-import { spiBytes } from '../../../../src/ike/exchanges/ike-init.js';
+import { spiBytes } from '../../../../src/ike/sa/ike-sa.js';
 import { keRetry } from '../../../../src/ike/exchanges/invalid-ke.js';
 import type { Endpoint, IkeEvent } from '../../../../src/ike/ports.js';
 import { fromSaProposal, ikeSuiteOf, toSaProposals } from '../../../../src/ike/policy/convert.js';

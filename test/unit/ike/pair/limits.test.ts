@@ -14,7 +14,7 @@ import { notify } from '../../../../src/ike/codec/payloads/notify.js';
 import { createKeyShare } from '../../../../src/ike/crypto/dh.js';
 import { deriveIkeSaKeys } from '../../../../src/ike/crypto/keys.js';
 import { createSkPair } from '../../../../src/ike/crypto/sk.js';
-import { spiBytes } from '../../../../src/ike/exchanges/ike-init.js';
+import { spiBytes } from '../../../../src/ike/sa/ike-sa.js';
 import type { Endpoint } from '../../../../src/ike/ports.js';
 import { fromSaProposal, ikeSuiteOf, toSaProposals } from '../../../../src/ike/policy/convert.js';
 import { parseProposals } from '../../../../src/ike/policy/proposal.js';

@@ -6,7 +6,7 @@ import { SecretBytes } from '../../../../src/common/secret.js';
 import { SeededRandom } from '../../../../src/common/time.js';
 import { DhId, EncrId, ExchangeType, PrfId } from '../../../../src/ike/constants.js';
 import { expandIkeSaKeys } from '../../../../src/ike/crypto/keys.js';
-import { spiBytes } from '../../../../src/ike/exchanges/ike-init.js';
+import { spiBytes } from '../../../../src/ike/sa/ike-sa.js';
 import type { PeerConfig } from '../../../../src/ike/sa/config.js';
 import { ikeKeysOf } from '../../../../src/ike/sa/ike-keys.js';
 import type { IkeSa, Outstanding, Task } from '../../../../src/ike/sa/ike-sa.js';
