@@ -105,8 +105,6 @@ export class EspXfrm implements AgentXfrm {
   readonly #sas = new Map<string, Held>();
   /** SPI|reqid → its #sas key: #add looks for an SA to move by them (a scan of #sas per install was n² over a burst). */
   readonly #byRef = new Map<string, string>();
-  /** Inbound selectors per inbound SA, kept for a move (address change re-adds the SA). */
-  readonly #selectors = new Map<string, { sources: EspSelector[]; destinations: EspSelector[] }>();
   readonly #policies = new Map<string, HeldPolicy>();
   readonly #handlers = new Set<(e: XfrmEvent) => void>();
   /** SA time limits: one timer for all of them. */
@@ -145,7 +143,9 @@ export class EspXfrm implements AgentXfrm {
     // told apart by the local address it was allocated for).
     const direction: EspDirection = this.#allocated.get(sa.spi >>> 0) === sa.dst ? 'in' : 'out';
     if (direction === 'out' && !sa.encap) throw new EspSuiteError('ERR_ESP_ENCAP', `--datapath userspace sends ESP in UDP only; SA ${sa.spi.toString(16)} to ${sa.dst} has no UDP encapsulation`);
-    const sel = selectors ?? this.#selectors.get(k);
+    // The selectors go to the engine only: a move changes the SA's peer in place (#move), so
+    // nothing here needs them again (keeping them cost ~0.7 KiB per inbound SA).
+    const sel = selectors;
     const limits = {
       ...(sa.soft?.packets ? { softPackets: sa.soft.packets } : {}), ...(sa.hard?.packets ? { hardPackets: sa.hard.packets } : {}),
       ...(sa.soft?.bytes ? { softBytes: sa.soft.bytes } : {}), ...(sa.hard?.bytes ? { hardBytes: sa.hard.bytes } : {}),
@@ -158,7 +158,6 @@ export class EspXfrm implements AgentXfrm {
       ...(sa.encap ? { peer: peerOf(sa, direction) } : {}),
       ...(direction === 'in' && sel ? sel : {}),
     });
-    if (direction === 'in' && sel) this.#selectors.set(k, sel);
     const now = this.#now();
     const held: Held = { spec: sa, direction, reqid, addedSec: BigInt(Math.floor(now / 1000)), deadlines: [] };
     if (sa.soft?.addExpiresSec) held.deadlines.push(this.#deadlines.add(now + sa.soft.addExpiresSec * 1000, { held, hard: false }));
@@ -178,12 +177,7 @@ export class EspXfrm implements AgentXfrm {
     h.spec = sa;
     this.#sas.set(k, h);
     this.#byRef.set(refKey(sa.spi, h.reqid), k);
-    if (h.direction === 'in') {
-      this.#allocated.set(sa.spi >>> 0, sa.dst);
-      const sel = this.#selectors.get(oldKey);
-      this.#selectors.delete(oldKey);
-      if (sel) this.#selectors.set(k, sel);
-    }
+    if (h.direction === 'in') this.#allocated.set(sa.spi >>> 0, sa.dst);
   }
 
   async updateSa(sa: SaSpec): Promise<void> {
@@ -212,7 +206,7 @@ export class EspXfrm implements AgentXfrm {
     for (const d of h.deadlines) this.#deadlines.remove(d);
     this.#sas.delete(k);
     if (this.#byRef.get(refKey(h.spec.spi, h.reqid)) === k) this.#byRef.delete(refKey(h.spec.spi, h.reqid));
-    if (h.direction === 'in') { this.#allocated.delete(h.spec.spi >>> 0); this.#selectors.delete(k); }
+    if (h.direction === 'in') this.#allocated.delete(h.spec.spi >>> 0);
     if (this.#dp.isOpen) this.#dp.engine.removeSa({ direction: h.direction, spi: h.spec.spi, reqid: h.reqid });
   }
 
