@@ -8,12 +8,12 @@
 //                        (core.ts), initiated exchanges + retransmission (tasks.ts), answered
 //                        exchanges + response cache (responder.ts), lifecycle, SK/SKF (wire.ts);
 //                        host.ts is what those modules need of the core (none of them imports core.ts)
-//   exchanges/           what the steps share: ike-init, child-sa (Child SA negotiation),
-//                        invalid-ke, cookie
+//   exchanges/           what the steps share: child-sa (Child SA negotiation), invalid-ke, cookie
 //   steps/               exchanges as pure steps (state variant in, { next, effects } out), one
-//                        file per exchange and role: ike-auth(-responder), intermediate, child
-//                        (-responder), followup-ke, ike-rekey(-responder), informational,
-//                        collision; each driven by its sa/*-tasks.ts
+//                        file per exchange and role: ike-init(-responder), intermediate,
+//                        ike-auth(-responder), child(-responder), followup-ke,
+//                        ike-rekey(-responder), informational, collision; each driven by its
+//                        sa/*-tasks.ts
 //   codec/ crypto/ policy/  wire format, cryptography, proposals
 export * from './engine.js';
 export * from './ports.js';

@@ -2,7 +2,7 @@
 // responder names the KE method it wants, and the initiator repeats the exchange with it. Once:
 // a peer that asks again after our retry, asks for the group we sent, or asks for a group our
 // proposals do not carry gets a clear failure instead of another round trip. IKE_SA_INIT has its
-// own retry loop (ike-init.ts consumeInitResponse).
+// own retry loop (steps/ike-init.ts consumeInitResponse).
 import { TransformType } from '../constants.js';
 import { acceptsDhGroup } from '../policy/convert.js';
 import type { PolicyProposal } from '../policy/proposal.js';

@@ -10,7 +10,6 @@ import { ExchangeType, NotifyError, ProtocolId } from '../constants.js';
 import { notify as notifyOf } from '../codec/payloads/notify.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
-import { respondInit } from '../exchanges/ike-init.js';
 import { respondIntermediate } from '../steps/intermediate.js';
 import { applyIntermediateKeys, intermediateView } from './intermediate.js';
 import { abandonFollowup, answerFollowupRequest } from './followup.js';
@@ -21,6 +20,7 @@ import { spiHex, type IkeSa } from './ike-sa.js';
 import { teardown } from './lifecycle.js';
 import { answerChildFollowup, answerChildRequest, releaseSpi } from './child-tasks.js';
 import { answerAuth } from './ike-auth-tasks.js';
+import { answerInit } from './ike-init-tasks.js';
 import { answerIkeFollowupDone, answerIkeRekey } from './ike-rekey-tasks.js';
 import { answerInformational } from './informational-tasks.js';
 import { mtuOf, newSa } from './task-retransmit.js';
@@ -74,22 +74,14 @@ export async function handleInitRequest(e: EngineHost, m: IkeMessage, datagram: 
   // Indexed while the DH runs, so a retransmission of this request is dropped rather than worked on twice.
   e.indexInit(key, sa);
   initsInFlight.set(e, inFlight + 1);
-  let r;
+  let created;
   try {
-    r = await respondInit(e, { cookies: e.cookies, cookiesRequired: e.halfOpen + inFlight >= e.options.cookieThreshold, blocked }, sa, m, datagram, from);
+    // steps/ike-init-responder.ts: answered statelessly, dropped, or keyed and answered.
+    created = await answerInit(e, sa, m, datagram, { cookiesRequired: e.halfOpen + inFlight >= e.options.cookieThreshold, blocked });
   } finally {
     initsInFlight.set(e, (initsInFlight.get(e) ?? 1) - 1);
   }
-  // The engine closed while the DH ran: its timers are cancelled, so no new SA (nor answer) now.
-  if (r.kind !== 'created' || e.closed) e.unregister(sa);
-  if (e.closed) { e.drop('engine-closed'); return; }
-  if (r.kind === 'drop') { e.drop(r.reason); return; }
-  e.ports.transport.send(r.datagram, from, to);
-  if (r.kind === 'stateless') {
-    e.drop(r.reason);
-    if (r.failure) e.failure(peer, r.failure);
-    return;
-  }
+  if (!created) return;
   e.register(sa);
   e.halfOpen++;
   e.limits.addHalfOpen(from.address, sa);

@@ -1,22 +1,22 @@
 // The answer to our request goes to the step for its task kind; after it, the next queued task
-// starts. IKE_SA_INIT and IKE_INTERMEDIATE answers are handled here, IKE_AUTH ones in
-// ike-auth-tasks.ts, Child SA ones in child-tasks.ts, IKE rekey ones in ike-rekey-tasks.ts, those to our Delete of the IKE SA and our
-// liveness check by the INFORMATIONAL steps (their effects: task-retransmit.ts performRequest).
-import { ExchangeType } from '../constants.js';
+// starts. IKE_INTERMEDIATE answers are handled here, IKE_SA_INIT ones in ike-init-tasks.ts,
+// IKE_AUTH ones in ike-auth-tasks.ts, Child SA ones in child-tasks.ts, IKE rekey ones in
+// ike-rekey-tasks.ts, those to our Delete of the IKE SA and our liveness check by the
+// INFORMATIONAL steps (their effects: task-retransmit.ts performRequest).
 import type { IkeMessage } from '../codec/message.js';
 import { consumeIntermediateResponse } from '../steps/intermediate.js';
 import { ikeDeleteAnswered, livenessAnswered } from '../steps/informational.js';
 import { applyIntermediateKeys, intermediateView } from './intermediate.js';
-import { consumeInitResponse, startInit } from '../exchanges/ike-init.js';
 import { onChildDeleteAnswered, onChildResponse } from './child-tasks.js';
 import { onAuthResponse } from './ike-auth-tasks.js';
+import { onInitResponse } from './ike-init-tasks.js';
 import type { EngineHost } from './host.js';
-import type { IkeSa, Outstanding } from './ike-sa.js';
+import type { IkeSa } from './ike-sa.js';
 import { teardown } from './lifecycle.js';
 import { finishReauth } from './reauth.js';
 import { onFollowup, onIkeRekey } from './ike-rekey-tasks.js';
 import { next } from './task-queue.js';
-import { arm, performRequest, scheduleRetry } from './task-retransmit.js';
+import { performRequest, scheduleRetry } from './task-retransmit.js';
 
 export async function handleResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, datagram: Uint8Array): Promise<void> {
   const o = sa.outstanding;
@@ -25,7 +25,7 @@ export async function handleResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, da
   sa.outstanding = null;
   const task = o.task;
   switch (task.kind) {
-    case 'ike-init': await onInit(e, sa, m, datagram, o); break;
+    case 'ike-init': await onInitResponse(e, sa, m, datagram, o); break;
     case 'ike-intermediate': if (!await onIntermediate(e, sa, m)) return; break;
     case 'ike-auth': await onAuthResponse(e, sa, m, o); break;
     case 'child-create':
@@ -42,32 +42,6 @@ export async function handleResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, da
   finishReauth(e, sa);
   // A response can change state without a request following it (IKE_AUTH done, child installed).
   e.persistPeer(sa.peer.config.name);
-}
-
-async function onInit(e: EngineHost, sa: IkeSa, m: IkeMessage, datagram: Uint8Array, o: Outstanding): Promise<void> {
-  const r = consumeInitResponse(e, sa, m, datagram);
-  switch (r.kind) {
-    case 'drop': e.drop(r.reason); arm(e, sa, o); return;
-    case 'retry': {
-      const d = startInit(e, sa, r.group, r.cookie, r.retries, r.ni);
-      arm(e, sa, { task: o.task, messageId: 0, exchangeType: ExchangeType.IKE_SA_INIT, datagrams: [d], tries: 0, timer: null });
-      return;
-    }
-    case 'failed':
-      e.failure(sa.peer, r.failure);
-      await teardown(e, sa, 'negotiation-failed');
-      scheduleRetry(e, sa.peer);
-      return;
-    case 'ok':
-      sa.nextRequestId = 1;
-      // RFC 7296 §2.23: behind a NAT (or forced), move IKE to port 4500 from IKE_AUTH on.
-      if ((sa.natLocal || sa.natRemote) && sa.local.port === 500) {
-        sa.local = { address: sa.local.address, port: 4500 };
-        sa.remote = { address: sa.remote.address, port: 4500 };
-      }
-      // RFC 9370 §2.2.1: the additional key exchanges, if any were chosen, come before IKE_AUTH.
-      sa.pending.unshift(sa.intermediate ? { kind: 'ike-intermediate' } : { kind: 'ike-auth' });
-  }
 }
 
 /** IKE_INTERMEDIATE response (steps/intermediate.ts); false when the IKE SA is gone. */

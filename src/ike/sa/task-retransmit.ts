@@ -7,7 +7,7 @@
 import { ExchangeType } from '../constants.js';
 import type { IkePayload } from '../codec/payload.js';
 import { preferredDhGroup } from '../policy/convert.js';
-import { startInit } from '../exchanges/ike-init.js';
+import { requestInit, type InitSent, type InitStep } from '../steps/ike-init.js';
 import { ikeDeleteUnanswered, livenessUnanswered, requestUnanswered, type RequestStep } from '../steps/informational.js';
 import type { EngineHost } from './host.js';
 import { FRAGMENT_MTU } from './defaults.js';
@@ -35,10 +35,16 @@ export function startInitiator(e: EngineHost, peer: PeerRuntime, prepare?: (sa: 
   e.register(sa);
   void e.enqueue(sa, () => {
     const group = preferredDhGroup(peer.ikeProposals)!;
-    const d = startInit(e, sa, group, null, 0);
-    arm(e, sa, { task: { kind: 'ike-init' }, messageId: 0, exchangeType: ExchangeType.IKE_SA_INIT, datagrams: [d], tries: 0, timer: null });
+    sendInit(e, sa, requestInit(e.random, sa, { group, cookie: null, retries: 0 }));
   });
   return sa;
+}
+
+/** Send IKE_SA_INIT as steps/ike-init.ts built it (the first, or a repeat with a cookie or another group), armed for retransmission. */
+export function sendInit(e: EngineHost, sa: IkeSa, step: InitStep<InitSent>): void {
+  sa.state = step.next;
+  sa.ni = step.next.ni;
+  for (const f of step.effects) if (f.kind === 'send') arm(e, sa, { task: { kind: 'ike-init' }, messageId: 0, exchangeType: ExchangeType.IKE_SA_INIT, datagrams: [f.datagram], tries: 0, timer: null });
 }
 
 /** Send (or resend) the outstanding request and schedule its retransmission. */
