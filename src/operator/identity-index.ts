@@ -100,6 +100,13 @@ export class IdentityIndex {
     return out;
   }
 
+  /** An approval for `node` without its certificate yet (ours in flight, or approved in the cache). */
+  pending(node: string): boolean {
+    if ((this.#reservedByNode.get(node)?.size ?? 0) > 0) return true;
+    for (const n of this.#byNode.get(node) ?? []) if (!this.#byCsr.get(n)!.issued) return true;
+    return false;
+  }
+
   issued(node: string): IssuedIdentity[] {
     const out: IssuedIdentity[] = [];
     for (const n of this.#byNode.get(node) ?? []) { const i = this.#byCsr.get(n)!.issued; if (i) out.push(i); }

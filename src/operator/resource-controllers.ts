@@ -13,6 +13,8 @@ import { computeIdentityCondition, computeMeshStatus, computeTunnelStatus, gatew
 
 const RESYNC_MS = 5 * 60_000;
 const TEARDOWN_GRACE_MS = 60_000;
+/** How long an unknown fingerprint waits for a certificate being issued to that node. */
+const PENDING_RECHECK_MS = 2_000;
 
 /**
  * Status applies carry the resourceVersion the status was computed from: a precondition even for
@@ -33,6 +35,11 @@ export async function reconcileIpsecNode(ctx: Ctx, name: string): Promise<number
   if (sameDesired(have, want)) return want.status === 'True' ? RESYNC_MS : undefined;
   // Nothing published yet and nothing said yet: no write (saves one write per joining node).
   if (!have && want.reason === REASONS.NoCertificate) return undefined;
+  // A fingerprint we do not know while a certificate for the node is being issued: most likely that
+  // one, published by an agent that saw it before we did (the CSR event, or our own write's answer,
+  // is still on its way). Writing False now would cost a second write to set True a moment later;
+  // the CSR's update brings this node back, and the requeue bounds the wait.
+  if (want.reason === REASONS.UnknownCertificate && have?.status !== 'True' && ctx.identities.pending(name)) return PENDING_RECHECK_MS;
   const cond = { ...want, lastTransitionTime: have && have.status === want.status ? have.lastTransitionTime : metaTime(now) };
   try {
     await ctx.kube.apply(resourcePath(RESOURCES.ipsecNodes, { name, sub: 'status' }),

@@ -2,7 +2,9 @@
 // request the policy approves is approved and signed in one reconcile, the certificate written on
 // the version the approval returned; the approval's own watch event, arriving after the certificate
 // was written, costs no second write; the certificate is an issued identity before its CSR event
-// arrives; a certificate write that fails after the approval is retried from the cache.
+// arrives; a certificate write that fails after the approval is retried from the cache. And the
+// IPsecNode side: a fingerprint published before the operator knows the certificate it is issuing
+// for that node costs no IdentityVerified=False write.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../../src/common/time.js';
@@ -16,6 +18,8 @@ import type { Csr, KNode } from '../../../src/operator/kinds.js';
 import { OperatorMetrics } from '../../../src/operator/metrics.js';
 import { silentLogger } from '../../../src/operator/logger.js';
 import { certFacts } from '../../../src/operator/cert-facts.js';
+import { reconcileIpsecNode } from '../../../src/operator/resource-controllers.js';
+import type { IPsecNode } from '../../../src/api/types.js';
 
 const NS = 'kipsec-system';
 
@@ -31,7 +35,9 @@ interface Write { readonly path: string; readonly resourceVersion: string | unde
 async function fake(opts: { failCertificateWrites?: number } = {}) {
   const clock = new ManualClock(Date.UTC(2026, 0, 1));
   const csrs = new Cache<Csr>(); const nodes = new Cache<KNode>(); const meshes = new Cache<{ metadata: { name: string } }>();
+  const ipsecNodes = new Cache<IPsecNode>();
   const writes: Write[] = [];
+  const applies: { path: string; body: IPsecNode }[] = [];
   // The apiserver's copy of each CSR: a merge patch with a stale resourceVersion is a 409.
   const server = new Map<string, Csr>();
   let rv = 10; let failCertificateWrites = opts.failCertificateWrites ?? 0;
@@ -40,10 +46,11 @@ async function fake(opts: { failCertificateWrites?: number } = {}) {
   const ctx = {
     clock, log: silentLogger(), metrics: new OperatorMetrics(), identities, agentUsername: agentUsername(NS), namespace: NS,
     defaultCertLifetimeMs: 24 * 3_600_000, csrsIssued: new Set<string>(), meshMemory: new Map(),
-    caches: { csrs, nodes, meshes },
+    caches: { csrs, nodes, meshes, ipsecNodes },
     ca: { state: { signer: ca, fingerprint: 'f', rotation: { phase: 'Idle' }, resourceVersion: '1' } },
     events: { emit: () => undefined },
     kube: {
+      apply: (path: string, body: IPsecNode) => { applies.push({ path, body }); return Promise.resolve(body); },
       mergePatch: (path: string, body: { metadata: { resourceVersion?: string }; status: Csr['status'] }) => {
         const name = decodeURIComponent(path.split('/')[5]!);
         const have = server.get(name)!;
@@ -66,7 +73,7 @@ async function fake(opts: { failCertificateWrites?: number } = {}) {
     sync(name);
     return name;
   };
-  return { ctx, writes, server, sync, submit, identities };
+  return { ctx, writes, server, sync, submit, identities, csrs, nodes, ipsecNodes, applies };
 }
 
 test('csr-controller: one reconcile approves and signs (approval, then the certificate on the version the approval returned); the approval event that arrives afterwards writes nothing', async () => {
@@ -86,7 +93,7 @@ test('csr-controller: one reconcile approves and signs (approval, then the certi
   assert.deepEqual(f.identities.issued('node-a').map((i) => i.certFingerprint), [fp]);
 
   // The informer now delivers the approval's version (approved, no certificate): nothing to do.
-  f.ctx.caches.csrs.put({ ...structuredClone(f.server.get(name)!), metadata: { ...f.server.get(name)!.metadata, resourceVersion: afterApproval }, status: { conditions: f.server.get(name)!.status!.conditions! } });
+  f.csrs.put({ ...structuredClone(f.server.get(name)!), metadata: { ...f.server.get(name)!.metadata, resourceVersion: afterApproval }, status: { conditions: f.server.get(name)!.status!.conditions! } });
   assert.equal(await reconcileCsr(f.ctx, name), undefined);
   assert.equal(f.writes.length, 2, 'no second certificate write on the stale version');
   // Then the certificate's version: done, and forgotten.
@@ -112,9 +119,36 @@ test('csr-controller: a certificate write that fails after the approval is retri
 test('csr-controller: a denied request costs one write and is not signed', async () => {
   const f = await fake();
   const name = await f.submit('node-c');
-  f.ctx.caches.nodes.m.delete('node-c');
+  f.nodes.m.delete('node-c');
   assert.equal(await reconcileCsr(f.ctx, name), undefined);
   assert.deepEqual(f.writes.map((w) => w.path.split('/').pop()), ['approval']);
   assert.ok(f.server.get(name)!.status?.conditions?.some((c) => c.type === 'Denied' && c.reason === 'NodeNotFound'));
   assert.equal(f.server.get(name)!.status?.certificate, undefined);
+});
+
+test('ipsecnode: a fingerprint published while the node\'s certificate is being issued is not reported unknown (no False write); once issued, one True write', async () => {
+  const f = await fake();
+  const name = await f.submit('node-d');
+  // The approval is written and the certificate write is on its way (the reservation stands).
+  const parsed = await parsedCsr(f.csrs.get(name)!);
+  if (parsed instanceof Error) throw parsed;
+  f.identities.reserve(name, 'node-d', parsed.publicKeyFingerprint, f.ctx.clock.now());
+  f.ipsecNodes.put({ apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecNode', metadata: { name: 'node-d', resourceVersion: '5' }, spec: { endpoint: { address: '192.0.2.4' }, identity: { certFingerprint: 'ab'.repeat(32) } } });
+  const again = await reconcileIpsecNode(f.ctx, 'node-d');
+  assert.equal(f.applies.length, 0, 'no UnknownCertificate write while a certificate for the node is pending');
+  assert.ok(again !== undefined && again > 0, 'looked at again later');
+  // Signed: the published fingerprint is now one we issued.
+  assert.equal(await reconcileCsr(f.ctx, name), undefined);
+  const fp = certFacts(Buffer.from(f.server.get(name)!.status!.certificate!, 'base64').toString('utf8')).certFingerprint;
+  f.ipsecNodes.put({ ...f.ipsecNodes.get('node-d')!, spec: { endpoint: { address: '192.0.2.4' }, identity: { certFingerprint: fp } } });
+  await reconcileIpsecNode(f.ctx, 'node-d');
+  assert.deepEqual(f.applies.map((a) => a.body.status?.conditions?.map((c) => `${c.type}=${c.status}/${c.reason}`)), [['IdentityVerified=True/CertificateMatches']]);
+});
+
+test('ipsecnode: an unknown fingerprint with no certificate pending for the node is reported at once (UnknownCertificate)', async () => {
+  const f = await fake();
+  f.nodes.put({ metadata: { name: 'node-e' }, status: { addresses: [] } });
+  f.ipsecNodes.put({ apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecNode', metadata: { name: 'node-e', resourceVersion: '5' }, spec: { endpoint: { address: '192.0.2.5' }, identity: { certFingerprint: 'cd'.repeat(32) } } });
+  await reconcileIpsecNode(f.ctx, 'node-e');
+  assert.deepEqual(f.applies.map((a) => a.body.status?.conditions?.map((c) => `${c.type}=${c.status}/${c.reason}`)), [['IdentityVerified=False/UnknownCertificate']]);
 });
