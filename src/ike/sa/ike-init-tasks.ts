@@ -10,13 +10,14 @@ import type { IkeSa, Outstanding } from './ike-sa.js';
 import { teardown } from './lifecycle.js';
 import { arm, scheduleRetry, sendInit } from './task-retransmit.js';
 
-/** What IKE_SA_INIT settled goes onto the SA record (both roles). */
+/** What IKE_SA_INIT settled goes onto the SA record and into its state (both roles): half-open, or IKE_AUTH next. */
 function applyInit(sa: IkeSa, r: InitResult): void {
+  const init = { request: r.request, response: r.response };
+  sa.state = sa.role === 'initiator' ? { tag: 'auth-sent', init } : { tag: 'init-done', init };
   sa.spiR = r.spiR;
   sa.keys = r.keys;
   sa.selected = r.selected;
   sa.ni = r.ni; sa.nr = r.nr;
-  sa.initRequest = r.request; sa.initResponse = r.response;
   sa.natLocal = r.natLocal; sa.natRemote = r.natRemote;
   sa.fragmentation = r.fragmentation;
   sa.peerHashes = r.peerHashes;
@@ -35,7 +36,6 @@ export async function onInitResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, da
       case 'drop': e.drop(f.reason); arm(e, sa, o); break;
       case 'keyed':
         applyInit(sa, f.result);
-        sa.state = { tag: 'auth-sent' };
         sa.nextRequestId = 1;
         break;
       case 'float':
@@ -79,7 +79,7 @@ export async function answerInit(e: EngineHost, sa: IkeSa, m: IkeMessage, datagr
 
 /** The responder's steps, the DH and our SPI between them. */
 async function respondInit(e: EngineHost, sa: IkeSa, m: IkeMessage, datagram: Uint8Array, o: Pick<InitResponderEnv, 'cookiesRequired' | 'blocked'>): Promise<InitStep<InitResponse>> {
-  if (sa.state.tag !== 'init-done') return { next: { tag: 'done' }, effects: [{ kind: 'drop', reason: 'unexpected-init-request' }] };
+  if (sa.state.tag !== 'idle') return { next: { tag: 'done' }, effects: [{ kind: 'drop', reason: 'unexpected-init-request' }] };
   const first = consumeInitRequest({ random: e.random, cookies: e.cookies, ...o }, { tag: 'received', ends: sa, request: new Uint8Array(datagram) }, m);
   if (first.next.tag !== 'chosen') return first;
   const s = first.next;

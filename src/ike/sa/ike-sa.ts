@@ -55,14 +55,20 @@ export interface IkeKeys {
   readonly sk: Pick<IkeSaKeys, 'skAi' | 'skAr' | 'skEi' | 'skEr'>;
 }
 
+/** The two IKE_SA_INIT messages, which AUTH covers (RFC 7296 §2.15): held only until IKE_AUTH is done. */
+export interface InitMessages { readonly request: Uint8Array; readonly response: Uint8Array }
+
 /**
- * IKE SA lifecycle. Initiator: init-sent → auth-sent (IKE_INTERMEDIATE exchanges, then IKE_AUTH) → established; responder: init-done (half-open)
+ * IKE SA lifecycle. Initiator: idle → init-sent → auth-sent (IKE_INTERMEDIATE exchanges, then
+ * IKE_AUTH) → established; responder: idle (answering the first message) → init-done (half-open)
  * → established. established → rekeyed (superseded, waiting for the old SA's Delete) | deleting → dead.
  */
 export type IkeSaState =
+  /** No IKE_SA_INIT outcome yet: an initiator's until its first request is built, a responder's while it answers the first message. */
+  | { readonly tag: 'idle' }
   | { readonly tag: 'init-sent'; readonly share: KeyShare; readonly ni: Uint8Array; readonly request: Uint8Array; readonly cookie: Uint8Array | null; readonly retries: number }
-  | { readonly tag: 'auth-sent' }
-  | { readonly tag: 'init-done' }
+  | { readonly tag: 'auth-sent'; readonly init: InitMessages }
+  | { readonly tag: 'init-done'; readonly init: InitMessages }
   | { readonly tag: 'established' }
   | { readonly tag: 'rekeyed'; readonly successor: IkeSa | null }
   /**
@@ -256,9 +262,7 @@ export interface IkeSa {
   fragmentation: boolean;
   /** Hash IDs from the peer's SIGNATURE_HASH_ALGORITHMS, null when it sent none. */
   peerHashes: number[] | null;
-  /** IKE_SA_INIT messages and nonces, for AUTH (RFC 7296 §2.15). */
-  initRequest: Uint8Array | null;
-  initResponse: Uint8Array | null;
+  /** IKE_SA_INIT nonces, for AUTH (RFC 7296 §2.15) and the first Child SA's keys (§2.17). */
   ni: Uint8Array;
   nr: Uint8Array;
   /**

@@ -84,8 +84,7 @@ export function establish(e: EngineHost, sa: IkeSa, peer: { readonly initialCont
   sa.upSerial = e.newSerial();
   sa.lastInboundMs = e.clock.now();
   sa.peer.everEstablished = true;
-  // The IKE_SA_INIT messages were only needed for AUTH (§2.15); do not keep them for the SA's life.
-  sa.initRequest = null; sa.initResponse = null;
+  // The IKE_SA_INIT messages (in the state replaced above) were only needed for AUTH (§2.15).
   e.lastErrors.delete(sa.peer.config.name);
   // createdAtMs: the initiator's first IKE_SA_INIT, or the responder's receipt of it (ports.ts IkeEvent).
   const handshakeMs = Math.max(0, sa.establishedAtMs - sa.createdAtMs);
@@ -154,7 +153,7 @@ function survivorOf(e: EngineHost, sa: IkeSa, handshaking = false): IkeSa | unde
   return e.liveSas(sa.peer.config.name).find((s) => s !== sa && wanted.has(s.state.tag) && s.role === keeperRole);
 }
 const ESTABLISHED_TAG: ReadonlySet<IkeSa['state']['tag']> = new Set(['established']);
-const HANDSHAKE_TAGS: ReadonlySet<IkeSa['state']['tag']> = new Set(['init-sent', 'init-done', 'auth-sent']);
+const HANDSHAKE_TAGS: ReadonlySet<IkeSa['state']['tag']> = new Set(['idle', 'init-sent', 'init-done', 'auth-sent']);
 
 /** Our duplicate `sa` is about to be deleted: the survivor's Child SAs held receive-only now. */
 export function heldBySurvivor(e: EngineHost, sa: IkeSa): ChildSa[] {

@@ -57,7 +57,8 @@ export async function handleInitRequest(e: EngineHost, m: IkeMessage, datagram: 
   const existing = e.initIndex.get(key);
   if (existing !== undefined) {
     // §2.1: a retransmitted IKE_SA_INIT gets the same response; anything else with this SPI is dropped.
-    if (existing.initRequest && existing.initResponse && equalBytes(existing.initRequest, datagram)) e.ports.transport.send(existing.initResponse, from, to);
+    const init = existing.state.tag === 'init-done' ? existing.state.init : null;
+    if (init !== null && equalBytes(init.request, datagram)) e.ports.transport.send(init.response, from, to);
     e.drop('retransmitted-request');
     return;
   }

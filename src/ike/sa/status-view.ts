@@ -5,7 +5,7 @@ import { identityText } from './identity.js';
 import { ikeSpisText, type ChildSa, type IkeSa } from './ike-sa.js';
 import { formatTs } from './ts.js';
 
-const STATE_NAME = { 'init-sent': 'connecting', 'auth-sent': 'connecting', 'init-done': 'connecting', established: 'established', rekeyed: 'rekeying', deleting: 'deleting', dead: 'down' } as const;
+const STATE_NAME = { idle: 'connecting', 'init-sent': 'connecting', 'auth-sent': 'connecting', 'init-done': 'connecting', established: 'established', rekeyed: 'rekeying', deleting: 'deleting', dead: 'down' } as const;
 
 function childStatus(c: ChildSa): ChildSaStatus {
   const state = c.state.tag === 'installed' ? 'installed' : c.state.tag === 'rekeying' ? 'rekeying' : c.state.tag === 'rekeyed' ? 'rekeying' : 'deleting';
