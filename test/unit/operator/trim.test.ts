@@ -25,10 +25,17 @@ test('a cached Node keeps its name, uid, resourceVersion, labels and addresses, 
   assert.deepEqual(dropManagedFields(csr), { metadata: { name: 'c' }, spec: { request: 'r' } });
 });
 
-test('a cached CSR keeps its request until it carries a certificate, then only the certificate (the signer never reads a signed request)', () => {
-  const csr = (certificate?: string): Csr => ({ metadata: { name: 'c', managedFields: [{ manager: 'kube-controller-manager' }] } as Csr['metadata'], spec: { request: 'UkVR', signerName: 'kipsec.io/node-identity', username: 'u' }, ...(certificate ? { status: { certificate } } : {}) });
-  assert.deepEqual(trimCsr(csr()), { metadata: { name: 'c' }, spec: { request: 'UkVR', signerName: 'kipsec.io/node-identity', username: 'u' } });
-  assert.deepEqual(trimCsr(csr('Q0VSVA==')), { metadata: { name: 'c' }, spec: { request: '', signerName: 'kipsec.io/node-identity', username: 'u' }, status: { certificate: 'Q0VSVA==' } });
+test('a cached CSR keeps everything but managedFields until it carries a certificate, then name, uid, resourceVersion, labels, signer and certificate only (the signer never reads a signed request)', () => {
+  const csr = (certificate?: string): Csr => ({
+    apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest',
+    metadata: { name: 'c', uid: 'u-1', resourceVersion: '9', creationTimestamp: '2026-12-07T12:00:00Z', labels: { 'kipsec.io/node': 'n' }, managedFields: [{ manager: 'kube-controller-manager' }] } as Csr['metadata'],
+    spec: { request: 'UkVR', signerName: 'kipsec.io/node-identity', username: 'u', groups: ['system:authenticated'], extra: { 'authentication.kubernetes.io/node-name': ['n'] }, usages: ['client auth'] },
+    status: { conditions: [{ type: 'Approved', status: 'True', reason: 'KipsecNodeIdentity', message: 'node n exists' }], ...(certificate ? { certificate } : {}) },
+  });
+  const unsigned = csr();
+  delete (unsigned.metadata as { managedFields?: unknown }).managedFields;
+  assert.deepEqual(trimCsr(csr()), unsigned);
+  assert.deepEqual(trimCsr(csr('Q0VSVA==')), { metadata: { name: 'c', uid: 'u-1', resourceVersion: '9', labels: { 'kipsec.io/node': 'n' } }, spec: { request: '', signerName: 'kipsec.io/node-identity' }, status: { certificate: 'Q0VSVA==' } });
 });
 
 test('the informer transforms listed and watched objects before caching and handlers, and leaves bookmarks alone', async () => {
