@@ -10,27 +10,29 @@ import { acceptAuthRequest, answerInstalled, authTooEarly, consumeAuthRequest } 
 import { consumeAuthResponse, firstChildInstalled, requestAuth, type AuthBasis, type AuthStep } from '../steps/ike-auth.js';
 import { abandonChild, holdForPeerReauth, releaseSpi } from './child-tasks.js';
 import type { EngineHost } from './host.js';
-import type { ChildRequestScratch, IkeSa, InitMessages, Outstanding, PeerRuntime } from './ike-sa.js';
+import type { ChildRequestScratch, IkeSa, Outstanding, PeerRuntime } from './ike-sa.js';
 import { emitChildUp, establish, installChild, teardown } from './lifecycle.js';
 import { noteReauthChildFailed } from './reauth.js';
 import { arm, mtuOf, scheduleRetry } from './task-retransmit.js';
 import { headerFor, sealMessage } from './wire.js';
 
+type PreAuth = Extract<IkeSa['state'], { tag: 'auth-sent' | 'init-done' }>;
+
 /** RFC 9370: IKE_AUTH only once every additional key exchange is done. */
-export function intermediatePending(sa: IkeSa): boolean {
-  return sa.intermediate !== null && sa.intermediate.tag !== 'done';
+function intermediatePending(s: PreAuth): boolean {
+  return s.intermediate !== null && s.intermediate.tag !== 'done';
 }
 
-/** What AUTH covers: the IKE_SA_INIT messages of `init` (the state's), and from the SA its nonces, keys and IntAuth chain. */
-function basisOf(sa: IkeSa, init: InitMessages): AuthBasis | null {
+/** What AUTH covers: the IKE_SA_INIT messages and IntAuth chain of the state `s`, and from the SA its nonces and keys. */
+function basisOf(sa: IkeSa, s: PreAuth): AuthBasis | null {
   if (sa.keys === null) return null;
-  const intAuth = sa.intermediate?.tag === 'done' ? sa.intermediate.chain : null;
-  return { initRequest: init.request, initResponse: init.response, ni: sa.ni, nr: sa.nr, keys: sa.keys, intAuth, peerHashes: sa.peerHashes };
+  const intAuth = s.intermediate?.tag === 'done' ? s.intermediate.chain : null;
+  return { initRequest: s.init.request, initResponse: s.init.response, ni: sa.ni, nr: sa.nr, keys: sa.keys, intAuth, peerHashes: sa.peerHashes };
 }
 
 /** Initiator: send IKE_AUTH once IKE_SA_INIT and every IKE_INTERMEDIATE are done; false if not yet. */
 export async function startAuth(e: EngineHost, sa: IkeSa, send: (payloads: readonly IkePayload[], offer: ChildRequestScratch | null) => void): Promise<boolean> {
-  const basis = sa.state.tag === 'auth-sent' && !intermediatePending(sa) ? basisOf(sa, sa.state.init) : null;
+  const basis = sa.state.tag === 'auth-sent' && !intermediatePending(sa.state) ? basisOf(sa, sa.state) : null;
   if (basis === null) return false;
   const first = sa.peer.children[0];
   const spi = first ? await e.kernel.allocSpi({ local: sa.local.address, remote: sa.remote.address, reqid: first.reqid }) : null;
@@ -41,7 +43,7 @@ export async function startAuth(e: EngineHost, sa: IkeSa, send: (payloads: reado
 
 /** Initiator: the answer to our IKE_AUTH; `o.child` holds the first Child SA we offered. */
 export async function onAuthResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstanding): Promise<void> {
-  const basis = sa.state.tag === 'auth-sent' ? basisOf(sa, sa.state.init) : null;
+  const basis = sa.state.tag === 'auth-sent' ? basisOf(sa, sa.state) : null;
   if (basis === null) { e.drop('unexpected-auth-response'); arm(e, sa, o); return; }
   const step = await consumeAuthResponse(e, sa, { tag: 'sent', peer: sa.peer, basis, offer: o.child ?? null }, m);
   const installed = await perform(e, sa, step, {});
@@ -50,9 +52,10 @@ export async function onAuthResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, o:
 
 /** Responder: the peer's IKE_AUTH on the half-open `sa`; `candidates`: peer configs at its addresses, sa.peer first. */
 export async function answerAuth(e: EngineHost, sa: IkeSa, m: IkeMessage, candidates: readonly PeerRuntime[], respond: (payloads: readonly IkePayload[]) => void): Promise<void> {
-  const basis = sa.state.tag === 'init-done' ? basisOf(sa, sa.state.init) : null;
-  if (basis === null) { e.drop('unexpected-auth-request'); return; }
-  if (intermediatePending(sa)) { await perform(e, sa, authTooEarly(), { respond }); return; }
+  const s = sa.state;
+  const basis = s.tag === 'init-done' ? basisOf(sa, s) : null;
+  if (basis === null || s.tag !== 'init-done') { e.drop('unexpected-auth-request'); return; }
+  if (intermediatePending(s)) { await perform(e, sa, authTooEarly(), { respond }); return; }
   const step = await consumeAuthRequest(e, sa, { tag: 'awaiting', peer: sa.peer, basis }, m, candidates);
   await perform(e, sa, step, { respond });
   if (step.next.tag !== 'chosen') return;
@@ -86,7 +89,6 @@ async function perform(e: EngineHost, sa: IkeSa, step: AuthStep, io: { readonly 
       }
       case 'peer-id': sa.remoteId = f.text; break;
       case 'establish':
-        sa.intermediate = null; // its IntAuth chain was only for AUTH
         establish(e, sa, f.initialContact === null ? null : { initialContact: f.initialContact });
         break;
       case 'install':

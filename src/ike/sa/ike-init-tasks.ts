@@ -13,7 +13,8 @@ import { arm, scheduleRetry, sendInit } from './task-retransmit.js';
 /** What IKE_SA_INIT settled goes onto the SA record and into its state (both roles): half-open, or IKE_AUTH next. */
 function applyInit(sa: IkeSa, r: InitResult): void {
   const init = { request: r.request, response: r.response };
-  sa.state = sa.role === 'initiator' ? { tag: 'auth-sent', init } : { tag: 'init-done', init };
+  const intermediate = r.intermediate;
+  sa.state = sa.role === 'initiator' ? { tag: 'auth-sent', init, intermediate } : { tag: 'init-done', init, intermediate };
   sa.spiR = r.spiR;
   sa.keys = r.keys;
   sa.selected = r.selected;
@@ -21,7 +22,6 @@ function applyInit(sa: IkeSa, r: InitResult): void {
   sa.natLocal = r.natLocal; sa.natRemote = r.natRemote;
   sa.fragmentation = r.fragmentation;
   sa.peerHashes = r.peerHashes;
-  sa.intermediate = r.intermediate;
 }
 
 /** Initiator: the answer to our IKE_SA_INIT; `o`: the request, re-armed when the answer is dropped. */

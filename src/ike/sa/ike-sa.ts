@@ -67,8 +67,13 @@ export type IkeSaState =
   /** No IKE_SA_INIT outcome yet: an initiator's until its first request is built, a responder's while it answers the first message. */
   | { readonly tag: 'idle' }
   | { readonly tag: 'init-sent'; readonly share: KeyShare; readonly ni: Uint8Array; readonly request: Uint8Array; readonly cookie: Uint8Array | null; readonly retries: number }
-  | { readonly tag: 'auth-sent'; readonly init: InitMessages }
-  | { readonly tag: 'init-done'; readonly init: InitMessages }
+  /**
+   * `intermediate` (both): the RFC 9370 additional key exchanges in IKE_INTERMEDIATE
+   * (steps/intermediate.ts) before IKE_AUTH, null when the chosen proposal has none; its IntAuth
+   * chain goes into AUTH.
+   */
+  | { readonly tag: 'auth-sent'; readonly init: InitMessages; readonly intermediate: Intermediate | null }
+  | { readonly tag: 'init-done'; readonly init: InitMessages; readonly intermediate: Intermediate | null }
   | { readonly tag: 'established' }
   | { readonly tag: 'rekeyed'; readonly successor: IkeSa | null }
   /**
@@ -120,7 +125,7 @@ export interface ChildSa {
 /** One request we initiated: what it is for, and its retransmission state. */
 export type Task =
   | { readonly kind: 'ike-init' }
-  /** RFC 9242 / RFC 9370: the next additional key exchange (sa.intermediate says which). */
+  /** RFC 9242 / RFC 9370: the next additional key exchange (the auth-sent state's `intermediate` says which). */
   | { readonly kind: 'ike-intermediate' }
   | { readonly kind: 'ike-auth' }
   /** `group`: the KE method the peer asked for with INVALID_KE_PAYLOAD (RFC 7296 §1.3), once. */
@@ -265,12 +270,6 @@ export interface IkeSa {
   /** IKE_SA_INIT nonces, for AUTH (RFC 7296 §2.15) and the first Child SA's keys (§2.17). */
   ni: Uint8Array;
   nr: Uint8Array;
-  /**
-   * RFC 9370 additional key exchanges in IKE_INTERMEDIATE (steps/intermediate.ts) between
-   * IKE_SA_INIT and IKE_AUTH (state auth-sent as initiator, init-done as responder); null when the
-   * chosen proposal has none. Its IntAuth chain goes into AUTH.
-   */
-  intermediate: Intermediate | null;
   /**
    * RFC 9370 §2.2.2: an IKE rekey with additional key exchanges in IKE_FOLLOWUP_KE on this (old)
    * IKE SA, from either side: the new IKE SA (keys still null, not registered) and the steps'

@@ -4,11 +4,21 @@
 import type { SkCipher } from '../crypto/sk.js';
 import type { IkeSaKeys } from '../crypto/keys.js';
 import { spiBytes } from './ike-sa.js';
-import type { IntermediateView } from '../steps/intermediate.js';
+import type { Intermediate, IntermediateView } from '../steps/intermediate.js';
 import type { Ctx } from './context.js';
 import type { EngineHost } from './host.js';
 import { ikeKeysOf } from './ike-keys.js';
 import type { IkeSa } from './ike-sa.js';
+
+/** The IKE_INTERMEDIATE run of an IKE SA between IKE_SA_INIT and IKE_AUTH; null in other states or when none was chosen. */
+export function intermediateOf(sa: IkeSa): Intermediate | null {
+  return sa.state.tag === 'auth-sent' || sa.state.tag === 'init-done' ? sa.state.intermediate : null;
+}
+
+/** The run's next state, as a step returned it. */
+export function setIntermediate(sa: IkeSa, next: Intermediate): void {
+  if (sa.state.tag === 'auth-sent' || sa.state.tag === 'init-done') sa.state = { ...sa.state, intermediate: next };
+}
 
 export function intermediateView(ctx: Ctx, sa: IkeSa): IntermediateView {
   const k = sa.keys!;
@@ -20,12 +30,12 @@ export function intermediateView(ctx: Ctx, sa: IkeSa): IntermediateView {
 
 /**
  * Replace the SA's keys; returns the inbound cipher they replace (a retransmitted request verifies
- * under it). The drivers set sa.intermediate to the step's next state first: 'done' means these
+ * under it). The drivers set the run to the step's next state first: 'done' means these
  * are the keys IKE_AUTH and the SA use (the ones a key log gets).
  */
 export function applyIntermediateKeys(ctx: EngineHost, sa: IkeSa, raw: IkeSaKeys): SkCipher {
   const old = sa.keys!;
-  if (sa.intermediate?.tag === 'done') ctx.ports.keyLog?.ikeKeys({ spiI: sa.spiI, spiR: sa.spiR, keys: raw });
+  if (intermediateOf(sa)?.tag === 'done') ctx.ports.keyLog?.ikeKeys({ spiI: sa.spiI, spiR: sa.spiR, keys: raw });
   sa.keys = ikeKeysOf({ suite: old.suite, suiteText: old.suiteText, dhGroup: old.dhGroup, raw, role: sa.role, random: ctx.random });
   for (const k of [old.skD, old.skPi, old.skPr]) k.wipe();
   return old.in;

@@ -11,7 +11,7 @@ import { notify as notifyOf } from '../codec/payloads/notify.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { respondIntermediate } from '../steps/intermediate.js';
-import { applyIntermediateKeys, intermediateView } from './intermediate.js';
+import { applyIntermediateKeys, intermediateOf, intermediateView, setIntermediate } from './intermediate.js';
 import { abandonFollowup, answerFollowupRequest } from './followup.js';
 import type { Endpoint } from '../ports.js';
 import { ikeFailure } from './context.js';
@@ -139,7 +139,7 @@ function sendResponse(e: EngineHost, sa: IkeSa, exchangeType: number, messageId:
  */
 async function answerIntermediate(e: EngineHost, sa: IkeSa, m: IkeMessage, id: number): Promise<void> {
   const type = ExchangeType.IKE_INTERMEDIATE;
-  const s = sa.intermediate;
+  const s = intermediateOf(sa);
   if (s?.tag !== 'awaiting' || sa.state.tag !== 'init-done') {
     sendResponse(e, sa, type, id, [notifyOf(NotifyError.INVALID_SYNTAX)]);
     if (sa.state.tag !== 'init-done') return;
@@ -148,7 +148,7 @@ async function answerIntermediate(e: EngineHost, sa: IkeSa, m: IkeMessage, id: n
     return;
   }
   const step = respondIntermediate(intermediateView(e, sa), s, m, headerFor(sa, type, id, true));
-  sa.intermediate = step.next;
+  setIntermediate(sa, step.next);
   for (const ef of step.effects) {
     if (ef.kind === 'respond') sendResponse(e, sa, type, id, ef.payloads);
     else if (ef.kind === 'update-keys') {

@@ -127,7 +127,7 @@ async function rebuild(e: EngineHost, id: string, cp: IkeSaCheckpoint, peer: Pee
   const sa: IkeSa = {
     serial: e.newSerial(), peer, role, spiI: cp.spiI, spiR: cp.spiR, state: { tag: 'established' }, keys,
     local: cp.local, remote: cp.remote, natLocal: cp.natLocal, natRemote: cp.natRemote, fragmentation: cp.fragmentation,
-    peerHashes: cp.peerHashes ? [...cp.peerHashes] : null, intermediate: null, ni: new Uint8Array(0), nr: new Uint8Array(0),
+    peerHashes: cp.peerHashes ? [...cp.peerHashes] : null, ni: new Uint8Array(0), nr: new Uint8Array(0),
     selected: cp.selected, remoteId: cp.remoteId, nextRequestId: cp.nextRequestId, outstanding, pending: cp.pending.map(taskOf),
     expectedRequestId: cp.expectedRequestId, lastResponse: cp.lastResponse, fragments: null, children, lingering: lingeringOf(cp, peer), reauth: null, ikeCollision: null,
     createdAtMs: cp.createdAtMs, establishedAtMs: cp.establishedAtMs, upSerial: e.newSerial(), rekeyAtMs: cp.rekeyAtMs, resumedAtMs: now,

@@ -4,7 +4,7 @@
 import { ExchangeType } from '../constants.js';
 import type { IkePayload } from '../codec/payload.js';
 import { requestIntermediate } from '../steps/intermediate.js';
-import { intermediateView } from './intermediate.js';
+import { intermediateOf, intermediateView, setIntermediate } from './intermediate.js';
 import { deleteChildPayloads, requestIkeDelete, requestLiveness } from '../steps/informational.js';
 import { startChild } from './child-tasks.js';
 import { startAuth } from './ike-auth-tasks.js';
@@ -50,11 +50,11 @@ async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
   switch (task.kind) {
     case 'ike-init': return false;
     case 'ike-intermediate': {
-      const s = sa.intermediate;
+      const s = intermediateOf(sa);
       if (sa.state.tag !== 'auth-sent' || s?.tag !== 'to-send') return false;
       const header = headerFor(sa, ExchangeType.IKE_INTERMEDIATE, sa.nextRequestId, false);
       const step = requestIntermediate(intermediateView(e, sa), s, header);
-      sa.intermediate = step.next;
+      setIntermediate(sa, step.next);
       for (const ef of step.effects) if (ef.kind === 'send') send(e, sa, task, ExchangeType.IKE_INTERMEDIATE, ef.payloads);
       return true;
     }

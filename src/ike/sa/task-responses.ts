@@ -6,7 +6,7 @@
 import type { IkeMessage } from '../codec/message.js';
 import { consumeIntermediateResponse } from '../steps/intermediate.js';
 import { ikeDeleteAnswered, livenessAnswered } from '../steps/informational.js';
-import { applyIntermediateKeys, intermediateView } from './intermediate.js';
+import { applyIntermediateKeys, intermediateOf, intermediateView, setIntermediate } from './intermediate.js';
 import { onChildDeleteAnswered, onChildResponse } from './child-tasks.js';
 import { onAuthResponse } from './ike-auth-tasks.js';
 import { onInitResponse } from './ike-init-tasks.js';
@@ -46,10 +46,10 @@ export async function handleResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, da
 
 /** IKE_INTERMEDIATE response (steps/intermediate.ts); false when the IKE SA is gone. */
 async function onIntermediate(e: EngineHost, sa: IkeSa, m: IkeMessage): Promise<boolean> {
-  const s = sa.intermediate;
+  const s = intermediateOf(sa);
   if (s?.tag !== 'ke-sent') { e.drop('unexpected-intermediate-response'); return true; }
   const step = consumeIntermediateResponse(intermediateView(e, sa), s, m);
-  sa.intermediate = step.next;
+  setIntermediate(sa, step.next);
   for (const ef of step.effects) {
     if (ef.kind === 'update-keys') applyIntermediateKeys(e, sa, ef.raw);
     else if (ef.kind === 'failed') {

@@ -113,7 +113,7 @@ export function successorSa(env: IkeRekeyEnv, old: IkeSa, role: 'initiator' | 'r
   return {
     serial: env.newSerial(), peer: old.peer, role, spiI, spiR, state: { tag: 'established' }, keys: n.keys,
     local: old.local, remote: old.remote, natLocal: old.natLocal, natRemote: old.natRemote, fragmentation: old.fragmentation,
-    peerHashes: old.peerHashes, intermediate: null, ni: n.ni, nr: n.nr,
+    peerHashes: old.peerHashes, ni: n.ni, nr: n.nr,
     selected: n.selected, remoteId: old.remoteId, nextRequestId: 0, outstanding: null, pending: [], expectedRequestId: 0,
     lastResponse: null, fragments: null, children: new Map(), lingering: new Map(), reauth: null, ikeCollision: null, createdAtMs: now, establishedAtMs: now, upSerial: env.newSerial(),
     rekeyAtMs: null, resumedAtMs: null, lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),

@@ -48,7 +48,7 @@ export function ikeSide(who: Who, o: { readonly proposals?: readonly string[]; r
   const local = { address: ADDRESS[who], port: 500 }; const remote = { address: ADDRESS[peer], port: 500 };
   const sa: KeyedIkeSa = {
     serial: serial++, peer: buildPeerRuntime(config, undefined, () => 1), role, spiI: OLD_SPI_I, spiR: OLD_SPI_R, state: { tag: 'established' }, keys,
-    local, remote, natLocal: false, natRemote: false, fragmentation: false, peerHashes: null, intermediate: null,
+    local, remote, natLocal: false, natRemote: false, fragmentation: false, peerHashes: null,
     ni, nr, selected: null, remoteId: ADDRESS[peer], nextRequestId: 2, outstanding: null, pending: [], expectedRequestId: 2,
     lastResponse: null, fragments: null, children: new Map(), lingering: new Map(), reauth: null, ikeCollision: null,
     createdAtMs: 0, establishedAtMs: 0, upSerial: 1, rekeyAtMs: null, resumedAtMs: null, lastInboundMs: 0,

@@ -193,7 +193,7 @@ test('RFC 7296 §1.4.1, §2.4: our D(IKE) of a terminated IKE SA unanswered thro
 
 test('RFC 7296 §1.4.1: no D(IKE) for an IKE SA still negotiating or gone — the step finds it moot and sends nothing', () => {
   const init = { request: new Uint8Array(0), response: new Uint8Array(0) };
-  for (const state of [{ tag: 'idle' }, { tag: 'auth-sent', init }, { tag: 'init-done', init }, { tag: 'dead' }] as const) {
+  for (const state of [{ tag: 'idle' }, { tag: 'auth-sent', init, intermediate: null }, { tag: 'init-done', init, intermediate: null }, { tag: 'dead' }] as const) {
     const a = ikeSide('alice');
     a.sa.state = state;
     assert.deepEqual(requestIkeDelete(NO_SURVIVOR, a.sa, 'terminated'), { next: { tag: 'done' }, effects: [] }, state.tag);
@@ -230,7 +230,7 @@ test('RFC 7296 §2.4: a dead peer\'s follow-up — none for a terminated peer; a
   assert.deepEqual(livenessUnanswered(rekeyed.sa, { tag: 'liveness-sent' }, GAVE_UP).effects, [{ kind: 'retire' }]);
   /* IKE_AUTH { ... } -->   (never answered) */
   const starting = ikeSide('alice');
-  starting.sa.state = { tag: 'auth-sent', init: { request: new Uint8Array(0), response: new Uint8Array(0) } };
+  starting.sa.state = { tag: 'auth-sent', init: { request: new Uint8Array(0), response: new Uint8Array(0) }, intermediate: null };
   const t = requestUnanswered(starting.sa, { task: 'ike-auth', tries: 5, exchange: 'IKE_AUTH', hint: '' });
   assert.deepEqual(kinds(t), ['error', 'teardown:retransmit-limit', 'retry-initiation']);
   /* CREATE_CHILD_SA { ... } -->   (never answered, dpd.action hold) */
