@@ -5,6 +5,7 @@ import type { SkCipher } from '../crypto/sk.js';
 import type { IkeSaKeys } from '../crypto/keys.js';
 import { spiBytes } from './ike-sa.js';
 import type { Intermediate, IntermediateView } from '../steps/intermediate.js';
+import type { KeyedIkeSa } from '../steps/ike-rekey.js';
 import type { Ctx } from './context.js';
 import type { EngineHost } from './host.js';
 import { ikeKeysOf } from './ike-keys.js';
@@ -20,8 +21,9 @@ export function setIntermediate(sa: IkeSa, next: Intermediate): void {
   if (sa.state.tag === 'auth-sent' || sa.state.tag === 'init-done') sa.state = { ...sa.state, intermediate: next };
 }
 
-export function intermediateView(ctx: Ctx, sa: IkeSa): IntermediateView {
-  const k = sa.keys!;
+/** The steps' view of `sa`, keyed since IKE_SA_INIT. */
+export function intermediateView(ctx: Ctx, sa: KeyedIkeSa): IntermediateView {
+  const k = sa.keys;
   return {
     suite: k.suite, prf: k.prf, skD: k.skD, skPi: k.skPi, skPr: k.skPr, ni: sa.ni, nr: sa.nr,
     spiI: spiBytes(sa.spiI), spiR: spiBytes(sa.spiR), random: ctx.random, allowWeak: sa.peer.config.ike.allowWeak ?? false,
@@ -33,8 +35,8 @@ export function intermediateView(ctx: Ctx, sa: IkeSa): IntermediateView {
  * under it). The drivers set the run to the step's next state first: 'done' means these
  * are the keys IKE_AUTH and the SA use (the ones a key log gets).
  */
-export function applyIntermediateKeys(ctx: EngineHost, sa: IkeSa, raw: IkeSaKeys): SkCipher {
-  const old = sa.keys!;
+export function applyIntermediateKeys(ctx: EngineHost, sa: KeyedIkeSa, raw: IkeSaKeys): SkCipher {
+  const old = sa.keys;
   if (intermediateOf(sa)?.tag === 'done') ctx.ports.keyLog?.ikeKeys({ spiI: sa.spiI, spiR: sa.spiR, keys: raw });
   sa.keys = ikeKeysOf({ suite: old.suite, suiteText: old.suiteText, dhGroup: old.dhGroup, raw, role: sa.role, random: ctx.random });
   for (const k of [old.skD, old.skPi, old.skPr]) k.wipe();

@@ -23,6 +23,7 @@ import { answerAuth } from './ike-auth-tasks.js';
 import { answerInit } from './ike-init-tasks.js';
 import { answerIkeFollowupDone, answerIkeRekey } from './ike-rekey-tasks.js';
 import { answerInformational } from './informational-tasks.js';
+import { keyed } from '../steps/ike-rekey.js';
 import { mtuOf, newSa } from './task-retransmit.js';
 import { headerFor, sealMessage } from './wire.js';
 
@@ -140,7 +141,7 @@ function sendResponse(e: EngineHost, sa: IkeSa, exchangeType: number, messageId:
 async function answerIntermediate(e: EngineHost, sa: IkeSa, m: IkeMessage, id: number): Promise<void> {
   const type = ExchangeType.IKE_INTERMEDIATE;
   const s = intermediateOf(sa);
-  if (s?.tag !== 'awaiting' || sa.state.tag !== 'init-done') {
+  if (s?.tag !== 'awaiting' || sa.state.tag !== 'init-done' || !keyed(sa)) {
     sendResponse(e, sa, type, id, [notifyOf(NotifyError.INVALID_SYNTAX)]);
     if (sa.state.tag !== 'init-done') return;
     e.failure(sa.peer, ikeFailure({ code: 'ERR_IKE_INTERMEDIATE_UNEXPECTED', exchange: 'IKE_INTERMEDIATE', message: 'peer sent an IKE_INTERMEDIATE request no additional key exchange was negotiated for (RFC 9370 §2.2.1)' }));

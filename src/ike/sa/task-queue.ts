@@ -51,7 +51,7 @@ async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
     case 'ike-init': return false;
     case 'ike-intermediate': {
       const s = intermediateOf(sa);
-      if (sa.state.tag !== 'auth-sent' || s?.tag !== 'to-send') return false;
+      if (sa.state.tag !== 'auth-sent' || s?.tag !== 'to-send' || !keyed(sa)) return false;
       const header = headerFor(sa, ExchangeType.IKE_INTERMEDIATE, sa.nextRequestId, false);
       const step = requestIntermediate(intermediateView(e, sa), s, header);
       setIntermediate(sa, step.next);

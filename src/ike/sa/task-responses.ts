@@ -15,6 +15,7 @@ import type { IkeSa } from './ike-sa.js';
 import { teardown } from './lifecycle.js';
 import { finishReauth } from './reauth.js';
 import { onFollowup, onIkeRekey } from './ike-rekey-tasks.js';
+import { keyed } from '../steps/ike-rekey.js';
 import { next } from './task-queue.js';
 import { performRequest, scheduleRetry } from './task-retransmit.js';
 
@@ -47,7 +48,7 @@ export async function handleResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, da
 /** IKE_INTERMEDIATE response (steps/intermediate.ts); false when the IKE SA is gone. */
 async function onIntermediate(e: EngineHost, sa: IkeSa, m: IkeMessage): Promise<boolean> {
   const s = intermediateOf(sa);
-  if (s?.tag !== 'ke-sent') { e.drop('unexpected-intermediate-response'); return true; }
+  if (s?.tag !== 'ke-sent' || !keyed(sa)) { e.drop('unexpected-intermediate-response'); return true; }
   const step = consumeIntermediateResponse(intermediateView(e, sa), s, m);
   setIntermediate(sa, step.next);
   for (const ef of step.effects) {
