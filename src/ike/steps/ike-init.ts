@@ -86,7 +86,7 @@ export type InitEffect =
   /** Initiator: the IKE SA failed; its retry timer restarts it. */
   | { readonly kind: 'teardown' };
 
-/** The initiator's 'init-sent' (on the SA record); the responder's states are in ike-init-responder.ts. */
+/** A step's result. The initiator's states are the SA record's (init-sent, then keyed or done); the responder's are in ike-init-responder.ts. */
 export interface InitStep<S> { readonly next: S; readonly effects: readonly InitEffect[] }
 
 function natHash(spiI: bigint, spiR: bigint, ep: Endpoint): Uint8Array {
@@ -112,7 +112,7 @@ function detectNat(m: IkeMessage, spiI: bigint, spiR: bigint, local: Endpoint, r
 }
 
 /** `f()`, or the ParseError it threw (malformed notify data). */
-export function parsed<T>(f: () => T): T | ParseError {
+function parsed<T>(f: () => T): T | ParseError {
   try { return f(); } catch (e) { if (e instanceof ParseError) return e; throw e; }
 }
 
