@@ -5,10 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { certCacheStats, clearCertCache, MAX_PARSED, parseCertificateCached, signedBy } from '../../../../src/ike/crypto/cert-cache.js';
+import { certCacheStats, clearCertCache, MAX_ENTRY_BYTES, MAX_PARSED, MAX_PARSED_BYTES, parseCertificateCached, signedBy } from '../../../../src/ike/crypto/cert-cache.js';
 import { caKeyHashes, validateCertificateChain } from '../../../../src/ike/crypto/certs.js';
 import { CertificateError } from '../../../../src/ike/crypto/errors.js';
-import { buildCert, dn } from './cert-builder.js';
+import { buildCert, dn, ext } from './cert-builder.js';
 
 const DAY = 86_400_000;
 const now = Date.UTC(2026, 11, 7);
@@ -28,7 +28,7 @@ test('the same octets parse once: the second lookup returns the same entry, whic
   const a = parseCertificateCached(framed.subarray(5, 5 + der.length));
   const b = parseCertificateCached(der);
   assert.equal(a, b);
-  assert.deepEqual(certCacheStats(), { size: 1, hits: 1, misses: 1 });
+  assert.deepEqual(certCacheStats(), { size: 1, bytes: der.length, hits: 1, misses: 1 });
   assert.notEqual(a.der.buffer, framed.buffer, 'not a view into the caller\'s (datagram) buffer');
   framed.fill(0);
   assert.deepEqual(a.der, der);
@@ -87,4 +87,19 @@ test('CERTREQ authorities: equal CA lists in distinct arrays (one per peer confi
   for (let i = 0; i < 5; i++) assert.deepEqual(caKeyHashes([new Uint8Array(der)]), first);
   assert.equal(certCacheStats().misses, misses);
   assert.notDeepEqual(caKeyHashes([ca(caNew, 41)]), first);
+});
+
+test(`the cache keeps at most ${MAX_PARSED_BYTES} octets of DER, and no certificate over ${MAX_ENTRY_BYTES} octets (peers send CERT payloads before they are authenticated)`, () => {
+  clearCertCache();
+  // A non-critical extension of unknown type makes a certificate as large as wanted.
+  const big = (serial: number, octets: number): Uint8Array => buildCert({ ...base, serial, subject: dn('peer'), issuer: CA, publicKey: eeKeys.publicKey, signingKey: caOld.privateKey, keyUsage: [0], extraExtensions: [ext('2a030405', false, new Uint8Array(octets))] });
+  const huge = big(50, MAX_ENTRY_BYTES);
+  assert.ok(huge.length > MAX_ENTRY_BYTES);
+  parseCertificateCached(huge);
+  assert.equal(certCacheStats().size, 0, 'too large: parsed, not kept');
+  const each = big(51, 8_000).length;
+  const fit = Math.floor(MAX_PARSED_BYTES / each);
+  for (let i = 0; i < fit + 10; i++) parseCertificateCached(big(100 + i, 8_000));
+  assert.equal(certCacheStats().size, fit);
+  assert.ok(certCacheStats().bytes <= MAX_PARSED_BYTES);
 });
