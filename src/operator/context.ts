@@ -1,6 +1,7 @@
 // What every controller gets: caches, the API client, clock, logger, metrics, events, the CA.
 import type { Clock } from '../common/time.js';
 import type { OperatorKube } from './fence.js';
+import type { Condition } from '../api/conditions.js';
 import type { IPsecMesh, IPsecMeshStatus, IPsecNode, IPsecTunnel } from '../api/types.js';
 import type { CaStore } from './ca-store.js';
 import type { EventRecorder } from './events.js';
@@ -51,6 +52,9 @@ export interface Ctx {
   readonly meshMemory: Map<string, MeshMemory>;
   /** uids of CSRs this process wrote a certificate to that the CSR cache does not show yet. */
   readonly csrsIssued: Set<string>;
+  /** Our last IdentityVerified write per IPsecNode and the resourceVersion it was based on: while
+   * the cache still shows that version, it lags behind the write, and this is what the node has. */
+  readonly identityWritten: Map<string, { readonly basedOn: string; readonly condition: Condition }>;
 }
 
 /** The mesh that configures identity: the one named explicitly, else "default", else the oldest. */

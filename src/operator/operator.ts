@@ -11,6 +11,7 @@ import { CaStore } from './ca-store.js';
 import type { Caches, Ctx } from './context.js';
 import { csrForCertificateRequest, forgetParsedCsr, parsedCsr, reconcileCsr, DEFAULT_NODE_CERT_LIFETIME_MS, certLifetimeMs } from './csr-controller.js';
 import { EventRecorder } from './events.js';
+import { isApproved, isFailed } from './csr-policy.js';
 import { IdentityIndex } from './identity-index.js';
 import { Informer, kubeListWatcher, type KubeObject } from '../api/kube/informer.js';
 import type { CertificateRequest, ConfigMap, Csr, KNode, Secret } from './kinds.js';
@@ -105,6 +106,7 @@ export class Operator {
       ...(o.meshName !== undefined ? { meshName: o.meshName } : {}),
       meshMemory: new Map(),
       csrsIssued: new Set(),
+      identityWritten: new Map(),
     };
     this.#queues = { csr: new WorkQueue(clock), ipsecnode: new WorkQueue(clock), 'ipsecnode-gc': new WorkQueue(clock), mesh: new WorkQueue(clock), tunnel: new WorkQueue(clock), ca: new WorkQueue(clock) };
     this.#wire(caches);
@@ -134,7 +136,13 @@ export class Operator {
     const caSoon = (): void => { if (this.ctx.ca.state?.rotation.phase !== 'Idle') q.ca.addAfter('ca', 1000); };
     c.csrs.addHandlers({
       onAdd: (x) => { this.ctx.identities.observe(x, now()); q.csr.add(x.metadata.name); },
-      onUpdate: (_o, x) => { this.ctx.identities.observe(x, now()); q.csr.add(x.metadata.name); const n = nodeOfCsr(x); if (n) q.ipsecnode.add(n); },
+      onUpdate: (_o, x) => {
+        this.ctx.identities.observe(x, now());
+        // Approved, not signed: signing goes ahead of the requests still waiting for a decision, so
+        // certificates flow from the start of a join rather than after every approval.
+        if (isApproved(x) && !isFailed(x) && !x.status?.certificate) q.csr.addFront(x.metadata.name); else q.csr.add(x.metadata.name);
+        const n = nodeOfCsr(x); if (n) q.ipsecnode.add(n);
+      },
       onDelete: (x) => { this.ctx.identities.forget(x.metadata.name); forgetParsedCsr(x); if (x.metadata.uid) this.ctx.csrsIssued.delete(x.metadata.uid); },
     });
     // A Node deleted: its IPsecNode goes too (node-gc.ts); so does an IPsecNode that arrives without one.

@@ -7,6 +7,10 @@ import { ItemBackoff, type BackoffPolicy } from '../api/kube/backoff.js';
 export class WorkQueue<K> {
   readonly #clock: Clock;
   readonly #queue: K[] = [];
+  /** Keys added with addFront: handed out before every key of #queue. */
+  readonly #front: K[] = [];
+  /** Keys re-added with addFront while a worker held them: they go to the front after done(). */
+  readonly #urgent = new Set<K>();
   readonly #dirty = new Set<K>();
   readonly #processing = new Set<K>();
   readonly #waiting = new Map<K, { at: number; timer: TimerHandle }>();
@@ -21,7 +25,7 @@ export class WorkQueue<K> {
     this.#backoff = new ItemBackoff<K>(backoff);
   }
 
-  get length(): number { return this.#queue.length; }
+  get length(): number { return this.#queue.length + this.#front.length; }
   get inFlight(): number { return this.#processing.size; }
   get delayed(): number { return this.#waiting.size; }
   get shuttingDown(): boolean { return this.#shutdown; }
@@ -34,6 +38,21 @@ export class WorkQueue<K> {
     const w = this.#waiters.shift();
     if (w) { this.#dirty.delete(key); this.#processing.add(key); w(key); return; }
     this.#queue.push(key);
+  }
+
+  /**
+   * Like add, but ahead of every key queued with add: a follow-up that should not wait behind a
+   * backlog (the signer's second step after its approval, in a join of thousands). A key already
+   * queued keeps its place.
+   */
+  addFront(key: K): void {
+    if (this.#shutdown) return;
+    if (this.#dirty.has(key)) { this.deduplicated++; if (this.#processing.has(key)) this.#urgent.add(key); return; }
+    this.#dirty.add(key);
+    if (this.#processing.has(key)) { this.#urgent.add(key); return; }
+    const w = this.#waiters.shift();
+    if (w) { this.#dirty.delete(key); this.#processing.add(key); w(key); return; }
+    this.#front.push(key);
   }
 
   /** Add after ms; an earlier pending delayed add for the key wins. */
@@ -61,7 +80,7 @@ export class WorkQueue<K> {
 
   /** Next key to process, or undefined once shut down and drained. */
   get(): Promise<K | undefined> {
-    const k = this.#queue.shift();
+    const k = this.#front.length > 0 ? this.#front.shift() : this.#queue.shift();
     if (k !== undefined) {
       this.#dirty.delete(k);
       this.#processing.add(k);
@@ -73,9 +92,10 @@ export class WorkQueue<K> {
 
   done(key: K): void {
     this.#processing.delete(key);
+    const urgent = this.#urgent.delete(key);
     if (this.#dirty.has(key)) {
       this.#dirty.delete(key);
-      this.add(key);
+      if (urgent) this.addFront(key); else this.add(key);
     }
   }
 

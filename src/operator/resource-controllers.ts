@@ -28,10 +28,14 @@ const rv = (resourceVersion: string | undefined): { resourceVersion?: string } =
 /** IPsecNode: the operator owns one condition, IdentityVerified, via SSA (the agent owns the rest). */
 export async function reconcileIpsecNode(ctx: Ctx, name: string): Promise<number | undefined> {
   const n = ctx.caches.ipsecNodes.get(name);
-  if (!n) return undefined;
+  if (!n) { ctx.identityWritten.delete(name); return undefined; }
   const now = ctx.clock.now();
   const want = computeIdentityCondition(n, ctx.caches.nodes.get(name) !== undefined, ctx.identities.issued(name), now);
-  const have = findCondition(n.status?.conditions, C.IdentityVerified);
+  // Woken again (a CSR event) before our last write's event arrived: compare with that write, not
+  // with the older cached version — writing again on it would only meet a 409.
+  const mine = ctx.identityWritten.get(name);
+  if (mine && mine.basedOn !== (n.metadata.resourceVersion ?? '')) ctx.identityWritten.delete(name);
+  const have = mine && mine.basedOn === (n.metadata.resourceVersion ?? '') ? mine.condition : findCondition(n.status?.conditions, C.IdentityVerified);
   if (sameDesired(have, want)) return want.status === 'True' ? RESYNC_MS : undefined;
   // Nothing published yet and nothing said yet: no write (saves one write per joining node).
   if (!have && want.reason === REASONS.NoCertificate) return undefined;
@@ -48,6 +52,7 @@ export async function reconcileIpsecNode(ctx: Ctx, name: string): Promise<number
     if (isNotFound(e)) return undefined; // deleted under us (its Node is gone: node-gc.ts)
     throw e;
   }
+  ctx.identityWritten.set(name, { basedOn: n.metadata.resourceVersion ?? '', condition: cond });
   ctx.metrics.statusWrites.inc({ kind: 'IPsecNode' });
   return undefined;
 }

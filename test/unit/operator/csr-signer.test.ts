@@ -1,10 +1,10 @@
 // reconcileCsr (src/operator/csr-controller.ts) against fake caches and a recording apiserver: a
-// request the policy approves is approved and signed in one reconcile, the certificate written on
-// the version the approval returned; the approval's own watch event, arriving after the certificate
-// was written, costs no second write; the certificate is an issued identity before its CSR event
-// arrives; a certificate write that fails after the approval is retried from the cache. And the
+// request the policy approves is approved, then signed on the approved version the cache shows; a
+// reconcile that finds that version again costs no second write; the certificate is an issued
+// identity before its CSR event arrives; a certificate write that fails is retried from the cache. And the
 // IPsecNode side: a fingerprint published before the operator knows the certificate it is issuing
-// for that node costs no IdentityVerified=False write.
+// for that node costs no IdentityVerified=False write, and a reconcile before our write's event
+// arrives does not write again.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../../src/common/time.js';
@@ -45,7 +45,7 @@ async function fake(opts: { failCertificateWrites?: number } = {}) {
   const ca = await createCa(await generateKeyPair(), 'test CA', clock.now());
   const ctx = {
     clock, log: silentLogger(), metrics: new OperatorMetrics(), identities, agentUsername: agentUsername(NS), namespace: NS,
-    defaultCertLifetimeMs: 24 * 3_600_000, csrsIssued: new Set<string>(), meshMemory: new Map(),
+    defaultCertLifetimeMs: 24 * 3_600_000, csrsIssued: new Set<string>(), identityWritten: new Map(), meshMemory: new Map(),
     caches: { csrs, nodes, meshes, ipsecNodes },
     ca: { state: { signer: ca, fingerprint: 'f', rotation: { phase: 'Idle' }, resourceVersion: '1' } },
     events: { emit: () => undefined },
@@ -76,24 +76,26 @@ async function fake(opts: { failCertificateWrites?: number } = {}) {
   return { ctx, writes, server, sync, submit, identities, csrs, nodes, ipsecNodes, applies };
 }
 
-test('csr-controller: one reconcile approves and signs (approval, then the certificate on the version the approval returned); the approval event that arrives afterwards writes nothing', async () => {
+test('csr-controller: a reconcile approves; the next, on the approval\'s version from the cache, signs; a reconcile on that version again writes nothing; the certificate is an issued identity before its event', async () => {
   const f = await fake();
   const name = await f.submit('node-a');
-  const approvedOn = f.server.get(name)!.metadata.resourceVersion;
+  const submitted = f.server.get(name)!.metadata.resourceVersion;
+  assert.equal(await reconcileCsr(f.ctx, name), undefined);
+  assert.deepEqual(f.writes.map((w) => w.path.split('/').pop()), ['approval']);
+  assert.equal(f.writes[0]!.resourceVersion, submitted);
+  assert.ok(f.server.get(name)!.status?.conditions?.some((c) => c.type === 'Approved' && c.status === 'True'));
+  f.sync(name); // the approval's event
+  const approvedVersion = f.csrs.get(name)!;
   assert.equal(await reconcileCsr(f.ctx, name), undefined);
   assert.deepEqual(f.writes.map((w) => w.path.split('/').pop()), ['approval', 'status']);
-  assert.equal(f.writes[0]!.resourceVersion, approvedOn);
-  const afterApproval = String(Number(approvedOn) + 1);
-  assert.equal(f.writes[1]!.resourceVersion, afterApproval, 'the certificate is written on the version the approval made');
+  assert.equal(f.writes[1]!.resourceVersion, approvedVersion.metadata.resourceVersion, 'the certificate is written on the approved version');
   assert.ok(f.server.get(name)!.status?.certificate, 'the apiserver holds the certificate');
-  assert.ok(f.server.get(name)!.status?.conditions?.some((c) => c.type === 'Approved' && c.status === 'True'));
 
-  // The identity is known as issued before any CSR event: an agent's publish that arrives first verifies.
+  // The identity is known as issued before the CSR event: an agent's publish that arrives first verifies.
   const fp = certFacts(Buffer.from(f.server.get(name)!.status!.certificate!, 'base64').toString('utf8')).certFingerprint;
   assert.deepEqual(f.identities.issued('node-a').map((i) => i.certFingerprint), [fp]);
 
-  // The informer now delivers the approval's version (approved, no certificate): nothing to do.
-  f.csrs.put({ ...structuredClone(f.server.get(name)!), metadata: { ...f.server.get(name)!.metadata, resourceVersion: afterApproval }, status: { conditions: f.server.get(name)!.status!.conditions! } });
+  // Woken again while the cache still shows the approved version (another event): no second certificate write.
   assert.equal(await reconcileCsr(f.ctx, name), undefined);
   assert.equal(f.writes.length, 2, 'no second certificate write on the stale version');
   // Then the certificate's version: done, and forgotten.
@@ -104,13 +106,14 @@ test('csr-controller: one reconcile approves and signs (approval, then the certi
   assert.deepEqual(f.identities.issued('node-a').map((i) => i.certFingerprint), [fp]);
 });
 
-test('csr-controller: a certificate write that fails after the approval is retried from the cache, and signs the approved version', async () => {
+test('csr-controller: a certificate write that fails is retried from the cache, without a second approval', async () => {
   const f = await fake({ failCertificateWrites: 1 });
   const name = await f.submit('node-b');
+  assert.equal(await reconcileCsr(f.ctx, name), undefined);
+  f.sync(name); // the approval's event
   await assert.rejects(reconcileCsr(f.ctx, name), (e: unknown) => e instanceof KubeApiError && e.status === 500);
   assert.deepEqual(f.writes.map((w) => w.path.split('/').pop()), ['approval', 'status']);
   assert.equal(f.server.get(name)!.status?.certificate, undefined);
-  f.sync(name); // the approval's event
   assert.equal(await reconcileCsr(f.ctx, name), undefined);
   assert.deepEqual(f.writes.map((w) => w.path.split('/').pop()), ['approval', 'status', 'status'], 'no second approval');
   assert.ok(f.server.get(name)!.status?.certificate);
@@ -137,12 +140,17 @@ test('ipsecnode: a fingerprint published while the node\'s certificate is being 
   const again = await reconcileIpsecNode(f.ctx, 'node-d');
   assert.equal(f.applies.length, 0, 'no UnknownCertificate write while a certificate for the node is pending');
   assert.ok(again !== undefined && again > 0, 'looked at again later');
-  // Signed: the published fingerprint is now one we issued.
+  // Approved and signed: the published fingerprint is now one we issued.
+  assert.equal(await reconcileCsr(f.ctx, name), undefined);
+  f.sync(name);
   assert.equal(await reconcileCsr(f.ctx, name), undefined);
   const fp = certFacts(Buffer.from(f.server.get(name)!.status!.certificate!, 'base64').toString('utf8')).certFingerprint;
   f.ipsecNodes.put({ ...f.ipsecNodes.get('node-d')!, spec: { endpoint: { address: '192.0.2.4' }, identity: { certFingerprint: fp } } });
   await reconcileIpsecNode(f.ctx, 'node-d');
   assert.deepEqual(f.applies.map((a) => a.body.status?.conditions?.map((c) => `${c.type}=${c.status}/${c.reason}`)), [['IdentityVerified=True/CertificateMatches']]);
+  // Woken again (the CSR's certificate event) while the cache still shows the version our write was based on.
+  await reconcileIpsecNode(f.ctx, 'node-d');
+  assert.equal(f.applies.length, 1, 'compared with our own write, not written again on the older version');
 });
 
 test('ipsecnode: an unknown fingerprint with no certificate pending for the node is reported at once (UnknownCertificate)', async () => {

@@ -37,7 +37,7 @@ function fake(): Fake {
   meshes.put({ apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecMesh', metadata: { name: 'default', generation: 1, resourceVersion: String(rv) }, spec: { nodeSelector: { mesh: 'yes' } } });
   const memory = new Map<string, MeshMemory>();
   const ctx = {
-    clock, meshMemory: memory, csrsIssued: new Set(), ca: { state: undefined, progress: () => undefined }, metrics: new OperatorMetrics(),
+    clock, meshMemory: memory, csrsIssued: new Set(), identityWritten: new Map(), ca: { state: undefined, progress: () => undefined }, metrics: new OperatorMetrics(),
     caches: { meshes, ipsecNodes, nodes },
     // Like the apiserver: the write's precondition is recorded, and it answers with a new resourceVersion.
     kube: { apply: (_path: string, obj: { metadata: { resourceVersion?: string }; status: IPsecMeshStatus }) => { writes.push(obj.status); preconditions.push(obj.metadata.resourceVersion); return Promise.resolve({ ...obj, metadata: { ...obj.metadata, resourceVersion: `written-${writes.length}` } }); } },

@@ -26,6 +26,18 @@ test('a key added while being processed is processed again after done, never con
   assert.equal(await q.get(), 'a');
 });
 
+test('addFront keys are handed out before add keys, in their order; a queued key keeps its place; one re-added at the front while held goes to the front after done', async () => {
+  const q = new WorkQueue<string>(new ManualClock());
+  q.add('a'); q.add('b'); q.addFront('x'); q.addFront('y'); q.addFront('b');
+  assert.equal(q.length, 4);
+  assert.equal(await q.get(), 'x');
+  const y = await q.get();
+  assert.equal(y, 'y');
+  q.add('c'); q.addFront('y');
+  q.done(y!);
+  assert.deepEqual([await q.get(), await q.get(), await q.get(), await q.get()], ['y', 'a', 'b', 'c']);
+});
+
 test('addAfter fires on the clock; the earlier of two delays wins', async () => {
   const c = new ManualClock();
   const q = new WorkQueue<string>(c);
