@@ -126,7 +126,7 @@ test('pod-runner gives each process its manifest\'s sandbox: agent as root with 
   for (const c of ['CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) assert.match(ol, new RegExp(`${c}:\\s+0{16}`), c);
   assert.match(ol, /NoNewPrivs:\s+1/);
   assert.match(ol, /^eyJ$/m, 'the token file is readable by the pod\'s user (kubelet: owner = runAsUser, 0600)');
-  assert.match(ol, new RegExp(`pod=${opDir.creds.podName} podns=${install.namespace} opts=--max-semi-space-size=4 home=/`));
+  assert.match(ol, new RegExp(`pod=${opDir.creds.podName} podns=${install.namespace} opts=--max-semi-space-size=4 --max-old-space-size=384 home=/`));
   assert.match(ol, /root=ro/, 'readOnlyRootFilesystem: true');
   assert.match(ol, /args=operator --health-port 8080/);
 });
