@@ -8,6 +8,7 @@
 import type { SecretBytes } from '../../common/secret.js';
 import type { Clock, Random } from '../../common/time.js';
 import { isAdditionalKeyExchangeType, NotifyError, NotifyStatus, ProtocolId, TransformType, notifyName } from '../constants.js';
+import { isNonEmpty, type NonEmpty } from '../non-empty.js';
 import { followupMethods, linkOf } from '../steps/followup-ke.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
@@ -278,7 +279,7 @@ export async function negotiateChildResponder(ctx: Ctx, sa: IkeSa, m: IkeMessage
 export type ChildCompletion =
   | { readonly ok: true; readonly child: ChildSa; readonly install: KernelChildSa }
   /** Additional key exchanges follow: SK(0), the methods and the responder's first link. */
-  | { readonly ok: 'followup'; readonly reply: ChildReply; readonly sk0: SecretBytes; readonly methods: readonly number[]; readonly link: Uint8Array }
+  | { readonly ok: 'followup'; readonly reply: ChildReply; readonly sk0: SecretBytes; readonly methods: NonEmpty<number>; readonly link: Uint8Array }
   | { readonly ok: false; readonly failure: IkeFailure; readonly retryGroup?: number; readonly temporary?: boolean };
 
 /** Initiator: the response to our offer (IKE_AUTH or CREATE_CHILD_SA). */
@@ -324,7 +325,8 @@ export function completeChildInitiator(ctx: ChildEnv, sa: ChildIkeView, child: C
   const nr = o.inIkeAuth || nonceP === undefined ? sa.nr : new Uint8Array(nonceP.data);
   const outboundSpi = spiNumber(saP.proposals[0]?.spi ?? new Uint8Array(0));
   const reply: ChildReply = { sel, localTs, remoteTs, nr, outboundSpi, group };
-  if (methods.length > 0 && pfs !== null) return { ok: 'followup', reply, sk0: pfs, methods, link: link! };
+  // link is present whenever methods are (checked above).
+  if (isNonEmpty(methods) && pfs !== null && link !== undefined) return { ok: 'followup', reply, sk0: pfs, methods, link };
   return finishChildInitiator(ctx, sa, child, s, reply, pfs, o.inIkeAuth);
 }
 

@@ -187,8 +187,8 @@ export function describeOffered(p: OfferedProposal): string {
 export function checkProposalReply(
   sent: readonly PolicyProposal[], reply: readonly OfferedProposal[], opts: { readonly additionalKeyExchanges?: boolean; readonly addkeRefusal?: string } = {},
 ): { ok: true; proposal: SelectedProposal } | { ok: false; message: string } {
-  if (reply.length !== 1) return { ok: false, message: `responder returned ${reply.length} proposals, want exactly 1` };
-  const r = reply[0]!;
+  const r = reply[0];
+  if (reply.length !== 1 || r === undefined) return { ok: false, message: `responder returned ${reply.length} proposals, want exactly 1` };
   const ours = sent[r.num - 1];
   if (!ours) return { ok: false, message: `responder chose proposal #${r.num}, we sent ${sent.length}` };
   for (const type of TYPES) {

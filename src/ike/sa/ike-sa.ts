@@ -20,6 +20,8 @@ import type { TsRange } from './ts.js';
 export interface PeerRuntime {
   readonly config: PeerConfig;
   readonly ikeProposals: readonly PolicyProposal[];
+  /** The first KE method of ikeProposals: the one IKE_SA_INIT's KEi uses until the peer asks for another. */
+  readonly ikeGroup: number;
   readonly children: readonly ChildRuntime[];
   readonly local: Endpoint;
   readonly remote: Endpoint;

@@ -34,7 +34,8 @@ export class Ikev1Notices {
     const last = this.#lastMs.get(from.address);
     if (last !== undefined && now - last < IKEV1_NOTICE_INTERVAL_MS) return;
     this.#lastMs.delete(from.address); // re-insert: Map order is then oldest first
-    if (this.#lastMs.size >= IKEV1_NOTICE_ADDRESSES) this.#lastMs.delete(this.#lastMs.keys().next().value!);
+    const oldest = this.#lastMs.keys().next();
+    if (this.#lastMs.size >= IKEV1_NOTICE_ADDRESSES && oldest.done !== true) this.#lastMs.delete(oldest.value);
     this.#lastMs.set(from.address, now);
     const exchange = ikev1ExchangeName(datagram);
     const message = `${from.address}:${from.port} sent an IKEv1 ${exchange} request, dropped: IKEv1 is not supported (RFC 9395), configure the peer for IKEv2`;

@@ -75,18 +75,18 @@ export class EngineLimits {
    */
   evictFor(address: string): IkeSa | null {
     const mine = this.halfOpenFrom(address);
-    let worst: { address: string; count: number } | undefined;
-    for (const a of [...this.#halfOpen.keys()]) {
+    let worst: { address: string; count: number; set: Set<IkeSa> } | undefined;
+    for (const [a, set] of [...this.#halfOpen]) {
       const count = this.halfOpenFrom(a);
-      if (count > 0 && (worst === undefined || count > worst.count)) worst = { address: a, count };
+      if (count > 0 && (worst === undefined || count > worst.count)) worst = { address: a, count, set };
     }
     if (worst === undefined || worst.count < mine + 2) return null;
-    const set = this.#halfOpen.get(worst.address)!;
     let oldest: IkeSa | undefined;
-    for (const sa of set) if (oldest === undefined || sa.createdAtMs < oldest.createdAtMs) oldest = sa;
-    set.delete(oldest!);
-    if (set.size === 0) this.#halfOpen.delete(worst.address);
-    return oldest ?? null;
+    for (const sa of worst.set) if (oldest === undefined || sa.createdAtMs < oldest.createdAtMs) oldest = sa;
+    if (oldest === undefined) return null;
+    worst.set.delete(oldest);
+    if (worst.set.size === 0) this.#halfOpen.delete(worst.address);
+    return oldest;
   }
 
   addHalfOpen(address: string, sa: IkeSa): void {

@@ -21,7 +21,8 @@ export function buildPeerRuntime(config: PeerConfig, existing: PeerRuntime | und
   // RFC 9370 ADDKE run in IKE_INTERMEDIATE (IKE SA setup) and IKE_FOLLOWUP_KE (IKE rekey, and
   // Child SAs created or rekeyed with PFS in CREATE_CHILD_SA; IKE_AUTH's Child SA has none).
   const ikeProposals = parseProposals(config.ike.proposals, 'ike', { allowWeak, path: `${path}.ike.proposals`, additionalKeyExchanges: true });
-  if (preferredDhGroup(ikeProposals) === null) throw new ConfigError(`${path}.ike.proposals`, 'IKE proposals need a key exchange method');
+  const ikeGroup = preferredDhGroup(ikeProposals);
+  if (ikeGroup === null) throw new ConfigError(`${path}.ike.proposals`, 'IKE proposals need a key exchange method');
   const children = config.children.map((c, i) => {
     const cp = `${path}.children[${i}]`;
     if (c.lifeTimeMs <= c.rekeyTimeMs) throw new ConfigError(`${cp}.lifeTimeMs`, 'must exceed rekeyTimeMs');
@@ -34,7 +35,7 @@ export function buildPeerRuntime(config: PeerConfig, existing: PeerRuntime | und
     };
   });
   return {
-    config, ikeProposals, children, terminated: false, everEstablished: existing?.everEstablished ?? false, retryTimer: null,
+    config, ikeProposals, ikeGroup, children, terminated: false, everEstablished: existing?.everEstablished ?? false, retryTimer: null,
     local: { address: config.local.address, port: config.local.port ?? 500 },
     remote: { address: config.remote.address, port: config.remote.port ?? 500 },
   };

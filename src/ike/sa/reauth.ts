@@ -111,7 +111,7 @@ export function dropRedundant(e: EngineHost, sa: IkeSa): void {
 
 /** Delete an IKE SA we initiated that another replaces; the Child SAs it has yet to create are moot. */
 export function deleteOwnDuplicate(e: EngineHost, sa: IkeSa): void {
-  for (let i = sa.pending.length - 1; i >= 0; i--) if (sa.pending[i]!.kind === 'child-create') sa.pending.splice(i, 1);
+  for (let i = sa.pending.length - 1; i >= 0; i--) if (sa.pending[i]?.kind === 'child-create') sa.pending.splice(i, 1);
   e.queueTask(sa, { kind: 'ike-delete', reason: 'duplicate' });
 }
 

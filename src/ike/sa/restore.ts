@@ -77,7 +77,12 @@ interface Rebuilt { readonly id: string; readonly cp: IkeSaCheckpoint; readonly 
 /** Rebuild one SA (not yet registered); children the kernel lost are returned separately. */
 async function rebuild(e: EngineHost, id: string, cp: IkeSaCheckpoint, peer: PeerRuntime): Promise<Rebuilt> {
   const now = e.clock.now();
-  const runtimeOf = (name: string): ChildRuntime => peer.children.find((c) => c.config.name === name)!;
+  // incompatible() refused checkpoints naming a child the config lacks; this is its backstop.
+  const runtimeOf = (name: string): ChildRuntime => {
+    const r = peer.children.find((c) => c.config.name === name);
+    if (r === undefined) throw new CheckpointError('children', `child "${name}" is not configured any more`);
+    return r;
+  };
   const children = new Map<number, ChildSa>();
   const lost: ChildSa[] = [];
   for (const c of cp.children) {

@@ -28,9 +28,9 @@ export function queueTask(e: EngineHost, sa: IkeSa, task: Task): void {
 
 /** Start pending tasks until one sends a request (the others may have become moot). */
 export async function next(e: EngineHost, sa: IkeSa): Promise<void> {
-  while (sa.outstanding === null && sa.pending.length > 0) {
-    const task = sa.pending.shift()!;
-    if (await start(e, sa, task)) return;
+  while (sa.outstanding === null) {
+    const task = sa.pending.shift();
+    if (task === undefined || await start(e, sa, task)) return;
   }
 }
 

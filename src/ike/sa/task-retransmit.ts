@@ -6,7 +6,6 @@
 // request armed and what a restart runs again.
 import { ExchangeType } from '../constants.js';
 import type { IkePayload } from '../codec/payload.js';
-import { preferredDhGroup } from '../policy/convert.js';
 import { requestInit, type InitSent, type InitStep } from '../steps/ike-init.js';
 import { ikeDeleteUnanswered, livenessUnanswered, requestUnanswered, type RequestStep } from '../steps/informational.js';
 import type { EngineHost } from './host.js';
@@ -34,8 +33,7 @@ export function startInitiator(e: EngineHost, peer: PeerRuntime, prepare?: (sa: 
   prepare?.(sa);
   e.register(sa);
   void e.enqueue(sa, () => {
-    const group = preferredDhGroup(peer.ikeProposals)!;
-    sendInit(e, sa, requestInit(e.random, sa, { group, cookie: null, retries: 0 }));
+    sendInit(e, sa, requestInit(e.random, sa, { group: peer.ikeGroup, cookie: null, retries: 0 }));
   });
   return sa;
 }

@@ -14,6 +14,7 @@ import { rekeySa } from '../codec/payloads/notify-data.js';
 import type { SecretBytes } from '../../common/secret.js';
 import { acceptChild, childAnswer, chooseChild, spi32, spiNumber, type ChildChoice, type ChildEnv, type ChildIkeView } from '../exchanges/child-sa.js';
 import { NONCE_BYTES } from '../sa/defaults.js';
+import { isNonEmpty } from '../non-empty.js';
 import { followupMethods, linkNotify, responderStart } from './followup-ke.js';
 import type { IkeFailure, KernelChildSa } from '../ports.js';
 import type { ChildFollowupPending, ChildSa, IkeSa, Task } from '../sa/ike-sa.js';
@@ -86,7 +87,7 @@ export function consumeChildRequest(env: Pick<ChildEnv, 'random'>, ike: Responde
 /** Responder: the chosen Child SA on our inbound SPI `inboundSpi`, which the driver allocated for `s.choice.runtime`'s reqid. */
 export function acceptChildRequest(env: ChildEnv, ike: ChildIkeView, s: Chosen, inboundSpi: number): Step<Extract<ChildExchange, { tag: 'answer-installing' } | { tag: 'done' }>> {
   const methods = followupMethods(s.choice.sel.transforms);
-  if (methods.length > 0 && s.choice.pfs) {
+  if (isNonEmpty(methods) && s.choice.pfs) {
     // RFC 9370 §2.2.2: answer with N(ADDITIONAL_KEY_EXCHANGE); keys and install after the last IKE_FOLLOWUP_KE.
     const nr = env.random.bytes(NONCE_BYTES);
     const state = responderStart(methods, s.choice.pfs, env.random);

@@ -28,6 +28,7 @@ import { initiateKeyExchange, keyExchangeDataLength, respondToKeyExchange } from
 import { expandIkeSaKeys, type IkeSaKeys, type IkeSuite } from '../crypto/keys.js';
 import type { Prf } from '../crypto/prf.js';
 import { transformName } from '../policy/keywords.js';
+import { isNonEmpty, type NonEmpty } from '../non-empty.js';
 import type { IkeFailure } from '../ports.js';
 
 /** Octets of the link data we hand out as responder (any length is allowed; strongSwan uses 4). */
@@ -39,11 +40,11 @@ export const LINK_BYTES = 8;
  */
 export type FollowupKe =
   /** Initiator: exchange `n` is next; `link` is what the responder's last message carried. */
-  | { readonly tag: 'to-send'; readonly n: number; readonly methods: readonly number[]; readonly link: Uint8Array; readonly secrets: readonly SecretBytes[] }
+  | { readonly tag: 'to-send'; readonly n: number; readonly methods: NonEmpty<number>; readonly link: Uint8Array; readonly secrets: readonly SecretBytes[] }
   /** Initiator: KEi(n) is out. */
-  | { readonly tag: 'ke-sent'; readonly n: number; readonly methods: readonly number[]; readonly share: KeyShare; readonly secrets: readonly SecretBytes[] }
+  | { readonly tag: 'ke-sent'; readonly n: number; readonly methods: NonEmpty<number>; readonly share: KeyShare; readonly secrets: readonly SecretBytes[] }
   /** Responder: waiting for the request of exchange `n`, which must carry `link`. */
-  | { readonly tag: 'awaiting'; readonly n: number; readonly methods: readonly number[]; readonly link: Uint8Array; readonly secrets: readonly SecretBytes[] }
+  | { readonly tag: 'awaiting'; readonly n: number; readonly methods: NonEmpty<number>; readonly link: Uint8Array; readonly secrets: readonly SecretBytes[] }
   /** Both: all `count` additional exchanges are done; the new IKE SA has its keys. */
   | { readonly tag: 'done'; readonly count: number };
 
@@ -119,18 +120,18 @@ const fail = (message: string, code = 'ERR_IKE_FOLLOWUP_KE', notifyText: string 
   ({ kind: 'failed', failure: { code, message, exchange: 'IKE_FOLLOWUP_KE', notify: notifyText, origin: notifyText ? 'remote' : 'local', proposals: null, trafficSelectors: null } });
 
 /** Initiator, after the CREATE_CHILD_SA response: SK(0) and the responder's first link. */
-export function initiatorStart(methods: readonly number[], sk0: SecretBytes, link: Uint8Array): Extract<FollowupKe, { tag: 'to-send' }> {
+export function initiatorStart(methods: NonEmpty<number>, sk0: SecretBytes, link: Uint8Array): Extract<FollowupKe, { tag: 'to-send' }> {
   return { tag: 'to-send', n: 1, methods, link, secrets: [sk0] };
 }
 
 /** Responder, answering the CREATE_CHILD_SA: the link its response carries, and what it waits for. */
-export function responderStart(methods: readonly number[], sk0: SecretBytes, random: Random): Extract<FollowupKe, { tag: 'awaiting' }> {
+export function responderStart(methods: NonEmpty<number>, sk0: SecretBytes, random: Random): Extract<FollowupKe, { tag: 'awaiting' }> {
   return { tag: 'awaiting', n: 1, methods, link: random.bytes(LINK_BYTES), secrets: [sk0] };
 }
 
 /** Initiator: KEi(n) for methods[0] with the link the responder gave. */
 export function requestFollowup(v: FollowupView, s: Extract<FollowupKe, { tag: 'to-send' }>): FollowupStep {
-  const method = s.methods[0]!;
+  const method = s.methods[0];
   const share = initiateKeyExchange(method, { random: v.random, allowWeak: v.allowWeak });
   const payloads: IkePayload[] = [{ kind: 'ke', group: method, data: share.publicValue }, linkNotify(s.link)];
   return { next: { tag: 'ke-sent', n: s.n, methods: s.methods, share, secrets: s.secrets }, effects: [{ kind: 'send', payloads }] };
@@ -138,7 +139,7 @@ export function requestFollowup(v: FollowupView, s: Extract<FollowupKe, { tag: '
 
 /** Initiator: KEr(n) arrived; the next request needs the new link, the last answer gives the keys. */
 export function consumeFollowupResponse(v: FollowupRunView, s: Extract<FollowupKe, { tag: 'ke-sent' }>, m: IkeMessage): FollowupStep {
-  const method = s.methods[0]!;
+  const method = s.methods[0];
   const err = m.errorNotifies()[0];
   if (err !== undefined) {
     const [of, code] = v.for.kind === 'ike' ? ['the IKE SA rekey', 'ERR_IKE_REKEY_REFUSED'] : [`Child SA ${v.for.name}`, 'ERR_IKE_CHILD_REFUSED'];
@@ -149,14 +150,18 @@ export function consumeFollowupResponse(v: FollowupRunView, s: Extract<FollowupK
     return { next: s, effects: [fail(`IKE_FOLLOWUP_KE response ${s.n} has ${ke ? `a KE of method ${ke.group}` : 'no KE payload'}, want ${methodName(method)} (RFC 9370 §2.2.2)`)] };
   const rest = s.methods.slice(1);
   const link = linkOf(m);
-  if (rest.length > 0 && link === undefined)
-    return { next: s, effects: [fail(`IKE_FOLLOWUP_KE response ${s.n} has no ADDITIONAL_KEY_EXCHANGE notify, but ${rest.length} more exchange(s) were negotiated (RFC 9370 §2.2.2)`)] };
+  let more: { readonly methods: NonEmpty<number>; readonly link: Uint8Array } | null = null;
+  if (isNonEmpty(rest)) {
+    if (link === undefined)
+      return { next: s, effects: [fail(`IKE_FOLLOWUP_KE response ${s.n} has no ADDITIONAL_KEY_EXCHANGE notify, but ${rest.length} more exchange(s) were negotiated (RFC 9370 §2.2.2)`)] };
+    more = { methods: rest, link };
+  }
   let secret: SecretBytes;
   try { secret = s.share.computeSharedSecret(ke.data); } catch (e) {
     return { next: s, effects: [fail(`responder's ${methodName(method)} data is invalid: ${(e as Error).message}`, 'ERR_IKE_INVALID_KE_VALUE')] };
   }
   const secrets = [...s.secrets, secret];
-  if (rest.length > 0) return { next: { tag: 'to-send', n: s.n + 1, methods: rest, link: link!, secrets }, effects: [] };
+  if (more !== null) return { next: { tag: 'to-send', n: s.n + 1, methods: more.methods, link: more.link, secrets }, effects: [] };
   return { next: { tag: 'done', count: s.n }, effects: [{ kind: 'complete', secrets }] };
 }
 
@@ -165,7 +170,7 @@ export function consumeFollowupResponse(v: FollowupRunView, s: Extract<FollowupK
  * INVALID_SYNTAX; either ends the rekey (the old IKE SA goes on).
  */
 export function respondFollowup(v: FollowupView, s: Extract<FollowupKe, { tag: 'awaiting' }>, m: IkeMessage): FollowupStep {
-  const method = s.methods[0]!;
+  const method = s.methods[0];
   const refuse = (type: number, message: string): FollowupStep => ({ next: s, effects: [{ kind: 'respond', payloads: [notify(type)] }, fail(message)] });
   const link = linkOf(m);
   if (link === undefined || !equalBytes(link, s.link))
@@ -182,7 +187,7 @@ export function respondFollowup(v: FollowupView, s: Extract<FollowupKe, { tag: '
   const secrets = [...s.secrets, res.sharedSecret];
   const payloads: IkePayload[] = [{ kind: 'ke', group: method, data: res.publicValue }];
   const rest = s.methods.slice(1);
-  if (rest.length > 0) {
+  if (isNonEmpty(rest)) {
     const next = { tag: 'awaiting' as const, n: s.n + 1, methods: rest, link: v.random.bytes(LINK_BYTES), secrets };
     return { next, effects: [{ kind: 'respond', payloads: [...payloads, linkNotify(next.link)] }] };
   }

@@ -35,6 +35,7 @@ import { MAX_INIT_RETRIES, NONCE_BYTES } from '../sa/defaults.js';
 import { ikeKeysOf } from '../sa/ike-keys.js';
 import { spiBytes, type IkeKeys, type IkeSaState, type PeerRuntime } from '../sa/ike-sa.js';
 import { addressBytes, suiteText } from '../sa/memo.js';
+import { isNonEmpty } from '../non-empty.js';
 import { additionalMethods, EMPTY_CHAIN, type Intermediate } from './intermediate.js';
 
 /** What the IKE_SA_INIT steps read of the IKE SA: its peer config, SPIi, role and addresses. */
@@ -166,7 +167,7 @@ export function initResult(random: Random, ends: InitEnds, m: IkeMessage, a: {
     natLocal: a.notes.nat.local || peer.config.natTraversal === 'always', natRemote: a.notes.nat.remote,
     fragmentation: (peer.config.fragmentMtu ?? 1) > 0 && m.has(NotifyStatus.IKEV2_FRAGMENTATION_SUPPORTED),
     peerHashes: a.notes.peerHashes,
-    intermediate: methods.length === 0 ? null : ends.role === 'initiator' ? { tag: 'to-send', n: 1, methods, chain: EMPTY_CHAIN } : { tag: 'awaiting', n: 1, methods, chain: EMPTY_CHAIN },
+    intermediate: !isNonEmpty(methods) ? null : ends.role === 'initiator' ? { tag: 'to-send', n: 1, methods, chain: EMPTY_CHAIN } : { tag: 'awaiting', n: 1, methods, chain: EMPTY_CHAIN },
   };
 }
 

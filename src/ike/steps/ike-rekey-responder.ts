@@ -21,6 +21,7 @@ import type { IkeFailure } from '../ports.js';
 import { ikeFailure } from '../sa/context.js';
 import { NONCE_BYTES } from '../sa/defaults.js';
 import type { IkeSa } from '../sa/ike-sa.js';
+import { isNonEmpty } from '../non-empty.js';
 import { followupMethods, linkNotify, responderStart } from './followup-ke.js';
 import { done, followupInputs, keysFromOld, spiOf, successorSa, type IkeRekeyEffect, type IkeRekeyEnv, type IkeRekeyExchange, type IkeRekeyStep, type KeyedIkeSa } from './ike-rekey.js';
 
@@ -74,7 +75,7 @@ export function acceptIkeRekeyRequest(env: IkeRekeyEnv, old: KeyedIkeSa, s: Chos
     { kind: 'ke', group: s.group, data: s.kePublic },
   ];
   const methods = followupMethods(s.sel.transforms);
-  if (methods.length > 0) {
+  if (isNonEmpty(methods)) {
     // RFC 9370 §2.2.2: the new IKE SA waits, unregistered and without keys, for IKE_FOLLOWUP_KE.
     const fresh = successorSa(env, old, 'responder', s.spiI, spiR, { selected: s.sel, ni: n.ni, nr, keys: null });
     const state = responderStart(methods, s.secret, env.random);

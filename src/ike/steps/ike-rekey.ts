@@ -34,6 +34,7 @@ import { NONCE_BYTES, REKEY_RETRY_MS } from '../sa/defaults.js';
 import { ikeKeysOf } from '../sa/ike-keys.js';
 import type { IkeKeys, IkeRekeyScratch, IkeSa, IkeSaState } from '../sa/ike-sa.js';
 import { suiteText } from '../sa/memo.js';
+import { isNonEmpty } from '../non-empty.js';
 import { followupMethods, initiatorStart, linkOf, type FollowupKe, type RekeyedIkeInputs } from './followup-ke.js';
 
 /** An IKE SA past IKE_SA_INIT: only such a one is rekeyed (the driver checks before a step). */
@@ -177,7 +178,7 @@ function complete(env: IkeRekeyEnv, old: KeyedIkeSa, s: IkeRekeyScratch, m: IkeM
   let secret: SecretBytes;
   try { secret = s.share.computeSharedSecret(ke.data); } catch (e) { return bad((e as Error).message); }
   const n = { ni: s.ni, nr: new Uint8Array(nonce.data), spiI: s.spi, spiR };
-  if (link !== undefined && methods.length > 0) {
+  if (link !== undefined && isNonEmpty(methods)) {
     const sa = successorSa(env, old, 'initiator', s.spi, spiR, { selected: sel, ni: n.ni, nr: n.nr, keys: null });
     return { ok: true, sa, followup: { state: initiatorStart(methods, secret, link), keys: followupInputs(old, sel, n), selected: sel } };
   }

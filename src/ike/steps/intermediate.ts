@@ -37,6 +37,7 @@ import { initiateKeyExchange, keyExchangeDataLength, respondToKeyExchange } from
 import { computeRekeyedSkeyseed, expandIkeSaKeys, type IkeSaKeys, type IkeSuite } from '../crypto/keys.js';
 import type { Prf } from '../crypto/prf.js';
 import { transformName } from '../policy/keywords.js';
+import { isNonEmpty, type NonEmpty } from '../non-empty.js';
 import type { IkeFailure } from '../ports.js';
 import type { FollowupView, RekeyedIkeInputs } from './followup-ke.js';
 
@@ -48,11 +49,11 @@ export const EMPTY_CHAIN: IntAuthChain = { i: new Uint8Array(0), r: new Uint8Arr
 /** The additional key exchanges of one IKE SA setup, from either side. `methods[0]` is exchange `n`'s. */
 export type Intermediate =
   /** Initiator: exchange `n` is next (IKE_SA_INIT done, or exchange n-1 answered). */
-  | { readonly tag: 'to-send'; readonly n: number; readonly methods: readonly number[]; readonly chain: IntAuthChain }
+  | { readonly tag: 'to-send'; readonly n: number; readonly methods: NonEmpty<number>; readonly chain: IntAuthChain }
   /** Initiator: KEi(n) is out; `chain.i` already holds IntAuth_in. */
-  | { readonly tag: 'ke-sent'; readonly n: number; readonly methods: readonly number[]; readonly share: KeyShare; readonly chain: IntAuthChain }
+  | { readonly tag: 'ke-sent'; readonly n: number; readonly methods: NonEmpty<number>; readonly share: KeyShare; readonly chain: IntAuthChain }
   /** Responder: waiting for the request of exchange `n`. */
-  | { readonly tag: 'awaiting'; readonly n: number; readonly methods: readonly number[]; readonly chain: IntAuthChain }
+  | { readonly tag: 'awaiting'; readonly n: number; readonly methods: NonEmpty<number>; readonly chain: IntAuthChain }
   /** Both: every additional key exchange is done (`count` of them); IKE_AUTH may start. */
   | { readonly tag: 'done'; readonly count: number; readonly chain: IntAuthChain };
 
@@ -132,9 +133,9 @@ export function updatedKeys(v: IntermediateView, secret: SecretBytes): IkeSaKeys
 
 function methodName(id: number): string { return transformName(TransformType.DH, id); }
 
-function after(n: number, methods: readonly number[], chain: IntAuthChain, role: 'initiator' | 'responder'): Intermediate {
+function after(n: number, methods: NonEmpty<number>, chain: IntAuthChain, role: 'initiator' | 'responder'): Intermediate {
   const rest = methods.slice(1);
-  if (rest.length === 0) return { tag: 'done', count: n, chain };
+  if (!isNonEmpty(rest)) return { tag: 'done', count: n, chain };
   return role === 'initiator' ? { tag: 'to-send', n: n + 1, methods: rest, chain } : { tag: 'awaiting', n: n + 1, methods: rest, chain };
 }
 
@@ -143,7 +144,7 @@ const fail = (message: string, code = 'ERR_IKE_INTERMEDIATE', notifyText: string
 
 /** Initiator: KEi(n) for methods[0]. `header` is the request's (the driver sends with that Message ID). */
 export function requestIntermediate(v: IntermediateView, s: Extract<Intermediate, { tag: 'to-send' }>, header: IkeHeader): IntermediateStep {
-  const method = s.methods[0]!;
+  const method = s.methods[0];
   const share = initiateKeyExchange(method, { random: v.random, allowWeak: v.allowWeak });
   const payloads: IkePayload[] = [{ kind: 'ke', group: method, data: share.publicValue }];
   const i = nextIntAuth(v.prf, v.skPi, s.chain.i, header, payloads);
@@ -152,7 +153,7 @@ export function requestIntermediate(v: IntermediateView, s: Extract<Intermediate
 
 /** Initiator: KEr(n) arrived (`m`: the decrypted response). */
 export function consumeIntermediateResponse(v: IntermediateView, s: Extract<Intermediate, { tag: 'ke-sent' }>, m: IkeMessage): IntermediateStep {
-  const method = s.methods[0]!;
+  const method = s.methods[0];
   const err = m.errorNotifies()[0];
   if (err !== undefined) return { next: s, effects: [fail(`peer refused additional key exchange ${s.n} (${methodName(method)}) with ${notifyName(err.type)}`, 'ERR_IKE_INTERMEDIATE_REFUSED', notifyName(err.type))] };
   const ke = m.first('ke');
@@ -173,7 +174,7 @@ export function consumeIntermediateResponse(v: IntermediateView, s: Extract<Inte
  * sealed under the current keys, so update-keys comes after respond.
  */
 export function respondIntermediate(v: IntermediateView, s: Extract<Intermediate, { tag: 'awaiting' }>, m: IkeMessage, header: IkeHeader): IntermediateStep {
-  const method = s.methods[0]!;
+  const method = s.methods[0];
   const ke = m.first('ke');
   const refuse = (message: string): IntermediateStep => ({ next: s, effects: [{ kind: 'respond', payloads: [notify(NotifyError.INVALID_SYNTAX)] }, fail(message)] });
   if (ke === undefined || ke.group !== method)

@@ -14,6 +14,7 @@ import type { IkePayload } from '../../../../src/ike/codec/payload.js';
 import { notify } from '../../../../src/ike/codec/payloads/notify.js';
 import { expandIkeSaKeys, type IkeSaKeys } from '../../../../src/ike/crypto/keys.js';
 import { createPrf } from '../../../../src/ike/crypto/prf.js';
+import type { NonEmpty } from '../../../../src/ike/non-empty.js';
 import {
   consumeFollowupResponse, followupMethods, initiatorStart, linkNotify, rekeyedIkeKeys, requestFollowup, respondFollowup,
   type FollowupEffect, type FollowupKe, type FollowupRunView, type FollowupStep, type RekeyedIkeInputs,
@@ -62,7 +63,7 @@ const linkIn = (ps: readonly IkePayload[]): string | null => {
   const n = ps.find((p) => p.kind === 'notify' && p.type === NotifyStatus.ADDITIONAL_KEY_EXCHANGE);
   return n && n.kind === 'notify' ? hex(n.data) : null;
 };
-const awaiting = (methods: number[], link = LINK1): FollowupKe => ({ tag: 'awaiting', n: 1, methods, link, secrets: [sk0()] });
+const awaiting = (methods: NonEmpty<number>, link = LINK1): FollowupKe => ({ tag: 'awaiting', n: 1, methods, link, secrets: [sk0()] });
 
 test('RFC 9370 §2.2.2: the ADDKE methods other than NONE of the chosen IKE proposal run in transform type order', () => {
   assert.deepEqual(followupMethods([{ type: 7, id: DhId.ML_KEM_1024 }, { type: 4, id: DhId.CURVE25519 }, { type: 6, id: DhId.ML_KEM_768 }, { type: 8, id: 0 }]), [DhId.ML_KEM_768, DhId.ML_KEM_1024]);
@@ -100,7 +101,7 @@ test('RFC 9370 §2.2.2, §2.2.4: one IKE_FOLLOWUP_KE with ML-KEM-768 — the lin
 });
 
 test('RFC 9370 §2.2.2: two methods — response 1 hands out a new link, request 2 must carry it; keys only after exchange 2', () => {
-  const methods = [DhId.ML_KEM_768, DhId.CURVE25519];
+  const methods: NonEmpty<number> = [DhId.ML_KEM_768, DhId.CURVE25519];
   const iv = view(3); const rv = view(4);
   let i: FollowupKe = initiatorStart(methods, sk0(), LINK1);
   let r: FollowupKe = awaiting(methods);

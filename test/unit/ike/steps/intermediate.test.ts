@@ -16,6 +16,7 @@ import type { IkePayload } from '../../../../src/ike/codec/payload.js';
 import { notify } from '../../../../src/ike/codec/payloads/notify.js';
 import { computeRekeyedSkeyseed, expandIkeSaKeys, type IkeSaKeys } from '../../../../src/ike/crypto/keys.js';
 import { createPrf } from '../../../../src/ike/crypto/prf.js';
+import type { NonEmpty } from '../../../../src/ike/non-empty.js';
 import {
   additionalMethods, consumeIntermediateResponse, EMPTY_CHAIN, intAuthData, intAuthOctets, receivedIntAuthData, requestIntermediate, respondIntermediate,
   type Intermediate, type IntermediateEffect, type IntermediateStep, type IntermediateView,
@@ -116,7 +117,7 @@ test('RFC 9370 §2.2.1: SKEYSEED(n) = prf(SK_d(n-1), SK(n) | Ni | Nr), the seven
 });
 
 test('RFC 9370 §2.2.1: two exchanges chain IntAuth (IntAuth_i2 = prf(SK_pi(1), IntAuth_i1 | A | P)) and use the keys of exchange 1 for exchange 2', () => {
-  const methods = [DhId.ML_KEM_768, DhId.ML_KEM_1024];
+  const methods: NonEmpty<number> = [DhId.ML_KEM_768, DhId.ML_KEM_1024];
   let iKeys = INIT_KEYS; let rKeys = INIT_KEYS;
   let i: Intermediate = { tag: 'to-send', n: 1, methods, chain: EMPTY_CHAIN };
   let r: Intermediate = { tag: 'awaiting', n: 1, methods, chain: EMPTY_CHAIN };
