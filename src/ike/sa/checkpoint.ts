@@ -61,7 +61,7 @@ export function snapshotSa(sa: IkeSa): IkeSaCheckpoint | null {
     local: sa.local, remote: sa.remote, natLocal: sa.natLocal, natRemote: sa.natRemote, fragmentation: sa.fragmentation, peerHashes: sa.peerHashes,
     suite: k.suite, suiteText: k.suiteText, dhGroup: k.dhGroup, selected: sa.selected,
     skD: k.skD, skAi: k.sk.skAi, skAr: k.sk.skAr, skEi: k.sk.skEi, skEr: k.sk.skEr,
-    remoteId: sa.remoteId, nextRequestId: o?.task.kind === 'ike-followup' ? o.messageId : sa.nextRequestId, expectedRequestId: sa.expectedRequestId, lastResponse: sa.lastResponse,
+    remoteId: st.up.remoteId, nextRequestId: o?.task.kind === 'ike-followup' ? o.messageId : sa.nextRequestId, expectedRequestId: sa.expectedRequestId, lastResponse: sa.lastResponse,
     outstanding: o && outstandingTask ? {
       task: outstandingTask, messageId: o.messageId, exchangeType: o.exchangeType, datagrams: o.datagrams, firstSentMs: o.firstSentMs ?? null,
       child: o.child ? {
@@ -71,7 +71,7 @@ export function snapshotSa(sa: IkeSa): IkeSaCheckpoint | null {
       ikeRekey: o.ikeRekey ? { spi: o.ikeRekey.spi, ni: o.ikeRekey.ni, share: { group: o.ikeRekey.share.group, privateValue: o.ikeRekey.share.exportPrivate() } } : null,
     } : null,
     pending: sa.pending.map(taskCheckpoint).filter((t): t is TaskCheckpoint => t !== null),
-    createdAtMs: sa.createdAtMs, establishedAtMs: sa.establishedAtMs, rekeyAtMs: sa.rekeyAtMs,
+    createdAtMs: sa.createdAtMs, establishedAtMs: st.up.establishedAtMs, rekeyAtMs: st.up.rekeyAtMs,
     children: [...sa.children.values()].filter((c) => c.state.tag !== 'deleted').map(childCheckpoint),
     lingering: [...sa.lingering.values()].map(({ ref, untilMs }) => ({ name: ref.child, inboundSpi: ref.inboundSpi, outboundSpi: ref.outboundSpi, local: ref.local, remote: ref.remote, untilMs })),
     reauth: reauthCheckpoint(sa),

@@ -16,7 +16,7 @@ import type { ResolvedOptions } from './context.js';
 import type { EngineHost } from './host.js';
 import * as D from './defaults.js';
 import { CheckpointWriter } from './checkpoint-writer.js';
-import { ikeSpisText, ourSpi, spiHex, type ChildSa, type IkeSa, type PeerRuntime, type Task } from './ike-sa.js';
+import { ikeSpisText, ourSpi, spiHex, upOf, type ChildSa, type IkeSa, type PeerRuntime, type Task } from './ike-sa.js';
 import { restoreSas, type RestoreResult } from './restore.js';
 import { linkReauth } from './reauth.js';
 import { isLive, removeChild, teardown } from './lifecycle.js';
@@ -298,7 +298,7 @@ export class EngineCore implements EngineHost {
     const ike = what.ike === true;
     const child = what.child === true || !ike;
     const live = this.liveSas(name);
-    const sa = live.filter((s) => s.state.tag === 'established').sort((a, b) => (b.upSerial ?? 0) - (a.upSerial ?? 0))[0];
+    const sa = live.filter((s) => s.state.tag === 'established').sort((a, b) => (upOf(b)?.upSerial ?? 0) - (upOf(a)?.upSerial ?? 0))[0];
     if (sa === undefined) {
       const state = live.length > 0 ? 'still connecting' : 'down';
       throw new KipsecError('ERR_IKE_NOT_ESTABLISHED', `tunnel "${name}" has no established IKE SA to rekey (it is ${state})`);

@@ -87,9 +87,8 @@ async function perform(e: EngineHost, sa: IkeSa, step: AuthStep, io: { readonly 
         if (f.peer.config.name !== before) e.rehome(sa, before);
         break;
       }
-      case 'peer-id': sa.remoteId = f.text; break;
       case 'establish':
-        establish(e, sa, f.initialContact === null ? null : { initialContact: f.initialContact });
+        establish(e, sa, f.remoteId, f.initialContact === null ? null : { initialContact: f.initialContact });
         break;
       case 'install':
         installed = await installChild(e, sa, f.child, f.replaces === null ? f.install : holdForPeerReauth(e, sa, f.child, f.install, f.replaces));
@@ -99,7 +98,7 @@ async function perform(e: EngineHost, sa: IkeSa, step: AuthStep, io: { readonly 
         // Only SAs that were up before this one started: in a simultaneous start the other SA is
         // as new as this one, and resolveDuplicates settles which of the two stays.
         for (const other of e.liveSas(sa.peer.config.name))
-          if (other !== sa && other.state.tag === 'established' && (other.upSerial ?? Infinity) < sa.serial) await teardown(e, other, 'replaced');
+          if (other !== sa && other.state.tag === 'established' && other.state.up.upSerial < sa.serial) await teardown(e, other, 'replaced');
         break;
       case 'abandon': abandonChild(e, sa, f.child, { kind: 'child-create', child: f.child.runtime }); break;
       case 'release-spi': releaseSpi(e, sa, f.spi); break;

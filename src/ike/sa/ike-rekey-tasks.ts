@@ -12,7 +12,7 @@ import { consumeIkeRekeyResponse, ikeFollowupSettled, keyed, peerDeletedRekeying
 import { onChildFollowup } from './child-tasks.js';
 import type { EngineHost } from './host.js';
 import { REKEYED_SA_TIMEOUT_MS } from './defaults.js';
-import { ikeSpisText, type IkeSa, type Outstanding, type Task } from './ike-sa.js';
+import { ikeSpisText, rekeyedState, type IkeSa, type Outstanding, type Task } from './ike-sa.js';
 import { migrateChildren, scheduleIkeTimers } from './lifecycle.js';
 import { moveReauthLink } from './reauth.js';
 import { abandonFollowup, beginFollowup, onFollowupResponse } from './followup.js';
@@ -25,7 +25,7 @@ export function adoptSuccessor(e: EngineHost, old: IkeSa, successor: IkeSa): voi
   moveReauthLink(old, successor);
   for (const t of Object.values(old.timers)) t?.cancel();
   old.timers = { rekey: null, dpd: null, halfOpen: null, rekeyed: null };
-  old.state = { tag: 'rekeyed', successor };
+  old.state = rekeyedState(old, successor);
   e.emit({ type: 'ike-rekeyed', peer: old.peer.config.name, oldIkeSpis: ikeSpisText(old), ikeSpis: ikeSpisText(successor), suite: successor.keys?.suiteText ?? '' });
   scheduleIkeTimers(e, successor);
   e.persistPeer(successor.peer.config.name);

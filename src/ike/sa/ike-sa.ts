@@ -61,6 +61,22 @@ export interface IkeKeys {
 export interface InitMessages { readonly request: Uint8Array; readonly response: Uint8Array }
 
 /**
+ * What an IKE SA knows once IKE_AUTH has completed on it, or on the SA it descends from (rekey,
+ * checkpoint): carried by the established, rekeyed and deleting states, handed from one to the next.
+ */
+export interface IkeSaUp {
+  /** The peer's authenticated identity (IDi or IDr) as text; null only when resumed from a checkpoint that had none. */
+  readonly remoteId: string | null;
+  readonly establishedAtMs: number;
+  /** Engine-wide order of establishment (ordering without relying on clock resolution). */
+  readonly upSerial: number;
+  /** When the IKE SA rekey is due (lifecycle.ts scheduleIkeTimers); null when none is scheduled. */
+  rekeyAtMs: number | null;
+  /** Set when a restarted engine resumed this SA from a checkpoint instead of negotiating it. */
+  readonly resumedAtMs: number | null;
+}
+
+/**
  * IKE SA lifecycle. Initiator: idle → init-sent → auth-sent (IKE_INTERMEDIATE exchanges, then
  * IKE_AUTH) → established; responder: idle (answering the first message) → init-done (half-open)
  * → established. established → rekeyed (superseded, waiting for the old SA's Delete) | deleting → dead.
@@ -76,13 +92,13 @@ export type IkeSaState =
    */
   | { readonly tag: 'auth-sent'; readonly init: InitMessages; readonly intermediate: Intermediate | null }
   | { readonly tag: 'init-done'; readonly init: InitMessages; readonly intermediate: Intermediate | null }
-  | { readonly tag: 'established' }
-  | { readonly tag: 'rekeyed'; readonly successor: IkeSa | null }
+  | { readonly tag: 'established'; readonly up: IkeSaUp }
+  | { readonly tag: 'rekeyed'; readonly successor: IkeSa | null; readonly up: IkeSaUp }
   /**
    * `sendOn`: a duplicate's Delete is out; these Child SAs of the surviving IKE SA, held
    * receive-only, were answered before it, so the peer has them: send on them once it is gone.
    */
-  | { readonly tag: 'deleting'; readonly sendOn?: readonly ChildSa[] }
+  | { readonly tag: 'deleting'; readonly sendOn?: readonly ChildSa[]; readonly up: IkeSaUp }
   | { readonly tag: 'dead' };
 
 export type ChildState =
@@ -280,7 +296,6 @@ export interface IkeSa {
   followup?: FollowupRun | null;
   /** The IKE SA proposal chosen, for rekey offers that keep the suite. */
   selected: SelectedProposal | null;
-  remoteId: string | null;
   // --- message IDs (RFC 7296 §2.1-2.3) ---
   nextRequestId: number;
   outstanding: Outstanding | null;
@@ -306,12 +321,6 @@ export interface IkeSa {
    * responder, when that request arrived (the `ike-up` event's handshakeMs counts from here).
    */
   createdAtMs: number;
-  establishedAtMs: number | null;
-  /** Engine-wide order of establishment (ordering without relying on clock resolution). */
-  upSerial: number | null;
-  rekeyAtMs: number | null;
-  /** Set when a restarted engine resumed this SA from a checkpoint instead of negotiating it. */
-  resumedAtMs: number | null;
   lastInboundMs: number;
   timers: { rekey: TimerHandle | null; dpd: TimerHandle | null; halfOpen: TimerHandle | null; rekeyed: TimerHandle | null };
   /** Serialises everything that touches this SA (receive, timers, kernel awaits). */
@@ -325,6 +334,19 @@ export interface IkeSa {
 export function authenticated(sa: Pick<IkeSa, 'state'>): boolean {
   const t = sa.state.tag;
   return t === 'established' || t === 'rekeyed' || t === 'deleting';
+}
+
+/** What `sa` knows as an SA that was up (IkeSaUp); null before IKE_AUTH completed, and once dead. */
+export function upOf(sa: Pick<IkeSa, 'state'>): IkeSaUp | null {
+  const s = sa.state;
+  return s.tag === 'established' || s.tag === 'rekeyed' || s.tag === 'deleting' ? s.up : null;
+}
+
+/** `sa` superseded by `successor` (IKE SA rekey, RFC 7296 §2.8): only an SA that was up is rekeyed. */
+export function rekeyedState(sa: IkeSa, successor: IkeSa | null): Extract<IkeSaState, { tag: 'rekeyed' }> {
+  const up = upOf(sa);
+  if (up === null) throw new Error(`internal: IKE SA ${ikeSpisText(sa)} rekeyed in state ${sa.state.tag}, before it was up`);
+  return { tag: 'rekeyed', successor, up };
 }
 
 /** An IKE SPI as its 8 octets on the wire (§3.1), as prf+ and the SA payload take it. */

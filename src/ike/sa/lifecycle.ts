@@ -8,7 +8,7 @@ import { ikeFailure } from './context.js';
 import type { EngineHost } from './host.js';
 import { formatTs } from './ts.js';
 import { localIsLower } from './addr.js';
-import { ikeSpisText, type ChildSa, type IkeSa } from './ike-sa.js';
+import { ikeSpisText, upOf, type ChildSa, type IkeSa } from './ike-sa.js';
 import { REAUTH_OUTBOUND_HOLD_MS, REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 import { deleteOwnDuplicate, dropRedundant, linkPeerReauth, markPeerDuplicate, settleReauthCollision, supersedeOldChild, unlinkReauth } from './reauth.js';
 
@@ -33,7 +33,8 @@ export function scheduleIkeTimers(e: EngineHost, sa: IkeSa): void {
   if (rekeyMs > 0) {
     const jitterMax = e.options.rekeyJitterMs ?? Math.floor(rekeyMs / 10);
     const jitter = jitterMax > 0 ? Math.floor(((e.random.bytes(2)[0] ?? 0) / 256) * jitterMax) : 0;
-    sa.rekeyAtMs = now + rekeyMs - jitter;
+    const up = upOf(sa);
+    if (up !== null) up.rekeyAtMs = now + rekeyMs - jitter;
     sa.timers.rekey?.cancel();
     sa.timers.rekey = e.clock.setTimer(rekeyMs - jitter, () => { void e.enqueue(sa, () => e.queueTask(sa, { kind: 'ike-rekey' })); });
   }
@@ -76,18 +77,17 @@ async function espSeenWithin(e: EngineHost, sa: IkeSa, ms: number): Promise<bool
  * IKE SA authenticated in both directions. `peer`: what the responder learnt from IKE_AUTH (an IKE
  * SA without INITIAL_CONTACT next to an older one is the peer's reauthentication, reauth.ts).
  */
-export function establish(e: EngineHost, sa: IkeSa, peer: { readonly initialContact: boolean } | null = null): void {
+export function establish(e: EngineHost, sa: IkeSa, remoteId: string, peer: { readonly initialContact: boolean } | null = null): void {
   if (sa.timers.halfOpen) { sa.timers.halfOpen.cancel(); sa.timers.halfOpen = null; }
   if (sa.state.tag === 'init-done') e.halfOpen = Math.max(0, e.halfOpen - 1);
-  sa.state = { tag: 'established' };
-  sa.establishedAtMs = e.clock.now();
-  sa.upSerial = e.newSerial();
+  const establishedAtMs = e.clock.now();
+  sa.state = { tag: 'established', up: { remoteId, establishedAtMs, upSerial: e.newSerial(), rekeyAtMs: null, resumedAtMs: null } };
   sa.lastInboundMs = e.clock.now();
   sa.peer.everEstablished = true;
   // The IKE_SA_INIT messages (in the state replaced above) were only needed for AUTH (§2.15).
   e.lastErrors.delete(sa.peer.config.name);
   // createdAtMs: the initiator's first IKE_SA_INIT, or the responder's receipt of it (ports.ts IkeEvent).
-  const handshakeMs = Math.max(0, sa.establishedAtMs - sa.createdAtMs);
+  const handshakeMs = Math.max(0, establishedAtMs - sa.createdAtMs);
   e.emit({ type: 'ike-up', peer: sa.peer.config.name, ikeSpis: ikeSpisText(sa), suite: sa.keys?.suiteText ?? '', remote: sa.remote, natDetected: sa.natLocal || sa.natRemote, handshakeMs });
   scheduleIkeTimers(e, sa);
   if (peer !== null && !peer.initialContact) {

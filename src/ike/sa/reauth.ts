@@ -30,7 +30,7 @@
 // and the peer that receives that Delete keeps its inbound states for the delete delay.
 import { localIsLower } from './addr.js';
 import type { EngineHost } from './host.js';
-import type { ChildSa, IkeSa } from './ike-sa.js';
+import { upOf, type ChildSa, type IkeSa } from './ike-sa.js';
 import { REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 
 /** `successor` replaces `old`; `ours`: we initiated the successor. */
@@ -45,8 +45,8 @@ export function linkReauth(old: IkeSa, successor: IkeSa, ours: boolean): void {
  */
 export function linkPeerReauth(e: EngineHost, sa: IkeSa): IkeSa | null {
   const old = e.liveSas(sa.peer.config.name)
-    .filter((o) => o !== sa && o.state.tag === 'established' && o.reauth === null && (o.upSerial ?? Infinity) < sa.serial)
-    .sort((a, b) => (b.upSerial ?? 0) - (a.upSerial ?? 0))[0];
+    .filter((o) => o !== sa && o.state.tag === 'established' && o.reauth === null && o.state.up.upSerial < sa.serial)
+    .sort((a, b) => (upOf(b)?.upSerial ?? 0) - (upOf(a)?.upSerial ?? 0))[0];
   if (old === undefined) return null;
   linkReauth(old, sa, false);
   e.log?.info({ peer: sa.peer.config.name, serial: sa.serial, old: old.serial }, 'peer reauthenticates: keeping the old IKE SA until it deletes it');
@@ -60,7 +60,7 @@ export function linkPeerReauth(e: EngineHost, sa: IkeSa): IkeSa | null {
  * wins, null when there was no collision.
  */
 export function settleReauthCollision(e: EngineHost, sa: IkeSa): 'replacing' | 'redundant' | null {
-  const old = e.liveSas(sa.peer.config.name).find((o) => o !== sa && o.state.tag === 'established' && o.reauth?.tag === 'superseded' && o.reauth.ours && (o.upSerial ?? Infinity) < sa.serial);
+  const old = e.liveSas(sa.peer.config.name).find((o) => o !== sa && o.state.tag === 'established' && o.reauth?.tag === 'superseded' && o.reauth.ours && o.state.up.upSerial < sa.serial);
   if (old?.reauth?.tag !== 'superseded') return null;
   const mine = old.reauth.successor;
   const log = { peer: sa.peer.config.name, serial: sa.serial, ours: mine.serial, old: old.serial };

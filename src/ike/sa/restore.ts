@@ -14,7 +14,7 @@ import type { EngineHost } from './host.js';
 import { awaitPeerSwitch } from './child-tasks.js';
 import { CheckpointError, decodeCheckpoint, type ChildCheckpoint, type IkeSaCheckpoint, type ShareCheckpoint, type TaskCheckpoint } from './checkpoint.js';
 import { ikeKeysOf } from './ike-keys.js';
-import { ikeSpisText, spiHex, type ChildRuntime, type ChildSa, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
+import { ikeSpisText, rekeyedState, spiHex, type ChildRuntime, type ChildSa, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
 import { armLingering, armReauthOutboundHold, awaitPeerReauth, scheduleChildTimers, scheduleDpd } from './lifecycle.js';
 import { finishReauth, linkReauth } from './reauth.js';
 import { awaitOldIkeDelete } from './ike-rekey-tasks.js';
@@ -130,12 +130,14 @@ async function rebuild(e: EngineHost, id: string, cp: IkeSaCheckpoint, peer: Pee
     };
   }
   const sa: IkeSa = {
-    serial: e.newSerial(), peer, role, spiI: cp.spiI, spiR: cp.spiR, state: { tag: 'established' }, keys,
+    serial: e.newSerial(), peer, role, spiI: cp.spiI, spiR: cp.spiR, keys,
+    // Every checkpoint written has establishedAtMs (only up SAs are written); the format allows null.
+    state: { tag: 'established', up: { remoteId: cp.remoteId, establishedAtMs: cp.establishedAtMs ?? cp.createdAtMs, upSerial: e.newSerial(), rekeyAtMs: cp.rekeyAtMs, resumedAtMs: now } },
     local: cp.local, remote: cp.remote, natLocal: cp.natLocal, natRemote: cp.natRemote, fragmentation: cp.fragmentation,
     peerHashes: cp.peerHashes ? [...cp.peerHashes] : null, ni: new Uint8Array(0), nr: new Uint8Array(0),
-    selected: cp.selected, remoteId: cp.remoteId, nextRequestId: cp.nextRequestId, outstanding, pending: cp.pending.map(taskOf),
+    selected: cp.selected, nextRequestId: cp.nextRequestId, outstanding, pending: cp.pending.map(taskOf),
     expectedRequestId: cp.expectedRequestId, lastResponse: cp.lastResponse, fragments: null, children, lingering: lingeringOf(cp, peer), reauth: null, ikeCollision: null,
-    createdAtMs: cp.createdAtMs, establishedAtMs: cp.establishedAtMs, upSerial: e.newSerial(), rekeyAtMs: cp.rekeyAtMs, resumedAtMs: now,
+    createdAtMs: cp.createdAtMs,
     lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
   };
   return { id, cp, sa, lost, reserved };
@@ -221,7 +223,7 @@ export async function restoreSas(e: EngineHost, items: readonly { readonly id: s
   for (const r of built) {
     if (r.cp.state !== 'rekeyed') continue;
     const successor = r.cp.successorSpi === null ? null : e.sas.get(r.cp.successorSpi) ?? null;
-    r.sa.state = { tag: 'rekeyed', successor };
+    r.sa.state = rekeyedState(r.sa, successor);
   }
   relinkReauths(e, built);
   // An IKE rekey collision in progress (RFC 7296 §2.8.1): the peer's new IKE SA has its own checkpoint.

@@ -2,7 +2,7 @@
 // agents' reports show them (types.ts), from the engine's own state.
 import type { AdoptedChildSa, ChildSaStatus, IkeSaStatus } from '../types.js';
 import { identityText } from './identity.js';
-import { ikeSpisText, type ChildSa, type IkeSa } from './ike-sa.js';
+import { ikeSpisText, upOf, type ChildSa, type IkeSa } from './ike-sa.js';
 import { formatTs } from './ts.js';
 
 const STATE_NAME = { idle: 'connecting', 'init-sent': 'connecting', 'auth-sent': 'connecting', 'init-done': 'connecting', established: 'established', rekeyed: 'rekeying', deleting: 'deleting', dead: 'down' } as const;
@@ -17,10 +17,11 @@ export function adoptedStatus(a: AdoptedChildSa): ChildSaStatus {
 }
 
 export function saStatus(sa: IkeSa): IkeSaStatus {
+  const up = upOf(sa);
   return {
     state: STATE_NAME[sa.state.tag], role: sa.role, ikeSpis: ikeSpisText(sa), suite: sa.keys?.suiteText ?? null,
-    local: sa.local, remote: sa.remote, localId: identityText(sa.peer.config.local.id), remoteId: sa.remoteId,
-    natDetected: { local: sa.natLocal, remote: sa.natRemote }, establishedAtMs: sa.establishedAtMs, rekeyAtMs: sa.rekeyAtMs, resumedAtMs: sa.resumedAtMs,
+    local: sa.local, remote: sa.remote, localId: identityText(sa.peer.config.local.id), remoteId: up?.remoteId ?? null,
+    natDetected: { local: sa.natLocal, remote: sa.natRemote }, establishedAtMs: up?.establishedAtMs ?? null, rekeyAtMs: up?.rekeyAtMs ?? null, resumedAtMs: up?.resumedAtMs ?? null,
     children: [...sa.children.values()].filter((c) => c.state.tag !== 'deleted').map(childStatus),
   };
 }

@@ -56,16 +56,15 @@ export async function consumeAuthRequest(env: AuthEnv, ike: ChildIkeView, s: Awa
   const ownId = idPayloadOf('idr', peer.config.local.id);
   const reply: IkePayload[] = [ownId, ...certPayloads(peer), await authPayload(env, peer, s.basis, 'responder', ownId, m.header.messageId)];
   const initialContact = m.has(NotifyStatus.INITIAL_CONTACT);
-  const known: AuthEffect[] = [usePeer, { kind: 'peer-id', text: v.id }];
-  if (!m.first('sa')) return done([...known, ...up(initialContact, reply)]);
+  if (!m.first('sa')) return done([usePeer, ...up(v.id, initialContact, reply)]);
   const chosen = chooseChild(env, withPeer(ike, peer), m, { inIkeAuth: true, only: null, exchange: 'IKE_AUTH' });
-  if (!chosen.ok) return done([...known, ...up(initialContact, [...reply, ...chosen.reply]), ...(chosen.failure ? [{ kind: 'error' as const, failure: chosen.failure }] : [])]);
-  return { next: { tag: 'chosen', peer, reply, choice: chosen.choice, initialContact }, effects: known };
+  if (!chosen.ok) return done([usePeer, ...up(v.id, initialContact, [...reply, ...chosen.reply]), ...(chosen.failure ? [{ kind: 'error' as const, failure: chosen.failure }] : [])]);
+  return { next: { tag: 'chosen', peer, remoteId: v.id, reply, choice: chosen.choice, initialContact }, effects: [usePeer] };
 }
 
 /** The IKE SA is up without a first Child SA: older SAs go (INITIAL_CONTACT), then the answer. */
-function up(initialContact: boolean, reply: readonly IkePayload[]): AuthEffect[] {
-  return [{ kind: 'establish', initialContact }, ...(initialContact ? [{ kind: 'replace-older' as const }] : []), { kind: 'respond', payloads: reply }];
+function up(remoteId: string, initialContact: boolean, reply: readonly IkePayload[]): AuthEffect[] {
+  return [{ kind: 'establish', remoteId, initialContact }, ...(initialContact ? [{ kind: 'replace-older' as const }] : []), { kind: 'respond', payloads: reply }];
 }
 
 /** Responder: the chosen first Child SA on our inbound SPI `inboundSpi`, which the driver allocated. */
@@ -74,7 +73,7 @@ export function acceptAuthRequest(env: AuthEnv, ike: ChildIkeView, s: Chosen, in
   return {
     next: { tag: 'answer-installing', child: a.child, reply: [...s.reply, ...a.reply], initialContact: s.initialContact },
     // Without INITIAL_CONTACT the peer may still send on an older SA of this config (reauthentication).
-    effects: [{ kind: 'establish', initialContact: s.initialContact }, { kind: 'install', child: a.child, install: a.install, replaces: !s.initialContact }],
+    effects: [{ kind: 'establish', remoteId: s.remoteId, initialContact: s.initialContact }, { kind: 'install', child: a.child, install: a.install, replaces: !s.initialContact }],
   };
 }
 

@@ -56,7 +56,7 @@ export type IkeAuthExchange =
   /** Responder: half-open, every additional key exchange done; `peer`: the config IKE_SA_INIT matched. */
   | { readonly tag: 'awaiting'; readonly peer: PeerRuntime; readonly basis: AuthBasis }
   /** Responder: the peer is authenticated and its first Child SA acceptable; the driver allocates an inbound SPI for `choice.runtime` next. */
-  | { readonly tag: 'chosen'; readonly peer: PeerRuntime; readonly reply: readonly IkePayload[]; readonly choice: ChildChoice; readonly initialContact: boolean }
+  | { readonly tag: 'chosen'; readonly peer: PeerRuntime; readonly remoteId: string; readonly reply: readonly IkePayload[]; readonly choice: ChildChoice; readonly initialContact: boolean }
   /** Initiator: the IKE SA is up and its first Child SA waits for the kernel; `then`: the other child configs, to queue. */
   | { readonly tag: 'installing'; readonly child: ChildSa; readonly then: readonly ChildRuntime[] }
   /** Responder: the IKE SA is up and the first Child SA waits for the kernel; `reply` goes out after it. */
@@ -72,10 +72,11 @@ export type AuthEffect =
   | { readonly kind: 'inform'; readonly payloads: readonly IkePayload[] }
   /** Responder: IDi (and IDr) chose this peer config (strongSwan's peer config switch after IKE_SA_INIT). */
   | { readonly kind: 'use-peer'; readonly peer: PeerRuntime }
-  /** The peer's authenticated identity, for status. */
-  | { readonly kind: 'peer-id'; readonly text: string }
-  /** The IKE SA is authenticated; `initialContact`: what the initiator said (responder), null as initiator. */
-  | { readonly kind: 'establish'; readonly initialContact: boolean | null }
+  /**
+   * The IKE SA is authenticated; `remoteId`: the peer's authenticated identity (for status);
+   * `initialContact`: what the initiator said (responder), null as initiator.
+   */
+  | { readonly kind: 'establish'; readonly remoteId: string; readonly initialContact: boolean | null }
   /** Install in the kernel and attach; the result goes to the next step. `replaces`: a responder's, whose config an older SA may still carry. */
   | { readonly kind: 'install'; readonly child: ChildSa; readonly install: KernelChildSa; readonly replaces: boolean | null }
   /** §2.4 INITIAL_CONTACT: the peer holds no older IKE SA with us; tear ours down. */
@@ -214,7 +215,7 @@ export async function consumeAuthResponse(env: AuthEnv, ike: ChildIkeView, s: Se
   }
   const v = await verifyPeerAuth(env, peer, s.basis, m, 'responder');
   if ('failure' in v) return failed(s, v.failure, true);
-  const up: AuthEffect[] = [{ kind: 'peer-id', text: v.id }, { kind: 'establish', initialContact: null }];
+  const up: AuthEffect[] = [{ kind: 'establish', remoteId: v.id, initialContact: null }];
   const [first, ...rest] = peer.children;
   const queueRest = rest.map((child): AuthEffect => ({ kind: 'queue-child', child }));
   if (!first || !s.offer) return done([...up, ...queueRest]);

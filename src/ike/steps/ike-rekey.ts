@@ -24,7 +24,7 @@ import type { IkePayload } from '../codec/payload.js';
 import { createKeyShare } from '../crypto/dh.js';
 import { deriveRekeyedIkeSaKeys, type IkeSaKeys } from '../crypto/keys.js';
 import { ourRekeyLoses } from './collision.js';
-import { spiBytes } from '../sa/ike-sa.js';
+import { rekeyedState, spiBytes, upOf } from '../sa/ike-sa.js';
 import { keRetry } from '../exchanges/invalid-ke.js';
 import { dhGroupOf, fromSaProposal, ikeSuiteOf, toSaProposals } from '../policy/convert.js';
 import { checkProposalReply, type SelectedProposal } from '../policy/select.js';
@@ -112,12 +112,13 @@ interface Negotiated { readonly selected: SelectedProposal; readonly ni: Uint8Ar
 export function successorSa(env: IkeRekeyEnv, old: IkeSa, role: 'initiator' | 'responder', spiI: bigint, spiR: bigint, n: Negotiated): IkeSa {
   const now = env.clock.now();
   return {
-    serial: env.newSerial(), peer: old.peer, role, spiI, spiR, state: { tag: 'established' }, keys: n.keys,
+    serial: env.newSerial(), peer: old.peer, role, spiI, spiR, keys: n.keys,
+    state: { tag: 'established', up: { remoteId: upOf(old)?.remoteId ?? null, establishedAtMs: now, upSerial: env.newSerial(), rekeyAtMs: null, resumedAtMs: null } },
     local: old.local, remote: old.remote, natLocal: old.natLocal, natRemote: old.natRemote, fragmentation: old.fragmentation,
     peerHashes: old.peerHashes, ni: n.ni, nr: n.nr,
-    selected: n.selected, remoteId: old.remoteId, nextRequestId: 0, outstanding: null, pending: [], expectedRequestId: 0,
-    lastResponse: null, fragments: null, children: new Map(), lingering: new Map(), reauth: null, ikeCollision: null, createdAtMs: now, establishedAtMs: now, upSerial: env.newSerial(),
-    rekeyAtMs: null, resumedAtMs: null, lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
+    selected: n.selected, nextRequestId: 0, outstanding: null, pending: [], expectedRequestId: 0,
+    lastResponse: null, fragments: null, children: new Map(), lingering: new Map(), reauth: null, ikeCollision: null, createdAtMs: now,
+    lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
   };
 }
 
@@ -237,12 +238,12 @@ export function consumeIkeRekeyResponse(env: IkeRekeyEnv, old: KeyedIkeSa, s: Se
   const register: IkeRekeyEffect = { kind: 'register', sa: fresh };
   if (collision && ourRekeyLoses([s.offer.ni, fresh.nr], collision.nonces)) {
     // Ours is the redundant SA (§2.8.1): the peer's takes over, the peer deletes the old one, we delete ours.
-    return done([register, ...yieldTo(old, collision.peerSa), { kind: 'set-state', sa: fresh, state: { tag: 'rekeyed', successor: collision.peerSa } }, { kind: 'delete', sa: fresh, reason: 'redundant' }]);
+    return done([register, ...yieldTo(old, collision.peerSa), { kind: 'set-state', sa: fresh, state: rekeyedState(fresh, collision.peerSa) }, { kind: 'delete', sa: fresh, reason: 'redundant' }]);
   }
   const effects: IkeRekeyEffect[] = [register, { kind: 'adopt', old, successor: fresh }];
   // We won: the peer's new IKE SA is redundant and the peer deletes it. It is superseded, not
   // live: its Delete retires it quietly (no ike-down), and it goes on its own if none comes.
-  if (collision) effects.push({ kind: 'set-state', sa: collision.peerSa, state: { tag: 'rekeyed', successor: fresh } }, { kind: 'await-delete', sa: collision.peerSa });
+  if (collision) effects.push({ kind: 'set-state', sa: collision.peerSa, state: rekeyedState(collision.peerSa, fresh) }, { kind: 'await-delete', sa: collision.peerSa });
   effects.push({ kind: 'delete', sa: old, reason: 'rekeyed' });
   return done(effects);
 }

@@ -19,7 +19,7 @@ import type { IkePayload } from '../codec/payload.js';
 import { spi32, spiNumber } from '../exchanges/child-sa.js';
 import type { DownReason, IkeFailure } from '../ports.js';
 import { ikeFailure } from '../sa/context.js';
-import type { ChildSa, IkeSa, IkeSaState, Task } from '../sa/ike-sa.js';
+import { upOf, type ChildSa, type IkeSa, type IkeSaState, type Task } from '../sa/ike-sa.js';
 import { peerDeletedRekeyingIke } from './ike-rekey.js';
 
 /** Our Delete of Child SAs: the SPIs we receive on (§3.11). */
@@ -129,19 +129,18 @@ export interface DeleteEnv {
   heldBySurvivor(sa: IkeSa): readonly ChildSa[];
 }
 
-/** Only an IKE SA past IKE_AUTH is deleted with a message; one still negotiating has nothing to delete at the peer. */
-const DELETABLE: ReadonlySet<IkeSaState['tag']> = new Set(['established', 'rekeyed', 'deleting']);
-
 /**
  * Initiator: D(IKE) on `sa` for `reason`. A terminated or reauthenticated SA, and a duplicate of a
  * simultaneous start, are deleting from now on (nothing new starts on them); a duplicate's Delete
  * remembers the survivor's Child SAs held receive-only, to send on them once it is gone.
  */
 export function requestIkeDelete(env: DeleteEnv, sa: IkeSa, reason: IkeDeleteReason): RequestStep<DeleteSent | typeof DONE> {
-  if (!DELETABLE.has(sa.state.tag)) return done([]);
+  // Only an IKE SA past IKE_AUTH is deleted with a message; one still negotiating has nothing to delete at the peer.
+  const up = upOf(sa);
+  if (up === null) return done([]);
   const effects: RequestEffect[] = [];
-  if (reason === 'duplicate') effects.push({ kind: 'set-state', state: { tag: 'deleting', sendOn: env.heldBySurvivor(sa) } });
-  else if (reason === 'terminated' || reason === 'reauthenticated') effects.push({ kind: 'set-state', state: { tag: 'deleting' } });
+  if (reason === 'duplicate') effects.push({ kind: 'set-state', state: { tag: 'deleting', sendOn: env.heldBySurvivor(sa), up } });
+  else if (reason === 'terminated' || reason === 'reauthenticated') effects.push({ kind: 'set-state', state: { tag: 'deleting', up } });
   effects.push({ kind: 'send', payloads: deleteIkePayloads() });
   return { next: { tag: 'delete-sent', reason }, effects };
 }

@@ -59,16 +59,15 @@ for (const I of ROLES) {
 
       const resp = await respond(r, sent(req));
       /* <-- IKE_AUTH { IDr, [CERT], AUTH, SA, TSi, TSr } */
-      assert.deepEqual(allKinds(resp.steps), ['use-peer', 'peer-id', 'establish', 'install', 'replace-older', 'respond', 'child-up']);
-      assert.deepEqual(effect(resp.first, 'peer-id'), { kind: 'peer-id', text: `${I}.example` });
-      assert.deepEqual(effect(resp.steps[1]!, 'establish'), { kind: 'establish', initialContact: true });
+      assert.deepEqual(allKinds(resp.steps), ['use-peer', 'establish', 'install', 'replace-older', 'respond', 'child-up']);
+      assert.deepEqual(effect(resp.steps[1]!, 'establish'), { kind: 'establish', remoteId: `${I}.example`, initialContact: true });
       assert.equal(effect(resp.steps[1]!, 'install').replaces, false, 'INITIAL_CONTACT: no older SA of the peer to hold the new one for');
       assert.deepEqual(shape(effect(resp.last, 'respond').payloads), auth === 'psk' ? ['idr', 'auth', 'sa', 'tsi', 'tsr'] : ['idr', 'cert', 'auth', 'sa', 'tsi', 'tsr']);
       const rInstall = effect(resp.steps[1]!, 'install').install;
 
       const got = await consumeAuthResponse(i.env, i.ike, expectTag(req.next, 'sent'), answered(resp.last));
-      assert.deepEqual(kinds(got), ['peer-id', 'establish', 'install']);
-      assert.deepEqual(effect(got, 'peer-id'), { kind: 'peer-id', text: `${R}.example` });
+      assert.deepEqual(kinds(got), ['establish', 'install']);
+      assert.deepEqual(effect(got, 'establish'), { kind: 'establish', remoteId: `${R}.example`, initialContact: null });
       const iInstall = effect(got, 'install').install;
       assert.deepEqual([iInstall.inbound.spi, iInstall.outbound.spi, rInstall.inbound.spi, rInstall.outbound.spi], [I_SPI, R_SPI, R_SPI, I_SPI]);
       assert.deepEqual(iInstall.inbound.algorithms, rInstall.outbound.algorithms, 'what one side receives with, the other sends with (§2.17 KEYMAT)');
@@ -133,7 +132,7 @@ for (const I of ROLES) {
     const right = peerOf(R, { name: `to-${I}`, psk: 'the right one' });
     const resp = await respond({ ...r, peer: wrongFirst }, sent(await request(i)), { candidates: [wrongFirst, right] });
     assert.equal(effect(resp.first, 'use-peer').peer, right);
-    assert.deepEqual(allKinds(resp.steps), ['use-peer', 'peer-id', 'establish', 'install', 'replace-older', 'respond', 'child-up']);
+    assert.deepEqual(allKinds(resp.steps), ['use-peer', 'establish', 'install', 'replace-older', 'respond', 'child-up']);
   });
 
   for (const [what, rChild, notifyName, code] of [
@@ -145,11 +144,11 @@ for (const I of ROLES) {
       const req = await request(i);
       const resp = await respond(r, sent(req));
       /* <-- IKE_AUTH { IDr, AUTH, N(TS_UNACCEPTABLE | NO_PROPOSAL_CHOSEN) } */
-      assert.deepEqual(kinds(resp.last), ['use-peer', 'peer-id', 'establish', 'replace-older', 'respond', 'error']);
+      assert.deepEqual(kinds(resp.last), ['use-peer', 'establish', 'replace-older', 'respond', 'error']);
       assert.deepEqual(shape(effect(resp.last, 'respond').payloads), ['idr', 'auth', `notify(${notifyName})`]);
       assert.equal(effect(resp.last, 'error').failure.code, code);
       const got = await consumeAuthResponse(i.env, i.ike, expectTag(req.next, 'sent'), answered(resp.last));
-      assert.deepEqual(kinds(got), ['peer-id', 'establish', 'error', 'release-spi', 'note-failed']);
+      assert.deepEqual(kinds(got), ['establish', 'error', 'release-spi', 'note-failed']);
       assert.deepEqual([effect(got, 'error').failure.code, effect(got, 'error').failure.notify], [code, notifyName]);
       assert.deepEqual(effect(got, 'note-failed'), { kind: 'note-failed', name: 'net' });
     });
@@ -171,8 +170,8 @@ for (const I of ROLES) {
   test(`RFC 7296 §2.4: without INITIAL_CONTACT (${I} holds other state with ${R}) ${R} keeps its older IKE SAs and installs the child held for a reauthentication`, async () => {
     const { i, r } = pair(I);
     const resp = await respond(r, sent(await request(i, { initialContact: false })));
-    assert.deepEqual(allKinds(resp.steps), ['use-peer', 'peer-id', 'establish', 'install', 'respond', 'child-up']);
-    assert.deepEqual(effect(resp.steps[1]!, 'establish'), { kind: 'establish', initialContact: false });
+    assert.deepEqual(allKinds(resp.steps), ['use-peer', 'establish', 'install', 'respond', 'child-up']);
+    assert.deepEqual(effect(resp.steps[1]!, 'establish'), { kind: 'establish', remoteId: `${I}.example`, initialContact: false });
     assert.equal(effect(resp.steps[1]!, 'install').replaces, true);
   });
 
@@ -181,9 +180,9 @@ for (const I of ROLES) {
     const req = await request(i, { spi: null });
     assert.deepEqual(shape(effect(req, 'send').payloads), ['idi', 'notify(INITIAL_CONTACT)', 'idr', 'auth']);
     const resp = await respond(r, sent(req));
-    assert.deepEqual(kinds(resp.last), ['use-peer', 'peer-id', 'establish', 'replace-older', 'respond']);
+    assert.deepEqual(kinds(resp.last), ['use-peer', 'establish', 'replace-older', 'respond']);
     const got = await consumeAuthResponse(i.env, i.ike, expectTag(req.next, 'sent'), answered(resp.last));
-    assert.deepEqual(kinds(got), ['peer-id', 'establish']);
+    assert.deepEqual(kinds(got), ['establish']);
     assert.equal(got.next.tag, 'done');
   });
 

@@ -9,7 +9,7 @@ import { expandIkeSaKeys } from '../../../../src/ike/crypto/keys.js';
 import { spiBytes } from '../../../../src/ike/sa/ike-sa.js';
 import type { PeerConfig } from '../../../../src/ike/sa/config.js';
 import { ikeKeysOf } from '../../../../src/ike/sa/ike-keys.js';
-import type { IkeSa, Outstanding, Task } from '../../../../src/ike/sa/ike-sa.js';
+import type { IkeSa, IkeSaUp, Outstanding, Task } from '../../../../src/ike/sa/ike-sa.js';
 import { buildPeerRuntime } from '../../../../src/ike/sa/peer-runtime.js';
 import type { IkeRekeyEffect, IkeRekeyEnv, IkeRekeyStep, KeyedIkeSa } from '../../../../src/ike/steps/ike-rekey.js';
 import { NOW_MS, other, type Who } from './fixtures.js';
@@ -20,6 +20,11 @@ export const OLD_SPI_I = 0x0102030405060708n;
 export const OLD_SPI_R = 0x1112131415161718n;
 export const PLAIN = 'aes256gcm16-prfsha256-x25519';
 export const HYBRID = 'aes256gcm16-prfsha384-x25519-ke1_mlkem768';
+
+/** What `who`'s fixture IKE SA knows as an SA that is up (its established state carries it). */
+export function fixtureUp(who: Who): IkeSaUp {
+  return { remoteId: ADDRESS[other(who)], establishedAtMs: 0, upSerial: 1, rekeyAtMs: null, resumedAtMs: null };
+}
 
 export interface IkeSide {
   readonly who: Who;
@@ -47,11 +52,11 @@ export function ikeSide(who: Who, o: { readonly proposals?: readonly string[]; r
   const keys = ikeKeysOf({ suite, suiteText: PLAIN, dhGroup: DhId.CURVE25519, raw, role, random });
   const local = { address: ADDRESS[who], port: 500 }; const remote = { address: ADDRESS[peer], port: 500 };
   const sa: KeyedIkeSa = {
-    serial: serial++, peer: buildPeerRuntime(config, undefined, () => 1), role, spiI: OLD_SPI_I, spiR: OLD_SPI_R, state: { tag: 'established' }, keys,
+    serial: serial++, peer: buildPeerRuntime(config, undefined, () => 1), role, spiI: OLD_SPI_I, spiR: OLD_SPI_R, state: { tag: 'established', up: fixtureUp(who) }, keys,
     local, remote, natLocal: false, natRemote: false, fragmentation: false, peerHashes: null,
-    ni, nr, selected: null, remoteId: ADDRESS[peer], nextRequestId: 2, outstanding: null, pending: [], expectedRequestId: 2,
+    ni, nr, selected: null, nextRequestId: 2, outstanding: null, pending: [], expectedRequestId: 2,
     lastResponse: null, fragments: null, children: new Map(), lingering: new Map(), reauth: null, ikeCollision: null,
-    createdAtMs: 0, establishedAtMs: 0, upSerial: 1, rekeyAtMs: null, resumedAtMs: null, lastInboundMs: 0,
+    createdAtMs: 0, lastInboundMs: 0,
     timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
   };
   return { who, sa, env: { clock: { now: () => NOW_MS }, random, newSerial: () => serial++ } };

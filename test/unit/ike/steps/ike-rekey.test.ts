@@ -9,12 +9,12 @@ import { DhId } from '../../../../src/ike/constants.js';
 import type { IkeMessage } from '../../../../src/ike/codec/message.js';
 import { ikeFailure } from '../../../../src/ike/sa/context.js';
 import { REKEY_RETRY_MS } from '../../../../src/ike/sa/defaults.js';
-import type { IkeSa } from '../../../../src/ike/sa/ike-sa.js';
+import { upOf, type IkeSa } from '../../../../src/ike/sa/ike-sa.js';
 import { consumeFollowupResponse, rekeyedIkeKeys, requestFollowup, respondFollowup, type FollowupKe } from '../../../../src/ike/steps/followup-ke.js';
 import { acceptIkeRekeyRequest, consumeIkeRekeyRequest, peerFollowupDone } from '../../../../src/ike/steps/ike-rekey-responder.js';
 import { consumeIkeRekeyResponse, ikeFollowupSettled, peerDeletedRekeyingIke, requestIkeRekey, type IkeRekeyExchange, type IkeRekeyStep } from '../../../../src/ike/steps/ike-rekey.js';
 import { notify, NotifyError, other, shape, side, wire, type Who } from './fixtures.js';
-import { effect, freshOf, HYBRID, ikeSide, kinds, outstanding, type IkeSide } from './ike-fixtures.js';
+import { effect, fixtureUp, freshOf, HYBRID, ikeSide, kinds, outstanding, type IkeSide } from './ike-fixtures.js';
 
 const ROLES: readonly Who[] = ['alice', 'bob'];
 const SPI_I = 0xa1a2a3a4a5a6a7a8n;
@@ -173,11 +173,11 @@ test('RFC 7296 §2.8.2 with §2.8.1: crossed IKE SA rekeys — each side answers
     assertLowest(x.nonces, loser, `seed ${seed}`);
     const peerSa = effect(x.answered[loser], 'collision').peerSa;
     assert.deepEqual(effect(lost, 'adopt'), { kind: 'adopt', old: x.sides[loser].sa, successor: peerSa }, 'the loser hands over to the winner\'s SA');
-    assert.deepEqual(effect(lost, 'set-state').state, { tag: 'rekeyed', successor: peerSa });
+    assert.deepEqual(effect(lost, 'set-state').state, { tag: 'rekeyed', successor: peerSa, up: upOf(freshOf(lost)) }, 'superseded, it keeps what it knew as an SA that was up');
     assert.deepEqual(effect(lost, 'delete'), { kind: 'delete', sa: freshOf(lost), reason: 'redundant' });
     assert.deepEqual(kinds(won), ['register', 'adopt', 'set-state', 'await-delete', 'delete'], `seed ${seed}: ${winner} won`);
     const theirs = effect(x.answered[winner], 'collision').peerSa;
-    assert.deepEqual(effect(won, 'set-state'), { kind: 'set-state', sa: theirs, state: { tag: 'rekeyed', successor: freshOf(won) } }, 'the loser\'s SA is superseded here, not live');
+    assert.deepEqual(effect(won, 'set-state'), { kind: 'set-state', sa: theirs, state: { tag: 'rekeyed', successor: freshOf(won), up: upOf(theirs) } }, 'the loser\'s SA is superseded here, not live');
     assert.deepEqual(effect(won, 'delete'), { kind: 'delete', sa: x.sides[winner].sa, reason: 'rekeyed' }, 'the winner deletes the old SA');
     // The surviving SA is the same one on both sides.
     assert.deepEqual([freshOf(won).spiI, freshOf(won).spiR], [peerSa.spiI, peerSa.spiR]);
@@ -250,7 +250,7 @@ test('RFC 7296 §2.25, §1.3.2: rekey requests the responder refuses are answere
     return [...kinds(s), ...shape(effect(s, 'respond').payloads)];
   };
   /* on an IKE SA being deleted: <-- { N(TEMPORARY_FAILURE) } (§2.25.2) */
-  const deleting = ikeSide('bob'); deleting.sa.state = { tag: 'deleting' };
+  const deleting = ikeSide('bob'); deleting.sa.state = { tag: 'deleting', up: fixtureUp('bob') };
   assert.deepEqual(refused(deleting), ['respond', 'notify(TEMPORARY_FAILURE)']);
   /* while a Child SA exchange of ours is open: <-- { N(TEMPORARY_FAILURE) } (§2.25) */
   const busy = ikeSide('bob'); busy.sa.outstanding = outstanding({ kind: 'child-create', child: side('bob').runtime });
@@ -287,7 +287,7 @@ test('RFC 9370 §2.2.2: our IKE_FOLLOWUP_KE run failed — the error is reported
   const i = ikeSide('bob');
   const failure = ikeFailure({ code: 'ERR_IKE_FOLLOWUP_KE', message: 'x', exchange: 'IKE_FOLLOWUP_KE' });
   assert.deepEqual(ikeFollowupSettled(i.sa, { failure }).effects, [{ kind: 'error', failure }, { kind: 'retry-later', afterMs: REKEY_RETRY_MS }]);
-  i.sa.state = { tag: 'deleting' };
+  i.sa.state = { tag: 'deleting', up: fixtureUp('bob') };
   assert.deepEqual(ikeFollowupSettled(i.sa, { failure }).effects, [{ kind: 'error', failure }], 'an SA on its way out is not rekeyed');
 });
 
@@ -308,7 +308,7 @@ test('RFC 9370 §2.2.2: the answer to our hybrid rekey comes after the peer\'s c
   const i = ikeSide('bob', { proposals: [HYBRID] });
   const req = requestIkeRekey(i.env, i.sa, SPI_I);
   const resp = respond(ikeSide('alice', { proposals: [HYBRID] }), request(req));
-  i.sa.state = { tag: 'rekeyed', successor: ikeSide('bob').sa };
+  i.sa.state = { tag: 'rekeyed', successor: ikeSide('bob').sa, up: fixtureUp('bob') };
   /* <-- CREATE_CHILD_SA { SA, Nr, KEr, N(ADDITIONAL_KEY_EXCHANGE) }  (late) */
   assert.deepEqual(consumeIkeRekeyResponse(i.env, i.sa, expectTag(req.next, 'sent'), answer(resp)).effects, []);
 });

@@ -14,7 +14,7 @@ import {
   requestIkeDelete, requestLiveness, requestUnanswered, type IkeDeleteReason, type InformationalEffect, type InformationalStep, type RequestEffect, type RequestStep,
 } from '../../../../src/ike/steps/informational.js';
 import { installedChild, notify, NotifyError, other, side, wire, type Who } from './fixtures.js';
-import { ikeSide, outstanding } from './ike-fixtures.js';
+import { fixtureUp, ikeSide, outstanding } from './ike-fixtures.js';
 
 const ROLES: readonly Who[] = ['alice', 'bob'];
 const kinds = (s: InformationalStep | RequestStep): string[] => s.effects.map((f: InformationalEffect | RequestEffect) => (f.kind === 'teardown' ? `teardown:${f.reason}` : f.kind));
@@ -75,7 +75,7 @@ test('RFC 7296 §2.21.2: N(AUTHENTICATION_FAILED) after IKE_AUTH — answered, t
 
 test('RFC 7296 §1.3.2, §2.8.2: the Delete of an IKE SA already rekeyed retires it quietly; one that overtakes the answer to our colliding rekey first settles the rekey (the peer won), then retires it', () => {
   const rekeyed = ikeSide('bob');
-  rekeyed.sa.state = { tag: 'rekeyed', successor: ikeSide('bob').sa };
+  rekeyed.sa.state = { tag: 'rekeyed', successor: ikeSide('bob').sa, up: fixtureUp('bob') };
   /* INFORMATIONAL { D(IKE) } on the old SA -->   <-- INFORMATIONAL { } */
   assert.deepEqual(kinds(consumeInformationalRequest(rekeyed.sa, request(deleteIkePayloads()))), ['respond', 'retire']);
   const crossed = ikeSide('alice');
@@ -117,7 +117,7 @@ for (const D of ROLES) {
     const s = requestIkeDelete(NO_SURVIVOR, d.sa, 'terminated');
     /* INFORMATIONAL { D(IKE) } --> */
     assert.deepEqual(sent(d.sa, s), [{ kind: 'delete', protocolId: 1, spis: [] }]);
-    assert.deepEqual(d.sa.state, { tag: 'deleting' });
+    assert.deepEqual(d.sa.state, { tag: 'deleting', up: fixtureUp(D) }, 'deleting, it keeps what it knew as an SA that was up');
     assert.deepEqual(s.next, { tag: 'delete-sent', reason: 'terminated' });
     const answered = consumeInformationalRequest(r.sa, request(sent(d.sa, s)));
     /* <-- INFORMATIONAL { } */
@@ -132,7 +132,7 @@ for (const D of ROLES) {
     const s = requestLiveness(d.sa);
     /* INFORMATIONAL { } --> */
     assert.deepEqual(sent(d.sa, s), []);
-    assert.deepEqual(d.sa.state, { tag: 'established' });
+    assert.deepEqual(d.sa.state, { tag: 'established', up: fixtureUp(D) });
     /* <-- INFORMATIONAL { } */
     assert.deepEqual(consumeInformationalRequest(r.sa, request([])).effects, [{ kind: 'respond', payloads: [] }]);
     assert.deepEqual(s.next, { tag: 'liveness-sent' });
@@ -157,11 +157,11 @@ for (const D of ROLES) {
 test('RFC 7296 §1.4.1: how our D(IKE) ends the IKE SA, by reason — set deleting first (terminated, duplicate with the survivor\'s held Child SAs, reauthenticated), then teardown or, for one whose Child SAs live on, retire; the same without an answer except for terminated', () => {
   const held = installedChild(side('alice'), 0x1001, 0x2001);
   const expected: Record<IkeDeleteReason, { readonly state: IkeSa['state']; readonly end: readonly RequestEffect[] }> = {
-    terminated: { state: { tag: 'deleting' }, end: [{ kind: 'teardown', reason: 'terminated' }] },
-    duplicate: { state: { tag: 'deleting', sendOn: [held] }, end: [{ kind: 'teardown', reason: 'replaced' }] },
-    reauthenticated: { state: { tag: 'deleting' }, end: [{ kind: 'teardown', reason: 'reauthenticated' }] },
-    rekeyed: { state: { tag: 'established' }, end: [{ kind: 'retire' }] },
-    redundant: { state: { tag: 'established' }, end: [{ kind: 'retire' }] },
+    terminated: { state: { tag: 'deleting', up: fixtureUp('alice') }, end: [{ kind: 'teardown', reason: 'terminated' }] },
+    duplicate: { state: { tag: 'deleting', sendOn: [held], up: fixtureUp('alice') }, end: [{ kind: 'teardown', reason: 'replaced' }] },
+    reauthenticated: { state: { tag: 'deleting', up: fixtureUp('alice') }, end: [{ kind: 'teardown', reason: 'reauthenticated' }] },
+    rekeyed: { state: { tag: 'established', up: fixtureUp('alice') }, end: [{ kind: 'retire' }] },
+    redundant: { state: { tag: 'established', up: fixtureUp('alice') }, end: [{ kind: 'retire' }] },
   };
   for (const reason of REASONS) {
     const a = ikeSide('alice');
@@ -187,7 +187,7 @@ test('RFC 7296 §1.4.1, §2.4: our D(IKE) of a terminated IKE SA unanswered thro
   assert.equal(s.next.tag, 'delete-sent');
   if (s.next.tag !== 'delete-sent') return;
   assert.deepEqual(ikeDeleteUnanswered(a.sa, s.next).effects, [{ kind: 'teardown', reason: 'terminated' }]);
-  a.sa.state = { tag: 'rekeyed', successor: ikeSide('alice').sa };
+  a.sa.state = { tag: 'rekeyed', successor: ikeSide('alice').sa, up: fixtureUp('alice') };
   assert.deepEqual(ikeDeleteUnanswered(a.sa, s.next).effects, [{ kind: 'retire' }]);
 });
 
@@ -226,7 +226,7 @@ test('RFC 7296 §2.4: a dead peer\'s follow-up — none for a terminated peer; a
   terminated.sa.peer.terminated = true;
   assert.deepEqual(kinds(livenessUnanswered(terminated.sa, { tag: 'liveness-sent' }, GAVE_UP)), ['error', 'teardown:dpd-timeout']);
   const rekeyed = ikeSide('alice');
-  rekeyed.sa.state = { tag: 'rekeyed', successor: ikeSide('alice').sa };
+  rekeyed.sa.state = { tag: 'rekeyed', successor: ikeSide('alice').sa, up: fixtureUp('alice') };
   assert.deepEqual(livenessUnanswered(rekeyed.sa, { tag: 'liveness-sent' }, GAVE_UP).effects, [{ kind: 'retire' }]);
   /* IKE_AUTH { ... } -->   (never answered) */
   const starting = ikeSide('alice');
