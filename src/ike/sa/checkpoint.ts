@@ -54,6 +54,8 @@ export function snapshotSa(sa: IkeSa): IkeSaCheckpoint | null {
   if ((st.tag !== 'established' && st.tag !== 'rekeyed') || sa.keys === null || sa.selected === null) return null;
   const o = sa.outstanding;
   const outstandingTask = o ? taskCheckpoint(o.task) : null;
+  const childOffer = o?.scratch.kind === 'child' ? o.scratch.offer : null;
+  const rekeyOffer = o?.scratch.kind === 'ike-rekey' ? o.scratch.offer : null;
   const k = sa.keys;
   return {
     peer: sa.peer.config.name, role: sa.role, spiI: sa.spiI, spiR: sa.spiR,
@@ -61,17 +63,17 @@ export function snapshotSa(sa: IkeSa): IkeSaCheckpoint | null {
     local: sa.local, remote: sa.remote, natLocal: sa.natLocal, natRemote: sa.natRemote, fragmentation: sa.fragmentation, peerHashes: sa.peerHashes,
     suite: k.suite, suiteText: k.suiteText, dhGroup: k.dhGroup, selected: sa.selected,
     skD: k.skD, skAi: k.sk.skAi, skAr: k.sk.skAr, skEi: k.sk.skEi, skEr: k.sk.skEr,
-    remoteId: st.up.remoteId, nextRequestId: o?.task.kind === 'ike-followup' ? o.messageId : sa.nextRequestId, expectedRequestId: sa.expectedRequestId, lastResponse: sa.lastResponse,
+    remoteId: st.up?.remoteId ?? null, nextRequestId: o?.task.kind === 'ike-followup' ? o.messageId : sa.nextRequestId, expectedRequestId: sa.expectedRequestId, lastResponse: sa.lastResponse,
     outstanding: o && outstandingTask ? {
       task: outstandingTask, messageId: o.messageId, exchangeType: o.exchangeType, datagrams: o.datagrams, firstSentMs: o.firstSentMs ?? null,
-      child: o.child ? {
-        spi: o.child.spi, ni: o.child.ni, share: o.child.share ? { group: o.child.share.group, privateValue: o.child.share.exportPrivate() } : null,
-        proposals: o.child.proposals, mode: o.child.mode, localTs: o.child.localTs, remoteTs: o.child.remoteTs,
-      } : null,
-      ikeRekey: o.ikeRekey ? { spi: o.ikeRekey.spi, ni: o.ikeRekey.ni, share: { group: o.ikeRekey.share.group, privateValue: o.ikeRekey.share.exportPrivate() } } : null,
+      child: childOffer === null ? null : {
+        spi: childOffer.spi, ni: childOffer.ni, share: childOffer.share ? { group: childOffer.share.group, privateValue: childOffer.share.exportPrivate() } : null,
+        proposals: childOffer.proposals, mode: childOffer.mode, localTs: childOffer.localTs, remoteTs: childOffer.remoteTs,
+      },
+      ikeRekey: rekeyOffer === null ? null : { spi: rekeyOffer.spi, ni: rekeyOffer.ni, share: { group: rekeyOffer.share.group, privateValue: rekeyOffer.share.exportPrivate() } },
     } : null,
     pending: sa.pending.map(taskCheckpoint).filter((t): t is TaskCheckpoint => t !== null),
-    createdAtMs: sa.createdAtMs, establishedAtMs: st.up.establishedAtMs, rekeyAtMs: st.up.rekeyAtMs,
+    createdAtMs: sa.createdAtMs, establishedAtMs: st.up?.establishedAtMs ?? null, rekeyAtMs: st.up?.rekeyAtMs ?? null,
     children: [...sa.children.values()].filter((c) => c.state.tag !== 'deleted').map(childCheckpoint),
     lingering: [...sa.lingering.values()].map(({ ref, untilMs }) => ({ name: ref.child, inboundSpi: ref.inboundSpi, outboundSpi: ref.outboundSpi, local: ref.local, remote: ref.remote, untilMs })),
     reauth: reauthCheckpoint(sa),

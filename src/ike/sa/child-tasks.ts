@@ -37,10 +37,10 @@ export async function startChild(e: EngineHost, sa: IkeSa, req: ChildRequest, se
   await perform(e, sa, requestChild(e, req, spi), { send });
 }
 
-/** Initiator: the answer to our request for `task`; `o.child` holds what we offered. */
+/** Initiator: the answer to our request for `task`; `o.scratch` holds what we offered. */
 export async function onChildResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstanding, task: ChildTask): Promise<void> {
-  const offer = o.child;
-  if (offer === undefined) return; // tasks.ts sends every Child SA request with its offer
+  if (o.scratch.kind !== 'child') return; // task-queue.ts sends every Child SA request with its offer
+  const offer = o.scratch.offer;
   const retried = task.group !== undefined;
   let s: Extract<ChildExchange, { tag: 'create-sent' | 'rekey-sent' }>;
   if (task.kind === 'child-create') s = { tag: 'create-sent', runtime: task.child, offer, retried };

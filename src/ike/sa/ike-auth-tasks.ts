@@ -41,11 +41,11 @@ export async function startAuth(e: EngineHost, sa: IkeSa, send: (payloads: reado
   return true;
 }
 
-/** Initiator: the answer to our IKE_AUTH; `o.child` holds the first Child SA we offered. */
+/** Initiator: the answer to our IKE_AUTH; `o.scratch` holds the first Child SA we offered, if any. */
 export async function onAuthResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstanding): Promise<void> {
   const basis = sa.state.tag === 'auth-sent' ? basisOf(sa, sa.state) : null;
   if (basis === null) { e.drop('unexpected-auth-response'); arm(e, sa, o); return; }
-  const step = await consumeAuthResponse(e, sa, { tag: 'sent', peer: sa.peer, basis, offer: o.child ?? null }, m);
+  const step = await consumeAuthResponse(e, sa, { tag: 'sent', peer: sa.peer, basis, offer: o.scratch.kind === 'child' ? o.scratch.offer : null }, m);
   const installed = await perform(e, sa, step, {});
   if (step.next.tag === 'installing') await perform(e, sa, firstChildInstalled(step.next, installed), {});
 }

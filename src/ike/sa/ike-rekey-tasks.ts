@@ -32,10 +32,10 @@ export function adoptSuccessor(e: EngineHost, old: IkeSa, successor: IkeSa): voi
   if (successor.pending.length > 0) void e.enqueue(successor, () => next(e, successor));
 }
 
-/** Initiator: the answer to our CREATE_CHILD_SA rekeying `sa`; `o.ikeRekey` holds what we offered. */
+/** Initiator: the answer to our CREATE_CHILD_SA rekeying `sa`; `o.scratch` holds what we offered. */
 export function onIkeRekey(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstanding, task: Extract<Task, { kind: 'ike-rekey' }>): void {
-  const offer = o.ikeRekey;
-  if (offer === undefined || !keyed(sa)) return; // task-queue.ts sends every IKE rekey with its offer, on a keyed SA
+  const offer = o.scratch.kind === 'ike-rekey' ? o.scratch.offer : null;
+  if (offer === null || !keyed(sa)) return; // task-queue.ts sends every IKE rekey with its offer, on a keyed SA
   // The collision is this exchange's to settle: take it off the record.
   const collision = sa.ikeCollision;
   sa.ikeCollision = null;

@@ -62,7 +62,8 @@ export interface InitMessages { readonly request: Uint8Array; readonly response:
 
 /**
  * What an IKE SA knows once IKE_AUTH has completed on it, or on the SA it descends from (rekey,
- * checkpoint): carried by the established, rekeyed and deleting states, handed from one to the next.
+ * checkpoint): carried by the established state and handed to every later one (rekeyed, deleting,
+ * dead), so a superseded or dead SA still shows what it was.
  */
 export interface IkeSaUp {
   /** The peer's authenticated identity (IDi or IDr) as text; null only when resumed from a checkpoint that had none. */
@@ -93,13 +94,15 @@ export type IkeSaState =
   | { readonly tag: 'auth-sent'; readonly init: InitMessages; readonly intermediate: Intermediate | null }
   | { readonly tag: 'init-done'; readonly init: InitMessages; readonly intermediate: Intermediate | null }
   | { readonly tag: 'established'; readonly up: IkeSaUp }
-  | { readonly tag: 'rekeyed'; readonly successor: IkeSa | null; readonly up: IkeSaUp }
+  /** `up`: null only for an SA superseded before it was ever up (a crossed rekey may name any SA). */
+  | { readonly tag: 'rekeyed'; readonly successor: IkeSa | null; readonly up: IkeSaUp | null }
   /**
    * `sendOn`: a duplicate's Delete is out; these Child SAs of the surviving IKE SA, held
    * receive-only, were answered before it, so the peer has them: send on them once it is gone.
    */
   | { readonly tag: 'deleting'; readonly sendOn?: readonly ChildSa[]; readonly up: IkeSaUp }
-  | { readonly tag: 'dead' };
+  /** `up`: what it knew if it ever was up. */
+  | { readonly tag: 'dead'; readonly up: IkeSaUp | null };
 
 export type ChildState =
   | { readonly tag: 'installed' }
@@ -226,13 +229,23 @@ export interface IkeRekeyScratch {
   readonly share: KeyShare;
 }
 
+/**
+ * What a request in flight keeps for its answer: the offer of a Child SA request (or of IKE_AUTH's
+ * first Child SA: its SPI, Ni, KEi and selectors), or of an IKE SA rekey; nothing for the others.
+ */
+export type RequestScratch =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'child'; readonly offer: ChildRequestScratch }
+  | { readonly kind: 'ike-rekey'; readonly offer: IkeRekeyScratch };
+
+export const NO_SCRATCH: RequestScratch = { kind: 'none' };
+
 export interface Outstanding {
   readonly task: Task;
   readonly messageId: number;
   readonly exchangeType: number;
   readonly datagrams: readonly Uint8Array[];
-  readonly child?: ChildRequestScratch;
-  readonly ikeRekey?: IkeRekeyScratch;
+  readonly scratch: RequestScratch;
   tries: number;
   timer: TimerHandle | null;
   /** When the request was first sent (DPD timeouts count from here). */
@@ -336,17 +349,23 @@ export function authenticated(sa: Pick<IkeSa, 'state'>): boolean {
   return t === 'established' || t === 'rekeyed' || t === 'deleting';
 }
 
-/** What `sa` knows as an SA that was up (IkeSaUp); null before IKE_AUTH completed, and once dead. */
+/** What `sa` knows as an SA that was up (IkeSaUp); null before IKE_AUTH completed. */
 export function upOf(sa: Pick<IkeSa, 'state'>): IkeSaUp | null {
   const s = sa.state;
-  return s.tag === 'established' || s.tag === 'rekeyed' || s.tag === 'deleting' ? s.up : null;
+  switch (s.tag) {
+    case 'established': case 'rekeyed': case 'deleting': case 'dead': return s.up;
+    case 'idle': case 'init-sent': case 'auth-sent': case 'init-done': return null;
+  }
 }
 
-/** `sa` superseded by `successor` (IKE SA rekey, RFC 7296 §2.8): only an SA that was up is rekeyed. */
-export function rekeyedState(sa: IkeSa, successor: IkeSa | null): Extract<IkeSaState, { tag: 'rekeyed' }> {
-  const up = upOf(sa);
-  if (up === null) throw new Error(`internal: IKE SA ${ikeSpisText(sa)} rekeyed in state ${sa.state.tag}, before it was up`);
-  return { tag: 'rekeyed', successor, up };
+/** `sa` superseded by `successor` (IKE SA rekey, RFC 7296 §2.8), keeping what it knew as an SA that was up. */
+export function rekeyedState(sa: Pick<IkeSa, 'state'>, successor: IkeSa | null): Extract<IkeSaState, { tag: 'rekeyed' }> {
+  return { tag: 'rekeyed', successor, up: upOf(sa) };
+}
+
+/** `sa` gone, keeping what it knew as an SA that was up. */
+export function deadState(sa: Pick<IkeSa, 'state'>): Extract<IkeSaState, { tag: 'dead' }> {
+  return { tag: 'dead', up: upOf(sa) };
 }
 
 /** An IKE SPI as its 8 octets on the wire (§3.1), as prf+ and the SA payload take it. */

@@ -8,7 +8,7 @@ import { ikeFailure } from './context.js';
 import type { EngineHost } from './host.js';
 import { formatTs } from './ts.js';
 import { localIsLower } from './addr.js';
-import { ikeSpisText, upOf, type ChildSa, type IkeSa } from './ike-sa.js';
+import { deadState, ikeSpisText, upOf, type ChildSa, type IkeSa } from './ike-sa.js';
 import { REAUTH_OUTBOUND_HOLD_MS, REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 import { deleteOwnDuplicate, dropRedundant, linkPeerReauth, markPeerDuplicate, settleReauthCollision, supersedeOldChild, unlinkReauth } from './reauth.js';
 
@@ -381,11 +381,12 @@ export async function teardown(e: EngineHost, sa: IkeSa, reason: DownReason): Pr
   const sendOn = sa.state.tag === 'deleting' ? sa.state.sendOn ?? [] : [];
   const wasHalfOpen = sa.state.tag === 'init-done';
   const announced = sa.state.tag !== 'init-done' || sa.role === 'initiator';
-  sa.state = { tag: 'dead' };
+  sa.state = deadState(sa);
   if (wasHalfOpen) e.halfOpen = Math.max(0, e.halfOpen - 1);
   for (const t of Object.values(sa.timers)) t?.cancel();
   if (sa.outstanding?.timer) sa.outstanding.timer.cancel();
-  const reserved = sa.outstanding?.child?.spi;
+  const scratch = sa.outstanding?.scratch;
+  const reserved = scratch?.kind === 'child' ? scratch.offer.spi : undefined;
   if (reserved !== undefined) void e.track(e.kernel.releaseSpi({ local: sa.local.address, remote: sa.remote.address, spi: reserved }));
   sa.outstanding = null;
   sa.pending.length = 0;

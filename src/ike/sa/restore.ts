@@ -14,7 +14,7 @@ import type { EngineHost } from './host.js';
 import { awaitPeerSwitch } from './child-tasks.js';
 import { CheckpointError, decodeCheckpoint, type ChildCheckpoint, type IkeSaCheckpoint, type ShareCheckpoint, type TaskCheckpoint } from './checkpoint.js';
 import { ikeKeysOf } from './ike-keys.js';
-import { ikeSpisText, rekeyedState, spiHex, type ChildRuntime, type ChildSa, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
+import { ikeSpisText, NO_SCRATCH, rekeyedState, spiHex, type ChildRuntime, type RequestScratch, type ChildSa, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
 import { armLingering, armReauthOutboundHold, awaitPeerReauth, scheduleChildTimers, scheduleDpd } from './lifecycle.js';
 import { finishReauth, linkReauth } from './reauth.js';
 import { awaitOldIkeDelete } from './ike-rekey-tasks.js';
@@ -118,15 +118,17 @@ async function rebuild(e: EngineHost, id: string, cp: IkeSaCheckpoint, peer: Pee
   let outstanding: Outstanding | null = null;
   const o = cp.outstanding;
   if (o) {
-    const child = o.child ? {
-      spi: o.child.spi, ni: o.child.ni, share: o.child.share ? share(o.child.share, peer) : null,
-      proposals: o.child.proposals, mode: o.child.mode, localTs: o.child.localTs, remoteTs: o.child.remoteTs,
-    } : undefined;
-    if (child) reserved.push(child.spi);
-    const ikeRekey = o.ikeRekey ? { spi: o.ikeRekey.spi, ni: o.ikeRekey.ni, share: share(o.ikeRekey.share, peer) } : undefined;
+    let scratch: RequestScratch = NO_SCRATCH;
+    if (o.child) {
+      scratch = { kind: 'child', offer: {
+        spi: o.child.spi, ni: o.child.ni, share: o.child.share ? share(o.child.share, peer) : null,
+        proposals: o.child.proposals, mode: o.child.mode, localTs: o.child.localTs, remoteTs: o.child.remoteTs,
+      } };
+      reserved.push(o.child.spi);
+    } else if (o.ikeRekey) scratch = { kind: 'ike-rekey', offer: { spi: o.ikeRekey.spi, ni: o.ikeRekey.ni, share: share(o.ikeRekey.share, peer) } };
     outstanding = {
-      task: taskOf(o.task), messageId: o.messageId, exchangeType: o.exchangeType, datagrams: o.datagrams, tries: 0, timer: null,
-      ...(o.firstSentMs !== null ? { firstSentMs: o.firstSentMs } : {}), ...(child ? { child } : {}), ...(ikeRekey ? { ikeRekey } : {}),
+      task: taskOf(o.task), messageId: o.messageId, exchangeType: o.exchangeType, datagrams: o.datagrams, scratch, tries: 0, timer: null,
+      ...(o.firstSentMs !== null ? { firstSentMs: o.firstSentMs } : {}),
     };
   }
   const sa: IkeSa = {

@@ -10,7 +10,7 @@ import { startChild } from './child-tasks.js';
 import { startAuth } from './ike-auth-tasks.js';
 import type { EngineHost } from './host.js';
 import { REKEY_RETRY_MS } from './defaults.js';
-import type { IkeSa, Outstanding, Task } from './ike-sa.js';
+import { NO_SCRATCH, type IkeSa, type RequestScratch, type Task } from './ike-sa.js';
 import { heldBySurvivor } from './lifecycle.js';
 import { nextFollowupRequest } from './followup.js';
 import type { Step } from '../steps/child.js';
@@ -34,15 +34,15 @@ export async function next(e: EngineHost, sa: IkeSa): Promise<void> {
   }
 }
 
-function send(e: EngineHost, sa: IkeSa, task: Task, exchangeType: number, payloads: readonly IkePayload[], extra: Pick<Outstanding, 'child' | 'ikeRekey'> = {}): void {
+function send(e: EngineHost, sa: IkeSa, task: Task, exchangeType: number, payloads: readonly IkePayload[], scratch: RequestScratch = NO_SCRATCH): void {
   const messageId = sa.nextRequestId++;
   const datagrams = sealMessage(sa, headerFor(sa, exchangeType, messageId, false), payloads, mtuOf(sa));
-  arm(e, sa, { task, messageId, exchangeType, datagrams, tries: 0, timer: null, ...extra });
+  arm(e, sa, { task, messageId, exchangeType, datagrams, scratch, tries: 0, timer: null });
 }
 
 /** The offer a Child SA request step made, kept with the request for its answer. */
-function offerOf(step: Step): Pick<Outstanding, 'child'> {
-  return step.next.tag === 'create-sent' || step.next.tag === 'rekey-sent' ? { child: step.next.offer } : {};
+function offerOf(step: Step): RequestScratch {
+  return step.next.tag === 'create-sent' || step.next.tag === 'rekey-sent' ? { kind: 'child', offer: step.next.offer } : NO_SCRATCH;
 }
 
 async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
@@ -60,7 +60,7 @@ async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
     }
     case 'ike-auth':
       // steps/ike-auth.ts, after IKE_SA_INIT and every IKE_INTERMEDIATE.
-      return startAuth(e, sa, (payloads, offer) => send(e, sa, task, ExchangeType.IKE_AUTH, payloads, offer ? { child: offer } : {}));
+      return startAuth(e, sa, (payloads, offer) => send(e, sa, task, ExchangeType.IKE_AUTH, payloads, offer ? { kind: 'child', offer } : NO_SCRATCH));
     case 'child-create': {
       if (!established) return false;
       if (sa.followup) { deferChild(e, sa, task); return false; }
@@ -94,7 +94,7 @@ async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
       if (!keyed(sa)) return false;
       // The new IKE SA's SPI first, then the step (steps/ike-rekey.ts); its one effect is the request.
       const step = requestIkeRekey(e, sa, e.newIkeSpi(), task.group);
-      for (const ef of step.effects) if (ef.kind === 'send') send(e, sa, task, ExchangeType.CREATE_CHILD_SA, ef.payloads, { ikeRekey: step.next.offer });
+      for (const ef of step.effects) if (ef.kind === 'send') send(e, sa, task, ExchangeType.CREATE_CHILD_SA, ef.payloads, { kind: 'ike-rekey', offer: step.next.offer });
       return true;
     }
     case 'ike-followup': {

@@ -10,7 +10,7 @@ import { requestInit, type InitSent, type InitStep } from '../steps/ike-init.js'
 import { ikeDeleteUnanswered, livenessUnanswered, requestUnanswered, type RequestStep } from '../steps/informational.js';
 import type { EngineHost } from './host.js';
 import { FRAGMENT_MTU } from './defaults.js';
-import type { IkeSa, Outstanding, PeerRuntime } from './ike-sa.js';
+import { deadState, NO_SCRATCH, type IkeSa, type Outstanding, type PeerRuntime } from './ike-sa.js';
 import { teardown } from './lifecycle.js';
 import { unfragmentedHint } from './wire.js';
 
@@ -42,7 +42,7 @@ export function startInitiator(e: EngineHost, peer: PeerRuntime, prepare?: (sa: 
 export function sendInit(e: EngineHost, sa: IkeSa, step: InitStep<InitSent>): void {
   sa.state = step.next;
   sa.ni = step.next.ni;
-  for (const f of step.effects) if (f.kind === 'send') arm(e, sa, { task: { kind: 'ike-init' }, messageId: 0, exchangeType: ExchangeType.IKE_SA_INIT, datagrams: [f.datagram], tries: 0, timer: null });
+  for (const f of step.effects) if (f.kind === 'send') arm(e, sa, { task: { kind: 'ike-init' }, messageId: 0, exchangeType: ExchangeType.IKE_SA_INIT, datagrams: [f.datagram], scratch: NO_SCRATCH, tries: 0, timer: null });
 }
 
 /** Send (or resend) the outstanding request and schedule its retransmission. */
@@ -72,7 +72,7 @@ export function retire(e: EngineHost, sa: IkeSa): void {
   sa.outstanding?.timer?.cancel();
   sa.outstanding = null;
   sa.pending.length = 0;
-  sa.state = { tag: 'dead' };
+  sa.state = deadState(sa);
   e.unregister(sa);
 }
 

@@ -64,7 +64,7 @@ export function ikeSide(who: Who, o: { readonly proposals?: readonly string[]; r
 
 /** Our request for `task` is in flight on `sa` (as task-queue.ts records it). */
 export function outstanding(task: Task): Outstanding {
-  return { task, messageId: 2, exchangeType: ExchangeType.CREATE_CHILD_SA, datagrams: [], tries: 0, timer: null };
+  return { task, messageId: 2, exchangeType: ExchangeType.CREATE_CHILD_SA, datagrams: [], scratch: { kind: 'none' }, tries: 0, timer: null };
 }
 
 export function effect<K extends IkeRekeyEffect['kind']>(step: IkeRekeyStep, kind: K): Extract<IkeRekeyEffect, { kind: K }> {

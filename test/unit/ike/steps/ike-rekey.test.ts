@@ -66,7 +66,7 @@ for (const I of ROLES) {
     assert.deepEqual(shape(effect(req, 'send').payloads), ['sa', 'nonce', 'ke']);
     const sent = expectTag(req.next, 'sent');
     assert.deepEqual([sent.offer.spi, sent.offer.share.group, sent.retried, sent.collision], [SPI_I, DhId.CURVE25519, false, null]);
-    i.sa.outstanding = { ...outstanding({ kind: 'ike-rekey' }), ikeRekey: sent.offer };
+    i.sa.outstanding = { ...outstanding({ kind: 'ike-rekey' }), scratch: { kind: 'ike-rekey', offer: sent.offer } };
 
     const resp = respond(r, request(req));
     /* <-- CREATE_CHILD_SA { SA(IKE, SPIr'), Nr, KEr } */
@@ -93,7 +93,7 @@ for (const I of ROLES) {
     const i = ikeSide(I, { proposals: [HYBRID] }); const r = ikeSide(R, { proposals: [HYBRID] });
     const req = requestIkeRekey(i.env, i.sa, SPI_I);
     /* CREATE_CHILD_SA { SA(IKE, .., ADDKE1 mlkem768), Ni, KEi(x25519) } --> */
-    i.sa.outstanding = { ...outstanding({ kind: 'ike-rekey' }), ikeRekey: expectTag(req.next, 'sent').offer };
+    i.sa.outstanding = { ...outstanding({ kind: 'ike-rekey' }), scratch: { kind: 'ike-rekey', offer: expectTag(req.next, 'sent').offer } };
     const resp = respond(r, request(req));
     /* <-- CREATE_CHILD_SA { SA, Nr, KEr(x25519), N(ADDITIONAL_KEY_EXCHANGE)(link1) } */
     assert.deepEqual(kinds(resp), ['followup', 'respond'], 'no register, no adopt: the new SA has no keys yet');
@@ -132,17 +132,18 @@ for (const I of ROLES) {
  * while its own is out, so each responder records a collision (or, with IKE_FOLLOWUP_KE to come,
  * keeps the peer's run); then each initiator consumes the answer to its own request.
  */
-function crossedRekeys(proposals: readonly string[], seed: number): { readonly alice: IkeRekeyStep; readonly bob: IkeRekeyStep; readonly sides: Record<Who, IkeSide>; readonly answered: Record<Who, IkeRekeyStep>; readonly nonces: Record<Who, Uint8Array[]> } {
+function crossedRekeys(proposals: readonly string[], seed: number, beforeAnswers?: (answered: Record<Who, IkeRekeyStep>) => void): { readonly alice: IkeRekeyStep; readonly bob: IkeRekeyStep; readonly sides: Record<Who, IkeSide>; readonly answered: Record<Who, IkeRekeyStep>; readonly nonces: Record<Who, Uint8Array[]> } {
   const sides = { alice: ikeSide('alice', { proposals, seed }), bob: ikeSide('bob', { proposals, seed: seed + 1000 }) };
   const spi = { alice: { i: 0xa000000000000001n, r: 0xa000000000000002n }, bob: { i: 0xb000000000000001n, r: 0xb000000000000002n } };
   const reqs = {} as Record<Who, IkeRekeyStep>;
   for (const w of ROLES) {
     reqs[w] = requestIkeRekey(sides[w].env, sides[w].sa, spi[w].i);
-    sides[w].sa.outstanding = { ...outstanding({ kind: 'ike-rekey' }), ikeRekey: expectTag(reqs[w].next, 'sent').offer };
+    sides[w].sa.outstanding = { ...outstanding({ kind: 'ike-rekey' }), scratch: { kind: 'ike-rekey', offer: expectTag(reqs[w].next, 'sent').offer } };
   }
   /* CREATE_CHILD_SA { SA, Ni, KEi } -->  <-- CREATE_CHILD_SA { SA, Ni, KEi }  (crossing) */
   const answered = {} as Record<Who, IkeRekeyStep>;
   for (const w of ROLES) answered[w] = respond(sides[w], request(reqs[other(w)]), spi[w].r);
+  beforeAnswers?.(answered);
   /* <-- CREATE_CHILD_SA { SA, Nr, KEr, .. }  CREATE_CHILD_SA { SA, Nr, KEr, .. } --> */
   const out = {} as Record<Who, IkeRekeyStep>;
   for (const w of ROLES) {
@@ -159,6 +160,19 @@ function crossedRekeys(proposals: readonly string[], seed: number): { readonly a
   for (const w of ROLES) nonces[w] = [expectTag(reqs[w].next, 'sent').offer.ni, freshOf(answered[other(w)]).nr];
   return { alice: out.alice, bob: out.bob, sides, answered, nonces };
 }
+
+test('RFC 7296 §2.8.1: crossed IKE SA rekeys where the peer\'s new SA we answered is gone (torn down) before the answer to ours — superseded all the same, it keeps what it knew as an SA that was up (found by the state fuzz)', () => {
+  for (let seed = 1; seed <= 4; seed++) {
+    const x = crossedRekeys(['aes256gcm16-prfsha256-x25519'], seed, (answered) => {
+      for (const w of ROLES) { const peerSa = effect(answered[w], 'collision').peerSa; peerSa.state = { tag: 'dead', up: upOf(peerSa) }; }
+    });
+    const winner: Who = effect(x.alice, 'delete').reason === 'redundant' ? 'bob' : 'alice';
+    const theirs = effect(x.answered[winner], 'collision').peerSa;
+    const up = upOf(theirs);
+    assert.notEqual(up, null, 'a rekey\'s new SA is up from the start');
+    assert.deepEqual(effect(x[winner], 'set-state'), { kind: 'set-state', sa: theirs, state: { tag: 'rekeyed', successor: freshOf(x[winner]), up } }, `seed ${seed}`);
+  }
+});
 
 test('RFC 7296 §2.8.2 with §2.8.1: crossed IKE SA rekeys — each side answers the other\'s and records the collision; the exchange holding the lowest of the four nonces made the redundant SA, which its initiator deletes, and both sides keep the other new SA', () => {
   const losers = new Set<Who>();

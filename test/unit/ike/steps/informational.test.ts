@@ -193,7 +193,7 @@ test('RFC 7296 §1.4.1, §2.4: our D(IKE) of a terminated IKE SA unanswered thro
 
 test('RFC 7296 §1.4.1: no D(IKE) for an IKE SA still negotiating or gone — the step finds it moot and sends nothing', () => {
   const init = { request: new Uint8Array(0), response: new Uint8Array(0) };
-  for (const state of [{ tag: 'idle' }, { tag: 'auth-sent', init, intermediate: null }, { tag: 'init-done', init, intermediate: null }, { tag: 'dead' }] as const) {
+  for (const state of [{ tag: 'idle' }, { tag: 'auth-sent', init, intermediate: null }, { tag: 'init-done', init, intermediate: null }, { tag: 'dead', up: null }] as const) {
     const a = ikeSide('alice');
     a.sa.state = state;
     assert.deepEqual(requestIkeDelete(NO_SURVIVOR, a.sa, 'terminated'), { next: { tag: 'done' }, effects: [] }, state.tag);
