@@ -24,7 +24,7 @@ import { ikeFailure, type Ctx, type ResolvedOptions } from '../sa/context.js';
 import { NON_ESN_LIFE_PACKETS, NONCE_BYTES } from '../sa/defaults.js';
 import { espAlgorithms } from '../sa/esp.js';
 import { suiteText as memoSuite } from '../sa/memo.js';
-import type { ChildChoice, ChildReply, ChildRequestScratch, ChildRuntime, ChildSa, IkeKeys, IkeSa } from '../sa/ike-sa.js';
+import { OUTBOUND_ACTIVE, type ChildChoice, type ChildReply, type ChildRequestScratch, type ChildRuntime, type ChildSa, type IkeKeys, type IkeSa } from '../sa/ike-sa.js';
 
 export type { ChildChoice, ChildReply } from '../sa/ike-sa.js';
 import { formatTs, fromWireTs, narrowTs, sameTs, toPortTs, toWireTs, tsWithin, type TsRange } from '../sa/ts.js';
@@ -161,7 +161,7 @@ export function buildChild(ctx: ChildEnv, sa: ChildIkeView, a: {
     runtime: c, state: { tag: 'installed' }, ref, mode: a.mode, suiteText,
     localTs: a.localTs, remoteTs: a.remoteTs, encap: encap.outbound, ni: a.ni, nr: a.nr,
     installedAtMs: now, rekeyAtMs: now + c.config.rekeyTimeMs - jitter, expiresAtMs: now + c.config.lifeTimeMs,
-    outboundPending: !a.outboundActive, pendingOutbound: a.outboundActive ? null : outbound, collision: null, timers: [],
+    outbound: a.outboundActive ? OUTBOUND_ACTIVE : { tag: 'pending', state: outbound }, collision: null, timers: [],
   };
   return { child, install };
 }

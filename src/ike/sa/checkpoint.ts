@@ -28,7 +28,7 @@ function childCheckpoint(c: ChildSa): ChildCheckpoint {
     inboundSpi: c.ref.inboundSpi, outboundSpi: c.ref.outboundSpi, local: c.ref.local, remote: c.ref.remote,
     mode: c.mode, suite: c.suiteText, localTs: c.localTs, remoteTs: c.remoteTs, encap: c.encap, ni: c.ni, nr: c.nr,
     installedAtMs: c.installedAtMs, rekeyAtMs: c.rekeyAtMs, expiresAtMs: c.expiresAtMs,
-    outboundPending: c.outboundPending, pendingOutbound: c.pendingOutbound,
+    outboundPending: c.outbound.tag === 'pending', pendingOutbound: c.outbound.tag === 'pending' ? c.outbound.state : null,
     collision: c.collision ? { peer: c.collision.peerSa.ref.inboundSpi, nonces: c.collision.nonces } : null,
   };
 }

@@ -200,8 +200,7 @@ export function holdForPeerReauth(e: EngineHost, sa: IkeSa, child: ChildSa, inst
   if (sa.reauth?.tag === 'redundant') return install;
   const peerReauth = sa.reauth?.tag === 'replacing' && !sa.reauth.ours;
   if (!peerReauth && !(replaces && reqidStillUsed(e, child))) return install;
-  child.outboundPending = true;
-  child.pendingOutbound = install.outbound;
+  child.outbound = { tag: 'pending', state: install.outbound };
   armReauthOutboundHold(e, sa, child);
   return { ...install, outboundActive: false };
 }

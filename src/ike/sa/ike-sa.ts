@@ -112,6 +112,10 @@ export type ChildState =
   | { readonly tag: 'deleting' }
   | { readonly tag: 'deleted' };
 
+export type ChildOutbound = { readonly tag: 'active' } | { readonly tag: 'pending'; readonly state: KernelSa | null };
+
+export const OUTBOUND_ACTIVE: ChildOutbound = { tag: 'active' };
+
 export interface ChildSa {
   /** Its config; core.addPeer re-points it when the peer's config is replaced (the next rekey follows it). */
   runtime: ChildRuntime;
@@ -128,13 +132,13 @@ export interface ChildSa {
   readonly installedAtMs: number;
   readonly rekeyAtMs: number;
   readonly expiresAtMs: number;
-  /** Installed with outboundActive: false (rekey responder) and not yet activated. */
-  outboundPending: boolean;
   /**
-   * The outbound state the kernel has not been given yet while `outboundPending`, so a restarted
-   * daemon can still activate it (checkpoint.ts); null otherwise.
+   * The outbound SA: sending, or installed with outboundActive: false (rekey responder,
+   * reauthentication hold) and not yet activated; then `state` is the outbound state the kernel
+   * has not been given yet, so a restarted daemon can still activate it (checkpoint.ts), null only
+   * when resumed from a checkpoint that did not record it.
    */
-  pendingOutbound: KernelSa | null;
+  outbound: ChildOutbound;
   /**
    * RFC 7296 §2.8.1: we answered the peer's rekey of this SA while our own rekey of it was in
    * flight; the peer's new SA and the nonces of its exchange, for the comparison.

@@ -8,7 +8,7 @@ import { ikeFailure } from './context.js';
 import type { EngineHost } from './host.js';
 import { formatTs } from './ts.js';
 import { localIsLower } from './addr.js';
-import { deadState, ikeSpisText, upOf, type ChildSa, type IkeSa } from './ike-sa.js';
+import { deadState, ikeSpisText, OUTBOUND_ACTIVE, upOf, type ChildSa, type IkeSa } from './ike-sa.js';
 import { REAUTH_OUTBOUND_HOLD_MS, REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 import { deleteOwnDuplicate, dropRedundant, linkPeerReauth, markPeerDuplicate, settleReauthCollision, supersedeOldChild, unlinkReauth } from './reauth.js';
 
@@ -158,7 +158,7 @@ const HANDSHAKE_TAGS: ReadonlySet<IkeSa['state']['tag']> = new Set(['idle', 'ini
 /** Our duplicate `sa` is about to be deleted: the survivor's Child SAs held receive-only now. */
 export function heldBySurvivor(e: EngineHost, sa: IkeSa): ChildSa[] {
   const survivor = survivorOf(e, sa);
-  return survivor ? [...survivor.children.values()].filter((c) => c.outboundPending && c.state.tag === 'installed') : [];
+  return survivor ? [...survivor.children.values()].filter((c) => c.outbound.tag === 'pending' && c.state.tag === 'installed') : [];
 }
 
 /**
@@ -203,8 +203,7 @@ export function scheduleChildTimers(e: EngineHost, child: ChildSa): void {
  */
 export async function installChild(e: EngineHost, sa: IkeSa, child: ChildSa, install: KernelChildSa): Promise<boolean> {
   if (sa.reauth?.tag === 'redundant' && install.outboundActive) {
-    child.outboundPending = true;
-    child.pendingOutbound = install.outbound;
+    child.outbound = { tag: 'pending', state: install.outbound };
     install = { ...install, outboundActive: false };
   }
   try {
@@ -294,9 +293,8 @@ export function armLingering(e: EngineHost, sa: IkeSa, ref: KernelChildSaRef, de
 
 /** Make-before-break, second step: start sending on a Child SA installed with outboundActive false. */
 export async function activateOutbound(e: EngineHost, child: ChildSa): Promise<void> {
-  if (!child.outboundPending) return;
-  child.outboundPending = false;
-  child.pendingOutbound = null;
+  if (child.outbound.tag !== 'pending') return;
+  child.outbound = OUTBOUND_ACTIVE;
   try { await e.kernel.updateChildSa(child.ref, { activateOutbound: true }); } catch (err) {
     e.log?.warn({ peer: child.ref.peer, child: child.ref.child, err: errorMessage(err) }, 'kernel outbound switch failed');
   }
@@ -317,7 +315,7 @@ function sendOnceUsed(e: EngineHost, sa: IkeSa, child: ChildSa): void {
   const poll = (): void => {
     // The IKE SA it belongs to now (an IKE rekey moves Child SAs), else the one it was held on.
     void e.enqueue(e.ownerOf(child) ?? sa, async () => {
-      if (child.state.tag === 'deleted' || !child.outboundPending) return;
+      if (child.state.tag === 'deleted' || child.outbound.tag !== 'pending') return;
       const used = await e.kernel.queryCounters(child.ref).then((n) => n.inboundPackets > 0n, () => false);
       if (used || e.clock.now() >= deadlineMs) { await activateOutbound(e, child); return; }
       child.timers.push(e.clock.setTimer(Math.min(PEER_USE_POLL_MS, deadlineMs - e.clock.now()), poll));

@@ -14,7 +14,7 @@ import type { EngineHost } from './host.js';
 import { awaitPeerSwitch } from './child-tasks.js';
 import { CheckpointError, decodeCheckpoint, type ChildCheckpoint, type IkeSaCheckpoint, type ShareCheckpoint, type TaskCheckpoint } from './checkpoint.js';
 import { ikeKeysOf } from './ike-keys.js';
-import { ikeSpisText, NO_SCRATCH, rekeyedState, spiHex, type ChildRuntime, type RequestScratch, type ChildSa, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
+import { ikeSpisText, NO_SCRATCH, OUTBOUND_ACTIVE, rekeyedState, spiHex, type ChildRuntime, type RequestScratch, type ChildSa, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
 import { armLingering, armReauthOutboundHold, awaitPeerReauth, scheduleChildTimers, scheduleDpd } from './lifecycle.js';
 import { finishReauth, linkReauth } from './reauth.js';
 import { awaitOldIkeDelete } from './ike-rekey-tasks.js';
@@ -57,7 +57,7 @@ function buildChild(c: ChildCheckpoint, runtime: ChildRuntime, peer: string): Ch
     ref: { peer, child: runtime.config.name, reqid: runtime.reqid, inboundSpi: c.inboundSpi, outboundSpi: c.outboundSpi, local: c.local, remote: c.remote },
     mode: c.mode, suiteText: c.suite, localTs: c.localTs, remoteTs: c.remoteTs, encap: c.encap, ni: c.ni, nr: c.nr,
     installedAtMs: c.installedAtMs, rekeyAtMs: c.rekeyAtMs, expiresAtMs: c.expiresAtMs,
-    outboundPending: c.outboundPending, pendingOutbound: c.pendingOutbound, collision: null, timers: [],
+    outbound: c.outboundPending ? { tag: 'pending', state: c.pendingOutbound } : OUTBOUND_ACTIVE, collision: null, timers: [],
   };
 }
 
@@ -87,7 +87,7 @@ async function rebuild(e: EngineHost, id: string, cp: IkeSaCheckpoint, peer: Pee
   const lost: ChildSa[] = [];
   for (const c of cp.children) {
     const child = buildChild(c, runtimeOf(c.name), peer.config.name);
-    const present = await e.kernel.restoreChildSa({ ref: child.ref, mode: child.mode, ifId: child.runtime.config.ifId ?? null, mark: child.runtime.config.mark ?? null, pendingOutbound: child.pendingOutbound })
+    const present = await e.kernel.restoreChildSa({ ref: child.ref, mode: child.mode, ifId: child.runtime.config.ifId ?? null, mark: child.runtime.config.mark ?? null, pendingOutbound: child.outbound.tag === 'pending' ? child.outbound.state : null })
       .catch((err: unknown) => { e.log?.warn({ peer: peer.config.name, spi: child.ref.inboundSpi, err: errorMessage(err) }, 'kernel lookup of a resumed Child SA failed'); return false; });
     if (present) children.set(c.inboundSpi, child); else lost.push(child);
   }
@@ -168,11 +168,11 @@ function resume(e: EngineHost, r: Rebuilt): void {
     if (c.state.tag === 'rekeying' && !(sa.outstanding?.task.kind === 'child-rekey' && sa.outstanding.task.old === c)) c.state = { tag: 'installed' };
     scheduleChildTimers(e, c);
     // Held receive-only for the peer's re-authentication: the hold's timer died with the process.
-    if (c.outboundPending && sa.reauth?.tag === 'replacing' && !sa.reauth.ours && c.state.tag === 'installed') armReauthOutboundHold(e, sa, c);
+    if (c.outbound.tag === 'pending' && sa.reauth?.tag === 'replacing' && !sa.reauth.ours && c.state.tag === 'installed') armReauthOutboundHold(e, sa, c);
     // A Child SA rekey we answered waits for the peer's Delete of the old SA; so does its timer
     // (a successor on another IKE SA is a reauthentication's, held above).
     const successor = c.state.tag === 'rekeyed' ? c.state.successor : null;
-    if (successor?.outboundPending && sa.children.get(successor.ref.inboundSpi) === successor) awaitPeerSwitch(e, sa, c, successor);
+    if (successor?.outbound.tag === 'pending' && sa.children.get(successor.ref.inboundSpi) === successor) awaitPeerSwitch(e, sa, c, successor);
   }
   if (cp.state === 'rekeyed') {
     // Superseded: it only answers the peer until its Delete (ours in flight, or the peer's).

@@ -126,6 +126,6 @@ function acceptChosen(env: ChildEnv, ike: ChildIkeView, s: Chosen, inboundSpi: n
   // until the initiator deletes it. The kernel does not hold the outbound state until the switch,
   // so the record keeps it (the checkpoint needs it to switch after a restart).
   const install: KernelChildSa = { ...n.install, outboundActive: false };
-  const child: ChildSa = { ...n.child, outboundPending: true, pendingOutbound: n.install.outbound };
+  const child: ChildSa = { ...n.child, outbound: { tag: 'pending', state: n.install.outbound } };
   return { next: { tag: 'answer-installing', child, reply: n.reply, rekey: s.rekey }, effects: [{ kind: 'install', child, install, peerCreated: false }] };
 }

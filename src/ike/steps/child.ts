@@ -22,7 +22,7 @@ import { ourRekeyLoses } from './collision.js';
 import { keRetry } from '../exchanges/invalid-ke.js';
 import type { IkeFailure, KernelChildSa } from '../ports.js';
 import { REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from '../sa/defaults.js';
-import type { ChildFollowupPending, ChildRequestScratch, ChildRuntime, ChildSa, ChildSent, ChildState, Task } from '../sa/ike-sa.js';
+import { OUTBOUND_ACTIVE, type ChildFollowupPending, type ChildRequestScratch, type ChildRuntime, type ChildSa, type ChildSent, type ChildState, type Task } from '../sa/ike-sa.js';
 import { initiatorStart, type FollowupKe } from './followup-ke.js';
 
 export type ChildTask = Extract<Task, { kind: 'child-create' | 'child-rekey' }>;
@@ -143,7 +143,7 @@ function deleteRefusedAtPeer(env: Pick<ChildEnv, 'clock'>, ike: ChildIkeView, ch
   const ref = { peer: ike.peer.config.name, child: child.config.name, reqid: child.reqid, inboundSpi: s.spi, outboundSpi: 0, local: ike.local.address, remote: ike.remote.address };
   const refused: ChildSa = {
     runtime: child, state: { tag: 'deleted' }, ref, mode: s.mode, suiteText: '', localTs: s.localTs, remoteTs: s.remoteTs, encap: null, ni: s.ni, nr: new Uint8Array(0),
-    installedAtMs: now, rekeyAtMs: now, expiresAtMs: now, outboundPending: false, pendingOutbound: null, collision: null, timers: [],
+    installedAtMs: now, rekeyAtMs: now, expiresAtMs: now, outbound: OUTBOUND_ACTIVE, collision: null, timers: [],
   };
   return [{ kind: 'delete', child: refused, reason: 'redundant' }];
 }
@@ -332,7 +332,7 @@ export function peerDeletedChild(child: ChildSa, siblings: Iterable<ChildSa>, li
   // Make-before-break, responder side: now send on the new SA.
   if (child.state.tag === 'rekeyed' && child.state.successor)
     return done([{ kind: 'activate-outbound', child: child.state.successor }, { kind: 'remove', child, reason: 'rekeyed', lingerMs }]);
-  if (child.outboundPending) {
+  if (child.outbound.tag === 'pending') {
     const effects: ChildEffect[] = [{ kind: 'remove', child, reason: 'rekeyed', lingerMs: 0 }];
     for (const old of siblings) if (old.state.tag === 'rekeyed' && old.state.successor === child) effects.push({ kind: 'set-state', child: old, state: { tag: 'installed' } });
     return done(effects);

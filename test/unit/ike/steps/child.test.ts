@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { DhId } from '../../../../src/ike/constants.js';
 import type { KernelSa } from '../../../../src/ike/ports.js';
 import { REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from '../../../../src/ike/sa/defaults.js';
+import type { ChildSa } from '../../../../src/ike/sa/ike-sa.js';
 import { acceptChildRequest, consumeChildRequest } from '../../../../src/ike/steps/child-responder.js';
 import { childDeleteAnswered, childInstalled, consumeChildResponse, peerDeletedChild, peerSwitchDue, requestChild, type ChildExchange } from '../../../../src/ike/steps/child.js';
 import { effect, installedChild, kinds, notify, NotifyError, other, shape, side, wire, type Who } from './fixtures.js';
@@ -77,8 +78,7 @@ for (const I of ROLES) for (const pfs of [false, true]) {
     const accepted = acceptChildRequest(r.env, r.ike, chosen, 0x2001);
     const rInstall = effect(accepted, 'install');
     assert.equal(rInstall.install.outboundActive, false, 'inbound only until the initiator deletes the old SA');
-    assert.equal(rInstall.child.outboundPending, true);
-    assert.equal(rInstall.child.pendingOutbound, rInstall.install.outbound, 'the record keeps the outbound state for a restart');
+    assert.deepEqual(rInstall.child.outbound, { tag: 'pending', state: rInstall.install.outbound }, 'the record keeps the outbound state for a restart');
     const answered = childInstalled(expectTag(accepted.next, 'answer-installing'), true);
     /* <-- CREATE_CHILD_SA { SA, Nr, [KEr], TSi, TSr } */
     assert.deepEqual(kinds(answered), ['set-state', 'respond', 'emit:child-rekeyed', 'timer'], 'the old SA is marked replaced before the answer is checkpointed');
@@ -246,7 +246,7 @@ test('RFC 7296 §1.4.1, §2.8: an INFORMATIONAL Delete from the peer of a Child 
   const crossed = { ...installedChild(r, 0x2000, 0x1000, { tag: 'rekeying' }), collision: { peerSa: winner, nonces: [winner.ni, winner.nr] } };
   assert.deepEqual(kinds(peerDeletedChild(crossed, [crossed, winner], LINGER_MS)), ['activate-outbound', 'emit:child-rekeyed', 'remove']);
   /* INFORMATIONAL { D(new) } --> the peer's SA we installed receive-only (a collision it lost, or an answer it refused): the old SA carries on */
-  const pending = { ...successor, outboundPending: true };
+  const pending: ChildSa = { ...successor, outbound: { tag: 'pending', state: null } };
   const before = installedChild(r, 0x2000, 0x1000, { tag: 'rekeyed', successor: pending });
   assert.deepEqual(peerDeletedChild(pending, [before, pending], LINGER_MS).effects, [{ kind: 'remove', child: pending, reason: 'rekeyed', lingerMs: 0 }, { kind: 'set-state', child: before, state: { tag: 'installed' } }]);
   /* INFORMATIONAL { D(child) } --> a plain delete, or the answer to our own delete crossing it */
