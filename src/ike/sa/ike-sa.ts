@@ -308,9 +308,9 @@ export interface IkeSa {
   /**
    * RFC 9370 §2.2.2: an IKE rekey with additional key exchanges in IKE_FOLLOWUP_KE on this (old)
    * IKE SA, from either side: the new IKE SA (keys still null, not registered) and the steps'
-   * state (steps/followup-ke.ts). Absent or null when none is running.
+   * state (steps/followup-ke.ts). Null when none is running.
    */
-  followup?: FollowupRun | null;
+  followup: FollowupRun | null;
   /** The IKE SA proposal chosen, for rekey offers that keep the suite. */
   selected: SelectedProposal | null;
   // --- message IDs (RFC 7296 §2.1-2.3) ---

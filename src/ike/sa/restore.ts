@@ -138,7 +138,7 @@ async function rebuild(e: EngineHost, id: string, cp: IkeSaCheckpoint, peer: Pee
     local: cp.local, remote: cp.remote, natLocal: cp.natLocal, natRemote: cp.natRemote, fragmentation: cp.fragmentation,
     peerHashes: cp.peerHashes ? [...cp.peerHashes] : null, ni: new Uint8Array(0), nr: new Uint8Array(0),
     selected: cp.selected, nextRequestId: cp.nextRequestId, outstanding, pending: cp.pending.map(taskOf),
-    expectedRequestId: cp.expectedRequestId, lastResponse: cp.lastResponse, fragments: null, children, lingering: lingeringOf(cp, peer), reauth: null, ikeCollision: null,
+    expectedRequestId: cp.expectedRequestId, lastResponse: cp.lastResponse, fragments: null, children, lingering: lingeringOf(cp, peer), reauth: null, ikeCollision: null, followup: null,
     createdAtMs: cp.createdAtMs,
     lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
   };

@@ -117,7 +117,7 @@ export function successorSa(env: IkeRekeyEnv, old: IkeSa, role: 'initiator' | 'r
     local: old.local, remote: old.remote, natLocal: old.natLocal, natRemote: old.natRemote, fragmentation: old.fragmentation,
     peerHashes: old.peerHashes, ni: n.ni, nr: n.nr,
     selected: n.selected, nextRequestId: 0, outstanding: null, pending: [], expectedRequestId: 0,
-    lastResponse: null, fragments: null, children: new Map(), lingering: new Map(), reauth: null, ikeCollision: null, createdAtMs: now,
+    lastResponse: null, fragments: null, children: new Map(), lingering: new Map(), reauth: null, ikeCollision: null, followup: null, createdAtMs: now,
     lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
   };
 }
