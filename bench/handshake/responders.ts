@@ -150,17 +150,20 @@ process.on('SIGWINCH', () => {
 
 export interface EventLoopDelay { readonly seq: number; readonly p50: number; readonly p99: number; readonly max: number; readonly mean: number }
 
-/** The agent's event-loop delay since the previous call (ELD_PROBE), or null if it did not answer. */
-export async function agentEventLoopDelay(pid: number, dir: string): Promise<EventLoopDelay | null> {
-  const file = join(dir, 'eld.json');
-  const last = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as EventLoopDelay).seq : 0;
-  process.kill(pid, 'SIGUSR2');
-  for (let i = 0; i < 50; i++) {
+/** Signal the agent's probe (ELD_PROBE) and wait for a newer `file` in `dir` than the last one; null if it did not answer. */
+async function askAgent<T extends { readonly seq: number }>(pid: number, dir: string, file: string, signal: NodeJS.Signals, tries: number): Promise<T | null> {
+  const path = join(dir, file);
+  const last = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as T).seq : 0;
+  process.kill(pid, signal);
+  for (let i = 0; i < tries; i++) {
     await sleep(100);
-    try { const r = JSON.parse(readFileSync(file, 'utf8')) as EventLoopDelay; if (r.seq > last) return r; } catch { /* not yet */ }
+    try { const r = JSON.parse(readFileSync(path, 'utf8')) as T; if (r.seq > last) return r; } catch { /* not yet */ }
   }
   return null;
 }
+
+/** The agent's event-loop delay since the previous call, or null if it did not answer. */
+export function agentEventLoopDelay(pid: number, dir: string): Promise<EventLoopDelay | null> { return askAgent<EventLoopDelay>(pid, dir, 'eld.json', 'SIGUSR2', 50); }
 
 export interface MallocInfo { readonly heapBytes: number; readonly mmapBytes: number; readonly inUseBytes: number; readonly freeBytes: number; readonly topFreeBytes: number }
 export interface AgentMemory {
@@ -171,16 +174,7 @@ export interface AgentMemory {
 }
 
 /** The agent's memory after a full GC (ELD_PROBE's SIGWINCH), or null if it did not answer; a heap snapshot with KIPSEC_BENCH_HEAPSNAP. */
-export async function agentMemory(pid: number, dir: string): Promise<AgentMemory | null> {
-  const file = join(dir, 'mem.json');
-  const last = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as AgentMemory).seq : 0;
-  process.kill(pid, 'SIGWINCH');
-  for (let i = 0; i < 1200; i++) {
-    await sleep(100);
-    try { const r = JSON.parse(readFileSync(file, 'utf8')) as AgentMemory; if (r.seq > last) return r; } catch { /* not yet */ }
-  }
-  return null;
-}
+export function agentMemory(pid: number, dir: string): Promise<AgentMemory | null> { return askAgent<AgentMemory>(pid, dir, 'mem.json', 'SIGWINCH', 1200); }
 
 /** NODE_OPTIONS of the agent container in deploy/agent.yaml (the DaemonSet users install). */
 export function deployedNodeOptions(): string {
