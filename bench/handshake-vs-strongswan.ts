@@ -47,7 +47,7 @@
 //     (bench/handshake/burst.ts).
 // Figures only: nothing here asserts a timing (performance never decides pass/fail).
 //
-//   bash bench/handshake-vs-strongswan.sh [--rounds 4] [--slice 20] [--ramp 5] [--concurrency 8] [--sas 1000] [--warmup 10] | [--burst 5000]
+//   bash bench/handshake-vs-strongswan.sh [--rounds 4] [--slice 20] [--ramp 5] [--concurrency 8] [--sas 1000] [--warmup 10] [--rate-only] | [--burst 5000]
 //   On the host kernel, both responders on their userspace data paths (kipsec's ESP engine,
 //   charon's kernel-libipsec), no VM: node --import tsx bench/handshake-vs-strongswan.ts --datapath userspace
 //   (KIPSEC_BENCH_THREADS=1: per-thread CPU of each responder per slice; KIPSEC_BENCH_PROFILE=1 with
@@ -66,7 +66,7 @@ import { GeneratorProcess, generatorMain } from './handshake/generator.js';
 import { agentEventLoopDelay, agentMemory, agentWarnings, CLK_TCK, espProblem, pidOf, procStat, startAgent, swanctl, threadTicks, xfrmCounts, type EventLoopDelay, type ProcStat } from './handshake/responders.js';
 import { ESP_PROPOSAL, IKE_PROPOSAL, MAX_INITIATORS, median, RESPONDER, sleep, TARGETS, type PoolReply, type RateReply, type Target } from './handshake/scenario.js';
 
-interface Options { rounds: number; sliceSec: number; rampSec: number; concurrency: number; sas: number; warmupSec: number; datapath: 'kernel' | 'userspace'; burst: number; burstOrder: readonly Target[] }
+interface Options { rateOnly: boolean; rounds: number; sliceSec: number; rampSec: number; concurrency: number; sas: number; warmupSec: number; datapath: 'kernel' | 'userspace'; burst: number; burstOrder: readonly Target[] }
 
 function options(argv: readonly string[]): Options {
   const num = (flag: string, d: number): number => {
@@ -82,7 +82,7 @@ function options(argv: readonly string[]): Options {
   const first = argv.includes('--burst-first') ? argv[argv.indexOf('--burst-first') + 1] : 'agent';
   if (first !== 'agent' && first !== 'swan') throw new Error('--burst-first must be agent or swan');
   const o: Options = {
-    rounds: num('--rounds', 4), sliceSec: num('--slice', 20), rampSec: num('--ramp', 5), concurrency: num('--concurrency', 8), sas: burst > 0 ? burst : num('--sas', 1000), warmupSec: num('--warmup', 10), datapath: dp,
+    rateOnly: argv.includes('--rate-only'), rounds: num('--rounds', 4), sliceSec: num('--slice', 20), rampSec: num('--ramp', 5), concurrency: num('--concurrency', 8), sas: burst > 0 ? burst : num('--sas', 1000), warmupSec: num('--warmup', 10), datapath: dp,
     burst, burstOrder: first === 'agent' ? TARGETS : [...TARGETS].reverse(),
   };
   if (o.sas > MAX_INITIATORS) throw new Error(`--sas and --burst at most ${MAX_INITIATORS}`);
@@ -222,6 +222,10 @@ async function driverMain(o: Options): Promise<void> {
         out(`  agent event-loop delay under load (KIPSEC_IKE_CRYPTO_WORKERS=${process.env['KIPSEC_IKE_CRYPTO_WORKERS'] ?? 'unset: one per core'}), per slice: p50 ${median(eld.map((d) => d.p50)).toFixed(1)} ms (median of slices), p99 ${median(eld.map((d) => d.p99)).toFixed(1)} ms (median), worst p99 ${Math.max(...eld.map((d) => d.p99)).toFixed(1)} ms, max ${Math.max(...eld.map((d) => d.max)).toFixed(1)} ms`);
       }
       out('');
+      if (!o.rateOnly) await memory();
+      out(`load average (guest) during the rate rounds: ${loads.join(' | ')}; total ${stamp()}`);
+    }
+    async function memory(): Promise<void> {
       // ── 2. memory at N established IKE SAs ──
       // Sampled at N/2 and at N SAs, each after 20 s idle (as a daemon holding its SAs mostly is:
       // V8's memory reducer and glibc's trim get the same chance on both sides), with the CPU each
@@ -254,7 +258,6 @@ async function driverMain(o: Options): Promise<void> {
       out(`  agent / charon at ${o.sas} SAs: ${memRatio.toFixed(2)}× RSS (target ≤ 1.5× at 5,000: ${memRatio <= 1.5 ? 'met' : 'NOT met'}); per SA (slope ${mid}→${o.sas}): ${(perSa('agent') / Math.max(0.1, perSa('swan'))).toFixed(2)}×`);
       out('  ("KiB/SA": RSS growth from the half to the full sample per added SA; "anon": RssAnon, private memory without mapped binaries and libraries; "peak": VmHWM)');
       out('');
-      out(`load average (guest) during the rate rounds: ${loads.join(' | ')}; total ${stamp()}`);
     }
     out(agentWarnings(join(agent.dir, 'agent.log')));
     await g.send({ cmd: 'exit' }, 30_000).catch(() => undefined);

@@ -112,28 +112,91 @@ export class UserspaceDatapath {
   }
 }
 
-/** Routes to remote subnets into the TUN device, main table, with a source in our local subnets. */
+/**
+ * Routes to remote subnets into the TUN device, main table, with a source in our local subnets.
+ * One kernel route per destination, shared: peers (or one peer's children and rekeys) naming the
+ * same remote subnet hold it together and the last to go deletes it, so a rekey's ensure of routes
+ * the peer holds costs no netlink message and one peer leaving cannot take another's route. The
+ * device goes by its index, read once per TUN device (by name it cost an RTM_GETLINK per route
+ * added or deleted, two of the four netlink round trips of each Child SA).
+ */
 export class TunRoutes implements RoutePort {
   readonly #rtnl: RtnlClient;
   readonly #dp: UserspaceDatapath;
   readonly #log: Logger;
-  readonly #installed = new Map<string, RouteSpec[]>();
+  /** Destination → the route in the kernel and how many peers hold it. */
+  readonly #routes = new Map<string, { spec: RouteSpec; users: number }>();
+  /** Peer → the destinations it holds. */
+  readonly #byPeer = new Map<string, Set<string>>();
+  /** The TUN device the routes above are on: they went with an earlier one (engine closed). */
+  #tun: { readonly engine: EspEngine; readonly dev: string | number } | undefined;
+  /** Netlink operations in call order: a delete and a re-add of one destination must not cross. */
+  #queue: Promise<void> = Promise.resolve();
 
   constructor(rtnl: RtnlClient, dp: UserspaceDatapath, log: Logger) { this.#rtnl = rtnl; this.#dp = dp; this.#log = log; }
 
+  /** The device for new routes: the open TUN's index; a new device drops what the old one had. */
+  async #dev(): Promise<string | number> {
+    if (!this.#dp.isOpen) return this.#dp.tunName;
+    const engine = this.#dp.engine;
+    if (this.#tun?.engine === engine) return this.#tun.dev;
+    const dev = await this.#rtnl.linkIndex(this.#dp.tunName).catch(() => this.#dp.tunName);
+    if (this.#tun?.engine !== engine) {
+      if (this.#tun) { this.#routes.clear(); this.#byPeer.clear(); }
+      this.#tun = { engine, dev };
+    }
+    return this.#tun.dev;
+  }
+
+  #run(op: () => Promise<void>): Promise<void> {
+    const p = this.#queue.then(op);
+    this.#queue = p.catch(() => { /* reported to the caller of op */ });
+    return p;
+  }
+
   async ensure(peer: string, remoteSubnets: readonly string[], localSubnets: readonly string[]): Promise<void> {
+    const dev = await this.#dev();
     const src = sourceIn(localSubnets);
-    const routes: RouteSpec[] = remoteSubnets.map((dst) => ({ dst, dev: this.#dp.tunName, table: MAIN_TABLE, ...(src ? { src } : {}) }));
-    for (const r of routes) await this.#rtnl.addRoute(r, true);
-    this.#installed.set(peer, routes);
-    this.#log.debug({ peer, routes: routes.map((r) => `${r.dst} dev ${this.#dp.tunName}${r.src ? ` src ${r.src}` : ''}`) }, 'routes installed (TUN)');
+    const held = this.#byPeer.get(peer) ?? new Set<string>();
+    this.#byPeer.set(peer, held);
+    const add: RouteSpec[] = []; const took: string[] = [];
+    for (const dst of new Set(remoteSubnets)) {
+      const spec: RouteSpec = { dst, dev, table: MAIN_TABLE, ...(src ? { src } : {}) };
+      const r = this.#routes.get(dst);
+      const fresh = !held.has(dst);
+      if (fresh) { held.add(dst); took.push(dst); }
+      if (!r) { this.#routes.set(dst, { spec, users: 1 }); add.push(spec); continue; }
+      if (fresh) r.users++;
+      // The same destination with another source: the latest install's route, as a replace did before.
+      if (r.spec.src !== spec.src || r.spec.dev !== spec.dev) { r.spec = spec; add.push(spec); }
+    }
+    if (add.length === 0) return;
+    try {
+      await this.#run(async () => { for (const r of add) await this.#rtnl.addRoute(r, true); });
+    } catch (e) {
+      for (const dst of took) this.#release(peer, dst);
+      throw e;
+    }
+    this.#log.debug({ peer, routes: add.map((r) => `${r.dst} dev ${this.#dp.tunName}${r.src ? ` src ${r.src}` : ''}`) }, 'routes installed (TUN)');
+  }
+
+  /** Drops the peer's hold on dst; the route if it was the last; the spec to delete then. */
+  #release(peer: string, dst: string): RouteSpec | undefined {
+    this.#byPeer.get(peer)?.delete(dst);
+    const r = this.#routes.get(dst);
+    if (!r || --r.users > 0) return undefined;
+    this.#routes.delete(dst);
+    return r.spec;
   }
 
   async remove(peer: string): Promise<void> {
-    const routes = this.#installed.get(peer) ?? [];
-    this.#installed.delete(peer);
+    const held = this.#byPeer.get(peer);
+    if (!held) return;
+    this.#byPeer.delete(peer);
+    const gone = [...held].map((dst) => this.#release(peer, dst)).filter((r): r is RouteSpec => r !== undefined);
+    if (gone.length === 0) return;
     // Gone already when the TUN device went (engine closed): nothing to report then.
-    for (const r of routes) await this.#rtnl.deleteRoute(r).catch(() => { /* already gone */ });
+    await this.#run(async () => { for (const r of gone) await this.#rtnl.deleteRoute(r).catch(() => { /* already gone */ }); });
   }
 }
 
