@@ -111,6 +111,12 @@ function policyId(p: PolicySpec): PolicyId {
   return { selector: p.selector, dir: p.dir, ...(p.mark ? { mark: p.mark } : {}), ...(p.ifId !== undefined ? { ifId: p.ifId } : {}) };
 }
 
+/** What the kernel tells policies apart by (PolicyId), as one string. */
+function policyKey(p: PolicyId): string {
+  const s = p.selector;
+  return `${p.dir} ${s.src}>${s.dst} ${s.proto ?? 0}:${s.sport ?? 0}:${s.dport ?? 0} ${p.mark?.value ?? 0}/${p.mark?.mask ?? 0} ${p.ifId ?? 0}`;
+}
+
 const ignoreMissing = (e: unknown): void => { if (!(e instanceof XfrmNotFoundError)) throw e; };
 
 export class XfrmKernel implements KernelIpsec {
@@ -123,6 +129,13 @@ export class XfrmKernel implements KernelIpsec {
   readonly #traps = new Map<string, { readonly policies: readonly PolicySpec[]; readonly engineReqid: number; readonly reqid: number }>();
   /** peer/child → policies a removed Child SA left for its successor (dpd.action restart or hold), until one is installed. */
   readonly #kept = new Map<string, { readonly policies: readonly PolicySpec[]; readonly reqid: number }>();
+  /**
+   * Policy (policyKey) → the reqid whose install put it in the kernel last. Two peers' Child SAs
+   * can share a selector (the mesh pairs with the old and the new gateway of a tunnel, both with its
+   * remote subnets, until the old pair is negotiated again): the kernel keeps one policy per
+   * selector, the later UPDPOLICY's, so a Child SA that goes must not delete what another took over.
+   */
+  readonly #policyOwner = new Map<string, number>();
   /** Stable reqid → the engine's reqid, to answer kernel acquires (engine.acquire takes its own). */
   readonly #engineReqid = new Map<number, number>();
   readonly #now: () => number;
@@ -184,6 +197,7 @@ export class XfrmKernel implements KernelIpsec {
     // replacePolicies: a rekey, an adopted predecessor or an on-demand trap already holds these
     // selectors with the same reqid; UPDPOLICY swaps without a moment of clear text.
     await this.#o.xfrm.installChild({ sas, policies, replacePolicies: true });
+    this.#own(policies, reqid);
     this.#track(key(sa.inbound.destination, sa.inbound.spi), {
       peer: sa.peer, child: sa.child, reqid, inbound, outbound, outboundInstalled: sa.outboundActive, policies,
       lastInboundBytes: 0n, lastInboundMs: null,
@@ -243,7 +257,9 @@ export class XfrmKernel implements KernelIpsec {
     const reqid = t?.reqid ?? this.#o.reqidOf(ref.peer, ref.child);
     // Policies first when they go for good, so no packet leaves in clear while the SAs vanish.
     const dropPolicies = !opts.keepPolicies && !this.#stillUsed(reqid);
-    const policies = !dropPolicies ? [] : t?.policies.map(policyId) ?? (await this.#o.xfrm.listPolicies()).filter((p) => p.templates?.some((x) => x.reqid === reqid)).map(policyId);
+    // Not tracked (not installed by this process): the kernel says which policies are this reqid's.
+    const policies = !dropPolicies ? [] : t ? this.#disown(t.policies, reqid) : (await this.#o.xfrm.listPolicies()).filter((p) => p.templates?.some((x) => x.reqid === reqid)).map(policyId);
+    if (dropPolicies && !t) for (const id of policies) this.#policyOwner.delete(policyKey(id));
     const sas: SaId[] = [{ dst: ref.local, spi: ref.inboundSpi >>> 0, src: ref.remote, proto: 'esp' }];
     if (!t || t.outboundInstalled) sas.push({ dst: ref.remote, spi: ref.outboundSpi >>> 0, src: ref.local, proto: 'esp' });
     await this.#o.xfrm.removeChild({ policies, sas }).catch((e: unknown) => { errors.push(...(e instanceof XfrmInstallError ? e.leftover : [errorMessage(e)])); });
@@ -251,6 +267,23 @@ export class XfrmKernel implements KernelIpsec {
     if (dropPolicies && this.#o.routes) await this.#o.routes.remove(ref.peer).catch((e: unknown) => { errors.push(errorMessage(e)); });
     this.#o.log.debug({ peer: ref.peer, child: ref.child, spiIn: hex(ref.inboundSpi), spiOut: hex(ref.outboundSpi), keepPolicies: opts.keepPolicies }, 'child SA removed');
     if (errors.length) throw new Error(`removing child SA ${ref.peer}/${ref.child}: ${errors.join('; ')}`);
+  }
+
+  #own(policies: readonly PolicySpec[], reqid: number): void {
+    for (const p of policies) this.#policyOwner.set(policyKey(p), reqid);
+  }
+
+  /** Of `policies`, those this reqid still holds in the kernel (no other install replaced them since), forgotten as they go. */
+  #disown(policies: readonly PolicySpec[], reqid: number): PolicyId[] {
+    const out: PolicyId[] = [];
+    for (const p of policies) {
+      const k = policyKey(p);
+      const owner = this.#policyOwner.get(k);
+      if (owner !== undefined && owner !== reqid) continue;
+      this.#policyOwner.delete(k);
+      out.push(policyId(p));
+    }
+    return out;
   }
 
   #stillUsed(reqid: number): boolean {
@@ -340,6 +373,7 @@ export class XfrmKernel implements KernelIpsec {
     else if (r.pendingOutbound) out = toSaSpec(r.pendingOutbound, r, reqid);
     else return false;
     const policies = view.policies.filter((p) => p.templates?.some((t) => t.reqid === reqid)).map(policySpecOf);
+    this.#own(policies, reqid);
     this.#engineReqid.set(reqid, r.ref.reqid);
     this.#track(key(r.ref.local, r.ref.inboundSpi), {
       peer: r.ref.peer, child: r.ref.child, reqid, inbound: specOf(inbound), outbound: out, outboundInstalled: outbound !== undefined, policies,
@@ -355,6 +389,7 @@ export class XfrmKernel implements KernelIpsec {
     const c = { mode: trap.mode, ifId: null, mark: null } as const;
     const policies = trap.policies.map((p) => toPolicySpec(p, c, reqid));
     for (const p of policies) await this.#o.xfrm.updatePolicy(p);
+    this.#own(policies, reqid);
     this.#traps.set(`${trap.peer}/${trap.child}`, { policies, engineReqid: trap.reqid, reqid });
   }
 
@@ -363,11 +398,11 @@ export class XfrmKernel implements KernelIpsec {
     const t = this.#traps.get(k);
     this.#traps.delete(k);
     // An installed Child SA of the same reqid took these selectors over; leave them to it.
-    if (t && !this.#stillUsed(t.reqid)) for (const p of t.policies) await this.#o.xfrm.deletePolicy(policyId(p)).catch(ignoreMissing);
+    if (t && !this.#stillUsed(t.reqid)) for (const id of this.#disown(t.policies, t.reqid)) await this.#o.xfrm.deletePolicy(id).catch(ignoreMissing);
     const kept = this.#kept.get(k);
     this.#kept.delete(k);
     if (!kept || this.#stillUsed(kept.reqid)) return;
-    for (const p of kept.policies) await this.#o.xfrm.deletePolicy(policyId(p)).catch(ignoreMissing);
+    for (const id of this.#disown(kept.policies, kept.reqid)) await this.#o.xfrm.deletePolicy(id).catch(ignoreMissing);
     if (this.#o.routes) await this.#o.routes.remove(trap.peer);
   }
 }
