@@ -88,7 +88,7 @@ export async function runClusterAgent(a: ClusterArgs, io: CliIo): Promise<number
     return esp;
   };
   const watch = new MeshWatch(kube, { node: a.node, namespace, clock: systemClock, log: log.child({ part: 'watch' }) });
-  const publisher = new NodePublisher({ kube, node: a.node, clock: systemClock, log: log.child({ part: 'publish' }) });
+  const publisher = new NodePublisher({ kube, node: a.node, namespace, clock: systemClock, log: log.child({ part: 'publish' }) });
   // Route-mode tunnels' XFRM interfaces (kernel data path; the userspace one refuses route mode).
   const links = new XfrmInterfaces(rtnl, () => XfrmLinks.open(), log.child({ part: 'links' }));
   const gateways = new TunnelGateways({ kube, node: a.node, namespace, labels: () => watch.labelsOf(a.node), clock: systemClock, log: log.child({ part: 'gateway' }), links });

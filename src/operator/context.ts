@@ -7,6 +7,7 @@ import type { CaStore } from './ca-store.js';
 import type { EventRecorder } from './events.js';
 import type { IdentityIndex } from './identity-index.js';
 import type { Informer } from '../api/kube/informer.js';
+import { nodeLeaseName, nodeOfLease, type NodeLease } from '../api/node-lease.js';
 import type { CertificateRequest, ConfigMap, Csr, KNode, Secret } from './kinds.js';
 import type { Logger } from './logger.js';
 import type { PairMemory } from './mesh-pair-memory.js';
@@ -21,6 +22,8 @@ export interface Caches {
   readonly caSecret: Informer<Secret>;
   readonly bundle: Informer<ConfigMap>;
   readonly certificateRequests: Informer<CertificateRequest> | undefined;
+  /** The nodes' heartbeat Leases in our namespace (label kipsec.io/node-lease; api/node-lease.ts). */
+  readonly nodeLeases: Informer<NodeLease>;
 }
 
 /** What the mesh controller remembers of one IPsecMesh while leading (cleared when it starts leading). */
@@ -62,4 +65,12 @@ export function activeMesh(c: Caches, name?: string): IPsecMesh | undefined {
   const all = c.meshes.list();
   if (name !== undefined) return all.find((m) => m.metadata.name === name);
   return all.find((m) => m.metadata.name === 'default') ?? all.sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? ''))[0];
+}
+
+/** A node's heartbeat Lease from the cache: only the one named after it and held by it. */
+export function nodeLeaseOf(c: Caches, namespace: string): (node: string) => NodeLease | undefined {
+  return (node) => {
+    const l = c.nodeLeases.get(`${namespace}/${nodeLeaseName(node)}`);
+    return l && nodeOfLease(l) === node ? l : undefined;
+  };
 }

@@ -14,12 +14,15 @@
 //                 (api/peer-listing.ts; else a has not caught up with a join or a leave).
 //   pair  = established when both sides are up; half when exactly one is; otherwise failed when
 //           a side failed, connecting when a side is connecting, unknown when neither says anything.
-//   stale = the node's status.lastUpdateTime is more than STALE_AFTER_MS old (by the operator's
-//           clock). The agent writes state changes within seconds and refreshes lastUpdateTime at
-//           least every minute, so three missed refreshes mean it is down or cut off from the
-//           apiserver. A stale node is not trusted at all: its Ready=True does not count as ready,
-//           and what it says about its peers counts as unknown (the last words of a dead agent are
-//           no evidence that an SA is still up). A status without lastUpdateTime is never stale.
+//   stale = the node's agent has not been heard from within the bound (by the operator's clock):
+//           its node Lease's renewTime is older than the Lease's duration, or — an agent without a
+//           Lease (one from before Leases, during an upgrade) — its status.lastUpdateTime is more
+//           than STALE_AFTER_MS old (api/node-lease.ts lastHeard). The agent writes state changes
+//           within seconds and renews its Lease every third of its duration, so three missed
+//           renewals mean it is down or cut off from the apiserver. A stale node is not trusted at
+//           all: its Ready=True does not count as ready, and what it says about its peers counts
+//           as unknown (the last words of a dead agent are no evidence that an SA is still up).
+//           A node with neither a Lease nor a lastUpdateTime is never stale.
 //
 // Size: a mesh of n nodes has n·(n−1)/2 pairs (499,500 at 1,000 nodes), and all of them may be
 // down at once (a forming mesh, agents that do not report peers yet, a CA mishap). So pair states
@@ -28,9 +31,12 @@
 // What the operator remembers between reconciles (PairDown/PairUp) is in mesh-pair-memory.ts.
 import { CONDITION_TYPES as C, isTrue } from '../api/conditions.js';
 import { unlistedPeersUp } from '../api/peer-listing.js';
+import { isHeardStale, lastHeard, staleAtMs, STATUS_STALE_AFTER_MS, type Heard, type NodeLease } from '../api/node-lease.js';
 import type { IPsecNode, MeshPairStatus, NodePeerStatus } from '../api/types.js';
 
-export const STALE_AFTER_MS = 3 * 60_000;
+export const STALE_AFTER_MS = STATUS_STALE_AFTER_MS;
+/** A node's heartbeat Lease by node name (the operator's cache), or none. */
+export type LeaseOf = (node: string) => NodeLease | undefined;
 export const WORST_PAIRS_MAX = 10;
 const MESSAGE_MAX = 1024;
 
@@ -53,6 +59,8 @@ export interface NodeView {
   readonly readyReported: boolean;
   readonly stale: boolean;
   readonly lastUpdateTime: string | undefined;
+  /** When its agent was last heard from, and through what (its Lease, or its status). */
+  readonly heard: Heard | undefined;
   readonly peers: ReadonlyMap<string, NodePeerStatus>;
   /** It lists only the peers that are not up, and expects every other node of the mesh. */
   readonly unlistedUp: boolean;
@@ -102,12 +110,7 @@ export function pairCount(n: number): number { return n < 2 ? 0 : (n * (n - 1)) 
 /** Index of pair (i, j), i < j < n, in the row-by-row upper triangle. */
 export function pairIndex(n: number, i: number, j: number): number { return i * n - (i * (i + 1)) / 2 + (j - i - 1); }
 
-export function isStale(n: IPsecNode, nowMs: number): boolean {
-  const t = n.status?.lastUpdateTime;
-  if (t === undefined) return false;
-  const ms = Date.parse(t);
-  return Number.isFinite(ms) && nowMs - ms > STALE_AFTER_MS;
-}
+export function isStale(n: IPsecNode, nowMs: number, lease?: NodeLease): boolean { return isHeardStale(lastHeard(n.status, lease), nowMs); }
 
 function sideCode(r: NodePeerStatus): number {
   if (r.state === 'established' || r.state === 'rekeying') return S_UP;
@@ -117,9 +120,9 @@ function sideCode(r: NodePeerStatus): number {
 
 // Informer objects are replaced, never mutated, on update: the derived maps are cached per object,
 // so a reconcile rebuilds only the nodes that changed.
-const derived = new WeakMap<IPsecNode, Omit<NodeView, 'stale' | 'unlistedUp'>>();
+const derived = new WeakMap<IPsecNode, Omit<NodeView, 'stale' | 'unlistedUp' | 'heard'>>();
 
-export function nodeView(n: IPsecNode, nowMs: number, meshSize = 0): NodeView {
+export function nodeView(n: IPsecNode, nowMs: number, meshSize = 0, lease?: NodeLease): NodeView {
   let d = derived.get(n);
   if (!d) {
     const peers = new Map<string, NodePeerStatus>();
@@ -127,7 +130,14 @@ export function nodeView(n: IPsecNode, nowMs: number, meshSize = 0): NodeView {
     d = { name: n.metadata.name, readyReported: isTrue(n.status?.conditions, C.Ready), lastUpdateTime: n.status?.lastUpdateTime, peers };
     derived.set(n, d);
   }
-  return { ...d, stale: isStale(n, nowMs), unlistedUp: unlistedPeersUp(n.status, meshSize) };
+  const heard = lastHeard(n.status, lease);
+  return { ...d, stale: isHeardStale(heard, nowMs), heard, unlistedUp: unlistedPeersUp(n.status, meshSize) };
+}
+
+/** "last heard from T by its node Lease": what a stale node is said to be. */
+export function heardText(v: NodeView): string {
+  const h = v.heard;
+  return h ? `last heard from ${metaTime(h.atMs)} by its ${h.source === 'lease' ? 'node Lease' : 'status'}` : 'not heard from';
 }
 
 /** Counted as ready: Ready=True and not stale. */
@@ -144,7 +154,7 @@ export function sideState(from: NodeView, peer: string): SideState { return SIDE
 
 export function sideView(from: NodeView, peer: string): SideView {
   const base = { node: from.name, peer };
-  if (from.stale) return { ...base, state: 'unknown', detail: `status stale, last update ${from.lastUpdateTime ?? '?'} (agent down or cut off from the apiserver)` };
+  if (from.stale) return { ...base, state: 'unknown', detail: `${heardText(from)}: agent down or cut off from the apiserver` };
   const r = from.peers.get(peer);
   if (!r) return from.unlistedUp ? { ...base, state: 'up', detail: 'up (it lists only the peers that are not up)' } : { ...base, state: 'unknown', detail: `does not report ${peer}` };
   if (r.state === 'established' || r.state === 'rekeying') return { ...base, state: 'up', detail: r.state };
@@ -255,9 +265,9 @@ function sameRows(a: readonly (Uint8Array | undefined)[], b: readonly (Uint8Arra
 }
 
 /** Judge every pair of the given (already selected) nodes: two array reads per pair, no objects per pair. */
-export function evaluatePairs(nodes: readonly IPsecNode[], nowMs: number): PairEvaluation {
+export function evaluatePairs(nodes: readonly IPsecNode[], nowMs: number, leaseOf?: LeaseOf): PairEvaluation {
   const sorted = [...nodes].sort((a, b) => cmp(a.metadata.name, b.metadata.name));
-  const views = sorted.map((n) => nodeView(n, nowMs, sorted.length));
+  const views = sorted.map((n) => nodeView(n, nowMs, sorted.length, leaseOf?.(n.metadata.name)));
   const list = internNames(views.map((v) => v.name));
   const last = lastCodes.get(list);
   const sideRows = sorted.map((x, i) => (views[i]!.stale ? undefined : rowOf(x, list, last?.rows[i])));
@@ -345,13 +355,10 @@ function selectWorst(ev: PairEvaluation, since: SinceFn, max: number): Cand[] {
 function cmp(a: string, b: string): number { return a < b ? -1 : a > b ? 1 : 0; }
 
 /** When the operator next has to look again although nothing changed: the next node to go stale. */
-export function nextStaleCheckMs(nodes: readonly IPsecNode[], nowMs: number): number {
+export function nextStaleCheckMs(nodes: readonly IPsecNode[], nowMs: number, leaseOf?: LeaseOf): number {
   let next = Infinity;
   for (const n of nodes) {
-    const t = n.status?.lastUpdateTime;
-    const ms = t === undefined ? NaN : Date.parse(t);
-    if (!Number.isFinite(ms)) continue;
-    const due = ms + STALE_AFTER_MS + 1000 - nowMs;
+    const due = staleAtMs(lastHeard(n.status, leaseOf?.(n.metadata.name))) + 1000 - nowMs;
     if (due > 0 && due < next) next = due;
   }
   return next;

@@ -22,7 +22,8 @@ import { WorkQueue } from './queue.js';
 import { runController } from './controller.js';
 import { fencedKube } from './fence.js';
 import { collectIpsecNode } from './node-gc.js';
-import { dropManagedFields, trimCsr, trimNode } from './trim.js';
+import { dropManagedFields, trimCsr, trimNode, trimNodeLease } from './trim.js';
+import { NODE_LEASE_LABEL, isHeardStale, lastHeard, nodeOfLease, type NodeLease } from '../api/node-lease.js';
 import { reconcileCa, reconcileIpsecNode, reconcileMesh, reconcileTunnel } from './resource-controllers.js';
 
 export interface OperatorOptions {
@@ -91,6 +92,7 @@ export class Operator {
       caSecret: inf<Secret>('ca-secret', resourcePath(RESOURCES.secrets, { namespace }), { fieldSelector: `metadata.name=${CA_SECRET}` }),
       bundle: inf<ConfigMap>('trust-bundle', resourcePath(RESOURCES.configMaps, { namespace }), { fieldSelector: `metadata.name=${TRUST_BUNDLE_CONFIGMAP}` }),
       certificateRequests: o.certManager ? inf<CertificateRequest>('certificaterequests', resourcePath(RESOURCES.certificateRequests)) : undefined,
+      nodeLeases: inf<NodeLease>('node-leases', resourcePath(RESOURCES.leases, { namespace }), { labelSelector: NODE_LEASE_LABEL }, trimNodeLease),
     };
     this.#informers = Object.values(caches).filter((x): x is Informer<KubeObject> => x !== undefined);
     let ctxRef: Ctx | undefined;
@@ -161,6 +163,17 @@ export class Operator {
       q.mesh.add(x.metadata.name);
       if (o.metadata.generation !== x.metadata.generation) for (const cs of c.csrs.list()) if (!cs.status?.certificate) q.csr.add(cs.metadata.name);
     } });
+    // A renewal changes nothing the mesh shows unless it brings a stale node back (going stale is
+    // found by the mesh reconcile's own timer, nextStaleCheckMs): thousands of renewals a minute
+    // must not each start an O(n²) pass.
+    const staleNow = (l: NodeLease | undefined): boolean => {
+      const node = l && nodeOfLease(l);
+      return node !== undefined && isHeardStale(lastHeard(c.ipsecNodes.get(node)?.status, l), now());
+    };
+    c.nodeLeases.addHandlers({
+      onAdd: () => meshesSoon(), onDelete: () => meshesSoon(),
+      onUpdate: (o, x) => { if (staleNow(o) !== staleNow(x) || nodeOfLease(o) !== nodeOfLease(x)) meshesSoon(); },
+    });
     c.tunnels.addHandlers({ onAdd: (x) => q.tunnel.add(x.metadata.name), onUpdate: (_o, x) => q.tunnel.add(x.metadata.name) });
     c.caSecret.addHandlers({ onAdd: () => q.ca.add('ca'), onUpdate: () => { q.ca.add('ca'); meshesSoon(); }, onDelete: () => q.ca.add('ca') });
     c.bundle.addHandlers({ onUpdate: () => q.ca.add('ca'), onDelete: () => q.ca.add('ca') });

@@ -6,7 +6,7 @@ import { isNotFound } from '../api/kube/errors.js';
 import { API_VERSION, FINALIZERS, KINDS, OPERATOR_FIELD_MANAGER } from '../api/names.js';
 import type { IPsecMesh, IPsecTunnel, IPsecTunnelStatus, TunnelGatewayStatus } from '../api/types.js';
 import { nodeCaViews, rotationStatus, type NodeCaView } from './ca-rotation.js';
-import { activeMesh, type Ctx } from './context.js';
+import { activeMesh, nodeLeaseOf, type Ctx } from './context.js';
 import { WORST_PAIRS_MAX, evaluatePairs, nextStaleCheckMs, type PairEvaluation, type PairState as MeshPairState } from './mesh-pairs.js';
 import { memorySinceFn, pairEvents, seedPairMemory, trackPairs } from './mesh-pair-memory.js';
 import { computeIdentityCondition, computeMeshStatus, computeTunnelStatus, gatewayReports, metaTime, resolveActive, sameDesired, sameMeshStatus, sameTunnelStatus } from './status.js';
@@ -84,7 +84,8 @@ export async function reconcileMesh(ctx: Ctx, name: string): Promise<number | un
   const mem = ctx.meshMemory.get(name);
   // Our own last write may not be in the cache yet: compare with it until the cache moves on.
   const prev = mem?.written && mem.written.basedOn === m.metadata.resourceVersion ? mem.written.status : m.status;
-  const pairs = evaluatePairs(nodes, now);
+  const leaseOf = nodeLeaseOf(ctx.caches, ctx.namespace);
+  const pairs = evaluatePairs(nodes, now, leaseOf);
   const tr = trackPairs(mem?.pairs ?? seedPairMemory(prev, pairs.nodes.map((n) => n.name), now), pairs, now);
   const ca = ctx.ca.state;
   const r = ca?.rotation;
@@ -95,7 +96,7 @@ export async function reconcileMesh(ctx: Ctx, name: string): Promise<number | un
   const st = computeMeshStatus({ ...m, ...(prev ? { status: prev } : {}) }, {
     nodes, pairs, caFingerprint: ca?.fingerprint, caRotation, since: memorySinceFn(tr.memory),
   }, now);
-  const again = Math.min(RESYNC_MS, nextStaleCheckMs(nodes, now));
+  const again = Math.min(RESYNC_MS, nextStaleCheckMs(nodes, now, leaseOf));
   let written = mem?.written; let lastWriteMs = mem?.lastWriteMs;
   if (!sameMeshStatus(prev, st)) {
     // At most one write a second per mesh; nothing is remembered until written, so the next pass

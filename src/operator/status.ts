@@ -2,7 +2,7 @@
 // habit), so "write only on change" is a comparison and every reason has a unit test.
 import { CONDITION_TYPES as C, REASONS as R, setCondition, isTrue, type Condition, type DesiredCondition } from '../api/conditions.js';
 import type { CaRotationStatus, IPsecMesh, IPsecMeshStatus, IPsecNode, IPsecTunnel, IPsecTunnelStatus, TunnelGatewayStatus } from '../api/types.js';
-import { evaluatePairs, isCountedReady, metaTime, pairKey, worstPairs, type NodeView, type PairEvaluation, type SinceFn } from './mesh-pairs.js';
+import { evaluatePairs, heardText, isCountedReady, metaTime, pairKey, worstPairs, type LeaseOf, type NodeView, type PairEvaluation, type SinceFn } from './mesh-pairs.js';
 import { stableJson } from '../api/stable-json.js';
 
 export { metaTime };
@@ -18,6 +18,8 @@ export interface MeshInputs {
   readonly caFingerprint: string | undefined;
   /** The CA rotation under way (ca-rotation.ts), if any. */
   readonly caRotation?: CaRotationStatus | undefined;
+  /** The nodes' heartbeat Leases (mesh-pairs.ts staleness); absent: statuses alone. */
+  readonly leaseOf?: LeaseOf;
   /** The pairs of `nodes` (evaluatePairs); computed here when absent. */
   readonly pairs?: PairEvaluation;
   /** When each non-established pair was first seen down (the operator's memory); absent: from the previous status, else now. */
@@ -31,7 +33,7 @@ export interface MeshInputs {
  * PairsNotEstablished (a pair is down) | CARotating (False) | AsExpected (False).
  */
 export function computeMeshStatus(m: IPsecMesh, inp: MeshInputs, nowMs: number): IPsecMeshStatus {
-  const ev = inp.pairs ?? evaluatePairs(inp.nodes, nowMs);
+  const ev = inp.pairs ?? evaluatePairs(inp.nodes, nowMs, inp.leaseOf);
   const total = ev.nodes.length;
   const ready = ev.nodes.filter(isCountedReady).length;
   const unverified = inp.nodes.filter((n) => !isTrue(n.status?.conditions, C.IdentityVerified)).map((n) => n.metadata.name);
@@ -77,7 +79,7 @@ function sinceFromStatus(st: IPsecMeshStatus | undefined, ev: PairEvaluation, no
 function clip(s: string, n = 32_768): string { return s.length <= n ? s : `${s.slice(0, n - 1)}…`; }
 function listSome(xs: readonly string[], n = 5): string { return xs.length <= n ? xs.join(', ') : `${xs.slice(0, n).join(', ')} and ${xs.length - n} more`; }
 function notReadyNames(nodes: readonly NodeView[]): string {
-  return listSome(nodes.filter((n) => !isCountedReady(n)).map((n) => (n.stale && n.readyReported ? `${n.name} (status stale since ${n.lastUpdateTime ?? '?'})` : n.name)));
+  return listSome(nodes.filter((n) => !isCountedReady(n)).map((n) => (n.stale && n.readyReported ? `${n.name} (${heardText(n)})` : n.name)));
 }
 
 /** Gateway reports for a tunnel, taken from IPsecNode.status.tunnels entries (one writer per node). */

@@ -3,6 +3,7 @@
 // object is often larger than the object; a Node keeps only what the operator reads — name,
 // labels (mesh nodeSelector), addresses (the CSR policy's IP SAN check) — not the kubelet's
 // images, conditions, capacity and nodeInfo, ~10 KB a Node parsed (50+ MB at 5,000 Nodes).
+import type { NodeLease } from '../api/node-lease.js';
 import type { Csr, KNode, Meta } from './kinds.js';
 
 interface WithMeta { metadata: Meta & { managedFields?: unknown } }
@@ -44,4 +45,18 @@ export function trimCsr(c: Csr): Csr {
   if (m.labels !== undefined) metadata.labels = m.labels;
   if (m.deletionTimestamp !== undefined) metadata.deletionTimestamp = m.deletionTimestamp;
   return { metadata, spec: { request: '', signerName: c.spec.signerName }, status: { certificate } };
+}
+
+/** A node Lease as the staleness rule reads it: name, holder, renewTime and duration. */
+export function trimNodeLease(l: NodeLease): NodeLease {
+  const m = l.metadata;
+  const s = l.spec ?? {};
+  return {
+    metadata: { name: m.name, ...(m.namespace !== undefined ? { namespace: m.namespace } : {}), ...(m.resourceVersion !== undefined ? { resourceVersion: m.resourceVersion } : {}) },
+    spec: {
+      ...(s.holderIdentity !== undefined ? { holderIdentity: s.holderIdentity } : {}),
+      ...(s.renewTime !== undefined ? { renewTime: s.renewTime } : {}),
+      ...(s.leaseDurationSeconds !== undefined ? { leaseDurationSeconds: s.leaseDurationSeconds } : {}),
+    },
+  };
 }

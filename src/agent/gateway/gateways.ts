@@ -35,6 +35,7 @@ import { TunnelLease, GATEWAY_LEASE_TIMING, type Lease, type LeaseTiming } from 
 import { gatewayReport, type GatewayReport } from './report.js';
 import { gatewayRouting, type GatewayRouting } from './routing.js';
 import { leaseNameOf, selectsGateway } from './select.js';
+import { NODE_LEASE_LABEL } from '../../api/node-lease.js';
 
 const SECRET_REFRESH_MS = 30_000;
 
@@ -87,7 +88,8 @@ export class TunnelGateways {
       (e) => o.log.warn({ watch: 'ipsectunnels', err: errorMessage(e) }, 'watch failed; retrying'));
     this.tunnels.addHandlers({ onAdd: () => this.#kick(), onDelete: () => this.#kick(), onUpdate: (a, b) => { if (JSON.stringify(a.spec) !== JSON.stringify(b.spec)) { this.#forgetSecret(b.metadata.name); this.#fire(); } } });
     // Renewals change only renewTime: the cache keeps the holder alone, so they are no change.
-    this.leases = new Informer<Lease>(kubeListWatcher<Lease>(o.kube, resourcePath(RESOURCES.leases, { namespace: o.namespace })), o.clock,
+    // The nodes' heartbeat Leases (api/node-lease.ts) are not watched: every node renews one.
+    this.leases = new Informer<Lease>(kubeListWatcher<Lease>(o.kube, resourcePath(RESOURCES.leases, { namespace: o.namespace }), { labelSelector: `!${NODE_LEASE_LABEL}` }), o.clock,
       (e) => o.log.warn({ watch: 'leases', err: errorMessage(e) }, 'watch failed; retrying (remote subnets stay routed to the gateways last seen)'),
       { transform: (l) => ({ metadata: { name: l.metadata.name, namespace: l.metadata.namespace, ...(l.metadata.resourceVersion ? { resourceVersion: l.metadata.resourceVersion } : {}) }, spec: { holderIdentity: l.spec?.holderIdentity ?? '' } }) });
     const holderChanged = (a: Lease | undefined, b: Lease | undefined): void => { if ((a?.spec?.holderIdentity ?? '') !== (b?.spec?.holderIdentity ?? '')) this.#fire(); };

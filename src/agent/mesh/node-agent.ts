@@ -321,7 +321,7 @@ export class NodeAgent {
       const all = await ph.agent.peerStatuses();
       const peers = all.filter((p) => p.node !== undefined);
       this.#lastStatus = peers;
-      for (const name of this.#reconnect.look({ self: this.#p.node, ours: peers, peerNodes: this.#p.watch.ipsecNodes.list(), meshSize: peers.length + d.peers.skipped.length + 1, nowMs: this.#p.clock.now() })) {
+      for (const name of await this.#reconnect.lookWithLeases({ self: this.#p.node, ours: peers, peerNodes: this.#p.watch.ipsecNodes.list(), meshSize: peers.length + d.peers.skipped.length + 1, nowMs: this.#p.clock.now() }, this.#p.publisher.peerLeases)) {
         this.#p.log.info({ peer: name }, 'the peer still holds an IKE SA with this node, which holds none (its state was lost): connecting now so that the peer replaces it');
         ph.agent.initiate(name);
       }

@@ -1,10 +1,12 @@
-// The agent's one writable object: its own IPsecNode. The spec (endpoint, pod CIDRs, traffic,
-// identity) is written with server-side apply under the agent's field manager when it changes —
-// and only after the key, the certificate and the node's block policies are in place, because
-// peers act on it at once. The status is written on the /status subresource, coalesced: a change
-// of state (a peer up or down, a new SPI, an error) goes out within `minIntervalMs`, counters and
-// the heartbeat (lastUpdateTime) every `countersIntervalMs`, so the apiserver's load stays O(nodes)
-// however busy the mesh, and the operator can tell a quiet node from one whose agent is gone.
+// The agent's writes about its own node: its IPsecNode and its Lease. The spec (endpoint, pod
+// CIDRs, traffic, identity) is written with server-side apply under the agent's field manager when
+// it changes — and only after the key, the certificate and the node's block policies are in place,
+// because peers act on it at once. The status is written on the /status subresource only when it
+// changed, coalesced: a change of state (a peer up or down, a new SPI, an error) goes out within
+// `minIntervalMs`, a change of counters alone within `countersIntervalMs`, nothing when nothing
+// changed. Every agent watches every IPsecNode, so each status write is sent to every node: the
+// heartbeat that tells the operator a quiet node from one whose agent is gone is the node's Lease
+// (node-lease.ts), renewed from the first status on, which only the operator watches.
 import { errorMessage } from '../../common/errors.js';
 import type { Clock, TimerHandle } from '../../common/time.js';
 import { RESOURCES, resourcePath, type KubeClient } from '../../api/kube/client.js';
@@ -13,6 +15,7 @@ import type { IPsecNodeSpec, IPsecNodeStatus } from '../../api/types.js';
 import { stableJson } from '../../api/stable-json.js';
 import type { Logger } from '../log.js';
 import { significantPart } from './node-status.js';
+import { NodeLeaseRenewer, PeerLeases } from './node-lease.js';
 
 export interface PublisherOptions {
   readonly kube: KubeClient;
@@ -21,6 +24,10 @@ export interface PublisherOptions {
   readonly log: Logger;
   readonly minIntervalMs?: number;
   readonly countersIntervalMs?: number;
+  /** The kipsec namespace, where the node's Lease lives; absent: no Lease (tests of the status alone). */
+  readonly namespace?: string;
+  /** The node Lease's duration (NODE_LEASE_DURATION_MS by default); renewed every third of it. */
+  readonly leaseDurationMs?: number;
 }
 
 export class NodePublisher {
@@ -38,7 +45,18 @@ export class NodePublisher {
   /** Count of writes, for tests and metrics. */
   readonly stats = { specWrites: 0, statusWrites: 0, failures: 0 };
 
-  constructor(o: PublisherOptions) { this.#o = o; }
+  /** The node's heartbeat; started with the first status offered (the agent runs). */
+  readonly lease: NodeLeaseRenewer | undefined;
+  /** Peers' Leases read on demand (the reconnect check). */
+  readonly peerLeases: PeerLeases | undefined;
+
+  constructor(o: PublisherOptions) {
+    this.#o = o;
+    if (o.namespace !== undefined) {
+      this.lease = new NodeLeaseRenewer({ kube: o.kube, namespace: o.namespace, node: o.node, clock: o.clock, log: o.log, ...(o.leaseDurationMs !== undefined ? { durationMs: o.leaseDurationMs } : {}) });
+      this.peerLeases = new PeerLeases({ kube: o.kube, namespace: o.namespace, clock: o.clock });
+    }
+  }
 
   get path(): string { return resourcePath(RESOURCES.ipsecNodes, { name: this.#o.node }); }
 
@@ -46,7 +64,8 @@ export class NodePublisher {
   async publishSpec(spec: IPsecNodeSpec): Promise<boolean> {
     const text = stableJson(spec);
     if (text === this.#spec) return false;
-    await this.#o.kube.apply(this.path, { apiVersion: API_VERSION, kind: KINDS.IPsecNode.kind, metadata: { name: this.#o.node }, spec }, AGENT_FIELD_MANAGER);
+    const saved = await this.#o.kube.apply<{ metadata?: { uid?: string } } | undefined>(this.path, { apiVersion: API_VERSION, kind: KINDS.IPsecNode.kind, metadata: { name: this.#o.node }, spec }, AGENT_FIELD_MANAGER);
+    this.lease?.owner(saved?.metadata?.uid);
     this.#spec = text;
     this.stats.specWrites++;
     this.#o.log.info({ node: this.#o.node, address: spec.endpoint.address, podCIDRs: spec.podCIDRs, traffic: spec.traffic?.mode, fingerprint: spec.identity?.publicKeyFingerprint }, 'IPsecNode published');
@@ -59,6 +78,7 @@ export class NodePublisher {
   /** Offer a new status; it is written when it differs enough and the pacing allows. */
   offer(s: IPsecNodeStatus): void {
     this.#status = s;
+    this.lease?.start();
     this.#schedule();
   }
 
@@ -70,10 +90,11 @@ export class NodePublisher {
     const minMs = this.#o.minIntervalMs ?? 2_000;
     const countersMs = this.#o.countersIntervalMs ?? 60_000;
     let dueMs: number;
-    // A change of state goes out soon; anything else (counters, or nothing: lastUpdateTime is the
-    // node's heartbeat, which the operator reads to tell a quiet node from a dead one) once a minute.
+    // A change of state goes out soon, counters alone at a slow cadence, nothing unchanged at all
+    // (lastUpdateTime is the time of the content written, not a heartbeat: the Lease is one).
     if (!w || w.significant !== sig) dueMs = w ? Math.max(0, w.atMs + minMs - now) : 0;
-    else dueMs = Math.max(0, w.atMs + countersMs - now);
+    else if (w.full !== fullPart(this.#status)) dueMs = Math.max(0, w.atMs + countersMs - now);
+    else return;
     dueMs = Math.max(dueMs, this.#retryAtMs - now);
     // A timer already set for this moment or earlier stands; a later one (the heartbeat) gives way.
     if (this.#timer && this.#timerAtMs <= now + dueMs) return;
@@ -84,11 +105,11 @@ export class NodePublisher {
 
   async #write(): Promise<void> {
     const s = this.#status;
-    if (!s || this.#stopped) return;
+    if (!s || this.#stopped || this.#written?.full === fullPart(s)) return;
     this.#writing = true;
     try {
       await this.#o.kube.apply(`${this.path}/status`, { apiVersion: API_VERSION, kind: KINDS.IPsecNode.kind, metadata: { name: this.#o.node }, status: s }, AGENT_FIELD_MANAGER);
-      this.#written = { significant: significantPart(s), full: stableJson({ ...s, lastUpdateTime: undefined }), atMs: this.#o.clock.now() };
+      this.#written = { significant: significantPart(s), full: fullPart(s), atMs: this.#o.clock.now() };
       this.stats.statusWrites++;
       this.#failuresInRow = 0; this.#retryAtMs = 0;
     } catch (e) {
@@ -105,8 +126,11 @@ export class NodePublisher {
   /** Write the pending status now (shutdown), bounded by the caller. */
   async flush(): Promise<void> {
     this.#timer?.cancel(); this.#timer = undefined;
-    if (this.#status && (!this.#written || this.#written.full !== stableJson({ ...this.#status, lastUpdateTime: undefined }))) await this.#write();
+    if (this.#status && (!this.#written || this.#written.full !== fullPart(this.#status))) await this.#write();
   }
 
-  stop(): void { this.#stopped = true; this.#timer?.cancel(); this.#timer = undefined; }
+  stop(): void { this.#stopped = true; this.#timer?.cancel(); this.#timer = undefined; this.lease?.stop(); }
 }
+
+/** Everything but the time it was computed: equal means there is nothing to write. */
+function fullPart(s: IPsecNodeStatus): string { return stableJson({ ...s, lastUpdateTime: undefined }); }

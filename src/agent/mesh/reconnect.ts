@@ -6,8 +6,11 @@
 // no other state with it), and the peer deletes every other IKE SA with our identity.
 //
 // Normally the lower address initiates (peers.ts); this is the one case where the other side does.
-// The peer's word comes from its IPsecNode status, so a stale status (an agent that stopped
-// writing) is not believed; the condition must hold on two looks `confirmMs` apart (a pair between
+// The peer's word comes from its IPsecNode status, which is written only when it changes: it is
+// believed while the peer is heard from — its lastUpdateTime is recent, or else its node Lease
+// (src/api/node-lease.ts lastHeard, the operator's rule) is, read by name for just the peers that
+// would be acted on (no agent watches the Leases of all nodes; PeerLeases bounds and caches the
+// reads) — and not when its agent is gone (its last words are no evidence of an SA); the condition must hold on two looks `confirmMs` apart (a pair between
 // a delete and the peer's own re-initiation looks the same for a moment); and each peer is tried at
 // most once per `retryMs`: a first attempt can fail when it races the peer's view of our new
 // certificate, and the next one then succeeds.
@@ -19,10 +22,12 @@
 // peers already use the IPsecNode spec we published (same endpoint and certificate: a restart with
 // the key and certificate on disk); a new one would race their update. Should the peer be
 // re-initiating at that very moment, the engine settles the two IKE SAs (resolveDuplicates).
+import { lastHeard, type NodeLease } from '../../api/node-lease.js';
 import { unlistedPeersUp } from '../../api/peer-listing.js';
 import { stableJson } from '../../api/stable-json.js';
 import type { IPsecNode, IPsecNodeSpec } from '../../api/types.js';
 import type { TunnelStatus } from '../status.js';
+import type { PeerLeases } from './node-lease.js';
 
 export interface ReconnectLook {
   readonly self: string;
@@ -32,33 +37,50 @@ export interface ReconnectLook {
   /** Nodes in the mesh, this one included: a large mesh's statuses list only peers not up. */
   readonly meshSize: number;
   readonly nowMs: number;
+  /** A peer's node Lease as last read, if any (PeerLeases). */
+  readonly lease?: (node: string) => NodeLease | undefined;
 }
 
 export interface ReconnectTimes {
   /** Two looks at least this far apart must agree. */
   readonly confirmMs: number;
   readonly retryMs: number;
-  /** A status older than this says nothing about the peer's SAs now. */
+  /** A status older than this says nothing about the peer's SAs now, unless the peer's Lease is fresh. */
   readonly staleMs: number;
 }
 
-/** Engine names of the peers that report an IKE SA with us while we hold none and do not initiate. */
-export function staleAtPeer(l: ReconnectLook, staleMs: number): string[] {
+/** The peers that report an IKE SA with us while we hold none and do not initiate, by node (not yet judged by age). */
+function reporting(l: ReconnectLook): { readonly name: string; readonly node: string; readonly status: NonNullable<ReconnectLook['peerNodes'][number]['status']> }[] {
   const byNode = new Map(l.peerNodes.map((n) => [n.metadata.name, n]));
-  const out: string[] = [];
+  const out: { name: string; node: string; status: NonNullable<ReconnectLook['peerNodes'][number]['status']> }[] = [];
   for (const t of l.ours) {
     if (t.node === undefined) continue;
     // We hold an SA, or are negotiating one, or we initiate anyway (startInitiating and keep-up).
     if (t.ikeState !== 'none' && t.ikeState !== 'failed') continue;
     if (t.startAction === 'initiate') continue;
     const st = byNode.get(t.node)?.status;
-    const updated = Date.parse(st?.lastUpdateTime ?? '');
-    if (!Number.isFinite(updated) || l.nowMs - updated > staleMs) continue;
-    const theirs = st?.peers?.find((p) => p.node === l.self);
+    if (!st) continue;
+    const theirs = st.peers?.find((p) => p.node === l.self);
     const up = theirs ? theirs.state === 'established' || theirs.state === 'rekeying' : unlistedPeersUp(st, l.meshSize);
-    if (up) out.push(t.name);
+    if (up) out.push({ name: t.name, node: t.node, status: st });
   }
   return out;
+}
+
+/** Heard from recently: the status itself (within staleMs), or its Lease (within the Lease's duration). */
+function heardRecently(status: { readonly lastUpdateTime?: string }, lease: NodeLease | undefined, nowMs: number, staleMs: number): boolean {
+  const h = lastHeard(status, lease);
+  return h !== undefined && nowMs - h.atMs <= (h.source === 'status' ? staleMs : h.boundMs);
+}
+
+/** Engine names of the peers that report an IKE SA with us while we hold none and do not initiate. */
+export function staleAtPeer(l: ReconnectLook, staleMs: number): string[] {
+  return reporting(l).filter((r) => heardRecently(r.status, l.lease?.(r.node), l.nowMs, staleMs)).map((r) => r.name);
+}
+
+/** Nodes whose status alone is too old to believe: their Leases decide (read before the look). */
+export function leasesWanted(l: ReconnectLook, staleMs: number): string[] {
+  return reporting(l).filter((r) => !heardRecently(r.status, undefined, l.nowMs, staleMs)).map((r) => r.node);
 }
 
 /**
@@ -86,6 +108,15 @@ export class Reconnector {
    * acts on first sight.
    */
   freshStart(atMs: number): void { this.#freshSinceMs = atMs; }
+
+  /** look(), after reading the Leases of the peers whose status alone is too old (bounded, cached). */
+  async lookWithLeases(l: ReconnectLook, leases: PeerLeases | undefined): Promise<string[]> {
+    if (!leases) return this.look(l);
+    const want = leasesWanted(l, this.#times.staleMs);
+    if (want.length > 0) await leases.refresh(want);
+    leases.keepOnly(new Set(want));
+    return this.look({ ...l, lease: (n) => leases.get(n) });
+  }
 
   look(l: ReconnectLook): string[] {
     const now = l.nowMs;

@@ -45,8 +45,8 @@ export class MeshWatch {
     this.#all = [this.meshes, this.ipsecNodes, this.nodeLabels, this.self, this.bundle] as Informer<KubeObject>[];
     // Data flowing again means the watches recovered: a later failure is worth a new log line.
     const fire = (): void => { this.#errors.clear(); for (const l of this.#listeners) l(); };
-    // Only changes that can change the desired peers count: every agent rewrites its IPsecNode's
-    // status at least once a minute and kubelets update their Nodes, so reacting to those would
+    // Only changes that can change the desired peers count: agents write their IPsecNode's status
+    // whenever a peer comes or goes and kubelets update their Nodes, so reacting to those would
     // make every agent recompute the mesh a thousand times a minute in a large cluster.
     const on = <T extends KubeObject>(i: Informer<T>, relevant: (x: T) => unknown): void =>
       i.addHandlers({ onAdd: fire, onDelete: fire, onUpdate: (a, b) => { if (stableJson(relevant(a)) !== stableJson(relevant(b))) fire(); } });

@@ -100,7 +100,7 @@ test('stale status: a node not updated for more than 3 minutes is not trusted â€
   assert.equal(ev.nodes.find((n) => n.name === 'a')?.stale, true);
   const p = downPairs(ev)[0];
   assert.equal(p?.state, 'half');
-  assert.match(p?.message ?? '', /^a: status stale, last update 2025-12-31T23:56:59Z \(agent down or cut off from the apiserver\); b reports established$/);
+  assert.match(p?.message ?? '', /^a: last heard from 2025-12-31T23:56:59Z by its status: agent down or cut off from the apiserver; b reports established$/);
   // Just inside the limit it is trusted; without lastUpdateTime it is never stale.
   assert.equal(evaluatePairs(mesh(['a', 'b'], {}, { a: { lastUpdateMs: T0 - STALE_AFTER_MS } }), T0).established, 1);
   assert.equal(evaluatePairs(mesh(['a', 'b']), T0 + 10 * STALE_AFTER_MS).established, 1);

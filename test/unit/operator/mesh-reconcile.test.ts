@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../../src/common/time.js';
 import type { IPsecMesh, IPsecMeshStatus, IPsecNode, NodePeerStatus } from '../../../src/api/types.js';
+import type { NodeLease } from '../../../src/api/node-lease.js';
 import type { Ctx, MeshMemory } from '../../../src/operator/context.js';
 import type { KNode } from '../../../src/operator/kinds.js';
 import { OperatorMetrics } from '../../../src/operator/metrics.js';
@@ -22,7 +23,7 @@ class Cache<T extends { metadata: { name: string } }> {
 }
 
 interface Fake {
-  ctx: Ctx; clock: ManualClock; meshes: Cache<IPsecMesh>; ipsecNodes: Cache<IPsecNode>; nodes: Cache<KNode>;
+  ctx: Ctx; clock: ManualClock; meshes: Cache<IPsecMesh>; ipsecNodes: Cache<IPsecNode>; nodes: Cache<KNode>; nodeLeases: Map<string, NodeLease>;
   writes: IPsecMeshStatus[]; preconditions: (string | undefined)[]; events: { type: string; reason: string; note: string }[];
   /** The watch delivering our last write into the cache. */
   sync(): void;
@@ -32,19 +33,20 @@ interface Fake {
 function fake(): Fake {
   const clock = new ManualClock(Date.UTC(2026, 0, 1));
   const meshes = new Cache<IPsecMesh>(); const ipsecNodes = new Cache<IPsecNode>(); const nodes = new Cache<KNode>();
+  const nodeLeases = new Map<string, NodeLease>(); // keyed namespace/name, as the informer keys them
   const writes: IPsecMeshStatus[] = []; const preconditions: (string | undefined)[] = []; const events: Fake['events'] = [];
   let rv = 1;
   meshes.put({ apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecMesh', metadata: { name: 'default', generation: 1, resourceVersion: String(rv) }, spec: { nodeSelector: { mesh: 'yes' } } });
   const memory = new Map<string, MeshMemory>();
   const ctx = {
     clock, meshMemory: memory, csrsIssued: new Set(), identityWritten: new Map(), ca: { state: undefined, progress: () => undefined }, metrics: new OperatorMetrics(),
-    caches: { meshes, ipsecNodes, nodes },
+    namespace: 'kipsec-system', caches: { meshes, ipsecNodes, nodes, nodeLeases },
     // Like the apiserver: the write's precondition is recorded, and it answers with a new resourceVersion.
     kube: { apply: (_path: string, obj: { metadata: { resourceVersion?: string }; status: IPsecMeshStatus }) => { writes.push(obj.status); preconditions.push(obj.metadata.resourceVersion); return Promise.resolve({ ...obj, metadata: { ...obj.metadata, resourceVersion: `written-${writes.length}` } }); } },
     events: { emit: (_r: unknown, type: string, reason: string, _a: string, note: string) => { events.push({ type, reason, note }); } },
   } as unknown as Ctx;
   const sync = (): void => { const m = meshes.get('default')!; const last = writes[writes.length - 1]; meshes.put({ ...m, metadata: { ...m.metadata, resourceVersion: String(++rv) }, ...(last ? { status: last } : {}) }); };
-  return { ctx, clock, meshes, ipsecNodes, nodes, writes, preconditions, events, sync, memory };
+  return { ctx, clock, meshes, ipsecNodes, nodes, nodeLeases, writes, preconditions, events, sync, memory };
 }
 
 /** Put `names` in the mesh, every side established except the overrides ("a>b": what a says of b; null: not listed). */

@@ -69,7 +69,7 @@ test('mesh: a node whose status is stale (no update for 3 minutes) does not coun
   const st = computeMeshStatus(mesh(), inputs(ns), T0);
   const ready = findCondition(st.conditions, 'Ready');
   assert.deepEqual([st.nodesReady, ready?.reason, st.worstPairs?.[0]?.state], [1, 'NodesNotReady', 'half']);
-  assert.match(ready?.message ?? '', /not ready: a \(status stale since 2025-12-31T23:50:00Z\); 0\/1 pairs established/);
+  assert.match(ready?.message ?? '', /not ready: a \(last heard from 2025-12-31T23:50:00Z by its status\); 0\/1 pairs established/);
 });
 
 test('mesh: an unverified node identity is Degraded (UnknownCertificate, also counting pairs down); CA rotation is reported but not Degraded', () => {
