@@ -55,7 +55,7 @@ export class TableRoutes implements RoutePort {
       await this.#rtnl.addRoute(r, true).catch((e: unknown) => { if (!(e instanceof XfrmExistsError)) throw e; });
     }
     this.#installed.set(peer, routes);
-    this.#log.debug({ peer, routes: routes.map((r) => `${r.dst}${r.src ? ` src ${r.src}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`) }, 'routes installed (table 220)');
+    if (this.#log.isLevelEnabled('debug')) this.#log.debug({ peer, routes: routes.map((r) => `${r.dst}${r.src ? ` src ${r.src}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`) }, 'routes installed (table 220)');
   }
 
   async remove(peer: string): Promise<void> {

@@ -177,7 +177,7 @@ export class TunRoutes implements RoutePort {
       for (const dst of took) this.#release(peer, dst);
       throw e;
     }
-    this.#log.debug({ peer, routes: add.map((r) => `${r.dst} dev ${this.#dp.tunName}${r.src ? ` src ${r.src}` : ''}`) }, 'routes installed (TUN)');
+    if (this.#log.isLevelEnabled('debug')) this.#log.debug({ peer, routes: add.map((r) => `${r.dst} dev ${this.#dp.tunName}${r.src ? ` src ${r.src}` : ''}`) }, 'routes installed (TUN)');
   }
 
   /** Drops the peer's hold on dst; the route if it was the last; the spec to delete then. */
