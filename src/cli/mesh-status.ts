@@ -12,7 +12,8 @@ import { findCondition } from '../api/conditions.js';
 import { KubeClient, RESOURCES, resourcePath } from '../api/kube/client.js';
 import { KubeApiError } from '../api/kube/errors.js';
 import type { IPsecMesh, IPsecNode, MeshPairStatus } from '../api/types.js';
-import { evaluatePairs, isCountedReady, pairKey, sideState, worstPairs, type SideState } from '../operator/mesh-pairs.js';
+import { NODE_LEASE_LABEL, nodeOfLease, type NodeLease } from '../api/node-lease.js';
+import { evaluatePairs, isCountedReady, metaTime, pairKey, sideState, worstPairs, type LeaseOf, type SideState } from '../operator/mesh-pairs.js';
 import { str, UsageError, type Parsed } from './args.js';
 import { EXIT_FAILURE, EXIT_OK, type CliIo } from './commands.js';
 
@@ -28,6 +29,8 @@ export interface MeshViewNode {
   readonly ready: boolean;
   readonly stale: boolean;
   readonly lastUpdateTime?: string;
+  /** When its agent was last heard from, and through what (its node Lease, or its status). */
+  readonly heard?: { readonly at: string; readonly by: 'lease' | 'status' };
 }
 
 export interface MeshView {
@@ -49,8 +52,8 @@ export interface MeshView {
 }
 
 /** The view of the given (already selected) nodes. Pure. */
-export function buildMeshView(nodes: readonly IPsecNode[], mesh: IPsecMesh | undefined, nowMs: number, notes: readonly string[] = []): MeshView {
-  const ev = evaluatePairs(nodes, nowMs);
+export function buildMeshView(nodes: readonly IPsecNode[], mesh: IPsecMesh | undefined, nowMs: number, notes: readonly string[] = [], leaseOf?: LeaseOf): MeshView {
+  const ev = evaluatePairs(nodes, nowMs, leaseOf);
   const matrix: Record<string, Record<string, Cell>> = {};
   for (const r of ev.nodes) {
     const row: Record<string, Cell> = {};
@@ -71,7 +74,7 @@ export function buildMeshView(nodes: readonly IPsecNode[], mesh: IPsecMesh | und
     mesh: mesh ? { name: mesh.metadata.name, nodeSelector: mesh.spec.nodeSelector ?? {} } : null,
     nodesReady: ev.nodes.filter(isCountedReady).length, nodesTotal: ev.nodes.length,
     pairsEstablished: ev.established, pairsExpected: ev.expected,
-    nodes: ev.nodes.map((n) => ({ name: n.name, ready: isCountedReady(n), stale: n.stale, ...(n.lastUpdateTime ? { lastUpdateTime: n.lastUpdateTime } : {}) })),
+    nodes: ev.nodes.map((n) => ({ name: n.name, ready: isCountedReady(n), stale: n.stale, ...(n.lastUpdateTime ? { lastUpdateTime: n.lastUpdateTime } : {}), ...(n.heard ? { heard: { at: metaTime(n.heard.atMs), by: n.heard.source } } : {}) })),
     matrix, pairs, ...(operator ? { operator } : {}), notes,
   };
 }
@@ -105,7 +108,8 @@ export function formatMeshView(v: MeshView): string[] {
   out.push('rows: the reporting node; columns: the peer it reports on (numbered as the rows)');
   out.push(LEGEND);
   const stale = v.nodes.filter((n) => n.stale);
-  if (stale.length > 0) out.push(`stale: ${stale.map((n) => `${n.name} (last update ${n.lastUpdateTime ?? '?'})`).join(', ')} — no status update for over 3 minutes; its reports are not trusted`);
+  const when = (n: MeshViewNode): string => (n.heard?.by === 'lease' ? `last Lease renewal ${n.heard.at}` : `last update ${n.lastUpdateTime ?? '?'}`);
+  if (stale.length > 0) out.push(`stale: ${stale.map((n) => `${n.name} (${when(n)})`).join(', ')} — its agent was not heard from in time (its node Lease expired, or, without one, no status update for over 3 minutes); its reports are not trusted`);
   if (v.pairs.length > 0) {
     out.push('');
     out.push(`not established (${v.pairs.length}), worst first:`);
@@ -150,6 +154,26 @@ function pickMesh(all: readonly IPsecMesh[], name: string | undefined): IPsecMes
   return all.find((m) => m.metadata.name === 'default') ?? [...all].sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? ''))[0];
 }
 
+/**
+ * The agents' heartbeat Leases (api/node-lease.ts), from any namespace (the CLI does not know which
+ * one kipsec runs in); the newest renewal when two installs hold one for the same node.
+ */
+async function nodeLeases(kube: KubeClient, notes: string[]): Promise<LeaseOf | undefined> {
+  let items: NodeLease[];
+  try { items = (await kube.get<{ items: NodeLease[] }>(resourcePath(RESOURCES.leases), { labelSelector: NODE_LEASE_LABEL })).items; } catch (e) {
+    if (!(e instanceof KubeApiError && (e.status === 403 || e.status === 404))) throw e;
+    notes.push('cannot list Leases: staleness is judged from the statuses alone (a quiet node may show as stale)');
+    return undefined;
+  }
+  const byNode = new Map<string, NodeLease>();
+  for (const l of items) {
+    const n = nodeOfLease(l);
+    const have = n === undefined ? undefined : byNode.get(n);
+    if (n !== undefined && (!have || (l.spec?.renewTime ?? '') > (have.spec?.renewTime ?? ''))) byNode.set(n, l);
+  }
+  return (node) => byNode.get(node);
+}
+
 /** Read the objects and print; exit 0 once printed (whatever the mesh's health), 1 when the apiserver could not be read. */
 export async function runMeshStatus(p: Parsed, io: CliIo): Promise<number> {
   let kube: KubeClient;
@@ -176,7 +200,8 @@ export async function runMeshStatus(p: Parsed, io: CliIo): Promise<number> {
         notes.push('may not list Nodes: the nodeSelector is not applied, every IPsecNode is shown');
       }
     }
-    const view = buildMeshView(nodes, mesh, Date.now(), notes);
+    const leaseOf = await nodeLeases(kube, notes);
+    const view = buildMeshView(nodes, mesh, Date.now(), notes, leaseOf);
     if (p.flags.has('json')) io.out(JSON.stringify(view, null, 2));
     else for (const l of formatMeshView(view)) io.out(l);
     return EXIT_OK;
