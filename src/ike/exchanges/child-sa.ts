@@ -38,17 +38,16 @@ export interface ChildEnv {
   readonly options: Pick<ResolvedOptions, 'rekeyJitterMs'>;
 }
 
-/** What negotiating a Child SA reads of its IKE SA (an IkeSa is one). */
+/** What negotiating a Child SA reads of its IKE SA (sa/views.ts builds it from the state that holds the keys). */
 export interface ChildIkeView {
   readonly peer: { readonly config: { readonly name: string }; readonly children: readonly ChildRuntime[] };
-  readonly keys: Pick<IkeKeys, 'suite' | 'skD'> | null;
+  readonly keys: Pick<IkeKeys, 'suite' | 'skD'>;
   readonly local: IkeSa['local'];
   readonly remote: IkeSa['remote'];
   readonly natLocal: boolean;
   readonly natRemote: boolean;
-  /** IKE_SA_INIT nonces: the first Child SA's KEYMAT uses them (§2.17). */
-  readonly ni: Uint8Array;
-  readonly nr: Uint8Array;
+  /** IKE_SA_INIT's nonces while IKE_AUTH runs: its Child SA's KEYMAT uses them (§2.17); null after. */
+  readonly init: { readonly ni: Uint8Array; readonly nr: Uint8Array } | null;
   /** Whether we are the IKE SA's original initiator (retry timing of refused requests, steps/child.ts). */
   readonly role?: 'initiator' | 'responder';
 }
@@ -101,9 +100,13 @@ interface KeyInputs { readonly ni: Uint8Array; readonly nr: Uint8Array; readonly
 
 function deriveKeys(sa: ChildIkeView, sel: SelectedProposal, k: KeyInputs): ChildSaKeys {
   const keys = sa.keys;
-  // Child SAs are negotiated only on an IKE SA with keys (IKE_AUTH onwards).
-  if (keys === null) throw new Error('Child SA negotiation on an IKE SA without keys');
   return deriveChildSaKeys({ prfId: keys.suite.prfId, skD: keys.skD, suite: childSuiteOf(sel), ni: k.ni, nr: k.nr, ...(k.pfs ? { pfsSharedSecret: k.pfs } : {}), ...(k.additional ? { additionalSecrets: k.additional } : {}) });
+}
+
+/** IKE_SA_INIT's nonces, which only IKE_AUTH's Child SA uses (§2.17). */
+function initNonces(sa: ChildIkeView): { readonly ni: Uint8Array; readonly nr: Uint8Array } {
+  if (sa.init === null) throw new Error('a Child SA of IKE_AUTH without IKE_SA_INIT nonces');
+  return sa.init;
 }
 
 function lifetimes(c: ChildRuntime, esn: boolean): SaLifetimes {
@@ -235,7 +238,7 @@ export function chooseChild(ctx: Pick<ChildEnv, 'random'>, sa: ChildIkeView, m: 
     pfs?.wipe();
     return { ok: false, reply: [notify(NotifyError.NO_PROPOSAL_CHOSEN)], failure: ikeFailure({ code: 'ERR_IKE_MODE_MISMATCH', notify: 'NO_PROPOSAL_CHOSEN', exchange: o.exchange, message: `child ${c.config.name} is configured for transport mode, peer asked for tunnel mode` }) };
   }
-  const ni = o.inIkeAuth ? sa.ni : new Uint8Array(m.first('nonce')?.data ?? new Uint8Array(0));
+  const ni = o.inIkeAuth ? initNonces(sa).ni : new Uint8Array(m.first('nonce')?.data ?? new Uint8Array(0));
   return { ok: true, choice: { runtime: c, sel: sel.proposal, mode, localTs: picked.localTs, remoteTs: picked.remoteTs, ni, share, pfs, inIkeAuth: o.inIkeAuth } };
 }
 
@@ -256,7 +259,7 @@ export function childAnswer(ch: ChildChoice, inboundSpi: number, nr: Uint8Array)
  * After IKE_FOLLOWUP_KE (RFC 9370 §2.2.2) `after` holds the Nr already sent and SK(1)..SK(n).
  */
 export function acceptChild(ctx: ChildEnv, sa: ChildIkeView, ch: ChildChoice, inboundSpi: number, after?: { readonly nr: Uint8Array; readonly additional: readonly SecretBytes[] }): Extract<ChildNegotiation, { ok: true }> {
-  const nr = after?.nr ?? (ch.inIkeAuth ? sa.nr : ctx.random.bytes(NONCE_BYTES));
+  const nr = after?.nr ?? (ch.inIkeAuth ? initNonces(sa).nr : ctx.random.bytes(NONCE_BYTES));
   const keys = deriveKeys(sa, ch.sel, { ni: ch.ni, nr, pfs: ch.pfs, ...(after ? { additional: after.additional } : {}) });
   ch.pfs?.wipe();
   const built = buildChild(ctx, sa, {
@@ -267,7 +270,7 @@ export function acceptChild(ctx: ChildEnv, sa: ChildIkeView, ch: ChildChoice, in
 }
 
 /** Responder (IKE_AUTH): choose, allocate our inbound SPI for the chosen child, accept. */
-export async function negotiateChildResponder(ctx: Ctx, sa: IkeSa, m: IkeMessage, o: {
+export async function negotiateChildResponder(ctx: Ctx, sa: ChildIkeView, m: IkeMessage, o: {
   readonly inIkeAuth: boolean; readonly only: ChildRuntime | null; readonly exchange: 'IKE_AUTH' | 'CREATE_CHILD_SA';
 }): Promise<ChildNegotiation> {
   const chosen = chooseChild(ctx, sa, m, o);
@@ -322,7 +325,7 @@ export function completeChildInitiator(ctx: ChildEnv, sa: ChildIkeView, child: C
   }
   const nonceP = m.first('nonce');
   if (!o.inIkeAuth && !nonceP) return bad('response lacks Nr');
-  const nr = o.inIkeAuth || nonceP === undefined ? sa.nr : new Uint8Array(nonceP.data);
+  const nr = o.inIkeAuth || nonceP === undefined ? initNonces(sa).nr : new Uint8Array(nonceP.data);
   const outboundSpi = spiNumber(saP.proposals[0]?.spi ?? new Uint8Array(0));
   const reply: ChildReply = { sel, localTs, remoteTs, nr, outboundSpi, group };
   // link is present whenever methods are (checked above).
@@ -332,7 +335,7 @@ export function completeChildInitiator(ctx: ChildEnv, sa: ChildIkeView, child: C
 
 /** Initiator: keys and the Child SA from a checked answer; `additional`: SK(1)..SK(n) after IKE_FOLLOWUP_KE. Wipes `pfs`. */
 export function finishChildInitiator(ctx: ChildEnv, sa: ChildIkeView, child: ChildRuntime, s: ChildRequestScratch, r: ChildReply, pfs: SecretBytes | null, inIkeAuth = false, additional?: readonly SecretBytes[]): Extract<ChildCompletion, { ok: true }> {
-  const ni = inIkeAuth ? sa.ni : s.ni;
+  const ni = inIkeAuth ? initNonces(sa).ni : s.ni;
   const keys = deriveKeys(sa, r.sel, { ni, nr: r.nr, pfs, ...(additional ? { additional } : {}) });
   pfs?.wipe();
   const built = buildChild(ctx, sa, { runtime: child, sel: r.sel, keys, weInitiated: true, inboundSpi: s.spi, outboundSpi: r.outboundSpi, mode: s.mode, localTs: r.localTs, remoteTs: r.remoteTs, ni, nr: r.nr, outboundActive: true, pfsGroup: r.group });

@@ -51,17 +51,17 @@ function taskCheckpoint(t: Task): TaskCheckpoint | null {
 /** The checkpoint of `sa`, or null when it is not in a state worth resuming (half-open, deleting, dead). */
 export function snapshotSa(sa: IkeSa): IkeSaCheckpoint | null {
   const st = sa.state;
-  if ((st.tag !== 'established' && st.tag !== 'rekeyed') || sa.keys === null || sa.selected === null) return null;
+  if ((st.tag !== 'established' && st.tag !== 'rekeyed') || st.keyed === null) return null;
   const o = sa.outstanding;
   const outstandingTask = o ? taskCheckpoint(o.task) : null;
   const childOffer = o?.scratch.kind === 'child' ? o.scratch.offer : null;
   const rekeyOffer = o?.scratch.kind === 'ike-rekey' ? o.scratch.offer : null;
-  const k = sa.keys;
+  const k = st.keyed.keys;
   return {
     peer: sa.peer.config.name, role: sa.role, spiI: sa.spiI, spiR: sa.spiR,
     state: st.tag, successorSpi: st.tag === 'rekeyed' && st.successor ? ourSpiOf(st.successor) : null,
     local: sa.local, remote: sa.remote, natLocal: sa.natLocal, natRemote: sa.natRemote, fragmentation: sa.fragmentation, peerHashes: sa.peerHashes,
-    suite: k.suite, suiteText: k.suiteText, dhGroup: k.dhGroup, selected: sa.selected,
+    suite: k.suite, suiteText: k.suiteText, dhGroup: k.dhGroup, selected: st.keyed.selected,
     skD: k.skD, skAi: k.sk.skAi, skAr: k.sk.skAr, skEi: k.sk.skEi, skEr: k.sk.skEr,
     remoteId: st.up?.remoteId ?? null, nextRequestId: o?.task.kind === 'ike-followup' ? o.messageId : sa.nextRequestId, expectedRequestId: sa.expectedRequestId, lastResponse: sa.lastResponse,
     outstanding: o && outstandingTask ? {

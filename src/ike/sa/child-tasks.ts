@@ -13,8 +13,10 @@ import { abandonFollowup, beginChildFollowup } from './followup.js';
 import type { EngineHost } from './host.js';
 import { REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 import type { ChildFollowupPending, ChildRuntime, ChildSa, IkeSa, Outstanding, Task } from './ike-sa.js';
+import type { KeyedIkeSa } from './ike-keys.js';
 import { activateOutbound, armReauthOutboundHold, emitChildUp, installChild, removeChild, reqidStillUsed } from './lifecycle.js';
 import { noteReauthChildFailed } from './reauth.js';
+import { childIkeView } from './views.js';
 
 export function releaseSpi(e: EngineHost, sa: IkeSa, spi: number | undefined): void {
   if (spi === undefined) return;
@@ -38,7 +40,7 @@ export async function startChild(e: EngineHost, sa: IkeSa, req: ChildRequest, se
 }
 
 /** Initiator: the answer to our request for `task`; `o.scratch` holds what we offered. */
-export async function onChildResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstanding, task: ChildTask): Promise<void> {
+export async function onChildResponse(e: EngineHost, sa: KeyedIkeSa, m: IkeMessage, o: Outstanding, task: ChildTask): Promise<void> {
   if (o.scratch.kind !== 'child') return; // task-queue.ts sends every Child SA request with its offer
   const offer = o.scratch.offer;
   const retried = task.group !== undefined;
@@ -50,7 +52,7 @@ export async function onChildResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, o
     task.old.collision = null;
   }
   const peer = task.kind === 'child-rekey' ? peerRekeyRun(sa, task.old) : null;
-  await perform(e, sa, consumeChildResponse(e, sa, s, m, peer && { nonces: [peer.choice.ni, peer.nr] }), {});
+  await perform(e, sa, consumeChildResponse(e, childIkeView(sa), s, m, peer && { nonces: [peer.choice.ni, peer.nr] }), {});
 }
 
 /** The peer's rekey of `old` we answered, whose IKE_FOLLOWUP_KE we wait for (RFC 9370 §2.2.2). */
@@ -60,28 +62,28 @@ function peerRekeyRun(sa: IkeSa, old: ChildSa): Extract<ChildFollowupPending, { 
 }
 
 /** Responder: a CREATE_CHILD_SA request that is not an IKE SA rekey. */
-export async function answerChildRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, respond: (payloads: readonly IkePayload[]) => void): Promise<void> {
-  const step = consumeChildRequest(e, sa, m);
+export async function answerChildRequest(e: EngineHost, sa: KeyedIkeSa, m: IkeMessage, respond: (payloads: readonly IkePayload[]) => void): Promise<void> {
+  const step = consumeChildRequest(e, childIkeView(sa), m);
   if (step.next.tag === 'done') { await perform(e, sa, step, { respond }); return; }
   const chosen = step.next;
   const spi = await allocSpi(e, sa, chosen.choice.runtime);
-  await perform(e, sa, acceptChildRequest(e, sa, chosen, spi), { respond });
+  await perform(e, sa, acceptChildRequest(e, childIkeView(sa), chosen, spi), { respond });
 }
 
 /** Initiator: our IKE_FOLLOWUP_KE run for a Child SA ended (`m`: the last response). */
-export async function onChildFollowup(e: EngineHost, sa: IkeSa, p: Extract<ChildFollowupPending, { role: 'initiator' }>, r: { readonly secrets: readonly SecretBytes[] } | { readonly failure: IkeFailure }, m: IkeMessage): Promise<void> {
+export async function onChildFollowup(e: EngineHost, sa: KeyedIkeSa, p: Extract<ChildFollowupPending, { role: 'initiator' }>, r: { readonly secrets: readonly SecretBytes[] } | { readonly failure: IkeFailure }, m: IkeMessage): Promise<void> {
   let pending = p;
   // A plain rekey of the same SA the peer made meanwhile (§2.8.1) is this exchange's to settle too.
   if (p.sent.tag === 'rekey-sent' && p.sent.old.collision) {
     pending = { ...p, sent: { ...p.sent, collision: p.sent.old.collision } };
     p.sent.old.collision = null;
   }
-  await perform(e, sa, childFollowupSettled(e, sa, pending, r, m), {});
+  await perform(e, sa, childFollowupSettled(e, childIkeView(sa), pending, r, m), {});
 }
 
 /** Responder: the peer's last IKE_FOLLOWUP_KE for a Child SA was answered (`reply`, sent once the kernel has the SA). */
-export async function answerChildFollowup(e: EngineHost, sa: IkeSa, p: Extract<ChildFollowupPending, { role: 'responder' }>, secrets: readonly SecretBytes[], reply: readonly IkePayload[], respond: (payloads: readonly IkePayload[]) => void): Promise<void> {
-  await perform(e, sa, acceptChildAfterFollowup(e, sa, p, secrets, reply), { respond });
+export async function answerChildFollowup(e: EngineHost, sa: KeyedIkeSa, p: Extract<ChildFollowupPending, { role: 'responder' }>, secrets: readonly SecretBytes[], reply: readonly IkePayload[], respond: (payloads: readonly IkePayload[]) => void): Promise<void> {
+  await perform(e, sa, acceptChildAfterFollowup(e, childIkeView(sa), p, secrets, reply), { respond });
 }
 
 /** Initiator of an INFORMATIONAL Delete of a Child SA: the peer answered. */

@@ -13,6 +13,7 @@ import type { IkeFailure } from '../ports.js';
 import type { Ctx } from './context.js';
 import type { EngineHost } from './host.js';
 import type { ChildFollowupPending, FollowupRun, IkeSa } from './ike-sa.js';
+import { upKeysOf } from './ike-keys.js';
 
 export type FollowupOutcome =
   /** More IKE_FOLLOWUP_KE exchanges follow. */
@@ -65,7 +66,9 @@ function settle(ctx: EngineHost, sa: IkeSa, run: FollowupRun, step: FollowupStep
       try {
         const raw = rekeyedIkeKeys(run.keys, ef.secrets);
         ctx.ports.keyLog?.ikeKeys({ spiI: run.fresh.spiI, spiR: run.fresh.spiR, keys: raw });
-        run.fresh.keys = rekeyedKeys(ctx.random, run.fresh.role, run.selected, raw);
+        const fresh = run.fresh;
+        if (fresh.state.tag !== 'keying') throw new Error(`IKE_FOLLOWUP_KE keyed an IKE SA that is ${fresh.state.tag}`);
+        fresh.state = { tag: 'established', up: fresh.state.up, keyed: { selected: run.selected, keys: upKeysOf(rekeyedKeys(ctx.random, fresh.role, run.selected, raw)) } };
       } finally { for (const x of ef.secrets) x.wipe(); }
       return { kind: 'done', fresh: run.fresh };
     }

@@ -14,6 +14,7 @@ import type { ChildRequestScratch, IkeSa, Outstanding, PeerRuntime } from './ike
 import { emitChildUp, establish, installChild, teardown } from './lifecycle.js';
 import { noteReauthChildFailed } from './reauth.js';
 import { arm, mtuOf, scheduleRetry } from './task-retransmit.js';
+import { authIkeView } from './views.js';
 import { headerFor, sealMessage } from './wire.js';
 
 type PreAuth = Extract<IkeSa['state'], { tag: 'auth-sent' | 'init-done' }>;
@@ -23,11 +24,11 @@ function intermediatePending(s: PreAuth): boolean {
   return s.intermediate !== null && s.intermediate.tag !== 'done';
 }
 
-/** What AUTH covers: the IKE_SA_INIT messages and IntAuth chain of the state `s`, and from the SA its nonces and keys. */
-function basisOf(sa: IkeSa, s: PreAuth): AuthBasis | null {
-  if (sa.keys === null) return null;
+/** What AUTH covers: the IKE_SA_INIT messages, nonces, keys and IntAuth chain of the state `s`. */
+function basisOf(sa: IkeSa, s: PreAuth): AuthBasis {
   const intAuth = s.intermediate?.tag === 'done' ? s.intermediate.chain : null;
-  return { initRequest: s.init.request, initResponse: s.init.response, ni: sa.ni, nr: sa.nr, keys: sa.keys, intAuth, peerHashes: sa.peerHashes };
+  const k = s.keyed;
+  return { initRequest: s.init.request, initResponse: s.init.response, ni: k.ni, nr: k.nr, keys: k.keys, intAuth, peerHashes: sa.peerHashes };
 }
 
 /** Initiator: send IKE_AUTH once IKE_SA_INIT and every IKE_INTERMEDIATE are done; false if not yet. */
@@ -43,9 +44,10 @@ export async function startAuth(e: EngineHost, sa: IkeSa, send: (payloads: reado
 
 /** Initiator: the answer to our IKE_AUTH; `o.scratch` holds the first Child SA we offered, if any. */
 export async function onAuthResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstanding): Promise<void> {
-  const basis = sa.state.tag === 'auth-sent' ? basisOf(sa, sa.state) : null;
-  if (basis === null) { e.drop('unexpected-auth-response'); arm(e, sa, o); return; }
-  const step = await consumeAuthResponse(e, sa, { tag: 'sent', peer: sa.peer, basis, offer: o.scratch.kind === 'child' ? o.scratch.offer : null }, m);
+  const s = sa.state;
+  if (s.tag !== 'auth-sent') { e.drop('unexpected-auth-response'); arm(e, sa, o); return; }
+  const basis = basisOf(sa, s);
+  const step = await consumeAuthResponse(e, authIkeView(sa, s.keyed), { tag: 'sent', peer: sa.peer, basis, offer: o.scratch.kind === 'child' ? o.scratch.offer : null }, m);
   const installed = await perform(e, sa, step, {});
   if (step.next.tag === 'installing') await perform(e, sa, firstChildInstalled(step.next, installed), {});
 }
@@ -53,14 +55,16 @@ export async function onAuthResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, o:
 /** Responder: the peer's IKE_AUTH on the half-open `sa`; `candidates`: peer configs at its addresses, sa.peer first. */
 export async function answerAuth(e: EngineHost, sa: IkeSa, m: IkeMessage, candidates: readonly PeerRuntime[], respond: (payloads: readonly IkePayload[]) => void): Promise<void> {
   const s = sa.state;
-  const basis = s.tag === 'init-done' ? basisOf(sa, s) : null;
-  if (basis === null || s.tag !== 'init-done') { e.drop('unexpected-auth-request'); return; }
+  if (s.tag !== 'init-done') { e.drop('unexpected-auth-request'); return; }
   if (intermediatePending(s)) { await perform(e, sa, authTooEarly(), { respond }); return; }
-  const step = await consumeAuthRequest(e, sa, { tag: 'awaiting', peer: sa.peer, basis }, m, candidates);
+  const basis = basisOf(sa, s);
+  // Read before the steps' effects establish the SA (which drops IKE_SA_INIT's nonces from its state).
+  const ike = authIkeView(sa, s.keyed);
+  const step = await consumeAuthRequest(e, ike, { tag: 'awaiting', peer: sa.peer, basis }, m, candidates);
   await perform(e, sa, step, { respond });
   if (step.next.tag !== 'chosen') return;
   const inboundSpi = await e.kernel.allocSpi({ local: sa.local.address, remote: sa.remote.address, reqid: step.next.choice.runtime.reqid });
-  const accepted = acceptAuthRequest(e, sa, step.next, inboundSpi);
+  const accepted = acceptAuthRequest(e, ike, step.next, inboundSpi);
   const installed = await perform(e, sa, accepted, { respond });
   await perform(e, sa, answerInstalled(accepted.next, installed), { respond });
 }

@@ -14,11 +14,9 @@ import { arm, scheduleRetry, sendInit } from './task-retransmit.js';
 function applyInit(sa: IkeSa, r: InitResult): void {
   const init = { request: r.request, response: r.response };
   const intermediate = r.intermediate;
-  sa.state = sa.role === 'initiator' ? { tag: 'auth-sent', init, intermediate } : { tag: 'init-done', init, intermediate };
+  const keyed = { selected: r.selected, keys: r.keys, ni: r.ni, nr: r.nr };
+  sa.state = sa.role === 'initiator' ? { tag: 'auth-sent', init, intermediate, keyed } : { tag: 'init-done', init, intermediate, keyed };
   sa.spiR = r.spiR;
-  sa.keys = r.keys;
-  sa.selected = r.selected;
-  sa.ni = r.ni; sa.nr = r.nr;
   sa.natLocal = r.natLocal; sa.natRemote = r.natRemote;
   sa.fragmentation = r.fragmentation;
   sa.peerHashes = r.peerHashes;

@@ -12,7 +12,7 @@ import { consumeIkeRekeyResponse, ikeFollowupSettled, keyed, peerDeletedRekeying
 import { onChildFollowup } from './child-tasks.js';
 import type { EngineHost } from './host.js';
 import { REKEYED_SA_TIMEOUT_MS } from './defaults.js';
-import { ikeSpisText, rekeyedState, type IkeSa, type Outstanding, type Task } from './ike-sa.js';
+import { ikeSpisText, rekeyedState, upKeyedOf, type IkeSa, type Outstanding, type Task } from './ike-sa.js';
 import { migrateChildren, scheduleIkeTimers } from './lifecycle.js';
 import { moveReauthLink } from './reauth.js';
 import { abandonFollowup, beginFollowup, onFollowupResponse } from './followup.js';
@@ -26,7 +26,7 @@ export function adoptSuccessor(e: EngineHost, old: IkeSa, successor: IkeSa): voi
   for (const t of Object.values(old.timers)) t?.cancel();
   old.timers = { rekey: null, dpd: null, halfOpen: null, rekeyed: null };
   old.state = rekeyedState(old, successor);
-  e.emit({ type: 'ike-rekeyed', peer: old.peer.config.name, oldIkeSpis: ikeSpisText(old), ikeSpis: ikeSpisText(successor), suite: successor.keys?.suiteText ?? '' });
+  e.emit({ type: 'ike-rekeyed', peer: old.peer.config.name, oldIkeSpis: ikeSpisText(old), ikeSpis: ikeSpisText(successor), suite: upKeyedOf(successor)?.keys.suiteText ?? '' });
   scheduleIkeTimers(e, successor);
   e.persistPeer(successor.peer.config.name);
   if (successor.pending.length > 0) void e.enqueue(successor, () => next(e, successor));
@@ -40,7 +40,7 @@ export function onIkeRekey(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstandi
   const collision = sa.ikeCollision;
   sa.ikeCollision = null;
   const run = sa.followup;
-  const peerRun = run?.for === 'ike' && run.fresh.role === 'responder' ? { nonces: [run.fresh.ni, run.fresh.nr] } : null;
+  const peerRun = run?.for === 'ike' && run.fresh.role === 'responder' ? { nonces: [run.keys.ni, run.keys.nr] } : null;
   perform(e, sa, consumeIkeRekeyResponse(e, sa, { tag: 'sent', offer, retried: task.group !== undefined, collision }, m, peerRun), {});
 }
 
@@ -50,8 +50,9 @@ export async function onFollowup(e: EngineHost, sa: IkeSa, m: IkeMessage): Promi
   if (r === null) { e.drop('unexpected-followup-response'); return; }
   if (r.kind === 'continue') { sa.pending.unshift({ kind: 'ike-followup' }); return; }
   // A Child SA's run (child-tasks.ts): installed, or refused like its CREATE_CHILD_SA could be.
-  if (r.kind === 'child' && r.pending.role === 'initiator') { await onChildFollowup(e, sa, r.pending, { secrets: r.secrets }, m); return; }
-  if (r.kind === 'failed' && r.pending?.role === 'initiator') { await onChildFollowup(e, sa, r.pending, { failure: r.failure }, m); return; }
+  // The run lives on an IKE SA that is up (task-queue.ts sends IKE_FOLLOWUP_KE only there).
+  if (r.kind === 'child' && r.pending.role === 'initiator' && keyed(sa)) { await onChildFollowup(e, sa, r.pending, { secrets: r.secrets }, m); return; }
+  if (r.kind === 'failed' && r.pending?.role === 'initiator' && keyed(sa)) { await onChildFollowup(e, sa, r.pending, { failure: r.failure }, m); return; }
   if (r.kind === 'child') return;
   perform(e, sa, ikeFollowupSettled(sa, r.kind === 'failed' ? { failure: r.failure } : { fresh: r.fresh }), {});
 }
@@ -91,7 +92,7 @@ function apply(e: EngineHost, sa: IkeSa, f: IkeRekeyEffect, io: { readonly respo
     case 'await-delete': awaitOldIkeDelete(e, f.sa); return;
     case 'delete': queueTask(e, f.sa, { kind: 'ike-delete', reason: f.reason }); return;
     case 'set-state': f.sa.state = f.state; return;
-    case 'collision': f.sa.ikeCollision = { peerSa: f.peerSa, nonces: [f.peerSa.ni, f.peerSa.nr] }; return;
+    case 'collision': f.sa.ikeCollision = { peerSa: f.peerSa, nonces: f.nonces }; return;
     case 'forget-collision': f.sa.ikeCollision = null; return;
     case 'retry-now': sa.pending.unshift({ kind: 'ike-rekey', group: f.group }); return;
     case 'retry-later':

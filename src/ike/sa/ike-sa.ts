@@ -57,6 +57,22 @@ export interface IkeKeys {
   readonly sk: Pick<IkeSaKeys, 'skAi' | 'skAr' | 'skEi' | 'skEr'>;
 }
 
+/** Keys of an IKE SA once up: SK_pi and SK_pr are gone, they only enter IKE_AUTH's AUTH (RFC 7296 §2.15). */
+export type IkeUpKeys = Omit<IkeKeys, 'skPi' | 'skPr'>;
+
+/**
+ * What IKE_SA_INIT settled, held until IKE_AUTH is done: the proposal chosen, the keys (updated by
+ * each IKE_INTERMEDIATE key exchange, RFC 9370 §2.2.1), and the nonces, which AUTH (§2.15), the
+ * first Child SA's KEYMAT (§2.17) and those key updates use.
+ */
+export interface PreAuthKeyed { readonly selected: SelectedProposal; readonly keys: IkeKeys; readonly ni: Uint8Array; readonly nr: Uint8Array }
+
+/**
+ * What an IKE SA that is up keeps of its negotiation: the proposal chosen (rekey offers keep the
+ * suite) and the keys: SK_d for Child SA KEYMAT and the next rekey (§2.17, §2.18), the SK ciphers.
+ */
+export interface UpKeyed { readonly selected: SelectedProposal; readonly keys: IkeUpKeys }
+
 /** The two IKE_SA_INIT messages, which AUTH covers (RFC 7296 §2.15): held only until IKE_AUTH is done. */
 export interface InitMessages { readonly request: Uint8Array; readonly response: Uint8Array }
 
@@ -91,16 +107,24 @@ export type IkeSaState =
    * (steps/intermediate.ts) before IKE_AUTH, null when the chosen proposal has none; its IntAuth
    * chain goes into AUTH.
    */
-  | { readonly tag: 'auth-sent'; readonly init: InitMessages; readonly intermediate: Intermediate | null }
-  | { readonly tag: 'init-done'; readonly init: InitMessages; readonly intermediate: Intermediate | null }
-  | { readonly tag: 'established'; readonly up: IkeSaUp }
-  /** `up`: null only for an SA superseded before it was ever up (a crossed rekey may name any SA). */
-  | { readonly tag: 'rekeyed'; readonly successor: IkeSa | null; readonly up: IkeSaUp | null }
+  | { readonly tag: 'auth-sent'; readonly init: InitMessages; readonly intermediate: Intermediate | null; readonly keyed: PreAuthKeyed }
+  | { readonly tag: 'init-done'; readonly init: InitMessages; readonly intermediate: Intermediate | null; readonly keyed: PreAuthKeyed }
+  /**
+   * A rekey's new IKE SA whose keys wait for IKE_FOLLOWUP_KE on the old SA (RFC 9370 §2.2.2; the
+   * run there holds what they come from): not registered, not live; established once keyed.
+   */
+  | { readonly tag: 'keying'; readonly up: IkeSaUp }
+  | { readonly tag: 'established'; readonly up: IkeSaUp; readonly keyed: UpKeyed }
+  /**
+   * `up`, `keyed`: null only for an SA superseded before it was ever up, or after it was torn
+   * down (a crossed rekey may name any SA); nothing is sent on it then.
+   */
+  | { readonly tag: 'rekeyed'; readonly successor: IkeSa | null; readonly up: IkeSaUp | null; readonly keyed: UpKeyed | null }
   /**
    * `sendOn`: a duplicate's Delete is out; these Child SAs of the surviving IKE SA, held
    * receive-only, were answered before it, so the peer has them: send on them once it is gone.
    */
-  | { readonly tag: 'deleting'; readonly sendOn?: readonly ChildSa[]; readonly up: IkeSaUp }
+  | { readonly tag: 'deleting'; readonly sendOn?: readonly ChildSa[]; readonly up: IkeSaUp; readonly keyed: UpKeyed }
   /** `up`: what it knew if it ever was up. */
   | { readonly tag: 'dead'; readonly up: IkeSaUp | null };
 
@@ -293,7 +317,6 @@ export interface IkeSa {
   readonly spiI: bigint;
   spiR: bigint;
   state: IkeSaState;
-  keys: IkeKeys | null;
   local: Endpoint;
   remote: Endpoint;
   natLocal: boolean;
@@ -302,17 +325,12 @@ export interface IkeSa {
   fragmentation: boolean;
   /** Hash IDs from the peer's SIGNATURE_HASH_ALGORITHMS, null when it sent none. */
   peerHashes: number[] | null;
-  /** IKE_SA_INIT nonces, for AUTH (RFC 7296 §2.15) and the first Child SA's keys (§2.17). */
-  ni: Uint8Array;
-  nr: Uint8Array;
   /**
    * RFC 9370 §2.2.2: an IKE rekey with additional key exchanges in IKE_FOLLOWUP_KE on this (old)
-   * IKE SA, from either side: the new IKE SA (keys still null, not registered) and the steps'
+   * IKE SA, from either side: the new IKE SA (keying: no keys yet, not registered) and the steps'
    * state (steps/followup-ke.ts). Null when none is running.
    */
   followup: FollowupRun | null;
-  /** The IKE SA proposal chosen, for rekey offers that keep the suite. */
-  selected: SelectedProposal | null;
   // --- message IDs (RFC 7296 §2.1-2.3) ---
   nextRequestId: number;
   outstanding: Outstanding | null;
@@ -357,14 +375,20 @@ export function authenticated(sa: Pick<IkeSa, 'state'>): boolean {
 export function upOf(sa: Pick<IkeSa, 'state'>): IkeSaUp | null {
   const s = sa.state;
   switch (s.tag) {
-    case 'established': case 'rekeyed': case 'deleting': case 'dead': return s.up;
+    case 'keying': case 'established': case 'rekeyed': case 'deleting': case 'dead': return s.up;
     case 'idle': case 'init-sent': case 'auth-sent': case 'init-done': return null;
   }
 }
 
+/** What an SA that is up keeps of its negotiation; null in other states. */
+export function upKeyedOf(sa: Pick<IkeSa, 'state'>): UpKeyed | null {
+  const s = sa.state;
+  return s.tag === 'established' || s.tag === 'rekeyed' || s.tag === 'deleting' ? s.keyed : null;
+}
+
 /** `sa` superseded by `successor` (IKE SA rekey, RFC 7296 §2.8), keeping what it knew as an SA that was up. */
 export function rekeyedState(sa: Pick<IkeSa, 'state'>, successor: IkeSa | null): Extract<IkeSaState, { tag: 'rekeyed' }> {
-  return { tag: 'rekeyed', successor, up: upOf(sa) };
+  return { tag: 'rekeyed', successor, up: upOf(sa), keyed: upKeyedOf(sa) };
 }
 
 /** `sa` gone, keeping what it knew as an SA that was up. */

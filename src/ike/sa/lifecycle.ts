@@ -9,6 +9,7 @@ import type { EngineHost } from './host.js';
 import { formatTs } from './ts.js';
 import { localIsLower } from './addr.js';
 import { deadState, ikeSpisText, OUTBOUND_ACTIVE, upOf, type ChildSa, type IkeSa } from './ike-sa.js';
+import { upKeyedFrom } from './ike-keys.js';
 import { REAUTH_OUTBOUND_HOLD_MS, REKEYED_SA_TIMEOUT_MS } from './defaults.js';
 import { deleteOwnDuplicate, dropRedundant, linkPeerReauth, markPeerDuplicate, settleReauthCollision, supersedeOldChild, unlinkReauth } from './reauth.js';
 
@@ -78,17 +79,20 @@ async function espSeenWithin(e: EngineHost, sa: IkeSa, ms: number): Promise<bool
  * SA without INITIAL_CONTACT next to an older one is the peer's reauthentication, reauth.ts).
  */
 export function establish(e: EngineHost, sa: IkeSa, remoteId: string, peer: { readonly initialContact: boolean } | null = null): void {
+  const before = sa.state;
+  if (before.tag !== 'auth-sent' && before.tag !== 'init-done') throw new Error(`IKE SA established from ${before.tag}`);
   if (sa.timers.halfOpen) { sa.timers.halfOpen.cancel(); sa.timers.halfOpen = null; }
-  if (sa.state.tag === 'init-done') e.halfOpen = Math.max(0, e.halfOpen - 1);
+  if (before.tag === 'init-done') e.halfOpen = Math.max(0, e.halfOpen - 1);
   const establishedAtMs = e.clock.now();
-  sa.state = { tag: 'established', up: { remoteId, establishedAtMs, upSerial: e.newSerial(), rekeyAtMs: null, resumedAtMs: null } };
+  const keyed = upKeyedFrom(before.keyed);
+  sa.state = { tag: 'established', up: { remoteId, establishedAtMs, upSerial: e.newSerial(), rekeyAtMs: null, resumedAtMs: null }, keyed };
   sa.lastInboundMs = e.clock.now();
   sa.peer.everEstablished = true;
-  // The IKE_SA_INIT messages (in the state replaced above) were only needed for AUTH (§2.15).
+  // The IKE_SA_INIT messages and nonces, SK_pi and SK_pr (in the state replaced above) were only needed for AUTH (§2.15).
   e.lastErrors.delete(sa.peer.config.name);
   // createdAtMs: the initiator's first IKE_SA_INIT, or the responder's receipt of it (ports.ts IkeEvent).
   const handshakeMs = Math.max(0, establishedAtMs - sa.createdAtMs);
-  e.emit({ type: 'ike-up', peer: sa.peer.config.name, ikeSpis: ikeSpisText(sa), suite: sa.keys?.suiteText ?? '', remote: sa.remote, natDetected: sa.natLocal || sa.natRemote, handshakeMs });
+  e.emit({ type: 'ike-up', peer: sa.peer.config.name, ikeSpis: ikeSpisText(sa), suite: keyed.keys.suiteText, remote: sa.remote, natDetected: sa.natLocal || sa.natRemote, handshakeMs });
   scheduleIkeTimers(e, sa);
   if (peer !== null && !peer.initialContact) {
     const crossed = settleReauthCollision(e, sa);

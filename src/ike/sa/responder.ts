@@ -11,7 +11,7 @@ import { notify as notifyOf } from '../codec/payloads/notify.js';
 import type { IkeMessage } from '../codec/message.js';
 import type { IkePayload } from '../codec/payload.js';
 import { respondIntermediate } from '../steps/intermediate.js';
-import { applyIntermediateKeys, intermediateOf, intermediateView, setIntermediate } from './intermediate.js';
+import { applyIntermediateKeys, intermediateOf, intermediateView, preAuth, setIntermediate } from './intermediate.js';
 import { abandonFollowup, answerFollowupRequest } from './followup.js';
 import type { Endpoint } from '../ports.js';
 import { ikeFailure } from './context.js';
@@ -141,7 +141,7 @@ function sendResponse(e: EngineHost, sa: IkeSa, exchangeType: number, messageId:
 async function answerIntermediate(e: EngineHost, sa: IkeSa, m: IkeMessage, id: number): Promise<void> {
   const type = ExchangeType.IKE_INTERMEDIATE;
   const s = intermediateOf(sa);
-  if (s?.tag !== 'awaiting' || sa.state.tag !== 'init-done' || !keyed(sa)) {
+  if (s?.tag !== 'awaiting' || sa.state.tag !== 'init-done' || !preAuth(sa)) {
     sendResponse(e, sa, type, id, [notifyOf(NotifyError.INVALID_SYNTAX)]);
     if (sa.state.tag !== 'init-done') return;
     e.failure(sa.peer, ikeFailure({ code: 'ERR_IKE_INTERMEDIATE_UNEXPECTED', exchange: 'IKE_INTERMEDIATE', message: 'peer sent an IKE_INTERMEDIATE request no additional key exchange was negotiated for (RFC 9370 §2.2.1)' }));
@@ -188,7 +188,7 @@ export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, fro
       if (r === null) { sendResponse(e, sa, type, id, [notifyOf(NotifyError.STATE_NOT_FOUND)]); return; }
       const out = r.outcome;
       // A Child SA's last exchange: its answer leaves once the kernel has the SA (child-tasks.ts).
-      if (out.kind === 'child' && out.pending.role === 'responder') { await answerChildFollowup(e, sa, out.pending, out.secrets, r.reply, (payloads) => sendResponse(e, sa, type, id, payloads)); return; }
+      if (out.kind === 'child' && out.pending.role === 'responder' && keyed(sa)) { await answerChildFollowup(e, sa, out.pending, out.secrets, r.reply, (payloads) => sendResponse(e, sa, type, id, payloads)); return; }
       if (out.kind === 'failed') {
         e.failure(sa.peer, out.failure);
         if (out.pending?.role === 'responder') releaseSpi(e, sa, out.pending.inboundSpi);
@@ -208,6 +208,8 @@ export async function handleRequest(e: EngineHost, sa: IkeSa, m: IkeMessage, fro
       }
       const respond = (payloads: readonly IkePayload[]): void => sendResponse(e, sa, type, id, payloads);
       if (m.first('sa')?.proposals[0]?.protocolId === ProtocolId.IKE) { answerIkeRekey(e, sa, m, respond); return; }
+      // consumeChildRequest would refuse it alike: only an established IKE SA takes new Child SAs.
+      if (!keyed(sa)) { respond([notifyOf(NotifyError.TEMPORARY_FAILURE)]); return; }
       await answerChildRequest(e, sa, m, respond);
       return;
     }

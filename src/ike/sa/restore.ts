@@ -6,14 +6,14 @@
 // run, and an SA with nothing to do checks liveness at once (an empty INFORMATIONAL, RFC 7296
 // §1.4) so a peer that dropped the SA while we were down is noticed within dpd.timeout.
 import { errorMessage } from '../../common/errors.js';
-import { SecretBytes } from '../../common/secret.js';
+import type { SecretBytes } from '../../common/secret.js';
 import { keyShareFromPrivate } from '../crypto/dh.js';
 import type { IkeSaStatus } from '../types.js';
 import type { KernelChildSaRef } from '../ports.js';
 import type { EngineHost } from './host.js';
 import { awaitPeerSwitch } from './child-tasks.js';
 import { CheckpointError, decodeCheckpoint, type ChildCheckpoint, type IkeSaCheckpoint, type ShareCheckpoint, type TaskCheckpoint } from './checkpoint.js';
-import { ikeKeysOf } from './ike-keys.js';
+import { upIkeKeysOf } from './ike-keys.js';
 import { ikeSpisText, NO_SCRATCH, OUTBOUND_ACTIVE, rekeyedState, spiHex, type ChildRuntime, type RequestScratch, type ChildSa, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
 import { armLingering, armReauthOutboundHold, awaitPeerReauth, scheduleChildTimers, scheduleDpd } from './lifecycle.js';
 import { finishReauth, linkReauth } from './reauth.js';
@@ -61,9 +61,6 @@ function buildChild(c: ChildCheckpoint, runtime: ChildRuntime, peer: string): Ch
   };
 }
 
-/** SK_p is only used for AUTH (§2.15), which a resumed SA never computes again. */
-const NO_SK_P = new SecretBytes(new Uint8Array(0));
-
 /** Successors of rekeyed children are linked once every child is built. */
 function stateOf(c: ChildCheckpoint): ChildSa['state'] {
   switch (c.state) {
@@ -110,9 +107,9 @@ async function rebuild(e: EngineHost, id: string, cp: IkeSaCheckpoint, peer: Pee
     }
   };
   const role = cp.role;
-  const keys = ikeKeysOf({
+  const keys = upIkeKeysOf({
     suite: cp.suite, suiteText: cp.suiteText, dhGroup: cp.dhGroup, role, random: e.random,
-    raw: { skD: cp.skD, skAi: cp.skAi, skAr: cp.skAr, skEi: cp.skEi, skEr: cp.skEr, skPi: NO_SK_P, skPr: NO_SK_P },
+    raw: { skD: cp.skD, skAi: cp.skAi, skAr: cp.skAr, skEi: cp.skEi, skEr: cp.skEr },
   });
   const reserved: number[] = [];
   let outstanding: Outstanding | null = null;
@@ -132,12 +129,11 @@ async function rebuild(e: EngineHost, id: string, cp: IkeSaCheckpoint, peer: Pee
     };
   }
   const sa: IkeSa = {
-    serial: e.newSerial(), peer, role, spiI: cp.spiI, spiR: cp.spiR, keys,
+    serial: e.newSerial(), peer, role, spiI: cp.spiI, spiR: cp.spiR,
     // Every checkpoint written has establishedAtMs (only up SAs are written); the format allows null.
-    state: { tag: 'established', up: { remoteId: cp.remoteId, establishedAtMs: cp.establishedAtMs ?? cp.createdAtMs, upSerial: e.newSerial(), rekeyAtMs: cp.rekeyAtMs, resumedAtMs: now } },
+    state: { tag: 'established', up: { remoteId: cp.remoteId, establishedAtMs: cp.establishedAtMs ?? cp.createdAtMs, upSerial: e.newSerial(), rekeyAtMs: cp.rekeyAtMs, resumedAtMs: now }, keyed: { selected: cp.selected, keys } },
     local: cp.local, remote: cp.remote, natLocal: cp.natLocal, natRemote: cp.natRemote, fragmentation: cp.fragmentation,
-    peerHashes: cp.peerHashes ? [...cp.peerHashes] : null, ni: new Uint8Array(0), nr: new Uint8Array(0),
-    selected: cp.selected, nextRequestId: cp.nextRequestId, outstanding, pending: cp.pending.map(taskOf),
+    peerHashes: cp.peerHashes ? [...cp.peerHashes] : null, nextRequestId: cp.nextRequestId, outstanding, pending: cp.pending.map(taskOf),
     expectedRequestId: cp.expectedRequestId, lastResponse: cp.lastResponse, fragments: null, children, lingering: lingeringOf(cp, peer), reauth: null, ikeCollision: null, followup: null,
     createdAtMs: cp.createdAtMs,
     lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),

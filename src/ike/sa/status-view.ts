@@ -3,9 +3,10 @@
 import type { AdoptedChildSa, ChildSaStatus, IkeSaStatus } from '../types.js';
 import { identityText } from './identity.js';
 import { ikeSpisText, upOf, type ChildSa, type IkeSa } from './ike-sa.js';
+import { keysOf } from './ike-keys.js';
 import { formatTs } from './ts.js';
 
-const STATE_NAME = { idle: 'connecting', 'init-sent': 'connecting', 'auth-sent': 'connecting', 'init-done': 'connecting', established: 'established', rekeyed: 'rekeying', deleting: 'deleting', dead: 'down' } as const;
+const STATE_NAME = { idle: 'connecting', 'init-sent': 'connecting', 'auth-sent': 'connecting', 'init-done': 'connecting', keying: 'connecting', established: 'established', rekeyed: 'rekeying', deleting: 'deleting', dead: 'down' } as const;
 
 function childStatus(c: ChildSa): ChildSaStatus {
   const state = c.state.tag === 'installed' ? 'installed' : c.state.tag === 'rekeying' ? 'rekeying' : c.state.tag === 'rekeyed' ? 'rekeying' : 'deleting';
@@ -19,7 +20,7 @@ export function adoptedStatus(a: AdoptedChildSa): ChildSaStatus {
 export function saStatus(sa: IkeSa): IkeSaStatus {
   const up = upOf(sa);
   return {
-    state: STATE_NAME[sa.state.tag], role: sa.role, ikeSpis: ikeSpisText(sa), suite: sa.keys?.suiteText ?? null,
+    state: STATE_NAME[sa.state.tag], role: sa.role, ikeSpis: ikeSpisText(sa), suite: keysOf(sa)?.suiteText ?? null,
     local: sa.local, remote: sa.remote, localId: identityText(sa.peer.config.local.id), remoteId: up?.remoteId ?? null,
     natDetected: { local: sa.natLocal, remote: sa.natRemote }, establishedAtMs: up?.establishedAtMs ?? null, rekeyAtMs: up?.rekeyAtMs ?? null, resumedAtMs: up?.resumedAtMs ?? null,
     children: [...sa.children.values()].filter((c) => c.state.tag !== 'deleted').map(childStatus),

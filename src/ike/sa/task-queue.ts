@@ -4,7 +4,7 @@
 import { ExchangeType } from '../constants.js';
 import type { IkePayload } from '../codec/payload.js';
 import { requestIntermediate } from '../steps/intermediate.js';
-import { intermediateOf, intermediateView, setIntermediate } from './intermediate.js';
+import { intermediateOf, intermediateView, preAuth, setIntermediate } from './intermediate.js';
 import { deleteChildPayloads, requestIkeDelete, requestLiveness } from '../steps/informational.js';
 import { startChild } from './child-tasks.js';
 import { startAuth } from './ike-auth-tasks.js';
@@ -51,7 +51,7 @@ async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
     case 'ike-init': return false;
     case 'ike-intermediate': {
       const s = intermediateOf(sa);
-      if (sa.state.tag !== 'auth-sent' || s?.tag !== 'to-send' || !keyed(sa)) return false;
+      if (sa.state.tag !== 'auth-sent' || s?.tag !== 'to-send' || !preAuth(sa)) return false;
       const header = headerFor(sa, ExchangeType.IKE_INTERMEDIATE, sa.nextRequestId, false);
       const step = requestIntermediate(intermediateView(e, sa), s, header);
       setIntermediate(sa, step.next);

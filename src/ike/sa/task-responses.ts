@@ -6,7 +6,7 @@
 import type { IkeMessage } from '../codec/message.js';
 import { consumeIntermediateResponse } from '../steps/intermediate.js';
 import { ikeDeleteAnswered, livenessAnswered } from '../steps/informational.js';
-import { applyIntermediateKeys, intermediateOf, intermediateView, setIntermediate } from './intermediate.js';
+import { applyIntermediateKeys, intermediateOf, intermediateView, preAuth, setIntermediate } from './intermediate.js';
 import { onChildDeleteAnswered, onChildResponse } from './child-tasks.js';
 import { onAuthResponse } from './ike-auth-tasks.js';
 import { onInitResponse } from './ike-init-tasks.js';
@@ -30,7 +30,10 @@ export async function handleResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, da
     case 'ike-intermediate': if (!await onIntermediate(e, sa, m)) return; break;
     case 'ike-auth': await onAuthResponse(e, sa, m, o); break;
     case 'child-create':
-    case 'child-rekey': await onChildResponse(e, sa, m, o, task); break;
+    case 'child-rekey':
+      if (keyed(sa)) await onChildResponse(e, sa, m, o, task);
+      else e.drop('child-response-not-up');
+      break;
     case 'child-delete': await onChildDeleteAnswered(e, sa, task); break;
     case 'ike-rekey': onIkeRekey(e, sa, m, o, task); break;
     case 'ike-followup': await onFollowup(e, sa, m); break;
@@ -48,7 +51,7 @@ export async function handleResponse(e: EngineHost, sa: IkeSa, m: IkeMessage, da
 /** IKE_INTERMEDIATE response (steps/intermediate.ts); false when the IKE SA is gone. */
 async function onIntermediate(e: EngineHost, sa: IkeSa, m: IkeMessage): Promise<boolean> {
   const s = intermediateOf(sa);
-  if (s?.tag !== 'ke-sent' || !keyed(sa)) { e.drop('unexpected-intermediate-response'); return true; }
+  if (s?.tag !== 'ke-sent' || !preAuth(sa)) { e.drop('unexpected-intermediate-response'); return true; }
   const step = consumeIntermediateResponse(intermediateView(e, sa), s, m);
   setIntermediate(sa, step.next);
   for (const ef of step.effects) {

@@ -19,9 +19,9 @@ export function mtuOf(sa: IkeSa): number { return sa.peer.config.fragmentMtu ?? 
 export function newSa(e: EngineHost, peer: PeerRuntime, role: 'initiator' | 'responder', spiI: bigint, local = peer.local, remote = peer.remote): IkeSa {
   const now = e.clock.now();
   return {
-    serial: e.newSerial(), peer, role, spiI, spiR: 0n, state: { tag: 'idle' }, keys: null,
+    serial: e.newSerial(), peer, role, spiI, spiR: 0n, state: { tag: 'idle' },
     local, remote, natLocal: false, natRemote: false, fragmentation: false, peerHashes: null,
-    ni: new Uint8Array(0), nr: new Uint8Array(0), selected: null, nextRequestId: 0, outstanding: null, pending: [],
+    nextRequestId: 0, outstanding: null, pending: [],
     expectedRequestId: 0, lastResponse: null, fragments: null, children: new Map(), lingering: new Map(), reauth: null, ikeCollision: null, followup: null, createdAtMs: now,
     lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
   };
@@ -41,7 +41,6 @@ export function startInitiator(e: EngineHost, peer: PeerRuntime, prepare?: (sa: 
 /** Send IKE_SA_INIT as steps/ike-init.ts built it (the first, or a repeat with a cookie or another group), armed for retransmission. */
 export function sendInit(e: EngineHost, sa: IkeSa, step: InitStep<InitSent>): void {
   sa.state = step.next;
-  sa.ni = step.next.ni;
   for (const f of step.effects) if (f.kind === 'send') arm(e, sa, { task: { kind: 'ike-init' }, messageId: 0, exchangeType: ExchangeType.IKE_SA_INIT, datagrams: [f.datagram], scratch: NO_SCRATCH, tries: 0, timer: null });
 }
 

@@ -9,6 +9,7 @@ import { MAX_INNER_BYTES } from '../codec/limits.js';
 import { ExchangeType } from '../constants.js';
 import { FRAGMENT_MTU } from './defaults.js';
 import type { IkeSa } from './ike-sa.js';
+import { keysOf } from './ike-keys.js';
 import type { EngineLimits } from './limits.js';
 
 export function headerFor(sa: IkeSa, exchangeType: number, messageId: number, response: boolean): IkeHeader {
@@ -28,7 +29,7 @@ function overheadBytes(sa: IkeSa): number {
  * MTU, split it into SKF fragments (RFC 7383 §2.5), each within the MTU.
  */
 export function sealMessage(sa: IkeSa, header: IkeHeader, inner: readonly IkePayload[], mtu: number): Uint8Array[] {
-  const keys = sa.keys;
+  const keys = keysOf(sa);
   if (keys === null) throw new IkeCodecError('ERR_IKE_NO_KEYS', 'no keys to protect the message', 0);
   const sealer = keys.out;
   const whole = encodeEncryptedMessage(header, inner, sealer);
@@ -63,7 +64,7 @@ export function unfragmentedHint(sa: IkeSa, exchangeType: number, datagrams: rea
  * fragments trigger nothing).
  */
 export function verifyRetransmission(sa: IkeSa, message: IkeMessage, datagram: Uint8Array): void {
-  const keys = sa.keys;
+  const keys = keysOf(sa);
   const env = message.encrypted();
   if (keys === null || env === undefined) throw new IkeCodecError('ERR_IKE_NO_SK', 'retransmission without keys or SK payload', 0);
   (sa.lastResponse?.opener ?? keys.in).decrypt(env.body, sealedPrefix(datagram, env));
@@ -81,7 +82,7 @@ export type OpenResult =
  * (limits.ts); a new message ID discards the buffer.
  */
 export function openMessage(sa: IkeSa, message: IkeMessage, datagram: Uint8Array, limits: EngineLimits): OpenResult {
-  const keys = sa.keys;
+  const keys = keysOf(sa);
   if (keys === null) return { kind: 'drop', reason: 'no-keys' };
   const env = message.encrypted();
   if (env === undefined) return { kind: 'drop', reason: 'unencrypted' };

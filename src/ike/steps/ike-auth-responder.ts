@@ -26,7 +26,7 @@ type AnswerInstalling = Extract<IkeAuthExchange, { tag: 'answer-installing' }>;
 
 /** The IKE SA as the first Child SA sees it once IDi chose `peer`. */
 function withPeer(ike: ChildIkeView, peer: PeerRuntime): ChildIkeView {
-  return { peer, keys: ike.keys, local: ike.local, remote: ike.remote, natLocal: ike.natLocal, natRemote: ike.natRemote, ni: ike.ni, nr: ike.nr };
+  return { ...ike, peer };
 }
 
 /** The half-open IKE SA ends with `failure`; `reply`: what the peer is told. */

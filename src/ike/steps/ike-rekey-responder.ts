@@ -77,7 +77,7 @@ export function acceptIkeRekeyRequest(env: IkeRekeyEnv, old: KeyedIkeSa, s: Chos
   const methods = followupMethods(s.sel.transforms);
   if (isNonEmpty(methods)) {
     // RFC 9370 §2.2.2: the new IKE SA waits, unregistered and without keys, for IKE_FOLLOWUP_KE.
-    const fresh = successorSa(env, old, 'responder', s.spiI, spiR, { selected: s.sel, ni: n.ni, nr, keys: null });
+    const fresh = successorSa(env, old, 'responder', s.spiI, spiR, null);
     const state = responderStart(methods, s.secret, env.random);
     return done([
       { kind: 'followup', fresh, selected: s.sel, keys: followupInputs(old, s.sel, n), state },
@@ -86,10 +86,10 @@ export function acceptIkeRekeyRequest(env: IkeRekeyEnv, old: KeyedIkeSa, s: Chos
   }
   const keys = keysFromOld(env, old, 'responder', s.sel, { secret: s.secret, ...n });
   s.secret.wipe();
-  const fresh = successorSa(env, old, 'responder', s.spiI, spiR, { selected: s.sel, ni: n.ni, nr, keys });
+  const fresh = successorSa(env, old, 'responder', s.spiI, spiR, { selected: s.sel, keys });
   // Children move before the answer leaves, so a checkpoint never shows them on an SA the peer
   // has rekeyed. In a collision the answer to our own request settles which SA survives.
-  const handOver: IkeRekeyEffect[] = s.collision ? [{ kind: 'collision', sa: old, peerSa: fresh }] : [{ kind: 'adopt', old, successor: fresh }, { kind: 'await-delete', sa: old }];
+  const handOver: IkeRekeyEffect[] = s.collision ? [{ kind: 'collision', sa: old, peerSa: fresh, nonces: [n.ni, nr] }] : [{ kind: 'adopt', old, successor: fresh }, { kind: 'await-delete', sa: old }];
   return done([{ kind: 'register', sa: fresh }, ...handOver, { kind: 'respond', payloads: answer }]);
 }
 

@@ -25,6 +25,7 @@ import { createKeyShare } from '../crypto/dh.js';
 import { deriveRekeyedIkeSaKeys, type IkeSaKeys } from '../crypto/keys.js';
 import { ourRekeyLoses } from './collision.js';
 import { rekeyedState, spiBytes, upOf } from '../sa/ike-sa.js';
+import { upKeysOf, type KeyedIkeSa } from '../sa/ike-keys.js';
 import { keRetry } from '../exchanges/invalid-ke.js';
 import { dhGroupOf, fromSaProposal, ikeSuiteOf, toSaProposals } from '../policy/convert.js';
 import { checkProposalReply, type SelectedProposal } from '../policy/select.js';
@@ -37,9 +38,8 @@ import { suiteText } from '../sa/memo.js';
 import { isNonEmpty } from '../non-empty.js';
 import { followupMethods, initiatorStart, linkOf, type FollowupKe, type RekeyedIkeInputs } from './followup-ke.js';
 
-/** An IKE SA past IKE_SA_INIT: only such a one is rekeyed (the driver checks before a step). */
-export type KeyedIkeSa = IkeSa & { readonly keys: IkeKeys };
-export function keyed(sa: IkeSa): sa is KeyedIkeSa { return sa.keys !== null; }
+/** An IKE SA that is up and keyed: only such a one is rekeyed (the driver checks before a step). */
+export { upKeyed as keyed, type KeyedIkeSa } from '../sa/ike-keys.js';
 
 /** What the steps use of the engine: time and randomness, and serials for a new IKE SA record. */
 export interface IkeRekeyEnv {
@@ -79,8 +79,8 @@ export type IkeRekeyEffect =
   /** Queue an INFORMATIONAL Delete of `sa`. */
   | { readonly kind: 'delete'; readonly sa: IkeSa; readonly reason: 'rekeyed' | 'redundant' }
   | { readonly kind: 'set-state'; readonly sa: IkeSa; readonly state: IkeSaState }
-  /** §2.8.2: we answered the peer's rekey of `sa` (its result `peerSa`) while ours is in flight. */
-  | { readonly kind: 'collision'; readonly sa: IkeSa; readonly peerSa: IkeSa }
+  /** §2.8.2: we answered the peer's rekey of `sa` (its result `peerSa`, `nonces` its exchange's Ni, Nr) while ours is in flight. */
+  | { readonly kind: 'collision'; readonly sa: IkeSa; readonly peerSa: IkeSa; readonly nonces: readonly Uint8Array[] }
   /** The collision on `sa` is settled (the peer's Delete of `sa` came first). */
   | { readonly kind: 'forget-collision'; readonly sa: IkeSa }
   /** §1.3.2: repeat our rekey at once (ahead of other tasks) with the KE method the peer asked for. */
@@ -88,7 +88,7 @@ export type IkeRekeyEffect =
   /** Rekey again in `afterMs` (replaces a pending rekey timer). */
   | { readonly kind: 'retry-later'; readonly afterMs: number }
   /**
-   * RFC 9370 §2.2.2: `fresh` (no keys yet, not registered) waits for IKE_FOLLOWUP_KE on the old
+   * RFC 9370 §2.2.2: `fresh` (keying: no keys yet, not registered) waits for IKE_FOLLOWUP_KE on the old
    * SA; the driver keeps the run (sa/followup.ts). `keys`: what its keys come from.
    */
   | { readonly kind: 'followup'; readonly fresh: IkeSa; readonly selected: SelectedProposal; readonly keys: RekeyedIkeInputs; readonly state: FollowupKe }
@@ -105,18 +105,18 @@ export const done = (effects: readonly IkeRekeyEffect[]): IkeRekeyStep<typeof DO
 
 export function spiOf(b: Uint8Array): bigint { return b.length === 8 ? new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0) : 0n; }
 
-/** What the new IKE SA was negotiated with; `keys` null while IKE_FOLLOWUP_KE is to come. */
-interface Negotiated { readonly selected: SelectedProposal; readonly ni: Uint8Array; readonly nr: Uint8Array; readonly keys: IkeKeys | null }
-
-/** The record of the new IKE SA: endpoints, NAT state and peer from `old`; not registered, not live. */
-export function successorSa(env: IkeRekeyEnv, old: IkeSa, role: 'initiator' | 'responder', spiI: bigint, spiR: bigint, n: Negotiated): IkeSa {
+/**
+ * The record of the new IKE SA: endpoints, NAT state and peer from `old`; not registered, not
+ * live. `keyed`: its proposal and keys, null while IKE_FOLLOWUP_KE is to come (it is keying then).
+ */
+export function successorSa(env: IkeRekeyEnv, old: IkeSa, role: 'initiator' | 'responder', spiI: bigint, spiR: bigint, keyed: { readonly selected: SelectedProposal; readonly keys: IkeKeys } | null): IkeSa {
   const now = env.clock.now();
+  const up = { remoteId: upOf(old)?.remoteId ?? null, establishedAtMs: now, upSerial: env.newSerial(), rekeyAtMs: null, resumedAtMs: null };
   return {
-    serial: env.newSerial(), peer: old.peer, role, spiI, spiR, keys: n.keys,
-    state: { tag: 'established', up: { remoteId: upOf(old)?.remoteId ?? null, establishedAtMs: now, upSerial: env.newSerial(), rekeyAtMs: null, resumedAtMs: null } },
+    serial: env.newSerial(), peer: old.peer, role, spiI, spiR,
+    state: keyed === null ? { tag: 'keying', up } : { tag: 'established', up, keyed: { selected: keyed.selected, keys: upKeysOf(keyed.keys) } },
     local: old.local, remote: old.remote, natLocal: old.natLocal, natRemote: old.natRemote, fragmentation: old.fragmentation,
-    peerHashes: old.peerHashes, ni: n.ni, nr: n.nr,
-    selected: n.selected, nextRequestId: 0, outstanding: null, pending: [], expectedRequestId: 0,
+    peerHashes: old.peerHashes, nextRequestId: 0, outstanding: null, pending: [], expectedRequestId: 0,
     lastResponse: null, fragments: null, children: new Map(), lingering: new Map(), reauth: null, ikeCollision: null, followup: null, createdAtMs: now,
     lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
   };
@@ -129,18 +129,19 @@ export function rekeyedKeys(random: Random, role: 'initiator' | 'responder', sel
 
 /** §2.18: the new IKE SA's keys from g^ir and the old SA's SK_d and PRF, the new SPIs in the order of the new SA's roles. */
 export function keysFromOld(env: Pick<IkeRekeyEnv, 'random'>, old: KeyedIkeSa, role: 'initiator' | 'responder', sel: SelectedProposal, a: { readonly secret: SecretBytes; readonly ni: Uint8Array; readonly nr: Uint8Array; readonly spiI: bigint; readonly spiR: bigint }): IkeKeys {
-  const raw = deriveRekeyedIkeSaKeys({ suite: ikeSuiteOf(sel), sharedSecret: a.secret, ni: a.ni, nr: a.nr, spiI: spiBytes(a.spiI), spiR: spiBytes(a.spiR), oldPrfId: old.keys.suite.prfId, oldSkD: old.keys.skD });
+  const raw = deriveRekeyedIkeSaKeys({ suite: ikeSuiteOf(sel), sharedSecret: a.secret, ni: a.ni, nr: a.nr, spiI: spiBytes(a.spiI), spiR: spiBytes(a.spiR), oldPrfId: old.state.keyed.keys.suite.prfId, oldSkD: old.state.keyed.keys.skD });
   return rekeyedKeys(env.random, role, sel, raw);
 }
 
 /** What the new IKE SA's keys come from after IKE_FOLLOWUP_KE (followup-ke.ts rekeyedIkeKeys). */
 export function followupInputs(old: KeyedIkeSa, sel: SelectedProposal, a: { readonly ni: Uint8Array; readonly nr: Uint8Array; readonly spiI: bigint; readonly spiR: bigint }): RekeyedIkeInputs {
-  return { prf: old.keys.prf, skD: old.keys.skD, suite: ikeSuiteOf(sel), ni: a.ni, nr: a.nr, spiI: spiBytes(a.spiI), spiR: spiBytes(a.spiR) };
+  const k = old.state.keyed.keys;
+  return { prf: k.prf, skD: k.skD, suite: ikeSuiteOf(sel), ni: a.ni, nr: a.nr, spiI: spiBytes(a.spiI), spiR: spiBytes(a.spiR) };
 }
 
 /** Initiator: SA with our new SPI `spi` (the driver's), Ni, KEi in the IKE SA's group or the one the peer asked for (`group`). */
 export function requestIkeRekey(env: IkeRekeyEnv, old: KeyedIkeSa, spi: bigint, group?: number): IkeRekeyStep<Sent> {
-  const g = group ?? old.keys.dhGroup;
+  const g = group ?? old.state.keyed.keys.dhGroup;
   const share = createKeyShare(g, { random: env.random, allowWeak: old.peer.config.ike.allowWeak ?? false });
   const ni = env.random.bytes(NONCE_BYTES);
   const payloads: IkePayload[] = [
@@ -152,8 +153,8 @@ export function requestIkeRekey(env: IkeRekeyEnv, old: KeyedIkeSa, spi: bigint, 
 }
 
 type Completion =
-  /** `followup`: additional key exchanges were chosen; `sa` has no keys until they are done. */
-  | { readonly ok: true; readonly sa: IkeSa; readonly followup: { readonly state: Extract<FollowupKe, { tag: 'to-send' }>; readonly keys: RekeyedIkeInputs; readonly selected: SelectedProposal } | null }
+  /** `nr`: the responder's nonce; `followup`: additional key exchanges were chosen, `sa` has no keys until they are done. */
+  | { readonly ok: true; readonly sa: IkeSa; readonly nr: Uint8Array; readonly followup: { readonly state: Extract<FollowupKe, { tag: 'to-send' }>; readonly keys: RekeyedIkeInputs; readonly selected: SelectedProposal } | null }
   /** `retryGroup`: the KE method an INVALID_KE_PAYLOAD asked for (invalid-ke.ts decides). */
   | { readonly ok: false; readonly failure: IkeFailure; readonly temporary: boolean; readonly retryGroup?: number };
 
@@ -180,12 +181,12 @@ function complete(env: IkeRekeyEnv, old: KeyedIkeSa, s: IkeRekeyScratch, m: IkeM
   try { secret = s.share.computeSharedSecret(ke.data); } catch (e) { return bad((e as Error).message); }
   const n = { ni: s.ni, nr: new Uint8Array(nonce.data), spiI: s.spi, spiR };
   if (link !== undefined && isNonEmpty(methods)) {
-    const sa = successorSa(env, old, 'initiator', s.spi, spiR, { selected: sel, ni: n.ni, nr: n.nr, keys: null });
-    return { ok: true, sa, followup: { state: initiatorStart(methods, secret, link), keys: followupInputs(old, sel, n), selected: sel } };
+    const sa = successorSa(env, old, 'initiator', s.spi, spiR, null);
+    return { ok: true, sa, nr: n.nr, followup: { state: initiatorStart(methods, secret, link), keys: followupInputs(old, sel, n), selected: sel } };
   }
   const keys = keysFromOld(env, old, 'initiator', sel, { secret, ...n });
   secret.wipe();
-  return { ok: true, sa: successorSa(env, old, 'initiator', s.spi, spiR, { selected: sel, ni: n.ni, nr: n.nr, keys }), followup: null };
+  return { ok: true, sa: successorSa(env, old, 'initiator', s.spi, spiR, { selected: sel, keys }), nr: n.nr, followup: null };
 }
 
 /** `old` yields to the peer's new IKE SA: it takes over, and the peer deletes `old`. */
@@ -212,7 +213,7 @@ export function consumeIkeRekeyResponse(env: IkeRekeyEnv, old: KeyedIkeSa, s: Se
     // two rekeys with IKE_FOLLOWUP_KE refuse each other (each met an IKE_FOLLOWUP_KE run), the
     // SA's original initiator retries first, so they do not meet again.
     const effects: IkeRekeyEffect[] = r.temporary ? [] : [{ kind: 'error', failure }];
-    const wait = r.temporary && old.selected?.additionalKeyExchanges && old.role === 'responder' ? 2 * REKEY_RETRY_MS : REKEY_RETRY_MS;
+    const wait = r.temporary && old.state.keyed.selected.additionalKeyExchanges && old.role === 'responder' ? 2 * REKEY_RETRY_MS : REKEY_RETRY_MS;
     if (old.state.tag === 'established') effects.push({ kind: 'retry-later', afterMs: wait });
     return done(effects);
   }
@@ -230,13 +231,13 @@ export function consumeIkeRekeyResponse(env: IkeRekeyEnv, old: KeyedIkeSa, s: Se
     // for. Both CREATE_CHILD_SA exchanges are done, so their four nonces settle it before any
     // IKE_FOLLOWUP_KE, as strongSwan does: the loser abandons its chain (neither side has its new
     // IKE SA registered), the winner drops its run for the loser's and goes on with its own.
-    if (!ourRekeyLoses([s.offer.ni, fresh.nr], peerRun.nonces)) return done([{ kind: 'drop-peer-run' }, run]);
+    if (!ourRekeyLoses([s.offer.ni, r.nr], peerRun.nonces)) return done([{ kind: 'drop-peer-run' }, run]);
     wipe();
     // Should the peer's chain fail, rekey again later (the adoption cancels this when it ends).
     return done([{ kind: 'retry-later', afterMs: REKEY_RETRY_MS }]);
   }
   const register: IkeRekeyEffect = { kind: 'register', sa: fresh };
-  if (collision && ourRekeyLoses([s.offer.ni, fresh.nr], collision.nonces)) {
+  if (collision && ourRekeyLoses([s.offer.ni, r.nr], collision.nonces)) {
     // Ours is the redundant SA (§2.8.1): the peer's takes over, the peer deletes the old one, we delete ours.
     return done([register, ...yieldTo(old, collision.peerSa), { kind: 'set-state', sa: fresh, state: rekeyedState(fresh, collision.peerSa) }, { kind: 'delete', sa: fresh, reason: 'redundant' }]);
   }

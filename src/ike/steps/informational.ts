@@ -19,7 +19,7 @@ import type { IkePayload } from '../codec/payload.js';
 import { spi32, spiNumber } from '../exchanges/child-sa.js';
 import type { DownReason, IkeFailure } from '../ports.js';
 import { ikeFailure } from '../sa/context.js';
-import { upOf, type ChildSa, type IkeSa, type IkeSaState, type Task } from '../sa/ike-sa.js';
+import { upKeyedOf, upOf, type ChildSa, type IkeSa, type IkeSaState, type Task } from '../sa/ike-sa.js';
 import { peerDeletedRekeyingIke } from './ike-rekey.js';
 
 /** Our Delete of Child SAs: the SPIs we receive on (§3.11). */
@@ -137,10 +137,11 @@ export interface DeleteEnv {
 export function requestIkeDelete(env: DeleteEnv, sa: IkeSa, reason: IkeDeleteReason): RequestStep<DeleteSent | typeof DONE> {
   // Only an IKE SA past IKE_AUTH is deleted with a message; one still negotiating has nothing to delete at the peer.
   const up = upOf(sa);
-  if (up === null) return done([]);
+  const keyed = upKeyedOf(sa);
+  if (up === null || keyed === null) return done([]);
   const effects: RequestEffect[] = [];
-  if (reason === 'duplicate') effects.push({ kind: 'set-state', state: { tag: 'deleting', sendOn: env.heldBySurvivor(sa), up } });
-  else if (reason === 'terminated' || reason === 'reauthenticated') effects.push({ kind: 'set-state', state: { tag: 'deleting', up } });
+  if (reason === 'duplicate') effects.push({ kind: 'set-state', state: { tag: 'deleting', sendOn: env.heldBySurvivor(sa), up, keyed } });
+  else if (reason === 'terminated' || reason === 'reauthenticated') effects.push({ kind: 'set-state', state: { tag: 'deleting', up, keyed } });
   effects.push({ kind: 'send', payloads: deleteIkePayloads() });
   return { next: { tag: 'delete-sent', reason }, effects };
 }

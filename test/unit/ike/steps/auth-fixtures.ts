@@ -93,7 +93,7 @@ export function authSide(who: Who, role: 'initiator' | 'responder', o: AuthSideO
   const keys = ikeKeysOf({ suite, suiteText: 'aes256gcm16-prfsha256-x25519', dhGroup: DhId.CURVE25519, raw, role, random });
   const basis: AuthBasis = { initRequest: new Uint8Array(300).fill(0x31), initResponse: new Uint8Array(280).fill(0x32), ni, nr, keys, intAuth: o.intAuth ?? null, peerHashes: null };
   const ike: ChildIkeView = {
-    peer, keys, local: { address: ADDRESS[who], port: 500 }, remote: { address: ADDRESS[other(who)], port: 500 }, natLocal: false, natRemote: false, ni, nr, role,
+    peer, keys, local: { address: ADDRESS[who], port: 500 }, remote: { address: ADDRESS[other(who)], port: 500 }, natLocal: false, natRemote: false, init: { ni, nr }, role,
   };
   return { who, role, peer, basis, keys, ike, env: { clock: { now: () => NOW_MS }, random, options: { rekeyJitterMs: 0 }, crypto } };
 }

@@ -46,7 +46,7 @@ export function side(who: Who, o: { readonly pfs?: boolean; readonly esp?: reado
       peer: { config: { name: peer }, children: [runtime] },
       keys: { suite: { encrId: EncrId.ENCR_AES_GCM_16, encrKeyBits: 256, prfId: PrfId.PRF_HMAC_SHA2_256 }, skD: new SecretBytes(SK_D.slice()) },
       local: { address: ADDRESS[who], port: 500 }, remote: { address: ADDRESS[peer], port: 500 }, natLocal: false, natRemote: false,
-      ni: new Uint8Array(32).fill(1), nr: new Uint8Array(32).fill(2), state: { tag: 'established' }, children: new Map(),
+      init: null, state: { tag: 'established' }, children: new Map(),
     },
     env: { clock: { now: () => NOW_MS }, random: new SeededRandom(o.seed ?? (who === 'alice' ? 11 : 23)), options: { rekeyJitterMs: 0 } },
   };

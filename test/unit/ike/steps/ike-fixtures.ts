@@ -7,9 +7,12 @@ import { SeededRandom } from '../../../../src/common/time.js';
 import { DhId, EncrId, ExchangeType, PrfId } from '../../../../src/ike/constants.js';
 import { expandIkeSaKeys } from '../../../../src/ike/crypto/keys.js';
 import { spiBytes } from '../../../../src/ike/sa/ike-sa.js';
+import { fromSaProposal, toSaProposals } from '../../../../src/ike/policy/convert.js';
+import { parseProposals } from '../../../../src/ike/policy/proposal.js';
+import { checkProposalReply } from '../../../../src/ike/policy/select.js';
 import type { PeerConfig } from '../../../../src/ike/sa/config.js';
-import { ikeKeysOf } from '../../../../src/ike/sa/ike-keys.js';
-import type { IkeSa, IkeSaUp, Outstanding, Task } from '../../../../src/ike/sa/ike-sa.js';
+import { ikeKeysOf, upKeysOf } from '../../../../src/ike/sa/ike-keys.js';
+import type { IkeKeys, IkeSa, IkeSaUp, Outstanding, PreAuthKeyed, Task, UpKeyed } from '../../../../src/ike/sa/ike-sa.js';
 import { buildPeerRuntime } from '../../../../src/ike/sa/peer-runtime.js';
 import type { IkeRekeyEffect, IkeRekeyEnv, IkeRekeyStep, KeyedIkeSa } from '../../../../src/ike/steps/ike-rekey.js';
 import { NOW_MS, other, type Who } from './fixtures.js';
@@ -24,6 +27,21 @@ export const HYBRID = 'aes256gcm16-prfsha384-x25519-ke1_mlkem768';
 /** What `who`'s fixture IKE SA knows as an SA that is up (its established state carries it). */
 export function fixtureUp(who: Who): IkeSaUp {
   return { remoteId: ADDRESS[other(who)], establishedAtMs: 0, upSerial: 1, rekeyAtMs: null, resumedAtMs: null };
+}
+
+/** What the fixture IKE SA keeps of its negotiation once up: the PLAIN proposal, its keys without SK_pi/SK_pr. */
+export function fixtureKeyed(keys: IkeKeys, proposal = PLAIN): UpKeyed {
+  const ours = parseProposals([proposal], 'ike', { additionalKeyExchanges: true });
+  const chosen = checkProposalReply(ours, toSaProposals(ours).map(fromSaProposal), { additionalKeyExchanges: true });
+  if (!chosen.ok) throw new Error(chosen.message);
+  return { selected: chosen.proposal, keys: upKeysOf(keys) };
+}
+
+/** `side`'s IKE SA as it was between IKE_SA_INIT and IKE_AUTH: the same suite and SK_d, SK_pi/SK_pr and the nonces back. */
+export function preAuthKeyedOf(side: IkeSide): PreAuthKeyed {
+  const { selected, keys } = side.sa.state.keyed;
+  const skP = (): SecretBytes => new SecretBytes(new Uint8Array(32).fill(0x50));
+  return { selected, keys: { ...keys, skPi: skP(), skPr: skP() }, ni: new Uint8Array(32).fill(1), nr: new Uint8Array(32).fill(2) };
 }
 
 export interface IkeSide {
@@ -52,9 +70,9 @@ export function ikeSide(who: Who, o: { readonly proposals?: readonly string[]; r
   const keys = ikeKeysOf({ suite, suiteText: PLAIN, dhGroup: DhId.CURVE25519, raw, role, random });
   const local = { address: ADDRESS[who], port: 500 }; const remote = { address: ADDRESS[peer], port: 500 };
   const sa: KeyedIkeSa = {
-    serial: serial++, peer: buildPeerRuntime(config, undefined, () => 1), role, spiI: OLD_SPI_I, spiR: OLD_SPI_R, state: { tag: 'established', up: fixtureUp(who) }, keys,
+    serial: serial++, peer: buildPeerRuntime(config, undefined, () => 1), role, spiI: OLD_SPI_I, spiR: OLD_SPI_R, state: { tag: 'established', up: fixtureUp(who), keyed: fixtureKeyed(keys) },
     local, remote, natLocal: false, natRemote: false, fragmentation: false, peerHashes: null,
-    ni, nr, selected: null, nextRequestId: 2, outstanding: null, pending: [], expectedRequestId: 2,
+    nextRequestId: 2, outstanding: null, pending: [], expectedRequestId: 2,
     lastResponse: null, fragments: null, children: new Map(), lingering: new Map(), reauth: null, ikeCollision: null, followup: null,
     createdAtMs: 0, lastInboundMs: 0,
     timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),

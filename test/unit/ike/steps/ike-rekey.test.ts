@@ -9,7 +9,7 @@ import { DhId } from '../../../../src/ike/constants.js';
 import type { IkeMessage } from '../../../../src/ike/codec/message.js';
 import { ikeFailure } from '../../../../src/ike/sa/context.js';
 import { REKEY_RETRY_MS } from '../../../../src/ike/sa/defaults.js';
-import { upOf, type IkeSa } from '../../../../src/ike/sa/ike-sa.js';
+import { upKeyedOf, upOf, type IkeSa } from '../../../../src/ike/sa/ike-sa.js';
 import { consumeFollowupResponse, rekeyedIkeKeys, requestFollowup, respondFollowup, type FollowupKe } from '../../../../src/ike/steps/followup-ke.js';
 import { acceptIkeRekeyRequest, consumeIkeRekeyRequest, peerFollowupDone } from '../../../../src/ike/steps/ike-rekey-responder.js';
 import { consumeIkeRekeyResponse, ikeFollowupSettled, peerDeletedRekeyingIke, requestIkeRekey, type IkeRekeyExchange, type IkeRekeyStep } from '../../../../src/ike/steps/ike-rekey.js';
@@ -51,9 +51,19 @@ function respond(r: IkeSide, m: IkeMessage, spiR = SPI_R): IkeRekeyStep {
 
 /** Both ends hold the same seven keys for the new SA, each in its own role. */
 function assertSameKeys(a: IkeSa, b: IkeSa): void {
-  assert.ok(a.keys && b.keys, 'both new SAs are keyed');
-  for (const k of ['skAi', 'skAr', 'skEi', 'skEr'] as const) assert.equal(hex(a.keys.sk[k].expose()), hex(b.keys.sk[k].expose()), k);
-  assert.equal(hex(a.keys.skD.expose()), hex(b.keys.skD.expose()), 'SK_d');
+  const ka = upKeyedOf(a)?.keys; const kb = upKeyedOf(b)?.keys;
+  assert.ok(ka && kb, 'both new SAs are keyed');
+  for (const k of ['skAi', 'skAr', 'skEi', 'skEr'] as const) assert.equal(hex(ka.sk[k].expose()), hex(kb.sk[k].expose()), k);
+  assert.equal(hex(ka.skD.expose()), hex(kb.skD.expose()), 'SK_d');
+  // RFC 7296 §2.15: SK_pi/SK_pr only enter IKE_AUTH's AUTH, which a rekeyed SA never computes.
+  assert.deepEqual(['skPi' in ka, 'skPr' in ka, 'skPi' in kb, 'skPr' in kb], [false, false, false, false], 'an up SA holds no SK_pi/SK_pr');
+}
+
+/** The responder's Nr of the CREATE_CHILD_SA exchange it answered (its collision record, or its IKE_FOLLOWUP_KE run's key inputs). */
+function answeredNr(step: IkeRekeyStep): Uint8Array {
+  const c = step.effects.find((f) => f.kind === 'collision');
+  if (c?.kind === 'collision' && c.nonces[1]) return c.nonces[1];
+  return effect(step, 'followup').keys.nr;
 }
 
 for (const I of ROLES) {
@@ -83,10 +93,8 @@ for (const I of ROLES) {
     const iFresh = freshOf(got);
     assert.deepEqual([iFresh.role, iFresh.spiI, iFresh.spiR], ['initiator', SPI_I, SPI_R], 'the rekey initiator is the new SA\'s original initiator');
     assert.deepEqual(effect(got, 'delete'), { kind: 'delete', sa: i.sa, reason: 'rekeyed' });
-    assert.equal(hex(iFresh.ni), hex(rFresh.ni));
-    assert.equal(hex(iFresh.nr), hex(rFresh.nr));
     assertSameKeys(iFresh, rFresh);
-    assert.notEqual(hex(iFresh.keys!.skD.expose()), hex(i.sa.keys.skD.expose()), 'new keys, not the old ones');
+    assert.notEqual(hex(upKeyedOf(iFresh)?.keys.skD.expose() ?? new Uint8Array(0)), hex(i.sa.state.keyed.keys.skD.expose()), 'new keys, not the old ones');
   });
 
   test(`RFC 9370 §2.2.2, §2.2.4: ${I} rekeys the IKE SA with ${HYBRID} — the CREATE_CHILD_SA answer starts IKE_FOLLOWUP_KE and no new SA is registered on either side until its last exchange; then the same keys from prf(SK_d, SK(0) | Ni | Nr | SK(1))`, () => {
@@ -99,11 +107,11 @@ for (const I of ROLES) {
     assert.deepEqual(kinds(resp), ['followup', 'respond'], 'no register, no adopt: the new SA has no keys yet');
     assert.deepEqual(shape(effect(resp, 'respond').payloads), ['sa', 'nonce', 'ke', 'notify(ADDITIONAL_KEY_EXCHANGE)']);
     const rRun = effect(resp, 'followup');
-    assert.equal(rRun.fresh.keys, null);
+    assert.equal(rRun.fresh.state.tag, 'keying', 'no keys until IKE_FOLLOWUP_KE is done');
     const got = consumeIkeRekeyResponse(i.env, i.sa, expectTag(req.next, 'sent'), answer(resp));
     assert.deepEqual(kinds(got), ['followup'], 'the driver queues our first IKE_FOLLOWUP_KE');
     const iRun = effect(got, 'followup');
-    assert.deepEqual([iRun.fresh.role, iRun.fresh.keys], ['initiator', null]);
+    assert.deepEqual([iRun.fresh.role, iRun.fresh.state.tag], ['initiator', 'keying']);
 
     /* IKE_FOLLOWUP_KE { KEi(1) mlkem768, N(ADDITIONAL_KEY_EXCHANGE)(link1) } --> */
     const fReq = requestFollowup({ random: i.env.random, allowWeak: false }, expectRun(iRun.state, 'to-send'));
@@ -151,13 +159,13 @@ function crossedRekeys(proposals: readonly string[], seed: number, beforeAnswers
     // As the driver keeps it: a collision recorded by the 'collision' effect, or the peer's run.
     const c = mine.effects.find((f) => f.kind === 'collision');
     const run = mine.effects.find((f) => f.kind === 'followup');
-    const sent = { ...expectTag(reqs[w].next, 'sent'), collision: c?.kind === 'collision' ? { peerSa: c.peerSa, nonces: [c.peerSa.ni, c.peerSa.nr] } : null };
-    const peerRun = run?.kind === 'followup' ? { nonces: [run.fresh.ni, run.fresh.nr] } : null;
+    const sent = { ...expectTag(reqs[w].next, 'sent'), collision: c?.kind === 'collision' ? { peerSa: c.peerSa, nonces: c.nonces } : null };
+    const peerRun = run?.kind === 'followup' ? { nonces: [run.keys.ni, run.keys.nr] } : null;
     out[w] = consumeIkeRekeyResponse(sides[w].env, sides[w].sa, sent, answer(answered[other(w)]), peerRun);
   }
   // The Ni and Nr of the exchange each side initiated.
   const nonces = {} as Record<Who, Uint8Array[]>;
-  for (const w of ROLES) nonces[w] = [expectTag(reqs[w].next, 'sent').offer.ni, freshOf(answered[other(w)]).nr];
+  for (const w of ROLES) nonces[w] = [expectTag(reqs[w].next, 'sent').offer.ni, answeredNr(answered[other(w)])];
   return { alice: out.alice, bob: out.bob, sides, answered, nonces };
 }
 
@@ -170,7 +178,8 @@ test('RFC 7296 §2.8.1: crossed IKE SA rekeys where the peer\'s new SA we answer
     const theirs = effect(x.answered[winner], 'collision').peerSa;
     const up = upOf(theirs);
     assert.notEqual(up, null, 'a rekey\'s new SA is up from the start');
-    assert.deepEqual(effect(x[winner], 'set-state'), { kind: 'set-state', sa: theirs, state: { tag: 'rekeyed', successor: freshOf(x[winner]), up } }, `seed ${seed}`);
+    // Torn down, it has no keys left: nothing is sent on it any more.
+    assert.deepEqual(effect(x[winner], 'set-state'), { kind: 'set-state', sa: theirs, state: { tag: 'rekeyed', successor: freshOf(x[winner]), up, keyed: null } }, `seed ${seed}`);
   }
 });
 
@@ -187,11 +196,11 @@ test('RFC 7296 §2.8.2 with §2.8.1: crossed IKE SA rekeys — each side answers
     assertLowest(x.nonces, loser, `seed ${seed}`);
     const peerSa = effect(x.answered[loser], 'collision').peerSa;
     assert.deepEqual(effect(lost, 'adopt'), { kind: 'adopt', old: x.sides[loser].sa, successor: peerSa }, 'the loser hands over to the winner\'s SA');
-    assert.deepEqual(effect(lost, 'set-state').state, { tag: 'rekeyed', successor: peerSa, up: upOf(freshOf(lost)) }, 'superseded, it keeps what it knew as an SA that was up');
+    assert.deepEqual(effect(lost, 'set-state').state, { tag: 'rekeyed', successor: peerSa, up: upOf(freshOf(lost)), keyed: upKeyedOf(freshOf(lost)) }, 'superseded, it keeps what it knew as an SA that was up, and its keys for its Delete');
     assert.deepEqual(effect(lost, 'delete'), { kind: 'delete', sa: freshOf(lost), reason: 'redundant' });
     assert.deepEqual(kinds(won), ['register', 'adopt', 'set-state', 'await-delete', 'delete'], `seed ${seed}: ${winner} won`);
     const theirs = effect(x.answered[winner], 'collision').peerSa;
-    assert.deepEqual(effect(won, 'set-state'), { kind: 'set-state', sa: theirs, state: { tag: 'rekeyed', successor: freshOf(won), up: upOf(theirs) } }, 'the loser\'s SA is superseded here, not live');
+    assert.deepEqual(effect(won, 'set-state'), { kind: 'set-state', sa: theirs, state: { tag: 'rekeyed', successor: freshOf(won), up: upOf(theirs), keyed: upKeyedOf(theirs) } }, 'the loser\'s SA is superseded here, not live');
     assert.deepEqual(effect(won, 'delete'), { kind: 'delete', sa: x.sides[winner].sa, reason: 'rekeyed' }, 'the winner deletes the old SA');
     // The surviving SA is the same one on both sides.
     assert.deepEqual([freshOf(won).spiI, freshOf(won).spiR], [peerSa.spiI, peerSa.spiR]);
@@ -222,8 +231,10 @@ test(`RFC 9370 §2.2.2, RFC 7296 §2.8.2: crossed IKE SA rekeys with ${HYBRID} �
 test('RFC 7296 §2.8.2: our rekey refused while we answered the peer\'s — the peer\'s new SA takes over and the peer deletes the old one', () => {
   const i = ikeSide('alice');
   const req = requestIkeRekey(i.env, i.sa, SPI_I);
-  const peerSa = freshOf(respond(ikeSide('alice'), request(requestIkeRekey(ikeSide('bob').env, ikeSide('bob').sa, SPI_I))));
-  const sent = { ...expectTag(req.next, 'sent'), collision: { peerSa, nonces: [peerSa.ni, peerSa.nr] } };
+  const peerReq = requestIkeRekey(ikeSide('bob').env, ikeSide('bob').sa, SPI_I);
+  const peerSa = freshOf(respond(ikeSide('alice'), request(peerReq)));
+  // The nonces are not compared on this path (ours was refused).
+  const sent = { ...expectTag(req.next, 'sent'), collision: { peerSa, nonces: [expectTag(peerReq.next, 'sent').offer.ni] } };
   /* <-- CREATE_CHILD_SA { N(TEMPORARY_FAILURE) } */
   const got = consumeIkeRekeyResponse(i.env, i.sa, sent, wire([notify(NotifyError.TEMPORARY_FAILURE)], true));
   assert.deepEqual(got.effects, [{ kind: 'adopt', old: i.sa, successor: peerSa }, { kind: 'await-delete', sa: i.sa }]);
@@ -264,7 +275,7 @@ test('RFC 7296 §2.25, §1.3.2: rekey requests the responder refuses are answere
     return [...kinds(s), ...shape(effect(s, 'respond').payloads)];
   };
   /* on an IKE SA being deleted: <-- { N(TEMPORARY_FAILURE) } (§2.25.2) */
-  const deleting = ikeSide('bob'); deleting.sa.state = { tag: 'deleting', up: fixtureUp('bob') };
+  const deleting = ikeSide('bob'); deleting.sa.state = { tag: 'deleting', up: fixtureUp('bob'), keyed: deleting.sa.state.keyed };
   assert.deepEqual(refused(deleting), ['respond', 'notify(TEMPORARY_FAILURE)']);
   /* while a Child SA exchange of ours is open: <-- { N(TEMPORARY_FAILURE) } (§2.25) */
   const busy = ikeSide('bob'); busy.sa.outstanding = outstanding({ kind: 'child-create', child: side('bob').runtime });
@@ -289,8 +300,10 @@ const withoutNonce = (m: IkeMessage): IkeMessage['payloads'] => m.payloads.filte
 test('RFC 7296 §2.8.2: the peer\'s Delete of the old IKE SA overtakes the answer to our colliding rekey — the peer won, its new SA takes over now; without a collision the Delete hands nothing over', () => {
   const i = ikeSide('alice');
   assert.deepEqual(peerDeletedRekeyingIke(i.sa).effects, [], 'no collision');
-  const peerSa = freshOf(respond(ikeSide('alice'), request(requestIkeRekey(ikeSide('bob').env, ikeSide('bob').sa, SPI_I))));
-  i.sa.ikeCollision = { peerSa, nonces: [peerSa.ni, peerSa.nr] };
+  const peerReq = requestIkeRekey(ikeSide('bob').env, ikeSide('bob').sa, SPI_I);
+  const peerSa = freshOf(respond(ikeSide('alice'), request(peerReq)));
+  // The nonces are not compared on this path (the peer's Delete settles it).
+  i.sa.ikeCollision = { peerSa, nonces: [expectTag(peerReq.next, 'sent').offer.ni] };
   assert.deepEqual(peerDeletedRekeyingIke(i.sa).effects, [], 'no rekey of ours in flight');
   i.sa.outstanding = outstanding({ kind: 'ike-rekey' });
   /* <-- INFORMATIONAL { D(IKE) } */
@@ -301,7 +314,7 @@ test('RFC 9370 §2.2.2: our IKE_FOLLOWUP_KE run failed — the error is reported
   const i = ikeSide('bob');
   const failure = ikeFailure({ code: 'ERR_IKE_FOLLOWUP_KE', message: 'x', exchange: 'IKE_FOLLOWUP_KE' });
   assert.deepEqual(ikeFollowupSettled(i.sa, { failure }).effects, [{ kind: 'error', failure }, { kind: 'retry-later', afterMs: REKEY_RETRY_MS }]);
-  i.sa.state = { tag: 'deleting', up: fixtureUp('bob') };
+  i.sa.state = { tag: 'deleting', up: fixtureUp('bob'), keyed: i.sa.state.keyed };
   assert.deepEqual(ikeFollowupSettled(i.sa, { failure }).effects, [{ kind: 'error', failure }], 'an SA on its way out is not rekeyed');
 });
 
@@ -310,7 +323,7 @@ test('RFC 9370 §2.2.2, RFC 7296 §2.25: two hybrid rekeys that refuse each othe
     const i = ikeSide(who, { proposals: [HYBRID] });
     // The old SA was negotiated with an additional key exchange (as a hybrid rekey's answer chooses it).
     const hybrid = effect(respond(ikeSide(other(who), { proposals: [HYBRID] }), request(requestIkeRekey(i.env, i.sa, SPI_I))), 'followup').selected;
-    i.sa.selected = hybrid;
+    i.sa.state = { ...i.sa.state, keyed: { ...i.sa.state.keyed, selected: hybrid } };
     const sent = expectTag(requestIkeRekey(i.env, i.sa, SPI_I).next, 'sent');
     /* <-- CREATE_CHILD_SA { N(TEMPORARY_FAILURE) } */
     const got = consumeIkeRekeyResponse(i.env, i.sa, sent, wire([notify(NotifyError.TEMPORARY_FAILURE)], true));
@@ -322,7 +335,7 @@ test('RFC 9370 §2.2.2: the answer to our hybrid rekey comes after the peer\'s c
   const i = ikeSide('bob', { proposals: [HYBRID] });
   const req = requestIkeRekey(i.env, i.sa, SPI_I);
   const resp = respond(ikeSide('alice', { proposals: [HYBRID] }), request(req));
-  i.sa.state = { tag: 'rekeyed', successor: ikeSide('bob').sa, up: fixtureUp('bob') };
+  i.sa.state = { tag: 'rekeyed', successor: ikeSide('bob').sa, up: fixtureUp('bob'), keyed: i.sa.state.keyed };
   /* <-- CREATE_CHILD_SA { SA, Nr, KEr, N(ADDITIONAL_KEY_EXCHANGE) }  (late) */
   assert.deepEqual(consumeIkeRekeyResponse(i.env, i.sa, expectTag(req.next, 'sent'), answer(resp)).effects, []);
 });

@@ -8,13 +8,13 @@ import assert from 'node:assert/strict';
 import type { IkeMessage } from '../../../../src/ike/codec/message.js';
 import type { IkePayload } from '../../../../src/ike/codec/payload.js';
 import type { DpdConfig } from '../../../../src/ike/sa/config.js';
-import type { IkeSa } from '../../../../src/ike/sa/ike-sa.js';
+import type { IkeSa, UpKeyed } from '../../../../src/ike/sa/ike-sa.js';
 import {
   consumeInformationalRequest, deleteChildPayloads, deleteIkePayloads, ikeDeleteAnswered, ikeDeleteUnanswered, livenessAnswered, livenessUnanswered,
   requestIkeDelete, requestLiveness, requestUnanswered, type IkeDeleteReason, type InformationalEffect, type InformationalStep, type RequestEffect, type RequestStep,
 } from '../../../../src/ike/steps/informational.js';
 import { installedChild, notify, NotifyError, other, side, wire, type Who } from './fixtures.js';
-import { fixtureUp, ikeSide, outstanding } from './ike-fixtures.js';
+import { fixtureUp, ikeSide, outstanding, preAuthKeyedOf } from './ike-fixtures.js';
 
 const ROLES: readonly Who[] = ['alice', 'bob'];
 const kinds = (s: InformationalStep | RequestStep): string[] => s.effects.map((f: InformationalEffect | RequestEffect) => (f.kind === 'teardown' ? `teardown:${f.reason}` : f.kind));
@@ -75,12 +75,13 @@ test('RFC 7296 §2.21.2: N(AUTHENTICATION_FAILED) after IKE_AUTH — answered, t
 
 test('RFC 7296 §1.3.2, §2.8.2: the Delete of an IKE SA already rekeyed retires it quietly; one that overtakes the answer to our colliding rekey first settles the rekey (the peer won), then retires it', () => {
   const rekeyed = ikeSide('bob');
-  rekeyed.sa.state = { tag: 'rekeyed', successor: ikeSide('bob').sa, up: fixtureUp('bob') };
+  rekeyed.sa.state = { tag: 'rekeyed', successor: ikeSide('bob').sa, up: fixtureUp('bob'), keyed: rekeyed.sa.state.keyed };
   /* INFORMATIONAL { D(IKE) } on the old SA -->   <-- INFORMATIONAL { } */
   assert.deepEqual(kinds(consumeInformationalRequest(rekeyed.sa, request(deleteIkePayloads()))), ['respond', 'retire']);
   const crossed = ikeSide('alice');
   const peerSa = ikeSide('alice').sa;
-  crossed.sa.ikeCollision = { peerSa, nonces: [peerSa.ni, peerSa.nr] };
+  // The nonces are not compared on this path (the peer's Delete settles it).
+  crossed.sa.ikeCollision = { peerSa, nonces: [new Uint8Array(32).fill(3), new Uint8Array(32).fill(4)] };
   crossed.sa.outstanding = outstanding({ kind: 'ike-rekey' });
   assert.deepEqual(kinds(consumeInformationalRequest(crossed.sa, request(deleteIkePayloads()))), ['settle-ike-rekey', 'respond', 'retire']);
 });
@@ -117,7 +118,8 @@ for (const D of ROLES) {
     const s = requestIkeDelete(NO_SURVIVOR, d.sa, 'terminated');
     /* INFORMATIONAL { D(IKE) } --> */
     assert.deepEqual(sent(d.sa, s), [{ kind: 'delete', protocolId: 1, spis: [] }]);
-    assert.deepEqual(d.sa.state, { tag: 'deleting', up: fixtureUp(D) }, 'deleting, it keeps what it knew as an SA that was up');
+    const keyed = d.sa.state.keyed;
+    assert.deepEqual(d.sa.state, { tag: 'deleting', up: fixtureUp(D), keyed }, 'deleting, it keeps what it knew as an SA that was up, and its keys for the Delete');
     assert.deepEqual(s.next, { tag: 'delete-sent', reason: 'terminated' });
     const answered = consumeInformationalRequest(r.sa, request(sent(d.sa, s)));
     /* <-- INFORMATIONAL { } */
@@ -132,7 +134,7 @@ for (const D of ROLES) {
     const s = requestLiveness(d.sa);
     /* INFORMATIONAL { } --> */
     assert.deepEqual(sent(d.sa, s), []);
-    assert.deepEqual(d.sa.state, { tag: 'established', up: fixtureUp(D) });
+    assert.deepEqual(d.sa.state, { tag: 'established', up: fixtureUp(D), keyed: d.sa.state.keyed });
     /* <-- INFORMATIONAL { } */
     assert.deepEqual(consumeInformationalRequest(r.sa, request([])).effects, [{ kind: 'respond', payloads: [] }]);
     assert.deepEqual(s.next, { tag: 'liveness-sent' });
@@ -156,20 +158,22 @@ for (const D of ROLES) {
 
 test('RFC 7296 §1.4.1: how our D(IKE) ends the IKE SA, by reason — set deleting first (terminated, duplicate with the survivor\'s held Child SAs, reauthenticated), then teardown or, for one whose Child SAs live on, retire; the same without an answer except for terminated', () => {
   const held = installedChild(side('alice'), 0x1001, 0x2001);
-  const expected: Record<IkeDeleteReason, { readonly state: IkeSa['state']; readonly end: readonly RequestEffect[] }> = {
-    terminated: { state: { tag: 'deleting', up: fixtureUp('alice') }, end: [{ kind: 'teardown', reason: 'terminated' }] },
-    duplicate: { state: { tag: 'deleting', sendOn: [held], up: fixtureUp('alice') }, end: [{ kind: 'teardown', reason: 'replaced' }] },
-    reauthenticated: { state: { tag: 'deleting', up: fixtureUp('alice') }, end: [{ kind: 'teardown', reason: 'reauthenticated' }] },
-    rekeyed: { state: { tag: 'established', up: fixtureUp('alice') }, end: [{ kind: 'retire' }] },
-    redundant: { state: { tag: 'established', up: fixtureUp('alice') }, end: [{ kind: 'retire' }] },
+  // Each SA keeps its keys while deleting: the Delete and its retransmissions go out under them.
+  const expected: Record<IkeDeleteReason, { readonly state: (keyed: UpKeyed) => IkeSa['state']; readonly end: readonly RequestEffect[] }> = {
+    terminated: { state: (keyed) => ({ tag: 'deleting', up: fixtureUp('alice'), keyed }), end: [{ kind: 'teardown', reason: 'terminated' }] },
+    duplicate: { state: (keyed) => ({ tag: 'deleting', sendOn: [held], up: fixtureUp('alice'), keyed }), end: [{ kind: 'teardown', reason: 'replaced' }] },
+    reauthenticated: { state: (keyed) => ({ tag: 'deleting', up: fixtureUp('alice'), keyed }), end: [{ kind: 'teardown', reason: 'reauthenticated' }] },
+    rekeyed: { state: (keyed) => ({ tag: 'established', up: fixtureUp('alice'), keyed }), end: [{ kind: 'retire' }] },
+    redundant: { state: (keyed) => ({ tag: 'established', up: fixtureUp('alice'), keyed }), end: [{ kind: 'retire' }] },
   };
   for (const reason of REASONS) {
     const a = ikeSide('alice');
+    const keyed = a.sa.state.keyed;
     const s = requestIkeDelete({ heldBySurvivor: (sa) => (sa === a.sa ? [held] : []) }, a.sa, reason);
     /* INFORMATIONAL { D(IKE) } --> */
     assert.deepEqual(kinds(s).filter((k) => k === 'send'), ['send'], reason);
     sent(a.sa, s);
-    assert.deepEqual(a.sa.state, expected[reason].state, reason);
+    assert.deepEqual(a.sa.state, expected[reason].state(keyed), reason);
     assert.equal(s.next.tag, 'delete-sent');
     if (s.next.tag !== 'delete-sent') continue;
     /* <-- INFORMATIONAL { } */
@@ -187,17 +191,19 @@ test('RFC 7296 §1.4.1, §2.4: our D(IKE) of a terminated IKE SA unanswered thro
   assert.equal(s.next.tag, 'delete-sent');
   if (s.next.tag !== 'delete-sent') return;
   assert.deepEqual(ikeDeleteUnanswered(a.sa, s.next).effects, [{ kind: 'teardown', reason: 'terminated' }]);
-  a.sa.state = { tag: 'rekeyed', successor: ikeSide('alice').sa, up: fixtureUp('alice') };
+  a.sa.state = { tag: 'rekeyed', successor: ikeSide('alice').sa, up: fixtureUp('alice'), keyed: a.sa.state.keyed };
   assert.deepEqual(ikeDeleteUnanswered(a.sa, s.next).effects, [{ kind: 'retire' }]);
 });
 
 test('RFC 7296 §1.4.1: no D(IKE) for an IKE SA still negotiating or gone — the step finds it moot and sends nothing', () => {
   const init = { request: new Uint8Array(0), response: new Uint8Array(0) };
-  for (const state of [{ tag: 'idle' }, { tag: 'auth-sent', init, intermediate: null }, { tag: 'init-done', init, intermediate: null }, { tag: 'dead', up: null }] as const) {
-    const a = ikeSide('alice');
-    a.sa.state = state;
-    assert.deepEqual(requestIkeDelete(NO_SURVIVOR, a.sa, 'terminated'), { next: { tag: 'done' }, effects: [] }, state.tag);
-    assert.deepEqual(requestLiveness(a.sa), { next: { tag: 'done' }, effects: [] }, state.tag);
+  const keyed = preAuthKeyedOf(ikeSide('alice'));
+  const states: readonly IkeSa['state'][] = [{ tag: 'idle' }, { tag: 'auth-sent', init, intermediate: null, keyed }, { tag: 'init-done', init, intermediate: null, keyed }, { tag: 'dead', up: null }, { tag: 'dead', up: fixtureUp('alice') }];
+  for (const state of states) {
+    const sa: IkeSa = ikeSide('alice').sa;
+    sa.state = state;
+    assert.deepEqual(requestIkeDelete(NO_SURVIVOR, sa, 'terminated'), { next: { tag: 'done' }, effects: [] }, state.tag);
+    assert.deepEqual(requestLiveness(sa), { next: { tag: 'done' }, effects: [] }, state.tag);
   }
 });
 
@@ -226,12 +232,12 @@ test('RFC 7296 §2.4: a dead peer\'s follow-up — none for a terminated peer; a
   terminated.sa.peer.terminated = true;
   assert.deepEqual(kinds(livenessUnanswered(terminated.sa, { tag: 'liveness-sent' }, GAVE_UP)), ['error', 'teardown:dpd-timeout']);
   const rekeyed = ikeSide('alice');
-  rekeyed.sa.state = { tag: 'rekeyed', successor: ikeSide('alice').sa, up: fixtureUp('alice') };
+  rekeyed.sa.state = { tag: 'rekeyed', successor: ikeSide('alice').sa, up: fixtureUp('alice'), keyed: rekeyed.sa.state.keyed };
   assert.deepEqual(livenessUnanswered(rekeyed.sa, { tag: 'liveness-sent' }, GAVE_UP).effects, [{ kind: 'retire' }]);
   /* IKE_AUTH { ... } -->   (never answered) */
-  const starting = ikeSide('alice');
-  starting.sa.state = { tag: 'auth-sent', init: { request: new Uint8Array(0), response: new Uint8Array(0) }, intermediate: null };
-  const t = requestUnanswered(starting.sa, { task: 'ike-auth', tries: 5, exchange: 'IKE_AUTH', hint: '' });
+  const starting: IkeSa = ikeSide('alice').sa;
+  starting.state = { tag: 'auth-sent', init: { request: new Uint8Array(0), response: new Uint8Array(0) }, intermediate: null, keyed: preAuthKeyedOf(ikeSide('alice')) };
+  const t = requestUnanswered(starting, { task: 'ike-auth', tries: 5, exchange: 'IKE_AUTH', hint: '' });
   assert.deepEqual(kinds(t), ['error', 'teardown:retransmit-limit', 'retry-initiation']);
   /* CREATE_CHILD_SA { ... } -->   (never answered, dpd.action hold) */
   const up = ikeSide('bob');
