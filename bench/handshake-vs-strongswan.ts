@@ -47,7 +47,8 @@
 //     (bench/handshake/burst.ts).
 // Figures only: nothing here asserts a timing (performance never decides pass/fail).
 //
-//   bash bench/handshake-vs-strongswan.sh [--rounds 4] [--slice 20] [--ramp 5] [--concurrency 8] [--sas 1000] [--warmup 10] [--rate-only] | [--burst 5000]
+//   bash bench/handshake-vs-strongswan.sh [--rounds 4] [--slice 20] [--ramp 5] [--concurrency 8] [--sas 1000] [--warmup 10] [--rate-only] [--auth psk|cert] | [--burst 5000]
+//   --auth cert: ECDSA P-256 certificates (bench/handshake/certs.ts) instead of the PSK, on every side.
 //   On the host kernel, both responders on their userspace data paths (kipsec's ESP engine,
 //   charon's kernel-libipsec), no VM: node --import tsx bench/handshake-vs-strongswan.ts --datapath userspace
 //   (KIPSEC_BENCH_THREADS=1: per-thread CPU of each responder per slice; KIPSEC_BENCH_PROFILE=1 with
@@ -62,11 +63,12 @@ import { StrongSwan } from '../e2e/lib/strongswan.js';
 import { agentBundle } from '../e2e/vm/agent-harness.js';
 import { prepareVm } from '../e2e/vm/agent-vm.js';
 import { runBurst } from './handshake/burst.js';
+import { makeBenchCerts } from './handshake/certs.js';
 import { GeneratorProcess, generatorMain } from './handshake/generator.js';
-import { agentEventLoopDelay, agentMemory, agentWarnings, CLK_TCK, espProblem, pidOf, procStat, startAgent, swanctl, threadTicks, xfrmCounts, type EventLoopDelay, type ProcStat } from './handshake/responders.js';
+import { agentEventLoopDelay, agentMemory, agentWarnings, CLK_TCK, espProblem, pidOf, procStat, startAgent, swanctl, swanFiles, threadTicks, xfrmCounts, type EventLoopDelay, type ProcStat } from './handshake/responders.js';
 import { ESP_PROPOSAL, IKE_PROPOSAL, MAX_INITIATORS, median, RESPONDER, sleep, TARGETS, type PoolReply, type RateReply, type Target } from './handshake/scenario.js';
 
-interface Options { rateOnly: boolean; rounds: number; sliceSec: number; rampSec: number; concurrency: number; sas: number; warmupSec: number; datapath: 'kernel' | 'userspace'; burst: number; burstOrder: readonly Target[] }
+interface Options { auth: 'psk' | 'cert'; rateOnly: boolean; rounds: number; sliceSec: number; rampSec: number; concurrency: number; sas: number; warmupSec: number; datapath: 'kernel' | 'userspace'; burst: number; burstOrder: readonly Target[] }
 
 function options(argv: readonly string[]): Options {
   const num = (flag: string, d: number): number => {
@@ -78,11 +80,13 @@ function options(argv: readonly string[]): Options {
   };
   const dp = argv.includes('--datapath') ? argv[argv.indexOf('--datapath') + 1] : 'kernel';
   if (dp !== 'kernel' && dp !== 'userspace') throw new Error('--datapath must be kernel or userspace');
+  const auth = argv.includes('--auth') ? argv[argv.indexOf('--auth') + 1] : 'psk';
+  if (auth !== 'psk' && auth !== 'cert') throw new Error('--auth must be psk or cert');
   const burst = num('--burst', 0);
   const first = argv.includes('--burst-first') ? argv[argv.indexOf('--burst-first') + 1] : 'agent';
   if (first !== 'agent' && first !== 'swan') throw new Error('--burst-first must be agent or swan');
   const o: Options = {
-    rateOnly: argv.includes('--rate-only'), rounds: num('--rounds', 4), sliceSec: num('--slice', 20), rampSec: num('--ramp', 5), concurrency: num('--concurrency', 8), sas: burst > 0 ? burst : num('--sas', 1000), warmupSec: num('--warmup', 10), datapath: dp,
+    auth, rateOnly: argv.includes('--rate-only'), rounds: num('--rounds', 4), sliceSec: num('--slice', 20), rampSec: num('--ramp', 5), concurrency: num('--concurrency', 8), sas: burst > 0 ? burst : num('--sas', 1000), warmupSec: num('--warmup', 10), datapath: dp,
     burst, burstOrder: first === 'agent' ? TARGETS : [...TARGETS].reverse(),
   };
   if (o.sas > MAX_INITIATORS) throw new Error(`--sas and --burst at most ${MAX_INITIATORS}`);
@@ -106,10 +110,12 @@ async function driverMain(o: Options): Promise<void> {
   if (!StrongSwan.available()) throw new Error('strongSwan is not installed (charon + swanctl)');
   out(`bench/handshake-vs-strongswan: kernel ${execFileSync('uname', ['-r']).toString().trim()}${process.env['KIPSEC_IN_VM'] ? ' (kernel-lane VM, QEMU TCG)' : ''}, node ${process.version}, ${cpus().length} CPUs, load ${loadavg()}`);
   out(`  data paths: ${o.datapath === 'userspace' ? 'userspace (kipsec ESP engine vs charon kernel-libipsec)' : 'kernel XFRM on both'}`);
+  const authText = o.auth === 'cert' ? 'ECDSA P-256 certificates (one CA; SHA-256 signatures)' : 'PSK';
   out(o.burst > 0
-    ? `  PSK, IKE ${IKE_PROPOSAL}, ESP ${ESP_PROPOSAL}; burst: ${o.burst} initiators at once per responder`
-    : `  PSK, IKE ${IKE_PROPOSAL}, ESP ${ESP_PROPOSAL}; ${o.sas} initiators; concurrency ${o.concurrency}; ${o.rounds} rounds × (${o.rampSec} s ramp + ${o.sliceSec} s window) per responder`);
+    ? `  ${authText}, IKE ${IKE_PROPOSAL}, ESP ${ESP_PROPOSAL}; burst: ${o.burst} initiators at once per responder`
+    : `  ${authText}, IKE ${IKE_PROPOSAL}, ESP ${ESP_PROPOSAL}; ${o.sas} initiators; concurrency ${o.concurrency}; ${o.rounds} rounds × (${o.rampSec} s ramp + ${o.sliceSec} s window) per responder`);
 
+  const certs = o.auth === 'cert' ? makeBenchCerts() : undefined;
   const gen = await Netns.create(null, 'gen');
   const nsA = await Netns.create(null, 'agent');
   const nsS = await Netns.create(null, 'swan');
@@ -145,15 +151,15 @@ async function driverMain(o: Options): Promise<void> {
 
     out(`[${stamp()}] starting charon and the agent (${o.sas} tunnels)`);
     // Userspace data paths on both sides: kipsec's ESP engine, charon's kernel-libipsec.
-    const swan = await StrongSwan.start(null, nsS, { mode: o.datapath === 'userspace' ? 'libipsec' : 'kernel', swanctl: swanctl(), logLevels: { ike: 1, cfg: 1 } });
+    const swan = await StrongSwan.start(null, nsS, { mode: o.datapath === 'userspace' ? 'libipsec' : 'kernel', swanctl: swanctl(certs), ...(certs ? { files: swanFiles(certs) } : {}), logLevels: { ike: 1, cfg: 1 } });
     swanRef = swan;
     const swanPid = pidOf(nsS, 'charon');
-    const agent = await startAgent(nsA, o.sas, 600_000, o.datapath);
+    const agent = await startAgent(nsA, o.sas, 600_000, o.datapath, certs);
     agentRef = agent;
     killed.push(agent.child);
     const pids: Record<Target, number> = { agent: agent.pid, swan: swanPid };
     out(`[${stamp()}] responders up (agent pid ${agent.pid}, charon pid ${swanPid}); starting the load generator`);
-    const g = new GeneratorProcess(gen, o.sas);
+    const g = new GeneratorProcess(gen, o.sas, certs);
     await g.ready(600_000);
     // A burst's per-SA memory is measured from this sample: 20 s idle, as after the burst, so the
     // agent's startup garbage (5,000 tunnels parsed) is collected first (3 s read 189 MiB, 20 s 97).
@@ -283,7 +289,7 @@ async function driverMain(o: Options): Promise<void> {
 
 if (process.argv.includes('--generator')) {
   const n = Number(process.argv[process.argv.indexOf('--generator') + 1]);
-  await generatorMain(n);
+  await generatorMain(n, process.argv.includes('--certs') ? process.argv[process.argv.indexOf('--certs') + 1] : undefined);
 } else {
   await driverMain(options(process.argv.slice(2))).then(() => process.exit(0), (e: unknown) => { console.error(e); process.exit(1); });
 }

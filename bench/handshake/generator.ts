@@ -10,6 +10,7 @@ import { cryptoRandom, systemClock } from '../../src/common/time.js';
 import { IkeEngine, type PeerConfig } from '../../src/ike/engine.js';
 import type { Endpoint, IkeEvent, KernelIpsec } from '../../src/ike/ports.js';
 import type { Netns } from '../../e2e/lib/netns.js';
+import { initiatorCredentials, INITIATOR_FQDN } from './certs.js';
 import { cpuMs, ESP_PROPOSAL, IKE_PROPOSAL, median, PSK, quantile, RESPONDER, RESPONDER_SUBNET, TARGETS, inner, outer, sleep, type BurstReply, type GenCommand, type PoolReply, type RateReply, type Target } from './scenario.js';
 
 // ───────────────────────────── the load generator (child process in `gen`) ─────────────────────────────
@@ -39,16 +40,18 @@ export class LoadGenerator {
   readonly #held: Record<Target, Set<number>> = { agent: new Set(), swan: new Set() };
   sendErrors = 0;
 
-  constructor(n: number) {
+  /** certs: a bench/handshake/certs.ts directory for ECDSA certificate authentication; PSK without. */
+  constructor(n: number, certs?: string) {
     this.#n = n;
     const peers: PeerConfig[] = [];
     const secret = new SecretBytes(new Uint8Array(Buffer.from(PSK)));
+    const auth: PeerConfig['auth'] = certs === undefined ? { method: 'psk', secret } : { method: 'certificate', ...initiatorCredentials(certs) };
     for (const t of TARGETS) for (let i = 0; i < n; i++) {
       peers.push({
         name: `${t}-${i}`,
-        local: { address: outer(i), id: { type: 'ipv4', value: outer(i) } },
+        local: { address: outer(i), id: certs === undefined ? { type: 'ipv4', value: outer(i) } : { type: 'fqdn', value: INITIATOR_FQDN } },
         remote: { address: RESPONDER[t].address, id: { type: 'ipv4', value: RESPONDER[t].address } },
-        auth: { method: 'psk', secret },
+        auth,
         ike: { proposals: [IKE_PROPOSAL], rekeyTimeMs: 4 * 3_600_000 },
         children: [{ name: 'c', localTs: [`${inner(i)}/32`], remoteTs: [RESPONDER_SUBNET], espProposals: [ESP_PROPOSAL], mode: 'tunnel', rekeyTimeMs: 3_600_000, lifeTimeMs: 3_960_000 }],
         dpd: { intervalMs: 0, action: 'clear' },
@@ -202,8 +205,8 @@ export class LoadGenerator {
 }
 
 /** Generator main: commands as JSON lines on stdin, one JSON reply line each on stdout. */
-export async function generatorMain(n: number): Promise<void> {
-  const gen = new LoadGenerator(n);
+export async function generatorMain(n: number, certs?: string): Promise<void> {
+  const gen = new LoadGenerator(n, certs);
   await gen.bind();
   console.log(JSON.stringify({ ready: true }));
   const rl = createInterface({ input: process.stdin });
@@ -229,8 +232,8 @@ export class GeneratorProcess {
   #wake: (() => void) | undefined;
   #stderr = '';
 
-  constructor(ns: Netns, n: number) {
-    this.#child = ns.spawn(process.execPath, [...process.execArgv, process.argv[1]!, '--generator', String(n)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  constructor(ns: Netns, n: number, certs?: string) {
+    this.#child = ns.spawn(process.execPath, [...process.execArgv, process.argv[1]!, '--generator', String(n), ...(certs === undefined ? [] : ['--certs', certs])], { stdio: ['pipe', 'pipe', 'pipe'] });
     createInterface({ input: this.#child.stdout! }).on('line', (l) => { this.#lines.push(l); this.#wake?.(); });
     this.#child.stderr!.on('data', (d: Buffer) => { this.#stderr = (this.#stderr + d.toString()).slice(-8000); });
   }

@@ -10,6 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { reqidFor } from '../../src/agent/tunnel.js';
 import type { Netns } from '../../e2e/lib/netns.js';
 import { agentBundle } from '../../e2e/vm/agent-harness.js';
+import { certFile, INITIATOR_FQDN, keyFile } from './certs.js';
 import { ESP_PROPOSAL, IKE_PROPOSAL, PSK, RESPONDER, RESPONDER_SUBNET, inner, outer, sleep } from './scenario.js';
 
 export interface ProcStat { readonly cpuTicks: number; readonly childTicks: number; readonly rssKb: number; readonly anonKb: number; readonly hwmKb: number; readonly threads: number }
@@ -51,7 +52,9 @@ export async function xfrmCounts(ns: Netns): Promise<{ states: number; policies:
   return { states: await n('state'), policies: await n('policy') };
 }
 
-export function agentYaml(n: number): string {
+/** certs: a bench/handshake/certs.ts directory (ECDSA certificates); the PSK file without. */
+export function agentYaml(n: number, certs?: string): string {
+  const auth = certs === undefined ? '{psk: {file: psk}}' : `{certificate: {certFile: ${certFile(certs, 'agent')}, keyFile: ${keyFile(certs, 'agent')}, caFile: ${certFile(certs, 'ca')}}}`;
   const docs: string[] = [];
   const used = new Set<number>();
   for (let i = 0; i < n; i++) {
@@ -64,8 +67,8 @@ kind: IPsecTunnel
 metadata: {name: ${name}}
 spec:
   local: {address: ${RESPONDER.agent.address}, subnets: [${RESPONDER_SUBNET}]}
-  remote: {address: ${outer(i)}, subnets: [${inner(i)}/32]}
-  auth: {psk: {file: psk}}
+  remote: {address: ${outer(i)}, ${certs === undefined ? '' : `id: ${INITIATOR_FQDN}, `}subnets: [${inner(i)}/32]}
+  auth: ${auth}
   ike: {proposals: [${IKE_PROPOSAL}]}
   esp: {proposals: [${ESP_PROPOSAL}]}
   dpd: {interval: 30s}
@@ -75,7 +78,15 @@ spec:
   return docs.join('---\n');
 }
 
-export function swanctl(): string {
+/** charon's files for --auth cert (StrongSwan.start's `files`): CA, its certificate and key. */
+export function swanFiles(certs: string): Record<string, string> {
+  return { 'x509ca/ca.crt': readFileSync(certFile(certs, 'ca'), 'utf8'), 'x509/swan.crt': readFileSync(certFile(certs, 'swan'), 'utf8'), 'private/swan.key': readFileSync(keyFile(certs, 'swan'), 'utf8') };
+}
+
+/** certs: ECDSA certificates (swanFiles), pubkey authentication both ways; the PSK without. */
+export function swanctl(certs?: string): string {
+  const local = certs === undefined ? 'auth = psk' : 'auth = pubkey\n      certs = swan.crt';
+  const secrets = certs === undefined ? `secrets {\n  ike-bench {\n    secret = "${PSK}"\n  }\n}\n` : '';
   return `connections {
   bench {
     version = 2
@@ -84,12 +95,11 @@ export function swanctl(): string {
     proposals = ${IKE_PROPOSAL}
     dpd_delay = 30s
     local {
-      auth = psk
+      ${local}
       id = ${RESPONDER.swan.address}
     }
     remote {
-      auth = psk
-      id = %any
+      ${certs === undefined ? 'auth = psk\n      id = %any' : `auth = pubkey\n      id = ${INITIATOR_FQDN}`}
     }
     children {
       bench {
@@ -101,12 +111,7 @@ export function swanctl(): string {
     }
   }
 }
-secrets {
-  ike-bench {
-    secret = "${PSK}"
-  }
-}
-`;
+${secrets}`;
 }
 
 /**
@@ -185,10 +190,10 @@ export function deployedNodeOptions(): string {
 }
 
 /** The agent as a user runs it (the CLI bundle, with the DaemonSet's Node flags), its log in a file like charon's. */
-export async function startAgent(ns: Netns, n: number, timeoutMs: number, datapath: 'kernel' | 'userspace'): Promise<{ pid: number; dir: string; child: ChildProcess }> {
+export async function startAgent(ns: Netns, n: number, timeoutMs: number, datapath: 'kernel' | 'userspace', certs?: string): Promise<{ pid: number; dir: string; child: ChildProcess }> {
   const dir = mkdtempSync(join(tmpdir(), 'kipsec-bench-agent-'));
   writeFileSync(join(dir, 'psk'), `${PSK}\n`, { mode: 0o600 });
-  writeFileSync(join(dir, 'tunnels.yaml'), agentYaml(n));
+  writeFileSync(join(dir, 'tunnels.yaml'), agentYaml(n, certs));
   const socket = join(dir, 'agent.sock');
   const log = openSync(join(dir, 'agent.log'), 'a');
   // KIPSEC_BENCH_PROFILE=1: a V8 CPU profile of the agent, written when it exits (SIGTERM below).
