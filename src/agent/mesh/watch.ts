@@ -11,6 +11,7 @@ import { ANNOTATIONS, TRUST_BUNDLE_CONFIGMAP, TRUST_BUNDLE_KEY } from '../../api
 import type { IPsecMesh, IPsecNode } from '../../api/types.js';
 import { stableJson } from '../../api/stable-json.js';
 import type { Logger } from '../log.js';
+import { trimIpsecNode, trimNodeMeta, trimOwnNode, withoutManagedFields } from './watch-trim.js';
 
 export interface NodeObject extends KubeObject {
   metadata: { name: string; resourceVersion?: string; labels?: Record<string, string>; uid?: string };
@@ -32,16 +33,17 @@ export class MeshWatch {
   readonly #errors = new Map<string, string>();
 
   constructor(kube: KubeClient, o: { readonly node: string; readonly namespace: string; readonly clock: Clock; readonly log: Logger }) {
-    const inf = <T extends KubeObject>(what: string, path: string, sel: { fieldSelector?: string } = {}, metadataOnly = false): Informer<T> => new Informer<T>(kubeListWatcher<T>(kube, path, sel, 500, { metadataOnly }), o.clock, (e) => {
+    // Each cache keeps only what the agent reads of its objects (watch-trim.ts): every node holds them.
+    const inf = <T extends KubeObject>(what: string, path: string, transform: (x: T) => T, sel: { fieldSelector?: string } = {}, metadataOnly = false): Informer<T> => new Informer<T>(kubeListWatcher<T>(kube, path, sel, 500, { metadataOnly }), o.clock, (e) => {
       const msg = errorMessage(e);
       if (this.#errors.get(what) !== msg) o.log.warn({ watch: what, err: msg }, 'watch failed; retrying');
       this.#errors.set(what, msg);
-    });
-    this.meshes = inf('ipsecmeshes', resourcePath(RESOURCES.ipsecMeshes));
-    this.ipsecNodes = inf('ipsecnodes', resourcePath(RESOURCES.ipsecNodes));
-    this.nodeLabels = inf('nodes', resourcePath(RESOURCES.nodes), {}, true);
-    this.self = inf('own node', resourcePath(RESOURCES.nodes), { fieldSelector: `metadata.name=${o.node}` });
-    this.bundle = inf('trust bundle', resourcePath(RESOURCES.configMaps, { namespace: o.namespace }), { fieldSelector: `metadata.name=${TRUST_BUNDLE_CONFIGMAP}` });
+    }, { transform });
+    this.meshes = inf('ipsecmeshes', resourcePath(RESOURCES.ipsecMeshes), withoutManagedFields);
+    this.ipsecNodes = inf('ipsecnodes', resourcePath(RESOURCES.ipsecNodes), trimIpsecNode(o.node));
+    this.nodeLabels = inf('nodes', resourcePath(RESOURCES.nodes), trimNodeMeta, {}, true);
+    this.self = inf('own node', resourcePath(RESOURCES.nodes), trimOwnNode, { fieldSelector: `metadata.name=${o.node}` });
+    this.bundle = inf('trust bundle', resourcePath(RESOURCES.configMaps, { namespace: o.namespace }), withoutManagedFields, { fieldSelector: `metadata.name=${TRUST_BUNDLE_CONFIGMAP}` });
     this.#all = [this.meshes, this.ipsecNodes, this.nodeLabels, this.self, this.bundle] as Informer<KubeObject>[];
     // Data flowing again means the watches recovered: a later failure is worth a new log line.
     const fire = (): void => { this.#errors.clear(); for (const l of this.#listeners) l(); };
