@@ -143,6 +143,6 @@ export interface IkeSaCheckpoint {
   readonly lingering: readonly LingeringCheckpoint[];
   /** Absent in checkpoints written before reauthentication existed: read as null. */
   readonly reauth: ReauthCheckpoint | null;
-  /** ike-sa.ts IkeSa.ikeCollision, the peer's new IKE SA by our SPI; absent in older checkpoints. */
+  /** ike-sa.ts RequestScratch ike-rekey's collision, the peer's new IKE SA by our SPI; absent in older checkpoints. */
   readonly ikeCollision: CollisionCheckpoint<bigint> | null;
 }

@@ -55,7 +55,8 @@ export function snapshotSa(sa: IkeSa): IkeSaCheckpoint | null {
   const o = sa.outstanding;
   const outstandingTask = o ? taskCheckpoint(o.task) : null;
   const childOffer = o?.scratch.kind === 'child' ? o.scratch.offer : null;
-  const rekeyOffer = o?.scratch.kind === 'ike-rekey' ? o.scratch.offer : null;
+  const rekey = o?.scratch.kind === 'ike-rekey' ? o.scratch : null;
+  const rekeyOffer = rekey?.offer ?? null;
   const k = st.keyed.keys;
   return {
     peer: sa.peer.config.name, role: sa.role, spiI: sa.spiI, spiR: sa.spiR,
@@ -77,7 +78,7 @@ export function snapshotSa(sa: IkeSa): IkeSaCheckpoint | null {
     children: [...sa.children.values()].filter((c) => c.state.tag !== 'deleted').map(childCheckpoint),
     lingering: [...sa.lingering.values()].map(({ ref, untilMs }) => ({ name: ref.child, inboundSpi: ref.inboundSpi, outboundSpi: ref.outboundSpi, local: ref.local, remote: ref.remote, untilMs })),
     reauth: reauthCheckpoint(sa),
-    ikeCollision: sa.ikeCollision ? { peer: ourSpiOf(sa.ikeCollision.peerSa), nonces: sa.ikeCollision.nonces } : null,
+    ikeCollision: rekey?.collision ? { peer: ourSpiOf(rekey.collision.peerSa), nonces: rekey.collision.nonces } : null,
   };
 }
 

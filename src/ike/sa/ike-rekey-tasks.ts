@@ -36,9 +36,8 @@ export function adoptSuccessor(e: EngineHost, old: IkeSa, successor: IkeSa): voi
 export function onIkeRekey(e: EngineHost, sa: IkeSa, m: IkeMessage, o: Outstanding, task: Extract<Task, { kind: 'ike-rekey' }>): void {
   const offer = o.scratch.kind === 'ike-rekey' ? o.scratch.offer : null;
   if (offer === null || !keyed(sa)) return; // task-queue.ts sends every IKE rekey with its offer, on a keyed SA
-  // The collision is this exchange's to settle: take it off the record.
-  const collision = sa.ikeCollision;
-  sa.ikeCollision = null;
+  // The collision is this exchange's to settle (the request it was recorded on is answered now).
+  const collision = o.scratch.kind === 'ike-rekey' ? o.scratch.collision : null;
   const run = sa.followup;
   const peerRun = run?.for === 'ike' && run.fresh.role === 'responder' ? { nonces: [run.keys.ni, run.keys.nr] } : null;
   perform(e, sa, consumeIkeRekeyResponse(e, sa, { tag: 'sent', offer, retried: task.group !== undefined, collision }, m, peerRun), {});
@@ -92,8 +91,9 @@ function apply(e: EngineHost, sa: IkeSa, f: IkeRekeyEffect, io: { readonly respo
     case 'await-delete': awaitOldIkeDelete(e, f.sa); return;
     case 'delete': queueTask(e, f.sa, { kind: 'ike-delete', reason: f.reason }); return;
     case 'set-state': f.sa.state = f.state; return;
-    case 'collision': f.sa.ikeCollision = { peerSa: f.peerSa, nonces: f.nonces }; return;
-    case 'forget-collision': f.sa.ikeCollision = null; return;
+    // On our IKE rekey request in flight (ike-rekey-responder.ts records a collision only then).
+    case 'collision': { const s = f.sa.outstanding?.scratch; if (s?.kind === 'ike-rekey') s.collision = { peerSa: f.peerSa, nonces: f.nonces }; return; }
+    case 'forget-collision': { const s = f.sa.outstanding?.scratch; if (s?.kind === 'ike-rekey') s.collision = null; return; }
     case 'retry-now': sa.pending.unshift({ kind: 'ike-rekey', group: f.group }); return;
     case 'retry-later':
       sa.timers.rekey?.cancel();

@@ -264,7 +264,11 @@ export interface IkeRekeyScratch {
 export type RequestScratch =
   | { readonly kind: 'none' }
   | { readonly kind: 'child'; readonly offer: ChildRequestScratch }
-  | { readonly kind: 'ike-rekey'; readonly offer: IkeRekeyScratch };
+  /** `collision`: the peer's rekey of this IKE SA that crossed ours and that we answered (§2.8.2); null while none did. */
+  | { readonly kind: 'ike-rekey'; readonly offer: IkeRekeyScratch; collision: IkeCollision | null };
+
+/** §2.8.2: the peer's new IKE SA of a rekey that crossed ours, and the nonces of its exchange (§2.8.1 compares them). */
+export interface IkeCollision { readonly peerSa: IkeSa; readonly nonces: readonly Uint8Array[] }
 
 export const NO_SCRATCH: RequestScratch = { kind: 'none' };
 
@@ -349,8 +353,6 @@ export interface IkeSa {
   readonly lingering: Map<number, LingeringChild>;
   /** A reauthentication this SA is the new or the old side of; null otherwise. */
   reauth: ReauthLink | null;
-  /** Our own IKE rekey was in flight when we answered the peer's (RFC 7296 §2.8.1). */
-  ikeCollision: { readonly peerSa: IkeSa; readonly nonces: readonly Uint8Array[] } | null;
   /**
    * When this process created the SA: as initiator, when it sent the first IKE_SA_INIT; as
    * responder, when that request arrived (the `ike-up` event's handshakeMs counts from here).

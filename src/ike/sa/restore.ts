@@ -122,7 +122,7 @@ async function rebuild(e: EngineHost, id: string, cp: IkeSaCheckpoint, peer: Pee
         proposals: o.child.proposals, mode: o.child.mode, localTs: o.child.localTs, remoteTs: o.child.remoteTs,
       } };
       reserved.push(o.child.spi);
-    } else if (o.ikeRekey) scratch = { kind: 'ike-rekey', offer: { spi: o.ikeRekey.spi, ni: o.ikeRekey.ni, share: share(o.ikeRekey.share, peer) } };
+    } else if (o.ikeRekey) scratch = { kind: 'ike-rekey', offer: { spi: o.ikeRekey.spi, ni: o.ikeRekey.ni, share: share(o.ikeRekey.share, peer) }, collision: null };
     outstanding = {
       task: taskOf(o.task), messageId: o.messageId, exchangeType: o.exchangeType, datagrams: o.datagrams, scratch, tries: 0, timer: null,
       ...(o.firstSentMs !== null ? { firstSentMs: o.firstSentMs } : {}),
@@ -134,7 +134,7 @@ async function rebuild(e: EngineHost, id: string, cp: IkeSaCheckpoint, peer: Pee
     state: { tag: 'established', up: { remoteId: cp.remoteId, establishedAtMs: cp.establishedAtMs ?? cp.createdAtMs, upSerial: e.newSerial(), rekeyAtMs: cp.rekeyAtMs, resumedAtMs: now }, keyed: { selected: cp.selected, keys } },
     local: cp.local, remote: cp.remote, natLocal: cp.natLocal, natRemote: cp.natRemote, fragmentation: cp.fragmentation,
     peerHashes: cp.peerHashes ? [...cp.peerHashes] : null, nextRequestId: cp.nextRequestId, outstanding, pending: cp.pending.map(taskOf),
-    expectedRequestId: cp.expectedRequestId, lastResponse: cp.lastResponse, fragments: null, children, lingering: lingeringOf(cp, peer), reauth: null, ikeCollision: null, followup: null,
+    expectedRequestId: cp.expectedRequestId, lastResponse: cp.lastResponse, fragments: null, children, lingering: lingeringOf(cp, peer), reauth: null, followup: null,
     createdAtMs: cp.createdAtMs,
     lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
   };
@@ -228,7 +228,9 @@ export async function restoreSas(e: EngineHost, items: readonly { readonly id: s
   for (const r of built) {
     const ic = r.cp.ikeCollision;
     const peerSa = ic ? e.sas.get(ic.peer) : undefined;
-    if (ic && peerSa && peerSa.peer === r.sa.peer) r.sa.ikeCollision = { peerSa, nonces: ic.nonces };
+    // It is our rekey request's to settle; without that request it is moot.
+    const s = r.sa.outstanding?.scratch;
+    if (ic && peerSa && peerSa.peer === r.sa.peer && s?.kind === 'ike-rekey') s.collision = { peerSa, nonces: ic.nonces };
   }
   for (const r of built) {
     resume(e, r);

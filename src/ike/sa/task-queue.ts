@@ -94,7 +94,7 @@ async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
       if (!keyed(sa)) return false;
       // The new IKE SA's SPI first, then the step (steps/ike-rekey.ts); its one effect is the request.
       const step = requestIkeRekey(e, sa, e.newIkeSpi(), task.group);
-      for (const ef of step.effects) if (ef.kind === 'send') send(e, sa, task, ExchangeType.CREATE_CHILD_SA, ef.payloads, { kind: 'ike-rekey', offer: step.next.offer });
+      for (const ef of step.effects) if (ef.kind === 'send') send(e, sa, task, ExchangeType.CREATE_CHILD_SA, ef.payloads, { kind: 'ike-rekey', offer: step.next.offer, collision: null });
       return true;
     }
     case 'ike-followup': {

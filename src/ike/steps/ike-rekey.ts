@@ -33,7 +33,7 @@ import type { IkeFailure } from '../ports.js';
 import { ikeFailure } from '../sa/context.js';
 import { NONCE_BYTES, REKEY_RETRY_MS } from '../sa/defaults.js';
 import { ikeKeysOf } from '../sa/ike-keys.js';
-import type { IkeKeys, IkeRekeyScratch, IkeSa, IkeSaState } from '../sa/ike-sa.js';
+import type { IkeCollision, IkeKeys, IkeRekeyScratch, IkeSa, IkeSaState } from '../sa/ike-sa.js';
 import { suiteText } from '../sa/memo.js';
 import { isNonEmpty } from '../non-empty.js';
 import { followupMethods, initiatorStart, linkOf, type FollowupKe, type RekeyedIkeInputs } from './followup-ke.js';
@@ -48,8 +48,7 @@ export interface IkeRekeyEnv {
   newSerial(): number;
 }
 
-/** §2.8.2: we answered the peer's rekey of this IKE SA while ours was in flight: its new SA and the nonces of its exchange. */
-export type IkeCollision = NonNullable<IkeSa['ikeCollision']>;
+export type { IkeCollision } from '../sa/ike-sa.js';
 
 /** One CREATE_CHILD_SA exchange rekeying the IKE SA, from either side. */
 export type IkeRekeyExchange =
@@ -117,7 +116,7 @@ export function successorSa(env: IkeRekeyEnv, old: IkeSa, role: 'initiator' | 'r
     state: keyed === null ? { tag: 'keying', up } : { tag: 'established', up, keyed: { selected: keyed.selected, keys: upKeysOf(keyed.keys) } },
     local: old.local, remote: old.remote, natLocal: old.natLocal, natRemote: old.natRemote, fragmentation: old.fragmentation,
     peerHashes: old.peerHashes, nextRequestId: 0, outstanding: null, pending: [], expectedRequestId: 0,
-    lastResponse: null, fragments: null, children: new Map(), lingering: new Map(), reauth: null, ikeCollision: null, followup: null, createdAtMs: now,
+    lastResponse: null, fragments: null, children: new Map(), lingering: new Map(), reauth: null, followup: null, createdAtMs: now,
     lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
   };
 }
@@ -265,7 +264,8 @@ export function ikeFollowupSettled(old: IkeSa, r: { readonly fresh: IkeSa } | { 
  * request: its new SA takes over now (the driver then retires `old`, and with it our request).
  */
 export function peerDeletedRekeyingIke(old: IkeSa): IkeRekeyStep<typeof DONE> {
-  const c = old.ikeCollision;
-  if (c === null || old.state.tag !== 'established' || old.outstanding?.task.kind !== 'ike-rekey') return done([]);
+  const o = old.outstanding;
+  const c = o?.task.kind === 'ike-rekey' && o.scratch.kind === 'ike-rekey' ? o.scratch.collision : null;
+  if (c === null || old.state.tag !== 'established') return done([]);
   return done([{ kind: 'forget-collision', sa: old }, { kind: 'adopt', old, successor: c.peerSa }]);
 }

@@ -73,7 +73,7 @@ export function ikeSide(who: Who, o: { readonly proposals?: readonly string[]; r
     serial: serial++, peer: buildPeerRuntime(config, undefined, () => 1), role, spiI: OLD_SPI_I, spiR: OLD_SPI_R, state: { tag: 'established', up: fixtureUp(who), keyed: fixtureKeyed(keys) },
     local, remote, natLocal: false, natRemote: false, fragmentation: false, peerHashes: null,
     nextRequestId: 2, outstanding: null, pending: [], expectedRequestId: 2,
-    lastResponse: null, fragments: null, children: new Map(), lingering: new Map(), reauth: null, ikeCollision: null, followup: null,
+    lastResponse: null, fragments: null, children: new Map(), lingering: new Map(), reauth: null, followup: null,
     createdAtMs: 0, lastInboundMs: 0,
     timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
   };

@@ -76,7 +76,7 @@ for (const I of ROLES) {
     assert.deepEqual(shape(effect(req, 'send').payloads), ['sa', 'nonce', 'ke']);
     const sent = expectTag(req.next, 'sent');
     assert.deepEqual([sent.offer.spi, sent.offer.share.group, sent.retried, sent.collision], [SPI_I, DhId.CURVE25519, false, null]);
-    i.sa.outstanding = { ...outstanding({ kind: 'ike-rekey' }), scratch: { kind: 'ike-rekey', offer: sent.offer } };
+    i.sa.outstanding = { ...outstanding({ kind: 'ike-rekey' }), scratch: { kind: 'ike-rekey', offer: sent.offer, collision: null } };
 
     const resp = respond(r, request(req));
     /* <-- CREATE_CHILD_SA { SA(IKE, SPIr'), Nr, KEr } */
@@ -101,7 +101,7 @@ for (const I of ROLES) {
     const i = ikeSide(I, { proposals: [HYBRID] }); const r = ikeSide(R, { proposals: [HYBRID] });
     const req = requestIkeRekey(i.env, i.sa, SPI_I);
     /* CREATE_CHILD_SA { SA(IKE, .., ADDKE1 mlkem768), Ni, KEi(x25519) } --> */
-    i.sa.outstanding = { ...outstanding({ kind: 'ike-rekey' }), scratch: { kind: 'ike-rekey', offer: expectTag(req.next, 'sent').offer } };
+    i.sa.outstanding = { ...outstanding({ kind: 'ike-rekey' }), scratch: { kind: 'ike-rekey', offer: expectTag(req.next, 'sent').offer, collision: null } };
     const resp = respond(r, request(req));
     /* <-- CREATE_CHILD_SA { SA, Nr, KEr(x25519), N(ADDITIONAL_KEY_EXCHANGE)(link1) } */
     assert.deepEqual(kinds(resp), ['followup', 'respond'], 'no register, no adopt: the new SA has no keys yet');
@@ -146,7 +146,7 @@ function crossedRekeys(proposals: readonly string[], seed: number, beforeAnswers
   const reqs = {} as Record<Who, IkeRekeyStep>;
   for (const w of ROLES) {
     reqs[w] = requestIkeRekey(sides[w].env, sides[w].sa, spi[w].i);
-    sides[w].sa.outstanding = { ...outstanding({ kind: 'ike-rekey' }), scratch: { kind: 'ike-rekey', offer: expectTag(reqs[w].next, 'sent').offer } };
+    sides[w].sa.outstanding = { ...outstanding({ kind: 'ike-rekey' }), scratch: { kind: 'ike-rekey', offer: expectTag(reqs[w].next, 'sent').offer, collision: null } };
   }
   /* CREATE_CHILD_SA { SA, Ni, KEi } -->  <-- CREATE_CHILD_SA { SA, Ni, KEi }  (crossing) */
   const answered = {} as Record<Who, IkeRekeyStep>;
@@ -299,13 +299,15 @@ const withoutNonce = (m: IkeMessage): IkeMessage['payloads'] => m.payloads.filte
 
 test('RFC 7296 §2.8.2: the peer\'s Delete of the old IKE SA overtakes the answer to our colliding rekey — the peer won, its new SA takes over now; without a collision the Delete hands nothing over', () => {
   const i = ikeSide('alice');
+  assert.deepEqual(peerDeletedRekeyingIke(i.sa).effects, [], 'no rekey of ours in flight');
+  const ours = expectTag(requestIkeRekey(i.env, i.sa, SPI_I).next, 'sent').offer;
+  const rekeyInFlight = { ...outstanding({ kind: 'ike-rekey' }), scratch: { kind: 'ike-rekey' as const, offer: ours, collision: null } };
+  i.sa.outstanding = rekeyInFlight;
   assert.deepEqual(peerDeletedRekeyingIke(i.sa).effects, [], 'no collision');
   const peerReq = requestIkeRekey(ikeSide('bob').env, ikeSide('bob').sa, SPI_I);
   const peerSa = freshOf(respond(ikeSide('alice'), request(peerReq)));
   // The nonces are not compared on this path (the peer's Delete settles it).
-  i.sa.ikeCollision = { peerSa, nonces: [expectTag(peerReq.next, 'sent').offer.ni] };
-  assert.deepEqual(peerDeletedRekeyingIke(i.sa).effects, [], 'no rekey of ours in flight');
-  i.sa.outstanding = outstanding({ kind: 'ike-rekey' });
+  i.sa.outstanding = { ...rekeyInFlight, scratch: { ...rekeyInFlight.scratch, collision: { peerSa, nonces: [expectTag(peerReq.next, 'sent').offer.ni] } } };
   /* <-- INFORMATIONAL { D(IKE) } */
   assert.deepEqual(peerDeletedRekeyingIke(i.sa).effects, [{ kind: 'forget-collision', sa: i.sa }, { kind: 'adopt', old: i.sa, successor: peerSa }]);
 });

@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import type { IkeMessage } from '../../../../src/ike/codec/message.js';
 import type { IkePayload } from '../../../../src/ike/codec/payload.js';
 import type { DpdConfig } from '../../../../src/ike/sa/config.js';
+import { DhId } from '../../../../src/ike/constants.js';
+import { createKeyShare } from '../../../../src/ike/crypto/dh.js';
 import type { IkeSa, UpKeyed } from '../../../../src/ike/sa/ike-sa.js';
 import {
   consumeInformationalRequest, deleteChildPayloads, deleteIkePayloads, ikeDeleteAnswered, ikeDeleteUnanswered, livenessAnswered, livenessUnanswered,
@@ -81,8 +83,8 @@ test('RFC 7296 §1.3.2, §2.8.2: the Delete of an IKE SA already rekeyed retires
   const crossed = ikeSide('alice');
   const peerSa = ikeSide('alice').sa;
   // The nonces are not compared on this path (the peer's Delete settles it).
-  crossed.sa.ikeCollision = { peerSa, nonces: [new Uint8Array(32).fill(3), new Uint8Array(32).fill(4)] };
-  crossed.sa.outstanding = outstanding({ kind: 'ike-rekey' });
+  const offer = { spi: 0xa1n, ni: new Uint8Array(32).fill(3), share: createKeyShare(DhId.CURVE25519) };
+  crossed.sa.outstanding = { ...outstanding({ kind: 'ike-rekey' }), scratch: { kind: 'ike-rekey', offer, collision: { peerSa, nonces: [new Uint8Array(32).fill(3), new Uint8Array(32).fill(4)] } } };
   assert.deepEqual(kinds(consumeInformationalRequest(crossed.sa, request(deleteIkePayloads()))), ['settle-ike-rekey', 'respond', 'retire']);
 });
 
