@@ -110,12 +110,12 @@ async function driverMain(o: Options): Promise<void> {
   if (!StrongSwan.available()) throw new Error('strongSwan is not installed (charon + swanctl)');
   out(`bench/handshake-vs-strongswan: kernel ${execFileSync('uname', ['-r']).toString().trim()}${process.env['KIPSEC_IN_VM'] ? ' (kernel-lane VM, QEMU TCG)' : ''}, node ${process.version}, ${cpus().length} CPUs, load ${loadavg()}`);
   out(`  data paths: ${o.datapath === 'userspace' ? 'userspace (kipsec ESP engine vs charon kernel-libipsec)' : 'kernel XFRM on both'}`);
-  const authText = o.auth === 'cert' ? 'ECDSA P-256 certificates (one CA; SHA-256 signatures)' : 'PSK';
+  const authText = o.auth === 'cert' ? 'ECDSA P-256 certificates (one CA, one per initiator; SHA-256 signatures)' : 'PSK';
   out(o.burst > 0
     ? `  ${authText}, IKE ${IKE_PROPOSAL}, ESP ${ESP_PROPOSAL}; burst: ${o.burst} initiators at once per responder`
     : `  ${authText}, IKE ${IKE_PROPOSAL}, ESP ${ESP_PROPOSAL}; ${o.sas} initiators; concurrency ${o.concurrency}; ${o.rounds} rounds × (${o.rampSec} s ramp + ${o.sliceSec} s window) per responder`);
 
-  const certs = o.auth === 'cert' ? makeBenchCerts() : undefined;
+  const certs = o.auth === 'cert' ? makeBenchCerts(o.sas) : undefined;
   const gen = await Netns.create(null, 'gen');
   const nsA = await Netns.create(null, 'agent');
   const nsS = await Netns.create(null, 'swan');

@@ -10,7 +10,7 @@ import { cryptoRandom, systemClock } from '../../src/common/time.js';
 import { IkeEngine, type PeerConfig } from '../../src/ike/engine.js';
 import type { Endpoint, IkeEvent, KernelIpsec } from '../../src/ike/ports.js';
 import type { Netns } from '../../e2e/lib/netns.js';
-import { initiatorCredentials, INITIATOR_FQDN } from './certs.js';
+import { initiatorCredentials } from './certs.js';
 import { cpuMs, ESP_PROPOSAL, IKE_PROPOSAL, median, PSK, quantile, RESPONDER, RESPONDER_SUBNET, TARGETS, inner, outer, sleep, type BurstReply, type GenCommand, type PoolReply, type RateReply, type Target } from './scenario.js';
 
 // ───────────────────────────── the load generator (child process in `gen`) ─────────────────────────────
@@ -45,13 +45,15 @@ export class LoadGenerator {
     this.#n = n;
     const peers: PeerConfig[] = [];
     const secret = new SecretBytes(new Uint8Array(Buffer.from(PSK)));
-    const auth: PeerConfig['auth'] = certs === undefined ? { method: 'psk', secret } : { method: 'certificate', ...initiatorCredentials(certs) };
+    const creds = certs === undefined ? [] : Array.from({ length: n }, (_, i) => i);
+    let shared: ReturnType<typeof initiatorCredentials> | undefined;
+    const auths: PeerConfig['auth'][] = creds.map((i) => { shared = initiatorCredentials(certs!, i, shared); return { method: 'certificate', ...shared }; });
     for (const t of TARGETS) for (let i = 0; i < n; i++) {
       peers.push({
         name: `${t}-${i}`,
-        local: { address: outer(i), id: certs === undefined ? { type: 'ipv4', value: outer(i) } : { type: 'fqdn', value: INITIATOR_FQDN } },
+        local: { address: outer(i), id: { type: 'ipv4', value: outer(i) } },
         remote: { address: RESPONDER[t].address, id: { type: 'ipv4', value: RESPONDER[t].address } },
-        auth,
+        auth: auths[i] ?? { method: 'psk', secret },
         ike: { proposals: [IKE_PROPOSAL], rekeyTimeMs: 4 * 3_600_000 },
         children: [{ name: 'c', localTs: [`${inner(i)}/32`], remoteTs: [RESPONDER_SUBNET], espProposals: [ESP_PROPOSAL], mode: 'tunnel', rekeyTimeMs: 3_600_000, lifeTimeMs: 3_960_000 }],
         dpd: { intervalMs: 0, action: 'clear' },

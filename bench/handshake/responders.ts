@@ -10,7 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { reqidFor } from '../../src/agent/tunnel.js';
 import type { Netns } from '../../e2e/lib/netns.js';
 import { agentBundle } from '../../e2e/vm/agent-harness.js';
-import { certFile, INITIATOR_FQDN, keyFile } from './certs.js';
+import { certFile, keyFile } from './certs.js';
 import { ESP_PROPOSAL, IKE_PROPOSAL, PSK, RESPONDER, RESPONDER_SUBNET, inner, outer, sleep } from './scenario.js';
 
 export interface ProcStat { readonly cpuTicks: number; readonly childTicks: number; readonly rssKb: number; readonly anonKb: number; readonly hwmKb: number; readonly threads: number }
@@ -67,7 +67,7 @@ kind: IPsecTunnel
 metadata: {name: ${name}}
 spec:
   local: {address: ${RESPONDER.agent.address}, subnets: [${RESPONDER_SUBNET}]}
-  remote: {address: ${outer(i)}, ${certs === undefined ? '' : `id: ${INITIATOR_FQDN}, `}subnets: [${inner(i)}/32]}
+  remote: {address: ${outer(i)}, ${certs === undefined ? '' : `id: ${outer(i)}, `}subnets: [${inner(i)}/32]}
   auth: ${auth}
   ike: {proposals: [${IKE_PROPOSAL}]}
   esp: {proposals: [${ESP_PROPOSAL}]}
@@ -99,7 +99,8 @@ export function swanctl(certs?: string): string {
       id = ${RESPONDER.swan.address}
     }
     remote {
-      ${certs === undefined ? 'auth = psk\n      id = %any' : `auth = pubkey\n      id = ${INITIATOR_FQDN}`}
+      auth = ${certs === undefined ? 'psk' : 'pubkey'}
+      id = %any
     }
     children {
       bench {
