@@ -164,7 +164,7 @@ export function buildChild(ctx: ChildEnv, sa: ChildIkeView, a: {
     runtime: c, state: { tag: 'installed' }, ref, mode: a.mode, suiteText,
     localTs: a.localTs, remoteTs: a.remoteTs, encap: encap.outbound, ni: a.ni, nr: a.nr,
     installedAtMs: now, rekeyAtMs: now + c.config.rekeyTimeMs - jitter, expiresAtMs: now + c.config.lifeTimeMs,
-    outbound: a.outboundActive ? OUTBOUND_ACTIVE : { tag: 'pending', state: outbound }, collision: null, timers: [],
+    outbound: a.outboundActive ? OUTBOUND_ACTIVE : { tag: 'pending', state: outbound }, timers: [],
   };
   return { child, install };
 }

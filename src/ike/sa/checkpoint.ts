@@ -13,7 +13,7 @@
 // rest: the model is in checkpoint-types.ts, the bytes in checkpoint-encode.ts and
 // checkpoint-decode.ts, resuming from a checkpoint in restore.ts.
 import type { ChildCheckpoint, IkeSaCheckpoint, ReauthCheckpoint, TaskCheckpoint } from './checkpoint-types.js';
-import type { ChildSa, IkeSa, Task } from './ike-sa.js';
+import type { ChildCollision, ChildSa, IkeSa, Task } from './ike-sa.js';
 
 export * from './checkpoint-types.js';
 export { encodeCheckpoint } from './checkpoint-encode.js';
@@ -21,7 +21,8 @@ export { decodeCheckpoint } from './checkpoint-decode.js';
 
 function ourSpiOf(sa: Pick<IkeSa, 'role' | 'spiI' | 'spiR'>): bigint { return sa.role === 'initiator' ? sa.spiI : sa.spiR; }
 
-function childCheckpoint(c: ChildSa): ChildCheckpoint {
+/** `collision`: recorded on our rekey of `c` in flight (ike-sa.ts ChildCollision). */
+function childCheckpoint(c: ChildSa, collision: ChildCollision | null = null): ChildCheckpoint {
   const st = c.state;
   return {
     name: c.runtime.config.name, state: st.tag, successorSpi: st.tag === 'rekeyed' && st.successor ? st.successor.ref.inboundSpi : null,
@@ -29,7 +30,7 @@ function childCheckpoint(c: ChildSa): ChildCheckpoint {
     mode: c.mode, suite: c.suiteText, localTs: c.localTs, remoteTs: c.remoteTs, encap: c.encap, ni: c.ni, nr: c.nr,
     installedAtMs: c.installedAtMs, rekeyAtMs: c.rekeyAtMs, expiresAtMs: c.expiresAtMs,
     outboundPending: c.outbound.tag === 'pending', pendingOutbound: c.outbound.tag === 'pending' ? c.outbound.state : null,
-    collision: c.collision ? { peer: c.collision.peerSa.ref.inboundSpi, nonces: c.collision.nonces } : null,
+    collision: collision ? { peer: collision.peerSa.ref.inboundSpi, nonces: collision.nonces } : null,
   };
 }
 
@@ -75,7 +76,8 @@ export function snapshotSa(sa: IkeSa): IkeSaCheckpoint | null {
     } : null,
     pending: sa.pending.map(taskCheckpoint).filter((t): t is TaskCheckpoint => t !== null),
     createdAtMs: sa.createdAtMs, establishedAtMs: st.up?.establishedAtMs ?? null, rekeyAtMs: st.up?.rekeyAtMs ?? null,
-    children: [...sa.children.values()].filter((c) => c.state.tag !== 'deleted').map(childCheckpoint),
+    // A collision is kept with the request it was recorded on (an IKE_FOLLOWUP_KE run is not kept, see taskCheckpoint).
+    children: [...sa.children.values()].filter((c) => c.state.tag !== 'deleted').map((c) => childCheckpoint(c, o?.task.kind === 'child-rekey' && o.task.old === c && o.scratch.kind === 'child' ? o.scratch.collision : null)),
     lingering: [...sa.lingering.values()].map(({ ref, untilMs }) => ({ name: ref.child, inboundSpi: ref.inboundSpi, outboundSpi: ref.outboundSpi, local: ref.local, remote: ref.remote, untilMs })),
     reauth: reauthCheckpoint(sa),
     ikeCollision: rekey?.collision ? { peer: ourSpiOf(rekey.collision.peerSa), nonces: rekey.collision.nonces } : null,

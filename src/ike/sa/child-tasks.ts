@@ -12,7 +12,7 @@ import type { IkeFailure, KernelChildSa } from '../ports.js';
 import { abandonFollowup, beginChildFollowup } from './followup.js';
 import type { EngineHost } from './host.js';
 import { REKEYED_SA_TIMEOUT_MS } from './defaults.js';
-import type { ChildFollowupPending, ChildRuntime, ChildSa, IkeSa, Outstanding, Task } from './ike-sa.js';
+import type { ChildCollision, ChildFollowupPending, ChildRuntime, ChildSa, IkeSa, Outstanding, Task } from './ike-sa.js';
 import type { KeyedIkeSa } from './ike-keys.js';
 import { activateOutbound, armReauthOutboundHold, emitChildUp, installChild, removeChild, reqidStillUsed } from './lifecycle.js';
 import { noteReauthChildFailed } from './reauth.js';
@@ -47,12 +47,23 @@ export async function onChildResponse(e: EngineHost, sa: KeyedIkeSa, m: IkeMessa
   let s: Extract<ChildExchange, { tag: 'create-sent' | 'rekey-sent' }>;
   if (task.kind === 'child-create') s = { tag: 'create-sent', runtime: task.child, offer, retried };
   else {
-    // The collision is this exchange's to settle: take it off the record.
-    s = { tag: 'rekey-sent', old: task.old, offer, retried, collision: task.old.collision };
-    task.old.collision = null;
+    // The collision is this exchange's to settle (recorded on the request now answered).
+    s = { tag: 'rekey-sent', old: task.old, offer, retried, collision: o.scratch.collision };
   }
   const peer = task.kind === 'child-rekey' ? peerRekeyRun(sa, task.old) : null;
   await perform(e, sa, consumeChildResponse(e, childIkeView(sa), s, m, peer && { nonces: [peer.choice.ni, peer.nr] }), {});
+}
+
+/**
+ * Our rekey of `child` in flight, which records a collision (§2.8.1): its CREATE_CHILD_SA request,
+ * or our IKE_FOLLOWUP_KE run that followed it; null when none is.
+ */
+export function rekeyInFlight(sa: IkeSa, child: ChildSa): { collision: ChildCollision | null } | null {
+  const o = sa.outstanding;
+  if (o?.task.kind === 'child-rekey' && o.task.old === child && o.scratch.kind === 'child') return o.scratch;
+  const run = sa.followup;
+  if (run?.for === 'child' && run.pending.role === 'initiator' && run.pending.sent.tag === 'rekey-sent' && run.pending.sent.old === child) return run.pending.sent;
+  return null;
 }
 
 /** The peer's rekey of `old` we answered, whose IKE_FOLLOWUP_KE we wait for (RFC 9370 §2.2.2). */
@@ -72,13 +83,9 @@ export async function answerChildRequest(e: EngineHost, sa: KeyedIkeSa, m: IkeMe
 
 /** Initiator: our IKE_FOLLOWUP_KE run for a Child SA ended (`m`: the last response). */
 export async function onChildFollowup(e: EngineHost, sa: KeyedIkeSa, p: Extract<ChildFollowupPending, { role: 'initiator' }>, r: { readonly secrets: readonly SecretBytes[] } | { readonly failure: IkeFailure }, m: IkeMessage): Promise<void> {
-  let pending = p;
-  // A plain rekey of the same SA the peer made meanwhile (§2.8.1) is this exchange's to settle too.
-  if (p.sent.tag === 'rekey-sent' && p.sent.old.collision) {
-    pending = { ...p, sent: { ...p.sent, collision: p.sent.old.collision } };
-    p.sent.old.collision = null;
-  }
-  await perform(e, sa, childFollowupSettled(e, childIkeView(sa), pending, r, m), {});
+  // A plain rekey of the same SA the peer made meanwhile (§2.8.1) is this exchange's to settle too:
+  // it was recorded on p.sent (rekeyInFlight).
+  await perform(e, sa, childFollowupSettled(e, childIkeView(sa), p, r, m), {});
 }
 
 /** Responder: the peer's last IKE_FOLLOWUP_KE for a Child SA was answered (`reply`, sent once the kernel has the SA). */
@@ -93,7 +100,7 @@ export async function onChildDeleteAnswered(e: EngineHost, sa: IkeSa, task: Extr
 
 /** Responder of an INFORMATIONAL Delete: one Child SA the peer deleted (the answer follows once all are handled). */
 export async function onPeerDeletedChild(e: EngineHost, sa: IkeSa, child: ChildSa): Promise<void> {
-  await perform(e, sa, peerDeletedChild(child, sa.children.values(), e.options.rekeyDeleteDelayMs), {});
+  await perform(e, sa, peerDeletedChild(child, sa.children.values(), e.options.rekeyDeleteDelayMs, rekeyInFlight(sa, child)?.collision ?? null), {});
 }
 
 /** Our kernel refused a Child SA the peer has installed (IKE_AUTH's first one; see steps/child.ts abandon). */
@@ -132,7 +139,8 @@ function apply(e: EngineHost, sa: IkeSa, f: Exclude<ChildEffect, KernelEffect>, 
     case 'queue': if (f.first) sa.pending.unshift(f.task); else sa.pending.push(f.task); return;
     case 'timer': armTimer(e, sa, f.afterMs, f.fire); return;
     case 'set-state': f.child.state = f.state; return;
-    case 'collision': f.child.collision = { peerSa: f.peerSa, nonces: [f.peerSa.ni, f.peerSa.nr] }; return;
+    // child-responder.ts finds a collision only while our rekey of the SA is in flight.
+    case 'collision': { const r = rekeyInFlight(sa, f.child); if (r) r.collision = { peerSa: f.peerSa, nonces: [f.peerSa.ni, f.peerSa.nr] }; return; }
     case 'note-failed': noteReauthChildFailed(sa, f.name); return;
     case 'drop-peer-run': {
       const p = peerRekeyRun(sa, f.old);

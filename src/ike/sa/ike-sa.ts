@@ -136,6 +136,14 @@ export type ChildState =
   | { readonly tag: 'deleting' }
   | { readonly tag: 'deleted' };
 
+/**
+ * RFC 7296 §2.8.1: we answered the peer's rekey of a Child SA while our own rekey of it was in
+ * flight; the peer's new SA and the nonces of its exchange, for the comparison. Recorded on our
+ * request (RequestScratch child, then ChildSent rekey-sent through any IKE_FOLLOWUP_KE run), whose
+ * answer settles it: the Child SA's own state may move on first (the peer's winning chain).
+ */
+export interface ChildCollision { readonly peerSa: ChildSa; readonly nonces: readonly Uint8Array[] }
+
 export type ChildOutbound = { readonly tag: 'active' } | { readonly tag: 'pending'; readonly state: KernelSa | null };
 
 export const OUTBOUND_ACTIVE: ChildOutbound = { tag: 'active' };
@@ -163,11 +171,6 @@ export interface ChildSa {
    * when resumed from a checkpoint that did not record it.
    */
   outbound: ChildOutbound;
-  /**
-   * RFC 7296 §2.8.1: we answered the peer's rekey of this SA while our own rekey of it was in
-   * flight; the peer's new SA and the nonces of its exchange, for the comparison.
-   */
-  collision: { readonly peerSa: ChildSa; readonly nonces: readonly Uint8Array[] } | null;
   timers: TimerHandle[];
 }
 
@@ -234,10 +237,10 @@ export type ChildSent =
   /** A new Child SA; `offer` holds our SPI, Ni, KEi and selectors. */
   | { readonly tag: 'create-sent'; readonly runtime: ChildRuntime; readonly offer: ChildRequestScratch; readonly retried: boolean }
   /**
-   * A rekey of `old`. `collision`: we answered the peer's rekey of `old` meanwhile (§2.8.1): its
-   * new SA and the nonces of its exchange.
+   * A rekey of `old`. `collision`: we answered the peer's rekey of `old` meanwhile (§2.8.1), null
+   * while none crossed ours (child-tasks.ts records one here while our IKE_FOLLOWUP_KE run is on).
    */
-  | { readonly tag: 'rekey-sent'; readonly old: ChildSa; readonly offer: ChildRequestScratch; readonly retried: boolean; readonly collision: NonNullable<ChildSa['collision']> | null };
+  | { readonly tag: 'rekey-sent'; readonly old: ChildSa; readonly offer: ChildRequestScratch; readonly retried: boolean; collision: ChildCollision | null };
 
 /** A Child SA whose keys wait for IKE_FOLLOWUP_KE (RFC 9370 §2.2.2), from either side. */
 export type ChildFollowupPending =
@@ -263,7 +266,8 @@ export interface IkeRekeyScratch {
  */
 export type RequestScratch =
   | { readonly kind: 'none' }
-  | { readonly kind: 'child'; readonly offer: ChildRequestScratch }
+  /** `collision`: of a Child SA rekey, the peer's rekey of the same SA that crossed it (ChildCollision); null while none did, and for other requests. */
+  | { readonly kind: 'child'; readonly offer: ChildRequestScratch; collision: ChildCollision | null }
   /** `collision`: the peer's rekey of this IKE SA that crossed ours and that we answered (§2.8.2); null while none did. */
   | { readonly kind: 'ike-rekey'; readonly offer: IkeRekeyScratch; collision: IkeCollision | null };
 

@@ -57,7 +57,7 @@ function buildChild(c: ChildCheckpoint, runtime: ChildRuntime, peer: string): Ch
     ref: { peer, child: runtime.config.name, reqid: runtime.reqid, inboundSpi: c.inboundSpi, outboundSpi: c.outboundSpi, local: c.local, remote: c.remote },
     mode: c.mode, suiteText: c.suite, localTs: c.localTs, remoteTs: c.remoteTs, encap: c.encap, ni: c.ni, nr: c.nr,
     installedAtMs: c.installedAtMs, rekeyAtMs: c.rekeyAtMs, expiresAtMs: c.expiresAtMs,
-    outbound: c.outboundPending ? { tag: 'pending', state: c.pendingOutbound } : OUTBOUND_ACTIVE, collision: null, timers: [],
+    outbound: c.outboundPending ? { tag: 'pending', state: c.pendingOutbound } : OUTBOUND_ACTIVE, timers: [],
   };
 }
 
@@ -88,12 +88,10 @@ async function rebuild(e: EngineHost, id: string, cp: IkeSaCheckpoint, peer: Pee
       .catch((err: unknown) => { e.log?.warn({ peer: peer.config.name, spi: child.ref.inboundSpi, err: errorMessage(err) }, 'kernel lookup of a resumed Child SA failed'); return false; });
     if (present) children.set(c.inboundSpi, child); else lost.push(child);
   }
-  // Successors of rekeyed children and the peer's SA of a rekey collision, now that all are built.
+  // Successors of rekeyed children, now that all are built.
   for (const c of cp.children) {
     const child = children.get(c.inboundSpi);
     if (child && c.state === 'rekeyed') child.state = { tag: 'rekeyed', successor: c.successorSpi === null ? null : children.get(c.successorSpi) ?? null };
-    const peerSa = c.collision ? children.get(c.collision.peer) : undefined;
-    if (child && c.collision && peerSa) child.collision = { peerSa, nonces: c.collision.nonces };
   }
   const childOf = (c: ChildCheckpoint): ChildSa => children.get(c.inboundSpi) ?? lost.find((x) => x.ref.inboundSpi === c.inboundSpi) ?? buildChild(c, runtimeOf(c.name), peer.config.name);
   const taskOf = (t: TaskCheckpoint): Task => {
@@ -120,13 +118,18 @@ async function rebuild(e: EngineHost, id: string, cp: IkeSaCheckpoint, peer: Pee
       scratch = { kind: 'child', offer: {
         spi: o.child.spi, ni: o.child.ni, share: o.child.share ? share(o.child.share, peer) : null,
         proposals: o.child.proposals, mode: o.child.mode, localTs: o.child.localTs, remoteTs: o.child.remoteTs,
-      } };
+      }, collision: null };
       reserved.push(o.child.spi);
     } else if (o.ikeRekey) scratch = { kind: 'ike-rekey', offer: { spi: o.ikeRekey.spi, ni: o.ikeRekey.ni, share: share(o.ikeRekey.share, peer) }, collision: null };
     outstanding = {
       task: taskOf(o.task), messageId: o.messageId, exchangeType: o.exchangeType, datagrams: o.datagrams, scratch, tries: 0, timer: null,
       ...(o.firstSentMs !== null ? { firstSentMs: o.firstSentMs } : {}),
     };
+    // The peer's rekey that crossed our Child SA rekey in flight (§2.8.1) goes back onto that request.
+    const task = outstanding.task;
+    const col = task.kind === 'child-rekey' ? cp.children.find((c) => c.inboundSpi === task.old.ref.inboundSpi)?.collision : undefined;
+    const peerSa = col ? children.get(col.peer) : undefined;
+    if (col && peerSa && scratch.kind === 'child') scratch.collision = { peerSa, nonces: col.nonces };
   }
   const sa: IkeSa = {
     serial: e.newSerial(), peer, role, spiI: cp.spiI, spiR: cp.spiR,

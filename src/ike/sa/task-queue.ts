@@ -42,7 +42,7 @@ function send(e: EngineHost, sa: IkeSa, task: Task, exchangeType: number, payloa
 
 /** The offer a Child SA request step made, kept with the request for its answer. */
 function offerOf(step: Step): RequestScratch {
-  return step.next.tag === 'create-sent' || step.next.tag === 'rekey-sent' ? { kind: 'child', offer: step.next.offer } : NO_SCRATCH;
+  return step.next.tag === 'create-sent' || step.next.tag === 'rekey-sent' ? { kind: 'child', offer: step.next.offer, collision: null } : NO_SCRATCH;
 }
 
 async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
@@ -60,7 +60,7 @@ async function start(e: EngineHost, sa: IkeSa, task: Task): Promise<boolean> {
     }
     case 'ike-auth':
       // steps/ike-auth.ts, after IKE_SA_INIT and every IKE_INTERMEDIATE.
-      return startAuth(e, sa, (payloads, offer) => send(e, sa, task, ExchangeType.IKE_AUTH, payloads, offer ? { kind: 'child', offer } : NO_SCRATCH));
+      return startAuth(e, sa, (payloads, offer) => send(e, sa, task, ExchangeType.IKE_AUTH, payloads, offer ? { kind: 'child', offer, collision: null } : NO_SCRATCH));
     case 'child-create': {
       if (!established) return false;
       if (sa.followup) { deferChild(e, sa, task); return false; }

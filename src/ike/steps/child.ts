@@ -22,7 +22,7 @@ import { ourRekeyLoses } from './collision.js';
 import { keRetry } from '../exchanges/invalid-ke.js';
 import type { IkeFailure, KernelChildSa } from '../ports.js';
 import { REKEY_RETRY_MS, REKEYED_SA_TIMEOUT_MS } from '../sa/defaults.js';
-import { OUTBOUND_ACTIVE, type ChildFollowupPending, type ChildRequestScratch, type ChildRuntime, type ChildSa, type ChildSent, type ChildState, type Task } from '../sa/ike-sa.js';
+import { OUTBOUND_ACTIVE, type ChildCollision, type ChildFollowupPending, type ChildRequestScratch, type ChildRuntime, type ChildSa, type ChildSent, type ChildState, type Task } from '../sa/ike-sa.js';
 import { initiatorStart, type FollowupKe } from './followup-ke.js';
 
 export type ChildTask = Extract<Task, { kind: 'child-create' | 'child-rekey' }>;
@@ -143,7 +143,7 @@ function deleteRefusedAtPeer(env: Pick<ChildEnv, 'clock'>, ike: ChildIkeView, ch
   const ref = { peer: ike.peer.config.name, child: child.config.name, reqid: child.reqid, inboundSpi: s.spi, outboundSpi: 0, local: ike.local.address, remote: ike.remote.address };
   const refused: ChildSa = {
     runtime: child, state: { tag: 'deleted' }, ref, mode: s.mode, suiteText: '', localTs: s.localTs, remoteTs: s.remoteTs, encap: null, ni: s.ni, nr: new Uint8Array(0),
-    installedAtMs: now, rekeyAtMs: now, expiresAtMs: now, outbound: OUTBOUND_ACTIVE, collision: null, timers: [],
+    installedAtMs: now, rekeyAtMs: now, expiresAtMs: now, outbound: OUTBOUND_ACTIVE, timers: [],
   };
   return [{ kind: 'delete', child: refused, reason: 'redundant' }];
 }
@@ -318,11 +318,11 @@ export function peerSwitchDue(old: ChildSa, successor: ChildSa, owned: boolean):
  * in flight. The peer's SA of a collision it lost, or of an answer its initiator refused: the old
  * SA carries on. Otherwise the Child SA is simply gone. `siblings`: the IKE SA's Child SAs.
  */
-export function peerDeletedChild(child: ChildSa, siblings: Iterable<ChildSa>, lingerMs: number): Step<typeof DONE> {
+export function peerDeletedChild(child: ChildSa, siblings: Iterable<ChildSa>, lingerMs: number, collision: ChildCollision | null = null): Step<typeof DONE> {
   // §2.8.1: the peer deletes the old SA of a collision only once it has won; its Delete can
   // overtake the answer to our own request, whose SA is then the redundant one.
-  if (child.state.tag === 'rekeying' && child.collision) {
-    const winner = child.collision.peerSa;
+  if (child.state.tag === 'rekeying' && collision) {
+    const winner = collision.peerSa;
     return done([
       { kind: 'activate-outbound', child: winner },
       { kind: 'emit', event: { type: 'child-rekeyed', old: child, successor: winner } },

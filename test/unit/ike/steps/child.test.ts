@@ -243,8 +243,8 @@ test('RFC 7296 §1.4.1, §2.8: an INFORMATIONAL Delete from the peer of a Child 
   assert.deepEqual(peerDeletedChild(old, [old, successor], LINGER_MS).effects, [{ kind: 'activate-outbound', child: successor }, { kind: 'remove', child: old, reason: 'rekeyed', lingerMs: LINGER_MS }]);
   /* INFORMATIONAL { D(old) } --> overtaking the answer to our own rekey of old, which crossed the peer's (§2.8.1): the peer won */
   const winner = installedChild(r, 0x2002, 0x1002);
-  const crossed = { ...installedChild(r, 0x2000, 0x1000, { tag: 'rekeying' }), collision: { peerSa: winner, nonces: [winner.ni, winner.nr] } };
-  assert.deepEqual(kinds(peerDeletedChild(crossed, [crossed, winner], LINGER_MS)), ['activate-outbound', 'emit:child-rekeyed', 'remove']);
+  const crossed = installedChild(r, 0x2000, 0x1000, { tag: 'rekeying' });
+  assert.deepEqual(kinds(peerDeletedChild(crossed, [crossed, winner], LINGER_MS, { peerSa: winner, nonces: [winner.ni, winner.nr] })), ['activate-outbound', 'emit:child-rekeyed', 'remove']);
   /* INFORMATIONAL { D(new) } --> the peer's SA we installed receive-only (a collision it lost, or an answer it refused): the old SA carries on */
   const pending: ChildSa = { ...successor, outbound: { tag: 'pending', state: null } };
   const before = installedChild(r, 0x2000, 0x1000, { tag: 'rekeyed', successor: pending });

@@ -77,7 +77,7 @@ export function installedChild(s: Side, inboundSpi: number, outboundSpi: number,
     runtime: s.runtime, state, mode: 'tunnel', suiteText: 'aes256gcm16', localTs: s.runtime.localTs, remoteTs: s.runtime.remoteTs, encap: null,
     ref: { peer: s.ike.peer.config.name, child: 'net', reqid: s.runtime.reqid, inboundSpi, outboundSpi, local: s.ike.local.address, remote: s.ike.remote.address },
     ni: new Uint8Array(32).fill(nonce), nr: new Uint8Array(32).fill(nonce + 1), installedAtMs: 0, rekeyAtMs: 1, expiresAtMs: 2,
-    outbound: { tag: 'active' }, collision: null, timers: [],
+    outbound: { tag: 'active' }, timers: [],
   };
 }
 
