@@ -37,7 +37,7 @@ function fakeApiserver(): { kube: KubeClient; calls: Call[]; objects: Map<string
       const o = objects.get(path);
       if (!o) return Promise.reject(notFound(path));
       if (o.metadata.resourceVersion !== body.metadata.resourceVersion) return Promise.reject(new KubeApiError(409, 'Conflict', 'the object has been modified'));
-      return Promise.resolve(store(path, { ...body, metadata: { ...body.metadata, uid: o.metadata.uid } }));
+      return Promise.resolve(store(path, { ...body, metadata: { ...body.metadata, ...(o.metadata.uid !== undefined ? { uid: o.metadata.uid } : {}) } }));
     },
     apply: (path: string, body: Stored) => { calls.push({ verb: 'APPLY', path }); return Promise.resolve(store(path, { ...objects.get(path), ...body, metadata: { ...objects.get(path)?.metadata, ...body.metadata } })); },
   } as unknown as KubeClient;
