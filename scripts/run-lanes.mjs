@@ -167,7 +167,7 @@ async function runLane(name) {
     if (s.code !== 0 || !kubeconfig || !existsSync(kubeconfig)) return { name, error: `cannot run: e2e/apiserver.sh start failed (exit ${s.code})` };
     env.KIPSEC_KUBECONFIG = kubeconfig;
   }
-  const args = ['--import', 'tsx', '--test', `--test-concurrency=${lane.concurrency ?? 1}`, '--test-timeout=600000', ...reporterArgs(out)];
+  const args = ['--import', 'tsx', '--test', `--test-concurrency=${beside.includes(name) ? 1 : lane.concurrency ?? 1}`, '--test-timeout=600000', ...reporterArgs(out)];
   if (lane.coverage) args.push('--experimental-test-coverage');
   if (lane.node24) {
     // The very Node the image ships (scripts/build-image.sh NODE_VERSION), not whatever 24.x npx
@@ -192,10 +192,11 @@ mkdirSync(results, { recursive: true });
 if (isRoot) spawnSync(process.execPath, ['-e', "for (const n of require('fs').readdirSync('/run/netns')) { const m=/^kt-(\\d+)-/.exec(n); if (!m) continue; try { process.kill(+m[1], 0) } catch { require('child_process').spawnSync('ip',['netns','del',n]) } }"], { stdio: 'ignore' });
 
 // The cluster lane's VM emulates both vCPUs in one host thread (runCluster), so the other core
-// runs the host lanes that need no VM meanwhile (~7 of the ~25 minutes). Not the image lane: it
-// unpacks build/image/rootfs, which the vm lane runs (image-standalone.test.ts). KIPSEC_LANES_SERIAL=1:
-// one lane at a time, in the order given.
-const BESIDE_CLUSTER = ['netns', 'interop', 'apiserver'];
+// runs the host lanes that need no VM meanwhile (~17 of the ~27 minutes), the unit lanes one test
+// file at a time so that they keep to that core. Not the image lane: it unpacks build/image/rootfs,
+// which the vm lane runs (image-standalone.test.ts). KIPSEC_LANES_SERIAL=1: one lane at a time, in
+// the order given.
+const BESIDE_CLUSTER = ['netns', 'interop', 'apiserver', 'unit', 'node24'];
 const beside = process.env.KIPSEC_LANES_SERIAL === '1' || !wanted.includes('cluster') ? [] : wanted.filter((w) => BESIDE_CLUSTER.includes(w));
 const results_ = new Map();
 for (const name of wanted.filter((w) => w !== 'cluster' && !beside.includes(w))) results_.set(name, await runLane(name));
