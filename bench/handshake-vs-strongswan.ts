@@ -55,7 +55,7 @@
 //   KVM_OUT=DIR: a V8 CPU profile of the agent in DIR; KIPSEC_BENCH_NODE_FLAGS="...": the agent's
 //   Node/V8 flags instead of deploy/agent.yaml's NODE_OPTIONS, "" for none)
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Netns, link } from '../e2e/lib/netns.js';
@@ -124,6 +124,7 @@ async function driverMain(o: Options): Promise<void> {
   const cleanup = async (): Promise<void> => {
     for (const c of killed) if (c.pid && c.exitCode === null) { try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ } }
     for (const ns of [gen, nsA, nsS]) await ns.destroy();
+    if (certs) rmSync(certs, { recursive: true, force: true });
   };
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { void cleanup().finally(() => process.exit(130)); });
   let agentRef: { dir: string; child: ChildProcess } | undefined;
