@@ -177,7 +177,8 @@ test('gateway failover on kernel ESP: two gateway nodes, one active through the 
   /** node-c's view of the VPC: its table 220, its XFRM policies for the VPC subnet (which pair's reqid), the logs. */
   async function nodeCState(): Promise<string> {
     const routes = (await nodeC.ns.run('ip', ['route', 'show', 'table', '220'], { check: false })).stdout;
-    const policies = (await nodeC.ns.run('ip', ['xfrm', 'policy', 'list'], { check: false })).stdout.split('\n\n').filter((x) => x.includes(VPC_NET)).join('\n');
+    // One policy per block: its first line (the selector) starts at the margin, the rest is indented.
+    const policies = (await nodeC.ns.run('ip', ['xfrm', 'policy', 'list'], { check: false })).stdout.split(/\n(?=\S)/).filter((x) => x.includes(VPC_NET)).join('\n');
     return `table 220 on ${nodeC.name}:\n${routes}\nXFRM policies with ${VPC_NET} on ${nodeC.name}:\n${policies}\n${lane.logs(2500)}`;
   }
 
