@@ -9,7 +9,6 @@
 // Printed: writes, watch events and bytes per watcher, apiserver+etcd CPU, and lease/status ratios.
 //   KIPSEC_KUBECONFIG=... KIPSEC_APISERVER_DIR=... node --import tsx bench/operator-scale-heartbeat.ts [N [W [periodSec]]]
 // (defaults 300 nodes, 20 watchers, 5 s; a period of 5 s compresses the agents' 60 s twelvefold).
-import { readFileSync } from 'node:fs';
 import { systemClock } from '../src/common/time.js';
 import { KubeClient, RESOURCES, resourcePath } from '../src/api/kube/client.js';
 import { NODE_LEASE_LABEL } from '../src/api/node-lease.js';
@@ -19,23 +18,10 @@ import { createLogger } from '../src/agent/log.js';
 import type { TunnelStatus } from '../src/agent/status.js';
 import { cleanupNamespace, ensureNamespace, installKipsecCrds } from '../e2e/apiserver/support.js';
 import { loadKubeConfig } from '../e2e/lib/kube.js';
+import { apiserverCpuSec } from './lib/apiserver-cpu.js';
 
 const [N = 300, W = 20, PERIOD_SEC = 5] = process.argv.slice(2).map(Number);
 const PERIODS = 3;
-
-function apiserverCpuSec(): number | undefined {
-  const dir = process.env['KIPSEC_APISERVER_DIR'];
-  if (!dir) return undefined;
-  try {
-    let ticks = 0;
-    for (const f of ['apiserver.pid', 'etcd.pid']) {
-      const stat = readFileSync(`/proc/${readFileSync(`${dir}/${f}`, 'utf8').trim()}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    }
-    return ticks / 100;
-  } catch { return undefined; }
-}
 
 async function pool<T>(items: readonly T[], n: number, fn: (x: T, i: number) => Promise<void>): Promise<void> {
   let next = 0;

@@ -17,6 +17,7 @@ import { createCsr, generateKeyPair } from '../src/pki/index.js';
 import { applyDeployFile, installKipsecCrds, ensureNamespace, cleanupNamespace } from '../e2e/apiserver/support.js';
 import { kubeconfigPath, loadKubeConfig } from '../e2e/lib/kube.js';
 import { kubeletNode } from './lib/kube-shapes.js';
+import { apiserverCpuSec } from './lib/apiserver-cpu.js';
 
 interface Csr { metadata: { name: string; resourceVersion?: string }; status?: { certificate?: string } }
 interface INode { metadata: { name: string; resourceVersion?: string }; status?: { conditions?: { type: string; status: string }[] } }
@@ -74,21 +75,6 @@ function childEntry(): string {
   execFileSync(esbuild, [`${repo}src/pki/reflect-polyfill.ts`, '--format=esm', '--platform=node', '--target=node20', `--outfile=${out}/reflect-polyfill.mjs`, '--log-level=warning']);
   execFileSync(esbuild, [src, '--bundle', '--platform=node', '--format=esm', '--packages=external', '--target=node20', `--outfile=${out}/child.mjs`, '--log-level=warning', '--banner:js=import "./reflect-polyfill.mjs";']);
   return `${out}/child.mjs`;
-}
-
-/** CPU seconds of the apiserver and etcd (e2e/apiserver.sh's pid files in KIPSEC_APISERVER_DIR), if on this machine. */
-function apiserverCpuSec(): number | undefined {
-  const dir = process.env['KIPSEC_APISERVER_DIR'];
-  if (!dir) return undefined;
-  try {
-    let ticks = 0;
-    for (const f of ['apiserver.pid', 'etcd.pid']) {
-      const stat = readFileSync(`/proc/${readFileSync(`${dir}/${f}`, 'utf8').trim()}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
-    }
-    return ticks / 100;
-  } catch { return undefined; }
 }
 
 /** 1-, 5- and 15-minute load averages: the machine is shared, and a loaded one stretches every figure. */
