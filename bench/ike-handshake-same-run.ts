@@ -8,14 +8,14 @@
 //
 // Run: node --import tsx bench/ike-handshake-same-run.ts <treeA> <treeB> [seconds-per-tree=10] [psk|cert|both]
 // (for a commit: git worktree add --detach /tmp/x <commit>, and node_modules linked into it)
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import type { IkeEngine, PeerConfig } from '../src/ike/engine.js';
-import type { Endpoint, KernelIpsec } from '../src/ike/ports.js';
+import type { Endpoint } from '../src/ike/ports.js';
 import type { ManualClock } from '../src/common/time.js';
-import { buildCert, dn } from '../test/unit/ike/crypto/cert-builder.js';
+import { benchKernel, benchPki } from './lib/ike-bench-fixtures.js';
 
 type Kind = 'psk' | 'cert';
 const [treeA, treeB, secsArg, kindArg] = process.argv.slice(2);
@@ -46,24 +46,8 @@ async function loadTree(name: string, dir: string): Promise<Tree> {
   };
 }
 
-const kernel = (): KernelIpsec => {
-  let spi = 0x1000;
-  return {
-    allocSpi: () => Promise.resolve(spi++), releaseSpi: () => Promise.resolve(), installChildSa: () => Promise.resolve(),
-    updateChildSa: () => Promise.resolve(), deleteChildSa: () => Promise.resolve(),
-    queryCounters: () => Promise.resolve({ inboundBytes: 0n, inboundPackets: 0n, outboundBytes: 0n, outboundPackets: 0n, lastInboundMs: null }),
-    installTrap: () => Promise.resolve(), removeTrap: () => Promise.resolve(), restoreChildSa: () => Promise.resolve(false),
-  };
-};
-
-// One PKI for both trees: the certificates are inputs, not handshake work.
-const ec = (): { publicKey: KeyObject; privateKey: KeyObject } => generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-const caK = ec(); const aK = ec(); const bK = ec();
-const validity = { notBeforeMs: Date.now() - 86_400_000, notAfterMs: Date.now() + 86_400_000 * 365 };
-const CA = dn('bench CA');
-const caDer = buildCert({ ...validity, subject: CA, issuer: CA, publicKey: caK.publicKey, signingKey: caK.privateKey, ca: true, keyUsage: [5, 6] });
-const ee = (name: string, k: typeof aK, serial: number): Uint8Array => buildCert({ ...validity, serial, subject: dn(name), issuer: CA, publicKey: k.publicKey, signingKey: caK.privateKey, keyUsage: [0], dns: [name] });
-const aCert = ee('alice.example', aK, 2); const bCert = ee('bob.example', bK, 3);
+const kernel = benchKernel;
+const { aK, bK, caDer, aCert, bCert } = benchPki();
 
 function configs(t: Tree, kind: Kind, i: number): [PeerConfig, PeerConfig] {
   const aAddr = `198.18.${(i >> 8) & 255}.${i & 255}`;

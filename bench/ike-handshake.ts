@@ -15,7 +15,7 @@
 // engine (bob) with its public-key work inline and on os.availableParallelism() crypto workers,
 // in alternating slices; handshakes/s (wall) and this process's event-loop delay (p50/p99, both
 // engines share the thread, the initiator's crypto stays inline) for each.
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { cpus } from 'node:os';
 import { availableParallelism } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -28,32 +28,16 @@ import { createPrf } from '../src/ike/crypto/prf.js';
 import { createSkPair } from '../src/ike/crypto/sk.js';
 import { DhId, EncrId, PrfId } from '../src/ike/constants.js';
 import { IkeEngine, type PeerConfig } from '../src/ike/engine.js';
-import type { Endpoint, KernelIpsec } from '../src/ike/ports.js';
+import type { Endpoint } from '../src/ike/ports.js';
 import { identityFromString } from '../src/ike/sa/identity.js';
-import { buildCert, dn } from '../test/unit/ike/crypto/cert-builder.js';
+import { benchKernel, benchPki } from './lib/ike-bench-fixtures.js';
 
 const SECONDS = process.argv.includes('--burst') ? 2 : Number(process.argv[2] ?? 2);
 const B = '192.0.2.2';
 const clock = new ManualClock(Date.now());
 
-const kernel = (): KernelIpsec => {
-  let spi = 0x1000;
-  return {
-    allocSpi: () => Promise.resolve(spi++), releaseSpi: () => Promise.resolve(), installChildSa: () => Promise.resolve(),
-    updateChildSa: () => Promise.resolve(), deleteChildSa: () => Promise.resolve(),
-    queryCounters: () => Promise.resolve({ inboundBytes: 0n, inboundPackets: 0n, outboundBytes: 0n, outboundPackets: 0n, lastInboundMs: null }),
-    installTrap: () => Promise.resolve(), removeTrap: () => Promise.resolve(), restoreChildSa: () => Promise.resolve(false),
-  };
-};
-
-// ---- PKI for the certificate case -------------------------------------------------------
-const ec = (): { publicKey: KeyObject; privateKey: KeyObject } => generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-const caK = ec(); const aK = ec(); const bK = ec();
-const base = { notBeforeMs: Date.now() - 86_400_000, notAfterMs: Date.now() + 86_400_000 * 365 };
-const CA = dn('bench CA');
-const caDer = buildCert({ ...base, subject: CA, issuer: CA, publicKey: caK.publicKey, signingKey: caK.privateKey, ca: true, keyUsage: [5, 6] });
-const ee = (name: string, k: typeof aK, serial: number): Uint8Array => buildCert({ ...base, serial, subject: dn(name), issuer: CA, publicKey: k.publicKey, signingKey: caK.privateKey, keyUsage: [0], dns: [name] });
-const aCert = ee('alice.example', aK, 2); const bCert = ee('bob.example', bK, 3);
+const kernel = benchKernel;
+const { aK, bK, caDer, aCert, bCert } = benchPki();
 
 function configs(kind: 'psk' | 'cert', i: number): [PeerConfig, PeerConfig] {
   // One peer per handshake, each with its own initiator address (198.18.0.0/15, RFC 2544).
