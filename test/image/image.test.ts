@@ -431,9 +431,9 @@ test('the operator starts as the Deployment runs it (65532, read-only root, depl
   try {
     await waitFor('informer errors or an exit', () => informerErrors().length > 0 || exited !== undefined, r.output);
     // In-cluster config read, client built, every informer tried the apiserver the env names.
-    await waitFor('all seven informers failing', () => informerErrors().length >= 7 || exited !== undefined, r.output, 10_000);
+    await waitFor('all eight informers failing', () => informerErrors().length >= 8 || exited !== undefined, r.output, 10_000);
     const errs = informerErrors();
-    assert.deepEqual(errs.map((l) => l['informer']).sort(), ['ca-secret', 'csrs', 'ipsecmeshes', 'ipsecnodes', 'ipsectunnels', 'nodes', 'trust-bundle'], r.output());
+    assert.deepEqual(errs.map((l) => l['informer']).sort(), ['ca-secret', 'csrs', 'ipsecmeshes', 'ipsecnodes', 'ipsectunnels', 'node-leases', 'nodes', 'trust-bundle'], r.output());
     for (const l of errs) assert.match(String(l['err']), /^GET \/\S+: connect ECONNREFUSED 127\.0\.0\.1:6443$/, r.output());
     await sleep(1_000);
     if (exited === undefined) {
