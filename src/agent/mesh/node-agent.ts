@@ -296,7 +296,8 @@ export class NodeAgent {
     const nodeGone = this.#p.watch.synced && !this.#p.watch.nodeExists(this.#p.node);
     if (nodeGone !== this.#nodeGone) {
       this.#nodeGone = nodeGone;
-      if (nodeGone) this.#p.log.warn({ node: this.#p.node }, 'our Node object is gone: the IPsecNode is not written until it is back');
+      if (nodeGone) this.#p.log.warn({ node: this.#p.node }, 'our Node object is gone: the IPsecNode and its Lease are not written until it is back');
+      this.#p.publisher.lease?.hold(nodeGone);
     }
     if (nodeGone) return;
     // Someone deleted our IPsecNode (or the cache has not seen our first write yet): write it again.

@@ -36,6 +36,9 @@ export class NodeLeaseRenewer {
   #timer: TimerHandle | undefined;
   #running = false;
   #stopped = false;
+  #held = false;
+  /** A renewal is under way (it sets the next timer itself). */
+  #renewing = false;
   #failuresInRow = 0;
   readonly stats = { renewals: 0, creates: 0, failures: 0 };
 
@@ -59,9 +62,28 @@ export class NodeLeaseRenewer {
 
   stop(): void { this.#stopped = true; this.#timer?.cancel(); this.#timer = undefined; }
 
+  /**
+   * Held: no renewals while our Node object is gone. The Lease is owned by the IPsecNode, which
+   * the operator deletes with the Node, and the garbage collector then deletes the Lease; renewing
+   * would create it again every period until this pod goes. Released: renewed at once.
+   */
+  hold(held: boolean): void {
+    if (held === this.#held) return;
+    this.#held = held;
+    if (held || !this.#running || this.#stopped || this.#renewing) return;
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    void this.#tick();
+  }
+
   async #tick(): Promise<void> {
     if (this.#stopped) return;
     let next = this.periodMs;
+    if (this.#held) {
+      this.#timer = this.#o.clock.setTimer(next, () => { this.#timer = undefined; void this.#tick(); });
+      return;
+    }
+    this.#renewing = true;
     try {
       await this.renew();
       this.#failuresInRow = 0;
@@ -71,6 +93,7 @@ export class NodeLeaseRenewer {
       next = Math.min(next, RETRY_MS);
       if (this.#failuresInRow === 1 || this.#failuresInRow % 20 === 0) this.#o.log.warn({ err: errorMessage(e), failures: this.#failuresInRow }, 'node Lease renewal failed; will retry');
     }
+    this.#renewing = false;
     if (!this.#stopped) this.#timer = this.#o.clock.setTimer(next, () => { this.#timer = undefined; void this.#tick(); });
   }
 

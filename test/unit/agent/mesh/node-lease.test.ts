@@ -140,3 +140,27 @@ test('PeerLeases: reads only the Leases asked for, at most maxReads per call, ea
   peers.keepOnly(new Set(['c']));
   assert.equal(peers.get('b'), undefined);
 });
+
+test('while the node\'s Node object is gone the Lease is held (no renewal, no re-create after the garbage collector took it); released, it is renewed at once and every period again', async () => {
+  const clock = new ManualClock(Date.UTC(2026, 11, 7));
+  const { kube, calls, objects } = fakeApiserver();
+  const p = new NodePublisher({ kube, node: 'node-a', namespace: 'kipsec-system', clock, log: logSink().log, leaseDurationMs: 30_000 });
+  await p.publishSpec({ endpoint: { address: '192.0.2.1' } });
+  p.offer(status(clock.now()));
+  await run(clock, 15_000);
+  const leaseCalls = (): number => calls.filter((c) => c.path.includes('/leases')).length;
+  assert.ok(objects.has(LEASE));
+  p.lease?.hold(true);
+  objects.delete(LEASE); // the garbage collector, after the operator deleted the IPsecNode
+  const before = leaseCalls();
+  await run(clock, 60_000);
+  assert.equal(leaseCalls(), before, 'six periods held: not one Lease request');
+  assert.equal(objects.has(LEASE), false, 'not created again');
+  p.lease?.hold(false);
+  await run(clock, 1_000);
+  assert.ok(objects.has(LEASE), 'created again at once when the Node is back');
+  const back = leaseCalls();
+  await run(clock, 30_000);
+  assert.equal(leaseCalls() - back, 3, 'renewed every 10 s again, one timer chain');
+  p.stop();
+});
