@@ -8,14 +8,13 @@
 //
 // Run: node --import tsx bench/ike-handshake-same-run.ts <treeA> <treeB> [seconds-per-tree=10] [psk|cert|both]
 // (for a commit: git worktree add --detach /tmp/x <commit>, and node_modules linked into it)
-import type { KeyObject } from 'node:crypto';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import type { IkeEngine, PeerConfig } from '../src/ike/engine.js';
 import type { Endpoint } from '../src/ike/ports.js';
 import type { ManualClock } from '../src/common/time.js';
-import { benchKernel, benchPki } from './lib/ike-bench-fixtures.js';
+import { benchKernel, benchPeerPair, benchPki } from './lib/ike-bench-fixtures.js';
 
 type Kind = 'psk' | 'cert';
 const [treeA, treeB, secsArg, kindArg] = process.argv.slice(2);
@@ -47,19 +46,9 @@ async function loadTree(name: string, dir: string): Promise<Tree> {
 }
 
 const kernel = benchKernel;
-const { aK, bK, caDer, aCert, bCert } = benchPki();
+const pki = benchPki();
 
-function configs(t: Tree, kind: Kind, i: number): [PeerConfig, PeerConfig] {
-  const aAddr = `198.18.${(i >> 8) & 255}.${i & 255}`;
-  const mk = (me: string, them: string, myId: string, theirId: string, cert: Uint8Array, key: KeyObject, start: 'initiate' | 'respond'): PeerConfig => ({
-    name: `p${i}`, local: { address: me, id: t.identityFromString(myId) }, remote: { address: them, id: t.identityFromString(theirId) },
-    auth: (kind === 'psk' ? { method: 'psk', secret: t.pskFrom('bench secret') } : { method: 'certificate', certificate: cert, privateKey: key, cas: [caDer] }) as PeerConfig['auth'],
-    ike: { proposals: ['aes128gcm16-prfsha256-x25519'], rekeyTimeMs: 3_600_000 },
-    children: [{ name: 'net', localTs: ['10.1.0.0/16'], remoteTs: ['10.2.0.0/16'], espProposals: ['aes128gcm16'], mode: 'tunnel' as const, rekeyTimeMs: 3_600_000, lifeTimeMs: 4_000_000 }].map((c) => me === B ? { ...c, localTs: c.remoteTs, remoteTs: c.localTs } : c),
-    dpd: { intervalMs: 0, action: 'clear' }, startAction: start, fragmentMtu: 0,
-  });
-  return [mk(aAddr, B, 'alice.example', 'bob.example', aCert, aK.privateKey, 'initiate'), mk(B, aAddr, 'bob.example', 'alice.example', bCert, bK.privateKey, 'respond')];
-}
+function configs(t: Tree, kind: Kind, i: number): [PeerConfig, PeerConfig] { return benchPeerPair(pki, t, kind, i, B); }
 
 /** Long-lived engines with a fresh peer pair per handshake, configured up front. */
 class Rig {

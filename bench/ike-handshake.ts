@@ -15,7 +15,6 @@
 // engine (bob) with its public-key work inline and on os.availableParallelism() crypto workers,
 // in alternating slices; handshakes/s (wall) and this process's event-loop delay (p50/p99, both
 // engines share the thread, the initiator's crypto stays inline) for each.
-import type { KeyObject } from 'node:crypto';
 import { cpus } from 'node:os';
 import { availableParallelism } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -30,27 +29,17 @@ import { DhId, EncrId, PrfId } from '../src/ike/constants.js';
 import { IkeEngine, type PeerConfig } from '../src/ike/engine.js';
 import type { Endpoint } from '../src/ike/ports.js';
 import { identityFromString } from '../src/ike/sa/identity.js';
-import { benchKernel, benchPki } from './lib/ike-bench-fixtures.js';
+import { benchKernel, benchPeerPair, benchPki } from './lib/ike-bench-fixtures.js';
 
 const SECONDS = process.argv.includes('--burst') ? 2 : Number(process.argv[2] ?? 2);
 const B = '192.0.2.2';
 const clock = new ManualClock(Date.now());
 
 const kernel = benchKernel;
-const { aK, bK, caDer, aCert, bCert } = benchPki();
+const pki = benchPki();
+const { aK, bK, caDer, aCert, bCert } = pki;
 
-function configs(kind: 'psk' | 'cert', i: number): [PeerConfig, PeerConfig] {
-  // One peer per handshake, each with its own initiator address (198.18.0.0/15, RFC 2544).
-  const aAddr = `198.18.${(i >> 8) & 255}.${i & 255}`;
-  const mk = (me: string, them: string, myId: string, theirId: string, cert: Uint8Array, key: KeyObject, start: 'initiate' | 'respond'): PeerConfig => ({
-    name: `p${i}`, local: { address: me, id: identityFromString(myId) }, remote: { address: them, id: identityFromString(theirId) },
-    auth: kind === 'psk' ? { method: 'psk', secret: pskFrom('bench secret') } : { method: 'certificate', certificate: cert, privateKey: key, cas: [caDer] },
-    ike: { proposals: ['aes128gcm16-prfsha256-x25519'], rekeyTimeMs: 3_600_000 },
-    children: [{ name: 'net', localTs: ['10.1.0.0/16'], remoteTs: ['10.2.0.0/16'], espProposals: ['aes128gcm16'], mode: 'tunnel' as const, rekeyTimeMs: 3_600_000, lifeTimeMs: 4_000_000 }].map((c) => me === B ? { ...c, localTs: c.remoteTs, remoteTs: c.localTs } : c),
-    dpd: { intervalMs: 0, action: 'clear' }, startAction: start, fragmentMtu: 0,
-  });
-  return [mk(aAddr, B, 'alice.example', 'bob.example', aCert, aK.privateKey, 'initiate'), mk(B, aAddr, 'bob.example', 'alice.example', bCert, bK.privateKey, 'respond')];
-}
+function configs(kind: 'psk' | 'cert', i: number): [PeerConfig, PeerConfig] { return benchPeerPair(pki, { identityFromString, pskFrom }, kind, i, B); }
 
 /**
  * Long-lived engines, as in the daemon: each handshake uses a fresh peer pair configured up

@@ -2,6 +2,7 @@
 // that accepts everything, and one small ECDSA PKI (a CA and two end entities) for the certificate
 // case. Inputs to the handshakes, not part of what is measured.
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { PeerConfig } from '../../src/ike/engine.js';
 import type { KernelIpsec } from '../../src/ike/ports.js';
 import { buildCert, dn } from '../../test/unit/ike/crypto/cert-builder.js';
 
@@ -27,4 +28,27 @@ export function benchPki(): BenchPki {
   const caDer = buildCert({ ...validity, subject: CA, issuer: CA, publicKey: caK.publicKey, signingKey: caK.privateKey, ca: true, keyUsage: [5, 6] });
   const ee = (name: string, k: KeyPair, serial: number): Uint8Array => buildCert({ ...validity, serial, subject: dn(name), issuer: CA, publicKey: k.publicKey, signingKey: caK.privateKey, keyUsage: [0], dns: [name] });
   return { caK, aK, bK, caDer, aCert: ee('alice.example', aK, 2), bCert: ee('bob.example', bK, 3) };
+}
+
+/** How a tree names identities and PSKs (each tree's own src/ in ike-handshake-same-run). */
+export interface ConfigHelpers {
+  readonly identityFromString: (s: string) => PeerConfig['local']['id'];
+  readonly pskFrom: (s: string) => unknown;
+}
+
+/**
+ * Peer pair `i` of the handshake benches, [initiator, responder at `responder`]: one peer per
+ * handshake, each with its own initiator address (198.18.0.0/15, RFC 2544), AES-GCM + X25519,
+ * lifetimes long enough that nothing rekeys while measured.
+ */
+export function benchPeerPair(pki: BenchPki, h: ConfigHelpers, kind: 'psk' | 'cert', i: number, responder: string): [PeerConfig, PeerConfig] {
+  const aAddr = `198.18.${(i >> 8) & 255}.${i & 255}`;
+  const mk = (me: string, them: string, myId: string, theirId: string, cert: Uint8Array, key: KeyObject, start: 'initiate' | 'respond'): PeerConfig => ({
+    name: `p${i}`, local: { address: me, id: h.identityFromString(myId) }, remote: { address: them, id: h.identityFromString(theirId) },
+    auth: (kind === 'psk' ? { method: 'psk', secret: h.pskFrom('bench secret') } : { method: 'certificate', certificate: cert, privateKey: key, cas: [pki.caDer] }) as PeerConfig['auth'],
+    ike: { proposals: ['aes128gcm16-prfsha256-x25519'], rekeyTimeMs: 3_600_000 },
+    children: [{ name: 'net', localTs: ['10.1.0.0/16'], remoteTs: ['10.2.0.0/16'], espProposals: ['aes128gcm16'], mode: 'tunnel' as const, rekeyTimeMs: 3_600_000, lifeTimeMs: 4_000_000 }].map((c) => me === responder ? { ...c, localTs: c.remoteTs, remoteTs: c.localTs } : c),
+    dpd: { intervalMs: 0, action: 'clear' }, startAction: start, fragmentMtu: 0,
+  });
+  return [mk(aAddr, responder, 'alice.example', 'bob.example', pki.aCert, pki.aK.privateKey, 'initiate'), mk(responder, aAddr, 'bob.example', 'alice.example', pki.bCert, pki.bK.privateKey, 'respond')];
 }
