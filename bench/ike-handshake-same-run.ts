@@ -12,9 +12,8 @@ import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import type { IkeEngine, PeerConfig } from '../src/ike/engine.js';
-import type { Endpoint } from '../src/ike/ports.js';
 import type { ManualClock } from '../src/common/time.js';
-import { benchKernel, benchPeerPair, benchPki } from './lib/ike-bench-fixtures.js';
+import { benchPeerPair, benchPki, HandshakeRig, type RigEngine } from './lib/ike-bench-fixtures.js';
 
 type Kind = 'psk' | 'cert';
 const [treeA, treeB, secsArg, kindArg] = process.argv.slice(2);
@@ -45,39 +44,14 @@ async function loadTree(name: string, dir: string): Promise<Tree> {
   };
 }
 
-const kernel = benchKernel;
 const pki = benchPki();
 
 function configs(t: Tree, kind: Kind, i: number): [PeerConfig, PeerConfig] { return benchPeerPair(pki, t, kind, i, B); }
 
-/** Long-lived engines with a fresh peer pair per handshake, configured up front. */
-class Rig {
-  readonly queue: Array<{ d: Uint8Array; from: Endpoint; to: Endpoint }> = [];
-  up = 0;
-  next = 0;
-  readonly alice: IkeEngine;
-  readonly bob: IkeEngine;
-  readonly size: number;
-  constructor(t: Tree, kind: Kind, size: number) {
-    this.size = size;
-    const transport = { send: (d: Uint8Array, to: Endpoint, from: Endpoint): void => { this.queue.push({ d, from, to }); } };
-    const events = { emit: (e: { type: string }): void => { if (e.type === 'child-up') this.up++; } };
-    const pairs = Array.from({ length: size }, (_, i) => configs(t, kind, i));
-    const ports = (): unknown => ({ transport, kernel: kernel(), clock: t.clock, random: t.random, events });
-    this.alice = new t.IkeEngine(ports(), pairs.map((p) => p[0]));
-    this.bob = new t.IkeEngine(ports(), pairs.map((p) => p[1]), { cryptoWorkers: 0 });
-  }
-
-  async handshake(): Promise<void> {
-    const before = this.up;
-    this.alice.initiate(`p${this.next++}`);
-    await this.alice.idle();
-    while (this.queue.length > 0) {
-      const p = this.queue.shift()!;
-      await (p.to.address === B ? this.bob : this.alice).receive(p.d, p.from, p.to);
-    }
-    if (this.up - before !== 2) throw new Error(`handshake did not complete (${this.up - before} child-up)`);
-  }
+/** A rig on tree t's engine, its peers configured up front. */
+function newRig(t: Tree, kind: Kind, size: number): HandshakeRig {
+  const engine: RigEngine = { create: (ports, peers, o) => new t.IkeEngine(ports, peers, o), clock: t.clock, random: t.random };
+  return new HandshakeRig(engine, Array.from({ length: size }, (_, i) => configs(t, kind, i)), B);
 }
 
 function cpuMs(): number { const u = process.cpuUsage(); return (u.user + u.system) / 1000; }
@@ -86,9 +60,9 @@ interface Acc { n: number; cpu: number; wall: number }
 const rate = (a: Acc): { cpu: number; wall: number } => ({ cpu: a.n / (a.cpu / 1000), wall: a.n / (a.wall / 1000) });
 
 /** Rigs are rebuilt between slices when they run out, outside the measured time. */
-async function slice(t: Tree, kind: Kind, rigs: Map<Tree, Rig>, acc: Acc, perSlice: number): Promise<void> {
+async function slice(t: Tree, kind: Kind, rigs: Map<Tree, HandshakeRig>, acc: Acc, perSlice: number): Promise<void> {
   let rig = rigs.get(t)!;
-  if (rig.size - rig.next < perSlice) { await rig.alice.close(); await rig.bob.close(); rig = new Rig(t, kind, rig.size); rigs.set(t, rig); }
+  if (rig.size - rig.next < perSlice) { await rig.close(); rig = newRig(t, kind, rig.size); rigs.set(t, rig); }
   const c = cpuMs(); const t0 = performance.now(); const end = t0 + SLICE_MS;
   while (performance.now() < end) {
     if (rig.next >= rig.size) throw new Error('rig exhausted mid-slice: raise its size');
@@ -105,7 +79,7 @@ async function main(): Promise<void> {
   console.log(`A = ${resolve(treeA!)}\nB = ${resolve(treeB!)}`);
   for (const kind of KINDS) {
     const perSlice = 600; // above the ~150-500 handshakes a slice completes on this class of machine
-    const rigs = new Map<Tree, Rig>([[a, new Rig(a, kind, 4 * perSlice)], [b, new Rig(b, kind, 4 * perSlice)]]);
+    const rigs = new Map<Tree, HandshakeRig>([[a, newRig(a, kind, 4 * perSlice)], [b, newRig(b, kind, 4 * perSlice)]]);
     for (let i = 0; i < 50; i++) { await rigs.get(a)!.handshake(); await rigs.get(b)!.handshake(); } // warm-up, both JITs
     const tot = { A: { n: 0, cpu: 0, wall: 0 }, B: { n: 0, cpu: 0, wall: 0 } };
     // Blocks of 10 rounds give the spread: each block's B/A of handshakes per CPU-second.

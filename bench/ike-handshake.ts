@@ -27,58 +27,30 @@ import { createPrf } from '../src/ike/crypto/prf.js';
 import { createSkPair } from '../src/ike/crypto/sk.js';
 import { DhId, EncrId, PrfId } from '../src/ike/constants.js';
 import { IkeEngine, type PeerConfig } from '../src/ike/engine.js';
-import type { Endpoint } from '../src/ike/ports.js';
+import type { EnginePorts } from '../src/ike/ports.js';
 import { identityFromString } from '../src/ike/sa/identity.js';
-import { benchKernel, benchPeerPair, benchPki } from './lib/ike-bench-fixtures.js';
+import { benchPeerPair, benchPki, HandshakeRig, type RigEngine } from './lib/ike-bench-fixtures.js';
 
 const SECONDS = process.argv.includes('--burst') ? 2 : Number(process.argv[2] ?? 2);
 const B = '192.0.2.2';
 const clock = new ManualClock(Date.now());
 
-const kernel = benchKernel;
 const pki = benchPki();
 const { aK, bK, caDer, aCert, bCert } = pki;
 
 function configs(kind: 'psk' | 'cert', i: number): [PeerConfig, PeerConfig] { return benchPeerPair(pki, { identityFromString, pskFrom }, kind, i, B); }
 
-/**
- * Long-lived engines, as in the daemon: each handshake uses a fresh peer pair configured up
- * front (config parsing is not handshake work), so the figure is per handshake, not per engine.
- */
-class Rig {
-  readonly queue: Array<{ d: Uint8Array; from: Endpoint; to: Endpoint }> = [];
-  up = 0;
-  next = 0;
-  readonly alice: IkeEngine;
-  readonly bob: IkeEngine;
-  readonly size: number;
-  constructor(kind: 'psk' | 'cert', size: number, responderWorkers = 0) {
-    this.size = size;
-    const transport = { send: (d: Uint8Array, to: Endpoint, from: Endpoint) => { this.queue.push({ d, from, to }); } };
-    const events = { emit: (e: { type: string }) => { if (e.type === 'child-up') this.up++; } };
-    const pairs = Array.from({ length: size }, (_, i) => configs(kind, i));
-    this.alice = new IkeEngine({ transport, kernel: kernel(), clock, random: cryptoRandom, events }, pairs.map((p) => p[0]));
-    this.bob = new IkeEngine({ transport, kernel: kernel(), clock, random: cryptoRandom, events }, pairs.map((p) => p[1]), { cryptoWorkers: responderWorkers });
-  }
-}
-
-const rigs: Partial<Record<'psk' | 'cert', Rig>> = {};
+const ENGINE: RigEngine = { create: (ports, peers, o) => new IkeEngine(ports as EnginePorts, peers, o), clock, random: cryptoRandom };
+const newRig = (kind: 'psk' | 'cert', size: number, responderWorkers = 0): HandshakeRig => new HandshakeRig(ENGINE, Array.from({ length: size }, (_, i) => configs(kind, i)), B, responderWorkers);
+const rigs: Partial<Record<'psk' | 'cert', HandshakeRig>> = {};
 /** Enough peers for every handshake of a run, so no rig is built inside a measured slice. */
 const RIG_SIZE = 2_000 + SECONDS * 1_000;
 
 /** One handshake on the current rig; `sizes` collects the IKE_AUTH message sizes. */
 async function handshake(kind: 'psk' | 'cert', sizes?: number[]): Promise<void> {
   let rig = rigs[kind];
-  if (!rig || rig.next >= rig.size) { await rig?.alice.close(); await rig?.bob.close(); rig = rigs[kind] = new Rig(kind, RIG_SIZE); }
-  const before = rig.up;
-  rig.alice.initiate(`p${rig.next++}`);
-  await rig.alice.idle();
-  while (rig.queue.length > 0) {
-    const p = rig.queue.shift()!;
-    if (sizes && p.d[18] === 35) sizes.push(p.d.length);
-    await (p.to.address === B ? rig.bob : rig.alice).receive(p.d, p.from, p.to);
-  }
-  if (rig.up - before !== 2) throw new Error(`handshake did not complete (${rig.up - before} child-up)`);
+  if (!rig || rig.next >= rig.size) { await rig?.close(); rig = rigs[kind] = newRig(kind, RIG_SIZE); }
+  await rig.handshake(sizes);
 }
 
 /** The crypto a handshake cannot avoid, called directly. */
@@ -141,7 +113,7 @@ async function main(): Promise<void> {
   console.log('case                     engine hs/CPU-s   raw crypto hs/CPU-s   ratio (engine/raw time)            engine hs/s (wall)');
   for (const kind of ['psk', 'cert'] as const) {
     const sizes: number[] = [];
-    rigs[kind] = new Rig(kind, RIG_SIZE); // built before measuring: configuring peers is not handshake work
+    rigs[kind] = newRig(kind, RIG_SIZE); // built before measuring: configuring peers is not handshake work
     await handshake(kind, sizes);
     const { a: engine, b: raw, aWall } = await interleaved(() => handshake(kind), () => rawCrypto(kind, sizes));
     const label = kind === 'psk' ? 'PSK + X25519' : 'ECDSA-P256 certs + X25519';
@@ -150,7 +122,7 @@ async function main(): Promise<void> {
 }
 
 /** Deliver every queued datagram, concurrently, until the queue stays empty. */
-async function pump(rig: Rig): Promise<void> {
+async function pump(rig: HandshakeRig): Promise<void> {
   while (rig.queue.length > 0) {
     const batch = rig.queue.splice(0);
     await Promise.all(batch.map((p) => (p.to.address === B ? rig.bob : rig.alice).receive(p.d, p.from, p.to)));
@@ -162,7 +134,7 @@ async function pump(rig: Rig): Promise<void> {
 }
 
 /** `inFlight` handshakes kept going for `ms`: completed handshakes/s and the event-loop delay. */
-async function burstSlice(rig: Rig, inFlight: number, ms: number): Promise<{ hs: number; p50: number; p99: number }> {
+async function burstSlice(rig: HandshakeRig, inFlight: number, ms: number): Promise<{ hs: number; p50: number; p99: number }> {
   const h = monitorEventLoopDelay({ resolution: 10 });
   const t0 = performance.now(); const up0 = rig.up;
   h.enable();
@@ -184,7 +156,7 @@ async function burst(seconds: number): Promise<void> {
   console.log('case                       responder   hs/s (wall)   event-loop delay p50 / p99 ms');
   for (const kind of ['psk', 'cert'] as const) {
     const size = 64 * Math.ceil(seconds * 4000 / 64) + 2_000;
-    const rigs2 = { inline: new Rig(kind, size, 0), workers: new Rig(kind, size, workers) };
+    const rigs2 = { inline: newRig(kind, size, 0), workers: newRig(kind, size, workers) };
     for (const r of Object.values(rigs2)) await burstSlice(r, 64, 300); // warm-up (workers started)
     const acc = { inline: [] as { hs: number; p50: number; p99: number }[], workers: [] as { hs: number; p50: number; p99: number }[] };
     for (let round = 0; round < 4; round++) {

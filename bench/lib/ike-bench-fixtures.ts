@@ -2,8 +2,8 @@
 // that accepts everything, and one small ECDSA PKI (a CA and two end entities) for the certificate
 // case. Inputs to the handshakes, not part of what is measured.
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import type { PeerConfig } from '../../src/ike/engine.js';
-import type { KernelIpsec } from '../../src/ike/ports.js';
+import type { IkeEngine, PeerConfig } from '../../src/ike/engine.js';
+import type { Endpoint, KernelIpsec } from '../../src/ike/ports.js';
 import { buildCert, dn } from '../../test/unit/ike/crypto/cert-builder.js';
 
 export function benchKernel(): KernelIpsec {
@@ -51,4 +51,49 @@ export function benchPeerPair(pki: BenchPki, h: ConfigHelpers, kind: 'psk' | 'ce
     dpd: { intervalMs: 0, action: 'clear' }, startAction: start, fragmentMtu: 0,
   });
   return [mk(aAddr, responder, 'alice.example', 'bob.example', pki.aCert, pki.aK.privateKey, 'initiate'), mk(responder, aAddr, 'bob.example', 'alice.example', pki.bCert, pki.bK.privateKey, 'respond')];
+}
+
+/** What a rig needs from a tree's engine module: its IkeEngine, clock and random source. */
+export interface RigEngine {
+  readonly create: (ports: unknown, peers: readonly PeerConfig[], options?: { cryptoWorkers: number }) => IkeEngine;
+  readonly clock: unknown;
+  readonly random: unknown;
+}
+
+/**
+ * Long-lived engines, as in the daemon: each handshake uses a fresh peer pair configured up front
+ * (config parsing is not handshake work), so the figure is per handshake, not per engine.
+ */
+export class HandshakeRig {
+  readonly queue: { d: Uint8Array; from: Endpoint; to: Endpoint }[] = [];
+  up = 0;
+  next = 0;
+  readonly alice: IkeEngine;
+  readonly bob: IkeEngine;
+  readonly size: number;
+  readonly responder: string;
+
+  constructor(e: RigEngine, pairs: readonly (readonly [PeerConfig, PeerConfig])[], responder: string, responderWorkers = 0) {
+    this.responder = responder;
+    const transport = { send: (d: Uint8Array, to: Endpoint, from: Endpoint): void => { this.queue.push({ d, from, to }); } };
+    const events = { emit: (ev: { type: string }): void => { if (ev.type === 'child-up') this.up++; } };
+    const ports = (): unknown => ({ transport, kernel: benchKernel(), clock: e.clock, random: e.random, events });
+    this.size = pairs.length;
+    this.alice = e.create(ports(), pairs.map((p) => p[0]));
+    this.bob = e.create(ports(), pairs.map((p) => p[1]), { cryptoWorkers: responderWorkers });
+  }
+
+  /** One full handshake (IKE_SA_INIT + IKE_AUTH with the first Child SA); `sizes` collects the IKE_AUTH message sizes. */
+  async handshake(sizes?: number[]): Promise<void> {
+    const before = this.up;
+    this.alice.initiate(`p${this.next++}`);
+    await this.alice.idle();
+    for (let p = this.queue.shift(); p !== undefined; p = this.queue.shift()) {
+      if (sizes && p.d[18] === 35) sizes.push(p.d.length);
+      await (p.to.address === this.responder ? this.bob : this.alice).receive(p.d, p.from, p.to);
+    }
+    if (this.up - before !== 2) throw new Error(`handshake did not complete (${this.up - before} child-up)`);
+  }
+
+  async close(): Promise<void> { await this.alice.close(); await this.bob.close(); }
 }
