@@ -12,6 +12,9 @@
 //   differ; the killed agent started again (the node back) stands by, and once its mesh pairs are
 //   up again node-c's pod still reaches the VPC host through the active gateway (node-c's pair with
 //   the old gateway ending must not take the VPC's XFRM policies from its pair with the new one);
+//   after each takeover a pod on the new gateway reaches the VPC host (its own tunnel's policies,
+//   not its mesh pair's with the old gateway, must carry it), and once the old gateway is back as
+//   standby a pod on it does too (over its pair with the new one); the times are printed;
 // - spec.remote.standbyAddresses (a cloud HA pair): with spec.remote.address unreachable, the
 //   active gateway moves to the standby address after REMOTE_FAILOVER_MS without an IKE SA, the
 //   tunnel comes up there and status.gateways[].remoteAddress says which address is in use; the
@@ -24,7 +27,7 @@ import assert from 'node:assert/strict';
 import { RESOURCES, resourcePath } from '../../src/api/kube/client.js';
 import { REMOTE_FAILOVER_MS } from '../../src/agent/gateway/compile.js';
 import { CLOUD_IKE, CLOUD_IP, SERVICE_IP, SERVICE_NET, VPC_HOST, VPC_NET, startCloud } from '../lib/cloud-gateway.js';
-import { nodeByName, type ClusterNode } from '../lib/cluster-net.js';
+import { nodeByName, type ClusterNode, type ClusterPod } from '../lib/cluster-net.js';
 import { activeEstablished, deleteTunnelsAfter, getTunnel, pskSecrets, tunnelEvents, tunnelPath } from '../lib/gateway-tunnel.js';
 import { eventually, uniqueName } from '../lib/kube.js';
 import { startMeshLane } from '../lib/mesh-lane.js';
@@ -149,11 +152,14 @@ test('gateway failover on kernel ESP: two gateway nodes, one active through the 
         return g?.role === 'active' && g.childSaState === 'established' ? g : undefined;
       }, 60_000, 250, explain(vpc));
       const reportedS = (Date.now() - killedAt) / 1000;
+      // The new gateway's own pods: their VPC traffic must leave through its tunnel now, not over its
+      // mesh pair with the old gateway (whose policies for the VPC were there first).
+      const ownS = await reachesVpc(to.pods[0]!, to, killedAt, 60_000);
       // Resumed: 20 answers, within a generous bound (the measured figures are printed below).
       await answers(fromVpc, 20, 'the ping from the VPC host after the take-over', 60_000);
       await answers(fromPod, 20, `${podC.name}'s ping after the take-over`, 60_000);
       const [rv, rp] = [await fromVpc.stop(), await fromPod.stop()];
-      const line = `failover on kernel ESP, ${from.name} ${o.unplug ? 'unplugged and its agent' : 'agent'} SIGKILLed: outage ${(rv.longestGapMs / 1000).toFixed(1)} s from the VPC host (${rv.lost.length} of ${rv.sent} echoes lost), ${(rp.longestGapMs / 1000).toFixed(1)} s from ${podC.name} (${rp.lost.length} of ${rp.sent} lost); ${to.name} reported established ${reportedS.toFixed(1)} s after the kill`;
+      const line = `failover on kernel ESP, ${from.name} ${o.unplug ? 'unplugged and its agent' : 'agent'} SIGKILLed: outage ${(rv.longestGapMs / 1000).toFixed(1)} s from the VPC host (${rv.lost.length} of ${rv.sent} echoes lost), ${(rp.longestGapMs / 1000).toFixed(1)} s from ${podC.name} (${rp.lost.length} of ${rp.sent} lost); ${to.name} reported established ${reportedS.toFixed(1)} s after the kill; ${to.pods[0]!.name} → ${VPC_HOST} 3/3 ${ownS.toFixed(1)} s after the kill (${(ownS - reportedS).toFixed(1)} s after established)`;
       console.log(line);
       tt.diagnostic(line);
       assert.ok(rv.lost.length < rv.sent && rp.lost.length < rp.sent, line);
@@ -174,12 +180,27 @@ test('gateway failover on kernel ESP: two gateway nodes, one active through the 
     }
   };
 
-  /** node-c's view of the VPC: its table 220, its XFRM policies for the VPC subnet (which pair's reqid), the logs. */
-  async function nodeCState(): Promise<string> {
-    const routes = (await nodeC.ns.run('ip', ['route', 'show', 'table', '220'], { check: false })).stdout;
+  /** A node's view of the VPC: its table 220, its XFRM policies for the VPC subnet (which pair's reqid), the logs. */
+  async function vpcState(n: ClusterNode): Promise<string> {
+    const routes = (await n.ns.run('ip', ['route', 'show', 'table', '220'], { check: false })).stdout;
     // One policy per block: its first line (the selector) starts at the margin, the rest is indented.
-    const policies = (await nodeC.ns.run('ip', ['xfrm', 'policy', 'list'], { check: false })).stdout.split(/\n(?=\S)/).filter((x) => x.includes(VPC_NET)).join('\n');
-    return `table 220 on ${nodeC.name}:\n${routes}\nXFRM policies with ${VPC_NET} on ${nodeC.name}:\n${policies}\n${lane.logs(2500)}`;
+    const policies = (await n.ns.run('ip', ['xfrm', 'policy', 'list'], { check: false })).stdout.split(/\n(?=\S)/).filter((x) => x.includes(VPC_NET)).join('\n');
+    return `table 220 on ${n.name}:\n${routes}\nXFRM policies with ${VPC_NET} on ${n.name}:\n${policies}\n${lane.logs(2500)}`;
+  }
+  function nodeCState(): Promise<string> { return vpcState(nodeC); }
+
+  /**
+   * `pod` (on node `on`) gets 3 of 3 echoes from the VPC host in one run, tried until it does
+   * within `timeoutMs`; returns the seconds from `since` to that run's end (printed by the caller).
+   */
+  async function reachesVpc(pod: ClusterPod, on: ClusterNode, since: number, timeoutMs: number): Promise<number> {
+    let last = '';
+    await eventually(async () => {
+      const r = await pod.ns.run('ping', ['-n', '-c', '3', '-i', '0.2', '-W', '1', '-I', pod.ip, VPC_HOST], { check: false, timeoutMs: 10_000 });
+      last = r.stdout;
+      return pingCounts(r.stdout).received === 3 ? true : undefined;
+    }, timeoutMs, 250, { what: `${pod.name} → ${VPC_HOST} 3 of 3`, state: async () => `${last}\n${await vpcState(on)}` });
+    return (Date.now() - since) / 1000;
   }
 
   /** The node back on the wire with its agent running (both as they were before a takeover), whatever the takeover's outcome. */
@@ -193,7 +214,8 @@ test('gateway failover on kernel ESP: two gateway nodes, one active through the 
    * keeps the tunnel; once every mesh pair is up again (node-c's pair with `n` ended and made anew),
    * node-c's pod reaches the VPC host through `active`.
    */
-  const backAsStandby = async (n: ClusterNode, active: ClusterNode): Promise<void> => {
+  const backAsStandby = async (tt: TestContext, n: ClusterNode, active: ClusterNode): Promise<void> => {
+    const backAt = Date.now();
     await nodeBack(n);
     const st = await eventually(async () => {
       const s = (await getTunnel(kube, vpc)).status;
@@ -201,6 +223,12 @@ test('gateway failover on kernel ESP: two gateway nodes, one active through the 
       return back?.role === 'standby' && back.lastError === undefined && activeEstablished(s?.gateways)?.node === active.name ? s : undefined;
     }, 60_000, 500, explain(vpc));
     assert.equal(st.activeGateway, active.name);
+    const standbyS = (Date.now() - backAt) / 1000;
+    // The old gateway's own pods: over its mesh pair with the active gateway now, not its old tunnel.
+    const ownS = await reachesVpc(n.pods[0]!, n, backAt, 90_000);
+    const line = `${n.name} back (agent started): standby reported ${standbyS.toFixed(1)} s after; ${n.pods[0]!.name} → ${VPC_HOST} through ${active.name} 3/3 ${ownS.toFixed(1)} s after`;
+    console.log(line);
+    tt.diagnostic(line);
     await lane.waitAllUp(90_000);
     const r = await podC.ns.run('ping', ['-n', '-c', '3', '-i', '0.2', '-W', '2', '-I', podC.ip, VPC_HOST], { check: false, timeoutMs: 20_000 });
     assert.equal(pingCounts(r.stdout).received, 3, `${podC.name} → ${VPC_HOST} through ${active.name} with every pair up again: ${r.stdout}\n${await nodeCState()}`);
@@ -210,8 +238,8 @@ test('gateway failover on kernel ESP: two gateway nodes, one active through the 
     await takeover(tt, activeNode, standbyNode, { unplug: false });
   });
 
-  await t.test('the killed gateway\'s agent started again: it stands by (its own report says standby, no error) and the tunnel stays with the new gateway; with every mesh pair up again node-c\'s pod reaches the VPC host through it', async () => {
-    await backAsStandby(activeNode, standbyNode);
+  await t.test('the killed gateway\'s agent started again: it stands by (its own report says standby, no error) and the tunnel stays with the new gateway; its own pod reaches the VPC host through the new gateway; with every mesh pair up again node-c\'s pod reaches it too', async (tt) => {
+    await backAsStandby(tt, activeNode, standbyNode);
     const r = await cloud.run('ping', ['-n', '-c', '3', '-i', '0.2', '-W', '2', '-I', VPC_HOST, SERVICE_IP], { check: false, timeoutMs: 20_000 });
     assert.equal(pingCounts(r.stdout).received, 3, r.stdout);
   });
@@ -225,7 +253,7 @@ test('gateway failover on kernel ESP: two gateway nodes, one active through the 
       await nodeBack(standbyNode).catch((back: unknown) => { tt.diagnostic(`bringing ${standbyNode.name} back after the failure failed too: ${String(back)}`); });
       throw e;
     }
-    await backAsStandby(standbyNode, activeNode);
+    await backAsStandby(tt, standbyNode, activeNode);
   });
 
   await t.test('spec.remote.standbyAddresses: remote.address unreachable, the active gateway moves to the standby address after REMOTE_FAILOVER_MS without an IKE SA; Established there, status.gateways[].remoteAddress says so, traffic crosses; the same tunnel without standbyAddresses is still down', async (tt) => {
