@@ -27,7 +27,7 @@ import { suiteText as memoSuite } from '../sa/memo.js';
 import { OUTBOUND_ACTIVE, type ChildChoice, type ChildReply, type ChildRequestScratch, type ChildRuntime, type ChildSa, type IkeKeys, type IkeSa } from '../sa/ike-sa.js';
 
 export type { ChildChoice, ChildReply } from '../sa/ike-sa.js';
-import { formatTs, fromWireTs, narrowTs, sameTs, toPortTs, toWireTs, tsWithin, type TsRange } from '../sa/ts.js';
+import { formatTs, fromWireTs, narrowTs, sameTs, sharedTs, toPortTs, toWireTs, tsWithin, type TsRange } from '../sa/ts.js';
 
 const POLICY_PRIORITY = 2_000;
 
@@ -174,8 +174,8 @@ export function buildChild(ctx: ChildEnv, sa: ChildIkeView, a: {
  * proposal exactly wins over one that covers it, which wins over one that only overlaps it
  * (strongSwan's best-match), so a wide "net" child does not swallow a narrower "dns" one.
  */
-function pickChild(sa: ChildIkeView, tsi: readonly TsRange[], tsr: readonly TsRange[], only: ChildRuntime | null): { runtime: ChildRuntime; localTs: TsRange[]; remoteTs: TsRange[] } | null {
-  let best: { runtime: ChildRuntime; localTs: TsRange[]; remoteTs: TsRange[]; score: number } | null = null;
+function pickChild(sa: ChildIkeView, tsi: readonly TsRange[], tsr: readonly TsRange[], only: ChildRuntime | null): { runtime: ChildRuntime; localTs: readonly TsRange[]; remoteTs: readonly TsRange[] } | null {
+  let best: { runtime: ChildRuntime; localTs: readonly TsRange[]; remoteTs: readonly TsRange[]; score: number } | null = null;
   for (const c of only ? [only] : sa.peer.children) {
     // The initiator's TSi is its side = our remote; TSr is our side.
     const remoteTs = narrowTs(tsi, c.remoteTs);
@@ -310,7 +310,7 @@ export function completeChildInitiator(ctx: ChildEnv, sa: ChildIkeView, child: C
   const link = linkOf(m);
   if (methods.length > 0 && (link === undefined || dhGroupOf(sel) === null)) return bad('response chose additional key exchanges without a KE method or an ADDITIONAL_KEY_EXCHANGE notify (RFC 9370 §2.2.2)');
   if (sel.protocol !== 'esp' || saP.proposals[0]?.protocolId !== ProtocolId.ESP) return bad('response proposal is not ESP');
-  const localTs = tsiP.selectors.map(fromWireTs); const remoteTs = tsrP.selectors.map(fromWireTs);
+  const localTs = sharedTs(tsiP.selectors.map(fromWireTs), s.localTs); const remoteTs = sharedTs(tsrP.selectors.map(fromWireTs), s.remoteTs);
   if (!localTs.every((t) => tsWithin(t, s.localTs)) || !remoteTs.every((t) => tsWithin(t, s.remoteTs)))
     return { ok: false, failure: ikeFailure({ code: 'ERR_IKE_TS_UNACCEPTABLE', notify: 'TS_UNACCEPTABLE', exchange: o.exchange, message: 'responder widened our traffic selectors (RFC 7296 §2.9)', trafficSelectors: { local: s.localTs.map(formatTs), remote: s.remoteTs.map(formatTs) } }) };
   const transport = m.has(NotifyStatus.USE_TRANSPORT_MODE);

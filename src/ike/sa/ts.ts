@@ -137,20 +137,35 @@ export function intersectTs(a: TsRange, b: TsRange): TsRange | null {
   if (compareBytes(start, end) > 0) return null;
   const startPort = Math.max(a.startPort, b.startPort); const endPort = Math.min(a.endPort, b.endPort);
   if (startPort > endPort) return null;
-  return { family: a.family, start, end, protocol: a.protocol || b.protocol, startPort, endPort };
+  const protocol = a.protocol || b.protocol;
+  // One of the two when it is the intersection: a Child SA then holds the config's selector, not a copy.
+  const is = (x: TsRange): boolean => x.start === start && x.end === end && x.protocol === protocol && x.startPort === startPort && x.endPort === endPort;
+  if (is(b)) return b;
+  if (is(a)) return a;
+  return { family: a.family, start, end, protocol, startPort, endPort };
 }
 
 /**
  * RFC 7296 §2.9 narrowing: every non-empty intersection of a proposed selector with a configured
  * one, duplicates removed. Empty result = TS_UNACCEPTABLE.
  */
-export function narrowTs(proposed: readonly TsRange[], configured: readonly TsRange[]): TsRange[] {
+export function narrowTs(proposed: readonly TsRange[], configured: readonly TsRange[]): readonly TsRange[] {
   const out: TsRange[] = [];
   for (const p of proposed) for (const c of configured) {
     const i = intersectTs(p, c);
     if (i && !out.some((o) => sameTs(o, i))) out.push(i);
   }
-  return out;
+  return sharedTs(out, configured);
+}
+
+/**
+ * `list`, with each selector equal to one of `known` replaced by that one, and `known` itself when
+ * the two are equal element by element: the Child SAs of a config share its selectors instead of
+ * each holding copies (four small byte arrays per selector).
+ */
+export function sharedTs(list: readonly TsRange[], known: readonly TsRange[]): readonly TsRange[] {
+  const out = list.map((t) => known.find((k) => k === t || sameTs(k, t)) ?? t);
+  return out.length === known.length && out.every((t, i) => t === known[i]) ? known : out;
 }
 
 export function sameTs(a: TsRange, b: TsRange): boolean {
