@@ -24,13 +24,27 @@ export function upIkeKeysOf(a: {
   readonly suite: IkeSuite; readonly suiteText: string; readonly dhGroup: number; readonly raw: Omit<IkeSaKeys, 'skPi' | 'skPr'>;
   readonly role: 'initiator' | 'responder'; readonly random: Random;
 }): IkeUpKeys {
-  const { skD, skAi, skAr, skEi, skEr } = a.raw;
+  const [skD, skAi, skAr, skEi, skEr] = packed([a.raw.skD, a.raw.skAi, a.raw.skAr, a.raw.skEi, a.raw.skEr]);
   // createSkPair reads only SK_a and SK_e.
   const pair = createSkPair(a.suite, { skD, skAi, skAr, skEi, skEr, skPi: NO_SK_P, skPr: NO_SK_P }, a.role, a.random);
   return {
     suite: a.suite, suiteText: a.suiteText, dhGroup: a.dhGroup, prf: createPrf(a.suite.prfId),
     skD, out: pair.outbound, in: pair.inbound, sk: { skAi, skAr, skEi, skEr },
   };
+}
+
+/**
+ * The keys an IKE SA keeps for its life as views of one buffer, the given ones wiped: one
+ * ArrayBuffer and its backing store instead of five (~100 bytes of wrappers each, a malloc each).
+ */
+function packed<const T extends readonly SecretBytes[]>(keys: T): { readonly [K in keyof T]: SecretBytes } {
+  const buf = new Uint8Array(keys.reduce((n, k) => n + k.length, 0));
+  let at = 0;
+  return keys.map((k) => {
+    const view = buf.subarray(at, at + k.length);
+    view.set(k.expose()); at += k.length; k.wipe();
+    return new SecretBytes(view);
+  }) as { readonly [K in keyof T]: SecretBytes };
 }
 
 /** The states of an IKE SA that is up and keyed: it sends and receives under `keyed.keys`. */
