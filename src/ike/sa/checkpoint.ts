@@ -78,7 +78,7 @@ export function snapshotSa(sa: IkeSa): IkeSaCheckpoint | null {
     createdAtMs: sa.createdAtMs, establishedAtMs: st.up?.establishedAtMs ?? null, rekeyAtMs: st.up?.rekeyAtMs ?? null,
     // A collision is kept with the request it was recorded on (an IKE_FOLLOWUP_KE run is not kept, see taskCheckpoint).
     children: [...sa.children.values()].filter((c) => c.state.tag !== 'deleted').map((c) => childCheckpoint(c, o?.task.kind === 'child-rekey' && o.task.old === c && o.scratch.kind === 'child' ? o.scratch.collision : null)),
-    lingering: [...sa.lingering.values()].map(({ ref, untilMs }) => ({ name: ref.child, inboundSpi: ref.inboundSpi, outboundSpi: ref.outboundSpi, local: ref.local, remote: ref.remote, untilMs })),
+    lingering: [...sa.lingering?.values() ?? []].map(({ ref, untilMs }) => ({ name: ref.child, inboundSpi: ref.inboundSpi, outboundSpi: ref.outboundSpi, local: ref.local, remote: ref.remote, untilMs })),
     reauth: reauthCheckpoint(sa),
     ikeCollision: rekey?.collision ? { peer: ourSpiOf(rekey.collision.peerSa), nonces: rekey.collision.nonces } : null,
   };

@@ -19,7 +19,23 @@ function applyInit(sa: IkeSa, r: InitResult): void {
   sa.spiR = r.spiR;
   sa.natLocal = r.natLocal; sa.natRemote = r.natRemote;
   sa.fragmentation = r.fragmentation;
-  sa.peerHashes = r.peerHashes;
+  sa.peerHashes = r.peerHashes === null ? null : sharedHashes(r.peerHashes);
+}
+
+/**
+ * Peers send one of a few SIGNATURE_HASH_ALGORITHMS lists (RFC 7427 §4): SAs share one array per
+ * list instead of each holding its own (~180 bytes), up to a few distinct lists so that what peers
+ * send cannot grow it.
+ */
+const hashLists = new Map<string, readonly number[]>();
+function sharedHashes(ids: readonly number[]): readonly number[] {
+  const key = ids.join(',');
+  const known = hashLists.get(key);
+  if (known !== undefined) return known;
+  if (hashLists.size >= 16) return ids;
+  const list = Object.freeze([...ids]);
+  hashLists.set(key, list);
+  return list;
 }
 
 /** Initiator: the answer to our IKE_SA_INIT; `o`: the request, re-armed when the answer is dropped. */

@@ -331,8 +331,8 @@ export interface IkeSa {
   natRemote: boolean;
   /** Both sides announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3). */
   fragmentation: boolean;
-  /** Hash IDs from the peer's SIGNATURE_HASH_ALGORITHMS, null when it sent none. */
-  peerHashes: number[] | null;
+  /** Hash IDs from the peer's SIGNATURE_HASH_ALGORITHMS, null when it sent none; shared between SAs (ike-init-tasks.ts). */
+  peerHashes: readonly number[] | null;
   /**
    * RFC 9370 §2.2.2: an IKE rekey with additional key exchanges in IKE_FOLLOWUP_KE on this (old)
    * IKE SA, from either side: the new IKE SA (keying: no keys yet, not registered) and the steps'
@@ -352,9 +352,10 @@ export interface IkeSa {
   /**
    * Rekeyed Child SAs whose inbound state lingers (rekeyDeleteDelayMs) for packets still in flight
    * on the old SPI, by inbound SPI. Not Child SAs any more, but checkpointed, so a restart in that
-   * window deletes them on time instead of adopting them until the next rekey.
+   * window deletes them on time instead of adopting them until the next rekey. Null while there
+   * are none (most of an SA's life: an empty Map is ~180 bytes).
    */
-  readonly lingering: Map<number, LingeringChild>;
+  lingering: Map<number, LingeringChild> | null;
   /** A reauthentication this SA is the new or the old side of; null otherwise. */
   reauth: ReauthLink | null;
   /**

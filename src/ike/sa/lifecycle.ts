@@ -242,7 +242,7 @@ async function replaceAdopted(e: EngineHost, sa: IkeSa, child: ChildSa): Promise
   const delayMs = e.options.rekeyDeleteDelayMs;
   for (const a of old) {
     if (delayMs > 0) {
-      sa.lingering.set(a.ref.inboundSpi, { ref: a.ref, untilMs: e.clock.now() + delayMs });
+      (sa.lingering ??= new Map()).set(a.ref.inboundSpi, { ref: a.ref, untilMs: e.clock.now() + delayMs });
       armLingering(e, sa, a.ref, delayMs);
     } else await e.kernel.deleteChildSa(a.ref, { keepPolicies: a.ref.reqid === child.ref.reqid }).catch(() => undefined);
     e.emit({ type: 'child-down', peer: a.ref.peer, child: a.ref.child, ref: a.ref, reason: 'replaced' });
@@ -259,7 +259,7 @@ export async function removeChild(e: EngineHost, sa: IkeSa, child: ChildSa, reas
   if (reason !== 'rekeyed') e.emit({ type: 'child-down', peer: child.ref.peer, child: child.ref.child, ref: child.ref, reason });
   const hold = keepsPoliciesWhenDead(sa, reason);
   if (delayMs > 0) {
-    sa.lingering.set(child.ref.inboundSpi, { ref: child.ref, untilMs: e.clock.now() + delayMs });
+    (sa.lingering ??= new Map()).set(child.ref.inboundSpi, { ref: child.ref, untilMs: e.clock.now() + delayMs });
     armLingering(e, sa, child.ref, delayMs, hold);
   } else await deleteChildStates(e, child.ref, hold);
 }
@@ -289,7 +289,8 @@ export function armLingering(e: EngineHost, sa: IkeSa, ref: KernelChildSaRef, de
   e.clock.setTimer(Math.max(0, delayMs), () => {
     e.track((async () => {
       await deleteChildStates(e, ref, hold);
-      sa.lingering.delete(ref.inboundSpi);
+      sa.lingering?.delete(ref.inboundSpi);
+      if (sa.lingering?.size === 0) sa.lingering = null;
       e.persist(sa);
     })());
   });

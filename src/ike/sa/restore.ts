@@ -14,7 +14,7 @@ import type { EngineHost } from './host.js';
 import { awaitPeerSwitch } from './child-tasks.js';
 import { CheckpointError, decodeCheckpoint, type ChildCheckpoint, type IkeSaCheckpoint, type ShareCheckpoint, type TaskCheckpoint } from './checkpoint.js';
 import { upIkeKeysOf } from './ike-keys.js';
-import { ikeSpisText, NO_SCRATCH, OUTBOUND_ACTIVE, rekeyedState, spiHex, type ChildRuntime, type RequestScratch, type ChildSa, type IkeSa, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
+import { ikeSpisText, NO_SCRATCH, OUTBOUND_ACTIVE, rekeyedState, spiHex, type ChildRuntime, type RequestScratch, type ChildSa, type IkeSa, type LingeringChild, type Outstanding, type PeerRuntime, type Task } from './ike-sa.js';
 import { armLingering, armReauthOutboundHold, awaitPeerReauth, scheduleChildTimers, scheduleDpd } from './lifecycle.js';
 import { finishReauth, linkReauth } from './reauth.js';
 import { awaitOldIkeDelete } from './ike-rekey-tasks.js';
@@ -146,7 +146,8 @@ async function rebuild(e: EngineHost, id: string, cp: IkeSaCheckpoint, peer: Pee
 
 /** Lingering Child SAs of a child config that still exists (otherwise the daemon's orphan cleanup takes them). */
 function lingeringOf(cp: IkeSaCheckpoint, peer: PeerRuntime): IkeSa['lingering'] {
-  const out: IkeSa['lingering'] = new Map();
+  if (cp.lingering.length === 0) return null;
+  const out = new Map<number, LingeringChild>();
   for (const l of cp.lingering) {
     const runtime = peer.children.find((c) => c.config.name === l.name);
     if (!runtime) continue;
@@ -160,7 +161,7 @@ function lingeringOf(cp: IkeSaCheckpoint, peer: PeerRuntime): IkeSa['lingering']
 function resume(e: EngineHost, r: Rebuilt): void {
   const { sa, cp } = r;
   const now = e.clock.now();
-  for (const l of sa.lingering.values()) armLingering(e, sa, l.ref, l.untilMs - now);
+  for (const l of sa.lingering?.values() ?? []) armLingering(e, sa, l.ref, l.untilMs - now);
   for (const c of sa.children.values()) {
     // A rekey whose IKE_FOLLOWUP_KE run was in flight is not resumed (a checkpoint holds no run,
     // RFC 9370 §2.2.2): the old SA carries on and is rekeyed afresh.
@@ -239,7 +240,7 @@ export async function restoreSas(e: EngineHost, items: readonly { readonly id: s
     resume(e, r);
     results.push({
       id: r.id, outcome: 'resumed', peer: r.sa.peer.config.name, ikeSpis: ikeSpisText(r.sa), state: r.cp.state === 'rekeyed' ? 'rekeying' : 'established',
-      children: [...r.sa.children.values()].map((c) => c.ref), lost: r.lost.map((c) => c.ref), lingering: [...r.sa.lingering.values()].map((l) => l.ref),
+      children: [...r.sa.children.values()].map((c) => c.ref), lost: r.lost.map((c) => c.ref), lingering: [...r.sa.lingering?.values() ?? []].map((l) => l.ref),
       reserved: r.reserved.map((spi) => ({ spi, local: r.sa.local.address, remote: r.sa.remote.address })),
     });
   }

@@ -22,7 +22,7 @@ export function newSa(e: EngineHost, peer: PeerRuntime, role: 'initiator' | 'res
     serial: e.newSerial(), peer, role, spiI, spiR: 0n, state: { tag: 'idle' },
     local, remote, natLocal: false, natRemote: false, fragmentation: false, peerHashes: null,
     nextRequestId: 0, outstanding: null, pending: [],
-    expectedRequestId: 0, lastResponse: null, fragments: null, children: new Map(), lingering: new Map(), reauth: null, followup: null, createdAtMs: now,
+    expectedRequestId: 0, lastResponse: null, fragments: null, children: new Map(), lingering: null, reauth: null, followup: null, createdAtMs: now,
     lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
   };
 }

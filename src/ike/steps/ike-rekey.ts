@@ -116,7 +116,7 @@ export function successorSa(env: IkeRekeyEnv, old: IkeSa, role: 'initiator' | 'r
     state: keyed === null ? { tag: 'keying', up } : { tag: 'established', up, keyed: { selected: keyed.selected, keys: upKeysOf(keyed.keys) } },
     local: old.local, remote: old.remote, natLocal: old.natLocal, natRemote: old.natRemote, fragmentation: old.fragmentation,
     peerHashes: old.peerHashes, nextRequestId: 0, outstanding: null, pending: [], expectedRequestId: 0,
-    lastResponse: null, fragments: null, children: new Map(), lingering: new Map(), reauth: null, followup: null, createdAtMs: now,
+    lastResponse: null, fragments: null, children: new Map(), lingering: null, reauth: null, followup: null, createdAtMs: now,
     lastInboundMs: now, timers: { rekey: null, dpd: null, halfOpen: null, rekeyed: null }, queue: Promise.resolve(),
   };
 }
