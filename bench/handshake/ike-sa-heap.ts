@@ -8,7 +8,10 @@
 // round) for bench/handshake/heap-summary.ts.
 //
 //   node --expose-gc --import tsx bench/handshake/ike-sa-heap.ts [--n 1000] [--rounds 2] [--snap dir] [--tsx] [tree…]
-// (--tsx: the trees' sources through tsx instead of bundled)
+// (--tsx: the trees' sources through tsx instead of bundled). A tree is `dir` or `dir:clock`, the
+// engines' clock: manual (default: common/time.ts ManualClock, timers in one Map), system
+// (systemClock: a setTimeout per timer, as the agent had) or agent (agent/deadline-clock.ts, the
+// agent's); the timers set are those of an SA that is up (rekey and lifetime, hours away).
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -39,35 +42,42 @@ interface Tree {
 }
 
 const MODULES = ['src/ike/engine.ts', 'src/ike/sa/identity.ts', 'src/ike/crypto/auth.ts', 'src/common/time.ts'] as const;
+type ClockKind = 'manual' | 'system' | 'agent';
+const specOf = (t: string): { dir: string; clock: ClockKind } => {
+  const m = /^(.*):(manual|system|agent)$/.exec(t);
+  return m ? { dir: m[1]!, clock: m[2] as ClockKind } : { dir: t, clock: 'manual' };
+};
 
 /**
  * The tree's modules bundled by esbuild as the agent's image is (no keepNames: tsx's keepNames
  * gives every named closure a property store of its own, ~130 bytes the agent does not pay).
  */
-function bundle(dir: string, i: number): string {
+function bundle(dir: string, i: number, modules: readonly string[]): string {
   // inside the tree, so that its node_modules resolve the external packages
   const out = resolve(dir, 'build', `ike-sa-heap-${process.pid}-${i}.mjs`);
   process.on('exit', () => rmSync(out, { force: true }));
-  const entry = MODULES.map((m, k) => `export * as m${k} from ${JSON.stringify(resolve(dir, m))};`).join('\n');
+  const entry = modules.map((m, k) => `export * as m${k} from ${JSON.stringify(resolve(dir, m))};`).join('\n');
   execFileSync(resolve('node_modules/.bin/esbuild'), ['--bundle', '--platform=node', '--format=esm', '--packages=external', '--target=node20', `--outfile=${out}`, '--log-level=warning'],
     { input: entry, stdio: ['pipe', 'inherit', 'inherit'], cwd: dir });
   return out;
 }
 
-async function loadTree(dir: string, i: number): Promise<Tree> {
+async function loadTree(spec: string, i: number): Promise<Tree> {
+  const { dir, clock } = specOf(spec);
+  const modules = clock === 'agent' ? [...MODULES, 'src/agent/deadline-clock.ts'] : MODULES;
   let mods: Record<string, unknown>[];
   if (TSX) {
     const imp = (p: string): Promise<Record<string, unknown>> => import(pathToFileURL(resolve(dir, p)).href) as Promise<Record<string, unknown>>;
-    mods = await Promise.all(MODULES.map(imp));
+    mods = await Promise.all(modules.map(imp));
   } else {
-    const b = await import(pathToFileURL(bundle(dir, i)).href) as Record<string, Record<string, unknown>>;
-    mods = MODULES.map((_, k) => b[`m${k}`]!);
+    const b = await import(pathToFileURL(bundle(dir, i, modules)).href) as Record<string, Record<string, unknown>>;
+    mods = modules.map((_, k) => b[`m${k}`]!);
   }
-  const [engine, identity, auth, time] = mods as [Record<string, unknown>, Record<string, unknown>, Record<string, unknown>, Record<string, unknown>];
+  const [engine, identity, auth, time, agentClock] = mods as [Record<string, unknown>, Record<string, unknown>, Record<string, unknown>, Record<string, unknown>, Record<string, unknown> | undefined];
   const Clock = time.ManualClock as new (now: number) => unknown;
   return {
-    dir, IkeEngine: engine.IkeEngine as Tree['IkeEngine'], identityFromString: identity.identityFromString as Tree['identityFromString'],
-    pskFrom: auth.pskFrom as Tree['pskFrom'], clock: new Clock(Date.now()), random: time.cryptoRandom,
+    dir: spec, IkeEngine: engine.IkeEngine as Tree['IkeEngine'], identityFromString: identity.identityFromString as Tree['identityFromString'],
+    pskFrom: auth.pskFrom as Tree['pskFrom'], clock: clock === 'manual' ? new Clock(Date.now()) : clock === 'system' ? time.systemClock : (agentClock!.deadlineClock as () => unknown)(), random: time.cryptoRandom,
   };
 }
 

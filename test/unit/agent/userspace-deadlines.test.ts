@@ -1,5 +1,7 @@
-// src/agent/userspace/deadlines.ts: many deadlines on one timer fire in time order, removed ones
-// never, and a delay past setTimeout's 2^31 - 1 ms limit waits instead of firing at once.
+// src/agent/userspace/deadlines.ts: many deadlines on one timer fire in time order (equal ones in
+// insertion order), removed ones never, one added while they fire on a later turn, and a delay past
+// setTimeout's 2^31 - 1 ms limit waits instead of firing at once; the agent's clock on it
+// (deadline-clock.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Deadlines } from '../../../src/agent/userspace/deadlines.js';
@@ -61,4 +63,51 @@ test('Deadlines: a deadline 30 days out does not fire at once (setTimeout would,
   assert.deepEqual(fired, [], 'after 24.8 days: re-armed for the rest');
   now = 30 * 86_400_000; t.mock.timers.tick(30 * 86_400_000 - 0x7fffffff);
   assert.deepEqual(fired, ['late']);
+});
+
+test('Deadlines: equal deadlines fire in the order they were added (as setTimeout with one delay)', (t) => {
+  const c = clock(t);
+  const fired: number[] = [];
+  const d = new Deadlines<number>((x) => fired.push(x), c.now);
+  for (let i = 0; i < 20; i++) d.add(5000, i);
+  c.advance(5000);
+  assert.deepEqual(fired, Array.from({ length: 20 }, (_, i) => i));
+});
+
+test('Deadlines: one added while deadlines fire, even due at once, fires on a later turn, not in the same run (a callback re-adding itself cannot spin)', async () => {
+  // Real timers: microtasks run between two timer turns, not inside one.
+  const order: string[] = [];
+  let left = 3;
+  let d: Deadlines<string> | undefined = undefined;
+  const done = new Promise<void>((resolve) => {
+    d = new Deadlines<string>(() => {
+      order.push('fire');
+      queueMicrotask(() => order.push('turn over'));
+      if (--left > 0) d!.add(Date.now(), 'again'); else setTimeout(resolve, 5);
+    });
+  });
+  d!.add(Date.now(), 'first');
+  const keep = setTimeout(() => undefined, 1_000); // the Deadlines timer is unref'd
+  await done;
+  clearTimeout(keep);
+  assert.deepEqual(order, ['fire', 'turn over', 'fire', 'turn over', 'fire', 'turn over']);
+});
+
+test('deadlineClock (the agent clock): timers fire after their delay in deadline order, a cancelled one never, NaN and negative delays as 0', async () => {
+  const { deadlineClock } = await import('../../../src/agent/deadline-clock.js');
+  let now = 1_000;
+  const fired: string[] = [];
+  const clk = deadlineClock(() => now);
+  const done = new Promise<void>((resolve) => { clk.setTimer(30, () => { fired.push('30'); resolve(); }); });
+  clk.setTimer(20, () => fired.push('20'));
+  const x = clk.setTimer(10, () => fired.push('cancelled'));
+  clk.setTimer(Number.NaN, () => fired.push('nan'));
+  clk.setTimer(-5, () => fired.push('negative'));
+  x.cancel();
+  now += 40;
+  // the unref'd Node timer: keep the loop alive meanwhile
+  const keep = setTimeout(() => undefined, 1_000);
+  await done;
+  clearTimeout(keep);
+  assert.deepEqual(fired, ['nan', 'negative', '20', '30']);
 });
