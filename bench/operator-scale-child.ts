@@ -8,7 +8,8 @@ import { loadKubeconfigFile } from '../src/api/kube/kubeconfig.js';
 import { Operator } from '../src/operator/operator.js';
 
 const [kubeconfig = '', namespace = '', selector = '', meshName = ''] = process.argv.slice(2);
-const kube = new KubeClient(loadKubeconfigFile(kubeconfig), { maxSockets: 32 });
+// As src/cli/operator.ts builds it (the default socket pool): eight informers' watches hold sockets too.
+const kube = new KubeClient(loadKubeconfigFile(kubeconfig));
 const op = new Operator({ kube, namespace, identity: 'bench', clock: systemClock, log: pino({ level: process.env['KIPSEC_BENCH_LOG'] ?? 'warn' }, pino.destination(2)), csrLabelSelector: selector, meshName, ...(process.env['KIPSEC_BENCH_WORKERS'] ? { workers: Number(process.env['KIPSEC_BENCH_WORKERS']) } : {})
   // The deployed lease timing (leader.ts DEFAULT_LEADER_TIMING): renewals every 2 s are writes too.
   // A fresh namespace has no Lease, so the first attempt takes it.

@@ -7,9 +7,10 @@
 // KIPSEC_BENCH_PUBLISH=agents|after-signing (below), KIPSEC_BENCH_NODES=bare|kubelet (below),
 // KIPSEC_BENCH_PROF=DIR (the operator's --cpu-prof), KIPSEC_BENCH_HEAPSNAP=FILE (the operator's heap
 // snapshot at the end), KIPSEC_BENCH_TSX=1 (below), KIPSEC_BENCH_NODE_OPTIONS='...' (instead of the
-// deploy's NODE_OPTIONS, for experiments; the output says which were used).
+// deploy's NODE_OPTIONS, for experiments; the output says which were used), KIPSEC_BENCH_OPERATOR_AUTH
+// (below).
 import { execFileSync, fork } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { KubeClient, RESOURCES, resourcePath } from '../src/api/kube/client.js';
 import { SIGNER_NAME } from '../src/api/names.js';
@@ -75,6 +76,26 @@ function childEntry(): string {
   execFileSync(esbuild, [`${repo}src/pki/reflect-polyfill.ts`, '--format=esm', '--platform=node', '--target=node20', `--outfile=${out}/reflect-polyfill.mjs`, '--log-level=warning']);
   execFileSync(esbuild, [src, '--bundle', '--platform=node', '--format=esm', '--packages=external', '--target=node20', `--outfile=${out}/child.mjs`, '--log-level=warning', '--banner:js=import "./reflect-polyfill.mjs";']);
   return `${out}/child.mjs`;
+}
+
+/**
+ * KIPSEC_BENCH_OPERATOR_AUTH=serviceaccount (default): the operator authenticates as deployed, with
+ * a token of the kipsec-operator ServiceAccount (TokenRequest; deploy/rbac.yaml's permissions), so
+ * the apiserver checks a bearer token it caches, and RBAC is the deploy's. `admin`: the lane's admin
+ * client certificate (the figures before 2026-12-07 evening): the apiserver verifies the client
+ * certificate's chain on every request (x509 authenticator, one ECDSA verification each), ~0.3 ms
+ * of its CPU per request on this machine, which a deployed operator does not cost it.
+ */
+const OPERATOR_AUTH = process.env['KIPSEC_BENCH_OPERATOR_AUTH'] === 'admin' ? 'admin' : 'serviceaccount';
+
+async function operatorKubeconfig(admin: KubeClient, ns: string, dir: string): Promise<string> {
+  if (OPERATOR_AUTH === 'admin') return kubeconfigPath();
+  const cluster = loadKubeConfig().getCurrentCluster()!;
+  const tr = await admin.create<{ status: { token: string } }>(`/api/v1/namespaces/${ns}/serviceaccounts/kipsec-operator/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } });
+  const ca = cluster.caFile ? `certificate-authority: ${JSON.stringify(cluster.caFile)}` : `certificate-authority-data: ${cluster.caData ?? ''}`;
+  const path = `${dir}/operator.kubeconfig`;
+  writeFileSync(path, `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: ${JSON.stringify(cluster.server)}, ${ca}}\nusers:\n- name: u\n  user: {token: ${JSON.stringify(tr.status.token)}}\ncontexts:\n- name: c\n  context: {cluster: c, user: u, namespace: ${ns}}\ncurrent-context: c\n`, { mode: 0o600 });
+  return path;
 }
 
 /** 1-, 5- and 15-minute load averages: the machine is shared, and a loaded one stretches every figure. */
@@ -178,7 +199,9 @@ async function run(n: number): Promise<Record<string, unknown>> {
   const reqBefore = await apiserverRequests(admin);
   const nodeOptions = process.env['KIPSEC_BENCH_NODE_OPTIONS'] ?? deployNodeOptions();
   const prof = process.env['KIPSEC_BENCH_PROF'];
-  const child = fork(childEntry(), [kubeconfigPath(), ns, label, mesh], {
+  const authDir = mkdtempSync('/tmp/kipsec-bench-operator-auth-');
+  process.on('exit', () => rmSync(authDir, { recursive: true, force: true }));
+  const child = fork(childEntry(), [await operatorKubeconfig(admin, ns, authDir), ns, label, mesh], {
     execArgv: [...(process.env['KIPSEC_BENCH_TSX'] ? ['--import', 'tsx'] : []), '--expose-gc', ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])],
     env: { ...process.env, NODE_OPTIONS: nodeOptions }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -235,7 +258,7 @@ async function run(n: number): Promise<Record<string, unknown>> {
   return {
     nodes: n, nodeShape: NODE_SHAPE, loadAvgAtStart: loadAtStart, loadAvgAtReconciled: loadAtReconciled, operatorStartedAt: new Date(tStart).toISOString(), setupSec: setupMs / 1000, operatorStartSec: readyMs / 1000,
     // Both from the operator's start; reconcileAfterPublishSec: from the last agent's publish to the last IdentityVerified.
-    publishMode: PUBLISH_MODE, operatorNodeOptions: nodeOptions,
+    publishMode: PUBLISH_MODE, operatorNodeOptions: nodeOptions, operatorAuth: OPERATOR_AUTH,
     allSignedSec: signedMs / 1000, firstPublishSec: (firstPublishMs - tStart) / 1000, lastPublishSec: publishedEndMs / 1000, allReconciledSec: reconciledMs / 1000, reconcileAfterPublishSec: (reconciledMs - publishedEndMs) / 1000,
     operatorPeakRssMiB: Math.round(final['peakRssMiB'] as number), operatorRssMiB: Math.round(final['rssMiB'] as number), operatorHeapMiB: Math.round(final['heapUsedMiB'] as number),
     operatorHeapTotalMiB: Math.round(final['heapTotalMiB'] as number), operatorArrayBuffersMiB: Math.round(final['arrayBuffersMiB'] as number), peakRssDuringSigningMiB: Math.round(afterSign['peakRssMiB'] as number), rssAfterSigningMiB: Math.round(afterSign['rssMiB'] as number), heapAfterSigningMiB: Math.round(afterSign['heapUsedMiB'] as number),
