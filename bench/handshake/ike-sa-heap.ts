@@ -12,6 +12,11 @@
 // engines' clock: manual (default: common/time.ts ManualClock, timers in one Map), system
 // (systemClock: a setTimeout per timer, as the agent had) or agent (agent/deadline-clock.ts, the
 // agent's); the timers set are those of an SA that is up (rekey and lifetime, hours away).
+// `+xfrm` after it: the responder's kernel port is the agent's (agent/kernel.ts XfrmKernel on the
+// userspace data path's XFRM port, esp-xfrm.ts, over an ESP engine whose native side does nothing:
+// the engine's own bytes are malloc'd, esp-sa-memory.ts measures them), so the figure adds what the
+// agent keeps per Child SA besides the IKE engine; both engines' peers then use NAT-T (the
+// userspace data path sends ESP in UDP only).
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -39,14 +44,40 @@ interface Tree {
   readonly pskFrom: (s: string) => unknown;
   readonly clock: unknown;
   readonly random: unknown;
+  /** +xfrm: the responder's kernel port, new per rig. */
+  readonly kernel: (() => unknown) | null;
+}
+
+/** The agent's kernel port on the userspace data path over a native ESP side that does nothing. */
+function agentKernel(m: readonly Mod[]): () => unknown {
+  const [kernelM, espXfrmM, datapathM, espM, logM] = m as [Mod, Mod, Mod, Mod, Mod];
+  const zeros = (names: readonly string[]): Record<string, bigint> => Object.fromEntries(names.map((n) => [n, 0n]));
+  const native = {
+    espCreate: () => ({}), espLocalPort: () => 4500, espClose: () => undefined, espAddSa: () => undefined, espUpdateSa: () => undefined,
+    espRemoveSa: () => true, espAddPolicy: () => undefined, espRemovePolicy: () => true,
+    espStats: () => ({ counters: zeros(espM.ESP_COUNTERS as string[]), sas: [] }), espSaStats: () => null, espSendIke: (_h: unknown, d: Uint8Array) => d.length, espInject: () => 'sent',
+  };
+  const EspEngine = espM.EspEngine as { open(o: unknown): unknown };
+  const log = (logM.createLogger as (o: unknown) => unknown)({ level: 'silent' });
+  return () => {
+    const rtnl = { setLinkMtu: async () => undefined, setLinkUp: async () => undefined, routeGet: async () => ({}), listLinks: async () => [] };
+    const dp = new (datapathM.UserspaceDatapath as new (o: unknown) => { open(a: string, p: number): Promise<unknown> })({
+      rtnl, log, openTun: (n: string) => ({ fd: -1, name: n }), openEngine: (fd: number, address: string, port: number) => EspEngine.open({ tunFd: fd, address, port, native }),
+    });
+    void dp.open(B, 4500);
+    const xfrm = new (espXfrmM.EspXfrm as new (d: unknown) => unknown)(dp);
+    return new (kernelM.XfrmKernel as new (o: unknown) => unknown)({ xfrm, log, reqidOf: () => 1, wantsRoutes: () => false });
+  };
 }
 
 const MODULES = ['src/ike/engine.ts', 'src/ike/sa/identity.ts', 'src/ike/crypto/auth.ts', 'src/common/time.ts'] as const;
+const XFRM_MODULES = ['src/agent/kernel.ts', 'src/agent/userspace/esp-xfrm.ts', 'src/agent/userspace/datapath.ts', 'src/esp/index.ts', 'src/agent/log.ts'] as const;
 type ClockKind = 'manual' | 'system' | 'agent';
-const specOf = (t: string): { dir: string; clock: ClockKind } => {
-  const m = /^(.*):(manual|system|agent)$/.exec(t);
-  return m ? { dir: m[1]!, clock: m[2] as ClockKind } : { dir: t, clock: 'manual' };
+const specOf = (t: string): { dir: string; clock: ClockKind; xfrm: boolean } => {
+  const m = /^(.*?)(?::(manual|system|agent))?(\+xfrm)?$/.exec(t)!;
+  return { dir: m[1]!, clock: (m[2] ?? 'manual') as ClockKind, xfrm: m[3] !== undefined };
 };
+type Mod = Record<string, unknown>;
 
 /**
  * The tree's modules bundled by esbuild as the agent's image is (no keepNames: tsx's keepNames
@@ -63,8 +94,8 @@ function bundle(dir: string, i: number, modules: readonly string[]): string {
 }
 
 async function loadTree(spec: string, i: number): Promise<Tree> {
-  const { dir, clock } = specOf(spec);
-  const modules = clock === 'agent' ? [...MODULES, 'src/agent/deadline-clock.ts'] : MODULES;
+  const { dir, clock, xfrm } = specOf(spec);
+  const modules = [...MODULES, ...(clock === 'agent' ? ['src/agent/deadline-clock.ts'] : []), ...(xfrm ? XFRM_MODULES : [])];
   let mods: Record<string, unknown>[];
   if (TSX) {
     const imp = (p: string): Promise<Record<string, unknown>> => import(pathToFileURL(resolve(dir, p)).href) as Promise<Record<string, unknown>>;
@@ -73,11 +104,13 @@ async function loadTree(spec: string, i: number): Promise<Tree> {
     const b = await import(pathToFileURL(bundle(dir, i, modules)).href) as Record<string, Record<string, unknown>>;
     mods = modules.map((_, k) => b[`m${k}`]!);
   }
-  const [engine, identity, auth, time, agentClock] = mods as [Record<string, unknown>, Record<string, unknown>, Record<string, unknown>, Record<string, unknown>, Record<string, unknown> | undefined];
+  const [engine, identity, auth, time] = mods as [Mod, Mod, Mod, Mod];
+  const agentClock = clock === 'agent' ? mods[MODULES.length] : undefined;
   const Clock = time.ManualClock as new (now: number) => unknown;
   return {
     dir: spec, IkeEngine: engine.IkeEngine as Tree['IkeEngine'], identityFromString: identity.identityFromString as Tree['identityFromString'],
     pskFrom: auth.pskFrom as Tree['pskFrom'], clock: clock === 'manual' ? new Clock(Date.now()) : clock === 'system' ? time.systemClock : (agentClock!.deadlineClock as () => unknown)(), random: time.cryptoRandom,
+    kernel: xfrm ? agentKernel(mods.slice(-XFRM_MODULES.length)) : null,
   };
 }
 
@@ -87,8 +120,11 @@ const pki = benchPki();
 function afterGc(): { heap: number; buffers: number } { gc!(); gc!(); const m = process.memoryUsage(); return { heap: m.heapUsed, buffers: m.arrayBuffers }; }
 
 async function measure(t: Tree, snapTag: string | undefined): Promise<{ heap: number; buffers: number }> {
-  const rig = new HandshakeRig({ create: (ports, peers, o) => new t.IkeEngine(ports, peers, o), clock: t.clock, random: t.random },
-    Array.from({ length: WARM + N }, (_, i) => benchPeerPair(pki, t, 'psk', i, B)), B);
+  // The rig creates the initiator's engine, then the responder's (the one given options).
+  const ports = (p: unknown, responder: boolean): unknown => (responder && t.kernel ? { ...(p as object), kernel: t.kernel() } : p);
+  const natt = (c: PeerConfig): PeerConfig => (t.kernel ? { ...c, natTraversal: 'always' } : c);
+  const rig = new HandshakeRig({ create: (p, peers, o) => new t.IkeEngine(ports(p, o !== undefined), peers, o), clock: t.clock, random: t.random },
+    Array.from({ length: WARM + N }, (_, i) => benchPeerPair(pki, t, 'psk', i, B).map(natt) as [PeerConfig, PeerConfig]), B);
   for (let i = 0; i < WARM; i++) await rig.handshake();
   const before = afterGc();
   if (snapTag !== undefined) writeHeapSnapshot(`${snapTag}-before.heapsnapshot`);
