@@ -7,10 +7,12 @@ import type { Random } from '../../common/time.js';
 import { createPrf } from '../crypto/prf.js';
 import { createSkPair } from '../crypto/sk.js';
 import type { IkeSaKeys, IkeSuite } from '../crypto/keys.js';
+import type { SelectedProposal } from '../policy/select.js';
 import type { IkeKeys, IkeSa, IkeSaState, IkeSaUp, IkeUpKeys, PreAuthKeyed, UpKeyed } from './ike-sa.js';
 
 /** Up SAs hold no SK_p: it is only used for AUTH (§2.15), which they never compute again. */
 const NO_SK_P = new SecretBytes(new Uint8Array(0));
+const NO_KEY = new SecretBytes(new Uint8Array(0));
 
 export function ikeKeysOf(a: {
   readonly suite: IkeSuite; readonly suiteText: string; readonly dhGroup: number; readonly raw: IkeSaKeys;
@@ -41,6 +43,8 @@ function packed<const T extends readonly SecretBytes[]>(keys: T): { readonly [K 
   const buf = new Uint8Array(keys.reduce((n, k) => n + k.length, 0));
   let at = 0;
   return keys.map((k) => {
+    // SK_a of an AEAD suite: no bytes, one shared object (a view costs ~100 bytes).
+    if (k.length === 0) return NO_KEY;
     const view = buf.subarray(at, at + k.length);
     view.set(k.expose()); at += k.length; k.wipe();
     return new SecretBytes(view);
@@ -74,4 +78,18 @@ export function upKeysOf(k: IkeKeys): IkeUpKeys {
 }
 
 /** What an SA going up keeps of IKE_SA_INIT's outcome: not SK_pi/SK_pr, nor the nonces (later Child SAs and rekeys use fresh ones, §2.17, §2.18). */
-export function upKeyedFrom(k: PreAuthKeyed): UpKeyed { return { selected: k.selected, keys: upKeysOf(k.keys) }; }
+export function upKeyedFrom(k: PreAuthKeyed): UpKeyed { return { selected: sharedSelection(k.selected), keys: upKeysOf(k.keys) }; }
+
+/**
+ * IKE SAs from IKE_SA_INIT chose one of a few suites, with the same (empty) SPI: up SAs share one
+ * record per distinct choice instead of each keeping its own (~440 bytes: the record, its SPI
+ * array and transform list). Up to 64 distinct ones, so that what peers choose cannot grow it.
+ */
+const selections = new Map<string, SelectedProposal>();
+function sharedSelection(s: SelectedProposal): SelectedProposal {
+  const key = JSON.stringify([s.num, s.protocol, [...s.spi], s.encr, s.prf, s.integ, s.dh, s.esn, s.additionalKeyExchanges, s.transforms]);
+  const known = selections.get(key);
+  if (known !== undefined) return known;
+  if (selections.size < 64) selections.set(key, s);
+  return s;
+}
