@@ -40,10 +40,25 @@ export function signedOctets(i: SignedOctetsInput): Uint8Array {
   return concatBytes(i.realMessage, i.peerNonce, i.prf.compute(i.skP, i.idPayloadBody), i.intAuth ?? new Uint8Array(0));
 }
 
+/**
+ * prf(Shared Secret, "Key Pad for IKEv2") per PSK and PRF: the same for every AUTH computed or
+ * checked with that PSK (two per handshake on each side), so it is derived once. Held as long as
+ * the PSK's SecretBytes is (weakly keyed): no longer-lived than the secret it stands for. A PSK's
+ * bytes are not changed in place (configs are replaced, not edited).
+ */
+const paddedPsks = new WeakMap<SecretBytes, Map<string, Uint8Array>>();
+
+function paddedPsk(prf: Prf, psk: SecretBytes): Uint8Array {
+  let byHash = paddedPsks.get(psk);
+  if (byHash === undefined) { byHash = new Map(); paddedPsks.set(psk, byHash); }
+  let padded = byHash.get(prf.alg.hash);
+  if (padded === undefined) { padded = prf.compute(psk, KEY_PAD); byHash.set(prf.alg.hash, padded); }
+  return padded;
+}
+
 /** AUTH data for SHARED_KEY_MESSAGE_INTEGRITY_CODE (2). */
 export function pskAuthData(prf: Prf, psk: SecretBytes, octets: Uint8Array): Uint8Array {
-  const padded = prf.compute(psk, KEY_PAD);
-  try { return prf.compute(padded, octets); } finally { padded.fill(0); }
+  return prf.compute(paddedPsk(prf, psk), octets);
 }
 
 /** Constant-time check of a received PSK AUTH value. */

@@ -13,7 +13,7 @@
 // An RFC 9370 proposal with ADDKE transforms is offered with N(INTERMEDIATE_EXCHANGE_SUPPORTED)
 // (RFC 9242 §3) and chosen only from a peer that sent it; the additional key exchanges then run in
 // IKE_INTERMEDIATE (intermediate.ts) before IKE_AUTH (ike-auth.ts).
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { ParseError } from '../../common/errors.js';
 import type { Random } from '../../common/time.js';
 import { ExchangeType, isAdditionalKeyExchangeType, NotifyError, NotifyStatus, notifyName } from '../constants.js';
@@ -91,7 +91,9 @@ export type InitEffect =
 export interface InitStep<S> { readonly next: S; readonly effects: readonly InitEffect[] }
 
 function natHash(spiI: bigint, spiR: bigint, ep: Endpoint): Uint8Array {
-  return new Uint8Array(createHash('sha1').update(natDetectionInput(spiI, spiR, addressBytes(ep.address), ep.port)).digest());
+  // One-shot hash(): no Hash object per digest (eight per handshake, both sides); the Buffer owns its memory.
+  const d = hash('sha1', natDetectionInput(spiI, spiR, addressBytes(ep.address), ep.port), 'buffer');
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
 
 export function natNotifies(random: Random, peer: PeerRuntime, spiI: bigint, spiR: bigint, local: Endpoint, remote: Endpoint): IkePayload[] {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { hmac } from '@noble/hashes/hmac.js';
-import { sha256 } from '@noble/hashes/sha2.js';
+import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import { p256, p384, p521 } from '@noble/curves/nist.js';
 import { concatBytes, fromHex, toHex } from '../../../../src/common/bytes.js';
 import { SecretBytes } from '../../../../src/common/secret.js';
@@ -36,6 +36,17 @@ test('PSK AUTH = prf(prf(psk, "Key Pad for IKEv2"), octets), checked against @no
     assert.equal(toHex(got), toHex(expected));
     verifyPskAuth(prf, new SecretBytes(psk), octets, got);
   }), { numRuns: 100 });
+});
+
+test('one PSK used for many AUTH values under two PRFs: each is prf(prf(psk, pad), octets) of its own PRF (the padded key is derived once per PSK and PRF)', () => {
+  const psk = pskFrom('shared by many handshakes');
+  const pad = new TextEncoder().encode('Key Pad for IKEv2');
+  for (const [prf, hash] of [[createPrf(PrfId.PRF_HMAC_SHA2_256), sha256], [createPrf(PrfId.PRF_HMAC_SHA2_512), sha512], [createPrf(PrfId.PRF_HMAC_SHA2_256), sha256]] as const) {
+    for (const fill of [1, 2]) {
+      const octets = new Uint8Array(80).fill(fill);
+      assert.equal(toHex(pskAuthData(prf, psk, octets)), toHex(hmac(hash, hmac(hash, psk.expose(), pad), octets)));
+    }
+  }
 });
 
 test('PSK AUTH with the wrong key, tampered octets or truncated value is AUTHENTICATION_FAILED', () => {
