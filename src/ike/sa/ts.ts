@@ -111,12 +111,20 @@ export function parseTs(text: string, path = 'trafficSelector'): TsRange {
 
 /** The prefix length when [start, end] is exactly one CIDR block, else null. */
 export function prefixLengthOf(r: TsRange): number | null {
-  const max = r.start.length * 8;
-  for (let bits = 0; bits <= max; bits++) {
-    const p = prefixRange(r.start, bits);
-    if (compareBytes(p.start, r.start) === 0 && compareBytes(p.end, r.end) === 0) return bits;
-  }
-  return null;
+  // Only one length can fit: the bits start and end share; below it start must be all zeros and
+  // end all ones. Read in place (the Child SA's kernel policies ask for it on every install).
+  const { start, end } = r;
+  if (start.length !== end.length) return null;
+  let bits = 0;
+  let i = 0;
+  while (i < start.length && start[i] === end[i]) { i++; bits += 8; }
+  if (i === start.length) return bits;
+  const diff = start[i]! ^ end[i]!;
+  const shared = Math.clz32(diff) - 24;
+  const host = 0xff >> shared;
+  if ((start[i]! & host) !== 0 || (end[i]! & host) !== host) return null;
+  for (let j = i + 1; j < start.length; j++) if (start[j] !== 0 || end[j] !== 0xff) return null;
+  return bits + shared;
 }
 
 export function formatTs(r: TsRange): string {

@@ -118,6 +118,32 @@ test('kernel selectors carry the prefix length only when the range is one CIDR b
   assert.equal(toPortTs(parseTs('10.0.0.1-10.0.0.9')).endAddress, '10.0.0.9');
 });
 
+test('prefixLengthOf is the one n for which [start, end] is start/n, for random ranges of both families (near-CIDR ones included)', () => {
+  // The definition: mask start to n bits, set the rest for end, compare; null when no n fits.
+  const byDefinition = (r: TsRange): number | null => {
+    for (let n = 0; n <= r.start.length * 8; n++) {
+      const ok = Array.from(r.start).every((b, i) => {
+        const keep = Math.max(0, Math.min(8, n - 8 * i)); const mask = keep === 0 ? 0 : (0xff << (8 - keep)) & 0xff;
+        return (b & mask) === b && r.end[i] === ((b & mask) | (~mask & 0xff));
+      });
+      if (ok) return n;
+    }
+    return null;
+  };
+  const random = new SeededRandom(7);
+  for (let k = 0; k < 3000; k++) {
+    const len = k % 2 === 0 ? 4 : 16;
+    const start = random.bytes(len); const bits = random.bytes(1)[0]! % (len * 8 + 1);
+    const cidr = parseTs(`${bytesToIp(start)}/${bits}`);
+    // Two times in three one bit of start or end flipped, so that most cases are not a CIDR block.
+    const ends = [cidr.start.slice(), cidr.end.slice()] as const;
+    const flip = random.bytes(3);
+    if (flip[0]! % 3 > 0) ends[flip[0]! % 2]![flip[1]! % len]! ^= 1 << (flip[2]! % 8);
+    const r: TsRange = { ...cidr, start: ends[0], end: ends[1] };
+    assert.equal(prefixLengthOf(r), byDefinition(r), `${bytesToIp(r.start)}-${bytesToIp(r.end)}`);
+  }
+});
+
 test('IPv6 text round-trips through bytes with RFC 5952 compression', () => {
   for (const a of ['2001:db8::1', '::', '::1', 'fe80::1:2:3:4', '2001:db8:0:1:1:1:1:1']) assert.equal(bytesToIp(ipToBytes(a)), a);
   assert.equal(bytesToIp(ipToBytes('::ffff:192.0.2.1')), '::ffff:c000:201');
