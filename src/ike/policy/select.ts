@@ -80,6 +80,14 @@ const IMPLICIT_NONE: Readonly<Record<number, number>> = {
   ...Object.fromEntries(ADDITIONAL_KE_TYPES.map((t) => [t, DhId.NONE])),
 };
 
+/** IMPLICIT_NONE's entries as transforms, one shared (frozen) object per type. */
+const IMPLICIT_NONE_TRANSFORM: ReadonlyMap<number, PolicyTransform> = new Map(Object.entries(IMPLICIT_NONE).map(([type, id]) => [Number(type), Object.freeze({ type: Number(type), id })]));
+
+const hasType = (p: { transforms: readonly PolicyTransform[] }, type: number): boolean => {
+  for (const t of p.transforms) if (t.type === type) return true;
+  return false;
+};
+
 function candidates(p: { transforms: readonly PolicyTransform[] }, type: number): { list: PolicyTransform[]; explicit: boolean } {
   const list = p.transforms.filter((t) => t.type === type);
   const none = IMPLICIT_NONE[type];
@@ -95,6 +103,10 @@ function matchPair(ours: PolicyProposal, theirs: OfferedProposal, preferOurs: bo
   const chosen: Partial<Record<number, PolicyTransform>> = {};
   const reply: PolicyTransform[] = [];
   for (const type of TYPES) {
+    // Neither side names the type (the seven ADDKE types, mostly): both stand for its NONE, which is
+    // chosen and not echoed; without building the two one-entry candidate lists for it.
+    const implicit = IMPLICIT_NONE_TRANSFORM.get(type);
+    if (implicit !== undefined && !hasType(ours, type) && !hasType(theirs, type)) { chosen[type] = implicit; continue; }
     const o = candidates(ours, type);
     const t = candidates(theirs, type);
     if (o.list.length === 0 && t.list.length === 0) continue;
