@@ -7,6 +7,7 @@
 // snapshot's peers in its order. Plans never overlap: apply() queues behind the one running.
 import { errorMessage } from '../common/errors.js';
 import type { EngineLike } from './engine-like.js';
+import { carriedSelectors, type CarriedSelectors } from './gateway/moved-selectors.js';
 import type { Logger } from './log.js';
 import type { RoutePort } from './kernel.js';
 import { reqidKey, type ReqidTable } from './reqids.js';
@@ -31,6 +32,11 @@ export interface ApplierOptions {
   readonly bind: (addresses: readonly string[]) => Promise<void>;
   /** Remove every kernel SA and policy of these reqids (a removed peer's leftovers); returns how many. */
   readonly removeKernelState: (reqids: ReadonlySet<number>) => Promise<number>;
+  /**
+   * A renegotiated peer's Delete is sent: the policies of its old Child SAs that the new config no
+   * longer carries go now (gateway/moved-selectors.ts), not when the Delete is answered.
+   */
+  readonly releaseMoved?: (peer: string, carried: CarriedSelectors) => Promise<void>;
   /**
    * How long a removed peer's SAs may stay for the engine's Delete exchange before they are removed
    * directly (a peer that does not answer would keep them for the whole retransmission schedule).
@@ -122,6 +128,7 @@ export class PeerApplier {
           // New selectors/addresses: their blocks go in before the old SAs go out.
           await this.#o.strict.set(p.name, p.blocks);
           await engine.removePeer(p.name);
+          await this.#o.releaseMoved?.(p.name, carriedSelectors(p.config)).catch((e: unknown) => { log.warn({ peer: p.name, err: errorMessage(e) }, 'removing the policies the renegotiated peer no longer carries failed; they go with its old Child SAs'); });
           this.#releaseStale(p);
         } else {
           await this.#o.strict.set(p.name, p.blocks);

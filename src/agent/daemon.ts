@@ -12,8 +12,7 @@
 //   abandon()  close sockets only, kernel state untouched: what a crash leaves, and what cluster
 //              mode does on SIGTERM while its mesh stays (a restart or an upgrade drops nothing)
 import { KipsecError, errorMessage } from '../common/errors.js';
-import { cryptoRandom, type Clock, type Random } from '../common/time.js';
-import { deadlineClock } from './deadline-clock.js';
+import { cryptoRandom, systemClock, type Clock, type Random } from '../common/time.js';
 import { IkeEngine, type ChildSaStatus, type EngineOptions, type PeerConfig } from '../ike/engine.js';
 import { cryptoWorkersFromEnv } from '../ike/crypto/pool.js';
 import type { ChildSaCounters, EnginePorts, Transport } from '../ike/ports.js';
@@ -21,6 +20,7 @@ import type { PolicyState, SaState, XfrmEvent, XfrmEventGroup, XfrmEvents } from
 import { removeReqids, scanAndClean, stateKey, type KernelUnit } from './adopt.js';
 import { PeerApplier, type ApplyResult } from './applier.js';
 import { FileCheckpoints } from './checkpoints.js';
+import { stillCarried } from './gateway/moved-selectors.js';
 import { inertPorts } from './inert-ports.js';
 import { KernelEvents } from './kernel-events.js';
 import { nodeFs, type ConfigFs } from './config.js';
@@ -114,7 +114,7 @@ export class Agent {
   constructor(o: AgentOptions) {
     this.#o = o;
     this.#log = o.log;
-    this.#clock = o.clock ?? deadlineClock();
+    this.#clock = o.clock ?? systemClock;
     this.#startedAt = new Date(this.#clock.now()).toISOString();
     this.#sockets = o.sockets ?? new IkeSockets({ ikePort: o.ikePort ?? 500, nattPort: o.nattPort ?? 4500, log: o.log.child({ part: 'udp' }), tuning: o.tuning });
     this.#strict = new StrictPolicies(o.xfrm);
@@ -123,6 +123,7 @@ export class Agent {
       ...(o.routes ? { routes: o.routes } : {}),
       bind: (a) => this.#sockets.bind(a),
       removeKernelState: (reqids) => removeReqids(o.xfrm, reqids),
+      releaseMoved: async (peer, carried) => { await this.#kernel.releasePolicies(peer, (child, p) => stillCarried(carried, child, p)); },
     });
     this.#kernel = new XfrmKernel({
       xfrm: o.xfrm, log: o.log.child({ part: 'kernel' }),

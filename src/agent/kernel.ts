@@ -58,7 +58,8 @@ interface Tracked {
   inbound: SaSpec;
   outbound: SaSpec;
   outboundInstalled: boolean;
-  readonly policies: readonly PolicySpec[];
+  /** Fewer once releasePolicies took some away before the Child SA went. */
+  policies: readonly PolicySpec[];
   lastInboundBytes: bigint;
   lastInboundMs: number | null;
 }
@@ -71,25 +72,11 @@ function algorithms(a: KernelSa['algorithms']): Pick<SaSpec, 'aead' | 'crypt' | 
   return { crypt: { name: a.encryption.name, key: a.encryption.key }, auth: { name: a.integrity.name, key: a.integrity.key, truncBits: a.integrity.truncBits } };
 }
 
-/**
- * Per-SA records are built by adding properties to a literal, not by spreading into one: an object
- * whose literal starts with a spread got a hidden class (Map and DescriptorArray, ~150-400 bytes) of
- * its own each time once the spread's call site saw many shapes, 5 per Child SA here.
- */
 function limits(l: KernelSa['lifetimes']): Pick<SaSpec, 'soft' | 'hard'> {
-  const lim = (sec: number, bytes: bigint, packets: bigint): NonNullable<SaSpec['soft']> => {
-    const o: { addExpiresSec?: number; bytes?: bigint; packets?: bigint } = {};
-    if (sec > 0) o.addExpiresSec = sec;
-    if (bytes > 0n) o.bytes = bytes;
-    if (packets > 0n) o.packets = packets;
-    return o;
-  };
+  const lim = (sec: number, bytes: bigint, packets: bigint) => ({
+    ...(sec > 0 ? { addExpiresSec: sec } : {}), ...(bytes > 0n ? { bytes } : {}), ...(packets > 0n ? { packets } : {}),
+  });
   return { soft: lim(l.softSec, l.softBytes, l.softPackets), hard: lim(l.hardSec, l.hardBytes, l.hardPackets) };
-}
-
-/** `sa` with allocated: true (its SPI came from ALLOCSPI: UPDSA installs it), as a copy. */
-function allocatedCopy(sa: SaSpec): SaSpec & { readonly allocated: true } {
-  return Object.assign({}, sa, { allocated: true as const });
 }
 
 export function toSaSpec(sa: KernelSa, c: Pick<KernelChildSa, 'mode' | 'ifId' | 'mark'>, reqid: number): SaSpec {
@@ -207,7 +194,7 @@ export class XfrmKernel implements KernelIpsec {
     const inbound = toSaSpec(sa.inbound, sa, reqid);
     const outbound = toSaSpec(sa.outbound, sa, reqid);
     const policies = sa.policies.map((p) => toPolicySpec(p, sa, reqid));
-    const sas = sa.outboundActive ? [allocatedCopy(inbound), outbound] : [allocatedCopy(inbound)];
+    const sas = sa.outboundActive ? [{ ...inbound, allocated: true }, outbound] : [{ ...inbound, allocated: true }];
     // replacePolicies: a rekey, an adopted predecessor or an on-demand trap already holds these
     // selectors with the same reqid; UPDPOLICY swaps without a moment of clear text.
     await this.#o.xfrm.installChild({ sas, policies, replacePolicies: true });
@@ -281,6 +268,26 @@ export class XfrmKernel implements KernelIpsec {
     if (dropPolicies && this.#o.routes) await this.#o.routes.remove(ref.peer).catch((e: unknown) => { errors.push(errorMessage(e)); });
     this.#o.log.debug({ peer: ref.peer, child: ref.child, spiIn: hex(ref.inboundSpi), spiOut: hex(ref.outboundSpi), keepPolicies: opts.keepPolicies }, 'child SA removed');
     if (errors.length) throw new Error(`removing child SA ${ref.peer}/${ref.child}: ${errors.join('; ')}`);
+  }
+
+  /**
+   * The peer is negotiated again (its IKE SA's Delete sent, maybe never answered): the policies of
+   * its Child SAs that `keep` rejects go now rather than with the SAs (gateway/moved-selectors.ts
+   * says why), unless another reqid took them over. Returns how many went.
+   */
+  async releasePolicies(peer: string, keep: (child: string, p: PolicySpec) => boolean): Promise<number> {
+    const gone = new Map<string, PolicyId>();
+    for (const t of this.#children.values()) {
+      if (t.peer !== peer) continue;
+      const drop = t.policies.filter((p) => !keep(t.child, p));
+      if (drop.length === 0) continue;
+      t.policies = t.policies.filter((p) => keep(t.child, p));
+      // The old and the new Child SA of a rekey share their policies: one delete each.
+      for (const id of this.#disown(drop, t.reqid)) gone.set(policyKey(id), id);
+    }
+    for (const id of gone.values()) await this.#o.xfrm.deletePolicy(id).catch(ignoreMissing);
+    if (gone.size > 0) this.#o.log.info({ peer, policies: gone.size }, 'policies the renegotiated peer no longer carries removed before its old Child SAs go');
+    return gone.size;
   }
 
   #own(policies: readonly PolicySpec[], reqid: number): void {
