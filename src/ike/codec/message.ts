@@ -71,7 +71,11 @@ export class IkeMessage {
     return this.all('notify').filter((n) => type === undefined || n.type === type);
   }
 
-  notify(type: number): NotifyPayload | undefined { return this.notifies(type)[0]; }
+  notify(type: number): NotifyPayload | undefined {
+    // A scan, not notifies(type)[0]: asked many times per message (two arrays each otherwise).
+    for (const p of this.payloads) if (p.kind === 'notify' && p.type === type) return p;
+    return undefined;
+  }
   has(type: number): boolean { return this.notify(type) !== undefined; }
 
   /** Error notifies (type < 16384), which make most other payloads optional. */
