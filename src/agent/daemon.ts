@@ -12,7 +12,8 @@
 //   abandon()  close sockets only, kernel state untouched: what a crash leaves, and what cluster
 //              mode does on SIGTERM while its mesh stays (a restart or an upgrade drops nothing)
 import { KipsecError, errorMessage } from '../common/errors.js';
-import { cryptoRandom, systemClock, type Clock, type Random } from '../common/time.js';
+import { cryptoRandom, type Clock, type Random } from '../common/time.js';
+import { deadlineClock } from './deadline-clock.js';
 import { IkeEngine, type ChildSaStatus, type EngineOptions, type PeerConfig } from '../ike/engine.js';
 import { cryptoWorkersFromEnv } from '../ike/crypto/pool.js';
 import type { ChildSaCounters, EnginePorts, Transport } from '../ike/ports.js';
@@ -114,7 +115,7 @@ export class Agent {
   constructor(o: AgentOptions) {
     this.#o = o;
     this.#log = o.log;
-    this.#clock = o.clock ?? systemClock;
+    this.#clock = o.clock ?? deadlineClock();
     this.#startedAt = new Date(this.#clock.now()).toISOString();
     this.#sockets = o.sockets ?? new IkeSockets({ ikePort: o.ikePort ?? 500, nattPort: o.nattPort ?? 4500, log: o.log.child({ part: 'udp' }), tuning: o.tuning });
     this.#strict = new StrictPolicies(o.xfrm);

@@ -72,11 +72,25 @@ function algorithms(a: KernelSa['algorithms']): Pick<SaSpec, 'aead' | 'crypt' | 
   return { crypt: { name: a.encryption.name, key: a.encryption.key }, auth: { name: a.integrity.name, key: a.integrity.key, truncBits: a.integrity.truncBits } };
 }
 
+/**
+ * Per-SA records are built by adding properties to a literal, not by spreading into one: an object
+ * whose literal starts with a spread got a hidden class (Map and DescriptorArray, ~150-400 bytes) of
+ * its own each time once the spread's call site saw many shapes, 5 per Child SA here.
+ */
 function limits(l: KernelSa['lifetimes']): Pick<SaSpec, 'soft' | 'hard'> {
-  const lim = (sec: number, bytes: bigint, packets: bigint) => ({
-    ...(sec > 0 ? { addExpiresSec: sec } : {}), ...(bytes > 0n ? { bytes } : {}), ...(packets > 0n ? { packets } : {}),
-  });
+  const lim = (sec: number, bytes: bigint, packets: bigint): NonNullable<SaSpec['soft']> => {
+    const o: { addExpiresSec?: number; bytes?: bigint; packets?: bigint } = {};
+    if (sec > 0) o.addExpiresSec = sec;
+    if (bytes > 0n) o.bytes = bytes;
+    if (packets > 0n) o.packets = packets;
+    return o;
+  };
   return { soft: lim(l.softSec, l.softBytes, l.softPackets), hard: lim(l.hardSec, l.hardBytes, l.hardPackets) };
+}
+
+/** `sa` with allocated: true (its SPI came from ALLOCSPI: UPDSA installs it), as a copy. */
+function allocatedCopy(sa: SaSpec): SaSpec & { readonly allocated: true } {
+  return Object.assign({}, sa, { allocated: true as const });
 }
 
 export function toSaSpec(sa: KernelSa, c: Pick<KernelChildSa, 'mode' | 'ifId' | 'mark'>, reqid: number): SaSpec {
@@ -194,7 +208,7 @@ export class XfrmKernel implements KernelIpsec {
     const inbound = toSaSpec(sa.inbound, sa, reqid);
     const outbound = toSaSpec(sa.outbound, sa, reqid);
     const policies = sa.policies.map((p) => toPolicySpec(p, sa, reqid));
-    const sas = sa.outboundActive ? [{ ...inbound, allocated: true }, outbound] : [{ ...inbound, allocated: true }];
+    const sas = sa.outboundActive ? [allocatedCopy(inbound), outbound] : [allocatedCopy(inbound)];
     // replacePolicies: a rekey, an adopted predecessor or an on-demand trap already holds these
     // selectors with the same reqid; UPDPOLICY swaps without a moment of clear text.
     await this.#o.xfrm.installChild({ sas, policies, replacePolicies: true });
