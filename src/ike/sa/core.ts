@@ -29,6 +29,7 @@ import { toPortTs } from './ts.js';
 import { admitDatagram, EngineLimits, resolveLimits } from './limits.js';
 import { pooledRandom } from './random-pool.js';
 import { Ikev1Notices } from './ikev1.js';
+import { ByPeer } from './by-peer.js';
 import { acquireCryptoPool, CryptoPool, cryptoWorkersFromEnv, releaseCryptoPool } from '../crypto/pool.js';
 
 export class EngineCore implements EngineHost {
@@ -43,7 +44,7 @@ export class EngineCore implements EngineHost {
   /** Every IKE SA by the SPI we chose for it. */
   readonly sas = new Map<bigint, IkeSa>();
   /** The same SAs by peer name, so per-peer questions do not scan every SA (mesh: O(nodes) peers). */
-  readonly #byPeer = new Map<string, Set<IkeSa>>();
+  readonly #byPeer = new ByPeer<IkeSa>();
   /** Peers by "local|remote" address (remote "%any" under "local|%any"), for IKE_SA_INIT lookup. */
   readonly #byAddress = new Map<string, PeerRuntime[]>();
   /** Responder half-open SAs by initiator address + SPIi, to answer retransmitted IKE_SA_INIT. */
@@ -106,21 +107,16 @@ export class EngineCore implements EngineHost {
 
   register(sa: IkeSa): void {
     this.sas.set(ourSpi(sa), sa);
-    const name = sa.peer.config.name;
-    let set = this.#byPeer.get(name);
-    if (!set) { set = new Set(); this.#byPeer.set(name, set); }
-    set.add(sa);
+    this.#byPeer.add(sa.peer.config.name, sa);
   }
   /** The responder switched `sa` to another peer config after IKE_AUTH identified the peer. */
   rehome(sa: IkeSa, previousPeer: string): void {
-    const set = this.#byPeer.get(previousPeer);
-    if (set) { set.delete(sa); if (set.size === 0) this.#byPeer.delete(previousPeer); }
+    this.#byPeer.delete(previousPeer, sa);
     this.register(sa);
   }
   unregister(sa: IkeSa): void {
     if (this.sas.get(ourSpi(sa)) === sa) { this.sas.delete(ourSpi(sa)); this.#checkpoints.forget(spiHex(ourSpi(sa))); }
-    const set = this.#byPeer.get(sa.peer.config.name);
-    if (set) { set.delete(sa); if (set.size === 0) this.#byPeer.delete(sa.peer.config.name); }
+    this.#byPeer.delete(sa.peer.config.name, sa);
     const k = this.#initKeyOf.get(sa);
     if (k !== undefined) {
       this.#initKeyOf.delete(sa);
@@ -153,7 +149,7 @@ export class EngineCore implements EngineHost {
   /** persist() every SA of the peer: an exchange can change two of them (IKE rekey). */
   persistPeer(peer: string): void {
     if (!this.ports.checkpoints) return;
-    for (const sa of this.#byPeer.get(peer) ?? []) this.persist(sa);
+    for (const sa of this.#byPeer.of(peer)) this.persist(sa);
   }
 
   /** See IkeEngine.restore. */
@@ -246,7 +242,7 @@ export class EngineCore implements EngineHost {
     if (list.length > 0) this.#byAddress.set(key, list); else this.#byAddress.delete(key);
   }
 
-  liveSas(peer: string): IkeSa[] { return [...(this.#byPeer.get(peer) ?? [])].filter(isLive); }
+  liveSas(peer: string): IkeSa[] { return this.#byPeer.of(peer).filter(isLive); }
 
   start(): void {
     for (const p of this.peers.values()) {
@@ -278,7 +274,7 @@ export class EngineCore implements EngineHost {
     const p = this.peer(name);
     p.terminated = true;
     p.retryTimer?.cancel();
-    const sas = [...(this.#byPeer.get(name) ?? [])];
+    const sas = this.#byPeer.of(name);
     await Promise.all(sas.map((sa) => this.enqueue(sa, async () => {
       if (sa.state.tag === 'established') queueTask(this, sa, { kind: 'ike-delete', reason: 'terminated' });
       else await teardown(this, sa, 'terminated');
@@ -409,7 +405,7 @@ export class EngineCore implements EngineHost {
 
   status(): EngineStatus {
     const peers: PeerStatus[] = [...this.peers.values()].map((p) => {
-      const sas = [...(this.#byPeer.get(p.config.name) ?? [])].filter((s) => s.state.tag !== 'dead');
+      const sas = this.#byPeer.of(p.config.name).filter((s) => s.state.tag !== 'dead');
       const best = sas.filter((s) => s.state.tag === 'established').sort((a, b) => b.serial - a.serial)[0] ?? sas.sort((a, b) => b.serial - a.serial)[0];
       const err = this.lastErrors.get(p.config.name) ?? null;
       return { name: p.config.name, ike: best ? saStatus(best) : null, adoptedChildren: (this.adopted.get(p.config.name) ?? []).map(adoptedStatus), lastError: err };
