@@ -28,7 +28,8 @@ export function ipToBytes(text: string, path = 'address'): Uint8Array {
 }
 
 export function bytesToIp(b: Uint8Array): string {
-  if (b.length === 4) return Array.from(b).join('.');
+  // Not Array.from(b).join('.'): an iterator and an array per address, formatted for every kernel policy and event.
+  if (b.length === 4) return `${b[0]!}.${b[1]!}.${b[2]!}.${b[3]!}`;
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push((((b[i] ?? 0) << 8) | (b[i + 1] ?? 0)).toString(16));
   // Compress the longest run of zero groups (RFC 5952 §4.2).
