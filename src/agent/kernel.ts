@@ -110,16 +110,34 @@ export function tsCidr(ts: IkeTs): string {
   return `${ts.startAddress}/${ts.prefixLength ?? max}`;
 }
 
-export function toPolicySpec(p: KernelPolicy, c: Pick<KernelChildSa, 'mode' | 'ifId' | 'mark'>, reqid: number): PolicySpec {
+export function toPolicySpec(p: KernelPolicy, c: Pick<KernelChildSa, 'mode' | 'ifId' | 'mark'>, reqid: number, parts: SharedParts = new SharedParts()): PolicySpec {
   const proto = p.source.protocol || p.destination.protocol;
   const port = (t: IkeTs): number | undefined => (t.startPort === t.endPort && t.startPort !== 0 ? t.startPort : undefined);
   const sport = port(p.source); const dport = port(p.destination);
   return {
-    selector: { src: tsCidr(p.source), dst: tsCidr(p.destination), ...(proto ? { proto } : {}), ...(sport !== undefined ? { sport } : {}), ...(dport !== undefined ? { dport } : {}) },
+    selector: parts.selector({ src: tsCidr(p.source), dst: tsCidr(p.destination), ...(proto ? { proto } : {}), ...(sport !== undefined ? { sport } : {}), ...(dport !== undefined ? { dport } : {}) }),
     dir: p.direction, priority: p.priority,
-    templates: [{ src: p.tunnelSource, dst: p.tunnelDestination, proto: 'esp', reqid, mode: c.mode }],
+    templates: parts.templates([{ src: p.tunnelSource, dst: p.tunnelDestination, proto: 'esp', reqid, mode: c.mode }]),
     ...(c.mark ? { mark: c.mark } : {}), ...(c.ifId !== null ? { ifId: c.ifId } : {}),
   };
+}
+
+/**
+ * One Child SA's policies in, out and fwd name two selectors and two templates between them (in and
+ * fwd the same): equal ones are one object, held by each (never changed), not a copy per policy.
+ */
+class SharedParts {
+  readonly #selectors = new Map<string, PolicySpec['selector']>();
+  readonly #templates = new Map<string, NonNullable<PolicySpec['templates']>>();
+  selector(s: PolicySpec['selector']): PolicySpec['selector'] { return once(this.#selectors, JSON.stringify([s.src, s.dst, s.proto, s.sport, s.dport]), s); }
+  templates(t: NonNullable<PolicySpec['templates']>): NonNullable<PolicySpec['templates']> { return once(this.#templates, JSON.stringify(t), t); }
+}
+function once<T>(m: Map<string, T>, k: string, x: T): T { const known = m.get(k); if (known !== undefined) return known; m.set(k, x); return x; }
+
+/** A Child SA's (or trap's) policies, sharing their equal selectors and templates. */
+function toPolicySpecs(ps: readonly KernelPolicy[], c: Pick<KernelChildSa, 'mode' | 'ifId' | 'mark'>, reqid: number): PolicySpec[] {
+  const parts = new SharedParts();
+  return ps.map((p) => toPolicySpec(p, c, reqid, parts));
 }
 
 function policyId(p: PolicySpec): PolicyId {
@@ -207,7 +225,7 @@ export class XfrmKernel implements KernelIpsec {
     this.#engineReqid.set(reqid, sa.reqid);
     const inbound = toSaSpec(sa.inbound, sa, reqid);
     const outbound = toSaSpec(sa.outbound, sa, reqid);
-    const policies = sa.policies.map((p) => toPolicySpec(p, sa, reqid));
+    const policies = toPolicySpecs(sa.policies, sa, reqid);
     const sas = sa.outboundActive ? [allocatedCopy(inbound), outbound] : [allocatedCopy(inbound)];
     // replacePolicies: a rekey, an adopted predecessor or an on-demand trap already holds these
     // selectors with the same reqid; UPDPOLICY swaps without a moment of clear text.
@@ -422,7 +440,7 @@ export class XfrmKernel implements KernelIpsec {
     const reqid = this.#o.reqidOf(trap.peer, trap.child);
     this.#engineReqid.set(reqid, trap.reqid);
     const c = { mode: trap.mode, ifId: null, mark: null } as const;
-    const policies = trap.policies.map((p) => toPolicySpec(p, c, reqid));
+    const policies = toPolicySpecs(trap.policies, c, reqid);
     for (const p of policies) await this.#o.xfrm.updatePolicy(p);
     this.#own(policies, reqid);
     this.#traps.set(`${trap.peer}/${trap.child}`, { policies, engineReqid: trap.reqid, reqid });
