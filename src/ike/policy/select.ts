@@ -110,7 +110,8 @@ function matchPair(ours: PolicyProposal, theirs: OfferedProposal, preferOurs: bo
     const o = candidates(ours, type);
     const t = candidates(theirs, type);
     if (o.list.length === 0 && t.list.length === 0) continue;
-    const [first, second] = preferOurs ? [o.list, t.list] : [t.list, o.list];
+    // Not a destructured pair: that is an array and an iterator per type, four matches per handshake.
+    const first = preferOurs ? o.list : t.list; const second = preferOurs ? t.list : o.list;
     let pick = first.find((a) => second.some((b) => same(a, b)));
     if (type === TransformType.DH && keGroup !== undefined) {
       const ke = o.list.find((a) => a.id === keGroup && t.list.some((b) => same(a, b)));
@@ -129,7 +130,8 @@ function matchPair(ours: PolicyProposal, theirs: OfferedProposal, preferOurs: bo
   };
   const prf = opt(TransformType.PRF); const integ = opt(TransformType.INTEG, IntegId.NONE);
   const dh = opt(TransformType.DH, DhId.NONE); const esn = chosen[TransformType.ESN];
-  const addke = ADDITIONAL_KE_TYPES.map((t) => opt(t, DhId.NONE)).filter((t): t is PolicyTransform => t !== undefined);
+  const addke: PolicyTransform[] = [];
+  for (const t of ADDITIONAL_KE_TYPES) { const c = opt(t, DhId.NONE); if (c) addke.push(c); }
   return {
     num: theirs.num, protocol: ours.protocol, spi: theirs.spi, encr, transforms: reply,
     ...(prf ? { prf } : {}), ...(integ ? { integ } : {}), ...(dh ? { dh } : {}), ...(esn && ours.protocol !== 'ike' ? { esn } : {}),
@@ -204,13 +206,15 @@ export function checkProposalReply(
   const ours = sent[r.num - 1];
   if (!ours) return { ok: false, message: `responder chose proposal #${r.num}, we sent ${sent.length}` };
   for (const type of TYPES) {
-    if (r.transforms.filter((t) => t.type === type).length > 1) return { ok: false, message: `responder returned several transforms of type ${type}` };
+    let n = 0;
+    for (const t of r.transforms) if (t.type === type) n++;
+    if (n > 1) return { ok: false, message: `responder returned several transforms of type ${type}` };
   }
   // RFC 9370 §2.2.1: an ADDKE type we offered comes back as exactly one of our IDs (NONE included),
   // and one we did not offer does not come back at all.
   for (const type of ADDITIONAL_KE_TYPES) {
-    const offered = ours.transforms.some((t) => t.type === type);
-    const returned = r.transforms.some((t) => t.type === type);
+    const offered = hasType(ours, type);
+    const returned = hasType(r, type);
     if (offered !== returned)
       return { ok: false, message: `responder ${returned ? 'returned' : 'left out'} Additional Key Exchange ${type - TransformType.ADDKE1 + 1} (transform type ${type}), which we ${offered ? 'offered' : 'did not offer'}` };
   }
