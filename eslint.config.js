@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'build/**', 'coverage/**', 'e2e/k8s-build/**'] },
+  { ignores: ['dist/**', '.lane-js/**', 'node_modules/**', 'build/**', 'coverage/**', 'e2e/k8s-build/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs the test lanes over the TypeScript sources (through tsx, so data files beside the tests
-// resolve the same way as in a developer's loop; `npm run build` typechecks first) and prints one summary for all of them,
+// resolve the same way as in a developer's loop; `npm run build` typechecks first; the VM lanes
+// over a plain .js copy, see prepareVmJs) and prints one summary for all of them,
 // ending with the plain line `N passed, N failed`. A lane that cannot run (not root, a missing
 // tool, the VM failing to boot, no test files) counts as a failure and says why: never a skip.
 //
@@ -11,6 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { laneJs, laneJsFile } from './lane-js.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const results = join(root, '.lane-results');
@@ -73,6 +75,27 @@ function capture(cmd, args, env) {
   return { code: r.status ?? 1, out: r.stdout ?? '' };
 }
 
+/**
+ * The VM lanes run .lane-js/ (scripts/lane-js.mjs: tsx's loader took ~50 s per test file under
+ * TCG) and one agent bundle built here, not by each test process inside the VM. Once per run.
+ */
+let vmJs = null;
+function prepareVmJs(env) {
+  if (!vmJs) {
+    try {
+      laneJs(root);
+      const b = capture(process.execPath, ['--import', 'tsx', join(root, 'e2e/lib/build-agent-bundle.ts'), join(root, '.lane-js', 'agent')], env);
+      const bundle = b.out.trim().split('\n').pop();
+      vmJs = b.code === 0 && bundle && existsSync(bundle) ? { bundle } : { error: `cannot build the agent bundle (exit ${b.code})` };
+    } catch (err) {
+      vmJs = { error: `cannot transpile the tree into .lane-js/: ${err.message}` };
+    }
+  }
+  if (vmJs.error) return vmJs.error;
+  env.KIPSEC_AGENT_BUNDLE = vmJs.bundle;
+  return null;
+}
+
 function reporterArgs(out) {
   return ['--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${reporter}`, `--test-reporter-destination=${out}`];
 }
@@ -93,6 +116,8 @@ async function runCluster(name, files, env, t0) {
   const wantFiles = process.env.KIPSEC_CLUSTER_FILES?.split(',').filter(Boolean).map((f) => resolve(root, f));
   if (wantFiles) files = files.filter((f) => wantFiles.includes(f));
   if (files.length === 0) return { name, error: `KIPSEC_CLUSTER_FILES selects no file under ${LANES[name].dir}` };
+  const notJs = prepareVmJs(env);
+  if (notJs) return { name, error: notJs };
   env.KIPSEC_APISERVER_DIR = join(results, `${name}-apiserver`);
   const ta = Date.now();
   const s = capture('bash', [join(root, 'e2e/apiserver.sh'), 'start'], env);
@@ -118,7 +143,7 @@ async function runCluster(name, files, env, t0) {
     // 30-mesh-operations is one test of ~780–900 s on these machines: 1,200 s leaves it room, and a
     // file cut off leaves its nodes behind for the next files (AlreadyExists).
     env.KIPSEC_TEST_REPORTERS = [...reporterArgs(`@OUT@/${name}.json`), '--test-reporter=tap', `--test-reporter-destination=@OUT@/${name}.tap`, '--test-timeout=1200000'].join(' ');
-    const code = await run('bash', [join(root, 'e2e/kernel-vm.sh'), join(root, 'e2e/cluster-inside.sh'), ...files.map((f) => relative(root, f))], { env }, join(results, `${name}.log`));
+    const code = await run('bash', [join(root, 'e2e/kernel-vm.sh'), join(root, 'e2e/cluster-inside.sh'), ...files.map((f) => relative(root, laneJsFile(root, f)))], { env }, join(results, `${name}.log`));
     const counts = readCounts(join(env.KVM_OUT, `${name}.json`));
     if (!counts && code === 124) return { name, error: `the VM ran out of time (KVM_TIMEOUT=${env.KVM_TIMEOUT} s) before its tests finished; see .lane-results/${name}.log`, ms: Date.now() - t0 };
     if (!counts) return { name, error: `the VM produced no results (exit ${code}): it did not boot, the apiserver bridge failed, or node --test did not run; see .lane-results/${name}.log`, ms: Date.now() - t0 };
@@ -153,7 +178,9 @@ async function runLane(name) {
     // RSA-4096 test keys on the host (seconds) rather than in the VM (minutes under TCG); the VM
     // sees the cache. A failure here is not fatal: the test then generates its keys itself.
     await run(process.execPath, ['--import', 'tsx', join(root, 'e2e/lib/rsa-chain.ts')], { env }, join(results, `${name}-keys.log`));
-    code = await run('bash', [join(root, 'e2e/kernel-vm.sh'), join(root, 'e2e/vm-inside.sh'), ...files.map((f) => relative(root, f))], { env }, join(results, `${name}.log`));
+    const notJs = prepareVmJs(env);
+    if (notJs) return { name, error: notJs };
+    code = await run('bash', [join(root, 'e2e/kernel-vm.sh'), join(root, 'e2e/vm-inside.sh'), ...files.map((f) => relative(root, laneJsFile(root, f)))], { env }, join(results, `${name}.log`));
     const counts = readCounts(join(env.KVM_OUT, 'vm.json'));
     if (!counts && code === 124) return { name, error: `the VM ran out of time (KVM_TIMEOUT=${env.KVM_TIMEOUT} s) before its tests finished; see .lane-results/${name}.log for how far they got`, ms: Date.now() - t0 };
     if (!counts) return { name, error: `the VM produced no results (exit ${code}): it did not boot or node --test did not run`, ms: Date.now() - t0 };

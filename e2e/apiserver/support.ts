@@ -1,8 +1,7 @@
 // Helpers for kipsec's apiserver-lane tests: install our CRDs (server-side apply, idempotent, so
 // tests in any order and in parallel processes share them), clients, and cleanup.
 import { readFileSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { ALL_KINDS, buildCrd } from '../../src/api/crd.js';
 import { KubeClient, resourcePath, RESOURCES, type Impersonation } from '../../src/api/kube/client.js';
 import type { Logger } from '../../src/operator/logger.js';
@@ -12,9 +11,9 @@ import { systemClock } from '../../src/common/time.js';
 import { Operator } from '../../src/operator/operator.js';
 import { parse, parseAllDocuments } from 'yaml';
 import { eventually, loadKubeConfig } from '../lib/kube.js';
+import { repoPath } from '../../test/lib/paths.js';
 
 const CRD = { group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions' };
-const here = dirname(fileURLToPath(import.meta.url));
 
 export function adminClient(): KubeClient { return new KubeClient(loadKubeConfig()); }
 
@@ -32,7 +31,7 @@ export async function installKipsecCrds(kube: KubeClient): Promise<void> {
 
 export async function installCertManagerCrds(kube: KubeClient): Promise<void> {
   // The project's own copy (Apache-2.0, see its README), so CI needs nothing outside the repo.
-  const dir = join(here, '..', '..', 'test', 'third-party', 'cert-manager-crds');
+  const dir = repoPath('test/third-party/cert-manager-crds');
   for (const f of ['cert-manager.io_certificaterequests.yaml', 'cert-manager.io_issuers.yaml', 'cert-manager.io_clusterissuers.yaml']) {
     await applyCrd(kube, parse(readFileSync(join(dir, f), 'utf8')) as { metadata: { name: string } });
   }
@@ -63,7 +62,7 @@ interface AnyObj { kind: string; metadata: { name: string; namespace?: string };
  * get `-<ns>` so tests in parallel do not share them. Returns a cleanup function.
  */
 export async function applyDeployFile(kube: KubeClient, file: string, ns: string): Promise<() => Promise<void>> {
-  const text = readFileSync(join(here, '..', '..', 'deploy', file), 'utf8').replaceAll('kipsec-system', ns);
+  const text = readFileSync(repoPath('deploy', file), 'utf8').replaceAll('kipsec-system', ns);
   const objs = parseAllDocuments(text).map((d) => d.toJS() as AnyObj).filter((o) => o && PLURALS[o.kind]);
   const paths: string[] = [];
   for (const o of objs) {

@@ -2,16 +2,13 @@
 // e2e/apiserver.sh runs. The lane runner exports KIPSEC_KUBECONFIG; run alone, a test starts the
 // apiserver itself (it stays up for the next test; `bash e2e/apiserver.sh stop` ends it).
 import { execFileSync } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
-
-const here = dirname(fileURLToPath(import.meta.url));
+import { repoPath } from '../../test/lib/paths.js';
 
 export function kubeconfigPath(): string {
   const fromEnv = process.env['KIPSEC_KUBECONFIG'];
   if (fromEnv) return fromEnv;
-  const out = execFileSync('bash', [join(here, '..', 'apiserver.sh'), 'start'], { encoding: 'utf8', timeout: 900_000, stdio: ['ignore', 'pipe', 'inherit'] });
+  const out = execFileSync('bash', [repoPath('e2e/apiserver.sh'), 'start'], { encoding: 'utf8', timeout: 900_000, stdio: ['ignore', 'pipe', 'inherit'] });
   const path = out.trim().split('\n').pop() ?? '';
   process.env['KIPSEC_KUBECONFIG'] = path;
   return path;

@@ -13,9 +13,9 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { repoPath } from '../../test/lib/paths.js';
 import { KubeClient, RESOURCES, resourcePath } from '../../src/api/kube/client.js';
 import { KubeApiError } from '../../src/api/kube/errors.js';
 import { AGENT_SERVICE_ACCOUNT, OPERATOR_SERVICE_ACCOUNT } from '../../src/api/names.js';
@@ -100,7 +100,7 @@ export function laneCaPem(): string {
  * inside the VM the host's cache is visible at the same path.
  */
 export function laneBin(name: 'helm' | 'kubectl' | 'kube-apiserver' | 'etcd'): string {
-  const mod = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'k8s-build', 'go.mod'), 'utf8');
+  const mod = readFileSync(repoPath('e2e/k8s-build/go.mod'), 'utf8');
   const ver = /^\s*k8s\.io\/kubernetes (v[0-9.]+)$/m.exec(mod)?.[1];
   if (!ver) throw new Error('lane-kube: no k8s.io/kubernetes version in e2e/k8s-build/go.mod');
   const path = join(process.env['KIPSEC_CACHE'] ?? join(homedir(), '.cache', 'kipsec'), 'bin', ver, name);

@@ -17,9 +17,17 @@ export async function scenarioChild(scenarios: Scenarios): Promise<boolean> {
   return true;
 }
 
+/**
+ * `node` arguments that run `file`: a .ts source through tsx, or the .js the VM lanes run from
+ * .lane-js/ (scripts/lane-js.mjs) as it is, without tsx's loader.
+ */
+export function nodeArgsFor(file: string): string[] {
+  return file.endsWith('.ts') ? ['--import', 'tsx', file] : [file];
+}
+
 /** In the parent: run `file`'s scenario inside ns and return the child's JSON result. */
 export async function runScenario(ns: Netns, file: string, scenario: string, opts: { env?: readonly string[]; timeoutMs?: number } = {}): Promise<unknown> {
-  const r = await ns.run('env', [`XFRM_SCENARIO=${scenario}`, ...(opts.env ?? []), process.execPath, '--import', 'tsx', file], { timeoutMs: opts.timeoutMs ?? 240_000, check: false });
+  const r = await ns.run('env', [`XFRM_SCENARIO=${scenario}`, ...(opts.env ?? []), process.execPath, ...nodeArgsFor(file)], { timeoutMs: opts.timeoutMs ?? 240_000, check: false });
   assert.equal(r.code, 0, `scenario ${scenario} in ${ns.name} exited ${r.code}:\n${r.stderr}\n${r.stdout}`);
   return JSON.parse(r.stdout.trim().split('\n').pop() ?? 'null');
 }

@@ -16,10 +16,11 @@ import type { Netns, Scope } from '../lib/netns.js';
 let bundle: string | undefined;
 
 /**
- * The CLI bundled once per test process with esbuild (npm packages stay external). Why: under
- * the VM's TCG emulation, tsx transpiling ~150 modules on every agent start took over 60 s; the
- * bundle starts in a few. It lives at build/e2e-<pid>/ — two levels below the checkout, where
- * src/xfrm/native.ts's relative path to native/build still resolves.
+ * The CLI bundled once per test process with esbuild. Why: under the VM's TCG emulation, tsx
+ * transpiling ~150 modules on every agent start took over 60 s; the bundle starts in a few. It
+ * lives at build/e2e-<pid>/ — two levels below the checkout, where src/xfrm/native.ts's relative
+ * path to native/build still resolves. The VM lanes build it once on the host
+ * (e2e/lib/build-agent-bundle.ts) and pass it in KIPSEC_AGENT_BUNDLE.
  */
 export function agentBundle(): string {
   if (bundle) return bundle;
@@ -27,18 +28,27 @@ export function agentBundle(): string {
   const given = process.env['KIPSEC_AGENT_BUNDLE'];
   if (given) return (bundle = given);
   const out = repoPath('build', `e2e-${process.pid}`);
+  process.on('exit', () => { try { rmSync(out, { recursive: true, force: true }); } catch { /* best effort */ } });
+  bundle = buildAgentBundle(out);
+  return bundle;
+}
+
+/** Bundle the CLI into `out` (two levels below the checkout); returns the entry point, out/main.mjs. */
+export function buildAgentBundle(out: string): string {
   const esbuild = repoPath('node_modules/.bin/esbuild');
-  // ESM hoists imports: inlined into the bundle, src/pki/reflect-polyfill.ts would run after the
-  // external @peculiar/x509 it must precede (tsyringe throws at load without Reflect metadata).
+  // ESM hoists imports: inlined into the bundle, src/pki/reflect-polyfill.ts could run after
+  // @peculiar/x509, which it must precede (tsyringe throws at load without Reflect metadata).
   // So it is a module of its own, imported first by every chunk (a no-op once Reflect has it).
   execFileSync(esbuild, [repoPath('src/pki/reflect-polyfill.ts'), '--format=esm', '--platform=node', '--target=node20', `--outfile=${out}/reflect-polyfill.mjs`, '--log-level=warning'], { timeout: 60_000, stdio: ['ignore', 'ignore', 'inherit'] });
   // The IKE crypto worker (src/ike/crypto/pool.ts) is a second entry point: crypto-worker.mjs beside the chunks.
+  // The packages are bundled too: under TCG an agent took 8.6–9.2 s from exec to its first log line
+  // with node_modules loaded file by file (~450 files, each resolved and read over 9p), 3.6 s so.
+  // Their CommonJS `require` calls need a real require in ESM output; the addons stay files.
   execFileSync(esbuild, [repoPath('src/cli/main.ts'), repoPath('src/ike/crypto/crypto-worker.ts'), '--bundle', '--splitting', '--platform=node', '--format=esm',
-    '--packages=external', '--target=node20', `--outdir=${out}`, '--entry-names=[name]', '--out-extension:.js=.mjs', '--log-level=warning',
-    '--banner:js=import "./reflect-polyfill.mjs";'], { timeout: 120_000, stdio: ['ignore', 'ignore', 'inherit'] });
-  process.on('exit', () => { try { rmSync(out, { recursive: true, force: true }); } catch { /* best effort */ } });
-  bundle = `${out}/main.mjs`;
-  return bundle;
+    '--external:*.node', '--target=node20', `--outdir=${out}`, '--entry-names=[name]', '--out-extension:.js=.mjs', '--log-level=warning',
+    '--banner:js=import "./reflect-polyfill.mjs"; import { createRequire as __kipsecRequire } from "node:module"; const require = __kipsecRequire(import.meta.url);'],
+    { timeout: 120_000, stdio: ['ignore', 'ignore', 'inherit'] });
+  return `${out}/main.mjs`;
 }
 
 export interface AgentOptions {

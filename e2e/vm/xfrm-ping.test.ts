@@ -12,6 +12,7 @@ import { RtnlClient } from '../../src/xfrm/rtnl/client.js';
 import type { SaSpec } from '../../src/xfrm/sa.js';
 import type { PolicySpec } from '../../src/xfrm/policy.js';
 import { pair, type Netns } from '../lib/netns.js';
+import { nodeArgsFor } from '../lib/scenario.js';
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -77,7 +78,7 @@ const scenarios: Record<string, (s: Side) => Promise<unknown>> = {
 };
 
 async function inNs(ns: Netns, scenario: string, side: Side): Promise<unknown> {
-  const r = await ns.run('env', [`XFRM_SCENARIO=${scenario}`, `XFRM_SIDE=${JSON.stringify(side)}`, process.execPath, '--import', 'tsx', SELF], { timeoutMs: 240_000, check: false });
+  const r = await ns.run('env', [`XFRM_SCENARIO=${scenario}`, `XFRM_SIDE=${JSON.stringify(side)}`, process.execPath, ...nodeArgsFor(SELF)], { timeoutMs: 240_000, check: false });
   assert.equal(r.code, 0, `scenario ${scenario} in ${ns.name} exited ${r.code}:\n${r.stderr}\n${r.stdout}`);
   return JSON.parse(r.stdout.trim().split('\n').pop() ?? 'null');
 }
