@@ -33,8 +33,9 @@ export interface ApplierOptions {
   /** Remove every kernel SA and policy of these reqids (a removed peer's leftovers); returns how many. */
   readonly removeKernelState: (reqids: ReadonlySet<number>) => Promise<number>;
   /**
-   * A renegotiated peer's Delete is sent: the policies of its old Child SAs that the new config no
-   * longer carries go now (gateway/moved-selectors.ts), not when the Delete is answered.
+   * A renegotiated or removed peer's Delete is sent: the policies of its old Child SAs that the new
+   * config no longer carries go now (gateway/moved-selectors.ts), not when the Delete is answered.
+   * A removed peer carries nothing (an empty map): all of them go, but for those another reqid took over.
    */
   readonly releaseMoved?: (peer: string, carried: CarriedSelectors) => Promise<void>;
   /**
@@ -158,7 +159,11 @@ export class PeerApplier {
   async #removePeer(engine: EngineLike, name: string): Promise<void> {
     const p = this.#running.get(name);
     await engine.removePeer(name);
-    // The SAs and their policies are gone; now the blocks (traffic is dropped in between, never clear).
+    // The Delete is sent, maybe never answered (the remote dead): the Child SAs' policies go now,
+    // not with the SAs (stale equal-priority policies win over newer ones, moved-selectors.ts); the
+    // SAs stay until the Delete is answered or the sweep, so inbound ESP in flight is still taken.
+    // The policies go before the blocks: in between, the peer's traffic is dropped, never clear.
+    await this.#o.releaseMoved?.(name, new Map()).catch((e: unknown) => { this.#o.log.warn({ peer: name, err: errorMessage(e) }, 'removing the removed peer\'s policies failed; they go with its Child SAs'); });
     await this.#o.strict.remove(name);
     if (p?.installRoutes) await this.#o.routes?.remove(name).catch((e: unknown) => { this.#o.log.warn({ peer: name, err: errorMessage(e) }, 'route removal failed'); });
     this.#running.delete(name);

@@ -303,7 +303,7 @@ export class XfrmKernel implements KernelIpsec {
   }
 
   /**
-   * The peer is negotiated again (its IKE SA's Delete sent, maybe never answered): the policies of
+   * The peer is negotiated again or removed (its IKE SA's Delete sent, maybe never answered): the policies of
    * its Child SAs that `keep` rejects go now rather than with the SAs (gateway/moved-selectors.ts
    * says why), unless another reqid took them over. Returns how many went.
    */
@@ -318,7 +318,7 @@ export class XfrmKernel implements KernelIpsec {
       for (const id of this.#disown(drop, t.reqid)) gone.set(policyKey(id), id);
     }
     for (const id of gone.values()) await this.#o.xfrm.deletePolicy(id).catch(ignoreMissing);
-    if (gone.size > 0) this.#o.log.info({ peer, policies: gone.size }, 'policies the renegotiated peer no longer carries removed before its old Child SAs go');
+    if (gone.size > 0) this.#o.log.info({ peer, policies: gone.size }, 'policies the renegotiated or removed peer no longer carries removed before its old Child SAs go');
     return gone.size;
   }
 
