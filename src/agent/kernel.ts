@@ -9,14 +9,15 @@
 // the new inbound and outbound states next to the old ones (XFRM picks the newest outbound state
 // for a template), and the engine deletes the old pair later with keepPolicies. A rekey responder
 // gets outboundActive=false: its outbound state waits until updateChildSa({activateOutbound}).
+// The policy records, and which reqid holds each policy now: kernel-policies.ts.
 import { errorMessage } from '../common/errors.js';
-import type {
-  ChildSaCounters, KernelChildSa, KernelChildSaRef, KernelChildSaUpdate, KernelIpsec, KernelPolicy, KernelSa, KernelTrap, RestoredChildSa, TrafficSelector as IkeTs,
-} from '../ike/ports.js';
+import type { ChildSaCounters, KernelChildSa, KernelChildSaRef, KernelChildSaUpdate, KernelIpsec, KernelSa, KernelTrap, RestoredChildSa } from '../ike/ports.js';
 import type { AllocSpiRequest, InstalledChild, PolicyId, PolicySpec, PolicyState, SaAe, SaId, SaSpec, SaState } from '../xfrm/index.js';
 import { XfrmInstallError, XfrmNotFoundError } from '../xfrm/index.js';
 import type { ChildInstall } from '../xfrm/install.js';
 import type { Logger } from './log.js';
+import { PolicyOwners, policyId, policyKey, policySpecOf, toPolicySpecs } from './kernel-policies.js';
+export { toPolicySpec, tsCidr } from './kernel-policies.js';
 
 /** The part of XfrmClient the port uses (a fake in unit tests). */
 export interface XfrmPort {
@@ -103,53 +104,6 @@ export function toSaSpec(sa: KernelSa, c: Pick<KernelChildSa, 'mode' | 'ifId' | 
   };
 }
 
-/** The engine's selector as an XFRM CIDR; ranges that are not one CIDR are not expressible in one policy. */
-export function tsCidr(ts: IkeTs): string {
-  const max = ts.family === 'ipv4' ? 32 : 128;
-  if (ts.prefixLength === null) throw new TypeError(`traffic selector ${ts.startAddress}-${ts.endAddress} is not a CIDR block`);
-  return `${ts.startAddress}/${ts.prefixLength ?? max}`;
-}
-
-export function toPolicySpec(p: KernelPolicy, c: Pick<KernelChildSa, 'mode' | 'ifId' | 'mark'>, reqid: number, parts: SharedParts = new SharedParts()): PolicySpec {
-  const proto = p.source.protocol || p.destination.protocol;
-  const port = (t: IkeTs): number | undefined => (t.startPort === t.endPort && t.startPort !== 0 ? t.startPort : undefined);
-  const sport = port(p.source); const dport = port(p.destination);
-  return {
-    selector: parts.selector({ src: tsCidr(p.source), dst: tsCidr(p.destination), ...(proto ? { proto } : {}), ...(sport !== undefined ? { sport } : {}), ...(dport !== undefined ? { dport } : {}) }),
-    dir: p.direction, priority: p.priority,
-    templates: parts.templates([{ src: p.tunnelSource, dst: p.tunnelDestination, proto: 'esp', reqid, mode: c.mode }]),
-    ...(c.mark ? { mark: c.mark } : {}), ...(c.ifId !== null ? { ifId: c.ifId } : {}),
-  };
-}
-
-/**
- * One Child SA's policies in, out and fwd name two selectors and two templates between them (in and
- * fwd the same): equal ones are one object, held by each (never changed), not a copy per policy.
- */
-class SharedParts {
-  readonly #selectors = new Map<string, PolicySpec['selector']>();
-  readonly #templates = new Map<string, NonNullable<PolicySpec['templates']>>();
-  selector(s: PolicySpec['selector']): PolicySpec['selector'] { return once(this.#selectors, JSON.stringify([s.src, s.dst, s.proto, s.sport, s.dport]), s); }
-  templates(t: NonNullable<PolicySpec['templates']>): NonNullable<PolicySpec['templates']> { return once(this.#templates, JSON.stringify(t), t); }
-}
-function once<T>(m: Map<string, T>, k: string, x: T): T { const known = m.get(k); if (known !== undefined) return known; m.set(k, x); return x; }
-
-/** A Child SA's (or trap's) policies, sharing their equal selectors and templates. */
-function toPolicySpecs(ps: readonly KernelPolicy[], c: Pick<KernelChildSa, 'mode' | 'ifId' | 'mark'>, reqid: number): PolicySpec[] {
-  const parts = new SharedParts();
-  return ps.map((p) => toPolicySpec(p, c, reqid, parts));
-}
-
-function policyId(p: PolicySpec): PolicyId {
-  return { selector: p.selector, dir: p.dir, ...(p.mark ? { mark: p.mark } : {}), ...(p.ifId !== undefined ? { ifId: p.ifId } : {}) };
-}
-
-/** What the kernel tells policies apart by (PolicyId), as one string. */
-function policyKey(p: PolicyId): string {
-  const s = p.selector;
-  return `${p.dir} ${s.src}>${s.dst} ${s.proto ?? 0}:${s.sport ?? 0}:${s.dport ?? 0} ${p.mark?.value ?? 0}/${p.mark?.mask ?? 0} ${p.ifId ?? 0}`;
-}
-
 const ignoreMissing = (e: unknown): void => { if (!(e instanceof XfrmNotFoundError)) throw e; };
 
 export class XfrmKernel implements KernelIpsec {
@@ -162,13 +116,8 @@ export class XfrmKernel implements KernelIpsec {
   readonly #traps = new Map<string, { readonly policies: readonly PolicySpec[]; readonly engineReqid: number; readonly reqid: number }>();
   /** peer/child → policies a removed Child SA left for its successor (dpd.action restart or hold), until one is installed. */
   readonly #kept = new Map<string, { readonly policies: readonly PolicySpec[]; readonly reqid: number }>();
-  /**
-   * Policy (policyKey) → the reqid whose install put it in the kernel last. Two peers' Child SAs
-   * can share a selector (the mesh pairs with the old and the new gateway of a tunnel, both with its
-   * remote subnets, until the old pair is negotiated again): the kernel keeps one policy per
-   * selector, the later UPDPOLICY's, so a Child SA that goes must not delete what another took over.
-   */
-  readonly #policyOwner = new Map<string, number>();
+  /** Which reqid holds each policy in the kernel now (kernel-policies.ts says why). */
+  readonly #owners = new PolicyOwners();
   /** Stable reqid → the engine's reqid, to answer kernel acquires (engine.acquire takes its own). */
   readonly #engineReqid = new Map<number, number>();
   readonly #now: () => number;
@@ -230,7 +179,7 @@ export class XfrmKernel implements KernelIpsec {
     // replacePolicies: a rekey, an adopted predecessor or an on-demand trap already holds these
     // selectors with the same reqid; UPDPOLICY swaps without a moment of clear text.
     await this.#o.xfrm.installChild({ sas, policies, replacePolicies: true });
-    this.#own(policies, reqid);
+    this.#owners.own(policies, reqid);
     this.#track(key(sa.inbound.destination, sa.inbound.spi), {
       peer: sa.peer, child: sa.child, reqid, inbound, outbound, outboundInstalled: sa.outboundActive, policies,
       lastInboundBytes: 0n, lastInboundMs: null,
@@ -291,8 +240,8 @@ export class XfrmKernel implements KernelIpsec {
     // Policies first when they go for good, so no packet leaves in clear while the SAs vanish.
     const dropPolicies = !opts.keepPolicies && !this.#stillUsed(reqid);
     // Not tracked (not installed by this process): the kernel says which policies are this reqid's.
-    const policies = !dropPolicies ? [] : t ? this.#disown(t.policies, reqid) : (await this.#o.xfrm.listPolicies()).filter((p) => p.templates?.some((x) => x.reqid === reqid)).map(policyId);
-    if (dropPolicies && !t) for (const id of policies) this.#policyOwner.delete(policyKey(id));
+    const policies = !dropPolicies ? [] : t ? this.#owners.disown(t.policies, reqid) : (await this.#o.xfrm.listPolicies()).filter((p) => p.templates?.some((x) => x.reqid === reqid)).map(policyId);
+    if (dropPolicies && !t) this.#owners.forget(policies);
     const sas: SaId[] = [{ dst: ref.local, spi: ref.inboundSpi >>> 0, src: ref.remote, proto: 'esp' }];
     if (!t || t.outboundInstalled) sas.push({ dst: ref.remote, spi: ref.outboundSpi >>> 0, src: ref.local, proto: 'esp' });
     await this.#o.xfrm.removeChild({ policies, sas }).catch((e: unknown) => { errors.push(...(e instanceof XfrmInstallError ? e.leftover : [errorMessage(e)])); });
@@ -315,28 +264,11 @@ export class XfrmKernel implements KernelIpsec {
       if (drop.length === 0) continue;
       t.policies = t.policies.filter((p) => keep(t.child, p));
       // The old and the new Child SA of a rekey share their policies: one delete each.
-      for (const id of this.#disown(drop, t.reqid)) gone.set(policyKey(id), id);
+      for (const id of this.#owners.disown(drop, t.reqid)) gone.set(policyKey(id), id);
     }
     for (const id of gone.values()) await this.#o.xfrm.deletePolicy(id).catch(ignoreMissing);
     if (gone.size > 0) this.#o.log.info({ peer, policies: gone.size }, 'policies the renegotiated or removed peer no longer carries removed before its old Child SAs go');
     return gone.size;
-  }
-
-  #own(policies: readonly PolicySpec[], reqid: number): void {
-    for (const p of policies) this.#policyOwner.set(policyKey(p), reqid);
-  }
-
-  /** Of `policies`, those this reqid still holds in the kernel (no other install replaced them since), forgotten as they go. */
-  #disown(policies: readonly PolicySpec[], reqid: number): PolicyId[] {
-    const out: PolicyId[] = [];
-    for (const p of policies) {
-      const k = policyKey(p);
-      const owner = this.#policyOwner.get(k);
-      if (owner !== undefined && owner !== reqid) continue;
-      this.#policyOwner.delete(k);
-      out.push(policyId(p));
-    }
-    return out;
   }
 
   #stillUsed(reqid: number): boolean {
@@ -426,7 +358,7 @@ export class XfrmKernel implements KernelIpsec {
     else if (r.pendingOutbound) out = toSaSpec(r.pendingOutbound, r, reqid);
     else return false;
     const policies = view.policies.filter((p) => p.templates?.some((t) => t.reqid === reqid)).map(policySpecOf);
-    this.#own(policies, reqid);
+    this.#owners.own(policies, reqid);
     this.#engineReqid.set(reqid, r.ref.reqid);
     this.#track(key(r.ref.local, r.ref.inboundSpi), {
       peer: r.ref.peer, child: r.ref.child, reqid, inbound: specOf(inbound), outbound: out, outboundInstalled: outbound !== undefined, policies,
@@ -442,7 +374,7 @@ export class XfrmKernel implements KernelIpsec {
     const c = { mode: trap.mode, ifId: null, mark: null } as const;
     const policies = toPolicySpecs(trap.policies, c, reqid);
     for (const p of policies) await this.#o.xfrm.updatePolicy(p);
-    this.#own(policies, reqid);
+    this.#owners.own(policies, reqid);
     this.#traps.set(`${trap.peer}/${trap.child}`, { policies, engineReqid: trap.reqid, reqid });
   }
 
@@ -451,11 +383,11 @@ export class XfrmKernel implements KernelIpsec {
     const t = this.#traps.get(k);
     this.#traps.delete(k);
     // An installed Child SA of the same reqid took these selectors over; leave them to it.
-    if (t && !this.#stillUsed(t.reqid)) for (const id of this.#disown(t.policies, t.reqid)) await this.#o.xfrm.deletePolicy(id).catch(ignoreMissing);
+    if (t && !this.#stillUsed(t.reqid)) for (const id of this.#owners.disown(t.policies, t.reqid)) await this.#o.xfrm.deletePolicy(id).catch(ignoreMissing);
     const kept = this.#kept.get(k);
     this.#kept.delete(k);
     if (!kept || this.#stillUsed(kept.reqid)) return;
-    for (const id of this.#disown(kept.policies, kept.reqid)) await this.#o.xfrm.deletePolicy(id).catch(ignoreMissing);
+    for (const id of this.#owners.disown(kept.policies, kept.reqid)) await this.#o.xfrm.deletePolicy(id).catch(ignoreMissing);
     if (this.#o.routes) await this.#o.routes.remove(trap.peer);
   }
 }
@@ -463,11 +395,6 @@ export class XfrmKernel implements KernelIpsec {
 /** The spec part of a dumped state (what updateSa needs), without counters. */
 function specOf(x: SaState): SaSpec {
   const { current: _c, stats: _s, ...spec } = x;
-  return spec;
-}
-
-function policySpecOf(p: PolicyState): PolicySpec {
-  const { current: _c, index: _i, ...spec } = p;
   return spec;
 }
 
