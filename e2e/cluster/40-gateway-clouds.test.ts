@@ -62,6 +62,55 @@ const CLOUDS: readonly Cloud[] = [
   { profile: 'azure', address: '192.0.2.102', vpc: '10.20.0.0/16', host: '10.20.0.10', cloudIfId: 62, ifId: 61, inside: '169.254.21', ike: 'aes256gcm16-prfsha384-ecp384, aes256-sha256-modp2048', esp: 'aes256gcm16-ecp384, aes256-sha256-modp2048', ikeRekey: '8h', childRekey: '27000s', dpd: '15s', mtu: 1400, suite: /^IKE:aes256gcm16-prfsha384-ecp384 ESP:aes256gcm16/, psk: 'kipsec clouds e2e: the Azure tunnel pre-shared key' },
 ];
 
+/**
+ * Three more AWS-like ends for the misconfigured tunnels (the last subtest), each on its own address
+ * so the three good tunnels are untouched: `misconf` holds MISCONF_PSK; `narrow` accepts only an IKE
+ * proposal the aws profile does not offer (AWS takes it: AES-128, SHA-256, DH 15); `wrongid`
+ * presents its address as identity and initiates, to a tunnel that expects another remote id.
+ */
+const MISCONF = { address: '192.0.2.103', ifId: 71, cloudIfId: 72, inside: '169.254.30' } as const;
+const NARROW = { address: '192.0.2.104', ifId: 73, cloudIfId: 74, inside: '169.254.31', ike: 'aes128-sha256-modp3072' } as const;
+const WRONGID = { address: '192.0.2.105', ifId: 75, cloudIfId: 76, inside: '169.254.32' } as const;
+const MISCONF_PSK = 'kipsec clouds e2e: the PSK the misconfigured ends hold';
+const NOT_THE_PSK = 'kipsec clouds e2e: not the PSK the cloud holds';
+
+function misconfiguredConns(gateway: string): string {
+  const aws = CLOUDS[0]!;
+  const conn = (name: string, x: { address: string; cloudIfId: number }, ike: string, remoteAddrs: string): string => `  ${name} {
+    version = 2
+    local_addrs = ${x.address}
+    remote_addrs = ${remoteAddrs}
+    proposals = ${ike}
+    local {
+      auth = psk
+      id = ${x.address}
+    }
+    remote {
+      auth = psk
+      id = ${gateway}
+    }
+    children {
+      ${name} {
+        local_ts = 0.0.0.0/0
+        remote_ts = 0.0.0.0/0
+        esp_proposals = ${aws.esp}
+        if_id_in = ${x.cloudIfId}
+        if_id_out = ${x.cloudIfId}
+        start_action = none
+      }
+    }
+  }`;
+  return [conn('misconf', MISCONF, aws.ike, gateway), conn('narrow', NARROW, NARROW.ike, gateway), conn('wrongid', WRONGID, aws.ike, gateway)].join('\n');
+}
+
+function misconfiguredSecrets(gateway: string): string {
+  return [MISCONF, NARROW, WRONGID].map((x, i) => `  ike-misconf-${i} {
+    id-a = ${x.address}
+    id-b = ${gateway}
+    secret = "${MISCONF_PSK}"
+  }`).join('\n');
+}
+
 function swanctl(gateway: string): string {
   const conns = CLOUDS.map((c) => `  ${c.profile} {
     version = 2
@@ -96,7 +145,7 @@ function swanctl(gateway: string): string {
     id-b = ${gateway}
     secret = "${c.psk}"
   }`).join('\n');
-  return `connections {\n${conns}\n}\nsecrets {\n${secrets}\n}\n`;
+  return `connections {\n${conns}\n${misconfiguredConns(gateway)}\n}\nsecrets {\n${secrets}\n${misconfiguredSecrets(gateway)}\n}\n`;
 }
 
 test('hybrid cloud from the cluster: IPsecTunnels with profile aws, gcp and azure on one gateway node, each to charon set up as that provider\'s route-based VPN end; a pod on a node that is no gateway reaches a host in each VPC and back over ESP only; the gateway\'s kernel holds the if_id\'d SAs, policies and interfaces; the statuses say Ready and Established with each provider\'s suite', { timeout: 600_000 }, async (t) => {
@@ -119,22 +168,27 @@ test('hybrid cloud from the cluster: IPsecTunnels with profile aws, gcp and azur
       `route add ${PODS} dev xfrm${x.cloudIfId} table ${x.cloudIfId}`, `rule add from ${x.vpc} lookup ${x.cloudIfId} priority ${x.cloudIfId}`,
     );
   }
+  for (const x of [MISCONF, NARROW, WRONGID]) lines.push(`addr add ${x.address}/24 dev eth0`);
   await cloud.run('ip', ['-batch', '-'], { input: `${lines.join('\n')}\n` });
   // install_routes = no: the 0.0.0.0/0 selectors must not become routes; the interfaces route.
   const swan = await StrongSwan.start(t, cloud, { mode: 'kernel', swanctl: swanctl(gw.ip), charonExtra: 'install_routes = no', logIkeName: true });
 
   await kube.mergePatch(resourcePath(RESOURCES.nodes, { name: gw.name }), { metadata: { labels: { 'kipsec.io/gateway': 'true' } } });
   const names = new Map(CLOUDS.map((x) => [x.profile, uniqueName(`to-${x.profile}`)]));
+  const bad = { psk: uniqueName('bad-psk'), proposal: uniqueName('bad-proposal'), id: uniqueName('bad-id'), rightSecret: uniqueName('misconf-psk') };
   for (const x of CLOUDS) {
     await kube.create(resourcePath(RESOURCES.secrets, { namespace: ns }), { apiVersion: 'v1', kind: 'Secret', metadata: { name: names.get(x.profile) }, data: { psk: Buffer.from(x.psk).toString('base64') } });
   }
+  for (const [name, psk] of [[bad.psk, NOT_THE_PSK], [bad.rightSecret, MISCONF_PSK]] as const) {
+    await kube.create(resourcePath(RESOURCES.secrets, { namespace: ns }), { apiVersion: 'v1', kind: 'Secret', metadata: { name }, data: { psk: Buffer.from(psk).toString('base64') } });
+  }
   const roles = { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'roles' } as const;
   const bindings = { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'rolebindings' } as const;
-  await kube.create(resourcePath(roles, { namespace: ns }), { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'kipsec-agent-psk' }, rules: [{ apiGroups: [''], resources: ['secrets'], resourceNames: [...names.values()], verbs: ['get'] }] });
+  await kube.create(resourcePath(roles, { namespace: ns }), { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'kipsec-agent-psk' }, rules: [{ apiGroups: [''], resources: ['secrets'], resourceNames: [...names.values(), bad.psk, bad.rightSecret], verbs: ['get'] }] });
   await kube.create(resourcePath(bindings, { namespace: ns }), { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'kipsec-agent-psk' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'kipsec-agent-psk' }, subjects: [{ kind: 'ServiceAccount', name: 'kipsec-agent', namespace: ns }] });
   const tunnelPath = (name: string): string => resourcePath(RESOURCES.ipsecTunnels, { name });
   t.after(async () => {
-    for (const name of names.values()) {
+    for (const name of [...names.values(), bad.psk, bad.proposal, bad.id]) {
       await kube.mergePatch(tunnelPath(name), { metadata: { finalizers: [] } }).catch(() => undefined);
       await deleteQuietly(kube, tunnelPath(name));
     }
@@ -235,5 +289,59 @@ test('hybrid cloud from the cluster: IPsecTunnels with profile aws, gcp and azur
     assert.ok(probe.plaintextBetweenPods >= 2, `the plain probe from the cloud to ${other.name} is seen: ${formatReport(probe)}`);
     tt.diagnostic(`${pod.name} → ${CLOUDS.map((x) => x.host).join(', ')} via ${gw.name}: ${formatReport(legs)}`);
   });
+  await t.test('misconfigured tunnels with profile aws, each to its own charon end: a wrong PSK (AUTHENTICATION_FAILED), IKE proposals the end refuses (NO_PROPOSAL_CHOSEN with ours) and a wrong remote id (the identity the end presented) show the exact cause in IPsecTunnel.status and as a Warning Event within one retry', async (tt) => {
+    const tunnel = (name: string): Promise<IPsecTunnel> => kube.get<IPsecTunnel>(tunnelPath(name));
+    // The operator's Events about cluster-scoped objects live in "default" (src/operator/events.ts).
+    const events = async (name: string): Promise<{ reason: string; note: string; type: string }[]> =>
+      (await kube.get<{ items: { reason: string; note: string; type: string; regarding: { kind: string; name: string } }[] }>(resourcePath(RESOURCES.events, { namespace: 'default' }))).items
+        .filter((e) => e.regarding.kind === 'IPsecTunnel' && e.regarding.name === name);
+    const explain = (name: string) => ({ what: `IPsecTunnel ${name}`, state: async () => `${JSON.stringify((await tunnel(name).catch(() => undefined))?.status, null, 1)}\n${await why()}` });
+    const apply = (name: string, x: { address: string; ifId: number; inside: string }, secret: string, extra: { remoteId?: string; startAction?: string } = {}): Promise<unknown> =>
+      kube.create(resourcePath(RESOURCES.ipsecTunnels), {
+        apiVersion: 'kipsec.io/v1alpha1', kind: 'IPsecTunnel', metadata: { name },
+        spec: {
+          profile: 'aws', local: {},
+          remote: { address: x.address, subnets: [`10.${x.ifId}.0.0/16`], ...(extra.remoteId ? { id: extra.remoteId } : {}) },
+          auth: { psk: { secretRef: { name: secret, namespace: ns } } },
+          xfrmInterface: { ifId: x.ifId, insideAddress: `${x.inside}.2/30`, remoteInsideAddress: `${x.inside}.1` },
+          ...(extra.startAction ? { startAction: extra.startAction } : {}),
+        },
+      });
+    /** The active gateway's lastError once `match` holds, then the Warning Event naming the same cause. */
+    const cause = async (name: string, match: (e: NonNullable<NonNullable<NonNullable<IPsecTunnel['status']>['gateways']>[number]['lastError']>) => boolean, note: RegExp, since: number): Promise<string> => {
+      const st = await eventually(async () => {
+        const s = (await tunnel(name)).status;
+        const e = s?.gateways?.find((g) => g.role === 'active')?.lastError;
+        return e && match(e) ? s : undefined;
+      }, 60_000, 250, explain(name));
+      const e = st.gateways!.find((g) => g.role === 'active')!.lastError!;
+      const degraded = st.conditions?.find((k) => k.type === 'Degraded');
+      assert.equal(degraded?.status, 'True', `${name}: Degraded ${JSON.stringify(degraded)}`);
+      assert.match(degraded?.message ?? '', note, `${name}: Degraded ${JSON.stringify(degraded)}`);
+      assert.equal(st.conditions?.find((k) => k.type === 'Established')?.status, 'False');
+      const ev = await eventually(async () => (await events(name)).find((x) => x.reason === 'GatewayError'), 30_000, 250, explain(name));
+      assert.equal(ev.type, 'Warning');
+      assert.match(ev.note, note);
+      return `${((Date.now() - since) / 1000).toFixed(1)} s, status ${JSON.stringify(e)}, Event "${ev.note}"`;
+    };
+
+    const appliedAt = Date.now();
+    await apply(bad.psk, MISCONF, bad.psk);
+    await apply(bad.proposal, NARROW, bad.rightSecret);
+    await apply(bad.id, WRONGID, bad.rightSecret, { remoteId: 'vpn.cloud.test', startAction: 'respond' });
+    tt.diagnostic(`wrong PSK: ${await cause(bad.psk, (e) => e.notify === 'AUTHENTICATION_FAILED', /AUTHENTICATION_FAILED/, appliedAt)}`);
+    const np = await cause(bad.proposal, (e) => e.notify === 'NO_PROPOSAL_CHOSEN', /NO_PROPOSAL_CHOSEN/, appliedAt);
+    const npError = (await tunnel(bad.proposal)).status!.gateways!.find((g) => g.role === 'active')!.lastError!;
+    // The aws profile's IKE proposals, each spelled out (a CBC suite's PRF named).
+    assert.deepEqual(npError.localProposals, ['aes256gcm16-prfsha384-ecp384', 'aes256-sha256-prfsha256-modp2048'], `our proposals (the aws profile's) in the error: ${np}`);
+    tt.diagnostic(`refused proposal: ${np}`);
+    // The end initiates (the tunnel only responds), so the identity checked is its IDi: as initiator
+    // we would send the remote id as IDr, and charon answers a bare AUTHENTICATION_FAILED.
+    await eventually(async () => (await tunnel(bad.id)).status?.gateways?.find((g) => g.role === 'active') ? true : undefined, 30_000, 250, explain(bad.id));
+    const initiatedAt = Date.now();
+    await swan.initiate('wrongid', 10).catch(() => undefined);
+    tt.diagnostic(`wrong remote id: ${await cause(bad.id, (e) => /is not the configured remote id/.test(e.message ?? ''), /192\.0\.2\.105.* is not the configured remote id/, initiatedAt)}`);
+  });
+
   t.diagnostic(`file time ${((Date.now() - t0) / 1000).toFixed(1)} s from the operator's start`);
 });
