@@ -33,19 +33,23 @@ export function agentBundle(): string {
   return bundle;
 }
 
-/** Bundle the CLI into `out` (two levels below the checkout); returns the entry point, out/main.mjs. */
-export function buildAgentBundle(out: string): string {
+/**
+ * Bundle the CLI into `out` (two levels below the checkout); returns the entry point, out/main.mjs.
+ * `packages: 'bundle'` inlines node_modules too (the VM lanes: under TCG an agent took 8.6–9.2 s
+ * from exec to its first log line with them loaded file by file, ~450 files each resolved and read
+ * over 9p, 3.6 s so); 'external' (the default) loads them from node_modules as the image does,
+ * which the benches' memory figures assume.
+ */
+export function buildAgentBundle(out: string, packages: 'external' | 'bundle' = 'external'): string {
   const esbuild = repoPath('node_modules/.bin/esbuild');
   // ESM hoists imports: inlined into the bundle, src/pki/reflect-polyfill.ts could run after
   // @peculiar/x509, which it must precede (tsyringe throws at load without Reflect metadata).
   // So it is a module of its own, imported first by every chunk (a no-op once Reflect has it).
   execFileSync(esbuild, [repoPath('src/pki/reflect-polyfill.ts'), '--format=esm', '--platform=node', '--target=node20', `--outfile=${out}/reflect-polyfill.mjs`, '--log-level=warning'], { timeout: 60_000, stdio: ['ignore', 'ignore', 'inherit'] });
   // The IKE crypto worker (src/ike/crypto/pool.ts) is a second entry point: crypto-worker.mjs beside the chunks.
-  // The packages are bundled too: under TCG an agent took 8.6–9.2 s from exec to its first log line
-  // with node_modules loaded file by file (~450 files, each resolved and read over 9p), 3.6 s so.
-  // Their CommonJS `require` calls need a real require in ESM output; the addons stay files.
+  // Bundled packages' CommonJS `require` calls need a real require in ESM output; the addons stay files.
   execFileSync(esbuild, [repoPath('src/cli/main.ts'), repoPath('src/ike/crypto/crypto-worker.ts'), '--bundle', '--splitting', '--platform=node', '--format=esm',
-    '--external:*.node', '--target=node20', `--outdir=${out}`, '--entry-names=[name]', '--out-extension:.js=.mjs', '--log-level=warning',
+    packages === 'bundle' ? '--external:*.node' : '--packages=external', '--target=node20', `--outdir=${out}`, '--entry-names=[name]', '--out-extension:.js=.mjs', '--log-level=warning',
     '--banner:js=import "./reflect-polyfill.mjs"; import { createRequire as __kipsecRequire } from "node:module"; const require = __kipsecRequire(import.meta.url);'],
     { timeout: 120_000, stdio: ['ignore', 'ignore', 'inherit'] });
   return `${out}/main.mjs`;
