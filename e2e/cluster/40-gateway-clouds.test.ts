@@ -76,11 +76,26 @@ const NOT_THE_PSK = 'kipsec clouds e2e: not the PSK the cloud holds';
 
 function misconfiguredConns(gateway: string): string {
   const aws = CLOUDS[0]!;
-  const conn = (name: string, x: { address: string; cloudIfId: number }, ike: string, remoteAddrs: string): string => `  ${name} {
+  return [conn(gateway, 'misconf', MISCONF, aws.ike, aws.esp), conn(gateway, 'narrow', NARROW, NARROW.ike, aws.esp), conn(gateway, 'wrongid', WRONGID, aws.ike, aws.esp)].join('\n');
+}
+
+function misconfiguredSecrets(gateway: string): string {
+  return [MISCONF, NARROW, WRONGID].map((x, i) => `  ike-misconf-${i} {
+    id-a = ${x.address}
+    id-b = ${gateway}
+    secret = "${MISCONF_PSK}"
+  }`).join('\n');
+}
+
+/** One charon connection as a route-based cloud end: 0.0.0.0/0 selectors on its XFRM interface, responding only. */
+function conn(gateway: string, name: string, x: { address: string; cloudIfId: number }, ike: string, esp: string, timers?: { dpd: string; ikeRekey: string; childRekey: string }): string {
+  return `  ${name} {
     version = 2
     local_addrs = ${x.address}
-    remote_addrs = ${remoteAddrs}
-    proposals = ${ike}
+    remote_addrs = ${gateway}
+    proposals = ${ike}${timers ? `
+    dpd_delay = ${timers.dpd}
+    rekey_time = ${timers.ikeRekey}` : ''}
     local {
       auth = psk
       id = ${x.address}
@@ -93,53 +108,19 @@ function misconfiguredConns(gateway: string): string {
       ${name} {
         local_ts = 0.0.0.0/0
         remote_ts = 0.0.0.0/0
-        esp_proposals = ${aws.esp}
+        esp_proposals = ${esp}
         if_id_in = ${x.cloudIfId}
-        if_id_out = ${x.cloudIfId}
-        start_action = none
+        if_id_out = ${x.cloudIfId}${timers ? `
+        rekey_time = ${timers.childRekey}` : ''}
+        start_action = none${timers ? `
+        dpd_action = clear` : ''}
       }
     }
   }`;
-  return [conn('misconf', MISCONF, aws.ike, gateway), conn('narrow', NARROW, NARROW.ike, gateway), conn('wrongid', WRONGID, aws.ike, gateway)].join('\n');
-}
-
-function misconfiguredSecrets(gateway: string): string {
-  return [MISCONF, NARROW, WRONGID].map((x, i) => `  ike-misconf-${i} {
-    id-a = ${x.address}
-    id-b = ${gateway}
-    secret = "${MISCONF_PSK}"
-  }`).join('\n');
 }
 
 function swanctl(gateway: string): string {
-  const conns = CLOUDS.map((c) => `  ${c.profile} {
-    version = 2
-    local_addrs = ${c.address}
-    remote_addrs = ${gateway}
-    proposals = ${c.ike}
-    dpd_delay = ${c.dpd}
-    rekey_time = ${c.ikeRekey}
-    local {
-      auth = psk
-      id = ${c.address}
-    }
-    remote {
-      auth = psk
-      id = ${gateway}
-    }
-    children {
-      ${c.profile} {
-        local_ts = 0.0.0.0/0
-        remote_ts = 0.0.0.0/0
-        esp_proposals = ${c.esp}
-        if_id_in = ${c.cloudIfId}
-        if_id_out = ${c.cloudIfId}
-        rekey_time = ${c.childRekey}
-        start_action = none
-        dpd_action = clear
-      }
-    }
-  }`).join('\n');
+  const conns = CLOUDS.map((c) => conn(gateway, c.profile, c, c.ike, c.esp, c)).join('\n');
   const secrets = CLOUDS.map((c) => `  ike-${c.profile} {
     id-a = ${c.address}
     id-b = ${gateway}

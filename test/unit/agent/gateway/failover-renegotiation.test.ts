@@ -16,52 +16,18 @@ import { Agent } from '../../../../src/agent/daemon.js';
 import { carriedSelectors, stillCarried } from '../../../../src/agent/gateway/moved-selectors.js';
 import { missingTuning } from '../../../../src/agent/native.js';
 import type { DesiredPeer } from '../../../../src/agent/source.js';
-import { SecretBytes } from '../../../../src/common/secret.js';
-import type { ChildConfig, PeerConfig } from '../../../../src/ike/engine.js';
-import type { KernelChildSa, KernelPolicy, KernelSa, TrafficSelector } from '../../../../src/ike/ports.js';
 import { FakeEngine, FakeSockets, FakeXfrm, logSink } from '../fakes.js';
+import { CHARON, CLUSTER, NODE_A, NODE_B, PODS_A, PODS_B, VPC, child, childSaOf, desiredPeer } from './policy-fixtures.js';
 
-const NODE_A = '192.0.2.11';
-const NODE_B = '192.0.2.12';
-const CHARON = '192.0.2.100';
-const PODS_A = '10.244.1.0/24';
-const PODS_B = '10.244.2.0/24';
-const CLUSTER = '10.244.0.0/16';
-const VPC = '10.99.0.0/24';
-
-const child = (name: string, localTs: readonly string[], remoteTs: readonly string[]): ChildConfig =>
-  ({ name, localTs: [...localTs], remoteTs: [...remoteTs], espProposals: ['aes256gcm16'], mode: 'tunnel', rekeyTimeMs: 3_600_000, lifeTimeMs: 3_900_000 });
-
-function peer(name: string, remote: string, children: readonly ChildConfig[], session: string, kind: DesiredPeer['kind']): DesiredPeer {
-  const config: PeerConfig = {
-    name, local: { address: NODE_B, id: { type: 'fqdn', value: 'node-b' } }, remote: { address: remote, id: { type: 'fqdn', value: name } },
-    auth: { method: 'psk', secret: new SecretBytes(new Uint8Array(32)) }, ike: { proposals: ['aes256gcm16-prfsha384-x25519'], rekeyTimeMs: 3_600_000 },
-    children: [...children], dpd: { intervalMs: 30_000, action: 'restart' }, startAction: 'respond',
-  };
-  return { name, config, digest: session, sessionDigest: session, installRoutes: false, ikeProposalText: [], espProposalText: [], blocks: [], kind };
-}
+const peer = (name: string, remote: string, children: ReturnType<typeof child>[], session: string, kind: DesiredPeer['kind']): DesiredPeer =>
+  desiredPeer(name, { local: { address: NODE_B, node: 'node-b' }, remote, children, kind, session });
 
 /** node-b's pair with node-a while node-a is the active gateway, and after node-b took over. */
 const pairWhileAActive = peer('mesh/node-a', NODE_A, [child('pods', [PODS_B], [PODS_A, VPC])], 'a-active', { type: 'mesh', node: 'node-a' });
 const pairAfterTakeover = peer('mesh/node-a', NODE_A, [child('pods', [PODS_B, VPC], [PODS_A])], 'b-active', { type: 'mesh', node: 'node-a' });
 const tunnel = peer('vpc', CHARON, [child('vpc', [CLUSTER], [VPC])], 'vpc', { type: 'tunnel' });
 
-const ts = (cidr: string): TrafficSelector => { const [a, p] = cidr.split('/'); return { family: 'ipv4', startAddress: a!, endAddress: a!, prefixLength: Number(p), protocol: 0, startPort: 0, endPort: 65535 }; };
-const life = { softSec: 3000, hardSec: 3600, softBytes: 0n, hardBytes: 0n, softPackets: 0n, hardPackets: 0n };
-const sa = (spi: number, src: string, dst: string): KernelSa => ({ spi, source: src, destination: dst, esn: false, replayWindow: 32, encap: null, lifetimes: life,
-  algorithms: { kind: 'aead', name: 'rfc4106(gcm(aes))', key: new SecretBytes(new Uint8Array(36)), icvBits: 128 } });
-
-/** A negotiated Child SA of `p` (its first child, every local × remote selector) as the engine hands it to the kernel port. */
-function childSa(p: DesiredPeer, inSpi: number): KernelChildSa {
-  const c = p.config.children[0]!;
-  const them = p.config.remote.address;
-  const policies = c.localTs.flatMap((l) => c.remoteTs.flatMap((r): KernelPolicy[] => [
-    { direction: 'out', source: ts(l), destination: ts(r), tunnelSource: NODE_B, tunnelDestination: them, priority: 2000 },
-    { direction: 'in', source: ts(r), destination: ts(l), tunnelSource: them, tunnelDestination: NODE_B, priority: 2000 },
-    { direction: 'fwd', source: ts(r), destination: ts(l), tunnelSource: them, tunnelDestination: NODE_B, priority: 2000 },
-  ]));
-  return { peer: p.name, child: c.name, reqid: 1, mode: 'tunnel', inbound: sa(inSpi, them, NODE_B), outbound: sa(inSpi + 0x1000000, NODE_B, them), policies, outboundActive: true, ifId: null, mark: null };
-}
+const childSa = childSaOf;
 
 test('a renegotiated pair no longer carries what moved: the new gateway\'s pair with the old one loses the VPC on the old gateway\'s side, keeps the pods; narrowed selectors still count as carried', () => {
   const after = carriedSelectors(pairAfterTakeover.config);

@@ -14,51 +14,17 @@ import { Agent } from '../../../../src/agent/daemon.js';
 import { missingTuning } from '../../../../src/agent/native.js';
 import type { DesiredPeer } from '../../../../src/agent/source.js';
 import { blockPolicies } from '../../../../src/agent/strict.js';
-import { SecretBytes } from '../../../../src/common/secret.js';
-import type { ChildConfig, PeerConfig } from '../../../../src/ike/engine.js';
-import type { KernelChildSa, KernelPolicy, KernelSa, TrafficSelector } from '../../../../src/ike/ports.js';
 import { NetlinkErrnoError, XfrmNotFoundError, type PolicyId, type PolicySpec, type PolicyState } from '../../../../src/xfrm/index.js';
 import { FakeEngine, FakeSockets, FakeXfrm, logSink } from '../fakes.js';
+import { CHARON, CLUSTER, NODE_A, NODE_B, PODS_A, PODS_B, VPC, child, childSaOf, desiredPeer } from './policy-fixtures.js';
 
-const NODE_A = '192.0.2.11';
-const NODE_B = '192.0.2.12';
-const CHARON = '192.0.2.100';
-const PODS_A = '10.244.1.0/24';
-const PODS_B = '10.244.2.0/24';
-const CLUSTER = '10.244.0.0/16';
-const VPC = '10.99.0.0/24';
-
-const child = (name: string, localTs: readonly string[], remoteTs: readonly string[]): ChildConfig =>
-  ({ name, localTs: [...localTs], remoteTs: [...remoteTs], espProposals: ['aes256gcm16'], mode: 'tunnel', rekeyTimeMs: 3_600_000, lifeTimeMs: 3_900_000 });
-
-function peer(name: string, remote: string, children: readonly ChildConfig[], kind: DesiredPeer['kind'], strict = false): DesiredPeer {
-  const config: PeerConfig = {
-    name, local: { address: NODE_A, id: { type: 'fqdn', value: 'node-a' } }, remote: { address: remote, id: { type: 'fqdn', value: name } },
-    auth: { method: 'psk', secret: new SecretBytes(new Uint8Array(32)) }, ike: { proposals: ['aes256gcm16-prfsha384-x25519'], rekeyTimeMs: 3_600_000 },
-    children: [...children], dpd: { intervalMs: 30_000, action: 'restart' }, startAction: 'respond',
-  };
-  return { name, config, digest: name, sessionDigest: name, installRoutes: false, ikeProposalText: [], espProposalText: [], blocks: strict ? blockPolicies(config) : [], kind };
-}
+const peer = (name: string, remote: string, children: ReturnType<typeof child>[], kind: DesiredPeer['kind'], strict = false): DesiredPeer =>
+  desiredPeer(name, { local: { address: NODE_A, node: 'node-a' }, remote, children, kind, ...(strict ? { blocks: blockPolicies } : {}) });
 
 const tunnel = peer('vpc', CHARON, [child('vpc', [CLUSTER], [VPC])], { type: 'tunnel' });
 const pairWithB = peer('mesh/node-b', NODE_B, [child('pods', [PODS_A], [PODS_B])], { type: 'mesh', node: 'node-b' }, true);
 
-const ts = (cidr: string): TrafficSelector => { const [a, p] = cidr.split('/'); return { family: 'ipv4', startAddress: a!, endAddress: a!, prefixLength: Number(p), protocol: 0, startPort: 0, endPort: 65535 }; };
-const life = { softSec: 3000, hardSec: 3600, softBytes: 0n, hardBytes: 0n, softPackets: 0n, hardPackets: 0n };
-const sa = (spi: number, src: string, dst: string): KernelSa => ({ spi, source: src, destination: dst, esn: false, replayWindow: 32, encap: null, lifetimes: life,
-  algorithms: { kind: 'aead', name: 'rfc4106(gcm(aes))', key: new SecretBytes(new Uint8Array(36)), icvBits: 128 } });
-
-/** A negotiated Child SA of `p` (its first child) as the engine hands it to the kernel port. */
-function childSa(p: DesiredPeer, inSpi: number): KernelChildSa {
-  const c = p.config.children[0]!;
-  const them = p.config.remote.address;
-  const policies = c.localTs.flatMap((l) => c.remoteTs.flatMap((r): KernelPolicy[] => [
-    { direction: 'out', source: ts(l), destination: ts(r), tunnelSource: NODE_A, tunnelDestination: them, priority: 2000 },
-    { direction: 'in', source: ts(r), destination: ts(l), tunnelSource: them, tunnelDestination: NODE_A, priority: 2000 },
-    { direction: 'fwd', source: ts(r), destination: ts(l), tunnelSource: them, tunnelDestination: NODE_A, priority: 2000 },
-  ]));
-  return { peer: p.name, child: c.name, reqid: 1, mode: 'tunnel', inbound: sa(inSpi, them, NODE_A), outbound: sa(inSpi + 0x1000000, NODE_A, them), policies, outboundActive: true, ifId: null, mark: null };
-}
+const childSa = childSaOf;
 
 /** The kernel tells policies apart by selector, direction and mark too (FakeXfrm by the first two). */
 const samePolicy = (a: PolicyId, b: PolicyId): boolean => a.dir === b.dir && a.selector.src === b.selector.src && a.selector.dst === b.selector.dst
