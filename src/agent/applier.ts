@@ -128,7 +128,10 @@ export class PeerApplier {
         if (renegotiate.has(p.name)) {
           // New selectors/addresses: their blocks go in before the old SAs go out.
           await this.#o.strict.set(p.name, p.blocks);
-          await engine.removePeer(p.name);
+          // The peer may have renegotiated first: its new IKE SA, answered under the old config,
+          // completes under the new one instead of being dropped (its IKE_AUTH would then find no
+          // SA and be retransmitted until it gives up, ~165 s).
+          await engine.removePeer(p.name, { keepHalfOpen: true });
           await this.#o.releaseMoved?.(p.name, carriedSelectors(p.config)).catch((e: unknown) => { log.warn({ peer: p.name, err: errorMessage(e) }, 'removing the policies the renegotiated peer no longer carries failed; they go with its old Child SAs'); });
           this.#releaseStale(p);
         } else {

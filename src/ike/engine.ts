@@ -47,8 +47,13 @@ export class IkeEngine {
    */
   addPeer(peer: PeerConfig): void { this.#core.addPeer(peer); }
 
-  /** Remove a peer: terminate() (Delete to the peer, children and adopted SAs out), traps removed. */
-  removePeer(name: string): Promise<void> { return this.#core.removePeer(name); }
+  /**
+   * Remove a peer: terminate() (Delete to the peer, children and adopted SAs out), traps removed.
+   * `keepHalfOpen` (a config about to be replaced by addPeer under the same name): IKE SAs the peer
+   * started and we answered, awaiting IKE_AUTH, stay and continue under the new config; IKE_SA_INIT
+   * carries no traffic selectors, so nothing they agreed depends on the old one.
+   */
+  removePeer(name: string, o?: { readonly keepHalfOpen?: boolean }): Promise<void> { return this.#core.removePeer(name, o); }
 
   /** Start (or restart) the IKE SA and all Child SAs of a peer. Idempotent while connecting/up. */
   initiate(name: string): void { this.#core.initiate(name); }

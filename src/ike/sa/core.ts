@@ -213,9 +213,9 @@ export class EngineCore implements EngineHost {
     }
   }
 
-  async removePeer(name: string): Promise<void> {
+  async removePeer(name: string, o: { readonly keepHalfOpen?: boolean } = {}): Promise<void> {
     if (!this.peers.has(name)) return;
-    await this.terminate(name);
+    await this.terminate(name, o);
     const p = this.peers.get(name);
     if (p) this.#indexAddress(p, false);
     // Trap policies (on-demand), and policies a dead peer's Child SAs left for a successor.
@@ -270,11 +270,12 @@ export class EngineCore implements EngineHost {
     startInitiator(this, p);
   }
 
-  async terminate(name: string): Promise<void> {
+  async terminate(name: string, o: { readonly keepHalfOpen?: boolean } = {}): Promise<void> {
     const p = this.peer(name);
     p.terminated = true;
     p.retryTimer?.cancel();
-    const sas = this.#byPeer.of(name);
+    // keepHalfOpen: the peer's own new IKE_SA_INIT, answered, awaits its IKE_AUTH (addPeer rehomes it).
+    const sas = this.#byPeer.of(name).filter((sa) => !(o.keepHalfOpen && sa.role === 'responder' && sa.state.tag === 'init-done'));
     await Promise.all(sas.map((sa) => this.enqueue(sa, async () => {
       if (sa.state.tag === 'established') queueTask(this, sa, { kind: 'ike-delete', reason: 'terminated' });
       else await teardown(this, sa, 'terminated');

@@ -119,3 +119,26 @@ test('NO_PROPOSAL_CHOSEN from the other role: bob proposes, alice refuses with b
   assert.equal(a?.type === 'error' ? a.error.proposals?.local[0] : '', 'aes128-sha256-prfsha256-modp2048');
   assert.equal(a?.type === 'error' ? a.error.proposals?.remote?.length : 0, 1);
 });
+
+test('removePeer(keepHalfOpen) then addPeer under the same name, as a renegotiation replaces a config: an IKE SA the peer started and we answered completes under the new config instead of its IKE_AUTH finding no SA (RFC 7296 §2.21.4: it would be retransmitted until the initiator gives up)', async () => {
+  for (const keepHalfOpen of [true, false]) {
+    const p = new Pair();
+    // alice's IKE_AUTH request waits while bob replaces its config for alice.
+    p.net.fate = (x) => (x.exchange === ExchangeType.IKE_AUTH && !x.response ? 'hold' : 'deliver');
+    p.alice.engine.initiate('to-bob');
+    await p.net.pump();
+    assert.equal(p.net.held.length, 1, 'IKE_SA_INIT answered, IKE_AUTH held');
+    await p.bob.engine.removePeer('to-alice', { keepHalfOpen });
+    p.bob.engine.addPeer({ ...p.bob.config, children: [child({ name: 'net2' }, 'bob')] });
+    p.net.fate = () => 'deliver';
+    p.net.releaseHeld();
+    await p.net.pump();
+    const up = (e: { type: string }): boolean => e.type === 'ike-up';
+    if (keepHalfOpen) {
+      assert.ok(p.alice.events.some(up) && p.bob.events.some(up), `both ends up: alice ${JSON.stringify(p.alice.events.map((e) => e.type))}, bob ${JSON.stringify(p.bob.events.map((e) => e.type))}`);
+      assert.equal(p.bob.engine.status().peers.find((x) => x.name === 'to-alice')?.ike?.state, 'established');
+    } else {
+      assert.ok(!p.alice.events.some(up), 'without it the answered IKE SA is gone and IKE_AUTH finds none (the case the option exists for)');
+    }
+  }
+});
