@@ -1,14 +1,15 @@
 // The engine core behind the IkeEngine facade: peer registry, the SA table keyed by our SPI,
 // datagram intake (decode, then the SA's own checks in intake.ts), per-SA serialisation, and
 // status (status-view.ts). Tunnel configs are parsed in peer-runtime.ts; initiated exchanges
-// are in tasks.ts, answered ones in responder.ts, SA lifecycle in lifecycle.ts.
+// are in tasks.ts, answered ones in responder.ts, SA lifecycle in lifecycle.ts, the kernel's
+// Child SA events in kernel-events.ts.
 import { ConfigError, errorMessage, KipsecError, ParseError } from '../../common/errors.js';
 import type { SecretBytes } from '../../common/secret.js';
 import type { Clock, Random } from '../../common/time.js';
 import { ExchangeType } from '../constants.js';
 import { decodeMessage, type IkeMessage } from '../codec/message.js';
 import { InvalidMajorVersionError } from '../codec/errors.js';
-import type { AdoptedChildSa, EngineSizes, EngineStatus, PeerStatus, RekeyRequest, RekeyStarted } from '../types.js';
+import type { AdoptedChildSa, EngineSizes, EngineStatus, RekeyRequest, RekeyStarted } from '../types.js';
 import type { Endpoint, EnginePorts, EngineLogger, IkeEvent, IkeFailure, KernelIpsec } from '../ports.js';
 import { CookieJar } from '../exchanges/cookie.js';
 import type { EngineOptions, PeerConfig } from './config.js';
@@ -19,11 +20,12 @@ import { CheckpointWriter } from './checkpoint-writer.js';
 import { ikeSpisText, ourSpi, spiHex, upOf, type ChildSa, type IkeSa, type PeerRuntime, type Task } from './ike-sa.js';
 import { restoreSas, type RestoreResult } from './restore.js';
 import { linkReauth } from './reauth.js';
-import { isLive, removeChild, teardown } from './lifecycle.js';
-import { answerUndecodableInit, followPeer, handleInitRequest } from './responder.js';
+import { isLive, teardown } from './lifecycle.js';
+import { answerUndecodableInit, handleInitRequest } from './responder.js';
 import { onMessage } from './intake.js';
 import { buildPeerRuntime } from './peer-runtime.js';
-import { adoptedStatus, saStatus } from './status-view.js';
+import { peerStatus } from './status-view.js';
+import { childExpired, natMappingChanged } from './kernel-events.js';
 import { queueTask, startInitiator } from './tasks.js';
 import { toPortTs } from './ts.js';
 import { admitDatagram, EngineLimits, resolveLimits } from './limits.js';
@@ -339,33 +341,13 @@ export class EngineCore implements EngineHost {
 
   expired(inboundSpi: number, hard: boolean): void {
     const found = this.#childByInbound(inboundSpi);
-    if (!found) return;
-    const { sa, child: c } = found;
-    void this.enqueue(sa, async () => {
-      if (!hard) { if (c.state.tag === 'installed') queueTask(this, sa, { kind: 'child-rekey', old: c }); return; }
-      await removeChild(this, sa, c, 'hard-lifetime');
-      if (sa.state.tag === 'established') {
-        queueTask(this, sa, { kind: 'child-delete', child: c, reason: 'hard-lifetime' });
-        if (!sa.peer.terminated) queueTask(this, sa, { kind: 'child-create', child: c.runtime });
-      }
-    });
+    if (found) childExpired(this, found.sa, found.child, hard);
   }
 
   natMapping(inboundSpi: number, from: Endpoint): void {
     const found = this.#childByInbound(inboundSpi);
     if (!found) { this.drop('mapping-unknown-spi'); return; }
-    const { sa, child: c } = found;
-    const moved = (): boolean => sa.remote.address === from.address && sa.remote.port === from.port;
-    // The kernel reports every such packet until the SA moves: most of them find it moved.
-    if (moved()) return;
-    void this.enqueue(sa, async () => {
-      // §2.23: only the side facing a NAT follows (as strongSwan: the peer must be behind one).
-      if (sa.state.tag !== 'established' || !sa.natRemote || c.state.tag === 'deleted') { this.drop('mapping-ignored'); return; }
-      if (moved()) return;
-      sa.remote = from;
-      await followPeer(this, sa);
-      this.persistPeer(sa.peer.config.name);
-    });
+    natMappingChanged(this, found.sa, found.child, from);
   }
 
   adopt(peer: string, children: readonly AdoptedChildSa[]): void {
@@ -405,12 +387,7 @@ export class EngineCore implements EngineHost {
   // ───────────── status ─────────────
 
   status(): EngineStatus {
-    const peers: PeerStatus[] = [...this.peers.values()].map((p) => {
-      const sas = this.#byPeer.of(p.config.name).filter((s) => s.state.tag !== 'dead');
-      const best = sas.filter((s) => s.state.tag === 'established').sort((a, b) => b.serial - a.serial)[0] ?? sas.sort((a, b) => b.serial - a.serial)[0];
-      const err = this.lastErrors.get(p.config.name) ?? null;
-      return { name: p.config.name, ike: best ? saStatus(best) : null, adoptedChildren: (this.adopted.get(p.config.name) ?? []).map(adoptedStatus), lastError: err };
-    });
+    const peers = [...this.peers.values()].map(({ config: { name } }) => peerStatus(name, this.#byPeer.of(name), this.adopted.get(name) ?? [], this.lastErrors.get(name) ?? null));
     return { peers, halfOpen: this.halfOpen, cookiesActive: this.halfOpen >= this.options.cookieThreshold, drops: { ...this.drops } };
   }
 

@@ -1,6 +1,6 @@
 // The engine's status view of its SAs: IKE SA and Child SA records as `kipsec status` and the
 // agents' reports show them (types.ts), from the engine's own state.
-import type { AdoptedChildSa, ChildSaStatus, IkeSaStatus } from '../types.js';
+import type { AdoptedChildSa, ChildSaStatus, IkeSaStatus, PeerStatus } from '../types.js';
 import { identityText } from './identity.js';
 import { ikeSpisText, upOf, type ChildSa, type IkeSa } from './ike-sa.js';
 import { keysOf } from './ike-keys.js';
@@ -25,4 +25,11 @@ export function saStatus(sa: IkeSa): IkeSaStatus {
     natDetected: { local: sa.natLocal, remote: sa.natRemote }, establishedAtMs: up?.establishedAtMs ?? null, rekeyAtMs: up?.rekeyAtMs ?? null, resumedAtMs: up?.resumedAtMs ?? null,
     children: [...sa.children.values()].filter((c) => c.state.tag !== 'deleted').map(childStatus),
   };
+}
+
+/** A peer's status: its newest established IKE SA, else its newest one not dead; adopted children; last error. */
+export function peerStatus(name: string, sas: readonly IkeSa[], adopted: readonly AdoptedChildSa[], lastError: PeerStatus['lastError']): PeerStatus {
+  const live = sas.filter((s) => s.state.tag !== 'dead').sort((a, b) => b.serial - a.serial);
+  const best = live.find((s) => s.state.tag === 'established') ?? live[0];
+  return { name, ike: best ? saStatus(best) : null, adoptedChildren: adopted.map(adoptedStatus), lastError };
 }
