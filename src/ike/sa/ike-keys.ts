@@ -87,7 +87,9 @@ export function upKeyedFrom(k: PreAuthKeyed): UpKeyed { return { selected: share
  */
 const selections = new Map<string, SelectedProposal>();
 function sharedSelection(s: SelectedProposal): SelectedProposal {
-  const key = JSON.stringify([s.num, s.protocol, [...s.spi], s.encr, s.prf, s.integ, s.dh, s.esn, s.additionalKeyExchanges, s.transforms]);
+  // `transforms` lists every chosen transform; the named fields are picked from it.
+  let key = `${s.num}|${s.protocol}|${s.spi.join('.')}`;
+  for (const t of s.transforms) key += `|${t.type}.${t.id}.${t.keyLength ?? ''}`;
   const known = selections.get(key);
   if (known !== undefined) return known;
   if (selections.size < 64) selections.set(key, s);
