@@ -15,6 +15,7 @@ import type { IPsecTunnel } from '../api/types.js';
 import { effectiveTunnel } from '../api/profiles/index.js';
 import { PROFILE_WEAK_ALLOWED, type Profile } from '../api/transforms.js';
 import { parseProposals, type PolicyProposal } from '../ike/policy/index.js';
+import { internStrings } from './intern.js';
 import { pemBlocks } from './peers.js';
 import type { TunnelAuth, TunnelConfig } from './tunnel.js';
 
@@ -60,7 +61,8 @@ export function loadConfigText(text: string, baseDir: string, fs: ConfigFs = nod
   const problems: Problem[] = [...parsed.problems];
   if (parsed.tunnels.length === 0 && problems.length === 0) problems.push({ path: '', message: 'no IPsecTunnel objects in the config' });
   const tunnels: TunnelConfig[] = [];
-  for (const t of parsed.tunnels) {
+  const seen = new Map<string, string>();
+  for (const t of parsed.tunnels.map((x) => internStrings(x, seen))) {
     const out: Problem[] = [];
     const compiled = compileTunnel(t, baseDir, fs, out);
     for (const p of out) problems.push({ path: `${t.metadata.name} ${p.path}`, message: p.message });
@@ -279,6 +281,6 @@ function compileTunnel(t: IPsecTunnel, baseDir: string, fs: ConfigFs, out: Probl
   // The digest covers credentials through a hash only, so it can be logged or compared freely.
   const credDigest = auth.kind === 'psk' ? createHash('sha256').update(auth.psk.expose()).digest('hex')
     : createHash('sha256').update(auth.certPem).update(auth.keyPem.expose()).update(auth.caPem).digest('hex');
-  const digest = createHash('sha256').update(JSON.stringify({ ...core, ikeProposals: undefined, espProposals: undefined }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))).update(credDigest).digest('hex').slice(0, 16);
+  const digest = createHash('sha256').update(JSON.stringify({ ...core, ikeProposals: undefined, espProposals: undefined }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))).update(credDigest).digest().toString('hex', 0, 8); // flat, not a slice of a 64-digit string
   return { ...core, auth, digest };
 }
