@@ -6,6 +6,10 @@ import assert from 'node:assert/strict';
 import { DEFAULT_MAX_QUEUED } from '../../../../src/ike/crypto/pool.js';
 import { Pair, type Packet } from '../pair/harness.js';
 
+// These tests are about the worker path: no batch runs on the engine's thread (pool.ts inlineUpTo),
+// read when the engines' pools are made below.
+process.env['KIPSEC_IKE_CRYPTO_INLINE'] = '0';
+
 /** IKE_SA_INIT requests that look like they come from different initiators (fresh SPIs). */
 function floodFrom(first: Packet, n: number): Uint8Array[] {
   return Array.from({ length: n }, (_, i) => {

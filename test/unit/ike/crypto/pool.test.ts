@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { DhId } from '../../../../src/ike/constants.js';
 import { createKeyShare, drawPrivateValue, keyShareFromPrivate } from '../../../../src/ike/crypto/dh.js';
 import { CryptoJobError, runCryptoJob, type CryptoJob } from '../../../../src/ike/crypto/jobs.js';
-import { acquireCryptoPool, CryptoPool, CryptoQueueFullError, CryptoWorkerError, cryptoWorkersFromEnv, releaseCryptoPool } from '../../../../src/ike/crypto/pool.js';
+import { acquireCryptoPool, CryptoPool, CryptoQueueFullError, CryptoWorkerError, cryptoWorkersFromEnv, DEFAULT_INLINE_UP_TO, inlineUpToFromEnv, releaseCryptoPool } from '../../../../src/ike/crypto/pool.js';
 import { signAuth, verifySignatureAuth } from '../../../../src/ike/crypto/auth.js';
 import { schemeByName } from '../../../../src/ike/crypto/signature-schemes.js';
 import { SeededRandom } from '../../../../src/common/time.js';
@@ -23,7 +23,7 @@ function dhJob(group: number, seed: number): Extract<CryptoJob, { op: 'dh' }> {
 }
 
 test('a DH job gives the same KE data and g^ir on a worker, on the calling thread (size 0) and through KeyShare (RFC 7296 §1.2)', async () => {
-  const workers = new CryptoPool({ size: 2 });
+  const workers = new CryptoPool({ size: 2, inlineUpTo: 0 });
   const inline = new CryptoPool({ size: 0 });
   try {
     for (const [i, group] of GROUPS.entries()) {
@@ -44,7 +44,7 @@ test('a DH job gives the same KE data and g^ir on a worker, on the calling threa
 });
 
 test('the private value is wiped on the calling thread once the job is handed over', async () => {
-  const pool = new CryptoPool({ size: 1 });
+  const pool = new CryptoPool({ size: 1, inlineUpTo: 0 });
   try {
     const job = dhJob(DhId.CURVE25519, 7);
     const p = pool.run(job);
@@ -55,7 +55,7 @@ test('the private value is wiped on the calling thread once the job is handed ov
 });
 
 test('Ed25519 AUTH signed on a worker equals the calling thread\'s, and verifies there (RFC 8420, RFC 7427)', async () => {
-  const pool = new CryptoPool({ size: 2 });
+  const pool = new CryptoPool({ size: 2, inlineUpTo: 0 });
   try {
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
     const scheme = schemeByName('ed25519')!;
@@ -66,7 +66,7 @@ test('Ed25519 AUTH signed on a worker equals the calling thread\'s, and verifies
 });
 
 test('ECDSA AUTH signed on a worker verifies on the calling thread and on a worker (RFC 7427 §3)', async () => {
-  const pool = new CryptoPool({ size: 2 });
+  const pool = new CryptoPool({ size: 2, inlineUpTo: 0 });
   try {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     const signed = await pool.run({ op: 'sign', scheme: 'ecdsa-with-sha256', privateKey, octets });
@@ -81,7 +81,7 @@ test('a signature that does not verify rejects with the AuthenticationError\'s c
   const signed = runCryptoJob({ op: 'sign', scheme: 'ecdsa-with-sha256', privateKey, octets });
   assert.ok('authData' in signed);
   const job = { op: 'verify' as const, authMethod: signed.authMethod, authData: signed.authData, publicKey, octets: new Uint8Array(400), allowedHashes: null, allowSha1Rsa: false };
-  const pool = new CryptoPool({ size: 1 });
+  const pool = new CryptoPool({ size: 1, inlineUpTo: 0 });
   try {
     await assert.rejects(pool.run(job), (e: unknown) => {
       assert.ok(e instanceof CryptoJobError);
@@ -96,7 +96,7 @@ test('a signature that does not verify rejects with the AuthenticationError\'s c
 });
 
 test('an invalid peer KE value rejects with ERR_IKE_INVALID_KE_VALUE from the worker (RFC 8031 §2: all-zero X25519 secret)', async () => {
-  const pool = new CryptoPool({ size: 1 });
+  const pool = new CryptoPool({ size: 1, inlineUpTo: 0 });
   try {
     const job = { ...dhJob(DhId.CURVE25519, 3), peerPublicValue: new Uint8Array(32) };
     await assert.rejects(pool.run(job), { code: 'ERR_IKE_INVALID_KE_VALUE', originalName: 'InvalidKeyExchangeError' });
@@ -104,7 +104,7 @@ test('an invalid peer KE value rejects with ERR_IKE_INVALID_KE_VALUE from the wo
 });
 
 test('back-pressure: beyond maxQueued unfinished jobs, run() rejects at once with CryptoQueueFullError and counts it', async () => {
-  const pool = new CryptoPool({ size: 1, maxQueued: 4 });
+  const pool = new CryptoPool({ size: 1, inlineUpTo: 0, maxQueued: 4 });
   try {
     const jobs = Array.from({ length: 10 }, (_, i) => dhJob(DhId.CURVE25519, 100 + i));
     const settled = await Promise.allSettled(jobs.map((j) => pool.run(j)));
@@ -120,7 +120,7 @@ test('back-pressure: beyond maxQueued unfinished jobs, run() rejects at once wit
 });
 
 test('close() fails unfinished jobs with CryptoWorkerError and refuses new ones', async () => {
-  const pool = new CryptoPool({ size: 1 });
+  const pool = new CryptoPool({ size: 1, inlineUpTo: 0 });
   const p = pool.run(dhJob(DhId.MODP_2048, 5));
   await pool.close();
   await assert.rejects(p, CryptoWorkerError);
@@ -129,7 +129,7 @@ test('close() fails unfinished jobs with CryptoWorkerError and refuses new ones'
 });
 
 test('a worker that exits fails its jobs with CryptoWorkerError naming the exit code; the caller\'s process goes on', async () => {
-  const pool = new CryptoPool({ size: 1, workerUrl: new URL('./fixtures/exiting-worker.mjs', import.meta.url) });
+  const pool = new CryptoPool({ size: 1, inlineUpTo: 0, workerUrl: new URL('./fixtures/exiting-worker.mjs', import.meta.url) });
   try {
     await assert.rejects(pool.run(dhJob(DhId.CURVE25519, 8)), (e: unknown) => e instanceof CryptoWorkerError && /exited with code 3/.test(e.message));
     // A replacement worker is started for the next job (which this fixture kills again).
@@ -140,14 +140,14 @@ test('a worker that exits fails its jobs with CryptoWorkerError naming the exit 
 });
 
 test('an exception thrown inside a worker reaches the job\'s caller with its message', async () => {
-  const pool = new CryptoPool({ size: 1, workerUrl: new URL('./fixtures/throwing-worker.mjs', import.meta.url) });
+  const pool = new CryptoPool({ size: 1, inlineUpTo: 0, workerUrl: new URL('./fixtures/throwing-worker.mjs', import.meta.url) });
   try {
     await assert.rejects(pool.run(dhJob(DhId.CURVE25519, 10)), (e: unknown) => e instanceof CryptoWorkerError && /worker handler broke/.test(e.message));
   } finally { await pool.close(); }
 });
 
 test('a missing worker entry falls back to the calling thread and says why', async () => {
-  const pool = new CryptoPool({ size: 2, workerUrl: new URL('./fixtures/no-such-worker.mjs', import.meta.url) });
+  const pool = new CryptoPool({ size: 2, inlineUpTo: 0, workerUrl: new URL('./fixtures/no-such-worker.mjs', import.meta.url) });
   assert.equal(pool.size, 0);
   assert.match(pool.stats().fallbackReason ?? '', /no-such-worker\.mjs not found/);
   const r = await pool.run(dhJob(DhId.CURVE25519, 11));
@@ -184,4 +184,31 @@ test('KIPSEC_IKE_CRYPTO_WORKERS: unset means every core, 0 disables, anything el
   assert.equal(cryptoWorkersFromEnv({ KIPSEC_IKE_CRYPTO_WORKERS: '3' }), 3);
   assert.throws(() => cryptoWorkersFromEnv({ KIPSEC_IKE_CRYPTO_WORKERS: '-1' }), /whole number/);
   assert.throws(() => cryptoWorkersFromEnv({ KIPSEC_IKE_CRYPTO_WORKERS: 'many' }), /whole number/);
+});
+
+test('a turn\'s batch of at most inlineUpTo X25519 jobs runs on the calling thread; a larger batch, and any other job, goes to a worker', async () => {
+  // Why: a lone X25519 costs less here than its message round trip (pool.ts); the bytes must not differ.
+  const pool = new CryptoPool({ size: 1, inlineUpTo: 2 });
+  try {
+    const expect = runCryptoJob(dhJob(DhId.CURVE25519, 20));
+    const two = await Promise.all([pool.run(dhJob(DhId.CURVE25519, 20)), pool.run(dhJob(DhId.CURVE25519, 21))]);
+    assert.deepEqual(two[0], expect);
+    assert.deepEqual({ inline: pool.stats().inline, started: pool.stats().started, batches: pool.stats().batches }, { inline: 2, started: 0, batches: 0 });
+    const job = dhJob(DhId.CURVE25519, 22);
+    await pool.run(job);
+    assert.ok(job.privateValue.every((b) => b === 0), 'private value wiped after an inline run');
+    await Promise.all([21, 22, 23].map((i) => pool.run(dhJob(DhId.CURVE25519, i))));
+    await pool.run(dhJob(DhId.ECP_256, 24));
+    const s = pool.stats();
+    assert.deepEqual({ inline: s.inline, batches: s.batches, completed: s.completed, pending: s.pending }, { inline: 3, batches: 2, completed: 7, pending: 0 });
+    await assert.rejects(pool.run({ ...dhJob(DhId.CURVE25519, 25), peerPublicValue: new Uint8Array(32) }), { code: 'ERR_IKE_INVALID_KE_VALUE' });
+    assert.equal(pool.stats().pending, 0);
+  } finally { await pool.close(); }
+});
+
+test('KIPSEC_IKE_CRYPTO_INLINE: unset means DEFAULT_INLINE_UP_TO, 0 sends every job to a worker, anything else is refused', () => {
+  assert.equal(inlineUpToFromEnv({}), DEFAULT_INLINE_UP_TO);
+  assert.equal(inlineUpToFromEnv({ KIPSEC_IKE_CRYPTO_INLINE: '0' }), 0);
+  assert.equal(inlineUpToFromEnv({ KIPSEC_IKE_CRYPTO_INLINE: '4' }), 4);
+  assert.throws(() => inlineUpToFromEnv({ KIPSEC_IKE_CRYPTO_INLINE: '-1' }), /whole number/);
 });
