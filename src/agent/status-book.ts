@@ -53,7 +53,8 @@ export class StatusBook {
 
   /** The engine's event sink: one log line per event, bookkeeping, observers. Never throws. */
   onEvent(e: IkeEvent): void {
-    const at = new Date(this.#now()).toISOString();
+    // The time only for the records that keep it (rekeys, errors): not per handshake.
+    const at = (): string => new Date(this.#now()).toISOString();
     const log = this.#log;
     const each = (f: (o: EventObserver) => void): void => { for (const o of this.#observers) { try { f(o); } catch { /* observers must not break the engine */ } } };
     switch (e.type) {
@@ -64,7 +65,7 @@ export class StatusBook {
         break;
       case 'ike-rekeyed':
         log.info({ tunnel: e.peer, old: e.oldIkeSpis, ikeSpis: e.ikeSpis, suite: e.suite }, 'IKE SA rekeyed');
-        this.#lastRekey.set(e.peer, at);
+        this.#lastRekey.set(e.peer, at());
         each((o) => o.rekeyed?.(e.peer, 'ike'));
         break;
       case 'ike-down':
@@ -76,7 +77,7 @@ export class StatusBook {
         break;
       case 'child-rekeyed':
         log.info({ tunnel: e.peer, child: e.child, suite: e.suite, oldSpiIn: hex(e.old.inboundSpi), spiIn: hex(e.ref.inboundSpi), spiOut: hex(e.ref.outboundSpi) }, 'child SA rekeyed');
-        this.#lastRekey.set(e.peer, at);
+        this.#lastRekey.set(e.peer, at());
         each((o) => o.rekeyed?.(e.peer, 'child'));
         break;
       case 'child-down':
@@ -85,7 +86,7 @@ export class StatusBook {
         break;
       case 'error':
         log.warn({ tunnel: e.peer, code: e.error.code, notify: e.error.notify, origin: e.error.origin, exchange: e.error.exchange, proposals: e.error.proposals }, e.error.message);
-        this.#lastError.set(e.peer, lastErrorOf(e.error, at, this.#peerOf(e.peer)));
+        this.#lastError.set(e.peer, lastErrorOf(e.error, at(), this.#peerOf(e.peer)));
         each((o) => o.failure?.(e.peer, e.error));
         break;
     }
