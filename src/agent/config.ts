@@ -62,9 +62,10 @@ export function loadConfigText(text: string, baseDir: string, fs: ConfigFs = nod
   if (parsed.tunnels.length === 0 && problems.length === 0) problems.push({ path: '', message: 'no IPsecTunnel objects in the config' });
   const tunnels: TunnelConfig[] = [];
   const seen = new Map<string, string>();
+  const psks = new Map<string, SecretBytes>(); // one key per PSK file, not one per tunnel naming it
   for (const t of parsed.tunnels.map((x) => internStrings(x, seen))) {
     const out: Problem[] = [];
-    const compiled = compileTunnel(t, baseDir, fs, out);
+    const compiled = compileTunnel(t, baseDir, fs, psks, out);
     for (const p of out) problems.push({ path: `${t.metadata.name} ${p.path}`, message: p.message });
     if (compiled) tunnels.push(compiled);
   }
@@ -225,7 +226,7 @@ function checkKeyMatches(certText: string, keyText: string, certAbs: string, key
     : { path: `${path}.keyFile`, message: `${keyAbs} is not the private key of the certificate in ${certAbs}` });
 }
 
-function compileTunnel(t: IPsecTunnel, baseDir: string, fs: ConfigFs, out: Problem[]): TunnelConfig | undefined {
+function compileTunnel(t: IPsecTunnel, baseDir: string, fs: ConfigFs, psks: Map<string, SecretBytes>, out: Problem[]): TunnelConfig | undefined {
   const s = t.spec;
   // Explicit fields over the profile's (strongswan without one): what this agent runs with.
   const e = effectiveTunnel(s);
@@ -235,7 +236,8 @@ function compileTunnel(t: IPsecTunnel, baseDir: string, fs: ConfigFs, out: Probl
   let auth: TunnelAuth | undefined;
   if (s.auth.psk?.file !== undefined) {
     const f = isAbsolute(s.auth.psk.file) ? s.auth.psk.file : resolve(baseDir, s.auth.psk.file);
-    const psk = readPsk(f, 'spec.auth.psk.file', fs, out);
+    const psk = psks.get(f) ?? readPsk(f, 'spec.auth.psk.file', fs, out);
+    if (psk) psks.set(f, psk);
     if (psk) auth = { kind: 'psk', psk, file: f };
   } else if (s.auth.certificate) {
     auth = readCerts(s.auth.certificate, baseDir, 'spec.auth.certificate', fs, out);

@@ -3,12 +3,12 @@
 // and a reqid per Child SA that a changed configuration keeps.
 import { ConfigError } from '../../common/errors.js';
 import { DhId, TransformType } from '../constants.js';
-import { parseProposals } from '../policy/proposal.js';
+import { parseProposals, type ParseOptions, type PolicyProposal, type SaProtocol } from '../policy/proposal.js';
 import { preferredDhGroup } from '../policy/convert.js';
 import { isIp } from './addr.js';
 import type { PeerConfig, PeerPins } from './config.js';
 import type { PeerRuntime } from './ike-sa.js';
-import { parseTs } from './ts.js';
+import { parseTs, type TsRange } from './ts.js';
 
 export function buildPeerRuntime(config: PeerConfig, existing: PeerRuntime | undefined, nextReqid: () => number): PeerRuntime {
   const path = `peers[${config.name}]`;
@@ -20,18 +20,18 @@ export function buildPeerRuntime(config: PeerConfig, existing: PeerRuntime | und
   const allowWeak = config.ike.allowWeak ?? false;
   // RFC 9370 ADDKE run in IKE_INTERMEDIATE (IKE SA setup) and IKE_FOLLOWUP_KE (IKE rekey, and
   // Child SAs created or rekeyed with PFS in CREATE_CHILD_SA; IKE_AUTH's Child SA has none).
-  const ikeProposals = parseProposals(config.ike.proposals, 'ike', { allowWeak, path: `${path}.ike.proposals`, additionalKeyExchanges: true });
+  const ikeProposals = sharedProposals(config.ike.proposals, 'ike', { allowWeak, path: `${path}.ike.proposals`, additionalKeyExchanges: true });
   const ikeGroup = preferredDhGroup(ikeProposals);
   if (ikeGroup === null) throw new ConfigError(`${path}.ike.proposals`, 'IKE proposals need a key exchange method');
   const children = config.children.map((c, i) => {
     const cp = `${path}.children[${i}]`;
     if (c.lifeTimeMs <= c.rekeyTimeMs) throw new ConfigError(`${cp}.lifeTimeMs`, 'must exceed rekeyTimeMs');
-    const espProposals = parseProposals(c.espProposals, 'esp', { allowWeak, path: `${cp}.espProposals`, additionalKeyExchanges: true });
+    const espProposals = sharedProposals(c.espProposals, 'esp', { allowWeak, path: `${cp}.espProposals`, additionalKeyExchanges: true });
     const pfs = espProposals.flatMap((p) => p.transforms).find((t) => t.type === TransformType.DH && t.id !== DhId.NONE);
     const reqid = existing?.children.find((x) => x.config.name === c.name)?.reqid ?? nextReqid();
     return {
       config: c, reqid, espProposals, pfsGroup: pfs?.id ?? null,
-      localTs: c.localTs.map((t, j) => parseTs(t, `${cp}.localTs[${j}]`)), remoteTs: c.remoteTs.map((t, j) => parseTs(t, `${cp}.remoteTs[${j}]`)),
+      localTs: c.localTs.map((t, j) => sharedTs(t, `${cp}.localTs[${j}]`)), remoteTs: c.remoteTs.map((t, j) => sharedTs(t, `${cp}.remoteTs[${j}]`)),
     };
   });
   return {
@@ -39,6 +39,39 @@ export function buildPeerRuntime(config: PeerConfig, existing: PeerRuntime | und
     local: { address: config.local.address, port: config.local.port ?? 500 },
     remote: { address: config.remote.address, port: config.remote.port ?? 500 },
   };
+}
+
+/**
+ * Parsed proposal lists shared between peers configured with the same text: most tunnels name the
+ * same few, and each list is a few arrays and transform objects (~500 bytes per configured tunnel).
+ * The lists are read only. Bounded: cleared when full, so configs that come and go pin nothing.
+ */
+const PARSED = new Map<string, readonly PolicyProposal[]>();
+const PARSED_MAX = 256;
+
+function sharedProposals(texts: readonly string[], protocol: SaProtocol, opts: ParseOptions & { readonly allowWeak: boolean; readonly additionalKeyExchanges: true }): readonly PolicyProposal[] {
+  const key = `${protocol}\n${opts.allowWeak ? 1 : 0}\n${texts.join('\n')}`;
+  const known = PARSED.get(key);
+  if (known !== undefined) return known;
+  const parsed = parseProposals(texts, protocol, opts); // errors are thrown with this peer's path, never cached
+  if (PARSED.size >= PARSED_MAX) PARSED.clear();
+  PARSED.set(key, parsed);
+  return parsed;
+}
+
+/**
+ * Parsed traffic selectors likewise: every tunnel of a gateway names its own subnets the same way
+ * (an object and two address arrays, ~450 bytes each). Read only, as the proposals.
+ */
+const SELECTORS = new Map<string, TsRange>();
+
+function sharedTs(text: string, path: string): TsRange {
+  const known = SELECTORS.get(text);
+  if (known !== undefined) return known;
+  const ts = parseTs(text, path);
+  if (SELECTORS.size >= PARSED_MAX) SELECTORS.clear();
+  SELECTORS.set(text, ts);
+  return ts;
 }
 
 /** Pins are lower-case hex SHA-256 digests, and a pin list that pins nothing is a mistake. */
