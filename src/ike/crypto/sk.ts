@@ -43,76 +43,98 @@ export interface SkCipherParams {
 }
 
 export function createSkCipher(p: SkCipherParams): SkCipher {
-  const { encr, integ } = resolveSuite(p.suite);
-  const random = p.random ?? cryptoRandom;
-  const icvLength = encr.aead ? encr.icvLength : integ!.icvLength;
-  const encKey = p.encKey.expose();
-  const integKey = p.integKey.expose();
-  if (encKey.length !== encr.keyLength + encr.saltLength)
-    throw new SkMalformedError(`${encr.name} needs ${encr.keyLength + encr.saltLength} key octets, got ${encKey.length}`);
-  // AEAD IVs must never repeat under one key (RFC 5282 §3.1): a 64-bit counter per direction,
-  // starting at a random point so that two SkCipher objects built from the same keys by mistake
-  // still do not collide in practice.
-  let counter = new DataView(random.bytes(8).buffer).getBigUint64(0) & 0x7fffffffffffffffn;
+  return new SkDirection(p);
+}
 
-  const paddedLength = (innerLength: number): number => {
+/**
+ * A class, not an object of closures: the methods live on the prototype, so an IKE SA's two
+ * directions hold their fields only (the closures and their context were ~1.1 KB per IKE SA).
+ */
+class SkDirection implements SkCipher {
+  readonly encr: EncrAlg;
+  readonly integ: IntegAlg | null;
+  readonly overhead: number;
+  readonly #icvLength: number;
+  readonly #encKey: Uint8Array;
+  readonly #integKey: Uint8Array;
+  readonly #random: Random;
+  #counter: bigint;
+
+  constructor(p: SkCipherParams) {
+    const { encr, integ } = resolveSuite(p.suite);
+    this.encr = encr;
+    this.integ = integ;
+    this.#random = p.random ?? cryptoRandom;
+    this.#icvLength = encr.aead ? encr.icvLength : integ!.icvLength;
+    this.overhead = encr.ivLength + this.#icvLength;
+    this.#encKey = p.encKey.expose();
+    this.#integKey = p.integKey.expose();
+    if (this.#encKey.length !== encr.keyLength + encr.saltLength)
+      throw new SkMalformedError(`${encr.name} needs ${encr.keyLength + encr.saltLength} key octets, got ${this.#encKey.length}`);
+    // AEAD IVs must never repeat under one key (RFC 5282 §3.1): a 64-bit counter per direction,
+    // starting at a random point so that two SkCipher objects built from the same keys by mistake
+    // still do not collide in practice.
+    this.#counter = new DataView(this.#random.bytes(8).buffer).getBigUint64(0) & 0x7fffffffffffffffn;
+  }
+
+  #paddedLength(innerLength: number): number {
     const withPadLen = innerLength + 1;
-    return Math.ceil(withPadLen / encr.blockSize) * encr.blockSize;
-  };
+    return Math.ceil(withPadLen / this.encr.blockSize) * this.encr.blockSize;
+  }
 
-  return {
-    encr,
-    integ,
-    overhead: encr.ivLength + icvLength,
-    encryptedLength: (n) => encr.ivLength + paddedLength(n) + icvLength,
-    encrypt(inner, aad, opts) {
-      const total = paddedLength(inner.length);
-      const plain = new Uint8Array(total);
-      plain.set(inner);
-      plain[total - 1] = total - inner.length - 1; // pad length; padding octets stay zero
-      let iv: Uint8Array;
-      if (opts?.iv) iv = opts.iv;
-      else if (encr.aead) {
-        counter = (counter + 1n) & 0xffffffffffffffffn;
-        iv = new Uint8Array(8);
-        new DataView(iv.buffer).setBigUint64(0, counter);
-      } else iv = random.bytes(encr.ivLength);
-      if (iv.length !== encr.ivLength) throw new SkMalformedError(`IV is ${iv.length} octets, want ${encr.ivLength}`);
-      const out = new Uint8Array(encr.ivLength + total + icvLength);
-      out.set(iv);
-      if (encr.aead) {
-        out.set(aeadSeal(encr, encKey, iv, aad, plain), encr.ivLength);
-      } else {
-        const ct = cbcEncrypt(encr, encKey, iv, plain);
-        out.set(ct, encr.ivLength);
-        out.set(integIcv(integ!, integKey, aad, out.subarray(0, encr.ivLength + total)), encr.ivLength + total);
-      }
+  encryptedLength(n: number): number { return this.encr.ivLength + this.#paddedLength(n) + this.#icvLength; }
+
+  encrypt(inner: Uint8Array, aad: Uint8Array, opts?: { readonly iv?: Uint8Array }): Uint8Array {
+    const encr = this.encr;
+    const total = this.#paddedLength(inner.length);
+    const plain = new Uint8Array(total);
+    plain.set(inner);
+    plain[total - 1] = total - inner.length - 1; // pad length; padding octets stay zero
+    let iv: Uint8Array;
+    if (opts?.iv) iv = opts.iv;
+    else if (encr.aead) {
+      this.#counter = (this.#counter + 1n) & 0xffffffffffffffffn;
+      iv = new Uint8Array(8);
+      new DataView(iv.buffer).setBigUint64(0, this.#counter);
+    } else iv = this.#random.bytes(encr.ivLength);
+    if (iv.length !== encr.ivLength) throw new SkMalformedError(`IV is ${iv.length} octets, want ${encr.ivLength}`);
+    const out = new Uint8Array(encr.ivLength + total + this.#icvLength);
+    out.set(iv);
+    if (encr.aead) {
+      out.set(aeadSeal(encr, this.#encKey, iv, aad, plain), encr.ivLength);
+    } else {
+      const ct = cbcEncrypt(encr, this.#encKey, iv, plain);
+      out.set(ct, encr.ivLength);
+      out.set(integIcv(this.integ!, this.#integKey, aad, out.subarray(0, encr.ivLength + total)), encr.ivLength + total);
+    }
+    plain.fill(0);
+    return out;
+  }
+
+  decrypt(body: Uint8Array, aad: Uint8Array): Uint8Array {
+    const encr = this.encr;
+    const icvLength = this.#icvLength;
+    const minCipher = encr.aead ? 1 : encr.blockSize;
+    if (body.length < encr.ivLength + minCipher + icvLength)
+      throw new SkMalformedError(`SK payload body is ${body.length} octets, need at least ${encr.ivLength + minCipher + icvLength}`);
+    const iv = body.subarray(0, encr.ivLength);
+    let plain: Uint8Array;
+    if (encr.aead) {
+      plain = aeadOpen(encr, this.#encKey, iv, aad, body.subarray(encr.ivLength));
+    } else {
+      const ctEnd = body.length - icvLength;
+      const expected = integIcv(this.integ!, this.#integKey, aad, body.subarray(0, ctEnd));
+      // Integrity first (encrypt-then-MAC): nothing is decrypted before the ICV verifies.
+      if (!icvEqual(expected, body.subarray(ctEnd))) throw new IntegrityError();
+      plain = cbcDecrypt(encr, this.#encKey, iv, body.subarray(encr.ivLength, ctEnd));
+    }
+    const padLength = plain[plain.length - 1]!;
+    if (padLength > plain.length - 1) {
       plain.fill(0);
-      return out;
-    },
-    decrypt(body, aad) {
-      const minCipher = encr.aead ? 1 : encr.blockSize;
-      if (body.length < encr.ivLength + minCipher + icvLength)
-        throw new SkMalformedError(`SK payload body is ${body.length} octets, need at least ${encr.ivLength + minCipher + icvLength}`);
-      const iv = body.subarray(0, encr.ivLength);
-      let plain: Uint8Array;
-      if (encr.aead) {
-        plain = aeadOpen(encr, encKey, iv, aad, body.subarray(encr.ivLength));
-      } else {
-        const ctEnd = body.length - icvLength;
-        const expected = integIcv(integ!, integKey, aad, body.subarray(0, ctEnd));
-        // Integrity first (encrypt-then-MAC): nothing is decrypted before the ICV verifies.
-        if (!icvEqual(expected, body.subarray(ctEnd))) throw new IntegrityError();
-        plain = cbcDecrypt(encr, encKey, iv, body.subarray(encr.ivLength, ctEnd));
-      }
-      const padLength = plain[plain.length - 1]!;
-      if (padLength > plain.length - 1) {
-        plain.fill(0);
-        throw new SkMalformedError(`pad length ${padLength} exceeds the ${plain.length - 1} decrypted octets`);
-      }
-      return plain.slice(0, plain.length - 1 - padLength);
-    },
-  };
+      throw new SkMalformedError(`pad length ${padLength} exceeds the ${plain.length - 1} decrypted octets`);
+    }
+    return plain.slice(0, plain.length - 1 - padLength);
+  }
 }
 
 /** Both directions for an IKE SA, from our role: outbound uses our keys, inbound the peer's. */
