@@ -15,7 +15,7 @@ import type { IPsecTunnel } from '../api/types.js';
 import { effectiveTunnel } from '../api/profiles/index.js';
 import { PROFILE_WEAK_ALLOWED, type Profile } from '../api/transforms.js';
 import { parseProposals, type PolicyProposal } from '../ike/policy/index.js';
-import { internStrings } from './intern.js';
+import { internStrings, newInterned } from './intern.js';
 import { pemBlocks } from './peers.js';
 import type { TunnelAuth, TunnelConfig } from './tunnel.js';
 
@@ -61,7 +61,7 @@ export function loadConfigText(text: string, baseDir: string, fs: ConfigFs = nod
   const problems: Problem[] = [...parsed.problems];
   if (parsed.tunnels.length === 0 && problems.length === 0) problems.push({ path: '', message: 'no IPsecTunnel objects in the config' });
   const tunnels: TunnelConfig[] = [];
-  const seen = new Map<string, string>();
+  const seen = newInterned();
   const psks = new Map<string, SecretBytes>(); // one key per PSK file, not one per tunnel naming it
   for (const t of parsed.tunnels.map((x) => internStrings(x, seen))) {
     const out: Problem[] = [];

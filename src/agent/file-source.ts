@@ -27,10 +27,14 @@ export interface FileSnapshot extends PeerSnapshot {
   readonly tunnels: readonly TunnelConfig[];
 }
 
+// Shared by every tunnel's desired peer (read only): an empty list and a kind record each.
+const NO_BLOCKS: DesiredPeer['blocks'] = [];
+const TUNNEL: DesiredPeer['kind'] = { type: 'tunnel' };
+
 export function desiredOfTunnel(t: TunnelConfig, config: PeerConfig): DesiredPeer {
   return {
     name: t.name, config, digest: t.digest, sessionDigest: `tunnel:${t.name}`, installRoutes: t.installRoutes,
-    ikeProposalText: t.ikeProposalText, espProposalText: t.espProposalText, blocks: [], kind: { type: 'tunnel' },
+    ikeProposalText: t.ikeProposalText, espProposalText: t.espProposalText, blocks: NO_BLOCKS, kind: TUNNEL,
   };
 }
 

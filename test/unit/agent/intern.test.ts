@@ -27,3 +27,11 @@ test('internStrings: non-plain objects are kept as they are', () => {
   const c = internStrings({ d, m, u });
   assert.equal(c.d, d); assert.equal(c.m, m); assert.equal(c.u, u);
 });
+
+test('internStrings: equal lists of strings are one list; other lists are copies', () => {
+  const c = internStrings([{ s: ['10.0.0.0/16'], p: ['aes256gcm16'] }, { s: ['10.0.0.0/16'], p: ['aes256gcm16', 'x'] }, { m: [1], n: [1] }]);
+  assert.equal(c[0]!.s, c[1]!.s);
+  assert.notEqual(c[0]!.p, c[1]!.p);
+  assert.deepEqual(c[1]!.p, ['aes256gcm16', 'x']);
+  assert.notEqual(c[2]!.m, c[2]!.n);
+});
