@@ -10,7 +10,7 @@
 // deploy's NODE_OPTIONS, for experiments; the output says which were used), KIPSEC_BENCH_OPERATOR_AUTH
 // (below).
 import { execFileSync, fork } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { KubeClient, RESOURCES, resourcePath } from '../src/api/kube/client.js';
 import { SIGNER_NAME } from '../src/api/names.js';
@@ -19,6 +19,7 @@ import { applyDeployFile, installKipsecCrds, ensureNamespace, cleanupNamespace }
 import { kubeconfigPath, loadKubeConfig } from '../e2e/lib/kube.js';
 import { kubeletNode } from './lib/kube-shapes.js';
 import { apiserverCpuSec } from './lib/apiserver-cpu.js';
+import { serviceAccountKubeconfig } from './lib/service-account-kubeconfig.js';
 
 interface Csr { metadata: { name: string; resourceVersion?: string }; status?: { certificate?: string } }
 interface INode { metadata: { name: string; resourceVersion?: string }; status?: { conditions?: { type: string; status: string }[] } }
@@ -89,13 +90,7 @@ function childEntry(): string {
 const OPERATOR_AUTH = process.env['KIPSEC_BENCH_OPERATOR_AUTH'] === 'admin' ? 'admin' : 'serviceaccount';
 
 async function operatorKubeconfig(admin: KubeClient, ns: string, dir: string): Promise<string> {
-  if (OPERATOR_AUTH === 'admin') return kubeconfigPath();
-  const cluster = loadKubeConfig().getCurrentCluster()!;
-  const tr = await admin.create<{ status: { token: string } }>(`/api/v1/namespaces/${ns}/serviceaccounts/kipsec-operator/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } });
-  const ca = cluster.caFile ? `certificate-authority: ${JSON.stringify(cluster.caFile)}` : `certificate-authority-data: ${cluster.caData ?? ''}`;
-  const path = `${dir}/operator.kubeconfig`;
-  writeFileSync(path, `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: ${JSON.stringify(cluster.server)}, ${ca}}\nusers:\n- name: u\n  user: {token: ${JSON.stringify(tr.status.token)}}\ncontexts:\n- name: c\n  context: {cluster: c, user: u, namespace: ${ns}}\ncurrent-context: c\n`, { mode: 0o600 });
-  return path;
+  return OPERATOR_AUTH === 'admin' ? kubeconfigPath() : serviceAccountKubeconfig(admin, ns, 'kipsec-operator', dir);
 }
 
 /** 1-, 5- and 15-minute load averages: the machine is shared, and a loaded one stretches every figure. */
