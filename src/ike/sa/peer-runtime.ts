@@ -31,7 +31,7 @@ export function buildPeerRuntime(config: PeerConfig, existing: PeerRuntime | und
     const reqid = existing?.children.find((x) => x.config.name === c.name)?.reqid ?? nextReqid();
     return {
       config: c, reqid, espProposals, pfsGroup: pfs?.id ?? null,
-      localTs: c.localTs.map((t, j) => sharedTs(t, `${cp}.localTs[${j}]`)), remoteTs: c.remoteTs.map((t, j) => sharedTs(t, `${cp}.remoteTs[${j}]`)),
+      localTs: sharedTsList(c.localTs, `${cp}.localTs`), remoteTs: sharedTsList(c.remoteTs, `${cp}.remoteTs`),
     };
   });
   return {
@@ -50,7 +50,7 @@ const PARSED = new Map<string, readonly PolicyProposal[]>();
 const PARSED_MAX = 256;
 
 function sharedProposals(texts: readonly string[], protocol: SaProtocol, opts: ParseOptions & { readonly allowWeak: boolean; readonly additionalKeyExchanges: true }): readonly PolicyProposal[] {
-  const key = `${protocol}\n${opts.allowWeak ? 1 : 0}\n${texts.join('\n')}`;
+  const key = JSON.stringify([protocol, opts.allowWeak, texts]);
   const known = PARSED.get(key);
   if (known !== undefined) return known;
   const parsed = parseProposals(texts, protocol, opts); // errors are thrown with this peer's path, never cached
@@ -72,6 +72,19 @@ function sharedTs(text: string, path: string): TsRange {
   if (SELECTORS.size >= PARSED_MAX) SELECTORS.clear();
   SELECTORS.set(text, ts);
   return ts;
+}
+
+/** And the lists of them (most tunnels' local list is the same). */
+const SELECTOR_LISTS = new Map<string, readonly TsRange[]>();
+
+function sharedTsList(texts: readonly string[], path: string): readonly TsRange[] {
+  const key = JSON.stringify(texts);
+  const known = SELECTOR_LISTS.get(key);
+  if (known !== undefined) return known;
+  const list = texts.map((t, j) => sharedTs(t, `${path}[${j}]`));
+  if (SELECTOR_LISTS.size >= PARSED_MAX) SELECTOR_LISTS.clear();
+  SELECTOR_LISTS.set(key, list);
+  return list;
 }
 
 /** Pins are lower-case hex SHA-256 digests, and a pin list that pins nothing is a mistake. */
