@@ -14,9 +14,11 @@ import { errorMessage } from '../common/errors.js';
 import type { ChildSaCounters, KernelChildSa, KernelChildSaRef, KernelChildSaUpdate, KernelIpsec, KernelSa, KernelTrap, RestoredChildSa } from '../ike/ports.js';
 import type { AllocSpiRequest, InstalledChild, PolicyId, PolicySpec, PolicyState, SaAe, SaId, SaSpec, SaState } from '../xfrm/index.js';
 import { XfrmInstallError, XfrmNotFoundError } from '../xfrm/index.js';
-import type { ChildInstall } from '../xfrm/install.js';
+import type { ChildInstall, ChildSa } from '../xfrm/install.js';
 import type { Logger } from './log.js';
 import { PolicyOwners, policyId, policyKey, policySpecOf, toPolicySpecs } from './kernel-policies.js';
+import { SpiTable } from './kernel-spi-table.js';
+import { encapOf, limits } from './kernel-sa-parts.js';
 export { toPolicySpec, tsCidr } from './kernel-policies.js';
 
 /** The part of XfrmClient the port uses (a fake in unit tests). */
@@ -56,7 +58,10 @@ interface Tracked {
   readonly peer: string;
   readonly child: string;
   readonly reqid: number;
-  inbound: SaSpec;
+  /** The local address it was installed (or resumed) for: with the inbound SPI, its key. */
+  readonly at: string;
+  /** As installed: the object the XFRM port got (allocated: UPDSA completed the larval SA), not a copy. */
+  inbound: ChildSa;
   outbound: SaSpec;
   outboundInstalled: boolean;
   /** Fewer once releasePolicies took some away before the Child SA went. */
@@ -65,42 +70,21 @@ interface Tracked {
   lastInboundMs: number | null;
 }
 
-const key = (local: string, inboundSpi: number): string => `${local}|${inboundSpi >>> 0}`;
-
 /** XFRM's algorithm triple for one KernelSa. */
 function algorithms(a: KernelSa['algorithms']): Pick<SaSpec, 'aead' | 'crypt' | 'auth'> {
   if (a.kind === 'aead') return { aead: { name: a.name, key: a.key, icvBits: a.icvBits } };
   return { crypt: { name: a.encryption.name, key: a.encryption.key }, auth: { name: a.integrity.name, key: a.integrity.key, truncBits: a.integrity.truncBits } };
 }
 
-/**
- * Per-SA records are built by adding properties to a literal, not by spreading into one: an object
- * whose literal starts with a spread got a hidden class (Map and DescriptorArray, ~150-400 bytes) of
- * its own each time once the spread's call site saw many shapes, 5 per Child SA here.
- */
-function limits(l: KernelSa['lifetimes']): Pick<SaSpec, 'soft' | 'hard'> {
-  const lim = (sec: number, bytes: bigint, packets: bigint): NonNullable<SaSpec['soft']> => {
-    const o: { addExpiresSec?: number; bytes?: bigint; packets?: bigint } = {};
-    if (sec > 0) o.addExpiresSec = sec;
-    if (bytes > 0n) o.bytes = bytes;
-    if (packets > 0n) o.packets = packets;
-    return o;
-  };
-  return { soft: lim(l.softSec, l.softBytes, l.softPackets), hard: lim(l.hardSec, l.hardBytes, l.hardPackets) };
-}
-
-/** `sa` with allocated: true (its SPI came from ALLOCSPI: UPDSA installs it), as a copy. */
-function allocatedCopy(sa: SaSpec): SaSpec & { readonly allocated: true } {
-  return Object.assign({}, sa, { allocated: true as const });
-}
-
-export function toSaSpec(sa: KernelSa, c: Pick<KernelChildSa, 'mode' | 'ifId' | 'mark'>, reqid: number): SaSpec {
+/** `allocated`: the SPI came from ALLOCSPI, so the install completes the larval SA (UPDSA). */
+export function toSaSpec(sa: KernelSa, c: Pick<KernelChildSa, 'mode' | 'ifId' | 'mark'>, reqid: number, allocated = false): ChildSa {
   return {
     src: sa.source, dst: sa.destination, spi: sa.spi >>> 0, proto: 'esp', mode: c.mode, reqid,
     ...algorithms(sa.algorithms), ...limits(sa.lifetimes),
     replayWindow: sa.replayWindow, esn: sa.esn,
-    ...(sa.encap ? { encap: { sport: sa.encap.sourcePort, dport: sa.encap.destinationPort } } : {}),
+    ...(sa.encap ? { encap: encapOf(sa.encap.sourcePort, sa.encap.destinationPort) } : {}),
     ...(c.mark ? { mark: c.mark } : {}), ...(c.ifId !== null ? { ifId: c.ifId } : {}),
+    ...(allocated ? { allocated: true } : {}),
   };
 }
 
@@ -108,7 +92,8 @@ const ignoreMissing = (e: unknown): void => { if (!(e instanceof XfrmNotFoundErr
 
 export class XfrmKernel implements KernelIpsec {
   readonly #o: KernelPortOptions;
-  readonly #children = new Map<string, Tracked>();
+  /** By local address and inbound SPI. */
+  readonly #children = new SpiTable<Tracked>((t) => t.at);
   /** How many tracked children use each reqid, so "does another child still need these policies" is one lookup. */
   readonly #reqidUse = new Map<number, number>();
   /** Children whose SAs are being moved to new addresses (for a while both or neither SA may show). */
@@ -125,7 +110,7 @@ export class XfrmKernel implements KernelIpsec {
   constructor(o: KernelPortOptions) { this.#o = o; this.#now = o.now ?? Date.now; }
 
   /** Inbound SPIs of the Child SAs installed by this process (for expire events). */
-  isInboundSpi(local: string, spi: number): boolean { return this.#children.has(key(local, spi)); }
+  isInboundSpi(local: string, spi: number): boolean { return this.#children.get(local, spi) !== undefined; }
 
   /**
    * The inbound SPI of the Child SA whose installed outbound state this is. The sender's outbound
@@ -172,16 +157,17 @@ export class XfrmKernel implements KernelIpsec {
   async installChildSa(sa: KernelChildSa): Promise<void> {
     const reqid = this.#o.reqidOf(sa.peer, sa.child);
     this.#engineReqid.set(reqid, sa.reqid);
-    const inbound = toSaSpec(sa.inbound, sa, reqid);
+    // Tracked keeps the specs the XFRM port got (the userspace port keeps them too): one object each.
+    const inbound = toSaSpec(sa.inbound, sa, reqid, true);
     const outbound = toSaSpec(sa.outbound, sa, reqid);
     const policies = toPolicySpecs(sa.policies, sa, reqid);
-    const sas = sa.outboundActive ? [allocatedCopy(inbound), outbound] : [allocatedCopy(inbound)];
+    const sas = sa.outboundActive ? [inbound, outbound] : [inbound];
     // replacePolicies: a rekey, an adopted predecessor or an on-demand trap already holds these
     // selectors with the same reqid; UPDPOLICY swaps without a moment of clear text.
     await this.#o.xfrm.installChild({ sas, policies, replacePolicies: true });
     this.#owners.own(policies, reqid);
-    this.#track(key(sa.inbound.destination, sa.inbound.spi), {
-      peer: sa.peer, child: sa.child, reqid, inbound, outbound, outboundInstalled: sa.outboundActive, policies,
+    this.#track({
+      peer: sa.peer, child: sa.child, reqid, at: sa.inbound.destination, inbound, outbound, outboundInstalled: sa.outboundActive, policies,
       lastInboundBytes: 0n, lastInboundMs: null,
     });
     // Debug: the daemon logs the same event at info ("child SA up", with SPIs and selectors).
@@ -198,17 +184,17 @@ export class XfrmKernel implements KernelIpsec {
   }
 
   async updateChildSa(ref: KernelChildSaRef, u: KernelChildSaUpdate): Promise<void> {
-    const t = this.#children.get(key(ref.local, ref.inboundSpi));
+    const t = this.#children.get(ref.local, ref.inboundSpi);
     if (!t) return;
     if (u.encap !== undefined || u.local !== undefined || u.remote !== undefined) {
       const encap = u.encap === undefined ? undefined : u.encap === null ? null : { sport: u.encap.sourcePort, dport: u.encap.destinationPort };
-      const patch = (s: SaSpec, inbound: boolean): SaSpec => {
+      // The moved SA is added (NEWSA) or updated, never completed from a larval one: no `allocated`.
+      const patch = (s: ChildSa, inbound: boolean): SaSpec => {
+        const { allocated: _a, encap: was, ...rest } = s;
         const src = inbound ? (u.remote ?? s.src) : (u.local ?? s.src);
         const dst = inbound ? (u.local ?? s.dst) : (u.remote ?? s.dst);
-        const next: SaSpec = { ...s, src, dst };
-        if (encap === null) { const { encap: _e, ...rest } = next; return rest; }
-        if (encap === undefined) return next;
-        return { ...next, encap: inbound ? { sport: encap.dport, dport: encap.sport } : encap };
+        const e = encap === undefined ? was : encap === null ? undefined : inbound ? encapOf(encap.dport, encap.sport) : encapOf(encap.sport, encap.dport);
+        return e === undefined ? { ...rest, src, dst } : { ...rest, src, dst, encap: e };
       };
       const nin = patch(t.inbound, true); const nout = patch(t.outbound, false);
       // Address changes move the SA (its identity includes dst): add the new one, then drop the old.
@@ -232,9 +218,8 @@ export class XfrmKernel implements KernelIpsec {
   }
 
   async deleteChildSa(ref: KernelChildSaRef, opts: { readonly keepPolicies: boolean }): Promise<void> {
-    const k = key(ref.local, ref.inboundSpi);
-    const t = this.#children.get(k);
-    this.#untrack(k);
+    const t = this.#children.get(ref.local, ref.inboundSpi);
+    if (t) this.#untrack(t);
     const errors: string[] = [];
     const reqid = t?.reqid ?? this.#o.reqidOf(ref.peer, ref.child);
     // Policies first when they go for good, so no packet leaves in clear while the SAs vanish.
@@ -275,17 +260,16 @@ export class XfrmKernel implements KernelIpsec {
     return (this.#reqidUse.get(reqid) ?? 0) > 0;
   }
 
-  #track(k: string, t: Tracked): void {
-    this.#untrack(k);
+  #track(t: Tracked): void {
+    const old = this.#children.get(t.at, t.inbound.spi);
+    if (old) this.#untrack(old);
     this.#kept.delete(`${t.peer}/${t.child}`);
-    this.#children.set(k, t);
+    this.#children.set(t.inbound.spi, t);
     this.#reqidUse.set(t.reqid, (this.#reqidUse.get(t.reqid) ?? 0) + 1);
   }
 
-  #untrack(k: string): void {
-    const t = this.#children.get(k);
-    if (!t) return;
-    this.#children.delete(k);
+  #untrack(t: Tracked): void {
+    if (!this.#children.delete(t.inbound.spi, t)) return;
     const n = (this.#reqidUse.get(t.reqid) ?? 1) - 1;
     if (n > 0) this.#reqidUse.set(t.reqid, n); else this.#reqidUse.delete(t.reqid);
   }
@@ -298,15 +282,16 @@ export class XfrmKernel implements KernelIpsec {
    * installed, changed or removed while the dump ran are left out.
    */
   async missedExpires(): Promise<Array<{ readonly inboundSpi: number; readonly hard: boolean }>> {
-    const before = [...this.#children].map(([k, t]) => ({ k, t, inbound: t.inbound }));
-    const kernel = new Map((await this.#o.xfrm.listSas()).map((s) => [key(s.dst, s.spi), s]));
+    const before = [...this.#children.values()].map((t) => ({ t, inbound: t.inbound }));
+    const kernel = new SpiTable<SaState>((s) => s.dst);
+    for (const s of await this.#o.xfrm.listSas()) kernel.set(s.spi, s);
     const nowSec = BigInt(Math.floor(this.#now() / 1000)); // add_time is wall-clock seconds
     const out: Array<{ inboundSpi: number; hard: boolean }> = [];
-    for (const { k, t, inbound } of before) {
+    for (const { t, inbound } of before) {
       // Installed, removed or moved (NAT mapping, address change) while the dump ran, or still
       // moving (a move that ended meanwhile replaced t.inbound): not judged.
-      if (this.#children.get(k) !== t || t.inbound !== inbound || this.#moving.has(t)) continue;
-      const s = kernel.get(key(inbound.dst, inbound.spi));
+      if (this.#children.get(t.at, inbound.spi) !== t || t.inbound !== inbound || this.#moving.has(t)) continue;
+      const s = kernel.get(inbound.dst, inbound.spi);
       if (!s) { out.push({ inboundSpi: inbound.spi, hard: true }); continue; }
       const soft = inbound.soft;
       const past = soft !== undefined && (
@@ -320,7 +305,7 @@ export class XfrmKernel implements KernelIpsec {
 
   async queryCounters(ref: KernelChildSaRef): Promise<ChildSaCounters> {
     const inn = await this.#o.xfrm.getAe({ dst: ref.local, spi: ref.inboundSpi >>> 0, src: ref.remote, proto: 'esp' });
-    const t = this.#children.get(key(ref.local, ref.inboundSpi));
+    const t = this.#children.get(ref.local, ref.inboundSpi);
     const out = !t || t.outboundInstalled
       ? await this.#o.xfrm.getAe({ dst: ref.remote, spi: ref.outboundSpi >>> 0, src: ref.local, proto: 'esp' }).catch((e: unknown) => { ignoreMissing(e); return undefined; })
       : undefined;
@@ -360,8 +345,8 @@ export class XfrmKernel implements KernelIpsec {
     const policies = view.policies.filter((p) => p.templates?.some((t) => t.reqid === reqid)).map(policySpecOf);
     this.#owners.own(policies, reqid);
     this.#engineReqid.set(reqid, r.ref.reqid);
-    this.#track(key(r.ref.local, r.ref.inboundSpi), {
-      peer: r.ref.peer, child: r.ref.child, reqid, inbound: specOf(inbound), outbound: out, outboundInstalled: outbound !== undefined, policies,
+    this.#track({
+      peer: r.ref.peer, child: r.ref.child, reqid, at: r.ref.local, inbound: specOf(inbound), outbound: out, outboundInstalled: outbound !== undefined, policies,
       lastInboundBytes: inbound.current.bytes, lastInboundMs: null,
     });
     this.#o.log.info({ peer: r.ref.peer, child: r.ref.child, reqid, spiIn: hex(r.ref.inboundSpi), spiOut: hex(r.ref.outboundSpi), outboundActive: outbound !== undefined }, 'child SA resumed from the kernel');

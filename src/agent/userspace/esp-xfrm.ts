@@ -25,6 +25,7 @@ import {
 } from '../../xfrm/index.js';
 import type { ChildInstall, InstalledChild } from '../../xfrm/install.js';
 import type { AgentXfrm } from '../daemon.js';
+import { SpiTable } from '../kernel-spi-table.js';
 import type { UserspaceDatapath } from './datapath.js';
 import { Deadlines, type Deadline } from './deadlines.js';
 
@@ -60,22 +61,25 @@ export function engineSuite(sa: SaSpec): { algorithm: EspAlgorithm; key: SecretB
 export class EspSuiteError extends KipsecError {}
 
 interface Held {
+  /** The spec as given (the kernel port holds the same object): never copied here. */
   spec: SaSpec;
   readonly direction: EspDirection;
   readonly reqid: number;
-  readonly addedSec: bigint;
-  /** Its soft and hard add-expires in #deadlines, if it has them. */
-  readonly deadlines: Deadline<Expiry>[];
+  /** Wall-clock seconds (a number: a BigInt per SA cost more; XFRM's add_time is made of it when read). */
+  readonly addedSec: number;
+  /**
+   * Its next add-expire in #limits: the soft one, then (added when the soft one fires) the hard one.
+   * One entry at a time, not one per limit: an entry is ~90 bytes with its time.
+   */
+  limit: Deadline<Held> | null;
+  /** Whether `limit` is the soft add-expire. */
+  softDue: boolean;
 }
-
-interface Expiry { readonly held: Held; readonly hard: boolean }
 
 type SaCounters = { readonly bytes: bigint; readonly packets: bigint; readonly lastUseMs: number | null } | undefined;
 
 interface HeldPolicy { readonly spec: PolicySpec; readonly index: number; readonly engine: boolean }
 
-const saKey = (dst: string, spi: number): string => `${dst}|${spi >>> 0}`;
-const refKey = (spi: number, reqid: number): string => `${spi >>> 0}|${reqid >>> 0}`;
 const policyKey = (p: PolicyId): string => JSON.stringify([p.selector.src, p.selector.dst, p.selector.proto ?? 0, p.selector.sport ?? 0, p.selector.dport ?? 0, p.dir, p.mark?.value ?? 0, p.ifId ?? 0]);
 const notFound = (op: string, id: SaId): XfrmNotFoundError => new XfrmNotFoundError(op, { kind: 'sa', dst: id.dst, spi: id.spi, ...(id.src ? { src: id.src } : {}) }, new NetlinkErrnoError(ENOENT, 0));
 
@@ -118,21 +122,23 @@ export function inboundSelectors(policies: readonly PolicySpec[], reqid: number)
 export class EspXfrm implements AgentXfrm {
   readonly #dp: UserspaceDatapath;
   readonly #now: () => number;
-  /** Inbound SPIs handed out by allocSpi (larval until installed): SPI → local address. */
+  /** Inbound SPIs handed out by allocSpi (larval until installed): SPI as an int32 (a small integer, not a heap number) → local address. */
   readonly #allocated = new Map<number, string>();
-  readonly #sas = new Map<string, Held>();
-  /** SPI|reqid → its #sas key: #add looks for an SA to move by them (a scan of #sas per install was n² over a burst). */
-  readonly #byRef = new Map<string, string>();
+  /**
+   * By destination and SPI, as XFRM knows them. #add looks for an SA to move by SPI and reqid
+   * among the SAs with its SPI (a scan of all SAs per install was n² over a burst).
+   */
+  readonly #sas = new SpiTable<Held>((h) => h.spec.dst);
   readonly #policies = new Map<string, HeldPolicy>();
   readonly #handlers = new Set<(e: XfrmEvent) => void>();
-  /** SA time limits: one timer for all of them. */
-  readonly #deadlines: Deadlines<Expiry>;
+  /** SA time limits: one timer for all of them (an entry names its SA, nothing more). */
+  readonly #limits: Deadlines<Held>;
   #nextPolicy = 1;
   #unsubscribe: (() => void) | undefined;
 
   constructor(dp: UserspaceDatapath, o: { readonly now?: () => number } = {}) {
     this.#dp = dp; this.#now = o.now ?? Date.now;
-    this.#deadlines = new Deadlines((x) => this.#expire(x.held, x.hard), this.#now);
+    this.#limits = new Deadlines((h) => this.#limitDue(h), this.#now);
   }
 
   async allocSpi(q: AllocSpiRequest): Promise<number> {
@@ -140,8 +146,8 @@ export class EspXfrm implements AgentXfrm {
     for (let i = 0; i < 64; i++) {
       // randomInt's range is below 2^48; SPIs are 32-bit.
       const spi = randomInt(min, max + 1) >>> 0;
-      if (this.#allocated.has(spi)) continue;
-      this.#allocated.set(spi, q.dst);
+      if (this.#allocated.has(spi | 0)) continue;
+      this.#allocated.set(spi | 0, q.dst);
       return spi;
     }
     throw new KipsecError('ERR_ESP_SPI', 'no unused SPI found in 64 tries');
@@ -150,16 +156,14 @@ export class EspXfrm implements AgentXfrm {
   async addSa(sa: SaSpec): Promise<void> { this.#add(sa, undefined); }
 
   #add(sa: SaSpec, selectors: { sources: EspSelector[]; destinations: EspSelector[] } | undefined): void {
-    const k = saKey(sa.dst, sa.spi);
-    if (this.#sas.has(k)) throw new XfrmExistsError('add', { kind: 'sa', dst: sa.dst, spi: sa.spi, src: sa.src }, new NetlinkErrnoError(EEXIST, 0));
+    if (this.#sas.get(sa.dst, sa.spi)) throw new XfrmExistsError('add', { kind: 'sa', dst: sa.dst, spi: sa.spi, src: sa.src }, new NetlinkErrnoError(EEXIST, 0));
     const suite = engineSuite(sa);
     const reqid = sa.reqid ?? 0;
-    const priorKey = this.#byRef.get(refKey(sa.spi, reqid));
-    const prior = priorKey === undefined ? undefined : this.#sas.get(priorKey);
-    if (priorKey !== undefined && prior) { this.#move(priorKey, prior, sa); return; }
+    const prior = this.#sas.find(sa.spi, (h) => h.reqid === reqid);
+    if (prior) { this.#move(prior, sa); return; }
     // An SPI we allocated is an inbound one (the peer picks outbound SPIs; one equal to ours is
     // told apart by the local address it was allocated for).
-    const direction: EspDirection = this.#allocated.get(sa.spi >>> 0) === sa.dst ? 'in' : 'out';
+    const direction: EspDirection = this.#allocated.get(sa.spi | 0) === sa.dst ? 'in' : 'out';
     if (direction === 'out' && !sa.encap) throw new EspSuiteError('ERR_ESP_ENCAP', `--datapath userspace sends ESP in UDP only; SA ${sa.spi.toString(16)} to ${sa.dst} has no UDP encapsulation`);
     // The selectors go to the engine only: a move changes the SA's peer in place (#move), so
     // nothing here needs them again (keeping them cost ~0.7 KiB per inbound SA).
@@ -177,30 +181,43 @@ export class EspXfrm implements AgentXfrm {
       ...(direction === 'in' && sel ? sel : {}),
     });
     const now = this.#now();
-    const held: Held = { spec: sa, direction, reqid, addedSec: BigInt(Math.floor(now / 1000)), deadlines: [] };
-    if (sa.soft?.addExpiresSec) held.deadlines.push(this.#deadlines.add(now + sa.soft.addExpiresSec * 1000, { held, hard: false }));
-    if (sa.hard?.addExpiresSec) held.deadlines.push(this.#deadlines.add(now + sa.hard.addExpiresSec * 1000, { held, hard: true }));
-    this.#sas.set(k, held);
-    this.#byRef.set(refKey(sa.spi, reqid), k);
+    const held: Held = { spec: sa, direction, reqid, addedSec: Math.floor(now / 1000), limit: null, softDue: false };
+    const soft = sa.soft?.addExpiresSec ?? 0; const hard = sa.hard?.addExpiresSec ?? 0;
+    // A soft limit past the hard one never fires: the hard expire removes the SA first.
+    if (soft > 0 && (hard === 0 || soft <= hard)) { held.limit = this.#limits.add(now + soft * 1000, held); held.softDue = true; }
+    else if (hard > 0) held.limit = this.#limits.add(now + hard * 1000, held);
+    this.#sas.set(sa.spi, held);
+  }
+
+  /**
+   * An add-expire came. After the soft one, the hard one is due where it was from the add (the
+   * kernel port never changes an SA's limits after the install).
+   */
+  #limitDue(h: Held): void {
+    const d = h.limit;
+    h.limit = null;
+    if (!h.softDue) { this.#expire(h, true); return; }
+    h.softDue = false;
+    const soft = h.spec.soft?.addExpiresSec ?? 0; const hard = h.spec.hard?.addExpiresSec ?? 0;
+    // Before the report: a handler that deletes the SA takes this entry out with it.
+    if (d && hard > 0) h.limit = this.#limits.add(d.atMs + (hard - soft) * 1000, h);
+    this.#expire(h, false);
   }
 
   /**
    * XFRM moves an SA to new addresses by adding it there and deleting the old one; the engine
    * knows an SA by (direction, SPI, reqid), so here the SA stays and only its peer changes.
    */
-  #move(oldKey: string, h: Held, sa: SaSpec): void {
+  #move(h: Held, sa: SaSpec): void {
     if (sa.encap) this.#dp.engine.updateSa({ direction: h.direction, spi: sa.spi, reqid: h.reqid }, { peer: peerOf(sa, h.direction) });
-    const k = saKey(sa.dst, sa.spi);
-    this.#sas.delete(oldKey);
+    this.#sas.delete(h.spec.spi, h);
     h.spec = sa;
-    this.#sas.set(k, h);
-    this.#byRef.set(refKey(sa.spi, h.reqid), k);
-    if (h.direction === 'in') this.#allocated.set(sa.spi >>> 0, sa.dst);
+    this.#sas.set(sa.spi, h);
+    if (h.direction === 'in') this.#allocated.set(sa.spi | 0, sa.dst);
   }
 
   async updateSa(sa: SaSpec): Promise<void> {
-    const k = saKey(sa.dst, sa.spi);
-    const h = this.#sas.get(k);
+    const h = this.#sas.get(sa.dst, sa.spi);
     if (!h) throw notFound('update', sa);
     const next = peerOf(sa, h.direction); const was = peerOf(h.spec, h.direction);
     if (sa.encap && (!h.spec.encap || next.address !== was.address || next.port !== was.port)) {
@@ -210,21 +227,20 @@ export class EspXfrm implements AgentXfrm {
   }
 
   async deleteSa(id: SaId): Promise<void> {
-    const k = saKey(id.dst, id.spi);
-    const h = this.#sas.get(k);
+    const h = this.#sas.get(id.dst, id.spi);
     if (!h) {
       // A larval SPI (allocSpi without an install: a failed or refused exchange) is released here.
-      if (this.#allocated.get(id.spi >>> 0) === id.dst) { this.#allocated.delete(id.spi >>> 0); return; }
+      if (this.#allocated.get(id.spi | 0) === id.dst) { this.#allocated.delete(id.spi | 0); return; }
       throw notFound('delete', id);
     }
-    this.#drop(k, h);
+    this.#drop(h);
   }
 
-  #drop(k: string, h: Held): void {
-    for (const d of h.deadlines) this.#deadlines.remove(d);
-    this.#sas.delete(k);
-    if (this.#byRef.get(refKey(h.spec.spi, h.reqid)) === k) this.#byRef.delete(refKey(h.spec.spi, h.reqid));
-    if (h.direction === 'in') this.#allocated.delete(h.spec.spi >>> 0);
+  #drop(h: Held): void {
+    if (h.limit) this.#limits.remove(h.limit);
+    h.limit = null;
+    this.#sas.delete(h.spec.spi, h);
+    if (h.direction === 'in') this.#allocated.delete(h.spec.spi | 0);
     if (this.#dp.isOpen) this.#dp.engine.removeSa({ direction: h.direction, spi: h.spec.spi, reqid: h.reqid });
   }
 
@@ -235,11 +251,11 @@ export class EspXfrm implements AgentXfrm {
 
   #state(h: Held, c: SaCounters): SaState {
     const use = c?.lastUseMs ? BigInt(Math.floor(c.lastUseMs / 1000)) : 0n;
-    return { ...h.spec, current: { bytes: c?.bytes ?? 0n, packets: c?.packets ?? 0n, add_time: h.addedSec, use_time: use }, stats: ZERO_STATS };
+    return { ...h.spec, current: { bytes: c?.bytes ?? 0n, packets: c?.packets ?? 0n, add_time: BigInt(h.addedSec), use_time: use }, stats: ZERO_STATS };
   }
 
   async getAe(id: SaId & { src: string; reqid?: number }): Promise<SaAe> {
-    const h = this.#sas.get(saKey(id.dst, id.spi));
+    const h = this.#sas.get(id.dst, id.spi);
     if (!h) throw notFound('get', id);
     return { current: this.#state(h, this.#counters(h)).current, replay: undefined, replayEsn: undefined, replayThresh: undefined, etimerThresh: undefined };
   }
@@ -280,7 +296,7 @@ export class EspXfrm implements AgentXfrm {
     const sas: SaId[] = []; const policies: PolicyId[] = [];
     try {
       for (const sa of c.sas) {
-        this.#add(sa, sa.reqid !== undefined && this.#allocated.get(sa.spi >>> 0) === sa.dst ? inboundSelectors(c.policies, sa.reqid) : undefined);
+        this.#add(sa, sa.reqid !== undefined && this.#allocated.get(sa.spi | 0) === sa.dst ? inboundSelectors(c.policies, sa.reqid) : undefined);
         sas.push({ dst: sa.dst, spi: sa.spi, src: sa.src, proto: 'esp' });
       }
       for (const p of c.policies) {
@@ -310,14 +326,13 @@ export class EspXfrm implements AgentXfrm {
   #onEngine(e: EspEvent): void {
     if (e.kind === 'mapping') { this.#mapping(e); return; }
     if (e.kind !== 'expire') return;
-    for (const h of this.#sas.values()) {
-      if (h.direction === e.direction && h.spec.spi >>> 0 === e.spi >>> 0 && h.reqid === e.reqid >>> 0) { this.#expire(h, e.hard); return; }
-    }
+    const h = this.#sas.find(e.spi, (x) => x.direction === e.direction && x.reqid === e.reqid >>> 0);
+    if (h) this.#expire(h, e.hard);
   }
 
   /** The engine saw an inbound SA's packets from a new source: XFRM_MSG_MAPPING's report, same fields. */
   #mapping(e: Extract<EspEvent, { kind: 'mapping' }>): void {
-    const h = [...this.#sas.values()].find((x) => x.direction === 'in' && x.spec.spi >>> 0 === e.spi >>> 0 && x.reqid === e.reqid >>> 0);
+    const h = this.#sas.find(e.spi, (x) => x.direction === 'in' && x.reqid === e.reqid >>> 0);
     if (!h) return;
     const ev: XfrmEvent = {
       kind: 'mapping', dst: h.spec.dst, spi: h.spec.spi >>> 0, reqid: h.reqid,
@@ -328,15 +343,14 @@ export class EspXfrm implements AgentXfrm {
 
   /** Soft: report (rekey now). Hard: the SA goes first, as the kernel deletes it, then the report. */
   #expire(h: Held, hard: boolean): void {
-    const k = saKey(h.spec.dst, h.spec.spi);
-    if (this.#sas.get(k) !== h) return;
+    if (this.#sas.get(h.spec.dst, h.spec.spi) !== h) return;
     const state = this.#state(h, this.#counters(h));
-    if (hard) this.#drop(k, h);
+    if (hard) this.#drop(h);
     for (const fn of this.#handlers) fn({ kind: 'expire', hard, sa: state });
   }
 
   close(): void {
-    this.#deadlines.clear();
+    this.#limits.clear();
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
     this.#handlers.clear();

@@ -75,6 +75,20 @@ test('NAT appearing: encapsulation set on both SAs (inbound with swapped ports)'
   await k.updateChildSa(ref(c), { encap: { sourcePort: 4500, destinationPort: 31337 } });
   assert.deepEqual(xfrm.sas.find((s) => s.spi === 0xd0000006)?.encap, { sport: 4500, dport: 31337 });
   assert.deepEqual(xfrm.sas.find((s) => s.spi === 0xc0000006)?.encap, { sport: 31337, dport: 4500 });
+  assert.ok(xfrm.sas.every((s) => !('allocated' in s)), 'a moved SA is updated, not completed from a larval one');
+});
+
+test('two Child SAs with one inbound SPI on two local addresses are two children: each found, removed, by its own address', async () => {
+  const { xfrm, k } = setup();
+  const a = child(0xc0000007, 0xd0000007);
+  const b = { ...child(0xc0000007, 0xd0000008), peer: 'beta', child: 'beta', inbound: sa(0xc0000007, '192.0.2.2', '192.0.2.9'), outbound: sa(0xd0000008, '192.0.2.9', '192.0.2.2') };
+  await k.installChildSa(a); await k.installChildSa(b);
+  assert.ok(k.isInboundSpi('192.0.2.1', 0xc0000007) && k.isInboundSpi('192.0.2.9', 0xc0000007));
+  await k.deleteChildSa({ ...ref(b), local: '192.0.2.9' }, { keepPolicies: true });
+  assert.ok(k.isInboundSpi('192.0.2.1', 0xc0000007) && !k.isInboundSpi('192.0.2.9', 0xc0000007));
+  assert.deepEqual(xfrm.sas.map((s) => `${s.dst} ${s.spi.toString(16)}`).sort(), ['192.0.2.1 c0000007', '192.0.2.2 d0000007']);
+  await k.updateChildSa(ref(a), { encap: { sourcePort: 4500, destinationPort: 4500 } });
+  assert.deepEqual(xfrm.sas.find((s) => s.spi === 0xc0000007)?.encap, { sport: 4500, dport: 4500 }, 'the remaining one still moves');
 });
 
 test('counters come from the kernel; lastInbound moves only when inbound bytes grow', async () => {

@@ -171,6 +171,10 @@ test('EspXfrm: counters come from engine stats; an engine hard expire removes th
   t.mock.timers.tick(30_000);
   assert.ok(events[2]?.kind === 'expire' && events[2].hard);
   assert.equal(f.sas.size, 0);
+  await x.addSa(outSa(0x2001, { soft: { addExpiresSec: 90 }, hard: { addExpiresSec: 60 } }));
+  t.mock.timers.tick(60_000);
+  t.mock.timers.tick(60_000);
+  assert.deepEqual(events.slice(3).map((e) => e.kind === 'expire' && e.hard), [true], 'a soft limit past the hard one: only the hard expire, as in the kernel');
   x.close();
 });
 
@@ -184,6 +188,20 @@ test('EspXfrm: an address move (XFRM: add at the new address, delete the old) ke
   assert.deepEqual(f.sas.get(`out|${0x3000}|${REQID}`)!.peer, { address: '192.0.2.9', port: 40001 });
   await x.deleteSa({ dst: '192.0.2.9', spi: 0x3000 });
   assert.equal(f.sas.size, 0);
+});
+
+test('EspXfrm: two peers\' outbound SAs with one SPI (each peer picks its own) are two SAs: each updated, listed and deleted by its destination', async () => {
+  const { x, f } = await openPort();
+  await x.addSa(outSa(0x5000));
+  await x.addSa(outSa(0x5000, { dst: '192.0.2.3', reqid: REQID + 1, encap: { sport: 4500, dport: 4600 } }));
+  assert.equal(f.sas.size, 2);
+  await x.updateSa(outSa(0x5000, { encap: { sport: 4500, dport: 4502 } }));
+  assert.deepEqual(f.sas.get(`out|${0x5000}|${REQID}`)!.peer, { address: '192.0.2.2', port: 4502 });
+  assert.deepEqual(f.sas.get(`out|${0x5000}|${REQID + 1}`)!.peer, { address: '192.0.2.3', port: 4600 });
+  assert.deepEqual((await x.listSas()).map((s) => s.dst).sort(), ['192.0.2.2', '192.0.2.3']);
+  await x.deleteSa({ dst: '192.0.2.3', spi: 0x5000 });
+  assert.deepEqual([...f.sas.keys()], [`out|${0x5000}|${REQID}`]);
+  assert.equal((await x.getAe({ dst: '192.0.2.2', spi: 0x5000, src: '192.0.2.1' })).current?.packets, 0n);
 });
 
 test('EspXfrm: an inbound SA expects its peer (source, encap sport); the engine\'s mapping report becomes XFRM_MSG_MAPPING\'s event, and moving the SA moves what the engine expects (RFC 7296 §2.23)', async () => {
