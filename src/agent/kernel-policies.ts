@@ -5,14 +5,40 @@
 // UPDPOLICY's. Two peers' Child SAs can share a selector (the mesh pairs with the old and the new
 // gateway of a tunnel, both with its remote subnets, until the old pair is negotiated again), so a
 // Child SA that goes must not delete what another reqid's install took over since.
+//
+// What every Child SA holds for as long as it is up, it shares where the values are equal: a CIDR's
+// text (a hub's local subnet is in every tunnel's selectors) and a selector (tunnels to the old and
+// the new gateway of the same subnets); the owner map's keys are flat strings (a template literal's
+// result is a tree of concatenations, ~130 bytes more per policy kept as a Map key).
 import type { KernelChildSa, KernelPolicy, TrafficSelector as IkeTs } from '../ike/ports.js';
 import type { PolicyId, PolicySpec, PolicyState } from '../xfrm/index.js';
+
+/** Bounded caches of read-only values: cleared when full, so at worst a value is built again. */
+const MAX_SHARED = 1_024;
+const CIDRS = new Map<string, string>();
+const SELECTORS = new Map<string, PolicySpec['selector']>();
+
+/** The kept value for `k`: `x` the first time `k` is seen. */
+function shared<T>(m: Map<string, T>, k: string, x: T): T {
+  const known = m.get(k);
+  if (known !== undefined) return known;
+  if (m.size >= MAX_SHARED) m.clear();
+  m.set(k, x);
+  return x;
+}
+
+/** A flat copy of a string (JSON's parser allocates a new sequential string). */
+const flat = (s: string): string => JSON.parse(JSON.stringify(s)) as string;
 
 /** The engine's selector as an XFRM CIDR; ranges that are not one CIDR are not expressible in one policy. */
 export function tsCidr(ts: IkeTs): string {
   const max = ts.family === 'ipv4' ? 32 : 128;
   if (ts.prefixLength === null) throw new TypeError(`traffic selector ${ts.startAddress}-${ts.endAddress} is not a CIDR block`);
-  return `${ts.startAddress}/${ts.prefixLength ?? max}`;
+  const s = `${ts.startAddress}/${ts.prefixLength ?? max}`;
+  const known = CIDRS.get(s);
+  if (known !== undefined) return known;
+  const f = flat(s); // the key is kept too: not a concatenation's tree
+  return shared(CIDRS, f, f);
 }
 
 export function toPolicySpec(p: KernelPolicy, c: Pick<KernelChildSa, 'mode' | 'ifId' | 'mark'>, reqid: number, parts: SharedParts = new SharedParts()): PolicySpec {
@@ -30,11 +56,12 @@ export function toPolicySpec(p: KernelPolicy, c: Pick<KernelChildSa, 'mode' | 'i
 /**
  * One Child SA's policies in, out and fwd name two selectors and two templates between them (in and
  * fwd the same): equal ones are one object, held by each (never changed), not a copy per policy.
+ * Selectors are shared between Child SAs too (SELECTORS); templates name the tunnel's reqid and
+ * addresses, so only a tunnel's own Child SAs could share them, and they overlap only in a rekey.
  */
 class SharedParts {
-  readonly #selectors = new Map<string, PolicySpec['selector']>();
   readonly #templates = new Map<string, NonNullable<PolicySpec['templates']>>();
-  selector(s: PolicySpec['selector']): PolicySpec['selector'] { return once(this.#selectors, JSON.stringify([s.src, s.dst, s.proto, s.sport, s.dport]), s); }
+  selector(s: PolicySpec['selector']): PolicySpec['selector'] { return shared(SELECTORS, JSON.stringify([s.src, s.dst, s.proto, s.sport, s.dport]), s); }
   templates(t: NonNullable<PolicySpec['templates']>): NonNullable<PolicySpec['templates']> { return once(this.#templates, JSON.stringify(t), t); }
 }
 function once<T>(m: Map<string, T>, k: string, x: T): T { const known = m.get(k); if (known !== undefined) return known; m.set(k, x); return x; }
@@ -49,10 +76,10 @@ export function policyId(p: PolicySpec): PolicyId {
   return { selector: p.selector, dir: p.dir, ...(p.mark ? { mark: p.mark } : {}), ...(p.ifId !== undefined ? { ifId: p.ifId } : {}) };
 }
 
-/** What the kernel tells policies apart by (PolicyId), as one string. */
+/** What the kernel tells policies apart by (PolicyId), as one flat string (JSON's is one; a template literal's a tree). */
 export function policyKey(p: PolicyId): string {
   const s = p.selector;
-  return `${p.dir} ${s.src}>${s.dst} ${s.proto ?? 0}:${s.sport ?? 0}:${s.dport ?? 0} ${p.mark?.value ?? 0}/${p.mark?.mask ?? 0} ${p.ifId ?? 0}`;
+  return JSON.stringify([p.dir, s.src, s.dst, s.proto ?? 0, s.sport ?? 0, s.dport ?? 0, p.mark?.value ?? 0, p.mark?.mask ?? 0, p.ifId ?? 0]);
 }
 
 /** The spec part of a dumped policy (what a later delete or UPDPOLICY needs), without counters. */
