@@ -2,9 +2,7 @@
 // scalars are V8 sliced strings of the whole file's text, so any one kept alive keeps the file
 // (1.8 MB for 5,000 tunnels); and each tunnel had its own copy of the values every tunnel repeats
 // (local address and subnets, proposals, "respond"). Config-time only.
-
-/** A flat copy of `s`: JSON keeps lone surrogates, and its parser allocates a new string. */
-function flatCopy(s: string): string { return JSON.parse(JSON.stringify(s)) as string; }
+import { flatString } from '../common/bounded-memo.js';
 
 /** What one config's copy has seen: strings and lists of strings, each by value. */
 export interface Interned {
@@ -23,7 +21,7 @@ export function newInterned(): Interned { return { strings: new Map(), lists: ne
 export function internStrings<T>(v: T, seen: Interned = newInterned()): T {
   if (typeof v === 'string') {
     let s = seen.strings.get(v);
-    if (s === undefined) { s = flatCopy(v); seen.strings.set(s, s); }
+    if (s === undefined) { s = flatString(v); seen.strings.set(s, s); }
     return s as T;
   }
   if (Array.isArray(v)) {

@@ -12,23 +12,12 @@
 // result is a tree of concatenations, ~130 bytes more per policy kept as a Map key).
 import type { KernelChildSa, KernelPolicy, TrafficSelector as IkeTs } from '../ike/ports.js';
 import type { PolicyId, PolicySpec, PolicyState } from '../xfrm/index.js';
+import { boundedMemo, flatString } from '../common/bounded-memo.js';
 
-/** Bounded caches of read-only values: cleared when full, so at worst a value is built again. */
+/** Bounded tables of read-only values (common/bounded-memo.ts). */
 const MAX_SHARED = 1_024;
 const CIDRS = new Map<string, string>();
 const SELECTORS = new Map<string, PolicySpec['selector']>();
-
-/** The kept value for `k`: `x` the first time `k` is seen. */
-function shared<T>(m: Map<string, T>, k: string, x: T): T {
-  const known = m.get(k);
-  if (known !== undefined) return known;
-  if (m.size >= MAX_SHARED) m.clear();
-  m.set(k, x);
-  return x;
-}
-
-/** A flat copy of a string (JSON's parser allocates a new sequential string). */
-const flat = (s: string): string => JSON.parse(JSON.stringify(s)) as string;
 
 /** The engine's selector as an XFRM CIDR; ranges that are not one CIDR are not expressible in one policy. */
 export function tsCidr(ts: IkeTs): string {
@@ -37,8 +26,8 @@ export function tsCidr(ts: IkeTs): string {
   const s = `${ts.startAddress}/${ts.prefixLength ?? max}`;
   const known = CIDRS.get(s);
   if (known !== undefined) return known;
-  const f = flat(s); // the key is kept too: not a concatenation's tree
-  return shared(CIDRS, f, f);
+  const f = flatString(s); // the key is kept too: not a concatenation's tree
+  return boundedMemo(CIDRS, f, () => f, MAX_SHARED);
 }
 
 export function toPolicySpec(p: KernelPolicy, c: Pick<KernelChildSa, 'mode' | 'ifId' | 'mark'>, reqid: number, parts: SharedParts = new SharedParts()): PolicySpec {
@@ -61,7 +50,7 @@ export function toPolicySpec(p: KernelPolicy, c: Pick<KernelChildSa, 'mode' | 'i
  */
 class SharedParts {
   readonly #templates = new Map<string, NonNullable<PolicySpec['templates']>>();
-  selector(s: PolicySpec['selector']): PolicySpec['selector'] { return shared(SELECTORS, JSON.stringify([s.src, s.dst, s.proto, s.sport, s.dport]), s); }
+  selector(s: PolicySpec['selector']): PolicySpec['selector'] { return boundedMemo(SELECTORS, JSON.stringify([s.src, s.dst, s.proto, s.sport, s.dport]), () => s, MAX_SHARED); }
   templates(t: NonNullable<PolicySpec['templates']>): NonNullable<PolicySpec['templates']> { return once(this.#templates, JSON.stringify(t), t); }
 }
 function once<T>(m: Map<string, T>, k: string, x: T): T { const known = m.get(k); if (known !== undefined) return known; m.set(k, x); return x; }

@@ -15,6 +15,7 @@
 //                expiry reports) from engine.saStats(), which copies no other SA's
 // Nothing outlives the process: a restarted agent finds no SAs to adopt or resume.
 import { randomInt } from 'node:crypto';
+import { boundedMemo } from '../../common/bounded-memo.js';
 import { KipsecError } from '../../common/errors.js';
 import type { SecretBytes } from '../../common/secret.js';
 import { DEFAULT_REPLAY_WINDOW, cidrSelector, type EspAlgorithm, type EspDirection, type EspEvent, type EspSelector } from '../../esp/index.js';
@@ -94,15 +95,8 @@ function peerOf(sa: SaSpec, direction: EspDirection): { address: string; port: n
  * thread per handshake in the rate bench's profile. Bounded: cleared when full.
  */
 const RANGES = new Map<string, ReturnType<typeof cidrSelector>>();
-const RANGES_MAX = 4_096;
 function cidrRange(cidr: string): ReturnType<typeof cidrSelector> {
-  let r = RANGES.get(cidr);
-  if (r === undefined) {
-    r = cidrSelector(cidr); // throws for a bad CIDR, which is not remembered
-    if (RANGES.size >= RANGES_MAX) RANGES.clear();
-    RANGES.set(cidr, r);
-  }
-  return r;
+  return boundedMemo(RANGES, cidr, () => cidrSelector(cidr)); // a bad CIDR throws and is not kept
 }
 
 /** An XFRM selector side as the engine's inclusive range, with the selector's protocol and port. */

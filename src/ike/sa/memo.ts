@@ -2,19 +2,8 @@
 // (suite names for status/events, address bytes for NAT detection and selectors). Profiling the
 // handshake bench showed them at several percent of a PSK handshake.
 import { formatProposal, type PolicyTransform } from '../policy/proposal.js';
+import { boundedMemo as bounded } from '../../common/bounded-memo.js';
 import { ipToBytes } from './addr.js';
-
-const LIMIT = 4_096;
-
-function bounded<V>(m: Map<string, V>, key: string, make: () => V): V {
-  let v = m.get(key);
-  if (v === undefined) {
-    if (m.size >= LIMIT) m.clear();
-    v = make();
-    m.set(key, v);
-  }
-  return v;
-}
 
 const suites = new Map<string, string>();
 /** formatProposal for a negotiated suite, memoised by its transform IDs. */

@@ -1,6 +1,7 @@
 // A tunnel's configuration checked and parsed once into what the engine runs on (PeerRuntime):
 // addresses, proposals (RFC 9370 additional key exchanges included), traffic selectors, pins,
 // and a reqid per Child SA that a changed configuration keeps.
+import { boundedMemo } from '../../common/bounded-memo.js';
 import { ConfigError } from '../../common/errors.js';
 import { DhId, TransformType } from '../constants.js';
 import { parseProposals, type ParseOptions, type PolicyProposal, type SaProtocol } from '../policy/proposal.js';
@@ -50,13 +51,8 @@ const PARSED = new Map<string, readonly PolicyProposal[]>();
 const PARSED_MAX = 256;
 
 function sharedProposals(texts: readonly string[], protocol: SaProtocol, opts: ParseOptions & { readonly allowWeak: boolean; readonly additionalKeyExchanges: true }): readonly PolicyProposal[] {
-  const key = JSON.stringify([protocol, opts.allowWeak, texts]);
-  const known = PARSED.get(key);
-  if (known !== undefined) return known;
-  const parsed = parseProposals(texts, protocol, opts); // errors are thrown with this peer's path, never cached
-  if (PARSED.size >= PARSED_MAX) PARSED.clear();
-  PARSED.set(key, parsed);
-  return parsed;
+  // Errors are thrown with this peer's path, never kept.
+  return boundedMemo(PARSED, JSON.stringify([protocol, opts.allowWeak, texts]), () => parseProposals(texts, protocol, opts), PARSED_MAX);
 }
 
 /**
@@ -66,25 +62,14 @@ function sharedProposals(texts: readonly string[], protocol: SaProtocol, opts: P
 const SELECTORS = new Map<string, TsRange>();
 
 function sharedTs(text: string, path: string): TsRange {
-  const known = SELECTORS.get(text);
-  if (known !== undefined) return known;
-  const ts = parseTs(text, path);
-  if (SELECTORS.size >= PARSED_MAX) SELECTORS.clear();
-  SELECTORS.set(text, ts);
-  return ts;
+  return boundedMemo(SELECTORS, text, () => parseTs(text, path), PARSED_MAX);
 }
 
 /** And the lists of them (most tunnels' local list is the same). */
 const SELECTOR_LISTS = new Map<string, readonly TsRange[]>();
 
 function sharedTsList(texts: readonly string[], path: string): readonly TsRange[] {
-  const key = JSON.stringify(texts);
-  const known = SELECTOR_LISTS.get(key);
-  if (known !== undefined) return known;
-  const list = texts.map((t, j) => sharedTs(t, `${path}[${j}]`));
-  if (SELECTOR_LISTS.size >= PARSED_MAX) SELECTOR_LISTS.clear();
-  SELECTOR_LISTS.set(key, list);
-  return list;
+  return boundedMemo(SELECTOR_LISTS, JSON.stringify(texts), () => texts.map((t, j) => sharedTs(t, `${path}[${j}]`)), PARSED_MAX);
 }
 
 /** Pins are lower-case hex SHA-256 digests, and a pin list that pins nothing is a mistake. */
